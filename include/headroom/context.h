@@ -1,0 +1,98 @@
+/* headroom — inference context: run state, KV cache, forward pass, hooks.
+ *
+ * A context holds the activations (llama2.c's RunState) and the KV cache of
+ * one sequence. hr_forward() appends n tokens at the current position: n > 1
+ * is a batched prefill (matrix-matrix products), n == 1 a decode step; both
+ * give the same logits to within float rounding.
+ *
+ * Hooks: one callback plus user_data receives the points selected by a
+ * mask of hr_hook_point bits. With no hook installed no recording work is
+ * done. Event data point into the context's buffers and are valid only
+ * during the callback; callbacks may modify them (interventions).
+ *
+ * Head gates: a float per (layer, query head) multiplying that head's
+ * attention output before the output projection; 1 = unchanged, 0 = head
+ * removed. They are data read on every forward, not special cases.
+ */
+#ifndef HEADROOM_CONTEXT_H
+#define HEADROOM_CONTEXT_H
+
+#include "headroom/common.h"
+#include "headroom/model.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hr_context hr_context;
+
+typedef struct {
+    int n_ctx;     /* KV cache length; 0 = the model's seq_len */
+    int n_threads; /* 0 = all cores */
+    int n_batch;   /* max tokens per internal batch; 0 = n_ctx */
+} hr_context_params;
+
+hr_context_params hr_context_default_params(void);
+
+/* m must outlive the context. *out owned by caller: hr_context_free().
+ * n_ctx beyond the model's seq_len is HR_ERR_RANGE. */
+hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_context **out);
+void hr_context_free(hr_context *ctx); /* NULL ok */
+
+/* Last error message of this context ("" if none). Borrowed. */
+const char *hr_context_last_error(const hr_context *ctx);
+
+int hr_context_n_ctx(const hr_context *ctx);
+/* Tokens currently in the KV cache. */
+int hr_context_n_past(const hr_context *ctx);
+/* Forgets cached positions >= n_past (0 = clear). */
+hr_status hr_context_truncate(hr_context *ctx, int n_past);
+/* Bytes allocated for the KV cache. */
+size_t hr_context_kv_bytes(const hr_context *ctx);
+
+/* Runs n tokens at positions n_past .. n_past+n-1 and appends them to the
+ * cache. logits (caller-owned) receives (n, vocab) floats when all_logits,
+ * else (vocab) floats for the last token; may be NULL. Positions past n_ctx
+ * are HR_ERR_RANGE; token ids outside the vocabulary HR_ERR_INVALID_ARG. */
+hr_status hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits);
+
+typedef enum {
+    HR_HOOK_ATTN_PROBS = 1u << 0, /* per head: probs (n_tokens, n_kv); row i covers keys 0..n_kv-1,
+                                     entries after position pos0+i are 0 */
+    HR_HOOK_HEAD_OUT = 1u << 1,   /* per head: attention output before Wo and gate (n_tokens, head_dim),
+                                     rows strided by `stride` floats */
+    HR_HOOK_RESID_PRE = 1u << 2,  /* per layer: residual entering the block (n_tokens, dim) */
+    HR_HOOK_ATTN_OUT = 1u << 3,   /* per layer: attention sublayer output (n_tokens, dim) */
+    HR_HOOK_MLP_OUT = 1u << 4,    /* per layer: MLP sublayer output (n_tokens, dim) */
+    HR_HOOK_RESID_POST = 1u << 5, /* per layer: residual leaving the block (n_tokens, dim) */
+    HR_HOOK_FINAL = 1u << 6       /* final normed hidden state (n_tokens, dim), layer = n_layers */
+} hr_hook_point;
+
+typedef struct {
+    hr_hook_point point;
+    int layer;
+    int head;     /* query head for per-head points, else -1 */
+    int n_tokens; /* rows */
+    int pos0;     /* position of row 0 */
+    int n_cols;   /* columns per row (n_kv for probs, head_dim, dim) */
+    int stride;   /* floats between rows */
+    float *data;
+} hr_hook_event;
+
+/* Return non-zero to abort the forward (it then returns HR_ERR_ABORTED). */
+typedef int (*hr_hook_fn)(const hr_hook_event *ev, void *user_data);
+
+/* Installs (fn != NULL) or removes the hook. mask: OR of hr_hook_point. */
+void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, void *user_data);
+
+/* Copies gates (n_layers × max_heads floats, row-major, max_heads =
+ * hr_config_max_heads) into the context; NULL restores all 1. */
+hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

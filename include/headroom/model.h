@@ -1,0 +1,104 @@
+/* headroom — models: configuration and weights.
+ *
+ * Formats (detected from the file's first bytes, never its name):
+ *  - llama2.c v0 float32 (llama2.c's run.c "legacy" export):
+ *      7 × i32: dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+ *               vocab_size (negative = separate classifier), seq_len
+ *      f32 token_embedding (vocab, dim) | rms_att (L, dim)
+ *      wq (L, n_heads*hd, dim) | wk (L, n_kv*hd, dim) | wv (L, n_kv*hd, dim)
+ *      wo (L, dim, n_heads*hd) | rms_ffn (L, dim)
+ *      w1 (L, hidden, dim) | w2 (L, dim, hidden) | w3 (L, hidden, dim)
+ *      rms_final (dim) | freq_cis_real (seq, hd/2) | freq_cis_imag (seq, hd/2)
+ *      [wcls (vocab, dim) when vocab_size < 0]
+ *    RoPE theta 10000, RMSNorm eps 1e-5; hd = dim / n_heads.
+ *  - llama2.c int8 "runq" v2 (magic "ak42" = 0x616b3432):
+ *      256-byte header: u32 magic | i32 version (2) | 7 × i32 as above
+ *      (vocab positive) | u8 shared_classifier | i32 group_size | zero pad
+ *      f32 rms_att (L, dim) | rms_ffn (L, dim) | rms_final (dim)
+ *      then each quantized tensor as int8 q[numel] followed by f32
+ *      s[numel / group_size] (value = q * s of its group), in the order
+ *      token_embedding, wq[0..L), wk[..], wv[..], wo[..], w1[..], w2[..],
+ *      w3[..], [wcls when not shared].
+ *  - GGUF (see gguf.h) with general.architecture "llama" (or "deci": per-layer
+ *    head counts / FFN sizes): keys llama.block_count, .embedding_length,
+ *    .feed_forward_length, .attention.head_count, .attention.head_count_kv
+ *    (scalars or per-layer arrays), .context_length, .rope.freq_base,
+ *    .attention.layer_norm_rms_epsilon, .rope.dimension_count; tensors
+ *    token_embd, output_norm, [output], blk.N.{attn_norm, attn_q, attn_k,
+ *    attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight.
+ *
+ * Weights are memory-mapped where stored as f32; other dtypes (f16, bf16,
+ * Q8_0, llama2.c int8) are dequantized to f32 at load.
+ * Q/K rows use the interleaved-pair RoPE layout of llama2.c and GGUF.
+ */
+#ifndef HEADROOM_MODEL_H
+#define HEADROOM_MODEL_H
+
+#include "headroom/common.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HR_MAX_LAYERS 256
+
+typedef enum {
+    HR_ARCH_LLAMA = 0
+} hr_arch;
+
+typedef enum {
+    HR_FORMAT_LLAMA2C = 0,    /* llama2.c v0 float32 */
+    HR_FORMAT_LLAMA2C_Q8 = 1, /* llama2.c runq v2 int8 */
+    HR_FORMAT_GGUF = 2
+} hr_format;
+
+/* Hyper-parameters. Per-layer arrays allow pruned (non-uniform) models. */
+typedef struct {
+    hr_arch arch;
+    int dim;                         /* residual width */
+    int n_layers;
+    int head_dim;
+    int n_head[HR_MAX_LAYERS];       /* query heads per layer (0 = no attention) */
+    int n_head_kv[HR_MAX_LAYERS];    /* KV heads per layer */
+    int n_ff[HR_MAX_LAYERS];         /* MLP hidden size per layer (0 = no MLP) */
+    int vocab_size;
+    int seq_len;                     /* maximum context */
+    float rope_theta;
+    float norm_eps;
+    bool tied_classifier;            /* output weights shared with embedding */
+} hr_config;
+
+typedef struct hr_model hr_model;
+
+/* Loads a model; format detected from content. *out owned by caller:
+ * hr_model_free(). Hostile files fail with HR_ERR_FORMAT and a message. */
+hr_status hr_model_load(const char *path, hr_model **out);
+void hr_model_free(hr_model *m); /* NULL ok */
+
+const hr_config *hr_model_config(const hr_model *m); /* borrowed */
+hr_format hr_model_format(const hr_model *m);
+const char *hr_format_name(hr_format f);
+const char *hr_arch_name(hr_arch a);
+/* dtype the weights were stored in ("f32", "f16", "bf16", "q8_0", "int8-g4"...). */
+const char *hr_model_source_dtype(const hr_model *m);
+int64_t hr_model_n_params(const hr_model *m);
+/* Largest n_head / n_head_kv / n_ff over layers. */
+int hr_config_max_heads(const hr_config *c);
+int hr_config_max_kv_heads(const hr_config *c);
+int hr_config_max_ff(const hr_config *c);
+
+/* Describes tensor i (0 <= i < hr_model_n_tensors) for listings. */
+typedef struct {
+    char name[64];     /* GGUF-style name, e.g. "blk.0.attn_q.weight" */
+    int64_t rows, cols; /* (rows, cols) row-major; vectors have rows = 1 */
+} hr_tensor_info;
+int hr_model_n_tensors(const hr_model *m);
+hr_status hr_model_tensor_info(const hr_model *m, int i, hr_tensor_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,70 @@
+/* Internal helpers shared by all library modules (not installed). */
+#ifndef HR_INTERNAL_H
+#define HR_INTERNAL_H
+
+#include "headroom/common.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define HR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define HR_PRINTF(a, b)
+#endif
+
+/* Records a formatted message as this thread's last error and returns st,
+ * so failures read: return hr_err(HR_ERR_FORMAT, "bad magic in %s", path); */
+hr_status hr_err(hr_status st, const char *fmt, ...) HR_PRINTF(2, 3);
+
+/* Prefixes the current last-error message ("loading x: <old message>"). */
+void hr_err_prefix(const char *fmt, ...) HR_PRINTF(1, 2);
+
+void hr_log(hr_log_level level, const char *fmt, ...) HR_PRINTF(2, 3);
+
+/* Overflow-checked size arithmetic: return false on overflow. */
+static inline bool hr_mul_size(size_t a, size_t b, size_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool hr_add_size(size_t a, size_t b, size_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* A read-only memory map of a whole file (or a heap copy when mmap fails). */
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    int is_mmap;
+} hr_mapped_file;
+
+/* Maps path read-only. Empty files map to size 0 with data NULL. */
+hr_status hr_map_file(const char *path, hr_mapped_file *out);
+void hr_unmap_file(hr_mapped_file *f);
+
+/* Reads a whole file into a NUL-terminated heap buffer (caller frees). */
+hr_status hr_read_file(const char *path, char **out, size_t *len);
+
+/* Atomic output: write to "<path>.tmp.<pid>", then rename over path. */
+typedef struct {
+    void *fp;     /* FILE* */
+    char *tmp;    /* temporary path, owned */
+    char *final;  /* destination path, owned */
+    int failed;
+} hr_atomic_file;
+
+hr_status hr_atomic_open(const char *path, hr_atomic_file *af);
+hr_status hr_atomic_write(hr_atomic_file *af, const void *buf, size_t n);
+/* Flushes, fsyncs and renames into place; on any earlier failure removes the
+ * temporary file instead. Always releases af. */
+hr_status hr_atomic_commit(hr_atomic_file *af);
+void hr_atomic_abort(hr_atomic_file *af);
+
+/* Seconds from a monotonic clock. */
+double hr_time_now(void);
+
+/* Number of online CPU cores (>= 1). */
+int hr_n_cores(void);
+
+#endif

@@ -1,0 +1,353 @@
+/* Inference context: RunState, KV cache and the Llama forward pass. */
+#include "headroom/context.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernels/kernels.h"
+#include "model/model_internal.h"
+#include "threads/pool.h"
+
+enum { MAX_CHUNKS = 8 }; /* token chunks per head in attention tasks */
+
+struct hr_context {
+    const hr_model *model;
+    const hr_config *c;
+    int n_ctx, n_batch, n_past;
+    int q_dim, kv_dim, max_ff, max_heads; /* widest layer */
+    hr_pool *pool;
+
+    float *k_cache[HR_MAX_LAYERS]; /* (n_head_kv[l], n_ctx, head_dim) */
+    float *v_cache[HR_MAX_LAYERS]; /* (n_head_kv[l], n_ctx, head_dim) */
+    size_t kv_bytes;
+    float *rope_cos, *rope_sin;    /* (n_ctx, head_dim/2) */
+
+    float *x;      /* (n_batch, dim) residual stream */
+    float *xb;     /* (n_batch, dim) normed sublayer input */
+    float *q;      /* (n_batch, q_dim) queries */
+    float *k, *v;  /* (n_batch, kv_dim) new keys / values */
+    float *att;    /* (n_batch, q_dim) per-head attention output, before Wo */
+    float *proj;   /* (n_batch, dim) sublayer output */
+    float *hb;     /* (n_batch, max_ff) gate, then silu(gate)*up */
+    float *hb2;    /* (n_batch, max_ff) up */
+    float *last_logits; /* (vocab) */
+    float *scores; /* (max_heads * MAX_CHUNKS, n_ctx) attention scratch per task */
+    float *probs;  /* (max_heads, n_batch, n_ctx) kept only while a probs hook listens */
+    float *gates;  /* (n_layers, max_heads) head output multipliers */
+
+    hr_hook_fn hook;
+    uint32_t hook_mask;
+    void *hook_ud;
+    char err[512];
+};
+
+hr_context_params hr_context_default_params(void) {
+    hr_context_params p = {0, 0, 0};
+    return p;
+}
+
+static hr_status ctx_fail(hr_context *ctx, hr_status st) {
+    if (ctx) snprintf(ctx->err, sizeof ctx->err, "%s", hr_last_error());
+    return st;
+}
+
+const char *hr_context_last_error(const hr_context *ctx) { return ctx ? ctx->err : ""; }
+
+static float *alloc_floats(size_t a, size_t b, size_t *bytes_acc) {
+    size_t n, bytes;
+    if (!hr_mul_size(a, b, &n) || !hr_mul_size(n, sizeof(float), &bytes)) return NULL;
+    float *p = calloc(1, bytes ? bytes : 1);
+    if (p && bytes_acc) *bytes_acc += bytes;
+    return p;
+}
+
+void hr_context_free(hr_context *ctx) {
+    if (!ctx) return;
+    for (int l = 0; l < HR_MAX_LAYERS; l++) {
+        free(ctx->k_cache[l]);
+        free(ctx->v_cache[l]);
+    }
+    float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x, ctx->xb, ctx->q, ctx->k, ctx->v, ctx->att,
+                     ctx->proj, ctx->hb, ctx->hb2, ctx->last_logits, ctx->scores, ctx->probs, ctx->gates};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    hr_pool_free(ctx->pool);
+    free(ctx);
+}
+
+static hr_status alloc_state(hr_context *ctx) {
+    const hr_config *c = ctx->c;
+    size_t nb = (size_t)ctx->n_batch, hd = (size_t)c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (c->n_head_kv[l] == 0) continue;
+        ctx->k_cache[l] = alloc_floats((size_t)c->n_head_kv[l] * ctx->n_ctx, hd, &ctx->kv_bytes);
+        ctx->v_cache[l] = alloc_floats((size_t)c->n_head_kv[l] * ctx->n_ctx, hd, &ctx->kv_bytes);
+        if (!ctx->k_cache[l] || !ctx->v_cache[l]) return hr_err(HR_ERR_NOMEM, "out of memory for the KV cache");
+    }
+    ctx->rope_cos = alloc_floats((size_t)ctx->n_ctx, hd / 2, NULL);
+    ctx->rope_sin = alloc_floats((size_t)ctx->n_ctx, hd / 2, NULL);
+    ctx->x = alloc_floats(nb, (size_t)c->dim, NULL);
+    ctx->xb = alloc_floats(nb, (size_t)c->dim, NULL);
+    ctx->q = alloc_floats(nb, (size_t)ctx->q_dim, NULL);
+    ctx->k = alloc_floats(nb, (size_t)ctx->kv_dim, NULL);
+    ctx->v = alloc_floats(nb, (size_t)ctx->kv_dim, NULL);
+    ctx->att = alloc_floats(nb, (size_t)ctx->q_dim, NULL);
+    ctx->proj = alloc_floats(nb, (size_t)c->dim, NULL);
+    ctx->hb = alloc_floats(nb, (size_t)(ctx->max_ff ? ctx->max_ff : 1), NULL);
+    ctx->hb2 = alloc_floats(nb, (size_t)(ctx->max_ff ? ctx->max_ff : 1), NULL);
+    ctx->last_logits = alloc_floats((size_t)c->vocab_size, 1, NULL);
+    ctx->scores = alloc_floats((size_t)(ctx->max_heads ? ctx->max_heads : 1) * MAX_CHUNKS, (size_t)ctx->n_ctx, NULL);
+    ctx->gates = alloc_floats((size_t)c->n_layers, (size_t)(ctx->max_heads ? ctx->max_heads : 1), NULL);
+    if (!ctx->rope_cos || !ctx->rope_sin || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att ||
+        !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->last_logits || !ctx->scores || !ctx->gates)
+        return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
+    for (int p = 0; p < ctx->n_ctx; p++)
+        hr_rope_table(ctx->rope_cos + (size_t)p * (hd / 2), ctx->rope_sin + (size_t)p * (hd / 2), (int)hd, p,
+                      c->rope_theta);
+    return hr_context_set_head_gates(ctx, NULL);
+}
+
+hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_context **out) {
+    *out = NULL;
+    if (!m) return hr_err(HR_ERR_INVALID_ARG, "no model given");
+    hr_context_params dp = hr_context_default_params();
+    if (!p) p = &dp;
+    const hr_config *c = hr_model_config(m);
+    if (p->n_ctx < 0 || p->n_ctx > c->seq_len)
+        return hr_err(HR_ERR_RANGE, "context of %d tokens is beyond the model's context length %d", p->n_ctx,
+                      c->seq_len);
+    if (p->n_threads < 0 || p->n_threads > 1024) return hr_err(HR_ERR_RANGE, "thread count %d out of range", p->n_threads);
+    if (p->n_batch < 0) return hr_err(HR_ERR_RANGE, "batch size %d out of range", p->n_batch);
+    hr_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return hr_err(HR_ERR_NOMEM, "out of memory");
+    ctx->model = m;
+    ctx->c = c;
+    ctx->n_ctx = p->n_ctx ? p->n_ctx : c->seq_len;
+    ctx->n_batch = p->n_batch ? p->n_batch : (ctx->n_ctx < 512 ? ctx->n_ctx : 512);
+    if (ctx->n_batch > ctx->n_ctx) ctx->n_batch = ctx->n_ctx;
+    ctx->max_heads = hr_config_max_heads(c);
+    ctx->q_dim = ctx->max_heads * c->head_dim;
+    ctx->kv_dim = hr_config_max_kv_heads(c) * c->head_dim;
+    ctx->max_ff = hr_config_max_ff(c);
+    /* Our pool owns all parallelism; sgemm runs single-threaded per task. */
+    openblas_set_num_threads(1);
+    hr_status st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
+    if (st == HR_OK) st = alloc_state(ctx);
+    if (st != HR_OK) {
+        hr_context_free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return HR_OK;
+}
+
+int hr_context_n_ctx(const hr_context *ctx) { return ctx->n_ctx; }
+int hr_context_n_past(const hr_context *ctx) { return ctx->n_past; }
+size_t hr_context_kv_bytes(const hr_context *ctx) { return ctx->kv_bytes; }
+
+hr_status hr_context_truncate(hr_context *ctx, int n_past) {
+    if (n_past < 0 || n_past > ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "cannot truncate to %d tokens (cache holds %d)", n_past, ctx->n_past));
+    ctx->n_past = n_past;
+    return HR_OK;
+}
+
+void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, void *user_data) {
+    ctx->hook = fn;
+    ctx->hook_mask = fn ? mask : 0;
+    ctx->hook_ud = user_data;
+    if (!(ctx->hook_mask & HR_HOOK_ATTN_PROBS)) {
+        free(ctx->probs);
+        ctx->probs = NULL;
+    }
+}
+
+hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates) {
+    size_t n = (size_t)ctx->c->n_layers * (size_t)(ctx->max_heads ? ctx->max_heads : 1);
+    if (gates) {
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(gates[i])) return ctx_fail(ctx, hr_err(HR_ERR_INVALID_ARG, "head gate %zu is not finite", i));
+        memcpy(ctx->gates, gates, n * sizeof(float));
+    } else {
+        for (size_t i = 0; i < n; i++) ctx->gates[i] = 1.0f;
+    }
+    return HR_OK;
+}
+
+/* ---- forward ---- */
+
+static int emit(hr_context *ctx, hr_hook_point pt, int layer, int head, int n, int pos0, int n_cols, int stride,
+                float *data) {
+    if (!(ctx->hook_mask & pt)) return 0;
+    hr_hook_event ev = {pt, layer, head, n, pos0, n_cols, stride, data};
+    return ctx->hook(&ev, ctx->hook_ud);
+}
+
+typedef struct {
+    hr_context *ctx;
+    int layer, n, pos0, n_chunks, chunk_len;
+} attn_job;
+
+/* One (head, chunk of tokens): causal softmax attention over the cache. */
+static void attn_task(void *vp, int i) {
+    const attn_job *j = vp;
+    hr_context *ctx = j->ctx;
+    const hr_config *c = ctx->c;
+    int l = j->layer, hd = c->head_dim, n_head = c->n_head[l];
+    int h = i % n_head, chunk = i / n_head;
+    int g = h / (n_head / c->n_head_kv[l]);
+    int t0 = chunk * j->chunk_len, t1 = t0 + j->chunk_len;
+    if (t1 > j->n) t1 = j->n;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *kc = ctx->k_cache[l] + (size_t)g * ctx->n_ctx * hd; /* (n_ctx, hd) */
+    const float *vc = ctx->v_cache[l] + (size_t)g * ctx->n_ctx * hd; /* (n_ctx, hd) */
+    int n_kv = j->pos0 + j->n;
+    for (int t = t0; t < t1; t++) {
+        int pos = j->pos0 + t;
+        float *s = ctx->probs ? ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx
+                              : ctx->scores + (size_t)i * ctx->n_ctx;
+        const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
+        for (int p = 0; p <= pos; p++) s[p] = hr_dot(qv, kc + (size_t)p * hd, hd) * scale;
+        hr_softmax(s, pos + 1);
+        float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int p = 0; p <= pos; p++) hr_axpy(o, s[p], vc + (size_t)p * hd, hd);
+        if (ctx->probs)
+            for (int p = pos + 1; p < n_kv; p++) s[p] = 0;
+    }
+}
+
+static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
+    const hr_config *c = ctx->c;
+    const hr_layer_weights *w = &ctx->model->w.layers[l];
+    int hd = c->head_dim, nh = c->n_head[l], nkv = c->n_head_kv[l];
+    int qd = nh * hd, kvd = nkv * hd;
+    for (int t = 0; t < n; t++)
+        hr_rmsnorm(ctx->xb + (size_t)t * c->dim, ctx->x + (size_t)t * c->dim, w->attn_norm, c->dim, c->norm_eps);
+    /* Row strides of q/k/v/att are the widest layer's, so project row by row
+     * into them only when this layer is narrower (pruned models). */
+    hr_matmul(ctx->pool, ctx->q, ctx->xb, w->wq, n, c->dim, qd);
+    hr_matmul(ctx->pool, ctx->k, ctx->xb, w->wk, n, c->dim, kvd);
+    hr_matmul(ctx->pool, ctx->v, ctx->xb, w->wv, n, c->dim, kvd);
+    if (qd != ctx->q_dim || kvd != ctx->kv_dim) {
+        for (int t = n - 1; t >= 0; t--) { /* spread packed rows to the wide stride, back to front */
+            memmove(ctx->q + (size_t)t * ctx->q_dim, ctx->q + (size_t)t * qd, (size_t)qd * sizeof(float));
+            memmove(ctx->k + (size_t)t * ctx->kv_dim, ctx->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+            memmove(ctx->v + (size_t)t * ctx->kv_dim, ctx->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+        }
+    }
+    size_t half = (size_t)hd / 2;
+    for (int t = 0; t < n; t++) {
+        int pos = pos0 + t;
+        const float *ct = ctx->rope_cos + (size_t)pos * half, *st = ctx->rope_sin + (size_t)pos * half;
+        float *qr = ctx->q + (size_t)t * ctx->q_dim, *kr = ctx->k + (size_t)t * ctx->kv_dim;
+        hr_rope(qr, nh, hd, ct, st);
+        hr_rope(kr, nkv, hd, ct, st);
+        for (int g = 0; g < nkv; g++) {
+            size_t off = ((size_t)g * ctx->n_ctx + pos) * hd;
+            memcpy(ctx->k_cache[l] + off, kr + (size_t)g * hd, (size_t)hd * sizeof(float));
+            memcpy(ctx->v_cache[l] + off, ctx->v + (size_t)t * ctx->kv_dim + (size_t)g * hd, (size_t)hd * sizeof(float));
+        }
+    }
+    int want_chunks = (2 * hr_pool_n_threads(ctx->pool) + nh - 1) / nh;
+    int n_chunks = want_chunks < MAX_CHUNKS ? want_chunks : MAX_CHUNKS;
+    if (n_chunks > n) n_chunks = n;
+    if (n_chunks < 1) n_chunks = 1;
+    attn_job job = {ctx, l, n, pos0, n_chunks, (n + n_chunks - 1) / n_chunks};
+    hr_pool_run(ctx->pool, attn_task, &job, nh * n_chunks);
+    for (int h = 0; h < nh; h++) {
+        if (ctx->probs && emit(ctx, HR_HOOK_ATTN_PROBS, l, h, n, pos0, pos0 + n, ctx->n_ctx,
+                               ctx->probs + (size_t)h * ctx->n_batch * ctx->n_ctx))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+        if (emit(ctx, HR_HOOK_HEAD_OUT, l, h, n, pos0, hd, ctx->q_dim, ctx->att + (size_t)h * hd))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    }
+    const float *gate = ctx->gates + (size_t)l * ctx->max_heads;
+    for (int t = 0; t < n; t++) {
+        float *src = ctx->att + (size_t)t * ctx->q_dim, *dst = ctx->att + (size_t)t * qd;
+        for (int h = 0; h < nh; h++)
+            for (int d = 0; d < hd; d++) dst[(size_t)h * hd + d] = src[(size_t)h * hd + d] * gate[h];
+    }
+    hr_matmul(ctx->pool, ctx->proj, ctx->att, w->wo, n, qd, c->dim);
+    if (emit(ctx, HR_HOOK_ATTN_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
+        return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    size_t total = (size_t)n * c->dim;
+    for (size_t i = 0; i < total; i++) ctx->x[i] += ctx->proj[i];
+    return HR_OK;
+}
+
+static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
+    const hr_config *c = ctx->c;
+    const hr_layer_weights *w = &ctx->model->w.layers[l];
+    int ff = c->n_ff[l];
+    for (int t = 0; t < n; t++)
+        hr_rmsnorm(ctx->xb + (size_t)t * c->dim, ctx->x + (size_t)t * c->dim, w->ffn_norm, c->dim, c->norm_eps);
+    hr_matmul(ctx->pool, ctx->hb, ctx->xb, w->w_gate, n, c->dim, ff);
+    hr_matmul(ctx->pool, ctx->hb2, ctx->xb, w->w_up, n, c->dim, ff);
+    hr_swiglu(ctx->hb, ctx->hb, ctx->hb2, n * ff);
+    hr_matmul(ctx->pool, ctx->proj, ctx->hb, w->w_down, n, ff, c->dim);
+    if (emit(ctx, HR_HOOK_MLP_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
+        return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    size_t total = (size_t)n * c->dim;
+    for (size_t i = 0; i < total; i++) ctx->x[i] += ctx->proj[i];
+    return HR_OK;
+}
+
+/* One batch of n <= n_batch tokens at position n_past. */
+static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    const hr_config *c = ctx->c;
+    const hr_weights *w = &ctx->model->w;
+    int pos0 = ctx->n_past, dim = c->dim;
+    for (int t = 0; t < n; t++)
+        memcpy(ctx->x + (size_t)t * dim, w->tok_embd + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
+    if ((ctx->hook_mask & HR_HOOK_ATTN_PROBS) && !ctx->probs) {
+        ctx->probs = alloc_floats((size_t)ctx->max_heads * ctx->n_batch, (size_t)ctx->n_ctx, NULL);
+        if (!ctx->probs) return hr_err(HR_ERR_NOMEM, "out of memory for attention probabilities");
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        if (emit(ctx, HR_HOOK_RESID_PRE, l, -1, n, pos0, dim, dim, ctx->x))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+        hr_status st = c->n_head[l] > 0 ? attention(ctx, l, n, pos0) : HR_OK;
+        if (st == HR_OK && c->n_ff[l] > 0) st = mlp(ctx, l, n, pos0);
+        if (st != HR_OK) return st;
+        if (emit(ctx, HR_HOOK_RESID_POST, l, -1, n, pos0, dim, dim, ctx->x))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    }
+    ctx->n_past += n;
+    if (!logits && !(ctx->hook_mask & HR_HOOK_FINAL)) return HR_OK;
+    /* Only the rows whose logits are wanted go through the classifier. */
+    int first = all_logits ? 0 : n - 1, rows = n - first;
+    for (int t = first; t < n; t++)
+        hr_rmsnorm(ctx->xb + (size_t)t * dim, ctx->x + (size_t)t * dim, w->out_norm, dim, c->norm_eps);
+    if (emit(ctx, HR_HOOK_FINAL, c->n_layers, -1, rows, pos0 + first, dim, dim, ctx->xb + (size_t)first * dim))
+        return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    if (logits) hr_matmul(ctx->pool, logits, ctx->xb + (size_t)first * dim, w->output, rows, dim, c->vocab_size);
+    return HR_OK;
+}
+
+hr_status hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    if (!ctx || (!tokens && n > 0) || n < 0) return hr_err(HR_ERR_INVALID_ARG, "invalid forward arguments");
+    if (n == 0) return HR_OK;
+    if (n > ctx->n_ctx - ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "%d tokens after %d cached exceed the context of %d", n,
+                                    ctx->n_past, ctx->n_ctx));
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= ctx->c->vocab_size)
+            return ctx_fail(ctx, hr_err(HR_ERR_INVALID_ARG, "token id %d at index %d is outside the vocabulary (%d)",
+                                        tokens[i], i, ctx->c->vocab_size));
+    size_t vocab = (size_t)ctx->c->vocab_size;
+    for (int done = 0; done < n;) {
+        int b = n - done < ctx->n_batch ? n - done : ctx->n_batch;
+        bool last = done + b == n;
+        float *out = NULL;
+        if (logits && all_logits) out = logits + (size_t)done * vocab;
+        else if (logits && last) out = logits;
+        hr_status st = forward_batch(ctx, tokens + done, b, out, all_logits);
+        if (st != HR_OK) return ctx_fail(ctx, st);
+        done += b;
+    }
+    return HR_OK;
+}

@@ -1,0 +1,42 @@
+/* Compute kernels with explicit dimensions. Each optimised kernel has a
+ * naive reference beside it (suffix _ref) that tests compare against.
+ * Matrices are row-major; a weight W (d_out, d_in) maps x (d_in) to
+ * y = W x (d_out). */
+#ifndef HR_KERNELS_H
+#define HR_KERNELS_H
+
+#include <stddef.h>
+
+#include "../threads/pool.h"
+
+/* y (n, d_out) = x (n, d_in) · W^T; W (d_out, d_in). */
+void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, int d_out);
+/* Same, parallel over output rows: n == 1 uses a vectorised GEMV, n > 1
+ * single-threaded OpenBLAS sgemm per block of output rows. */
+void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out);
+
+/* GEMV on output rows [r0, r1): y[r] = dot(W[r], x). */
+void hr_gemv_rows(float *y, const float *x, const float *w, int d_in, int r0, int r1);
+void hr_gemv_rows_ref(float *y, const float *x, const float *w, int d_in, int r0, int r1);
+
+float hr_dot(const float *a, const float *b, int n);
+/* y += a * x */
+void hr_axpy(float *y, float a, const float *x, int n);
+
+/* y (dim) = x / rms(x) * g; y may alias x. */
+void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps);
+
+/* Rotates interleaved pairs (v[2i], v[2i+1]) of each of n_heads heads of
+ * size head_dim by pos * theta^(-2i/head_dim), using cos/sin tables
+ * (head_dim/2 each) for that position. */
+void hr_rope(float *v, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+void hr_rope_ref(float *v, int n_heads, int head_dim, int pos, float theta);
+/* Fills cos/sin tables (head_dim/2) for one position. */
+void hr_rope_table(float *cos_t, float *sin_t, int head_dim, int pos, float theta);
+
+/* In place softmax over n values. */
+void hr_softmax(float *x, int n);
+/* h = silu(gate) * up, n values. */
+void hr_swiglu(float *h, const float *gate, const float *up, int n);
+
+#endif
