@@ -1,6 +1,5 @@
 #include "kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -59,6 +58,120 @@ float hr_dot(const float *a, const float *b, int n) {
     for (; k < n; k++) s += a[k] * b[k];
     return s;
 }
+
+/* GEMM over output rows [r0, r1): 4 tokens × 4 rows per tile. Every output
+ * is accumulated exactly as hr_gemv_rows does it (same lanes, same order,
+ * same reduction), so batched prefill and one-token decode agree bit for bit. */
+
+/* Horizontal sums of 16 vectors at once, returned as lane m*4+q = sum of
+ * A(q + 4m) (A0..A15 in argument order). Each sum uses exactly the tree of
+ * _mm512_reduce_add_ps (pairs at distance 8, 4, 2, 1), so results are
+ * bit-identical to hsum512 on each vector alone. */
+static inline __m512 reduce16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6,
+                              __m512 a7, __m512 a8, __m512 a9, __m512 a10, __m512 a11, __m512 a12, __m512 a13,
+                              __m512 a14, __m512 a15) {
+#define HALVES(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE))
+#define QUARTERS(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD))
+    /* distance 8: b_k = [A(2k) s8 | A(2k+1) s8] */
+    __m512 b0 = HALVES(a0, a1), b1 = HALVES(a2, a3), b2 = HALVES(a4, a5), b3 = HALVES(a6, a7);
+    __m512 b4 = HALVES(a8, a9), b5 = HALVES(a10, a11), b6 = HALVES(a12, a13), b7 = HALVES(a14, a15);
+    /* distance 4: c_k quarter q = s4 of A(4k + q) */
+    __m512 c0 = QUARTERS(b0, b1), c1 = QUARTERS(b2, b3), c2 = QUARTERS(b4, b5), c3 = QUARTERS(b6, b7);
+    /* distance 2 within quarters: d0 quarter q = [A(q) s2 (2) | A(4+q) s2 (2)] */
+    __m512 d0 = _mm512_add_ps(_mm512_shuffle_ps(c0, c1, 0x44), _mm512_shuffle_ps(c0, c1, 0xEE));
+    __m512 d1 = _mm512_add_ps(_mm512_shuffle_ps(c2, c3, 0x44), _mm512_shuffle_ps(c2, c3, 0xEE));
+    /* distance 1: quarter q = [A(q), A(4+q), A(8+q), A(12+q)] */
+    return _mm512_add_ps(_mm512_shuffle_ps(d0, d1, 0x88), _mm512_shuffle_ps(d0, d1, 0xDD));
+#undef HALVES
+#undef QUARTERS
+}
+
+/* Stops the compiler from folding a load into each of the four FMAs that
+ * use it (which would quadruple the loads of the inner loop). */
+#define HR_KEEP_IN_REG(v) __asm__("" : "+v"(v))
+
+/* One tile: tokens [t, t+4) × rows [r, r+4). */
+static inline void gemm_tile_4x4(float *y, const float *x, const float *w, int t, int r, int d_in, int d_out) {
+    const int kv = d_in & ~15;
+    const float *w0 = w + (size_t)r * d_in, *w1 = w0 + d_in, *w2 = w1 + d_in, *w3 = w2 + d_in;
+    const float *x0 = x + (size_t)t * d_in, *x1 = x0 + d_in, *x2 = x1 + d_in, *x3 = x2 + d_in;
+    __m512 acc[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < kv; k += 16) {
+        __m512 a0 = _mm512_loadu_ps(w0 + k), a1 = _mm512_loadu_ps(w1 + k);
+        __m512 a2 = _mm512_loadu_ps(w2 + k), a3 = _mm512_loadu_ps(w3 + k);
+        HR_KEEP_IN_REG(a0);
+        HR_KEEP_IN_REG(a1);
+        HR_KEEP_IN_REG(a2);
+        HR_KEEP_IN_REG(a3);
+        __m512 b;
+        b = _mm512_loadu_ps(x0 + k);
+        HR_KEEP_IN_REG(b);
+        acc[0][0] = _mm512_fmadd_ps(a0, b, acc[0][0]), acc[0][1] = _mm512_fmadd_ps(a1, b, acc[0][1]);
+        acc[0][2] = _mm512_fmadd_ps(a2, b, acc[0][2]), acc[0][3] = _mm512_fmadd_ps(a3, b, acc[0][3]);
+        b = _mm512_loadu_ps(x1 + k);
+        HR_KEEP_IN_REG(b);
+        acc[1][0] = _mm512_fmadd_ps(a0, b, acc[1][0]), acc[1][1] = _mm512_fmadd_ps(a1, b, acc[1][1]);
+        acc[1][2] = _mm512_fmadd_ps(a2, b, acc[1][2]), acc[1][3] = _mm512_fmadd_ps(a3, b, acc[1][3]);
+        b = _mm512_loadu_ps(x2 + k);
+        HR_KEEP_IN_REG(b);
+        acc[2][0] = _mm512_fmadd_ps(a0, b, acc[2][0]), acc[2][1] = _mm512_fmadd_ps(a1, b, acc[2][1]);
+        acc[2][2] = _mm512_fmadd_ps(a2, b, acc[2][2]), acc[2][3] = _mm512_fmadd_ps(a3, b, acc[2][3]);
+        b = _mm512_loadu_ps(x3 + k);
+        HR_KEEP_IN_REG(b);
+        acc[3][0] = _mm512_fmadd_ps(a0, b, acc[3][0]), acc[3][1] = _mm512_fmadd_ps(a1, b, acc[3][1]);
+        acc[3][2] = _mm512_fmadd_ps(a2, b, acc[3][2]), acc[3][3] = _mm512_fmadd_ps(a3, b, acc[3][3]);
+    }
+    /* Lane 4i+j of the reduced vector is the sum for (token i, row j). */
+    __m512 red = reduce16(acc[0][0], acc[1][0], acc[2][0], acc[3][0], acc[0][1], acc[1][1], acc[2][1], acc[3][1],
+                          acc[0][2], acc[1][2], acc[2][2], acc[3][2], acc[0][3], acc[1][3], acc[2][3], acc[3][3]);
+    if (kv == d_in) {
+        _mm_storeu_ps(y + (size_t)(t + 0) * d_out + r, _mm512_extractf32x4_ps(red, 0));
+        _mm_storeu_ps(y + (size_t)(t + 1) * d_out + r, _mm512_extractf32x4_ps(red, 1));
+        _mm_storeu_ps(y + (size_t)(t + 2) * d_out + r, _mm512_extractf32x4_ps(red, 2));
+        _mm_storeu_ps(y + (size_t)(t + 3) * d_out + r, _mm512_extractf32x4_ps(red, 3));
+        return;
+    }
+    float sums[16];
+    _mm512_storeu_ps(sums, red);
+    const float *xs[4] = {x0, x1, x2, x3}, *ws[4] = {w0, w1, w2, w3};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            float s = sums[4 * i + j];
+            for (int k = kv; k < d_in; k++) s += ws[j][k] * xs[i][k];
+            y[(size_t)(t + i) * d_out + r + j] = s;
+        }
+}
+
+enum { GEMM_TOKEN_BLOCK = 64 }; /* 64 rows of x stay in L2 */
+
+/* GEMM over output rows [r0, r1): 4 tokens × 4 rows per tile, tokens in
+ * blocks that stay in L2 while the weight rows stream past. Every output is
+ * accumulated exactly as hr_gemv_rows does it (same lanes, same order, same
+ * reduction), so batched prefill and one-token decode agree bit for bit. */
+void hr_gemm_rows(float *y, const float *x, const float *w, int n, int d_in, int d_out, int r0, int r1) {
+    for (int tb = 0; tb < n; tb += GEMM_TOKEN_BLOCK) {
+        int te = tb + GEMM_TOKEN_BLOCK < n ? tb + GEMM_TOKEN_BLOCK : n;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            int t = tb;
+            for (; t + 4 <= te; t += 4) gemm_tile_4x4(y, x, w, t, r, d_in, d_out);
+            for (; t < te; t++) hr_gemv_rows(y + (size_t)t * d_out, x + (size_t)t * d_in, w, d_in, r, r + 4);
+        }
+        for (; r < r1; r++)
+            for (int t = tb; t < te; t++)
+                y[(size_t)t * d_out + r] = hr_dot(w + (size_t)r * d_in, x + (size_t)t * d_in, d_in);
+    }
+}
+#else
+
+void hr_gemm_rows(float *y, const float *x, const float *w, int n, int d_in, int d_out, int r0, int r1) {
+    for (int t = 0; t < n; t++) hr_gemv_rows(y + (size_t)t * d_out, x + (size_t)t * d_in, w, d_in, r0, r1);
+}
+#endif
+
+#if defined(__AVX512F__)
 #elif defined(__AVX2__) && defined(__FMA__)
 static inline float hsum256(__m256 v) {
     __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -131,8 +244,7 @@ static void matmul_task(void *vp, int i) {
         hr_gemv_rows(j->y, j->x, j->w, j->d_in, r0, r1);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, r1 - r0, j->d_in, 1.0f, j->x, j->d_in,
-                j->w + (size_t)r0 * j->d_in, j->d_in, 0.0f, j->y + r0, j->d_out);
+    hr_gemm_rows(j->y, j->x, j->w, j->n, j->d_in, j->d_out, r0, r1);
 }
 
 void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out) {

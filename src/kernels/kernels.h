@@ -12,12 +12,16 @@
 /* y (n, d_out) = x (n, d_in) · W^T; W (d_out, d_in). */
 void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, int d_out);
 /* Same, parallel over output rows: n == 1 uses a vectorised GEMV, n > 1
- * single-threaded OpenBLAS sgemm per block of output rows. */
+ * a register-tiled GEMM giving bit-identical results per output. */
 void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out);
 
 /* GEMV on output rows [r0, r1): y[r] = dot(W[r], x). */
 void hr_gemv_rows(float *y, const float *x, const float *w, int d_in, int r0, int r1);
 void hr_gemv_rows_ref(float *y, const float *x, const float *w, int d_in, int r0, int r1);
+
+/* GEMM on output rows [r0, r1) of y (n, d_out); bit-identical per output
+ * to hr_gemv_rows. */
+void hr_gemm_rows(float *y, const float *x, const float *w, int n, int d_in, int d_out, int r0, int r1);
 
 float hr_dot(const float *a, const float *b, int n);
 /* y += a * x */

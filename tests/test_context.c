@@ -1,0 +1,171 @@
+/* Forward pass: prefill vs decode, batching, cache truncation, hooks, gates, errors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "headroom/context.h"
+#include "headroom/model.h"
+
+static hr_model *model;
+static int V;
+static int32_t toks[40];
+
+static float *logits_with(hr_context_params p, int n) {
+    hr_context *ctx = NULL;
+    float *lg = calloc((size_t)n * V, sizeof(float));
+    if (hr_context_new(model, &p, &ctx) != HR_OK || hr_forward(ctx, toks, n, lg, true) != HR_OK) {
+        free(lg);
+        lg = NULL;
+    }
+    hr_context_free(ctx);
+    return lg;
+}
+
+static void prefill_and_token_by_token_decode_agree(void) {
+    int n = 40;
+    float *pre = logits_with(hr_context_default_params(), n);
+    float *dec = calloc((size_t)n * V, sizeof(float));
+    hr_context *ctx = NULL;
+    CHECK(hr_context_new(model, NULL, &ctx) == HR_OK, "%s", hr_last_error());
+    for (int t = 0; t < n; t++) CHECK(hr_forward(ctx, &toks[t], 1, dec + (size_t)t * V, false) == HR_OK, "decode");
+    CHECK(hr_context_n_past(ctx) == n, "n_past %d", hr_context_n_past(ctx));
+    CHECK(pre != NULL, "prefill failed");
+    if (pre) CHECK(hr_t_maxdiff("prefill vs decode", pre, dec, (size_t)n * V) <= 1e-5, "differ");
+    hr_context_free(ctx);
+    free(pre), free(dec);
+}
+
+static void small_batches_and_thread_counts_give_the_same_logits(void) {
+    hr_context_params p = hr_context_default_params();
+    float *ref = logits_with(p, 40);
+    int batches[] = {1, 7, 16};
+    for (int i = 0; i < 3; i++) {
+        p.n_batch = batches[i];
+        p.n_threads = 1 + i;
+        float *lg = logits_with(p, 40);
+        CHECK(lg && ref, "forward failed");
+        if (lg && ref) CHECK(hr_t_maxdiff("batched", ref, lg, (size_t)40 * V) <= 1e-5, "batch %d", batches[i]);
+        free(lg);
+    }
+    free(ref);
+}
+
+static void truncating_the_cache_and_rerunning_reproduces_the_logits(void) {
+    hr_context *ctx = NULL;
+    hr_context_new(model, NULL, &ctx);
+    float *a = calloc((size_t)V, 4), *b = calloc((size_t)V, 4);
+    hr_forward(ctx, toks, 30, a, false);
+    CHECK(hr_context_truncate(ctx, 20) == HR_OK, "truncate");
+    CHECK(hr_forward(ctx, toks + 20, 10, b, false) == HR_OK, "rerun");
+    CHECK(hr_t_maxdiff("after truncate", a, b, (size_t)V) <= 1e-5, "differ");
+    CHECK(hr_context_truncate(ctx, 31) != HR_OK, "truncate beyond n_past accepted");
+    hr_context_free(ctx);
+    free(a), free(b);
+}
+
+typedef struct {
+    int probs_events, bad_rows, head_events;
+    double worst_sum;
+} probe;
+
+static int probe_hook(const hr_hook_event *ev, void *ud) {
+    probe *p = ud;
+    if (ev->point == HR_HOOK_ATTN_PROBS) {
+        p->probs_events++;
+        for (int t = 0; t < ev->n_tokens; t++) {
+            const float *row = ev->data + (size_t)t * ev->stride;
+            double s = 0;
+            for (int j = 0; j < ev->n_cols; j++) s += row[j];
+            for (int j = ev->pos0 + t + 1; j < ev->n_cols; j++) p->bad_rows += row[j] != 0;
+            if (fabs(s - 1) > p->worst_sum) p->worst_sum = fabs(s - 1);
+        }
+    } else if (ev->point == HR_HOOK_HEAD_OUT) {
+        p->head_events++;
+    }
+    return 0;
+}
+
+static void attention_probability_hook_sees_causal_rows_that_sum_to_one(void) {
+    const hr_config *c = hr_model_config(model);
+    hr_context *ctx = NULL;
+    hr_context_new(model, NULL, &ctx);
+    probe p = {0};
+    hr_context_set_hook(ctx, probe_hook, HR_HOOK_ATTN_PROBS | HR_HOOK_HEAD_OUT, &p);
+    hr_forward(ctx, toks, 12, NULL, false);
+    hr_forward(ctx, toks + 12, 1, NULL, false);
+    CHECK(p.probs_events == 2 * c->n_layers * c->n_head[0], "%d events", p.probs_events);
+    CHECK(p.head_events == p.probs_events, "%d head events", p.head_events);
+    CHECK(p.bad_rows == 0, "%d non-zero entries after the causal limit", p.bad_rows);
+    CHECK(p.worst_sum < 1e-5, "row sum off by %g", p.worst_sum);
+    hr_context_free(ctx);
+}
+
+static int zero_head(const hr_hook_event *ev, void *ud) {
+    const int *target = ud; /* {layer, head} */
+    if (ev->layer == target[0] && ev->head == target[1])
+        for (int t = 0; t < ev->n_tokens; t++) memset(ev->data + (size_t)t * ev->stride, 0, sizeof(float) * ev->n_cols);
+    return 0;
+}
+
+static void a_zero_gate_equals_zeroing_the_head_output_in_a_hook(void) {
+    const hr_config *c = hr_model_config(model);
+    int mh = hr_config_max_heads(c);
+    float *gates = malloc(sizeof(float) * c->n_layers * mh);
+    for (int i = 0; i < c->n_layers * mh; i++) gates[i] = 1;
+    int target[2] = {2, 5};
+    gates[target[0] * mh + target[1]] = 0;
+    float *base = logits_with(hr_context_default_params(), 20);
+    float *a = calloc((size_t)20 * V, 4), *b = calloc((size_t)20 * V, 4);
+    hr_context *ctx = NULL;
+    hr_context_new(model, NULL, &ctx);
+    CHECK(hr_context_set_head_gates(ctx, gates) == HR_OK, "set gates");
+    hr_forward(ctx, toks, 20, a, true);
+    hr_context_free(ctx);
+    hr_context_new(model, NULL, &ctx);
+    hr_context_set_hook(ctx, zero_head, HR_HOOK_HEAD_OUT, target);
+    hr_forward(ctx, toks, 20, b, true);
+    hr_context_free(ctx);
+    CHECK(hr_t_maxdiff("gate 0 vs hook zeroing", a, b, (size_t)20 * V) <= 1e-6, "differ");
+    CHECK(hr_t_maxdiff("gate 0 vs base", a, base, (size_t)20 * V) > 1e-4, "removing a head changed nothing");
+    gates[0] = NAN;
+    hr_context_new(model, NULL, &ctx);
+    CHECK(hr_context_set_head_gates(ctx, gates) == HR_ERR_INVALID_ARG, "NaN gate accepted");
+    hr_context_free(ctx);
+    free(gates), free(base), free(a), free(b);
+}
+
+static void bad_arguments_give_clear_errors(void) {
+    hr_context_params p = hr_context_default_params();
+    hr_context *ctx = NULL;
+    p.n_ctx = hr_model_config(model)->seq_len + 1;
+    CHECK(hr_context_new(model, &p, &ctx) == HR_ERR_RANGE && ctx == NULL, "ctx beyond seq_len accepted");
+    CHECK(strstr(hr_last_error(), "context") != NULL, "message: %s", hr_last_error());
+    p.n_ctx = 16;
+    CHECK(hr_context_new(model, &p, &ctx) == HR_OK, "small ctx");
+    CHECK(hr_forward(ctx, toks, 17, NULL, false) == HR_ERR_RANGE, "overflowing the context accepted");
+    int32_t bad = V;
+    CHECK(hr_forward(ctx, &bad, 1, NULL, false) == HR_ERR_INVALID_ARG, "token outside vocab accepted");
+    CHECK(strlen(hr_context_last_error(ctx)) > 0, "no context error message");
+    CHECK(hr_forward(ctx, toks, 16, NULL, false) == HR_OK, "filling the context exactly failed");
+    hr_context_free(ctx);
+    hr_context_free(NULL);
+}
+
+int main(void) {
+    if (hr_model_load(SHARED("models/stories260K/stories260K.bin"), &model) != HR_OK) {
+        fprintf(stderr, "cannot load model: %s\n", hr_last_error());
+        return 1;
+    }
+    V = hr_model_config(model)->vocab_size;
+    unsigned s = 7;
+    toks[0] = 1;
+    for (int i = 1; i < 40; i++) toks[i] = (int32_t)((s = s * 1103515245u + 12345u) >> 16) % V;
+    RUN(prefill_and_token_by_token_decode_agree);
+    RUN(small_batches_and_thread_counts_give_the_same_logits);
+    RUN(truncating_the_cache_and_rerunning_reproduces_the_logits);
+    RUN(attention_probability_hook_sees_causal_rows_that_sum_to_one);
+    RUN(a_zero_gate_equals_zeroing_the_head_output_in_a_hook);
+    RUN(bad_arguments_give_clear_errors);
+    hr_model_free(model);
+    TEST_MAIN_END();
+}
