@@ -55,7 +55,9 @@ static void rope_with_tables_matches_reference(void) {
         float *a = rand_buf((size_t)heads * hd, 5), *b = malloc(sizeof(float) * heads * hd);
         memcpy(b, a, sizeof(float) * heads * hd);
         float ct[8], st[8];
-        hr_rope_table(ct, st, hd, pos, 10000.0f);
+        double fr[8];
+        hr_rope_freqs(fr, hd, 10000.0f, 0, 0, 0, 0);
+        hr_rope_table(ct, st, fr, hd, pos);
         hr_rope(a, heads, hd, ct, st);
         hr_rope_ref(b, heads, hd, pos, 10000.0f);
         double d = 0;
@@ -63,6 +65,17 @@ static void rope_with_tables_matches_reference(void) {
         CHECK(d < 1e-5, "pos %d diff %g", pos, d);
         free(a), free(b);
     }
+}
+
+static void layernorm_matches_reference(void) {
+    int dim = 77;
+    float *x = rand_buf((size_t)dim, 9), *g = rand_buf((size_t)dim, 10), *b = rand_buf((size_t)dim, 11);
+    float y[77], yr[77];
+    for (int i = 0; i < dim; i++) x[i] = x[i] * 3 + 5; /* non-zero mean */
+    hr_layernorm(y, x, g, b, dim, 1e-5f);
+    hr_layernorm_ref(yr, x, g, b, dim, 1e-5f);
+    CHECK(hr_t_maxdiff("layernorm", y, yr, (size_t)dim) < 1e-5, "mismatch");
+    free(x), free(g), free(b);
 }
 
 static void softmax_sums_to_one_and_survives_large_inputs(void) {
@@ -97,6 +110,7 @@ int main(void) {
     RUN(matmul_matches_reference_for_gemv_and_gemm_shapes);
     RUN(gemv_rows_matches_reference_on_a_row_range);
     RUN(rope_with_tables_matches_reference);
+    RUN(layernorm_matches_reference);
     RUN(softmax_sums_to_one_and_survives_large_inputs);
     RUN(pool_runs_every_task_exactly_once);
     TEST_MAIN_END();

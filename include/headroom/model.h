@@ -45,9 +45,28 @@ extern "C" {
 
 #define HR_MAX_LAYERS 256
 
+/* Architectures (see the registry in src/model/arch.c). Llama covers
+ * Llama 2/3, Mistral, SmolLM, TinyLlama; Qwen2 adds Q/K/V biases; GPT-2 has
+ * LayerNorm, learned positions, GELU MLP and biases everywhere. */
 typedef enum {
-    HR_ARCH_LLAMA = 0
+    HR_ARCH_LLAMA = 0,
+    HR_ARCH_QWEN2 = 1,
+    HR_ARCH_GPT2 = 2,
+    HR_ARCH_COUNT
 } hr_arch;
+
+typedef enum { HR_NORM_RMS = 0, HR_NORM_LAYER = 1 } hr_norm_type;
+typedef enum { HR_MLP_SWIGLU = 0, HR_MLP_GELU = 1 } hr_mlp_type;
+typedef enum { HR_POS_ROPE = 0, HR_POS_LEARNED = 1 } hr_pos_type;
+
+/* RoPE frequency scaling (Llama 3.x "llama3" rope_scaling). */
+typedef struct {
+    bool llama3;            /* false = plain RoPE */
+    float factor;
+    float low_freq_factor;
+    float high_freq_factor;
+    int original_ctx;       /* original_max_position_embeddings */
+} hr_rope_scaling;
 
 typedef enum {
     HR_FORMAT_LLAMA2C = 0,    /* llama2.c v0 float32 */
@@ -69,7 +88,20 @@ typedef struct {
     float rope_theta;
     float norm_eps;
     bool tied_classifier;            /* output weights shared with embedding */
+    /* Architecture traits, filled from the registry by hr_config_set_arch(). */
+    hr_norm_type norm;
+    hr_mlp_type mlp;
+    hr_pos_type pos;
+    bool qkv_bias;                   /* biases on Q, K, V projections */
+    bool out_bias;                   /* bias on the attention output projection */
+    bool mlp_bias;                   /* biases on MLP projections */
+    hr_rope_scaling rope_scaling;
 } hr_config;
+
+/* Sets arch and its traits (norm, MLP, positions, biases) in c. */
+hr_status hr_config_set_arch(hr_config *c, hr_arch arch);
+/* Architecture from its name ("llama", "mistral", "qwen2", "gpt2", ...). */
+hr_status hr_arch_from_name(const char *name, hr_arch *out);
 
 typedef struct hr_model hr_model;
 

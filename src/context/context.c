@@ -104,9 +104,14 @@ static hr_status alloc_state(hr_context *ctx) {
     if (!ctx->rope_cos || !ctx->rope_sin || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att ||
         !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->last_logits || !ctx->scores || !ctx->gates)
         return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
+    double *freqs = malloc(sizeof(double) * (hd / 2 + 1));
+    if (!freqs) return hr_err(HR_ERR_NOMEM, "out of memory");
+    const hr_rope_scaling *rs = &c->rope_scaling;
+    hr_rope_freqs(freqs, (int)hd, c->rope_theta, rs->llama3 ? rs->factor : 0, rs->low_freq_factor,
+                  rs->high_freq_factor, rs->original_ctx);
     for (int p = 0; p < ctx->n_ctx; p++)
-        hr_rope_table(ctx->rope_cos + (size_t)p * (hd / 2), ctx->rope_sin + (size_t)p * (hd / 2), (int)hd, p,
-                      c->rope_theta);
+        hr_rope_table(ctx->rope_cos + (size_t)p * (hd / 2), ctx->rope_sin + (size_t)p * (hd / 2), freqs, (int)hd, p);
+    free(freqs);
     return hr_context_set_head_gates(ctx, NULL);
 }
 
@@ -186,6 +191,25 @@ static int emit(hr_context *ctx, hr_hook_point pt, int layer, int head, int n, i
     return ctx->hook(&ev, ctx->hook_ud);
 }
 
+/* The architecture's normalisation over n rows of width dim. */
+static void norm_rows(const hr_config *c, float *y, const float *x, const float *g, const float *b, int n) {
+    for (int t = 0; t < n; t++) {
+        const float *xr = x + (size_t)t * c->dim;
+        float *yr = y + (size_t)t * c->dim;
+        if (c->norm == HR_NORM_LAYER) hr_layernorm(yr, xr, g, b, c->dim, c->norm_eps);
+        else hr_rmsnorm(yr, xr, g, c->dim, c->norm_eps);
+    }
+}
+
+/* y (n, d) += bias (d) on every row; no-op without a bias. */
+static void add_bias(float *y, const float *bias, int n, int d) {
+    if (!bias) return;
+    for (int t = 0; t < n; t++) {
+        float *r = y + (size_t)t * d;
+        for (int i = 0; i < d; i++) r[i] += bias[i];
+    }
+}
+
 typedef struct {
     hr_context *ctx;
     int layer, n, pos0, n_chunks, chunk_len;
@@ -225,13 +249,15 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
     const hr_layer_weights *w = &ctx->model->w.layers[l];
     int hd = c->head_dim, nh = c->n_head[l], nkv = c->n_head_kv[l];
     int qd = nh * hd, kvd = nkv * hd;
-    for (int t = 0; t < n; t++)
-        hr_rmsnorm(ctx->xb + (size_t)t * c->dim, ctx->x + (size_t)t * c->dim, w->attn_norm, c->dim, c->norm_eps);
+    norm_rows(c, ctx->xb, ctx->x, w->attn_norm, w->attn_norm_b, n);
     /* Row strides of q/k/v/att are the widest layer's, so project row by row
      * into them only when this layer is narrower (pruned models). */
     hr_matmul(ctx->pool, ctx->q, ctx->xb, w->wq, n, c->dim, qd);
     hr_matmul(ctx->pool, ctx->k, ctx->xb, w->wk, n, c->dim, kvd);
     hr_matmul(ctx->pool, ctx->v, ctx->xb, w->wv, n, c->dim, kvd);
+    add_bias(ctx->q, w->bq, n, qd);
+    add_bias(ctx->k, w->bk, n, kvd);
+    add_bias(ctx->v, w->bv, n, kvd);
     if (qd != ctx->q_dim || kvd != ctx->kv_dim) {
         for (int t = n - 1; t >= 0; t--) { /* spread packed rows to the wide stride, back to front */
             memmove(ctx->q + (size_t)t * ctx->q_dim, ctx->q + (size_t)t * qd, (size_t)qd * sizeof(float));
@@ -244,8 +270,10 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
         int pos = pos0 + t;
         const float *ct = ctx->rope_cos + (size_t)pos * half, *st = ctx->rope_sin + (size_t)pos * half;
         float *qr = ctx->q + (size_t)t * ctx->q_dim, *kr = ctx->k + (size_t)t * ctx->kv_dim;
-        hr_rope(qr, nh, hd, ct, st);
-        hr_rope(kr, nkv, hd, ct, st);
+        if (c->pos == HR_POS_ROPE) {
+            hr_rope(qr, nh, hd, ct, st);
+            hr_rope(kr, nkv, hd, ct, st);
+        }
         for (int g = 0; g < nkv; g++) {
             size_t off = ((size_t)g * ctx->n_ctx + pos) * hd;
             memcpy(ctx->k_cache[l] + off, kr + (size_t)g * hd, (size_t)hd * sizeof(float));
@@ -272,6 +300,7 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
             for (int d = 0; d < hd; d++) dst[(size_t)h * hd + d] = src[(size_t)h * hd + d] * gate[h];
     }
     hr_matmul(ctx->pool, ctx->proj, ctx->att, w->wo, n, qd, c->dim);
+    add_bias(ctx->proj, w->bo, n, c->dim);
     if (emit(ctx, HR_HOOK_ATTN_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
     size_t total = (size_t)n * c->dim;
@@ -283,12 +312,18 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     const hr_config *c = ctx->c;
     const hr_layer_weights *w = &ctx->model->w.layers[l];
     int ff = c->n_ff[l];
-    for (int t = 0; t < n; t++)
-        hr_rmsnorm(ctx->xb + (size_t)t * c->dim, ctx->x + (size_t)t * c->dim, w->ffn_norm, c->dim, c->norm_eps);
-    hr_matmul(ctx->pool, ctx->hb, ctx->xb, w->w_gate, n, c->dim, ff);
-    hr_matmul(ctx->pool, ctx->hb2, ctx->xb, w->w_up, n, c->dim, ff);
-    hr_swiglu(ctx->hb, ctx->hb, ctx->hb2, n * ff);
+    norm_rows(c, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
+    if (c->mlp == HR_MLP_SWIGLU) {
+        hr_matmul(ctx->pool, ctx->hb, ctx->xb, w->w_gate, n, c->dim, ff);
+        hr_matmul(ctx->pool, ctx->hb2, ctx->xb, w->w_up, n, c->dim, ff);
+        hr_swiglu(ctx->hb, ctx->hb, ctx->hb2, n * ff);
+    } else {
+        hr_matmul(ctx->pool, ctx->hb, ctx->xb, w->w_up, n, c->dim, ff);
+        add_bias(ctx->hb, w->b_up, n, ff);
+        hr_gelu_tanh(ctx->hb, n * ff);
+    }
     hr_matmul(ctx->pool, ctx->proj, ctx->hb, w->w_down, n, ff, c->dim);
+    add_bias(ctx->proj, w->b_down, n, c->dim);
     if (emit(ctx, HR_HOOK_MLP_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
     size_t total = (size_t)n * c->dim;
@@ -301,8 +336,11 @@ static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, fl
     const hr_config *c = ctx->c;
     const hr_weights *w = &ctx->model->w;
     int pos0 = ctx->n_past, dim = c->dim;
-    for (int t = 0; t < n; t++)
-        memcpy(ctx->x + (size_t)t * dim, w->tok_embd + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
+    for (int t = 0; t < n; t++) {
+        float *xr = ctx->x + (size_t)t * dim;
+        memcpy(xr, w->tok_embd + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
+        if (w->pos_embd) hr_axpy(xr, 1.0f, w->pos_embd + (size_t)(pos0 + t) * dim, dim);
+    }
     if ((ctx->hook_mask & HR_HOOK_ATTN_PROBS) && !ctx->probs) {
         ctx->probs = alloc_floats((size_t)ctx->max_heads * ctx->n_batch, (size_t)ctx->n_ctx, NULL);
         if (!ctx->probs) return hr_err(HR_ERR_NOMEM, "out of memory for attention probabilities");
@@ -320,8 +358,7 @@ static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, fl
     if (!logits && !(ctx->hook_mask & HR_HOOK_FINAL)) return HR_OK;
     /* Only the rows whose logits are wanted go through the classifier. */
     int first = all_logits ? 0 : n - 1, rows = n - first;
-    for (int t = first; t < n; t++)
-        hr_rmsnorm(ctx->xb + (size_t)t * dim, ctx->x + (size_t)t * dim, w->out_norm, dim, c->norm_eps);
+    norm_rows(c, ctx->xb + (size_t)first * dim, ctx->x + (size_t)first * dim, w->out_norm, w->out_norm_b, rows);
     if (emit(ctx, HR_HOOK_FINAL, c->n_layers, -1, rows, pos0 + first, dim, dim, ctx->xb + (size_t)first * dim))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
     if (logits) hr_matmul(ctx->pool, logits, ctx->xb + (size_t)first * dim, w->output, rows, dim, c->vocab_size);

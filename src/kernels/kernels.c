@@ -267,10 +267,27 @@ void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps) {
     for (int i = 0; i < dim; i++) y[i] = x[i] * inv * g[i];
 }
 
-void hr_rope_table(float *cos_t, float *sin_t, int head_dim, int pos, float theta) {
+void hr_rope_freqs(double *freqs, int head_dim, float theta, float llama3_factor, float low_freq_factor,
+                   float high_freq_factor, int original_ctx) {
     for (int i = 0; i < head_dim / 2; i++) {
-        double freq = pow((double)theta, -2.0 * i / head_dim);
-        double a = (double)pos * freq;
+        double f = pow((double)theta, -2.0 * i / head_dim);
+        if (llama3_factor > 0) {
+            double wavelen = 2 * M_PI / f;
+            double low_wl = original_ctx / (double)low_freq_factor, high_wl = original_ctx / (double)high_freq_factor;
+            if (wavelen > low_wl) {
+                f /= llama3_factor;
+            } else if (wavelen >= high_wl) {
+                double smooth = (original_ctx / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                f = (1 - smooth) * f / llama3_factor + smooth * f;
+            }
+        }
+        freqs[i] = f;
+    }
+}
+
+void hr_rope_table(float *cos_t, float *sin_t, const double *freqs, int head_dim, int pos) {
+    for (int i = 0; i < head_dim / 2; i++) {
+        double a = (double)pos * freqs[i];
         cos_t[i] = (float)cos(a);
         sin_t[i] = (float)sin(a);
     }
@@ -295,6 +312,34 @@ void hr_rope_ref(float *v, int n_heads, int head_dim, int pos, float theta) {
             v[h * head_dim + i] = (float)(a * cos(ang) - b * sin(ang));
             v[h * head_dim + i + 1] = (float)(a * sin(ang) + b * cos(ang));
         }
+}
+
+void hr_layernorm_ref(float *y, const float *x, const float *g, const float *b, int dim, float eps) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < dim; i++) mean += x[i];
+    mean /= dim;
+    for (int i = 0; i < dim; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= dim;
+    double inv = 1.0 / sqrt(var + eps);
+    for (int i = 0; i < dim; i++) y[i] = (float)((x[i] - mean) * inv * g[i] + b[i]);
+}
+
+void hr_layernorm(float *y, const float *x, const float *g, const float *b, int dim, float eps) {
+    float mean = 0, var = 0;
+    for (int i = 0; i < dim; i++) mean += x[i];
+    mean /= (float)dim;
+    for (int i = 0; i < dim; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= (float)dim;
+    float inv = 1.0f / sqrtf(var + eps);
+    for (int i = 0; i < dim; i++) y[i] = (x[i] - mean) * inv * g[i] + b[i];
+}
+
+void hr_gelu_tanh(float *x, int n) {
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+    }
 }
 
 void hr_softmax(float *x, int n) {

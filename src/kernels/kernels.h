@@ -30,13 +30,24 @@ void hr_axpy(float *y, float a, const float *x, int n);
 /* y (dim) = x / rms(x) * g; y may alias x. */
 void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps);
 
+/* y (dim) = (x - mean) / sqrt(var + eps) * g + b; y may alias x. */
+void hr_layernorm(float *y, const float *x, const float *g, const float *b, int dim, float eps);
+void hr_layernorm_ref(float *y, const float *x, const float *g, const float *b, int dim, float eps);
+/* In place GELU, tanh approximation (GPT-2's "gelu_new"). */
+void hr_gelu_tanh(float *x, int n);
+
 /* Rotates interleaved pairs (v[2i], v[2i+1]) of each of n_heads heads of
  * size head_dim by pos * theta^(-2i/head_dim), using cos/sin tables
  * (head_dim/2 each) for that position. */
 void hr_rope(float *v, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
 void hr_rope_ref(float *v, int n_heads, int head_dim, int pos, float theta);
-/* Fills cos/sin tables (head_dim/2) for one position. */
-void hr_rope_table(float *cos_t, float *sin_t, int head_dim, int pos, float theta);
+/* Fills cos/sin tables (head_dim/2) for one position from the rotation
+ * frequencies (head_dim/2, see hr_rope_freqs). */
+void hr_rope_table(float *cos_t, float *sin_t, const double *freqs, int head_dim, int pos);
+/* freqs[i] = theta^(-2i/head_dim), rescaled as Llama 3 does when
+ * llama3_factor > 0 (low/high frequency factors, original context). */
+void hr_rope_freqs(double *freqs, int head_dim, float theta, float llama3_factor, float low_freq_factor,
+                   float high_freq_factor, int original_ctx);
 
 /* In place softmax over n values. */
 void hr_softmax(float *x, int n);

@@ -73,7 +73,7 @@ static hr_status get_float(const hr_gguf *g, const char *arch, const char *suffi
 
 static hr_status read_config(const hr_gguf *g, const char *arch, hr_config *c) {
     memset(c, 0, sizeof *c);
-    c->arch = HR_ARCH_LLAMA;
+    hr_config_set_arch(c, HR_ARCH_LLAMA);
     hr_status st = get_int(g, arch, "block_count", &c->n_layers, true, 0, HR_MAX_LAYERS);
     if (st == HR_OK) st = get_int(g, arch, "embedding_length", &c->dim, true, 0, 1 << 16);
     if (st == HR_OK) st = get_int(g, arch, "context_length", &c->seq_len, false, 2048, 1 << 22);

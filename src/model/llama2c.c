@@ -24,7 +24,7 @@ static hr_status header_to_config(const llama2c_header *h, hr_config *c) {
         return hr_err(HR_ERR_FORMAT, "llama2.c header claims %d layers (max %d)", h->n_layers, HR_MAX_LAYERS);
     if (h->dim % h->n_heads != 0)
         return hr_err(HR_ERR_FORMAT, "dim %d is not a multiple of the head count %d", h->dim, h->n_heads);
-    c->arch = HR_ARCH_LLAMA;
+    hr_config_set_arch(c, HR_ARCH_LLAMA);
     c->dim = h->dim;
     c->n_layers = h->n_layers;
     c->head_dim = h->dim / h->n_heads;

@@ -1,6 +1,7 @@
 /* Model handle: format detection, shared validation, accessors. */
 #include "model_internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,12 +130,6 @@ const char *hr_format_name(hr_format f) {
     return "unknown";
 }
 
-const char *hr_arch_name(hr_arch a) {
-    switch (a) {
-    case HR_ARCH_LLAMA: return "llama";
-    }
-    return "unknown";
-}
 
 static int max_over_layers(const hr_config *c, const int *v) {
     int mx = 0;
@@ -146,43 +141,89 @@ int hr_config_max_heads(const hr_config *c) { return max_over_layers(c, c->n_hea
 int hr_config_max_kv_heads(const hr_config *c) { return max_over_layers(c, c->n_head_kv); }
 int hr_config_max_ff(const hr_config *c) { return max_over_layers(c, c->n_ff); }
 
-/* Tensor listing in GGUF naming: embedding, 9 per layer, norm, [output]. */
-enum { PER_LAYER = 9 };
-static const char *const layer_names[PER_LAYER] = {
-    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-    "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+/* Every weight slot of a layer, GGUF-named, with its shape. */
+typedef struct {
+    const char *name;
+    size_t offset; /* of the pointer in hr_layer_weights */
+    int rows_kind, cols_kind; /* 0 = 1, 1 = dim, 2 = q_dim, 3 = kv_dim, 4 = n_ff */
+} layer_slot;
 
-int hr_model_n_tensors(const hr_model *m) {
-    return 2 + PER_LAYER * m->cfg.n_layers + (m->cfg.tied_classifier ? 0 : 1);
+static const layer_slot layer_slots[] = {
+    {"attn_norm.weight", offsetof(hr_layer_weights, attn_norm), 0, 1},
+    {"attn_norm.bias", offsetof(hr_layer_weights, attn_norm_b), 0, 1},
+    {"attn_q.weight", offsetof(hr_layer_weights, wq), 2, 1},
+    {"attn_q.bias", offsetof(hr_layer_weights, bq), 0, 2},
+    {"attn_k.weight", offsetof(hr_layer_weights, wk), 3, 1},
+    {"attn_k.bias", offsetof(hr_layer_weights, bk), 0, 3},
+    {"attn_v.weight", offsetof(hr_layer_weights, wv), 3, 1},
+    {"attn_v.bias", offsetof(hr_layer_weights, bv), 0, 3},
+    {"attn_output.weight", offsetof(hr_layer_weights, wo), 1, 2},
+    {"attn_output.bias", offsetof(hr_layer_weights, bo), 0, 1},
+    {"ffn_norm.weight", offsetof(hr_layer_weights, ffn_norm), 0, 1},
+    {"ffn_norm.bias", offsetof(hr_layer_weights, ffn_norm_b), 0, 1},
+    {"ffn_gate.weight", offsetof(hr_layer_weights, w_gate), 4, 1},
+    {"ffn_up.weight", offsetof(hr_layer_weights, w_up), 4, 1},
+    {"ffn_up.bias", offsetof(hr_layer_weights, b_up), 0, 4},
+    {"ffn_down.weight", offsetof(hr_layer_weights, w_down), 1, 4},
+    {"ffn_down.bias", offsetof(hr_layer_weights, b_down), 0, 1},
+};
+enum { N_LAYER_SLOTS = sizeof layer_slots / sizeof layer_slots[0] };
+
+static int64_t slot_dim(const hr_config *c, int l, int kind) {
+    switch (kind) {
+    case 1: return c->dim;
+    case 2: return (int64_t)c->n_head[l] * c->head_dim;
+    case 3: return (int64_t)c->n_head_kv[l] * c->head_dim;
+    case 4: return c->n_ff[l];
+    default: return 1;
+    }
 }
 
-hr_status hr_model_tensor_info(const hr_model *m, int i, hr_tensor_info *out) {
+int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap) {
     const hr_config *c = &m->cfg;
+    const hr_weights *w = &m->w;
+    int n = 0;
+#define ADD(nm, r, cc, ptr, lay)                                                   \
+    do {                                                                           \
+        if (ptr) {                                                                 \
+            if (n < cap) {                                                         \
+                snprintf(out[n].name, sizeof out[n].name, "%s", nm);               \
+                out[n].rows = (r), out[n].cols = (cc), out[n].data = (ptr);        \
+                out[n].layer = (lay);                                              \
+            }                                                                      \
+            n++;                                                                   \
+        }                                                                          \
+    } while (0)
+    ADD("token_embd.weight", c->vocab_size, c->dim, w->tok_embd, -1);
+    ADD("position_embd.weight", c->seq_len, c->dim, w->pos_embd, -1);
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int s = 0; s < N_LAYER_SLOTS; s++) {
+            const float *p = *(const float *const *)((const char *)&w->layers[l] + layer_slots[s].offset);
+            char nm[64];
+            snprintf(nm, sizeof nm, "blk.%d.%s", l, layer_slots[s].name);
+            ADD(nm, slot_dim(c, l, layer_slots[s].rows_kind), slot_dim(c, l, layer_slots[s].cols_kind), p, l);
+        }
+    }
+    ADD("output_norm.weight", 1, c->dim, w->out_norm, -1);
+    ADD("output_norm.bias", 1, c->dim, w->out_norm_b, -1);
+    if (!c->tied_classifier) ADD("output.weight", c->vocab_size, c->dim, w->output, -1);
+#undef ADD
+    return n;
+}
+
+int hr_model_n_tensors(const hr_model *m) { return hr_model_tensors(m, NULL, 0); }
+
+hr_status hr_model_tensor_info(const hr_model *m, int i, hr_tensor_info *out) {
     memset(out, 0, sizeof *out);
-    if (i < 0 || i >= hr_model_n_tensors(m))
-        return hr_err(HR_ERR_RANGE, "tensor index %d out of range", i);
-    if (i == 0) {
-        snprintf(out->name, sizeof out->name, "token_embd.weight");
-        out->rows = c->vocab_size, out->cols = c->dim;
-        return HR_OK;
-    }
-    int k = i - 1;
-    if (k < PER_LAYER * c->n_layers) {
-        int l = k / PER_LAYER, t = k % PER_LAYER;
-        int64_t q = (int64_t)c->n_head[l] * c->head_dim, kv = (int64_t)c->n_head_kv[l] * c->head_dim;
-        int64_t shapes[PER_LAYER][2] = {{1, c->dim}, {q, c->dim}, {kv, c->dim}, {kv, c->dim}, {c->dim, q},
-                                        {1, c->dim}, {c->n_ff[l], c->dim}, {c->n_ff[l], c->dim}, {c->dim, c->n_ff[l]}};
-        snprintf(out->name, sizeof out->name, "blk.%d.%s.weight", l, layer_names[t]);
-        out->rows = shapes[t][0], out->cols = shapes[t][1];
-        return HR_OK;
-    }
-    if (k == PER_LAYER * c->n_layers) {
-        snprintf(out->name, sizeof out->name, "output_norm.weight");
-        out->rows = 1, out->cols = c->dim;
-        return HR_OK;
-    }
-    snprintf(out->name, sizeof out->name, "output.weight");
-    out->rows = c->vocab_size, out->cols = c->dim;
+    int n = hr_model_n_tensors(m);
+    if (i < 0 || i >= n) return hr_err(HR_ERR_RANGE, "tensor index %d out of range", i);
+    hr_tensor_ref *refs = malloc(sizeof *refs * (size_t)n);
+    if (!refs) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_model_tensors(m, refs, n);
+    snprintf(out->name, sizeof out->name, "%s", refs[i].name);
+    out->rows = refs[i].rows;
+    out->cols = refs[i].cols;
+    free(refs);
     return HR_OK;
 }
 

@@ -6,23 +6,36 @@
 #include "headroom/model.h"
 #include "internal.h"
 
+/* Q/K rows are in the interleaved-pair RoPE layout (llama2.c, GGUF llama);
+ * loaders of rotate-half layouts (HF llama/qwen2) permute them on load.
+ * Bias pointers are NULL when the architecture has none. */
 typedef struct {
-    const float *attn_norm; /* (dim) */
-    const float *wq;        /* (n_head * head_dim, dim) */
-    const float *wk;        /* (n_head_kv * head_dim, dim) */
-    const float *wv;        /* (n_head_kv * head_dim, dim) */
-    const float *wo;        /* (dim, n_head * head_dim) */
-    const float *ffn_norm;  /* (dim) */
-    const float *w_gate;    /* (n_ff, dim)  llama2.c w1 */
-    const float *w_up;      /* (n_ff, dim)  llama2.c w3 */
-    const float *w_down;    /* (dim, n_ff)  llama2.c w2 */
+    const float *attn_norm;   /* (dim) */
+    const float *attn_norm_b; /* (dim) LayerNorm only */
+    const float *wq;          /* (n_head * head_dim, dim) */
+    const float *wk;          /* (n_head_kv * head_dim, dim) */
+    const float *wv;          /* (n_head_kv * head_dim, dim) */
+    const float *bq;          /* (n_head * head_dim) */
+    const float *bk;          /* (n_head_kv * head_dim) */
+    const float *bv;          /* (n_head_kv * head_dim) */
+    const float *wo;          /* (dim, n_head * head_dim) */
+    const float *bo;          /* (dim) */
+    const float *ffn_norm;    /* (dim) */
+    const float *ffn_norm_b;  /* (dim) LayerNorm only */
+    const float *w_gate;      /* (n_ff, dim)  SwiGLU only; llama2.c w1 */
+    const float *w_up;        /* (n_ff, dim)  llama2.c w3; GPT-2 c_fc */
+    const float *b_up;        /* (n_ff) */
+    const float *w_down;      /* (dim, n_ff)  llama2.c w2; GPT-2 c_proj */
+    const float *b_down;      /* (dim) */
 } hr_layer_weights;
 
 typedef struct {
-    const float *tok_embd; /* (vocab, dim) */
+    const float *tok_embd;   /* (vocab, dim) */
+    const float *pos_embd;   /* (seq_len, dim) learned positions only */
     hr_layer_weights layers[HR_MAX_LAYERS];
-    const float *out_norm; /* (dim) */
-    const float *output;   /* (vocab, dim); == tok_embd when tied */
+    const float *out_norm;   /* (dim) */
+    const float *out_norm_b; /* (dim) LayerNorm only */
+    const float *output;     /* (vocab, dim); == tok_embd when tied */
 } hr_weights;
 
 struct hr_model {
@@ -35,6 +48,18 @@ struct hr_model {
     void **owned;        /* buffers of dequantized weights */
     size_t n_owned, cap_owned;
 };
+
+/* One present weight tensor, GGUF-named, f32 row-major (rows, cols). */
+typedef struct {
+    char name[64];
+    int64_t rows, cols;
+    const float *data;
+    int layer; /* -1 for global tensors */
+} hr_tensor_ref;
+
+/* Lists the model's present tensors in canonical order into out (up to
+ * cap); returns how many there are. out may be NULL with cap 0. */
+int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap);
 
 /* Allocates an owned f32 buffer of n floats tracked by the model. */
 float *hr_model_alloc_owned(hr_model *m, size_t n);

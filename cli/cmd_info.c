@@ -1,0 +1,95 @@
+/* headroom info: everything the loader knows about a model. */
+#include "commands.h"
+#include "common.h"
+
+#include <limits.h>
+#include <stdio.h>
+
+static const cli_opt k_opts[] = {
+    {"tokenizer", 0, "PATH", "tokenizer to describe (default: found beside the model, or the GGUF itself)"},
+    {"no-tensors", 0, NULL, "omit the tensor list"},
+};
+
+static const cli_spec k_spec = {
+    .name = "info",
+    .usage = "[MODEL] [options]",
+    .summary = "Prints a model's format, architecture, every hyper-parameter, the query heads, KV heads\n"
+               "and FFN size of each layer, every tensor's shape, the parameter count and the dtype\n"
+               "the weights were stored in.",
+    .opts = k_opts,
+    .n_opts = sizeof k_opts / sizeof k_opts[0],
+    .example = "  headroom info ../shared/models/stories260K/stories260K.gguf",
+    .max_positional = 1,
+};
+
+static void print_config(const hr_model *m) {
+    const hr_config *c = hr_model_config(m);
+    printf("format:            %s\n", hr_format_name(hr_model_format(m)));
+    printf("architecture:      %s\n", hr_arch_name(c->arch));
+    printf("source dtype:      %s\n", hr_model_source_dtype(m));
+    printf("parameters:        %lld\n", (long long)hr_model_n_params(m));
+    printf("dim:               %d\n", c->dim);
+    printf("n_layers:          %d\n", c->n_layers);
+    printf("head_dim:          %d\n", c->head_dim);
+    printf("max heads:         %d\n", hr_config_max_heads(c));
+    printf("max kv heads:      %d\n", hr_config_max_kv_heads(c));
+    printf("max ffn size:      %d\n", hr_config_max_ff(c));
+    printf("vocab_size:        %d\n", c->vocab_size);
+    printf("seq_len:           %d\n", c->seq_len);
+    printf("rope_theta:        %g\n", (double)c->rope_theta);
+    printf("norm_eps:          %g\n", (double)c->norm_eps);
+    printf("tied classifier:   %s\n", c->tied_classifier ? "yes" : "no");
+}
+
+static void print_layers(const hr_config *c) {
+    printf("\nlayers:\n  %5s %8s %8s %8s\n", "layer", "heads", "kv_heads", "ffn");
+    for (int l = 0; l < c->n_layers && l < HR_MAX_LAYERS; l++)
+        printf("  %5d %8d %8d %8d\n", l, c->n_head[l], c->n_head_kv[l], c->n_ff[l]);
+}
+
+static int print_tensors(const hr_model *m) {
+    int n = hr_model_n_tensors(m);
+    printf("\ntensors (%d):\n", n);
+    for (int i = 0; i < n; i++) {
+        hr_tensor_info ti;
+        if (hr_model_tensor_info(m, i, &ti) != HR_OK) return cli_lib_error("cannot describe a tensor");
+        printf("  %-32s (%lld, %lld)\n", ti.name, (long long)ti.rows, (long long)ti.cols);
+    }
+    return CLI_OK;
+}
+
+/* The tokenizer is optional for info: a missing one is reported, not fatal. */
+static void print_tokenizer(const char *model_path, const hr_model *m, const char *explicit_path) {
+    char path[PATH_MAX + 256];
+    hr_tokenizer *t = NULL;
+    if (hr_tokenizer_find_for_model(model_path, explicit_path, path, sizeof path) != HR_OK ||
+        hr_tokenizer_load(path, &t) != HR_OK) {
+        printf("\ntokenizer:         none (%s)\n", hr_last_error());
+        return;
+    }
+    printf("\ntokenizer:         %s\n", path);
+    printf("tokenizer vocab:   %d%s\n", hr_tokenizer_vocab_size(t),
+           hr_tokenizer_vocab_size(t) > hr_model_config(m)->vocab_size ? " (larger than the model's!)" : "");
+    printf("bos / eos:         %d / %d\n", (int)hr_tokenizer_bos(t), (int)hr_tokenizer_eos(t));
+    hr_tokenizer_free(t);
+}
+
+int cmd_info(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&k_spec, argc, argv, &a) != CLI_OK) return CLI_FAIL;
+    if (a.help) {
+        cli_print_help(&k_spec);
+        return CLI_OK;
+    }
+    char path[PATH_MAX + 64];
+    if (cli_resolve_model(&a, path, sizeof path) != CLI_OK) return CLI_FAIL;
+    hr_model *m = NULL;
+    if (cli_load_model(path, &m) != CLI_OK) return CLI_FAIL;
+    printf("model:             %s\n", path);
+    print_config(m);
+    print_layers(hr_model_config(m));
+    int rc = cli_value(&k_spec, &a, "no-tensors") ? CLI_OK : print_tensors(m);
+    if (rc == CLI_OK) print_tokenizer(path, m, cli_value(&k_spec, &a, "tokenizer"));
+    hr_model_free(m);
+    return rc;
+}

@@ -1,0 +1,10 @@
+/* Subcommand entry points: argv[0] is the subcommand name; the return value
+ * is the process exit code. */
+#ifndef HR_CLI_COMMANDS_H
+#define HR_CLI_COMMANDS_H
+
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+
+#endif

@@ -1,0 +1,89 @@
+/* Helpers shared by the headroom subcommands: option parsing, error
+ * reporting, default model lookup, model/tokenizer/text loading. */
+#ifndef HR_CLI_COMMON_H
+#define HR_CLI_COMMON_H
+
+#include "headroom/common.h"
+#include "headroom/model.h"
+#include "headroom/tokenizer.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
+
+/* Process exit codes. */
+enum { CLI_OK = 0, CLI_FAIL = 1 };
+
+/* Prints the one-line "headroom: error: <message>" and returns CLI_FAIL. */
+int cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* The same with hr_last_error() as the message (or `what` when empty). */
+int cli_lib_error(const char *what);
+
+/* Library log lines on stderr: warnings always, info/debug with
+ * HEADROOM_VERBOSE set in the environment. */
+void cli_install_log(void);
+
+/* One option of a subcommand. arg == NULL marks a flag without a value. */
+typedef struct {
+    const char *name;  /* long name without "--" */
+    char short_name;   /* 0 = none */
+    const char *arg;   /* value placeholder for the help text, e.g. "N" */
+    const char *help;  /* one line, with the default */
+} cli_opt;
+
+typedef struct {
+    const char *name;      /* subcommand */
+    const char *usage;     /* after "headroom NAME " */
+    const char *summary;   /* first help paragraph */
+    const cli_opt *opts;
+    int n_opts;
+    const char *example;   /* one or more lines */
+    int max_positional;
+} cli_spec;
+
+/* Parsed command line: values[i] is the argument of opts[i] (NULL when
+ * absent; "" for a given flag). */
+typedef struct {
+    const char *values[32];
+    const char *positional[4];
+    int n_positional;
+    bool help;
+} cli_args;
+
+/* Parses argv[1..argc) (argv[0] is the subcommand name). Accepts
+ * "--name value", "--name=value", "-x value", "--" ends options. Returns
+ * CLI_OK, or CLI_FAIL after printing the error line. */
+int cli_parse(const cli_spec *spec, int argc, char **argv, cli_args *out);
+void cli_print_help(const cli_spec *spec);
+
+const char *cli_value(const cli_spec *spec, const cli_args *a, const char *name);
+/* Integer / float option values; absent options keep *out. Out-of-range or
+ * malformed values print the error line and return CLI_FAIL. */
+int cli_get_int(const cli_spec *spec, const cli_args *a, const char *name, long min, long max, long *out);
+int cli_get_u64(const cli_spec *spec, const cli_args *a, const char *name, uint64_t *out);
+int cli_get_float(const cli_spec *spec, const cli_args *a, const char *name, double min, double max, double *out);
+
+/* Model path: the positional argument, else $HEADROOM_MODEL, else the
+ * default stories260K.bin next to the repository. Writes into buf. */
+int cli_resolve_model(const cli_args *a, char *buf, size_t cap);
+
+int cli_load_model(const char *path, hr_model **out);
+/* Finds and loads the tokenizer for the model (explicit may be NULL) and
+ * checks that its ids fit the model's vocabulary. */
+int cli_load_tokenizer(const char *model_path, const hr_model *m, const char *explicit_path, hr_tokenizer **out);
+
+/* Reads a text file; rejects unreadable, empty and invalid UTF-8 files. */
+int cli_read_text(const char *path, char **text, size_t *len);
+/* Seconds from a monotonic clock. */
+double cli_now(void);
+
+/* Offset of the first invalid UTF-8 byte, or -1 when valid. */
+long cli_utf8_invalid_at(const char *s, size_t len);
+
+#endif

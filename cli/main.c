@@ -1,0 +1,46 @@
+/* headroom — command-line front end: dispatches to one subcommand. */
+#include "commands.h"
+#include "common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*fn)(int argc, char **argv);
+} command;
+
+static const command k_commands[] = {
+    {"info", "describe a model: format, hyper-parameters, per-layer sizes, tensors", cmd_info},
+    {"generate", "generate text from a prompt (greedy or top-p sampling)", cmd_generate},
+    {"ppl", "perplexity of a text file (sliding window or llama.cpp protocol)", cmd_ppl},
+};
+enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };
+
+static void print_usage(void) {
+    printf("usage: headroom COMMAND [MODEL] [options]\n\n"
+           "Runs Llama-family models (llama2.c .bin, GGUF) on the CPU.\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) printf("  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
+    printf("\nMODEL defaults to $HEADROOM_MODEL, else ../shared/models/stories260K/stories260K.bin\n"
+           "next to the repository. 'headroom COMMAND --help' describes a command's options.\n"
+           "Set HEADROOM_VERBOSE=1 to see the library's info messages.\n\n"
+           "example:\n  headroom generate --prompt \"Once upon a time\" -n 64 --temp 0\n");
+}
+
+int main(int argc, char **argv) {
+    cli_install_log();
+    if (argc < 2) {
+        print_usage();
+        return cli_error("no command given (expected one of: info, generate, ppl)");
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        print_usage();
+        return CLI_OK;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, k_commands[i].name) == 0) return k_commands[i].fn(argc - 1, argv + 1);
+    if (name[0] == '-') return cli_error("unknown option '%s' (see 'headroom --help')", name);
+    return cli_error("unknown command '%s' (see 'headroom --help')", name);
+}
