@@ -134,6 +134,76 @@ static void a_zero_gate_equals_zeroing_the_head_output_in_a_hook(void) {
     free(gates), free(base), free(a), free(b);
 }
 
+typedef struct {
+    int layer;
+    float *saved; /* (n, dim) */
+} resid_grab;
+
+static int grab_resid(const hr_hook_event *ev, void *ud) {
+    resid_grab *g = ud;
+    if (ev->point == HR_HOOK_RESID_PRE && ev->layer == g->layer)
+        for (int t = 0; t < ev->n_tokens; t++)
+            memcpy(g->saved + (size_t)(ev->pos0 + t) * ev->n_cols, ev->data + (size_t)t * ev->stride,
+                   sizeof(float) * ev->n_cols);
+    return 0;
+}
+
+static void rerunning_from_a_layer_with_a_gated_head_equals_a_full_gated_forward(void) {
+    const hr_config *c = hr_model_config(model);
+    int n = 30, mh = hr_config_max_heads(c), dim = c->dim;
+    float *gates = malloc(sizeof(float) * c->n_layers * mh);
+    float *full = calloc((size_t)n * V, 4), *partial = calloc((size_t)n * V, 4);
+    for (int layer = 0; layer < c->n_layers; layer++) {
+        for (int i = 0; i < c->n_layers * mh; i++) gates[i] = 1;
+        gates[layer * mh + 3] = 0;
+        hr_context *ctx = NULL;
+        hr_context_params p = hr_context_default_params();
+        p.n_batch = 8; /* the re-run must also work across internal batches */
+        hr_context_new(model, &p, &ctx);
+        resid_grab g = {layer, calloc((size_t)n * dim, 4)};
+        hr_context_set_hook(ctx, grab_resid, HR_HOOK_RESID_PRE, &g);
+        hr_forward(ctx, toks, n, NULL, false);
+        hr_context_set_hook(ctx, NULL, 0, NULL);
+        hr_context_set_head_gates(ctx, gates);
+        CHECK(hr_forward_from(ctx, layer, 0, g.saved, n, partial, true) == HR_OK, "%s", hr_last_error());
+        hr_context_free(ctx);
+        hr_context_new(model, NULL, &ctx);
+        hr_context_set_head_gates(ctx, gates);
+        hr_forward(ctx, toks, n, full, true);
+        hr_context_free(ctx);
+        CHECK(hr_t_maxdiff("forward_from vs full", full, partial, (size_t)n * V) <= 1e-6, "layer %d", layer);
+        free(g.saved);
+    }
+    free(gates), free(full), free(partial);
+}
+
+static void mean_ablation_moves_a_gated_head_to_its_mean(void) {
+    const hr_config *c = hr_model_config(model);
+    int mh = hr_config_max_heads(c), hd = c->head_dim;
+    size_t nm = (size_t)c->n_layers * mh * hd;
+    float *means = calloc(nm, sizeof(float));
+    float *gates = malloc(sizeof(float) * c->n_layers * mh);
+    for (int i = 0; i < c->n_layers * mh; i++) gates[i] = 1;
+    float *a = calloc((size_t)V, 4), *b = calloc((size_t)V, 4), *d = calloc((size_t)V, 4);
+    hr_context *ctx = NULL;
+    hr_context_new(model, NULL, &ctx);
+    /* zero means + gate 0 == zero-ablation */
+    gates[1 * mh + 2] = 0;
+    hr_context_set_head_gates(ctx, gates);
+    hr_forward(ctx, toks, 10, a, false);
+    hr_context_truncate(ctx, 0);
+    CHECK(hr_context_set_head_means(ctx, means) == HR_OK, "set means");
+    hr_forward(ctx, toks, 10, b, false);
+    CHECK(hr_t_maxdiff("zero means vs zero ablation", a, b, (size_t)V) == 0, "differ");
+    for (size_t i = 0; i < nm; i++) means[i] = 0.5f;
+    hr_context_set_head_means(ctx, means);
+    hr_context_truncate(ctx, 0);
+    hr_forward(ctx, toks, 10, d, false);
+    CHECK(hr_t_maxdiff("non-zero means vs zero ablation", a, d, (size_t)V) > 1e-4, "means ignored");
+    hr_context_free(ctx);
+    free(means), free(gates), free(a), free(b), free(d);
+}
+
 static void bad_arguments_give_clear_errors(void) {
     hr_context_params p = hr_context_default_params();
     hr_context *ctx = NULL;
@@ -165,6 +235,8 @@ int main(void) {
     RUN(truncating_the_cache_and_rerunning_reproduces_the_logits);
     RUN(attention_probability_hook_sees_causal_rows_that_sum_to_one);
     RUN(a_zero_gate_equals_zeroing_the_head_output_in_a_hook);
+    RUN(rerunning_from_a_layer_with_a_gated_head_equals_a_full_gated_forward);
+    RUN(mean_ablation_moves_a_gated_head_to_its_mean);
     RUN(bad_arguments_give_clear_errors);
     hr_model_free(model);
     TEST_MAIN_END();

@@ -88,9 +88,27 @@ typedef int (*hr_hook_fn)(const hr_hook_event *ev, void *user_data);
 /* Installs (fn != NULL) or removes the hook. mask: OR of hr_hook_point. */
 void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, void *user_data);
 
+/* Re-runs the last n cached tokens from `layer` (sublayer 0 = whole block
+ * from its attention, 1 = from its MLP) with the residual stream x (n, dim)
+ * entering that point, e.g. recorded by a HR_HOOK_RESID_PRE hook
+ * (sublayer 0) or RESID_PRE + ATTN_OUT (sublayer 1). Layers before it are
+ * not recomputed — their cached keys/values are reused — which is what makes
+ * per-head ablation sweeps cheap. KV entries of later layers are
+ * overwritten. logits as in hr_forward. n <= n_past. */
+hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+                          bool all_logits);
+
+/* The model the context runs (borrowed). */
+const hr_model *hr_context_model(const hr_context *ctx);
+
 /* Copies gates (n_layers × max_heads floats, row-major, max_heads =
  * hr_config_max_heads) into the context; NULL restores all 1. */
 hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates);
+
+/* Mean-ablation: copies means (n_layers × max_heads × head_dim floats), the
+ * output each head is moved towards as its gate goes to 0:
+ * out = gate * out + (1 - gate) * mean. NULL = zero-ablation (default). */
+hr_status hr_context_set_head_means(hr_context *ctx, const float *means);
 
 #ifdef __cplusplus
 }

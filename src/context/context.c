@@ -38,6 +38,7 @@ struct hr_context {
     float *scores; /* (max_heads * MAX_CHUNKS, n_ctx) attention scratch per task */
     float *probs;  /* (max_heads, n_batch, n_ctx) kept only while a probs hook listens */
     float *gates;  /* (n_layers, max_heads) head output multipliers */
+    float *head_means; /* (n_layers, max_heads, head_dim) or NULL: what a gated-off head is replaced by */
 
     hr_hook_fn hook;
     uint32_t hook_mask;
@@ -72,7 +73,7 @@ void hr_context_free(hr_context *ctx) {
         free(ctx->v_cache[l]);
     }
     float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x, ctx->xb, ctx->q, ctx->k, ctx->v, ctx->att,
-                     ctx->proj, ctx->hb, ctx->hb2, ctx->last_logits, ctx->scores, ctx->probs, ctx->gates};
+                     ctx->proj, ctx->hb, ctx->hb2, ctx->last_logits, ctx->scores, ctx->probs, ctx->gates, ctx->head_means};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     hr_pool_free(ctx->pool);
     free(ctx);
@@ -181,6 +182,21 @@ hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates) {
     }
     return HR_OK;
 }
+
+hr_status hr_context_set_head_means(hr_context *ctx, const float *means) {
+    if (!means) {
+        free(ctx->head_means);
+        ctx->head_means = NULL;
+        return HR_OK;
+    }
+    size_t n = (size_t)ctx->c->n_layers * (size_t)ctx->max_heads * (size_t)ctx->c->head_dim;
+    if (!ctx->head_means && !(ctx->head_means = malloc(n * sizeof(float))))
+        return ctx_fail(ctx, hr_err(HR_ERR_NOMEM, "out of memory"));
+    memcpy(ctx->head_means, means, n * sizeof(float));
+    return HR_OK;
+}
+
+const hr_model *hr_context_model(const hr_context *ctx) { return ctx->model; }
 
 /* ---- forward ---- */
 
@@ -293,11 +309,17 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
         if (emit(ctx, HR_HOOK_HEAD_OUT, l, h, n, pos0, hd, ctx->q_dim, ctx->att + (size_t)h * hd))
             return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
     }
+    /* out = gate * out + (1 - gate) * mean: zero-ablation without means,
+     * mean-ablation with them; packs rows to this layer's width. */
     const float *gate = ctx->gates + (size_t)l * ctx->max_heads;
+    const float *mean = ctx->head_means ? ctx->head_means + (size_t)l * ctx->max_heads * hd : NULL;
     for (int t = 0; t < n; t++) {
         float *src = ctx->att + (size_t)t * ctx->q_dim, *dst = ctx->att + (size_t)t * qd;
-        for (int h = 0; h < nh; h++)
-            for (int d = 0; d < hd; d++) dst[(size_t)h * hd + d] = src[(size_t)h * hd + d] * gate[h];
+        for (int h = 0; h < nh; h++) {
+            const float *mh = mean ? mean + (size_t)h * hd : NULL;
+            for (int d = 0; d < hd; d++)
+                dst[(size_t)h * hd + d] = src[(size_t)h * hd + d] * gate[h] + (mh ? (1.0f - gate[h]) * mh[d] : 0.0f);
+        }
     }
     hr_matmul(ctx->pool, ctx->proj, ctx->att, w->wo, n, qd, c->dim);
     add_bias(ctx->proj, w->bo, n, c->dim);
@@ -331,30 +353,27 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     return HR_OK;
 }
 
-/* One batch of n <= n_batch tokens at position n_past. */
-static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits) {
+/* Runs the blocks from (layer0, sublayer0) to the end and the classifier on
+ * ctx->x, n rows at positions pos0.. (sublayer 0 = attention, 1 = MLP). */
+static hr_status run_from(hr_context *ctx, int layer0, int sublayer0, int n, int pos0, float *logits,
+                          bool all_logits) {
     const hr_config *c = ctx->c;
     const hr_weights *w = &ctx->model->w;
-    int pos0 = ctx->n_past, dim = c->dim;
-    for (int t = 0; t < n; t++) {
-        float *xr = ctx->x + (size_t)t * dim;
-        memcpy(xr, w->tok_embd + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
-        if (w->pos_embd) hr_axpy(xr, 1.0f, w->pos_embd + (size_t)(pos0 + t) * dim, dim);
-    }
+    int dim = c->dim;
     if ((ctx->hook_mask & HR_HOOK_ATTN_PROBS) && !ctx->probs) {
         ctx->probs = alloc_floats((size_t)ctx->max_heads * ctx->n_batch, (size_t)ctx->n_ctx, NULL);
         if (!ctx->probs) return hr_err(HR_ERR_NOMEM, "out of memory for attention probabilities");
     }
-    for (int l = 0; l < c->n_layers; l++) {
-        if (emit(ctx, HR_HOOK_RESID_PRE, l, -1, n, pos0, dim, dim, ctx->x))
+    for (int l = layer0; l < c->n_layers; l++) {
+        bool whole = l > layer0 || sublayer0 == 0;
+        if (whole && emit(ctx, HR_HOOK_RESID_PRE, l, -1, n, pos0, dim, dim, ctx->x))
             return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
-        hr_status st = c->n_head[l] > 0 ? attention(ctx, l, n, pos0) : HR_OK;
+        hr_status st = whole && c->n_head[l] > 0 ? attention(ctx, l, n, pos0) : HR_OK;
         if (st == HR_OK && c->n_ff[l] > 0) st = mlp(ctx, l, n, pos0);
         if (st != HR_OK) return st;
         if (emit(ctx, HR_HOOK_RESID_POST, l, -1, n, pos0, dim, dim, ctx->x))
             return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
     }
-    ctx->n_past += n;
     if (!logits && !(ctx->hook_mask & HR_HOOK_FINAL)) return HR_OK;
     /* Only the rows whose logits are wanted go through the classifier. */
     int first = all_logits ? 0 : n - 1, rows = n - first;
@@ -362,6 +381,43 @@ static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, fl
     if (emit(ctx, HR_HOOK_FINAL, c->n_layers, -1, rows, pos0 + first, dim, dim, ctx->xb + (size_t)first * dim))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
     if (logits) hr_matmul(ctx->pool, logits, ctx->xb + (size_t)first * dim, w->output, rows, dim, c->vocab_size);
+    return HR_OK;
+}
+
+/* One batch of n <= n_batch tokens at position n_past. */
+static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    const hr_weights *w = &ctx->model->w;
+    int pos0 = ctx->n_past, dim = ctx->c->dim;
+    for (int t = 0; t < n; t++) {
+        float *xr = ctx->x + (size_t)t * dim;
+        memcpy(xr, w->tok_embd + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
+        if (w->pos_embd) hr_axpy(xr, 1.0f, w->pos_embd + (size_t)(pos0 + t) * dim, dim);
+    }
+    hr_status st = run_from(ctx, 0, 0, n, pos0, logits, all_logits);
+    if (st == HR_OK) ctx->n_past += n;
+    return st;
+}
+
+hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+                          bool all_logits) {
+    if (!ctx || !x || n <= 0) return hr_err(HR_ERR_INVALID_ARG, "invalid forward_from arguments");
+    const hr_config *c = ctx->c;
+    if (layer < 0 || layer > c->n_layers || sublayer < 0 || sublayer > 1)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "layer %d / sublayer %d out of range", layer, sublayer));
+    if (n > ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "re-running %d tokens but only %d are cached", n, ctx->n_past));
+    size_t vocab = (size_t)c->vocab_size;
+    int pos0 = ctx->n_past - n;
+    for (int done = 0; done < n;) {
+        int b = n - done < ctx->n_batch ? n - done : ctx->n_batch;
+        memcpy(ctx->x, x + (size_t)done * c->dim, (size_t)b * c->dim * sizeof(float));
+        float *out = NULL;
+        if (logits && all_logits) out = logits + (size_t)done * vocab;
+        else if (logits && done + b == n) out = logits;
+        hr_status st = run_from(ctx, layer, sublayer, b, pos0 + done, out, all_logits);
+        if (st != HR_OK) return ctx_fail(ctx, st);
+        done += b;
+    }
     return HR_OK;
 }
 
