@@ -87,6 +87,35 @@ static void softmax_sums_to_one_and_survives_large_inputs(void) {
     CHECK(x[1] > x[0] && x[3] == 0, "ordering");
 }
 
+static void vectorised_softmax_matches_double_precision_reference(void) {
+    int lens[] = {1, 5, 16, 17, 100, 513};
+    for (int k = 0; k < 6; k++) {
+        int n = lens[k];
+        float *a = rand_buf((size_t)n, 20 + k), *b = malloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++) a[i] *= 30; /* spread: some weights underflow */
+        memcpy(b, a, sizeof(float) * n);
+        hr_softmax(a, n);
+        hr_softmax_ref(b, n);
+        char label[32];
+        snprintf(label, sizeof label, "softmax n=%d", n);
+        CHECK(hr_t_maxdiff(label, a, b, (size_t)n) < 1e-6, "%s", label);
+        free(a), free(b);
+    }
+}
+
+static void attention_scores_on_transposed_keys_match_dot_products(void) {
+    int hd = 12, ld = 40, len = 33;
+    float *q = rand_buf((size_t)hd, 30), *kt = rand_buf((size_t)hd * ld, 31), s[40], r[40];
+    hr_attn_scores(s, q, kt, ld, hd, len, 0.5f);
+    for (int p = 0; p < len; p++) {
+        double acc = 0;
+        for (int d = 0; d < hd; d++) acc += (double)q[d] * kt[d * ld + p];
+        r[p] = (float)(acc * 0.5);
+    }
+    CHECK(hr_t_maxdiff("attention scores", s, r, (size_t)len) < 1e-5, "mismatch");
+    free(q), free(kt);
+}
+
 static void pool_runs_every_task_exactly_once(void) {
     hr_pool *pool = NULL;
     CHECK(hr_pool_new(3, &pool) == HR_OK, "pool");
@@ -112,6 +141,8 @@ int main(void) {
     RUN(rope_with_tables_matches_reference);
     RUN(layernorm_matches_reference);
     RUN(softmax_sums_to_one_and_survives_large_inputs);
+    RUN(vectorised_softmax_matches_double_precision_reference);
+    RUN(attention_scores_on_transposed_keys_match_dot_products);
     RUN(pool_runs_every_task_exactly_once);
     TEST_MAIN_END();
 }

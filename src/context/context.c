@@ -21,8 +21,10 @@ struct hr_context {
     int q_dim, kv_dim, max_ff, max_heads; /* widest layer */
     hr_pool *pool;
 
-    float *k_cache[HR_MAX_LAYERS]; /* (n_head_kv[l], n_ctx, head_dim) */
-    float *v_cache[HR_MAX_LAYERS]; /* (n_head_kv[l], n_ctx, head_dim) */
+    /* Transposed per KV head, so that attention runs along positions with
+     * contiguous vector loads whatever the head size. */
+    float *k_cache[HR_MAX_LAYERS]; /* (n_head_kv[l], head_dim, n_ctx) */
+    float *v_cache[HR_MAX_LAYERS]; /* (n_head_kv[l], head_dim, n_ctx) */
     size_t kv_bytes;
     float *rope_cos, *rope_sin;    /* (n_ctx, head_dim/2) */
 
@@ -242,21 +244,20 @@ static void attn_task(void *vp, int i) {
     int t0 = chunk * j->chunk_len, t1 = t0 + j->chunk_len;
     if (t1 > j->n) t1 = j->n;
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *kc = ctx->k_cache[l] + (size_t)g * ctx->n_ctx * hd; /* (n_ctx, hd) */
-    const float *vc = ctx->v_cache[l] + (size_t)g * ctx->n_ctx * hd; /* (n_ctx, hd) */
+    const float *kc = ctx->k_cache[l] + (size_t)g * ctx->n_ctx * hd; /* (hd, n_ctx) */
+    const float *vc = ctx->v_cache[l] + (size_t)g * ctx->n_ctx * hd; /* (hd, n_ctx) */
     int n_kv = j->pos0 + j->n;
     for (int t = t0; t < t1; t++) {
-        int pos = j->pos0 + t;
+        int pos = j->pos0 + t, len = pos + 1;
         float *s = ctx->probs ? ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx
                               : ctx->scores + (size_t)i * ctx->n_ctx;
         const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
-        for (int p = 0; p <= pos; p++) s[p] = hr_dot(qv, kc + (size_t)p * hd, hd) * scale;
-        hr_softmax(s, pos + 1);
+        hr_attn_scores(s, qv, kc, ctx->n_ctx, hd, len, scale);
+        hr_softmax(s, len);
         float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p <= pos; p++) hr_axpy(o, s[p], vc + (size_t)p * hd, hd);
+        for (int d = 0; d < hd; d++) o[d] = hr_dot(s, vc + (size_t)d * ctx->n_ctx, len);
         if (ctx->probs)
-            for (int p = pos + 1; p < n_kv; p++) s[p] = 0;
+            for (int p = len; p < n_kv; p++) s[p] = 0;
     }
 }
 
@@ -290,11 +291,13 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
             hr_rope(qr, nh, hd, ct, st);
             hr_rope(kr, nkv, hd, ct, st);
         }
-        for (int g = 0; g < nkv; g++) {
-            size_t off = ((size_t)g * ctx->n_ctx + pos) * hd;
-            memcpy(ctx->k_cache[l] + off, kr + (size_t)g * hd, (size_t)hd * sizeof(float));
-            memcpy(ctx->v_cache[l] + off, ctx->v + (size_t)t * ctx->kv_dim + (size_t)g * hd, (size_t)hd * sizeof(float));
-        }
+        const float *vr = ctx->v + (size_t)t * ctx->kv_dim;
+        for (int g = 0; g < nkv; g++)
+            for (int d = 0; d < hd; d++) {
+                size_t off = ((size_t)g * hd + d) * ctx->n_ctx + pos;
+                ctx->k_cache[l][off] = kr[(size_t)g * hd + d];
+                ctx->v_cache[l][off] = vr[(size_t)g * hd + d];
+            }
     }
     int want_chunks = (2 * hr_pool_n_threads(ctx->pool) + nh - 1) / nh;
     int n_chunks = want_chunks < MAX_CHUNKS ? want_chunks : MAX_CHUNKS;

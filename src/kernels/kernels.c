@@ -342,6 +342,57 @@ void hr_gelu_tanh(float *x, int n) {
     }
 }
 
+void hr_softmax_ref(float *x, int n) {
+    double mx = x[0], sum = 0;
+    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < n; i++) sum += exp((double)x[i] - mx);
+    for (int i = 0; i < n; i++) x[i] = (float)(exp((double)x[i] - mx) / sum);
+}
+
+#if defined(__AVX512F__)
+/* exp for x <= 0 (softmax arguments): x = k ln2 + r, |r| <= ln2/2, degree-6
+ * polynomial for e^r, then scale by 2^k. Relative error ~2e-7. */
+static inline __m512 exp512(__m512 x) {
+    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ); /* below: e^x < FLT_MIN, 0 */
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, k));
+}
+
+void hr_softmax(float *x, int n) {
+    __m512 vmx = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) vmx = _mm512_max_ps(vmx, _mm512_loadu_ps(x + i));
+    float mx = _mm512_reduce_max_ps(vmx);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    __m512 vm = _mm512_set1_ps(mx), vs = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+        _mm512_storeu_ps(x + i, e);
+        vs = _mm512_add_ps(vs, e);
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(x + i, m, e);
+        vs = _mm512_add_ps(vs, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= _mm512_cvtss_f32(inv);
+}
+#else
 void hr_softmax(float *x, int n) {
     float mx = x[0];
     for (int i = 1; i < n; i++)
@@ -353,6 +404,17 @@ void hr_softmax(float *x, int n) {
     }
     float inv = 1.0f / s;
     for (int i = 0; i < n; i++) x[i] *= inv;
+}
+#endif
+
+void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale) {
+    for (int p = 0; p < len; p++) s[p] = q[0] * kt[p];
+    for (int d = 1; d < head_dim; d++) {
+        const float *row = kt + (size_t)d * ld;
+        float qd = q[d];
+        for (int p = 0; p < len; p++) s[p] += qd * row[p];
+    }
+    for (int p = 0; p < len; p++) s[p] *= scale;
 }
 
 void hr_swiglu(float *h, const float *gate, const float *up, int n) {

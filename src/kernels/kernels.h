@@ -49,8 +49,13 @@ void hr_rope_table(float *cos_t, float *sin_t, const double *freqs, int head_dim
 void hr_rope_freqs(double *freqs, int head_dim, float theta, float llama3_factor, float low_freq_factor,
                    float high_freq_factor, int original_ctx);
 
-/* In place softmax over n values. */
+/* In place softmax over n values (vectorised exp). */
 void hr_softmax(float *x, int n);
+void hr_softmax_ref(float *x, int n);
+
+/* Attention scores s[p] = scale * sum_d q[d] * kt[d * ld + p] for p < len,
+ * with keys stored transposed (head_dim rows of stride ld). */
+void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale);
 /* h = silu(gate) * up, n values. */
 void hr_swiglu(float *h, const float *gate, const float *up, int n);
 

@@ -1,0 +1,78 @@
+/* headroom — pictures and reports for people: PNG heatmaps and a
+ * self-contained HTML page (no network: images are embedded as data URIs,
+ * data as inline JSON, scripts inline).
+ *
+ * Data contract of the head-lab outputs embedded in the report:
+ *  heads.json = {
+ *    "model":   {"path": str, "arch": str, "n_layers": int, "n_heads": [int...],
+ *                "n_kv_heads": [int...], "head_dim": int},
+ *    "text":    {"path": str, "n_tokens": int, "seed": int},
+ *    "methods": [{"id": str, "name": str, "paper": str, "formula": str,
+ *                 "good_for": str, "higher": "more important" | "more <trait>"}...],
+ *    "heads":   [{"layer": int, "head": int,
+ *                 "scores": {"<method id>": number|null, ...},
+ *                 "ranks":  {"<method id>": int (1 = highest score)|null, ...},
+ *                 "classes": [str...]}...]        one record per (layer, head)
+ *  }
+ *  layers.json = {
+ *    "metrics": [{"id": str, "name": str, "paper": str, "formula": str}...],
+ *    "layers":  [{"layer": int, "scores": {"<metric id>": number|null}}...]
+ *  }
+ */
+#ifndef HEADROOM_REPORT_H
+#define HEADROOM_REPORT_H
+
+#include "headroom/common.h"
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int cell_px;         /* pixels per cell (default 24; clamped so the image stays < 4096 px) */
+    int diverging;       /* 0 = sequential colormap (viridis-like), 1 = diverging around 0 */
+    float vmin, vmax;    /* colour range; vmin == vmax = use the data's min/max (NaN cells drawn grey) */
+} hr_heatmap_params;
+
+hr_heatmap_params hr_heatmap_default_params(void);
+
+/* Colour at t in [0, 1] (clamped) of the sequential (diverging = 0) or
+ * diverging (1) colormap; NaN gives the grey used for missing cells. */
+void hr_colormap_rgb(int diverging, float t, unsigned char rgb[3]);
+
+/* Writes a (rows, cols) matrix as a PNG heatmap, row 0 at the top (layers ×
+ * heads, or queries × keys for attention patterns). Atomic write.
+ * rows and cols must be in 1..4095. The diverging map with an automatic range
+ * is symmetric around 0 (0 = white). The colour range, colormap and shape are
+ * stored in tEXt chunks ("headroom:vmin", ...) so the report can draw a legend. */
+hr_status hr_png_heatmap(const char *path, const float *values, int rows, int cols, const hr_heatmap_params *p);
+
+/* Same, encoded into a malloc'ed PNG buffer (caller frees). */
+hr_status hr_png_heatmap_mem(const float *values, int rows, int cols, const hr_heatmap_params *p,
+                             unsigned char **png, size_t *len);
+
+/* One embedded picture in the report. An image in section "methods" is shown
+ * beside the method whose id or name its title starts with (longest match);
+ * rows × cols of "methods" images read as layers × heads, of "patterns" as
+ * query × key positions. */
+typedef struct {
+    const char *title;    /* e.g. "ablation (loss increase)" */
+    const char *caption;  /* short explanation, may be NULL */
+    const char *png_path; /* file to embed (read and base64-encoded) */
+    const char *section;  /* "methods" | "patterns" | "layers" */
+} hr_report_image;
+
+/* Writes a self-contained report.html: summary, per-method heatmaps with
+ * explanations, a sortable table with one row per head (all scores, ranks,
+ * classes), the layer table, and the attention-pattern pictures.
+ * heads_json / layers_json are the documents above (layers_json may be
+ * NULL). Atomic write. */
+hr_status hr_report_write_html(const char *path, const char *title, const char *heads_json,
+                               const char *layers_json, const hr_report_image *images, int n_images);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
