@@ -103,17 +103,20 @@ static void vectorised_softmax_matches_double_precision_reference(void) {
     }
 }
 
-static void attention_scores_on_transposed_keys_match_dot_products(void) {
-    int hd = 12, ld = 40, len = 33;
-    float *q = rand_buf((size_t)hd, 30), *kt = rand_buf((size_t)hd * ld, 31), s[40], r[40];
-    hr_attn_scores(s, q, kt, ld, hd, len, 0.5f);
-    for (int p = 0; p < len; p++) {
-        double acc = 0;
-        for (int d = 0; d < hd; d++) acc += (double)q[d] * kt[d * ld + p];
-        r[p] = (float)(acc * 0.5);
+static void attention_scores_and_values_on_transposed_cache_match_references(void) {
+    int cases[][3] = {{12, 40, 33}, {64, 300, 257}, {8, 16, 1}, {6, 90, 64}};
+    for (int c = 0; c < 4; c++) {
+        int hd = cases[c][0], ld = cases[c][1], len = cases[c][2];
+        float *q = rand_buf((size_t)hd, 30), *kt = rand_buf((size_t)hd * ld, 31);
+        float *s = calloc((size_t)ld, 4), *r = calloc((size_t)ld, 4), *o = calloc((size_t)hd, 4), *od = calloc((size_t)hd, 4);
+        hr_attn_scores(s, q, kt, ld, hd, len, 0.5f);
+        hr_attn_scores_ref(r, q, kt, ld, hd, len, 0.5f);
+        CHECK(hr_t_maxdiff("attention scores", s, r, (size_t)len) < 1e-5, "case %d", c);
+        hr_attn_values(o, s, kt, ld, hd, len);
+        for (int d = 0; d < hd; d++) od[d] = hr_dot(s, kt + (size_t)d * ld, len);
+        CHECK(hr_t_maxdiff("attention values vs hr_dot", o, od, (size_t)hd) == 0, "case %d not bit-identical", c);
+        free(q), free(kt), free(s), free(r), free(o), free(od);
     }
-    CHECK(hr_t_maxdiff("attention scores", s, r, (size_t)len) < 1e-5, "mismatch");
-    free(q), free(kt);
 }
 
 static void pool_runs_every_task_exactly_once(void) {
@@ -142,7 +145,7 @@ int main(void) {
     RUN(layernorm_matches_reference);
     RUN(softmax_sums_to_one_and_survives_large_inputs);
     RUN(vectorised_softmax_matches_double_precision_reference);
-    RUN(attention_scores_on_transposed_keys_match_dot_products);
+    RUN(attention_scores_and_values_on_transposed_cache_match_references);
     RUN(pool_runs_every_task_exactly_once);
     TEST_MAIN_END();
 }

@@ -18,6 +18,7 @@
 #define HEADROOM_CONTEXT_H
 
 #include "headroom/common.h"
+#include "headroom/kvcache.h"
 #include "headroom/model.h"
 
 #include <stdbool.h>
@@ -32,7 +33,8 @@ typedef struct hr_context hr_context;
 typedef struct {
     int n_ctx;     /* KV cache length; 0 = the model's seq_len */
     int n_threads; /* 0 = all cores */
-    int n_batch;   /* max tokens per internal batch; 0 = n_ctx */
+    int n_batch;   /* max tokens per internal batch; 0 = min(n_ctx, 512) */
+    const hr_kv_plan *kv_plan; /* per-head KV policies; NULL = all full (copied at creation) */
 } hr_context_params;
 
 hr_context_params hr_context_default_params(void);

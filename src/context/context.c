@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "kernels/kernels.h"
+#include "kvcache/store.h"
 #include "model/model_internal.h"
 #include "threads/pool.h"
 
@@ -21,11 +22,17 @@ struct hr_context {
     int q_dim, kv_dim, max_ff, max_heads; /* widest layer */
     hr_pool *pool;
 
-    /* Transposed per KV head, so that attention runs along positions with
-     * contiguous vector loads whatever the head size. */
-    float *k_cache[HR_MAX_LAYERS]; /* (n_head_kv[l], head_dim, n_ctx) */
-    float *v_cache[HR_MAX_LAYERS]; /* (n_head_kv[l], head_dim, n_ctx) */
+    /* One store per KV head, keys/values transposed (head_dim, slots) so
+     * attention runs along positions with contiguous vector loads. */
+    hr_kv_store *kv[HR_MAX_LAYERS]; /* (n_head_kv[l]) */
+    bool layer_direct[HR_MAX_LAYERS]; /* every store of the layer keeps all positions */
+    bool has_policies;              /* some store evicts */
     size_t kv_bytes;
+    int gather_cap;                 /* largest evicting store + n_batch */
+    float *gk, *gv;                 /* (max_kv_heads, head_dim, gather_cap) visible keys/values, gathered */
+    float *gs;                      /* (max_kv_heads, gather_cap) scores over them */
+    int32_t *gpos;                  /* (max_kv_heads, gather_cap) their positions; >= 0: slot, < 0: -1-batch row */
+    float *batch_acc;               /* (max_kv_heads, n_batch) attention received by batch tokens (heavy) */
     float *rope_cos, *rope_sin;    /* (n_ctx, head_dim/2) */
 
     float *x;      /* (n_batch, dim) residual stream */
@@ -49,7 +56,7 @@ struct hr_context {
 };
 
 hr_context_params hr_context_default_params(void) {
-    hr_context_params p = {0, 0, 0};
+    hr_context_params p = {0, 0, 0, NULL};
     return p;
 }
 
@@ -71,9 +78,11 @@ static float *alloc_floats(size_t a, size_t b, size_t *bytes_acc) {
 void hr_context_free(hr_context *ctx) {
     if (!ctx) return;
     for (int l = 0; l < HR_MAX_LAYERS; l++) {
-        free(ctx->k_cache[l]);
-        free(ctx->v_cache[l]);
+        if (!ctx->kv[l]) continue;
+        for (int g = 0; g < ctx->c->n_head_kv[l]; g++) hr_kv_store_free(&ctx->kv[l][g]);
+        free(ctx->kv[l]);
     }
+    free(ctx->gk), free(ctx->gv), free(ctx->gs), free(ctx->gpos), free(ctx->batch_acc);
     float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x, ctx->xb, ctx->q, ctx->k, ctx->v, ctx->att,
                      ctx->proj, ctx->hb, ctx->hb2, ctx->last_logits, ctx->scores, ctx->probs, ctx->gates, ctx->head_means};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -81,15 +90,48 @@ void hr_context_free(hr_context *ctx) {
     free(ctx);
 }
 
-static hr_status alloc_state(hr_context *ctx) {
+static hr_status alloc_kv(hr_context *ctx, const hr_kv_plan *plan) {
+    const hr_config *c = ctx->c;
+    int max_cap = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        ctx->layer_direct[l] = true;
+        if (c->n_head_kv[l] == 0) continue;
+        ctx->kv[l] = calloc((size_t)c->n_head_kv[l], sizeof(hr_kv_store));
+        if (!ctx->kv[l]) return hr_err(HR_ERR_NOMEM, "out of memory for the KV cache");
+        for (int g = 0; g < c->n_head_kv[l]; g++) {
+            hr_kv_policy pol = hr_kv_plan_get(plan, l, g);
+            hr_status st = hr_kv_policy_validate(&pol, ctx->n_ctx);
+            if (st != HR_OK) {
+                hr_err_prefix("KV plan, layer %d KV head %d", l, g);
+                return st;
+            }
+            st = hr_kv_store_init(&ctx->kv[l][g], &pol, ctx->n_ctx, c->head_dim, &ctx->kv_bytes);
+            if (st != HR_OK) return st;
+            if (!hr_kv_store_direct(&ctx->kv[l][g])) {
+                ctx->layer_direct[l] = false;
+                ctx->has_policies = true;
+                if (ctx->kv[l][g].cap > max_cap) max_cap = ctx->kv[l][g].cap;
+            }
+        }
+    }
+    if (!ctx->has_policies) return HR_OK;
+    size_t mkv = (size_t)hr_config_max_kv_heads(c), hd = (size_t)c->head_dim;
+    ctx->gather_cap = max_cap + ctx->n_batch + 16; /* +16: see hr_kv_store.ld */
+    ctx->gk = alloc_floats(mkv * hd, (size_t)ctx->gather_cap, NULL);
+    ctx->gv = alloc_floats(mkv * hd, (size_t)ctx->gather_cap, NULL);
+    ctx->gs = alloc_floats(mkv, (size_t)ctx->gather_cap, NULL);
+    ctx->gpos = (int32_t *)alloc_floats(mkv, (size_t)ctx->gather_cap, NULL);
+    ctx->batch_acc = alloc_floats(mkv, (size_t)ctx->n_batch, NULL);
+    if (!ctx->gk || !ctx->gv || !ctx->gs || !ctx->gpos || !ctx->batch_acc)
+        return hr_err(HR_ERR_NOMEM, "out of memory for the KV cache");
+    return HR_OK;
+}
+
+static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
     const hr_config *c = ctx->c;
     size_t nb = (size_t)ctx->n_batch, hd = (size_t)c->head_dim;
-    for (int l = 0; l < c->n_layers; l++) {
-        if (c->n_head_kv[l] == 0) continue;
-        ctx->k_cache[l] = alloc_floats((size_t)c->n_head_kv[l] * ctx->n_ctx, hd, &ctx->kv_bytes);
-        ctx->v_cache[l] = alloc_floats((size_t)c->n_head_kv[l] * ctx->n_ctx, hd, &ctx->kv_bytes);
-        if (!ctx->k_cache[l] || !ctx->v_cache[l]) return hr_err(HR_ERR_NOMEM, "out of memory for the KV cache");
-    }
+    hr_status kst = alloc_kv(ctx, plan);
+    if (kst != HR_OK) return kst;
     ctx->rope_cos = alloc_floats((size_t)ctx->n_ctx, hd / 2, NULL);
     ctx->rope_sin = alloc_floats((size_t)ctx->n_ctx, hd / 2, NULL);
     ctx->x = alloc_floats(nb, (size_t)c->dim, NULL);
@@ -143,7 +185,8 @@ hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_conte
     /* Our pool owns all parallelism; sgemm runs single-threaded per task. */
     openblas_set_num_threads(1);
     hr_status st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
-    if (st == HR_OK) st = alloc_state(ctx);
+    if (st == HR_OK && p->kv_plan) st = hr_kv_plan_check(p->kv_plan, c);
+    if (st == HR_OK) st = alloc_state(ctx, p->kv_plan);
     if (st != HR_OK) {
         hr_context_free(ctx);
         return st;
@@ -159,6 +202,11 @@ size_t hr_context_kv_bytes(const hr_context *ctx) { return ctx->kv_bytes; }
 hr_status hr_context_truncate(hr_context *ctx, int n_past) {
     if (n_past < 0 || n_past > ctx->n_past)
         return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "cannot truncate to %d tokens (cache holds %d)", n_past, ctx->n_past));
+    if (ctx->has_policies && n_past != 0 && n_past != ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "a KV plan that evicts tokens can only be cleared, not truncated"));
+    if (n_past == 0)
+        for (int l = 0; l < ctx->c->n_layers; l++)
+            for (int g = 0; g < ctx->c->n_head_kv[l]; g++) hr_kv_store_reset(&ctx->kv[l][g]);
     ctx->n_past = n_past;
     return HR_OK;
 }
@@ -244,21 +292,93 @@ static void attn_task(void *vp, int i) {
     int t0 = chunk * j->chunk_len, t1 = t0 + j->chunk_len;
     if (t1 > j->n) t1 = j->n;
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *kc = ctx->k_cache[l] + (size_t)g * ctx->n_ctx * hd; /* (hd, n_ctx) */
-    const float *vc = ctx->v_cache[l] + (size_t)g * ctx->n_ctx * hd; /* (hd, n_ctx) */
+    const float *kc = ctx->kv[l][g].kt; /* (hd, ld) */
+    const float *vc = ctx->kv[l][g].vt; /* (hd, ld) */
+    const int ld = ctx->kv[l][g].ld;
     int n_kv = j->pos0 + j->n;
     for (int t = t0; t < t1; t++) {
         int pos = j->pos0 + t, len = pos + 1;
         float *s = ctx->probs ? ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx
                               : ctx->scores + (size_t)i * ctx->n_ctx;
         const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
-        hr_attn_scores(s, qv, kc, ctx->n_ctx, hd, len, scale);
+        hr_attn_scores(s, qv, kc, ld, hd, len, scale);
         hr_softmax(s, len);
         float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
-        for (int d = 0; d < hd; d++) o[d] = hr_dot(s, vc + (size_t)d * ctx->n_ctx, len);
+        hr_attn_values(o, s, vc, ld, hd, len);
         if (ctx->probs)
             for (int p = len; p < n_kv; p++) s[p] = 0;
     }
+}
+
+/* Gathers, in ascending position order, the keys/values a query at batch
+ * row t may see: the store's visible slots, then visible batch rows. */
+static int gather(hr_context *ctx, int l, int g, int n, int pos0, int t, float *gk, float *gv, int32_t *gpos) {
+    const hr_kv_store *s = &ctx->kv[l][g];
+    int hd = s->head_dim, cap = ctx->gather_cap, len = 0, q = pos0 + t;
+    for (int i = 0; i < s->n_used; i++) {
+        int slot = s->order[i];
+        if (!hr_kv_visible(&s->pol, s->slot_pos[slot], q)) continue;
+        for (int d = 0; d < hd; d++) {
+            gk[(size_t)d * cap + len] = s->kt[(size_t)d * s->ld + slot];
+            gv[(size_t)d * cap + len] = s->vt[(size_t)d * s->ld + slot];
+        }
+        gpos[len++] = slot;
+    }
+    for (int u = 0; u <= t; u++) {
+        if (!hr_kv_visible(&s->pol, pos0 + u, q)) continue;
+        const float *kr = ctx->k + (size_t)u * ctx->kv_dim + (size_t)g * hd;
+        const float *vr = ctx->v + (size_t)u * ctx->kv_dim + (size_t)g * hd;
+        for (int d = 0; d < hd; d++) {
+            gk[(size_t)d * cap + len] = kr[d];
+            gv[(size_t)d * cap + len] = vr[d];
+        }
+        gpos[len++] = -1 - u;
+    }
+    (void)n;
+    return len;
+}
+
+/* One KV group of a layer with an evicting store: every query head of the
+ * group over every batch token, then the batch enters the store. */
+static void attn_group_task(void *vp, int g) {
+    const attn_job *j = vp;
+    hr_context *ctx = j->ctx;
+    const hr_config *c = ctx->c;
+    int l = j->layer, hd = c->head_dim, nh = c->n_head[l], group = nh / c->n_head_kv[l];
+    hr_kv_store *s = &ctx->kv[l][g];
+    if (hr_kv_store_direct(s)) { /* a full head inside a mixed layer */
+        for (int h = g * group; h < (g + 1) * group; h++) attn_task(vp, h);
+        return;
+    }
+    int cap = ctx->gather_cap, n_kv = j->pos0 + j->n;
+    float *gk = ctx->gk + (size_t)g * hd * cap, *gv = ctx->gv + (size_t)g * hd * cap;
+    float *gs = ctx->gs + (size_t)g * cap, *bacc = ctx->batch_acc + (size_t)g * ctx->n_batch;
+    int32_t *gpos = ctx->gpos + (size_t)g * cap;
+    const float scale = 1.0f / sqrtf((float)hd);
+    memset(bacc, 0, sizeof(float) * (size_t)j->n);
+    for (int t = 0; t < j->n; t++) {
+        int len = gather(ctx, l, g, j->n, j->pos0, t, gk, gv, gpos);
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
+            hr_attn_scores(gs, qv, gk, cap, hd, len, scale);
+            hr_softmax(gs, len);
+            float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
+            hr_attn_values(o, gs, gv, cap, hd, len);
+            for (int i = 0; i < len; i++) { /* heavy-hitter bookkeeping (unused by streaming) */
+                if (gpos[i] >= 0) s->acc[gpos[i]] += gs[i];
+                else bacc[-1 - gpos[i]] += gs[i];
+            }
+            if (ctx->probs) {
+                float *row = ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx;
+                memset(row, 0, sizeof(float) * (size_t)n_kv);
+                for (int i = 0; i < len; i++)
+                    row[gpos[i] >= 0 ? s->slot_pos[gpos[i]] : j->pos0 + (-1 - gpos[i])] = gs[i];
+            }
+        }
+    }
+    for (int t = 0; t < j->n; t++)
+        hr_kv_store_put(s, j->pos0 + t, ctx->k + (size_t)t * ctx->kv_dim + (size_t)g * hd,
+                        ctx->v + (size_t)t * ctx->kv_dim + (size_t)g * hd, bacc[t]);
 }
 
 static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
@@ -292,19 +412,18 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
             hr_rope(kr, nkv, hd, ct, st);
         }
         const float *vr = ctx->v + (size_t)t * ctx->kv_dim;
-        for (int g = 0; g < nkv; g++)
-            for (int d = 0; d < hd; d++) {
-                size_t off = ((size_t)g * hd + d) * ctx->n_ctx + pos;
-                ctx->k_cache[l][off] = kr[(size_t)g * hd + d];
-                ctx->v_cache[l][off] = vr[(size_t)g * hd + d];
-            }
+        for (int g = 0; g < nkv; g++) /* evicting stores take new tokens after attention */
+            if (hr_kv_store_direct(&ctx->kv[l][g]))
+                hr_kv_store_put(&ctx->kv[l][g], pos, kr + (size_t)g * hd, vr + (size_t)g * hd, 0);
     }
     int want_chunks = (2 * hr_pool_n_threads(ctx->pool) + nh - 1) / nh;
     int n_chunks = want_chunks < MAX_CHUNKS ? want_chunks : MAX_CHUNKS;
     if (n_chunks > n) n_chunks = n;
     if (n_chunks < 1) n_chunks = 1;
+    if (!ctx->layer_direct[l]) n_chunks = 1; /* group tasks run whole heads */
     attn_job job = {ctx, l, n, pos0, n_chunks, (n + n_chunks - 1) / n_chunks};
-    hr_pool_run(ctx->pool, attn_task, &job, nh * n_chunks);
+    if (ctx->layer_direct[l]) hr_pool_run(ctx->pool, attn_task, &job, nh * n_chunks);
+    else hr_pool_run(ctx->pool, attn_group_task, &job, nkv);
     for (int h = 0; h < nh; h++) {
         if (ctx->probs && emit(ctx, HR_HOOK_ATTN_PROBS, l, h, n, pos0, pos0 + n, ctx->n_ctx,
                                ctx->probs + (size_t)h * ctx->n_batch * ctx->n_ctx))
@@ -409,6 +528,8 @@ hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float 
         return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "layer %d / sublayer %d out of range", layer, sublayer));
     if (n > ctx->n_past)
         return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "re-running %d tokens but only %d are cached", n, ctx->n_past));
+    if (ctx->has_policies)
+        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "re-running layers needs a full KV cache (the plan evicts tokens)"));
     size_t vocab = (size_t)c->vocab_size;
     int pos0 = ctx->n_past - n;
     for (int done = 0; done < n;) {

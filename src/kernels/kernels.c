@@ -407,6 +407,66 @@ void hr_softmax(float *x, int n) {
 }
 #endif
 
+void hr_attn_scores_ref(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale) {
+    for (int p = 0; p < len; p++) {
+        double acc = 0;
+        for (int d = 0; d < head_dim; d++) acc += (double)q[d] * kt[(size_t)d * ld + p];
+        s[p] = (float)(acc * scale);
+    }
+}
+
+#if defined(__AVX512F__)
+/* 64 positions at a time, accumulated over head dims in registers: each key
+ * row is read once per block and the scores are written once. */
+void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    int p = 0;
+    for (; p + 64 <= len; p += 64) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int d = 0; d < head_dim; d++) {
+            const float *row = kt + (size_t)d * ld + p;
+            __m512 qd = _mm512_set1_ps(q[d]);
+            a0 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row), a0);
+            a1 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row + 16), a1);
+            a2 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row + 32), a2);
+            a3 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row + 48), a3);
+        }
+        _mm512_storeu_ps(s + p, _mm512_mul_ps(a0, vs));
+        _mm512_storeu_ps(s + p + 16, _mm512_mul_ps(a1, vs));
+        _mm512_storeu_ps(s + p + 32, _mm512_mul_ps(a2, vs));
+        _mm512_storeu_ps(s + p + 48, _mm512_mul_ps(a3, vs));
+    }
+    for (; p < len; p += 16) {
+        __mmask16 m = len - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - p)) - 1);
+        __m512 a = _mm512_setzero_ps();
+        for (int d = 0; d < head_dim; d++)
+            a = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_maskz_loadu_ps(m, kt + (size_t)d * ld + p), a);
+        _mm512_mask_storeu_ps(s + p, m, _mm512_mul_ps(a, vs));
+    }
+}
+
+/* o[d] = dot(s, vt[d]) for every head dim, four rows per pass so each load
+ * of s feeds four FMAs; per output exactly hr_dot's arithmetic. */
+void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len) {
+    int d = 0;
+    const int kv = len & ~15;
+    for (; d + 4 <= head_dim; d += 4) {
+        const float *v0 = vt + (size_t)d * ld, *v1 = v0 + ld, *v2 = v1 + ld, *v3 = v2 + ld;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 0; k < kv; k += 16) {
+            __m512 sv = _mm512_loadu_ps(s + k);
+            a0 = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v0 + k), a0);
+            a1 = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v1 + k), a1);
+            a2 = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v2 + k), a2);
+            a3 = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v3 + k), a3);
+        }
+        float r0 = hsum512(a0), r1 = hsum512(a1), r2 = hsum512(a2), r3 = hsum512(a3);
+        for (int k = kv; k < len; k++) r0 += s[k] * v0[k], r1 += s[k] * v1[k], r2 += s[k] * v2[k], r3 += s[k] * v3[k];
+        o[d] = r0, o[d + 1] = r1, o[d + 2] = r2, o[d + 3] = r3;
+    }
+    for (; d < head_dim; d++) o[d] = hr_dot(s, vt + (size_t)d * ld, len);
+}
+#else
 void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale) {
     for (int p = 0; p < len; p++) s[p] = q[0] * kt[p];
     for (int d = 1; d < head_dim; d++) {
@@ -416,6 +476,11 @@ void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_
     }
     for (int p = 0; p < len; p++) s[p] *= scale;
 }
+
+void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len) {
+    for (int d = 0; d < head_dim; d++) o[d] = hr_dot(s, vt + (size_t)d * ld, len);
+}
+#endif
 
 void hr_swiglu(float *h, const float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) {

@@ -56,6 +56,10 @@ void hr_softmax_ref(float *x, int n);
 /* Attention scores s[p] = scale * sum_d q[d] * kt[d * ld + p] for p < len,
  * with keys stored transposed (head_dim rows of stride ld). */
 void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale);
+void hr_attn_scores_ref(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale);
+/* o[d] = sum_p s[p] * vt[d * ld + p] for d < head_dim (values transposed);
+ * each output computed exactly like hr_dot. */
+void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len);
 /* h = silu(gate) * up, n values. */
 void hr_swiglu(float *h, const float *gate, const float *up, int n);
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# headroom's logits vs the independent PyTorch reference (tests/reference/).
+# Env (set by ctest): HR_TOOLS_DIR (hr_logits, hr_make_random), HR_SHARED_DIR,
+# HR_SOURCE_DIR. Needs Debian's python3-torch (installed by the setup script):
+# a missing torch is a failure, not a skip, so the check cannot silently vanish.
+set -euo pipefail
+: "${HR_TOOLS_DIR:?}" "${HR_SHARED_DIR:?}" "${HR_SOURCE_DIR:?}"
+python=/usr/bin/python3
+if ! "$python" -c 'import torch, numpy' 2>/dev/null; then
+    echo "test_reference: $python cannot import torch/numpy (apt install python3-torch python3-numpy)" >&2
+    exit 1
+fi
+exec "$python" "$HR_SOURCE_DIR/tests/reference/check_reference.py"
