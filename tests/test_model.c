@@ -3,9 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/types.h>
 
 #include "check.h"
 #include "headroom/context.h"
+#include "headroom/eval.h"
+#include "headroom/tokenizer.h"
 #include "headroom/model.h"
 
 static const int32_t prompts[][12] = {
@@ -93,8 +96,121 @@ static void int8_model_predicts_almost_like_the_float_model(void) {
     hr_model_free(q);
 }
 
+static unsigned char *slurp(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *b = malloc(*len);
+    if (fread(b, 1, *len, fp) != *len) *len = 0;
+    fclose(fp);
+    return b;
+}
+
+/* Writes len bytes to a temp file and tries to load it: must fail cleanly. */
+static void expect_load_failure(const unsigned char *data, size_t len, const char *what) {
+    char path[] = "/tmp/hr_model_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return;
+    if (len && write(fd, data, len) != (ssize_t)len) fprintf(stderr, "short write\n");
+    close(fd);
+    hr_model *m = NULL;
+    hr_status st = hr_model_load(path, &m);
+    CHECK(st < 0 && m == NULL, "%s: loaded (%d)", what, st);
+    CHECK(strlen(hr_last_error()) > 0, "%s: no message", what);
+    hr_model_free(m);
+    unlink(path);
+}
+
+static void truncated_and_hostile_model_files_fail_with_a_message(void) {
+    const char *files[] = {SHARED("models/stories260K/stories260K.bin"), SHARED("models/stories260K/stories260K_q8.bin"),
+                           SHARED("models/stories260K/stories260K.gguf")};
+    for (int f = 0; f < 3; f++) {
+        size_t len = 0;
+        unsigned char *b = slurp(files[f], &len);
+        CHECK(b && len > 1000, "cannot read %s", files[f]);
+        if (!b) continue;
+        size_t cuts[] = {0, 1, 3, 4, 20, 27, 28, 40, 255, 256, 300, 4096, len / 2, len - 4, len - 1};
+        for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+            char what[96];
+            snprintf(what, sizeof what, "file %d cut at %zu", f, cuts[i]);
+            expect_load_failure(b, cuts[i], what);
+        }
+        free(b);
+    }
+    /* llama2.c headers with absurd or overflowing dimensions. */
+    int32_t hdrs[][7] = {{1 << 30, 172, 5, 8, 4, 512, 512},   {64, 172, 1 << 30, 8, 4, 512, 512},
+                         {64, 172, 5, 8, 4, 1 << 30, 512},    {64, 1 << 30, 5, 8, 4, 512, 512},
+                         {64, 172, 5, 0, 4, 512, 512},        {64, 172, 5, 8, 3, 512, 512},
+                         {64, 172, 5, 8, 4, INT32_MIN, 512},  {64, 172, 5, 8, 4, 512, -1},
+                         {65536, 262143, 256, 1024, 1024, 4194303, 4194303}};
+    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
+        unsigned char buf[64] = {0};
+        memcpy(buf, hdrs[i], sizeof hdrs[i]);
+        char what[64];
+        snprintf(what, sizeof what, "absurd header %zu", i);
+        expect_load_failure(buf, sizeof buf, what);
+    }
+    unsigned char junk[64];
+    memset(junk, 0xAB, sizeof junk);
+    expect_load_failure(junk, sizeof junk, "wrong magic");
+    hr_model *m = NULL;
+    CHECK(hr_model_load("/nonexistent/model.bin", &m) == HR_ERR_IO && !m, "missing file");
+    hr_model_free(NULL);
+}
+
+/* The README states this tolerance: the int8 export's perplexity on
+ * TinyStories is within 2% of the float model's. */
+enum { INT8_PPL_TOLERANCE_PERCENT = 2 };
+
+static double ppl_of(const char *model_path, const int32_t *toks, size_t n) {
+    hr_model *m = NULL;
+    hr_context *ctx = NULL;
+    hr_ppl_result r = {0};
+    hr_ppl_params p = hr_ppl_default_params();
+    p.n_ctx = 256;
+    if (hr_model_load(model_path, &m) != HR_OK || hr_context_new(m, NULL, &ctx) != HR_OK ||
+        hr_perplexity(ctx, m, toks, n, &p, &r) != HR_OK) {
+        fprintf(stderr, "ppl failed: %s\n", hr_last_error());
+        r.ppl = NAN;
+    }
+    hr_context_free(ctx);
+    hr_model_free(m);
+    return r.ppl;
+}
+
+static void int8_perplexity_on_tinystories_is_within_the_stated_tolerance(void) {
+    hr_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int32_t *ids = NULL;
+    CHECK(hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) == HR_OK, "%s", hr_last_error());
+    FILE *fp = fopen(SHARED("data/text/tinystories_val.txt"), "rb");
+    CHECK(fp != NULL, "cannot open tinystories_val.txt");
+    if (!fp || !tok) return;
+    text = malloc(60001);
+    len = fread(text, 1, 60000, fp);
+    fclose(fp);
+    while (len > 0 && ((unsigned char)text[len - 1] & 0xC0) == 0x80) len--; /* cut on a character boundary */
+    if (len > 0 && (unsigned char)text[len - 1] >= 0xC0) len--;
+    hr_encode_params ep = hr_encode_default_params();
+    CHECK(hr_tokenizer_encode(tok, text, len, &ep, &ids, &n) == HR_OK, "%s", hr_last_error());
+    double f = ppl_of(SHARED("models/stories260K/stories260K.bin"), ids, n);
+    double q = ppl_of(SHARED("models/stories260K/stories260K_q8.bin"), ids, n);
+    printf("    %zu tokens: float ppl %.4f, int8 ppl %.4f (%.2f%%)\n", n, f, q, 100 * (q - f) / f);
+    CHECK(isfinite(f) && isfinite(q), "ppl not finite");
+    CHECK(fabs(q - f) <= f * INT8_PPL_TOLERANCE_PERCENT / 100.0, "int8 ppl %.4f vs float %.4f", q, f);
+    CHECK(q != f, "int8 weights identical to float? (suspicious)");
+    free(ids);
+    free(text);
+    hr_tokenizer_free(tok);
+}
+
 int main(void) {
     RUN(llama2c_bin_and_llama_cpp_gguf_give_the_same_logits);
     RUN(int8_model_predicts_almost_like_the_float_model);
+    RUN(int8_perplexity_on_tinystories_is_within_the_stated_tolerance);
+    RUN(truncated_and_hostile_model_files_fail_with_a_message);
     TEST_MAIN_END();
 }

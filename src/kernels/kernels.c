@@ -1,6 +1,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -90,8 +91,11 @@ static inline __m512 reduce16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512
  * use it (which would quadruple the loads of the inner loop). */
 #define HR_KEEP_IN_REG(v) __asm__("" : "+v"(v))
 
-/* One tile: tokens [t, t+4) × rows [r, r+4). */
-static inline void gemm_tile_4x4(float *y, const float *x, const float *w, int t, int r, int d_in, int d_out) {
+/* One tile: tokens [t, t+4) × rows [r, r+4). xp holds the tile's x rows packed
+ * as [k/16][token][16] so the inner loop reads one sequential stream; x itself
+ * is only read for the d_in % 16 tail. */
+static inline void gemm_tile_4x4(float *y, const float *x, const float *xp, const float *w, int t, int r, int d_in,
+                                 int d_out) {
     const int kv = d_in & ~15;
     const float *w0 = w + (size_t)r * d_in, *w1 = w0 + d_in, *w2 = w1 + d_in, *w3 = w2 + d_in;
     const float *x0 = x + (size_t)t * d_in, *x1 = x0 + d_in, *x2 = x1 + d_in, *x3 = x2 + d_in;
@@ -106,19 +110,19 @@ static inline void gemm_tile_4x4(float *y, const float *x, const float *w, int t
         HR_KEEP_IN_REG(a2);
         HR_KEEP_IN_REG(a3);
         __m512 b;
-        b = _mm512_loadu_ps(x0 + k);
+        b = _mm512_load_ps(xp + (size_t)k * 4 + 0);
         HR_KEEP_IN_REG(b);
         acc[0][0] = _mm512_fmadd_ps(a0, b, acc[0][0]), acc[0][1] = _mm512_fmadd_ps(a1, b, acc[0][1]);
         acc[0][2] = _mm512_fmadd_ps(a2, b, acc[0][2]), acc[0][3] = _mm512_fmadd_ps(a3, b, acc[0][3]);
-        b = _mm512_loadu_ps(x1 + k);
+        b = _mm512_load_ps(xp + (size_t)k * 4 + 16);
         HR_KEEP_IN_REG(b);
         acc[1][0] = _mm512_fmadd_ps(a0, b, acc[1][0]), acc[1][1] = _mm512_fmadd_ps(a1, b, acc[1][1]);
         acc[1][2] = _mm512_fmadd_ps(a2, b, acc[1][2]), acc[1][3] = _mm512_fmadd_ps(a3, b, acc[1][3]);
-        b = _mm512_loadu_ps(x2 + k);
+        b = _mm512_load_ps(xp + (size_t)k * 4 + 32);
         HR_KEEP_IN_REG(b);
         acc[2][0] = _mm512_fmadd_ps(a0, b, acc[2][0]), acc[2][1] = _mm512_fmadd_ps(a1, b, acc[2][1]);
         acc[2][2] = _mm512_fmadd_ps(a2, b, acc[2][2]), acc[2][3] = _mm512_fmadd_ps(a3, b, acc[2][3]);
-        b = _mm512_loadu_ps(x3 + k);
+        b = _mm512_load_ps(xp + (size_t)k * 4 + 48);
         HR_KEEP_IN_REG(b);
         acc[3][0] = _mm512_fmadd_ps(a0, b, acc[3][0]), acc[3][1] = _mm512_fmadd_ps(a1, b, acc[3][1]);
         acc[3][2] = _mm512_fmadd_ps(a2, b, acc[3][2]), acc[3][3] = _mm512_fmadd_ps(a3, b, acc[3][3]);
@@ -146,17 +150,30 @@ static inline void gemm_tile_4x4(float *y, const float *x, const float *w, int t
 
 enum { GEMM_TOKEN_BLOCK = 64 }; /* 64 rows of x stay in L2 */
 
-/* GEMM over output rows [r0, r1): 4 tokens × 4 rows per tile, tokens in
+/* GEMM over output rows [r0, r1) with x packed by hr_gemm_pack: 4 tokens × 4 rows per tile, tokens in
  * blocks that stay in L2 while the weight rows stream past. Every output is
  * accumulated exactly as hr_gemv_rows does it (same lanes, same order, same
  * reduction), so batched prefill and one-token decode agree bit for bit. */
-void hr_gemm_rows(float *y, const float *x, const float *w, int n, int d_in, int d_out, int r0, int r1) {
+size_t hr_gemm_packed_floats(int n, int d_in) { return (size_t)(n / 4) * 4 * (size_t)(d_in & ~15); }
+
+void hr_gemm_pack(float *xp, const float *x, int n, int d_in) {
+    const int kv = d_in & ~15;
+    for (int t = 0; t + 4 <= n; t += 4) {
+        float *tile = xp + (size_t)t * kv;
+        for (int k = 0; k < kv; k += 16)
+            for (int i = 0; i < 4; i++) memcpy(tile + (size_t)k * 4 + 16 * i, x + (size_t)(t + i) * d_in + k, 64);
+    }
+}
+
+void hr_gemm_rows_packed(float *y, const float *x, const float *xp, const float *w, int n, int d_in, int d_out,
+                         int r0, int r1) {
+    const size_t kv = (size_t)(d_in & ~15);
     for (int tb = 0; tb < n; tb += GEMM_TOKEN_BLOCK) {
         int te = tb + GEMM_TOKEN_BLOCK < n ? tb + GEMM_TOKEN_BLOCK : n;
         int r = r0;
         for (; r + 4 <= r1; r += 4) {
             int t = tb;
-            for (; t + 4 <= te; t += 4) gemm_tile_4x4(y, x, w, t, r, d_in, d_out);
+            for (; t + 4 <= te; t += 4) gemm_tile_4x4(y, x, xp + (size_t)t * kv, w, t, r, d_in, d_out);
             for (; t < te; t++) hr_gemv_rows(y + (size_t)t * d_out, x + (size_t)t * d_in, w, d_in, r, r + 4);
         }
         for (; r < r1; r++)
@@ -166,7 +183,16 @@ void hr_gemm_rows(float *y, const float *x, const float *w, int n, int d_in, int
 }
 #else
 
-void hr_gemm_rows(float *y, const float *x, const float *w, int n, int d_in, int d_out, int r0, int r1) {
+size_t hr_gemm_packed_floats(int n, int d_in) {
+    (void)n, (void)d_in;
+    return 0;
+}
+
+void hr_gemm_pack(float *xp, const float *x, int n, int d_in) { (void)xp, (void)x, (void)n, (void)d_in; }
+
+void hr_gemm_rows_packed(float *y, const float *x, const float *xp, const float *w, int n, int d_in, int d_out,
+                         int r0, int r1) {
+    (void)xp;
     for (int t = 0; t < n; t++) hr_gemv_rows(y + (size_t)t * d_out, x + (size_t)t * d_in, w, d_in, r0, r1);
 }
 #endif
@@ -231,7 +257,7 @@ void hr_axpy(float *y, float a, const float *x, int n) {
 
 typedef struct {
     float *y;
-    const float *x, *w;
+    const float *x, *xp, *w;
     int n, d_in, d_out, rows_per_task;
 } matmul_job;
 
@@ -244,7 +270,7 @@ static void matmul_task(void *vp, int i) {
         hr_gemv_rows(j->y, j->x, j->w, j->d_in, r0, r1);
         return;
     }
-    hr_gemm_rows(j->y, j->x, j->w, j->n, j->d_in, j->d_out, r0, r1);
+    hr_gemm_rows_packed(j->y, j->x, j->xp, j->w, j->n, j->d_in, j->d_out, r0, r1);
 }
 
 void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out) {
@@ -256,7 +282,26 @@ void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, i
     per = (per + 15) & ~15;
     if (per < 16) per = 16;
     n_tasks = (d_out + per - 1) / per;
-    matmul_job j = {y, x, w, n, d_in, d_out, per};
+    /* The packed copy of x is shared by all tasks; the buffer is kept per
+     * calling thread and grows to the largest batch seen. */
+    static _Thread_local float *packed;
+    static _Thread_local size_t packed_cap;
+    size_t need = n > 1 ? hr_gemm_packed_floats(n, d_in) : 0;
+    if (need > packed_cap) {
+        free(packed);
+        packed = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
+        packed_cap = packed ? need : 0;
+    }
+    const float *xp = NULL;
+    if (need) {
+        if (!packed) { /* no memory for the packed copy: exact row-by-row GEMV instead */
+            for (int t = 0; t < n; t++) hr_matmul(pool, y + (size_t)t * d_out, x + (size_t)t * d_in, w, 1, d_in, d_out);
+            return;
+        }
+        hr_gemm_pack(packed, x, n, d_in);
+        xp = packed;
+    }
+    matmul_job j = {y, x, xp, w, n, d_in, d_out, per};
     hr_pool_run(pool, matmul_task, &j, n_tasks);
 }
 

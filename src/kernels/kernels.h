@@ -19,9 +19,13 @@ void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, i
 void hr_gemv_rows(float *y, const float *x, const float *w, int d_in, int r0, int r1);
 void hr_gemv_rows_ref(float *y, const float *x, const float *w, int d_in, int r0, int r1);
 
-/* GEMM on output rows [r0, r1) of y (n, d_out); bit-identical per output
- * to hr_gemv_rows. */
-void hr_gemm_rows(float *y, const float *x, const float *w, int n, int d_in, int d_out, int r0, int r1);
+/* GEMM on output rows [r0, r1) of y (n, d_out), with x also given packed
+ * (hr_gemm_pack into hr_gemm_packed_floats(n, d_in) floats, 64-byte
+ * aligned); bit-identical per output to hr_gemv_rows. */
+size_t hr_gemm_packed_floats(int n, int d_in);
+void hr_gemm_pack(float *xp, const float *x, int n, int d_in);
+void hr_gemm_rows_packed(float *y, const float *x, const float *xp, const float *w, int n, int d_in, int d_out,
+                         int r0, int r1);
 
 float hr_dot(const float *a, const float *b, int n);
 /* y += a * x */
