@@ -7,7 +7,7 @@ single KV head), and prompts of 1 to 100 tokens, checks:
   - headroom logits (prefill, decode, chunked prefill, small n_batch) vs the
     float64 reference: max abs diff <= REF_TOL
   - headroom decode / chunked / batched vs headroom prefill:
-    <= max(SELF_TOL, SELF_REL * max |logit|)
+    <= SELF_TOL
   - the reference's own KV-cache decode vs its full causal pass (guards the
     reference itself)
 Prints every max diff; exits 1 on any failure.
@@ -27,12 +27,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_ref  # noqa: E402
 
 REF_TOL = 1e-4
-# headroom vs itself: 1e-5, widened in proportion to the logits' magnitude
-# because float32 rounding is relative. stories260K's logits reach ~22, where
-# one ulp is 1.9e-6 and each path alone sits ~1e-5 from the float64 truth, so
-# an absolute 1e-5 between two paths would test rounding luck, not code.
+# headroom vs itself: 1e-5 absolute, as the acceptance criterion states. The
+# kernels make batched prefill and one-token decode bit-identical (the GEMM
+# accumulates every output exactly like the GEMV), so this holds with room;
+# with kernels whose summation orders differ it would not (stories260K's
+# logits reach ~22, where one float32 ulp is 1.9e-6).
 SELF_TOL = 1e-5
-SELF_REL = 2e-6  # of max |logit|: 4.4e-5 at 22, i.e. ~20 ulp
+SELF_REL = 0.0  # no magnitude-relative widening
 REF_SELF_TOL = 1e-9  # float64 reference: full pass vs KV-cache decode
 
 # name, hr_make_random flags (None = shared file)
