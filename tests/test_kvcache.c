@@ -229,8 +229,8 @@ static void mixed_plans_keep_the_top_scored_heads_full(void) {
     hr_kv_plan *r = NULL;
     CHECK(hr_kv_plan_random(cfg, 2.0f / total, rest, 7, &r) == HR_OK, "random");
     if (r) CHECK(hr_kv_plan_n_reduced(r) == total - 2, "random plan keeps %d full", total - hr_kv_plan_n_reduced(r));
-    CHECK(hr_kv_plan_from_scores(cfg, scores, 1.5f, rest, &p) == HR_ERR_RANGE, "fraction > 1 accepted");
     hr_kv_plan_free(p);
+    CHECK(hr_kv_plan_from_scores(cfg, scores, 1.5f, rest, &p) == HR_ERR_RANGE && !p, "fraction > 1 accepted");
     hr_kv_plan_free(r);
     free(scores);
 }
