@@ -90,8 +90,11 @@ hr_status tok_load_bin(const uint8_t *data, size_t size, hr_tokenizer **out) {
     }
     walk_records(data, size, max_len, &n, spans, scores);
     classify(n, spans, types);
-    st = tok_build(t, n, spans, scores, types, true);
+    t->model = &tok_model_spm;
+    t->kind = "spm (llama2.c .bin)";
+    st = tok_build(t, n, spans, scores, types, TOK_VIEW_SPM_PLAIN, NULL);
     if (st) goto done;
+    t->dec_strip = true;
     t->unk = 0;
     t->bos = 1;
     t->eos = 2;

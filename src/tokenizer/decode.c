@@ -1,4 +1,5 @@
-/* Decoding ids back to text, from the precomputed per-piece "dec" bytes. */
+/* Decoding ids back to text, from the precomputed per-piece "dec" bytes
+ * (the same for every tokenizer model). */
 #include "tok_internal.h"
 
 #include <stdlib.h>
@@ -39,7 +40,7 @@ hr_status hr_tokenizer_decode(const hr_tokenizer *t, const int32_t *ids, size_t 
     char *out = malloc(total + 1);
     if (!out) return hr_err(HR_ERR_NOMEM, "out of memory decoding %zu ids", n);
     size_t o = 0;
-    bool at_start = strip_leading_space;
+    bool at_start = strip_leading_space && t->dec_strip;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] == t->bos || ids[i] == t->eos) continue;
         size_t l;
@@ -65,7 +66,7 @@ hr_status hr_tokenizer_decode_one(const hr_tokenizer *t, int32_t prev, int32_t i
     if (id == t->bos || id == t->eos) return HR_OK;
     size_t l;
     const char *s = dec_text(t, id, &l);
-    size_t skip = prev >= 0 && prev == t->bos ? leading_space(t, id, s, l) : 0;
+    size_t skip = t->dec_strip && prev >= 0 && prev == t->bos ? leading_space(t, id, s, l) : 0;
     l -= skip;
     if (l > cap) return hr_err(HR_ERR_RANGE, "token %d decodes to %zu bytes, buffer holds %zu", (int)id, l, cap);
     if (l) memcpy(buf, s + skip, l);

@@ -203,7 +203,7 @@ static hr_status emit_symbol(const hr_tokenizer *t, const char *text, const tok_
     return HR_OK;
 }
 
-static hr_status validate_utf8(const char *text, size_t len) {
+hr_status tok_validate_utf8(const char *text, size_t len) {
     const uint8_t *s = (const uint8_t *)text;
     for (size_t i = 0; i < len;) {
         const char *why = "";
@@ -218,11 +218,14 @@ static hr_status validate_utf8(const char *text, size_t len) {
  * still fits the 32-bit symbol offsets. */
 #define TOK_MAX_TEXT (((size_t)INT32_MAX - TOK_SPACE_MARK_LEN) / TOK_SPACE_MARK_LEN)
 
-static hr_status encode_text(const hr_tokenizer *t, const char *text, size_t len, bool prefix,
-                             int32_t *ids, size_t *n) {
+static hr_status spm_encode(const hr_tokenizer *t, const char *text, size_t len, bool prefix, tok_ids *out,
+                            void **scratch) {
+    (void)scratch;
+    if (len > TOK_MAX_TEXT)
+        return hr_err(HR_ERR_RANGE, "text of %zu bytes is too long to encode (at most %zu)", len, TOK_MAX_TEXT);
     size_t norm_cap, sym_bytes; /* len fits TOK_MAX_TEXT, so only 32-bit hosts can overflow */
     bool ok = hr_mul_size(len + 1, TOK_SPACE_MARK_LEN, &norm_cap) &&
-              hr_mul_size(len + 1, sizeof(tok_sym), &sym_bytes);
+              hr_mul_size(len + 1, sizeof(tok_sym), &sym_bytes) && tok_ids_reserve(out, norm_cap);
     char *norm = ok ? malloc(norm_cap) : NULL;
     tok_state s = {.t = t, .text = norm, .sym = ok ? malloc(sym_bytes) : NULL};
     hr_status st = HR_OK;
@@ -232,8 +235,9 @@ static hr_status encode_text(const hr_tokenizer *t, const char *text, size_t len
     }
     int32_t n_sym = split_symbols(t, text, len, prefix, norm, s.sym);
     if ((st = merge_all(&s, n_sym))) goto done;
+    /* each normalised byte yields at most one id: out has room */
     for (int32_t i = n_sym ? 0 : -1; i >= 0; i = s.sym[i].next)
-        if ((st = emit_symbol(t, norm, &s.sym[i], ids, n))) goto done;
+        if ((st = emit_symbol(t, norm, &s.sym[i], out->a, &out->n))) goto done;
 done:
     free(norm);
     free(s.sym);
@@ -241,33 +245,4 @@ done:
     return st;
 }
 
-hr_status hr_tokenizer_encode(const hr_tokenizer *t, const char *text, size_t len,
-                              const hr_encode_params *p, int32_t **ids, size_t *n_ids) {
-    if (!t || !ids || !n_ids || (!text && len))
-        return hr_err(HR_ERR_INVALID_ARG, "hr_tokenizer_encode: NULL argument");
-    *ids = NULL;
-    *n_ids = 0;
-    hr_encode_params dp = hr_encode_default_params();
-    if (!p) p = &dp;
-    if (len > TOK_MAX_TEXT)
-        return hr_err(HR_ERR_RANGE, "text of %zu bytes is too long to encode (at most %zu)", len, TOK_MAX_TEXT);
-    hr_status st = validate_utf8(text, len);
-    if (st) return st;
-    bool prefix = p->add_space_prefix < 0 ? t->add_space_prefix : p->add_space_prefix != 0;
-    /* each normalised byte yields at most one id; +1 prefix, +2 BOS/EOS */
-    size_t cap;
-    int32_t *out = NULL;
-    if (hr_mul_size(len + 3, TOK_SPACE_MARK_LEN * sizeof *out, &cap)) out = malloc(cap);
-    if (!out) return hr_err(HR_ERR_NOMEM, "out of memory encoding %zu bytes", len);
-    size_t n = 0;
-    if (p->add_bos && t->bos >= 0) out[n++] = t->bos;
-    if (len && (st = encode_text(t, text, len, prefix, out, &n))) {
-        free(out);
-        return st;
-    }
-    if (p->add_eos && t->eos >= 0) out[n++] = t->eos;
-    int32_t *shrunk = realloc(out, (n ? n : 1) * sizeof *out);
-    *ids = shrunk ? shrunk : out;
-    *n_ids = n;
-    return HR_OK;
-}
+const tok_model tok_model_spm = {"spm", spm_encode, NULL};

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static hr_status put_path(char *buf, size_t cap, const char *path) {
@@ -29,6 +30,15 @@ static bool gguf_has_vocab(const char *path) {
     return has;
 }
 
+/* A Hugging Face model folder keeps its tokenizer in tokenizer.json. */
+static hr_status find_in_folder(const char *dir, char *buf, size_t cap) {
+    char cand[4096];
+    int n = snprintf(cand, sizeof cand, "%s/tokenizer.json", dir);
+    if (n < 0 || (size_t)n >= sizeof cand) return hr_err(HR_ERR_RANGE, "model path too long");
+    if (access(cand, R_OK) == 0) return put_path(buf, cap, cand);
+    return hr_err(HR_ERR_NOT_FOUND, "no tokenizer for model folder '%s': it has no tokenizer.json", dir);
+}
+
 hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path,
                                       char *buf, size_t cap) {
     if (!buf || !cap) return hr_err(HR_ERR_INVALID_ARG, "hr_tokenizer_find_for_model: no output buffer");
@@ -40,12 +50,14 @@ hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explic
         return put_path(buf, cap, explicit_path);
     }
     if (!model_path) return hr_err(HR_ERR_INVALID_ARG, "no model path and no tokenizer path given");
+    struct stat sb;
+    if (stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode)) return find_in_folder(model_path, buf, cap);
     if (gguf_has_vocab(model_path)) return put_path(buf, cap, model_path);
     const char *slash = strrchr(model_path, '/');
     int dir_len = slash ? (int)(slash - model_path) : 1;
     const char *dir = slash ? model_path : ".";
     if (slash == model_path) dir_len = 1; /* model in "/" */
-    static const char *names[] = {"tok512.bin", "tokenizer.bin"};
+    static const char *names[] = {"tok512.bin", "tokenizer.bin", "tokenizer.json"};
     char cand[4096];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int n = snprintf(cand, sizeof cand, "%.*s/%s", dir_len, dir, names[i]);
@@ -53,7 +65,8 @@ hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explic
         if (access(cand, R_OK) == 0) return put_path(buf, cap, cand);
     }
     return hr_err(HR_ERR_NOT_FOUND,
-                  "no tokenizer for model '%s': looked for %.*s/tok512.bin, %.*s/tokenizer.bin and for "
-                  "tokenizer.ggml.* keys in the model itself; pass a tokenizer path explicitly",
-                  model_path, dir_len, dir, dir_len, dir);
+                  "no tokenizer for model '%s': looked for %.*s/tok512.bin, %.*s/tokenizer.bin, "
+                  "%.*s/tokenizer.json and for tokenizer.ggml.* keys in the model itself; pass a tokenizer path "
+                  "explicitly",
+                  model_path, dir_len, dir, dir_len, dir, dir_len, dir);
 }

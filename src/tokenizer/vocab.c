@@ -182,8 +182,27 @@ static hr_status build_pairs(hr_tokenizer *t) {
     return HR_OK;
 }
 
+/* Writes piece id's norm and dec views at t->norm + *m and t->dec + *d. */
+static void build_views(hr_tokenizer *t, int32_t id, const tok_span *piece, uint8_t type, tok_view_mode mode,
+                        const tok_span *given, size_t *m, size_t *d) {
+    t->norm_off[id] = *m;
+    t->dec_off[id] = *d;
+    if (mode == TOK_VIEW_GIVEN) {
+        if (given->len) memcpy(t->norm + *m, given->s, given->len);
+        *m += given->len;
+        if (type != TOK_CONTROL && given->len) memcpy(t->dec + *d, given->s, given->len);
+        *d += type != TOK_CONTROL ? given->len : 0;
+    } else {
+        size_t nl = norm_piece(piece, type, mode == TOK_VIEW_SPM_PLAIN, t->norm + *m);
+        *d += dec_piece(t->norm + *m, nl, type, t->dec + *d);
+        *m += nl;
+    }
+    t->dec[(*d)++] = 0;
+    t->norm[(*m)++] = 0;
+}
+
 hr_status tok_build(hr_tokenizer *t, int32_t n, const tok_span *pieces, const float *scores,
-                    const uint8_t *types, bool spaces_plain) {
+                    const uint8_t *types, tok_view_mode mode, const tok_span *given) {
     if (n <= 0) return hr_err(HR_ERR_FORMAT, "vocabulary is empty");
     hr_status st = alloc_views(t, n, pieces);
     if (st) return st;
@@ -202,19 +221,14 @@ hr_status tok_build(hr_tokenizer *t, int32_t n, const tok_span *pieces, const fl
         if (pieces[id].len) memcpy(t->raw + r, pieces[id].s, pieces[id].len);
         r += pieces[id].len;
         t->raw[r++] = 0;
-        t->norm_off[id] = m;
-        size_t nl = norm_piece(&pieces[id], type, spaces_plain, t->norm + m);
-        t->dec_off[id] = d;
-        d += dec_piece(t->norm + m, nl, type, t->dec + d);
-        t->dec[d++] = 0;
-        m += nl;
-        t->norm[m++] = 0;
+        build_views(t, id, &pieces[id], type, mode, given ? &given[id] : NULL, &m, &d);
     }
     t->raw_off[n] = r;
     t->norm_off[n] = m;
     t->dec_off[n] = d;
     st = build_hash(t);
-    return st ? st : build_pairs(t);
+    if (!st && mode != TOK_VIEW_GIVEN) st = build_pairs(t);
+    return st ? st : tok_collect_specials(t);
 }
 
 void hr_tokenizer_free(hr_tokenizer *t) {
@@ -229,6 +243,8 @@ void hr_tokenizer_free(hr_tokenizer *t) {
     free(t->types);
     free(t->slots);
     free(t->pairs);
+    free(t->specials);
+    tok_free_bpe(t);
     free(t);
 }
 
@@ -247,25 +263,64 @@ const char *hr_tokenizer_piece(const hr_tokenizer *t, int32_t id, size_t *len) {
 }
 
 hr_encode_params hr_encode_default_params(void) {
-    hr_encode_params p = {.add_bos = true, .add_eos = false, .add_space_prefix = -1};
+    hr_encode_params p = {.add_bos = true, .add_eos = false, .add_space_prefix = -1, .parse_special = false};
     return p;
 }
 
-hr_status hr_tokenizer_load(const char *path, hr_tokenizer **out) {
-    if (!out) return hr_err(HR_ERR_INVALID_ARG, "hr_tokenizer_load: out is NULL");
-    *out = NULL;
-    hr_mapped_file f;
-    hr_status st = hr_map_file(path, &f);
-    if (st) return st;
-    if (hr_gguf_is_gguf(f.data, f.size)) {
-        hr_gguf *g = NULL;
-        st = hr_gguf_open_memory(f.data, f.size, &g);
-        if (!st) st = hr_tokenizer_from_gguf(g, out);
-        hr_gguf_close(g);
-    } else {
-        st = tok_load_bin(f.data, f.size, out);
+bool tok_ids_reserve(tok_ids *v, size_t extra) {
+    size_t need;
+    if (!hr_add_size(v->n, extra, &need)) return false;
+    if (need <= v->cap) return true;
+    size_t cap = v->cap ? v->cap : 256;
+    while (cap < need)
+        if (!hr_mul_size(cap, 2, &cap)) return false;
+    size_t bytes;
+    if (!hr_mul_size(cap, sizeof *v->a, &bytes)) return false;
+    int32_t *a = realloc(v->a, bytes);
+    if (!a) return false;
+    v->a = a;
+    v->cap = cap;
+    return true;
+}
+
+static size_t raw_len(const hr_tokenizer *t, int32_t id) { return t->raw_off[id + 1] - t->raw_off[id] - 1; }
+
+typedef struct {
+    size_t len;
+    int32_t id;
+} special_key;
+
+/* Longest first, so that "<|im_start|>" wins over a shorter special that
+ * is its prefix; ties by id keep the order deterministic. */
+static int longer_first(const void *a, const void *b) {
+    const special_key *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+hr_status tok_collect_specials(hr_tokenizer *t) {
+    free(t->specials);
+    t->specials = NULL;
+    t->n_specials = 0;
+    memset(t->special_first, 0, sizeof t->special_first);
+    size_t n = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        n += (t->types[id] == TOK_CONTROL || t->types[id] == TOK_USER) && raw_len(t, id) > 0;
+    if (!n) return HR_OK;
+    t->specials = malloc(n * sizeof *t->specials);
+    special_key *keys = malloc(n * sizeof *keys);
+    if (!t->specials || !keys) {
+        free(keys);
+        return hr_err(HR_ERR_NOMEM, "out of memory for %zu special tokens", n);
     }
-    hr_unmap_file(&f);
-    if (st) hr_err_prefix("loading tokenizer '%s'", path);
-    return st;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if ((t->types[id] != TOK_CONTROL && t->types[id] != TOK_USER) || raw_len(t, id) == 0) continue;
+        keys[t->n_specials++] = (special_key){raw_len(t, id), id};
+        uint8_t c = (uint8_t)t->raw[t->raw_off[id]];
+        t->special_first[c >> 3] |= (uint8_t)(1u << (c & 7));
+    }
+    qsort(keys, n, sizeof *keys, longer_first);
+    for (size_t i = 0; i < n; i++) t->specials[i] = keys[i].id;
+    free(keys);
+    return HR_OK;
 }
