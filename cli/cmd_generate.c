@@ -2,6 +2,7 @@
  * text streamed to stdout and the speeds to stderr. */
 #include "commands.h"
 #include "common.h"
+#include "kv.h"
 
 #include "headroom/context.h"
 #include "headroom/sample.h"
@@ -19,6 +20,7 @@ static const cli_opt k_opts[] = {
     {"seed", 0, "S", "random seed (default 42)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
+    CLI_KV_OPTIONS,
 };
 
 static const cli_spec k_spec = {
@@ -103,7 +105,14 @@ static int gen_setup(const cli_args *a, const gen_opts *o, gen_state *g) {
     long want = (long)g->n_prompt + o->n_tokens;
     cp.n_ctx = want < cfg->seq_len ? (int)want : cfg->seq_len;
     cp.n_threads = (int)o->threads;
-    if (hr_context_new(g->model, &cp, &g->ctx) != HR_OK) return cli_lib_error("cannot create context");
+    hr_kv_plan *plan = NULL;
+    if (cli_kv_plan(&k_spec, a, g->model, &plan)) return CLI_FAIL;
+    if (plan) cp.n_ctx = cfg->seq_len; /* a plan's windows are sized for the model's context */
+    cp.kv_plan = plan;
+    hr_status st = hr_context_new(g->model, &cp, &g->ctx);
+    hr_kv_plan_free(plan);
+    if (st != HR_OK) return cli_lib_error("cannot create context");
+    if (plan) fprintf(stderr, "kv cache:   %zu bytes allocated\n", hr_context_kv_bytes(g->ctx));
     g->logits = malloc((size_t)cfg->vocab_size * sizeof *g->logits);
     if (!g->logits) return cli_error("out of memory for the logits");
     return CLI_OK;

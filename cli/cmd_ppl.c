@@ -1,6 +1,7 @@
 /* headroom ppl: perplexity of a text file. */
 #include "commands.h"
 #include "common.h"
+#include "kv.h"
 
 #include "headroom/context.h"
 #include "headroom/eval.h"
@@ -18,6 +19,7 @@ static const cli_opt k_opts[] = {
     {"protocol", 0, "NAME", "sliding | llama.cpp (default sliding)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
+    CLI_KV_OPTIONS,
 };
 
 static const cli_spec k_spec = {
@@ -78,6 +80,7 @@ typedef struct {
     char *text;
     int32_t *ids; /* (n_ids) tokens of the text, BOS first */
     size_t n_ids;
+    int n_reduced; /* KV heads not kept full by the --kv plan */
 } ppl_state;
 
 static void ppl_free(ppl_state *s) {
@@ -108,7 +111,13 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
     hr_context_params cp = hr_context_default_params();
     cp.n_ctx = (int)o->n_ctx;
     cp.n_threads = (int)o->threads;
-    if (hr_context_new(s->model, &cp, &s->ctx) != HR_OK) return cli_lib_error("cannot create context");
+    hr_kv_plan *plan = NULL;
+    if (cli_kv_plan(&k_spec, a, s->model, &plan)) return CLI_FAIL;
+    cp.kv_plan = plan;
+    hr_status st = hr_context_new(s->model, &cp, &s->ctx);
+    if (plan) s->n_reduced = hr_kv_plan_n_reduced(plan);
+    hr_kv_plan_free(plan);
+    if (st != HR_OK) return cli_lib_error("cannot create context");
     return CLI_OK;
 }
 
@@ -133,6 +142,8 @@ static int ppl_run(const ppl_opts *o, ppl_state *s) {
     printf("perplexity:  %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
     printf("speed:       %.1f tokens/s (%lld tokens evaluated in %.2f s)\n", r.tokens_per_s,
            (long long)r.n_evaluated, r.seconds);
+    printf("kv cache:    %zu bytes allocated (%d KV heads reduced by the plan)\n", hr_context_kv_bytes(s->ctx),
+           s->n_reduced);
     return CLI_OK;
 }
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# --kv plans through the CLI: memory reported, bad plans refused cleanly.
+set -u
+cli=${HR_CLI:?}; shared=${HR_SHARED_DIR:?}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0; passes=0
+ok() { passes=$((passes + 1)); echo "ok   $1"; }
+bad() { fails=$((fails + 1)); echo "FAIL $1"; }
+head -c 30000 "$shared/data/text/tinystories_val.txt" > "$tmp/text.txt"
+
+kv_bytes() { sed -n 's/^kv cache: *\([0-9]*\) bytes.*/\1/p' "$1"; }
+
+"$cli" ppl --text "$tmp/text.txt" --ctx 256 > "$tmp/full.out" 2>&1 || bad "ppl without a plan runs"
+printf 'default streaming sink=4 window=32\n' > "$tmp/stream.plan"
+if "$cli" ppl --text "$tmp/text.txt" --ctx 256 --kv "$tmp/stream.plan" > "$tmp/stream.out" 2>&1; then
+  full=$(kv_bytes "$tmp/full.out"); stream=$(kv_bytes "$tmp/stream.out")
+  if [ -n "$full" ] && [ -n "$stream" ] && [ "$stream" -lt $((full / 4)) ]; then ok "streaming plan allocates less KV memory ($stream vs $full bytes)"
+  else bad "streaming plan memory: '$stream' vs '$full'"; fi
+else bad "ppl with a streaming plan runs: $(cat "$tmp/stream.out")"; fi
+
+printf 'default full\n' > "$tmp/full.plan"
+"$cli" ppl --text "$tmp/text.txt" --ctx 256 --kv "$tmp/full.plan" > "$tmp/fullplan.out" 2>&1
+if [ "$(grep '^mean NLL' "$tmp/full.out")" = "$(grep '^mean NLL' "$tmp/fullplan.out")" ] && grep -q '^mean NLL' "$tmp/full.out"; then
+  ok "an all-full plan gives the same NLL as no plan"
+else bad "all-full plan NLL differs"; fi
+
+if "$cli" generate --prompt "Once upon a time" -n 20 --temp 0 --kv "$tmp/stream.plan" > "$tmp/gen.out" 2> "$tmp/gen.err" && grep -q "kv cache" "$tmp/gen.err"; then
+  ok "generate accepts --kv and reports KV bytes"
+else bad "generate --kv: $(cat "$tmp/gen.err")"; fi
+
+refuse() { # name, plan text, extra args
+  printf '%s\n' "$2" > "$tmp/bad.plan"
+  "$cli" ppl --text "$tmp/text.txt" --ctx 256 --kv "$tmp/bad.plan" > "$tmp/bad.out" 2> "$tmp/bad.err"; rc=$?
+  if [ $rc -eq 1 ] && [ "$(grep -c 'headroom: error:' "$tmp/bad.err")" = 1 ] && ! grep -qE 'AddressSanitizer|runtime error' "$tmp/bad.err"; then
+    ok "refuses $1: $(cat "$tmp/bad.err")"
+  else bad "$1 (rc $rc): $(cat "$tmp/bad.err")"; fi
+}
+refuse "an unknown policy" "default sliding window=3"
+refuse "a window larger than the context" "default streaming sink=4 window=100000"
+refuse "a plan for a different shape" "head 7 0 streaming sink=1 window=8"
+refuse "a malformed size" "layer 0 heavy budget=-3"
+"$cli" ppl --text "$tmp/text.txt" --kv "$tmp/missing.plan" > /dev/null 2> "$tmp/bad.err"
+[ $? -eq 1 ] && grep -q 'headroom: error:' "$tmp/bad.err" && ok "refuses a missing plan file" || bad "missing plan file"
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
