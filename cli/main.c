@@ -15,6 +15,7 @@ static const command k_commands[] = {
     {"info", "describe a model: format, hyper-parameters, per-layer sizes, tensors", cmd_info},
     {"generate", "generate text from a prompt (greedy or top-p sampling)", cmd_generate},
     {"ppl", "perplexity of a text file (sliding window or llama.cpp protocol)", cmd_ppl},
+    {"convert", "convert a model to GGUF or a Hugging Face folder (f32/f16/bf16)", cmd_convert},
     {"tokenize", "text to token ids and back (any supported tokenizer)", cmd_tokenize},
 };
 enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };

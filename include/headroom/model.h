@@ -71,7 +71,8 @@ typedef struct {
 typedef enum {
     HR_FORMAT_LLAMA2C = 0,    /* llama2.c v0 float32 */
     HR_FORMAT_LLAMA2C_Q8 = 1, /* llama2.c runq v2 int8 */
-    HR_FORMAT_GGUF = 2
+    HR_FORMAT_GGUF = 2,
+    HR_FORMAT_HF = 3          /* Hugging Face folder: config.json + safetensors */
 } hr_format;
 
 /* Hyper-parameters. Per-layer arrays allow pruned (non-uniform) models. */

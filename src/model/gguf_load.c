@@ -1,7 +1,11 @@
-/* Llama-family models from GGUF (architectures "llama" and "deci"). */
+/* Models from GGUF: architectures "llama", "deci" (per-layer sizes),
+ * "qwen2" (Q/K/V biases; Q/K stored rotate-half, permuted on load) and
+ * "gpt2" (LayerNorm biases, learned positions, fused attn_qkv). */
 #include "model_internal.h"
+#include "hf_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "headroom/gguf.h"
@@ -71,9 +75,30 @@ static hr_status get_float(const hr_gguf *g, const char *arch, const char *suffi
     return HR_OK;
 }
 
-static hr_status read_config(const hr_gguf *g, const char *arch, hr_config *c) {
+/* llama3 RoPE scaling as written by hr_model_save_gguf. */
+static hr_status read_rope_scaling(const hr_gguf *g, hr_config *c) {
+    const char *ty;
+    size_t ty_len;
+    if (hr_gguf_get_str(g, "headroom.rope_scaling.type", &ty, &ty_len) != HR_OK) return HR_OK;
+    if (ty_len != 6 || memcmp(ty, "llama3", 6) != 0)
+        return hr_err(HR_ERR_UNSUPPORTED, "headroom.rope_scaling.type '%.*s' is not supported", (int)(ty_len < 64 ? ty_len : 64), ty);
+    hr_rope_scaling *rs = &c->rope_scaling;
+    double f = 0, lo = 0, hi = 0;
+    int64_t orig = 0;
+    hr_status st = hr_gguf_get_f64(g, "headroom.rope_scaling.factor", &f);
+    if (st == HR_OK) st = hr_gguf_get_f64(g, "headroom.rope_scaling.low_freq_factor", &lo);
+    if (st == HR_OK) st = hr_gguf_get_f64(g, "headroom.rope_scaling.high_freq_factor", &hi);
+    if (st == HR_OK) st = hr_gguf_get_i64(g, "headroom.rope_scaling.original_context_length", &orig);
+    if (st != HR_OK) return hr_err(HR_ERR_FORMAT, "GGUF llama3 RoPE scaling keys are incomplete or mistyped");
+    if (!(f >= 1 && f < 1e6) || !(lo > 0) || !(hi > lo) || orig < 1 || orig > (1 << 24))
+        return hr_err(HR_ERR_FORMAT, "GGUF llama3 RoPE scaling parameters are invalid");
+    *rs = (hr_rope_scaling){true, (float)f, (float)lo, (float)hi, (int)orig};
+    return HR_OK;
+}
+
+static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_config *c) {
     memset(c, 0, sizeof *c);
-    hr_config_set_arch(c, HR_ARCH_LLAMA);
+    hr_config_set_arch(c, id);
     hr_status st = get_int(g, arch, "block_count", &c->n_layers, true, 0, HR_MAX_LAYERS);
     if (st == HR_OK) st = get_int(g, arch, "embedding_length", &c->dim, true, 0, 1 << 16);
     if (st == HR_OK) st = get_int(g, arch, "context_length", &c->seq_len, false, 2048, 1 << 22);
@@ -93,8 +118,10 @@ static hr_status read_config(const hr_gguf *g, const char *arch, hr_config *c) {
     int dflt_hd = c->dim / max_heads;
     if (st == HR_OK) st = get_int(g, arch, "attention.key_length", &c->head_dim, false, dflt_hd, 1 << 10);
     if (st == HR_OK) st = get_float(g, arch, "rope.freq_base", &c->rope_theta, 10000.0f);
-    if (st == HR_OK) st = get_float(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps, 1e-5f);
-    if (st != HR_OK) return st;
+    if (st == HR_OK && id == HR_ARCH_GPT2) st = get_float(g, arch, "attention.layer_norm_epsilon", &c->norm_eps, 1e-5f);
+    else if (st == HR_OK) st = get_float(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps, 1e-5f);
+    if (st == HR_OK) st = read_rope_scaling(g, c);
+    if (st != HR_OK || id == HR_ARCH_GPT2) return st;
     int rope_dim = 0;
     st = get_int(g, arch, "rope.dimension_count", &rope_dim, false, c->head_dim, 1 << 10);
     if (st == HR_OK && rope_dim != c->head_dim)
@@ -104,8 +131,8 @@ static hr_status read_config(const hr_gguf *g, const char *arch, hr_config *c) {
 
 /* Finds a tensor, checks its shape (ne0 = cols, ne1 = rows) and returns it
  * as f32: mmapped when stored as f32, else dequantized into an owned copy. */
-static hr_status load_tensor(hr_model *m, const char *name, int64_t rows, int64_t cols, const float **out,
-                             bool optional) {
+static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int64_t cols, const float **out,
+                               bool optional, int perm_heads) {
     *out = NULL;
     const hr_gguf_tensor *t = hr_gguf_find_tensor(m->gguf, name);
     if (!t) {
@@ -121,7 +148,7 @@ static hr_status load_tensor(hr_model *m, const char *name, int64_t rows, int64_
     size_t n = (size_t)rows * (size_t)cols;
     if (strcmp(m->source_dtype, "") == 0 || (strcmp(m->source_dtype, "f32") == 0 && t->type != HR_GGML_F32))
         snprintf(m->source_dtype, sizeof m->source_dtype, "%s", hr_ggml_type_name(t->type));
-    if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+    if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads) {
         *out = t->data;
         return HR_OK;
     }
@@ -129,8 +156,39 @@ static hr_status load_tensor(hr_model *m, const char *name, int64_t rows, int64_
     if (!dst) return hr_err(HR_ERR_NOMEM, "out of memory converting '%s'", name);
     hr_status st = hr_dequant_to_f32(t->type, t->data, dst, n);
     if (st != HR_OK) hr_err_prefix("tensor '%s'", name);
+    if (st == HR_OK && perm_heads) { /* qwen2 GGUF keeps HF's rotate-half Q/K rows */
+        size_t row = rows == 1 ? 1 : (size_t)cols;
+        if ((int64_t)perm_heads * m->cfg.head_dim != (rows == 1 ? cols : rows))
+            return hr_err(HR_ERR_FORMAT, "tensor '%s' does not hold %d heads", name, perm_heads);
+        float *tmp = malloc((size_t)m->cfg.head_dim * row * sizeof(float)); // (head_dim, row)
+        if (!tmp) return hr_err(HR_ERR_NOMEM, "out of memory permuting '%s'", name);
+        hr_qk_to_interleaved(dst, perm_heads, m->cfg.head_dim, row, tmp);
+        free(tmp);
+    }
     *out = dst;
     return st;
+}
+
+static hr_status load_tensor(hr_model *m, const char *name, int64_t rows, int64_t cols, const float **out,
+                             bool optional) {
+    return load_tensor_p(m, name, rows, cols, out, optional, 0);
+}
+
+/* gpt2: attn_qkv (q + 2 kv rows) split into Q, K, V views. */
+static hr_status load_fused_qkv(hr_model *m, int l) {
+    const hr_config *c = &m->cfg;
+    hr_layer_weights *w = &m->w.layers[l];
+    int64_t dim = c->dim, q = (int64_t)c->n_head[l] * c->head_dim, kv = (int64_t)c->n_head_kv[l] * c->head_dim;
+    char nw[64], nb[64];
+    snprintf(nw, sizeof nw, "blk.%d.attn_qkv.weight", l);
+    snprintf(nb, sizeof nb, "blk.%d.attn_qkv.bias", l);
+    const float *wt, *bt;
+    hr_status st = load_tensor(m, nw, q + 2 * kv, dim, &wt, false);
+    if (st == HR_OK) st = load_tensor(m, nb, 1, q + 2 * kv, &bt, false);
+    if (st != HR_OK) return st;
+    w->wq = wt, w->wk = wt + q * dim, w->wv = wt + (q + kv) * dim;
+    w->bq = bt, w->bk = bt + q, w->bv = bt + q + kv;
+    return HR_OK;
 }
 
 static hr_status load_layer(hr_model *m, int l) {
@@ -138,17 +196,43 @@ static hr_status load_layer(hr_model *m, int l) {
     hr_layer_weights *w = &m->w.layers[l];
     int64_t dim = c->dim, q = (int64_t)c->n_head[l] * c->head_dim, kv = (int64_t)c->n_head_kv[l] * c->head_dim;
     int64_t ff = c->n_ff[l];
-    struct { const char *name; int64_t rows, cols; const float **dst; bool present; } t[] = {
-        {"attn_norm", 1, dim, &w->attn_norm, q > 0}, {"attn_q", q, dim, &w->wq, q > 0},
-        {"attn_k", kv, dim, &w->wk, q > 0},          {"attn_v", kv, dim, &w->wv, q > 0},
-        {"attn_output", dim, q, &w->wo, q > 0},      {"ffn_norm", 1, dim, &w->ffn_norm, ff > 0},
-        {"ffn_gate", ff, dim, &w->w_gate, ff > 0},   {"ffn_up", ff, dim, &w->w_up, ff > 0},
-        {"ffn_down", dim, ff, &w->w_down, ff > 0}};
+    bool ln = c->norm == HR_NORM_LAYER, swiglu = c->mlp == HR_MLP_SWIGLU;
+    bool fused = c->arch == HR_ARCH_GPT2 && q > 0;
+    int pq = c->arch == HR_ARCH_QWEN2 ? c->n_head[l] : 0, pk = c->arch == HR_ARCH_QWEN2 ? c->n_head_kv[l] : 0;
+    struct { const char *name; int64_t rows, cols; const float **dst; bool present; int perm; } t[] = {
+        {"attn_norm.weight", 1, dim, &w->attn_norm, q > 0, 0},
+        {"attn_norm.bias", 1, dim, &w->attn_norm_b, q > 0 && ln, 0},
+        {"attn_q.weight", q, dim, &w->wq, q > 0 && !fused, pq},
+        {"attn_k.weight", kv, dim, &w->wk, q > 0 && !fused, pk},
+        {"attn_v.weight", kv, dim, &w->wv, q > 0 && !fused, 0},
+        {"attn_q.bias", 1, q, &w->bq, q > 0 && !fused && c->qkv_bias, pq},
+        {"attn_k.bias", 1, kv, &w->bk, q > 0 && !fused && c->qkv_bias, pk},
+        {"attn_v.bias", 1, kv, &w->bv, q > 0 && !fused && c->qkv_bias, 0},
+        {"attn_output.weight", dim, q, &w->wo, q > 0, 0},
+        {"attn_output.bias", 1, dim, &w->bo, q > 0 && c->out_bias, 0},
+        {"ffn_norm.weight", 1, dim, &w->ffn_norm, ff > 0, 0},
+        {"ffn_norm.bias", 1, dim, &w->ffn_norm_b, ff > 0 && ln, 0},
+        {"ffn_gate.weight", ff, dim, &w->w_gate, ff > 0 && swiglu, 0},
+        {"ffn_up.weight", ff, dim, &w->w_up, ff > 0, 0},
+        {"ffn_up.bias", 1, ff, &w->b_up, ff > 0 && c->mlp_bias, 0},
+        {"ffn_down.weight", dim, ff, &w->w_down, ff > 0, 0},
+        {"ffn_down.bias", 1, dim, &w->b_down, ff > 0 && c->mlp_bias, 0}};
+    /* A gpt2 GGUF may also store Q/K/V separately. */
+    if (fused) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "blk.%d.attn_qkv.weight", l);
+        if (hr_gguf_find_tensor(m->gguf, nm)) {
+            hr_status st = load_fused_qkv(m, l);
+            if (st != HR_OK) return st;
+        } else {
+            for (int i = 2; i < 8; i++) t[i].present = true;
+        }
+    }
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         if (!t[i].present) continue;
         char name[96];
-        snprintf(name, sizeof name, "blk.%d.%s.weight", l, t[i].name);
-        hr_status st = load_tensor(m, name, t[i].rows, t[i].cols, t[i].dst, false);
+        snprintf(name, sizeof name, "blk.%d.%s", l, t[i].name);
+        hr_status st = load_tensor_p(m, name, t[i].rows, t[i].cols, t[i].dst, false, t[i].perm);
         if (st != HR_OK) return st;
     }
     return HR_OK;
@@ -165,9 +249,12 @@ hr_status hr_load_gguf(hr_model *m, const char *path) {
     if (arch_len >= sizeof arch) return hr_err(HR_ERR_UNSUPPORTED, "GGUF architecture name is too long");
     memcpy(arch, arch_s, arch_len);
     arch[arch_len] = 0;
-    if (strcmp(arch, "llama") != 0 && strcmp(arch, "deci") != 0)
-        return hr_err(HR_ERR_UNSUPPORTED, "GGUF architecture '%s' is not supported (llama, deci)", arch);
-    st = read_config(m->gguf, arch, &m->cfg);
+    hr_arch id;
+    if (strcmp(arch, "llama") == 0 || strcmp(arch, "deci") == 0) id = HR_ARCH_LLAMA;
+    else if (strcmp(arch, "qwen2") == 0) id = HR_ARCH_QWEN2;
+    else if (strcmp(arch, "gpt2") == 0) id = HR_ARCH_GPT2;
+    else return hr_err(HR_ERR_UNSUPPORTED, "GGUF architecture '%s' is not supported (llama, deci, qwen2, gpt2)", arch);
+    st = read_config(m->gguf, arch, id, &m->cfg);
     if (st != HR_OK) return st;
     hr_config *c = &m->cfg;
     const hr_gguf_tensor *emb = hr_gguf_find_tensor(m->gguf, "token_embd.weight");
@@ -176,8 +263,23 @@ hr_status hr_load_gguf(hr_model *m, const char *path) {
     c->vocab_size = (int)emb->ne[1];
     st = hr_config_validate(c);
     if (st != HR_OK) return st;
+    const hr_gguf_tensor *rf = hr_gguf_find_tensor(m->gguf, "rope_freqs.weight");
+    if (rf && c->pos == HR_POS_ROPE && !c->rope_scaling.llama3) {
+        if (rf->type != HR_GGML_F32 || rf->ne[0] != c->head_dim / 2 || rf->ne[1] != 1 || !rf->data)
+            return hr_err(HR_ERR_FORMAT, "rope_freqs.weight is not %d f32 values", c->head_dim / 2);
+        float *div = malloc(sizeof(float) * (size_t)(c->head_dim / 2)); // (head_dim / 2), copied: may be unaligned
+        if (!div) return hr_err(HR_ERR_NOMEM, "out of memory");
+        memcpy(div, rf->data, sizeof(float) * (size_t)(c->head_dim / 2));
+        st = hr_rope_scaling_from_divisors(c, div);
+        free(div);
+        if (st != HR_OK) return st;
+    }
     st = load_tensor(m, "token_embd.weight", c->vocab_size, c->dim, &m->w.tok_embd, false);
     if (st == HR_OK) st = load_tensor(m, "output_norm.weight", 1, c->dim, &m->w.out_norm, false);
+    if (st == HR_OK && c->norm == HR_NORM_LAYER)
+        st = load_tensor(m, "output_norm.bias", 1, c->dim, &m->w.out_norm_b, false);
+    if (st == HR_OK && c->pos == HR_POS_LEARNED)
+        st = load_tensor(m, "position_embd.weight", c->seq_len, c->dim, &m->w.pos_embd, false);
     if (st == HR_OK) st = load_tensor(m, "output.weight", c->vocab_size, c->dim, &m->w.output, true);
     if (st != HR_OK) return st;
     c->tied_classifier = m->w.output == NULL;

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "headroom/gguf.h"
+#include "headroom/safetensors.h"
+#include <sys/stat.h>
 
 #define LLAMA2C_Q8_MAGIC 0x616b3432u
 
@@ -76,6 +78,11 @@ static hr_status detect_and_load(hr_model *m, const char *path) {
     }
     uint32_t magic = 0;
     if (n >= 4) memcpy(&magic, d, 4);
+    /* safetensors: u64 header length (high half zero) then '{'; llama2.c
+     * never has a zero second int (hidden_dim). */
+    if (n >= 9 && d[8] == '{' && !d[4] && !d[5] && !d[6] && !d[7])
+        return hr_err(HR_ERR_FORMAT, "'%s' looks like a safetensors file: pass the Hugging Face folder that "
+                      "holds it and its config.json", path);
     if (magic == LLAMA2C_Q8_MAGIC) {
         m->format = HR_FORMAT_LLAMA2C_Q8;
         return hr_load_llama2c_q8(m);
@@ -96,8 +103,15 @@ hr_status hr_model_load(const char *path, hr_model **out) {
     if (!path) return hr_err(HR_ERR_INVALID_ARG, "no model path given");
     hr_model *m = calloc(1, sizeof *m);
     if (!m) return hr_err(HR_ERR_NOMEM, "out of memory");
-    hr_status st = hr_map_file(path, &m->file);
-    if (st == HR_OK) st = detect_and_load(m, path);
+    struct stat sb;
+    bool is_dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    hr_status st = is_dir ? HR_OK : hr_map_file(path, &m->file);
+    if (st == HR_OK && is_dir) {
+        m->format = HR_FORMAT_HF;
+        st = hr_load_hf(m, path);
+    } else if (st == HR_OK) {
+        st = detect_and_load(m, path);
+    }
     if (st == HR_OK) st = hr_config_validate(&m->cfg);
     if (st != HR_OK) {
         if (strstr(hr_last_error(), path) == NULL) hr_err_prefix("loading '%s'", path);
@@ -114,6 +128,8 @@ void hr_model_free(hr_model *m) {
     free(m->owned);
     hr_unmap_file(&m->file);
     hr_gguf_close(m->gguf);
+    for (size_t i = 0; i < m->n_shards; i++) hr_st_close(m->shards[i]);
+    free(m->shards);
     free(m);
 }
 
@@ -126,6 +142,7 @@ const char *hr_format_name(hr_format f) {
     case HR_FORMAT_LLAMA2C: return "llama2.c v0 (float32)";
     case HR_FORMAT_LLAMA2C_Q8: return "llama2.c v2 (int8)";
     case HR_FORMAT_GGUF: return "GGUF";
+    case HR_FORMAT_HF: return "Hugging Face (safetensors)";
     }
     return "unknown";
 }

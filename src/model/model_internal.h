@@ -45,6 +45,8 @@ struct hr_model {
     char source_dtype[32];
     hr_mapped_file file; /* keeps mmapped f32 weights alive (llama2.c) */
     struct hr_gguf *gguf; /* keeps mmapped f32 weights alive (GGUF) */
+    struct hr_safetensors **shards; /* keep mmapped f32 weights alive (HF) */
+    size_t n_shards;
     void **owned;        /* buffers of dequantized weights */
     size_t n_owned, cap_owned;
 };
@@ -70,6 +72,8 @@ hr_status hr_config_validate(const hr_config *c);
 hr_status hr_load_llama2c(hr_model *m);
 hr_status hr_load_llama2c_q8(hr_model *m);
 hr_status hr_load_gguf(hr_model *m, const char *path);
+/* Hugging Face folder (src/model/hf_load.c). */
+hr_status hr_load_hf(hr_model *m, const char *dir);
 float hr_f16_to_f32(uint16_t h);
 float hr_bf16_to_f32(uint16_t h);
 /* Converts n values of a ggml type to f32 (dst holds n floats). */

@@ -1,0 +1,52 @@
+/* headroom — writing models: GGUF files and Hugging Face folders.
+ *
+ * Both writers take any loaded model (llama2.c, GGUF, HF; pruned or not)
+ * and write its f32 weights converted to the requested dtype. Output
+ * appears atomically: a GGUF file is written to a temporary name and
+ * renamed; an HF folder is built in a temporary folder and renamed.
+ *
+ * GGUF (v3, 32-byte alignment): general.architecture "llama", "qwen2",
+ * "gpt2", or "deci" for llama-family models whose head counts / FFN sizes
+ * differ across layers (per-layer int32 arrays for
+ * attention.head_count, attention.head_count_kv and feed_forward_length;
+ * layers without attention have head_count 0). Q/K rows are written in the
+ * layout llama.cpp expects for the architecture (interleaved pairs for
+ * llama/deci, rotate-half for qwen2); gpt2 Q/K/V are fused into attn_qkv.
+ * Llama 3 RoPE scaling is written as llama.cpp's rope_freqs.weight and as
+ * headroom.rope_scaling.* keys (read back by headroom). Norms and biases
+ * stay f32. The tokenizer (optional) is copied into tokenizer.ggml.*.
+ *
+ * HF folder: config.json, model.safetensors ("__metadata__": {"format":
+ * "pt"}), Q/K permuted back to rotate-half, GPT-2 Conv1D weights
+ * transposed back to (in, out). Only uniform models (same sizes in every
+ * layer) can be written; others are HR_ERR_UNSUPPORTED (use GGUF).
+ * tokenizer.json is not written (no serializer yet).
+ */
+#ifndef HEADROOM_CONVERT_H
+#define HEADROOM_CONVERT_H
+
+#include "headroom/common.h"
+#include "headroom/model.h"
+#include "headroom/tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { HR_DTYPE_F32 = 0, HR_DTYPE_F16 = 1, HR_DTYPE_BF16 = 2 } hr_dtype;
+
+/* "f32" / "f16" / "bf16" (also "float32", "float16", "bfloat16"). */
+hr_status hr_dtype_from_name(const char *name, hr_dtype *out);
+const char *hr_dtype_name(hr_dtype d);
+
+/* Writes m (and tok's vocabulary when tok is non-NULL) as GGUF at path. */
+hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype);
+
+/* Writes m as a Hugging Face folder at dir, which must not exist or be an
+ * empty folder. tok is used for bos/eos ids in config.json (may be NULL). */
+hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,368 @@
+/* Conversions between llama2.c, GGUF and Hugging Face folders keep the
+ * model: logits are compared after every hop. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "headroom/context.h"
+#include "headroom/convert.h"
+#include "headroom/gguf.h"
+#include "headroom/model.h"
+#include "headroom/tokenizer.h"
+#include "model/model_internal.h"
+
+#define STORIES SHARED("models/stories260K/stories260K.bin")
+#define TOK512 SHARED("models/stories260K/tok512.bin")
+#define N_TOK 24
+
+static char g_dir[256];
+
+static const char *tmp_path(const char *name) {
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
+    return buf[k];
+}
+
+/* Logits (N_TOK, vocab) of a fixed token sequence; NULL on failure. */
+static float *logits_of(const hr_model *m) {
+    int32_t tok[N_TOK];
+    int vocab = hr_model_config(m)->vocab_size;
+    for (int i = 0; i < N_TOK; i++) tok[i] = (int32_t)((i * 37 + 1) % vocab);
+    hr_context *ctx = NULL;
+    hr_context_params p = hr_context_default_params();
+    p.n_threads = 1;
+    p.n_ctx = 64;
+    float *out = malloc(sizeof(float) * N_TOK * (size_t)vocab);
+    if (!out || hr_context_new(m, &p, &ctx) != HR_OK || hr_forward(ctx, tok, N_TOK, out, true) != HR_OK) {
+        fprintf(stderr, "    forward failed: %s\n", hr_last_error());
+        free(out);
+        out = NULL;
+    }
+    hr_context_free(ctx);
+    return out;
+}
+
+static hr_model *load(const char *path) {
+    hr_model *m = NULL;
+    if (hr_model_load(path, &m) != HR_OK) fprintf(stderr, "    load %s: %s\n", path, hr_last_error());
+    return m;
+}
+
+static double diff_models(const char *label, const hr_model *a, const hr_model *b) {
+    if (!a || !b) return INFINITY;
+    float *la = logits_of(a), *lb = logits_of(b);
+    double d = la && lb ? hr_t_maxdiff(label, la, lb, (size_t)N_TOK * (size_t)hr_model_config(a)->vocab_size) : INFINITY;
+    free(la);
+    free(lb);
+    return d;
+}
+
+static void stories_bin_to_hf_to_gguf_and_back_keeps_logits_identical(void) {
+    hr_model *orig = load(STORIES), *hf = NULL, *gg = NULL, *hf2 = NULL;
+    hr_tokenizer *tok = NULL;
+    CHECK(hr_tokenizer_load(TOK512, &tok) == HR_OK, "%s", hr_last_error());
+    CHECK(orig && hr_model_save_hf(orig, tok, tmp_path("hf32"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    hf = load(tmp_path("hf32"));
+    CHECK(hf && hr_model_format(hf) == HR_FORMAT_HF, "HF folder loads as HF");
+    CHECK(diff_models(".bin vs HF f32", orig, hf) <= 1e-6, "HF f32 logits differ");
+    CHECK(hf && hr_model_save_gguf(hf, tok, tmp_path("from_hf.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    gg = load(tmp_path("from_hf.gguf"));
+    CHECK(diff_models(".bin vs HF -> GGUF f32", orig, gg) <= 1e-6, "GGUF f32 logits differ");
+    CHECK(gg && hr_model_save_hf(gg, tok, tmp_path("hf32b"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    hf2 = load(tmp_path("hf32b"));
+    CHECK(diff_models(".bin vs HF -> GGUF -> HF f32", orig, hf2) <= 1e-6, "second HF logits differ");
+    const hr_config *a = orig ? hr_model_config(orig) : NULL, *b = hf2 ? hr_model_config(hf2) : NULL;
+    CHECK(a && b && a->n_head_kv[0] == b->n_head_kv[0] && a->tied_classifier == b->tied_classifier &&
+              a->norm_eps == b->norm_eps && a->seq_len == b->seq_len, "config survives the round trip");
+    hr_model_free(orig), hr_model_free(hf), hr_model_free(gg), hr_model_free(hf2);
+    hr_tokenizer_free(tok);
+}
+
+/* f16/bf16 rounding changes the logits by a bounded amount; further hops
+ * in the same dtype are then lossless (bit-exact logits). */
+static void half_precision_round_trips_are_close_then_exact(void) {
+    const hr_dtype dts[] = {HR_DTYPE_F16, HR_DTYPE_BF16};
+    const double tol[] = {2e-2, 1.5e-1}; /* logits span about ±15 on this model */
+    hr_model *orig = load(STORIES);
+    for (int i = 0; i < 2 && orig; i++) {
+        char h1[64], g[64], h2[64];
+        const char *dn = hr_dtype_name(dts[i]);
+        snprintf(h1, sizeof h1, "half_%s_hf", dn);
+        snprintf(g, sizeof g, "half_%s.gguf", dn);
+        snprintf(h2, sizeof h2, "half_%s_hf2", dn);
+        CHECK(hr_model_save_hf(orig, NULL, tmp_path(h1), dts[i]) == HR_OK, "%s", hr_last_error());
+        hr_model *m1 = load(tmp_path(h1));
+        CHECK(m1 && strcmp(hr_model_source_dtype(m1), dn) == 0, "stored as %s", dn);
+        double d = diff_models(dn, orig, m1);
+        CHECK(d <= tol[i] && d > 0, "%s logits differ by %g (tolerance %g)", dn, d, tol[i]);
+        CHECK(m1 && hr_model_save_gguf(m1, NULL, tmp_path(g), dts[i]) == HR_OK, "%s", hr_last_error());
+        hr_model *m2 = load(tmp_path(g));
+        CHECK(diff_models("HF -> GGUF in the same dtype", m1, m2) == 0, "%s GGUF hop is not exact", dn);
+        CHECK(m2 && hr_model_save_hf(m2, NULL, tmp_path(h2), dts[i]) == HR_OK, "%s", hr_last_error());
+        hr_model *m3 = load(tmp_path(h2));
+        CHECK(diff_models("GGUF -> HF in the same dtype", m1, m3) == 0, "%s HF hop is not exact", dn);
+        hr_model_free(m1), hr_model_free(m2), hr_model_free(m3);
+    }
+    hr_model_free(orig);
+}
+
+/* Compares our GGUF vocabulary with the one llama.cpp wrote for the same
+ * model (stories260K.gguf). */
+static void gguf_vocabulary_matches_the_llama_cpp_export(void) {
+    hr_model *orig = load(STORIES);
+    hr_tokenizer *tok = NULL;
+    CHECK(hr_tokenizer_load(TOK512, &tok) == HR_OK, "%s", hr_last_error());
+    CHECK(orig && tok && hr_model_save_gguf(orig, tok, tmp_path("vocab.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    hr_gguf *ours = NULL, *ref = NULL;
+    CHECK(hr_gguf_open(tmp_path("vocab.gguf"), &ours) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_gguf_open(SHARED("models/stories260K/stories260K.gguf"), &ref) == HR_OK, "%s", hr_last_error());
+    if (ours && ref) {
+        hr_gguf_value a, b;
+        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.tokens", &a) == HR_OK && hr_gguf_get_arr(ref, "tokenizer.ggml.tokens", &b) == HR_OK &&
+                  a.n == b.n, "token counts");
+        int bad = 0;
+        for (uint64_t i = 0; i < a.n && i < b.n; i++) {
+            const char *s1, *s2;
+            size_t l1, l2;
+            hr_gguf_arr_str(ours, &a, i, &s1, &l1);
+            hr_gguf_arr_str(ref, &b, i, &s2, &l2);
+            bad += l1 != l2 || memcmp(s1, s2, l1) != 0;
+        }
+        CHECK(bad == 0, "%d tokens differ from llama.cpp's export", bad);
+        hr_gguf_value sa, sb, ta, tb;
+        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.scores", &sa) == HR_OK && hr_gguf_get_arr(ref, "tokenizer.ggml.scores", &sb) == HR_OK, "scores");
+        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.token_type", &ta) == HR_OK && hr_gguf_get_arr(ref, "tokenizer.ggml.token_type", &tb) == HR_OK, "types");
+        int bad_s = 0, bad_t = 0;
+        for (uint64_t i = 0; i < sa.n && i < sb.n && i < ta.n && i < tb.n; i++) {
+            double x, y;
+            int64_t u, v;
+            hr_gguf_arr_f64(ours, &sa, i, &x), hr_gguf_arr_f64(ref, &sb, i, &y);
+            hr_gguf_arr_i64(ours, &ta, i, &u), hr_gguf_arr_i64(ref, &tb, i, &v);
+            bad_s += x != y, bad_t += u != v;
+        }
+        CHECK(bad_s == 0 && bad_t == 0, "%d scores and %d token types differ", bad_s, bad_t);
+        const char *k[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"};
+        for (int i = 0; i < 3; i++) {
+            int64_t x = -1, y = -2;
+            hr_gguf_get_i64(ours, k[i], &x), hr_gguf_get_i64(ref, k[i], &y);
+            CHECK(x == y, "%s: %lld vs %lld", k[i], (long long)x, (long long)y);
+        }
+    }
+    /* And the embedded vocabulary encodes like the original .bin. */
+    hr_tokenizer *back = NULL;
+    CHECK(ours && hr_tokenizer_from_gguf(ours, &back) == HR_OK, "%s", hr_last_error());
+    if (back && tok) {
+        const char *text = "Once upon a time, there was a little girl named Lily.";
+        hr_encode_params p = hr_encode_default_params();
+        int32_t *x = NULL, *y = NULL;
+        size_t nx = 0, ny = 0;
+        CHECK(hr_tokenizer_encode(tok, text, strlen(text), &p, &x, &nx) == HR_OK, "%s", hr_last_error());
+        CHECK(hr_tokenizer_encode(back, text, strlen(text), &p, &y, &ny) == HR_OK, "%s", hr_last_error());
+        CHECK(nx == ny && nx > 0 && memcmp(x, y, nx * sizeof *x) == 0, "encodings differ (%zu vs %zu ids)", nx, ny);
+        free(x), free(y);
+    }
+    hr_tokenizer_free(back);
+    hr_gguf_close(ours), hr_gguf_close(ref);
+    hr_tokenizer_free(tok);
+    hr_model_free(orig);
+}
+
+static bool same_str_arrays(const hr_gguf *a, const hr_gguf *b, const char *key) {
+    hr_gguf_value x, y;
+    if (hr_gguf_get_arr(a, key, &x) != HR_OK || hr_gguf_get_arr(b, key, &y) != HR_OK || x.n != y.n || x.n == 0) return false;
+    for (uint64_t i = 0; i < x.n; i++) {
+        const char *s1, *s2;
+        size_t l1, l2;
+        if (hr_gguf_arr_str(a, &x, i, &s1, &l1) != HR_OK || hr_gguf_arr_str(b, &y, i, &s2, &l2) != HR_OK || l1 != l2 ||
+            memcmp(s1, s2, l1) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* A byte-level BPE vocabulary (GPT-2's, from llama.cpp's test files) is
+ * written with its tokens and merges in rank order. */
+static void gguf_writes_bpe_tokens_and_merges_like_the_source(void) {
+    const char *src = SHARED("models/gguf-vocab/ggml-vocab-gpt-2.gguf");
+    hr_model *m = load(STORIES);
+    hr_tokenizer *tok = NULL;
+    CHECK(hr_tokenizer_load(src, &tok) == HR_OK, "%s", hr_last_error());
+    CHECK(m && tok && hr_model_save_gguf(m, tok, tmp_path("bpe.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    hr_gguf *ours = NULL, *ref = NULL;
+    CHECK(hr_gguf_open(tmp_path("bpe.gguf"), &ours) == HR_OK && hr_gguf_open(src, &ref) == HR_OK, "%s", hr_last_error());
+    if (ours && ref) {
+        CHECK(same_str_arrays(ours, ref, "tokenizer.ggml.tokens"), "tokens equal");
+        CHECK(same_str_arrays(ours, ref, "tokenizer.ggml.merges"), "merges equal, in rank order");
+        const char *mdl;
+        size_t len;
+        CHECK(hr_gguf_get_str(ours, "tokenizer.ggml.model", &mdl, &len) == HR_OK && len == 4 && !memcmp(mdl, "gpt2", 4), "model gpt2");
+    }
+    hr_tokenizer *back = NULL;
+    CHECK(ours && hr_tokenizer_from_gguf(ours, &back) == HR_OK, "%s", hr_last_error());
+    if (back && tok) {
+        const char *text = "Hello world, it's 2024!  Spaces\n\nand \xc3\x84\xc3\x96 too";
+        hr_encode_params p = hr_encode_default_params();
+        p.add_bos = false;
+        int32_t *x = NULL, *y = NULL;
+        size_t nx = 0, ny = 0;
+        CHECK(hr_tokenizer_encode(tok, text, strlen(text), &p, &x, &nx) == HR_OK &&
+                  hr_tokenizer_encode(back, text, strlen(text), &p, &y, &ny) == HR_OK, "%s", hr_last_error());
+        CHECK(nx == ny && nx > 0 && memcmp(x, y, nx * sizeof *x) == 0, "encodings differ (%zu vs %zu ids)", nx, ny);
+        free(x), free(y);
+    }
+    hr_tokenizer_free(back);
+    hr_gguf_close(ours), hr_gguf_close(ref);
+    hr_tokenizer_free(tok);
+    hr_model_free(m);
+}
+
+/* Prunes in memory: layer 1 loses its attention, layer 2 its MLP, layer 3
+ * half its heads (two query heads per KV head kept). */
+static void prune(hr_model *m) {
+    hr_config *c = &m->cfg;
+    hr_layer_weights *w = &m->w.layers[1];
+    c->n_head[1] = c->n_head_kv[1] = 0;
+    w->attn_norm = w->wq = w->wk = w->wv = w->wo = NULL;
+    hr_layer_weights *w2 = &m->w.layers[2];
+    c->n_ff[2] = 0;
+    w2->ffn_norm = w2->w_gate = w2->w_up = w2->w_down = NULL;
+    /* Keep the first half of the query heads and of the KV heads (rows are
+     * head-major, so the kept rows are a prefix); wo keeps the matching
+     * columns, copied into an owned buffer. */
+    int hd = c->head_dim, h = c->n_head[3] / 2;
+    c->n_head[3] = h;
+    c->n_head_kv[3] /= 2;
+    float *wo = hr_model_alloc_owned(m, (size_t)c->dim * (size_t)(h * hd)); // (dim, h * hd)
+    const float *old = m->w.layers[3].wo;
+    for (int r = 0; r < c->dim; r++) memcpy(wo + (size_t)r * h * hd, old + (size_t)r * 2 * h * hd, sizeof(float) * h * hd);
+    m->w.layers[3].wo = wo;
+}
+
+static void pruned_model_is_written_as_deci_gguf_with_per_layer_arrays(void) {
+    hr_model *m = load(STORIES);
+    if (!m) return;
+    prune(m);
+    CHECK(hr_model_save_gguf(m, NULL, tmp_path("pruned.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    hr_gguf *g = NULL;
+    CHECK(hr_gguf_open(tmp_path("pruned.gguf"), &g) == HR_OK, "%s", hr_last_error());
+    const char *arch = NULL;
+    size_t len = 0;
+    CHECK(g && hr_gguf_get_str(g, "general.architecture", &arch, &len) == HR_OK && len == 4 && memcmp(arch, "deci", 4) == 0,
+          "architecture is deci");
+    hr_gguf_value v;
+    CHECK(g && hr_gguf_get_arr(g, "deci.attention.head_count", &v) == HR_OK && v.n == 5, "per-layer head counts");
+    hr_gguf_close(g);
+    hr_model *back = load(tmp_path("pruned.gguf"));
+    const hr_config *c = back ? hr_model_config(back) : NULL;
+    CHECK(c && c->n_head[1] == 0 && c->n_ff[2] == 0 && c->n_head[3] == 4 && c->n_head_kv[3] == 2 && c->n_head[0] == 8,
+          "per-layer sizes read back");
+    CHECK(diff_models("pruned in memory vs GGUF", m, back) <= 1e-6, "pruned logits differ");
+    CHECK(hr_model_save_hf(m, NULL, tmp_path("pruned_hf"), HR_DTYPE_F32) == HR_ERR_UNSUPPORTED, "HF refuses per-layer sizes");
+    struct stat sb;
+    CHECK(stat(tmp_path("pruned_hf"), &sb) != 0, "nothing left behind by the refused HF write");
+    hr_model_free(back);
+    hr_model_free(m);
+}
+
+static void llama3_rope_scaling_survives_gguf_and_hf(void) {
+    hr_model *m = load(STORIES);
+    if (!m) return;
+    m->cfg.rope_scaling = (hr_rope_scaling){true, 8.0f, 1.0f, 4.0f, 64};
+    hr_model *g = NULL, *h = NULL;
+    CHECK(hr_model_save_gguf(m, NULL, tmp_path("rope.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    g = load(tmp_path("rope.gguf"));
+    CHECK(g && g->cfg.rope_scaling.llama3 && g->cfg.rope_scaling.factor == 8.0f && g->cfg.rope_scaling.original_ctx == 64,
+          "GGUF keeps rope scaling");
+    CHECK(g && hr_gguf_find_tensor(g->gguf, "rope_freqs.weight") != NULL, "llama.cpp's rope_freqs tensor is written");
+    CHECK(g && hr_model_save_hf(g, NULL, tmp_path("rope_hf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    h = load(tmp_path("rope_hf"));
+    CHECK(h && h->cfg.rope_scaling.llama3 && h->cfg.rope_scaling.high_freq_factor == 4.0f, "HF keeps rope scaling");
+    CHECK(diff_models("rope-scaled in memory vs GGUF -> HF", m, h) <= 1e-6, "rope-scaled logits differ");
+    hr_model_free(g), hr_model_free(h), hr_model_free(m);
+}
+
+/* Overwrites the first occurrence of `from` in a file with `to` (same length). */
+static bool patch_file(const char *path, const char *from, const char *to) {
+    FILE *f = fopen(path, "r+b");
+    if (!f) return false;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f), k = strlen(from);
+    bool done = false;
+    for (size_t i = 0; i + k <= n && !done; i++)
+        if (memcmp(buf + i, from, k) == 0) {
+            fseek(f, (long)i, SEEK_SET);
+            fwrite(to, 1, k, f);
+            done = true;
+        }
+    fclose(f);
+    return done;
+}
+
+/* A llama.cpp GGUF carries llama3 scaling only as rope_freqs.weight. */
+static void llama3_scaling_is_recovered_from_rope_freqs_alone(void) {
+    hr_model *m = load(STORIES);
+    if (!m) return;
+    m->cfg.rope_theta = 500000.0f; /* spreads the 4 frequencies over all three llama3 regimes */
+    m->cfg.rope_scaling = (hr_rope_scaling){true, 32.0f, 1.0f, 4.0f, 8192};
+    CHECK(hr_model_save_gguf(m, NULL, tmp_path("freqs.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    CHECK(patch_file(tmp_path("freqs.gguf"), "headroom.rope_scaling.type", "headroom.rope_scaling.typX"), "patched");
+    hr_model *g = load(tmp_path("freqs.gguf"));
+    const hr_rope_scaling *rs = g ? &hr_model_config(g)->rope_scaling : NULL;
+    CHECK(rs && rs->llama3 && rs->factor == 32.0f && rs->low_freq_factor == 1.0f && rs->high_freq_factor == 4.0f &&
+              rs->original_ctx == 8192, "scaling recovered");
+    CHECK(diff_models("llama3 from rope_freqs vs in memory", m, g) <= 1e-6, "logits differ");
+    hr_model_free(g);
+    /* Factors that fit no llama3 setting are refused, not ignored. */
+    m->cfg.rope_scaling = (hr_rope_scaling){true, 8.0f, 1.0f, 3.0f, 5000};
+    CHECK(hr_model_save_gguf(m, NULL, tmp_path("freqs2.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    CHECK(patch_file(tmp_path("freqs2.gguf"), "headroom.rope_scaling.type", "headroom.rope_scaling.typX"), "patched");
+    hr_model *g2 = NULL;
+    CHECK(hr_model_load(tmp_path("freqs2.gguf"), &g2) == HR_ERR_UNSUPPORTED && strstr(hr_last_error(), "rope_freqs"),
+          "%s", hr_last_error());
+    hr_model_free(g2);
+    hr_model_free(m);
+}
+
+static void hf_write_refuses_a_non_empty_folder_and_leaves_it_alone(void) {
+    hr_model *m = load(STORIES);
+    const char *dir = tmp_path("occupied");
+    mkdir(dir, 0755);
+    char f[600];
+    snprintf(f, sizeof f, "%s/keep.txt", dir);
+    FILE *fp = fopen(f, "w");
+    if (fp) fclose(fp);
+    CHECK(m && hr_model_save_hf(m, NULL, dir, HR_DTYPE_F32) == HR_ERR_IO, "non-empty folder refused");
+    CHECK(access(f, F_OK) == 0, "existing file kept");
+    CHECK(m && hr_model_save_gguf(m, NULL, "/nonexistent-dir/x.gguf", HR_DTYPE_F32) == HR_ERR_IO, "unwritable path is an I/O error");
+    unlink(f);
+    hr_model_free(m);
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+int main(void) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/hr_test_convert.XXXXXX");
+    if (!mkdtemp(g_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(stories_bin_to_hf_to_gguf_and_back_keeps_logits_identical);
+    RUN(half_precision_round_trips_are_close_then_exact);
+    RUN(gguf_vocabulary_matches_the_llama_cpp_export);
+    RUN(gguf_writes_bpe_tokens_and_merges_like_the_source);
+    RUN(pruned_model_is_written_as_deci_gguf_with_per_layer_arrays);
+    RUN(llama3_rope_scaling_survives_gguf_and_hf);
+    RUN(llama3_scaling_is_recovered_from_rope_freqs_alone);
+    RUN(hf_write_refuses_a_non_empty_folder_and_leaves_it_alone);
+    rm_rf(g_dir);
+    TEST_MAIN_END();
+}

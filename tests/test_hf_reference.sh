@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# headroom's logits on random-weight Hugging Face folders (GPT-2, Qwen2,
+# Llama + GQA + llama3 RoPE) vs independent PyTorch references, directly and
+# after HF -> GGUF -> HF conversion. Needs Debian's python3-torch: a missing
+# torch is a failure, not a skip.
+set -euo pipefail
+: "${HR_CLI:?}" "${HR_TOOLS_DIR:?}" "${HR_SOURCE_DIR:?}"
+python=/usr/bin/python3
+if ! "$python" -c 'import torch, numpy' 2>/dev/null; then
+    echo "test_hf_reference: $python cannot import torch/numpy (apt install python3-torch python3-numpy)" >&2
+    exit 1
+fi
+exec "$python" "$HR_SOURCE_DIR/tests/reference/check_hf_reference.py"
