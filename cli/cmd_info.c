@@ -39,6 +39,14 @@ static void print_config(const hr_model *m) {
     printf("rope_theta:        %g\n", (double)c->rope_theta);
     printf("norm_eps:          %g\n", (double)c->norm_eps);
     printf("tied classifier:   %s\n", c->tied_classifier ? "yes" : "no");
+    printf("norm / mlp / pos:  %s / %s / %s\n", c->norm == HR_NORM_LAYER ? "LayerNorm" : "RMSNorm",
+           c->mlp == HR_MLP_GELU ? "GELU" : "SwiGLU", c->pos == HR_POS_LEARNED ? "learned" : "RoPE");
+    printf("biases:            qkv %s, attn out %s, mlp %s\n", c->qkv_bias ? "yes" : "no", c->out_bias ? "yes" : "no",
+           c->mlp_bias ? "yes" : "no");
+    if (c->rope_scaling.llama3)
+        printf("rope scaling:      llama3 (factor %g, low %g, high %g, original ctx %d)\n",
+               (double)c->rope_scaling.factor, (double)c->rope_scaling.low_freq_factor,
+               (double)c->rope_scaling.high_freq_factor, c->rope_scaling.original_ctx);
 }
 
 static void print_layers(const hr_config *c) {
