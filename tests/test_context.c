@@ -50,6 +50,19 @@ static void small_batches_and_thread_counts_give_the_same_logits(void) {
     free(ref);
 }
 
+static void openblas_prefill_agrees_with_the_exact_gemm_to_rounding(void) {
+    hr_context_params p = hr_context_default_params();
+    float *exact = logits_with(p, 40);
+    p.blas_prefill = true;
+    float *blas = logits_with(p, 40);
+    CHECK(exact && blas, "forward failed");
+    if (exact && blas) {
+        double d = hr_t_maxdiff("OpenBLAS prefill vs exact", exact, blas, (size_t)40 * V);
+        CHECK(d <= 1e-4, "differ by %g", d);
+    }
+    free(exact), free(blas);
+}
+
 static void truncating_the_cache_and_rerunning_reproduces_the_logits(void) {
     hr_context *ctx = NULL;
     hr_context_new(model, NULL, &ctx);
@@ -232,6 +245,7 @@ int main(void) {
     for (int i = 1; i < 40; i++) toks[i] = (int32_t)((s = s * 1103515245u + 12345u) >> 16) % V;
     RUN(prefill_and_token_by_token_decode_agree);
     RUN(small_batches_and_thread_counts_give_the_same_logits);
+    RUN(openblas_prefill_agrees_with_the_exact_gemm_to_rounding);
     RUN(truncating_the_cache_and_rerunning_reproduces_the_logits);
     RUN(attention_probability_hook_sees_causal_rows_that_sum_to_one);
     RUN(a_zero_gate_equals_zeroing_the_head_output_in_a_hook);

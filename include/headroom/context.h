@@ -35,6 +35,9 @@ typedef struct {
     int n_threads; /* 0 = all cores */
     int n_batch;   /* max tokens per internal batch; 0 = min(n_ctx, 512) */
     const hr_kv_plan *kv_plan; /* per-head KV policies; NULL = all full (copied at creation) */
+    bool blas_prefill; /* batched products through OpenBLAS sgemm: faster prefill, but batched and
+                          one-token logits then differ by float rounding (default false: the
+                          exact GEMM makes them bit-identical) */
 } hr_context_params;
 
 hr_context_params hr_context_default_params(void);

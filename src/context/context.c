@@ -21,6 +21,8 @@ struct hr_context {
     int n_ctx, n_batch, n_past;
     int q_dim, kv_dim, max_ff, max_heads; /* widest layer */
     hr_pool *pool;
+    /* Matrix products: the exact GEMM (default) or OpenBLAS for batches. */
+    void (*matmul)(hr_pool *, float *, const float *, const float *, int, int, int);
 
     /* One store per KV head, keys/values transposed (head_dim, slots) so
      * attention runs along positions with contiguous vector loads. */
@@ -56,7 +58,7 @@ struct hr_context {
 };
 
 hr_context_params hr_context_default_params(void) {
-    hr_context_params p = {0, 0, 0, NULL};
+    hr_context_params p = {0, 0, 0, NULL, false};
     return p;
 }
 
@@ -182,6 +184,7 @@ hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_conte
     ctx->q_dim = ctx->max_heads * c->head_dim;
     ctx->kv_dim = hr_config_max_kv_heads(c) * c->head_dim;
     ctx->max_ff = hr_config_max_ff(c);
+    ctx->matmul = p->blas_prefill ? hr_matmul_blas : hr_matmul;
     /* Our pool owns all parallelism; sgemm runs single-threaded per task. */
     openblas_set_num_threads(1);
     hr_status st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
@@ -389,9 +392,9 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
     norm_rows(c, ctx->xb, ctx->x, w->attn_norm, w->attn_norm_b, n);
     /* Row strides of q/k/v/att are the widest layer's, so project row by row
      * into them only when this layer is narrower (pruned models). */
-    hr_matmul(ctx->pool, ctx->q, ctx->xb, w->wq, n, c->dim, qd);
-    hr_matmul(ctx->pool, ctx->k, ctx->xb, w->wk, n, c->dim, kvd);
-    hr_matmul(ctx->pool, ctx->v, ctx->xb, w->wv, n, c->dim, kvd);
+    ctx->matmul(ctx->pool, ctx->q, ctx->xb, w->wq, n, c->dim, qd);
+    ctx->matmul(ctx->pool, ctx->k, ctx->xb, w->wk, n, c->dim, kvd);
+    ctx->matmul(ctx->pool, ctx->v, ctx->xb, w->wv, n, c->dim, kvd);
     add_bias(ctx->q, w->bq, n, qd);
     add_bias(ctx->k, w->bk, n, kvd);
     add_bias(ctx->v, w->bv, n, kvd);
@@ -443,7 +446,7 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
                 dst[(size_t)h * hd + d] = src[(size_t)h * hd + d] * gate[h] + (mh ? (1.0f - gate[h]) * mh[d] : 0.0f);
         }
     }
-    hr_matmul(ctx->pool, ctx->proj, ctx->att, w->wo, n, qd, c->dim);
+    ctx->matmul(ctx->pool, ctx->proj, ctx->att, w->wo, n, qd, c->dim);
     add_bias(ctx->proj, w->bo, n, c->dim);
     if (emit(ctx, HR_HOOK_ATTN_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
@@ -458,15 +461,15 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     int ff = c->n_ff[l];
     norm_rows(c, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
     if (c->mlp == HR_MLP_SWIGLU) {
-        hr_matmul(ctx->pool, ctx->hb, ctx->xb, w->w_gate, n, c->dim, ff);
-        hr_matmul(ctx->pool, ctx->hb2, ctx->xb, w->w_up, n, c->dim, ff);
+        ctx->matmul(ctx->pool, ctx->hb, ctx->xb, w->w_gate, n, c->dim, ff);
+        ctx->matmul(ctx->pool, ctx->hb2, ctx->xb, w->w_up, n, c->dim, ff);
         hr_swiglu(ctx->hb, ctx->hb, ctx->hb2, n * ff);
     } else {
-        hr_matmul(ctx->pool, ctx->hb, ctx->xb, w->w_up, n, c->dim, ff);
+        ctx->matmul(ctx->pool, ctx->hb, ctx->xb, w->w_up, n, c->dim, ff);
         add_bias(ctx->hb, w->b_up, n, ff);
         hr_gelu_tanh(ctx->hb, n * ff);
     }
-    hr_matmul(ctx->pool, ctx->proj, ctx->hb, w->w_down, n, ff, c->dim);
+    ctx->matmul(ctx->pool, ctx->proj, ctx->hb, w->w_down, n, ff, c->dim);
     add_bias(ctx->proj, w->b_down, n, c->dim);
     if (emit(ctx, HR_HOOK_MLP_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
@@ -502,7 +505,7 @@ static hr_status run_from(hr_context *ctx, int layer0, int sublayer0, int n, int
     norm_rows(c, ctx->xb + (size_t)first * dim, ctx->x + (size_t)first * dim, w->out_norm, w->out_norm_b, rows);
     if (emit(ctx, HR_HOOK_FINAL, c->n_layers, -1, rows, pos0 + first, dim, dim, ctx->xb + (size_t)first * dim))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
-    if (logits) hr_matmul(ctx->pool, logits, ctx->xb + (size_t)first * dim, w->output, rows, dim, c->vocab_size);
+    if (logits) ctx->matmul(ctx->pool, logits, ctx->xb + (size_t)first * dim, w->output, rows, dim, c->vocab_size);
     return HR_OK;
 }
 

@@ -1,5 +1,6 @@
 #include "kernels.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,7 @@ typedef struct {
     float *y;
     const float *x, *xp, *w;
     int n, d_in, d_out, rows_per_task;
+    int blas; /* n > 1 through OpenBLAS sgemm */
 } matmul_job;
 
 static void matmul_task(void *vp, int i) {
@@ -270,18 +272,36 @@ static void matmul_task(void *vp, int i) {
         hr_gemv_rows(j->y, j->x, j->w, j->d_in, r0, r1);
         return;
     }
-    hr_gemm_rows_packed(j->y, j->x, j->xp, j->w, j->n, j->d_in, j->d_out, r0, r1);
+    if (j->blas)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, r1 - r0, j->d_in, 1.0f, j->x, j->d_in,
+                    j->w + (size_t)r0 * j->d_in, j->d_in, 0.0f, j->y + r0, j->d_out);
+    else
+        hr_gemm_rows_packed(j->y, j->x, j->xp, j->w, j->n, j->d_in, j->d_out, r0, r1);
+}
+
+static int row_split(int nt, int n, int d_out, int *n_tasks) {
+    /* GEMV: a few tasks per thread balance uneven cores; GEMM: one block
+     * per thread keeps panels large. Rows stay multiples of 16. */
+    int k = n == 1 ? nt * 4 : nt;
+    int per = (d_out + k - 1) / k;
+    per = (per + 15) & ~15;
+    if (per < 16) per = 16;
+    *n_tasks = (d_out + per - 1) / per;
+    return per;
+}
+
+void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out) {
+    if (n == 1) {
+        hr_matmul(pool, y, x, w, n, d_in, d_out);
+        return;
+    }
+    int n_tasks, per = row_split(hr_pool_n_threads(pool), n, d_out, &n_tasks);
+    matmul_job j = {y, x, NULL, w, n, d_in, d_out, per, 1};
+    hr_pool_run(pool, matmul_task, &j, n_tasks);
 }
 
 void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out) {
-    int nt = hr_pool_n_threads(pool);
-    /* GEMV: a few tasks per thread balance uneven cores; GEMM: one block
-     * per thread keeps sgemm's panels large. Rows stay multiples of 16. */
-    int n_tasks = n == 1 ? nt * 4 : nt;
-    int per = (d_out + n_tasks - 1) / n_tasks;
-    per = (per + 15) & ~15;
-    if (per < 16) per = 16;
-    n_tasks = (d_out + per - 1) / per;
+    int n_tasks, per = row_split(hr_pool_n_threads(pool), n, d_out, &n_tasks);
     /* The packed copy of x is shared by all tasks; the buffer is kept per
      * calling thread and grows to the largest batch seen. */
     static _Thread_local float *packed;
@@ -301,7 +321,7 @@ void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, i
         hr_gemm_pack(packed, x, n, d_in);
         xp = packed;
     }
-    matmul_job j = {y, x, xp, w, n, d_in, d_out, per};
+    matmul_job j = {y, x, xp, w, n, d_in, d_out, per, 0};
     hr_pool_run(pool, matmul_task, &j, n_tasks);
 }
 

@@ -14,6 +14,9 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
 /* Same, parallel over output rows: n == 1 uses a vectorised GEMV, n > 1
  * a register-tiled GEMM giving bit-identical results per output. */
 void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out);
+/* Same with n > 1 through OpenBLAS sgemm (single-threaded per row block):
+ * faster for large batches, but not bit-identical to the GEMV. */
+void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out);
 
 /* GEMV on output rows [r0, r1): y[r] = dot(W[r], x). */
 void hr_gemv_rows(float *y, const float *x, const float *w, int d_in, int r0, int r1);
