@@ -19,6 +19,7 @@ static const cli_opt k_opts[] = {
     {"protocol", 0, "NAME", "sliding | llama.cpp (default sliding)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
+    {"blas", 0, NULL, "batched matrix products through OpenBLAS sgemm (faster; logits differ by float rounding)"},
     CLI_KV_OPTIONS,
 };
 
@@ -111,6 +112,7 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
     hr_context_params cp = hr_context_default_params();
     cp.n_ctx = (int)o->n_ctx;
     cp.n_threads = (int)o->threads;
+    cp.blas_prefill = cli_value(&k_spec, a, "blas") != NULL;
     hr_kv_plan *plan = NULL;
     if (cli_kv_plan(&k_spec, a, s->model, &plan)) return CLI_FAIL;
     cp.kv_plan = plan;
