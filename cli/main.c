@@ -17,6 +17,7 @@ static const command k_commands[] = {
     {"ppl", "perplexity of a text file (sliding window or llama.cpp protocol)", cmd_ppl},
     {"convert", "convert a model to GGUF or a Hugging Face folder (f32/f16/bf16)", cmd_convert},
     {"tokenize", "text to token ids and back (any supported tokenizer)", cmd_tokenize},
+    {"heads", "head lab: score every attention head and layer, write JSON, heatmaps, report.html", cmd_heads},
 };
 enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };
 

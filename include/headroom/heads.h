@@ -1,0 +1,124 @@
+/* headroom — the head lab: score every attention head (and every layer /
+ * sublayer) by a table of methods from the interpretability and pruning
+ * literature, classify heads, and serialise the results as heads.json /
+ * heads.csv / layers.json (contract in report.h).
+ *
+ * Each method is one row of a registry (id, name, paper, formula, what it is
+ * good for); hr_heads_n_methods() / hr_heads_method_info() list them in a
+ * fixed order, which is also the column order of every output.
+ *
+ * Inputs are derived from one calibration token stream (the tokenized text,
+ * without BOS): windows of `window` tokens, each [BOS, next window-1 text
+ * tokens]; repeated random sequences, needle-in-a-haystack prompts and FDTM
+ * prompts are all drawn from it (or from the vocabulary) with the seeded
+ * generator, so equal inputs and seeds give identical scores.
+ */
+#ifndef HEADROOM_HEADS_H
+#define HEADROOM_HEADS_H
+
+#include "headroom/common.h"
+#include "headroom/context.h"
+#include "headroom/tokenizer.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *id;       /* "ablation", "sink", ... */
+    const char *name;     /* human title */
+    const char *paper;    /* citation */
+    const char *formula;  /* what exactly is computed */
+    const char *good_for; /* when to use it */
+    const char *higher;   /* "more important" | "more <trait>" */
+} hr_head_method_info;
+
+int hr_heads_n_methods(void);
+const hr_head_method_info *hr_heads_method_info(int i); /* NULL when out of range */
+/* Index of a method id, or -1. */
+int hr_heads_method_index(const char *id);
+/* Parses "all" or a comma-separated list of ids into selected
+ * (hr_heads_n_methods() bools). Unknown ids are HR_ERR_INVALID_ARG naming
+ * the id. */
+hr_status hr_heads_parse_methods(const char *list, bool *selected);
+
+/* Layer / sublayer metrics (layers.json). */
+typedef struct {
+    const char *id, *name, *paper, *formula;
+} hr_layer_metric_info;
+int hr_heads_n_layer_metrics(void);
+const hr_layer_metric_info *hr_heads_layer_metric_info(int i);
+
+typedef struct {
+    const int32_t *tokens; /* calibration text tokens without BOS (borrowed) */
+    size_t n_tokens;
+    int32_t bos;           /* BOS id starting every window and prompt (>= 0) */
+    int window;            /* tokens per calibration window incl. BOS; 0 = min(n_ctx, 256) */
+    int max_tokens;        /* calibration tokens used (whole windows); 0 = 1024 */
+    uint64_t seed;
+    bool mean_ablation;    /* ablation: replace a head by its mean output instead of 0 */
+    const hr_tokenizer *tok; /* optional: the successor method needs it */
+    int rep_len;           /* repeated sequences: k random tokens per half; 0 = min(48, (n_ctx-1)/2) */
+    int rep_seqs;          /* number of repeated sequences; 0 = 4 */
+    int n_needles;         /* retrieval prompts; 0 = 4 */
+    int needle_len;        /* needle tokens; 0 = 8 */
+    int fdtm_prompts;      /* FDTM prompts; 0 = 4 */
+    int fdtm_prompt_len;   /* tokens per FDTM prompt incl. BOS; 0 = 16 */
+    int fdtm_gen;          /* greedy continuation length; 0 = 16 */
+    hr_progress_fn progress; /* optional; units are arbitrary, monotone */
+    void *progress_ud;
+} hr_heads_params;
+
+hr_heads_params hr_heads_default_params(void);
+
+typedef struct hr_heads_result hr_heads_result;
+
+/* Runs the selected methods (hr_heads_n_methods() bools; NULL = all) and all
+ * layer metrics on ctx's model. The context's hook, gates and means are
+ * used and restored to none / all-1 / none on return. A calibration stream
+ * shorter than one window is HR_ERR_RANGE. *out owned by caller. */
+hr_status hr_heads_run(hr_context *ctx, const hr_heads_params *p, const bool *selected, hr_heads_result **out);
+void hr_heads_result_free(hr_heads_result *r); /* NULL ok */
+
+int hr_heads_result_n_layers(const hr_heads_result *r);
+int hr_heads_result_n_heads(const hr_heads_result *r, int layer);
+/* Whether method i was run (selected and not skipped). */
+bool hr_heads_result_has(const hr_heads_result *r, int method);
+/* Why a selected method has no scores ("" if none). Borrowed. */
+const char *hr_heads_result_note(const hr_heads_result *r, int method);
+/* Score of (layer, head) by method; NaN when absent. */
+double hr_heads_score(const hr_heads_result *r, int method, int layer, int head);
+/* 1 = highest score among the model's heads; 0 when absent. */
+int hr_heads_rank(const hr_heads_result *r, int method, int layer, int head);
+/* Layer metric m of a layer; NaN when absent. */
+double hr_heads_layer_score(const hr_heads_result *r, int metric, int layer);
+/* Calibration tokens scored (windows × window). */
+int hr_heads_result_n_calib_tokens(const hr_heads_result *r);
+int hr_heads_result_window(const hr_heads_result *r);
+
+/* Class thresholds (documented in docs/HEADLAB.md). Writes the classes of a
+ * head as a comma-separated list into buf ("" for none). */
+void hr_heads_classes(const hr_heads_result *r, int layer, int head, char *buf, size_t cap);
+
+typedef struct {
+    const char *model_path, *arch;
+    const char *text_path;
+    uint64_t seed;
+} hr_heads_meta;
+
+/* Serialises results (numbers as %.9g, NaN as null). Each output is
+ * malloc'ed (caller frees); any pointer may be NULL to skip that output. */
+hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta, char **heads_json,
+                           char **layers_json, char **csv);
+
+/* Attention pattern of one head on tokens (n <= n_ctx; the context is
+ * cleared first): out receives (n, n) probabilities, row = query. */
+hr_status hr_heads_attention_map(hr_context *ctx, const int32_t *tokens, int n, int layer, int head, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

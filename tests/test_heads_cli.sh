@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# End-to-end tests of `headroom heads` on stories260K: outputs written and
+# deterministic (byte-identical JSON across runs and thread counts), and
+# hostile inputs fail with one "headroom: error:" line and nothing written.
+set -u
+
+: "${HR_CLI:?HR_CLI must point at the headroom binary}"
+: "${HR_SHARED_DIR:?HR_SHARED_DIR must point at the shared data folder}"
+M="$HR_SHARED_DIR/models/stories260K/stories260K.bin"
+TEXT="$HR_SHARED_DIR/data/text/tinystories_val.txt"
+for f in "$M" "$TEXT"; do [ -r "$f" ] || { echo "SKIP: $f missing"; exit 0; }; done
+
+unset HEADROOM_MODEL HEADROOM_VERBOSE
+T=$(mktemp -d)
+trap 'chmod -R u+w "$T"; rm -rf "$T"' EXIT
+failures=0
+fail() { echo "  FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok   $*"; }
+head -c 6000 "$TEXT" > "$T/text.txt"
+FAST=(--window 48 --tokens 96 --top 2)
+
+run() { "$HR_CLI" heads "$M" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+no_crash() {
+  if [ "$rc" -ge 128 ] || grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/err"; then
+    fail "$1: crash or sanitizer report (exit $rc)"; head -20 "$T/err"; return 1
+  fi
+}
+expect_error() { # label, pattern, args...
+  local label=$1 pat=$2; shift 2
+  run "$@"
+  no_crash "$label" || return
+  if [ "$rc" -eq 0 ]; then fail "$label: exit 0"; return; fi
+  if [ "$(grep -c 'headroom: error:' "$T/err")" -ne 1 ] || ! grep -q -- "$pat" "$T/err"; then
+    fail "$label: expected one error line matching '$pat'"; cat "$T/err"; return
+  fi
+  ok "$label"
+}
+
+run --text "$T/text.txt" --out "$T/a" --threads 1 "${FAST[@]}"
+no_crash "full run"
+if [ "$rc" -eq 0 ]; then
+  missing=""
+  for f in heads.json heads.csv layers.json report.html heads_ablation.png heads_sink.png heads_induction.png; do
+    [ -s "$T/a/$f" ] || missing="$missing $f"
+  done
+  n_patterns=$(ls "$T/a"/pattern_L*_H*.png 2>/dev/null | wc -l)
+  n_rows=$(($(wc -l < "$T/a/heads.csv") - 1))
+  if [ -n "$missing" ]; then fail "full run: missing$missing"
+  elif [ "$n_patterns" -ne 2 ]; then fail "full run: $n_patterns pattern pictures, expected 2"
+  elif [ "$n_rows" -ne 40 ]; then fail "full run: $n_rows csv rows, expected 40 heads"
+  elif ls "$T/a" | grep -q '\.tmp\.'; then fail "full run: temporary files left"
+  else ok "full run writes every output"; fi
+else
+  fail "full run: exit $rc"; cat "$T/err"
+fi
+
+run --text "$T/text.txt" --out "$T/b" --threads 2 "${FAST[@]}"
+if [ "$rc" -eq 0 ] && cmp -s "$T/a/heads.json" "$T/b/heads.json" && cmp -s "$T/a/layers.json" "$T/b/layers.json"; then
+  ok "same inputs and seed give byte-identical JSON (1 vs 2 threads)"
+else fail "JSON differs between runs"; fi
+
+run --text "$T/text.txt" --out "$T/c" --seed 5 --methods induction,retrieval "${FAST[@]}"
+if [ "$rc" -eq 0 ] && ! cmp -s "$T/a/heads.json" "$T/c/heads.json" && ! grep -q '"ablation"' "$T/c/heads.json"; then
+  ok "--methods restricts the methods"
+else fail "--methods induction,retrieval"; fi
+
+printf 'Once upon a time.\n' > "$T/short.txt"
+expect_error "text shorter than one window" "shorter than one window" --text "$T/short.txt" --out "$T/d" "${FAST[@]}"
+[ -e "$T/d/heads.json" ] && fail "short text left heads.json"
+expect_error "unknown method" "unknown method 'bogus'" --text "$T/text.txt" --out "$T/e" --methods sink,bogus
+[ -e "$T/e" ] && fail "unknown method created the output directory"
+mkdir -p "$T/ro" && chmod a-w "$T/ro"
+if [ "$(id -u)" -ne 0 ]; then
+  expect_error "unwritable --out" "not writable\|cannot create" --text "$T/text.txt" --out "$T/ro" "${FAST[@]}"
+fi
+expect_error "--out below a file" "cannot create\|not a directory" --text "$T/text.txt" --out "$T/text.txt/x" "${FAST[@]}"
+expect_error "missing --out" "--out DIR is required" --text "$T/text.txt"
+expect_error "window beyond the context" "exceeds the model's context" --text "$T/text.txt" --out "$T/f" --window 100000
+
+if [ "$failures" -ne 0 ]; then echo "$failures failures"; exit 1; fi
+echo "all heads CLI tests passed"
