@@ -8,7 +8,7 @@ bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 text=../shared/data/text/tinystories_val.txt
-./build/headroom info --no-tensors 2>/dev/null || ./build/headroom info
+./build/headroom info --no-tensors
 ./build/headroom generate --prompt "Once upon a time" -n 80 --temp 0
 ./build/headroom heads --text "$text" --tokens 1024 --out heads-out
 echo "head-lab report: $(pwd)/heads-out/report.html"
