@@ -79,7 +79,12 @@ int cli_kv_plan(const cli_spec *spec, const cli_args *a, const hr_model *m, hr_k
         return CLI_FAIL;
     float *scores = malloc(sizeof(float) * (size_t)c->n_layers * (size_t)hr_config_max_heads(c));
     if (!scores) return cli_error("out of memory");
-    int rc = cli_read_head_scores(from, method ? method : "retrieval", c, scores);
+    if (!method) method = "streaming";
+    int rc = cli_read_head_scores(from, method, c, scores);
+    /* Attention mass inside sink + recent window says how well a head
+     * streams: the heads with the least of it need their full cache. */
+    bool invert = strcmp(method, "streaming") == 0 || strcmp(method, "sink") == 0;
+    for (int i = 0; invert && i < c->n_layers * hr_config_max_heads(c); i++) scores[i] = 1.0f - scores[i];
     hr_kv_policy rest = {HR_KV_STREAMING, (int)sink, (int)window, 0};
     if (rc == CLI_OK && hr_kv_plan_from_scores(c, scores, (float)fraction, rest, out) != HR_OK)
         rc = cli_lib_error("cannot build the KV plan");

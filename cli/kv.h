@@ -10,7 +10,7 @@
 #define CLI_KV_OPTIONS                                                                                    \
     {"kv", 0, "PLAN", "per-head KV-cache plan file (default: every head keeps its full cache)"},           \
     {"kv-from", 0, "HEADS.json", "mixed plan from head-lab scores: top heads full, the rest streaming"},    \
-    {"kv-method", 0, "ID", "with --kv-from: score ranking the heads (default retrieval)"},                 \
+    {"kv-method", 0, "ID", "with --kv-from: score ranking the heads (default streaming: least mass in sink+recent keeps full)"}, \
     {"retrieval-fraction", 0, "F", "with --kv-from: fraction of KV heads kept full (default 0.25)"},       \
     {"kv-sink", 0, "S", "with --kv-from: sink tokens of streaming heads (default 4)"},                     \
     {"kv-window", 0, "W", "with --kv-from: recent window of streaming heads (default 64)"}

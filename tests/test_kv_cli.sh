@@ -28,6 +28,16 @@ if "$cli" generate --prompt "Once upon a time" -n 20 --temp 0 --kv "$tmp/stream.
   ok "generate accepts --kv and reports KV bytes"
 else bad "generate --kv: $(cat "$tmp/gen.err")"; fi
 
+# A DuoAttention-style plan from head-lab scores keeps the requested share full.
+if "$cli" heads --text "$tmp/text.txt" --methods streaming --tokens 512 --window 256 --out "$tmp/heads" > /dev/null 2>&1 &&
+   "$cli" ppl --text "$tmp/text.txt" --ctx 256 --kv-from "$tmp/heads/heads.json" --retrieval-fraction 0.25 --kv-window 32 > "$tmp/mix.out" 2>&1 &&
+   grep -q "(15 KV heads reduced by the plan)" "$tmp/mix.out"; then
+  ok "--kv-from heads.json --retrieval-fraction 0.25 streams 15 of 20 KV heads"
+else bad "--kv-from: $(tail -2 "$tmp/mix.out" 2>/dev/null)"; fi
+printf '{"model": {"n_layers": 3}, "heads": []}' > "$tmp/other.json"
+"$cli" ppl --text "$tmp/text.txt" --ctx 256 --kv-from "$tmp/other.json" > /dev/null 2> "$tmp/bad.err"
+[ $? -eq 1 ] && grep -q "3 layers" "$tmp/bad.err" && ok "refuses scores of a model with another shape" || bad "other-shape scores: $(cat "$tmp/bad.err")"
+
 refuse() { # name, plan text, extra args
   printf '%s\n' "$2" > "$tmp/bad.plan"
   "$cli" ppl --text "$tmp/text.txt" --ctx 256 --kv "$tmp/bad.plan" > "$tmp/bad.out" 2> "$tmp/bad.err"; rc=$?
