@@ -9,5 +9,8 @@ int cmd_ppl(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_heads(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_gqa(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

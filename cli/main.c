@@ -18,6 +18,9 @@ static const command k_commands[] = {
     {"convert", "convert a model to GGUF or a Hugging Face folder (f32/f16/bf16)", cmd_convert},
     {"tokenize", "text to token ids and back (any supported tokenizer)", cmd_tokenize},
     {"heads", "head lab: score every attention head and layer, write JSON, heatmaps, report.html", cmd_heads},
+    {"prune", "remove heads, MLP neurons, sublayers or blocks by scores; write the smaller model", cmd_prune},
+    {"gqa", "convert multi-head to grouped-query attention (neighbour or activation-informed groups)", cmd_gqa},
+    {"eval", "compare a candidate model with its base: ppl, KL, top-1, FDTM, passkey, tasks, speed", cmd_eval},
 };
 enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };
 

@@ -1,0 +1,152 @@
+/* headroom gqa: multi-head -> grouped-query attention by merging K/V. */
+#include "commands.h"
+#include "common.h"
+#include "surgery.h"
+
+#include "headroom/context.h"
+#include "headroom/convert.h"
+#include "headroom/gqa.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cli_opt k_opts[] = {
+    {"kv-heads", 0, "N", "KV heads per layer after conversion (required; divides the current count)"},
+    {"grouping", 0, "MODE", "neighbour (consecutive heads) | asym (similar key/value activations) (default neighbour)"},
+    {"text", 'f', "FILE", "calibration text (required for asym)"},
+    {"tokens", 'n', "N", "calibration tokens (default 2048)"},
+    {"out", 'o', "OUT.gguf", "output GGUF (required)"},
+    {"hf", 0, "DIR", "also write a Hugging Face folder"},
+    {"dtype", 0, "f32|f16|bf16", "output dtype (default f32)"},
+    {"tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)"},
+    {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
+};
+
+static const cli_spec k_spec = {
+    .name = "gqa",
+    .usage = "[MODEL] --kv-heads N [--grouping neighbour|asym --text FILE] --out OUT.gguf",
+    .summary = "Converts multi-head (or grouped) attention to N KV heads per layer: the K and V projections\n"
+               "of the heads in a group are replaced by their mean, and query heads are reordered so each\n"
+               "group's queries are contiguous. neighbour groups consecutive heads (GQA paper); asym groups\n"
+               "heads whose keys and values are most similar on the calibration text (AsymGQA, with\n"
+               "equal group sizes). Prints the groups chosen.",
+    .opts = k_opts,
+    .n_opts = sizeof k_opts / sizeof k_opts[0],
+    .example = "  headroom gqa --kv-heads 2 --grouping asym -f ../shared/data/text/tinystories_val.txt -o kv2.gguf",
+    .max_positional = 1,
+};
+
+static void print_groups(const hr_model *m, int n_kv, const int *groups) {
+    const hr_config *c = hr_model_config(m);
+    int K = hr_config_max_kv_heads(c);
+    for (int l = 0; l < c->n_layers; l++) {
+        if (!c->n_head_kv[l]) continue;
+        printf("layer %d:", l);
+        for (int j = 0; j < n_kv; j++) {
+            printf(" {");
+            int first = 1;
+            for (int k = 0; k < c->n_head_kv[l]; k++)
+                if (groups[l * K + k] == j) printf(first ? "%d" : ",%d", k), first = 0;
+            printf("}");
+        }
+        printf("\n");
+    }
+}
+
+static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const char *text, long tokens, long threads,
+                   hr_dtype dtype) {
+    char path[PATH_MAX + 64];
+    hr_model *m = NULL, *g = NULL;
+    hr_tokenizer *tok = NULL;
+    hr_context *ctx = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    float *sim = NULL;
+    int *groups = NULL;
+    int rc = CLI_FAIL;
+    if (cli_resolve_model(a, path, sizeof path) || cli_load_model(path, &m)) goto out;
+    const hr_config *c = hr_model_config(m);
+    int K = hr_config_max_kv_heads(c);
+    groups = calloc((size_t)c->n_layers * K + 1, sizeof(int));
+    if (!groups) goto out;
+    const char *tok_path = cli_value(&k_spec, a, "tokenizer");
+    if (grouping == HR_GQA_ASYM) {
+        if (cli_load_tokenizer(path, m, tok_path, &tok)) goto out;
+    } else {
+        /* optional: embedded in the output GGUF when found */
+        char tp[PATH_MAX + 256];
+        if (hr_tokenizer_find_for_model(path, tok_path, tp, sizeof tp) == HR_OK && hr_tokenizer_load(tp, &tok) == HR_OK &&
+            hr_tokenizer_vocab_size(tok) > c->vocab_size) {
+            hr_tokenizer_free(tok);
+            tok = NULL;
+        }
+    }
+    if (grouping == HR_GQA_ASYM) {
+        hr_context_params cp = hr_context_default_params();
+        cp.n_ctx = c->seq_len < 256 ? c->seq_len : 256;
+        cp.n_threads = (int)threads;
+        sim = calloc((size_t)c->n_layers * K * K + 1, sizeof(float));
+        if (!sim || surg_text_tokens(text, tok, (size_t)tokens, &ids, &n_ids)) goto out;
+        if (hr_context_new(m, &cp, &ctx) != HR_OK || hr_gqa_kv_similarity(ctx, ids, n_ids, 0, sim) != HR_OK) {
+            cli_lib_error("KV similarity failed");
+            goto out;
+        }
+    }
+    if (hr_gqa_groups(m, (int)kv, grouping, sim, groups) != HR_OK || hr_gqa_convert(m, (int)kv, groups, &g) != HR_OK) {
+        cli_lib_error("conversion failed");
+        goto out;
+    }
+    const char *out_path = cli_value(&k_spec, a, "out"), *hf = cli_value(&k_spec, a, "hf");
+    if (hf && !surg_is_uniform(g)) {
+        cli_error("the converted model differs across layers; write only the GGUF");
+        goto out;
+    }
+    if (hr_model_save_gguf(g, tok, out_path, dtype) != HR_OK) {
+        cli_lib_error("cannot write the GGUF");
+        goto out;
+    }
+    if (hf && hr_model_save_hf(g, tok, hf, dtype) != HR_OK) {
+        remove(out_path);
+        cli_lib_error("cannot write the Hugging Face folder");
+        goto out;
+    }
+    printf("converted %s -> %s: %d KV heads per layer, %s grouping\n", path, out_path, (int)kv,
+           hr_gqa_grouping_name(grouping));
+    print_groups(m, (int)kv, groups);
+    printf("parameters: %lld -> %lld\n", (long long)hr_model_n_params(m), (long long)hr_model_n_params(g));
+    rc = CLI_OK;
+out:
+    free(groups);
+    free(sim);
+    free(ids);
+    hr_context_free(ctx);
+    hr_tokenizer_free(tok);
+    hr_model_free(g);
+    hr_model_free(m);
+    return rc;
+}
+
+int cmd_gqa(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&k_spec, argc, argv, &a) != CLI_OK) return CLI_FAIL;
+    if (a.help) {
+        cli_print_help(&k_spec);
+        return CLI_OK;
+    }
+    long kv = 0, tokens = 2048, threads = 0;
+    if (cli_get_int(&k_spec, &a, "kv-heads", 1, 1024, &kv) || cli_get_int(&k_spec, &a, "tokens", 16, INT_MAX, &tokens) ||
+        cli_get_int(&k_spec, &a, "threads", 0, 4096, &threads))
+        return CLI_FAIL;
+    if (!kv) return cli_error("--kv-heads N is required (see 'headroom gqa --help')");
+    if (!cli_value(&k_spec, &a, "out")) return cli_error("--out OUT.gguf is required");
+    const char *gname = cli_value(&k_spec, &a, "grouping"), *text = cli_value(&k_spec, &a, "text");
+    hr_gqa_grouping grouping;
+    if (hr_gqa_grouping_from_name(gname ? gname : "neighbour", &grouping) != HR_OK) return cli_lib_error("bad --grouping");
+    if (grouping == HR_GQA_ASYM && !text) return cli_error("--grouping asym needs --text FILE");
+    const char *dt = cli_value(&k_spec, &a, "dtype");
+    hr_dtype dtype = HR_DTYPE_F32;
+    if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
+    return convert(&a, kv, grouping, text, tokens, threads, dtype);
+}

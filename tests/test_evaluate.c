@@ -1,0 +1,167 @@
+/* Comparison metrics: identical models agree perfectly, different ones do
+ * not; task files are validated line by line; sizes follow the shapes. */
+#include "check.h"
+#include "headroom/context.h"
+#include "headroom/evaluate.h"
+#include "headroom/prune.h"
+#include "headroom/tokenizer.h"
+
+#include <string.h>
+
+#define MODEL SHARED("models/stories260K/stories260K.bin")
+#define TOKENIZER SHARED("models/stories260K/tok512.bin")
+#define TEXT SHARED("data/text/tinystories_val.txt")
+
+typedef struct {
+    hr_model *m, *pruned;
+    hr_tokenizer *tok;
+    hr_context *a, *b, *p;
+    int32_t *ids;
+    size_t n_ids;
+} fixture;
+
+static hr_context *new_ctx(const hr_model *m) {
+    hr_context *c = NULL;
+    hr_context_params p = hr_context_default_params();
+    p.n_ctx = 128;
+    CHECK(hr_context_new(m, &p, &c) == HR_OK, "%s", hr_last_error());
+    return c;
+}
+
+static void setup(fixture *f) {
+    memset(f, 0, sizeof *f);
+    CHECK(hr_model_load(MODEL, &f->m) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_tokenizer_load(TOKENIZER, &f->tok) == HR_OK, "%s", hr_last_error());
+    FILE *fp = fopen(TEXT, "rb");
+    char buf[6000];
+    size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+    if (fp) fclose(fp);
+    while (n > 0 && (buf[n - 1] & 0xC0) == 0x80) n--; /* do not cut a UTF-8 sequence */
+    if (n > 0 && (unsigned char)buf[n - 1] >= 0xC0) n--;
+    hr_encode_params ep = hr_encode_default_params();
+    CHECK(hr_tokenizer_encode(f->tok, buf, n, &ep, &f->ids, &f->n_ids) == HR_OK, "%s", hr_last_error());
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(f->m, &s);
+    s->drop_attn[2] = true;
+    CHECK(hr_prune_apply(f->m, s, &f->pruned) == HR_OK, "%s", hr_last_error());
+    hr_prune_spec_free(s);
+    f->a = new_ctx(f->m);
+    f->b = new_ctx(f->m);
+    f->p = new_ctx(f->pruned);
+}
+
+static void teardown(fixture *f) {
+    hr_context_free(f->a);
+    hr_context_free(f->b);
+    hr_context_free(f->p);
+    free(f->ids);
+    hr_tokenizer_free(f->tok);
+    hr_model_free(f->pruned);
+    hr_model_free(f->m);
+}
+
+static void identical_models_have_zero_kl_and_full_agreement(void) {
+    fixture f;
+    setup(&f);
+    hr_compare_result r;
+    CHECK(hr_compare_logits(f.a, f.b, f.ids, f.n_ids, 128, 3, &r) == HR_OK, "%s", hr_last_error());
+    CHECK(r.n_tokens == 127 + 2 * 126 && r.kl < 1e-9 && r.top1 == 1.0, "n %lld kl %g top1 %g", (long long)r.n_tokens,
+          r.kl, r.top1);
+    CHECK(r.nll_base == r.nll_cand && r.nll_base > 0, "nll %g vs %g", r.nll_base, r.nll_cand);
+    double fdtm = 0;
+    CHECK(hr_compare_fdtm(f.a, f.b, f.ids, f.n_ids, 3, 16, 24, 7, &fdtm) == HR_OK, "%s", hr_last_error());
+    CHECK(fdtm == 24.0, "FDTM of identical models %g, expected the continuation length 24", fdtm);
+    teardown(&f);
+}
+
+static void a_pruned_model_diverges_from_its_base(void) {
+    fixture f;
+    setup(&f);
+    hr_compare_result r;
+    CHECK(hr_compare_logits(f.a, f.p, f.ids, f.n_ids, 128, 2, &r) == HR_OK, "%s", hr_last_error());
+    CHECK(r.kl > 1e-3 && r.top1 < 1.0 && r.kl_max >= r.kl, "kl %g top1 %g", r.kl, r.top1);
+    double fdtm = 0;
+    CHECK(hr_compare_fdtm(f.a, f.p, f.ids, f.n_ids, 4, 16, 32, 7, &fdtm) == HR_OK, "%s", hr_last_error());
+    CHECK(fdtm < 32.0, "FDTM %g", fdtm);
+    teardown(&f);
+}
+
+static void windows_larger_than_the_contexts_are_rejected(void) {
+    fixture f;
+    setup(&f);
+    hr_compare_result r;
+    CHECK(hr_compare_logits(f.a, f.b, f.ids, f.n_ids, 1000, 1, &r) == HR_ERR_RANGE, "oversized window accepted");
+    teardown(&f);
+}
+
+static void passkey_prompts_are_scored_for_the_base_model(void) {
+    fixture f;
+    setup(&f);
+    hr_passkey_result r, r2;
+    CHECK(hr_passkey(f.a, f.ids, f.n_ids, 1, 64, 8, 6, 3, &r) == HR_OK, "%s", hr_last_error());
+    CHECK(r.trials == 8 && r.token >= 0 && r.token <= 1 && r.exact <= r.token, "token %g exact %g", r.token, r.exact);
+    CHECK(hr_passkey(f.b, f.ids, f.n_ids, 1, 64, 8, 6, 3, &r2) == HR_OK, "%s", hr_last_error());
+    CHECK(r.token == r2.token && r.exact == r2.exact, "same model and seed gave different accuracy");
+    CHECK(hr_passkey(f.a, f.ids, f.n_ids, 1, 1000, 8, 6, 3, &r) == HR_ERR_RANGE, "over-long prompt accepted");
+    teardown(&f);
+}
+
+static void malformed_task_lines_are_reported_with_their_number(void) {
+    const char *good = "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n\n"
+                       "{\"context\": \"x\", \"choices\": [\" y\", \" z\", \" w\"], \"gold\": 0}\n";
+    hr_mc_task *t = NULL;
+    CHECK(hr_mc_parse(good, strlen(good), &t) == HR_OK && t && t->n_items == 2, "%s", hr_last_error());
+    if (t) CHECK(t->items[1].n_choices == 3 && t->items[0].gold == 1, "parsed wrong");
+    hr_mc_task_free(t);
+    const char *bad[] = {
+        "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": \"a\", \"choices\": [\" b\"",
+        "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 2}",
+        "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n[1, 2]",
+        "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": 3, \"choices\": [\" b\", \" c\"], \"gold\": 0}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = NULL;
+        CHECK(hr_mc_parse(bad[i], strlen(bad[i]), &t) == HR_ERR_FORMAT && !t, "bad file %zu accepted", i);
+        CHECK(strstr(hr_last_error(), "line 2") != NULL, "message: %s", hr_last_error());
+    }
+    CHECK(hr_mc_parse("\n\n", 2, &t) == HR_ERR_FORMAT, "empty task file accepted");
+}
+
+static void multiple_choice_prefers_the_story_continuation(void) {
+    fixture f;
+    setup(&f);
+    const char *tasks = "{\"context\": \"Once upon a time, there was a little\", \"choices\": [\" girl\", \" qxz\"], \"gold\": 0}\n"
+                        "{\"context\": \"Lily and her mom went to the\", \"choices\": [\" zzv kq\", \" park\"], \"gold\": 1}\n";
+    hr_mc_task *t = NULL;
+    CHECK(hr_mc_parse(tasks, strlen(tasks), &t) == HR_OK, "%s", hr_last_error());
+    hr_mc_result r;
+    if (t) CHECK(hr_mc_eval(f.a, f.tok, t, &r) == HR_OK, "%s", hr_last_error());
+    if (t) CHECK(r.n_items == 2 && r.acc == 1.0 && r.acc_norm == 1.0, "acc %g acc_norm %g", r.acc, r.acc_norm);
+    hr_mc_task_free(t);
+    teardown(&f);
+}
+
+static void sizes_follow_the_shapes(void) {
+    fixture f;
+    setup(&f);
+    const hr_config *c = hr_model_config(f.m);
+    int64_t kv = 0;
+    for (int l = 0; l < c->n_layers; l++) kv += 2 * c->n_head_kv[l] * c->head_dim * 4;
+    CHECK(hr_model_kv_bytes_per_token(f.m) == kv, "kv bytes %lld", (long long)hr_model_kv_bytes_per_token(f.m));
+    CHECK(hr_model_kv_bytes_per_token(f.pruned) == kv - 2 * c->n_head_kv[2] * c->head_dim * 4, "pruned kv bytes");
+    CHECK(hr_model_weight_bytes(f.m) == 4 * hr_model_n_params(f.m), "weight bytes");
+    double pre = 0, dec = 0;
+    CHECK(hr_measure_speed(f.a, f.ids, 64, 16, 2, &pre, &dec) == HR_OK && pre > 0 && dec > 0, "%s", hr_last_error());
+    teardown(&f);
+}
+
+int main(void) {
+    RUN(identical_models_have_zero_kl_and_full_agreement);
+    RUN(a_pruned_model_diverges_from_its_base);
+    RUN(windows_larger_than_the_contexts_are_rejected);
+    RUN(passkey_prompts_are_scored_for_the_base_model);
+    RUN(malformed_task_lines_are_reported_with_their_number);
+    RUN(multiple_choice_prefers_the_story_continuation);
+    RUN(sizes_follow_the_shapes);
+    TEST_MAIN_END();
+}

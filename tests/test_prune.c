@@ -1,0 +1,385 @@
+/* Structured pruning: surgery is exact (equals gating / masking /
+ * skipping), the planner respects budgets and GQA groups, bad specs fail. */
+#include "check.h"
+#include "headroom/context.h"
+#include "headroom/convert.h"
+#include "headroom/prune.h"
+#include "model/model_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MODEL SHARED("models/stories260K/stories260K.bin")
+
+static const int32_t k_tokens[] = {1, 403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
+                                   284, 266, 292, 343, 261, 378, 429, 360, 370, 300, 322, 411, 290, 268, 407, 270};
+enum { N_TOK = sizeof k_tokens / sizeof k_tokens[0] };
+
+static hr_model *load_base(void) {
+    hr_model *m = NULL;
+    CHECK(hr_model_load(MODEL, &m) == HR_OK, "load: %s", hr_last_error());
+    return m;
+}
+
+/* All-position logits of m on the fixed tokens, optionally with gates. */
+static float *run_logits(const hr_model *m, const float *gates) {
+    hr_context *ctx = NULL;
+    hr_context_params p = hr_context_default_params();
+    p.n_ctx = 64;
+    p.n_threads = 1;
+    if (hr_context_new(m, &p, &ctx) != HR_OK) return NULL;
+    int V = hr_model_config(m)->vocab_size;
+    float *lg = malloc(sizeof(float) * N_TOK * V);
+    if (gates) hr_context_set_head_gates(ctx, gates);
+    if (hr_forward(ctx, k_tokens, N_TOK, lg, true) != HR_OK) {
+        free(lg);
+        lg = NULL;
+    }
+    hr_context_free(ctx);
+    return lg;
+}
+
+/* Largest |logit|: surgery changes the order of float sums (fewer Wo
+ * columns, fewer neurons), so "exact" means equal to 1e-5 relative to the
+ * logits' scale, i.e. float rounding. */
+static double logit_scale(const float *l, size_t n) {
+    double m = 1;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)l[i]));
+    return m;
+}
+
+/* A writable f32 copy of m (pruning nothing copies every weight). */
+static hr_model *writable_copy(const hr_model *m) {
+    hr_prune_spec *s = NULL;
+    hr_model *c = NULL;
+    if (hr_prune_spec_new(m, &s) == HR_OK) hr_prune_apply(m, s, &c);
+    hr_prune_spec_free(s);
+    return c;
+}
+
+static float *gates_all_one(const hr_model *m) {
+    const hr_config *c = hr_model_config(m);
+    int mh = hr_config_max_heads(c);
+    float *g = malloc(sizeof(float) * (size_t)c->n_layers * mh);
+    for (int i = 0; i < c->n_layers * mh; i++) g[i] = 1.0f;
+    return g;
+}
+
+static void compare(const char *label, const hr_model *a, const float *ga, const hr_model *b, const float *gb) {
+    float *la = run_logits(a, ga), *lb = run_logits(b, gb);
+    CHECK(la && lb, "forward failed: %s", hr_last_error());
+    if (la && lb)
+    {
+        size_t n = (size_t)N_TOK * hr_model_config(a)->vocab_size;
+        double d = hr_t_maxdiff(label, la, lb, n), scale = logit_scale(la, n);
+        CHECK(d <= 1e-5 * scale, "%s differs by %.3g (logit scale %.3g)", label, d, scale);
+    }
+    free(la);
+    free(lb);
+}
+
+static void pruning_nothing_is_the_identity(void) {
+    hr_model *m = load_base(), *p = writable_copy(m);
+    CHECK(p != NULL, "prune: %s", hr_last_error());
+    if (p) {
+        CHECK(hr_model_n_params(p) == hr_model_n_params(m), "parameter count changed");
+        compare("identity", m, NULL, p, NULL);
+    }
+    hr_model_free(p);
+    hr_model_free(m);
+}
+
+static void pruning_heads_equals_gating_them_to_zero(void) {
+    hr_model *m = load_base();
+    const hr_config *c = hr_model_config(m);
+    int mh = hr_config_max_heads(c);
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    float *g = gates_all_one(m);
+    /* layer 0: one query head from every KV group (groups stay even);
+     * layer 2: both query heads of KV group 1 (the KV head goes too) */
+    for (int k = 0; k < c->n_head_kv[0]; k++) s->keep_head[0][k * 2 + 1] = 0, g[k * 2 + 1] = 0;
+    s->keep_head[2][2] = s->keep_head[2][3] = 0;
+    g[2 * mh + 2] = g[2 * mh + 3] = 0;
+    hr_model *p = NULL;
+    CHECK(hr_prune_apply(m, s, &p) == HR_OK, "apply: %s", hr_last_error());
+    if (p) {
+        const hr_config *pc = hr_model_config(p);
+        CHECK(pc->n_head[0] == 4 && pc->n_head_kv[0] == 4, "layer 0: %d/%d heads", pc->n_head[0], pc->n_head_kv[0]);
+        CHECK(pc->n_head[2] == 6 && pc->n_head_kv[2] == 3, "layer 2: %d/%d heads", pc->n_head[2], pc->n_head_kv[2]);
+        CHECK(hr_model_n_params(p) < hr_model_n_params(m), "no parameters removed");
+        compare("pruned vs gated", m, g, p, NULL);
+    }
+    hr_model_free(p);
+    hr_prune_spec_free(s);
+    free(g);
+    hr_model_free(m);
+}
+
+static void uneven_groups_fail_unless_kv_rows_are_duplicated(void) {
+    hr_model *m = load_base();
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    float *g = gates_all_one(m);
+    s->keep_head[1][0] = 0; /* group 0 keeps 1 head, the others 2 */
+    g[hr_config_max_heads(hr_model_config(m)) + 0] = 0;
+    hr_model *p = NULL;
+    CHECK(hr_prune_apply(m, s, &p) == HR_ERR_INVALID_ARG && !p, "uneven groups accepted");
+    CHECK(strstr(hr_last_error(), "layer 1") != NULL, "message: %s", hr_last_error());
+    s->uneven_duplicate = true;
+    CHECK(hr_prune_apply(m, s, &p) == HR_OK, "apply: %s", hr_last_error());
+    if (p) {
+        const hr_config *pc = hr_model_config(p);
+        CHECK(pc->n_head[1] == 7 && pc->n_head_kv[1] == 7, "layer 1: %d/%d heads", pc->n_head[1], pc->n_head_kv[1]);
+        compare("duplicated K/V vs gated", m, g, p, NULL);
+    }
+    hr_model_free(p);
+    hr_prune_spec_free(s);
+    free(g);
+    hr_model_free(m);
+}
+
+static void pruning_neurons_equals_masking_their_down_columns(void) {
+    hr_model *m = load_base(), *ref = writable_copy(m);
+    const hr_config *c = hr_model_config(m);
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int j = l; j < c->n_ff[l]; j += 3) {
+            s->keep_ff[l][j] = 0;
+            float *wd = (float *)ref->w.layers[l].w_down;
+            for (int i = 0; i < c->dim; i++) wd[(size_t)i * c->n_ff[l] + j] = 0;
+        }
+    hr_model *p = NULL;
+    CHECK(hr_prune_apply(m, s, &p) == HR_OK, "apply: %s", hr_last_error());
+    if (p) {
+        CHECK(hr_model_config(p)->n_ff[0] < c->n_ff[0], "no neurons removed");
+        compare("pruned vs masked", ref, NULL, p, NULL);
+    }
+    hr_model_free(p);
+    hr_model_free(ref);
+    hr_prune_spec_free(s);
+    hr_model_free(m);
+}
+
+/* Reference for a skipped layer: all heads gated and all neurons masked. */
+static hr_model *skip_reference(const hr_model *m, int l, float *g, bool attn, bool mlp) {
+    hr_model *ref = writable_copy(m);
+    const hr_config *c = hr_model_config(m);
+    if (attn)
+        for (int h = 0; h < c->n_head[l]; h++) g[l * hr_config_max_heads(c) + h] = 0;
+    if (mlp) memset((float *)ref->w.layers[l].w_down, 0, sizeof(float) * c->dim * c->n_ff[l]);
+    return ref;
+}
+
+static void dropping_a_block_equals_skipping_it(void) {
+    hr_model *m = load_base();
+    float *g = gates_all_one(m);
+    hr_model *ref = skip_reference(m, 3, g, true, true);
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    s->drop_block[3] = true;
+    hr_model *p = NULL;
+    CHECK(hr_prune_apply(m, s, &p) == HR_OK, "apply: %s", hr_last_error());
+    if (p) {
+        CHECK(hr_model_config(p)->n_layers == 4, "%d layers", hr_model_config(p)->n_layers);
+        compare("block dropped vs skipped", ref, g, p, NULL);
+    }
+    hr_model_free(p);
+    hr_model_free(ref);
+    hr_prune_spec_free(s);
+    free(g);
+    hr_model_free(m);
+}
+
+static void dropping_sublayers_equals_zeroing_them(void) {
+    hr_model *m = load_base();
+    float *g = gates_all_one(m);
+    hr_model *ref = skip_reference(m, 1, g, true, false);
+    hr_model *ref2 = skip_reference(ref, 4, g, false, true);
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    s->drop_attn[1] = true;
+    s->drop_mlp[4] = true;
+    hr_model *p = NULL;
+    CHECK(hr_prune_apply(m, s, &p) == HR_OK, "apply: %s", hr_last_error());
+    if (p) {
+        const hr_config *pc = hr_model_config(p);
+        CHECK(pc->n_head[1] == 0 && pc->n_head_kv[1] == 0 && pc->n_ff[4] == 0, "shapes not updated");
+        compare("sublayers dropped vs zeroed", ref2, g, p, NULL);
+    }
+    hr_model_free(p);
+    hr_model_free(ref);
+    hr_model_free(ref2);
+    hr_prune_spec_free(s);
+    free(g);
+    hr_model_free(m);
+}
+
+static void a_pruned_model_round_trips_through_gguf(void) {
+    hr_model *m = load_base();
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    s->keep_head[0][0] = s->keep_head[0][1] = 0;
+    s->drop_attn[2] = true;
+    s->drop_block[4] = true;
+    for (int j = 0; j < 50; j++) s->keep_ff[1][j] = 0;
+    hr_model *p = NULL, *back = NULL;
+    CHECK(hr_prune_apply(m, s, &p) == HR_OK, "apply: %s", hr_last_error());
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/hr_test_prune_%d.gguf", (int)getpid());
+    if (p) {
+        CHECK(hr_model_save_gguf(p, NULL, path, HR_DTYPE_F32) == HR_OK, "save: %s", hr_last_error());
+        CHECK(hr_model_load(path, &back) == HR_OK, "load: %s", hr_last_error());
+    }
+    if (back) {
+        const hr_config *a = hr_model_config(p), *b = hr_model_config(back);
+        CHECK(b->n_layers == a->n_layers, "layers %d vs %d", b->n_layers, a->n_layers);
+        for (int l = 0; l < a->n_layers && l < b->n_layers; l++)
+            CHECK(a->n_head[l] == b->n_head[l] && a->n_head_kv[l] == b->n_head_kv[l] && a->n_ff[l] == b->n_ff[l],
+                  "layer %d shape lost", l);
+        compare("saved and loaded", p, NULL, back, NULL);
+    }
+    unlink(path);
+    hr_model_free(back);
+    hr_model_free(p);
+    hr_prune_spec_free(s);
+    hr_model_free(m);
+}
+
+static void specs_that_empty_a_layer_or_the_model_are_rejected(void) {
+    hr_model *m = load_base();
+    const hr_config *c = hr_model_config(m);
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    hr_model *p = NULL;
+    memset(s->keep_head[0], 0, (size_t)c->n_head[0]);
+    CHECK(hr_prune_apply(m, s, &p) == HR_ERR_INVALID_ARG && !p, "zero-head layer accepted");
+    CHECK(strstr(hr_last_error(), "no attention head") != NULL, "message: %s", hr_last_error());
+    memset(s->keep_head[0], 1, (size_t)c->n_head[0]);
+    memset(s->keep_ff[2], 0, (size_t)c->n_ff[2]);
+    CHECK(hr_prune_apply(m, s, &p) == HR_ERR_INVALID_ARG && !p, "zero-neuron layer accepted");
+    memset(s->keep_ff[2], 1, (size_t)c->n_ff[2]);
+    for (int l = 0; l < c->n_layers; l++) s->drop_block[l] = true;
+    CHECK(hr_prune_apply(m, s, &p) == HR_ERR_INVALID_ARG && !p, "empty model accepted");
+    hr_prune_spec_free(s);
+    hr_model_free(m);
+}
+
+static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(void) {
+    hr_model *m = load_base();
+    const hr_config *c = hr_model_config(m);
+    int mh = hr_config_max_heads(c), L = c->n_layers;
+    float *sc = malloc(sizeof(float) * L * mh);
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < mh; h++) sc[l * mh + h] = (float)(l * 10 + h); /* layer 0 is least important */
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    int removed = 0;
+    CHECK(hr_prune_plan_heads(m, sc, NULL, 4, HR_BUDGET_GLOBAL, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(removed == 4, "removed %d", removed);
+    hr_prune_layer_result res[HR_MAX_LAYERS];
+    CHECK(hr_prune_check(m, s, res) == HR_OK, "plan not applicable: %s", hr_last_error());
+    CHECK(res[0].n_head == 4 && res[1].n_head == 8, "layer 0 keeps %d, layer 1 keeps %d", res[0].n_head,
+          res[1].n_head);
+    hr_prune_spec_free(s);
+    /* over budget: more than can go while every layer keeps a head */
+    hr_prune_spec_new(m, &s);
+    CHECK(hr_prune_plan_heads(m, sc, NULL, L * mh, HR_BUDGET_GLOBAL, s, &removed) == HR_ERR_RANGE, "accepted");
+    hr_prune_spec_free(s);
+    /* per-layer: the same count everywhere */
+    hr_prune_spec_new(m, &s);
+    CHECK(hr_prune_plan_heads(m, sc, NULL, 4 * L, HR_BUDGET_PER_LAYER, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_prune_check(m, s, res) == HR_OK, "%s", hr_last_error());
+    for (int l = 0; l < L; l++) CHECK(res[l].n_head == 4, "layer %d keeps %d", l, res[l].n_head);
+    hr_prune_spec_free(s);
+    /* cfsp: the least important layer loses the most */
+    float imp[HR_MAX_LAYERS];
+    for (int l = 0; l < L; l++) imp[l] = l == 3 ? 0.01f : 1.0f;
+    hr_prune_spec_new(m, &s);
+    CHECK(hr_prune_plan_heads(m, sc, imp, 8, HR_BUDGET_CFSP, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_prune_check(m, s, res) == HR_OK, "%s", hr_last_error());
+    for (int l = 0; l < L; l++)
+        if (l != 3) CHECK(res[3].n_head < res[l].n_head, "layer 3 keeps %d, layer %d %d", res[3].n_head, l, res[l].n_head);
+    hr_prune_spec_free(s);
+    free(sc);
+    hr_model_free(m);
+}
+
+static void layer_plans_drop_the_least_important_layers(void) {
+    hr_model *m = load_base();
+    float sc[5] = {0.5f, 0.1f, 0.9f, 0.05f, 0.7f};
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    CHECK(hr_prune_plan_layers(m, sc, 2, 2, s) == HR_OK, "%s", hr_last_error());
+    CHECK(s->drop_block[1] && s->drop_block[3] && !s->drop_block[0], "wrong blocks dropped");
+    CHECK(hr_prune_plan_layers(m, sc, 3, 2, s) == HR_ERR_RANGE, "emptying the model accepted");
+    CHECK(hr_prune_plan_layers(m, sc, 1, 0, s) == HR_OK && s->drop_attn[0], "attention of layer 0 not dropped");
+    hr_prune_spec_free(s);
+    hr_model_free(m);
+}
+
+static void neuron_importance_ranks_neurons_that_matter(void) {
+    hr_model *m = load_base();
+    const hr_config *c = hr_model_config(m);
+    hr_context *ctx = NULL;
+    hr_context_params p = hr_context_default_params();
+    p.n_ctx = 64;
+    CHECK(hr_context_new(m, &p, &ctx) == HR_OK, "%s", hr_last_error());
+    float *imp[HR_MAX_LAYERS];
+    for (int l = 0; l < c->n_layers; l++) imp[l] = malloc(sizeof(float) * c->n_ff[l]);
+    CHECK(hr_prune_neuron_importance(ctx, k_tokens, N_TOK, 16, imp) == HR_OK, "%s", hr_last_error());
+    int positive = 0;
+    for (int j = 0; j < c->n_ff[0]; j++) positive += imp[0][j] > 0 && isfinite(imp[0][j]);
+    CHECK(positive == c->n_ff[0], "%d of %d importances positive", positive, c->n_ff[0]);
+    /* removing the 20% least important neurons hurts less than the 20% most important */
+    double kl[2];
+    float *base = run_logits(m, NULL);
+    for (int most = 0; most < 2; most++) {
+        hr_prune_spec *s = NULL;
+        hr_prune_spec_new(m, &s);
+        float *neg[HR_MAX_LAYERS];
+        for (int l = 0; l < c->n_layers; l++) {
+            neg[l] = malloc(sizeof(float) * c->n_ff[l]);
+            for (int j = 0; j < c->n_ff[l]; j++) neg[l][j] = most ? -imp[l][j] : imp[l][j];
+        }
+        int64_t total = 0;
+        for (int l = 0; l < c->n_layers; l++) total += c->n_ff[l];
+        hr_prune_plan_ff(m, (const float *const *)neg, NULL, total / 5, HR_BUDGET_GLOBAL, s, NULL);
+        hr_model *pm = NULL;
+        hr_prune_apply(m, s, &pm);
+        float *lg = pm ? run_logits(pm, NULL) : NULL;
+        kl[most] = lg && base ? hr_t_maxdiff(most ? "most important removed" : "least important removed", base, lg,
+                                             (size_t)N_TOK * c->vocab_size)
+                              : INFINITY;
+        free(lg);
+        hr_model_free(pm);
+        hr_prune_spec_free(s);
+        for (int l = 0; l < c->n_layers; l++) free(neg[l]);
+    }
+    CHECK(kl[0] < kl[1], "least-important removal changed logits %.3g, most-important %.3g", kl[0], kl[1]);
+    float blk[HR_MAX_LAYERS];
+    CHECK(hr_prune_layer_importance(ctx, k_tokens, N_TOK, 16, blk, NULL, NULL) == HR_OK, "%s", hr_last_error());
+    for (int l = 0; l < c->n_layers; l++) CHECK(blk[l] > 0 && blk[l] < 2, "block %d influence %g", l, blk[l]);
+    free(base);
+    for (int l = 0; l < c->n_layers; l++) free(imp[l]);
+    hr_context_free(ctx);
+    hr_model_free(m);
+}
+
+int main(void) {
+    RUN(pruning_nothing_is_the_identity);
+    RUN(pruning_heads_equals_gating_them_to_zero);
+    RUN(uneven_groups_fail_unless_kv_rows_are_duplicated);
+    RUN(pruning_neurons_equals_masking_their_down_columns);
+    RUN(dropping_a_block_equals_skipping_it);
+    RUN(dropping_sublayers_equals_zeroing_them);
+    RUN(a_pruned_model_round_trips_through_gguf);
+    RUN(specs_that_empty_a_layer_or_the_model_are_rejected);
+    RUN(the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even);
+    RUN(layer_plans_drop_the_least_important_layers);
+    RUN(neuron_importance_ranks_neurons_that_matter);
+    TEST_MAIN_END();
+}
