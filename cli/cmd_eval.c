@@ -2,6 +2,7 @@
  * (perplexity, KL, top-1, FDTM, passkey, multiple choice), size and speed. */
 #include "commands.h"
 #include "common.h"
+#include "kv.h"
 #include "surgery.h"
 
 #include "headroom/context.h"
@@ -28,6 +29,7 @@ static const cli_opt k_opts[] = {
     {"no-speed", 0, NULL, "skip the speed measurement"},
     {"tokenizer", 0, "PATH", "tokenizer of both models (default: beside BASE, or the GGUF)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
+    CLI_KV_OPTIONS,
 };
 
 static const cli_spec k_spec = {
@@ -111,8 +113,17 @@ static int setup(const cli_args *a, eval_opts *o, eval_state *s) {
     hr_context_params cp = hr_context_default_params();
     cp.n_ctx = (int)o->ctx;
     cp.n_threads = (int)o->threads;
-    for (int i = 0; i < 2; i++)
-        if (hr_context_new(s->m[i], &cp, &s->c[i]) != HR_OK) return cli_lib_error("cannot create a context");
+    /* --kv applies to the candidate: the base keeps its full cache. */
+    hr_kv_plan *plan = NULL;
+    if (cli_kv_plan(&k_spec, a, s->m[1], &plan)) return CLI_FAIL;
+    for (int i = 0; i < 2; i++) {
+        cp.kv_plan = i == 1 ? plan : NULL;
+        if (hr_context_new(s->m[i], &cp, &s->c[i]) != HR_OK) {
+            hr_kv_plan_free(plan);
+            return cli_lib_error("cannot create a context");
+        }
+    }
+    hr_kv_plan_free(plan);
     return CLI_OK;
 }
 
@@ -203,6 +214,7 @@ static int run(const eval_opts *o, eval_state *s) {
         row("weight bytes (f32)", (double)hr_model_weight_bytes(s->m[0]), (double)hr_model_weight_bytes(s->m[1]), "%.0f");
         row("KV bytes / token (f32)", (double)hr_model_kv_bytes_per_token(s->m[0]),
             (double)hr_model_kv_bytes_per_token(s->m[1]), "%.0f");
+        row("KV bytes allocated", (double)hr_context_kv_bytes(s->c[0]), (double)hr_context_kv_bytes(s->c[1]), "%.0f");
         if (o->speed && rc == CLI_OK) {
             row("prefill tokens/s", pre[0], pre[1], "%.1f");
             row("decode tokens/s", dec[0], dec[1], "%.1f");
@@ -212,6 +224,7 @@ static int run(const eval_opts *o, eval_state *s) {
             cJSON_AddNumberToObject(e, "params", (double)hr_model_n_params(s->m[i]));
             cJSON_AddNumberToObject(e, "weight_bytes", (double)hr_model_weight_bytes(s->m[i]));
             cJSON_AddNumberToObject(e, "kv_bytes_per_token", (double)hr_model_kv_bytes_per_token(s->m[i]));
+        cJSON_AddNumberToObject(e, "kv_bytes_allocated", (double)hr_context_kv_bytes(s->c[i]));
             if (o->speed) {
                 cJSON_AddNumberToObject(e, "prefill_tokens_per_s", pre[i]);
                 cJSON_AddNumberToObject(e, "decode_tokens_per_s", dec[i]);

@@ -38,6 +38,12 @@ printf '{"model": {"n_layers": 3}, "heads": []}' > "$tmp/other.json"
 "$cli" ppl --text "$tmp/text.txt" --ctx 256 --kv-from "$tmp/other.json" > /dev/null 2> "$tmp/bad.err"
 [ $? -eq 1 ] && grep -q "3 layers" "$tmp/bad.err" && ok "refuses scores of a model with another shape" || bad "other-shape scores: $(cat "$tmp/bad.err")"
 
+model=$shared/models/stories260K/stories260K.bin
+if "$cli" eval "$model" "$model" --text "$tmp/text.txt" --ctx 256 --kv "$tmp/stream.plan" > "$tmp/eval.out" 2>&1 &&
+   grep -qE '^KV bytes allocated +348160 +54720' "$tmp/eval.out"; then
+  ok "eval applies --kv to the candidate and reports both caches"
+else bad "eval --kv: $(grep -i 'kv\|error' "$tmp/eval.out")"; fi
+
 refuse() { # name, plan text, extra args
   printf '%s\n' "$2" > "$tmp/bad.plan"
   "$cli" ppl --text "$tmp/text.txt" --ctx 256 --kv "$tmp/bad.plan" > "$tmp/bad.out" 2> "$tmp/bad.err"; rc=$?
