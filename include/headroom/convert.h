@@ -14,13 +14,16 @@
  * llama/deci, rotate-half for qwen2); gpt2 Q/K/V are fused into attn_qkv.
  * Llama 3 RoPE scaling is written as llama.cpp's rope_freqs.weight and as
  * headroom.rope_scaling.* keys (read back by headroom). Norms and biases
- * stay f32. The tokenizer (optional) is copied into tokenizer.ggml.*.
+ * stay f32. The tokenizer (optional) is copied into tokenizer.ggml.*:
+ * byte-level BPE as "gpt2" with merges and tokenizer.ggml.pre, SentencePiece
+ * and character BPE (scores ranking pieces in merge order) as "llama".
  *
  * HF folder: config.json, model.safetensors ("__metadata__": {"format":
  * "pt"}), Q/K permuted back to rotate-half, GPT-2 Conv1D weights
  * transposed back to (in, out). Only uniform models (same sizes in every
  * layer) can be written; others are HR_ERR_UNSUPPORTED (use GGUF).
- * tokenizer.json is not written (no serializer yet).
+ * With a tokenizer, tokenizer.json and tokenizer_config.json are written
+ * too (hr_tokenizer_save_json, hr_tokenizer_save_config_json).
  */
 #ifndef HEADROOM_CONVERT_H
 #define HEADROOM_CONVERT_H
@@ -43,7 +46,8 @@ const char *hr_dtype_name(hr_dtype d);
 hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype);
 
 /* Writes m as a Hugging Face folder at dir, which must not exist or be an
- * empty folder. tok is used for bos/eos ids in config.json (may be NULL). */
+ * empty folder. tok (may be NULL) gives bos/eos ids in config.json and is
+ * written as tokenizer.json + tokenizer_config.json. */
 hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype);
 
 #ifdef __cplusplus

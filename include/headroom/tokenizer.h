@@ -126,6 +126,83 @@ const char *hr_tokenizer_piece(const hr_tokenizer *t, int32_t id, size_t *len);
 hr_status hr_tokenizer_decode_one(const hr_tokenizer *t, int32_t prev, int32_t id,
                                   char *buf, size_t cap, size_t *len);
 
+/* ---- The vocabulary as writers see it (GGUF, tokenizer.json) ---- */
+
+/* Token types, numbered as GGUF's tokenizer.ggml.token_type. */
+typedef enum {
+    HR_TOKEN_UNDEFINED = 0,
+    HR_TOKEN_NORMAL = 1,
+    HR_TOKEN_UNKNOWN = 2,
+    HR_TOKEN_CONTROL = 3,       /* BOS, EOS, special added tokens */
+    HR_TOKEN_USER_DEFINED = 4,  /* non-special added tokens */
+    HR_TOKEN_UNUSED = 5,
+    HR_TOKEN_BYTE = 6           /* <0xNN> byte-fallback pieces */
+} hr_token_type;
+
+typedef enum {
+    HR_TOKENIZER_SPM = 0,        /* SentencePiece BPE by piece score (llama2.c .bin, GGUF "llama") */
+    HR_TOKENIZER_BPE_BYTES = 1,  /* byte-level BPE by merge rank (GPT-2 family, GGUF "gpt2") */
+    HR_TOKENIZER_BPE_CHARS = 2   /* character BPE by merge rank, SentencePiece-style
+                                    (Llama-2 tokenizer.json: ▁ for spaces, byte fallback) */
+} hr_tokenizer_model_type;
+
+hr_tokenizer_model_type hr_tokenizer_model(const hr_tokenizer *t);
+
+/* Piece id spelled as vocabulary files spell it, borrowed, *len bytes (not
+ * NUL-terminated at *len): SentencePiece-style pieces with U+2581 for
+ * spaces (the plain spaces of a llama2.c .bin converted); control pieces
+ * without surrounding whitespace (the .bin's "\n<s>\n" is "<s>");
+ * byte-level pieces in GPT-2's printable alphabet ("Ġ" for space); added
+ * tokens as their text. NULL (and *len 0) for an id outside the
+ * vocabulary; *len 0 for a hole in a vocabulary with gaps in its ids. */
+const char *hr_tokenizer_token_text(const hr_tokenizer *t, int32_t id, size_t *len);
+hr_token_type hr_tokenizer_token_type(const hr_tokenizer *t, int32_t id); /* UNDEFINED if out of range */
+/* SentencePiece: the piece's score (higher merges first). Merge-rank BPE:
+ * minus the rank of the first merge producing the piece, and for pieces no
+ * merge produces a value below all of those (0 for control, byte and
+ * unknown pieces), so that score order is merge order. 0 out of range. */
+float hr_tokenizer_score(const hr_tokenizer *t, int32_t id);
+int32_t hr_tokenizer_unk(const hr_tokenizer *t); /* -1 if none */
+bool hr_tokenizer_add_eos_default(const hr_tokenizer *t);
+/* Whether encoding prepends a space ("▁" / " ") to the text by default. */
+bool hr_tokenizer_add_space_prefix(const hr_tokenizer *t);
+
+/* Merge-rank BPE: the number of distinct merges, and merge i (rank order,
+ * 0 = applied first) as (left id, right id). SentencePiece vocabularies
+ * have none (0; hr_tokenizer_merge is HR_ERR_RANGE). */
+size_t hr_tokenizer_n_merges(const hr_tokenizer *t);
+hr_status hr_tokenizer_merge(const hr_tokenizer *t, size_t i, int32_t *left, int32_t *right);
+
+/* Byte-level BPE: llama.cpp's name of the pre-tokenizer split regex
+ * ("gpt-2", "llama-bpe", "qwen2"; GGUF tokenizer.ggml.pre), or NULL when
+ * the tokenizer has no split regex or one of no known family. */
+const char *hr_tokenizer_pre_name(const hr_tokenizer *t);
+/* The split regex itself (PCRE2 syntax, as loaded), or NULL. */
+const char *hr_tokenizer_pre_regex(const hr_tokenizer *t);
+
+/* Writes a Hugging Face tokenizer.json (model type BPE) that the
+ * `tokenizers` library and hr_tokenizer_load read back to the same ids:
+ *  - SentencePiece and character BPE vocabularies: normalizer
+ *    Prepend("▁") (when the vocabulary adds a space prefix) + Replace(" ",
+ *    "▁"), byte_fallback when <0xNN> pieces exist, decoder Replace /
+ *    ByteFallback / Fuse / Strip, post_processor TemplateProcessing adding
+ *    BOS (and EOS) as the vocabulary asks. A SentencePiece vocabulary has
+ *    scores, not merges: the merges are derived as Hugging Face's
+ *    converters do (every split of a piece into two pieces, ordered by the
+ *    piece's score, descending), which encodes identically whenever no two
+ *    pieces that can compete for the same characters share a score;
+ *  - byte-level vocabularies: pre_tokenizer ByteLevel (GPT-2 regex) or
+ *    Split(the family's regex) + ByteLevel, decoder ByteLevel;
+ *  - control and user-defined pieces as added_tokens (special / not).
+ * Pieces must be valid UTF-8 without NUL bytes (JSON strings), else
+ * HR_ERR_UNSUPPORTED naming the piece. Written atomically (temporary
+ * file, renamed). */
+hr_status hr_tokenizer_save_json(const hr_tokenizer *t, const char *path);
+/* Writes the tokenizer_config.json that goes beside it: tokenizer_class
+ * PreTrainedTokenizerFast, bos/eos/unk tokens, add_bos_token /
+ * add_eos_token, model_max_length when > 0. Atomic. */
+hr_status hr_tokenizer_save_config_json(const hr_tokenizer *t, const char *path, int model_max_length);
+
 #ifdef __cplusplus
 }
 #endif

@@ -127,69 +127,67 @@ static void write_arch_kv(kvbuf *b, const hr_config *c, const char *a, bool unif
 #undef K
 }
 
-static void write_tokenizer_kv(kvbuf *b, const hr_tokenizer *t) {
-    hr_tok_view v;
-    hr_tok_view_get(t, &v);
-    kv_str(b, "tokenizer.ggml.model", v.spm ? "llama" : "gpt2");
-    kv_arr_head(b, "tokenizer.ggml.tokens", HR_GGUF_STRING, (uint64_t)v.n_vocab);
-    for (int32_t i = 0; i < v.n_vocab; i++) {
-        size_t len;
-        float sc;
-        int32_t ty;
-        const char *s = hr_tok_view_piece(t, i, &len, &sc, &ty);
-        /* llama2.c's tokenizer .bin spells BOS/EOS "\n<s>\n"; GGUF vocabularies say "<s>". */
-        if (v.spm && ty == 3)
-            while (len > 0 && (s[0] == '\n' || s[0] == ' ' || s[len - 1] == '\n' || s[len - 1] == ' ')) {
-                if (s[0] == '\n' || s[0] == ' ') s++;
-                len--;
-            }
-        put_str(b, s, len);
+static void put_token(kvbuf *b, const hr_tokenizer *t, int32_t id) {
+    size_t len;
+    const char *s = hr_tokenizer_token_text(t, id, &len);
+    put_str(b, s ? s : "", len);
+}
+
+/* tokenizer.ggml.pre: llama.cpp's name of the byte-level split regex. */
+static void write_pre(kvbuf *b, const hr_tokenizer *t) {
+    const char *pre = hr_tokenizer_pre_name(t);
+    if (pre) kv_str(b, "tokenizer.ggml.pre", pre);
+    else
+        hr_log(HR_LOG_WARN, "tokenizer: the split regex of this byte-level vocabulary has no llama.cpp name; "
+                            "tokenizer.ggml.pre is not written (readers fall back to GPT-2's)");
+}
+
+static void write_merges(kvbuf *b, const hr_tokenizer *t) {
+    size_t n = hr_tokenizer_n_merges(t);
+    kv_arr_head(b, "tokenizer.ggml.merges", HR_GGUF_STRING, n);
+    for (size_t i = 0; i < n; i++) {
+        int32_t l = 0, r = 0;
+        hr_tokenizer_merge(t, i, &l, &r);
+        size_t l0, l1;
+        const char *s0 = hr_tokenizer_token_text(t, l, &l0), *s1 = hr_tokenizer_token_text(t, r, &l1);
+        put_u64(b, l0 + 1 + l1);
+        put(b, s0, l0);
+        put(b, " ", 1);
+        put(b, s1, l1);
     }
-    if (v.spm) {
-        kv_arr_head(b, "tokenizer.ggml.scores", HR_GGUF_FLOAT32, (uint64_t)v.n_vocab);
-        for (int32_t i = 0; i < v.n_vocab; i++) {
-            size_t len;
-            float sc;
-            int32_t ty;
-            hr_tok_view_piece(t, i, &len, &sc, &ty);
+}
+
+/* Byte-level BPE is GGUF "gpt2" (tokens + merges + pre); SentencePiece and
+ * character BPE (Llama-2's tokenizer.json) are "llama" with scores, which
+ * for character BPE rank pieces in merge order (hr_tokenizer_score). */
+static void write_tokenizer_kv(kvbuf *b, const hr_tokenizer *t) {
+    bool spm = hr_tokenizer_model(t) != HR_TOKENIZER_BPE_BYTES;
+    int32_t n = hr_tokenizer_vocab_size(t);
+    kv_str(b, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
+    if (!spm) write_pre(b, t);
+    kv_arr_head(b, "tokenizer.ggml.tokens", HR_GGUF_STRING, (uint64_t)n);
+    for (int32_t i = 0; i < n; i++) put_token(b, t, i);
+    if (spm) {
+        kv_arr_head(b, "tokenizer.ggml.scores", HR_GGUF_FLOAT32, (uint64_t)n);
+        for (int32_t i = 0; i < n; i++) {
+            float sc = hr_tokenizer_score(t, i);
             put(b, &sc, 4);
         }
     }
-    kv_arr_head(b, "tokenizer.ggml.token_type", HR_GGUF_INT32, (uint64_t)v.n_vocab);
-    for (int32_t i = 0; i < v.n_vocab; i++) {
-        size_t len;
-        float sc;
-        int32_t ty;
-        hr_tok_view_piece(t, i, &len, &sc, &ty);
+    kv_arr_head(b, "tokenizer.ggml.token_type", HR_GGUF_INT32, (uint64_t)n);
+    for (int32_t i = 0; i < n; i++) {
+        int32_t ty = (int32_t)hr_tokenizer_token_type(t, i);
         put(b, &ty, 4);
     }
-    if (!v.spm) {
-        size_t n = hr_tok_view_merges(t, NULL, 0);
-        int32_t(*pairs)[2] = malloc((n ? n : 1) * sizeof *pairs); // (n, 2)
-        if (!pairs) {
-            b->failed = true;
-            return;
-        }
-        n = hr_tok_view_merges(t, pairs, n);
-        kv_arr_head(b, "tokenizer.ggml.merges", HR_GGUF_STRING, n);
-        for (size_t i = 0; i < n; i++) {
-            size_t l0, l1;
-            float sc;
-            int32_t ty;
-            const char *s0 = hr_tok_view_piece(t, pairs[i][0], &l0, &sc, &ty);
-            const char *s1 = hr_tok_view_piece(t, pairs[i][1], &l1, &sc, &ty);
-            put_u64(b, l0 + 1 + l1);
-            put(b, s0, l0);
-            put(b, " ", 1);
-            put(b, s1, l1);
-        }
-        free(pairs);
-    }
-    if (v.bos >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)v.bos);
-    if (v.eos >= 0) kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)v.eos);
-    if (v.unk >= 0) kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)v.unk);
-    kv_bool(b, "tokenizer.ggml.add_bos_token", v.add_bos);
-    if (v.spm) kv_bool(b, "tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+    if (!spm) write_merges(b, t);
+    int32_t bos = hr_tokenizer_bos(t), eos = hr_tokenizer_eos(t), unk = hr_tokenizer_unk(t);
+    if (bos >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    if (eos >= 0) kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    if (unk >= 0) kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
+    kv_bool(b, "tokenizer.ggml.add_bos_token", hr_tokenizer_add_bos_default(t));
+    if (hr_tokenizer_add_eos_default(t)) kv_bool(b, "tokenizer.ggml.add_eos_token", true);
+    if (spm || hr_tokenizer_add_space_prefix(t))
+        kv_bool(b, "tokenizer.ggml.add_space_prefix", hr_tokenizer_add_space_prefix(t));
 }
 
 typedef hr_wtensor out_tensor;

@@ -62,20 +62,4 @@ typedef struct {
  * itself, or a malloc'ed copy returned in *tmp (caller frees). */
 hr_status hr_wtensor_gather(int head_dim, const hr_wtensor *o, const float **out, float **tmp);
 
-/* Read-only view of a tokenizer for the GGUF writer (src/model/tok_export.c
- * reads the tokenizer's private state; to be replaced by a public accessor
- * of the tokenizer module). */
-typedef struct {
-    bool spm;              /* SentencePiece ("llama") vs merges BPE ("gpt2") */
-    int32_t n_vocab, bos, eos, unk; /* ids -1 when absent */
-    bool add_bos, add_space_prefix;
-} hr_tok_view;
-void hr_tok_view_get(const hr_tokenizer *t, hr_tok_view *v);
-/* Piece id in GGUF spelling (SentencePiece: spaces as U+2581; BPE: as in
- * tokenizer.json), borrowed; its score and GGUF token type. */
-const char *hr_tok_view_piece(const hr_tokenizer *t, int32_t id, size_t *len, float *score, int32_t *type);
-/* BPE merges sorted by rank as (left id, right id) pairs: returns how many
- * (fills up to cap). */
-size_t hr_tok_view_merges(const hr_tokenizer *t, int32_t (*pairs)[2], size_t cap);
-
 #endif

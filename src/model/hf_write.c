@@ -1,5 +1,7 @@
-/* Hugging Face folder writer: config.json + model.safetensors, built in a
- * temporary folder beside the destination and renamed into place. */
+/* Hugging Face folder writer: config.json + model.safetensors (+
+ * tokenizer.json and tokenizer_config.json when a tokenizer is given),
+ * built in a temporary folder beside the destination and renamed into
+ * place. */
 #include "headroom/convert.h"
 
 #include <cjson/cJSON.h>
@@ -279,8 +281,17 @@ static hr_status write_text(const char *path, const char *text) {
     return st;
 }
 
+static hr_status write_tokenizer(const hr_tokenizer *tok, const char *dir, int max_len) {
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    hr_status st = hr_tokenizer_save_json(tok, path);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (st == HR_OK) st = hr_tokenizer_save_config_json(tok, path, max_len);
+    return st;
+}
+
 static void remove_tree_files(const char *dir) {
-    static const char *const files[] = {"config.json", "model.safetensors"};
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
     char p[PATH_MAX + 32];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, files[i]) < sizeof p) unlink(p);
@@ -330,6 +341,7 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
     if (st == HR_OK) st = write_text(path, cfg);
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     if (st == HR_OK) st = write_safetensors(m, &L, dtype, path);
+    if (st == HR_OK && tok) st = write_tokenizer(tok, tmp, m->cfg.seq_len);
     if (st == HR_OK && rename(tmp, dir) != 0) st = hr_err(HR_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, dir, strerror(errno));
     if (st != HR_OK) remove_tree_files(tmp);
     free(cfg);

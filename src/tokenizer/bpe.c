@@ -29,15 +29,29 @@ static const tok_merge *merge_find(const hr_tokenizer *t, int32_t l, int32_t r) 
     }
 }
 
-/* The first occurrence of a pair keeps its (lowest) rank. */
-static void merge_insert(hr_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t id) {
+/* The first occurrence of a pair keeps its (lowest) rank; false when the
+ * pair was already there. */
+static bool merge_insert(hr_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t id) {
     uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
     size_t i = merge_slot(key, t->merge_mask);
     while (t->merges[i].key != TOK_NO_PAIR) {
-        if (t->merges[i].key == key) return;
+        if (t->merges[i].key == key) return false;
         i = (i + 1) & t->merge_mask;
     }
     t->merges[i] = (tok_merge){key, rank, id};
+    return true;
+}
+
+/* Records a distinct merge in rank order for writers, and gives the piece
+ * it produces the score -rank of its first merge: SentencePiece's "highest
+ * score first" then picks merges in the same order (hr_tokenizer_score). */
+static void merge_record(hr_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t id, bool *scored) {
+    t->merge_list[t->n_merge_list][0] = l;
+    t->merge_list[t->n_merge_list++][1] = r;
+    if (!scored[id]) {
+        scored[id] = true;
+        t->scores[id] = -(float)rank;
+    }
 }
 
 /* Text a merge side is matched by: byte-level sides are unmapped. */
@@ -66,7 +80,13 @@ static hr_status build_merges(hr_tokenizer *t, const tok_bpe_spec *spec) {
         if (spec->merge_r[i].len > max_side) max_side = spec->merge_r[i].len;
     }
     char *buf = malloc(2 * max_side + 2); /* both sides, then their concatenation */
-    if (!buf) return hr_err(HR_ERR_NOMEM, "out of memory for merges");
+    bool *scored = calloc((size_t)t->n_vocab, sizeof *scored); // (n_vocab)
+    t->merge_list = malloc((spec->n_merges ? spec->n_merges : 1) * sizeof *t->merge_list); // (n_merges, 2)
+    if (!buf || !scored || !t->merge_list) {
+        free(buf);
+        free(scored);
+        return hr_err(HR_ERR_NOMEM, "out of memory for merges");
+    }
     hr_status st = HR_OK;
     for (size_t i = 0; i < spec->n_merges && !st; i++) {
         int32_t l, r;
@@ -81,10 +101,15 @@ static hr_status build_merges(hr_tokenizer *t, const tok_bpe_spec *spec) {
             st = hr_err(HR_ERR_FORMAT, "merge %zu ('%.*s' + '%.*s') produces a token that is not in the vocabulary",
                         i, (int)(spec->merge_l[i].len > 64 ? 64 : spec->merge_l[i].len), spec->merge_l[i].s,
                         (int)(spec->merge_r[i].len > 64 ? 64 : spec->merge_r[i].len), spec->merge_r[i].s);
-        else
-            merge_insert(t, l, r, (int32_t)i, id);
+        else if (merge_insert(t, l, r, (int32_t)i, id))
+            merge_record(t, l, r, (int32_t)i, id, scored);
     }
+    /* pieces no merge produces rank below every merged one */
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (!scored[id] && t->types[id] != TOK_CONTROL && t->types[id] != TOK_BYTE && t->types[id] != TOK_UNKNOWN)
+            t->scores[id] = -(float)spec->n_merges - 1.0f;
     free(buf);
+    free(scored);
     return st;
 }
 
@@ -138,6 +163,8 @@ hr_status tok_bpe_build(hr_tokenizer *t, const tok_bpe_spec *spec) {
 
 void tok_free_bpe(hr_tokenizer *t) {
     free(t->merges);
+    free(t->merge_list);
+    free(t->pre_pattern);
     if (t->pre_re) pcre2_code_free(t->pre_re);
     free(t->prefix);
     for (int i = 0; i < t->n_repl; i++) {

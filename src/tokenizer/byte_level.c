@@ -8,6 +8,7 @@
 #include "tok_internal.h"
 
 #include <pcre2.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool byte_is_printable(unsigned b) {
@@ -101,6 +102,24 @@ const char *tok_pre_regex(const char *name, size_t len) {
     return NULL;
 }
 
+/* Hugging Face's spelling of the contractions (tokenizer.json files of
+ * Llama 3 and Qwen2 use it); the rest of those regexes is identical. */
+#define HF_CONTRACTIONS "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+
+const char *tok_pre_name_of(const char *pattern, size_t len) {
+    static const size_t ours = sizeof CONTRACTIONS - 1, hf = sizeof HF_CONTRACTIONS - 1;
+    for (size_t i = 0; i < sizeof k_pre / sizeof k_pre[0]; i++) {
+        const char *re = k_pre[i].regex;
+        size_t rl = strlen(re);
+        if (rl == len && memcmp(re, pattern, len) == 0) return k_pre[i].name;
+        bool contr = rl >= ours && memcmp(re, CONTRACTIONS, ours) == 0;
+        if (contr && len >= hf && memcmp(pattern, HF_CONTRACTIONS, hf) == 0 && len - hf == rl - ours &&
+            memcmp(pattern + hf, re + ours, rl - ours) == 0)
+            return k_pre[i].name;
+    }
+    return NULL;
+}
+
 hr_status tok_set_pre_regex(hr_tokenizer *t, const char *pattern, size_t len) {
     int code;
     PCRE2_SIZE at;
@@ -114,7 +133,17 @@ hr_status tok_set_pre_regex(hr_tokenizer *t, const char *pattern, size_t len) {
     /* JIT is only a speed-up: the interpreter gives the same matches */
     if (pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) != 0)
         hr_log(HR_LOG_DEBUG, "tokenizer: PCRE2 JIT unavailable, using the interpreter");
+    char *text = malloc(len + 1);
+    if (!text) {
+        pcre2_code_free(re);
+        return hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    memcpy(text, pattern, len);
+    text[len] = 0;
     if (t->pre_re) pcre2_code_free(t->pre_re);
+    free(t->pre_pattern);
     t->pre_re = re;
+    t->pre_pattern = text;
+    t->pre_name = tok_pre_name_of(pattern, len);
     return HR_OK;
 }

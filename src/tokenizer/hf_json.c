@@ -192,7 +192,7 @@ static hr_status collect_json_merges(const cJSON *merges, vocab_parts *p) {
 /* ---- pipeline components ---- */
 
 typedef struct {
-    bool byte_level, byte_fallback, ignore_merges, dec_strip, prefix_if_no_space;
+    bool byte_level, byte_fallback, ignore_merges, dec_strip, prefix_if_no_space, nfc;
     const char *regex;   /* borrowed from the JSON or a static table */
     const char *prefix;  /* borrowed */
     const char *unk;     /* unk_token text */
@@ -208,7 +208,10 @@ static hr_status unsupported(const char *what, const cJSON *o) {
 }
 
 static hr_status add_normalizer(const cJSON *n, hf_pipeline *pl) {
-    if (type_is(n, "NFC")) return HR_OK; /* see the file comment */
+    if (type_is(n, "NFC")) { /* see the file comment */
+        pl->nfc = true;
+        return HR_OK;
+    }
     if (type_is(n, "Prepend")) {
         if (!(pl->prefix = str_of(n, "prepend"))) return hr_err(HR_ERR_FORMAT, "Prepend normalizer without text");
         return HR_OK;
@@ -388,6 +391,7 @@ static hr_status apply_pipeline(hr_tokenizer *t, const hf_pipeline *pl, const vo
     t->byte_fallback = pl->byte_fallback;
     t->ignore_merges = pl->ignore_merges;
     t->dec_strip = pl->dec_strip;
+    t->nfc = pl->nfc;
     t->prefix_if_no_space = pl->prefix_if_no_space;
     t->add_space_prefix = pl->prefix != NULL && !pl->prefix_if_no_space;
     if (pl->prefix && pl->prefix_if_no_space) t->add_space_prefix = true;

@@ -134,6 +134,13 @@ struct hr_tokenizer {
     bool prefix_if_no_space; /* byte-level add_prefix_space: only when the text lacks one */
     tok_replace repl[TOK_MAX_REPLACE];
     int n_repl;
+    /* What writers need to reproduce the pipeline (hr_tokenizer_merge,
+     * hr_tokenizer_pre_name, hr_tokenizer_save_json). */
+    int32_t (*merge_list)[2]; /* (n_merge_list, 2) distinct merges, rank order */
+    size_t n_merge_list;
+    char *pre_pattern;        /* the split regex as given, NUL-terminated */
+    const char *pre_name;     /* llama.cpp's name for it ("gpt-2", ...), or NULL */
+    bool nfc;                 /* tokenizer.json named an NFC normalizer (kept, not applied) */
 };
 
 #define TOK_NO_PAIR UINT64_MAX /* 0xFF never occurs in UTF-8 */
@@ -194,8 +201,13 @@ long tok_byte_unmap(const char *s, size_t len, char *out);
 /* Named pre-tokenizer regexes ("gpt-2", "llama-bpe", "qwen2", ...); NULL
  * when unknown. */
 const char *tok_pre_regex(const char *name, size_t len);
-/* Compiles a split regex (UTF + UCP, JIT when available) into t->pre_re. */
+/* Compiles a split regex (UTF + UCP, JIT when available) into t->pre_re,
+ * keeps its text and recognises its llama.cpp name (t->pre_pattern,
+ * t->pre_name). */
 hr_status tok_set_pre_regex(hr_tokenizer *t, const char *pattern, size_t len);
+/* llama.cpp's name of a split regex given in our spelling or in Hugging
+ * Face's ("(?i:'s|'t|...)"), or NULL when it is none of the known ones. */
+const char *tok_pre_name_of(const char *pattern, size_t len);
 
 /* Everything a BPE loader collects before tok_bpe_build. */
 typedef struct {
