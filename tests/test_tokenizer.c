@@ -448,6 +448,33 @@ static void control_pieces_are_never_produced_by_merging(void) {
     hr_tokenizer_free(t);
 }
 
+/* Found by fuzz/fuzz_tokenizer_bin: a control piece "\x9F" matched inside
+ * the emoji F0 9F 98 80 and cut it, and the SentencePiece encoder then read
+ * a 4-byte character from a 1-byte fragment (heap overflow under ASan). */
+static void special_pieces_that_are_not_whole_characters_never_cut_a_character(void) {
+    const char *pieces[] = {"<unk>", "\x9f", "</s>", "<0xF0>", "<0x9F>", "<0x98>", "<0x80>"};
+    const float scores[] = {0, 0, 0, 0, 0, 0, 0};
+    hr_tokenizer *t = tiny_vocab(pieces, scores, 7);
+    if (!t) return;
+    hr_encode_params p = hr_encode_default_params();
+    p.add_bos = false;
+    p.add_space_prefix = 0;
+    p.parse_special = true;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    const char *emoji = "\xf0\x9f\x98\x80";
+    hr_status st = hr_tokenizer_encode(t, emoji, 4, &p, &ids, &n);
+    CHECK(st == HR_OK && n == 4 && ids[0] == 3 && ids[1] == 4 && ids[2] == 5 && ids[3] == 6,
+          "status %d (%s), %zu ids", st, st ? hr_last_error() : "", n);
+    char *text = NULL;
+    size_t len = 0;
+    if (st == HR_OK && hr_tokenizer_decode(t, ids, n, false, &text, &len) == HR_OK)
+        CHECK(len == 4 && memcmp(text, emoji, 4) == 0, "decoded %zu bytes", len);
+    free(text);
+    free(ids);
+    hr_tokenizer_free(t);
+}
+
 /* Naive quadratic BPE (best score, leftmost on ties) as an independent
  * reference for the heap-based encoder (no leading-space rule).
  * Symbols are spans of the text: adjacent ones concatenate in place. */
@@ -660,6 +687,7 @@ int main(void) {
     RUN(hostile_gguf_vocabularies_are_rejected);
     RUN(merges_take_the_highest_score_then_the_leftmost_pair);
     RUN(control_pieces_are_never_produced_by_merging);
+    RUN(special_pieces_that_are_not_whole_characters_never_cut_a_character);
     RUN(heap_encoder_matches_a_naive_quadratic_bpe_on_random_texts);
     RUN(byte_fallback_encodes_characters_missing_from_the_vocabulary);
     RUN(pieces_are_returned_as_stored_and_spaces_normalise_identically);

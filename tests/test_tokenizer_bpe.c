@@ -430,6 +430,30 @@ static void hostile_tokenizer_json_files_are_clear_errors(void) {
     free(deep);
 }
 
+/* Found by fuzz/fuzz_tokenizer_json: chained Replace normalizers, each
+ * turning " " into hundreds of bytes, made every encode allocate (and
+ * touch) gigabytes; such files are now refused when loading. */
+static void replace_normalizers_that_multiply_the_text_are_refused_on_load(void) {
+    hr_tokenizer *t = NULL;
+    const char *repl = "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"          \"}";
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[%s,%s]},\"model\":{\"type\":\"BPE\","
+             "\"vocab\":{\"a\":0},\"merges\":[]}}", repl, repl);
+    CHECK(load_text(json, &t) == HR_ERR_UNSUPPORTED && strstr(hr_last_error(), "100-fold"),
+          "two 10-fold replacements: '%s'", hr_last_error());
+    hr_tokenizer_free(t);
+    snprintf(json, sizeof json,
+             "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[%s]},\"model\":{\"type\":\"BPE\","
+             "\"vocab\":{\"a\":0,\" \":1},\"merges\":[]}}", repl);
+    CHECK(load_text(json, &t) == HR_OK, "one 10-fold replacement: '%s'", hr_last_error());
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (t) CHECK(encode(t, "a a", 3, false, &ids, &n) == HR_OK && n == 12, "%zu ids (%s)", n, hr_last_error());
+    free(ids);
+    hr_tokenizer_free(t);
+}
+
 static void invalid_utf8_text_is_a_format_error_for_bpe_tokenizers(void) {
     hr_tokenizer *g = load(GPT2_GGUF);
     if (!g) return;
@@ -476,6 +500,7 @@ int main(void) {
     RUN(special_tokens_are_parsed_only_when_asked);
     RUN(merges_apply_in_rank_order_not_vocabulary_order);
     RUN(hostile_tokenizer_json_files_are_clear_errors);
+    RUN(replace_normalizers_that_multiply_the_text_are_refused_on_load);
     RUN(invalid_utf8_text_is_a_format_error_for_bpe_tokenizers);
     RUN(vocab_json_without_merges_beside_it_names_the_missing_file);
     RUN(find_for_model_uses_the_tokenizer_json_of_a_model_folder);

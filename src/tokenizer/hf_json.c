@@ -325,6 +325,24 @@ static hr_status read_model_flags(const cJSON *model, hf_pipeline *pl) {
     return HR_OK;
 }
 
+/* bpe.c's normalise() sizes its buffer as the text times the largest
+ * Replace growth, once per Replace: bound that factor up front, so that a
+ * hostile file cannot make every encode ask for gigabytes. */
+#define HF_MAX_NORM_GROWTH 64
+
+static hr_status check_norm_growth(const hf_pipeline *pl) {
+    size_t grow = 1, worst = 1;
+    for (int i = 0; i < pl->n_repl; i++) {
+        size_t from = strlen(pl->repl_from[i]), g = (strlen(pl->repl_to[i]) + from - 1) / from;
+        if (g > grow) grow = g;
+    }
+    for (int i = 0; i < pl->n_repl && worst <= HF_MAX_NORM_GROWTH; i++) worst *= grow;
+    if (worst > HF_MAX_NORM_GROWTH)
+        return hr_err(HR_ERR_UNSUPPORTED, "tokenizer.json Replace normalizers can grow the text %zu-fold (at most "
+                      "%d-fold is supported)", worst, HF_MAX_NORM_GROWTH);
+    return HR_OK;
+}
+
 static hr_status read_pipeline(const cJSON *root, hf_pipeline *pl) {
     hr_status st = read_model_flags(cJSON_GetObjectItemCaseSensitive(root, "model"), pl);
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "normalizer"),
@@ -333,6 +351,7 @@ static hr_status read_pipeline(const cJSON *root, hf_pipeline *pl) {
     if (!st && n && !cJSON_IsNull(n)) st = add_normalizer(n, pl);
     if (!st && p && !cJSON_IsNull(p)) st = add_pre_tokenizer(p, pl);
     if (!st && d && !cJSON_IsNull(d)) st = add_decoder(d, pl);
+    if (!st) st = check_norm_growth(pl);
     if (st) return st;
     if (pl->byte_level && (pl->n_repl || (pl->prefix && !pl->prefix_if_no_space)))
         return hr_err(HR_ERR_UNSUPPORTED, "tokenizer.json combining a byte-level pre-tokenizer with Prepend/Replace "

@@ -298,6 +298,17 @@ static int longer_first(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* A special piece that is not whole UTF-8 characters could match inside a
+ * character of (validated) text and cut it: such pieces are never matched. */
+static bool matchable_special(const hr_tokenizer *t, int32_t id) {
+    if ((t->types[id] != TOK_CONTROL && t->types[id] != TOK_USER) || raw_len(t, id) == 0) return false;
+    const uint8_t *s = (const uint8_t *)t->raw + t->raw_off[id];
+    const char *why;
+    for (size_t i = 0, n = raw_len(t, id), l; i < n; i += l)
+        if (!(l = tok_utf8_seq(s + i, n - i, &why))) return false;
+    return true;
+}
+
 hr_status tok_collect_specials(hr_tokenizer *t) {
     free(t->specials);
     t->specials = NULL;
@@ -305,7 +316,7 @@ hr_status tok_collect_specials(hr_tokenizer *t) {
     memset(t->special_first, 0, sizeof t->special_first);
     size_t n = 0;
     for (int32_t id = 0; id < t->n_vocab; id++)
-        n += (t->types[id] == TOK_CONTROL || t->types[id] == TOK_USER) && raw_len(t, id) > 0;
+        n += matchable_special(t, id);
     if (!n) return HR_OK;
     t->specials = malloc(n * sizeof *t->specials);
     special_key *keys = malloc(n * sizeof *keys);
@@ -314,7 +325,7 @@ hr_status tok_collect_specials(hr_tokenizer *t) {
         return hr_err(HR_ERR_NOMEM, "out of memory for %zu special tokens", n);
     }
     for (int32_t id = 0; id < t->n_vocab; id++) {
-        if ((t->types[id] != TOK_CONTROL && t->types[id] != TOK_USER) || raw_len(t, id) == 0) continue;
+        if (!matchable_special(t, id)) continue;
         keys[t->n_specials++] = (special_key){raw_len(t, id), id};
         uint8_t c = (uint8_t)t->raw[t->raw_off[id]];
         t->special_first[c >> 3] |= (uint8_t)(1u << (c & 7));
