@@ -18,12 +18,14 @@ for cfg in release asan; do
   (cd "$dir" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 600) 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   # ctest: "100% tests passed, 0 tests failed out of 27"
+  f=; total=
   read -r f total < <(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1 \2/p' "$log" | tail -1)
   if [ -n "${total:-}" ]; then passed=$((passed + total - f)); failed=$((failed + f)); else status=1; fi
 done
 echo "== fuzz (bounded libFuzzer run of every parser, build-fuzz) =="
 bash fuzz/run.sh 2>&1 | tee "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fp=; ff=
 read -r fp ff < <(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log" | tail -1)
 passed=$((passed + ${fp:-0})); failed=$((failed + ${ff:-1}))
 [ "$failed" -eq 0 ] || status=1
