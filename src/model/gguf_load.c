@@ -113,9 +113,14 @@ static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_
     else
         memcpy(c->n_head_kv, c->n_head, sizeof c->n_head);
     if (st != HR_OK) return st;
+    /* A model whose every attention sublayer was dropped (LLM-Drop) has no
+     * head size to derive: it must say so with attention.key_length. */
     int max_heads = hr_config_max_heads(c);
-    if (max_heads <= 0) return hr_err(HR_ERR_FORMAT, "GGUF model has no attention heads in any layer");
-    int dflt_hd = c->dim / max_heads;
+    char kl_key[128];
+    snprintf(kl_key, sizeof kl_key, "%s.attention.key_length", arch);
+    if (max_heads <= 0 && hr_gguf_find(g, kl_key) < 0)
+        return hr_err(HR_ERR_FORMAT, "GGUF model has no attention heads in any layer and no attention.key_length");
+    int dflt_hd = max_heads > 0 ? c->dim / max_heads : 0;
     if (st == HR_OK) st = get_int(g, arch, "attention.key_length", &c->head_dim, false, dflt_hd, 1 << 10);
     if (st == HR_OK) st = get_float(g, arch, "rope.freq_base", &c->rope_theta, 10000.0f);
     if (st == HR_OK && id == HR_ARCH_GPT2) st = get_float(g, arch, "attention.layer_norm_epsilon", &c->norm_eps, 1e-5f);

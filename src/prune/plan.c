@@ -43,11 +43,19 @@ static void split_by_weight(int L, const double *weight, const int64_t *cap, int
         left -= given;
         if (given == 0) break;
     }
-    /* the remainder one at a time, heaviest layers with room first */
+    /* the remainder one at a time, to the layer with room furthest below its
+     * share n * w / W: equal weights then spread it one per layer instead of
+     * piling it on the first one */
+    double wall = 0;
+    for (int l = 0; l < L; l++) wall += weight[l];
     while (left > 0) {
         int best = -1;
-        for (int l = 0; l < L; l++)
-            if (q[l] < cap[l] && (best < 0 || weight[l] > weight[best])) best = l;
+        double best_gap = 0;
+        for (int l = 0; l < L; l++) {
+            if (q[l] >= cap[l]) continue;
+            double gap = (wall > 0 ? (double)n * weight[l] / wall : 0.0) - (double)q[l];
+            if (best < 0 || gap > best_gap) best = l, best_gap = gap;
+        }
         if (best < 0) break;
         q[best]++;
         left--;
