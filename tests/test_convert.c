@@ -269,6 +269,44 @@ static void pruned_model_is_written_as_deci_gguf_with_per_layer_arrays(void) {
     hr_model_free(m);
 }
 
+/* Keeps the first half of layer l's query and KV heads (a row prefix; wo
+ * keeps the matching columns in an owned buffer). */
+static void halve_heads(hr_model *m, int l) {
+    hr_config *c = &m->cfg;
+    int hd = c->head_dim, h = c->n_head[l] / 2;
+    float *wo = hr_model_alloc_owned(m, (size_t)c->dim * (size_t)(h * hd)); // (dim, h * hd)
+    const float *old = m->w.layers[l].wo;
+    for (int r = 0; r < c->dim; r++)
+        memcpy(wo + (size_t)r * h * hd, old + (size_t)r * c->n_head[l] * hd, sizeof(float) * h * hd);
+    m->w.layers[l].wo = wo;
+    c->n_head[l] = h;
+    c->n_head_kv[l] /= 2;
+}
+
+/* llama.cpp takes the head size as dim / (layer 0's heads) unless the file
+ * says it: with 4 of 8 heads in layer 0 that guess is 16, not 8. */
+static void pruned_gguf_states_the_head_size_when_layer_0_has_fewer_heads(void) {
+    hr_model *m = load(STORIES);
+    if (!m) return;
+    halve_heads(m, 0);
+    const hr_config *c = hr_model_config(m);
+    CHECK(c->dim / c->n_head[0] != c->head_dim && c->dim / hr_config_max_heads(c) == c->head_dim,
+          "setup: only layer 0's head count misleads the guess");
+    CHECK(hr_model_save_gguf(m, NULL, tmp_path("l0.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    hr_gguf *g = NULL;
+    int64_t k = 0, v = 0;
+    CHECK(hr_gguf_open(tmp_path("l0.gguf"), &g) == HR_OK, "%s", hr_last_error());
+    CHECK(g && hr_gguf_get_i64(g, "deci.attention.key_length", &k) == HR_OK && k == c->head_dim,
+          "key_length %lld, head_dim %d", (long long)k, c->head_dim);
+    CHECK(g && hr_gguf_get_i64(g, "deci.attention.value_length", &v) == HR_OK && v == c->head_dim,
+          "value_length %lld, head_dim %d", (long long)v, c->head_dim);
+    hr_gguf_close(g);
+    hr_model *back = load(tmp_path("l0.gguf"));
+    CHECK(diff_models("layer-0-pruned in memory vs GGUF", m, back) <= 1e-6, "logits differ");
+    hr_model_free(back);
+    hr_model_free(m);
+}
+
 static void llama3_rope_scaling_survives_gguf_and_hf(void) {
     hr_model *m = load(STORIES);
     if (!m) return;
@@ -360,6 +398,7 @@ int main(void) {
     RUN(gguf_vocabulary_matches_the_llama_cpp_export);
     RUN(gguf_writes_bpe_tokens_and_merges_like_the_source);
     RUN(pruned_model_is_written_as_deci_gguf_with_per_layer_arrays);
+    RUN(pruned_gguf_states_the_head_size_when_layer_0_has_fewer_heads);
     RUN(llama3_rope_scaling_survives_gguf_and_hf);
     RUN(llama3_scaling_is_recovered_from_rope_freqs_alone);
     RUN(hf_write_refuses_a_non_empty_folder_and_leaves_it_alone);

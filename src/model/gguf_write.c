@@ -83,6 +83,14 @@ static bool is_uniform(const hr_config *c) {
     return c->n_head[0] > 0 && c->n_ff[0] > 0;
 }
 
+/* llama.cpp's deci reads head sizes only when layer 0 has heads, and
+ * requires the MLP tensors in every layer. */
+static bool deci_loadable(const hr_config *c) {
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->n_ff[l] <= 0) return false;
+    return c->n_layers == 0 || c->n_head[0] > 0;
+}
+
 /* A per-layer size: scalar when uniform, else an int32 array. */
 static void kv_layers(kvbuf *b, const char *a, const char *suffix, const int *v, int n, bool uniform) {
     char k[128];
@@ -105,8 +113,10 @@ static void write_arch_kv(kvbuf *b, const hr_config *c, const char *a, bool unif
     kv_layers(b, a, "feed_forward_length", c->n_ff, c->n_layers, uniform);
     kv_layers(b, a, "attention.head_count", c->n_head, c->n_layers, uniform);
     kv_layers(b, a, "attention.head_count_kv", c->n_head_kv, c->n_layers, uniform);
+    /* Readers derive the head size as dim / heads when these keys are absent,
+     * llama.cpp from layer 0's head count: explicit for every per-layer model. */
     int mh = hr_config_max_heads(c);
-    if (mh > 0 && c->head_dim * mh != c->dim) {
+    if (mh == 0 || !uniform || c->head_dim * mh != c->dim) {
         kv_u32(b, K("attention.key_length"), (uint32_t)c->head_dim);
         kv_u32(b, K("attention.value_length"), (uint32_t)c->head_dim);
     }
@@ -355,6 +365,8 @@ hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const c
     bool uniform = is_uniform(c);
     if (!uniform && c->arch != HR_ARCH_LLAMA)
         hr_log(HR_LOG_WARN, "%s model with per-layer sizes: llama.cpp may not load it", hr_arch_name(c->arch));
+    else if (!uniform && !deci_loadable(c))
+        hr_log(HR_LOG_WARN, "deci model with no attention in layer 0 or a layer without MLP: llama.cpp cannot load it");
     if (tok && hr_tokenizer_vocab_size(tok) != c->vocab_size)
         hr_log(HR_LOG_WARN, "tokenizer has %d pieces, the model %d", hr_tokenizer_vocab_size(tok), c->vocab_size);
     kvbuf kv = {0};
