@@ -1,6 +1,7 @@
 /* Tokenizer tests: llama2.c .bin and GGUF "llama" vocabularies, llama.cpp's
  * Llama-SPM test vectors, round trips, speed, hostile input. */
 #include "check.h"
+#include "tok_util.h"
 #include "headroom/gguf.h"
 #include "headroom/tokenizer.h"
 #include "internal.h"
@@ -18,36 +19,6 @@
 #define SPM_INP SHARED("data/tokenizer-vectors/ggml-vocab-llama-spm.gguf.inp")
 #define SPM_OUT SHARED("data/tokenizer-vectors/ggml-vocab-llama-spm.gguf.out")
 #define STORIES_TXT SHARED("data/text/tinystories_val.txt")
-
-#if defined(__SANITIZE_ADDRESS__)
-#define T_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define T_SANITIZED 1
-#endif
-#endif
-#ifndef T_SANITIZED
-#define T_SANITIZED 0
-#endif
-#ifdef __OPTIMIZE__
-#define T_OPTIMIZED 1
-#else
-#define T_OPTIMIZED 0
-#endif
-
-static hr_tokenizer *load(const char *path) {
-    hr_tokenizer *t = NULL;
-    hr_status st = hr_tokenizer_load(path, &t);
-    CHECK(st == HR_OK, "loading %s: %s", path, hr_last_error());
-    return t;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    char *buf = NULL;
-    hr_status st = hr_read_file(path, &buf, len);
-    CHECK(st == HR_OK, "reading %s: %s", path, hr_last_error());
-    return buf;
-}
 
 static hr_status encode(const hr_tokenizer *t, const char *s, size_t len, bool bos, int prefix,
                         int32_t **ids, size_t *n) {

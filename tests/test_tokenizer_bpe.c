@@ -3,6 +3,7 @@
  * byte-level) against llama.cpp's test vectors, round trips on every text
  * file, speed, special tokens and hostile files. */
 #include "check.h"
+#include "tok_util.h"
 #include "headroom/tokenizer.h"
 #include "internal.h"
 
@@ -20,36 +21,6 @@
 #define QWEN3_DIR SHARED("data/tokenizers/qwen3")
 #define QWEN3_JSON SHARED("data/tokenizers/qwen3/tokenizer.json")
 #define VEC(name) SHARED("data/tokenizer-vectors/ggml-vocab-" name ".gguf")
-
-#if defined(__SANITIZE_ADDRESS__)
-#define T_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define T_SANITIZED 1
-#endif
-#endif
-#ifndef T_SANITIZED
-#define T_SANITIZED 0
-#endif
-#ifdef __OPTIMIZE__
-#define T_OPTIMIZED 1
-#else
-#define T_OPTIMIZED 0
-#endif
-
-static hr_tokenizer *load(const char *path) {
-    hr_tokenizer *t = NULL;
-    hr_status st = hr_tokenizer_load(path, &t);
-    CHECK(st == HR_OK, "loading %s: %s", path, hr_last_error());
-    return t;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    char *buf = NULL;
-    hr_status st = hr_read_file(path, &buf, len);
-    CHECK(st == HR_OK, "reading %s: %s", path, hr_last_error());
-    return buf;
-}
 
 static hr_status encode(const hr_tokenizer *t, const char *s, size_t len, bool special, int32_t **ids, size_t *n) {
     hr_encode_params p = hr_encode_default_params();

@@ -4,6 +4,7 @@
  * and must give the same ids as the source on TinyStories and on
  * llama.cpp's tokenizer test texts. */
 #include "check.h"
+#include "tok_util.h"
 #include "headroom/convert.h"
 #include "headroom/gguf.h"
 #include "headroom/model.h"
@@ -39,20 +40,6 @@ static const char *tmp_path(const char *name) {
     k = (k + 1) % 4;
     snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
     return buf[k];
-}
-
-static hr_tokenizer *load(const char *path) {
-    hr_tokenizer *t = NULL;
-    hr_status st = hr_tokenizer_load(path, &t);
-    CHECK(st == HR_OK, "loading %s: %s", path, hr_last_error());
-    return t;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    char *buf = NULL;
-    hr_status st = hr_read_file(path, &buf, len);
-    CHECK(st == HR_OK, "reading %s: %s", path, hr_last_error());
-    return buf;
 }
 
 /* Both tokenizers give the same ids (default parameters, so BOS handling

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "headroom/gguf.h"
 #include "model/model_internal.h"
 
 /* The format's own reference implementation caps the header at 100 MB. */
@@ -299,16 +300,11 @@ hr_status hr_st_to_f32(const hr_st_tensor *t, float *dst) {
     size_t n = t->n_elements;
     switch (t->dtype) {
     case HR_ST_F32:
-        memcpy(dst, s, n * sizeof(float));
-        return HR_OK;
+        return hr_dequant_to_f32(HR_GGML_F32, s, dst, n);
     case HR_ST_F16:
+        return hr_dequant_to_f32(HR_GGML_F16, s, dst, n);
     case HR_ST_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = t->dtype == HR_ST_F16 ? hr_f16_to_f32(h) : hr_bf16_to_f32(h);
-        }
-        return HR_OK;
+        return hr_dequant_to_f32(HR_GGML_BF16, s, dst, n);
     case HR_ST_F64:
         for (size_t i = 0; i < n; i++) {
             double d;
