@@ -106,24 +106,6 @@ done:
     hr_tokenizer_free(b);
 }
 
-/* Splits the .inp like llama.cpp's test-tokenizer-0: texts are separated
- * by "\n__ggml_vocab_test__\n", the newline before the marker is not part
- * of the text, and nothing follows the last separator. */
-static int split_vectors(char *raw, size_t len, char **texts, size_t *lens, int cap) {
-    static const char sep[] = "\n__ggml_vocab_test__\n";
-    size_t sl = sizeof sep - 1, pos = 0;
-    int n = 0;
-    while (pos < len && n < cap) {
-        char *next = memmem(raw + pos, len - pos, sep, sl);
-        size_t end = next ? (size_t)(next - raw) : len;
-        texts[n] = raw + pos;
-        lens[n++] = end - pos;
-        if (!next) break;
-        pos = end + sl;
-    }
-    return n;
-}
-
 static void llama_spm_vocab_passes_every_llama_cpp_test_vector(void) {
     hr_tokenizer *t = load(SPM_GGUF);
     size_t inp_len = 0, out_len = 0;

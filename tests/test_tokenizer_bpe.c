@@ -29,23 +29,6 @@ static hr_status encode(const hr_tokenizer *t, const char *s, size_t len, bool s
     return hr_tokenizer_encode(t, s, len, &p, ids, n);
 }
 
-/* Texts of a .inp are separated by "\n__ggml_vocab_test__\n" (llama.cpp's
- * test-tokenizer-0); the .out has one line of ids per text. */
-static int split_vectors(char *raw, size_t len, char **texts, size_t *lens, int cap) {
-    static const char sep[] = "\n__ggml_vocab_test__\n";
-    size_t sl = sizeof sep - 1, pos = 0;
-    int n = 0;
-    while (pos < len && n < cap) {
-        char *next = memmem(raw + pos, len - pos, sep, sl);
-        size_t end = next ? (size_t)(next - raw) : len;
-        texts[n] = raw + pos;
-        lens[n++] = end - pos;
-        if (!next) break;
-        pos = end + sl;
-    }
-    return n;
-}
-
 /* Runs every vector of name through t; returns the number passing. */
 static int pass_vectors(const hr_tokenizer *t, const char *name, const char *inp_path, const char *out_path) {
     size_t inp_len = 0, out_len = 0;
