@@ -17,36 +17,104 @@ static float *rand_buf(size_t n, unsigned seed) {
     return p;
 }
 
-static void matmul_matches_reference_for_gemv_and_gemm_shapes(void) {
-    int shapes[][3] = {{1, 64, 64}, {1, 67, 13}, {1, 576, 1536}, {3, 64, 172}, {17, 100, 33}, {64, 576, 192}};
+static float *packed(const float *w, int dout, int din) {
+    float *wp = aligned_alloc(64, (hr_packed_floats(dout, din) * sizeof(float) + 63) & ~(size_t)63);
+    hr_pack_panels(wp, w, dout, din, 0, (dout + 15) / 16);
+    return wp;
+}
+
+static size_t n_bits_differ(const float *a, const float *b, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += memcmp(a + i, b + i, sizeof(float)) != 0;
+    return bad;
+}
+
+/* Shapes cover one token (GEMV), 2-3 tokens (per-token chains), partial
+ * 8-token tiles, odd panel counts, d_out not a multiple of 16 and d_in
+ * beyond one 256-wide K block. */
+static const int shapes[][3] = {{1, 64, 64},   {1, 67, 13},     {1, 576, 1536}, {3, 64, 172},  {17, 100, 33},
+                                {64, 576, 192}, {9, 600, 48},   {130, 300, 80}, {8, 513, 16}, {21, 1536, 40}};
+
+static void matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit(void) {
     for (int threads = 1; threads <= 3; threads++) {
         hr_pool *pool = NULL;
         hr_pool_new(threads, &pool);
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int n = shapes[s][0], din = shapes[s][1], dout = shapes[s][2];
-            float *x = rand_buf((size_t)n * din, 1), *w = rand_buf((size_t)dout * din, 2);
-            float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4);
-            hr_matmul(pool, y, x, w, n, din, dout);
+            float *x = rand_buf((size_t)n * din, 1), *w = rand_buf((size_t)dout * din, 2), *wp = packed(w, dout, din);
+            float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4), *yc = calloc((size_t)n * dout, 4);
+            hr_matmul(pool, y, x, wp, n, din, dout);
             hr_matmul_ref(yr, x, w, n, din, dout);
+            hr_matmul_packed_ref(yc, x, wp, n, din, dout);
             char label[64];
             snprintf(label, sizeof label, "matmul %dx%dx%d, %d threads", n, din, dout, threads);
             double d = hr_t_maxdiff(label, y, yr, (size_t)n * dout);
             CHECK(d < 1e-4, "%s: %g", label, d);
-            free(x), free(w), free(y), free(yr);
+            size_t bad = n_bits_differ(y, yc, (size_t)n * dout);
+            CHECK(bad == 0, "%s: %zu outputs differ from the fmaf chain", label, bad);
+            free(x), free(w), free(wp), free(y), free(yr), free(yc);
         }
         hr_pool_free(pool);
     }
 }
 
-static void gemv_rows_matches_reference_on_a_row_range(void) {
-    int din = 77;
-    float *x = rand_buf((size_t)din, 3), *w = rand_buf((size_t)din * 50, 4);
-    float y[50] = {0}, yr[50] = {0};
-    hr_gemv_rows(y, x, w, din, 5, 43);
-    hr_gemv_rows_ref(yr, x, w, din, 5, 43);
-    CHECK(hr_t_maxdiff("gemv rows 5..43", y, yr, 50) < 1e-5, "mismatch");
-    CHECK(y[4] == 0 && y[43] == 0, "wrote outside the row range");
-    free(x), free(w);
+static void batched_rows_equal_one_token_products_bit_for_bit(void) {
+    hr_pool *pool = NULL;
+    hr_pool_new(2, &pool);
+    int n = 37, din = 333, dout = 70;
+    float *x = rand_buf((size_t)n * din, 5), *w = rand_buf((size_t)dout * din, 6), *wp = packed(w, dout, din);
+    float *y = calloc((size_t)n * dout, 4), *y1 = calloc((size_t)dout, 4);
+    hr_matmul(pool, y, x, wp, n, din, dout);
+    size_t bad = 0;
+    for (int t = 0; t < n; t++) {
+        hr_matmul(pool, y1, x + (size_t)t * din, wp, 1, din, dout);
+        bad += n_bits_differ(y + (size_t)t * dout, y1, (size_t)dout);
+    }
+    CHECK(bad == 0, "%zu outputs of the batch differ from one-token products", bad);
+    free(x), free(w), free(wp), free(y), free(y1);
+    hr_pool_free(pool);
+}
+
+/* What makes pruning exact: zeroing inputs equals deleting their columns. */
+static void removing_columns_equals_zeroing_their_inputs_bit_for_bit(void) {
+    hr_pool *pool = NULL;
+    hr_pool_new(2, &pool);
+    int n = 19, din = 72, dout = 40, keep[72], n_keep = 0;
+    for (int k = 0; k < din; k++)
+        if (!(k >= 8 && k < 16) && k % 7 != 3) keep[n_keep++] = k; /* an 8-wide head and scattered neurons */
+    float *x = rand_buf((size_t)n * din, 7), *w = rand_buf((size_t)dout * din, 8);
+    float *xs = malloc(sizeof(float) * (size_t)n * n_keep), *ws = malloc(sizeof(float) * (size_t)dout * n_keep);
+    for (int t = 0; t < n; t++) {
+        int j = 0;
+        for (int k = 0; k < din; k++) {
+            if (j < n_keep && keep[j] == k) xs[(size_t)t * n_keep + j++] = x[(size_t)t * din + k];
+            else x[(size_t)t * din + k] = 0.0f;
+        }
+    }
+    for (int r = 0; r < dout; r++)
+        for (int j = 0; j < n_keep; j++) ws[(size_t)r * n_keep + j] = w[(size_t)r * din + keep[j]];
+    float *wp = packed(w, dout, din), *wsp = packed(ws, dout, n_keep);
+    float *y = calloc((size_t)n * dout, 4), *ys = calloc((size_t)n * dout, 4);
+    hr_matmul(pool, y, x, wp, n, din, dout);
+    hr_matmul(pool, ys, xs, wsp, n, n_keep, dout);
+    hr_t_maxdiff("zeroed vs removed columns", y, ys, (size_t)n * dout);
+    CHECK(n_bits_differ(y, ys, (size_t)n * dout) == 0, "removed columns change the result");
+    free(x), free(w), free(xs), free(ws), free(wp), free(wsp), free(y), free(ys);
+    hr_pool_free(pool);
+}
+
+static void vectorised_swiglu_matches_libm_reference_including_extremes(void) {
+    int n = 203;
+    float *g = rand_buf((size_t)n, 12), *u = rand_buf((size_t)n, 13), h[203], hr[203];
+    for (int i = 0; i < n; i++) g[i] *= 12.0f;
+    g[0] = 100.0f, g[1] = -100.0f, g[2] = 0.0f, g[3] = 88.0f, g[4] = -88.0f;
+    hr_swiglu(h, g, u, n);
+    hr_swiglu_ref(hr, g, u, n);
+    double d = 0;
+    for (int i = 0; i < n; i++) d = fmax(d, fabs(h[i] - hr[i]) / fmax(1.0, fabs(hr[i])));
+    printf("    swiglu: max relative diff %.3g over %d values\n", d, n);
+    CHECK(d < 1e-6, "swiglu differs by %g", d);
+    free(g), free(u);
 }
 
 static void rope_with_tables_matches_reference(void) {
@@ -119,6 +187,31 @@ static void attention_scores_and_values_on_transposed_cache_match_references(voi
     }
 }
 
+static void multi_query_attention_equals_one_query_at_a_time_bit_for_bit(void) {
+    int hd = 24, ld = 200, ctx = 160;
+    float *kt = rand_buf((size_t)hd * ld, 20), *vt = rand_buf((size_t)hd * ld, 21), *q = rand_buf((size_t)4 * hd, 22);
+    for (int nq = 1; nq <= 4; nq++)
+        for (int base = 1; base < ctx - 4; base += 13) { /* causal lengths base+1 .. base+nq, across block edges */
+            int len[4];
+            for (int i = 0; i < nq; i++) len[i] = base + i + 1;
+            float *s = calloc((size_t)4 * ctx, 4), *o = calloc((size_t)4 * hd, 4);
+            float *s1 = calloc((size_t)ctx, 4), o1[24];
+            hr_attn_scores_multi(s, (size_t)ctx, q, (size_t)hd, nq, kt, ld, hd, len[nq - 1], 0.3f);
+            for (int i = 0; i < nq; i++) hr_softmax(s + (size_t)i * ctx, len[i]);
+            hr_attn_values_multi(o, (size_t)hd, s, (size_t)ctx, nq, vt, ld, hd, len);
+            size_t bad = 0;
+            for (int i = 0; i < nq; i++) {
+                hr_attn_scores(s1, q + (size_t)i * hd, kt, ld, hd, len[i], 0.3f);
+                hr_softmax(s1, len[i]);
+                hr_attn_values(o1, s1, vt, ld, hd, len[i]);
+                bad += n_bits_differ(s + (size_t)i * ctx, s1, (size_t)len[i]) + n_bits_differ(o + (size_t)i * hd, o1, (size_t)hd);
+            }
+            CHECK(bad == 0, "%d queries from length %d: %zu values differ", nq, base + 1, bad);
+            free(s), free(o), free(s1);
+        }
+    free(kt), free(vt), free(q);
+}
+
 static void pool_runs_every_task_exactly_once(void) {
     hr_pool *pool = NULL;
     CHECK(hr_pool_new(3, &pool) == HR_OK, "pool");
@@ -139,13 +232,16 @@ static void pool_runs_every_task_exactly_once(void) {
 void task(void *arg, int i) { __atomic_fetch_add(&((int *)arg)[i], 1, __ATOMIC_RELAXED); }
 
 int main(void) {
-    RUN(matmul_matches_reference_for_gemv_and_gemm_shapes);
-    RUN(gemv_rows_matches_reference_on_a_row_range);
+    RUN(matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit);
+    RUN(batched_rows_equal_one_token_products_bit_for_bit);
+    RUN(removing_columns_equals_zeroing_their_inputs_bit_for_bit);
+    RUN(vectorised_swiglu_matches_libm_reference_including_extremes);
     RUN(rope_with_tables_matches_reference);
     RUN(layernorm_matches_reference);
     RUN(softmax_sums_to_one_and_survives_large_inputs);
     RUN(vectorised_softmax_matches_double_precision_reference);
     RUN(attention_scores_and_values_on_transposed_cache_match_references);
+    RUN(multi_query_attention_equals_one_query_at_a_time_bit_for_bit);
     RUN(pool_runs_every_task_exactly_once);
     TEST_MAIN_END();
 }

@@ -14,6 +14,7 @@
 #include "threads/pool.h"
 
 enum { MAX_CHUNKS = 8 }; /* token chunks per head in attention tasks */
+enum { ATT_Q = 4 };       /* queries of a head sharing each key/value load */
 
 struct hr_context {
     const hr_model *model;
@@ -21,8 +22,8 @@ struct hr_context {
     int n_ctx, n_batch, n_past;
     int q_dim, kv_dim, max_ff, max_heads; /* widest layer */
     hr_pool *pool;
-    /* Matrix products: the exact GEMM (default) or OpenBLAS for batches. */
-    void (*matmul)(hr_pool *, float *, const float *, const float *, int, int, int);
+    const hr_packed_weights *packed; /* the model's panel-packed matrices */
+    bool blas;                       /* batched products through OpenBLAS */
 
     /* One store per KV head, keys/values transposed (head_dim, slots) so
      * attention runs along positions with contiguous vector loads. */
@@ -46,7 +47,7 @@ struct hr_context {
     float *hb;     /* (n_batch, max_ff) gate, then silu(gate)*up */
     float *hb2;    /* (n_batch, max_ff) up */
     float *last_logits; /* (vocab) */
-    float *scores; /* (max_heads * MAX_CHUNKS, n_ctx) attention scratch per task */
+    float *scores; /* (max_heads * MAX_CHUNKS * ATT_Q, n_ctx) attention scratch per task */
     float *probs;  /* (max_heads, n_batch, n_ctx) kept only while a probs hook listens */
     float *gates;  /* (n_layers, max_heads) head output multipliers */
     float *head_means; /* (n_layers, max_heads, head_dim) or NULL: what a gated-off head is replaced by */
@@ -146,7 +147,7 @@ static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
     ctx->hb = alloc_floats(nb, (size_t)(ctx->max_ff ? ctx->max_ff : 1), NULL);
     ctx->hb2 = alloc_floats(nb, (size_t)(ctx->max_ff ? ctx->max_ff : 1), NULL);
     ctx->last_logits = alloc_floats((size_t)c->vocab_size, 1, NULL);
-    ctx->scores = alloc_floats((size_t)(ctx->max_heads ? ctx->max_heads : 1) * MAX_CHUNKS, (size_t)ctx->n_ctx, NULL);
+    ctx->scores = alloc_floats((size_t)(ctx->max_heads ? ctx->max_heads : 1) * MAX_CHUNKS * ATT_Q, (size_t)ctx->n_ctx, NULL);
     ctx->gates = alloc_floats((size_t)c->n_layers, (size_t)(ctx->max_heads ? ctx->max_heads : 1), NULL);
     if (!ctx->rope_cos || !ctx->rope_sin || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att ||
         !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->last_logits || !ctx->scores || !ctx->gates)
@@ -184,10 +185,11 @@ hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_conte
     ctx->q_dim = ctx->max_heads * c->head_dim;
     ctx->kv_dim = hr_config_max_kv_heads(c) * c->head_dim;
     ctx->max_ff = hr_config_max_ff(c);
-    ctx->matmul = p->blas_prefill ? hr_matmul_blas : hr_matmul;
+    ctx->blas = p->blas_prefill;
     /* Our pool owns all parallelism; sgemm runs single-threaded per task. */
     openblas_set_num_threads(1);
     hr_status st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
+    if (st == HR_OK) st = hr_model_packed(m, ctx->pool, &ctx->packed);
     if (st == HR_OK && p->kv_plan) st = hr_kv_plan_check(p->kv_plan, c);
     if (st == HR_OK) st = alloc_state(ctx, p->kv_plan);
     if (st != HR_OK) {
@@ -299,17 +301,20 @@ static void attn_task(void *vp, int i) {
     const float *vc = ctx->kv[l][g].vt; /* (hd, ld) */
     const int ld = ctx->kv[l][g].ld;
     int n_kv = j->pos0 + j->n;
-    for (int t = t0; t < t1; t++) {
-        int pos = j->pos0 + t, len = pos + 1;
+    for (int t = t0; t < t1; t += ATT_Q) {
+        int nq = t1 - t < ATT_Q ? t1 - t : ATT_Q, len[ATT_Q];
+        for (int i = 0; i < nq; i++) len[i] = j->pos0 + t + i + 1;
+        /* Rows of nq consecutive tokens: probability rows are n_ctx apart. */
         float *s = ctx->probs ? ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx
-                              : ctx->scores + (size_t)i * ctx->n_ctx;
+                              : ctx->scores + (size_t)i * ATT_Q * ctx->n_ctx;
         const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
-        hr_attn_scores(s, qv, kc, ld, hd, len, scale);
-        hr_softmax(s, len);
         float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
-        hr_attn_values(o, s, vc, ld, hd, len);
+        hr_attn_scores_multi(s, (size_t)ctx->n_ctx, qv, (size_t)ctx->q_dim, nq, kc, ld, hd, len[nq - 1], scale);
+        for (int q = 0; q < nq; q++) hr_softmax(s + (size_t)q * ctx->n_ctx, len[q]);
+        hr_attn_values_multi(o, (size_t)ctx->q_dim, s, (size_t)ctx->n_ctx, nq, vc, ld, hd, len);
         if (ctx->probs)
-            for (int p = len; p < n_kv; p++) s[p] = 0;
+            for (int q = 0; q < nq; q++)
+                for (int p = len[q]; p < n_kv; p++) s[(size_t)q * ctx->n_ctx + p] = 0;
     }
 }
 
@@ -384,6 +389,14 @@ static void attn_group_task(void *vp, int g) {
                         ctx->v + (size_t)t * ctx->kv_dim + (size_t)g * hd, bacc[t]);
 }
 
+/* y (n, d_out) = x (n, d_in) · W^T through the packed copy wp, or OpenBLAS
+ * on the row-major w for batches when the context asked for it. */
+static void matmul(hr_context *ctx, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
+                   int d_out) {
+    if (ctx->blas) hr_matmul_blas(ctx->pool, y, x, w, wp, n, d_in, d_out);
+    else hr_matmul(ctx->pool, y, x, wp, n, d_in, d_out);
+}
+
 static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
     const hr_config *c = ctx->c;
     const hr_layer_weights *w = &ctx->model->w.layers[l];
@@ -392,9 +405,10 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
     norm_rows(c, ctx->xb, ctx->x, w->attn_norm, w->attn_norm_b, n);
     /* Row strides of q/k/v/att are the widest layer's, so project row by row
      * into them only when this layer is narrower (pruned models). */
-    ctx->matmul(ctx->pool, ctx->q, ctx->xb, w->wq, n, c->dim, qd);
-    ctx->matmul(ctx->pool, ctx->k, ctx->xb, w->wk, n, c->dim, kvd);
-    ctx->matmul(ctx->pool, ctx->v, ctx->xb, w->wv, n, c->dim, kvd);
+    const hr_layer_packed *pk = &ctx->packed->layers[l];
+    matmul(ctx, ctx->q, ctx->xb, w->wq, pk->wq, n, c->dim, qd);
+    matmul(ctx, ctx->k, ctx->xb, w->wk, pk->wk, n, c->dim, kvd);
+    matmul(ctx, ctx->v, ctx->xb, w->wv, pk->wv, n, c->dim, kvd);
     add_bias(ctx->q, w->bq, n, qd);
     add_bias(ctx->k, w->bk, n, kvd);
     add_bias(ctx->v, w->bv, n, kvd);
@@ -446,7 +460,7 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
                 dst[(size_t)h * hd + d] = src[(size_t)h * hd + d] * gate[h] + (mh ? (1.0f - gate[h]) * mh[d] : 0.0f);
         }
     }
-    ctx->matmul(ctx->pool, ctx->proj, ctx->att, w->wo, n, qd, c->dim);
+    matmul(ctx, ctx->proj, ctx->att, w->wo, pk->wo, n, qd, c->dim);
     add_bias(ctx->proj, w->bo, n, c->dim);
     if (emit(ctx, HR_HOOK_ATTN_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
@@ -455,21 +469,46 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
     return HR_OK;
 }
 
+typedef struct {
+    hr_context *ctx;
+    int n, ff, rows_per_task;
+} swiglu_job;
+
+static void swiglu_task(void *vp, int i) {
+    const swiglu_job *j = vp;
+    int t0 = i * j->rows_per_task, t1 = t0 + j->rows_per_task < j->n ? t0 + j->rows_per_task : j->n;
+    size_t off = (size_t)t0 * j->ff;
+    if (t0 < t1) hr_swiglu(j->ctx->hb + off, j->ctx->hb + off, j->ctx->hb2 + off, (t1 - t0) * j->ff);
+}
+
+/* hb = silu(hb) * hb2 over n rows of ff, split across the pool (for one
+ * token the pool's wake-up would cost more than it saves). */
+static void swiglu_rows(hr_context *ctx, int n, int ff) {
+    int nt = hr_pool_n_threads(ctx->pool);
+    if (n < 2 || nt < 2) {
+        hr_swiglu(ctx->hb, ctx->hb, ctx->hb2, n * ff);
+        return;
+    }
+    swiglu_job j = {ctx, n, ff, (n + nt - 1) / nt};
+    hr_pool_run(ctx->pool, swiglu_task, &j, (n + j.rows_per_task - 1) / j.rows_per_task);
+}
+
 static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     const hr_config *c = ctx->c;
     const hr_layer_weights *w = &ctx->model->w.layers[l];
+    const hr_layer_packed *pk = &ctx->packed->layers[l];
     int ff = c->n_ff[l];
     norm_rows(c, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
     if (c->mlp == HR_MLP_SWIGLU) {
-        ctx->matmul(ctx->pool, ctx->hb, ctx->xb, w->w_gate, n, c->dim, ff);
-        ctx->matmul(ctx->pool, ctx->hb2, ctx->xb, w->w_up, n, c->dim, ff);
-        hr_swiglu(ctx->hb, ctx->hb, ctx->hb2, n * ff);
+        matmul(ctx, ctx->hb, ctx->xb, w->w_gate, pk->w_gate, n, c->dim, ff);
+        matmul(ctx, ctx->hb2, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);
+        swiglu_rows(ctx, n, ff);
     } else {
-        ctx->matmul(ctx->pool, ctx->hb, ctx->xb, w->w_up, n, c->dim, ff);
+        matmul(ctx, ctx->hb, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);
         add_bias(ctx->hb, w->b_up, n, ff);
         hr_gelu_tanh(ctx->hb, n * ff);
     }
-    ctx->matmul(ctx->pool, ctx->proj, ctx->hb, w->w_down, n, ff, c->dim);
+    matmul(ctx, ctx->proj, ctx->hb, w->w_down, pk->w_down, n, ff, c->dim);
     add_bias(ctx->proj, w->b_down, n, c->dim);
     if (emit(ctx, HR_HOOK_MLP_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
@@ -505,7 +544,7 @@ static hr_status run_from(hr_context *ctx, int layer0, int sublayer0, int n, int
     norm_rows(c, ctx->xb + (size_t)first * dim, ctx->x + (size_t)first * dim, w->out_norm, w->out_norm_b, rows);
     if (emit(ctx, HR_HOOK_FINAL, c->n_layers, -1, rows, pos0 + first, dim, dim, ctx->xb + (size_t)first * dim))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
-    if (logits) ctx->matmul(ctx->pool, logits, ctx->xb + (size_t)first * dim, w->output, rows, dim, c->vocab_size);
+    if (logits) matmul(ctx, logits, ctx->xb + (size_t)first * dim, w->output, ctx->packed->output, rows, dim, c->vocab_size);
     return HR_OK;
 }
 

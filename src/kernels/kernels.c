@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,38 +19,138 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
         }
 }
 
-void hr_gemv_rows_ref(float *y, const float *x, const float *w, int d_in, int r0, int r1) {
-    for (int r = r0; r < r1; r++) {
-        float s = 0;
-        for (int k = 0; k < d_in; k++) s += w[(size_t)r * d_in + k] * x[k];
-        y[r] = s;
+size_t hr_packed_floats(int d_out, int d_in) { return (size_t)((d_out + 15) / 16) * 16 * (size_t)d_in; }
+
+void hr_pack_panels(float *wp, const float *w, int d_out, int d_in, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        float *dst = wp + (size_t)p * d_in * 16;
+        for (int j = 0; j < 16; j++) {
+            int r = p * 16 + j;
+            const float *src = w + (size_t)r * d_in;
+            if (r < d_out)
+                for (int k = 0; k < d_in; k++) dst[(size_t)k * 16 + j] = src[k];
+            else
+                for (int k = 0; k < d_in; k++) dst[(size_t)k * 16 + j] = 0.0f;
+        }
     }
+}
+
+void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int d_in, int d_out) {
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < d_out; r++) {
+            const float *col = wp + (size_t)(r / 16) * d_in * 16 + r % 16;
+            float acc = 0.0f;
+            for (int k = 0; k < d_in; k++) acc = fmaf(x[(size_t)t * d_in + k], col[(size_t)k * 16], acc);
+            y[(size_t)t * d_out + r] = acc;
+        }
 }
 
 #if defined(__AVX512F__)
 static inline float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-/* Four rows at once so each load of x feeds four FMAs. */
-void hr_gemv_rows(float *y, const float *x, const float *w, int d_in, int r0, int r1) {
-    int r = r0;
-    const int kv = d_in & ~15;
-    for (; r + 4 <= r1; r += 4) {
-        const float *w0 = w + (size_t)r * d_in, *w1 = w0 + d_in, *w2 = w1 + d_in, *w3 = w2 + d_in;
+static inline void store_panel(float *y, int p, int d_out, __m512 a) {
+    int r = p * 16;
+    if (r + 16 <= d_out) _mm512_storeu_ps(y + r, a);
+    else _mm512_mask_storeu_ps(y + r, (__mmask16)((1u << (d_out - r)) - 1), a);
+}
+
+/* y[panels p0..p1) = W x for one token; four panels at once hide the FMA
+ * latency of the four independent chains. */
+static void gemv_panels(float *y, const float *x, const float *wp, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = (size_t)d_in * 16;
+    int p = p0;
+    for (; p + 4 <= p1; p += 4) {
+        const float *w0 = wp + (size_t)p * ps, *w1 = w0 + ps, *w2 = w1 + ps, *w3 = w2 + ps;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int k = 0; k < kv; k += 16) {
-            __m512 xv = _mm512_loadu_ps(x + k);
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), xv, a0);
-            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + k), xv, a1);
-            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + k), xv, a2);
-            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + k), xv, a3);
+        for (int k = 0; k < d_in; k++) {
+            __m512 xv = _mm512_set1_ps(x[k]);
+            a0 = _mm512_fmadd_ps(xv, _mm512_load_ps(w0 + (size_t)k * 16), a0);
+            a1 = _mm512_fmadd_ps(xv, _mm512_load_ps(w1 + (size_t)k * 16), a1);
+            a2 = _mm512_fmadd_ps(xv, _mm512_load_ps(w2 + (size_t)k * 16), a2);
+            a3 = _mm512_fmadd_ps(xv, _mm512_load_ps(w3 + (size_t)k * 16), a3);
         }
-        float s0 = hsum512(a0), s1 = hsum512(a1), s2 = hsum512(a2), s3 = hsum512(a3);
-        for (int k = kv; k < d_in; k++) {
-            s0 += w0[k] * x[k], s1 += w1[k] * x[k], s2 += w2[k] * x[k], s3 += w3[k] * x[k];
-        }
-        y[r] = s0, y[r + 1] = s1, y[r + 2] = s2, y[r + 3] = s3;
+        store_panel(y, p, d_out, a0), store_panel(y, p + 1, d_out, a1);
+        store_panel(y, p + 2, d_out, a2), store_panel(y, p + 3, d_out, a3);
     }
-    for (; r < r1; r++) y[r] = hr_dot(w + (size_t)r * d_in, x, d_in);
+    for (; p < p1; p++) {
+        const float *w0 = wp + (size_t)p * ps;
+        __m512 a0 = _mm512_setzero_ps();
+        for (int k = 0; k < d_in; k++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(x[k]), _mm512_load_ps(w0 + (size_t)k * 16), a0);
+        store_panel(y, p, d_out, a0);
+    }
+}
+
+enum { GEMM_MR = 8, GEMM_KC = 256, GEMM_MC = 128 };
+
+/* The register tile: c (8 rows of stride ldc) x np panels (np = 1 or 2,
+ * constant after inlining) over k in [k0, k1), starting from zero when
+ * first, else continuing the chains stored in c. x rows have stride ldx. */
+static inline __attribute__((always_inline)) void tile8(float *c, size_t ldc, const float *x, size_t ldx,
+                                                        const float *w0, const float *w1, int np, int k0, int k1,
+                                                        int first) {
+    __m512 a[GEMM_MR][2];
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < np; j++)
+            a[i][j] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + (size_t)i * ldc + 16 * j);
+    for (int k = k0; k < k1; k++) {
+        __m512 b0 = _mm512_load_ps(w0 + (size_t)k * 16), b1 = np > 1 ? _mm512_load_ps(w1 + (size_t)k * 16) : b0;
+#pragma GCC unroll 8
+        for (int i = 0; i < GEMM_MR; i++) {
+            __m512 xv = _mm512_set1_ps(x[(size_t)i * ldx + k]);
+            a[i][0] = _mm512_fmadd_ps(xv, b0, a[i][0]);
+            if (np > 1) a[i][1] = _mm512_fmadd_ps(xv, b1, a[i][1]);
+        }
+    }
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < np; j++) _mm512_storeu_ps(c + (size_t)i * ldc + 16 * j, a[i][j]);
+}
+
+static void tile8_np(float *c, size_t ldc, const float *x, size_t ldx, const float *w0, const float *w1, int np,
+                     int k0, int k1, int first) {
+    if (np == 2) tile8(c, ldc, x, ldx, w0, w1, 2, k0, k1, first);
+    else tile8(c, ldc, x, ldx, w0, w1, 1, k0, k1, first);
+}
+
+/* A tile with fewer than 8 tokens or panels past d_out: runs the same tile
+ * on zero-padded copies, so every chain is the same as in a full tile. */
+static void tile_edge(float *y, const float *x, const float *w0, const float *w1, int np, int mr, int t, int p,
+                      int n_cols, int d_in, int d_out, int k0, int k1, int first) {
+    float cbuf[GEMM_MR * 32], xbuf[GEMM_MR * GEMM_KC];
+    (void)n_cols;
+    int c0 = p * 16, cols = d_out - c0 < 16 * np ? d_out - c0 : 16 * np;
+    memset(cbuf, 0, sizeof cbuf);
+    memset(xbuf, 0, sizeof xbuf);
+    for (int i = 0; i < mr; i++) {
+        if (!first) memcpy(cbuf + i * 32, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
+        memcpy(xbuf + i * GEMM_KC, x + (size_t)(t + i) * d_in + k0, sizeof(float) * (size_t)(k1 - k0));
+    }
+    tile8_np(cbuf, 32, xbuf - k0, GEMM_KC, w0, w1, np, k0, k1, first);
+    for (int i = 0; i < mr; i++) memcpy(y + (size_t)(t + i) * d_out + c0, cbuf + i * 32, sizeof(float) * (size_t)cols);
+}
+
+/* y (n, d_out) columns of panels [p0, p1): K-blocks of 256 keep a pair of
+ * weight panels in L1 while up to 128 tokens of x stay in L2. */
+static void gemm_panels(float *y, const float *x, const float *wp, int n, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = (size_t)d_in * 16;
+    for (int k0 = 0; k0 < d_in; k0 += GEMM_KC) {
+        int k1 = k0 + GEMM_KC < d_in ? k0 + GEMM_KC : d_in, first = k0 == 0;
+        for (int t0 = 0; t0 < n; t0 += GEMM_MC) {
+            int t1 = t0 + GEMM_MC < n ? t0 + GEMM_MC : n;
+            for (int p = p0; p < p1; p += 2) {
+                int np = p1 - p < 2 ? 1 : 2;
+                const float *w0 = wp + (size_t)p * ps, *w1 = w0 + ps;
+                bool cols_ok = (p + np) * 16 <= d_out;
+                for (int t = t0; t < t1; t += GEMM_MR) {
+                    int mr = t1 - t < GEMM_MR ? t1 - t : GEMM_MR;
+                    if (mr == GEMM_MR && cols_ok)
+                        tile8_np(y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, x + (size_t)t * d_in,
+                                 (size_t)d_in, w0, w1, np, k0, k1, first);
+                    else
+                        tile_edge(y, x, w0, w1, np, mr, t, p, 0, d_in, d_out, k0, k1, first);
+                }
+            }
+        }
+    }
 }
 
 float hr_dot(const float *a, const float *b, int n) {
@@ -61,140 +162,20 @@ float hr_dot(const float *a, const float *b, int n) {
     return s;
 }
 
-/* GEMM over output rows [r0, r1): 4 tokens × 4 rows per tile. Every output
- * is accumulated exactly as hr_gemv_rows does it (same lanes, same order,
- * same reduction), so batched prefill and one-token decode agree bit for bit. */
-
-/* Horizontal sums of 16 vectors at once, returned as lane m*4+q = sum of
- * A(q + 4m) (A0..A15 in argument order). Each sum uses exactly the tree of
- * _mm512_reduce_add_ps (pairs at distance 8, 4, 2, 1), so results are
- * bit-identical to hsum512 on each vector alone. */
-static inline __m512 reduce16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6,
-                              __m512 a7, __m512 a8, __m512 a9, __m512 a10, __m512 a11, __m512 a12, __m512 a13,
-                              __m512 a14, __m512 a15) {
-#define HALVES(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE))
-#define QUARTERS(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD))
-    /* distance 8: b_k = [A(2k) s8 | A(2k+1) s8] */
-    __m512 b0 = HALVES(a0, a1), b1 = HALVES(a2, a3), b2 = HALVES(a4, a5), b3 = HALVES(a6, a7);
-    __m512 b4 = HALVES(a8, a9), b5 = HALVES(a10, a11), b6 = HALVES(a12, a13), b7 = HALVES(a14, a15);
-    /* distance 4: c_k quarter q = s4 of A(4k + q) */
-    __m512 c0 = QUARTERS(b0, b1), c1 = QUARTERS(b2, b3), c2 = QUARTERS(b4, b5), c3 = QUARTERS(b6, b7);
-    /* distance 2 within quarters: d0 quarter q = [A(q) s2 (2) | A(4+q) s2 (2)] */
-    __m512 d0 = _mm512_add_ps(_mm512_shuffle_ps(c0, c1, 0x44), _mm512_shuffle_ps(c0, c1, 0xEE));
-    __m512 d1 = _mm512_add_ps(_mm512_shuffle_ps(c2, c3, 0x44), _mm512_shuffle_ps(c2, c3, 0xEE));
-    /* distance 1: quarter q = [A(q), A(4+q), A(8+q), A(12+q)] */
-    return _mm512_add_ps(_mm512_shuffle_ps(d0, d1, 0x88), _mm512_shuffle_ps(d0, d1, 0xDD));
-#undef HALVES
-#undef QUARTERS
-}
-
-/* Stops the compiler from folding a load into each of the four FMAs that
- * use it (which would quadruple the loads of the inner loop). */
-#define HR_KEEP_IN_REG(v) __asm__("" : "+v"(v))
-
-/* One tile: tokens [t, t+4) × rows [r, r+4). xp holds the tile's x rows packed
- * as [k/16][token][16] so the inner loop reads one sequential stream; x itself
- * is only read for the d_in % 16 tail. */
-static inline void gemm_tile_4x4(float *y, const float *x, const float *xp, const float *w, int t, int r, int d_in,
-                                 int d_out) {
-    const int kv = d_in & ~15;
-    const float *w0 = w + (size_t)r * d_in, *w1 = w0 + d_in, *w2 = w1 + d_in, *w3 = w2 + d_in;
-    const float *x0 = x + (size_t)t * d_in, *x1 = x0 + d_in, *x2 = x1 + d_in, *x3 = x2 + d_in;
-    __m512 acc[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int k = 0; k < kv; k += 16) {
-        __m512 a0 = _mm512_loadu_ps(w0 + k), a1 = _mm512_loadu_ps(w1 + k);
-        __m512 a2 = _mm512_loadu_ps(w2 + k), a3 = _mm512_loadu_ps(w3 + k);
-        HR_KEEP_IN_REG(a0);
-        HR_KEEP_IN_REG(a1);
-        HR_KEEP_IN_REG(a2);
-        HR_KEEP_IN_REG(a3);
-        __m512 b;
-        b = _mm512_load_ps(xp + (size_t)k * 4 + 0);
-        HR_KEEP_IN_REG(b);
-        acc[0][0] = _mm512_fmadd_ps(a0, b, acc[0][0]), acc[0][1] = _mm512_fmadd_ps(a1, b, acc[0][1]);
-        acc[0][2] = _mm512_fmadd_ps(a2, b, acc[0][2]), acc[0][3] = _mm512_fmadd_ps(a3, b, acc[0][3]);
-        b = _mm512_load_ps(xp + (size_t)k * 4 + 16);
-        HR_KEEP_IN_REG(b);
-        acc[1][0] = _mm512_fmadd_ps(a0, b, acc[1][0]), acc[1][1] = _mm512_fmadd_ps(a1, b, acc[1][1]);
-        acc[1][2] = _mm512_fmadd_ps(a2, b, acc[1][2]), acc[1][3] = _mm512_fmadd_ps(a3, b, acc[1][3]);
-        b = _mm512_load_ps(xp + (size_t)k * 4 + 32);
-        HR_KEEP_IN_REG(b);
-        acc[2][0] = _mm512_fmadd_ps(a0, b, acc[2][0]), acc[2][1] = _mm512_fmadd_ps(a1, b, acc[2][1]);
-        acc[2][2] = _mm512_fmadd_ps(a2, b, acc[2][2]), acc[2][3] = _mm512_fmadd_ps(a3, b, acc[2][3]);
-        b = _mm512_load_ps(xp + (size_t)k * 4 + 48);
-        HR_KEEP_IN_REG(b);
-        acc[3][0] = _mm512_fmadd_ps(a0, b, acc[3][0]), acc[3][1] = _mm512_fmadd_ps(a1, b, acc[3][1]);
-        acc[3][2] = _mm512_fmadd_ps(a2, b, acc[3][2]), acc[3][3] = _mm512_fmadd_ps(a3, b, acc[3][3]);
-    }
-    /* Lane 4i+j of the reduced vector is the sum for (token i, row j). */
-    __m512 red = reduce16(acc[0][0], acc[1][0], acc[2][0], acc[3][0], acc[0][1], acc[1][1], acc[2][1], acc[3][1],
-                          acc[0][2], acc[1][2], acc[2][2], acc[3][2], acc[0][3], acc[1][3], acc[2][3], acc[3][3]);
-    if (kv == d_in) {
-        _mm_storeu_ps(y + (size_t)(t + 0) * d_out + r, _mm512_extractf32x4_ps(red, 0));
-        _mm_storeu_ps(y + (size_t)(t + 1) * d_out + r, _mm512_extractf32x4_ps(red, 1));
-        _mm_storeu_ps(y + (size_t)(t + 2) * d_out + r, _mm512_extractf32x4_ps(red, 2));
-        _mm_storeu_ps(y + (size_t)(t + 3) * d_out + r, _mm512_extractf32x4_ps(red, 3));
-        return;
-    }
-    float sums[16];
-    _mm512_storeu_ps(sums, red);
-    const float *xs[4] = {x0, x1, x2, x3}, *ws[4] = {w0, w1, w2, w3};
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
-            float s = sums[4 * i + j];
-            for (int k = kv; k < d_in; k++) s += ws[j][k] * xs[i][k];
-            y[(size_t)(t + i) * d_out + r + j] = s;
-        }
-}
-
-enum { GEMM_TOKEN_BLOCK = 64 }; /* 64 rows of x stay in L2 */
-
-/* GEMM over output rows [r0, r1) with x packed by hr_gemm_pack: 4 tokens × 4 rows per tile, tokens in
- * blocks that stay in L2 while the weight rows stream past. Every output is
- * accumulated exactly as hr_gemv_rows does it (same lanes, same order, same
- * reduction), so batched prefill and one-token decode agree bit for bit. */
-size_t hr_gemm_packed_floats(int n, int d_in) { return (size_t)(n / 4) * 4 * (size_t)(d_in & ~15); }
-
-void hr_gemm_pack(float *xp, const float *x, int n, int d_in) {
-    const int kv = d_in & ~15;
-    for (int t = 0; t + 4 <= n; t += 4) {
-        float *tile = xp + (size_t)t * kv;
-        for (int k = 0; k < kv; k += 16)
-            for (int i = 0; i < 4; i++) memcpy(tile + (size_t)k * 4 + 16 * i, x + (size_t)(t + i) * d_in + k, 64);
-    }
-}
-
-void hr_gemm_rows_packed(float *y, const float *x, const float *xp, const float *w, int n, int d_in, int d_out,
-                         int r0, int r1) {
-    const size_t kv = (size_t)(d_in & ~15);
-    for (int tb = 0; tb < n; tb += GEMM_TOKEN_BLOCK) {
-        int te = tb + GEMM_TOKEN_BLOCK < n ? tb + GEMM_TOKEN_BLOCK : n;
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) {
-            int t = tb;
-            for (; t + 4 <= te; t += 4) gemm_tile_4x4(y, x, xp + (size_t)t * kv, w, t, r, d_in, d_out);
-            for (; t < te; t++) hr_gemv_rows(y + (size_t)t * d_out, x + (size_t)t * d_in, w, d_in, r, r + 4);
-        }
-        for (; r < r1; r++)
-            for (int t = tb; t < te; t++)
-                y[(size_t)t * d_out + r] = hr_dot(w + (size_t)r * d_in, x + (size_t)t * d_in, d_in);
-    }
-}
 #else
-
-size_t hr_gemm_packed_floats(int n, int d_in) {
-    (void)n, (void)d_in;
-    return 0;
+/* Portable chains: the same fused multiply-adds in the same order. */
+static void gemv_panels(float *y, const float *x, const float *wp, int d_in, int d_out, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        float acc[16] = {0};
+        const float *w0 = wp + (size_t)p * d_in * 16;
+        for (int k = 0; k < d_in; k++)
+            for (int j = 0; j < 16; j++) acc[j] = fmaf(x[k], w0[(size_t)k * 16 + j], acc[j]);
+        for (int j = 0; j < 16 && p * 16 + j < d_out; j++) y[p * 16 + j] = acc[j];
+    }
 }
 
-void hr_gemm_pack(float *xp, const float *x, int n, int d_in) { (void)xp, (void)x, (void)n, (void)d_in; }
-
-void hr_gemm_rows_packed(float *y, const float *x, const float *xp, const float *w, int n, int d_in, int d_out,
-                         int r0, int r1) {
-    (void)xp;
-    for (int t = 0; t < n; t++) hr_gemv_rows(y + (size_t)t * d_out, x + (size_t)t * d_in, w, d_in, r0, r1);
+static void gemm_panels(float *y, const float *x, const float *wp, int n, int d_in, int d_out, int p0, int p1) {
+    for (int t = 0; t < n; t++) gemv_panels(y + (size_t)t * d_out, x + (size_t)t * d_in, wp, d_in, d_out, p0, p1);
 }
 #endif
 
@@ -208,28 +189,6 @@ static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-void hr_gemv_rows(float *y, const float *x, const float *w, int d_in, int r0, int r1) {
-    int r = r0;
-    const int kv = d_in & ~7;
-    for (; r + 4 <= r1; r += 4) {
-        const float *w0 = w + (size_t)r * d_in, *w1 = w0 + d_in, *w2 = w1 + d_in, *w3 = w2 + d_in;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int k = 0; k < kv; k += 8) {
-            __m256 xv = _mm256_loadu_ps(x + k);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xv, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xv, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xv, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xv, a3);
-        }
-        float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);
-        for (int k = kv; k < d_in; k++) {
-            s0 += w0[k] * x[k], s1 += w1[k] * x[k], s2 += w2[k] * x[k], s3 += w3[k] * x[k];
-        }
-        y[r] = s0, y[r + 1] = s1, y[r + 2] = s2, y[r + 3] = s3;
-    }
-    for (; r < r1; r++) y[r] = hr_dot(w + (size_t)r * d_in, x, d_in);
-}
-
 float hr_dot(const float *a, const float *b, int n) {
     __m256 acc = _mm256_setzero_ps();
     int k = 0;
@@ -239,10 +198,6 @@ float hr_dot(const float *a, const float *b, int n) {
     return s;
 }
 #else
-void hr_gemv_rows(float *y, const float *x, const float *w, int d_in, int r0, int r1) {
-    for (int r = r0; r < r1; r++) y[r] = hr_dot(w + (size_t)r * d_in, x, d_in);
-}
-
 float hr_dot(const float *a, const float *b, int n) {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int k = 0;
@@ -258,71 +213,50 @@ void hr_axpy(float *y, float a, const float *x, int n) {
 
 typedef struct {
     float *y;
-    const float *x, *xp, *w;
-    int n, d_in, d_out, rows_per_task;
+    const float *x, *w, *wp;
+    int n, d_in, d_out, panels_per_task;
     int blas; /* n > 1 through OpenBLAS sgemm */
 } matmul_job;
 
 static void matmul_task(void *vp, int i) {
     const matmul_job *j = vp;
-    int r0 = i * j->rows_per_task, r1 = r0 + j->rows_per_task;
-    if (r1 > j->d_out) r1 = j->d_out;
-    if (r0 >= r1) return;
-    if (j->n == 1) {
-        hr_gemv_rows(j->y, j->x, j->w, j->d_in, r0, r1);
-        return;
-    }
-    if (j->blas)
+    int n_panels = (j->d_out + 15) / 16;
+    int p0 = i * j->panels_per_task, p1 = p0 + j->panels_per_task;
+    if (p1 > n_panels) p1 = n_panels;
+    if (p0 >= p1) return;
+    if (j->blas) {
+        int r0 = p0 * 16, r1 = p1 * 16 < j->d_out ? p1 * 16 : j->d_out;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, r1 - r0, j->d_in, 1.0f, j->x, j->d_in,
                     j->w + (size_t)r0 * j->d_in, j->d_in, 0.0f, j->y + r0, j->d_out);
-    else
-        hr_gemm_rows_packed(j->y, j->x, j->xp, j->w, j->n, j->d_in, j->d_out, r0, r1);
+    } else if (j->n < 4) { /* too few tokens to fill a tile: same chains, one token at a time */
+        for (int t = 0; t < j->n; t++)
+            gemv_panels(j->y + (size_t)t * j->d_out, j->x + (size_t)t * j->d_in, j->wp, j->d_in, j->d_out, p0, p1);
+    } else {
+        gemm_panels(j->y, j->x, j->wp, j->n, j->d_in, j->d_out, p0, p1);
+    }
 }
 
-static int row_split(int nt, int n, int d_out, int *n_tasks) {
-    /* GEMV: a few tasks per thread balance uneven cores; GEMM: one block
-     * per thread keeps panels large. Rows stay multiples of 16. */
-    int k = n == 1 ? nt * 4 : nt;
-    int per = (d_out + k - 1) / k;
-    per = (per + 15) & ~15;
-    if (per < 16) per = 16;
-    *n_tasks = (d_out + per - 1) / per;
-    return per;
+/* GEMV: a few tasks per thread balance uneven cores; GEMM: one block per
+ * thread keeps panel runs long. GEMM blocks hold an even number of panels. */
+static void run_matmul(hr_pool *pool, matmul_job *j) {
+    int nt = hr_pool_n_threads(pool), n_panels = (j->d_out + 15) / 16;
+    int k = j->n == 1 ? nt * 4 : nt;
+    int per = (n_panels + k - 1) / k;
+    if (j->n > 1) per += per & 1;
+    if (per < 1) per = 1;
+    j->panels_per_task = per;
+    hr_pool_run(pool, matmul_task, j, (n_panels + per - 1) / per);
 }
 
-void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out) {
-    if (n == 1) {
-        hr_matmul(pool, y, x, w, n, d_in, d_out);
-        return;
-    }
-    int n_tasks, per = row_split(hr_pool_n_threads(pool), n, d_out, &n_tasks);
-    matmul_job j = {y, x, NULL, w, n, d_in, d_out, per, 1};
-    hr_pool_run(pool, matmul_task, &j, n_tasks);
+void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, int d_in, int d_out) {
+    matmul_job j = {y, x, NULL, wp, n, d_in, d_out, 0, 0};
+    run_matmul(pool, &j);
 }
 
-void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out) {
-    int n_tasks, per = row_split(hr_pool_n_threads(pool), n, d_out, &n_tasks);
-    /* The packed copy of x is shared by all tasks; the buffer is kept per
-     * calling thread and grows to the largest batch seen. */
-    static _Thread_local float *packed;
-    static _Thread_local size_t packed_cap;
-    size_t need = n > 1 ? hr_gemm_packed_floats(n, d_in) : 0;
-    if (need > packed_cap) {
-        free(packed);
-        packed = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
-        packed_cap = packed ? need : 0;
-    }
-    const float *xp = NULL;
-    if (need) {
-        if (!packed) { /* no memory for the packed copy: exact row-by-row GEMV instead */
-            for (int t = 0; t < n; t++) hr_matmul(pool, y + (size_t)t * d_out, x + (size_t)t * d_in, w, 1, d_in, d_out);
-            return;
-        }
-        hr_gemm_pack(packed, x, n, d_in);
-        xp = packed;
-    }
-    matmul_job j = {y, x, xp, w, n, d_in, d_out, per, 0};
-    hr_pool_run(pool, matmul_task, &j, n_tasks);
+void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
+                    int d_out) {
+    matmul_job j = {y, x, w, wp, n, d_in, d_out, 0, n > 1};
+    run_matmul(pool, &j);
 }
 
 void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps) {
@@ -531,6 +465,104 @@ void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_
     }
     for (; d < head_dim; d++) o[d] = hr_dot(s, vt + (size_t)d * ld, len);
 }
+
+/* nq queries x 64 positions per block: each key load feeds nq FMAs. The
+ * chain of every score is hr_attn_scores's (over d from zero, then scale). */
+static inline __attribute__((always_inline)) void scores_q(float *s, size_t ss, const float *q, size_t qs, int nq,
+                                                           const float *kt, int ld, int head_dim, int len,
+                                                           float scale) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    int p = 0;
+    for (; p + 64 <= len; p += 64) {
+        __m512 a[4][4];
+        for (int i = 0; i < nq; i++)
+            for (int b = 0; b < 4; b++) a[i][b] = _mm512_setzero_ps();
+        for (int d = 0; d < head_dim; d++) {
+            const float *row = kt + (size_t)d * ld + p;
+            __m512 k0 = _mm512_loadu_ps(row), k1 = _mm512_loadu_ps(row + 16);
+            __m512 k2 = _mm512_loadu_ps(row + 32), k3 = _mm512_loadu_ps(row + 48);
+            for (int i = 0; i < nq; i++) {
+                __m512 qd = _mm512_set1_ps(q[(size_t)i * qs + d]);
+                a[i][0] = _mm512_fmadd_ps(qd, k0, a[i][0]), a[i][1] = _mm512_fmadd_ps(qd, k1, a[i][1]);
+                a[i][2] = _mm512_fmadd_ps(qd, k2, a[i][2]), a[i][3] = _mm512_fmadd_ps(qd, k3, a[i][3]);
+            }
+        }
+        for (int i = 0; i < nq; i++)
+            for (int b = 0; b < 4; b++) _mm512_storeu_ps(s + (size_t)i * ss + p + 16 * b, _mm512_mul_ps(a[i][b], vs));
+    }
+    for (; p < len; p += 16) {
+        __mmask16 m = len - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - p)) - 1);
+        __m512 a[4];
+        for (int i = 0; i < nq; i++) a[i] = _mm512_setzero_ps();
+        for (int d = 0; d < head_dim; d++) {
+            __m512 kv = _mm512_maskz_loadu_ps(m, kt + (size_t)d * ld + p);
+            for (int i = 0; i < nq; i++) a[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[(size_t)i * qs + d]), kv, a[i]);
+        }
+        for (int i = 0; i < nq; i++) _mm512_mask_storeu_ps(s + (size_t)i * ss + p, m, _mm512_mul_ps(a[i], vs));
+    }
+}
+
+void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld,
+                          int head_dim, int len, float scale) {
+    switch (nq) {
+    case 4: scores_q(s, ss, q, qs, 4, kt, ld, head_dim, len, scale); break;
+    case 3: scores_q(s, ss, q, qs, 3, kt, ld, head_dim, len, scale); break;
+    case 2: scores_q(s, ss, q, qs, 2, kt, ld, head_dim, len, scale); break;
+    default: scores_q(s, ss, q, qs, 1, kt, ld, head_dim, len, scale); break;
+    }
+}
+
+/* Four head dims x nq queries: each value load feeds nq FMAs, each score
+ * load four. Lanes run over the blocks every query shares, then each query
+ * finishes its own blocks and tail: per output exactly hr_dot. */
+static inline __attribute__((always_inline)) void values_q(float *o, size_t os, const float *s, size_t ss, int nq,
+                                                           const float *vt, int ld, int head_dim, const int *len) {
+    int kv_common = len[0];
+    for (int i = 1; i < nq; i++) kv_common = len[i] < kv_common ? len[i] : kv_common;
+    kv_common &= ~15;
+    int d = 0;
+    for (; d + 4 <= head_dim; d += 4) {
+        const float *v[4] = {vt + (size_t)d * ld, vt + (size_t)(d + 1) * ld, vt + (size_t)(d + 2) * ld,
+                             vt + (size_t)(d + 3) * ld};
+        __m512 a[4][4];
+        for (int i = 0; i < nq; i++)
+            for (int r = 0; r < 4; r++) a[i][r] = _mm512_setzero_ps();
+        for (int k = 0; k < kv_common; k += 16) {
+            __m512 v0 = _mm512_loadu_ps(v[0] + k), v1 = _mm512_loadu_ps(v[1] + k);
+            __m512 v2 = _mm512_loadu_ps(v[2] + k), v3 = _mm512_loadu_ps(v[3] + k);
+            for (int i = 0; i < nq; i++) {
+                __m512 sv = _mm512_loadu_ps(s + (size_t)i * ss + k);
+                a[i][0] = _mm512_fmadd_ps(sv, v0, a[i][0]), a[i][1] = _mm512_fmadd_ps(sv, v1, a[i][1]);
+                a[i][2] = _mm512_fmadd_ps(sv, v2, a[i][2]), a[i][3] = _mm512_fmadd_ps(sv, v3, a[i][3]);
+            }
+        }
+        for (int i = 0; i < nq; i++) {
+            const float *si = s + (size_t)i * ss;
+            int kv = len[i] & ~15;
+            for (int k = kv_common; k < kv; k += 16) {
+                __m512 sv = _mm512_loadu_ps(si + k);
+                for (int r = 0; r < 4; r++) a[i][r] = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v[r] + k), a[i][r]);
+            }
+            for (int r = 0; r < 4; r++) {
+                float acc = hsum512(a[i][r]);
+                for (int k = kv; k < len[i]; k++) acc += si[k] * v[r][k];
+                o[(size_t)i * os + d + r] = acc;
+            }
+        }
+    }
+    for (; d < head_dim; d++)
+        for (int i = 0; i < nq; i++) o[(size_t)i * os + d] = hr_dot(s + (size_t)i * ss, vt + (size_t)d * ld, len[i]);
+}
+
+void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld,
+                          int head_dim, const int *len) {
+    switch (nq) {
+    case 4: values_q(o, os, s, ss, 4, vt, ld, head_dim, len); break;
+    case 3: values_q(o, os, s, ss, 3, vt, ld, head_dim, len); break;
+    case 2: values_q(o, os, s, ss, 2, vt, ld, head_dim, len); break;
+    default: values_q(o, os, s, ss, 1, vt, ld, head_dim, len); break;
+    }
+}
 #else
 void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale) {
     for (int p = 0; p < len; p++) s[p] = q[0] * kt[p];
@@ -545,11 +577,41 @@ void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_
 void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len) {
     for (int d = 0; d < head_dim; d++) o[d] = hr_dot(s, vt + (size_t)d * ld, len);
 }
+
+void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld,
+                          int head_dim, int len, float scale) {
+    for (int i = 0; i < nq; i++) hr_attn_scores(s + (size_t)i * ss, q + (size_t)i * qs, kt, ld, head_dim, len, scale);
+}
+
+void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld,
+                          int head_dim, const int *len) {
+    for (int i = 0; i < nq; i++) hr_attn_values(o + (size_t)i * os, s + (size_t)i * ss, vt, ld, head_dim, len[i]);
+}
 #endif
 
-void hr_swiglu(float *h, const float *gate, const float *up, int n) {
+void hr_swiglu_ref(float *h, const float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) {
         float g = gate[i];
         h[i] = g / (1.0f + expf(-g)) * up[i];
     }
 }
+
+#if defined(__AVX512F__)
+void hr_swiglu(float *h, const float *gate, const float *up, int n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_loadu_ps(gate + i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        _mm512_storeu_ps(h + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+#else
+void hr_swiglu(float *h, const float *gate, const float *up, int n) { hr_swiglu_ref(h, gate, up, n); }
+#endif

@@ -9,26 +9,30 @@
 
 #include "../threads/pool.h"
 
-/* y (n, d_out) = x (n, d_in) · W^T; W (d_out, d_in). */
+/* y (n, d_out) = x (n, d_in) · W^T; W (d_out, d_in); double accumulation. */
 void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, int d_out);
-/* Same, parallel over output rows: n == 1 uses a vectorised GEMV, n > 1
- * a register-tiled GEMM giving bit-identical results per output. */
-void hr_matmul(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out);
-/* Same with n > 1 through OpenBLAS sgemm (single-threaded per row block):
- * faster for large batches, but not bit-identical to the GEMV. */
-void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, int n, int d_in, int d_out);
 
-/* GEMV on output rows [r0, r1): y[r] = dot(W[r], x). */
-void hr_gemv_rows(float *y, const float *x, const float *w, int d_in, int r0, int r1);
-void hr_gemv_rows_ref(float *y, const float *x, const float *w, int d_in, int r0, int r1);
-
-/* GEMM on output rows [r0, r1) of y (n, d_out), with x also given packed
- * (hr_gemm_pack into hr_gemm_packed_floats(n, d_in) floats, 64-byte
- * aligned); bit-identical per output to hr_gemv_rows. */
-size_t hr_gemm_packed_floats(int n, int d_in);
-void hr_gemm_pack(float *xp, const float *x, int n, int d_in);
-void hr_gemm_rows_packed(float *y, const float *x, const float *xp, const float *w, int n, int d_in, int d_out,
-                         int r0, int r1);
+/* Panel-packed weights. The forward pass multiplies by W (d_out, d_in) in
+ * a packed copy: ceil(d_out/16) panels of (d_in, 16), wp[(p*d_in + k)*16 + j]
+ * = W[16p + j][k], rows past d_out zero, 64-byte aligned. Every product
+ * computes each output as one chain of fused multiply-adds over k = 0 ..
+ * d_in-1 from zero, whatever the batch size, tiling or thread count, so
+ * - batched prefill equals one-token decode bit for bit, and
+ * - an input that is exactly zero adds exactly nothing: a model whose
+ *   columns were removed (pruned heads, neurons) equals, bit for bit, the
+ *   model with those inputs gated to zero. */
+size_t hr_packed_floats(int d_out, int d_in);
+/* Packs panels [p0, p1) of W into wp (hr_packed_floats(d_out, d_in) floats). */
+void hr_pack_panels(float *wp, const float *w, int d_out, int d_in, int p0, int p1);
+/* The plain chain per output, scalar fmaf: the bit-exact reference. */
+void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int d_in, int d_out);
+/* Same, parallel over panels: a vectorised GEMV for up to 3 tokens, a
+ * register-tiled, K-blocked GEMM for more, both bit-identical to the ref. */
+void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, int d_in, int d_out);
+/* n > 1 through OpenBLAS sgemm on the row-major w (faster for some
+ * batches, not bit-identical to decode); n == 1 as hr_matmul. */
+void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
+                    int d_out);
 
 float hr_dot(const float *a, const float *b, int n);
 /* y += a * x */
@@ -67,7 +71,16 @@ void hr_attn_scores_ref(float *s, const float *q, const float *kt, int ld, int h
 /* o[d] = sum_p s[p] * vt[d * ld + p] for d < head_dim (values transposed);
  * each output computed exactly like hr_dot. */
 void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len);
-/* h = silu(gate) * up, n values. */
+/* Up to 4 queries against the same keys/values (consecutive tokens of a
+ * head): rows of q, s and o have strides qs, ss, os; query i sees len[i]
+ * positions (the scores are computed over len, the largest). Bit-identical
+ * per query to the one-query kernels, which decode uses. */
+void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld,
+                          int head_dim, int len, float scale);
+void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld,
+                          int head_dim, const int *len);
+/* h = silu(gate) * up, n values (vectorised exp; the ref uses libm's). */
 void hr_swiglu(float *h, const float *gate, const float *up, int n);
+void hr_swiglu_ref(float *h, const float *gate, const float *up, int n);
 
 #endif

@@ -126,6 +126,7 @@ void hr_model_free(hr_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    hr_packed_free(m->packed);
     hr_unmap_file(&m->file);
     hr_gguf_close(m->gguf);
     for (size_t i = 0; i < m->n_shards; i++) hr_st_close(m->shards[i]);

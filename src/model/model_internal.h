@@ -49,7 +49,31 @@ struct hr_model {
     size_t n_shards;
     void **owned;        /* buffers of dequantized weights */
     size_t n_owned, cap_owned;
+    struct hr_packed_weights *packed; /* built by the first context; see hr_model_packed */
 };
+
+/* Panel-packed copies of the matrices the forward pass multiplies by (the
+ * layout of hr_pack_panels in src/kernels/kernels.h), NULL where the model
+ * has no such matrix. The row-major weights stay for everything else
+ * (analysis, surgery, writers). */
+typedef struct {
+    const float *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
+} hr_layer_packed;
+
+typedef struct hr_packed_weights {
+    hr_layer_packed layers[HR_MAX_LAYERS];
+    const float *output; /* (vocab, dim) classifier, packed */
+    float *buf;          /* one allocation holding every panel */
+    size_t n_floats;
+} hr_packed_weights;
+
+struct hr_pool;
+/* The model's packed matrices, packed on first use (in parallel on pool)
+ * and kept until hr_model_free; safe to call from several threads. The
+ * model's weights must not change afterwards (they never do: surgery
+ * builds new models). *out is owned by the model. */
+hr_status hr_model_packed(const hr_model *m, struct hr_pool *pool, const hr_packed_weights **out);
+void hr_packed_free(struct hr_packed_weights *p); /* NULL ok */
 
 /* One present weight tensor, GGUF-named, f32 row-major (rows, cols). */
 typedef struct {
