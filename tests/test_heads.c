@@ -243,68 +243,154 @@ static double window_nll(hr_context *ctx, const int32_t *win, int n, float *logi
     return s / (n - 1);
 }
 
-static void ablation_scores_equal_full_runs_with_the_gate_at_zero(void) {
-    hr_model *m = NULL;
-    hr_tokenizer *tok = NULL;
-    if (hr_model_load(SHARED("models/stories260K/stories260K.bin"), &m) != HR_OK ||
-        hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) != HR_OK) {
+/* stories260K, a short story text, two 24-token windows. */
+typedef struct {
+    hr_model *m;
+    hr_tokenizer *tok;
+    hr_context *ctx;
+    int32_t *ids;
+    size_t n_ids;
+    hr_heads_params p;
+    int32_t win[2][24];
+} lab_fixture;
+
+enum { FIX_W = 24 };
+
+static bool fixture_open(lab_fixture *f) {
+    memset(f, 0, sizeof *f);
+    if (hr_model_load(SHARED("models/stories260K/stories260K.bin"), &f->m) != HR_OK ||
+        hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &f->tok) != HR_OK) {
         CHECK(0, "stories260K: %s", hr_last_error());
-        hr_model_free(m);
-        return;
+        return false;
     }
     const char *text = "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
                        "park with her friends. One day, she saw a big red ball under a tree. Lily ran to the ball "
                        "and kicked it very hard. The ball flew over the fence and her friend Tom laughed.";
     hr_encode_params ep = hr_encode_default_params();
     ep.add_bos = false;
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    CHECK(hr_tokenizer_encode(tok, text, strlen(text), &ep, &ids, &n_ids) == HR_OK, "%s", hr_last_error());
-    hr_context *ctx = NULL;
-    CHECK(hr_context_new(m, NULL, &ctx) == HR_OK, "%s", hr_last_error());
-    bool sel[64] = {false};
-    sel[hr_heads_method_index("ablation")] = true;
-    hr_heads_params p = hr_heads_default_params();
-    p.tokens = ids;
-    p.n_tokens = n_ids;
-    p.bos = hr_tokenizer_bos(tok);
-    p.window = 24;
-    p.max_tokens = 48;
-    hr_heads_result *r = NULL;
-    CHECK(n_ids >= 46, "text gives %zu tokens", n_ids);
-    CHECK(hr_heads_run(ctx, &p, sel, &r) == HR_OK, "%s", hr_last_error());
-    const hr_config *c = hr_model_config(m);
-    int W = 24, H = hr_config_max_heads(c), abl = hr_heads_method_index("ablation");
-    float *logits = malloc(sizeof(float) * W * c->vocab_size), *gates = malloc(sizeof(float) * c->n_layers * H);
-    int32_t win[2][24];
+    CHECK(hr_tokenizer_encode(f->tok, text, strlen(text), &ep, &f->ids, &f->n_ids) == HR_OK, "%s", hr_last_error());
+    CHECK(f->n_ids >= 46, "text gives %zu tokens", f->n_ids);
+    CHECK(hr_context_new(f->m, NULL, &f->ctx) == HR_OK, "%s", hr_last_error());
+    if (!f->ctx || f->n_ids < 46) return false;
+    f->p = hr_heads_default_params();
+    f->p.tokens = f->ids;
+    f->p.n_tokens = f->n_ids;
+    f->p.bos = hr_tokenizer_bos(f->tok);
+    f->p.window = FIX_W;
+    f->p.max_tokens = 2 * FIX_W;
     for (int w = 0; w < 2; w++) {
-        win[w][0] = p.bos;
-        memcpy(&win[w][1], ids + w * (W - 1), sizeof(int32_t) * (W - 1));
+        f->win[w][0] = f->p.bos;
+        memcpy(&f->win[w][1], f->ids + w * (FIX_W - 1), sizeof(int32_t) * (FIX_W - 1));
     }
-    double base = 0, worst = 0;
-    for (int w = 0; w < 2; w++) base += window_nll(ctx, win[w], W, logits, c->vocab_size) / 2;
+    return true;
+}
+
+static void fixture_close(lab_fixture *f) {
+    free(f->ids);
+    hr_context_free(f->ctx);
+    hr_tokenizer_free(f->tok);
+    hr_model_free(f->m);
+}
+
+static hr_heads_result *fixture_run(lab_fixture *f, const char *methods) {
+    bool sel[64] = {false};
+    hr_heads_result *r = NULL;
+    CHECK(hr_heads_parse_methods(methods, sel) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_heads_run(f->ctx, &f->p, sel, &r) == HR_OK, "%s", hr_last_error());
+    return r;
+}
+
+/* Mean NLL over the fixture's windows with the given gates (NULL = all 1). */
+static double fixture_nll(lab_fixture *f, const float *gates, float *logits) {
+    int vocab = hr_model_config(f->m)->vocab_size;
+    hr_context_set_head_gates(f->ctx, gates);
+    double nll = 0;
+    for (int w = 0; w < 2; w++) nll += window_nll(f->ctx, f->win[w], FIX_W, logits, vocab) / 2;
+    hr_context_set_head_gates(f->ctx, NULL);
+    return nll;
+}
+
+static void ablation_scores_equal_full_runs_with_the_gate_at_zero(void) {
+    lab_fixture f;
+    if (!fixture_open(&f)) {
+        fixture_close(&f);
+        return;
+    }
+    hr_heads_result *r = fixture_run(&f, "ablation");
+    const hr_config *c = hr_model_config(f.m);
+    int H = hr_config_max_heads(c), abl = hr_heads_method_index("ablation");
+    float *logits = malloc(sizeof(float) * FIX_W * c->vocab_size), *gates = malloc(sizeof(float) * c->n_layers * H);
+    double base = fixture_nll(&f, NULL, logits), worst = 0;
     for (int l = 0; r && l < c->n_layers; l++)
         for (int h = 0; h < c->n_head[l]; h++) {
             for (int i = 0; i < c->n_layers * H; i++) gates[i] = 1;
             gates[l * H + h] = 0;
-            hr_context_set_head_gates(ctx, gates);
-            double nll = 0;
-            for (int w = 0; w < 2; w++) nll += window_nll(ctx, win[w], W, logits, c->vocab_size) / 2;
+            double nll = fixture_nll(&f, gates, logits);
             double d = fabs((nll - base) - hr_heads_score(r, abl, l, h));
             if (getenv("HR_DEBUG")) printf("%d.%d %.9f %.9f\n", l, h, nll - base, hr_heads_score(r, abl, l, h));
             worst = d > worst || isnan(d) ? d : worst;
         }
-    hr_context_set_head_gates(ctx, NULL);
     printf("    ablation vs gated full run: max |diff| %.3g over %d heads\n", worst, c->n_layers * H);
     CHECK(worst <= 1e-6, "ablation differs from a gated full run by %g", worst);
     CHECK(r && hr_heads_score(r, abl, 0, 0) != 0.0, "ablation scores are not trivially zero");
     free(logits);
     free(gates);
-    free(ids);
     hr_heads_result_free(r);
-    hr_context_free(ctx);
-    hr_tokenizer_free(tok);
-    hr_model_free(m);
+    fixture_close(&f);
+}
+
+/* Greedy elimination: scores are the removal order; the first round removes
+ * the single-ablation minimum, and the third head removed is the cheapest
+ * removal on top of the first two, checked by whole-model gated runs. */
+static void greedy_elimination_removes_the_cheapest_head_given_those_already_gone(void) {
+    lab_fixture f;
+    if (!fixture_open(&f)) {
+        fixture_close(&f);
+        return;
+    }
+    hr_heads_result *r = fixture_run(&f, "ablation,ablation_greedy");
+    const hr_config *c = hr_model_config(f.m);
+    int H = hr_config_max_heads(c), n = 0, abl = hr_heads_method_index("ablation");
+    int gr = hr_heads_method_index("ablation_greedy");
+    for (int l = 0; l < c->n_layers; l++) n += c->n_head[l];
+    /* order[k] = flat index of the k-th head removed */
+    int *order = malloc(sizeof(int) * n), seen = 0;
+    for (int k = 0; k < n; k++) order[k] = -1;
+    for (int l = 0; r && l < c->n_layers; l++)
+        for (int h = 0; h < c->n_head[l]; h++) {
+            double s = hr_heads_score(r, gr, l, h) * (n - 1);
+            int k = (int)lround(s);
+            if (fabs(s - k) < 1e-6 && k >= 0 && k < n && order[k] < 0) order[k] = l * H + h, seen++;
+        }
+    CHECK(seen == n, "greedy scores are not a permutation of the removal order (%d of %d)", seen, n);
+    double best_single = INFINITY;
+    for (int l = 0; r && l < c->n_layers; l++)
+        for (int h = 0; h < c->n_head[l]; h++) best_single = fmin(best_single, hr_heads_score(r, abl, l, h));
+    if (seen == n) {
+        CHECK(hr_heads_score(r, abl, order[0] / H, order[0] % H) == best_single, "first removal is not the minimum");
+        /* step = n/20 = 2 heads per round: order[0..1] went in round 1 */
+        float *logits = malloc(sizeof(float) * FIX_W * c->vocab_size), *g = malloc(sizeof(float) * c->n_layers * H);
+        for (int i = 0; i < c->n_layers * H; i++) g[i] = 1;
+        g[order[0]] = g[order[1]] = 0;
+        double best = INFINITY;
+        int arg = -1;
+        for (int l = 0; l < c->n_layers; l++)
+            for (int h = 0; h < c->n_head[l]; h++) {
+                int i = l * H + h;
+                if (g[i] == 0) continue;
+                g[i] = 0;
+                double nll = fixture_nll(&f, g, logits);
+                g[i] = 1;
+                if (nll < best) best = nll, arg = i;
+            }
+        printf("    third removal: head %d.%d by the lab, %d.%d by gated full runs\n", order[2] / H, order[2] % H,
+               arg / H, arg % H);
+        CHECK(arg == order[2], "greedy's third removal is not the cheapest on top of the first two");
+        free(logits), free(g);
+    }
+    free(order);
+    hr_heads_result_free(r);
+    fixture_close(&f);
 }
 
 /* ---- hostile / edge inputs ---- */
@@ -382,6 +468,7 @@ int main(void) {
     RUN(attention_map_of_the_previous_token_head_is_a_subdiagonal);
     RUN(equal_inputs_and_seeds_give_identical_json);
     RUN(ablation_scores_equal_full_runs_with_the_gate_at_zero);
+    RUN(greedy_elimination_removes_the_cheapest_head_given_those_already_gone);
     RUN(text_shorter_than_one_window_is_a_range_error);
     RUN(tokens_outside_the_vocabulary_are_rejected);
     RUN(method_lists_are_parsed_strictly);

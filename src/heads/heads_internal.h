@@ -100,6 +100,13 @@ typedef struct {
 /* Installs the removal hook on ctx (r must outlive its use); NULL removes. */
 void lab_set_removal(hr_context *ctx, lab_removal *r);
 
+/* Exact single-head ablation over the calibration windows with the heads
+ * whose `alive` gate is 0 already removed (alive NULL = none): adds each
+ * remaining head's mean loss increase and KL (against that base) to loss
+ * and kl (L, H). Progress advances *prog_done by one per head and window. */
+hr_status lab_ablation_sweep(hr_lab *lab, const float *alive, double *loss, double *kl, int64_t *prog_done,
+                             int64_t prog_total);
+
 /* Runs the attention-statistic methods of `input` over their sequences. */
 hr_status lab_run_attn_methods(hr_lab *lab, lab_input input);
 /* Fills the layer metrics (needs only the base runs). */
@@ -109,7 +116,7 @@ hr_status lab_layer_metrics(hr_lab *lab);
 extern const hr_head_method hr_method_ablation, hr_method_ablation_kl, hr_method_amp, hr_method_entropy,
     hr_method_confidence, hr_method_sink, hr_method_streaming, hr_method_distance, hr_method_influence,
     hr_method_pattern, hr_method_retrieval, hr_method_induction, hr_method_prev_token, hr_method_duplicate,
-    hr_method_successor, hr_method_fdtm;
+    hr_method_successor, hr_method_fdtm, hr_method_ablation_greedy;
 
 /* Layer metric indices (registry order). */
 enum {

@@ -66,11 +66,18 @@ typedef struct {
     float *gates;   /* (L, H) */
 } sweep_bufs;
 
-static hr_status sweep_window(hr_lab *lab, sweep_bufs *b, const int32_t *win, int w_idx) {
+typedef struct {
+    const float *alive;   /* (L, H) base gates: 0 = already removed; NULL = all 1 */
+    double *loss, *kl;    /* (L, H) outputs, added to (mean over windows) */
+    int64_t prog_done, prog_total;
+} sweep_req;
+
+static hr_status sweep_window(hr_lab *lab, sweep_bufs *b, const int32_t *win, sweep_req *rq) {
     int W = lab->W, vocab = lab->c->vocab_size;
+    size_t lh = (size_t)lab->L * lab->H;
     abl_rec r = {b->resid, W, lab->c->dim, NULL, NULL, lab->H, lab->c->head_dim};
-    /* the previous window's last ablation is still installed */
-    hr_status st = hr_context_set_head_gates(lab->ctx, NULL);
+    for (size_t i = 0; i < lh; i++) b->gates[i] = rq->alive ? rq->alive[i] : 1.0f;
+    hr_status st = hr_context_set_head_gates(lab->ctx, b->gates);
     hr_context_set_hook(lab->ctx, record_hook, HR_HOOK_RESID_PRE, &r);
     if (st == HR_OK) st = hr_context_truncate(lab->ctx, 0);
     if (st == HR_OK) st = hr_forward(lab->ctx, win, W, b->base_p, true);
@@ -79,48 +86,46 @@ static hr_status sweep_window(hr_lab *lab, sweep_bufs *b, const int32_t *win, in
     double base_nll, nll, kl;
     lab_nll_kl(b->base_p, NULL, NULL, win, W, vocab, &base_nll, NULL);
     lab_base_probs(b->base_p, b->negent, W, vocab);
-    int total = 0, done = 0;
-    for (int l = 0; l < lab->L; l++) total += lab->c->n_head[l];
     for (int l = 0; st == HR_OK && l < lab->L; l++) {
         const float *x = b->resid + (size_t)l * W * lab->c->dim;
         for (int h = 0; st == HR_OK && h < lab->c->n_head[l]; h++) {
             size_t i = lab_idx(lab, l, h);
+            if (b->gates[i] == 0) continue; /* removed in the base */
+            float keep = b->gates[i];
             b->gates[i] = 0;
             st = hr_context_set_head_gates(lab->ctx, b->gates);
-            b->gates[i] = 1;
+            b->gates[i] = keep;
             if (st == HR_OK) st = hr_forward_from(lab->ctx, l, 0, x, W, b->logits, true);
             if (st != HR_OK) break;
             lab_nll_kl(b->logits, b->base_p, b->negent, win, W, vocab, &nll, &kl);
-            lab->abl_loss[i] += (nll - base_nll) / lab->n_windows;
-            lab->abl_kl[i] += kl / lab->n_windows;
-            st = lab_progress(lab, (int64_t)w_idx * total + ++done, (int64_t)lab->n_windows * total);
+            rq->loss[i] += (nll - base_nll) / lab->n_windows;
+            rq->kl[i] += kl / lab->n_windows;
+            st = lab_progress(lab, ++rq->prog_done, rq->prog_total);
         }
     }
     return st;
 }
 
-static hr_status run_sweep(hr_lab *lab) {
-    if (lab->abl_loss) return HR_OK;
+hr_status lab_ablation_sweep(hr_lab *lab, const float *alive, double *loss, double *kl, int64_t *prog_done,
+                             int64_t prog_total) {
     size_t lh = (size_t)lab->L * lab->H, W = (size_t)lab->W, vocab = (size_t)lab->c->vocab_size;
     size_t dim = (size_t)lab->c->dim, n_resid, n_logits;
     if (!hr_mul_size(lh ? (size_t)lab->L : 1, W * dim, &n_resid) || !hr_mul_size(W, vocab, &n_logits))
         return hr_err(HR_ERR_NOMEM, "ablation buffers overflow");
     sweep_bufs b = {malloc(n_resid * sizeof(float)), malloc(n_logits * sizeof(float)),
                     malloc(n_logits * sizeof(float)), malloc(W * sizeof(double)), malloc((lh ? lh : 1) * sizeof(float))};
-    double *loss = calloc(lh ? lh : 1, sizeof(double)), *kl = calloc(lh ? lh : 1, sizeof(double));
     float *means = NULL;
     hr_status st = HR_OK;
-    if (!b.resid || !b.logits || !b.base_p || !b.negent || !b.gates || !loss || !kl)
+    if (!b.resid || !b.logits || !b.base_p || !b.negent || !b.gates)
         st = hr_err(HR_ERR_NOMEM, "out of memory for the ablation sweep");
-    for (size_t i = 0; i < lh && b.gates; i++) b.gates[i] = 1;
-    lab->abl_loss = loss;
-    lab->abl_kl = kl;
     if (st == HR_OK && lab->p.mean_ablation) {
         st = head_means(lab, &means);
         if (st == HR_OK) st = hr_context_set_head_means(lab->ctx, means);
     }
+    sweep_req rq = {alive, loss, kl, *prog_done, prog_total};
     for (int w = 0; st == HR_OK && w < lab->n_windows; w++)
-        st = sweep_window(lab, &b, lab->windows + (size_t)w * W, w);
+        st = sweep_window(lab, &b, lab->windows + (size_t)w * W, &rq);
+    *prog_done = rq.prog_done;
     hr_context_set_head_gates(lab->ctx, NULL);
     hr_context_set_head_means(lab->ctx, NULL);
     free(means);
@@ -129,12 +134,27 @@ static hr_status run_sweep(hr_lab *lab) {
     free(b.base_p);
     free(b.negent);
     free(b.gates);
-    if (st != HR_OK) {
-        free(lab->abl_loss);
-        free(lab->abl_kl);
-        lab->abl_loss = lab->abl_kl = NULL;
-    }
     return st;
+}
+
+static hr_status run_sweep(hr_lab *lab) {
+    if (lab->abl_loss) return HR_OK;
+    size_t lh = (size_t)lab->L * lab->H;
+    double *loss = calloc(lh ? lh : 1, sizeof(double)), *kl = calloc(lh ? lh : 1, sizeof(double));
+    if (!loss || !kl) {
+        free(loss), free(kl);
+        return hr_err(HR_ERR_NOMEM, "out of memory for the ablation sweep");
+    }
+    int64_t total = 0, done = 0;
+    for (int l = 0; l < lab->L; l++) total += lab->c->n_head[l];
+    hr_status st = lab_ablation_sweep(lab, NULL, loss, kl, &done, total * lab->n_windows);
+    if (st != HR_OK) {
+        free(loss), free(kl);
+        return st;
+    }
+    lab->abl_loss = loss;
+    lab->abl_kl = kl;
+    return HR_OK;
 }
 
 static hr_status copy_scores(hr_lab *lab, const double *src, double *scores) {
