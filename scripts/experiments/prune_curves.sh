@@ -69,7 +69,7 @@ evaluate() { # NAME: compares models/NAME.gguf with the base on the held-out tex
 # id:flag. higher = "more important" / "more confident" keep as is; fdtm
 # ("more harmless") and entropy ("more diffuse") are inverted so that the
 # heads judged least important go first.
-methods="ablation ablation_kl amp fdtm:invert confidence entropy:invert"
+methods="ablation ablation_kl ablation_greedy amp fdtm:invert confidence entropy:invert"
 
 flags_of() {
     case $1 in

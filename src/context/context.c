@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "context_internal.h"
 #include "internal.h"
 #include "kernels/kernels.h"
 #include "kvcache/store.h"
@@ -252,6 +253,7 @@ hr_status hr_context_set_head_means(hr_context *ctx, const float *means) {
 }
 
 const hr_model *hr_context_model(const hr_context *ctx) { return ctx->model; }
+hr_pool *hr_context_pool(const hr_context *ctx) { return ctx->pool; }
 
 /* ---- forward ---- */
 

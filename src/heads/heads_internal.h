@@ -79,12 +79,12 @@ static inline size_t lab_idx(const hr_lab *lab, int l, int h) { return (size_t)l
 
 /* Turns logits rows 0..n-2 (n, vocab) into probabilities in place and
  * stores each row's sum p·log p in negent (n-1), the base side of KL. */
-void lab_base_probs(float *x, double *negent, int n, int vocab);
+void lab_base_probs(hr_lab *lab, float *x, double *negent, int n, int vocab);
 /* Mean NLL (nats) of predicting tokens[1..n) from logits rows 0..n-2 and,
  * when base_p != NULL, mean KL(base || this) over the same rows.
  * logits (n, vocab); base_p (n, vocab) from lab_base_probs. */
-void lab_nll_kl(const float *logits, const float *base_p, const double *base_negent, const int32_t *tokens, int n,
-                int vocab, double *nll, double *kl);
+void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const double *base_negent,
+                const int32_t *tokens, int n, int vocab, double *nll, double *kl);
 
 /* Greedy continuation: feeds prompt (n tokens) from an empty cache and
  * generates up to gen tokens into out; stops early after the first token

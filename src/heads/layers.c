@@ -91,12 +91,12 @@ static hr_status removal_kls(hr_lab *lab, const layer_rec *r, const int32_t *win
         double nll, kl;
         st = hr_forward_from(lab->ctx, l, 1, r->pre + o, W, logits, true);
         if (st != HR_OK) break;
-        lab_nll_kl(logits, base_p, negent, win, W, vocab, &nll, &kl);
+        lab_nll_kl(lab, logits, base_p, negent, win, W, vocab, &nll, &kl);
         lab->layer_scores[(size_t)LM_ATTN_KL * lab->L + l] += kl * scale;
         for (size_t i = 0; i < (size_t)W * dim; i++) x[i] = r->pre[o + i] + r->attn[o + i];
         st = hr_forward_from(lab->ctx, l + 1, 0, x, W, logits, true);
         if (st != HR_OK) break;
-        lab_nll_kl(logits, base_p, negent, win, W, vocab, &nll, &kl);
+        lab_nll_kl(lab, logits, base_p, negent, win, W, vocab, &nll, &kl);
         lab->layer_scores[(size_t)LM_MLP_KL * lab->L + l] += kl * scale;
     }
     return st;
@@ -128,7 +128,7 @@ hr_status lab_layer_metrics(hr_lab *lab) {
         if (st == HR_OK) st = hr_forward(lab->ctx, win, lab->W, base_p, true);
         hr_context_set_hook(lab->ctx, NULL, 0, NULL);
         if (st != HR_OK) break;
-        lab_base_probs(base_p, negent, lab->W, (int)vocab);
+        lab_base_probs(lab, base_p, negent, lab->W, (int)vocab);
         similarities(lab, &r, scale);
         st = removal_kls(lab, &r, win, logits, base_p, negent, x, scale);
         if (st == HR_OK) st = lab_progress(lab, w + 1, lab->n_windows);

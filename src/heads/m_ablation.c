@@ -84,8 +84,8 @@ static hr_status sweep_window(hr_lab *lab, sweep_bufs *b, const int32_t *win, sw
     hr_context_set_hook(lab->ctx, NULL, 0, NULL);
     if (st != HR_OK) return st;
     double base_nll, nll, kl;
-    lab_nll_kl(b->base_p, NULL, NULL, win, W, vocab, &base_nll, NULL);
-    lab_base_probs(b->base_p, b->negent, W, vocab);
+    lab_nll_kl(lab, b->base_p, NULL, NULL, win, W, vocab, &base_nll, NULL);
+    lab_base_probs(lab, b->base_p, b->negent, W, vocab);
     for (int l = 0; st == HR_OK && l < lab->L; l++) {
         const float *x = b->resid + (size_t)l * W * lab->c->dim;
         for (int h = 0; st == HR_OK && h < lab->c->n_head[l]; h++) {
@@ -97,7 +97,7 @@ static hr_status sweep_window(hr_lab *lab, sweep_bufs *b, const int32_t *win, sw
             b->gates[i] = keep;
             if (st == HR_OK) st = hr_forward_from(lab->ctx, l, 0, x, W, b->logits, true);
             if (st != HR_OK) break;
-            lab_nll_kl(b->logits, b->base_p, b->negent, win, W, vocab, &nll, &kl);
+            lab_nll_kl(lab, b->logits, b->base_p, b->negent, win, W, vocab, &nll, &kl);
             rq->loss[i] += (nll - base_nll) / lab->n_windows;
             rq->kl[i] += kl / lab->n_windows;
             st = lab_progress(lab, ++rq->prog_done, rq->prog_total);
