@@ -265,13 +265,66 @@ static int emit(hr_context *ctx, hr_hook_point pt, int layer, int head, int n, i
 }
 
 /* The architecture's normalisation over n rows of width dim. */
-static void norm_rows(const hr_config *c, float *y, const float *x, const float *g, const float *b, int n) {
-    for (int t = 0; t < n; t++) {
-        const float *xr = x + (size_t)t * c->dim;
-        float *yr = y + (size_t)t * c->dim;
-        if (c->norm == HR_NORM_LAYER) hr_layernorm(yr, xr, g, b, c->dim, c->norm_eps);
-        else hr_rmsnorm(yr, xr, g, c->dim, c->norm_eps);
+/* Row-parallel helpers: per-row work (norms, residual adds, SwiGLU) split
+ * into contiguous row ranges across the pool, so the caller's thread does
+ * not run it alone while the workers wait. Results do not depend on the
+ * split: each row is computed the same way. */
+typedef void (*rows_fn)(hr_context *ctx, void *arg, int t0, int t1);
+
+typedef struct {
+    hr_context *ctx;
+    rows_fn fn;
+    void *arg;
+    int n, per;
+} rows_job;
+
+static void rows_task(void *vp, int i) {
+    const rows_job *j = vp;
+    int t0 = i * j->per, t1 = t0 + j->per < j->n ? t0 + j->per : j->n;
+    if (t0 < t1) j->fn(j->ctx, j->arg, t0, t1);
+}
+
+static void par_rows(hr_context *ctx, int n, rows_fn fn, void *arg) {
+    int nt = hr_pool_n_threads(ctx->pool);
+    if (n < 4 || nt < 2) { /* one token: waking the pool costs more than it saves */
+        fn(ctx, arg, 0, n);
+        return;
     }
+    rows_job j = {ctx, fn, arg, n, (n + nt - 1) / nt};
+    hr_pool_run(ctx->pool, rows_task, &j, (n + j.per - 1) / j.per);
+}
+
+typedef struct {
+    float *y;
+    const float *x, *g, *b;
+} norm_arg;
+
+static void norm_range(hr_context *ctx, void *vp, int t0, int t1) {
+    const norm_arg *a = vp;
+    const hr_config *c = ctx->c;
+    for (int t = t0; t < t1; t++) {
+        const float *xr = a->x + (size_t)t * c->dim;
+        float *yr = a->y + (size_t)t * c->dim;
+        if (c->norm == HR_NORM_LAYER) hr_layernorm(yr, xr, a->g, a->b, c->dim, c->norm_eps);
+        else hr_rmsnorm(yr, xr, a->g, c->dim, c->norm_eps);
+    }
+}
+
+/* y (n, dim) = norm(x) row by row. */
+static void norm_rows(hr_context *ctx, float *y, const float *x, const float *g, const float *b, int n) {
+    norm_arg a = {y, x, g, b};
+    par_rows(ctx, n, norm_range, &a);
+}
+
+static void residual_range(hr_context *ctx, void *vp, int t0, int t1) {
+    (void)vp;
+    size_t dim = (size_t)ctx->c->dim;
+    for (size_t i = (size_t)t0 * dim; i < (size_t)t1 * dim; i++) ctx->x[i] += ctx->proj[i];
+}
+
+static void swiglu_range(hr_context *ctx, void *vp, int t0, int t1) {
+    size_t ff = (size_t)*(const int *)vp, off = (size_t)t0 * ff;
+    hr_swiglu(ctx->hb + off, ctx->hb + off, ctx->hb2 + off, (int)((size_t)(t1 - t0) * ff));
 }
 
 /* y (n, d) += bias (d) on every row; no-op without a bias. */
@@ -404,7 +457,7 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
     const hr_layer_weights *w = &ctx->model->w.layers[l];
     int hd = c->head_dim, nh = c->n_head[l], nkv = c->n_head_kv[l];
     int qd = nh * hd, kvd = nkv * hd;
-    norm_rows(c, ctx->xb, ctx->x, w->attn_norm, w->attn_norm_b, n);
+    norm_rows(ctx, ctx->xb, ctx->x, w->attn_norm, w->attn_norm_b, n);
     /* Row strides of q/k/v/att are the widest layer's, so project row by row
      * into them only when this layer is narrower (pruned models). */
     const hr_layer_packed *pk = &ctx->packed->layers[l];
@@ -466,33 +519,8 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
     add_bias(ctx->proj, w->bo, n, c->dim);
     if (emit(ctx, HR_HOOK_ATTN_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
-    size_t total = (size_t)n * c->dim;
-    for (size_t i = 0; i < total; i++) ctx->x[i] += ctx->proj[i];
+    par_rows(ctx, n, residual_range, NULL);
     return HR_OK;
-}
-
-typedef struct {
-    hr_context *ctx;
-    int n, ff, rows_per_task;
-} swiglu_job;
-
-static void swiglu_task(void *vp, int i) {
-    const swiglu_job *j = vp;
-    int t0 = i * j->rows_per_task, t1 = t0 + j->rows_per_task < j->n ? t0 + j->rows_per_task : j->n;
-    size_t off = (size_t)t0 * j->ff;
-    if (t0 < t1) hr_swiglu(j->ctx->hb + off, j->ctx->hb + off, j->ctx->hb2 + off, (t1 - t0) * j->ff);
-}
-
-/* hb = silu(hb) * hb2 over n rows of ff, split across the pool (for one
- * token the pool's wake-up would cost more than it saves). */
-static void swiglu_rows(hr_context *ctx, int n, int ff) {
-    int nt = hr_pool_n_threads(ctx->pool);
-    if (n < 2 || nt < 2) {
-        hr_swiglu(ctx->hb, ctx->hb, ctx->hb2, n * ff);
-        return;
-    }
-    swiglu_job j = {ctx, n, ff, (n + nt - 1) / nt};
-    hr_pool_run(ctx->pool, swiglu_task, &j, (n + j.rows_per_task - 1) / j.rows_per_task);
 }
 
 static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
@@ -500,11 +528,11 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     const hr_layer_weights *w = &ctx->model->w.layers[l];
     const hr_layer_packed *pk = &ctx->packed->layers[l];
     int ff = c->n_ff[l];
-    norm_rows(c, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
+    norm_rows(ctx, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
     if (c->mlp == HR_MLP_SWIGLU) {
         matmul(ctx, ctx->hb, ctx->xb, w->w_gate, pk->w_gate, n, c->dim, ff);
         matmul(ctx, ctx->hb2, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);
-        swiglu_rows(ctx, n, ff);
+        par_rows(ctx, n, swiglu_range, &ff);
     } else {
         matmul(ctx, ctx->hb, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);
         add_bias(ctx->hb, w->b_up, n, ff);
@@ -514,8 +542,7 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     add_bias(ctx->proj, w->b_down, n, c->dim);
     if (emit(ctx, HR_HOOK_MLP_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
-    size_t total = (size_t)n * c->dim;
-    for (size_t i = 0; i < total; i++) ctx->x[i] += ctx->proj[i];
+    par_rows(ctx, n, residual_range, NULL);
     return HR_OK;
 }
 
@@ -543,7 +570,7 @@ static hr_status run_from(hr_context *ctx, int layer0, int sublayer0, int n, int
     if (!logits && !(ctx->hook_mask & HR_HOOK_FINAL)) return HR_OK;
     /* Only the rows whose logits are wanted go through the classifier. */
     int first = all_logits ? 0 : n - 1, rows = n - first;
-    norm_rows(c, ctx->xb + (size_t)first * dim, ctx->x + (size_t)first * dim, w->out_norm, w->out_norm_b, rows);
+    norm_rows(ctx, ctx->xb + (size_t)first * dim, ctx->x + (size_t)first * dim, w->out_norm, w->out_norm_b, rows);
     if (emit(ctx, HR_HOOK_FINAL, c->n_layers, -1, rows, pos0 + first, dim, dim, ctx->xb + (size_t)first * dim))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
     if (logits) matmul(ctx, logits, ctx->xb + (size_t)first * dim, w->output, ctx->packed->output, rows, dim, c->vocab_size);

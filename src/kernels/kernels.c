@@ -406,6 +406,14 @@ void hr_softmax(float *x, int n) {
 }
 #endif
 
+void hr_attn_values_ref(float *o, const float *s, const float *vt, int ld, int head_dim, int len) {
+    for (int d = 0; d < head_dim; d++) {
+        double acc = 0;
+        for (int p = 0; p < len; p++) acc += (double)s[p] * vt[(size_t)d * ld + p];
+        o[d] = (float)acc;
+    }
+}
+
 void hr_attn_scores_ref(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale) {
     for (int p = 0; p < len; p++) {
         double acc = 0;
@@ -446,26 +454,6 @@ void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_
 
 /* o[d] = dot(s, vt[d]) for every head dim, four rows per pass so each load
  * of s feeds four FMAs; per output exactly hr_dot's arithmetic. */
-void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len) {
-    int d = 0;
-    const int kv = len & ~15;
-    for (; d + 4 <= head_dim; d += 4) {
-        const float *v0 = vt + (size_t)d * ld, *v1 = v0 + ld, *v2 = v1 + ld, *v3 = v2 + ld;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int k = 0; k < kv; k += 16) {
-            __m512 sv = _mm512_loadu_ps(s + k);
-            a0 = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v0 + k), a0);
-            a1 = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v1 + k), a1);
-            a2 = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v2 + k), a2);
-            a3 = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v3 + k), a3);
-        }
-        float r0 = hsum512(a0), r1 = hsum512(a1), r2 = hsum512(a2), r3 = hsum512(a3);
-        for (int k = kv; k < len; k++) r0 += s[k] * v0[k], r1 += s[k] * v1[k], r2 += s[k] * v2[k], r3 += s[k] * v3[k];
-        o[d] = r0, o[d + 1] = r1, o[d + 2] = r2, o[d + 3] = r3;
-    }
-    for (; d < head_dim; d++) o[d] = hr_dot(s, vt + (size_t)d * ld, len);
-}
-
 /* nq queries x 64 positions per block: each key load feeds nq FMAs. The
  * chain of every score is hr_attn_scores's (over d from zero, then scale). */
 static inline __attribute__((always_inline)) void scores_q(float *s, size_t ss, const float *q, size_t qs, int nq,
@@ -512,22 +500,55 @@ void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq
     }
 }
 
+/* Horizontal sums of 16 vectors at once, returned as lane 4i+j = sum of
+ * A(i + 4j) (A0..A15 in argument order). Each sum uses exactly the tree of
+ * _mm512_reduce_add_ps (pairs at distance 8, 4, 2, 1), so results are
+ * bit-identical to hsum512 on each vector alone. */
+static inline __m512 reduce16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6,
+                              __m512 a7, __m512 a8, __m512 a9, __m512 a10, __m512 a11, __m512 a12, __m512 a13,
+                              __m512 a14, __m512 a15) {
+#define HALVES(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE))
+#define QUARTERS(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD))
+    /* distance 8: b_k = [A(2k) s8 | A(2k+1) s8] */
+    __m512 b0 = HALVES(a0, a1), b1 = HALVES(a2, a3), b2 = HALVES(a4, a5), b3 = HALVES(a6, a7);
+    __m512 b4 = HALVES(a8, a9), b5 = HALVES(a10, a11), b6 = HALVES(a12, a13), b7 = HALVES(a14, a15);
+    /* distance 4: c_k quarter q = s4 of A(4k + q) */
+    __m512 c0 = QUARTERS(b0, b1), c1 = QUARTERS(b2, b3), c2 = QUARTERS(b4, b5), c3 = QUARTERS(b6, b7);
+    /* distance 2 within quarters: d0 quarter q = [A(q) s2 (2) | A(4+q) s2 (2)] */
+    __m512 d0 = _mm512_add_ps(_mm512_shuffle_ps(c0, c1, 0x44), _mm512_shuffle_ps(c0, c1, 0xEE));
+    __m512 d1 = _mm512_add_ps(_mm512_shuffle_ps(c2, c3, 0x44), _mm512_shuffle_ps(c2, c3, 0xEE));
+    /* distance 1: quarter q = [A(q), A(4+q), A(8+q), A(12+q)] */
+    return _mm512_add_ps(_mm512_shuffle_ps(d0, d1, 0x88), _mm512_shuffle_ps(d0, d1, 0xDD));
+#undef HALVES
+#undef QUARTERS
+}
+
+/* Lanes of one 16-position block of a query that sees len positions: all 16,
+ * or a partial last block; loads outside it read nothing (0 x 0 adds 0). */
+static inline __mmask16 block_mask(int k, int len) {
+    return len - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - k)) - 1);
+}
+
 /* Four head dims x nq queries: each value load feeds nq FMAs, each score
- * load four. Lanes run over the blocks every query shares, then each query
- * finishes its own blocks and tail: per output exactly hr_dot. */
+ * load four. Every output o_i[d] is 16 lanes accumulated over the blocks of
+ * positions in order (the last block masked), then summed by the tree of
+ * _mm512_reduce_add_ps; the lanes run first over the blocks every query has
+ * whole, then each query finishes its own. One query (decode) and several
+ * (prefill) therefore agree bit for bit. */
 static inline __attribute__((always_inline)) void values_q(float *o, size_t os, const float *s, size_t ss, int nq,
                                                            const float *vt, int ld, int head_dim, const int *len) {
-    int kv_common = len[0];
-    for (int i = 1; i < nq; i++) kv_common = len[i] < kv_common ? len[i] : kv_common;
-    kv_common &= ~15;
+    int common = len[0];
+    for (int i = 1; i < nq; i++) common = len[i] < common ? len[i] : common;
+    common &= ~15;
     int d = 0;
-    for (; d + 4 <= head_dim; d += 4) {
-        const float *v[4] = {vt + (size_t)d * ld, vt + (size_t)(d + 1) * ld, vt + (size_t)(d + 2) * ld,
-                             vt + (size_t)(d + 3) * ld};
+    for (; d < head_dim; d += 4) {
+        int nd = head_dim - d < 4 ? head_dim - d : 4;
+        const float *v[4];
+        for (int r = 0; r < 4; r++) v[r] = vt + (size_t)(d + (r < nd ? r : 0)) * ld; /* spare rows repeat row d */
         __m512 a[4][4];
         for (int i = 0; i < nq; i++)
             for (int r = 0; r < 4; r++) a[i][r] = _mm512_setzero_ps();
-        for (int k = 0; k < kv_common; k += 16) {
+        for (int k = 0; k < common; k += 16) {
             __m512 v0 = _mm512_loadu_ps(v[0] + k), v1 = _mm512_loadu_ps(v[1] + k);
             __m512 v2 = _mm512_loadu_ps(v[2] + k), v3 = _mm512_loadu_ps(v[3] + k);
             for (int i = 0; i < nq; i++) {
@@ -538,20 +559,28 @@ static inline __attribute__((always_inline)) void values_q(float *o, size_t os, 
         }
         for (int i = 0; i < nq; i++) {
             const float *si = s + (size_t)i * ss;
-            int kv = len[i] & ~15;
-            for (int k = kv_common; k < kv; k += 16) {
-                __m512 sv = _mm512_loadu_ps(si + k);
-                for (int r = 0; r < 4; r++) a[i][r] = _mm512_fmadd_ps(sv, _mm512_loadu_ps(v[r] + k), a[i][r]);
-            }
-            for (int r = 0; r < 4; r++) {
-                float acc = hsum512(a[i][r]);
-                for (int k = kv; k < len[i]; k++) acc += si[k] * v[r][k];
-                o[(size_t)i * os + d + r] = acc;
+            for (int k = common; k < len[i]; k += 16) {
+                __mmask16 m = block_mask(k, len[i]);
+                __m512 sv = _mm512_maskz_loadu_ps(m, si + k);
+                for (int r = 0; r < 4; r++)
+                    a[i][r] = _mm512_fmadd_ps(sv, _mm512_maskz_loadu_ps(m, v[r] + k), a[i][r]);
             }
         }
+        float sums[16];
+        if (nq == 4) { /* lane 4i + r = query i, dim d + r */
+            _mm512_storeu_ps(sums, reduce16(a[0][0], a[1][0], a[2][0], a[3][0], a[0][1], a[1][1], a[2][1], a[3][1],
+                                            a[0][2], a[1][2], a[2][2], a[3][2], a[0][3], a[1][3], a[2][3], a[3][3]));
+        } else {
+            for (int i = 0; i < nq; i++)
+                for (int r = 0; r < 4; r++) sums[4 * i + r] = hsum512(a[i][r]);
+        }
+        for (int i = 0; i < nq; i++)
+            for (int r = 0; r < nd; r++) o[(size_t)i * os + d + r] = sums[4 * i + r];
     }
-    for (; d < head_dim; d++)
-        for (int i = 0; i < nq; i++) o[(size_t)i * os + d] = hr_dot(s + (size_t)i * ss, vt + (size_t)d * ld, len[i]);
+}
+
+void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len) {
+    values_q(o, 0, s, 0, 1, vt, ld, head_dim, &len);
 }
 
 void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld,

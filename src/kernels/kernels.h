@@ -68,9 +68,11 @@ void hr_softmax_ref(float *x, int n);
  * with keys stored transposed (head_dim rows of stride ld). */
 void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale);
 void hr_attn_scores_ref(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale);
-/* o[d] = sum_p s[p] * vt[d * ld + p] for d < head_dim (values transposed);
- * each output computed exactly like hr_dot. */
+/* o[d] = sum_p s[p] * vt[d * ld + p] for d < head_dim (values transposed):
+ * 16 lanes over blocks of positions (the last block masked), then the
+ * _mm512_reduce_add_ps tree. */
 void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len);
+void hr_attn_values_ref(float *o, const float *s, const float *vt, int ld, int head_dim, int len);
 /* Up to 4 queries against the same keys/values (consecutive tokens of a
  * head): rows of q, s and o have strides qs, ss, os; query i sees len[i]
  * positions (the scores are computed over len, the largest). Bit-identical
