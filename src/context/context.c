@@ -488,12 +488,18 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
             if (hr_kv_store_direct(&ctx->kv[l][g]))
                 hr_kv_store_put(&ctx->kv[l][g], pos, kr + (size_t)g * hd, vr + (size_t)g * hd, 0);
     }
-    int want_chunks = (2 * hr_pool_n_threads(ctx->pool) + nh - 1) / nh;
+    /* Many more tasks than threads: later token chunks cost more (causal),
+     * and the pool hands tasks out as threads free up, which evens the load.
+     * Chunks are whole groups of ATT_Q queries. */
+    int want_chunks = (16 * hr_pool_n_threads(ctx->pool) + nh - 1) / nh;
     int n_chunks = want_chunks < MAX_CHUNKS ? want_chunks : MAX_CHUNKS;
-    if (n_chunks > n) n_chunks = n;
+    if (n_chunks > (n + ATT_Q - 1) / ATT_Q) n_chunks = (n + ATT_Q - 1) / ATT_Q;
     if (n_chunks < 1) n_chunks = 1;
     if (!ctx->layer_direct[l]) n_chunks = 1; /* group tasks run whole heads */
-    attn_job job = {ctx, l, n, pos0, n_chunks, (n + n_chunks - 1) / n_chunks};
+    int chunk_len = (n + n_chunks - 1) / n_chunks;
+    chunk_len = (chunk_len + ATT_Q - 1) / ATT_Q * ATT_Q;
+    n_chunks = (n + chunk_len - 1) / chunk_len;
+    attn_job job = {ctx, l, n, pos0, n_chunks, chunk_len};
     if (ctx->layer_direct[l]) hr_pool_run(ctx->pool, attn_task, &job, nh * n_chunks);
     else hr_pool_run(ctx->pool, attn_group_task, &job, nkv);
     for (int h = 0; h < nh; h++) {

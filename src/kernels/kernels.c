@@ -236,11 +236,12 @@ static void matmul_task(void *vp, int i) {
     }
 }
 
-/* GEMV: a few tasks per thread balance uneven cores; GEMM: one block per
- * thread keeps panel runs long. GEMM blocks hold an even number of panels. */
+/* A few tasks per thread: the pool hands them out as threads free up, so a
+ * core slowed by other work (a shared machine) does not hold the others
+ * back. GEMM blocks hold an even number of panels (whole register tiles). */
 static void run_matmul(hr_pool *pool, matmul_job *j) {
     int nt = hr_pool_n_threads(pool), n_panels = (j->d_out + 15) / 16;
-    int k = j->n == 1 ? nt * 4 : nt;
+    int k = nt == 1 ? 1 : nt * 4;
     int per = (n_panels + k - 1) / k;
     if (j->n > 1) per += per & 1;
     if (per < 1) per = 1;
