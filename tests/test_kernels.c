@@ -231,6 +231,26 @@ static void pool_runs_every_task_exactly_once(void) {
 
 void task(void *arg, int i) { __atomic_fetch_add(&((int *)arg)[i], 1, __ATOMIC_RELAXED); }
 
+/* Workers finishing one job while the next starts must neither run a task
+ * twice nor let the caller return before every task of its job ran: many
+ * tiny jobs back to back, each checked right after it returns. */
+static void back_to_back_tiny_jobs_run_each_task_once_before_returning(void) {
+    hr_pool *pool = NULL;
+    CHECK(hr_pool_new(2, &pool) == HR_OK, "pool");
+    static int hits[2][8];
+    int bad_jobs = 0;
+    for (int rep = 0; rep < 200000; rep++) {
+        int *h = hits[rep & 1], n = 2 + rep % 7;
+        memset(h, 0, sizeof hits[0]);
+        hr_pool_run(pool, task, h, n);
+        int bad = 0;
+        for (int i = 0; i < 8; i++) bad += __atomic_load_n(&h[i], __ATOMIC_RELAXED) != (i < n);
+        bad_jobs += bad != 0;
+    }
+    CHECK(bad_jobs == 0, "%d of 200000 jobs ran a task twice, not at all, or after returning", bad_jobs);
+    hr_pool_free(pool);
+}
+
 int main(void) {
     RUN(matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit);
     RUN(batched_rows_equal_one_token_products_bit_for_bit);
@@ -243,5 +263,6 @@ int main(void) {
     RUN(attention_scores_and_values_on_transposed_cache_match_references);
     RUN(multi_query_attention_equals_one_query_at_a_time_bit_for_bit);
     RUN(pool_runs_every_task_exactly_once);
+    RUN(back_to_back_tiny_jobs_run_each_task_once_before_returning);
     TEST_MAIN_END();
 }

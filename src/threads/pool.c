@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -13,10 +14,14 @@ struct hr_pool {
     pthread_cond_t wake;
     pthread_cond_t done_cv;
     atomic_uint generation; /* bumped per job; workers wait for a change */
-    atomic_int next;        /* next task index to claim */
+    /* Claims: task count in the high half, next index in the low half, in
+     * one word so that a claim is always decoded against the job it was made
+     * in. (With separate counters a worker late from the previous job could
+     * claim an index of that job's counter and check it against the next
+     * job's count, running a task twice.) Between jobs the count is 0. */
+    _Atomic uint64_t ticket;
     atomic_int remaining;   /* tasks not yet finished */
     atomic_int sleeping;    /* workers blocked on `wake` */
-    atomic_int n_tasks;
     hr_pool_task task;
     void *arg;
     int quit;
@@ -24,11 +29,12 @@ struct hr_pool {
 
 static void drain(hr_pool *p) {
     for (;;) {
-        /* `next` rests at IDLE_NEXT between jobs, so a worker arriving late
-         * from a finished job claims nothing. */
-        int i = atomic_fetch_add(&p->next, 1);
-        if (i >= atomic_load(&p->n_tasks)) break;
-        p->task(p->arg, i);
+        uint64_t t = atomic_fetch_add(&p->ticket, 1);
+        uint32_t i = (uint32_t)t, n = (uint32_t)(t >> 32);
+        if (i >= n) break; /* job finished or between jobs: claims nothing */
+        /* A valid claim keeps its job running (remaining > 0), so task and
+         * arg still hold that job's values. */
+        p->task(p->arg, (int)i);
         if (atomic_fetch_sub(&p->remaining, 1) == 1) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_broadcast(&p->done_cv);
@@ -37,7 +43,7 @@ static void drain(hr_pool *p) {
     }
 }
 
-enum { SPIN_ITERS = 20000, IDLE_NEXT = 1 << 30 };
+enum { SPIN_ITERS = 20000 };
 
 static void *worker(void *vp) {
     hr_pool *p = vp;
@@ -71,7 +77,7 @@ hr_status hr_pool_new(int n_threads, hr_pool **out) {
     hr_pool *p = calloc(1, sizeof *p);
     if (!p) return hr_err(HR_ERR_NOMEM, "out of memory");
     p->n_threads = n_threads;
-    atomic_store(&p->next, IDLE_NEXT);
+    atomic_store(&p->ticket, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cv, NULL);
@@ -119,9 +125,8 @@ void hr_pool_run(hr_pool *p, hr_pool_task task, void *arg, int n_tasks) {
     }
     p->task = task;
     p->arg = arg;
-    atomic_store(&p->n_tasks, n_tasks);
     atomic_store(&p->remaining, n_tasks);
-    atomic_store(&p->next, 0);
+    atomic_store(&p->ticket, (uint64_t)(uint32_t)n_tasks << 32);
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
     if (atomic_load(&p->sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
@@ -140,5 +145,5 @@ void hr_pool_run(hr_pool *p, hr_pool_task task, void *arg, int n_tasks) {
         while (atomic_load(&p->remaining) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
-    atomic_store(&p->next, IDLE_NEXT);
+    atomic_store(&p->ticket, 0);
 }
