@@ -111,20 +111,25 @@ static void tile8_np(float *c, size_t ldc, const float *x, size_t ldx, const flo
     else tile8(c, ldc, x, ldx, w0, w1, 1, k0, k1, first);
 }
 
-/* A tile with fewer than 8 tokens or panels past d_out: runs the same tile
- * on zero-padded copies, so every chain is the same as in a full tile. */
+/* A tile with fewer than 8 tokens or panels past d_out: the same tile runs
+ * on a zero-padded copy of C (and of x when tokens are missing), so every
+ * chain is the same as in a full tile. */
 static void tile_edge(float *y, const float *x, const float *w0, const float *w1, int np, int mr, int t, int p,
-                      int n_cols, int d_in, int d_out, int k0, int k1, int first) {
+                      int d_in, int d_out, int k0, int k1, int first) {
     float cbuf[GEMM_MR * 32], xbuf[GEMM_MR * GEMM_KC];
-    (void)n_cols;
     int c0 = p * 16, cols = d_out - c0 < 16 * np ? d_out - c0 : 16 * np;
     memset(cbuf, 0, sizeof cbuf);
-    memset(xbuf, 0, sizeof xbuf);
-    for (int i = 0; i < mr; i++) {
-        if (!first) memcpy(cbuf + i * 32, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
-        memcpy(xbuf + i * GEMM_KC, x + (size_t)(t + i) * d_in + k0, sizeof(float) * (size_t)(k1 - k0));
+    if (!first)
+        for (int i = 0; i < mr; i++) memcpy(cbuf + i * 32, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
+    if (mr == GEMM_MR) {
+        tile8_np(cbuf, 32, x + (size_t)t * d_in, (size_t)d_in, w0, w1, np, k0, k1, first);
+    } else {
+        memset(xbuf, 0, sizeof xbuf);
+        for (int i = 0; i < mr; i++)
+            memcpy(xbuf + i * GEMM_KC, x + (size_t)(t + i) * d_in + k0, sizeof(float) * (size_t)(k1 - k0));
+        const float *v0 = w0 + (size_t)k0 * 16, *v1 = np > 1 ? w1 + (size_t)k0 * 16 : v0;
+        tile8_np(cbuf, 32, xbuf, GEMM_KC, v0, v1, np, 0, k1 - k0, first);
     }
-    tile8_np(cbuf, 32, xbuf - k0, GEMM_KC, w0, w1, np, k0, k1, first);
     for (int i = 0; i < mr; i++) memcpy(y + (size_t)(t + i) * d_out + c0, cbuf + i * 32, sizeof(float) * (size_t)cols);
 }
 
@@ -146,7 +151,7 @@ static void gemm_panels(float *y, const float *x, const float *wp, int n, int d_
                         tile8_np(y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, x + (size_t)t * d_in,
                                  (size_t)d_in, w0, w1, np, k0, k1, first);
                     else
-                        tile_edge(y, x, w0, w1, np, mr, t, p, 0, d_in, d_out, k0, k1, first);
+                        tile_edge(y, x, w0, w1, np, mr, t, p, d_in, d_out, k0, k1, first);
                 }
             }
         }
