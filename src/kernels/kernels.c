@@ -460,6 +460,10 @@ void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_
 
 /* o[d] = dot(s, vt[d]) for every head dim, four rows per pass so each load
  * of s feeds four FMAs; per output exactly hr_dot's arithmetic. */
+/* Stops the compiler from folding a load into each of the FMAs that use it
+ * (which would multiply the loads of the inner loops by nq). */
+#define HR_KEEP_IN_REG(v) __asm__("" : "+v"(v))
+
 /* nq queries x 64 positions per block: each key load feeds nq FMAs. The
  * chain of every score is hr_attn_scores's (over d from zero, then scale). */
 static inline __attribute__((always_inline)) void scores_q(float *s, size_t ss, const float *q, size_t qs, int nq,
@@ -475,6 +479,12 @@ static inline __attribute__((always_inline)) void scores_q(float *s, size_t ss, 
             const float *row = kt + (size_t)d * ld + p;
             __m512 k0 = _mm512_loadu_ps(row), k1 = _mm512_loadu_ps(row + 16);
             __m512 k2 = _mm512_loadu_ps(row + 32), k3 = _mm512_loadu_ps(row + 48);
+            if (nq > 1) {
+                HR_KEEP_IN_REG(k0);
+                HR_KEEP_IN_REG(k1);
+                HR_KEEP_IN_REG(k2);
+                HR_KEEP_IN_REG(k3);
+            }
             for (int i = 0; i < nq; i++) {
                 __m512 qd = _mm512_set1_ps(q[(size_t)i * qs + d]);
                 a[i][0] = _mm512_fmadd_ps(qd, k0, a[i][0]), a[i][1] = _mm512_fmadd_ps(qd, k1, a[i][1]);
@@ -557,8 +567,15 @@ static inline __attribute__((always_inline)) void values_q(float *o, size_t os, 
         for (int k = 0; k < common; k += 16) {
             __m512 v0 = _mm512_loadu_ps(v[0] + k), v1 = _mm512_loadu_ps(v[1] + k);
             __m512 v2 = _mm512_loadu_ps(v[2] + k), v3 = _mm512_loadu_ps(v[3] + k);
+            if (nq > 1) {
+                HR_KEEP_IN_REG(v0);
+                HR_KEEP_IN_REG(v1);
+                HR_KEEP_IN_REG(v2);
+                HR_KEEP_IN_REG(v3);
+            }
             for (int i = 0; i < nq; i++) {
                 __m512 sv = _mm512_loadu_ps(s + (size_t)i * ss + k);
+                HR_KEEP_IN_REG(sv);
                 a[i][0] = _mm512_fmadd_ps(sv, v0, a[i][0]), a[i][1] = _mm512_fmadd_ps(sv, v1, a[i][1]);
                 a[i][2] = _mm512_fmadd_ps(sv, v2, a[i][2]), a[i][3] = _mm512_fmadd_ps(sv, v3, a[i][3]);
             }
