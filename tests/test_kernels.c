@@ -75,6 +75,29 @@ static void batched_rows_equal_one_token_products_bit_for_bit(void) {
     hr_pool_free(pool);
 }
 
+static void one_job_for_several_products_equals_separate_calls(void) {
+    hr_pool *pool = NULL;
+    hr_pool_new(2, &pool);
+    int dims[3] = {96, 40, 33}, din = 70;
+    for (int n = 1; n <= 21; n += 10) {
+        float *x = rand_buf((size_t)n * din, 40), *w[3], *wp[3], *y[3], *ys[3];
+        hr_matmul_out outs[3];
+        for (int m = 0; m < 3; m++) {
+            w[m] = rand_buf((size_t)dims[m] * din, 41 + m), wp[m] = packed(w[m], dims[m], din);
+            y[m] = calloc((size_t)n * dims[m], 4), ys[m] = calloc((size_t)n * dims[m], 4);
+            outs[m] = (hr_matmul_out){y[m], w[m], wp[m], dims[m]};
+            hr_matmul(pool, ys[m], x, wp[m], n, din, dims[m]);
+        }
+        hr_matmul_multi(pool, x, n, din, outs, 3, false);
+        size_t bad = 0;
+        for (int m = 0; m < 3; m++) bad += n_bits_differ(y[m], ys[m], (size_t)n * dims[m]);
+        CHECK(bad == 0, "%d tokens: %zu outputs differ", n, bad);
+        for (int m = 0; m < 3; m++) free(w[m]), free(wp[m]), free(y[m]), free(ys[m]);
+        free(x);
+    }
+    hr_pool_free(pool);
+}
+
 /* What makes pruning exact: zeroing inputs equals deleting their columns. */
 static void removing_columns_equals_zeroing_their_inputs_bit_for_bit(void) {
     hr_pool *pool = NULL;
@@ -255,6 +278,7 @@ int main(void) {
     RUN(matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit);
     RUN(batched_rows_equal_one_token_products_bit_for_bit);
     RUN(removing_columns_equals_zeroing_their_inputs_bit_for_bit);
+    RUN(one_job_for_several_products_equals_separate_calls);
     RUN(vectorised_swiglu_matches_libm_reference_including_extremes);
     RUN(rope_with_tables_matches_reference);
     RUN(layernorm_matches_reference);

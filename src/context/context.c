@@ -461,9 +461,8 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
     /* Row strides of q/k/v/att are the widest layer's, so project row by row
      * into them only when this layer is narrower (pruned models). */
     const hr_layer_packed *pk = &ctx->packed->layers[l];
-    matmul(ctx, ctx->q, ctx->xb, w->wq, pk->wq, n, c->dim, qd);
-    matmul(ctx, ctx->k, ctx->xb, w->wk, pk->wk, n, c->dim, kvd);
-    matmul(ctx, ctx->v, ctx->xb, w->wv, pk->wv, n, c->dim, kvd);
+    hr_matmul_out qkv[3] = {{ctx->q, w->wq, pk->wq, qd}, {ctx->k, w->wk, pk->wk, kvd}, {ctx->v, w->wv, pk->wv, kvd}};
+    hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, qkv, 3, ctx->blas);
     add_bias(ctx->q, w->bq, n, qd);
     add_bias(ctx->k, w->bk, n, kvd);
     add_bias(ctx->v, w->bv, n, kvd);
@@ -536,8 +535,8 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     int ff = c->n_ff[l];
     norm_rows(ctx, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
     if (c->mlp == HR_MLP_SWIGLU) {
-        matmul(ctx, ctx->hb, ctx->xb, w->w_gate, pk->w_gate, n, c->dim, ff);
-        matmul(ctx, ctx->hb2, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);
+        hr_matmul_out gu[2] = {{ctx->hb, w->w_gate, pk->w_gate, ff}, {ctx->hb2, w->w_up, pk->w_up, ff}};
+        hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, gu, 2, ctx->blas);
         par_rows(ctx, n, swiglu_range, &ff);
     } else {
         matmul(ctx, ctx->hb, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);

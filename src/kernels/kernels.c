@@ -216,53 +216,74 @@ void hr_axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* One pool job for up to HR_MATMUL_MAX_OUTS products of the same input
+ * (Q, K and V; gate and up): one synchronisation instead of several, and the
+ * tasks of all of them balance together. */
 typedef struct {
-    float *y;
-    const float *x, *w, *wp;
-    int n, d_in, d_out, panels_per_task;
+    hr_matmul_out out[HR_MATMUL_MAX_OUTS];
+    int per[HR_MATMUL_MAX_OUTS], first_task[HR_MATMUL_MAX_OUTS + 1];
+    int n_outs;
+    const float *x;
+    int n, d_in;
     int blas; /* n > 1 through OpenBLAS sgemm */
 } matmul_job;
 
 static void matmul_task(void *vp, int i) {
     const matmul_job *j = vp;
-    int n_panels = (j->d_out + 15) / 16;
-    int p0 = i * j->panels_per_task, p1 = p0 + j->panels_per_task;
+    int m = 0;
+    while (m + 1 < j->n_outs && j->first_task[m + 1] <= i) m++;
+    const hr_matmul_out *o = &j->out[m];
+    int n_panels = (o->d_out + 15) / 16;
+    int p0 = (i - j->first_task[m]) * j->per[m], p1 = p0 + j->per[m];
     if (p1 > n_panels) p1 = n_panels;
     if (p0 >= p1) return;
     if (j->blas) {
-        int r0 = p0 * 16, r1 = p1 * 16 < j->d_out ? p1 * 16 : j->d_out;
+        int r0 = p0 * 16, r1 = p1 * 16 < o->d_out ? p1 * 16 : o->d_out;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, r1 - r0, j->d_in, 1.0f, j->x, j->d_in,
-                    j->w + (size_t)r0 * j->d_in, j->d_in, 0.0f, j->y + r0, j->d_out);
+                    o->w + (size_t)r0 * j->d_in, j->d_in, 0.0f, o->y + r0, o->d_out);
     } else if (j->n < 4) { /* too few tokens to fill a tile: same chains, one token at a time */
         for (int t = 0; t < j->n; t++)
-            gemv_panels(j->y + (size_t)t * j->d_out, j->x + (size_t)t * j->d_in, j->wp, j->d_in, j->d_out, p0, p1);
+            gemv_panels(o->y + (size_t)t * o->d_out, j->x + (size_t)t * j->d_in, o->wp, j->d_in, o->d_out, p0, p1);
     } else {
-        gemm_panels(j->y, j->x, j->wp, j->n, j->d_in, j->d_out, p0, p1);
+        gemm_panels(o->y, j->x, o->wp, j->n, j->d_in, o->d_out, p0, p1);
     }
 }
 
-/* A few tasks per thread: the pool hands them out as threads free up, so a
- * core slowed by other work (a shared machine) does not hold the others
- * back. GEMM blocks hold an even number of panels (whole register tiles). */
+/* A few tasks per thread and output: the pool hands them out as threads
+ * free up, so a core slowed by other work (a shared machine) does not hold
+ * the others back. GEMM blocks hold an even number of panels (whole
+ * register tiles). */
 static void run_matmul(hr_pool *pool, matmul_job *j) {
-    int nt = hr_pool_n_threads(pool), n_panels = (j->d_out + 15) / 16;
-    int k = nt == 1 ? 1 : nt * 4;
-    int per = (n_panels + k - 1) / k;
-    if (j->n > 1) per += per & 1;
-    if (per < 1) per = 1;
-    j->panels_per_task = per;
-    hr_pool_run(pool, matmul_task, j, (n_panels + per - 1) / per);
+    int nt = hr_pool_n_threads(pool), k = nt == 1 ? 1 : nt * 4;
+    j->first_task[0] = 0;
+    for (int m = 0; m < j->n_outs; m++) {
+        int n_panels = (j->out[m].d_out + 15) / 16, per = (n_panels + k - 1) / k;
+        if (j->n > 1) per += per & 1;
+        if (per < 1) per = 1;
+        j->per[m] = per;
+        j->first_task[m + 1] = j->first_task[m] + (n_panels + per - 1) / per;
+    }
+    hr_pool_run(pool, matmul_task, j, j->first_task[j->n_outs]);
+}
+
+void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs,
+                     bool blas) {
+    matmul_job j;
+    memset(&j, 0, sizeof j);
+    for (int m = 0; m < n_outs && m < HR_MATMUL_MAX_OUTS; m++) j.out[j.n_outs++] = outs[m];
+    j.x = x, j.n = n, j.d_in = d_in, j.blas = blas && n > 1;
+    run_matmul(pool, &j);
 }
 
 void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, int d_in, int d_out) {
-    matmul_job j = {y, x, NULL, wp, n, d_in, d_out, 0, 0};
-    run_matmul(pool, &j);
+    hr_matmul_out o = {y, NULL, wp, d_out};
+    hr_matmul_multi(pool, x, n, d_in, &o, 1, false);
 }
 
 void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
                     int d_out) {
-    matmul_job j = {y, x, w, wp, n, d_in, d_out, 0, n > 1};
-    run_matmul(pool, &j);
+    hr_matmul_out o = {y, w, wp, d_out};
+    hr_matmul_multi(pool, x, n, d_in, &o, 1, true);
 }
 
 void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps) {

@@ -5,6 +5,7 @@
 #ifndef HR_KERNELS_H
 #define HR_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "../threads/pool.h"
@@ -33,6 +34,19 @@ void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, 
  * batches, not bit-identical to decode); n == 1 as hr_matmul. */
 void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
                     int d_out);
+
+/* Several products of the same x (n, d_in) in one pool job: out[m].y (n,
+ * out[m].d_out) = x · W_m^T from the packed out[m].wp, or with blas (n > 1)
+ * OpenBLAS on the row-major out[m].w. Same results as separate calls. */
+enum { HR_MATMUL_MAX_OUTS = 3 };
+typedef struct {
+    float *y;
+    const float *w;  /* row-major (d_out, d_in); only for blas */
+    const float *wp; /* packed */
+    int d_out;
+} hr_matmul_out;
+void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs,
+                     bool blas);
 
 float hr_dot(const float *a, const float *b, int n);
 /* y += a * x */
