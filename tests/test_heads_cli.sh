@@ -4,19 +4,7 @@
 # hostile inputs fail with one "headroom: error:" line and nothing written.
 set -u
 
-: "${HR_CLI:?HR_CLI must point at the headroom binary}"
-: "${HR_SHARED_DIR:?HR_SHARED_DIR must point at the shared data folder}"
-M="$HR_SHARED_DIR/models/stories260K/stories260K.bin"
-TEXT="$HR_SHARED_DIR/data/text/tinystories_val.txt"
-for f in "$M" "$TEXT"; do [ -r "$f" ] || { echo "SKIP: $f missing"; exit 0; }; done
-
-unset HEADROOM_MODEL HEADROOM_VERBOSE
-T=$(mktemp -d)
-trap 'chmod -R u+w "$T"; rm -rf "$T"' EXIT
-failures=0
-fail() { echo "  FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok   $*"; }
-head -c 6000 "$TEXT" > "$T/text.txt"
+. "$(dirname "$0")/cli_prelude.sh"
 FAST=(--window 48 --tokens 96 --top 2)
 
 run() { "$HR_CLI" heads "$M" "$@" >"$T/out" 2>"$T/err"; rc=$?; }

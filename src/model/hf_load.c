@@ -221,6 +221,21 @@ static hr_status load_llama_layer(loader *ld, int l) {
     return HR_OK;
 }
 
+
+/* lm_head (unprefixed in every checkpoint layout), or the embedding when the
+ * classifier is tied: tied checkpoints that still store lm_head hold a copy
+ * of the embedding. */
+static hr_status load_classifier(loader *ld) {
+    hr_model *m = ld->m;
+    if (m->cfg.tied_classifier) {
+        m->w.output = m->w.tok_embd;
+        return HR_OK;
+    }
+    ld->prefix = "";
+    tensor_req head = {"lm_head.weight", m->cfg.vocab_size, m->cfg.dim, AS_IS, 0, false};
+    return load(ld, &head, &m->w.output);
+}
+
 static hr_status load_llama(loader *ld) {
     hr_model *m = ld->m;
     hr_config *c = &m->cfg;
@@ -232,15 +247,7 @@ static hr_status load_llama(loader *ld) {
     hr_status st = load(ld, &emb, &m->w.tok_embd);
     if (st == HR_OK) st = load(ld, &norm, &m->w.out_norm);
     for (int l = 0; l < c->n_layers && st == HR_OK; l++) st = load_llama_layer(ld, l);
-    if (st != HR_OK) return st;
-    if (c->tied_classifier) {
-        /* Tied checkpoints that still store lm_head hold a copy of the embedding. */
-        m->w.output = m->w.tok_embd;
-        return HR_OK;
-    }
-    ld->prefix = "";
-    tensor_req head = {"lm_head.weight", c->vocab_size, c->dim, AS_IS, 0, false};
-    return load(ld, &head, &m->w.output);
+    return st == HR_OK ? load_classifier(ld) : st;
 }
 
 /* c_attn: Conv1D (dim, 3 * dim) -> wq, wk, wv (dim, dim) each; bias split. */
@@ -300,14 +307,7 @@ static hr_status load_gpt2(loader *ld) {
     if (st == HR_OK) st = load(ld, &lnw, &m->w.out_norm);
     if (st == HR_OK) st = load(ld, &lnb, &m->w.out_norm_b);
     for (int l = 0; l < c->n_layers && st == HR_OK; l++) st = load_gpt2_layer(ld, l);
-    if (st != HR_OK) return st;
-    if (c->tied_classifier) {
-        m->w.output = m->w.tok_embd;
-        return HR_OK;
-    }
-    ld->prefix = "";
-    tensor_req head = {"lm_head.weight", c->vocab_size, c->dim, AS_IS, 0, false};
-    return load(ld, &head, &m->w.output);
+    return st == HR_OK ? load_classifier(ld) : st;
 }
 
 hr_status hr_load_hf(hr_model *m, const char *dir) {

@@ -16,7 +16,6 @@ gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  ("gelu_new")
 CLI: gpt2_ref.py FOLDER --tokens 1,2,3 --out FILE   # (n, vocab) float32 raw
 """
 
-import argparse
 import math
 import sys
 
@@ -61,15 +60,7 @@ def forward(cfg, t, tokens):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("folder")
-    ap.add_argument("--tokens", required=True)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    cfg, t = hf_folder.load(a.folder)
-    t = hf_folder.strip_prefix(t, "transformer.")
-    tokens = [int(s) for s in a.tokens.split(",")]
-    hf_folder.write_logits(a.out, forward(cfg, t, tokens).numpy())
+    return hf_folder.reference_main(forward, "transformer.")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ listed in model.safetensors.index.json) into float64 torch tensors.
 safetensors is parsed by hand from its definition:
   u64 header length | JSON {name: {dtype, shape, data_offsets}} | data."""
 
+import argparse
 import json
 import os
 import struct
@@ -59,3 +60,18 @@ def strip_prefix(tensors, prefix):
 
 def write_logits(path, logits):
     np.asarray(logits, dtype=np.float32).tofile(path)
+
+
+def reference_main(forward, prefix):
+    """Command line of the HF references: FOLDER --tokens 1,2,3 --out FILE;
+    tensors named without `prefix` go to forward(cfg, tensors, tokens)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("folder")
+    ap.add_argument("--tokens", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    cfg, t = load(a.folder)
+    t = strip_prefix(t, prefix)
+    tokens = [int(s) for s in a.tokens.split(",")]
+    write_logits(a.out, forward(cfg, t, tokens).numpy())
+    return 0

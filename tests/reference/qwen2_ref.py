@@ -19,7 +19,6 @@ RMSNorm(x) = x / sqrt(mean(x^2) + eps) * w.
 CLI: qwen2_ref.py FOLDER --tokens 1,2,3 --out FILE   # (n, vocab) float32 raw
 """
 
-import argparse
 import math
 import sys
 
@@ -103,15 +102,7 @@ def forward(cfg, t, tokens):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("folder")
-    ap.add_argument("--tokens", required=True)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    cfg, t = hf_folder.load(a.folder)
-    t = hf_folder.strip_prefix(t, "model.")
-    tokens = [int(s) for s in a.tokens.split(",")]
-    hf_folder.write_logits(a.out, forward(cfg, t, tokens).numpy())
+    return hf_folder.reference_main(forward, "model.")
 
 
 if __name__ == "__main__":
