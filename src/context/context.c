@@ -448,8 +448,8 @@ static void attn_group_task(void *vp, int g) {
  * on the row-major w for batches when the context asked for it. */
 static void matmul(hr_context *ctx, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
                    int d_out) {
-    if (ctx->blas) hr_matmul_blas(ctx->pool, y, x, w, wp, n, d_in, d_out);
-    else hr_matmul(ctx->pool, y, x, wp, n, d_in, d_out);
+    hr_matmul_out o = {y, w, wp, d_out};
+    hr_matmul_multi(ctx->pool, x, n, d_in, &o, 1, ctx->blas);
 }
 
 static hr_status attention(hr_context *ctx, int l, int n, int pos0) {

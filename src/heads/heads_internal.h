@@ -55,6 +55,7 @@ struct hr_lab {
     const bool *selected; /* (n_methods) */
     /* Caches shared between paired methods (ablation/ablation_kl, fdtm). */
     double *abl_loss, *abl_kl; /* (L, H) or NULL */
+    double *row_scratch;       /* (2, W) per-row NLL and KL of lab_nll_kl */
     double *fdtm_heads;        /* (L, H) or NULL */
     double *layer_scores;      /* (n_layer_metrics, L) */
     int prog_slot, prog_slots;
@@ -82,7 +83,7 @@ static inline size_t lab_idx(const hr_lab *lab, int l, int h) { return (size_t)l
 void lab_base_probs(hr_lab *lab, float *x, double *negent, int n, int vocab);
 /* Mean NLL (nats) of predicting tokens[1..n) from logits rows 0..n-2 and,
  * when base_p != NULL, mean KL(base || this) over the same rows.
- * logits (n, vocab); base_p (n, vocab) from lab_base_probs. */
+ * logits (n, vocab); base_p (n, vocab) from lab_base_probs; n <= lab->W. */
 void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const double *base_negent,
                 const int32_t *tokens, int n, int vocab, double *nll, double *kl);
 

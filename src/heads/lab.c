@@ -171,21 +171,10 @@ void lab_base_probs(hr_lab *lab, float *x, double *negent, int n, int vocab) {
 void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const double *base_negent,
                 const int32_t *tokens, int n, int vocab, double *nll, double *kl) {
     int rows = n > 1 ? n - 1 : 0;
-    double *buf = malloc(sizeof(double) * 2 * (size_t)(rows ? rows : 1)), s_nll = 0, s_kl = 0;
-    if (!buf) { /* no scratch: one row at a time, serially */
-        double one[2] = {0, 0};
-        for (int t = 0; t < rows; t++) {
-            rows_job j1 = {(float *)logits + (size_t)t * vocab, base_p ? base_p + (size_t)t * vocab : NULL,
-                           base_negent ? base_negent + t : NULL, tokens + t, vocab, one, one + 1, false};
-            rows_task(&j1, 0);
-            s_nll += one[0], s_kl += base_p ? one[1] : 0;
-        }
-    } else {
-        rows_job j = {(float *)logits, base_p, base_negent, tokens, vocab, buf, buf + rows, false};
-        run_rows(lab, &j, rows);
-        for (int t = 0; t < rows; t++) s_nll += buf[t], s_kl += base_p ? buf[rows + t] : 0;
-        free(buf);
-    }
+    double *row_nll = lab->row_scratch, *row_kl = lab->row_scratch + lab->W, s_nll = 0, s_kl = 0;
+    rows_job j = {(float *)logits, base_p, base_negent, tokens, vocab, row_nll, row_kl, false};
+    run_rows(lab, &j, rows);
+    for (int t = 0; t < rows; t++) s_nll += row_nll[t], s_kl += base_p ? row_kl[t] : 0;
     *nll = s_nll / (rows ? rows : 1);
     if (kl) *kl = base_p ? s_kl / (rows ? rows : 1) : 0;
 }
@@ -358,6 +347,7 @@ void hr_heads_result_free(hr_heads_result *r) {
     free(lab->abl_kl);
     free(lab->fdtm_heads);
     free(lab->layer_scores);
+    free(lab->row_scratch);
     free(r);
 }
 
@@ -403,7 +393,8 @@ static hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p
     lab->has = calloc(n_m, sizeof(bool));
     lab->notes = calloc(n_m, sizeof *lab->notes);
     lab->layer_scores = malloc(sizeof(double) * LM_COUNT * (size_t)(lab->L ? lab->L : 1));
-    if (!sel || !lab->windows || !lab->scores || !lab->has || !lab->notes || !lab->layer_scores)
+    lab->row_scratch = malloc(sizeof(double) * 2 * (size_t)lab->W);
+    if (!sel || !lab->windows || !lab->scores || !lab->has || !lab->notes || !lab->layer_scores || !lab->row_scratch)
         return hr_err(HR_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n_m; i++) sel[i] = selected ? selected[i] : true;
     for (size_t i = 0; i < n_m * lh; i++) lab->scores[i] = NAN;

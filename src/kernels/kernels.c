@@ -280,12 +280,6 @@ void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, 
     hr_matmul_multi(pool, x, n, d_in, &o, 1, false);
 }
 
-void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
-                    int d_out) {
-    hr_matmul_out o = {y, w, wp, d_out};
-    hr_matmul_multi(pool, x, n, d_in, &o, 1, true);
-}
-
 void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps) {
     float ss = 0;
     for (int i = 0; i < dim; i++) ss += x[i] * x[i];

@@ -30,14 +30,11 @@ void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int 
 /* Same, parallel over panels: a vectorised GEMV for up to 3 tokens, a
  * register-tiled, K-blocked GEMM for more, both bit-identical to the ref. */
 void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, int d_in, int d_out);
-/* n > 1 through OpenBLAS sgemm on the row-major w (faster for some
- * batches, not bit-identical to decode); n == 1 as hr_matmul. */
-void hr_matmul_blas(hr_pool *pool, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
-                    int d_out);
 
 /* Several products of the same x (n, d_in) in one pool job: out[m].y (n,
  * out[m].d_out) = x · W_m^T from the packed out[m].wp, or with blas (n > 1)
- * OpenBLAS on the row-major out[m].w. Same results as separate calls. */
+ * OpenBLAS sgemm on the row-major out[m].w (not bit-identical to decode).
+ * Same results as separate calls. */
 enum { HR_MATMUL_MAX_OUTS = 3 };
 typedef struct {
     float *y;
