@@ -52,4 +52,21 @@ static inline double hr_t_maxdiff(const char *label, const float *a, const float
 
 #define SHARED(rel) HR_SHARED_DIR "/" rel
 
+/* A fresh scratch folder /tmp/hr_<name>.XXXXXX, written into dir (cap
+ * bytes); 0 on success, reported on stderr otherwise. */
+static inline int hr_t_scratch_dir(char *dir, size_t cap, const char *name) {
+    snprintf(dir, cap, "/tmp/hr_%s.XXXXXX", name);
+    if (mkdtemp(dir)) return 0;
+    perror("mkdtemp");
+    return -1;
+}
+
+/* Removes a scratch folder and everything in it (kept when HR_KEEP is set). */
+static inline void hr_t_rm_rf(const char *dir) {
+    if (getenv("HR_KEEP")) return;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
 #endif

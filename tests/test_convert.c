@@ -381,18 +381,8 @@ static void hf_write_refuses_a_non_empty_folder_and_leaves_it_alone(void) {
     hr_model_free(m);
 }
 
-static void rm_rf(const char *dir) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/hr_test_convert.XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_convert")) return 1;
     RUN(stories_bin_to_hf_to_gguf_and_back_keeps_logits_identical);
     RUN(half_precision_round_trips_are_close_then_exact);
     RUN(gguf_vocabulary_matches_the_llama_cpp_export);
@@ -402,6 +392,6 @@ int main(void) {
     RUN(llama3_rope_scaling_survives_gguf_and_hf);
     RUN(llama3_scaling_is_recovered_from_rope_freqs_alone);
     RUN(hf_write_refuses_a_non_empty_folder_and_leaves_it_alone);
-    rm_rf(g_dir);
+    hr_t_rm_rf(g_dir);
     TEST_MAIN_END();
 }

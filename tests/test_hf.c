@@ -206,8 +206,7 @@ static void corrupt_safetensors_in_a_folder_names_the_file(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/hr_test_hf.XXXXXX");
-    if (!mkdtemp(g_dir)) return 1;
+    if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_hf")) return 1;
     RUN(llama3_config_reads_every_field);
     RUN(qwen2_mistral_and_gpt2_configs_set_their_traits);
     RUN(hostile_or_incomplete_configs_fail_clearly);
@@ -215,8 +214,6 @@ int main(void) {
     RUN(config_that_disagrees_with_tensor_shapes_is_rejected);
     RUN(shard_indexes_with_bad_names_or_duplicates_are_rejected);
     RUN(corrupt_safetensors_in_a_folder_names_the_file);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", g_dir);
+    hr_t_rm_rf(g_dir);
     TEST_MAIN_END();
 }

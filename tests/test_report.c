@@ -505,23 +505,8 @@ static void report_fails_clearly_on_unwritable_output_dir(void) {
     CHECK(hr_report_write_html(under, "t", "{\"heads\": []}", NULL, NULL, 0) == HR_ERR_IO, "file as dir");
 }
 
-static void cleanup(void) {
-    DIR *d = opendir(g_dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        unlink(tmp_path(e->d_name));
-    }
-    if (d) closedir(d);
-    rmdir(g_dir);
-}
-
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/hr_test_report.XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_report")) return 1;
     RUN(png_heatmap_has_the_requested_size);
     RUN(png_heatmap_maps_min_to_first_colour_max_to_last_and_nan_to_grey);
     RUN(sequential_colormap_gets_brighter_from_low_to_high);
@@ -538,6 +523,6 @@ int main(void) {
     RUN(report_rejects_bad_images);
     RUN(png_metadata_is_trusted_only_when_it_fits_the_pixels);
     RUN(report_fails_clearly_on_unwritable_output_dir);
-    cleanup();
+    hr_t_rm_rf(g_dir);
     TEST_MAIN_END();
 }

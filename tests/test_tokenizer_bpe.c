@@ -443,8 +443,7 @@ static void find_for_model_uses_the_tokenizer_json_of_a_model_folder(void) {
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hr_test_bpe_XXXXXX");
-    if (!mkdtemp(tmp_dir)) return 1;
+    if (hr_t_scratch_dir(tmp_dir, sizeof tmp_dir, "test_bpe")) return 1;
     RUN(gpt2_encoder_json_and_vocab_bpe_pass_every_gpt2_vector);
     RUN(gpt2_gguf_vocabulary_passes_every_gpt2_vector);
     RUN(every_way_of_naming_the_gpt2_files_loads_the_same_tokenizer);

@@ -389,18 +389,8 @@ static void pieces_json_cannot_hold_are_refused_and_nothing_is_left_behind(void)
     hr_tokenizer_free(t);
 }
 
-static void rm_rf(const char *dir) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/hr_test_tok_export.XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_tok_export")) return 1;
     RUN(tok512_exports_to_a_tokenizer_json_that_encodes_all_tinystories_identically);
     RUN(llama_spm_gguf_vocabulary_exports_to_a_tokenizer_json_that_encodes_identically);
     RUN(gpt2_vocabularies_export_to_tokenizer_json_files_that_encode_identically);
@@ -411,6 +401,6 @@ int main(void) {
     RUN(gguf_from_byte_level_vocabularies_names_the_pre_tokenizer);
     RUN(bin_to_hf_folder_carries_a_tokenizer_that_encodes_identically);
     RUN(pieces_json_cannot_hold_are_refused_and_nothing_is_left_behind);
-    if (!getenv("HR_KEEP")) rm_rf(g_dir);
+    hr_t_rm_rf(g_dir);
     TEST_MAIN_END();
 }
