@@ -6,6 +6,7 @@
 #include "headroom/gguf.h"
 #include "headroom/model.h"
 #include "model/model_internal.h"
+#include "formats/dtype.h"
 
 #include <stdlib.h>
 

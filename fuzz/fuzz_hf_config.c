@@ -1,7 +1,7 @@
 /* libFuzzer target: the Hugging Face config.json parser
  * (hr_hf_parse_config), on input that is not NUL-terminated. */
 #include "fuzz_common.h"
-#include "model/hf_internal.h"
+#include "io/hf_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hr_config c;

@@ -4,7 +4,7 @@
  * hostile inputs that must fail cleanly. */
 #include "check.h"
 #include "headroom/gguf.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdbool.h>
 #include <stdint.h>

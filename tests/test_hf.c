@@ -9,7 +9,7 @@
 #include "check.h"
 #include "headroom/convert.h"
 #include "headroom/model.h"
-#include "model/hf_internal.h"
+#include "io/hf_internal.h"
 
 static hr_status parse(const char *json, hr_config *c) { return hr_hf_parse_config(json, strlen(json), c, NULL); }
 

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "kernels/kernels.h"
-#include "threads/pool.h"
+#include "engine/kernels.h"
+#include "engine/pool.h"
 
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;

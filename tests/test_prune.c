@@ -65,7 +65,7 @@ static void compare(const char *label, const hr_model *a, const float *ga, const
     {
         size_t n = (size_t)N_TOK * hr_model_config(a)->vocab_size;
         /* The products skip a removed column exactly as they add a zeroed
-         * input (src/kernels/kernels.h), so the criterion (1e-5) is met
+         * input (src/engine/kernels.h), so the criterion (1e-5) is met
          * with nothing to spare: the logits are equal. */
         double d = hr_t_maxdiff(label, la, lb, n);
         CHECK(d <= 1e-5, "%s differs by %.3g", label, d);

@@ -4,7 +4,7 @@
 #include "tok_util.h"
 #include "headroom/gguf.h"
 #include "headroom/tokenizer.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -5,7 +5,7 @@
 #include "check.h"
 #include "tok_util.h"
 #include "headroom/tokenizer.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <cjson/cJSON.h>
 

@@ -9,7 +9,7 @@
 #include "headroom/gguf.h"
 #include "headroom/model.h"
 #include "headroom/tokenizer.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <cjson/cJSON.h>
 

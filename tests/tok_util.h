@@ -3,7 +3,7 @@
 #define HR_TEST_TOK_UTIL_H
 
 #include "headroom/tokenizer.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <string.h>
 

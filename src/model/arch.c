@@ -3,7 +3,7 @@
  * loader's tensor names. */
 #include <string.h>
 
-#include "model_internal.h"
+#include "model/model_internal.h"
 
 typedef struct {
     hr_arch arch;

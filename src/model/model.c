@@ -1,5 +1,5 @@
-/* Model handle: format detection, shared validation, accessors. */
-#include "model_internal.h"
+/* Model handle: shared validation, accessors, tensor listing. */
+#include "model/model_internal.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -8,9 +8,6 @@
 
 #include "headroom/gguf.h"
 #include "headroom/safetensors.h"
-#include <sys/stat.h>
-
-#define LLAMA2C_Q8_MAGIC 0x616b3432u
 
 float *hr_model_alloc_owned(hr_model *m, size_t n) {
     size_t bytes;
@@ -28,97 +25,30 @@ float *hr_model_alloc_owned(hr_model *m, size_t n) {
     return buf;
 }
 
-/* Limits far above any real model but low enough that every product of
- * them used for sizes fits in 64 bits without overflow. */
-enum {
-    MAX_DIM = 1 << 16,
-    MAX_HEADS = 1 << 10,
-    MAX_HEAD_DIM = 1 << 10,
-    MAX_FF = 1 << 18,
-    MAX_VOCAB = 1 << 22,
-    MAX_SEQ = 1 << 22
-};
-
 hr_status hr_config_validate(const hr_config *c) {
-    if (c->dim <= 0 || c->dim > MAX_DIM)
-        return hr_err(HR_ERR_FORMAT, "model dimension %d is out of range (1..%d)", c->dim, MAX_DIM);
+    if (c->dim <= 0 || c->dim > HR_MAX_DIM)
+        return hr_err(HR_ERR_FORMAT, "model dimension %d is out of range (1..%d)", c->dim, HR_MAX_DIM);
     if (c->n_layers <= 0 || c->n_layers > HR_MAX_LAYERS)
         return hr_err(HR_ERR_FORMAT, "layer count %d is out of range (1..%d)", c->n_layers, HR_MAX_LAYERS);
-    if (c->head_dim <= 0 || c->head_dim > MAX_HEAD_DIM || c->head_dim % 2)
-        return hr_err(HR_ERR_FORMAT, "head dimension %d is invalid (must be even, 2..%d)", c->head_dim, MAX_HEAD_DIM);
-    if (c->vocab_size <= 0 || c->vocab_size > MAX_VOCAB)
-        return hr_err(HR_ERR_FORMAT, "vocabulary size %d is out of range (1..%d)", c->vocab_size, MAX_VOCAB);
-    if (c->seq_len <= 0 || c->seq_len > MAX_SEQ)
-        return hr_err(HR_ERR_FORMAT, "context length %d is out of range (1..%d)", c->seq_len, MAX_SEQ);
+    if (c->head_dim <= 0 || c->head_dim > HR_MAX_HEAD_DIM || c->head_dim % 2)
+        return hr_err(HR_ERR_FORMAT, "head dimension %d is invalid (must be even, 2..%d)", c->head_dim, HR_MAX_HEAD_DIM);
+    if (c->vocab_size <= 0 || c->vocab_size > HR_MAX_VOCAB)
+        return hr_err(HR_ERR_FORMAT, "vocabulary size %d is out of range (1..%d)", c->vocab_size, HR_MAX_VOCAB);
+    if (c->seq_len <= 0 || c->seq_len > HR_MAX_SEQ)
+        return hr_err(HR_ERR_FORMAT, "context length %d is out of range (1..%d)", c->seq_len, HR_MAX_SEQ);
     if (!(c->norm_eps > 0 && c->norm_eps < 1))
         return hr_err(HR_ERR_FORMAT, "norm epsilon %g is out of range", (double)c->norm_eps);
     if (!(c->rope_theta > 1 && c->rope_theta < 1e12f))
         return hr_err(HR_ERR_FORMAT, "rope theta %g is out of range", (double)c->rope_theta);
     for (int l = 0; l < c->n_layers; l++) {
         int h = c->n_head[l], kv = c->n_head_kv[l], ff = c->n_ff[l];
-        if (h < 0 || h > MAX_HEADS || kv < 0 || kv > MAX_HEADS)
+        if (h < 0 || h > HR_MAX_HEADS || kv < 0 || kv > HR_MAX_HEADS)
             return hr_err(HR_ERR_FORMAT, "layer %d: head counts %d/%d out of range", l, h, kv);
         if ((h == 0) != (kv == 0) || (kv > 0 && h % kv != 0))
             return hr_err(HR_ERR_FORMAT, "layer %d: %d query heads cannot share %d KV heads evenly", l, h, kv);
-        if (ff < 0 || ff > MAX_FF)
-            return hr_err(HR_ERR_FORMAT, "layer %d: FFN size %d out of range (0..%d)", l, ff, MAX_FF);
+        if (ff < 0 || ff > HR_MAX_FF)
+            return hr_err(HR_ERR_FORMAT, "layer %d: FFN size %d out of range (0..%d)", l, ff, HR_MAX_FF);
     }
-    return HR_OK;
-}
-
-static hr_status detect_and_load(hr_model *m, const char *path) {
-    const uint8_t *d = m->file.data;
-    size_t n = m->file.size;
-    if (n == 0) return hr_err(HR_ERR_FORMAT, "'%s' is empty", path);
-    if (hr_gguf_is_gguf(d, n)) {
-        m->format = HR_FORMAT_GGUF;
-        /* The GGUF reader maps the file itself. */
-        hr_unmap_file(&m->file);
-        return hr_load_gguf(m, path);
-    }
-    uint32_t magic = 0;
-    if (n >= 4) memcpy(&magic, d, 4);
-    /* safetensors: u64 header length (high half zero) then '{'; llama2.c
-     * never has a zero second int (hidden_dim). */
-    if (n >= 9 && d[8] == '{' && !d[4] && !d[5] && !d[6] && !d[7])
-        return hr_err(HR_ERR_FORMAT, "'%s' looks like a safetensors file: pass the Hugging Face folder that "
-                      "holds it and its config.json", path);
-    if (magic == LLAMA2C_Q8_MAGIC) {
-        m->format = HR_FORMAT_LLAMA2C_Q8;
-        return hr_load_llama2c_q8(m);
-    }
-    /* llama2.c v0 has no magic: its first int is the (small, positive) dim. */
-    if (n >= 28 && magic > 0 && magic <= MAX_DIM) {
-        m->format = HR_FORMAT_LLAMA2C;
-        return hr_load_llama2c(m);
-    }
-    return hr_err(HR_ERR_FORMAT,
-                  "'%s' is not a model headroom can read (not GGUF, not llama2.c v0 or int8 v2: "
-                  "first bytes %02x %02x %02x %02x)", path, n > 0 ? d[0] : 0, n > 1 ? d[1] : 0,
-                  n > 2 ? d[2] : 0, n > 3 ? d[3] : 0);
-}
-
-hr_status hr_model_load(const char *path, hr_model **out) {
-    *out = NULL;
-    if (!path) return hr_err(HR_ERR_INVALID_ARG, "no model path given");
-    hr_model *m = calloc(1, sizeof *m);
-    if (!m) return hr_err(HR_ERR_NOMEM, "out of memory");
-    struct stat sb;
-    bool is_dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-    hr_status st = is_dir ? HR_OK : hr_map_file(path, &m->file);
-    if (st == HR_OK && is_dir) {
-        m->format = HR_FORMAT_HF;
-        st = hr_load_hf(m, path);
-    } else if (st == HR_OK) {
-        st = detect_and_load(m, path);
-    }
-    if (st == HR_OK) st = hr_config_validate(&m->cfg);
-    if (st != HR_OK) {
-        if (strstr(hr_last_error(), path) == NULL) hr_err_prefix("loading '%s'", path);
-        hr_model_free(m);
-        return st;
-    }
-    *out = m;
     return HR_OK;
 }
 
@@ -126,7 +56,7 @@ void hr_model_free(hr_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
-    hr_packed_free(m->packed);
+    if (m->packed && m->packed_free) m->packed_free(m->packed);
     hr_unmap_file(&m->file);
     hr_gguf_close(m->gguf);
     for (size_t i = 0; i < m->n_shards; i++) hr_st_close(m->shards[i]);

@@ -4,7 +4,8 @@
 #define HR_MODEL_INTERNAL_H
 
 #include "headroom/model.h"
-#include "internal.h"
+#include "core/internal.h"
+#include "core/limits.h"
 
 /* Q/K rows are in the interleaved-pair RoPE layout (llama2.c, GGUF llama);
  * loaders of rotate-half layouts (HF llama/qwen2) permute them on load.
@@ -49,31 +50,11 @@ struct hr_model {
     size_t n_shards;
     void **owned;        /* buffers of dequantized weights */
     size_t n_owned, cap_owned;
-    struct hr_packed_weights *packed; /* built by the first context; see hr_model_packed */
+    /* Built and owned by the engine (src/engine/pack.c), freed with the
+     * model through packed_free: the model layer does not know its type. */
+    void *packed;
+    void (*packed_free)(void *packed);
 };
-
-/* Panel-packed copies of the matrices the forward pass multiplies by (the
- * layout of hr_pack_panels in src/kernels/kernels.h), NULL where the model
- * has no such matrix. The row-major weights stay for everything else
- * (analysis, surgery, writers). */
-typedef struct {
-    const float *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
-} hr_layer_packed;
-
-typedef struct hr_packed_weights {
-    hr_layer_packed layers[HR_MAX_LAYERS];
-    const float *output; /* (vocab, dim) classifier, packed */
-    float *buf;          /* one allocation holding every panel */
-    size_t n_floats;
-} hr_packed_weights;
-
-struct hr_pool;
-/* The model's packed matrices, packed on first use (in parallel on pool)
- * and kept until hr_model_free; safe to call from several threads. The
- * model's weights must not change afterwards (they never do: surgery
- * builds new models). *out is owned by the model. */
-hr_status hr_model_packed(const hr_model *m, struct hr_pool *pool, const hr_packed_weights **out);
-void hr_packed_free(struct hr_packed_weights *p); /* NULL ok */
 
 /* One present weight tensor, GGUF-named, f32 row-major (rows, cols). */
 typedef struct {
@@ -93,13 +74,4 @@ float *hr_model_alloc_owned(hr_model *m, size_t n);
 /* Checks the config for sane, overflow-free sizes (shared by all loaders). */
 hr_status hr_config_validate(const hr_config *c);
 
-hr_status hr_load_llama2c(hr_model *m);
-hr_status hr_load_llama2c_q8(hr_model *m);
-hr_status hr_load_gguf(hr_model *m, const char *path);
-/* Hugging Face folder (src/model/hf_load.c). */
-hr_status hr_load_hf(hr_model *m, const char *dir);
-float hr_f16_to_f32(uint16_t h);
-float hr_bf16_to_f32(uint16_t h);
-/* Converts n values of a ggml type to f32 (dst holds n floats). */
-hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n);
 #endif

@@ -3,8 +3,8 @@
  * close to matplotlib's viridis (anchors sampled from its published values).
  * Diverging: blue -> near-white -> red, so the sign of a value reads at a
  * glance and 0 is neutral. */
-#include "internal.h"
-#include "report_internal.h"
+#include "core/internal.h"
+#include "report/report_internal.h"
 
 #include <math.h>
 #include <stdio.h>

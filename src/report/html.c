@@ -2,8 +2,8 @@
  * embeds: the head/layer documents and a description of the pictures go in
  * as inline JSON (with every '<' escaped so no string can close the script
  * element), images as base64 data URIs; the inline script draws the page. */
-#include "internal.h"
-#include "report_internal.h"
+#include "core/internal.h"
+#include "report/report_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * nothing from the network. The script renders tables and figures from the
  * embedded JSON using textContent only (no innerHTML), so strings from the
  * data can never become markup. */
-#include "report_internal.h"
+#include "report/report_internal.h"
 
 const char hr_report_css[] =
     ":root { --fg: #1d2330; --muted: #5b6475; --line: #dde1e8; --bg: #f6f7f9; --card: #fff; --accent: #3b5b92; }\n"

@@ -2,8 +2,8 @@
  * function that calls setjmp keeps its locals unchanged afterwards and does
  * the real work in a helper, so nothing is clobbered. Errors never print:
  * the message is captured and returned through hr_err. */
-#include "internal.h"
-#include "report_internal.h"
+#include "core/internal.h"
+#include "report/report_internal.h"
 
 #include <math.h>
 #include <png.h>

@@ -1,6 +1,6 @@
 /* Read-only accessors of the vocabulary for writers (GGUF, tokenizer.json):
  * pieces in file spelling, types, scores, merges, the split regex. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <string.h>
 

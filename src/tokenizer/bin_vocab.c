@@ -1,7 +1,7 @@
 /* llama2.c tokenizer .bin: i32 max_token_length, then (f32 score, i32 len,
  * len bytes) records until EOF. The format has no magic and no count, so
  * every record is checked against the bytes that remain. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * heap keeps that O(n log n) per word; words repeat a lot in text, so one
  * encode call caches the ids of each distinct word. */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <pcre2.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * code points), the other 68 bytes are given code points 256, 257, ... in
  * byte order (so ' ' is U+0120 'Ġ', '\n' is U+010A 'Ċ'). */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <pcre2.h>
 #include <stdlib.h>

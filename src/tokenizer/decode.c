@@ -1,6 +1,6 @@
 /* Decoding ids back to text, from the precomputed per-piece "dec" bytes
  * (the same for every tokenizer model). */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

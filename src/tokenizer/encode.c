@@ -1,7 +1,7 @@
 /* SentencePiece-BPE encoding: UTF-8 validation, space normalisation, then
  * greedy best-score merging driven by a binary heap over a doubly linked
  * list of symbols, so the whole text costs O(n log n). */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* Locating the vocabulary that goes with a model file. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

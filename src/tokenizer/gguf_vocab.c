@@ -1,7 +1,7 @@
 /* Vocabulary from a GGUF's tokenizer.ggml.* keys: SentencePiece "llama"
  * and byte-level BPE "gpt2" (tokens + merges + tokenizer.ggml.pre naming
  * the split regex); other tokenizer models are reported as unsupported. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
  * The NFC normalizer is accepted and not applied (llama.cpp does the same):
  * text that is already NFC, as almost all text is, is unaffected.
  * Anything else is HR_ERR_UNSUPPORTED naming the component. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 /* hr_tokenizer_load: picks the loader from the file's content (a small
  * table: adding a format is one loader plus one row), or from the files a
  * directory holds. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  * (descending), then by piece id and side ids. BPE by rank merges the
  * same pairs in the same order as best-score SentencePiece as long as no
  * two competing pieces share a score. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #define HR_TOK_INTERNAL_H
 
 #include "headroom/tokenizer.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdbool.h>
 #include <stddef.h>

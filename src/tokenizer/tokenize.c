@@ -1,6 +1,6 @@
 /* hr_tokenizer_encode: validation, BOS/EOS, special-token splitting, then
  * the registered model encodes each plain-text fragment. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

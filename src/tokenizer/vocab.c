@@ -1,6 +1,6 @@
 /* Vocabulary storage shared by both file formats: piece blobs, the piece
  * hash used by encoding, byte-fallback table, accessors. */
-#include "tok_internal.h"
+#include "tokenizer/tok_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

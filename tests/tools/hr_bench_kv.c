@@ -14,7 +14,7 @@
 #include "headroom/context.h"
 #include "headroom/kvcache.h"
 #include "headroom/model.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,7 +18,7 @@
 #include "headroom/kvcache.h"
 #include "headroom/model.h"
 #include "headroom/tokenizer.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@
  * use std 2/sqrt(dim) (logits of a few units); RMSNorm weights are
  * 1 + N(0, 0.1) so a swapped norm vector is detectable too.
  */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <stdio.h>

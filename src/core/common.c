@@ -1,0 +1,223 @@
+#include "core/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local char g_last_error[1024];
+static hr_log_fn g_log_fn;
+static void *g_log_ud;
+
+const char *hr_status_str(hr_status s) {
+    switch (s) {
+    case HR_OK: return "ok";
+    case HR_ERR_INVALID_ARG: return "invalid argument";
+    case HR_ERR_IO: return "I/O error";
+    case HR_ERR_FORMAT: return "format error";
+    case HR_ERR_UNSUPPORTED: return "unsupported";
+    case HR_ERR_NOMEM: return "out of memory";
+    case HR_ERR_RANGE: return "out of range";
+    case HR_ERR_NOT_FOUND: return "not found";
+    case HR_ERR_ABORTED: return "aborted";
+    }
+    return "unknown status";
+}
+
+const char *hr_last_error(void) { return g_last_error; }
+
+hr_status hr_err(hr_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_last_error, sizeof g_last_error, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+void hr_err_prefix(const char *fmt, ...) {
+    char prefix[512], old[sizeof g_last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, g_last_error, sizeof old);
+    /* Built by hand: snprintf("%s: %s") trips -Wformat-truncation. */
+    size_t np = strlen(prefix), no = strlen(old), cap = sizeof g_last_error - 1;
+    if (np > cap) np = cap;
+    memcpy(g_last_error, prefix, np);
+    size_t at = np;
+    if (at + 2 <= cap) {
+        memcpy(g_last_error + at, ": ", 2);
+        at += 2;
+    }
+    if (no > cap - at) no = cap - at;
+    memcpy(g_last_error + at, old, no);
+    g_last_error[at + no] = 0;
+}
+
+void hr_set_log_callback(hr_log_fn fn, void *user_data) {
+    g_log_fn = fn;
+    g_log_ud = user_data;
+}
+
+void hr_log(hr_log_level level, const char *fmt, ...) {
+    if (!g_log_fn) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    g_log_fn(level, buf, g_log_ud);
+}
+
+hr_status hr_map_file(const char *path, hr_mapped_file *out) {
+    memset(out, 0, sizeof *out);
+    if (!path) return hr_err(HR_ERR_INVALID_ARG, "no file path given");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return hr_err(HR_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return hr_err(HR_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return hr_err(HR_ERR_IO, "'%s' is not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return HR_OK;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return hr_err(HR_ERR_IO, "cannot mmap '%s': %s", path, strerror(errno));
+    out->data = p;
+    out->size = (size_t)st.st_size;
+    out->is_mmap = 1;
+    return HR_OK;
+}
+
+void hr_unmap_file(hr_mapped_file *f) {
+    if (!f) return;
+    if (f->data) {
+        if (f->is_mmap) munmap((void *)f->data, f->size);
+        else free((void *)f->data);
+    }
+    memset(f, 0, sizeof *f);
+}
+
+hr_status hr_read_file(const char *path, char **out, size_t *len) {
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return hr_err(HR_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        fclose(fp);
+        return hr_err(HR_ERR_NOMEM, "out of memory reading '%s'", path);
+    }
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if (n < cap) break;
+        char *nb = realloc(buf, cap * 2 + 1);
+        if (!nb) {
+            free(buf);
+            fclose(fp);
+            return hr_err(HR_ERR_NOMEM, "out of memory reading '%s'", path);
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) {
+        free(buf);
+        return hr_err(HR_ERR_IO, "read error on '%s'", path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return HR_OK;
+}
+
+hr_status hr_atomic_open(const char *path, hr_atomic_file *af) {
+    memset(af, 0, sizeof *af);
+    size_t n = strlen(path) + 32;
+    af->tmp = malloc(n);
+    af->final = strdup(path);
+    if (!af->tmp || !af->final) {
+        free(af->tmp);
+        free(af->final);
+        return hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    af->fp = fopen(af->tmp, "wb");
+    if (!af->fp) {
+        hr_status st = hr_err(HR_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        free(af->tmp);
+        free(af->final);
+        memset(af, 0, sizeof *af);
+        return st;
+    }
+    return HR_OK;
+}
+
+hr_status hr_atomic_write(hr_atomic_file *af, const void *buf, size_t n) {
+    if (af->failed) return HR_ERR_IO;
+    if (n && fwrite(buf, 1, n, (FILE *)af->fp) != n) {
+        af->failed = 1;
+        return hr_err(HR_ERR_IO, "write to '%s' failed: %s", af->final, strerror(errno));
+    }
+    return HR_OK;
+}
+
+void hr_atomic_abort(hr_atomic_file *af) {
+    if (!af || !af->tmp) return;
+    if (af->fp) fclose((FILE *)af->fp);
+    unlink(af->tmp);
+    free(af->tmp);
+    free(af->final);
+    memset(af, 0, sizeof *af);
+}
+
+hr_status hr_atomic_commit(hr_atomic_file *af) {
+    if (!af->fp) return hr_err(HR_ERR_INVALID_ARG, "atomic file not open");
+    FILE *fp = (FILE *)af->fp;
+    int bad = af->failed || fflush(fp) != 0 || fsync(fileno(fp)) != 0;
+    int e = errno;
+    if (fclose(fp) != 0) bad = 1;
+    af->fp = NULL;
+    if (bad) {
+        hr_status st = hr_err(HR_ERR_IO, "writing '%s' failed: %s", af->final, strerror(e));
+        hr_atomic_abort(af);
+        return st;
+    }
+    if (rename(af->tmp, af->final) != 0) {
+        hr_status st = hr_err(HR_ERR_IO, "cannot rename into '%s': %s", af->final, strerror(errno));
+        hr_atomic_abort(af);
+        return st;
+    }
+    free(af->tmp);
+    free(af->final);
+    memset(af, 0, sizeof *af);
+    return HR_OK;
+}
+
+double hr_time_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int hr_n_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}

@@ -1,0 +1,647 @@
+/* Inference context: RunState, KV cache and the Llama forward pass. */
+#include "headroom/context.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "engine/context_internal.h"
+#include "engine/kernels.h"
+#include "engine/kv/store.h"
+#include "engine/pack.h"
+#include "engine/pool.h"
+#include "model/model_internal.h"
+
+enum { MAX_CHUNKS = 8 }; /* token chunks per head in attention tasks */
+enum { ATT_Q = 4 };       /* queries of a head sharing each key/value load */
+
+struct hr_context {
+    const hr_model *model;
+    const hr_config *c;
+    int n_ctx, n_batch, n_past;
+    int q_dim, kv_dim, max_ff, max_heads; /* widest layer */
+    hr_pool *pool;
+    const hr_packed_weights *packed; /* the model's panel-packed matrices */
+    bool blas;                       /* batched products through OpenBLAS */
+
+    /* One store per KV head, keys/values transposed (head_dim, slots) so
+     * attention runs along positions with contiguous vector loads. */
+    hr_kv_store *kv[HR_MAX_LAYERS]; /* (n_head_kv[l]) */
+    bool layer_direct[HR_MAX_LAYERS]; /* every store of the layer keeps all positions */
+    bool has_policies;              /* some store evicts */
+    size_t kv_bytes;
+    int gather_cap;                 /* largest evicting store + n_batch */
+    float *gk, *gv;                 /* (max_kv_heads, head_dim, gather_cap) visible keys/values, gathered */
+    float *gs;                      /* (max_kv_heads, gather_cap) scores over them */
+    int32_t *gpos;                  /* (max_kv_heads, gather_cap) their positions; >= 0: slot, < 0: -1-batch row */
+    float *batch_acc;               /* (max_kv_heads, n_batch) attention received by batch tokens (heavy) */
+    float *rope_cos, *rope_sin;    /* (n_ctx, head_dim/2) */
+
+    float *x;      /* (n_batch, dim) residual stream */
+    float *xb;     /* (n_batch, dim) normed sublayer input */
+    float *q;      /* (n_batch, q_dim) queries */
+    float *k, *v;  /* (n_batch, kv_dim) new keys / values */
+    float *att;    /* (n_batch, q_dim) per-head attention output, before Wo */
+    float *proj;   /* (n_batch, dim) sublayer output */
+    float *hb;     /* (n_batch, max_ff) gate, then silu(gate)*up */
+    float *hb2;    /* (n_batch, max_ff) up */
+    float *last_logits; /* (vocab) */
+    float *scores; /* (max_heads * MAX_CHUNKS * ATT_Q, n_ctx) attention scratch per task */
+    float *probs;  /* (max_heads, n_batch, n_ctx) kept only while a probs hook listens */
+    float *gates;  /* (n_layers, max_heads) head output multipliers */
+    float *head_means; /* (n_layers, max_heads, head_dim) or NULL: what a gated-off head is replaced by */
+
+    hr_hook_fn hook;
+    uint32_t hook_mask;
+    void *hook_ud;
+    char err[512];
+};
+
+hr_context_params hr_context_default_params(void) {
+    hr_context_params p = {0, 0, 0, NULL, false};
+    return p;
+}
+
+static hr_status ctx_fail(hr_context *ctx, hr_status st) {
+    if (ctx) snprintf(ctx->err, sizeof ctx->err, "%s", hr_last_error());
+    return st;
+}
+
+const char *hr_context_last_error(const hr_context *ctx) { return ctx ? ctx->err : ""; }
+
+static float *alloc_floats(size_t a, size_t b, size_t *bytes_acc) {
+    size_t n, bytes;
+    if (!hr_mul_size(a, b, &n) || !hr_mul_size(n, sizeof(float), &bytes)) return NULL;
+    float *p = calloc(1, bytes ? bytes : 1);
+    if (p && bytes_acc) *bytes_acc += bytes;
+    return p;
+}
+
+void hr_context_free(hr_context *ctx) {
+    if (!ctx) return;
+    for (int l = 0; l < HR_MAX_LAYERS; l++) {
+        if (!ctx->kv[l]) continue;
+        for (int g = 0; g < ctx->c->n_head_kv[l]; g++) hr_kv_store_free(&ctx->kv[l][g]);
+        free(ctx->kv[l]);
+    }
+    free(ctx->gk), free(ctx->gv), free(ctx->gs), free(ctx->gpos), free(ctx->batch_acc);
+    float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x, ctx->xb, ctx->q, ctx->k, ctx->v, ctx->att,
+                     ctx->proj, ctx->hb, ctx->hb2, ctx->last_logits, ctx->scores, ctx->probs, ctx->gates, ctx->head_means};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    hr_pool_free(ctx->pool);
+    free(ctx);
+}
+
+static hr_status alloc_kv(hr_context *ctx, const hr_kv_plan *plan) {
+    const hr_config *c = ctx->c;
+    int max_cap = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        ctx->layer_direct[l] = true;
+        if (c->n_head_kv[l] == 0) continue;
+        ctx->kv[l] = calloc((size_t)c->n_head_kv[l], sizeof(hr_kv_store));
+        if (!ctx->kv[l]) return hr_err(HR_ERR_NOMEM, "out of memory for the KV cache");
+        for (int g = 0; g < c->n_head_kv[l]; g++) {
+            hr_kv_policy pol = hr_kv_plan_get(plan, l, g);
+            hr_status st = hr_kv_policy_validate(&pol, ctx->n_ctx);
+            if (st != HR_OK) {
+                hr_err_prefix("KV plan, layer %d KV head %d", l, g);
+                return st;
+            }
+            st = hr_kv_store_init(&ctx->kv[l][g], &pol, ctx->n_ctx, c->head_dim, &ctx->kv_bytes);
+            if (st != HR_OK) return st;
+            if (!hr_kv_store_direct(&ctx->kv[l][g])) {
+                ctx->layer_direct[l] = false;
+                ctx->has_policies = true;
+                if (ctx->kv[l][g].cap > max_cap) max_cap = ctx->kv[l][g].cap;
+            }
+        }
+    }
+    if (!ctx->has_policies) return HR_OK;
+    size_t mkv = (size_t)hr_config_max_kv_heads(c), hd = (size_t)c->head_dim;
+    ctx->gather_cap = max_cap + ctx->n_batch + 16; /* +16: see hr_kv_store.ld */
+    ctx->gk = alloc_floats(mkv * hd, (size_t)ctx->gather_cap, NULL);
+    ctx->gv = alloc_floats(mkv * hd, (size_t)ctx->gather_cap, NULL);
+    ctx->gs = alloc_floats(mkv, (size_t)ctx->gather_cap, NULL);
+    ctx->gpos = (int32_t *)alloc_floats(mkv, (size_t)ctx->gather_cap, NULL);
+    ctx->batch_acc = alloc_floats(mkv, (size_t)ctx->n_batch, NULL);
+    if (!ctx->gk || !ctx->gv || !ctx->gs || !ctx->gpos || !ctx->batch_acc)
+        return hr_err(HR_ERR_NOMEM, "out of memory for the KV cache");
+    return HR_OK;
+}
+
+static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
+    const hr_config *c = ctx->c;
+    size_t nb = (size_t)ctx->n_batch, hd = (size_t)c->head_dim;
+    hr_status kst = alloc_kv(ctx, plan);
+    if (kst != HR_OK) return kst;
+    ctx->rope_cos = alloc_floats((size_t)ctx->n_ctx, hd / 2, NULL);
+    ctx->rope_sin = alloc_floats((size_t)ctx->n_ctx, hd / 2, NULL);
+    ctx->x = alloc_floats(nb, (size_t)c->dim, NULL);
+    ctx->xb = alloc_floats(nb, (size_t)c->dim, NULL);
+    ctx->q = alloc_floats(nb, (size_t)ctx->q_dim, NULL);
+    ctx->k = alloc_floats(nb, (size_t)ctx->kv_dim, NULL);
+    ctx->v = alloc_floats(nb, (size_t)ctx->kv_dim, NULL);
+    ctx->att = alloc_floats(nb, (size_t)ctx->q_dim, NULL);
+    ctx->proj = alloc_floats(nb, (size_t)c->dim, NULL);
+    ctx->hb = alloc_floats(nb, (size_t)(ctx->max_ff ? ctx->max_ff : 1), NULL);
+    ctx->hb2 = alloc_floats(nb, (size_t)(ctx->max_ff ? ctx->max_ff : 1), NULL);
+    ctx->last_logits = alloc_floats((size_t)c->vocab_size, 1, NULL);
+    ctx->scores = alloc_floats((size_t)(ctx->max_heads ? ctx->max_heads : 1) * MAX_CHUNKS * ATT_Q, (size_t)ctx->n_ctx, NULL);
+    ctx->gates = alloc_floats((size_t)c->n_layers, (size_t)(ctx->max_heads ? ctx->max_heads : 1), NULL);
+    if (!ctx->rope_cos || !ctx->rope_sin || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att ||
+        !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->last_logits || !ctx->scores || !ctx->gates)
+        return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
+    double *freqs = malloc(sizeof(double) * (hd / 2 + 1));
+    if (!freqs) return hr_err(HR_ERR_NOMEM, "out of memory");
+    const hr_rope_scaling *rs = &c->rope_scaling;
+    hr_rope_freqs(freqs, (int)hd, c->rope_theta, rs->llama3 ? rs->factor : 0, rs->low_freq_factor,
+                  rs->high_freq_factor, rs->original_ctx);
+    for (int p = 0; p < ctx->n_ctx; p++)
+        hr_rope_table(ctx->rope_cos + (size_t)p * (hd / 2), ctx->rope_sin + (size_t)p * (hd / 2), freqs, (int)hd, p);
+    free(freqs);
+    return hr_context_set_head_gates(ctx, NULL);
+}
+
+hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_context **out) {
+    *out = NULL;
+    if (!m) return hr_err(HR_ERR_INVALID_ARG, "no model given");
+    hr_context_params dp = hr_context_default_params();
+    if (!p) p = &dp;
+    const hr_config *c = hr_model_config(m);
+    if (p->n_ctx < 0 || p->n_ctx > c->seq_len)
+        return hr_err(HR_ERR_RANGE, "context of %d tokens is beyond the model's context length %d", p->n_ctx,
+                      c->seq_len);
+    if (p->n_threads < 0 || p->n_threads > 1024) return hr_err(HR_ERR_RANGE, "thread count %d out of range", p->n_threads);
+    if (p->n_batch < 0) return hr_err(HR_ERR_RANGE, "batch size %d out of range", p->n_batch);
+    hr_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return hr_err(HR_ERR_NOMEM, "out of memory");
+    ctx->model = m;
+    ctx->c = c;
+    ctx->n_ctx = p->n_ctx ? p->n_ctx : c->seq_len;
+    ctx->n_batch = p->n_batch ? p->n_batch : (ctx->n_ctx < 512 ? ctx->n_ctx : 512);
+    if (ctx->n_batch > ctx->n_ctx) ctx->n_batch = ctx->n_ctx;
+    ctx->max_heads = hr_config_max_heads(c);
+    ctx->q_dim = ctx->max_heads * c->head_dim;
+    ctx->kv_dim = hr_config_max_kv_heads(c) * c->head_dim;
+    ctx->max_ff = hr_config_max_ff(c);
+    ctx->blas = p->blas_prefill;
+    /* Our pool owns all parallelism; sgemm runs single-threaded per task. */
+    openblas_set_num_threads(1);
+    hr_status st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
+    if (st == HR_OK) st = hr_model_packed(m, ctx->pool, &ctx->packed);
+    if (st == HR_OK && p->kv_plan) st = hr_kv_plan_check(p->kv_plan, c);
+    if (st == HR_OK) st = alloc_state(ctx, p->kv_plan);
+    if (st != HR_OK) {
+        hr_context_free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return HR_OK;
+}
+
+int hr_context_n_ctx(const hr_context *ctx) { return ctx->n_ctx; }
+int hr_context_n_past(const hr_context *ctx) { return ctx->n_past; }
+size_t hr_context_kv_bytes(const hr_context *ctx) { return ctx->kv_bytes; }
+
+hr_status hr_context_truncate(hr_context *ctx, int n_past) {
+    if (n_past < 0 || n_past > ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "cannot truncate to %d tokens (cache holds %d)", n_past, ctx->n_past));
+    if (ctx->has_policies && n_past != 0 && n_past != ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "a KV plan that evicts tokens can only be cleared, not truncated"));
+    if (n_past == 0)
+        for (int l = 0; l < ctx->c->n_layers; l++)
+            for (int g = 0; g < ctx->c->n_head_kv[l]; g++) hr_kv_store_reset(&ctx->kv[l][g]);
+    ctx->n_past = n_past;
+    return HR_OK;
+}
+
+void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, void *user_data) {
+    ctx->hook = fn;
+    ctx->hook_mask = fn ? mask : 0;
+    ctx->hook_ud = user_data;
+    if (!(ctx->hook_mask & HR_HOOK_ATTN_PROBS)) {
+        free(ctx->probs);
+        ctx->probs = NULL;
+    }
+}
+
+hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates) {
+    size_t n = (size_t)ctx->c->n_layers * (size_t)(ctx->max_heads ? ctx->max_heads : 1);
+    if (gates) {
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(gates[i])) return ctx_fail(ctx, hr_err(HR_ERR_INVALID_ARG, "head gate %zu is not finite", i));
+        memcpy(ctx->gates, gates, n * sizeof(float));
+    } else {
+        for (size_t i = 0; i < n; i++) ctx->gates[i] = 1.0f;
+    }
+    return HR_OK;
+}
+
+hr_status hr_context_set_head_means(hr_context *ctx, const float *means) {
+    if (!means) {
+        free(ctx->head_means);
+        ctx->head_means = NULL;
+        return HR_OK;
+    }
+    size_t n = (size_t)ctx->c->n_layers * (size_t)ctx->max_heads * (size_t)ctx->c->head_dim;
+    if (!ctx->head_means && !(ctx->head_means = malloc(n * sizeof(float))))
+        return ctx_fail(ctx, hr_err(HR_ERR_NOMEM, "out of memory"));
+    memcpy(ctx->head_means, means, n * sizeof(float));
+    return HR_OK;
+}
+
+const hr_model *hr_context_model(const hr_context *ctx) { return ctx->model; }
+hr_pool *hr_context_pool(const hr_context *ctx) { return ctx->pool; }
+
+/* ---- forward ---- */
+
+static int emit(hr_context *ctx, hr_hook_point pt, int layer, int head, int n, int pos0, int n_cols, int stride,
+                float *data) {
+    if (!(ctx->hook_mask & pt)) return 0;
+    hr_hook_event ev = {pt, layer, head, n, pos0, n_cols, stride, data};
+    return ctx->hook(&ev, ctx->hook_ud);
+}
+
+/* The architecture's normalisation over n rows of width dim. */
+/* Row-parallel helpers: per-row work (norms, residual adds, SwiGLU) split
+ * into contiguous row ranges across the pool, so the caller's thread does
+ * not run it alone while the workers wait. Results do not depend on the
+ * split: each row is computed the same way. */
+typedef void (*rows_fn)(hr_context *ctx, void *arg, int t0, int t1);
+
+typedef struct {
+    hr_context *ctx;
+    rows_fn fn;
+    void *arg;
+    int n, per;
+} rows_job;
+
+static void rows_task(void *vp, int i) {
+    const rows_job *j = vp;
+    int t0 = i * j->per, t1 = t0 + j->per < j->n ? t0 + j->per : j->n;
+    if (t0 < t1) j->fn(j->ctx, j->arg, t0, t1);
+}
+
+static void par_rows(hr_context *ctx, int n, rows_fn fn, void *arg) {
+    int nt = hr_pool_n_threads(ctx->pool);
+    if (n < 4 || nt < 2) { /* one token: waking the pool costs more than it saves */
+        fn(ctx, arg, 0, n);
+        return;
+    }
+    rows_job j = {ctx, fn, arg, n, (n + nt - 1) / nt};
+    hr_pool_run(ctx->pool, rows_task, &j, (n + j.per - 1) / j.per);
+}
+
+typedef struct {
+    float *y;
+    const float *x, *g, *b;
+} norm_arg;
+
+static void norm_range(hr_context *ctx, void *vp, int t0, int t1) {
+    const norm_arg *a = vp;
+    const hr_config *c = ctx->c;
+    for (int t = t0; t < t1; t++) {
+        const float *xr = a->x + (size_t)t * c->dim;
+        float *yr = a->y + (size_t)t * c->dim;
+        if (c->norm == HR_NORM_LAYER) hr_layernorm(yr, xr, a->g, a->b, c->dim, c->norm_eps);
+        else hr_rmsnorm(yr, xr, a->g, c->dim, c->norm_eps);
+    }
+}
+
+/* y (n, dim) = norm(x) row by row. */
+static void norm_rows(hr_context *ctx, float *y, const float *x, const float *g, const float *b, int n) {
+    norm_arg a = {y, x, g, b};
+    par_rows(ctx, n, norm_range, &a);
+}
+
+static void residual_range(hr_context *ctx, void *vp, int t0, int t1) {
+    (void)vp;
+    size_t dim = (size_t)ctx->c->dim;
+    for (size_t i = (size_t)t0 * dim; i < (size_t)t1 * dim; i++) ctx->x[i] += ctx->proj[i];
+}
+
+static void swiglu_range(hr_context *ctx, void *vp, int t0, int t1) {
+    size_t ff = (size_t)*(const int *)vp, off = (size_t)t0 * ff;
+    hr_swiglu(ctx->hb + off, ctx->hb + off, ctx->hb2 + off, (int)((size_t)(t1 - t0) * ff));
+}
+
+/* y (n, d) += bias (d) on every row; no-op without a bias. */
+static void add_bias(float *y, const float *bias, int n, int d) {
+    if (!bias) return;
+    for (int t = 0; t < n; t++) {
+        float *r = y + (size_t)t * d;
+        for (int i = 0; i < d; i++) r[i] += bias[i];
+    }
+}
+
+typedef struct {
+    hr_context *ctx;
+    int layer, n, pos0, n_chunks, chunk_len;
+} attn_job;
+
+/* One (head, chunk of tokens): causal softmax attention over the cache. */
+static void attn_task(void *vp, int i) {
+    const attn_job *j = vp;
+    hr_context *ctx = j->ctx;
+    const hr_config *c = ctx->c;
+    int l = j->layer, hd = c->head_dim, n_head = c->n_head[l];
+    int h = i % n_head, chunk = i / n_head;
+    int g = h / (n_head / c->n_head_kv[l]);
+    int t0 = chunk * j->chunk_len, t1 = t0 + j->chunk_len;
+    if (t1 > j->n) t1 = j->n;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *kc = ctx->kv[l][g].kt; /* (hd, ld) */
+    const float *vc = ctx->kv[l][g].vt; /* (hd, ld) */
+    const int ld = ctx->kv[l][g].ld;
+    int n_kv = j->pos0 + j->n;
+    for (int t = t0; t < t1; t += ATT_Q) {
+        int nq = t1 - t < ATT_Q ? t1 - t : ATT_Q, len[ATT_Q];
+        for (int i = 0; i < nq; i++) len[i] = j->pos0 + t + i + 1;
+        /* Rows of nq consecutive tokens: probability rows are n_ctx apart. */
+        float *s = ctx->probs ? ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx
+                              : ctx->scores + (size_t)i * ATT_Q * ctx->n_ctx;
+        const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
+        float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
+        hr_attn_scores_multi(s, (size_t)ctx->n_ctx, qv, (size_t)ctx->q_dim, nq, kc, ld, hd, len[nq - 1], scale);
+        for (int q = 0; q < nq; q++) hr_softmax(s + (size_t)q * ctx->n_ctx, len[q]);
+        hr_attn_values_multi(o, (size_t)ctx->q_dim, s, (size_t)ctx->n_ctx, nq, vc, ld, hd, len);
+        if (ctx->probs)
+            for (int q = 0; q < nq; q++)
+                for (int p = len[q]; p < n_kv; p++) s[(size_t)q * ctx->n_ctx + p] = 0;
+    }
+}
+
+/* Gathers, in ascending position order, the keys/values a query at batch
+ * row t may see: the store's visible slots, then visible batch rows. */
+static int gather(hr_context *ctx, int l, int g, int n, int pos0, int t, float *gk, float *gv, int32_t *gpos) {
+    const hr_kv_store *s = &ctx->kv[l][g];
+    int hd = s->head_dim, cap = ctx->gather_cap, len = 0, q = pos0 + t;
+    for (int i = 0; i < s->n_used; i++) {
+        int slot = s->order[i];
+        if (!hr_kv_visible(&s->pol, s->slot_pos[slot], q)) continue;
+        for (int d = 0; d < hd; d++) {
+            gk[(size_t)d * cap + len] = s->kt[(size_t)d * s->ld + slot];
+            gv[(size_t)d * cap + len] = s->vt[(size_t)d * s->ld + slot];
+        }
+        gpos[len++] = slot;
+    }
+    for (int u = 0; u <= t; u++) {
+        if (!hr_kv_visible(&s->pol, pos0 + u, q)) continue;
+        const float *kr = ctx->k + (size_t)u * ctx->kv_dim + (size_t)g * hd;
+        const float *vr = ctx->v + (size_t)u * ctx->kv_dim + (size_t)g * hd;
+        for (int d = 0; d < hd; d++) {
+            gk[(size_t)d * cap + len] = kr[d];
+            gv[(size_t)d * cap + len] = vr[d];
+        }
+        gpos[len++] = -1 - u;
+    }
+    (void)n;
+    return len;
+}
+
+/* One KV group of a layer with an evicting store: every query head of the
+ * group over every batch token, then the batch enters the store. */
+static void attn_group_task(void *vp, int g) {
+    const attn_job *j = vp;
+    hr_context *ctx = j->ctx;
+    const hr_config *c = ctx->c;
+    int l = j->layer, hd = c->head_dim, nh = c->n_head[l], group = nh / c->n_head_kv[l];
+    hr_kv_store *s = &ctx->kv[l][g];
+    if (hr_kv_store_direct(s)) { /* a full head inside a mixed layer */
+        for (int h = g * group; h < (g + 1) * group; h++) attn_task(vp, h);
+        return;
+    }
+    int cap = ctx->gather_cap, n_kv = j->pos0 + j->n;
+    float *gk = ctx->gk + (size_t)g * hd * cap, *gv = ctx->gv + (size_t)g * hd * cap;
+    float *gs = ctx->gs + (size_t)g * cap, *bacc = ctx->batch_acc + (size_t)g * ctx->n_batch;
+    int32_t *gpos = ctx->gpos + (size_t)g * cap;
+    const float scale = 1.0f / sqrtf((float)hd);
+    memset(bacc, 0, sizeof(float) * (size_t)j->n);
+    for (int t = 0; t < j->n; t++) {
+        int len = gather(ctx, l, g, j->n, j->pos0, t, gk, gv, gpos);
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
+            hr_attn_scores(gs, qv, gk, cap, hd, len, scale);
+            hr_softmax(gs, len);
+            float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
+            hr_attn_values(o, gs, gv, cap, hd, len);
+            for (int i = 0; i < len; i++) { /* heavy-hitter bookkeeping (unused by streaming) */
+                if (gpos[i] >= 0) s->acc[gpos[i]] += gs[i];
+                else bacc[-1 - gpos[i]] += gs[i];
+            }
+            if (ctx->probs) {
+                float *row = ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx;
+                memset(row, 0, sizeof(float) * (size_t)n_kv);
+                for (int i = 0; i < len; i++)
+                    row[gpos[i] >= 0 ? s->slot_pos[gpos[i]] : j->pos0 + (-1 - gpos[i])] = gs[i];
+            }
+        }
+    }
+    for (int t = 0; t < j->n; t++)
+        hr_kv_store_put(s, j->pos0 + t, ctx->k + (size_t)t * ctx->kv_dim + (size_t)g * hd,
+                        ctx->v + (size_t)t * ctx->kv_dim + (size_t)g * hd, bacc[t]);
+}
+
+/* y (n, d_out) = x (n, d_in) · W^T through the packed copy wp, or OpenBLAS
+ * on the row-major w for batches when the context asked for it. */
+static void matmul(hr_context *ctx, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
+                   int d_out) {
+    hr_matmul_out o = {y, w, wp, d_out};
+    hr_matmul_multi(ctx->pool, x, n, d_in, &o, 1, ctx->blas);
+}
+
+static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
+    const hr_config *c = ctx->c;
+    const hr_layer_weights *w = &ctx->model->w.layers[l];
+    int hd = c->head_dim, nh = c->n_head[l], nkv = c->n_head_kv[l];
+    int qd = nh * hd, kvd = nkv * hd;
+    norm_rows(ctx, ctx->xb, ctx->x, w->attn_norm, w->attn_norm_b, n);
+    /* Row strides of q/k/v/att are the widest layer's, so project row by row
+     * into them only when this layer is narrower (pruned models). */
+    const hr_layer_packed *pk = &ctx->packed->layers[l];
+    hr_matmul_out qkv[3] = {{ctx->q, w->wq, pk->wq, qd}, {ctx->k, w->wk, pk->wk, kvd}, {ctx->v, w->wv, pk->wv, kvd}};
+    hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, qkv, 3, ctx->blas);
+    add_bias(ctx->q, w->bq, n, qd);
+    add_bias(ctx->k, w->bk, n, kvd);
+    add_bias(ctx->v, w->bv, n, kvd);
+    if (qd != ctx->q_dim || kvd != ctx->kv_dim) {
+        for (int t = n - 1; t >= 0; t--) { /* spread packed rows to the wide stride, back to front */
+            memmove(ctx->q + (size_t)t * ctx->q_dim, ctx->q + (size_t)t * qd, (size_t)qd * sizeof(float));
+            memmove(ctx->k + (size_t)t * ctx->kv_dim, ctx->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+            memmove(ctx->v + (size_t)t * ctx->kv_dim, ctx->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+        }
+    }
+    size_t half = (size_t)hd / 2;
+    for (int t = 0; t < n; t++) {
+        int pos = pos0 + t;
+        const float *ct = ctx->rope_cos + (size_t)pos * half, *st = ctx->rope_sin + (size_t)pos * half;
+        float *qr = ctx->q + (size_t)t * ctx->q_dim, *kr = ctx->k + (size_t)t * ctx->kv_dim;
+        if (c->pos == HR_POS_ROPE) {
+            hr_rope(qr, nh, hd, ct, st);
+            hr_rope(kr, nkv, hd, ct, st);
+        }
+        const float *vr = ctx->v + (size_t)t * ctx->kv_dim;
+        for (int g = 0; g < nkv; g++) /* evicting stores take new tokens after attention */
+            if (hr_kv_store_direct(&ctx->kv[l][g]))
+                hr_kv_store_put(&ctx->kv[l][g], pos, kr + (size_t)g * hd, vr + (size_t)g * hd, 0);
+    }
+    /* Many more tasks than threads: later token chunks cost more (causal),
+     * and the pool hands tasks out as threads free up, which evens the load.
+     * Chunks are whole groups of ATT_Q queries. */
+    int want_chunks = (16 * hr_pool_n_threads(ctx->pool) + nh - 1) / nh;
+    int n_chunks = want_chunks < MAX_CHUNKS ? want_chunks : MAX_CHUNKS;
+    if (n_chunks > (n + ATT_Q - 1) / ATT_Q) n_chunks = (n + ATT_Q - 1) / ATT_Q;
+    if (n_chunks < 1) n_chunks = 1;
+    if (!ctx->layer_direct[l]) n_chunks = 1; /* group tasks run whole heads */
+    int chunk_len = (n + n_chunks - 1) / n_chunks;
+    chunk_len = (chunk_len + ATT_Q - 1) / ATT_Q * ATT_Q;
+    n_chunks = (n + chunk_len - 1) / chunk_len;
+    attn_job job = {ctx, l, n, pos0, n_chunks, chunk_len};
+    if (ctx->layer_direct[l]) hr_pool_run(ctx->pool, attn_task, &job, nh * n_chunks);
+    else hr_pool_run(ctx->pool, attn_group_task, &job, nkv);
+    for (int h = 0; h < nh; h++) {
+        if (ctx->probs && emit(ctx, HR_HOOK_ATTN_PROBS, l, h, n, pos0, pos0 + n, ctx->n_ctx,
+                               ctx->probs + (size_t)h * ctx->n_batch * ctx->n_ctx))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+        if (emit(ctx, HR_HOOK_HEAD_OUT, l, h, n, pos0, hd, ctx->q_dim, ctx->att + (size_t)h * hd))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    }
+    /* out = gate * out + (1 - gate) * mean: zero-ablation without means,
+     * mean-ablation with them; packs rows to this layer's width. */
+    const float *gate = ctx->gates + (size_t)l * ctx->max_heads;
+    const float *mean = ctx->head_means ? ctx->head_means + (size_t)l * ctx->max_heads * hd : NULL;
+    for (int t = 0; t < n; t++) {
+        float *src = ctx->att + (size_t)t * ctx->q_dim, *dst = ctx->att + (size_t)t * qd;
+        for (int h = 0; h < nh; h++) {
+            const float *mh = mean ? mean + (size_t)h * hd : NULL;
+            for (int d = 0; d < hd; d++)
+                dst[(size_t)h * hd + d] = src[(size_t)h * hd + d] * gate[h] + (mh ? (1.0f - gate[h]) * mh[d] : 0.0f);
+        }
+    }
+    matmul(ctx, ctx->proj, ctx->att, w->wo, pk->wo, n, qd, c->dim);
+    add_bias(ctx->proj, w->bo, n, c->dim);
+    if (emit(ctx, HR_HOOK_ATTN_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
+        return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    par_rows(ctx, n, residual_range, NULL);
+    return HR_OK;
+}
+
+static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
+    const hr_config *c = ctx->c;
+    const hr_layer_weights *w = &ctx->model->w.layers[l];
+    const hr_layer_packed *pk = &ctx->packed->layers[l];
+    int ff = c->n_ff[l];
+    norm_rows(ctx, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
+    if (c->mlp == HR_MLP_SWIGLU) {
+        hr_matmul_out gu[2] = {{ctx->hb, w->w_gate, pk->w_gate, ff}, {ctx->hb2, w->w_up, pk->w_up, ff}};
+        hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, gu, 2, ctx->blas);
+        par_rows(ctx, n, swiglu_range, &ff);
+    } else {
+        matmul(ctx, ctx->hb, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);
+        add_bias(ctx->hb, w->b_up, n, ff);
+        hr_gelu_tanh(ctx->hb, n * ff);
+    }
+    matmul(ctx, ctx->proj, ctx->hb, w->w_down, pk->w_down, n, ff, c->dim);
+    add_bias(ctx->proj, w->b_down, n, c->dim);
+    if (emit(ctx, HR_HOOK_MLP_OUT, l, -1, n, pos0, c->dim, c->dim, ctx->proj))
+        return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    par_rows(ctx, n, residual_range, NULL);
+    return HR_OK;
+}
+
+/* Runs the blocks from (layer0, sublayer0) to the end and the classifier on
+ * ctx->x, n rows at positions pos0.. (sublayer 0 = attention, 1 = MLP). */
+static hr_status run_from(hr_context *ctx, int layer0, int sublayer0, int n, int pos0, float *logits,
+                          bool all_logits) {
+    const hr_config *c = ctx->c;
+    const hr_weights *w = &ctx->model->w;
+    int dim = c->dim;
+    if ((ctx->hook_mask & HR_HOOK_ATTN_PROBS) && !ctx->probs) {
+        ctx->probs = alloc_floats((size_t)ctx->max_heads * ctx->n_batch, (size_t)ctx->n_ctx, NULL);
+        if (!ctx->probs) return hr_err(HR_ERR_NOMEM, "out of memory for attention probabilities");
+    }
+    for (int l = layer0; l < c->n_layers; l++) {
+        bool whole = l > layer0 || sublayer0 == 0;
+        if (whole && emit(ctx, HR_HOOK_RESID_PRE, l, -1, n, pos0, dim, dim, ctx->x))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+        hr_status st = whole && c->n_head[l] > 0 ? attention(ctx, l, n, pos0) : HR_OK;
+        if (st == HR_OK && c->n_ff[l] > 0) st = mlp(ctx, l, n, pos0);
+        if (st != HR_OK) return st;
+        if (emit(ctx, HR_HOOK_RESID_POST, l, -1, n, pos0, dim, dim, ctx->x))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    }
+    if (!logits && !(ctx->hook_mask & HR_HOOK_FINAL)) return HR_OK;
+    /* Only the rows whose logits are wanted go through the classifier. */
+    int first = all_logits ? 0 : n - 1, rows = n - first;
+    norm_rows(ctx, ctx->xb + (size_t)first * dim, ctx->x + (size_t)first * dim, w->out_norm, w->out_norm_b, rows);
+    if (emit(ctx, HR_HOOK_FINAL, c->n_layers, -1, rows, pos0 + first, dim, dim, ctx->xb + (size_t)first * dim))
+        return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    if (logits) matmul(ctx, logits, ctx->xb + (size_t)first * dim, w->output, ctx->packed->output, rows, dim, c->vocab_size);
+    return HR_OK;
+}
+
+/* One batch of n <= n_batch tokens at position n_past. */
+static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    const hr_weights *w = &ctx->model->w;
+    int pos0 = ctx->n_past, dim = ctx->c->dim;
+    for (int t = 0; t < n; t++) {
+        float *xr = ctx->x + (size_t)t * dim;
+        memcpy(xr, w->tok_embd + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
+        if (w->pos_embd) hr_axpy(xr, 1.0f, w->pos_embd + (size_t)(pos0 + t) * dim, dim);
+    }
+    hr_status st = run_from(ctx, 0, 0, n, pos0, logits, all_logits);
+    if (st == HR_OK) ctx->n_past += n;
+    return st;
+}
+
+hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+                          bool all_logits) {
+    if (!ctx || !x || n <= 0) return hr_err(HR_ERR_INVALID_ARG, "invalid forward_from arguments");
+    const hr_config *c = ctx->c;
+    if (layer < 0 || layer > c->n_layers || sublayer < 0 || sublayer > 1)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "layer %d / sublayer %d out of range", layer, sublayer));
+    if (n > ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "re-running %d tokens but only %d are cached", n, ctx->n_past));
+    if (ctx->has_policies)
+        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "re-running layers needs a full KV cache (the plan evicts tokens)"));
+    size_t vocab = (size_t)c->vocab_size;
+    int pos0 = ctx->n_past - n;
+    for (int done = 0; done < n;) {
+        int b = n - done < ctx->n_batch ? n - done : ctx->n_batch;
+        memcpy(ctx->x, x + (size_t)done * c->dim, (size_t)b * c->dim * sizeof(float));
+        float *out = NULL;
+        if (logits && all_logits) out = logits + (size_t)done * vocab;
+        else if (logits && done + b == n) out = logits;
+        hr_status st = run_from(ctx, layer, sublayer, b, pos0 + done, out, all_logits);
+        if (st != HR_OK) return ctx_fail(ctx, st);
+        done += b;
+    }
+    return HR_OK;
+}
+
+hr_status hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    if (!ctx || (!tokens && n > 0) || n < 0) return hr_err(HR_ERR_INVALID_ARG, "invalid forward arguments");
+    if (n == 0) return HR_OK;
+    if (n > ctx->n_ctx - ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "%d tokens after %d cached exceed the context of %d", n,
+                                    ctx->n_past, ctx->n_ctx));
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= ctx->c->vocab_size)
+            return ctx_fail(ctx, hr_err(HR_ERR_INVALID_ARG, "token id %d at index %d is outside the vocabulary (%d)",
+                                        tokens[i], i, ctx->c->vocab_size));
+    size_t vocab = (size_t)ctx->c->vocab_size;
+    for (int done = 0; done < n;) {
+        int b = n - done < ctx->n_batch ? n - done : ctx->n_batch;
+        bool last = done + b == n;
+        float *out = NULL;
+        if (logits && all_logits) out = logits + (size_t)done * vocab;
+        else if (logits && last) out = logits;
+        hr_status st = forward_batch(ctx, tokens + done, b, out, all_logits);
+        if (st != HR_OK) return ctx_fail(ctx, st);
+        done += b;
+    }
+    return HR_OK;
+}

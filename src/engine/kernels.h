@@ -1,0 +1,99 @@
+/* Compute kernels with explicit dimensions. Each optimised kernel has a
+ * naive reference beside it (suffix _ref) that tests compare against.
+ * Matrices are row-major; a weight W (d_out, d_in) maps x (d_in) to
+ * y = W x (d_out). */
+#ifndef HR_KERNELS_H
+#define HR_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/pool.h"
+
+/* y (n, d_out) = x (n, d_in) · W^T; W (d_out, d_in); double accumulation. */
+void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, int d_out);
+
+/* Panel-packed weights. The forward pass multiplies by W (d_out, d_in) in
+ * a packed copy: ceil(d_out/16) panels of (d_in, 16), wp[(p*d_in + k)*16 + j]
+ * = W[16p + j][k], rows past d_out zero, 64-byte aligned. Every product
+ * computes each output as one chain of fused multiply-adds over k = 0 ..
+ * d_in-1 from zero, whatever the batch size, tiling or thread count, so
+ * - batched prefill equals one-token decode bit for bit, and
+ * - an input that is exactly zero adds exactly nothing: a model whose
+ *   columns were removed (pruned heads, neurons) equals, bit for bit, the
+ *   model with those inputs gated to zero. */
+size_t hr_packed_floats(int d_out, int d_in);
+/* Packs panels [p0, p1) of W into wp (hr_packed_floats(d_out, d_in) floats). */
+void hr_pack_panels(float *wp, const float *w, int d_out, int d_in, int p0, int p1);
+/* The plain chain per output, scalar fmaf: the bit-exact reference. */
+void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int d_in, int d_out);
+/* Same, parallel over panels: a vectorised GEMV for up to 3 tokens, a
+ * register-tiled, K-blocked GEMM for more, both bit-identical to the ref. */
+void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, int d_in, int d_out);
+
+/* Several products of the same x (n, d_in) in one pool job: out[m].y (n,
+ * out[m].d_out) = x · W_m^T from the packed out[m].wp, or with blas (n > 1)
+ * OpenBLAS sgemm on the row-major out[m].w (not bit-identical to decode).
+ * Same results as separate calls. */
+enum { HR_MATMUL_MAX_OUTS = 3 };
+typedef struct {
+    float *y;
+    const float *w;  /* row-major (d_out, d_in); only for blas */
+    const float *wp; /* packed */
+    int d_out;
+} hr_matmul_out;
+void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs,
+                     bool blas);
+
+float hr_dot(const float *a, const float *b, int n);
+/* y += a * x */
+void hr_axpy(float *y, float a, const float *x, int n);
+
+/* y (dim) = x / rms(x) * g; y may alias x. */
+void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps);
+
+/* y (dim) = (x - mean) / sqrt(var + eps) * g + b; y may alias x. */
+void hr_layernorm(float *y, const float *x, const float *g, const float *b, int dim, float eps);
+void hr_layernorm_ref(float *y, const float *x, const float *g, const float *b, int dim, float eps);
+/* In place GELU, tanh approximation (GPT-2's "gelu_new"). */
+void hr_gelu_tanh(float *x, int n);
+
+/* Rotates interleaved pairs (v[2i], v[2i+1]) of each of n_heads heads of
+ * size head_dim by pos * theta^(-2i/head_dim), using cos/sin tables
+ * (head_dim/2 each) for that position. */
+void hr_rope(float *v, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+void hr_rope_ref(float *v, int n_heads, int head_dim, int pos, float theta);
+/* Fills cos/sin tables (head_dim/2) for one position from the rotation
+ * frequencies (head_dim/2, see hr_rope_freqs). */
+void hr_rope_table(float *cos_t, float *sin_t, const double *freqs, int head_dim, int pos);
+/* freqs[i] = theta^(-2i/head_dim), rescaled as Llama 3 does when
+ * llama3_factor > 0 (low/high frequency factors, original context). */
+void hr_rope_freqs(double *freqs, int head_dim, float theta, float llama3_factor, float low_freq_factor,
+                   float high_freq_factor, int original_ctx);
+
+/* In place softmax over n values (vectorised exp). */
+void hr_softmax(float *x, int n);
+void hr_softmax_ref(float *x, int n);
+
+/* Attention scores s[p] = scale * sum_d q[d] * kt[d * ld + p] for p < len,
+ * with keys stored transposed (head_dim rows of stride ld). */
+void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale);
+void hr_attn_scores_ref(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale);
+/* o[d] = sum_p s[p] * vt[d * ld + p] for d < head_dim (values transposed):
+ * 16 lanes over blocks of positions (the last block masked), then the
+ * _mm512_reduce_add_ps tree. */
+void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_dim, int len);
+void hr_attn_values_ref(float *o, const float *s, const float *vt, int ld, int head_dim, int len);
+/* Up to 4 queries against the same keys/values (consecutive tokens of a
+ * head): rows of q, s and o have strides qs, ss, os; query i sees len[i]
+ * positions (the scores are computed over len, the largest). Bit-identical
+ * per query to the one-query kernels, which decode uses. */
+void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld,
+                          int head_dim, int len, float scale);
+void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld,
+                          int head_dim, const int *len);
+/* h = silu(gate) * up, n values (vectorised exp; the ref uses libm's). */
+void hr_swiglu(float *h, const float *gate, const float *up, int n);
+void hr_swiglu_ref(float *h, const float *gate, const float *up, int n);
+
+#endif

@@ -1,0 +1,31 @@
+/* Panel-packed weights of a model (engine layer): built once by the first
+ * context and cached on the model. */
+#ifndef HR_ENGINE_PACK_H
+#define HR_ENGINE_PACK_H
+
+#include "model/model_internal.h"
+#include "engine/pool.h"
+
+/* Panel-packed copies of the matrices the forward pass multiplies by (the
+ * layout of hr_pack_panels in src/engine/kernels.h), NULL where the model
+ * has no such matrix. The row-major weights stay for everything else
+ * (analysis, surgery, writers). */
+typedef struct {
+    const float *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
+} hr_layer_packed;
+
+typedef struct hr_packed_weights {
+    hr_layer_packed layers[HR_MAX_LAYERS];
+    const float *output; /* (vocab, dim) classifier, packed */
+    float *buf;          /* one allocation holding every panel */
+    size_t n_floats;
+} hr_packed_weights;
+
+/* The model's packed matrices, packed on first use (in parallel on pool)
+ * and kept until hr_model_free (which calls the free function the engine
+ * registered on the model); safe to call from several threads. The
+ * model's weights must not change afterwards (they never do: surgery
+ * builds new models). *out is owned by the model. */
+hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weights **out);
+
+#endif

@@ -1,0 +1,93 @@
+/* Number formats of stored weights: f16 / bf16 <-> f32, ggml types -> f32. */
+#include "formats/dtype.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "headroom/gguf.h"
+
+float hr_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) {
+                mant <<= 1;
+                exp--;
+            }
+            bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+float hr_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t hr_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */
+    x += 0x7fffu + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+uint16_t hr_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return sign | 0x7e00;           /* NaN */
+    if (ax >= 0x477ff000u) return sign | 0x7c00;          /* rounds to >= 65520: inf */
+    if (ax < 0x38800000u) {                               /* below 2^-14: subnormal or zero */
+        float a;
+        memcpy(&a, &ax, 4);
+        /* a * 2^24 is the subnormal's integer mantissa; rint rounds to even. */
+        return sign | (uint16_t)rintf(a * 16777216.0f);
+    }
+    uint32_t mant = ax & 0x7fffffu, exp = (ax >> 23) - 127 + 15;
+    uint32_t h = (exp << 10) | (mant >> 13);
+    uint32_t rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* carries into the exponent correctly */
+    return sign | (uint16_t)h;
+}
+
+hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n) {
+    const uint8_t *s = src;
+    switch (type) {
+    case HR_GGML_F32:
+        memcpy(dst, src, n * sizeof(float));
+        return HR_OK;
+    case HR_GGML_F16:
+    case HR_GGML_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = type == HR_GGML_F16 ? hr_f16_to_f32(h) : hr_bf16_to_f32(h);
+        }
+        return HR_OK;
+    case HR_GGML_Q8_0: /* blocks: f16 scale + 32 int8 */
+        if (n % 32) return hr_err(HR_ERR_FORMAT, "Q8_0 tensor of %zu values is not a multiple of 32", n);
+        for (size_t b = 0; b < n / 32; b++) {
+            const uint8_t *blk = s + b * 34;
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            float d = hr_f16_to_f32(h);
+            for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)blk[2 + i];
+        }
+        return HR_OK;
+    }
+    return hr_err(HR_ERR_UNSUPPORTED, "tensor type %s (%u) is not supported", hr_ggml_type_name(type), type);
+}

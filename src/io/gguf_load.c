@@ -1,0 +1,294 @@
+/* Models from GGUF: architectures "llama", "deci" (per-layer sizes),
+ * "qwen2" (Q/K/V biases; Q/K stored rotate-half, permuted on load) and
+ * "gpt2" (LayerNorm biases, learned positions, fused attn_qkv). */
+#include "model/model_internal.h"
+#include "io/hf_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "headroom/gguf.h"
+
+/* Reads "<arch>.<suffix>" as a per-layer int: either a scalar (same for all
+ * layers) or an array of n_layers ints (deci, pruned models). */
+static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *suffix, int n_layers,
+                               int *out, bool required, int dflt) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t idx = hr_gguf_find(g, key);
+    if (idx < 0) {
+        if (required) return hr_err(HR_ERR_FORMAT, "GGUF is missing the key '%s'", key);
+        for (int l = 0; l < n_layers; l++) out[l] = dflt;
+        return HR_OK;
+    }
+    hr_gguf_value v = hr_gguf_get(g, (uint64_t)idx);
+    if (v.type == HR_GGUF_ARRAY) {
+        if (v.n != (uint64_t)n_layers)
+            return hr_err(HR_ERR_FORMAT, "GGUF key '%s' has %llu entries for %d layers", key,
+                          (unsigned long long)v.n, n_layers);
+        for (int l = 0; l < n_layers; l++) {
+            int64_t x;
+            hr_status st = hr_gguf_arr_i64(g, &v, (uint64_t)l, &x);
+            if (st != HR_OK) return st;
+            if (x < 0 || x > (1 << 20)) return hr_err(HR_ERR_FORMAT, "GGUF key '%s'[%d] = %lld out of range", key, l, (long long)x);
+            out[l] = (int)x;
+        }
+        return HR_OK;
+    }
+    int64_t x;
+    hr_status st = hr_gguf_get_i64(g, key, &x);
+    if (st != HR_OK) return st;
+    if (x < 0 || x > (1 << 20)) return hr_err(HR_ERR_FORMAT, "GGUF key '%s' = %lld out of range", key, (long long)x);
+    for (int l = 0; l < n_layers; l++) out[l] = (int)x;
+    return HR_OK;
+}
+
+static hr_status get_int(const hr_gguf *g, const char *arch, const char *suffix, int *out, bool required,
+                         int dflt, int64_t max) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t x;
+    hr_status st = hr_gguf_get_i64(g, key, &x);
+    if (st == HR_ERR_NOT_FOUND && !required) {
+        *out = dflt;
+        return HR_OK;
+    }
+    if (st == HR_ERR_NOT_FOUND) return hr_err(HR_ERR_FORMAT, "GGUF is missing the key '%s'", key);
+    if (st != HR_OK) return st;
+    if (x <= 0 || x > max) return hr_err(HR_ERR_FORMAT, "GGUF key '%s' = %lld out of range", key, (long long)x);
+    *out = (int)x;
+    return HR_OK;
+}
+
+static hr_status get_float(const hr_gguf *g, const char *arch, const char *suffix, float *out, float dflt) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    double x;
+    hr_status st = hr_gguf_get_f64(g, key, &x);
+    if (st == HR_ERR_NOT_FOUND) {
+        *out = dflt;
+        return HR_OK;
+    }
+    if (st != HR_OK) return st;
+    *out = (float)x;
+    return HR_OK;
+}
+
+/* llama3 RoPE scaling as written by hr_model_save_gguf. */
+static hr_status read_rope_scaling(const hr_gguf *g, hr_config *c) {
+    const char *ty;
+    size_t ty_len;
+    if (hr_gguf_get_str(g, "headroom.rope_scaling.type", &ty, &ty_len) != HR_OK) return HR_OK;
+    if (ty_len != 6 || memcmp(ty, "llama3", 6) != 0)
+        return hr_err(HR_ERR_UNSUPPORTED, "headroom.rope_scaling.type '%.*s' is not supported", (int)(ty_len < 64 ? ty_len : 64), ty);
+    hr_rope_scaling *rs = &c->rope_scaling;
+    double f = 0, lo = 0, hi = 0;
+    int64_t orig = 0;
+    hr_status st = hr_gguf_get_f64(g, "headroom.rope_scaling.factor", &f);
+    if (st == HR_OK) st = hr_gguf_get_f64(g, "headroom.rope_scaling.low_freq_factor", &lo);
+    if (st == HR_OK) st = hr_gguf_get_f64(g, "headroom.rope_scaling.high_freq_factor", &hi);
+    if (st == HR_OK) st = hr_gguf_get_i64(g, "headroom.rope_scaling.original_context_length", &orig);
+    if (st != HR_OK) return hr_err(HR_ERR_FORMAT, "GGUF llama3 RoPE scaling keys are incomplete or mistyped");
+    if (!(f >= 1 && f < 1e6) || !(lo > 0) || !(hi > lo) || orig < 1 || orig > (1 << 24))
+        return hr_err(HR_ERR_FORMAT, "GGUF llama3 RoPE scaling parameters are invalid");
+    *rs = (hr_rope_scaling){true, (float)f, (float)lo, (float)hi, (int)orig};
+    return HR_OK;
+}
+
+static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_config *c) {
+    memset(c, 0, sizeof *c);
+    hr_config_set_arch(c, id);
+    hr_status st = get_int(g, arch, "block_count", &c->n_layers, true, 0, HR_MAX_LAYERS);
+    if (st == HR_OK) st = get_int(g, arch, "embedding_length", &c->dim, true, 0, 1 << 16);
+    if (st == HR_OK) st = get_int(g, arch, "context_length", &c->seq_len, false, 2048, 1 << 22);
+    if (st == HR_OK) st = per_layer_int(g, arch, "attention.head_count", c->n_layers, c->n_head, true, 0);
+    if (st == HR_OK) st = per_layer_int(g, arch, "feed_forward_length", c->n_layers, c->n_ff, true, 0);
+    if (st != HR_OK) return st;
+    /* head_count_kv defaults to head_count (plain multi-head attention). */
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
+    if (hr_gguf_find(g, key) >= 0)
+        st = per_layer_int(g, arch, "attention.head_count_kv", c->n_layers, c->n_head_kv, true, 0);
+    else
+        memcpy(c->n_head_kv, c->n_head, sizeof c->n_head);
+    if (st != HR_OK) return st;
+    /* A model whose every attention sublayer was dropped (LLM-Drop) has no
+     * head size to derive: it must say so with attention.key_length. */
+    int max_heads = hr_config_max_heads(c);
+    char kl_key[128];
+    snprintf(kl_key, sizeof kl_key, "%s.attention.key_length", arch);
+    if (max_heads <= 0 && hr_gguf_find(g, kl_key) < 0)
+        return hr_err(HR_ERR_FORMAT, "GGUF model has no attention heads in any layer and no attention.key_length");
+    int dflt_hd = max_heads > 0 ? c->dim / max_heads : 0;
+    if (st == HR_OK) st = get_int(g, arch, "attention.key_length", &c->head_dim, false, dflt_hd, 1 << 10);
+    if (st == HR_OK) st = get_float(g, arch, "rope.freq_base", &c->rope_theta, 10000.0f);
+    if (st == HR_OK && id == HR_ARCH_GPT2) st = get_float(g, arch, "attention.layer_norm_epsilon", &c->norm_eps, 1e-5f);
+    else if (st == HR_OK) st = get_float(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps, 1e-5f);
+    if (st == HR_OK) st = read_rope_scaling(g, c);
+    if (st != HR_OK || id == HR_ARCH_GPT2) return st;
+    int rope_dim = 0;
+    st = get_int(g, arch, "rope.dimension_count", &rope_dim, false, c->head_dim, 1 << 10);
+    if (st == HR_OK && rope_dim != c->head_dim)
+        return hr_err(HR_ERR_UNSUPPORTED, "partial RoPE (%d of %d head dims) is not supported", rope_dim, c->head_dim);
+    return st;
+}
+
+/* Finds a tensor, checks its shape (ne0 = cols, ne1 = rows) and returns it
+ * as f32: mmapped when stored as f32, else dequantized into an owned copy. */
+static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int64_t cols, const float **out,
+                               bool optional, int perm_heads) {
+    *out = NULL;
+    const hr_gguf_tensor *t = hr_gguf_find_tensor(m->gguf, name);
+    if (!t) {
+        if (optional) return HR_OK;
+        return hr_err(HR_ERR_FORMAT, "GGUF is missing the tensor '%s'", name);
+    }
+    bool shape_ok = t->ne[0] == cols && t->ne[1] == rows && t->ne[2] == 1 && t->ne[3] == 1;
+    if (!shape_ok)
+        return hr_err(HR_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                      (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                      (long long)cols, (long long)rows);
+    if (!t->data) return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' has unsupported type %s", name, hr_ggml_type_name(t->type));
+    size_t n = (size_t)rows * (size_t)cols;
+    if (strcmp(m->source_dtype, "") == 0 || (strcmp(m->source_dtype, "f32") == 0 && t->type != HR_GGML_F32))
+        snprintf(m->source_dtype, sizeof m->source_dtype, "%s", hr_ggml_type_name(t->type));
+    if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads) {
+        *out = t->data;
+        return HR_OK;
+    }
+    float *dst = hr_model_alloc_owned(m, n);
+    if (!dst) return hr_err(HR_ERR_NOMEM, "out of memory converting '%s'", name);
+    hr_status st = hr_dequant_to_f32(t->type, t->data, dst, n);
+    if (st != HR_OK) hr_err_prefix("tensor '%s'", name);
+    if (st == HR_OK && perm_heads) { /* qwen2 GGUF keeps HF's rotate-half Q/K rows */
+        size_t row = rows == 1 ? 1 : (size_t)cols;
+        if ((int64_t)perm_heads * m->cfg.head_dim != (rows == 1 ? cols : rows))
+            return hr_err(HR_ERR_FORMAT, "tensor '%s' does not hold %d heads", name, perm_heads);
+        float *tmp = malloc((size_t)m->cfg.head_dim * row * sizeof(float)); // (head_dim, row)
+        if (!tmp) return hr_err(HR_ERR_NOMEM, "out of memory permuting '%s'", name);
+        hr_qk_to_interleaved(dst, perm_heads, m->cfg.head_dim, row, tmp);
+        free(tmp);
+    }
+    *out = dst;
+    return st;
+}
+
+static hr_status load_tensor(hr_model *m, const char *name, int64_t rows, int64_t cols, const float **out,
+                             bool optional) {
+    return load_tensor_p(m, name, rows, cols, out, optional, 0);
+}
+
+/* gpt2: attn_qkv (q + 2 kv rows) split into Q, K, V views. */
+static hr_status load_fused_qkv(hr_model *m, int l) {
+    const hr_config *c = &m->cfg;
+    hr_layer_weights *w = &m->w.layers[l];
+    int64_t dim = c->dim, q = (int64_t)c->n_head[l] * c->head_dim, kv = (int64_t)c->n_head_kv[l] * c->head_dim;
+    char nw[64], nb[64];
+    snprintf(nw, sizeof nw, "blk.%d.attn_qkv.weight", l);
+    snprintf(nb, sizeof nb, "blk.%d.attn_qkv.bias", l);
+    const float *wt, *bt;
+    hr_status st = load_tensor(m, nw, q + 2 * kv, dim, &wt, false);
+    if (st == HR_OK) st = load_tensor(m, nb, 1, q + 2 * kv, &bt, false);
+    if (st != HR_OK) return st;
+    w->wq = wt, w->wk = wt + q * dim, w->wv = wt + (q + kv) * dim;
+    w->bq = bt, w->bk = bt + q, w->bv = bt + q + kv;
+    return HR_OK;
+}
+
+static hr_status load_layer(hr_model *m, int l) {
+    const hr_config *c = &m->cfg;
+    hr_layer_weights *w = &m->w.layers[l];
+    int64_t dim = c->dim, q = (int64_t)c->n_head[l] * c->head_dim, kv = (int64_t)c->n_head_kv[l] * c->head_dim;
+    int64_t ff = c->n_ff[l];
+    bool ln = c->norm == HR_NORM_LAYER, swiglu = c->mlp == HR_MLP_SWIGLU;
+    bool fused = c->arch == HR_ARCH_GPT2 && q > 0;
+    int pq = c->arch == HR_ARCH_QWEN2 ? c->n_head[l] : 0, pk = c->arch == HR_ARCH_QWEN2 ? c->n_head_kv[l] : 0;
+    struct { const char *name; int64_t rows, cols; const float **dst; bool present; int perm; } t[] = {
+        {"attn_norm.weight", 1, dim, &w->attn_norm, q > 0, 0},
+        {"attn_norm.bias", 1, dim, &w->attn_norm_b, q > 0 && ln, 0},
+        {"attn_q.weight", q, dim, &w->wq, q > 0 && !fused, pq},
+        {"attn_k.weight", kv, dim, &w->wk, q > 0 && !fused, pk},
+        {"attn_v.weight", kv, dim, &w->wv, q > 0 && !fused, 0},
+        {"attn_q.bias", 1, q, &w->bq, q > 0 && !fused && c->qkv_bias, pq},
+        {"attn_k.bias", 1, kv, &w->bk, q > 0 && !fused && c->qkv_bias, pk},
+        {"attn_v.bias", 1, kv, &w->bv, q > 0 && !fused && c->qkv_bias, 0},
+        {"attn_output.weight", dim, q, &w->wo, q > 0, 0},
+        {"attn_output.bias", 1, dim, &w->bo, q > 0 && c->out_bias, 0},
+        {"ffn_norm.weight", 1, dim, &w->ffn_norm, ff > 0, 0},
+        {"ffn_norm.bias", 1, dim, &w->ffn_norm_b, ff > 0 && ln, 0},
+        {"ffn_gate.weight", ff, dim, &w->w_gate, ff > 0 && swiglu, 0},
+        {"ffn_up.weight", ff, dim, &w->w_up, ff > 0, 0},
+        {"ffn_up.bias", 1, ff, &w->b_up, ff > 0 && c->mlp_bias, 0},
+        {"ffn_down.weight", dim, ff, &w->w_down, ff > 0, 0},
+        {"ffn_down.bias", 1, dim, &w->b_down, ff > 0 && c->mlp_bias, 0}};
+    /* A gpt2 GGUF may also store Q/K/V separately. */
+    if (fused) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "blk.%d.attn_qkv.weight", l);
+        if (hr_gguf_find_tensor(m->gguf, nm)) {
+            hr_status st = load_fused_qkv(m, l);
+            if (st != HR_OK) return st;
+        } else {
+            for (int i = 2; i < 8; i++) t[i].present = true;
+        }
+    }
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (!t[i].present) continue;
+        char name[96];
+        snprintf(name, sizeof name, "blk.%d.%s", l, t[i].name);
+        hr_status st = load_tensor_p(m, name, t[i].rows, t[i].cols, t[i].dst, false, t[i].perm);
+        if (st != HR_OK) return st;
+    }
+    return HR_OK;
+}
+
+hr_status hr_load_gguf(hr_model *m, const char *path) {
+    hr_status st = hr_gguf_open(path, &m->gguf);
+    if (st != HR_OK) return st;
+    const char *arch_s;
+    size_t arch_len;
+    st = hr_gguf_get_str(m->gguf, "general.architecture", &arch_s, &arch_len);
+    if (st != HR_OK) return hr_err(HR_ERR_FORMAT, "GGUF has no general.architecture string");
+    char arch[32];
+    if (arch_len >= sizeof arch) return hr_err(HR_ERR_UNSUPPORTED, "GGUF architecture name is too long");
+    memcpy(arch, arch_s, arch_len);
+    arch[arch_len] = 0;
+    hr_arch id;
+    if (strcmp(arch, "llama") == 0 || strcmp(arch, "deci") == 0) id = HR_ARCH_LLAMA;
+    else if (strcmp(arch, "qwen2") == 0) id = HR_ARCH_QWEN2;
+    else if (strcmp(arch, "gpt2") == 0) id = HR_ARCH_GPT2;
+    else return hr_err(HR_ERR_UNSUPPORTED, "GGUF architecture '%s' is not supported (llama, deci, qwen2, gpt2)", arch);
+    st = read_config(m->gguf, arch, id, &m->cfg);
+    if (st != HR_OK) return st;
+    hr_config *c = &m->cfg;
+    const hr_gguf_tensor *emb = hr_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!emb) return hr_err(HR_ERR_FORMAT, "GGUF is missing the tensor 'token_embd.weight'");
+    if (emb->ne[1] <= 0 || emb->ne[1] > (1 << 22)) return hr_err(HR_ERR_FORMAT, "token_embd.weight has an invalid vocabulary dimension");
+    c->vocab_size = (int)emb->ne[1];
+    st = hr_config_validate(c);
+    if (st != HR_OK) return st;
+    const hr_gguf_tensor *rf = hr_gguf_find_tensor(m->gguf, "rope_freqs.weight");
+    if (rf && c->pos == HR_POS_ROPE && !c->rope_scaling.llama3) {
+        if (rf->type != HR_GGML_F32 || rf->ne[0] != c->head_dim / 2 || rf->ne[1] != 1 || !rf->data)
+            return hr_err(HR_ERR_FORMAT, "rope_freqs.weight is not %d f32 values", c->head_dim / 2);
+        float *div = malloc(sizeof(float) * (size_t)(c->head_dim / 2)); // (head_dim / 2), copied: may be unaligned
+        if (!div) return hr_err(HR_ERR_NOMEM, "out of memory");
+        memcpy(div, rf->data, sizeof(float) * (size_t)(c->head_dim / 2));
+        st = hr_rope_scaling_from_divisors(c, div);
+        free(div);
+        if (st != HR_OK) return st;
+    }
+    st = load_tensor(m, "token_embd.weight", c->vocab_size, c->dim, &m->w.tok_embd, false);
+    if (st == HR_OK) st = load_tensor(m, "output_norm.weight", 1, c->dim, &m->w.out_norm, false);
+    if (st == HR_OK && c->norm == HR_NORM_LAYER)
+        st = load_tensor(m, "output_norm.bias", 1, c->dim, &m->w.out_norm_b, false);
+    if (st == HR_OK && c->pos == HR_POS_LEARNED)
+        st = load_tensor(m, "position_embd.weight", c->seq_len, c->dim, &m->w.pos_embd, false);
+    if (st == HR_OK) st = load_tensor(m, "output.weight", c->vocab_size, c->dim, &m->w.output, true);
+    if (st != HR_OK) return st;
+    c->tied_classifier = m->w.output == NULL;
+    if (c->tied_classifier) m->w.output = m->w.tok_embd;
+    for (int l = 0; l < c->n_layers && st == HR_OK; l++) st = load_layer(m, l);
+    return st;
+}

@@ -1,0 +1,399 @@
+/* GGUF v3 writer (layout in include/headroom/gguf.h, conventions in
+ * include/headroom/convert.h). Metadata is built in memory; tensor data is
+ * streamed one tensor at a time, converted in chunks. */
+#include "headroom/convert.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "headroom/gguf.h"
+#include "io/hf_internal.h"
+
+#define ALIGN 32
+#define CHUNK 65536
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    uint64_t count; /* key/value pairs */
+    bool failed;
+} kvbuf;
+
+static void put(kvbuf *b, const void *src, size_t n) {
+    if (b->failed) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+static void put_u32(kvbuf *b, uint32_t v) { put(b, &v, 4); }
+static void put_u64(kvbuf *b, uint64_t v) { put(b, &v, 8); }
+static void put_str(kvbuf *b, const char *s, size_t len) {
+    put_u64(b, len);
+    put(b, s, len);
+}
+static void key(kvbuf *b, const char *k, uint32_t type) {
+    put_str(b, k, strlen(k));
+    put_u32(b, type);
+    b->count++;
+}
+static void kv_u32(kvbuf *b, const char *k, uint32_t v) { key(b, k, HR_GGUF_UINT32), put_u32(b, v); }
+static void kv_f32(kvbuf *b, const char *k, float v) { key(b, k, HR_GGUF_FLOAT32), put(b, &v, 4); }
+static void kv_bool(kvbuf *b, const char *k, bool v) {
+    uint8_t x = v;
+    key(b, k, HR_GGUF_BOOL), put(b, &x, 1);
+}
+static void kv_str(kvbuf *b, const char *k, const char *s) { key(b, k, HR_GGUF_STRING), put_str(b, s, strlen(s)); }
+static void kv_arr_head(kvbuf *b, const char *k, uint32_t elem, uint64_t n) {
+    key(b, k, HR_GGUF_ARRAY);
+    put_u32(b, elem);
+    put_u64(b, n);
+}
+static void kv_arr_i32(kvbuf *b, const char *k, const int *v, int n) {
+    kv_arr_head(b, k, HR_GGUF_INT32, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        int32_t x = v[i];
+        put(b, &x, 4);
+    }
+}
+
+static const char *gguf_arch(const hr_config *c, bool uniform) {
+    switch (c->arch) {
+    case HR_ARCH_QWEN2: return "qwen2";
+    case HR_ARCH_GPT2: return "gpt2";
+    default: return uniform ? "llama" : "deci";
+    }
+}
+
+static bool is_uniform(const hr_config *c) {
+    for (int l = 1; l < c->n_layers; l++)
+        if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0])
+            return false;
+    return c->n_head[0] > 0 && c->n_ff[0] > 0;
+}
+
+/* llama.cpp's deci reads head sizes only when layer 0 has heads, and
+ * requires the MLP tensors in every layer. */
+static bool deci_loadable(const hr_config *c) {
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->n_ff[l] <= 0) return false;
+    return c->n_layers == 0 || c->n_head[0] > 0;
+}
+
+/* A per-layer size: scalar when uniform, else an int32 array. */
+static void kv_layers(kvbuf *b, const char *a, const char *suffix, const int *v, int n, bool uniform) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", a, suffix);
+    if (uniform) kv_u32(b, k, (uint32_t)v[0]);
+    else kv_arr_i32(b, k, v, n);
+}
+
+static void write_arch_kv(kvbuf *b, const hr_config *c, const char *a, bool uniform, hr_dtype dtype) {
+    char k[128];
+#define K(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
+    kv_str(b, "general.architecture", a);
+    kv_str(b, "general.name", "headroom export");
+    static const uint32_t ftype[] = {0, 1, 32}; /* llama.cpp LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16 */
+    kv_u32(b, "general.file_type", ftype[dtype]);
+    kv_u32(b, K("block_count"), (uint32_t)c->n_layers);
+    kv_u32(b, K("context_length"), (uint32_t)c->seq_len);
+    kv_u32(b, K("embedding_length"), (uint32_t)c->dim);
+    kv_u32(b, K("vocab_size"), (uint32_t)c->vocab_size);
+    kv_layers(b, a, "feed_forward_length", c->n_ff, c->n_layers, uniform);
+    kv_layers(b, a, "attention.head_count", c->n_head, c->n_layers, uniform);
+    kv_layers(b, a, "attention.head_count_kv", c->n_head_kv, c->n_layers, uniform);
+    /* Readers derive the head size as dim / heads when these keys are absent,
+     * llama.cpp from layer 0's head count: explicit for every per-layer model. */
+    int mh = hr_config_max_heads(c);
+    if (mh == 0 || !uniform || c->head_dim * mh != c->dim) {
+        kv_u32(b, K("attention.key_length"), (uint32_t)c->head_dim);
+        kv_u32(b, K("attention.value_length"), (uint32_t)c->head_dim);
+    }
+    if (c->norm == HR_NORM_LAYER) kv_f32(b, K("attention.layer_norm_epsilon"), c->norm_eps);
+    else kv_f32(b, K("attention.layer_norm_rms_epsilon"), c->norm_eps);
+    if (c->pos == HR_POS_ROPE) {
+        kv_u32(b, K("rope.dimension_count"), (uint32_t)c->head_dim);
+        kv_f32(b, K("rope.freq_base"), c->rope_theta);
+    }
+    const hr_rope_scaling *rs = &c->rope_scaling;
+    if (rs->llama3) {
+        kv_str(b, "headroom.rope_scaling.type", "llama3");
+        kv_f32(b, "headroom.rope_scaling.factor", rs->factor);
+        kv_f32(b, "headroom.rope_scaling.low_freq_factor", rs->low_freq_factor);
+        kv_f32(b, "headroom.rope_scaling.high_freq_factor", rs->high_freq_factor);
+        kv_u32(b, "headroom.rope_scaling.original_context_length", (uint32_t)rs->original_ctx);
+    }
+#undef K
+}
+
+static void put_token(kvbuf *b, const hr_tokenizer *t, int32_t id) {
+    size_t len;
+    const char *s = hr_tokenizer_token_text(t, id, &len);
+    put_str(b, s ? s : "", len);
+}
+
+/* tokenizer.ggml.pre: llama.cpp's name of the byte-level split regex. */
+static void write_pre(kvbuf *b, const hr_tokenizer *t) {
+    const char *pre = hr_tokenizer_pre_name(t);
+    if (pre) kv_str(b, "tokenizer.ggml.pre", pre);
+    else
+        hr_log(HR_LOG_WARN, "tokenizer: the split regex of this byte-level vocabulary has no llama.cpp name; "
+                            "tokenizer.ggml.pre is not written (readers fall back to GPT-2's)");
+}
+
+static void write_merges(kvbuf *b, const hr_tokenizer *t) {
+    size_t n = hr_tokenizer_n_merges(t);
+    kv_arr_head(b, "tokenizer.ggml.merges", HR_GGUF_STRING, n);
+    for (size_t i = 0; i < n; i++) {
+        int32_t l = 0, r = 0;
+        hr_tokenizer_merge(t, i, &l, &r);
+        size_t l0, l1;
+        const char *s0 = hr_tokenizer_token_text(t, l, &l0), *s1 = hr_tokenizer_token_text(t, r, &l1);
+        put_u64(b, l0 + 1 + l1);
+        put(b, s0, l0);
+        put(b, " ", 1);
+        put(b, s1, l1);
+    }
+}
+
+/* Byte-level BPE is GGUF "gpt2" (tokens + merges + pre); SentencePiece and
+ * character BPE (Llama-2's tokenizer.json) are "llama" with scores, which
+ * for character BPE rank pieces in merge order (hr_tokenizer_score). */
+static void write_tokenizer_kv(kvbuf *b, const hr_tokenizer *t) {
+    bool spm = hr_tokenizer_model(t) != HR_TOKENIZER_BPE_BYTES;
+    int32_t n = hr_tokenizer_vocab_size(t);
+    kv_str(b, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
+    if (!spm) write_pre(b, t);
+    kv_arr_head(b, "tokenizer.ggml.tokens", HR_GGUF_STRING, (uint64_t)n);
+    for (int32_t i = 0; i < n; i++) put_token(b, t, i);
+    if (spm) {
+        kv_arr_head(b, "tokenizer.ggml.scores", HR_GGUF_FLOAT32, (uint64_t)n);
+        for (int32_t i = 0; i < n; i++) {
+            float sc = hr_tokenizer_score(t, i);
+            put(b, &sc, 4);
+        }
+    }
+    kv_arr_head(b, "tokenizer.ggml.token_type", HR_GGUF_INT32, (uint64_t)n);
+    for (int32_t i = 0; i < n; i++) {
+        int32_t ty = (int32_t)hr_tokenizer_token_type(t, i);
+        put(b, &ty, 4);
+    }
+    if (!spm) write_merges(b, t);
+    int32_t bos = hr_tokenizer_bos(t), eos = hr_tokenizer_eos(t), unk = hr_tokenizer_unk(t);
+    if (bos >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    if (eos >= 0) kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    if (unk >= 0) kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
+    kv_bool(b, "tokenizer.ggml.add_bos_token", hr_tokenizer_add_bos_default(t));
+    if (hr_tokenizer_add_eos_default(t)) kv_bool(b, "tokenizer.ggml.add_eos_token", true);
+    if (spm || hr_tokenizer_add_space_prefix(t))
+        kv_bool(b, "tokenizer.ggml.add_space_prefix", hr_tokenizer_add_space_prefix(t));
+}
+
+typedef hr_wtensor out_tensor;
+
+typedef struct {
+    out_tensor *t;
+    int n, cap;
+} tensor_list;
+
+static out_tensor *add_tensor(tensor_list *L, const char *name, int64_t rows, int64_t cols, bool vec,
+                              const float *data) {
+    if (L->n == L->cap) {
+        int cap = L->cap ? L->cap * 2 : 64;
+        out_tensor *p = realloc(L->t, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        L->t = p;
+        L->cap = cap;
+    }
+    out_tensor *o = &L->t[L->n++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", name);
+    o->rows = rows, o->cols = cols, o->vec = vec;
+    o->part[0] = data, o->part_rows[0] = vec ? cols : rows, o->n_parts = 1;
+    return o;
+}
+
+/* Fused attn_qkv for gpt2: Q, K, V rows (or bias elements) concatenated. */
+static out_tensor *add_fused(tensor_list *L, const hr_model *m, const hr_tensor_ref *r, bool bias) {
+    const hr_layer_weights *w = &m->w.layers[r->layer];
+    const hr_config *c = &m->cfg;
+    int64_t q = (int64_t)c->n_head[r->layer] * c->head_dim, kv = (int64_t)c->n_head_kv[r->layer] * c->head_dim;
+    char name[64];
+    snprintf(name, sizeof name, "blk.%d.attn_qkv.%s", r->layer, bias ? "bias" : "weight");
+    out_tensor *o = add_tensor(L, name, bias ? 1 : q + 2 * kv, bias ? q + 2 * kv : c->dim, bias, bias ? w->bq : w->wq);
+    if (!o) return NULL;
+    o->n_parts = 3;
+    o->part[1] = bias ? w->bk : w->wk;
+    o->part[2] = bias ? w->bv : w->wv;
+    /* rows of the weight; elements of the bias */
+    o->part_rows[0] = q, o->part_rows[1] = kv, o->part_rows[2] = kv;
+    return o;
+}
+
+static hr_status plan_tensors(const hr_model *m, tensor_list *L, float *rope_freqs) {
+    const hr_config *c = &m->cfg;
+    int n = hr_model_tensors(m, NULL, 0);
+    hr_tensor_ref *refs = malloc((size_t)(n ? n : 1) * sizeof *refs); // (n)
+    if (!refs) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_model_tensors(m, refs, n);
+    hr_status st = HR_OK;
+    for (int i = 0; i < n && st == HR_OK; i++) {
+        const hr_tensor_ref *r = &refs[i];
+        bool vec = r->rows == 1;
+        out_tensor *o = NULL;
+        if (c->arch == HR_ARCH_GPT2 && r->layer >= 0 && strstr(r->name, ".attn_q.")) {
+            o = add_fused(L, m, r, vec);
+        } else if (c->arch == HR_ARCH_GPT2 && r->layer >= 0 && (strstr(r->name, ".attn_k.") || strstr(r->name, ".attn_v."))) {
+            continue;
+        } else {
+            o = add_tensor(L, r->name, vec ? 1 : r->rows, r->cols, vec, r->data);
+            /* llama.cpp's qwen2 uses NEOX (rotate-half) RoPE: undo the load permutation. */
+            if (o && c->arch == HR_ARCH_QWEN2 && r->layer >= 0) {
+                if (strstr(r->name, ".attn_q.")) o->perm_heads = c->n_head[r->layer];
+                if (strstr(r->name, ".attn_k.")) o->perm_heads = c->n_head_kv[r->layer];
+            }
+        }
+        if (!o) st = hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    free(refs);
+    if (st == HR_OK && c->rope_scaling.llama3 && c->pos == HR_POS_ROPE) {
+        /* llama.cpp divides each frequency by rope_freqs[i]. */
+        int half = c->head_dim / 2;
+        hr_llama3_rope_divisors(c->head_dim, c->rope_theta, &c->rope_scaling, rope_freqs);
+        if (!add_tensor(L, "rope_freqs.weight", 1, half, true, rope_freqs)) st = hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    return st;
+}
+
+static uint32_t ggml_type_of(hr_dtype d) {
+    return d == HR_DTYPE_F16 ? HR_GGML_F16 : d == HR_DTYPE_BF16 ? HR_GGML_BF16 : HR_GGML_F32;
+}
+
+static size_t elem_size(uint32_t type) { return type == HR_GGML_F32 ? 4 : 2; }
+
+static void encode(uint32_t type, const float *src, size_t n, uint8_t *dst) {
+    if (type == HR_GGML_F32) {
+        memcpy(dst, src, n * 4);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h = type == HR_GGML_F16 ? hr_f32_to_f16(src[i]) : hr_f32_to_bf16(src[i]);
+        memcpy(dst + 2 * i, &h, 2);
+    }
+}
+
+static hr_status write_data(const hr_model *m, hr_atomic_file *af, const tensor_list *L, uint8_t *chunk) {
+    static const uint8_t zeros[ALIGN] = {0};
+    uint64_t pos = 0;
+    for (int i = 0; i < L->n; i++) {
+        const out_tensor *o = &L->t[i];
+        hr_status st = HR_OK;
+        if (o->offset > pos) st = hr_atomic_write(af, zeros, (size_t)(o->offset - pos));
+        const float *src = NULL;
+        float *tmp = NULL;
+        if (st == HR_OK) st = hr_wtensor_gather(m->cfg.head_dim, o, &src, &tmp);
+        size_t n = (size_t)o->rows * (size_t)o->cols, es = elem_size(o->type);
+        for (size_t at = 0; st == HR_OK && at < n; at += CHUNK) {
+            size_t k = n - at < CHUNK ? n - at : CHUNK;
+            encode(o->type, src + at, k, chunk);
+            st = hr_atomic_write(af, chunk, k * es);
+        }
+        free(tmp);
+        if (st != HR_OK) return st;
+        pos = o->offset + o->nbytes;
+    }
+    return HR_OK;
+}
+
+static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv, tensor_list *L, hr_dtype dtype) {
+    kvbuf hdr = {0};
+    put(&hdr, "GGUF", 4);
+    put_u32(&hdr, 3);
+    put_u64(&hdr, (uint64_t)L->n);
+    put_u64(&hdr, kv->count);
+    put(&hdr, kv->p, kv->n);
+    uint64_t off = 0;
+    for (int i = 0; i < L->n; i++) {
+        out_tensor *o = &L->t[i];
+        o->type = o->vec ? HR_GGML_F32 : ggml_type_of(dtype);
+        o->nbytes = (size_t)o->rows * (size_t)o->cols * elem_size(o->type);
+        o->offset = (off + ALIGN - 1) / ALIGN * ALIGN;
+        off = o->offset + o->nbytes;
+        put_str(&hdr, o->name, strlen(o->name));
+        put_u32(&hdr, o->vec ? 1 : 2);
+        put_u64(&hdr, (uint64_t)(o->vec ? o->cols * o->rows : o->cols));
+        if (!o->vec) put_u64(&hdr, (uint64_t)o->rows);
+        put_u32(&hdr, o->type);
+        put_u64(&hdr, o->offset);
+    }
+    static const uint8_t zeros[ALIGN] = {0};
+    put(&hdr, zeros, (ALIGN - hdr.n % ALIGN) % ALIGN);
+    uint8_t *chunk = malloc(CHUNK * 4); // (CHUNK) encoded values
+    if (hdr.failed || !chunk) {
+        free(hdr.p);
+        free(chunk);
+        return hr_err(HR_ERR_NOMEM, "out of memory building the GGUF header");
+    }
+    hr_atomic_file af;
+    hr_status st = hr_atomic_open(path, &af);
+    if (st == HR_OK) {
+        st = hr_atomic_write(&af, hdr.p, hdr.n);
+        if (st == HR_OK) st = write_data(m, &af, L, chunk);
+        if (st == HR_OK) st = hr_atomic_commit(&af);
+        else hr_atomic_abort(&af);
+    }
+    free(hdr.p);
+    free(chunk);
+    return st;
+}
+
+hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype) {
+    if (!m || !path) return hr_err(HR_ERR_INVALID_ARG, "no model or output path given");
+    if ((unsigned)dtype > HR_DTYPE_BF16) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
+    const hr_config *c = &m->cfg;
+    bool uniform = is_uniform(c);
+    if (!uniform && c->arch != HR_ARCH_LLAMA)
+        hr_log(HR_LOG_WARN, "%s model with per-layer sizes: llama.cpp may not load it", hr_arch_name(c->arch));
+    else if (!uniform && !deci_loadable(c))
+        hr_log(HR_LOG_WARN, "deci model with no attention in layer 0 or a layer without MLP: llama.cpp cannot load it");
+    if (tok && hr_tokenizer_vocab_size(tok) != c->vocab_size)
+        hr_log(HR_LOG_WARN, "tokenizer has %d pieces, the model %d", hr_tokenizer_vocab_size(tok), c->vocab_size);
+    kvbuf kv = {0};
+    write_arch_kv(&kv, c, gguf_arch(c, uniform), uniform, dtype);
+    if (tok) write_tokenizer_kv(&kv, tok);
+    tensor_list L = {0};
+    float *rope_freqs = malloc(sizeof(float) * (size_t)(c->head_dim / 2 + 1)); // (head_dim / 2)
+    hr_status st = kv.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, &L, rope_freqs);
+    if (st == HR_OK) st = write_file(m, path, &kv, &L, dtype);
+    free(rope_freqs);
+    free(L.t);
+    free(kv.p);
+    return st;
+}
+
+hr_status hr_dtype_from_name(const char *name, hr_dtype *out) {
+    static const struct { const char *n; hr_dtype d; } names[] = {
+        {"f32", HR_DTYPE_F32}, {"float32", HR_DTYPE_F32}, {"f16", HR_DTYPE_F16},
+        {"float16", HR_DTYPE_F16}, {"bf16", HR_DTYPE_BF16}, {"bfloat16", HR_DTYPE_BF16}};
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i].n) == 0) {
+            *out = names[i].d;
+            return HR_OK;
+        }
+    return hr_err(HR_ERR_INVALID_ARG, "unknown dtype '%s' (f32, f16, bf16)", name ? name : "");
+}
+
+const char *hr_dtype_name(hr_dtype d) {
+    return d == HR_DTYPE_F16 ? "f16" : d == HR_DTYPE_BF16 ? "bf16" : "f32";
+}

@@ -1,0 +1,350 @@
+/* Hugging Face folder writer: config.json + model.safetensors (+
+ * tokenizer.json and tokenizer_config.json when a tokenizer is given),
+ * built in a temporary folder beside the destination and renamed into
+ * place. */
+#include "headroom/convert.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/hf_internal.h"
+
+#define CHUNK 65536
+
+typedef struct {
+    hr_wtensor *t;
+    int n, cap;
+} wlist;
+
+static hr_wtensor *add(wlist *L, const char *name, int64_t rows, int64_t cols, const float *p) {
+    if (L->n == L->cap) {
+        int cap = L->cap ? 2 * L->cap : 64;
+        hr_wtensor *q = realloc(L->t, (size_t)cap * sizeof *q);
+        if (!q) return NULL;
+        L->t = q;
+        L->cap = cap;
+    }
+    hr_wtensor *o = &L->t[L->n++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", name);
+    o->rows = rows, o->cols = cols, o->vec = rows == 1;
+    o->part[0] = p, o->part_rows[0] = rows == 1 ? cols : rows, o->n_parts = 1;
+    return o;
+}
+
+#define ADD(nm, r, c, p)                                                  \
+    do {                                                                  \
+        if ((p) && !(o = add(L, nm, r, c, p))) return HR_ERR_NOMEM;       \
+    } while (0)
+
+static hr_status plan_llama(const hr_model *m, wlist *L) {
+    const hr_config *c = &m->cfg;
+    const hr_weights *w = &m->w;
+    int64_t d = c->dim, q = (int64_t)c->n_head[0] * c->head_dim, kv = (int64_t)c->n_head_kv[0] * c->head_dim;
+    int64_t ff = c->n_ff[0];
+    hr_wtensor *o = NULL;
+    char nm[96];
+    ADD("model.embed_tokens.weight", c->vocab_size, d, w->tok_embd);
+    for (int l = 0; l < c->n_layers; l++) {
+        const hr_layer_weights *lw = &w->layers[l];
+#define N(s) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, s), nm)
+        ADD(N("input_layernorm.weight"), 1, d, lw->attn_norm);
+        ADD(N("self_attn.q_proj.weight"), q, d, lw->wq);
+        o->perm_heads = c->n_head[l];
+        ADD(N("self_attn.k_proj.weight"), kv, d, lw->wk);
+        o->perm_heads = c->n_head_kv[l];
+        ADD(N("self_attn.v_proj.weight"), kv, d, lw->wv);
+        ADD(N("self_attn.o_proj.weight"), d, q, lw->wo);
+        if (lw->bq) {
+            ADD(N("self_attn.q_proj.bias"), 1, q, lw->bq);
+            o->perm_heads = c->n_head[l];
+        }
+        if (lw->bk) {
+            ADD(N("self_attn.k_proj.bias"), 1, kv, lw->bk);
+            o->perm_heads = c->n_head_kv[l];
+        }
+        ADD(N("self_attn.v_proj.bias"), 1, kv, lw->bv);
+        ADD(N("self_attn.o_proj.bias"), 1, d, lw->bo);
+        ADD(N("post_attention_layernorm.weight"), 1, d, lw->ffn_norm);
+        ADD(N("mlp.gate_proj.weight"), ff, d, lw->w_gate);
+        ADD(N("mlp.up_proj.weight"), ff, d, lw->w_up);
+        ADD(N("mlp.down_proj.weight"), d, ff, lw->w_down);
+#undef N
+    }
+    ADD("model.norm.weight", 1, d, w->out_norm);
+    if (!c->tied_classifier) ADD("lm_head.weight", c->vocab_size, d, w->output);
+    return HR_OK;
+}
+
+static hr_status plan_gpt2(const hr_model *m, wlist *L) {
+    const hr_config *c = &m->cfg;
+    const hr_weights *w = &m->w;
+    int64_t d = c->dim, ff = c->n_ff[0];
+    hr_wtensor *o = NULL;
+    char nm[96];
+    ADD("transformer.wte.weight", c->vocab_size, d, w->tok_embd);
+    ADD("transformer.wpe.weight", c->seq_len, d, w->pos_embd);
+    for (int l = 0; l < c->n_layers; l++) {
+        const hr_layer_weights *lw = &w->layers[l];
+#define N(s) (snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, s), nm)
+        ADD(N("ln_1.weight"), 1, d, lw->attn_norm);
+        ADD(N("ln_1.bias"), 1, d, lw->attn_norm_b);
+        /* Conv1D stores (in, out): the stacked (3d, d) QKV transposed. */
+        ADD(N("attn.c_attn.weight"), 3 * d, d, lw->wq);
+        o->n_parts = 3, o->part[1] = lw->wk, o->part[2] = lw->wv, o->transpose = true;
+        o->part_rows[0] = o->part_rows[1] = o->part_rows[2] = d;
+        ADD(N("attn.c_attn.bias"), 1, 3 * d, lw->bq);
+        o->n_parts = 3, o->part[1] = lw->bk, o->part[2] = lw->bv;
+        o->part_rows[0] = o->part_rows[1] = o->part_rows[2] = d;
+        ADD(N("attn.c_proj.weight"), d, d, lw->wo);
+        o->transpose = true;
+        ADD(N("attn.c_proj.bias"), 1, d, lw->bo);
+        ADD(N("ln_2.weight"), 1, d, lw->ffn_norm);
+        ADD(N("ln_2.bias"), 1, d, lw->ffn_norm_b);
+        ADD(N("mlp.c_fc.weight"), ff, d, lw->w_up);
+        o->transpose = true;
+        ADD(N("mlp.c_fc.bias"), 1, ff, lw->b_up);
+        ADD(N("mlp.c_proj.weight"), d, ff, lw->w_down);
+        o->transpose = true;
+        ADD(N("mlp.c_proj.bias"), 1, d, lw->b_down);
+#undef N
+    }
+    ADD("transformer.ln_f.weight", 1, d, w->out_norm);
+    ADD("transformer.ln_f.bias", 1, d, w->out_norm_b);
+    if (!c->tied_classifier) ADD("lm_head.weight", c->vocab_size, d, w->output);
+    return HR_OK;
+}
+#undef ADD
+
+/* Shortest decimal that reads back as the same float (config.json
+ * readers parse doubles; 1e-5 should not become 9.99999974738e-06). */
+static cJSON *float_json(float v) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
+    return cJSON_CreateRaw(buf);
+}
+
+static char *config_json(const hr_model *m, const hr_tokenizer *tok, hr_dtype dtype) {
+    const hr_config *c = &m->cfg;
+    static const char *const torch_dtype[] = {"float32", "float16", "bfloat16"};
+    cJSON *j = cJSON_CreateObject();
+    cJSON *archs = cJSON_AddArrayToObject(j, "architectures");
+    bool gpt2 = c->arch == HR_ARCH_GPT2;
+    const char *cls = gpt2 ? "GPT2LMHeadModel" : c->arch == HR_ARCH_QWEN2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
+    cJSON_AddItemToArray(archs, cJSON_CreateString(cls));
+    cJSON_AddStringToObject(j, "model_type", hr_arch_name(c->arch));
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+    if (gpt2) {
+        cJSON_AddNumberToObject(j, "n_embd", c->dim);
+        cJSON_AddNumberToObject(j, "n_layer", c->n_layers);
+        cJSON_AddNumberToObject(j, "n_head", c->n_head[0]);
+        cJSON_AddNumberToObject(j, "n_inner", c->n_ff[0]);
+        cJSON_AddNumberToObject(j, "n_positions", c->seq_len);
+        cJSON_AddNumberToObject(j, "n_ctx", c->seq_len);
+        cJSON_AddItemToObject(j, "layer_norm_epsilon", float_json(c->norm_eps));
+        cJSON_AddStringToObject(j, "activation_function", "gelu_new");
+    } else {
+        cJSON_AddNumberToObject(j, "hidden_size", c->dim);
+        cJSON_AddNumberToObject(j, "intermediate_size", c->n_ff[0]);
+        cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
+        cJSON_AddNumberToObject(j, "num_attention_heads", c->n_head[0]);
+        cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_head_kv[0]);
+        cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
+        cJSON_AddNumberToObject(j, "max_position_embeddings", c->seq_len);
+        cJSON_AddItemToObject(j, "rms_norm_eps", float_json(c->norm_eps));
+        cJSON_AddItemToObject(j, "rope_theta", float_json(c->rope_theta));
+        cJSON_AddStringToObject(j, "hidden_act", "silu");
+        if (c->arch == HR_ARCH_LLAMA) cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
+        if (c->rope_scaling.llama3) {
+            cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+            cJSON_AddStringToObject(rs, "rope_type", "llama3");
+            cJSON_AddItemToObject(rs, "factor", float_json(c->rope_scaling.factor));
+            cJSON_AddItemToObject(rs, "low_freq_factor", float_json(c->rope_scaling.low_freq_factor));
+            cJSON_AddItemToObject(rs, "high_freq_factor", float_json(c->rope_scaling.high_freq_factor));
+            cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_scaling.original_ctx);
+        }
+    }
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied_classifier);
+    if (tok && hr_tokenizer_bos(tok) >= 0) cJSON_AddNumberToObject(j, "bos_token_id", hr_tokenizer_bos(tok));
+    if (tok && hr_tokenizer_eos(tok) >= 0) cJSON_AddNumberToObject(j, "eos_token_id", hr_tokenizer_eos(tok));
+    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype[dtype]);
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+static const char *st_dtype(hr_dtype d) { return d == HR_DTYPE_F16 ? "F16" : d == HR_DTYPE_BF16 ? "BF16" : "F32"; }
+
+/* JSON header: tensors in list order, contiguous; padded with spaces so the
+ * data section starts 8-byte aligned. */
+static char *st_header(const wlist *L, hr_dtype dtype, size_t esize, size_t *len) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(j, "__metadata__");
+    cJSON_AddStringToObject(meta, "format", "pt");
+    size_t off = 0;
+    for (int i = 0; i < L->n; i++) {
+        const hr_wtensor *o = &L->t[i];
+        cJSON *e = cJSON_AddObjectToObject(j, o->name);
+        cJSON_AddStringToObject(e, "dtype", st_dtype(dtype));
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        if (o->vec) {
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)o->cols));
+        } else {
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)(o->transpose ? o->cols : o->rows)));
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)(o->transpose ? o->rows : o->cols)));
+        }
+        size_t nb = (size_t)o->rows * (size_t)o->cols * esize;
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + nb)));
+        off += nb;
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) return NULL;
+    size_t n = strlen(s), padded = (n + 7) / 8 * 8;
+    char *out = realloc(s, padded + 1);
+    if (!out) {
+        free(s);
+        return NULL;
+    }
+    memset(out + n, ' ', padded - n);
+    out[padded] = 0;
+    *len = padded;
+    return out;
+}
+
+static hr_status write_safetensors(const hr_model *m, const wlist *L, hr_dtype dtype, const char *path) {
+    size_t es = dtype == HR_DTYPE_F32 ? 4 : 2, hlen = 0;
+    char *hdr = st_header(L, dtype, es, &hlen);
+    uint8_t *chunk = malloc(CHUNK * 4); // (CHUNK) encoded values
+    if (!hdr || !chunk) {
+        free(hdr);
+        free(chunk);
+        return hr_err(HR_ERR_NOMEM, "out of memory building the safetensors header");
+    }
+    hr_atomic_file af;
+    hr_status st = hr_atomic_open(path, &af);
+    if (st != HR_OK) {
+        free(hdr);
+        free(chunk);
+        return st;
+    }
+    uint64_t hl = hlen;
+    st = hr_atomic_write(&af, &hl, 8);
+    if (st == HR_OK) st = hr_atomic_write(&af, hdr, hlen);
+    for (int i = 0; i < L->n && st == HR_OK; i++) {
+        const float *src = NULL;
+        float *tmp = NULL;
+        st = hr_wtensor_gather(m->cfg.head_dim, &L->t[i], &src, &tmp);
+        size_t n = (size_t)L->t[i].rows * (size_t)L->t[i].cols;
+        for (size_t at = 0; st == HR_OK && at < n; at += CHUNK) {
+            size_t k = n - at < CHUNK ? n - at : CHUNK;
+            for (size_t e = 0; e < k; e++) {
+                if (dtype == HR_DTYPE_F32) {
+                    memcpy(chunk + 4 * e, &src[at + e], 4);
+                } else {
+                    uint16_t h = dtype == HR_DTYPE_F16 ? hr_f32_to_f16(src[at + e]) : hr_f32_to_bf16(src[at + e]);
+                    memcpy(chunk + 2 * e, &h, 2);
+                }
+            }
+            st = hr_atomic_write(&af, chunk, k * es);
+        }
+        free(tmp);
+    }
+    free(hdr);
+    free(chunk);
+    if (st == HR_OK) return hr_atomic_commit(&af);
+    hr_atomic_abort(&af);
+    return st;
+}
+
+static hr_status write_text(const char *path, const char *text) {
+    hr_atomic_file af;
+    hr_status st = hr_atomic_open(path, &af);
+    if (st != HR_OK) return st;
+    st = hr_atomic_write(&af, text, strlen(text));
+    if (st == HR_OK) st = hr_atomic_write(&af, "\n", 1);
+    if (st == HR_OK) return hr_atomic_commit(&af);
+    hr_atomic_abort(&af);
+    return st;
+}
+
+static hr_status write_tokenizer(const hr_tokenizer *tok, const char *dir, int max_len) {
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    hr_status st = hr_tokenizer_save_json(tok, path);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (st == HR_OK) st = hr_tokenizer_save_config_json(tok, path, max_len);
+    return st;
+}
+
+static void remove_tree_files(const char *dir) {
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    char p[PATH_MAX + 32];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, files[i]) < sizeof p) unlink(p);
+    }
+    rmdir(dir);
+}
+
+static hr_status check_writable(const hr_config *c, const char *dir) {
+    if (c->arch != HR_ARCH_LLAMA && c->arch != HR_ARCH_QWEN2 && c->arch != HR_ARCH_GPT2)
+        return hr_err(HR_ERR_UNSUPPORTED, "architecture %s cannot be written as a Hugging Face folder", hr_arch_name(c->arch));
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0] ||
+            c->n_head[l] == 0 || c->n_ff[l] == 0)
+            return hr_err(HR_ERR_UNSUPPORTED, "layer %d differs in size from layer 0: a Hugging Face %s config cannot "
+                          "describe per-layer sizes (write GGUF instead)", l, hr_arch_name(c->arch));
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) return hr_err(HR_ERR_IO, "'%s' exists and is not a folder", dir);
+        if (rmdir(dir) != 0) return hr_err(HR_ERR_IO, "'%s' exists and is not empty: %s", dir, strerror(errno));
+    }
+    return HR_OK;
+}
+
+hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype) {
+    if (!m || !dir) return hr_err(HR_ERR_INVALID_ARG, "no model or output folder given");
+    if ((unsigned)dtype > HR_DTYPE_BF16) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
+    hr_status st = check_writable(&m->cfg, dir);
+    if (st != HR_OK) return st;
+    wlist L = {0};
+    st = m->cfg.arch == HR_ARCH_GPT2 ? plan_gpt2(m, &L) : plan_llama(m, &L);
+    if (st != HR_OK) {
+        free(L.t);
+        return hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    char tmp[PATH_MAX], path[PATH_MAX + 32];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid()) >= sizeof tmp) {
+        free(L.t);
+        return hr_err(HR_ERR_INVALID_ARG, "output path is too long");
+    }
+    if (mkdir(tmp, 0755) != 0) {
+        free(L.t);
+        return hr_err(HR_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    }
+    char *cfg = config_json(m, tok, dtype);
+    st = cfg ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory building config.json");
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    if (st == HR_OK) st = write_text(path, cfg);
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    if (st == HR_OK) st = write_safetensors(m, &L, dtype, path);
+    if (st == HR_OK && tok) st = write_tokenizer(tok, tmp, m->cfg.seq_len);
+    if (st == HR_OK && rename(tmp, dir) != 0) st = hr_err(HR_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, dir, strerror(errno));
+    if (st != HR_OK) remove_tree_files(tmp);
+    free(cfg);
+    free(L.t);
+    return st;
+}

@@ -1,0 +1,267 @@
+/* MHA -> GQA conversion by mean-pooling grouped K/V projections (gqa.h). */
+#include "headroom/gqa.h"
+#include "engine/kernels.h"
+#include "study/prune/surgery_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+hr_status hr_gqa_grouping_from_name(const char *name, hr_gqa_grouping *out) {
+    if (name && (strcmp(name, "neighbour") == 0 || strcmp(name, "neighbor") == 0)) *out = HR_GQA_NEIGHBOUR;
+    else if (name && strcmp(name, "asym") == 0) *out = HR_GQA_ASYM;
+    else return hr_err(HR_ERR_INVALID_ARG, "unknown grouping '%s' (expected neighbour or asym)", name ? name : "");
+    return HR_OK;
+}
+
+const char *hr_gqa_grouping_name(hr_gqa_grouping g) { return g == HR_GQA_ASYM ? "asym" : "neighbour"; }
+
+typedef struct {
+    const hr_model *m;
+    int K;             /* max KV heads: stride of sim */
+    double *sum;       /* (L, K, K) sums of cos(k) + cos(v) */
+    int64_t rows;
+    float *xn, *k, *v; /* (cap, dim), (cap, max kv_dim) x2 */
+    int cap;
+    bool oom;
+} sim_rec;
+
+static double cosine(const float *a, const float *b, int n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
+}
+
+static bool sim_reserve(sim_rec *r, int n) {
+    if (n <= r->cap) return true;
+    const hr_config *c = &r->m->cfg;
+    size_t kd = (size_t)r->K * c->head_dim;
+    float *a = realloc(r->xn, sizeof(float) * (size_t)n * c->dim);
+    if (a) r->xn = a;
+    float *b = realloc(r->k, sizeof(float) * (size_t)n * kd);
+    if (b) r->k = b;
+    float *d = realloc(r->v, sizeof(float) * (size_t)n * kd);
+    if (d) r->v = d;
+    if (!a || !b || !d) return false;
+    r->cap = n;
+    return true;
+}
+
+/* y (n, rows) = x (n, dim) W^T + b */
+static void project(float *y, const float *x, const float *w, const float *b, int n, int dim, int rows) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, dim, 1.0f, x, dim, w, dim, 0.0f, y, rows);
+    for (int t = 0; b && t < n; t++)
+        for (int i = 0; i < rows; i++) y[(size_t)t * rows + i] += b[i];
+}
+
+static int sim_hook(const hr_hook_event *ev, void *ud) {
+    sim_rec *r = ud;
+    const hr_config *c = &r->m->cfg;
+    int l = ev->layer, n = ev->n_tokens, kv = c->n_head_kv[l], hd = c->head_dim, dim = c->dim;
+    if (l == 0) r->rows += n;
+    if (c->n_head[l] == 0) return 0;
+    if (!sim_reserve(r, n)) {
+        r->oom = true;
+        return 1;
+    }
+    const hr_layer_weights *w = &r->m->w.layers[l];
+    for (int t = 0; t < n; t++) {
+        const float *x = ev->data + (size_t)t * ev->stride;
+        float *y = r->xn + (size_t)t * dim;
+        if (c->norm == HR_NORM_LAYER) hr_layernorm(y, x, w->attn_norm, w->attn_norm_b, dim, c->norm_eps);
+        else hr_rmsnorm(y, x, w->attn_norm, dim, c->norm_eps);
+    }
+    int kd = kv * hd;
+    project(r->k, r->xn, w->wk, w->bk, n, dim, kd);
+    project(r->v, r->xn, w->wv, w->bv, n, dim, kd);
+    double *s = r->sum + (size_t)l * r->K * r->K;
+    for (int t = 0; t < n; t++) {
+        const float *kt = r->k + (size_t)t * kd, *vt = r->v + (size_t)t * kd;
+        for (int a = 0; a < kv; a++)
+            for (int b = a + 1; b < kv; b++) {
+                double v = cosine(kt + a * hd, kt + b * hd, hd) + cosine(vt + a * hd, vt + b * hd, hd);
+                s[a * r->K + b] += v;
+                s[b * r->K + a] += v;
+            }
+    }
+    return 0;
+}
+
+hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, float *sim) {
+    const hr_model *m = hr_context_model(ctx);
+    const hr_config *c = &m->cfg;
+    int n_ctx = hr_context_n_ctx(ctx);
+    if (window <= 0 || window > n_ctx) window = n_ctx < 256 ? n_ctx : 256;
+    if (n_tokens < 1) return hr_err(HR_ERR_RANGE, "no calibration tokens");
+    sim_rec r = {.m = m, .K = hr_config_max_kv_heads(c)};
+    size_t n = (size_t)c->n_layers * r.K * r.K;
+    r.sum = calloc(n + 1, sizeof(double));
+    if (!r.sum) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_context_set_hook(ctx, sim_hook, HR_HOOK_RESID_PRE, &r);
+    hr_status st = HR_OK;
+    for (size_t off = 0; st == HR_OK && off < n_tokens; off += (size_t)window) {
+        size_t len = n_tokens - off < (size_t)window ? n_tokens - off : (size_t)window;
+        st = hr_context_truncate(ctx, 0);
+        if (st == HR_OK) st = hr_forward(ctx, tokens + off, (int)len, NULL, false);
+    }
+    hr_context_set_hook(ctx, NULL, 0, NULL);
+    hr_context_truncate(ctx, 0);
+    if (r.oom) st = hr_err(HR_ERR_NOMEM, "out of memory recording key/value activations");
+    for (size_t i = 0; st == HR_OK && i < n; i++) sim[i] = (float)(r.sum[i] / (double)(r.rows ? r.rows : 1));
+    free(r.sum);
+    free(r.xn);
+    free(r.k);
+    free(r.v);
+    return st;
+}
+
+/* Greedy even-size grouping of one layer by similarity (see gqa.h). */
+static void group_asym(const float *sim, int K, int stride, int n_kv, int *groups) {
+    int size = K / n_kv;
+    for (int i = 0; i < K; i++) groups[i] = -1;
+    for (int j = 0; j < n_kv; j++) {
+        int seed = 0;
+        while (groups[seed] >= 0) seed++;
+        groups[seed] = j;
+        for (int have = 1; have < size; have++) {
+            int best = -1;
+            double best_s = -INFINITY;
+            for (int b = 0; b < K; b++) {
+                if (groups[b] >= 0) continue;
+                double s = 0;
+                for (int a = 0; a < K; a++)
+                    if (groups[a] == j) s += sim[a * stride + b];
+                if (s > best_s) best_s = s, best = b;
+            }
+            groups[best] = j;
+        }
+    }
+}
+
+hr_status hr_gqa_groups(const hr_model *m, int n_kv, hr_gqa_grouping g, const float *sim, int *groups) {
+    const hr_config *c = &m->cfg;
+    int K = hr_config_max_kv_heads(c);
+    if (n_kv < 1) return hr_err(HR_ERR_INVALID_ARG, "the number of KV heads must be at least 1");
+    if (g == HR_GQA_ASYM && !sim) return hr_err(HR_ERR_INVALID_ARG, "asym grouping needs KV similarities");
+    for (int l = 0; l < c->n_layers; l++) {
+        int kv = c->n_head_kv[l];
+        int *gl = groups + (size_t)l * K;
+        for (int i = 0; i < K; i++) gl[i] = 0;
+        if (kv == 0) continue;
+        if (kv % n_kv != 0)
+            return hr_err(HR_ERR_INVALID_ARG, "layer %d has %d KV heads, which cannot be merged into %d groups", l, kv,
+                          n_kv);
+        if (g == HR_GQA_ASYM) group_asym(sim + (size_t)l * K * K, kv, K, n_kv, gl);
+        else
+            for (int i = 0; i < kv; i++) gl[i] = i / (kv / n_kv);
+    }
+    return HR_OK;
+}
+
+/* Checks that every new group of layer l has kv / n_kv members. */
+static hr_status check_groups(const int *gl, int kv, int n_kv, int l) {
+    int count[1024] = {0};
+    for (int i = 0; i < kv; i++) {
+        if (gl[i] < 0 || gl[i] >= n_kv)
+            return hr_err(HR_ERR_INVALID_ARG, "layer %d: KV head %d has group %d, outside 0..%d", l, i, gl[i], n_kv - 1);
+        count[gl[i]]++;
+    }
+    for (int j = 0; j < n_kv; j++)
+        if (count[j] != kv / n_kv)
+            return hr_err(HR_ERR_INVALID_ARG, "layer %d: group %d has %d KV heads, expected %d", l, j, count[j],
+                          kv / n_kv);
+    return HR_OK;
+}
+
+/* Mean of the member heads' rows: dst (n_kv*hd, cols) from src (kv*hd, cols). */
+static float *merge_rows(hr_model *p, const float *src, const int *gl, int kv, int n_kv, int hd, int cols) {
+    if (!src) return NULL;
+    float *dst = hr_model_alloc_owned(p, (size_t)n_kv * hd * cols);
+    if (!dst) return NULL;
+    memset(dst, 0, sizeof(float) * (size_t)n_kv * hd * cols);
+    float inv = (float)n_kv / (float)kv;
+    for (int a = 0; a < kv; a++)
+        for (int d = 0; d < hd; d++) {
+            const float *s = src + ((size_t)a * hd + d) * cols;
+            float *o = dst + ((size_t)gl[a] * hd + d) * cols;
+            for (int i = 0; i < cols; i++) o[i] += s[i] * inv;
+        }
+    return dst;
+}
+
+static hr_status convert_layer(hr_model *p, const hr_model *m, int l, int n_kv, const int *gl) {
+    const hr_config *c = &m->cfg;
+    const hr_layer_weights *w = &m->w.layers[l];
+    hr_layer_weights *o = &p->w.layers[l];
+    int kv = c->n_head_kv[l], nh = c->n_head[l], hd = c->head_dim, dim = c->dim, g = nh / kv;
+    bool ok = true;
+    memset(o, 0, sizeof *o);
+    o->attn_norm = hr_surgery_copy(p, w->attn_norm, (size_t)dim, &ok);
+    o->attn_norm_b = hr_surgery_copy(p, w->attn_norm_b, (size_t)dim, &ok);
+    o->bo = hr_surgery_copy(p, w->bo, (size_t)dim, &ok);
+    o->ffn_norm = hr_surgery_copy(p, w->ffn_norm, (size_t)dim, &ok);
+    o->ffn_norm_b = hr_surgery_copy(p, w->ffn_norm_b, (size_t)dim, &ok);
+    o->w_gate = hr_surgery_copy(p, w->w_gate, (size_t)c->n_ff[l] * dim, &ok);
+    o->w_up = hr_surgery_copy(p, w->w_up, (size_t)c->n_ff[l] * dim, &ok);
+    o->b_up = hr_surgery_copy(p, w->b_up, (size_t)c->n_ff[l], &ok);
+    o->w_down = hr_surgery_copy(p, w->w_down, (size_t)c->n_ff[l] * dim, &ok);
+    o->b_down = hr_surgery_copy(p, w->b_down, (size_t)dim, &ok);
+    if (nh == 0) return ok ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
+    if (kv == n_kv) {
+        size_t q = (size_t)nh * hd, k = (size_t)kv * hd;
+        o->wq = hr_surgery_copy(p, w->wq, q * dim, &ok);
+        o->bq = hr_surgery_copy(p, w->bq, q, &ok);
+        o->wk = hr_surgery_copy(p, w->wk, k * dim, &ok);
+        o->bk = hr_surgery_copy(p, w->bk, k, &ok);
+        o->wv = hr_surgery_copy(p, w->wv, k * dim, &ok);
+        o->bv = hr_surgery_copy(p, w->bv, k, &ok);
+        o->wo = hr_surgery_copy(p, w->wo, q * dim, &ok);
+        return ok ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    hr_status st = check_groups(gl, kv, n_kv, l);
+    if (st != HR_OK) return st;
+    /* query rows in new-group order: group j's members ascending, each with its g heads */
+    int *rows = malloc(sizeof(int) * (size_t)nh * hd);
+    if (!rows) return hr_err(HR_ERR_NOMEM, "out of memory");
+    int r = 0;
+    for (int j = 0; j < n_kv; j++)
+        for (int a = 0; a < kv; a++)
+            if (gl[a] == j)
+                for (int i = 0; i < g * hd; i++) rows[r++] = a * g * hd + i;
+    o->wq = hr_surgery_rows(p, w->wq, dim, rows, nh * hd, &ok);
+    o->bq = hr_surgery_rows(p, w->bq, 1, rows, nh * hd, &ok);
+    o->wo = hr_surgery_cols(p, w->wo, dim, nh * hd, rows, nh * hd, &ok);
+    free(rows);
+    o->wk = merge_rows(p, w->wk, gl, kv, n_kv, hd, dim);
+    o->wv = merge_rows(p, w->wv, gl, kv, n_kv, hd, dim);
+    o->bk = merge_rows(p, w->bk, gl, kv, n_kv, hd, 1);
+    o->bv = merge_rows(p, w->bv, gl, kv, n_kv, hd, 1);
+    ok = ok && o->wk && o->wv && (!w->bk || o->bk) && (!w->bv || o->bv);
+    return ok ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
+}
+
+hr_status hr_gqa_convert(const hr_model *m, int n_kv, const int *groups, hr_model **out) {
+    *out = NULL;
+    const hr_config *c = &m->cfg;
+    int K = hr_config_max_kv_heads(c);
+    if (n_kv < 1) return hr_err(HR_ERR_INVALID_ARG, "the number of KV heads must be at least 1");
+    hr_config nc = *c;
+    for (int l = 0; l < c->n_layers; l++) {
+        int kv = c->n_head_kv[l];
+        if (kv == 0) continue;
+        if (kv % n_kv != 0)
+            return hr_err(HR_ERR_INVALID_ARG, "layer %d has %d KV heads, which cannot be merged into %d groups", l, kv,
+                          n_kv);
+        nc.n_head_kv[l] = n_kv;
+    }
+    hr_model *p = NULL;
+    hr_status st = hr_surgery_new_model(m, &nc, &p);
+    for (int l = 0; st == HR_OK && l < c->n_layers; l++) st = convert_layer(p, m, l, n_kv, groups + (size_t)l * K);
+    if (st != HR_OK) {
+        hr_model_free(p);
+        return st;
+    }
+    *out = p;
+    return HR_OK;
+}
