@@ -13,6 +13,7 @@ static const cli_opt k_opts[] = {
     {"dtype", 0, "f32|f16|bf16", "weight dtype of the output (default: the source's when f32/f16/bf16, else f32)"},
     {"tokenizer", 0, "PATH", "tokenizer to embed in a GGUF (default: found beside the model, or the GGUF itself)"},
     {"no-tokenizer", 0, NULL, "write no tokenizer metadata"},
+    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
 };
 
 static const cli_spec k_spec = {
@@ -67,11 +68,15 @@ int cmd_convert(int argc, char **argv) {
     const char *dt = cli_value(&k_spec, &a, "dtype");
     hr_dtype dtype = HR_DTYPE_F32;
     if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
+    bool gguf = strcmp(to, "gguf") == 0;
+    if (cli_check_output(out, gguf ? HR_OUT_GGUF : HR_OUT_HF_FOLDER, NULL, cli_value(&k_spec, &a, "force") != NULL, in,
+                         cli_value(&k_spec, &a, "tokenizer"), NULL))
+        return CLI_FAIL;
     hr_model *m = NULL;
     if (cli_load_model(in, &m) != CLI_OK) return CLI_FAIL;
     if (!dt) dtype = default_dtype(m);
     hr_tokenizer *t = cli_value(&k_spec, &a, "no-tokenizer") ? NULL : find_tokenizer(in, m, cli_value(&k_spec, &a, "tokenizer"));
-    hr_status st = strcmp(to, "gguf") == 0 ? hr_model_save_gguf(m, t, out, dtype) : hr_model_save_hf(m, t, out, dtype);
+    hr_status st = gguf ? hr_model_save_gguf(m, t, out, dtype) : hr_model_save_hf(m, t, out, dtype);
     int rc = st == HR_OK ? CLI_OK : cli_lib_error("conversion failed");
     if (rc == CLI_OK)
         printf("wrote %s (%s, %s, %lld parameters)\n", out, to, hr_dtype_name(dtype), (long long)hr_model_n_params(m));

@@ -29,6 +29,7 @@ static const cli_opt k_opts[] = {
     {"no-speed", 0, NULL, "skip the speed measurement"},
     {"tokenizer", 0, "PATH", "tokenizer of both models (default: beside BASE, or the GGUF)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
+    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
     CLI_KV_OPTIONS,
 };
 
@@ -85,6 +86,13 @@ static int read_opts(const cli_args *a, eval_opts *o) {
         return CLI_FAIL;
     if (a->n_positional != 2) return cli_error("eval needs BASE and CANDIDATE models (see 'headroom eval --help')");
     if (!o->text) return cli_error("--text FILE is required");
+    if (o->json) {
+        const char *inputs[] = {a->positional[1], o->text, o->tasks, cli_value(&k_spec, a, "kv"),
+                                cli_value(&k_spec, a, "kv-from"), NULL};
+        if (cli_check_output(o->json, HR_OUT_JSON, "headroom.eval", cli_value(&k_spec, a, "force") != NULL,
+                             a->positional[0], o->tokenizer, inputs))
+            return CLI_FAIL;
+    }
     return CLI_OK;
 }
 
@@ -136,6 +144,8 @@ static void row(const char *name, double b, double c, const char *fmt) {
 
 static int run(const eval_opts *o, eval_state *s) {
     cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", "headroom.eval");
+    cJSON_AddNumberToObject(j, "format_version", 1);
     int rc = CLI_OK;
     hr_compare_result cr;
     if (hr_compare_logits(s->c[0], s->c[1], s->ids, s->n_ids, (int)o->ctx, (int)o->windows, &cr) != HR_OK) {
@@ -233,7 +243,7 @@ static int run(const eval_opts *o, eval_state *s) {
     }
     if (rc == CLI_OK && o->json) {
         char *txt = cJSON_Print(j);
-        rc = txt ? surg_write_atomic(o->json, txt, strlen(txt)) : cli_error("out of memory");
+        rc = txt ? cli_write_file(o->json, txt) : cli_error("out of memory");
         free(txt);
     }
     cJSON_Delete(j);

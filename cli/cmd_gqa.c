@@ -22,6 +22,7 @@ static const cli_opt k_opts[] = {
     {"dtype", 0, "f32|f16|bf16", "output dtype (default f32)"},
     {"tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
+    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
 };
 
 static const cli_spec k_spec = {
@@ -66,12 +67,19 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
     float *sim = NULL;
     int *groups = NULL;
     int rc = CLI_FAIL;
-    if (cli_resolve_model(a, path, sizeof path) || cli_load_model(path, &m)) goto out;
+    if (cli_resolve_model(a, path, sizeof path)) goto out;
+    const char *out_path = cli_value(&k_spec, a, "out"), *hf = cli_value(&k_spec, a, "hf");
+    const char *tok_path = cli_value(&k_spec, a, "tokenizer");
+    bool force = cli_value(&k_spec, a, "force") != NULL;
+    const char *inputs[] = {text, tok_path, NULL};
+    if (cli_check_output(out_path, HR_OUT_GGUF, NULL, force, path, tok_path, inputs) ||
+        (hf && cli_check_output(hf, HR_OUT_HF_FOLDER, NULL, force, path, tok_path, inputs)))
+        goto out;
+    if (cli_load_model(path, &m)) goto out;
     const hr_config *c = hr_model_config(m);
     int K = hr_config_max_kv_heads(c);
     groups = calloc((size_t)c->n_layers * K + 1, sizeof(int));
     if (!groups) goto out;
-    const char *tok_path = cli_value(&k_spec, a, "tokenizer");
     if (grouping == HR_GQA_ASYM) {
         if (cli_load_tokenizer(path, m, tok_path, &tok)) goto out;
     } else {
@@ -98,7 +106,6 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
         cli_lib_error("conversion failed");
         goto out;
     }
-    const char *out_path = cli_value(&k_spec, a, "out"), *hf = cli_value(&k_spec, a, "hf");
     if (hf && !surg_is_uniform(g)) {
         cli_error("the converted model differs across layers; write only the GGUF");
         goto out;

@@ -28,6 +28,7 @@ static const cli_opt k_opts[] = {
     {"top", 0, "K", "attention-pattern pictures of the K most important heads (default 4)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: beside the model, or the GGUF)"},
     {"list", 0, NULL, "list the methods with their papers and exit"},
+    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
 };
 
 static const cli_spec k_spec = {
@@ -84,32 +85,24 @@ static void list_methods(void) {
     }
 }
 
-/* Creates the directory if needed and proves it writable before any work. */
-static int prepare_out_dir(const char *dir) {
+/* Checks the output folder (never an input, empty or an earlier head-lab
+ * output unless --force, writable), then creates it. */
+static int prepare_out_dir(const cli_args *a, const heads_opts *o) {
+    char model_path[PATH_MAX + 64];
+    const char *dir = o->out_dir;
+    const char *inputs[] = {o->text_path, o->tokenizer, NULL};
+    if (cli_resolve_model(a, model_path, sizeof model_path) ||
+        cli_check_output(dir, HR_OUT_FOLDER, "heads.json", cli_value(&k_spec, a, "force") != NULL, model_path,
+                         o->tokenizer, inputs))
+        return CLI_FAIL;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) return cli_error("cannot create --out %s: %s", dir, strerror(errno));
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return cli_error("--out %s is not a directory", dir);
-    char probe[PATH_MAX];
-    snprintf(probe, sizeof probe, "%s/.headroom-probe.%d", dir, (int)getpid());
-    FILE *f = fopen(probe, "wb");
-    if (!f) return cli_error("--out %s is not writable: %s", dir, strerror(errno));
-    fclose(f);
-    remove(probe);
     return CLI_OK;
 }
 
-/* Whole-file atomic write: temporary file in the same directory, then rename. */
 static int write_atomic(const char *dir, const char *name, const char *data) {
-    char path[PATH_MAX], tmp[PATH_MAX + 32];
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    size_t n = strlen(data);
-    int ok = f && fwrite(data, 1, n, f) == n;
-    if (f && fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) == 0) return CLI_OK;
-    remove(tmp);
-    return cli_error("cannot write %s: %s", path, strerror(errno));
+    return cli_write_file(path, data);
 }
 
 static int progress_tty(int64_t done, int64_t total, void *ud) {
@@ -312,7 +305,7 @@ int cmd_heads(int argc, char **argv) {
     heads_state s;
     memset(&s, 0, sizeof s);
     int rc = read_opts(&a, &o, selected);
-    if (rc == CLI_OK) rc = prepare_out_dir(o.out_dir);
+    if (rc == CLI_OK) rc = prepare_out_dir(&a, &o);
     if (rc == CLI_OK) rc = setup(&a, &o, &s);
     if (rc == CLI_OK) rc = analyse(&o, selected, &s);
     if (rc == CLI_OK) rc = write_outputs(&o, &s);

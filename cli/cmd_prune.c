@@ -38,6 +38,7 @@ static const cli_opt k_opts[] = {
     {"dtype", 0, "f32|f16|bf16", "output dtype (default f32)"},
     {"tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
+    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
 };
 
 static const cli_spec k_spec = {
@@ -64,7 +65,8 @@ typedef struct {
     uint64_t seed;
     hr_prune_budget budget;
     hr_dtype dtype;
-    bool duplicate, uniform, invert;
+    bool duplicate, uniform, invert, force;
+    char report_path[PATH_MAX + 32];
 } prune_opts;
 
 typedef struct {
@@ -99,6 +101,7 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     o->tokenizer = cli_value(&k_spec, a, "tokenizer");
     o->uniform = cli_value(&k_spec, a, "uniform") != NULL;
     o->invert = cli_value(&k_spec, a, "invert") != NULL;
+    o->force = cli_value(&k_spec, a, "force") != NULL;
     o->tokens = 2048;
     if (cli_get_int(&k_spec, a, "drop-attn", 0, HR_MAX_LAYERS, &o->drop_attn) ||
         cli_get_int(&k_spec, a, "drop-mlp", 0, HR_MAX_LAYERS, &o->drop_mlp) ||
@@ -257,8 +260,24 @@ out:
     return rc;
 }
 
-static int setup(const cli_args *a, const prune_opts *o, prune_state *st) {
-    if (cli_resolve_model(a, st->model_path, sizeof st->model_path) || cli_load_model(st->model_path, &st->m))
+/* Every output is checked before any work: never an input, never a foreign
+ * file without --force, always writable. */
+static int check_outputs(prune_opts *o, const char *model_path) {
+    if (o->report) snprintf(o->report_path, sizeof o->report_path, "%s", o->report);
+    else snprintf(o->report_path, sizeof o->report_path, "%s.prune.json", o->out);
+    const char *inputs[] = {o->scores, o->layers, o->text, o->tokenizer, NULL};
+    if (cli_check_output(o->out, HR_OUT_GGUF, NULL, o->force, model_path, o->tokenizer, inputs) ||
+        cli_check_output(o->report_path, HR_OUT_JSON, "headroom.prune", o->force, model_path, o->tokenizer, inputs) ||
+        (o->hf && cli_check_output(o->hf, HR_OUT_HF_FOLDER, NULL, o->force, model_path, o->tokenizer, inputs)))
+        return CLI_FAIL;
+    if (strcmp(o->report_path, o->out) == 0 || (o->hf && strcmp(o->hf, o->out) == 0))
+        return cli_error("--out, --report and --hf must name different paths");
+    return CLI_OK;
+}
+
+static int setup(const cli_args *a, prune_opts *o, prune_state *st) {
+    if (cli_resolve_model(a, st->model_path, sizeof st->model_path) || check_outputs(o, st->model_path) ||
+        cli_load_model(st->model_path, &st->m))
         return CLI_FAIL;
     const hr_config *c = hr_model_config(st->m);
     st->head_scores = malloc(sizeof(float) * (size_t)c->n_layers * hr_config_max_heads(c));
@@ -386,6 +405,8 @@ static char *report_json(const prune_opts *o, const prune_state *st) {
         return NULL;
     }
     cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", "headroom.prune");
+    cJSON_AddNumberToObject(j, "format_version", 1);
     cJSON_AddStringToObject(j, "base", st->model_path);
     cJSON_AddStringToObject(j, "output", o->out);
     if (o->hf) cJSON_AddStringToObject(j, "output_hf", o->hf);
@@ -418,16 +439,14 @@ static char *report_json(const prune_opts *o, const prune_state *st) {
 static int write_outputs(const prune_opts *o, prune_state *st) {
     char *json = report_json(o, st);
     if (!json) return cli_lib_error("cannot build prune.json");
-    char report[PATH_MAX + 32];
-    if (o->report) snprintf(report, sizeof report, "%s", o->report);
-    else snprintf(report, sizeof report, "%s.prune.json", o->out);
+    const char *report = o->report_path;
     int rc = CLI_OK;
     if (hr_model_save_gguf(st->p, st->tok, o->out, o->dtype) != HR_OK) rc = cli_lib_error("cannot write the GGUF");
     if (rc == CLI_OK && o->hf && hr_model_save_hf(st->p, st->tok, o->hf, o->dtype) != HR_OK) {
         remove(o->out);
         rc = cli_lib_error("cannot write the Hugging Face folder");
     }
-    if (rc == CLI_OK) rc = surg_write_atomic(report, json, strlen(json));
+    if (rc == CLI_OK) rc = cli_write_file(report, json);
     free(json);
     if (rc != CLI_OK) return rc;
     const hr_config *pc = hr_model_config(st->p);

@@ -246,6 +246,34 @@ int cli_load_tokenizer(const char *model_path, const hr_model *m, const char *ex
     return CLI_OK;
 }
 
+/* ---- outputs ---- */
+
+int cli_check_output(const char *path, hr_output_kind kind, const char *format, bool force, const char *model_path,
+                     const char *explicit_tokenizer, const char *const *inputs) {
+    enum { MAX_INPUTS = 16 };
+    const char *all[MAX_INPUTS + 2];
+    int n = 0;
+    char tok[PATH_MAX + 256];
+    if (model_path) {
+        all[n++] = model_path;
+        if (hr_tokenizer_find_for_model(model_path, explicit_tokenizer, tok, sizeof tok) == HR_OK) all[n++] = tok;
+    }
+    for (int i = 0; inputs && inputs[i] && n < MAX_INPUTS + 2; i++) all[n++] = inputs[i];
+    hr_output_params p = hr_output_default_params();
+    p.kind = kind;
+    p.format = format;
+    p.inputs = all;
+    p.n_inputs = n;
+    p.force = force;
+    if (hr_output_check(path, &p) != HR_OK) return cli_lib_error("cannot write the output");
+    return CLI_OK;
+}
+
+int cli_write_file(const char *path, const char *data) {
+    if (hr_write_file_atomic(path, data, strlen(data)) != HR_OK) return cli_lib_error("cannot write the output");
+    return CLI_OK;
+}
+
 /* ---- text ---- */
 
 long cli_utf8_invalid_at(const char *str, size_t len) {
@@ -275,30 +303,9 @@ long cli_utf8_invalid_at(const char *str, size_t len) {
 int cli_read_text(const char *path, char **text, size_t *len) {
     *text = NULL;
     *len = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return cli_error("cannot open text file '%s': %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, fp);
-        if (n < cap) break;
-        char *nb = cap > SIZE_MAX / 4 ? NULL : realloc(buf, cap * 2 + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (!buf) return cli_error("out of memory reading '%s'", path);
-    if (bad) {
-        free(buf);
-        return cli_error("cannot read text file '%s'", path);
-    }
-    buf[n] = 0;
+    char *buf = NULL;
+    size_t n = 0;
+    if (hr_read_file(path, &buf, &n) != HR_OK) return cli_lib_error("cannot read the text file");
     if (n == 0) {
         free(buf);
         return cli_error("text is empty: '%s'", path);

@@ -78,6 +78,16 @@ int cli_load_model(const char *path, hr_model **out);
  * checks that its ids fit the model's vocabulary. */
 int cli_load_tokenizer(const char *model_path, const hr_model *m, const char *explicit_path, hr_tokenizer **out);
 
+/* Refuses an output that may not be written (see hr_output_check): prints
+ * the error line and returns CLI_FAIL. inputs is a NULL-terminated list of
+ * the paths the command reads; the tokenizer found beside model_path (or
+ * explicit_tokenizer) is added to them when model_path is given. */
+int cli_check_output(const char *path, hr_output_kind kind, const char *format, bool force, const char *model_path,
+                     const char *explicit_tokenizer, const char *const *inputs);
+
+/* Writes a whole file atomically; prints the error line on failure. */
+int cli_write_file(const char *path, const char *data);
+
 /* Reads a text file; rejects unreadable, empty and invalid UTF-8 files. */
 int cli_read_text(const char *path, char **text, size_t *len);
 /* Seconds from a monotonic clock. */

@@ -23,24 +23,6 @@ int surg_text_tokens(const char *text_path, const hr_tokenizer *tok, size_t max_
     return CLI_OK;
 }
 
-int surg_write_atomic(const char *path, const char *data, size_t len) {
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) return cli_error("out of memory");
-    snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    int ok = fp && fwrite(data, 1, len, fp) == len;
-    if (fp && fclose(fp) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
-        remove(tmp);
-        free(tmp);
-        return cli_error("cannot write '%s'", path);
-    }
-    free(tmp);
-    return CLI_OK;
-}
-
 int surg_is_uniform(const hr_model *m) {
     const hr_config *c = hr_model_config(m);
     for (int l = 1; l < c->n_layers; l++)

@@ -12,9 +12,6 @@
  * (0 = all). *ids malloc'ed. Prints the error line on failure. */
 int surg_text_tokens(const char *text_path, const hr_tokenizer *tok, size_t max_tokens, int32_t **ids, size_t *n);
 
-/* Writes len bytes to path atomically (temporary file, then rename). */
-int surg_write_atomic(const char *path, const char *data, size_t len);
-
 /* Whether every layer has the same head / KV head / FFN sizes. */
 int surg_is_uniform(const hr_model *m);
 

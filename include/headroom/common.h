@@ -9,6 +9,7 @@
 #ifndef HEADROOM_COMMON_H
 #define HEADROOM_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,50 @@ void hr_set_log_callback(hr_log_fn fn, void *user_data);
 /* Progress callback for long operations: done out of total units.
  * Return non-zero to abort (the operation then returns HR_ERR_ABORTED). */
 typedef int (*hr_progress_fn)(int64_t done, int64_t total, void *user_data);
+
+/* ---- outputs ----
+ *
+ * Every file headroom writes appears atomically (a temporary file beside
+ * it, fsync, rename) and never replaces an input. */
+
+/* Frees a buffer the library allocated and handed to the caller (JSON
+ * texts, token arrays, file contents). NULL is a no-op. */
+void hr_free(void *p);
+
+/* Reads a whole file into a NUL-terminated buffer; *out owned by the
+ * caller (hr_free), *len (may be NULL) its length. A folder is an error. */
+hr_status hr_read_file(const char *path, char **out, size_t *len);
+
+/* Writes len bytes to path atomically. */
+hr_status hr_write_file_atomic(const char *path, const void *data, size_t len);
+
+typedef enum {
+    HR_OUT_FILE = 0,      /* any file; an existing one must start with `format` (when given) */
+    HR_OUT_GGUF = 1,      /* a model file; an existing one must be a GGUF written by headroom */
+    HR_OUT_JSON = 2,      /* an existing file must be a JSON object whose "format" equals `format` */
+    HR_OUT_TEXT = 3,      /* an existing file must start with `format` (e.g. "# headroom KV plan") */
+    HR_OUT_FOLDER = 4,    /* several files; an existing folder must be empty or hold the file `format` */
+    HR_OUT_HF_FOLDER = 5  /* a Hugging Face folder: must not exist or be empty */
+} hr_output_kind;
+
+typedef struct {
+    hr_output_kind kind;
+    const char *format;        /* marker of an earlier output of the kind (see above); may be NULL */
+    const char *const *inputs; /* paths the command reads (models, folders, texts, scores); NULL entries skipped */
+    int n_inputs;
+    bool force;                /* replace / write into outputs that are not headroom's */
+} hr_output_params;
+
+hr_output_params hr_output_default_params(void);
+
+/* Checks, before any work, that path may be written: it does not resolve
+ * (through symbolic links, and by device + inode for hard links) to one of
+ * the inputs, does not lie inside an input folder, a folder output does not
+ * hold an input; an existing file is an earlier headroom output of the same
+ * kind unless force; a file path is not a folder; and its folder is
+ * writable (a probe file is created and removed). HR_ERR_INVALID_ARG or
+ * HR_ERR_IO with a message naming the path and the reason. */
+hr_status hr_output_check(const char *path, const hr_output_params *p);
 
 #ifdef __cplusplus
 }

@@ -43,8 +43,6 @@ typedef struct {
 hr_status hr_map_file(const char *path, hr_mapped_file *out);
 void hr_unmap_file(hr_mapped_file *f);
 
-/* Reads a whole file into a NUL-terminated heap buffer (caller frees). */
-hr_status hr_read_file(const char *path, char **out, size_t *len);
 
 /* Atomic output: write to "<path>.tmp.<pid>", then rename over path. */
 typedef struct {
@@ -60,6 +58,10 @@ hr_status hr_atomic_write(hr_atomic_file *af, const void *buf, size_t n);
  * temporary file instead. Always releases af. */
 hr_status hr_atomic_commit(hr_atomic_file *af);
 void hr_atomic_abort(hr_atomic_file *af);
+
+/* Key headroom's GGUF writer puts first after general.architecture; the
+ * output check recognises earlier headroom GGUFs by it. */
+#define HR_GGUF_WRITER_KEY "headroom.writer"
 
 /* Seconds from a monotonic clock. */
 double hr_time_now(void);

@@ -103,6 +103,7 @@ static void write_arch_kv(kvbuf *b, const hr_config *c, const char *a, bool unif
     char k[128];
 #define K(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
     kv_str(b, "general.architecture", a);
+    kv_str(b, HR_GGUF_WRITER_KEY, "headroom");
     kv_str(b, "general.name", "headroom export");
     static const uint32_t ftype[] = {0, 1, 32}; /* llama.cpp LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16 */
     kv_u32(b, "general.file_type", ftype[dtype]);
