@@ -45,7 +45,7 @@ static hr_tokenizer *find_tokenizer(const char *in, const hr_model *m, const cha
         fprintf(stderr, "headroom: warning: no tokenizer written (%s)\n", hr_last_error());
         return NULL;
     }
-    if (hr_tokenizer_vocab_size(t) > hr_model_config(m)->vocab_size) {
+    if (hr_tokenizer_vocab_size(t) > hr_config_vocab_size(hr_model_config(m))) {
         fprintf(stderr, "headroom: warning: tokenizer '%s' is larger than the model's vocabulary; not written\n", path);
         hr_tokenizer_free(t);
         return NULL;

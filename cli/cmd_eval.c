@@ -100,9 +100,9 @@ static int setup(const cli_args *a, eval_opts *o, eval_state *s) {
     for (int i = 0; i < 2; i++)
         if (cli_load_model(a->positional[i], &s->m[i])) return CLI_FAIL;
     const hr_config *cb = hr_model_config(s->m[0]), *cc = hr_model_config(s->m[1]);
-    if (cb->vocab_size != cc->vocab_size)
-        return cli_error("the models do not share a vocabulary (%d and %d tokens)", cb->vocab_size, cc->vocab_size);
-    int seq = cb->seq_len < cc->seq_len ? cb->seq_len : cc->seq_len;
+    if (hr_config_vocab_size(cb) != hr_config_vocab_size(cc))
+        return cli_error("the models do not share a vocabulary (%d and %d tokens)", hr_config_vocab_size(cb), hr_config_vocab_size(cc));
+    int seq = hr_config_seq_len(cb) < hr_config_seq_len(cc) ? hr_config_seq_len(cb) : hr_config_seq_len(cc);
     if (!o->ctx) o->ctx = seq < 256 ? seq : 256;
     if (o->ctx > seq) return cli_error("--ctx %ld exceeds the models' context length %d", o->ctx, seq);
     if (o->ctx < (long)(16 + o->fdtm_gen))

@@ -96,24 +96,24 @@ static int gen_setup(const cli_args *a, const gen_opts *o, gen_state *g) {
     if (hr_tokenizer_encode(g->tok, o->prompt, strlen(o->prompt), &ep, &g->ids, &g->n_prompt) != HR_OK)
         return cli_lib_error("cannot tokenize the prompt");
     if (g->n_prompt == 0) return cli_error("the prompt tokenized to nothing");
-    if (g->n_prompt >= (size_t)cfg->seq_len)
+    if (g->n_prompt >= (size_t)hr_config_seq_len(cfg))
         return cli_error("the prompt is %zu tokens; the model's context holds %d, leaving no room to generate",
-                         g->n_prompt, cfg->seq_len);
+                         g->n_prompt, hr_config_seq_len(cfg));
     hr_sampler_params sp = {.temperature = (float)o->temp, .top_p = (float)o->top_p, .seed = o->seed};
-    if (hr_sampler_new(&sp, cfg->vocab_size, &g->sampler) != HR_OK) return cli_lib_error("cannot create sampler");
+    if (hr_sampler_new(&sp, hr_config_vocab_size(cfg), &g->sampler) != HR_OK) return cli_lib_error("cannot create sampler");
     hr_context_params cp = hr_context_default_params();
     long want = (long)g->n_prompt + o->n_tokens;
-    cp.n_ctx = want < cfg->seq_len ? (int)want : cfg->seq_len;
+    cp.n_ctx = want < hr_config_seq_len(cfg) ? (int)want : hr_config_seq_len(cfg);
     cp.n_threads = (int)o->threads;
     hr_kv_plan *plan = NULL;
     if (cli_kv_plan(&k_spec, a, g->model, &plan)) return CLI_FAIL;
-    if (plan) cp.n_ctx = cfg->seq_len; /* a plan's windows are sized for the model's context */
+    if (plan) cp.n_ctx = hr_config_seq_len(cfg); /* a plan's windows are sized for the model's context */
     cp.kv_plan = plan;
     hr_status st = hr_context_new(g->model, &cp, &g->ctx);
     hr_kv_plan_free(plan);
     if (st != HR_OK) return cli_lib_error("cannot create context");
     if (plan) fprintf(stderr, "kv cache:   %zu bytes allocated\n", hr_context_kv_bytes(g->ctx));
-    g->logits = malloc((size_t)cfg->vocab_size * sizeof *g->logits);
+    g->logits = malloc((size_t)hr_config_vocab_size(cfg) * sizeof *g->logits);
     if (!g->logits) return cli_error("out of memory for the logits");
     return CLI_OK;
 }

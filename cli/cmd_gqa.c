@@ -42,13 +42,13 @@ static const cli_spec k_spec = {
 static void print_groups(const hr_model *m, int n_kv, const int *groups) {
     const hr_config *c = hr_model_config(m);
     int K = hr_config_max_kv_heads(c);
-    for (int l = 0; l < c->n_layers; l++) {
-        if (!c->n_head_kv[l]) continue;
+    for (int l = 0; l < hr_config_n_layers(c); l++) {
+        if (!hr_config_n_head_kv(c, l)) continue;
         printf("layer %d:", l);
         for (int j = 0; j < n_kv; j++) {
             printf(" {");
             int first = 1;
-            for (int k = 0; k < c->n_head_kv[l]; k++)
+            for (int k = 0; k < hr_config_n_head_kv(c, l); k++)
                 if (groups[l * K + k] == j) printf(first ? "%d" : ",%d", k), first = 0;
             printf("}");
         }
@@ -78,7 +78,7 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
     if (cli_load_model(path, &m)) goto out;
     const hr_config *c = hr_model_config(m);
     int K = hr_config_max_kv_heads(c);
-    groups = calloc((size_t)c->n_layers * K + 1, sizeof(int));
+    groups = calloc((size_t)hr_config_n_layers(c) * K + 1, sizeof(int));
     if (!groups) goto out;
     if (grouping == HR_GQA_ASYM) {
         if (cli_load_tokenizer(path, m, tok_path, &tok)) goto out;
@@ -86,16 +86,16 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
         /* optional: embedded in the output GGUF when found */
         char tp[PATH_MAX + 256];
         if (hr_tokenizer_find_for_model(path, tok_path, tp, sizeof tp) == HR_OK && hr_tokenizer_load(tp, &tok) == HR_OK &&
-            hr_tokenizer_vocab_size(tok) > c->vocab_size) {
+            hr_tokenizer_vocab_size(tok) > hr_config_vocab_size(c)) {
             hr_tokenizer_free(tok);
             tok = NULL;
         }
     }
     if (grouping == HR_GQA_ASYM) {
         hr_context_params cp = hr_context_default_params();
-        cp.n_ctx = c->seq_len < 256 ? c->seq_len : 256;
+        cp.n_ctx = hr_config_seq_len(c) < 256 ? hr_config_seq_len(c) : 256;
         cp.n_threads = (int)threads;
-        sim = calloc((size_t)c->n_layers * K * K + 1, sizeof(float));
+        sim = calloc((size_t)hr_config_n_layers(c) * K * K + 1, sizeof(float));
         if (!sim || surg_text_tokens(text, tok, (size_t)tokens, &ids, &n_ids)) goto out;
         if (hr_context_new(m, &cp, &ctx) != HR_OK || hr_gqa_kv_similarity(ctx, ids, n_ids, 0, sim) != HR_OK) {
             cli_lib_error("KV similarity failed");

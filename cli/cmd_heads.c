@@ -143,7 +143,7 @@ static int setup(const cli_args *a, const heads_opts *o, heads_state *s) {
     ep.add_bos = false;
     if (hr_tokenizer_encode(s->tok, s->text, len, &ep, &s->ids, &s->n_ids) != HR_OK)
         return cli_lib_error("cannot tokenize the text");
-    int seq = hr_model_config(s->model)->seq_len;
+    int seq = hr_config_seq_len(hr_model_config(s->model));
     if (o->window > seq) return cli_error("--window %ld exceeds the model's context length %d", o->window, seq);
     hr_context_params cp = hr_context_default_params();
     cp.n_threads = (int)o->threads;
@@ -174,7 +174,7 @@ static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
 /* (n_layers, max_heads) matrix of a method's scores, NaN where absent. */
 static float *score_matrix(const heads_state *s, int m, int *rows, int *cols) {
     const hr_config *c = hr_model_config(s->model);
-    *rows = c->n_layers;
+    *rows = hr_config_n_layers(c);
     *cols = hr_config_max_heads(c);
     float *v = malloc(sizeof(float) * (size_t)(*rows) * (*cols ? *cols : 1));
     if (!v) return NULL;

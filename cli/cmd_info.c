@@ -25,34 +25,34 @@ static const cli_spec k_spec = {
 static void print_config(const hr_model *m) {
     const hr_config *c = hr_model_config(m);
     printf("format:            %s\n", hr_format_name(hr_model_format(m)));
-    printf("architecture:      %s\n", hr_arch_name(c->arch));
+    printf("architecture:      %s\n", hr_arch_name(hr_config_arch(c)));
     printf("source dtype:      %s\n", hr_model_source_dtype(m));
     printf("parameters:        %lld\n", (long long)hr_model_n_params(m));
-    printf("dim:               %d\n", c->dim);
-    printf("n_layers:          %d\n", c->n_layers);
-    printf("head_dim:          %d\n", c->head_dim);
+    printf("dim:               %d\n", hr_config_dim(c));
+    printf("n_layers:          %d\n", hr_config_n_layers(c));
+    printf("head_dim:          %d\n", hr_config_head_dim(c));
     printf("max heads:         %d\n", hr_config_max_heads(c));
     printf("max kv heads:      %d\n", hr_config_max_kv_heads(c));
     printf("max ffn size:      %d\n", hr_config_max_ff(c));
-    printf("vocab_size:        %d\n", c->vocab_size);
-    printf("seq_len:           %d\n", c->seq_len);
-    printf("rope_theta:        %g\n", (double)c->rope_theta);
-    printf("norm_eps:          %g\n", (double)c->norm_eps);
-    printf("tied classifier:   %s\n", c->tied_classifier ? "yes" : "no");
-    printf("norm / mlp / pos:  %s / %s / %s\n", c->norm == HR_NORM_LAYER ? "LayerNorm" : "RMSNorm",
-           c->mlp == HR_MLP_GELU ? "GELU" : "SwiGLU", c->pos == HR_POS_LEARNED ? "learned" : "RoPE");
-    printf("biases:            qkv %s, attn out %s, mlp %s\n", c->qkv_bias ? "yes" : "no", c->out_bias ? "yes" : "no",
-           c->mlp_bias ? "yes" : "no");
-    if (c->rope_scaling.llama3)
+    printf("vocab_size:        %d\n", hr_config_vocab_size(c));
+    printf("seq_len:           %d\n", hr_config_seq_len(c));
+    printf("rope_theta:        %g\n", (double)hr_config_rope_theta(c));
+    printf("norm_eps:          %g\n", (double)hr_config_norm_eps(c));
+    printf("tied classifier:   %s\n", hr_config_tied_classifier(c) ? "yes" : "no");
+    printf("norm / mlp / pos:  %s / %s / %s\n", hr_config_norm(c) == HR_NORM_LAYER ? "LayerNorm" : "RMSNorm",
+           hr_config_mlp(c) == HR_MLP_GELU ? "GELU" : "SwiGLU", hr_config_pos(c) == HR_POS_LEARNED ? "learned" : "RoPE");
+    printf("biases:            qkv %s, attn out %s, mlp %s\n", hr_config_qkv_bias(c) ? "yes" : "no", hr_config_out_bias(c) ? "yes" : "no",
+           hr_config_mlp_bias(c) ? "yes" : "no");
+    if (hr_config_rope_scaling(c).llama3)
         printf("rope scaling:      llama3 (factor %g, low %g, high %g, original ctx %d)\n",
-               (double)c->rope_scaling.factor, (double)c->rope_scaling.low_freq_factor,
-               (double)c->rope_scaling.high_freq_factor, c->rope_scaling.original_ctx);
+               (double)hr_config_rope_scaling(c).factor, (double)hr_config_rope_scaling(c).low_freq_factor,
+               (double)hr_config_rope_scaling(c).high_freq_factor, hr_config_rope_scaling(c).original_ctx);
 }
 
 static void print_layers(const hr_config *c) {
     printf("\nlayers:\n  %5s %8s %8s %8s\n", "layer", "heads", "kv_heads", "ffn");
-    for (int l = 0; l < c->n_layers && l < HR_MAX_LAYERS; l++)
-        printf("  %5d %8d %8d %8d\n", l, c->n_head[l], c->n_head_kv[l], c->n_ff[l]);
+    for (int l = 0; l < hr_config_n_layers(c); l++)
+        printf("  %5d %8d %8d %8d\n", l, hr_config_n_head(c, l), hr_config_n_head_kv(c, l), hr_config_n_ff(c, l));
 }
 
 static int print_tensors(const hr_model *m) {
@@ -77,7 +77,7 @@ static void print_tokenizer(const char *model_path, const hr_model *m, const cha
     }
     printf("\ntokenizer:         %s\n", path);
     printf("tokenizer vocab:   %d%s\n", hr_tokenizer_vocab_size(t),
-           hr_tokenizer_vocab_size(t) > hr_model_config(m)->vocab_size ? " (larger than the model's!)" : "");
+           hr_tokenizer_vocab_size(t) > hr_config_vocab_size(hr_model_config(m)) ? " (larger than the model's!)" : "");
     printf("bos / eos:         %d / %d\n", (int)hr_tokenizer_bos(t), (int)hr_tokenizer_eos(t));
     hr_tokenizer_free(t);
 }

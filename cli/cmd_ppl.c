@@ -100,7 +100,7 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
         return CLI_FAIL;
     /* llama.cpp's -f reader drops one trailing newline before tokenizing */
     if (o->protocol == HR_PPL_LLAMACPP && len > 0 && s->text[len - 1] == '\n') s->text[--len] = 0;
-    int seq_len = hr_model_config(s->model)->seq_len;
+    int seq_len = hr_config_seq_len(hr_model_config(s->model));
     if (o->n_ctx == 0) o->n_ctx = seq_len;
     if (o->n_ctx > seq_len)
         return cli_error("--ctx %ld exceeds the model's context length %d", o->n_ctx, seq_len);

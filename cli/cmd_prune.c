@@ -77,8 +77,8 @@ typedef struct {
     size_t n_ids;
     hr_prune_spec *s;
     float *head_scores;          /* (L, max_heads) */
-    float *ff_scores[HR_MAX_LAYERS];
-    float lay[3][HR_MAX_LAYERS]; /* attention, MLP, block importance */
+    float **ff_scores;           /* (n_layers) pointers to (n_ff[l]) */
+    float *lay[3];               /* (n_layers) attention, MLP, block importance */
     const char *lay_name[3];
     bool have_lay;
     int heads_removed;
@@ -103,9 +103,9 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     o->invert = cli_value(&k_spec, a, "invert") != NULL;
     o->force = cli_value(&k_spec, a, "force") != NULL;
     o->tokens = 2048;
-    if (cli_get_int(&k_spec, a, "drop-attn", 0, HR_MAX_LAYERS, &o->drop_attn) ||
-        cli_get_int(&k_spec, a, "drop-mlp", 0, HR_MAX_LAYERS, &o->drop_mlp) ||
-        cli_get_int(&k_spec, a, "drop-blocks", 0, HR_MAX_LAYERS, &o->drop_blocks) ||
+    if (cli_get_int(&k_spec, a, "drop-attn", 0, INT_MAX, &o->drop_attn) ||
+        cli_get_int(&k_spec, a, "drop-mlp", 0, INT_MAX, &o->drop_mlp) ||
+        cli_get_int(&k_spec, a, "drop-blocks", 0, INT_MAX, &o->drop_blocks) ||
         cli_get_int(&k_spec, a, "tokens", 16, INT_MAX, &o->tokens) ||
         cli_get_int(&k_spec, a, "threads", 0, 4096, &o->threads) || cli_get_u64(&k_spec, a, "seed", &o->seed))
         return CLI_FAIL;
@@ -156,10 +156,10 @@ static int parse_amount(const char *what, const char *v, int64_t total, int64_t 
 static int load_head_scores(const prune_opts *o, prune_state *st) {
     const hr_config *c = hr_model_config(st->m);
     int mh = hr_config_max_heads(c);
-    for (int i = 0; i < c->n_layers * mh; i++) st->head_scores[i] = NAN;
+    for (int i = 0; i < hr_config_n_layers(c) * mh; i++) st->head_scores[i] = NAN;
     if (strcmp(o->by, "random") == 0) {
         uint64_t z = o->seed * 0x9E3779B97F4A7C15ull + 1;
-        for (int i = 0; i < c->n_layers * mh; i++) {
+        for (int i = 0; i < hr_config_n_layers(c) * mh; i++) {
             z ^= z << 13, z ^= z >> 7, z ^= z << 17;
             st->head_scores[i] = (float)((double)(z >> 11) / 9007199254740992.0);
         }
@@ -175,23 +175,23 @@ static int load_head_scores(const prune_opts *o, prune_state *st) {
     cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
     cJSON *nl = cJSON_GetObjectItemCaseSensitive(model, "n_layers");
     cJSON *nh = cJSON_GetObjectItemCaseSensitive(model, "n_heads");
-    bool shape_ok = cJSON_IsNumber(nl) && nl->valueint == c->n_layers && cJSON_IsArray(nh) &&
-                    cJSON_GetArraySize(nh) == c->n_layers;
-    for (int l = 0; shape_ok && l < c->n_layers; l++) {
+    bool shape_ok = cJSON_IsNumber(nl) && nl->valueint == hr_config_n_layers(c) && cJSON_IsArray(nh) &&
+                    cJSON_GetArraySize(nh) == hr_config_n_layers(c);
+    for (int l = 0; shape_ok && l < hr_config_n_layers(c); l++) {
         cJSON *x = cJSON_GetArrayItem(nh, l);
-        shape_ok = cJSON_IsNumber(x) && x->valueint == c->n_head[l];
+        shape_ok = cJSON_IsNumber(x) && x->valueint == hr_config_n_head(c, l);
     }
     if (!shape_ok) {
         rc = cli_error("'%s' was scored on a model of a different shape (layers / heads per layer differ from "
-                       "the model's %d layers)", o->scores, c->n_layers);
+                       "the model's %d layers)", o->scores, hr_config_n_layers(c));
         goto out;
     }
     cJSON *heads = cJSON_GetObjectItemCaseSensitive(j, "heads"), *h;
     cJSON_ArrayForEach(h, heads) {
         cJSON *l = cJSON_GetObjectItemCaseSensitive(h, "layer"), *hd = cJSON_GetObjectItemCaseSensitive(h, "head");
         cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(h, "scores"), o->by);
-        if (!cJSON_IsNumber(l) || !cJSON_IsNumber(hd) || l->valueint < 0 || l->valueint >= c->n_layers ||
-            hd->valueint < 0 || hd->valueint >= c->n_head[l->valueint]) {
+        if (!cJSON_IsNumber(l) || !cJSON_IsNumber(hd) || l->valueint < 0 || l->valueint >= hr_config_n_layers(c) ||
+            hd->valueint < 0 || hd->valueint >= hr_config_n_head(c, l->valueint)) {
             rc = cli_error("'%s': a head record has a layer/head outside the model", o->scores);
             goto out;
         }
@@ -231,15 +231,15 @@ static int load_layer_scores(const prune_opts *o, prune_state *st) {
     static const char *defaults[3][2] = {{"attn_kl", "attn_sim"}, {"mlp_kl", "mlp_sim"}, {"block_influence", NULL}};
     cJSON *layers = cJSON_GetObjectItemCaseSensitive(j, "layers");
     int rc = CLI_OK;
-    if (cJSON_GetArraySize(layers) != c->n_layers) {
-        rc = cli_error("'%s' scores %d layers, the model has %d", o->layers, cJSON_GetArraySize(layers), c->n_layers);
+    if (cJSON_GetArraySize(layers) != hr_config_n_layers(c)) {
+        rc = cli_error("'%s' scores %d layers, the model has %d", o->layers, cJSON_GetArraySize(layers), hr_config_n_layers(c));
         goto out;
     }
     for (int k = 0; k < 3 && rc == CLI_OK; k++) {
         const char *cand[2] = {o->metric ? o->metric : defaults[k][0], o->metric ? NULL : defaults[k][1]};
         for (int t = 0; t < 2 && cand[t]; t++) {
             int ok = 1;
-            for (int l = 0; l < c->n_layers && ok; l++) {
+            for (int l = 0; l < hr_config_n_layers(c) && ok; l++) {
                 cJSON *v = cJSON_GetObjectItemCaseSensitive(
                     cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(layers, l), "scores"), cand[t]);
                 ok = cJSON_IsNumber(v);
@@ -280,9 +280,12 @@ static int setup(const cli_args *a, prune_opts *o, prune_state *st) {
         cli_load_model(st->model_path, &st->m))
         return CLI_FAIL;
     const hr_config *c = hr_model_config(st->m);
-    st->head_scores = malloc(sizeof(float) * (size_t)c->n_layers * hr_config_max_heads(c));
-    if (!st->head_scores || hr_prune_spec_new(st->m, &st->s) != HR_OK) return cli_lib_error("out of memory");
-    st->s->uneven_duplicate = o->duplicate;
+    size_t nl = (size_t)hr_config_n_layers(c);
+    st->head_scores = malloc(sizeof(float) * nl * hr_config_max_heads(c));
+    st->ff_scores = calloc(nl, sizeof(float *));
+    for (int k = 0; k < 3; k++) st->lay[k] = calloc(nl, sizeof(float));
+    if (!st->head_scores || !st->ff_scores || !st->lay[0] || !st->lay[1] || !st->lay[2] || hr_prune_spec_new(st->m, &st->s) != HR_OK) return cli_lib_error("out of memory");
+    hr_prune_spec_set_uneven_duplicate(st->s, o->duplicate);
     if (o->heads && load_head_scores(o, st)) return CLI_FAIL;
     if (o->layers && load_layer_scores(o, st)) return CLI_FAIL;
     if (o->text) {
@@ -291,7 +294,7 @@ static int setup(const cli_args *a, prune_opts *o, prune_state *st) {
         /* optional: embedded in the output GGUF when found */
         char tp[PATH_MAX + 256];
         if (hr_tokenizer_find_for_model(st->model_path, o->tokenizer, tp, sizeof tp) == HR_OK &&
-            hr_tokenizer_load(tp, &st->tok) == HR_OK && hr_tokenizer_vocab_size(st->tok) > c->vocab_size) {
+            hr_tokenizer_load(tp, &st->tok) == HR_OK && hr_tokenizer_vocab_size(st->tok) > hr_config_vocab_size(c)) {
             hr_tokenizer_free(st->tok);
             st->tok = NULL;
         }
@@ -299,7 +302,7 @@ static int setup(const cli_args *a, prune_opts *o, prune_state *st) {
     if (o->text) {
         if (surg_text_tokens(o->text, st->tok, (size_t)o->tokens, &st->ids, &st->n_ids)) return CLI_FAIL;
         hr_context_params cp = hr_context_default_params();
-        cp.n_ctx = c->seq_len < 256 ? c->seq_len : 256;
+        cp.n_ctx = hr_config_seq_len(c) < 256 ? hr_config_seq_len(c) : 256;
         cp.n_threads = (int)o->threads;
         if (hr_context_new(st->m, &cp, &st->ctx) != HR_OK) return cli_lib_error("cannot create a context");
     }
@@ -315,29 +318,29 @@ static int setup(const cli_args *a, prune_opts *o, prune_state *st) {
 
 static int plan(const prune_opts *o, prune_state *st) {
     const hr_config *c = hr_model_config(st->m);
-    if ((o->drop_blocks && hr_prune_plan_layers(st->m, st->lay[2], (int)o->drop_blocks, 2, st->s) != HR_OK) ||
-        (o->drop_attn && hr_prune_plan_layers(st->m, st->lay[0], (int)o->drop_attn, 0, st->s) != HR_OK) ||
-        (o->drop_mlp && hr_prune_plan_layers(st->m, st->lay[1], (int)o->drop_mlp, 1, st->s) != HR_OK))
+    if ((o->drop_blocks && hr_prune_plan_layers(st->m, st->lay[2], (int)o->drop_blocks, HR_PRUNE_BLOCK, st->s) != HR_OK) ||
+        (o->drop_attn && hr_prune_plan_layers(st->m, st->lay[0], (int)o->drop_attn, HR_PRUNE_ATTN, st->s) != HR_OK) ||
+        (o->drop_mlp && hr_prune_plan_layers(st->m, st->lay[1], (int)o->drop_mlp, HR_PRUNE_MLP, st->s) != HR_OK))
         return cli_lib_error("cannot drop layers");
     const float *imp = st->lay_name[2] ? st->lay[2] : NULL;
     if (o->heads) {
         int64_t total = 0, n = 0;
-        for (int l = 0; l < c->n_layers; l++)
-            if (!st->s->drop_block[l] && !st->s->drop_attn[l]) total += c->n_head[l];
+        for (int l = 0; l < hr_config_n_layers(c); l++)
+            if (!hr_prune_spec_dropped(st->s, l, HR_PRUNE_ATTN)) total += hr_config_n_head(c, l);
         if (parse_amount("heads", o->heads, total, &n)) return CLI_FAIL;
-        if (o->uniform) n = n / c->n_layers * c->n_layers;
+        if (o->uniform) n = n / hr_config_n_layers(c) * hr_config_n_layers(c);
         if (hr_prune_plan_heads(st->m, st->head_scores, imp, (int)n, o->budget, st->s, &st->heads_removed) != HR_OK)
             return cli_lib_error("cannot plan the head pruning");
     }
     if (o->mlp) {
         int64_t total = 0, n = 0;
-        for (int l = 0; l < c->n_layers; l++) {
-            if (!st->s->drop_block[l] && !st->s->drop_mlp[l]) total += c->n_ff[l];
-            st->ff_scores[l] = malloc(sizeof(float) * ((size_t)c->n_ff[l] + 1));
+        for (int l = 0; l < hr_config_n_layers(c); l++) {
+            if (!hr_prune_spec_dropped(st->s, l, HR_PRUNE_MLP)) total += hr_config_n_ff(c, l);
+            st->ff_scores[l] = malloc(sizeof(float) * ((size_t)hr_config_n_ff(c, l) + 1));
             if (!st->ff_scores[l]) return cli_error("out of memory");
         }
         if (parse_amount("mlp", o->mlp, total, &n)) return CLI_FAIL;
-        if (o->uniform) n = n / c->n_layers * c->n_layers;
+        if (o->uniform) n = n / hr_config_n_layers(c) * hr_config_n_layers(c);
         if (hr_prune_neuron_importance(st->ctx, st->ids, st->n_ids, 0, st->ff_scores) != HR_OK)
             return cli_lib_error("neuron importance failed");
         if (hr_prune_plan_ff(st->m, (const float *const *)st->ff_scores, imp, n, o->budget, st->s, &st->ff_removed) !=
@@ -360,34 +363,35 @@ static cJSON *int_list(const int *v, int n) {
 static cJSON *layer_record(const prune_opts *o, const prune_state *st, int l, const hr_prune_layer_result *r) {
     const hr_config *c = hr_model_config(st->m);
     const hr_prune_spec *s = st->s;
-    int mh = hr_config_max_heads(c), g = c->n_head_kv[l] ? c->n_head[l] / c->n_head_kv[l] : 1;
+    int mh = hr_config_max_heads(c), g = hr_config_n_head_kv(c, l) ? hr_config_n_head(c, l) / hr_config_n_head_kv(c, l) : 1;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "layer", l);
-    cJSON_AddBoolToObject(j, "block_dropped", s->drop_block[l]);
-    cJSON_AddBoolToObject(j, "attention_dropped", s->drop_attn[l] && !s->drop_block[l]);
-    cJSON_AddBoolToObject(j, "mlp_dropped", s->drop_mlp[l] && !s->drop_block[l]);
-    int before[3] = {c->n_head[l], c->n_head_kv[l], c->n_ff[l]}, after[3] = {r->n_head, r->n_head_kv, r->n_ff};
+    bool block = hr_prune_spec_dropped(s, l, HR_PRUNE_BLOCK);
+    cJSON_AddBoolToObject(j, "block_dropped", block);
+    cJSON_AddBoolToObject(j, "attention_dropped", hr_prune_spec_dropped(s, l, HR_PRUNE_ATTN) && !block);
+    cJSON_AddBoolToObject(j, "mlp_dropped", hr_prune_spec_dropped(s, l, HR_PRUNE_MLP) && !block);
+    int before[3] = {hr_config_n_head(c, l), hr_config_n_head_kv(c, l), hr_config_n_ff(c, l)}, after[3] = {r->n_head, r->n_head_kv, r->n_ff};
     cJSON_AddItemToObject(j, "n_head", int_list((int[]){before[0], after[0]}, 2));
     cJSON_AddItemToObject(j, "n_head_kv", int_list((int[]){before[1], after[1]}, 2));
     cJSON_AddItemToObject(j, "n_ff", int_list((int[]){before[2], after[2]}, 2));
     cJSON_AddBoolToObject(j, "kv_duplicated", r->n_head_kv > r->n_kv_distinct);
     cJSON *rh = cJSON_AddArrayToObject(j, "removed_heads"), *rkv = cJSON_AddArrayToObject(j, "removed_kv_heads");
-    bool whole = s->drop_block[l] || s->drop_attn[l];
-    for (int h = 0; h < c->n_head[l]; h++) {
-        if (!whole && s->keep_head[l][h]) continue;
+    bool whole = hr_prune_spec_dropped(s, l, HR_PRUNE_ATTN);
+    for (int h = 0; h < hr_config_n_head(c, l); h++) {
+        if (!whole && hr_prune_spec_keeps_head(s, l, h)) continue;
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "head", h);
         float sc = st->head_scores ? st->head_scores[l * mh + h] : NAN;
         if (o->heads && isfinite(sc)) cJSON_AddNumberToObject(e, "score", o->invert ? -sc : sc);
         cJSON_AddItemToArray(rh, e);
     }
-    for (int k = 0; k < c->n_head_kv[l]; k++) {
+    for (int k = 0; k < hr_config_n_head_kv(c, l); k++) {
         int kept = 0;
-        for (int i = 0; i < g; i++) kept += s->keep_head[l][k * g + i];
+        for (int i = 0; i < g; i++) kept += hr_prune_spec_keeps_head(s, l, k * g + i);
         if (whole || !kept) cJSON_AddItemToArray(rkv, cJSON_CreateNumber(k));
     }
     int nrm = 0;
-    for (int f = 0; f < c->n_ff[l]; f++) nrm += s->drop_block[l] || s->drop_mlp[l] || !s->keep_ff[l][f];
+    for (int f = 0; f < hr_config_n_ff(c, l); f++) nrm += !hr_prune_spec_keeps_neuron(s, l, f);
     cJSON_AddNumberToObject(j, "removed_neurons", nrm);
     for (int k = 0; k < 3; k++)
         if (st->lay_name[k]) {
@@ -399,7 +403,7 @@ static cJSON *layer_record(const prune_opts *o, const prune_state *st, int l, co
 
 static char *report_json(const prune_opts *o, const prune_state *st) {
     const hr_config *c = hr_model_config(st->m);
-    hr_prune_layer_result *res = calloc((size_t)c->n_layers, sizeof *res);
+    hr_prune_layer_result *res = calloc((size_t)hr_config_n_layers(c), sizeof *res);
     if (!res || hr_prune_check(st->m, st->s, res) != HR_OK) {
         free(res);
         return NULL;
@@ -429,7 +433,7 @@ static char *report_json(const prune_opts *o, const prune_state *st) {
     cJSON_AddNumberToObject(j, "params_before", (double)hr_model_n_params(st->m));
     cJSON_AddNumberToObject(j, "params_after", (double)hr_model_n_params(st->p));
     cJSON *arr = cJSON_AddArrayToObject(j, "layers");
-    for (int l = 0; l < c->n_layers; l++) cJSON_AddItemToArray(arr, layer_record(o, st, l, &res[l]));
+    for (int l = 0; l < hr_config_n_layers(c); l++) cJSON_AddItemToArray(arr, layer_record(o, st, l, &res[l]));
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
     free(res);
@@ -452,7 +456,7 @@ static int write_outputs(const prune_opts *o, prune_state *st) {
     const hr_config *pc = hr_model_config(st->p);
     printf("pruned %s -> %s\n", st->model_path, o->out);
     printf("heads removed: %d, neurons removed: %lld, layers: %d -> %d\n", st->heads_removed,
-           (long long)st->ff_removed, hr_model_config(st->m)->n_layers, pc->n_layers);
+           (long long)st->ff_removed, hr_config_n_layers(hr_model_config(st->m)), hr_config_n_layers(pc));
     printf("parameters: %lld -> %lld (%.1f%%)\n", (long long)hr_model_n_params(st->m),
            (long long)hr_model_n_params(st->p), 100.0 * hr_model_n_params(st->p) / hr_model_n_params(st->m));
     printf("report: %s\n", report);
@@ -473,7 +477,9 @@ int cmd_prune(int argc, char **argv) {
     int rc = setup(&a, &o, &st);
     if (rc == CLI_OK) rc = plan(&o, &st);
     if (rc == CLI_OK) rc = write_outputs(&o, &st);
-    for (int l = 0; l < HR_MAX_LAYERS; l++) free(st.ff_scores[l]);
+    for (int l = 0; st.m && st.ff_scores && l < hr_config_n_layers(hr_model_config(st.m)); l++) free(st.ff_scores[l]);
+    free(st.ff_scores);
+    for (int k = 0; k < 3; k++) free(st.lay[k]);
     free(st.head_scores);
     free(st.ids);
     hr_prune_spec_free(st.s);

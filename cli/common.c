@@ -237,7 +237,7 @@ int cli_load_tokenizer(const char *model_path, const hr_model *m, const char *ex
         if (e && strstr(e, path)) return cli_error("%s", e);
         return cli_error("cannot load tokenizer '%s': %s", path, e && *e ? e : "unknown error");
     }
-    int tv = hr_tokenizer_vocab_size(*out), mv = hr_model_config(m)->vocab_size;
+    int tv = hr_tokenizer_vocab_size(*out), mv = hr_config_vocab_size(hr_model_config(m));
     if (tv > mv) {
         hr_tokenizer_free(*out);
         *out = NULL;

@@ -25,7 +25,7 @@ int surg_text_tokens(const char *text_path, const hr_tokenizer *tok, size_t max_
 
 int surg_is_uniform(const hr_model *m) {
     const hr_config *c = hr_model_config(m);
-    for (int l = 1; l < c->n_layers; l++)
-        if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0]) return 0;
-    return c->n_head[0] > 0 && c->n_ff[0] > 0;
+    for (int l = 1; l < hr_config_n_layers(c); l++)
+        if (hr_config_n_head(c, l) != hr_config_n_head(c, 0) || hr_config_n_head_kv(c, l) != hr_config_n_head_kv(c, 0) || hr_config_n_ff(c, l) != hr_config_n_ff(c, 0)) return 0;
+    return hr_config_n_head(c, 0) > 0 && hr_config_n_ff(c, 0) > 0;
 }

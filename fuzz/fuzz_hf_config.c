@@ -2,6 +2,7 @@
  * (hr_hf_parse_config), on input that is not NUL-terminated. */
 #include "fuzz_common.h"
 #include "io/hf_internal.h"
+#include "model/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hr_config c;

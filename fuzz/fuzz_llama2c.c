@@ -3,6 +3,7 @@
  * detection dispatches to when mutations reach another format's magic. */
 #include "fuzz_common.h"
 #include "headroom/model.h"
+#include "model/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hr_model *m = NULL;

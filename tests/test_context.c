@@ -5,6 +5,7 @@
 #include "check.h"
 #include "headroom/context.h"
 #include "headroom/model.h"
+#include "model/config.h"
 
 static hr_model *model;
 static int V;

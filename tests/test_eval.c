@@ -3,6 +3,7 @@
 #include "headroom/context.h"
 #include "headroom/eval.h"
 #include "headroom/model.h"
+#include "model/config.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -4,7 +4,9 @@
 #include "headroom/context.h"
 #include "headroom/evaluate.h"
 #include "headroom/prune.h"
+#include "study/prune/surgery_internal.h"
 #include "headroom/tokenizer.h"
+#include "model/config.h"
 
 #include <string.h>
 

@@ -5,6 +5,7 @@
 #include "headroom/heads.h"
 #include "headroom/model.h"
 #include "headroom/tokenizer.h"
+#include "model/config.h"
 
 #include <math.h>
 #include <stdint.h>

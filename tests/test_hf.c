@@ -10,6 +10,7 @@
 #include "headroom/convert.h"
 #include "headroom/model.h"
 #include "io/hf_internal.h"
+#include "model/config.h"
 
 static hr_status parse(const char *json, hr_config *c) { return hr_hf_parse_config(json, strlen(json), c, NULL); }
 

@@ -7,6 +7,7 @@
 #include "headroom/context.h"
 #include "headroom/kvcache.h"
 #include "headroom/model.h"
+#include "model/config.h"
 
 static hr_model *model;
 static const hr_config *cfg;

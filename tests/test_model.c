@@ -10,6 +10,7 @@
 #include "headroom/eval.h"
 #include "headroom/tokenizer.h"
 #include "headroom/model.h"
+#include "model/config.h"
 
 static const int32_t prompts[][12] = {
     {1, 403, 407, 261, 378, 429, 288, 1, 2, 3, 4, 5},

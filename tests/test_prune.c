@@ -4,6 +4,7 @@
 #include "headroom/context.h"
 #include "headroom/convert.h"
 #include "headroom/prune.h"
+#include "study/prune/surgery_internal.h"
 #include "model/model_internal.h"
 
 #include <math.h>

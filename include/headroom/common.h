@@ -17,6 +17,24 @@
 extern "C" {
 #endif
 
+/* Version of the library (CMake reads it from here: one source). */
+#define HR_VERSION_MAJOR 0
+#define HR_VERSION_MINOR 2
+#define HR_VERSION_PATCH 0
+#define HR_VERSION "0.2.0"
+
+/* Every public function carries HR_API: the shared library exports these
+ * and hides everything else (-fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define HR_API __attribute__((visibility("default")))
+#else
+#define HR_API
+#endif
+
+/* The version the library was built as ("0.2.0"); compare with HR_VERSION
+ * to detect a header / library mismatch. Never NULL. */
+HR_API const char *hr_version(void);
+
 typedef enum {
     HR_OK = 0,
     HR_ERR_INVALID_ARG = -1, /* caller passed something unusable */
@@ -30,11 +48,11 @@ typedef enum {
 } hr_status;
 
 /* Short constant name of a status ("format error", ...). Never NULL. */
-const char *hr_status_str(hr_status s);
+HR_API const char *hr_status_str(hr_status s);
 
 /* Message of the last failure on this thread ("" if none). Borrowed; valid
  * until the next failing call on the same thread. */
-const char *hr_last_error(void);
+HR_API const char *hr_last_error(void);
 
 typedef enum {
     HR_LOG_ERROR = 0,
@@ -46,7 +64,7 @@ typedef enum {
 typedef void (*hr_log_fn)(hr_log_level level, const char *msg, void *user_data);
 
 /* Installs the process-wide log sink; NULL silences the library. */
-void hr_set_log_callback(hr_log_fn fn, void *user_data);
+HR_API void hr_set_log_callback(hr_log_fn fn, void *user_data);
 
 /* Progress callback for long operations: done out of total units.
  * Return non-zero to abort (the operation then returns HR_ERR_ABORTED). */
@@ -59,14 +77,14 @@ typedef int (*hr_progress_fn)(int64_t done, int64_t total, void *user_data);
 
 /* Frees a buffer the library allocated and handed to the caller (JSON
  * texts, token arrays, file contents). NULL is a no-op. */
-void hr_free(void *p);
+HR_API void hr_free(void *p);
 
 /* Reads a whole file into a NUL-terminated buffer; *out owned by the
  * caller (hr_free), *len (may be NULL) its length. A folder is an error. */
-hr_status hr_read_file(const char *path, char **out, size_t *len);
+HR_API hr_status hr_read_file(const char *path, char **out, size_t *len);
 
 /* Writes len bytes to path atomically. */
-hr_status hr_write_file_atomic(const char *path, const void *data, size_t len);
+HR_API hr_status hr_write_file_atomic(const char *path, const void *data, size_t len);
 
 typedef enum {
     HR_OUT_FILE = 0,      /* any file; an existing one must start with `format` (when given) */
@@ -85,7 +103,7 @@ typedef struct {
     bool force;                /* replace / write into outputs that are not headroom's */
 } hr_output_params;
 
-hr_output_params hr_output_default_params(void);
+HR_API hr_output_params hr_output_default_params(void);
 
 /* Checks, before any work, that path may be written: it does not resolve
  * (through symbolic links, and by device + inode for hard links) to one of
@@ -94,7 +112,7 @@ hr_output_params hr_output_default_params(void);
  * kind unless force; a file path is not a folder; and its folder is
  * writable (a probe file is created and removed). HR_ERR_INVALID_ARG or
  * HR_ERR_IO with a message naming the path and the reason. */
-hr_status hr_output_check(const char *path, const hr_output_params *p);
+HR_API hr_status hr_output_check(const char *path, const hr_output_params *p);
 
 #ifdef __cplusplus
 }

@@ -40,29 +40,29 @@ typedef struct {
                           exact GEMM makes them bit-identical) */
 } hr_context_params;
 
-hr_context_params hr_context_default_params(void);
+HR_API hr_context_params hr_context_default_params(void);
 
 /* m must outlive the context. *out owned by caller: hr_context_free().
  * n_ctx beyond the model's seq_len is HR_ERR_RANGE. */
-hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_context **out);
-void hr_context_free(hr_context *ctx); /* NULL ok */
+HR_API hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_context **out);
+HR_API void hr_context_free(hr_context *ctx); /* NULL ok */
 
 /* Last error message of this context ("" if none). Borrowed. */
-const char *hr_context_last_error(const hr_context *ctx);
+HR_API const char *hr_context_last_error(const hr_context *ctx);
 
-int hr_context_n_ctx(const hr_context *ctx);
+HR_API int hr_context_n_ctx(const hr_context *ctx);
 /* Tokens currently in the KV cache. */
-int hr_context_n_past(const hr_context *ctx);
+HR_API int hr_context_n_past(const hr_context *ctx);
 /* Forgets cached positions >= n_past (0 = clear). */
-hr_status hr_context_truncate(hr_context *ctx, int n_past);
+HR_API hr_status hr_context_truncate(hr_context *ctx, int n_past);
 /* Bytes allocated for the KV cache. */
-size_t hr_context_kv_bytes(const hr_context *ctx);
+HR_API size_t hr_context_kv_bytes(const hr_context *ctx);
 
 /* Runs n tokens at positions n_past .. n_past+n-1 and appends them to the
  * cache. logits (caller-owned) receives (n, vocab) floats when all_logits,
  * else (vocab) floats for the last token; may be NULL. Positions past n_ctx
  * are HR_ERR_RANGE; token ids outside the vocabulary HR_ERR_INVALID_ARG. */
-hr_status hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits);
+HR_API hr_status hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits);
 
 typedef enum {
     HR_HOOK_ATTN_PROBS = 1u << 0, /* per head: probs (n_tokens, n_kv); row i covers keys 0..n_kv-1,
@@ -91,7 +91,7 @@ typedef struct {
 typedef int (*hr_hook_fn)(const hr_hook_event *ev, void *user_data);
 
 /* Installs (fn != NULL) or removes the hook. mask: OR of hr_hook_point. */
-void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, void *user_data);
+HR_API void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, void *user_data);
 
 /* Re-runs the last n cached tokens from `layer` (sublayer 0 = whole block
  * from its attention, 1 = from its MLP) with the residual stream x (n, dim)
@@ -100,20 +100,20 @@ void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, void *us
  * not recomputed — their cached keys/values are reused — which is what makes
  * per-head ablation sweeps cheap. KV entries of later layers are
  * overwritten. logits as in hr_forward. n <= n_past. */
-hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+HR_API hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
                           bool all_logits);
 
 /* The model the context runs (borrowed). */
-const hr_model *hr_context_model(const hr_context *ctx);
+HR_API const hr_model *hr_context_model(const hr_context *ctx);
 
 /* Copies gates (n_layers × max_heads floats, row-major, max_heads =
  * hr_config_max_heads) into the context; NULL restores all 1. */
-hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates);
+HR_API hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates);
 
 /* Mean-ablation: copies means (n_layers × max_heads × head_dim floats), the
  * output each head is moved towards as its gate goes to 0:
  * out = gate * out + (1 - gate) * mean. NULL = zero-ablation (default). */
-hr_status hr_context_set_head_means(hr_context *ctx, const float *means);
+HR_API hr_status hr_context_set_head_means(hr_context *ctx, const float *means);
 
 #ifdef __cplusplus
 }

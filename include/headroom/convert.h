@@ -39,16 +39,16 @@ extern "C" {
 typedef enum { HR_DTYPE_F32 = 0, HR_DTYPE_F16 = 1, HR_DTYPE_BF16 = 2 } hr_dtype;
 
 /* "f32" / "f16" / "bf16" (also "float32", "float16", "bfloat16"). */
-hr_status hr_dtype_from_name(const char *name, hr_dtype *out);
-const char *hr_dtype_name(hr_dtype d);
+HR_API hr_status hr_dtype_from_name(const char *name, hr_dtype *out);
+HR_API const char *hr_dtype_name(hr_dtype d);
 
 /* Writes m (and tok's vocabulary when tok is non-NULL) as GGUF at path. */
-hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype);
+HR_API hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype);
 
 /* Writes m as a Hugging Face folder at dir, which must not exist or be an
  * empty folder. tok (may be NULL) gives bos/eos ids in config.json and is
  * written as tokenizer.json + tokenizer_config.json. */
-hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype);
+HR_API hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype);
 
 #ifdef __cplusplus
 }

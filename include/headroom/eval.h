@@ -68,7 +68,7 @@ typedef struct {
     void *progress_user_data;
 } hr_ppl_params;
 
-hr_ppl_params hr_ppl_default_params(void);
+HR_API hr_ppl_params hr_ppl_default_params(void);
 
 typedef struct {
     int64_t n_scored;     /* tokens whose NLL was summed */
@@ -87,10 +87,10 @@ typedef struct {
  * hr_context_n_ctx(ctx) is HR_ERR_RANGE; too few tokens or a bad stride is HR_ERR_INVALID_ARG; a
  * progress callback returning non-zero gives HR_ERR_ABORTED. *out is
  * written only on success. */
-hr_status hr_perplexity(hr_context *ctx, const hr_model *m, const int32_t *tokens, size_t n_tokens,
+HR_API hr_status hr_perplexity(hr_context *ctx, const hr_model *m, const int32_t *tokens, size_t n_tokens,
                         const hr_ppl_params *p, hr_ppl_result *out);
 
-const char *hr_ppl_protocol_name(hr_ppl_protocol proto); /* "sliding", "llama.cpp" */
+HR_API const char *hr_ppl_protocol_name(hr_ppl_protocol proto); /* "sliding", "llama.cpp" */
 
 #ifdef __cplusplus
 }

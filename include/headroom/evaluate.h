@@ -50,13 +50,13 @@ typedef struct {
  * tokens[0..n_ctx), later ones start with BOS = tokens[0] followed by the
  * next n_ctx-1 text tokens), at most max_windows (0 = all). Both contexts
  * must have n_ctx <= their n_ctx and the same vocabulary size. */
-hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens, int n_ctx,
+HR_API hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens, int n_ctx,
                             int max_windows, hr_compare_result *out);
 
 /* Mean first divergent token over n_prompts prompts of prompt_len tokens
  * (BOS + text tokens from random offsets, seeded) continued greedily for
  * gen_len tokens. */
-hr_status hr_compare_fdtm(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens, int n_prompts,
+HR_API hr_status hr_compare_fdtm(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens, int n_prompts,
                           int prompt_len, int gen_len, uint64_t seed, double *fdtm);
 
 typedef struct {
@@ -68,7 +68,7 @@ typedef struct {
 
 /* Passkey trials of total prompt length `length` (<= the context's n_ctx).
  * tokens: text tokens (BOS first is skipped if equal to bos). */
-hr_status hr_passkey(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int32_t bos, int length, int trials,
+HR_API hr_status hr_passkey(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int32_t bos, int length, int trials,
                      int needle_len, uint64_t seed, hr_passkey_result *out);
 
 typedef struct {
@@ -85,8 +85,8 @@ typedef struct {
 
 /* Parses JSONL text (blank lines skipped). A malformed line is
  * HR_ERR_FORMAT naming the line number. *out owned: hr_mc_task_free(). */
-hr_status hr_mc_parse(const char *text, size_t len, hr_mc_task **out);
-void hr_mc_task_free(hr_mc_task *t); /* NULL ok */
+HR_API hr_status hr_mc_parse(const char *text, size_t len, hr_mc_task **out);
+HR_API void hr_mc_task_free(hr_mc_task *t); /* NULL ok */
 
 typedef struct {
     int n_items;
@@ -95,19 +95,19 @@ typedef struct {
 
 /* Scores every item with ctx's model; sequences longer than the context
  * keep their last n_ctx tokens. */
-hr_status hr_mc_eval(hr_context *ctx, const hr_tokenizer *tok, const hr_mc_task *task, hr_mc_result *out);
+HR_API hr_status hr_mc_eval(hr_context *ctx, const hr_tokenizer *tok, const hr_mc_task *task, hr_mc_result *out);
 
 /* Prefill of n_prefill tokens (best of `reps` runs from an empty cache) and
  * n_decode single-token steps after it; tokens/second of each. tokens must
  * hold n_prefill + n_decode ids. */
-hr_status hr_measure_speed(hr_context *ctx, const int32_t *tokens, int n_prefill, int n_decode, int reps,
+HR_API hr_status hr_measure_speed(hr_context *ctx, const int32_t *tokens, int n_prefill, int n_decode, int reps,
                            double *prefill_tps, double *decode_tps);
 
 /* K and V bytes one token occupies in an f32 cache: sum over layers of
  * 2 * n_head_kv * head_dim * 4. */
-int64_t hr_model_kv_bytes_per_token(const hr_model *m);
+HR_API int64_t hr_model_kv_bytes_per_token(const hr_model *m);
 /* Bytes of the weights as f32. */
-int64_t hr_model_weight_bytes(const hr_model *m);
+HR_API int64_t hr_model_weight_bytes(const hr_model *m);
 
 #ifdef __cplusplus
 }

@@ -81,58 +81,58 @@ typedef struct {
 } hr_gguf_value;
 
 /* Opens and validates path. *out owned by caller: hr_gguf_close(). */
-hr_status hr_gguf_open(const char *path, hr_gguf **out);
+HR_API hr_status hr_gguf_open(const char *path, hr_gguf **out);
 /* Same, on a caller-owned buffer that must outlive the handle (fuzzing). */
-hr_status hr_gguf_open_memory(const void *data, size_t size, hr_gguf **out);
-void hr_gguf_close(hr_gguf *g); /* NULL ok */
+HR_API hr_status hr_gguf_open_memory(const void *data, size_t size, hr_gguf **out);
+HR_API void hr_gguf_close(hr_gguf *g); /* NULL ok */
 
-uint32_t hr_gguf_version(const hr_gguf *g);
-uint32_t hr_gguf_alignment(const hr_gguf *g);
+HR_API uint32_t hr_gguf_version(const hr_gguf *g);
+HR_API uint32_t hr_gguf_alignment(const hr_gguf *g);
 
 /* Metadata: number of keys, i-th key name (borrowed, NUL-terminated). */
-uint64_t hr_gguf_n_kv(const hr_gguf *g);
-const char *hr_gguf_key(const hr_gguf *g, uint64_t i);
+HR_API uint64_t hr_gguf_n_kv(const hr_gguf *g);
+HR_API const char *hr_gguf_key(const hr_gguf *g, uint64_t i);
 /* Index of key or -1. */
-int64_t hr_gguf_find(const hr_gguf *g, const char *key);
+HR_API int64_t hr_gguf_find(const hr_gguf *g, const char *key);
 /* Value of the i-th key. */
-hr_gguf_value hr_gguf_get(const hr_gguf *g, uint64_t i);
+HR_API hr_gguf_value hr_gguf_get(const hr_gguf *g, uint64_t i);
 
 /* Typed getters by key. Integers convert between integer types when the
  * value fits; floats accept f32/f64. HR_ERR_NOT_FOUND if absent,
  * HR_ERR_FORMAT on a type mismatch (message names the key). */
-hr_status hr_gguf_get_i64(const hr_gguf *g, const char *key, int64_t *out);
-hr_status hr_gguf_get_f64(const hr_gguf *g, const char *key, double *out);
-hr_status hr_gguf_get_bool(const hr_gguf *g, const char *key, bool *out);
+HR_API hr_status hr_gguf_get_i64(const hr_gguf *g, const char *key, int64_t *out);
+HR_API hr_status hr_gguf_get_f64(const hr_gguf *g, const char *key, double *out);
+HR_API hr_status hr_gguf_get_bool(const hr_gguf *g, const char *key, bool *out);
 /* String value: pointer into the mapping (NOT NUL-terminated) + length. */
-hr_status hr_gguf_get_str(const hr_gguf *g, const char *key, const char **s, size_t *len);
-hr_status hr_gguf_get_arr(const hr_gguf *g, const char *key, hr_gguf_value *out);
+HR_API hr_status hr_gguf_get_str(const hr_gguf *g, const char *key, const char **s, size_t *len);
+HR_API hr_status hr_gguf_get_arr(const hr_gguf *g, const char *key, hr_gguf_value *out);
 
 /* Array element access (v must be an array value). Integer/float getters
  * convert like the scalar ones. Index must be < v->n. */
-hr_status hr_gguf_arr_i64(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, int64_t *out);
-hr_status hr_gguf_arr_f64(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, double *out);
-hr_status hr_gguf_arr_str(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, const char **s, size_t *len);
+HR_API hr_status hr_gguf_arr_i64(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, int64_t *out);
+HR_API hr_status hr_gguf_arr_f64(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, double *out);
+HR_API hr_status hr_gguf_arr_str(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, const char **s, size_t *len);
 /* Nested arrays: element i of an array of arrays. */
-hr_status hr_gguf_arr_arr(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, hr_gguf_value *out);
+HR_API hr_status hr_gguf_arr_arr(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, hr_gguf_value *out);
 
 /* Tensors. */
-uint64_t hr_gguf_n_tensors(const hr_gguf *g);
-const hr_gguf_tensor *hr_gguf_tensor_at(const hr_gguf *g, uint64_t i);
+HR_API uint64_t hr_gguf_n_tensors(const hr_gguf *g);
+HR_API const hr_gguf_tensor *hr_gguf_tensor_at(const hr_gguf *g, uint64_t i);
 /* NULL if absent. */
-const hr_gguf_tensor *hr_gguf_find_tensor(const hr_gguf *g, const char *name);
+HR_API const hr_gguf_tensor *hr_gguf_find_tensor(const hr_gguf *g, const char *name);
 
 /* Bytes of a tensor with n elements of the given ggml type; 0 if the type
  * is unknown or n is not a multiple of its block size. */
-size_t hr_ggml_type_nbytes(uint32_t type, uint64_t n);
-const char *hr_ggml_type_name(uint32_t type);
+HR_API size_t hr_ggml_type_nbytes(uint32_t type, uint64_t n);
+HR_API const char *hr_ggml_type_name(uint32_t type);
 
 /* Name of a metadata value type ("uint32", "string", ...; "unknown"). */
-const char *hr_gguf_type_name(uint32_t type);
+HR_API const char *hr_gguf_type_name(uint32_t type);
 /* Byte offset of the data section in the file (header end, aligned). */
-size_t hr_gguf_data_offset(const hr_gguf *g);
+HR_API size_t hr_gguf_data_offset(const hr_gguf *g);
 
 /* Does the buffer start with the GGUF magic? (format detection) */
-bool hr_gguf_is_gguf(const void *data, size_t size);
+HR_API bool hr_gguf_is_gguf(const void *data, size_t size);
 
 #ifdef __cplusplus
 }

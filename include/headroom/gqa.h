@@ -40,22 +40,22 @@ extern "C" {
 typedef enum { HR_GQA_NEIGHBOUR = 0, HR_GQA_ASYM = 1 } hr_gqa_grouping;
 
 /* "neighbour" (also "neighbor") | "asym". */
-hr_status hr_gqa_grouping_from_name(const char *name, hr_gqa_grouping *out);
-const char *hr_gqa_grouping_name(hr_gqa_grouping g);
+HR_API hr_status hr_gqa_grouping_from_name(const char *name, hr_gqa_grouping *out);
+HR_API const char *hr_gqa_grouping_name(hr_gqa_grouping g);
 
 /* Pairwise KV-head similarity of every layer on calibration tokens (fed in
  * windows of `window` tokens; 0 = min(n_ctx, 256)). sim receives
  * (n_layers × K × K) floats, K = hr_config_max_kv_heads, row-major per
  * layer; entries beyond a layer's KV heads are 0. */
-hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, float *sim);
+HR_API hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, float *sim);
 
 /* Group assignment: groups (n_layers × K) receives, for every base KV head,
  * the index of its new KV head (0..n_kv-1). sim is needed for ASYM only.
  * A layer whose KV heads are not a multiple of n_kv is HR_ERR_INVALID_ARG. */
-hr_status hr_gqa_groups(const hr_model *m, int n_kv, hr_gqa_grouping g, const float *sim, int *groups);
+HR_API hr_status hr_gqa_groups(const hr_model *m, int n_kv, hr_gqa_grouping g, const float *sim, int *groups);
 
 /* Builds the converted model. *out owned by caller. */
-hr_status hr_gqa_convert(const hr_model *m, int n_kv, const int *groups, hr_model **out);
+HR_API hr_status hr_gqa_convert(const hr_model *m, int n_kv, const int *groups, hr_model **out);
 
 #ifdef __cplusplus
 }

@@ -36,21 +36,21 @@ typedef struct {
     const char *higher;   /* "more important" | "more <trait>" */
 } hr_head_method_info;
 
-int hr_heads_n_methods(void);
-const hr_head_method_info *hr_heads_method_info(int i); /* NULL when out of range */
+HR_API int hr_heads_n_methods(void);
+HR_API const hr_head_method_info *hr_heads_method_info(int i); /* NULL when out of range */
 /* Index of a method id, or -1. */
-int hr_heads_method_index(const char *id);
+HR_API int hr_heads_method_index(const char *id);
 /* Parses "all" or a comma-separated list of ids into selected
  * (hr_heads_n_methods() bools). Unknown ids are HR_ERR_INVALID_ARG naming
  * the id. */
-hr_status hr_heads_parse_methods(const char *list, bool *selected);
+HR_API hr_status hr_heads_parse_methods(const char *list, bool *selected);
 
 /* Layer / sublayer metrics (layers.json). */
 typedef struct {
     const char *id, *name, *paper, *formula;
 } hr_layer_metric_info;
-int hr_heads_n_layer_metrics(void);
-const hr_layer_metric_info *hr_heads_layer_metric_info(int i);
+HR_API int hr_heads_n_layer_metrics(void);
+HR_API const hr_layer_metric_info *hr_heads_layer_metric_info(int i);
 
 typedef struct {
     const int32_t *tokens; /* calibration text tokens without BOS (borrowed) */
@@ -72,7 +72,7 @@ typedef struct {
     void *progress_ud;
 } hr_heads_params;
 
-hr_heads_params hr_heads_default_params(void);
+HR_API hr_heads_params hr_heads_default_params(void);
 
 typedef struct hr_heads_result hr_heads_result;
 
@@ -80,28 +80,28 @@ typedef struct hr_heads_result hr_heads_result;
  * layer metrics on ctx's model. The context's hook, gates and means are
  * used and restored to none / all-1 / none on return. A calibration stream
  * shorter than one window is HR_ERR_RANGE. *out owned by caller. */
-hr_status hr_heads_run(hr_context *ctx, const hr_heads_params *p, const bool *selected, hr_heads_result **out);
-void hr_heads_result_free(hr_heads_result *r); /* NULL ok */
+HR_API hr_status hr_heads_run(hr_context *ctx, const hr_heads_params *p, const bool *selected, hr_heads_result **out);
+HR_API void hr_heads_result_free(hr_heads_result *r); /* NULL ok */
 
-int hr_heads_result_n_layers(const hr_heads_result *r);
-int hr_heads_result_n_heads(const hr_heads_result *r, int layer);
+HR_API int hr_heads_result_n_layers(const hr_heads_result *r);
+HR_API int hr_heads_result_n_heads(const hr_heads_result *r, int layer);
 /* Whether method i was run (selected and not skipped). */
-bool hr_heads_result_has(const hr_heads_result *r, int method);
+HR_API bool hr_heads_result_has(const hr_heads_result *r, int method);
 /* Why a selected method has no scores ("" if none). Borrowed. */
-const char *hr_heads_result_note(const hr_heads_result *r, int method);
+HR_API const char *hr_heads_result_note(const hr_heads_result *r, int method);
 /* Score of (layer, head) by method; NaN when absent. */
-double hr_heads_score(const hr_heads_result *r, int method, int layer, int head);
+HR_API double hr_heads_score(const hr_heads_result *r, int method, int layer, int head);
 /* 1 = highest score among the model's heads; 0 when absent. */
-int hr_heads_rank(const hr_heads_result *r, int method, int layer, int head);
+HR_API int hr_heads_rank(const hr_heads_result *r, int method, int layer, int head);
 /* Layer metric m of a layer; NaN when absent. */
-double hr_heads_layer_score(const hr_heads_result *r, int metric, int layer);
+HR_API double hr_heads_layer_score(const hr_heads_result *r, int metric, int layer);
 /* Calibration tokens scored (windows × window). */
-int hr_heads_result_n_calib_tokens(const hr_heads_result *r);
-int hr_heads_result_window(const hr_heads_result *r);
+HR_API int hr_heads_result_n_calib_tokens(const hr_heads_result *r);
+HR_API int hr_heads_result_window(const hr_heads_result *r);
 
 /* Class thresholds (documented in docs/HEADLAB.md). Writes the classes of a
  * head as a comma-separated list into buf ("" for none). */
-void hr_heads_classes(const hr_heads_result *r, int layer, int head, char *buf, size_t cap);
+HR_API void hr_heads_classes(const hr_heads_result *r, int layer, int head, char *buf, size_t cap);
 
 typedef struct {
     const char *model_path, *arch;
@@ -111,12 +111,12 @@ typedef struct {
 
 /* Serialises results (numbers as %.9g, NaN as null). Each output is
  * malloc'ed (caller frees); any pointer may be NULL to skip that output. */
-hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta, char **heads_json,
+HR_API hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta, char **heads_json,
                            char **layers_json, char **csv);
 
 /* Attention pattern of one head on tokens (n <= n_ctx; the context is
  * cleared first): out receives (n, n) probabilities, row = query. */
-hr_status hr_heads_attention_map(hr_context *ctx, const int32_t *tokens, int n, int layer, int head, float *out);
+HR_API hr_status hr_heads_attention_map(hr_context *ctx, const int32_t *tokens, int n, int layer, int head, float *out);
 
 #ifdef __cplusplus
 }

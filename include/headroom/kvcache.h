@@ -46,35 +46,35 @@ typedef struct {
     int budget; /* heavy: heavy-hitter tokens kept */
 } hr_kv_policy;
 
-const char *hr_kv_kind_name(hr_kv_kind k);
+HR_API const char *hr_kv_kind_name(hr_kv_kind k);
 /* Slots a policy keeps for a context of n_ctx tokens. */
-int hr_kv_policy_capacity(const hr_kv_policy *p, int n_ctx);
+HR_API int hr_kv_policy_capacity(const hr_kv_policy *p, int n_ctx);
 /* Checks sizes against n_ctx (a window larger than the context is an error). */
-hr_status hr_kv_policy_validate(const hr_kv_policy *p, int n_ctx);
+HR_API hr_status hr_kv_policy_validate(const hr_kv_policy *p, int n_ctx);
 
 typedef struct hr_kv_plan hr_kv_plan;
 
 /* A plan of all-full heads for the model's shape. Owned: hr_kv_plan_free(). */
-hr_status hr_kv_plan_new(const hr_config *c, hr_kv_plan **out);
-void hr_kv_plan_free(hr_kv_plan *p); /* NULL ok */
-hr_status hr_kv_plan_set(hr_kv_plan *p, int layer, int kv_head, hr_kv_policy pol);
-hr_kv_policy hr_kv_plan_get(const hr_kv_plan *p, int layer, int kv_head);
+HR_API hr_status hr_kv_plan_new(const hr_config *c, hr_kv_plan **out);
+HR_API void hr_kv_plan_free(hr_kv_plan *p); /* NULL ok */
+HR_API hr_status hr_kv_plan_set(hr_kv_plan *p, int layer, int kv_head, hr_kv_policy pol);
+HR_API hr_kv_policy hr_kv_plan_get(const hr_kv_plan *p, int layer, int kv_head);
 /* Does the plan fit this model (same layers and KV heads per layer)? */
-hr_status hr_kv_plan_check(const hr_kv_plan *p, const hr_config *c);
+HR_API hr_status hr_kv_plan_check(const hr_kv_plan *p, const hr_config *c);
 /* Reads a plan file (format above) for the model's shape. */
-hr_status hr_kv_plan_load(const char *path, const hr_config *c, hr_kv_plan **out);
+HR_API hr_status hr_kv_plan_load(const char *path, const hr_config *c, hr_kv_plan **out);
 /* Writes the plan in the same format (atomic). */
-hr_status hr_kv_plan_save(const hr_kv_plan *p, const char *path);
+HR_API hr_status hr_kv_plan_save(const hr_kv_plan *p, const char *path);
 /* DuoAttention-style mixed plan: the KV heads whose group's highest score
  * (scores: n_layers × max_heads, query heads; higher = more retrieval-like)
  * ranks in the top `fraction` stay full, the rest get `rest`. */
-hr_status hr_kv_plan_from_scores(const hr_config *c, const float *scores, float fraction, hr_kv_policy rest,
+HR_API hr_status hr_kv_plan_from_scores(const hr_config *c, const float *scores, float fraction, hr_kv_policy rest,
                                  hr_kv_plan **out);
 /* The same number of full KV heads as hr_kv_plan_from_scores would keep,
  * chosen at random (seeded): the baseline a head-aware plan must beat. */
-hr_status hr_kv_plan_random(const hr_config *c, float fraction, hr_kv_policy rest, uint64_t seed, hr_kv_plan **out);
+HR_API hr_status hr_kv_plan_random(const hr_config *c, float fraction, hr_kv_policy rest, uint64_t seed, hr_kv_plan **out);
 /* KV heads that are not full, out of all KV heads. */
-int hr_kv_plan_n_reduced(const hr_kv_plan *p);
+HR_API int hr_kv_plan_n_reduced(const hr_kv_plan *p);
 
 #ifdef __cplusplus
 }

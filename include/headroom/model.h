@@ -43,8 +43,6 @@
 extern "C" {
 #endif
 
-#define HR_MAX_LAYERS 256
-
 /* Architectures (see the registry in src/model/arch.c). Llama covers
  * Llama 2/3, Mistral, SmolLM, TinyLlama; Qwen2 adds Q/K/V biases; GPT-2 has
  * LayerNorm, learned positions, GELU MLP and biases everywhere. */
@@ -75,61 +73,62 @@ typedef enum {
     HR_FORMAT_HF = 3          /* Hugging Face folder: config.json + safetensors */
 } hr_format;
 
-/* Hyper-parameters. Per-layer arrays allow pruned (non-uniform) models. */
-typedef struct {
-    hr_arch arch;
-    int dim;                         /* residual width */
-    int n_layers;
-    int head_dim;
-    int n_head[HR_MAX_LAYERS];       /* query heads per layer (0 = no attention) */
-    int n_head_kv[HR_MAX_LAYERS];    /* KV heads per layer */
-    int n_ff[HR_MAX_LAYERS];         /* MLP hidden size per layer (0 = no MLP) */
-    int vocab_size;
-    int seq_len;                     /* maximum context */
-    float rope_theta;
-    float norm_eps;
-    bool tied_classifier;            /* output weights shared with embedding */
-    /* Architecture traits, filled from the registry by hr_config_set_arch(). */
-    hr_norm_type norm;
-    hr_mlp_type mlp;
-    hr_pos_type pos;
-    bool qkv_bias;                   /* biases on Q, K, V projections */
-    bool out_bias;                   /* bias on the attention output projection */
-    bool mlp_bias;                   /* biases on MLP projections */
-    hr_rope_scaling rope_scaling;
-} hr_config;
+/* Hyper-parameters of a model, read through the accessors below (the
+ * struct is private, so the ABI does not freeze the layer count). Per-layer
+ * values allow pruned (non-uniform) models. */
+typedef struct hr_config hr_config;
 
-/* Sets arch and its traits (norm, MLP, positions, biases) in c. */
-hr_status hr_config_set_arch(hr_config *c, hr_arch arch);
+HR_API hr_arch hr_config_arch(const hr_config *c);
+HR_API int hr_config_dim(const hr_config *c);        /* residual width */
+HR_API int hr_config_n_layers(const hr_config *c);
+HR_API int hr_config_head_dim(const hr_config *c);
+/* Query heads / KV heads / MLP hidden size of a layer (0 = no attention /
+ * no MLP); -1 for a layer outside the model. */
+HR_API int hr_config_n_head(const hr_config *c, int layer);
+HR_API int hr_config_n_head_kv(const hr_config *c, int layer);
+HR_API int hr_config_n_ff(const hr_config *c, int layer);
+HR_API int hr_config_vocab_size(const hr_config *c);
+HR_API int hr_config_seq_len(const hr_config *c);    /* maximum context */
+HR_API float hr_config_rope_theta(const hr_config *c);
+HR_API float hr_config_norm_eps(const hr_config *c);
+HR_API bool hr_config_tied_classifier(const hr_config *c); /* output weights shared with the embedding */
+HR_API hr_norm_type hr_config_norm(const hr_config *c);
+HR_API hr_mlp_type hr_config_mlp(const hr_config *c);
+HR_API hr_pos_type hr_config_pos(const hr_config *c);
+HR_API bool hr_config_qkv_bias(const hr_config *c);  /* biases on Q, K, V projections */
+HR_API bool hr_config_out_bias(const hr_config *c);  /* bias on the attention output projection */
+HR_API bool hr_config_mlp_bias(const hr_config *c);  /* biases on MLP projections */
+HR_API hr_rope_scaling hr_config_rope_scaling(const hr_config *c);
+
 /* Architecture from its name ("llama", "mistral", "qwen2", "gpt2", ...). */
-hr_status hr_arch_from_name(const char *name, hr_arch *out);
+HR_API hr_status hr_arch_from_name(const char *name, hr_arch *out);
 
 typedef struct hr_model hr_model;
 
 /* Loads a model; format detected from content. *out owned by caller:
  * hr_model_free(). Hostile files fail with HR_ERR_FORMAT and a message. */
-hr_status hr_model_load(const char *path, hr_model **out);
-void hr_model_free(hr_model *m); /* NULL ok */
+HR_API hr_status hr_model_load(const char *path, hr_model **out);
+HR_API void hr_model_free(hr_model *m); /* NULL ok */
 
-const hr_config *hr_model_config(const hr_model *m); /* borrowed */
-hr_format hr_model_format(const hr_model *m);
-const char *hr_format_name(hr_format f);
-const char *hr_arch_name(hr_arch a);
+HR_API const hr_config *hr_model_config(const hr_model *m); /* borrowed */
+HR_API hr_format hr_model_format(const hr_model *m);
+HR_API const char *hr_format_name(hr_format f);
+HR_API const char *hr_arch_name(hr_arch a);
 /* dtype the weights were stored in ("f32", "f16", "bf16", "q8_0", "int8-g4"...). */
-const char *hr_model_source_dtype(const hr_model *m);
-int64_t hr_model_n_params(const hr_model *m);
+HR_API const char *hr_model_source_dtype(const hr_model *m);
+HR_API int64_t hr_model_n_params(const hr_model *m);
 /* Largest n_head / n_head_kv / n_ff over layers. */
-int hr_config_max_heads(const hr_config *c);
-int hr_config_max_kv_heads(const hr_config *c);
-int hr_config_max_ff(const hr_config *c);
+HR_API int hr_config_max_heads(const hr_config *c);
+HR_API int hr_config_max_kv_heads(const hr_config *c);
+HR_API int hr_config_max_ff(const hr_config *c);
 
 /* Describes tensor i (0 <= i < hr_model_n_tensors) for listings. */
 typedef struct {
     char name[64];     /* GGUF-style name, e.g. "blk.0.attn_q.weight" */
     int64_t rows, cols; /* (rows, cols) row-major; vectors have rows = 1 */
 } hr_tensor_info;
-int hr_model_n_tensors(const hr_model *m);
-hr_status hr_model_tensor_info(const hr_model *m, int i, hr_tensor_info *out);
+HR_API int hr_model_n_tensors(const hr_model *m);
+HR_API hr_status hr_model_tensor_info(const hr_model *m, int i, hr_tensor_info *out);
 
 #ifdef __cplusplus
 }

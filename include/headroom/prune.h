@@ -40,20 +40,29 @@
 extern "C" {
 #endif
 
-/* What to remove. Arrays are indexed by the base model's layers. */
-typedef struct {
-    int n_layers;
-    uint8_t *keep_head[HR_MAX_LAYERS]; /* (n_head[l]) 1 = keep query head; owned by the spec */
-    uint8_t *keep_ff[HR_MAX_LAYERS];   /* (n_ff[l]) 1 = keep neuron; owned by the spec */
-    bool drop_attn[HR_MAX_LAYERS];     /* remove the attention sublayer */
-    bool drop_mlp[HR_MAX_LAYERS];      /* remove the MLP sublayer */
-    bool drop_block[HR_MAX_LAYERS];    /* remove the whole layer */
-    bool uneven_duplicate;             /* make uneven KV groups even by duplicating K/V rows */
-} hr_prune_spec;
+/* What to remove, per layer of the base model: which query heads and MLP
+ * neurons to keep, which attention / MLP sublayers and blocks to drop. */
+typedef struct hr_prune_spec hr_prune_spec;
 
 /* A spec that keeps everything of m. *out owned by caller: hr_prune_spec_free(). */
-hr_status hr_prune_spec_new(const hr_model *m, hr_prune_spec **out);
-void hr_prune_spec_free(hr_prune_spec *s); /* NULL ok */
+HR_API hr_status hr_prune_spec_new(const hr_model *m, hr_prune_spec **out);
+HR_API void hr_prune_spec_free(hr_prune_spec *s); /* NULL ok */
+
+typedef enum { HR_PRUNE_ATTN = 0, HR_PRUNE_MLP = 1, HR_PRUNE_BLOCK = 2 } hr_prune_part;
+
+/* Keep (true) or remove query head / MLP neuron `unit` of `layer`. An
+ * index outside the model is HR_ERR_RANGE. */
+HR_API hr_status hr_prune_spec_set_head(hr_prune_spec *s, int layer, int head, bool keep);
+HR_API hr_status hr_prune_spec_set_neuron(hr_prune_spec *s, int layer, int neuron, bool keep);
+HR_API bool hr_prune_spec_keeps_head(const hr_prune_spec *s, int layer, int head);
+HR_API bool hr_prune_spec_keeps_neuron(const hr_prune_spec *s, int layer, int neuron);
+/* Drop (or keep) a layer's attention sublayer, MLP sublayer or whole block. */
+HR_API hr_status hr_prune_spec_set_dropped(hr_prune_spec *s, int layer, hr_prune_part part, bool drop);
+/* Whether the part is gone: a dropped block drops both sublayers. */
+HR_API bool hr_prune_spec_dropped(const hr_prune_spec *s, int layer, hr_prune_part part);
+/* Make uneven KV groups even by duplicating K/V rows (see above); default off. */
+HR_API void hr_prune_spec_set_uneven_duplicate(hr_prune_spec *s, bool on);
+HR_API bool hr_prune_spec_uneven_duplicate(const hr_prune_spec *s);
 
 /* Per-layer outcome of a spec, as applied. */
 typedef struct {
@@ -65,16 +74,16 @@ typedef struct {
  * NULL). Layers left without heads (neurons) that are not dropped, uneven
  * groups without uneven_duplicate and a model with no block left are
  * HR_ERR_INVALID_ARG with the layer named. */
-hr_status hr_prune_check(const hr_model *m, const hr_prune_spec *s, hr_prune_layer_result *res);
+HR_API hr_status hr_prune_check(const hr_model *m, const hr_prune_spec *s, hr_prune_layer_result *res);
 
 /* Builds the pruned model (weights copied, f32). *out owned by caller. */
-hr_status hr_prune_apply(const hr_model *m, const hr_prune_spec *s, hr_model **out);
+HR_API hr_status hr_prune_apply(const hr_model *m, const hr_prune_spec *s, hr_model **out);
 
 typedef enum { HR_BUDGET_GLOBAL = 0, HR_BUDGET_PER_LAYER = 1, HR_BUDGET_CFSP = 2 } hr_prune_budget;
 
 /* "global" | "per-layer" | "cfsp". */
-hr_status hr_prune_budget_from_name(const char *name, hr_prune_budget *out);
-const char *hr_prune_budget_name(hr_prune_budget b);
+HR_API hr_status hr_prune_budget_from_name(const char *name, hr_prune_budget *out);
+HR_API const char *hr_prune_budget_name(hr_prune_budget b);
 
 /* Marks n_remove query heads of the model for removal in s (on top of what
  * s already removes). scores: (n_layers × max_heads) row-major, higher =
@@ -85,33 +94,34 @@ const char *hr_prune_budget_name(hr_prune_budget b);
  * or block is dropped are skipped. n_remove above what can go while every
  * layer keeps a head is HR_ERR_RANGE. *removed (may be NULL) receives the
  * number actually marked. */
-hr_status hr_prune_plan_heads(const hr_model *m, const float *scores, const float *layer_imp, int n_remove,
+HR_API hr_status hr_prune_plan_heads(const hr_model *m, const float *scores, const float *layer_imp, int n_remove,
                               hr_prune_budget budget, hr_prune_spec *s, int *removed);
 
 /* The same for MLP neurons. scores: per layer l a pointer to n_ff[l]
  * importances. */
-hr_status hr_prune_plan_ff(const hr_model *m, const float *const *scores, const float *layer_imp, int64_t n_remove,
+HR_API hr_status hr_prune_plan_ff(const hr_model *m, const float *const *scores, const float *layer_imp, int64_t n_remove,
                            hr_prune_budget budget, hr_prune_spec *s, int64_t *removed);
 
 /* Marks the k layers with the lowest layer scores (higher = more
- * important) for dropping: what = 0 attention sublayers, 1 MLP sublayers,
- * 2 whole blocks. Already dropped layers are not counted twice. Dropping
- * every block is HR_ERR_RANGE. */
-hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scores, int k, int what, hr_prune_spec *s);
+ * important) for dropping their `part` (attention sublayers, MLP
+ * sublayers or whole blocks). Already dropped layers are not counted
+ * twice. Dropping every block is HR_ERR_RANGE. */
+HR_API hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scores, int k, hr_prune_part part,
+                               hr_prune_spec *s);
 
 /* AMP-style neuron importance on calibration tokens: for neuron j of layer
  * l, mean over tokens of |act_j| times ||column j of W_down||, act =
  * silu(gate)*up (SwiGLU) or gelu(up) (GELU). tokens are fed in windows of
  * `window` tokens (each starting with the given tokens, e.g. BOS first).
  * out[l] must hold n_ff[l] floats. */
-hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
+HR_API hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
                                      float *const *out);
 
 /* Layer importance on calibration tokens (ShortGPT block influence and the
  * sublayer change of "What Matters in Transformers"): mean over tokens of
  * 1 - cos(x_in, x_out) of the block (block[l]), of the attention sublayer
  * (attn[l]) and of the MLP sublayer (mlp[l]). Any output may be NULL. */
-hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
+HR_API hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
                                     float *block, float *attn, float *mlp);
 
 #ifdef __cplusplus

@@ -36,21 +36,21 @@ typedef struct {
     float vmin, vmax;    /* colour range; vmin == vmax = use the data's min/max (NaN cells drawn grey) */
 } hr_heatmap_params;
 
-hr_heatmap_params hr_heatmap_default_params(void);
+HR_API hr_heatmap_params hr_heatmap_default_params(void);
 
 /* Colour at t in [0, 1] (clamped) of the sequential (diverging = 0) or
  * diverging (1) colormap; NaN gives the grey used for missing cells. */
-void hr_colormap_rgb(int diverging, float t, unsigned char rgb[3]);
+HR_API void hr_colormap_rgb(int diverging, float t, unsigned char rgb[3]);
 
 /* Writes a (rows, cols) matrix as a PNG heatmap, row 0 at the top (layers ×
  * heads, or queries × keys for attention patterns). Atomic write.
  * rows and cols must be in 1..4095. The diverging map with an automatic range
  * is symmetric around 0 (0 = white). The colour range, colormap and shape are
  * stored in tEXt chunks ("headroom:vmin", ...) so the report can draw a legend. */
-hr_status hr_png_heatmap(const char *path, const float *values, int rows, int cols, const hr_heatmap_params *p);
+HR_API hr_status hr_png_heatmap(const char *path, const float *values, int rows, int cols, const hr_heatmap_params *p);
 
 /* Same, encoded into a malloc'ed PNG buffer (caller frees). */
-hr_status hr_png_heatmap_mem(const float *values, int rows, int cols, const hr_heatmap_params *p,
+HR_API hr_status hr_png_heatmap_mem(const float *values, int rows, int cols, const hr_heatmap_params *p,
                              unsigned char **png, size_t *len);
 
 /* One embedded picture in the report. An image in section "methods" is shown
@@ -69,7 +69,7 @@ typedef struct {
  * classes), the layer table, and the attention-pattern pictures.
  * heads_json / layers_json are the documents above (layers_json may be
  * NULL). Atomic write. */
-hr_status hr_report_write_html(const char *path, const char *title, const char *heads_json,
+HR_API hr_status hr_report_write_html(const char *path, const char *title, const char *heads_json,
                                const char *layers_json, const hr_report_image *images, int n_images);
 
 #ifdef __cplusplus

@@ -59,29 +59,29 @@ typedef struct {
 typedef struct hr_safetensors hr_safetensors;
 
 /* Opens, maps and validates path. *out owned by caller: hr_st_close(). */
-hr_status hr_st_open(const char *path, hr_safetensors **out);
+HR_API hr_status hr_st_open(const char *path, hr_safetensors **out);
 /* Same on a caller-owned buffer that must outlive the handle (tests). */
-hr_status hr_st_open_memory(const void *data, size_t size, hr_safetensors **out);
-void hr_st_close(hr_safetensors *st); /* NULL ok */
+HR_API hr_status hr_st_open_memory(const void *data, size_t size, hr_safetensors **out);
+HR_API void hr_st_close(hr_safetensors *st); /* NULL ok */
 
-size_t hr_st_n_tensors(const hr_safetensors *st);
-const hr_st_tensor *hr_st_tensor_at(const hr_safetensors *st, size_t i); /* NULL if out of range */
-const hr_st_tensor *hr_st_find(const hr_safetensors *st, const char *name); /* NULL if absent */
+HR_API size_t hr_st_n_tensors(const hr_safetensors *st);
+HR_API const hr_st_tensor *hr_st_tensor_at(const hr_safetensors *st, size_t i); /* NULL if out of range */
+HR_API const hr_st_tensor *hr_st_find(const hr_safetensors *st, const char *name); /* NULL if absent */
 /* "__metadata__" value of key (borrowed, NUL-terminated) or NULL. */
-const char *hr_st_metadata(const hr_safetensors *st, const char *key);
+HR_API const char *hr_st_metadata(const hr_safetensors *st, const char *key);
 
 /* "F32", "BF16", ...; hr_st_dtype_from_name returns -1 for unknown names. */
-const char *hr_st_dtype_name(hr_st_dtype d);
-int hr_st_dtype_from_name(const char *name);
-size_t hr_st_dtype_size(hr_st_dtype d);
+HR_API const char *hr_st_dtype_name(hr_st_dtype d);
+HR_API int hr_st_dtype_from_name(const char *name);
+HR_API size_t hr_st_dtype_size(hr_st_dtype d);
 
 /* Converts a F32/F16/BF16/F64 tensor to n_elements floats in dst;
  * HR_ERR_UNSUPPORTED for other dtypes. */
-hr_status hr_st_to_f32(const hr_st_tensor *t, float *dst);
+HR_API hr_status hr_st_to_f32(const hr_st_tensor *t, float *dst);
 /* Tells the kernel the tensor's mapped pages are no longer needed (after a
  * converted copy was made), so a bf16 checkpoint does not stay resident
  * beside its f32 copy. Advisory; the data stays readable. */
-void hr_st_release(const hr_safetensors *st, const hr_st_tensor *t);
+HR_API void hr_st_release(const hr_safetensors *st, const hr_st_tensor *t);
 
 #ifdef __cplusplus
 }

@@ -26,25 +26,25 @@ typedef struct {
     uint64_t seed;     /* any value, 0 included (default 42) */
 } hr_sampler_params;
 
-hr_sampler_params hr_sampler_default_params(void);
+HR_API hr_sampler_params hr_sampler_default_params(void);
 
 typedef struct hr_sampler hr_sampler;
 
 /* Sampler for logits of n_vocab floats. Out-of-range parameters are
  * HR_ERR_INVALID_ARG. *out owned by caller: hr_sampler_free(). */
-hr_status hr_sampler_new(const hr_sampler_params *p, int n_vocab, hr_sampler **out);
-void hr_sampler_free(hr_sampler *s); /* NULL ok */
+HR_API hr_status hr_sampler_new(const hr_sampler_params *p, int n_vocab, hr_sampler **out);
+HR_API void hr_sampler_free(hr_sampler *s); /* NULL ok */
 
 /* Restarts the random stream as if the sampler had been created with seed. */
-void hr_sampler_reseed(hr_sampler *s, uint64_t seed);
+HR_API void hr_sampler_reseed(hr_sampler *s, uint64_t seed);
 
 /* Picks a token id in [0, n_vocab) from logits (n_vocab floats, not
  * modified). Advances the random stream unless greedy. */
-int32_t hr_sampler_sample(hr_sampler *s, const float *logits);
+HR_API int32_t hr_sampler_sample(hr_sampler *s, const float *logits);
 
 /* Index of the largest of n values, lowest index on ties; NaN never wins
  * unless all values are NaN (then 0). */
-int32_t hr_argmax(const float *x, int n);
+HR_API int32_t hr_argmax(const float *x, int n);
 
 #ifdef __cplusplus
 }

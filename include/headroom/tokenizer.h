@@ -68,11 +68,11 @@ typedef struct hr_tokenizer hr_tokenizer;
  * vocab.bpe (the other file of the pair lies beside it), or a directory
  * holding one of those (a Hugging Face model folder). The format is
  * detected from the content. *out owned by caller: hr_tokenizer_free(). */
-hr_status hr_tokenizer_load(const char *path, hr_tokenizer **out);
+HR_API hr_status hr_tokenizer_load(const char *path, hr_tokenizer **out);
 /* Builds a tokenizer from an open GGUF's tokenizer.ggml.* keys; copies what
  * it needs, so g may be closed afterwards. */
-hr_status hr_tokenizer_from_gguf(const hr_gguf *g, hr_tokenizer **out);
-void hr_tokenizer_free(hr_tokenizer *t); /* NULL ok */
+HR_API hr_status hr_tokenizer_from_gguf(const hr_gguf *g, hr_tokenizer **out);
+HR_API void hr_tokenizer_free(hr_tokenizer *t); /* NULL ok */
 
 /* For a model file that does not embed a vocabulary (llama2.c .bin), the
  * tokenizer to use: explicit if non-NULL, else tok512.bin / tokenizer.bin in
@@ -81,18 +81,18 @@ void hr_tokenizer_free(hr_tokenizer *t); /* NULL ok */
  * model path itself when it is a Hugging Face model folder). Writes a path
  * into buf. HR_ERR_NOT_FOUND with a message
  * naming the places searched when none exists. */
-hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path,
+HR_API hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path,
                                       char *buf, size_t cap);
 
-int hr_tokenizer_vocab_size(const hr_tokenizer *t);
+HR_API int hr_tokenizer_vocab_size(const hr_tokenizer *t);
 /* Short description of the tokenizer model and source, e.g.
  * "bpe (byte-level, GGUF)" or "spm (llama2.c .bin)". Never NULL. */
-const char *hr_tokenizer_kind(const hr_tokenizer *t);
-int32_t hr_tokenizer_bos(const hr_tokenizer *t); /* -1 if none */
-int32_t hr_tokenizer_eos(const hr_tokenizer *t); /* -1 if none */
+HR_API const char *hr_tokenizer_kind(const hr_tokenizer *t);
+HR_API int32_t hr_tokenizer_bos(const hr_tokenizer *t); /* -1 if none */
+HR_API int32_t hr_tokenizer_eos(const hr_tokenizer *t); /* -1 if none */
 /* Whether the vocabulary asks for BOS (GGUF tokenizer.ggml.add_bos_token;
  * true for llama2.c .bin) and has one. */
-bool hr_tokenizer_add_bos_default(const hr_tokenizer *t);
+HR_API bool hr_tokenizer_add_bos_default(const hr_tokenizer *t);
 
 typedef struct {
     bool add_bos;          /* prepend BOS (default true) */
@@ -102,28 +102,28 @@ typedef struct {
                               in the input and emit its id (default false) */
 } hr_encode_params;
 
-hr_encode_params hr_encode_default_params(void);
+HR_API hr_encode_params hr_encode_default_params(void);
 
 /* Encodes len bytes of UTF-8 text. *ids is malloc'ed (caller frees with
  * free()); *n_ids its length. Invalid UTF-8 is HR_ERR_FORMAT with the byte
  * offset in the message. Empty text gives only the requested BOS/EOS.
  * Thread-safe: t is only read (caches live for one call). */
-hr_status hr_tokenizer_encode(const hr_tokenizer *t, const char *text, size_t len,
+HR_API hr_status hr_tokenizer_encode(const hr_tokenizer *t, const char *text, size_t len,
                               const hr_encode_params *p, int32_t **ids, size_t *n_ids);
 
 /* Decodes ids into malloc'ed NUL-terminated text (caller frees). BOS/EOS are
  * skipped; the leading-space rule is undone for the first piece when
  * strip_leading_space is true (it is what encode added). */
-hr_status hr_tokenizer_decode(const hr_tokenizer *t, const int32_t *ids, size_t n,
+HR_API hr_status hr_tokenizer_decode(const hr_tokenizer *t, const int32_t *ids, size_t n,
                               bool strip_leading_space, char **text, size_t *len);
 
 /* Raw piece of one id as stored in the vocabulary (borrowed), or NULL. */
-const char *hr_tokenizer_piece(const hr_tokenizer *t, int32_t id, size_t *len);
+HR_API const char *hr_tokenizer_piece(const hr_tokenizer *t, int32_t id, size_t *len);
 
 /* Streaming decode of one token for printing: bytes of `id` given the
  * previous id (the leading space after BOS is dropped, as llama2.c does).
  * Writes up to cap bytes into buf; returns the byte count via *len. */
-hr_status hr_tokenizer_decode_one(const hr_tokenizer *t, int32_t prev, int32_t id,
+HR_API hr_status hr_tokenizer_decode_one(const hr_tokenizer *t, int32_t prev, int32_t id,
                                   char *buf, size_t cap, size_t *len);
 
 /* ---- The vocabulary as writers see it (GGUF, tokenizer.json) ---- */
@@ -146,7 +146,7 @@ typedef enum {
                                     (Llama-2 tokenizer.json: ▁ for spaces, byte fallback) */
 } hr_tokenizer_model_type;
 
-hr_tokenizer_model_type hr_tokenizer_model(const hr_tokenizer *t);
+HR_API hr_tokenizer_model_type hr_tokenizer_model(const hr_tokenizer *t);
 
 /* Piece id spelled as vocabulary files spell it, borrowed, *len bytes (not
  * NUL-terminated at *len): SentencePiece-style pieces with U+2581 for
@@ -155,30 +155,30 @@ hr_tokenizer_model_type hr_tokenizer_model(const hr_tokenizer *t);
  * byte-level pieces in GPT-2's printable alphabet ("Ġ" for space); added
  * tokens as their text. NULL (and *len 0) for an id outside the
  * vocabulary; *len 0 for a hole in a vocabulary with gaps in its ids. */
-const char *hr_tokenizer_token_text(const hr_tokenizer *t, int32_t id, size_t *len);
-hr_token_type hr_tokenizer_token_type(const hr_tokenizer *t, int32_t id); /* UNDEFINED if out of range */
+HR_API const char *hr_tokenizer_token_text(const hr_tokenizer *t, int32_t id, size_t *len);
+HR_API hr_token_type hr_tokenizer_token_type(const hr_tokenizer *t, int32_t id); /* UNDEFINED if out of range */
 /* SentencePiece: the piece's score (higher merges first). Merge-rank BPE:
  * minus the rank of the first merge producing the piece, and for pieces no
  * merge produces a value below all of those (0 for control, byte and
  * unknown pieces), so that score order is merge order. 0 out of range. */
-float hr_tokenizer_score(const hr_tokenizer *t, int32_t id);
-int32_t hr_tokenizer_unk(const hr_tokenizer *t); /* -1 if none */
-bool hr_tokenizer_add_eos_default(const hr_tokenizer *t);
+HR_API float hr_tokenizer_score(const hr_tokenizer *t, int32_t id);
+HR_API int32_t hr_tokenizer_unk(const hr_tokenizer *t); /* -1 if none */
+HR_API bool hr_tokenizer_add_eos_default(const hr_tokenizer *t);
 /* Whether encoding prepends a space ("▁" / " ") to the text by default. */
-bool hr_tokenizer_add_space_prefix(const hr_tokenizer *t);
+HR_API bool hr_tokenizer_add_space_prefix(const hr_tokenizer *t);
 
 /* Merge-rank BPE: the number of distinct merges, and merge i (rank order,
  * 0 = applied first) as (left id, right id). SentencePiece vocabularies
  * have none (0; hr_tokenizer_merge is HR_ERR_RANGE). */
-size_t hr_tokenizer_n_merges(const hr_tokenizer *t);
-hr_status hr_tokenizer_merge(const hr_tokenizer *t, size_t i, int32_t *left, int32_t *right);
+HR_API size_t hr_tokenizer_n_merges(const hr_tokenizer *t);
+HR_API hr_status hr_tokenizer_merge(const hr_tokenizer *t, size_t i, int32_t *left, int32_t *right);
 
 /* Byte-level BPE: llama.cpp's name of the pre-tokenizer split regex
  * ("gpt-2", "llama-bpe", "qwen2"; GGUF tokenizer.ggml.pre), or NULL when
  * the tokenizer has no split regex or one of no known family. */
-const char *hr_tokenizer_pre_name(const hr_tokenizer *t);
+HR_API const char *hr_tokenizer_pre_name(const hr_tokenizer *t);
 /* The split regex itself (PCRE2 syntax, as loaded), or NULL. */
-const char *hr_tokenizer_pre_regex(const hr_tokenizer *t);
+HR_API const char *hr_tokenizer_pre_regex(const hr_tokenizer *t);
 
 /* Writes a Hugging Face tokenizer.json (model type BPE) that the
  * `tokenizers` library and hr_tokenizer_load read back to the same ids:
@@ -197,11 +197,11 @@ const char *hr_tokenizer_pre_regex(const hr_tokenizer *t);
  * Pieces must be valid UTF-8 without NUL bytes (JSON strings), else
  * HR_ERR_UNSUPPORTED naming the piece. Written atomically (temporary
  * file, renamed). */
-hr_status hr_tokenizer_save_json(const hr_tokenizer *t, const char *path);
+HR_API hr_status hr_tokenizer_save_json(const hr_tokenizer *t, const char *path);
 /* Writes the tokenizer_config.json that goes beside it: tokenizer_class
  * PreTrainedTokenizerFast, bos/eos/unk tokens, add_bos_token /
  * add_eos_token, model_max_length when > 0. Atomic. */
-hr_status hr_tokenizer_save_config_json(const hr_tokenizer *t, const char *path, int model_max_length);
+HR_API hr_status hr_tokenizer_save_config_json(const hr_tokenizer *t, const char *path, int model_max_length);
 
 #ifdef __cplusplus
 }

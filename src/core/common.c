@@ -215,6 +215,8 @@ hr_status hr_atomic_commit(hr_atomic_file *af) {
 
 void hr_free(void *p) { free(p); }
 
+const char *hr_version(void) { return HR_VERSION; }
+
 double hr_time_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -5,6 +5,7 @@
 
 #include "engine/kernels.h"
 #include "engine/pack.h"
+#include "model/config.h"
 
 enum { MAX_MATS = 7 * HR_MAX_LAYERS + 1, PANELS_PER_TASK = 64 };
 

@@ -10,6 +10,7 @@
 
 #include "headroom/gguf.h"
 #include "io/hf_internal.h"
+#include "model/config.h"
 
 #define ALIGN 32
 #define CHUNK 65536

@@ -3,6 +3,7 @@
  * Qwen2Config and GPT2Config; sizes have no defaults (a missing size is an
  * error, not a guess). */
 #include "io/hf_internal.h"
+#include "model/config.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

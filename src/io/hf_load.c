@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "headroom/safetensors.h"
+#include "model/config.h"
 
 #define MAX_SHARDS 4096
 

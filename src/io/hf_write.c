@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io/hf_internal.h"
+#include "model/config.h"
 
 #define CHUNK 65536
 

@@ -1,5 +1,6 @@
 /* Q/K RoPE row layouts and the writers' tensor gathering. */
 #include "io/hf_internal.h"
+#include "model/config.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -65,6 +65,26 @@ void hr_model_free(hr_model *m) {
 }
 
 const hr_config *hr_model_config(const hr_model *m) { return &m->cfg; }
+
+hr_arch hr_config_arch(const hr_config *c) { return c->arch; }
+int hr_config_dim(const hr_config *c) { return c->dim; }
+int hr_config_n_layers(const hr_config *c) { return c->n_layers; }
+int hr_config_head_dim(const hr_config *c) { return c->head_dim; }
+int hr_config_n_head(const hr_config *c, int l) { return l >= 0 && l < c->n_layers ? c->n_head[l] : -1; }
+int hr_config_n_head_kv(const hr_config *c, int l) { return l >= 0 && l < c->n_layers ? c->n_head_kv[l] : -1; }
+int hr_config_n_ff(const hr_config *c, int l) { return l >= 0 && l < c->n_layers ? c->n_ff[l] : -1; }
+int hr_config_vocab_size(const hr_config *c) { return c->vocab_size; }
+int hr_config_seq_len(const hr_config *c) { return c->seq_len; }
+float hr_config_rope_theta(const hr_config *c) { return c->rope_theta; }
+float hr_config_norm_eps(const hr_config *c) { return c->norm_eps; }
+bool hr_config_tied_classifier(const hr_config *c) { return c->tied_classifier; }
+hr_norm_type hr_config_norm(const hr_config *c) { return c->norm; }
+hr_mlp_type hr_config_mlp(const hr_config *c) { return c->mlp; }
+hr_pos_type hr_config_pos(const hr_config *c) { return c->pos; }
+bool hr_config_qkv_bias(const hr_config *c) { return c->qkv_bias; }
+bool hr_config_out_bias(const hr_config *c) { return c->out_bias; }
+bool hr_config_mlp_bias(const hr_config *c) { return c->mlp_bias; }
+hr_rope_scaling hr_config_rope_scaling(const hr_config *c) { return c->rope_scaling; }
 hr_format hr_model_format(const hr_model *m) { return m->format; }
 const char *hr_model_source_dtype(const hr_model *m) { return m->source_dtype; }
 

@@ -4,6 +4,7 @@
 #define HR_MODEL_INTERNAL_H
 
 #include "headroom/model.h"
+#include "model/config.h"
 #include "core/internal.h"
 #include "core/limits.h"
 

@@ -15,6 +15,7 @@
 #include "headroom/kvcache.h"
 #include "headroom/model.h"
 #include "core/internal.h"
+#include "model/config.h"
 
 #include <stdio.h>
 #include <stdlib.h>

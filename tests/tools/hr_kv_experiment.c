@@ -19,6 +19,7 @@
 #include "headroom/model.h"
 #include "headroom/tokenizer.h"
 #include "core/internal.h"
+#include "model/config.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -10,6 +10,7 @@
 #include "headroom/context.h"
 #include "headroom/model.h"
 #include "core/internal.h"
+#include "model/config.h"
 
 #include <stdio.h>
 #include <stdlib.h>

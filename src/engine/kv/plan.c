@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "model/config.h"
 
 struct hr_kv_plan {
     int n_layers;

@@ -1,6 +1,7 @@
 #include "headroom/eval.h"
 
 #include "core/internal.h"
+#include "model/config.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -2,6 +2,7 @@
 #include "headroom/gqa.h"
 #include "engine/kernels.h"
 #include "study/prune/surgery_internal.h"
+#include "model/config.h"
 
 #include <cblas.h>
 #include <math.h>

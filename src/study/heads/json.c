@@ -1,5 +1,6 @@
 /* heads.json / layers.json / heads.csv writers and head classes. */
 #include "study/heads/heads_internal.h"
+#include "model/config.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -4,6 +4,7 @@
 #include "study/heads/heads_internal.h"
 
 #include "engine/context_internal.h"
+#include "model/config.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,6 +2,7 @@
 #include "study/heads/heads_internal.h"
 
 #include "engine/kernels.h"
+#include "model/config.h"
 
 #include <stdio.h>
 #include <stdlib.h>

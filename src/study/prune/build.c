@@ -1,5 +1,6 @@
 /* Building models from parts of other models (see surgery_internal.h). */
 #include "study/prune/surgery_internal.h"
+#include "model/config.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,6 +3,7 @@
 #include "headroom/prune.h"
 #include "engine/kernels.h"
 #include "study/prune/surgery_internal.h"
+#include "model/config.h"
 
 #include <cblas.h>
 #include <math.h>

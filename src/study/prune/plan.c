@@ -1,6 +1,7 @@
 /* The pruning planner: scores + budget -> spec (see prune.h). */
 #include "headroom/prune.h"
 #include "study/prune/surgery_internal.h"
+#include "model/config.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -286,7 +287,9 @@ hr_status hr_prune_plan_ff(const hr_model *m, const float *const *scores, const 
     return st;
 }
 
-hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scores, int k, int what, hr_prune_spec *s) {
+hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scores, int k, hr_prune_part part,
+                               hr_prune_spec *s) {
+    int what = (int)part;
     const hr_config *c = &m->cfg;
     if (!s || s->n_layers != c->n_layers) return hr_err(HR_ERR_INVALID_ARG, "pruning spec does not match the model");
     if (what < 0 || what > 2) return hr_err(HR_ERR_INVALID_ARG, "unknown layer pruning kind %d", what);

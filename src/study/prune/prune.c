@@ -1,6 +1,7 @@
 /* Pruning specs and the surgery that applies them (see prune.h). */
 #include "headroom/prune.h"
 #include "study/prune/surgery_internal.h"
+#include "model/config.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@ hr_status hr_prune_spec_new(const hr_model *m, hr_prune_spec **out) {
     if (!s) return hr_err(HR_ERR_NOMEM, "out of memory");
     s->n_layers = c->n_layers;
     for (int l = 0; l < c->n_layers; l++) {
+        s->n_head[l] = c->n_head[l];
+        s->n_ff[l] = c->n_ff[l];
         s->keep_head[l] = malloc((size_t)c->n_head[l] + 1);
         s->keep_ff[l] = malloc((size_t)c->n_ff[l] + 1);
         if (!s->keep_head[l] || !s->keep_ff[l]) {
@@ -33,6 +36,56 @@ void hr_prune_spec_free(hr_prune_spec *s) {
     }
     free(s);
 }
+
+static bool unit_ok(const hr_prune_spec *s, int layer, int unit, const int *sizes) {
+    return s && layer >= 0 && layer < s->n_layers && unit >= 0 && unit < sizes[layer];
+}
+
+hr_status hr_prune_spec_set_head(hr_prune_spec *s, int layer, int head, bool keep) {
+    if (!unit_ok(s, layer, head, s ? s->n_head : NULL))
+        return hr_err(HR_ERR_RANGE, "head %d.%d is not in the model", layer, head);
+    s->keep_head[layer][head] = keep;
+    return HR_OK;
+}
+
+hr_status hr_prune_spec_set_neuron(hr_prune_spec *s, int layer, int neuron, bool keep) {
+    if (!unit_ok(s, layer, neuron, s ? s->n_ff : NULL))
+        return hr_err(HR_ERR_RANGE, "neuron %d of layer %d is not in the model", neuron, layer);
+    s->keep_ff[layer][neuron] = keep;
+    return HR_OK;
+}
+
+bool hr_prune_spec_keeps_head(const hr_prune_spec *s, int layer, int head) {
+    return unit_ok(s, layer, head, s ? s->n_head : NULL) && s->keep_head[layer][head] &&
+           !hr_prune_spec_dropped(s, layer, HR_PRUNE_ATTN);
+}
+
+bool hr_prune_spec_keeps_neuron(const hr_prune_spec *s, int layer, int neuron) {
+    return unit_ok(s, layer, neuron, s ? s->n_ff : NULL) && s->keep_ff[layer][neuron] &&
+           !hr_prune_spec_dropped(s, layer, HR_PRUNE_MLP);
+}
+
+hr_status hr_prune_spec_set_dropped(hr_prune_spec *s, int layer, hr_prune_part part, bool drop) {
+    if (!s || layer < 0 || layer >= s->n_layers) return hr_err(HR_ERR_RANGE, "layer %d is not in the model", layer);
+    switch (part) {
+    case HR_PRUNE_ATTN: s->drop_attn[layer] = drop; return HR_OK;
+    case HR_PRUNE_MLP: s->drop_mlp[layer] = drop; return HR_OK;
+    case HR_PRUNE_BLOCK: s->drop_block[layer] = drop; return HR_OK;
+    }
+    return hr_err(HR_ERR_INVALID_ARG, "unknown prune part %d", (int)part);
+}
+
+bool hr_prune_spec_dropped(const hr_prune_spec *s, int layer, hr_prune_part part) {
+    if (!s || layer < 0 || layer >= s->n_layers) return false;
+    if (s->drop_block[layer]) return true;
+    return part == HR_PRUNE_ATTN ? s->drop_attn[layer] : part == HR_PRUNE_MLP ? s->drop_mlp[layer] : false;
+}
+
+void hr_prune_spec_set_uneven_duplicate(hr_prune_spec *s, bool on) {
+    if (s) s->uneven_duplicate = on;
+}
+
+bool hr_prune_spec_uneven_duplicate(const hr_prune_spec *s) { return s && s->uneven_duplicate; }
 
 static int gcd(int a, int b) {
     while (b) {

@@ -4,6 +4,25 @@
 #define HR_SURGERY_INTERNAL_H
 
 #include "model/model_internal.h"
+#include "headroom/prune.h"
+
+/* What to remove (opaque hr_prune_spec of headroom/prune.h). Arrays are
+ * indexed by the base model's layers. */
+struct hr_prune_spec {
+    int n_layers;
+    int n_head[HR_MAX_LAYERS], n_ff[HR_MAX_LAYERS]; /* the base model's sizes */
+    uint8_t *keep_head[HR_MAX_LAYERS]; /* (n_head[l]) 1 = keep query head; owned by the spec */
+    uint8_t *keep_ff[HR_MAX_LAYERS];   /* (n_ff[l]) 1 = keep neuron; owned by the spec */
+    bool drop_attn[HR_MAX_LAYERS];     /* remove the attention sublayer */
+    bool drop_mlp[HR_MAX_LAYERS];      /* remove the MLP sublayer */
+    bool drop_block[HR_MAX_LAYERS];    /* remove the whole layer */
+    bool uneven_duplicate;             /* make uneven KV groups even by duplicating K/V rows */
+};
+
+/* A spec that keeps everything of m. *out owned by caller: hr_prune_spec_free(). */
+hr_status hr_prune_spec_new(const hr_model *m, hr_prune_spec **out);
+void hr_prune_spec_free(hr_prune_spec *s); /* NULL ok */
+
 
 /* A model with config c (validated) and no weights yet; format and source
  * dtype copied from src. Global tensors (embeddings, final norm,
