@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "headroom/convert.h"
+#include "headroom/save.h"
 
 static const cli_opt k_opts[] = {
     {"to", 0, "gguf|hf", "output format (required)"},

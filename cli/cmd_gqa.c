@@ -4,7 +4,7 @@
 #include "surgery.h"
 
 #include "headroom/context.h"
-#include "headroom/convert.h"
+#include "headroom/save.h"
 #include "headroom/gqa.h"
 
 #include <limits.h>

@@ -4,7 +4,7 @@
 #include "kv.h"
 
 #include "headroom/context.h"
-#include "headroom/eval.h"
+#include "headroom/evaluate.h"
 
 #include <limits.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #include "surgery.h"
 
 #include "headroom/context.h"
-#include "headroom/convert.h"
+#include "headroom/save.h"
 #include "headroom/prune.h"
 
 #include <cjson/cJSON.h>

@@ -8,7 +8,7 @@
 
 #include "check.h"
 #include "headroom/context.h"
-#include "headroom/convert.h"
+#include "headroom/save.h"
 #include "headroom/gguf.h"
 #include "headroom/model.h"
 #include "headroom/tokenizer.h"

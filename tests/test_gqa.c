@@ -2,7 +2,7 @@
  * activation-informed grouping, round trip, bad arguments. */
 #include "check.h"
 #include "headroom/context.h"
-#include "headroom/convert.h"
+#include "headroom/save.h"
 #include "headroom/gqa.h"
 #include "headroom/prune.h"
 #include "model/model_internal.h"

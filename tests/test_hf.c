@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "headroom/convert.h"
+#include "headroom/save.h"
 #include "headroom/model.h"
 #include "io/hf_internal.h"
 #include "model/config.h"

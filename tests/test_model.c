@@ -7,7 +7,7 @@
 
 #include "check.h"
 #include "headroom/context.h"
-#include "headroom/eval.h"
+#include "headroom/evaluate.h"
 #include "headroom/tokenizer.h"
 #include "headroom/model.h"
 #include "model/config.h"

@@ -2,7 +2,7 @@
  * skipping), the planner respects budgets and GQA groups, bad specs fail. */
 #include "check.h"
 #include "headroom/context.h"
-#include "headroom/convert.h"
+#include "headroom/save.h"
 #include "headroom/prune.h"
 #include "study/prune/surgery_internal.h"
 #include "model/model_internal.h"

@@ -5,7 +5,7 @@
  * llama.cpp's tokenizer test texts. */
 #include "check.h"
 #include "tok_util.h"
-#include "headroom/convert.h"
+#include "headroom/save.h"
 #include "headroom/gguf.h"
 #include "headroom/model.h"
 #include "headroom/tokenizer.h"

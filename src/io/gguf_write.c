@@ -1,7 +1,7 @@
 /* GGUF v3 writer (layout in include/headroom/gguf.h, conventions in
- * include/headroom/convert.h). Metadata is built in memory; tensor data is
+ * include/headroom/save.h). Metadata is built in memory; tensor data is
  * streamed one tensor at a time, converted in chunks. */
-#include "headroom/convert.h"
+#include "headroom/save.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * tokenizer.json and tokenizer_config.json when a tokenizer is given),
  * built in a temporary folder beside the destination and renamed into
  * place. */
-#include "headroom/convert.h"
+#include "headroom/save.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>

@@ -1,4 +1,4 @@
-#include "headroom/eval.h"
+#include "headroom/evaluate.h"
 
 #include "core/internal.h"
 #include "model/config.h"

@@ -25,8 +25,8 @@
  * With a tokenizer, tokenizer.json and tokenizer_config.json are written
  * too (hr_tokenizer_save_json, hr_tokenizer_save_config_json).
  */
-#ifndef HEADROOM_CONVERT_H
-#define HEADROOM_CONVERT_H
+#ifndef HEADROOM_SAVE_H
+#define HEADROOM_SAVE_H
 
 #include "headroom/common.h"
 #include "headroom/model.h"
