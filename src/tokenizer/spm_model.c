@@ -214,7 +214,7 @@ static hr_status check_spec(const spm_spec *s, int32_t n, const tok_span *pieces
                       (int)s->model_type);
     if (s->model_type != SPM_BPE)
         return hr_err(HR_ERR_UNSUPPORTED,
-                      "SentencePiece %s models are not supported, only BPE (trainer_spec.model_type = 2, as in "
+                      "%s models are not supported, only BPE (trainer_spec.model_type = 2, as in "
                       "Llama and Mistral)",
                       model_names[s->model_type]);
     if (s->charsmap_len)
