@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const cli_opt k_opts[] = {
@@ -105,14 +106,13 @@ static int read_stdin(char **text, size_t *len) {
 }
 
 /* An empty file is an empty text (one empty line of ids), unlike the other
- * commands' text files. */
+ * commands' text files; the rest is read and checked as they are. */
 static int read_text_file(const char *path, char **text, size_t *len) {
-    if (hr_read_file(path, text, len) != HR_OK) return cli_lib_error("cannot read the text file");
-    long bad_at = cli_utf8_invalid_at(*text, *len);
-    if (bad_at < 0) return CLI_OK;
-    free(*text);
-    *text = NULL;
-    return cli_error("text file '%s' is not valid UTF-8 (byte offset %ld)", path, bad_at);
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > 0) return cli_read_text(path, text, len);
+    *len = 0;
+    *text = calloc(1, 1);
+    return *text ? CLI_OK : cli_error("out of memory");
 }
 
 static int read_input(const char *file, const char *arg, char **text, size_t *len) {
