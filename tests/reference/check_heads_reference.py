@@ -7,8 +7,8 @@ retrieval (needle prompts), fdtm (greedy continuations).
 Run by tests/test_heads_reference.sh. For each model -- stories260K, a random
 GQA model, and the planted model of planted_heads.py (a copy head and a
 duplicate-token head with known scores) -- hr_heads_dump runs the head lab
-one method at a time and records every sequence the lab ran. The
-reference then
+once per group of methods that share their inputs and records every
+sequence the lab ran. The reference then
   - derives the calibration windows from the text ids as heads.h documents
     them and checks that they are the ones headroom ran;
   - takes the repeated sequences, needle prompts and FDTM prompts headroom
@@ -48,6 +48,9 @@ import planted_heads  # noqa: E402
 
 METHODS = ["confidence", "distance", "entropy", "influence", "pattern", "streaming", "amp",
            "duplicate", "retrieval", "fdtm"]
+# hr_heads_dump runs: the six attention statistics share one pass over the
+# calibration windows, so they run together.
+GROUPS = ["confidence,distance,entropy,influence,pattern,streaming", "amp", "duplicate", "retrieval", "fdtm"]
 # (absolute tolerance, relative to the largest |score|)
 TOL = {"confidence": (1e-5, 0), "streaming": (1e-5, 0), "influence": (1e-5, 0), "pattern": (1e-5, 0),
        "duplicate": (1e-5, 0), "entropy": (1e-5, 0), "distance": (1e-4, 0), "amp": (0, 1e-5),
@@ -68,7 +71,7 @@ def run_dump(tools, model, ids, out, args):
     with open(ids_path, "w") as f:
         f.write(" ".join(map(str, ids)) + "\n")
     cmd = [os.path.join(tools, "hr_heads_dump"), model, "--ids", ids_path, "--out", out,
-           "--methods", ",".join(METHODS)] + [str(a) for a in args]
+           "--methods", ";".join(GROUPS)] + [str(a) for a in args]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("%s\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
@@ -77,10 +80,11 @@ def run_dump(tools, model, ids, out, args):
         for line in f:
             p = line.split()
             if p[0] == "M":
-                cur = p[1]
-                runs[cur] = []
+                cur = []
+                for m in p[1].split(","):
+                    runs[m] = cur
             elif p[0] == "F":
-                runs[cur].append((int(p[1]), [int(t) for t in p[3:3 + int(p[2])]]))
+                cur.append((int(p[1]), [int(t) for t in p[3:3 + int(p[2])]]))
             elif p[0] == "S":
                 scores.setdefault(p[1], {})[(int(p[2]), int(p[3]))] = float(p[4])
             elif p[0] == "N":

@@ -1,4 +1,4 @@
-/* hr_heads_dump: runs the head lab one method at a time and writes, for
+/* hr_heads_dump: runs the head lab once per group of methods and writes, for
  * tests/reference/check_heads_reference.py, the per-head scores and every
  * token sequence the lab ran (the calibration windows and the prompts it
  * drew with its seeded generator), so that an independent reference can
@@ -10,8 +10,11 @@
  * position and tokens and calls the real function. Nothing in the library
  * knows about it.
  *
+ * --methods takes groups separated by ';' ("a,b;c": one run of a and b,
+ * then one of c), so methods that share an input pass run once.
+ *
  * Output (text, one record per line):
- *   M <method>                         a method's run starts
+ *   M <methods>                        a run of one group starts
  *   F <n_past> <n> <tok> <tok> ...     one hr_forward call during that run
  *   S <method> <layer> <head> <score>  score (%.17g; "nan" when absent)
  *   N <method> <note>                  the method was skipped, with its note
@@ -66,7 +69,7 @@ typedef struct {
 } options;
 
 static void usage(void) {
-    fprintf(stderr, "usage: hr_heads_dump MODEL --ids FILE --out FILE [--methods LIST|all] [--bos ID]\n"
+    fprintf(stderr, "usage: hr_heads_dump MODEL --ids FILE --out FILE [--methods LIST[;LIST...]] [--bos ID]\n"
                     "         [--window W] [--tokens N] [--seed S] [--rep-len K] [--rep-seqs N]\n"
                     "         [--needles N] [--needle-len K] [--fdtm-prompts N] [--fdtm-len N]\n"
                     "         [--fdtm-gen N] [--threads N]\n"
@@ -133,31 +136,32 @@ static hr_status read_ids(const char *path, int32_t **out, size_t *n) {
     return HR_OK;
 }
 
-/* One hr_heads_run with only method m selected; records its forwards and
- * writes its scores. */
-static hr_status dump_method(hr_context *ctx, const hr_heads_params *p, int m) {
-    int n_m = hr_heads_n_methods();
-    bool *sel = calloc((size_t)n_m, sizeof *sel); // (n_methods)
-    if (!sel) return hr_err(HR_ERR_NOMEM, "out of memory");
-    sel[m] = true;
-    const char *id = hr_heads_method_info(m)->id;
+/* One hr_heads_run of the methods in list (comma-separated ids); records
+ * its forwards and writes the scores of those methods. sel: scratch
+ * (n_methods). */
+static hr_status dump_group(hr_context *ctx, const hr_heads_params *p, const char *list, bool *sel) {
+    hr_status st = hr_heads_parse_methods(list, sel);
+    if (st != HR_OK) return st;
     hr_heads_result *r = NULL;
-    out_printf("M %s\n", id);
+    out_printf("M %s\n", list);
     g_out.recording = true;
-    hr_status st = hr_heads_run(ctx, p, sel, &r);
+    st = hr_heads_run(ctx, p, sel, &r);
     g_out.recording = false;
-    free(sel);
     if (st != HR_OK) {
-        hr_err_prefix("%s: ", id);
+        hr_err_prefix("%s: ", list);
         return st;
     }
-    if (!hr_heads_result_has(r, m)) out_printf("N %s %s\n", id, hr_heads_result_note(r, m));
-    for (int l = 0; l < hr_heads_result_n_layers(r); l++)
-        for (int h = 0; h < hr_heads_result_n_heads(r, l); h++) {
-            double s = hr_heads_score(r, m, l, h);
-            if (isnan(s)) out_printf("S %s %d %d nan\n", id, l, h);
-            else out_printf("S %s %d %d %.17g\n", id, l, h, s);
-        }
+    for (int m = 0; m < hr_heads_n_methods(); m++) {
+        if (!sel[m]) continue;
+        const char *id = hr_heads_method_info(m)->id;
+        if (!hr_heads_result_has(r, m)) out_printf("N %s %s\n", id, hr_heads_result_note(r, m));
+        for (int l = 0; l < hr_heads_result_n_layers(r); l++)
+            for (int h = 0; h < hr_heads_result_n_heads(r, l); h++) {
+                double s = hr_heads_score(r, m, l, h);
+                if (isnan(s)) out_printf("S %s %d %d nan\n", id, l, h);
+                else out_printf("S %s %d %d %.17g\n", id, l, h, s);
+            }
+    }
     hr_heads_result_free(r);
     return g_out.st;
 }
@@ -167,9 +171,9 @@ static hr_status run(options *o) {
     hr_context *ctx = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    int n_m = hr_heads_n_methods();
-    bool *sel = calloc((size_t)n_m, sizeof *sel); // (n_methods)
-    hr_status st = sel ? hr_heads_parse_methods(o->methods, sel) : hr_err(HR_ERR_NOMEM, "out of memory");
+    bool *sel = calloc((size_t)hr_heads_n_methods(), sizeof *sel); // (n_methods)
+    char *groups = strdup(o->methods);                              // split in place at ';'
+    hr_status st = sel && groups ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     if (st == HR_OK) st = read_ids(o->ids, &ids, &n_ids);
     if (st == HR_OK) st = hr_model_load(o->model, &m);
     hr_context_params cp = hr_context_default_params();
@@ -179,13 +183,15 @@ static hr_status run(options *o) {
     g_out.open = st == HR_OK;
     o->p.tokens = ids;
     o->p.n_tokens = n_ids;
-    for (int i = 0; st == HR_OK && i < n_m; i++)
-        if (sel[i]) st = dump_method(ctx, &o->p, i);
+    char *save = NULL;
+    for (char *g = st == HR_OK ? strtok_r(groups, ";", &save) : NULL; g && st == HR_OK; g = strtok_r(NULL, ";", &save))
+        st = dump_group(ctx, &o->p, g, sel);
     if (g_out.open) {
         if (st == HR_OK) st = hr_atomic_commit(&g_out.af);
         else hr_atomic_abort(&g_out.af);
     }
     free(sel);
+    free(groups);
     free(ids);
     hr_context_free(ctx);
     hr_model_free(m);
