@@ -282,6 +282,17 @@ static void specs_that_empty_a_layer_or_the_model_are_rejected(void) {
     hr_model_free(m);
 }
 
+/* Plans n head removals with a budget; returns the status, *removed the count. */
+static hr_status plan_heads(const hr_model *m, const float *sc, const float *imp, int64_t n, hr_prune_budget budget,
+                            hr_prune_spec *s, int *removed) {
+    hr_prune_plan_params pp = hr_prune_plan_default_params();
+    pp.budget = budget;
+    hr_prune_plan_result r;
+    hr_status st = hr_prune_plan_heads(m, sc, imp, n, &pp, s, &r);
+    *removed = st == HR_OK ? (int)r.removed : -1;
+    return st;
+}
+
 static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(void) {
     hr_model *m = load_base();
     const hr_config *c = hr_model_config(m);
@@ -292,7 +303,7 @@ static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(vo
     hr_prune_spec *s = NULL;
     hr_prune_spec_new(m, &s);
     int removed = 0;
-    CHECK(hr_prune_plan_heads(m, sc, NULL, 4, HR_BUDGET_GLOBAL, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(plan_heads(m, sc, NULL, 4, HR_BUDGET_GLOBAL, s, &removed) == HR_OK, "%s", hr_last_error());
     CHECK(removed == 4, "removed %d", removed);
     hr_prune_layer_result res[HR_MAX_LAYERS];
     CHECK(hr_prune_check(m, s, res) == HR_OK, "plan not applicable: %s", hr_last_error());
@@ -301,11 +312,11 @@ static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(vo
     hr_prune_spec_free(s);
     /* over budget: more than can go while every layer keeps a head */
     hr_prune_spec_new(m, &s);
-    CHECK(hr_prune_plan_heads(m, sc, NULL, L * mh, HR_BUDGET_GLOBAL, s, &removed) == HR_ERR_RANGE, "accepted");
+    CHECK(plan_heads(m, sc, NULL, L * mh, HR_BUDGET_GLOBAL, s, &removed) == HR_ERR_RANGE, "accepted");
     hr_prune_spec_free(s);
     /* per-layer: the same count everywhere */
     hr_prune_spec_new(m, &s);
-    CHECK(hr_prune_plan_heads(m, sc, NULL, 4 * L, HR_BUDGET_PER_LAYER, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(plan_heads(m, sc, NULL, 4 * L, HR_BUDGET_PER_LAYER, s, &removed) == HR_OK, "%s", hr_last_error());
     CHECK(hr_prune_check(m, s, res) == HR_OK, "%s", hr_last_error());
     for (int l = 0; l < L; l++) CHECK(res[l].n_head == 4, "layer %d keeps %d", l, res[l].n_head);
     hr_prune_spec_free(s);
@@ -313,7 +324,7 @@ static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(vo
     float imp[HR_MAX_LAYERS];
     for (int l = 0; l < L; l++) imp[l] = l == 3 ? 0.01f : 1.0f;
     hr_prune_spec_new(m, &s);
-    CHECK(hr_prune_plan_heads(m, sc, imp, 8, HR_BUDGET_CFSP, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(plan_heads(m, sc, imp, 8, HR_BUDGET_CFSP, s, &removed) == HR_OK, "%s", hr_last_error());
     CHECK(hr_prune_check(m, s, res) == HR_OK, "%s", hr_last_error());
     for (int l = 0; l < L; l++)
         if (l != 3) CHECK(res[3].n_head < res[l].n_head, "layer 3 keeps %d, layer %d %d", res[3].n_head, l, res[l].n_head);
@@ -361,7 +372,7 @@ static void neuron_importance_ranks_neurons_that_matter(void) {
         }
         int64_t total = 0;
         for (int l = 0; l < c->n_layers; l++) total += c->n_ff[l];
-        hr_prune_plan_ff(m, (const float *const *)neg, NULL, total / 5, HR_BUDGET_GLOBAL, s, NULL);
+        hr_prune_plan_ff(m, (const float *const *)neg, NULL, total / 5, NULL, s, NULL);
         hr_model *pm = NULL;
         hr_prune_apply(m, s, &pm);
         float *lg = pm ? run_logits(pm, NULL) : NULL;
