@@ -26,7 +26,7 @@ static const cli_opt k_opts[] = {
     {"layers", 0, "layers.json", "layer scores from 'headroom heads' (default: computed on --text)"},
     {"layer-metric", 0, "ID", "layers.json metric for all drops (default attn_kl / mlp_kl / block_influence)"},
     {"text", 'f', "FILE", "calibration text (MLP importance, layer scores when no --layers)"},
-    {"tokens", 'n', "N", "calibration tokens (default 2048)"},
+    {"tokens", 'n', "N", "calibration tokens (default " CLI_STR(HR_CALIB_SURGERY_TOKENS) ")"},
     {"uneven", 0, "MODE", "even (default: GQA groups stay even) | duplicate (duplicate K/V rows)"},
     {"uniform", 0, NULL, "same loss in every layer (per-layer budget, same shapes: HF-writable)"},
     {"invert", 0, NULL, "remove the highest-ranked heads first (for trait scores like sink)"},
