@@ -554,6 +554,55 @@ static void neuron_amounts_are_exact_unless_uniform_needs_a_multiple_of_the_laye
     hr_model_free(m);
 }
 
+static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_removed(void) {
+    hr_model *m = load_base();
+    struct {
+        const char *label, *want;
+        hr_prune_params p;
+    } bad[] = {
+        {"nothing to prune", "nothing to prune", hr_prune_default_params()},
+        {"heads without a method", "needs a score method", hr_prune_default_params()},
+        {"a method without scores", "method 'ablation' needs head scores", hr_prune_default_params()},
+        {"MLP without text", "MLP pruning needs calibration text", hr_prune_default_params()},
+        {"drops without layer scores", "need layer metrics (layers.json from headroom heads) or calibration text",
+         hr_prune_default_params()},
+        {"uniform with a global budget", "uniform pruning needs the per-layer budget", hr_prune_default_params()},
+        {"an amount of everything", "heads to remove: 100% would remove everything", hr_prune_default_params()},
+    };
+    bad[1].p.heads = "10";
+    bad[2].p.heads = "10", bad[2].p.method = "ablation";
+    bad[3].p.mlp = "10%";
+    bad[4].p.drop_blocks = 1;
+    bad[5].p.heads = "10", bad[5].p.method = "random", bad[5].p.uniform = true;
+    bad[6].p.heads = "100%", bad[6].p.method = "random";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hr_prune_result *r = NULL;
+        hr_status st = hr_prune_run(m, NULL, &bad[i].p, &r);
+        CHECK(st != HR_OK && !r && strstr(hr_last_error(), bad[i].want), "%s: '%s'", bad[i].label, hr_last_error());
+    }
+    hr_prune_params p = hr_prune_default_params();
+    p.heads = "25%";
+    p.method = "random";
+    p.seed = 3;
+    hr_prune_result *r = NULL;
+    CHECK(hr_prune_run(m, NULL, &p, &r) == HR_OK, "%s", hr_last_error());
+    const hr_prune_plan_result *h = hr_prune_result_heads(r);
+    CHECK(h && h->requested == 10 && h->removed == 10, "25%%: asked %lld, removed %lld", h ? (long long)h->requested : -1,
+          h ? (long long)h->removed : -1);
+    int kept = 0;
+    for (int l = 0; r && l < 5; l++) kept += hr_config_n_head(hr_model_config(hr_prune_result_model(r)), l);
+    CHECK(kept == 30, "the pruned model keeps %d heads", kept);
+    char *json = NULL;
+    hr_prune_report_meta meta = {"base.bin", "out.gguf", NULL, NULL};
+    CHECK(hr_prune_report_json(r, &meta, &json) == HR_OK && json, "%s", hr_last_error());
+    CHECK(json && strstr(json, "\"format\":\t\"headroom.prune\"") && strstr(json, "\"heads_requested\":\t\"25%\"") &&
+              strstr(json, "\"heads_requested_count\":\t10") && strstr(json, "\"heads_removed\":\t10") &&
+              !strstr(json, "heads_reason"), "report: %.400s", json ? json : "");
+    hr_free(json);
+    hr_prune_result_free(r);
+    hr_model_free(m);
+}
+
 int main(void) {
     RUN(pruning_nothing_is_the_identity);
     RUN(pruning_heads_equals_gating_them_to_zero);
@@ -567,6 +616,7 @@ int main(void) {
     RUN(the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even);
     RUN(the_planner_removes_exactly_what_even_groups_allow);
     RUN(neuron_amounts_are_exact_unless_uniform_needs_a_multiple_of_the_layers);
+    RUN(a_pruning_run_checks_its_parameters_first_and_reports_what_it_removed);
     RUN(layer_plans_drop_the_least_important_layers);
     RUN(neuron_importance_ranks_neurons_that_matter);
     TEST_MAIN_END();
