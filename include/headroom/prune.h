@@ -23,8 +23,14 @@
  *    first split across layers in proportion to 1 / layer importance (less
  *    important layers lose more), then the lowest-scored units of each layer
  *    go. Quotas never exceed a layer's size minus one.
+ * In GQA layers whose groups stay even the planner combines per-layer group
+ * shapes so that exactly the amount asked goes where any combination allows
+ * it, and reports why otherwise (hr_prune_plan_heads below).
  * Every layer keeps at least one head / neuron; a layer loses its attention
  * or MLP only through drop_attn / drop_mlp / drop_block.
+ *
+ * hr_prune_run does all of it as one call (what `headroom prune` does) and
+ * hr_prune_report_json describes the result (prune.json).
  */
 #ifndef HEADROOM_PRUNE_H
 #define HEADROOM_PRUNE_H
