@@ -149,8 +149,9 @@ HR_API hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scor
 
 /* AMP-style neuron importance on calibration tokens: for neuron j of layer
  * l, mean over tokens of |act_j| times ||column j of W_down||, act =
- * silu(gate)*up (SwiGLU) or gelu(up) (GELU). tokens are fed in windows of
- * `window` tokens (each starting with the given tokens, e.g. BOS first).
+ * silu(gate)*up (SwiGLU) or gelu(up) (GELU). tokens are fed in consecutive
+ * windows of `window` tokens (0 = hr_calib_window(n_ctx, 0); more than the
+ * context's n_ctx is HR_ERR_RANGE).
  * out[l] must hold n_ff[l] floats. */
 HR_API hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
                                      float *const *out);
