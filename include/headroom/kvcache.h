@@ -16,7 +16,8 @@
  * original RoPE positions. The memory of a plan is what the context
  * allocates: hr_context_kv_bytes() reports it.
  *
- * Plan file (text; '#' starts a comment; later lines override earlier ones):
+ * Plan file (text; '#' starts a comment; later lines override earlier ones;
+ * at most one 'default' line — a second one is HR_ERR_FORMAT naming both):
  *     default full                    # or: default streaming sink=4 window=64
  *     layer 3 full                    # every KV head of layer 3
  *     head 2 1 streaming sink=4 window=128

@@ -121,6 +121,9 @@ HR_API int64_t hr_model_n_params(const hr_model *m);
 HR_API int hr_config_max_heads(const hr_config *c);
 HR_API int hr_config_max_kv_heads(const hr_config *c);
 HR_API int hr_config_max_ff(const hr_config *c);
+/* Whether every layer has the same heads, KV heads and FFN size, none of
+ * them zero (what a Hugging Face folder can hold). */
+HR_API bool hr_config_uniform(const hr_config *c);
 
 /* Describes tensor i (0 <= i < hr_model_n_tensors) for listings. */
 typedef struct {

@@ -64,27 +64,6 @@ void hr_st_close(hr_safetensors *st) {
     free(st);
 }
 
-/* Deepest {/[ nesting of the JSON text, ignoring brackets inside strings;
- * stops counting once past limit. */
-static int json_depth(const char *s, size_t n, int limit) {
-    int depth = 0, max = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n && max <= limit; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max) max = depth;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return max;
-}
-
 /* A JSON number that is a non-negative integer exactly representable. */
 static bool json_uint(const cJSON *j, uint64_t *out) {
     if (!cJSON_IsNumber(j)) return false;
@@ -203,7 +182,7 @@ static hr_status check_layout(hr_safetensors *st) {
 }
 
 static hr_status parse_header(hr_safetensors *st, const char *json, size_t len) {
-    if (json_depth(json, len, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+    if (hr_json_depth(json, len) > MAX_JSON_DEPTH)
         return hr_err(HR_ERR_FORMAT, "safetensors header nests deeper than %d levels", MAX_JSON_DEPTH);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);

@@ -109,6 +109,12 @@ int hr_config_max_heads(const hr_config *c) { return max_over_layers(c, c->n_hea
 int hr_config_max_kv_heads(const hr_config *c) { return max_over_layers(c, c->n_head_kv); }
 int hr_config_max_ff(const hr_config *c) { return max_over_layers(c, c->n_ff); }
 
+bool hr_config_uniform(const hr_config *c) {
+    for (int l = 1; l < c->n_layers; l++)
+        if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0]) return false;
+    return c->n_layers > 0 && c->n_head[0] > 0 && c->n_ff[0] > 0;
+}
+
 /* Every weight slot of a layer, GGUF-named, with its shape. */
 typedef struct {
     const char *name;

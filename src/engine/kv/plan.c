@@ -141,7 +141,8 @@ static int parse_int(const char *s, long *v) {
     return *s && !*end && !errno;
 }
 
-static hr_status apply_line(hr_kv_plan *p, const hr_config *c, char *line, const char *where) {
+static hr_status apply_line(hr_kv_plan *p, const hr_config *c, char *line, const char *where, int lineno,
+                            int *default_line) {
     char *w[16];
     int n = 0;
     for (char *tok = strtok(line, " \t\r\n"); tok && n < 16; tok = strtok(NULL, " \t\r\n")) w[n++] = tok;
@@ -150,6 +151,10 @@ static hr_status apply_line(hr_kv_plan *p, const hr_config *c, char *line, const
     hr_status st;
     long a, b;
     if (strcmp(w[0], "default") == 0 && n >= 2) {
+        if (*default_line)
+            return hr_err(HR_ERR_FORMAT, "%s: a second 'default' line (the first is line %d); a plan has one", where,
+                          *default_line);
+        *default_line = lineno;
         if ((st = parse_policy(w + 1, n - 1, &pol, where)) != HR_OK) return st;
         for (int l = 0; l < c->n_layers; l++)
             for (int g = 0; g < c->n_head_kv[l]; g++) p->pol[l][g] = pol;
@@ -188,7 +193,7 @@ hr_status hr_kv_plan_load(const char *path, const hr_config *c, hr_kv_plan **out
         free(text);
         return st;
     }
-    int lineno = 0;
+    int lineno = 0, default_line = 0;
     for (char *line = text, *next; line && st == HR_OK; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -197,7 +202,7 @@ hr_status hr_kv_plan_load(const char *path, const hr_config *c, hr_kv_plan **out
         if (hash) *hash = 0;
         char where[600];
         snprintf(where, sizeof where, "%s:%d", path, lineno);
-        st = apply_line(p, c, line, where);
+        st = apply_line(p, c, line, where, lineno, &default_line);
     }
     free(text);
     if (st != HR_OK) {

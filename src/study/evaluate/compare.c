@@ -96,7 +96,8 @@ hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *t
     if (!lb || !lc || !pb || !pc || !w) st = hr_err(HR_ERR_NOMEM, "out of memory");
     /* window 0 is tokens[0..n_ctx); later ones are BOS + the next n_ctx-1 */
     size_t next = 0;
-    for (int win = 0; st == HR_OK && next + 1 < n_tokens && (max_windows <= 0 || win < max_windows); win++) {
+    int win = 0;
+    for (win = 0; st == HR_OK && next + 1 < n_tokens && (max_windows <= 0 || win < max_windows); win++) {
         int n = 0;
         if (win > 0) w[n++] = tokens[0];
         while (n < n_ctx && next < n_tokens) w[n++] = tokens[next++];
@@ -112,7 +113,7 @@ hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *t
     free(w);
     if (st != HR_OK) return st;
     double n = a.n ? (double)a.n : 1.0;
-    *out = (hr_compare_result){a.n, a.kl / n, a.kl_max, (double)a.agree / n, a.nll_b / n, a.nll_c / n};
+    *out = (hr_compare_result){a.n, a.kl / n, a.kl_max, (double)a.agree / n, a.nll_b / n, a.nll_c / n, win};
     return HR_OK;
 }
 

@@ -1,5 +1,6 @@
 /* MHA -> GQA conversion by mean-pooling grouped K/V projections (gqa.h). */
 #include "headroom/gqa.h"
+#include "headroom/study.h"
 #include "engine/kernels.h"
 #include "study/prune/surgery_internal.h"
 #include "model/config.h"
@@ -93,7 +94,8 @@ hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_
     const hr_model *m = hr_context_model(ctx);
     const hr_config *c = &m->cfg;
     int n_ctx = hr_context_n_ctx(ctx);
-    if (window <= 0 || window > n_ctx) window = n_ctx < 256 ? n_ctx : 256;
+    if (window > n_ctx) return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the context (%d)", window, n_ctx);
+    window = hr_calib_window(n_ctx, window);
     if (n_tokens < 1) return hr_err(HR_ERR_RANGE, "no calibration tokens");
     sim_rec r = {.m = m, .K = hr_config_max_kv_heads(c)};
     size_t n = (size_t)c->n_layers * r.K * r.K;

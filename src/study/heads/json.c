@@ -51,9 +51,19 @@ static void sb_str(sbuf *b, const char *s) {
     sb_put(b, "\"");
 }
 
+/* The shortest decimal that reads back as exactly v (15 to 17 digits), so a
+ * score table read from the file holds the lab's numbers bit for bit. */
 static void sb_num(sbuf *b, double v) {
-    if (isfinite(v)) sb_put(b, "%.9g", v);
-    else sb_put(b, "null");
+    if (!isfinite(v)) {
+        sb_put(b, "null");
+        return;
+    }
+    char s[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(s, sizeof s, "%.*g", digits, v);
+        if (strtod(s, NULL) == v) break;
+    }
+    sb_put(b, "%s", s);
 }
 
 /* ---- classes ---- */
@@ -92,7 +102,7 @@ void hr_heads_classes(const hr_heads_result *r, int layer, int head, char *buf, 
 static void heads_doc(sbuf *b, const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta) {
     const hr_config *c = hr_model_config(m);
     int L = hr_heads_result_n_layers(r), nm = hr_heads_n_methods();
-    sb_put(b, "{\n  \"model\": {\"path\": ");
+    sb_put(b, "{\n  \"format\": \"headroom.heads\",\n  \"format_version\": 1,\n  \"model\": {\"path\": ");
     sb_str(b, meta ? meta->model_path : "");
     sb_put(b, ", \"arch\": ");
     sb_str(b, meta && meta->arch ? meta->arch : hr_arch_name(c->arch));
@@ -159,7 +169,8 @@ static void heads_doc(sbuf *b, const hr_heads_result *r, const hr_model *m, cons
 
 static void layers_doc(sbuf *b, const hr_heads_result *r) {
     int L = hr_heads_result_n_layers(r), nm = hr_heads_n_layer_metrics();
-    sb_put(b, "{\n  \"metrics\": [");
+    sb_put(b, "{\n  \"format\": \"headroom.layers\",\n  \"format_version\": 1,\n  \"model\": {\"n_layers\": %d},\n"
+              "  \"metrics\": [", L);
     for (int i = 0; i < nm; i++) {
         const hr_layer_metric_info *mi = hr_heads_layer_metric_info(i);
         sb_put(b, "%s\n    {\"id\": ", i ? "," : "");

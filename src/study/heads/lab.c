@@ -3,6 +3,7 @@
  * decoding, sublayer removal, the attention-statistics pass). */
 #include "study/heads/heads_internal.h"
 
+#include "headroom/study.h"
 #include "engine/context_internal.h"
 #include "model/config.h"
 
@@ -378,14 +379,20 @@ static hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p
     lab->L = lab->c->n_layers;
     lab->H = hr_config_max_heads(lab->c);
     int n_ctx = hr_context_n_ctx(ctx);
-    lab->W = p->window ? p->window : (n_ctx < 256 ? n_ctx : 256);
-    size_t per = (size_t)lab->W - 1, max_tok = p->max_tokens ? (size_t)p->max_tokens : 1024;
+    lab->W = hr_calib_window(n_ctx, p->window);
+    size_t per = (size_t)lab->W - 1, max_tok = p->max_tokens ? (size_t)p->max_tokens : HR_CALIB_HEADS_TOKENS;
     if (p->n_tokens < per)
         return hr_err(HR_ERR_RANGE, "calibration text has %zu tokens, shorter than one window of %d", p->n_tokens,
                       lab->W);
+    if (max_tok < (size_t)lab->W)
+        return hr_err(HR_ERR_RANGE, "%zu calibration tokens are fewer than one window of %d (ask for at least %d "
+                      "tokens, or a shorter window)", max_tok, lab->W, lab->W);
     size_t nw = p->n_tokens / per, want = max_tok / (size_t)lab->W;
-    if (want < 1) want = 1;
     lab->n_windows = (int)(nw < want ? nw : want);
+    if ((size_t)lab->n_windows * lab->W != max_tok)
+        hr_log(HR_LOG_WARN, "head lab: using %zu calibration tokens (%d windows of %d), not the %zu asked: %s",
+               (size_t)lab->n_windows * lab->W, lab->n_windows, lab->W, max_tok,
+               nw < want ? "the text is shorter" : "only whole windows are used");
     size_t n_m = (size_t)hr_head_methods_count, lh = (size_t)lab->L * lab->H;
     bool *sel = calloc(n_m, sizeof(bool));
     lab->selected = sel;

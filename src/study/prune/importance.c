@@ -1,6 +1,7 @@
 /* Calibration statistics for the planner: AMP-style neuron importance and
  * layer / sublayer importance, recorded with forward hooks. */
 #include "headroom/prune.h"
+#include "headroom/study.h"
 #include "engine/kernels.h"
 #include "study/prune/surgery_internal.h"
 #include "model/config.h"
@@ -107,7 +108,8 @@ static int calib_hook(const hr_hook_event *ev, void *ud) {
 
 static hr_status run_windows(hr_context *ctx, calib *c, const int32_t *tokens, size_t n_tokens, int window) {
     int n_ctx = hr_context_n_ctx(ctx);
-    if (window <= 0 || window > n_ctx) window = n_ctx < 256 ? n_ctx : 256;
+    if (window > n_ctx) return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the context (%d)", window, n_ctx);
+    window = hr_calib_window(n_ctx, window);
     if (n_tokens < 2) return hr_err(HR_ERR_RANGE, "need at least 2 calibration tokens");
     uint32_t mask = HR_HOOK_RESID_PRE | HR_HOOK_ATTN_OUT | HR_HOOK_RESID_POST | HR_HOOK_MLP_OUT;
     hr_context_set_hook(ctx, calib_hook, mask, c);
