@@ -2,7 +2,8 @@
 # --kv plans through the CLI: memory reported, bad plans refused cleanly.
 set -u
 cli=${HR_CLI:?}; shared=${HR_SHARED_DIR:?}
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/cli_prelude.sh"
+tmp=$T
 fails=0; passes=0
 ok() { passes=$((passes + 1)); echo "ok   $1"; }
 bad() { fails=$((fails + 1)); echo "FAIL $1"; }

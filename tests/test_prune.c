@@ -384,6 +384,7 @@ static void neuron_importance_ranks_neurons_that_matter(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(pruning_nothing_is_the_identity);
     RUN(pruning_heads_equals_gating_them_to_zero);
     RUN(pruning_whole_kv_groups_is_bit_identical_to_gating);

@@ -5,7 +5,6 @@
 # errors for wrong input.
 set -u
 
-: "${HR_CLI:?HR_CLI must point at the headroom binary}"
 : "${HR_SHARED_DIR:?HR_SHARED_DIR must point at the shared data folder}"
 V="$HR_SHARED_DIR/data/tokenizer-vectors"
 GPT2_GGUF="$HR_SHARED_DIR/models/gguf-vocab/ggml-vocab-gpt-2.gguf"
@@ -13,15 +12,8 @@ SPM_GGUF="$HR_SHARED_DIR/models/gguf-vocab/ggml-vocab-llama-spm.gguf"
 GPT2_DIR="$HR_SHARED_DIR/data/tokenizers/gpt2"
 QWEN3="$HR_SHARED_DIR/data/tokenizers/qwen3/tokenizer.json"
 MARK=__ggml_vocab_test__
-for f in "$V/ggml-vocab-gpt-2.gguf.inp" "$GPT2_GGUF" "$SPM_GGUF" "$GPT2_DIR/encoder.json" "$QWEN3"; do
-  [ -r "$f" ] || { echo "SKIP: $f missing"; exit 0; }
-done
-
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-failures=0
-fail() { echo "  FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok   $*"; }
+. "$(dirname "$0")/cli_prelude.sh" "$V"/ggml-vocab-{gpt-2,llama-spm}.gguf.{inp,out} "$GPT2_GGUF" "$SPM_GGUF" \
+  "$GPT2_DIR/encoder.json" "$GPT2_DIR/vocab.bpe" "$QWEN3"
 
 run() {
   "$HR_CLI" "$@" >"$T/out" 2>"$T/err"
