@@ -151,7 +151,7 @@ expect_error "wrong magic" "$not_a_model .*first bytes 4e 4f 50 45" info "$T/mag
 
 write_header() { # out, seven int32s
   local out=$1; shift
-  python3 -c 'import struct,sys; sys.stdout.buffer.write(struct.pack("<7i", *map(int, sys.argv[1:])) + bytes(4096))' "$@" >"$out"
+  /usr/bin/python3 -c 'import struct,sys; sys.stdout.buffer.write(struct.pack("<7i", *map(int, sys.argv[1:])) + bytes(4096))' "$@" >"$out"
 }
 write_header "$T/huge.bin" $((1 << 30)) $((1 << 30)) $((1 << 30)) $((1 << 30)) $((1 << 30)) 512 $((1 << 30))
 # format detection already refuses headers no llama2.c file can have
@@ -165,7 +165,7 @@ expect_error "llama2.c heads not dividing dim" "dim 64 is not a multiple of the 
 
 # GGUF surgery: the script walks the header and patches one field.
 gguf_patch() { # in out mode
-  python3 - "$@" <<'PY'
+  /usr/bin/python3 - "$@" <<'PY'
 import struct, sys
 src, dst, mode = sys.argv[1:4]
 b = bytearray(open(src, "rb").read())
