@@ -16,7 +16,8 @@ hr_status hr_blas_use_in_pool(void) {
     return HR_OK;
 #else
     return hr_err(HR_ERR_UNSUPPORTED, "built without OpenBLAS: batched products through BLAS (blas_prefill, "
-                                      "ppl --blas) are unavailable; rebuild with OpenBLAS (cmake -DHR_BLAS=ON)");
+                                      "ppl --blas) are unavailable; install libopenblas-dev and rebuild with "
+                                      "-DHR_BLAS=ON");
 #endif
 }
 
