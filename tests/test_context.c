@@ -56,6 +56,19 @@ static void small_batches_and_thread_counts_give_the_same_logits(void) {
 }
 
 #if HR_HAVE_BLAS
+static void openblas_prefill_agrees_with_the_exact_gemm_to_rounding(void) {
+    hr_context_params p = hr_context_default_params();
+    float *exact = logits_with(p, 40);
+    p.blas_prefill = true;
+    float *blas = logits_with(p, 40);
+    CHECK(exact && blas, "forward failed");
+    if (exact && blas) {
+        double d = hr_t_maxdiff("OpenBLAS prefill vs exact", exact, blas, (size_t)40 * V);
+        CHECK(d <= 1e-4, "differ by %g", d);
+    }
+    free(exact), free(blas);
+}
+
 /* openblas_set_num_threads is process-wide: only a context that asks for
  * the blas path may set it (to 1, as its products run in pool tasks). */
 static void only_a_blas_prefill_context_sets_openblas_threads(void) {
@@ -80,20 +93,6 @@ static void blas_prefill_without_openblas_is_unsupported(void) {
     CHECK(strstr(hr_last_error(), "built without OpenBLAS") != NULL, "message: %s", hr_last_error());
 }
 #endif
-
-static void openblas_prefill_agrees_with_the_exact_gemm_to_rounding(void) {
-    if (!HR_HAVE_BLAS) return; /* built without OpenBLAS: see the test above */
-    hr_context_params p = hr_context_default_params();
-    float *exact = logits_with(p, 40);
-    p.blas_prefill = true;
-    float *blas = logits_with(p, 40);
-    CHECK(exact && blas, "forward failed");
-    if (exact && blas) {
-        double d = hr_t_maxdiff("OpenBLAS prefill vs exact", exact, blas, (size_t)40 * V);
-        CHECK(d <= 1e-4, "differ by %g", d);
-    }
-    free(exact), free(blas);
-}
 
 static void truncating_the_cache_and_rerunning_reproduces_the_logits(void) {
     hr_context *ctx = NULL;
@@ -279,11 +278,11 @@ int main(void) {
     RUN(prefill_and_token_by_token_decode_agree);
     RUN(small_batches_and_thread_counts_give_the_same_logits);
 #if HR_HAVE_BLAS
+    RUN(openblas_prefill_agrees_with_the_exact_gemm_to_rounding);
     RUN(only_a_blas_prefill_context_sets_openblas_threads);
 #else
     RUN(blas_prefill_without_openblas_is_unsupported);
 #endif
-    RUN(openblas_prefill_agrees_with_the_exact_gemm_to_rounding);
     RUN(truncating_the_cache_and_rerunning_reproduces_the_logits);
     RUN(attention_probability_hook_sees_causal_rows_that_sum_to_one);
     RUN(a_zero_gate_equals_zeroing_the_head_output_in_a_hook);
