@@ -8,7 +8,8 @@
 #   tsan      ThreadSanitizer, without OpenBLAS (build-tsan/): the tests
 #             that run the thread pool (kernels, context, KV cache, head lab)
 #   fuzz      a bounded libFuzzer run of every parser (fuzz/run.sh, build-fuzz/)
-# Each leg builds only the targets it runs. The last line sums all legs:
+# Each leg builds only the targets it runs; ctest runs -j cores. The last
+# line sums all legs:
 # "all: N passed, N failed" (skipped tests count in neither).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ leg() {
   cmake -S . -B "$dir" $flags >/dev/null || { status=1; failed=$((failed + 1)); return; }
   # shellcheck disable=SC2086
   cmake --build "$dir" -j "$jobs" ${targets:+--target $targets} || { status=1; failed=$((failed + 1)); return; }
-  (cd "$dir" && env "$@" ctest --output-on-failure --timeout 600 ${regex:+-R "$regex"}) 2>&1 | tee "$log"
+  (cd "$dir" && env "$@" ctest -j "$jobs" --output-on-failure --timeout 600 ${regex:+-R "$regex"}) 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   # ctest: "100% tests passed, 0 tests failed out of 27"; skipped: "***Skipped"
   f=; total=
