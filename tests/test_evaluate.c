@@ -209,6 +209,8 @@ static void an_eval_run_scores_its_token_budget_and_flags_nothing_for_itself(voi
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin",
+                        "data/text/tinystories_val.txt");
     RUN(identical_models_have_zero_kl_and_full_agreement);
     RUN(a_pruned_model_diverges_from_its_base);
     RUN(windows_larger_than_the_contexts_are_rejected);

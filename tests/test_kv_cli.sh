@@ -2,8 +2,9 @@
 # --kv plans through the CLI: memory reported, bad plans refused cleanly.
 set -u
 cli=${HR_CLI:?}; shared=${HR_SHARED_DIR:?}
-model=$shared/models/stories260K/stories260K.bin
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/cli_prelude.sh"
+tmp=$T
+model=$M
 fails=0; passes=0
 ok() { passes=$((passes + 1)); echo "ok   $1"; }
 bad() { fails=$((fails + 1)); echo "FAIL $1"; }

@@ -209,6 +209,9 @@ static void int8_perplexity_on_tinystories_is_within_the_stated_tolerance(void) 
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/stories260K.gguf",
+                        "models/stories260K/stories260K_q8.bin", "models/stories260K/tok512.bin",
+                        "data/text/tinystories_val.txt");
     RUN(llama2c_bin_and_llama_cpp_gguf_give_the_same_logits);
     RUN(int8_model_predicts_almost_like_the_float_model);
     RUN(int8_perplexity_on_tinystories_is_within_the_stated_tolerance);

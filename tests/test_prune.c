@@ -604,6 +604,7 @@ static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_remove
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(pruning_nothing_is_the_identity);
     RUN(pruning_heads_equals_gating_them_to_zero);
     RUN(pruning_whole_kv_groups_is_bit_identical_to_gating);

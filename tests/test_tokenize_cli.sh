@@ -7,7 +7,6 @@
 # for wrong input.
 set -u
 
-: "${HR_CLI:?HR_CLI must point at the headroom binary}"
 : "${HR_SHARED_DIR:?HR_SHARED_DIR must point at the shared data folder}"
 : "${HR_SOURCE_DIR:?HR_SOURCE_DIR must point at the source tree}"
 unset HEADROOM_MODEL
@@ -19,16 +18,9 @@ QWEN3="$HR_SHARED_DIR/data/tokenizers/qwen3/tokenizer.json"
 LLAMA2="$HR_SHARED_DIR/data/tokenizers/llama2"
 MODEL="$HR_SHARED_DIR/models/stories260K/stories260K.bin"
 MARK=__ggml_vocab_test__
-for f in "$V/ggml-vocab-gpt-2.gguf.inp" "$GPT2_GGUF" "$SPM_GGUF" "$GPT2_DIR/encoder.json" "$QWEN3" \
-         "$LLAMA2/tokenizer.model" "$LLAMA2/tokenizer.bin" "$MODEL"; do
-  [ -r "$f" ] || { echo "SKIP: $f missing"; exit 0; }
-done
-
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-failures=0
-fail() { echo "  FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok   $*"; }
+. "$(dirname "$0")/cli_prelude.sh" "$V"/ggml-vocab-{gpt-2,llama-spm}.gguf.{inp,out} "$GPT2_GGUF" "$SPM_GGUF" \
+  "$GPT2_DIR/encoder.json" "$GPT2_DIR/vocab.bpe" "$QWEN3" \
+  "$LLAMA2/tokenizer.model" "$LLAMA2/tokenizer.bin" "$MODEL"
 
 run() {
   "$HR_CLI" "$@" >"$T/out" 2>"$T/err"

@@ -390,6 +390,12 @@ static void pieces_json_cannot_hold_are_refused_and_nothing_is_left_behind(void)
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin",
+                        "models/gguf-vocab/ggml-vocab-gpt-2.gguf", "models/gguf-vocab/ggml-vocab-llama-spm.gguf",
+                        "data/tokenizers/gpt2/encoder.json", "data/tokenizers/gpt2/vocab.bpe",
+                        "data/tokenizers/llama2/tokenizer.json", "data/tokenizers/qwen3/tokenizer.json",
+                        "data/text/tinystories_val.txt", "data/tokenizer-vectors/ggml-vocab-gpt-2.gguf.inp",
+                        "data/tokenizer-vectors/ggml-vocab-llama-spm.gguf.inp");
     if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_tok_export")) return 1;
     RUN(tok512_exports_to_a_tokenizer_json_that_encodes_all_tinystories_identically);
     RUN(llama_spm_gguf_vocabulary_exports_to_a_tokenizer_json_that_encodes_identically);

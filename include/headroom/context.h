@@ -37,7 +37,10 @@ typedef struct {
     const hr_kv_plan *kv_plan; /* per-head KV policies; NULL = all full (copied at creation) */
     bool blas_prefill; /* batched products through OpenBLAS sgemm: faster prefill, but batched and
                           one-token logits then differ by float rounding (default false: the
-                          exact GEMM makes them bit-identical) */
+                          exact GEMM makes them bit-identical). Such a context sets OpenBLAS to
+                          one thread for the whole process (openblas_set_num_threads; its
+                          products run inside the pool's tasks); other contexts leave OpenBLAS
+                          alone. HR_ERR_UNSUPPORTED when the library was built without OpenBLAS. */
 } hr_context_params;
 
 HR_API hr_context_params hr_context_default_params(void);

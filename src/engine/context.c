@@ -1,13 +1,13 @@
 /* Inference context: RunState, KV cache and the Llama forward pass. */
 #include "headroom/context.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "engine/blas.h"
 #include "engine/context_internal.h"
 #include "engine/kernels.h"
 #include "engine/kv/store.h"
@@ -188,9 +188,9 @@ hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_conte
     ctx->kv_dim = hr_config_max_kv_heads(c) * c->head_dim;
     ctx->max_ff = hr_config_max_ff(c);
     ctx->blas = p->blas_prefill;
-    /* Our pool owns all parallelism; sgemm runs single-threaded per task. */
-    openblas_set_num_threads(1);
-    hr_status st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
+    /* Only the blas path touches OpenBLAS's (process-wide) thread count. */
+    hr_status st = ctx->blas ? hr_blas_use_in_pool() : HR_OK;
+    if (st == HR_OK) st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
     if (st == HR_OK) st = hr_model_packed(m, ctx->pool, &ctx->packed);
     if (st == HR_OK && p->kv_plan) st = hr_kv_plan_check(p->kv_plan, c);
     if (st == HR_OK) st = alloc_state(ctx, p->kv_plan);
@@ -359,7 +359,7 @@ static void attn_task(void *vp, int i) {
     int n_kv = j->pos0 + j->n;
     for (int t = t0; t < t1; t += ATT_Q) {
         int nq = t1 - t < ATT_Q ? t1 - t : ATT_Q, len[ATT_Q];
-        for (int i = 0; i < nq; i++) len[i] = j->pos0 + t + i + 1;
+        for (int r = 0; r < nq; r++) len[r] = j->pos0 + t + r + 1;
         /* Rows of nq consecutive tokens: probability rows are n_ctx apart. */
         float *s = ctx->probs ? ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx
                               : ctx->scores + (size_t)i * ATT_Q * ctx->n_ctx;

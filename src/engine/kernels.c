@@ -1,10 +1,11 @@
 #include "engine/kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "engine/blas.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -239,8 +240,7 @@ static void matmul_task(void *vp, int i) {
     if (p0 >= p1) return;
     if (j->blas) {
         int r0 = p0 * 16, r1 = p1 * 16 < o->d_out ? p1 * 16 : o->d_out;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, r1 - r0, j->d_in, 1.0f, j->x, j->d_in,
-                    o->w + (size_t)r0 * j->d_in, j->d_in, 0.0f, o->y + r0, o->d_out);
+        hr_sgemm_nt(o->y + r0, o->d_out, j->x, o->w + (size_t)r0 * j->d_in, j->n, j->d_in, r1 - r0);
     } else if (j->n < 4) { /* too few tokens to fill a tile: same chains, one token at a time */
         for (int t = 0; t < j->n; t++)
             gemv_panels(o->y + (size_t)t * o->d_out, j->x + (size_t)t * j->d_in, o->wp, j->d_in, o->d_out, p0, p1);

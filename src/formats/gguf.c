@@ -654,6 +654,7 @@ hr_gguf_value hr_gguf_get(const hr_gguf *g, uint64_t i) {
 }
 
 static hr_status lookup(const hr_gguf *g, const char *key, const gguf_kv **kv) {
+    *kv = NULL;
     if (!g || !key) return hr_err(HR_ERR_INVALID_ARG, "GGUF lookup without a handle or key");
     int64_t i = hr_gguf_find(g, key);
     if (i < 0) return hr_err(HR_ERR_NOT_FOUND, "GGUF key '%.*s' not found", KEY_SHOWN, key);

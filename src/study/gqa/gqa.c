@@ -1,11 +1,11 @@
 /* MHA -> GQA conversion by mean-pooling grouped K/V projections (gqa.h). */
 #include "headroom/gqa.h"
+#include "engine/blas.h"
 #include "headroom/study.h"
 #include "engine/kernels.h"
 #include "study/prune/surgery_internal.h"
 #include "model/config.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +52,7 @@ static bool sim_reserve(sim_rec *r, int n) {
 
 /* y (n, rows) = x (n, dim) W^T + b */
 static void project(float *y, const float *x, const float *w, const float *b, int n, int dim, int rows) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, dim, 1.0f, x, dim, w, dim, 0.0f, y, rows);
+    hr_sgemm_nt(y, rows, x, w, n, dim, rows);
     for (int t = 0; b && t < n; t++)
         for (int i = 0; i < rows; i++) y[(size_t)t * rows + i] += b[i];
 }

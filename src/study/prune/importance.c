@@ -1,12 +1,12 @@
 /* Calibration statistics for the planner: AMP-style neuron importance and
  * layer / sublayer importance, recorded with forward hooks. */
 #include "headroom/prune.h"
+#include "engine/blas.h"
 #include "headroom/study.h"
 #include "engine/kernels.h"
 #include "study/prune/surgery_internal.h"
 #include "model/config.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +64,9 @@ static void accumulate_neurons(calib *c, int l, int n) {
         if (cf->norm == HR_NORM_LAYER) hr_layernorm(y, hr, w->ffn_norm, w->ffn_norm_b, dim, cf->norm_eps);
         else hr_rmsnorm(y, hr, w->ffn_norm, dim, cf->norm_eps);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ff, dim, 1.0f, c->xn, dim, w->w_up, dim, 0.0f, c->up, ff);
+    hr_sgemm_nt(c->up, ff, c->xn, w->w_up, n, dim, ff);
     if (cf->mlp == HR_MLP_SWIGLU) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ff, dim, 1.0f, c->xn, dim, w->w_gate, dim, 0.0f,
-                    c->gate, ff);
+        hr_sgemm_nt(c->gate, ff, c->xn, w->w_gate, n, dim, ff);
         hr_swiglu(c->up, c->gate, c->up, n * ff);
     } else {
         for (int t = 0; t < n && w->b_up; t++)
