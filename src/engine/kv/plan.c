@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/rng.h"
 #include "model/config.h"
 
 struct hr_kv_plan {
@@ -300,13 +301,8 @@ hr_status hr_kv_plan_random(const hr_config *c, float fraction, hr_kv_policy res
     if (!r) return hr_err(HR_ERR_NOMEM, "out of memory");
     for (int l = 0; l < c->n_layers; l++)
         for (int g = 0; g < c->n_head_kv[l]; g++) r[k++] = (ranked){0, l, g};
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int i = total - 1; i > 0; i--) { /* Fisher-Yates with xorshift64* */
-        s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
-        int j = (int)((s * 0x2545F4914F6CDD1Dull) % (uint64_t)(i + 1));
-        ranked t = r[i];
-        r[i] = r[j], r[j] = t;
-    }
+    hr_rng rng = hr_rng_new(seed);
+    hr_rng_shuffle(&rng, r, (size_t)total, sizeof *r);
     hr_status st = fill_mixed(c, r, total, fraction, rest, out);
     free(r);
     return st;

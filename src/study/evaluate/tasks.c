@@ -2,6 +2,7 @@
 #include "headroom/evaluate.h"
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
+#include "core/rng.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -10,13 +11,13 @@
 
 /* One passkey prompt: BOS, filler with the needle at a random depth, the
  * needle's first half (the cue); answer = the rest of the needle. */
-static void passkey_prompt(const int32_t *text, size_t n_text, int length, int needle_len, uint64_t *rng, int32_t *p,
+static void passkey_prompt(const int32_t *text, size_t n_text, int length, int needle_len, hr_rng *rng, int32_t *p,
                            int32_t bos, int32_t *needle) {
-    for (int i = 0; i < needle_len; i++) needle[i] = text[hr_eval_rng(rng) % n_text];
+    for (int i = 0; i < needle_len; i++) needle[i] = text[hr_rng_below(rng, n_text)];
     int cue = needle_len / 2, prompt_len = length - (needle_len - cue);
     int filler = prompt_len - 1 - needle_len - cue;
-    int depth = (int)(hr_eval_rng(rng) % (uint64_t)(filler + 1));
-    size_t start = n_text > (size_t)filler ? hr_eval_rng(rng) % (n_text - (size_t)filler) : 0;
+    int depth = (int)hr_rng_below(rng, (uint64_t)filler + 1);
+    size_t start = n_text > (size_t)filler ? (size_t)hr_rng_below(rng, n_text - (size_t)filler) : 0;
     int k = 0;
     p[k++] = bos;
     for (int i = 0; i < filler; i++) {
@@ -40,7 +41,7 @@ hr_status hr_passkey(hr_context *ctx, const int32_t *tokens, size_t n_tokens, in
     int32_t *p = malloc(sizeof(int32_t) * (size_t)length), *needle = malloc(sizeof(int32_t) * (size_t)needle_len);
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)needle_len);
     hr_status st = p && needle && gen ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
-    uint64_t rng = seed ^ (uint64_t)length * 0x100000001B3ull;
+    hr_rng rng = hr_rng_stream(seed, (uint64_t)length);
     int exact = 0, right = 0, cue = needle_len / 2, ans = needle_len - cue;
     for (int t = 0; st == HR_OK && t < trials; t++) {
         passkey_prompt(tokens, n_tokens, length, needle_len, &rng, p, bos, needle);

@@ -4,6 +4,7 @@
 #include "study/heads/heads_internal.h"
 
 #include "engine/context_internal.h"
+#include "headroom/sample.h"
 #include "model/config.h"
 
 #include <stdarg.h>
@@ -23,21 +24,6 @@ hr_heads_params hr_heads_default_params(void) {
 }
 
 /* ---- small shared helpers ---- */
-
-lab_rng lab_rng_new(uint64_t seed, uint64_t salt) {
-    lab_rng r = {seed ^ (salt * 0xD1B54A32D192ED03ull)};
-    lab_rng_next(&r);
-    return r;
-}
-
-uint64_t lab_rng_next(lab_rng *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-int lab_rng_below(lab_rng *r, int n) { return n <= 1 ? 0 : (int)(lab_rng_next(r) % (uint64_t)n); }
 
 void lab_note(hr_lab *lab, int method, const char *fmt, ...) {
     va_list ap;
@@ -180,13 +166,6 @@ void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const dou
     if (kl) *kl = base_p ? s_kl / (rows ? rows : 1) : 0;
 }
 
-static int32_t argmax_i32(const float *x, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 hr_status lab_greedy(hr_context *ctx, const int32_t *prompt, int n, int gen, const int32_t *ref, int32_t *out,
                      int *n_out, float *logits) {
     int vocab = hr_model_config(hr_context_model(ctx))->vocab_size;
@@ -194,7 +173,7 @@ hr_status lab_greedy(hr_context *ctx, const int32_t *prompt, int n, int gen, con
     hr_status st = hr_context_truncate(ctx, 0);
     if (st == HR_OK) st = hr_forward(ctx, prompt, n, logits, false);
     for (int i = 0; st == HR_OK && i < gen; i++) {
-        int32_t tok = argmax_i32(logits, vocab);
+        int32_t tok = hr_argmax(logits, vocab);
         out[i] = tok;
         *n_out = i + 1;
         if ((ref && tok != ref[i]) || i + 1 == gen) break;
@@ -267,13 +246,13 @@ static int attn_hook(const hr_hook_event *ev, void *ud) {
 /* Repeated random sequence [BOS, r1..rk, r1..rk] into seq (2k+1). Tokens
  * are distinct within a half when the vocabulary allows it, so the
  * induction and duplicate targets are unambiguous. */
-static void make_repeat(hr_lab *lab, lab_rng *rng, int k, int32_t *seq) {
+static void make_repeat(hr_lab *lab, hr_rng *rng, int k, int32_t *seq) {
     int vocab = lab->c->vocab_size;
     seq[0] = lab->p.bos;
     for (int i = 1; i <= k; i++) {
         int32_t t;
         for (int tries = 0;; tries++) {
-            t = lab_rng_below(rng, vocab);
+            t = (int32_t)hr_rng_below(rng, (uint64_t)vocab);
             if (t == lab->p.bos) continue;
             bool dup = false;
             for (int j = 1; j < i && !dup; j++) dup = seq[j] == t;
@@ -296,7 +275,7 @@ hr_status lab_run_attn_methods(hr_lab *lab, lab_input input) {
     if (!ap.sum || !ap.wt || !ap.partial || !seq) st = hr_err(HR_ERR_NOMEM, "out of memory");
     else if (input == LAB_INPUT_REPEAT && (k < 2 || 2 * k + 1 > n_ctx))
         st = hr_err(HR_ERR_RANGE, "repeated sequences of 2x%d tokens do not fit the context of %d", k, n_ctx);
-    lab_rng rng = lab_rng_new(lab->p.seed, 0x5EB0 + (uint64_t)input);
+    hr_rng rng = hr_rng_stream(lab->p.seed, 0x5EB0 + (uint64_t)input);
     hr_context_set_hook(lab->ctx, attn_hook, HR_HOOK_ATTN_PROBS, &ap);
     for (int s = 0; st == HR_OK && s < n_seqs; s++) {
         const int32_t *toks = seq;
