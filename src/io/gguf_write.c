@@ -11,33 +11,18 @@
 #include "headroom/gguf.h"
 #include "io/hf_internal.h"
 #include "model/config.h"
+#include "core/strbuf.h"
 
 #define ALIGN 32
 #define CHUNK 65536
 
+/* GGUF bytes being built: the metadata and the header. */
 typedef struct {
-    uint8_t *p;
-    size_t n, cap;
+    hr_strbuf b;    /* the bytes */
     uint64_t count; /* key/value pairs */
-    bool failed;
 } kvbuf;
 
-static void put(kvbuf *b, const void *src, size_t n) {
-    if (b->failed) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
+static void put(kvbuf *b, const void *src, size_t n) { hr_strbuf_append(&b->b, src, n); }
 static void put_u32(kvbuf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(kvbuf *b, uint64_t v) { put(b, &v, 8); }
 static void put_str(kvbuf *b, const char *s, size_t len) {
@@ -324,7 +309,7 @@ static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv
     put_u32(&hdr, 3);
     put_u64(&hdr, (uint64_t)L->n);
     put_u64(&hdr, kv->count);
-    put(&hdr, kv->p, kv->n);
+    put(&hdr, kv->b.p, kv->b.len);
     uint64_t off = 0;
     for (int i = 0; i < L->n; i++) {
         out_tensor *o = &L->t[i];
@@ -340,22 +325,22 @@ static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv
         put_u64(&hdr, o->offset);
     }
     static const uint8_t zeros[ALIGN] = {0};
-    put(&hdr, zeros, (ALIGN - hdr.n % ALIGN) % ALIGN);
+    put(&hdr, zeros, (ALIGN - hdr.b.len % ALIGN) % ALIGN);
     uint8_t *chunk = malloc(CHUNK * 4); // (CHUNK) encoded values
-    if (hdr.failed || !chunk) {
-        free(hdr.p);
+    if (hdr.b.failed || !chunk) {
+        hr_strbuf_free(&hdr.b);
         free(chunk);
         return hr_err(HR_ERR_NOMEM, "out of memory building the GGUF header");
     }
     hr_atomic_file af;
     hr_status st = hr_atomic_open(path, &af);
     if (st == HR_OK) {
-        st = hr_atomic_write(&af, hdr.p, hdr.n);
+        st = hr_atomic_write(&af, hdr.b.p, hdr.b.len);
         if (st == HR_OK) st = write_data(m, &af, L, chunk);
         if (st == HR_OK) st = hr_atomic_commit(&af);
         else hr_atomic_abort(&af);
     }
-    free(hdr.p);
+    hr_strbuf_free(&hdr.b);
     free(chunk);
     return st;
 }
@@ -376,11 +361,11 @@ hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const c
     if (tok) write_tokenizer_kv(&kv, tok);
     tensor_list L = {0};
     float *rope_freqs = malloc(sizeof(float) * (size_t)(c->head_dim / 2 + 1)); // (head_dim / 2)
-    hr_status st = kv.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, &L, rope_freqs);
+    hr_status st = kv.b.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, &L, rope_freqs);
     if (st == HR_OK) st = write_file(m, path, &kv, &L, dtype);
     free(rope_freqs);
     free(L.t);
-    free(kv.p);
+    hr_strbuf_free(&kv.b);
     return st;
 }
 
