@@ -194,7 +194,8 @@ static void json_too_deep_malformed_or_with_trailing_bytes_is_refused(void) {
     }
     CHECK(strstr(hr_last_error(), "not valid JSON") != NULL, "message: %s", hr_last_error());
     hr_json_parse("{} x", 4, &root);
-    CHECK(strstr(hr_last_error(), "trailing bytes") && strstr(hr_last_error(), "byte 3"), "message: %s", hr_last_error());
+    CHECK(strstr(hr_last_error(), "not valid JSON (trailing bytes") && strstr(hr_last_error(), "byte 3"), "message: %s",
+          hr_last_error());
     /* Only the given length is read: a valid prefix of a longer buffer parses. */
     CHECK(hr_json_parse("[1] garbage", 3, &root) == HR_OK, "length ignored");
     cJSON_Delete(root);

@@ -47,12 +47,12 @@ hr_status hr_json_parse(const char *text, size_t len, cJSON **root) {
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!j) {
         at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-        return hr_err(HR_ERR_FORMAT, "not valid JSON (error near byte %zu)", at);
+        return hr_err(HR_ERR_FORMAT, "not valid JSON (malformed JSON near byte %zu)", at);
     }
     for (const char *p = end; p && p < text + len; p++)
         if (!is_space(*p)) {
             cJSON_Delete(j);
-            return hr_err(HR_ERR_FORMAT, "trailing bytes after the JSON value at byte %zu", (size_t)(p - text));
+            return hr_err(HR_ERR_FORMAT, "not valid JSON (trailing bytes after the value at byte %zu)", (size_t)(p - text));
         }
     *root = j;
     return HR_OK;

@@ -20,8 +20,8 @@ int hr_json_depth(const char *text, size_t len, int limit);
 
 /* Parses len bytes of text into *root (owned: cJSON_Delete). Errors, with
  * *root NULL: HR_ERR_FORMAT "JSON nests deeper than N levels (at byte B)",
- * "not valid JSON (error near byte B)", "trailing bytes after the JSON
- * value at byte B". Callers prefix the document's name (hr_err_prefix). */
+ * "not valid JSON (malformed JSON near byte B)", "not valid JSON
+ * (trailing bytes after the value at byte B)". Callers prefix the document's name (hr_err_prefix). */
 hr_status hr_json_parse(const char *text, size_t len, cJSON **root);
 
 #endif

@@ -3,6 +3,7 @@
  * getter afterwards is O(1) and never touches bytes that were not checked. */
 #include "headroom/gguf.h"
 #include "core/internal.h"
+#include "core/limits.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,6 @@
 #define GGUF_MAGIC_BYTES "GGUF"
 #define GGUF_HEADER_BYTES 24u      /* magic, version, n_tensors, n_kv */
 #define GGUF_DEFAULT_ALIGNMENT 32u
-#define GGUF_MAX_DEPTH 8           /* arrays nested deeper are rejected */
 #define GGUF_MAX_DIMS 4
 /* Smallest encodings, used to reject counts before allocating for them. */
 #define GGUF_MIN_KV_BYTES 13u      /* empty key (8) + type (4) + 1-byte value */
@@ -306,9 +306,9 @@ static hr_status parse_array_elems(hr_gguf *g, reader *r, const char *key, int d
 
 /* Parses "elem_type | n | elements" into node slot (already reserved). */
 static hr_status parse_array(hr_gguf *g, reader *r, const char *key, int depth, uint64_t slot) {
-    if (depth > GGUF_MAX_DEPTH)
+    if (depth > HR_GGUF_MAX_ARRAY_DEPTH)
         return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s': arrays nested deeper than %d levels",
-                      KEY_SHOWN, key, GGUF_MAX_DEPTH);
+                      KEY_SHOWN, key, HR_GGUF_MAX_ARRAY_DEPTH);
     uint32_t et = 0;
     uint64_t n = 0;
     hr_status st = rd_u32(r, &et, "array element type");

@@ -31,7 +31,7 @@ static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *s
             int64_t x;
             hr_status st = hr_gguf_arr_i64(g, &v, (uint64_t)l, &x);
             if (st != HR_OK) return st;
-            if (x < 0 || x > (1 << 20)) return hr_err(HR_ERR_FORMAT, "GGUF key '%s'[%d] = %lld out of range", key, l, (long long)x);
+            if (x < 0 || x > HR_MAX_FF) return hr_err(HR_ERR_FORMAT, "GGUF key '%s'[%d] = %lld out of range", key, l, (long long)x);
             out[l] = (int)x;
         }
         return HR_OK;
@@ -39,7 +39,7 @@ static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *s
     int64_t x;
     hr_status st = hr_gguf_get_i64(g, key, &x);
     if (st != HR_OK) return st;
-    if (x < 0 || x > (1 << 20)) return hr_err(HR_ERR_FORMAT, "GGUF key '%s' = %lld out of range", key, (long long)x);
+    if (x < 0 || x > HR_MAX_FF) return hr_err(HR_ERR_FORMAT, "GGUF key '%s' = %lld out of range", key, (long long)x);
     for (int l = 0; l < n_layers; l++) out[l] = (int)x;
     return HR_OK;
 }
@@ -90,7 +90,7 @@ static hr_status read_rope_scaling(const hr_gguf *g, hr_config *c) {
     if (st == HR_OK) st = hr_gguf_get_f64(g, "headroom.rope_scaling.high_freq_factor", &hi);
     if (st == HR_OK) st = hr_gguf_get_i64(g, "headroom.rope_scaling.original_context_length", &orig);
     if (st != HR_OK) return hr_err(HR_ERR_FORMAT, "GGUF llama3 RoPE scaling keys are incomplete or mistyped");
-    if (!(f >= 1 && f < 1e6) || !(lo > 0) || !(hi > lo) || orig < 1 || orig > (1 << 24))
+    if (!(f >= 1 && f < 1e6) || !(lo > 0) || !(hi > lo) || orig < 1 || orig > HR_MAX_ROPE_ORIGINAL_CTX)
         return hr_err(HR_ERR_FORMAT, "GGUF llama3 RoPE scaling parameters are invalid");
     *rs = (hr_rope_scaling){true, (float)f, (float)lo, (float)hi, (int)orig};
     return HR_OK;
@@ -100,8 +100,8 @@ static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_
     memset(c, 0, sizeof *c);
     hr_config_set_arch(c, id);
     hr_status st = get_int(g, arch, "block_count", &c->n_layers, true, 0, HR_MAX_LAYERS);
-    if (st == HR_OK) st = get_int(g, arch, "embedding_length", &c->dim, true, 0, 1 << 16);
-    if (st == HR_OK) st = get_int(g, arch, "context_length", &c->seq_len, false, 2048, 1 << 22);
+    if (st == HR_OK) st = get_int(g, arch, "embedding_length", &c->dim, true, 0, HR_MAX_DIM);
+    if (st == HR_OK) st = get_int(g, arch, "context_length", &c->seq_len, false, 2048, HR_MAX_SEQ);
     if (st == HR_OK) st = per_layer_int(g, arch, "attention.head_count", c->n_layers, c->n_head, true, 0);
     if (st == HR_OK) st = per_layer_int(g, arch, "feed_forward_length", c->n_layers, c->n_ff, true, 0);
     if (st != HR_OK) return st;
@@ -121,14 +121,14 @@ static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_
     if (max_heads <= 0 && hr_gguf_find(g, kl_key) < 0)
         return hr_err(HR_ERR_FORMAT, "GGUF model has no attention heads in any layer and no attention.key_length");
     int dflt_hd = max_heads > 0 ? c->dim / max_heads : 0;
-    if (st == HR_OK) st = get_int(g, arch, "attention.key_length", &c->head_dim, false, dflt_hd, 1 << 10);
+    if (st == HR_OK) st = get_int(g, arch, "attention.key_length", &c->head_dim, false, dflt_hd, HR_MAX_HEAD_DIM);
     if (st == HR_OK) st = get_float(g, arch, "rope.freq_base", &c->rope_theta, 10000.0f);
     if (st == HR_OK && id == HR_ARCH_GPT2) st = get_float(g, arch, "attention.layer_norm_epsilon", &c->norm_eps, 1e-5f);
     else if (st == HR_OK) st = get_float(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps, 1e-5f);
     if (st == HR_OK) st = read_rope_scaling(g, c);
     if (st != HR_OK || id == HR_ARCH_GPT2) return st;
     int rope_dim = 0;
-    st = get_int(g, arch, "rope.dimension_count", &rope_dim, false, c->head_dim, 1 << 10);
+    st = get_int(g, arch, "rope.dimension_count", &rope_dim, false, c->head_dim, HR_MAX_HEAD_DIM);
     if (st == HR_OK && rope_dim != c->head_dim)
         return hr_err(HR_ERR_UNSUPPORTED, "partial RoPE (%d of %d head dims) is not supported", rope_dim, c->head_dim);
     return st;
@@ -264,7 +264,7 @@ hr_status hr_load_gguf(hr_model *m, const char *path) {
     hr_config *c = &m->cfg;
     const hr_gguf_tensor *emb = hr_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb) return hr_err(HR_ERR_FORMAT, "GGUF is missing the tensor 'token_embd.weight'");
-    if (emb->ne[1] <= 0 || emb->ne[1] > (1 << 22)) return hr_err(HR_ERR_FORMAT, "token_embd.weight has an invalid vocabulary dimension");
+    if (emb->ne[1] <= 0 || emb->ne[1] > HR_MAX_VOCAB) return hr_err(HR_ERR_FORMAT, "token_embd.weight has an invalid vocabulary dimension");
     c->vocab_size = (int)emb->ne[1];
     st = hr_config_validate(c);
     if (st != HR_OK) return st;

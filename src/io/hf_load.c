@@ -10,17 +10,15 @@
  *     stored (in, out) and are transposed. */
 #include "io/hf_internal.h"
 
-#include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/json.h"
 #include "headroom/safetensors.h"
 #include "model/config.h"
-
-#define MAX_SHARDS 4096
 
 typedef struct {
     hr_model *m;
@@ -30,7 +28,7 @@ typedef struct {
 static hr_status add_shard(hr_model *m, const char *dir, const char *file) {
     if (!*file || strchr(file, '/') || strcmp(file, "..") == 0 || strcmp(file, ".") == 0)
         return hr_err(HR_ERR_FORMAT, "shard name '%s' is not a plain file name", file);
-    if (m->n_shards >= MAX_SHARDS) return hr_err(HR_ERR_FORMAT, "more than %d shards", MAX_SHARDS);
+    if (m->n_shards >= HR_MAX_SHARDS) return hr_err(HR_ERR_FORMAT, "more than %d shards", HR_MAX_SHARDS);
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
         return hr_err(HR_ERR_INVALID_ARG, "path of shard '%s' is too long", file);
@@ -46,10 +44,14 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 /* Opens the distinct shard files named by weight_map. */
 static hr_status open_index(hr_model *m, const char *dir, const char *json, size_t len) {
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return hr_err(HR_ERR_FORMAT, "model.safetensors.index.json is not valid JSON");
+    cJSON *root;
+    hr_status st = hr_json_parse(json, len, &root);
+    if (st != HR_OK) {
+        hr_err_prefix("model.safetensors.index.json");
+        return st;
+    }
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    hr_status st = cJSON_IsObject(wm) ? HR_OK : hr_err(HR_ERR_FORMAT, "model.safetensors.index.json has no weight_map object");
+    st = cJSON_IsObject(wm) ? HR_OK : hr_err(HR_ERR_FORMAT, "model.safetensors.index.json has no weight_map object");
     int n = st == HR_OK ? cJSON_GetArraySize(wm) : 0;
     char **files = calloc((size_t)(n ? n : 1), sizeof *files); // (n) borrowed from the JSON
     if (!files && st == HR_OK) st = hr_err(HR_ERR_NOMEM, "out of memory");

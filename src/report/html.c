@@ -3,16 +3,14 @@
  * as inline JSON (with every '<' escaped so no string can close the script
  * element), images as base64 data URIs; the inline script draws the page. */
 #include "core/internal.h"
+#include "core/json.h"
+#include "core/limits.h"
 #include "report/report_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* An embedded picture larger than this is surely a mistake (a 4095² RGB
- * heatmap compresses far below it). */
-#define HR_REPORT_MAX_IMAGE_BYTES ((size_t)64 << 20)
 
 /* ---- string helpers ------------------------------------------------------ */
 
@@ -68,11 +66,11 @@ static void put_script_json(hr_strbuf *b, const char *json) {
 
 static hr_status parse_doc(const char *json, const char *name, const char *array_key, cJSON **out) {
     *out = NULL;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
-    if (!root) {
-        size_t at = end && end >= json ? (size_t)(end - json) : 0;
-        return hr_err(HR_ERR_FORMAT, "%s is not valid JSON (error near byte %zu)", name, at);
+    cJSON *root;
+    hr_status st = hr_json_parse(json, strlen(json), &root);
+    if (st != HR_OK) {
+        hr_err_prefix("%s", name);
+        return st;
     }
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, array_key);
     if (!cJSON_IsObject(root) || !cJSON_IsArray(arr)) {
@@ -140,7 +138,7 @@ static hr_status describe_image(const hr_report_image *im, int idx, cJSON *list)
     hr_status st = hr_read_file(im->png_path, &png, &len);
     if (st < 0) return st;
     hr_png_info info;
-    if (len > HR_REPORT_MAX_IMAGE_BYTES)
+    if (len > HR_MAX_REPORT_IMAGE_BYTES)
         st = hr_err(HR_ERR_RANGE, "image '%s' is too large to embed (%zu bytes)", im->png_path, len);
     else if ((st = hr_png_read_info((const unsigned char *)png, len, &info)) < 0)
         hr_err_prefix("image '%s'", im->png_path);

@@ -2,9 +2,9 @@
 #include "headroom/evaluate.h"
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
+#include "core/json.h"
 #include "core/rng.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +79,8 @@ static char *dup_str(const char *s) {
 
 /* Parses one JSON line into it; returns an error message or NULL. */
 static const char *parse_item(const char *line, size_t len, hr_mc_item *it) {
-    cJSON *j = cJSON_ParseWithLength(line, len);
-    if (!j) return "not valid JSON";
+    cJSON *j;
+    if (hr_json_parse(line, len, &j) != HR_OK) return "not valid JSON";
     const char *err = NULL;
     cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
     cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "choices");
