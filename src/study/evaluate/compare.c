@@ -4,6 +4,7 @@
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
 #include "core/rng.h"
+#include "engine/kernels.h"
 #include "headroom/sample.h"
 
 #include <math.h>
@@ -12,14 +13,9 @@
 
 enum { PIECE = 64 }; /* tokens per hr_forward call: bounds the logits buffers */
 
-/* log-softmax of x (n) into y, in double. */
+/* log-softmax of x (n) into y, in double (hr_logsumexp). */
 static void log_softmax(double *y, const float *x, int n) {
-    float mx = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)x[i] - mx);
-    double lse = mx + log(s);
+    double lse = hr_logsumexp(x, n);
     for (int i = 0; i < n; i++) y[i] = x[i] - lse;
 }
 

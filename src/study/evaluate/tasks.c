@@ -4,6 +4,7 @@
 #include "model/model_internal.h"
 #include "core/json.h"
 #include "core/rng.h"
+#include "engine/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -159,13 +160,7 @@ static hr_status score_sequence(hr_context *ctx, const int32_t *ids, int n, int 
     if (st == HR_OK) st = hr_forward(ctx, ids, n, logits, true);
     double s = 0;
     for (int i = n - n_cont; st == HR_OK && i < n; i++) {
-        const float *x = logits + (size_t)(i - 1) * V;
-        float mx = x[0];
-        for (int k = 1; k < V; k++)
-            if (x[k] > mx) mx = x[k];
-        double z = 0;
-        for (int k = 0; k < V; k++) z += exp((double)x[k] - mx);
-        s += (double)x[ids[i]] - mx - log(z);
+        s -= hr_token_nll(logits + (size_t)(i - 1) * V, V, ids[i]);
     }
     free(logits);
     *ll = s;
