@@ -1,8 +1,10 @@
-/* config.json of Hugging Face llama / mistral / qwen2 / gpt2 checkpoints.
- * Field names and defaults follow transformers' LlamaConfig, MistralConfig,
- * Qwen2Config and GPT2Config; sizes have no defaults (a missing size is an
- * error, not a guess). */
+/* config.json of Hugging Face checkpoints: model_type picks the
+ * architecture's row (model/arch.h), whose dialect says which field names
+ * to read — transformers' LlamaConfig (also MistralConfig, Qwen2Config) or
+ * GPT2Config. Sizes have no defaults (a missing size is an error, not a
+ * guess). */
 #include "io/hf_internal.h"
+#include "model/arch.h"
 #include "model/config.h"
 
 #include <math.h>
@@ -124,7 +126,7 @@ static void fill_layers(hr_config *c, int heads, int kv, int ff) {
     }
 }
 
-static hr_status parse_llama_like(const cfg_reader *r, hr_config *c) {
+static hr_status parse_llama_like(const cfg_reader *r, const hr_arch_info *ai, hr_config *c) {
     static const char *const acts[] = {"silu", "swish", NULL};
     int heads = 0, kv = 0, ff = 0;
     hr_status st = get_int(r, "hidden_size", &c->dim, true, 0, 1, HR_MAX_DIM);
@@ -151,13 +153,14 @@ static hr_status parse_llama_like(const cfg_reader *r, hr_config *c) {
     if (st == HR_OK) st = get_bool(r, "mlp_bias", &mlp_bias, false);
     if (st != HR_OK) return st;
     if (mlp_bias) return hr_err(HR_ERR_UNSUPPORTED, "config.json mlp_bias = true is not supported");
-    if (attn_bias && c->arch == HR_ARCH_LLAMA) c->qkv_bias = c->out_bias = true;
-    if (attn_bias && c->arch == HR_ARCH_QWEN2)
-        return hr_err(HR_ERR_UNSUPPORTED, "config.json attention_bias is not a qwen2 field");
+    if (attn_bias && !ai->hf_attention_bias)
+        return hr_err(HR_ERR_UNSUPPORTED, "config.json attention_bias is not a %s field", ai->name);
+    if (attn_bias) c->qkv_bias = c->out_bias = true;
     return parse_rope_scaling(r, c);
 }
 
-static hr_status parse_gpt2(const cfg_reader *r, hr_config *c) {
+static hr_status parse_gpt2(const cfg_reader *r, const hr_arch_info *ai, hr_config *c) {
+    (void)ai;
     static const char *const acts[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", NULL};
     int heads = 0, ff = 0, n_ctx = 0;
     hr_status st = get_int2(r, "n_embd", "hidden_size", &c->dim, true, 0, 1, HR_MAX_DIM);
@@ -195,12 +198,17 @@ static hr_status parse_root(const cJSON *root, hr_config *c, hr_hf_extra *extra)
                 return hr_err(HR_ERR_FORMAT, "config.json gives '%s' twice", a->string);
     const cJSON *mt = field(&r, "model_type");
     if (!cJSON_IsString(mt)) return hr_err(HR_ERR_FORMAT, "config.json has no 'model_type' string");
-    hr_arch arch;
-    if (strcmp(mt->valuestring, "deci") == 0 || hr_arch_from_name(mt->valuestring, &arch) != HR_OK)
-        return hr_err(HR_ERR_UNSUPPORTED, "config.json model_type '%s' is not supported (llama, mistral, qwen2, gpt2)",
-                      mt->valuestring);
-    hr_config_set_arch(c, arch);
-    hr_status st = arch == HR_ARCH_GPT2 ? parse_gpt2(&r, c) : parse_llama_like(&r, c);
+    const hr_arch_info *ai = hr_arch_by_hf_model_type(mt->valuestring);
+    if (!ai) {
+        char names[256];
+        hr_arch_list_hf_model_types(names, sizeof names);
+        return hr_err(HR_ERR_UNSUPPORTED, "config.json model_type '%s' is not supported (%s)", mt->valuestring, names);
+    }
+    hr_config_set_arch(c, ai->arch);
+    /* one reader per config dialect, indexed by the row's */
+    static hr_status (*const dialects[])(const cfg_reader *, const hr_arch_info *, hr_config *) = {
+        [HR_HF_CONFIG_LLAMA] = parse_llama_like, [HR_HF_CONFIG_GPT2] = parse_gpt2};
+    hr_status st = dialects[ai->hf_config](&r, ai, c);
     if (st == HR_OK) st = get_int(&r, "vocab_size", &c->vocab_size, true, 0, 1, HR_MAX_VOCAB);
     hr_hf_extra ex = {-1, -1};
     if (st == HR_OK) st = get_int(&r, "bos_token_id", &ex.bos_id, false, -1, 0, HR_MAX_VOCAB);
