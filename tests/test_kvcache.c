@@ -39,13 +39,16 @@ static float *run(const hr_kv_plan *plan, bool decode, size_t *kv_bytes) {
     return lg;
 }
 
-static hr_kv_plan *uniform(hr_kv_policy pol) {
+/* Every KV head of a model of config c under pol. */
+static hr_kv_plan *uniform_for(const hr_config *c, hr_kv_policy pol) {
     hr_kv_plan *p = NULL;
-    hr_kv_plan_new(cfg, &p);
-    for (int l = 0; l < cfg->n_layers; l++)
-        for (int g = 0; g < cfg->n_head_kv[l]; g++) hr_kv_plan_set(p, l, g, pol);
+    hr_kv_plan_new(c, &p);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int g = 0; g < c->n_head_kv[l]; g++) hr_kv_plan_set(p, l, g, pol);
     return p;
 }
+
+static hr_kv_plan *uniform(hr_kv_policy pol) { return uniform_for(cfg, pol); }
 
 static void an_all_full_plan_is_bit_identical_to_the_plain_cache(void) {
     hr_kv_policy full = {HR_KV_FULL, 0, 0, 0};
@@ -494,14 +497,6 @@ static void check_against_reference(const char *name, const hr_kv_plan *plan, bo
         free(lg), free(R.logits), free(R.vis);
     }
     free(full.logits), free(full.vis);
-}
-
-static hr_kv_plan *uniform_for(const hr_config *c, hr_kv_policy pol) {
-    hr_kv_plan *p = NULL;
-    hr_kv_plan_new(c, &p);
-    for (int l = 0; l < c->n_layers; l++)
-        for (int g = 0; g < c->n_head_kv[l]; g++) hr_kv_plan_set(p, l, g, pol);
-    return p;
 }
 
 static void streaming_logits_equal_a_masked_full_attention_reference(void) {

@@ -37,5 +37,6 @@ enum {
 #define HR_MAX_SAFETENSORS_HEADER_BYTES ((uint64_t)100 << 20) /* the JSON header of one safetensors file */
 #define HR_MAX_JSON_FILE_BYTES ((size_t)1 << 30)             /* tokenizer.json and other JSON inputs */
 #define HR_MAX_REPORT_IMAGE_BYTES ((size_t)64 << 20)         /* one picture embedded in report.html */
+#define HR_GGUF_MAX_ALIGNMENT ((int64_t)1 << 31)             /* GGUF general.alignment */
 
 #endif

@@ -419,7 +419,7 @@ static hr_status alignment_from_kv(hr_gguf *g) {
     if (!int_value(kv->type, kv->raw, &fits, &a))
         return hr_err(HR_ERR_FORMAT, "GGUF general.alignment is a %s, not an integer",
                       hr_gguf_type_name(kv->type));
-    if (!fits || a <= 0 || a > (int64_t)1 << 31 || (a & (a - 1)) != 0)
+    if (!fits || a <= 0 || a > HR_GGUF_MAX_ALIGNMENT || (a & (a - 1)) != 0)
         return hr_err(HR_ERR_FORMAT,
                       "GGUF general.alignment must be a non-zero power of two, got %lld",
                       fits ? (long long)a : -1LL);
