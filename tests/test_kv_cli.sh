@@ -75,8 +75,14 @@ if "$cli" ppl "$model" --text "$tmp/text.txt" --ctx 256 --kv-from "$h" --kv-wind
 else bad "--kv-save / --verbose: $(cat "$tmp/from.err") $(head -3 "$tmp/saved.plan" 2>/dev/null)"; fi
 
 model=$shared/models/stories260K/stories260K.bin
+# stories260K: 5 layers x 4 KV heads of 8 dims, ctx 256. Full: 20 stores of keys + values,
+# 8 x (256 + 16 padding) floats each. Streaming sink=4 window=32: 20 stores of 36 slots
+# (8 x 36 floats x 2, slot position + order 4 + 4 bytes per slot), plus the gather buffer
+# per KV head of a layer: (36 + 16) entries x (8 floats x 2 + score + position).
+full_bytes=$((20 * 8 * 272 * 4 * 2))
+stream_bytes=$((20 * 36 * (8 * 4 * 2 + 4 * 2) + 4 * (36 + 16) * (8 * 4 * 2 + 4 * 2)))
 if "$cli" eval "$model" "$model" --text "$tmp/text.txt" --ctx 256 --kv "$tmp/stream.plan" > "$tmp/eval.out" 2>&1 &&
-   grep -qE '^KV bytes allocated +348160 +54720' "$tmp/eval.out"; then
+   grep -qE "^KV bytes allocated +$full_bytes +$stream_bytes\$" "$tmp/eval.out"; then
   ok "eval applies --kv to the candidate and reports both caches"
 else bad "eval --kv: $(grep -i 'kv\|error' "$tmp/eval.out")"; fi
 

@@ -182,14 +182,14 @@ static void hostile_or_inconsistent_files_are_refused_naming_the_cause(void) {
     hr_scores *s = NULL;
     hr_scores_new(cfg(), &s);
     CHECK(hr_scores_parse_heads(s, "{\"format\": ", 11, "heads.json") == HR_ERR_FORMAT &&
-              strstr(hr_last_error(), "heads.json is not valid JSON"), "%s", hr_last_error());
+              strstr(hr_last_error(), "heads.json") && strstr(hr_last_error(), "not valid JSON"), "%s", hr_last_error());
     enum { DEEP = HR_JSON_MAX_DEPTH + 36 };
     char deep[2 * DEEP + 64];
     size_t n = (size_t)snprintf(deep, sizeof deep, "{\"format\": \"headroom.heads\", \"x\": ");
     for (int i = 0; i < DEEP; i++) deep[n++] = '[';
     for (int i = 0; i < DEEP; i++) deep[n++] = ']';
     deep[n++] = '}';
-    CHECK(hr_scores_parse_heads(s, deep, n, "heads.json") == HR_ERR_FORMAT && strstr(hr_last_error(), "nests 101 levels deep"),
+    CHECK(hr_scores_parse_heads(s, deep, n, "heads.json") == HR_ERR_FORMAT && strstr(hr_last_error(), "heads.json") && strstr(hr_last_error(), "nests deeper than"),
           "%s", hr_last_error());
     /* a second heads.json into one table */
     CHECK(hr_scores_parse_heads(s, g_heads, strlen(g_heads), "a.json") == HR_OK, "%s", hr_last_error());

@@ -58,7 +58,16 @@ HR_API int hr_context_n_ctx(const hr_context *ctx);
 HR_API int hr_context_n_past(const hr_context *ctx);
 /* Forgets cached positions >= n_past (0 = clear). */
 HR_API hr_status hr_context_truncate(hr_context *ctx, int n_past);
-/* Bytes allocated for the KV cache. */
+/* Bytes of every KV-related allocation of the context: the per-(layer,
+ * KV head) stores (keys and values, head_dim x slots floats each, rows
+ * padded by 16 floats from 256 slots on; stores that evict add a position
+ * and an order entry per slot, heavy-hitter stores an accumulated-attention
+ * float per slot) and, when some store evicts, the gather buffer (per KV
+ * head of the widest layer: gathered keys and values, scores and positions
+ * for the most entries one query can see + 16 — sink + window for
+ * streaming, budget + window + n_batch for heavy — and, with heavy-hitter
+ * stores, n_batch floats of attention received by the batch). Activations
+ * and attention-probability buffers are not counted. */
 HR_API size_t hr_context_kv_bytes(const hr_context *ctx);
 
 /* Runs n tokens at positions n_past .. n_past+n-1 and appends them to the

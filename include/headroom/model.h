@@ -43,9 +43,10 @@
 extern "C" {
 #endif
 
-/* Architectures (see the registry in src/model/arch.c). Llama covers
- * Llama 2/3, Mistral, SmolLM, TinyLlama; Qwen2 adds Q/K/V biases; GPT-2 has
- * LayerNorm, learned positions, GELU MLP and biases everywhere. */
+/* Architectures: rows of the registry in src/model/arch.c (an id is its
+ * row; this enum names the built-in rows). Llama covers Llama 2/3, Mistral,
+ * SmolLM, TinyLlama; Qwen2 adds Q/K/V biases; GPT-2 has LayerNorm, learned
+ * positions, GELU MLP and biases everywhere. */
 typedef enum {
     HR_ARCH_LLAMA = 0,
     HR_ARCH_QWEN2 = 1,

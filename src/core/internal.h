@@ -85,11 +85,5 @@ void hr_sha256_hex(const void *data, size_t len, char hex[65]);
  * with '.') in name order, each hashed as name, NUL byte, content. */
 hr_status hr_sha256_path(const char *path, char hex[65]);
 
-/* JSON reading: the deepest {/[ nesting of a text (brackets inside strings
- * ignored), and a cJSON parse that refuses nesting beyond
- * HR_JSON_MAX_DEPTH first. name labels messages; *out: cJSON_Delete(). */
-struct cJSON;
-int hr_json_depth(const char *s, size_t n);
-hr_status hr_json_parse(const char *text, size_t len, const char *name, struct cJSON **out);
 
 #endif

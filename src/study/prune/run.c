@@ -4,6 +4,7 @@
 #include "headroom/prune.h"
 #include "headroom/study.h"
 #include "study/prune/prune_internal.h"
+#include "core/rng.h"
 #include "model/config.h"
 
 #include <math.h>
@@ -72,10 +73,9 @@ static hr_status head_scores(hr_prune_result *r, const hr_prune_params *p) {
     r->head_order = malloc(sizeof(float) * (n ? n : 1)); // (n_layers, max_heads) higher = keep
     if (!r->head_raw || !r->head_order) return hr_err(HR_ERR_NOMEM, "out of memory");
     if (strcmp(p->method, "random") == 0) {
-        uint64_t z = p->seed * 0x9E3779B97F4A7C15ull + 1;
+        hr_rng rng = hr_rng_new(p->seed);
         for (size_t i = 0; i < n; i++) {
-            z ^= z << 13, z ^= z >> 7, z ^= z << 17;
-            r->head_raw[i] = (float)((double)(z >> 11) / 9007199254740992.0);
+            r->head_raw[i] = (float)hr_rng_double(&rng);
             r->head_order[i] = p->invert ? -r->head_raw[i] : r->head_raw[i];
         }
         return HR_OK;

@@ -4,6 +4,7 @@
 #include "headroom/scores.h"
 #include "study/scores/scores_internal.h"
 #include "core/internal.h"
+#include "core/json.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -257,8 +258,11 @@ static hr_status parse_into(hr_scores *s, const char *json, size_t len, const ch
         return hr_err(HR_ERR_INVALID_ARG, "the table already holds %s (from %s)", heads ? "head scores" : "layer metrics",
                       heads ? s->heads_source : s->layers_source);
     cJSON *root;
-    hr_status st = hr_json_parse(json, len, name, &root);
-    if (st != HR_OK) return st;
+    hr_status st = hr_json_parse(json, len, &root);
+    if (st != HR_OK) {
+        hr_err_prefix("%s", name);
+        return st;
+    }
     hr_scores *t = staging(s);
     if (!t) st = hr_err(HR_ERR_NOMEM, "out of memory");
     else st = heads ? read_heads(root, t, name) : read_layers(root, t, name);
