@@ -20,7 +20,9 @@ static const cli_opt k_opts[] = {
     {"windows", 'w', "N", "windows of --ctx tokens to score; 0 = the whole text (default: the first "
                           CLI_STR(HR_EVAL_TOKENS) " tokens)"},
     {"tasks", 0, "FILE.jsonl", "multiple-choice tasks: {\"context\", \"choices\", \"gold\"} per line"},
-    {"passkey", 0, NULL, "passkey retrieval at several prompt lengths"},
+    {"passkey", 0, NULL, "passkey retrieval at 64/128/256/512 tokens (<= --ctx): 16 random text tokens hidden at\n"
+                        "                             a random depth of the text; the prompt ends with their first 8, and the\n"
+                        "                             model must continue greedily with the other 8 (exact / per-token accuracy)"},
     {"passkey-trials", 0, "N", "prompts per length (default 20)"},
     {"fdtm-prompts", 0, "N", "FDTM prompts (default 8)"},
     {"fdtm-gen", 0, "N", "FDTM continuation length (default 32)"},

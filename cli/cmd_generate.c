@@ -14,10 +14,10 @@
 
 static const cli_opt k_opts[] = {
     {"prompt", 'p', "TEXT", "text to continue (required, non-empty UTF-8)"},
-    {"n-tokens", 'n', "N", "maximum number of tokens to generate (default 128)"},
+    {"tokens", 'n', "N", "maximum number of tokens to generate (default 128)"},
     {"temp", 0, "T", "sampling temperature; 0 = greedy arg-max (default 1.0)"},
     {"top-p", 0, "P", "nucleus sampling mass in (0, 1] (default 0.9)"},
-    {"seed", 0, "S", "random seed (default 42)"},
+    {"seed", 's', "S", "random seed (default 42)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
     CLI_KV_OPTIONS,
@@ -53,7 +53,7 @@ static int read_opts(const cli_args *a, gen_opts *o) {
     o->top_p = 0.9;
     o->seed = 42;
     o->tokenizer = cli_value(&k_spec, a, "tokenizer");
-    if (cli_get_int(&k_spec, a, "n-tokens", 0, INT_MAX / 2, &o->n_tokens) ||
+    if (cli_get_int(&k_spec, a, "tokens", 0, INT_MAX / 2, &o->n_tokens) ||
         cli_get_int(&k_spec, a, "threads", 0, 4096, &o->threads) ||
         cli_get_float(&k_spec, a, "temp", 0.0, 1e6, &o->temp) ||
         cli_get_float(&k_spec, a, "top-p", 0.0, 1.0, &o->top_p) || cli_get_u64(&k_spec, a, "seed", &o->seed))

@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static const cli_opt k_opts[] = {
     {"text", 'f', "FILE", "UTF-8 calibration text (required)"},
     {"out", 'o', "DIR", "output directory, created if missing (required)"},
-    {"methods", 'm', "LIST", "comma-separated method ids or 'all' (default all)"},
+    {"methods", 'm', "LIST", "comma-separated method ids, 'default' or 'all' (default: all but ablation,\n"
+                             "                             ablation_kl, ablation_greedy, fdtm, which re-run the model per head)"},
     {"tokens", 'n', "N", "calibration tokens, in whole windows (default " CLI_STR(HR_CALIB_HEADS_TOKENS) ")"},
     {"window", 0, "W", "tokens per calibration window incl. BOS (default min(seq_len, " CLI_STR(HR_CALIB_WINDOW) "))"},
     {"seed", 's', "S", "seed of the generated inputs (default 0)"},
@@ -42,7 +42,9 @@ static const cli_spec k_spec = {
                "successor heads; plus layer metrics (block influence, sublayer change, sublayer-removal KL).\n"
                "Writes heads.json, heads.csv, layers.json, heads_<method>.png (layers x heads),\n"
                "pattern_L<l>_H<h>.png and report.html into DIR. Same inputs and seed give identical JSON.\n"
-               "Progress goes to stderr when stderr is a terminal.",
+               "Before it starts it prints what each group of methods will cost (forward-pass equivalents\n"
+               "and time, from a measured forward) and what the methods left out would cost; then one\n"
+               "progress line per phase (-q silences both).",
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
     .example = "  headroom heads --text ../shared/data/text/tinystories_val.txt --out heads-out\n"
@@ -71,7 +73,7 @@ static int read_opts(const cli_args *a, heads_opts *o, bool *selected) {
         cli_get_int(&k_spec, a, "threads", 0, 4096, &o->threads) || cli_get_int(&k_spec, a, "top", 0, 64, &o->top) ||
         cli_get_u64(&k_spec, a, "seed", &o->seed))
         return CLI_FAIL;
-    if (hr_heads_parse_methods(o->methods ? o->methods : "all", selected) != HR_OK)
+    if (hr_heads_parse_methods(o->methods ? o->methods : "default", selected) != HR_OK)
         return cli_error("%s (see 'headroom heads --list')", hr_last_error());
     if (!o->text_path) return cli_error("--text FILE is required (see 'headroom heads --help')");
     if (!o->out_dir) return cli_error("--out DIR is required (see 'headroom heads --help')");
@@ -81,8 +83,8 @@ static int read_opts(const cli_args *a, heads_opts *o, bool *selected) {
 static void list_methods(void) {
     for (int i = 0; i < hr_heads_n_methods(); i++) {
         const hr_head_method_info *m = hr_heads_method_info(i);
-        printf("%-12s %s\n             paper:   %s\n             formula: %s\n             use:     %s\n", m->id,
-               m->name, m->paper, m->formula, m->good_for);
+        printf("%-12s %s%s\n             paper:   %s\n             formula: %s\n             use:     %s\n", m->id,
+               m->name, m->opt_in ? " (not in the default set)" : "", m->paper, m->formula, m->good_for);
     }
 }
 
@@ -98,14 +100,6 @@ static int prepare_out_dir(const cli_args *a, const heads_opts *o) {
         return CLI_FAIL;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) return cli_error("cannot create --out %s: %s", dir, strerror(errno));
     return CLI_OK;
-}
-
-static int progress_tty(int64_t done, int64_t total, void *ud) {
-    (void)ud;
-    fprintf(stderr, "\rheads: %5.1f%%", total ? 100.0 * (double)done / (double)total : 100.0);
-    if (done >= total) fputc('\n', stderr);
-    fflush(stderr);
-    return 0;
 }
 
 typedef struct {
@@ -146,6 +140,47 @@ static int setup(const cli_args *a, const heads_opts *o, heads_state *s) {
     return CLI_OK;
 }
 
+/* "~1.2k" */
+static void format_count(double x, char *buf, size_t cap) {
+    if (x < 10) snprintf(buf, cap, "%.1f", x);
+    else if (x < 1e4) snprintf(buf, cap, "%.0f", x);
+    else if (x < 1e6) snprintf(buf, cap, "%.0fk", x / 1e3);
+    else snprintf(buf, cap, "%.1fM", x / 1e6);
+}
+
+static void estimate_row(const hr_heads_cost *c) {
+    char n[24], t[24];
+    format_count(c->passes, n, sizeof n);
+    cli_format_seconds(c->seconds, t, sizeof t);
+    fprintf(stderr, "  %-22s %s%-8s %s%-8s %s\n", c->phase, c->exact ? "~" : "<", n, c->exact ? "~" : "<", t, c->label);
+}
+
+/* What the run will cost, and what the methods left out would: stderr,
+ * before the work (not with --quiet). */
+static void print_estimate(const heads_opts *o, const hr_heads_estimate *e) {
+    char t[24];
+    cli_format_seconds(e->window_seconds, t, sizeof t);
+    fprintf(stderr, "heads: cost estimate: %d windows of %d tokens; one window forward with every logit takes %s here\n",
+            e->n_windows, e->window, t);
+    fprintf(stderr, "  %-22s %-9s %-9s %s\n", "phase", "passes", "time", "methods");
+    for (int i = 0; i < e->n; i++)
+        if (e->rows[i].selected) estimate_row(&e->rows[i]);
+    estimate_row(&e->total);
+    bool first = true;
+    for (int i = 0; i < e->n; i++) {
+        const hr_heads_cost *c = &e->rows[i];
+        if (c->selected) continue;
+        char n[24];
+        format_count(c->passes, n, sizeof n);
+        cli_format_seconds(c->seconds, t, sizeof t);
+        fprintf(stderr, "%s%s (~%s forward passes, ~%s)", first ? (o->methods ? "not selected: " : "not run by default: ")
+                                                                 : ", ",
+                c->label, n, t);
+        first = false;
+    }
+    if (!first) fprintf(stderr, " -- add them with --methods%s\n", o->methods ? "" : " default,ID or --methods all");
+}
+
 static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
     hr_heads_params p = hr_heads_default_params();
     p.tokens = s->ids;
@@ -157,7 +192,11 @@ static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
     p.seed = o->seed;
     p.mean_ablation = o->mean_ablation;
     p.tok = s->tok;
-    if (isatty(STDERR_FILENO)) p.progress = progress_tty;
+    if (cli_progress_enabled()) {
+        hr_heads_estimate e;
+        if (hr_heads_estimate_cost(s->ctx, &p, selected, true, &e) != HR_OK) return cli_lib_error("head analysis failed");
+        print_estimate(o, &e);
+    }
     if (hr_heads_run(s->ctx, &p, selected, &s->res) != HR_OK) return cli_lib_error("head analysis failed");
     for (int i = 0; i < hr_heads_n_methods(); i++)
         if (selected[i] && hr_heads_result_note(s->res, i)[0])

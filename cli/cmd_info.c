@@ -61,7 +61,8 @@ static int print_tensors(const hr_model *m) {
     for (int i = 0; i < n; i++) {
         hr_tensor_info ti;
         if (hr_model_tensor_info(m, i, &ti) != HR_OK) return cli_lib_error("cannot describe a tensor");
-        printf("  %-32s (%lld, %lld)\n", ti.name, (long long)ti.rows, (long long)ti.cols);
+        if (ti.n_dims == 1) printf("  %-32s (%lld)\n", ti.name, (long long)ti.cols);
+        else printf("  %-32s (%lld, %lld)\n", ti.name, (long long)ti.rows, (long long)ti.cols);
     }
     return CLI_OK;
 }

@@ -10,16 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const cli_opt k_opts[] = {
     {"text", 'f', "FILE", "UTF-8 text to score (required)"},
     {"ctx", 'c', "N", "window / chunk length in tokens (default: the model's seq_len)"},
-    {"stride", 's', "S", "sliding protocol: window advance (default: ctx/2)"},
+    {"stride", 0, "S", "sliding protocol: window advance (default: ctx/2)"},
     {"protocol", 0, "NAME", "sliding | llama.cpp (default sliding)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
-    {"blas", 0, NULL, "batched matrix products through OpenBLAS sgemm (faster; logits differ by float rounding)"},
+    {"blas", 0, NULL, "OpenBLAS sgemm for batched products: measured slower than the default kernels on a\n"
+                     "                             135M model (docs/RESULTS.md); logits differ from decode by rounding"},
     CLI_KV_OPTIONS,
     CLI_FORCE_OPTION,
 };
@@ -32,8 +32,7 @@ static const cli_spec k_spec = {
                "  sliding:   windows of ctx tokens advanced by stride; every token after the first\n"
                "             (BOS) is scored once, with as much context as its window gives.\n"
                "  llama.cpp: llama-perplexity's protocol: ctx-token chunks each starting with BOS,\n"
-               "             scoring their second half; needs at least 2*ctx tokens.\n"
-               "Progress goes to stderr when stderr is a terminal.",
+               "             scoring their second half; needs at least 2*ctx tokens.",
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
     .example = "  headroom ppl --text ../shared/data/text/tinystories_val.txt --ctx 256\n"
@@ -67,14 +66,6 @@ static int read_opts(const cli_args *a, ppl_opts *o) {
     return CLI_OK;
 }
 
-static int progress_tty(int64_t done, int64_t total, void *user_data) {
-    (void)user_data;
-    fprintf(stderr, "\rppl: %lld/%lld windows", (long long)done, (long long)total);
-    if (done == total) fputc('\n', stderr);
-    fflush(stderr);
-    return 0;
-}
-
 typedef struct {
     hr_model *model;
     hr_tokenizer *tok;
@@ -82,7 +73,8 @@ typedef struct {
     char *text;
     int32_t *ids; /* (n_ids) tokens of the text, BOS first */
     size_t n_ids;
-    int n_reduced; /* KV heads not kept full by the --kv plan */
+    bool has_plan; /* a --kv / --kv-from plan is in use */
+    int n_reduced; /* KV heads not kept full by it */
 } ppl_state;
 
 static void ppl_free(ppl_state *s) {
@@ -118,6 +110,7 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
     if (cli_kv_plan(&k_spec, a, path, s->model, &plan)) return CLI_FAIL;
     cp.kv_plan = plan;
     hr_status st = hr_context_new(s->model, &cp, &s->ctx);
+    s->has_plan = plan != NULL;
     if (plan) s->n_reduced = hr_kv_plan_n_reduced(plan);
     hr_kv_plan_free(plan);
     if (st != HR_OK) return cli_lib_error("cannot create context");
@@ -130,7 +123,6 @@ static int ppl_run(const ppl_opts *o, ppl_state *s) {
     pp.stride = (int)o->stride;
     pp.protocol = o->protocol;
     pp.bos = hr_tokenizer_bos(s->tok);
-    if (isatty(STDERR_FILENO)) pp.progress = progress_tty;
     hr_ppl_result r;
     if (hr_perplexity(s->ctx, s->model, s->ids, s->n_ids, &pp, &r) != HR_OK)
         return cli_lib_error("perplexity failed");
@@ -145,8 +137,9 @@ static int ppl_run(const ppl_opts *o, ppl_state *s) {
     printf("perplexity:  %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
     printf("speed:       %.1f tokens/s (%lld tokens evaluated in %.2f s)\n", r.tokens_per_s,
            (long long)r.n_evaluated, r.seconds);
-    printf("kv cache:    %zu bytes allocated (%d KV heads reduced by the plan)\n", hr_context_kv_bytes(s->ctx),
-           s->n_reduced);
+    printf("kv cache:    %zu bytes allocated", hr_context_kv_bytes(s->ctx));
+    if (s->has_plan) printf(" (%d KV heads reduced by the plan)", s->n_reduced);
+    printf("\n");
     return CLI_OK;
 }
 

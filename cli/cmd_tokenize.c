@@ -13,8 +13,8 @@
 
 static const cli_opt k_opts[] = {
     {"tokenizer", 0, "PATH", "the tokenizer (file, folder or model) to use; then every argument is TEXT"},
-    {"text", 't', "FILE", "read the input from FILE (default: the TEXT argument, else standard input)"},
-    {"split", 's', "MARKER", "the input holds several texts, separated by lines that are exactly MARKER"},
+    {"text", 'f', "FILE", "read the input from FILE (default: the TEXT argument, else standard input)"},
+    {"split", 0, "MARKER", "the input holds several texts, separated by lines that are exactly MARKER"},
     {"decode", 'd', NULL, "read ids (whitespace-separated, one text per line) and print their text"},
     {"bos", 0, NULL, "prepend the BOS id (default: no BOS, as llama.cpp's tokenizer tests)"},
     {"parse-special", 0, NULL, "recognise special-token text such as <|endoftext|> (default: plain text)"},

@@ -22,6 +22,7 @@ int cli_error(const char *fmt, ...) {
     for (char *c = msg; *c; c++)
         if (*c == '\n' || *c == '\r') *c = ' ';
     fflush(stdout);
+    cli_progress_break();
     fprintf(stderr, "headroom: error: %s\n", msg);
     return CLI_FAIL;
 }
@@ -41,6 +42,7 @@ static void cli_log(hr_log_level level, const char *msg, void *user_data) {
     const char *name = (unsigned)level < 4 ? names[level] : "log";
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) n--;
+    cli_progress_break();
     fprintf(stderr, "headroom: %s: %.*s\n", name, (int)n, msg);
 }
 
@@ -52,6 +54,28 @@ void cli_install_log(void) {
 
 /* ---- option parsing ---- */
 
+typedef struct {
+    char letter;
+    const char *name;
+} short_row;
+
+#define CLI_SHORT_ROW(c, n) {c, n},
+static const short_row k_short[] = {CLI_SHORT_OPTIONS(CLI_SHORT_ROW)};
+#undef CLI_SHORT_ROW
+enum { N_SHORT = sizeof k_short / sizeof k_short[0] };
+
+const char *cli_short_long_name(char letter) {
+    for (int i = 0; i < N_SHORT; i++)
+        if (k_short[i].letter == letter) return k_short[i].name;
+    return NULL;
+}
+
+char cli_short_letter(const char *long_name) {
+    for (int i = 0; i < N_SHORT; i++)
+        if (strcmp(k_short[i].name, long_name) == 0) return k_short[i].letter;
+    return 0;
+}
+
 static int find_long(const cli_spec *spec, const char *name, size_t len) {
     for (int i = 0; i < spec->n_opts; i++)
         if (strlen(spec->opts[i].name) == len && strncmp(spec->opts[i].name, name, len) == 0) return i;
@@ -59,17 +83,39 @@ static int find_long(const cli_spec *spec, const char *name, size_t len) {
 }
 
 static int find_short(const cli_spec *spec, char c) {
-    for (int i = 0; i < spec->n_opts; i++)
-        if (spec->opts[i].short_name && spec->opts[i].short_name == c) return i;
-    return -1;
+    const char *name = cli_short_long_name(c);
+    return name ? find_long(spec, name, strlen(name)) : -1;
+}
+
+/* A row whose letter is not the table's, or that takes an option every
+ * command has, is a mistake in the command's option table. */
+static int check_spec(const cli_spec *spec, const cli_args *a) {
+    if (spec->n_opts > (int)(sizeof a->values / sizeof a->values[0]))
+        return cli_error("internal: too many options for '%s'", spec->name);
+    for (int i = 0; i < spec->n_opts; i++) {
+        const cli_opt *o = &spec->opts[i];
+        char want = cli_short_letter(o->name);
+        if (o->short_name && o->short_name != want)
+            return cli_error("internal: 'headroom %s' gives --%s the letter -%c, which means --%s in every command",
+                             spec->name, o->name, o->short_name,
+                             cli_short_long_name(o->short_name) ? cli_short_long_name(o->short_name) : "nothing");
+        if (!strcmp(o->name, "help") || !strcmp(o->name, "quiet"))
+            return cli_error("internal: 'headroom %s' redefines --%s", spec->name, o->name);
+    }
+    return CLI_OK;
 }
 
 static bool is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
+static bool is_quiet(const char *a) { return strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0; }
 
 /* Parses one option at argv[*i]; advances *i past a separate value. */
 static int parse_option(const cli_spec *spec, int argc, char **argv, int *i, cli_args *out) {
     const char *arg = argv[*i], *val = NULL;
     int idx;
+    if (is_quiet(arg)) {
+        out->quiet = true;
+        return CLI_OK;
+    }
     if (arg[1] == '-') {
         const char *name = arg + 2, *eq = strchr(name, '=');
         idx = find_long(spec, name, eq ? (size_t)(eq - name) : strlen(name));
@@ -95,8 +141,7 @@ static int parse_option(const cli_spec *spec, int argc, char **argv, int *i, cli
 
 int cli_parse(const cli_spec *spec, int argc, char **argv, cli_args *out) {
     memset(out, 0, sizeof *out);
-    if (spec->n_opts > (int)(sizeof out->values / sizeof out->values[0]))
-        return cli_error("internal: too many options for '%s'", spec->name);
+    if (check_spec(spec, out) != CLI_OK) return CLI_FAIL;
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
         if (is_help(argv[i])) {
             out->help = true;
@@ -117,19 +162,25 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_args *out) {
             out->positional[out->n_positional++] = arg;
         }
     }
+    cli_progress_start(spec->name, out->quiet);
     return CLI_OK;
+}
+
+static void help_row(char letter, const char *name, const char *arg, const char *help) {
+    char left[64], sh[8] = "    ";
+    if (letter) snprintf(sh, sizeof sh, "-%c, ", letter);
+    snprintf(left, sizeof left, "%s--%s%s%s", sh, name, arg ? " " : "", arg ? arg : "");
+    printf("  %-26s %s\n", left, help);
 }
 
 void cli_print_help(const cli_spec *spec) {
     printf("usage: headroom %s %s\n\n%s\n\noptions:\n", spec->name, spec->usage, spec->summary);
     for (int i = 0; i < spec->n_opts; i++) {
         const cli_opt *o = &spec->opts[i];
-        char left[64], sh[8] = "    ";
-        if (o->short_name) snprintf(sh, sizeof sh, "-%c, ", o->short_name);
-        snprintf(left, sizeof left, "%s--%s%s%s", sh, o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        printf("  %-26s %s\n", left, o->help);
+        help_row(cli_short_letter(o->name), o->name, o->arg, o->help);
     }
-    printf("  %-26s %s\n", "-h, --help", "show this help and exit");
+    help_row('q', "quiet", NULL, "no progress lines on stderr");
+    help_row('h', "help", NULL, "show this help and exit");
     printf("\nexample:\n%s\n", spec->example);
 }
 
@@ -337,4 +388,101 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- progress ---- */
+
+typedef struct {
+    const char *command;
+    bool quiet, tty;
+    double interval;      /* non-terminal: seconds between lines */
+    double phase_start;   /* when the current phase reported done = 0 */
+    double last_line;     /* when the last line was printed (or the phase began) */
+    int step;             /* step of the current phase (a change starts a new phase) */
+    char phase[96];
+    bool line_open;       /* a terminal line is drawn without its newline */
+} progress_printer;
+
+static progress_printer g_progress;
+
+void cli_format_seconds(double s, char *buf, size_t cap) {
+    if (!(s >= 0) || s > 1e8) snprintf(buf, cap, "?");
+    else if (s < 1) snprintf(buf, cap, "%.0f ms", s * 1e3);
+    else if (s < 10) snprintf(buf, cap, "%.1f s", s);
+    else if (s < 60) snprintf(buf, cap, "%.0f s", s);
+    else if (s < 3600) snprintf(buf, cap, "%dm %02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(buf, cap, "%dh %02dm", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+/* "heads [3/9] ablation sweep: 120/1080 head ablations (11%), 3.2/s, ETA 4m 58s" */
+static void progress_line(const hr_progress_info *p, double elapsed, char *buf, size_t cap) {
+    char steps[32] = "", tail[64];
+    if (p->n_steps > 0) snprintf(steps, sizeof steps, " [%d/%d]", p->step, p->n_steps);
+    else if (p->step > 0) snprintf(steps, sizeof steps, " [%d]", p->step);
+    double rate = elapsed > 0 && p->done > 0 ? (double)p->done / elapsed : 0;
+    if (p->done >= p->total) {
+        char t[24];
+        cli_format_seconds(elapsed, t, sizeof t);
+        snprintf(tail, sizeof tail, "done in %s", t);
+    } else if (rate > 0) {
+        char eta[24];
+        cli_format_seconds((double)(p->total - p->done) / rate, eta, sizeof eta);
+        if (rate >= 1) snprintf(tail, sizeof tail, "%.3g/s, ETA %s", rate, eta);
+        else snprintf(tail, sizeof tail, "%.3g s each, ETA %s", 1 / rate, eta);
+    } else {
+        snprintf(tail, sizeof tail, "ETA ?");
+    }
+    snprintf(buf, cap, "%s%s %s: %lld/%lld %s (%.0f%%), %s", g_progress.command, steps, p->phase, (long long)p->done,
+             (long long)p->total, p->unit, 100.0 * (double)p->done / (double)(p->total > 0 ? p->total : 1), tail);
+}
+
+static int progress_cb(const hr_progress_info *p, void *ud) {
+    progress_printer *g = ud;
+    double now = cli_now();
+    if (p->step != g->step || strncmp(p->phase, g->phase, sizeof g->phase - 1) != 0 || p->done == 0) {
+        if (p->step != g->step || strncmp(p->phase, g->phase, sizeof g->phase - 1) != 0) cli_progress_break();
+        g->step = p->step;
+        snprintf(g->phase, sizeof g->phase, "%s", p->phase);
+        g->phase_start = g->last_line = now;
+    }
+    char line[256];
+    if (g->tty) {
+        bool end = p->done >= p->total;
+        if (!end && g->line_open && now - g->last_line < 0.1) return 0; /* redraw at most 10 times a second */
+        progress_line(p, now - g->phase_start, line, sizeof line);
+        fprintf(stderr, "\r\033[K%s", line);
+        if (end) fputc('\n', stderr);
+        g->line_open = !end;
+        g->last_line = now;
+        fflush(stderr);
+    } else if (now - g->last_line >= g->interval && (p->done > 0 || g->interval == 0)) {
+        progress_line(p, now - g->phase_start, line, sizeof line);
+        fprintf(stderr, "%s\n", line);
+        g->last_line = now;
+    }
+    return 0;
+}
+
+void cli_progress_start(const char *command, bool quiet) {
+    memset(&g_progress, 0, sizeof g_progress);
+    g_progress.command = command;
+    g_progress.quiet = quiet;
+    g_progress.tty = isatty(STDERR_FILENO) == 1;
+    g_progress.interval = 5;
+    g_progress.step = -1;
+    const char *iv = getenv("HEADROOM_PROGRESS_INTERVAL");
+    if (iv && *iv) {
+        char *end;
+        double v = strtod(iv, &end);
+        if (end != iv && !*end && v >= 0 && v < 1e6) g_progress.interval = v;
+    }
+    hr_set_progress_callback(quiet ? NULL : progress_cb, quiet ? NULL : &g_progress);
+}
+
+bool cli_progress_enabled(void) { return !g_progress.quiet; }
+
+void cli_progress_break(void) {
+    if (!g_progress.line_open) return;
+    fputc('\n', stderr);
+    g_progress.line_open = false;
 }

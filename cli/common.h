@@ -21,6 +21,32 @@
 #define CLI_STR_(x) #x
 #define CLI_STR(x) CLI_STR_(x)
 
+/* One-letter options mean the same long option in every command: this is
+ * the one table of them. A command whose option table has the long name
+ * gets the letter (cli_parse and cli_print_help read the table; a row's own
+ * short_name must be 0 or the table's letter, which cli_parse checks).
+ * -h (--help) and -q (--quiet) belong to every command; -V (--version) is
+ * the top level's. tests/test_cli_help.sh walks every command's --help. */
+#define CLI_SHORT_OPTIONS(X)                                                                              \
+    X('f', "text")                                                                                       \
+    X('o', "out")                                                                                        \
+    X('n', "tokens")                                                                                     \
+    X('t', "threads")                                                                                    \
+    X('s', "seed")                                                                                       \
+    X('c', "ctx")                                                                                        \
+    X('w', "windows")                                                                                    \
+    X('m', "methods")                                                                                    \
+    X('p', "prompt")                                                                                     \
+    X('d', "decode")                                                                                     \
+    X('v', "verbose")                                                                                    \
+    X('q', "quiet")                                                                                      \
+    X('h', "help")
+
+/* The long option of a one-letter option (NULL when the letter has none),
+ * and the letter of a long option (0 when none). */
+const char *cli_short_long_name(char letter);
+char cli_short_letter(const char *long_name);
+
 /* Option rows several subcommands share. */
 #define CLI_THREADS_OPTION {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"}
 #define CLI_TOKENIZER_OPTION {"tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)"}
@@ -65,11 +91,14 @@ typedef struct {
     const char *positional[4];
     int n_positional;
     bool help;
+    bool quiet; /* --quiet / -q: no progress lines, no cost estimates */
 } cli_args;
 
 /* Parses argv[1..argc) (argv[0] is the subcommand name). Accepts
- * "--name value", "--name=value", "-x value", "--" ends options. Returns
- * CLI_OK, or CLI_FAIL after printing the error line. */
+ * "--name value", "--name=value", "-x value", "--" ends options; --help and
+ * --quiet are every command's. Installs the progress printer below for the
+ * command (off with --quiet). Returns CLI_OK, or CLI_FAIL after printing
+ * the error line. */
 int cli_parse(const cli_spec *spec, int argc, char **argv, cli_args *out);
 void cli_print_help(const cli_spec *spec);
 
@@ -108,6 +137,21 @@ int cli_write_file(const char *path, const char *data);
 int cli_read_text(const char *path, char **text, size_t *len);
 /* Seconds from a monotonic clock. */
 double cli_now(void);
+
+/* The one progress printer of every command (installed by cli_parse as the
+ * library's progress callback, hr_set_progress_callback). Each phase of a
+ * long run shows its name, step, items done / total, rate and ETA on
+ * stderr: on a terminal as one line redrawn in place (left behind, with the
+ * phase's duration, when the phase ends); elsewhere (logs, CI) as a plain
+ * line at most every HEADROOM_PROGRESS_INTERVAL seconds (default 5; 0 =
+ * every update), so short runs print none. --quiet silences it. */
+void cli_progress_start(const char *command, bool quiet);
+/* Whether progress and estimates may be printed (not --quiet). */
+bool cli_progress_enabled(void);
+/* Ends a progress line left open on a terminal (before other stderr text). */
+void cli_progress_break(void);
+/* "1h 02m", "3m 05s", "12.3 s" */
+void cli_format_seconds(double s, char *buf, size_t cap);
 
 /* Offset of the first invalid UTF-8 byte, or -1 when valid. */
 long cli_utf8_invalid_at(const char *s, size_t len);

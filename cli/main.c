@@ -24,29 +24,54 @@ static const command k_commands[] = {
 };
 enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };
 
+/* "info, generate, ..., eval" */
+static void command_list(char *buf, size_t cap) {
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < N_COMMANDS && at < cap; i++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", i ? ", " : "", k_commands[i].name);
+}
+
 static void print_usage(void) {
-    printf("usage: headroom COMMAND [MODEL] [options]\n\n"
-           "Runs Llama-family models (llama2.c .bin, GGUF) on the CPU.\n\ncommands:\n");
+    printf("usage: headroom COMMAND [MODEL] [options]\n"
+           "       headroom --version | --help\n\n"
+           "headroom %s runs transformer language models on the CPU, scores their attention heads and\n"
+           "layers, prunes them into smaller models and measures what that costs.\n\ncommands:\n",
+           hr_version());
     for (int i = 0; i < N_COMMANDS; i++) printf("  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
-    printf("\nMODEL defaults to $HEADROOM_MODEL, else ../shared/models/stories260K/stories260K.bin\n"
-           "next to the repository. 'headroom COMMAND --help' describes a command's options.\n"
+    printf("\nmodels (format detected from content):\n"
+           "  llama2.c .bin     float32 (v0) and int8 (runq v2) checkpoints, tokenizer .bin beside them\n"
+           "  GGUF              v2/v3; F32, F16, BF16, Q8_0 read; F32, F16, BF16 written\n"
+           "  Hugging Face      folders with config.json + model.safetensors (or sharded); F32, F16, BF16\n"
+           "architectures:\n  ");
+    for (int a = 0; a < hr_arch_count(); a++) printf("%s%s", a ? ", " : "", hr_arch_name((hr_arch)a));
+    printf(" (Llama 2/3, Mistral, SmolLM, TinyLlama are llama)\n"
+           "\nMODEL defaults to $HEADROOM_MODEL, else ../shared/models/stories260K/stories260K.bin\n"
+           "next to the repository. 'headroom COMMAND --help' describes a command's options; -q\n"
+           "(--quiet) silences the progress lines long commands print on stderr.\n"
            "Set HEADROOM_VERBOSE=1 to see the library's info messages.\n\n"
            "example:\n  headroom generate --prompt \"Once upon a time\" -n 64 --temp 0\n");
 }
 
 int main(int argc, char **argv) {
     cli_install_log();
+    char names[256];
+    command_list(names, sizeof names);
     if (argc < 2) {
         print_usage();
-        return cli_error("no command given (expected one of: info, generate, ppl)");
+        return cli_error("no command given (expected one of: %s)", names);
     }
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         print_usage();
         return CLI_OK;
     }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+        printf("headroom %s\n", hr_version());
+        return CLI_OK;
+    }
     for (int i = 0; i < N_COMMANDS; i++)
         if (strcmp(name, k_commands[i].name) == 0) return k_commands[i].fn(argc - 1, argv + 1);
     if (name[0] == '-') return cli_error("unknown option '%s' (see 'headroom --help')", name);
-    return cli_error("unknown command '%s' (see 'headroom --help')", name);
+    return cli_error("unknown command '%s' (expected one of: %s)", name, names);
 }

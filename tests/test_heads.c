@@ -1,5 +1,10 @@
 /* Head lab: planted heads are found, ablation scores are exact, hostile
- * inputs fail cleanly, results are deterministic. */
+ * inputs fail cleanly, results are deterministic, cost estimates count the
+ * forward work the runs do, progress names each phase and can stop a run.
+ *
+ * The forward work is counted through a link seam: this test is linked
+ * with -Wl,--wrap=hr_forward,--wrap=hr_forward_from (CMakeLists.txt), so
+ * every call the library makes passes through the counters below. */
 #include "check.h"
 #include "headroom/context.h"
 #include "headroom/heads.h"
@@ -28,6 +33,38 @@
  *            different tokens never mix under rotation).
  *  head 1.1 and all MLPs are zero (uniform attention, no output). */
 enum { P_DIM = 128, P_HID = 8, P_LAYERS = 2, P_HEADS = 2, P_VOCAB = 16, P_SEQ = 64, P_HD = 64, P_BOS = 1 };
+
+/* ---- counting the forward work (the link seam) ----
+ * Counted by what each call asks for, as heads.h defines the work: a call
+ * from layer l, sublayer s runs (L - l - s/2) / L of the layers for each of
+ * its n tokens; one-token calls count as decode; logits rows are n (all
+ * logits), 1 (the last) or 0 (no logits). */
+hr_status __real_hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits);
+hr_status __wrap_hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits);
+hr_status __real_hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+                                 bool all_logits);
+hr_status __wrap_hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+                                 bool all_logits);
+
+static hr_heads_work g_count;
+
+static void count_call(hr_context *ctx, double layers_from, int n, const float *logits, bool all_logits) {
+    int L = hr_model_config(hr_context_model(ctx))->n_layers;
+    double share = (L - layers_from) / L, rows = logits ? (all_logits ? n : 1) : 0;
+    if (n == 1) g_count.decode_tokens += share, g_count.decode_logit_rows += rows;
+    else g_count.tokens += n * share, g_count.logit_rows += rows;
+}
+
+hr_status __wrap_hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logits, bool all_logits) {
+    if (ctx && n > 0) count_call(ctx, 0, n, logits, all_logits);
+    return __real_hr_forward(ctx, tokens, n, logits, all_logits);
+}
+
+hr_status __wrap_hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+                                 bool all_logits) {
+    if (ctx && n > 0) count_call(ctx, layer + 0.5 * sublayer, n, logits, all_logits);
+    return __real_hr_forward_from(ctx, layer, sublayer, x, n, logits, all_logits);
+}
 
 static float *pw(float *base, size_t layer, size_t rows, size_t cols) { return base + layer * rows * cols; }
 
@@ -394,6 +431,147 @@ static void greedy_elimination_removes_the_cheapest_head_given_those_already_gon
     fixture_close(&f);
 }
 
+/* ---- cost and progress ---- */
+
+typedef struct {
+    int n_phases, n_steps, last_step;
+    char phase[16][48];
+    int64_t done[16], total[16];
+    bool ordered;       /* steps 1, 2, 3, ... and done never decreasing within a phase */
+    int64_t stop_after; /* abort at this many updates (-1 = never) */
+    int64_t updates;
+} phase_log;
+
+static int log_phase(const hr_progress_info *p, void *ud) {
+    phase_log *lg = ud;
+    lg->updates++;
+    if (p->step != lg->last_step) {
+        if (p->step != lg->last_step + 1 || p->done != 0 || lg->n_phases >= 16) lg->ordered = false;
+        if (lg->n_phases < 16) snprintf(lg->phase[lg->n_phases++], sizeof lg->phase[0], "%s", p->phase);
+        lg->last_step = p->step;
+    } else if (lg->n_phases && p->done < lg->done[lg->n_phases - 1]) {
+        lg->ordered = false;
+    }
+    if (lg->n_phases) lg->done[lg->n_phases - 1] = p->done, lg->total[lg->n_phases - 1] = p->total;
+    lg->n_steps = p->n_steps;
+    return lg->stop_after >= 0 && lg->updates >= lg->stop_after;
+}
+
+static double rel_diff(double a, double b) { return fabs(a - b) / fmax(fmax(fabs(a), fabs(b)), 1e-12); }
+
+static double work_diff(const hr_heads_work *a, const hr_heads_work *b) {
+    return fmax(fmax(rel_diff(a->tokens, b->tokens), rel_diff(a->decode_tokens, b->decode_tokens)),
+                fmax(rel_diff(a->logit_rows, b->logit_rows), rel_diff(a->decode_logit_rows, b->decode_logit_rows)));
+}
+
+/* For every group of methods that share their work (and the layer
+ * metrics, which every run does), a run of just that group does the work
+ * the estimate counted before it: exactly where the estimate says exact;
+ * at most that for FDTM (continuations stop at the first divergent token)
+ * and successor; about that for greedy elimination (logit rows exactly,
+ * tokens within 25 %, since where the surviving heads sit is not known
+ * before). Every phase of the run names the estimate's row and ends with
+ * done = total. */
+static void cost_estimates_count_the_forward_work_the_runs_do(void) {
+    lab_fixture f;
+    if (!fixture_open(&f)) {
+        fixture_close(&f);
+        return;
+    }
+    int n = hr_heads_n_methods();
+    bool *none = calloc((size_t)n, sizeof(bool)), *sel = calloc((size_t)n, sizeof(bool));
+    hr_heads_estimate all;
+    for (int i = 0; i < n; i++) sel[i] = true;
+    CHECK(hr_heads_estimate_cost(f.ctx, &f.p, sel, false, &all) == HR_OK, "%s", hr_last_error());
+    const hr_heads_cost *layers = &all.rows[all.n - 1];
+    CHECK(strcmp(layers->label, "layer metrics") == 0 && layers->exact, "last row: %s", layers->label);
+    CHECK(all.window == FIX_W && all.n_windows == 2, "calibration %d x %d", all.n_windows, all.window);
+    for (int g = 0; g < all.n - 1; g++) {
+        const hr_heads_cost *row = &all.rows[g];
+        /* select the row's methods */
+        char ids[256];
+        snprintf(ids, sizeof ids, "%s", row->label);
+        for (char *c = ids; *c; c++)
+            if (*c == ' ') memmove(c, c + 1, strlen(c));
+        CHECK(hr_heads_parse_methods(ids, sel) == HR_OK, "%s: %s", ids, hr_last_error());
+        phase_log lg = {.ordered = true, .stop_after = -1};
+        f.p.progress_phase = log_phase;
+        f.p.progress_ud = &lg;
+        memset(&g_count, 0, sizeof g_count);
+        hr_heads_result *r = NULL;
+        CHECK(hr_heads_run(f.ctx, &f.p, sel, &r) == HR_OK, "%s: %s", ids, hr_last_error());
+        hr_heads_work own = g_count;
+        own.tokens -= layers->work.tokens;
+        own.logit_rows -= layers->work.logit_rows;
+        double d = work_diff(&own, &row->work);
+        printf("    %-20s counted %8.1f + %6.1f tokens, %6.0f + %4.0f rows; estimated %8.1f + %6.1f, %6.0f + %4.0f "
+               "(%s; max rel diff %.2g)\n",
+               row->phase, own.tokens, own.decode_tokens, own.logit_rows, own.decode_logit_rows, row->work.tokens,
+               row->work.decode_tokens, row->work.logit_rows, row->work.decode_logit_rows,
+               row->exact ? "exact" : "bound", d);
+        if (row->exact) {
+            CHECK(d < 1e-9, "%s: counted work differs from the estimate by %.3g", row->phase, d);
+        } else if (strcmp(row->phase, "greedy elimination") == 0) {
+            CHECK(rel_diff(own.logit_rows, row->work.logit_rows) < 1e-9, "greedy rows");
+            CHECK(rel_diff(own.tokens, row->work.tokens) < 0.25, "greedy tokens %.1f vs %.1f", own.tokens,
+                  row->work.tokens);
+        } else {
+            CHECK(own.tokens <= row->work.tokens + 1e-9 && own.decode_tokens <= row->work.decode_tokens + 1e-9 &&
+                      own.logit_rows <= row->work.logit_rows + 1e-9 &&
+                      own.decode_logit_rows <= row->work.decode_logit_rows + 1e-9,
+                  "%s: counted work exceeds its bound", row->phase);
+        }
+        /* phases: the row's, then the layer metrics, numbered 1..2 of 2, each run to its end */
+        CHECK(lg.ordered && lg.n_phases == 2 && lg.n_steps == 2, "%s: %d phases of %d, ordered %d", row->phase,
+              lg.n_phases, lg.n_steps, lg.ordered);
+        CHECK(lg.n_phases == 2 && strcmp(lg.phase[0], row->phase) == 0 && strcmp(lg.phase[1], "layer metrics") == 0,
+              "%s: phases '%s', '%s'", row->phase, lg.phase[0], lg.phase[1]);
+        bool skipped = false;
+        for (int i = 0; i < n; i++) skipped |= sel[i] && hr_heads_result_note(r, i)[0];
+        for (int k = 0; k < lg.n_phases && k < 2; k++)
+            CHECK(lg.done[k] == lg.total[k] || (k == 0 && skipped), "%s: phase '%s' ended at %lld of %lld",
+                  row->phase, lg.phase[k], (long long)lg.done[k], (long long)lg.total[k]);
+        hr_heads_result_free(r);
+    }
+    f.p.progress_phase = NULL;
+    f.p.progress_ud = NULL;
+    free(none), free(sel);
+    fixture_close(&f);
+}
+
+/* A progress callback that returns 1 stops the run: HR_ERR_ABORTED, a
+ * message naming the phase, no result; the context is left usable. */
+static void a_progress_callback_can_stop_a_run(void) {
+    lab_fixture f;
+    if (!fixture_open(&f)) {
+        fixture_close(&f);
+        return;
+    }
+    phase_log lg = {.ordered = true, .stop_after = 5};
+    f.p.progress_phase = log_phase;
+    f.p.progress_ud = &lg;
+    bool *sel = calloc((size_t)hr_heads_n_methods(), sizeof(bool));
+    CHECK(hr_heads_parse_methods("ablation", sel) == HR_OK, "ablation");
+    hr_heads_result *r = (hr_heads_result *)sel; /* must be reset to NULL */
+    hr_status st = hr_heads_run(f.ctx, &f.p, sel, &r);
+    CHECK(st == HR_ERR_ABORTED && r == NULL, "status %d, result %p", st, (void *)r);
+    CHECK(strstr(hr_last_error(), "ablation sweep") && strstr(hr_last_error(), "stopped"), "message: %s",
+          hr_last_error());
+    CHECK(lg.updates == 5, "%lld updates after the stop", (long long)lg.updates);
+    /* the thread's callback serves a run without its own */
+    f.p.progress_phase = NULL;
+    lg = (phase_log){.ordered = true, .stop_after = 1};
+    hr_set_progress_callback(log_phase, &lg);
+    st = hr_heads_run(f.ctx, &f.p, sel, &r);
+    hr_set_progress_callback(NULL, NULL);
+    CHECK(st == HR_ERR_ABORTED && r == NULL && lg.updates == 1, "thread callback: status %d", st);
+    st = hr_heads_run(f.ctx, &f.p, sel, &r);
+    CHECK(st == HR_OK && r, "a run after the stops: %s", hr_last_error());
+    hr_heads_result_free(r);
+    free(sel);
+    fixture_close(&f);
+}
+
 /* ---- hostile / edge inputs ---- */
 
 static void text_shorter_than_one_window_is_a_range_error(void) {
@@ -474,6 +652,8 @@ int main(void) {
     RUN(text_shorter_than_one_window_is_a_range_error);
     RUN(tokens_outside_the_vocabulary_are_rejected);
     RUN(method_lists_are_parsed_strictly);
+    RUN(cost_estimates_count_the_forward_work_the_runs_do);
+    RUN(a_progress_callback_can_stop_a_run);
     hr_heads_result_free(g_pr);
     hr_model_free(g_pm);
     if (g_planted[0]) remove(g_planted);

@@ -24,7 +24,7 @@ expect_error() { # label, pattern, args...
   ok "$label"
 }
 
-run --text "$T/text.txt" --out "$T/a" --threads 1 "${FAST[@]}"
+run --text "$T/text.txt" --out "$T/a" --threads 1 --methods all "${FAST[@]}"
 no_crash "full run"
 if [ "$rc" -eq 0 ]; then
   missing=""
@@ -42,7 +42,7 @@ else
   fail "full run: exit $rc"; cat "$T/err"
 fi
 
-run --text "$T/text.txt" --out "$T/b" --threads 2 "${FAST[@]}"
+run --text "$T/text.txt" --out "$T/b" --threads 2 --methods all "${FAST[@]}"
 if [ "$rc" -eq 0 ] && cmp -s "$T/a/heads.json" "$T/b/heads.json" && cmp -s "$T/a/layers.json" "$T/b/layers.json"; then
   ok "same inputs and seed give byte-identical JSON (1 vs 2 threads)"
 else fail "JSON differs between runs"; fi

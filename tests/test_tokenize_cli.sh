@@ -111,12 +111,13 @@ run tokenize --tokenizer "$LLAMA2/tokenizer.model" "$T/once.txt"
 [ $? -eq 1 ] && grep -q "loading tokenizer" "$T/err" && ok "a single argument naming a file is the tokenizer" ||
   fail "existing path as the only argument: $(cat "$T/err")"
 
-# --help and README's command table name the same arguments and options
+# --help and README's command table name the same arguments and options (--help and
+# --quiet belong to every command)
 run tokenize --help
 [ "$rc" -eq 0 ] && grep -q -- "--parse-special" "$T/out" && ok "--help" || fail "--help (exit $rc)"
 usage=$(sed -n 's/^usage: \(.*\) \[options\]$/\1/p' "$T/out")
 row=$(grep -m1 '^| `headroom tokenize ' "$HR_SOURCE_DIR/README.md" | cut -d'`' -f2 | sed 's/\\|/|/g')
-help_opts=$(grep -oE '^ +(-[a-z], )?--[a-z-]+' "$T/out" | grep -oE -- '--[a-z-]+' | grep -vx -- --help | sort -u | tr '\n' ' ')
+help_opts=$(grep -oE '^ +(-[a-z], )?--[a-z-]+' "$T/out" | grep -oE -- '--[a-z-]+' | grep -vxE -- '--help|--quiet' | sort -u | tr '\n' ' ')
 row_opts=$(grep -oE -- '--[a-z-]+' <<<"$row" | sort -u | tr '\n' ' ')
 case "$row" in
   "$usage "*) ok "README synopsis starts as --help's usage: $usage" ;;

@@ -66,8 +66,41 @@ typedef void (*hr_log_fn)(hr_log_level level, const char *msg, void *user_data);
 /* Installs the process-wide log sink; NULL silences the library. */
 HR_API void hr_set_log_callback(hr_log_fn fn, void *user_data);
 
-/* Progress callback for long operations: done out of total units.
- * Return non-zero to abort (the operation then returns HR_ERR_ABORTED). */
+/* ---- progress ----
+ *
+ * Long runs report where they are as a sequence of phases, each counting
+ * items from 0 to its total: the head lab (hr_heads_run), perplexity
+ * (hr_perplexity), evaluation (hr_eval_run and its parts), pruning with
+ * calibration (hr_prune_run, hr_prune_neuron_importance,
+ * hr_prune_layer_importance), GQA similarity (hr_gqa_kv_similarity) and the
+ * model writers (hr_model_save_gguf / _hf, per tensor). A run calls its
+ * callback at the start of every phase (done = 0) and after every item; a
+ * callback that returns non-zero stops the run, which then returns
+ * HR_ERR_ABORTED (the message names the phase and how far it got) and
+ * writes no output. Callbacks are called on the thread that called the run,
+ * never from worker threads. The library prints nothing: what to show is
+ * the callback's business (the headroom CLI draws one line per phase). */
+typedef struct {
+    const char *phase;  /* what runs now, e.g. "ablation sweep" (borrowed; never NULL) */
+    const char *unit;   /* what one item is, e.g. "head ablations", "windows", "tensors" (never NULL) */
+    int64_t done;       /* items of this phase finished: 0 at its start, total at its end */
+    int64_t total;      /* items of this phase (>= 1) */
+    int step, n_steps;  /* this phase is step `step` (1-based) of the run's n_steps; n_steps 0 = unknown */
+} hr_progress_info;
+
+/* Phase-aware progress callback. Return non-zero to abort. */
+typedef int (*hr_progress_phase_fn)(const hr_progress_info *info, void *user_data);
+
+/* Sets the calling thread's progress callback (NULL removes it): every long
+ * run on this thread reports to it, unless its params name a callback of
+ * their own (hr_heads_params.progress_phase, hr_ppl_params.progress_phase,
+ * hr_prune_params.progress_phase, hr_eval_params.progress_phase), which then takes
+ * every phase of that run, including the phases of the calls it makes. */
+HR_API void hr_set_progress_callback(hr_progress_phase_fn fn, void *user_data);
+
+/* The older, phase-blind callback (hr_heads_params.progress,
+ * hr_ppl_params.progress): done out of total units of the whole run.
+ * Return non-zero to abort (the run then returns HR_ERR_ABORTED). */
 typedef int (*hr_progress_fn)(int64_t done, int64_t total, void *user_data);
 
 /* ---- outputs ----

@@ -142,6 +142,10 @@ typedef struct {
     int n_threads;             /* 0 = all cores */
     const hr_kv_plan *cand_kv_plan; /* the candidate's KV-cache plan; NULL = full cache (borrowed) */
     const char *base_path, *cand_path, *text_path, *tasks_path; /* named and hashed in the result; may be NULL */
+    hr_progress_phase_fn progress_phase; /* phases: hashing, KL / top-1 windows, FDTM prompts, passkey trials per
+                                            length and model, tasks per model, speed (common.h); NULL = the
+                                            thread's callback */
+    void *progress_user_data;
 } hr_eval_params;
 
 HR_API hr_eval_params hr_eval_default_params(void);
@@ -242,7 +246,9 @@ typedef struct {
     int32_t bos;              /* llama.cpp only: id written over each chunk's first
                                  token; < 0 = keep it (default -1) */
     hr_progress_fn progress;  /* called after each window/chunk; NULL = none */
-    void *progress_user_data;
+    void *progress_user_data; /* of both callbacks */
+    hr_progress_phase_fn progress_phase; /* phase "perplexity", items = windows / chunks (common.h);
+                                            NULL = the thread's callback */
 } hr_ppl_params;
 
 HR_API hr_ppl_params hr_ppl_default_params(void);

@@ -4,8 +4,13 @@
  * heads.csv / layers.json (contract in report.h).
  *
  * Each method is one row of a registry (id, name, paper, formula, what it is
- * good for); hr_heads_n_methods() / hr_heads_method_info() list them in a
- * fixed order, which is also the column order of every output.
+ * good for, its progress phase and its cost formula); hr_heads_n_methods() /
+ * hr_heads_method_info() list them in a fixed order, which is also the
+ * column order of every output. The default set leaves out the methods that
+ * re-run the model once per head or more (opt_in: ablation, ablation_kl,
+ * ablation_greedy, fdtm), so that it stays affordable on models of 100M+
+ * parameters; hr_heads_estimate_cost says what each would cost before
+ * anything runs.
  *
  * Inputs are derived from one calibration token stream (the tokenized text,
  * without BOS): windows of `window` tokens, each [BOS, next window-1 text
@@ -34,13 +39,16 @@ typedef struct {
     const char *formula;  /* what exactly is computed */
     const char *good_for; /* when to use it */
     const char *higher;   /* "more important" | "more <trait>" */
+    bool opt_in;          /* not in the default set ("default"): re-runs the model per head or more; run it by
+                             naming it or with "all" */
 } hr_head_method_info;
 
 HR_API int hr_heads_n_methods(void);
 HR_API const hr_head_method_info *hr_heads_method_info(int i); /* NULL when out of range */
 /* Index of a method id, or -1. */
 HR_API int hr_heads_method_index(const char *id);
-/* Parses "all" or a comma-separated list of ids into selected
+/* Parses "all", "default" (every method but the opt_in ones) or a
+ * comma-separated list of ids (which may include "default") into selected
  * (hr_heads_n_methods() bools). Unknown ids are HR_ERR_INVALID_ARG naming
  * the id. */
 HR_API hr_status hr_heads_parse_methods(const char *list, bool *selected);
@@ -71,12 +79,65 @@ typedef struct {
     int fdtm_prompt_len;   /* tokens per FDTM prompt incl. BOS; 0 = 16 */
     int fdtm_gen;          /* greedy continuation length; 0 = 16 */
     hr_progress_fn progress; /* optional; units are arbitrary, monotone */
-    void *progress_ud;
+    void *progress_ud;       /* of both callbacks */
+    hr_progress_phase_fn progress_phase; /* optional: one phase per group of methods that share their work, then
+                                            "layer metrics" (common.h); NULL = the thread's callback */
 } hr_heads_params;
 
 HR_API hr_heads_params hr_heads_default_params(void);
 
 typedef struct hr_heads_result hr_heads_result;
+
+/* ---- cost, before running ----
+ *
+ * The work of a method is counted in what the forward pass does: tokens
+ * run through the layers and rows run through the final norm and the
+ * classifier, batched (calls of several tokens) or one token at a time
+ * (greedy continuations). A call that starts at layer l, sublayer s (0 =
+ * the block, 1 = its MLP; hr_forward_from) runs (L - l - s/2) / L of the
+ * layers, and counts that share of each of its tokens. So the exact
+ * single-head ablation sweep of a window of W tokens costs
+ * W * (1 + sum_l n_head[l] * (L - l) / L) tokens and W * (1 + n_heads)
+ * logit rows; greedy elimination repeats it for ever fewer heads (about 10
+ * sweeps); FDTM runs, for every head and sublayer, 4 prompts of 16 tokens
+ * and up to 15 one-token steps (tests/tools/hr_heads_count counts the
+ * calls a run makes and test_heads_cli checks these formulas against it). */
+typedef struct {
+    double tokens;            /* batched tokens, by the share of layers run */
+    double decode_tokens;     /* tokens run one at a time, counted alike */
+    double logit_rows;        /* batched rows through the classifier */
+    double decode_logit_rows; /* one-token rows through the classifier */
+} hr_heads_work;
+
+typedef struct {
+    char label[256];    /* the methods that share this work ("ablation, ablation_kl"), or "layer metrics" */
+    char phase[48];     /* the progress phase that runs it */
+    bool selected;      /* part of the run asked for (the layer metrics always are) */
+    bool exact;         /* the run does exactly this work; else at most this (fdtm stops at the first
+                           divergent token) or about this (ablation_greedy: where the surviving heads are) */
+    hr_heads_work work;
+    double passes;      /* forward-pass equivalents: the work's multiply-adds over those of one forward of
+                           a calibration window with every position's logits */
+    double seconds;     /* at the measured speed (0 when not measured) */
+} hr_heads_cost;
+
+enum { HR_HEADS_MAX_COSTS = 32 };
+
+typedef struct {
+    int n;                                  /* rows used: one per group of methods sharing their work, selected
+                                               or not, in registry order, then the layer metrics */
+    hr_heads_cost rows[HR_HEADS_MAX_COSTS];
+    hr_heads_cost total;                    /* sum of the selected rows */
+    int window, n_windows;                  /* the calibration the run would use */
+    double window_seconds;                  /* measured: one window forward with every position's logits */
+} hr_heads_estimate;
+
+/* What hr_heads_run(ctx, p, selected) would cost, before running it. With
+ * measure, one calibration window and a few one-token steps are timed on
+ * ctx (about three window forwards) to turn the work into seconds. The
+ * parameters are checked as hr_heads_run checks them. */
+HR_API hr_status hr_heads_estimate_cost(hr_context *ctx, const hr_heads_params *p, const bool *selected, bool measure,
+                                        hr_heads_estimate *out);
 
 /* Runs the selected methods (hr_heads_n_methods() bools; NULL = all) and all
  * layer metrics on ctx's model. The context's hook, gates and means are

@@ -115,6 +115,8 @@ HR_API const hr_config *hr_model_config(const hr_model *m); /* borrowed */
 HR_API hr_format hr_model_format(const hr_model *m);
 HR_API const char *hr_format_name(hr_format f);
 HR_API const char *hr_arch_name(hr_arch a);
+/* Rows of the architecture registry: ids 0 .. hr_arch_count()-1 are valid. */
+HR_API int hr_arch_count(void);
 /* dtype the weights were stored in ("f32", "f16", "bf16", "q8_0", "int8-g4"...). */
 HR_API const char *hr_model_source_dtype(const hr_model *m);
 HR_API int64_t hr_model_n_params(const hr_model *m);
@@ -130,6 +132,7 @@ HR_API bool hr_config_uniform(const hr_config *c);
 typedef struct {
     char name[64];     /* GGUF-style name, e.g. "blk.0.attn_q.weight" */
     int64_t rows, cols; /* (rows, cols) row-major; vectors have rows = 1 */
+    int n_dims;         /* 1 for vectors (norm weights, biases: cols values), else 2 */
 } hr_tensor_info;
 HR_API int hr_model_n_tensors(const hr_model *m);
 HR_API hr_status hr_model_tensor_info(const hr_model *m, int i, hr_tensor_info *out);

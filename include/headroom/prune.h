@@ -192,6 +192,9 @@ typedef struct {
     int64_t max_tokens;       /* calibration tokens; 0 = HR_CALIB_SURGERY_TOKENS */
     int window;               /* calibration window; 0 = hr_calib_window() */
     int n_threads;            /* 0 = all cores */
+    hr_progress_phase_fn progress_phase; /* phases "layer importance" and "neuron importance" when they run
+                                            (common.h); NULL = the thread's callback */
+    void *progress_user_data;
 } hr_prune_params;
 
 HR_API hr_prune_params hr_prune_default_params(void);

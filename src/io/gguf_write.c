@@ -13,6 +13,7 @@
 #include "model/arch.h"
 #include "model/config.h"
 #include "core/strbuf.h"
+#include "core/progress.h"
 
 #define ALIGN 32
 #define CHUNK 65536
@@ -283,7 +284,8 @@ static void encode(uint32_t type, const float *src, size_t n, uint8_t *dst) {
 static hr_status write_data(const hr_model *m, hr_atomic_file *af, const tensor_list *L, uint8_t *chunk) {
     static const uint8_t zeros[ALIGN] = {0};
     uint64_t pos = 0;
-    for (int i = 0; i < L->n; i++) {
+    hr_status pst = hr_progress_phase("writing GGUF", "tensors", L->n);
+    for (int i = 0; pst == HR_OK && i < L->n; i++) {
         const out_tensor *o = &L->t[i];
         hr_status st = HR_OK;
         if (o->offset > pos) st = hr_atomic_write(af, zeros, (size_t)(o->offset - pos));
@@ -299,8 +301,9 @@ static hr_status write_data(const hr_model *m, hr_atomic_file *af, const tensor_
         free(tmp);
         if (st != HR_OK) return st;
         pos = o->offset + o->nbytes;
+        pst = hr_progress_update(i + 1);
     }
-    return HR_OK;
+    return pst;
 }
 
 static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv, tensor_list *L, hr_dtype dtype) {
@@ -364,7 +367,10 @@ hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const c
     tensor_list L = {0};
     float *rope_freqs = malloc(sizeof(float) * (size_t)(c->head_dim / 2 + 1)); // (head_dim / 2)
     hr_status st = kv.b.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, ai, &L, rope_freqs);
+    hr_progress_run run;
+    hr_progress_enter(&run, NULL, NULL, 1);
     if (st == HR_OK) st = write_file(m, path, &kv, &L, dtype);
+    hr_progress_leave(&run);
     free(rope_freqs);
     free(L.t);
     hr_strbuf_free(&kv.b);

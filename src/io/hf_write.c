@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io/hf_internal.h"
+#include "core/progress.h"
 #include "model/arch.h"
 #include "model/config.h"
 
@@ -202,6 +203,7 @@ static hr_status write_safetensors(const hr_model *m, const wlist *L, hr_dtype d
     uint64_t hl = hlen;
     st = hr_atomic_write(&af, &hl, 8);
     if (st == HR_OK) st = hr_atomic_write(&af, hdr, hlen);
+    if (st == HR_OK) st = hr_progress_phase("writing safetensors", "tensors", L->n);
     for (int i = 0; i < L->n && st == HR_OK; i++) {
         const float *src = NULL;
         float *tmp = NULL;
@@ -220,6 +222,7 @@ static hr_status write_safetensors(const hr_model *m, const wlist *L, hr_dtype d
             st = hr_atomic_write(&af, chunk, k * es);
         }
         free(tmp);
+        if (st == HR_OK) st = hr_progress_update(i + 1);
     }
     free(hdr);
     free(chunk);
@@ -299,7 +302,10 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
     snprintf(path, sizeof path, "%s/config.json", tmp);
     if (st == HR_OK) st = write_text(path, cfg);
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    hr_progress_run run;
+    hr_progress_enter(&run, NULL, NULL, 1);
     if (st == HR_OK) st = write_safetensors(m, &L, dtype, path);
+    hr_progress_leave(&run);
     if (st == HR_OK && tok) st = write_tokenizer(tok, tmp, m->cfg.seq_len);
     if (st == HR_OK && rename(tmp, dir) != 0) st = hr_err(HR_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, dir, strerror(errno));
     if (st != HR_OK) remove_tree_files(tmp);

@@ -147,6 +147,8 @@ hr_status hr_arch_from_name(const char *name, hr_arch *out) {
     return hr_err(HR_ERR_UNSUPPORTED, "architecture '%s' is not supported (%s)", name, names);
 }
 
+int hr_arch_count(void) { return N_ARCH; }
+
 const char *hr_arch_name(hr_arch a) {
     const hr_arch_info *ai = hr_arch_info_of(a);
     return ai ? ai->name : "unknown";

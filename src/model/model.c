@@ -219,6 +219,7 @@ int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap) {
                 else                                                               \
                     snprintf(out[n].name, sizeof out[n].name, "%s", slots[slot].name); \
                 hr_slot_shape(c, (lay), (slot), &out[n].rows, &out[n].cols);       \
+                out[n].n_dims = slots[slot].rows_kind == 0 ? 1 : 2;                \
                 out[n].data = p_, out[n].layer = (lay);                            \
             }                                                                      \
             n++;                                                                   \
@@ -245,6 +246,7 @@ hr_status hr_model_tensor_info(const hr_model *m, int i, hr_tensor_info *out) {
     snprintf(out->name, sizeof out->name, "%s", refs[i].name);
     out->rows = refs[i].rows;
     out->cols = refs[i].cols;
+    out->n_dims = refs[i].n_dims;
     free(refs);
     return HR_OK;
 }

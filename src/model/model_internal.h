@@ -104,6 +104,7 @@ const float **hr_slot_ptr(hr_weights *w, int layer, hr_slot s);
 typedef struct {
     char name[64];
     int64_t rows, cols;
+    int n_dims; /* 1 for vectors (rows = 1), else 2 */
     const float *data;
     int layer; /* -1 for global tensors */
 } hr_tensor_ref;

@@ -2,6 +2,8 @@
  * headroom/study.h) and amounts of units to remove. */
 #include "headroom/study.h"
 #include "core/internal.h"
+#include "core/progress.h"
+#include "study/calib_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -33,6 +35,26 @@ hr_status hr_calib_tokens(const hr_tokenizer *tok, const char *text, size_t len,
                       HR_CALIB_MIN_TOKENS);
     }
     return HR_OK;
+}
+
+hr_status hr_calib_run_windows(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, hr_hook_fn hook,
+                               uint32_t mask, void *user_data, const char *phase) {
+    int n_ctx = hr_context_n_ctx(ctx);
+    if (window > n_ctx) return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the context (%d)", window, n_ctx);
+    window = hr_calib_window(n_ctx, window);
+    if (window < 1) return hr_err(HR_ERR_RANGE, "calibration window %d is empty", window);
+    int64_t total = (int64_t)((n_tokens + (size_t)window - 1) / (size_t)window), done = 0;
+    hr_status st = hr_progress_phase(phase, "windows", total);
+    hr_context_set_hook(ctx, hook, mask, user_data);
+    for (size_t off = 0; st == HR_OK && off < n_tokens; off += (size_t)window) {
+        size_t n = n_tokens - off < (size_t)window ? n_tokens - off : (size_t)window;
+        st = hr_context_truncate(ctx, 0);
+        if (st == HR_OK) st = hr_forward(ctx, tokens + off, (int)n, NULL, false);
+        if (st == HR_OK) st = hr_progress_update(++done);
+    }
+    hr_context_set_hook(ctx, NULL, 0, NULL);
+    hr_context_truncate(ctx, 0);
+    return st;
 }
 
 /* digits with at most one '.', nothing else */

@@ -3,6 +3,7 @@
 #include "headroom/evaluate.h"
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "engine/kernels.h"
 #include "headroom/sample.h"
@@ -66,6 +67,19 @@ static hr_status check_pair(hr_context *base, hr_context *cand, int n_ctx) {
     return HR_OK;
 }
 
+/* The windows hr_compare_logits scores (its loop, without the work). */
+static int64_t compare_windows(size_t n_tokens, int n_ctx, int max_windows) {
+    size_t next = 0;
+    int64_t win = 0;
+    for (; next + 1 < n_tokens && (max_windows <= 0 || win < max_windows); win++) {
+        size_t n = win > 0 ? 1 : 0, take = n_tokens - next < (size_t)n_ctx - n ? n_tokens - next : (size_t)n_ctx - n;
+        next += take;
+        if (win > 0 && n + take < 2) break;
+        if (next < n_tokens) next--;
+    }
+    return win;
+}
+
 hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens, int n_ctx,
                             int max_windows, hr_compare_result *out) {
     hr_status st = check_pair(base, cand, n_ctx);
@@ -81,6 +95,9 @@ hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *t
     /* window 0 is tokens[0..n_ctx); later ones are BOS + the next n_ctx-1 */
     size_t next = 0;
     int win = 0;
+    hr_progress_run run;
+    hr_progress_enter(&run, NULL, NULL, 1);
+    if (st == HR_OK) st = hr_progress_phase("KL and top-1", "windows", compare_windows(n_tokens, n_ctx, max_windows));
     for (win = 0; st == HR_OK && next + 1 < n_tokens && (max_windows <= 0 || win < max_windows); win++) {
         int n = 0;
         if (win > 0) w[n++] = tokens[0];
@@ -89,7 +106,9 @@ hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *t
         /* a later window's BOS would re-predict a token already scored */
         st = compare_window(base, cand, w, n, win > 0, V, &a, lb, lc, pb, pc);
         if (next < n_tokens) next--; /* the last token of a window is the first target of the next */
+        if (st == HR_OK) st = hr_progress_update(win + 1);
     }
+    hr_progress_leave(&run);
     free(lb);
     free(lc);
     free(pb);
@@ -127,6 +146,9 @@ hr_status hr_compare_fdtm(hr_context *base, hr_context *cand, const int32_t *tok
     if (!p || !gb || !gc) st = hr_err(HR_ERR_NOMEM, "out of memory");
     hr_rng rng = hr_rng_new(seed);
     double sum = 0;
+    hr_progress_run run;
+    hr_progress_enter(&run, NULL, NULL, 1);
+    if (st == HR_OK) st = hr_progress_phase("FDTM", "prompts", n_prompts);
     for (int i = 0; st == HR_OK && i < n_prompts; i++) {
         size_t span = n_tokens - 1 - (size_t)(prompt_len - 1);
         size_t off = 1 + (size_t)hr_rng_below(&rng, span);
@@ -137,7 +159,9 @@ hr_status hr_compare_fdtm(hr_context *base, hr_context *cand, const int32_t *tok
         int d = 0;
         while (d < gen_len && gb[d] == gc[d]) d++;
         sum += d;
+        if (st == HR_OK) st = hr_progress_update(i + 1);
     }
+    hr_progress_leave(&run);
     free(p);
     free(gb);
     free(gc);

@@ -1,6 +1,7 @@
 #include "headroom/evaluate.h"
 
 #include "core/internal.h"
+#include "core/progress.h"
 #include "model/config.h"
 #include "engine/kernels.h"
 
@@ -68,7 +69,7 @@ static hr_status report_progress(const hr_ppl_params *p, int64_t done, int64_t t
     if (p->progress && p->progress(done, total, p->progress_user_data))
         return hr_err(HR_ERR_ABORTED, "perplexity: stopped by the progress callback after %lld of %lld windows",
                       (long long)done, (long long)total);
-    return HR_OK;
+    return hr_progress_update(done);
 }
 
 /* Windows start at k*stride and end at min(start + n_ctx, n); window k
@@ -86,6 +87,8 @@ static hr_status ppl_sliding(ppl_acc *a, const int32_t *tokens, size_t n, int n_
     int64_t total = sliding_n_windows(n, (size_t)n_ctx, (size_t)stride);
     size_t prev_end = 1; /* token 0 has no context: never a target */
     int64_t k = 0;
+    hr_status pst = hr_progress_phase("perplexity", "windows", total);
+    if (pst != HR_OK) return pst;
     for (size_t begin = 0;; begin += (size_t)stride) {
         size_t end = begin + (size_t)n_ctx < n ? begin + (size_t)n_ctx : n;
         int len = (int)(end - begin);
@@ -109,6 +112,8 @@ static hr_status ppl_llamacpp(ppl_acc *a, const int32_t *tokens, size_t n, int n
                               int *n_windows) {
     size_t n_chunk = n / (size_t)n_ctx;
     int first = n_ctx / 2;
+    hr_status pst = hr_progress_phase("perplexity", "chunks", (int64_t)n_chunk);
+    if (pst != HR_OK) return pst;
     for (size_t c = 0; c < n_chunk; c++) {
         const int32_t *chunk = tokens + c * (size_t)n_ctx;
         memcpy(a->input, chunk, (size_t)n_ctx * sizeof *a->input);
@@ -209,8 +214,11 @@ hr_status hr_perplexity(hr_context *ctx, const hr_model *m, const int32_t *token
     }
     double t0 = hr_time_now();
     int n_windows = 0;
+    hr_progress_run run;
+    hr_progress_enter(&run, d.progress_phase, d.progress_user_data, 1);
     if (d.protocol == HR_PPL_SLIDING) st = ppl_sliding(&a, tokens, n_tokens, n_ctx, stride, &d, &n_windows);
     else st = ppl_llamacpp(&a, tokens, n_tokens, n_ctx, &d, &n_windows);
+    hr_progress_leave(&run);
     double seconds = hr_time_now() - t0;
     free(a.logits);
     free(a.input);

@@ -3,6 +3,7 @@
 #include "headroom/study.h"
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
+#include "core/progress.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -102,8 +103,11 @@ static hr_status tasks_and_speed(const hr_model *const *m, hr_context **c, const
     for (int i = 0; st == HR_OK && p->tasks && i < 2; i++) st = hr_mc_eval(c[i], tok, p->tasks, &s->tasks_result[i]);
     s->has_tasks = p->tasks != NULL;
     int np = s->n_ctx / 2, nd = s->n_ctx / 4;
-    for (int i = 0; st == HR_OK && p->speed && i < 2; i++)
+    if (st == HR_OK && p->speed) st = hr_progress_phase("speed", "models", 2);
+    for (int i = 0; st == HR_OK && p->speed && i < 2; i++) {
         st = hr_measure_speed(c[i], ids, np, nd, 3, &s->prefill_tps[i], &s->decode_tps[i]);
+        if (st == HR_OK) st = hr_progress_update(i + 1);
+    }
     s->has_speed = p->speed;
     for (int i = 0; i < 2; i++) {
         s->params[i] = hr_model_n_params(m[i]);
@@ -142,13 +146,22 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
         s->max_tokens = q.max_tokens;
     }
     s->text_tokens = (int64_t)n_ids;
-    if (st == HR_OK) st = source(r, 0, p->base_path, &s->base);
-    if (st == HR_OK) st = source(r, 1, p->cand_path, &s->cand);
-    if (st == HR_OK) st = source(r, 2, p->text_path, &s->text);
-    if (st == HR_OK) st = source(r, 3, p->tasks_path, &s->tasks);
+    int n_passkey = 0;
+    for (int k = 0; p->passkey && k < HR_EVAL_PASSKEY_LENGTHS; k++) n_passkey += k_passkey_lengths[k] <= n_ctx;
+    hr_progress_run run; /* hashing, KL / top-1, FDTM, passkey per length and model, tasks per model, speed */
+    hr_progress_enter(&run, p->progress_phase, p->progress_user_data,
+                      3 + 2 * n_passkey + (p->tasks ? 2 : 0) + (p->speed ? 1 : 0));
+    const char *paths[4] = {p->base_path, p->cand_path, p->text_path, p->tasks_path};
+    hr_eval_source *srcs[4] = {&s->base, &s->cand, &s->text, &s->tasks};
+    if (st == HR_OK) st = hr_progress_phase("hashing inputs", "files", 4);
+    for (int i = 0; st == HR_OK && i < 4; i++) {
+        st = source(r, i, paths[i], srcs[i]);
+        if (st == HR_OK) st = hr_progress_update(i + 1);
+    }
     if (st == HR_OK) st = contexts(base, cand, p, n_ctx, c);
     if (st == HR_OK) st = measure(c, ids, n_ids, &q, s);
     if (st == HR_OK) st = tasks_and_speed(m, c, tok, ids, p, s);
+    hr_progress_leave(&run);
     if (st == HR_OK && s->ppl_cand > 10 * s->ppl_base)
         snprintf(s->warning, sizeof s->warning,
                  "the candidate's perplexity (%.4g) is %.1fx the base's (%.4g): it needs recovery fine-tuning before use",

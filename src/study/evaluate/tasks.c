@@ -3,10 +3,12 @@
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
 #include "core/json.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "engine/kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +46,11 @@ hr_status hr_passkey(hr_context *ctx, const int32_t *tokens, size_t n_tokens, in
     hr_status st = p && needle && gen ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     hr_rng rng = hr_rng_stream(seed, (uint64_t)length);
     int exact = 0, right = 0, cue = needle_len / 2, ans = needle_len - cue;
+    char phase[32];
+    snprintf(phase, sizeof phase, "passkey %d", length);
+    hr_progress_run run;
+    hr_progress_enter(&run, NULL, NULL, 1);
+    if (st == HR_OK) st = hr_progress_phase(phase, "trials", trials);
     for (int t = 0; st == HR_OK && t < trials; t++) {
         passkey_prompt(tokens, n_tokens, length, needle_len, &rng, p, bos, needle);
         st = hr_eval_greedy(ctx, p, length - ans, ans, gen);
@@ -51,7 +58,9 @@ hr_status hr_passkey(hr_context *ctx, const int32_t *tokens, size_t n_tokens, in
         for (int i = 0; st == HR_OK && i < ans; i++) ok += gen[i] == needle[cue + i];
         right += ok;
         exact += ok == ans;
+        if (st == HR_OK) st = hr_progress_update(t + 1);
     }
+    hr_progress_leave(&run);
     free(p);
     free(needle);
     free(gen);
@@ -190,7 +199,10 @@ static hr_status score_choice(hr_context *ctx, const hr_tokenizer *tok, const hr
 
 hr_status hr_mc_eval(hr_context *ctx, const hr_tokenizer *tok, const hr_mc_task *task, hr_mc_result *out) {
     int right = 0, right_norm = 0;
-    for (int i = 0; i < task->n_items; i++) {
+    hr_progress_run run;
+    hr_progress_enter(&run, NULL, NULL, 1);
+    hr_status pst = hr_progress_phase("tasks", "items", task->n_items);
+    for (int i = 0; pst == HR_OK && i < task->n_items; i++) {
         const hr_mc_item *it = &task->items[i];
         int best = -1, best_n = -1;
         double bs = -INFINITY, bn = -INFINITY;
@@ -199,6 +211,7 @@ hr_status hr_mc_eval(hr_context *ctx, const hr_tokenizer *tok, const hr_mc_task 
             hr_status st = score_choice(ctx, tok, it, c, &ll);
             if (st != HR_OK) {
                 hr_err_prefix("task item %d", i + 1);
+                hr_progress_leave(&run);
                 return st;
             }
             double norm = ll / (double)strlen(it->choices[c]);
@@ -207,7 +220,10 @@ hr_status hr_mc_eval(hr_context *ctx, const hr_tokenizer *tok, const hr_mc_task 
         }
         right += best == it->gold;
         right_norm += best_n == it->gold;
+        pst = hr_progress_update(i + 1);
     }
+    hr_progress_leave(&run);
+    if (pst != HR_OK) return pst;
     *out = (hr_mc_result){task->n_items, (double)right / task->n_items, (double)right_norm / task->n_items};
     return HR_OK;
 }

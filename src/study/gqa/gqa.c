@@ -3,6 +3,8 @@
 #include "engine/blas.h"
 #include "headroom/study.h"
 #include "engine/kernels.h"
+#include "core/progress.h"
+#include "study/calib_internal.h"
 #include "study/prune/surgery_internal.h"
 #include "model/config.h"
 
@@ -93,23 +95,16 @@ static int sim_hook(const hr_hook_event *ev, void *ud) {
 hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, float *sim) {
     const hr_model *m = hr_context_model(ctx);
     const hr_config *c = &m->cfg;
-    int n_ctx = hr_context_n_ctx(ctx);
-    if (window > n_ctx) return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the context (%d)", window, n_ctx);
-    window = hr_calib_window(n_ctx, window);
     if (n_tokens < 1) return hr_err(HR_ERR_RANGE, "no calibration tokens");
     sim_rec r = {.m = m, .K = hr_config_max_kv_heads(c)};
     size_t n = (size_t)c->n_layers * r.K * r.K;
     r.sum = calloc(n + 1, sizeof(double));
     if (!r.sum) return hr_err(HR_ERR_NOMEM, "out of memory");
-    hr_context_set_hook(ctx, sim_hook, HR_HOOK_RESID_PRE, &r);
-    hr_status st = HR_OK;
-    for (size_t off = 0; st == HR_OK && off < n_tokens; off += (size_t)window) {
-        size_t len = n_tokens - off < (size_t)window ? n_tokens - off : (size_t)window;
-        st = hr_context_truncate(ctx, 0);
-        if (st == HR_OK) st = hr_forward(ctx, tokens + off, (int)len, NULL, false);
-    }
-    hr_context_set_hook(ctx, NULL, 0, NULL);
-    hr_context_truncate(ctx, 0);
+    hr_progress_run run;
+    hr_progress_enter(&run, NULL, NULL, 1);
+    hr_status st = hr_calib_run_windows(ctx, tokens, n_tokens, window, sim_hook, HR_HOOK_RESID_PRE, &r,
+                                        "key/value similarity");
+    hr_progress_leave(&run);
     if (r.oom) st = hr_err(HR_ERR_NOMEM, "out of memory recording key/value activations");
     for (size_t i = 0; st == HR_OK && i < n; i++) sim[i] = (float)(r.sum[i] / (double)(r.rows ? r.rows : 1));
     free(r.sum);

@@ -27,6 +27,24 @@ typedef struct {
 
 typedef struct hr_lab hr_lab;
 
+/* What a method's run costs, counted from the model's shape and the
+ * resolved parameters before anything runs (hr_heads_estimate_cost). */
+typedef struct {
+    hr_heads_work work; /* see heads.h: how tokens and logit rows are counted */
+    int64_t items;      /* progress items of the phase (what lab_progress counts) */
+    bool exact;         /* the run does exactly this work; else an upper bound or an approximation */
+} lab_cost;
+
+/* The work a method does: its progress phase and its cost formula.
+ * Methods whose rows share `cost` share one run of the work (ablation and
+ * ablation_kl one sweep, the attention statistics of an input one pass):
+ * the lab starts the phase once and the estimate counts it once. */
+typedef struct {
+    const char *phase; /* progress phase, e.g. "ablation sweep" */
+    const char *unit;  /* what one progress item is, e.g. "head ablations" */
+    void (*cost)(const hr_lab *lab, lab_cost *out);
+} lab_work;
+
 typedef struct {
     hr_head_method_info info;
     lab_input input;
@@ -36,7 +54,23 @@ typedef struct {
     /* Custom computation: fills scores (n_layers, max_heads), NaN = none.
      * May set a note with lab_note() and return HR_OK to mean "skipped". */
     hr_status (*compute)(hr_lab *lab, int method, double *scores);
+    lab_work work;
 } hr_head_method;
+
+/* The shared passes of the attention statistics (rows with LAB_INPUT_CALIB
+ * or LAB_INPUT_REPEAT use these as their work). */
+void lab_cost_calib_pass(const hr_lab *lab, lab_cost *out);
+void lab_cost_repeat_pass(const hr_lab *lab, lab_cost *out);
+#define LAB_WORK_CALIB {"attention statistics", "windows", lab_cost_calib_pass}
+#define LAB_WORK_REPEAT {"repeated sequences", "sequences", lab_cost_repeat_pass}
+
+/* Sum over heads of the share of layers a forward from the head's layer
+ * runs: sum_l n_head[l] * (L - l) / L. */
+double lab_heads_depth(const hr_lab *lab);
+/* Heads of the model. */
+int lab_n_heads(const hr_lab *lab);
+/* Half length k of the repeated sequences [BOS, r1..rk, r1..rk]. */
+int lab_rep_len(const hr_lab *lab);
 
 extern const hr_head_method *const hr_head_methods[];
 extern const int hr_head_methods_count;
@@ -62,8 +96,9 @@ struct hr_lab {
     int prog_slot, prog_slots;
 };
 
-/* Reports progress done/total within the current method's slot; returns
- * HR_ERR_ABORTED when the callback asks to stop. */
+/* Reports progress: done of total items of the current method's phase
+ * (total = its lab_cost items; the lab starts the phase). Returns
+ * HR_ERR_ABORTED when a callback asks to stop. */
 hr_status lab_progress(hr_lab *lab, int64_t done, int64_t total);
 void lab_note(hr_lab *lab, int method, const char *fmt, ...) HR_PRINTF(3, 4);
 
@@ -103,6 +138,20 @@ void lab_set_removal(hr_context *ctx, lab_removal *r);
  * and kl (L, H). Progress advances *prog_done by one per head and window. */
 hr_status lab_ablation_sweep(hr_lab *lab, const float *alive, double *loss, double *kl, int64_t *prog_done,
                              int64_t prog_total);
+
+/* Checks the parameters as hr_heads_run does. */
+hr_status lab_validate(hr_context *ctx, const hr_heads_params *p);
+/* Resolves the calibration (window, windows) and allocates the lab for the
+ * selection (NULL = all). warn: log the calibration used when it differs
+ * from what was asked (the run does; the estimate before it does not).
+ * lab_release frees what it allocated, also after a failure. */
+hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p, const bool *selected, bool warn);
+void lab_release(hr_lab *lab);
+/* Whether method m shares its work (its cost formula) with an earlier
+ * method of the selection sel (NULL = every method). */
+bool lab_shares_earlier(const bool *sel, int m);
+/* The layer metrics' work (always run). */
+void lab_cost_layer_metrics(const hr_lab *lab, lab_cost *out);
 
 /* Runs the attention-statistic methods of `input` over their sequences. */
 hr_status lab_run_attn_methods(hr_lab *lab, lab_input input);

@@ -3,6 +3,7 @@
  * decoding, sublayer removal, the attention-statistics pass). */
 #include "study/heads/heads_internal.h"
 
+#include "core/progress.h"
 #include "headroom/study.h"
 #include "engine/context_internal.h"
 #include "engine/kernels.h"
@@ -35,12 +36,46 @@ void lab_note(hr_lab *lab, int method, const char *fmt, ...) {
 }
 
 hr_status lab_progress(hr_lab *lab, int64_t done, int64_t total) {
-    if (!lab->p.progress) return HR_OK;
-    int64_t per = 1000;
-    int64_t units = (int64_t)lab->prog_slot * per + (total > 0 ? done * per / total : per);
-    if (lab->p.progress(units, (int64_t)lab->prog_slots * per, lab->p.progress_ud))
-        return hr_err(HR_ERR_ABORTED, "head analysis aborted");
-    return HR_OK;
+    if (lab->p.progress) { /* the phase-blind callback: the whole run in slots of 1000 */
+        int64_t per = 1000;
+        int64_t units = (int64_t)lab->prog_slot * per + (total > 0 ? done * per / total : per);
+        if (lab->p.progress(units, (int64_t)lab->prog_slots * per, lab->p.progress_ud))
+            return hr_err(HR_ERR_ABORTED, "head analysis aborted");
+    }
+    return hr_progress_update(done);
+}
+
+double lab_heads_depth(const hr_lab *lab) {
+    double d = 0;
+    for (int l = 0; l < lab->L; l++) d += (double)lab->c->n_head[l] * (lab->L - l) / lab->L;
+    return d;
+}
+
+int lab_n_heads(const hr_lab *lab) {
+    int n = 0;
+    for (int l = 0; l < lab->L; l++) n += lab->c->n_head[l];
+    return n;
+}
+
+int lab_rep_len(const hr_lab *lab) {
+    int n_ctx = hr_context_n_ctx(lab->ctx);
+    return lab->p.rep_len ? lab->p.rep_len : ((n_ctx - 1) / 2 < 48 ? (n_ctx - 1) / 2 : 48);
+}
+
+static int lab_rep_seqs(const hr_lab *lab) { return lab->p.rep_seqs ? lab->p.rep_seqs : 4; }
+
+/* One forward per calibration window, no logits. */
+void lab_cost_calib_pass(const hr_lab *lab, lab_cost *out) {
+    out->work = (hr_heads_work){(double)lab->n_windows * lab->W, 0, 0, 0};
+    out->items = lab->n_windows;
+    out->exact = true;
+}
+
+/* One forward per repeated sequence of 2k + 1 tokens, no logits. */
+void lab_cost_repeat_pass(const hr_lab *lab, lab_cost *out) {
+    out->work = (hr_heads_work){(double)lab_rep_seqs(lab) * (2 * lab_rep_len(lab) + 1), 0, 0, 0};
+    out->items = lab_rep_seqs(lab);
+    out->exact = true;
 }
 
 /* Logit reductions in double precision (engine/kernels.h: hr_logsumexp's
@@ -201,8 +236,8 @@ hr_status lab_run_attn_methods(hr_lab *lab, lab_input input) {
     attn_pass ap = {lab, input, 0, 0, calloc(n_all, sizeof(double)), calloc(n_all, sizeof(double)),
                     calloc((size_t)lab->L * lab->H, sizeof(float *)), false};
     int n_ctx = hr_context_n_ctx(lab->ctx);
-    int k = lab->p.rep_len ? lab->p.rep_len : ((n_ctx - 1) / 2 < 48 ? (n_ctx - 1) / 2 : 48);
-    int n_seqs = input == LAB_INPUT_CALIB ? lab->n_windows : (lab->p.rep_seqs ? lab->p.rep_seqs : 4);
+    int k = lab_rep_len(lab);
+    int n_seqs = input == LAB_INPUT_CALIB ? lab->n_windows : lab_rep_seqs(lab);
     int32_t *seq = malloc(sizeof(int32_t) * (size_t)(2 * k + 1 > lab->W ? 2 * k + 1 : lab->W));
     hr_status st = HR_OK;
     if (!ap.sum || !ap.wt || !ap.partial || !seq) st = hr_err(HR_ERR_NOMEM, "out of memory");
@@ -250,7 +285,11 @@ hr_status lab_run_attn_methods(hr_lab *lab, lab_input input) {
 
 void hr_heads_result_free(hr_heads_result *r) {
     if (!r) return;
-    hr_lab *lab = &r->lab;
+    lab_release(&r->lab);
+    free(r);
+}
+
+void lab_release(hr_lab *lab) {
     free(lab->windows);
     free(lab->scores);
     free(lab->has);
@@ -261,10 +300,9 @@ void hr_heads_result_free(hr_heads_result *r) {
     free(lab->fdtm_heads);
     free(lab->layer_scores);
     free(lab->row_scratch);
-    free(r);
 }
 
-static hr_status lab_validate(hr_context *ctx, const hr_heads_params *p) {
+hr_status lab_validate(hr_context *ctx, const hr_heads_params *p) {
     if (!ctx || !p) return hr_err(HR_ERR_INVALID_ARG, "no context or parameters given");
     const hr_config *c = hr_model_config(hr_context_model(ctx));
     if (!p->tokens && p->n_tokens) return hr_err(HR_ERR_INVALID_ARG, "no calibration tokens given");
@@ -282,7 +320,7 @@ static hr_status lab_validate(hr_context *ctx, const hr_heads_params *p) {
     return HR_OK;
 }
 
-static hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p, const bool *selected) {
+hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p, const bool *selected, bool warn) {
     lab->ctx = ctx;
     lab->model = hr_context_model(ctx);
     lab->c = hr_model_config(lab->model);
@@ -300,7 +338,7 @@ static hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p
                       "tokens, or a shorter window)", max_tok, lab->W, lab->W);
     size_t nw = p->n_tokens / per, want = max_tok / (size_t)lab->W;
     lab->n_windows = (int)(nw < want ? nw : want);
-    if ((size_t)lab->n_windows * lab->W != max_tok)
+    if ((size_t)lab->n_windows * lab->W != max_tok && warn)
         hr_log(HR_LOG_WARN, "head lab: using %zu calibration tokens (%d windows of %d), not the %zu asked: %s",
                (size_t)lab->n_windows * lab->W, lab->n_windows, lab->W, max_tok,
                nw < want ? "the text is shorter" : "only whole windows are used");
@@ -328,23 +366,49 @@ static hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p
     return HR_OK;
 }
 
+bool lab_shares_earlier(const bool *sel, int m) {
+    const hr_head_method *hm = hr_head_methods[m];
+    for (int i = 0; i < m; i++)
+        if ((!sel || sel[i]) && hr_head_methods[i]->work.cost && hr_head_methods[i]->work.cost == hm->work.cost)
+            return true;
+    return false;
+}
+
+/* Progress phases of the selection: one per group sharing work, and the
+ * layer metrics. */
+static int lab_n_phases(const hr_lab *lab) {
+    int n = 1;
+    for (int m = 0; m < hr_head_methods_count; m++) n += lab->selected[m] && !lab_shares_earlier(lab->selected, m);
+    return n;
+}
+
+static hr_status start_phase(const hr_lab *lab, const lab_work *w, const char *fallback) {
+    lab_cost c = {{0, 0, 0, 0}, 1, true};
+    if (w->cost) w->cost(lab, &c);
+    return hr_progress_phase(w->phase ? w->phase : fallback, w->unit ? w->unit : "items", c.items);
+}
+
+static const lab_work k_layer_work = {"layer metrics", "layers x windows", lab_cost_layer_metrics};
+
 static hr_status lab_run_methods(hr_lab *lab) {
     bool done_input[3] = {false, false, false};
     hr_status st = HR_OK;
     for (int m = 0; st == HR_OK && m < hr_head_methods_count; m++) {
         const hr_head_method *hm = hr_head_methods[m];
         if (!lab->selected[m]) continue;
-        if (hm->attn) {
+        if (!lab_shares_earlier(lab->selected, m)) st = start_phase(lab, &hm->work, hm->info.id);
+        if (st == HR_OK && hm->attn) {
             if (!done_input[hm->input]) st = lab_run_attn_methods(lab, hm->input);
             done_input[hm->input] = true;
-        } else {
+        } else if (st == HR_OK) {
             size_t lh = (size_t)lab->L * lab->H;
             st = hm->compute(lab, m, lab->scores + (size_t)m * lh);
             if (st == HR_OK && !lab->notes[m][0]) lab->has[m] = true;
         }
-        if (st != HR_OK) hr_err_prefix("%s: ", hm->info.id);
+        if (st != HR_OK) hr_err_prefix("%s", hm->info.id);
         lab->prog_slot++;
     }
+    if (st == HR_OK) st = start_phase(lab, &k_layer_work, "layer metrics");
     if (st == HR_OK) st = lab_layer_metrics(lab);
     return st;
 }
@@ -356,8 +420,13 @@ hr_status hr_heads_run(hr_context *ctx, const hr_heads_params *p, const bool *se
     if (st != HR_OK) return st;
     hr_heads_result *r = calloc(1, sizeof *r);
     if (!r) return hr_err(HR_ERR_NOMEM, "out of memory");
-    st = lab_init(&r->lab, ctx, p, selected);
-    if (st == HR_OK) st = lab_run_methods(&r->lab);
+    st = lab_init(&r->lab, ctx, p, selected, true);
+    if (st == HR_OK) {
+        hr_progress_run run;
+        hr_progress_enter(&run, p->progress_phase, p->progress_ud, lab_n_phases(&r->lab));
+        st = lab_run_methods(&r->lab);
+        hr_progress_leave(&run);
+    }
     hr_context_set_hook(ctx, NULL, 0, NULL);
     hr_context_set_head_gates(ctx, NULL);
     hr_context_set_head_means(ctx, NULL);

@@ -83,7 +83,7 @@ out:
  * attention received (no attention), or at the next block with the
  * residual the MLP received (no MLP). */
 static hr_status removal_kls(hr_lab *lab, const layer_rec *r, const int32_t *win, float *logits, const float *base_p,
-                             const double *negent, float *x, double scale) {
+                             const double *negent, float *x, double scale, int64_t done) {
     int W = r->W, dim = r->dim, vocab = lab->c->vocab_size;
     hr_status st = HR_OK;
     for (int l = 0; st == HR_OK && l < lab->L; l++) {
@@ -98,6 +98,7 @@ static hr_status removal_kls(hr_lab *lab, const layer_rec *r, const int32_t *win
         if (st != HR_OK) break;
         lab_nll_kl(lab, logits, base_p, negent, win, W, vocab, &nll, &kl);
         lab->layer_scores[(size_t)LM_MLP_KL * lab->L + l] += kl * scale;
+        st = lab_progress(lab, done + l + 1, (int64_t)lab->n_windows * lab->L);
     }
     return st;
 }
@@ -130,8 +131,7 @@ hr_status lab_layer_metrics(hr_lab *lab) {
         if (st != HR_OK) break;
         lab_base_probs(lab, base_p, negent, lab->W, (int)vocab);
         similarities(lab, &r, scale);
-        st = removal_kls(lab, &r, win, logits, base_p, negent, x, scale);
-        if (st == HR_OK) st = lab_progress(lab, w + 1, lab->n_windows);
+        st = removal_kls(lab, &r, win, logits, base_p, negent, x, scale, (int64_t)w * lab->L);
     }
     free(r.pre);
     free(r.attn);
@@ -141,4 +141,16 @@ hr_status lab_layer_metrics(hr_lab *lab) {
     free(x);
     free(negent);
     return st;
+}
+
+/* Progress: one item per window and layer. Per window: the base forward
+ * with every logit, then for every layer one
+ * forward from its MLP (no attention: L - l - 1/2 layers) and one from the
+ * next block (no MLP: L - l - 1 layers), each with every logit. Summed over
+ * layers that is W * (L + 1/2) tokens and W * (1 + 2L) rows per window. */
+void lab_cost_layer_metrics(const hr_lab *lab, lab_cost *out) {
+    double W = lab->W, N = lab->n_windows;
+    out->work = (hr_heads_work){N * W * (lab->L + 0.5), 0, N * W * (1 + 2.0 * lab->L), 0};
+    out->items = (int64_t)lab->n_windows * lab->L;
+    out->exact = true;
 }

@@ -157,6 +157,18 @@ static hr_status run_sweep(hr_lab *lab) {
     return HR_OK;
 }
 
+/* One sweep: per window the base forward with every logit, then one forward
+ * from each head's layer with every logit (plus, with mean ablation, a
+ * forward per window for the means). Progress: one item per head and window. */
+static void ablation_cost(const hr_lab *lab, lab_cost *out) {
+    double NW = (double)lab->n_windows * lab->W;
+    int heads = lab_n_heads(lab);
+    out->work = (hr_heads_work){NW * (1 + lab_heads_depth(lab)) + (lab->p.mean_ablation ? NW : 0), 0,
+                                NW * (1 + heads), 0};
+    out->items = (int64_t)heads * lab->n_windows;
+    out->exact = true;
+}
+
 static hr_status copy_scores(hr_lab *lab, const double *src, double *scores) {
     for (int l = 0; l < lab->L; l++)
         for (int h = 0; h < lab->c->n_head[l]; h++) scores[lab_idx(lab, l, h)] = src[lab_idx(lab, l, h)];
@@ -182,8 +194,8 @@ const hr_head_method hr_method_ablation = {
      "NLL(base), nats/token, all window positions scored",
      "the ground truth of head importance for the calibration text; the reference other (cheaper) scores are "
      "judged against",
-     "more important"},
-    LAB_INPUT_NONE, NULL, ablation_compute};
+     "more important", true},
+    LAB_INPUT_NONE, NULL, ablation_compute, {"ablation sweep", "head ablations", ablation_cost}};
 
 const hr_head_method hr_method_ablation_kl = {
     {"ablation_kl", "ablation: KL divergence",
@@ -191,5 +203,5 @@ const hr_head_method hr_method_ablation_kl = {
      "mean over calibration positions of KL(p_base || p_ablated) of the next-token distribution (nats)",
      "importance that also counts changes which do not move the loss (e.g. redistributing probability among "
      "wrong tokens); always >= 0",
-     "more important"},
-    LAB_INPUT_NONE, NULL, ablation_kl_compute};
+     "more important", true},
+    LAB_INPUT_NONE, NULL, ablation_kl_compute, {"ablation sweep", "head ablations", ablation_cost}};

@@ -10,7 +10,8 @@
  * remain are ordered by their last sweep. Pruning "lowest first" by this
  * score removes exactly the greedy sets, at any budget.
  *
- * Cost: about 10 ablation sweeps (sum over rounds of the remaining heads). */
+ * Cost: about 10 ablation sweeps (sum over rounds of the remaining heads,
+ * greedy_schedule). */
 #include "study/heads/heads_internal.h"
 
 #include <stdlib.h>
@@ -28,16 +29,41 @@ static int by_loss(const void *a, const void *b) {
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* The rounds of n_total heads: each sweeps the heads still alive and then
+ * removes `step` of them (all the rest once no more than `stop` remain).
+ * Returns the number of rounds and the sum of the heads swept. */
+static int greedy_schedule(int n_total, int *step, int *stop, int64_t *swept) {
+    *step = n_total / ROUNDS > 0 ? n_total / ROUNDS : 1;
+    *stop = n_total / 10 > 1 ? n_total / 10 : 1;
+    int rounds = 0;
+    *swept = 0;
+    for (int alive = n_total; alive > 0; alive -= alive > *stop ? *step : alive) *swept += alive, rounds++;
+    return rounds;
+}
+
+/* Every round is a sweep (m_ablation.c) over the heads still alive; where
+ * they sit is not known before, so each is counted at the model's mean
+ * depth (an approximation; the logit rows are exact). */
+static void greedy_cost(const hr_lab *lab, lab_cost *out) {
+    int n_total = lab_n_heads(lab), step, stop;
+    int64_t swept = 0;
+    int rounds = n_total ? greedy_schedule(n_total, &step, &stop, &swept) : 0;
+    double NW = (double)lab->n_windows * lab->W, depth = n_total ? lab_heads_depth(lab) / n_total : 0;
+    out->work = (hr_heads_work){NW * (rounds + (double)swept * depth) + (lab->p.mean_ablation ? NW * rounds : 0), 0,
+                                NW * (rounds + (double)swept), 0};
+    out->items = swept * lab->n_windows;
+    out->exact = false;
+}
+
 static hr_status greedy_compute(hr_lab *lab, int method, double *scores) {
     (void)method;
     size_t lh = (size_t)lab->L * lab->H;
-    int n_total = 0;
-    for (int l = 0; l < lab->L; l++) n_total += lab->c->n_head[l];
+    int n_total = lab_n_heads(lab);
     if (n_total == 0) return HR_OK;
-    int step = n_total / ROUNDS > 0 ? n_total / ROUNDS : 1, stop = n_total / 10 > 1 ? n_total / 10 : 1;
+    int step, stop;
     /* Progress units: one per head ablated per window, over every round. */
-    int64_t total = 0;
-    for (int alive = n_total; alive > 0; alive -= alive > stop ? step : alive) total += alive;
+    int64_t total;
+    greedy_schedule(n_total, &step, &stop, &total);
     total *= lab->n_windows;
     float *alive = malloc(lh * sizeof(float));
     double *loss = malloc(lh * sizeof(double)), *kl = malloc(lh * sizeof(double));
@@ -77,5 +103,5 @@ const hr_head_method hr_method_ablation_greedy = {
      "smallest loss increase; score = removal order / (n_heads - 1); the last tenth ordered by their final sweep",
      "choosing which heads to prune when many go: it sees heads that stand in for each other, which "
      "single-head ablation does not; about 10 sweeps of cost",
-     "more important"},
-    LAB_INPUT_NONE, NULL, greedy_compute};
+     "more important", true},
+    LAB_INPUT_NONE, NULL, greedy_compute, {"greedy elimination", "head ablations", greedy_cost}};

@@ -51,6 +51,14 @@ static hr_status amp_compute(hr_lab *lab, int method, double *scores) {
     return st;
 }
 
+/* One forward per calibration window, no logits (the per-head products
+ * in the hook are not counted). */
+static void amp_cost(const hr_lab *lab, lab_cost *out) {
+    out->work = (hr_heads_work){(double)lab->n_windows * lab->W, 0, 0, 0};
+    out->items = lab->n_windows;
+    out->exact = true;
+}
+
 const hr_head_method hr_method_amp = {
     {"amp", "AMP activation projection",
      "Mugnaini et al. 2025, Efficient LLMs with AMP: Attention Heads and MLP Pruning (arXiv 2504.21174)",
@@ -58,5 +66,5 @@ const hr_head_method hr_method_amp = {
      "contribution to the residual stream (o_h = head output before W_o)",
      "a one-forward-pass importance estimate for structured pruning: heads that write little into the "
      "residual stream are cheap to remove",
-     "more important"},
-    LAB_INPUT_NONE, NULL, amp_compute};
+     "more important", false},
+    LAB_INPUT_NONE, NULL, amp_compute, {"amp", "windows", amp_cost}};

@@ -18,5 +18,5 @@ const hr_head_method hr_method_confidence = {
      "mean over calibration query rows t >= 1 of max_s p(t,s)",
      "a cheap importance proxy: confident heads were the ones that survived pruning in Voita et al.; note that "
      "sink heads are confident too",
-     "more confident"},
-    LAB_INPUT_CALIB, confidence_attn, NULL};
+     "more confident", false},
+    LAB_INPUT_CALIB, confidence_attn, NULL, LAB_WORK_CALIB};

@@ -22,5 +22,5 @@ const hr_head_method hr_method_distance = {
      "have no row 32",
      "local (small distance: phrase-level, chunking) vs global heads (large: reach far back); local heads suit "
      "sliding-window KV caches",
-     "more global"},
-    LAB_INPUT_CALIB, distance_attn, NULL};
+     "more global", false},
+    LAB_INPUT_CALIB, distance_attn, NULL, LAB_WORK_CALIB};

@@ -15,5 +15,5 @@ const hr_head_method hr_method_duplicate = {
      "on [BOS, r1..rk, r1..rk]: mean over second-half positions t of p(t, t-k), the earlier copy of the same "
      "token",
      "finding heads that detect repeated tokens (used by IOI-style circuits and repetition suppression)",
-     "more duplicate"},
-    LAB_INPUT_REPEAT, duplicate_attn, NULL};
+     "more duplicate", false},
+    LAB_INPUT_REPEAT, duplicate_attn, NULL, LAB_WORK_REPEAT};

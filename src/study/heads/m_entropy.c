@@ -18,5 +18,5 @@ const hr_head_method hr_method_entropy = {
      "mean over calibration query rows t >= 1 of -sum_s p(t,s) ln p(t,s) (nats)",
      "telling broad, averaging heads (high) from focused ones (low); low-entropy heads are candidates for "
      "specialised roles",
-     "more diffuse"},
-    LAB_INPUT_CALIB, entropy_attn, NULL};
+     "more diffuse", false},
+    LAB_INPUT_CALIB, entropy_attn, NULL, LAB_WORK_CALIB};

@@ -19,11 +19,16 @@ static void fdtm_free(fdtm_set *s) {
     free(s->logits);
 }
 
+/* Prompts, tokens per prompt, continuation length. */
+static void fdtm_shape(const hr_lab *lab, int *n, int *plen, int *gen) {
+    *n = lab->p.fdtm_prompts ? lab->p.fdtm_prompts : 4;
+    *plen = lab->p.fdtm_prompt_len ? lab->p.fdtm_prompt_len : 16;
+    *gen = lab->p.fdtm_gen ? lab->p.fdtm_gen : 16;
+}
+
 static hr_status fdtm_prepare(hr_lab *lab, fdtm_set *s) {
     int n_ctx = hr_context_n_ctx(lab->ctx);
-    s->n = lab->p.fdtm_prompts ? lab->p.fdtm_prompts : 4;
-    s->plen = lab->p.fdtm_prompt_len ? lab->p.fdtm_prompt_len : 16;
-    s->gen = lab->p.fdtm_gen ? lab->p.fdtm_gen : 16;
+    fdtm_shape(lab, &s->n, &s->plen, &s->gen);
     if (s->plen < 2 || (size_t)s->plen - 1 > lab->p.n_tokens || s->plen + s->gen > n_ctx)
         return hr_err(HR_ERR_RANGE, "FDTM prompts of %d + %d tokens do not fit the text or context", s->plen, s->gen);
     s->prompts = malloc(sizeof(int32_t) * (size_t)s->n * s->plen);
@@ -106,6 +111,19 @@ static hr_status fdtm_compute(hr_lab *lab, int method, double *scores) {
     return st;
 }
 
+/* The base continuations, then one set per head and per sublayer: each
+ * prompt is one batched forward (its last logit row) and up to gen - 1
+ * one-token steps (fewer when the continuation diverges early: an upper
+ * bound). */
+static void fdtm_cost(const hr_lab *lab, lab_cost *out) {
+    int n, plen, gen;
+    fdtm_shape(lab, &n, &plen, &gen);
+    double sets = 1.0 + lab_n_heads(lab) + 2.0 * lab->L;
+    out->work = (hr_heads_work){sets * n * plen, sets * n * (gen - 1), sets * n, sets * n * (gen - 1)};
+    out->items = lab_n_heads(lab) + 2 * (int64_t)lab->L;
+    out->exact = false;
+}
+
 const hr_head_method hr_method_fdtm = {
     {"fdtm", "first divergent token",
      "Deiseroth et al. 2023, Divergent Token Metrics: Measuring degradation to prune away LLM components - and "
@@ -114,5 +132,5 @@ const hr_head_method hr_method_fdtm = {
      "to 0 vs the base model; score = mean first position where they differ (16 = never)",
      "a generation-level robustness check: low values mark heads whose removal changes what the model writes "
      "almost at once; higher = safer to prune",
-     "more harmless"},
-    LAB_INPUT_NONE, NULL, fdtm_compute};
+     "more harmless", true},
+    LAB_INPUT_NONE, NULL, fdtm_compute, {"fdtm", "heads and sublayers", fdtm_cost}};

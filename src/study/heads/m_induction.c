@@ -16,5 +16,5 @@ const hr_head_method hr_method_induction = {
      "after the earlier occurrence of the current token",
      "finding the in-context copying circuit (prefix matching + copying); removing induction heads breaks "
      "in-context learning",
-     "more induction"},
-    LAB_INPUT_REPEAT, induction_attn, NULL};
+     "more induction", false},
+    LAB_INPUT_REPEAT, induction_attn, NULL, LAB_WORK_REPEAT};

@@ -26,5 +26,5 @@ const hr_head_method hr_method_influence = {
      "per window: FAI(s) = mean_{t>s} p(t,s) for keys 1 <= s < n-8; score = mean over windows of max_s FAI(s)",
      "finding global heads that anchor many later tokens on one earlier (non-BOS) token; high values mark "
      "anchor/planning tokens that a KV cache must keep",
-     "more anchoring"},
-    LAB_INPUT_CALIB, influence_attn, NULL};
+     "more anchoring", false},
+    LAB_INPUT_CALIB, influence_attn, NULL, LAB_WORK_CALIB};

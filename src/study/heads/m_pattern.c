@@ -51,5 +51,5 @@ const hr_head_method hr_method_pattern = {
      "columns receiving the most off-band attention in the window]; in [-1, 1]",
      "choosing per-head KV compression: structural heads (> 0.3) keep a local band, contextual heads (< -0.3) "
      "keep a few heavy columns",
-     "more structural"},
-    LAB_INPUT_CALIB, pattern_attn, NULL};
+     "more structural", false},
+    LAB_INPUT_CALIB, pattern_attn, NULL, LAB_WORK_CALIB};

@@ -14,5 +14,5 @@ const hr_head_method hr_method_prev_token = {
      "on [BOS, r1..rk, r1..rk]: mean over positions t >= 1 of p(t, t-1)",
      "finding previous-token heads, the first half of induction circuits (K-composition) and of n-gram "
      "features",
-     "more previous-token"},
-    LAB_INPUT_REPEAT, prev_token_attn, NULL};
+     "more previous-token", false},
+    LAB_INPUT_REPEAT, prev_token_attn, NULL, LAB_WORK_REPEAT};

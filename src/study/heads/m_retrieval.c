@@ -71,11 +71,29 @@ static hr_status run_needle(hr_lab *lab, ret_pass *rp, const int32_t *pr, int le
     return st;
 }
 
-static hr_status retrieval_compute(hr_lab *lab, int method, double *scores) {
-    int k = lab->p.needle_len ? lab->p.needle_len : 8, n = lab->p.n_needles ? lab->p.n_needles : 4;
+/* Needle tokens, prompts, prompt length; false when needles do not fit. */
+static bool needle_shape(const hr_lab *lab, int *k, int *n, int *len) {
+    *k = lab->p.needle_len ? lab->p.needle_len : 8;
+    *n = lab->p.n_needles ? lab->p.n_needles : 4;
     int n_ctx = hr_context_n_ctx(lab->ctx);
-    int len = (lab->W < n_ctx - k ? lab->W : n_ctx - k);
-    if (k <= PREFIX || len - 1 - k - PREFIX < 8 || (size_t)(len - 1 - k - PREFIX) > lab->p.n_tokens) {
+    *len = lab->W < n_ctx - *k ? lab->W : n_ctx - *k;
+    return *k > PREFIX && *len - 1 - *k - PREFIX >= 8 && (size_t)(*len - 1 - *k - PREFIX) <= lab->p.n_tokens;
+}
+
+/* Per needle prompt: one batched forward (its last logit row), then
+ * k - PREFIX - 1 one-token steps. */
+static void retrieval_cost(const hr_lab *lab, lab_cost *out) {
+    int k, n, len;
+    bool fits = needle_shape(lab, &k, &n, &len);
+    double steps = fits ? (double)n * (k - PREFIX - 1) : 0;
+    out->work = (hr_heads_work){fits ? (double)n * len : 0, steps, fits ? n : 0, steps};
+    out->items = n;
+    out->exact = true;
+}
+
+static hr_status retrieval_compute(hr_lab *lab, int method, double *scores) {
+    int k, n, len;
+    if (!needle_shape(lab, &k, &n, &len)) {
         lab_note(lab, method, "needles of %d tokens do not fit a %d-token prompt", k, len);
         return HR_OK;
     }
@@ -113,5 +131,5 @@ const hr_head_method hr_method_retrieval = {
      "(prompts x 6 steps)",
      "finding the sparse heads that copy facts from long context (removing them breaks needle-in-a-haystack "
      "recall); they need the full KV cache",
-     "more retrieval"},
-    LAB_INPUT_NONE, NULL, retrieval_compute};
+     "more retrieval", false},
+    LAB_INPUT_NONE, NULL, retrieval_compute, {"retrieval", "needle prompts", retrieval_cost}};

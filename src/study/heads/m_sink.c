@@ -14,5 +14,5 @@ const hr_head_method hr_method_sink = {
      "mean over calibration query rows t >= 1 of p(t, 0), the weight on the window's first token (BOS)",
      "finding heads that dump attention on the first token (no-op heads); they must keep the sink token in "
      "KV-cache eviction and are often cheap to remove",
-     "more sink"},
-    LAB_INPUT_CALIB, sink_attn, NULL};
+     "more sink", false},
+    LAB_INPUT_CALIB, sink_attn, NULL, LAB_WORK_CALIB};

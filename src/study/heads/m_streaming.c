@@ -22,5 +22,5 @@ const hr_head_method hr_method_streaming = {
      "positions (s > t-16)",
      "separating streaming heads (score near 1: a sink+recent KV cache loses nothing) from retrieval heads "
      "that need the full cache",
-     "more streaming"},
-    LAB_INPUT_CALIB, streaming_attn, NULL};
+     "more streaming", false},
+    LAB_INPUT_CALIB, streaming_attn, NULL, LAB_WORK_CALIB};

@@ -119,6 +119,22 @@ static int ov_top(hr_lab *lab, int l, int h, const float *e, const ord_set *s, i
     return best;
 }
 
+/* Single-token ordinals run: one batched forward, then a forward from
+ * layer 0's MLP that the hook stops after that MLP (counted as the call
+ * asks, L - 1/2 layers: an upper bound). The per-head OV products are not
+ * counted. 0 without a tokenizer or pairs. */
+static void successor_cost(const hr_lab *lab, lab_cost *out) {
+    ord_set s;
+    int m = 0;
+    if (lab->p.tok) {
+        collect(lab->p.tok, lab->c->vocab_size, &s);
+        for (int i = 0; s.n_pairs >= 3 && i < s.n; i++) m += s.tok[i] >= 0 && m < hr_context_n_ctx(lab->ctx);
+    }
+    out->work = (hr_heads_work){m + m * (lab->L - 0.5) / (lab->L ? lab->L : 1), 0, 0, 0};
+    out->items = lab->L;
+    out->exact = false;
+}
+
 static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
     if (!lab->p.tok) {
         lab_note(lab, method, "no tokenizer given");
@@ -138,7 +154,7 @@ static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
     float *eff = malloc(sizeof(float) * (size_t)m * dim);
     float *scratch = malloc(sizeof(float) * (size_t)(3 * dim + lab->c->head_dim));
     hr_status st = eff && scratch ? effective_embeddings(lab, toks, m, eff) : hr_err(HR_ERR_NOMEM, "out of memory");
-    for (int l = 0; st == HR_OK && l < lab->L; l++)
+    for (int l = 0; st == HR_OK && l < lab->L; l++) {
         for (int h = 0; h < lab->c->n_head[l]; h++) {
             int good = 0, total = 0;
             for (int i = 1; i < s.n; i++) {
@@ -148,6 +164,8 @@ static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
             }
             scores[lab_idx(lab, l, h)] = total ? (double)good / total : NAN;
         }
+        st = lab_progress(lab, l + 1, lab->L);
+    }
     free(eff);
     free(scratch);
     return st;
@@ -162,5 +180,5 @@ const hr_head_method hr_method_successor = {
      "classifier); score = fraction of tokens whose successor is the top logit within its sequence",
      "finding heads that increment ordinal concepts (Monday -> Tuesday); skipped when the vocabulary lacks "
      "single-token ordinals",
-     "more successor"},
-    LAB_INPUT_NONE, NULL, successor_compute};
+     "more successor", false},
+    LAB_INPUT_NONE, NULL, successor_compute, {"successor", "layers", successor_cost}};

@@ -10,6 +10,8 @@ const hr_head_method *const hr_head_methods[] = {
     &hr_method_prev_token, &hr_method_duplicate,  &hr_method_retrieval, &hr_method_successor,
 };
 const int hr_head_methods_count = (int)(sizeof hr_head_methods / sizeof hr_head_methods[0]);
+/* hr_heads_estimate_cost has a row per method at most, plus the layer metrics. */
+_Static_assert(sizeof hr_head_methods / sizeof hr_head_methods[0] < HR_HEADS_MAX_COSTS, "raise HR_HEADS_MAX_COSTS");
 
 int hr_heads_n_methods(void) { return hr_head_methods_count; }
 
@@ -40,8 +42,13 @@ hr_status hr_heads_parse_methods(const char *list, bool *selected) {
         memcpy(id, s, len);
         id[len] = 0;
         int k = hr_heads_method_index(id);
-        if (k < 0) return hr_err(HR_ERR_INVALID_ARG, "unknown method '%s'", id);
-        selected[k] = true;
+        if (strcmp(id, "default") == 0) {
+            for (int i = 0; i < hr_head_methods_count; i++) selected[i] |= !hr_head_methods[i]->info.opt_in;
+        } else if (k < 0) {
+            return hr_err(HR_ERR_INVALID_ARG, "unknown method '%s'", id);
+        } else {
+            selected[k] = true;
+        }
         n++;
         s = e ? e + 1 : s + len;
         if (e && !*s) return hr_err(HR_ERR_INVALID_ARG, "bad method list '%s' (trailing comma)", list);

@@ -4,6 +4,8 @@
 #include "engine/blas.h"
 #include "headroom/study.h"
 #include "engine/kernels.h"
+#include "core/progress.h"
+#include "study/calib_internal.h"
 #include "study/prune/surgery_internal.h"
 #include "model/config.h"
 
@@ -105,21 +107,14 @@ static int calib_hook(const hr_hook_event *ev, void *ud) {
     return 0;
 }
 
-static hr_status run_windows(hr_context *ctx, calib *c, const int32_t *tokens, size_t n_tokens, int window) {
-    int n_ctx = hr_context_n_ctx(ctx);
-    if (window > n_ctx) return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the context (%d)", window, n_ctx);
-    window = hr_calib_window(n_ctx, window);
+static hr_status run_windows(hr_context *ctx, calib *c, const int32_t *tokens, size_t n_tokens, int window,
+                             const char *phase) {
     if (n_tokens < 2) return hr_err(HR_ERR_RANGE, "need at least 2 calibration tokens");
     uint32_t mask = HR_HOOK_RESID_PRE | HR_HOOK_ATTN_OUT | HR_HOOK_RESID_POST | HR_HOOK_MLP_OUT;
-    hr_context_set_hook(ctx, calib_hook, mask, c);
-    hr_status st = HR_OK;
-    for (size_t off = 0; st == HR_OK && off < n_tokens; off += (size_t)window) {
-        size_t n = n_tokens - off < (size_t)window ? n_tokens - off : (size_t)window;
-        st = hr_context_truncate(ctx, 0);
-        if (st == HR_OK) st = hr_forward(ctx, tokens + off, (int)n, NULL, false);
-    }
-    hr_context_set_hook(ctx, NULL, 0, NULL);
-    hr_context_truncate(ctx, 0);
+    hr_progress_run run;
+    hr_progress_enter(&run, NULL, NULL, 1);
+    hr_status st = hr_calib_run_windows(ctx, tokens, n_tokens, window, calib_hook, mask, c, phase);
+    hr_progress_leave(&run);
     if (c->oom) return hr_err(HR_ERR_NOMEM, "out of memory recording calibration activations");
     return st;
 }
@@ -147,7 +142,8 @@ hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, siz
     c.acc = calloc((size_t)cf->n_layers, sizeof(double *));
     bool ok = c.acc != NULL;
     for (int l = 0; ok && l < cf->n_layers; l++) ok = (c.acc[l] = calloc((size_t)cf->n_ff[l] + 1, sizeof(double)));
-    hr_status st = ok ? run_windows(ctx, &c, tokens, n_tokens, window) : hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st = ok ? run_windows(ctx, &c, tokens, n_tokens, window, "neuron importance")
+                      : hr_err(HR_ERR_NOMEM, "out of memory");
     for (int l = 0; st == HR_OK && l < cf->n_layers; l++) {
         const float *wd = m->w.layers[l].w_down;
         int ff = cf->n_ff[l];
@@ -169,7 +165,7 @@ hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *tokens, size
     c.blk = calloc((size_t)L, sizeof(double));
     c.att = calloc((size_t)L, sizeof(double));
     c.mlp = calloc((size_t)L, sizeof(double));
-    hr_status st = c.blk && c.att && c.mlp ? run_windows(ctx, &c, tokens, n_tokens, window)
+    hr_status st = c.blk && c.att && c.mlp ? run_windows(ctx, &c, tokens, n_tokens, window, "layer importance")
                                            : hr_err(HR_ERR_NOMEM, "out of memory");
     double n = (double)(c.n_rows ? c.n_rows : 1);
     for (int l = 0; st == HR_OK && l < L; l++) {

@@ -4,6 +4,7 @@
 #include "headroom/prune.h"
 #include "headroom/study.h"
 #include "study/prune/prune_internal.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "model/config.h"
 
@@ -190,6 +191,9 @@ hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prun
     hr_context *ctx = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
+    hr_progress_run run; /* calibration phases: layer importance (without layers.json), neuron importance */
+    hr_progress_enter(&run, p->progress_phase, p->progress_user_data,
+                      (p->text && !has_layers(p->scores)) + (p->mlp != NULL));
     st = hr_prune_spec_new(m, &r->spec);
     if (st == HR_OK) hr_prune_spec_set_uneven_duplicate(r->spec, p->uneven_duplicate);
     if (st == HR_OK && p->heads) st = head_scores(r, p);
@@ -197,6 +201,7 @@ hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prun
     if (st == HR_OK && p->text) st = calibrate(r, p, tok, &ctx, &ids, &n_ids);
     if (st == HR_OK) st = plan(r, p, ctx, ids, n_ids);
     if (st == HR_OK) st = hr_prune_apply(m, r->spec, &r->pruned);
+    hr_progress_leave(&run);
     free(ids);
     hr_context_free(ctx);
     if (st != HR_OK) {
