@@ -148,11 +148,14 @@ static void format_count(double x, char *buf, size_t cap) {
     else snprintf(buf, cap, "%.1fM", x / 1e6);
 }
 
+/* "~" the estimate, "<=" at most that */
 static void estimate_row(const hr_heads_cost *c) {
     char n[24], t[24];
+    const char *q = c->bound ? "<=" : "~";
     format_count(c->passes, n, sizeof n);
     cli_format_seconds(c->seconds, t, sizeof t);
-    fprintf(stderr, "  %-22s %s%-8s %s%-8s %s\n", c->phase, c->exact ? "~" : "<", n, c->exact ? "~" : "<", t, c->label);
+    fprintf(stderr, "  %-22s %s%-*s %s%-*s %s\n", c->phase, q, 9 - (int)strlen(q), n, q, 9 - (int)strlen(q), t,
+            c->label);
 }
 
 /* What the run will cost, and what the methods left out would: stderr,

@@ -1,5 +1,6 @@
 /* Conversions between llama2.c, GGUF and Hugging Face folders keep the
  * model: logits are compared after every hop. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,6 +382,45 @@ static void hf_write_refuses_a_non_empty_folder_and_leaves_it_alone(void) {
     hr_model_free(m);
 }
 
+/* A writer reports one phase of tensors; a progress callback that stops
+ * it leaves no file (GGUF) and no folder (HF), temporary ones included. */
+static int stop_after_3(const hr_progress_info *p, void *ud) {
+    int *n = ud;
+    if (p->total < 2) return 0;
+    return ++*n >= 3;
+}
+
+static int count_tensors(const hr_progress_info *p, void *ud) {
+    int64_t *last = ud;
+    *last = p->done == p->total ? p->total : -1;
+    return 0;
+}
+
+static void a_stopped_writer_leaves_no_output(void) {
+    hr_model *m = load(STORIES);
+    const char *gguf = tmp_path("stopped.gguf"), *hf = tmp_path("stopped-hf");
+    int n = 0;
+    hr_set_progress_callback(stop_after_3, &n);
+    CHECK(m && hr_model_save_gguf(m, NULL, gguf, HR_DTYPE_F32) == HR_ERR_ABORTED, "gguf: %s", hr_last_error());
+    CHECK(access(gguf, F_OK) != 0, "a stopped GGUF write left %s", gguf);
+    n = 0;
+    CHECK(m && hr_model_save_hf(m, NULL, hf, HR_DTYPE_F32) == HR_ERR_ABORTED, "hf: %s", hr_last_error());
+    CHECK(access(hf, F_OK) != 0, "a stopped HF write left %s", hf);
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        CHECK(!strstr(e->d_name, "stopped"), "left behind: %s", e->d_name);
+    if (d) closedir(d);
+    int64_t last = 0;
+    hr_set_progress_callback(count_tensors, &last);
+    CHECK(m && hr_model_save_gguf(m, NULL, gguf, HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    hr_set_progress_callback(NULL, NULL);
+    CHECK(m && last == hr_model_n_tensors(m), "the write reported %lld of %d tensors", (long long)last,
+          m ? hr_model_n_tensors(m) : 0);
+    remove(gguf);
+    hr_model_free(m);
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/stories260K.gguf",
                         "models/stories260K/tok512.bin", "models/gguf-vocab/ggml-vocab-gpt-2.gguf");
@@ -394,6 +434,7 @@ int main(void) {
     RUN(llama3_rope_scaling_survives_gguf_and_hf);
     RUN(llama3_scaling_is_recovered_from_rope_freqs_alone);
     RUN(hf_write_refuses_a_non_empty_folder_and_leaves_it_alone);
+    RUN(a_stopped_writer_leaves_no_output);
     hr_t_rm_rf(g_dir);
     TEST_MAIN_END();
 }

@@ -208,6 +208,83 @@ static void an_eval_run_scores_its_token_budget_and_flags_nothing_for_itself(voi
     teardown(&f);
 }
 
+/* Progress: perplexity reports one phase of windows and stops when its
+ * callback says so; an evaluation run reports its phases in order and
+ * stops at any of them with no result. */
+typedef struct {
+    int64_t updates, stop_at;
+    int phases, last_step, n_steps;
+    char first[32], last[32];
+    bool ends_at_total;
+} prog;
+
+static int count_progress(const hr_progress_info *p, void *ud) {
+    prog *g = ud;
+    g->updates++;
+    if (p->step != g->last_step) {
+        g->phases++;
+        if (g->phases == 1) snprintf(g->first, sizeof g->first, "%s", p->phase);
+        snprintf(g->last, sizeof g->last, "%s", p->phase);
+        g->last_step = p->step;
+    }
+    g->n_steps = p->n_steps;
+    g->ends_at_total = p->done == p->total;
+    return g->stop_at > 0 && g->updates >= g->stop_at;
+}
+
+static void progress_names_phases_and_a_callback_can_stop_perplexity_and_evaluation(void) {
+    fixture f;
+    setup(&f);
+    hr_ppl_params pp = hr_ppl_default_params();
+    pp.n_ctx = 64;
+    prog g = {0};
+    pp.progress_phase = count_progress;
+    pp.progress_user_data = &g;
+    hr_ppl_result res;
+    CHECK(hr_perplexity(f.a, f.m, f.ids, f.n_ids, &pp, &res) == HR_OK, "%s", hr_last_error());
+    CHECK(g.phases == 1 && strcmp(g.first, "perplexity") == 0 && g.n_steps == 1 && g.ends_at_total &&
+              g.updates == res.n_windows + 1,
+          "%d phases '%s', %lld updates for %d windows", g.phases, g.first, (long long)g.updates, res.n_windows);
+    g = (prog){.stop_at = 3};
+    CHECK(hr_perplexity(f.a, f.m, f.ids, f.n_ids, &pp, &res) == HR_ERR_ABORTED && g.updates == 3 &&
+              strstr(hr_last_error(), "stopped"),
+          "stop: %lld updates, %s", (long long)g.updates, hr_last_error());
+    /* an evaluation: hashing, KL / top-1, FDTM, passkey 64 for both models, speed */
+    hr_eval_params p = hr_eval_default_params();
+    char text[6000];
+    size_t n = strlen("Once upon a time there was a little girl named Lily. She loved to play outside. ");
+    text[0] = 0;
+    for (int i = 0; i < 20; i++) strcat(text, "Once upon a time there was a little girl named Lily. She loved to play outside. ");
+    p.text = text;
+    p.text_len = 20 * n;
+    p.n_ctx = 64;
+    p.windows = 2;
+    p.fdtm_prompts = 2;
+    p.fdtm_gen = 8;
+    p.passkey = true;
+    p.passkey_trials = 2;
+    g = (prog){0};
+    p.progress_phase = count_progress;
+    p.progress_user_data = &g;
+    hr_eval_result *r = NULL;
+    CHECK(hr_eval_run(f.m, f.pruned, f.tok, &p, &r) == HR_OK, "%s", hr_last_error());
+    printf("    evaluation: %d phases of %d, '%s' .. '%s', %lld updates\n", g.phases, g.n_steps, g.first, g.last,
+           (long long)g.updates);
+    CHECK(g.phases == 6 && g.n_steps == 6 && strcmp(g.first, "hashing inputs") == 0 && strcmp(g.last, "speed") == 0 &&
+              g.ends_at_total,
+          "phases %d of %d", g.phases, g.n_steps);
+    hr_eval_result_free(r);
+    for (int64_t stop = 1; stop < g.updates; stop += 7) {
+        int64_t total = g.updates;
+        g = (prog){.stop_at = stop};
+        r = (hr_eval_result *)&g;
+        CHECK(hr_eval_run(f.m, f.pruned, f.tok, &p, &r) == HR_ERR_ABORTED && r == NULL && g.updates == stop,
+              "stop at update %lld of %lld: %s", (long long)stop, (long long)total, hr_last_error());
+        g.updates = total;
+    }
+    teardown(&f);
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin",
                         "data/text/tinystories_val.txt");
@@ -219,5 +296,6 @@ int main(void) {
     RUN(multiple_choice_prefers_the_story_continuation);
     RUN(sizes_follow_the_shapes);
     RUN(an_eval_run_scores_its_token_budget_and_flags_nothing_for_itself);
+    RUN(progress_names_phases_and_a_callback_can_stop_perplexity_and_evaluation);
     TEST_MAIN_END();
 }

@@ -516,6 +516,7 @@ static void cost_estimates_count_the_forward_work_the_runs_do(void) {
             CHECK(rel_diff(own.tokens, row->work.tokens) < 0.25, "greedy tokens %.1f vs %.1f", own.tokens,
                   row->work.tokens);
         } else {
+            CHECK(row->bound, "%s is neither exact nor a bound", row->phase);
             CHECK(own.tokens <= row->work.tokens + 1e-9 && own.decode_tokens <= row->work.decode_tokens + 1e-9 &&
                       own.logit_rows <= row->work.logit_rows + 1e-9 &&
                       own.decode_logit_rows <= row->work.decode_logit_rows + 1e-9,

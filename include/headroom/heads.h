@@ -113,8 +113,9 @@ typedef struct {
     char label[256];    /* the methods that share this work ("ablation, ablation_kl"), or "layer metrics" */
     char phase[48];     /* the progress phase that runs it */
     bool selected;      /* part of the run asked for (the layer metrics always are) */
-    bool exact;         /* the run does exactly this work; else at most this (fdtm stops at the first
-                           divergent token) or about this (ablation_greedy: where the surviving heads are) */
+    bool exact;         /* the run does exactly this work */
+    bool bound;         /* not exact, but at most this work (fdtm stops at the first divergent token);
+                           neither: about this (ablation_greedy: where the surviving heads sit) */
     hr_heads_work work;
     double passes;      /* forward-pass equivalents: the work's multiply-adds over those of one forward of
                            a calibration window with every position's logits */

@@ -128,10 +128,11 @@ static void method_rows(const hr_lab *lab, hr_heads_estimate *out) {
         if (g < 0) {
             g = out->n++;
             hr_heads_cost *c = &out->rows[g];
-            lab_cost lc = {{0, 0, 0, 0}, 0, false};
+            lab_cost lc = {{0, 0, 0, 0}, 0, false, false};
             if (hm->work.cost) hm->work.cost(lab, &lc);
             c->work = lc.work;
             c->exact = lc.exact && hm->work.cost;
+            c->bound = !c->exact && lc.bound;
             snprintf(c->phase, sizeof c->phase, "%s", hm->work.phase ? hm->work.phase : hm->info.id);
         }
         row_of[m] = g;
@@ -166,8 +167,8 @@ hr_status hr_heads_estimate_cost(hr_context *ctx, const hr_heads_params *p, cons
         hr_heads_cost *c = &out->rows[out->n++];
         lab_cost lc;
         lab_cost_layer_metrics(&lab, &lc);
-        *c = (hr_heads_cost){"layer metrics", "layer metrics", true, lc.exact, lc.work, 0, 0};
-        snprintf(out->total.label, sizeof out->total.label, "total");
+        *c = (hr_heads_cost){"layer metrics", "layer metrics", true, lc.exact, false, lc.work, 0, 0};
+        snprintf(out->total.phase, sizeof out->total.phase, "total");
         out->total.exact = true;
         for (int i = 0; i < out->n; i++) {
             weigh(&out->rows[i], &lab, do_measure ? &r : NULL);

@@ -32,7 +32,8 @@ typedef struct hr_lab hr_lab;
 typedef struct {
     hr_heads_work work; /* see heads.h: how tokens and logit rows are counted */
     int64_t items;      /* progress items of the phase (what lab_progress counts) */
-    bool exact;         /* the run does exactly this work; else an upper bound or an approximation */
+    bool exact;         /* the run does exactly this work */
+    bool bound;         /* else: at most this (true) or about this (false) */
 } lab_cost;
 
 /* The work a method does: its progress phase and its cost formula.

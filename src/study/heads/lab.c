@@ -383,7 +383,7 @@ static int lab_n_phases(const hr_lab *lab) {
 }
 
 static hr_status start_phase(const hr_lab *lab, const lab_work *w, const char *fallback) {
-    lab_cost c = {{0, 0, 0, 0}, 1, true};
+    lab_cost c = {{0, 0, 0, 0}, 1, true, false};
     if (w->cost) w->cost(lab, &c);
     return hr_progress_phase(w->phase ? w->phase : fallback, w->unit ? w->unit : "items", c.items);
 }

@@ -122,6 +122,7 @@ static void fdtm_cost(const hr_lab *lab, lab_cost *out) {
     out->work = (hr_heads_work){sets * n * plen, sets * n * (gen - 1), sets * n, sets * n * (gen - 1)};
     out->items = lab_n_heads(lab) + 2 * (int64_t)lab->L;
     out->exact = false;
+    out->bound = true;
 }
 
 const hr_head_method hr_method_fdtm = {

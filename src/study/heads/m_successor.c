@@ -133,6 +133,7 @@ static void successor_cost(const hr_lab *lab, lab_cost *out) {
     out->work = (hr_heads_work){m + m * (lab->L - 0.5) / (lab->L ? lab->L : 1), 0, 0, 0};
     out->items = lab->L;
     out->exact = false;
+    out->bound = true;
 }
 
 static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
