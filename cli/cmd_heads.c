@@ -27,6 +27,8 @@ static const cli_opt k_opts[] = {
     {"mean-ablation", 0, NULL, "ablation replaces a head by its mean output instead of zero"},
     CLI_THREADS_OPTION,
     {"top", 0, "K", "attention-pattern pictures of the K most important heads (default 4)"},
+    {"pattern-prompt", 0, "TEXT", "the text of the attention-pattern pictures, first 63 tokens (default: the\n"
+                                  "                             start of the calibration text)"},
     CLI_TOKENIZER_OPTION,
     {"list", 0, NULL, "list the methods with their papers and exit"},
     CLI_FORCE_OPTION,
@@ -53,7 +55,7 @@ static const cli_spec k_spec = {
 };
 
 typedef struct {
-    const char *text_path, *out_dir, *tokenizer, *methods;
+    const char *text_path, *out_dir, *tokenizer, *methods, *pattern_prompt;
     long tokens, window, threads, top;
     uint64_t seed;
     bool mean_ablation;
@@ -65,6 +67,10 @@ static int read_opts(const cli_args *a, heads_opts *o, bool *selected) {
     o->out_dir = cli_value(&k_spec, a, "out");
     o->tokenizer = cli_value(&k_spec, a, "tokenizer");
     o->methods = cli_value(&k_spec, a, "methods");
+    o->pattern_prompt = cli_value(&k_spec, a, "pattern-prompt");
+    if (o->pattern_prompt && !*o->pattern_prompt) return cli_error("--pattern-prompt is empty");
+    if (o->pattern_prompt && cli_utf8_invalid_at(o->pattern_prompt, strlen(o->pattern_prompt)) >= 0)
+        return cli_error("--pattern-prompt is not valid UTF-8");
     o->tokens = HR_CALIB_HEADS_TOKENS;
     o->top = 4;
     o->mean_ablation = cli_value(&k_spec, a, "mean-ablation") != NULL;
@@ -109,6 +115,8 @@ typedef struct {
     char *text;
     int32_t *ids; /* (n_ids) text tokens, no BOS */
     size_t n_ids;
+    int32_t *pattern; /* (n_pattern) --pattern-prompt tokens, no BOS */
+    size_t n_pattern;
     hr_heads_result *res;
     char model_path[PATH_MAX + 64];
 } heads_state;
@@ -116,6 +124,7 @@ typedef struct {
 static void state_free(heads_state *s) {
     hr_heads_result_free(s->res);
     free(s->ids);
+    free(s->pattern);
     free(s->text);
     hr_context_free(s->ctx);
     hr_tokenizer_free(s->tok);
@@ -132,6 +141,10 @@ static int setup(const cli_args *a, const heads_opts *o, heads_state *s) {
     ep.add_bos = false;
     if (hr_tokenizer_encode(s->tok, s->text, len, &ep, &s->ids, &s->n_ids) != HR_OK)
         return cli_lib_error("cannot tokenize the text");
+    if (o->pattern_prompt &&
+        hr_tokenizer_encode(s->tok, o->pattern_prompt, strlen(o->pattern_prompt), &ep, &s->pattern, &s->n_pattern) != HR_OK)
+        return cli_lib_error("cannot tokenize --pattern-prompt");
+    if (o->pattern_prompt && s->n_pattern == 0) return cli_error("--pattern-prompt gives no tokens");
     int seq = hr_config_seq_len(hr_model_config(s->model));
     if (o->window > seq) return cli_error("--window %ld exceeds the model's context length %d", o->window, seq);
     hr_context_params cp = hr_context_default_params();
@@ -218,6 +231,9 @@ static int write_outputs(const heads_opts *o, heads_state *s) {
     rp.n_text_tokens = s->n_ids;
     int32_t bos = hr_tokenizer_bos(s->tok);
     rp.bos = bos >= 0 ? bos : 0;
+    rp.pattern_tokens = s->pattern;
+    rp.n_pattern_tokens = s->n_pattern;
+    rp.tok = s->tok;
     int n_pictures = 0;
     if (hr_report_head_lab(o->out_dir, s->res, s->ctx, s->model, &rp, &n_pictures) != HR_OK)
         return cli_lib_error("cannot write the head-lab outputs");

@@ -1,10 +1,14 @@
 /* Report module: PNG heatmaps decode back (through libpng itself) to the
- * right size and colours, and report.html is self-contained, escaped, and
- * never written from bad input. */
+ * right size and colours; labelled heatmaps keep every cell's colour inside
+ * the plot rectangle they declare and carry their labels; the bitmap font
+ * draws every character; the key findings equal a brute-force reading of
+ * the documents; report.html is self-contained, escaped, and never written
+ * from bad input. */
 #include "check.h"
 #include "headroom/report.h"
 #include "report/report_internal.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <png.h>
 #include <stdint.h>
@@ -269,6 +273,214 @@ static void all_nan_and_constant_matrices_still_draw(void) {
     free(buf);
 }
 
+/* ---- labelled heatmaps and the font ------------------------------------- */
+
+/* Every cell of a labelled plot has its colour at the place the plot
+ * rectangle (headroom:plot) says, the labels are in the text chunks, and
+ * there is ink left of and below the cells (the tick labels) and right of
+ * them (the colour bar). */
+static void labelled_heatmap_keeps_cells_in_its_plot_rectangle_and_carries_its_labels(void) {
+    float v[3 * 4]; // (3, 4)
+    for (int i = 0; i < 12; i++) v[i] = (float)i;
+    v[5] = NAN;
+    const char *xt[4] = {"<s>", "\xc2\xb7Once", "upon", "a-very-long-token-label"};
+    hr_heatmap_params p = hr_heatmap_default_params();
+    p.cell_px = 10;
+    p.title = "score of heads";
+    p.xlabel = "key token";
+    p.ylabel = "layer";
+    p.xticks = xt;
+    const char *path = tmp_path("labelled.png");
+    CHECK(hr_png_heatmap(path, v, 3, 4, &p) == HR_OK, "%s", hr_last_error());
+    char *buf = slurp(path);
+    struct stat st;
+    hr_png_info info;
+    CHECK(buf && stat(path, &st) == 0 && hr_png_read_info((unsigned char *)buf, (size_t)st.st_size, &info) == HR_OK,
+          "%s", hr_last_error());
+    free(buf);
+    rgb_image im;
+    CHECK(decode_png(path, &im), "decode");
+    if (!im.px) return;
+    printf("    %d x %d pixels, cells at (%d, %d) %d x %d\n", im.w, im.h, info.plot[0], info.plot[1], info.plot[2],
+           info.plot[3]);
+    CHECK(info.has_meta && info.rows == 3 && info.cols == 4 && info.plot[2] == 40 && info.plot[3] == 30 &&
+              info.plot[0] > 10 && info.plot[1] > 10 && im.w > info.plot[0] + 40 && im.h > info.plot[1] + 30,
+          "plot rectangle %d %d %d %d in %d x %d", info.plot[0], info.plot[1], info.plot[2], info.plot[3], im.w, im.h);
+    int bad = 0;
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++) {
+            unsigned char want[3];
+            hr_colormap_value(0, 0, 11, v[r * 4 + c], want);
+            bad += !same_rgb(pixel(&im, info.plot[0] + c * 10 + 5, info.plot[1] + r * 10 + 5), want);
+        }
+    CHECK(bad == 0, "%d cells off their colour", bad);
+    CHECK(!strcmp(info.title, "score of heads") && !strcmp(info.xlabel, "key token") && !strcmp(info.ylabel, "layer"),
+          "labels '%s' '%s' '%s'", info.title, info.xlabel, info.ylabel);
+    CHECK(info.yticks && !strcmp(info.yticks, "0\n1\n2"), "row ticks '%s'", info.yticks ? info.yticks : "(none)");
+    CHECK(info.xticks && !strcmp(info.xticks, "<s>\n\xc2\xb7Once\nupon\na-very-long."), "column ticks '%s' (cut at 12)",
+          info.xticks ? info.xticks : "(none)");
+    int ink_left = 0, ink_below = 0, ink_right = 0;
+    for (int y = 0; y < im.h; y++)
+        for (int x = 0; x < im.w; x++) {
+            const unsigned char *q = pixel(&im, x, y);
+            if (q[0] > 200 && q[1] > 200 && q[2] > 200) continue;
+            ink_left += x < info.plot[0] - 2 && y >= info.plot[1] && y < info.plot[1] + info.plot[3];
+            ink_below += y > info.plot[1] + info.plot[3] + 1;
+            ink_right += x > info.plot[0] + info.plot[2] + 2;
+        }
+    CHECK(ink_left > 20 && ink_below > 40 && ink_right > 100, "ink left %d, below %d, right %d", ink_left, ink_below,
+          ink_right);
+    hr_png_info_free(&info);
+    free(im.px);
+    /* shrinking keeps the plot within max_plot_px */
+    static float big[200 * 100];
+    p = hr_heatmap_default_params();
+    p.title = "big";
+    unsigned char *png = NULL;
+    size_t len = 0;
+    CHECK(hr_png_heatmap_mem(big, 200, 100, &p, &png, &len) == HR_OK, "%s", hr_last_error());
+    CHECK(png && hr_png_read_info(png, len, &info) == HR_OK && info.plot[3] <= 600 && info.plot[3] == 200 * (info.plot[3] / 200),
+          "200 rows drawn %d px high", info.plot[3]);
+    hr_png_info_free(&info);
+    free(png);
+}
+
+/* Every printable ASCII character and the middle dot have ink, no two the
+ * same bitmap; other characters draw as '?'. */
+static void the_bitmap_font_draws_every_character_differently(void) {
+    enum { W = 8, HH = 8 };
+    static unsigned char px[97][HH * W * 3];
+    unsigned char ink[3] = {0, 0, 0};
+    char s[4];
+    for (int i = 0; i < 97; i++) {
+        memset(px[i], 255, sizeof px[i]);
+        hr_canvas cv = {px[i], W, HH};
+        if (i < 95) s[0] = (char)(32 + i), s[1] = 0;
+        else if (i == 95) memcpy(s, "\xc2\xb7", 3);
+        else memcpy(s, "\xe2\x82", 3); /* a broken sequence */
+        hr_font_draw(&cv, 0, 0, s, 1, ink, 0);
+    }
+    int blank = 0, same = 0;
+    for (int i = 1; i < 96; i++) {
+        bool any = false;
+        for (size_t k = 0; k < sizeof px[i]; k++) any |= px[i][k] != 255;
+        blank += !any;
+        for (int j = 0; j < i; j++) same += !memcmp(px[i], px[j], sizeof px[i]);
+    }
+    CHECK(blank == 0 && same == 0, "%d blank glyphs, %d pairs drawn alike", blank, same);
+    CHECK(!memcmp(px[96], px['?' - 32], sizeof px[96]), "a broken UTF-8 sequence is not drawn as '?'");
+    CHECK(hr_font_chars("a\xc2\xb7" "b") == 3 && hr_font_width("abc", 2) == (3 * HR_FONT_ADVANCE - 1) * 2, "widths");
+    /* upright text: the same ink, turned */
+    unsigned char flat[8 * 8 * 3], up[8 * 8 * 3];
+    memset(flat, 255, sizeof flat);
+    memset(up, 255, sizeof up);
+    hr_canvas a = {flat, 8, 8}, b = {up, 8, 8};
+    hr_font_draw(&a, 0, 0, "F", 1, ink, 0);
+    hr_font_draw(&b, 0, 7, "F", 1, ink, 1);
+    int diff = 0;
+    for (int y = 0; y < 7; y++)
+        for (int x = 0; x < 5; x++) diff += flat[(y * 8 + x) * 3] != up[((7 - x) * 8 + y) * 3];
+    CHECK(diff == 0, "upright 'F' differs from the turned flat one in %d pixels", diff);
+}
+
+/* ---- key findings ---------------------------------------------------------- */
+
+static double rnd_unit(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return (*s >> 8) / 16777216.0;
+}
+
+/* A 6 x 4 head lab with ablation (the importance), sink (classes, via
+ * hr_heads_class_info's threshold), retrieval all 0 (flat) and layer KLs:
+ * the findings equal what sorting and filtering the documents by hand
+ * gives. */
+static void findings_equal_a_brute_force_reading_of_the_documents(void) {
+    enum { NL = 6, NH = 4 };
+    uint32_t seed = 7;
+    double abl[NL * NH], sink[NL * NH], akl[NL], mkl[NL];
+    double sink_th = -1;
+    for (int i = 0; i < hr_heads_n_classes(); i++)
+        if (!strcmp(hr_heads_class_info(i)->id, "sink")) sink_th = hr_heads_class_info(i)->threshold;
+    CHECK(sink_th > 0, "no sink class");
+    cJSON *h = cJSON_CreateObject(), *ms = cJSON_AddArrayToObject(h, "methods"), *hs = cJSON_AddArrayToObject(h, "heads");
+    const char *ids[3] = {"ablation", "sink", "retrieval"}, *higher[3] = {"more important", "more sink", "more retrieval"};
+    for (int m = 0; m < 3; m++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", ids[m]);
+        cJSON_AddStringToObject(o, "higher", higher[m]);
+        cJSON_AddItemToArray(ms, o);
+    }
+    for (int i = 0; i < NL * NH; i++) {
+        abl[i] = rnd_unit(&seed), sink[i] = rnd_unit(&seed);
+        cJSON *o = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(o, "scores"), *c = cJSON_AddArrayToObject(o, "classes");
+        cJSON_AddNumberToObject(o, "layer", i / NH);
+        cJSON_AddNumberToObject(o, "head", i % NH);
+        cJSON_AddNumberToObject(s, "ablation", abl[i]);
+        cJSON_AddNumberToObject(s, "sink", sink[i]);
+        cJSON_AddNumberToObject(s, "retrieval", 0);
+        if (sink[i] >= sink_th) cJSON_AddItemToArray(c, cJSON_CreateString("sink"));
+        cJSON_AddItemToArray(hs, o);
+    }
+    cJSON *l = cJSON_CreateObject(), *ls = cJSON_AddArrayToObject(l, "layers");
+    for (int k = 0; k < NL; k++) {
+        akl[k] = k == 4 ? 0.01 : 0.2 + rnd_unit(&seed), mkl[k] = 0.3 + rnd_unit(&seed);
+        cJSON *o = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(o, "scores");
+        cJSON_AddNumberToObject(o, "layer", k);
+        cJSON_AddNumberToObject(s, "attn_kl", akl[k]);
+        cJSON_AddNumberToObject(s, "mlp_kl", mkl[k]);
+        cJSON_AddItemToArray(ls, o);
+    }
+    cJSON *f = NULL;
+    CHECK(hr_report_findings(h, l, &f) == HR_OK && f, "%s", hr_last_error());
+    /* importance: the 5 highest ablation scores, best first */
+    const cJSON *imp = cJSON_GetObjectItem(f, "importance"), *top = cJSON_GetObjectItem(imp, "top");
+    CHECK(imp && !strcmp(cJSON_GetObjectItem(imp, "method")->valuestring, "ablation"), "importance method");
+    bool used[NL * NH] = {false};
+    for (int k = 0; k < 5; k++) {
+        int best = -1;
+        for (int i = 0; i < NL * NH; i++)
+            if (!used[i] && (best < 0 || abl[i] > abl[best])) best = i;
+        used[best] = true;
+        const cJSON *t = cJSON_GetArrayItem(top, k);
+        CHECK(t && cJSON_GetObjectItem(t, "layer")->valueint == best / NH && cJSON_GetObjectItem(t, "head")->valueint == best % NH,
+              "important head %d is not %d.%d", k, best / NH, best % NH);
+    }
+    CHECK(cJSON_GetArraySize(top) == 5, "%d important heads", cJSON_GetArraySize(top));
+    /* classes: sink's members counted by its threshold */
+    int members = 0;
+    for (int i = 0; i < NL * NH; i++) members += sink[i] >= sink_th;
+    const cJSON *c, *sink_row = NULL;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(f, "classes")) if (!strcmp(cJSON_GetObjectItem(c, "class")->valuestring, "sink")) sink_row = c;
+    CHECK(sink_row && cJSON_GetObjectItem(sink_row, "count")->valueint == members &&
+              strstr(cJSON_GetObjectItem(sink_row, "rule")->valuestring, "0.5"),
+          "sink class: %d members by hand", members);
+    /* flat: retrieval only */
+    const cJSON *flat = cJSON_GetObjectItem(f, "flat");
+    CHECK(cJSON_GetArraySize(flat) == 1 && !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(flat, 0), "method")->valuestring, "retrieval"),
+          "flat methods: %d", cJSON_GetArraySize(flat));
+    /* layers: attention candidates lowest first, layer 4 droppable (0.01 <= 0.05) */
+    const cJSON *attn = NULL;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(f, "layers")) if (!strcmp(cJSON_GetObjectItem(c, "kind")->valuestring, "attention")) attn = c;
+    const cJSON *cand = cJSON_GetObjectItem(attn, "candidates");
+    double prev = -1;
+    bool sorted = cJSON_GetArraySize(cand) == 3;
+    cJSON_ArrayForEach(c, cand) {
+        double s = cJSON_GetObjectItem(c, "score")->valuedouble;
+        int k = cJSON_GetObjectItem(c, "layer")->valueint;
+        sorted &= s >= prev && s == akl[k];
+        for (int j = 0; j < NL; j++) sorted &= !(akl[j] < s && j != k && prev < akl[j]);
+        prev = s;
+    }
+    CHECK(attn && sorted, "attention candidates are not the 3 lowest attn_kl in order");
+    const cJSON *first = cJSON_GetArrayItem(cand, 0);
+    CHECK(first && cJSON_GetObjectItem(first, "layer")->valueint == 4 && cJSON_IsTrue(cJSON_GetObjectItem(first, "droppable")) &&
+              cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetArrayItem(cand, 1), "droppable")),
+          "layer 4 (KL 0.01) droppable, the next not");
+    cJSON_Delete(f);
+    cJSON_Delete(h);
+    cJSON_Delete(l);
+}
+
 /* ---- report.html ---------------------------------------------------------- */
 
 #define HOSTILE "</script><img src=x onerror=alert(1)>"
@@ -508,6 +720,9 @@ static void report_fails_clearly_on_unwritable_output_dir(void) {
 int main(void) {
     if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_report")) return 1;
     RUN(png_heatmap_has_the_requested_size);
+    RUN(labelled_heatmap_keeps_cells_in_its_plot_rectangle_and_carries_its_labels);
+    RUN(the_bitmap_font_draws_every_character_differently);
+    RUN(findings_equal_a_brute_force_reading_of_the_documents);
     RUN(png_heatmap_maps_min_to_first_colour_max_to_last_and_nan_to_grey);
     RUN(sequential_colormap_gets_brighter_from_low_to_high);
     RUN(diverging_heatmap_is_symmetric_around_zero);

@@ -163,8 +163,20 @@ HR_API double hr_heads_layer_score(const hr_heads_result *r, int metric, int lay
 HR_API int hr_heads_result_n_calib_tokens(const hr_heads_result *r);
 HR_API int hr_heads_result_window(const hr_heads_result *r);
 
-/* Class thresholds (documented in docs/HEADLAB.md). Writes the classes of a
- * head as a comma-separated list into buf ("" for none). */
+/* Head classes: a head belongs to a class when the class's score passes its
+ * threshold (README, "Classes (thresholds)"); one row each, in output order. */
+typedef struct {
+    const char *id;     /* "sink", "prev_token", ... */
+    const char *method; /* the score it reads */
+    double threshold;
+    bool below;         /* a member scores <= threshold (else >= threshold) */
+    const char *rule;   /* the rule in words, e.g. "sink >= 0.5" */
+} hr_head_class_info;
+HR_API int hr_heads_n_classes(void);
+HR_API const hr_head_class_info *hr_heads_class_info(int i); /* NULL when out of range */
+
+/* Writes the classes of a head as a comma-separated list into buf ("" for
+ * none). */
 HR_API void hr_heads_classes(const hr_heads_result *r, int layer, int head, char *buf, size_t cap);
 
 typedef struct {

@@ -29,6 +29,7 @@
 #include "headroom/context.h"
 #include "headroom/heads.h"
 #include "headroom/model.h"
+#include "headroom/tokenizer.h"
 
 #include <stddef.h>
 
@@ -40,6 +41,18 @@ typedef struct {
     int cell_px;         /* pixels per cell (default 24; clamped so the image stays < 4096 px) */
     int diverging;       /* 0 = sequential colormap (viridis-like), 1 = diverging around 0 */
     float vmin, vmax;    /* colour range; vmin == vmax = use the data's min/max (NaN cells drawn grey) */
+    /* Labels. With any of them set the PNG is a labelled plot that reads on
+     * its own: the title above, the y label and tick labels left of the
+     * cells, x tick labels (turned upright when they are words that do not
+     * fit) and the x label below, and a colour bar with its range on the
+     * right, in a built-in 5x7 bitmap font (printable ASCII; the middle dot
+     * U+00B7 marks spaces; other characters draw as '?'). Without them the
+     * PNG is the bare cells, cols x rows x cell_px pixels. */
+    const char *title;          /* may be NULL */
+    const char *xlabel, *ylabel; /* axis titles of the columns and rows; may be NULL */
+    const char *const *xticks;  /* cols labels (borrowed); NULL = column numbers */
+    const char *const *yticks;  /* rows labels; NULL = row numbers */
+    int max_plot_px;            /* labelled: cells shrink so the cells' longer side stays <= this (default 600) */
 } hr_heatmap_params;
 
 HR_API hr_heatmap_params hr_heatmap_default_params(void);
@@ -52,7 +65,10 @@ HR_API void hr_colormap_rgb(int diverging, float t, unsigned char rgb[3]);
  * heads, or queries × keys for attention patterns). Atomic write.
  * rows and cols must be in 1..4095. The diverging map with an automatic range
  * is symmetric around 0 (0 = white). The colour range, colormap and shape are
- * stored in tEXt chunks ("headroom:vmin", ...) so the report can draw a legend. */
+ * stored in tEXt chunks ("headroom:vmin", ...) so the report can draw a legend;
+ * a labelled plot adds "headroom:plot" (x y w h of the cells in pixels),
+ * "headroom:title", "headroom:xlabel", "headroom:ylabel" and the tick labels
+ * "headroom:xticks" / "headroom:yticks" (one per line), UTF-8 in iTXt chunks. */
 HR_API hr_status hr_png_heatmap(const char *path, const float *values, int rows, int cols, const hr_heatmap_params *p);
 
 /* Same, encoded into a malloc'ed PNG buffer (caller frees). */
@@ -79,12 +95,16 @@ HR_API hr_status hr_report_write_html(const char *path, const char *title, const
                                const char *layers_json, const hr_report_image *images, int n_images);
 
 /* Everything `headroom heads` writes, into the existing folder dir:
- * heads.json, heads.csv, layers.json (hr_heads_to_json), one heatmap
- * heads_<method>.png per method run, attention patterns
- * pattern_L<l>_H<h>.png of the `top` heads ranked by ablation (else by the
- * first method run) on the first calibration window (BOS + text tokens;
- * ctx runs them), and report.html. Each file is written atomically.
- * *n_pictures (may be NULL) receives the number of PNGs. */
+ * heads.json, heads.csv, layers.json (hr_heads_to_json), one labelled
+ * heatmap heads_<method>.png per method run (layers x heads, title, axes,
+ * colour bar), attention patterns pattern_L<l>_H<h>.png of the `top` most
+ * important heads (hr_report_importance_method) on the pattern prompt (BOS
+ * + at most HR_PATTERN_TOKENS - 1 of its tokens, the calibration text's
+ * when none is given; ctx runs them) with the tokens on both axes, and
+ * report.html. Each file is written atomically. *n_pictures (may be NULL)
+ * receives the number of PNGs. */
+#define HR_PATTERN_TOKENS 64 /* tokens of an attention-pattern picture, BOS included */
+
 typedef struct {
     const char *model_path, *text_path; /* named in heads.json */
     uint64_t seed;
@@ -92,9 +112,18 @@ typedef struct {
     const int32_t *text_tokens;         /* the calibration text without BOS (borrowed) */
     size_t n_text_tokens;
     int32_t bos;
+    const int32_t *pattern_tokens;      /* the pattern prompt without BOS (borrowed); NULL = the calibration
+                                           text's first tokens */
+    size_t n_pattern_tokens;
+    const hr_tokenizer *tok;            /* labels the patterns' axes with the tokens (NULL = positions) */
 } hr_lab_report_params;
 
 HR_API hr_lab_report_params hr_lab_report_default_params(void);
+/* The method that ranks heads by importance in the pictures and the
+ * report's findings: the first of ablation, ablation_kl, ablation_greedy,
+ * amp that r has, else the first "more important" method, else the first
+ * method run; -1 when none. */
+HR_API int hr_report_importance_method(const hr_heads_result *r);
 HR_API hr_status hr_report_head_lab(const char *dir, const hr_heads_result *r, hr_context *ctx, const hr_model *m,
                                     const hr_lab_report_params *p, int *n_pictures);
 

@@ -66,3 +66,11 @@ void hr_colormap_rgb(int diverging, float t, unsigned char rgb[3]) {
     rgb[1] = lerp8(a[i].g, a[i + 1].g, f);
     rgb[2] = lerp8(a[i].b, a[i + 1].b, f);
 }
+
+void hr_colormap_value(int diverging, double lo, double hi, float v, unsigned char rgb[3]) {
+    float t;
+    if (isnan(v)) t = NAN;
+    else if (hi > lo) t = (float)(((double)v - lo) / (hi - lo));
+    else t = 0.5f; /* constant data: the middle colour, neither extreme */
+    hr_colormap_rgb(diverging, t, rgb);
+}

@@ -116,10 +116,30 @@ static hr_status data_uri(const unsigned char *png, size_t len, char **out) {
     return HR_OK;
 }
 
+/* "a\nb" -> ["a", "b"] */
+static void add_lines(cJSON *o, const char *key, const char *text) {
+    cJSON *a = cJSON_AddArrayToObject(o, key);
+    for (const char *s = text; a && s;) {
+        const char *e = strchr(s, '\n');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        char *line = strndup(s, n);
+        if (line) cJSON_AddItemToArray(a, cJSON_CreateString(line));
+        free(line);
+        s = e ? e + 1 : NULL;
+    }
+}
+
 static void add_meta(cJSON *o, const hr_png_info *info) {
     cJSON_AddNumberToObject(o, "width", info->width);
     cJSON_AddNumberToObject(o, "height", info->height);
     if (!info->has_meta) return;
+    cJSON *plot = cJSON_AddArrayToObject(o, "plot");
+    for (int i = 0; plot && i < 4; i++) cJSON_AddItemToArray(plot, cJSON_CreateNumber(info->plot[i]));
+    if (info->title[0]) cJSON_AddStringToObject(o, "plot_title", info->title);
+    if (info->xlabel[0]) cJSON_AddStringToObject(o, "xlabel", info->xlabel);
+    if (info->ylabel[0]) cJSON_AddStringToObject(o, "ylabel", info->ylabel);
+    if (info->xticks) add_lines(o, "xticks", info->xticks);
+    if (info->yticks) add_lines(o, "yticks", info->yticks);
     cJSON_AddNumberToObject(o, "rows", info->rows);
     cJSON_AddNumberToObject(o, "cols", info->cols);
     cJSON_AddNumberToObject(o, "vmin", info->vmin);
@@ -137,7 +157,7 @@ static hr_status describe_image(const hr_report_image *im, int idx, cJSON *list)
     size_t len;
     hr_status st = hr_read_file(im->png_path, &png, &len);
     if (st < 0) return st;
-    hr_png_info info;
+    hr_png_info info = {0};
     if (len > HR_MAX_REPORT_IMAGE_BYTES)
         st = hr_err(HR_ERR_RANGE, "image '%s' is too large to embed (%zu bytes)", im->png_path, len);
     else if ((st = hr_png_read_info((const unsigned char *)png, len, &info)) < 0)
@@ -145,10 +165,14 @@ static hr_status describe_image(const hr_report_image *im, int idx, cJSON *list)
     char *uri = NULL;
     if (st >= 0) st = data_uri((const unsigned char *)png, len, &uri);
     free(png);
-    if (st < 0) return st;
+    if (st < 0) {
+        hr_png_info_free(&info);
+        return st;
+    }
     cJSON *o = cJSON_CreateObject();
     if (!o) {
         free(uri);
+        hr_png_info_free(&info);
         return hr_err(HR_ERR_NOMEM, "out of memory describing images");
     }
     cJSON_AddItemToArray(list, o);
@@ -158,6 +182,7 @@ static hr_status describe_image(const hr_report_image *im, int idx, cJSON *list)
     cJSON_AddStringToObject(o, "src", uri);
     free(uri);
     add_meta(o, &info);
+    hr_png_info_free(&info);
     return HR_OK;
 }
 
@@ -171,10 +196,13 @@ static cJSON *colormap_json(int diverging) {
     return a;
 }
 
-/* {"images": [...], "colormaps": {"sequential": [...], "diverging": [...], "nan": "#rrggbb"}} */
-static hr_status report_data(const hr_report_image *images, int n_images, char **out) {
+/* {"images": [...], "colormaps": {"sequential": [...], "diverging": [...], "nan": "#rrggbb"},
+ *  "findings": {...}} (takes findings) */
+static hr_status report_data(const hr_report_image *images, int n_images, cJSON *findings, char **out) {
     *out = NULL;
     cJSON *root = cJSON_CreateObject();
+    if (root && findings) cJSON_AddItemToObject(root, "findings", findings);
+    else cJSON_Delete(findings);
     cJSON *list = cJSON_AddArrayToObject(root, "images");
     cJSON *maps = cJSON_AddObjectToObject(root, "colormaps");
     if (!root || !list || !maps) {
@@ -212,23 +240,26 @@ static void put_page(hr_strbuf *b, const char *title, const char *heads, const c
     hr_strbuf_puts(b, "</style>\n</head>\n<body>\n<header>\n<h1 id=\"title\">");
     put_html_text(b, title);
     hr_strbuf_puts(b,
-                 "</h1>\n<p class=\"sub\">Attention-head analysis by headroom. Every score, rank and picture "
-                 "below is embedded in this file.</p>\n<nav><a href=\"#summary\">Summary</a><a "
-                 "href=\"#methods\">Methods</a><a href=\"#heads\">Heads</a><a href=\"#layers\">Layers</a><a "
-                 "href=\"#patterns\">Attention patterns</a></nav>\n</header>\n<main>\n"
-                 "<section id=\"summary\"><h2>Summary</h2><div id=\"summary-body\"></div></section>\n"
+                 "</h1>\n<p class=\"sub\" id=\"summary-line\">Attention-head analysis by headroom.</p>\n"
+                 "<nav><a href=\"#findings\">Findings</a><a href=\"#methods\">Methods</a><a href=\"#heads\">Heads</a>"
+                 "<a href=\"#layers\">Layers</a><a href=\"#patterns\">Attention patterns</a><a "
+                 "href=\"#summary\">Run</a></nav>\n</header>\n<main>\n"
+                 "<section id=\"findings\"><h2>Key findings</h2><div id=\"findings-body\"></div></section>\n"
                  "<section id=\"methods\"><h2>Methods</h2><p class=\"hint\">Each heatmap shows one score per "
-                 "head: layers top to bottom, heads left to right. Hover a cell to read its value.</p>"
-                 "<div id=\"methods-body\"></div></section>\n"
-                 "<section id=\"heads\"><h2>Heads</h2><p class=\"hint\">One row per head. Click a column header "
-                 "to sort (again to reverse); rank 1 is the highest score of that method.</p>"
-                 "<div class=\"toolbar\"><input id=\"heads-filter\" type=\"search\" placeholder=\"filter: class, "
-                 "layer, score\" aria-label=\"filter heads\"><span id=\"heads-count\"></span></div>"
+                 "head: layers top to bottom, heads left to right, the colour bar on its right. Hover a cell to "
+                 "read its value.</p><div id=\"methods-body\"></div></section>\n"
+                 "<section id=\"heads\"><h2>Heads</h2><p class=\"hint\">One row per head, one column per method "
+                 "(the score, and its rank: #1 is the highest). Click a column header to sort (again to "
+                 "reverse).</p><div class=\"toolbar\"><input id=\"heads-filter\" type=\"search\" "
+                 "placeholder=\"filter: layer, score, class\" aria-label=\"filter heads\"><select "
+                 "id=\"heads-class\" aria-label=\"show one class\"><option value=\"\">every class</option></select>"
+                 "<span id=\"heads-count\"></span></div>"
                  "<div class=\"table-wrap\"><table id=\"heads-table\"></table></div></section>\n"
                  "<section id=\"layers\"><h2>Layers</h2><div id=\"layers-body\"></div></section>\n"
                  "<section id=\"patterns\"><h2>Attention patterns</h2><p class=\"hint\">Attention weights of "
-                 "single heads: query positions top to bottom, key positions left to right.</p>"
-                 "<div id=\"patterns-body\"></div></section>\n</main>\n"
+                 "single heads: each token (row) over the tokens before it (columns), tokens on both axes.</p>"
+                 "<div id=\"patterns-body\"></div></section>\n"
+                 "<section id=\"summary\"><h2>Run</h2><div id=\"summary-body\"></div></section>\n</main>\n"
                  "<noscript><p>The tables and figures of this report are drawn by its inline script; enable "
                  "JavaScript to see them.</p></noscript>\n"
                  "<script type=\"application/json\" id=\"heads-data\">");
@@ -256,8 +287,10 @@ static hr_status write_all(const char *path, const hr_strbuf *b) {
 
 /* Parses and re-serialises the documents, so what is embedded is known-good
  * JSON (NaN/Inf already became null in the producer or fail here). */
-static hr_status load_docs(const char *heads_json, const char *layers_json, char **heads_out, char **layers_out) {
+static hr_status load_docs(const char *heads_json, const char *layers_json, char **heads_out, char **layers_out,
+                           cJSON **findings) {
     *heads_out = *layers_out = NULL;
+    *findings = NULL;
     cJSON *h, *l = NULL;
     hr_status st = parse_doc(heads_json, "heads.json", "heads", &h);
     if (st < 0) return st;
@@ -265,6 +298,7 @@ static hr_status load_docs(const char *heads_json, const char *layers_json, char
         st = parse_doc(layers_json, "layers.json", "layers", &l);
         if (st >= 0) st = check_records(l, "layers.json", "layers", 0);
     }
+    if (st >= 0) st = hr_report_findings(h, l, findings);
     if (st >= 0) {
         *heads_out = cJSON_PrintUnformatted(h);
         if (l) *layers_out = cJSON_PrintUnformatted(l);
@@ -275,7 +309,9 @@ static hr_status load_docs(const char *heads_json, const char *layers_json, char
     if (st < 0) {
         cJSON_free(*heads_out);
         cJSON_free(*layers_out);
+        cJSON_Delete(*findings);
         *heads_out = *layers_out = NULL;
+        *findings = NULL;
     }
     return st;
 }
@@ -287,10 +323,11 @@ hr_status hr_report_write_html(const char *path, const char *title, const char *
     if (n_images < 0 || (n_images > 0 && !images))
         return hr_err(HR_ERR_INVALID_ARG, "report images: %d images at %p", n_images, (const void *)images);
     char *heads, *layers;
-    hr_status st = load_docs(heads_json, layers_json, &heads, &layers);
+    cJSON *findings;
+    hr_status st = load_docs(heads_json, layers_json, &heads, &layers, &findings);
     if (st < 0) return st;
     char *data = NULL;
-    st = report_data(images, n_images, &data);
+    st = report_data(images, n_images, findings, &data);
     hr_strbuf b = {0};
     if (st >= 0) {
         put_page(&b, title && *title ? title : "headroom report", heads, layers, data);

@@ -12,8 +12,12 @@
 #include <string.h>
 
 hr_heatmap_params hr_heatmap_default_params(void) {
-    hr_heatmap_params p = {.cell_px = 24, .diverging = 0, .vmin = 0.f, .vmax = 0.f};
+    hr_heatmap_params p = {.cell_px = 24, .diverging = 0, .vmin = 0.f, .vmax = 0.f, .max_plot_px = 600};
     return p;
+}
+
+static bool labelled(const hr_heatmap_params *p) {
+    return p->title || p->xlabel || p->ylabel || p->xticks || p->yticks;
 }
 
 /* ---- libpng plumbing -------------------------------------------------- */
@@ -93,11 +97,7 @@ static hr_status resolve_range(const float *v, size_t n, const hr_heatmap_params
 }
 
 static void cell_colour(const range *r, float v, unsigned char rgb[3]) {
-    float t;
-    if (isnan(v)) t = NAN;
-    else if (r->hi > r->lo) t = (float)(((double)v - r->lo) / ((double)r->hi - r->lo));
-    else t = 0.5f; /* constant data: the middle colour, neither extreme */
-    hr_colormap_rgb(r->diverging, t, rgb);
+    hr_colormap_value(r->diverging, r->lo, r->hi, v, rgb);
 }
 
 /* ---- encoding --------------------------------------------------------- */
@@ -106,11 +106,28 @@ typedef struct {
     const float *values; /* (rows, cols) */
     int rows, cols, cell;
     range r;
-    unsigned char *line; /* (cols * cell, 3) one pixel row */
+    unsigned char *line; /* (cols * cell, 3) one pixel row of a bare heatmap */
+    const hr_plot *plot; /* a labelled plot's drawn image, or NULL */
+    const hr_heatmap_params *p;
 } heat_job;
 
+/* A labelled plot's chunks: where the cells are, the labels (UTF-8). */
+static int plot_text(const heat_job *j, png_text *t, char *s_plot, size_t cap) {
+    static const char *const keys[] = {"headroom:title", "headroom:xlabel", "headroom:ylabel", "headroom:xticks",
+                                       "headroom:yticks"};
+    const char *vals[] = {j->p->title, j->p->xlabel, j->p->ylabel, j->plot->xticks, j->plot->yticks};
+    const int *r = j->plot->plot;
+    snprintf(s_plot, cap, "%d %d %d %d", r[0], r[1], r[2], r[3]);
+    int n = 0;
+    t[n++] = (png_text){.compression = PNG_TEXT_COMPRESSION_NONE, .key = "headroom:plot", .text = s_plot};
+    for (int i = 0; i < 5; i++)
+        if (vals[i])
+            t[n++] = (png_text){.compression = PNG_ITXT_COMPRESSION_NONE, .key = (char *)keys[i], .text = (char *)vals[i]};
+    return n;
+}
+
 static void encode_rows(png_structp png, png_infop info, const heat_job *j) {
-    int w = j->cols * j->cell, h = j->rows * j->cell;
+    int w = j->plot ? j->plot->cv.w : j->cols * j->cell, h = j->plot ? j->plot->cv.h : j->rows * j->cell;
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     char s_vmin[32], s_vmax[32], s_rows[16], s_cols[16], s_nan[24];
@@ -129,9 +146,18 @@ static void encode_rows(png_structp png, png_infop info, const heat_job *j) {
          .key = "headroom:colormap",
          .text = j->r.diverging ? "diverging" : "sequential"},
         {.compression = PNG_TEXT_COMPRESSION_NONE, .key = "headroom:nan_cells", .text = s_nan},
+        {0}, {0}, {0}, {0}, {0}, {0}, /* a labelled plot's */
     };
-    png_set_text(png, info, text, (int)(sizeof text / sizeof text[0]));
+    int n_text = 7;
+    char s_plot[64];
+    if (j->plot) n_text += plot_text(j, text + 7, s_plot, sizeof s_plot);
+    png_set_text(png, info, text, n_text);
     png_write_info(png, info);
+    if (j->plot) {
+        for (int y = 0; y < h; y++) png_write_row(png, j->plot->cv.px + (size_t)y * w * 3);
+        png_write_end(png, info);
+        return;
+    }
     for (int row = 0; row < j->rows; row++) {
         const float *v = j->values + (size_t)row * (size_t)j->cols;
         for (int c = 0; c < j->cols; c++) {
@@ -191,11 +217,19 @@ hr_status hr_png_heatmap_mem(const float *values, int rows, int cols, const hr_h
     if (j.cell < 1) j.cell = 1;
     st = resolve_range(values, (size_t)rows * (size_t)cols, p, &j.r);
     if (st < 0) return st;
-    j.line = malloc((size_t)cols * (size_t)j.cell * 3); /* small: < 4096 * 3 bytes */
-    if (!j.line) return hr_err(HR_ERR_NOMEM, "out of memory for a heatmap row");
+    hr_plot plot;
+    j.p = p;
+    if (labelled(p)) {
+        if ((st = hr_plot_render(values, rows, cols, j.r.lo, j.r.hi, j.r.diverging, j.r.nan_cells, p, &plot)) < 0)
+            return st;
+        j.plot = &plot;
+    } else if (!(j.line = malloc((size_t)cols * (size_t)j.cell * 3))) { /* small: < 4096 * 3 bytes */
+        return hr_err(HR_ERR_NOMEM, "out of memory for a heatmap row");
+    }
     hr_strbuf sink = {0};
     st = run_encoder(&j, &sink);
     free(j.line);
+    if (j.plot) hr_plot_free(&plot);
     if (st < 0) {
         hr_strbuf_free(&sink);
         return st;
@@ -246,12 +280,19 @@ static int parse_int(const char *s, int *out) {
 
 static void read_text_meta(png_structp png, png_infop info, hr_png_info *o) {
     png_textp text;
-    int n = 0, found = 0;
+    int n = 0, found = 0, plot[4], has_plot = 0;
     png_get_text(png, info, &text, &n);
     for (int i = 0; i < n; i++) {
         const char *k = text[i].key, *v = text[i].text ? text[i].text : "";
         if (strncmp(k, "headroom:", 9) != 0) continue;
         k += 9;
+        if (!strcmp(k, "plot"))
+            has_plot = sscanf(v, "%d %d %d %d", &plot[0], &plot[1], &plot[2], &plot[3]) == 4;
+        else if (!strcmp(k, "title")) snprintf(o->title, sizeof o->title, "%s", v);
+        else if (!strcmp(k, "xlabel")) snprintf(o->xlabel, sizeof o->xlabel, "%s", v);
+        else if (!strcmp(k, "ylabel")) snprintf(o->ylabel, sizeof o->ylabel, "%s", v);
+        else if (!strcmp(k, "xticks") && !o->xticks) o->xticks = strdup(v);
+        else if (!strcmp(k, "yticks") && !o->yticks) o->yticks = strdup(v);
         if (!strcmp(k, "vmin")) found += (o->vmin = strtod(v, NULL), 1);
         else if (!strcmp(k, "vmax")) found += (o->vmax = strtod(v, NULL), 1);
         else if (!strcmp(k, "rows")) found += parse_int(v, &o->rows);
@@ -264,6 +305,18 @@ static void read_text_meta(png_structp png, png_infop info, hr_png_info *o) {
     o->has_meta = found == 5 && o->rows > 0 && o->cols > 0 && o->rows <= HR_HEATMAP_MAX_SIDE &&
                   o->cols <= HR_HEATMAP_MAX_SIDE && o->rows <= o->height && o->cols <= o->width &&
                   isfinite(o->vmin) && isfinite(o->vmax) && o->vmin <= o->vmax;
+    /* the cells' rectangle: inside the image, at least a pixel per cell */
+    o->plot[0] = 0, o->plot[1] = 0, o->plot[2] = o->width, o->plot[3] = o->height;
+    if (has_plot && plot[0] >= 0 && plot[1] >= 0 && plot[2] >= o->cols && plot[3] >= o->rows &&
+        plot[0] + plot[2] <= o->width && plot[1] + plot[3] <= o->height)
+        memcpy(o->plot, plot, sizeof plot);
+}
+
+void hr_png_info_free(hr_png_info *info) {
+    if (!info) return;
+    free(info->xticks);
+    free(info->yticks);
+    info->xticks = info->yticks = NULL;
 }
 
 static void read_header(png_structp png, png_infop info, mem_source *src, hr_png_info *o) {
@@ -288,6 +341,7 @@ hr_status hr_png_read_info(const unsigned char *data, size_t len, hr_png_info *o
     mem_source src = {.data = data, .len = len};
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
+        hr_png_info_free(out);
         return hr_err(HR_ERR_FORMAT, "malformed PNG: %s", box.msg);
     }
     read_header(png, info, &src, out);

@@ -35,30 +35,35 @@ static void sb_num(hr_strbuf *b, double v) {
 
 /* ---- classes ---- */
 
-typedef struct {
-    const char *cls, *method;
-    double threshold;
-    int below; /* 1 = class when score <= threshold */
-} class_rule;
-
-static const class_rule k_rules[] = {
-    {"sink", "sink", 0.5, 0},           {"prev_token", "prev_token", 0.4, 0}, {"induction", "induction", 0.3, 0},
-    {"duplicate", "duplicate", 0.3, 0}, {"retrieval", "retrieval", 0.1, 0},   {"streaming", "streaming", 0.9, 0},
-    {"local", "distance", 4.0, 1},      {"global", "distance", 12.0, 0},      {"successor", "successor", 0.5, 0},
-    {"structural", "pattern", 0.3, 0},  {"contextual", "pattern", -0.3, 1},
+static const hr_head_class_info k_rules[] = {
+    {"sink", "sink", 0.5, false, "sink >= 0.5"},
+    {"prev_token", "prev_token", 0.4, false, "prev_token >= 0.4"},
+    {"induction", "induction", 0.3, false, "induction >= 0.3"},
+    {"duplicate", "duplicate", 0.3, false, "duplicate >= 0.3"},
+    {"retrieval", "retrieval", 0.1, false, "retrieval >= 0.1 (the paper's threshold)"},
+    {"streaming", "streaming", 0.9, false, "streaming >= 0.9"},
+    {"local", "distance", 4.0, true, "distance <= 4 tokens"},
+    {"global", "distance", 12.0, false, "distance >= 12 tokens and not a sink head"},
+    {"successor", "successor", 0.5, false, "successor >= 0.5"},
+    {"structural", "pattern", 0.3, false, "pattern >= 0.3"},
+    {"contextual", "pattern", -0.3, true, "pattern <= -0.3"},
 };
+enum { N_RULES = sizeof k_rules / sizeof k_rules[0] };
+
+int hr_heads_n_classes(void) { return N_RULES; }
+const hr_head_class_info *hr_heads_class_info(int i) { return i >= 0 && i < N_RULES ? &k_rules[i] : NULL; }
 
 void hr_heads_classes(const hr_heads_result *r, int layer, int head, char *buf, size_t cap) {
     size_t len = 0;
     if (cap) buf[0] = 0;
     double sink = hr_heads_score(r, hr_heads_method_index("sink"), layer, head);
-    for (size_t i = 0; i < sizeof k_rules / sizeof k_rules[0]; i++) {
-        const class_rule *cr = &k_rules[i];
+    for (size_t i = 0; i < N_RULES; i++) {
+        const hr_head_class_info *cr = &k_rules[i];
         double v = hr_heads_score(r, hr_heads_method_index(cr->method), layer, head);
         if (isnan(v) || (cr->below ? v > cr->threshold : v < cr->threshold)) continue;
         /* a head parked on BOS has a long distance without reading context */
-        if (strcmp(cr->cls, "global") == 0 && sink >= 0.5) continue;
-        int n = snprintf(buf + len, cap > len ? cap - len : 0, "%s%s", len ? "," : "", cr->cls);
+        if (strcmp(cr->id, "global") == 0 && sink >= 0.5) continue;
+        int n = snprintf(buf + len, cap > len ? cap - len : 0, "%s%s", len ? "," : "", cr->id);
         if (n < 0 || len + (size_t)n >= cap) return;
         len += (size_t)n;
     }
