@@ -60,6 +60,8 @@ if expect_ok "info .bin" info "$BIN"; then
   n_layer_rows=$(grep -cE "^ +[0-9]+ +$heads +$kv +$hidden\$" "$T/out")
   [ "$n_layer_rows" -eq "$layers" ] || fail "info .bin: $n_layer_rows per-layer rows with $heads/$kv/$hidden, want $layers"
   grep -qE "blk\.0\.attn_k\.weight +\($((kv * dim / heads)), $dim\)" "$T/out" || fail "info .bin: attn_k shape"
+  grep -qE "blk\.0\.attn_norm\.weight +\($dim\)$" "$T/out" && grep -qE "^  output_norm\.weight +\($dim\)$" "$T/out" ||
+    fail "info .bin: vectors not printed as 1-D: $(grep norm.weight "$T/out" | head -2)"
   grep -qE "^tensors \(" "$T/out" && grep -q "^parameters:" "$T/out" && grep -q "^source dtype: *f32" "$T/out" ||
     fail "info .bin: tensors / parameters / dtype missing"
   ok "info .bin"
@@ -97,7 +99,8 @@ if expect_ok "ppl sliding" ppl "$BIN" --text "$T/slice.txt" --ctx 128; then
   [ -n "$n_tok" ] && [ "$scored" = "$((n_tok - 1))" ] || fail "ppl sliding: scored '$scored' of '$n_tok' tokens"
   awk '/^perplexity:/ { exit !($2 > 1 && $2 < 100 && $3 == "+/-" && $4 > 0) }' "$T/out" || fail "ppl sliding: perplexity line: $(grep perplexity "$T/out")"
   grep -q "^mean NLL:" "$T/out" && grep -q "tokens/s" "$T/out" || fail "ppl sliding: NLL / speed missing"
-  ok "ppl sliding ($scored tokens)"
+  grep -qE "^kv cache: +[0-9]+ bytes allocated$" "$T/out" || fail "ppl without a plan: $(grep '^kv cache' "$T/out")"
+  ok "ppl sliding ($scored tokens; no plan named without --kv)"
   if expect_ok "ppl llama.cpp" ppl "$BIN" --text "$T/slice.txt" --ctx 128 --protocol llama.cpp; then
     scored=$(sed -n 's/^scored: *\([0-9]*\) tokens/\1/p' "$T/out")
     [ "$scored" = "$(( n_tok / 128 * (128 - 1 - 64) ))" ] || fail "ppl llama.cpp: scored $scored"

@@ -100,8 +100,8 @@ typedef struct hr_heads_result hr_heads_result;
  * W * (1 + sum_l n_head[l] * (L - l) / L) tokens and W * (1 + n_heads)
  * logit rows; greedy elimination repeats it for ever fewer heads (about 10
  * sweeps); FDTM runs, for every head and sublayer, 4 prompts of 16 tokens
- * and up to 15 one-token steps (tests/tools/hr_heads_count counts the
- * calls a run makes and test_heads_cli checks these formulas against it). */
+ * and up to 15 one-token steps. Each method's registry row holds its
+ * formula; test_heads counts the calls a run makes and checks them. */
 typedef struct {
     double tokens;            /* batched tokens, by the share of layers run */
     double decode_tokens;     /* tokens run one at a time, counted alike */

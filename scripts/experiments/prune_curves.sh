@@ -59,7 +59,7 @@ echo "# head -c 400000 tinystories_val.txt > WORK/calib.txt" >>"$work/commands.t
 echo "# dd if=tinystories_val.txt iflag=skip_bytes,count_bytes skip=600000 count=100000 | sed 1d > WORK/heldout.txt" >>"$work/commands.txt"
 
 echo "head lab on the calibration text"
-run "$hr" heads "$base" -f "$work/calib.txt" --tokens 4096 --threads "$threads" -o "$work/lab"
+run "$hr" heads "$base" -f "$work/calib.txt" --tokens 4096 --threads "$threads" --methods all -o "$work/lab"
 
 evaluate() { # NAME: compares models/NAME.gguf with the base on the held-out text
     run "$hr" eval "$base" "$work/models/$1.gguf" -f "$work/heldout.txt" --windows 0 --fdtm-prompts 32 \

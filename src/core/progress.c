@@ -8,7 +8,7 @@
 typedef struct {
     hr_progress_phase_fn thread_fn; /* hr_set_progress_callback */
     void *thread_ud;
-    hr_progress_run cur;            /* the innermost run and its phase */
+    hr_progress_run cur; /* the innermost run and its phase */
 } progress_state;
 
 static _Thread_local progress_state g_progress;
@@ -44,8 +44,8 @@ void hr_progress_leave(const hr_progress_run *saved) {
 static hr_status report(void) {
     hr_progress_run *c = &g_progress.cur;
     if (!c->fn) return HR_OK;
-    hr_progress_info info = {c->phase ? c->phase : "", c->unit ? c->unit : "items", c->done, c->total,
-                             c->step, c->n_steps};
+    hr_progress_info info = {
+        c->phase ? c->phase : "", c->unit ? c->unit : "items", c->done, c->total, c->step, c->n_steps};
     if (info.n_steps && info.step > info.n_steps) info.n_steps = info.step; /* never "step 5 of 4" */
     if (c->fn(&info, c->user_data) == 0) return HR_OK;
     return hr_err(HR_ERR_ABORTED, "%s: stopped by the progress callback after %lld of %lld %s", info.phase,

@@ -83,8 +83,8 @@ typedef struct {
     int w, h;                 /* the canvas */
     int xstep, ystep, x_up;   /* tick spacing; x labels upright */
     int title_scale;
-    int bar_x, bar_h;         /* the colour bar */
-    char range[3][32];        /* its labels: high, middle, low */
+    int bar_x, bar_h;  /* the colour bar */
+    char range[3][32]; /* its labels: high, middle, low */
 } plot_layout;
 
 static void layout(int rows, int cols, double lo, double hi, long nan_cells, const hr_heatmap_params *p,
@@ -135,8 +135,8 @@ static void draw_axes(hr_canvas *cv, const hr_heatmap_params *p, const plot_layo
                       const ticks *yt) {
     if (p->title) hr_font_draw(cv, PAD, PAD, p->title, L->title_scale, k_ink, 0);
     for (int r = 0; r < yt->n; r += L->ystep) /* right-aligned, centred on the row */
-        hr_font_draw(cv, L->px - GAP - hr_font_width(yt->text[r], 1), L->py + r * L->cell + (L->cell - HR_FONT_HEIGHT) / 2,
-                     yt->text[r], 1, k_ink, 0);
+        hr_font_draw(cv, L->px - GAP - hr_font_width(yt->text[r], 1),
+                     L->py + r * L->cell + (L->cell - HR_FONT_HEIGHT) / 2, yt->text[r], 1, k_ink, 0);
     for (int c = 0; c < xt->n; c += L->xstep) {
         int x = L->px + c * L->cell + L->cell / 2, y = L->py + L->ph + GAP;
         if (L->x_up) /* reading upwards, ending just below the cells */

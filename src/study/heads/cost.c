@@ -58,7 +58,7 @@ static hr_status measure(hr_lab *lab, rates *r, double *window_seconds) {
     int W = lab->W, V = lab->c->vocab_size;
     size_t n_log;
     if (!hr_mul_size((size_t)W, (size_t)V, &n_log)) return hr_err(HR_ERR_NOMEM, "logits buffer overflows");
-    float *logits = malloc(sizeof(float) * n_log); // (W, vocab)
+    float *logits = malloc(sizeof(float) * n_log);       // (W, vocab)
     double *negent = malloc(sizeof(double) * (size_t)W); // (W)
     if (!logits || !negent) {
         free(logits), free(negent);
