@@ -8,7 +8,8 @@
 #   tsan      ThreadSanitizer, without OpenBLAS (build-tsan/): the tests
 #             that run the thread pool (kernels, context, KV cache, head lab)
 #   fuzz      a bounded libFuzzer run of every parser (fuzz/run.sh, build-fuzz/)
-# Each leg builds only the targets it runs; ctest runs -j cores. The last
+# Each leg builds only the targets it runs (and hr_make_random, which
+# test_kvcache calls to make its random model); ctest runs -j cores. The last
 # line sums all legs:
 # "all: N passed, N failed" (skipped tests count in neither).
 set -uo pipefail
@@ -45,11 +46,11 @@ leg() {
 leg release build "-DCMAKE_BUILD_TYPE=Release" "" ""
 leg asan build-asan "-DCMAKE_BUILD_TYPE=Debug -DHR_SANITIZE=ON" "" "" ASAN_OPTIONS=detect_leaks=1
 leg portable build-portable "-DCMAKE_BUILD_TYPE=Release -DHR_NATIVE=OFF -DHR_BLAS=OFF" \
-  "test_kernels test_context test_kvcache test_prune test_gqa" \
+  "test_kernels test_context test_kvcache test_prune test_gqa hr_make_random" \
   "^test_(kernels|context|kvcache|prune|gqa)$"
 # halt_on_error: the first race fails the test (not only the exit code 66).
 leg tsan build-tsan "-DCMAKE_BUILD_TYPE=Release -DHR_TSAN=ON -DHR_BLAS=OFF" \
-  "test_kernels test_context test_kvcache test_heads" \
+  "test_kernels test_context test_kvcache test_heads hr_make_random" \
   "^test_(kernels|context|kvcache|heads)$" TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 
 echo "== fuzz (bounded libFuzzer run of every parser, build-fuzz) =="
