@@ -194,7 +194,8 @@ static void attention_backward_equals_the_double_reference(void) {
         float *kt = calloc((size_t)hd * ldp, sizeof(float)), *vt = calloc((size_t)hd * ldp, sizeof(float));
         for (int t = 0; t < n; t++)
             for (int d = 0; d < hd; d++) kt[d * ldp + t] = k[t * hd + d], vt[d * ldp + t] = v[t * hd + d];
-        float *p = calloc((size_t)nq * hs, sizeof(float)), *ds = calloc((size_t)nq * hs, sizeof(float));
+        float *p = malloc(sizeof(float) * (size_t)nq * hs), *ds = malloc(sizeof(float) * (size_t)nq * hs);
+        for (size_t i = 0; i < (size_t)nq * hs; i++) p[i] = ds[i] = NAN; /* never read above the diagonal */
         float *o = malloc(sizeof(float) * (size_t)n * qs), *dq = malloc(sizeof(float) * (size_t)n * qs);
         float *dk = malloc(sizeof(float) * (size_t)n * hd), *dv = malloc(sizeof(float) * (size_t)n * hd);
         float *rq = malloc(sizeof(float) * (size_t)n * qs), *rk = malloc(sizeof(float) * (size_t)n * hd);
@@ -216,12 +217,6 @@ static void attention_backward_equals_the_double_reference(void) {
         CHECK(rel_diff(label, dq, rq, (size_t)n * qs) < 1e-5, "%s", label);
         CHECK(rel_diff("  dk", dk, rk, (size_t)n * hd) < 1e-5, "dk, case %zu", ci);
         CHECK(rel_diff("  dv", dv, rv, (size_t)n * hd) < 1e-5, "dv, case %zu", ci);
-        int nonzero = 0; /* probabilities and score gradients vanish above the diagonal */
-        for (int j = 0; j < nq; j++)
-            for (int t = 0; t < n; t++)
-                for (int s = t + 1; s < ((n + 15) & ~15); s++)
-                    nonzero += p[j * hs + (size_t)t * ldp + s] != 0 || ds[j * hs + (size_t)t * ldp + s] != 0;
-        CHECK(nonzero == 0, "%d entries above the diagonal", nonzero);
         free(q), free(k), free(v), free(dout), free(kt), free(vt), free(p), free(ds), free(o), free(dq), free(dk);
         free(dv), free(rq), free(rk), free(rv);
     }
@@ -231,6 +226,7 @@ static void activation_backwards_equal_their_references(void) {
     int n = 1000;
     float *gate = rand_buf((size_t)n, 30), *up = rand_buf((size_t)n, 31), *dh = rand_buf((size_t)n, 32);
     for (int i = 0; i < n; i++) gate[i] *= 12, up[i] *= 3; /* far into both tails */
+    gate[0] = 0, gate[1] = -100, gate[2] = 100, gate[3] = 1e-30f; /* sigmoid = silu / gate at its edges */
     float *dg = malloc(sizeof(float) * n), *du = malloc(sizeof(float) * n), *rg = malloc(sizeof(float) * n);
     float *ru = malloc(sizeof(float) * n);
     hr_swiglu_bwd(dg, du, dh, gate, up, n);

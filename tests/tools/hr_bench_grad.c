@@ -2,7 +2,8 @@
  * same windows (benchmark, not a test; bench/bench_grad.sh runs it).
  *
  *   hr_bench_grad MODEL --ids FILE --window W --windows K [--threads T]
- *                 [--repeats R] [--what forward,gates,weights,recompute]
+ *                 [--repeats R] [--what forward,gates,weights,recompute,
+ *                  lab:grad,lab:taylor,lab:ablation] [--csv PREFIX]
  *
  * Windows are built as the head lab builds them: [BOS, ids[w*(W-1) ..
  * (w+1)*(W-1))] for w < K (ids: whitespace-separated text token ids, e.g.
@@ -13,15 +14,31 @@
  *            head method's work: one forward + backward per window)
  * weights:   every weight tensor selected
  * recompute: gates, with recomputation instead of kept activations
+ * lab:M      the head lab's method M alone (hr_heads_run with M selected,
+ *            timed until its progress slot completes, so the layer metrics
+ *            hr_heads_run adds afterwards are not counted); with --csv the
+ *            scores go to PREFIX-M.csv (layer,head,M)
+ * cpu_seconds is the process's CPU time (all threads): on a shared machine
+ * it shows what time slices taken by neighbours hide.
  */
 #include "headroom/context.h"
 #include "headroom/grad.h"
+#include "headroom/heads.h"
 #include "headroom/model.h"
 #include "core/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* CPU seconds of the whole process (all threads): with a busy machine's
+ * neighbours stealing time, wall time overstates a run, CPU time does not. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int32_t *read_ids(const char *path, size_t *n) {
     FILE *f = fopen(path, "r");
@@ -57,6 +74,40 @@ static double time_forward(const hr_model *m, const int32_t *win, int W, int K, 
     return dt;
 }
 
+typedef struct {
+    double t_start, t_done;
+} lab_clock;
+
+/* Units reach 1000 when the first (only) selected method's slot is done. */
+static int lab_progress(int64_t done, int64_t total, void *ud) {
+    (void)total;
+    lab_clock *lc = ud;
+    if (done >= 1000 && lc->t_done == 0) lc->t_done = hr_time_now();
+    return 0;
+}
+
+static double time_lab(hr_context *ctx, const char *method, const int32_t *ids, size_t n_ids, int W, int K, int bos,
+                       const char *csv) {
+    hr_heads_params hp = hr_heads_default_params();
+    hp.tokens = ids, hp.n_tokens = n_ids, hp.bos = bos, hp.window = W, hp.max_tokens = W * K;
+    lab_clock lc = {hr_time_now(), 0};
+    hp.progress = lab_progress, hp.progress_ud = &lc;
+    bool sel[64] = {false};
+    hr_heads_result *r = NULL;
+    if (hr_heads_parse_methods(method, sel) != HR_OK || hr_heads_run(ctx, &hp, sel, &r) != HR_OK) return -1;
+    int mi = hr_heads_method_index(method);
+    FILE *f = csv ? fopen(csv, "w") : NULL;
+    if (f) {
+        fprintf(f, "layer,head,%s\n", method);
+        for (int l = 0; l < hr_heads_result_n_layers(r); l++)
+            for (int h = 0; h < hr_heads_result_n_heads(r, l); h++)
+                fprintf(f, "%d,%d,%.9g\n", l, h, hr_heads_score(r, mi, l, h));
+        fclose(f);
+    }
+    hr_heads_result_free(r);
+    return lc.t_done - lc.t_start;
+}
+
 static double time_grad(hr_grad *g, const int32_t *win, int W, int K) {
     hr_grad_zero(g);
     double t0 = hr_time_now();
@@ -66,7 +117,7 @@ static double time_grad(hr_grad *g, const int32_t *win, int W, int K) {
 }
 
 int main(int argc, char **argv) {
-    const char *model = NULL, *ids_path = NULL, *what = "forward,gates,weights";
+    const char *model = NULL, *ids_path = NULL, *what = "forward,gates,weights", *csv = NULL;
     int W = 128, K = 1, threads = 2, repeats = 3, bos = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -80,6 +131,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--repeats")) repeats = atoi(v);
         else if (!strcmp(a, "--what")) what = v;
         else if (!strcmp(a, "--bos")) bos = atoi(v);
+        else if (!strcmp(a, "--csv")) csv = v;
         else goto usage;
     }
     if (!model || !ids_path || W < 2 || K < 1 || repeats < 1) goto usage;
@@ -105,7 +157,8 @@ int main(int argc, char **argv) {
     hr_params_new(m, NULL, &P);
     const char *items[] = {"forward", "gates", "weights", "recompute"};
     for (int it = 0; it < 4; it++) {
-        if (!strstr(what, items[it])) continue;
+        const char *hit = strstr(what, items[it]);
+        if (!hit || (hit > what && hit[-1] == ':')) continue; /* "lab:..." items are not these */
         hr_grad *g = NULL;
         if (it > 0) {
             hr_grad_params gp = hr_grad_default_params();
@@ -118,26 +171,55 @@ int main(int argc, char **argv) {
                 return 1;
             }
         }
-        double best = 1e30;
+        double best = 1e30, best_cpu = 1e30;
         for (int r = 0; r <= repeats; r++) { /* run 0 warms up (packing, first-touch) */
+            double c0 = cpu_now();
             double s = it == 0 ? time_forward(m, win, W, K, threads, logits) : time_grad(g, win, W, K);
+            double cs = cpu_now() - c0;
             if (s < 0) {
                 fprintf(stderr, "hr_bench_grad: %s failed: %s\n", items[it], hr_last_error());
                 return 1;
             }
             if (r > 0 && s < best) best = s;
+            if (r > 0 && cs < best_cpu) best_cpu = cs;
         }
-        printf("RESULT what=%s seconds=%.4f per_window_ms=%.2f bytes=%zu\n", items[it], best, 1e3 * best / K,
-               g ? hr_grad_bytes(g) : (size_t)0);
+        printf("RESULT what=%s seconds=%.4f cpu_seconds=%.4f per_window_ms=%.2f bytes=%zu\n", items[it], best,
+               best_cpu, 1e3 * best / K, g ? hr_grad_bytes(g) : (size_t)0);
         fflush(stdout);
         hr_grad_free(g);
     }
     hr_params_free(P);
+    for (const char *s = strstr(what, "lab:"); s; s = strstr(s + 4, "lab:")) {
+        char method[32], path[1024];
+        size_t len = strcspn(s + 4, ",");
+        snprintf(method, sizeof method, "%.*s", (int)len, s + 4);
+        snprintf(path, sizeof path, "%s-%s.csv", csv ? csv : "", method);
+        hr_context *ctx = NULL;
+        hr_context_params cp = hr_context_default_params();
+        cp.n_threads = threads;
+        cp.n_ctx = W;
+        if (hr_context_new(m, &cp, &ctx) != HR_OK) return 1;
+        double best = 1e30, best_cpu = 1e30;
+        for (int r = 0; r <= repeats; r++) {
+            double c0 = cpu_now(), t = time_lab(ctx, method, ids, n_ids, W, K, bos, csv && r == 0 ? path : NULL);
+            double cs = cpu_now() - c0;
+            if (t < 0) {
+                fprintf(stderr, "hr_bench_grad: lab %s failed: %s\n", method, hr_last_error());
+                return 1;
+            }
+            if (r > 0 && t < best) best = t;
+            if (r > 0 && cs < best_cpu) best_cpu = cs;
+        }
+        printf("RESULT what=lab:%s seconds=%.4f cpu_seconds_with_layer_metrics=%.4f per_window_ms=%.2f\n", method, best,
+               best_cpu, 1e3 * best / K);
+        fflush(stdout);
+        hr_context_free(ctx);
+    }
     free(logits), free(win), free(ids);
     hr_model_free(m);
     return 0;
 usage:
     fprintf(stderr, "usage: hr_bench_grad MODEL --ids FILE --window W --windows K [--threads T] [--repeats R] "
-                    "[--what forward,gates,weights,recompute] [--bos ID]\n");
+                    "[--what forward,gates,weights,recompute,lab:METHOD...] [--bos ID] [--csv PREFIX]\n");
     return 2;
 }

@@ -90,17 +90,21 @@ const char *hr_grad_last_error(const hr_grad *g) { return g ? g->err : ""; }
 
 /* ---- buffers ---- */
 
-static float *fbuf(size_t a, size_t b, size_t *bytes, bool *ok) {
+/* a x b floats, uninitialised (window buffers: written before read) or
+ * zeroed (gradients). */
+static float *fbuf_init(size_t a, size_t b, size_t *bytes, bool *ok, bool zero) {
     size_t n, nb;
     if (!hr_mul_size(a, b, &n) || !hr_mul_size(n, sizeof(float), &nb)) {
         *ok = false;
         return NULL;
     }
-    float *p = calloc(1, nb ? nb : 1);
+    float *p = zero ? calloc(1, nb ? nb : 1) : malloc(nb ? nb : 1);
     if (!p) *ok = false;
     else *bytes += nb;
     return p;
 }
+
+static float *fbuf(size_t a, size_t b, size_t *bytes, bool *ok) { return fbuf_init(a, b, bytes, ok, false); }
 
 static void free_acts(layer_acts *a) {
     float *bufs[] = {a->xb, a->q, a->kt, a->vt, a->p, a->o, a->xm, a->xb2, a->hg, a->hu, a->ha};
@@ -167,7 +171,8 @@ static hr_status ensure_cap(hr_grad *g, int n) {
     size_t cap = (size_t)n, dim = (size_t)c->dim, hd = (size_t)c->head_dim, L = (size_t)c->n_layers;
     size_t r = (size_t)g->P->p.lora_rank, *b = &g->win_bytes;
     bool ok = true;
-    g->ldp = ((n + 15) & ~15) + 16; /* +16: rows of a power-of-two width would share cache sets */
+    g->ldp = ((n + 15) & ~15) + 16; /* >= the 16-wide blocks of keys read; +16: rows of a power-of-two width
+                                       would share cache sets */
     g->n_acts = g->gp.recompute ? 1 : c->n_layers;
     g->acts = calloc((size_t)(g->n_acts ? g->n_acts : 1), sizeof *g->acts);
     ok = g->acts != NULL;
@@ -310,7 +315,7 @@ hr_status hr_grad_new_on_pool(hr_params *P, const hr_grad_params *gp, hr_pool *p
         bool on = gp->select ? gp->select[i] : (gp->kinds & HR_GRAD_KIND(in->kind)) != 0;
         if (!on) continue;
         bool ok = true;
-        g->grad[i] = fbuf((size_t)in->rows, (size_t)in->cols, &g->grad_bytes, &ok);
+        g->grad[i] = fbuf_init((size_t)in->rows, (size_t)in->cols, &g->grad_bytes, &ok, true);
         if (!ok) st = hr_err(HR_ERR_NOMEM, "out of memory for the gradient of %s", in->name);
     }
     if (st == HR_OK) {

@@ -23,10 +23,14 @@ void hr_gemm_ref(float *c, size_t ldc, const float *a, size_t ai, size_t ap, con
         }
 }
 
-/* Tasks own fixed blocks of C (independent of the thread count); inside a
- * block, K-blocks of 128 keep a 128 x 32 slice of B in L1 while the 8-row
- * tiles of the block pass over it. */
-enum { GM_MR = 8, GM_KC = 128, GM_MB = 64, GM_NB = 128 };
+/* Tasks own fixed blocks of C (128 rows x 64 columns, independent of the
+ * thread count). Inside a block, for each K-block of 128 and 32-column tile,
+ * the B slice is copied into a contiguous zero-padded buffer (B's rows may be
+ * thousands of floats apart, which would map them onto a few L1 sets) that
+ * the block's 8-row tiles then run over; A is read in place (along its rows,
+ * or 8 consecutive floats per step when transposed). Packing copies values,
+ * so every chain is unchanged. */
+enum { GM_MR = 8, GM_KC = 128, GM_MB = 128, GM_NB = 64 };
 
 typedef struct {
     float *c;
@@ -39,21 +43,21 @@ typedef struct {
 #if defined(__AVX512F__)
 static inline __mmask16 lanes_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
-/* mr rows x nv vectors of 16 columns of C over p in [p0, p1); mr and nv are
- * constants after inlining. Lanes outside the masks stay 0 and are not
- * stored. */
+/* mr rows x nv vectors of 16 columns of C over p in [0, kc): A element
+ * (i, p) at a[i * ai + p * ap], B row p at b + p * 32 (padded with zeros);
+ * mr and nv are constants after inlining. */
 static inline __attribute__((always_inline)) void gemm_tile(float *c, size_t ldc, const float *a, size_t ai, size_t ap,
-                                                            const float *b, size_t ldb, int mr, int nv, __mmask16 m0,
-                                                            __mmask16 m1, int p0, int p1, bool from_c) {
+                                                            const float *b, int mr, int nv, __mmask16 m0,
+                                                            __mmask16 m1, int kc, bool from_c) {
     __m512 acc[GM_MR][2];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) {
         acc[i][0] = from_c ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : _mm512_setzero_ps();
         acc[i][1] = nv > 1 && from_c ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16) : _mm512_setzero_ps();
     }
-    for (int p = p0; p < p1; p++) {
-        const float *br = b + (size_t)p * ldb, *ar = a + (size_t)p * ap;
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, br), b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, br + 16) : b0;
+    for (int p = 0; p < kc; p++) {
+        const float *br = b + (size_t)p * 32, *ar = a + (size_t)p * ap;
+        __m512 b0 = _mm512_load_ps(br), b1 = nv > 1 ? _mm512_load_ps(br + 16) : b0;
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
             __m512 av = _mm512_set1_ps(ar[(size_t)i * ai]);
@@ -68,32 +72,37 @@ static inline __attribute__((always_inline)) void gemm_tile(float *c, size_t ldc
     }
 }
 
-static void gemm_tile_any(float *c, size_t ldc, const float *a, size_t ai, size_t ap, const float *b, size_t ldb,
-                          int mr, int width, int p0, int p1, bool from_c) {
+static void gemm_tile_any(float *c, size_t ldc, const float *a, size_t ai, size_t ap, const float *b, int mr,
+                          int width, int kc, bool from_c) {
     __mmask16 m0 = lanes_mask(width), m1 = lanes_mask(width - 16);
     if (mr == GM_MR) {
-        if (width > 16) gemm_tile(c, ldc, a, ai, ap, b, ldb, GM_MR, 2, m0, m1, p0, p1, from_c);
-        else gemm_tile(c, ldc, a, ai, ap, b, ldb, GM_MR, 1, m0, m1, p0, p1, from_c);
+        if (width > 16) gemm_tile(c, ldc, a, ai, ap, b, GM_MR, 2, m0, m1, kc, from_c);
+        else gemm_tile(c, ldc, a, ai, ap, b, GM_MR, 1, m0, m1, kc, from_c);
         return;
     }
     for (int i = 0; i < mr; i++) { /* fewer than 8 rows: one row at a time, same chains */
-        float *ci = c + (size_t)i * ldc;
         const float *aa = a + (size_t)i * ai;
-        if (width > 16) gemm_tile(ci, ldc, aa, ai, ap, b, ldb, 1, 2, m0, m1, p0, p1, from_c);
-        else gemm_tile(ci, ldc, aa, ai, ap, b, ldb, 1, 1, m0, m1, p0, p1, from_c);
+        if (width > 16) gemm_tile(c + (size_t)i * ldc, ldc, aa, ai, ap, b, 1, 2, m0, m1, kc, from_c);
+        else gemm_tile(c + (size_t)i * ldc, ldc, aa, ai, ap, b, 1, 1, m0, m1, kc, from_c);
     }
 }
 
 static void gemm_block(const gemm_job *j, int i0, int i1, int j0, int j1) {
-    for (int jt = j0; jt < j1; jt += 32) {
-        int width = j1 - jt < 32 ? j1 - jt : 32;
-        for (int p0 = 0; p0 < j->k; p0 += GM_KC) {
-            int p1 = p0 + GM_KC < j->k ? p0 + GM_KC : j->k;
-            bool from_c = p0 > 0 || j->accumulate;
+    _Alignas(64) float bp[GM_KC * 32]; /* (kc, 32) B slice, zero-padded */
+    for (int p0 = 0; p0 < j->k; p0 += GM_KC) {
+        int kc = j->k - p0 < GM_KC ? j->k - p0 : GM_KC;
+        bool from_c = p0 > 0 || j->accumulate;
+        const float *a = j->a + (size_t)p0 * j->ap;
+        for (int jt = j0; jt < j1; jt += 32) {
+            int width = j1 - jt < 32 ? j1 - jt : 32;
+            for (int p = 0; p < kc; p++) {
+                memcpy(bp + p * 32, j->b + (size_t)(p0 + p) * j->ldb + jt, sizeof(float) * (size_t)width);
+                memset(bp + p * 32 + width, 0, sizeof(float) * (size_t)(32 - width));
+            }
             for (int it = i0; it < i1; it += GM_MR) {
                 int mr = i1 - it < GM_MR ? i1 - it : GM_MR;
-                gemm_tile_any(j->c + (size_t)it * j->ldc + jt, j->ldc, j->a + (size_t)it * j->ai, j->ai, j->ap,
-                              j->b + jt, j->ldb, mr, width, p0, p1, from_c);
+                gemm_tile_any(j->c + (size_t)it * j->ldc + jt, j->ldc, a + (size_t)it * j->ai, j->ai, j->ap, bp, mr,
+                              width, kc, from_c);
             }
         }
     }
@@ -268,11 +277,9 @@ void hr_rope_bwd(float *dv, int n_heads, int head_dim, const float *cos_t, const
 
 enum { ATT_Q = 4 }; /* queries per key/value load, as the inference forward */
 
-static int pad16(int n) { return (n + 15) & ~15; }
-
 void hr_attn_fwd(float *p, int ldp, float *o, size_t os, const float *q, size_t qs, const float *kt, const float *vt,
                  int ldk, int head_dim, int n, int t0, int t1, float scale) {
-    int width = pad16(n);
+    (void)n;
     for (int t = t0; t < t1; t += ATT_Q) {
         int nq = t1 - t < ATT_Q ? t1 - t : ATT_Q, len[ATT_Q];
         for (int i = 0; i < nq; i++) len[i] = t + i + 1;
@@ -280,14 +287,12 @@ void hr_attn_fwd(float *p, int ldp, float *o, size_t os, const float *q, size_t 
         hr_attn_scores_multi(s, (size_t)ldp, q + (size_t)t * qs, qs, nq, kt, ldk, head_dim, len[nq - 1], scale);
         for (int i = 0; i < nq; i++) hr_softmax(s + (size_t)i * ldp, len[i]);
         hr_attn_values_multi(o + (size_t)t * os, os, s, (size_t)ldp, nq, vt, ldk, head_dim, len);
-        for (int i = 0; i < nq; i++)
-            memset(s + (size_t)i * ldp + len[i], 0, sizeof(float) * (size_t)(width - len[i]));
     }
 }
 
 void hr_attn_bwd_rows(float *ds, float *dq, size_t dqs, const float *p, int ldp, const float *dout, size_t dos,
                       const float *kt, const float *vt, int ldk, int head_dim, int n, int t0, int t1, float scale) {
-    int width = pad16(n);
+    (void)n;
     for (int t = t0; t < t1; t += ATT_Q) { /* the forward's kernels, ATT_Q rows per key/value load */
         int nq = t1 - t < ATT_Q ? t1 - t : ATT_Q, len[ATT_Q];
         for (int i = 0; i < nq; i++) len[i] = t + i + 1;
@@ -298,7 +303,6 @@ void hr_attn_bwd_rows(float *ds, float *dq, size_t dqs, const float *p, int ldp,
             const float *pr = p + (size_t)(t + i) * ldp;
             float d = hr_dot(pr, dr, len[i]);
             for (int s = 0; s < len[i]; s++) dr[s] = pr[s] * (dr[s] - d);
-            memset(dr + len[i], 0, sizeof(float) * (size_t)(width - len[i]));
         }
         float *q0 = dq + (size_t)t * dqs;
         hr_attn_values_multi(q0, dqs, d0, (size_t)ldp, nq, kt, ldk, head_dim, len); /* sum_s dS_s k_s */
@@ -321,9 +325,10 @@ void hr_attn_bwd_keys(float *dk, float *dv, size_t kvs, const float *ds, const f
             for (int j = 0; j < n_q; j++) {
                 const float *dsj = ds + (size_t)j * hs, *pj = p + (size_t)j * hs;
                 const float *qj = q + (size_t)j * head_dim + d0, *oj = dout + (size_t)j * head_dim + d0;
-                for (int t = sb; t < n; t++) { /* rows t < s hold zeros at s */
-                    __m512 sv = _mm512_loadu_ps(dsj + (size_t)t * ldp + sb);
-                    __m512 pv = _mm512_loadu_ps(pj + (size_t)t * ldp + sb);
+                for (int t = sb; t < n; t++) { /* row t holds keys s <= t: lanes past it are masked */
+                    __mmask16 m = t - sb >= 15 ? (__mmask16)0xFFFF : (__mmask16)((2u << (t - sb)) - 1);
+                    __m512 sv = _mm512_maskz_loadu_ps(m, dsj + (size_t)t * ldp + sb);
+                    __m512 pv = _mm512_maskz_loadu_ps(m, pj + (size_t)t * ldp + sb);
                     const float *qt = qj + (size_t)t * qs, *ot = oj + (size_t)t * dos;
                     if (nd == 8) {
 #pragma GCC unroll 8
@@ -426,12 +431,19 @@ void hr_attn_bwd_ref(float *dq, float *dk, float *dv, const float *q, size_t qs,
 /* ---- MLP activations ---- */
 
 void hr_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, int n) {
-    for (int i = 0; i < n; i++) {
-        float g = gate[i], sg = 1.0f / (1.0f + expf(-g)), silu = g * sg;
-        float dsilu = sg * (1.0f + g * (1.0f - sg));
-        float d = dh[i];
-        dgate[i] = d * up[i] * dsilu;
-        dup[i] = d * silu;
+    /* silu from the forward's vectorised kernel (up = 1), sigmoid = silu / gate */
+    enum { CHUNK = 256 };
+    float ones[CHUNK], silu[CHUNK];
+    for (int i = 0; i < CHUNK; i++) ones[i] = 1.0f;
+    for (int i0 = 0; i0 < n; i0 += CHUNK) {
+        int len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        hr_swiglu(silu, gate + i0, ones, len);
+        for (int i = 0; i < len; i++) {
+            float g = gate[i0 + i], s = silu[i], sg = g != 0.0f ? s / g : 0.5f;
+            float dsilu = sg * (1.0f + g * (1.0f - sg)), d = dh[i0 + i];
+            dgate[i0 + i] = d * up[i0 + i] * dsilu;
+            dup[i0 + i] = d * s;
+        }
     }
 }
 

@@ -65,16 +65,16 @@ void hr_rope_bwd(float *dv, int n_heads, int head_dim, const float *cos_t, const
 /* ---- causal softmax attention of one head ----
  * Queries t in [t0, t1) at positions t see keys 0..t. Keys and values are
  * transposed (head_dim, ldk) so kernels run along positions; p (., ldp) holds
- * probability rows, zero beyond position t up to the padded width
- * ((n + 15) & ~15 <= ldp). scale = 1/sqrt(head_dim). */
+ * probability rows: entries s <= t of row t (the rest is never read, so never
+ * written). n: the window's length. scale = 1/sqrt(head_dim). */
 /* Forward: p rows and outputs o (row stride os) from q (row stride qs), with
  * the inference kernels (hr_attn_scores_multi, hr_softmax,
  * hr_attn_values_multi) in the inference order: bit-identical to hr_forward. */
 void hr_attn_fwd(float *p, int ldp, float *o, size_t os, const float *q, size_t qs, const float *kt, const float *vt,
                  int ldk, int head_dim, int n, int t0, int t1, float scale);
 /* Backward, rows: from p and do (row stride dos), dS[t,s] = p[t,s] (dP[t,s] -
- * sum_s' p[t,s'] dP[t,s']) with dP[t,s] = do_t . v_s, stored in ds (., ldp),
- * zero beyond t as p; dq_t = scale * sum_s dS[t,s] k_s (row stride dqs). */
+ * sum_s' p[t,s'] dP[t,s']) with dP[t,s] = do_t . v_s, stored in ds (., ldp)
+ * like p; dq_t = scale * sum_s dS[t,s] k_s (row stride dqs). */
 void hr_attn_bwd_rows(float *ds, float *dq, size_t dqs, const float *p, int ldp, const float *dout, size_t dos,
                       const float *kt, const float *vt, int ldk, int head_dim, int n, int t0, int t1, float scale);
 /* Backward, keys of one KV group: for keys s in [s0, s1) (s0 a multiple of
@@ -93,7 +93,9 @@ void hr_attn_bwd_ref(float *dq, float *dk, float *dv, const float *q, size_t qs,
                      size_t kvs, const float *dout, size_t dos, int n_q, int head_dim, int n, float scale);
 
 /* ---- MLP activations (forwards: hr_swiglu, hr_gelu_tanh) ----
- * h = silu(gate) * up: dgate = dh * up * silu'(gate), dup = dh * silu(gate). */
+ * h = silu(gate) * up: dgate = dh * up * silu'(gate), dup = dh * silu(gate),
+ * silu' = s (1 + gate (1 - s)) with s = sigmoid(gate); silu comes from
+ * hr_swiglu (vectorised exp) and s = silu / gate. dgate may alias dh. */
 void hr_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, int n);
 void hr_swiglu_bwd_ref(float *dgate, float *dup, const float *dh, const float *gate, const float *up, int n);
 /* y = gelu_tanh(x): dx = dy * gelu_tanh'(x). */
