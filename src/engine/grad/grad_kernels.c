@@ -95,9 +95,17 @@ static void gemm_block(const gemm_job *j, int i0, int i1, int j0, int j1) {
         const float *a = j->a + (size_t)p0 * j->ap;
         for (int jt = j0; jt < j1; jt += 32) {
             int width = j1 - jt < 32 ? j1 - jt : 32;
+            __mmask16 m0 = lanes_mask(width), m1 = lanes_mask(width - 16);
             for (int p = 0; p < kc; p++) {
-                memcpy(bp + p * 32, j->b + (size_t)(p0 + p) * j->ldb + jt, sizeof(float) * (size_t)width);
-                memset(bp + p * 32 + width, 0, sizeof(float) * (size_t)(32 - width));
+                const float *src = j->b + (size_t)(p0 + p) * j->ldb + jt;
+                _mm512_store_ps(bp + p * 32, _mm512_maskz_loadu_ps(m0, src));
+                _mm512_store_ps(bp + p * 32 + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+            }
+            /* the next slice's rows are far apart (no hardware stream): fetch them while this one computes */
+            int nj = jt + 32 < j1 ? jt + 32 : j0, np0 = jt + 32 < j1 ? p0 : p0 + GM_KC;
+            for (int p = np0; p < np0 + GM_KC && p < j->k; p++) {
+                const char *r = (const char *)(j->b + (size_t)p * j->ldb + nj);
+                __builtin_prefetch(r), __builtin_prefetch(r + 64);
             }
             for (int it = i0; it < i1; it += GM_MR) {
                 int mr = i1 - it < GM_MR ? i1 - it : GM_MR;
