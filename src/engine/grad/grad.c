@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine/grad/grad_kernels.h"
 #include "engine/kernels.h"
@@ -70,6 +71,7 @@ struct hr_grad {
     float *dlu;        /* (cap, r) adapter bottleneck gradient */
     float *dinput;     /* (cap, dim) input-embedding gradient (input_grad) */
     int dinput_n;
+    void *win_mem, *grad_mem; /* the arenas holding every window buffer / every gradient */
     size_t win_bytes, grad_bytes;
     char err[512];
 };
@@ -88,44 +90,48 @@ static hr_status grad_fail(hr_grad *g, hr_status st) {
 
 const char *hr_grad_last_error(const hr_grad *g) { return g ? g->err : ""; }
 
-/* ---- buffers ---- */
+/* ---- buffers ----
+ * Buffers are carved from one allocation (an arena), sized by a first pass
+ * over the layout (base NULL) and carved by a second. A large arena asks for
+ * transparent huge pages: a fresh window's first touch then costs a few page
+ * faults instead of one per 4 KiB (faults are slow on virtual machines). */
 
-/* a x b floats, uninitialised (window buffers: written before read) or
- * zeroed (gradients). */
-static float *fbuf_init(size_t a, size_t b, size_t *bytes, bool *ok, bool zero) {
-    size_t n, nb;
-    if (!hr_mul_size(a, b, &n) || !hr_mul_size(n, sizeof(float), &nb)) {
-        *ok = false;
+typedef struct {
+    char *base;
+    size_t off;
+    bool ok;
+} arena;
+
+static float *carve(arena *A, size_t a, size_t b) {
+    size_t n, nb, at = A->off;
+    if (!hr_mul_size(a, b, &n) || !hr_mul_size(n, sizeof(float), &nb) || !hr_add_size(nb, 63, &nb) ||
+        !hr_add_size(A->off, nb & ~(size_t)63, &A->off)) {
+        A->ok = false;
         return NULL;
     }
-    float *p = zero ? calloc(1, nb ? nb : 1) : malloc(nb ? nb : 1);
-    if (!p) *ok = false;
-    else *bytes += nb;
-    return p;
+    return A->base ? (float *)(A->base + at) : NULL;
 }
 
-static float *fbuf(size_t a, size_t b, size_t *bytes, bool *ok) { return fbuf_init(a, b, bytes, ok, false); }
-
-static void free_acts(layer_acts *a) {
-    float *bufs[] = {a->xb, a->q, a->kt, a->vt, a->p, a->o, a->xm, a->xb2, a->hg, a->hu, a->ha};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    for (int i = 0; i < HR_LORA_N_TARGETS; i++) free(a->lu[i]);
-    memset(a, 0, sizeof *a);
+/* Allocates the sized arena (*bytes: its size) and rewinds it for carving. */
+static bool arena_alloc(arena *A, size_t *bytes) {
+    size_t align = A->off >= ((size_t)2 << 20) ? (size_t)2 << 20 : 64, size;
+    if (!A->ok || !hr_add_size(A->off, align - 1, &size)) return false;
+    size &= ~(align - 1);
+    A->base = aligned_alloc(align, size ? size : align);
+    if (!A->base) return false;
+#ifdef MADV_HUGEPAGE
+    if (align > 64) madvise(A->base, size, MADV_HUGEPAGE);
+#endif
+    *bytes = size;
+    A->off = 0;
+    return true;
 }
 
 static void free_window(hr_grad *g) {
-    for (int i = 0; g->acts && i < g->n_acts; i++) free_acts(&g->acts[i]);
     free(g->acts);
+    free(g->win_mem);
     g->acts = NULL;
-    float *bufs[] = {g->xin, g->xf, g->logits, g->rope_cos, g->rope_sin, g->kbuf, g->vbuf, g->att, g->proj,
-                     g->hgated, g->xtmp, g->dx, g->dxb, g->datt, g->dq, g->dk, g->dv, g->ds, g->dh1, g->dh2,
-                     g->lora_t, g->dlu, g->dinput};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    free(g->row_nll);
-    g->xin = g->xf = g->logits = g->rope_cos = g->rope_sin = g->kbuf = g->vbuf = g->att = g->proj = NULL;
-    g->hgated = g->xtmp = g->dx = g->dxb = g->datt = g->dq = g->dk = g->dv = g->ds = g->dh1 = g->dh2 = NULL;
-    g->lora_t = g->dlu = g->dinput = NULL;
-    g->row_nll = NULL;
+    g->win_mem = NULL;
     g->cap = 0;
     g->win_bytes = 0;
 }
@@ -133,34 +139,63 @@ static void free_window(hr_grad *g) {
 static bool has_lora(const hr_grad *g, int l, int i) { return g->P->lora[l][i][0] >= 0; }
 
 /* Activation buffers of one layer (widths of layer l, or the widest with l < 0). */
-static bool alloc_acts(hr_grad *g, layer_acts *a, int l, size_t cap) {
+static void lay_out_acts(hr_grad *g, arena *A, layer_acts *a, int l, size_t cap) {
     const hr_config *c = g->c;
-    bool ok = true;
     size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim, ldp = (size_t)g->ldp;
     size_t nh = (size_t)(l < 0 ? g->nh_max : c->n_head[l]), nkv = (size_t)(l < 0 ? hr_config_max_kv_heads(c) : c->n_head_kv[l]);
     size_t ff = (size_t)(l < 0 ? g->ff_max : c->n_ff[l]), r = (size_t)g->P->p.lora_rank;
-    size_t *b = &g->win_bytes;
     if (nh > 0) {
-        a->xb = fbuf(cap, dim, b, &ok);
-        a->q = fbuf(cap, nh * hd, b, &ok);
-        a->kt = fbuf(nkv * hd, ldp, b, &ok);
-        a->vt = fbuf(nkv * hd, ldp, b, &ok);
-        a->p = fbuf(nh * cap, ldp, b, &ok);
-        a->o = fbuf(cap, nh * hd, b, &ok);
+        a->xb = carve(A, cap, dim);
+        a->q = carve(A, cap, nh * hd);
+        a->kt = carve(A, nkv * hd, ldp);
+        a->vt = carve(A, nkv * hd, ldp);
+        a->p = carve(A, nh * cap, ldp);
+        a->o = carve(A, cap, nh * hd);
     }
-    a->xm = fbuf(cap, dim, b, &ok);
+    a->xm = carve(A, cap, dim);
     if (ff > 0) {
-        a->xb2 = fbuf(cap, dim, b, &ok);
-        if (c->mlp == HR_MLP_SWIGLU) a->hg = fbuf(cap, ff, b, &ok);
-        a->hu = fbuf(cap, ff, b, &ok);
-        a->ha = fbuf(cap, ff, b, &ok);
+        a->xb2 = carve(A, cap, dim);
+        if (c->mlp == HR_MLP_SWIGLU) a->hg = carve(A, cap, ff);
+        a->hu = carve(A, cap, ff);
+        a->ha = carve(A, cap, ff);
     }
     for (int i = 0; i < HR_LORA_N_TARGETS && r > 0; i++) {
         bool any = false;
         for (int k = 0; k < c->n_layers; k++) any |= (l < 0 || k == l) && has_lora(g, k, i);
-        if (any) a->lu[i] = fbuf(cap, r, b, &ok);
+        if (any) a->lu[i] = carve(A, cap, r);
     }
-    return ok;
+}
+
+/* Every window buffer for cap tokens, carved from A. */
+static void lay_out_window(hr_grad *g, arena *A, size_t cap) {
+    const hr_config *c = g->c;
+    size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim, L = (size_t)c->n_layers, r = (size_t)g->P->p.lora_rank;
+    for (int i = 0; i < g->n_acts; i++) lay_out_acts(g, A, &g->acts[i], g->gp.recompute ? -1 : i, cap);
+    g->xin = carve(A, (L + 1) * cap, dim);
+    g->xf = carve(A, cap, dim);
+    g->logits = carve(A, cap, (size_t)c->vocab_size);
+    g->row_nll = (double *)carve(A, cap, 2);
+    g->rope_cos = carve(A, cap, hd / 2 + 1);
+    g->rope_sin = carve(A, cap, hd / 2 + 1);
+    size_t qd = (size_t)g->qd_max + 1, kvd = (size_t)g->kvd_max + 1, ff = (size_t)g->ff_max + 1;
+    g->kbuf = carve(A, cap, kvd);
+    g->vbuf = carve(A, cap, kvd);
+    g->att = carve(A, cap, qd);
+    g->proj = carve(A, cap, dim);
+    g->hgated = carve(A, cap, ff);
+    g->xtmp = carve(A, cap, dim);
+    g->dx = carve(A, cap, dim);
+    g->dxb = carve(A, cap, dim);
+    g->datt = carve(A, cap, qd);
+    g->dq = carve(A, cap, qd);
+    g->dk = carve(A, cap, kvd);
+    g->dv = carve(A, cap, kvd);
+    g->ds = carve(A, (size_t)(g->nh_max ? g->nh_max : 1) * cap, (size_t)g->ldp);
+    g->dh1 = carve(A, cap, ff);
+    g->dh2 = carve(A, cap, ff);
+    g->lora_t = r > 0 ? carve(A, r, (size_t)g->lora_w) : NULL;
+    g->dlu = r > 0 ? carve(A, cap, r) : NULL;
+    g->dinput = g->gp.input_grad ? carve(A, cap, dim) : NULL;
 }
 
 /* Sizes every window buffer for n tokens (kept when large enough). */
@@ -168,47 +203,19 @@ static hr_status ensure_cap(hr_grad *g, int n) {
     if (n <= g->cap) return HR_OK;
     free_window(g);
     const hr_config *c = g->c;
-    size_t cap = (size_t)n, dim = (size_t)c->dim, hd = (size_t)c->head_dim, L = (size_t)c->n_layers;
-    size_t r = (size_t)g->P->p.lora_rank, *b = &g->win_bytes;
-    bool ok = true;
+    size_t hd = (size_t)c->head_dim;
     g->ldp = ((n + 15) & ~15) + 16; /* >= the 16-wide blocks of keys read; +16: rows of a power-of-two width
                                        would share cache sets */
     g->n_acts = g->gp.recompute ? 1 : c->n_layers;
     g->acts = calloc((size_t)(g->n_acts ? g->n_acts : 1), sizeof *g->acts);
-    ok = g->acts != NULL;
-    for (int i = 0; ok && i < g->n_acts; i++) ok = alloc_acts(g, &g->acts[i], g->gp.recompute ? -1 : i, cap);
-    g->xin = fbuf((L + 1) * cap, dim, b, &ok);
-    g->xf = fbuf(cap, dim, b, &ok);
-    g->logits = fbuf(cap, (size_t)c->vocab_size, b, &ok);
-    g->row_nll = calloc(cap, sizeof(double));
-    ok = ok && g->row_nll;
-    g->rope_cos = fbuf(cap, hd / 2 + 1, b, &ok);
-    g->rope_sin = fbuf(cap, hd / 2 + 1, b, &ok);
-    size_t qd = (size_t)g->qd_max + 1, kvd = (size_t)g->kvd_max + 1, ff = (size_t)g->ff_max + 1;
-    g->kbuf = fbuf(cap, kvd, b, &ok);
-    g->vbuf = fbuf(cap, kvd, b, &ok);
-    g->att = fbuf(cap, qd, b, &ok);
-    g->proj = fbuf(cap, dim, b, &ok);
-    g->hgated = fbuf(cap, ff, b, &ok);
-    g->xtmp = fbuf(cap, dim, b, &ok);
-    g->dx = fbuf(cap, dim, b, &ok);
-    g->dxb = fbuf(cap, dim, b, &ok);
-    g->datt = fbuf(cap, qd, b, &ok);
-    g->dq = fbuf(cap, qd, b, &ok);
-    g->dk = fbuf(cap, kvd, b, &ok);
-    g->dv = fbuf(cap, kvd, b, &ok);
-    g->ds = fbuf((size_t)(g->nh_max ? g->nh_max : 1) * cap, (size_t)g->ldp, b, &ok);
-    g->dh1 = fbuf(cap, ff, b, &ok);
-    g->dh2 = fbuf(cap, ff, b, &ok);
-    if (r > 0) {
-        g->lora_t = fbuf(r, (size_t)g->lora_w, b, &ok);
-        g->dlu = fbuf(cap, r, b, &ok);
-    }
-    if (g->gp.input_grad) g->dinput = fbuf(cap, dim, b, &ok);
-    if (!ok) {
+    arena A = {NULL, 0, true};
+    if (g->acts) lay_out_window(g, &A, (size_t)n); /* sizing pass */
+    if (!g->acts || !arena_alloc(&A, &g->win_bytes)) {
         free_window(g);
         return hr_err(HR_ERR_NOMEM, "out of memory for the activations of a %d-token window", n);
     }
+    g->win_mem = A.base;
+    lay_out_window(g, &A, (size_t)n);
     g->cap = n;
     double *freqs = malloc(sizeof(double) * (hd / 2 + 1));
     if (!freqs) {
@@ -282,7 +289,7 @@ static float *gbuf(const hr_grad *g, hr_param_kind k, int layer) {
 void hr_grad_free(hr_grad *g) {
     if (!g) return;
     free_window(g);
-    for (int i = 0; g->grad && i < g->P->n; i++) free(g->grad[i]);
+    free(g->grad_mem);
     free(g->grad);
     if (g->own_pool) hr_pool_free(g->pool);
     free(g);
@@ -310,14 +317,20 @@ hr_status hr_grad_new_on_pool(hr_params *P, const hr_grad_params *gp, hr_pool *p
     g->lora_w = widest > g->ff_max ? widest : g->ff_max;
     g->grad = calloc((size_t)(P->n ? P->n : 1), sizeof *g->grad);
     hr_status st = g->grad ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
-    for (int i = 0; st == HR_OK && i < P->n; i++) {
-        const hr_param_info *in = &P->t[i].info;
-        bool on = gp->select ? gp->select[i] : (gp->kinds & HR_GRAD_KIND(in->kind)) != 0;
-        if (!on) continue;
-        bool ok = true;
-        g->grad[i] = fbuf_init((size_t)in->rows, (size_t)in->cols, &g->grad_bytes, &ok, true);
-        if (!ok) st = hr_err(HR_ERR_NOMEM, "out of memory for the gradient of %s", in->name);
+    arena A = {NULL, 0, true};
+    for (int pass = 0; st == HR_OK && pass < 2; pass++) { /* sizing, then carving */
+        if (pass == 1 && !arena_alloc(&A, &g->grad_bytes)) {
+            st = hr_err(HR_ERR_NOMEM, "out of memory for gradients (%zu MB)", A.off >> 20);
+            break;
+        }
+        for (int i = 0; i < P->n; i++) {
+            const hr_param_info *in = &P->t[i].info;
+            if (gp->select ? gp->select[i] : (gp->kinds & HR_GRAD_KIND(in->kind)) != 0)
+                g->grad[i] = carve(&A, (size_t)in->rows, (size_t)in->cols);
+        }
     }
+    g->grad_mem = A.base;
+    if (st == HR_OK) memset(g->grad_mem, 0, g->grad_bytes);
     if (st == HR_OK) {
         plan_backward(g);
         if (pool) g->pool = pool;

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Gradient importance: cost and quality (benchmark, not a test).
+#
+#  1. cost: on the same token windows and threads, tests/tools/hr_bench_grad
+#     times one inference forward (hr_forward, all logits), the gradient of
+#     the head gates (hr_grad_accumulate: one training forward + backward per
+#     window), the head lab's `grad`, `taylor` and exact `ablation` methods
+#     alone, and bench/bench_grad.py the same `grad` scores with PyTorch
+#     autograd (float32, weights not requiring grad). Torch runs with
+#     torch.set_num_threads(1) x OPENBLAS_NUM_THREADS=T and T x 1; the faster
+#     counts. Rounds are interleaved; each figure is the best over rounds.
+#  2. quality: Spearman rank correlation over all heads of `grad`, `taylor`
+#     (and `amp`, for comparison) with the exact ablation ranking on
+#     stories260K and tinystories_val.txt.
+#
+# usage: bench/bench_grad.sh [BUILD_DIR]     (a Release build holding headroom,
+#                                             hr_bench_grad and hr_make_random)
+# env:   HR_BENCH_THREADS (default 2), HR_BENCH_ROUNDS (default 3),
+#        HR_BENCH_REPEATS (default 3), HR_BENCH_MODELS_DIR (where the random
+#        SmolLM-shape model is generated; default BUILD_DIR), HR_SHARED_DIR,
+#        GB_MODELS (default "stories smollm"; "" = quality only), GB_SPEARMAN_TOKENS (default 4096)
+#
+# Windows: stories260K 4 x 256 tokens, SmolLM-135M shape (random weights)
+# 1 x 128 tokens (as bench/bench_ablation.sh), from tinystories_val.txt
+# through tok512.bin. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for the
+# benchmark's own commands.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+build=${1:-$src/build}
+threads=${HR_BENCH_THREADS:-2}
+rounds=${HR_BENCH_ROUNDS:-3}
+repeats=${HR_BENCH_REPEATS:-3}
+shared=${HR_SHARED_DIR:-$(cd "$src/../shared" && pwd)}
+models_dir=${HR_BENCH_MODELS_DIR:-$build}
+which_models=${GB_MODELS-stories smollm}
+sp_tokens=${GB_SPEARMAN_TOKENS:-4096}
+python=/usr/bin/python3
+
+for tool in headroom hr_bench_grad hr_make_random; do
+    [[ -x $build/$tool ]] || { echo "bench: $build/$tool missing (build the Release tree first)" >&2; exit 1; }
+done
+for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
+    if [[ -n ${!v+x} ]]; then echo "# unset $v (was '${!v}')"; unset "$v"; fi
+done
+
+tok=$shared/models/stories260K/tok512.bin
+text=$shared/data/text/tinystories_val.txt
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+head -c 40000 "$text" >"$T/text.txt"
+"$build/headroom" tokenize "$tok" --text "$T/text.txt" >"$T/ids.txt"
+smol=$models_dir/random-smollm135m-shape.bin
+echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) cores; threads $threads; load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+field() { sed -n "s/.*what=$2 .*seconds=\([0-9.]*\) .*/\1/p" "$1" | head -1; }
+minf() { "$python" -c "import sys; v=[float(x) for x in sys.argv[1:] if x]; print(min(v) if v else 'nan')" "$@"; }
+
+# MODEL LABEL WINDOW N_WINDOWS
+cost() {
+    local model=$1 label=$2 window=$3 nwin=$4 r cfg
+    local fw=() gr=() lg=() lt=() la=() th=()
+    for ((r = 0; r < rounds; r++)); do
+        "$build/hr_bench_grad" "$model" --ids "$T/ids.txt" --window "$window" --windows "$nwin" --threads "$threads" \
+            --repeats "$repeats" --what forward,gates,lab:grad,lab:taylor,lab:ablation --csv "$T/hr-$label" \
+            >"$T/hr-$label.out"
+        grep RESULT "$T/hr-$label.out" | sed "s/^/# round $r: /"
+        fw+=("$(field "$T/hr-$label.out" forward)") gr+=("$(field "$T/hr-$label.out" gates)")
+        lg+=("$(field "$T/hr-$label.out" lab:grad)") lt+=("$(field "$T/hr-$label.out" lab:taylor)")
+        la+=("$(field "$T/hr-$label.out" lab:ablation)")
+        for cfg in "1 $threads" "$threads 1"; do
+            set -- $cfg
+            s=$(OPENBLAS_NUM_THREADS=$2 "$python" "$here/bench_grad.py" "$model" --ids "$T/ids.txt" --window "$window" \
+                --windows "$nwin" --threads "$1" --repeats "$repeats" --csv "$T/torch-$label.csv" |
+                sed -n 's/.*seconds=//p')
+            echo "# round $r: torch intra-op $1, OpenBLAS $2: $s s"
+            th+=("$s")
+        done
+    done
+    local diff
+    diff=$("$python" - "$T/hr-$label-grad.csv" "$T/torch-$label.csv" <<'EOF'
+import csv, sys
+a = {(int(r["layer"]), int(r["head"])): float(r["grad"]) for r in csv.DictReader(open(sys.argv[1]))}
+b = {(int(r["layer"]), int(r["head"])): float(r["grad"]) for r in csv.DictReader(open(sys.argv[2]))}
+print("%.2g" % (max(abs(a[k] - b[k]) for k in b) / max(abs(v) for v in b.values())))
+EOF
+)
+    local F G LG LT LA TH
+    F=$(minf "${fw[@]}") G=$(minf "${gr[@]}") LG=$(minf "${lg[@]}") LT=$(minf "${lt[@]}") LA=$(minf "${la[@]}")
+    TH=$(minf "${th[@]}")
+    "$python" - "$label" "$nwin" "$window" "$F" "$G" "$LG" "$LT" "$LA" "$TH" "$diff" <<'EOF'
+import sys
+label, nwin, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+F, G, LG, LT, LA, TH = (float(x) for x in sys.argv[4:10])
+print("RESULT model=%s tokens=%dx%d forward_s=%.4f gate_grads_s=%.4f grad_over_forward=%.2f lab_grad_s=%.4f "
+      "lab_taylor_s=%.4f lab_ablation_s=%.4f ablation_over_grad=%.1f torch_grad_s=%.4f torch_over_headroom=%.2f "
+      "max_rel_score_diff=%s" % (label, nwin, window, F, G, G / F, LG, LT, LA, LA / LG, TH, TH / LG, sys.argv[10]))
+EOF
+}
+
+for m in $which_models; do
+    case $m in
+        stories) cost "$shared/models/stories260K/stories260K.bin" stories260K 256 4 ;;
+        smollm)
+            [[ -f $smol ]] || "$build/hr_make_random" --preset smollm-135m --seed 1 "$smol"
+            cost "$smol" smollm135m-random 128 1 ;;
+        *) echo "bench: unknown model '$m'" >&2; exit 1 ;;
+    esac
+done
+
+# Ranking quality against the exact ablation sweep.
+"$build/headroom" heads "$shared/models/stories260K/stories260K.bin" -f "$text" --tokens "$sp_tokens" \
+    --methods ablation,grad,taylor,amp --threads "$threads" --top 0 -o "$T/lab" >/dev/null
+"$python" - "$T/lab/heads.csv" "$sp_tokens" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+def ranks(v):
+    order = sorted(range(len(v)), key=lambda i: v[i])
+    r = [0.0] * len(v)
+    i = 0
+    while i < len(order):  # average ranks over ties
+        j = i
+        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            r[order[k]] = (i + j) / 2.0
+        i = j + 1
+    return r
+def spearman(a, b):
+    ra, rb = ranks(a), ranks(b)
+    n = len(a)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va = sum((x - ma) ** 2 for x in ra) ** 0.5
+    vb = sum((y - mb) ** 2 for y in rb) ** 0.5
+    return cov / (va * vb)
+abl = [float(r["ablation"]) for r in rows]
+for m in ("grad", "taylor", "amp"):
+    print("RESULT spearman_vs_ablation method=%s heads=%d tokens=%s rho=%.3f"
+          % (m, len(rows), sys.argv[2], spearman([float(r[m]) for r in rows], abl)))
+top = sorted(range(len(rows)), key=lambda i: -abl[i])[:5]
+for m in ("grad", "taylor"):
+    v = [float(r[m]) for r in rows]
+    mine = sorted(range(len(rows)), key=lambda i: -v[i])[:5]
+    print("RESULT top5_overlap method=%s %d/5 (ablation top 5: %s; %s top 5: %s)"
+          % (m, len(set(top) & set(mine)), " ".join("%s.%s" % (rows[i]["layer"], rows[i]["head"]) for i in top), m,
+             " ".join("%s.%s" % (rows[i]["layer"], rows[i]["head"]) for i in mine)))
+EOF
