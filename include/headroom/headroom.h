@@ -12,6 +12,7 @@
 #include "headroom/context.h"
 #include "headroom/kvcache.h"
 #include "headroom/sample.h"
+#include "headroom/grad.h"
 #include "headroom/heads.h"
 #include "headroom/prune.h"
 #include "headroom/gqa.h"
