@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "engine/grad/grad_kernels.h"
 #include "engine/kernels.h"
@@ -92,9 +91,9 @@ const char *hr_grad_last_error(const hr_grad *g) { return g ? g->err : ""; }
 
 /* ---- buffers ----
  * Buffers are carved from one allocation (an arena), sized by a first pass
- * over the layout (base NULL) and carved by a second. A large arena asks for
- * transparent huge pages: a fresh window's first touch then costs a few page
- * faults instead of one per 4 KiB (faults are slow on virtual machines). */
+ * over the layout (base NULL) and carved by a second. (Transparent huge
+ * pages would save the first-touch page faults of a fresh window, but made
+ * every later pass 2x slower on the development machine: not used.) */
 
 typedef struct {
     char *base;
@@ -114,14 +113,11 @@ static float *carve(arena *A, size_t a, size_t b) {
 
 /* Allocates the sized arena (*bytes: its size) and rewinds it for carving. */
 static bool arena_alloc(arena *A, size_t *bytes) {
-    size_t align = A->off >= ((size_t)2 << 20) ? (size_t)2 << 20 : 64, size;
-    if (!A->ok || !hr_add_size(A->off, align - 1, &size)) return false;
-    size &= ~(align - 1);
-    A->base = aligned_alloc(align, size ? size : align);
+    size_t size;
+    if (!A->ok || !hr_add_size(A->off, 63, &size)) return false;
+    size &= ~(size_t)63;
+    A->base = aligned_alloc(64, size ? size : 64);
     if (!A->base) return false;
-#ifdef MADV_HUGEPAGE
-    if (align > 64) madvise(A->base, size, MADV_HUGEPAGE);
-#endif
     *bytes = size;
     A->off = 0;
     return true;
