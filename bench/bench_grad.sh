@@ -38,19 +38,9 @@ which_models=${GB_MODELS-stories smollm}
 sp_tokens=${GB_SPEARMAN_TOKENS:-4096}
 python=/usr/bin/python3
 
-for tool in headroom hr_bench_grad hr_make_random; do
-    [[ -x $build/$tool ]] || { echo "bench: $build/$tool missing (build the Release tree first)" >&2; exit 1; }
-done
-for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
-    if [[ -n ${!v+x} ]]; then echo "# unset $v (was '${!v}')"; unset "$v"; fi
-done
-
-tok=$shared/models/stories260K/tok512.bin
+BENCH_TOOLS="headroom hr_bench_grad hr_make_random" BENCH_TEXT_BYTES=40000
+. "$here/prelude.sh"
 text=$shared/data/text/tinystories_val.txt
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-head -c 40000 "$text" >"$T/text.txt"
-"$build/headroom" tokenize "$tok" --text "$T/text.txt" >"$T/ids.txt"
 smol=$models_dir/random-smollm135m-shape.bin
 echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) cores; threads $threads; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -101,15 +91,7 @@ print("RESULT model=%s tokens=%dx%d forward_s=%.4f gate_grads_s=%.4f grad_over_f
 EOF
 }
 
-for m in $which_models; do
-    case $m in
-        stories) cost "$shared/models/stories260K/stories260K.bin" stories260K 256 4 ;;
-        smollm)
-            [[ -f $smol ]] || "$build/hr_make_random" --preset smollm-135m --seed 1 "$smol"
-            cost "$smol" smollm135m-random 128 1 ;;
-        *) echo "bench: unknown model '$m'" >&2; exit 1 ;;
-    esac
-done
+bench_each_model cost "$which_models"
 
 # Ranking quality against the exact ablation sweep.
 "$build/headroom" heads "$shared/models/stories260K/stories260K.bin" -f "$text" --tokens "$sp_tokens" \

@@ -442,13 +442,10 @@ static void norm_bwd(hr_grad *g, float *dx, const float *dy, const float *x, con
     par_rows(g, n, norm_bwd_range, &a);
 }
 
-/* y (n, d) += bias (d) on every row; no-op without a bias. */
+/* y (n, d) += bias (d) on every row (as the inference forward adds it);
+ * no-op without a bias. */
 static void add_bias(float *y, const float *bias, int n, int d) {
-    if (!bias) return;
-    for (int t = 0; t < n; t++) {
-        float *r = y + (size_t)t * d;
-        for (int i = 0; i < d; i++) r[i] += bias[i];
-    }
+    for (int t = 0; bias && t < n; t++) hr_axpy(y + (size_t)t * d, 1.0f, bias, d);
 }
 
 /* ---- LoRA adapters ---- */
@@ -530,12 +527,21 @@ typedef struct {
     float scale;
 } attn_job;
 
+/* Task i of an attention pass over (head, chunk of ATT_CHUNK queries):
+ * its head, KV head and query rows [t0, t1). */
+static void head_chunk(const attn_job *j, int i, int *h, int *kv, int *t0, int *t1) {
+    *h = i % j->nh;
+    *kv = *h / j->group;
+    *t0 = (i / j->nh) * ATT_CHUNK;
+    *t1 = *t0 + ATT_CHUNK < j->n ? *t0 + ATT_CHUNK : j->n;
+}
+
 static void attn_fwd_task(void *vp, int i) {
     const attn_job *j = vp;
     const hr_grad *g = j->g;
-    int h = i % j->nh, t0 = (i / j->nh) * ATT_CHUNK, t1 = t0 + ATT_CHUNK < j->n ? t0 + ATT_CHUNK : j->n;
+    int h, kv, t0, t1;
+    head_chunk(j, i, &h, &kv, &t0, &t1);
     size_t hs = (size_t)g->cap * g->ldp, ks = (size_t)j->hd * g->ldp, qd = (size_t)j->nh * j->hd;
-    int kv = h / j->group;
     hr_attn_fwd(j->a->p + h * hs, g->ldp, j->a->o + (size_t)h * j->hd, qd, j->a->q + (size_t)h * j->hd, qd,
                 j->a->kt + kv * ks, j->a->vt + kv * ks, g->ldp, j->hd, j->n, t0, t1, j->scale);
 }
@@ -707,26 +713,19 @@ static double xent(hr_grad *g, const int32_t *tokens, int n, float scale) {
 
 /* ---- backward ---- */
 
-typedef struct {
-    hr_grad *g;
-    layer_acts *a;
-    int n, nh, nkv, group, hd;
-    float scale;
-} attn_bjob;
-
 static void attn_rows_task(void *vp, int i) {
-    const attn_bjob *j = vp;
+    const attn_job *j = vp;
     const hr_grad *g = j->g;
-    int h = i % j->nh, t0 = (i / j->nh) * ATT_CHUNK, t1 = t0 + ATT_CHUNK < j->n ? t0 + ATT_CHUNK : j->n;
+    int h, kv, t0, t1;
+    head_chunk(j, i, &h, &kv, &t0, &t1);
     size_t hs = (size_t)g->cap * g->ldp, ks = (size_t)j->hd * g->ldp, qd = (size_t)j->nh * j->hd;
-    int kv = h / j->group;
     hr_attn_bwd_rows(g->ds + h * hs, g->dq + (size_t)h * j->hd, qd, j->a->p + h * hs, g->ldp,
                      g->datt + (size_t)h * j->hd, qd, j->a->kt + kv * ks, j->a->vt + kv * ks, g->ldp, j->hd, j->n,
                      t0, t1, j->scale);
 }
 
 static void attn_keys_task(void *vp, int i) {
-    const attn_bjob *j = vp;
+    const attn_job *j = vp;
     const hr_grad *g = j->g;
     int kv = i % j->nkv, s0 = (i / j->nkv) * KEY_CHUNK, h0 = kv * j->group;
     size_t hs = (size_t)g->cap * g->ldp, qd = (size_t)j->nh * j->hd, kvd = (size_t)j->nkv * j->hd;
@@ -806,7 +805,7 @@ static void attention_bwd(hr_grad *g, int l, int n, layer_acts *a) {
     for (int t = 0; t < n; t++)
         for (int h = 0; h < nh; h++)
             for (int k = 0; k < hd; k++) datt[(size_t)t * qd + (size_t)h * hd + k] *= gate[h];
-    attn_bjob j = {g, a, n, nh, nkv, nh / nkv, hd, 1.0f / sqrtf((float)hd)};
+    attn_job j = {g, a, n, nh, nkv, nh / nkv, hd, 1.0f / sqrtf((float)hd)};
     hr_pool_run(g->pool, attn_rows_task, &j, nh * ((n + ATT_CHUNK - 1) / ATT_CHUNK));
     hr_pool_run(g->pool, attn_keys_task, &j, nkv * ((n + KEY_CHUNK - 1) / KEY_CHUNK));
     size_t half = (size_t)hd / 2;

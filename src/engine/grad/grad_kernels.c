@@ -232,12 +232,9 @@ void hr_layernorm_bwd(float *dx, const float *dy, const float *x, const float *g
 }
 
 void hr_layernorm_bwd_ref(float *dx, const float *dy, const float *x, const float *g, int dim, float eps) {
-    double mean = 0, var = 0;
-    for (int i = 0; i < dim; i++) mean += x[i];
-    mean /= dim;
-    for (int i = 0; i < dim; i++) var += (x[i] - mean) * (x[i] - mean);
-    var /= dim;
-    double inv = 1.0 / sqrt(var + eps);
+    double s1 = 0, s2 = 0; /* sum x, sum x^2 */
+    for (int i = 0; i < dim; i++) s1 += x[i], s2 += (double)x[i] * x[i];
+    double mean = s1 / dim, inv = 1.0 / sqrt(s2 / dim - mean * mean + eps);
     for (int j = 0; j < dim; j++) { /* d xhat_i / d x_j = inv (delta_ij - 1/dim - xhat_i xhat_j / dim) */
         double acc = 0, xj = (x[j] - mean) * inv;
         for (int i = 0; i < dim; i++) {
