@@ -564,23 +564,82 @@ static void attn_fwd_task(void *vp, int i) {
                 j->a->kt + kv * ks, j->a->vt + kv * ks, g->ldp, j->hd, j->n, t0, t1, j->scale);
 }
 
-/* The gated head outputs att (n, qd) = o * gate, as the inference forward
- * writes them (the + 0.0f included). */
-static void gate_heads(const hr_grad *g, int l, int n, const float *o, float *att) {
-    int hd = g->c->head_dim, nh = g->c->n_head[l];
-    const float *gate = param_values(g, HR_PARAM_HEAD_GATE, l);
-    for (int t = 0; t < n; t++)
-        for (int h = 0; h < nh; h++) {
-            size_t off = (size_t)t * nh * hd + (size_t)h * hd;
-            for (int d = 0; d < hd; d++) att[off + d] = o[off + d] * gate[h] + 0.0f;
+/* ---- row-parallel elementwise work (each row's arithmetic is the same
+ * whatever the split) ---- */
+
+typedef struct {
+    float *out;
+    const float *in, *in2, *scale; /* out = in * scale[col / group] + 0, or in + in2 */
+    int d, group;
+} cols_arg;
+
+static void scale_cols_range(void *vp, int t0, int t1) {
+    const cols_arg *a = vp;
+    for (int t = t0; t < t1; t++)
+        for (int c0 = 0; c0 < a->d; c0 += a->group) {
+            size_t o = (size_t)t * a->d + c0;
+            float s = a->scale[c0 / a->group];
+            for (int c = 0; c < a->group; c++) a->out[o + c] = a->in[o + c] * s + 0.0f;
         }
 }
 
-static void gate_neurons(const hr_grad *g, int l, int n, const float *ha, float *out) {
-    int ff = g->c->n_ff[l];
-    const float *xi = param_values(g, HR_PARAM_NEURON_GATE, l);
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < ff; j++) out[(size_t)t * ff + j] = ha[(size_t)t * ff + j] * xi[j];
+/* out (n, d) = in * scale[col / group] + 0.0f: gated head outputs as the
+ * inference forward writes them (gate per head, group = head_dim), gated
+ * neurons (group = 1), and the same scaling of gradients. */
+static void scale_cols(hr_grad *g, float *out, const float *in, const float *scale, int n, int d, int group) {
+    cols_arg a = {out, in, NULL, scale, d, group};
+    par_rows(g, n, scale_cols_range, &a);
+}
+
+static void add_range(void *vp, int t0, int t1) {
+    const cols_arg *a = vp;
+    for (size_t i = (size_t)t0 * a->d; i < (size_t)t1 * a->d; i++) a->out[i] = a->in[i] + a->in2[i];
+}
+
+/* out (n, d) = a + b (out may alias a): the residual connection. */
+static void add_rows(hr_grad *g, float *out, const float *a, const float *b, int n, int d) {
+    cols_arg ar = {out, a, b, NULL, d, 1};
+    par_rows(g, n, add_range, &ar);
+}
+
+static void gate_heads(hr_grad *g, int l, int n, const float *o, float *att) {
+    scale_cols(g, att, o, param_values(g, HR_PARAM_HEAD_GATE, l), n, g->c->n_head[l] * g->c->head_dim,
+               g->c->head_dim);
+}
+
+static void gate_neurons(hr_grad *g, int l, int n, const float *ha, float *out) {
+    scale_cols(g, out, ha, param_values(g, HR_PARAM_NEURON_GATE, l), n, g->c->n_ff[l], 1);
+}
+
+typedef struct {
+    const hr_grad *g;
+    float *q, *k, *v;   /* (n, qd), (n, kvd) rows; v only when transposing */
+    float *kt, *vt;     /* (nkv, hd, ldp) transposed keys / values, or NULL */
+    int nh, nkv, hd;
+    bool bwd;
+} rope_arg;
+
+/* RoPE of q and k rows (or its backward), then the transposition of k and
+ * v into kt, vt. */
+static void rope_range(void *vp, int t0, int t1) {
+    const rope_arg *a = vp;
+    const hr_grad *g = a->g;
+    size_t half = (size_t)a->hd / 2, qd = (size_t)a->nh * a->hd, kvd = (size_t)a->nkv * a->hd;
+    for (int t = t0; t < t1; t++) {
+        const float *ct = g->rope_cos + (size_t)t * half, *st = g->rope_sin + (size_t)t * half;
+        float *qr = a->q + (size_t)t * qd, *kr = a->k + (size_t)t * kvd;
+        if (g->c->pos == HR_POS_ROPE && a->bwd) {
+            hr_rope_bwd(qr, a->nh, a->hd, ct, st);
+            hr_rope_bwd(kr, a->nkv, a->hd, ct, st);
+        } else if (g->c->pos == HR_POS_ROPE) {
+            hr_rope(qr, a->nh, a->hd, ct, st);
+            hr_rope(kr, a->nkv, a->hd, ct, st);
+        }
+        for (size_t i = 0; a->kt && i < kvd; i++) { /* row i of kt is (KV head, dim) i */
+            a->kt[i * (size_t)g->ldp + t] = kr[i];
+            a->vt[i * (size_t)g->ldp + t] = a->v[(size_t)t * kvd + i];
+        }
+    }
 }
 
 /* Attention sublayer of layer l: x_out = x_in + Attn(norm(x_in)), keeping
@@ -600,28 +659,15 @@ static void attention_fwd(hr_grad *g, int l, int n, layer_acts *a, const float *
     lora_fwd(g, l, 0, a->xb, n, a->q, a->lu[0]);
     lora_fwd(g, l, 1, a->xb, n, g->kbuf, a->lu[1]);
     lora_fwd(g, l, 2, a->xb, n, g->vbuf, a->lu[2]);
-    size_t half = (size_t)hd / 2, ks = (size_t)hd * g->ldp;
-    if (c->pos == HR_POS_ROPE)
-        for (int t = 0; t < n; t++) {
-            const float *ct = g->rope_cos + (size_t)t * half, *st = g->rope_sin + (size_t)t * half;
-            hr_rope(a->q + (size_t)t * qd, nh, hd, ct, st);
-            hr_rope(g->kbuf + (size_t)t * kvd, nkv, hd, ct, st);
-        }
-    for (int kv = 0; kv < nkv; kv++)
-        for (int d = 0; d < hd; d++) {
-            float *kr = a->kt + kv * ks + (size_t)d * g->ldp, *vr = a->vt + kv * ks + (size_t)d * g->ldp;
-            for (int t = 0; t < n; t++) {
-                kr[t] = g->kbuf[(size_t)t * kvd + (size_t)kv * hd + d];
-                vr[t] = g->vbuf[(size_t)t * kvd + (size_t)kv * hd + d];
-            }
-        }
+    rope_arg ra = {g, a->q, g->kbuf, g->vbuf, a->kt, a->vt, nh, nkv, hd, false};
+    par_rows(g, n, rope_range, &ra);
     attn_job j = {g, a, n, nh, nkv, nh / nkv, hd, 1.0f / sqrtf((float)hd)};
     hr_pool_run(g->pool, attn_fwd_task, &j, nh * ((n + ATT_CHUNK - 1) / ATT_CHUNK));
     gate_heads(g, l, n, a->o, g->att);
     hr_matmul(g->pool, g->proj, g->att, lp->wo, n, qd, dim);
     add_bias(g->proj, w->bo, n, dim);
     lora_fwd(g, l, 3, g->att, n, g->proj, a->lu[3]);
-    for (size_t i = 0; i < (size_t)n * dim; i++) x_out[i] = x_in[i] + g->proj[i];
+    add_rows(g, x_out, x_in, g->proj, n, dim);
 }
 
 typedef struct {
@@ -662,7 +708,7 @@ static void mlp_fwd(hr_grad *g, int l, int n, layer_acts *a, float *x, const hr_
     hr_matmul(g->pool, g->proj, g->hgated, lp->w_down, n, ff, dim);
     add_bias(g->proj, w->b_down, n, dim);
     lora_fwd(g, l, 6, g->hgated, n, g->proj, a->lu[6]);
-    for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += g->proj[i];
+    add_rows(g, x, x, g->proj, n, dim);
 }
 
 /* Block l: x_out (n, dim) from x_in, activations into a. */
@@ -779,8 +825,7 @@ static void mlp_bwd(hr_grad *g, int l, int n, layer_acts *a) {
         for (int t = 0; t < n; t++)
             for (int j = 0; j < ff; j++) ggate[j] += a->ha[(size_t)t * ff + j] * dha[(size_t)t * ff + j];
     if (!inner) return;
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < ff; j++) dha[(size_t)t * ff + j] *= xi[j];
+    scale_cols(g, dha, dha, xi, n, ff, 1);
     bool gelu = c->mlp != HR_MLP_SWIGLU;
     act_arg aa = {dha, a->hg, a->hu, g->dh1, g->dh2, ff, gelu}; /* dgate may overwrite dh in place */
     par_rows(g, n, act_bwd_range, &aa);
@@ -820,19 +865,12 @@ static void attention_bwd(hr_grad *g, int l, int n, layer_acts *a) {
             ggate[h] += (float)s;
         }
     if (!inner) return;
-    for (int t = 0; t < n; t++)
-        for (int h = 0; h < nh; h++)
-            for (int k = 0; k < hd; k++) datt[(size_t)t * qd + (size_t)h * hd + k] *= gate[h];
+    scale_cols(g, datt, datt, gate, n, qd, hd); /* dL/do = gate * dL/d(gated o) */
     attn_job j = {g, a, n, nh, nkv, nh / nkv, hd, 1.0f / sqrtf((float)hd)};
     hr_pool_run(g->pool, attn_rows_task, &j, nh * ((n + ATT_CHUNK - 1) / ATT_CHUNK));
     hr_pool_run(g->pool, attn_keys_task, &j, nkv * ((n + KEY_CHUNK - 1) / KEY_CHUNK));
-    size_t half = (size_t)hd / 2;
-    if (c->pos == HR_POS_ROPE)
-        for (int t = 0; t < n; t++) {
-            const float *ct = g->rope_cos + (size_t)t * half, *st = g->rope_sin + (size_t)t * half;
-            hr_rope_bwd(g->dq + (size_t)t * qd, nh, hd, ct, st);
-            hr_rope_bwd(g->dk + (size_t)t * kvd, nkv, hd, ct, st);
-        }
+    rope_arg ra = {g, g->dq, g->dk, NULL, NULL, NULL, nh, nkv, hd, true};
+    par_rows(g, n, rope_range, &ra);
     float *gn = gbuf(g, HR_PARAM_ATTN_NORM, l), *gnb = gbuf(g, HR_PARAM_ATTN_NORM_B, l);
     float *dxb = below || gn || gnb ? g->dxb : NULL;
     linear_bwd(g, l, 0, g->dq, a->xb, a->lu[0], n, dim, qd, w->wq, gbuf(g, HR_PARAM_WQ, l), gbuf(g, HR_PARAM_BQ, l),
