@@ -368,6 +368,21 @@ static void selecting_fewer_tensors_leaves_their_gradients_unchanged(void) {
         snapshot_free(&c);
         hr_grad_free(g);
     }
+    /* one tensor chosen through select[] */
+    int one = hr_params_find(P, HR_PARAM_WV, 2, 0), nt = hr_params_n_tensors(P);
+    bool *sel = calloc((size_t)nt, sizeof(bool));
+    sel[one] = true;
+    hr_grad_params gp = hr_grad_default_params();
+    gp.select = sel;
+    hr_grad *g = NULL;
+    CHECK(hr_grad_new(P, &gp, &g) == HR_OK, "%s", hr_last_error());
+    for (int w = 0; g && w < 2; w++) hr_grad_accumulate(g, tok + w * 48, 48, 0.5f, NULL);
+    size_t bad = 0, selected = 0;
+    for (int i = 0; g && i < nt; i++) selected += hr_grad_tensor(g, i) != NULL;
+    for (size_t k = 0; g && k < all.len[one]; k++) bad += memcmp(&hr_grad_tensor(g, one)[k], &all.g[one][k], sizeof(float)) != 0;
+    CHECK(selected == 1 && bad == 0, "select[]: %zu tensors selected, %zu entries differ", selected, bad);
+    hr_grad_free(g);
+    free(sel);
     snapshot_free(&all);
     hr_params_free(P);
 }
@@ -543,6 +558,9 @@ static void bad_windows_and_arguments_fail_with_a_message(void) {
     CHECK(hr_grad_tensor(g, iq) == NULL && hr_grad_tensor(g, ig) != NULL, "only gates selected");
     CHECK(hr_grad_input(g, NULL) == NULL, "no input gradient unless asked");
     CHECK(hr_grad_accumulate(g, tok, 8, 1.0f, &loss) == HR_OK && isfinite(loss), "valid window after errors");
+    double l2, l16; /* the shortest window, then a longer one than any before (buffers grow) */
+    CHECK(hr_grad_accumulate(g, tok, 2, 1.0f, &l2) == HR_OK && isfinite(l2), "2-token window: %s", hr_grad_last_error(g));
+    CHECK(hr_grad_accumulate(g, tok, 16, 1.0f, &l16) == HR_OK && isfinite(l16), "16 tokens: %s", hr_grad_last_error(g));
     hr_grad_free(g);
     hr_params_free(P);
     hr_grad_free(NULL);
