@@ -4,11 +4,14 @@
 #  1. cost: on the same token windows and threads, tests/tools/hr_bench_grad
 #     times one inference forward (hr_forward, all logits), the gradient of
 #     the head gates (hr_grad_accumulate: one training forward + backward per
-#     window), the head lab's `grad`, `taylor` and exact `ablation` methods
-#     alone, and bench/bench_grad.py the same `grad` scores with PyTorch
-#     autograd (float32, weights not requiring grad). Torch runs with
-#     torch.set_num_threads(1) x OPENBLAS_NUM_THREADS=T and T x 1; the faster
-#     counts. Rounds are interleaved; each figure is the best over rounds.
+#     window, engine reused), the head lab's `grad`, `taylor` and exact
+#     `ablation` methods alone (with their setup), and bench/bench_grad.py the
+#     same `grad` scores with PyTorch autograd (float32, weights not requiring
+#     grad). Torch runs with torch.set_num_threads(1) x OPENBLAS_NUM_THREADS=T
+#     and T x 1; the faster counts. Rounds are interleaved; each figure is the
+#     best over rounds. Wall and process-CPU seconds are both reported: on a
+#     shared machine wall time includes time slices taken by neighbours; with
+#     HR_BENCH_THREADS=1 the CPU seconds of both sides are a fair measure.
 #  2. quality: Spearman rank correlation over all heads of `grad`, `taylor`
 #     (and `amp`, for comparison) with the exact ablation ranking on
 #     stories260K and tinystories_val.txt.
@@ -45,29 +48,30 @@ smol=$models_dir/random-smollm135m-shape.bin
 echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) cores; threads $threads; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 field() { sed -n "s/.*what=$2 seconds=\([0-9.]*\) .*/\1/p" "$1" | head -1; }
+cpuf() { sed -n "s/.*what=$2 seconds=[0-9.]* cpu_seconds=\([0-9.]*\) .*/\1/p" "$1" | head -1; }
 minf() { "$python" -c "import sys; v=[float(x) for x in sys.argv[1:] if x]; print(min(v) if v else 'nan')" "$@"; }
 
 # MODEL LABEL WINDOW N_WINDOWS
 cost() {
-    local model=$1 label=$2 window=$3 nwin=$4 r cfg
-    local fw=() gr=() lg=() lt=() la=() th=()
+    local model=$1 label=$2 window=$3 nwin=$4 r cfg out s
+    local fw=() gr=() lg=() lt=() la=() th=() cfw=() cgr=() clg=() cth=()
     for ((r = 0; r < rounds; r++)); do
+        out=$T/hr-$label.out
         "$build/hr_bench_grad" "$model" --ids "$T/ids.txt" --window "$window" --windows "$nwin" --threads "$threads" \
-            --repeats "$repeats" --what forward,gates,lab:grad,lab:taylor --csv "$T/hr-$label" >"$T/hr-$label.out"
+            --repeats "$repeats" --what forward,gates,lab:grad,lab:taylor --csv "$T/hr-$label" >"$out"
         # the exact sweep is 10-100x longer: one timed run per round
         "$build/hr_bench_grad" "$model" --ids "$T/ids.txt" --window "$window" --windows "$nwin" --threads "$threads" \
-            --repeats 1 --what lab:ablation >>"$T/hr-$label.out"
-        grep RESULT "$T/hr-$label.out" | sed "s/^/# round $r: /"
-        fw+=("$(field "$T/hr-$label.out" forward)") gr+=("$(field "$T/hr-$label.out" gates)")
-        lg+=("$(field "$T/hr-$label.out" lab:grad)") lt+=("$(field "$T/hr-$label.out" lab:taylor)")
-        la+=("$(field "$T/hr-$label.out" lab:ablation)")
+            --repeats 1 --what lab:ablation >>"$out"
+        grep RESULT "$out" | sed "s/^/# round $r: /"
+        fw+=("$(field "$out" forward)") gr+=("$(field "$out" gates)") lg+=("$(field "$out" lab:grad)")
+        lt+=("$(field "$out" lab:taylor)") la+=("$(field "$out" lab:ablation)")
+        cfw+=("$(cpuf "$out" forward)") cgr+=("$(cpuf "$out" gates)") clg+=("$(cpuf "$out" lab:grad)")
         for cfg in "1 $threads" "$threads 1"; do
             set -- $cfg
             s=$(OPENBLAS_NUM_THREADS=$2 "$python" "$here/bench_grad.py" "$model" --ids "$T/ids.txt" --window "$window" \
-                --windows "$nwin" --threads "$1" --repeats "$repeats" --csv "$T/torch-$label.csv" |
-                sed -n 's/.*seconds=//p')
-            echo "# round $r: torch intra-op $1, OpenBLAS $2: $s s"
-            th+=("$s")
+                --windows "$nwin" --threads "$1" --repeats "$repeats" --csv "$T/torch-$label.csv" | grep RESULT)
+            echo "# round $r: torch intra-op $1, OpenBLAS $2: $s"
+            th+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$s")") cth+=("$(sed -n 's/.*cpu_seconds=//p' <<<"$s")")
         done
     done
     local diff
@@ -78,16 +82,18 @@ b = {(int(r["layer"]), int(r["head"])): float(r["grad"]) for r in csv.DictReader
 print("%.2g" % (max(abs(a[k] - b[k]) for k in b) / max(abs(v) for v in b.values())))
 EOF
 )
-    local F G LG LT LA TH
-    F=$(minf "${fw[@]}") G=$(minf "${gr[@]}") LG=$(minf "${lg[@]}") LT=$(minf "${lt[@]}") LA=$(minf "${la[@]}")
-    TH=$(minf "${th[@]}")
-    "$python" - "$label" "$nwin" "$window" "$F" "$G" "$LG" "$LT" "$LA" "$TH" "$diff" <<'EOF'
+    "$python" - "$label" "$nwin" "$window" "$diff" "$(minf "${fw[@]}")" "$(minf "${gr[@]}")" "$(minf "${lg[@]}")" \
+        "$(minf "${lt[@]}")" "$(minf "${la[@]}")" "$(minf "${th[@]}")" "$(minf "${cfw[@]}")" "$(minf "${cgr[@]}")" \
+        "$(minf "${clg[@]}")" "$(minf "${cth[@]}")" <<'EOF'
 import sys
-label, nwin, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-F, G, LG, LT, LA, TH = (float(x) for x in sys.argv[4:10])
-print("RESULT model=%s tokens=%dx%d forward_s=%.4f gate_grads_s=%.4f grad_over_forward=%.2f lab_grad_s=%.4f "
-      "lab_taylor_s=%.4f lab_ablation_s=%.4f ablation_over_grad=%.1f torch_grad_s=%.4f torch_over_headroom=%.2f "
-      "max_rel_score_diff=%s" % (label, nwin, window, F, G, G / F, LG, LT, LA, LA / LG, TH, TH / LG, sys.argv[10]))
+label, nwin, window, diff = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+F, G, LG, LT, LA, TH, CF, CG, CLG, CTH = (float(x) for x in sys.argv[5:15])
+print("RESULT model=%s tokens=%dx%d wall: forward_s=%.4f gate_grads_s=%.4f grad_over_forward=%.2f lab_grad_s=%.4f "
+      "lab_taylor_s=%.4f lab_ablation_s=%.3f ablation_over_grad=%.1f torch_grad_s=%.4f torch_over_headroom=%.2f"
+      % (label, nwin, window, F, G, G / F, LG, LT, LA, LA / LG, TH, TH / LG))
+print("RESULT model=%s tokens=%dx%d cpu: forward_s=%.4f gate_grads_s=%.4f grad_over_forward=%.2f lab_grad_s=%.4f "
+      "torch_grad_s=%.4f torch_over_headroom=%.2f max_rel_score_diff=%s"
+      % (label, nwin, window, CF, CG, CG / CF, CLG, CTH, CTH / CLG, diff))
 EOF
 }
 
