@@ -26,8 +26,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import llama_ref  # noqa: E402
 
 
-def forward_gated(m, tokens, gate_layer, gate_head):
-    """(n, vocab) logits of a fresh sequence with one head's output zeroed."""
+def logits_gated(m, tokens, gates=None):
+    """(n, vocab) logits of a fresh sequence with each head's attention
+    output multiplied by its gate (gates: (n_layers, n_heads); None = all 1)."""
     c, w = m.cfg, m.w
     n, hd = len(tokens), c.head_dim
     m.reset(n)
@@ -38,9 +39,8 @@ def forward_gated(m, tokens, gate_layer, gate_head):
         k = (h @ w["wk"][l].t()).view(n, c.n_kv_heads, hd)
         v = (h @ w["wv"][l].t()).view(n, c.n_kv_heads, hd)
         att = m.attention(l, m.rope(q, 0), m.rope(k, 0), v, 0)  # (n, H*hd)
-        if l == gate_layer:
-            att = att.clone()
-            att[:, gate_head * hd:(gate_head + 1) * hd] = 0
+        if gates is not None:
+            att = att * gates[l].repeat_interleave(hd)
         x = x + att @ w["wo"][l].t()
         h = llama_ref.rmsnorm(x, w["rms_ffn"][l], c.norm_eps)
         x = x + (torch.nn.functional.silu(h @ w["w1"][l].t()) * (h @ w["w3"][l].t())) @ w["w2"][l].t()
@@ -48,13 +48,27 @@ def forward_gated(m, tokens, gate_layer, gate_head):
     return x @ w["wcls"].t()
 
 
+def forward_gated(m, tokens, gate_layer, gate_head):
+    """(n, vocab) logits of a fresh sequence with one head's output zeroed
+    (none when gate_layer < 0)."""
+    gates = None
+    if gate_layer >= 0:
+        gates = torch.ones(m.cfg.n_layers, m.cfg.n_heads)
+        gates[gate_layer, gate_head] = 0
+    return logits_gated(m, tokens, gates)
+
+
 def mean_nll(logits, tokens):
     target = torch.as_tensor(tokens[1:], dtype=torch.long)
     return torch.nn.functional.cross_entropy(logits[:-1].double(), target).item()
 
 
-def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def lab_windows(prog, argv, doc, extra=None):
+    """The command line the head-lab benchmarks share (MODEL --ids --window
+    --windows [--bos] [--threads] [--csv], plus what extra(parser) adds):
+    returns (args, windows built as headroom builds them, the model), or
+    None after an error message."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("model")
     ap.add_argument("--ids", required=True)
     ap.add_argument("--window", type=int, required=True)
@@ -62,15 +76,24 @@ def main(argv):
     ap.add_argument("--bos", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--csv")
+    if extra:
+        extra(ap)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     ids = [int(t) for t in open(a.ids).read().split()]
     per = a.window - 1
     if len(ids) < per * a.windows:
-        print("bench_ablation: need %d ids, have %d" % (per * a.windows, len(ids)), file=sys.stderr)
-        return 2
+        print("%s: need %d ids, have %d" % (prog, per * a.windows, len(ids)), file=sys.stderr)
+        return None
     wins = [[a.bos] + ids[w * per:(w + 1) * per] for w in range(a.windows)]
-    m = llama_ref.Llama(a.model)
+    return a, wins, llama_ref.Llama(a.model)
+
+
+def main(argv):
+    r = lab_windows("bench_ablation", argv, __doc__)
+    if not r:
+        return 2
+    a, wins, m = r
     c = m.cfg
     rows = []
     with torch.inference_mode():

@@ -28,18 +28,8 @@ models_dir=${HR_BENCH_MODELS_DIR:-$build}
 which_models=${AB_MODELS:-stories smollm}
 python=/usr/bin/python3
 
-for tool in headroom hr_make_random; do
-    [[ -x $build/$tool ]] || { echo "bench: $build/$tool missing (build the Release tree first)" >&2; exit 1; }
-done
-for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
-    if [[ -n ${!v+x} ]]; then echo "# unset $v (was '${!v}')"; unset "$v"; fi
-done
-
-tok=$shared/models/stories260K/tok512.bin
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-head -c 20000 "$shared/data/text/tinystories_val.txt" >"$T/text.txt"
-"$build/headroom" tokenize "$tok" --text "$T/text.txt" >"$T/ids.txt"
+BENCH_TOOLS="headroom hr_make_random" BENCH_TEXT_BYTES=20000
+. "$here/prelude.sh"
 
 smol=$models_dir/random-smollm135m-shape.bin
 echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) cores; threads $threads"
@@ -79,12 +69,4 @@ EOF
         "$label" "$nwin" "$window" "$hr_s" "$torch_s" "$best_cfg" "$("$python" -c "print($torch_s / $hr_s)")" "$diff"
 }
 
-for m in $which_models; do
-    case $m in
-        stories) one "$shared/models/stories260K/stories260K.bin" stories260K 256 4 ;;
-        smollm)
-            [[ -f $smol ]] || "$build/hr_make_random" --preset smollm-135m --seed 1 "$smol"
-            one "$smol" smollm135m-random 128 1 ;;
-        *) echo "bench: unknown model '$m'" >&2; exit 1 ;;
-    esac
-done
+bench_each_model one "$which_models"

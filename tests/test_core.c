@@ -251,7 +251,7 @@ static void sha256_of_a_file_matches_sha256sum(void) {
 }
 
 int main(void) {
-    HR_T_REQUIRE_SHARED(MODEL);
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(splitmix64_gives_the_published_outputs);
     RUN(a_stream_is_xorshift64star_seeded_through_splitmix64);
     RUN(below_is_uniform_and_in_range);

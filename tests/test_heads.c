@@ -515,6 +515,13 @@ static void cost_estimates_count_the_forward_work_the_runs_do(void) {
             CHECK(rel_diff(own.logit_rows, row->work.logit_rows) < 1e-9, "greedy rows");
             CHECK(rel_diff(own.tokens, row->work.tokens) < 0.25, "greedy tokens %.1f vs %.1f", own.tokens,
                   row->work.tokens);
+        } else if (strstr(row->phase, "gradients")) {
+            /* the gradient methods run the training forward + backward
+             * (engine/grad), never hr_forward: about 3 forwards per window */
+            CHECK(own.tokens == 0 && own.logit_rows == 0, "%s called hr_forward", row->phase);
+            double t = (double)f.p.max_tokens;
+            CHECK(rel_diff(row->work.tokens, 3 * t) < 1e-9, "%s: estimate %.1f tokens, want 3 x %.0f", row->phase,
+                  row->work.tokens, t);
         } else {
             CHECK(row->bound, "%s is neither exact nor a bound", row->phase);
             CHECK(own.tokens <= row->work.tokens + 1e-9 && own.decode_tokens <= row->work.decode_tokens + 1e-9 &&

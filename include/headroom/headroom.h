@@ -13,6 +13,7 @@
 #include "headroom/kvcache.h"
 #include "headroom/sample.h"
 #include "headroom/study.h"
+#include "headroom/grad.h"
 #include "headroom/heads.h"
 #include "headroom/scores.h"
 #include "headroom/prune.h"

@@ -45,11 +45,10 @@ static void add_mat(pack_job *j, float *base, const float *w, int rows, int cols
     *off += hr_packed_floats(rows, cols);
 }
 
-static size_t lay_out(const hr_model *m, pack_job *j, hr_packed_weights *pw, float *base) {
-    const hr_config *c = &m->cfg;
+static size_t lay_out(const hr_config *c, const hr_weights *mw, pack_job *j, hr_packed_weights *pw, float *base) {
     size_t off = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        const hr_layer_weights *w = &m->w.layers[l];
+        const hr_layer_weights *w = &mw->layers[l];
         hr_layer_packed *p = &pw->layers[l];
         int qd = c->n_head[l] * c->head_dim, kvd = c->n_head_kv[l] * c->head_dim, ff = c->n_ff[l];
         if (qd > 0) {
@@ -64,16 +63,16 @@ static size_t lay_out(const hr_model *m, pack_job *j, hr_packed_weights *pw, flo
             add_mat(j, base, w->w_down, c->dim, ff, &p->w_down, &off);
         }
     }
-    add_mat(j, base, m->w.output, c->vocab_size, c->dim, &pw->output, &off);
+    add_mat(j, base, mw->output, c->vocab_size, c->dim, &pw->output, &off);
     return off;
 }
 
-static hr_status build(const hr_model *m, hr_pool *pool, hr_packed_weights **out) {
+hr_status hr_pack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool, hr_packed_weights **out) {
     hr_packed_weights *pw = calloc(1, sizeof *pw);
     pack_job *j = calloc(1, sizeof *j);
     size_t n = 0;
     if (pw && j) {
-        n = lay_out(m, j, pw, NULL);
+        n = lay_out(c, w, j, pw, NULL);
         pw->buf = aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
     }
     if (!pw || !j || !pw->buf) {
@@ -81,19 +80,20 @@ static hr_status build(const hr_model *m, hr_pool *pool, hr_packed_weights **out
         free(pw), free(j);
         return hr_err(HR_ERR_NOMEM, "out of memory packing the weights (%zu MB)", n * sizeof(float) >> 20);
     }
-    pw->n_floats = lay_out(m, j, pw, pw->buf);
+    pw->n_floats = lay_out(c, w, j, pw, pw->buf);
     hr_pool_run(pool, pack_task, j, j->n_tasks);
     free(j);
     *out = pw;
     return HR_OK;
 }
 
-static void packed_free(void *vp) {
-    hr_packed_weights *p = vp;
+void hr_packed_weights_free(hr_packed_weights *p) {
     if (!p) return;
     free(p->buf);
     free(p);
 }
+
+static void packed_free(void *vp) { hr_packed_weights_free(vp); }
 
 hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weights **out) {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -102,7 +102,7 @@ hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weig
     hr_model *mm = (hr_model *)m; /* the cache is not part of the model's value */
     if (!mm->packed) {
         hr_packed_weights *pw = NULL;
-        st = build(m, pool, &pw);
+        st = hr_pack_weights(&m->cfg, &m->w, pool, &pw);
         if (st == HR_OK) {
             mm->packed = pw;
             mm->packed_free = packed_free;

@@ -28,4 +28,10 @@ typedef struct hr_packed_weights {
  * builds new models). *out is owned by the model. */
 hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weights **out);
 
+/* Packs weights that are not a model's own (a trainable copy, see
+ * engine/grad/): *out owned by the caller, released with
+ * hr_packed_weights_free (NULL ok). */
+hr_status hr_pack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool, hr_packed_weights **out);
+void hr_packed_weights_free(hr_packed_weights *p);
+
 #endif

@@ -4,6 +4,7 @@
 #ifndef HR_HEADS_INTERNAL_H
 #define HR_HEADS_INTERNAL_H
 
+#include "headroom/grad.h"
 #include "headroom/heads.h"
 #include "core/internal.h"
 #include "core/rng.h"
@@ -153,6 +154,11 @@ void lab_release(hr_lab *lab);
 bool lab_shares_earlier(const bool *sel, int m);
 /* The layer metrics' work (always run). */
 void lab_cost_layer_metrics(const hr_lab *lab, lab_cost *out);
+/* A gradient engine over the lab's model (borrowed weights, gates at 1, no
+ * adapters) for the selected kinds (HR_GRAD_KIND bits), on the context's
+ * pool, for windows of lab->W tokens. Free both with hr_grad_free,
+ * hr_params_free (NULL on failure). */
+hr_status lab_grad_new(hr_lab *lab, uint64_t kinds, hr_params **params, hr_grad **grad);
 
 /* Runs the attention-statistic methods of `input` over their sequences. */
 hr_status lab_run_attn_methods(hr_lab *lab, lab_input input);
@@ -163,7 +169,7 @@ hr_status lab_layer_metrics(hr_lab *lab);
 extern const hr_head_method hr_method_ablation, hr_method_ablation_kl, hr_method_amp, hr_method_entropy,
     hr_method_confidence, hr_method_sink, hr_method_streaming, hr_method_distance, hr_method_influence,
     hr_method_pattern, hr_method_retrieval, hr_method_induction, hr_method_prev_token, hr_method_duplicate,
-    hr_method_successor, hr_method_fdtm, hr_method_ablation_greedy;
+    hr_method_successor, hr_method_fdtm, hr_method_ablation_greedy, hr_method_grad, hr_method_taylor;
 
 /* Layer metric indices (registry order). */
 enum {

@@ -8,6 +8,7 @@
 #include "engine/context_internal.h"
 #include "engine/kernels.h"
 #include "headroom/sample.h"
+#include "engine/grad/grad_internal.h"
 #include "model/config.h"
 
 #include <stdarg.h>
@@ -162,6 +163,20 @@ static int removal_hook(const hr_hook_event *ev, void *ud) {
 void lab_set_removal(hr_context *ctx, lab_removal *r) {
     if (r) hr_context_set_hook(ctx, removal_hook, HR_HOOK_ATTN_OUT | HR_HOOK_MLP_OUT, r);
     else hr_context_set_hook(ctx, NULL, 0, NULL);
+}
+
+hr_status lab_grad_new(hr_lab *lab, uint64_t kinds, hr_params **params, hr_grad **grad) {
+    *grad = NULL;
+    hr_grad_params gp = hr_grad_default_params();
+    gp.kinds = kinds;
+    gp.max_tokens = lab->W;
+    hr_status st = hr_params_new(lab->model, NULL, params);
+    if (st == HR_OK) st = hr_grad_new_on_pool(*params, &gp, hr_context_pool(lab->ctx), grad);
+    if (st != HR_OK) {
+        hr_params_free(*params);
+        *params = NULL;
+    }
+    return st;
 }
 
 /* ---- attention-statistics pass ---- */

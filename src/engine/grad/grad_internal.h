@@ -1,0 +1,48 @@
+/* Internals of the gradient engine shared by its files (params.c, grad.c,
+ * taylor.c) and by library modules that run it on a pool they already have
+ * (the head lab). */
+#ifndef HR_GRAD_INTERNAL_H
+#define HR_GRAD_INTERNAL_H
+
+#include "headroom/grad.h"
+#include "engine/pack.h"
+#include "engine/pool.h"
+#include "model/model_internal.h"
+
+enum { HR_LORA_N_TARGETS = 7 }; /* q, k, v, o, gate, up, down: bit i of hr_lora_target */
+
+typedef struct {
+    hr_param_info info;
+    const float *data; /* (rows, cols) values */
+    float *owned;      /* == data when the parameters own it, else NULL */
+} hr_param_tensor;
+
+struct hr_params {
+    const hr_model *model;
+    const hr_config *c;
+    hr_params_params p;
+    int n;
+    hr_param_tensor *t;  /* (n) in hr_params_n_tensors order */
+    hr_weights w;        /* the base weights the forward reads (borrowed or owned) */
+    /* Tensor index per (kind, layer) for base weights and gates (global
+     * tensors at layer 0), per (layer, target, A/B) for LoRA; -1 = absent. */
+    int idx[HR_PARAM_KIND_COUNT][HR_MAX_LAYERS];
+    int lora[HR_MAX_LAYERS][HR_LORA_N_TARGETS][2];
+    float lora_scale;    /* alpha / r */
+    hr_packed_weights *own_packed; /* packed copy of owned weights, or NULL */
+    bool dirty;          /* owned weights changed since own_packed was built */
+};
+
+/* Index of (kind, layer) in p, -1 when absent (global kinds: any layer). */
+int hr_params_index(const hr_params *p, hr_param_kind kind, int layer);
+/* The panel-packed matrices of the current weights: the model's cached
+ * ones when borrowed, else packed on pool (again after a change). */
+hr_status hr_params_packed(hr_params *p, hr_pool *pool, const hr_packed_weights **out);
+
+/* hr_grad_new on a pool the caller owns (borrowed; it must outlive g and
+ * not run other work while g computes). */
+hr_status hr_grad_new_on_pool(hr_params *p, const hr_grad_params *gp, hr_pool *pool, hr_grad **out);
+/* The parameters g differentiates (borrowed). */
+const hr_params *hr_grad_owner(const hr_grad *g);
+
+#endif
