@@ -1,11 +1,11 @@
 /* headroom gqa: multi-head -> grouped-query attention by merging K/V. */
 #include "commands.h"
 #include "common.h"
-#include "surgery.h"
 
 #include "headroom/context.h"
 #include "headroom/save.h"
 #include "headroom/gqa.h"
+#include "headroom/study.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -16,13 +16,13 @@ static const cli_opt k_opts[] = {
     {"kv-heads", 0, "N", "KV heads per layer after conversion (required; divides the current count)"},
     {"grouping", 0, "MODE", "neighbour (consecutive heads) | asym (similar key/value activations) (default neighbour)"},
     {"text", 'f', "FILE", "calibration text (required for asym)"},
-    {"tokens", 'n', "N", "calibration tokens (default 2048)"},
+    {"tokens", 'n', "N", "calibration tokens (default " CLI_STR(HR_CALIB_SURGERY_TOKENS) ")"},
     {"out", 'o', "OUT.gguf", "output GGUF (required)"},
     {"hf", 0, "DIR", "also write a Hugging Face folder"},
-    {"dtype", 0, "f32|f16|bf16", "output dtype (default f32)"},
-    {"tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)"},
-    {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
-    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
+    CLI_DTYPE_OPTION,
+    CLI_TOKENIZER_OPTION,
+    CLI_THREADS_OPTION,
+    CLI_FORCE_OPTION,
 };
 
 static const cli_spec k_spec = {
@@ -80,24 +80,18 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
     int K = hr_config_max_kv_heads(c);
     groups = calloc((size_t)hr_config_n_layers(c) * K + 1, sizeof(int));
     if (!groups) goto out;
-    if (grouping == HR_GQA_ASYM) {
-        if (cli_load_tokenizer(path, m, tok_path, &tok)) goto out;
-    } else {
-        /* optional: embedded in the output GGUF when found */
-        char tp[PATH_MAX + 256];
-        if (hr_tokenizer_find_for_model(path, tok_path, tp, sizeof tp) == HR_OK && hr_tokenizer_load(tp, &tok) == HR_OK &&
-            hr_tokenizer_vocab_size(tok) > hr_config_vocab_size(c)) {
-            hr_tokenizer_free(tok);
-            tok = NULL;
-        }
-    }
-    if (grouping == HR_GQA_ASYM) {
+    if (grouping != HR_GQA_ASYM) cli_load_tokenizer_optional(path, m, tok_path, &tok);
+    else {
+        char *txt = NULL;
+        size_t len = 0;
         hr_context_params cp = hr_context_default_params();
-        cp.n_ctx = hr_config_seq_len(c) < 256 ? hr_config_seq_len(c) : 256;
+        cp.n_ctx = hr_calib_window(hr_config_seq_len(c), 0);
         cp.n_threads = (int)threads;
         sim = calloc((size_t)hr_config_n_layers(c) * K * K + 1, sizeof(float));
-        if (!sim || surg_text_tokens(text, tok, (size_t)tokens, &ids, &n_ids)) goto out;
-        if (hr_context_new(m, &cp, &ctx) != HR_OK || hr_gqa_kv_similarity(ctx, ids, n_ids, 0, sim) != HR_OK) {
+        if (!sim || cli_load_tokenizer(path, m, tok_path, &tok) || cli_read_text(text, &txt, &len)) goto out;
+        hr_status st = hr_calib_tokens(tok, txt, len, tokens, &ids, &n_ids);
+        free(txt);
+        if (st != HR_OK || hr_context_new(m, &cp, &ctx) != HR_OK || hr_gqa_kv_similarity(ctx, ids, n_ids, 0, sim) != HR_OK) {
             cli_lib_error("KV similarity failed");
             goto out;
         }
@@ -106,7 +100,7 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
         cli_lib_error("conversion failed");
         goto out;
     }
-    if (hf && !surg_is_uniform(g)) {
+    if (hf && !hr_config_uniform(hr_model_config(g))) {
         cli_error("the converted model differs across layers; write only the GGUF");
         goto out;
     }
@@ -142,7 +136,7 @@ int cmd_gqa(int argc, char **argv) {
         cli_print_help(&k_spec);
         return CLI_OK;
     }
-    long kv = 0, tokens = 2048, threads = 0;
+    long kv = 0, tokens = HR_CALIB_SURGERY_TOKENS, threads = 0;
     if (cli_get_int(&k_spec, &a, "kv-heads", 1, 1024, &kv) || cli_get_int(&k_spec, &a, "tokens", 16, INT_MAX, &tokens) ||
         cli_get_int(&k_spec, &a, "threads", 0, 4096, &threads))
         return CLI_FAIL;

@@ -6,6 +6,7 @@
 #include "headroom/context.h"
 #include "headroom/heads.h"
 #include "headroom/report.h"
+#include "headroom/study.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -20,15 +21,15 @@ static const cli_opt k_opts[] = {
     {"text", 'f', "FILE", "UTF-8 calibration text (required)"},
     {"out", 'o', "DIR", "output directory, created if missing (required)"},
     {"methods", 'm', "LIST", "comma-separated method ids or 'all' (default all)"},
-    {"tokens", 'n', "N", "calibration tokens, in whole windows (default 1024)"},
-    {"window", 0, "W", "tokens per calibration window incl. BOS (default min(seq_len, 256))"},
+    {"tokens", 'n', "N", "calibration tokens, in whole windows (default " CLI_STR(HR_CALIB_HEADS_TOKENS) ")"},
+    {"window", 0, "W", "tokens per calibration window incl. BOS (default min(seq_len, " CLI_STR(HR_CALIB_WINDOW) "))"},
     {"seed", 's', "S", "seed of the generated inputs (default 0)"},
     {"mean-ablation", 0, NULL, "ablation replaces a head by its mean output instead of zero"},
-    {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
+    CLI_THREADS_OPTION,
     {"top", 0, "K", "attention-pattern pictures of the K most important heads (default 4)"},
-    {"tokenizer", 0, "PATH", "tokenizer file (default: beside the model, or the GGUF)"},
+    CLI_TOKENIZER_OPTION,
     {"list", 0, NULL, "list the methods with their papers and exit"},
-    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
+    CLI_FORCE_OPTION,
 };
 
 static const cli_spec k_spec = {
@@ -62,7 +63,7 @@ static int read_opts(const cli_args *a, heads_opts *o, bool *selected) {
     o->out_dir = cli_value(&k_spec, a, "out");
     o->tokenizer = cli_value(&k_spec, a, "tokenizer");
     o->methods = cli_value(&k_spec, a, "methods");
-    o->tokens = 1024;
+    o->tokens = HR_CALIB_HEADS_TOKENS;
     o->top = 4;
     o->mean_ablation = cli_value(&k_spec, a, "mean-ablation") != NULL;
     if (cli_get_int(&k_spec, a, "tokens", 1, INT_MAX, &o->tokens) ||
@@ -97,12 +98,6 @@ static int prepare_out_dir(const cli_args *a, const heads_opts *o) {
         return CLI_FAIL;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) return cli_error("cannot create --out %s: %s", dir, strerror(errno));
     return CLI_OK;
-}
-
-static int write_atomic(const char *dir, const char *name, const char *data) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return cli_write_file(path, data);
 }
 
 static int progress_tty(int64_t done, int64_t total, void *ud) {
@@ -171,121 +166,23 @@ static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
     return CLI_OK;
 }
 
-/* (n_layers, max_heads) matrix of a method's scores, NaN where absent. */
-static float *score_matrix(const heads_state *s, int m, int *rows, int *cols) {
-    const hr_config *c = hr_model_config(s->model);
-    *rows = hr_config_n_layers(c);
-    *cols = hr_config_max_heads(c);
-    float *v = malloc(sizeof(float) * (size_t)(*rows) * (*cols ? *cols : 1));
-    if (!v) return NULL;
-    for (int l = 0; l < *rows; l++)
-        for (int h = 0; h < *cols; h++) v[(size_t)l * *cols + h] = (float)hr_heads_score(s->res, m, l, h);
-    return v;
-}
-
-/* The ranking used to pick heads to draw: ablation if run, else the first method run. */
-static int ranking_method(const heads_state *s) {
-    int abl = hr_heads_method_index("ablation");
-    if (hr_heads_result_has(s->res, abl)) return abl;
-    for (int i = 0; i < hr_heads_n_methods(); i++)
-        if (hr_heads_result_has(s->res, i)) return i;
-    return -1;
-}
-
-typedef struct {
-    hr_report_image img[80];
-    char titles[80][96], paths[80][PATH_MAX];
-    int n;
-} image_list;
-
-static int heatmaps(const heads_opts *o, heads_state *s, image_list *il) {
-    for (int i = 0; i < hr_heads_n_methods() && il->n < 64; i++) {
-        if (!hr_heads_result_has(s->res, i)) continue;
-        const hr_head_method_info *mi = hr_heads_method_info(i);
-        int rows, cols;
-        float *v = score_matrix(s, i, &rows, &cols);
-        if (!v) return cli_error("out of memory");
-        snprintf(il->paths[il->n], PATH_MAX, "%s/heads_%s.png", o->out_dir, mi->id);
-        snprintf(il->titles[il->n], sizeof il->titles[0], "%s (%s)", mi->id, mi->name);
-        hr_heatmap_params hp = hr_heatmap_default_params();
-        hr_status st = hr_png_heatmap(il->paths[il->n], v, rows, cols, &hp);
-        free(v);
-        if (st != HR_OK) return cli_lib_error("cannot write heatmap");
-        il->img[il->n] = (hr_report_image){il->titles[il->n], mi->formula, il->paths[il->n], "methods"};
-        il->n++;
-    }
-    return CLI_OK;
-}
-
-static int patterns(const heads_opts *o, heads_state *s, image_list *il) {
-    int m = ranking_method(s);
-    if (m < 0 || o->top == 0) return CLI_OK;
-    int W = hr_heads_result_window(s->res);
-    int32_t *win = malloc(sizeof(int32_t) * (size_t)W);
-    float *map = malloc(sizeof(float) * (size_t)W * W);
-    if (!win || !map) {
-        free(win), free(map);
-        return cli_error("out of memory");
-    }
-    int32_t bos = hr_tokenizer_bos(s->tok);
-    win[0] = bos >= 0 ? bos : 0;
-    memcpy(win + 1, s->ids, sizeof(int32_t) * (size_t)(W - 1));
-    int rc = CLI_OK;
-    for (int rank = 1; rank <= o->top && rc == CLI_OK && il->n < 80; rank++) {
-        int fl = -1, fh = -1;
-        for (int l = 0; l < hr_heads_result_n_layers(s->res); l++)
-            for (int h = 0; h < hr_heads_result_n_heads(s->res, l); h++)
-                if (hr_heads_rank(s->res, m, l, h) == rank) fl = l, fh = h;
-        if (fl < 0) break;
-        if (hr_heads_attention_map(s->ctx, win, W, fl, fh, map) != HR_OK) {
-            rc = cli_lib_error("cannot record attention");
-            break;
-        }
-        snprintf(il->paths[il->n], PATH_MAX, "%s/pattern_L%d_H%d.png", o->out_dir, fl, fh);
-        snprintf(il->titles[il->n], sizeof il->titles[0], "head %d.%d (rank %d by %s)", fl, fh, rank,
-                 hr_heads_method_info(m)->id);
-        hr_heatmap_params hp = hr_heatmap_default_params();
-        hp.vmin = 0;
-        hp.vmax = 1;
-        if (hr_png_heatmap(il->paths[il->n], map, W, W, &hp) != HR_OK) {
-            rc = cli_lib_error("cannot write attention pattern");
-            break;
-        }
-        il->img[il->n] = (hr_report_image){il->titles[il->n], "queries (rows) x keys (columns), first window",
-                                           il->paths[il->n], "patterns"};
-        il->n++;
-    }
-    free(win);
-    free(map);
-    return rc;
-}
-
 static int write_outputs(const heads_opts *o, heads_state *s) {
-    hr_heads_meta meta = {s->model_path, NULL, o->text_path, o->seed};
-    char *hj = NULL, *lj = NULL, *csv = NULL;
-    if (hr_heads_to_json(s->res, s->model, &meta, &hj, &lj, &csv) != HR_OK) return cli_lib_error("cannot format results");
-    int rc = write_atomic(o->out_dir, "heads.json", hj);
-    if (rc == CLI_OK) rc = write_atomic(o->out_dir, "heads.csv", csv);
-    if (rc == CLI_OK) rc = write_atomic(o->out_dir, "layers.json", lj);
-    image_list *il = calloc(1, sizeof *il);
-    if (!il) rc = cli_error("out of memory");
-    if (rc == CLI_OK) rc = heatmaps(o, s, il);
-    if (rc == CLI_OK) rc = patterns(o, s, il);
-    if (rc == CLI_OK) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/report.html", o->out_dir);
-        if (hr_report_write_html(path, "headroom head lab", hj, lj, il->img, il->n) != HR_OK)
-            rc = cli_lib_error("cannot write report.html");
-    }
-    if (rc == CLI_OK)
-        printf("heads: %d calibration tokens (window %d); wrote heads.json, heads.csv, layers.json, %d pictures, "
-               "report.html to %s\n",
-               hr_heads_result_n_calib_tokens(s->res), hr_heads_result_window(s->res), il->n, o->out_dir);
-    free(il);
-    free(hj);
-    free(lj);
-    free(csv);
-    return rc;
+    hr_lab_report_params rp = hr_lab_report_default_params();
+    rp.model_path = s->model_path;
+    rp.text_path = o->text_path;
+    rp.seed = o->seed;
+    rp.top = (int)o->top;
+    rp.text_tokens = s->ids;
+    rp.n_text_tokens = s->n_ids;
+    int32_t bos = hr_tokenizer_bos(s->tok);
+    rp.bos = bos >= 0 ? bos : 0;
+    int n_pictures = 0;
+    if (hr_report_head_lab(o->out_dir, s->res, s->ctx, s->model, &rp, &n_pictures) != HR_OK)
+        return cli_lib_error("cannot write the head-lab outputs");
+    printf("heads: %d calibration tokens (window %d); wrote heads.json, heads.csv, layers.json, %d pictures, "
+           "report.html to %s\n",
+           hr_heads_result_n_calib_tokens(s->res), hr_heads_result_window(s->res), n_pictures, o->out_dir);
+    return CLI_OK;
 }
 
 int cmd_heads(int argc, char **argv) {

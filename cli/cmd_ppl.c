@@ -21,6 +21,7 @@ static const cli_opt k_opts[] = {
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
     {"blas", 0, NULL, "batched matrix products through OpenBLAS sgemm (faster; logits differ by float rounding)"},
     CLI_KV_OPTIONS,
+    CLI_FORCE_OPTION,
 };
 
 static const cli_spec k_spec = {
@@ -114,7 +115,7 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
     cp.n_threads = (int)o->threads;
     cp.blas_prefill = cli_value(&k_spec, a, "blas") != NULL;
     hr_kv_plan *plan = NULL;
-    if (cli_kv_plan(&k_spec, a, s->model, &plan)) return CLI_FAIL;
+    if (cli_kv_plan(&k_spec, a, path, s->model, &plan)) return CLI_FAIL;
     cp.kv_plan = plan;
     hr_status st = hr_context_new(s->model, &cp, &s->ctx);
     if (plan) s->n_reduced = hr_kv_plan_n_reduced(plan);

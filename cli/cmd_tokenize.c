@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const cli_opt k_opts[] = {
+    {"tokenizer", 0, "PATH", "the tokenizer (file, folder or model) to use; then every argument is TEXT"},
     {"text", 't', "FILE", "read the input from FILE (default: the TEXT argument, else standard input)"},
     {"split", 's', "MARKER", "the input holds several texts, separated by lines that are exactly MARKER"},
     {"decode", 'd', NULL, "read ids (whitespace-separated, one text per line) and print their text"},
@@ -19,30 +22,65 @@ static const cli_opt k_opts[] = {
 
 static const cli_spec k_spec = {
     .name = "tokenize",
-    .usage = "MODEL|TOKENIZER_FILE|DIR [TEXT] [options]",
+    .usage = "[MODEL|TOKENIZER] [TEXT] [options]",
     .summary = "Prints the token ids of a text, space-separated on one line (one line per text with\n"
-               "--split). The tokenizer is a tokenizer file (llama2.c .bin, GGUF, tokenizer.json,\n"
-               "encoder.json / vocab.bpe), a directory holding one, or a model whose tokenizer is\n"
-               "found as 'generate' finds it. With --decode, reads ids and prints the text.",
+               "--split; an empty text gives an empty line). The tokenizer is a tokenizer file\n"
+               "(llama2.c .bin, SentencePiece .model, GGUF, tokenizer.json, encoder.json / vocab.bpe),\n"
+               "a folder holding one, or a model whose tokenizer is found as 'generate' finds it.\n"
+               "Without one (no --tokenizer, and a single argument that names no existing file or\n"
+               "folder is the TEXT) the default model's tokenizer is used ($HEADROOM_MODEL, else\n"
+               "stories260K's tok512.bin). With --decode, reads ids and prints the text.",
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
-    .example = "  headroom tokenize ../shared/data/tokenizers/gpt2 \"Hello world\"\n"
+    .example = "  headroom tokenize \"Once upon a time\"\n"
+               "  headroom tokenize ../shared/data/tokenizers/llama2/tokenizer.model \"Hello world\"\n"
                "  headroom tokenize ../shared/models/gguf-vocab/ggml-vocab-gpt-2.gguf \\\n"
                "      --text ../shared/data/tokenizer-vectors/ggml-vocab-gpt-2.gguf.inp --split __ggml_vocab_test__",
     .max_positional = 2,
 };
 
 /* The path itself when it is a tokenizer, else the one found for it as a
- * model (e.g. tok512.bin beside a llama2.c checkpoint). */
+ * model (e.g. tok512.bin beside a llama2.c checkpoint). When both fail,
+ * both reasons are given. */
 static int open_tokenizer(const char *path, hr_tokenizer **t) {
     if (hr_tokenizer_load(path, t) == HR_OK) return CLI_OK;
     char first[1024], found[PATH_MAX + 256];
     snprintf(first, sizeof first, "%s", hr_last_error());
     if (hr_tokenizer_find_for_model(path, NULL, found, sizeof found) == HR_OK && strcmp(found, path) != 0) {
         if (hr_tokenizer_load(found, t) == HR_OK) return CLI_OK;
-        return cli_lib_error("cannot load the tokenizer");
+        return cli_error("%s; as a model, its tokenizer does not load either: %s", first, hr_last_error());
     }
     return cli_error("%s", first);
+}
+
+/* The tokenizer of the default model ($HEADROOM_MODEL or stories260K). */
+static int open_default_tokenizer(hr_tokenizer **t) {
+    cli_args none = {.n_positional = 0};
+    char model[PATH_MAX + 256], found[PATH_MAX + 256];
+    if (cli_resolve_model(&none, model, sizeof model) != CLI_OK) return CLI_FAIL;
+    if (hr_tokenizer_find_for_model(model, NULL, found, sizeof found) != HR_OK)
+        return cli_lib_error("no tokenizer found for the default model");
+    if (hr_tokenizer_load(found, t) != HR_OK) return cli_lib_error("cannot load the default model's tokenizer");
+    return CLI_OK;
+}
+
+static bool path_exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Which argument names the tokenizer and which is the text: two arguments
+ * are MODEL|TOKENIZER TEXT; a single one is the tokenizer when --text is
+ * given or a file or folder of that name exists, else the TEXT. *source
+ * NULL = the default model's tokenizer. */
+static int split_arguments(const cli_args *a, const char *tok_opt, bool text_opt, const char **source,
+                           const char **text) {
+    int np = a->n_positional;
+    bool first_is_source = np == 2 || (np == 1 && !tok_opt && (text_opt || path_exists(a->positional[0])));
+    if (tok_opt && first_is_source)
+        return cli_error("give the tokenizer either as --tokenizer or as the first argument, not both");
+    if (tok_opt && np == 1 && text_opt)
+        return cli_error("give either --text FILE or a TEXT argument, not both");
+    *source = first_is_source ? a->positional[0] : tok_opt;
+    *text = np > (int)first_is_source ? a->positional[first_is_source] : NULL;
+    return CLI_OK;
 }
 
 static int read_stdin(char **text, size_t *len) {
@@ -67,17 +105,28 @@ static int read_stdin(char **text, size_t *len) {
     return CLI_OK;
 }
 
-static int read_input(const cli_spec *spec, const cli_args *a, char **text, size_t *len) {
-    const char *file = cli_value(spec, a, "text");
-    if (file && a->n_positional > 1) return cli_error("give either --text FILE or a TEXT argument, not both");
-    if (file) return cli_read_text(file, text, len);
-    if (a->n_positional > 1) {
-        *len = strlen(a->positional[1]);
+/* An empty file is an empty text (one empty line of ids), unlike the other
+ * commands' text files; the rest is read and checked as they are. */
+static int read_text_file(const char *path, char **text, size_t *len) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > 0) return cli_read_text(path, text, len);
+    *len = 0;
+    *text = calloc(1, 1);
+    return *text ? CLI_OK : cli_error("out of memory");
+}
+
+static int read_input(const char *file, const char *arg, char **text, size_t *len) {
+    if (file && arg) return cli_error("give either --text FILE or a TEXT argument, not both");
+    if (file) return read_text_file(file, text, len);
+    if (arg) {
+        *len = strlen(arg);
         *text = malloc(*len + 1);
         if (!*text) return cli_error("out of memory");
-        memcpy(*text, a->positional[1], *len + 1);
+        memcpy(*text, arg, *len + 1);
         return CLI_OK;
     }
+    if (isatty(STDIN_FILENO))
+        return cli_error("no text given: pass TEXT, --text FILE or pipe the text into standard input");
     return read_stdin(text, len);
 }
 
@@ -172,14 +221,16 @@ int cmd_tokenize(int argc, char **argv) {
         cli_print_help(&k_spec);
         return CLI_OK;
     }
-    if (a.n_positional < 1) return cli_error("no tokenizer given (see 'headroom tokenize --help')");
     const char *marker = cli_value(&k_spec, &a, "split");
     if (marker && (!*marker || strchr(marker, '\n'))) return cli_error("--split needs a one-line, non-empty marker");
+    const char *file = cli_value(&k_spec, &a, "text"), *source = NULL, *arg = NULL;
+    if (split_arguments(&a, cli_value(&k_spec, &a, "tokenizer"), file != NULL, &source, &arg) != CLI_OK)
+        return CLI_FAIL;
     hr_tokenizer *t = NULL;
-    if (open_tokenizer(a.positional[0], &t) != CLI_OK) return CLI_FAIL;
+    if ((source ? open_tokenizer(source, &t) : open_default_tokenizer(&t)) != CLI_OK) return CLI_FAIL;
     char *buf = NULL;
     size_t len = 0;
-    int rc = read_input(&k_spec, &a, &buf, &len);
+    int rc = read_input(file, arg, &buf, &len);
     if (rc == CLI_OK) {
         if (cli_value(&k_spec, &a, "decode")) {
             rc = decode_lines(t, buf, len, marker);

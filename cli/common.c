@@ -246,6 +246,19 @@ int cli_load_tokenizer(const char *model_path, const hr_model *m, const char *ex
     return CLI_OK;
 }
 
+void cli_load_tokenizer_optional(const char *model_path, const hr_model *m, const char *explicit_path,
+                                 hr_tokenizer **out) {
+    char path[PATH_MAX + 256];
+    *out = NULL;
+    if (hr_tokenizer_find_for_model(model_path, explicit_path, path, sizeof path) != HR_OK ||
+        hr_tokenizer_load(path, out) != HR_OK)
+        return;
+    if (hr_tokenizer_vocab_size(*out) > hr_config_vocab_size(hr_model_config(m))) {
+        hr_tokenizer_free(*out);
+        *out = NULL;
+    }
+}
+
 /* ---- outputs ---- */
 
 int cli_check_output(const char *path, hr_output_kind kind, const char *format, bool force, const char *model_path,

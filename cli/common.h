@@ -17,6 +17,17 @@
 #define CLI_PRINTF(a, b)
 #endif
 
+/* A macro's value as a string literal (defaults in help texts). */
+#define CLI_STR_(x) #x
+#define CLI_STR(x) CLI_STR_(x)
+
+/* Option rows several subcommands share. */
+#define CLI_THREADS_OPTION {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"}
+#define CLI_TOKENIZER_OPTION {"tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)"}
+#define CLI_FORCE_OPTION                                                                                  \
+    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"}
+#define CLI_DTYPE_OPTION {"dtype", 0, "f32|f16|bf16", "output dtype (default f32)"}
+
 /* Process exit codes. */
 enum { CLI_OK = 0, CLI_FAIL = 1 };
 
@@ -77,6 +88,11 @@ int cli_load_model(const char *path, hr_model **out);
 /* Finds and loads the tokenizer for the model (explicit may be NULL) and
  * checks that its ids fit the model's vocabulary. */
 int cli_load_tokenizer(const char *model_path, const hr_model *m, const char *explicit_path, hr_tokenizer **out);
+
+/* The tokenizer to embed in a written model when one is found (not an
+ * error when none is, or when it does not fit the model): *out may be NULL. */
+void cli_load_tokenizer_optional(const char *model_path, const hr_model *m, const char *explicit_path,
+                                 hr_tokenizer **out);
 
 /* Refuses an output that may not be written (see hr_output_check): prints
  * the error line and returns CLI_FAIL. inputs is a NULL-terminated list of

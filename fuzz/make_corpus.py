@@ -240,6 +240,51 @@ def tokenizer_jsons():
     return {"byte_level.json": byte_level, "spm_byte_fallback.json": spm}
 
 
+# ---- SentencePiece .model (protobuf ModelProto) -----------------------------
+# Field numbers from sentencepiece's sentencepiece_model.proto (see
+# src/tokenizer/spm_model.c): pieces = 1 {piece 1, score 2, type 3},
+# trainer_spec = 2 {model_type 3, byte_fallback 35, unk/bos/eos/pad_id 40..43},
+# normalizer_spec = 3 {name 1, add_dummy_prefix 3, remove_extra_whitespaces 4}.
+
+def pb_varint(v):
+    v &= (1 << 64) - 1  # negative int32 values are sign-extended to 64 bits
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+
+
+def pb_field(num, wire, payload):
+    if wire == 2:
+        payload = pb_varint(len(payload)) + payload
+    return pb_varint(num << 3 | wire) + payload
+
+
+def pb_int(num, v):
+    return pb_field(num, 0, pb_varint(v))
+
+
+def spm_model(byte_fallback):
+    pieces = [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)]
+    if byte_fallback:
+        pieces += [("<0x%02X>" % i, 0.0, 6) for i in range(256)]
+    words = ["\u2581t", "he", "\u2581the", "\u2581", "t", "h", "e", "a", "\u2581a", "o", "\u2581o", "n", "on"]
+    pieces += [(w, -float(i + 1), 1) for i, w in enumerate(words)]
+    out = b""
+    for text, score, ty in pieces:
+        msg = pb_field(1, 2, text.encode()) + pb_field(2, 5, struct.pack("<f", score))
+        if ty != 1:
+            msg += pb_int(3, ty)
+        out += pb_field(1, 2, msg)
+    trainer = pb_int(3, 2) + pb_int(35, 1 if byte_fallback else 0) + pb_int(40, 0) + pb_int(41, 1) + \
+        pb_int(42, 2) + pb_int(43, -1)
+    normalizer = pb_field(1, 2, b"identity") + pb_int(3, 1) + pb_int(4, 0) + pb_int(5, 1)
+    return out + pb_field(2, 2, trainer) + pb_field(3, 2, normalizer)
+
+
 # ---- llama2.c --------------------------------------------------------------
 
 def tokenizer_bin():
@@ -284,6 +329,7 @@ def main():
         "fuzz_hf_config": {k: json.dumps(v, indent=1).encode() for k, v in configs().items()},
         "fuzz_tokenizer_json": {k: json.dumps(v, ensure_ascii=False).encode() for k, v in tokenizer_jsons().items()},
         "fuzz_tokenizer_bin": {"tiny.bin": tokenizer_bin()},
+        "fuzz_tokenizer_model": {"bpe.model": spm_model(False), "bpe_bytes.model": spm_model(True)},
         "fuzz_llama2c": {"tied_v0.bin": llama2c_v0(True), "untied_v0.bin": llama2c_v0(False),
                          "q8_v2.bin": llama2c_q8()},
     }

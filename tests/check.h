@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static int hr_t_failures;
 static int hr_t_run;
@@ -51,6 +53,33 @@ static inline double hr_t_maxdiff(const char *label, const float *a, const float
 }
 
 #define SHARED(rel) HR_SHARED_DIR "/" rel
+
+/* ctest's skip code (the SKIP_RETURN_CODE property of every test). */
+#define HR_T_SKIP 77
+
+/* Whether this is a CI run (the CI environment sets CI=true). */
+static inline int hr_t_in_ci(void) {
+    const char *ci = getenv("CI");
+    return ci && *ci && strcmp(ci, "false") != 0 && strcmp(ci, "0") != 0;
+}
+
+/* The shared data files a test needs (paths relative to ../shared, NULL
+ * ends the list), checked first in main(): when one is missing the test
+ * fails in CI and is skipped locally (exit 77) — never a silent pass. */
+static inline void hr_t_require_shared_list(const char *const *rel) {
+    for (; *rel; rel++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", HR_SHARED_DIR, *rel);
+        if (access(path, R_OK) == 0) continue;
+        if (hr_t_in_ci()) {
+            fprintf(stderr, "FAIL: shared data %s is missing (CI=true: required)\n", path);
+            exit(1);
+        }
+        printf("SKIP: shared data %s is missing\n", path);
+        exit(HR_T_SKIP);
+    }
+}
+#define HR_T_REQUIRE_SHARED(...) hr_t_require_shared_list((const char *const[]){__VA_ARGS__, NULL})
 
 /* A fresh scratch folder /tmp/hr_<name>.XXXXXX, written into dir (cap
  * bytes); 0 on success, reported on stderr otherwise. */

@@ -1,13 +1,32 @@
-# Shared start of the CLI test scripts (sourced, not a test itself):
-# checks the environment ctest passes, names the default model and text,
-# skips when they are missing, makes a scratch folder $T (removed on exit,
-# also when a test made parts of it read-only), and defines ok / fail with
-# a failure count. $T/text.txt holds the first 6000 bytes of the text.
+# Shared start of the script tests (sourced, not a test itself):
+#
+#   . "$(dirname "$0")/cli_prelude.sh" [FILE...]
+#
+# checks the environment ctest passes; names the default model $M and text
+# $TEXT; requires them and every FILE given (require_shared); makes a
+# scratch folder $T (removed on exit, also when a test made parts of it
+# read-only); defines ok / fail with a failure count. $T/text.txt holds the
+# first 6000 bytes of the text.
 : "${HR_CLI:?HR_CLI must point at the headroom binary}"
 : "${HR_SHARED_DIR:?HR_SHARED_DIR must point at the shared data folder}"
+
+# require_shared FILE...: shared data the test needs. A missing file fails
+# the test in CI (CI=true) and skips it locally with exit 77 (ctest's
+# SKIP_RETURN_CODE) — never a silent pass.
+require_shared() {
+  local f
+  for f in "$@"; do
+    [ -r "$f" ] && continue
+    case "${CI:-}" in
+      "" | false | 0) echo "SKIP: shared data $f is missing"; exit 77 ;;
+      *) echo "FAIL: shared data $f is missing (CI=$CI: required)"; exit 1 ;;
+    esac
+  done
+}
+
 M="$HR_SHARED_DIR/models/stories260K/stories260K.bin"
 TEXT="$HR_SHARED_DIR/data/text/tinystories_val.txt"
-for f in "$M" "$TEXT"; do [ -r "$f" ] || { echo "SKIP: $f missing"; exit 0; }; done
+require_shared "$M" "$TEXT" "$@"
 
 unset HEADROOM_MODEL HEADROOM_VERBOSE
 T=$(mktemp -d)

@@ -4,22 +4,10 @@
 # which must fail with exactly one "headroom: error:" line and no crash.
 set -u
 
-: "${HR_CLI:?HR_CLI must point at the headroom binary}"
-: "${HR_SHARED_DIR:?HR_SHARED_DIR must point at the shared data folder}"
-M="$HR_SHARED_DIR/models/stories260K"
-BIN="$M/stories260K.bin"
-GGUF="$M/stories260K.gguf"
-TEXT="$HR_SHARED_DIR/data/text/tinystories_val.txt"
-for f in "$BIN" "$GGUF" "$M/tok512.bin" "$TEXT"; do
-  [ -r "$f" ] || { echo "SKIP: $f missing"; exit 0; }
-done
-
-unset HEADROOM_MODEL HEADROOM_VERBOSE
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-failures=0
-fail() { echo "  FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok   $*"; }
+D="${HR_SHARED_DIR:?HR_SHARED_DIR must point at the shared data folder}/models/stories260K"
+. "$(dirname "$0")/cli_prelude.sh" "$D/stories260K.gguf" "$D/tok512.bin"
+BIN="$M"
+GGUF="$D/stories260K.gguf"
 
 # run NAME ARGS...: runs the CLI, leaving $T/out, $T/err and $rc.
 run() {
@@ -44,15 +32,20 @@ expect_ok() { # label, args...
 }
 
 # The failure contract: non-zero exit below 128, stderr exactly one line,
-# and that line is "headroom: error: <message>".
-expect_error() { # label, args...
-  local label=$1; shift
+# and that line is "headroom: error: <message>" where the message matches
+# PATTERN (extended regex): the case fails for the reason it names, not
+# for another one (a missing model, a typo in an option).
+expect_error() { # label, pattern, args...
+  local label=$1 pat=$2; shift 2
   run "$@"
   no_crash "$label" || return 1
   if [ "$rc" -eq 0 ]; then fail "$label: succeeded but should fail"; return 1; fi
   local lines; lines=$(wc -l <"$T/err")
   if [ "$lines" -ne 1 ] || ! grep -qE '^headroom: error: .+' "$T/err"; then
     fail "$label: stderr is not one 'headroom: error:' line:"; sed 's/^/    /' "$T/err" | head -5; return 1
+  fi
+  if ! grep -qE -- "$pat" "$T/err"; then
+    fail "$label: message does not match '$pat': $(cat "$T/err")"; return 1
   fi
   ok "$label -> $(cut -c1-110 "$T/err")"
 }
@@ -131,34 +124,48 @@ expect_ok "-h generate" generate -h
 
 # ---------- hostile model files ----------
 : >"$T/empty.bin"
-expect_error "empty model file" info "$T/empty.bin"
+expect_error "empty model file" "'$T/empty.bin' is empty" info "$T/empty.bin"
+# shorter than the 28-byte header: not recognised; longer: the size check
+not_a_model="is not a model headroom can read"
 for off in 3 27 28 100 4096 $(($(stat -c %s "$BIN") - 1)); do
   head -c "$off" "$BIN" >"$T/trunc.bin"
-  expect_error "llama2.c truncated at $off" info "$T/trunc.bin"
+  pat="llama2.c file size $off does not match its header .*truncated"
+  [ "$off" -lt 28 ] && pat=$not_a_model
+  expect_error "llama2.c truncated at $off" "$pat" info "$T/trunc.bin"
 done
-for off in 3 8 23 40 300 2000 $(($(stat -c %s "$GGUF") - 4096)) $(($(stat -c %s "$GGUF") - 1)); do
+gguf_size=$(stat -c %s "$GGUF")
+for off in 3 8 23 40 300 2000 $((gguf_size - 4096)) $((gguf_size - 1)); do
   head -c "$off" "$GGUF" >"$T/trunc.gguf"
-  expect_error "GGUF truncated at $off" info "$T/trunc.gguf"
+  case $off in
+    3) pat=$not_a_model ;;                      # too short to show the magic
+    8 | 23) pat="GGUF header truncated: file has $off bytes" ;;
+    40) pat="GGUF claims [0-9]+ metadata entries, more than the [0-9]+ bytes left" ;;
+    300) pat="GGUF claims [0-9]+ tensors, more than the [0-9]+ bytes left" ;;
+    2000) pat="GGUF key 'tokenizer.ggml.tokens': array of [0-9]+ strings cannot fit" ;;
+    *) pat="GGUF tensor '[^']+' .* extends past the end of the file" ;;
+  esac
+  expect_error "GGUF truncated at $off" "$pat" info "$T/trunc.gguf"
 done
 { printf 'NOPE'; head -c 5000 /dev/zero; } >"$T/magic.bin"
-expect_error "wrong magic" info "$T/magic.bin"
+expect_error "wrong magic" "$not_a_model .*first bytes 4e 4f 50 45" info "$T/magic.bin"
 
 write_header() { # out, seven int32s
   local out=$1; shift
-  python3 -c 'import struct,sys; sys.stdout.buffer.write(struct.pack("<7i", *map(int, sys.argv[1:])) + bytes(4096))' "$@" >"$out"
+  /usr/bin/python3 -c 'import struct,sys; sys.stdout.buffer.write(struct.pack("<7i", *map(int, sys.argv[1:])) + bytes(4096))' "$@" >"$out"
 }
 write_header "$T/huge.bin" $((1 << 30)) $((1 << 30)) $((1 << 30)) $((1 << 30)) $((1 << 30)) 512 $((1 << 30))
-expect_error "llama2.c absurd dims (2^30)" info "$T/huge.bin"
+# format detection already refuses headers no llama2.c file can have
+expect_error "llama2.c absurd dims (2^30)" "$not_a_model .*not llama2.c" info "$T/huge.bin"
 write_header "$T/neg.bin" -64 172 5 8 4 512 512
-expect_error "llama2.c negative dim" info "$T/neg.bin"
+expect_error "llama2.c negative dim" "$not_a_model .*not llama2.c" info "$T/neg.bin"
 write_header "$T/zero.bin" 64 172 0 8 4 512 512
-expect_error "llama2.c zero layers" info "$T/zero.bin"
+expect_error "llama2.c zero layers" "llama2.c header has invalid dimensions .*layers 0" info "$T/zero.bin"
 write_header "$T/heads.bin" 64 172 5 7 4 512 512
-expect_error "llama2.c heads not dividing dim" info "$T/heads.bin"
+expect_error "llama2.c heads not dividing dim" "dim 64 is not a multiple of the head count 7" info "$T/heads.bin"
 
 # GGUF surgery: the script walks the header and patches one field.
 gguf_patch() { # in out mode
-  python3 - "$@" <<'PY'
+  /usr/bin/python3 - "$@" <<'PY'
 import struct, sys
 src, dst, mode = sys.argv[1:4]
 b = bytearray(open(src, "rb").read())
@@ -202,46 +209,56 @@ open(dst, "wb").write(b)
 PY
 }
 for mode in offset_past_end offset_huge value_type n_tensors_huge n_kv_huge; do
+  case $mode in
+    offset_past_end | offset_huge) pat="GGUF tensor '[^']+' offset [0-9]+ " ;;
+    value_type) pat="unknown value type 99" ;;
+    n_tensors_huge) pat="GGUF claims [0-9]+ tensors, more than" ;;
+    n_kv_huge) pat="GGUF claims [0-9]+ metadata entries, more than" ;;
+  esac
   if gguf_patch "$GGUF" "$T/patched.gguf" "$mode"; then
-    expect_error "GGUF $mode" info "$T/patched.gguf"
+    expect_error "GGUF $mode" "$pat" info "$T/patched.gguf"
   else
     fail "could not build the $mode GGUF"
   fi
 done
 # the data-section cut: the header is intact, tensors run past the end
 head -c $(($(stat -c %s "$GGUF") / 2)) "$GGUF" >"$T/half.gguf"
-expect_error "GGUF tensor data past the end" generate "$T/half.gguf" -p "hi"
+expect_error "GGUF tensor data past the end" "GGUF tensor '[^']+' .* extends past the end of the file" \
+  generate "$T/half.gguf" -p "hi"
 
 # ---------- bad text and options ----------
 printf 'Once upon a time \xc3\x28 broken' >"$T/bad_utf8.txt"
-expect_error "invalid UTF-8 text" ppl "$BIN" --text "$T/bad_utf8.txt"
+expect_error "invalid UTF-8 text" "is not valid UTF-8 \(byte offset 17\)" ppl "$BIN" --text "$T/bad_utf8.txt"
 : >"$T/empty.txt"
-expect_error "empty text" ppl "$BIN" --text "$T/empty.txt"
-grep -q "text is empty" "$T/err" || fail "empty text: message should say 'text is empty'"
-expect_error "missing text file" ppl "$BIN" --text "$T/nope.txt"
-expect_error "--ctx beyond the model's context" ppl "$BIN" --text "$T/slice.txt" --ctx 100000
-expect_error "--ctx not a number" ppl "$BIN" --text "$T/slice.txt" --ctx abc
+expect_error "empty text" "text is empty" ppl "$BIN" --text "$T/empty.txt"
+expect_error "missing text file" "cannot open '$T/nope.txt'" ppl "$BIN" --text "$T/nope.txt"
+expect_error "--ctx beyond the model's context" "--ctx 100000 exceeds the model's context length 512" \
+  ppl "$BIN" --text "$T/slice.txt" --ctx 100000
+expect_error "--ctx not a number" "invalid value 'abc' for --ctx" ppl "$BIN" --text "$T/slice.txt" --ctx abc
 head -c 1500 "$TEXT" >"$T/short.txt" # under 2 * 512 tokens
-expect_error "llama.cpp protocol with too little text" ppl "$BIN" --text "$T/short.txt" --protocol llama.cpp
-expect_error "unknown protocol" ppl "$BIN" --text "$T/slice.txt" --protocol hf
-expect_error "ppl without --text" ppl "$BIN"
+expect_error "llama.cpp protocol with too little text" "llama.cpp protocol needs at least 2\*n_ctx" \
+  ppl "$BIN" --text "$T/short.txt" --protocol llama.cpp
+expect_error "unknown protocol" "unknown --protocol 'hf'" ppl "$BIN" --text "$T/slice.txt" --protocol hf
+expect_error "ppl without --text" "--text FILE is required" ppl "$BIN"
 mkdir "$T/alone" && cp "$BIN" "$T/alone/"
-expect_error "missing tokenizer" generate "$T/alone/stories260K.bin" -p "hi"
-grep -q "$T/alone" "$T/err" || fail "missing tokenizer: message should name where it looked"
-expect_error "missing tokenizer (ppl)" ppl "$T/alone/stories260K.bin" --text "$T/slice.txt"
-expect_error "explicit tokenizer missing" generate "$BIN" -p "hi" --tokenizer "$T/none.bin"
+expect_error "missing tokenizer" "no tokenizer for model '$T/alone/stories260K.bin': looked for $T/alone" \
+  generate "$T/alone/stories260K.bin" -p "hi"
+expect_error "missing tokenizer (ppl)" "no tokenizer for model '$T/alone/stories260K.bin'" \
+  ppl "$T/alone/stories260K.bin" --text "$T/slice.txt"
+expect_error "explicit tokenizer missing" "tokenizer '$T/none.bin': No such file" \
+  generate "$BIN" -p "hi" --tokenizer "$T/none.bin"
 printf 'hi \xff' >"$T/p.txt"
-expect_error "invalid UTF-8 prompt" generate "$BIN" -p "$(cat "$T/p.txt")"
-expect_error "empty prompt" generate "$BIN" -p ""
-expect_error "negative temperature" generate "$BIN" -p "hi" --temp -1
-expect_error "top-p zero" generate "$BIN" -p "hi" --top-p 0
-expect_error "option without value" generate "$BIN" -p
-expect_error "unknown subcommand" frobnicate
-expect_error "unknown option" info --frobnicate
-expect_error "unknown top-level option" --frobnicate
-expect_error "too many positionals" info "$BIN" "$BIN"
-expect_error "missing model" info "$T/does-not-exist.bin"
-HEADROOM_MODEL="$T/empty.bin" expect_error "HEADROOM_MODEL pointing at an empty file" info
+expect_error "invalid UTF-8 prompt" "--prompt is not valid UTF-8 \(byte offset 3\)" generate "$BIN" -p "$(cat "$T/p.txt")"
+expect_error "empty prompt" "--prompt needs at least one character" generate "$BIN" -p ""
+expect_error "negative temperature" "--temp -1 is out of range" generate "$BIN" -p "hi" --temp -1
+expect_error "top-p zero" "--top-p must be greater than 0" generate "$BIN" -p "hi" --top-p 0
+expect_error "option without value" "option --prompt needs a value" generate "$BIN" -p
+expect_error "unknown subcommand" "unknown command 'frobnicate'" frobnicate
+expect_error "unknown option" "unknown option '--frobnicate' for 'headroom info'" info "$BIN" --frobnicate
+expect_error "unknown top-level option" "unknown option '--frobnicate' \(see 'headroom --help'\)" --frobnicate
+expect_error "too many positionals" "unexpected argument '$BIN' for 'headroom info'" info "$BIN" "$BIN"
+expect_error "missing model" "cannot open '$T/does-not-exist.bin': No such file" info "$T/does-not-exist.bin"
+HEADROOM_MODEL="$T/empty.bin" expect_error "HEADROOM_MODEL pointing at an empty file" "'$T/empty.bin' is empty" info
 
 # ---------- default model ----------
 # found beside the executable (<repo>/build*/headroom) or as ./../shared
@@ -251,7 +268,7 @@ cd - >/dev/null || true
 mkdir -p "$T/elsewhere/bin" && cp "$HR_CLI" "$T/elsewhere/bin/headroom"
 cd "$T/elsewhere" || fail "cannot cd"
 HR_CLI_SAVED=$HR_CLI HR_CLI="$T/elsewhere/bin/headroom"
-expect_error "default model absent" info
+expect_error "default model absent" "no MODEL given and the default model was not found" info
 grep -q "karpathy/tinyllamas" "$T/err" || fail "absent default model: message should say where to get it"
 HR_CLI=$HR_CLI_SAVED
 cd - >/dev/null || true

@@ -7,6 +7,10 @@
 #include "headroom/model.h"
 #include "model/config.h"
 
+#if HR_HAVE_BLAS
+#include <cblas.h>
+#endif
+
 static hr_model *model;
 static int V;
 static int32_t toks[40];
@@ -51,6 +55,7 @@ static void small_batches_and_thread_counts_give_the_same_logits(void) {
     free(ref);
 }
 
+#if HR_HAVE_BLAS
 static void openblas_prefill_agrees_with_the_exact_gemm_to_rounding(void) {
     hr_context_params p = hr_context_default_params();
     float *exact = logits_with(p, 40);
@@ -63,6 +68,31 @@ static void openblas_prefill_agrees_with_the_exact_gemm_to_rounding(void) {
     }
     free(exact), free(blas);
 }
+
+/* openblas_set_num_threads is process-wide: only a context that asks for
+ * the blas path may set it (to 1, as its products run in pool tasks). */
+static void only_a_blas_prefill_context_sets_openblas_threads(void) {
+    openblas_set_num_threads(2);
+    hr_context_params p = hr_context_default_params();
+    hr_context *ctx = NULL;
+    CHECK(hr_context_new(model, &p, &ctx) == HR_OK, "%s", hr_last_error());
+    CHECK(openblas_get_num_threads() == 2, "a plain context changed OpenBLAS's threads to %d",
+          openblas_get_num_threads());
+    hr_context_free(ctx);
+    p.blas_prefill = true;
+    CHECK(hr_context_new(model, &p, &ctx) == HR_OK, "%s", hr_last_error());
+    CHECK(openblas_get_num_threads() == 1, "blas context left %d OpenBLAS threads", openblas_get_num_threads());
+    hr_context_free(ctx);
+}
+#else
+static void blas_prefill_without_openblas_is_unsupported(void) {
+    hr_context_params p = hr_context_default_params();
+    p.blas_prefill = true;
+    hr_context *ctx = NULL;
+    CHECK(hr_context_new(model, &p, &ctx) == HR_ERR_UNSUPPORTED && ctx == NULL, "blas_prefill accepted");
+    CHECK(strstr(hr_last_error(), "built without OpenBLAS") != NULL, "message: %s", hr_last_error());
+}
+#endif
 
 static void truncating_the_cache_and_rerunning_reproduces_the_logits(void) {
     hr_context *ctx = NULL;
@@ -236,6 +266,7 @@ static void bad_arguments_give_clear_errors(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     if (hr_model_load(SHARED("models/stories260K/stories260K.bin"), &model) != HR_OK) {
         fprintf(stderr, "cannot load model: %s\n", hr_last_error());
         return 1;
@@ -246,7 +277,12 @@ int main(void) {
     for (int i = 1; i < 40; i++) toks[i] = (int32_t)((s = s * 1103515245u + 12345u) >> 16) % V;
     RUN(prefill_and_token_by_token_decode_agree);
     RUN(small_batches_and_thread_counts_give_the_same_logits);
+#if HR_HAVE_BLAS
     RUN(openblas_prefill_agrees_with_the_exact_gemm_to_rounding);
+    RUN(only_a_blas_prefill_context_sets_openblas_threads);
+#else
+    RUN(blas_prefill_without_openblas_is_unsupported);
+#endif
     RUN(truncating_the_cache_and_rerunning_reproduces_the_logits);
     RUN(attention_probability_hook_sees_causal_rows_that_sum_to_one);
     RUN(a_zero_gate_equals_zeroing_the_head_output_in_a_hook);

@@ -382,6 +382,8 @@ static void hf_write_refuses_a_non_empty_folder_and_leaves_it_alone(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/stories260K.gguf",
+                        "models/stories260K/tok512.bin", "models/gguf-vocab/ggml-vocab-gpt-2.gguf");
     if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_convert")) return 1;
     RUN(stories_bin_to_hf_to_gguf_and_back_keeps_logits_identical);
     RUN(half_precision_round_trips_are_close_then_exact);

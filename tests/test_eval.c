@@ -265,6 +265,7 @@ static void progress_reports_every_window_and_can_abort(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     hr_status st = hr_model_load(MODEL_PATH, &g_model);
     CHECK(st == HR_OK, "loading %s: %s", MODEL_PATH, hr_last_error());
     if (st != HR_OK) TEST_MAIN_END();

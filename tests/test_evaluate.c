@@ -157,7 +157,60 @@ static void sizes_follow_the_shapes(void) {
     teardown(&f);
 }
 
+/* A whole run: the token budget decides the windows (counted by hand), the
+ * candidate's KV plan applies to it alone, and bad parameters fail first. */
+static void an_eval_run_scores_its_token_budget_and_flags_nothing_for_itself(void) {
+    fixture f;
+    setup(&f);
+    const char *story = "Once upon a time there was a little girl named Lily. She loved to play outside in the sun. "
+                        "One day she saw a big red ball in the park and ran to get it. Her mom smiled at her. ";
+    char text[1024] = "";
+    for (int i = 0; i < 3; i++) strcat(text, story); /* 64 tokens each: the budget, not the text, ends the run */
+    hr_eval_params p = hr_eval_default_params();
+    p.text = text;
+    p.text_len = strlen(text);
+    p.n_ctx = 48;
+    p.max_tokens = 100; /* 100 / 48 = 2 windows: 47 + 46 scored positions */
+    p.fdtm_prompts = 2;
+    p.fdtm_gen = 8;
+    p.speed = false;
+    p.text_path = TEXT; /* only named and hashed */
+    hr_eval_result *r = NULL;
+    CHECK(hr_eval_run(f.m, f.m, f.tok, &p, &r) == HR_OK, "%s", hr_last_error());
+    const hr_eval_summary *s = hr_eval_result_summary(r);
+    if (s) {
+        printf("    %lld text tokens, %lld scored in %d windows; KL %.3g, ppl %.4f / %.4f\n", (long long)s->text_tokens,
+               (long long)s->cmp.n_tokens, s->cmp.n_windows, s->cmp.kl, s->ppl_base, s->ppl_cand);
+        CHECK(s->cmp.n_windows == 2 && s->cmp.n_tokens == 47 + 46, "%d windows, %lld tokens", s->cmp.n_windows,
+              (long long)s->cmp.n_tokens);
+        CHECK(s->cmp.kl < 1e-12 && s->cmp.top1 == 1 && s->fdtm == 8 && s->ppl_base == s->ppl_cand && !s->warning[0],
+              "self-evaluation differs: KL %g top-1 %g FDTM %g", s->cmp.kl, s->cmp.top1, s->fdtm);
+        CHECK(strcmp(s->text.path, TEXT) == 0 && strlen(s->text.sha256) == 64 && !s->base.path[0], "sources: '%s' '%s'",
+              s->text.path, s->text.sha256);
+    }
+    hr_eval_result_free(r);
+    /* the whole text: every token after BOS once */
+    p.max_tokens = 0;
+    CHECK(hr_eval_run(f.m, f.m, f.tok, &p, &r) == HR_OK, "%s", hr_last_error());
+    s = hr_eval_result_summary(r);
+    if (s) CHECK(s->cmp.n_tokens == s->text_tokens - 1, "%lld of %lld", (long long)s->cmp.n_tokens, (long long)s->text_tokens);
+    hr_eval_result_free(r);
+    /* refused before any work */
+    p.fdtm_gen = 40;
+    CHECK(hr_eval_run(f.m, f.m, f.tok, &p, &r) == HR_ERR_RANGE && !r &&
+              strstr(hr_last_error(), "window 48 is too short for 16-token FDTM prompts and 40 generated tokens"),
+          "%s", hr_last_error());
+    p.fdtm_gen = 8;
+    p.speed = true;
+    p.text_len = 30;
+    CHECK(hr_eval_run(f.m, f.m, f.tok, &p, &r) == HR_ERR_RANGE && strstr(hr_last_error(), "speed measurement needs 36"),
+          "%s", hr_last_error());
+    teardown(&f);
+}
+
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin",
+                        "data/text/tinystories_val.txt");
     RUN(identical_models_have_zero_kl_and_full_agreement);
     RUN(a_pruned_model_diverges_from_its_base);
     RUN(windows_larger_than_the_contexts_are_rejected);
@@ -165,5 +218,6 @@ int main(void) {
     RUN(malformed_task_lines_are_reported_with_their_number);
     RUN(multiple_choice_prefers_the_story_continuation);
     RUN(sizes_follow_the_shapes);
+    RUN(an_eval_run_scores_its_token_budget_and_flags_nothing_for_itself);
     TEST_MAIN_END();
 }

@@ -534,8 +534,7 @@ static void gguf_reads_the_gpt2_vocab_and_merges(void) {
     hr_gguf_close(g);
 }
 
-static void gguf_loads_a_whole_vocab_quickly(void) {
-    double t0 = hr_time_now();
+static void gguf_reads_every_token_and_score_of_a_32000_piece_vocab(void) {
     hr_gguf *g = NULL;
     hr_status st = hr_gguf_open(SHARED("models/gguf-vocab/ggml-vocab-llama-spm.gguf"), &g);
     hr_gguf_value toks = {0}, scores = {0};
@@ -550,16 +549,8 @@ static void gguf_loads_a_whole_vocab_quickly(void) {
             if (hr_gguf_arr_f64(g, &scores, i, &sc) == HR_OK) sum += sc < 0;
         }
     }
-    double ms = (hr_time_now() - t0) * 1e3;
     hr_gguf_close(g);
-#if defined(__SANITIZE_ADDRESS__)
-    const double limit_ms = 500; /* instrumented build */
-#else
-    const double limit_ms = 50;
-#endif
-    printf("    open + read 32000 tokens and scores: %.2f ms\n", ms);
-    CHECK(st == HR_OK && toks.n == 32000 && sum > 32000, "vocab not read");
-    CHECK(ms < limit_ms, "open + 32000 tokens and scores took %.1f ms (limit %.0f)", ms, limit_ms);
+    CHECK(st == HR_OK && toks.n == 32000 && scores.n == 32000 && sum > 32000, "vocab not read");
 }
 
 /* ------------------------------------------------------------------ */
@@ -985,12 +976,15 @@ static void gguf_survives_random_corruption_of_a_built_file(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/stories260K.gguf",
+                        "models/stories260K/tok512.bin", "models/gguf-vocab/ggml-vocab-gpt-2.gguf",
+                        "models/gguf-vocab/ggml-vocab-llama-spm.gguf");
     RUN(gguf_reads_stories260K_hyperparameters_matching_the_llama2c_header);
     RUN(gguf_stories260K_tensors_have_llama2c_shapes_and_weights);
     RUN(gguf_stories260K_vocab_matches_the_llama2c_tokenizer);
     RUN(gguf_reads_the_llama_spm_vocab);
     RUN(gguf_reads_the_gpt2_vocab_and_merges);
-    RUN(gguf_loads_a_whole_vocab_quickly);
+    RUN(gguf_reads_every_token_and_score_of_a_32000_piece_vocab);
     RUN(gguf_round_trips_every_value_type_of_a_built_file);
     RUN(gguf_accepts_version_2_and_files_ending_at_the_header);
     RUN(gguf_keeps_tensors_of_unknown_ggml_types_without_data);

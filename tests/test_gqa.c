@@ -175,6 +175,7 @@ static void kv_counts_that_do_not_divide_are_rejected(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(groups_of_one_head_are_the_identity);
     RUN(merging_identical_neighbour_heads_is_exact);
     RUN(asym_grouping_finds_heads_with_the_same_activations);

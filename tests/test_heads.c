@@ -463,6 +463,7 @@ static void method_lists_are_parsed_strictly(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin");
     RUN(planted_heads_rank_first_by_their_methods);
     RUN(heads_without_output_have_zero_ablation_effect);
     RUN(successor_is_skipped_with_a_note_without_tokenizer);

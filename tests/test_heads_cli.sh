@@ -63,6 +63,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 expect_error "--out below a file" "cannot create\|not a directory" --text "$T/text.txt" --out "$T/text.txt/x" "${FAST[@]}"
 expect_error "missing --out" "--out DIR is required" --text "$T/text.txt"
+expect_error "fewer tokens than one window" "10 calibration tokens are fewer than one window of 48" --text "$T/text.txt" --out "$T/g" --window 48 --tokens 10
+[ -e "$T/g/heads.json" ] && fail "--tokens 10 left heads.json"
+run --text "$T/text.txt" --out "$T/h" --window 48 --tokens 100 --methods sink --top 0
+[ "$rc" -eq 0 ] && grep -q "warning: head lab: using 96 calibration tokens (2 windows of 48), not the 100 asked: only whole windows are used" "$T/err" &&
+  ok "--tokens that are not whole windows: a warning states the tokens used" || { fail "--tokens 100 (exit $rc)"; cat "$T/err"; }
+grep -q '"format": "headroom.heads",' "$T/a/heads.json" && grep -q '"format_version": 1,' "$T/a/layers.json" &&
+  ok "heads.json and layers.json carry format and format_version" || fail "no format fields"
 expect_error "window beyond the context" "exceeds the model's context" --text "$T/text.txt" --out "$T/f" --window 100000
 
 if [ "$failures" -ne 0 ]; then echo "$failures failures"; exit 1; fi

@@ -6,7 +6,7 @@ set -u
 cli=${HR_CLI:?}; tools=${HR_TOOLS_DIR:?}; shared=${HR_SHARED_DIR:?}
 CHROME="${HR_CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
 [ -x "$CHROME" ] || { echo "FAIL: chromium not found; install it with scripts/setup.sh"; exit 1; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/cli_prelude.sh"
 fails=0; passes=0
 ok() { passes=$((passes + 1)); echo "ok   $*"; }
 fail() { fails=$((fails + 1)); echo "FAIL $*"; }

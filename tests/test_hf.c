@@ -207,6 +207,7 @@ static void corrupt_safetensors_in_a_folder_names_the_file(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_hf")) return 1;
     RUN(llama3_config_reads_every_field);
     RUN(qwen2_mistral_and_gpt2_configs_set_their_traits);

@@ -194,6 +194,51 @@ static void vectorised_softmax_matches_double_precision_reference(void) {
     }
 }
 
+/* The double-precision log-sum-exp against libm's exp summed in order and
+ * against long double; the llama.cpp NLL against a long-double NLL. Rows
+ * of logits spread over [-60, 60] (a few entries underflow below -700 after
+ * the shift, which must give exactly 0), lengths around the 8-lane blocks. */
+static void vectorised_exp_sums_and_log_probabilities_match_references(void) {
+    int lens[] = {1, 7, 8, 9, 100, 513, 49152};
+    double worst_sum = 0, worst_lse = 0, worst_nll = 0, worst_dot = 0;
+    for (int k = 0; k < 7; k++) {
+        int n = lens[k];
+        float *x = rand_buf((size_t)n, 40 + k), *y = rand_buf((size_t)n, 90 + k);
+        for (int i = 0; i < n; i++) x[i] *= 60;
+        if (n > 9) x[3] = -1000, x[n - 1] = -2000; /* exp(x - max) < 1e-304: 0 */
+        double m = hr_max_f32(x, n);
+        long double ms = -INFINITY, ls = 0, dot = 0;
+        for (int i = 0; i < n; i++) ms = x[i] > ms ? x[i] : ms;
+        for (int i = 0; i < n; i++) ls += expl((long double)x[i] - ms), dot += (long double)x[i] * y[i];
+        double s = hr_sum_exp(x, n, m), sr = hr_sum_exp_ref(x, n, m);
+        double lse = hr_logsumexp(x, n), lse_ref = (double)(ms + logl(ls));
+        double d_sum = fabs(s - sr) / sr, d_lse = fabs(lse - lse_ref);
+        int tok = n / 2;
+        double nll = hr_token_nll_llamacpp(x, n, tok), nll_ref = (double)(lse_ref - x[tok]);
+        double d_nll = fabs(nll - nll_ref), d_nll2 = fabs(hr_token_nll(x, n, tok) - nll_ref);
+        double d_dot = fabs(hr_dot_f64(x, y, n) - (double)dot), d_dot_ref = fabs(hr_dot_f64_ref(x, y, n) - (double)dot);
+        CHECK(m == (double)ms, "max n=%d", n);
+        /* two summation orders of up to 49152 terms: ~sqrt(n) ulps apart */
+        CHECK(d_sum <= 1e-13, "sum_exp n=%d: relative difference %.3g", n, d_sum);
+        CHECK(d_lse <= 1e-12 * (1 + fabs(lse_ref)), "logsumexp n=%d: %.3g", n, d_lse);
+        CHECK(d_nll2 <= 1e-12 * (1 + fabs(nll_ref)), "token_nll n=%d: %.3g", n, d_nll2);
+        /* float differences and expf: single-precision rounding of each term */
+        CHECK(d_nll <= 1e-5 * (1 + fabs(nll_ref)), "llama.cpp nll n=%d: %.3g", n, d_nll);
+        CHECK(d_dot <= 1e-12 * (1 + fabs((double)dot)) && d_dot_ref <= 1e-12 * (1 + fabs((double)dot)), "dot n=%d", n);
+        if (d_sum > worst_sum) worst_sum = d_sum;
+        if (d_lse > worst_lse) worst_lse = d_lse;
+        if (d_nll > worst_nll) worst_nll = d_nll;
+        if (d_dot > worst_dot) worst_dot = d_dot;
+        free(x), free(y);
+    }
+    printf("    max differences: sum_exp %.3g (relative, vs libm), logsumexp %.3g, llama.cpp NLL %.3g, dot %.3g "
+           "(vs long double)\n", worst_sum, worst_lse, worst_nll, worst_dot);
+    float small[19]; /* terms below the cut-off are 0 in the vector lanes and the tail; e^0 is exact */
+    for (int i = 0; i < 19; i++) small[i] = -800;
+    small[5] = 0;
+    CHECK(hr_sum_exp(small, 19, 0) == 1.0 && hr_logsumexp(small, 19) == 0.0, "underflowing terms");
+}
+
 static void attention_scores_and_values_on_transposed_cache_match_references(void) {
     int cases[][3] = {{12, 40, 33}, {64, 300, 257}, {8, 16, 1}, {6, 90, 64}};
     for (int c = 0; c < 4; c++) {
@@ -284,6 +329,7 @@ int main(void) {
     RUN(layernorm_matches_reference);
     RUN(softmax_sums_to_one_and_survives_large_inputs);
     RUN(vectorised_softmax_matches_double_precision_reference);
+    RUN(vectorised_exp_sums_and_log_probabilities_match_references);
     RUN(attention_scores_and_values_on_transposed_cache_match_references);
     RUN(multi_query_attention_equals_one_query_at_a_time_bit_for_bit);
     RUN(pool_runs_every_task_exactly_once);

@@ -11,6 +11,7 @@
 #include "headroom/tokenizer.h"
 #include "headroom/model.h"
 #include "model/config.h"
+#include "model/arch.h"
 
 static const int32_t prompts[][12] = {
     {1, 403, 407, 261, 378, 429, 288, 1, 2, 3, 4, 5},
@@ -208,7 +209,58 @@ static void int8_perplexity_on_tinystories_is_within_the_stated_tolerance(void) 
     hr_tokenizer_free(tok);
 }
 
+/* Every row of the architecture registry is complete and unambiguous: each
+ * weight its traits (and config.json's attention_bias, where the family has
+ * it) call for has exactly one Hugging Face tensor (directly or inside a
+ * stacked QKV), and no GGUF name or model_type belongs to two rows. */
+static void every_architecture_row_names_each_of_its_weights_once(void) {
+    const char *seen_gguf[32], *seen_hf[32];
+    int n_gguf = 0, n_hf = 0, rows = 0;
+    for (int a = 0; hr_arch_info_of((hr_arch)a); a++, rows++) {
+        const hr_arch_info *ai = hr_arch_info_of((hr_arch)a);
+        CHECK(ai->arch == (hr_arch)a && strcmp(hr_arch_name((hr_arch)a), ai->name) == 0, "row %d id/name", a);
+        CHECK(ai->gguf_names[0] && ai->hf_model_types[0] && ai->hf_class && ai->hf_prefix && ai->hf_layer, "%s: names", ai->name);
+        hr_config c;
+        memset(&c, 0, sizeof c);
+        hr_config_set_arch(&c, (hr_arch)a);
+        c.dim = 64, c.n_layers = 1, c.head_dim = 16, c.n_head[0] = 4, c.n_head_kv[0] = 2, c.n_ff[0] = 96;
+        c.vocab_size = 100, c.seq_len = 32, c.tied_classifier = false;
+        if (ai->hf_attention_bias) c.qkv_bias = c.out_bias = true; /* the optional biases are named too */
+        int covered[HR_N_LAYER_SLOTS] = {0};
+        for (const hr_hf_tensor *t = ai->hf_layer_tensors; t->name; t++) {
+            if (!hr_slot_expected(&c, 0, t->slot)) continue; /* a shared table's name this family never uses */
+            if (t->slot == HR_SLOT_QKV) covered[HR_SLOT_Q]++, covered[HR_SLOT_K]++, covered[HR_SLOT_V]++;
+            else if (t->slot == HR_SLOT_QKV_B) covered[HR_SLOT_Q_B]++, covered[HR_SLOT_K_B]++, covered[HR_SLOT_V_B]++;
+            else if (t->slot < HR_N_LAYER_SLOTS) covered[t->slot]++;
+        }
+        for (int s = 0; s < HR_N_LAYER_SLOTS; s++)
+            CHECK(covered[s] == (hr_slot_expected(&c, 0, (hr_slot)s) ? 1 : 0), "%s: layer weight %s named %d times",
+                  ai->name, hr_slot_gguf_name((hr_slot)s), covered[s]);
+        int model_slots = 0, want = 0;
+        for (const hr_hf_tensor *t = ai->hf_head; t->name; t++) model_slots += hr_slot_expected(&c, -1, t->slot);
+        for (const hr_hf_tensor *t = ai->hf_tail; t->name; t++) model_slots += hr_slot_expected(&c, -1, t->slot);
+        for (int s = HR_SLOT_TOK_EMBD; s < HR_SLOT_OUTPUT; s++) want += hr_slot_expected(&c, -1, (hr_slot)s);
+        CHECK(model_slots == want, "%s: %d of %d model tensors named (lm_head aside)", ai->name, model_slots, want);
+        for (int k = 0; k < 4 && ai->gguf_names[k]; k++) {
+            for (int i = 0; i < n_gguf; i++) CHECK(strcmp(seen_gguf[i], ai->gguf_names[k]) != 0, "GGUF name '%s' twice", seen_gguf[i]);
+            if (n_gguf < 32) seen_gguf[n_gguf++] = ai->gguf_names[k];
+            CHECK(hr_arch_by_gguf_name(ai->gguf_names[k]) == ai, "GGUF name %s", ai->gguf_names[k]);
+        }
+        for (int k = 0; k < 4 && ai->hf_model_types[k]; k++) {
+            for (int i = 0; i < n_hf; i++) CHECK(strcmp(seen_hf[i], ai->hf_model_types[k]) != 0, "model_type '%s' twice", seen_hf[i]);
+            if (n_hf < 32) seen_hf[n_hf++] = ai->hf_model_types[k];
+            CHECK(hr_arch_by_hf_model_type(ai->hf_model_types[k]) == ai, "model_type %s", ai->hf_model_types[k]);
+        }
+    }
+    printf("    %d architecture rows, %d GGUF names, %d model types\n", rows, n_gguf, n_hf);
+    CHECK(rows >= HR_ARCH_COUNT, "only %d rows for %d built-in architectures", rows, HR_ARCH_COUNT);
+}
+
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/stories260K.gguf",
+                        "models/stories260K/stories260K_q8.bin", "models/stories260K/tok512.bin",
+                        "data/text/tinystories_val.txt");
+    RUN(every_architecture_row_names_each_of_its_weights_once);
     RUN(llama2c_bin_and_llama_cpp_gguf_give_the_same_logits);
     RUN(int8_model_predicts_almost_like_the_float_model);
     RUN(int8_perplexity_on_tinystories_is_within_the_stated_tolerance);

@@ -282,6 +282,17 @@ static void specs_that_empty_a_layer_or_the_model_are_rejected(void) {
     hr_model_free(m);
 }
 
+/* Plans n head removals with a budget; returns the status, *removed the count. */
+static hr_status plan_heads(const hr_model *m, const float *sc, const float *imp, int64_t n, hr_prune_budget budget,
+                            hr_prune_spec *s, int *removed) {
+    hr_prune_plan_params pp = hr_prune_plan_default_params();
+    pp.budget = budget;
+    hr_prune_plan_result r;
+    hr_status st = hr_prune_plan_heads(m, sc, imp, n, &pp, s, &r);
+    *removed = st == HR_OK ? (int)r.removed : -1;
+    return st;
+}
+
 static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(void) {
     hr_model *m = load_base();
     const hr_config *c = hr_model_config(m);
@@ -292,7 +303,7 @@ static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(vo
     hr_prune_spec *s = NULL;
     hr_prune_spec_new(m, &s);
     int removed = 0;
-    CHECK(hr_prune_plan_heads(m, sc, NULL, 4, HR_BUDGET_GLOBAL, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(plan_heads(m, sc, NULL, 4, HR_BUDGET_GLOBAL, s, &removed) == HR_OK, "%s", hr_last_error());
     CHECK(removed == 4, "removed %d", removed);
     hr_prune_layer_result res[HR_MAX_LAYERS];
     CHECK(hr_prune_check(m, s, res) == HR_OK, "plan not applicable: %s", hr_last_error());
@@ -301,11 +312,11 @@ static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(vo
     hr_prune_spec_free(s);
     /* over budget: more than can go while every layer keeps a head */
     hr_prune_spec_new(m, &s);
-    CHECK(hr_prune_plan_heads(m, sc, NULL, L * mh, HR_BUDGET_GLOBAL, s, &removed) == HR_ERR_RANGE, "accepted");
+    CHECK(plan_heads(m, sc, NULL, L * mh, HR_BUDGET_GLOBAL, s, &removed) == HR_ERR_RANGE, "accepted");
     hr_prune_spec_free(s);
     /* per-layer: the same count everywhere */
     hr_prune_spec_new(m, &s);
-    CHECK(hr_prune_plan_heads(m, sc, NULL, 4 * L, HR_BUDGET_PER_LAYER, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(plan_heads(m, sc, NULL, 4 * L, HR_BUDGET_PER_LAYER, s, &removed) == HR_OK, "%s", hr_last_error());
     CHECK(hr_prune_check(m, s, res) == HR_OK, "%s", hr_last_error());
     for (int l = 0; l < L; l++) CHECK(res[l].n_head == 4, "layer %d keeps %d", l, res[l].n_head);
     hr_prune_spec_free(s);
@@ -313,7 +324,7 @@ static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(vo
     float imp[HR_MAX_LAYERS];
     for (int l = 0; l < L; l++) imp[l] = l == 3 ? 0.01f : 1.0f;
     hr_prune_spec_new(m, &s);
-    CHECK(hr_prune_plan_heads(m, sc, imp, 8, HR_BUDGET_CFSP, s, &removed) == HR_OK, "%s", hr_last_error());
+    CHECK(plan_heads(m, sc, imp, 8, HR_BUDGET_CFSP, s, &removed) == HR_OK, "%s", hr_last_error());
     CHECK(hr_prune_check(m, s, res) == HR_OK, "%s", hr_last_error());
     for (int l = 0; l < L; l++)
         if (l != 3) CHECK(res[3].n_head < res[l].n_head, "layer 3 keeps %d, layer %d %d", res[3].n_head, l, res[l].n_head);
@@ -361,7 +372,7 @@ static void neuron_importance_ranks_neurons_that_matter(void) {
         }
         int64_t total = 0;
         for (int l = 0; l < c->n_layers; l++) total += c->n_ff[l];
-        hr_prune_plan_ff(m, (const float *const *)neg, NULL, total / 5, HR_BUDGET_GLOBAL, s, NULL);
+        hr_prune_plan_ff(m, (const float *const *)neg, NULL, total / 5, NULL, s, NULL);
         hr_model *pm = NULL;
         hr_prune_apply(m, s, &pm);
         float *lg = pm ? run_logits(pm, NULL) : NULL;
@@ -383,7 +394,217 @@ static void neuron_importance_ranks_neurons_that_matter(void) {
     hr_model_free(m);
 }
 
+/* ---- exact amounts: the planner against brute force ---- */
+
+/* A model holding only a configuration: all the planner reads. */
+static hr_model *shape_model(int L, const int *nh, const int *nkv) {
+    hr_model *m = calloc(1, sizeof *m);
+    m->cfg.n_layers = L;
+    m->cfg.head_dim = 4;
+    for (int l = 0; l < L; l++) m->cfg.n_head[l] = nh[l], m->cfg.n_head_kv[l] = nkv[l], m->cfg.n_ff[l] = 4;
+    return m;
+}
+
+/* Every kept-head mask of a layer that keeps its KV groups even: best[r] =
+ * the largest score kept when r heads go (-INF when no mask removes r). */
+static void brute_layer(int nh, int nkv, const float *sc, double *best) {
+    int g = nh / nkv;
+    for (int r = 0; r <= nh; r++) best[r] = -INFINITY;
+    for (unsigned mask = 1; mask < 1u << nh; mask++) {
+        int c = -1, ok = 1, kept = 0;
+        double keep = 0;
+        for (int k = 0; k < nkv && ok; k++) {
+            int in = 0;
+            for (int i = 0; i < g; i++) in += (mask >> (k * g + i)) & 1;
+            if (in && c < 0) c = in;
+            ok = !in || in == c;
+        }
+        if (!ok) continue;
+        for (int h = 0; h < nh; h++)
+            if (mask >> h & 1) kept++, keep += sc[h];
+        if (keep > best[nh - kept]) best[nh - kept] = keep;
+    }
+}
+
+/* Over all per-layer removal counts: tot[t] = the best score kept when t
+ * heads go in all (uniform: the same count in every layer). */
+static void brute_model(int L, const int *nh, double best[][9], bool uniform, double *tot, int max_t) {
+    for (int t = 0; t <= max_t; t++) tot[t] = -INFINITY;
+    int r[3] = {0, 0, 0};
+    for (;;) {
+        int t = 0;
+        double keep = 0;
+        bool same = true;
+        for (int l = 0; l < L; l++) t += r[l], keep += best[l][r[l]], same &= r[l] == r[0];
+        if ((!uniform || same) && keep > tot[t]) tot[t] = keep;
+        int l = 0;
+        while (l < L && ++r[l] >= nh[l]) r[l++] = 0;
+        if (l == L) break;
+    }
+}
+
+static int64_t nearest_reachable(const double *tot, int max_t, int n) {
+    for (int d = 0; d <= max_t; d++) {
+        if (n + d <= max_t && tot[n + d] > -INFINITY) return n + d;
+        if (n - d >= 1 && tot[n - d] > -INFINITY) return n - d;
+    }
+    return -1;
+}
+
+static void the_planner_removes_exactly_what_even_groups_allow(void) {
+    struct {
+        int L, nh[3], nkv[3];
+    } shapes[] = {
+        {3, {8, 8, 8}, {4, 4, 4}}, {2, {8, 8}, {2, 2}}, {3, {6, 6, 4}, {2, 2, 4}}, {3, {6, 8, 4}, {3, 4, 1}},
+        {2, {4, 4}, {1, 1}},
+    };
+    int cases = 0, exact = 0, nearest = 0, refused = 0, failures_before = hr_t_failures;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int L = shapes[k].L, mh = 0, max_t = 0;
+        for (int l = 0; l < L; l++) mh = shapes[k].nh[l] > mh ? shapes[k].nh[l] : mh, max_t += shapes[k].nh[l] - 1;
+        hr_model *m = shape_model(L, shapes[k].nh, shapes[k].nkv);
+        bool homogeneous = L > 1;
+        for (int l = 1; l < L; l++)
+            homogeneous &= shapes[k].nh[l] == shapes[k].nh[0] && shapes[k].nkv[l] == shapes[k].nkv[0];
+        float sc[3 * 8];
+        uint32_t x = 1234567u + (uint32_t)k;
+        for (int i = 0; i < L * mh; i++) x = x * 1664525u + 1013904223u, sc[i] = (float)(x >> 8) / 16777216.0f;
+        double best[3][9], tot[32], tot_u[32];
+        for (int l = 0; l < L; l++) brute_layer(shapes[k].nh[l], shapes[k].nkv[l], sc + l * mh, best[l]);
+        brute_model(L, shapes[k].nh, best, false, tot, max_t);
+        brute_model(L, shapes[k].nh, best, true, tot_u, max_t);
+        for (int mode = 0; mode < 3 + homogeneous; mode++) /* global, per-layer, strict global, uniform */
+            for (int n = 1; n <= max_t; n++, cases++) {
+                bool uniform = mode == 3, strict = mode == 2;
+                const double *t = uniform ? tot_u : tot;
+                int64_t want = nearest_reachable(t, max_t, n);
+                hr_prune_spec *s = NULL;
+                hr_prune_spec_new(m, &s);
+                hr_prune_plan_params pp = hr_prune_plan_default_params();
+                pp.budget = mode == 1 || uniform ? HR_BUDGET_PER_LAYER : HR_BUDGET_GLOBAL;
+                pp.uniform = uniform;
+                pp.strict = strict;
+                hr_prune_plan_result r;
+                hr_status st = hr_prune_plan_heads(m, sc, NULL, n, &pp, s, &r);
+                hr_prune_layer_result res[3];
+                int kept = 0;
+                double keep = 0;
+                for (int l = 0; l < L; l++)
+                    for (int h = 0; h < shapes[k].nh[l]; h++)
+                        if (hr_prune_spec_keeps_head(s, l, h)) kept++, keep += sc[l * mh + h];
+                int removed = max_t + L - kept;
+                if (strict && want != n) {
+                    CHECK(st == HR_ERR_RANGE && removed == 0, "shape %zu n %d strict: status %d, %d removed", k, n, st, removed);
+                    refused++;
+                    hr_prune_spec_free(s);
+                    continue;
+                }
+                CHECK(st == HR_OK, "shape %zu mode %d n %d: %s", k, mode, n, hr_last_error());
+                CHECK(r.requested == n && r.removed == want && removed == want,
+                      "shape %zu mode %d: asked %d, planned %lld, spec removes %d, brute force %lld", k, mode, n,
+                      (long long)r.removed, removed, (long long)want);
+                CHECK((want == n) == (r.reason[0] == 0), "shape %zu n %d: reason '%s'", k, n, r.reason);
+                CHECK(hr_prune_check(m, s, res) == HR_OK, "shape %zu mode %d n %d: %s", k, mode, n, hr_last_error());
+                if (mode == 0 || mode == 2)
+                    CHECK(fabs(keep - t[want]) < 1e-9, "shape %zu n %d: keeps %.9f, the best even choice keeps %.9f", k,
+                          n, keep, t[want]);
+                for (int l = 1; uniform && l < L; l++)
+                    CHECK(res[l].n_head == res[0].n_head && res[l].n_head_kv == res[0].n_head_kv,
+                          "shape %zu n %d uniform: layer %d is %d/%d, layer 0 %d/%d", k, n, l, res[l].n_head,
+                          res[l].n_head_kv, res[0].n_head, res[0].n_head_kv);
+                exact += want == n;
+                nearest += want != n;
+                hr_prune_spec_free(s);
+            }
+        free(m);
+    }
+    printf("    %d plans against brute force: %d exact, %d nearest with a reason, %d refused (strict), %d failed checks\n",
+           cases, exact, nearest, refused, hr_t_failures - failures_before);
+}
+
+static void neuron_amounts_are_exact_unless_uniform_needs_a_multiple_of_the_layers(void) {
+    hr_model *m = load_base();
+    const hr_config *c = hr_model_config(m);
+    float *sc[HR_MAX_LAYERS];
+    for (int l = 0; l < c->n_layers; l++) {
+        sc[l] = malloc(sizeof(float) * c->n_ff[l]);
+        for (int j = 0; j < c->n_ff[l]; j++) sc[l][j] = (float)((j * 7919 + l * 104729) % 1000);
+    }
+    hr_prune_plan_params pp = hr_prune_plan_default_params();
+    hr_prune_plan_result r;
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    CHECK(hr_prune_plan_ff(m, (const float *const *)sc, NULL, 101, &pp, s, &r) == HR_OK && r.removed == 101 &&
+              !r.reason[0], "global 101: %lld, %s", (long long)r.removed, hr_last_error());
+    hr_prune_spec_free(s);
+    pp.budget = HR_BUDGET_PER_LAYER;
+    pp.uniform = true;
+    hr_prune_spec_new(m, &s);
+    /* 5 layers: 101 is not a multiple, 100 is the nearest */
+    CHECK(hr_prune_plan_ff(m, (const float *const *)sc, NULL, 101, &pp, s, &r) == HR_OK && r.removed == 100 &&
+              strstr(r.reason, "every one of the 5 layers loses the same number"), "uniform 101: %lld, '%s' %s",
+          (long long)r.removed, r.reason, hr_last_error());
+    hr_prune_spec_free(s);
+    pp.strict = true;
+    hr_prune_spec_new(m, &s);
+    CHECK(hr_prune_plan_ff(m, (const float *const *)sc, NULL, 101, &pp, s, &r) == HR_ERR_RANGE &&
+              strstr(hr_last_error(), "cannot remove exactly 101 neurons"), "%s", hr_last_error());
+    hr_prune_spec_free(s);
+    for (int l = 0; l < c->n_layers; l++) free(sc[l]);
+    hr_model_free(m);
+}
+
+static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_removed(void) {
+    hr_model *m = load_base();
+    struct {
+        const char *label, *want;
+        hr_prune_params p;
+    } bad[] = {
+        {"nothing to prune", "nothing to prune", hr_prune_default_params()},
+        {"heads without a method", "needs a score method", hr_prune_default_params()},
+        {"a method without scores", "method 'ablation' needs head scores", hr_prune_default_params()},
+        {"MLP without text", "MLP pruning needs calibration text", hr_prune_default_params()},
+        {"drops without layer scores", "need layer metrics (layers.json from headroom heads) or calibration text",
+         hr_prune_default_params()},
+        {"uniform with a global budget", "uniform pruning needs the per-layer budget", hr_prune_default_params()},
+        {"an amount of everything", "heads to remove: 100% would remove everything", hr_prune_default_params()},
+    };
+    bad[1].p.heads = "10";
+    bad[2].p.heads = "10", bad[2].p.method = "ablation";
+    bad[3].p.mlp = "10%";
+    bad[4].p.drop_blocks = 1;
+    bad[5].p.heads = "10", bad[5].p.method = "random", bad[5].p.uniform = true;
+    bad[6].p.heads = "100%", bad[6].p.method = "random";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hr_prune_result *r = NULL;
+        hr_status st = hr_prune_run(m, NULL, &bad[i].p, &r);
+        CHECK(st != HR_OK && !r && strstr(hr_last_error(), bad[i].want), "%s: '%s'", bad[i].label, hr_last_error());
+    }
+    hr_prune_params p = hr_prune_default_params();
+    p.heads = "25%";
+    p.method = "random";
+    p.seed = 3;
+    hr_prune_result *r = NULL;
+    CHECK(hr_prune_run(m, NULL, &p, &r) == HR_OK, "%s", hr_last_error());
+    const hr_prune_plan_result *h = hr_prune_result_heads(r);
+    CHECK(h && h->requested == 10 && h->removed == 10, "25%%: asked %lld, removed %lld", h ? (long long)h->requested : -1,
+          h ? (long long)h->removed : -1);
+    int kept = 0;
+    for (int l = 0; r && l < 5; l++) kept += hr_config_n_head(hr_model_config(hr_prune_result_model(r)), l);
+    CHECK(kept == 30, "the pruned model keeps %d heads", kept);
+    char *json = NULL;
+    hr_prune_report_meta meta = {"base.bin", "out.gguf", NULL, NULL};
+    CHECK(hr_prune_report_json(r, &meta, &json) == HR_OK && json, "%s", hr_last_error());
+    CHECK(json && strstr(json, "\"format\":\t\"headroom.prune\"") && strstr(json, "\"heads_requested\":\t\"25%\"") &&
+              strstr(json, "\"heads_requested_count\":\t10") && strstr(json, "\"heads_removed\":\t10") &&
+              !strstr(json, "heads_reason"), "report: %.400s", json ? json : "");
+    hr_free(json);
+    hr_prune_result_free(r);
+    hr_model_free(m);
+}
+
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(pruning_nothing_is_the_identity);
     RUN(pruning_heads_equals_gating_them_to_zero);
     RUN(pruning_whole_kv_groups_is_bit_identical_to_gating);
@@ -394,6 +615,9 @@ int main(void) {
     RUN(a_pruned_model_round_trips_through_gguf);
     RUN(specs_that_empty_a_layer_or_the_model_are_rejected);
     RUN(the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even);
+    RUN(the_planner_removes_exactly_what_even_groups_allow);
+    RUN(neuron_amounts_are_exact_unless_uniform_needs_a_multiple_of_the_layers);
+    RUN(a_pruning_run_checks_its_parameters_first_and_reports_what_it_removed);
     RUN(layer_plans_drop_the_least_important_layers);
     RUN(neuron_importance_ranks_neurons_that_matter);
     TEST_MAIN_END();

@@ -74,7 +74,7 @@ cat "$REPORT" - >"$PROBE" <<'JS'
   b.setAttribute('data-asc-first', at(0));
 })();</script>
 JS
-expected=$(python3 - "$T/out/heads.json" <<'PY'
+expected=$(/usr/bin/python3 - "$T/out/heads.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 mid = d["methods"][0]["id"]

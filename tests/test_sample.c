@@ -150,6 +150,21 @@ static void out_of_range_parameters_are_rejected(void) {
     hr_sampler_free(NULL);
 }
 
+/* The documented stream: four equal logits with top_p 1 have probabilities
+ * exactly 1/4, so draw i is token floor(4 u_i) = the top two bits of the
+ * i-th xorshift64* output from the splitmix64-seeded state. Expected ids
+ * for seed 42 from an independent Python implementation of both generators
+ * (splitmix64 step, then x ^= x>>12, x ^= x<<25, x ^= x>>27, x * 0x2545F4914F6CDD1D). */
+static void the_random_stream_is_the_documented_xorshift64star_seeded_through_splitmix64(void) {
+    static const int want[24] = {0, 2, 1, 1, 3, 2, 1, 3, 3, 2, 1, 2, 1, 1, 0, 1, 3, 3, 3, 1, 0, 3, 3, 1};
+    float logits[4] = {0, 0, 0, 0};
+    hr_sampler *s = make(1.0f, 1.0f, 42, 4);
+    int bad = 0;
+    for (int i = 0; s && i < 24; i++) bad += hr_sampler_sample(s, logits) != want[i];
+    CHECK(s && bad == 0, "%d of 24 draws differ from the documented stream", bad);
+    hr_sampler_free(s);
+}
+
 int main(void) {
     RUN(greedy_picks_the_argmax_with_the_lowest_id_on_ties);
     RUN(tiny_top_p_always_picks_the_argmax);
@@ -157,6 +172,7 @@ int main(void) {
     RUN(nucleus_frequencies_match_the_renormalised_nucleus);
     RUN(same_seed_gives_the_same_sequence_and_other_seeds_differ);
     RUN(seed_zero_still_draws_every_token);
+    RUN(the_random_stream_is_the_documented_xorshift64star_seeded_through_splitmix64);
     RUN(nan_logits_are_never_sampled);
     RUN(out_of_range_parameters_are_rejected);
     TEST_MAIN_END();

@@ -1,5 +1,5 @@
 /* BPE tokenizer tests: GPT-2 (encoder.json + vocab.bpe, GGUF "gpt2"),
- * Hugging Face tokenizer.json (Llama-2 SentencePiece-style, Qwen3
+ * Hugging Face tokenizer.json (Mistral SentencePiece-style, Qwen3
  * byte-level) against llama.cpp's test vectors, round trips on every text
  * file, speed, special tokens and hostile files. */
 #include "check.h"
@@ -17,7 +17,7 @@
 
 #define GPT2_DIR SHARED("data/tokenizers/gpt2")
 #define GPT2_GGUF SHARED("models/gguf-vocab/ggml-vocab-gpt-2.gguf")
-#define LLAMA2_JSON SHARED("data/tokenizers/llama2/tokenizer.json")
+#define MISTRAL_JSON SHARED("data/tokenizers/mistral/tokenizer.json")
 #define QWEN3_DIR SHARED("data/tokenizers/qwen3")
 #define QWEN3_JSON SHARED("data/tokenizers/qwen3/tokenizer.json")
 #define VEC(name) SHARED("data/tokenizer-vectors/ggml-vocab-" name ".gguf")
@@ -113,16 +113,16 @@ static void every_way_of_naming_the_gpt2_files_loads_the_same_tokenizer(void) {
     hr_tokenizer_free(gguf);
 }
 
-/* The shared llama2/tokenizer.json is a SentencePiece-converted 32000
- * piece vocabulary with other ids than ggml-vocab-llama-spm.gguf (its "▁"
- * is 28705, not 29871), so llama.cpp's llama-spm vectors cannot be
+/* Mistral-7B's tokenizer.json is a SentencePiece-converted 32000 piece
+ * vocabulary with other ids than Llama-2's ggml-vocab-llama-spm.gguf (its
+ * "▁" is 28705, not 29871), so llama.cpp's llama-spm vectors cannot be
  * compared id for id. Instead, the same vocabulary is written as a
  * llama2.c .bin with each piece scored by minus the rank of the merge that
  * produces it, and the score-based SentencePiece encoder (a separate
  * implementation) must give the same ids on every vector text. */
 static char *spm_bin_from_tokenizer_json(void) {
     size_t len = 0;
-    char *raw = read_all(LLAMA2_JSON, &len);
+    char *raw = read_all(MISTRAL_JSON, &len);
     cJSON *root = raw ? cJSON_ParseWithLength(raw, len) : NULL;
     free(raw);
     const cJSON *model = cJSON_GetObjectItem(root, "model"), *vocab = cJSON_GetObjectItem(model, "vocab"),
@@ -170,8 +170,8 @@ static char *spm_bin_from_tokenizer_json(void) {
     return path;
 }
 
-static void llama2_tokenizer_json_matches_the_score_based_spm_encoder_on_every_vector_and_tinystories(void) {
-    hr_tokenizer *a = load(LLAMA2_JSON);
+static void mistral_tokenizer_json_matches_the_score_based_spm_encoder_on_every_vector_and_tinystories(void) {
+    hr_tokenizer *a = load(MISTRAL_JSON);
     char *bin = spm_bin_from_tokenizer_json();
     hr_tokenizer *b = bin ? load(bin) : NULL;
     size_t inp_len = 0, len = 0;
@@ -230,12 +230,10 @@ static double round_trip(const hr_tokenizer *t, const char *path, size_t *bytes,
     return st ? -1 : dt;
 }
 
-static void qwen3_tokenizer_json_round_trips_every_text_file_quickly(void) {
-    double t0 = hr_time_now();
+static void qwen3_tokenizer_json_round_trips_every_text_file(void) {
     hr_tokenizer *t = load(QWEN3_JSON);
     if (!t) return;
-    printf("    %s: loaded in %.2f s, %d pieces\n", hr_tokenizer_kind(t), hr_time_now() - t0,
-           hr_tokenizer_vocab_size(t));
+    printf("    %s: %d pieces\n", hr_tokenizer_kind(t), hr_tokenizer_vocab_size(t));
     static const char *files[] = {"tinystories_val.txt", "tinyshakespeare.txt", "wikitext2_test.raw", "brown.txt"};
     double total = 0;
     size_t total_bytes = 0;
@@ -249,9 +247,8 @@ static void qwen3_tokenizer_json_round_trips_every_text_file_quickly(void) {
         total_bytes += bytes;
         printf("    %-22s %8zu bytes -> %7zu ids in %.3f s (%.1f MB/s)\n", files[i], bytes, n, dt, bytes / dt / 1e6);
     }
-    double limit = T_SANITIZED || !T_OPTIMIZED ? 60.0 : 4.0;
-    printf("    all: %zu bytes in %.3f s (limit %.0f s)\n", total_bytes, total, limit);
-    CHECK(total < limit, "encoding took %.3f s", total);
+    printf("    all: %zu bytes in %.3f s (speed is measured by bench/bench_tokenizer.sh, not asserted)\n",
+           total_bytes, total);
     hr_tokenizer_free(t);
 }
 
@@ -443,12 +440,19 @@ static void find_for_model_uses_the_tokenizer_json_of_a_model_folder(void) {
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("data/tokenizers/gpt2/encoder.json", "data/tokenizers/gpt2/vocab.bpe",
+                        "data/tokenizers/llama2/tokenizer.json", "data/tokenizers/qwen3/tokenizer.json",
+                        "models/gguf-vocab/ggml-vocab-gpt-2.gguf", "data/tokenizer-vectors/ggml-vocab-gpt-2.gguf.inp",
+                        "data/tokenizer-vectors/ggml-vocab-gpt-2.gguf.out",
+                        "data/tokenizer-vectors/ggml-vocab-llama-spm.gguf.inp",
+                        "data/tokenizer-vectors/ggml-vocab-llama-spm.gguf.out", "data/text/tinystories_val.txt",
+                        "data/text/tinyshakespeare.txt", "data/text/wikitext2_test.raw", "data/text/brown.txt");
     if (hr_t_scratch_dir(tmp_dir, sizeof tmp_dir, "test_bpe")) return 1;
     RUN(gpt2_encoder_json_and_vocab_bpe_pass_every_gpt2_vector);
     RUN(gpt2_gguf_vocabulary_passes_every_gpt2_vector);
     RUN(every_way_of_naming_the_gpt2_files_loads_the_same_tokenizer);
-    RUN(llama2_tokenizer_json_matches_the_score_based_spm_encoder_on_every_vector_and_tinystories);
-    RUN(qwen3_tokenizer_json_round_trips_every_text_file_quickly);
+    RUN(mistral_tokenizer_json_matches_the_score_based_spm_encoder_on_every_vector_and_tinystories);
+    RUN(qwen3_tokenizer_json_round_trips_every_text_file);
     RUN(qwen3_splits_numbers_into_single_digits_and_keeps_leading_spaces);
     RUN(special_tokens_are_parsed_only_when_asked);
     RUN(merges_apply_in_rank_order_not_vocabulary_order);
@@ -457,6 +461,6 @@ int main(void) {
     RUN(invalid_utf8_text_is_a_format_error_for_bpe_tokenizers);
     RUN(vocab_json_without_merges_beside_it_names_the_missing_file);
     RUN(find_for_model_uses_the_tokenizer_json_of_a_model_folder);
-    rmdir(tmp_dir);
+    hr_t_rm_rf(tmp_dir);
     TEST_MAIN_END();
 }

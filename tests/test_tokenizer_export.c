@@ -24,7 +24,7 @@
 #define LLAMA_SPM_GGUF SHARED("models/gguf-vocab/ggml-vocab-llama-spm.gguf")
 #define GPT2_GGUF SHARED("models/gguf-vocab/ggml-vocab-gpt-2.gguf")
 #define GPT2_DIR SHARED("data/tokenizers/gpt2")
-#define LLAMA2_JSON SHARED("data/tokenizers/llama2/tokenizer.json")
+#define MISTRAL_JSON SHARED("data/tokenizers/mistral/tokenizer.json")
 #define QWEN3_JSON SHARED("data/tokenizers/qwen3/tokenizer.json")
 #define TINYSTORIES SHARED("data/text/tinystories_val.txt")
 #define VEC_INP(name) SHARED("data/tokenizer-vectors/ggml-vocab-" name ".gguf.inp")
@@ -195,20 +195,20 @@ static void qwen3_tokenizer_json_exports_with_its_regex_and_nfc_and_encodes_iden
     hr_tokenizer_free(t), hr_tokenizer_free(back);
 }
 
-/* The Llama-2 tokenizer.json (character BPE) also survives both writers:
+/* Mistral's tokenizer.json (character BPE) also survives both writers:
  * its own tokenizer.json and GGUF "llama" with rank-derived scores. */
-static void llama2_tokenizer_json_survives_tokenizer_json_and_gguf_export(void) {
-    hr_tokenizer *t = load(LLAMA2_JSON), *back = export_and_reload(t, "llama2");
-    same_vocabulary("llama2 json", t, back);
-    if (t && back) same_on_vectors("llama2 -> tokenizer.json", t, back, VEC_INP("llama-spm"));
+static void mistral_tokenizer_json_survives_tokenizer_json_and_gguf_export(void) {
+    hr_tokenizer *t = load(MISTRAL_JSON), *back = export_and_reload(t, "mistral");
+    same_vocabulary("mistral json", t, back);
+    if (t && back) same_on_vectors("mistral -> tokenizer.json", t, back, VEC_INP("llama-spm"));
     hr_model *m = NULL;
     CHECK(hr_model_load(STORIES, &m) == HR_OK, "%s", hr_last_error());
-    CHECK(m && t && hr_model_save_gguf(m, t, tmp_path("llama2.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
-    hr_tokenizer *g = load(tmp_path("llama2.gguf"));
+    CHECK(m && t && hr_model_save_gguf(m, t, tmp_path("mistral.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    hr_tokenizer *g = load(tmp_path("mistral.gguf"));
     CHECK(g && hr_tokenizer_model(g) == HR_TOKENIZER_SPM, "written as a SentencePiece vocabulary");
     if (t && g) {
-        same_on_vectors("llama2 -> GGUF llama", t, g, VEC_INP("llama-spm"));
-        same_on_tinystories("llama2 -> GGUF llama", t, g, PREFIX_BYTES);
+        same_on_vectors("mistral -> GGUF llama", t, g, VEC_INP("llama-spm"));
+        same_on_tinystories("mistral -> GGUF llama", t, g, PREFIX_BYTES);
     }
     hr_tokenizer_free(g);
     hr_model_free(m);
@@ -390,12 +390,18 @@ static void pieces_json_cannot_hold_are_refused_and_nothing_is_left_behind(void)
 }
 
 int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin",
+                        "models/gguf-vocab/ggml-vocab-gpt-2.gguf", "models/gguf-vocab/ggml-vocab-llama-spm.gguf",
+                        "data/tokenizers/gpt2/encoder.json", "data/tokenizers/gpt2/vocab.bpe",
+                        "data/tokenizers/llama2/tokenizer.json", "data/tokenizers/qwen3/tokenizer.json",
+                        "data/text/tinystories_val.txt", "data/tokenizer-vectors/ggml-vocab-gpt-2.gguf.inp",
+                        "data/tokenizer-vectors/ggml-vocab-llama-spm.gguf.inp");
     if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_tok_export")) return 1;
     RUN(tok512_exports_to_a_tokenizer_json_that_encodes_all_tinystories_identically);
     RUN(llama_spm_gguf_vocabulary_exports_to_a_tokenizer_json_that_encodes_identically);
     RUN(gpt2_vocabularies_export_to_tokenizer_json_files_that_encode_identically);
     RUN(qwen3_tokenizer_json_exports_with_its_regex_and_nfc_and_encodes_identically);
-    RUN(llama2_tokenizer_json_survives_tokenizer_json_and_gguf_export);
+    RUN(mistral_tokenizer_json_survives_tokenizer_json_and_gguf_export);
     RUN(derived_merges_are_ordered_by_the_score_of_the_merged_piece);
     RUN(accessors_spell_pieces_as_vocabulary_files_do);
     RUN(gguf_from_byte_level_vocabularies_names_the_pre_tokenizer);

@@ -7,23 +7,6 @@
 
 #include <string.h>
 
-/* Timing limits loosen under sanitizers and without optimisation. */
-#if defined(__SANITIZE_ADDRESS__)
-#define T_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define T_SANITIZED 1
-#endif
-#endif
-#ifndef T_SANITIZED
-#define T_SANITIZED 0
-#endif
-#ifdef __OPTIMIZE__
-#define T_OPTIMIZED 1
-#else
-#define T_OPTIMIZED 0
-#endif
-
 static inline hr_tokenizer *load(const char *path) {
     hr_tokenizer *t = NULL;
     hr_status st = hr_tokenizer_load(path, &t);

@@ -37,7 +37,10 @@ typedef struct {
     const hr_kv_plan *kv_plan; /* per-head KV policies; NULL = all full (copied at creation) */
     bool blas_prefill; /* batched products through OpenBLAS sgemm: faster prefill, but batched and
                           one-token logits then differ by float rounding (default false: the
-                          exact GEMM makes them bit-identical) */
+                          exact GEMM makes them bit-identical). Such a context sets OpenBLAS to
+                          one thread for the whole process (openblas_set_num_threads; its
+                          products run inside the pool's tasks); other contexts leave OpenBLAS
+                          alone. HR_ERR_UNSUPPORTED when the library was built without OpenBLAS. */
 } hr_context_params;
 
 HR_API hr_context_params hr_context_default_params(void);
@@ -55,7 +58,16 @@ HR_API int hr_context_n_ctx(const hr_context *ctx);
 HR_API int hr_context_n_past(const hr_context *ctx);
 /* Forgets cached positions >= n_past (0 = clear). */
 HR_API hr_status hr_context_truncate(hr_context *ctx, int n_past);
-/* Bytes allocated for the KV cache. */
+/* Bytes of every KV-related allocation of the context: the per-(layer,
+ * KV head) stores (keys and values, head_dim x slots floats each, rows
+ * padded by 16 floats from 256 slots on; stores that evict add a position
+ * and an order entry per slot, heavy-hitter stores an accumulated-attention
+ * float per slot) and, when some store evicts, the gather buffer (per KV
+ * head of the widest layer: gathered keys and values, scores and positions
+ * for the most entries one query can see + 16 — sink + window for
+ * streaming, budget + window + n_batch for heavy — and, with heavy-hitter
+ * stores, n_batch floats of attention received by the batch). Activations
+ * and attention-probability buffers are not counted. */
 HR_API size_t hr_context_kv_bytes(const hr_context *ctx);
 
 /* Runs n tokens at positions n_past .. n_past+n-1 and appends them to the

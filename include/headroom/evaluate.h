@@ -29,6 +29,7 @@
 
 #include "headroom/common.h"
 #include "headroom/context.h"
+#include "headroom/kvcache.h"
 #include "headroom/model.h"
 #include "headroom/tokenizer.h"
 
@@ -45,6 +46,7 @@ typedef struct {
     double kl_max;        /* largest per-token KL */
     double top1;          /* fraction of positions with the same argmax */
     double nll_base, nll_cand; /* mean NLL of the next token */
+    int n_windows;        /* windows compared */
 } hr_compare_result;
 
 /* tokens: the text with BOS first. Windows of n_ctx tokens (the first is
@@ -109,6 +111,83 @@ HR_API hr_status hr_measure_speed(hr_context *ctx, const int32_t *tokens, int n_
 HR_API int64_t hr_model_kv_bytes_per_token(const hr_model *m);
 /* Bytes of the weights as f32. */
 HR_API int64_t hr_model_weight_bytes(const hr_model *m);
+
+/* ---- A whole evaluation run ----
+ *
+ * What `headroom eval` does, as one call: both models on the same tokens
+ * (hr_compare_logits over windows of n_ctx tokens, hr_compare_fdtm),
+ * optionally passkey retrieval at 64/128/256/512 tokens (those <= n_ctx)
+ * and multiple-choice tasks for both, sizes, and the measured speed of
+ * both. The result names what was compared: the paths given and the
+ * SHA-256 of each file (of a folder: its files, see core), the text's token
+ * count and the windows scored.
+ *
+ * Windows: `windows` > 0 scores that many windows; windows == 0 scores
+ * max(1, max_tokens / n_ctx) windows, or the whole text when max_tokens is
+ * 0. Default: HR_EVAL_TOKENS tokens (headroom/study.h). */
+typedef struct {
+    const char *text;          /* evaluation text (borrowed), tokenized with BOS */
+    size_t text_len;
+    int n_ctx;                 /* window length; 0 = hr_calib_window(the smaller seq_len) */
+    int windows;               /* windows to score; 0 = from max_tokens (default 0) */
+    int64_t max_tokens;        /* token budget when windows == 0; 0 = the whole text (default HR_EVAL_TOKENS) */
+    int fdtm_prompts;          /* default 8 */
+    int fdtm_prompt_len;       /* tokens per FDTM prompt incl. BOS (default 16) */
+    int fdtm_gen;              /* FDTM continuation (default 32) */
+    bool passkey;              /* passkey retrieval (default false) */
+    int passkey_trials;        /* prompts per length (default 20) */
+    const hr_mc_task *tasks;   /* multiple-choice tasks; NULL = none (borrowed) */
+    bool speed;                /* measure prefill / decode speed (default true) */
+    uint64_t seed;             /* prompts and passkeys (default 0) */
+    int n_threads;             /* 0 = all cores */
+    const hr_kv_plan *cand_kv_plan; /* the candidate's KV-cache plan; NULL = full cache (borrowed) */
+    const char *base_path, *cand_path, *text_path, *tasks_path; /* named and hashed in the result; may be NULL */
+} hr_eval_params;
+
+HR_API hr_eval_params hr_eval_default_params(void);
+
+typedef struct {
+    const char *path;   /* as given ("" when none); owned by the result */
+    char sha256[65];    /* lower-case hex digest of the file ("" when no path) */
+} hr_eval_source;
+
+enum { HR_EVAL_PASSKEY_LENGTHS = 4 };
+
+typedef struct {
+    hr_eval_source base, cand, text, tasks;
+    int n_ctx;                 /* window length */
+    int64_t text_tokens;       /* tokens of the text (with BOS) */
+    int64_t max_tokens;        /* the token budget applied (0 = none) */
+    int windows_asked;         /* windows asked for (0 = from the budget, or the whole text) */
+    hr_compare_result cmp;     /* KL, top-1, NLL of both; cmp.n_tokens scored in cmp.n_windows windows */
+    double ppl_base, ppl_cand; /* exp(mean NLL) */
+    double fdtm;
+    int fdtm_prompts, fdtm_gen;
+    int n_passkey;             /* lengths run (those <= n_ctx) */
+    int passkey_length[HR_EVAL_PASSKEY_LENGTHS];
+    hr_passkey_result passkey[HR_EVAL_PASSKEY_LENGTHS][2]; /* [length][base, candidate] */
+    bool has_tasks;
+    hr_mc_result tasks_result[2];
+    int64_t params[2], weight_bytes[2], kv_bytes_per_token[2], kv_bytes_allocated[2];
+    bool has_speed;
+    double prefill_tps[2], decode_tps[2];
+    char warning[256];         /* "" or what the numbers call for (perplexity > 10x the base's) */
+} hr_eval_summary;
+
+typedef struct hr_eval_result hr_eval_result;
+
+/* Evaluates cand against base (tok tokenizes the text and the tasks). The
+ * models must share the vocabulary; n_ctx must fit both and hold an FDTM
+ * prompt plus its continuation; the text must give enough tokens for the
+ * speed measurement (n_ctx/2 + n_ctx/4) when asked. Every such error comes
+ * before any work. *out owned by caller: hr_eval_result_free(). */
+HR_API hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_tokenizer *tok,
+                             const hr_eval_params *p, hr_eval_result **out);
+HR_API void hr_eval_result_free(hr_eval_result *r); /* NULL ok */
+HR_API const hr_eval_summary *hr_eval_result_summary(const hr_eval_result *r); /* borrowed */
+/* eval.json ("format": "headroom.eval", "format_version": 1). *out owned
+ * by caller: hr_free(). */
+HR_API hr_status hr_eval_result_json(const hr_eval_result *r, char **out);
 
 /* ---- Perplexity ----
  *

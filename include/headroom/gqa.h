@@ -44,7 +44,8 @@ HR_API hr_status hr_gqa_grouping_from_name(const char *name, hr_gqa_grouping *ou
 HR_API const char *hr_gqa_grouping_name(hr_gqa_grouping g);
 
 /* Pairwise KV-head similarity of every layer on calibration tokens (fed in
- * windows of `window` tokens; 0 = min(n_ctx, 256)). sim receives
+ * windows of `window` tokens; 0 = hr_calib_window(n_ctx, 0), more than
+ * n_ctx is HR_ERR_RANGE). sim receives
  * (n_layers × K × K) floats, K = hr_config_max_kv_heads, row-major per
  * layer; entries beyond a layer's KV heads are 0. */
 HR_API hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, float *sim);

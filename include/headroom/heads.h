@@ -56,8 +56,10 @@ typedef struct {
     const int32_t *tokens; /* calibration text tokens without BOS (borrowed) */
     size_t n_tokens;
     int32_t bos;           /* BOS id starting every window and prompt (>= 0) */
-    int window;            /* tokens per calibration window incl. BOS; 0 = min(n_ctx, 256) */
-    int max_tokens;        /* calibration tokens used (whole windows); 0 = 1024 */
+    int window;            /* tokens per calibration window incl. BOS; 0 = hr_calib_window(n_ctx, 0) */
+    int max_tokens;        /* calibration tokens used, whole windows (fewer than one window is
+                              HR_ERR_RANGE; a remainder or a shorter text is logged as a warning);
+                              0 = HR_CALIB_HEADS_TOKENS (headroom/study.h) */
     uint64_t seed;
     bool mean_ablation;    /* ablation: replace a head by its mean output instead of 0 */
     const hr_tokenizer *tok; /* optional: the successor method needs it */
@@ -109,7 +111,8 @@ typedef struct {
     uint64_t seed;
 } hr_heads_meta;
 
-/* Serialises results (numbers as %.9g, NaN as null). Each output is
+/* Serialises results (numbers as the shortest decimal that reads back as
+ * the same double, NaN as null; heads.csv keeps %.9g). Each output is
  * malloc'ed (caller frees); any pointer may be NULL to skip that output. */
 HR_API hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta, char **heads_json,
                            char **layers_json, char **csv);

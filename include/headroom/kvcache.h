@@ -14,9 +14,16 @@
  *               cache.
  * Query heads of a GQA group share their KV head's policy. Tokens keep their
  * original RoPE positions. The memory of a plan is what the context
- * allocates: hr_context_kv_bytes() reports it.
+ * allocates: hr_context_kv_bytes() reports all of it (stores and gather
+ * buffer, see context.h).
  *
- * Plan file (text; '#' starts a comment; later lines override earlier ones):
+ * Policies are a registry (src/engine/kv/policy.h): each is one file,
+ * src/engine/kv/p_<name>.c, plus one line in src/engine/kv/registry.c; its
+ * hr_kv_kind is its registry row and its plan-file name and parameters come
+ * from its row. hr_kv_kind below names the built-in rows.
+ *
+ * Plan file (text; '#' starts a comment; later lines override earlier ones;
+ * at most one 'default' line — a second one is HR_ERR_FORMAT naming both):
  *     default full                    # or: default streaming sink=4 window=64
  *     layer 3 full                    # every KV head of layer 3
  *     head 2 1 streaming sink=4 window=128
@@ -33,10 +40,10 @@ extern "C" {
 #endif
 
 typedef enum {
-    HR_KV_FULL = 0,
+    HR_KV_FULL = 0,      /* the default of every KV head */
     HR_KV_STREAMING = 1,
     HR_KV_HEAVY = 2,
-    HR_KV_POLICY_COUNT
+    HR_KV_POLICY_COUNT   /* built-in policies */
 } hr_kv_kind;
 
 typedef struct {
@@ -46,6 +53,7 @@ typedef struct {
     int budget; /* heavy: heavy-hitter tokens kept */
 } hr_kv_policy;
 
+/* Plan-file name of a policy ("unknown" for an id no row has). */
 HR_API const char *hr_kv_kind_name(hr_kv_kind k);
 /* Slots a policy keeps for a context of n_ctx tokens. */
 HR_API int hr_kv_policy_capacity(const hr_kv_policy *p, int n_ctx);

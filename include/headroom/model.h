@@ -43,9 +43,10 @@
 extern "C" {
 #endif
 
-/* Architectures (see the registry in src/model/arch.c). Llama covers
- * Llama 2/3, Mistral, SmolLM, TinyLlama; Qwen2 adds Q/K/V biases; GPT-2 has
- * LayerNorm, learned positions, GELU MLP and biases everywhere. */
+/* Architectures: rows of the registry in src/model/arch.c (an id is its
+ * row; this enum names the built-in rows). Llama covers Llama 2/3, Mistral,
+ * SmolLM, TinyLlama; Qwen2 adds Q/K/V biases; GPT-2 has LayerNorm, learned
+ * positions, GELU MLP and biases everywhere. */
 typedef enum {
     HR_ARCH_LLAMA = 0,
     HR_ARCH_QWEN2 = 1,
@@ -121,6 +122,9 @@ HR_API int64_t hr_model_n_params(const hr_model *m);
 HR_API int hr_config_max_heads(const hr_config *c);
 HR_API int hr_config_max_kv_heads(const hr_config *c);
 HR_API int hr_config_max_ff(const hr_config *c);
+/* Whether every layer has the same heads, KV heads and FFN size, none of
+ * them zero (what a Hugging Face folder can hold). */
+HR_API bool hr_config_uniform(const hr_config *c);
 
 /* Describes tensor i (0 <= i < hr_model_n_tensors) for listings. */
 typedef struct {

@@ -23,8 +23,14 @@
  *    first split across layers in proportion to 1 / layer importance (less
  *    important layers lose more), then the lowest-scored units of each layer
  *    go. Quotas never exceed a layer's size minus one.
+ * In GQA layers whose groups stay even the planner combines per-layer group
+ * shapes so that exactly the amount asked goes where any combination allows
+ * it, and reports why otherwise (hr_prune_plan_heads below).
  * Every layer keeps at least one head / neuron; a layer loses its attention
  * or MLP only through drop_attn / drop_mlp / drop_block.
+ *
+ * hr_prune_run does all of it as one call (what `headroom prune` does) and
+ * hr_prune_report_json describes the result (prune.json).
  */
 #ifndef HEADROOM_PRUNE_H
 #define HEADROOM_PRUNE_H
@@ -32,6 +38,8 @@
 #include "headroom/common.h"
 #include "headroom/context.h"
 #include "headroom/model.h"
+#include "headroom/scores.h"
+#include "headroom/tokenizer.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -85,22 +93,52 @@ typedef enum { HR_BUDGET_GLOBAL = 0, HR_BUDGET_PER_LAYER = 1, HR_BUDGET_CFSP = 2
 HR_API hr_status hr_prune_budget_from_name(const char *name, hr_prune_budget *out);
 HR_API const char *hr_prune_budget_name(hr_prune_budget b);
 
+typedef struct {
+    hr_prune_budget budget; /* how the amount is split over layers (default HR_BUDGET_GLOBAL) */
+    bool uniform;           /* every layer taking part loses the same number (and, in GQA-even layers,
+                               keeps the same group shape); the budget's split is not used (default false) */
+    bool strict;            /* an amount that cannot be met exactly is HR_ERR_RANGE instead of planning the
+                               nearest one (default false) */
+} hr_prune_plan_params;
+
+HR_API hr_prune_plan_params hr_prune_plan_default_params(void);
+
+typedef struct {
+    int64_t requested, removed;
+    char reason[512]; /* why removed != requested ("" when equal) */
+} hr_prune_plan_result;
+
 /* Marks n_remove query heads of the model for removal in s (on top of what
  * s already removes). scores: (n_layers × max_heads) row-major, higher =
  * more important, NaN = unknown (removed last). layer_imp: (n_layers)
- * higher = more important, required for CFSP (else ignored). Unless
- * s->uneven_duplicate, each layer's choice keeps its KV groups even (the
- * best-scored even shape nearest the layer's quota). Layers whose attention
- * or block is dropped are skipped. n_remove above what can go while every
- * layer keeps a head is HR_ERR_RANGE. *removed (may be NULL) receives the
- * number actually marked. */
-HR_API hr_status hr_prune_plan_heads(const hr_model *m, const float *scores, const float *layer_imp, int n_remove,
-                              hr_prune_budget budget, hr_prune_spec *s, int *removed);
+ * higher = more important, required for CFSP (else ignored). p NULL =
+ * defaults; out (may be NULL) receives what was asked, what was planned
+ * and why they differ.
+ *
+ * Exact amounts. Unless s->uneven_duplicate, a GQA layer keeps its KV
+ * groups even: it keeps k groups of c query heads each, so a layer of 8
+ * heads in groups of 2 can lose 0, 2, 4, 5, 6 or 7 heads, not 1 or 3. The
+ * planner searches the combination of per-layer shapes (dynamic
+ * programming over layers) whose removals sum to n_remove exactly:
+ *  - HR_BUDGET_GLOBAL: the combination keeping the largest sum of scores
+ *    (the lowest-scored heads of the model, as far as even groups allow);
+ *  - HR_BUDGET_PER_LAYER / CFSP: the combination nearest the budget's
+ *    per-layer quotas (sum of |removed - quota|), then the largest score
+ *    kept.
+ * When no combination removes exactly n_remove, the nearest total that can
+ * be removed is planned (ties: the larger; never 0 for n_remove > 0) and
+ * out->reason says why — or, with p->strict, HR_ERR_RANGE with that reason.
+ * Layers whose attention or block is dropped are skipped. n_remove above
+ * what can go while every layer keeps a head is HR_ERR_RANGE. */
+HR_API hr_status hr_prune_plan_heads(const hr_model *m, const float *scores, const float *layer_imp, int64_t n_remove,
+                                     const hr_prune_plan_params *p, hr_prune_spec *s, hr_prune_plan_result *out);
 
-/* The same for MLP neurons. scores: per layer l a pointer to n_ff[l]
- * importances. */
-HR_API hr_status hr_prune_plan_ff(const hr_model *m, const float *const *scores, const float *layer_imp, int64_t n_remove,
-                           hr_prune_budget budget, hr_prune_spec *s, int64_t *removed);
+/* The same for MLP neurons (no groups: only p->uniform can make an amount
+ * inexact, to a multiple of the layers taking part). scores: per layer l a
+ * pointer to n_ff[l] importances. */
+HR_API hr_status hr_prune_plan_ff(const hr_model *m, const float *const *scores, const float *layer_imp,
+                                  int64_t n_remove, const hr_prune_plan_params *p, hr_prune_spec *s,
+                                  hr_prune_plan_result *out);
 
 /* Marks the k layers with the lowest layer scores (higher = more
  * important) for dropping their `part` (attention sublayers, MLP
@@ -111,8 +149,9 @@ HR_API hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scor
 
 /* AMP-style neuron importance on calibration tokens: for neuron j of layer
  * l, mean over tokens of |act_j| times ||column j of W_down||, act =
- * silu(gate)*up (SwiGLU) or gelu(up) (GELU). tokens are fed in windows of
- * `window` tokens (each starting with the given tokens, e.g. BOS first).
+ * silu(gate)*up (SwiGLU) or gelu(up) (GELU). tokens are fed in consecutive
+ * windows of `window` tokens (0 = hr_calib_window(n_ctx, 0); more than the
+ * context's n_ctx is HR_ERR_RANGE).
  * out[l] must hold n_ff[l] floats. */
 HR_API hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
                                      float *const *out);
@@ -123,6 +162,72 @@ HR_API hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *toke
  * (attn[l]) and of the MLP sublayer (mlp[l]). Any output may be NULL. */
 HR_API hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
                                     float *block, float *attn, float *mlp);
+
+/* ---- A whole pruning run ----
+ *
+ * What `headroom prune` does, as one call: drops the least important
+ * sublayers / blocks, removes the requested amounts of query heads (by a
+ * score table's method, or at random) and MLP neurons (by AMP importance on
+ * calibration text), and builds the pruned model. Every input is checked
+ * before any work; the amounts are planned exactly where the constraints
+ * allow (hr_prune_plan_heads) and the result says what was asked, what was
+ * removed and why they differ. */
+typedef struct {
+    const hr_scores *scores;  /* head scores and/or layer metrics; may be NULL (borrowed) */
+    const char *method;       /* head score method of `scores`, or "random"; needed with heads */
+    bool invert;              /* remove the highest-ranked heads first (trait scores such as sink) */
+    uint64_t seed;            /* of method "random" (default 0) */
+    const char *heads;        /* amount of query heads to remove, "25%" or "10" (hr_parse_amount); NULL = none */
+    const char *mlp;          /* amount of MLP neurons to remove; NULL = none (needs text) */
+    int drop_attn, drop_mlp, drop_blocks; /* sublayers / blocks to drop, least important first */
+    const char *layer_metric; /* layer metric of `scores` for every drop and cfsp; NULL = attn_kl (else
+                                 attn_sim), mlp_kl (else mlp_sim), block_influence */
+    hr_prune_budget budget;   /* default HR_BUDGET_GLOBAL */
+    bool uniform;             /* same loss in every layer (needs HR_BUDGET_PER_LAYER) */
+    bool strict;              /* an amount that cannot be met exactly is an error (see hr_prune_plan_heads) */
+    bool uneven_duplicate;    /* uneven GQA groups by duplicating K/V rows instead of keeping groups even */
+    const char *text;         /* calibration text: neuron importance, and layer importance when `scores`
+                                 holds no layer metrics; NULL = none (borrowed) */
+    size_t text_len;
+    int64_t max_tokens;       /* calibration tokens; 0 = HR_CALIB_SURGERY_TOKENS */
+    int window;               /* calibration window; 0 = hr_calib_window() */
+    int n_threads;            /* 0 = all cores */
+} hr_prune_params;
+
+HR_API hr_prune_params hr_prune_default_params(void);
+
+typedef struct hr_prune_result hr_prune_result;
+
+/* Runs the pruning p asks for on m (tok: needed with text; it tokenizes the
+ * calibration text). Bad or inconsistent parameters (nothing to prune,
+ * heads without a method, a method the table lacks or with null scores, an
+ * amount that removes nothing or everything, MLP pruning without text,
+ * drops / cfsp without layer metrics or text, uniform without the
+ * per-layer budget) fail before any work with a message saying which.
+ * m must outlive the result. *out owned by caller: hr_prune_result_free(). */
+HR_API hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prune_params *p,
+                              hr_prune_result **out);
+HR_API void hr_prune_result_free(hr_prune_result *r); /* NULL ok */
+
+HR_API const hr_model *hr_prune_result_model(const hr_prune_result *r);     /* the pruned model; borrowed */
+HR_API const hr_prune_spec *hr_prune_result_spec(const hr_prune_result *r); /* what was removed; borrowed */
+/* Heads / neurons asked for and removed, and why they differ. Borrowed. */
+HR_API const hr_prune_plan_result *hr_prune_result_heads(const hr_prune_result *r);
+HR_API const hr_prune_plan_result *hr_prune_result_neurons(const hr_prune_result *r);
+
+/* Paths the report names (any may be NULL). */
+typedef struct {
+    const char *base, *output, *output_hf, *text;
+} hr_prune_report_meta;
+
+/* prune.json ("format": "headroom.prune", "format_version": 1): base and
+ * outputs, method, score kind, inversion, budget, GQA mode, layer metrics,
+ * heads and neurons requested (the amount and its count) and removed, and
+ * the reason when they differ, parameters before / after, and per base
+ * layer the shapes before / after, removed heads with their scores, removed
+ * KV heads, removed neurons, dropped sublayers / block and the layer
+ * scores. *out owned by caller: hr_free(). */
+HR_API hr_status hr_prune_report_json(const hr_prune_result *r, const hr_prune_report_meta *meta, char **out);
 
 #ifdef __cplusplus
 }

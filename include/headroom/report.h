@@ -4,6 +4,7 @@
  *
  * Data contract of the head-lab outputs embedded in the report:
  *  heads.json = {
+ *    "format": "headroom.heads", "format_version": 1,
  *    "model":   {"path": str, "arch": str, "n_layers": int, "n_heads": [int...],
  *                "n_kv_heads": [int...], "head_dim": int},
  *    "text":    {"path": str, "n_tokens": int, "seed": int},
@@ -15,6 +16,8 @@
  *                 "classes": [str...]}...]        one record per (layer, head)
  *  }
  *  layers.json = {
+ *    "format": "headroom.layers", "format_version": 1,
+ *    "model":   {"n_layers": int},
  *    "metrics": [{"id": str, "name": str, "paper": str, "formula": str}...],
  *    "layers":  [{"layer": int, "scores": {"<metric id>": number|null}}...]
  *  }
@@ -23,6 +26,9 @@
 #define HEADROOM_REPORT_H
 
 #include "headroom/common.h"
+#include "headroom/context.h"
+#include "headroom/heads.h"
+#include "headroom/model.h"
 
 #include <stddef.h>
 
@@ -71,6 +77,26 @@ typedef struct {
  * NULL). Atomic write. */
 HR_API hr_status hr_report_write_html(const char *path, const char *title, const char *heads_json,
                                const char *layers_json, const hr_report_image *images, int n_images);
+
+/* Everything `headroom heads` writes, into the existing folder dir:
+ * heads.json, heads.csv, layers.json (hr_heads_to_json), one heatmap
+ * heads_<method>.png per method run, attention patterns
+ * pattern_L<l>_H<h>.png of the `top` heads ranked by ablation (else by the
+ * first method run) on the first calibration window (BOS + text tokens;
+ * ctx runs them), and report.html. Each file is written atomically.
+ * *n_pictures (may be NULL) receives the number of PNGs. */
+typedef struct {
+    const char *model_path, *text_path; /* named in heads.json */
+    uint64_t seed;
+    int top;                            /* attention patterns drawn (default 4) */
+    const int32_t *text_tokens;         /* the calibration text without BOS (borrowed) */
+    size_t n_text_tokens;
+    int32_t bos;
+} hr_lab_report_params;
+
+HR_API hr_lab_report_params hr_lab_report_default_params(void);
+HR_API hr_status hr_report_head_lab(const char *dir, const hr_heads_result *r, hr_context *ctx, const hr_model *m,
+                                    const hr_lab_report_params *p, int *n_pictures);
 
 #ifdef __cplusplus
 }

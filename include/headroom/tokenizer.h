@@ -6,6 +6,32 @@
  *      repeated until EOF: f32 score | i32 len | len bytes (piece text)
  *    Ids 0,1,2 are <unk>, <s>, </s>; ids 3..258 are the byte pieces <0x00>..<0xFF>
  *    when present. Pieces use a plain space where SentencePiece uses U+2581.
+ *  - SentencePiece .model (tokenizer.model): sentencepiece's ModelProto,
+ *    protobuf wire format, read by headroom itself (field numbers from
+ *    sentencepiece_model.proto): pieces (1) {piece (1), score (2), type (3):
+ *    NORMAL=1 UNKNOWN=2 CONTROL=3 USER_DEFINED=4 UNUSED=5 BYTE=6},
+ *    trainer_spec (2) {model_type (3), treat_whitespace_as_suffix (24),
+ *    byte_fallback (35), unk_id/bos_id/eos_id/pad_id (40..43)},
+ *    normalizer_spec (3) {name (1), precompiled_charsmap (2),
+ *    add_dummy_prefix (3), remove_extra_whitespaces (4), escape_whitespaces
+ *    (5)}; every other field is skipped. The whole file is parsed and
+ *    checked first: truncated varints, lengths past the end, more pieces
+ *    than HR_MAX_VOCAB, wrong wire types, unknown piece types, non-finite
+ *    scores, ids outside the vocabulary, a missing spec, byte_fallback
+ *    without all 256 <0xNN> pieces are HR_ERR_FORMAT naming the byte
+ *    offset or field. BPE models (Llama, Mistral) use the SentencePiece-BPE
+ *    encoder below with the file's scores, types, special ids, byte
+ *    fallback and add_dummy_prefix (the leading-space rule); BOS is added
+ *    by default. HR_ERR_UNSUPPORTED, naming the setting: UNIGRAM, WORD and
+ *    CHAR models; a normalizer with precompiled rules (anything but
+ *    "identity"); remove_extra_whitespaces; escape_whitespaces off;
+ *    treat_whitespace_as_suffix. Detected by its start: 0x0A, a varint,
+ *    0x0A (the first piece), which no llama2.c .bin can begin with.
+ *    USER_DEFINED pieces, which sentencepiece always matches in the text,
+ *    are matched only with parse_special, as for every other source.
+ *    Llama-2's tokenizer.model, its llama2.c export tokenizer.bin and
+ *    llama.cpp's ggml-vocab-llama-spm.gguf pass llama.cpp's Llama-SPM test
+ *    vectors and give identical ids.
  *  - GGUF vocabulary with tokenizer.ggml.model = "llama" (SentencePiece BPE):
  *    tokenizer.ggml.tokens (string[]), .scores (f32[]), .token_type (i32[]),
  *    .bos_token_id / .eos_token_id / .unknown_token_id / .add_bos_token /
@@ -63,11 +89,13 @@ extern "C" {
 
 typedef struct hr_tokenizer hr_tokenizer;
 
-/* Loads a tokenizer from a llama2.c tokenizer .bin, a GGUF file (its
- * vocabulary), a tokenizer.json, a vocab.json/encoder.json or merges.txt/
- * vocab.bpe (the other file of the pair lies beside it), or a directory
- * holding one of those (a Hugging Face model folder). The format is
- * detected from the content. *out owned by caller: hr_tokenizer_free(). */
+/* Loads a tokenizer from a llama2.c tokenizer .bin, a SentencePiece .model,
+ * a GGUF file (its vocabulary), a tokenizer.json, a vocab.json/
+ * encoder.json or merges.txt/vocab.bpe (the other file of the pair lies
+ * beside it), or a directory holding one of those (a Hugging Face model
+ * folder; tokenizer.json, vocab.json, encoder.json, tokenizer.bin,
+ * tok512.bin, tokenizer.model, first found). The format is detected from
+ * the content. *out owned by caller: hr_tokenizer_free(). */
 HR_API hr_status hr_tokenizer_load(const char *path, hr_tokenizer **out);
 /* Builds a tokenizer from an open GGUF's tokenizer.ggml.* keys; copies what
  * it needs, so g may be closed afterwards. */
@@ -75,12 +103,12 @@ HR_API hr_status hr_tokenizer_from_gguf(const hr_gguf *g, hr_tokenizer **out);
 HR_API void hr_tokenizer_free(hr_tokenizer *t); /* NULL ok */
 
 /* For a model file that does not embed a vocabulary (llama2.c .bin), the
- * tokenizer to use: explicit if non-NULL, else tok512.bin / tokenizer.bin in
- * the model's directory, else the model itself when it is a GGUF with
- * tokenizer keys, else tokenizer.json in the model's directory (or in the
- * model path itself when it is a Hugging Face model folder). Writes a path
- * into buf. HR_ERR_NOT_FOUND with a message
- * naming the places searched when none exists. */
+ * tokenizer to use: explicit if non-NULL, else the model itself when it is
+ * a GGUF with tokenizer keys, else tok512.bin / tokenizer.bin /
+ * tokenizer.json / tokenizer.model in the model's directory (for a Hugging
+ * Face model folder: its tokenizer.json, else its tokenizer.model). Writes
+ * a path into buf. HR_ERR_NOT_FOUND with a message naming the places
+ * searched when none exists. */
 HR_API hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path,
                                       char *buf, size_t cap);
 
@@ -140,10 +168,10 @@ typedef enum {
 } hr_token_type;
 
 typedef enum {
-    HR_TOKENIZER_SPM = 0,        /* SentencePiece BPE by piece score (llama2.c .bin, GGUF "llama") */
+    HR_TOKENIZER_SPM = 0,        /* SentencePiece BPE by piece score (llama2.c .bin, .model, GGUF "llama") */
     HR_TOKENIZER_BPE_BYTES = 1,  /* byte-level BPE by merge rank (GPT-2 family, GGUF "gpt2") */
     HR_TOKENIZER_BPE_CHARS = 2   /* character BPE by merge rank, SentencePiece-style
-                                    (Llama-2 tokenizer.json: ▁ for spaces, byte fallback) */
+                                    (Llama / Mistral tokenizer.json: ▁ for spaces, byte fallback) */
 } hr_tokenizer_model_type;
 
 HR_API hr_tokenizer_model_type hr_tokenizer_model(const hr_tokenizer *t);

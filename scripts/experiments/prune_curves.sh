@@ -66,10 +66,12 @@ evaluate() { # NAME: compares models/NAME.gguf with the base on the held-out tex
         --no-speed --threads "$threads" --json "$work/eval/$1.json"
 }
 
-# id:flag. higher = "more important" / "more confident" keep as is; fdtm
-# ("more harmless") and entropy ("more diffuse") are inverted so that the
-# heads judged least important go first.
-methods="ablation ablation_kl ablation_greedy amp fdtm:invert confidence entropy:invert"
+# id:flag. prune ranks every method by its "higher" field: "more important"
+# keeps the highest, "more harmless" (fdtm) removes the highest first; the
+# traits confidence ("more confident") and entropy ("more diffuse") are kept
+# as they are / inverted (--invert) so that the heads judged least
+# important go first.
+methods="ablation ablation_kl ablation_greedy amp fdtm confidence entropy:invert"
 
 flags_of() {
     case $1 in
@@ -119,6 +121,7 @@ import json, math, os, statistics, sys
 work, levels, seeds, modes, methods = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split(), sys.argv[5].split()
 ids = [m.split(":")[0] for m in methods]
 label = {m.split(":")[0]: m.split(":")[0] + (" (inverted)" if m.endswith(":invert") else "") for m in methods}
+label["fdtm"] = "fdtm (harmless first)"
 
 def load(name):
     e = json.load(open(os.path.join(work, "eval", name + ".json")))

@@ -69,4 +69,21 @@ double hr_time_now(void);
 /* Number of online CPU cores (>= 1). */
 int hr_n_cores(void);
 
+/* SHA-256 (FIPS 180-4), streaming. */
+typedef struct {
+    uint32_t h[8];     /* chaining state */
+    uint64_t n_bytes;  /* message length so far */
+    uint8_t buf[64];   /* (fill) bytes of the next block */
+    size_t fill;
+} hr_sha256_ctx;
+void hr_sha256_init(hr_sha256_ctx *s);
+void hr_sha256_update(hr_sha256_ctx *s, const void *data, size_t len);
+void hr_sha256_final(hr_sha256_ctx *s, uint8_t digest[32]);
+/* Lower-case hex digest of a buffer. */
+void hr_sha256_hex(const void *data, size_t len, char hex[65]);
+/* Digest of a file, or of a folder: its regular files (names not starting
+ * with '.') in name order, each hashed as name, NUL byte, content. */
+hr_status hr_sha256_path(const char *path, char hex[65]);
+
+
 #endif

@@ -2,8 +2,8 @@
  * replaces a file that is not an earlier output of the same kind, and is
  * proven writable before any work starts (contract in headroom/common.h). */
 #include "core/internal.h"
+#include "core/json.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -86,7 +86,8 @@ static bool is_own_output(const char *path, const hr_output_params *p) {
         char *text = NULL;
         size_t len = 0;
         if (hr_read_file(path, &text, &len) != HR_OK) return false;
-        cJSON *j = cJSON_ParseWithLength(text, len);
+        cJSON *j = NULL;
+        if (hr_json_parse(text, len, &j) != HR_OK) j = NULL; /* not JSON: not ours */
         free(text);
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
         own = p->format && cJSON_IsString(f) && strcmp(f->valuestring, p->format) == 0;

@@ -1,13 +1,13 @@
 /* Inference context: RunState, KV cache and the Llama forward pass. */
 #include "headroom/context.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "engine/blas.h"
 #include "engine/context_internal.h"
 #include "engine/kernels.h"
 #include "engine/kv/store.h"
@@ -28,16 +28,13 @@ struct hr_context {
     bool blas;                       /* batched products through OpenBLAS */
 
     /* One store per KV head, keys/values transposed (head_dim, slots) so
-     * attention runs along positions with contiguous vector loads. */
+     * attention runs along positions with contiguous vector loads; each
+     * follows its policy (engine/kv/policy.h) through the store functions. */
     hr_kv_store *kv[HR_MAX_LAYERS]; /* (n_head_kv[l]) */
     bool layer_direct[HR_MAX_LAYERS]; /* every store of the layer keeps all positions */
     bool has_policies;              /* some store evicts */
-    size_t kv_bytes;
-    int gather_cap;                 /* largest evicting store + n_batch */
-    float *gk, *gv;                 /* (max_kv_heads, head_dim, gather_cap) visible keys/values, gathered */
-    float *gs;                      /* (max_kv_heads, gather_cap) scores over them */
-    int32_t *gpos;                  /* (max_kv_heads, gather_cap) their positions; >= 0: slot, < 0: -1-batch row */
-    float *batch_acc;               /* (max_kv_heads, n_batch) attention received by batch tokens (heavy) */
+    hr_kv_gather_buf gather;        /* per KV head: visible keys/values of evicting stores, gathered */
+    size_t kv_bytes;                /* stores + gather buffer (hr_context_kv_bytes) */
     float *rope_cos, *rope_sin;    /* (n_ctx, head_dim/2) */
 
     float *x;      /* (n_batch, dim) residual stream */
@@ -87,7 +84,7 @@ void hr_context_free(hr_context *ctx) {
         for (int g = 0; g < ctx->c->n_head_kv[l]; g++) hr_kv_store_free(&ctx->kv[l][g]);
         free(ctx->kv[l]);
     }
-    free(ctx->gk), free(ctx->gv), free(ctx->gs), free(ctx->gpos), free(ctx->batch_acc);
+    hr_kv_gather_buf_free(&ctx->gather);
     float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x, ctx->xb, ctx->q, ctx->k, ctx->v, ctx->att,
                      ctx->proj, ctx->hb, ctx->hb2, ctx->last_logits, ctx->scores, ctx->probs, ctx->gates, ctx->head_means};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -97,7 +94,8 @@ void hr_context_free(hr_context *ctx) {
 
 static hr_status alloc_kv(hr_context *ctx, const hr_kv_plan *plan) {
     const hr_config *c = ctx->c;
-    int max_cap = 0;
+    int max_gather = 0;
+    bool observe = false;
     for (int l = 0; l < c->n_layers; l++) {
         ctx->layer_direct[l] = true;
         if (c->n_head_kv[l] == 0) continue;
@@ -115,21 +113,16 @@ static hr_status alloc_kv(hr_context *ctx, const hr_kv_plan *plan) {
             if (!hr_kv_store_direct(&ctx->kv[l][g])) {
                 ctx->layer_direct[l] = false;
                 ctx->has_policies = true;
-                if (ctx->kv[l][g].cap > max_cap) max_cap = ctx->kv[l][g].cap;
+                int need = hr_kv_store_max_gathered(&ctx->kv[l][g], ctx->n_batch);
+                if (need > max_gather) max_gather = need;
+                observe = observe || hr_kv_store_observes(&ctx->kv[l][g]);
             }
         }
     }
     if (!ctx->has_policies) return HR_OK;
-    size_t mkv = (size_t)hr_config_max_kv_heads(c), hd = (size_t)c->head_dim;
-    ctx->gather_cap = max_cap + ctx->n_batch + 16; /* +16: see hr_kv_store.ld */
-    ctx->gk = alloc_floats(mkv * hd, (size_t)ctx->gather_cap, NULL);
-    ctx->gv = alloc_floats(mkv * hd, (size_t)ctx->gather_cap, NULL);
-    ctx->gs = alloc_floats(mkv, (size_t)ctx->gather_cap, NULL);
-    ctx->gpos = (int32_t *)alloc_floats(mkv, (size_t)ctx->gather_cap, NULL);
-    ctx->batch_acc = alloc_floats(mkv, (size_t)ctx->n_batch, NULL);
-    if (!ctx->gk || !ctx->gv || !ctx->gs || !ctx->gpos || !ctx->batch_acc)
-        return hr_err(HR_ERR_NOMEM, "out of memory for the KV cache");
-    return HR_OK;
+    /* +16: see hr_kv_store.ld */
+    return hr_kv_gather_buf_init(&ctx->gather, hr_config_max_kv_heads(c), c->head_dim, max_gather + 16, ctx->n_batch,
+                                 observe, &ctx->kv_bytes);
 }
 
 static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
@@ -188,9 +181,9 @@ hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_conte
     ctx->kv_dim = hr_config_max_kv_heads(c) * c->head_dim;
     ctx->max_ff = hr_config_max_ff(c);
     ctx->blas = p->blas_prefill;
-    /* Our pool owns all parallelism; sgemm runs single-threaded per task. */
-    openblas_set_num_threads(1);
-    hr_status st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
+    /* Only the blas path touches OpenBLAS's (process-wide) thread count. */
+    hr_status st = ctx->blas ? hr_blas_use_in_pool() : HR_OK;
+    if (st == HR_OK) st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
     if (st == HR_OK) st = hr_model_packed(m, ctx->pool, &ctx->packed);
     if (st == HR_OK && p->kv_plan) st = hr_kv_plan_check(p->kv_plan, c);
     if (st == HR_OK) st = alloc_state(ctx, p->kv_plan);
@@ -359,7 +352,7 @@ static void attn_task(void *vp, int i) {
     int n_kv = j->pos0 + j->n;
     for (int t = t0; t < t1; t += ATT_Q) {
         int nq = t1 - t < ATT_Q ? t1 - t : ATT_Q, len[ATT_Q];
-        for (int i = 0; i < nq; i++) len[i] = j->pos0 + t + i + 1;
+        for (int r = 0; r < nq; r++) len[r] = j->pos0 + t + r + 1;
         /* Rows of nq consecutive tokens: probability rows are n_ctx apart. */
         float *s = ctx->probs ? ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx
                               : ctx->scores + (size_t)i * ATT_Q * ctx->n_ctx;
@@ -374,36 +367,9 @@ static void attn_task(void *vp, int i) {
     }
 }
 
-/* Gathers, in ascending position order, the keys/values a query at batch
- * row t may see: the store's visible slots, then visible batch rows. */
-static int gather(hr_context *ctx, int l, int g, int n, int pos0, int t, float *gk, float *gv, int32_t *gpos) {
-    const hr_kv_store *s = &ctx->kv[l][g];
-    int hd = s->head_dim, cap = ctx->gather_cap, len = 0, q = pos0 + t;
-    for (int i = 0; i < s->n_used; i++) {
-        int slot = s->order[i];
-        if (!hr_kv_visible(&s->pol, s->slot_pos[slot], q)) continue;
-        for (int d = 0; d < hd; d++) {
-            gk[(size_t)d * cap + len] = s->kt[(size_t)d * s->ld + slot];
-            gv[(size_t)d * cap + len] = s->vt[(size_t)d * s->ld + slot];
-        }
-        gpos[len++] = slot;
-    }
-    for (int u = 0; u <= t; u++) {
-        if (!hr_kv_visible(&s->pol, pos0 + u, q)) continue;
-        const float *kr = ctx->k + (size_t)u * ctx->kv_dim + (size_t)g * hd;
-        const float *vr = ctx->v + (size_t)u * ctx->kv_dim + (size_t)g * hd;
-        for (int d = 0; d < hd; d++) {
-            gk[(size_t)d * cap + len] = kr[d];
-            gv[(size_t)d * cap + len] = vr[d];
-        }
-        gpos[len++] = -1 - u;
-    }
-    (void)n;
-    return len;
-}
-
 /* One KV group of a layer with an evicting store: every query head of the
- * group over every batch token, then the batch enters the store. */
+ * group over every batch token, then the batch enters the store; what is
+ * visible, kept and recorded is the store's policy's. */
 static void attn_group_task(void *vp, int g) {
     const attn_job *j = vp;
     hr_context *ctx = j->ctx;
@@ -414,35 +380,28 @@ static void attn_group_task(void *vp, int g) {
         for (int h = g * group; h < (g + 1) * group; h++) attn_task(vp, h);
         return;
     }
-    int cap = ctx->gather_cap, n_kv = j->pos0 + j->n;
-    float *gk = ctx->gk + (size_t)g * hd * cap, *gv = ctx->gv + (size_t)g * hd * cap;
-    float *gs = ctx->gs + (size_t)g * cap, *bacc = ctx->batch_acc + (size_t)g * ctx->n_batch;
-    int32_t *gpos = ctx->gpos + (size_t)g * cap;
+    hr_kv_scratch scr = hr_kv_gather_buf_head(&ctx->gather, g);
+    hr_kv_batch b = {ctx->k + (size_t)g * hd, ctx->v + (size_t)g * hd, (size_t)ctx->kv_dim, j->n, j->pos0};
+    int n_kv = j->pos0 + j->n;
     const float scale = 1.0f / sqrtf((float)hd);
-    memset(bacc, 0, sizeof(float) * (size_t)j->n);
+    hr_kv_batch_begin(s, &scr, j->n);
     for (int t = 0; t < j->n; t++) {
-        int len = gather(ctx, l, g, j->n, j->pos0, t, gk, gv, gpos);
+        int len = hr_kv_gather(s, &b, t, &scr);
         for (int h = g * group; h < (g + 1) * group; h++) {
             const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
-            hr_attn_scores(gs, qv, gk, cap, hd, len, scale);
-            hr_softmax(gs, len);
+            hr_attn_scores(scr.gs, qv, scr.gk, scr.cap, hd, len, scale);
+            hr_softmax(scr.gs, len);
             float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
-            hr_attn_values(o, gs, gv, cap, hd, len);
-            for (int i = 0; i < len; i++) { /* heavy-hitter bookkeeping (unused by streaming) */
-                if (gpos[i] >= 0) s->acc[gpos[i]] += gs[i];
-                else bacc[-1 - gpos[i]] += gs[i];
-            }
+            hr_attn_values(o, scr.gs, scr.gv, scr.cap, hd, len);
+            hr_kv_observe(s, &scr, len);
             if (ctx->probs) {
                 float *row = ctx->probs + ((size_t)h * ctx->n_batch + t) * ctx->n_ctx;
                 memset(row, 0, sizeof(float) * (size_t)n_kv);
-                for (int i = 0; i < len; i++)
-                    row[gpos[i] >= 0 ? s->slot_pos[gpos[i]] : j->pos0 + (-1 - gpos[i])] = gs[i];
+                for (int i = 0; i < len; i++) row[hr_kv_gathered_pos(s, &b, &scr, i)] = scr.gs[i];
             }
         }
     }
-    for (int t = 0; t < j->n; t++)
-        hr_kv_store_put(s, j->pos0 + t, ctx->k + (size_t)t * ctx->kv_dim + (size_t)g * hd,
-                        ctx->v + (size_t)t * ctx->kv_dim + (size_t)g * hd, bacc[t]);
+    hr_kv_batch_end(s, &b, &scr);
 }
 
 /* y (n, d_out) = x (n, d_in) · W^T through the packed copy wp, or OpenBLAS

@@ -1,10 +1,11 @@
 #include "engine/kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "engine/blas.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -239,8 +240,7 @@ static void matmul_task(void *vp, int i) {
     if (p0 >= p1) return;
     if (j->blas) {
         int r0 = p0 * 16, r1 = p1 * 16 < o->d_out ? p1 * 16 : o->d_out;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, r1 - r0, j->d_in, 1.0f, j->x, j->d_in,
-                    o->w + (size_t)r0 * j->d_in, j->d_in, 0.0f, o->y + r0, o->d_out);
+        hr_sgemm_nt(o->y + r0, o->d_out, j->x, o->w + (size_t)r0 * j->d_in, j->n, j->d_in, r1 - r0);
     } else if (j->n < 4) { /* too few tokens to fill a tile: same chains, one token at a time */
         for (int t = 0; t < j->n; t++)
             gemv_panels(o->y + (size_t)t * o->d_out, j->x + (size_t)t * j->d_in, o->wp, j->d_in, o->d_out, p0, p1);
@@ -426,6 +426,94 @@ void hr_softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 #endif
+
+/* ---- log-probabilities of logits (kernels.h) ---- */
+
+double hr_sum_exp_ref(const float *x, int n, double m) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += exp((double)x[i] - m);
+    return s;
+}
+
+double hr_dot_f64_ref(const float *a, const float *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+#if defined(__AVX512F__)
+/* exp over 8 double lanes: x = k ln2 + r (ln 2 split in two parts),
+ * |r| <= ln2/2, e^r by its degree-13 Taylor polynomial, times 2^k.
+ * Relative error < 2e-16; x < -700 (e^x < 1e-304) gives 0. */
+static inline __m512d exp_pd(__m512d x) {
+    __mmask8 live = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-700.0), _CMP_GE_OQ);
+    x = _mm512_max_pd(x, _mm512_set1_pd(-700.0));
+    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), r);
+    __m512d p = _mm512_set1_pd(1.0 / 6227020800.0);
+    static const double c[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                               1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
+                               1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
+                               1.0};
+    for (int i = 0; i < 13; i++) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[i]));
+    return _mm512_maskz_mov_pd(live, _mm512_scalef_pd(p, k));
+}
+
+float hr_max_f32(const float *x, int n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    float mx = _mm512_reduce_max_ps(m);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+double hr_sum_exp(const float *x, int n, double m) {
+    __m512d acc = _mm512_setzero_pd(), vm = _mm512_set1_pd(m);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm512_add_pd(acc, exp_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), vm)));
+    double s = _mm512_reduce_add_pd(acc);
+    for (; i < n; i++) s += exp((double)x[i] - m);
+    return s;
+}
+
+double hr_dot_f64(const float *a, const float *b, int n) {
+    __m512d acc = _mm512_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(a + i)), _mm512_cvtps_pd(_mm256_loadu_ps(b + i)), acc);
+    double s = _mm512_reduce_add_pd(acc);
+    for (; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+#else
+float hr_max_f32(const float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+double hr_sum_exp(const float *x, int n, double m) { return hr_sum_exp_ref(x, n, m); }
+double hr_dot_f64(const float *a, const float *b, int n) { return hr_dot_f64_ref(a, b, n); }
+#endif
+
+double hr_logsumexp(const float *x, int n) {
+    double m = hr_max_f32(x, n);
+    return m + log(hr_sum_exp(x, n, m));
+}
+
+double hr_token_nll(const float *x, int n, int tok) { return hr_logsumexp(x, n) - x[tok]; }
+
+double hr_token_nll_llamacpp(const float *x, int n, int tok) {
+    float mx = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
+    return -((double)(x[tok] - mx) - log(sum));
+}
 
 void hr_attn_values_ref(float *o, const float *s, const float *vt, int ld, int head_dim, int len) {
     for (int d = 0; d < head_dim; d++) {

@@ -75,6 +75,33 @@ void hr_rope_freqs(double *freqs, int head_dim, float theta, float llama3_factor
 void hr_softmax(float *x, int n);
 void hr_softmax_ref(float *x, int n);
 
+/* ---- log-probabilities of logits (the one home of log-softmax / NLL) ----
+ *
+ * Two documented variants, because their callers' numbers are pinned:
+ *  - double: max m of the floats, S = sum exp((double)x - m) in double,
+ *    lse = m + log S. The vectorised exp (range reduction by ln 2, degree-13
+ *    Taylor polynomial, relative error < 2e-16; arguments below -700 give 0)
+ *    makes a 49152-entry row cost microseconds. Head lab loss/KL,
+ *    evaluation KL / NLL / multiple choice.
+ *  - llama.cpp: max m, float differences x - m, expf, double sum;
+ *    nll = -((double)(x[tok] - m) - log S): llama-perplexity's arithmetic,
+ *    so `headroom ppl --protocol llama.cpp` compares one to one. */
+
+/* Largest of n finite floats (-inf for n = 0). */
+float hr_max_f32(const float *x, int n);
+/* sum_i exp((double)x[i] - m), vectorised exp / libm's exp in order. */
+double hr_sum_exp(const float *x, int n, double m);
+double hr_sum_exp_ref(const float *x, int n, double m);
+/* log sum_i exp(x[i]) = m + log(hr_sum_exp(x, n, m)), m = hr_max_f32. */
+double hr_logsumexp(const float *x, int n);
+/* -log softmax(x)[tok] = hr_logsumexp(x) - x[tok]. */
+double hr_token_nll(const float *x, int n, int tok);
+/* The same in llama.cpp's arithmetic (see above). */
+double hr_token_nll_llamacpp(const float *x, int n, int tok);
+/* sum_i (double)a[i] * b[i] (vectorised: 8 double lanes, then a tree). */
+double hr_dot_f64(const float *a, const float *b, int n);
+double hr_dot_f64_ref(const float *a, const float *b, int n);
+
 /* Attention scores s[p] = scale * sum_d q[d] * kt[d * ld + p] for p < len,
  * with keys stored transposed (head_dim rows of stride ld). */
 void hr_attn_scores(float *s, const float *q, const float *kt, int ld, int head_dim, int len, float scale);

@@ -24,7 +24,7 @@ struct hr_pool {
     atomic_int sleeping;    /* workers blocked on `wake` */
     hr_pool_task task;
     void *arg;
-    int quit;
+    atomic_int quit;        /* set once by hr_pool_free; workers read it outside the mutex too */
 };
 
 static void drain(hr_pool *p) {
@@ -59,14 +59,15 @@ static void *worker(void *vp) {
         if (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleeping, 1);
-            while (atomic_load(&p->generation) == seen && !p->quit) pthread_cond_wait(&p->wake, &p->mu);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->wake, &p->mu);
             atomic_fetch_sub(&p->sleeping, 1);
-            int quit = p->quit;
+            int quit = atomic_load(&p->quit);
             pthread_mutex_unlock(&p->mu);
             if (quit) return NULL;
         }
         seen = atomic_load(&p->generation);
-        if (p->quit) return NULL;
+        if (atomic_load(&p->quit)) return NULL;
         drain(p);
     }
 }
@@ -102,7 +103,7 @@ hr_status hr_pool_new(int n_threads, hr_pool **out) {
 void hr_pool_free(hr_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
     atomic_fetch_add(&p->generation, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);

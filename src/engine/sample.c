@@ -1,6 +1,7 @@
 #include "headroom/sample.h"
 
 #include "core/internal.h"
+#include "core/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@ typedef struct {
 struct hr_sampler {
     hr_sampler_params p;
     int n_vocab;
-    uint64_t state; /* xorshift64* state, never 0 */
+    hr_rng rng;     /* the documented stream (core/rng.h) */
     float *probs;   /* (n_vocab) softmax of logits / temperature */
     hr_cand *cand;  /* (n_vocab) nucleus candidates, most probable first */
 };
@@ -22,30 +23,6 @@ struct hr_sampler {
 hr_sampler_params hr_sampler_default_params(void) {
     hr_sampler_params p = {.temperature = 1.0f, .top_p = 0.9f, .seed = 42};
     return p;
-}
-
-/* splitmix64 spreads any seed (0 and small integers included) over the
- * state space; xorshift64* must not start from 0. */
-static uint64_t seed_state(uint64_t seed) {
-    uint64_t z = seed + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return z ? z : 0x2545F4914F6CDD1Dull;
-}
-
-static uint64_t next_u64(hr_sampler *s) {
-    uint64_t x = s->state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    s->state = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double next_unit(hr_sampler *s) {
-    return (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 hr_status hr_sampler_new(const hr_sampler_params *p, int n_vocab, hr_sampler **out) {
@@ -66,7 +43,7 @@ hr_status hr_sampler_new(const hr_sampler_params *p, int n_vocab, hr_sampler **o
     }
     s->p = d;
     s->n_vocab = n_vocab;
-    s->state = seed_state(d.seed);
+    s->rng = hr_rng_new(d.seed);
     *out = s;
     return HR_OK;
 }
@@ -80,7 +57,7 @@ void hr_sampler_free(hr_sampler *s) {
 
 void hr_sampler_reseed(hr_sampler *s, uint64_t seed) {
     s->p.seed = seed;
-    s->state = seed_state(seed);
+    s->rng = hr_rng_new(seed);
 }
 
 int32_t hr_argmax(const float *x, int n) {
@@ -123,7 +100,7 @@ static int by_prob_desc(const void *a, const void *b) {
 static int32_t draw(hr_sampler *s, const hr_cand *cand, int n) {
     double mass = 0.0;
     for (int i = 0; i < n; i++) mass += cand ? cand[i].p : s->probs[i];
-    double r = next_unit(s) * mass, cdf = 0.0;
+    double r = hr_rng_double(&s->rng) * mass, cdf = 0.0;
     for (int i = 0; i < n; i++) {
         cdf += cand ? cand[i].p : s->probs[i];
         if (r < cdf) return cand ? cand[i].id : i;

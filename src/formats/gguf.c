@@ -3,6 +3,7 @@
  * getter afterwards is O(1) and never touches bytes that were not checked. */
 #include "headroom/gguf.h"
 #include "core/internal.h"
+#include "core/limits.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,6 @@
 #define GGUF_MAGIC_BYTES "GGUF"
 #define GGUF_HEADER_BYTES 24u      /* magic, version, n_tensors, n_kv */
 #define GGUF_DEFAULT_ALIGNMENT 32u
-#define GGUF_MAX_DEPTH 8           /* arrays nested deeper are rejected */
 #define GGUF_MAX_DIMS 4
 /* Smallest encodings, used to reject counts before allocating for them. */
 #define GGUF_MIN_KV_BYTES 13u      /* empty key (8) + type (4) + 1-byte value */
@@ -306,9 +306,9 @@ static hr_status parse_array_elems(hr_gguf *g, reader *r, const char *key, int d
 
 /* Parses "elem_type | n | elements" into node slot (already reserved). */
 static hr_status parse_array(hr_gguf *g, reader *r, const char *key, int depth, uint64_t slot) {
-    if (depth > GGUF_MAX_DEPTH)
+    if (depth > HR_GGUF_MAX_ARRAY_DEPTH)
         return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s': arrays nested deeper than %d levels",
-                      KEY_SHOWN, key, GGUF_MAX_DEPTH);
+                      KEY_SHOWN, key, HR_GGUF_MAX_ARRAY_DEPTH);
     uint32_t et = 0;
     uint64_t n = 0;
     hr_status st = rd_u32(r, &et, "array element type");
@@ -419,7 +419,7 @@ static hr_status alignment_from_kv(hr_gguf *g) {
     if (!int_value(kv->type, kv->raw, &fits, &a))
         return hr_err(HR_ERR_FORMAT, "GGUF general.alignment is a %s, not an integer",
                       hr_gguf_type_name(kv->type));
-    if (!fits || a <= 0 || a > (int64_t)1 << 31 || (a & (a - 1)) != 0)
+    if (!fits || a <= 0 || a > HR_GGUF_MAX_ALIGNMENT || (a & (a - 1)) != 0)
         return hr_err(HR_ERR_FORMAT,
                       "GGUF general.alignment must be a non-zero power of two, got %lld",
                       fits ? (long long)a : -1LL);
@@ -654,6 +654,7 @@ hr_gguf_value hr_gguf_get(const hr_gguf *g, uint64_t i) {
 }
 
 static hr_status lookup(const hr_gguf *g, const char *key, const gguf_kv **kv) {
+    *kv = NULL;
     if (!g || !key) return hr_err(HR_ERR_INVALID_ARG, "GGUF lookup without a handle or key");
     int64_t i = hr_gguf_find(g, key);
     if (i < 0) return hr_err(HR_ERR_NOT_FOUND, "GGUF key '%.*s' not found", KEY_SHOWN, key);

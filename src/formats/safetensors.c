@@ -11,14 +11,14 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "core/json.h"
+#include "core/limits.h"
 #include "headroom/gguf.h"
 #include "formats/dtype.h"
 
 /* The format's own reference implementation caps the header at 100 MB. */
-#define MAX_HEADER_BYTES ((uint64_t)100 << 20)
 /* Valid headers nest 3 deep (object > entry > shape); anything deeper is
  * rejected before cJSON recurses into it. */
-#define MAX_JSON_DEPTH 3
 /* Largest integer a JSON number (a double) holds exactly. */
 #define MAX_JSON_INT 9007199254740992.0
 
@@ -62,27 +62,6 @@ void hr_st_close(hr_safetensors *st) {
     free(st->meta_vals);
     hr_unmap_file(&st->file);
     free(st);
-}
-
-/* Deepest {/[ nesting of the JSON text, ignoring brackets inside strings;
- * stops counting once past limit. */
-static int json_depth(const char *s, size_t n, int limit) {
-    int depth = 0, max = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n && max <= limit; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max) max = depth;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return max;
 }
 
 /* A JSON number that is a non-negative integer exactly representable. */
@@ -203,17 +182,17 @@ static hr_status check_layout(hr_safetensors *st) {
 }
 
 static hr_status parse_header(hr_safetensors *st, const char *json, size_t len) {
-    if (json_depth(json, len, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
-        return hr_err(HR_ERR_FORMAT, "safetensors header nests deeper than %d levels", MAX_JSON_DEPTH);
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    if (!root) return hr_err(HR_ERR_FORMAT, "safetensors header is not valid JSON (near byte %td)",
-                             (cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - json : (ptrdiff_t)0));
-    hr_status s = HR_OK;
-    for (const char *p = end; p && p < json + len && s == HR_OK; p++)
-        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t')
-            s = hr_err(HR_ERR_FORMAT, "safetensors header has trailing bytes after the JSON object");
-    if (s == HR_OK && !cJSON_IsObject(root)) s = hr_err(HR_ERR_FORMAT, "safetensors header is not a JSON object");
+    /* The format nests three deep (header, tensor entry, shape): stricter
+     * than the general JSON bound. */
+    if (hr_json_depth(json, len, HR_SAFETENSORS_MAX_DEPTH) > HR_SAFETENSORS_MAX_DEPTH)
+        return hr_err(HR_ERR_FORMAT, "safetensors header nests deeper than %d levels", HR_SAFETENSORS_MAX_DEPTH);
+    cJSON *root;
+    hr_status s = hr_json_parse(json, len, &root);
+    if (s != HR_OK) {
+        hr_err_prefix("safetensors header");
+        return s;
+    }
+    if (!cJSON_IsObject(root)) s = hr_err(HR_ERR_FORMAT, "safetensors header is not a JSON object");
     size_t n = s == HR_OK ? (size_t)cJSON_GetArraySize(root) : 0;
     if (s == HR_OK && !(st->tensors = calloc(n ? n : 1, sizeof *st->tensors)))
         s = hr_err(HR_ERR_NOMEM, "out of memory");
@@ -236,7 +215,7 @@ static hr_status open_buffer(hr_safetensors *st) {
     if (st->size < 8) return hr_err(HR_ERR_FORMAT, "safetensors file of %zu bytes is too short for its header length", st->size);
     uint64_t hlen;
     memcpy(&hlen, st->base, 8);
-    if (hlen < 2 || hlen > MAX_HEADER_BYTES || hlen > st->size - 8)
+    if (hlen < 2 || hlen > HR_MAX_SAFETENSORS_HEADER_BYTES || hlen > st->size - 8)
         return hr_err(HR_ERR_FORMAT, "safetensors header length %llu is invalid for a %zu-byte file",
                       (unsigned long long)hlen, st->size);
     st->data_start = 8 + (size_t)hlen;

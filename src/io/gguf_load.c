@@ -1,7 +1,10 @@
-/* Models from GGUF: architectures "llama", "deci" (per-layer sizes),
- * "qwen2" (Q/K/V biases; Q/K stored rotate-half, permuted on load) and
- * "gpt2" (LayerNorm biases, learned positions, fused attn_qkv). */
+/* Models from GGUF: the architectures of the registry (model/arch.h) —
+ * general.architecture picks the row, whose flags say whether Q/K rows are
+ * stored rotate-half (permuted on load) and whether Q/K/V may come fused
+ * as attn_qkv; tensor presence follows the row's traits. Per-layer sizes
+ * ("deci", pruned models) are arrays. */
 #include "model/model_internal.h"
+#include "model/arch.h"
 #include "io/hf_internal.h"
 
 #include <stdio.h>
@@ -31,7 +34,7 @@ static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *s
             int64_t x;
             hr_status st = hr_gguf_arr_i64(g, &v, (uint64_t)l, &x);
             if (st != HR_OK) return st;
-            if (x < 0 || x > (1 << 20)) return hr_err(HR_ERR_FORMAT, "GGUF key '%s'[%d] = %lld out of range", key, l, (long long)x);
+            if (x < 0 || x > HR_MAX_FF) return hr_err(HR_ERR_FORMAT, "GGUF key '%s'[%d] = %lld out of range", key, l, (long long)x);
             out[l] = (int)x;
         }
         return HR_OK;
@@ -39,7 +42,7 @@ static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *s
     int64_t x;
     hr_status st = hr_gguf_get_i64(g, key, &x);
     if (st != HR_OK) return st;
-    if (x < 0 || x > (1 << 20)) return hr_err(HR_ERR_FORMAT, "GGUF key '%s' = %lld out of range", key, (long long)x);
+    if (x < 0 || x > HR_MAX_FF) return hr_err(HR_ERR_FORMAT, "GGUF key '%s' = %lld out of range", key, (long long)x);
     for (int l = 0; l < n_layers; l++) out[l] = (int)x;
     return HR_OK;
 }
@@ -90,7 +93,7 @@ static hr_status read_rope_scaling(const hr_gguf *g, hr_config *c) {
     if (st == HR_OK) st = hr_gguf_get_f64(g, "headroom.rope_scaling.high_freq_factor", &hi);
     if (st == HR_OK) st = hr_gguf_get_i64(g, "headroom.rope_scaling.original_context_length", &orig);
     if (st != HR_OK) return hr_err(HR_ERR_FORMAT, "GGUF llama3 RoPE scaling keys are incomplete or mistyped");
-    if (!(f >= 1 && f < 1e6) || !(lo > 0) || !(hi > lo) || orig < 1 || orig > (1 << 24))
+    if (!(f >= 1 && f < 1e6) || !(lo > 0) || !(hi > lo) || orig < 1 || orig > HR_MAX_ROPE_ORIGINAL_CTX)
         return hr_err(HR_ERR_FORMAT, "GGUF llama3 RoPE scaling parameters are invalid");
     *rs = (hr_rope_scaling){true, (float)f, (float)lo, (float)hi, (int)orig};
     return HR_OK;
@@ -99,9 +102,10 @@ static hr_status read_rope_scaling(const hr_gguf *g, hr_config *c) {
 static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_config *c) {
     memset(c, 0, sizeof *c);
     hr_config_set_arch(c, id);
+    bool layer_norm = c->norm == HR_NORM_LAYER;
     hr_status st = get_int(g, arch, "block_count", &c->n_layers, true, 0, HR_MAX_LAYERS);
-    if (st == HR_OK) st = get_int(g, arch, "embedding_length", &c->dim, true, 0, 1 << 16);
-    if (st == HR_OK) st = get_int(g, arch, "context_length", &c->seq_len, false, 2048, 1 << 22);
+    if (st == HR_OK) st = get_int(g, arch, "embedding_length", &c->dim, true, 0, HR_MAX_DIM);
+    if (st == HR_OK) st = get_int(g, arch, "context_length", &c->seq_len, false, 2048, HR_MAX_SEQ);
     if (st == HR_OK) st = per_layer_int(g, arch, "attention.head_count", c->n_layers, c->n_head, true, 0);
     if (st == HR_OK) st = per_layer_int(g, arch, "feed_forward_length", c->n_layers, c->n_ff, true, 0);
     if (st != HR_OK) return st;
@@ -121,14 +125,14 @@ static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_
     if (max_heads <= 0 && hr_gguf_find(g, kl_key) < 0)
         return hr_err(HR_ERR_FORMAT, "GGUF model has no attention heads in any layer and no attention.key_length");
     int dflt_hd = max_heads > 0 ? c->dim / max_heads : 0;
-    if (st == HR_OK) st = get_int(g, arch, "attention.key_length", &c->head_dim, false, dflt_hd, 1 << 10);
+    if (st == HR_OK) st = get_int(g, arch, "attention.key_length", &c->head_dim, false, dflt_hd, HR_MAX_HEAD_DIM);
     if (st == HR_OK) st = get_float(g, arch, "rope.freq_base", &c->rope_theta, 10000.0f);
-    if (st == HR_OK && id == HR_ARCH_GPT2) st = get_float(g, arch, "attention.layer_norm_epsilon", &c->norm_eps, 1e-5f);
+    if (st == HR_OK && layer_norm) st = get_float(g, arch, "attention.layer_norm_epsilon", &c->norm_eps, 1e-5f);
     else if (st == HR_OK) st = get_float(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps, 1e-5f);
     if (st == HR_OK) st = read_rope_scaling(g, c);
-    if (st != HR_OK || id == HR_ARCH_GPT2) return st;
+    if (st != HR_OK || c->pos != HR_POS_ROPE) return st;
     int rope_dim = 0;
-    st = get_int(g, arch, "rope.dimension_count", &rope_dim, false, c->head_dim, 1 << 10);
+    st = get_int(g, arch, "rope.dimension_count", &rope_dim, false, c->head_dim, HR_MAX_HEAD_DIM);
     if (st == HR_OK && rope_dim != c->head_dim)
         return hr_err(HR_ERR_UNSUPPORTED, "partial RoPE (%d of %d head dims) is not supported", rope_dim, c->head_dim);
     return st;
@@ -161,7 +165,7 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
     if (!dst) return hr_err(HR_ERR_NOMEM, "out of memory converting '%s'", name);
     hr_status st = hr_dequant_to_f32(t->type, t->data, dst, n);
     if (st != HR_OK) hr_err_prefix("tensor '%s'", name);
-    if (st == HR_OK && perm_heads) { /* qwen2 GGUF keeps HF's rotate-half Q/K rows */
+    if (st == HR_OK && perm_heads) { /* a rotate-half GGUF (qwen2) keeps HF's Q/K row order */
         size_t row = rows == 1 ? 1 : (size_t)cols;
         if ((int64_t)perm_heads * m->cfg.head_dim != (rows == 1 ? cols : rows))
             return hr_err(HR_ERR_FORMAT, "tensor '%s' does not hold %d heads", name, perm_heads);
@@ -179,65 +183,50 @@ static hr_status load_tensor(hr_model *m, const char *name, int64_t rows, int64_
     return load_tensor_p(m, name, rows, cols, out, optional, 0);
 }
 
-/* gpt2: attn_qkv (q + 2 kv rows) split into Q, K, V views. */
+/* attn_qkv (q + 2 kv rows, biases likewise) split into Q, K, V views. */
 static hr_status load_fused_qkv(hr_model *m, int l) {
     const hr_config *c = &m->cfg;
     hr_layer_weights *w = &m->w.layers[l];
     int64_t dim = c->dim, q = (int64_t)c->n_head[l] * c->head_dim, kv = (int64_t)c->n_head_kv[l] * c->head_dim;
     char nw[64], nb[64];
-    snprintf(nw, sizeof nw, "blk.%d.attn_qkv.weight", l);
-    snprintf(nb, sizeof nb, "blk.%d.attn_qkv.bias", l);
-    const float *wt, *bt;
+    snprintf(nw, sizeof nw, "blk.%d.%s", l, hr_slot_gguf_name(HR_SLOT_QKV));
+    snprintf(nb, sizeof nb, "blk.%d.%s", l, hr_slot_gguf_name(HR_SLOT_QKV_B));
+    const float *wt, *bt = NULL;
     hr_status st = load_tensor(m, nw, q + 2 * kv, dim, &wt, false);
-    if (st == HR_OK) st = load_tensor(m, nb, 1, q + 2 * kv, &bt, false);
+    if (st == HR_OK && c->qkv_bias) st = load_tensor(m, nb, 1, q + 2 * kv, &bt, false);
     if (st != HR_OK) return st;
     w->wq = wt, w->wk = wt + q * dim, w->wv = wt + (q + kv) * dim;
-    w->bq = bt, w->bk = bt + q, w->bv = bt + q + kv;
+    if (bt) w->bq = bt, w->bk = bt + q, w->bv = bt + q + kv;
     return HR_OK;
 }
 
-static hr_status load_layer(hr_model *m, int l) {
+static bool is_qkv(hr_slot s) {
+    return s == HR_SLOT_Q || s == HR_SLOT_K || s == HR_SLOT_V || s == HR_SLOT_Q_B || s == HR_SLOT_K_B || s == HR_SLOT_V_B;
+}
+
+/* Every slot the architecture has, in canonical order. */
+static hr_status load_layer(hr_model *m, const hr_arch_info *ai, int l) {
     const hr_config *c = &m->cfg;
-    hr_layer_weights *w = &m->w.layers[l];
-    int64_t dim = c->dim, q = (int64_t)c->n_head[l] * c->head_dim, kv = (int64_t)c->n_head_kv[l] * c->head_dim;
-    int64_t ff = c->n_ff[l];
-    bool ln = c->norm == HR_NORM_LAYER, swiglu = c->mlp == HR_MLP_SWIGLU;
-    bool fused = c->arch == HR_ARCH_GPT2 && q > 0;
-    int pq = c->arch == HR_ARCH_QWEN2 ? c->n_head[l] : 0, pk = c->arch == HR_ARCH_QWEN2 ? c->n_head_kv[l] : 0;
-    struct { const char *name; int64_t rows, cols; const float **dst; bool present; int perm; } t[] = {
-        {"attn_norm.weight", 1, dim, &w->attn_norm, q > 0, 0},
-        {"attn_norm.bias", 1, dim, &w->attn_norm_b, q > 0 && ln, 0},
-        {"attn_q.weight", q, dim, &w->wq, q > 0 && !fused, pq},
-        {"attn_k.weight", kv, dim, &w->wk, q > 0 && !fused, pk},
-        {"attn_v.weight", kv, dim, &w->wv, q > 0 && !fused, 0},
-        {"attn_q.bias", 1, q, &w->bq, q > 0 && !fused && c->qkv_bias, pq},
-        {"attn_k.bias", 1, kv, &w->bk, q > 0 && !fused && c->qkv_bias, pk},
-        {"attn_v.bias", 1, kv, &w->bv, q > 0 && !fused && c->qkv_bias, 0},
-        {"attn_output.weight", dim, q, &w->wo, q > 0, 0},
-        {"attn_output.bias", 1, dim, &w->bo, q > 0 && c->out_bias, 0},
-        {"ffn_norm.weight", 1, dim, &w->ffn_norm, ff > 0, 0},
-        {"ffn_norm.bias", 1, dim, &w->ffn_norm_b, ff > 0 && ln, 0},
-        {"ffn_gate.weight", ff, dim, &w->w_gate, ff > 0 && swiglu, 0},
-        {"ffn_up.weight", ff, dim, &w->w_up, ff > 0, 0},
-        {"ffn_up.bias", 1, ff, &w->b_up, ff > 0 && c->mlp_bias, 0},
-        {"ffn_down.weight", dim, ff, &w->w_down, ff > 0, 0},
-        {"ffn_down.bias", 1, dim, &w->b_down, ff > 0 && c->mlp_bias, 0}};
-    /* A gpt2 GGUF may also store Q/K/V separately. */
-    if (fused) {
+    bool fused = false;
+    if (ai->gguf_fused_qkv && c->n_head[l] > 0) { /* such a GGUF may also store Q/K/V separately */
         char nm[64];
-        snprintf(nm, sizeof nm, "blk.%d.attn_qkv.weight", l);
-        if (hr_gguf_find_tensor(m->gguf, nm)) {
+        snprintf(nm, sizeof nm, "blk.%d.%s", l, hr_slot_gguf_name(HR_SLOT_QKV));
+        if ((fused = hr_gguf_find_tensor(m->gguf, nm) != NULL)) {
             hr_status st = load_fused_qkv(m, l);
             if (st != HR_OK) return st;
-        } else {
-            for (int i = 2; i < 8; i++) t[i].present = true;
         }
     }
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        if (!t[i].present) continue;
+    for (int i = 0; i < HR_N_LAYER_SLOTS; i++) {
+        hr_slot s = (hr_slot)i;
+        if (!hr_slot_expected(c, l, s) || (fused && is_qkv(s))) continue;
+        int perm = 0;
+        if (ai->gguf_qk_rotate_half && (s == HR_SLOT_Q || s == HR_SLOT_Q_B)) perm = c->n_head[l];
+        if (ai->gguf_qk_rotate_half && (s == HR_SLOT_K || s == HR_SLOT_K_B)) perm = c->n_head_kv[l];
+        int64_t rows, cols;
+        hr_slot_shape(c, l, s, &rows, &cols);
         char name[96];
-        snprintf(name, sizeof name, "blk.%d.%s", l, t[i].name);
-        hr_status st = load_tensor_p(m, name, t[i].rows, t[i].cols, t[i].dst, false, t[i].perm);
+        snprintf(name, sizeof name, "blk.%d.%s", l, hr_slot_gguf_name(s));
+        hr_status st = load_tensor_p(m, name, rows, cols, hr_slot_ptr(&m->w, l, s), false, perm);
         if (st != HR_OK) return st;
     }
     return HR_OK;
@@ -254,17 +243,18 @@ hr_status hr_load_gguf(hr_model *m, const char *path) {
     if (arch_len >= sizeof arch) return hr_err(HR_ERR_UNSUPPORTED, "GGUF architecture name is too long");
     memcpy(arch, arch_s, arch_len);
     arch[arch_len] = 0;
-    hr_arch id;
-    if (strcmp(arch, "llama") == 0 || strcmp(arch, "deci") == 0) id = HR_ARCH_LLAMA;
-    else if (strcmp(arch, "qwen2") == 0) id = HR_ARCH_QWEN2;
-    else if (strcmp(arch, "gpt2") == 0) id = HR_ARCH_GPT2;
-    else return hr_err(HR_ERR_UNSUPPORTED, "GGUF architecture '%s' is not supported (llama, deci, qwen2, gpt2)", arch);
-    st = read_config(m->gguf, arch, id, &m->cfg);
+    const hr_arch_info *ai = hr_arch_by_gguf_name(arch);
+    if (!ai) {
+        char names[256];
+        hr_arch_list_gguf_names(names, sizeof names);
+        return hr_err(HR_ERR_UNSUPPORTED, "GGUF architecture '%s' is not supported (%s)", arch, names);
+    }
+    st = read_config(m->gguf, arch, ai->arch, &m->cfg);
     if (st != HR_OK) return st;
     hr_config *c = &m->cfg;
     const hr_gguf_tensor *emb = hr_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb) return hr_err(HR_ERR_FORMAT, "GGUF is missing the tensor 'token_embd.weight'");
-    if (emb->ne[1] <= 0 || emb->ne[1] > (1 << 22)) return hr_err(HR_ERR_FORMAT, "token_embd.weight has an invalid vocabulary dimension");
+    if (emb->ne[1] <= 0 || emb->ne[1] > HR_MAX_VOCAB) return hr_err(HR_ERR_FORMAT, "token_embd.weight has an invalid vocabulary dimension");
     c->vocab_size = (int)emb->ne[1];
     st = hr_config_validate(c);
     if (st != HR_OK) return st;
@@ -289,6 +279,6 @@ hr_status hr_load_gguf(hr_model *m, const char *path) {
     if (st != HR_OK) return st;
     c->tied_classifier = m->w.output == NULL;
     if (c->tied_classifier) m->w.output = m->w.tok_embd;
-    for (int l = 0; l < c->n_layers && st == HR_OK; l++) st = load_layer(m, l);
+    for (int l = 0; l < c->n_layers && st == HR_OK; l++) st = load_layer(m, ai, l);
     return st;
 }

@@ -10,34 +10,20 @@
 
 #include "headroom/gguf.h"
 #include "io/hf_internal.h"
+#include "model/arch.h"
 #include "model/config.h"
+#include "core/strbuf.h"
 
 #define ALIGN 32
 #define CHUNK 65536
 
+/* GGUF bytes being built: the metadata and the header. */
 typedef struct {
-    uint8_t *p;
-    size_t n, cap;
+    hr_strbuf b;    /* the bytes */
     uint64_t count; /* key/value pairs */
-    bool failed;
 } kvbuf;
 
-static void put(kvbuf *b, const void *src, size_t n) {
-    if (b->failed) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
+static void put(kvbuf *b, const void *src, size_t n) { hr_strbuf_append(&b->b, src, n); }
 static void put_u32(kvbuf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(kvbuf *b, uint64_t v) { put(b, &v, 8); }
 static void put_str(kvbuf *b, const char *s, size_t len) {
@@ -69,12 +55,10 @@ static void kv_arr_i32(kvbuf *b, const char *k, const int *v, int n) {
     }
 }
 
-static const char *gguf_arch(const hr_config *c, bool uniform) {
-    switch (c->arch) {
-    case HR_ARCH_QWEN2: return "qwen2";
-    case HR_ARCH_GPT2: return "gpt2";
-    default: return uniform ? "llama" : "deci";
-    }
+/* The row's GGUF name; its per-layer name (llama.cpp's "deci") for a model
+ * whose layers differ in size. */
+static const char *gguf_arch(const hr_arch_info *ai, bool uniform) {
+    return uniform || !ai->gguf_per_layer_name ? ai->gguf_names[0] : ai->gguf_per_layer_name;
 }
 
 static bool is_uniform(const hr_config *c) {
@@ -226,13 +210,13 @@ static out_tensor *add_tensor(tensor_list *L, const char *name, int64_t rows, in
     return o;
 }
 
-/* Fused attn_qkv for gpt2: Q, K, V rows (or bias elements) concatenated. */
+/* Fused attn_qkv: Q, K, V rows (or bias elements) concatenated. */
 static out_tensor *add_fused(tensor_list *L, const hr_model *m, const hr_tensor_ref *r, bool bias) {
     const hr_layer_weights *w = &m->w.layers[r->layer];
     const hr_config *c = &m->cfg;
     int64_t q = (int64_t)c->n_head[r->layer] * c->head_dim, kv = (int64_t)c->n_head_kv[r->layer] * c->head_dim;
     char name[64];
-    snprintf(name, sizeof name, "blk.%d.attn_qkv.%s", r->layer, bias ? "bias" : "weight");
+    snprintf(name, sizeof name, "blk.%d.%s", r->layer, hr_slot_gguf_name(bias ? HR_SLOT_QKV_B : HR_SLOT_QKV));
     out_tensor *o = add_tensor(L, name, bias ? 1 : q + 2 * kv, bias ? q + 2 * kv : c->dim, bias, bias ? w->bq : w->wq);
     if (!o) return NULL;
     o->n_parts = 3;
@@ -243,7 +227,7 @@ static out_tensor *add_fused(tensor_list *L, const hr_model *m, const hr_tensor_
     return o;
 }
 
-static hr_status plan_tensors(const hr_model *m, tensor_list *L, float *rope_freqs) {
+static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, tensor_list *L, float *rope_freqs) {
     const hr_config *c = &m->cfg;
     int n = hr_model_tensors(m, NULL, 0);
     hr_tensor_ref *refs = malloc((size_t)(n ? n : 1) * sizeof *refs); // (n)
@@ -254,14 +238,15 @@ static hr_status plan_tensors(const hr_model *m, tensor_list *L, float *rope_fre
         const hr_tensor_ref *r = &refs[i];
         bool vec = r->rows == 1;
         out_tensor *o = NULL;
-        if (c->arch == HR_ARCH_GPT2 && r->layer >= 0 && strstr(r->name, ".attn_q.")) {
+        bool fused = ai->gguf_fused_qkv && r->layer >= 0;
+        if (fused && strstr(r->name, ".attn_q.")) {
             o = add_fused(L, m, r, vec);
-        } else if (c->arch == HR_ARCH_GPT2 && r->layer >= 0 && (strstr(r->name, ".attn_k.") || strstr(r->name, ".attn_v."))) {
+        } else if (fused && (strstr(r->name, ".attn_k.") || strstr(r->name, ".attn_v."))) {
             continue;
         } else {
             o = add_tensor(L, r->name, vec ? 1 : r->rows, r->cols, vec, r->data);
-            /* llama.cpp's qwen2 uses NEOX (rotate-half) RoPE: undo the load permutation. */
-            if (o && c->arch == HR_ARCH_QWEN2 && r->layer >= 0) {
+            /* llama.cpp's NEOX-RoPE families (qwen2): undo the load permutation. */
+            if (o && ai->gguf_qk_rotate_half && r->layer >= 0) {
                 if (strstr(r->name, ".attn_q.")) o->perm_heads = c->n_head[r->layer];
                 if (strstr(r->name, ".attn_k.")) o->perm_heads = c->n_head_kv[r->layer];
             }
@@ -324,7 +309,7 @@ static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv
     put_u32(&hdr, 3);
     put_u64(&hdr, (uint64_t)L->n);
     put_u64(&hdr, kv->count);
-    put(&hdr, kv->p, kv->n);
+    put(&hdr, kv->b.p, kv->b.len);
     uint64_t off = 0;
     for (int i = 0; i < L->n; i++) {
         out_tensor *o = &L->t[i];
@@ -340,22 +325,22 @@ static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv
         put_u64(&hdr, o->offset);
     }
     static const uint8_t zeros[ALIGN] = {0};
-    put(&hdr, zeros, (ALIGN - hdr.n % ALIGN) % ALIGN);
+    put(&hdr, zeros, (ALIGN - hdr.b.len % ALIGN) % ALIGN);
     uint8_t *chunk = malloc(CHUNK * 4); // (CHUNK) encoded values
-    if (hdr.failed || !chunk) {
-        free(hdr.p);
+    if (hdr.b.failed || !chunk) {
+        hr_strbuf_free(&hdr.b);
         free(chunk);
         return hr_err(HR_ERR_NOMEM, "out of memory building the GGUF header");
     }
     hr_atomic_file af;
     hr_status st = hr_atomic_open(path, &af);
     if (st == HR_OK) {
-        st = hr_atomic_write(&af, hdr.p, hdr.n);
+        st = hr_atomic_write(&af, hdr.b.p, hdr.b.len);
         if (st == HR_OK) st = write_data(m, &af, L, chunk);
         if (st == HR_OK) st = hr_atomic_commit(&af);
         else hr_atomic_abort(&af);
     }
-    free(hdr.p);
+    hr_strbuf_free(&hdr.b);
     free(chunk);
     return st;
 }
@@ -364,23 +349,25 @@ hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const c
     if (!m || !path) return hr_err(HR_ERR_INVALID_ARG, "no model or output path given");
     if ((unsigned)dtype > HR_DTYPE_BF16) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
     const hr_config *c = &m->cfg;
+    const hr_arch_info *ai = hr_arch_info_of(c->arch);
+    if (!ai) return hr_err(HR_ERR_UNSUPPORTED, "unknown architecture id %d", (int)c->arch);
     bool uniform = is_uniform(c);
-    if (!uniform && c->arch != HR_ARCH_LLAMA)
-        hr_log(HR_LOG_WARN, "%s model with per-layer sizes: llama.cpp may not load it", hr_arch_name(c->arch));
+    if (!uniform && !ai->gguf_per_layer_name)
+        hr_log(HR_LOG_WARN, "%s model with per-layer sizes: llama.cpp may not load it", ai->name);
     else if (!uniform && !deci_loadable(c))
         hr_log(HR_LOG_WARN, "deci model with no attention in layer 0 or a layer without MLP: llama.cpp cannot load it");
     if (tok && hr_tokenizer_vocab_size(tok) != c->vocab_size)
         hr_log(HR_LOG_WARN, "tokenizer has %d pieces, the model %d", hr_tokenizer_vocab_size(tok), c->vocab_size);
     kvbuf kv = {0};
-    write_arch_kv(&kv, c, gguf_arch(c, uniform), uniform, dtype);
+    write_arch_kv(&kv, c, gguf_arch(ai, uniform), uniform, dtype);
     if (tok) write_tokenizer_kv(&kv, tok);
     tensor_list L = {0};
     float *rope_freqs = malloc(sizeof(float) * (size_t)(c->head_dim / 2 + 1)); // (head_dim / 2)
-    hr_status st = kv.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, &L, rope_freqs);
+    hr_status st = kv.b.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, ai, &L, rope_freqs);
     if (st == HR_OK) st = write_file(m, path, &kv, &L, dtype);
     free(rope_freqs);
     free(L.t);
-    free(kv.p);
+    hr_strbuf_free(&kv.b);
     return st;
 }
 

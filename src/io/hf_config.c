@@ -1,15 +1,16 @@
-/* config.json of Hugging Face llama / mistral / qwen2 / gpt2 checkpoints.
- * Field names and defaults follow transformers' LlamaConfig, MistralConfig,
- * Qwen2Config and GPT2Config; sizes have no defaults (a missing size is an
- * error, not a guess). */
+/* config.json of Hugging Face checkpoints: model_type picks the
+ * architecture's row (model/arch.h), whose dialect says which field names
+ * to read — transformers' LlamaConfig (also MistralConfig, Qwen2Config) or
+ * GPT2Config. Sizes have no defaults (a missing size is an error, not a
+ * guess). */
 #include "io/hf_internal.h"
+#include "model/arch.h"
 #include "model/config.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 
-#define MAX_CONFIG_DEPTH 16
+#include "core/json.h"
 
 typedef struct {
     const cJSON *root;
@@ -108,7 +109,7 @@ static hr_status parse_rope_scaling(const cfg_reader *r, hr_config *c) {
     if (st == HR_OK) st = get_float(r, rs, "original_max_position_embeddings", &orig, true, 0);
     if (st != HR_OK) return st;
     if (!(s->factor >= 1 && s->factor < 1e6f) || !(s->low_freq_factor > 0) ||
-        !(s->high_freq_factor > s->low_freq_factor) || !(orig >= 1 && orig <= (1 << 24)) || floorf(orig) != orig)
+        !(s->high_freq_factor > s->low_freq_factor) || !(orig >= 1 && orig <= HR_MAX_ROPE_ORIGINAL_CTX) || floorf(orig) != orig)
         return hr_err(HR_ERR_FORMAT, "config.json rope_scaling llama3 parameters are invalid (factor %g, low %g, "
                       "high %g, original %g)", (double)s->factor, (double)s->low_freq_factor,
                       (double)s->high_freq_factor, (double)orig);
@@ -125,15 +126,15 @@ static void fill_layers(hr_config *c, int heads, int kv, int ff) {
     }
 }
 
-static hr_status parse_llama_like(const cfg_reader *r, hr_config *c) {
+static hr_status parse_llama_like(const cfg_reader *r, const hr_arch_info *ai, hr_config *c) {
     static const char *const acts[] = {"silu", "swish", NULL};
     int heads = 0, kv = 0, ff = 0;
-    hr_status st = get_int(r, "hidden_size", &c->dim, true, 0, 1, 1 << 16);
+    hr_status st = get_int(r, "hidden_size", &c->dim, true, 0, 1, HR_MAX_DIM);
     if (st == HR_OK) st = get_int(r, "num_hidden_layers", &c->n_layers, true, 0, 1, HR_MAX_LAYERS);
-    if (st == HR_OK) st = get_int(r, "num_attention_heads", &heads, true, 0, 1, 1 << 10);
-    if (st == HR_OK) st = get_int(r, "num_key_value_heads", &kv, false, heads, 1, 1 << 10);
-    if (st == HR_OK) st = get_int(r, "intermediate_size", &ff, true, 0, 1, 1 << 18);
-    if (st == HR_OK) st = get_int(r, "max_position_embeddings", &c->seq_len, true, 0, 1, 1 << 22);
+    if (st == HR_OK) st = get_int(r, "num_attention_heads", &heads, true, 0, 1, HR_MAX_HEADS);
+    if (st == HR_OK) st = get_int(r, "num_key_value_heads", &kv, false, heads, 1, HR_MAX_HEADS);
+    if (st == HR_OK) st = get_int(r, "intermediate_size", &ff, true, 0, 1, HR_MAX_FF);
+    if (st == HR_OK) st = get_int(r, "max_position_embeddings", &c->seq_len, true, 0, 1, HR_MAX_SEQ);
     if (st == HR_OK) st = get_float(r, r->root, "rms_norm_eps", &c->norm_eps, false, 1e-6f);
     if (st == HR_OK) st = get_float(r, r->root, "rope_theta", &c->rope_theta, false, 10000.0f);
     if (st == HR_OK) st = get_bool(r, "tie_word_embeddings", &c->tied_classifier, false);
@@ -144,7 +145,7 @@ static hr_status parse_llama_like(const cfg_reader *r, hr_config *c) {
     if (!field(r, "head_dim") && c->dim % heads != 0)
         return hr_err(HR_ERR_FORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d and "
                       "no head_dim is given", c->dim, heads);
-    st = get_int(r, "head_dim", &c->head_dim, false, c->dim / heads, 2, 1 << 10);
+    st = get_int(r, "head_dim", &c->head_dim, false, c->dim / heads, 2, HR_MAX_HEAD_DIM);
     if (st != HR_OK) return st;
     fill_layers(c, heads, kv, ff);
     bool attn_bias = false, mlp_bias = false;
@@ -152,23 +153,24 @@ static hr_status parse_llama_like(const cfg_reader *r, hr_config *c) {
     if (st == HR_OK) st = get_bool(r, "mlp_bias", &mlp_bias, false);
     if (st != HR_OK) return st;
     if (mlp_bias) return hr_err(HR_ERR_UNSUPPORTED, "config.json mlp_bias = true is not supported");
-    if (attn_bias && c->arch == HR_ARCH_LLAMA) c->qkv_bias = c->out_bias = true;
-    if (attn_bias && c->arch == HR_ARCH_QWEN2)
-        return hr_err(HR_ERR_UNSUPPORTED, "config.json attention_bias is not a qwen2 field");
+    if (attn_bias && !ai->hf_attention_bias)
+        return hr_err(HR_ERR_UNSUPPORTED, "config.json attention_bias is not a %s field", ai->name);
+    if (attn_bias) c->qkv_bias = c->out_bias = true;
     return parse_rope_scaling(r, c);
 }
 
-static hr_status parse_gpt2(const cfg_reader *r, hr_config *c) {
+static hr_status parse_gpt2(const cfg_reader *r, const hr_arch_info *ai, hr_config *c) {
+    (void)ai;
     static const char *const acts[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", NULL};
     int heads = 0, ff = 0, n_ctx = 0;
-    hr_status st = get_int2(r, "n_embd", "hidden_size", &c->dim, true, 0, 1, 1 << 16);
+    hr_status st = get_int2(r, "n_embd", "hidden_size", &c->dim, true, 0, 1, HR_MAX_DIM);
     if (st == HR_OK) st = get_int2(r, "n_layer", "num_hidden_layers", &c->n_layers, true, 0, 1, HR_MAX_LAYERS);
-    if (st == HR_OK) st = get_int2(r, "n_head", "num_attention_heads", &heads, true, 0, 1, 1 << 10);
-    if (st == HR_OK) st = get_int2(r, "n_positions", "max_position_embeddings", &c->seq_len, true, 0, 1, 1 << 22);
-    if (st == HR_OK) st = get_int(r, "n_ctx", &n_ctx, false, c->seq_len, 1, 1 << 22);
+    if (st == HR_OK) st = get_int2(r, "n_head", "num_attention_heads", &heads, true, 0, 1, HR_MAX_HEADS);
+    if (st == HR_OK) st = get_int2(r, "n_positions", "max_position_embeddings", &c->seq_len, true, 0, 1, HR_MAX_SEQ);
+    if (st == HR_OK) st = get_int(r, "n_ctx", &n_ctx, false, c->seq_len, 1, HR_MAX_SEQ);
     if (st == HR_OK && n_ctx != c->seq_len)
         st = hr_err(HR_ERR_FORMAT, "config.json 'n_ctx' = %d contradicts 'n_positions' = %d", n_ctx, c->seq_len);
-    if (st == HR_OK) st = get_int2(r, "n_inner", "intermediate_size", &ff, false, 0, 1, 1 << 18);
+    if (st == HR_OK) st = get_int2(r, "n_inner", "intermediate_size", &ff, false, 0, 1, HR_MAX_FF);
     if (st == HR_OK) st = get_float(r, r->root, "layer_norm_epsilon", &c->norm_eps, false, 1e-5f);
     if (st == HR_OK) st = get_bool(r, "tie_word_embeddings", &c->tied_classifier, true);
     if (st == HR_OK) st = check_activation(r, "activation_function", acts);
@@ -176,7 +178,7 @@ static hr_status parse_gpt2(const cfg_reader *r, hr_config *c) {
     if (c->dim % heads != 0)
         return hr_err(HR_ERR_FORMAT, "config.json: n_embd %d is not a multiple of n_head %d", c->dim, heads);
     if (ff == 0) {
-        if (c->dim > (1 << 18) / 4) return hr_err(HR_ERR_FORMAT, "config.json: n_embd %d is too large", c->dim);
+        if (c->dim > HR_MAX_FF / 4) return hr_err(HR_ERR_FORMAT, "config.json: n_embd %d is too large", c->dim);
         ff = 4 * c->dim;
     }
     c->head_dim = c->dim / heads;
@@ -196,53 +198,41 @@ static hr_status parse_root(const cJSON *root, hr_config *c, hr_hf_extra *extra)
                 return hr_err(HR_ERR_FORMAT, "config.json gives '%s' twice", a->string);
     const cJSON *mt = field(&r, "model_type");
     if (!cJSON_IsString(mt)) return hr_err(HR_ERR_FORMAT, "config.json has no 'model_type' string");
-    hr_arch arch;
-    if (strcmp(mt->valuestring, "deci") == 0 || hr_arch_from_name(mt->valuestring, &arch) != HR_OK)
-        return hr_err(HR_ERR_UNSUPPORTED, "config.json model_type '%s' is not supported (llama, mistral, qwen2, gpt2)",
-                      mt->valuestring);
-    hr_config_set_arch(c, arch);
-    hr_status st = arch == HR_ARCH_GPT2 ? parse_gpt2(&r, c) : parse_llama_like(&r, c);
-    if (st == HR_OK) st = get_int(&r, "vocab_size", &c->vocab_size, true, 0, 1, 1 << 22);
+    const hr_arch_info *ai = hr_arch_by_hf_model_type(mt->valuestring);
+    if (!ai) {
+        char names[256];
+        hr_arch_list_hf_model_types(names, sizeof names);
+        return hr_err(HR_ERR_UNSUPPORTED, "config.json model_type '%s' is not supported (%s)", mt->valuestring, names);
+    }
+    hr_config_set_arch(c, ai->arch);
+    /* one reader per config dialect, indexed by the row's */
+    static hr_status (*const dialects[])(const cfg_reader *, const hr_arch_info *, hr_config *) = {
+        [HR_HF_CONFIG_LLAMA] = parse_llama_like, [HR_HF_CONFIG_GPT2] = parse_gpt2};
+    hr_status st = dialects[ai->hf_config](&r, ai, c);
+    if (st == HR_OK) st = get_int(&r, "vocab_size", &c->vocab_size, true, 0, 1, HR_MAX_VOCAB);
     hr_hf_extra ex = {-1, -1};
-    if (st == HR_OK) st = get_int(&r, "bos_token_id", &ex.bos_id, false, -1, 0, 1 << 22);
+    if (st == HR_OK) st = get_int(&r, "bos_token_id", &ex.bos_id, false, -1, 0, HR_MAX_VOCAB);
     /* eos_token_id may be a list (Llama 3 instruct): keep the first. */
     const cJSON *eos = field(&r, "eos_token_id");
     if (st == HR_OK && cJSON_IsArray(eos)) {
         const cJSON *e0 = cJSON_GetArrayItem(eos, 0);
-        if (cJSON_IsNumber(e0) && e0->valuedouble >= 0 && e0->valuedouble < (1 << 22)) ex.eos_id = (int)e0->valuedouble;
+        if (cJSON_IsNumber(e0) && e0->valuedouble >= 0 && e0->valuedouble < HR_MAX_VOCAB) ex.eos_id = (int)e0->valuedouble;
     } else if (st == HR_OK) {
-        st = get_int(&r, "eos_token_id", &ex.eos_id, false, -1, 0, 1 << 22);
+        st = get_int(&r, "eos_token_id", &ex.eos_id, false, -1, 0, HR_MAX_VOCAB);
     }
     if (st == HR_OK && extra) *extra = ex;
     return st;
 }
 
-/* Deepest nesting, counted before cJSON (which recurses) sees the text. */
-static int depth_of(const char *s, size_t n) {
-    int d = 0, mx = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n && mx <= MAX_CONFIG_DEPTH; i++) {
-        if (in_str) {
-            if (s[i] == '\\') i++;
-            else if (s[i] == '"') in_str = false;
-        } else if (s[i] == '"') {
-            in_str = true;
-        } else if (s[i] == '{' || s[i] == '[') {
-            if (++d > mx) mx = d;
-        } else if (s[i] == '}' || s[i] == ']') {
-            d--;
-        }
-    }
-    return mx;
-}
-
 hr_status hr_hf_parse_config(const char *json, size_t len, hr_config *c, hr_hf_extra *extra) {
     memset(c, 0, sizeof *c);
-    if (depth_of(json, len) > MAX_CONFIG_DEPTH)
-        return hr_err(HR_ERR_FORMAT, "config.json nests deeper than %d levels", MAX_CONFIG_DEPTH);
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return hr_err(HR_ERR_FORMAT, "config.json is not valid JSON");
-    hr_status st = parse_root(root, c, extra);
+    cJSON *root;
+    hr_status st = hr_json_parse(json, len, &root);
+    if (st != HR_OK) {
+        hr_err_prefix("config.json");
+        return st;
+    }
+    st = parse_root(root, c, extra);
     cJSON_Delete(root);
     if (st == HR_OK) st = hr_config_validate(c);
     return st;

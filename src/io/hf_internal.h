@@ -22,8 +22,9 @@ typedef struct {
 hr_status hr_hf_parse_config(const char *json, size_t len, hr_config *c, hr_hf_extra *extra);
 
 /* Q/K row layouts of one projection (n_heads blocks of head_dim rows, each
- * row of `cols` floats; cols = 1 for a bias). HF llama/qwen2 rotate pairs
- * (i, i + hd/2) ("rotate half"); llama2.c/GGUF llama rotate (2i, 2i+1). */
+ * row of `cols` floats; cols = 1 for a bias). Rotate-half checkpoints (HF
+ * llama/qwen2, GGUF qwen2: the architecture row says which) rotate pairs
+ * (i, i + hd/2); llama2.c/GGUF llama rotate (2i, 2i+1). */
 void hr_qk_to_interleaved(float *w, int n_heads, int head_dim, size_t cols, float *tmp /* (head_dim * cols) */);
 void hr_qk_to_rotate_half(float *w, int n_heads, int head_dim, size_t cols, float *tmp /* (head_dim * cols) */);
 /* Row of the rotate-half layout stored at interleaved row r (within a head). */

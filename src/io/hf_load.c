@@ -1,36 +1,33 @@
 /* Hugging Face folders: config.json + model.safetensors or shards listed in
- * model.safetensors.index.json. Tensor names (with or without the
- * "model." / "transformer." prefix):
- *   llama/mistral/qwen2: embed_tokens, layers.N.self_attn.{q,k,v,o}_proj,
- *     layers.N.mlp.{gate,up,down}_proj, layers.N.{input,post_attention}_layernorm,
- *     norm, lm_head (absent when tied). Q/K rows (and biases) are in the
- *     rotate-half layout and are permuted per head to interleaved pairs.
- *   gpt2: wte, wpe, h.N.ln_1, h.N.attn.c_attn (fused QKV), h.N.attn.c_proj,
- *     h.N.ln_2, h.N.mlp.c_fc, h.N.mlp.c_proj, ln_f. Conv1D weights are
- *     stored (in, out) and are transposed. */
+ * model.safetensors.index.json. Tensor names and layouts are the
+ * architecture row's (model/arch.h): e.g. Llama's model.layers.N.self_attn.
+ * q_proj.weight with Q/K rows in the rotate-half layout (permuted per head
+ * to interleaved pairs), GPT-2's transformer.h.N.attn.c_attn.weight (fused
+ * QKV, Conv1D stored (in, out), transposed). The prefix ("model.",
+ * "transformer.") may be absent; lm_head.weight is absent when tied. */
 #include "io/hf_internal.h"
+#include "model/arch.h"
 
-#include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/json.h"
 #include "headroom/safetensors.h"
 #include "model/config.h"
 
-#define MAX_SHARDS 4096
-
 typedef struct {
     hr_model *m;
-    const char *prefix; /* "model." / "transformer." / "" */
+    const hr_arch_info *ai;
+    const char *prefix; /* the row's prefix, or "" when the checkpoint has none */
 } loader;
 
 static hr_status add_shard(hr_model *m, const char *dir, const char *file) {
     if (!*file || strchr(file, '/') || strcmp(file, "..") == 0 || strcmp(file, ".") == 0)
         return hr_err(HR_ERR_FORMAT, "shard name '%s' is not a plain file name", file);
-    if (m->n_shards >= MAX_SHARDS) return hr_err(HR_ERR_FORMAT, "more than %d shards", MAX_SHARDS);
+    if (m->n_shards >= HR_MAX_SHARDS) return hr_err(HR_ERR_FORMAT, "more than %d shards", HR_MAX_SHARDS);
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
         return hr_err(HR_ERR_INVALID_ARG, "path of shard '%s' is too long", file);
@@ -46,10 +43,14 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 /* Opens the distinct shard files named by weight_map. */
 static hr_status open_index(hr_model *m, const char *dir, const char *json, size_t len) {
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return hr_err(HR_ERR_FORMAT, "model.safetensors.index.json is not valid JSON");
+    cJSON *root;
+    hr_status st = hr_json_parse(json, len, &root);
+    if (st != HR_OK) {
+        hr_err_prefix("model.safetensors.index.json");
+        return st;
+    }
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    hr_status st = cJSON_IsObject(wm) ? HR_OK : hr_err(HR_ERR_FORMAT, "model.safetensors.index.json has no weight_map object");
+    st = cJSON_IsObject(wm) ? HR_OK : hr_err(HR_ERR_FORMAT, "model.safetensors.index.json has no weight_map object");
     int n = st == HR_OK ? cJSON_GetArraySize(wm) : 0;
     char **files = calloc((size_t)(n ? n : 1), sizeof *files); // (n) borrowed from the JSON
     if (!files && st == HR_OK) st = hr_err(HR_ERR_NOMEM, "out of memory");
@@ -187,41 +188,47 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
     return st;
 }
 
-static hr_status load_llama_layer(loader *ld, int l) {
-    const hr_config *c = &ld->m->cfg;
-    hr_layer_weights *w = &ld->m->w.layers[l];
-    int64_t dim = c->dim, hq = c->n_head[l], hk = c->n_head_kv[l], q = hq * c->head_dim, kv = hk * c->head_dim;
-    int64_t ff = c->n_ff[l];
-    char n[16][96];
-    const char *sfx[16] = {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-                           "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-                           "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
-                           "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias",
-                           "self_attn.o_proj.bias"};
-    for (int i = 0; i < 13; i++) snprintf(n[i], sizeof n[i], "layers.%d.%s", l, sfx[i]);
-    struct { tensor_req rq; const float **dst; bool want; } t[] = {
-        {{n[0], 1, dim, AS_IS, 0, false}, &w->attn_norm, true},
-        {{n[1], q, dim, PERMUTE_QK, (int)hq, false}, &w->wq, true},
-        {{n[2], kv, dim, PERMUTE_QK, (int)hk, false}, &w->wk, true},
-        {{n[3], kv, dim, AS_IS, 0, false}, &w->wv, true},
-        {{n[4], dim, q, AS_IS, 0, false}, &w->wo, true},
-        {{n[5], 1, dim, AS_IS, 0, false}, &w->ffn_norm, true},
-        {{n[6], ff, dim, AS_IS, 0, false}, &w->w_gate, true},
-        {{n[7], ff, dim, AS_IS, 0, false}, &w->w_up, true},
-        {{n[8], dim, ff, AS_IS, 0, false}, &w->w_down, true},
-        {{n[9], 1, q, PERMUTE_QK, (int)hq, false}, &w->bq, c->qkv_bias},
-        {{n[10], 1, kv, PERMUTE_QK, (int)hk, false}, &w->bk, c->qkv_bias},
-        {{n[11], 1, kv, AS_IS, 0, false}, &w->bv, c->qkv_bias},
-        {{n[12], 1, dim, AS_IS, 0, false}, &w->bo, c->out_bias},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        if (!t[i].want) continue;
-        hr_status st = load(ld, &t[i].rq, t[i].dst);
-        if (st != HR_OK) return st;
+/* One of the row's tensors into its slot (layer -1: a model tensor):
+ * stored shape from the slot's (Conv1D: transposed), Q/K rows permuted
+ * from rotate-half, stacked Q/K/V split into views. */
+static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
+    hr_model *m = ld->m;
+    const hr_config *c = &m->cfg;
+    int li = layer < 0 ? 0 : layer; /* per-layer sizes are read only for layer tensors */
+    int64_t rows, cols;
+    hr_slot_shape(c, layer, t->slot, &rows, &cols);
+    char name[160];
+    int at = layer >= 0 ? snprintf(name, sizeof name, ld->ai->hf_layer, layer) : 0;
+    snprintf(name + at, sizeof name - (size_t)at, "%s", t->name);
+    bool conv = t->layout == HR_HF_CONV1D && rows > 1;
+    tensor_req rq = {name, conv ? cols : rows, conv ? rows : cols, conv ? TRANSPOSE : AS_IS, 0, false};
+    if (t->layout == HR_HF_ROTATE_HALF) {
+        rq.tf = PERMUTE_QK;
+        rq.n_heads = t->slot == HR_SLOT_Q || t->slot == HR_SLOT_Q_B ? c->n_head[li] : c->n_head_kv[li];
     }
+    const float *p = NULL;
+    hr_status st = load(ld, &rq, &p);
+    if (st != HR_OK) return st;
+    if (t->slot == HR_SLOT_QKV || t->slot == HR_SLOT_QKV_B) { /* (q + 2 kv) rows or elements */
+        hr_layer_weights *w = &m->w.layers[li];
+        size_t row = t->slot == HR_SLOT_QKV ? (size_t)c->dim : 1;
+        size_t q = (size_t)c->n_head[li] * c->head_dim, kv = (size_t)c->n_head_kv[li] * c->head_dim;
+        const float **dst = t->slot == HR_SLOT_QKV ? &w->wq : &w->bq;
+        const float **dk = t->slot == HR_SLOT_QKV ? &w->wk : &w->bk, **dv = t->slot == HR_SLOT_QKV ? &w->wv : &w->bv;
+        *dst = p, *dk = p + q * row, *dv = p + (q + kv) * row;
+        return HR_OK;
+    }
+    *hr_slot_ptr(&m->w, li, t->slot) = p;
     return HR_OK;
 }
 
+/* The row's tensors that this configuration has, from a {NULL}-ended list. */
+static hr_status load_list(loader *ld, const hr_hf_tensor *list, int layer) {
+    hr_status st = HR_OK;
+    for (const hr_hf_tensor *t = list; t->name && st == HR_OK; t++)
+        if (hr_slot_expected(&ld->m->cfg, layer, t->slot)) st = load_slot(ld, t, layer);
+    return st;
+}
 
 /* lm_head (unprefixed in every checkpoint layout), or the embedding when the
  * classifier is tied: tied checkpoints that still store lm_head hold a copy
@@ -233,81 +240,21 @@ static hr_status load_classifier(loader *ld) {
         return HR_OK;
     }
     ld->prefix = "";
-    tensor_req head = {"lm_head.weight", m->cfg.vocab_size, m->cfg.dim, AS_IS, 0, false};
+    tensor_req head = {HR_HF_LM_HEAD, m->cfg.vocab_size, m->cfg.dim, AS_IS, 0, false};
     return load(ld, &head, &m->w.output);
 }
 
-static hr_status load_llama(loader *ld) {
+static hr_status load_weights(loader *ld) {
+    const hr_arch_info *ai = ld->ai;
     hr_model *m = ld->m;
-    hr_config *c = &m->cfg;
+    char first[160];
+    snprintf(first, sizeof first, "%s%s", ai->hf_prefix, ai->hf_head[0].name);
     bool dup;
     const hr_safetensors *sh;
-    ld->prefix = find(m, "model.embed_tokens.weight", &sh, &dup) ? "model." : "";
-    tensor_req emb = {"embed_tokens.weight", c->vocab_size, c->dim, AS_IS, 0, false};
-    tensor_req norm = {"norm.weight", 1, c->dim, AS_IS, 0, false};
-    hr_status st = load(ld, &emb, &m->w.tok_embd);
-    if (st == HR_OK) st = load(ld, &norm, &m->w.out_norm);
-    for (int l = 0; l < c->n_layers && st == HR_OK; l++) st = load_llama_layer(ld, l);
-    return st == HR_OK ? load_classifier(ld) : st;
-}
-
-/* c_attn: Conv1D (dim, 3 * dim) -> wq, wk, wv (dim, dim) each; bias split. */
-static hr_status load_gpt2_attn(loader *ld, int l) {
-    const hr_config *c = &ld->m->cfg;
-    hr_layer_weights *w = &ld->m->w.layers[l];
-    int64_t dim = c->dim, q = (int64_t)c->n_head[l] * c->head_dim;
-    if (q != dim) return hr_err(HR_ERR_FORMAT, "gpt2 layer %d: attention width %lld != n_embd", l, (long long)q);
-    char nw[64], nb[64];
-    snprintf(nw, sizeof nw, "h.%d.attn.c_attn.weight", l);
-    snprintf(nb, sizeof nb, "h.%d.attn.c_attn.bias", l);
-    const float *qkv = NULL, *b = NULL;
-    tensor_req rw = {nw, dim, 3 * dim, TRANSPOSE, 0, false}, rb = {nb, 1, 3 * dim, AS_IS, 0, false};
-    hr_status st = load(ld, &rw, &qkv); // (3 * dim, dim) after the transpose
-    if (st == HR_OK) st = load(ld, &rb, &b);
-    if (st != HR_OK) return st;
-    w->wq = qkv;
-    w->wk = qkv + (size_t)dim * (size_t)dim;
-    w->wv = qkv + 2 * (size_t)dim * (size_t)dim;
-    w->bq = b;
-    w->bk = b + dim;
-    w->bv = b + 2 * dim;
-    return HR_OK;
-}
-
-static hr_status load_gpt2_layer(loader *ld, int l) {
-    const hr_config *c = &ld->m->cfg;
-    hr_layer_weights *w = &ld->m->w.layers[l];
-    int64_t dim = c->dim, ff = c->n_ff[l];
-    hr_status st = load_gpt2_attn(ld, l);
-    char n[10][64];
-    const char *sfx[10] = {"ln_1.weight", "ln_1.bias", "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight",
-                           "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
-    for (int i = 0; i < 10; i++) snprintf(n[i], sizeof n[i], "h.%d.%s", l, sfx[i]);
-    struct { tensor_req rq; const float **dst; } t[] = {
-        {{n[0], 1, dim, AS_IS, 0, false}, &w->attn_norm}, {{n[1], 1, dim, AS_IS, 0, false}, &w->attn_norm_b},
-        {{n[2], dim, dim, TRANSPOSE, 0, false}, &w->wo},  {{n[3], 1, dim, AS_IS, 0, false}, &w->bo},
-        {{n[4], 1, dim, AS_IS, 0, false}, &w->ffn_norm},  {{n[5], 1, dim, AS_IS, 0, false}, &w->ffn_norm_b},
-        {{n[6], dim, ff, TRANSPOSE, 0, false}, &w->w_up}, {{n[7], 1, ff, AS_IS, 0, false}, &w->b_up},
-        {{n[8], ff, dim, TRANSPOSE, 0, false}, &w->w_down}, {{n[9], 1, dim, AS_IS, 0, false}, &w->b_down},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0] && st == HR_OK; i++) st = load(ld, &t[i].rq, t[i].dst);
-    return st;
-}
-
-static hr_status load_gpt2(loader *ld) {
-    hr_model *m = ld->m;
-    hr_config *c = &m->cfg;
-    bool dup;
-    const hr_safetensors *sh;
-    ld->prefix = find(m, "transformer.wte.weight", &sh, &dup) ? "transformer." : "";
-    tensor_req wte = {"wte.weight", c->vocab_size, c->dim, AS_IS, 0, false};
-    tensor_req wpe = {"wpe.weight", c->seq_len, c->dim, AS_IS, 0, false};
-    tensor_req lnw = {"ln_f.weight", 1, c->dim, AS_IS, 0, false}, lnb = {"ln_f.bias", 1, c->dim, AS_IS, 0, false};
-    hr_status st = load(ld, &wte, &m->w.tok_embd);
-    if (st == HR_OK) st = load(ld, &wpe, &m->w.pos_embd);
-    if (st == HR_OK) st = load(ld, &lnw, &m->w.out_norm);
-    if (st == HR_OK) st = load(ld, &lnb, &m->w.out_norm_b);
-    for (int l = 0; l < c->n_layers && st == HR_OK; l++) st = load_gpt2_layer(ld, l);
+    ld->prefix = find(m, first, &sh, &dup) ? ai->hf_prefix : "";
+    hr_status st = load_list(ld, ai->hf_head, -1);
+    if (st == HR_OK) st = load_list(ld, ai->hf_tail, -1);
+    for (int l = 0; l < m->cfg.n_layers && st == HR_OK; l++) st = load_list(ld, ai->hf_layer_tensors, l);
     return st == HR_OK ? load_classifier(ld) : st;
 }
 
@@ -323,6 +270,8 @@ hr_status hr_load_hf(hr_model *m, const char *dir) {
     if (st != HR_OK) return st;
     st = open_weights(m, dir);
     if (st != HR_OK) return st;
-    loader ld = {m, ""};
-    return m->cfg.arch == HR_ARCH_GPT2 ? load_gpt2(&ld) : load_llama(&ld);
+    loader ld = {m, hr_arch_info_of(m->cfg.arch), ""};
+    if (!ld.ai || !ld.ai->hf_layer_tensors)
+        return hr_err(HR_ERR_UNSUPPORTED, "architecture %s has no Hugging Face tensor names", hr_arch_name(m->cfg.arch));
+    return load_weights(&ld);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io/hf_internal.h"
+#include "model/arch.h"
 #include "model/config.h"
 
 #define CHUNK 65536
@@ -40,89 +41,47 @@ static hr_wtensor *add(wlist *L, const char *name, int64_t rows, int64_t cols, c
     return o;
 }
 
-#define ADD(nm, r, c, p)                                                  \
-    do {                                                                  \
-        if ((p) && !(o = add(L, nm, r, c, p))) return HR_ERR_NOMEM;       \
-    } while (0)
-
-static hr_status plan_llama(const hr_model *m, wlist *L) {
+/* The row's tensors from a {NULL}-ended list that the model holds (layer
+ * -1: model tensors), named and laid out as the family's checkpoints are. */
+static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_hf_tensor *list, int layer, wlist *L) {
     const hr_config *c = &m->cfg;
-    const hr_weights *w = &m->w;
-    int64_t d = c->dim, q = (int64_t)c->n_head[0] * c->head_dim, kv = (int64_t)c->n_head_kv[0] * c->head_dim;
-    int64_t ff = c->n_ff[0];
-    hr_wtensor *o = NULL;
-    char nm[96];
-    ADD("model.embed_tokens.weight", c->vocab_size, d, w->tok_embd);
-    for (int l = 0; l < c->n_layers; l++) {
-        const hr_layer_weights *lw = &w->layers[l];
-#define N(s) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, s), nm)
-        ADD(N("input_layernorm.weight"), 1, d, lw->attn_norm);
-        ADD(N("self_attn.q_proj.weight"), q, d, lw->wq);
-        o->perm_heads = c->n_head[l];
-        ADD(N("self_attn.k_proj.weight"), kv, d, lw->wk);
-        o->perm_heads = c->n_head_kv[l];
-        ADD(N("self_attn.v_proj.weight"), kv, d, lw->wv);
-        ADD(N("self_attn.o_proj.weight"), d, q, lw->wo);
-        if (lw->bq) {
-            ADD(N("self_attn.q_proj.bias"), 1, q, lw->bq);
-            o->perm_heads = c->n_head[l];
+    hr_weights *w = (hr_weights *)&m->w; /* read only */
+    int li = layer < 0 ? 0 : layer; /* per-layer sizes are read only for layer tensors */
+    for (const hr_hf_tensor *t = list; t->name; t++) {
+        bool stacked = t->slot == HR_SLOT_QKV || t->slot == HR_SLOT_QKV_B;
+        const hr_layer_weights *lw = &m->w.layers[li];
+        const float *p = stacked ? (t->slot == HR_SLOT_QKV ? lw->wq : lw->bq) : *hr_slot_ptr(w, li, t->slot);
+        if (!p) continue;
+        char nm[160];
+        int at = snprintf(nm, sizeof nm, "%s", ai->hf_prefix);
+        if (layer >= 0) at += snprintf(nm + at, sizeof nm - (size_t)at, ai->hf_layer, layer);
+        snprintf(nm + at, sizeof nm - (size_t)at, "%s", t->name);
+        int64_t rows, cols;
+        hr_slot_shape(c, layer, t->slot, &rows, &cols);
+        hr_wtensor *o = add(L, nm, rows, cols, p);
+        if (!o) return HR_ERR_NOMEM;
+        if (stacked) { /* Q, K, V rows (bias elements) one after another */
+            int64_t q = (int64_t)c->n_head[li] * c->head_dim, kv = (int64_t)c->n_head_kv[li] * c->head_dim;
+            o->n_parts = 3;
+            o->part[1] = t->slot == HR_SLOT_QKV ? lw->wk : lw->bk;
+            o->part[2] = t->slot == HR_SLOT_QKV ? lw->wv : lw->bv;
+            o->part_rows[0] = q, o->part_rows[1] = kv, o->part_rows[2] = kv;
         }
-        if (lw->bk) {
-            ADD(N("self_attn.k_proj.bias"), 1, kv, lw->bk);
-            o->perm_heads = c->n_head_kv[l];
-        }
-        ADD(N("self_attn.v_proj.bias"), 1, kv, lw->bv);
-        ADD(N("self_attn.o_proj.bias"), 1, d, lw->bo);
-        ADD(N("post_attention_layernorm.weight"), 1, d, lw->ffn_norm);
-        ADD(N("mlp.gate_proj.weight"), ff, d, lw->w_gate);
-        ADD(N("mlp.up_proj.weight"), ff, d, lw->w_up);
-        ADD(N("mlp.down_proj.weight"), d, ff, lw->w_down);
-#undef N
+        if (t->layout == HR_HF_CONV1D && rows > 1) o->transpose = true;
+        if (t->layout == HR_HF_ROTATE_HALF)
+            o->perm_heads = t->slot == HR_SLOT_Q || t->slot == HR_SLOT_Q_B ? c->n_head[li] : c->n_head_kv[li];
     }
-    ADD("model.norm.weight", 1, d, w->out_norm);
-    if (!c->tied_classifier) ADD("lm_head.weight", c->vocab_size, d, w->output);
     return HR_OK;
 }
 
-static hr_status plan_gpt2(const hr_model *m, wlist *L) {
-    const hr_config *c = &m->cfg;
-    const hr_weights *w = &m->w;
-    int64_t d = c->dim, ff = c->n_ff[0];
-    hr_wtensor *o = NULL;
-    char nm[96];
-    ADD("transformer.wte.weight", c->vocab_size, d, w->tok_embd);
-    ADD("transformer.wpe.weight", c->seq_len, d, w->pos_embd);
-    for (int l = 0; l < c->n_layers; l++) {
-        const hr_layer_weights *lw = &w->layers[l];
-#define N(s) (snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, s), nm)
-        ADD(N("ln_1.weight"), 1, d, lw->attn_norm);
-        ADD(N("ln_1.bias"), 1, d, lw->attn_norm_b);
-        /* Conv1D stores (in, out): the stacked (3d, d) QKV transposed. */
-        ADD(N("attn.c_attn.weight"), 3 * d, d, lw->wq);
-        o->n_parts = 3, o->part[1] = lw->wk, o->part[2] = lw->wv, o->transpose = true;
-        o->part_rows[0] = o->part_rows[1] = o->part_rows[2] = d;
-        ADD(N("attn.c_attn.bias"), 1, 3 * d, lw->bq);
-        o->n_parts = 3, o->part[1] = lw->bk, o->part[2] = lw->bv;
-        o->part_rows[0] = o->part_rows[1] = o->part_rows[2] = d;
-        ADD(N("attn.c_proj.weight"), d, d, lw->wo);
-        o->transpose = true;
-        ADD(N("attn.c_proj.bias"), 1, d, lw->bo);
-        ADD(N("ln_2.weight"), 1, d, lw->ffn_norm);
-        ADD(N("ln_2.bias"), 1, d, lw->ffn_norm_b);
-        ADD(N("mlp.c_fc.weight"), ff, d, lw->w_up);
-        o->transpose = true;
-        ADD(N("mlp.c_fc.bias"), 1, ff, lw->b_up);
-        ADD(N("mlp.c_proj.weight"), d, ff, lw->w_down);
-        o->transpose = true;
-        ADD(N("mlp.c_proj.bias"), 1, d, lw->b_down);
-#undef N
-    }
-    ADD("transformer.ln_f.weight", 1, d, w->out_norm);
-    ADD("transformer.ln_f.bias", 1, d, w->out_norm_b);
-    if (!c->tied_classifier) ADD("lm_head.weight", c->vocab_size, d, w->output);
-    return HR_OK;
+static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *L) {
+    hr_status st = plan_list(m, ai, ai->hf_head, -1, L);
+    for (int l = 0; l < m->cfg.n_layers && st == HR_OK; l++) st = plan_list(m, ai, ai->hf_layer_tensors, l, L);
+    if (st == HR_OK) st = plan_list(m, ai, ai->hf_tail, -1, L);
+    if (st == HR_OK && !m->cfg.tied_classifier && !add(L, HR_HF_LM_HEAD, m->cfg.vocab_size, m->cfg.dim, m->w.output))
+        st = HR_ERR_NOMEM;
+    return st;
 }
-#undef ADD
 
 /* Shortest decimal that reads back as the same float (config.json
  * readers parse doubles; 1e-5 should not become 9.99999974738e-06). */
@@ -136,17 +95,15 @@ static cJSON *float_json(float v) {
     return cJSON_CreateRaw(buf);
 }
 
-static char *config_json(const hr_model *m, const hr_tokenizer *tok, hr_dtype dtype) {
+static char *config_json(const hr_model *m, const hr_arch_info *ai, const hr_tokenizer *tok, hr_dtype dtype) {
     const hr_config *c = &m->cfg;
     static const char *const torch_dtype[] = {"float32", "float16", "bfloat16"};
     cJSON *j = cJSON_CreateObject();
     cJSON *archs = cJSON_AddArrayToObject(j, "architectures");
-    bool gpt2 = c->arch == HR_ARCH_GPT2;
-    const char *cls = gpt2 ? "GPT2LMHeadModel" : c->arch == HR_ARCH_QWEN2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-    cJSON_AddItemToArray(archs, cJSON_CreateString(cls));
-    cJSON_AddStringToObject(j, "model_type", hr_arch_name(c->arch));
+    cJSON_AddItemToArray(archs, cJSON_CreateString(ai->hf_class));
+    cJSON_AddStringToObject(j, "model_type", ai->name);
     cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
-    if (gpt2) {
+    if (ai->hf_config == HR_HF_CONFIG_GPT2) {
         cJSON_AddNumberToObject(j, "n_embd", c->dim);
         cJSON_AddNumberToObject(j, "n_layer", c->n_layers);
         cJSON_AddNumberToObject(j, "n_head", c->n_head[0]);
@@ -166,7 +123,7 @@ static char *config_json(const hr_model *m, const hr_tokenizer *tok, hr_dtype dt
         cJSON_AddItemToObject(j, "rms_norm_eps", float_json(c->norm_eps));
         cJSON_AddItemToObject(j, "rope_theta", float_json(c->rope_theta));
         cJSON_AddStringToObject(j, "hidden_act", "silu");
-        if (c->arch == HR_ARCH_LLAMA) cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
+        if (ai->hf_attention_bias) cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
         if (c->rope_scaling.llama3) {
             cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
             cJSON_AddStringToObject(rs, "rope_type", "llama3");
@@ -300,8 +257,8 @@ static void remove_tree_files(const char *dir) {
     rmdir(dir);
 }
 
-static hr_status check_writable(const hr_config *c, const char *dir) {
-    if (c->arch != HR_ARCH_LLAMA && c->arch != HR_ARCH_QWEN2 && c->arch != HR_ARCH_GPT2)
+static hr_status check_writable(const hr_config *c, const hr_arch_info *ai, const char *dir) {
+    if (!ai || !ai->hf_layer_tensors)
         return hr_err(HR_ERR_UNSUPPORTED, "architecture %s cannot be written as a Hugging Face folder", hr_arch_name(c->arch));
     for (int l = 0; l < c->n_layers; l++)
         if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0] ||
@@ -319,10 +276,11 @@ static hr_status check_writable(const hr_config *c, const char *dir) {
 hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype) {
     if (!m || !dir) return hr_err(HR_ERR_INVALID_ARG, "no model or output folder given");
     if ((unsigned)dtype > HR_DTYPE_BF16) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
-    hr_status st = check_writable(&m->cfg, dir);
+    const hr_arch_info *ai = hr_arch_info_of(m->cfg.arch);
+    hr_status st = check_writable(&m->cfg, ai, dir);
     if (st != HR_OK) return st;
     wlist L = {0};
-    st = m->cfg.arch == HR_ARCH_GPT2 ? plan_gpt2(m, &L) : plan_llama(m, &L);
+    st = plan_tensors(m, ai, &L);
     if (st != HR_OK) {
         free(L.t);
         return hr_err(HR_ERR_NOMEM, "out of memory");
@@ -336,7 +294,7 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
         free(L.t);
         return hr_err(HR_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
     }
-    char *cfg = config_json(m, tok, dtype);
+    char *cfg = config_json(m, ai, tok, dtype);
     st = cfg ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory building config.json");
     snprintf(path, sizeof path, "%s/config.json", tmp);
     if (st == HR_OK) st = write_text(path, cfg);

@@ -33,12 +33,8 @@ struct hr_config {
     hr_rope_scaling rope_scaling;
 };
 
-/* Sets arch and its traits (norm, MLP, positions, biases) in c. */
-hr_status hr_config_set_arch(hr_config *c, hr_arch arch);
-/* Architecture from its name ("llama", "mistral", "qwen2", "gpt2", ...). */
-hr_status hr_arch_from_name(const char *name, hr_arch *out);
-
-/* Sets arch and its traits (norm, MLP, positions, biases) in c. */
+/* Sets arch and its traits (norm, MLP, positions, biases) from its row of
+ * the registry (model/arch.h) in c. */
 hr_status hr_config_set_arch(hr_config *c, hr_arch arch);
 
 #endif

@@ -109,72 +109,126 @@ int hr_config_max_heads(const hr_config *c) { return max_over_layers(c, c->n_hea
 int hr_config_max_kv_heads(const hr_config *c) { return max_over_layers(c, c->n_head_kv); }
 int hr_config_max_ff(const hr_config *c) { return max_over_layers(c, c->n_ff); }
 
-/* Every weight slot of a layer, GGUF-named, with its shape. */
+bool hr_config_uniform(const hr_config *c) {
+    for (int l = 1; l < c->n_layers; l++)
+        if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0]) return false;
+    return c->n_layers > 0 && c->n_head[0] > 0 && c->n_ff[0] > 0;
+}
+
+/* Every weight slot, GGUF-named, with its shape (hr_slot order). */
 typedef struct {
     const char *name;
-    size_t offset; /* of the pointer in hr_layer_weights */
-    int rows_kind, cols_kind; /* 0 = 1, 1 = dim, 2 = q_dim, 3 = kv_dim, 4 = n_ff */
-} layer_slot;
+    int layer_offset;         /* of the pointer in hr_layer_weights; -1 for model slots and QKV */
+    int rows_kind, cols_kind; /* 0 = 1, 1 = dim, 2 = q_dim, 3 = kv_dim, 4 = n_ff, 5 = q_dim + 2 kv_dim, 6 = vocab, 7 = seq_len */
+} slot_info;
 
-static const layer_slot layer_slots[] = {
-    {"attn_norm.weight", offsetof(hr_layer_weights, attn_norm), 0, 1},
-    {"attn_norm.bias", offsetof(hr_layer_weights, attn_norm_b), 0, 1},
-    {"attn_q.weight", offsetof(hr_layer_weights, wq), 2, 1},
-    {"attn_q.bias", offsetof(hr_layer_weights, bq), 0, 2},
-    {"attn_k.weight", offsetof(hr_layer_weights, wk), 3, 1},
-    {"attn_k.bias", offsetof(hr_layer_weights, bk), 0, 3},
-    {"attn_v.weight", offsetof(hr_layer_weights, wv), 3, 1},
-    {"attn_v.bias", offsetof(hr_layer_weights, bv), 0, 3},
-    {"attn_output.weight", offsetof(hr_layer_weights, wo), 1, 2},
-    {"attn_output.bias", offsetof(hr_layer_weights, bo), 0, 1},
-    {"ffn_norm.weight", offsetof(hr_layer_weights, ffn_norm), 0, 1},
-    {"ffn_norm.bias", offsetof(hr_layer_weights, ffn_norm_b), 0, 1},
-    {"ffn_gate.weight", offsetof(hr_layer_weights, w_gate), 4, 1},
-    {"ffn_up.weight", offsetof(hr_layer_weights, w_up), 4, 1},
-    {"ffn_up.bias", offsetof(hr_layer_weights, b_up), 0, 4},
-    {"ffn_down.weight", offsetof(hr_layer_weights, w_down), 1, 4},
-    {"ffn_down.bias", offsetof(hr_layer_weights, b_down), 0, 1},
+#define LW(f) (int)offsetof(hr_layer_weights, f)
+static const slot_info slots[] = {
+    [HR_SLOT_ATTN_NORM] = {"attn_norm.weight", LW(attn_norm), 0, 1},
+    [HR_SLOT_ATTN_NORM_B] = {"attn_norm.bias", LW(attn_norm_b), 0, 1},
+    [HR_SLOT_Q] = {"attn_q.weight", LW(wq), 2, 1},
+    [HR_SLOT_Q_B] = {"attn_q.bias", LW(bq), 0, 2},
+    [HR_SLOT_K] = {"attn_k.weight", LW(wk), 3, 1},
+    [HR_SLOT_K_B] = {"attn_k.bias", LW(bk), 0, 3},
+    [HR_SLOT_V] = {"attn_v.weight", LW(wv), 3, 1},
+    [HR_SLOT_V_B] = {"attn_v.bias", LW(bv), 0, 3},
+    [HR_SLOT_O] = {"attn_output.weight", LW(wo), 1, 2},
+    [HR_SLOT_O_B] = {"attn_output.bias", LW(bo), 0, 1},
+    [HR_SLOT_FFN_NORM] = {"ffn_norm.weight", LW(ffn_norm), 0, 1},
+    [HR_SLOT_FFN_NORM_B] = {"ffn_norm.bias", LW(ffn_norm_b), 0, 1},
+    [HR_SLOT_GATE] = {"ffn_gate.weight", LW(w_gate), 4, 1},
+    [HR_SLOT_UP] = {"ffn_up.weight", LW(w_up), 4, 1},
+    [HR_SLOT_UP_B] = {"ffn_up.bias", LW(b_up), 0, 4},
+    [HR_SLOT_DOWN] = {"ffn_down.weight", LW(w_down), 1, 4},
+    [HR_SLOT_DOWN_B] = {"ffn_down.bias", LW(b_down), 0, 1},
+    [HR_SLOT_QKV] = {"attn_qkv.weight", -1, 5, 1},
+    [HR_SLOT_QKV_B] = {"attn_qkv.bias", -1, 0, 5},
+    [HR_SLOT_TOK_EMBD] = {"token_embd.weight", -1, 6, 1},
+    [HR_SLOT_POS_EMBD] = {"position_embd.weight", -1, 7, 1},
+    [HR_SLOT_OUT_NORM] = {"output_norm.weight", -1, 0, 1},
+    [HR_SLOT_OUT_NORM_B] = {"output_norm.bias", -1, 0, 1},
+    [HR_SLOT_OUTPUT] = {"output.weight", -1, 6, 1},
 };
-enum { N_LAYER_SLOTS = sizeof layer_slots / sizeof layer_slots[0] };
+#undef LW
+
+const char *hr_slot_gguf_name(hr_slot s) { return slots[s].name; }
 
 static int64_t slot_dim(const hr_config *c, int l, int kind) {
+    int64_t q = l >= 0 ? (int64_t)c->n_head[l] * c->head_dim : 0, kv = l >= 0 ? (int64_t)c->n_head_kv[l] * c->head_dim : 0;
     switch (kind) {
     case 1: return c->dim;
-    case 2: return (int64_t)c->n_head[l] * c->head_dim;
-    case 3: return (int64_t)c->n_head_kv[l] * c->head_dim;
-    case 4: return c->n_ff[l];
+    case 2: return q;
+    case 3: return kv;
+    case 4: return l >= 0 ? c->n_ff[l] : 0;
+    case 5: return q + 2 * kv;
+    case 6: return c->vocab_size;
+    case 7: return c->seq_len;
     default: return 1;
+    }
+}
+
+void hr_slot_shape(const hr_config *c, int layer, hr_slot s, int64_t *rows, int64_t *cols) {
+    *rows = slot_dim(c, layer, slots[s].rows_kind);
+    *cols = slot_dim(c, layer, slots[s].cols_kind);
+}
+
+bool hr_slot_expected(const hr_config *c, int l, hr_slot s) {
+    bool attn = l >= 0 && c->n_head[l] > 0, mlp = l >= 0 && c->n_ff[l] > 0, ln = c->norm == HR_NORM_LAYER;
+    switch (s) {
+    case HR_SLOT_ATTN_NORM: case HR_SLOT_Q: case HR_SLOT_K: case HR_SLOT_V: case HR_SLOT_O: case HR_SLOT_QKV:
+        return attn;
+    case HR_SLOT_ATTN_NORM_B: return attn && ln;
+    case HR_SLOT_Q_B: case HR_SLOT_K_B: case HR_SLOT_V_B: case HR_SLOT_QKV_B: return attn && c->qkv_bias;
+    case HR_SLOT_O_B: return attn && c->out_bias;
+    case HR_SLOT_FFN_NORM: case HR_SLOT_UP: case HR_SLOT_DOWN: return mlp;
+    case HR_SLOT_FFN_NORM_B: return mlp && ln;
+    case HR_SLOT_GATE: return mlp && c->mlp == HR_MLP_SWIGLU;
+    case HR_SLOT_UP_B: case HR_SLOT_DOWN_B: return mlp && c->mlp_bias;
+    case HR_SLOT_TOK_EMBD: case HR_SLOT_OUT_NORM: return true;
+    case HR_SLOT_POS_EMBD: return c->pos == HR_POS_LEARNED;
+    case HR_SLOT_OUT_NORM_B: return ln;
+    case HR_SLOT_OUTPUT: return !c->tied_classifier;
+    default: return false;
+    }
+}
+
+const float **hr_slot_ptr(hr_weights *w, int layer, hr_slot s) {
+    if (s < HR_N_LAYER_SLOTS) return (const float **)((char *)&w->layers[layer] + slots[s].layer_offset);
+    switch (s) {
+    case HR_SLOT_TOK_EMBD: return &w->tok_embd;
+    case HR_SLOT_POS_EMBD: return &w->pos_embd;
+    case HR_SLOT_OUT_NORM: return &w->out_norm;
+    case HR_SLOT_OUT_NORM_B: return &w->out_norm_b;
+    case HR_SLOT_OUTPUT: return &w->output;
+    default: return NULL;
     }
 }
 
 int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap) {
     const hr_config *c = &m->cfg;
-    const hr_weights *w = &m->w;
+    hr_weights *w = (hr_weights *)&m->w; /* read only: hr_slot_ptr serves loaders too */
     int n = 0;
-#define ADD(nm, r, cc, ptr, lay)                                                   \
+    static const hr_slot pre[] = {HR_SLOT_TOK_EMBD, HR_SLOT_POS_EMBD}, post[] = {HR_SLOT_OUT_NORM, HR_SLOT_OUT_NORM_B};
+#define ADD(slot, lay)                                                             \
     do {                                                                           \
-        if (ptr) {                                                                 \
+        const float *p_ = *hr_slot_ptr(w, (lay) < 0 ? 0 : (lay), (slot));           \
+        if (p_) {                                                                  \
             if (n < cap) {                                                         \
-                snprintf(out[n].name, sizeof out[n].name, "%s", nm);               \
-                out[n].rows = (r), out[n].cols = (cc), out[n].data = (ptr);        \
-                out[n].layer = (lay);                                              \
+                if ((lay) >= 0)                                                    \
+                    snprintf(out[n].name, sizeof out[n].name, "blk.%d.%s", (lay), slots[slot].name); \
+                else                                                               \
+                    snprintf(out[n].name, sizeof out[n].name, "%s", slots[slot].name); \
+                hr_slot_shape(c, (lay), (slot), &out[n].rows, &out[n].cols);       \
+                out[n].data = p_, out[n].layer = (lay);                            \
             }                                                                      \
             n++;                                                                   \
         }                                                                          \
     } while (0)
-    ADD("token_embd.weight", c->vocab_size, c->dim, w->tok_embd, -1);
-    ADD("position_embd.weight", c->seq_len, c->dim, w->pos_embd, -1);
-    for (int l = 0; l < c->n_layers; l++) {
-        for (int s = 0; s < N_LAYER_SLOTS; s++) {
-            const float *p = *(const float *const *)((const char *)&w->layers[l] + layer_slots[s].offset);
-            char nm[64];
-            snprintf(nm, sizeof nm, "blk.%d.%s", l, layer_slots[s].name);
-            ADD(nm, slot_dim(c, l, layer_slots[s].rows_kind), slot_dim(c, l, layer_slots[s].cols_kind), p, l);
-        }
-    }
-    ADD("output_norm.weight", 1, c->dim, w->out_norm, -1);
-    ADD("output_norm.bias", 1, c->dim, w->out_norm_b, -1);
-    if (!c->tied_classifier) ADD("output.weight", c->vocab_size, c->dim, w->output, -1);
+    for (int i = 0; i < 2; i++) ADD(pre[i], -1);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int s = 0; s < HR_N_LAYER_SLOTS; s++) ADD((hr_slot)s, l);
+    for (int i = 0; i < 2; i++) ADD(post[i], -1);
+    if (!c->tied_classifier) ADD(HR_SLOT_OUTPUT, -1);
 #undef ADD
     return n;
 }

@@ -57,6 +57,49 @@ struct hr_model {
     void (*packed_free)(void *packed);
 };
 
+/* Weight slots: the layer's in canonical (GGUF listing) order, then
+ * stacked Q/K/V of fused checkpoints, then the model-level ones. */
+typedef enum {
+    HR_SLOT_ATTN_NORM = 0,
+    HR_SLOT_ATTN_NORM_B,
+    HR_SLOT_Q,
+    HR_SLOT_Q_B,
+    HR_SLOT_K,
+    HR_SLOT_K_B,
+    HR_SLOT_V,
+    HR_SLOT_V_B,
+    HR_SLOT_O,
+    HR_SLOT_O_B,
+    HR_SLOT_FFN_NORM,
+    HR_SLOT_FFN_NORM_B,
+    HR_SLOT_GATE,
+    HR_SLOT_UP,
+    HR_SLOT_UP_B,
+    HR_SLOT_DOWN,
+    HR_SLOT_DOWN_B,
+    HR_N_LAYER_SLOTS,
+    HR_SLOT_QKV = HR_N_LAYER_SLOTS, /* Q, K, V rows stacked (GPT-2's c_attn, GGUF attn_qkv) */
+    HR_SLOT_QKV_B,                  /* their biases, stacked */
+    HR_SLOT_TOK_EMBD,
+    HR_SLOT_POS_EMBD,
+    HR_SLOT_OUT_NORM,
+    HR_SLOT_OUT_NORM_B,
+    HR_SLOT_OUTPUT
+} hr_slot;
+
+/* GGUF name of a slot ("attn_q.weight", "token_embd.weight"; layer slots
+ * without the "blk.N." part). */
+const char *hr_slot_gguf_name(hr_slot s);
+/* Shape of a slot in headroom's layout (rows, cols); vectors have rows 1.
+ * QKV: (q + 2 kv rows, dim); QKV_B: (1, q + 2 kv). */
+void hr_slot_shape(const hr_config *c, int layer, hr_slot s, int64_t *rows, int64_t *cols);
+/* Does a model of config c have this weight (layer sizes and architecture
+ * traits: biases, LayerNorm, SwiGLU, learned positions, tied classifier)? */
+bool hr_slot_expected(const hr_config *c, int layer, hr_slot s);
+/* Where the slot's pointer lives (layer slots of `layer`, model slots);
+ * NULL for the stacked QKV pseudo-slots. */
+const float **hr_slot_ptr(hr_weights *w, int layer, hr_slot s);
+
 /* One present weight tensor, GGUF-named, f32 row-major (rows, cols). */
 typedef struct {
     char name[64];

@@ -3,6 +3,8 @@
  * as inline JSON (with every '<' escaped so no string can close the script
  * element), images as base64 data URIs; the inline script draws the page. */
 #include "core/internal.h"
+#include "core/json.h"
+#include "core/limits.h"
 #include "report/report_internal.h"
 
 #include <cjson/cJSON.h>
@@ -10,48 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An embedded picture larger than this is surely a mistake (a 4095² RGB
- * heatmap compresses far below it). */
-#define HR_REPORT_MAX_IMAGE_BYTES ((size_t)64 << 20)
+/* ---- string helpers ------------------------------------------------------ */
 
-/* ---- string buffer ------------------------------------------------------ */
-
-void hr_sbuf_append(hr_sbuf *b, const char *s, size_t n) {
-    if (b->failed) return;
-    size_t need;
-    if (!hr_add_size(b->len, n, &need) || !hr_add_size(need, 1, &need)) {
-        b->failed = 1;
-        return;
-    }
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 1 << 16;
-        while (cap < need) {
-            if (!hr_mul_size(cap, 2, &cap)) {
-                b->failed = 1;
-                return;
-            }
-        }
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-void hr_sbuf_puts(hr_sbuf *b, const char *s) { hr_sbuf_append(b, s, strlen(s)); }
-
-void hr_sbuf_free(hr_sbuf *b) {
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
-void hr_sbuf_base64(hr_sbuf *b, const unsigned char *d, size_t n) {
+void hr_strbuf_base64(hr_strbuf *b, const unsigned char *d, size_t n) {
     static const char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char chunk[4 * 1024];
     size_t at = 0;
@@ -64,23 +27,23 @@ void hr_sbuf_base64(hr_sbuf *b, const unsigned char *d, size_t n) {
         chunk[at++] = i + 1 < n ? k[(v >> 6) & 63] : '=';
         chunk[at++] = i + 2 < n ? k[v & 63] : '=';
         if (at == sizeof chunk) {
-            hr_sbuf_append(b, chunk, at);
+            hr_strbuf_append(b, chunk, at);
             at = 0;
         }
     }
-    hr_sbuf_append(b, chunk, at);
+    hr_strbuf_append(b, chunk, at);
 }
 
 /* Text for HTML element content and attribute values. */
-static void put_html_text(hr_sbuf *b, const char *s) {
+static void put_html_text(hr_strbuf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '&': hr_sbuf_puts(b, "&amp;"); break;
-        case '<': hr_sbuf_puts(b, "&lt;"); break;
-        case '>': hr_sbuf_puts(b, "&gt;"); break;
-        case '"': hr_sbuf_puts(b, "&quot;"); break;
-        case '\'': hr_sbuf_puts(b, "&#39;"); break;
-        default: hr_sbuf_append(b, s, 1);
+        case '&': hr_strbuf_puts(b, "&amp;"); break;
+        case '<': hr_strbuf_puts(b, "&lt;"); break;
+        case '>': hr_strbuf_puts(b, "&gt;"); break;
+        case '"': hr_strbuf_puts(b, "&quot;"); break;
+        case '\'': hr_strbuf_puts(b, "&#39;"); break;
+        default: hr_strbuf_append(b, s, 1);
         }
     }
 }
@@ -88,26 +51,26 @@ static void put_html_text(hr_sbuf *b, const char *s) {
 /* JSON inside <script type="application/json">: '<' can only occur inside
  * JSON strings, where \u003c means the same character, so "</script>" and
  * "<!--" can never appear in the element's raw text. */
-static void put_script_json(hr_sbuf *b, const char *json) {
+static void put_script_json(hr_strbuf *b, const char *json) {
     const char *run = json;
     for (const char *s = json; *s; s++) {
         if (*s != '<') continue;
-        hr_sbuf_append(b, run, (size_t)(s - run));
-        hr_sbuf_puts(b, "\\u003c");
+        hr_strbuf_append(b, run, (size_t)(s - run));
+        hr_strbuf_puts(b, "\\u003c");
         run = s + 1;
     }
-    hr_sbuf_puts(b, run);
+    hr_strbuf_puts(b, run);
 }
 
 /* ---- validating the documents -------------------------------------------- */
 
 static hr_status parse_doc(const char *json, const char *name, const char *array_key, cJSON **out) {
     *out = NULL;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
-    if (!root) {
-        size_t at = end && end >= json ? (size_t)(end - json) : 0;
-        return hr_err(HR_ERR_FORMAT, "%s is not valid JSON (error near byte %zu)", name, at);
+    cJSON *root;
+    hr_status st = hr_json_parse(json, strlen(json), &root);
+    if (st != HR_OK) {
+        hr_err_prefix("%s", name);
+        return st;
     }
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, array_key);
     if (!cJSON_IsObject(root) || !cJSON_IsArray(arr)) {
@@ -142,11 +105,11 @@ static int known_section(const char *s) {
 }
 
 static hr_status data_uri(const unsigned char *png, size_t len, char **out) {
-    hr_sbuf b = {0};
-    hr_sbuf_puts(&b, "data:image/png;base64,");
-    hr_sbuf_base64(&b, png, len);
+    hr_strbuf b = {0};
+    hr_strbuf_puts(&b, "data:image/png;base64,");
+    hr_strbuf_base64(&b, png, len);
     if (b.failed) {
-        hr_sbuf_free(&b);
+        hr_strbuf_free(&b);
         return hr_err(HR_ERR_NOMEM, "out of memory encoding an image");
     }
     *out = b.p;
@@ -175,7 +138,7 @@ static hr_status describe_image(const hr_report_image *im, int idx, cJSON *list)
     hr_status st = hr_read_file(im->png_path, &png, &len);
     if (st < 0) return st;
     hr_png_info info;
-    if (len > HR_REPORT_MAX_IMAGE_BYTES)
+    if (len > HR_MAX_REPORT_IMAGE_BYTES)
         st = hr_err(HR_ERR_RANGE, "image '%s' is too large to embed (%zu bytes)", im->png_path, len);
     else if ((st = hr_png_read_info((const unsigned char *)png, len, &info)) < 0)
         hr_err_prefix("image '%s'", im->png_path);
@@ -237,18 +200,18 @@ static hr_status report_data(const hr_report_image *images, int n_images, char *
 
 /* ---- the page ----------------------------------------------------------- */
 
-static void put_page(hr_sbuf *b, const char *title, const char *heads, const char *layers, const char *data) {
-    hr_sbuf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+static void put_page(hr_strbuf *b, const char *title, const char *heads, const char *layers, const char *data) {
+    hr_strbuf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                     /* The page must never reach out: forbid every fetch but inline code and data: images. */
                     "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
                     "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n<title>");
     put_html_text(b, title);
-    hr_sbuf_puts(b, "</title>\n<style>\n");
-    hr_sbuf_puts(b, hr_report_css);
-    hr_sbuf_puts(b, "</style>\n</head>\n<body>\n<header>\n<h1 id=\"title\">");
+    hr_strbuf_puts(b, "</title>\n<style>\n");
+    hr_strbuf_puts(b, hr_report_css);
+    hr_strbuf_puts(b, "</style>\n</head>\n<body>\n<header>\n<h1 id=\"title\">");
     put_html_text(b, title);
-    hr_sbuf_puts(b,
+    hr_strbuf_puts(b,
                  "</h1>\n<p class=\"sub\">Attention-head analysis by headroom. Every score, rank and picture "
                  "below is embedded in this file.</p>\n<nav><a href=\"#summary\">Summary</a><a "
                  "href=\"#methods\">Methods</a><a href=\"#heads\">Heads</a><a href=\"#layers\">Layers</a><a "
@@ -270,16 +233,16 @@ static void put_page(hr_sbuf *b, const char *title, const char *heads, const cha
                  "JavaScript to see them.</p></noscript>\n"
                  "<script type=\"application/json\" id=\"heads-data\">");
     put_script_json(b, heads);
-    hr_sbuf_puts(b, "</script>\n<script type=\"application/json\" id=\"layers-data\">");
+    hr_strbuf_puts(b, "</script>\n<script type=\"application/json\" id=\"layers-data\">");
     put_script_json(b, layers ? layers : "null");
-    hr_sbuf_puts(b, "</script>\n<script type=\"application/json\" id=\"report-data\">");
+    hr_strbuf_puts(b, "</script>\n<script type=\"application/json\" id=\"report-data\">");
     put_script_json(b, data);
-    hr_sbuf_puts(b, "</script>\n<script>\n");
-    hr_sbuf_puts(b, hr_report_js);
-    hr_sbuf_puts(b, "</script>\n</body>\n</html>\n");
+    hr_strbuf_puts(b, "</script>\n<script>\n");
+    hr_strbuf_puts(b, hr_report_js);
+    hr_strbuf_puts(b, "</script>\n</body>\n</html>\n");
 }
 
-static hr_status write_all(const char *path, const hr_sbuf *b) {
+static hr_status write_all(const char *path, const hr_strbuf *b) {
     hr_atomic_file af;
     hr_status st = hr_atomic_open(path, &af);
     if (st < 0) return st;
@@ -328,12 +291,12 @@ hr_status hr_report_write_html(const char *path, const char *title, const char *
     if (st < 0) return st;
     char *data = NULL;
     st = report_data(images, n_images, &data);
-    hr_sbuf b = {0};
+    hr_strbuf b = {0};
     if (st >= 0) {
         put_page(&b, title && *title ? title : "headroom report", heads, layers, data);
         st = b.failed ? hr_err(HR_ERR_NOMEM, "out of memory building '%s'", path) : write_all(path, &b);
     }
-    hr_sbuf_free(&b);
+    hr_strbuf_free(&b);
     cJSON_free(heads);
     cJSON_free(layers);
     cJSON_free(data);

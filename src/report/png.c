@@ -33,27 +33,10 @@ static void on_png_warning(png_structp png, png_const_charp msg) {
     hr_log(HR_LOG_DEBUG, "libpng: %s", msg ? msg : "");
 }
 
-typedef struct {
-    unsigned char *data;
-    size_t len, cap;
-} mem_sink;
-
 static void sink_write(png_structp png, png_bytep data, png_size_t n) {
-    mem_sink *s = png_get_io_ptr(png);
-    size_t need;
-    if (!hr_add_size(s->len, n, &need)) png_error(png, "PNG too large");
-    if (need > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < need) {
-            if (!hr_mul_size(cap, 2, &cap)) png_error(png, "PNG too large");
-        }
-        unsigned char *nd = realloc(s->data, cap);
-        if (!nd) png_error(png, "out of memory");
-        s->data = nd;
-        s->cap = cap;
-    }
-    memcpy(s->data + s->len, data, n);
-    s->len = need;
+    hr_strbuf *s = png_get_io_ptr(png);
+    hr_strbuf_append(s, data, n);
+    if (s->failed) png_error(png, "out of memory or PNG too large");
 }
 
 static void sink_flush(png_structp png) { (void)png; }
@@ -162,7 +145,7 @@ static void encode_rows(png_structp png, png_infop info, const heat_job *j) {
     png_write_end(png, info);
 }
 
-static hr_status run_encoder(heat_job *j, mem_sink *sink) {
+static hr_status run_encoder(heat_job *j, hr_strbuf *sink) {
     png_err_box box = {{0}};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &box, on_png_error, on_png_warning);
     if (!png) return hr_err(HR_ERR_NOMEM, "cannot create PNG writer");
@@ -210,14 +193,14 @@ hr_status hr_png_heatmap_mem(const float *values, int rows, int cols, const hr_h
     if (st < 0) return st;
     j.line = malloc((size_t)cols * (size_t)j.cell * 3); /* small: < 4096 * 3 bytes */
     if (!j.line) return hr_err(HR_ERR_NOMEM, "out of memory for a heatmap row");
-    mem_sink sink = {0};
+    hr_strbuf sink = {0};
     st = run_encoder(&j, &sink);
     free(j.line);
     if (st < 0) {
-        free(sink.data);
+        hr_strbuf_free(&sink);
         return st;
     }
-    *png = sink.data;
+    *png = (unsigned char *)sink.p;
     *len = sink.len;
     return HR_OK;
 }

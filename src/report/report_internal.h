@@ -1,8 +1,9 @@
-/* Internals shared by the report module (colormaps, PNG metadata, buffers). */
+/* Internals shared by the report module (colormaps, PNG metadata, base64). */
 #ifndef HR_REPORT_INTERNAL_H
 #define HR_REPORT_INTERNAL_H
 
 #include "headroom/report.h"
+#include "core/strbuf.h"
 
 #include <stddef.h>
 
@@ -32,20 +33,8 @@ typedef struct {
 /* Parses a PNG held in memory (header and text chunks only). */
 hr_status hr_png_read_info(const unsigned char *png, size_t len, hr_png_info *out);
 
-/* A growing NUL-terminated string; the first failed append sets failed and
- * later appends do nothing, so callers check once at the end. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int failed;
-} hr_sbuf;
-
-void hr_sbuf_append(hr_sbuf *b, const char *s, size_t n);
-void hr_sbuf_puts(hr_sbuf *b, const char *s);
-void hr_sbuf_free(hr_sbuf *b);
-
-/* Appends the base64 encoding of data. */
-void hr_sbuf_base64(hr_sbuf *b, const unsigned char *data, size_t n);
+/* Appends the base64 encoding of data to b. */
+void hr_strbuf_base64(hr_strbuf *b, const unsigned char *data, size_t n);
 
 /* Inline stylesheet and script of report.html (html_template.c). */
 extern const char hr_report_css[];

@@ -2,13 +2,13 @@
  * len bytes) records until EOF. The format has no magic and no count, so
  * every record is checked against the bytes that remain. */
 #include "tokenizer/tok_internal.h"
+#include "core/limits.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Generous: real exports use < 64; this only rejects garbage headers. */
-#define BIN_MAX_TOKEN_LENGTH (1 << 16)
 
 static int32_t rd_i32(const uint8_t *p) {
     int32_t v;
@@ -71,10 +71,10 @@ hr_status tok_load_bin(const uint8_t *data, size_t size, hr_tokenizer **out) {
     if (size < 4)
         return hr_err(HR_ERR_FORMAT, "file is %zu bytes, too short for a llama2.c tokenizer header", size);
     int32_t max_len = rd_i32(data);
-    if (max_len <= 0 || max_len > BIN_MAX_TOKEN_LENGTH)
+    if (max_len <= 0 || max_len > HR_MAX_TOKEN_BYTES)
         return hr_err(HR_ERR_FORMAT,
                       "max_token_length %d is outside 1..%d: not a llama2.c tokenizer .bin",
-                      (int)max_len, BIN_MAX_TOKEN_LENGTH);
+                      (int)max_len, HR_MAX_TOKEN_BYTES);
     int32_t n = 0;
     hr_status st = walk_records(data, size, max_len, &n, NULL, NULL);
     if (st) return st;

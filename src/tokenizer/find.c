@@ -30,13 +30,18 @@ static bool gguf_has_vocab(const char *path) {
     return has;
 }
 
-/* A Hugging Face model folder keeps its tokenizer in tokenizer.json. */
+/* A Hugging Face model folder keeps its tokenizer in tokenizer.json (some
+ * SentencePiece models only in tokenizer.model). */
 static hr_status find_in_folder(const char *dir, char *buf, size_t cap) {
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
     char cand[4096];
-    int n = snprintf(cand, sizeof cand, "%s/tokenizer.json", dir);
-    if (n < 0 || (size_t)n >= sizeof cand) return hr_err(HR_ERR_RANGE, "model path too long");
-    if (access(cand, R_OK) == 0) return put_path(buf, cap, cand);
-    return hr_err(HR_ERR_NOT_FOUND, "no tokenizer for model folder '%s': it has no tokenizer.json", dir);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int n = snprintf(cand, sizeof cand, "%s/%s", dir, names[i]);
+        if (n < 0 || (size_t)n >= sizeof cand) return hr_err(HR_ERR_RANGE, "model path too long");
+        if (access(cand, R_OK) == 0) return put_path(buf, cap, cand);
+    }
+    return hr_err(HR_ERR_NOT_FOUND, "no tokenizer for model folder '%s': it has no tokenizer.json or tokenizer.model",
+                  dir);
 }
 
 hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path,
@@ -57,7 +62,7 @@ hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explic
     int dir_len = slash ? (int)(slash - model_path) : 1;
     const char *dir = slash ? model_path : ".";
     if (slash == model_path) dir_len = 1; /* model in "/" */
-    static const char *names[] = {"tok512.bin", "tokenizer.bin", "tokenizer.json"};
+    static const char *names[] = {"tok512.bin", "tokenizer.bin", "tokenizer.json", "tokenizer.model"};
     char cand[4096];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int n = snprintf(cand, sizeof cand, "%.*s/%s", dir_len, dir, names[i]);
@@ -66,7 +71,7 @@ hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explic
     }
     return hr_err(HR_ERR_NOT_FOUND,
                   "no tokenizer for model '%s': looked for %.*s/tok512.bin, %.*s/tokenizer.bin, "
-                  "%.*s/tokenizer.json and for tokenizer.ggml.* keys in the model itself; pass a tokenizer path "
-                  "explicitly",
-                  model_path, dir_len, dir, dir_len, dir, dir_len, dir);
+                  "%.*s/tokenizer.json, %.*s/tokenizer.model and for tokenizer.ggml.* keys in the model itself; "
+                  "pass a tokenizer path explicitly",
+                  model_path, dir_len, dir, dir_len, dir, dir_len, dir, dir_len, dir);
 }

@@ -13,51 +13,18 @@
  * Anything else is HR_ERR_UNSUPPORTED naming the component. */
 #include "tokenizer/tok_internal.h"
 
-#include <cjson/cJSON.h>
+#include "core/json.h"
+#include "core/limits.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define JSON_MAX_BYTES ((size_t)1 << 30)
-/* tokenizer.json nests about 6 deep; the bound keeps cJSON's recursion
- * (and its own limit, CJSON_NESTING_LIMIT) far away. */
-#define JSON_MAX_DEPTH 64
-
-/* Rejects deep nesting before cJSON recurses into it. */
-static hr_status check_nesting(const uint8_t *d, size_t n) {
-    size_t depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = d[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > JSON_MAX_DEPTH)
-                return hr_err(HR_ERR_FORMAT, "JSON nests deeper than %d levels at byte %zu", JSON_MAX_DEPTH, i);
-        } else if ((c == '}' || c == ']') && depth) {
-            depth--;
-        }
-    }
-    return HR_OK;
-}
-
 static hr_status parse_json(const uint8_t *data, size_t size, cJSON **root) {
     *root = NULL;
-    if (size > JSON_MAX_BYTES) return hr_err(HR_ERR_RANGE, "JSON file of %zu bytes is too large", size);
-    hr_status st = check_nesting(data, size);
-    if (st) return st;
-    const char *end = NULL;
-    *root = cJSON_ParseWithLengthOpts((const char *)data, size, &end, false);
-    if (!*root) {
-        size_t at = end && end >= (const char *)data ? (size_t)(end - (const char *)data) : 0;
-        return hr_err(HR_ERR_FORMAT, "malformed JSON near byte %zu", at);
-    }
-    return HR_OK;
+    if (size > HR_MAX_JSON_FILE_BYTES) return hr_err(HR_ERR_RANGE, "JSON file of %zu bytes is too large", size);
+    return hr_json_parse((const char *)data, size, root);
 }
 
 static const char *str_of(const cJSON *o, const char *key) {

@@ -69,6 +69,12 @@ static hr_status load_merges_txt(const tok_file *f, hr_tokenizer **out) {
     return st ? st : tok_load_vocab_merges(vocab, f->path, out);
 }
 
+static bool is_spm_model(const tok_file *f) { return tok_is_spm_model(f->data, f->size); }
+
+static hr_status load_spm_model(const tok_file *f, hr_tokenizer **out) {
+    return tok_load_spm_model(f->data, f->size, out);
+}
+
 static bool always(const tok_file *f) { return (void)f, true; }
 
 static hr_status load_bin(const tok_file *f, hr_tokenizer **out) { return tok_load_bin(f->data, f->size, out); }
@@ -81,6 +87,7 @@ static const struct {
     {is_gguf, load_gguf},                 /* GGUF tokenizer.ggml.* ("llama", "gpt2") */
     {starts_with_brace, load_json},       /* tokenizer.json; vocab.json / encoder.json + merges */
     {is_merges_txt, load_merges_txt},     /* merges.txt / vocab.bpe + vocab */
+    {is_spm_model, load_spm_model},       /* SentencePiece .model (protobuf ModelProto) */
     {always, load_bin},                   /* llama2.c tokenizer .bin */
 };
 
@@ -100,13 +107,14 @@ static hr_status load_file(const char *path, hr_tokenizer **out) {
 
 /* A directory: a Hugging Face model or tokenizer folder. */
 static hr_status load_dir(const char *dir, hr_tokenizer **out) {
-    static const char *const names[] = {"tokenizer.json", "vocab.json", "encoder.json", "tokenizer.bin", "tok512.bin"};
+    static const char *const names[] = {"tokenizer.json", "vocab.json",  "encoder.json",
+                                        "tokenizer.bin",  "tok512.bin", "tokenizer.model"};
     char buf[4096];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (join(buf, sizeof buf, dir, strlen(dir), names[i]) && readable(buf)) return load_file(buf, out);
     return hr_err(HR_ERR_NOT_FOUND,
                   "directory has no tokenizer.json, vocab.json + merges.txt, encoder.json + vocab.bpe, "
-                  "tokenizer.bin or tok512.bin");
+                  "tokenizer.bin, tok512.bin or tokenizer.model");
 }
 
 hr_status hr_tokenizer_load(const char *path, hr_tokenizer **out) {

@@ -189,6 +189,11 @@ hr_status tok_collect_specials(hr_tokenizer *t);
 
 hr_status tok_load_bin(const uint8_t *data, size_t size, hr_tokenizer **out);
 
+/* SentencePiece .model (spm_model.c): whether data starts like a ModelProto
+ * (its first piece), and the loader (BPE models only). */
+bool tok_is_spm_model(const uint8_t *data, size_t size);
+hr_status tok_load_spm_model(const uint8_t *data, size_t size, hr_tokenizer **out);
+
 /* --- BPE (bpe.c, byte_level.c, hf_json.c) --- */
 
 /* GPT-2's byte <-> printable character mapping. tok_byte_char writes the

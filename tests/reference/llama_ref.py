@@ -12,7 +12,10 @@ that agreement between the two is evidence that both are right:
 
 RoPE rotates interleaved pairs (x[2i], x[2i+1]) by pos * theta^(-2i/hd), the
 layout llama2.c and GGUF store Q/K rows in. Grouped-query attention shares KV
-head h // (n_heads / n_kv_heads) among query heads. Reads llama2.c v0 float32
+head h // (n_heads / n_kv_heads) among query heads. For head-level studies a
+model can carry per-head gates (multiplying each head's output before Wo;
+gates[l][h] = 0 removes the head) and an observer that sees every layer's
+attention probabilities and head outputs (tests/reference/heads_ref.py). Reads llama2.c v0 float32
 files (layout documented in include/headroom/model.h); the stored freq_cis
 tables are ignored on purpose: frequencies are recomputed from theta.
 
@@ -129,6 +132,8 @@ class Llama:
         ang = torch.arange(c.seq_len, dtype=torch.float64)[:, None] * inv_freq[None, :]
         self.cos = torch.cos(ang).to(dtype)  # (seq, hd/2)
         self.sin = torch.sin(ang).to(dtype)  # (seq, hd/2)
+        self.gates = None     # (n_layers, n_heads) multipliers of head outputs, or None
+        self.observer = None  # fn(layer, pos0, probs (H, n, T), out (n, H, hd) before gates)
         self.reset()
 
     def reset(self, n_ctx=None):
@@ -166,6 +171,10 @@ class Llama:
             scores = scores.masked_fill(kpos > qpos, float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         out = torch.einsum("hqk,khd->qhd", probs, vals)  # (n, H, hd)
+        if self.observer is not None:
+            self.observer(layer, pos0, probs, out)
+        if self.gates is not None:
+            out = out * self.gates[layer][None, :, None]
         return out.reshape(n, c.n_heads * c.head_dim)
 
     def forward(self, tokens, all_logits=True):

@@ -20,6 +20,8 @@
 #include "headroom/tokenizer.h"
 #include "core/internal.h"
 #include "model/config.h"
+#include "engine/kernels.h"
+#include "headroom/sample.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -73,14 +75,8 @@ static hr_status evaluate(const hr_model *m, const hr_kv_plan *plan, const int32
         if ((st = hr_forward(ctx, w, o->ctx, lg, true)) != HR_OK) break;
         for (int t = 0; t + 1 < o->ctx; t++) {
             const float *row = lg + (size_t)t * V;
-            int best = 0;
-            double mx = row[0], s = 0;
-            for (int i = 1; i < V; i++) {
-                if (row[i] > row[best]) best = i;
-                if (row[i] > mx) mx = row[i];
-            }
-            for (int i = 0; i < V; i++) s += exp(row[i] - mx);
-            nll += -(row[w[t + 1]] - mx - log(s));
+            int best = hr_argmax(row, V);
+            nll += hr_token_nll(row, V, w[t + 1]);
             n_nll++;
             if (long_range(w, t, o->window)) {
                 n_rec++;

@@ -12,6 +12,7 @@
  * 1 + N(0, 0.1) so a swapped norm vector is detectable too.
  */
 #include "core/internal.h"
+#include "core/rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -30,12 +31,7 @@ typedef struct {
     double spare;
 } rng;
 
-static uint64_t rng_next(rng *r) {
-    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(rng *r) { return hr_splitmix64(&r->state); }
 
 /* Uniform in (0, 1]: never 0, so log() below is finite. */
 static double rng_uniform(rng *r) {

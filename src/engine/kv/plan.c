@@ -1,4 +1,5 @@
-/* KV-cache plans: a policy per (layer, KV head), plan files, mixed plans. */
+/* KV-cache plans: a policy per (layer, KV head), plan files, mixed plans.
+ * What each policy means is its registry row (policy.h). */
 #include "headroom/kvcache.h"
 
 #include <errno.h>
@@ -8,6 +9,8 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/rng.h"
+#include "engine/kv/policy.h"
 #include "model/config.h"
 
 struct hr_kv_plan {
@@ -16,38 +19,21 @@ struct hr_kv_plan {
     hr_kv_policy *pol[HR_MAX_LAYERS]; /* (n_kv[l]) */
 };
 
-static const char *const kind_names[HR_KV_POLICY_COUNT] = {"full", "streaming", "heavy"};
-
 const char *hr_kv_kind_name(hr_kv_kind k) {
-    return (unsigned)k < HR_KV_POLICY_COUNT ? kind_names[k] : "unknown";
+    const hr_kv_policy_ops *ops = hr_kv_policy_ops_of(k);
+    return ops ? ops->name : "unknown";
 }
 
 int hr_kv_policy_capacity(const hr_kv_policy *p, int n_ctx) {
-    long cap = n_ctx;
-    if (p->kind == HR_KV_STREAMING) cap = (long)p->sink + p->window;
-    else if (p->kind == HR_KV_HEAVY) cap = (long)p->budget + p->window;
+    const hr_kv_policy_ops *ops = hr_kv_policy_ops_of(p->kind);
+    long cap = ops ? ops->capacity(p, n_ctx) : n_ctx;
     return cap < n_ctx ? (int)cap : n_ctx;
 }
 
 hr_status hr_kv_policy_validate(const hr_kv_policy *p, int n_ctx) {
-    switch (p->kind) {
-    case HR_KV_FULL:
-        return HR_OK;
-    case HR_KV_STREAMING:
-        if (p->sink < 0 || p->window < 1)
-            return hr_err(HR_ERR_INVALID_ARG, "streaming policy needs sink >= 0 and window >= 1 (got %d, %d)", p->sink, p->window);
-        if (p->window > n_ctx || p->sink > n_ctx)
-            return hr_err(HR_ERR_RANGE, "streaming window %d / sink %d is larger than the context (%d)", p->window, p->sink, n_ctx);
-        return HR_OK;
-    case HR_KV_HEAVY:
-        if (p->budget < 1 || p->window < 1)
-            return hr_err(HR_ERR_INVALID_ARG, "heavy policy needs budget >= 1 and window >= 1 (got %d, %d)", p->budget, p->window);
-        if (p->window > n_ctx || p->budget > n_ctx)
-            return hr_err(HR_ERR_RANGE, "heavy window %d / budget %d is larger than the context (%d)", p->window, p->budget, n_ctx);
-        return HR_OK;
-    default:
-        return hr_err(HR_ERR_INVALID_ARG, "unknown KV policy %d", (int)p->kind);
-    }
+    const hr_kv_policy_ops *ops = hr_kv_policy_ops_of(p->kind);
+    if (!ops) return hr_err(HR_ERR_INVALID_ARG, "unknown KV policy %d", (int)p->kind);
+    return ops->validate(p, n_ctx);
 }
 
 hr_status hr_kv_plan_new(const hr_config *c, hr_kv_plan **out) {
@@ -77,7 +63,7 @@ hr_status hr_kv_plan_set(hr_kv_plan *p, int layer, int kv_head, hr_kv_policy pol
     if (layer < 0 || layer >= p->n_layers || kv_head < 0 || kv_head >= p->n_kv[layer])
         return hr_err(HR_ERR_RANGE, "plan entry for layer %d KV head %d is outside the model (%d layers)", layer,
                       kv_head, p->n_layers);
-    if ((unsigned)pol.kind >= HR_KV_POLICY_COUNT) return hr_err(HR_ERR_INVALID_ARG, "unknown KV policy %d", (int)pol.kind);
+    if (!hr_kv_policy_ops_of(pol.kind)) return hr_err(HR_ERR_INVALID_ARG, "unknown KV policy %d", (int)pol.kind);
     p->pol[layer][kv_head] = pol;
     return HR_OK;
 }
@@ -111,12 +97,16 @@ int hr_kv_plan_n_reduced(const hr_kv_plan *p) {
 static hr_status parse_policy(char **w, int n, hr_kv_policy *out, const char *where) {
     memset(out, 0, sizeof *out);
     int k = 0;
-    while (k < HR_KV_POLICY_COUNT && strcmp(w[0], kind_names[k]) != 0) k++;
-    if (k == HR_KV_POLICY_COUNT)
-        return hr_err(HR_ERR_FORMAT, "%s: unknown KV policy '%s' (full, streaming, heavy)", where, w[0]);
+    while (k < hr_kv_n_policies && strcmp(w[0], hr_kv_policies[k]->name) != 0) k++;
+    if (k == hr_kv_n_policies) {
+        char names[256] = "";
+        for (int i = 0; i < hr_kv_n_policies; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", hr_kv_policies[i]->name);
+        return hr_err(HR_ERR_FORMAT, "%s: unknown KV policy '%s' (%s)", where, w[0], names);
+    }
+    const hr_kv_policy_ops *ops = hr_kv_policies[k];
     out->kind = (hr_kv_kind)k;
-    if (out->kind == HR_KV_STREAMING) out->sink = 4, out->window = 64;
-    if (out->kind == HR_KV_HEAVY) out->budget = 64, out->window = 32;
+    ops->defaults(out);
     for (int i = 1; i < n; i++) {
         char *eq = strchr(w[i], '=');
         if (!eq) return hr_err(HR_ERR_FORMAT, "%s: expected key=value, got '%s'", where, w[i]);
@@ -126,10 +116,9 @@ static hr_status parse_policy(char **w, int n, hr_kv_policy *out, const char *wh
         long v = strtol(eq + 1, &end, 10);
         if (*end || errno || v < 0 || v > (1L << 30))
             return hr_err(HR_ERR_FORMAT, "%s: '%s' is not a valid size", where, eq + 1);
-        if (strcmp(w[i], "sink") == 0) out->sink = (int)v;
-        else if (strcmp(w[i], "window") == 0) out->window = (int)v;
-        else if (strcmp(w[i], "budget") == 0) out->budget = (int)v;
-        else return hr_err(HR_ERR_FORMAT, "%s: unknown policy parameter '%s'", where, w[i]);
+        if (!ops->set_param(out, w[i], (int)v))
+            return hr_err(HR_ERR_FORMAT, "%s: unknown %s parameter '%s' (%s)", where, ops->name, w[i],
+                          ops->params[0] ? ops->params : "it has none");
     }
     return HR_OK;
 }
@@ -141,7 +130,8 @@ static int parse_int(const char *s, long *v) {
     return *s && !*end && !errno;
 }
 
-static hr_status apply_line(hr_kv_plan *p, const hr_config *c, char *line, const char *where) {
+static hr_status apply_line(hr_kv_plan *p, const hr_config *c, char *line, const char *where, int lineno,
+                            int *default_line) {
     char *w[16];
     int n = 0;
     for (char *tok = strtok(line, " \t\r\n"); tok && n < 16; tok = strtok(NULL, " \t\r\n")) w[n++] = tok;
@@ -150,6 +140,10 @@ static hr_status apply_line(hr_kv_plan *p, const hr_config *c, char *line, const
     hr_status st;
     long a, b;
     if (strcmp(w[0], "default") == 0 && n >= 2) {
+        if (*default_line)
+            return hr_err(HR_ERR_FORMAT, "%s: a second 'default' line (the first is line %d); a plan has one", where,
+                          *default_line);
+        *default_line = lineno;
         if ((st = parse_policy(w + 1, n - 1, &pol, where)) != HR_OK) return st;
         for (int l = 0; l < c->n_layers; l++)
             for (int g = 0; g < c->n_head_kv[l]; g++) p->pol[l][g] = pol;
@@ -188,7 +182,7 @@ hr_status hr_kv_plan_load(const char *path, const hr_config *c, hr_kv_plan **out
         free(text);
         return st;
     }
-    int lineno = 0;
+    int lineno = 0, default_line = 0;
     for (char *line = text, *next; line && st == HR_OK; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -197,7 +191,7 @@ hr_status hr_kv_plan_load(const char *path, const hr_config *c, hr_kv_plan **out
         if (hash) *hash = 0;
         char where[600];
         snprintf(where, sizeof where, "%s:%d", path, lineno);
-        st = apply_line(p, c, line, where);
+        st = apply_line(p, c, line, where, lineno, &default_line);
     }
     free(text);
     if (st != HR_OK) {
@@ -212,17 +206,16 @@ hr_status hr_kv_plan_save(const hr_kv_plan *p, const char *path) {
     hr_atomic_file af;
     hr_status st = hr_atomic_open(path, &af);
     if (st != HR_OK) return st;
-    char line[160];
+    char line[320], params[256];
     int n = snprintf(line, sizeof line, "# headroom KV plan: %d layers\ndefault full\n", p->n_layers);
     st = hr_atomic_write(&af, line, (size_t)n);
     for (int l = 0; l < p->n_layers && st == HR_OK; l++)
         for (int g = 0; g < p->n_kv[l] && st == HR_OK; g++) {
             const hr_kv_policy *q = &p->pol[l][g];
             if (q->kind == HR_KV_FULL) continue;
-            if (q->kind == HR_KV_STREAMING)
-                n = snprintf(line, sizeof line, "head %d %d streaming sink=%d window=%d\n", l, g, q->sink, q->window);
-            else
-                n = snprintf(line, sizeof line, "head %d %d heavy budget=%d window=%d\n", l, g, q->budget, q->window);
+            const hr_kv_policy_ops *ops = hr_kv_policy_ops_of(q->kind);
+            ops->format(q, params, sizeof params);
+            n = snprintf(line, sizeof line, "head %d %d %s%s\n", l, g, ops->name, params);
             st = hr_atomic_write(&af, line, (size_t)n);
         }
     if (st != HR_OK) {
@@ -300,13 +293,8 @@ hr_status hr_kv_plan_random(const hr_config *c, float fraction, hr_kv_policy res
     if (!r) return hr_err(HR_ERR_NOMEM, "out of memory");
     for (int l = 0; l < c->n_layers; l++)
         for (int g = 0; g < c->n_head_kv[l]; g++) r[k++] = (ranked){0, l, g};
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int i = total - 1; i > 0; i--) { /* Fisher-Yates with xorshift64* */
-        s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
-        int j = (int)((s * 0x2545F4914F6CDD1Dull) % (uint64_t)(i + 1));
-        ranked t = r[i];
-        r[i] = r[j], r[j] = t;
-    }
+    hr_rng rng = hr_rng_new(seed);
+    hr_rng_shuffle(&rng, r, (size_t)total, sizeof *r);
     hr_status st = fill_mixed(c, r, total, fraction, rest, out);
     free(r);
     return st;

@@ -3,6 +3,9 @@
 #include "headroom/evaluate.h"
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
+#include "core/rng.h"
+#include "engine/kernels.h"
+#include "headroom/sample.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -10,29 +13,10 @@
 
 enum { PIECE = 64 }; /* tokens per hr_forward call: bounds the logits buffers */
 
-uint64_t hr_eval_rng(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* log-softmax of x (n) into y, in double. */
+/* log-softmax of x (n) into y, in double (hr_logsumexp). */
 static void log_softmax(double *y, const float *x, int n) {
-    float mx = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)x[i] - mx);
-    double lse = mx + log(s);
+    double lse = hr_logsumexp(x, n);
     for (int i = 0; i < n; i++) y[i] = x[i] - lse;
-}
-
-int32_t hr_eval_argmax(const float *x, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
 }
 
 typedef struct {
@@ -49,7 +33,7 @@ static void add_position(cmp_acc *a, const float *lb, const float *lc, int V, in
     if (kl < 0) kl = 0; /* rounding of identical distributions */
     a->kl += kl;
     if (kl > a->kl_max) a->kl_max = kl;
-    a->agree += hr_eval_argmax(lb, V) == hr_eval_argmax(lc, V);
+    a->agree += hr_argmax(lb, V) == hr_argmax(lc, V);
     a->nll_b -= pb[next];
     a->nll_c -= pc[next];
     a->n++;
@@ -96,7 +80,8 @@ hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *t
     if (!lb || !lc || !pb || !pc || !w) st = hr_err(HR_ERR_NOMEM, "out of memory");
     /* window 0 is tokens[0..n_ctx); later ones are BOS + the next n_ctx-1 */
     size_t next = 0;
-    for (int win = 0; st == HR_OK && next + 1 < n_tokens && (max_windows <= 0 || win < max_windows); win++) {
+    int win = 0;
+    for (win = 0; st == HR_OK && next + 1 < n_tokens && (max_windows <= 0 || win < max_windows); win++) {
         int n = 0;
         if (win > 0) w[n++] = tokens[0];
         while (n < n_ctx && next < n_tokens) w[n++] = tokens[next++];
@@ -112,7 +97,7 @@ hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *t
     free(w);
     if (st != HR_OK) return st;
     double n = a.n ? (double)a.n : 1.0;
-    *out = (hr_compare_result){a.n, a.kl / n, a.kl_max, (double)a.agree / n, a.nll_b / n, a.nll_c / n};
+    *out = (hr_compare_result){a.n, a.kl / n, a.kl_max, (double)a.agree / n, a.nll_b / n, a.nll_c / n, win};
     return HR_OK;
 }
 
@@ -123,7 +108,7 @@ hr_status hr_eval_greedy(hr_context *ctx, const int32_t *prompt, int n, int gen,
     hr_status st = hr_context_truncate(ctx, 0);
     if (st == HR_OK) st = hr_forward(ctx, prompt, n, logits, false);
     for (int i = 0; st == HR_OK && i < gen; i++) {
-        out[i] = hr_eval_argmax(logits, V);
+        out[i] = hr_argmax(logits, V);
         if (i + 1 < gen) st = hr_forward(ctx, &out[i], 1, logits, false);
     }
     free(logits);
@@ -140,11 +125,11 @@ hr_status hr_compare_fdtm(hr_context *base, hr_context *cand, const int32_t *tok
     int32_t *p = malloc(sizeof(int32_t) * (size_t)prompt_len);
     int32_t *gb = malloc(sizeof(int32_t) * (size_t)gen_len), *gc = malloc(sizeof(int32_t) * (size_t)gen_len);
     if (!p || !gb || !gc) st = hr_err(HR_ERR_NOMEM, "out of memory");
-    uint64_t rng = seed;
+    hr_rng rng = hr_rng_new(seed);
     double sum = 0;
     for (int i = 0; st == HR_OK && i < n_prompts; i++) {
         size_t span = n_tokens - 1 - (size_t)(prompt_len - 1);
-        size_t off = 1 + (size_t)(hr_eval_rng(&rng) % (span ? span : 1));
+        size_t off = 1 + (size_t)hr_rng_below(&rng, span);
         p[0] = tokens[0];
         memcpy(p + 1, tokens + off, sizeof(int32_t) * (size_t)(prompt_len - 1));
         st = hr_eval_greedy(base, p, prompt_len, gen_len, gb);

@@ -2,6 +2,7 @@
 
 #include "core/internal.h"
 #include "model/config.h"
+#include "engine/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,17 +39,6 @@ typedef struct {
     int64_t n_evaluated;
 } ppl_acc;
 
-/* -log softmax(logits)[tok] computed as llama.cpp does: float differences
- * to the max, expf, double sum. */
-static double token_nll(const float *logits, int n_vocab, int32_t tok) {
-    float mx = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++) sum += expf(logits[i] - mx);
-    return -((double)(logits[tok] - mx) - log(sum));
-}
-
 /* Evaluates input[0..n) from an empty cache; the logits of each position i
  * in [score_from, score_to) are scored against targets[i]. */
 static hr_status run_window(ppl_acc *a, int n, const int32_t *targets, int score_from, int score_to) {
@@ -63,7 +53,9 @@ static hr_status run_window(ppl_acc *a, int n, const int32_t *targets, int score
         if (st != HR_OK) return st;
         a->n_evaluated += pn;
         for (int i = lo; i < hi; i++) {
-            double v = token_nll(a->logits + (size_t)(i - p0) * (size_t)a->n_vocab, a->n_vocab, targets[i]);
+            /* llama.cpp's arithmetic, so both protocols compare one to one with llama-perplexity */
+            const float *row = a->logits + (size_t)(i - p0) * (size_t)a->n_vocab;
+            double v = hr_token_nll_llamacpp(row, a->n_vocab, targets[i]);
             a->sum_nll += v;
             a->sum_nll2 += v * v;
             a->n_scored++;

@@ -2,21 +2,23 @@
 #include "headroom/evaluate.h"
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
+#include "core/json.h"
+#include "core/rng.h"
+#include "engine/kernels.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* One passkey prompt: BOS, filler with the needle at a random depth, the
  * needle's first half (the cue); answer = the rest of the needle. */
-static void passkey_prompt(const int32_t *text, size_t n_text, int length, int needle_len, uint64_t *rng, int32_t *p,
+static void passkey_prompt(const int32_t *text, size_t n_text, int length, int needle_len, hr_rng *rng, int32_t *p,
                            int32_t bos, int32_t *needle) {
-    for (int i = 0; i < needle_len; i++) needle[i] = text[hr_eval_rng(rng) % n_text];
+    for (int i = 0; i < needle_len; i++) needle[i] = text[hr_rng_below(rng, n_text)];
     int cue = needle_len / 2, prompt_len = length - (needle_len - cue);
     int filler = prompt_len - 1 - needle_len - cue;
-    int depth = (int)(hr_eval_rng(rng) % (uint64_t)(filler + 1));
-    size_t start = n_text > (size_t)filler ? hr_eval_rng(rng) % (n_text - (size_t)filler) : 0;
+    int depth = (int)hr_rng_below(rng, (uint64_t)filler + 1);
+    size_t start = n_text > (size_t)filler ? (size_t)hr_rng_below(rng, n_text - (size_t)filler) : 0;
     int k = 0;
     p[k++] = bos;
     for (int i = 0; i < filler; i++) {
@@ -40,7 +42,7 @@ hr_status hr_passkey(hr_context *ctx, const int32_t *tokens, size_t n_tokens, in
     int32_t *p = malloc(sizeof(int32_t) * (size_t)length), *needle = malloc(sizeof(int32_t) * (size_t)needle_len);
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)needle_len);
     hr_status st = p && needle && gen ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
-    uint64_t rng = seed ^ (uint64_t)length * 0x100000001B3ull;
+    hr_rng rng = hr_rng_stream(seed, (uint64_t)length);
     int exact = 0, right = 0, cue = needle_len / 2, ans = needle_len - cue;
     for (int t = 0; st == HR_OK && t < trials; t++) {
         passkey_prompt(tokens, n_tokens, length, needle_len, &rng, p, bos, needle);
@@ -78,8 +80,8 @@ static char *dup_str(const char *s) {
 
 /* Parses one JSON line into it; returns an error message or NULL. */
 static const char *parse_item(const char *line, size_t len, hr_mc_item *it) {
-    cJSON *j = cJSON_ParseWithLength(line, len);
-    if (!j) return "not valid JSON";
+    cJSON *j;
+    if (hr_json_parse(line, len, &j) != HR_OK) return "not valid JSON";
     const char *err = NULL;
     cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
     cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "choices");
@@ -158,13 +160,7 @@ static hr_status score_sequence(hr_context *ctx, const int32_t *ids, int n, int 
     if (st == HR_OK) st = hr_forward(ctx, ids, n, logits, true);
     double s = 0;
     for (int i = n - n_cont; st == HR_OK && i < n; i++) {
-        const float *x = logits + (size_t)(i - 1) * V;
-        float mx = x[0];
-        for (int k = 1; k < V; k++)
-            if (x[k] > mx) mx = x[k];
-        double z = 0;
-        for (int k = 0; k < V; k++) z += exp((double)x[k] - mx);
-        s += (double)x[ids[i]] - mx - log(z);
+        s -= hr_token_nll(logits + (size_t)(i - 1) * V, V, ids[i]);
     }
     free(logits);
     *ll = s;

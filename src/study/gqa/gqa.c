@@ -1,10 +1,11 @@
 /* MHA -> GQA conversion by mean-pooling grouped K/V projections (gqa.h). */
 #include "headroom/gqa.h"
+#include "engine/blas.h"
+#include "headroom/study.h"
 #include "engine/kernels.h"
 #include "study/prune/surgery_internal.h"
 #include "model/config.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static bool sim_reserve(sim_rec *r, int n) {
 
 /* y (n, rows) = x (n, dim) W^T + b */
 static void project(float *y, const float *x, const float *w, const float *b, int n, int dim, int rows) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, dim, 1.0f, x, dim, w, dim, 0.0f, y, rows);
+    hr_sgemm_nt(y, rows, x, w, n, dim, rows);
     for (int t = 0; b && t < n; t++)
         for (int i = 0; i < rows; i++) y[(size_t)t * rows + i] += b[i];
 }
@@ -93,7 +94,8 @@ hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_
     const hr_model *m = hr_context_model(ctx);
     const hr_config *c = &m->cfg;
     int n_ctx = hr_context_n_ctx(ctx);
-    if (window <= 0 || window > n_ctx) window = n_ctx < 256 ? n_ctx : 256;
+    if (window > n_ctx) return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the context (%d)", window, n_ctx);
+    window = hr_calib_window(n_ctx, window);
     if (n_tokens < 1) return hr_err(HR_ERR_RANGE, "no calibration tokens");
     sim_rec r = {.m = m, .K = hr_config_max_kv_heads(c)};
     size_t n = (size_t)c->n_layers * r.K * r.K;

@@ -6,6 +6,7 @@
 
 #include "headroom/heads.h"
 #include "core/internal.h"
+#include "core/rng.h"
 #include "model/model_internal.h"
 
 #include <math.h>
@@ -66,14 +67,9 @@ struct hr_lab {
 hr_status lab_progress(hr_lab *lab, int64_t done, int64_t total);
 void lab_note(hr_lab *lab, int method, const char *fmt, ...) HR_PRINTF(3, 4);
 
-/* Seeded splitmix64 stream; a method derives its own stream from the seed
- * and a salt so that methods do not perturb each other. */
-typedef struct {
-    uint64_t s;
-} lab_rng;
-lab_rng lab_rng_new(uint64_t seed, uint64_t salt);
-uint64_t lab_rng_next(lab_rng *r);
-int lab_rng_below(lab_rng *r, int n); /* uniform in [0, n) */
+/* Random inputs: each method draws from its own stream of the seed,
+ * hr_rng_stream(seed, salt) (core/rng.h), so methods do not perturb each
+ * other. */
 
 /* Index of the first set (layer, head) score slot. */
 static inline size_t lab_idx(const hr_lab *lab, int l, int h) { return (size_t)l * lab->H + h; }

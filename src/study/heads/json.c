@@ -1,59 +1,36 @@
 /* heads.json / layers.json / heads.csv writers and head classes. */
 #include "study/heads/heads_internal.h"
 #include "model/config.h"
+#include "core/strbuf.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *fmt, ...) HR_PRINTF(2, 3);
-static void sb_put(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n + 1;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
 /* JSON string literal (control characters escaped, UTF-8 passed through). */
-static void sb_str(sbuf *b, const char *s) {
-    sb_put(b, "\"");
+static void sb_str(hr_strbuf *b, const char *s) {
+    hr_strbuf_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') sb_put(b, "\\%c", *p);
-        else if (*p < 0x20) sb_put(b, "\\u%04x", *p);
-        else sb_put(b, "%c", *p);
+        if (*p == '"' || *p == '\\') hr_strbuf_printf(b, "\\%c", *p);
+        else if (*p < 0x20) hr_strbuf_printf(b, "\\u%04x", *p);
+        else hr_strbuf_printf(b, "%c", *p);
     }
-    sb_put(b, "\"");
+    hr_strbuf_printf(b, "\"");
 }
 
-static void sb_num(sbuf *b, double v) {
-    if (isfinite(v)) sb_put(b, "%.9g", v);
-    else sb_put(b, "null");
+/* The shortest decimal that reads back as exactly v (15 to 17 digits), so a
+ * score table read from the file holds the lab's numbers bit for bit. */
+static void sb_num(hr_strbuf *b, double v) {
+    if (!isfinite(v)) {
+        hr_strbuf_printf(b, "null");
+        return;
+    }
+    char s[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(s, sizeof s, "%.*g", digits, v);
+        if (strtod(s, NULL) == v) break;
+    }
+    hr_strbuf_printf(b, "%s", s);
 }
 
 /* ---- classes ---- */
@@ -89,129 +66,130 @@ void hr_heads_classes(const hr_heads_result *r, int layer, int head, char *buf, 
 
 /* ---- documents ---- */
 
-static void heads_doc(sbuf *b, const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta) {
+static void heads_doc(hr_strbuf *b, const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta) {
     const hr_config *c = hr_model_config(m);
     int L = hr_heads_result_n_layers(r), nm = hr_heads_n_methods();
-    sb_put(b, "{\n  \"model\": {\"path\": ");
+    hr_strbuf_printf(b, "{\n  \"format\": \"headroom.heads\",\n  \"format_version\": 1,\n  \"model\": {\"path\": ");
     sb_str(b, meta ? meta->model_path : "");
-    sb_put(b, ", \"arch\": ");
+    hr_strbuf_printf(b, ", \"arch\": ");
     sb_str(b, meta && meta->arch ? meta->arch : hr_arch_name(c->arch));
-    sb_put(b, ", \"n_layers\": %d, \"n_heads\": [", L);
-    for (int l = 0; l < L; l++) sb_put(b, "%s%d", l ? ", " : "", c->n_head[l]);
-    sb_put(b, "], \"n_kv_heads\": [");
-    for (int l = 0; l < L; l++) sb_put(b, "%s%d", l ? ", " : "", c->n_head_kv[l]);
-    sb_put(b, "], \"head_dim\": %d},\n  \"text\": {\"path\": ", c->head_dim);
+    hr_strbuf_printf(b, ", \"n_layers\": %d, \"n_heads\": [", L);
+    for (int l = 0; l < L; l++) hr_strbuf_printf(b, "%s%d", l ? ", " : "", c->n_head[l]);
+    hr_strbuf_printf(b, "], \"n_kv_heads\": [");
+    for (int l = 0; l < L; l++) hr_strbuf_printf(b, "%s%d", l ? ", " : "", c->n_head_kv[l]);
+    hr_strbuf_printf(b, "], \"head_dim\": %d},\n  \"text\": {\"path\": ", c->head_dim);
     sb_str(b, meta ? meta->text_path : "");
-    sb_put(b, ", \"n_tokens\": %d, \"window\": %d, \"seed\": %llu},\n  \"methods\": [",
+    hr_strbuf_printf(b, ", \"n_tokens\": %d, \"window\": %d, \"seed\": %llu},\n  \"methods\": [",
            hr_heads_result_n_calib_tokens(r), hr_heads_result_window(r),
            (unsigned long long)(meta ? meta->seed : 0));
     int first = 1;
     for (int i = 0; i < nm; i++) {
         const hr_head_method_info *mi = hr_heads_method_info(i);
         if (!hr_heads_result_has(r, i) && !hr_heads_result_note(r, i)[0]) continue;
-        sb_put(b, "%s\n    {\"id\": ", first ? "" : ",");
+        hr_strbuf_printf(b, "%s\n    {\"id\": ", first ? "" : ",");
         first = 0;
         sb_str(b, mi->id);
         const char *keys[] = {"name", "paper", "formula", "good_for", "higher", "note"};
         const char *vals[] = {mi->name, mi->paper, mi->formula, mi->good_for, mi->higher, hr_heads_result_note(r, i)};
         for (int k = 0; k < 6; k++) {
             if (k == 5 && !vals[k][0]) continue;
-            sb_put(b, ", \"%s\": ", keys[k]);
+            hr_strbuf_printf(b, ", \"%s\": ", keys[k]);
             sb_str(b, vals[k]);
         }
-        sb_put(b, "}");
+        hr_strbuf_printf(b, "}");
     }
-    sb_put(b, "\n  ],\n  \"heads\": [");
+    hr_strbuf_printf(b, "\n  ],\n  \"heads\": [");
     first = 1;
     for (int l = 0; l < L; l++)
         for (int h = 0; h < c->n_head[l]; h++) {
-            sb_put(b, "%s\n    {\"layer\": %d, \"head\": %d, \"scores\": {", first ? "" : ",", l, h);
+            hr_strbuf_printf(b, "%s\n    {\"layer\": %d, \"head\": %d, \"scores\": {", first ? "" : ",", l, h);
             first = 0;
             int f2 = 1;
             for (int i = 0; i < nm; i++) {
                 if (!hr_heads_result_has(r, i) && !hr_heads_result_note(r, i)[0]) continue;
-                sb_put(b, "%s\"%s\": ", f2 ? "" : ", ", hr_heads_method_info(i)->id);
+                hr_strbuf_printf(b, "%s\"%s\": ", f2 ? "" : ", ", hr_heads_method_info(i)->id);
                 f2 = 0;
                 sb_num(b, hr_heads_score(r, i, l, h));
             }
-            sb_put(b, "}, \"ranks\": {");
+            hr_strbuf_printf(b, "}, \"ranks\": {");
             f2 = 1;
             for (int i = 0; i < nm; i++) {
                 if (!hr_heads_result_has(r, i) && !hr_heads_result_note(r, i)[0]) continue;
                 int rk = hr_heads_rank(r, i, l, h);
-                sb_put(b, "%s\"%s\": ", f2 ? "" : ", ", hr_heads_method_info(i)->id);
+                hr_strbuf_printf(b, "%s\"%s\": ", f2 ? "" : ", ", hr_heads_method_info(i)->id);
                 f2 = 0;
-                if (rk > 0) sb_put(b, "%d", rk);
-                else sb_put(b, "null");
+                if (rk > 0) hr_strbuf_printf(b, "%d", rk);
+                else hr_strbuf_printf(b, "null");
             }
             char cls[256];
             hr_heads_classes(r, l, h, cls, sizeof cls);
-            sb_put(b, "}, \"classes\": [");
+            hr_strbuf_printf(b, "}, \"classes\": [");
             for (char *s = cls, *e; *s; s = *e ? e + 1 : e) {
                 e = strchr(s, ',');
                 if (!e) e = s + strlen(s);
-                sb_put(b, "%s\"%.*s\"", s == cls ? "" : ", ", (int)(e - s), s);
+                hr_strbuf_printf(b, "%s\"%.*s\"", s == cls ? "" : ", ", (int)(e - s), s);
             }
-            sb_put(b, "]}");
+            hr_strbuf_printf(b, "]}");
         }
-    sb_put(b, "\n  ]\n}\n");
+    hr_strbuf_printf(b, "\n  ]\n}\n");
 }
 
-static void layers_doc(sbuf *b, const hr_heads_result *r) {
+static void layers_doc(hr_strbuf *b, const hr_heads_result *r) {
     int L = hr_heads_result_n_layers(r), nm = hr_heads_n_layer_metrics();
-    sb_put(b, "{\n  \"metrics\": [");
+    hr_strbuf_printf(b, "{\n  \"format\": \"headroom.layers\",\n  \"format_version\": 1,\n  \"model\": {\"n_layers\": %d},\n"
+                        "  \"metrics\": [", L);
     for (int i = 0; i < nm; i++) {
         const hr_layer_metric_info *mi = hr_heads_layer_metric_info(i);
-        sb_put(b, "%s\n    {\"id\": ", i ? "," : "");
+        hr_strbuf_printf(b, "%s\n    {\"id\": ", i ? "," : "");
         sb_str(b, mi->id);
-        sb_put(b, ", \"name\": ");
+        hr_strbuf_printf(b, ", \"name\": ");
         sb_str(b, mi->name);
-        sb_put(b, ", \"paper\": ");
+        hr_strbuf_printf(b, ", \"paper\": ");
         sb_str(b, mi->paper);
-        sb_put(b, ", \"formula\": ");
+        hr_strbuf_printf(b, ", \"formula\": ");
         sb_str(b, mi->formula);
-        sb_put(b, "}");
+        hr_strbuf_printf(b, "}");
     }
-    sb_put(b, "\n  ],\n  \"layers\": [");
+    hr_strbuf_printf(b, "\n  ],\n  \"layers\": [");
     for (int l = 0; l < L; l++) {
-        sb_put(b, "%s\n    {\"layer\": %d, \"scores\": {", l ? "," : "", l);
+        hr_strbuf_printf(b, "%s\n    {\"layer\": %d, \"scores\": {", l ? "," : "", l);
         for (int i = 0; i < nm; i++) {
-            sb_put(b, "%s\"%s\": ", i ? ", " : "", hr_heads_layer_metric_info(i)->id);
+            hr_strbuf_printf(b, "%s\"%s\": ", i ? ", " : "", hr_heads_layer_metric_info(i)->id);
             sb_num(b, hr_heads_layer_score(r, i, l));
         }
-        sb_put(b, "}}");
+        hr_strbuf_printf(b, "}}");
     }
-    sb_put(b, "\n  ]\n}\n");
+    hr_strbuf_printf(b, "\n  ]\n}\n");
 }
 
-static void csv_doc(sbuf *b, const hr_heads_result *r, const hr_model *m) {
+static void csv_doc(hr_strbuf *b, const hr_heads_result *r, const hr_model *m) {
     const hr_config *c = hr_model_config(m);
     int nm = hr_heads_n_methods();
-    sb_put(b, "layer,head");
+    hr_strbuf_printf(b, "layer,head");
     for (int i = 0; i < nm; i++)
-        if (hr_heads_result_has(r, i)) sb_put(b, ",%s", hr_heads_method_info(i)->id);
-    sb_put(b, ",classes\n");
+        if (hr_heads_result_has(r, i)) hr_strbuf_printf(b, ",%s", hr_heads_method_info(i)->id);
+    hr_strbuf_printf(b, ",classes\n");
     for (int l = 0; l < hr_heads_result_n_layers(r); l++)
         for (int h = 0; h < c->n_head[l]; h++) {
-            sb_put(b, "%d,%d", l, h);
+            hr_strbuf_printf(b, "%d,%d", l, h);
             for (int i = 0; i < nm; i++) {
                 if (!hr_heads_result_has(r, i)) continue;
                 double v = hr_heads_score(r, i, l, h);
-                if (isfinite(v)) sb_put(b, ",%.9g", v);
-                else sb_put(b, ",");
+                if (isfinite(v)) hr_strbuf_printf(b, ",%.9g", v);
+                else hr_strbuf_printf(b, ",");
             }
             char cls[256];
             hr_heads_classes(r, l, h, cls, sizeof cls);
-            sb_put(b, ",\"%s\"\n", cls);
+            hr_strbuf_printf(b, ",\"%s\"\n", cls);
         }
 }
 
-static hr_status finish(sbuf *b, char **out) {
-    if (b->oom) {
-        free(b->s);
+static hr_status finish(hr_strbuf *b, char **out) {
+    if (b->failed) {
+        hr_strbuf_free(b);
         return hr_err(HR_ERR_NOMEM, "out of memory writing results");
     }
-    *out = b->s;
+    *out = b->p;
     return HR_OK;
 }
 
@@ -225,7 +203,7 @@ hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr
         if (outs[i]) *outs[i] = NULL;
     for (int i = 0; i < 3; i++) {
         if (!outs[i]) continue;
-        sbuf b = {NULL, 0, 0, false};
+        hr_strbuf b = {0};
         if (i == 0) heads_doc(&b, r, m, meta);
         else if (i == 1) layers_doc(&b, r);
         else csv_doc(&b, r, m);

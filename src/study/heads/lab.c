@@ -3,7 +3,10 @@
  * decoding, sublayer removal, the attention-statistics pass). */
 #include "study/heads/heads_internal.h"
 
+#include "headroom/study.h"
 #include "engine/context_internal.h"
+#include "engine/kernels.h"
+#include "headroom/sample.h"
 #include "model/config.h"
 
 #include <stdarg.h>
@@ -24,21 +27,6 @@ hr_heads_params hr_heads_default_params(void) {
 
 /* ---- small shared helpers ---- */
 
-lab_rng lab_rng_new(uint64_t seed, uint64_t salt) {
-    lab_rng r = {seed ^ (salt * 0xD1B54A32D192ED03ull)};
-    lab_rng_next(&r);
-    return r;
-}
-
-uint64_t lab_rng_next(lab_rng *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-int lab_rng_below(lab_rng *r, int n) { return n <= 1 ? 0 : (int)(lab_rng_next(r) % (uint64_t)n); }
-
 void lab_note(hr_lab *lab, int method, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -55,79 +43,10 @@ hr_status lab_progress(hr_lab *lab, int64_t done, int64_t total) {
     return HR_OK;
 }
 
-/* Logit reductions in double precision: exp over 8 lanes (range reduction
- * by ln 2, degree-13 Taylor polynomial: relative error < 1e-16), so a
- * 49152-entry vocabulary costs microseconds, not the milliseconds of libm's
- * scalar exp; rows are spread over the context's pool and their results
- * summed in row order, so scores do not depend on the thread count. */
-#if defined(__AVX512F__)
-#include <immintrin.h>
-
-static inline __m512d exp_pd(__m512d x) {
-    __mmask8 live = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-700.0), _CMP_GE_OQ); /* below: < 1e-304, taken as 0 */
-    x = _mm512_max_pd(x, _mm512_set1_pd(-700.0));
-    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), x);
-    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), r);
-    __m512d p = _mm512_set1_pd(1.0 / 6227020800.0);
-    static const double c[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                               1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                               1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
-                               1.0};
-    for (int i = 0; i < 13; i++) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[i]));
-    return _mm512_maskz_mov_pd(live, _mm512_scalef_pd(p, k));
-}
-
-static float row_max(const float *r, int n) {
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    int v = 0;
-    for (; v + 16 <= n; v += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(r + v));
-    float mx = _mm512_reduce_max_ps(m);
-    for (; v < n; v++) mx = r[v] > mx ? r[v] : mx;
-    return mx;
-}
-
-/* sum_v exp(r[v] - m) */
-static double sum_exp(const float *r, int n, double m) {
-    __m512d acc = _mm512_setzero_pd(), vm = _mm512_set1_pd(m);
-    int v = 0;
-    for (; v + 8 <= n; v += 8) acc = _mm512_add_pd(acc, exp_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(r + v)), vm)));
-    double s = _mm512_reduce_add_pd(acc);
-    for (; v < n; v++) s += exp((double)r[v] - m);
-    return s;
-}
-
-/* sum_v b[v] * r[v] */
-static double dot_d(const float *b, const float *r, int n) {
-    __m512d acc = _mm512_setzero_pd();
-    int v = 0;
-    for (; v + 8 <= n; v += 8)
-        acc = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(b + v)), _mm512_cvtps_pd(_mm256_loadu_ps(r + v)), acc);
-    double s = _mm512_reduce_add_pd(acc);
-    for (; v < n; v++) s += (double)b[v] * r[v];
-    return s;
-}
-#else
-static float row_max(const float *r, int n) {
-    float m = r[0];
-    for (int v = 1; v < n; v++) m = r[v] > m ? r[v] : m;
-    return m;
-}
-
-static double sum_exp(const float *r, int n, double m) {
-    double s = 0;
-    for (int v = 0; v < n; v++) s += exp((double)r[v] - m);
-    return s;
-}
-
-static double dot_d(const float *b, const float *r, int n) {
-    double s = 0;
-    for (int v = 0; v < n; v++) s += (double)b[v] * r[v];
-    return s;
-}
-#endif
-
+/* Logit reductions in double precision (engine/kernels.h: hr_logsumexp's
+ * vectorised exp), so a 49152-entry vocabulary costs microseconds; rows are
+ * spread over the context's pool and their results summed in row order, so
+ * scores do not depend on the thread count. */
 typedef struct {
     float *x;             /* (n, vocab) logits, or probabilities once converted */
     const float *base_p;  /* (n, vocab) or NULL */
@@ -141,7 +60,7 @@ typedef struct {
 static void rows_task(void *vp, int t) {
     const rows_job *j = vp;
     float *r = j->x + (size_t)t * j->vocab;
-    double m = row_max(r, j->vocab), lse = m + log(sum_exp(r, j->vocab, m));
+    double lse = hr_logsumexp(r, j->vocab);
     if (j->to_probs) { /* base side: probabilities and sum p log p */
         double ne = 0;
         for (int v = 0; v < j->vocab; v++) {
@@ -154,7 +73,7 @@ static void rows_task(void *vp, int t) {
     }
     j->nll[t] = lse - r[j->tokens[t + 1]];
     /* KL(b || a) = sum b log b - sum b x + lse(x) since sum b = 1 */
-    if (j->base_p) j->kl[t] = j->negent[t] - dot_d(j->base_p + (size_t)t * j->vocab, r, j->vocab) + lse;
+    if (j->base_p) j->kl[t] = j->negent[t] - hr_dot_f64(j->base_p + (size_t)t * j->vocab, r, j->vocab) + lse;
 }
 
 static void run_rows(hr_lab *lab, rows_job *j, int rows) {
@@ -180,13 +99,6 @@ void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const dou
     if (kl) *kl = base_p ? s_kl / (rows ? rows : 1) : 0;
 }
 
-static int32_t argmax_i32(const float *x, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 hr_status lab_greedy(hr_context *ctx, const int32_t *prompt, int n, int gen, const int32_t *ref, int32_t *out,
                      int *n_out, float *logits) {
     int vocab = hr_model_config(hr_context_model(ctx))->vocab_size;
@@ -194,7 +106,7 @@ hr_status lab_greedy(hr_context *ctx, const int32_t *prompt, int n, int gen, con
     hr_status st = hr_context_truncate(ctx, 0);
     if (st == HR_OK) st = hr_forward(ctx, prompt, n, logits, false);
     for (int i = 0; st == HR_OK && i < gen; i++) {
-        int32_t tok = argmax_i32(logits, vocab);
+        int32_t tok = hr_argmax(logits, vocab);
         out[i] = tok;
         *n_out = i + 1;
         if ((ref && tok != ref[i]) || i + 1 == gen) break;
@@ -267,13 +179,13 @@ static int attn_hook(const hr_hook_event *ev, void *ud) {
 /* Repeated random sequence [BOS, r1..rk, r1..rk] into seq (2k+1). Tokens
  * are distinct within a half when the vocabulary allows it, so the
  * induction and duplicate targets are unambiguous. */
-static void make_repeat(hr_lab *lab, lab_rng *rng, int k, int32_t *seq) {
+static void make_repeat(hr_lab *lab, hr_rng *rng, int k, int32_t *seq) {
     int vocab = lab->c->vocab_size;
     seq[0] = lab->p.bos;
     for (int i = 1; i <= k; i++) {
         int32_t t;
         for (int tries = 0;; tries++) {
-            t = lab_rng_below(rng, vocab);
+            t = (int32_t)hr_rng_below(rng, (uint64_t)vocab);
             if (t == lab->p.bos) continue;
             bool dup = false;
             for (int j = 1; j < i && !dup; j++) dup = seq[j] == t;
@@ -296,7 +208,7 @@ hr_status lab_run_attn_methods(hr_lab *lab, lab_input input) {
     if (!ap.sum || !ap.wt || !ap.partial || !seq) st = hr_err(HR_ERR_NOMEM, "out of memory");
     else if (input == LAB_INPUT_REPEAT && (k < 2 || 2 * k + 1 > n_ctx))
         st = hr_err(HR_ERR_RANGE, "repeated sequences of 2x%d tokens do not fit the context of %d", k, n_ctx);
-    lab_rng rng = lab_rng_new(lab->p.seed, 0x5EB0 + (uint64_t)input);
+    hr_rng rng = hr_rng_stream(lab->p.seed, 0x5EB0 + (uint64_t)input);
     hr_context_set_hook(lab->ctx, attn_hook, HR_HOOK_ATTN_PROBS, &ap);
     for (int s = 0; st == HR_OK && s < n_seqs; s++) {
         const int32_t *toks = seq;
@@ -378,14 +290,20 @@ static hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p
     lab->L = lab->c->n_layers;
     lab->H = hr_config_max_heads(lab->c);
     int n_ctx = hr_context_n_ctx(ctx);
-    lab->W = p->window ? p->window : (n_ctx < 256 ? n_ctx : 256);
-    size_t per = (size_t)lab->W - 1, max_tok = p->max_tokens ? (size_t)p->max_tokens : 1024;
+    lab->W = hr_calib_window(n_ctx, p->window);
+    size_t per = (size_t)lab->W - 1, max_tok = p->max_tokens ? (size_t)p->max_tokens : HR_CALIB_HEADS_TOKENS;
     if (p->n_tokens < per)
         return hr_err(HR_ERR_RANGE, "calibration text has %zu tokens, shorter than one window of %d", p->n_tokens,
                       lab->W);
+    if (max_tok < (size_t)lab->W)
+        return hr_err(HR_ERR_RANGE, "%zu calibration tokens are fewer than one window of %d (ask for at least %d "
+                      "tokens, or a shorter window)", max_tok, lab->W, lab->W);
     size_t nw = p->n_tokens / per, want = max_tok / (size_t)lab->W;
-    if (want < 1) want = 1;
     lab->n_windows = (int)(nw < want ? nw : want);
+    if ((size_t)lab->n_windows * lab->W != max_tok)
+        hr_log(HR_LOG_WARN, "head lab: using %zu calibration tokens (%d windows of %d), not the %zu asked: %s",
+               (size_t)lab->n_windows * lab->W, lab->n_windows, lab->W, max_tok,
+               nw < want ? "the text is shorter" : "only whole windows are used");
     size_t n_m = (size_t)hr_head_methods_count, lh = (size_t)lab->L * lab->H;
     bool *sel = calloc(n_m, sizeof(bool));
     lab->selected = sel;

@@ -31,13 +31,13 @@ static hr_status fdtm_prepare(hr_lab *lab, fdtm_set *s) {
     s->out = malloc(sizeof(int32_t) * (size_t)s->gen);
     s->logits = malloc(sizeof(float) * (size_t)lab->c->vocab_size);
     if (!s->prompts || !s->ref || !s->out || !s->logits) return hr_err(HR_ERR_NOMEM, "out of memory");
-    lab_rng rng = lab_rng_new(lab->p.seed, 0xFD7);
+    hr_rng rng = hr_rng_stream(lab->p.seed, 0xFD7);
     int span = (int)(lab->p.n_tokens - (size_t)(s->plen - 1)) + 1;
     hr_status st = HR_OK;
     for (int i = 0; st == HR_OK && i < s->n; i++) {
         int32_t *pr = s->prompts + (size_t)i * s->plen;
         pr[0] = lab->p.bos;
-        memcpy(pr + 1, lab->p.tokens + lab_rng_below(&rng, span), sizeof(int32_t) * (size_t)(s->plen - 1));
+        memcpy(pr + 1, lab->p.tokens + hr_rng_below(&rng, (uint64_t)span), sizeof(int32_t) * (size_t)(s->plen - 1));
         int got;
         st = lab_greedy(lab->ctx, pr, s->plen, s->gen, NULL, s->ref + (size_t)i * s->gen, &got, s->logits);
     }

@@ -1,5 +1,6 @@
 /* retrieval: Retrieval-Head copy-paste score on needle-in-a-haystack prompts. */
 #include "study/heads/heads_internal.h"
+#include "headroom/sample.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,29 +15,26 @@ typedef struct {
 static int ret_hook(const hr_hook_event *ev, void *ud) {
     ret_pass *rp = ud;
     const float *p = ev->data + (size_t)(ev->n_tokens - 1) * ev->stride;
-    int best = 0;
-    for (int s = 1; s < ev->n_cols; s++)
-        if (p[s] > p[best]) best = s;
-    rp->argmax[lab_idx(rp->lab, ev->layer, ev->head)] = best;
+    rp->argmax[lab_idx(rp->lab, ev->layer, ev->head)] = hr_argmax(p, ev->n_cols);
     return 0;
 }
 
 /* Builds [BOS, hay[0:ins], needle, hay[ins:], needle[0:PREFIX]] into pr
  * (len tokens) and returns the position of the needle's first token. */
-static int build_prompt(hr_lab *lab, lab_rng *rng, int len, int k, int32_t *pr, int32_t *needle) {
+static int build_prompt(hr_lab *lab, hr_rng *rng, int len, int k, int32_t *pr, int32_t *needle) {
     int hay = len - 1 - k - PREFIX;
     int span = (int)(lab->p.n_tokens - (size_t)hay) + 1;
-    const int32_t *src = lab->p.tokens + lab_rng_below(rng, span);
+    const int32_t *src = lab->p.tokens + hr_rng_below(rng, (uint64_t)span);
     for (int j = 0; j < k; j++) { /* distinct tokens, so the copy target is unique */
         bool dup;
         int tries = 0;
         do {
-            needle[j] = lab->p.tokens[lab_rng_below(rng, (int)lab->p.n_tokens)];
+            needle[j] = lab->p.tokens[hr_rng_below(rng, (uint64_t)lab->p.n_tokens)];
             dup = needle[j] == lab->p.bos;
             for (int i = 0; i < j; i++) dup |= needle[i] == needle[j];
         } while (dup && ++tries < 64);
     }
-    int ins = hay / 4 + lab_rng_below(rng, hay / 2 + 1);
+    int ins = hay / 4 + (int)hr_rng_below(rng, (uint64_t)(hay / 2 + 1));
     int n = 0;
     pr[n++] = lab->p.bos;
     memcpy(pr + n, src, sizeof(int32_t) * (size_t)ins);
@@ -87,7 +85,7 @@ static hr_status retrieval_compute(hr_lab *lab, int method, double *scores) {
     int32_t *pr = malloc(sizeof(int32_t) * (size_t)len), *needle = malloc(sizeof(int32_t) * (size_t)k);
     float *logits = malloc(sizeof(float) * (size_t)lab->c->vocab_size);
     hr_status st = rp.argmax && hits && pr && needle && logits ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
-    lab_rng rng = lab_rng_new(lab->p.seed, 0x4EED1E);
+    hr_rng rng = hr_rng_stream(lab->p.seed, 0x4EED1E);
     hr_context_set_hook(lab->ctx, ret_hook, HR_HOOK_ATTN_PROBS, &rp);
     for (int i = 0; st == HR_OK && i < n; i++) {
         int at = build_prompt(lab, &rng, len, k, pr, needle);

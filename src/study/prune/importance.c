@@ -1,11 +1,12 @@
 /* Calibration statistics for the planner: AMP-style neuron importance and
  * layer / sublayer importance, recorded with forward hooks. */
 #include "headroom/prune.h"
+#include "engine/blas.h"
+#include "headroom/study.h"
 #include "engine/kernels.h"
 #include "study/prune/surgery_internal.h"
 #include "model/config.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +64,9 @@ static void accumulate_neurons(calib *c, int l, int n) {
         if (cf->norm == HR_NORM_LAYER) hr_layernorm(y, hr, w->ffn_norm, w->ffn_norm_b, dim, cf->norm_eps);
         else hr_rmsnorm(y, hr, w->ffn_norm, dim, cf->norm_eps);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ff, dim, 1.0f, c->xn, dim, w->w_up, dim, 0.0f, c->up, ff);
+    hr_sgemm_nt(c->up, ff, c->xn, w->w_up, n, dim, ff);
     if (cf->mlp == HR_MLP_SWIGLU) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ff, dim, 1.0f, c->xn, dim, w->w_gate, dim, 0.0f,
-                    c->gate, ff);
+        hr_sgemm_nt(c->gate, ff, c->xn, w->w_gate, n, dim, ff);
         hr_swiglu(c->up, c->gate, c->up, n * ff);
     } else {
         for (int t = 0; t < n && w->b_up; t++)
@@ -107,7 +107,8 @@ static int calib_hook(const hr_hook_event *ev, void *ud) {
 
 static hr_status run_windows(hr_context *ctx, calib *c, const int32_t *tokens, size_t n_tokens, int window) {
     int n_ctx = hr_context_n_ctx(ctx);
-    if (window <= 0 || window > n_ctx) window = n_ctx < 256 ? n_ctx : 256;
+    if (window > n_ctx) return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the context (%d)", window, n_ctx);
+    window = hr_calib_window(n_ctx, window);
     if (n_tokens < 2) return hr_err(HR_ERR_RANGE, "need at least 2 calibration tokens");
     uint32_t mask = HR_HOOK_RESID_PRE | HR_HOOK_ATTN_OUT | HR_HOOK_RESID_POST | HR_HOOK_MLP_OUT;
     hr_context_set_hook(ctx, calib_hook, mask, c);

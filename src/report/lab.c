@@ -1,0 +1,135 @@
+/* The head lab's folder: JSON / CSV, heatmaps, attention patterns and
+ * report.html (hr_report_head_lab, see report.h). */
+#include "headroom/report.h"
+#include "core/internal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_IMAGES = 80, MAX_HEATMAPS = 64 };
+
+hr_lab_report_params hr_lab_report_default_params(void) {
+    hr_lab_report_params p;
+    memset(&p, 0, sizeof p);
+    p.top = 4;
+    p.bos = 1;
+    return p;
+}
+
+typedef struct {
+    hr_report_image img[MAX_IMAGES];
+    char titles[MAX_IMAGES][96], paths[MAX_IMAGES][PATH_MAX];
+    int n;
+} image_list;
+
+static hr_status write_text(const char *dir, const char *name, const char *data) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return hr_write_file_atomic(path, data, strlen(data));
+}
+
+/* (n_layers, max_heads) matrix of a method's scores, NaN where absent. */
+static float *score_matrix(const hr_heads_result *r, const hr_model *m, int method, int *rows, int *cols) {
+    const hr_config *c = hr_model_config(m);
+    *rows = hr_config_n_layers(c);
+    *cols = hr_config_max_heads(c);
+    float *v = malloc(sizeof(float) * (size_t)(*rows) * (size_t)(*cols ? *cols : 1));
+    if (!v) return NULL;
+    for (int l = 0; l < *rows; l++)
+        for (int h = 0; h < *cols; h++) v[(size_t)l * *cols + h] = (float)hr_heads_score(r, method, l, h);
+    return v;
+}
+
+static hr_status heatmaps(const char *dir, const hr_heads_result *r, const hr_model *m, image_list *il) {
+    for (int i = 0; i < hr_heads_n_methods() && il->n < MAX_HEATMAPS; i++) {
+        if (!hr_heads_result_has(r, i)) continue;
+        const hr_head_method_info *mi = hr_heads_method_info(i);
+        int rows, cols;
+        float *v = score_matrix(r, m, i, &rows, &cols);
+        if (!v) return hr_err(HR_ERR_NOMEM, "out of memory");
+        snprintf(il->paths[il->n], PATH_MAX, "%s/heads_%s.png", dir, mi->id);
+        snprintf(il->titles[il->n], sizeof il->titles[0], "%s (%s)", mi->id, mi->name);
+        hr_heatmap_params hp = hr_heatmap_default_params();
+        hr_status st = hr_png_heatmap(il->paths[il->n], v, rows, cols, &hp);
+        free(v);
+        if (st != HR_OK) return st;
+        il->img[il->n] = (hr_report_image){il->titles[il->n], mi->formula, il->paths[il->n], "methods"};
+        il->n++;
+    }
+    return HR_OK;
+}
+
+/* The ranking used to pick heads to draw: ablation if run, else the first method run. */
+static int ranking_method(const hr_heads_result *r) {
+    int abl = hr_heads_method_index("ablation");
+    if (hr_heads_result_has(r, abl)) return abl;
+    for (int i = 0; i < hr_heads_n_methods(); i++)
+        if (hr_heads_result_has(r, i)) return i;
+    return -1;
+}
+
+static hr_status patterns(const char *dir, const hr_heads_result *r, hr_context *ctx, const hr_lab_report_params *p,
+                          image_list *il) {
+    int m = ranking_method(r), W = hr_heads_result_window(r);
+    if (m < 0 || p->top <= 0) return HR_OK;
+    if (!p->text_tokens || p->n_text_tokens < (size_t)W - 1)
+        return hr_err(HR_ERR_INVALID_ARG, "attention patterns need the calibration tokens (one window)");
+    int32_t *win = malloc(sizeof(int32_t) * (size_t)W); // (W) BOS + the first W-1 text tokens
+    float *map = malloc(sizeof(float) * (size_t)W * W); // (W, W) queries x keys
+    hr_status st = win && map ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
+    if (st == HR_OK) {
+        win[0] = p->bos;
+        memcpy(win + 1, p->text_tokens, sizeof(int32_t) * (size_t)(W - 1));
+    }
+    for (int rank = 1; st == HR_OK && rank <= p->top && il->n < MAX_IMAGES; rank++) {
+        int fl = -1, fh = -1;
+        for (int l = 0; l < hr_heads_result_n_layers(r); l++)
+            for (int h = 0; h < hr_heads_result_n_heads(r, l); h++)
+                if (hr_heads_rank(r, m, l, h) == rank) fl = l, fh = h;
+        if (fl < 0) break;
+        if ((st = hr_heads_attention_map(ctx, win, W, fl, fh, map)) != HR_OK) break;
+        snprintf(il->paths[il->n], PATH_MAX, "%s/pattern_L%d_H%d.png", dir, fl, fh);
+        snprintf(il->titles[il->n], sizeof il->titles[0], "head %d.%d (rank %d by %s)", fl, fh, rank,
+                 hr_heads_method_info(m)->id);
+        hr_heatmap_params hp = hr_heatmap_default_params();
+        hp.vmin = 0;
+        hp.vmax = 1;
+        if ((st = hr_png_heatmap(il->paths[il->n], map, W, W, &hp)) != HR_OK) break;
+        il->img[il->n] = (hr_report_image){il->titles[il->n], "queries (rows) x keys (columns), first window",
+                                           il->paths[il->n], "patterns"};
+        il->n++;
+    }
+    free(win);
+    free(map);
+    return st;
+}
+
+hr_status hr_report_head_lab(const char *dir, const hr_heads_result *r, hr_context *ctx, const hr_model *m,
+                             const hr_lab_report_params *p, int *n_pictures) {
+    if (!dir || !r || !ctx || !m) return hr_err(HR_ERR_INVALID_ARG, "no folder, result, context or model given");
+    hr_lab_report_params dp = hr_lab_report_default_params();
+    if (!p) p = &dp;
+    hr_heads_meta meta = {p->model_path, NULL, p->text_path, p->seed};
+    char *hj = NULL, *lj = NULL, *csv = NULL;
+    hr_status st = hr_heads_to_json(r, m, &meta, &hj, &lj, &csv);
+    if (st == HR_OK) st = write_text(dir, "heads.json", hj);
+    if (st == HR_OK) st = write_text(dir, "heads.csv", csv);
+    if (st == HR_OK) st = write_text(dir, "layers.json", lj);
+    image_list *il = calloc(1, sizeof *il);
+    if (st == HR_OK && !il) st = hr_err(HR_ERR_NOMEM, "out of memory");
+    if (st == HR_OK) st = heatmaps(dir, r, m, il);
+    if (st == HR_OK) st = patterns(dir, r, ctx, p, il);
+    if (st == HR_OK) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/report.html", dir);
+        st = hr_report_write_html(path, "headroom head lab", hj, lj, il->img, il->n);
+    }
+    if (st == HR_OK && n_pictures) *n_pictures = il->n;
+    free(il);
+    free(hj);
+    free(lj);
+    free(csv);
+    return st;
+}

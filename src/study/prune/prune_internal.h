@@ -1,0 +1,25 @@
+/* The result of a pruning run (opaque hr_prune_result of headroom/prune.h),
+ * shared by the run (run.c) and its report (report.c). */
+#ifndef HR_PRUNE_INTERNAL_H
+#define HR_PRUNE_INTERNAL_H
+
+#include "headroom/prune.h"
+#include "study/prune/surgery_internal.h"
+
+struct hr_prune_result {
+    const hr_model *base;          /* borrowed: the model pruned */
+    hr_model *pruned;              /* owned */
+    hr_prune_spec *spec;           /* owned: what went */
+    hr_prune_params params;        /* as given, without the borrowed pointers */
+    char *method, *heads_amount, *mlp_amount; /* owned copies; NULL = not asked */
+    char heads_source[512], layers_source[512];
+    hr_score_kind score_kind;      /* of the head method (random: importance) */
+    float *head_raw;               /* (n_layers, max_heads) head scores as stored; NULL without heads */
+    float *head_order;             /* (n_layers, max_heads) keep order the planner used */
+    float *ff_scores[HR_MAX_LAYERS]; /* per layer (n_ff[l]) neuron importance; NULL without MLP */
+    float lay[3][HR_MAX_LAYERS];   /* attention, MLP, block importance per base layer */
+    char lay_name[3][64];          /* their metric; "" = none */
+    hr_prune_plan_result heads, neurons;
+};
+
+#endif

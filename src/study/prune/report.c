@@ -1,0 +1,128 @@
+/* prune.json: what a pruning run removed and why (hr_prune_report_json). */
+#include "headroom/prune.h"
+#include "study/prune/prune_internal.h"
+#include "model/config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cJSON *int_pair(int before, int after) {
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(before));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(after));
+    return a;
+}
+
+static cJSON *layer_record(const hr_prune_result *r, int l, const hr_prune_layer_result *res) {
+    const hr_config *c = &r->base->cfg;
+    const hr_prune_spec *s = r->spec;
+    int mh = hr_config_max_heads(c), g = c->n_head_kv[l] ? c->n_head[l] / c->n_head_kv[l] : 1;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "layer", l);
+    bool block = hr_prune_spec_dropped(s, l, HR_PRUNE_BLOCK);
+    cJSON_AddBoolToObject(j, "block_dropped", block);
+    cJSON_AddBoolToObject(j, "attention_dropped", hr_prune_spec_dropped(s, l, HR_PRUNE_ATTN) && !block);
+    cJSON_AddBoolToObject(j, "mlp_dropped", hr_prune_spec_dropped(s, l, HR_PRUNE_MLP) && !block);
+    cJSON_AddItemToObject(j, "n_head", int_pair(c->n_head[l], res->n_head));
+    cJSON_AddItemToObject(j, "n_head_kv", int_pair(c->n_head_kv[l], res->n_head_kv));
+    cJSON_AddItemToObject(j, "n_ff", int_pair(c->n_ff[l], res->n_ff));
+    cJSON_AddBoolToObject(j, "kv_duplicated", res->n_head_kv > res->n_kv_distinct);
+    cJSON *rh = cJSON_AddArrayToObject(j, "removed_heads"), *rkv = cJSON_AddArrayToObject(j, "removed_kv_heads");
+    bool whole = hr_prune_spec_dropped(s, l, HR_PRUNE_ATTN);
+    for (int h = 0; h < c->n_head[l]; h++) {
+        if (!whole && hr_prune_spec_keeps_head(s, l, h)) continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "head", h);
+        float sc = r->head_raw ? r->head_raw[(size_t)l * mh + h] : NAN;
+        if (isfinite(sc)) cJSON_AddNumberToObject(e, "score", sc);
+        cJSON_AddItemToArray(rh, e);
+    }
+    for (int k = 0; k < c->n_head_kv[l]; k++) {
+        int kept = 0;
+        for (int i = 0; i < g; i++) kept += hr_prune_spec_keeps_head(s, l, k * g + i);
+        if (whole || !kept) cJSON_AddItemToArray(rkv, cJSON_CreateNumber(k));
+    }
+    int nrm = 0;
+    for (int f = 0; f < c->n_ff[l]; f++) nrm += !hr_prune_spec_keeps_neuron(s, l, f);
+    cJSON_AddNumberToObject(j, "removed_neurons", nrm);
+    static const char *keys[3] = {"attn_score", "mlp_score", "block_score"};
+    for (int k = 0; k < 3; k++)
+        if (r->lay_name[k][0]) cJSON_AddNumberToObject(j, keys[k], r->lay[k][l]);
+    return j;
+}
+
+/* "<what>_requested" (the amount as given), its count, what was removed
+ * and, when they differ, why. */
+static void amounts(cJSON *j, const char *what, const char *removed_key, const char *amount,
+                    const hr_prune_plan_result *pr) {
+    char key[64];
+    snprintf(key, sizeof key, "%s_requested", what);
+    cJSON_AddStringToObject(j, key, amount ? amount : "");
+    snprintf(key, sizeof key, "%s_requested_count", removed_key);
+    cJSON_AddNumberToObject(j, key, (double)pr->requested);
+    snprintf(key, sizeof key, "%s_removed", removed_key);
+    cJSON_AddNumberToObject(j, key, (double)pr->removed);
+    if (pr->removed != pr->requested) {
+        snprintf(key, sizeof key, "%s_reason", removed_key);
+        cJSON_AddStringToObject(j, key, pr->reason);
+    }
+}
+
+static void add_path(cJSON *j, const char *key, const char *path) {
+    if (path) cJSON_AddStringToObject(j, key, path);
+}
+
+hr_status hr_prune_report_json(const hr_prune_result *r, const hr_prune_report_meta *meta, char **out) {
+    if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
+    *out = NULL;
+    if (!r) return hr_err(HR_ERR_INVALID_ARG, "no pruning result given");
+    hr_prune_report_meta none = {NULL, NULL, NULL, NULL};
+    if (!meta) meta = &none;
+    const hr_config *c = &r->base->cfg;
+    const hr_prune_params *p = &r->params;
+    hr_prune_layer_result *res = calloc((size_t)c->n_layers + 1, sizeof *res);
+    if (!res) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st = hr_prune_check(r->base, r->spec, res);
+    if (st != HR_OK) {
+        free(res);
+        return st;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", "headroom.prune");
+    cJSON_AddNumberToObject(j, "format_version", 1);
+    cJSON_AddStringToObject(j, "base", meta->base ? meta->base : "");
+    cJSON_AddStringToObject(j, "output", meta->output ? meta->output : "");
+    add_path(j, "output_hf", meta->output_hf);
+    cJSON_AddStringToObject(j, "architecture", hr_config_uniform(&r->pruned->cfg) ? "uniform" : "per-layer (deci)");
+    cJSON_AddStringToObject(j, "head_method", r->method ? r->method : "");
+    if (r->method && r->heads_source[0] && strcmp(r->method, "random") != 0) {
+        cJSON_AddStringToObject(j, "scores", r->heads_source);
+        cJSON_AddStringToObject(j, "score_kind", hr_score_kind_name(r->score_kind));
+    }
+    cJSON_AddBoolToObject(j, "inverted", p->invert);
+    cJSON_AddStringToObject(j, "budget", hr_prune_budget_name(p->budget));
+    cJSON_AddBoolToObject(j, "uniform", p->uniform);
+    cJSON_AddStringToObject(j, "gqa_groups", p->uneven_duplicate ? "duplicate" : "even");
+    cJSON_AddStringToObject(j, "mlp_method", r->mlp_amount ? "amp: mean |act| * ||W_down column|| on calibration text" : "");
+    add_path(j, "text", meta->text);
+    if (r->layers_source[0]) cJSON_AddStringToObject(j, "layer_scores", r->layers_source);
+    cJSON *ls = cJSON_AddObjectToObject(j, "layer_metrics");
+    static const char *keys[3] = {"attention", "mlp", "block"};
+    for (int k = 0; k < 3; k++)
+        if (r->lay_name[k][0]) cJSON_AddStringToObject(ls, keys[k], r->lay_name[k]);
+    amounts(j, "heads", "heads", r->heads_amount, &r->heads);
+    amounts(j, "mlp", "neurons", r->mlp_amount, &r->neurons);
+    cJSON_AddNumberToObject(j, "params_before", (double)hr_model_n_params(r->base));
+    cJSON_AddNumberToObject(j, "params_after", (double)hr_model_n_params(r->pruned));
+    cJSON *arr = cJSON_AddArrayToObject(j, "layers");
+    for (int l = 0; l < c->n_layers; l++) cJSON_AddItemToArray(arr, layer_record(r, l, &res[l]));
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    free(res);
+    if (!s) return hr_err(HR_ERR_NOMEM, "out of memory");
+    *out = s;
+    return HR_OK;
+}
