@@ -1,17 +1,28 @@
-"""headroom: the attention heads of transformer language models, measured
-and cut, from Python. A thin layer over libheadroom (C): no weight copies,
-NumPy arrays in and out, the library's errors as headroom.Error.
+"""headroom: run transformer language models, open up their attention heads,
+measure what each head does and how much it matters, prune them — from
+Python, over libheadroom (C). No weight copies, NumPy arrays in and out
+(zero-copy views inside hooks), the library's errors as headroom.Error.
 
     import headroom
     m = headroom.Model.load("stories260K.bin")
-    logits, cache = m.run_with_cache(m.tokenize("Once upon a time"), names=["pattern"])
+    ids = m.tokenize("Once upon a time")
+    logits, cache = m.run_with_cache(ids, names=["pattern"])
+    lab = headroom.heads(m, pathlib.Path("tinystories_val.txt"), methods=["ablation"])
+    small = headroom.prune(m, lab, by="ablation", heads="25%")
+    print(headroom.eval(m, small, pathlib.Path("tinystories_val.txt"))["candidate"]["perplexity"])
 """
 from ._lib import (Error, InvalidArgument, FormatError, Unsupported, OutOfMemory, RangeError, NotFound, Aborted,
                    version as _version)
 from ._lib import IOError_ as IOError  # noqa: A001  (headroom.IOError, a subclass of OSError)
-from .model import Model, Cache, Config
+from .model import Model, Cache, Config, NAMES
+from .study import (HeadsResult, Scores, KvPlan, PrunedModel, heads, methods, layer_metrics, kv_plan_from_scores,
+                    prune, evaluate, convert)
+
+eval = evaluate  # noqa: A001  (headroom.eval, as the CLI command)
 
 __version__ = _version()
 
-__all__ = ["Model", "Cache", "Config", "Error", "InvalidArgument", "IOError", "FormatError", "Unsupported",
-           "OutOfMemory", "RangeError", "NotFound", "Aborted", "__version__"]
+__all__ = ["Model", "Cache", "Config", "NAMES", "HeadsResult", "Scores", "KvPlan", "PrunedModel", "heads", "methods",
+           "layer_metrics", "kv_plan_from_scores", "prune", "eval", "evaluate", "convert", "Error",
+           "InvalidArgument", "IOError", "FormatError", "Unsupported", "OutOfMemory", "RangeError", "NotFound",
+           "Aborted", "__version__"]
