@@ -370,14 +370,16 @@ class Model(Owner):
         if isinstance(ids, str):
             return self.tokenize(ids)
         a = np.asarray(ids)
-        if a.size == 0 and allow_empty:
-            return np.zeros(0, dtype=np.int32)
-        if a.dtype == object or a.dtype.kind not in "iu":
-            raise TypeError(f"token ids must be integers, got an array of {a.dtype}")
+        if a.dtype == object or a.dtype.kind in "SUV":
+            raise TypeError(f"token ids must be integers, got {type(ids).__name__} of {a.dtype}")
         if a.ndim != 1:
             raise ValueError(f"token ids must be one sequence (a 1-D array), got shape {a.shape}")
-        if a.size == 0 and not allow_empty:
+        if a.size == 0:
+            if allow_empty:
+                return np.zeros(0, dtype=np.int32)
             raise ValueError("no tokens given")
+        if a.dtype == object or a.dtype.kind not in "iu":
+            raise TypeError(f"token ids must be integers, got an array of {a.dtype}")
         V = self.config.vocab_size
         if a.size and (int(a.min()) < 0 or int(a.max()) >= V):
             bad = int(a[(a < 0) | (a >= V)][0])
