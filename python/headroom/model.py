@@ -209,6 +209,7 @@ class Model(Owner):
         self._threads = threads
         self._tok_note = tok_note
         self._lock = threading.RLock()
+        self._busy = False       # a C call runs on the context (hooks and callbacks run inside it)
         self.config = _config(mptr)
         c = self.config
         self._gates = np.ones((c.n_layers, max(c.max_heads, 1)), dtype=np.float32)  # (layers, max_heads)
@@ -263,6 +264,29 @@ class Model(Owner):
         if self._mh is None or not self._mh.alive:
             raise _lib.closed("model")
         return self._m
+
+    def close(self):
+        """Releases the model's C handles now (idempotent); waits for a call
+        running in another thread. Calling it from a hook of the model's own
+        forward pass raises (the pass still needs them)."""
+        with self._lock:
+            if self._busy:
+                raise _lib.InvalidArgument("cannot close a model from inside its own forward pass (a hook)")
+            Owner.close(self)
+
+    @contextlib.contextmanager
+    def _running(self):
+        """Holds the lock for one C call on the context; re-entry from a hook of
+        that call (running the model inside its own pass) is refused."""
+        with self._lock:
+            if self._busy:
+                raise _lib.InvalidArgument("a hook or callback cannot run the model whose pass called it "
+                                           "(use another Model or a with_kv_plan view)")
+            self._busy = True
+            try:
+                yield self._context()
+            finally:
+                self._busy = False
 
     @property
     def path(self):
@@ -391,7 +415,10 @@ class Model(Owner):
     # -------------------------------------------------------------- forward
     def _run(self, a, all_logits=True, hook=None, mask=0):
         """Runs a fresh sequence; hook(event) is called for the points in mask."""
-        ctx = self._context()
+        with self._running() as ctx:
+            return self._forward(ctx, a, all_logits, hook, mask)
+
+    def _forward(self, ctx, a, all_logits, hook, mask):
         check(lib.hr_context_truncate(ctx, 0))
         out = np.empty((a.size if all_logits else 1, self.config.vocab_size), dtype=np.float32)
         if hook is None:
@@ -422,8 +449,7 @@ class Model(Owner):
     def logits(self, ids):
         """(n, vocab) float32 logits of every position of ids (a fresh sequence;
         a str is tokenized with BOS)."""
-        with self._lock:
-            return self._run(self._ids(ids))
+        return self._run(self._ids(ids))
 
     def __call__(self, ids):
         return self.logits(ids)
@@ -470,10 +496,9 @@ class Model(Owner):
         with _progress(progress) as cb:
             p.progress = cb.c
             r = _lib.PplResult()
-            with self._lock:
-                st = lib.hr_perplexity(self._context(), self._m, _iptr(ids), ids.size, ctypes.byref(p),
-                                       ctypes.byref(r))
-                lib.hr_context_truncate(self._context(), 0)
+            with self._running() as ctx:
+                st = lib.hr_perplexity(ctx, self._m, _iptr(ids), ids.size, ctypes.byref(p), ctypes.byref(r))
+                lib.hr_context_truncate(ctx, 0)
             cb.check(st)
         return {k: getattr(r, k) for k, _ in _lib.PplResult._fields_}
 
@@ -500,8 +525,7 @@ class Model(Owner):
             eos, bos = lib.hr_tokenizer_eos(self._th.get()), lib.hr_tokenizer_bos(self._th.get())
         out = []
         try:
-            with self._lock:
-                ctx = self._context()
+            with self._running() as ctx:
                 check(lib.hr_context_truncate(ctx, 0))
                 logits = np.empty(self.config.vocab_size, dtype=np.float32)  # (vocab) of the last position
                 check(lib.hr_forward(ctx, _iptr(a), a.size, _fptr(logits), False))
@@ -582,9 +606,7 @@ class Model(Owner):
             else:
                 arr[r0:r1, :] = v
 
-        with self._lock:
-            logits = self._run(a, hook=record, mask=mask)
-        return logits, cache
+        return self._run(a, hook=record, mask=mask), cache
 
     def run_with_hooks(self, ids, hooks):
         """Logits of a fresh sequence with hooks {key: fn}; key is (name, layer)
@@ -655,8 +677,7 @@ class Model(Owner):
                                        "evenly spaced; per-layer views are not possible", -4)
             call(nm, layer, v)
 
-        with self._lock:
-            return self._run(a, hook=hook_event, mask=mask)
+        return self._run(a, hook=hook_event, mask=mask)
 
     # -------------------------------------------------------------- gates
     def _push_gates(self):

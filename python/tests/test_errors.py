@@ -214,3 +214,29 @@ def test_texts_are_str_or_paths(model, tmp_path):
     with pytest.raises(ValueError):
         model.tokenize("lone \ud800 surrogate")
     assert isinstance(pathlib.Path("x"), pathlib.PurePath)
+
+
+def test_a_hook_cannot_close_or_rerun_its_own_model_and_other_threads_wait():
+    import threading
+    m = headroom.Model.load(MODEL, threads=1)
+    ids = m.tokenize("Once upon a time")
+    ref = m.logits(ids)
+    with pytest.raises(headroom.InvalidArgument, match="inside its own"):
+        m.run_with_hooks(ids, {("resid_pre", 1): lambda x, l: m.close()})
+    with pytest.raises(headroom.InvalidArgument, match="cannot run the model"):
+        m.run_with_hooks(ids, {("resid_pre", 1): lambda x, l: m.logits(ids)})
+    with pytest.raises(headroom.InvalidArgument, match="cannot run the model"):
+        m.perplexity("Once upon a time there was a girl. " * 20, ctx=32, progress=lambda d, t: m.logits(ids))
+    assert_bits(m.logits(ids), ref, "after refused re-entry")
+    closer = []
+
+    def hook(x, layer):  # another thread's close must wait for this pass to end
+        t = threading.Thread(target=m.close)
+        t.start()
+        t.join(0.2)
+        closer.append(t)
+        assert t.is_alive(), "close() did not wait for the running forward pass"
+
+    assert_bits(m.run_with_hooks(ids, {("resid_pre", 2): hook}), ref, "the pass during a waiting close")
+    closer[0].join()
+    assert m.closed
