@@ -690,22 +690,9 @@ class Model(Owner):
         """Multiplies head h of layer l by gates[l, h] in every later forward
         pass (1 = unchanged, 0 = removed; shape (n_layers, max_heads)). None
         restores all 1."""
-        shape = self._gates.shape
-        if gates is None:
-            g = np.ones(shape, dtype=np.float32)
-        else:
-            g = np.asarray(gates)
-            if g.dtype == object or g.dtype.kind not in "biuf":
-                raise TypeError(f"gates must be numbers, got an array of {g.dtype}")
-            if g.shape != shape:
-                raise ValueError(f"gates must have shape {shape} (layers, max heads), got {g.shape}")
-            g = np.array(g, dtype=np.float32)  # a copy the caller cannot change
-            if not np.all(np.isfinite(g)):
-                raise ValueError("gates must be finite")
-        with self._lock:
-            self._model()
-            self._gates = g
-            self._push_gates()
+        g = np.ones(self._gates.shape, dtype=np.float32) if gates is None else \
+            _finite_f32(gates, self._gates.shape, "gates", "(layers, max heads)")
+        self._set_ablation(gates=g)
 
     def head_gates(self):
         """A copy of the current gates, (n_layers, max_heads) float32."""
@@ -717,16 +704,15 @@ class Model(Owner):
         None = zero-ablation (the default)."""
         c = self.config
         shape = (c.n_layers, max(c.max_heads, 1), c.head_dim)
-        if means is not None:
-            m = np.asarray(means)
-            if m.dtype == object or m.dtype.kind not in "iuf" or m.shape != shape:
-                raise ValueError(f"means must be numbers of shape {shape}, got {m.dtype} {m.shape}")
-            means = np.array(m, dtype=np.float32)
-            if not np.all(np.isfinite(means)):
-                raise ValueError("means must be finite")
+        self._set_ablation(means=None if means is None else
+                           _finite_f32(means, shape, "means", "(layers, max heads, head_dim)"))
+
+    def _set_ablation(self, **kw):
+        """Sets the gates and/or means (checked copies) on the model and its context."""
         with self._lock:
             self._model()
-            self._means = means
+            for k, v in kw.items():
+                setattr(self, "_" + k, v)
             self._push_gates()
 
     def mask_heads(self, heads, value=0.0):
@@ -806,13 +792,32 @@ class Model(Owner):
 
     def _inputs(self):
         """Paths this model was read from (outputs must never replace them)."""
-        ins = []
-        if self._path:
-            ins.append(self._path)
-            buf = ctypes.create_string_buffer(8192)
-            if lib.hr_tokenizer_find_for_model(os.fsencode(self._path), None, buf, len(buf)) == 0:
-                ins.append(os.fsdecode(buf.value))
-        return ins
+        return model_inputs(self._path)
+
+
+def model_inputs(path):
+    """A model path and the tokenizer found for it: what outputs must never replace."""
+    if not path:
+        return []
+    ins = [path]
+    buf = ctypes.create_string_buffer(8192)
+    if lib.hr_tokenizer_find_for_model(os.fsencode(path), None, buf, len(buf)) == 0:
+        ins.append(os.fsdecode(buf.value))
+    return ins
+
+
+def _finite_f32(x, shape, what, dims):
+    """A float32 copy of x (the caller cannot change it later), checked: numbers,
+    the shape, finite."""
+    a = np.asarray(x)
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be numbers, got an array of {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{what} must have shape {shape} {dims}, got {a.shape}")
+    a = np.array(a, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{what} must be finite")
+    return a
 
 
 def _event_view(ev):

@@ -12,7 +12,7 @@ import numpy as np
 from . import _lib
 from ._handle import Handle, Owner
 from ._lib import lib, check
-from .model import Model, _fptr, _iptr, _progress, _threads, text_bytes
+from .model import Model, _fptr, _iptr, _progress, _threads, model_inputs, text_bytes
 
 HR_CALIB_HEADS_TOKENS = 1024   # headroom/study.h: the head lab's default calibration tokens
 HR_CALIB_SURGERY_TOKENS = 2048  # pruning's
@@ -168,7 +168,7 @@ class HeadsResult(Owner):
         report.html. The folder is checked first (never an input, empty or an
         earlier head-lab folder unless force). Returns the number of pictures."""
         r = self._h.get()
-        inputs = _model_inputs(self._model_path) + ([self._text_path] if self._text_path else [])
+        inputs = model_inputs(self._model_path) + ([self._text_path] if self._text_path else [])
         _lib.output_check(out_dir, _lib.OUT_FOLDER, "heads.json", inputs, force)
         os.makedirs(out_dir, exist_ok=True)
         p = lib.hr_lab_report_default_params()
@@ -183,17 +183,6 @@ class HeadsResult(Owner):
         finally:
             ctx.release()
         return n.value
-
-
-def _model_inputs(path):
-    """The model path and the tokenizer found for it (what outputs must never replace)."""
-    if not path:
-        return []
-    ins = [path]
-    buf = ctypes.create_string_buffer(8192)
-    if lib.hr_tokenizer_find_for_model(os.fsencode(path), None, buf, len(buf)) == 0:
-        ins.append(os.fsdecode(buf.value))
-    return ins
 
 
 def heads(model, text, methods=None, tokens=None, window=None, seed=0, mean_ablation=False, threads=None,
@@ -610,7 +599,7 @@ def convert(src, dst, to="gguf", dtype=None, tokenizer=None, write_tokenizer=Tru
     given). The output is checked before loading."""
     if to not in ("gguf", "hf"):
         raise ValueError(f"to must be 'gguf' or 'hf', got {to!r}")
-    inputs = _model_inputs(os.fspath(src)) + ([os.fspath(tokenizer)] if tokenizer else [])
+    inputs = model_inputs(os.fspath(src)) + ([os.fspath(tokenizer)] if tokenizer else [])
     _lib.output_check(dst, _lib.OUT_GGUF if to == "gguf" else _lib.OUT_HF_FOLDER, None, inputs, force)
     with Model.load(src, threads=threads, tokenizer=tokenizer) as m:
         if write_tokenizer and m._th is None:

@@ -8,8 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-import headroom
-
 from conftest import MODEL, REPO, assert_bits, max_diff, tool
 
 POINTS = {"pattern": 1, "head_out": 2, "resid_pre": 4, "attn_out": 8, "mlp_out": 16, "resid_post": 32, "final": 64}

@@ -9,7 +9,7 @@ import pytest
 
 import headroom
 
-from conftest import GGUF, MODEL, REPO, TOOLS, assert_bits, cli, max_diff, require, tool
+from conftest import GGUF, MODEL, REPO, assert_bits, cli, max_diff, require, tool
 
 
 def c_logits(tmp_path, ids, mode="prefill"):
