@@ -530,10 +530,15 @@ def prune(model, scores=None, by=None, heads=None, mlp=None, text=None, drop_att
             sc.close()
     rh = Handle(out.value, lib.hr_prune_result_free, "model", deps=(model._mh,))
     try:
-        return PrunedModel(rh, model, text_path)
+        pruned = PrunedModel(rh, model, text_path)
     except BaseException:
         rh.release()
         raise
+    for what, asked, r in (("heads", heads, pruned.heads_removed), ("mlp", mlp, pruned.neurons_removed)):
+        if r["removed"] != r["requested"]:  # what `headroom prune` warns about (strict=True makes it an error)
+            _lib.log.warning("%s=%s asks for %d; removed %d: %s", what, asked, r["requested"], r["removed"],
+                             r["reason"])
+    return pruned
 
 
 # ---------------------------------------------------------------- evaluation

@@ -50,6 +50,13 @@ def cli(*args, check=True, **kw):
     return r
 
 
+def cli_error(*args):
+    """The message of a CLI run that must fail: its one line after "headroom: error: "."""
+    r = cli(*args, check=False)
+    assert r.returncode == 1 and r.stderr.startswith("headroom: error: "), r.stderr
+    return r.stderr.splitlines()[0][len("headroom: error: "):]
+
+
 def tool(name, *args):
     require(TOOLS / name)
     r = subprocess.run([str(TOOLS / name), *map(str, args)], capture_output=True, text=True)

@@ -9,39 +9,33 @@ import pytest
 
 import headroom
 
-from conftest import MODEL, assert_bits, cli
-
-
-def cli_message(*args):
-    r = cli(*args, check=False)
-    assert r.returncode == 1 and r.stderr.startswith("headroom: error: "), r.stderr
-    return r.stderr.splitlines()[0][len("headroom: error: "):]
+from conftest import MODEL, assert_bits, cli_error
 
 
 def test_load_errors_carry_the_message_the_cli_prints(tmp_path):
     missing = tmp_path / "missing.bin"
     with pytest.raises(headroom.IOError) as e:
         headroom.Model.load(missing)
-    assert isinstance(e.value, OSError) and e.value.status == -2 and str(e.value) in cli_message("info", missing)
+    assert isinstance(e.value, OSError) and e.value.status == -2 and str(e.value) in cli_error("info", missing)
     bad = tmp_path / "truncated.bin"
     bad.write_bytes(MODEL.read_bytes()[:1000])
     with pytest.raises(headroom.FormatError) as e:
         headroom.Model.load(bad)
-    assert isinstance(e.value, ValueError) and str(e.value) == cli_message("info", bad)
+    assert isinstance(e.value, ValueError) and str(e.value) == cli_error("info", bad)
     assert str(bad) in str(e.value)
 
 
 def test_study_errors_carry_the_library_message(model, text, tmp_path):
     with pytest.raises(headroom.InvalidArgument) as e:
         headroom.heads(model, text, methods=["ablation", "nonsense"])
-    assert str(e.value) in cli_message("heads", MODEL, "--text", text, "--out", tmp_path / "o", "--methods",
+    assert str(e.value) in cli_error("heads", MODEL, "--text", text, "--out", tmp_path / "o", "--methods",
                                        "ablation,nonsense")
     with pytest.raises(headroom.RangeError) as e:
         headroom.heads(model, text, window=1000)
     assert "1000" in str(e.value)
     with pytest.raises(headroom.RangeError) as e:
         headroom.prune(model, by="random", heads="0%")
-    assert str(e.value) == cli_message("prune", MODEL, "--by", "random", "--heads", "0%", "--out", tmp_path / "p.gguf")
+    assert str(e.value) == cli_error("prune", MODEL, "--by", "random", "--heads", "0%", "--out", tmp_path / "p.gguf")
     with pytest.raises(headroom.InvalidArgument, match="needs head scores"):
         headroom.prune(model, by="ablation", heads="10")
     with pytest.raises(headroom.InvalidArgument):
@@ -50,7 +44,7 @@ def test_study_errors_carry_the_library_message(model, text, tmp_path):
     plan.write_text("default full\nlayer 9 full\n")
     with pytest.raises(headroom.Error) as e:
         headroom.KvPlan.load(plan, model)
-    assert str(e.value) in cli_message("ppl", MODEL, "--text", text, "--kv", plan)
+    assert str(e.value) in cli_error("ppl", MODEL, "--text", text, "--kv", plan)
 
 
 def test_outputs_never_replace_inputs(model, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 import headroom
 
-from conftest import MODEL, assert_bits, cli
+from conftest import MODEL, assert_bits, cli, cli_error
 
 METHODS = ["ablation", "ablation_kl", "sink", "streaming", "prev_token", "induction", "entropy"]
 
@@ -148,3 +148,16 @@ def test_methods_list_the_library_registry():
     out = cli("heads", "--list").stdout
     assert ids == re.findall(r"^(\w+)\s", out, re.M) and "ablation" in ids
     assert all(m["higher"].startswith("more ") for m in headroom.methods())
+
+
+def test_an_inexact_amount_is_a_logged_warning_or_with_strict_an_error(model, lab_dir, caplog, tmp_path):
+    want = cli_error("prune", MODEL, "--scores", lab_dir / "heads.json", "--by", "ablation", "--heads", "2.5%",
+                          "--out", tmp_path / "p.gguf", "--strict")
+    with pytest.raises(headroom.RangeError) as e:
+        headroom.prune(model, lab_dir / "heads.json", by="ablation", heads="2.5%", strict=True)
+    assert str(e.value) == want
+    with caplog.at_level("WARNING", logger="headroom"):
+        with headroom.prune(model, lab_dir / "heads.json", by="ablation", heads="2.5%") as p:
+            r = p.heads_removed
+    assert r["removed"] != r["requested"] and r["reason"]
+    assert any(r["reason"] in rec.getMessage() for rec in caplog.records)
