@@ -1,89 +1,116 @@
 #!/usr/bin/python3
-"""Python side of bench/bench_python.sh.
+"""Python side of bench/bench_python.sh. Each mode alternates the two
+things it compares call by call in one process, so that load from other
+processes on the shared machine hits both alike; one untimed warm-up each,
+then --repeats timed pairs; RESULT lines give best and median seconds, and
+the median of the per-pair ratios.
 
-  headroom MODEL : headroom.Model.logits(ids) ((n, vocab) float32, a fresh
-                   array per call) and Model.run_with_cache(ids,
-                   names=["pattern"]) on the benchmark's n tokens
-  torch MODEL    : the same attention-pattern cache, TransformerLens-style,
-                   in PyTorch on the same weights (tests/reference/llama_ref.py's
-                   forward; a hook on every layer stores the (heads, n, n)
-                   probabilities it computes, as HookedTransformer.run_with_cache
-                   stores hook_pattern), all logits returned, inference_mode
+  overhead MODEL : headroom.Model.logits(ids) ((n, vocab) float32, a fresh
+                   array per call, ids checked) vs the same hr_forward called
+                   straight through ctypes on the model's own context with a
+                   reused buffer (the C library alone; one foreign call)
+  cache MODEL    : Model.run_with_cache(ids, names=["pattern"]) vs the same
+                   attention-pattern cache TransformerLens-style in PyTorch on
+                   the same weights (tests/reference/llama_ref.py's forward; a
+                   hook per layer stores the (heads, n, n) probabilities it
+                   computes, as HookedTransformer.run_with_cache stores
+                   hook_pattern), all logits returned, inference_mode,
+                   --torch-threads intra-op threads (OPENBLAS_NUM_THREADS from
+                   the caller)
 
-Tokens are hr_bench_logits' ((i * 2654435761 + 12345) mod vocab). One
-untimed warm-up, then --repeats timed calls; prints RESULT lines with the
-best and median seconds.
+Tokens are hr_bench_logits' ((i * 2654435761 + 12345) mod vocab).
 """
 import argparse
+import ctypes
 import os
 import statistics
 import sys
 import time
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+import headroom  # noqa: E402
+from headroom._lib import lib  # noqa: E402
 
 
 def bench_tokens(n, vocab):
     return [(i * 2654435761 + 12345) % vocab for i in range(n)]
 
 
-def timed(fn, repeats):
-    fn()
-    ts = []
+def pairs(a, b, repeats):
+    """Alternates a() and b(); returns their times (seconds)."""
+    a(), b()
+    ta, tb = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return min(ts), statistics.median(ts)
+        for fn, ts in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return ta, tb
 
 
-def report(impl, what, n, threads, best_med):
-    print("RESULT impl=%s what=%s n=%d threads=%s best_s=%.6f median_s=%.6f" % ((impl, what, n, threads) + best_med),
-          flush=True)
+def report(impl, what, n, threads, ts, ref=None):
+    ratio = "" if ref is None else " ratio_median=%.4f" % statistics.median(t / r for t, r in zip(ts, ref))
+    print("RESULT impl=%s what=%s n=%d threads=%s best_s=%.6f median_s=%.6f%s"
+          % (impl, what, n, threads, min(ts), statistics.median(ts), ratio), flush=True)
 
 
-def run_headroom(a):
-    sys.path.insert(0, os.path.join(HERE, "..", "python"))
-    import headroom
+def overhead(a):
     m = headroom.Model.load(a.model, threads=a.threads)
-    ids = bench_tokens(a.n, m.config.vocab_size)
-    a_ids = m._ids(ids)
-    report("python", "logits", a.n, a.threads, timed(lambda: m.logits(a_ids), a.repeats))
-    report("headroom", "cache_pattern", a.n, a.threads,
-           timed(lambda: m.run_with_cache(a_ids, names=["pattern"]), a.repeats))
+    ids = np.array(bench_tokens(a.n, m.config.vocab_size), dtype=np.int32)
+    out = np.empty((a.n, m.config.vocab_size), dtype=np.float32)  # (n, vocab), reused by the C call
+    ctx = m._context()
+    ip = ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+    op = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+    def c_call():
+        lib.hr_context_truncate(ctx, 0)
+        lib.hr_forward(ctx, ip, a.n, op, True)
+
+    tc, tp = pairs(c_call, lambda: m.logits(ids), a.repeats)
+    assert (m.logits(ids) == out).all()
+    report("c-via-ctypes", "logits", a.n, a.threads, tc)
+    report("python", "logits", a.n, a.threads, tp, tc)
     m.close()
 
 
-def run_torch(a):
+def cache(a):
     import torch
     sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
     import llama_ref
     torch.set_num_threads(a.torch_threads)
-    model = llama_ref.Llama(a.model, dtype=torch.float32)
-    ids = bench_tokens(a.n, model.cfg.vocab)
+    m = headroom.Model.load(a.model, threads=a.threads)
+    ref = llama_ref.Llama(a.model, dtype=torch.float32)
+    ids = bench_tokens(a.n, m.config.vocab_size)
+    hids = m._ids(ids)
 
-    def run_with_cache():
-        cache = {}
-        model.observer = lambda layer, pos0, probs, out: cache.__setitem__(f"blocks.{layer}.attn.hook_pattern", probs)
-        model.reset(n_ctx=a.n)
+    def tl_run_with_cache():
+        store = {}
+        ref.observer = lambda layer, pos0, probs, out: store.__setitem__(f"blocks.{layer}.attn.hook_pattern", probs)
+        ref.reset(n_ctx=a.n)
         with torch.inference_mode():
-            logits = model.forward(ids, all_logits=True)
-        return logits, cache
+            logits = ref.forward(ids, all_logits=True)
+        return logits, store
 
-    report("torch-t%d-blas%s" % (a.torch_threads, os.environ.get("OPENBLAS_NUM_THREADS", "?")), "cache_pattern", a.n,
-           a.torch_threads, timed(run_with_cache, a.repeats))
+    th, tt = pairs(lambda: m.run_with_cache(hids, names=["pattern"]), tl_run_with_cache, a.repeats)
+    cfg = "torch-t%d-blas%s" % (a.torch_threads, os.environ.get("OPENBLAS_NUM_THREADS", "?"))
+    report("headroom-vs-" + cfg, "cache_pattern", a.n, a.threads, th)
+    report(cfg, "cache_pattern", a.n, a.torch_threads, tt, th)
+    m.close()
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("side", choices=["headroom", "torch"])
+    ap.add_argument("mode", choices=["overhead", "cache"])
     ap.add_argument("model")
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--torch-threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=20)
     a = ap.parse_args()
-    (run_headroom if a.side == "headroom" else run_torch)(a)
+    (overhead if a.mode == "overhead" else cache)(a)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,18 @@
 #        default BUILD_DIR), HR_SHARED_DIR (default ../shared of the repo)
 #
 # 1. logits overhead: headroom.Model.logits(ids) for a 128-token prompt (every
-#    position's logits, a fresh NumPy array per call) vs the same call from C
-#    (tests/tools/hr_bench_logits: hr_forward into a reused buffer), both with
-#    HR_BENCH_THREADS threads; best of many calls, best again over rounds that
-#    interleave the two sides (the machine is shared).
+#    position's logits, a fresh NumPy array per call) vs the same hr_forward
+#    straight through ctypes (the C library alone), alternated call by call in
+#    one process (bench_python.py overhead); the C program doing the same
+#    (tests/tools/hr_bench_logits) is printed beside them. HR_BENCH_THREADS
+#    threads everywhere.
 # 2. run_with_cache(["pattern"]) vs a TransformerLens-style PyTorch forward
-#    storing every layer's pattern, on the same weights and tokens; torch with
-#    intra-op threads 1 + OPENBLAS_NUM_THREADS=2 and 2 + 1, the faster kept;
-#    OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for this command only.
+#    storing every layer's pattern, on the same weights and tokens, alternated
+#    call by call (bench_python.py cache); torch with intra-op threads 1 +
+#    OPENBLAS_NUM_THREADS=2 and 2 + 1, the faster kept; OPENBLAS_CORETYPE /
+#    OPENBLAS_L2_SIZE unset for this command only.
+# Overheads and speed-ups are medians of the per-pair ratios (robust to load
+# from other processes on this shared machine); best times are printed too.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,11 +61,11 @@ record() { # label, command...
 run_model() { # label, path, repeats
     local label=$1 path=$2 reps=$3
     record "$label" "$build/hr_bench_logits" "$path" --n 128 --threads "$threads" --repeats "$reps"
-    record "$label" "$python" "$here/bench_python.py" headroom "$path" --n 128 --threads "$threads" --repeats "$reps"
-    record "$label" env OPENBLAS_NUM_THREADS=2 "$python" "$here/bench_python.py" torch "$path" --n 128 \
-        --torch-threads 1 --repeats "$reps"
-    record "$label" env OPENBLAS_NUM_THREADS=1 "$python" "$here/bench_python.py" torch "$path" --n 128 \
-        --torch-threads 2 --repeats "$reps"
+    record "$label" "$python" "$here/bench_python.py" overhead "$path" --n 128 --threads "$threads" --repeats "$reps"
+    record "$label" env OPENBLAS_NUM_THREADS=2 "$python" "$here/bench_python.py" cache "$path" --n 128 \
+        --threads "$threads" --torch-threads 1 --repeats "$reps"
+    record "$label" env OPENBLAS_NUM_THREADS=1 "$python" "$here/bench_python.py" cache "$path" --n 128 \
+        --threads "$threads" --torch-threads 2 --repeats "$reps"
 }
 for ((round = 1; round <= rounds; round++)); do
     echo "# round $round of $rounds"
@@ -75,16 +79,23 @@ awk '
     delete f
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     m = f["model"]; if (!(m in seen)) { seen[m] = 1; order[++n] = m }
-    k = m SUBSEP f["impl"] SUBSEP f["what"]
+    k = m SUBSEP f["impl"]
     if (!(k in best) || f["best_s"] + 0 < best[k]) best[k] = f["best_s"] + 0
-    if (f["impl"] ~ /^torch/) { tk = m SUBSEP "torch"; if (!(tk in best) || f["best_s"] + 0 < best[tk]) { best[tk] = f["best_s"] + 0; tcfg[m] = f["impl"] } }
+    if ("ratio_median" in f) { r = f["ratio_median"] + 0; if (!(k in ratio) || r < ratio[k]) ratio[k] = r }
+    if (f["impl"] ~ /^torch/ && (!((m, "torch") in ratio) || f["ratio_median"] + 0 < ratio[m, "torch"])) {
+        ratio[m, "torch"] = f["ratio_median"] + 0; tcfg[m] = f["impl"]; tbest[m] = f["best_s"] + 0
+        hbest[m] = best[m, "headroom-vs-" f["impl"]]
+    }
 }
 END {
-    printf "%-20s %12s %12s %9s   %14s %14s %-16s %7s\n", "model", "C logits ms", "Py logits ms", "overhead", "hr cache ms", "torch cache ms", "(torch config)", "speedup"
+    printf "%-18s %10s %11s %10s %9s | %10s %10s %-15s %8s\n", "model", "C prog ms", "C ctypes ms", "Python ms",
+        "overhead", "hr cache", "torch", "(torch config)", "speedup"
     for (i = 1; i <= n; i++) {
         m = order[i]
-        c = best[m SUBSEP "c" SUBSEP "logits"]; p = best[m SUBSEP "python" SUBSEP "logits"]
-        h = best[m SUBSEP "headroom" SUBSEP "cache_pattern"]; t = best[m SUBSEP "torch"]
-        printf "%-20s %12.3f %12.3f %8.1f%%   %14.3f %14.3f %-16s %6.2fx\n", m, 1000 * c, 1000 * p, 100 * (p - c) / c, 1000 * h, 1000 * t, tcfg[m], t / h
+        printf "%-18s %10.3f %11.3f %10.3f %8.1f%% | %10.3f %10.3f %-15s %7.2fx\n", m, 1000 * best[m, "c"],
+            1000 * best[m, "c-via-ctypes"], 1000 * best[m, "python"], 100 * (ratio[m, "python"] - 1),
+            1000 * hbest[m], 1000 * tbest[m], tcfg[m], ratio[m, "torch"]
     }
+    print "(ms: best times; overhead: median per-pair ratio Python / C via ctypes, best round;"
+    print " speedup: median per-pair ratio torch / headroom, the faster torch config, best round)"
 }' "$results"

@@ -32,8 +32,8 @@ int main(void) {
         F(hr_ppl_result, tokens_per_s);
     S(hr_head_method_info), F(hr_head_method_info, id), F(hr_head_method_info, name), F(hr_head_method_info, paper),
         F(hr_head_method_info, formula), F(hr_head_method_info, good_for), F(hr_head_method_info, higher);
-    S(hr_layer_metric_info), F(hr_layer_metric_info, id), F(hr_layer_metric_info, name),
-        F(hr_layer_metric_info, paper), F(hr_layer_metric_info, formula);
+    S(hr_layer_metric_info), F(hr_layer_metric_info, id), F(hr_layer_metric_info, name), F(hr_layer_metric_info, paper),
+        F(hr_layer_metric_info, formula);
     S(hr_heads_params), F(hr_heads_params, tokens), F(hr_heads_params, n_tokens), F(hr_heads_params, bos),
         F(hr_heads_params, window), F(hr_heads_params, max_tokens), F(hr_heads_params, seed),
         F(hr_heads_params, mean_ablation), F(hr_heads_params, tok), F(hr_heads_params, rep_len),

@@ -39,7 +39,8 @@ static hr_status run(const char *path, int n, int threads, int repeats) {
     logits = malloc(sizeof *logits * (size_t)n * (size_t)vocab);
     t = malloc(sizeof *t * (size_t)repeats);
     if (st == HR_OK && (!tok || !logits || !t)) st = hr_err(HR_ERR_NOMEM, "out of memory");
-    for (int i = 0; st == HR_OK && i < n; i++) tok[i] = (int32_t)(((uint64_t)i * 2654435761ull + 12345ull) % (uint64_t)vocab);
+    for (int i = 0; st == HR_OK && i < n; i++)
+        tok[i] = (int32_t)(((uint64_t)i * 2654435761ull + 12345ull) % (uint64_t)vocab);
     for (int r = -1; st == HR_OK && r < repeats; r++) { /* r = -1: the warm-up */
         double t0 = hr_time_now();
         st = hr_context_truncate(ctx, 0);

@@ -41,7 +41,8 @@ static int on_event(const hr_hook_event *ev, void *ud) {
     dump *d = ud;
     int32_t hdr[6] = {(int32_t)ev->point, ev->layer, ev->head, ev->n_tokens, ev->pos0, ev->n_cols};
     put(d, hdr, sizeof hdr);
-    for (int t = 0; t < ev->n_tokens; t++) put(d, ev->data + (size_t)t * (size_t)ev->stride, sizeof(float) * (size_t)ev->n_cols);
+    for (int t = 0; t < ev->n_tokens; t++)
+        put(d, ev->data + (size_t)t * (size_t)ev->stride, sizeof(float) * (size_t)ev->n_cols);
     return d->failed;
 }
 
@@ -69,7 +70,10 @@ int main(int argc, char **argv) {
     const char *model = NULL, *tokens = NULL, *out = NULL;
     long mask = -1, threads = 0, batch = 0;
     for (int i = 1; i < argc; i++) {
-        if (argv[i][0] != '-') { model = argv[i]; continue; }
+        if (argv[i][0] != '-') {
+            model = argv[i];
+            continue;
+        }
         if (i + 1 >= argc) break;
         const char *a = argv[i], *v = argv[++i];
         if (!strcmp(a, "--tokens")) tokens = v;
