@@ -9,7 +9,7 @@ Python, over libheadroom (C). No weight copies, NumPy arrays in and out
     logits, cache = m.run_with_cache(ids, names=["pattern"])
     lab = headroom.heads(m, pathlib.Path("tinystories_val.txt"), methods=["ablation"])
     small = headroom.prune(m, lab, by="ablation", heads="25%")
-    print(headroom.eval(m, small, pathlib.Path("tinystories_val.txt"))["candidate"]["perplexity"])
+    print(headroom.eval(m, small, pathlib.Path("tinystories_val.txt"), windows=8)["ppl_candidate"])
 """
 from ._lib import (Error, InvalidArgument, FormatError, Unsupported, OutOfMemory, RangeError, NotFound, Aborted,
                    version as _version)
