@@ -3,7 +3,7 @@
 things it compares call by call in one process, so that load from other
 processes on the shared machine hits both alike; one untimed warm-up each,
 then --repeats timed pairs; RESULT lines give best and median seconds, and
-the median of the per-pair ratios.
+the medians of the per-pair ratios and differences.
 
   overhead MODEL : headroom.Model.logits(ids) ((n, vocab) float32, a fresh
                    array per call, ids checked) vs the same hr_forward called
@@ -52,7 +52,8 @@ def pairs(a, b, repeats):
 
 
 def report(impl, what, n, threads, ts, ref=None):
-    ratio = "" if ref is None else " ratio_median=%.4f" % statistics.median(t / r for t, r in zip(ts, ref))
+    ratio = "" if ref is None else " ratio_median=%.4f diff_median_us=%.1f" % (
+        statistics.median(t / r for t, r in zip(ts, ref)), 1e6 * statistics.median(t - r for t, r in zip(ts, ref)))
     print("RESULT impl=%s what=%s n=%d threads=%s best_s=%.6f median_s=%.6f%s"
           % (impl, what, n, threads, min(ts), statistics.median(ts), ratio), flush=True)
 

@@ -70,7 +70,7 @@ run_model() { # label, path, repeats
 for ((round = 1; round <= rounds; round++)); do
     echo "# round $round of $rounds"
     run_model stories260K "$shared/models/stories260K/stories260K.bin" 300
-    run_model smollm135m-random "$smol" 10
+    run_model smollm135m-random "$smol" 20
 done
 
 echo
@@ -81,21 +81,22 @@ awk '
     m = f["model"]; if (!(m in seen)) { seen[m] = 1; order[++n] = m }
     k = m SUBSEP f["impl"]
     if (!(k in best) || f["best_s"] + 0 < best[k]) best[k] = f["best_s"] + 0
-    if ("ratio_median" in f) { r = f["ratio_median"] + 0; if (!(k in ratio) || r < ratio[k]) ratio[k] = r }
+    if ("ratio_median" in f) { r = f["ratio_median"] + 0; if (!(k in ratio) || r < ratio[k]) { ratio[k] = r; diff[k] = f["diff_median_us"] } }
     if (f["impl"] ~ /^torch/ && (!((m, "torch") in ratio) || f["ratio_median"] + 0 < ratio[m, "torch"])) {
         ratio[m, "torch"] = f["ratio_median"] + 0; tcfg[m] = f["impl"]; tbest[m] = f["best_s"] + 0
         hbest[m] = best[m, "headroom-vs-" f["impl"]]
     }
 }
 END {
-    printf "%-18s %10s %11s %10s %9s | %10s %10s %-15s %8s\n", "model", "C prog ms", "C ctypes ms", "Python ms",
-        "overhead", "hr cache", "torch", "(torch config)", "speedup"
+    printf "%-18s %10s %11s %10s %9s %8s | %10s %10s %-15s %8s\n", "model", "C prog ms", "C ctypes ms", "Python ms",
+        "overhead", "(us)", "hr cache", "torch", "(torch config)", "speedup"
     for (i = 1; i <= n; i++) {
         m = order[i]
-        printf "%-18s %10.3f %11.3f %10.3f %8.1f%% | %10.3f %10.3f %-15s %7.2fx\n", m, 1000 * best[m, "c"],
+        printf "%-18s %10.3f %11.3f %10.3f %8.1f%% %8s | %10.3f %10.3f %-15s %7.2fx\n", m, 1000 * best[m, "c"],
             1000 * best[m, "c-via-ctypes"], 1000 * best[m, "python"], 100 * (ratio[m, "python"] - 1),
-            1000 * hbest[m], 1000 * tbest[m], tcfg[m], ratio[m, "torch"]
+            diff[m, "python"], 1000 * hbest[m], 1000 * tbest[m], tcfg[m], ratio[m, "torch"]
     }
-    print "(ms: best times; overhead: median per-pair ratio Python / C via ctypes, best round;"
+    print "(ms: best times; overhead: median per-pair ratio Python / C via ctypes, best round, and its"
+    print " median per-pair difference in microseconds;"
     print " speedup: median per-pair ratio torch / headroom, the faster torch config, best round)"
 }' "$results"
