@@ -3,7 +3,8 @@
 things it compares call by call in one process, so that load from other
 processes on the shared machine hits both alike; one untimed warm-up each,
 then --repeats timed pairs; RESULT lines give best and median seconds, and
-the medians of the per-pair ratios and differences.
+the medians of the per-pair ratios and differences (wall time; for the
+overhead also process CPU time, which other processes' load disturbs less).
 
   overhead MODEL : headroom.Model.logits(ids) ((n, vocab) float32, a fresh
                    array per call, ids checked) vs the same hr_forward called
@@ -40,22 +41,29 @@ def bench_tokens(n, vocab):
 
 
 def pairs(a, b, repeats):
-    """Alternates a() and b(); returns their times (seconds)."""
+    """Alternates a() and b(); returns their wall times and their process CPU
+    times (all threads; less sensitive to other processes' load), seconds."""
     a(), b()
-    ta, tb = [], []
+    ta, tb, ca, cb = [], [], [], []
     for _ in range(repeats):
-        for fn, ts in ((a, ta), (b, tb)):
-            t0 = time.perf_counter()
+        for fn, ts, cs in ((a, ta, ca), (b, tb, cb)):
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
-    return ta, tb
+            cs.append(time.process_time() - c0)
+    return ta, tb, ca, cb
 
 
-def report(impl, what, n, threads, ts, ref=None):
-    ratio = "" if ref is None else " ratio_median=%.4f diff_median_us=%.1f" % (
-        statistics.median(t / r for t, r in zip(ts, ref)), 1e6 * statistics.median(t - r for t, r in zip(ts, ref)))
+def report(impl, what, n, threads, ts, ref=None, cpu=None, cpu_ref=None):
+    extra = ""
+    if ref is not None:
+        extra = " ratio_median=%.4f diff_median_us=%.1f" % (statistics.median(t / r for t, r in zip(ts, ref)),
+                                                            1e6 * statistics.median(t - r for t, r in zip(ts, ref)))
+    if cpu_ref is not None:
+        extra += " cpu_ratio_median=%.4f cpu_diff_median_us=%.1f" % (
+            statistics.median(t / r for t, r in zip(cpu, cpu_ref)), 1e6 * statistics.median(t - r for t, r in zip(cpu, cpu_ref)))
     print("RESULT impl=%s what=%s n=%d threads=%s best_s=%.6f median_s=%.6f%s"
-          % (impl, what, n, threads, min(ts), statistics.median(ts), ratio), flush=True)
+          % (impl, what, n, threads, min(ts), statistics.median(ts), extra), flush=True)
 
 
 def overhead(a):
@@ -70,10 +78,10 @@ def overhead(a):
         lib.hr_context_truncate(ctx, 0)
         lib.hr_forward(ctx, ip, a.n, op, True)
 
-    tc, tp = pairs(c_call, lambda: m.logits(ids), a.repeats)
+    tc, tp, cc, cp = pairs(c_call, lambda: m.logits(ids), a.repeats)
     assert (m.logits(ids) == out).all()
     report("c-via-ctypes", "logits", a.n, a.threads, tc)
-    report("python", "logits", a.n, a.threads, tp, tc)
+    report("python", "logits", a.n, a.threads, tp, tc, cp, cc)
     m.close()
 
 
@@ -95,7 +103,7 @@ def cache(a):
             logits = ref.forward(ids, all_logits=True)
         return logits, store
 
-    th, tt = pairs(lambda: m.run_with_cache(hids, names=["pattern"]), tl_run_with_cache, a.repeats)
+    th, tt, _, _ = pairs(lambda: m.run_with_cache(hids, names=["pattern"]), tl_run_with_cache, a.repeats)
     cfg = "torch-t%d-blas%s" % (a.torch_threads, os.environ.get("OPENBLAS_NUM_THREADS", "?"))
     report("headroom-vs-" + cfg, "cache_pattern", a.n, a.threads, th)
     report(cfg, "cache_pattern", a.n, a.torch_threads, tt, th)
