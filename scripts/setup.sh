@@ -5,7 +5,9 @@
 #                              (scripts/demo.sh): compiler, CMake, pkg-config,
 #                              cJSON, PCRE2, libpng, zlib, OpenBLAS
 #   scripts/setup.sh --tests   also what the tests need (scripts/test.sh):
-#                              python3-torch + numpy (references), chromium
+#                              python3-torch + numpy (references), pytest,
+#                              pip, setuptools, wheel and venv (the Python
+#                              package: tests/test_python.sh), chromium
 #                              (report in a browser), clang + its runtime
 #                              (fuzzing)
 #
@@ -14,7 +16,8 @@
 # a log file, printed only when apt fails.
 set -euo pipefail
 build=(build-essential cmake pkg-config libcjson-dev libpcre2-dev libpng-dev zlib1g-dev libopenblas-dev)
-tests=(python3 python3-torch python3-numpy chromium clang libclang-rt-14-dev)
+tests=(python3 python3-torch python3-numpy python3-pytest python3-pip python3-setuptools python3-wheel python3-venv
+       chromium clang libclang-rt-14-dev)
 case "${1:-}" in
   "") pkgs=("${build[@]}") ;;
   --tests) pkgs=("${build[@]}" "${tests[@]}") ;;

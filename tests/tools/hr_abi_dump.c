@@ -1,0 +1,68 @@
+/* hr_abi_dump: prints the size of every public struct the Python package
+ * mirrors with ctypes (python/headroom/_lib.py) and the offset of each of
+ * its fields, one per line:
+ *     hr_context_params 24
+ *     hr_context_params.n_ctx 0
+ * python/tests/test_abi.py compares them with the ctypes layouts, so a field
+ * added to a header fails the Python tests instead of corrupting memory.
+ */
+#include "headroom/headroom.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define S(T) printf("%s %zu\n", #T, sizeof(T))
+#define F(T, f) printf("%s.%s %zu\n", #T, #f, offsetof(T, f))
+
+int main(void) {
+    S(hr_hook_event), F(hr_hook_event, point), F(hr_hook_event, layer), F(hr_hook_event, head),
+        F(hr_hook_event, n_tokens), F(hr_hook_event, pos0), F(hr_hook_event, n_cols), F(hr_hook_event, stride),
+        F(hr_hook_event, data);
+    S(hr_context_params), F(hr_context_params, n_ctx), F(hr_context_params, n_threads), F(hr_context_params, n_batch),
+        F(hr_context_params, kv_plan), F(hr_context_params, blas_prefill);
+    S(hr_encode_params), F(hr_encode_params, add_bos), F(hr_encode_params, add_eos),
+        F(hr_encode_params, add_space_prefix), F(hr_encode_params, parse_special);
+    S(hr_sampler_params), F(hr_sampler_params, temperature), F(hr_sampler_params, top_p), F(hr_sampler_params, seed);
+    S(hr_output_params), F(hr_output_params, kind), F(hr_output_params, format), F(hr_output_params, inputs),
+        F(hr_output_params, n_inputs), F(hr_output_params, force);
+    S(hr_ppl_params), F(hr_ppl_params, n_ctx), F(hr_ppl_params, stride), F(hr_ppl_params, protocol),
+        F(hr_ppl_params, bos), F(hr_ppl_params, progress), F(hr_ppl_params, progress_user_data);
+    S(hr_ppl_result), F(hr_ppl_result, n_scored), F(hr_ppl_result, n_evaluated), F(hr_ppl_result, n_windows),
+        F(hr_ppl_result, mean_nll), F(hr_ppl_result, ppl), F(hr_ppl_result, ppl_stderr), F(hr_ppl_result, seconds),
+        F(hr_ppl_result, tokens_per_s);
+    S(hr_head_method_info), F(hr_head_method_info, id), F(hr_head_method_info, name), F(hr_head_method_info, paper),
+        F(hr_head_method_info, formula), F(hr_head_method_info, good_for), F(hr_head_method_info, higher);
+    S(hr_layer_metric_info), F(hr_layer_metric_info, id), F(hr_layer_metric_info, name), F(hr_layer_metric_info, paper),
+        F(hr_layer_metric_info, formula);
+    S(hr_heads_params), F(hr_heads_params, tokens), F(hr_heads_params, n_tokens), F(hr_heads_params, bos),
+        F(hr_heads_params, window), F(hr_heads_params, max_tokens), F(hr_heads_params, seed),
+        F(hr_heads_params, mean_ablation), F(hr_heads_params, tok), F(hr_heads_params, rep_len),
+        F(hr_heads_params, rep_seqs), F(hr_heads_params, n_needles), F(hr_heads_params, needle_len),
+        F(hr_heads_params, fdtm_prompts), F(hr_heads_params, fdtm_prompt_len), F(hr_heads_params, fdtm_gen),
+        F(hr_heads_params, progress), F(hr_heads_params, progress_ud);
+    S(hr_heads_meta), F(hr_heads_meta, model_path), F(hr_heads_meta, arch), F(hr_heads_meta, text_path),
+        F(hr_heads_meta, seed);
+    S(hr_lab_report_params), F(hr_lab_report_params, model_path), F(hr_lab_report_params, text_path),
+        F(hr_lab_report_params, seed), F(hr_lab_report_params, top), F(hr_lab_report_params, text_tokens),
+        F(hr_lab_report_params, n_text_tokens), F(hr_lab_report_params, bos);
+    S(hr_kv_policy), F(hr_kv_policy, kind), F(hr_kv_policy, sink), F(hr_kv_policy, window), F(hr_kv_policy, budget);
+    S(hr_prune_params), F(hr_prune_params, scores), F(hr_prune_params, method), F(hr_prune_params, invert),
+        F(hr_prune_params, seed), F(hr_prune_params, heads), F(hr_prune_params, mlp), F(hr_prune_params, drop_attn),
+        F(hr_prune_params, drop_mlp), F(hr_prune_params, drop_blocks), F(hr_prune_params, layer_metric),
+        F(hr_prune_params, budget), F(hr_prune_params, uniform), F(hr_prune_params, strict),
+        F(hr_prune_params, uneven_duplicate), F(hr_prune_params, text), F(hr_prune_params, text_len),
+        F(hr_prune_params, max_tokens), F(hr_prune_params, window), F(hr_prune_params, n_threads);
+    S(hr_prune_plan_result), F(hr_prune_plan_result, requested), F(hr_prune_plan_result, removed),
+        F(hr_prune_plan_result, reason);
+    S(hr_prune_report_meta), F(hr_prune_report_meta, base), F(hr_prune_report_meta, output),
+        F(hr_prune_report_meta, output_hf), F(hr_prune_report_meta, text);
+    S(hr_mc_item), F(hr_mc_item, context), F(hr_mc_item, choices), F(hr_mc_item, n_choices), F(hr_mc_item, gold);
+    S(hr_mc_task), F(hr_mc_task, items), F(hr_mc_task, n_items);
+    S(hr_eval_params), F(hr_eval_params, text), F(hr_eval_params, text_len), F(hr_eval_params, n_ctx),
+        F(hr_eval_params, windows), F(hr_eval_params, max_tokens), F(hr_eval_params, fdtm_prompts),
+        F(hr_eval_params, fdtm_prompt_len), F(hr_eval_params, fdtm_gen), F(hr_eval_params, passkey),
+        F(hr_eval_params, passkey_trials), F(hr_eval_params, tasks), F(hr_eval_params, speed), F(hr_eval_params, seed),
+        F(hr_eval_params, n_threads), F(hr_eval_params, cand_kv_plan), F(hr_eval_params, base_path),
+        F(hr_eval_params, cand_path), F(hr_eval_params, text_path), F(hr_eval_params, tasks_path);
+    return 0;
+}
