@@ -112,6 +112,29 @@ HR_API int64_t hr_model_kv_bytes_per_token(const hr_model *m);
 /* Bytes of the weights as f32. */
 HR_API int64_t hr_model_weight_bytes(const hr_model *m);
 
+/* ---- the natural retrieval task ----
+ *
+ * Multiple-choice items from a text that a small model can solve only by
+ * looking back: a name (a capitalised word of 3+ letters that the text
+ * also uses in mid-sentence, not a sentence-opening word) recurs at least
+ * min_gap characters after an earlier occurrence; the item's context is
+ * the text from the start of the paragraph holding the earlier occurrence
+ * up to the recurrence (at most max_ctx tokens with BOS), the choices are
+ * " <name>" and 3 other names of the text absent from the context (gold
+ * position drawn at random). Items are a seeded choice of max_items among
+ * all recurrences. Score them with hr_mc_eval (chance: 0.25). */
+typedef struct {
+    int max_items; /* default 200 */
+    int min_gap;   /* characters between the occurrences (default 80) */
+    int max_ctx;   /* tokens of a context incl. BOS (default 192) */
+    uint64_t seed;
+} hr_recall_params;
+
+HR_API hr_recall_params hr_recall_default_params(void);
+/* No item found is HR_ERR_RANGE. *out owned: hr_mc_task_free(). */
+HR_API hr_status hr_recall_task_build(const hr_tokenizer *tok, const char *text, size_t len, const hr_recall_params *p,
+                                      hr_mc_task **out);
+
 /* ---- A whole evaluation run ----
  *
  * What `headroom eval` does, as one call: both models on the same tokens
