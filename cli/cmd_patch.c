@@ -125,11 +125,10 @@ static void state_free(patch_state *s) {
     hr_model_free(s->model);
 }
 
-static int prepare_out_dir(const patch_opts *o, const patch_state *s) {
-    const char *inputs[] = {o->pairs, o->recall, o->letters, NULL};
-    if (cli_check_output(o->out, HR_OUT_FOLDER, "patch.json", o->force, s->model_path, o->tokenizer, inputs)) return CLI_FAIL;
-    if (mkdir(o->out, 0777) != 0 && errno != EEXIST) return cli_error("cannot create --out %s: %s", o->out, strerror(errno));
-    return CLI_OK;
+static int check_out_dir(const cli_args *a, const patch_opts *o, const patch_state *s) {
+    const char *inputs[] = {o->pairs, o->recall, o->letters, cli_value(&k_spec, a, "gates"), cli_value(&k_spec, a, "calib"),
+                            NULL};
+    return cli_check_output(o->out, HR_OUT_FOLDER, "patch.json", o->force, s->model_path, o->tokenizer, inputs);
 }
 
 /* Reads or builds the pairs: every error names the file (and line). */
@@ -171,8 +170,12 @@ static int setup(const cli_args *a, const patch_opts *o, patch_state *s) {
     } else {
         cli_load_tokenizer_optional(s->model_path, s->model, NULL, &s->tok);
     }
-    if (prepare_out_dir(o, s) || load_pairs(o, s)) return CLI_FAIL;
-    return cli_head_mask(&k_spec, a, s->model, s->tok, o->recall, 0, 0, &s->mask, &s->calib, &s->n_calib);
+    if (check_out_dir(a, o, s) || load_pairs(o, s) ||
+        cli_head_mask(&k_spec, a, s->model, s->tok, o->recall, 0, 0, &s->mask, &s->calib, &s->n_calib))
+        return CLI_FAIL;
+    /* everything the run needs is checked: now the folder may appear */
+    if (mkdir(o->out, 0777) != 0 && errno != EEXIST) return cli_error("cannot create --out %s: %s", o->out, strerror(errno));
+    return CLI_OK;
 }
 
 static int progress_tty(int64_t done, int64_t total, void *ud) {
@@ -184,15 +187,18 @@ static int progress_tty(int64_t done, int64_t total, void *ud) {
     return 0;
 }
 
-/* The k largest cells of a (rows, cols) matrix, printed as "L.H value". */
+/* The k cells of a (rows, cols) matrix farthest from 0 (k < 0: farthest
+ * from 1, for knockouts), printed as "L.H=value". */
 static void print_top(const char *what, const double *v, int rows, int cols, int k) {
     if (!v) return;
+    double ref = k < 0 ? 1 : 0;
+    k = abs(k);
     printf("%-24s", what);
     bool *used = calloc((size_t)rows * cols, 1);
     for (int i = 0; used && i < k; i++) {
         int best = -1;
         for (int j = 0; j < rows * cols; j++)
-            if (!used[j] && !isnan(v[j]) && (best < 0 || fabs(v[j]) > fabs(v[best]))) best = j;
+            if (!used[j] && !isnan(v[j]) && (best < 0 || fabs(v[j] - ref) > fabs(v[best] - ref))) best = j;
         if (best < 0) break;
         used[best] = 1;
         printf(" %d.%d=%.3f", best / cols, best % cols, v[best]);
@@ -216,7 +222,7 @@ static int run(const patch_opts *o, patch_state *s) {
     print_top("heads (patched)", r->heads, r->n_layers, r->max_heads, 5);
     print_top("path senders", r->path_heads, r->n_layers, r->max_heads, 5);
     if (r->path && !r->path_heads) printf("%-24s %.4f\n", "path", r->path_value);
-    print_top("knockout heads", r->knockout_heads, r->n_layers, r->max_heads, 5);
+    print_top("knockout heads", r->knockout_heads, r->n_layers, r->max_heads, -5);
     if (r->knockout && !r->knockout_heads) printf("%-24s %.4f\n", "knockout", r->knockout_value);
     if (r->has_dla) {
         print_top("DLA heads", r->dla_heads, r->n_layers, r->max_heads, 5);
