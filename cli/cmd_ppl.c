@@ -1,6 +1,7 @@
 /* headroom ppl: perplexity of a text file. */
 #include "commands.h"
 #include "common.h"
+#include "heads_mask.h"
 #include "kv.h"
 
 #include "headroom/context.h"
@@ -21,6 +22,7 @@ static const cli_opt k_opts[] = {
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
     {"blas", 0, NULL, "batched matrix products through OpenBLAS sgemm (faster; logits differ by float rounding)"},
     CLI_KV_OPTIONS,
+    CLI_HEAD_MASK_OPTIONS,
     CLI_FORCE_OPTION,
 };
 
@@ -121,6 +123,7 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
     if (plan) s->n_reduced = hr_kv_plan_n_reduced(plan);
     hr_kv_plan_free(plan);
     if (st != HR_OK) return cli_lib_error("cannot create context");
+    if (cli_apply_head_mask(&k_spec, a, s->model, s->tok, o->text_path, s->ctx)) return CLI_FAIL;
     return CLI_OK;
 }
 

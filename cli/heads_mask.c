@@ -1,6 +1,7 @@
 /* --mask-heads, --mean-heads, --gates, --calib (see heads_mask.h). */
 #include "heads_mask.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,4 +36,21 @@ int cli_head_mask(const cli_spec *spec, const cli_args *a, const hr_model *m, co
     free(text);
     if (st != HR_OK) return cli_error("%s: %s", path, hr_last_error());
     return CLI_OK;
+}
+
+int cli_apply_head_mask(const cli_spec *spec, const cli_args *a, const hr_model *m, const hr_tokenizer *tok,
+                        const char *default_text, hr_context *ctx) {
+    hr_head_mask *mk = NULL;
+    int32_t *calib = NULL;
+    size_t n = 0;
+    int rc = cli_head_mask(spec, a, m, tok, default_text, 0, 0, &mk, &calib, &n);
+    if (rc == CLI_OK && mk) {
+        char *d = NULL;
+        if (hr_head_mask_apply(mk, ctx, calib, n) != HR_OK) rc = cli_lib_error("cannot mask the heads");
+        else if (hr_head_mask_describe(mk, &d) == HR_OK) fprintf(stderr, "heads:      %s\n", d);
+        hr_free(d);
+    }
+    hr_head_mask_free(mk);
+    hr_free(calib);
+    return rc;
 }

@@ -22,4 +22,9 @@ int cli_head_mask(const cli_spec *spec, const cli_args *a, const hr_model *m, co
                   const char *default_text, int random_heads, uint64_t seed, hr_head_mask **out, int32_t **calib,
                   size_t *n_calib);
 
+/* The same, applied to ctx at once (ppl, generate): the heads changed are
+ * named on stderr. */
+int cli_apply_head_mask(const cli_spec *spec, const cli_args *a, const hr_model *m, const hr_tokenizer *tok,
+                        const char *default_text, hr_context *ctx);
+
 #endif

@@ -31,6 +31,7 @@
 #include "headroom/context.h"
 #include "headroom/kvcache.h"
 #include "headroom/model.h"
+#include "headroom/study.h"
 #include "headroom/tokenizer.h"
 
 #include <stddef.h>
@@ -139,9 +140,11 @@ HR_API hr_status hr_recall_task_build(const hr_tokenizer *tok, const char *text,
  *
  * What `headroom eval` does, as one call: both models on the same tokens
  * (hr_compare_logits over windows of n_ctx tokens, hr_compare_fdtm),
- * optionally passkey retrieval at 64/128/256/512 tokens (those <= n_ctx)
- * and multiple-choice tasks for both, sizes, and the measured speed of
- * both. The result names what was compared: the paths given and the
+ * optionally passkey retrieval at 64/128/256/512 tokens (those <= n_ctx),
+ * the natural retrieval task (name recall from the text) and
+ * multiple-choice tasks for both, sizes, and the measured speed of both.
+ * The candidate may be the base itself with heads masked (cand_heads) or a
+ * KV plan (cand_kv_plan, cand_kv_random). The result names what was compared: the paths given and the
  * SHA-256 of each file (of a folder: its files, see core), the text's token
  * count and the windows scored.
  *
@@ -164,6 +167,15 @@ typedef struct {
     uint64_t seed;             /* prompts and passkeys (default 0) */
     int n_threads;             /* 0 = all cores */
     const hr_kv_plan *cand_kv_plan; /* the candidate's KV-cache plan; NULL = full cache (borrowed) */
+    double cand_kv_random;     /* >= 0: the candidate gets hr_kv_plan_random(fraction, streaming sink 4
+                                  window 64, seed): the random baseline of a --kv-from plan keeping that
+                                  fraction of KV heads full (default -1: none; not with cand_kv_plan) */
+    const hr_head_mask *cand_heads; /* heads masked in the candidate (study.h), NULL = none (borrowed);
+                                  mean-ablated heads take their means from calib_tokens, else the text */
+    const int32_t *calib_tokens;    /* BOS-first tokens for those means; NULL = the evaluation text */
+    size_t n_calib_tokens;
+    bool recall;               /* the natural retrieval task (hr_recall_task_build on the text) for both */
+    int recall_items;          /* its items (default 200) */
     const char *base_path, *cand_path, *text_path, *tasks_path; /* named and hashed in the result; may be NULL */
 } hr_eval_params;
 
@@ -191,10 +203,13 @@ typedef struct {
     hr_passkey_result passkey[HR_EVAL_PASSKEY_LENGTHS][2]; /* [length][base, candidate] */
     bool has_tasks;
     hr_mc_result tasks_result[2];
+    bool has_recall;
+    hr_mc_result recall_result[2]; /* the natural retrieval task: acc (chance 0.25), acc_norm */
     int64_t params[2], weight_bytes[2], kv_bytes_per_token[2], kv_bytes_allocated[2];
     bool has_speed;
     double prefill_tps[2], decode_tps[2];
     char warning[256];         /* "" or what the numbers call for (perplexity > 10x the base's) */
+    double kv_random;          /* the candidate's random KV plan fraction, -1 when none */
 } hr_eval_summary;
 
 typedef struct hr_eval_result hr_eval_result;
