@@ -109,6 +109,8 @@ typedef struct {
     actions act;
     const pair_rec *pair;
     int T;
+    int p0;             /* first position where clean and corrupt differ: rows before it are the same in both
+                           runs (causal attention, deterministic kernels), so patches there change nothing */
     path_spec path;
     knock_spec knock;
     float *recv_buf;    /* (n_recv, Tmax, dim) what path receivers read */
@@ -258,12 +260,15 @@ static hr_status record_run(circ *s, const int32_t *tokens, run_cache *r) {
 
 static int column(const circ *s, int t) { return s->npos - s->T + t; }
 
+/* A head's output differs between the runs only from p0 on: the rerun
+ * starts there, on the base run's cached rows before it. */
 static hr_status sweep_heads(circ *s, hr_patch_result *r) {
+    size_t off = (size_t)s->p0 * s->dim;
     for (int l = 0; l < s->L; l++)
         for (int h = 0; h < s->c->n_head[l]; h++) {
-            double m;
+            double m = s->base->metric;
             act_put(&s->act, K_HEAD, l, h, head_at(s, s->src, l, h), NULL, s->hd, -1);
-            hr_status st = rerun(s, l, 0, resid_at(s, s->base, l), 0, &m);
+            hr_status st = s->p0 < s->T ? rerun(s, l, 0, resid_at(s, s->base, l) + off, s->p0, &m) : HR_OK;
             act_clear(&s->act);
             if (st != HR_OK) return st;
             r->acc[0][(size_t)l * s->H + h] += m;
@@ -278,7 +283,16 @@ static hr_status sweep_positions(circ *s, hr_patch_result *r) {
     size_t dim = (size_t)s->dim;
     for (int t = s->T - 1; st == HR_OK && t >= 0; t--) {
         int col = column(s, t);
-        for (int l = 0; st == HR_OK && l < s->L; l++) {
+        for (int l = 0; st == HR_OK && t < s->p0 && l < s->L; l++) { /* identical rows: the base run's metric */
+            double m = s->base->metric;
+            size_t cell = (size_t)l * s->npos + col;
+            if (w & HR_PATCH_ATTN) r->acc[1][cell] += m;
+            if (w & HR_PATCH_MLP) r->acc[2][cell] += m;
+            if (w & HR_PATCH_RESID) r->acc[3][cell] += m;
+            for (int h = 0; (w & HR_PATCH_HEAD_POS) && h < s->c->n_head[l]; h++)
+                r->acc[4][((size_t)l * s->H + h) * s->npos + col] += m;
+        }
+        for (int l = 0; st == HR_OK && t >= s->p0 && l < s->L; l++) {
             double m;
             size_t cell = (size_t)l * s->npos + col;
             const float *mid = s->mid + ((size_t)l * s->Tmax + t) * dim;
@@ -554,14 +568,17 @@ static hr_status clean_probs(circ *s) {
 static hr_status start_pair(circ *s, const pair_rec *pr) {
     s->pair = pr;
     s->T = pr->n;
-    hr_status st = record_run(s, pr->clean, &s->run[0]);
-    if (st == HR_OK) st = record_run(s, pr->corrupt, &s->run[1]);
-    if (st != HR_OK) return st;
-    if (s->p->metric == HR_METRIC_KL) clean_probs(s);
-    for (int i = 0; i < 2; i++) s->run[i].metric = metric_of(s, s->run[i].logits);
+    for (s->p0 = 0; s->p0 < s->T && pr->clean[s->p0] == pr->corrupt[s->p0]; s->p0++) {
+    }
     bool noise = s->p->direction == HR_PATCH_NOISE;
     s->base = &s->run[noise ? 0 : 1];
     s->src = &s->run[noise ? 1 : 0];
+    /* the base run last: its keys and values stay in the cache */
+    hr_status st = record_run(s, noise ? pr->corrupt : pr->clean, s->src);
+    if (st == HR_OK) st = record_run(s, noise ? pr->clean : pr->corrupt, s->base);
+    if (st != HR_OK) return st;
+    if (s->p->metric == HR_METRIC_KL) clean_probs(s);
+    for (int i = 0; i < 2; i++) s->run[i].metric = metric_of(s, s->run[i].logits);
     size_t dim = (size_t)s->dim;
     for (int l = 0; l < s->L; l++)
         for (size_t j = 0; j < (size_t)s->T * dim; j++) {
@@ -590,12 +607,13 @@ static hr_status do_pair(circ *s, hr_patch_result *r, const pair_rec *pr, int i)
 }
 
 /* Forward passes one pair of T tokens costs (the progress total). */
-static int64_t runs_per_pair(const circ *s, int T) {
+static int64_t runs_per_pair(const circ *s, const pair_rec *pr) {
     const hr_patch_params *p = s->p;
-    int64_t n = 2, heads = 0, ff = 0, attn = 0;
+    int64_t n = 2, heads = 0, ff = 0, attn = 0, T = pr->n, p0 = 0;
+    while (p0 < T && pr->clean[p0] == pr->corrupt[p0]) p0++;
     for (int l = 0; l < s->L; l++) heads += s->c->n_head[l], ff += s->c->n_ff[l] > 0, attn += s->c->n_head[l] > 0;
     if (p->lens) n += (s->L + T - 1) / T;
-    if (p->what & HR_PATCH_HEADS) n += heads;
+    if (p->what & HR_PATCH_HEADS) n += p0 < T ? heads : 0;
     if (p->path) {
         int64_t per = s->path.logits ? 1 : 2, senders = 1;
         if (s->path.all_senders) {
@@ -607,7 +625,7 @@ static int64_t runs_per_pair(const circ *s, int T) {
     if (p->knockout) n += s->knock.all_heads ? heads : 1;
     unsigned w = p->what;
     if (w & (HR_PATCH_ATTN | HR_PATCH_MLP | HR_PATCH_RESID | HR_PATCH_HEAD_POS))
-        n += 1 + (int64_t)T * ((w & HR_PATCH_ATTN ? attn : 0) + (w & HR_PATCH_MLP ? ff : 0) +
+        n += 1 + (T - p0) * ((w & HR_PATCH_ATTN ? attn : 0) + (w & HR_PATCH_MLP ? ff : 0) +
                                (w & HR_PATCH_RESID ? s->L : 0) + (w & HR_PATCH_HEAD_POS ? heads : 0));
     return n;
 }
@@ -703,7 +721,7 @@ static hr_status circ_new(const hr_model *m, const hr_pairs *pairs, const hr_pat
     if (p->path && s->path.n_recv) s->recv_buf = falloc((size_t)s->path.n_recv, T, dim, &ok);
     if (p->knockout) s->mask = calloc(T * T, 1), ok = ok && s->mask;
     if (!ok) return hr_err(HR_ERR_NOMEM, "out of memory for the patching caches (%zu positions)", T);
-    for (int64_t i = 0; i < pairs->n; i++) s->total += runs_per_pair(s, pairs->p[i].n);
+    for (int64_t i = 0; i < pairs->n; i++) s->total += runs_per_pair(s, &pairs->p[i]);
     return HR_OK;
 }
 
