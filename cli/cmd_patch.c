@@ -219,6 +219,7 @@ static int run(const patch_opts *o, patch_state *s) {
     printf("patch: %d pairs, metric %s (%s): clean %.4f, corrupt %.4f; %lld forward passes in %.2f s\n", r->n_pairs,
            hr_patch_metric_name(r->metric), r->direction == HR_PATCH_NOISE ? "noise" : "denoise", r->clean, r->corrupt,
            (long long)r->forward_passes, cli_now() - t0);
+    if (r->warning[0]) fprintf(stderr, "headroom: warning: %s\n", r->warning);
     print_top("heads (patched)", r->heads, r->n_layers, r->max_heads, 5);
     print_top("path senders", r->path_heads, r->n_layers, r->max_heads, 5);
     if (r->path && !r->path_heads) printf("%-24s %.4f\n", "path", r->path_value);

@@ -247,6 +247,8 @@ typedef struct {
     const double *knockout_heads;
     double knockout_value;
     int64_t forward_passes;      /* hr_forward / hr_forward_from calls made */
+    char warning[192];           /* "" or why the normalised values mean little: the clean and corrupt
+                                    metrics (means) differ by less than 1% of their size (+ 1) */
 } hr_patch_summary;
 
 /* Runs every study the params ask for over all pairs. Every parameter,

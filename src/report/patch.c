@@ -111,6 +111,7 @@ static void summary(page *pg, const hr_patch_meta *meta) {
     dd(b, "normalised value", "(mean patched - mean corrupt) / (mean clean - mean corrupt): 0 = corrupt, 1 = clean");
     snprintf(v, sizeof v, "%lld", (long long)s->forward_passes);
     dd(b, "forward passes", v);
+    if (s->warning[0]) dd(b, "warning", s->warning);
     hr_strbuf_puts(b, "</dl></div></section>\n");
 }
 

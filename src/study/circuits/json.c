@@ -117,6 +117,7 @@ hr_status hr_patch_result_json(const hr_patch_result *r, const hr_model *m, cons
     cJSON_AddItemToObject(j, "clean", num(s->clean));
     cJSON_AddItemToObject(j, "corrupt", num(s->corrupt));
     cJSON_AddNumberToObject(j, "forward_passes", (double)s->forward_passes);
+    if (s->warning[0]) cJSON_AddStringToObject(j, "warning", s->warning);
     cJSON *pos = cJSON_AddObjectToObject(j, "positions");
     cJSON_AddNumberToObject(pos, "count", s->n_positions);
     cJSON_AddStringToObject(pos, "aligned", "end (the last column is every prompt's last token)");

@@ -851,6 +851,12 @@ static void finish(const circ *s, hr_patch_result *r, int n_pairs) {
     q->path = r->path, q->knockout = r->knockout;
     q->path_heads = r->path_heads, q->knockout_heads = r->knock_heads;
     q->forward_passes = s->done;
+    double gap = fabs(q->clean - q->corrupt);
+    if (gap < 0.01 * (fabs(q->clean) + fabs(q->corrupt) + 1))
+        snprintf(q->warning, sizeof q->warning,
+                 "the clean and corrupt runs differ by only %.3g in %s (%.4g vs %.4g): normalised values divide by "
+                 "that and mean little; the model does not tell these pairs apart",
+                 gap, hr_patch_metric_name(q->metric), q->clean, q->corrupt);
 }
 
 hr_status hr_patch_run(const hr_model *m, const hr_pairs *pairs, const hr_patch_params *p, hr_patch_result **out) {
