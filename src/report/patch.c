@@ -207,6 +207,21 @@ static const char k_patch_css[] =
     ".dla-bar.neg { background: #2e6db4; }\n"
     ".value { font-size: 18px; font-variant-numeric: tabular-nums; }\n";
 
+/* A path-patching or knockout section: the heatmap of a "*" sweep, or
+ * the one value of a head list (element id "<id>-value"). */
+static hr_status head_study(page *pg, const char *id, const char *title, const char *spec, const char *file,
+                            const char *fig_title, const char *caption, const double *heads, double value) {
+    hr_strbuf *b = pg->html;
+    hr_strbuf_printf(b, "<section id=\"%s\"><h2>%s</h2><p class=\"hint\">", id, title);
+    put_html_text(b, spec);
+    hr_strbuf_puts(b, "</p>");
+    hr_status st = HR_OK;
+    if (heads) st = figure(pg, file, fig_title, caption, heads, pg->s->n_layers, pg->s->max_heads, false);
+    else hr_strbuf_printf(b, "<p class=\"value\" id=\"%s-value\">%.6g</p>", id, value);
+    hr_strbuf_puts(b, "</section>\n");
+    return st;
+}
+
 static hr_status sections(page *pg) {
     const hr_patch_summary *s = pg->s;
     int L = s->n_layers, H = s->max_heads, P = s->n_positions;
@@ -230,26 +245,13 @@ static hr_status sections(page *pg) {
                     "One head's output patched at one position; row = layer * heads + head.", s->head_pos, L * H, P,
                     true);
     hr_strbuf_puts(b, "</div></section>\n");
-    if (st == HR_OK && s->path) {
-        hr_strbuf_puts(b, "<section id=\"path\"><h2>Path patching</h2><p class=\"hint\">");
-        put_html_text(b, s->path);
-        hr_strbuf_puts(b, "</p>");
-        if (s->path_heads)
-            st = figure(pg, "path_senders.png", "senders (layers x heads)",
-                        "Each head's effect through the receivers only.", s->path_heads, L, H, false);
-        else hr_strbuf_printf(b, "<p class=\"value\" id=\"path-value\">%.6g</p>", s->path_value);
-        hr_strbuf_puts(b, "</section>\n");
-    }
-    if (st == HR_OK && s->knockout) {
-        hr_strbuf_puts(b, "<section id=\"knockout\"><h2>Attention knockout</h2><p class=\"hint\">");
-        put_html_text(b, s->knockout);
-        hr_strbuf_puts(b, "</p>");
-        if (s->knockout_heads)
-            st = figure(pg, "knockout_heads.png", "heads knocked out (layers x heads)",
-                        "Each head's attention blocked on its own (1 = no effect).", s->knockout_heads, L, H, false);
-        else hr_strbuf_printf(b, "<p class=\"value\" id=\"knockout-value\">%.6g</p>", s->knockout_value);
-        hr_strbuf_puts(b, "</section>\n");
-    }
+    if (st == HR_OK && s->path)
+        st = head_study(pg, "path", "Path patching", s->path, "path_senders.png", "senders (layers x heads)",
+                        "Each head's effect through the receivers only.", s->path_heads, s->path_value);
+    if (st == HR_OK && s->knockout)
+        st = head_study(pg, "knockout", "Attention knockout", s->knockout, "knockout_heads.png",
+                        "heads knocked out (layers x heads)", "Each head's attention blocked on its own (1 = no effect).",
+                        s->knockout_heads, s->knockout_value);
     if (st == HR_OK) st = dla_bars(pg);
     if (st == HR_OK) lens_table(pg);
     return st;

@@ -110,19 +110,36 @@ typedef struct {
     int line;
 } line_ctx;
 
+/* Field NAME as text or NAME+suffix as ids (is_alt), exactly one of them:
+ * *t (a non-empty string, with a tokenizer to read it) or *a is set; key
+ * receives the ids field's name. */
+static hr_status text_or_ids(const line_ctx *lc, const cJSON *j, const char *name, const char *suffix, const char *what,
+                             cJSON_bool (*is_alt)(const cJSON *), char key[32], const cJSON **t, const cJSON **a) {
+    snprintf(key, 32, "%s%s", name, suffix);
+    *t = cJSON_GetObjectItemCaseSensitive(j, name);
+    *a = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (cJSON_IsString(*t) == is_alt(*a))
+        return hr_err(HR_ERR_FORMAT, "pairs line %d: give \"%s\" (text) or \"%s\" (%s), one of them", lc->line, name,
+                      key, what);
+    if (!cJSON_IsString(*t)) {
+        *t = NULL;
+        return HR_OK;
+    }
+    *a = NULL;
+    if (!lc->tok) return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is text but no tokenizer was given", lc->line, name);
+    if (!*(*t)->valuestring) return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is empty", lc->line, name);
+    return HR_OK;
+}
+
 /* A prompt field: "NAME" (text, with BOS) or "NAME_ids" (array of ints). */
 static hr_status read_prompt(const line_ctx *lc, const cJSON *j, const char *name, int32_t **ids, size_t *n,
                              const char **text) {
     char key[32];
-    snprintf(key, sizeof key, "%s_ids", name);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, name), *a = cJSON_GetObjectItemCaseSensitive(j, key);
+    const cJSON *t, *a;
     *text = NULL;
-    if (cJSON_IsString(t) == cJSON_IsArray(a))
-        return hr_err(HR_ERR_FORMAT, "pairs line %d: give \"%s\" (text) or \"%s\" (token ids), one of them", lc->line,
-                      name, key);
-    if (cJSON_IsString(t)) {
-        if (!lc->tok) return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is text but no tokenizer was given", lc->line, name);
-        if (!*t->valuestring) return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is empty", lc->line, name);
+    hr_status st = text_or_ids(lc, j, name, "_ids", "token ids", cJSON_IsArray, key, &t, &a);
+    if (st != HR_OK) return st;
+    if (t) {
         hr_encode_params ep = hr_encode_default_params();
         ep.add_bos = hr_tokenizer_bos(lc->tok) >= 0;
         *text = t->valuestring;
@@ -147,23 +164,19 @@ static hr_status read_prompt(const line_ctx *lc, const cJSON *j, const char *nam
 static hr_status read_answer(const line_ctx *lc, const cJSON *j, const char *name, const char *prompt, int32_t *tok_out,
                              int *n_tokens) {
     char key[32];
-    snprintf(key, sizeof key, "%s_id", name);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, name), *a = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (cJSON_IsString(t) == cJSON_IsNumber(a))
-        return hr_err(HR_ERR_FORMAT, "pairs line %d: give \"%s\" (text) or \"%s\" (a token id), one of them", lc->line,
-                      name, key);
-    if (cJSON_IsNumber(a)) {
+    const cJSON *t, *a;
+    hr_status st = text_or_ids(lc, j, name, "_id", "a token id", cJSON_IsNumber, key, &t, &a);
+    if (st != HR_OK) return st;
+    if (a) {
         if (a->valuedouble != floor(a->valuedouble) || a->valuedouble < 0 || a->valuedouble > 1e9)
             return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is not a token id", lc->line, key);
         *tok_out = (int32_t)a->valuedouble;
         *n_tokens = 1;
         return HR_OK;
     }
-    if (!lc->tok) return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is text but no tokenizer was given", lc->line, name);
-    if (!*t->valuestring) return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is empty", lc->line, name);
     int32_t *ids = NULL;
     size_t n = 0;
-    hr_status st = hr_circ_answer_tokens(lc->tok, prompt, prompt ? strlen(prompt) : 0, t->valuestring, &ids, &n);
+    st = hr_circ_answer_tokens(lc->tok, prompt, prompt ? strlen(prompt) : 0, t->valuestring, &ids, &n);
     if (st == HR_OK && n == 0) st = hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" gives no token", lc->line, name);
     if (st == HR_OK && n > 1 && lc->p->answers == HR_ANSWER_SINGLE_TOKEN)
         st = hr_err(HR_ERR_FORMAT,

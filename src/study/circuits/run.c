@@ -369,34 +369,46 @@ static hr_status path_once(circ *s, const uint8_t *sel, int first_sender, double
     return st;
 }
 
-static hr_status sweep_path(circ *s, hr_patch_result *r) {
-    const path_spec *ps = &s->path;
-    if (!ps->all_senders) {
-        double m;
-        hr_status st = path_once(s, ps->senders, ps->first_sender, &m);
-        if (st == HR_OK) r->path_acc[0] += m;
+typedef hr_status (*heads_run_fn)(circ *s, const uint8_t *sel, int first_layer, double *m);
+
+/* A study of a head list (one run, into acc[0]) or, with `all`, of every
+ * head on its own whose layer is eligible (into acc[layer * H + head]). */
+static hr_status list_or_each(circ *s, bool all, const uint8_t *list, int first_layer, bool (*eligible)(const circ *, int),
+                              heads_run_fn fn, double *acc) {
+    double m;
+    if (!all) {
+        hr_status st = fn(s, list, first_layer, &m);
+        if (st == HR_OK) acc[0] += m;
         return st;
     }
-    size_t n = (size_t)s->L * s->H;
-    uint8_t *one = calloc(n, 1);
+    uint8_t *one = calloc((size_t)s->L * s->H, 1);
     if (!one) return hr_err(HR_ERR_NOMEM, "out of memory");
     hr_status st = HR_OK;
     for (int l = 0; st == HR_OK && l < s->L; l++)
-        for (int h = 0; st == HR_OK && h < s->c->n_head[l] && hr_circ_path_reaches(ps, l); h++) {
-            double m;
-            one[(size_t)l * s->H + h] = 1;
-            st = path_once(s, one, l, &m);
-            one[(size_t)l * s->H + h] = 0;
-            if (st == HR_OK) r->path_acc[(size_t)l * s->H + h] += m;
+        for (int h = 0; st == HR_OK && h < s->c->n_head[l] && eligible(s, l); h++) {
+            size_t i = (size_t)l * s->H + h;
+            one[i] = 1;
+            st = fn(s, one, l, &m);
+            one[i] = 0;
+            if (st == HR_OK) acc[i] += m;
         }
     free(one);
     return st;
 }
 
+static bool path_eligible(const circ *s, int layer) { return hr_circ_path_reaches(&s->path, layer); }
+static bool any_layer(const circ *s, int layer) { return (void)s, (void)layer, true; }
+
+static hr_status sweep_path(circ *s, hr_patch_result *r) {
+    const path_spec *ps = &s->path;
+    return list_or_each(s, ps->all_senders, ps->senders, ps->first_sender, path_eligible, path_once, r->path_acc);
+}
+
 /* Knockout on the clean prompt of the heads in sel; *m = metric. */
-static hr_status knock_once(circ *s, const uint8_t *sel, double *m) {
+static hr_status knock_once(circ *s, const uint8_t *sel, int first_layer, double *m) {
     const knock_spec *k = &s->knock;
     int n_ctx = hr_context_n_ctx(s->ctx), first = s->L;
+    (void)first_layer; /* the first masked head's layer, found below */
     memset(s->mask, 0, (size_t)n_ctx * n_ctx);
     for (int q = 0; q < s->T; q++)
         for (int kk = 0; kk <= q && hr_circ_pos_in(&k->queries, q, s->T); kk++)
@@ -415,26 +427,7 @@ static hr_status knock_once(circ *s, const uint8_t *sel, double *m) {
 
 static hr_status sweep_knockout(circ *s, hr_patch_result *r) {
     const knock_spec *k = &s->knock;
-    if (!k->all_heads) {
-        double m;
-        hr_status st = knock_once(s, k->heads, &m);
-        if (st == HR_OK) r->knock_acc[0] += m;
-        return st;
-    }
-    size_t n = (size_t)s->L * s->H;
-    uint8_t *one = calloc(n, 1);
-    if (!one) return hr_err(HR_ERR_NOMEM, "out of memory");
-    hr_status st = HR_OK;
-    for (int l = 0; st == HR_OK && l < s->L; l++)
-        for (int h = 0; st == HR_OK && h < s->c->n_head[l]; h++) {
-            double m;
-            one[(size_t)l * s->H + h] = 1;
-            st = knock_once(s, one, &m);
-            one[(size_t)l * s->H + h] = 0;
-            if (st == HR_OK) r->knock_acc[(size_t)l * s->H + h] += m;
-        }
-    free(one);
-    return st;
+    return list_or_each(s, k->all_heads, k->heads, k->first_layer, any_layer, knock_once, r->knock_acc);
 }
 
 /* ---- direct logit attribution and logit lens ---- */
