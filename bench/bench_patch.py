@@ -98,9 +98,9 @@ def main(argv):
     sums = torch.zeros(c.n_layers, c.n_heads, dtype=torch.float64)
     clean_sum = corrupt_sum = 0.0
     cells = [(l, h) for l in range(c.n_layers) for h in range(c.n_heads)][::a.every]
-    base_s = 0.0
+    base_s = base_c = 0.0
     with torch.inference_mode():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for b0 in range(0, len(pairs), bs):
             chunk = pairs[b0:b0 + bs]
             clean = torch.tensor([p["clean_ids"] for p in chunk])
@@ -112,24 +112,27 @@ def main(argv):
             def ld(z):
                 return (z[rows, ans] - z[rows, wrong]).double().sum().item()
             cache = []
-            tb = time.perf_counter()
+            tb, cb = time.perf_counter(), time.process_time()
             clean_sum += ld(m.forward(clean, record=cache))
             corrupt_sum += ld(m.forward(corrupt))
             base_s += time.perf_counter() - tb
+            base_c += time.process_time() - cb
             for l, h in cells:
                 sums[l, h] += ld(m.forward(corrupt, patch=(l, h, cache[l][:, :, h])))
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
     n = len(pairs)
     cm, rm = clean_sum / n, corrupt_sum / n
     vals = [[None] * c.n_heads for _ in range(c.n_layers)]
     for l, h in cells:
         vals[l][h] = float((sums[l, h] / n - rm) / (cm - rm))
-    full = base_s + (dt - base_s) * (c.n_layers * c.n_heads) / len(cells)
+    scale = (c.n_layers * c.n_heads) / len(cells)
+    full, full_c = base_s + (dt - base_s) * scale, base_c + (dc - base_c) * scale
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"clean": cm, "corrupt": rm, "heads": vals}, f)
     print("RESULT torch_patch_heads pairs=%d tokens=%d threads=%d batch=%d heads_run=%d seconds=%.3f "
-          "seconds_all_heads=%.3f" % (n, len(pairs[0]["clean_ids"]), a.threads, bs, len(cells), dt, full))
+          "seconds_all_heads=%.3f cpu=%.3f cpu_all_heads=%.3f"
+          % (n, len(pairs[0]["clean_ids"]), a.threads, bs, len(cells), dt, full, dc, full_c))
     return 0
 
 

@@ -281,6 +281,10 @@ typedef struct {
                                  token; < 0 = keep it (default -1) */
     hr_progress_fn progress;  /* called after each window/chunk; NULL = none */
     void *progress_user_data;
+    const hr_head_mask *heads; /* heads masked for the run (study.h; set on ctx with hr_head_mask_apply and
+                                  left there), NULL = the context as it is (borrowed) */
+    const int32_t *calib_tokens; /* BOS-first text for mean-ablated heads' means; NULL = the tokens scored */
+    size_t n_calib_tokens;
 } hr_ppl_params;
 
 HR_API hr_ppl_params hr_ppl_default_params(void);
