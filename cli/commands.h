@@ -13,5 +13,6 @@ int cmd_prune(int argc, char **argv);
 int cmd_gqa(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
+int cmd_influence(int argc, char **argv);
 
 #endif

@@ -136,6 +136,69 @@ HR_API hr_recall_params hr_recall_default_params(void);
 HR_API hr_status hr_recall_task_build(const hr_tokenizer *tok, const char *text, size_t len, const hr_recall_params *p,
                                       hr_mc_task **out);
 
+/* ---- AttentionInfluence (Hua et al. 2025) ----
+ *
+ * Per document of a text: the mean NLL of its tokens (BOS first, tokens 1..n-1
+ * scored, truncated to max_tokens) with the model as it is and with heads
+ * masked (typically the retrieval / induction heads the head lab finds);
+ * influence = (loss_masked - loss_base) / loss_base: how much the document
+ * needs those heads (the paper selects pretraining data by it).
+ * Documents are separated by blank lines, or by lines that are exactly
+ * `split`; empty documents are skipped and not numbered. Results go to a
+ * callback, one document at a time, so a caller can write them as it goes
+ * and resume: documents before first_doc are skipped (their index still
+ * counts). The JSONL a caller writes (hr_influence_header_json, then one
+ * hr_influence_doc_json line per document) is checked before resuming by
+ * hr_influence_resume. */
+typedef struct {
+    int index;                     /* document number (0-based, text order) */
+    char sha256[65];               /* of the document's bytes */
+    int n_tokens;                  /* tokens run, BOS included */
+    double loss_base, loss_masked; /* mean NLL, nats per scored token */
+    double influence;              /* (loss_masked - loss_base) / loss_base */
+} hr_influence_doc;
+
+typedef int (*hr_influence_fn)(const hr_influence_doc *doc, void *user_data); /* non-zero aborts */
+
+typedef struct {
+    const char *text;            /* the documents (borrowed) */
+    size_t text_len;
+    const char *split;           /* separator line; NULL = blank lines (default) */
+    const hr_head_mask *heads;   /* the heads masked (required; borrowed) */
+    const int32_t *calib_tokens; /* BOS-first text for mean-ablated heads' means; NULL = the whole text */
+    size_t n_calib_tokens;
+    int max_tokens;              /* per document incl. BOS; 0 = the model's context (default 0) */
+    int first_doc;               /* resume: start at this document (default 0) */
+    int max_docs;                /* stop after this many documents scored; 0 = all */
+    int n_threads;
+    hr_influence_fn on_doc;      /* required */
+    void *user_data;
+    hr_progress_fn progress;     /* (documents done, documents in the text) */
+    void *progress_user_data;
+} hr_influence_params;
+
+HR_API hr_influence_params hr_influence_default_params(void);
+/* Scores the documents; *n_docs (may be NULL) receives the number of
+ * documents in the text. A text without a document of 2+ tokens, a missing
+ * mask or callback is an error before any work. */
+HR_API hr_status hr_influence_run(const hr_model *m, const hr_tokenizer *tok, const hr_influence_params *p,
+                                  int *n_docs);
+/* The JSONL file: a first line {"format": "headroom.influence", "format_version": 1,
+ * "model": path, "text": path, "text_sha256", "heads": mask description, "split",
+ * "max_tokens"} and one line per document {"doc", "sha256", "tokens",
+ * "loss_base", "loss_masked", "influence"}. *out owned: hr_free(). */
+HR_API hr_status hr_influence_header_json(const char *model_path, const char *text_path, const hr_influence_params *p,
+                                          char **out);
+HR_API hr_status hr_influence_doc_json(const hr_influence_doc *d, char **out);
+/* Checks a file written before (text, len) against the header this run
+ * would write and the documents of p's text (each line's index and
+ * sha256, in order): *n_done receives the documents it holds, *keep the
+ * bytes to keep (whole lines; a torn last line is dropped). A header of
+ * another run, a document that does not match: HR_ERR_INVALID_ARG saying
+ * which. */
+HR_API hr_status hr_influence_resume(const char *text, size_t len, const char *header, const hr_influence_params *p,
+                                     int *n_done, size_t *keep);
+
 /* ---- A whole evaluation run ----
  *
  * What `headroom eval` does, as one call: both models on the same tokens
