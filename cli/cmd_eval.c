@@ -36,8 +36,7 @@ static const cli_opt k_opts[] = {
     CLI_KV_OPTIONS,
     CLI_HEAD_MASK_OPTIONS,
     {"random-heads", 0, "K", "gate K heads drawn at random (--seed) to 0 in the candidate: the random baseline"},
-    {"kv-random", 0, "F", "candidate KV plan: a random fraction F of KV heads full, the rest streaming (sink 4, "
-                          "window 64): the random baseline of --kv-from --retrieval-fraction F"},
+    {"kv-random", 0, "F", "candidate KV plan: random KV heads (fraction F) full, the rest streaming (sink 4, window 64)"},
 };
 
 static const cli_spec k_spec = {
