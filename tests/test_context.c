@@ -379,6 +379,47 @@ static void attention_knockout_renormalises_over_the_open_keys(void) {
     free(mask), free(base), free(lg), free(z.probs), free(ref), free(gates), free(gated);
 }
 
+/* Two copies of a suffix side by side (cache slots 10..19 and 20..29, both at
+ * RoPE positions 10..19, each masked from the other by a mask shared by
+ * every head) give each copy the logits of the suffix run alone; explicit
+ * positions equal to the slots give hr_forward_from's logits bit for bit. */
+static void explicit_positions_run_variants_side_by_side(void) {
+    const hr_config *c = hr_model_config(model);
+    int dim = c->dim, n_ctx = 32;
+    hr_context_params p = hr_context_default_params();
+    p.n_ctx = n_ctx;
+    hr_context *ctx = NULL;
+    hr_context_new(model, &p, &ctx);
+    resid_grab g = {1, calloc((size_t)30 * dim, 4)};
+    float *ref = calloc((size_t)20 * V, 4), *got = calloc((size_t)30 * V, 4), *same = calloc((size_t)20 * V, 4);
+    hr_context_set_hook(ctx, grab_resid, HR_HOOK_RESID_PRE, &g);
+    hr_forward(ctx, toks, 20, ref, true); /* layer 1's residual of tokens 0..19 */
+    hr_context_set_hook(ctx, NULL, 0, NULL);
+    int32_t pos[20];
+    for (int i = 0; i < 20; i++) pos[i] = i;
+    CHECK(hr_forward_from_at(ctx, 1, 0, g.saved, 20, pos, same, true) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_t_maxdiff("explicit positions = slots vs forward", ref, same, (size_t)20 * V) == 0, "differ");
+    /* fill slots 20..29, then run two copies of rows 10..19 in slots 10..29 */
+    hr_forward(ctx, toks + 20, 10, NULL, false);
+    float *x = calloc((size_t)20 * dim, 4);
+    memcpy(x, g.saved + (size_t)10 * dim, sizeof(float) * 10 * dim);
+    memcpy(x + (size_t)10 * dim, g.saved + (size_t)10 * dim, sizeof(float) * 10 * dim);
+    for (int i = 0; i < 20; i++) pos[i] = 10 + i % 10;
+    uint8_t *mask = calloc((size_t)n_ctx * n_ctx, 1);
+    for (int q = 20; q < 30; q++)
+        for (int k = 10; k < 20; k++) mask[q * n_ctx + k] = 1; /* the second copy does not see the first */
+    CHECK(hr_context_set_attn_mask(ctx, -1, -1, mask) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_forward_from_at(ctx, 1, 0, x, 20, pos, got, true) == HR_OK, "%s", hr_last_error());
+    hr_context_clear_attn_masks(ctx);
+    CHECK(hr_t_maxdiff("first copy vs alone", ref + (size_t)10 * V, got, (size_t)10 * V) <= 1e-5, "differ");
+    CHECK(hr_t_maxdiff("second copy vs alone", ref + (size_t)10 * V, got + (size_t)10 * V, (size_t)10 * V) <= 1e-5,
+          "differ");
+    pos[3] = n_ctx;
+    CHECK(hr_forward_from_at(ctx, 1, 0, x, 20, pos, NULL, false) == HR_ERR_RANGE, "a position outside the context");
+    hr_context_free(ctx);
+    free(g.saved), free(ref), free(got), free(same), free(x), free(mask);
+}
+
 static void bad_arguments_give_clear_errors(void) {
     hr_context_params p = hr_context_default_params();
     hr_context *ctx = NULL;
@@ -422,6 +463,7 @@ int main(void) {
     RUN(zeroing_a_kv_heads_values_equals_gating_its_query_heads_to_zero);
     RUN(a_zero_query_or_key_gives_uniform_attention_over_the_visible_keys);
     RUN(attention_knockout_renormalises_over_the_open_keys);
+    RUN(explicit_positions_run_variants_side_by_side);
     RUN(bad_arguments_give_clear_errors);
     hr_model_free(model);
     TEST_MAIN_END();

@@ -122,6 +122,16 @@ HR_API void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, v
 HR_API hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
                           bool all_logits);
 
+/* hr_forward_from with the rows' positions given: row i is cached in its
+ * own slot (n_past - n + i) but rotated by RoPE as position positions[i]
+ * (0 <= positions[i] < n_ctx). With attention masks isolating them, several
+ * variants of one sequence's suffix run side by side in one batch (the
+ * circuit studies' patch sweeps); positions NULL is hr_forward_from. RoPE
+ * models only (HR_ERR_UNSUPPORTED for learned positions, which live in the
+ * residual x). */
+HR_API hr_status hr_forward_from_at(hr_context *ctx, int layer, int sublayer, const float *x, int n,
+                                    const int32_t *positions, float *logits, bool all_logits);
+
 /* The model the context runs (borrowed). */
 HR_API const hr_model *hr_context_model(const hr_context *ctx);
 
@@ -135,7 +145,8 @@ HR_API hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates);
  * -inf before the softmax, so the head's other keys share the weight; a
  * query whose every key is blocked gets all-zero weights and output 0. The
  * mask is copied; blocked == NULL removes the head's mask, and
- * hr_context_clear_attn_masks() removes all. Needs a context whose KV cache
+ * hr_context_clear_attn_masks() removes all. layer = head = -1 sets the
+ * mask of every head that has none of its own. Needs a context whose KV cache
  * keeps every position (HR_ERR_UNSUPPORTED with an evicting plan). Heads
  * without a mask run exactly as before, bit for bit. */
 HR_API hr_status hr_context_set_attn_mask(hr_context *ctx, int layer, int head, const uint8_t *blocked);

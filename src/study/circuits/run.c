@@ -17,6 +17,7 @@
 #include "engine/kernels.h"
 #include "study/intervene.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +28,11 @@
 enum { K_HEAD = 0, K_ATTN, K_MLP, K_RESID, K_POST, K_Q, K_K, K_V, K_COUNT };
 
 typedef struct {
-    const float *set; /* rows written into the event at their positions (row p at set + p * ld) */
+    const float *set; /* rows written into the event (cache slot p <-> buffer row row0 + p - lo, ld floats apart) */
     float *record;    /* rows saved from the event before `set` is written */
     int ld;
-    int pos;          /* -1 = every row, else that position only */
+    int lo, hi;       /* the cache slots acted on, inclusive */
+    int row0;         /* buffer row of slot lo */
 } action;
 
 typedef struct {
@@ -52,15 +54,22 @@ static int kind_of(hr_hook_point p) {
     return -1;
 }
 
-static void act_put(actions *a, int kind, int layer, int head, const float *set, float *record, int ld, int pos) {
+/* Slots lo..hi <-> buffer rows row0.. */
+static void act_range(actions *a, int kind, int layer, int head, const float *set, float *record, int ld, int lo, int hi,
+                      int row0) {
     int i = (kind * a->L + layer) * a->H + (head < 0 ? 0 : head);
     if (!a->slot[i].set && !a->slot[i].record) a->touched[a->n_touched++] = i;
-    a->slot[i] = (action){set, record, ld, pos};
+    a->slot[i] = (action){set, record, ld, lo, hi, row0};
     a->mask |= k_points[kind];
 }
 
+/* Position pos (-1: every position) <-> buffer row pos. */
+static void act_put(actions *a, int kind, int layer, int head, const float *set, float *record, int ld, int pos) {
+    act_range(a, kind, layer, head, set, record, ld, pos < 0 ? 0 : pos, pos < 0 ? INT_MAX : pos, pos < 0 ? 0 : pos);
+}
+
 static void act_clear(actions *a) {
-    for (int i = 0; i < a->n_touched; i++) a->slot[a->touched[i]] = (action){NULL, NULL, 0, -1};
+    for (int i = 0; i < a->n_touched; i++) a->slot[a->touched[i]] = (action){NULL, NULL, 0, 0, -1, 0};
     a->n_touched = 0;
     a->mask = 0;
     a->stop_after = -1;
@@ -74,10 +83,11 @@ static int act_hook(const hr_hook_event *ev, void *ud) {
     size_t bytes = sizeof(float) * (size_t)ev->n_cols;
     for (int t = 0; (ac->set || ac->record) && t < ev->n_tokens; t++) {
         int pos = ev->pos0 + t;
-        if (ac->pos >= 0 && pos != ac->pos) continue;
+        if (pos < ac->lo || pos > ac->hi) continue;
         float *row = ev->data + (size_t)t * ev->stride;
-        if (ac->record) memcpy(ac->record + (size_t)pos * ac->ld, row, bytes);
-        if (ac->set) memcpy(row, ac->set + (size_t)pos * ac->ld, bytes);
+        size_t at = (size_t)(ac->row0 + (pos - ac->lo)) * ac->ld;
+        if (ac->record) memcpy(ac->record + at, row, bytes);
+        if (ac->set) memcpy(row, ac->set + at, bytes);
     }
     return kind == K_POST && ev->layer == a->stop_after;
 }
@@ -114,7 +124,11 @@ typedef struct {
     path_spec path;
     knock_spec knock;
     float *recv_buf;    /* (n_recv, Tmax, dim) what path receivers read */
-    uint8_t *mask;      /* (Tmax, Tmax) knockout */
+    uint8_t *mask;      /* (n_ctx, n_ctx) knockout, and the variants' isolation in batched sweeps */
+    int n_ctx;          /* cache slots: room for batches of variants side by side */
+    float *post;        /* (n_ctx, dim) residual after the last block, per slot (batched sweeps) */
+    int32_t *positions; /* (n_ctx) RoPE positions of a batch's rows */
+    bool batched;       /* sweeps may run variants side by side (hr_patch_run) */
     const float *gates; /* (L, H) of the head mask, or NULL */
     float *means;       /* (L, H, hd) of mean-ablated heads, or NULL */
     int64_t done, total;
@@ -260,9 +274,14 @@ static hr_status record_run(circ *s, const int32_t *tokens, run_cache *r) {
 
 static int column(const circ *s, int t) { return s->npos - s->T + t; }
 
+static hr_status sweep_heads_fast(circ *s, hr_patch_result *r, bool *done);
+
 /* A head's output differs between the runs only from p0 on: the rerun
  * starts there, on the base run's cached rows before it. */
 static hr_status sweep_heads(circ *s, hr_patch_result *r) {
+    bool done;
+    hr_status fst = s->batched ? sweep_heads_fast(s, r, &done) : (done = false, HR_OK);
+    if (fst != HR_OK || done) return fst;
     size_t off = (size_t)s->p0 * s->dim;
     for (int l = 0; l < s->L; l++)
         for (int h = 0; h < s->c->n_head[l]; h++) {
@@ -274,6 +293,70 @@ static hr_status sweep_heads(circ *s, hr_patch_result *r) {
             r->acc[0][(size_t)l * s->H + h] += m;
         }
     return HR_OK;
+}
+
+/* Head patches side by side: g variants of the suffix (positions p0..T-1,
+ * m rows each) in one rerun from layer l, variant v in cache slots
+ * [S - (g - v) m, S - (g - v - 1) m) at its own RoPE positions, attending
+ * to the base run's rows before p0 and to its own rows only (a mask shared
+ * by every head); the metric from each variant's last row. One rerun
+ * streams the weights once for g * m rows instead of g times for m, and
+ * gives each cell what the one-variant rerun gives up to float rounding (the
+ * softmax and value sums add the same terms in another order). */
+static hr_status heads_batch(circ *s, hr_patch_result *r, int l, const int *heads, int g) {
+    int m = s->T - s->p0, n = g * m, S = hr_context_n_past(s->ctx), pos0 = S - n;
+    size_t dim = (size_t)s->dim, nc = (size_t)s->n_ctx;
+    memset(s->mask, 1, nc * nc);
+    for (int v = 0; v < g; v++) {
+        int a = pos0 + v * m;
+        for (int q = a; q < a + m; q++) {
+            memset(s->mask + (size_t)q * nc, 0, (size_t)s->p0);
+            memset(s->mask + (size_t)q * nc + a, 0, (size_t)(q - a + 1));
+        }
+        for (int j = 0; j < m; j++) s->positions[v * m + j] = s->p0 + j;
+        memcpy(s->xbuf + (size_t)v * m * dim, resid_at(s, s->base, l) + (size_t)s->p0 * dim, sizeof(float) * dim * m);
+        act_range(&s->act, K_HEAD, l, heads[v], head_at(s, s->src, l, heads[v]), NULL, s->hd, a, a + m - 1, s->p0);
+    }
+    act_put(&s->act, K_POST, s->L - 1, -1, NULL, s->post, s->dim, -1);
+    hr_status st = hr_context_set_attn_mask(s->ctx, -1, -1, s->mask);
+    hr_context_set_hook(s->ctx, act_hook, s->act.mask, &s->act);
+    if (st == HR_OK) st = hr_forward_from_at(s->ctx, l, 0, s->xbuf, n, s->positions, NULL, false);
+    hr_context_set_hook(s->ctx, NULL, 0, NULL);
+    act_clear(&s->act);
+    hr_context_set_attn_mask(s->ctx, -1, -1, NULL);
+    for (int v = 0; st == HR_OK && v < g; v++) /* each variant's last row through the final norm and classifier */
+        memcpy(s->xbuf + (size_t)v * dim, s->post + (size_t)(pos0 + (v + 1) * m - 1) * dim, sizeof(float) * dim);
+    if (st == HR_OK) st = hr_forward_from(s->ctx, s->L, 0, s->xbuf, g, s->logits, true);
+    for (int v = 0; st == HR_OK && v < g; v++) r->acc[0][(size_t)l * s->H + heads[v]] += metric_of(s, s->logits + (size_t)v * s->V);
+    for (int v = 0; st == HR_OK && v < g; v++) st = step(s);
+    return st;
+}
+
+/* The batched head sweep when the model rotates positions (RoPE) and two
+ * variants fit: the cache is first filled to its end (the slots past T hold
+ * whatever the padding computes; every batch masks them), and cut back to
+ * the prompt afterwards. */
+static hr_status sweep_heads_fast(circ *s, hr_patch_result *r, bool *done) {
+    int m = s->T - s->p0, G = m > 0 ? (s->n_ctx - s->p0) / m : 0;
+    *done = false;
+    if (s->c->pos != HR_POS_ROPE || m <= 0 || G < 2 || !s->post) return HR_OK;
+    if (G > s->H) G = s->H;
+    int S = s->p0 + G * m, pad = S - s->T;
+    int32_t *fill = malloc(sizeof(int32_t) * (size_t)(pad > 0 ? pad : 1)); /* (pad) any tokens */
+    if (!fill) return hr_err(HR_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < pad; i++) fill[i] = s->pair->clean[s->T - 1];
+    hr_status st = pad > 0 ? hr_forward(s->ctx, fill, pad, NULL, false) : HR_OK;
+    free(fill);
+    int heads[HR_MAX_HEADS];
+    for (int l = 0; st == HR_OK && l < s->L; l++)
+        for (int h0 = 0; st == HR_OK && h0 < s->c->n_head[l]; h0 += G) {
+            int g = s->c->n_head[l] - h0 < G ? s->c->n_head[l] - h0 : G;
+            for (int v = 0; v < g; v++) heads[v] = h0 + v;
+            st = heads_batch(s, r, l, heads, g);
+        }
+    hr_status tt = hr_context_truncate(s->ctx, s->T);
+    *done = true;
+    return st != HR_OK ? st : tt;
 }
 
 /* Every per-position patch, positions from the last down (see the top). */
@@ -632,7 +715,7 @@ static void circ_free(circ *s) {
     }
     free(s->mid), free(s->xbuf), free(s->logits), free(s->p_clean), free(s->logp_clean);
     free(s->act.slot), free(s->act.touched);
-    free(s->recv_buf), free(s->mask), free(s->means);
+    free(s->recv_buf), free(s->mask), free(s->means), free(s->post), free(s->positions);
     hr_circ_path_free(&s->path);
     hr_circ_knockout_free(&s->knock);
     hr_context_free(s->ctx);
@@ -680,9 +763,13 @@ static hr_status circ_new(const hr_model *m, const hr_pairs *pairs, const hr_pat
     if (p->path) st = hr_circ_parse_path(c, p->path, &s->path);
     if (st == HR_OK && p->knockout) st = hr_circ_parse_knockout(c, p->knockout, &s->knock);
     if (st != HR_OK) return st;
+    /* room for the variants of the batched head sweep: up to H suffixes, at most ~1024 rows */
+    int room = s->Tmax * s->H < s->Tmax + 1024 ? s->Tmax * s->H : s->Tmax + 1024;
+    s->n_ctx = room < c->seq_len ? room : c->seq_len;
+    if (s->n_ctx < s->Tmax) s->n_ctx = s->Tmax;
     hr_context_params cp = hr_context_default_params();
-    cp.n_ctx = s->Tmax;
-    cp.n_batch = s->Tmax;
+    cp.n_ctx = s->n_ctx;
+    cp.n_batch = s->n_ctx;
     cp.n_threads = p->n_threads;
     st = hr_context_new(m, &cp, &s->ctx);
     if (st == HR_OK && p->heads) {
@@ -702,6 +789,12 @@ static hr_status circ_new(const hr_model *m, const hr_pairs *pairs, const hr_pat
         s->run[i].logits = falloc(1, 1, (size_t)s->V, &ok);
     }
     s->mid = falloc(L, T, dim, &ok);
+    size_t nc = (size_t)s->n_ctx;
+    if (rows < nc) rows = nc;
+    s->post = falloc(nc, dim, 1, &ok);
+    s->positions = calloc(nc, sizeof(int32_t));
+    s->mask = calloc(nc * nc, 1);
+    ok = ok && s->positions && s->mask;
     s->xbuf = falloc(rows, dim, 1, &ok);
     s->logits = falloc(rows, (size_t)s->V, 1, &ok);
     s->p_clean = calloc((size_t)s->V, sizeof(double));
@@ -712,7 +805,6 @@ static hr_status circ_new(const hr_model *m, const hr_pairs *pairs, const hr_pat
     s->act.touched = calloc((size_t)K_COUNT * L * s->H, sizeof(int));
     ok = ok && s->act.slot && s->act.touched;
     if (p->path && s->path.n_recv) s->recv_buf = falloc((size_t)s->path.n_recv, T, dim, &ok);
-    if (p->knockout) s->mask = calloc(T * T, 1), ok = ok && s->mask;
     if (!ok) return hr_err(HR_ERR_NOMEM, "out of memory for the patching caches (%zu positions)", T);
     for (int64_t i = 0; i < pairs->n; i++) s->total += runs_per_pair(s, &pairs->p[i]);
     return HR_OK;
@@ -858,6 +950,7 @@ hr_status hr_patch_run(const hr_model *m, const hr_pairs *pairs, const hr_patch_
     circ s;
     hr_patch_result *r = NULL;
     hr_status st = circ_new(m, pairs, p, &s);
+    s.batched = true;
     if (st == HR_OK) st = result_new(&s, pairs, &r);
     for (int i = 0; st == HR_OK && i < pairs->n; i++) st = do_pair(&s, r, &pairs->p[i], i);
     if (st == HR_OK) finish(&s, r, pairs->n);
