@@ -246,7 +246,8 @@ typedef struct {
     double path_value;           /* the sender list's value (NaN for "*") */
     const double *knockout_heads;
     double knockout_value;
-    int64_t forward_passes;      /* hr_forward / hr_forward_from calls made */
+    int64_t forward_passes;      /* runs: each pair's two, one per intervention (a variant run side by side
+                                    with others counts as one), the lens's; the progress callback's units */
     char warning[192];           /* "" or why the normalised values mean little: the clean and corrupt
                                     metrics (means) differ by less than 1% of their size (+ 1) */
 } hr_patch_summary;
