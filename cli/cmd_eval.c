@@ -3,6 +3,7 @@
  * and speed — and say exactly what was compared. */
 #include "commands.h"
 #include "common.h"
+#include "heads_mask.h"
 #include "kv.h"
 
 #include "headroom/evaluate.h"
@@ -23,6 +24,8 @@ static const cli_opt k_opts[] = {
     {"passkey", 0, NULL, "passkey retrieval at 64/128/256/512 tokens (<= --ctx): 16 random text tokens hidden at\n"
                         "                             a random depth of the text; the prompt ends with their first 8, and the\n"
                         "                             model must continue greedily with the other 8 (exact / per-token accuracy)"},
+    {"recall", 0, NULL, "natural retrieval: recall of an earlier-introduced name, 4-way multiple choice"},
+    {"recall-items", 0, "N", "items of the recall task (default 200)"},
     {"passkey-trials", 0, "N", "prompts per length (default 20)"},
     {"fdtm-prompts", 0, "N", "FDTM prompts (default 8)"},
     {"fdtm-gen", 0, "N", "FDTM continuation length (default 32)"},
@@ -33,11 +36,14 @@ static const cli_opt k_opts[] = {
     CLI_THREADS_OPTION,
     CLI_FORCE_OPTION,
     CLI_KV_OPTIONS,
+    CLI_HEAD_MASK_OPTIONS,
+    {"random-heads", 0, "K", "gate K heads drawn at random (--seed) to 0 in the candidate: the random baseline"},
+    {"kv-random", 0, "F", "candidate KV plan: random KV heads (fraction F) full, the rest streaming (sink 4, window 64)"},
 };
 
 static const cli_spec k_spec = {
     .name = "eval",
-    .usage = "BASE CANDIDATE --text FILE [--windows N] [--tasks FILE.jsonl] [--passkey] [--json OUT.json]",
+    .usage = "BASE [CANDIDATE] --text FILE [--windows N] [--tasks FILE.jsonl] [--passkey] [--recall] [--json OUT.json]",
     .summary = "Compares CANDIDATE (pruned, converted, quantized) with BASE on the same tokens: perplexity\n"
                "of both (non-overlapping windows starting with BOS; by default the first "
                CLI_STR(HR_EVAL_TOKENS) " tokens of\n"
@@ -45,16 +51,21 @@ static const cli_spec k_spec = {
                "token of greedy continuations), passkey retrieval, multiple-choice accuracy, parameter\n"
                "count, weight bytes, KV bytes per token and measured prefill / decode speed. The table and\n"
                "the JSON name both models and the text (path, SHA-256) and the windows scored; a candidate\n"
-               "whose perplexity is over 10x the base's is flagged. Both models must share the vocabulary.",
+               "whose perplexity is over 10x the base's is flagged. Both models must share the vocabulary.\n"
+               "Heads masked without writing a model (--mask-heads, --mean-heads, --gates, --random-heads) and\n"
+               "--kv / --kv-random apply to the candidate; without CANDIDATE the candidate is BASE itself.",
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
     .example = "  headroom eval ../shared/models/stories260K/stories260K.bin p25.gguf \\\n"
-               "      -f ../shared/data/text/tinystories_val.txt --passkey --json eval.json",
+               "      -f ../shared/data/text/tinystories_val.txt --passkey --json eval.json\n"
+               "  headroom eval ../shared/models/stories260K/stories260K.bin -f ../shared/data/text/tinystories_val.txt \\\n"
+               "      --recall --mask-heads 4.0,4.1,4.2,4.3",
     .max_positional = 2,
 };
 
 typedef struct {
     const char *json, *tokenizer;
+    long random_heads;
     hr_eval_params p;
 } eval_opts;
 
@@ -67,24 +78,37 @@ static int read_opts(const cli_args *a, eval_opts *o) {
     p->text_path = cli_value(&k_spec, a, "text");
     p->tasks_path = cli_value(&k_spec, a, "tasks");
     p->passkey = cli_value(&k_spec, a, "passkey") != NULL;
+    p->recall = cli_value(&k_spec, a, "recall") != NULL;
     p->speed = cli_value(&k_spec, a, "no-speed") == NULL;
     long ctx = 0, windows = -1, trials = p->passkey_trials, prompts = p->fdtm_prompts, gen = p->fdtm_gen, threads = 0;
+    long recall = p->recall_items;
     if (cli_get_int(&k_spec, a, "ctx", 8, INT_MAX, &ctx) || cli_get_int(&k_spec, a, "windows", 0, INT_MAX, &windows) ||
         cli_get_int(&k_spec, a, "passkey-trials", 1, 100000, &trials) ||
         cli_get_int(&k_spec, a, "fdtm-prompts", 1, 100000, &prompts) ||
         cli_get_int(&k_spec, a, "fdtm-gen", 1, 4096, &gen) || cli_get_int(&k_spec, a, "threads", 0, 4096, &threads) ||
-        cli_get_u64(&k_spec, a, "seed", &p->seed))
+        cli_get_u64(&k_spec, a, "seed", &p->seed) || cli_get_int(&k_spec, a, "recall-items", 1, 100000, &recall) ||
+        cli_get_int(&k_spec, a, "random-heads", 1, 100000, &o->random_heads) ||
+        cli_get_float(&k_spec, a, "kv-random", 0, 1, &p->cand_kv_random))
         return CLI_FAIL;
+    p->recall_items = (int)recall;
+    if (cli_value(&k_spec, a, "kv-random") && cli_value(&k_spec, a, "kv"))
+        return cli_error("--kv-random and --kv both give the candidate a plan: choose one");
     p->n_ctx = (int)ctx, p->passkey_trials = (int)trials, p->fdtm_prompts = (int)prompts, p->fdtm_gen = (int)gen;
     p->n_threads = (int)threads;
     if (windows >= 0) p->windows = (int)windows, p->max_tokens = 0; /* --windows 0: the whole text */
-    if (a->n_positional != 2) return cli_error("eval needs BASE and CANDIDATE models (see 'headroom eval --help')");
+    bool masked = cli_value(&k_spec, a, "mask-heads") || cli_value(&k_spec, a, "mean-heads") ||
+                  cli_value(&k_spec, a, "gates") || o->random_heads || cli_value(&k_spec, a, "kv-random") ||
+                  cli_value(&k_spec, a, "kv") || cli_value(&k_spec, a, "kv-from");
+    if (a->n_positional != 2 && !(a->n_positional == 1 && masked))
+        return cli_error("eval needs BASE and CANDIDATE models, or BASE and a change to evaluate (--mask-heads, "
+                         "--kv, ...; see 'headroom eval --help')");
     p->base_path = a->positional[0];
-    p->cand_path = a->positional[1];
+    p->cand_path = a->positional[a->n_positional - 1];
     if (!p->text_path) return cli_error("--text FILE is required");
     if (o->json) {
         const char *inputs[] = {p->cand_path, p->text_path, p->tasks_path, cli_value(&k_spec, a, "kv"),
-                                cli_value(&k_spec, a, "kv-from"), NULL};
+                                cli_value(&k_spec, a, "kv-from"), cli_value(&k_spec, a, "gates"),
+                                cli_value(&k_spec, a, "calib"), NULL};
         if (cli_check_output(o->json, HR_OUT_JSON, "headroom.eval", cli_value(&k_spec, a, "force") != NULL,
                              p->base_path, o->tokenizer, inputs))
             return CLI_FAIL;
@@ -94,6 +118,9 @@ static int read_opts(const cli_args *a, eval_opts *o) {
 
 typedef struct {
     hr_model *m[2];
+    hr_head_mask *mask;
+    int32_t *calib;
+    size_t n_calib;
     hr_tokenizer *tok;
     char *text;
     hr_mc_task *tasks;
@@ -102,7 +129,7 @@ typedef struct {
 } eval_state;
 
 static int setup(const cli_args *a, eval_opts *o, eval_state *s) {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < a->n_positional; i++)
         if (cli_load_model(a->positional[i], &s->m[i])) return CLI_FAIL;
     if (cli_load_tokenizer(o->p.base_path, s->m[0], o->tokenizer, &s->tok) ||
         cli_read_text(o->p.text_path, &s->text, &o->p.text_len))
@@ -118,8 +145,15 @@ static int setup(const cli_args *a, eval_opts *o, eval_state *s) {
         o->p.tasks = s->tasks;
     }
     /* --kv applies to the candidate: the base keeps its full cache. */
-    if (cli_kv_plan(&k_spec, a, o->p.cand_path, s->m[1], &s->plan)) return CLI_FAIL;
+    const hr_model *cand = s->m[1] ? s->m[1] : s->m[0];
+    if (cli_kv_plan(&k_spec, a, o->p.cand_path, cand, &s->plan)) return CLI_FAIL;
     o->p.cand_kv_plan = s->plan;
+    /* --calib only when given: the library takes the means from the text otherwise */
+    if (cli_head_mask(&k_spec, a, cand, s->tok, o->p.text_path, (int)o->random_heads, o->p.seed, &s->mask, &s->calib,
+                      &s->n_calib))
+        return CLI_FAIL;
+    o->p.cand_heads = s->mask;
+    if (cli_value(&k_spec, a, "calib")) o->p.calib_tokens = s->calib, o->p.n_calib_tokens = s->n_calib;
     return CLI_OK;
 }
 
@@ -155,6 +189,10 @@ static void print_table(const hr_eval_summary *s) {
         snprintf(name, sizeof name, "passkey@%d exact", s->passkey_length[k]);
         row(name, s->passkey[k][0].exact, s->passkey[k][1].exact, "%.3f");
     }
+    if (s->has_recall) {
+        row("recall acc (chance 0.25)", s->recall_result[0].acc, s->recall_result[1].acc, "%.4f");
+        row("recall acc_norm", s->recall_result[0].acc_norm, s->recall_result[1].acc_norm, "%.4f");
+    }
     if (s->has_tasks) {
         row("task acc", s->tasks_result[0].acc, s->tasks_result[1].acc, "%.4f");
         row("task acc_norm", s->tasks_result[0].acc_norm, s->tasks_result[1].acc_norm, "%.4f");
@@ -182,7 +220,13 @@ int cmd_eval(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     int rc = read_opts(&a, &o);
     if (rc == CLI_OK) rc = setup(&a, &o, &s);
-    if (rc == CLI_OK && hr_eval_run(s.m[0], s.m[1], s.tok, &o.p, &s.res) != HR_OK) rc = cli_lib_error("evaluation failed");
+    if (rc == CLI_OK && hr_eval_run(s.m[0], s.m[1] ? s.m[1] : s.m[0], s.tok, &o.p, &s.res) != HR_OK)
+        rc = cli_lib_error("evaluation failed");
+    if (rc == CLI_OK && s.mask) {
+        char *d = NULL;
+        if (hr_head_mask_describe(s.mask, &d) == HR_OK) printf("candidate heads: %s\n", d);
+        hr_free(d);
+    }
     if (rc == CLI_OK) print_table(hr_eval_result_summary(s.res));
     char *json = NULL;
     if (rc == CLI_OK && o.json) {
@@ -192,6 +236,8 @@ int cmd_eval(int argc, char **argv) {
     hr_eval_result_free(s.res);
     hr_kv_plan_free(s.plan);
     hr_mc_task_free(s.tasks);
+    hr_head_mask_free(s.mask);
+    hr_free(s.calib);
     free(s.text);
     for (int i = 0; i < 2; i++) hr_model_free(s.m[i]);
     hr_tokenizer_free(s.tok);

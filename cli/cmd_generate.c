@@ -2,6 +2,7 @@
  * text streamed to stdout and the speeds to stderr. */
 #include "commands.h"
 #include "common.h"
+#include "heads_mask.h"
 #include "kv.h"
 
 #include "headroom/context.h"
@@ -21,6 +22,7 @@ static const cli_opt k_opts[] = {
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
     CLI_KV_OPTIONS,
+    CLI_HEAD_MASK_OPTIONS,
     CLI_FORCE_OPTION,
 };
 
@@ -113,6 +115,7 @@ static int gen_setup(const cli_args *a, const gen_opts *o, gen_state *g) {
     hr_status st = hr_context_new(g->model, &cp, &g->ctx);
     hr_kv_plan_free(plan);
     if (st != HR_OK) return cli_lib_error("cannot create context");
+    if (cli_apply_head_mask(&k_spec, a, g->model, g->tok, NULL, g->ctx)) return CLI_FAIL;
     if (plan) fprintf(stderr, "kv cache:   %zu bytes allocated\n", hr_context_kv_bytes(g->ctx));
     g->logits = malloc((size_t)hr_config_vocab_size(cfg) * sizeof *g->logits);
     if (!g->logits) return cli_error("out of memory for the logits");

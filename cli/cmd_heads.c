@@ -25,6 +25,7 @@ static const cli_opt k_opts[] = {
     {"window", 0, "W", "tokens per calibration window incl. BOS (default min(seq_len, " CLI_STR(HR_CALIB_WINDOW) "))"},
     {"seed", 's', "S", "seed of the generated inputs (default 0)"},
     {"mean-ablation", 0, NULL, "ablation replaces a head by its mean output instead of zero"},
+    {"needles", 0, "KIND", "retrieval needles: random (tokens, default) or natural (recurring text spans)"},
     CLI_THREADS_OPTION,
     {"top", 0, "K", "attention-pattern pictures of the K most important heads (default 4)"},
     {"pattern-prompt", 0, "TEXT", "the text of the attention-pattern pictures, first 63 tokens (default: the\n"
@@ -58,7 +59,7 @@ typedef struct {
     const char *text_path, *out_dir, *tokenizer, *methods, *pattern_prompt;
     long tokens, window, threads, top;
     uint64_t seed;
-    bool mean_ablation;
+    bool mean_ablation, natural_needles;
 } heads_opts;
 
 static int read_opts(const cli_args *a, heads_opts *o, bool *selected) {
@@ -74,6 +75,10 @@ static int read_opts(const cli_args *a, heads_opts *o, bool *selected) {
     o->tokens = HR_CALIB_HEADS_TOKENS;
     o->top = 4;
     o->mean_ablation = cli_value(&k_spec, a, "mean-ablation") != NULL;
+    const char *needles = cli_value(&k_spec, a, "needles");
+    if (needles && strcmp(needles, "random") && strcmp(needles, "natural"))
+        return cli_error("--needles '%s': random or natural", needles);
+    o->natural_needles = needles && !strcmp(needles, "natural");
     if (cli_get_int(&k_spec, a, "tokens", 1, INT_MAX, &o->tokens) ||
         cli_get_int(&k_spec, a, "window", 4, INT_MAX, &o->window) ||
         cli_get_int(&k_spec, a, "threads", 0, 4096, &o->threads) || cli_get_int(&k_spec, a, "top", 0, 64, &o->top) ||
@@ -207,6 +212,7 @@ static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
     p.max_tokens = (int)o->tokens;
     p.seed = o->seed;
     p.mean_ablation = o->mean_ablation;
+    p.natural_needles = o->natural_needles;
     p.tok = s->tok;
     if (cli_progress_enabled()) {
         hr_heads_estimate e;

@@ -1,6 +1,7 @@
 /* headroom ppl: perplexity of a text file. */
 #include "commands.h"
 #include "common.h"
+#include "heads_mask.h"
 #include "kv.h"
 
 #include "headroom/context.h"
@@ -21,6 +22,7 @@ static const cli_opt k_opts[] = {
     {"blas", 0, NULL, "OpenBLAS sgemm for batched products: measured slower than the default kernels on a\n"
                      "                             135M model (docs/RESULTS.md); logits differ from decode by rounding"},
     CLI_KV_OPTIONS,
+    CLI_HEAD_MASK_OPTIONS,
     CLI_FORCE_OPTION,
 };
 
@@ -75,9 +77,14 @@ typedef struct {
     size_t n_ids;
     bool has_plan; /* a --kv / --kv-from plan is in use */
     int n_reduced; /* KV heads not kept full by it */
+    hr_head_mask *mask; /* --mask-heads, --mean-heads, --gates; NULL = none */
+    int32_t *calib;     /* --calib tokens, BOS first; NULL = the text */
+    size_t n_calib;
 } ppl_state;
 
 static void ppl_free(ppl_state *s) {
+    hr_head_mask_free(s->mask);
+    hr_free(s->calib);
     free(s->ids);
     free(s->text);
     hr_context_free(s->ctx);
@@ -114,6 +121,14 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
     if (plan) s->n_reduced = hr_kv_plan_n_reduced(plan);
     hr_kv_plan_free(plan);
     if (st != HR_OK) return cli_lib_error("cannot create context");
+    if (cli_head_mask(&k_spec, a, s->model, s->tok, o->text_path, 0, 0, &s->mask, &s->calib, &s->n_calib))
+        return CLI_FAIL;
+    if (s->mask) {
+        char *d = NULL;
+        if (hr_head_mask_describe(s->mask, &d) == HR_OK) fprintf(stderr, "heads:       %s\n", d);
+        hr_free(d);
+    }
+    if (!cli_value(&k_spec, a, "calib")) hr_free(s->calib), s->calib = NULL, s->n_calib = 0; /* the text itself */
     return CLI_OK;
 }
 
@@ -123,6 +138,9 @@ static int ppl_run(const ppl_opts *o, ppl_state *s) {
     pp.stride = (int)o->stride;
     pp.protocol = o->protocol;
     pp.bos = hr_tokenizer_bos(s->tok);
+    pp.heads = s->mask;
+    pp.calib_tokens = s->calib;
+    pp.n_calib_tokens = s->n_calib;
     hr_ppl_result r;
     if (hr_perplexity(s->ctx, s->model, s->ids, s->n_ids, &pp, &r) != HR_OK)
         return cli_lib_error("perplexity failed");

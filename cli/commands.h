@@ -12,5 +12,7 @@ int cmd_heads(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_gqa(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_patch(int argc, char **argv);
+int cmd_influence(int argc, char **argv);
 
 #endif

@@ -21,6 +21,9 @@ static const command k_commands[] = {
     {"prune", "remove heads, MLP neurons, sublayers or blocks by scores; write the smaller model", cmd_prune},
     {"gqa", "convert multi-head to grouped-query attention (neighbour or activation-informed groups)", cmd_gqa},
     {"eval", "compare a candidate model with its base: ppl, KL, top-1, FDTM, passkey, tasks, speed", cmd_eval},
+    {"patch", "circuits: activation / path patching, knockout, direct logit attribution, logit lens", cmd_patch},
+    {"influence", "AttentionInfluence: each document's loss with and without masked heads (resumable JSONL)",
+     cmd_influence},
 };
 enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };
 

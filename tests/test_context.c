@@ -248,6 +248,178 @@ static void mean_ablation_moves_a_gated_head_to_its_mean(void) {
     free(means), free(gates), free(a), free(b), free(d);
 }
 
+
+/* ---- query / key / value hooks and attention knockout ---- */
+
+typedef struct {
+    uint32_t zero_point;  /* HR_HOOK_Q, _K or _V to zero at (layer, zero_head); 0 = none */
+    int layer, zero_head; /* zero_head: query head for Q, KV head for K / V */
+    int events;           /* zeroing events seen */
+    int probs_head, n;    /* head of `layer` whose probabilities are kept, tokens */
+    float *probs;         /* (n, n) its probabilities, or NULL */
+} qkv_probe;
+
+static int qkv_hook(const hr_hook_event *ev, void *ud) {
+    qkv_probe *z = ud;
+    if (ev->layer != z->layer) return 0;
+    if (ev->point == (hr_hook_point)z->zero_point && ev->head == z->zero_head) {
+        z->events++;
+        for (int t = 0; t < ev->n_tokens; t++) memset(ev->data + (size_t)t * ev->stride, 0, sizeof(float) * ev->n_cols);
+    } else if (ev->point == HR_HOOK_ATTN_PROBS && ev->head == z->probs_head && z->probs) {
+        for (int t = 0; t < ev->n_tokens; t++)
+            memcpy(z->probs + (size_t)(ev->pos0 + t) * z->n, ev->data + (size_t)t * ev->stride, sizeof(float) * z->n);
+    }
+    return 0;
+}
+
+static void zeroing_a_kv_heads_values_equals_gating_its_query_heads_to_zero(void) {
+    const hr_config *c = hr_model_config(model);
+    int n = 20, mh = hr_config_max_heads(c), layer = 1, g = 1, group = c->n_head[layer] / c->n_head_kv[layer];
+    float *gates = malloc(sizeof(float) * c->n_layers * mh);
+    for (int i = 0; i < c->n_layers * mh; i++) gates[i] = 1;
+    for (int h = g * group; h < (g + 1) * group; h++) gates[layer * mh + h] = 0;
+    float *a = calloc((size_t)n * V, 4), *b = calloc((size_t)n * V, 4);
+    hr_context *ctx = NULL;
+    hr_context_new(model, NULL, &ctx);
+    hr_context_set_head_gates(ctx, gates);
+    hr_forward(ctx, toks, n, a, true);
+    hr_context_free(ctx);
+    hr_context_new(model, NULL, &ctx);
+    qkv_probe z = {HR_HOOK_V, layer, g, 0, -1, n, NULL};
+    hr_context_set_hook(ctx, qkv_hook, HR_HOOK_V, &z);
+    hr_forward(ctx, toks, n, b, true);
+    hr_context_free(ctx);
+    CHECK(z.events == 1, "%d V events for KV head %d.%d", z.events, layer, g);
+    CHECK(hr_t_maxdiff("V zeroed vs its query heads gated", a, b, (size_t)n * V) == 0, "differ");
+    free(gates), free(a), free(b);
+}
+
+/* A zero query (or key) gives every visible key the same score: the head's
+ * attention row t is 1 / (t + 1) on keys 0..t. */
+static void a_zero_query_or_key_gives_uniform_attention_over_the_visible_keys(void) {
+    const hr_config *c = hr_model_config(model);
+    int n = 16, layer = 2, head = 3, group = c->n_head[layer] / c->n_head_kv[layer];
+    uint32_t points[2] = {HR_HOOK_Q, HR_HOOK_K};
+    for (int i = 0; i < 2; i++) {
+        hr_context *ctx = NULL;
+        hr_context_new(model, NULL, &ctx);
+        qkv_probe z = {points[i], layer, points[i] == HR_HOOK_Q ? head : head / group, 0, head, n, calloc((size_t)n * n, 4)};
+        hr_context_set_hook(ctx, qkv_hook, points[i] | HR_HOOK_ATTN_PROBS, &z);
+        hr_forward(ctx, toks, n, NULL, false);
+        double worst = 0;
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < n; k++) {
+                double want = k <= t ? 1.0 / (t + 1) : 0.0, d = fabs(z.probs[t * n + k] - want);
+                worst = d > worst ? d : worst;
+            }
+        printf("    zero %s: max |p - 1/(t+1)| %.3g\n", i ? "key" : "query", worst);
+        CHECK(z.events == 1 && worst <= 1e-6, "%s: %d events, worst %g", i ? "K" : "Q", z.events, worst);
+        free(z.probs);
+        hr_context_free(ctx);
+    }
+}
+
+/* Knockout on a layer-0 head: the scores are unchanged, so the masked row
+ * must equal the unmasked row restricted to the open keys and renormalised
+ * (brute force); an empty mask changes nothing, bit for bit; a head whose
+ * every key is blocked equals the head gated to 0, bit for bit. */
+static void attention_knockout_renormalises_over_the_open_keys(void) {
+    const hr_config *c = hr_model_config(model);
+    int n = 24, head = 5, mh = hr_config_max_heads(c);
+    hr_context_params p = hr_context_default_params();
+    p.n_ctx = 32;
+    hr_context *ctx = NULL;
+    hr_context_new(model, &p, &ctx);
+    int nc = hr_context_n_ctx(ctx);
+    uint8_t *mask = calloc((size_t)nc * nc, 1);
+    float *base = calloc((size_t)n * V, 4), *lg = calloc((size_t)n * V, 4);
+    qkv_probe z = {0, 0, -1, 0, head, n, calloc((size_t)n * n, 4)};
+    float *ref = calloc((size_t)n * n, 4);
+    hr_context_set_hook(ctx, qkv_hook, HR_HOOK_ATTN_PROBS, &z);
+    hr_forward(ctx, toks, n, base, true);
+    memcpy(ref, z.probs, sizeof(float) * n * n);
+    CHECK(hr_context_set_attn_mask(ctx, 0, head, mask) == HR_OK, "%s", hr_last_error());
+    hr_context_truncate(ctx, 0);
+    hr_forward(ctx, toks, n, lg, true);
+    CHECK(hr_t_maxdiff("empty mask vs none", base, lg, (size_t)n * V) == 0, "an empty mask changed the logits");
+    unsigned s = 11;
+    for (int q = 0; q < n; q++)
+        for (int k = 0; k < q; k++) mask[q * nc + k] = ((s = s * 1103515245u + 12345u) >> 16) % 3 == 0;
+    hr_context_set_attn_mask(ctx, 0, head, mask);
+    hr_context_truncate(ctx, 0);
+    hr_forward(ctx, toks, n, lg, true);
+    double worst = 0;
+    for (int q = 0; q < n; q++) {
+        double open = 0;
+        for (int k = 0; k <= q; k++) open += mask[q * nc + k] ? 0 : ref[q * n + k];
+        for (int k = 0; k <= q; k++) {
+            double want = mask[q * nc + k] ? 0 : ref[q * n + k] / open, d = fabs(z.probs[q * n + k] - want);
+            worst = d > worst ? d : worst;
+        }
+    }
+    printf("    knockout: max |p - renormalised p| %.3g\n", worst);
+    CHECK(worst <= 1e-6, "masked probabilities off by %g", worst);
+    CHECK(hr_t_maxdiff("knockout vs none", base, lg, (size_t)n * V) > 1e-4, "the knockout changed nothing");
+    /* every key blocked == gate 0 */
+    memset(mask, 1, (size_t)nc * nc);
+    hr_context_set_attn_mask(ctx, 3, 2, mask);
+    hr_context_set_attn_mask(ctx, 0, head, NULL);
+    hr_context_truncate(ctx, 0);
+    hr_forward(ctx, toks, n, lg, true);
+    hr_context_clear_attn_masks(ctx);
+    float *gates = malloc(sizeof(float) * c->n_layers * mh), *gated = calloc((size_t)n * V, 4);
+    for (int i = 0; i < c->n_layers * mh; i++) gates[i] = 1;
+    gates[3 * mh + 2] = 0;
+    hr_context_set_head_gates(ctx, gates);
+    hr_context_truncate(ctx, 0);
+    hr_forward(ctx, toks, n, gated, true);
+    CHECK(hr_t_maxdiff("all keys blocked vs gate 0", gated, lg, (size_t)n * V) == 0, "differ");
+    CHECK(hr_context_set_attn_mask(ctx, c->n_layers, 0, mask) == HR_ERR_RANGE, "a head outside the model accepted");
+    hr_context_free(ctx);
+    free(mask), free(base), free(lg), free(z.probs), free(ref), free(gates), free(gated);
+}
+
+/* Two copies of a suffix side by side (cache slots 10..19 and 20..29, both at
+ * RoPE positions 10..19, each masked from the other by a mask shared by
+ * every head) give each copy the logits of the suffix run alone; explicit
+ * positions equal to the slots give hr_forward_from's logits bit for bit. */
+static void explicit_positions_run_variants_side_by_side(void) {
+    const hr_config *c = hr_model_config(model);
+    int dim = c->dim, n_ctx = 32;
+    hr_context_params p = hr_context_default_params();
+    p.n_ctx = n_ctx;
+    hr_context *ctx = NULL;
+    hr_context_new(model, &p, &ctx);
+    resid_grab g = {1, calloc((size_t)30 * dim, 4)};
+    float *ref = calloc((size_t)20 * V, 4), *got = calloc((size_t)30 * V, 4), *same = calloc((size_t)20 * V, 4);
+    hr_context_set_hook(ctx, grab_resid, HR_HOOK_RESID_PRE, &g);
+    hr_forward(ctx, toks, 20, ref, true); /* layer 1's residual of tokens 0..19 */
+    hr_context_set_hook(ctx, NULL, 0, NULL);
+    int32_t pos[20];
+    for (int i = 0; i < 20; i++) pos[i] = i;
+    CHECK(hr_forward_from_at(ctx, 1, 0, g.saved, 20, pos, same, true) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_t_maxdiff("explicit positions = slots vs forward", ref, same, (size_t)20 * V) == 0, "differ");
+    /* fill slots 20..29, then run two copies of rows 10..19 in slots 10..29 */
+    hr_forward(ctx, toks + 20, 10, NULL, false);
+    float *x = calloc((size_t)20 * dim, 4);
+    memcpy(x, g.saved + (size_t)10 * dim, sizeof(float) * 10 * dim);
+    memcpy(x + (size_t)10 * dim, g.saved + (size_t)10 * dim, sizeof(float) * 10 * dim);
+    for (int i = 0; i < 20; i++) pos[i] = 10 + i % 10;
+    uint8_t *mask = calloc((size_t)n_ctx * n_ctx, 1);
+    for (int q = 20; q < 30; q++)
+        for (int k = 10; k < 20; k++) mask[q * n_ctx + k] = 1; /* the second copy does not see the first */
+    CHECK(hr_context_set_attn_mask(ctx, -1, -1, mask) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_forward_from_at(ctx, 1, 0, x, 20, pos, got, true) == HR_OK, "%s", hr_last_error());
+    hr_context_clear_attn_masks(ctx);
+    CHECK(hr_t_maxdiff("first copy vs alone", ref + (size_t)10 * V, got, (size_t)10 * V) <= 1e-5, "differ");
+    CHECK(hr_t_maxdiff("second copy vs alone", ref + (size_t)10 * V, got + (size_t)10 * V, (size_t)10 * V) <= 1e-5,
+          "differ");
+    pos[3] = n_ctx;
+    CHECK(hr_forward_from_at(ctx, 1, 0, x, 20, pos, NULL, false) == HR_ERR_RANGE, "a position outside the context");
+    hr_context_free(ctx);
+    free(g.saved), free(ref), free(got), free(same), free(x), free(mask);
+}
+
 static void bad_arguments_give_clear_errors(void) {
     hr_context_params p = hr_context_default_params();
     hr_context *ctx = NULL;
@@ -288,6 +460,10 @@ int main(void) {
     RUN(a_zero_gate_equals_zeroing_the_head_output_in_a_hook);
     RUN(rerunning_from_a_layer_with_a_gated_head_equals_a_full_gated_forward);
     RUN(mean_ablation_moves_a_gated_head_to_its_mean);
+    RUN(zeroing_a_kv_heads_values_equals_gating_its_query_heads_to_zero);
+    RUN(a_zero_query_or_key_gives_uniform_attention_over_the_visible_keys);
+    RUN(attention_knockout_renormalises_over_the_open_keys);
+    RUN(explicit_positions_run_variants_side_by_side);
     RUN(bad_arguments_give_clear_errors);
     hr_model_free(model);
     TEST_MAIN_END();

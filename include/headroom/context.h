@@ -10,6 +10,9 @@
  * done. Event data point into the context's buffers and are valid only
  * during the callback; callbacks may modify them (interventions).
  *
+ * Attention knockout: a per-head (query position x key position) mask of
+ * blocked attention (hr_context_set_attn_mask), for circuit studies.
+ *
  * Head gates: a float per (layer, query head) multiplying that head's
  * attention output before the output projection; 1 = unchanged, 0 = head
  * removed. They are data read on every forward, not special cases.
@@ -85,7 +88,11 @@ typedef enum {
     HR_HOOK_ATTN_OUT = 1u << 3,   /* per layer: attention sublayer output (n_tokens, dim) */
     HR_HOOK_MLP_OUT = 1u << 4,    /* per layer: MLP sublayer output (n_tokens, dim) */
     HR_HOOK_RESID_POST = 1u << 5, /* per layer: residual leaving the block (n_tokens, dim) */
-    HR_HOOK_FINAL = 1u << 6       /* final normed hidden state (n_tokens, dim), layer = n_layers */
+    HR_HOOK_FINAL = 1u << 6,      /* final normed hidden state (n_tokens, dim), layer = n_layers */
+    HR_HOOK_Q = 1u << 7,          /* per query head: query after its bias, before RoPE (n_tokens, head_dim),
+                                     rows strided by `stride` floats */
+    HR_HOOK_K = 1u << 8,          /* per KV head (`head` = KV head index): key after its bias, before RoPE */
+    HR_HOOK_V = 1u << 9           /* per KV head: value (n_tokens, head_dim) */
 } hr_hook_point;
 
 typedef struct {
@@ -115,12 +122,35 @@ HR_API void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, v
 HR_API hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
                           bool all_logits);
 
+/* hr_forward_from with the rows' positions given: row i is cached in its
+ * own slot (n_past - n + i) but rotated by RoPE as position positions[i]
+ * (0 <= positions[i] < n_ctx). With attention masks isolating them, several
+ * variants of one sequence's suffix run side by side in one batch (the
+ * circuit studies' patch sweeps); positions NULL is hr_forward_from. RoPE
+ * models only (HR_ERR_UNSUPPORTED for learned positions, which live in the
+ * residual x). */
+HR_API hr_status hr_forward_from_at(hr_context *ctx, int layer, int sublayer, const float *x, int n,
+                                    const int32_t *positions, float *logits, bool all_logits);
+
 /* The model the context runs (borrowed). */
 HR_API const hr_model *hr_context_model(const hr_context *ctx);
 
 /* Copies gates (n_layers × max_heads floats, row-major, max_heads =
  * hr_config_max_heads) into the context; NULL restores all 1. */
 HR_API hr_status hr_context_set_head_gates(hr_context *ctx, const float *gates);
+
+/* Attention knockout: blocked is (n_ctx, n_ctx) bytes, row = query
+ * position, column = key position; a non-zero byte forbids that query of
+ * query head `head` in `layer` to attend to that key. Its score is set to
+ * -inf before the softmax, so the head's other keys share the weight; a
+ * query whose every key is blocked gets all-zero weights and output 0. The
+ * mask is copied; blocked == NULL removes the head's mask, and
+ * hr_context_clear_attn_masks() removes all. layer = head = -1 sets the
+ * mask of every head that has none of its own. Needs a context whose KV cache
+ * keeps every position (HR_ERR_UNSUPPORTED with an evicting plan). Heads
+ * without a mask run exactly as before, bit for bit. */
+HR_API hr_status hr_context_set_attn_mask(hr_context *ctx, int layer, int head, const uint8_t *blocked);
+HR_API void hr_context_clear_attn_masks(hr_context *ctx);
 
 /* Mean-ablation: copies means (n_layers × max_heads × head_dim floats), the
  * output each head is moved towards as its gate goes to 0:

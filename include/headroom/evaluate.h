@@ -31,6 +31,7 @@
 #include "headroom/context.h"
 #include "headroom/kvcache.h"
 #include "headroom/model.h"
+#include "headroom/study.h"
 #include "headroom/tokenizer.h"
 
 #include <stddef.h>
@@ -112,13 +113,101 @@ HR_API int64_t hr_model_kv_bytes_per_token(const hr_model *m);
 /* Bytes of the weights as f32. */
 HR_API int64_t hr_model_weight_bytes(const hr_model *m);
 
+/* ---- the natural retrieval task ----
+ *
+ * Multiple-choice items from a text that a small model can solve only by
+ * looking back: a name (a capitalised word of 3+ letters that the text
+ * also uses in mid-sentence, not a sentence-opening word) recurs at least
+ * min_gap characters after an earlier occurrence; the item's context is
+ * the text from the start of the paragraph holding the earlier occurrence
+ * up to the recurrence (at most max_ctx tokens with BOS), the choices are
+ * " <name>" and 3 other names of the text absent from the context (gold
+ * position drawn at random). Items are a seeded choice of max_items among
+ * all recurrences. Score them with hr_mc_eval (chance: 0.25). */
+typedef struct {
+    int max_items; /* default 200 */
+    int min_gap;   /* characters between the occurrences (default 80) */
+    int max_ctx;   /* tokens of a context incl. BOS (default 192) */
+    uint64_t seed;
+} hr_recall_params;
+
+HR_API hr_recall_params hr_recall_default_params(void);
+/* No item found is HR_ERR_RANGE. *out owned: hr_mc_task_free(). */
+HR_API hr_status hr_recall_task_build(const hr_tokenizer *tok, const char *text, size_t len, const hr_recall_params *p,
+                                      hr_mc_task **out);
+
+/* ---- AttentionInfluence (Hua et al. 2025) ----
+ *
+ * Per document of a text: the mean NLL of its tokens (BOS first, tokens 1..n-1
+ * scored, truncated to max_tokens) with the model as it is and with heads
+ * masked (typically the retrieval / induction heads the head lab finds);
+ * influence = (loss_masked - loss_base) / loss_base: how much the document
+ * needs those heads (the paper selects pretraining data by it).
+ * Documents are separated by blank lines, or by lines that are exactly
+ * `split`; empty documents are skipped and not numbered. Results go to a
+ * callback, one document at a time, so a caller can write them as it goes
+ * and resume: documents before first_doc are skipped (their index still
+ * counts). The JSONL a caller writes (hr_influence_header_json, then one
+ * hr_influence_doc_json line per document) is checked before resuming by
+ * hr_influence_resume. */
+typedef struct {
+    int index;                     /* document number (0-based, text order) */
+    char sha256[65];               /* of the document's bytes */
+    int n_tokens;                  /* tokens run, BOS included */
+    double loss_base, loss_masked; /* mean NLL, nats per scored token */
+    double influence;              /* (loss_masked - loss_base) / loss_base */
+} hr_influence_doc;
+
+typedef int (*hr_influence_fn)(const hr_influence_doc *doc, void *user_data); /* non-zero aborts */
+
+typedef struct {
+    const char *text;            /* the documents (borrowed) */
+    size_t text_len;
+    const char *split;           /* separator line; NULL = blank lines (default) */
+    const hr_head_mask *heads;   /* the heads masked (required; borrowed) */
+    const int32_t *calib_tokens; /* BOS-first text for mean-ablated heads' means; NULL = the whole text */
+    size_t n_calib_tokens;
+    int max_tokens;              /* per document incl. BOS; 0 = the model's context (default 0) */
+    int first_doc;               /* resume: start at this document (default 0) */
+    int max_docs;                /* stop after this many documents scored; 0 = all */
+    int n_threads;
+    hr_influence_fn on_doc;      /* required */
+    void *user_data;
+    hr_progress_fn progress;     /* (documents done, documents in the text) */
+    void *progress_user_data;
+} hr_influence_params;
+
+HR_API hr_influence_params hr_influence_default_params(void);
+/* Scores the documents; *n_docs (may be NULL) receives the number of
+ * documents in the text. A text without a document of 2+ tokens, a missing
+ * mask or callback is an error before any work. */
+HR_API hr_status hr_influence_run(const hr_model *m, const hr_tokenizer *tok, const hr_influence_params *p,
+                                  int *n_docs);
+/* The JSONL file: a first line {"format": "headroom.influence", "format_version": 1,
+ * "model": path, "text": path, "text_sha256", "heads": mask description, "split",
+ * "max_tokens"} and one line per document {"doc", "sha256", "tokens",
+ * "loss_base", "loss_masked", "influence"}. *out owned: hr_free(). */
+HR_API hr_status hr_influence_header_json(const char *model_path, const char *text_path, const hr_influence_params *p,
+                                          char **out);
+HR_API hr_status hr_influence_doc_json(const hr_influence_doc *d, char **out);
+/* Checks a file written before (text, len) against the header this run
+ * would write and the documents of p's text (each line's index and
+ * sha256, in order): *n_done receives the documents it holds, *keep the
+ * bytes to keep (whole lines; a torn last line is dropped). A header of
+ * another run, a document that does not match: HR_ERR_INVALID_ARG saying
+ * which. */
+HR_API hr_status hr_influence_resume(const char *text, size_t len, const char *header, const hr_influence_params *p,
+                                     int *n_done, size_t *keep);
+
 /* ---- A whole evaluation run ----
  *
  * What `headroom eval` does, as one call: both models on the same tokens
  * (hr_compare_logits over windows of n_ctx tokens, hr_compare_fdtm),
- * optionally passkey retrieval at 64/128/256/512 tokens (those <= n_ctx)
- * and multiple-choice tasks for both, sizes, and the measured speed of
- * both. The result names what was compared: the paths given and the
+ * optionally passkey retrieval at 64/128/256/512 tokens (those <= n_ctx),
+ * the natural retrieval task (name recall from the text) and
+ * multiple-choice tasks for both, sizes, and the measured speed of both.
+ * The candidate may be the base itself with heads masked (cand_heads) or a
+ * KV plan (cand_kv_plan, cand_kv_random). The result names what was compared: the paths given and the
  * SHA-256 of each file (of a folder: its files, see core), the text's token
  * count and the windows scored.
  *
@@ -141,6 +230,15 @@ typedef struct {
     uint64_t seed;             /* prompts and passkeys (default 0) */
     int n_threads;             /* 0 = all cores */
     const hr_kv_plan *cand_kv_plan; /* the candidate's KV-cache plan; NULL = full cache (borrowed) */
+    double cand_kv_random;     /* >= 0: the candidate gets hr_kv_plan_random(fraction, streaming sink 4
+                                  window 64, seed): the random baseline of a --kv-from plan keeping that
+                                  fraction of KV heads full (default -1: none; not with cand_kv_plan) */
+    const hr_head_mask *cand_heads; /* heads masked in the candidate (study.h), NULL = none (borrowed);
+                                  mean-ablated heads take their means from calib_tokens, else the text */
+    const int32_t *calib_tokens;    /* BOS-first tokens for those means; NULL = the evaluation text */
+    size_t n_calib_tokens;
+    bool recall;               /* the natural retrieval task (hr_recall_task_build on the text) for both */
+    int recall_items;          /* its items (default 200) */
     const char *base_path, *cand_path, *text_path, *tasks_path; /* named and hashed in the result; may be NULL */
     hr_progress_phase_fn progress_phase; /* phases: hashing, KL / top-1 windows, FDTM prompts, passkey trials per
                                             length and model, tasks per model, speed (common.h); NULL = the
@@ -172,10 +270,13 @@ typedef struct {
     hr_passkey_result passkey[HR_EVAL_PASSKEY_LENGTHS][2]; /* [length][base, candidate] */
     bool has_tasks;
     hr_mc_result tasks_result[2];
+    bool has_recall;
+    hr_mc_result recall_result[2]; /* the natural retrieval task: acc (chance 0.25), acc_norm */
     int64_t params[2], weight_bytes[2], kv_bytes_per_token[2], kv_bytes_allocated[2];
     bool has_speed;
     double prefill_tps[2], decode_tps[2];
     char warning[256];         /* "" or what the numbers call for (perplexity > 10x the base's) */
+    double kv_random;          /* the candidate's random KV plan fraction, -1 when none */
 } hr_eval_summary;
 
 typedef struct hr_eval_result hr_eval_result;
@@ -249,6 +350,10 @@ typedef struct {
     void *progress_user_data; /* of both callbacks */
     hr_progress_phase_fn progress_phase; /* phase "perplexity", items = windows / chunks (common.h);
                                             NULL = the thread's callback */
+    const hr_head_mask *heads; /* heads masked for the run (study.h; set on ctx with hr_head_mask_apply and
+                                  left there), NULL = the context as it is (borrowed) */
+    const int32_t *calib_tokens; /* BOS-first text for mean-ablated heads' means; NULL = the tokens scored */
+    size_t n_calib_tokens;
 } hr_ppl_params;
 
 HR_API hr_ppl_params hr_ppl_default_params(void);

@@ -16,7 +16,9 @@
  * without BOS): windows of `window` tokens, each [BOS, next window-1 text
  * tokens]; repeated random sequences, needle-in-a-haystack prompts and FDTM
  * prompts are all drawn from it (or from the vocabulary) with the seeded
- * generator, so equal inputs and seeds give identical scores.
+ * generator, so equal inputs and seeds give identical scores. Natural
+ * needles (natural_needles) are spans of the windows themselves that recur:
+ * what a small model can copy where random tokens never are.
  */
 #ifndef HEADROOM_HEADS_H
 #define HEADROOM_HEADS_H
@@ -73,8 +75,11 @@ typedef struct {
     const hr_tokenizer *tok; /* optional: the successor method needs it */
     int rep_len;           /* repeated sequences: k random tokens per half; 0 = min(48, (n_ctx-1)/2) */
     int rep_seqs;          /* number of repeated sequences; 0 = 4 */
-    int n_needles;         /* retrieval prompts; 0 = 4 */
-    int needle_len;        /* needle tokens; 0 = 8 */
+    int n_needles;         /* retrieval prompts; 0 = 4 (natural: 16) */
+    int needle_len;        /* needle tokens; 0 = 8 (natural: 4) */
+    bool natural_needles;  /* retrieval on natural needles: spans of needle_len calibration tokens that
+                              recur (once before, >= 16 tokens earlier) in a window; the prompt is the
+                              window up to 2 tokens into the recurrence (default false: random tokens) */
     int fdtm_prompts;      /* FDTM prompts; 0 = 4 */
     int fdtm_prompt_len;   /* tokens per FDTM prompt incl. BOS; 0 = 16 */
     int fdtm_gen;          /* greedy continuation length; 0 = 16 */

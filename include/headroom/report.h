@@ -25,6 +25,7 @@
 #ifndef HEADROOM_REPORT_H
 #define HEADROOM_REPORT_H
 
+#include "headroom/circuits.h"
 #include "headroom/common.h"
 #include "headroom/context.h"
 #include "headroom/heads.h"
@@ -126,6 +127,19 @@ HR_API hr_lab_report_params hr_lab_report_default_params(void);
 HR_API int hr_report_importance_method(const hr_heads_result *r);
 HR_API hr_status hr_report_head_lab(const char *dir, const hr_heads_result *r, hr_context *ctx, const hr_model *m,
                                     const hr_lab_report_params *p, int *n_pictures);
+
+/* Everything `headroom patch` writes, into the existing folder dir:
+ * patch.json (hr_patch_result_json), one heatmap PNG per matrix the run
+ * produced (patch_heads.png, patch_layers.png, patch_mlp.png,
+ * patch_resid.png, patch_positions.png, path_senders.png,
+ * knockout_heads.png; diverging colours over [-1, 1], NaN grey) and
+ * report.html: a self-contained page without script (summary, the
+ * heatmaps with one token label per position column, DLA bars for every
+ * part, the logit-lens table with token labels), patch.json embedded as
+ * inline JSON. Each file is written atomically. *n_pictures (may be NULL)
+ * receives the number of PNGs. */
+HR_API hr_status hr_report_patch(const char *dir, const hr_patch_result *r, const hr_model *m,
+                                 const hr_patch_meta *meta, int *n_pictures);
 
 #ifdef __cplusplus
 }

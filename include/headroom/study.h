@@ -20,6 +20,8 @@
 #define HEADROOM_STUDY_H
 
 #include "headroom/common.h"
+#include "headroom/context.h"
+#include "headroom/model.h"
 #include "headroom/tokenizer.h"
 
 #include <stddef.h>
@@ -50,6 +52,63 @@ HR_API hr_status hr_calib_tokens(const hr_tokenizer *tok, const char *text, size
 /* Parses an amount (see above) against `eligible` units; *out receives the
  * number of units. */
 HR_API hr_status hr_parse_amount(const char *text, int64_t eligible, int64_t *out);
+
+/* ---- Heads masked without writing a model ----
+ *
+ * What `eval`, `ppl`, `generate` and `patch` accept instead of a pruned
+ * model: gates on the context (hr_context_set_head_gates / _means).
+ *   mask_heads   "L.H,L.H,..." ("L.*" = every head of layer L): gate 0
+ *   mean_heads   the same list syntax: mean-ablation, the head's output
+ *                replaced by its mean over calibration windows (BOS +
+ *                text, HR_CALIB_WINDOW tokens, HR_CALIB_HEADS_TOKENS in
+ *                all) of the text given to hr_head_mask_apply
+ *   gates_text   a gates file (any gate values), one entry a line:
+ *                  # comment
+ *                  default 1          (gate of every head not listed)
+ *                  2.3 0              (layer 2, head 3: gate 0)
+ *                  4.1 0.5
+ *                a head listed twice, a head outside the model, a value
+ *                that is not a finite number is an error naming the line
+ *   random_heads K heads drawn uniformly at random (seeded) among those no
+ *                other option touches, gated to 0: the baseline a chosen
+ *                set must beat
+ * The options combine (a head in two of them is an error). */
+typedef struct {
+    const char *mask_heads;
+    const char *mean_heads;
+    const char *gates_text; /* contents of a gates file; NULL = none */
+    const char *gates_name; /* its name in messages (default "gates") */
+    int random_heads;
+    uint64_t seed;
+} hr_head_mask_params;
+
+HR_API hr_head_mask_params hr_head_mask_default_params(void);
+
+typedef struct hr_head_mask hr_head_mask;
+
+/* Builds the gates for a model of configuration c; every error before any
+ * work. *out owned: hr_head_mask_free(). */
+HR_API hr_status hr_head_mask_new(const hr_config *c, const hr_head_mask_params *p, hr_head_mask **out);
+HR_API void hr_head_mask_free(hr_head_mask *mk); /* NULL ok */
+/* (n_layers, max_heads) gates. Borrowed. */
+HR_API const float *hr_head_mask_gates(const hr_head_mask *mk);
+/* Whether some head is mean-ablated (hr_head_mask_apply then needs text). */
+HR_API bool hr_head_mask_needs_means(const hr_head_mask *mk);
+/* Heads whose gate is not 1 (mean-ablated ones included). */
+HR_API int hr_head_mask_n_heads(const hr_head_mask *mk);
+/* "2.3=0 4.1=mean ..." (every head not at gate 1). *out owned: hr_free(). */
+HR_API hr_status hr_head_mask_describe(const hr_head_mask *mk, char **out);
+/* Sets the gates on ctx and, for mean-ablated heads, their mean outputs
+ * computed with ctx's model (a context of its own) from tokens (BOS first;
+ * see above). tokens may be NULL
+ * when no head is mean-ablated. A NULL mask restores all gates to 1. */
+HR_API hr_status hr_head_mask_apply(const hr_head_mask *mk, hr_context *ctx, const int32_t *tokens, size_t n_tokens);
+/* Mean output (before its gate) of every head over windows of `window`
+ * tokens of tokens (BOS first; each window is BOS + the next window-1 text
+ * tokens; at most max_tokens tokens, 0 = all): means (n_layers, max_heads,
+ * head_dim) floats. Clears ctx's cache, leaves its hook removed. */
+HR_API hr_status hr_head_means(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, size_t max_tokens,
+                               float *means);
 
 #ifdef __cplusplus
 }

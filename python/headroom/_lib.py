@@ -173,7 +173,9 @@ class OutputParams(Structure):  # hr_output_params (common.h)
 
 class PplParams(Structure):  # hr_ppl_params (evaluate.h)
     _fields_ = [("n_ctx", c_int), ("stride", c_int), ("protocol", c_int), ("bos", c_int32),
-                ("progress", PROGRESS_FN), ("progress_user_data", c_void_p)]
+                ("progress", PROGRESS_FN), ("progress_user_data", c_void_p),
+                ("progress_phase", c_void_p), ("heads", P), ("calib_tokens", POINTER(c_int32)),
+                ("n_calib_tokens", c_size_t)]
 
 
 class PplResult(Structure):  # hr_ppl_result
@@ -183,7 +185,7 @@ class PplResult(Structure):  # hr_ppl_result
 
 class HeadMethodInfo(Structure):  # hr_head_method_info (heads.h)
     _fields_ = [("id", c_char_p), ("name", c_char_p), ("paper", c_char_p), ("formula", c_char_p),
-                ("good_for", c_char_p), ("higher", c_char_p)]
+                ("good_for", c_char_p), ("higher", c_char_p), ("opt_in", c_bool)]
 
 
 class LayerMetricInfo(Structure):  # hr_layer_metric_info
@@ -194,8 +196,9 @@ class HeadsParams(Structure):  # hr_heads_params
     _fields_ = [("tokens", POINTER(c_int32)), ("n_tokens", c_size_t), ("bos", c_int32), ("window", c_int),
                 ("max_tokens", c_int), ("seed", c_uint64), ("mean_ablation", c_bool), ("tok", P),
                 ("rep_len", c_int), ("rep_seqs", c_int), ("n_needles", c_int), ("needle_len", c_int),
+                ("natural_needles", c_bool),
                 ("fdtm_prompts", c_int), ("fdtm_prompt_len", c_int), ("fdtm_gen", c_int),
-                ("progress", PROGRESS_FN), ("progress_ud", c_void_p)]
+                ("progress", PROGRESS_FN), ("progress_ud", c_void_p), ("progress_phase", c_void_p)]
 
 
 class HeadsMeta(Structure):  # hr_heads_meta
@@ -204,7 +207,8 @@ class HeadsMeta(Structure):  # hr_heads_meta
 
 class LabReportParams(Structure):  # hr_lab_report_params (report.h)
     _fields_ = [("model_path", c_char_p), ("text_path", c_char_p), ("seed", c_uint64), ("top", c_int),
-                ("text_tokens", POINTER(c_int32)), ("n_text_tokens", c_size_t), ("bos", c_int32)]
+                ("text_tokens", POINTER(c_int32)), ("n_text_tokens", c_size_t), ("bos", c_int32),
+                ("pattern_tokens", POINTER(c_int32)), ("n_pattern_tokens", c_size_t), ("tok", P)]
 
 
 class KvPolicy(Structure):  # hr_kv_policy (kvcache.h)
@@ -216,7 +220,8 @@ class PruneParams(Structure):  # hr_prune_params (prune.h)
                 ("mlp", c_char_p), ("drop_attn", c_int), ("drop_mlp", c_int), ("drop_blocks", c_int),
                 ("layer_metric", c_char_p), ("budget", c_int), ("uniform", c_bool), ("strict", c_bool),
                 ("uneven_duplicate", c_bool), ("text", c_char_p), ("text_len", c_size_t), ("max_tokens", c_int64),
-                ("window", c_int), ("n_threads", c_int)]
+                ("window", c_int), ("n_threads", c_int), ("progress_phase", c_void_p),
+                ("progress_user_data", c_void_p)]
 
 
 class PrunePlanResult(Structure):  # hr_prune_plan_result
@@ -239,8 +244,11 @@ class EvalParams(Structure):  # hr_eval_params
     _fields_ = [("text", c_char_p), ("text_len", c_size_t), ("n_ctx", c_int), ("windows", c_int),
                 ("max_tokens", c_int64), ("fdtm_prompts", c_int), ("fdtm_prompt_len", c_int), ("fdtm_gen", c_int),
                 ("passkey", c_bool), ("passkey_trials", c_int), ("tasks", P), ("speed", c_bool), ("seed", c_uint64),
-                ("n_threads", c_int), ("cand_kv_plan", P), ("base_path", c_char_p), ("cand_path", c_char_p),
-                ("text_path", c_char_p), ("tasks_path", c_char_p)]
+                ("n_threads", c_int), ("cand_kv_plan", P), ("cand_kv_random", c_double), ("cand_heads", P),
+                ("calib_tokens", POINTER(c_int32)), ("n_calib_tokens", c_size_t), ("recall", c_bool),
+                ("recall_items", c_int), ("base_path", c_char_p), ("cand_path", c_char_p),
+                ("text_path", c_char_p), ("tasks_path", c_char_p), ("progress_phase", c_void_p),
+                ("progress_user_data", c_void_p)]
 
 
 STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests

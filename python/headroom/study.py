@@ -25,11 +25,14 @@ def _s(b):
 
 def methods():
     """The head lab's methods in output order: dicts with id, name, paper,
-    formula, good_for and higher ("more important" / "more <trait>")."""
+    formula, good_for, higher ("more important" / "more <trait>") and opt_in
+    (True: not in the default set)."""
     out = []
     for i in range(lib.hr_heads_n_methods()):
         mi = lib.hr_heads_method_info(i).contents
-        out.append({k: _s(getattr(mi, k)) for k, _ in _lib.HeadMethodInfo._fields_})
+        d = {k: _s(getattr(mi, k)) for k, _ in _lib.HeadMethodInfo._fields_ if k != "opt_in"}
+        d["opt_in"] = bool(mi.opt_in)  # not in the default set: run when named or with "all"
+        out.append(d)
     return out
 
 
@@ -78,6 +81,7 @@ class HeadsResult(Owner):
         self._h = h
         self._m = model._m
         self._mh = model._mh
+        self._th = model._th       # Handle of the tokenizer (labels of the pattern pictures), or None
         self._model_path = model.path
         self._arch = model.config.architecture
         self._tokens = tokens      # (n) calibration text tokens without BOS
@@ -176,6 +180,7 @@ class HeadsResult(Owner):
         p.text_path = _lib.encode_path(self._text_path or "")
         p.seed, p.top = self.seed, int(top)
         p.text_tokens, p.n_text_tokens, p.bos = _iptr(self._tokens), self._tokens.size, self._bos
+        p.tok = self._th.get() if self._th is not None else None
         ctx = _new_context(self._m, self._mh, self._threads)
         try:
             n = ctypes.c_int()

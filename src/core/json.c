@@ -4,6 +4,8 @@
 #include "core/internal.h"
 #include "core/limits.h"
 
+#include <string.h>
+
 /* Deepest nesting of s (n bytes), counting stops once past limit; *at is
  * the byte where the nesting first went past limit (n when it never did). */
 static int scan_depth(const char *s, size_t n, int limit, size_t *at) {
@@ -56,4 +58,18 @@ hr_status hr_json_parse(const char *text, size_t len, cJSON **root) {
         }
     *root = j;
     return HR_OK;
+}
+
+bool hr_jsonl_next(const char *text, size_t len, size_t *pos, int *line_no, size_t *a, size_t *b) {
+    while (*pos < len) {
+        const char *nl = memchr(text + *pos, '\n', len - *pos);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        ++*line_no;
+        *a = *pos;
+        *b = end;
+        *pos = end + 1;
+        while (*a < *b && (text[*a] == ' ' || text[*a] == '\t' || text[*a] == '\r')) ++*a;
+        if (*a < *b) return true;
+    }
+    return false;
 }

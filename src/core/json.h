@@ -10,6 +10,7 @@
 #define HR_CORE_JSON_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "headroom/common.h"
@@ -23,5 +24,11 @@ int hr_json_depth(const char *text, size_t len, int limit);
  * "not valid JSON (malformed JSON near byte B)", "not valid JSON
  * (trailing bytes after the value at byte B)". Callers prefix the document's name (hr_err_prefix). */
 hr_status hr_json_parse(const char *text, size_t len, cJSON **root);
+
+/* JSONL: the next non-blank line of text[0..len) at or after *pos. Returns
+ * false at the end; else [*a, *b) is the line without leading blanks and
+ * its newline, *line_no its 1-based number (counting blank lines), and *pos
+ * moves past it. Start with *pos = 0, *line_no = 0. */
+bool hr_jsonl_next(const char *text, size_t len, size_t *pos, int *line_no, size_t *a, size_t *b);
 
 #endif

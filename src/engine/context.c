@@ -50,6 +50,9 @@ struct hr_context {
     float *probs;  /* (max_heads, n_batch, n_ctx) kept only while a probs hook listens */
     float *gates;  /* (n_layers, max_heads) head output multipliers */
     float *head_means; /* (n_layers, max_heads, head_dim) or NULL: what a gated-off head is replaced by */
+    uint8_t **attn_mask; /* (n_layers * max_heads) per head NULL or (n_ctx, n_ctx) blocked keys; NULL = none */
+    uint8_t *attn_mask_all; /* (n_ctx, n_ctx) blocked keys of every head without a mask of its own, or NULL */
+    const int32_t *rope_pos; /* (n_ctx) RoPE position of each cache slot during hr_forward_from_at, or NULL */
 
     hr_hook_fn hook;
     uint32_t hook_mask;
@@ -88,6 +91,7 @@ void hr_context_free(hr_context *ctx) {
     float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x, ctx->xb, ctx->q, ctx->k, ctx->v, ctx->att,
                      ctx->proj, ctx->hb, ctx->hb2, ctx->last_logits, ctx->scores, ctx->probs, ctx->gates, ctx->head_means};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    hr_context_clear_attn_masks(ctx);
     hr_pool_free(ctx->pool);
     free(ctx);
 }
@@ -246,6 +250,45 @@ hr_status hr_context_set_head_means(hr_context *ctx, const float *means) {
     return HR_OK;
 }
 
+void hr_context_clear_attn_masks(hr_context *ctx) {
+    free(ctx->attn_mask_all);
+    ctx->attn_mask_all = NULL;
+    if (!ctx->attn_mask) return;
+    for (size_t i = 0; i < (size_t)ctx->c->n_layers * ctx->max_heads; i++) free(ctx->attn_mask[i]);
+    free(ctx->attn_mask);
+    ctx->attn_mask = NULL;
+}
+
+hr_status hr_context_set_attn_mask(hr_context *ctx, int layer, int head, const uint8_t *blocked) {
+    bool all = layer == -1 && head == -1;
+    if (!all && (layer < 0 || layer >= ctx->c->n_layers || head < 0 || head >= ctx->c->n_head[layer]))
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "no head %d.%d to mask", layer, head));
+    if (blocked && ctx->has_policies)
+        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "attention masks need a full KV cache (the plan evicts tokens)"));
+    size_t slot = (size_t)(all ? 0 : layer) * ctx->max_heads + (all ? 0 : head), n = (size_t)ctx->n_ctx * ctx->n_ctx;
+    if (all) {
+        if (!blocked) {
+            free(ctx->attn_mask_all);
+            ctx->attn_mask_all = NULL;
+            return HR_OK;
+        }
+        if (!ctx->attn_mask_all && !(ctx->attn_mask_all = malloc(n)))
+            return ctx_fail(ctx, hr_err(HR_ERR_NOMEM, "out of memory for an attention mask"));
+        memcpy(ctx->attn_mask_all, blocked, n);
+        return HR_OK;
+    }
+    if (!blocked) {
+        if (ctx->attn_mask) free(ctx->attn_mask[slot]), ctx->attn_mask[slot] = NULL;
+        return HR_OK;
+    }
+    if (!ctx->attn_mask && !(ctx->attn_mask = calloc((size_t)ctx->c->n_layers * ctx->max_heads, sizeof(uint8_t *))))
+        return ctx_fail(ctx, hr_err(HR_ERR_NOMEM, "out of memory"));
+    if (!ctx->attn_mask[slot] && !(ctx->attn_mask[slot] = malloc(n)))
+        return ctx_fail(ctx, hr_err(HR_ERR_NOMEM, "out of memory for an attention mask"));
+    memcpy(ctx->attn_mask[slot], blocked, n);
+    return HR_OK;
+}
+
 const hr_model *hr_context_model(const hr_context *ctx) { return ctx->model; }
 hr_pool *hr_context_pool(const hr_context *ctx) { return ctx->pool; }
 
@@ -335,6 +378,23 @@ typedef struct {
     int layer, n, pos0, n_chunks, chunk_len;
 } attn_job;
 
+/* Softmax of a score row of len keys, or the knockout's: keys blocked by
+ * mask (the query's row of a (n_ctx, n_ctx) mask) get -inf, and a row with
+ * every key blocked gets all-zero weights. */
+static void masked_softmax(float *s, int len, const uint8_t *mask) {
+    if (!mask) {
+        hr_softmax(s, len);
+        return;
+    }
+    int open = 0;
+    for (int p = 0; p < len; p++) {
+        if (mask[p]) s[p] = -INFINITY;
+        else open++;
+    }
+    if (open) hr_softmax(s, len);
+    else memset(s, 0, sizeof(float) * (size_t)len);
+}
+
 /* One (head, chunk of tokens): causal softmax attention over the cache. */
 static void attn_task(void *vp, int i) {
     const attn_job *j = vp;
@@ -359,7 +419,10 @@ static void attn_task(void *vp, int i) {
         const float *qv = ctx->q + (size_t)t * ctx->q_dim + (size_t)h * hd;
         float *o = ctx->att + (size_t)t * ctx->q_dim + (size_t)h * hd;
         hr_attn_scores_multi(s, (size_t)ctx->n_ctx, qv, (size_t)ctx->q_dim, nq, kc, ld, hd, len[nq - 1], scale);
-        for (int q = 0; q < nq; q++) hr_softmax(s + (size_t)q * ctx->n_ctx, len[q]);
+        const uint8_t *mask = ctx->attn_mask ? ctx->attn_mask[(size_t)l * ctx->max_heads + h] : NULL;
+        if (!mask) mask = ctx->attn_mask_all;
+        for (int q = 0; q < nq; q++)
+            masked_softmax(s + (size_t)q * ctx->n_ctx, len[q], mask ? mask + (size_t)(len[q] - 1) * ctx->n_ctx : NULL);
         hr_attn_values_multi(o, (size_t)ctx->q_dim, s, (size_t)ctx->n_ctx, nq, vc, ld, hd, len);
         if (ctx->probs)
             for (int q = 0; q < nq; q++)
@@ -433,10 +496,17 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
             memmove(ctx->v + (size_t)t * ctx->kv_dim, ctx->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
         }
     }
+    for (int h = 0; h < nh; h++) /* interventions on queries, keys and values see them before RoPE */
+        if (emit(ctx, HR_HOOK_Q, l, h, n, pos0, hd, ctx->q_dim, ctx->q + (size_t)h * hd))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
+    for (int g = 0; g < nkv; g++)
+        if (emit(ctx, HR_HOOK_K, l, g, n, pos0, hd, ctx->kv_dim, ctx->k + (size_t)g * hd) ||
+            emit(ctx, HR_HOOK_V, l, g, n, pos0, hd, ctx->kv_dim, ctx->v + (size_t)g * hd))
+            return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
     size_t half = (size_t)hd / 2;
     for (int t = 0; t < n; t++) {
-        int pos = pos0 + t;
-        const float *ct = ctx->rope_cos + (size_t)pos * half, *st = ctx->rope_sin + (size_t)pos * half;
+        int pos = pos0 + t, rpos = ctx->rope_pos ? ctx->rope_pos[pos] : pos; /* cache slot, RoPE position */
+        const float *ct = ctx->rope_cos + (size_t)rpos * half, *st = ctx->rope_sin + (size_t)rpos * half;
         float *qr = ctx->q + (size_t)t * ctx->q_dim, *kr = ctx->k + (size_t)t * ctx->kv_dim;
         if (c->pos == HR_POS_ROPE) {
             hr_rope(qr, nh, hd, ct, st);
@@ -558,7 +628,41 @@ static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, fl
 
 hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
                           bool all_logits) {
+    return hr_forward_from_at(ctx, layer, sublayer, x, n, NULL, logits, all_logits);
+}
+
+static hr_status forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+                              bool all_logits);
+
+hr_status hr_forward_from_at(hr_context *ctx, int layer, int sublayer, const float *x, int n, const int32_t *positions,
+                             float *logits, bool all_logits) {
     if (!ctx || !x || n <= 0) return hr_err(HR_ERR_INVALID_ARG, "invalid forward_from arguments");
+    if (!positions) return forward_from(ctx, layer, sublayer, x, n, logits, all_logits);
+    if (ctx->c->pos != HR_POS_ROPE)
+        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "explicit positions need RoPE (learned positions are in the residual)"));
+    if (n > ctx->n_past)
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "re-running %d tokens but only %d are cached", n, ctx->n_past));
+    int32_t *slots = malloc(sizeof(int32_t) * (size_t)ctx->n_ctx); /* (n_ctx) RoPE position per cache slot */
+    if (!slots) return ctx_fail(ctx, hr_err(HR_ERR_NOMEM, "out of memory"));
+    int pos0 = ctx->n_past - n;
+    for (int i = 0; i < ctx->n_ctx; i++) slots[i] = i;
+    for (int i = 0; i < n; i++) {
+        if (positions[i] < 0 || positions[i] >= ctx->n_ctx) {
+            free(slots);
+            return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "position %d of row %d is outside the context of %d", positions[i], i,
+                                        ctx->n_ctx));
+        }
+        slots[pos0 + i] = positions[i];
+    }
+    ctx->rope_pos = slots;
+    hr_status st = forward_from(ctx, layer, sublayer, x, n, logits, all_logits);
+    ctx->rope_pos = NULL;
+    free(slots);
+    return st;
+}
+
+static hr_status forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
+                              bool all_logits) {
     const hr_config *c = ctx->c;
     if (layer < 0 || layer > c->n_layers || sublayer < 0 || sublayer > 1)
         return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "layer %d / sublayer %d out of range", layer, sublayer));

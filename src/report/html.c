@@ -35,7 +35,7 @@ void hr_strbuf_base64(hr_strbuf *b, const unsigned char *d, size_t n) {
 }
 
 /* Text for HTML element content and attribute values. */
-static void put_html_text(hr_strbuf *b, const char *s) {
+void put_html_text(hr_strbuf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
         case '&': hr_strbuf_puts(b, "&amp;"); break;
@@ -51,7 +51,7 @@ static void put_html_text(hr_strbuf *b, const char *s) {
 /* JSON inside <script type="application/json">: '<' can only occur inside
  * JSON strings, where \u003c means the same character, so "</script>" and
  * "<!--" can never appear in the element's raw text. */
-static void put_script_json(hr_strbuf *b, const char *json) {
+void put_script_json(hr_strbuf *b, const char *json) {
     const char *run = json;
     for (const char *s = json; *s; s++) {
         if (*s != '<') continue;

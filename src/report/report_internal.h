@@ -87,6 +87,11 @@ void hr_strbuf_base64(hr_strbuf *b, const unsigned char *data, size_t n);
  * ground truth; AMP the one-pass proxy); NULL-terminated. */
 extern const char *const hr_importance_order[];
 
+/* Text for HTML element content and attribute values (& < > " ' escaped). */
+void put_html_text(hr_strbuf *b, const char *s);
+/* JSON inside <script type="application/json"> ('<' written as \u003c). */
+void put_script_json(hr_strbuf *b, const char *json);
+
 /* Inline stylesheet and script of report.html (html_template.c). */
 extern const char hr_report_css[];
 extern const char hr_report_js[];

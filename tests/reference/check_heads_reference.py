@@ -66,12 +66,12 @@ def check(label, ok, detail):
         failures.append(label)
 
 
-def run_dump(tools, model, ids, out, args):
+def run_dump(tools, model, ids, out, args, groups=GROUPS):
     ids_path = out + ".ids"
     with open(ids_path, "w") as f:
         f.write(" ".join(map(str, ids)) + "\n")
     cmd = [os.path.join(tools, "hr_heads_dump"), model, "--ids", ids_path, "--out", out,
-           "--methods", ";".join(GROUPS)] + [str(a) for a in args]
+           "--methods", ";".join(groups)] + [str(a) for a in args]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("%s\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
@@ -226,6 +226,46 @@ def check_model(name, tools, tmp, path, ids, args, bos, planted=False):
               % (best[0], best[1], dl, dh, got["duplicate"][dl, dh]))
 
 
+def check_natural(name, tools, tmp, path, ids, args, bos, k=4, gap=16, prefix=2):
+    """retrieval on natural needles (heads.h): spans of k window tokens
+    that recur, the only earlier copy starting >= gap tokens before; the
+    prompt is the window up to `prefix` tokens into the recurrence. The
+    candidates are found here by brute force, the prompts headroom ran must
+    be among them (as many as asked, or all), and the scores must equal the
+    reference's on those prompts."""
+    model = llama_ref.Llama(path, dtype=torch.float64)
+    opt = dict(zip(args[::2], args[1::2]))
+    runs, scores, notes = run_dump(tools, path, ids, os.path.join(tmp, name + ".natural.dump"),
+                                   args + ["--natural-needles", 1], groups=["retrieval"])
+    W, max_tokens = int(opt["--window"]), int(opt.get("--tokens", 1024))
+    n_win = min(len(ids) // (W - 1), max(1, max_tokens // W))
+    windows = [[bos] + ids[w * (W - 1):(w + 1) * (W - 1)] for w in range(n_win)]
+    cands = {}
+    for win in windows:
+        for t in range(1 + gap, W - k + 1):
+            span = win[t:t + k]
+            if bos in span:
+                continue
+            ss = [s0 for s0 in range(1, t - gap + 1) if win[s0:s0 + k] == span]
+            if len(ss) == 1:
+                cands.setdefault(tuple(win[:t + prefix]), (win[ss[0]:ss[0] + k], ss[0]))
+    n = min(int(opt.get("--needles", 64)), len(cands))
+    prompts = fresh_inputs(runs["retrieval"], n)
+    ok = len(prompts) == n and n > 0 and all(tuple(p) in cands for p in prompts)
+    check("%s natural retrieval inputs" % name, ok,
+          "%d prompts among %d recurring %d-token spans (brute force)" % (len(prompts), len(cands), k))
+    if not ok:
+        return
+    needles = [cands[tuple(p)][0] for p in prompts]
+    ats = [cands[tuple(p)][1] for p in prompts]
+    ret, gens, amb = heads_ref.retrieval_scores(model, prompts, needles, ats)
+    check("%s natural retrieval decided" % name, not amb, "; ".join(amb[:3]) or "no near-ties")
+    got = as_matrix(scores.get("retrieval", {}), model.cfg.n_layers, model.cfg.n_heads)
+    compare(name + " natural", "retrieval", got, ret)
+    check("%s natural retrieval finds heads" % name, float(np.nanmax(got)) > 0,
+          "best head scores %.4g (random needles give 0 everywhere on this model)" % float(np.nanmax(got)))
+
+
 def main():
     tools, shared = os.environ.get("HR_TOOLS_DIR"), os.environ.get("HR_SHARED_DIR")
     cli = os.environ.get("HR_CLI")
@@ -247,6 +287,7 @@ def main():
         ids = [int(t) for t in r.stdout.split()]
         check_model("stories260K", tools, tmp, stories, ids,
                     ["--window", 64, "--tokens", 512, "--seed", 7], bos=1)
+        check_natural("stories260K", tools, tmp, stories, ids, ["--window", 128, "--tokens", 1024, "--seed", 7], bos=1)
 
         # A random GQA model; windows of 33 tokens: distance's rows t >= 32
         # are then one row per window.

@@ -26,32 +26,38 @@ int main(void) {
     S(hr_output_params), F(hr_output_params, kind), F(hr_output_params, format), F(hr_output_params, inputs),
         F(hr_output_params, n_inputs), F(hr_output_params, force);
     S(hr_ppl_params), F(hr_ppl_params, n_ctx), F(hr_ppl_params, stride), F(hr_ppl_params, protocol),
-        F(hr_ppl_params, bos), F(hr_ppl_params, progress), F(hr_ppl_params, progress_user_data);
+        F(hr_ppl_params, bos), F(hr_ppl_params, progress), F(hr_ppl_params, progress_user_data),
+        F(hr_ppl_params, progress_phase), F(hr_ppl_params, heads), F(hr_ppl_params, calib_tokens),
+        F(hr_ppl_params, n_calib_tokens);
     S(hr_ppl_result), F(hr_ppl_result, n_scored), F(hr_ppl_result, n_evaluated), F(hr_ppl_result, n_windows),
         F(hr_ppl_result, mean_nll), F(hr_ppl_result, ppl), F(hr_ppl_result, ppl_stderr), F(hr_ppl_result, seconds),
         F(hr_ppl_result, tokens_per_s);
     S(hr_head_method_info), F(hr_head_method_info, id), F(hr_head_method_info, name), F(hr_head_method_info, paper),
-        F(hr_head_method_info, formula), F(hr_head_method_info, good_for), F(hr_head_method_info, higher);
+        F(hr_head_method_info, formula), F(hr_head_method_info, good_for), F(hr_head_method_info, higher),
+        F(hr_head_method_info, opt_in);
     S(hr_layer_metric_info), F(hr_layer_metric_info, id), F(hr_layer_metric_info, name), F(hr_layer_metric_info, paper),
         F(hr_layer_metric_info, formula);
     S(hr_heads_params), F(hr_heads_params, tokens), F(hr_heads_params, n_tokens), F(hr_heads_params, bos),
         F(hr_heads_params, window), F(hr_heads_params, max_tokens), F(hr_heads_params, seed),
         F(hr_heads_params, mean_ablation), F(hr_heads_params, tok), F(hr_heads_params, rep_len),
         F(hr_heads_params, rep_seqs), F(hr_heads_params, n_needles), F(hr_heads_params, needle_len),
+        F(hr_heads_params, natural_needles),
         F(hr_heads_params, fdtm_prompts), F(hr_heads_params, fdtm_prompt_len), F(hr_heads_params, fdtm_gen),
-        F(hr_heads_params, progress), F(hr_heads_params, progress_ud);
+        F(hr_heads_params, progress), F(hr_heads_params, progress_ud), F(hr_heads_params, progress_phase);
     S(hr_heads_meta), F(hr_heads_meta, model_path), F(hr_heads_meta, arch), F(hr_heads_meta, text_path),
         F(hr_heads_meta, seed);
     S(hr_lab_report_params), F(hr_lab_report_params, model_path), F(hr_lab_report_params, text_path),
         F(hr_lab_report_params, seed), F(hr_lab_report_params, top), F(hr_lab_report_params, text_tokens),
-        F(hr_lab_report_params, n_text_tokens), F(hr_lab_report_params, bos);
+        F(hr_lab_report_params, n_text_tokens), F(hr_lab_report_params, bos),
+        F(hr_lab_report_params, pattern_tokens), F(hr_lab_report_params, n_pattern_tokens), F(hr_lab_report_params, tok);
     S(hr_kv_policy), F(hr_kv_policy, kind), F(hr_kv_policy, sink), F(hr_kv_policy, window), F(hr_kv_policy, budget);
     S(hr_prune_params), F(hr_prune_params, scores), F(hr_prune_params, method), F(hr_prune_params, invert),
         F(hr_prune_params, seed), F(hr_prune_params, heads), F(hr_prune_params, mlp), F(hr_prune_params, drop_attn),
         F(hr_prune_params, drop_mlp), F(hr_prune_params, drop_blocks), F(hr_prune_params, layer_metric),
         F(hr_prune_params, budget), F(hr_prune_params, uniform), F(hr_prune_params, strict),
         F(hr_prune_params, uneven_duplicate), F(hr_prune_params, text), F(hr_prune_params, text_len),
-        F(hr_prune_params, max_tokens), F(hr_prune_params, window), F(hr_prune_params, n_threads);
+        F(hr_prune_params, max_tokens), F(hr_prune_params, window), F(hr_prune_params, n_threads),
+        F(hr_prune_params, progress_phase), F(hr_prune_params, progress_user_data);
     S(hr_prune_plan_result), F(hr_prune_plan_result, requested), F(hr_prune_plan_result, removed),
         F(hr_prune_plan_result, reason);
     S(hr_prune_report_meta), F(hr_prune_report_meta, base), F(hr_prune_report_meta, output),
@@ -62,7 +68,10 @@ int main(void) {
         F(hr_eval_params, windows), F(hr_eval_params, max_tokens), F(hr_eval_params, fdtm_prompts),
         F(hr_eval_params, fdtm_prompt_len), F(hr_eval_params, fdtm_gen), F(hr_eval_params, passkey),
         F(hr_eval_params, passkey_trials), F(hr_eval_params, tasks), F(hr_eval_params, speed), F(hr_eval_params, seed),
-        F(hr_eval_params, n_threads), F(hr_eval_params, cand_kv_plan), F(hr_eval_params, base_path),
-        F(hr_eval_params, cand_path), F(hr_eval_params, text_path), F(hr_eval_params, tasks_path);
+        F(hr_eval_params, n_threads), F(hr_eval_params, cand_kv_plan), F(hr_eval_params, cand_kv_random),
+        F(hr_eval_params, cand_heads), F(hr_eval_params, calib_tokens), F(hr_eval_params, n_calib_tokens),
+        F(hr_eval_params, recall), F(hr_eval_params, recall_items), F(hr_eval_params, base_path),
+        F(hr_eval_params, cand_path), F(hr_eval_params, text_path), F(hr_eval_params, tasks_path),
+        F(hr_eval_params, progress_phase), F(hr_eval_params, progress_user_data);
     return 0;
 }

@@ -71,7 +71,7 @@ typedef struct {
 static void usage(void) {
     fprintf(stderr, "usage: hr_heads_dump MODEL --ids FILE --out FILE [--methods LIST[;LIST...]] [--bos ID]\n"
                     "         [--window W] [--tokens N] [--seed S] [--rep-len K] [--rep-seqs N]\n"
-                    "         [--needles N] [--needle-len K] [--fdtm-prompts N] [--fdtm-len N]\n"
+                    "         [--needles N] [--needle-len K] [--natural-needles 0|1] [--fdtm-prompts N] [--fdtm-len N]\n"
                     "         [--fdtm-gen N] [--threads N]\n"
                     "  --ids: calibration token ids without BOS, separated by blanks\n");
 }
@@ -98,6 +98,7 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (strcmp(a, "--rep-seqs") == 0) o->p.rep_seqs = atoi(v);
         else if (strcmp(a, "--needles") == 0) o->p.n_needles = atoi(v);
         else if (strcmp(a, "--needle-len") == 0) o->p.needle_len = atoi(v);
+        else if (strcmp(a, "--natural-needles") == 0) o->p.natural_needles = atoi(v) != 0;
         else if (strcmp(a, "--fdtm-prompts") == 0) o->p.fdtm_prompts = atoi(v);
         else if (strcmp(a, "--fdtm-len") == 0) o->p.fdtm_prompt_len = atoi(v);
         else if (strcmp(a, "--fdtm-gen") == 0) o->p.fdtm_gen = atoi(v);

@@ -1,4 +1,5 @@
 #include "headroom/evaluate.h"
+#include "headroom/study.h"
 
 #include "core/internal.h"
 #include "core/progress.h"
@@ -201,6 +202,9 @@ hr_status hr_perplexity(hr_context *ctx, const hr_model *m, const int32_t *token
     if (st != HR_OK) return st;
     ppl_acc a = {.ctx = ctx, .n_vocab = hr_model_config(m)->vocab_size};
     if ((st = check_tokens(tokens, n_tokens, a.n_vocab, d.protocol == HR_PPL_LLAMACPP ? d.bos : -1)) != HR_OK)
+        return st;
+    if (d.heads && (st = hr_head_mask_apply(d.heads, ctx, d.calib_tokens ? d.calib_tokens : tokens,
+                                            d.calib_tokens ? d.n_calib_tokens : n_tokens)) != HR_OK)
         return st;
     size_t nbytes;
     if (!hr_mul_size((size_t)PPL_PIECE * sizeof(float), (size_t)a.n_vocab, &nbytes))

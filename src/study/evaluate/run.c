@@ -1,6 +1,7 @@
 /* A whole evaluation run (hr_eval_run, see evaluate.h) and its JSON. */
 #include "headroom/evaluate.h"
 #include "headroom/study.h"
+#include "headroom/kvcache.h"
 #include "study/evaluate/evaluate_internal.h"
 #include "model/model_internal.h"
 #include "core/progress.h"
@@ -17,6 +18,7 @@ static const int k_passkey_lengths[HR_EVAL_PASSKEY_LENGTHS] = {64, 128, 256, 512
 struct hr_eval_result {
     hr_eval_summary s;
     char *paths[4]; /* owned copies: base, candidate, text, tasks */
+    char *heads;    /* hr_head_mask_describe of the candidate's mask, "" for none */
 };
 
 hr_eval_params hr_eval_default_params(void) {
@@ -28,12 +30,15 @@ hr_eval_params hr_eval_default_params(void) {
     p.fdtm_gen = 32;
     p.passkey_trials = 20;
     p.speed = true;
+    p.cand_kv_random = -1;
+    p.recall_items = 200;
     return p;
 }
 
 void hr_eval_result_free(hr_eval_result *r) {
     if (!r) return;
     for (int i = 0; i < 4; i++) free(r->paths[i]);
+    free(r->heads);
     free(r);
 }
 
@@ -58,8 +63,10 @@ static hr_status check(const hr_model *base, const hr_model *cand, const hr_toke
         return hr_err(HR_ERR_INVALID_ARG, "the models do not share a vocabulary (%d and %d tokens)", cb->vocab_size,
                       cc->vocab_size);
     if (p->n_ctx < 0 || p->windows < 0 || p->max_tokens < 0 || p->fdtm_prompts < 1 || p->fdtm_prompt_len < 2 ||
-        p->fdtm_gen < 1 || p->passkey_trials < 1)
+        p->fdtm_gen < 1 || p->passkey_trials < 1 || p->recall_items < 1 || p->cand_kv_random > 1)
         return hr_err(HR_ERR_RANGE, "evaluation parameter out of range");
+    if (p->cand_kv_random >= 0 && p->cand_kv_plan)
+        return hr_err(HR_ERR_INVALID_ARG, "a random KV plan and a KV plan for the candidate exclude each other");
     int seq = cb->seq_len < cc->seq_len ? cb->seq_len : cc->seq_len;
     *n_ctx = hr_calib_window(seq, p->n_ctx);
     if (*n_ctx > seq) return hr_err(HR_ERR_RANGE, "window %d exceeds the models' context length %d", *n_ctx, seq);
@@ -69,14 +76,25 @@ static hr_status check(const hr_model *base, const hr_model *cand, const hr_toke
     return HR_OK;
 }
 
+/* The candidate's context carries its KV plan (given or random) and head
+ * mask; the base keeps its full cache and all heads. */
 static hr_status contexts(const hr_model *base, const hr_model *cand, const hr_eval_params *p, int n_ctx,
-                          hr_context **c) {
+                          const int32_t *ids, size_t n_ids, hr_context **c) {
     hr_context_params cp = hr_context_default_params();
     cp.n_ctx = n_ctx;
     cp.n_threads = p->n_threads;
+    hr_kv_plan *rnd = NULL;
     hr_status st = hr_context_new(base, &cp, &c[0]);
-    cp.kv_plan = p->cand_kv_plan; /* the plan applies to the candidate: the base keeps its full cache */
+    if (st == HR_OK && p->cand_kv_random >= 0) {
+        hr_kv_policy rest = {HR_KV_STREAMING, 4, 64, 0};
+        st = hr_kv_plan_random(&cand->cfg, (float)p->cand_kv_random, rest, p->seed, &rnd);
+    }
+    cp.kv_plan = rnd ? rnd : p->cand_kv_plan;
     if (st == HR_OK) st = hr_context_new(cand, &cp, &c[1]);
+    hr_kv_plan_free(rnd);
+    if (st == HR_OK && p->cand_heads)
+        st = hr_head_mask_apply(p->cand_heads, c[1], p->calib_tokens ? p->calib_tokens : ids,
+                                p->calib_tokens ? p->n_calib_tokens : n_ids);
     return st;
 }
 
@@ -102,6 +120,17 @@ static hr_status tasks_and_speed(const hr_model *const *m, hr_context **c, const
     hr_status st = HR_OK;
     for (int i = 0; st == HR_OK && p->tasks && i < 2; i++) st = hr_mc_eval(c[i], tok, p->tasks, &s->tasks_result[i]);
     s->has_tasks = p->tasks != NULL;
+    if (p->recall) {
+        hr_recall_params rp = hr_recall_default_params();
+        rp.max_items = p->recall_items;
+        rp.max_ctx = s->n_ctx;
+        rp.seed = p->seed;
+        hr_mc_task *t = NULL;
+        if (st == HR_OK) st = hr_recall_task_build(tok, p->text, p->text_len, &rp, &t);
+        for (int i = 0; st == HR_OK && i < 2; i++) st = hr_mc_eval(c[i], tok, t, &s->recall_result[i]);
+        hr_mc_task_free(t);
+        s->has_recall = true;
+    }
     int np = s->n_ctx / 2, nd = s->n_ctx / 4;
     if (st == HR_OK && p->speed) st = hr_progress_phase("speed", "models", 2);
     for (int i = 0; st == HR_OK && p->speed && i < 2; i++) {
@@ -132,6 +161,12 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
     s->fdtm_prompts = p->fdtm_prompts;
     s->fdtm_gen = p->fdtm_gen;
     s->windows_asked = p->windows;
+    s->kv_random = p->cand_kv_random;
+    st = p->cand_heads ? hr_head_mask_describe(p->cand_heads, &r->heads) : ((r->heads = calloc(1, 1)) ? HR_OK : HR_ERR_NOMEM);
+    if (st != HR_OK) {
+        hr_eval_result_free(r);
+        return hr_err(HR_ERR_NOMEM, "out of memory");
+    }
     int32_t *ids = NULL;
     size_t n_ids = 0;
     hr_context *c[2] = {NULL, NULL};
@@ -148,9 +183,9 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
     s->text_tokens = (int64_t)n_ids;
     int n_passkey = 0;
     for (int k = 0; p->passkey && k < HR_EVAL_PASSKEY_LENGTHS; k++) n_passkey += k_passkey_lengths[k] <= n_ctx;
-    hr_progress_run run; /* hashing, KL / top-1, FDTM, passkey per length and model, tasks per model, speed */
+    hr_progress_run run; /* hashing, KL / top-1, FDTM, passkey per length and model, tasks and recall per model, speed */
     hr_progress_enter(&run, p->progress_phase, p->progress_user_data,
-                      3 + 2 * n_passkey + (p->tasks ? 2 : 0) + (p->speed ? 1 : 0));
+                      3 + 2 * n_passkey + (p->tasks ? 2 : 0) + (p->recall ? 2 : 0) + (p->speed ? 1 : 0));
     const char *paths[4] = {p->base_path, p->cand_path, p->text_path, p->tasks_path};
     hr_eval_source *srcs[4] = {&s->base, &s->cand, &s->text, &s->tasks};
     if (st == HR_OK) st = hr_progress_phase("hashing inputs", "files", 4);
@@ -158,7 +193,7 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
         st = source(r, i, paths[i], srcs[i]);
         if (st == HR_OK) st = hr_progress_update(i + 1);
     }
-    if (st == HR_OK) st = contexts(base, cand, p, n_ctx, c);
+    if (st == HR_OK) st = contexts(base, cand, p, n_ctx, ids, n_ids, c);
     if (st == HR_OK) st = measure(c, ids, n_ids, &q, s);
     if (st == HR_OK) st = tasks_and_speed(m, c, tok, ids, p, s);
     hr_progress_leave(&run);
@@ -228,6 +263,17 @@ hr_status hr_eval_result_json(const hr_eval_result *r, char **out) {
         cJSON_AddNumberToObject(tk, "acc_norm_base", s->tasks_result[0].acc_norm);
         cJSON_AddNumberToObject(tk, "acc_norm_candidate", s->tasks_result[1].acc_norm);
     }
+    if (s->has_recall) {
+        cJSON *rc = cJSON_AddObjectToObject(j, "recall");
+        cJSON_AddStringToObject(rc, "task", "name recall from the text, 4 choices (chance 0.25)");
+        cJSON_AddNumberToObject(rc, "items", s->recall_result[0].n_items);
+        cJSON_AddNumberToObject(rc, "acc_base", s->recall_result[0].acc);
+        cJSON_AddNumberToObject(rc, "acc_candidate", s->recall_result[1].acc);
+        cJSON_AddNumberToObject(rc, "acc_norm_base", s->recall_result[0].acc_norm);
+        cJSON_AddNumberToObject(rc, "acc_norm_candidate", s->recall_result[1].acc_norm);
+    }
+    if (r->heads[0]) cJSON_AddStringToObject(j, "candidate_heads", r->heads);
+    if (s->kv_random >= 0) cJSON_AddNumberToObject(j, "candidate_kv_random_fraction", s->kv_random);
     static const char *names[2] = {"base", "candidate"};
     const hr_eval_source *srcs[2] = {&s->base, &s->cand};
     for (int i = 0; i < 2; i++) {

@@ -123,14 +123,8 @@ hr_status hr_mc_parse(const char *text, size_t len, hr_mc_task **out) {
     hr_mc_task *t = calloc(1, sizeof *t);
     if (!t) return hr_err(HR_ERR_NOMEM, "out of memory");
     int cap = 0, line_no = 0;
-    for (size_t pos = 0; pos < len;) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        line_no++;
-        size_t a = pos, b = end;
-        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
-        pos = end + 1;
-        if (a == b) continue;
+    size_t pos = 0, a, b;
+    while (hr_jsonl_next(text, len, &pos, &line_no, &a, &b)) {
         if (t->n_items == cap) {
             cap = cap ? cap * 2 : 16;
             hr_mc_item *p = realloc(t->items, sizeof *p * (size_t)cap);

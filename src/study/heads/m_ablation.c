@@ -5,6 +5,7 @@
  * with hr_forward_from, so a sweep costs sum_l n_head[l] * (L - l) layer
  * passes instead of L * H full forwards. */
 #include "study/heads/heads_internal.h"
+#include "study/intervene.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,49 +13,25 @@
 typedef struct {
     float *buf;   /* (L, W, dim) residual entering each layer */
     int W, dim;
-    float *means; /* (L, H, hd) mean head outputs, or NULL */
-    double *count;
-    int H, hd;
 } abl_rec;
 
 static int record_hook(const hr_hook_event *ev, void *ud) {
     abl_rec *r = ud;
-    if (ev->point == HR_HOOK_RESID_PRE) {
-        float *dst = r->buf + ((size_t)ev->layer * r->W + ev->pos0) * r->dim;
-        for (int t = 0; t < ev->n_tokens; t++)
-            memcpy(dst + (size_t)t * r->dim, ev->data + (size_t)t * ev->stride, (size_t)r->dim * sizeof(float));
-    } else if (ev->point == HR_HOOK_HEAD_OUT && r->means) {
-        float *m = r->means + ((size_t)ev->layer * r->H + ev->head) * r->hd;
-        for (int t = 0; t < ev->n_tokens; t++) {
-            const float *o = ev->data + (size_t)t * ev->stride;
-            for (int d = 0; d < r->hd; d++) m[d] += o[d];
-        }
-        r->count[(size_t)ev->layer * r->H + ev->head] += ev->n_tokens;
-    }
+    float *dst = r->buf + ((size_t)ev->layer * r->W + ev->pos0) * r->dim;
+    for (int t = 0; t < ev->n_tokens; t++)
+        memcpy(dst + (size_t)t * r->dim, ev->data + (size_t)t * ev->stride, (size_t)r->dim * sizeof(float));
     return 0;
 }
 
 /* Mean output of every head over the calibration windows (mean-ablation). */
 static hr_status head_means(hr_lab *lab, float **out) {
-    int hd = lab->c->head_dim;
-    abl_rec r = {NULL, lab->W, lab->c->dim, calloc((size_t)lab->L * lab->H * hd, sizeof(float)),
-                 calloc((size_t)lab->L * lab->H, sizeof(double)), lab->H, hd};
-    hr_status st = r.means && r.count ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
-    hr_context_set_hook(lab->ctx, record_hook, HR_HOOK_HEAD_OUT, &r);
-    for (int w = 0; st == HR_OK && w < lab->n_windows; w++) {
-        st = hr_context_truncate(lab->ctx, 0);
-        if (st == HR_OK) st = hr_forward(lab->ctx, lab->windows + (size_t)w * lab->W, lab->W, NULL, false);
-    }
-    hr_context_set_hook(lab->ctx, NULL, 0, NULL);
-    for (size_t i = 0; st == HR_OK && i < (size_t)lab->L * lab->H; i++)
-        for (int d = 0; d < hd; d++)
-            if (r.count[i] > 0) r.means[i * hd + d] = (float)(r.means[i * hd + d] / r.count[i]);
-    free(r.count);
+    *out = calloc((size_t)lab->L * lab->H * lab->c->head_dim, sizeof(float));
+    if (!*out) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st = hr_head_means_of_windows(lab->ctx, lab->windows, lab->n_windows, lab->W, *out);
     if (st != HR_OK) {
-        free(r.means);
-        r.means = NULL;
+        free(*out);
+        *out = NULL;
     }
-    *out = r.means;
     return st;
 }
 
@@ -75,7 +52,7 @@ typedef struct {
 static hr_status sweep_window(hr_lab *lab, sweep_bufs *b, const int32_t *win, sweep_req *rq) {
     int W = lab->W, vocab = lab->c->vocab_size;
     size_t lh = (size_t)lab->L * lab->H;
-    abl_rec r = {b->resid, W, lab->c->dim, NULL, NULL, lab->H, lab->c->head_dim};
+    abl_rec r = {b->resid, W, lab->c->dim};
     for (size_t i = 0; i < lh; i++) b->gates[i] = rq->alive ? rq->alive[i] : 1.0f;
     hr_status st = hr_context_set_head_gates(lab->ctx, b->gates);
     hr_context_set_hook(lab->ctx, record_hook, HR_HOOK_RESID_PRE, &r);

@@ -71,27 +71,101 @@ static hr_status run_needle(hr_lab *lab, ret_pass *rp, const int32_t *pr, int le
     return st;
 }
 
-/* Needle tokens, prompts, prompt length; false when needles do not fit. */
+/* ---- natural needles: spans of the calibration windows that recur ---- */
+
+enum { NATURAL_GAP = 16 }; /* tokens between the earlier copy's start and the recurrence */
+
+typedef struct {
+    int w, t, s; /* window, recurrence start, the earlier (unique) copy's start */
+} recurrence;
+
+/* Every (w, t, s): win[t..t+k) == win[s..s+k) for exactly one s in
+ * [1, t - NATURAL_GAP], no BOS in the span, t + k <= W. */
+static hr_status natural_recurrences(hr_lab *lab, int k, recurrence **out, int *n_out) {
+    int cap = 64, n = 0, W = lab->W;
+    recurrence *r = malloc(sizeof *r * (size_t)cap);
+    if (!r) return hr_err(HR_ERR_NOMEM, "out of memory");
+    for (int w = 0; w < lab->n_windows; w++) {
+        const int32_t *win = lab->windows + (size_t)w * W;
+        for (int t = 1 + NATURAL_GAP; t + k <= W; t++) {
+            int found = -1, count = 0;
+            for (int s = 1; s <= t - NATURAL_GAP && count < 2; s++) {
+                int j = 0;
+                while (j < k && win[s + j] == win[t + j] && win[t + j] != lab->p.bos) j++;
+                if (j == k) found = s, count++;
+            }
+            if (count != 1) continue;
+            if (n == cap) {
+                recurrence *nr = realloc(r, sizeof *r * (size_t)(cap *= 2));
+                if (!nr) {
+                    free(r);
+                    return hr_err(HR_ERR_NOMEM, "out of memory");
+                }
+                r = nr;
+            }
+            r[n++] = (recurrence){w, t, found};
+        }
+    }
+    *out = r;
+    *n_out = n;
+    return HR_OK;
+}
+
+/* Prompts: the window up to PREFIX tokens into the recurrence; the needle is
+ * the earlier copy, whose tokens the model must continue with. */
+static hr_status natural_needles(hr_lab *lab, int method, int k, int n, ret_pass *rp, double *hits, float *logits,
+                                 int *used) {
+    recurrence *rec = NULL;
+    int n_rec = 0;
+    *used = 0;
+    hr_status st = natural_recurrences(lab, k, &rec, &n_rec);
+    if (st != HR_OK) return st;
+    if (n_rec == 0) {
+        lab_note(lab, method, "no span of %d calibration tokens recurs %d+ tokens after its only earlier occurrence",
+                 k, NATURAL_GAP);
+        free(rec);
+        return HR_OK;
+    }
+    hr_rng rng = hr_rng_stream(lab->p.seed, 0x4A7E);
+    hr_rng_shuffle(&rng, rec, (size_t)n_rec, sizeof *rec);
+    int m = n < n_rec ? n : n_rec;
+    for (int i = 0; st == HR_OK && i < m; i++) {
+        const int32_t *win = lab->windows + (size_t)rec[i].w * lab->W;
+        st = run_needle(lab, rp, win, rec[i].t + PREFIX, rec[i].s, win + rec[i].s, k, logits, hits);
+        if (st == HR_OK) st = lab_progress(lab, i + 1, m);
+    }
+    *used = m;
+    free(rec);
+    return st;
+}
+
+/* Needle tokens, prompts, prompt length (natural needles: the longest a
+ * prompt can be); false when needles do not fit. */
 static bool needle_shape(const hr_lab *lab, int *k, int *n, int *len) {
-    *k = lab->p.needle_len ? lab->p.needle_len : 8;
-    *n = lab->p.n_needles ? lab->p.n_needles : 4;
+    bool natural = lab->p.natural_needles;
+    *k = lab->p.needle_len ? lab->p.needle_len : natural ? 4 : 8;
+    *n = lab->p.n_needles ? lab->p.n_needles : natural ? 64 : 4;
     int n_ctx = hr_context_n_ctx(lab->ctx);
     *len = lab->W < n_ctx - *k ? lab->W : n_ctx - *k;
-    return *k > PREFIX && *len - 1 - *k - PREFIX >= 8 && (size_t)(*len - 1 - *k - PREFIX) <= lab->p.n_tokens;
+    return *k > PREFIX &&
+           (natural || (*len - 1 - *k - PREFIX >= 8 && (size_t)(*len - 1 - *k - PREFIX) <= lab->p.n_tokens));
 }
 
 /* Per needle prompt: one batched forward (its last logit row), then
- * k - PREFIX - 1 one-token steps. */
+ * k - PREFIX - 1 one-token steps. Natural needles: at most n prompts of at
+ * most a window each (how many recur is known only after the scan), so the
+ * row is an upper bound. */
 static void retrieval_cost(const hr_lab *lab, lab_cost *out) {
     int k, n, len;
     bool fits = needle_shape(lab, &k, &n, &len);
     double steps = fits ? (double)n * (k - PREFIX - 1) : 0;
     out->work = (hr_heads_work){fits ? (double)n * len : 0, steps, fits ? n : 0, steps};
     out->items = n;
-    out->exact = true;
+    out->exact = !lab->p.natural_needles;
 }
 
 static hr_status retrieval_compute(hr_lab *lab, int method, double *scores) {
+    bool natural = lab->p.natural_needles;
     int k, n, len;
     if (!needle_shape(lab, &k, &n, &len)) {
         lab_note(lab, method, "needles of %d tokens do not fit a %d-token prompt", k, len);
@@ -105,15 +179,17 @@ static hr_status retrieval_compute(hr_lab *lab, int method, double *scores) {
     hr_status st = rp.argmax && hits && pr && needle && logits ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     hr_rng rng = hr_rng_stream(lab->p.seed, 0x4EED1E);
     hr_context_set_hook(lab->ctx, ret_hook, HR_HOOK_ATTN_PROBS, &rp);
-    for (int i = 0; st == HR_OK && i < n; i++) {
+    int used = n;
+    if (st == HR_OK && natural) st = natural_needles(lab, method, k, n, &rp, hits, logits, &used);
+    for (int i = 0; st == HR_OK && !natural && i < n; i++) {
         int at = build_prompt(lab, &rng, len, k, pr, needle);
         st = run_needle(lab, &rp, pr, len, at, needle, k, logits, hits);
         if (st == HR_OK) st = lab_progress(lab, i + 1, n);
     }
     hr_context_set_hook(lab->ctx, NULL, 0, NULL);
-    for (int l = 0; st == HR_OK && l < lab->L; l++)
+    for (int l = 0; st == HR_OK && used && l < lab->L; l++)
         for (int h = 0; h < lab->c->n_head[l]; h++)
-            scores[lab_idx(lab, l, h)] = hits[lab_idx(lab, l, h)] / ((double)n * (k - PREFIX));
+            scores[lab_idx(lab, l, h)] = hits[lab_idx(lab, l, h)] / ((double)used * (k - PREFIX));
     free(rp.argmax);
     free(hits);
     free(pr);
@@ -125,10 +201,11 @@ static hr_status retrieval_compute(hr_lab *lab, int method, double *scores) {
 const hr_head_method hr_method_retrieval = {
     {"retrieval", "retrieval (copy-paste) score",
      "Wu et al. 2024, Retrieval Head Mechanistically Explains Long-Context Factuality (arXiv 2404.15574)",
-     "needle = 8 distinct random text tokens inserted into a text haystack; the prompt ends with the needle's "
-     "first 2 tokens and the model continues greedily; per step, a head scores when the generated token is "
-     "the next needle token and the head's argmax attention is on that needle token; score = hits / "
-     "(prompts x 6 steps)",
+     "needle = 8 distinct random text tokens inserted into a text haystack (natural needles: a span of 4 "
+     "calibration tokens recurring >= 16 tokens after its only earlier occurrence in a window, prompt = the "
+     "window up to the recurrence's 2nd token); the prompt ends with the needle's first 2 tokens and the model "
+     "continues greedily; per step, a head scores when the generated token is the next needle token and the "
+     "head's argmax attention is on that needle token (the earlier copy); score = hits / (prompts x steps)",
      "finding the sparse heads that copy facts from long context (removing them breaks needle-in-a-haystack "
      "recall); they need the full KV cache",
      "more retrieval", false},

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# headroom influence (AttentionInfluence) end to end on stories260K: each
+# document's base and masked loss equal `headroom ppl`'s mean NLL of that
+# document alone, without and with the same --mask-heads (an independent
+# code path: hr_perplexity); an interrupted run (--max-docs, a torn last
+# line) resumed with --resume gives the file of one uninterrupted run, byte
+# for byte; a file of another run, a text without documents, no heads to
+# mask, an output that is an input: one error line, the file untouched.
+set -u
+
+. "$(dirname "$0")/cli_prelude.sh"
+
+docs=("Once upon a time, there was a girl named Lily. Lily liked to play with her ball. One day, Lily lost her ball." \
+      "Tom had a big red car. He drove it to the park.
+Then Tom saw his friend Sam, and Sam waved at Tom." \
+      "The sun was hot. The cat slept under a tree all day.")
+: > "$T/docs.txt"
+for i in 0 1 2; do
+  printf '%s' "${docs[$i]}" > "$T/doc$i.txt"
+  printf '%s\n\n' "${docs[$i]}" >> "$T/docs.txt"
+done
+MASK=(--mask-heads 4.0,4.1,2.3)
+
+run() { "$HR_CLI" influence "$M" --text "$T/docs.txt" "${MASK[@]}" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+run -o "$T/full.jsonl"
+if [ "$rc" -ne 0 ]; then fail "influence run (exit $rc)"; cat "$T/err"; exit 1; fi
+[ "$(wc -l < "$T/full.jsonl")" -eq 4 ] && ok "a header and one line per document" || fail "$(wc -l < "$T/full.jsonl") lines"
+
+nll() { "$HR_CLI" ppl "$M" --text "$1" "${@:2}" 2>/dev/null | sed -n 's/^mean NLL: *//p'; }
+worst=$(for i in 0 1 2; do
+  echo "$(nll "$T/doc$i.txt") $(nll "$T/doc$i.txt" "${MASK[@]}")"
+done | /usr/bin/python3 -c '
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()[1:]]
+worst = 0
+for rec, line in zip(recs, sys.stdin):
+    base, masked = (float(x) for x in line.split())
+    worst = max(worst, abs(rec["loss_base"] - base), abs(rec["loss_masked"] - masked))
+    assert abs(rec["influence"] - (rec["loss_masked"] - rec["loss_base"]) / rec["loss_base"]) < 1e-12
+print(worst)' "$T/full.jsonl")
+if /usr/bin/python3 -c "import sys; sys.exit(0 if float('$worst') <= 1e-6 else 1)" 2>/dev/null; then
+  ok "base and masked losses equal ppl's mean NLL of each document (max |diff| $worst; ppl prints 6 decimals)"
+else fail "losses differ from ppl by $worst"; fi
+
+run -o "$T/part.jsonl" --max-docs 1
+run -o "$T/part.jsonl" --resume
+if [ "$rc" -eq 0 ] && cmp -s "$T/full.jsonl" "$T/part.jsonl" && grep -q "resuming after 1 documents" "$T/err"; then
+  ok "--max-docs 1, then --resume: the same file as one run"
+else fail "resume after --max-docs (exit $rc)"; cat "$T/err"; fi
+head -c -40 "$T/full.jsonl" > "$T/torn.jsonl"
+run -o "$T/torn.jsonl" --resume
+cmp -s "$T/full.jsonl" "$T/torn.jsonl" && ok "a torn last line is scored again" || fail "resume after a torn line"
+
+expect_error() { # label, pattern, file that must stay, command...
+  local label=$1 pat=$2 keep=$3; shift 3
+  local before=""; [ -e "$keep" ] && before=$(sha256sum < "$keep")
+  "$@" >"$T/out" 2>"$T/err"; local r=$?
+  local after=""; [ -e "$keep" ] && after=$(sha256sum < "$keep")
+  if [ "$r" -ne 0 ] && [ "$(grep -c 'headroom: error:' "$T/err")" -eq 1 ] && grep -q -- "$pat" "$T/err" && [ "$before" = "$after" ]; then
+    ok "$label"
+  else fail "$label: exit $r, expected one error line matching '$pat' and $keep unchanged"; cat "$T/err"; fi
+}
+expect_error "--resume of another run's file" "written by another run" "$T/full.jsonl" \
+  "$HR_CLI" influence "$M" --text "$T/docs.txt" --mask-heads 1.1 -o "$T/full.jsonl" --resume
+printf '\n   \n\n' > "$T/blank.txt"
+expect_error "a text without documents" "holds no document" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --text "$T/blank.txt" "${MASK[@]}" -o "$T/none.jsonl"
+[ -e "$T/none.jsonl" ] && fail "a failed run wrote $T/none.jsonl"
+expect_error "no heads to mask" "give the heads to mask" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --text "$T/docs.txt" -o "$T/none.jsonl"
+expect_error "--out is the text" "input" "$T/docs.txt" \
+  "$HR_CLI" influence "$M" --text "$T/docs.txt" "${MASK[@]}" -o "$T/docs.txt"
+
+echo "$failures failures"
+[ "$failures" -eq 0 ]
