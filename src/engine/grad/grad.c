@@ -46,6 +46,9 @@ struct hr_grad {
     bool mlp_sel[HR_MAX_LAYERS], mlp_inner[HR_MAX_LAYERS];   /* some MLP parameter / one before W_down */
     bool below[HR_MAX_LAYERS + 1]; /* gradients needed under the input of layer l (l = L: of the classifier) */
     bool embd_sel;
+    /* Activations the backward reads only for weight gradients: kept per layer
+     * when those are selected, else written to one shared scratch. */
+    bool keep_xb[HR_MAX_LAYERS], keep_xb2[HR_MAX_LAYERS], keep_ha[HR_MAX_LAYERS];
     /* Window buffers for up to cap tokens. */
     int cap, ldp;      /* ldp: row stride of probability / score rows and of transposed keys / values */
     int n_acts;
@@ -60,6 +63,8 @@ struct hr_grad {
     float *proj;       /* (cap, dim) sublayer output */
     float *hgated;     /* (cap, ff_max) gated hidden activation */
     float *xtmp;       /* (cap, dim) layer output when recomputing */
+    float *xs;         /* (cap, dim) normed sublayer inputs not kept */
+    float *has;        /* (cap, ff_max) hidden activations not kept */
     float *dx;         /* (cap, dim) gradient of the residual stream */
     float *dxb;        /* (cap, dim) gradient of a normed sublayer input */
     float *datt;       /* (cap, qd_max) gradient of the gated head outputs, then of o */
@@ -159,8 +164,9 @@ static void lay_out_acts(hr_grad *g, arena *A, layer_acts *a, int l, size_t cap)
     size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim, ldp = (size_t)g->ldp;
     size_t nh = (size_t)(l < 0 ? g->nh_max : c->n_head[l]), nkv = (size_t)(l < 0 ? hr_config_max_kv_heads(c) : c->n_head_kv[l]);
     size_t ff = (size_t)(l < 0 ? g->ff_max : c->n_ff[l]), r = (size_t)g->P->p.lora_rank;
+    bool any = l < 0; /* recompute: one set for every layer, so keep all */
     if (nh > 0) {
-        a->xb = carve(A, cap, dim);
+        a->xb = any || g->keep_xb[l] ? carve(A, cap, dim) : g->xs;
         a->q = carve(A, cap, nh * hd);
         a->kt = carve(A, nkv * hd, ldp);
         a->vt = carve(A, nkv * hd, ldp);
@@ -169,15 +175,15 @@ static void lay_out_acts(hr_grad *g, arena *A, layer_acts *a, int l, size_t cap)
     }
     a->xm = carve(A, cap, dim);
     if (ff > 0) {
-        a->xb2 = carve(A, cap, dim);
+        a->xb2 = any || g->keep_xb2[l] ? carve(A, cap, dim) : g->xs;
         if (c->mlp == HR_MLP_SWIGLU) a->hg = carve(A, cap, ff);
         a->hu = carve(A, cap, ff);
-        a->ha = carve(A, cap, ff);
+        a->ha = any || g->keep_ha[l] ? carve(A, cap, ff) : g->has;
     }
     for (int i = 0; i < HR_LORA_N_TARGETS && r > 0; i++) {
-        bool any = false;
-        for (int k = 0; k < c->n_layers; k++) any |= (l < 0 || k == l) && has_lora(g, k, i);
-        if (any) a->lu[i] = carve(A, cap, r);
+        bool adapted = false;
+        for (int k = 0; k < c->n_layers; k++) adapted |= (l < 0 || k == l) && has_lora(g, k, i);
+        if (adapted) a->lu[i] = carve(A, cap, r);
     }
 }
 
@@ -185,6 +191,8 @@ static void lay_out_acts(hr_grad *g, arena *A, layer_acts *a, int l, size_t cap)
 static void lay_out_window(hr_grad *g, arena *A, size_t cap) {
     const hr_config *c = g->c;
     size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim, L = (size_t)c->n_layers, r = (size_t)g->P->p.lora_rank;
+    g->xs = carve(A, cap, dim);
+    g->has = carve(A, cap, (size_t)g->ff_max + 1);
     for (int i = 0; i < g->n_acts; i++) lay_out_acts(g, A, &g->acts[i], g->gp.recompute ? -1 : i, cap);
     g->xin = carve(A, (L + 1) * cap, dim);
     g->xf = carve(A, cap, dim);
@@ -273,11 +281,19 @@ static void plan_backward(hr_grad *g) {
         if (l < 0) continue;
         if (k == HR_PARAM_LORA_A || k == HR_PARAM_LORA_B) {
             int t = __builtin_ctz((unsigned)in->target); /* q k v | o | gate up | down */
+            if (k == HR_PARAM_LORA_A) { /* dA = du^T x needs the adapter's input */
+                g->keep_xb[l] |= t <= 2;
+                g->keep_xb2[l] |= t == 4 || t == 5;
+                g->keep_ha[l] |= t == 6;
+            }
             if (t <= 2) g->attn_inner[l] = true;
             else if (t == 3) g->attn_sel[l] = true;
             else if (t <= 5) g->mlp_inner[l] = true;
             else g->mlp_sel[l] = true;
         }
+        if (k == HR_PARAM_WQ || k == HR_PARAM_WK || k == HR_PARAM_WV) g->keep_xb[l] = true;
+        if (k == HR_PARAM_W_GATE || k == HR_PARAM_W_UP) g->keep_xb2[l] = true;
+        if (k == HR_PARAM_NEURON_GATE || k == HR_PARAM_W_DOWN) g->keep_ha[l] = true;
         if (kind_in(k, attn_in, 8)) g->attn_inner[l] = true;
         if (kind_in(k, attn_out, 3)) g->attn_sel[l] = true;
         if (kind_in(k, mlp_in, 5)) g->mlp_inner[l] = true;
