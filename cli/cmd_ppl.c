@@ -142,7 +142,7 @@ static int ppl_run(const ppl_opts *o, ppl_state *s) {
     pp.calib_tokens = s->calib;
     pp.n_calib_tokens = s->n_calib;
     hr_ppl_result r;
-    if (hr_perplexity(s->ctx, s->model, s->ids, s->n_ids, &pp, &r) != HR_OK)
+    if (hr_perplexity(s->ctx, s->ids, s->n_ids, &pp, &r) != HR_OK)
         return cli_lib_error("perplexity failed");
     printf("text:        %s (%zu tokens with BOS)\n", o->text_path, s->n_ids);
     if (o->protocol == HR_PPL_SLIDING)

@@ -107,7 +107,7 @@ static void sliding_mean_nll_equals_brute_force_over_windows(void) {
         p.n_ctx = n_ctx;
         p.stride = strides[k];
         hr_ppl_result res;
-        hr_status st = hr_perplexity(ctx, g_model, t, n, &p, &res);
+        hr_status st = hr_perplexity(ctx, t, n, &p, &res);
         CHECK(st == HR_OK, "stride %d: %s", strides[k], hr_last_error());
         if (st != HR_OK) continue;
         ref_acc r = ref_sliding(ctx, t, n, n_ctx, strides[k] ? strides[k] : n_ctx / 2);
@@ -127,7 +127,7 @@ static void single_window_with_stride_equal_to_n_ctx_scores_n_ctx_minus_one_toke
     p.n_ctx = n_ctx;
     p.stride = n_ctx;
     hr_ppl_result res;
-    hr_status st = hr_perplexity(ctx, g_model, t, n_ctx, &p, &res);
+    hr_status st = hr_perplexity(ctx, t, n_ctx, &p, &res);
     CHECK(st == HR_OK, "%s", hr_last_error());
     if (st == HR_OK) {
         CHECK(res.n_scored == n_ctx - 1, "scored %lld", (long long)res.n_scored);
@@ -162,7 +162,7 @@ static void llamacpp_protocol_scores_the_second_half_of_each_chunk(void) {
     p.protocol = HR_PPL_LLAMACPP;
     p.bos = 1;
     hr_ppl_result res;
-    hr_status st = hr_perplexity(ctx, g_model, t, n, &p, &res);
+    hr_status st = hr_perplexity(ctx, t, n, &p, &res);
     CHECK(st == HR_OK, "%s", hr_last_error());
     if (st == HR_OK) {
         CHECK(res.n_scored == 3 * (n_ctx - 1 - n_ctx / 2), "scored %lld", (long long)res.n_scored);
@@ -174,7 +174,7 @@ static void llamacpp_protocol_scores_the_second_half_of_each_chunk(void) {
          * leaving them in place must change the result */
         p.bos = -1;
         hr_ppl_result keep;
-        CHECK(hr_perplexity(ctx, g_model, t, n, &p, &keep) == HR_OK, "%s", hr_last_error());
+        CHECK(hr_perplexity(ctx, t, n, &p, &keep) == HR_OK, "%s", hr_last_error());
         ref_acc rk = ref_llamacpp(ctx, t, n, n_ctx, -1);
         check_against(&keep, &rk, "llama.cpp without BOS");
         CHECK(fabs(keep.mean_nll - res.mean_nll) > 1e-7, "BOS replacement had no effect");
@@ -191,7 +191,7 @@ static void odd_n_ctx_uses_integer_half_in_llamacpp_protocol(void) {
     p.protocol = HR_PPL_LLAMACPP;
     p.bos = 1;
     hr_ppl_result res;
-    CHECK(hr_perplexity(ctx, g_model, t, n, &p, &res) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_perplexity(ctx, t, n, &p, &res) == HR_OK, "%s", hr_last_error());
     CHECK(res.n_scored == 2 * (33 - 1 - 16), "scored %lld", (long long)res.n_scored);
     hr_context_free(ctx);
     free(t);
@@ -204,13 +204,13 @@ static void n_ctx_beyond_the_model_context_is_a_range_error(void) {
     hr_ppl_params p = hr_ppl_default_params();
     p.n_ctx = seq_len + 1;
     hr_ppl_result res;
-    hr_status st = hr_perplexity(ctx, g_model, t, (size_t)seq_len * 3, &p, &res);
+    hr_status st = hr_perplexity(ctx, t, (size_t)seq_len * 3, &p, &res);
     CHECK(st == HR_ERR_RANGE, "status %d", st);
     CHECK(strstr(hr_last_error(), "context") != NULL, "message: %s", hr_last_error());
     hr_context_free(ctx);
     ctx = new_ctx(32);
     p.n_ctx = 64; /* fits the model but not this context's cache */
-    CHECK(hr_perplexity(ctx, g_model, t, 200, &p, &res) == HR_ERR_RANGE, "cache overflow accepted");
+    CHECK(hr_perplexity(ctx, t, 200, &p, &res) == HR_ERR_RANGE, "cache overflow accepted");
     hr_context_free(ctx);
     free(t);
 }
@@ -221,19 +221,19 @@ static void too_few_tokens_or_a_bad_stride_are_errors(void) {
     hr_ppl_params p = hr_ppl_default_params();
     hr_ppl_result res;
     p.protocol = HR_PPL_LLAMACPP;
-    hr_status st = hr_perplexity(ctx, g_model, t, 127, &p, &res);
+    hr_status st = hr_perplexity(ctx, t, 127, &p, &res);
     CHECK(st == HR_ERR_INVALID_ARG, "127 tokens for n_ctx 64 accepted (%d)", st);
     CHECK(strstr(hr_last_error(), "128") != NULL, "message should name 2*n_ctx: %s", hr_last_error());
     p.protocol = HR_PPL_SLIDING;
-    CHECK(hr_perplexity(ctx, g_model, t, 1, &p, &res) == HR_ERR_INVALID_ARG, "1 token accepted");
-    CHECK(hr_perplexity(ctx, g_model, t, 0, &p, &res) == HR_ERR_INVALID_ARG, "0 tokens accepted");
+    CHECK(hr_perplexity(ctx, t, 1, &p, &res) == HR_ERR_INVALID_ARG, "1 token accepted");
+    CHECK(hr_perplexity(ctx, t, 0, &p, &res) == HR_ERR_INVALID_ARG, "0 tokens accepted");
     p.stride = 64;
-    CHECK(hr_perplexity(ctx, g_model, t, 200, &p, &res) == HR_ERR_INVALID_ARG, "stride n_ctx on long text");
+    CHECK(hr_perplexity(ctx, t, 200, &p, &res) == HR_ERR_INVALID_ARG, "stride n_ctx on long text");
     p.stride = 65;
-    CHECK(hr_perplexity(ctx, g_model, t, 200, &p, &res) == HR_ERR_RANGE, "stride > n_ctx accepted");
+    CHECK(hr_perplexity(ctx, t, 200, &p, &res) == HR_ERR_RANGE, "stride > n_ctx accepted");
     p.stride = 0;
     t[5] = 100000;
-    st = hr_perplexity(ctx, g_model, t, 200, &p, &res);
+    st = hr_perplexity(ctx, t, 200, &p, &res);
     CHECK(st == HR_ERR_INVALID_ARG && strstr(hr_last_error(), "index 5"), "bad token: %d %s", st, hr_last_error());
     hr_context_free(ctx);
     free(t);
@@ -254,11 +254,11 @@ static void progress_reports_every_window_and_can_abort(void) {
     p.progress = count_calls;
     p.progress_user_data = calls;
     hr_ppl_result res;
-    CHECK(hr_perplexity(ctx, g_model, t, 300, &p, &res) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_perplexity(ctx, t, 300, &p, &res) == HR_OK, "%s", hr_last_error());
     CHECK(calls[0] == res.n_windows && calls[1], "calls %d windows %d last %d", calls[0], res.n_windows, calls[1]);
     int calls2[3] = {0, 0, 2};
     p.progress_user_data = calls2;
-    CHECK(hr_perplexity(ctx, g_model, t, 300, &p, &res) == HR_ERR_ABORTED, "abort ignored");
+    CHECK(hr_perplexity(ctx, t, 300, &p, &res) == HR_ERR_ABORTED, "abort ignored");
     CHECK(calls2[0] == 2, "kept going after abort: %d calls", calls2[0]);
     hr_context_free(ctx);
     free(t);

@@ -241,12 +241,12 @@ static void progress_names_phases_and_a_callback_can_stop_perplexity_and_evaluat
     pp.progress_phase = count_progress;
     pp.progress_user_data = &g;
     hr_ppl_result res;
-    CHECK(hr_perplexity(f.a, f.m, f.ids, f.n_ids, &pp, &res) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_perplexity(f.a, f.ids, f.n_ids, &pp, &res) == HR_OK, "%s", hr_last_error());
     CHECK(g.phases == 1 && strcmp(g.first, "perplexity") == 0 && g.n_steps == 1 && g.ends_at_total &&
               g.updates == res.n_windows + 1,
           "%d phases '%s', %lld updates for %d windows", g.phases, g.first, (long long)g.updates, res.n_windows);
     g = (prog){.stop_at = 3};
-    CHECK(hr_perplexity(f.a, f.m, f.ids, f.n_ids, &pp, &res) == HR_ERR_ABORTED && g.updates == 3 &&
+    CHECK(hr_perplexity(f.a, f.ids, f.n_ids, &pp, &res) == HR_ERR_ABORTED && g.updates == 3 &&
               strstr(hr_last_error(), "stopped"),
           "stop: %lld updates, %s", (long long)g.updates, hr_last_error());
     /* an evaluation: hashing, KL / top-1, FDTM, passkey 64 for both models, speed */

@@ -173,7 +173,7 @@ static double ppl_of(const char *model_path, const int32_t *toks, size_t n) {
     hr_ppl_params p = hr_ppl_default_params();
     p.n_ctx = 256;
     if (hr_model_load(model_path, &m) != HR_OK || hr_context_new(m, NULL, &ctx) != HR_OK ||
-        hr_perplexity(ctx, m, toks, n, &p, &r) != HR_OK) {
+        hr_perplexity(ctx, toks, n, &p, &r) != HR_OK) {
         fprintf(stderr, "ppl failed: %s\n", hr_last_error());
         r.ppl = NAN;
     }

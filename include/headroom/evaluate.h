@@ -369,14 +369,14 @@ typedef struct {
     double tokens_per_s;  /* n_evaluated / seconds */
 } hr_ppl_result;
 
-/* Perplexity of tokens[0..n_tokens) with ctx, a context of model m (m gives
- * the vocabulary size and context limit). The cache is cleared and left
+/* Perplexity of tokens[0..n_tokens) with ctx (its model gives the
+ * vocabulary size and context limit). The cache is cleared and left
  * holding the last window. n_ctx beyond the model's seq_len or beyond
  * hr_context_n_ctx(ctx) is HR_ERR_RANGE; too few tokens or a bad stride is HR_ERR_INVALID_ARG; a
  * progress callback returning non-zero gives HR_ERR_ABORTED. *out is
  * written only on success. */
-HR_API hr_status hr_perplexity(hr_context *ctx, const hr_model *m, const int32_t *tokens, size_t n_tokens,
-                        const hr_ppl_params *p, hr_ppl_result *out);
+HR_API hr_status hr_perplexity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, const hr_ppl_params *p,
+                               hr_ppl_result *out);
 
 HR_API const char *hr_ppl_protocol_name(hr_ppl_protocol proto); /* "sliding", "llama.cpp" */
 

@@ -337,7 +337,7 @@ _fn("hr_model_save_gguf", _, P, P, c_char_p, c_int)
 _fn("hr_model_save_hf", _, P, P, c_char_p, c_int)
 # evaluate.h: perplexity and the whole evaluation
 _fn("hr_ppl_default_params", PplParams)
-_fn("hr_perplexity", _, P, P, POINTER(c_int32), c_size_t, POINTER(PplParams), POINTER(PplResult))
+_fn("hr_perplexity", _, P, POINTER(c_int32), c_size_t, POINTER(PplParams), POINTER(PplResult))
 _fn("hr_mc_parse", _, c_char_p, c_size_t, OUT(P))
 _fn("hr_mc_task_free", None, P)
 _fn("hr_eval_default_params", EvalParams)

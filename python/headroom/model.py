@@ -497,7 +497,7 @@ class Model(Owner):
             p.progress = cb.c
             r = _lib.PplResult()
             with self._running() as ctx:
-                st = lib.hr_perplexity(ctx, self._m, _iptr(ids), ids.size, ctypes.byref(p), ctypes.byref(r))
+                st = lib.hr_perplexity(ctx, _iptr(ids), ids.size, ctypes.byref(p), ctypes.byref(r))
                 lib.hr_context_truncate(ctx, 0)
             cb.check(st)
         return {k: getattr(r, k) for k, _ in _lib.PplResult._fields_}

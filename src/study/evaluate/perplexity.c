@@ -192,10 +192,11 @@ static void finish(const ppl_acc *a, int n_windows, double seconds, hr_ppl_resul
     out->tokens_per_s = seconds > 0 ? (double)a->n_evaluated / seconds : 0.0;
 }
 
-hr_status hr_perplexity(hr_context *ctx, const hr_model *m, const int32_t *tokens, size_t n_tokens,
-                        const hr_ppl_params *p, hr_ppl_result *out) {
-    if (!ctx || !m || !out || (!tokens && n_tokens))
-        return hr_err(HR_ERR_INVALID_ARG, "perplexity: NULL context, model, tokens or result");
+hr_status hr_perplexity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, const hr_ppl_params *p,
+                        hr_ppl_result *out) {
+    if (!ctx || !out || (!tokens && n_tokens))
+        return hr_err(HR_ERR_INVALID_ARG, "perplexity: NULL context, tokens or result");
+    const hr_model *m = hr_context_model(ctx);
     hr_ppl_params d = p ? *p : hr_ppl_default_params();
     int n_ctx = 0, stride = 0;
     hr_status st = check_params(ctx, m, n_tokens, &d, &n_ctx, &stride);
