@@ -24,6 +24,14 @@
 #define HR_CAT2(a, b) a##b
 #define HR_CAT(a, b) HR_CAT2(a, b)
 
+/* The exp polynomials, highest power first (Horner, one FMA per step):
+ * e^r for |r| <= ln2/2 by degree 6 (float) and 13 (double) Taylor terms. */
+static const float k_exp_ps_c[7] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+static const double k_exp_pd_c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                                      1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
+                                      1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
+                                      1.0};
+
 /* ---- the vector types and their lane operations ---- */
 
 #if HR_ISA == 2
@@ -61,13 +69,8 @@ static inline v16 v_exp(v16 x) {
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 p = _mm512_set1_ps(k_exp_ps_c[0]);
+    for (int i = 1; i < 7; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(k_exp_ps_c[i]));
     return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, k));
 }
 
@@ -82,10 +85,6 @@ static inline double d_hsum(v8d a) { return _mm512_reduce_add_pd(a); }
 /* exp over 8 double lanes: x = k ln2 + r (ln 2 split in two parts),
  * |r| <= ln2/2, e^r by its degree-13 Taylor polynomial, times 2^k.
  * Relative error < 2e-16; x < -700 (e^x < 1e-304) gives 0. */
-static const double k_exp_pd_c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                      1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                                      1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
-                                      1.0};
 static inline v8d d_exp(v8d x) {
     __mmask8 live = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-700.0), _CMP_GE_OQ);
     x = _mm512_max_pd(x, _mm512_set1_pd(-700.0));
@@ -167,13 +166,8 @@ static inline __m256 exp8(__m256 x) {
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
     r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256 p = _mm256_set1_ps(k_exp_ps_c[0]);
+    for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(k_exp_ps_c[i]));
     return _mm256_and_ps(live, scalef8(p, k));
 }
 static inline v16 v_exp(v16 x) { return v_make(exp8(x.lo), exp8(x.hi)); }
@@ -196,10 +190,6 @@ static inline double d_hsum(v8d a) {
     __m128d u = _mm_add_pd(_mm256_extractf128_pd(t, 1), _mm256_castpd256_pd128(t));
     return _mm_cvtsd_f64(u) + _mm_cvtsd_f64(_mm_unpackhi_pd(u, u));
 }
-static const double k_exp_pd_c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                      1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                                      1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
-                                      1.0};
 /* p * 2^k for integral k >= -1010 as _mm512_scalef_pd computes it. */
 static inline __m256d scalef4d(__m256d p, __m256d k) {
     __m128i ki = _mm256_cvtpd_epi32(_mm256_min_pd(k, _mm256_set1_pd(2046.0)));
@@ -294,13 +284,8 @@ static inline float exp1(float x) {
     float k = rintf(x * 1.44269504088896341f);
     float r = fmaf(-k, 0.693359375f, x);
     r = fmaf(-k, -2.12194440e-4f, r);
-    float p = 1.0f / 720;
-    p = fmaf(p, r, 1.0f / 120);
-    p = fmaf(p, r, 1.0f / 24);
-    p = fmaf(p, r, 1.0f / 6);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
+    float p = k_exp_ps_c[0];
+    for (int i = 1; i < 7; i++) p = fmaf(p, r, k_exp_ps_c[i]);
     return k != k ? p : ldexpf(p, k > 254.0f ? 254 : (int)k);
 }
 static inline v16 v_exp(v16 x) {
@@ -340,10 +325,6 @@ static inline double d_hsum(v8d a) {
     double t0 = a.v[4] + a.v[0], t1 = a.v[5] + a.v[1], t2 = a.v[6] + a.v[2], t3 = a.v[7] + a.v[3];
     return (t2 + t0) + (t3 + t1);
 }
-static const double k_exp_pd_c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                      1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                                      1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
-                                      1.0};
 static inline double exp1d(double x) {
     if (!(x >= -700.0)) return 0.0;
     double k = rint(x * 1.4426950408889634);
