@@ -1,6 +1,7 @@
 /* headroom info: everything the loader knows about a model. */
 #include "commands.h"
 #include "common.h"
+#include "headroom/context.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -96,6 +97,7 @@ int cmd_info(int argc, char **argv) {
     if (cli_load_model(path, &m) != CLI_OK) return CLI_FAIL;
     printf("model:             %s\n", path);
     print_config(m);
+    printf("kernels:           %s (CPU path; HEADROOM_CPU forces one)\n", hr_cpu_path());
     print_layers(hr_model_config(m));
     int rc = cli_value(&k_spec, &a, "no-tensors") ? CLI_OK : print_tensors(m);
     if (rc == CLI_OK) print_tokenizer(path, m, cli_value(&k_spec, &a, "tokenizer"));

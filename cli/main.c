@@ -1,6 +1,7 @@
 /* headroom — command-line front end: dispatches to one subcommand. */
 #include "commands.h"
 #include "common.h"
+#include "headroom/context.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -52,8 +53,16 @@ static void print_usage(void) {
            "\nMODEL defaults to $HEADROOM_MODEL, else ../shared/models/stories260K/stories260K.bin\n"
            "next to the repository. 'headroom COMMAND --help' describes a command's options; -q\n"
            "(--quiet) silences the progress lines long commands print on stderr.\n"
-           "Set HEADROOM_VERBOSE=1 to see the library's info messages.\n\n"
+           "Set HEADROOM_VERBOSE=1 to see the library's info messages; HEADROOM_CPU=avx512|avx2|scalar\n"
+           "forces a kernel path (default: the widest this CPU runs; every path gives the same bits).\n\n"
            "example:\n  headroom generate --prompt \"Once upon a time\" -n 64 --temp 0\n");
+}
+
+/* A HEADROOM_CPU the CPU cannot run (or no such path) stops every command
+ * with the library's message before any work. */
+static int cli_cpu_check(void) {
+    if (hr_cpu_check() != HR_OK) return cli_error("%s", hr_last_error());
+    return CLI_OK;
 }
 
 int main(int argc, char **argv) {
@@ -70,9 +79,10 @@ int main(int argc, char **argv) {
         return CLI_OK;
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
-        printf("headroom %s\n", hr_version());
-        return CLI_OK;
+        printf("headroom %s\nkernels: %s\n", hr_version(), hr_cpu_path());
+        return cli_cpu_check();
     }
+    if (cli_cpu_check() != CLI_OK) return CLI_FAIL;
     for (int i = 0; i < N_COMMANDS; i++)
         if (strcmp(name, k_commands[i].name) == 0) return k_commands[i].fn(argc - 1, argv + 1);
     if (name[0] == '-') return cli_error("unknown option '%s' (see 'headroom --help')", name);

@@ -2,9 +2,11 @@
 # Sets up (build + test dependencies), builds and runs every test leg:
 #   release   Release build (build/): the whole ctest suite
 #   asan      Debug + AddressSanitizer + UBSan (build-asan/): the whole suite
-#   portable  -DHR_NATIVE=OFF -DHR_BLAS=OFF (build-portable/): the scalar
-#             kernel paths and the build without OpenBLAS, on the kernel,
-#             context, KV-cache, pruning and GQA tests
+#   portable  -DHR_NATIVE=OFF -DHR_BLAS=OFF (build-portable/): the
+#             dispatching kernels (test_dispatch forces every path this CPU
+#             runs) and the build without OpenBLAS, on the kernel, context,
+#             KV-cache, pruning and GQA tests, all on HEADROOM_CPU=avx2 (scalar
+#             without AVX2)
 #   tsan      ThreadSanitizer, without OpenBLAS (build-tsan/): the tests
 #             that run the thread pool (kernels, context, KV cache, head lab)
 #   fuzz      a bounded libFuzzer run of every parser (fuzz/run.sh, build-fuzz/)
@@ -45,9 +47,11 @@ leg() {
 
 leg release build "-DCMAKE_BUILD_TYPE=Release" "" ""
 leg asan build-asan "-DCMAKE_BUILD_TYPE=Debug -DHR_SANITIZE=ON" "" "" ASAN_OPTIONS=detect_leaks=1
+# the portable leg's tests run on the AVX2 path (plain C where the CPU lacks it)
+portable_cpu=$(grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo avx2 || echo scalar)
 leg portable build-portable "-DCMAKE_BUILD_TYPE=Release -DHR_NATIVE=OFF -DHR_BLAS=OFF" \
-  "test_kernels test_context test_kvcache test_prune test_gqa hr_make_random" \
-  "^test_(kernels|context|kvcache|prune|gqa)$"
+  "test_dispatch test_kernels test_context test_kvcache test_prune test_gqa hr_make_random" \
+  "^test_(dispatch|kernels|context|kvcache|prune|gqa)$" HEADROOM_CPU="$portable_cpu"
 # halt_on_error: the first race fails the test (not only the exit code 66).
 leg tsan build-tsan "-DCMAKE_BUILD_TYPE=Release -DHR_TSAN=ON -DHR_BLAS=OFF" \
   "test_kernels test_context test_kvcache test_heads hr_make_random" \

@@ -43,8 +43,17 @@ grep -q "unknown command 'frobnicate' (expected one of: ${commands[0]}," "$T/err
 version=$(sed -n 's/^#define HR_VERSION "\(.*\)"$/\1/p' "$HR_SOURCE_DIR/include/headroom/common.h")
 for flag in --version -V; do
   out=$("$HR_CLI" $flag 2>&1)
-  [ $? -eq 0 ] && [ "$out" = "headroom $version" ] && ok "$flag prints 'headroom $version'" || fail "$flag printed '$out'"
+  [ $? -eq 0 ] && [ "$(head -1 <<<"$out")" = "headroom $version" ] && grep -qE "^kernels: (avx512|avx2|scalar)$" <<<"$out" &&
+    ok "$flag prints 'headroom $version' and the kernel path" || fail "$flag printed '$out'"
 done
+# HEADROOM_CPU forces the plain-C path; an unknown path is one clear error
+out=$(HEADROOM_CPU=scalar "$HR_CLI" --version 2>&1)
+[ $? -eq 0 ] && grep -q "^kernels: scalar$" <<<"$out" && ok "HEADROOM_CPU=scalar is the path --version names" ||
+  fail "HEADROOM_CPU=scalar: '$out'"
+out=$(HEADROOM_CPU=sse9 "$HR_CLI" info 2>&1)
+rc=$?
+[ $rc -ne 0 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "^headroom: error: HEADROOM_CPU=sse9 is not a kernel path" <<<"$out" &&
+  ok "HEADROOM_CPU=sse9 is refused with one error line" || fail "HEADROOM_CPU=sse9: rc $rc, '$out'"
 
 # One-letter options: cli/common.h's table, X('f', "text"), ...
 declare -A table

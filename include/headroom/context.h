@@ -48,6 +48,16 @@ typedef struct {
 
 HR_API hr_context_params hr_context_default_params(void);
 
+/* The compute kernels' CPU path, chosen once per process: "avx512",
+ * "avx2" (with FMA) or "scalar" (plain C). The widest the CPU supports,
+ * unless the environment variable HEADROOM_CPU names another. All paths
+ * give the same bits (README, "CPU paths"). Never NULL. */
+HR_API const char *hr_cpu_path(void);
+/* HR_ERR_UNSUPPORTED (message in hr_last_error()) when HEADROOM_CPU names an
+ * unknown path or one this CPU lacks; the kernels then run the widest path.
+ * hr_context_new fails the same way. */
+HR_API hr_status hr_cpu_check(void);
+
 /* m must outlive the context. *out owned by caller: hr_context_free().
  * n_ctx beyond the model's seq_len is HR_ERR_RANGE. */
 HR_API hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_context **out);

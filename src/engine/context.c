@@ -165,6 +165,8 @@ static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
 hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_context **out) {
     *out = NULL;
     if (!m) return hr_err(HR_ERR_INVALID_ARG, "no model given");
+    hr_status cst = hr_cpu_check(); /* a HEADROOM_CPU the CPU cannot run */
+    if (cst != HR_OK) return cst;
     hr_context_params dp = hr_context_default_params();
     if (!p) p = &dp;
     const hr_config *c = hr_model_config(m);

@@ -1,7 +1,9 @@
 /* Compute kernels with explicit dimensions. Each optimised kernel has a
  * naive reference beside it (suffix _ref) that tests compare against.
  * Matrices are row-major; a weight W (d_out, d_in) maps x (d_in) to
- * y = W x (d_out). */
+ * y = W x (d_out). The optimised kernels run on the CPU path chosen at run
+ * time (AVX-512, AVX2+FMA or plain C: kernels_isa.h), with the same bits on
+ * every path. */
 #ifndef HR_KERNELS_H
 #define HR_KERNELS_H
 

@@ -7,9 +7,7 @@
 
 #include "engine/kernels.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "engine/kernels_isa.h"
 
 /* ---- matrix products ---- */
 
@@ -24,13 +22,9 @@ void hr_gemm_ref(float *c, size_t ldc, const float *a, size_t ai, size_t ap, con
 }
 
 /* Tasks own fixed blocks of C (128 rows x 64 columns, independent of the
- * thread count). Inside a block, for each K-block of 128 and 32-column tile,
- * the B slice is copied into a contiguous zero-padded buffer (B's rows may be
- * thousands of floats apart, which would map them onto a few L1 sets) that
- * the block's 8-row tiles then run over; A is read in place (along its rows,
- * or 8 consecutive floats per step when transposed). Packing copies values,
- * so every chain is unchanged. */
-enum { GM_MR = 8, GM_KC = 128, GM_MB = 128, GM_NB = 64 };
+ * thread count); the kernels' gemm_block (kernels_impl.h) packs B slices and
+ * runs register tiles over them. Every chain is unchanged by the blocking. */
+enum { GM_MB = 128, GM_NB = 64 };
 
 typedef struct {
     float *c;
@@ -38,94 +32,13 @@ typedef struct {
     const float *a, *b;
     int m, k, nc, nbn;
     bool accumulate;
+    const hr_kernel_table *kt; /* one path for the whole product */
 } gemm_job;
 
-#if defined(__AVX512F__)
-static inline __mmask16 lanes_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
-
-/* mr rows x nv vectors of 16 columns of C over p in [0, kc): A element
- * (i, p) at a[i * ai + p * ap], B row p at b + p * 32 (padded with zeros);
- * mr and nv are constants after inlining. */
-static inline __attribute__((always_inline)) void gemm_tile(float *c, size_t ldc, const float *a, size_t ai, size_t ap,
-                                                            const float *b, int mr, int nv, __mmask16 m0,
-                                                            __mmask16 m1, int kc, bool from_c) {
-    __m512 acc[GM_MR][2];
-#pragma GCC unroll 8
-    for (int i = 0; i < mr; i++) {
-        acc[i][0] = from_c ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : _mm512_setzero_ps();
-        acc[i][1] = nv > 1 && from_c ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16) : _mm512_setzero_ps();
-    }
-    for (int p = 0; p < kc; p++) {
-        const float *br = b + (size_t)p * 32, *ar = a + (size_t)p * ap;
-        __m512 b0 = _mm512_load_ps(br), b1 = nv > 1 ? _mm512_load_ps(br + 16) : b0;
-#pragma GCC unroll 8
-        for (int i = 0; i < mr; i++) {
-            __m512 av = _mm512_set1_ps(ar[(size_t)i * ai]);
-            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-            if (nv > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < mr; i++) {
-        _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, acc[i][0]);
-        if (nv > 1) _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, acc[i][1]);
-    }
-}
-
-static void gemm_tile_any(float *c, size_t ldc, const float *a, size_t ai, size_t ap, const float *b, int mr,
-                          int width, int kc, bool from_c) {
-    __mmask16 m0 = lanes_mask(width), m1 = lanes_mask(width - 16);
-    if (mr == GM_MR) {
-        if (width > 16) gemm_tile(c, ldc, a, ai, ap, b, GM_MR, 2, m0, m1, kc, from_c);
-        else gemm_tile(c, ldc, a, ai, ap, b, GM_MR, 1, m0, m1, kc, from_c);
-        return;
-    }
-    for (int i = 0; i < mr; i++) { /* fewer than 8 rows: one row at a time, same chains */
-        const float *aa = a + (size_t)i * ai;
-        if (width > 16) gemm_tile(c + (size_t)i * ldc, ldc, aa, ai, ap, b, 1, 2, m0, m1, kc, from_c);
-        else gemm_tile(c + (size_t)i * ldc, ldc, aa, ai, ap, b, 1, 1, m0, m1, kc, from_c);
-    }
-}
-
+/* The blocks run on the kernels' CPU path (kernels_isa.h, kernels_impl.h). */
 static void gemm_block(const gemm_job *j, int i0, int i1, int j0, int j1) {
-    _Alignas(64) float bp[GM_KC * 32]; /* (kc, 32) B slice, zero-padded */
-    for (int p0 = 0; p0 < j->k; p0 += GM_KC) {
-        int kc = j->k - p0 < GM_KC ? j->k - p0 : GM_KC;
-        bool from_c = p0 > 0 || j->accumulate;
-        const float *a = j->a + (size_t)p0 * j->ap;
-        for (int jt = j0; jt < j1; jt += 32) {
-            int width = j1 - jt < 32 ? j1 - jt : 32;
-            __mmask16 m0 = lanes_mask(width), m1 = lanes_mask(width - 16);
-            for (int p = 0; p < kc; p++) {
-                const float *src = j->b + (size_t)(p0 + p) * j->ldb + jt;
-                _mm512_store_ps(bp + p * 32, _mm512_maskz_loadu_ps(m0, src));
-                _mm512_store_ps(bp + p * 32 + 16, _mm512_maskz_loadu_ps(m1, src + 16));
-            }
-            /* the next slice's rows are far apart (no hardware stream): fetch them while this one computes */
-            int nj = jt + 32 < j1 ? jt + 32 : j0, np0 = jt + 32 < j1 ? p0 : p0 + GM_KC;
-            for (int p = np0; p < np0 + GM_KC && p < j->k; p++) {
-                const char *r = (const char *)(j->b + (size_t)p * j->ldb + nj);
-                __builtin_prefetch(r), __builtin_prefetch(r + 64);
-            }
-            for (int it = i0; it < i1; it += GM_MR) {
-                int mr = i1 - it < GM_MR ? i1 - it : GM_MR;
-                gemm_tile_any(j->c + (size_t)it * j->ldc + jt, j->ldc, a + (size_t)it * j->ai, j->ai, j->ap, bp, mr,
-                              width, kc, from_c);
-            }
-        }
-    }
+    j->kt->gemm_block(j->c, j->ldc, j->a, j->ai, j->ap, j->b, j->ldb, j->k, i0, i1, j0, j1, j->accumulate);
 }
-#else
-static void gemm_block(const gemm_job *j, int i0, int i1, int j0, int j1) {
-    for (int i = i0; i < i1; i++)
-        for (int c = j0; c < j1; c++) {
-            float *dst = j->c + (size_t)i * j->ldc + c;
-            float acc = j->accumulate ? *dst : 0.0f;
-            for (int p = 0; p < j->k; p++) acc = fmaf(j->a[(size_t)i * j->ai + (size_t)p * j->ap], j->b[(size_t)p * j->ldb + c], acc);
-            *dst = acc;
-        }
-}
-#endif
 
 static void gemm_task(void *vp, int t) {
     const gemm_job *j = vp;
@@ -143,7 +56,7 @@ void hr_gemm(hr_pool *pool, float *c, size_t ldc, const float *a, size_t ai, siz
             for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)nc);
         return;
     }
-    gemm_job j = {c, ldc, ai, ap, ldb, a, b, m, k, nc, (nc + GM_NB - 1) / GM_NB, accumulate};
+    gemm_job j = {c, ldc, ai, ap, ldb, a, b, m, k, nc, (nc + GM_NB - 1) / GM_NB, accumulate, hr_kernels()};
     int n_tasks = (m + GM_MB - 1) / GM_MB * j.nbn;
     if (pool && n_tasks > 1) hr_pool_run(pool, gemm_task, &j, n_tasks);
     else
@@ -316,70 +229,11 @@ void hr_attn_bwd_rows(float *ds, float *dq, size_t dqs, const float *p, int ldp,
     }
 }
 
-#if defined(__AVX512F__)
 void hr_attn_bwd_keys(float *dk, float *dv, size_t kvs, const float *ds, const float *p, size_t hs, int ldp, int n_q,
                       const float *q, size_t qs, const float *dout, size_t dos, int head_dim, int n, int s0, int s1,
                       float scale) {
-    if (s1 > n) s1 = n;
-    for (int sb = s0; sb < s1; sb += 16) {
-        int valid = s1 - sb < 16 ? s1 - sb : 16;
-        for (int d0 = 0; d0 < head_dim; d0 += 8) {
-            int nd = head_dim - d0 < 8 ? head_dim - d0 : 8;
-            __m512 ak[8], av[8];
-            for (int i = 0; i < 8; i++) ak[i] = av[i] = _mm512_setzero_ps();
-            for (int j = 0; j < n_q; j++) {
-                const float *dsj = ds + (size_t)j * hs, *pj = p + (size_t)j * hs;
-                const float *qj = q + (size_t)j * head_dim + d0, *oj = dout + (size_t)j * head_dim + d0;
-                for (int t = sb; t < n; t++) { /* row t holds keys s <= t: lanes past it are masked */
-                    __mmask16 m = t - sb >= 15 ? (__mmask16)0xFFFF : (__mmask16)((2u << (t - sb)) - 1);
-                    __m512 sv = _mm512_maskz_loadu_ps(m, dsj + (size_t)t * ldp + sb);
-                    __m512 pv = _mm512_maskz_loadu_ps(m, pj + (size_t)t * ldp + sb);
-                    const float *qt = qj + (size_t)t * qs, *ot = oj + (size_t)t * dos;
-                    if (nd == 8) {
-#pragma GCC unroll 8
-                        for (int i = 0; i < 8; i++) {
-                            ak[i] = _mm512_fmadd_ps(sv, _mm512_set1_ps(qt[i]), ak[i]);
-                            av[i] = _mm512_fmadd_ps(pv, _mm512_set1_ps(ot[i]), av[i]);
-                        }
-                    } else {
-                        for (int i = 0; i < nd; i++) {
-                            ak[i] = _mm512_fmadd_ps(sv, _mm512_set1_ps(qt[i]), ak[i]);
-                            av[i] = _mm512_fmadd_ps(pv, _mm512_set1_ps(ot[i]), av[i]);
-                        }
-                    }
-                }
-            }
-            float bk[8][16], bv[8][16];
-            for (int i = 0; i < nd; i++) {
-                _mm512_storeu_ps(bk[i], _mm512_mul_ps(ak[i], _mm512_set1_ps(scale)));
-                _mm512_storeu_ps(bv[i], av[i]);
-            }
-            for (int l = 0; l < valid; l++)
-                for (int i = 0; i < nd; i++) {
-                    dk[(size_t)(sb + l) * kvs + d0 + i] = bk[i][l];
-                    dv[(size_t)(sb + l) * kvs + d0 + i] = bv[i][l];
-                }
-        }
-    }
+    hr_kernels()->attn_bwd_keys(dk, dv, kvs, ds, p, hs, ldp, n_q, q, qs, dout, dos, head_dim, n, s0, s1, scale);
 }
-#else
-void hr_attn_bwd_keys(float *dk, float *dv, size_t kvs, const float *ds, const float *p, size_t hs, int ldp, int n_q,
-                      const float *q, size_t qs, const float *dout, size_t dos, int head_dim, int n, int s0, int s1,
-                      float scale) {
-    if (s1 > n) s1 = n;
-    for (int s = s0; s < s1; s++)
-        for (int d = 0; d < head_dim; d++) {
-            float ak = 0, av = 0;
-            for (int j = 0; j < n_q; j++)
-                for (int t = s; t < n; t++) {
-                    ak = fmaf(ds[(size_t)j * hs + (size_t)t * ldp + s], q[(size_t)j * head_dim + (size_t)t * qs + d], ak);
-                    av = fmaf(p[(size_t)j * hs + (size_t)t * ldp + s], dout[(size_t)j * head_dim + (size_t)t * dos + d], av);
-                }
-            dk[(size_t)s * kvs + d] = ak * scale;
-            dv[(size_t)s * kvs + d] = av;
-        }
-}
-#endif
 
 void hr_attn_bwd_ref(float *dq, float *dk, float *dv, const float *q, size_t qs, const float *k, const float *v,
                      size_t kvs, const float *dout, size_t dos, int n_q, int head_dim, int n, float scale) {

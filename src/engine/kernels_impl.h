@@ -1,0 +1,826 @@
+/* The compute kernels that depend on the instruction set, written once over
+ * a 16-lane float vector (v16) and an 8-lane double vector (v8d), and
+ * compiled three times (see kernels_isa.h): HR_ISA is 2 (AVX-512: one zmm),
+ * 1 (AVX2 + FMA: two ymm halves) or 0 (plain C: arrays and fmaf / fma).
+ * Every lane op is the same IEEE operation on every path (fused multiply-add
+ * where the AVX-512 code fuses, the same horizontal-sum tree, the same exp),
+ * so all three produce the same bits. Only the blocking (register tiles, how
+ * many queries share a key load) differs per path, and blocking never
+ * changes a chain: every output is one chain in a fixed order. */
+#ifndef HR_ISA
+#error "define HR_ISA before including kernels_impl.h"
+#endif
+
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "engine/kernels_isa.h"
+
+#if HR_ISA > 0
+#include <immintrin.h>
+#endif
+
+#define HR_CAT2(a, b) a##b
+#define HR_CAT(a, b) HR_CAT2(a, b)
+
+/* The exp polynomials, highest power first (Horner, one FMA per step):
+ * e^r for |r| <= ln2/2 by degree 6 (float) and 13 (double) Taylor terms. */
+static const float k_exp_ps_c[7] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+static const double k_exp_pd_c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                                      1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
+                                      1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
+                                      1.0};
+
+/* ---- the vector types and their lane operations ---- */
+
+#if HR_ISA == 2
+#define HR_SFX(name) HR_CAT(name, _avx512)
+/* Register blocking: GEMM tile rows x panels, attention queries per key
+ * load, 16-position blocks per score step, head dims per values pass. */
+enum { GEMM_MR = 8, GEMM_NP = 2, ATT_MAXQ = 4, ATT_NB = 4, ATT_ND = 4, GM_MR = 8, GM_NV = 2, KEYS_ND = 8 };
+typedef __m512 v16;
+typedef __m512d v8d;
+static inline __mmask16 prefix16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+static inline v16 v_zero(void) { return _mm512_setzero_ps(); }
+static inline v16 v_set1(float a) { return _mm512_set1_ps(a); }
+static inline v16 v_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline void v_store(float *p, v16 a) { _mm512_storeu_ps(p, a); }
+static inline v16 v_load_n(const float *p, int n) { return _mm512_maskz_loadu_ps(prefix16(n), p); }
+static inline void v_store_n(float *p, v16 a, int n) { _mm512_mask_storeu_ps(p, prefix16(n), a); }
+static inline v16 v_fma(v16 a, v16 b, v16 c) { return _mm512_fmadd_ps(a, b, c); }
+static inline v16 v_add(v16 a, v16 b) { return _mm512_add_ps(a, b); }
+static inline v16 v_sub(v16 a, v16 b) { return _mm512_sub_ps(a, b); }
+static inline v16 v_mul(v16 a, v16 b) { return _mm512_mul_ps(a, b); }
+static inline v16 v_div(v16 a, v16 b) { return _mm512_div_ps(a, b); }
+static inline v16 v_max(v16 a, v16 b) { return _mm512_max_ps(a, b); }
+static inline float v_hsum(v16 a) { return _mm512_reduce_add_ps(a); }
+static inline float v_hmax(v16 a) { return _mm512_reduce_max_ps(a); }
+/* Keeps a loaded value in a register (stops the compiler from folding the
+ * load into each FMA that uses it, which would multiply the loads). */
+#define V_KEEP(v) __asm__("" : "+v"(v))
+
+/* exp for x <= 0 (softmax arguments): x = k ln2 + r, |r| <= ln2/2, degree-6
+ * polynomial for e^r, then scale by 2^k. Relative error ~2e-7. */
+static inline v16 v_exp(v16 x) {
+    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ); /* below: e^x < FLT_MIN, 0 */
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(k_exp_ps_c[0]);
+    for (int i = 1; i < 7; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(k_exp_ps_c[i]));
+    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, k));
+}
+
+static inline v8d d_zero(void) { return _mm512_setzero_pd(); }
+static inline v8d d_set1(double a) { return _mm512_set1_pd(a); }
+static inline v8d d_from_f32(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+static inline v8d d_fma(v8d a, v8d b, v8d c) { return _mm512_fmadd_pd(a, b, c); }
+static inline v8d d_add(v8d a, v8d b) { return _mm512_add_pd(a, b); }
+static inline v8d d_sub(v8d a, v8d b) { return _mm512_sub_pd(a, b); }
+static inline double d_hsum(v8d a) { return _mm512_reduce_add_pd(a); }
+
+/* exp over 8 double lanes: x = k ln2 + r (ln 2 split in two parts),
+ * |r| <= ln2/2, e^r by its degree-13 Taylor polynomial, times 2^k.
+ * Relative error < 2e-16; x < -700 (e^x < 1e-304) gives 0. */
+static inline v8d d_exp(v8d x) {
+    __mmask8 live = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-700.0), _CMP_GE_OQ);
+    x = _mm512_max_pd(x, _mm512_set1_pd(-700.0));
+    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), r);
+    __m512d p = _mm512_set1_pd(1.0 / 6227020800.0);
+    for (int i = 0; i < 13; i++) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(k_exp_pd_c[i]));
+    return _mm512_maskz_mov_pd(live, _mm512_scalef_pd(p, k));
+}
+
+#elif HR_ISA == 1
+#define HR_SFX(name) HR_CAT(name, _avx2)
+enum { GEMM_MR = 6, GEMM_NP = 1, ATT_MAXQ = 2, ATT_NB = 2, ATT_ND = 2, GM_MR = 6, GM_NV = 1, KEYS_ND = 4 };
+typedef struct {
+    __m256 lo, hi; /* lanes 0..7, 8..15 */
+} v16;
+typedef struct {
+    __m256d lo, hi;
+} v8d;
+static inline v16 v_make(__m256 lo, __m256 hi) {
+    v16 r = {lo, hi};
+    return r;
+}
+static inline __m256i lanes_lt(int n, int first) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n - first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline v16 v_zero(void) { return v_make(_mm256_setzero_ps(), _mm256_setzero_ps()); }
+static inline v16 v_set1(float a) { return v_make(_mm256_set1_ps(a), _mm256_set1_ps(a)); }
+static inline v16 v_load(const float *p) { return v_make(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)); }
+static inline void v_store(float *p, v16 a) { _mm256_storeu_ps(p, a.lo), _mm256_storeu_ps(p + 8, a.hi); }
+static inline v16 v_load_n(const float *p, int n) {
+    if (n >= 16) return v_load(p);
+    return v_make(_mm256_maskload_ps(p, lanes_lt(n, 0)), _mm256_maskload_ps(p + 8, lanes_lt(n, 8)));
+}
+static inline void v_store_n(float *p, v16 a, int n) {
+    if (n >= 16) {
+        v_store(p, a);
+        return;
+    }
+    _mm256_maskstore_ps(p, lanes_lt(n, 0), a.lo), _mm256_maskstore_ps(p + 8, lanes_lt(n, 8), a.hi);
+}
+static inline v16 v_fma(v16 a, v16 b, v16 c) { return v_make(_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)); }
+static inline v16 v_add(v16 a, v16 b) { return v_make(_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)); }
+static inline v16 v_sub(v16 a, v16 b) { return v_make(_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)); }
+static inline v16 v_mul(v16 a, v16 b) { return v_make(_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)); }
+static inline v16 v_div(v16 a, v16 b) { return v_make(_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)); }
+static inline v16 v_max(v16 a, v16 b) { return v_make(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)); }
+/* _mm512_reduce_add_ps's tree: pairs at distance 8, 4, 2, 1. */
+static inline float v_hsum(v16 a) {
+    __m256 t = _mm256_add_ps(a.hi, a.lo);
+    __m128 u = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
+    __m128 w = _mm_add_ps(u, _mm_shuffle_ps(u, u, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtss_f32(w) + _mm_cvtss_f32(_mm_shuffle_ps(w, w, 1));
+}
+static inline float v_hmax(v16 a) {
+    __m256 t = _mm256_max_ps(a.hi, a.lo);
+    __m128 u = _mm_max_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
+    __m128 w = _mm_max_ps(u, _mm_shuffle_ps(u, u, _MM_SHUFFLE(1, 0, 3, 2)));
+    float w0 = _mm_cvtss_f32(w), w1 = _mm_cvtss_f32(_mm_shuffle_ps(w, w, 1));
+    return w0 > w1 ? w0 : w1;
+}
+#define V_KEEP(v) __asm__("" : "+x"((v).lo), "+x"((v).hi))
+
+/* p * 2^k for integral k >= -126 as _mm512_scalef_ps computes it: two exact
+ * power-of-two products (k split in halves), one rounding at most. */
+static inline __m256 scalef8(__m256 p, __m256 k) {
+    __m256i ki = _mm256_cvtps_epi32(_mm256_min_ps(k, _mm256_set1_ps(254.0f)));
+    __m256i k1 = _mm256_srai_epi32(ki, 1), k2 = _mm256_sub_epi32(ki, k1), bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+static inline __m256 exp8(__m256 x) {
+    __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(k_exp_ps_c[0]);
+    for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(k_exp_ps_c[i]));
+    return _mm256_and_ps(live, scalef8(p, k));
+}
+static inline v16 v_exp(v16 x) { return v_make(exp8(x.lo), exp8(x.hi)); }
+
+static inline v8d d_make(__m256d lo, __m256d hi) {
+    v8d r = {lo, hi};
+    return r;
+}
+static inline v8d d_zero(void) { return d_make(_mm256_setzero_pd(), _mm256_setzero_pd()); }
+static inline v8d d_set1(double a) { return d_make(_mm256_set1_pd(a), _mm256_set1_pd(a)); }
+static inline v8d d_from_f32(const float *p) {
+    return d_make(_mm256_cvtps_pd(_mm_loadu_ps(p)), _mm256_cvtps_pd(_mm_loadu_ps(p + 4)));
+}
+static inline v8d d_fma(v8d a, v8d b, v8d c) { return d_make(_mm256_fmadd_pd(a.lo, b.lo, c.lo), _mm256_fmadd_pd(a.hi, b.hi, c.hi)); }
+static inline v8d d_add(v8d a, v8d b) { return d_make(_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)); }
+static inline v8d d_sub(v8d a, v8d b) { return d_make(_mm256_sub_pd(a.lo, b.lo), _mm256_sub_pd(a.hi, b.hi)); }
+/* _mm512_reduce_add_pd's tree: pairs at distance 4, 2, 1. */
+static inline double d_hsum(v8d a) {
+    __m256d t = _mm256_add_pd(a.hi, a.lo);
+    __m128d u = _mm_add_pd(_mm256_extractf128_pd(t, 1), _mm256_castpd256_pd128(t));
+    return _mm_cvtsd_f64(u) + _mm_cvtsd_f64(_mm_unpackhi_pd(u, u));
+}
+/* p * 2^k for integral k >= -1010 as _mm512_scalef_pd computes it. */
+static inline __m256d scalef4d(__m256d p, __m256d k) {
+    __m128i ki = _mm256_cvtpd_epi32(_mm256_min_pd(k, _mm256_set1_pd(2046.0)));
+    __m128i k1 = _mm_srai_epi32(ki, 1), k2 = _mm_sub_epi32(ki, k1);
+    __m256i b = _mm256_set1_epi64x(1023);
+    __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(k1), b), 52));
+    __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(k2), b), 52));
+    return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
+}
+static inline __m256d exp4d(__m256d x) {
+    __m256d live = _mm256_cmp_pd(x, _mm256_set1_pd(-700.0), _CMP_GE_OQ);
+    x = _mm256_max_pd(x, _mm256_set1_pd(-700.0));
+    __m256d k = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);
+    __m256d p = _mm256_set1_pd(1.0 / 6227020800.0);
+    for (int i = 0; i < 13; i++) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(k_exp_pd_c[i]));
+    return _mm256_and_pd(live, scalef4d(p, k));
+}
+static inline v8d d_exp(v8d x) { return d_make(exp4d(x.lo), exp4d(x.hi)); }
+
+#else
+#define HR_SFX(name) HR_CAT(name, _scalar)
+enum { GEMM_MR = 4, GEMM_NP = 1, ATT_MAXQ = 1, ATT_NB = 1, ATT_ND = 1, GM_MR = 4, GM_NV = 1, KEYS_ND = 4 };
+typedef struct {
+    float v[16];
+} v16;
+typedef struct {
+    double v[8];
+} v8d;
+#define V_LANES(i) for (int i = 0; i < 16; i++)
+static inline v16 v_zero(void) {
+    v16 r;
+    V_LANES(i) r.v[i] = 0.0f;
+    return r;
+}
+static inline v16 v_set1(float a) {
+    v16 r;
+    V_LANES(i) r.v[i] = a;
+    return r;
+}
+static inline v16 v_load(const float *p) {
+    v16 r;
+    memcpy(r.v, p, sizeof r.v);
+    return r;
+}
+static inline void v_store(float *p, v16 a) { memcpy(p, a.v, sizeof a.v); }
+static inline v16 v_load_n(const float *p, int n) {
+    v16 r = v_zero();
+    for (int i = 0; i < n && i < 16; i++) r.v[i] = p[i];
+    return r;
+}
+static inline void v_store_n(float *p, v16 a, int n) {
+    for (int i = 0; i < n && i < 16; i++) p[i] = a.v[i];
+}
+static inline v16 v_fma(v16 a, v16 b, v16 c) {
+    V_LANES(i) c.v[i] = fmaf(a.v[i], b.v[i], c.v[i]);
+    return c;
+}
+#define V_BINOP(name, expr)                                                                                            \
+    static inline v16 name(v16 a, v16 b) {                                                                             \
+        V_LANES(i) a.v[i] = (expr);                                                                                    \
+        return a;                                                                                                      \
+    }
+V_BINOP(v_add, a.v[i] + b.v[i])
+V_BINOP(v_sub, a.v[i] - b.v[i])
+V_BINOP(v_mul, a.v[i] * b.v[i])
+V_BINOP(v_div, a.v[i] / b.v[i])
+V_BINOP(v_max, a.v[i] > b.v[i] ? a.v[i] : b.v[i]) /* maxps: the second operand unless the first is greater */
+#undef V_BINOP
+/* _mm512_reduce_add_ps's tree: pairs at distance 8, 4, 2, 1. */
+static inline float v_hsum(v16 a) {
+    float t[8];
+    for (int i = 0; i < 8; i++) t[i] = a.v[i + 8] + a.v[i];
+    for (int i = 0; i < 4; i++) t[i] = t[i + 4] + t[i];
+    return (t[0] + t[2]) + (t[1] + t[3]);
+}
+static inline float v_hmax(v16 a) {
+    float t[8];
+    for (int i = 0; i < 8; i++) t[i] = a.v[i + 8] > a.v[i] ? a.v[i + 8] : a.v[i];
+    for (int i = 0; i < 4; i++) t[i] = t[i + 4] > t[i] ? t[i + 4] : t[i];
+    float w0 = t[0] > t[2] ? t[0] : t[2], w1 = t[1] > t[3] ? t[1] : t[3];
+    return w0 > w1 ? w0 : w1;
+}
+#define V_KEEP(v) (void)0
+
+/* The same exp, lane by lane (rintf rounds to nearest even, as roundscale
+ * does; ldexpf rounds once, as scalef does). */
+static inline float exp1(float x) {
+    if (!(x >= -87.0f)) return 0.0f;
+    float k = rintf(x * 1.44269504088896341f);
+    float r = fmaf(-k, 0.693359375f, x);
+    r = fmaf(-k, -2.12194440e-4f, r);
+    float p = k_exp_ps_c[0];
+    for (int i = 1; i < 7; i++) p = fmaf(p, r, k_exp_ps_c[i]);
+    return k != k ? p : ldexpf(p, k > 254.0f ? 254 : (int)k);
+}
+static inline v16 v_exp(v16 x) {
+    V_LANES(i) x.v[i] = exp1(x.v[i]);
+    return x;
+}
+
+static inline v8d d_zero(void) {
+    v8d r;
+    for (int i = 0; i < 8; i++) r.v[i] = 0.0;
+    return r;
+}
+static inline v8d d_set1(double a) {
+    v8d r;
+    for (int i = 0; i < 8; i++) r.v[i] = a;
+    return r;
+}
+static inline v8d d_from_f32(const float *p) {
+    v8d r;
+    for (int i = 0; i < 8; i++) r.v[i] = p[i];
+    return r;
+}
+static inline v8d d_fma(v8d a, v8d b, v8d c) {
+    for (int i = 0; i < 8; i++) c.v[i] = fma(a.v[i], b.v[i], c.v[i]);
+    return c;
+}
+static inline v8d d_add(v8d a, v8d b) {
+    for (int i = 0; i < 8; i++) a.v[i] += b.v[i];
+    return a;
+}
+static inline v8d d_sub(v8d a, v8d b) {
+    for (int i = 0; i < 8; i++) a.v[i] -= b.v[i];
+    return a;
+}
+/* _mm512_reduce_add_pd's tree: pairs at distance 4, 2, 1. */
+static inline double d_hsum(v8d a) {
+    double t0 = a.v[4] + a.v[0], t1 = a.v[5] + a.v[1], t2 = a.v[6] + a.v[2], t3 = a.v[7] + a.v[3];
+    return (t2 + t0) + (t3 + t1);
+}
+static inline double exp1d(double x) {
+    if (!(x >= -700.0)) return 0.0;
+    double k = rint(x * 1.4426950408889634);
+    double r = fma(-k, 6.93147180369123816490e-01, x);
+    r = fma(-k, 1.90821492927058770002e-10, r);
+    double p = 1.0 / 6227020800.0;
+    for (int i = 0; i < 13; i++) p = fma(p, r, k_exp_pd_c[i]);
+    return k != k ? p : ldexp(p, k > 2046.0 ? 2046 : (int)k);
+}
+static inline v8d d_exp(v8d x) {
+    for (int i = 0; i < 8; i++) x.v[i] = exp1d(x.v[i]);
+    return x;
+}
+#endif
+
+/* ---- panel GEMV / GEMM (kernels.h's packed layout) ---- */
+
+static inline void store_panel(float *y, int p, int d_out, v16 a) {
+    int r = p * 16;
+    if (r + 16 <= d_out) v_store(y + r, a);
+    else v_store_n(y + r, a, d_out - r);
+}
+
+/* y[panels p0..p1) = W x for one token; four panels at once hide the FMA
+ * latency of the four independent chains. */
+static void gemv_panels(float *y, const float *x, const float *wp, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = (size_t)d_in * 16;
+    int p = p0;
+    for (; p + 4 <= p1; p += 4) {
+        const float *w0 = wp + (size_t)p * ps, *w1 = w0 + ps, *w2 = w1 + ps, *w3 = w2 + ps;
+        v16 a0 = v_zero(), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 0; k < d_in; k++) {
+            v16 xv = v_set1(x[k]);
+            a0 = v_fma(xv, v_load(w0 + (size_t)k * 16), a0);
+            a1 = v_fma(xv, v_load(w1 + (size_t)k * 16), a1);
+            a2 = v_fma(xv, v_load(w2 + (size_t)k * 16), a2);
+            a3 = v_fma(xv, v_load(w3 + (size_t)k * 16), a3);
+        }
+        store_panel(y, p, d_out, a0), store_panel(y, p + 1, d_out, a1);
+        store_panel(y, p + 2, d_out, a2), store_panel(y, p + 3, d_out, a3);
+    }
+    for (; p < p1; p++) {
+        const float *w0 = wp + (size_t)p * ps;
+        v16 a0 = v_zero();
+        for (int k = 0; k < d_in; k++) a0 = v_fma(v_set1(x[k]), v_load(w0 + (size_t)k * 16), a0);
+        store_panel(y, p, d_out, a0);
+    }
+}
+
+enum { GEMM_KC = 256, GEMM_MC = 128 };
+
+/* The register tile: c (GEMM_MR rows of stride ldc) x np panels (np <=
+ * GEMM_NP, constant after inlining) over k in [k0, k1), starting from zero
+ * when first, else continuing the chains stored in c. x rows have stride ldx. */
+static inline __attribute__((always_inline)) void tile(float *c, size_t ldc, const float *x, size_t ldx,
+                                                       const float *w0, const float *w1, int np, int k0, int k1,
+                                                       int first) {
+    v16 a[GEMM_MR][GEMM_NP];
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < np; j++) a[i][j] = first ? v_zero() : v_load(c + (size_t)i * ldc + 16 * j);
+    for (int k = k0; k < k1; k++) {
+        v16 b0 = v_load(w0 + (size_t)k * 16), b1 = np > 1 ? v_load(w1 + (size_t)k * 16) : b0;
+#pragma GCC unroll 8
+        for (int i = 0; i < GEMM_MR; i++) {
+            v16 xv = v_set1(x[(size_t)i * ldx + k]);
+            a[i][0] = v_fma(xv, b0, a[i][0]);
+            if (np > 1) a[i][GEMM_NP - 1] = v_fma(xv, b1, a[i][GEMM_NP - 1]);
+        }
+    }
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < np; j++) v_store(c + (size_t)i * ldc + 16 * j, a[i][j]);
+}
+
+static void tile_np(float *c, size_t ldc, const float *x, size_t ldx, const float *w0, const float *w1, int np,
+                    int k0, int k1, int first) {
+    if (GEMM_NP > 1 && np == 2) tile(c, ldc, x, ldx, w0, w1, 2, k0, k1, first);
+    else tile(c, ldc, x, ldx, w0, w1, 1, k0, k1, first);
+}
+
+/* A tile with fewer than GEMM_MR tokens or panels past d_out: the same tile
+ * runs on a zero-padded copy of C (and of x when tokens are missing), so
+ * every chain is the same as in a full tile. */
+static void tile_edge(float *y, const float *x, const float *w0, const float *w1, int np, int mr, int t, int p,
+                      int d_in, int d_out, int k0, int k1, int first) {
+    enum { CW = 16 * GEMM_NP };
+    float cbuf[GEMM_MR * CW], xbuf[GEMM_MR * GEMM_KC]; /* (GEMM_MR, CW), (GEMM_MR, GEMM_KC) */
+    int c0 = p * 16, cols = d_out - c0 < 16 * np ? d_out - c0 : 16 * np;
+    memset(cbuf, 0, sizeof cbuf);
+    if (!first)
+        for (int i = 0; i < mr; i++) memcpy(cbuf + i * CW, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
+    if (mr == GEMM_MR) {
+        tile_np(cbuf, CW, x + (size_t)t * d_in, (size_t)d_in, w0, w1, np, k0, k1, first);
+    } else {
+        memset(xbuf, 0, sizeof xbuf);
+        for (int i = 0; i < mr; i++)
+            memcpy(xbuf + i * GEMM_KC, x + (size_t)(t + i) * d_in + k0, sizeof(float) * (size_t)(k1 - k0));
+        const float *v0 = w0 + (size_t)k0 * 16, *v1 = np > 1 ? w1 + (size_t)k0 * 16 : v0;
+        tile_np(cbuf, CW, xbuf, GEMM_KC, v0, v1, np, 0, k1 - k0, first);
+    }
+    for (int i = 0; i < mr; i++) memcpy(y + (size_t)(t + i) * d_out + c0, cbuf + i * CW, sizeof(float) * (size_t)cols);
+}
+
+/* y (n, d_out) columns of panels [p0, p1): K-blocks of 256 keep the weight
+ * panels of a tile in L1 while up to 128 tokens of x stay in L2. */
+static void gemm_panels(float *y, const float *x, const float *wp, int n, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = (size_t)d_in * 16;
+    for (int k0 = 0; k0 < d_in; k0 += GEMM_KC) {
+        int k1 = k0 + GEMM_KC < d_in ? k0 + GEMM_KC : d_in, first = k0 == 0;
+        for (int t0 = 0; t0 < n; t0 += GEMM_MC) {
+            int t1 = t0 + GEMM_MC < n ? t0 + GEMM_MC : n;
+            for (int p = p0; p < p1; p += GEMM_NP) {
+                int np = p1 - p < GEMM_NP ? p1 - p : GEMM_NP;
+                const float *w0 = wp + (size_t)p * ps, *w1 = w0 + ps;
+                bool cols_ok = (p + np) * 16 <= d_out;
+                for (int t = t0; t < t1; t += GEMM_MR) {
+                    int mr = t1 - t < GEMM_MR ? t1 - t : GEMM_MR;
+                    if (mr == GEMM_MR && cols_ok)
+                        tile_np(y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, x + (size_t)t * d_in,
+                                (size_t)d_in, w0, w1, np, k0, k1, first);
+                    else
+                        tile_edge(y, x, w0, w1, np, mr, t, p, d_in, d_out, k0, k1, first);
+                }
+            }
+        }
+    }
+}
+
+/* ---- dot products, softmax, log-probability reductions ---- */
+
+/* 16 lanes over blocks of 16, the tree, then the tail in order (unfused). */
+static float dot(const float *a, const float *b, int n) {
+    v16 acc = v_zero();
+    int k = 0;
+    for (; k + 16 <= n; k += 16) acc = v_fma(v_load(a + k), v_load(b + k), acc);
+    float s = v_hsum(acc);
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+static void softmax(float *x, int n) {
+    v16 vmx = v_set1(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) vmx = v_max(vmx, v_load(x + i));
+    float mx = v_hmax(vmx);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    v16 vm = v_set1(mx), vs = v_zero();
+    for (i = 0; i + 16 <= n; i += 16) {
+        v16 e = v_exp(v_sub(v_load(x + i), vm));
+        v_store(x + i, e);
+        vs = v_add(vs, e);
+    }
+    if (i < n) {
+        v_store_n(x + i, v_exp(v_sub(v_load_n(x + i, n - i), vm)), n - i);
+        vs = v_add(vs, v_load_n(x + i, n - i)); /* lanes past n add zero */
+    }
+    float inv = 1.0f / v_hsum(vs);
+    v16 vinv = v_set1(inv);
+    for (i = 0; i + 16 <= n; i += 16) v_store(x + i, v_mul(v_load(x + i), vinv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+static float max_f32(const float *x, int n) {
+    v16 m = v_set1(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) m = v_max(m, v_load(x + i));
+    float mx = v_hmax(m);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+static double sum_exp(const float *x, int n, double m) {
+    v8d acc = d_zero(), vm = d_set1(m);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc = d_add(acc, d_exp(d_sub(d_from_f32(x + i), vm)));
+    double s = d_hsum(acc);
+    for (; i < n; i++) s += exp((double)x[i] - m);
+    return s;
+}
+
+static double dot_f64(const float *a, const float *b, int n) {
+    v8d acc = d_zero();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc = d_fma(d_from_f32(a + i), d_from_f32(b + i), acc);
+    double s = d_hsum(acc);
+    for (; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* h = silu(gate) * up: gate / (1 + e^-gate) * up. */
+static void swiglu(float *h, const float *gate, const float *up, int n) {
+    const v16 one = v_set1(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        int m = n - i;
+        v16 g = v_load_n(gate + i, m);
+        v16 e = v_exp(v_sub(v_zero(), g));
+        v_store_n(h + i, v_mul(v_div(g, v_add(one, e)), v_load_n(up + i, m)), m);
+    }
+}
+
+/* ---- attention ---- */
+
+/* nq queries x 16 ATT_NB positions per block: each key load feeds nq FMAs.
+ * The chain of every score is over d from zero, then times scale. */
+static inline __attribute__((always_inline)) void scores_q(float *s, size_t ss, const float *q, size_t qs, int nq,
+                                                           const float *kt, int ld, int head_dim, int len,
+                                                           float scale) {
+    const v16 vs = v_set1(scale);
+    int p = 0;
+    for (; p + 16 * ATT_NB <= len; p += 16 * ATT_NB) {
+        v16 a[ATT_MAXQ][ATT_NB];
+        for (int i = 0; i < nq; i++)
+            for (int b = 0; b < ATT_NB; b++) a[i][b] = v_zero();
+        for (int d = 0; d < head_dim; d++) {
+            const float *row = kt + (size_t)d * ld + p;
+            v16 kv[ATT_NB];
+            for (int b = 0; b < ATT_NB; b++) {
+                kv[b] = v_load(row + 16 * b);
+                if (nq > 1) V_KEEP(kv[b]);
+            }
+            for (int i = 0; i < nq; i++) {
+                v16 qd = v_set1(q[(size_t)i * qs + d]);
+                for (int b = 0; b < ATT_NB; b++) a[i][b] = v_fma(qd, kv[b], a[i][b]);
+            }
+        }
+        for (int i = 0; i < nq; i++)
+            for (int b = 0; b < ATT_NB; b++) v_store(s + (size_t)i * ss + p + 16 * b, v_mul(a[i][b], vs));
+    }
+    for (; p < len; p += 16) {
+        int m = len - p;
+        v16 a[ATT_MAXQ];
+        for (int i = 0; i < nq; i++) a[i] = v_zero();
+        for (int d = 0; d < head_dim; d++) {
+            v16 kv = v_load_n(kt + (size_t)d * ld + p, m);
+            for (int i = 0; i < nq; i++) a[i] = v_fma(v_set1(q[(size_t)i * qs + d]), kv, a[i]);
+        }
+        for (int i = 0; i < nq; i++) v_store_n(s + (size_t)i * ss + p, v_mul(a[i], vs), m);
+    }
+}
+
+static void attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld,
+                              int head_dim, int len, float scale) {
+    for (int i0 = 0; i0 < nq; i0 += ATT_MAXQ) {
+        int g = nq - i0 < ATT_MAXQ ? nq - i0 : ATT_MAXQ;
+        float *si = s + (size_t)i0 * ss;
+        const float *qi = q + (size_t)i0 * qs;
+        switch (g) {
+        case 4: scores_q(si, ss, qi, qs, 4 < ATT_MAXQ ? 4 : ATT_MAXQ, kt, ld, head_dim, len, scale); break;
+        case 3: scores_q(si, ss, qi, qs, 3 < ATT_MAXQ ? 3 : ATT_MAXQ, kt, ld, head_dim, len, scale); break;
+        case 2: scores_q(si, ss, qi, qs, 2 < ATT_MAXQ ? 2 : ATT_MAXQ, kt, ld, head_dim, len, scale); break;
+        default: scores_q(si, ss, qi, qs, 1, kt, ld, head_dim, len, scale); break;
+        }
+    }
+}
+
+#if HR_ISA == 2
+/* Horizontal sums of 16 vectors at once, returned as lane 4i+j = sum of
+ * A(i + 4j) (A0..A15 in argument order). Each sum uses exactly the tree of
+ * _mm512_reduce_add_ps (pairs at distance 8, 4, 2, 1), so results are
+ * bit-identical to v_hsum on each vector alone. */
+static inline __m512 reduce16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6,
+                              __m512 a7, __m512 a8, __m512 a9, __m512 a10, __m512 a11, __m512 a12, __m512 a13,
+                              __m512 a14, __m512 a15) {
+#define HALVES(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE))
+#define QUARTERS(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD))
+    /* distance 8: b_k = [A(2k) s8 | A(2k+1) s8] */
+    __m512 b0 = HALVES(a0, a1), b1 = HALVES(a2, a3), b2 = HALVES(a4, a5), b3 = HALVES(a6, a7);
+    __m512 b4 = HALVES(a8, a9), b5 = HALVES(a10, a11), b6 = HALVES(a12, a13), b7 = HALVES(a14, a15);
+    /* distance 4: c_k quarter q = s4 of A(4k + q) */
+    __m512 c0 = QUARTERS(b0, b1), c1 = QUARTERS(b2, b3), c2 = QUARTERS(b4, b5), c3 = QUARTERS(b6, b7);
+    /* distance 2 within quarters: d0 quarter q = [A(q) s2 (2) | A(4+q) s2 (2)] */
+    __m512 d0 = _mm512_add_ps(_mm512_shuffle_ps(c0, c1, 0x44), _mm512_shuffle_ps(c0, c1, 0xEE));
+    __m512 d1 = _mm512_add_ps(_mm512_shuffle_ps(c2, c3, 0x44), _mm512_shuffle_ps(c2, c3, 0xEE));
+    /* distance 1: quarter q = [A(q), A(4+q), A(8+q), A(12+q)] */
+    return _mm512_add_ps(_mm512_shuffle_ps(d0, d1, 0x88), _mm512_shuffle_ps(d0, d1, 0xDD));
+#undef HALVES
+#undef QUARTERS
+}
+#endif
+
+/* ATT_ND head dims x nq queries: each value load feeds nq FMAs, each score
+ * load ATT_ND. Every output o_i[d] is 16 lanes accumulated over the blocks
+ * of positions in order (the last block masked: lanes past len load zeros),
+ * then summed by the tree; the lanes run first over the blocks every query
+ * has whole, then each query finishes its own. One query (decode) and
+ * several (prefill) therefore agree bit for bit. */
+static inline __attribute__((always_inline)) void values_q(float *o, size_t os, const float *s, size_t ss, int nq,
+                                                           const float *vt, int ld, int head_dim, const int *len) {
+    int common = len[0];
+    for (int i = 1; i < nq; i++) common = len[i] < common ? len[i] : common;
+    common &= ~15;
+    for (int d = 0; d < head_dim; d += ATT_ND) {
+        int nd = head_dim - d < ATT_ND ? head_dim - d : ATT_ND;
+        const float *v[ATT_ND];
+        for (int r = 0; r < ATT_ND; r++) v[r] = vt + (size_t)(d + (r < nd ? r : 0)) * ld; /* spare rows repeat row d */
+        v16 a[ATT_MAXQ][ATT_ND];
+        for (int i = 0; i < nq; i++)
+            for (int r = 0; r < ATT_ND; r++) a[i][r] = v_zero();
+        for (int k = 0; k < common; k += 16) {
+            v16 vv[ATT_ND];
+            for (int r = 0; r < ATT_ND; r++) {
+                vv[r] = v_load(v[r] + k);
+                if (nq > 1) V_KEEP(vv[r]);
+            }
+            for (int i = 0; i < nq; i++) {
+                v16 sv = v_load(s + (size_t)i * ss + k);
+                V_KEEP(sv);
+                for (int r = 0; r < ATT_ND; r++) a[i][r] = v_fma(sv, vv[r], a[i][r]);
+            }
+        }
+        for (int i = 0; i < nq; i++) {
+            const float *si = s + (size_t)i * ss;
+            for (int k = common; k < len[i]; k += 16) {
+                v16 sv = v_load_n(si + k, len[i] - k);
+                for (int r = 0; r < ATT_ND; r++) a[i][r] = v_fma(sv, v_load_n(v[r] + k, len[i] - k), a[i][r]);
+            }
+        }
+        float sums[ATT_MAXQ * ATT_ND]; /* (nq, ATT_ND) */
+#if HR_ISA == 2
+        if (nq == 4) { /* lane 4i + r = query i, dim d + r */
+            _mm512_storeu_ps(sums, reduce16(a[0][0], a[1][0], a[2][0], a[3][0], a[0][1], a[1][1], a[2][1], a[3][1],
+                                            a[0][2], a[1][2], a[2][2], a[3][2], a[0][3], a[1][3], a[2][3], a[3][3]));
+        } else
+#endif
+        {
+            for (int i = 0; i < nq; i++)
+                for (int r = 0; r < ATT_ND; r++) sums[ATT_ND * i + r] = v_hsum(a[i][r]);
+        }
+        for (int i = 0; i < nq; i++)
+            for (int r = 0; r < nd; r++) o[(size_t)i * os + d + r] = sums[ATT_ND * i + r];
+    }
+}
+
+static void attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld,
+                              int head_dim, const int *len) {
+    for (int i0 = 0; i0 < nq; i0 += ATT_MAXQ) {
+        int g = nq - i0 < ATT_MAXQ ? nq - i0 : ATT_MAXQ;
+        float *oi = o + (size_t)i0 * os;
+        const float *si = s + (size_t)i0 * ss;
+        switch (g) {
+        case 4: values_q(oi, os, si, ss, 4 < ATT_MAXQ ? 4 : ATT_MAXQ, vt, ld, head_dim, len + i0); break;
+        case 3: values_q(oi, os, si, ss, 3 < ATT_MAXQ ? 3 : ATT_MAXQ, vt, ld, head_dim, len + i0); break;
+        case 2: values_q(oi, os, si, ss, 2 < ATT_MAXQ ? 2 : ATT_MAXQ, vt, ld, head_dim, len + i0); break;
+        default: values_q(oi, os, si, ss, 1, vt, ld, head_dim, len + i0); break;
+        }
+    }
+}
+
+/* ---- training kernels (grad_kernels.h) ---- */
+
+enum { GM_KC = 128 };
+
+/* mr rows x nv vectors of 16 columns of C (n0, n1 live lanes) over p in
+ * [0, kc): A element (i, p) at a[i * ai + p * ap], B row p at b + p * 32
+ * (padded with zeros); mr and nv are constants after inlining. Each C
+ * element is one chain: from C (from_c) or zero, then p in order. */
+static inline __attribute__((always_inline)) void gemm_tile(float *c, size_t ldc, const float *a, size_t ai, size_t ap,
+                                                            const float *b, int mr, int nv, int n0, int n1, int kc,
+                                                            bool from_c) {
+    v16 acc[GM_MR][GM_NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        acc[i][0] = from_c ? v_load_n(c + (size_t)i * ldc, n0) : v_zero();
+        if (nv > 1) acc[i][GM_NV - 1] = from_c ? v_load_n(c + (size_t)i * ldc + 16, n1) : v_zero();
+    }
+    for (int p = 0; p < kc; p++) {
+        const float *br = b + (size_t)p * 32, *ar = a + (size_t)p * ap;
+        v16 b0 = v_load(br), b1 = nv > 1 ? v_load(br + 16) : b0;
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            v16 av = v_set1(ar[(size_t)i * ai]);
+            acc[i][0] = v_fma(av, b0, acc[i][0]);
+            if (nv > 1) acc[i][GM_NV - 1] = v_fma(av, b1, acc[i][GM_NV - 1]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        v_store_n(c + (size_t)i * ldc, acc[i][0], n0);
+        if (nv > 1) v_store_n(c + (size_t)i * ldc + 16, acc[i][GM_NV - 1], n1);
+    }
+}
+
+/* One 16-column tile (or two with GM_NV = 2) of a (kc, 32) B slice. */
+static void gemm_tile_any(float *c, size_t ldc, const float *a, size_t ai, size_t ap, const float *b, int mr,
+                          int width, int kc, bool from_c) {
+    int n0 = width < 16 ? width : 16, n1 = width - 16;
+    if (GM_NV == 1 || width <= 16) {
+        for (int h = 0; h < (width > 16 ? 2 : 1); h++) {
+            int n = h ? n1 : n0;
+            if (mr == GM_MR) gemm_tile(c + 16 * h, ldc, a, ai, ap, b + 16 * h, GM_MR, 1, n, 0, kc, from_c);
+            else
+                for (int i = 0; i < mr; i++) /* fewer rows: one row at a time, same chains */
+                    gemm_tile(c + (size_t)i * ldc + 16 * h, ldc, a + (size_t)i * ai, ai, ap, b + 16 * h, 1, 1, n, 0, kc,
+                              from_c);
+        }
+        return;
+    }
+    if (mr == GM_MR) gemm_tile(c, ldc, a, ai, ap, b, GM_MR, 2, n0, n1, kc, from_c);
+    else
+        for (int i = 0; i < mr; i++)
+            gemm_tile(c + (size_t)i * ldc, ldc, a + (size_t)i * ai, ai, ap, b, 1, 2, n0, n1, kc, from_c);
+}
+
+/* Block rows [i0, i1) x columns [j0, j1) of C (m, nc) = A (m, k) B (k, nc):
+ * for each K-block of 128 and 32-column slice, the B slice is copied into a
+ * contiguous zero-padded buffer (B's rows may be thousands of floats apart,
+ * which would map them onto a few L1 sets) that the block's row tiles then
+ * run over; A is read in place. Packing copies values: chains unchanged. */
+static void gemm_block(float *c, size_t ldc, const float *a, size_t ai, size_t ap, const float *b, size_t ldb, int k,
+                       int i0, int i1, int j0, int j1, int accumulate) {
+    _Alignas(64) float bp[GM_KC * 32]; /* (kc, 32) B slice, zero-padded */
+    for (int p0 = 0; p0 < k; p0 += GM_KC) {
+        int kc = k - p0 < GM_KC ? k - p0 : GM_KC;
+        bool from_c = p0 > 0 || accumulate;
+        const float *ak = a + (size_t)p0 * ap;
+        for (int jt = j0; jt < j1; jt += 32) {
+            int width = j1 - jt < 32 ? j1 - jt : 32;
+            for (int p = 0; p < kc; p++) {
+                const float *src = b + (size_t)(p0 + p) * ldb + jt;
+                v_store(bp + p * 32, v_load_n(src, width));
+                v_store(bp + p * 32 + 16, v_load_n(src + 16, width - 16));
+            }
+            /* the next slice's rows are far apart (no hardware stream): fetch them while this one computes */
+            int nj = jt + 32 < j1 ? jt + 32 : j0, np0 = jt + 32 < j1 ? p0 : p0 + GM_KC;
+            for (int p = np0; p < np0 + GM_KC && p < k; p++) {
+                const char *r = (const char *)(b + (size_t)p * ldb + nj);
+                __builtin_prefetch(r), __builtin_prefetch(r + 64);
+            }
+            for (int it = i0; it < i1; it += GM_MR) {
+                int mr = i1 - it < GM_MR ? i1 - it : GM_MR;
+                gemm_tile_any(c + (size_t)it * ldc + jt, ldc, ak + (size_t)it * ai, ai, ap, bp, mr, width, kc, from_c);
+            }
+        }
+    }
+}
+
+/* dk (s, d) = scale sum_j sum_{t >= s} dS_j[t][s] q_j[t][d], dv likewise
+ * from P and dout: 16 keys x KEYS_ND head dims per pass, one chain per
+ * output over (j, t) in order. */
+static void attn_bwd_keys(float *dk, float *dv, size_t kvs, const float *ds, const float *p, size_t hs, int ldp,
+                          int n_q, const float *q, size_t qs, const float *dout, size_t dos, int head_dim, int n,
+                          int s0, int s1, float scale) {
+    if (s1 > n) s1 = n;
+    for (int sb = s0; sb < s1; sb += 16) {
+        int valid = s1 - sb < 16 ? s1 - sb : 16;
+        for (int d0 = 0; d0 < head_dim; d0 += KEYS_ND) {
+            int nd = head_dim - d0 < KEYS_ND ? head_dim - d0 : KEYS_ND;
+            v16 ak[KEYS_ND], av[KEYS_ND];
+            for (int i = 0; i < KEYS_ND; i++) ak[i] = av[i] = v_zero();
+            for (int j = 0; j < n_q; j++) {
+                const float *dsj = ds + (size_t)j * hs, *pj = p + (size_t)j * hs;
+                const float *qj = q + (size_t)j * head_dim + d0, *oj = dout + (size_t)j * head_dim + d0;
+                for (int t = sb; t < n; t++) { /* row t holds keys s <= t: lanes past it load zeros */
+                    int live = t - sb + 1;
+                    v16 sv = v_load_n(dsj + (size_t)t * ldp + sb, live);
+                    v16 pv = v_load_n(pj + (size_t)t * ldp + sb, live);
+                    const float *qt = qj + (size_t)t * qs, *ot = oj + (size_t)t * dos;
+                    if (nd == KEYS_ND) {
+#pragma GCC unroll 8
+                        for (int i = 0; i < KEYS_ND; i++) {
+                            ak[i] = v_fma(sv, v_set1(qt[i]), ak[i]);
+                            av[i] = v_fma(pv, v_set1(ot[i]), av[i]);
+                        }
+                    } else {
+                        for (int i = 0; i < nd; i++) {
+                            ak[i] = v_fma(sv, v_set1(qt[i]), ak[i]);
+                            av[i] = v_fma(pv, v_set1(ot[i]), av[i]);
+                        }
+                    }
+                }
+            }
+            float bk[KEYS_ND][16], bv[KEYS_ND][16]; /* (KEYS_ND, 16 keys) */
+            for (int i = 0; i < nd; i++) {
+                v_store(bk[i], v_mul(ak[i], v_set1(scale)));
+                v_store(bv[i], av[i]);
+            }
+            for (int l = 0; l < valid; l++)
+                for (int i = 0; i < nd; i++) {
+                    dk[(size_t)(sb + l) * kvs + d0 + i] = bk[i][l];
+                    dv[(size_t)(sb + l) * kvs + d0 + i] = bv[i][l];
+                }
+        }
+    }
+}
+
+const hr_kernel_table HR_SFX(hr_kernels) = {
+    .name = HR_ISA == 2 ? "avx512" : HR_ISA == 1 ? "avx2" : "scalar",
+    .gemv_panels = gemv_panels,
+    .gemm_panels = gemm_panels,
+    .dot = dot,
+    .softmax = softmax,
+    .max_f32 = max_f32,
+    .sum_exp = sum_exp,
+    .dot_f64 = dot_f64,
+    .attn_scores_multi = attn_scores_multi,
+    .attn_values_multi = attn_values_multi,
+    .swiglu = swiglu,
+    .gemm_block = gemm_block,
+    .attn_bwd_keys = attn_bwd_keys,
+};

@@ -1,0 +1,299 @@
+/* Run-time kernel paths (src/engine/kernels_isa.h): every path this CPU
+ * supports is forced in turn; each kernel is checked against its scalar
+ * reference (the fmaf chain for the products: bit for bit; double / libm
+ * references for the rest, tolerances stated) and all paths against each
+ * other bit for bit; stories260K's logits are the same bits on every path,
+ * and prefill = decode and pruned = gated hold on each. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "engine/grad/grad_kernels.h"
+#include "engine/kernels.h"
+#include "engine/kernels_isa.h"
+#include "engine/pool.h"
+#include "headroom/context.h"
+#include "headroom/model.h"
+#include "headroom/prune.h"
+#include "model/config.h"
+#include "study/prune/surgery_internal.h"
+
+static const char *const k_names[HR_CPU_N_PATHS] = {"scalar", "avx2", "avx512"};
+static uint32_t g_seed = 12345;
+
+static float frand(void) { /* uniform in [-1, 1) */
+    g_seed = g_seed * 1664525u + 1013904223u;
+    return (float)((g_seed >> 8) & 0xFFFFFF) / 8388608.0f - 1.0f;
+}
+
+static float *rand_buf(size_t n, float scale) {
+    float *p = aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
+    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+/* Bitwise equality of n floats (NaN patterns included); prints the count. */
+static size_t n_bits_differ(const float *a, const float *b, size_t n) {
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) d += memcmp(a + i, b + i, sizeof(float)) != 0;
+    return d;
+}
+
+static int n_supported(void) {
+    int n = 0;
+    for (int k = 0; k < HR_CPU_N_PATHS; k++) n += hr_cpu_supports((hr_cpu_kind)k);
+    return n;
+}
+
+static void each_supported_path_can_be_forced_and_others_are_refused(void) {
+    printf("    this CPU runs: ");
+    for (int k = 0; k < HR_CPU_N_PATHS; k++)
+        if (hr_cpu_supports((hr_cpu_kind)k)) printf("%s ", k_names[k]);
+    printf("(default %s)\n", hr_cpu_path());
+    CHECK(hr_cpu_supports(HR_CPU_SCALAR), "plain C must always run");
+    for (int k = 0; k < HR_CPU_N_PATHS; k++) {
+        hr_status st = hr_cpu_force((hr_cpu_kind)k);
+        if (hr_cpu_supports((hr_cpu_kind)k)) {
+            CHECK(st == HR_OK, "forcing %s: %s", k_names[k], hr_last_error());
+            CHECK(strcmp(hr_cpu_path(), k_names[k]) == 0, "path %s after forcing %s", hr_cpu_path(), k_names[k]);
+        } else {
+            CHECK(st == HR_ERR_UNSUPPORTED && strlen(hr_last_error()) > 0, "unsupported %s accepted", k_names[k]);
+        }
+    }
+    CHECK(hr_cpu_force((hr_cpu_kind)7) == HR_ERR_UNSUPPORTED, "path 7 accepted");
+    hr_cpu_force(hr_cpu_best());
+}
+
+/* Every kernel's outputs on one path, concatenated (sizes chosen to cross
+ * the tails: 16-lane blocks, 64-position blocks, K-blocks of 256 / 128,
+ * tiles of 8 or 6 tokens, partial panels). */
+typedef struct {
+    float *out;
+    size_t n, pos;
+} outbuf;
+
+static void put(outbuf *o, const float *x, size_t n) {
+    if (o->pos + n <= o->n) memcpy(o->out + o->pos, x, n * sizeof(float));
+    o->pos += n;
+}
+
+static void put_d(outbuf *o, double v) {
+    float f[2];
+    memcpy(f, &v, sizeof v);
+    put(o, f, 2);
+}
+
+enum { D_IN = 300, D_OUT = 45, NT = 19, LEN = 83, HD = 20, LD = 96, VOC = 1000 };
+
+static void run_kernels(outbuf *o, const char *path) {
+    hr_pool *pool = NULL;
+    hr_pool_new(3, &pool);
+    g_seed = 777; /* the same inputs on every path */
+    float *w = rand_buf((size_t)D_OUT * D_IN, 1.0f), *x = rand_buf((size_t)NT * D_IN, 1.0f);
+    float *wp = aligned_alloc(64, hr_packed_floats(D_OUT, D_IN) * sizeof(float));
+    hr_pack_panels(wp, w, D_OUT, D_IN, 0, (D_OUT + 15) / 16);
+    float *y = calloc((size_t)NT * D_OUT, sizeof(float)), *yr = calloc((size_t)NT * D_OUT, sizeof(float));
+    /* products: the fmaf chain, bit for bit, for every batch size */
+    int sizes[] = {1, 2, 3, 4, 7, 8, NT};
+    for (int i = 0; i < 7; i++) {
+        int n = sizes[i];
+        hr_matmul(pool, y, x, wp, n, D_IN, D_OUT);
+        hr_matmul_packed_ref(yr, x, wp, n, D_IN, D_OUT);
+        size_t bad = n_bits_differ(y, yr, (size_t)n * D_OUT);
+        CHECK(bad == 0, "%s: matmul of %d tokens: %zu outputs differ from the fmaf chain", path, n, bad);
+        put(o, y, (size_t)n * D_OUT);
+    }
+    /* dot: 16 lanes + tree, vs double (|err| <= 1e-5 relative to sum |a b|) */
+    double ref = 0, mag = 0;
+    for (int k = 0; k < D_IN; k++) ref += (double)x[k] * w[k], mag += fabs((double)x[k] * w[k]);
+    float d = hr_dot(x, w, D_IN - 3);
+    double ref3 = ref;
+    for (int k = D_IN - 3; k < D_IN; k++) ref3 -= (double)x[k] * w[k];
+    CHECK(fabs(d - ref3) <= 1e-5 * mag, "%s: dot %g vs %g", path, (double)d, ref3);
+    put(o, &d, 1);
+    /* softmax with a wide range (underflow to 0 and subnormals): |err| <= 1e-6 */
+    float *sm = rand_buf(VOC + 7, 60.0f), *smr = malloc((VOC + 7) * sizeof(float));
+    sm[5] = -200.0f, sm[6] = 95.0f;
+    memcpy(smr, sm, (VOC + 7) * sizeof(float));
+    float mx = hr_max_f32(sm, VOC + 7), mxr = -INFINITY;
+    for (int i = 0; i < VOC + 7; i++) mxr = sm[i] > mxr ? sm[i] : mxr;
+    CHECK(mx == mxr, "%s: max %g vs %g", path, (double)mx, (double)mxr);
+    double se = hr_sum_exp(sm, VOC + 7, mx), ser = hr_sum_exp_ref(sm, VOC + 7, mx);
+    CHECK(fabs(se - ser) <= 1e-14 * ser, "%s: sum_exp %.17g vs %.17g", path, se, ser);
+    put_d(o, se);
+    double df = hr_dot_f64(x, w, D_IN - 1), dfr = hr_dot_f64_ref(x, w, D_IN - 1);
+    CHECK(fabs(df - dfr) <= 1e-12 * mag, "%s: dot_f64 %.17g vs %.17g", path, df, dfr);
+    put_d(o, df);
+    hr_softmax(sm, VOC + 7);
+    hr_softmax_ref(smr, VOC + 7);
+    printf("    %-6s ", path);
+    CHECK(hr_t_maxdiff("softmax vs double reference", sm, smr, VOC + 7) <= 1e-6, "%s: softmax", path);
+    put(o, sm, VOC + 7);
+    /* swiglu, gates up to +-100 (e^100 overflows to inf: silu -> -0): rel 1e-6 */
+    float *g = rand_buf(VOC + 5, 12.0f), *u = rand_buf(VOC + 5, 1.0f);
+    g[0] = 100.0f, g[1] = -100.0f, g[2] = -88.0f, g[3] = 0.0f;
+    float *h = malloc((VOC + 5) * sizeof(float)), *hr = malloc((VOC + 5) * sizeof(float));
+    hr_swiglu(h, g, u, VOC + 5);
+    hr_swiglu_ref(hr, g, u, VOC + 5);
+    double sw = 0;
+    for (int i = 0; i < VOC + 5; i++) {
+        double e = fabs((double)h[i] - hr[i]) / (fabs((double)hr[i]) + 1e-30);
+        if (fabs((double)hr[i]) > 1e-30 && e > sw) sw = e;
+    }
+    printf("    %-6s swiglu vs libm reference: max rel diff %.3g\n", path, sw);
+    CHECK(sw <= 1e-6, "%s: swiglu rel %g", path, sw);
+    put(o, h, VOC + 5);
+    /* attention: one and several queries agree bit for bit; vs double 1e-5 */
+    float *q = rand_buf(4 * HD, 1.0f), *kt = rand_buf((size_t)HD * LD, 1.0f), *vt = rand_buf((size_t)HD * LD, 1.0f);
+    float s1[4][LD], sr[LD], sm4[4][LD], o1[4][HD], o4[4][HD], orf[HD];
+    int lens[4] = {LEN - 3, LEN - 2, LEN - 1, LEN};
+    hr_attn_scores_multi(&sm4[0][0], LD, q, HD, 4, kt, LD, HD, LEN, 0.25f);
+    hr_attn_values_multi(&o4[0][0], HD, &sm4[0][0], LD, 4, vt, LD, HD, lens);
+    for (int i = 0; i < 4; i++) {
+        hr_attn_scores(s1[i], q + i * HD, kt, LD, HD, LEN, 0.25f);
+        hr_attn_values(o1[i], sm4[i], vt, LD, HD, lens[i]);
+        CHECK(n_bits_differ(s1[i], sm4[i], LEN) == 0, "%s: scores of query %d: multi != single", path, i);
+        CHECK(n_bits_differ(o1[i], o4[i], HD) == 0, "%s: values of query %d: multi != single", path, i);
+    }
+    hr_attn_scores_ref(sr, q + 3 * HD, kt, LD, HD, LEN, 0.25f);
+    hr_attn_values_ref(orf, sm4[3], vt, LD, HD, LEN);
+    CHECK(hr_t_maxdiff("attention scores vs double", s1[3], sr, LEN) <= 1e-5, "%s: scores", path);
+    CHECK(hr_t_maxdiff("attention values vs double", o1[3], orf, HD) <= 1e-4, "%s: values", path);
+    put(o, &sm4[0][0], 4 * LD), put(o, &o4[0][0], 4 * HD);
+    /* training GEMM: the fmaf chain of hr_gemm_ref, bit for bit (A transposed too) */
+    enum { GM = 21, GK = 150, GN = 45 };
+    float *ga = rand_buf((size_t)GM * GK, 1.0f), *gb = rand_buf((size_t)GK * GN, 1.0f);
+    float *gc = rand_buf((size_t)GM * GN, 1.0f), *gr = malloc((size_t)GM * GN * sizeof(float));
+    memcpy(gr, gc, (size_t)GM * GN * sizeof(float));
+    hr_gemm(pool, gc, GN, ga, GK, 1, gb, GN, GM, GK, GN, true);
+    hr_gemm_ref(gr, GN, ga, GK, 1, gb, GN, GM, GK, GN, true);
+    CHECK(n_bits_differ(gc, gr, (size_t)GM * GN) == 0, "%s: gemm differs from the fmaf chain", path);
+    put(o, gc, (size_t)GM * GN);
+    hr_gemm(pool, gc, GN, ga, 1, GM, gb, GN, 7, 20, GN, false); /* A read transposed */
+    hr_gemm_ref(gr, GN, ga, 1, GM, gb, GN, 7, 20, GN, false);
+    CHECK(n_bits_differ(gc, gr, (size_t)7 * GN) == 0, "%s: transposed gemm differs from the fmaf chain", path);
+    /* key / value gradients: brute force chains over heads, then t >= s */
+    enum { NQ = 2, N = 37, BH = 20, BLDP = 48 };
+    size_t hs = (size_t)N * BLDP, qs = NQ * BH;
+    float *ds = rand_buf(NQ * hs, 1.0f), *pp = rand_buf(NQ * hs, 1.0f);
+    float *bq = rand_buf((size_t)N * qs, 1.0f), *bo = rand_buf((size_t)N * qs, 1.0f);
+    float dk[N][BH], dv[N][BH];
+    hr_attn_bwd_keys(&dk[0][0], &dv[0][0], BH, ds, pp, hs, BLDP, NQ, bq, qs, bo, qs, BH, N, 0, N, 0.5f);
+    size_t bad = 0;
+    for (int s = 0; s < N; s++)
+        for (int dd = 0; dd < BH; dd++) {
+            float ak = 0, av = 0;
+            for (int j = 0; j < NQ; j++)
+                for (int t = s; t < N; t++) {
+                    ak = fmaf(ds[j * hs + (size_t)t * BLDP + s], bq[(size_t)t * qs + j * BH + dd], ak);
+                    av = fmaf(pp[j * hs + (size_t)t * BLDP + s], bo[(size_t)t * qs + j * BH + dd], av);
+                }
+            bad += ak * 0.5f != dk[s][dd] || av != dv[s][dd];
+        }
+    CHECK(bad == 0, "%s: %zu key/value gradients differ from the fmaf chains", path, bad);
+    put(o, &dk[0][0], (size_t)N * BH), put(o, &dv[0][0], (size_t)N * BH);
+    free(w), free(x), free(wp), free(y), free(yr), free(sm), free(smr), free(g), free(u), free(h), free(hr);
+    free(q), free(kt), free(vt), free(ga), free(gb), free(gc), free(gr), free(ds), free(pp), free(bq), free(bo);
+    hr_pool_free(pool);
+}
+
+static void every_kernel_gives_the_same_bits_on_every_path(void) {
+    enum { CAP = 1 << 16 };
+    outbuf ref = {calloc(CAP, sizeof(float)), CAP, 0};
+    int have_ref = 0;
+    for (int k = HR_CPU_N_PATHS - 1; k >= 0; k--) {
+        if (hr_cpu_force((hr_cpu_kind)k) != HR_OK) continue;
+        outbuf o = {calloc(CAP, sizeof(float)), CAP, 0};
+        run_kernels(&o, k_names[k]);
+        CHECK(o.pos <= CAP, "output buffer too small (%zu)", o.pos);
+        if (!have_ref) {
+            memcpy(ref.out, o.out, CAP * sizeof(float)), ref.pos = o.pos, have_ref = 1;
+        } else {
+            size_t bad = n_bits_differ(ref.out, o.out, o.pos);
+            printf("    %s vs the widest path: %zu of %zu kernel outputs differ in any bit\n", k_names[k], bad, o.pos);
+            CHECK(o.pos == ref.pos && bad == 0, "%s differs from the widest path", k_names[k]);
+        }
+        free(o.out);
+    }
+    free(ref.out);
+    hr_cpu_force(hr_cpu_best());
+}
+
+/* ---- whole model ---- */
+
+static const int32_t k_tokens[] = {1, 403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
+                                   284, 266, 292, 343, 261, 378, 429, 360, 370, 300, 322, 411, 290, 268, 407, 270,
+                                   301, 280, 290, 300, 310, 320, 330, 340, 350, 360, 370, 380, 390, 400, 410, 420,
+                                   430, 440, 450, 460, 470, 480, 490, 500, 260, 270, 280, 290, 300, 310, 320, 330,
+                                   340, 350, 360, 370, 380, 390};
+enum { N_TOK = sizeof k_tokens / sizeof k_tokens[0] };
+
+/* All-position logits (prefill, or one token at a time), optional gates. */
+static float *logits(const hr_model *m, const float *gates, int decode) {
+    hr_context *ctx = NULL;
+    hr_context_params p = hr_context_default_params();
+    p.n_threads = 2;
+    if (hr_context_new(m, &p, &ctx) != HR_OK) return NULL;
+    int V = hr_model_config(m)->vocab_size;
+    float *lg = malloc(sizeof(float) * N_TOK * V);
+    if (gates) hr_context_set_head_gates(ctx, gates);
+    hr_status st = HR_OK;
+    if (decode)
+        for (int t = 0; t < N_TOK && st == HR_OK; t++) st = hr_forward(ctx, &k_tokens[t], 1, lg + (size_t)t * V, false);
+    else st = hr_forward(ctx, k_tokens, N_TOK, lg, true);
+    hr_context_free(ctx);
+    if (st != HR_OK) free(lg), lg = NULL;
+    return lg;
+}
+
+static void stories260k_logits_prefill_decode_and_pruning_agree_on_every_path(void) {
+    hr_model *m = NULL, *pruned = NULL;
+    CHECK(hr_model_load(SHARED("models/stories260K/stories260K.bin"), &m) == HR_OK, "load: %s", hr_last_error());
+    if (!m) return;
+    const hr_config *c = hr_model_config(m);
+    int V = c->vocab_size, mh = hr_config_max_heads(c);
+    size_t n = (size_t)N_TOK * V;
+    /* layer 2 loses both query heads of KV group 1; the gated model zeroes them */
+    hr_prune_spec *s = NULL;
+    hr_prune_spec_new(m, &s);
+    float *gates = malloc(sizeof(float) * (size_t)c->n_layers * mh);
+    for (int i = 0; i < c->n_layers * mh; i++) gates[i] = 1.0f;
+    s->keep_head[2][2] = s->keep_head[2][3] = 0;
+    gates[2 * mh + 2] = gates[2 * mh + 3] = 0;
+    CHECK(hr_prune_apply(m, s, &pruned) == HR_OK, "prune: %s", hr_last_error());
+    float *first = NULL;
+    for (int k = HR_CPU_N_PATHS - 1; k >= 0 && pruned; k--) {
+        if (hr_cpu_force((hr_cpu_kind)k) != HR_OK) continue;
+        float *pre = logits(m, NULL, 0), *dec = logits(m, NULL, 1), *gp = logits(m, gates, 0), *pp = logits(pruned, NULL, 0);
+        CHECK(pre && dec && gp && pp, "%s: forward failed: %s", k_names[k], hr_last_error());
+        if (pre && dec && gp && pp) {
+            printf("    %s:\n", k_names[k]);
+            CHECK(hr_t_maxdiff("prefill vs decode", pre, dec, n) == 0, "%s: prefill != decode", k_names[k]);
+            CHECK(hr_t_maxdiff("pruned vs gated", pp, gp, n) == 0, "%s: pruned != gated", k_names[k]);
+            CHECK(n_bits_differ(pre, dec, n) == 0 && n_bits_differ(pp, gp, n) == 0, "%s: bits differ", k_names[k]);
+            if (!first) {
+                first = pre, pre = NULL;
+            } else {
+                double d = hr_t_maxdiff("logits vs the widest path", first, pre, n);
+                CHECK(d == 0 && n_bits_differ(first, pre, n) == 0, "%s: logits differ from the widest path (%.3g)",
+                      k_names[k], d);
+            }
+        }
+        free(pre), free(dec), free(gp), free(pp);
+    }
+    free(first), free(gates);
+    hr_prune_spec_free(s);
+    hr_model_free(pruned);
+    hr_model_free(m);
+    hr_cpu_force(hr_cpu_best());
+}
+
+int main(void) {
+    HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
+    printf("    %d kernel paths on this CPU\n", n_supported());
+    RUN(each_supported_path_can_be_forced_and_others_are_refused);
+    RUN(every_kernel_gives_the_same_bits_on_every_path);
+    RUN(stories260k_logits_prefill_decode_and_pruning_agree_on_every_path);
+    TEST_MAIN_END();
+}
