@@ -135,6 +135,9 @@ typedef struct {
 } hr_train_info;
 
 HR_API void hr_train_get_info(const hr_train *t, hr_train_info *out);
+/* LoRA targets from names "q,k,v,o,gate,up,down" (or "all") into an OR of
+ * hr_lora_target; an unknown name is HR_ERR_INVALID_ARG naming it. */
+HR_API hr_status hr_lora_targets_parse(const char *list, uint32_t *out);
 /* Learning rate of step s (0-based) under p's schedule. */
 HR_API double hr_train_lr_at(const hr_train_params *p, int s);
 /* Start positions (in the token ids) of the windows step `step` (0-based;

@@ -53,6 +53,27 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+hr_status hr_lora_targets_parse(const char *list, uint32_t *out) {
+    static const char *names[] = {"q", "k", "v", "o", "gate", "up", "down"};
+    if (!list || !out) return hr_err(HR_ERR_INVALID_ARG, "no LoRA target list given");
+    uint32_t m = 0;
+    for (const char *s = list; *s;) {
+        size_t n = strcspn(s, ", ");
+        bool found = n == 3 && !strncmp(s, "all", 3);
+        if (found) m |= HR_LORA_ALL;
+        for (int i = 0; i < 7 && !found && n; i++)
+            if (strlen(names[i]) == n && !strncmp(s, names[i], n)) m |= 1u << i, found = true;
+        if (n && !found)
+            return hr_err(HR_ERR_INVALID_ARG, "unknown LoRA target '%.*s' (expected q, k, v, o, gate, up, down or all)",
+                          (int)n, s);
+        s += n;
+        s += strspn(s, ", ");
+    }
+    if (!m) return hr_err(HR_ERR_INVALID_ARG, "no LoRA target named");
+    *out = m;
+    return HR_OK;
+}
+
 static char *dup_str(const char *s) {
     if (!s) return NULL;
     size_t n = strlen(s) + 1;
@@ -409,6 +430,8 @@ hr_status hr_train_run(hr_train *t) {
             else hr_err(HR_ERR_ABORTED, "%s; checkpoint written to %s", msg, t->checkpoint);
         }
     }
+    double hl;
+    if (st == HR_OK && !isfinite(t->info.heldout_loss)) st = hr_train_eval(t, &hl); /* resumed at the end */
     hr_progress_leave(&saved);
     return st;
 }
