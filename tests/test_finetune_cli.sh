@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end tests of `headroom finetune` and `headroom train` on
+# End-to-end tests of `headroom finetune`, `headroom train` and
+# `headroom prune --recover` on
 # stories260K: LoRA fine-tuning lowers the held-out loss and writes a GGUF
 # and an HF folder that load; Ctrl-C writes a checkpoint and --resume ends
 # with a model byte-identical to an uninterrupted run's; train from random
@@ -59,6 +60,16 @@ grep -q "held-out loss 6\.[0-9]* -> [0-5]\." "$T/out" && ok "a random model lear
 expect_ok "same seed again" train --config "$CFG" -f "$T/big.txt" --steps 60 --lr 1e-2 --window 32 -q -o "$T/r2.gguf"
 cmp -s "$T/r1.gguf" "$T/r2.gguf" && ok "train is deterministic from --seed" || fail "two runs differ"
 expect_ok "trained model runs" ppl "$T/r1.gguf" -f "$T/text.txt"
+
+# recovery after pruning: LoRA fine-tune of the pruned model, merged
+expect_ok "prune --recover" prune "$M" --by random --heads 50% --mlp 25% -f "$T/big.txt" --tokens 512 --recover 60 \
+  --lora-rank 4 --lr 3e-3 -q -o "$T/rec.gguf"
+read -r a b < <(sed -n 's/^held-out loss \([0-9.]*\) -> \([0-9.]*\) .*/\1 \2/p' "$T/out")
+/usr/bin/python3 -c "import sys; sys.exit(0 if float('$b') < float('$a') else 1)" 2>/dev/null &&
+  ok "recovery lowers the pruned model's held-out loss ($a -> $b)" || fail "no recovery: $(cat "$T/out")"
+expect_ok "recovered model loads" info "$T/rec.gguf"
+expect_error "--recover-text without --recover" "needs --recover" "$T/x.gguf" prune "$M" --by random --heads 25% \
+  --recover-text "$T/big.txt" -o "$T/x.gguf"
 
 # bad input: one error line, nothing written
 expect_error "lr 0" "learning rate" "$T/x.gguf" "${FT[@]}" --lora-rank 4 --steps 5 --lr 0 -o "$T/x.gguf"
