@@ -63,12 +63,7 @@ int cmd_finetune(int argc, char **argv) {
     int rc = cli_load_model(path, &m);
     if (rc == CLI_OK) rc = cli_load_tokenizer(path, m, tk, &tok);
     if (rc == CLI_OK) rc = cli_train_run(m, tok, text, out, &p, &ft);
-    if (rc == CLI_OK && hr_model_save_gguf(ft, tok, out, dtype) != HR_OK) rc = cli_lib_error("cannot write the GGUF");
-    if (rc == CLI_OK && hf && hr_model_save_hf(ft, tok, hf, dtype) != HR_OK) {
-        remove(out);
-        rc = cli_lib_error("cannot write the Hugging Face folder");
-    }
-    if (rc == CLI_OK) printf("wrote %s%s%s\n", out, hf ? " and " : "", hf ? hf : "");
+    if (rc == CLI_OK) rc = cli_train_write(ft, tok, out, hf, dtype);
     hr_model_free(ft);
     hr_tokenizer_free(tok);
     hr_model_free(m);

@@ -97,12 +97,7 @@ int cmd_train(int argc, char **argv) {
                (long long)hr_model_n_params(m));
         rc = cli_train_run(m, tok, text, out, &p, &trained);
     }
-    if (rc == CLI_OK && hr_model_save_gguf(trained, tok, out, dtype) != HR_OK) rc = cli_lib_error("cannot write the GGUF");
-    if (rc == CLI_OK && hf && hr_model_save_hf(trained, tok, hf, dtype) != HR_OK) {
-        remove(out);
-        rc = cli_lib_error("cannot write the Hugging Face folder");
-    }
-    if (rc == CLI_OK) printf("wrote %s%s%s\n", out, hf ? " and " : "", hf ? hf : "");
+    if (rc == CLI_OK) rc = cli_train_write(trained, tok, out, hf, dtype);
     hr_model_free(trained);
     hr_model_free(m);
     hr_tokenizer_free(tok);

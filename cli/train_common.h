@@ -40,6 +40,10 @@ int cli_train_read(const cli_spec *spec, const cli_args *a, hr_train_params *p);
 int cli_train_run(const hr_model *m, const hr_tokenizer *tok, const char *text_path, const char *out_path,
                   hr_train_params *p, hr_model **out);
 
+/* Writes the trained model as GGUF at out (and an HF folder at hf, may be
+ * NULL; the GGUF is removed when that fails) and prints what was written. */
+int cli_train_write(const hr_model *m, const hr_tokenizer *tok, const char *out, const char *hf, hr_dtype dtype);
+
 /* Checks OUT (GGUF) and --hf / checkpoint outputs before any work. */
 int cli_train_check_outputs(const char *out, const char *hf, const hr_train_params *p, bool force,
                             const char *model_path, const char *const *inputs);
