@@ -421,7 +421,7 @@ hr_status hr_train_run(hr_train *t) {
         set_unit(t);
         bool stop = t->p.stop && *t->p.stop;
         st = hr_progress_update(t->info.step);
-        if (st == HR_OK && stop) st = hr_err(HR_ERR_ABORTED, "training stopped after step %d of %d", t->info.step, t->p.steps);
+        if (st == HR_OK && stop && !last) st = hr_err(HR_ERR_ABORTED, "training stopped after step %d of %d", t->info.step, t->p.steps);
         if (st == HR_ERR_ABORTED && t->checkpoint && !last) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", hr_last_error());
