@@ -32,6 +32,17 @@ static void tmp_path(char *buf, size_t cap, const char *name) {
     snprintf(buf, cap, "%s/hr_test_train_%d_%s", HR_BINARY_DIR, (int)getpid(), name);
 }
 
+/* Tensors whose values are not bit-identical in two parameter sets of one shape. */
+static int tensors_differ(const hr_params *pa, const hr_params *pb) {
+    int differ = 0;
+    for (int i = 0; i < hr_params_n_tensors(pa); i++) {
+        hr_param_info in;
+        hr_params_info(pa, i, &in);
+        differ += memcmp(hr_params_data(pa, i), hr_params_data(pb, i), sizeof(float) * (size_t)(in.rows * in.cols)) != 0;
+    }
+    return differ;
+}
+
 static int stop_at_3(const hr_progress_info *info, void *user) {
     (void)user;
     return info->done == 3;
@@ -74,12 +85,7 @@ static void a_resumed_run_continues_the_loss_curve_bit_for_bit(void) {
         }
         CHECK(same == 3, "%d of 3 losses bit-identical", same);
         const hr_params *pa = hr_train_parameters(t), *pb = hr_train_parameters(b);
-        int differ = 0;
-        for (int i = 0; i < hr_params_n_tensors(pa); i++) {
-            hr_param_info in;
-            hr_params_info(pa, i, &in);
-            differ += memcmp(hr_params_data(pa, i), hr_params_data(pb, i), sizeof(float) * (size_t)(in.rows * in.cols)) != 0;
-        }
+        int differ = tensors_differ(pa, pb);
         CHECK(differ == 0, "%d tensors differ after resuming", differ);
     }
     hr_train_free(b);
@@ -279,12 +285,7 @@ static void random_initialisation_is_deterministic_and_trains(void) {
     if (!a || !b) return;
     hr_params *pa = NULL, *pb = NULL;
     hr_params_new(a, NULL, &pa), hr_params_new(b, NULL, &pb);
-    int differ = 0;
-    for (int i = 0; i < hr_params_n_tensors(pa); i++) {
-        hr_param_info in;
-        hr_params_info(pa, i, &in);
-        differ += memcmp(hr_params_data(pa, i), hr_params_data(pb, i), sizeof(float) * (size_t)(in.rows * in.cols)) != 0;
-    }
+    int differ = tensors_differ(pa, pb);
     CHECK(differ == 0, "%d tensors differ for the same seed", differ);
     /* initial loss near log(vocab): the classifier starts almost uniform */
     hr_train_params p = small_params();
