@@ -3,6 +3,7 @@
  * prune.json. */
 #include "commands.h"
 #include "common.h"
+#include "train_common.h"
 
 #include "headroom/prune.h"
 #include "headroom/save.h"
@@ -35,6 +36,10 @@ static const cli_opt k_opts[] = {
     {"out", 'o', "OUT.gguf", "output GGUF (required); prune.json goes to OUT.prune.json"},
     {"report", 0, "FILE", "where to write prune.json (default OUT.prune.json)"},
     {"hf", 0, "DIR", "also write a Hugging Face folder (uniform results only)"},
+    {"recover", 0, "STEPS", "after the surgery, LoRA fine-tune STEPS steps on --recover-text and merge"},
+    {"recover-text", 0, "FILE", "recovery text (default --text; its last 10% held out)"},
+    {"lora-rank", 0, "R", "LoRA rank of --recover (default 8)"},
+    {"lr", 0, "LR", "learning rate of --recover (default 1e-3; warm-up 10%, cosine, clip 1)"},
     CLI_DTYPE_OPTION,
     CLI_TOKENIZER_OPTION,
     CLI_THREADS_OPTION,
@@ -62,7 +67,8 @@ static const cli_spec k_spec = {
 };
 
 typedef struct {
-    const char *scores, *layers, *text, *out, *hf, *tokenizer;
+    const char *scores, *layers, *text, *out, *hf, *tokenizer, *recover_text;
+    hr_train_params recover; /* steps 0 = no recovery */
     char report[PATH_MAX + 32];
     hr_dtype dtype;
     bool force;
@@ -106,6 +112,16 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     o->dtype = HR_DTYPE_F32;
     if (dt && hr_dtype_from_name(dt, &o->dtype) != HR_OK) return cli_lib_error("bad --dtype");
     if (!o->out) return cli_error("--out OUT.gguf is required (see 'headroom prune --help')");
+    long rsteps = 0;
+    o->recover = hr_train_default_params();
+    o->recover.lora_rank = 8;
+    if (cli_get_int(&k_spec, a, "recover", 1, INT_MAX, &rsteps) || cli_train_read(&k_spec, a, &o->recover))
+        return CLI_FAIL;
+    o->recover.steps = (int)rsteps, o->recover.warmup = (int)(rsteps / 10);
+    o->recover_text = cli_value(&k_spec, a, "recover-text");
+    if (!o->recover_text) o->recover_text = o->text;
+    if (rsteps && !o->recover_text) return cli_error("--recover needs --recover-text FILE (or --text)");
+    if (!rsteps && cli_value(&k_spec, a, "recover-text")) return cli_error("--recover-text needs --recover STEPS");
     const char *rep = cli_value(&k_spec, a, "report");
     if (rep) snprintf(o->report, sizeof o->report, "%s", rep);
     else snprintf(o->report, sizeof o->report, "%s.prune.json", o->out);
@@ -115,7 +131,7 @@ static int read_opts(const cli_args *a, prune_opts *o) {
 /* Every output is checked before any work: never an input, never a foreign
  * file without --force, always writable. */
 static int check_outputs(const prune_opts *o, const char *model_path) {
-    const char *inputs[] = {o->scores, o->layers, o->text, o->tokenizer, NULL};
+    const char *inputs[] = {o->scores, o->layers, o->text, o->tokenizer, o->recover_text, NULL};
     if (cli_check_output(o->out, HR_OUT_GGUF, NULL, o->force, model_path, o->tokenizer, inputs) ||
         cli_check_output(o->report, HR_OUT_JSON, "headroom.prune", o->force, model_path, o->tokenizer, inputs) ||
         (o->hf && cli_check_output(o->hf, HR_OUT_HF_FOLDER, NULL, o->force, model_path, o->tokenizer, inputs)))
@@ -132,6 +148,7 @@ typedef struct {
     hr_scores *scores;
     char *text;
     hr_prune_result *res;
+    hr_model *recovered; /* the pruned model after --recover, or NULL */
 } prune_state;
 
 static int load_inputs(const cli_args *a, prune_opts *o, prune_state *st) {
@@ -145,12 +162,12 @@ static int load_inputs(const cli_args *a, prune_opts *o, prune_state *st) {
             return cli_lib_error("cannot read the scores");
     }
     o->p.scores = st->scores;
-    if (!o->text) {
+    if (!o->text && !o->recover.steps) {
         cli_load_tokenizer_optional(st->model_path, st->m, o->tokenizer, &st->tok);
         return CLI_OK;
     }
     if (cli_load_tokenizer(st->model_path, st->m, o->tokenizer, &st->tok) ||
-        cli_read_text(o->text, &st->text, &o->p.text_len))
+        (o->text && cli_read_text(o->text, &st->text, &o->p.text_len)))
         return CLI_FAIL;
     o->p.text = st->text;
     return CLI_OK;
@@ -165,7 +182,7 @@ static void warn_amount(const char *what, const char *asked, const hr_prune_plan
 }
 
 static int write_outputs(const prune_opts *o, prune_state *st) {
-    const hr_model *p = hr_prune_result_model(st->res);
+    const hr_model *p = st->recovered ? st->recovered : hr_prune_result_model(st->res);
     if (o->hf && !hr_config_uniform(hr_model_config(p)))
         return cli_error("the pruned model differs across layers; a Hugging Face folder needs a uniform result "
                          "(use --uniform, or write only the GGUF)");
@@ -207,7 +224,10 @@ int cmd_prune(int argc, char **argv) {
     int rc = read_opts(&a, &o);
     if (rc == CLI_OK) rc = load_inputs(&a, &o, &st);
     if (rc == CLI_OK && hr_prune_run(st.m, st.tok, &o.p, &st.res) != HR_OK) rc = cli_lib_error("pruning failed");
+    if (rc == CLI_OK && o.recover.steps)
+        rc = cli_train_run(hr_prune_result_model(st.res), st.tok, o.recover_text, o.out, &o.recover, &st.recovered);
     if (rc == CLI_OK) rc = write_outputs(&o, &st);
+    hr_model_free(st.recovered);
     hr_prune_result_free(st.res);
     hr_scores_free(st.scores);
     free(st.text);

@@ -25,6 +25,8 @@ static const command k_commands[] = {
     {"patch", "circuits: activation / path patching, knockout, direct logit attribution, logit lens", cmd_patch},
     {"influence", "AttentionInfluence: each document's loss with and without masked heads (resumable JSONL)",
      cmd_influence},
+    {"finetune", "fine-tune on a text: LoRA (merged on save), every weight, or chosen heads / MLPs", cmd_finetune},
+    {"train", "train a small llama-style model from random initialisation on a text", cmd_train},
 };
 enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };
 

@@ -35,3 +35,24 @@ failures=0
 fail() { echo "  FAIL: $*"; failures=$((failures + 1)); }
 ok() { echo "ok   $*"; }
 head -c 6000 "$TEXT" > "$T/text.txt"
+
+# Running the CLI: run ARGS... (stdout in $T/out, stderr in $T/err, exit in
+# $rc); no_crash LABEL; expect_ok LABEL ARGS...; expect_error LABEL PATTERN
+# OUTPUT ARGS... (exit 1, one "headroom: error:" line matching PATTERN, and
+# OUTPUT not created). Scripts may define their own variants after sourcing.
+run() { "$HR_CLI" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+no_crash() {
+  if [ "$rc" -ge 128 ] || grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/err"; then
+    fail "$1: crash or sanitizer report (exit $rc)"; head -20 "$T/err"; return 1
+  fi
+}
+expect_ok() { local label=$1; shift; run "$@"; no_crash "$label" || return 1
+  [ "$rc" -eq 0 ] && ok "$label" || { fail "$label (exit $rc)"; cat "$T/err"; }; }
+expect_error() {
+  local label=$1 pat=$2 out=$3; shift 3
+  run "$@"; no_crash "$label" || return 1
+  if [ "$rc" -ne 1 ] || ! grep -q "^headroom: error: .*$pat" "$T/err" || [ -e "$out" ]; then
+    fail "$label (exit $rc)"; cat "$T/err"; return 1
+  fi
+  ok "$label"
+}

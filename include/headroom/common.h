@@ -72,14 +72,17 @@ HR_API void hr_set_log_callback(hr_log_fn fn, void *user_data);
  * items from 0 to its total: the head lab (hr_heads_run), perplexity
  * (hr_perplexity), evaluation (hr_eval_run and its parts), pruning with
  * calibration (hr_prune_run, hr_prune_neuron_importance,
- * hr_prune_layer_importance), GQA similarity (hr_gqa_kv_similarity) and the
- * model writers (hr_model_save_gguf / _hf, per tensor). A run calls its
- * callback at the start of every phase (done = 0) and after every item; a
- * callback that returns non-zero stops the run, which then returns
- * HR_ERR_ABORTED (the message names the phase and how far it got) and
- * writes no output. Callbacks are called on the thread that called the run,
- * never from worker threads. The library prints nothing: what to show is
- * the callback's business (the headroom CLI draws one line per phase). */
+ * hr_prune_layer_importance), GQA similarity (hr_gqa_kv_similarity),
+ * training (hr_train_run: one phase of steps, the unit text carrying loss,
+ * held-out loss and tokens/s) and the model writers (hr_model_save_gguf /
+ * _hf, per tensor). A run calls its callback at the start of every phase
+ * (done = 0) and after every item; a callback that returns non-zero stops
+ * the run, which then returns HR_ERR_ABORTED (the message names the phase
+ * and how far it got) and writes no output (training writes only its
+ * checkpoint, headroom/train.h). Callbacks are called on the thread that
+ * called the run, never from worker threads. The library prints nothing:
+ * what to show is the callback's business (the headroom CLI draws one line
+ * per phase). */
 typedef struct {
     const char *phase;  /* what runs now, e.g. "ablation sweep" (borrowed; never NULL) */
     const char *unit;   /* what one item is, e.g. "head ablations", "windows", "tensors" (never NULL) */
@@ -94,7 +97,8 @@ typedef int (*hr_progress_phase_fn)(const hr_progress_info *info, void *user_dat
 /* Sets the calling thread's progress callback (NULL removes it): every long
  * run on this thread reports to it, unless its params name a callback of
  * their own (hr_heads_params.progress_phase, hr_ppl_params.progress_phase,
- * hr_prune_params.progress_phase, hr_eval_params.progress_phase), which then takes
+ * hr_prune_params.progress_phase, hr_eval_params.progress_phase,
+ * hr_train_params.progress_phase), which then takes
  * every phase of that run, including the phases of the calls it makes. */
 HR_API void hr_set_progress_callback(hr_progress_phase_fn fn, void *user_data);
 
