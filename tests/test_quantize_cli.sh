@@ -7,23 +7,6 @@ set -u
 
 . "$(dirname "$0")/cli_prelude.sh"
 
-run() { "$HR_CLI" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
-no_crash() {
-  if [ "$rc" -ge 128 ] || grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/err"; then
-    fail "$1: crash or sanitizer report (exit $rc)"; head -20 "$T/err"; return 1
-  fi
-}
-expect_ok() { local label=$1; shift; run "$@"; no_crash "$label" || return 1
-  [ "$rc" -eq 0 ] && ok "$label" || { fail "$label (exit $rc)"; cat "$T/err"; }; }
-expect_error() { # label, pattern, output that must not exist, args...
-  local label=$1 pat=$2 out=$3; shift 3
-  run "$@"; no_crash "$label" || return 1
-  if [ "$rc" -ne 1 ] || [ "$(wc -l <"$T/err")" -ne 1 ] || ! grep -q "^headroom: error: .*$pat" "$T/err" || [ -e "$out" ]; then
-    fail "$label (exit $rc, want one error line with '$pat')"; cat "$T/err"; return 1
-  fi
-  ok "$label -> $(cut -c1-110 "$T/err")"
-}
-
 expect_error "--int8 0%" "(0, 100)" "$T/q.gguf" quantize "$M" --by random --int8 0% -o "$T/q.gguf"
 expect_error "--int8 100%" "(0, 100)" "$T/q.gguf" quantize "$M" --by random --int8 100% -o "$T/q.gguf"
 expect_error "--int8 -5" "(0, 100)" "$T/q.gguf" quantize "$M" --by random --int8 -5 -o "$T/q.gguf"
