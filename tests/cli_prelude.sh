@@ -45,7 +45,7 @@ no_crash() {
   fi
 }
 expect_ok() { local label=$1; shift; run "$@"; no_crash "$label" || return 1
-  [ "$rc" -eq 0 ] && ok "$label" || { fail "$label (exit $rc)"; cat "$T/err"; }; }
+  [ "$rc" -eq 0 ] && ok "$label" || { fail "$label (exit $rc)"; cat "$T/err"; return 1; }; }
 # expect_error LABEL PATTERN OUTPUT ARGS...: exit 1, one "headroom: error:"
 # line matching PATTERN, and OUTPUT not written.
 expect_error() {

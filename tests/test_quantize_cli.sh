@@ -17,6 +17,8 @@ expect_error "--by ppl without text" "needs --text" "$T/q.gguf" quantize "$M" --
 expect_error "unknown --by" "unknown ranking" "$T/q.gguf" quantize "$M" --by size --int8 80% -o "$T/q.gguf"
 expect_error "--out onto the model" "is the input" "$T/none" quantize "$M" --by random --int8 50% -o "$M"
 expect_error "q8_0 into an HF folder" "q8_0" "$T/hf" convert "$M" "$T/hf" --to hf --dtype q8_0
+expect_error "prune --hf with q8_0" "GGUF only" "$T/p.gguf" prune "$M" --by random --heads 10% -o "$T/p.gguf" --hf "$T/phf" --dtype q8_0
+expect_error "gqa --hf with q8_0" "GGUF only" "$T/g.gguf" gqa "$M" --kv-heads 2 -o "$T/g.gguf" --hf "$T/ghf" --dtype q8_0
 
 expect_ok "quantize 50% at random" quantize "$M" --by random --int8 50% --seed 2 -o "$T/r50.gguf"
 [ -s "$T/r50.gguf" ] && [ -s "$T/r50.gguf.quantize.json" ] && ok "GGUF and quantize.json written" ||

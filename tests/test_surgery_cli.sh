@@ -7,23 +7,6 @@ set -u
 
 . "$(dirname "$0")/cli_prelude.sh"
 
-run() { "$HR_CLI" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
-no_crash() {
-  if [ "$rc" -ge 128 ] || grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/err"; then
-    fail "$1: crash or sanitizer report (exit $rc)"; head -20 "$T/err"; return 1
-  fi
-}
-expect_ok() { local label=$1; shift; run "$@"; no_crash "$label" || return 1
-  [ "$rc" -eq 0 ] && ok "$label" || { fail "$label (exit $rc)"; cat "$T/err"; }; }
-expect_error() { # label, pattern, output that must not exist, args...
-  local label=$1 pat=$2 out=$3; shift 3
-  run "$@"; no_crash "$label" || return 1
-  if [ "$rc" -ne 1 ] || ! grep -q "^headroom: error: .*$pat" "$T/err" || [ -e "$out" ]; then
-    fail "$label (exit $rc)"; cat "$T/err"; return 1
-  fi
-  ok "$label"
-}
-
 expect_ok "heads lab for scores" heads "$M" -f "$T/text.txt" -o "$T/lab" --methods ablation,entropy --window 48 --tokens 96 --top 0
 expect_ok "prune 25% of heads by ablation" prune "$M" --scores "$T/lab/heads.json" --by ablation --heads 25% -o "$T/p.gguf"
 # 25% of 40 heads is 10: the planner combines even group shapes to remove exactly 10
