@@ -145,6 +145,13 @@ static hr_status new_context(const hr_model *m, int n_ctx, int n_threads, hr_con
     return hr_context_new(m, &cp, ctx);
 }
 
+/* The comparisons' own phases (windows, prompts) would interleave with
+ * "scoring components" once per matrix: they go here instead. */
+static int quiet_phase(const hr_progress_info *info, void *user_data) {
+    (void)info, (void)user_data;
+    return 0;
+}
+
 /* Scores one component against the base context. */
 static hr_status score(hr_quantize_result *r, hr_qcomp *c, hr_context *base, const int32_t *ids, size_t n_ids) {
     const hr_quantize_params *p = &r->params;
@@ -153,10 +160,13 @@ static hr_status score(hr_quantize_result *r, hr_qcomp *c, hr_context *base, con
     hr_status st = quantized_view(r->base, c, &v);
     if (st == HR_OK) st = new_context(v, r->ctx_len, p->n_threads, &cand);
     hr_compare_result cr;
+    hr_progress_run inner;
+    hr_progress_enter(&inner, quiet_phase, NULL, 0);
     if (st == HR_OK) st = hr_compare_logits(base, cand, ids, n_ids, r->n_ctx, 0, &cr);
     double f = NAN;
     if (st == HR_OK)
         st = hr_compare_fdtm(base, cand, ids, n_ids, p->fdtm_prompts, p->fdtm_prompt_len, p->fdtm_gen, p->seed, &f);
+    hr_progress_leave(&inner);
     if (st == HR_OK) {
         r->sum.base_ppl = exp(cr.nll_base);
         r->sum.n_tokens = (int)cr.n_tokens;
