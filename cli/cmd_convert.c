@@ -10,7 +10,9 @@
 
 static const cli_opt k_opts[] = {
     {"to", 0, "gguf|hf", "output format (required)"},
-    {"dtype", 0, "f32|f16|bf16", "weight dtype of the output (default: the source's when f32/f16/bf16, else f32)"},
+    {"dtype", 0, "f32|f16|bf16|q8_0",
+     "weight dtype of the output (default: the source's when f32/f16/bf16, or q8_0 for a GGUF, else f32); q8_0:\n"
+     "GGUF only, ggml's Q8_0 for every weight matrix whose rows hold a multiple of 32 values (others f16)"},
     {"tokenizer", 0, "PATH", "tokenizer to embed in a GGUF (default: found beside the model, or the GGUF itself)"},
     {"no-tokenizer", 0, NULL, "write no tokenizer metadata"},
     {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
@@ -26,14 +28,16 @@ static const cli_spec k_spec = {
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
     .example = "  headroom convert ../shared/models/stories260K/stories260K.bin /tmp/s.gguf --to gguf\n"
-               "  headroom convert /tmp/s.gguf /tmp/s-hf --to hf --dtype bf16",
+               "  headroom convert /tmp/s.gguf /tmp/s-hf --to hf --dtype bf16\n"
+               "  headroom convert ../shared/models/stories260K/stories260K.bin /tmp/s-q8.gguf --to gguf --dtype q8_0",
     .max_positional = 2,
 };
 
-/* Default dtype: keep f16/bf16 sources as they are, everything else f32. */
-static hr_dtype default_dtype(const hr_model *m) {
+/* Default dtype: keep f16/bf16 sources as they are (Q8_0 ones too when the
+ * output is a GGUF), everything else f32. */
+static hr_dtype default_dtype(const hr_model *m, bool gguf) {
     hr_dtype d;
-    if (hr_dtype_from_name(hr_model_source_dtype(m), &d) == HR_OK) return d;
+    if (hr_dtype_from_name(hr_model_source_dtype(m), &d) == HR_OK && (gguf || d != HR_DTYPE_Q8_0)) return d;
     return HR_DTYPE_F32;
 }
 
@@ -69,12 +73,13 @@ int cmd_convert(int argc, char **argv) {
     hr_dtype dtype = HR_DTYPE_F32;
     if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
     bool gguf = strcmp(to, "gguf") == 0;
+    if (!gguf && dtype == HR_DTYPE_Q8_0) return cli_error("--dtype q8_0 is for --to gguf (HF folders hold f32, f16 or bf16)");
     if (cli_check_output(out, gguf ? HR_OUT_GGUF : HR_OUT_HF_FOLDER, NULL, cli_value(&k_spec, &a, "force") != NULL, in,
                          cli_value(&k_spec, &a, "tokenizer"), NULL))
         return CLI_FAIL;
     hr_model *m = NULL;
     if (cli_load_model(in, &m) != CLI_OK) return CLI_FAIL;
-    if (!dt) dtype = default_dtype(m);
+    if (!dt) dtype = default_dtype(m, gguf);
     hr_tokenizer *t = cli_value(&k_spec, &a, "no-tokenizer") ? NULL : find_tokenizer(in, m, cli_value(&k_spec, &a, "tokenizer"));
     hr_status st = gguf ? hr_model_save_gguf(m, t, out, dtype) : hr_model_save_hf(m, t, out, dtype);
     int rc = st == HR_OK ? CLI_OK : cli_lib_error("conversion failed");

@@ -149,5 +149,7 @@ int cmd_gqa(int argc, char **argv) {
     const char *dt = cli_value(&k_spec, &a, "dtype");
     hr_dtype dtype = HR_DTYPE_F32;
     if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
+    if (dtype == HR_DTYPE_Q8_0 && cli_value(&k_spec, &a, "hf"))
+        return cli_error("--dtype q8_0 is GGUF only: a Hugging Face folder (--hf) holds f32, f16 or bf16");
     return convert(&a, kv, grouping, text, tokens, threads, dtype);
 }

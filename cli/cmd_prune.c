@@ -111,6 +111,8 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     p->uneven_duplicate = u && strcmp(u, "duplicate") == 0;
     o->dtype = HR_DTYPE_F32;
     if (dt && hr_dtype_from_name(dt, &o->dtype) != HR_OK) return cli_lib_error("bad --dtype");
+    if (o->dtype == HR_DTYPE_Q8_0 && o->hf)
+        return cli_error("--dtype q8_0 is GGUF only: a Hugging Face folder (--hf) holds f32, f16 or bf16");
     if (!o->out) return cli_error("--out OUT.gguf is required (see 'headroom prune --help')");
     long rsteps = 0;
     o->recover = hr_train_default_params();

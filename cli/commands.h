@@ -16,5 +16,6 @@ int cmd_patch(int argc, char **argv);
 int cmd_influence(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

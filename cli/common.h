@@ -52,7 +52,7 @@ char cli_short_letter(const char *long_name);
 #define CLI_TOKENIZER_OPTION {"tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)"}
 #define CLI_FORCE_OPTION                                                                                  \
     {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"}
-#define CLI_DTYPE_OPTION {"dtype", 0, "f32|f16|bf16", "output dtype (default f32)"}
+#define CLI_DTYPE_OPTION {"dtype", 0, "f32|f16|bf16|q8_0", "output dtype (default f32; q8_0: GGUF only)"}
 
 /* Process exit codes. */
 enum { CLI_OK = 0, CLI_FAIL = 1 };

@@ -5,7 +5,8 @@
 # checks the environment ctest passes; names the default model $M and text
 # $TEXT; requires them and every FILE given (require_shared); makes a
 # scratch folder $T (removed on exit, also when a test made parts of it
-# read-only); defines ok / fail with a failure count. $T/text.txt holds the
+# read-only); defines ok / fail with a failure count, and run / no_crash /
+# expect_ok / expect_error for running the CLI. $T/text.txt holds the
 # first 6000 bytes of the text.
 : "${HR_CLI:?HR_CLI must point at the headroom binary}"
 : "${HR_SHARED_DIR:?HR_SHARED_DIR must point at the shared data folder}"
@@ -47,12 +48,14 @@ no_crash() {
   fi
 }
 expect_ok() { local label=$1; shift; run "$@"; no_crash "$label" || return 1
-  [ "$rc" -eq 0 ] && ok "$label" || { fail "$label (exit $rc)"; cat "$T/err"; }; }
+  [ "$rc" -eq 0 ] && ok "$label" || { fail "$label (exit $rc)"; cat "$T/err"; return 1; }; }
+# expect_error LABEL PATTERN OUTPUT ARGS...: exit 1, one "headroom: error:"
+# line matching PATTERN, and OUTPUT not written.
 expect_error() {
   local label=$1 pat=$2 out=$3; shift 3
   run "$@"; no_crash "$label" || return 1
-  if [ "$rc" -ne 1 ] || ! grep -q "^headroom: error: .*$pat" "$T/err" || [ -e "$out" ]; then
-    fail "$label (exit $rc)"; cat "$T/err"; return 1
+  if [ "$rc" -ne 1 ] || [ "$(wc -l <"$T/err")" -ne 1 ] || ! grep -q "^headroom: error: .*$pat" "$T/err" || [ -e "$out" ]; then
+    fail "$label (exit $rc, want one error line with '$pat')"; cat "$T/err"; return 1
   fi
-  ok "$label"
+  ok "$label -> $(cut -c1-110 "$T/err")"
 }

@@ -25,7 +25,7 @@ pub_layer() {
     model.h) echo model ;;
     save.h) echo io ;;
     context.h|kvcache.h|sample.h|grad.h) echo engine ;;
-    heads.h|prune.h|gqa.h|evaluate.h|scores.h|study.h|train.h|circuits.h) echo study ;;
+    heads.h|prune.h|gqa.h|evaluate.h|scores.h|study.h|train.h|circuits.h|quantize.h) echo study ;;
     report.h) echo report ;;
     *) echo "" ;;
   esac

@@ -9,14 +9,6 @@ set -u
 
 . "$(dirname "$0")/cli_prelude.sh"
 
-run() { "$HR_CLI" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
-no_crash() {
-  if [ "$rc" -ge 128 ] || grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/err"; then
-    fail "$1: crash or sanitizer report (exit $rc)"; head -20 "$T/err"; return 1
-  fi
-}
-expect_ok() { local label=$1; shift; run "$@"; no_crash "$label" || return 1
-  if [ "$rc" -eq 0 ]; then ok "$label"; else fail "$label (exit $rc)"; cat "$T/err"; return 1; fi; }
 # label, pattern the one error line must contain, args...
 expect_refusal() {
   local label=$1 pat=$2; shift 2

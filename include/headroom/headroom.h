@@ -19,6 +19,7 @@
 #include "headroom/prune.h"
 #include "headroom/gqa.h"
 #include "headroom/evaluate.h"
+#include "headroom/quantize.h"
 #include "headroom/report.h"
 
 #endif

@@ -14,7 +14,7 @@
  * llama/deci, rotate-half for qwen2); gpt2 Q/K/V are fused into attn_qkv.
  * Llama 3 RoPE scaling is written as llama.cpp's rope_freqs.weight and as
  * headroom.rope_scaling.* keys (read back by headroom). Norms and biases
- * stay f32. The tokenizer (optional) is copied into tokenizer.ggml.*:
+ * stay f32 (Q8_0: see hr_dtype). The tokenizer (optional) is copied into tokenizer.ggml.*:
  * byte-level BPE as "gpt2" with merges and tokenizer.ggml.pre, SentencePiece
  * and character BPE (scores ranking pieces in merge order) as "llama".
  *
@@ -36,9 +36,18 @@
 extern "C" {
 #endif
 
-typedef enum { HR_DTYPE_F32 = 0, HR_DTYPE_F16 = 1, HR_DTYPE_BF16 = 2 } hr_dtype;
+/* HR_DTYPE_Q8_0 (GGUF only): ggml's Q8_0, blocks of 32 values with one f16
+ * scale d = max|x| / 127 and 32 int8 q = round(x / d) (half away from
+ * zero); a value reads back as d * q. Which tensors: every weight matrix
+ * (token embedding and output included, as llama-quantize's Q8_0 does)
+ * whose rows hold a multiple of 32 values; other matrices are written f16
+ * (llama.cpp's convert_hf_to_gguf.py falls back the same way; an info log
+ * line names each), the learned position embedding f32, norms and biases
+ * f32. A matrix with a non-finite value is HR_ERR_INVALID_ARG. Readers
+ * refuse Q8_0 blocks whose scale is not finite. */
+typedef enum { HR_DTYPE_F32 = 0, HR_DTYPE_F16 = 1, HR_DTYPE_BF16 = 2, HR_DTYPE_Q8_0 = 3 } hr_dtype;
 
-/* "f32" / "f16" / "bf16" (also "float32", "float16", "bfloat16"). */
+/* "f32" / "f16" / "bf16" / "q8_0" (also "float32", "float16", "bfloat16", "Q8_0"). */
 HR_API hr_status hr_dtype_from_name(const char *name, hr_dtype *out);
 HR_API const char *hr_dtype_name(hr_dtype d);
 
@@ -46,7 +55,7 @@ HR_API const char *hr_dtype_name(hr_dtype d);
 HR_API hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype);
 
 /* Writes m as a Hugging Face folder at dir, which must not exist or be an
- * empty folder. tok (may be NULL) gives bos/eos ids in config.json and is
+ * empty folder. dtype f32, f16 or bf16 (Q8_0 is HR_ERR_UNSUPPORTED). tok (may be NULL) gives bos/eos ids in config.json and is
  * written as tokenizer.json + tokenizer_config.json. */
 HR_API hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype);
 

@@ -37,8 +37,9 @@ void hr_progress_enter(hr_progress_run *saved, hr_progress_phase_fn fn, void *us
 void hr_progress_leave(const hr_progress_run *saved) {
     hr_progress_run *c = &g_progress.cur;
     int step = c->step;
+    bool own = c->fn != saved->fn || c->user_data != saved->user_data; /* the inner run named its own callback */
     *c = *saved;
-    if (c->depth > 0) c->step = step; /* the outer run goes on counting */
+    if (c->depth > 0 && !own) c->step = step; /* the outer run goes on counting its inner runs' phases */
 }
 
 static hr_status report(void) {

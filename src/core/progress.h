@@ -23,7 +23,9 @@ typedef struct {
  * the thread's). n_steps (phases the run will start; 0 = unknown) counts
  * only for the outermost run: inner runs' phases continue its numbering. */
 void hr_progress_enter(hr_progress_run *saved, hr_progress_phase_fn fn, void *user_data, int n_steps);
-/* Ends the run started with `saved`, restoring the outer state. */
+/* Ends the run started with `saved`, restoring the outer state. The
+ * outer run's step count includes the inner run's phases unless the inner
+ * run named its own callback (its phases were not the outer run's). */
 void hr_progress_leave(const hr_progress_run *saved);
 
 /* Starts the next phase of total items (total < 1 counts as 1) and

@@ -1,4 +1,5 @@
-/* Number formats of stored weights: f16 / bf16 <-> f32, ggml types -> f32. */
+/* Number formats of stored weights: f16 / bf16 <-> f32, ggml types -> f32,
+ * f32 -> GGUF Q8_0. */
 #include "formats/dtype.h"
 
 #include <math.h>
@@ -64,6 +65,33 @@ uint16_t hr_f32_to_f16(float f) {
     return sign | (uint16_t)h;
 }
 
+/* ggml's Q8_0 (blocks of QK8_0 = 32 values): d = amax / 127 with amax the
+ * block's largest |x|, stored as f16; q[j] = roundf(x[j] * (1/d)) (0 when
+ * d is 0), rounding half away from zero, within [-127, 127]. */
+void hr_quantize_q8_0(const float *src, uint8_t *dst, size_t n) {
+    for (size_t b = 0; b < n / 32; b++) {
+        const float *x = src + b * 32;
+        uint8_t *blk = dst + b * 34; // (2 + 32) bytes: f16 scale, 32 int8
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t h = hr_f32_to_f16(d);
+        memcpy(blk, &h, 2);
+        for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    }
+}
+
+void hr_q8_0_round_trip(const float *src, float *dst, size_t n) {
+    uint8_t blk[34]; // one block
+    for (size_t b = 0; b < n / 32; b++) {
+        hr_quantize_q8_0(src + b * 32, blk, 32);
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        float d = hr_f16_to_f32(h);
+        for (int j = 0; j < 32; j++) dst[b * 32 + j] = d * (float)(int8_t)blk[2 + j];
+    }
+}
+
 hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n) {
     const uint8_t *s = src;
     switch (type) {
@@ -85,6 +113,8 @@ hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n
             uint16_t h;
             memcpy(&h, blk, 2);
             float d = hr_f16_to_f32(h);
+            if (!isfinite(d))
+                return hr_err(HR_ERR_FORMAT, "Q8_0 block %zu has a non-finite scale (f16 0x%04x)", b, (unsigned)h);
             for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)blk[2 + i];
         }
         return HR_OK;

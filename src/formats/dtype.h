@@ -1,5 +1,6 @@
 /* Number formats of stored weights (formats layer): f16 / bf16 <-> f32
- * and ggml tensor types -> f32. */
+ * and ggml tensor types -> f32; f32 -> Q8_0. Q8_0 blocks whose
+ * scale is not finite are HR_ERR_FORMAT. */
 #ifndef HR_FORMATS_DTYPE_H
 #define HR_FORMATS_DTYPE_H
 
@@ -13,6 +14,13 @@ float hr_bf16_to_f32(uint16_t h);
 /* Round-to-nearest-even conversions used by the writers. */
 uint16_t hr_f32_to_f16(float f);
 uint16_t hr_f32_to_bf16(float f);
+/* GGUF Q8_0 (ggml's block_q8_0; see dtype.c): n values (a multiple of 32)
+ * into n / 32 blocks of 34 bytes (f16 scale, 32 int8) at dst. Inputs must
+ * be finite. */
+void hr_quantize_q8_0(const float *src, uint8_t *dst, size_t n);
+/* dst = dequantize(quantize_q8_0(src)): what a Q8_0 file holds, as f32
+ * (n a multiple of 32; dst may equal src). */
+void hr_q8_0_round_trip(const float *src, float *dst, size_t n);
 /* Converts n values of a ggml type (HR_GGML_*, gguf.h) to f32 (dst holds n floats). */
 hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n);
 

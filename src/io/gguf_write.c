@@ -10,6 +10,7 @@
 
 #include "headroom/gguf.h"
 #include "io/hf_internal.h"
+#include "io/io_internal.h"
 #include "model/arch.h"
 #include "model/config.h"
 #include "core/strbuf.h"
@@ -91,7 +92,8 @@ static void write_arch_kv(kvbuf *b, const hr_config *c, const char *a, bool unif
     kv_str(b, "general.architecture", a);
     kv_str(b, HR_GGUF_WRITER_KEY, "headroom");
     kv_str(b, "general.name", "headroom export");
-    static const uint32_t ftype[] = {0, 1, 32}; /* llama.cpp LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16 */
+    /* llama.cpp LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16 / MOSTLY_Q8_0 */
+    static const uint32_t ftype[] = {0, 1, 32, 7};
     kv_u32(b, "general.file_type", ftype[dtype]);
     kv_u32(b, K("block_count"), (uint32_t)c->n_layers);
     kv_u32(b, K("context_length"), (uint32_t)c->seq_len);
@@ -264,21 +266,56 @@ static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, tensor_
     return st;
 }
 
-static uint32_t ggml_type_of(hr_dtype d) {
-    return d == HR_DTYPE_F16 ? HR_GGML_F16 : d == HR_DTYPE_BF16 ? HR_GGML_BF16 : HR_GGML_F32;
+bool hr_gguf_q8_eligible(const char *name, int64_t rows, int64_t cols) {
+    return rows > 1 && cols % 32 == 0 && !strstr(name, "position_embd");
 }
 
-static size_t elem_size(uint32_t type) { return type == HR_GGML_F32 ? 4 : 2; }
+/* The written type of a tensor: vectors f32; Q8_0 for named matrices, and
+ * for every eligible matrix when dtype is Q8_0 (others then f16, as
+ * llama.cpp's convert_hf_to_gguf.py falls back; the learned position
+ * embedding f32, as llama-quantize keeps it). */
+static uint32_t tensor_type(const out_tensor *o, hr_dtype dtype, const char *const *q8_names, int n_q8) {
+    if (o->vec) return HR_GGML_F32;
+    for (int i = 0; i < n_q8; i++)
+        if (strcmp(q8_names[i], o->name) == 0) return HR_GGML_Q8_0;
+    switch (dtype) {
+    case HR_DTYPE_F16: return HR_GGML_F16;
+    case HR_DTYPE_BF16: return HR_GGML_BF16;
+    case HR_DTYPE_Q8_0:
+        if (hr_gguf_q8_eligible(o->name, o->rows, o->cols)) return HR_GGML_Q8_0;
+        return strstr(o->name, "position_embd") ? HR_GGML_F32 : HR_GGML_F16;
+    default: return HR_GGML_F32;
+    }
+}
+
+/* Bytes of n values (n a multiple of 32 for Q8_0). */
+static size_t type_bytes(uint32_t type, size_t n) {
+    return type == HR_GGML_Q8_0 ? n / 32 * 34 : type == HR_GGML_F32 ? n * 4 : n * 2;
+}
 
 static void encode(uint32_t type, const float *src, size_t n, uint8_t *dst) {
     if (type == HR_GGML_F32) {
         memcpy(dst, src, n * 4);
         return;
     }
+    if (type == HR_GGML_Q8_0) {
+        hr_quantize_q8_0(src, dst, n);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         uint16_t h = type == HR_GGML_F16 ? hr_f32_to_f16(src[i]) : hr_f32_to_bf16(src[i]);
         memcpy(dst + 2 * i, &h, 2);
     }
+}
+
+/* Q8_0 scales come from each block's largest |x|: a non-finite weight
+ * would give a block that readers refuse. */
+static hr_status check_finite(const out_tensor *o, const float *src, size_t n) {
+    for (size_t i = 0; o->type == HR_GGML_Q8_0 && i < n; i++)
+        if (!isfinite(src[i]))
+            return hr_err(HR_ERR_INVALID_ARG, "tensor '%s' holds a non-finite value at %zu: Q8_0 cannot store it",
+                          o->name, i);
+    return HR_OK;
 }
 
 static hr_status write_data(const hr_model *m, hr_atomic_file *af, const tensor_list *L, uint8_t *chunk) {
@@ -292,11 +329,12 @@ static hr_status write_data(const hr_model *m, hr_atomic_file *af, const tensor_
         const float *src = NULL;
         float *tmp = NULL;
         if (st == HR_OK) st = hr_wtensor_gather(m->cfg.head_dim, o, &src, &tmp);
-        size_t n = (size_t)o->rows * (size_t)o->cols, es = elem_size(o->type);
-        for (size_t at = 0; st == HR_OK && at < n; at += CHUNK) {
+        size_t n = (size_t)o->rows * (size_t)o->cols;
+        if (st == HR_OK) st = check_finite(o, src, n);
+        for (size_t at = 0; st == HR_OK && at < n; at += CHUNK) { /* CHUNK is a multiple of 32 */
             size_t k = n - at < CHUNK ? n - at : CHUNK;
             encode(o->type, src + at, k, chunk);
-            st = hr_atomic_write(af, chunk, k * es);
+            st = hr_atomic_write(af, chunk, type_bytes(o->type, k));
         }
         free(tmp);
         if (st != HR_OK) return st;
@@ -306,7 +344,32 @@ static hr_status write_data(const hr_model *m, hr_atomic_file *af, const tensor_
     return pst;
 }
 
-static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv, tensor_list *L, hr_dtype dtype) {
+/* Sets each tensor's written type; a Q8_0 name that is not an eligible
+ * matrix of the file is an error. */
+static hr_status assign_types(tensor_list *L, hr_dtype dtype, const char *const *q8_names, int n_q8) {
+    for (int i = 0; i < L->n; i++) L->t[i].type = tensor_type(&L->t[i], dtype, q8_names, n_q8);
+    for (int k = 0; k < n_q8; k++) {
+        int i = 0;
+        while (i < L->n && strcmp(L->t[i].name, q8_names[k]) != 0) i++;
+        if (i == L->n) return hr_err(HR_ERR_INVALID_ARG, "no tensor '%s' to write as Q8_0", q8_names[k]);
+        const out_tensor *o = &L->t[i];
+        if (!hr_gguf_q8_eligible(o->name, o->vec ? 1 : o->rows, o->cols))
+            return hr_err(HR_ERR_INVALID_ARG, "tensor '%s' (%lld x %lld) cannot be Q8_0: rows must hold a multiple of "
+                          "32 values", o->name, (long long)(o->vec ? 1 : o->rows), (long long)o->cols);
+    }
+    int fallback = 0;
+    for (int i = 0; dtype == HR_DTYPE_Q8_0 && i < L->n; i++)
+        if (!L->t[i].vec && L->t[i].type != HR_GGML_Q8_0) {
+            hr_log(HR_LOG_INFO, "tensor '%s' (%lld x %lld) stays %s in a Q8_0 file (rows of %lld values are not a "
+                                "multiple of 32)", L->t[i].name, (long long)L->t[i].rows, (long long)L->t[i].cols,
+                   hr_ggml_type_name(L->t[i].type), (long long)L->t[i].cols);
+            fallback++;
+        }
+    if (fallback) hr_log(HR_LOG_WARN, "%d weight matrices are not Q8_0 (see the info lines)", fallback);
+    return HR_OK;
+}
+
+static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv, tensor_list *L) {
     kvbuf hdr = {0};
     put(&hdr, "GGUF", 4);
     put_u32(&hdr, 3);
@@ -316,8 +379,7 @@ static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv
     uint64_t off = 0;
     for (int i = 0; i < L->n; i++) {
         out_tensor *o = &L->t[i];
-        o->type = o->vec ? HR_GGML_F32 : ggml_type_of(dtype);
-        o->nbytes = (size_t)o->rows * (size_t)o->cols * elem_size(o->type);
+        o->nbytes = type_bytes(o->type, (size_t)o->rows * (size_t)o->cols);
         o->offset = (off + ALIGN - 1) / ALIGN * ALIGN;
         off = o->offset + o->nbytes;
         put_str(&hdr, o->name, strlen(o->name));
@@ -349,8 +411,14 @@ static hr_status write_file(const hr_model *m, const char *path, const kvbuf *kv
 }
 
 hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype) {
+    return hr_gguf_save_mixed(m, tok, path, dtype, NULL, 0);
+}
+
+hr_status hr_gguf_save_mixed(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype,
+                             const char *const *q8_names, int n_q8) {
     if (!m || !path) return hr_err(HR_ERR_INVALID_ARG, "no model or output path given");
-    if ((unsigned)dtype > HR_DTYPE_BF16) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
+    if (n_q8 < 0 || (n_q8 > 0 && !q8_names)) return hr_err(HR_ERR_INVALID_ARG, "bad list of Q8_0 tensors");
+    if ((unsigned)dtype > HR_DTYPE_Q8_0) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
     const hr_config *c = &m->cfg;
     const hr_arch_info *ai = hr_arch_info_of(c->arch);
     if (!ai) return hr_err(HR_ERR_UNSUPPORTED, "unknown architecture id %d", (int)c->arch);
@@ -367,9 +435,10 @@ hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const c
     tensor_list L = {0};
     float *rope_freqs = malloc(sizeof(float) * (size_t)(c->head_dim / 2 + 1)); // (head_dim / 2)
     hr_status st = kv.b.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, ai, &L, rope_freqs);
+    if (st == HR_OK) st = assign_types(&L, dtype, q8_names, n_q8);
     hr_progress_run run;
     hr_progress_enter(&run, NULL, NULL, 1);
-    if (st == HR_OK) st = write_file(m, path, &kv, &L, dtype);
+    if (st == HR_OK) st = write_file(m, path, &kv, &L);
     hr_progress_leave(&run);
     free(rope_freqs);
     free(L.t);
@@ -380,15 +449,16 @@ hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const c
 hr_status hr_dtype_from_name(const char *name, hr_dtype *out) {
     static const struct { const char *n; hr_dtype d; } names[] = {
         {"f32", HR_DTYPE_F32}, {"float32", HR_DTYPE_F32}, {"f16", HR_DTYPE_F16},
-        {"float16", HR_DTYPE_F16}, {"bf16", HR_DTYPE_BF16}, {"bfloat16", HR_DTYPE_BF16}};
+        {"float16", HR_DTYPE_F16}, {"bf16", HR_DTYPE_BF16}, {"bfloat16", HR_DTYPE_BF16},
+        {"q8_0", HR_DTYPE_Q8_0}, {"Q8_0", HR_DTYPE_Q8_0}};
     for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].n) == 0) {
             *out = names[i].d;
             return HR_OK;
         }
-    return hr_err(HR_ERR_INVALID_ARG, "unknown dtype '%s' (f32, f16, bf16)", name ? name : "");
+    return hr_err(HR_ERR_INVALID_ARG, "unknown dtype '%s' (f32, f16, bf16, q8_0)", name ? name : "");
 }
 
 const char *hr_dtype_name(hr_dtype d) {
-    return d == HR_DTYPE_F16 ? "f16" : d == HR_DTYPE_BF16 ? "bf16" : "f32";
+    return d == HR_DTYPE_F16 ? "f16" : d == HR_DTYPE_BF16 ? "bf16" : d == HR_DTYPE_Q8_0 ? "q8_0" : "f32";
 }

@@ -3,11 +3,25 @@
 #define HR_IO_INTERNAL_H
 
 #include "model/model_internal.h"
+#include "headroom/save.h"
 
 hr_status hr_load_llama2c(hr_model *m);
 hr_status hr_load_llama2c_q8(hr_model *m);
 hr_status hr_load_gguf(hr_model *m, const char *path);
 /* Hugging Face folder (src/model/hf_load.c). */
 hr_status hr_load_hf(hr_model *m, const char *dir);
+
+/* The GGUF writer (gguf_write.c) with a per-tensor choice: weight
+ * matrices named (GGUF names as written, e.g. "blk.0.attn_q.weight",
+ * "blk.0.attn_qkv.weight" for a fused family) in q8_names are written as
+ * Q8_0, every other tensor as hr_model_save_gguf writes it in `dtype`.
+ * A named tensor that is not a matrix whose rows hold a multiple of 32
+ * values (hr_gguf_q8_eligible), or a name the file would not hold, is
+ * HR_ERR_INVALID_ARG before anything is written. */
+hr_status hr_gguf_save_mixed(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype,
+                             const char *const *q8_names, int n_q8);
+/* Can the GGUF tensor `name` of shape (rows, cols) be Q8_0: a matrix (not
+ * the learned position embedding) whose rows hold a multiple of 32 values. */
+bool hr_gguf_q8_eligible(const char *name, int64_t rows, int64_t cols);
 
 #endif
