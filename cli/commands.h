@@ -14,5 +14,6 @@ int cmd_gqa(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
 int cmd_influence(int argc, char **argv);
+int cmd_successor(int argc, char **argv);
 
 #endif

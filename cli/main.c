@@ -24,6 +24,7 @@ static const command k_commands[] = {
     {"patch", "circuits: activation / path patching, knockout, direct logit attribution, logit lens", cmd_patch},
     {"influence", "AttentionInfluence: each document's loss with and without masked heads (resumable JSONL)",
      cmd_influence},
+    {"successor", "successor heads' mod-10 structure: a linear probe of number embeddings", cmd_successor},
 };
 enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };
 

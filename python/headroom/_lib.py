@@ -225,6 +225,11 @@ class PruneParams(Structure):  # hr_prune_params (prune.h)
                 ("sublayers_by_output", c_bool)]
 
 
+class Mod10Probe(Structure):  # hr_mod10_probe (heads.h)
+    _fields_ = [("n", c_int), ("n_classes", c_int), ("train_accuracy", c_double), ("loo_accuracy", c_double),
+                ("chance", c_double)]
+
+
 class PrunePlanResult(Structure):  # hr_prune_plan_result
     _fields_ = [("requested", c_int64), ("removed", c_int64), ("reason", c_char * 512)]
 
@@ -258,6 +263,7 @@ STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests
     "hr_ppl_result": PplResult, "hr_head_method_info": HeadMethodInfo, "hr_layer_metric_info": LayerMetricInfo,
     "hr_heads_params": HeadsParams, "hr_heads_meta": HeadsMeta, "hr_lab_report_params": LabReportParams,
     "hr_kv_policy": KvPolicy, "hr_prune_params": PruneParams, "hr_prune_plan_result": PrunePlanResult,
+    "hr_mod10_probe": Mod10Probe,
     "hr_prune_report_meta": PruneReportMeta, "hr_mc_item": McItem, "hr_mc_task": McTask, "hr_eval_params": EvalParams,
 }
 
