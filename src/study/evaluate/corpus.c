@@ -5,7 +5,6 @@
 #include "core/json.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,35 +65,12 @@ static hr_status add(hr_corpus *c, char *text, size_t len, const char *name) {
     return HR_OK;
 }
 
-static bool ends_with_txt(const char *s) {
-    size_t n = strlen(s);
-    return n > 4 && strcmp(s + n - 4, ".txt") == 0;
-}
-
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static hr_status read_folder(hr_corpus *c, const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return hr_err(HR_ERR_IO, "cannot open the corpus folder %s", dir);
     char **names = NULL;
-    int n = 0, cap = 0;
-    hr_status st = HR_OK;
-    for (struct dirent *e; st == HR_OK && (e = readdir(d));) {
-        if (e->d_name[0] == '.' || !ends_with_txt(e->d_name)) continue;
-        if (n == cap) {
-            char **nn = realloc(names, sizeof *nn * (size_t)(cap = cap ? cap * 2 : 64));
-            if (!nn) {
-                st = hr_err(HR_ERR_NOMEM, "out of memory");
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name))) st = hr_err(HR_ERR_NOMEM, "out of memory");
-        else n++;
-    }
-    closedir(d);
-    if (n) qsort(names, (size_t)n, sizeof *names, by_name);
-    for (int i = 0; st == HR_OK && i < n; i++) {
+    size_t n = 0;
+    hr_status st = hr_folder_names(dir, ".txt", &names, &n);
+    if (st != HR_OK) return hr_err(st, "cannot open the corpus folder %s", dir);
+    for (size_t i = 0; st == HR_OK && i < n; i++) {
         size_t pl = strlen(dir) + strlen(names[i]) + 2;
         char *path = malloc(pl), *text = NULL;
         size_t len = 0;
@@ -103,15 +79,11 @@ static hr_status read_folder(hr_corpus *c, const char *dir) {
             break;
         }
         snprintf(path, pl, "%s/%s", dir, names[i]);
-        struct stat sb;
-        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
-            st = hr_read_file(path, &text, &len);
-            if (st == HR_OK) st = add(c, text, len, names[i]);
-        }
+        st = hr_read_file(path, &text, &len);
+        if (st == HR_OK) st = add(c, text, len, names[i]);
         free(path);
     }
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    hr_folder_names_free(names, n);
     if (st == HR_OK && c->n == 0) return hr_err(HR_ERR_RANGE, "the corpus folder %s holds no .txt document", dir);
     return st;
 }
