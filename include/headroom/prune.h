@@ -161,7 +161,8 @@ HR_API hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scor
  * window); otherwise the k lowest of the first pass go (one-shot ranking).
  * A layer left with neither sublayer drops its block. At least one
  * sublayer must stay (k too large is HR_ERR_RANGE). Costs a window of
- * (window, vocab) floats.
+ * (window, vocab) floats. ctx's hook is replaced while it runs and removed
+ * after; its cache is left empty; s must pass hr_prune_check.
  * order (k, may be NULL): sublayer chosen at step i as j = 2 * layer +
  * (0 attention, 1 MLP). scores (k × 2 n_layers, may be NULL): row i holds
  * every candidate's divergence at step i (one shot: the first pass's, the
