@@ -6,6 +6,7 @@
 #include "heads_mask.h"
 
 #include "headroom/evaluate.h"
+#include "headroom/scores.h"
 
 #include <limits.h>
 #include <math.h>
@@ -13,11 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const cli_opt k_opts[] = {
-    {"text", 'f', "FILE", "the documents, separated by blank lines (required)"},
+    {"text", 'f', "FILE", "the documents, separated by blank lines (or --corpus)"},
     {"split", 0, "MARKER", "documents are separated by lines that are exactly MARKER instead"},
+    {"corpus", 0, "DIR|FILE.jsonl", "the documents: a folder of .txt files, or JSONL with a \"text\" field a line"},
+    {"mask-top", 0, "K", "mask the K heads --by ranks first in --scores (e.g. --by retrieval)"},
+    {"by", 0, "METHOD", "head-lab method of --mask-top"},
+    {"scores", 0, "heads.json", "head scores of --mask-top (from 'headroom heads')"},
     {"out", 'o', "FILE.jsonl", "output: a header line, then one line per document (required)"},
     {"resume", 0, NULL, "continue an --out file an earlier, interrupted run wrote"},
     {"ctx", 'c', "N", "tokens per document incl. BOS, longer ones are cut (default: the model's context)"},
@@ -30,7 +36,8 @@ static const cli_opt k_opts[] = {
 
 static const cli_spec k_spec = {
     .name = "influence",
-    .usage = "[MODEL] --text FILE --mask-heads L.H,... --out FILE.jsonl [--resume] [--max-docs N]",
+    .usage = "[MODEL] --text FILE|--corpus DIR|FILE.jsonl --mask-heads L.H,...|--mask-top K --by METHOD\n"
+             "       --scores heads.json --out FILE.jsonl [--resume] [--max-docs N]",
     .summary = "AttentionInfluence (Hua et al. 2025): for every document of the text, the mean NLL of its tokens\n"
                "with the model as it is and with the given heads masked (e.g. the retrieval heads of\n"
                "'headroom heads --needles natural'), and influence = (masked - base) / base: how much the\n"
@@ -40,7 +47,8 @@ static const cli_spec k_spec = {
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
     .example = "  headroom influence -f ../shared/data/text/tinystories_val.txt --mask-heads 4.0,4.1,4.2,4.3 \\\n"
-               "      --max-docs 200 -o influence.jsonl",
+               "      --max-docs 200 -o influence.jsonl\n"
+               "  headroom influence --corpus docs/ --mask-top 4 --by retrieval --scores lab/heads.json -o infl.jsonl",
     .max_positional = 1,
 };
 
@@ -53,6 +61,9 @@ typedef struct {
     int since_flush, n;
     double sum;
     bool failed;
+    int top_doc[5];    /* the highest influences so far, highest first */
+    double top[5];
+    int n_top;
 } writer;
 
 static int flush(writer *w) {
@@ -83,6 +94,11 @@ static int on_doc(const hr_influence_doc *d, void *ud) {
     hr_free(line);
     w->n++;
     w->sum += d->influence;
+    if (w->n_top < 5 || d->influence > w->top[w->n_top - 1]) { /* the top five, highest first */
+        int at = w->n_top < 5 ? w->n_top++ : 4;
+        for (; at > 0 && w->top[at - 1] < d->influence; at--) w->top[at] = w->top[at - 1], w->top_doc[at] = w->top_doc[at - 1];
+        w->top[at] = d->influence, w->top_doc[at] = d->index;
+    }
     if (!w->failed && ++w->since_flush == FLUSH_EVERY && flush(w) != CLI_OK) w->failed = true;
     return w->failed;
 }
@@ -99,33 +115,72 @@ typedef struct {
     hr_model *model;
     hr_tokenizer *tok;
     hr_head_mask *mask;
+    hr_corpus *corpus;
     int32_t *calib;
     size_t n_calib;
     char *text;
     char model_path[PATH_MAX + 64];
 } influence_state;
 
+/* --mask-top K --by METHOD --scores heads.json: the K heads the method
+ * ranks first (hr_scores_top_heads), gated to 0. */
+static int mask_top(const cli_args *a, influence_state *s, long k) {
+    const char *by = cli_value(&k_spec, a, "by"), *path = cli_value(&k_spec, a, "scores");
+    if (!by || !path) return cli_error("--mask-top needs --by METHOD and --scores heads.json");
+    if (cli_value(&k_spec, a, "mask-heads") || cli_value(&k_spec, a, "mean-heads") || cli_value(&k_spec, a, "gates"))
+        return cli_error("--mask-top replaces --mask-heads, --mean-heads and --gates: give one of them");
+    hr_scores *sc = NULL;
+    char *list = NULL;
+    int rc = CLI_OK;
+    if (hr_scores_new(hr_model_config(s->model), &sc) != HR_OK || hr_scores_read_heads(sc, path) != HR_OK ||
+        hr_scores_top_heads(sc, by, (int)k, &list) != HR_OK)
+        rc = cli_lib_error("--mask-top");
+    hr_head_mask_params mp = hr_head_mask_default_params();
+    mp.mask_heads = list;
+    if (rc == CLI_OK && hr_head_mask_new(hr_model_config(s->model), &mp, &s->mask) != HR_OK) rc = cli_lib_error("--mask-top");
+    if (rc == CLI_OK) fprintf(stderr, "influence: masking the top %ld heads by %s: %s\n", k, by, list);
+    hr_free(list);
+    hr_scores_free(sc);
+    return rc;
+}
+
 static int setup(const cli_args *a, hr_influence_params *p, influence_state *s) {
     const char *text_path = cli_value(&k_spec, a, "text"), *out = cli_value(&k_spec, a, "out");
-    long ctx = 0, max_docs = 0, threads = 0;
+    const char *corpus = cli_value(&k_spec, a, "corpus");
+    long ctx = 0, max_docs = 0, threads = 0, top = 0;
     if (cli_get_int(&k_spec, a, "ctx", 2, INT_MAX, &ctx) || cli_get_int(&k_spec, a, "max-docs", 1, INT_MAX, &max_docs) ||
-        cli_get_int(&k_spec, a, "threads", 0, 4096, &threads))
+        cli_get_int(&k_spec, a, "threads", 0, 4096, &threads) || cli_get_int(&k_spec, a, "mask-top", 1, INT_MAX, &top))
         return CLI_FAIL;
-    if (!text_path || !out) return cli_error("--text FILE and --out FILE.jsonl are required (see 'headroom influence --help')");
+    if ((!text_path == !corpus) || !out)
+        return cli_error("--text FILE or --corpus DIR|FILE.jsonl, and --out FILE.jsonl, are required "
+                         "(see 'headroom influence --help')");
+    if (corpus && cli_value(&k_spec, a, "split")) return cli_error("--split applies to --text, not to --corpus");
+    if ((cli_value(&k_spec, a, "by") || cli_value(&k_spec, a, "scores")) && !top)
+        return cli_error("--by and --scores choose the heads of --mask-top K");
     p->split = cli_value(&k_spec, a, "split");
     p->max_tokens = (int)ctx, p->max_docs = (int)max_docs, p->n_threads = (int)threads;
     bool resume = cli_value(&k_spec, a, "resume") != NULL;
-    const char *inputs[] = {text_path, cli_value(&k_spec, a, "gates"), cli_value(&k_spec, a, "calib"), NULL};
+    const char *inputs[] = {text_path ? text_path : corpus, cli_value(&k_spec, a, "gates"), cli_value(&k_spec, a, "calib"),
+                            cli_value(&k_spec, a, "scores"), NULL};
     if (cli_resolve_model(a, s->model_path, sizeof s->model_path) ||
         cli_check_output(out, HR_OUT_FILE, "{\"format\":\"headroom.influence\"", resume || cli_value(&k_spec, a, "force"),
-                         s->model_path, cli_value(&k_spec, a, "tokenizer"), inputs) ||
-        cli_load_model(s->model_path, &s->model) ||
+                         s->model_path, cli_value(&k_spec, a, "tokenizer"), inputs))
+        return CLI_FAIL;
+    if (corpus && hr_corpus_read(corpus, &s->corpus) != HR_OK) return cli_lib_error("--corpus");
+    if (cli_load_model(s->model_path, &s->model) ||
         cli_load_tokenizer(s->model_path, s->model, cli_value(&k_spec, a, "tokenizer"), &s->tok) ||
-        cli_read_text(text_path, &s->text, &p->text_len))
+        (text_path && cli_read_text(text_path, &s->text, &p->text_len)))
         return CLI_FAIL;
     p->text = s->text;
-    if (cli_head_mask(&k_spec, a, s->model, s->tok, text_path, 0, 0, &s->mask, &s->calib, &s->n_calib)) return CLI_FAIL;
-    if (!s->mask) return cli_error("give the heads to mask: --mask-heads, --mean-heads or --gates");
+    p->corpus = s->corpus;
+    if (top) {
+        if (mask_top(a, s, top)) return CLI_FAIL;
+    } else if (cli_head_mask(&k_spec, a, s->model, s->tok, text_path, 0, 0, &s->mask, &s->calib, &s->n_calib)) {
+        return CLI_FAIL;
+    }
+    if (!s->mask) return cli_error("give the heads to mask: --mask-heads, --mean-heads, --gates or --mask-top");
+    if (corpus && hr_head_mask_needs_means(s->mask) && !s->calib)
+        return cli_error("--mean-heads over a --corpus needs --calib FILE (the text of the heads' means)");
     p->heads = s->mask;
     p->calib_tokens = s->calib, p->n_calib_tokens = s->n_calib;
     return CLI_OK;
@@ -170,22 +225,34 @@ int cmd_influence(int argc, char **argv) {
     hr_influence_params p = hr_influence_default_params();
     influence_state s;
     memset(&s, 0, sizeof s);
-    writer w = {cli_value(&k_spec, &a, "out"), NULL, 0, 0, 0, 0, 0, false};
+    writer w;
+    memset(&w, 0, sizeof w);
+    w.out = cli_value(&k_spec, &a, "out");
     int rc = setup(&a, &p, &s);
-    if (rc == CLI_OK) rc = start_file(&a, cli_value(&k_spec, &a, "text"), &p, &s, &w);
+    const char *source = cli_value(&k_spec, &a, "text") ? cli_value(&k_spec, &a, "text") : cli_value(&k_spec, &a, "corpus");
+    if (rc == CLI_OK) rc = start_file(&a, source, &p, &s, &w);
     int n_docs = 0;
     p.on_doc = on_doc;
     p.user_data = &w;
     if (isatty(STDERR_FILENO)) p.progress = progress_tty;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (rc == CLI_OK && hr_influence_run(s.model, s.tok, &p, &n_docs) != HR_OK)
         rc = w.failed ? cli_error("cannot write %s", w.out) : cli_lib_error("influence failed");
     if (w.n && flush(&w) != CLI_OK) rc = CLI_FAIL; /* what was scored is kept, also after an error */
-    if (rc == CLI_OK)
-        printf("influence: %d documents scored (%d in the text, from document %d), mean influence %.5f; wrote %s\n", w.n,
-               n_docs, p.first_doc, w.n ? w.sum / w.n : NAN, w.out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (rc == CLI_OK) {
+        printf("influence: %d documents scored (%d in the %s, from document %d), mean influence %.5f; wrote %s\n", w.n,
+               n_docs, s.corpus ? "corpus" : "text", p.first_doc, w.n ? w.sum / w.n : NAN, w.out);
+        printf("throughput: %.1f documents/s (%.2f s)\n", secs > 0 ? w.n / secs : 0.0, secs);
+        for (int i = 0; i < w.n_top; i++)
+            printf("rank %d: document %d, influence %.5f\n", i + 1, w.top_doc[i], w.top[i]);
+    }
     free(w.buf);
     free(s.text);
     hr_head_mask_free(s.mask);
+    hr_corpus_free(s.corpus);
     hr_free(s.calib);
     hr_tokenizer_free(s.tok);
     hr_model_free(s.model);

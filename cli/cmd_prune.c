@@ -23,6 +23,12 @@ static const cli_opt k_opts[] = {
     {"drop-attn", 0, "K", "remove the K least important attention sublayers"},
     {"drop-mlp", 0, "K", "remove the K least important MLP sublayers"},
     {"drop-blocks", 0, "K", "remove the K least important blocks"},
+    {"drop-sublayers", 0, "K", "remove K attention / MLP sublayers from one pool (joint layer drop by the layer "
+                               "metrics; with --iterative, FinerCut)"},
+    {"iterative", 0, NULL, "FinerCut: drop the sublayer whose removal changes the output least (JS divergence on "
+                           "--text), re-scoring after each removal"},
+    {"by-output", 0, NULL, "rank the --drop-sublayers pool once by FinerCut's output change instead of the layer "
+                           "metrics"},
     {"budget", 0, "MODE", "global | per-layer | cfsp (default global)"},
     {"layers", 0, "layers.json", "layer scores from 'headroom heads' (default: computed on --text)"},
     {"layer-metric", 0, "ID", "layers.json metric for all drops (default attn_kl / mlp_kl / block_influence)"},
@@ -48,7 +54,8 @@ static const cli_opt k_opts[] = {
 
 static const cli_spec k_spec = {
     .name = "prune",
-    .usage = "[MODEL] --out OUT.gguf [--scores heads.json --by METHOD --heads P%|N] [--mlp P%] [options]",
+    .usage = "[MODEL] --out OUT.gguf [--scores heads.json --by METHOD --heads P%|N] [--mlp P%]\n"
+             "       [--drop-sublayers K [--iterative | --by-output] -f TEXT] [options]",
     .summary = "Physically removes attention heads (rows of Wq/Wk/Wv, columns of Wo), MLP neurons (rows of\n"
                "gate/up, columns of down), attention / MLP sublayers and whole blocks, and writes the\n"
                "smaller model as GGUF (per-layer shapes: architecture \"deci\" when not uniform) plus\n"
@@ -62,7 +69,8 @@ static const cli_spec k_spec = {
     .n_opts = sizeof k_opts / sizeof k_opts[0],
     .example = "  headroom heads -f ../shared/data/text/tinystories_val.txt -o lab\n"
                "  headroom prune --scores lab/heads.json --by ablation --heads 25% --out p25.gguf\n"
-               "  headroom prune --mlp 30% --drop-blocks 1 -f ../shared/data/text/tinystories_val.txt -o small.gguf",
+               "  headroom prune --mlp 30% --drop-blocks 1 -f ../shared/data/text/tinystories_val.txt -o small.gguf\n"
+               "  headroom prune --drop-sublayers 3 --iterative -f ../shared/data/text/tinystories_val.txt -o fc3.gguf",
     .max_positional = 1,
 };
 
@@ -93,14 +101,18 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     p->uniform = cli_value(&k_spec, a, "uniform") != NULL;
     p->invert = cli_value(&k_spec, a, "invert") != NULL;
     p->strict = cli_value(&k_spec, a, "strict") != NULL;
-    long drops[3] = {0, 0, 0}, tokens = HR_CALIB_SURGERY_TOKENS, threads = 0;
+    long drops[4] = {0, 0, 0, 0}, tokens = HR_CALIB_SURGERY_TOKENS, threads = 0;
     if (cli_get_int(&k_spec, a, "drop-attn", 0, INT_MAX, &drops[0]) ||
         cli_get_int(&k_spec, a, "drop-mlp", 0, INT_MAX, &drops[1]) ||
         cli_get_int(&k_spec, a, "drop-blocks", 0, INT_MAX, &drops[2]) ||
+        cli_get_int(&k_spec, a, "drop-sublayers", 0, INT_MAX, &drops[3]) ||
         cli_get_int(&k_spec, a, "tokens", 16, INT_MAX, &tokens) || cli_get_int(&k_spec, a, "threads", 0, 4096, &threads) ||
         cli_get_u64(&k_spec, a, "seed", &p->seed))
         return CLI_FAIL;
     p->drop_attn = (int)drops[0], p->drop_mlp = (int)drops[1], p->drop_blocks = (int)drops[2];
+    p->drop_sublayers = (int)drops[3];
+    p->iterative = cli_value(&k_spec, a, "iterative") != NULL;
+    p->sublayers_by_output = cli_value(&k_spec, a, "by-output") != NULL;
     p->max_tokens = tokens;
     p->n_threads = (int)threads;
     const char *b = cli_value(&k_spec, a, "budget"), *u = cli_value(&k_spec, a, "uneven"), *dt = cli_value(&k_spec, a, "dtype");
@@ -208,6 +220,12 @@ static int write_outputs(const prune_opts *o, prune_state *st) {
     printf("heads removed: %lld (asked %lld), neurons removed: %lld (asked %lld), layers: %d -> %d\n",
            (long long)h->removed, (long long)h->requested, (long long)n->removed, (long long)n->requested,
            hr_config_n_layers(hr_model_config(st->m)), hr_config_n_layers(hr_model_config(p)));
+    const int *sub = NULL;
+    const double *sc = NULL;
+    int n_sub = hr_prune_result_sublayers(st->res, &sub, &sc);
+    for (int i = 0; i < n_sub; i++)
+        printf("sublayer drop %d: layer %d %s (score %.6g)\n", i + 1, sub[i] / 2, sub[i] % 2 ? "mlp" : "attention",
+               sc[i]);
     printf("parameters: %lld -> %lld (%.1f%%)\n", (long long)before, (long long)after, 100.0 * after / before);
     printf("report: %s\n", o->report);
     return CLI_OK;

@@ -17,5 +17,6 @@ int cmd_influence(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_successor(int argc, char **argv);
 
 #endif

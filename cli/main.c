@@ -28,6 +28,7 @@ static const command k_commands[] = {
      cmd_influence},
     {"finetune", "fine-tune on a text: LoRA (merged on save), every weight, or chosen heads / MLPs", cmd_finetune},
     {"train", "train a small llama-style model from random initialisation on a text", cmd_train},
+    {"successor", "successor heads' mod-10 structure: a linear probe of number embeddings", cmd_successor},
 };
 enum { N_COMMANDS = sizeof k_commands / sizeof k_commands[0] };
 

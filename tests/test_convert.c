@@ -442,7 +442,7 @@ static double stories_ppl(const hr_model *m, const hr_tokenizer *tok) {
     hr_ppl_result r = {0};
     double ppl = NAN;
     if (m && len && hr_calib_tokens(tok, text, len, 0, &ids, &n) == HR_OK && hr_context_new(m, &cp, &ctx) == HR_OK &&
-        hr_perplexity(ctx, m, ids, n, &pp, &r) == HR_OK)
+        hr_perplexity(ctx, ids, n, &pp, &r) == HR_OK)
         ppl = r.ppl;
     else
         fprintf(stderr, "    perplexity: %s\n", hr_last_error());

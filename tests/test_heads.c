@@ -648,6 +648,108 @@ static void method_lists_are_parsed_strictly(void) {
     free(sel);
 }
 
+/* ---- successor heads' mod-10 probe ---- */
+
+static float unit_noise(unsigned *s) { return (float)((*s = *s * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0f - 0.5f; }
+
+/* Leave-one-out accuracy by brute force: the primal ridge probe
+ * w = (X^T X + lambda I)^-1 X^T Y on [x, 1] refitted without each number
+ * (Gaussian elimination), lambda as the library defines it (ridge × mean
+ * squared norm of [x, 1] over all n). */
+static double brute_loo(const float *x, const int *v, int n, int dim, double ridge) {
+    int D = dim + 1;
+    double tr = 0;
+    for (int i = 0; i < n; i++) {
+        tr += 1;
+        for (int d = 0; d < dim; d++) tr += (double)x[i * dim + d] * x[i * dim + d];
+    }
+    double lambda = ridge * tr / n, *a = malloc(sizeof(double) * D * (D + 10));
+    int right = 0;
+    for (int out = 0; out < n; out++) {
+        for (int r = 0; r < D; r++)
+            for (int c = 0; c < D + 10; c++) a[r * (D + 10) + c] = r == c ? lambda : 0;
+        for (int i = 0; i < n; i++) {
+            if (i == out) continue;
+            for (int r = 0; r < D; r++) {
+                double xr = r < dim ? x[i * dim + r] : 1.0;
+                for (int c = 0; c < D; c++) a[r * (D + 10) + c] += xr * (c < dim ? x[i * dim + c] : 1.0);
+                a[r * (D + 10) + D + v[i] % 10] += xr;
+            }
+        }
+        for (int p = 0; p < D; p++) /* Gauss-Jordan; the matrix is SPD, no pivoting needed */
+            for (int r = 0; r < D; r++) {
+                if (r == p) continue;
+                double f = a[r * (D + 10) + p] / a[p * (D + 10) + p];
+                for (int c = 0; c < D + 10; c++) a[r * (D + 10) + c] -= f * a[p * (D + 10) + c];
+            }
+        int best = 0;
+        double bv = -1e300;
+        for (int k = 0; k < 10; k++) {
+            double y = 0;
+            for (int r = 0; r < D; r++) y += (r < dim ? x[out * dim + r] : 1.0) * a[r * (D + 10) + D + k] / a[r * (D + 10) + r];
+            if (y > bv) bv = y, best = k;
+        }
+        right += best == v[out] % 10;
+    }
+    free(a);
+    return (double)right / n;
+}
+
+static void a_mod10_probe_is_perfect_on_an_embedding_built_with_mod10_features(void) {
+    enum { N = 100, DIM = 16 };
+    float x[N * DIM];
+    int v[N];
+    unsigned s = 5;
+    for (int i = 0; i < N; i++) { /* a one-hot of i mod 10 (scaled 3) beside 6 dimensions of noise */
+        v[i] = i;
+        for (int d = 0; d < DIM; d++) x[i * DIM + d] = d < 10 ? 3.0f * (i % 10 == d) : unit_noise(&s);
+    }
+    hr_mod10_probe pr;
+    CHECK(hr_probe_mod10(x, v, N, DIM, 1e-2, &pr) == HR_OK, "%s", hr_last_error());
+    printf("    planted mod-10 features: fitted %.3f, leave-one-out %.3f, chance %.3f\n", pr.train_accuracy,
+           pr.loo_accuracy, pr.chance);
+    CHECK(pr.n == N && pr.n_classes == 10 && pr.train_accuracy == 1.0 && pr.loo_accuracy == 1.0 && pr.chance == 0.1,
+          "planted: n %d classes %d fitted %.3f loo %.3f chance %.3f", pr.n, pr.n_classes, pr.train_accuracy,
+          pr.loo_accuracy, pr.chance);
+    /* noise only: leave-one-out near chance, and equal to the brute force */
+    for (int i = 0; i < N * DIM; i++) x[i] = unit_noise(&s);
+    CHECK(hr_probe_mod10(x, v, N, DIM, 1e-2, &pr) == HR_OK, "%s", hr_last_error());
+    double brute = brute_loo(x, v, N, DIM, 1e-2);
+    printf("    noise: fitted %.3f, leave-one-out %.3f (brute force %.3f), chance %.3f\n", pr.train_accuracy,
+           pr.loo_accuracy, brute, pr.chance);
+    CHECK(pr.loo_accuracy < 0.3, "noise predicts mod 10 left out: %.3f", pr.loo_accuracy);
+    CHECK(pr.loo_accuracy == brute, "closed-form leave-one-out %.3f, brute force %.3f", pr.loo_accuracy, brute);
+    /* the planted features with a strong penalty: still equal to the brute force */
+    for (int i = 0; i < N; i++)
+        for (int d = 0; d < 10; d++) x[i * DIM + d] += 0.5f * (i % 10 == d);
+    CHECK(hr_probe_mod10(x, v, N, DIM, 0.5, &pr) == HR_OK && pr.loo_accuracy == brute_loo(x, v, N, DIM, 0.5),
+          "weak features: %.3f", pr.loo_accuracy);
+    int bad[2] = {1, -1};
+    CHECK(hr_probe_mod10(x, bad, 2, DIM, 1e-2, &pr) == HR_ERR_RANGE, "a negative value is refused");
+    CHECK(hr_probe_mod10(x, v, N, DIM, 0, &pr) == HR_ERR_RANGE, "ridge 0 is refused");
+}
+
+static void stories260k_has_only_the_digits_as_single_number_tokens(void) {
+    hr_model *m = NULL;
+    hr_tokenizer *tok = NULL;
+    hr_context *ctx = NULL;
+    CHECK(hr_model_load(SHARED("models/stories260K/stories260K.bin"), &m) == HR_OK &&
+              hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) == HR_OK &&
+              hr_context_new(m, NULL, &ctx) == HR_OK, "%s", hr_last_error());
+    int values[101];
+    hr_mod10_probe pr;
+    if (ctx && tok) {
+        CHECK(hr_successor_mod10(ctx, tok, 100, 1e-2, values, &pr) == HR_OK, "%s", hr_last_error());
+        CHECK(pr.n == 10 && values[0] == 0 && values[9] == 9 && pr.n_classes == 0 && pr.chance == 0.1,
+              "numbers %d, classes %d", pr.n, pr.n_classes);
+        /* one number per class: left out, a class is never predicted */
+        CHECK(pr.loo_accuracy == 0.0, "leave-one-out %.3f", pr.loo_accuracy);
+    }
+    hr_context_free(ctx);
+    hr_tokenizer_free(tok);
+    hr_model_free(m);
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin");
     RUN(planted_heads_rank_first_by_their_methods);
@@ -662,6 +764,8 @@ int main(void) {
     RUN(method_lists_are_parsed_strictly);
     RUN(cost_estimates_count_the_forward_work_the_runs_do);
     RUN(a_progress_callback_can_stop_a_run);
+    RUN(a_mod10_probe_is_perfect_on_an_embedding_built_with_mod10_features);
+    RUN(stories260k_has_only_the_digits_as_single_number_tokens);
     hr_heads_result_free(g_pr);
     hr_model_free(g_pm);
     if (g_planted[0]) remove(g_planted);

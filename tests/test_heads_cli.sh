@@ -72,5 +72,14 @@ grep -q '"format": "headroom.heads",' "$T/a/heads.json" && grep -q '"format_vers
   ok "heads.json and layers.json carry format and format_version" || fail "no format fields"
 expect_error "window beyond the context" "exceeds the model's context" --text "$T/text.txt" --out "$T/f" --window 100000
 
+# headroom successor: the mod-10 probe (its values are checked in test_heads)
+"$HR_CLI" successor "$M" --max 1000 >"$T/succ" 2>"$T/err"
+if [ $? -eq 0 ] && grep -q "^numbers: 10 of 0..1000 are single tokens: 0 1 2 3 4 5 6 7 8 9$" "$T/succ" &&
+   grep -q "leave-one-out; chance 0.100" "$T/succ"; then ok "successor: the digits, the probe's accuracy and chance"
+else fail "successor"; cat "$T/succ" "$T/err"; fi
+"$HR_CLI" successor "$M" --ridge 0 >/dev/null 2>"$T/err"
+[ $? -ne 0 ] && [ "$(grep -c 'headroom: error:' "$T/err")" -eq 1 ] && ok "successor --ridge 0: one error line" ||
+  fail "successor --ridge 0"
+
 if [ "$failures" -ne 0 ]; then echo "$failures failures"; exit 1; fi
 echo "all heads CLI tests passed"

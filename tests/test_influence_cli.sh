@@ -6,6 +6,10 @@
 # line) resumed with --resume gives the file of one uninterrupted run, byte
 # for byte; a file of another run, a text without documents, no heads to
 # mask, an output that is an input: one error line, the file untouched.
+# --corpus (a folder of .txt, JSONL with "text") gives the records of the
+# same documents as --text; --mask-top K --by retrieval masks the K heads
+# ranked first in heads.json (ranked independently here); empty corpora, a
+# JSONL line without text and bad --mask-top are one error line each.
 set -u
 
 . "$(dirname "$0")/cli_prelude.sh"
@@ -70,6 +74,58 @@ expect_error "no heads to mask" "give the heads to mask" "$T/none.jsonl" \
   "$HR_CLI" influence "$M" --text "$T/docs.txt" -o "$T/none.jsonl"
 expect_error "--out is the text" "input" "$T/docs.txt" \
   "$HR_CLI" influence "$M" --text "$T/docs.txt" "${MASK[@]}" -o "$T/docs.txt"
+
+# --corpus: a folder of .txt files and a JSONL file holding the same three
+# documents give the records of --text (whose losses ppl checked above)
+mkdir -p "$T/corpus"
+for i in 0 1 2; do cp "$T/doc$i.txt" "$T/corpus/d$i.txt"; done
+printf 'not a document' > "$T/corpus/notes.md"
+/usr/bin/python3 -c '
+import json, sys
+for i, p in enumerate(sys.argv[1:]):
+    print(json.dumps({"text": open(p).read(), "id": i}))
+    print()' "$T/doc0.txt" "$T/doc1.txt" "$T/doc2.txt" > "$T/corpus.jsonl"
+for c in "$T/corpus" "$T/corpus.jsonl"; do
+  "$HR_CLI" influence "$M" --corpus "$c" "${MASK[@]}" -o "$T/c.jsonl" --force >"$T/out" 2>"$T/err"
+  if [ $? -eq 0 ] && cmp -s <(tail -n +2 "$T/full.jsonl") <(tail -n +2 "$T/c.jsonl") &&
+     head -1 "$T/c.jsonl" | grep -q '"corpus_sha256"' && grep -q "documents/s" "$T/out" &&
+     grep -q "^rank 1: document " "$T/out"; then
+    ok "--corpus ${c##*/}: the records of --text, a documents/s throughput and a ranking"
+  else fail "--corpus ${c##*/}"; cat "$T/err" "$T/out"; fi
+done
+
+# --mask-top K --by retrieval: the K heads with the highest retrieval scores
+# of heads.json (ranked here from the file), as --mask-heads would mask them
+"$HR_CLI" heads "$M" -f "$T/text.txt" -o "$T/lab" -m retrieval --needles natural -n 512 -q >/dev/null 2>&1 ||
+  fail "head lab for --mask-top"
+top=$(/usr/bin/python3 -c '
+import json, sys
+h = json.load(open(sys.argv[1]))["heads"]
+best = sorted(h, key=lambda r: (-r["scores"]["retrieval"], r["layer"], r["head"]))[:3]
+print(",".join("%d.%d" % (r["layer"], r["head"]) for r in best))' "$T/lab/heads.json")
+"$HR_CLI" influence "$M" --text "$T/docs.txt" --mask-heads "$top" -o "$T/by_list.jsonl" >/dev/null 2>&1
+"$HR_CLI" influence "$M" --text "$T/docs.txt" --mask-top 3 --by retrieval --scores "$T/lab/heads.json" \
+  -o "$T/by_top.jsonl" >"$T/out" 2>"$T/err"
+if [ $? -eq 0 ] && cmp -s "$T/by_list.jsonl" "$T/by_top.jsonl"; then
+  ok "--mask-top 3 --by retrieval masks the file's top 3 ($top)"
+else fail "--mask-top 3 (want $top)"; cat "$T/err"; fi
+
+: > "$T/empty.jsonl"
+mkdir -p "$T/emptydir"
+printf '{"text": "Once upon a time."}\n{"title": "no text"}\n' > "$T/notext.jsonl"
+expect_error "an empty JSONL corpus" "the corpus .*empty.jsonl holds no document" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --corpus "$T/empty.jsonl" "${MASK[@]}" -o "$T/none.jsonl"
+expect_error "a corpus folder without .txt" "holds no .txt document" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --corpus "$T/emptydir" "${MASK[@]}" -o "$T/none.jsonl"
+expect_error "a JSONL line without text" "notext.jsonl line 2: a corpus line is an object with a string \"text\"" \
+  "$T/none.jsonl" "$HR_CLI" influence "$M" --corpus "$T/notext.jsonl" "${MASK[@]}" -o "$T/none.jsonl"
+expect_error "--text and --corpus together" "--text FILE or --corpus" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --text "$T/docs.txt" --corpus "$T/corpus" "${MASK[@]}" -o "$T/none.jsonl"
+expect_error "--mask-top without scores" "--mask-top needs --by METHOD and --scores" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --corpus "$T/corpus" --mask-top 2 --by retrieval -o "$T/none.jsonl"
+expect_error "--mask-top beyond the heads" "top 41 heads by 'retrieval': the table scores 40 heads" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --corpus "$T/corpus" --mask-top 41 --by retrieval --scores "$T/lab/heads.json" -o "$T/none.jsonl"
+[ -e "$T/none.jsonl" ] && fail "a failed run wrote $T/none.jsonl"
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]

@@ -4,6 +4,7 @@
 #include "headroom/context.h"
 #include "headroom/save.h"
 #include "headroom/prune.h"
+#include "headroom/study.h"
 #include "study/prune/surgery_internal.h"
 #include "model/model_internal.h"
 
@@ -603,6 +604,240 @@ static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_remove
     hr_model_free(m);
 }
 
+/* ---- Sublayers as one pool (FinerCut / joint layer drop) ---- */
+
+enum { R_DIM = 32, R_HID = 64, R_LAYERS = 3, R_HEADS = 4, R_VOCAB = 48, R_SEQ = 64, R_TOK = 100, R_WIN = 32 };
+
+static float rnd(unsigned *s) { return (float)((*s = *s * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0f - 0.5f; }
+
+/* A tiny random Llama in llama2.c's format (untied classifier), weights
+ * uniform in +-scale/2. */
+static int write_random_model(const char *path) {
+    size_t D = R_DIM, L = R_LAYERS, V = R_VOCAB, H = R_HID, hd = R_DIM / R_HEADS;
+    size_t sizes[] = {V * D, L * D, L * D * D, L * D * D, L * D * D, L * D * D, L * D, L * H * D, L * D * H, L * H * D,
+                      D, R_SEQ * hd / 2, R_SEQ * hd / 2, V * D};
+    int norm[] = {0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 2, 2, 0}; /* 1: norm weights (1 + noise), 2: unused RoPE table */
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int32_t hdr[7] = {R_DIM, R_HID, R_LAYERS, R_HEADS, R_HEADS, -R_VOCAB, R_SEQ};
+    fwrite(hdr, 4, 7, f);
+    unsigned s = 7;
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
+        for (size_t i = 0; i < sizes[t]; i++) {
+            float x = norm[t] == 1 ? 1.0f + 0.2f * rnd(&s) : norm[t] == 2 ? 0.0f : 0.6f * rnd(&s);
+            fwrite(&x, 4, 1, f);
+        }
+    return fclose(f);
+}
+
+/* All-position logits (R_TOK, V) of m on toks, windows of R_WIN from an empty cache. */
+static float *window_logits(const hr_model *m, const int32_t *toks) {
+    hr_context *ctx = NULL;
+    hr_context_params p = hr_context_default_params();
+    p.n_ctx = R_WIN;
+    p.n_threads = 1;
+    float *lg = malloc(sizeof(float) * R_TOK * R_VOCAB);
+    if (hr_context_new(m, &p, &ctx) != HR_OK || !lg) {
+        free(lg);
+        return NULL;
+    }
+    for (int off = 0; off < R_TOK; off += R_WIN) {
+        int n = R_TOK - off < R_WIN ? R_TOK - off : R_WIN;
+        hr_context_truncate(ctx, 0);
+        if (hr_forward(ctx, toks + off, n, lg + (size_t)off * R_VOCAB, true) != HR_OK) {
+            free(lg);
+            lg = NULL;
+            break;
+        }
+    }
+    hr_context_free(ctx);
+    return lg;
+}
+
+/* Mean Jensen-Shannon divergence (nats) of the rows of two logit tables,
+ * from the definition in double. */
+static double mean_js(const float *a, const float *b) {
+    double sum = 0;
+    for (int t = 0; t < R_TOK; t++) {
+        double la[R_VOCAB], lb[R_VOCAB], ma = -1e300, mb = -1e300, za = 0, zb = 0, js = 0;
+        for (int i = 0; i < R_VOCAB; i++) {
+            la[i] = a[t * R_VOCAB + i], lb[i] = b[t * R_VOCAB + i];
+            ma = la[i] > ma ? la[i] : ma, mb = lb[i] > mb ? lb[i] : mb;
+        }
+        for (int i = 0; i < R_VOCAB; i++) za += exp(la[i] - ma), zb += exp(lb[i] - mb);
+        for (int i = 0; i < R_VOCAB; i++) {
+            double p = exp(la[i] - ma) / za, q = exp(lb[i] - mb) / zb, m = 0.5 * (p + q);
+            js += 0.5 * p * log(p / m) + 0.5 * q * log(q / m);
+        }
+        sum += js;
+    }
+    return sum / R_TOK;
+}
+
+/* The brute force: the model with the sublayers of drop (2 L) removed by
+ * surgery, its mean JS divergence from the base logits. */
+static double brute_js(const hr_model *m, const uint8_t *drop, const float *base, const int32_t *toks) {
+    hr_prune_spec *s = NULL;
+    hr_model *p = NULL;
+    double js = NAN;
+    hr_prune_spec_new(m, &s);
+    for (int l = 0; l < R_LAYERS; l++) {
+        if (drop[2 * l]) hr_prune_spec_set_dropped(s, l, HR_PRUNE_ATTN, true);
+        if (drop[2 * l + 1]) hr_prune_spec_set_dropped(s, l, HR_PRUNE_MLP, true);
+        if (drop[2 * l] && drop[2 * l + 1]) hr_prune_spec_set_dropped(s, l, HR_PRUNE_BLOCK, true);
+    }
+    if (hr_prune_apply(m, s, &p) == HR_OK) {
+        float *lg = window_logits(p, toks);
+        if (lg) js = mean_js(base, lg);
+        free(lg);
+    }
+    hr_model_free(p);
+    hr_prune_spec_free(s);
+    return js;
+}
+
+static void sublayer_pools_choose_what_a_brute_force_recomputation_chooses(void) {
+    char dir[64], path[128];
+    if (hr_t_scratch_dir(dir, sizeof dir, "prune_sub")) return;
+    snprintf(path, sizeof path, "%s/random.bin", dir);
+    hr_model *m = NULL;
+    CHECK(write_random_model(path) == 0 && hr_model_load(path, &m) == HR_OK, "random model: %s", hr_last_error());
+    hr_t_rm_rf(dir);
+    if (!m) return;
+    int32_t toks[R_TOK];
+    unsigned seed = 11;
+    for (int i = 0; i < R_TOK; i++) toks[i] = (int32_t)((rnd(&seed) + 0.5f) * (R_VOCAB - 1));
+    float *base = window_logits(m, toks);
+    hr_context *ctx = NULL;
+    hr_context_params cp = hr_context_default_params();
+    cp.n_ctx = R_WIN;
+    cp.n_threads = 2;
+    CHECK(base && hr_context_new(m, &cp, &ctx) == HR_OK, "context: %s", hr_last_error());
+    enum { J = 2 * R_LAYERS, K = J - 1 };
+    for (int iterative = 1; ctx && base && iterative >= 0; iterative--) {
+        hr_prune_spec *s = NULL;
+        int order[K];
+        double scores[K * J];
+        hr_prune_spec_new(m, &s);
+        hr_status st = hr_prune_plan_sublayers(ctx, toks, R_TOK, 0, K, iterative, s, order, scores);
+        CHECK(st == HR_OK, "plan: %s", hr_last_error());
+        uint8_t drop[J] = {0};
+        double first[J], maxdiff = 0, min_gap = 1e30;
+        for (int i = 0; st == HR_OK && i < K; i++) {
+            int best = -1;
+            double v[J];
+            for (int j = 0; j < J; j++) {
+                v[j] = NAN;
+                if (drop[j]) continue;
+                drop[j] = 1;
+                v[j] = brute_js(m, drop, base, toks);
+                drop[j] = 0;
+                if (i == 0) first[j] = v[j];
+                double d = fabs(v[j] - scores[i * J + j]);
+                if (iterative || i == 0) maxdiff = d > maxdiff || isnan(d) ? d : maxdiff;
+                if (best < 0 || v[j] < v[best]) best = j;
+            }
+            if (!iterative) { /* one shot: the i-th lowest of the first pass */
+                best = -1;
+                for (int j = 0; j < J; j++)
+                    if (!drop[j] && (best < 0 || first[j] < first[best])) best = j;
+            }
+            for (int j = 0; j < J; j++)
+                if (!drop[j] && j != best) {
+                    double gap = fabs((iterative ? v[j] : first[j]) - (iterative ? v[best] : first[best]));
+                    min_gap = gap < min_gap ? gap : min_gap;
+                }
+            CHECK(order[i] == best, "%s step %d: chose sublayer %d, the brute force %d", iterative ? "iterative" : "one-shot",
+                  i + 1, order[i], best);
+            drop[best] = 1;
+        }
+        printf("    %s: order", iterative ? "iterative" : "one-shot");
+        for (int i = 0; i < K; i++) printf(" %d.%s", order[i] / 2, order[i] % 2 ? "mlp" : "attn");
+        printf("; max |JS - brute force| %.3g (tolerance 1e-6), smallest gap to the choice %.3g\n", maxdiff, min_gap);
+        CHECK(maxdiff <= 1e-6, "scores differ from the brute force by %.3g", maxdiff);
+        /* every sublayer but the last one went: blocks without either sublayer are dropped */
+        hr_prune_layer_result res[R_LAYERS];
+        CHECK(hr_prune_check(m, s, res) == HR_OK, "%s", hr_last_error());
+        hr_prune_spec_free(s);
+        /* the whole pool is too much */
+        hr_prune_spec_new(m, &s);
+        CHECK(hr_prune_plan_sublayers(ctx, toks, R_TOK, 0, J, iterative, s, NULL, NULL) == HR_ERR_RANGE &&
+                  strstr(hr_last_error(), "at least one must stay"), "k = %d: %s", J, hr_last_error());
+        hr_prune_spec_free(s);
+    }
+    hr_context_free(ctx);
+    free(base);
+    hr_model_free(m);
+}
+
+/* hr_prune_run: the pool by the layer metrics (joint drop) and FinerCut's
+ * order in prune.json; bad combinations fail first. */
+static void a_run_drops_sublayers_from_one_pool_and_records_the_order(void) {
+    hr_model *m = load_base();
+    hr_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_read_file(SHARED("data/text/tinystories_val.txt"), &text, &len) == HR_OK, "%s", hr_last_error());
+    hr_prune_params p = hr_prune_default_params();
+    p.drop_sublayers = 2, p.iterative = true;
+    hr_prune_result *r = NULL;
+    CHECK(hr_prune_run(m, tok, &p, &r) != HR_OK && !r && strstr(hr_last_error(), "needs calibration text"), "%s",
+          hr_last_error());
+    p.drop_sublayers = 0, p.drop_attn = 1, p.text = text, p.text_len = len;
+    CHECK(hr_prune_run(m, tok, &p, &r) != HR_OK && strstr(hr_last_error(), "need a number of sublayers"), "%s",
+          hr_last_error());
+    p.drop_sublayers = 10, p.drop_attn = 0;
+    CHECK(hr_prune_run(m, tok, &p, &r) == HR_ERR_RANGE && strstr(hr_last_error(), "at least one must stay"), "%s",
+          hr_last_error());
+    p.drop_sublayers = 2, p.max_tokens = 512;
+    CHECK(hr_prune_run(m, tok, &p, &r) == HR_OK, "%s", hr_last_error());
+    const int *sub = NULL;
+    const double *sc = NULL;
+    int n = hr_prune_result_sublayers(r, &sub, &sc);
+    CHECK(n == 2 && sub && sc && sc[0] <= sc[1] && sc[0] > 0, "steps %d", n);
+    char *json = NULL;
+    if (r && hr_prune_report_json(r, NULL, &json) == HR_OK) {
+        CHECK(strstr(json, "\"sublayer_drops\"") && strstr(json, "re-scored after each removal") &&
+                  strstr(json, "\"candidates\""), "prune.json: %.300s", json);
+        int dropped = 0;
+        for (int l = 0; l < 5; l++)
+            dropped += hr_prune_spec_dropped(hr_prune_result_spec(r), l, HR_PRUNE_ATTN) +
+                       hr_prune_spec_dropped(hr_prune_result_spec(r), l, HR_PRUNE_MLP);
+        CHECK(dropped == 2, "%d sublayers dropped", dropped);
+    }
+    hr_free(json);
+    hr_prune_result_free(r);
+    /* the joint drop: the two lowest of attention and MLP layer metrics together */
+    p.iterative = false;
+    r = NULL;
+    CHECK(hr_prune_run(m, tok, &p, &r) == HR_OK, "%s", hr_last_error());
+    n = hr_prune_result_sublayers(r, &sub, &sc);
+    float attn[5], mlp[5];
+    hr_context *ctx = NULL;
+    hr_context_params cp = hr_context_default_params();
+    cp.n_ctx = 256;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (n == 2 && hr_context_new(m, &cp, &ctx) == HR_OK && hr_calib_tokens(tok, text, len, 512, &ids, &n_ids) == HR_OK &&
+        hr_prune_layer_importance(ctx, ids, n_ids, 0, NULL, attn, mlp) == HR_OK) {
+        double all[10];
+        for (int l = 0; l < 5; l++) all[2 * l] = attn[l], all[2 * l + 1] = mlp[l];
+        int lower0 = 0, lower1 = 0;
+        for (int j = 0; j < 10; j++) lower0 += all[j] < all[sub[0]], lower1 += all[j] < all[sub[1]];
+        CHECK(lower0 == 0 && lower1 == 1, "joint drop chose %d (%d lower) and %d (%d lower)", sub[0], lower0, sub[1],
+              lower1);
+        CHECK(fabs(sc[0] - all[sub[0]]) < 1e-6, "score %g vs metric %g", sc[0], all[sub[0]]);
+    } else
+        CHECK(0, "joint drop: %d steps, %s", n, hr_last_error());
+    free(ids);
+    hr_context_free(ctx);
+    hr_prune_result_free(r);
+    hr_free(text);
+    hr_tokenizer_free(tok);
+    hr_model_free(m);
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(pruning_nothing_is_the_identity);
@@ -620,5 +855,7 @@ int main(void) {
     RUN(a_pruning_run_checks_its_parameters_first_and_reports_what_it_removed);
     RUN(layer_plans_drop_the_least_important_layers);
     RUN(neuron_importance_ranks_neurons_that_matter);
+    RUN(sublayer_pools_choose_what_a_brute_force_recomputation_chooses);
+    RUN(a_run_drops_sublayers_from_one_pool_and_records_the_order);
     TEST_MAIN_END();
 }

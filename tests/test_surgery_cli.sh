@@ -85,6 +85,12 @@ expect_ok "the other method of that file still prunes" prune "$M" --scores "$T/n
 expect_error "budget emptying layers" "empty a layer" "$T/x3.gguf" prune "$M" --by random --heads 38 -o "$T/x3.gguf"
 expect_error "unknown method" "no scores for method 'nosuch' (it has: ablation, entropy)" "$T/x4.gguf" prune "$M" --scores "$T/lab/heads.json" --by nosuch --heads 2 -o "$T/x4.gguf"
 expect_error "dropping every block" "cannot drop 5 blocks" "$T/x5.gguf" prune "$M" --drop-blocks 5 -f "$T/text.txt" -o "$T/x5.gguf"
+expect_error "FinerCut without text" "FinerCut's output criterion (iterative sublayer drops) needs calibration text" \
+  "$T/x17.gguf" prune "$M" --drop-sublayers 2 --iterative -o "$T/x17.gguf"
+expect_error "--iterative without --drop-sublayers" "need a number of sublayers to drop" "$T/x18.gguf" \
+  prune "$M" --drop-attn 1 --iterative -f "$T/text.txt" -o "$T/x18.gguf"
+expect_error "every sublayer in the pool" "cannot drop 10 sublayers: 10 remain and at least one must stay" "$T/x19.gguf" \
+  prune "$M" --drop-sublayers 10 -f "$T/text.txt" -o "$T/x19.gguf"
 expect_error "unknown budget" "unknown budget" "$T/x6.gguf" prune "$M" --by random --heads 2 --budget best -o "$T/x6.gguf"
 expect_error "non-uniform HF" "uniform" "$T/x7.gguf" prune "$M" --by random --heads 2 --uneven duplicate -o "$T/x7.gguf" --hf "$T/x7-hf"
 expect_error "gqa count not dividing" "cannot be merged" "$T/x8.gguf" gqa "$M" --kv-heads 3 -o "$T/x8.gguf"

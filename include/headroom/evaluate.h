@@ -136,6 +136,27 @@ HR_API hr_recall_params hr_recall_default_params(void);
 HR_API hr_status hr_recall_task_build(const hr_tokenizer *tok, const char *text, size_t len, const hr_recall_params *p,
                                       hr_mc_task **out);
 
+/* ---- A corpus of documents ----
+ *
+ * A folder of .txt files (one document each, in byte order of their names;
+ * other files and names starting with '.' are ignored) or a .jsonl file
+ * (one object per non-blank line with a string "text"). A folder without a
+ * .txt file, a JSONL file without a line, a line that is not an object
+ * with a string "text" (its line number named), another kind of path:
+ * errors, before anything is returned. */
+typedef struct hr_corpus hr_corpus;
+
+/* *out owned by caller: hr_corpus_free(). */
+HR_API hr_status hr_corpus_read(const char *path, hr_corpus **out);
+HR_API void hr_corpus_free(hr_corpus *c); /* NULL ok */
+HR_API int hr_corpus_n_docs(const hr_corpus *c);
+/* Document i (NUL-terminated; *len its bytes, may be NULL); NULL out of range. Borrowed. */
+HR_API const char *hr_corpus_doc(const hr_corpus *c, int i, size_t *len);
+/* "name.txt" or "line N". Borrowed. */
+HR_API const char *hr_corpus_doc_name(const hr_corpus *c, int i);
+/* SHA-256 (hex) of the documents' SHA-256 hex strings, each followed by a newline. Borrowed. */
+HR_API const char *hr_corpus_sha256(const hr_corpus *c);
+
 /* ---- AttentionInfluence (Hua et al. 2025) ----
  *
  * Per document of a text: the mean NLL of its tokens (BOS first, tokens 1..n-1
@@ -143,8 +164,9 @@ HR_API hr_status hr_recall_task_build(const hr_tokenizer *tok, const char *text,
  * masked (typically the retrieval / induction heads the head lab finds);
  * influence = (loss_masked - loss_base) / loss_base: how much the document
  * needs those heads (the paper selects pretraining data by it).
- * Documents are separated by blank lines, or by lines that are exactly
- * `split`; empty documents are skipped and not numbered. Results go to a
+ * Documents are those of a corpus (hr_corpus_read), or of a text separated
+ * by blank lines or by lines that are exactly `split`; empty documents are
+ * skipped and not numbered. Results go to a
  * callback, one document at a time, so a caller can write them as it goes
  * and resume: documents before first_doc are skipped (their index still
  * counts). The JSONL a caller writes (hr_influence_header_json, then one
@@ -175,6 +197,8 @@ typedef struct {
     void *user_data;
     hr_progress_fn progress;     /* (documents done, documents in the text) */
     void *progress_user_data;
+    const hr_corpus *corpus;     /* the documents instead of text / split (borrowed); mean-ablated heads
+                                    then need calib_tokens. NULL = text (default) */
 } hr_influence_params;
 
 HR_API hr_influence_params hr_influence_default_params(void);
@@ -184,7 +208,8 @@ HR_API hr_influence_params hr_influence_default_params(void);
 HR_API hr_status hr_influence_run(const hr_model *m, const hr_tokenizer *tok, const hr_influence_params *p,
                                   int *n_docs);
 /* The JSONL file: a first line {"format": "headroom.influence", "format_version": 1,
- * "model": path, "text": path, "text_sha256", "heads": mask description, "split",
+ * "model": path, "text": path, "text_sha256" (with a corpus: "corpus": path,
+ * "corpus_sha256", hr_corpus_sha256), "heads": mask description, "split",
  * "max_tokens"} and one line per document {"doc", "sha256", "tokens",
  * "loss_base", "loss_masked", "influence"}. *out owned: hr_free(). */
 HR_API hr_status hr_influence_header_json(const char *model_path, const char *text_path, const hr_influence_params *p,

@@ -200,6 +200,37 @@ HR_API hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, c
  * cleared first): out receives (n, n) probabilities, row = query. */
 HR_API hr_status hr_heads_attention_map(hr_context *ctx, const int32_t *tokens, int n, int layer, int head, float *out);
 
+/* ---- Successor heads' mod-10 structure (Gould et al. 2023) ----
+ *
+ * The paper finds "mod-10 features" in the embeddings of numbers. A linear
+ * probe: ridge regression (dual form, a bias feature, penalty lambda =
+ * ridge * mean squared norm of the features) from each number's embedding
+ * to the one-hot of its value mod 10, the class = the highest output.
+ * Reported: accuracy on the numbers it was fitted on, leave-one-out
+ * accuracy (each number predicted by the probe fitted on the others; exact,
+ * from the hat matrix) and chance (the share of the largest class). A
+ * class with one member can never be predicted left out: leave-one-out
+ * needs at least two numbers per class to mean anything (n_classes). */
+typedef struct {
+    int n;                 /* numbers probed */
+    int n_classes;         /* classes (value mod 10) with at least two numbers */
+    double train_accuracy; /* fitted numbers classified right */
+    double loo_accuracy;   /* leave-one-out */
+    double chance;         /* share of the largest class */
+} hr_mod10_probe;
+
+/* x (n, dim) embeddings, values (n) >= 0; ridge > 0 (e.g. 1e-2). */
+HR_API hr_status hr_probe_mod10(const float *x, const int *values, int n, int dim, double ridge, hr_mod10_probe *out);
+
+/* The probe on the effective embeddings (embedding + MLP0(embedding), as
+ * the head lab's successor method uses) of the numbers 0..max_n that the
+ * tokenizer has as single tokens (" 12" or "12", else the bare piece
+ * without a space prefix, as digits inside longer numbers; at most the context's
+ * n_ctx of them). values (max_n + 1, may be NULL) receives the numbers
+ * used, in order. Fewer than 2 single-token numbers is HR_ERR_RANGE. */
+HR_API hr_status hr_successor_mod10(hr_context *ctx, const hr_tokenizer *tok, int max_n, double ridge, int *values,
+                                    hr_mod10_probe *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -147,6 +147,29 @@ HR_API hr_status hr_prune_plan_ff(const hr_model *m, const float *const *scores,
 HR_API hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scores, int k, hr_prune_part part,
                                hr_prune_spec *s);
 
+/* Attention and MLP sublayers as one pool (FinerCut, Zhang et al. 2024):
+ * marks k sublayers of ctx's model for dropping in s (on top of what s
+ * already drops), each chosen as the one whose removal changes the
+ * model's output least. The change is the paper's criterion as headroom
+ * reads it: the Jensen-Shannon divergence (nats) between the next-token
+ * distributions of the base model and of the model without the sublayers
+ * dropped so far plus the candidate, mean over every position of the
+ * calibration tokens (fed in consecutive windows of `window` tokens from an
+ * empty cache; 0 = hr_calib_window(n_ctx, 0); more than the context's
+ * n_ctx is HR_ERR_RANGE). iterative: every candidate is re-scored after
+ * each removal (k passes over the tokens, one run per candidate and
+ * window); otherwise the k lowest of the first pass go (one-shot ranking).
+ * A layer left with neither sublayer drops its block. At least one
+ * sublayer must stay (k too large is HR_ERR_RANGE). Costs a window of
+ * (window, vocab) floats. ctx's hook is replaced while it runs and removed
+ * after; its cache is left empty; s must pass hr_prune_check.
+ * order (k, may be NULL): sublayer chosen at step i as j = 2 * layer +
+ * (0 attention, 1 MLP). scores (k × 2 n_layers, may be NULL): row i holds
+ * every candidate's divergence at step i (one shot: the first pass's, the
+ * chosen ones gone); NaN for sublayers already gone. */
+HR_API hr_status hr_prune_plan_sublayers(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, int k,
+                                         bool iterative, hr_prune_spec *s, int *order, double *scores);
+
 /* AMP-style neuron importance on calibration tokens: for neuron j of layer
  * l, mean over tokens of |act_j| times ||column j of W_down||, act =
  * silu(gate)*up (SwiGLU) or gelu(up) (GELU). tokens are fed in consecutive
@@ -195,6 +218,13 @@ typedef struct {
     hr_progress_phase_fn progress_phase; /* phases "layer importance" and "neuron importance" when they run
                                             (common.h); NULL = the thread's callback */
     void *progress_user_data;
+    int drop_sublayers;       /* attention and MLP sublayers dropped from one pool, after the drops above:
+                                 one shot by the layer metrics (attn / mlp of layer_metric's defaults:
+                                 "What Matters in Transformers"' joint layer drop), or by FinerCut's
+                                 output change (hr_prune_plan_sublayers; needs text) with `iterative` or
+                                 `sublayers_by_output` */
+    bool iterative;           /* FinerCut: re-score the pool after each removal (implies the output change) */
+    bool sublayers_by_output; /* rank the pool once by FinerCut's output change instead of layer metrics */
 } hr_prune_params;
 
 HR_API hr_prune_params hr_prune_default_params(void);
@@ -217,6 +247,11 @@ HR_API const hr_prune_spec *hr_prune_result_spec(const hr_prune_result *r); /* w
 /* Heads / neurons asked for and removed, and why they differ. Borrowed. */
 HR_API const hr_prune_plan_result *hr_prune_result_heads(const hr_prune_result *r);
 HR_API const hr_prune_plan_result *hr_prune_result_neurons(const hr_prune_result *r);
+/* The drop_sublayers steps in the order chosen (returns their number; 0
+ * without). *sublayer (n): j = 2 * layer + (0 attention, 1 MLP); *score
+ * (n): the criterion's value of the choice (JS divergence, or the layer
+ * metric). Borrowed; either pointer may be NULL. */
+HR_API int hr_prune_result_sublayers(const hr_prune_result *r, const int **sublayer, const double **score);
 
 /* Paths the report names (any may be NULL). */
 typedef struct {

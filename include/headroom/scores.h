@@ -88,6 +88,13 @@ HR_API double hr_scores_head(const hr_scores *s, int i, int layer, int head);
  * score of any head is HR_ERR_FORMAT naming the head. */
 HR_API hr_status hr_scores_keep_order(const hr_scores *s, const char *method, bool invert, float *out);
 
+/* The k heads `method` ranks first in its keep order (the most important,
+ * or the most of a trait such as retrieval), as a head list "L.H,L.H,..."
+ * for hr_head_mask_params.mask_heads, best first (ties: the lower layer,
+ * then head). k outside 1 .. the heads scored is HR_ERR_RANGE; errors of
+ * hr_scores_keep_order as there. *out owned by caller: hr_free(). */
+HR_API hr_status hr_scores_top_heads(const hr_scores *s, const char *method, int k, char **out);
+
 HR_API int hr_scores_n_layer_metrics(const hr_scores *s);
 HR_API const char *hr_scores_layer_metric_id(const hr_scores *s, int i);
 /* Layer metric `metric` of every layer into out (n_layers); absent is

@@ -221,7 +221,13 @@ class PruneParams(Structure):  # hr_prune_params (prune.h)
                 ("layer_metric", c_char_p), ("budget", c_int), ("uniform", c_bool), ("strict", c_bool),
                 ("uneven_duplicate", c_bool), ("text", c_char_p), ("text_len", c_size_t), ("max_tokens", c_int64),
                 ("window", c_int), ("n_threads", c_int), ("progress_phase", c_void_p),
-                ("progress_user_data", c_void_p)]
+                ("progress_user_data", c_void_p), ("drop_sublayers", c_int), ("iterative", c_bool),
+                ("sublayers_by_output", c_bool)]
+
+
+class Mod10Probe(Structure):  # hr_mod10_probe (heads.h)
+    _fields_ = [("n", c_int), ("n_classes", c_int), ("train_accuracy", c_double), ("loo_accuracy", c_double),
+                ("chance", c_double)]
 
 
 class PrunePlanResult(Structure):  # hr_prune_plan_result
@@ -257,6 +263,7 @@ STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests
     "hr_ppl_result": PplResult, "hr_head_method_info": HeadMethodInfo, "hr_layer_metric_info": LayerMetricInfo,
     "hr_heads_params": HeadsParams, "hr_heads_meta": HeadsMeta, "hr_lab_report_params": LabReportParams,
     "hr_kv_policy": KvPolicy, "hr_prune_params": PruneParams, "hr_prune_plan_result": PrunePlanResult,
+    "hr_mod10_probe": Mod10Probe,
     "hr_prune_report_meta": PruneReportMeta, "hr_mc_item": McItem, "hr_mc_task": McTask, "hr_eval_params": EvalParams,
 }
 
@@ -405,6 +412,7 @@ _fn("hr_prune_result_free", None, P)
 _fn("hr_prune_result_model", P, P)
 _fn("hr_prune_result_heads", POINTER(PrunePlanResult), P)
 _fn("hr_prune_result_neurons", POINTER(PrunePlanResult), P)
+_fn("hr_prune_result_sublayers", c_int, P, POINTER(POINTER(c_int)), POINTER(POINTER(c_double)))
 _fn("hr_prune_report_json", _, P, POINTER(PruneReportMeta), OUT(c_void_p))
 
 HOOK = {"pattern": 1 << 0, "head_out": 1 << 1, "resid_pre": 1 << 2, "attn_out": 1 << 3, "mlp_out": 1 << 4,

@@ -449,6 +449,10 @@ class PrunedModel(Model):
         self._base_inputs = base._inputs()
         self.heads_removed = self._plan_result(lib.hr_prune_result_heads(rh.ptr).contents)
         self.neurons_removed = self._plan_result(lib.hr_prune_result_neurons(rh.ptr).contents)
+        sub, sc = ctypes.POINTER(ctypes.c_int)(), ctypes.POINTER(ctypes.c_double)()
+        n = lib.hr_prune_result_sublayers(rh.ptr, ctypes.byref(sub), ctypes.byref(sc))
+        # drop_sublayers steps in order: (layer, "attention" | "mlp", score)
+        self.sublayer_drops = [(sub[i] // 2, "mlp" if sub[i] % 2 else "attention", sc[i]) for i in range(n)]
         self.report = json.loads(self.report_json())
 
     @staticmethod
@@ -489,7 +493,7 @@ class PrunedModel(Model):
 
 def prune(model, scores=None, by=None, heads=None, mlp=None, text=None, drop_attn=0, drop_mlp=0, drop_blocks=0,
           layers=None, layer_metric=None, budget=None, uniform=False, strict=False, invert=False, uneven="even",
-          seed=0, tokens=None, window=None, threads=None):
+          seed=0, tokens=None, window=None, threads=None, drop_sublayers=0, iterative=False, by_output=False):
     """Prunes model as `headroom prune` does (hr_prune_run) and returns the
     smaller model in memory (a PrunedModel; .report is prune.json).
       scores   head scores: a HeadsResult, a Scores, or a heads.json path
@@ -498,6 +502,9 @@ def prune(model, scores=None, by=None, heads=None, mlp=None, text=None, drop_att
       text     calibration text (str or pathlib.Path): MLP importance, and layer
                scores when scores hold none
       drop_attn / drop_mlp / drop_blocks   sublayers / blocks to drop
+      drop_sublayers   attention + MLP sublayers dropped from one pool: by the layer
+               metrics (joint layer drop), or with iterative=True FinerCut (needs
+               text; by_output=True ranks once by FinerCut's output change)
       layers   layers.json path (with a heads.json path); layer_metric its metric
       budget   "global" | "per-layer" | "cfsp" (default global; per-layer with uniform)
       uniform, strict, invert, uneven ("even" | "duplicate"), seed (of "random"),
@@ -512,6 +519,7 @@ def prune(model, scores=None, by=None, heads=None, mlp=None, text=None, drop_att
         p.heads = str(heads).encode() if heads is not None else None
         p.mlp = str(mlp).encode() if mlp is not None else None
         p.drop_attn, p.drop_mlp, p.drop_blocks = int(drop_attn), int(drop_mlp), int(drop_blocks)
+        p.drop_sublayers, p.iterative, p.sublayers_by_output = int(drop_sublayers), bool(iterative), bool(by_output)
         p.layer_metric = layer_metric.encode() if layer_metric else None
         b = ctypes.c_int()
         check(lib.hr_prune_budget_from_name((budget or ("per-layer" if uniform else "global")).encode(),

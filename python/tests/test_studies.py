@@ -94,6 +94,19 @@ def test_prune_with_mlp_and_layer_drops_equals_the_cli(model, lab, text, tmp_pat
         assert got == (tmp_path / "cli.gguf.prune.json").read_text() and p.config.n_layers == 4
 
 
+def test_finercut_sublayer_drops_equal_the_cli(model, text, tmp_path):
+    small = tmp_path / "t.txt"
+    small.write_bytes(text.read_bytes()[:20000])
+    ref = tmp_path / "cli.gguf"
+    cli("prune", MODEL, "--drop-sublayers", 2, "--iterative", "--text", small, "--tokens", 512, "--out", ref)
+    with headroom.prune(model, drop_sublayers=2, iterative=True, text=small, tokens=512) as p:
+        p.save(tmp_path / "py.gguf", report=True)
+        assert (tmp_path / "py.gguf").read_bytes() == ref.read_bytes()
+        steps = json.loads((tmp_path / "cli.gguf.prune.json").read_text())["sublayer_drops"]
+        assert [(s["layer"], s["sublayer"]) for s in steps] == [d[:2] for d in p.sublayer_drops]
+        assert [s["score"] for s in steps] == pytest.approx([d[2] for d in p.sublayer_drops], rel=1e-14)  # cJSON's 15 digits
+
+
 def test_eval_json_equals_the_cli(model, lab_dir, text, tmp_path):
     pg = tmp_path / "p.gguf"
     cli("prune", MODEL, "--scores", lab_dir / "heads.json", "--by", "sink", "--invert", "--heads", "10", "--out", pg)

@@ -1,5 +1,6 @@
 #include "core/internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -226,4 +227,51 @@ double hr_time_now(void) {
 int hr_n_cores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (int)n;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+void hr_folder_names_free(char **names, size_t n) {
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+hr_status hr_folder_names(const char *path, const char *suffix, char ***out, size_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    DIR *d = opendir(path);
+    if (!d) return hr_err(HR_ERR_IO, "cannot read folder '%s'", path);
+    char **names = NULL;
+    size_t n = 0, cap = 0, sl = suffix ? strlen(suffix) : 0;
+    hr_status st = HR_OK;
+    for (struct dirent *e; st == HR_OK && (e = readdir(d));) {
+        size_t nl = strlen(e->d_name);
+        if (e->d_name[0] == '.' || nl <= sl || (sl && strcmp(e->d_name + nl - sl, suffix) != 0)) continue;
+        size_t len = strlen(path) + nl + 2;
+        char *full = malloc(len);
+        struct stat fs;
+        if (!full) {
+            st = hr_err(HR_ERR_NOMEM, "out of memory");
+            break;
+        }
+        snprintf(full, len, "%s/%s", path, e->d_name);
+        bool regular = stat(full, &fs) == 0 && S_ISREG(fs.st_mode);
+        free(full);
+        if (!regular) continue;
+        if (n == cap) {
+            char **g = realloc(names, sizeof *names * (cap = cap ? 2 * cap : 16));
+            if (!g) st = hr_err(HR_ERR_NOMEM, "out of memory");
+            else names = g;
+        }
+        if (st == HR_OK && !(names[n++] = strdup(e->d_name))) st = hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    closedir(d);
+    if (st != HR_OK) {
+        hr_folder_names_free(names, n);
+        return st;
+    }
+    if (n) qsort(names, n, sizeof *names, name_cmp);
+    *out = names;
+    *n_out = n;
+    return HR_OK;
 }

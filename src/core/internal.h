@@ -85,5 +85,11 @@ void hr_sha256_hex(const void *data, size_t len, char hex[65]);
  * with '.') in name order, each hashed as name, NUL byte, content. */
 hr_status hr_sha256_path(const char *path, char hex[65]);
 
+/* The regular files of a folder whose names do not start with '.' and end
+ * with suffix (NULL = any), in byte order of their names. *names (*n of
+ * them) owned by caller: hr_folder_names_free(). */
+hr_status hr_folder_names(const char *path, const char *suffix, char ***names, size_t *n);
+void hr_folder_names_free(char **names, size_t n);
+
 
 #endif

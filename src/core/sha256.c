@@ -2,7 +2,6 @@
  * files a study compared (eval prints a prefix of each digest). */
 #include "core/internal.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,42 +108,24 @@ static hr_status hash_file_into(hr_sha256_ctx *s, const char *path) {
     return bad ? hr_err(HR_ERR_IO, "cannot read '%s' to hash it", path) : HR_OK;
 }
 
-static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* A folder: its regular files in name order, each as name, NUL, content. */
 static hr_status hash_folder_into(hr_sha256_ctx *s, const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return hr_err(HR_ERR_IO, "cannot read folder '%s' to hash it", path);
     char **names = NULL;
-    size_t n = 0, cap = 0;
-    hr_status st = HR_OK;
-    for (struct dirent *e; st == HR_OK && (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        if (n == cap) {
-            char **g = realloc(names, sizeof *names * (cap = cap ? 2 * cap : 16));
-            if (!g) st = hr_err(HR_ERR_NOMEM, "out of memory");
-            else names = g;
-        }
-        if (st == HR_OK && !(names[n++] = strdup(e->d_name))) st = hr_err(HR_ERR_NOMEM, "out of memory");
-    }
-    closedir(d);
-    if (st == HR_OK) qsort(names, n, sizeof *names, name_cmp);
+    size_t n = 0;
+    hr_status st = hr_folder_names(path, NULL, &names, &n);
+    if (st != HR_OK) return hr_err(HR_ERR_IO, "cannot read folder '%s' to hash it", path);
     for (size_t i = 0; st == HR_OK && i < n; i++) {
         size_t len = strlen(path) + strlen(names[i]) + 2;
         char *full = malloc(len);
-        struct stat fs;
         if (!full) st = hr_err(HR_ERR_NOMEM, "out of memory");
         else {
             snprintf(full, len, "%s/%s", path, names[i]);
-            if (stat(full, &fs) == 0 && S_ISREG(fs.st_mode)) {
-                hr_sha256_update(s, names[i], strlen(names[i]) + 1);
-                st = hash_file_into(s, full);
-            }
+            hr_sha256_update(s, names[i], strlen(names[i]) + 1);
+            st = hash_file_into(s, full);
         }
         free(full);
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    hr_folder_names_free(names, n);
     return st;
 }
 

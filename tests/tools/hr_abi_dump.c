@@ -57,7 +57,10 @@ int main(void) {
         F(hr_prune_params, budget), F(hr_prune_params, uniform), F(hr_prune_params, strict),
         F(hr_prune_params, uneven_duplicate), F(hr_prune_params, text), F(hr_prune_params, text_len),
         F(hr_prune_params, max_tokens), F(hr_prune_params, window), F(hr_prune_params, n_threads),
-        F(hr_prune_params, progress_phase), F(hr_prune_params, progress_user_data);
+        F(hr_prune_params, progress_phase), F(hr_prune_params, progress_user_data),
+        F(hr_prune_params, drop_sublayers), F(hr_prune_params, iterative), F(hr_prune_params, sublayers_by_output);
+    S(hr_mod10_probe), F(hr_mod10_probe, n), F(hr_mod10_probe, n_classes), F(hr_mod10_probe, train_accuracy),
+        F(hr_mod10_probe, loo_accuracy), F(hr_mod10_probe, chance);
     S(hr_prune_plan_result), F(hr_prune_plan_result, requested), F(hr_prune_plan_result, removed),
         F(hr_prune_plan_result, reason);
     S(hr_prune_report_meta), F(hr_prune_report_meta, base), F(hr_prune_report_meta, output),

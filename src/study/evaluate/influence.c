@@ -21,7 +21,8 @@ hr_influence_params hr_influence_default_params(void) {
 }
 
 typedef struct {
-    size_t start, len;
+    const char *text; /* borrowed: into the text or the corpus */
+    size_t len;
 } doc_range;
 
 static bool blank(const char *s, size_t n) {
@@ -55,12 +56,28 @@ static hr_status split_docs(const char *t, size_t len, const char *split, doc_ra
                     }
                     d = nd;
                 }
-                d[n++] = (doc_range){doc, stop - doc};
+                d[n++] = (doc_range){t + doc, stop - doc};
             }
             doc = end + 1;
         }
         if (last) break;
         pos = end + 1;
+    }
+    *out = d;
+    *n_out = n;
+    return HR_OK;
+}
+
+/* The documents of p: the corpus's non-blank ones, or the text split. */
+static hr_status collect_docs(const hr_influence_params *p, doc_range **out, int *n_out) {
+    if (!p->corpus) return split_docs(p->text, p->text_len, p->split, out, n_out);
+    int n = 0, total = hr_corpus_n_docs(p->corpus);
+    doc_range *d = malloc(sizeof *d * (size_t)(total + 1));
+    if (!d) return hr_err(HR_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < total; i++) {
+        size_t len = 0;
+        const char *t = hr_corpus_doc(p->corpus, i, &len);
+        if (!blank(t, len)) d[n++] = (doc_range){t, len};
     }
     *out = d;
     *n_out = n;
@@ -91,16 +108,18 @@ typedef struct {
 
 static hr_status prepare(const hr_model *m, const hr_tokenizer *tok, const hr_influence_params *p, influence_run *r) {
     const hr_config *c = hr_model_config(m);
-    if (!tok || !p || !p->text || !p->heads || !p->on_doc)
-        return hr_err(HR_ERR_INVALID_ARG, "influence needs a tokenizer, a text, the heads to mask and a callback");
+    if (!tok || !p || (!p->text && !p->corpus) || !p->heads || !p->on_doc)
+        return hr_err(HR_ERR_INVALID_ARG, "influence needs a tokenizer, a text or corpus, the heads to mask and a "
+                      "callback");
+    if (p->text && p->corpus) return hr_err(HR_ERR_INVALID_ARG, "influence takes a text or a corpus, not both");
     if (p->max_tokens < 0 || p->max_tokens == 1 || p->max_tokens > c->seq_len || p->first_doc < 0 || p->max_docs < 0)
         return hr_err(HR_ERR_RANGE, "influence: max_tokens %d (the model's context is %d), first_doc %d, max_docs %d",
                       p->max_tokens, c->seq_len, p->first_doc, p->max_docs);
     if (p->split && (!*p->split || strchr(p->split, '\n')))
         return hr_err(HR_ERR_INVALID_ARG, "a document separator is one non-empty line");
-    hr_status st = split_docs(p->text, p->text_len, p->split, &r->docs, &r->n_docs);
+    hr_status st = collect_docs(p, &r->docs, &r->n_docs);
     if (st != HR_OK) return st;
-    if (r->n_docs == 0) return hr_err(HR_ERR_RANGE, "the text holds no document");
+    if (r->n_docs == 0) return hr_err(HR_ERR_RANGE, "the %s holds no document", p->corpus ? "corpus" : "text");
     hr_context_params cp = hr_context_default_params();
     cp.n_ctx = p->max_tokens ? p->max_tokens : c->seq_len;
     cp.n_threads = p->n_threads;
@@ -111,8 +130,10 @@ static hr_status prepare(const hr_model *m, const hr_tokenizer *tok, const hr_in
     if (st != HR_OK) return st;
     int32_t *calib = NULL;
     size_t n_calib = 0;
-    if (hr_head_mask_needs_means(p->heads) && !p->calib_tokens)
+    if (hr_head_mask_needs_means(p->heads) && !p->calib_tokens) {
+        if (!p->text) return hr_err(HR_ERR_INVALID_ARG, "mean-ablated heads over a corpus need calibration tokens");
         st = hr_calib_tokens(tok, p->text, p->text_len, 0, &calib, &n_calib);
+    }
     if (st == HR_OK)
         st = hr_head_mask_apply(p->heads, r->ctx[1], p->calib_tokens ? p->calib_tokens : calib,
                                 p->calib_tokens ? p->n_calib_tokens : n_calib);
@@ -129,7 +150,7 @@ hr_status hr_influence_run(const hr_model *m, const hr_tokenizer *tok, const hr_
     hr_encode_params ep = hr_encode_default_params();
     ep.add_bos = hr_tokenizer_bos(tok) >= 0;
     for (int i = p ? p->first_doc : 0; st == HR_OK && i < r.n_docs && (!p->max_docs || scored < p->max_docs); i++) {
-        const char *text = p->text + r.docs[i].start;
+        const char *text = r.docs[i].text;
         int32_t *ids = NULL;
         size_t n = 0;
         hr_influence_doc d;
@@ -167,17 +188,19 @@ static hr_status print_line(cJSON *j, char **out) {
 
 hr_status hr_influence_header_json(const char *model_path, const char *text_path, const hr_influence_params *p,
                                    char **out) {
-    if (!out || !p || !p->text || !p->heads) return hr_err(HR_ERR_INVALID_ARG, "no parameters or output pointer");
+    if (!out || !p || (!p->text && !p->corpus) || !p->heads)
+        return hr_err(HR_ERR_INVALID_ARG, "no parameters or output pointer");
     char sha[65], *heads = NULL;
-    hr_sha256_hex(p->text, p->text_len, sha);
+    if (p->corpus) snprintf(sha, sizeof sha, "%s", hr_corpus_sha256(p->corpus));
+    else hr_sha256_hex(p->text, p->text_len, sha);
     hr_status st = hr_head_mask_describe(p->heads, &heads);
     if (st != HR_OK) return st;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "format", "headroom.influence");
     cJSON_AddNumberToObject(j, "format_version", 1);
     cJSON_AddStringToObject(j, "model", model_path ? model_path : "");
-    cJSON_AddStringToObject(j, "text", text_path ? text_path : "");
-    cJSON_AddStringToObject(j, "text_sha256", sha);
+    cJSON_AddStringToObject(j, p->corpus ? "corpus" : "text", text_path ? text_path : "");
+    cJSON_AddStringToObject(j, p->corpus ? "corpus_sha256" : "text_sha256", sha);
     cJSON_AddStringToObject(j, "heads", heads);
     cJSON_AddStringToObject(j, "split", p->split ? p->split : "");
     cJSON_AddNumberToObject(j, "max_tokens", p->max_tokens);
@@ -208,7 +231,7 @@ hr_status hr_influence_resume(const char *text, size_t len, const char *header, 
                                           "max_tokens differ): its first line is not this run's header");
     doc_range *docs = NULL;
     int n = 0;
-    hr_status st = split_docs(p->text, p->text_len, p->split, &docs, &n);
+    hr_status st = collect_docs(p, &docs, &n);
     size_t pos = hl + 1;
     while (st == HR_OK && pos < len) {
         const char *nl = memchr(text + pos, '\n', len - pos);
@@ -221,7 +244,7 @@ hr_status hr_influence_resume(const char *text, size_t len, const char *header, 
         }
         const cJSON *doc = cJSON_GetObjectItemCaseSensitive(j, "doc"), *sha = cJSON_GetObjectItemCaseSensitive(j, "sha256");
         char want[65] = "";
-        if (*n_done < n) hr_sha256_hex(p->text + docs[*n_done].start, docs[*n_done].len, want);
+        if (*n_done < n) hr_sha256_hex(docs[*n_done].text, docs[*n_done].len, want);
         bool ok = cJSON_IsNumber(doc) && doc->valuedouble == *n_done && cJSON_IsString(sha) && !strcmp(sha->valuestring, want);
         cJSON_Delete(j);
         if (!ok) {

@@ -183,4 +183,12 @@ enum {
     LM_COUNT
 };
 
+/* Successor heads (m_successor.c; mod10.c): the id of word as a single
+ * token (trying " word" then "word"), or -1; effective token embeddings
+ * e = embedding + MLP0(embedding) as in the paper, (n, dim) into eff, by
+ * re-entering ctx's model at layer 0's MLP (n <= the context's n_ctx; the
+ * context's cache is used and its hook removed). */
+int32_t successor_single_token(const hr_tokenizer *tok, const char *word);
+hr_status successor_effective_embeddings(hr_context *ctx, const int32_t *toks, int n, float *eff);
+
 #endif

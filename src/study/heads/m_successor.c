@@ -29,8 +29,7 @@ typedef struct {
     int n_pairs; /* members whose successor is also present */
 } ord_set;
 
-/* Id of word as a single token (trying " word" then "word"), or -1. */
-static int32_t single_token(const hr_tokenizer *tok, const char *word) {
+int32_t successor_single_token(const hr_tokenizer *tok, const char *word) {
     char buf[64];
     for (int v = 0; v < 2; v++) {
         snprintf(buf, sizeof buf, "%s%s", v == 0 ? " " : "", word);
@@ -50,7 +49,7 @@ static void collect(const hr_tokenizer *tok, int vocab, ord_set *s) {
     s->n = s->n_pairs = 0;
     for (int c = 0; c < N_CLASSES; c++)
         for (int i = 0; k_classes[c][i] && s->n < MAX_TOK; i++) {
-            int32_t id = single_token(tok, k_classes[c][i]);
+            int32_t id = successor_single_token(tok, k_classes[c][i]);
             s->tok[s->n] = id < vocab ? id : -1;
             s->cls[s->n] = c;
             if (i > 0 && s->tok[s->n] >= 0 && s->tok[s->n - 1] >= 0) s->n_pairs++;
@@ -71,22 +70,21 @@ static int eff_hook(const hr_hook_event *ev, void *ud) {
     return 1; /* everything after MLP0 is not needed */
 }
 
-/* Effective token embeddings: embedding + MLP0(embedding), as in the
- * paper, computed by re-entering the model at layer 0's MLP. */
-static hr_status effective_embeddings(hr_lab *lab, const int32_t *toks, int n, float *eff) {
-    int dim = lab->c->dim;
-    float *x = malloc(sizeof(float) * (size_t)n * dim);
+hr_status successor_effective_embeddings(hr_context *ctx, const int32_t *toks, int n, float *eff) {
+    const hr_model *model = hr_context_model(ctx);
+    int dim = model->cfg.dim;
+    float *x = malloc(sizeof(float) * (size_t)n * dim); // (n, dim) token embeddings
     if (!x) return hr_err(HR_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++) memcpy(x + (size_t)i * dim, lab->model->w.tok_embd + (size_t)toks[i] * dim, sizeof(float) * dim);
+    for (int i = 0; i < n; i++) memcpy(x + (size_t)i * dim, model->w.tok_embd + (size_t)toks[i] * dim, sizeof(float) * dim);
     eff_pass e = {eff, dim};
-    hr_status st = hr_context_truncate(lab->ctx, 0);
-    if (st == HR_OK) st = hr_forward(lab->ctx, toks, n, NULL, false);
-    hr_context_set_hook(lab->ctx, eff_hook, HR_HOOK_RESID_POST, &e);
+    hr_status st = hr_context_truncate(ctx, 0);
+    if (st == HR_OK) st = hr_forward(ctx, toks, n, NULL, false);
+    hr_context_set_hook(ctx, eff_hook, HR_HOOK_RESID_POST, &e);
     if (st == HR_OK) {
-        st = hr_forward_from(lab->ctx, 0, 1, x, n, NULL, false);
+        st = hr_forward_from(ctx, 0, 1, x, n, NULL, false);
         if (st == HR_ERR_ABORTED) st = HR_OK;
     }
-    hr_context_set_hook(lab->ctx, NULL, 0, NULL);
+    hr_context_set_hook(ctx, NULL, 0, NULL);
     free(x);
     return st;
 }
@@ -154,7 +152,7 @@ static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
         else idx[i] = -1;
     float *eff = malloc(sizeof(float) * (size_t)m * dim);
     float *scratch = malloc(sizeof(float) * (size_t)(3 * dim + lab->c->head_dim));
-    hr_status st = eff && scratch ? effective_embeddings(lab, toks, m, eff) : hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st = eff && scratch ? successor_effective_embeddings(lab->ctx, toks, m, eff) : hr_err(HR_ERR_NOMEM, "out of memory");
     for (int l = 0; st == HR_OK && l < lab->L; l++) {
         for (int h = 0; h < lab->c->n_head[l]; h++) {
             int good = 0, total = 0;

@@ -20,6 +20,18 @@ struct hr_prune_result {
     float lay[3][HR_MAX_LAYERS];   /* attention, MLP, block importance per base layer */
     char lay_name[3][64];          /* their metric; "" = none */
     hr_prune_plan_result heads, neurons;
+    int n_sub;                     /* drop_sublayers steps taken */
+    int *sub_order;                /* (n_sub) sublayer j = 2 * layer + part chosen at each step */
+    double *sub_step_scores;       /* (n_sub, 2 n_layers) every candidate's score at each step; NaN = gone */
+    double *sub_score;             /* (n_sub) the chosen one's */
+    char sub_criterion[256];       /* what the scores are */
 };
+
+/* "What Matters in Transformers"' joint layer drop: the k sublayers with
+ * the lowest layer metrics (attn (n_layers), mlp (n_layers), one pool;
+ * higher = more important) are dropped in s; order (k) and scores
+ * (k × 2 n_layers, may be NULL) as in hr_prune_plan_sublayers. */
+hr_status hr_prune_joint_drop(const hr_model *m, const float *attn, const float *mlp, int k, hr_prune_spec *s,
+                              int *order, double *scores);
 
 #endif

@@ -71,6 +71,35 @@ static void amounts(cJSON *j, const char *what, const char *removed_key, const c
     }
 }
 
+/* "sublayer_drops": every drop_sublayers step in order, the choice and
+ * the score of every candidate at that step. */
+static void sublayer_steps(cJSON *j, const hr_prune_result *r) {
+    if (!r->n_sub) return;
+    static const char *parts[2] = {"attention", "mlp"};
+    int J = 2 * r->base->cfg.n_layers;
+    cJSON_AddStringToObject(j, "sublayer_criterion", r->sub_criterion);
+    cJSON *arr = cJSON_AddArrayToObject(j, "sublayer_drops");
+    for (int i = 0; i < r->n_sub; i++) {
+        cJSON *e = cJSON_CreateObject(), *cand;
+        int c = r->sub_order[i];
+        cJSON_AddNumberToObject(e, "step", i + 1);
+        cJSON_AddNumberToObject(e, "layer", c / 2);
+        cJSON_AddStringToObject(e, "sublayer", parts[c % 2]);
+        cJSON_AddNumberToObject(e, "score", r->sub_score[i]);
+        cand = cJSON_AddArrayToObject(e, "candidates");
+        for (int q = 0; q < J; q++) {
+            double v = r->sub_step_scores[(size_t)i * J + q];
+            if (isnan(v)) continue;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "layer", q / 2);
+            cJSON_AddStringToObject(o, "sublayer", parts[q % 2]);
+            cJSON_AddNumberToObject(o, "score", v);
+            cJSON_AddItemToArray(cand, o);
+        }
+        cJSON_AddItemToArray(arr, e);
+    }
+}
+
 static void add_path(cJSON *j, const char *key, const char *path) {
     if (path) cJSON_AddStringToObject(j, key, path);
 }
@@ -115,6 +144,7 @@ hr_status hr_prune_report_json(const hr_prune_result *r, const hr_prune_report_m
         if (r->lay_name[k][0]) cJSON_AddStringToObject(ls, keys[k], r->lay_name[k]);
     amounts(j, "heads", "heads", r->heads_amount, &r->heads);
     amounts(j, "mlp", "neurons", r->mlp_amount, &r->neurons);
+    sublayer_steps(j, r);
     cJSON_AddNumberToObject(j, "params_before", (double)hr_model_n_params(r->base));
     cJSON_AddNumberToObject(j, "params_after", (double)hr_model_n_params(r->pruned));
     cJSON *arr = cJSON_AddArrayToObject(j, "layers");

@@ -30,6 +30,9 @@ void hr_prune_result_free(hr_prune_result *r) {
     free(r->method);
     free(r->heads_amount);
     free(r->mlp_amount);
+    free(r->sub_order);
+    free(r->sub_step_scores);
+    free(r->sub_score);
     free(r);
 }
 
@@ -38,15 +41,30 @@ const hr_prune_spec *hr_prune_result_spec(const hr_prune_result *r) { return r ?
 const hr_prune_plan_result *hr_prune_result_heads(const hr_prune_result *r) { return r ? &r->heads : NULL; }
 const hr_prune_plan_result *hr_prune_result_neurons(const hr_prune_result *r) { return r ? &r->neurons : NULL; }
 
+int hr_prune_result_sublayers(const hr_prune_result *r, const int **sublayer, const double **score) {
+    if (sublayer) *sublayer = r ? r->sub_order : NULL;
+    if (score) *score = r ? r->sub_score : NULL;
+    return r ? r->n_sub : 0;
+}
+
+static bool by_output(const hr_prune_params *p) { return p->drop_sublayers && (p->iterative || p->sublayers_by_output); }
+
 static bool has_layers(const hr_scores *s) { return s && hr_scores_layers_source(s)[0]; }
 
 /* Every parameter error, before any work. */
 static hr_status check_params(const hr_prune_params *p, const hr_tokenizer *tok) {
-    if (!p->heads && !p->mlp && !p->drop_attn && !p->drop_mlp && !p->drop_blocks)
+    if (!p->heads && !p->mlp && !p->drop_attn && !p->drop_mlp && !p->drop_blocks && !p->drop_sublayers)
         return hr_err(HR_ERR_INVALID_ARG, "nothing to prune: ask for heads, MLP neurons, attention / MLP sublayers "
                       "or blocks");
-    if (p->drop_attn < 0 || p->drop_mlp < 0 || p->drop_blocks < 0 || p->max_tokens < 0 || p->window < 0)
+    if (p->drop_attn < 0 || p->drop_mlp < 0 || p->drop_blocks < 0 || p->drop_sublayers < 0 || p->max_tokens < 0 ||
+        p->window < 0)
         return hr_err(HR_ERR_RANGE, "negative pruning parameter");
+    if ((p->iterative || p->sublayers_by_output) && !p->drop_sublayers)
+        return hr_err(HR_ERR_INVALID_ARG, "iterative or output-ranked sublayer drops need a number of sublayers to "
+                      "drop (drop_sublayers)");
+    if (by_output(p) && !p->text)
+        return hr_err(HR_ERR_INVALID_ARG, "FinerCut's output criterion (iterative sublayer drops) needs calibration "
+                      "text");
     if (p->heads && !p->method)
         return hr_err(HR_ERR_INVALID_ARG, "pruning heads needs a score method (a method of the head scores, or random)");
     bool random = p->method && strcmp(p->method, "random") == 0;
@@ -54,7 +72,8 @@ static hr_status check_params(const hr_prune_params *p, const hr_tokenizer *tok)
         return hr_err(HR_ERR_INVALID_ARG, "method '%s' needs head scores (heads.json from headroom heads)", p->method);
     if (p->mlp && !p->text)
         return hr_err(HR_ERR_INVALID_ARG, "MLP pruning needs calibration text for the neuron importance");
-    bool need_layers = p->drop_attn || p->drop_mlp || p->drop_blocks || p->budget == HR_BUDGET_CFSP;
+    bool need_layers = p->drop_attn || p->drop_mlp || p->drop_blocks || p->budget == HR_BUDGET_CFSP ||
+                       (p->drop_sublayers && !by_output(p));
     if (need_layers && !has_layers(p->scores) && !p->text)
         return hr_err(HR_ERR_INVALID_ARG, "dropping sublayers or blocks and the cfsp budget need layer metrics "
                       "(layers.json from headroom heads) or calibration text");
@@ -103,7 +122,8 @@ static hr_status table_layer_scores(hr_prune_result *r, const hr_prune_params *p
             if (st == HR_OK) snprintf(r->lay_name[k], sizeof r->lay_name[k], "%s", cand[t]);
             else if (t == 0) first = st, snprintf(first_msg, sizeof first_msg, "%s", hr_last_error());
         }
-        bool needed = (k == 0 && p->drop_attn) || (k == 1 && p->drop_mlp) ||
+        bool joint = p->drop_sublayers && !by_output(p);
+        bool needed = (k == 0 && (p->drop_attn || joint)) || (k == 1 && (p->drop_mlp || joint)) ||
                       (k == 2 && (p->drop_blocks || p->budget == HR_BUDGET_CFSP));
         if (!r->lay_name[k][0] && needed) return hr_err(first, "%s", first_msg);
     }
@@ -146,6 +166,32 @@ static hr_status amount(const char *text, int64_t n_units, const char *what, int
     return st;
 }
 
+/* drop_sublayers: FinerCut's output change (iterative or once), or the
+ * joint layer drop by the layer metrics. */
+static hr_status plan_sublayers(hr_prune_result *r, const hr_prune_params *p, hr_context *ctx, const int32_t *ids,
+                                size_t n_ids) {
+    int k = p->drop_sublayers, J = 2 * r->base->cfg.n_layers;
+    r->sub_order = malloc(sizeof(int) * (size_t)k);                     // (k)
+    r->sub_score = malloc(sizeof(double) * (size_t)k);                  // (k)
+    r->sub_step_scores = malloc(sizeof(double) * (size_t)k * (size_t)J); // (k, 2 n_layers)
+    if (!r->sub_order || !r->sub_score || !r->sub_step_scores) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st;
+    if (by_output(p)) {
+        st = hr_prune_plan_sublayers(ctx, ids, n_ids, 0, k, p->iterative, r->spec, r->sub_order, r->sub_step_scores);
+        snprintf(r->sub_criterion, sizeof r->sub_criterion, "finercut: mean Jensen-Shannon divergence (nats) of the "
+                 "next-token distributions from the base model's, %s", p->iterative ? "re-scored after each removal"
+                 : "ranked once");
+    } else {
+        st = hr_prune_joint_drop(r->base, r->lay[0], r->lay[1], k, r->spec, r->sub_order, r->sub_step_scores);
+        snprintf(r->sub_criterion, sizeof r->sub_criterion, "joint layer drop (What Matters in Transformers): "
+                 "layer metrics %s / %s, ranked once", r->lay_name[0], r->lay_name[1]);
+    }
+    if (st != HR_OK) return st;
+    r->n_sub = k;
+    for (int i = 0; i < k; i++) r->sub_score[i] = r->sub_step_scores[(size_t)i * J + r->sub_order[i]];
+    return HR_OK;
+}
+
 static hr_status plan(hr_prune_result *r, const hr_prune_params *p, hr_context *ctx, const int32_t *ids, size_t n_ids) {
     const hr_model *m = r->base;
     const hr_config *c = &m->cfg;
@@ -154,6 +200,7 @@ static hr_status plan(hr_prune_result *r, const hr_prune_params *p, hr_context *
     if (p->drop_blocks) st = hr_prune_plan_layers(m, r->lay[2], p->drop_blocks, HR_PRUNE_BLOCK, s);
     if (st == HR_OK && p->drop_attn) st = hr_prune_plan_layers(m, r->lay[0], p->drop_attn, HR_PRUNE_ATTN, s);
     if (st == HR_OK && p->drop_mlp) st = hr_prune_plan_layers(m, r->lay[1], p->drop_mlp, HR_PRUNE_MLP, s);
+    if (st == HR_OK && p->drop_sublayers) st = plan_sublayers(r, p, ctx, ids, n_ids);
     if (st != HR_OK) return st;
     const float *imp = r->lay_name[2][0] ? r->lay[2] : NULL;
     hr_prune_plan_params pp = {p->budget, p->uniform, p->strict};
@@ -191,9 +238,9 @@ hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prun
     hr_context *ctx = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    hr_progress_run run; /* calibration phases: layer importance (without layers.json), neuron importance */
+    hr_progress_run run; /* calibration phases: layer importance (without layers.json), neuron importance, sublayer search */
     hr_progress_enter(&run, p->progress_phase, p->progress_user_data,
-                      (p->text && !has_layers(p->scores)) + (p->mlp != NULL));
+                      (p->text && !has_layers(p->scores)) + (p->mlp != NULL) + by_output(p));
     st = hr_prune_spec_new(m, &r->spec);
     if (st == HR_OK) hr_prune_spec_set_uneven_duplicate(r->spec, p->uneven_duplicate);
     if (st == HR_OK && p->heads) st = head_scores(r, p);

@@ -279,3 +279,37 @@ hr_status hr_scores_kv_plan(const hr_scores *s, const hr_config *c, const char *
     free(order);
     return st;
 }
+
+hr_status hr_scores_top_heads(const hr_scores *s, const char *method, int k, char **out) {
+    if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
+    *out = NULL;
+    if (!s) return hr_err(HR_ERR_INVALID_ARG, "no score table given");
+    size_t n = (size_t)s->n_layers * s->max_heads;
+    float *order = malloc(sizeof(float) * (n ? n : 1)); // (n_layers, max_heads) keep order
+    char *list = malloc((size_t)k * 24 + 1);
+    if (!order || !list) {
+        free(order), free(list);
+        return hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    hr_status st = hr_scores_keep_order(s, method, false, order);
+    int avail = 0;
+    for (size_t i = 0; st == HR_OK && i < n; i++) avail += !isnan(order[i]);
+    if (st == HR_OK && (k < 1 || k > avail))
+        st = hr_err(HR_ERR_RANGE, "top %d heads by '%s': the table scores %d heads", k, method, avail);
+    size_t len = 0;
+    for (int r = 0; st == HR_OK && r < k; r++) {
+        size_t best = n;
+        for (size_t i = 0; i < n; i++) /* highest first; ties: the lower (layer, head) */
+            if (!isnan(order[i]) && (best == n || order[i] > order[best])) best = i;
+        len += (size_t)sprintf(list + len, "%s%d.%d", r ? "," : "", (int)(best / (size_t)s->max_heads),
+                               (int)(best % (size_t)s->max_heads));
+        order[best] = NAN;
+    }
+    free(order);
+    if (st != HR_OK) {
+        free(list);
+        return st;
+    }
+    *out = list;
+    return HR_OK;
+}
