@@ -19,12 +19,13 @@ from .model import Model, Cache, Config, NAMES
 from .study import (HeadsResult, Scores, KvPlan, PrunedModel, heads, methods, layer_metrics, kv_plan_from_scores,
                     prune, evaluate, convert)
 from .gradients import Gradients, grad
+from .circuits import Pairs, PatchResult, patch
 
 eval = evaluate  # noqa: A001  (headroom.eval, as the CLI command)
 
 __version__ = _version()
 
 __all__ = ["Model", "Cache", "Config", "NAMES", "HeadsResult", "Scores", "KvPlan", "PrunedModel", "heads", "methods",
-           "layer_metrics", "kv_plan_from_scores", "prune", "eval", "evaluate", "convert", "grad", "Gradients", "Error",
-           "InvalidArgument", "IOError", "FormatError", "Unsupported", "OutOfMemory", "RangeError", "NotFound",
+           "layer_metrics", "kv_plan_from_scores", "prune", "eval", "evaluate", "convert", "grad", "Gradients", "Pairs",
+           "PatchResult", "patch", "Error", "InvalidArgument", "IOError", "FormatError", "Unsupported", "OutOfMemory", "RangeError", "NotFound",
            "Aborted", "__version__"]

@@ -546,20 +546,110 @@ def prune(model, scores=None, by=None, heads=None, mlp=None, text=None, drop_att
     return pruned
 
 
+# ---------------------------------------------------------------- heads masked without writing a model
+
+def _heads_spec(heads, what):
+    """"L.H,..." of a head list: a str as it is, or [(layer, head) or (layer, "*")]."""
+    if heads is None or isinstance(heads, str):
+        return heads
+    try:
+        return ",".join(f"{int(l)}.{h if h == '*' else int(h)}" for l, h in heads)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a str \"L.H,...\" or a list of (layer, head) pairs, got {heads!r}") from None
+
+
+class _HeadMask:
+    """hr_head_mask of the options eval, ppl, generate and patch share
+    (study.h; the CLI's --mask-heads, --mean-heads, --gates, --calib,
+    --random-heads), with the calibration tokens of mean-ablated heads:
+    calib (str or pathlib.Path) when given, else default_text (None: an
+    error naming calib). ptr is None when nothing is masked; close() frees."""
+
+    def __init__(self, model, mask_heads=None, mean_heads=None, gates=None, calib=None, random_heads=0, seed=0,
+                 default_text=None):
+        self.ptr, self.calib = None, None
+        if calib is not None and mean_heads is None:
+            raise ValueError("calib is for mean_heads (it would do nothing)")
+        if mask_heads is None and mean_heads is None and gates is None and not random_heads:
+            return
+        p = lib.hr_head_mask_default_params()
+        p.mask_heads = _enc(_heads_spec(mask_heads, "mask_heads"))
+        p.mean_heads = _enc(_heads_spec(mean_heads, "mean_heads"))
+        if gates is not None:
+            gdata, gpath = text_bytes(gates, "gates")
+            p.gates_text, p.gates_name = gdata, _lib.encode_path(gpath)
+        p.random_heads, p.seed = int(random_heads), int(seed)
+        out = ctypes.c_void_p()
+        check(lib.hr_head_mask_new(lib.hr_model_config(model._model()), ctypes.byref(p), ctypes.byref(out)))
+        self.ptr = out.value
+        try:
+            if lib.hr_head_mask_needs_means(self.ptr):
+                src = calib if calib is not None else default_text
+                if src is None:
+                    raise ValueError("mean_heads needs a calibration text: calib=")
+                data, path = text_bytes(src, "calib")
+                ids = ctypes.POINTER(ctypes.c_int32)()
+                n = ctypes.c_size_t()
+                st = lib.hr_calib_tokens(model._tokenizer(), data, len(data), 0, ctypes.byref(ids), ctypes.byref(n))
+                if st != 0:
+                    raise _lib.error(st, f"{path or 'calib'}: {_lib.last_error()}")
+                try:
+                    self.calib = np.ctypeslib.as_array(ids, shape=(n.value,)).copy()  # (n) BOS first
+                finally:
+                    lib.hr_free(ids)
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self):
+        """"2.3=0 4.1=mean ..." of the heads changed ("" when none)."""
+        return _out_string(lib.hr_head_mask_describe, self.ptr) if self.ptr else ""
+
+    def close(self):
+        lib.hr_head_mask_free(self.ptr)
+        self.ptr = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _enc(s):
+    return s.encode() if s is not None else None
+
+
 # ---------------------------------------------------------------- evaluation
 
 def evaluate(base, cand, text, ctx=None, windows=None, tokens=None, tasks=None, passkey=False, passkey_trials=20,
-             fdtm_prompts=8, fdtm_prompt_len=16, fdtm_gen=32, speed=True, seed=0, threads=None, kv_plan=None):
+             fdtm_prompts=8, fdtm_prompt_len=16, fdtm_gen=32, speed=True, seed=0, threads=None, kv_plan=None,
+             recall=False, recall_items=200, mask_heads=None, mean_heads=None, gates=None, random_heads=0,
+             calib=None):
     """Compares cand with base as `headroom eval` does (hr_eval_run) and returns
-    eval.json as a dict: perplexity of both, KL, top-1, FDTM, passkey and
-    multiple-choice accuracy, sizes and (speed=True) speeds.
+    eval.json as a dict: perplexity of both, KL, top-1, FDTM, passkey,
+    natural retrieval (recall) and multiple-choice accuracy, sizes and
+    (speed=True) speeds.
+      cand     the candidate Model, or None: base itself with heads masked (below)
       text     str or pathlib.Path (a path is named and hashed in the result)
+      recall   the natural retrieval task (name recall, 4-way) with recall_items items
+      mask_heads / mean_heads   heads of the candidate gated to 0 / mean-ablated:
+               "L.H,..." ("L.*" = a whole layer) or [(layer, head)]; gates: a gates
+               file (pathlib.Path, or its text as a str); random_heads: K heads
+               drawn at random (seed) gated to 0; calib: the text of the means
+               (default: the evaluation text) — the CLI's --mask-heads,
+               --mean-heads, --gates, --random-heads, --calib
       ctx      window length (default min(seq_len, 256)); windows: windows to
                score (0 = the whole text); tokens: the token budget when windows
                is None (default 16384)
       tasks    multiple-choice JSONL: a pathlib.Path or the JSONL text
       kv_plan  the candidate's KvPlan (default: cand's own, for a with_kv_plan view)
       threads  None = the base model's."""
+    if cand is None:
+        if mask_heads is None and mean_heads is None and gates is None and not random_heads and kv_plan is None:
+            raise ValueError("eval needs a candidate model, or heads to mask (mask_heads=, mean_heads=, gates=, "
+                             "random_heads=) or a kv_plan= for the base itself")
+        cand = base
     bm, cm = base._model(), cand._model()
     tok = base._tokenizer()
     data, text_path = text_bytes(text)
@@ -573,6 +663,7 @@ def evaluate(base, cand, text, ctx=None, windows=None, tokens=None, tasks=None, 
         p.max_tokens = int(tokens)
     p.fdtm_prompts, p.fdtm_prompt_len, p.fdtm_gen = int(fdtm_prompts), int(fdtm_prompt_len), int(fdtm_gen)
     p.passkey, p.passkey_trials, p.speed, p.seed = bool(passkey), int(passkey_trials), bool(speed), int(seed)
+    p.recall, p.recall_items = bool(recall), int(recall_items)
     p.n_threads = base._threads if threads is None else _threads(threads)
     plan = kv_plan if kv_plan is not None else cand.kv_plan
     if plan is not None and not isinstance(plan, KvPlan):
@@ -589,7 +680,12 @@ def evaluate(base, cand, text, ctx=None, windows=None, tokens=None, tasks=None, 
             raise _lib.error(st, f"{tpath or 'tasks'}: {_lib.last_error()}")
         task = t.value
         p.tasks, p.tasks_path = task, _lib.encode_path(tpath)
+    mask = None
     try:
+        mask = _HeadMask(cand, mask_heads, mean_heads, gates, calib, random_heads, seed, default_text=text)
+        p.cand_heads = mask.ptr
+        if calib is not None:  # else the library takes the means from the evaluation text
+            p.calib_tokens, p.n_calib_tokens = _iptr(mask.calib), mask.calib.size
         out = ctypes.c_void_p()
         check(lib.hr_eval_run(bm, cm, tok, ctypes.byref(p), ctypes.byref(out)))
         try:
@@ -598,6 +694,8 @@ def evaluate(base, cand, text, ctx=None, windows=None, tokens=None, tasks=None, 
             lib.hr_eval_result_free(out.value)
     finally:
         lib.hr_mc_task_free(task)
+        if mask is not None:
+            mask.close()
 
 
 # ---------------------------------------------------------------- conversion
