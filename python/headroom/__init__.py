@@ -19,7 +19,7 @@ from .model import Model, Cache, Config, NAMES
 from .study import (HeadsResult, Scores, KvPlan, PrunedModel, heads, methods, layer_metrics, kv_plan_from_scores,
                     prune, evaluate, convert)
 from .gradients import Gradients, grad
-from .circuits import Pairs, PatchResult, patch
+from .circuits import Influence, Pairs, PatchResult, influence, patch
 
 eval = evaluate  # noqa: A001  (headroom.eval, as the CLI command)
 
@@ -27,5 +27,5 @@ __version__ = _version()
 
 __all__ = ["Model", "Cache", "Config", "NAMES", "HeadsResult", "Scores", "KvPlan", "PrunedModel", "heads", "methods",
            "layer_metrics", "kv_plan_from_scores", "prune", "eval", "evaluate", "convert", "grad", "Gradients", "Pairs",
-           "PatchResult", "patch", "Error", "InvalidArgument", "IOError", "FormatError", "Unsupported", "OutOfMemory", "RangeError", "NotFound",
-           "Aborted", "__version__"]
+           "PatchResult", "patch", "Influence", "influence", "Error", "InvalidArgument", "IOError", "FormatError",
+           "Unsupported", "OutOfMemory", "RangeError", "NotFound", "Aborted", "__version__"]

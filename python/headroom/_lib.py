@@ -308,6 +308,21 @@ class PatchMeta(Structure):  # hr_patch_meta
     _fields_ = [("model_path", c_char_p), ("pairs_path", c_char_p), ("tok", P)]
 
 
+class InfluenceDoc(Structure):  # hr_influence_doc (evaluate.h)
+    _fields_ = [("index", c_int), ("sha256", c_char * 65), ("n_tokens", c_int), ("loss_base", c_double),
+                ("loss_masked", c_double), ("influence", c_double)]
+
+
+INFLUENCE_FN = CFUNCTYPE(c_int, POINTER(InfluenceDoc), c_void_p)  # hr_influence_fn
+
+
+class InfluenceParams(Structure):  # hr_influence_params
+    _fields_ = [("text", c_char_p), ("text_len", c_size_t), ("split", c_char_p), ("heads", P),
+                ("calib_tokens", POINTER(c_int32)), ("n_calib_tokens", c_size_t), ("max_tokens", c_int),
+                ("first_doc", c_int), ("max_docs", c_int), ("n_threads", c_int), ("on_doc", INFLUENCE_FN),
+                ("user_data", c_void_p), ("progress", PROGRESS_FN), ("progress_user_data", c_void_p)]
+
+
 STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests
     "hr_hook_event": HookEvent, "hr_context_params": ContextParams, "hr_encode_params": EncodeParams,
     "hr_sampler_params": SamplerParams, "hr_output_params": OutputParams, "hr_ppl_params": PplParams,
@@ -317,7 +332,8 @@ STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests
     "hr_prune_report_meta": PruneReportMeta, "hr_mc_item": McItem, "hr_mc_task": McTask, "hr_eval_params": EvalParams,
     "hr_head_mask_params": HeadMaskParams, "hr_params_params": ParamsParams, "hr_param_info": ParamInfo,
     "hr_grad_params": GradParams, "hr_pairs_params": PairsParams, "hr_pair": Pair, "hr_patch_params": PatchParams,
-    "hr_patch_summary": PatchSummary, "hr_patch_meta": PatchMeta,
+    "hr_patch_summary": PatchSummary, "hr_patch_meta": PatchMeta, "hr_influence_doc": InfluenceDoc,
+    "hr_influence_params": InfluenceParams,
 }
 
 # ---------------------------------------------------------------- prototypes
@@ -404,6 +420,10 @@ _fn("hr_eval_default_params", EvalParams)
 _fn("hr_eval_run", _, P, P, P, POINTER(EvalParams), OUT(P))
 _fn("hr_eval_result_free", None, P)
 _fn("hr_eval_result_json", _, P, OUT(c_void_p))
+_fn("hr_influence_default_params", InfluenceParams)
+_fn("hr_influence_run", _, P, P, POINTER(InfluenceParams), OUT(c_int))
+_fn("hr_influence_header_json", _, c_char_p, c_char_p, POINTER(InfluenceParams), OUT(c_void_p))
+_fn("hr_influence_doc_json", _, POINTER(InfluenceDoc), OUT(c_void_p))
 # heads.h + report.h
 _fn("hr_heads_n_methods", c_int)
 _fn("hr_heads_method_info", POINTER(HeadMethodInfo), c_int)

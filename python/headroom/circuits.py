@@ -275,3 +275,85 @@ def patch(model, pairs, what="heads", metric="logit-diff", direction="denoise", 
     except BaseException:
         h.release()
         raise
+
+
+# ---------------------------------------------------------------- AttentionInfluence
+
+class Influence:
+    """AttentionInfluence per document (hr_influence_run): NumPy arrays
+    doc (index in the text), n_tokens, loss_base, loss_masked, influence
+    ((masked - base) / base), sha256 (list), n_docs (documents in the text),
+    heads (the mask's description); to_jsonl() is the file `headroom
+    influence --out` writes (header + one line per document), byte for byte."""
+
+    def __init__(self, header, lines, docs, n_docs, heads):
+        self._header, self._lines = header, lines
+        self.doc = np.array([d[0] for d in docs], dtype=np.int32)
+        self.sha256 = [d[1] for d in docs]
+        self.n_tokens = np.array([d[2] for d in docs], dtype=np.int32)
+        self.loss_base = np.array([d[3] for d in docs])
+        self.loss_masked = np.array([d[4] for d in docs])
+        self.influence = np.array([d[5] for d in docs])
+        self.n_docs = n_docs
+        self.heads = heads
+
+    def __len__(self):
+        return int(self.doc.size)
+
+    def __repr__(self):
+        mean = float(np.mean(self.influence)) if len(self) else float("nan")
+        return f"headroom.Influence({len(self)} of {self.n_docs} documents, heads {self.heads}, mean {mean:.5f})"
+
+    def to_jsonl(self):
+        return "".join(x + "\n" for x in [self._header] + self._lines)
+
+
+def influence(model, text, mask_heads=None, mean_heads=None, gates=None, calib=None, split=None, ctx=None,
+              max_docs=None, threads=None, progress=None):
+    """AttentionInfluence (Hua et al. 2025) as `headroom influence` computes it:
+    for every document of text (a str or pathlib.Path; documents separated by
+    blank lines, or by lines equal to split), the mean NLL of its tokens with
+    the model as it is and with the heads masked (mask_heads / mean_heads /
+    gates / calib as in headroom.eval; one is required), and influence =
+    (masked - base) / base. ctx: tokens per document incl. BOS (default the
+    model's context); max_docs: stop after that many. Returns Influence."""
+    m = model._model()
+    tok = model._tokenizer()
+    data, text_path = text_bytes(text)
+    p = lib.hr_influence_default_params()
+    p.text, p.text_len = data, len(data)
+    p.split = split.encode() if split is not None else None
+    p.max_tokens = 0 if ctx is None else int(ctx)
+    p.max_docs = 0 if max_docs is None else int(max_docs)
+    p.n_threads = model._threads if threads is None else _threads(threads)
+    docs, lines, err = [], [], []
+
+    def on_doc(dp, _ud):
+        try:
+            d = dp.contents
+            docs.append((d.index, d.sha256.decode(), d.n_tokens, d.loss_base, d.loss_masked, d.influence))
+            lines.append(_out_string(lib.hr_influence_doc_json, dp))
+            return 0
+        except BaseException as e:  # never unwind into C
+            err.append(e)
+            return 1
+
+    fn = _lib.INFLUENCE_FN(on_doc)
+    p.on_doc = fn
+    with _HeadMask(model, mask_heads, mean_heads, gates, calib, default_text=text) as mask:
+        if mask.ptr is None:
+            raise ValueError("give the heads to mask: mask_heads=, mean_heads= or gates=")
+        p.heads = mask.ptr
+        if mask.calib is not None:
+            p.calib_tokens, p.n_calib_tokens = _iptr(mask.calib), mask.calib.size
+        header = _out_string(lib.hr_influence_header_json, _lib.encode_path(model.path), _lib.encode_path(text_path),
+                             ctypes.byref(p))
+        heads = mask.describe()
+        n_docs = ctypes.c_int()
+        with _progress(progress) as cb:
+            p.progress = cb.c
+            st = lib.hr_influence_run(m, tok, ctypes.byref(p), ctypes.byref(n_docs))
+            if err:
+                raise err[0]
+            cb.check(st)
+    return Influence(header, lines, docs, n_docs.value, heads)

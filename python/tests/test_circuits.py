@@ -140,3 +140,26 @@ def test_eval_without_a_candidate_or_a_mask_is_an_error(model, text):
         headroom.eval(model, None, text)
     with pytest.raises(ValueError, match="calib is for mean_heads"):
         headroom.eval(model, None, text, mask_heads="1.1", calib="x")
+
+
+@pytest.mark.parametrize("opts", [
+    (("--mask-heads", "4.0,4.1", "--max-docs", "6"), {"mask_heads": "4.0,4.1", "max_docs": 6}),
+    (("--mean-heads", "2.*", "--ctx", "64", "--max-docs", "4"), {"mean_heads": [(2, "*")], "ctx": 64, "max_docs": 4}),
+], ids=["mask_heads", "mean_heads (calibrated on the text)"])
+def test_influence_writes_the_cli_jsonl(model, text, tmp_path, opts):
+    args, kw = opts
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n\n".join(text.read_text()[:12000].split("\n")[:40]))
+    out = tmp_path / "influence.jsonl"
+    cli("influence", MODEL, "--text", docs, "--threads", 1, "--out", out, *args)
+    r = headroom.influence(model, docs, threads=1, **kw)
+    assert r.to_jsonl() == out.read_text()
+    lines = [json.loads(x) for x in out.read_text().splitlines()[1:]]
+    assert len(r) == len(lines) == kw["max_docs"] and list(r.doc) == [d["doc"] for d in lines]
+    assert np.allclose(r.influence, (r.loss_masked - r.loss_base) / r.loss_base, rtol=1e-12)
+    print(r)
+
+
+def test_influence_needs_heads(model, text):
+    with pytest.raises(ValueError, match="heads to mask"):
+        headroom.influence(model, text)

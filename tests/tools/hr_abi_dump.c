@@ -105,5 +105,13 @@ int main(void) {
         F(hr_patch_summary, knockout_heads), F(hr_patch_summary, knockout_value), F(hr_patch_summary, forward_passes),
         F(hr_patch_summary, warning);
     S(hr_patch_meta), F(hr_patch_meta, model_path), F(hr_patch_meta, pairs_path), F(hr_patch_meta, tok);
+    S(hr_influence_doc), F(hr_influence_doc, index), F(hr_influence_doc, sha256), F(hr_influence_doc, n_tokens),
+        F(hr_influence_doc, loss_base), F(hr_influence_doc, loss_masked), F(hr_influence_doc, influence);
+    S(hr_influence_params), F(hr_influence_params, text), F(hr_influence_params, text_len),
+        F(hr_influence_params, split), F(hr_influence_params, heads), F(hr_influence_params, calib_tokens),
+        F(hr_influence_params, n_calib_tokens), F(hr_influence_params, max_tokens), F(hr_influence_params, first_doc),
+        F(hr_influence_params, max_docs), F(hr_influence_params, n_threads), F(hr_influence_params, on_doc),
+        F(hr_influence_params, user_data), F(hr_influence_params, progress),
+        F(hr_influence_params, progress_user_data);
     return 0;
 }
