@@ -26,6 +26,7 @@ class Pairs(Owner):
     len(p), p[i] (a dict of ids), p.to_jsonl() (the CLI's pairs.jsonl)."""
 
     _handles = ("_h",)
+    _what = "pairs"
 
     def __init__(self, h, path=None, text=None):
         self._h = h
@@ -102,14 +103,14 @@ class Pairs(Owner):
         return cls(Handle(out.value, lib.hr_pairs_free, "pairs"), path)
 
     def __len__(self):
-        return int(lib.hr_pairs_count(self._h.get()))
+        return int(lib.hr_pairs_count(self._ptr()))
 
     def __getitem__(self, i):
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"pair {i} of {n}")
         p = _lib.Pair()
-        check(lib.hr_pairs_get(self._h.get(), i % n, ctypes.byref(p)))
+        check(lib.hr_pairs_get(self._ptr(), i % n, ctypes.byref(p)))
         return {"clean_ids": np.ctypeslib.as_array(p.clean, shape=(p.n_tokens,)).copy(),
                 "corrupt_ids": np.ctypeslib.as_array(p.corrupt, shape=(p.n_tokens,)).copy(),
                 "answer_id": int(p.answer), "wrong_id": int(p.wrong), "answer_tokens": int(p.answer_tokens),
@@ -117,7 +118,7 @@ class Pairs(Owner):
 
     def to_jsonl(self):
         """The pairs by ids, as the CLI's pairs.jsonl (readable by Pairs.read)."""
-        return _out_string(lib.hr_pairs_to_jsonl, self._h.get())
+        return _out_string(lib.hr_pairs_to_jsonl, self._ptr())
 
     def __repr__(self):
         return f"headroom.Pairs({len(self) if self._h is not None else 'closed'} pairs, from {self.path!r})"
@@ -146,6 +147,7 @@ class PatchResult(Owner):
     to_json() is patch.json as `headroom patch` writes it, byte for byte."""
 
     _handles = ("_h",)
+    _what = "patch result"
 
     def __init__(self, h, model, pairs_path):
         self._h = h
@@ -191,7 +193,7 @@ class PatchResult(Owner):
         """patch.json (format headroom.patch), as `headroom patch` writes it."""
         meta = _lib.PatchMeta(_lib.encode_path(self._model_path), _lib.encode_path(self._pairs_path),
                               self._th.get() if self._th is not None else None)
-        return _out_string(lib.hr_patch_result_json, self._h.get(), self._m, ctypes.byref(meta))
+        return _out_string(lib.hr_patch_result_json, self._ptr(), self._m, ctypes.byref(meta))
 
     def to_dict(self):
         return json.loads(self.to_json())
@@ -260,7 +262,7 @@ def patch(model, pairs, what="heads", metric="logit-diff", direction="denoise", 
         with _progress(progress) as cb:
             p.progress = cb.c
             out = ctypes.c_void_p()
-            st = lib.hr_patch_run(m, ps._h.get(), ctypes.byref(p), ctypes.byref(out))
+            st = lib.hr_patch_run(m, ps._ptr(), ctypes.byref(p), ctypes.byref(out))
             cb.check(st)
         pairs_path = ps.path
     finally:

@@ -87,10 +87,10 @@ class Gradients(Owner):
             if k == kind:
                 yield i, (k, layer, shape[0])
 
+    _what = "gradient"
+
     def _g(self):
-        if self._gh is None:
-            raise _lib.closed("gradient")
-        return self._gh.ptr
+        return self._ptr()
 
     def __getitem__(self, name):
         self._g()

@@ -762,6 +762,7 @@ class Model(Owner):
         from .study import KvPlan
         if not isinstance(plan, KvPlan):
             raise TypeError(f"plan must be a headroom.KvPlan, not {type(plan).__name__}")
+        plan._ptr()  # a closed plan raises InvalidArgument
         self._model()
         view = Model.__new__(Model)
         Model.__init__(view, self._mh.acquire(), self._m, self._th.acquire() if self._th else None, self._path,

@@ -163,3 +163,37 @@ def test_influence_writes_the_cli_jsonl(model, text, tmp_path, opts):
 def test_influence_needs_heads(model, text):
     with pytest.raises(ValueError, match="heads to mask"):
         headroom.influence(model, text)
+
+
+def test_closed_objects_and_progress_errors_raise_never_crash(model, recall_run):
+    f = recall_run / "pairs.jsonl"
+    ps = headroom.Pairs.read(model, f)
+    with pytest.raises(IndexError):
+        ps[3]
+    r = headroom.patch(model, ps, what="heads", lens=False, dla=False)
+    assert r.dla is None and r.lens is None
+    ps.close()
+    ps.close()
+    with pytest.raises(headroom.InvalidArgument, match="closed"):
+        headroom.patch(model, ps)
+    with pytest.raises(headroom.InvalidArgument, match="closed"):
+        len(ps)
+    r.close()
+    with pytest.raises(headroom.InvalidArgument, match="closed"):
+        r.to_json()
+    assert r.heads.shape == (5, 8)  # the arrays are copies: still readable
+    seen = []
+
+    def stop(done, total):
+        seen.append((done, total))
+        if done >= 3:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        headroom.patch(model, f, what="heads", progress=stop)
+    assert len(seen) == 3 and seen[-1][1] > 3
+    m = headroom.Model.load(MODEL, threads=1)
+    m.close()
+    for call in (lambda: headroom.patch(m, f), lambda: m.grad([1, 2, 3]), lambda: headroom.influence(m, "a b")):
+        with pytest.raises(headroom.InvalidArgument, match="closed"):
+            call()

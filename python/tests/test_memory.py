@@ -73,3 +73,28 @@ def test_objects_dropped_without_close_are_freed_by_the_garbage_collector():
     grown = rss() - before
     print(f"500 models and views dropped without close: RSS grew {grown / 2**20:.2f} MiB (bound 8 MiB)")
     assert grown < 8 * 2**20
+
+
+def test_a_thousand_gradients_and_patch_runs_dropped_without_close_do_not_grow_memory(model, ids):
+    """hr_grad (activations + gradient buffers, ~0.3 MiB a call here) and
+    hr_patch_result freed when dropped, also with a weight gradient's
+    zero-copy array outliving its Gradients for a while."""
+    pairs = [(ids[:12], ids[12:24], int(ids[30]), int(ids[31]))]
+
+    def cycle():
+        g = model.grad(ids, wrt=["head_gates", "blk.0.attn_q.weight"])
+        a = g["blk.0.attn_q.weight"]
+        del g
+        a.sum()
+        headroom.patch(model, pairs, what="heads", lens=False)
+
+    for _ in range(100):
+        cycle()
+    gc.collect()
+    before = rss()
+    for _ in range(1000):
+        cycle()
+    gc.collect()
+    grown = rss() - before
+    print(f"1000 grad + patch calls dropped without close: RSS grew {grown / 2**20:.2f} MiB (bound 8 MiB)")
+    assert grown < 8 * 2**20
