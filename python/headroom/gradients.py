@@ -12,7 +12,6 @@ from ._lib import lib, check
 from .model import _iptr, _threads
 
 HR_PARAM_HEAD_GATE, HR_PARAM_NEURON_GATE = 22, 23  # hr_param_kind (grad.h)
-_GATES = (1 << HR_PARAM_HEAD_GATE) | (1 << HR_PARAM_NEURON_GATE)
 GROUPS = ("head_gates", "neuron_gates", "embeddings", "weights")
 
 
@@ -26,7 +25,10 @@ class _Keep:
         self.__array_interface__ = {"shape": shape, "typestr": "<f4", "data": (ptr, True), "version": 3}
 
     def __del__(self):
-        self._h.release()
+        try:
+            self._h.release()
+        except Exception:  # interpreter shutdown: modules may be gone
+            pass
 
 
 def _view(handle, ptr, shape):
