@@ -10,6 +10,10 @@ overhead also process CPU time, which other processes' load disturbs less).
                    array per call, ids checked) vs the same hr_forward called
                    straight through ctypes on the model's own context with a
                    reused buffer (the C library alone; one foreign call)
+  fixed MODEL    : the fixed per-call part of Model.logits' overhead, timed
+                   alone (robust to load, unlike a ratio of two forward
+                   passes): checking the ids, and a fresh (n, vocab) array
+                   written vs a reused one (best of --repeats)
   cache MODEL    : Model.run_with_cache(ids, names=["pattern"]) vs the same
                    attention-pattern cache TransformerLens-style in PyTorch on
                    the same weights (tests/reference/llama_ref.py's forward; a
@@ -85,6 +89,30 @@ def overhead(a):
     m.close()
 
 
+def fixed(a):
+    m = headroom.Model.load(a.model, threads=a.threads)
+    V = m.config.vocab_size
+    ids = np.array(bench_tokens(a.n, V), dtype=np.int32)
+    buf = np.zeros((a.n, V), dtype=np.float32)  # (n, vocab), reused
+
+    def fresh():
+        np.empty((a.n, V), dtype=np.float32).fill(0)
+
+    def best(fn, k):
+        ts = []
+        for _ in range(k):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+
+    t_fresh, t_reuse = best(fresh, a.repeats), best(lambda: buf.fill(0), a.repeats)
+    t_ids = best(lambda: m._ids(ids), 2000)
+    print("RESULT impl=python-fixed what=logits n=%d vocab=%d fresh_array_extra_us=%.1f ids_check_us=%.1f"
+          % (a.n, V, 1e6 * (t_fresh - t_reuse), 1e6 * t_ids), flush=True)
+    m.close()
+
+
 def cache(a):
     import torch
     sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
@@ -112,14 +140,14 @@ def cache(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["overhead", "cache"])
+    ap.add_argument("mode", choices=["overhead", "fixed", "cache"])
     ap.add_argument("model")
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--torch-threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=20)
     a = ap.parse_args()
-    (overhead if a.mode == "overhead" else cache)(a)
+    {"overhead": overhead, "fixed": fixed, "cache": cache}[a.mode](a)
 
 
 if __name__ == "__main__":

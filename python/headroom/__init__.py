@@ -10,6 +10,7 @@ Python, over libheadroom (C). No weight copies, NumPy arrays in and out
     lab = headroom.heads(m, pathlib.Path("tinystories_val.txt"), methods=["ablation"])
     small = headroom.prune(m, lab, by="ablation", heads="25%")
     print(headroom.eval(m, small, pathlib.Path("tinystories_val.txt"), windows=8)["ppl_candidate"])
+    g = headroom.grad(m, ids, wrt=["head_gates"])          # dL/d(gate), (layers, heads)
 """
 from ._lib import (Error, InvalidArgument, FormatError, Unsupported, OutOfMemory, RangeError, NotFound, Aborted,
                    version as _version)
@@ -17,12 +18,14 @@ from ._lib import IOError_ as IOError  # noqa: A001  (headroom.IOError, a subcla
 from .model import Model, Cache, Config, NAMES
 from .study import (HeadsResult, Scores, KvPlan, PrunedModel, heads, methods, layer_metrics, kv_plan_from_scores,
                     prune, evaluate, convert)
+from .gradients import Gradients, grad
+from .circuits import Influence, Pairs, PatchResult, influence, patch
 
 eval = evaluate  # noqa: A001  (headroom.eval, as the CLI command)
 
 __version__ = _version()
 
 __all__ = ["Model", "Cache", "Config", "NAMES", "HeadsResult", "Scores", "KvPlan", "PrunedModel", "heads", "methods",
-           "layer_metrics", "kv_plan_from_scores", "prune", "eval", "evaluate", "convert", "Error",
-           "InvalidArgument", "IOError", "FormatError", "Unsupported", "OutOfMemory", "RangeError", "NotFound",
-           "Aborted", "__version__"]
+           "layer_metrics", "kv_plan_from_scores", "prune", "eval", "evaluate", "convert", "grad", "Gradients", "Pairs",
+           "PatchResult", "patch", "Influence", "influence", "Error", "InvalidArgument", "IOError", "FormatError",
+           "Unsupported", "OutOfMemory", "RangeError", "NotFound", "Aborted", "__version__"]

@@ -81,6 +81,16 @@ class Owner:
                 self.__dict__[name] = None
                 h.release()
 
+    _what = "object"  # named in the error of a use after close()
+
+    def _ptr(self, name=None):
+        """The C pointer of a handle field (default: the first); raises
+        headroom.InvalidArgument ("the ... is closed") after close()."""
+        h = self.__dict__.get(name or self._handles[0])
+        if h is None:
+            raise _lib.closed(self._what)
+        return h.get()
+
     @property
     def closed(self):
         return all(self.__dict__.get(n) is None for n in self._handles[:1])

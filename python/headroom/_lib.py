@@ -257,6 +257,78 @@ class EvalParams(Structure):  # hr_eval_params
                 ("progress_user_data", c_void_p)]
 
 
+class HeadMaskParams(Structure):  # hr_head_mask_params (study.h)
+    _fields_ = [("mask_heads", c_char_p), ("mean_heads", c_char_p), ("gates_text", c_char_p),
+                ("gates_name", c_char_p), ("random_heads", c_int), ("seed", c_uint64)]
+
+
+class ParamsParams(Structure):  # hr_params_params (grad.h)
+    _fields_ = [("copy_weights", c_bool), ("lora_rank", c_int), ("lora_alpha", c_float), ("lora_targets", c_uint32),
+                ("seed", c_uint64)]
+
+
+class ParamInfo(Structure):  # hr_param_info
+    _fields_ = [("name", c_char * 64), ("kind", c_int), ("layer", c_int), ("target", c_int), ("rows", c_int64),
+                ("cols", c_int64), ("writable", c_bool)]
+
+
+class GradParams(Structure):  # hr_grad_params
+    _fields_ = [("n_threads", c_int), ("max_tokens", c_int), ("kinds", c_uint64), ("select", POINTER(c_bool)),
+                ("input_grad", c_bool), ("recompute", c_bool)]
+
+
+class PairsParams(Structure):  # hr_pairs_params (circuits.h)
+    _fields_ = [("answers", c_int)]
+
+
+class Pair(Structure):  # hr_pair
+    _fields_ = [("clean", POINTER(c_int32)), ("corrupt", POINTER(c_int32)), ("n_tokens", c_int), ("answer", c_int32),
+                ("wrong", c_int32), ("answer_tokens", c_int), ("wrong_tokens", c_int), ("line", c_int)]
+
+
+class PatchParams(Structure):  # hr_patch_params
+    _fields_ = [("what", c_uint32), ("metric", c_int), ("direction", c_int), ("path", c_char_p),
+                ("path_mlps_recomputed", c_bool), ("knockout", c_char_p), ("dla", c_bool), ("lens", c_bool),
+                ("lens_top", c_int), ("lens_pairs", c_int), ("heads", P), ("calib_tokens", POINTER(c_int32)),
+                ("n_calib_tokens", c_size_t), ("n_threads", c_int), ("progress", PROGRESS_FN),
+                ("progress_user_data", c_void_p)]
+
+
+_DP = POINTER(c_double)
+
+
+class PatchSummary(Structure):  # hr_patch_summary
+    _fields_ = [("n_pairs", c_int), ("n_layers", c_int), ("max_heads", c_int), ("n_positions", c_int),
+                ("metric", c_int), ("direction", c_int), ("labels", POINTER(c_int32)), ("clean", c_double),
+                ("corrupt", c_double), ("pair_clean", _DP), ("pair_corrupt", _DP), ("heads", _DP), ("attn", _DP),
+                ("mlp", _DP), ("resid", _DP), ("head_pos", _DP), ("has_dla", c_bool), ("has_attn_bias", c_bool),
+                ("has_norm_bias", c_bool), ("dla_total", c_double), ("dla_sum", c_double), ("dla_embed", c_double),
+                ("dla_norm_bias", c_double), ("dla_heads", _DP), ("dla_attn_bias", _DP), ("dla_mlp", _DP),
+                ("has_lens", c_bool), ("lens_top", c_int), ("lens_pairs", c_int), ("lens_logit_diff", _DP),
+                ("lens_prob", _DP), ("lens_rank", _DP), ("lens_tokens", POINTER(c_int32)), ("path", c_char_p),
+                ("knockout", c_char_p), ("path_heads", _DP), ("path_value", c_double), ("knockout_heads", _DP),
+                ("knockout_value", c_double), ("forward_passes", c_int64), ("warning", c_char * 192)]
+
+
+class PatchMeta(Structure):  # hr_patch_meta
+    _fields_ = [("model_path", c_char_p), ("pairs_path", c_char_p), ("tok", P)]
+
+
+class InfluenceDoc(Structure):  # hr_influence_doc (evaluate.h)
+    _fields_ = [("index", c_int), ("sha256", c_char * 65), ("n_tokens", c_int), ("loss_base", c_double),
+                ("loss_masked", c_double), ("influence", c_double)]
+
+
+INFLUENCE_FN = CFUNCTYPE(c_int, POINTER(InfluenceDoc), c_void_p)  # hr_influence_fn
+
+
+class InfluenceParams(Structure):  # hr_influence_params
+    _fields_ = [("text", c_char_p), ("text_len", c_size_t), ("split", c_char_p), ("heads", P),
+                ("calib_tokens", POINTER(c_int32)), ("n_calib_tokens", c_size_t), ("max_tokens", c_int),
+                ("first_doc", c_int), ("max_docs", c_int), ("n_threads", c_int), ("on_doc", INFLUENCE_FN),
+                ("user_data", c_void_p), ("progress", PROGRESS_FN), ("progress_user_data", c_void_p), ("corpus", P)]
+
+
 STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests
     "hr_hook_event": HookEvent, "hr_context_params": ContextParams, "hr_encode_params": EncodeParams,
     "hr_sampler_params": SamplerParams, "hr_output_params": OutputParams, "hr_ppl_params": PplParams,
@@ -265,6 +337,10 @@ STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests
     "hr_kv_policy": KvPolicy, "hr_prune_params": PruneParams, "hr_prune_plan_result": PrunePlanResult,
     "hr_mod10_probe": Mod10Probe,
     "hr_prune_report_meta": PruneReportMeta, "hr_mc_item": McItem, "hr_mc_task": McTask, "hr_eval_params": EvalParams,
+    "hr_head_mask_params": HeadMaskParams, "hr_params_params": ParamsParams, "hr_param_info": ParamInfo,
+    "hr_grad_params": GradParams, "hr_pairs_params": PairsParams, "hr_pair": Pair, "hr_patch_params": PatchParams,
+    "hr_patch_summary": PatchSummary, "hr_patch_meta": PatchMeta, "hr_influence_doc": InfluenceDoc,
+    "hr_influence_params": InfluenceParams,
 }
 
 # ---------------------------------------------------------------- prototypes
@@ -351,6 +427,10 @@ _fn("hr_eval_default_params", EvalParams)
 _fn("hr_eval_run", _, P, P, P, POINTER(EvalParams), OUT(P))
 _fn("hr_eval_result_free", None, P)
 _fn("hr_eval_result_json", _, P, OUT(c_void_p))
+_fn("hr_influence_default_params", InfluenceParams)
+_fn("hr_influence_run", _, P, P, POINTER(InfluenceParams), OUT(c_int))
+_fn("hr_influence_header_json", _, c_char_p, c_char_p, POINTER(InfluenceParams), OUT(c_void_p))
+_fn("hr_influence_doc_json", _, POINTER(InfluenceDoc), OUT(c_void_p))
 # heads.h + report.h
 _fn("hr_heads_n_methods", c_int)
 _fn("hr_heads_method_info", POINTER(HeadMethodInfo), c_int)
@@ -414,6 +494,56 @@ _fn("hr_prune_result_heads", POINTER(PrunePlanResult), P)
 _fn("hr_prune_result_neurons", POINTER(PrunePlanResult), P)
 _fn("hr_prune_result_sublayers", c_int, P, POINTER(POINTER(c_int)), POINTER(POINTER(c_double)))
 _fn("hr_prune_report_json", _, P, POINTER(PruneReportMeta), OUT(c_void_p))
+# study.h: heads masked without writing a model
+_fn("hr_calib_tokens", _, P, c_char_p, c_size_t, c_int64, OUT(POINTER(c_int32)), OUT(c_size_t))
+_fn("hr_head_mask_default_params", HeadMaskParams)
+_fn("hr_head_mask_new", _, P, POINTER(HeadMaskParams), OUT(P))
+_fn("hr_head_mask_free", None, P)
+_fn("hr_head_mask_gates", POINTER(c_float), P)
+_fn("hr_head_mask_needs_means", c_bool, P)
+_fn("hr_head_mask_n_heads", c_int, P)
+_fn("hr_head_mask_describe", _, P, OUT(c_void_p))
+_fn("hr_head_mask_apply", _, P, P, POINTER(c_int32), c_size_t)
+# grad.h
+_fn("hr_params_default_params", ParamsParams)
+_fn("hr_params_new", _, P, POINTER(ParamsParams), OUT(P))
+_fn("hr_params_free", None, P)
+_fn("hr_params_n_tensors", c_int, P)
+_fn("hr_params_info", _, P, c_int, POINTER(ParamInfo))
+_fn("hr_params_data", POINTER(c_float), P, c_int)
+_fn("hr_params_data_mut", POINTER(c_float), P, c_int)
+_fn("hr_grad_default_params", GradParams)
+_fn("hr_grad_new", _, P, POINTER(GradParams), OUT(P))
+_fn("hr_grad_free", None, P)
+_fn("hr_grad_last_error", c_char_p, P)
+_fn("hr_grad_zero", None, P)
+_fn("hr_grad_accumulate", _, P, POINTER(c_int32), c_int, c_float, OUT(c_double))
+_fn("hr_grad_tensor", POINTER(c_float), P, c_int)
+_fn("hr_grad_input", POINTER(c_float), P, OUT(c_int))
+_fn("hr_grad_bytes", c_size_t, P)
+_fn("hr_grad_taylor_heads", _, P, c_int, POINTER(c_double))
+_fn("hr_grad_taylor_neurons", _, P, c_int, POINTER(c_double))
+# circuits.h
+_fn("hr_pairs_default_params", PairsParams)
+_fn("hr_pairs_parse", _, c_char_p, c_size_t, P, POINTER(PairsParams), OUT(P))
+_fn("hr_pairs_new", _, OUT(P))
+_fn("hr_pairs_add", _, P, POINTER(c_int32), POINTER(c_int32), c_int, c_int32, c_int32)
+_fn("hr_pairs_free", None, P)
+_fn("hr_pairs_count", c_int, P)
+_fn("hr_pairs_get", _, P, c_int, POINTER(Pair))
+_fn("hr_pairs_to_jsonl", _, P, OUT(c_void_p))
+_fn("hr_pairs_name_recall", _, P, c_char_p, c_size_t, c_int, c_int, c_uint64, OUT(P))
+_fn("hr_pairs_from_choices", _, P, P, c_int, OUT(P))
+_fn("hr_patch_default_params", PatchParams)
+_fn("hr_patch_parse_what", _, c_char_p, OUT(c_uint32))
+_fn("hr_patch_parse_metric", _, c_char_p, OUT(c_int))
+_fn("hr_patch_metric_name", c_char_p, c_int)
+_fn("hr_patch_check_path", _, P, c_char_p)
+_fn("hr_patch_check_knockout", _, P, c_char_p)
+_fn("hr_patch_run", _, P, P, POINTER(PatchParams), OUT(P))
+_fn("hr_patch_result_free", None, P)
+_fn("hr_patch_result_summary", POINTER(PatchSummary), P)
+_fn("hr_patch_result_json", _, P, P, POINTER(PatchMeta), OUT(c_void_p))
 
 HOOK = {"pattern": 1 << 0, "head_out": 1 << 1, "resid_pre": 1 << 2, "attn_out": 1 << 3, "mlp_out": 1 << 4,
         "resid_post": 1 << 5, "final": 1 << 6}  # hr_hook_point

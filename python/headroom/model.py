@@ -679,6 +679,19 @@ class Model(Owner):
 
         return self._run(a, hook=hook_event, mask=mask)
 
+    # -------------------------------------------------------------- gradients
+    def grad(self, ids, wrt=("head_gates",), recompute=False, threads=None):
+        """headroom.grad(self, ...): the gradient of the mean next-token loss of
+        ids with respect to wrt, at the current head gates (see headroom.grad)."""
+        from .gradients import grad
+        return grad(self, ids, wrt=wrt, recompute=recompute, threads=threads)
+
+    def weights(self):
+        """The weight tensors by name as read-only zero-copy float32 arrays
+        (headroom.gradients.weights; the names Model.grad's wrt takes)."""
+        from .gradients import weights
+        return weights(self)
+
     # -------------------------------------------------------------- gates
     def _push_gates(self):
         if self._ctx is not None:
@@ -749,6 +762,7 @@ class Model(Owner):
         from .study import KvPlan
         if not isinstance(plan, KvPlan):
             raise TypeError(f"plan must be a headroom.KvPlan, not {type(plan).__name__}")
+        plan._ptr()  # a closed plan raises InvalidArgument
         self._model()
         view = Model.__new__(Model)
         Model.__init__(view, self._mh.acquire(), self._m, self._th.acquire() if self._th else None, self._path,

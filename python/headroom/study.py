@@ -76,6 +76,7 @@ class HeadsResult(Owner):
     head-lab folder (with heatmaps, patterns and report.html)."""
 
     _handles = ("_h",)
+    _what = "head-lab result"
 
     def __init__(self, h, model, tokens, bos, text_path, seed, threads):
         self._h = h
@@ -147,7 +148,7 @@ class HeadsResult(Owner):
                               _lib.encode_path(self._text_path or ""), self.seed)
         outs = [ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()]
         args = [ctypes.byref(o) if k == which else None for k, o in enumerate(outs)]
-        check(lib.hr_heads_to_json(self._h.get(), self._m, ctypes.byref(meta), *args))
+        check(lib.hr_heads_to_json(self._ptr(), self._m, ctypes.byref(meta), *args))
         return _lib.take_string(outs[which])
 
     def to_json(self):
@@ -171,7 +172,7 @@ class HeadsResult(Owner):
         heads.csv, layers.json, heatmaps, the top attention patterns and
         report.html. The folder is checked first (never an input, empty or an
         earlier head-lab folder unless force). Returns the number of pictures."""
-        r = self._h.get()
+        r = self._ptr()
         inputs = model_inputs(self._model_path) + ([self._text_path] if self._text_path else [])
         _lib.output_check(out_dir, _lib.OUT_FOLDER, "heads.json", inputs, force)
         os.makedirs(out_dir, exist_ok=True)
@@ -243,6 +244,7 @@ class Scores(Owner):
     layers.json, checked as every command checks them."""
 
     _handles = ("_h",)
+    _what = "score table"
 
     def __init__(self, h, n_layers, max_heads):
         self._h = h
@@ -276,18 +278,18 @@ class Scores(Owner):
 
     @property
     def methods(self):
-        h = self._h.get()
+        h = self._ptr()
         return [_s(lib.hr_scores_method_id(h, i)) for i in range(lib.hr_scores_n_methods(h))]
 
     @property
     def layer_metrics(self):
-        h = self._h.get()
+        h = self._ptr()
         return [_s(lib.hr_scores_layer_metric_id(h, i)) for i in range(lib.hr_scores_n_layer_metrics(h))]
 
     @property
     def source(self):
         """Where the head scores came from (a file name, or "head-lab result")."""
-        return _s(lib.hr_scores_heads_source(self._h.get()))
+        return _s(lib.hr_scores_heads_source(self._ptr()))
 
     def _index(self, method):
         i = self.methods.index(method) if method in self.methods else -1
@@ -297,14 +299,14 @@ class Scores(Owner):
 
     def kind(self, method):
         """"importance", "harmlessness" or "trait" (from the method's "higher")."""
-        return _s(lib.hr_score_kind_name(lib.hr_scores_method_kind(self._h.get(), self._index(method))))
+        return _s(lib.hr_score_kind_name(lib.hr_scores_method_kind(self._ptr(), self._index(method))))
 
     def higher(self, method):
-        return _s(lib.hr_scores_method_higher(self._h.get(), self._index(method)))
+        return _s(lib.hr_scores_method_higher(self._ptr(), self._index(method)))
 
     def head_scores(self, method):
         """(n_layers, max_heads) float64 scores as stored; NaN when null or absent."""
-        h, i = self._h.get(), self._index(method)
+        h, i = self._ptr(), self._index(method)
         L, H = self._shape
         return np.array([[lib.hr_scores_head(h, i, l, k) for k in range(H)] for l in range(L)])
 
@@ -312,13 +314,13 @@ class Scores(Owner):
         """(n_layers, max_heads) float32 keep order (higher = keep), oriented by the
         method's kind, negated when invert; NaN beyond a layer's heads."""
         out = np.empty(self._shape, dtype=np.float32)
-        check(lib.hr_scores_keep_order(self._h.get(), method.encode(), bool(invert), _fptr(out)))
+        check(lib.hr_scores_keep_order(self._ptr(), method.encode(), bool(invert), _fptr(out)))
         return out
 
     def layer_metric(self, metric):
         """(n_layers) float32 values of a layer metric."""
         out = np.empty(self._shape[0], dtype=np.float32)
-        check(lib.hr_scores_layer_metric(self._h.get(), metric.encode(), _fptr(out)))
+        check(lib.hr_scores_layer_metric(self._ptr(), metric.encode(), _fptr(out)))
         return out
 
     def kv_plan(self, model, fraction=0.25, method=None, sink=4, window=64):
@@ -327,7 +329,7 @@ class Scores(Owner):
         the rest stream (sink + window tokens) — `--kv-from heads.json`."""
         rest = _lib.KvPolicy(_lib.KV_KINDS["streaming"], int(sink), int(window), 0)
         out = ctypes.c_void_p()
-        check(lib.hr_scores_kv_plan(self._h.get(), lib.hr_model_config(model._model()),
+        check(lib.hr_scores_kv_plan(self._ptr(), lib.hr_model_config(model._model()),
                                     method.encode() if method else None, float(fraction), rest, ctypes.byref(out)))
         return KvPlan(Handle(out.value, lib.hr_kv_plan_free, "KV plan"), model.config)
 
@@ -357,6 +359,7 @@ class KvPlan(Owner):
     Use it with Model.with_kv_plan(plan) or headroom.eval(..., kv_plan=plan)."""
 
     _handles = ("_h",)
+    _what = "KV plan"
 
     def __init__(self, h, config):
         self._h = h
@@ -393,7 +396,7 @@ class KvPlan(Owner):
     def __getitem__(self, key):
         l, g = key
         self._check(l, g)
-        p = lib.hr_kv_plan_get(self._h.get(), l, g)
+        p = lib.hr_kv_plan_get(self._ptr(), l, g)
         return {"kind": _s(lib.hr_kv_kind_name(p.kind)), "sink": p.sink, "window": p.window, "budget": p.budget}
 
     def set(self, layer, kv_head, kind, sink=0, window=0, budget=0):
@@ -401,13 +404,13 @@ class KvPlan(Owner):
         self._check(layer, kv_head)
         if kind not in _lib.KV_KINDS:
             raise ValueError(f"unknown KV policy {kind!r} (known: {', '.join(_lib.KV_KINDS)})")
-        check(lib.hr_kv_plan_set(self._h.get(), layer, kv_head,
+        check(lib.hr_kv_plan_set(self._ptr(), layer, kv_head,
                                  _lib.KvPolicy(_lib.KV_KINDS[kind], int(sink), int(window), int(budget))))
 
     @property
     def n_reduced(self):
         """KV heads that are not full."""
-        return int(lib.hr_kv_plan_n_reduced(self._h.get()))
+        return int(lib.hr_kv_plan_n_reduced(self._ptr()))
 
     def policies(self):
         """Every policy: a list per layer of the KV heads' policy dicts."""
@@ -415,7 +418,7 @@ class KvPlan(Owner):
 
     def save(self, path, force=False):
         """Writes the plan file (`--kv-save`), checked and atomic."""
-        h = self._h.get()
+        h = self._ptr()
         _lib.output_check(path, _lib.OUT_TEXT, "# headroom KV plan", (), force)
         check(lib.hr_kv_plan_save(h, os.fsencode(path)))
 
@@ -513,7 +516,7 @@ def prune(model, scores=None, by=None, heads=None, mlp=None, text=None, drop_att
     sc, owned = _scores_of(model, scores, layers)
     try:
         p = lib.hr_prune_default_params()
-        p.scores = sc._h.get() if sc is not None else None
+        p.scores = sc._ptr() if sc is not None else None
         p.method = by.encode() if by is not None else None
         p.invert, p.seed = bool(invert), int(seed)
         p.heads = str(heads).encode() if heads is not None else None
@@ -554,20 +557,110 @@ def prune(model, scores=None, by=None, heads=None, mlp=None, text=None, drop_att
     return pruned
 
 
+# ---------------------------------------------------------------- heads masked without writing a model
+
+def _heads_spec(heads, what):
+    """"L.H,..." of a head list: a str as it is, or [(layer, head) or (layer, "*")]."""
+    if heads is None or isinstance(heads, str):
+        return heads
+    try:
+        return ",".join(f"{int(l)}.{h if h == '*' else int(h)}" for l, h in heads)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a str \"L.H,...\" or a list of (layer, head) pairs, got {heads!r}") from None
+
+
+class _HeadMask:
+    """hr_head_mask of the options eval, ppl, generate and patch share
+    (study.h; the CLI's --mask-heads, --mean-heads, --gates, --calib,
+    --random-heads), with the calibration tokens of mean-ablated heads:
+    calib (str or pathlib.Path) when given, else default_text (None: an
+    error naming calib). ptr is None when nothing is masked; close() frees."""
+
+    def __init__(self, model, mask_heads=None, mean_heads=None, gates=None, calib=None, random_heads=0, seed=0,
+                 default_text=None):
+        self.ptr, self.calib = None, None
+        if calib is not None and mean_heads is None:
+            raise ValueError("calib is for mean_heads (it would do nothing)")
+        if mask_heads is None and mean_heads is None and gates is None and not random_heads:
+            return
+        p = lib.hr_head_mask_default_params()
+        p.mask_heads = _enc(_heads_spec(mask_heads, "mask_heads"))
+        p.mean_heads = _enc(_heads_spec(mean_heads, "mean_heads"))
+        if gates is not None:
+            gdata, gpath = text_bytes(gates, "gates")
+            p.gates_text, p.gates_name = gdata, _lib.encode_path(gpath)
+        p.random_heads, p.seed = int(random_heads), int(seed)
+        out = ctypes.c_void_p()
+        check(lib.hr_head_mask_new(lib.hr_model_config(model._model()), ctypes.byref(p), ctypes.byref(out)))
+        self.ptr = out.value
+        try:
+            if lib.hr_head_mask_needs_means(self.ptr):
+                src = calib if calib is not None else default_text
+                if src is None:
+                    raise ValueError("mean_heads needs a calibration text: calib=")
+                data, path = text_bytes(src, "calib")
+                ids = ctypes.POINTER(ctypes.c_int32)()
+                n = ctypes.c_size_t()
+                st = lib.hr_calib_tokens(model._tokenizer(), data, len(data), 0, ctypes.byref(ids), ctypes.byref(n))
+                if st != 0:
+                    raise _lib.error(st, f"{path or 'calib'}: {_lib.last_error()}")
+                try:
+                    self.calib = np.ctypeslib.as_array(ids, shape=(n.value,)).copy()  # (n) BOS first
+                finally:
+                    lib.hr_free(ids)
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self):
+        """"2.3=0 4.1=mean ..." of the heads changed ("" when none)."""
+        return _out_string(lib.hr_head_mask_describe, self.ptr) if self.ptr else ""
+
+    def close(self):
+        lib.hr_head_mask_free(self.ptr)
+        self.ptr = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _enc(s):
+    return s.encode() if s is not None else None
+
+
 # ---------------------------------------------------------------- evaluation
 
 def evaluate(base, cand, text, ctx=None, windows=None, tokens=None, tasks=None, passkey=False, passkey_trials=20,
-             fdtm_prompts=8, fdtm_prompt_len=16, fdtm_gen=32, speed=True, seed=0, threads=None, kv_plan=None):
+             fdtm_prompts=8, fdtm_prompt_len=16, fdtm_gen=32, speed=True, seed=0, threads=None, kv_plan=None,
+             recall=False, recall_items=200, mask_heads=None, mean_heads=None, gates=None, random_heads=0,
+             calib=None):
     """Compares cand with base as `headroom eval` does (hr_eval_run) and returns
-    eval.json as a dict: perplexity of both, KL, top-1, FDTM, passkey and
-    multiple-choice accuracy, sizes and (speed=True) speeds.
+    eval.json as a dict: perplexity of both, KL, top-1, FDTM, passkey,
+    natural retrieval (recall) and multiple-choice accuracy, sizes and
+    (speed=True) speeds.
+      cand     the candidate Model, or None: base itself with heads masked (below)
       text     str or pathlib.Path (a path is named and hashed in the result)
+      recall   the natural retrieval task (name recall, 4-way) with recall_items items
+      mask_heads / mean_heads   heads of the candidate gated to 0 / mean-ablated:
+               "L.H,..." ("L.*" = a whole layer) or [(layer, head)]; gates: a gates
+               file (pathlib.Path, or its text as a str); random_heads: K heads
+               drawn at random (seed) gated to 0; calib: the text of the means
+               (default: the evaluation text) — the CLI's --mask-heads,
+               --mean-heads, --gates, --random-heads, --calib
       ctx      window length (default min(seq_len, 256)); windows: windows to
                score (0 = the whole text); tokens: the token budget when windows
                is None (default 16384)
       tasks    multiple-choice JSONL: a pathlib.Path or the JSONL text
       kv_plan  the candidate's KvPlan (default: cand's own, for a with_kv_plan view)
       threads  None = the base model's."""
+    if cand is None:
+        if mask_heads is None and mean_heads is None and gates is None and not random_heads and kv_plan is None:
+            raise ValueError("eval needs a candidate model, or heads to mask (mask_heads=, mean_heads=, gates=, "
+                             "random_heads=) or a kv_plan= for the base itself")
+        cand = base
     bm, cm = base._model(), cand._model()
     tok = base._tokenizer()
     data, text_path = text_bytes(text)
@@ -581,11 +674,12 @@ def evaluate(base, cand, text, ctx=None, windows=None, tokens=None, tasks=None, 
         p.max_tokens = int(tokens)
     p.fdtm_prompts, p.fdtm_prompt_len, p.fdtm_gen = int(fdtm_prompts), int(fdtm_prompt_len), int(fdtm_gen)
     p.passkey, p.passkey_trials, p.speed, p.seed = bool(passkey), int(passkey_trials), bool(speed), int(seed)
+    p.recall, p.recall_items = bool(recall), int(recall_items)
     p.n_threads = base._threads if threads is None else _threads(threads)
     plan = kv_plan if kv_plan is not None else cand.kv_plan
     if plan is not None and not isinstance(plan, KvPlan):
         raise TypeError(f"kv_plan must be a headroom.KvPlan, not {type(plan).__name__}")
-    p.cand_kv_plan = plan._h.get() if plan is not None else None
+    p.cand_kv_plan = plan._ptr() if plan is not None else None
     p.base_path, p.cand_path = _lib.encode_path(base.path), _lib.encode_path(cand.path)
     p.text_path = _lib.encode_path(text_path)
     task = None
@@ -597,7 +691,12 @@ def evaluate(base, cand, text, ctx=None, windows=None, tokens=None, tasks=None, 
             raise _lib.error(st, f"{tpath or 'tasks'}: {_lib.last_error()}")
         task = t.value
         p.tasks, p.tasks_path = task, _lib.encode_path(tpath)
+    mask = None
     try:
+        mask = _HeadMask(cand, mask_heads, mean_heads, gates, calib, random_heads, seed, default_text=text)
+        p.cand_heads = mask.ptr
+        if calib is not None:  # else the library takes the means from the evaluation text
+            p.calib_tokens, p.n_calib_tokens = _iptr(mask.calib), mask.calib.size
         out = ctypes.c_void_p()
         check(lib.hr_eval_run(bm, cm, tok, ctypes.byref(p), ctypes.byref(out)))
         try:
@@ -606,6 +705,8 @@ def evaluate(base, cand, text, ctx=None, windows=None, tokens=None, tasks=None, 
             lib.hr_eval_result_free(out.value)
     finally:
         lib.hr_mc_task_free(task)
+        if mask is not None:
+            mask.close()
 
 
 # ---------------------------------------------------------------- conversion

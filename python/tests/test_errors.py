@@ -232,3 +232,16 @@ def test_a_hook_cannot_close_or_rerun_its_own_model_and_other_threads_wait():
     assert_bits(m.run_with_hooks(ids, {("resid_pre", 2): hook}), ref, "the pass during a waiting close")
     closer[0].join()
     assert m.closed
+
+
+def test_closed_study_objects_raise_invalid_argument(model, text):
+    lab = headroom.heads(model, "Once upon a time there was a girl. She played with her dog in the park all day.",
+                         methods=["sink"], tokens=16, window=16)
+    sc = lab.to_scores()
+    plan = headroom.KvPlan.full(model)
+    for obj, use, what in ((lab, lambda: lab.to_json(), "head-lab result"), (sc, lambda: sc.methods, "score table"),
+                           (plan, lambda: plan[0, 0], "KV plan")):
+        obj.close()
+        with pytest.raises(headroom.InvalidArgument, match=f"the {what} is closed"):
+            use()
+        obj.close()

@@ -76,5 +76,45 @@ int main(void) {
         F(hr_eval_params, recall), F(hr_eval_params, recall_items), F(hr_eval_params, base_path),
         F(hr_eval_params, cand_path), F(hr_eval_params, text_path), F(hr_eval_params, tasks_path),
         F(hr_eval_params, progress_phase), F(hr_eval_params, progress_user_data);
+    S(hr_head_mask_params), F(hr_head_mask_params, mask_heads), F(hr_head_mask_params, mean_heads),
+        F(hr_head_mask_params, gates_text), F(hr_head_mask_params, gates_name), F(hr_head_mask_params, random_heads),
+        F(hr_head_mask_params, seed);
+    S(hr_params_params), F(hr_params_params, copy_weights), F(hr_params_params, lora_rank),
+        F(hr_params_params, lora_alpha), F(hr_params_params, lora_targets), F(hr_params_params, seed);
+    S(hr_param_info), F(hr_param_info, name), F(hr_param_info, kind), F(hr_param_info, layer),
+        F(hr_param_info, target), F(hr_param_info, rows), F(hr_param_info, cols), F(hr_param_info, writable);
+    S(hr_grad_params), F(hr_grad_params, n_threads), F(hr_grad_params, max_tokens), F(hr_grad_params, kinds),
+        F(hr_grad_params, select), F(hr_grad_params, input_grad), F(hr_grad_params, recompute);
+    S(hr_pairs_params), F(hr_pairs_params, answers);
+    S(hr_pair), F(hr_pair, clean), F(hr_pair, corrupt), F(hr_pair, n_tokens), F(hr_pair, answer), F(hr_pair, wrong),
+        F(hr_pair, answer_tokens), F(hr_pair, wrong_tokens), F(hr_pair, line);
+    S(hr_patch_params), F(hr_patch_params, what), F(hr_patch_params, metric), F(hr_patch_params, direction),
+        F(hr_patch_params, path), F(hr_patch_params, path_mlps_recomputed), F(hr_patch_params, knockout),
+        F(hr_patch_params, dla), F(hr_patch_params, lens), F(hr_patch_params, lens_top), F(hr_patch_params, lens_pairs),
+        F(hr_patch_params, heads), F(hr_patch_params, calib_tokens), F(hr_patch_params, n_calib_tokens),
+        F(hr_patch_params, n_threads), F(hr_patch_params, progress), F(hr_patch_params, progress_user_data);
+    S(hr_patch_summary), F(hr_patch_summary, n_pairs), F(hr_patch_summary, n_layers), F(hr_patch_summary, max_heads),
+        F(hr_patch_summary, n_positions), F(hr_patch_summary, metric), F(hr_patch_summary, direction),
+        F(hr_patch_summary, labels), F(hr_patch_summary, clean), F(hr_patch_summary, corrupt),
+        F(hr_patch_summary, pair_clean), F(hr_patch_summary, pair_corrupt), F(hr_patch_summary, heads),
+        F(hr_patch_summary, attn), F(hr_patch_summary, mlp), F(hr_patch_summary, resid), F(hr_patch_summary, head_pos),
+        F(hr_patch_summary, has_dla), F(hr_patch_summary, has_attn_bias), F(hr_patch_summary, has_norm_bias),
+        F(hr_patch_summary, dla_total), F(hr_patch_summary, dla_sum), F(hr_patch_summary, dla_embed),
+        F(hr_patch_summary, dla_norm_bias), F(hr_patch_summary, dla_heads), F(hr_patch_summary, dla_attn_bias),
+        F(hr_patch_summary, dla_mlp), F(hr_patch_summary, has_lens), F(hr_patch_summary, lens_top),
+        F(hr_patch_summary, lens_pairs), F(hr_patch_summary, lens_logit_diff), F(hr_patch_summary, lens_prob),
+        F(hr_patch_summary, lens_rank), F(hr_patch_summary, lens_tokens), F(hr_patch_summary, path),
+        F(hr_patch_summary, knockout), F(hr_patch_summary, path_heads), F(hr_patch_summary, path_value),
+        F(hr_patch_summary, knockout_heads), F(hr_patch_summary, knockout_value), F(hr_patch_summary, forward_passes),
+        F(hr_patch_summary, warning);
+    S(hr_patch_meta), F(hr_patch_meta, model_path), F(hr_patch_meta, pairs_path), F(hr_patch_meta, tok);
+    S(hr_influence_doc), F(hr_influence_doc, index), F(hr_influence_doc, sha256), F(hr_influence_doc, n_tokens),
+        F(hr_influence_doc, loss_base), F(hr_influence_doc, loss_masked), F(hr_influence_doc, influence);
+    S(hr_influence_params), F(hr_influence_params, text), F(hr_influence_params, text_len),
+        F(hr_influence_params, split), F(hr_influence_params, heads), F(hr_influence_params, calib_tokens),
+        F(hr_influence_params, n_calib_tokens), F(hr_influence_params, max_tokens), F(hr_influence_params, first_doc),
+        F(hr_influence_params, max_docs), F(hr_influence_params, n_threads), F(hr_influence_params, on_doc),
+        F(hr_influence_params, user_data), F(hr_influence_params, progress),
+        F(hr_influence_params, progress_user_data), F(hr_influence_params, corpus);
     return 0;
 }
