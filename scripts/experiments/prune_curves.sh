@@ -71,7 +71,7 @@ evaluate() { # NAME: compares models/NAME.gguf with the base on the held-out tex
 # traits confidence ("more confident") and entropy ("more diffuse") are kept
 # as they are / inverted (--invert) so that the heads judged least
 # important go first.
-methods="ablation ablation_kl ablation_greedy amp fdtm confidence entropy:invert"
+methods="ablation ablation_kl ablation_greedy amp grad taylor fdtm confidence entropy:invert"
 
 flags_of() {
     case $1 in
