@@ -36,7 +36,7 @@ base=$shared/models/stories260K/stories260K.bin
 text=$shared/data/text
 
 [[ -x $hr ]] || { echo "grad_spearman: $hr missing (build the Release tree first)" >&2; exit 1; }
-: >"$work/commands.txt"
+. "$here/common.sh"
 slices="ts0 ts200k ts400k ts600k wikitext shakespeare"
 cut() { # NAME FILE SKIP: whole lines only (partial first / last lines dropped)
     local first='1d'
@@ -55,35 +55,17 @@ cut shakespeare "$text/tinyshakespeare.txt" 0
 start=$SECONDS
 for s in $slices; do
     echo "head lab on $s ($((SECONDS - start)) s)"
-    cmd=("$hr" heads "$base" -f "$work/$s.txt" --tokens "$tokens" --methods ablation,grad,taylor,amp
-         --threads "$threads" --top 0 -q --force -o "$work/lab-$s")
-    echo "${cmd[*]}" | sed -e "s#$shared#../shared#g" -e "s#$work#WORK#g" -e "s#$build#BUILD#g" >>"$work/commands.txt"
-    "${cmd[@]}" >/dev/null
+    run "$hr" heads "$base" -f "$work/$s.txt" --tokens "$tokens" --methods ablation,grad,taylor,amp \
+        --threads "$threads" --top 0 -q --force -o "$work/lab-$s"
 done
 
-/usr/bin/python3 - "$work" "$slices" "$tokens" <<'EOF'
+/usr/bin/python3 - "$work" "$slices" "$tokens" "$here" <<'EOF'
 import csv, itertools, os, statistics, sys
 
 work, slices, tokens = sys.argv[1], sys.argv[2].split(), sys.argv[3]
+sys.path.insert(0, sys.argv[4])
+from spearman import spearman
 methods = ("grad", "taylor", "amp")
-
-def ranks(v):
-    order = sorted(range(len(v)), key=lambda i: v[i])
-    r, i = [0.0] * len(v), 0
-    while i < len(order):  # average ranks over ties
-        j = i
-        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            r[order[k]] = (i + j) / 2.0
-        i = j + 1
-    return r
-
-def spearman(a, b):
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = statistics.mean(ra), statistics.mean(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    return cov / (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
 
 def bottom(v, k=10):
     return set(sorted(range(len(v)), key=lambda i: v[i])[:k])
