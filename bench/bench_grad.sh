@@ -102,29 +102,11 @@ bench_each_model cost "$which_models"
 # Ranking quality against the exact ablation sweep.
 "$build/headroom" heads "$shared/models/stories260K/stories260K.bin" -f "$text" --tokens "$sp_tokens" \
     --methods ablation,grad,taylor,amp --threads "$threads" --top 0 -o "$T/lab" >/dev/null
-"$python" - "$T/lab/heads.csv" "$sp_tokens" <<'EOF'
+"$python" - "$T/lab/heads.csv" "$sp_tokens" "$src/scripts/experiments" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-def ranks(v):
-    order = sorted(range(len(v)), key=lambda i: v[i])
-    r = [0.0] * len(v)
-    i = 0
-    while i < len(order):  # average ranks over ties
-        j = i
-        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            r[order[k]] = (i + j) / 2.0
-        i = j + 1
-    return r
-def spearman(a, b):
-    ra, rb = ranks(a), ranks(b)
-    n = len(a)
-    ma, mb = sum(ra) / n, sum(rb) / n
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    va = sum((x - ma) ** 2 for x in ra) ** 0.5
-    vb = sum((y - mb) ** 2 for y in rb) ** 0.5
-    return cov / (va * vb)
+sys.path.insert(0, sys.argv[3])
+from spearman import spearman
 abl = [float(r["ablation"]) for r in rows]
 for m in ("grad", "taylor", "amp"):
     print("RESULT spearman_vs_ablation method=%s heads=%d tokens=%s rho=%.3f"

@@ -17,9 +17,10 @@
 
 static const cli_opt k_opts[] = {
     {"scores", 0, "heads.json", "head scores from 'headroom heads' (needed for --heads unless --by random)"},
-    {"by", 0, "METHOD", "score method id in heads.json, or 'random'; ranked by its \"higher\" field (keep first)"},
+    {"by", 0, "METHOD", "score method id in heads.json, or 'random'; ranked by its \"higher\" field (keep first);\n"
+                        "'taylor' also scores --mlp neurons by first-order Taylor on --text"},
     {"heads", 0, "P%|N", "query heads to remove: a percentage of all heads (rounded) or a count"},
-    {"mlp", 0, "P%|N", "MLP neurons to remove (AMP importance on --text): a percentage or a count"},
+    {"mlp", 0, "P%|N", "MLP neurons to remove (AMP importance on --text, or Taylor with --by taylor): a percentage or a count"},
     {"drop-attn", 0, "K", "remove the K least important attention sublayers"},
     {"drop-mlp", 0, "K", "remove the K least important MLP sublayers"},
     {"drop-blocks", 0, "K", "remove the K least important blocks"},
@@ -71,6 +72,7 @@ static const cli_spec k_spec = {
                "  headroom prune --scores lab/heads.json --by ablation --heads 25% --out p25.gguf\n"
                "  headroom prune --mlp 30% --drop-blocks 1 -f ../shared/data/text/tinystories_val.txt -o small.gguf\n"
                "  headroom prune --drop-sublayers 3 --iterative -f ../shared/data/text/tinystories_val.txt -o fc3.gguf",
+               "  headroom prune --mlp 25% --by taylor -f ../shared/data/text/tinystories_val.txt -o taylor.gguf",
     .max_positional = 1,
 };
 
@@ -97,6 +99,7 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     p->method = cli_value(&k_spec, a, "by");
     p->heads = cli_value(&k_spec, a, "heads");
     p->mlp = cli_value(&k_spec, a, "mlp");
+    p->mlp_method = p->method && strcmp(p->method, "taylor") == 0 ? "taylor" : "amp";
     p->layer_metric = cli_value(&k_spec, a, "layer-metric");
     p->uniform = cli_value(&k_spec, a, "uniform") != NULL;
     p->invert = cli_value(&k_spec, a, "invert") != NULL;
@@ -136,6 +139,9 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     if (!o->recover_text) o->recover_text = o->text;
     if (rsteps && !o->recover_text) return cli_error("--recover needs --recover-text FILE (or --text)");
     if (!rsteps && cli_value(&k_spec, a, "recover-text")) return cli_error("--recover-text needs --recover STEPS");
+    if (p->mlp && !o->text)
+        return cli_error("--mlp needs calibration text: --text FILE (%s)", strcmp(p->mlp_method, "taylor") == 0
+                         ? "--by taylor takes the gradients of the loss on it" : "AMP importance is measured on it");
     const char *rep = cli_value(&k_spec, a, "report");
     if (rep) snprintf(o->report, sizeof o->report, "%s", rep);
     else snprintf(o->report, sizeof o->report, "%s.prune.json", o->out);

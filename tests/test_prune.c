@@ -569,6 +569,10 @@ static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_remove
          hr_prune_default_params()},
         {"uniform with a global budget", "uniform pruning needs the per-layer budget", hr_prune_default_params()},
         {"an amount of everything", "heads to remove: 100% would remove everything", hr_prune_default_params()},
+        {"an unknown neuron method", "unknown MLP neuron method 'wanda' (expected amp or taylor)",
+         hr_prune_default_params()},
+        {"Taylor neurons without text", "MLP pruning needs calibration text for the neuron importance (taylor",
+         hr_prune_default_params()},
     };
     bad[1].p.heads = "10";
     bad[2].p.heads = "10", bad[2].p.method = "ablation";
@@ -576,6 +580,8 @@ static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_remove
     bad[4].p.drop_blocks = 1;
     bad[5].p.heads = "10", bad[5].p.method = "random", bad[5].p.uniform = true;
     bad[6].p.heads = "100%", bad[6].p.method = "random";
+    bad[7].p.mlp = "10%", bad[7].p.mlp_method = "wanda";
+    bad[8].p.mlp = "10%", bad[8].p.mlp_method = "taylor";
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hr_prune_result *r = NULL;
         hr_status st = hr_prune_run(m, NULL, &bad[i].p, &r);

@@ -19,6 +19,9 @@ expect_ok "prune neurons, a block and an attention sublayer" prune "$M" --mlp 20
   --budget cfsp -f "$T/text.txt" --tokens 256 -o "$T/s.gguf"
 expect_ok "layer-dropped model loads" info "$T/s.gguf"
 grep -q '^n_layers: *4' "$T/out" && ok "a block is gone" || fail "layer count not 4"
+expect_ok "prune neurons by taylor" prune "$M" --mlp 10% --by taylor -f "$T/text.txt" --tokens 256 -o "$T/tn.gguf"
+n=$(/usr/bin/python3 -c "import json; d=json.load(open('$T/tn.gguf.prune.json')); print(int(d['mlp_method'].startswith('taylor:') and d['neurons_removed'] == 86 == sum(len(l['removed_neuron_ids']) for l in d['layers']) and d['head_method'] == ''))" 2>/dev/null)
+[ "$n" = 1 ] && ok "prune.json names the taylor neuron method and lists the 86 neurons" || fail "taylor prune.json: $(head -c 600 "$T/tn.gguf.prune.json")"
 expect_ok "uniform prune with HF folder" prune "$M" --by random --heads 40% --uniform -o "$T/u.gguf" --hf "$T/u-hf"
 [ -s "$T/u-hf/config.json" ] && ok "HF folder written" || fail "HF folder missing"
 # 40% = 16 heads; with --uniform every layer loses the same number in even groups: 10, 20, 25, ... — 20 is the nearest
@@ -91,6 +94,10 @@ expect_error "--iterative without --drop-sublayers" "need a number of sublayers 
   prune "$M" --drop-attn 1 --iterative -f "$T/text.txt" -o "$T/x18.gguf"
 expect_error "every sublayer in the pool" "cannot drop 10 sublayers: 10 remain and at least one must stay" "$T/x19.gguf" \
   prune "$M" --drop-sublayers 10 -f "$T/text.txt" -o "$T/x19.gguf"
+expect_error "--by taylor on neurons without text" "--mlp needs calibration text: --text FILE (--by taylor takes the gradients" \
+  "$T/x20.gguf" prune "$M" --mlp 25% --by taylor -o "$T/x20.gguf"
+expect_error "neurons without text" "--mlp needs calibration text: --text FILE (AMP importance" "$T/x21.gguf" \
+  prune "$M" --mlp 25% -o "$T/x21.gguf"
 expect_error "unknown budget" "unknown budget" "$T/x6.gguf" prune "$M" --by random --heads 2 --budget best -o "$T/x6.gguf"
 expect_error "non-uniform HF" "uniform" "$T/x7.gguf" prune "$M" --by random --heads 2 --uneven duplicate -o "$T/x7.gguf" --hf "$T/x7-hf"
 expect_error "gqa count not dividing" "cannot be merged" "$T/x8.gguf" gqa "$M" --kv-heads 3 -o "$T/x8.gguf"

@@ -190,8 +190,21 @@ HR_API hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *token
  *
  * What `headroom prune` does, as one call: drops the least important
  * sublayers / blocks, removes the requested amounts of query heads (by a
- * score table's method, or at random) and MLP neurons (by AMP importance on
- * calibration text), and builds the pruned model. Every input is checked
+ * score table's method, or at random) and MLP neurons (by importance on
+ * calibration text), and builds the pruned model.
+ *
+ * Neuron importance (mlp_method), both on the calibration tokens
+ * (hr_calib_tokens: BOS + text, max_tokens of them):
+ *  - "amp" (default): hr_prune_neuron_importance, mean |act| times the
+ *    norm of the neuron's W_down column, over consecutive windows;
+ *  - "taylor": first-order Taylor importance (LLM-Pruner's vector-wise
+ *    score, hr_taylor_neuron_scores): |sum over the neuron's W_gate and
+ *    W_up rows (+ b_up) and W_down column of w * dL/dw|, the gradient of
+ *    the next-token loss averaged over the whole windows of `window`
+ *    tokens the calibration tokens hold (a partial last window is left
+ *    out unless it is the only one). Scores are loss changes, comparable
+ *    across layers, so the global budget ranks the whole model. Costs one
+ *    forward + backward per window. Every input is checked
  * before any work; the amounts are planned exactly where the constraints
  * allow (hr_prune_plan_heads) and the result says what was asked, what was
  * removed and why they differ. */
@@ -202,6 +215,7 @@ typedef struct {
     uint64_t seed;            /* of method "random" (default 0) */
     const char *heads;        /* amount of query heads to remove, "25%" or "10" (hr_parse_amount); NULL = none */
     const char *mlp;          /* amount of MLP neurons to remove; NULL = none (needs text) */
+    const char *mlp_method;   /* neuron importance: NULL or "amp" (default) | "taylor" (see above) */
     int drop_attn, drop_mlp, drop_blocks; /* sublayers / blocks to drop, least important first */
     const char *layer_metric; /* layer metric of `scores` for every drop and cfsp; NULL = attn_kl (else
                                  attn_sim), mlp_kl (else mlp_sim), block_influence */
@@ -234,9 +248,9 @@ typedef struct hr_prune_result hr_prune_result;
 /* Runs the pruning p asks for on m (tok: needed with text; it tokenizes the
  * calibration text). Bad or inconsistent parameters (nothing to prune,
  * heads without a method, a method the table lacks or with null scores, an
- * amount that removes nothing or everything, MLP pruning without text,
- * drops / cfsp without layer metrics or text, uniform without the
- * per-layer budget) fail before any work with a message saying which.
+ * amount that removes nothing or everything, MLP pruning without text, an
+ * unknown mlp_method, drops / cfsp without layer metrics or text, uniform
+ * without the per-layer budget) fail before any work with a message saying which.
  * m must outlive the result. *out owned by caller: hr_prune_result_free(). */
 HR_API hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prune_params *p,
                               hr_prune_result **out);

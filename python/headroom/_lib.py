@@ -217,7 +217,8 @@ class KvPolicy(Structure):  # hr_kv_policy (kvcache.h)
 
 class PruneParams(Structure):  # hr_prune_params (prune.h)
     _fields_ = [("scores", P), ("method", c_char_p), ("invert", c_bool), ("seed", c_uint64), ("heads", c_char_p),
-                ("mlp", c_char_p), ("drop_attn", c_int), ("drop_mlp", c_int), ("drop_blocks", c_int),
+                ("mlp", c_char_p), ("mlp_method", c_char_p), ("drop_attn", c_int), ("drop_mlp", c_int),
+                ("drop_blocks", c_int),
                 ("layer_metric", c_char_p), ("budget", c_int), ("uniform", c_bool), ("strict", c_bool),
                 ("uneven_duplicate", c_bool), ("text", c_char_p), ("text_len", c_size_t), ("max_tokens", c_int64),
                 ("window", c_int), ("n_threads", c_int), ("progress_phase", c_void_p),

@@ -40,23 +40,12 @@ configs=${PC_CONFIGS:-duplicate even perlayer}
 threads=${PC_THREADS:-2}
 hr=$build/headroom
 base=$shared/models/stories260K/stories260K.bin
-text=$shared/data/text/tinystories_val.txt
 
 [[ -x $hr ]] || { echo "prune_curves: $hr missing (build the Release tree first)" >&2; exit 1; }
 mkdir -p "$work/models" "$work/eval"
-: >"$work/commands.txt"
 start=$SECONDS
-
-# Runs a command quietly, recording it (paths shortened) in commands.txt.
-run() {
-    echo "$*" | sed -e "s#$shared#../shared#g" -e "s#$work#WORK#g" -e "s#$build#BUILD#g" >>"$work/commands.txt"
-    "$@" >/dev/null
-}
-
-head -c 400000 "$text" >"$work/calib.txt"
-dd if="$text" iflag=skip_bytes,count_bytes skip=600000 count=100000 status=none | sed 1d >"$work/heldout.txt"
-echo "# head -c 400000 tinystories_val.txt > WORK/calib.txt" >>"$work/commands.txt"
-echo "# dd if=tinystories_val.txt iflag=skip_bytes,count_bytes skip=600000 count=100000 | sed 1d > WORK/heldout.txt" >>"$work/commands.txt"
+. "$here/common.sh"
+split_text
 
 echo "head lab on the calibration text"
 run "$hr" heads "$base" -f "$work/calib.txt" --tokens 4096 --threads "$threads" --methods all -o "$work/lab"
@@ -71,7 +60,7 @@ evaluate() { # NAME: compares models/NAME.gguf with the base on the held-out tex
 # traits confidence ("more confident") and entropy ("more diffuse") are kept
 # as they are / inverted (--invert) so that the heads judged least
 # important go first.
-methods="ablation ablation_kl ablation_greedy amp fdtm confidence entropy:invert"
+methods="ablation ablation_kl ablation_greedy amp grad taylor fdtm confidence entropy:invert"
 
 flags_of() {
     case $1 in

@@ -52,7 +52,8 @@ int main(void) {
         F(hr_lab_report_params, pattern_tokens), F(hr_lab_report_params, n_pattern_tokens), F(hr_lab_report_params, tok);
     S(hr_kv_policy), F(hr_kv_policy, kind), F(hr_kv_policy, sink), F(hr_kv_policy, window), F(hr_kv_policy, budget);
     S(hr_prune_params), F(hr_prune_params, scores), F(hr_prune_params, method), F(hr_prune_params, invert),
-        F(hr_prune_params, seed), F(hr_prune_params, heads), F(hr_prune_params, mlp), F(hr_prune_params, drop_attn),
+        F(hr_prune_params, seed), F(hr_prune_params, heads), F(hr_prune_params, mlp), F(hr_prune_params, mlp_method),
+        F(hr_prune_params, drop_attn),
         F(hr_prune_params, drop_mlp), F(hr_prune_params, drop_blocks), F(hr_prune_params, layer_metric),
         F(hr_prune_params, budget), F(hr_prune_params, uniform), F(hr_prune_params, strict),
         F(hr_prune_params, uneven_duplicate), F(hr_prune_params, text), F(hr_prune_params, text_len),

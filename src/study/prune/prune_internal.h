@@ -17,6 +17,8 @@ struct hr_prune_result {
     float *head_raw;               /* (n_layers, max_heads) head scores as stored; NULL without heads */
     float *head_order;             /* (n_layers, max_heads) keep order the planner used */
     float *ff_scores[HR_MAX_LAYERS]; /* per layer (n_ff[l]) neuron importance; NULL without MLP */
+    bool mlp_taylor;               /* neurons by first-order Taylor (else AMP) */
+    int taylor_windows, taylor_window; /* the Taylor gradient's windows: how many, tokens each */
     float lay[3][HR_MAX_LAYERS];   /* attention, MLP, block importance per base layer */
     char lay_name[3][64];          /* their metric; "" = none */
     hr_prune_plan_result heads, neurons;

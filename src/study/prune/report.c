@@ -46,8 +46,11 @@ static cJSON *layer_record(const hr_prune_result *r, int l, const hr_prune_layer
         if (whole || !kept) cJSON_AddItemToArray(rkv, cJSON_CreateNumber(k));
     }
     int nrm = 0;
-    for (int f = 0; f < c->n_ff[l]; f++) nrm += !hr_prune_spec_keeps_neuron(s, l, f);
+    cJSON *ids = cJSON_CreateArray();
+    for (int f = 0; f < c->n_ff[l]; f++)
+        if (!hr_prune_spec_keeps_neuron(s, l, f)) nrm++, cJSON_AddItemToArray(ids, cJSON_CreateNumber(f));
     cJSON_AddNumberToObject(j, "removed_neurons", nrm);
+    cJSON_AddItemToObject(j, "removed_neuron_ids", ids);
     static const char *keys[3] = {"attn_score", "mlp_score", "block_score"};
     for (int k = 0; k < 3; k++)
         if (r->lay_name[k][0]) cJSON_AddNumberToObject(j, keys[k], r->lay[k][l]);
@@ -135,7 +138,12 @@ hr_status hr_prune_report_json(const hr_prune_result *r, const hr_prune_report_m
     cJSON_AddStringToObject(j, "budget", hr_prune_budget_name(p->budget));
     cJSON_AddBoolToObject(j, "uniform", p->uniform);
     cJSON_AddStringToObject(j, "gqa_groups", p->uneven_duplicate ? "duplicate" : "even");
-    cJSON_AddStringToObject(j, "mlp_method", r->mlp_amount ? "amp: mean |act| * ||W_down column|| on calibration text" : "");
+    char mm[256] = "";
+    if (r->mlp_amount && r->mlp_taylor)
+        snprintf(mm, sizeof mm, "taylor: |sum of w * dL/dw over the neuron's W_gate/W_up rows and W_down column|, "
+                 "gradient averaged over %d windows of %d calibration tokens", r->taylor_windows, r->taylor_window);
+    else if (r->mlp_amount) snprintf(mm, sizeof mm, "amp: mean |act| * ||W_down column|| on calibration text");
+    cJSON_AddStringToObject(j, "mlp_method", mm);
     add_path(j, "text", meta->text);
     if (r->layers_source[0]) cJSON_AddStringToObject(j, "layer_scores", r->layers_source);
     cJSON *ls = cJSON_AddObjectToObject(j, "layer_metrics");

@@ -1,6 +1,7 @@
 /* A whole pruning run (hr_prune_run, see prune.h): checks the parameters,
  * gathers head / neuron / layer scores, plans drops and amounts, builds
  * the pruned model. prune.json is written from the result (report.c). */
+#include "headroom/grad.h"
 #include "headroom/prune.h"
 #include "headroom/study.h"
 #include "study/prune/prune_internal.h"
@@ -50,6 +51,7 @@ int hr_prune_result_sublayers(const hr_prune_result *r, const int **sublayer, co
 static bool by_output(const hr_prune_params *p) { return p->drop_sublayers && (p->iterative || p->sublayers_by_output); }
 
 static bool has_layers(const hr_scores *s) { return s && hr_scores_layers_source(s)[0]; }
+static bool taylor_neurons(const hr_prune_params *p) { return p->mlp_method && strcmp(p->mlp_method, "taylor") == 0; }
 
 /* Every parameter error, before any work. */
 static hr_status check_params(const hr_prune_params *p, const hr_tokenizer *tok) {
@@ -70,8 +72,11 @@ static hr_status check_params(const hr_prune_params *p, const hr_tokenizer *tok)
     bool random = p->method && strcmp(p->method, "random") == 0;
     if (p->heads && !random && !hr_scores_heads_source(p->scores)[0])
         return hr_err(HR_ERR_INVALID_ARG, "method '%s' needs head scores (heads.json from headroom heads)", p->method);
+    if (p->mlp_method && strcmp(p->mlp_method, "amp") != 0 && strcmp(p->mlp_method, "taylor") != 0)
+        return hr_err(HR_ERR_INVALID_ARG, "unknown MLP neuron method '%s' (expected amp or taylor)", p->mlp_method);
     if (p->mlp && !p->text)
-        return hr_err(HR_ERR_INVALID_ARG, "MLP pruning needs calibration text for the neuron importance");
+        return hr_err(HR_ERR_INVALID_ARG, "MLP pruning needs calibration text for the neuron importance (%s)",
+                      taylor_neurons(p) ? "taylor: gradients of the loss on it" : "amp: activations on it");
     bool need_layers = p->drop_attn || p->drop_mlp || p->drop_blocks || p->budget == HR_BUDGET_CFSP ||
                        (p->drop_sublayers && !by_output(p));
     if (need_layers && !has_layers(p->scores) && !p->text)
@@ -192,6 +197,25 @@ static hr_status plan_sublayers(hr_prune_result *r, const hr_prune_params *p, hr
     return HR_OK;
 }
 
+/* First-order Taylor importance of every neuron (hr_taylor_neuron_scores)
+ * from the whole windows of the calibration tokens. */
+static hr_status taylor_neuron_scores(hr_prune_result *r, const hr_prune_params *p, const int32_t *ids, size_t n_ids) {
+    const hr_config *c = &r->base->cfg;
+    int W = hr_calib_window(c->seq_len, p->window), ffm = hr_config_max_ff(c);
+    if ((size_t)W > n_ids) W = (int)n_ids;
+    int n_win = (int)(n_ids / (size_t)W);
+    double *s = malloc(sizeof(double) * (size_t)c->n_layers * (size_t)(ffm > 0 ? ffm : 1)); // (n_layers, max_ff)
+    if (!s) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st = hr_progress_phase("neuron importance (taylor)", "windows", n_win);
+    if (st == HR_OK) st = hr_taylor_neuron_scores(r->base, ids, n_win, W, p->n_threads, s);
+    if (st == HR_OK) st = hr_progress_update(n_win);
+    for (int l = 0; st == HR_OK && l < c->n_layers; l++)
+        for (int j = 0; j < c->n_ff[l]; j++) r->ff_scores[l][j] = (float)s[(size_t)l * ffm + j];
+    free(s);
+    r->taylor_windows = n_win, r->taylor_window = W;
+    return st;
+}
+
 static hr_status plan(hr_prune_result *r, const hr_prune_params *p, hr_context *ctx, const int32_t *ids, size_t n_ids) {
     const hr_model *m = r->base;
     const hr_config *c = &m->cfg;
@@ -211,7 +235,9 @@ static hr_status plan(hr_prune_result *r, const hr_prune_params *p, hr_context *
     for (int l = 0; l < c->n_layers; l++)
         if (!(r->ff_scores[l] = malloc(sizeof(float) * ((size_t)c->n_ff[l] + 1)))) return hr_err(HR_ERR_NOMEM, "out of memory");
     if ((st = amount(p->mlp, eligible(c, s, false), "MLP neurons", &n)) != HR_OK) return st;
-    if ((st = hr_prune_neuron_importance(ctx, ids, n_ids, 0, r->ff_scores)) != HR_OK) return st;
+    st = taylor_neurons(p) ? taylor_neuron_scores(r, p, ids, n_ids)
+                           : hr_prune_neuron_importance(ctx, ids, n_ids, 0, r->ff_scores);
+    if (st != HR_OK) return st;
     return hr_prune_plan_ff(m, (const float *const *)r->ff_scores, imp, n, &pp, s, &r->neurons);
 }
 
@@ -230,6 +256,7 @@ hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prun
     r->method = dup_or_null(p->heads ? p->method : NULL);
     r->heads_amount = dup_or_null(p->heads);
     r->mlp_amount = dup_or_null(p->mlp);
+    r->mlp_taylor = taylor_neurons(p);
     r->score_kind = HR_SCORE_IMPORTANCE;
     if (p->scores) {
         snprintf(r->heads_source, sizeof r->heads_source, "%s", hr_scores_heads_source(p->scores));
@@ -257,7 +284,7 @@ hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prun
     }
     /* borrowed pointers are not kept */
     r->params.scores = NULL, r->params.text = NULL, r->params.method = NULL;
-    r->params.heads = NULL, r->params.mlp = NULL, r->params.layer_metric = NULL;
+    r->params.heads = NULL, r->params.mlp = NULL, r->params.layer_metric = NULL, r->params.mlp_method = NULL;
     *out = r;
     return HR_OK;
 }
