@@ -45,7 +45,8 @@ static hr_dtype default_dtype(const hr_model *m, bool gguf) {
 static hr_tokenizer *find_tokenizer(const char *in, const hr_model *m, const char *explicit_path) {
     char path[PATH_MAX + 256];
     hr_tokenizer *t = NULL;
-    if (hr_tokenizer_find_for_model(in, explicit_path, path, sizeof path) != HR_OK || hr_tokenizer_load(path, &t) != HR_OK) {
+    if (hr_tokenizer_find_for_model(in, explicit_path, path, sizeof path) != HR_OK ||
+        hr_tokenizer_load(path, &t) != HR_OK) {
         fprintf(stderr, "headroom: warning: no tokenizer written (%s)\n", hr_last_error());
         return NULL;
     }
@@ -67,20 +68,21 @@ int cmd_convert(int argc, char **argv) {
     if (a.n_positional != 2) return cli_error("convert needs IN and OUT (see headroom convert --help)");
     const char *in = a.positional[0], *out = a.positional[1];
     const char *to = cli_value(&k_spec, &a, "to");
-    if (!to || (strcmp(to, "gguf") != 0 && strcmp(to, "hf") != 0))
-        return cli_error("--to must be gguf or hf");
+    if (!to || (strcmp(to, "gguf") != 0 && strcmp(to, "hf") != 0)) return cli_error("--to must be gguf or hf");
     const char *dt = cli_value(&k_spec, &a, "dtype");
     hr_dtype dtype = HR_DTYPE_F32;
     if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
     bool gguf = strcmp(to, "gguf") == 0;
-    if (!gguf && dtype == HR_DTYPE_Q8_0) return cli_error("--dtype q8_0 is for --to gguf (HF folders hold f32, f16 or bf16)");
+    if (!gguf && dtype == HR_DTYPE_Q8_0)
+        return cli_error("--dtype q8_0 is for --to gguf (HF folders hold f32, f16 or bf16)");
     if (cli_check_output(out, gguf ? HR_OUT_GGUF : HR_OUT_HF_FOLDER, NULL, cli_value(&k_spec, &a, "force") != NULL, in,
                          cli_value(&k_spec, &a, "tokenizer"), NULL))
         return CLI_FAIL;
     hr_model *m = NULL;
     if (cli_load_model(in, &m) != CLI_OK) return CLI_FAIL;
     if (!dt) dtype = default_dtype(m, gguf);
-    hr_tokenizer *t = cli_value(&k_spec, &a, "no-tokenizer") ? NULL : find_tokenizer(in, m, cli_value(&k_spec, &a, "tokenizer"));
+    hr_tokenizer *t =
+        cli_value(&k_spec, &a, "no-tokenizer") ? NULL : find_tokenizer(in, m, cli_value(&k_spec, &a, "tokenizer"));
     hr_status st = gguf ? hr_model_save_gguf(m, t, out, dtype) : hr_model_save_hf(m, t, out, dtype);
     int rc = st == HR_OK ? CLI_OK : cli_lib_error("conversion failed");
     if (rc == CLI_OK)

@@ -18,12 +18,13 @@
 static const cli_opt k_opts[] = {
     {"text", 'f', "FILE", "evaluation text (required)"},
     {"ctx", 'c', "N", "window length in tokens (default min(seq_len, " CLI_STR(HR_CALIB_WINDOW) "))"},
-    {"windows", 'w', "N", "windows of --ctx tokens to score; 0 = the whole text (default: the first "
-                          CLI_STR(HR_EVAL_TOKENS) " tokens)"},
+    {"windows", 'w', "N",
+     "windows of --ctx tokens to score; 0 = the whole text (default: the first " CLI_STR(HR_EVAL_TOKENS) " tokens)"},
     {"tasks", 0, "FILE.jsonl", "multiple-choice tasks: {\"context\", \"choices\", \"gold\"} per line"},
-    {"passkey", 0, NULL, "passkey retrieval at 64/128/256/512 tokens (<= --ctx): 16 random text tokens hidden at\n"
-                        "                             a random depth of the text; the prompt ends with their first 8, and the\n"
-                        "                             model must continue greedily with the other 8 (exact / per-token accuracy)"},
+    {"passkey", 0, NULL,
+     "passkey retrieval at 64/128/256/512 tokens (<= --ctx): 16 random text tokens hidden at\n"
+     "                             a random depth of the text; the prompt ends with their first 8, and the\n"
+     "                             model must continue greedily with the other 8 (exact / per-token accuracy)"},
     {"recall", 0, NULL, "natural retrieval: recall of an earlier-introduced name, 4-way multiple choice"},
     {"recall-items", 0, "N", "items of the recall task (default 200)"},
     {"passkey-trials", 0, "N", "prompts per length (default 20)"},
@@ -38,28 +39,37 @@ static const cli_opt k_opts[] = {
     CLI_KV_OPTIONS,
     CLI_HEAD_MASK_OPTIONS,
     {"random-heads", 0, "K", "gate K heads drawn at random (--seed) to 0 in the candidate: the random baseline"},
-    {"kv-random", 0, "F", "candidate KV plan: random KV heads (fraction F) full, the rest streaming (sink 4, window 64)"},
+    {"kv-random", 0, "F",
+     "candidate KV plan: random KV heads (fraction F) full, the rest streaming (sink 4, window 64)"},
 };
 
 static const cli_spec k_spec = {
     .name = "eval",
     .usage = "BASE [CANDIDATE] --text FILE [--windows N] [--tasks FILE.jsonl] [--passkey] [--recall] [--json OUT.json]",
-    .summary = "Compares CANDIDATE (pruned, converted, quantized) with BASE on the same tokens: perplexity\n"
-               "of both (non-overlapping windows starting with BOS; by default the first "
-               CLI_STR(HR_EVAL_TOKENS) " tokens of\n"
-               "the text), mean per-token KL(base || candidate), top-1 agreement, FDTM (mean first divergent\n"
-               "token of greedy continuations), passkey retrieval, multiple-choice accuracy, parameter\n"
-               "count, weight bytes, KV bytes per token and measured prefill / decode speed. The table and\n"
-               "the JSON name both models and the text (path, SHA-256) and the windows scored; a candidate\n"
-               "whose perplexity is over 10x the base's is flagged. Both models must share the vocabulary.\n"
-               "Heads masked without writing a model (--mask-heads, --mean-heads, --gates, --random-heads) and\n"
-               "--kv / --kv-random apply to the candidate; without CANDIDATE the candidate is BASE itself.",
+    .summary =
+        "Compares CANDIDATE (pruned, converted, quantized) with BASE on the same tokens: perplexity\n"
+        "of both (non-overlapping windows starting with BOS; by default the first " CLI_STR(
+            HR_EVAL_TOKENS) " tokens of\n"
+                            "the text), mean per-token KL(base || candidate), top-1 agreement, FDTM (mean first "
+                            "divergent\n"
+                            "token of greedy continuations), passkey retrieval, multiple-choice accuracy, parameter\n"
+                            "count, weight bytes, KV bytes per token and measured prefill / decode speed. The table "
+                            "and\n"
+                            "the JSON name both models and the text (path, SHA-256) and the windows scored; a "
+                            "candidate\n"
+                            "whose perplexity is over 10x the base's is flagged. Both models must share the "
+                            "vocabulary.\n"
+                            "Heads masked without writing a model (--mask-heads, --mean-heads, --gates, "
+                            "--random-heads) and\n"
+                            "--kv / --kv-random apply to the candidate; without CANDIDATE the candidate is BASE "
+                            "itself.",
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
-    .example = "  headroom eval ../shared/models/stories260K/stories260K.bin p25.gguf \\\n"
-               "      -f ../shared/data/text/tinystories_val.txt --passkey --json eval.json\n"
-               "  headroom eval ../shared/models/stories260K/stories260K.bin -f ../shared/data/text/tinystories_val.txt \\\n"
-               "      --recall --mask-heads 4.0,4.1,4.2,4.3",
+    .example =
+        "  headroom eval ../shared/models/stories260K/stories260K.bin p25.gguf \\\n"
+        "      -f ../shared/data/text/tinystories_val.txt --passkey --json eval.json\n"
+        "  headroom eval ../shared/models/stories260K/stories260K.bin -f ../shared/data/text/tinystories_val.txt \\\n"
+        "      --recall --mask-heads 4.0,4.1,4.2,4.3",
     .max_positional = 2,
 };
 
@@ -106,9 +116,14 @@ static int read_opts(const cli_args *a, eval_opts *o) {
     p->cand_path = a->positional[a->n_positional - 1];
     if (!p->text_path) return cli_error("--text FILE is required");
     if (o->json) {
-        const char *inputs[] = {p->cand_path, p->text_path, p->tasks_path, cli_value(&k_spec, a, "kv"),
-                                cli_value(&k_spec, a, "kv-from"), cli_value(&k_spec, a, "gates"),
-                                cli_value(&k_spec, a, "calib"), NULL};
+        const char *inputs[] = {p->cand_path,
+                                p->text_path,
+                                p->tasks_path,
+                                cli_value(&k_spec, a, "kv"),
+                                cli_value(&k_spec, a, "kv-from"),
+                                cli_value(&k_spec, a, "gates"),
+                                cli_value(&k_spec, a, "calib"),
+                                NULL};
         if (cli_check_output(o->json, HR_OUT_JSON, "headroom.eval", cli_value(&k_spec, a, "force") != NULL,
                              p->base_path, o->tokenizer, inputs))
             return CLI_FAIL;
@@ -172,8 +187,8 @@ static void print_table(const hr_eval_summary *s) {
     source("base", &s->base);
     source("candidate", &s->cand);
     source("text", &s->text);
-    printf("scored     %lld of %lld text tokens in %d windows of %d", (long long)s->cmp.n_tokens, (long long)s->text_tokens,
-           s->cmp.n_windows, s->n_ctx);
+    printf("scored     %lld of %lld text tokens in %d windows of %d", (long long)s->cmp.n_tokens,
+           (long long)s->text_tokens, s->cmp.n_windows, s->n_ctx);
     if (s->max_tokens) printf(" (budget %lld tokens; --windows N to change, 0 = all)\n", (long long)s->max_tokens);
     else if (s->windows_asked) printf(" (--windows %d)\n", s->windows_asked);
     else printf(" (the whole text)\n");
@@ -230,7 +245,8 @@ int cmd_eval(int argc, char **argv) {
     if (rc == CLI_OK) print_table(hr_eval_result_summary(s.res));
     char *json = NULL;
     if (rc == CLI_OK && o.json) {
-        rc = hr_eval_result_json(s.res, &json) == HR_OK ? cli_write_file(o.json, json) : cli_lib_error("cannot build the JSON");
+        rc = hr_eval_result_json(s.res, &json) == HR_OK ? cli_write_file(o.json, json)
+                                                        : cli_lib_error("cannot build the JSON");
         hr_free(json);
     }
     hr_eval_result_free(s.res);

@@ -47,7 +47,8 @@ int cmd_finetune(int argc, char **argv) {
     hr_train_params p = hr_train_default_params();
     if (cli_train_read(&k_spec, &a, &p)) return CLI_FAIL;
     const char *text = cli_value(&k_spec, &a, "text"), *out = cli_value(&k_spec, &a, "out");
-    const char *hf = cli_value(&k_spec, &a, "hf"), *tk = cli_value(&k_spec, &a, "tokenizer"), *dt = cli_value(&k_spec, &a, "dtype");
+    const char *hf = cli_value(&k_spec, &a, "hf"), *tk = cli_value(&k_spec, &a, "tokenizer"),
+               *dt = cli_value(&k_spec, &a, "dtype");
     if (!text) return cli_error("--text FILE is required (see 'headroom finetune --help')");
     if (!p.full && p.lora_rank == 0) return cli_error("choose --lora-rank R or --full");
     if (p.full && p.lora_rank > 0) return cli_error("--lora-rank and --full exclude each other");

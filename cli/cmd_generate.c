@@ -74,7 +74,7 @@ typedef struct {
     hr_tokenizer *tok;
     hr_context *ctx;
     hr_sampler *sampler;
-    int32_t *ids;  /* (n_prompt) prompt tokens, BOS first */
+    int32_t *ids; /* (n_prompt) prompt tokens, BOS first */
     size_t n_prompt;
     float *logits; /* (vocab) logits of the last position */
 } gen_state;
@@ -103,7 +103,8 @@ static int gen_setup(const cli_args *a, const gen_opts *o, gen_state *g) {
         return cli_error("the prompt is %zu tokens; the model's context holds %d, leaving no room to generate",
                          g->n_prompt, hr_config_seq_len(cfg));
     hr_sampler_params sp = {.temperature = (float)o->temp, .top_p = (float)o->top_p, .seed = o->seed};
-    if (hr_sampler_new(&sp, hr_config_vocab_size(cfg), &g->sampler) != HR_OK) return cli_lib_error("cannot create sampler");
+    if (hr_sampler_new(&sp, hr_config_vocab_size(cfg), &g->sampler) != HR_OK)
+        return cli_lib_error("cannot create sampler");
     hr_context_params cp = hr_context_default_params();
     long want = (long)g->n_prompt + o->n_tokens;
     cp.n_ctx = want < hr_config_seq_len(cfg) ? (int)want : hr_config_seq_len(cfg);
@@ -140,8 +141,7 @@ static int gen_run(gen_state *g, const gen_opts *o) {
     fputs(o->prompt, stdout);
     fflush(stdout);
     double t0 = cli_now();
-    if (hr_forward(g->ctx, g->ids, (int)g->n_prompt, g->logits, false) != HR_OK)
-        return cli_lib_error("prefill failed");
+    if (hr_forward(g->ctx, g->ids, (int)g->n_prompt, g->logits, false) != HR_OK) return cli_lib_error("prefill failed");
     double t1 = cli_now();
     int32_t prev = g->ids[g->n_prompt - 1];
     long n_gen = 0;

@@ -91,7 +91,8 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
         if (!sim || cli_load_tokenizer(path, m, tok_path, &tok) || cli_read_text(text, &txt, &len)) goto out;
         hr_status st = hr_calib_tokens(tok, txt, len, tokens, &ids, &n_ids);
         free(txt);
-        if (st != HR_OK || hr_context_new(m, &cp, &ctx) != HR_OK || hr_gqa_kv_similarity(ctx, ids, n_ids, 0, sim) != HR_OK) {
+        if (st != HR_OK || hr_context_new(m, &cp, &ctx) != HR_OK ||
+            hr_gqa_kv_similarity(ctx, ids, n_ids, 0, sim) != HR_OK) {
             cli_lib_error("KV similarity failed");
             goto out;
         }
@@ -137,14 +138,16 @@ int cmd_gqa(int argc, char **argv) {
         return CLI_OK;
     }
     long kv = 0, tokens = HR_CALIB_SURGERY_TOKENS, threads = 0;
-    if (cli_get_int(&k_spec, &a, "kv-heads", 1, 1024, &kv) || cli_get_int(&k_spec, &a, "tokens", 16, INT_MAX, &tokens) ||
+    if (cli_get_int(&k_spec, &a, "kv-heads", 1, 1024, &kv) ||
+        cli_get_int(&k_spec, &a, "tokens", 16, INT_MAX, &tokens) ||
         cli_get_int(&k_spec, &a, "threads", 0, 4096, &threads))
         return CLI_FAIL;
     if (!kv) return cli_error("--kv-heads N is required (see 'headroom gqa --help')");
     if (!cli_value(&k_spec, &a, "out")) return cli_error("--out OUT.gguf is required");
     const char *gname = cli_value(&k_spec, &a, "grouping"), *text = cli_value(&k_spec, &a, "text");
     hr_gqa_grouping grouping;
-    if (hr_gqa_grouping_from_name(gname ? gname : "neighbour", &grouping) != HR_OK) return cli_lib_error("bad --grouping");
+    if (hr_gqa_grouping_from_name(gname ? gname : "neighbour", &grouping) != HR_OK)
+        return cli_lib_error("bad --grouping");
     if (grouping == HR_GQA_ASYM && !text) return cli_error("--grouping asym needs --text FILE");
     const char *dt = cli_value(&k_spec, &a, "dtype");
     hr_dtype dtype = HR_DTYPE_F32;

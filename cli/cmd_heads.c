@@ -19,8 +19,9 @@
 static const cli_opt k_opts[] = {
     {"text", 'f', "FILE", "UTF-8 calibration text (required)"},
     {"out", 'o', "DIR", "output directory, created if missing (required)"},
-    {"methods", 'm', "LIST", "comma-separated method ids, 'default' or 'all' (default: all but ablation,\n"
-                             "                             ablation_kl, ablation_greedy, fdtm, which re-run the model per head)"},
+    {"methods", 'm', "LIST",
+     "comma-separated method ids, 'default' or 'all' (default: all but ablation,\n"
+     "                             ablation_kl, ablation_greedy, fdtm, which re-run the model per head)"},
     {"tokens", 'n', "N", "calibration tokens, in whole windows (default " CLI_STR(HR_CALIB_HEADS_TOKENS) ")"},
     {"window", 0, "W", "tokens per calibration window incl. BOS (default min(seq_len, " CLI_STR(HR_CALIB_WINDOW) "))"},
     {"seed", 's', "S", "seed of the generated inputs (default 0)"},
@@ -28,8 +29,9 @@ static const cli_opt k_opts[] = {
     {"needles", 0, "KIND", "retrieval needles: random (tokens, default) or natural (recurring text spans)"},
     CLI_THREADS_OPTION,
     {"top", 0, "K", "attention-pattern pictures of the K most important heads (default 4)"},
-    {"pattern-prompt", 0, "TEXT", "the text of the attention-pattern pictures, first 63 tokens (default: the\n"
-                                  "                             start of the calibration text)"},
+    {"pattern-prompt", 0, "TEXT",
+     "the text of the attention-pattern pictures, first 63 tokens (default: the\n"
+     "                             start of the calibration text)"},
     CLI_TOKENIZER_OPTION,
     {"list", 0, NULL, "list the methods with their papers and exit"},
     CLI_FORCE_OPTION,
@@ -139,15 +141,14 @@ static void state_free(heads_state *s) {
 static int setup(const cli_args *a, const heads_opts *o, heads_state *s) {
     size_t len = 0;
     if (cli_read_text(o->text_path, &s->text, &len) || cli_resolve_model(a, s->model_path, sizeof s->model_path) ||
-        cli_load_model(s->model_path, &s->model) ||
-        cli_load_tokenizer(s->model_path, s->model, o->tokenizer, &s->tok))
+        cli_load_model(s->model_path, &s->model) || cli_load_tokenizer(s->model_path, s->model, o->tokenizer, &s->tok))
         return CLI_FAIL;
     hr_encode_params ep = hr_encode_default_params();
     ep.add_bos = false;
     if (hr_tokenizer_encode(s->tok, s->text, len, &ep, &s->ids, &s->n_ids) != HR_OK)
         return cli_lib_error("cannot tokenize the text");
-    if (o->pattern_prompt &&
-        hr_tokenizer_encode(s->tok, o->pattern_prompt, strlen(o->pattern_prompt), &ep, &s->pattern, &s->n_pattern) != HR_OK)
+    if (o->pattern_prompt && hr_tokenizer_encode(s->tok, o->pattern_prompt, strlen(o->pattern_prompt), &ep, &s->pattern,
+                                                 &s->n_pattern) != HR_OK)
         return cli_lib_error("cannot tokenize --pattern-prompt");
     if (o->pattern_prompt && s->n_pattern == 0) return cli_error("--pattern-prompt gives no tokens");
     int seq = hr_config_seq_len(hr_model_config(s->model));
@@ -181,7 +182,8 @@ static void estimate_row(const hr_heads_cost *c) {
 static void print_estimate(const heads_opts *o, const hr_heads_estimate *e) {
     char t[24];
     cli_format_seconds(e->window_seconds, t, sizeof t);
-    fprintf(stderr, "heads: cost estimate: %d windows of %d tokens; one window forward with every logit takes %s here\n",
+    fprintf(stderr,
+            "heads: cost estimate: %d windows of %d tokens; one window forward with every logit takes %s here\n",
             e->n_windows, e->window, t);
     fprintf(stderr, "  %-22s %-9s %-9s %s\n", "phase", "passes", "time", "methods");
     for (int i = 0; i < e->n; i++)
@@ -194,9 +196,8 @@ static void print_estimate(const heads_opts *o, const hr_heads_estimate *e) {
         char n[24];
         format_count(c->passes, n, sizeof n);
         cli_format_seconds(c->seconds, t, sizeof t);
-        fprintf(stderr, "%s%s (~%s forward passes, ~%s)", first ? (o->methods ? "not selected: " : "not run by default: ")
-                                                                 : ", ",
-                c->label, n, t);
+        fprintf(stderr, "%s%s (~%s forward passes, ~%s)",
+                first ? (o->methods ? "not selected: " : "not run by default: ") : ", ", c->label, n, t);
         first = false;
     }
     if (!first) fprintf(stderr, " -- add them with --methods%s\n", o->methods ? "" : " default,ID or --methods all");
@@ -216,7 +217,8 @@ static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
     p.tok = s->tok;
     if (cli_progress_enabled()) {
         hr_heads_estimate e;
-        if (hr_heads_estimate_cost(s->ctx, &p, selected, true, &e) != HR_OK) return cli_lib_error("head analysis failed");
+        if (hr_heads_estimate_cost(s->ctx, &p, selected, true, &e) != HR_OK)
+            return cli_lib_error("head analysis failed");
         print_estimate(o, &e);
     }
     if (hr_heads_run(s->ctx, &p, selected, &s->res) != HR_OK) return cli_lib_error("head analysis failed");

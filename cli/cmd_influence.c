@@ -61,7 +61,7 @@ typedef struct {
     int since_flush, n;
     double sum;
     bool failed;
-    int top_doc[5];    /* the highest influences so far, highest first */
+    int top_doc[5]; /* the highest influences so far, highest first */
     double top[5];
     int n_top;
 } writer;
@@ -96,7 +96,8 @@ static int on_doc(const hr_influence_doc *d, void *ud) {
     w->sum += d->influence;
     if (w->n_top < 5 || d->influence > w->top[w->n_top - 1]) { /* the top five, highest first */
         int at = w->n_top < 5 ? w->n_top++ : 4;
-        for (; at > 0 && w->top[at - 1] < d->influence; at--) w->top[at] = w->top[at - 1], w->top_doc[at] = w->top_doc[at - 1];
+        for (; at > 0 && w->top[at - 1] < d->influence; at--)
+            w->top[at] = w->top[at - 1], w->top_doc[at] = w->top_doc[at - 1];
         w->top[at] = d->influence, w->top_doc[at] = d->index;
     }
     if (!w->failed && ++w->since_flush == FLUSH_EVERY && flush(w) != CLI_OK) w->failed = true;
@@ -137,7 +138,8 @@ static int mask_top(const cli_args *a, influence_state *s, long k) {
         rc = cli_lib_error("--mask-top");
     hr_head_mask_params mp = hr_head_mask_default_params();
     mp.mask_heads = list;
-    if (rc == CLI_OK && hr_head_mask_new(hr_model_config(s->model), &mp, &s->mask) != HR_OK) rc = cli_lib_error("--mask-top");
+    if (rc == CLI_OK && hr_head_mask_new(hr_model_config(s->model), &mp, &s->mask) != HR_OK)
+        rc = cli_lib_error("--mask-top");
     if (rc == CLI_OK) fprintf(stderr, "influence: masking the top %ld heads by %s: %s\n", k, by, list);
     hr_free(list);
     hr_scores_free(sc);
@@ -148,7 +150,8 @@ static int setup(const cli_args *a, hr_influence_params *p, influence_state *s) 
     const char *text_path = cli_value(&k_spec, a, "text"), *out = cli_value(&k_spec, a, "out");
     const char *corpus = cli_value(&k_spec, a, "corpus");
     long ctx = 0, max_docs = 0, threads = 0, top = 0;
-    if (cli_get_int(&k_spec, a, "ctx", 2, INT_MAX, &ctx) || cli_get_int(&k_spec, a, "max-docs", 1, INT_MAX, &max_docs) ||
+    if (cli_get_int(&k_spec, a, "ctx", 2, INT_MAX, &ctx) ||
+        cli_get_int(&k_spec, a, "max-docs", 1, INT_MAX, &max_docs) ||
         cli_get_int(&k_spec, a, "threads", 0, 4096, &threads) || cli_get_int(&k_spec, a, "mask-top", 1, INT_MAX, &top))
         return CLI_FAIL;
     if ((!text_path == !corpus) || !out)
@@ -160,11 +163,12 @@ static int setup(const cli_args *a, hr_influence_params *p, influence_state *s) 
     p->split = cli_value(&k_spec, a, "split");
     p->max_tokens = (int)ctx, p->max_docs = (int)max_docs, p->n_threads = (int)threads;
     bool resume = cli_value(&k_spec, a, "resume") != NULL;
-    const char *inputs[] = {text_path ? text_path : corpus, cli_value(&k_spec, a, "gates"), cli_value(&k_spec, a, "calib"),
-                            cli_value(&k_spec, a, "scores"), NULL};
+    const char *inputs[] = {text_path ? text_path : corpus, cli_value(&k_spec, a, "gates"),
+                            cli_value(&k_spec, a, "calib"), cli_value(&k_spec, a, "scores"), NULL};
     if (cli_resolve_model(a, s->model_path, sizeof s->model_path) ||
-        cli_check_output(out, HR_OUT_FILE, "{\"format\":\"headroom.influence\"", resume || cli_value(&k_spec, a, "force"),
-                         s->model_path, cli_value(&k_spec, a, "tokenizer"), inputs))
+        cli_check_output(out, HR_OUT_FILE, "{\"format\":\"headroom.influence\"",
+                         resume || cli_value(&k_spec, a, "force"), s->model_path, cli_value(&k_spec, a, "tokenizer"),
+                         inputs))
         return CLI_FAIL;
     if (corpus && hr_corpus_read(corpus, &s->corpus) != HR_OK) return cli_lib_error("--corpus");
     if (cli_load_model(s->model_path, &s->model) ||
@@ -187,8 +191,7 @@ static int setup(const cli_args *a, hr_influence_params *p, influence_state *s) 
 }
 
 /* The header, and with --resume what an earlier run wrote. */
-static int start_file(const cli_args *a, const char *text_path, hr_influence_params *p, influence_state *s,
-                      writer *w) {
+static int start_file(const cli_args *a, const char *text_path, hr_influence_params *p, influence_state *s, writer *w) {
     char *header = NULL;
     if (hr_influence_header_json(s->model_path, text_path, p, &header) != HR_OK) return cli_lib_error("header");
     int rc = CLI_OK;
@@ -229,7 +232,8 @@ int cmd_influence(int argc, char **argv) {
     memset(&w, 0, sizeof w);
     w.out = cli_value(&k_spec, &a, "out");
     int rc = setup(&a, &p, &s);
-    const char *source = cli_value(&k_spec, &a, "text") ? cli_value(&k_spec, &a, "text") : cli_value(&k_spec, &a, "corpus");
+    const char *source =
+        cli_value(&k_spec, &a, "text") ? cli_value(&k_spec, &a, "text") : cli_value(&k_spec, &a, "corpus");
     if (rc == CLI_OK) rc = start_file(&a, source, &p, &s, &w);
     int n_docs = 0;
     p.on_doc = on_doc;

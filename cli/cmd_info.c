@@ -41,9 +41,10 @@ static void print_config(const hr_model *m) {
     printf("norm_eps:          %g\n", (double)hr_config_norm_eps(c));
     printf("tied classifier:   %s\n", hr_config_tied_classifier(c) ? "yes" : "no");
     printf("norm / mlp / pos:  %s / %s / %s\n", hr_config_norm(c) == HR_NORM_LAYER ? "LayerNorm" : "RMSNorm",
-           hr_config_mlp(c) == HR_MLP_GELU ? "GELU" : "SwiGLU", hr_config_pos(c) == HR_POS_LEARNED ? "learned" : "RoPE");
-    printf("biases:            qkv %s, attn out %s, mlp %s\n", hr_config_qkv_bias(c) ? "yes" : "no", hr_config_out_bias(c) ? "yes" : "no",
-           hr_config_mlp_bias(c) ? "yes" : "no");
+           hr_config_mlp(c) == HR_MLP_GELU ? "GELU" : "SwiGLU",
+           hr_config_pos(c) == HR_POS_LEARNED ? "learned" : "RoPE");
+    printf("biases:            qkv %s, attn out %s, mlp %s\n", hr_config_qkv_bias(c) ? "yes" : "no",
+           hr_config_out_bias(c) ? "yes" : "no", hr_config_mlp_bias(c) ? "yes" : "no");
     if (hr_config_rope_scaling(c).llama3)
         printf("rope scaling:      llama3 (factor %g, low %g, high %g, original ctx %d)\n",
                (double)hr_config_rope_scaling(c).factor, (double)hr_config_rope_scaling(c).low_freq_factor,

@@ -89,7 +89,8 @@ static int read_opts(const cli_args *a, patch_opts *o) {
     const char *what = cli_value(&k_spec, a, "what"), *metric = cli_value(&k_spec, a, "metric");
     const char *dir = cli_value(&k_spec, a, "direction"), *mlps = cli_value(&k_spec, a, "path-mlps");
     if (what && hr_patch_parse_what(what, &o->p.what) != HR_OK) return cli_error("--what: %s", hr_last_error());
-    if (metric && hr_patch_parse_metric(metric, &o->p.metric) != HR_OK) return cli_error("--metric: %s", hr_last_error());
+    if (metric && hr_patch_parse_metric(metric, &o->p.metric) != HR_OK)
+        return cli_error("--metric: %s", hr_last_error());
     if (dir && strcmp(dir, "denoise") && strcmp(dir, "noise"))
         return cli_error("--direction '%s': denoise or noise", dir);
     o->p.direction = dir && !strcmp(dir, "noise") ? HR_PATCH_NOISE : HR_PATCH_DENOISE;
@@ -127,8 +128,8 @@ static void state_free(patch_state *s) {
 }
 
 static int check_out_dir(const cli_args *a, const patch_opts *o, const patch_state *s) {
-    const char *inputs[] = {o->pairs, o->recall, o->letters, cli_value(&k_spec, a, "gates"), cli_value(&k_spec, a, "calib"),
-                            NULL};
+    const char *inputs[] = {
+        o->pairs, o->recall, o->letters, cli_value(&k_spec, a, "gates"), cli_value(&k_spec, a, "calib"), NULL};
     return cli_check_output(o->out, HR_OUT_FOLDER, "patch.json", o->force, s->model_path, o->tokenizer, inputs);
 }
 
@@ -147,7 +148,8 @@ static int load_pairs(const patch_opts *o, patch_state *s) {
         hr_free(text);
         return cli_error("building pairs from %s needs a tokenizer (--tokenizer PATH)", path);
     } else if (o->recall) {
-        st = hr_pairs_name_recall(s->tok, text, len, max_ctx < 192 ? max_ctx : 192, (int)o->n_pairs, o->seed, &s->pairs);
+        st =
+            hr_pairs_name_recall(s->tok, text, len, max_ctx < 192 ? max_ctx : 192, (int)o->n_pairs, o->seed, &s->pairs);
     } else {
         hr_mc_task *t = NULL;
         st = hr_mc_parse(text, len, &t);
@@ -175,7 +177,8 @@ static int setup(const cli_args *a, const patch_opts *o, patch_state *s) {
         cli_head_mask(&k_spec, a, s->model, s->tok, o->recall, 0, 0, &s->mask, &s->calib, &s->n_calib))
         return CLI_FAIL;
     /* everything the run needs is checked: now the folder may appear */
-    if (mkdir(o->out, 0777) != 0 && errno != EEXIST) return cli_error("cannot create --out %s: %s", o->out, strerror(errno));
+    if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
+        return cli_error("cannot create --out %s: %s", o->out, strerror(errno));
     return CLI_OK;
 }
 

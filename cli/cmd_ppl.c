@@ -19,8 +19,9 @@ static const cli_opt k_opts[] = {
     {"protocol", 0, "NAME", "sliding | llama.cpp (default sliding)"},
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
-    {"blas", 0, NULL, "OpenBLAS sgemm for batched products: measured slower than the default kernels on a\n"
-                     "                             135M model (docs/RESULTS.md); logits differ from decode by rounding"},
+    {"blas", 0, NULL,
+     "OpenBLAS sgemm for batched products: measured slower than the default kernels on a\n"
+     "                             135M model (docs/RESULTS.md); logits differ from decode by rounding"},
     CLI_KV_OPTIONS,
     CLI_HEAD_MASK_OPTIONS,
     CLI_FORCE_OPTION,
@@ -62,8 +63,7 @@ static int read_opts(const cli_args *a, ppl_opts *o) {
     if (!proto || strcmp(proto, "sliding") == 0) o->protocol = HR_PPL_SLIDING;
     else if (strcmp(proto, "llama.cpp") == 0 || strcmp(proto, "llamacpp") == 0) o->protocol = HR_PPL_LLAMACPP;
     else return cli_error("unknown --protocol '%s' (expected sliding or llama.cpp)", proto);
-    if (o->stride && o->protocol != HR_PPL_SLIDING)
-        return cli_error("--stride applies only to --protocol sliding");
+    if (o->stride && o->protocol != HR_PPL_SLIDING) return cli_error("--stride applies only to --protocol sliding");
     if (!o->text_path) return cli_error("--text FILE is required (see 'headroom ppl --help')");
     return CLI_OK;
 }
@@ -75,8 +75,8 @@ typedef struct {
     char *text;
     int32_t *ids; /* (n_ids) tokens of the text, BOS first */
     size_t n_ids;
-    bool has_plan; /* a --kv / --kv-from plan is in use */
-    int n_reduced; /* KV heads not kept full by it */
+    bool has_plan;      /* a --kv / --kv-from plan is in use */
+    int n_reduced;      /* KV heads not kept full by it */
     hr_head_mask *mask; /* --mask-heads, --mean-heads, --gates; NULL = none */
     int32_t *calib;     /* --calib tokens, BOS first; NULL = the text */
     size_t n_calib;
@@ -102,8 +102,7 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
     if (o->protocol == HR_PPL_LLAMACPP && len > 0 && s->text[len - 1] == '\n') s->text[--len] = 0;
     int seq_len = hr_config_seq_len(hr_model_config(s->model));
     if (o->n_ctx == 0) o->n_ctx = seq_len;
-    if (o->n_ctx > seq_len)
-        return cli_error("--ctx %ld exceeds the model's context length %d", o->n_ctx, seq_len);
+    if (o->n_ctx > seq_len) return cli_error("--ctx %ld exceeds the model's context length %d", o->n_ctx, seq_len);
     if (cli_load_tokenizer(path, s->model, o->tokenizer, &s->tok)) return CLI_FAIL;
     hr_encode_params ep = hr_encode_default_params();
     ep.add_bos = true;
@@ -142,19 +141,17 @@ static int ppl_run(const ppl_opts *o, ppl_state *s) {
     pp.calib_tokens = s->calib;
     pp.n_calib_tokens = s->n_calib;
     hr_ppl_result r;
-    if (hr_perplexity(s->ctx, s->ids, s->n_ids, &pp, &r) != HR_OK)
-        return cli_lib_error("perplexity failed");
+    if (hr_perplexity(s->ctx, s->ids, s->n_ids, &pp, &r) != HR_OK) return cli_lib_error("perplexity failed");
     printf("text:        %s (%zu tokens with BOS)\n", o->text_path, s->n_ids);
     if (o->protocol == HR_PPL_SLIDING)
         printf("protocol:    sliding, ctx %ld, stride %ld, %d windows\n", o->n_ctx,
                o->stride ? o->stride : o->n_ctx / 2, r.n_windows);
-    else
-        printf("protocol:    llama.cpp, ctx %ld, %d chunks\n", o->n_ctx, r.n_windows);
+    else printf("protocol:    llama.cpp, ctx %ld, %d chunks\n", o->n_ctx, r.n_windows);
     printf("scored:      %lld tokens\n", (long long)r.n_scored);
     printf("mean NLL:    %.6f\n", r.mean_nll);
     printf("perplexity:  %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
-    printf("speed:       %.1f tokens/s (%lld tokens evaluated in %.2f s)\n", r.tokens_per_s,
-           (long long)r.n_evaluated, r.seconds);
+    printf("speed:       %.1f tokens/s (%lld tokens evaluated in %.2f s)\n", r.tokens_per_s, (long long)r.n_evaluated,
+           r.seconds);
     printf("kv cache:    %zu bytes allocated", hr_context_kv_bytes(s->ctx));
     if (s->has_plan) printf(" (%d KV heads reduced by the plan)", s->n_reduced);
     printf("\n");

@@ -17,19 +17,24 @@
 
 static const cli_opt k_opts[] = {
     {"scores", 0, "heads.json", "head scores from 'headroom heads' (needed for --heads unless --by random)"},
-    {"by", 0, "METHOD", "score method id in heads.json, or 'random'; ranked by its \"higher\" field (keep first);\n"
-                        "'taylor' also scores --mlp neurons by first-order Taylor on --text"},
+    {"by", 0, "METHOD",
+     "score method id in heads.json, or 'random'; ranked by its \"higher\" field (keep first);\n"
+     "'taylor' also scores --mlp neurons by first-order Taylor on --text"},
     {"heads", 0, "P%|N", "query heads to remove: a percentage of all heads (rounded) or a count"},
-    {"mlp", 0, "P%|N", "MLP neurons to remove (AMP importance on --text, or Taylor with --by taylor): a percentage or a count"},
+    {"mlp", 0, "P%|N",
+     "MLP neurons to remove (AMP importance on --text, or Taylor with --by taylor): a percentage or a count"},
     {"drop-attn", 0, "K", "remove the K least important attention sublayers"},
     {"drop-mlp", 0, "K", "remove the K least important MLP sublayers"},
     {"drop-blocks", 0, "K", "remove the K least important blocks"},
-    {"drop-sublayers", 0, "K", "remove K attention / MLP sublayers from one pool (joint layer drop by the layer "
-                               "metrics; with --iterative, FinerCut)"},
-    {"iterative", 0, NULL, "FinerCut: drop the sublayer whose removal changes the output least (JS divergence on "
-                           "--text), re-scoring after each removal"},
-    {"by-output", 0, NULL, "rank the --drop-sublayers pool once by FinerCut's output change instead of the layer "
-                           "metrics"},
+    {"drop-sublayers", 0, "K",
+     "remove K attention / MLP sublayers from one pool (joint layer drop by the layer "
+     "metrics; with --iterative, FinerCut)"},
+    {"iterative", 0, NULL,
+     "FinerCut: drop the sublayer whose removal changes the output least (JS divergence on "
+     "--text), re-scoring after each removal"},
+    {"by-output", 0, NULL,
+     "rank the --drop-sublayers pool once by FinerCut's output change instead of the layer "
+     "metrics"},
     {"budget", 0, "MODE", "global | per-layer | cfsp (default global)"},
     {"layers", 0, "layers.json", "layer scores from 'headroom heads' (default: computed on --text)"},
     {"layer-metric", 0, "ID", "layers.json metric for all drops (default attn_kl / mlp_kl / block_influence)"},
@@ -68,11 +73,12 @@ static const cli_spec k_spec = {
                "dropped. Nothing is written when any input is bad.",
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
-    .example = "  headroom heads -f ../shared/data/text/tinystories_val.txt -o lab\n"
-               "  headroom prune --scores lab/heads.json --by ablation --heads 25% --out p25.gguf\n"
-               "  headroom prune --mlp 30% --drop-blocks 1 -f ../shared/data/text/tinystories_val.txt -o small.gguf\n"
-               "  headroom prune --drop-sublayers 3 --iterative -f ../shared/data/text/tinystories_val.txt -o fc3.gguf",
-               "  headroom prune --mlp 25% --by taylor -f ../shared/data/text/tinystories_val.txt -o taylor.gguf",
+    .example =
+        "  headroom heads -f ../shared/data/text/tinystories_val.txt -o lab\n"
+        "  headroom prune --scores lab/heads.json --by ablation --heads 25% --out p25.gguf\n"
+        "  headroom prune --mlp 30% --drop-blocks 1 -f ../shared/data/text/tinystories_val.txt -o small.gguf\n"
+        "  headroom prune --drop-sublayers 3 --iterative -f ../shared/data/text/tinystories_val.txt -o fc3.gguf\n"
+        "  headroom prune --mlp 25% --by taylor -f ../shared/data/text/tinystories_val.txt -o taylor.gguf",
     .max_positional = 1,
 };
 
@@ -109,8 +115,8 @@ static int read_opts(const cli_args *a, prune_opts *o) {
         cli_get_int(&k_spec, a, "drop-mlp", 0, INT_MAX, &drops[1]) ||
         cli_get_int(&k_spec, a, "drop-blocks", 0, INT_MAX, &drops[2]) ||
         cli_get_int(&k_spec, a, "drop-sublayers", 0, INT_MAX, &drops[3]) ||
-        cli_get_int(&k_spec, a, "tokens", 16, INT_MAX, &tokens) || cli_get_int(&k_spec, a, "threads", 0, 4096, &threads) ||
-        cli_get_u64(&k_spec, a, "seed", &p->seed))
+        cli_get_int(&k_spec, a, "tokens", 16, INT_MAX, &tokens) ||
+        cli_get_int(&k_spec, a, "threads", 0, 4096, &threads) || cli_get_u64(&k_spec, a, "seed", &p->seed))
         return CLI_FAIL;
     p->drop_attn = (int)drops[0], p->drop_mlp = (int)drops[1], p->drop_blocks = (int)drops[2];
     p->drop_sublayers = (int)drops[3];
@@ -118,7 +124,8 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     p->sublayers_by_output = cli_value(&k_spec, a, "by-output") != NULL;
     p->max_tokens = tokens;
     p->n_threads = (int)threads;
-    const char *b = cli_value(&k_spec, a, "budget"), *u = cli_value(&k_spec, a, "uneven"), *dt = cli_value(&k_spec, a, "dtype");
+    const char *b = cli_value(&k_spec, a, "budget"), *u = cli_value(&k_spec, a, "uneven"),
+               *dt = cli_value(&k_spec, a, "dtype");
     if (hr_prune_budget_from_name(b ? b : p->uniform ? "per-layer" : "global", &p->budget) != HR_OK)
         return cli_lib_error("bad --budget");
     if (u && strcmp(u, "duplicate") != 0 && strcmp(u, "even") != 0)
@@ -140,8 +147,9 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     if (rsteps && !o->recover_text) return cli_error("--recover needs --recover-text FILE (or --text)");
     if (!rsteps && cli_value(&k_spec, a, "recover-text")) return cli_error("--recover-text needs --recover STEPS");
     if (p->mlp && !o->text)
-        return cli_error("--mlp needs calibration text: --text FILE (%s)", strcmp(p->mlp_method, "taylor") == 0
-                         ? "--by taylor takes the gradients of the loss on it" : "AMP importance is measured on it");
+        return cli_error("--mlp needs calibration text: --text FILE (%s)",
+                         strcmp(p->mlp_method, "taylor") == 0 ? "--by taylor takes the gradients of the loss on it"
+                                                              : "AMP importance is measured on it");
     const char *rep = cli_value(&k_spec, a, "report");
     if (rep) snprintf(o->report, sizeof o->report, "%s", rep);
     else snprintf(o->report, sizeof o->report, "%s.prune.json", o->out);
@@ -196,8 +204,8 @@ static int load_inputs(const cli_args *a, prune_opts *o, prune_state *st) {
 /* A planned amount that differs from the request: what and why. */
 static void warn_amount(const char *what, const char *asked, const hr_prune_plan_result *r, bool uniform) {
     if (r->removed == r->requested) return;
-    fprintf(stderr, "headroom: warning: %s %s asks for %lld; removed %lld: %s (--strict makes this an error%s)\n",
-            what, asked, (long long)r->requested, (long long)r->removed, r->reason,
+    fprintf(stderr, "headroom: warning: %s %s asks for %lld; removed %lld: %s (--strict makes this an error%s)\n", what,
+            asked, (long long)r->requested, (long long)r->removed, r->reason,
             strcmp(what, "--heads") == 0 && !uniform ? "; --uneven duplicate removes any count" : "");
 }
 

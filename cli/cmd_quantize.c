@@ -13,8 +13,9 @@
 #include <string.h>
 
 static const cli_opt k_opts[] = {
-    {"by", 0, "fdtm|ppl|random", "ranking: latest first divergent token, smallest perplexity change, or random "
-                                 "(default fdtm)"},
+    {"by", 0, "fdtm|ppl|random",
+     "ranking: latest first divergent token, smallest perplexity change, or random "
+     "(default fdtm)"},
     {"int8", 0, "P%", "share of the Q8_0-eligible parameters to quantize, in (0, 100) (required)"},
     {"text", 'f', "FILE", "scoring text (required for fdtm and ppl)"},
     {"tokens", 'n', "N", "text tokens for the perplexity change (default 4096)"},
@@ -106,7 +107,8 @@ static void print_result(const hr_quantize_result *r, const quant_opts *o, const
                c->chosen ? "yes" : "");
     }
     printf("int8: %d of %d eligible matrices, %lld of %lld eligible parameters (%.1f%%; %.1f%% of all %lld); "
-           "the rest %s\n", s->n_chosen, s->n_eligible, (long long)s->params_int8, (long long)s->params_eligible,
+           "the rest %s\n",
+           s->n_chosen, s->n_eligible, (long long)s->params_int8, (long long)s->params_eligible,
            100.0 * (double)s->params_int8 / (double)s->params_eligible,
            100.0 * (double)s->params_int8 / (double)s->params_total, (long long)s->params_total, s->kept_dtype);
     printf("report: %s\n", o->report);

@@ -76,8 +76,7 @@ static int split_arguments(const cli_args *a, const char *tok_opt, bool text_opt
     bool first_is_source = np == 2 || (np == 1 && !tok_opt && (text_opt || path_exists(a->positional[0])));
     if (tok_opt && first_is_source)
         return cli_error("give the tokenizer either as --tokenizer or as the first argument, not both");
-    if (tok_opt && np == 1 && text_opt)
-        return cli_error("give either --text FILE or a TEXT argument, not both");
+    if (tok_opt && np == 1 && text_opt) return cli_error("give either --text FILE or a TEXT argument, not both");
     *source = first_is_source ? a->positional[0] : tok_opt;
     *text = np > (int)first_is_source ? a->positional[first_is_source] : NULL;
     return CLI_OK;
@@ -183,7 +182,8 @@ static int parse_ids(const char *s, size_t len, int32_t **ids, size_t *n) {
         char *end;
         errno = 0;
         long v = strtol(s + i, &end, 10);
-        if (end == s + i || errno || v < INT32_MIN || v > INT32_MAX || (end < s + len && *end != ' ' && *end != '\t' && *end != '\r'))
+        if (end == s + i || errno || v < INT32_MIN || v > INT32_MAX ||
+            (end < s + len && *end != ' ' && *end != '\t' && *end != '\r'))
             return cli_error("'%.*s' is not a token id", (int)strcspn(s + i, " \t\r\n"), s + i);
         (*ids)[(*n)++] = (int32_t)v;
         i = (size_t)(end - s);

@@ -29,9 +29,10 @@ static const cli_spec k_spec = {
                "weight trains). The vocabulary comes from the tokenizer named by vocab-from.",
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
-    .example = "  headroom train --config dim=64,layers=5,heads=8,kv-heads=4,hidden=172,\\\n"
-               "      vocab-from=../shared/models/stories260K/tok512.bin -f ../shared/data/text/tinystories_val.txt \\\n"
-               "      --steps 2000 --lr 3e-3 --warmup 100 --batch 8 -o tiny.gguf",
+    .example =
+        "  headroom train --config dim=64,layers=5,heads=8,kv-heads=4,hidden=172,\\\n"
+        "      vocab-from=../shared/models/stories260K/tok512.bin -f ../shared/data/text/tinystories_val.txt \\\n"
+        "      --steps 2000 --lr 3e-3 --warmup 100 --batch 8 -o tiny.gguf",
     .max_positional = 0,
 };
 
@@ -53,11 +54,17 @@ static int parse_config(const char *s, hr_random_model_params *rp, char *tok, si
         }
         char *end;
         long x = strtol(v, &end, 10);
-        if (end == v || *end || x < 1 || x > 1 << 20) return cli_error("--config: %s=%s is not a positive integer", kv, v);
-        int *f = !strcmp(kv, "dim") ? &rp->dim : !strcmp(kv, "layers") ? &rp->n_layers : !strcmp(kv, "heads") ? &rp->n_heads
-               : !strcmp(kv, "kv-heads") ? &rp->n_kv_heads : !strcmp(kv, "hidden") ? &rp->hidden
-               : !strcmp(kv, "seq") ? &rp->seq_len : NULL;
-        if (!f) return cli_error("--config: unknown key '%s' (dim, layers, heads, kv-heads, hidden, seq, vocab-from)", kv);
+        if (end == v || *end || x < 1 || x > 1 << 20)
+            return cli_error("--config: %s=%s is not a positive integer", kv, v);
+        int *f = !strcmp(kv, "dim")        ? &rp->dim
+                 : !strcmp(kv, "layers")   ? &rp->n_layers
+                 : !strcmp(kv, "heads")    ? &rp->n_heads
+                 : !strcmp(kv, "kv-heads") ? &rp->n_kv_heads
+                 : !strcmp(kv, "hidden")   ? &rp->hidden
+                 : !strcmp(kv, "seq")      ? &rp->seq_len
+                                           : NULL;
+        if (!f)
+            return cli_error("--config: unknown key '%s' (dim, layers, heads, kv-heads, hidden, seq, vocab-from)", kv);
         *f = (int)x;
     }
     if (!rp->dim || !rp->n_layers || !rp->n_heads || !rp->hidden || !tok[0])
@@ -77,7 +84,8 @@ int cmd_train(int argc, char **argv) {
     hr_random_model_params rp;
     char tok_path[PATH_MAX];
     const char *cfg = cli_value(&k_spec, &a, "config"), *text = cli_value(&k_spec, &a, "text");
-    const char *out = cli_value(&k_spec, &a, "out"), *hf = cli_value(&k_spec, &a, "hf"), *dt = cli_value(&k_spec, &a, "dtype");
+    const char *out = cli_value(&k_spec, &a, "out"), *hf = cli_value(&k_spec, &a, "hf"),
+               *dt = cli_value(&k_spec, &a, "dtype");
     if (cli_train_read(&k_spec, &a, &p)) return CLI_FAIL;
     if (!cfg || !text) return cli_error("--config and --text are required (see 'headroom train --help')");
     if (parse_config(cfg, &rp, tok_path, sizeof tok_path)) return CLI_FAIL;

@@ -196,8 +196,7 @@ int cli_get_int(const cli_spec *spec, const cli_args *a, const char *name, long 
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
-    if (errno || end == v || *end)
-        return cli_error("invalid value '%s' for --%s: expected an integer", v, name);
+    if (errno || end == v || *end) return cli_error("invalid value '%s' for --%s: expected an integer", v, name);
     if (x < min || x > max) return cli_error("--%s %ld is out of range [%ld, %ld]", name, x, min, max);
     *out = x;
     return CLI_OK;
@@ -347,11 +346,23 @@ long cli_utf8_invalid_at(const char *str, size_t len) {
         unsigned c = s[i];
         size_t n;
         uint32_t cp, min;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
-        else return (long)i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            n = 2;
+            cp = c & 0x1F;
+            min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 3;
+            cp = c & 0x0F;
+            min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 4;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else return (long)i;
         if (len - i < n) return (long)i;
         for (size_t k = 1; k < n; k++) {
             if ((s[i + k] & 0xC0) != 0x80) return (long)i;
@@ -395,12 +406,12 @@ double cli_now(void) {
 typedef struct {
     const char *command;
     bool quiet, tty;
-    double interval;      /* non-terminal: seconds between lines */
-    double phase_start;   /* when the current phase reported done = 0 */
-    double last_line;     /* when the last line was printed (or the phase began) */
-    int step;             /* step of the current phase (a change starts a new phase) */
+    double interval;    /* non-terminal: seconds between lines */
+    double phase_start; /* when the current phase reported done = 0 */
+    double last_line;   /* when the last line was printed (or the phase began) */
+    int step;           /* step of the current phase (a change starts a new phase) */
     char phase[96];
-    bool line_open;       /* a terminal line is drawn without its newline */
+    bool line_open; /* a terminal line is drawn without its newline */
 } progress_printer;
 
 static progress_printer g_progress;

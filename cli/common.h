@@ -27,19 +27,19 @@
  * short_name must be 0 or the table's letter, which cli_parse checks).
  * -h (--help) and -q (--quiet) belong to every command; -V (--version) is
  * the top level's. tests/test_cli_help.sh walks every command's --help. */
-#define CLI_SHORT_OPTIONS(X)                                                                              \
-    X('f', "text")                                                                                       \
-    X('o', "out")                                                                                        \
-    X('n', "tokens")                                                                                     \
-    X('t', "threads")                                                                                    \
-    X('s', "seed")                                                                                       \
-    X('c', "ctx")                                                                                        \
-    X('w', "windows")                                                                                    \
-    X('m', "methods")                                                                                    \
-    X('p', "prompt")                                                                                     \
-    X('d', "decode")                                                                                     \
-    X('v', "verbose")                                                                                    \
-    X('q', "quiet")                                                                                      \
+#define CLI_SHORT_OPTIONS(X)                                                                                           \
+    X('f', "text")                                                                                                     \
+    X('o', "out")                                                                                                      \
+    X('n', "tokens")                                                                                                   \
+    X('t', "threads")                                                                                                  \
+    X('s', "seed")                                                                                                     \
+    X('c', "ctx")                                                                                                      \
+    X('w', "windows")                                                                                                  \
+    X('m', "methods")                                                                                                  \
+    X('p', "prompt")                                                                                                   \
+    X('d', "decode")                                                                                                   \
+    X('v', "verbose")                                                                                                  \
+    X('q', "quiet")                                                                                                    \
     X('h', "help")
 
 /* The long option of a one-letter option (NULL when the letter has none),
@@ -48,11 +48,14 @@ const char *cli_short_long_name(char letter);
 char cli_short_letter(const char *long_name);
 
 /* Option rows several subcommands share. */
-#define CLI_THREADS_OPTION {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"}
-#define CLI_TOKENIZER_OPTION {"tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)"}
-#define CLI_FORCE_OPTION                                                                                  \
-    {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"}
-#define CLI_DTYPE_OPTION {"dtype", 0, "f32|f16|bf16|q8_0", "output dtype (default f32; q8_0: GGUF only)"}
+#define CLI_THREADS_OPTION                                                                                             \
+    { "threads", 't', "K", "worker threads; 0 = all cores (default 0)" }
+#define CLI_TOKENIZER_OPTION                                                                                           \
+    { "tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)" }
+#define CLI_FORCE_OPTION                                                                                               \
+    { "force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind" }
+#define CLI_DTYPE_OPTION                                                                                               \
+    { "dtype", 0, "f32|f16|bf16|q8_0", "output dtype (default f32; q8_0: GGUF only)" }
 
 /* Process exit codes. */
 enum { CLI_OK = 0, CLI_FAIL = 1 };
@@ -68,19 +71,19 @@ void cli_install_log(void);
 
 /* One option of a subcommand. arg == NULL marks a flag without a value. */
 typedef struct {
-    const char *name;  /* long name without "--" */
-    char short_name;   /* 0 = none */
-    const char *arg;   /* value placeholder for the help text, e.g. "N" */
-    const char *help;  /* one line, with the default */
+    const char *name; /* long name without "--" */
+    char short_name;  /* 0 = none */
+    const char *arg;  /* value placeholder for the help text, e.g. "N" */
+    const char *help; /* one line, with the default */
 } cli_opt;
 
 typedef struct {
-    const char *name;      /* subcommand */
-    const char *usage;     /* after "headroom NAME " */
-    const char *summary;   /* first help paragraph */
+    const char *name;    /* subcommand */
+    const char *usage;   /* after "headroom NAME " */
+    const char *summary; /* first help paragraph */
     const cli_opt *opts;
     int n_opts;
-    const char *example;   /* one or more lines */
+    const char *example; /* one or more lines */
     int max_positional;
 } cli_spec;
 

@@ -7,11 +7,12 @@
 #include "common.h"
 #include "headroom/study.h"
 
-#define CLI_HEAD_MASK_OPTIONS                                                                                   \
-    {"mask-heads", 0, "L.H,...", "heads gated to 0 (L.* = every head of layer L)"},                            \
-    {"mean-heads", 0, "L.H,...", "heads replaced by their mean output over calibration text (mean-ablation)"}, \
-    {"gates", 0, "FILE", "head gates, one 'L.H VALUE' a line ('default VALUE' for the rest, # comments)"},      \
-    {"calib", 0, "FILE", "calibration text for --mean-heads (default: the command's text)"}
+#define CLI_HEAD_MASK_OPTIONS                                                                                          \
+    {"mask-heads", 0, "L.H,...", "heads gated to 0 (L.* = every head of layer L)"},                                    \
+        {"mean-heads", 0, "L.H,...", "heads replaced by their mean output over calibration text (mean-ablation)"},     \
+        {"gates", 0, "FILE", "head gates, one 'L.H VALUE' a line ('default VALUE' for the rest, # comments)"}, {       \
+        "calib", 0, "FILE", "calibration text for --mean-heads (default: the command's text)"                          \
+    }
 
 /* Builds the mask the options (and random_heads / seed) ask for; *out =
  * NULL when none. When a head is mean-ablated, the calibration text

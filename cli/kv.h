@@ -7,15 +7,17 @@
 #include "common.h"
 #include "headroom/kvcache.h"
 
-#define CLI_KV_OPTIONS                                                                                    \
-    {"kv", 0, "PLAN", "per-head KV-cache plan file (default: every head keeps its full cache)"},           \
-    {"kv-from", 0, "HEADS.json", "mixed plan from head-lab scores: top heads full, the rest streaming"},    \
-    {"kv-method", 0, "ID", "with --kv-from: score ranking the heads (default streaming: least mass in sink+recent keeps full)"}, \
-    {"retrieval-fraction", 0, "F", "with --kv-from: fraction of KV heads kept full (default 0.25)"},       \
-    {"kv-sink", 0, "S", "with --kv-from: sink tokens of streaming heads (default 4)"},                     \
-    {"kv-window", 0, "W", "with --kv-from: recent window of streaming heads (default 64)"},                \
-    {"kv-save", 0, "FILE", "write the KV plan used (plan file format)"},                                    \
-    {"verbose", 'v', NULL, "print the KV plan used, one line per layer (stderr)"}
+#define CLI_KV_OPTIONS                                                                                                 \
+    {"kv", 0, "PLAN", "per-head KV-cache plan file (default: every head keeps its full cache)"},                       \
+        {"kv-from", 0, "HEADS.json", "mixed plan from head-lab scores: top heads full, the rest streaming"},           \
+        {"kv-method", 0, "ID",                                                                                         \
+         "with --kv-from: score ranking the heads (default streaming: least mass in sink+recent keeps full)"},         \
+        {"retrieval-fraction", 0, "F", "with --kv-from: fraction of KV heads kept full (default 0.25)"},               \
+        {"kv-sink", 0, "S", "with --kv-from: sink tokens of streaming heads (default 4)"},                             \
+        {"kv-window", 0, "W", "with --kv-from: recent window of streaming heads (default 64)"},                        \
+        {"kv-save", 0, "FILE", "write the KV plan used (plan file format)"}, {                                         \
+        "verbose", 'v', NULL, "print the KV plan used, one line per layer (stderr)"                                    \
+    }
 
 /* Builds the plan the options ask for; *out = NULL when none was asked.
  * model_path names the model the plan is for (an input --kv-save must not

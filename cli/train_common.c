@@ -60,7 +60,8 @@ int cli_train_check_outputs(const char *out, const char *hf, const hr_train_para
     if (ck && !(p->resume && !strcmp(ck, p->resume)) &&
         cli_check_output(ck, HR_OUT_FILE, "HRTRAIN1", force, model_path, NULL, inputs))
         return CLI_FAIL;
-    if ((ck && !strcmp(ck, out)) || (hf && !strcmp(hf, out))) return cli_error("--out, --hf and --checkpoint must differ");
+    if ((ck && !strcmp(ck, out)) || (hf && !strcmp(hf, out)))
+        return cli_error("--out, --hf and --checkpoint must differ");
     return CLI_OK;
 }
 
@@ -97,13 +98,12 @@ int cli_train_run(const hr_model *m, const hr_tokenizer *tok, const char *text_p
         if (own_ck) remove(ck);
         char took[32];
         cli_format_seconds(cli_now() - t0, took, sizeof took);
-        printf("trained %d steps in %s on %lld tokens (%lld held out)\n", info.step, took,
-               (long long)info.train_tokens, (long long)info.heldout_tokens);
+        printf("trained %d steps in %s on %lld tokens (%lld held out)\n", info.step, took, (long long)info.train_tokens,
+               (long long)info.heldout_tokens);
         if (before > 0)
             printf("held-out loss %.4f -> %.4f (perplexity %.3f -> %.3f)\n", before, info.heldout_loss, exp(before),
                    exp(info.heldout_loss));
-        else
-            printf("held-out loss %.4f (perplexity %.3f)\n", info.heldout_loss, exp(info.heldout_loss));
+        else printf("held-out loss %.4f (perplexity %.3f)\n", info.heldout_loss, exp(info.heldout_loss));
     }
     p->checkpoint = own_ck ? NULL : p->checkpoint;
     hr_train_free(t);

@@ -10,25 +10,26 @@
 #include "headroom/train.h"
 
 /* Option rows of the loop itself (steps, lr, schedule, data, checkpoints). */
-#define CLI_TRAIN_LOOP_OPTIONS                                                                            \
-    {"steps", 0, "N", "optimiser steps (default 100)"},                                                  \
-    {"lr", 0, "LR", "peak learning rate (default 1e-3)"},                                                \
-    {"batch", 0, "B", "windows per micro-batch (default 1)"},                                            \
-    {"accum", 0, "K", "micro-batches accumulated per step (default 1)"},                                 \
-    {"warmup", 0, "W", "linear warm-up steps before the cosine decay (default 0)"},                      \
-    {"window", 0, "T", "tokens per training window (default min(context, 256))"},                        \
-    {"weight-decay", 0, "D", "AdamW decoupled weight decay on matrices (default 0)"},                    \
-    {"clip", 0, "C", "clip the gradient's global norm at C; 0 = off (default 1)"},                       \
-    {"eval-every", 0, "N", "held-out loss every N steps (default: at the end)"},                         \
-    {"checkpoint", 0, "FILE", "checkpoint written every --checkpoint-every steps, at the end and on Ctrl-C"}, \
-    {"checkpoint-every", 0, "N", "steps between checkpoints (default: only at the end / on Ctrl-C)"},  \
-    {"resume", 0, "FILE", "continue exactly from a checkpoint of the same model, mode and text"}
+#define CLI_TRAIN_LOOP_OPTIONS                                                                                         \
+    {"steps", 0, "N", "optimiser steps (default 100)"}, {"lr", 0, "LR", "peak learning rate (default 1e-3)"},          \
+        {"batch", 0, "B", "windows per micro-batch (default 1)"},                                                      \
+        {"accum", 0, "K", "micro-batches accumulated per step (default 1)"},                                           \
+        {"warmup", 0, "W", "linear warm-up steps before the cosine decay (default 0)"},                                \
+        {"window", 0, "T", "tokens per training window (default min(context, 256))"},                                  \
+        {"weight-decay", 0, "D", "AdamW decoupled weight decay on matrices (default 0)"},                              \
+        {"clip", 0, "C", "clip the gradient's global norm at C; 0 = off (default 1)"},                                 \
+        {"eval-every", 0, "N", "held-out loss every N steps (default: at the end)"},                                   \
+        {"checkpoint", 0, "FILE", "checkpoint written every --checkpoint-every steps, at the end and on Ctrl-C"},      \
+        {"checkpoint-every", 0, "N", "steps between checkpoints (default: only at the end / on Ctrl-C)"}, {            \
+        "resume", 0, "FILE", "continue exactly from a checkpoint of the same model, mode and text"                     \
+    }
 
 /* Rows choosing what trains (finetune; prune --recover uses the LoRA ones). */
-#define CLI_LORA_OPTIONS                                                                                  \
-    {"lora-rank", 0, "R", "train LoRA adapters of rank R, merged into the weights on save"},             \
-    {"lora-alpha", 0, "A", "LoRA scale alpha / R (default alpha = R)"},                                  \
-    {"lora-targets", 0, "LIST", "LoRA matrices: q,k,v,o,gate,up,down (default all)"}
+#define CLI_LORA_OPTIONS                                                                                               \
+    {"lora-rank", 0, "R", "train LoRA adapters of rank R, merged into the weights on save"},                           \
+        {"lora-alpha", 0, "A", "LoRA scale alpha / R (default alpha = R)"}, {                                          \
+        "lora-targets", 0, "LIST", "LoRA matrices: q,k,v,o,gate,up,down (default all)"                                 \
+    }
 
 /* Reads the rows above (those the spec has) into p (start from
  * hr_train_default_params()); options absent keep p's values. */

@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 /* A broken invariant is a finding: abort so libFuzzer saves the input. */
-#define HR_FUZZ_ASSERT(cond)                                                     \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                             \
-        }                                                                        \
+#define HR_FUZZ_ASSERT(cond)                                                                                           \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);                               \
+            abort();                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 /* Loaders that only take a path get the input through one memfd per
@@ -88,8 +88,7 @@ static inline void hr_fuzz_use_tokenizer(const hr_tokenizer *t, const uint8_t *d
         const char *piece = hr_tokenizer_piece(t, ids[i], &len);
         if (ids[i] >= 0 && ids[i] < vocab) HR_FUZZ_ASSERT(piece != NULL);
         char buf[64];
-        if (hr_tokenizer_decode_one(t, bos, ids[i], buf, sizeof buf, &len) == HR_OK)
-            HR_FUZZ_ASSERT(len <= sizeof buf);
+        if (hr_tokenizer_decode_one(t, bos, ids[i], buf, sizeof buf, &len) == HR_OK) HR_FUZZ_ASSERT(len <= sizeof buf);
     }
     char *out = NULL;
     if (hr_tokenizer_decode(t, ids, 8, false, &out, &len) == HR_OK) free(out);

@@ -30,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (hr_scores_kv_plan(s, &c, id, 0.25f, rest, &p) == HR_OK) HR_FUZZ_ASSERT(hr_kv_plan_n_reduced(p) == 15);
         hr_kv_plan_free(p);
     }
-    for (int i = 0; i < hr_scores_n_layer_metrics(s); i++) hr_scores_layer_metric(s, hr_scores_layer_metric_id(s, i), lm);
+    for (int i = 0; i < hr_scores_n_layer_metrics(s); i++)
+        hr_scores_layer_metric(s, hr_scores_layer_metric_id(s, i), lm);
     hr_scores_free(s);
     return 0;
 }

@@ -9,7 +9,7 @@
 #                              pip, setuptools, wheel and venv (the Python
 #                              package: tests/test_python.sh), chromium
 #                              (report in a browser), clang + its runtime
-#                              (fuzzing)
+#                              (fuzzing), clang-format (tests/test_format.sh)
 #
 # When everything is installed it does nothing and needs no root. Otherwise
 # it runs apt-get as root (directly, or through sudo); apt's output goes to
@@ -17,7 +17,7 @@
 set -euo pipefail
 build=(build-essential cmake pkg-config libcjson-dev libpcre2-dev libpng-dev zlib1g-dev libopenblas-dev)
 tests=(python3 python3-torch python3-numpy python3-pytest python3-pip python3-setuptools python3-wheel python3-venv
-       chromium clang libclang-rt-14-dev)
+       chromium clang libclang-rt-14-dev clang-format)
 case "${1:-}" in
   "") pkgs=("${build[@]}") ;;
   --tests) pkgs=("${build[@]}" "${tests[@]}") ;;

@@ -42,7 +42,8 @@ static int write_copy_model(const char *path) {
     size_t D = C_DIM, L = C_LAYERS, V = C_VOCAB, QD = C_HEADS * C_HD;
     size_t n_emb = V * D, n_q = L * QD * D, n_vec = L * D, n_ff = L * C_HID * D;
     float *emb = calloc(n_emb, 4), *rms = calloc(n_vec, 4), *wq = calloc(n_q, 4), *wk = calloc(n_q, 4);
-    float *wv = calloc(n_q, 4), *wo = calloc(n_q, 4), *w1 = calloc(n_ff, 4), *w2 = calloc(n_ff, 4), *w3 = calloc(n_ff, 4);
+    float *wv = calloc(n_q, 4), *wo = calloc(n_q, 4), *w1 = calloc(n_ff, 4), *w2 = calloc(n_ff, 4),
+          *w3 = calloc(n_ff, 4);
     float *fin = calloc(D, 4), *cls = calloc(n_emb, 4);
     float *fr = calloc((size_t)C_SEQ * C_HD / 2, 4), *fi = calloc((size_t)C_SEQ * C_HD / 2, 4);
     unsigned s = 99;
@@ -56,9 +57,9 @@ static int write_copy_model(const char *path) {
     wq[14 * D + 1 + C_Q] = 2;
     wk[14 * D + 17] = 2;
     for (int n = 0; n < 4; n++) {
-        wv[(size_t)n * D + 1 + 2 + n] = 0.3f;       /* value j = name n's one-hot */
-        wo[(18 + (size_t)n) * QD + n] = 1;          /* into [18+n] */
-        cls[(2 + (size_t)n) * D + 18 + n] = 4;      /* logit of name n */
+        wv[(size_t)n * D + 1 + 2 + n] = 0.3f;  /* value j = name n's one-hot */
+        wo[(18 + (size_t)n) * QD + n] = 1;     /* into [18+n] */
+        cls[(2 + (size_t)n) * D + 18 + n] = 4; /* logit of name n */
     }
     for (size_t l = 0; l < L; l++)
         for (size_t i = 0; i < QD * D; i++) {
@@ -119,7 +120,8 @@ static void a_planted_copy_head_is_found_by_patching_and_its_path_goes_into_the_
     if (!s) return;
     printf("    clean %.3f, corrupt %.3f; head 0.0: patched %.5f, path to logits %.5f\n", s->clean, s->corrupt,
            s->heads[0], s->path_heads[0]);
-    CHECK(s->clean > 1 && s->corrupt < -1, "the copy model does not tell the names apart (%g, %g)", s->clean, s->corrupt);
+    CHECK(s->clean > 1 && s->corrupt < -1, "the copy model does not tell the names apart (%g, %g)", s->clean,
+          s->corrupt);
     CHECK(s->heads[0] >= 0.99, "patching the copy head restores only %.4f", s->heads[0]);
     CHECK(s->path_heads[0] >= 0.99, "its path to the logits carries only %.4f", s->path_heads[0]);
     for (int i = 1; i < C_LAYERS * C_HEADS; i++) {
@@ -287,8 +289,10 @@ static void dla_parts_sum_to_the_logit_difference_and_the_lens_ends_at_the_outpu
            s->lens_logit_diff[s->n_layers - 1]);
     CHECK(fabs(s->dla_total - s->dla_sum) <= 1e-4, "parts sum to %.6f, logit diff %.6f", s->dla_sum, s->dla_total);
     CHECK(fabs(s->dla_total - s->clean) <= 1e-9, "DLA total %.9f vs the clean metric %.9f", s->dla_total, s->clean);
-    CHECK(fabs(s->lens_logit_diff[s->n_layers - 1] - s->clean) <= 1e-5, "the lens after the last block is not the output");
-    CHECK(s->lens_rank[s->n_layers - 1] == 1.0, "the answer is the clean top token, rank %.2f", s->lens_rank[s->n_layers - 1]);
+    CHECK(fabs(s->lens_logit_diff[s->n_layers - 1] - s->clean) <= 1e-5,
+          "the lens after the last block is not the output");
+    CHECK(s->lens_rank[s->n_layers - 1] == 1.0, "the answer is the clean top token, rank %.2f",
+          s->lens_rank[s->n_layers - 1]);
     hr_patch_result_free(r);
     hr_pairs_free(ps);
 }
@@ -312,8 +316,9 @@ static void progress_counts_every_forward_pass_and_can_abort(void) {
     hr_patch_result *r = NULL;
     CHECK(hr_patch_run(copy_model, ps, &p, &r) == HR_OK, "%s", hr_last_error());
     const hr_patch_summary *s = hr_patch_result_summary(r);
-    CHECK(s && st[1] == st[2] && st[1] == s->forward_passes && st[3] == 0, "done %lld of %lld, %lld passes, %lld repeats",
-          (long long)st[1], (long long)st[2], s ? (long long)s->forward_passes : -1LL, (long long)st[3]);
+    CHECK(s && st[1] == st[2] && st[1] == s->forward_passes && st[3] == 0,
+          "done %lld of %lld, %lld passes, %lld repeats", (long long)st[1], (long long)st[2],
+          s ? (long long)s->forward_passes : -1LL, (long long)st[3]);
     hr_patch_result_free(r);
     int64_t ab[5] = {0, 0, 0, 0, 7};
     p.progress_user_data = ab;
@@ -336,9 +341,10 @@ static void bad_pairs_are_refused_with_the_line_named(void) {
     expect_pairs_error("{\"clean\": \"Tom went home\", \"corrupt\": \"Tom went to the big house\", \"answer\": \" x\", "
                        "\"wrong\": \" y\"}\n",
                        "line 1: clean and corrupt prompts have different lengths");
-    expect_pairs_error("\n{\"clean_ids\": [1, 5], \"corrupt_ids\": [1, 6], \"answer_id\": 3, \"wrong_id\": 4}\n"
-                       "{\"clean\": \"The cat sat\", \"corrupt\": \"The dog sat\", \"answer\": \" on the mat\", \"wrong\": \" x\"}",
-                       "line 3: \"answer\" (\" on the mat\") is");
+    expect_pairs_error(
+        "\n{\"clean_ids\": [1, 5], \"corrupt_ids\": [1, 6], \"answer_id\": 3, \"wrong_id\": 4}\n"
+        "{\"clean\": \"The cat sat\", \"corrupt\": \"The dog sat\", \"answer\": \" on the mat\", \"wrong\": \" x\"}",
+        "line 3: \"answer\" (\" on the mat\") is");
     expect_pairs_error("{\"clean_ids\": [1, 5], \"corrupt_ids\": [1, 6], \"answer_id\": 3, \"wrong_id\": 3}",
                        "line 1: answer and wrong answer are scored by the same token");
     expect_pairs_error("{\"clean_ids\": [1, 5], \"corrupt_ids\": [1, 6], \"answer_id\": 3}", "line 1: give \"wrong\"");
@@ -347,7 +353,8 @@ static void bad_pairs_are_refused_with_the_line_named(void) {
     expect_pairs_error("{\"clean_ids\": [1, 5], ", "line 1: not valid JSON");
     expect_pairs_error("\n\n", "holds no pair");
     /* the first-token rule (default) accepts the multi-token answer and scores its first token */
-    const char *multi = "{\"clean\": \"The cat sat\", \"corrupt\": \"The dog sat\", \"answer\": \" on the mat\", \"wrong\": \" x\"}";
+    const char *multi =
+        "{\"clean\": \"The cat sat\", \"corrupt\": \"The dog sat\", \"answer\": \" on the mat\", \"wrong\": \" x\"}";
     hr_pairs *ps = NULL;
     CHECK(hr_pairs_parse(multi, strlen(multi), tok, NULL, &ps) == HR_OK, "%s", hr_last_error());
     hr_pair pr;
@@ -375,7 +382,8 @@ static void bad_specifications_and_pairs_are_refused_before_any_work(void) {
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         CHECK(hr_patch_check_path(c, paths[i].spec) == HR_ERR_INVALID_ARG && strstr(hr_last_error(), paths[i].needle),
               "'%s': %s", paths[i].spec, hr_last_error());
-    CHECK(hr_patch_check_knockout(c, "*: x -> 1") == HR_ERR_INVALID_ARG && strstr(hr_last_error(), "expected positions"),
+    CHECK(hr_patch_check_knockout(c, "*: x -> 1") == HR_ERR_INVALID_ARG &&
+              strstr(hr_last_error(), "expected positions"),
           "%s", hr_last_error());
     CHECK(hr_patch_check_knockout(c, "7.0: 1 -> 1") == HR_ERR_INVALID_ARG, "knockout head outside the model accepted");
     unsigned what;

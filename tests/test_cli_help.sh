@@ -18,7 +18,7 @@ ok() { echo "ok   $*"; }
 mapfile -t commands < <(sed -n 's/^ *{"\([a-z]*\)", ".*", cmd_[a-z]*},$/\1/p' "$HR_SOURCE_DIR/cli/main.c")
 [ "${#commands[@]}" -ge 9 ] && ok "cli/main.c's table has ${#commands[@]} commands: ${commands[*]}" ||
   fail "read ${#commands[@]} commands from cli/main.c"
-mapfile -t archs < <(sed -n 's/.*\.arch = HR_ARCH_[A-Z0-9_]*, \.name = "\([a-z0-9_]*\)".*/\1/p' "$HR_SOURCE_DIR/src/model/arch.c")
+mapfile -t archs < <(sed -n 's/^ *\.name = "\([a-z0-9_]*\)",.*/\1/p' "$HR_SOURCE_DIR/src/model/arch.c")
 
 "$HR_CLI" >"$T/none.out" 2>"$T/none.err"
 rc=$?

@@ -303,7 +303,8 @@ static void a_zero_query_or_key_gives_uniform_attention_over_the_visible_keys(vo
     for (int i = 0; i < 2; i++) {
         hr_context *ctx = NULL;
         hr_context_new(model, NULL, &ctx);
-        qkv_probe z = {points[i], layer, points[i] == HR_HOOK_Q ? head : head / group, 0, head, n, calloc((size_t)n * n, 4)};
+        qkv_probe z = {
+            points[i], layer, points[i] == HR_HOOK_Q ? head : head / group, 0, head, n, calloc((size_t)n * n, 4)};
         hr_context_set_hook(ctx, qkv_hook, points[i] | HR_HOOK_ATTN_PROBS, &z);
         hr_forward(ctx, toks, n, NULL, false);
         double worst = 0;

@@ -61,7 +61,8 @@ static hr_model *load(const char *path) {
 static double diff_models(const char *label, const hr_model *a, const hr_model *b) {
     if (!a || !b) return INFINITY;
     float *la = logits_of(a), *lb = logits_of(b);
-    double d = la && lb ? hr_t_maxdiff(label, la, lb, (size_t)N_TOK * (size_t)hr_model_config(a)->vocab_size) : INFINITY;
+    double d =
+        la && lb ? hr_t_maxdiff(label, la, lb, (size_t)N_TOK * (size_t)hr_model_config(a)->vocab_size) : INFINITY;
     free(la);
     free(lb);
     return d;
@@ -83,7 +84,8 @@ static void stories_bin_to_hf_to_gguf_and_back_keeps_logits_identical(void) {
     CHECK(diff_models(".bin vs HF -> GGUF -> HF f32", orig, hf2) <= 1e-6, "second HF logits differ");
     const hr_config *a = orig ? hr_model_config(orig) : NULL, *b = hf2 ? hr_model_config(hf2) : NULL;
     CHECK(a && b && a->n_head_kv[0] == b->n_head_kv[0] && a->tied_classifier == b->tied_classifier &&
-              a->norm_eps == b->norm_eps && a->seq_len == b->seq_len, "config survives the round trip");
+              a->norm_eps == b->norm_eps && a->seq_len == b->seq_len,
+          "config survives the round trip");
     hr_model_free(orig), hr_model_free(hf), hr_model_free(gg), hr_model_free(hf2);
     hr_tokenizer_free(tok);
 }
@@ -122,14 +124,16 @@ static void gguf_vocabulary_matches_the_llama_cpp_export(void) {
     hr_model *orig = load(STORIES);
     hr_tokenizer *tok = NULL;
     CHECK(hr_tokenizer_load(TOK512, &tok) == HR_OK, "%s", hr_last_error());
-    CHECK(orig && tok && hr_model_save_gguf(orig, tok, tmp_path("vocab.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
+    CHECK(orig && tok && hr_model_save_gguf(orig, tok, tmp_path("vocab.gguf"), HR_DTYPE_F32) == HR_OK, "%s",
+          hr_last_error());
     hr_gguf *ours = NULL, *ref = NULL;
     CHECK(hr_gguf_open(tmp_path("vocab.gguf"), &ours) == HR_OK, "%s", hr_last_error());
     CHECK(hr_gguf_open(SHARED("models/stories260K/stories260K.gguf"), &ref) == HR_OK, "%s", hr_last_error());
     if (ours && ref) {
         hr_gguf_value a, b;
-        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.tokens", &a) == HR_OK && hr_gguf_get_arr(ref, "tokenizer.ggml.tokens", &b) == HR_OK &&
-                  a.n == b.n, "token counts");
+        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.tokens", &a) == HR_OK &&
+                  hr_gguf_get_arr(ref, "tokenizer.ggml.tokens", &b) == HR_OK && a.n == b.n,
+              "token counts");
         int bad = 0;
         for (uint64_t i = 0; i < a.n && i < b.n; i++) {
             const char *s1, *s2;
@@ -140,8 +144,12 @@ static void gguf_vocabulary_matches_the_llama_cpp_export(void) {
         }
         CHECK(bad == 0, "%d tokens differ from llama.cpp's export", bad);
         hr_gguf_value sa, sb, ta, tb;
-        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.scores", &sa) == HR_OK && hr_gguf_get_arr(ref, "tokenizer.ggml.scores", &sb) == HR_OK, "scores");
-        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.token_type", &ta) == HR_OK && hr_gguf_get_arr(ref, "tokenizer.ggml.token_type", &tb) == HR_OK, "types");
+        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.scores", &sa) == HR_OK &&
+                  hr_gguf_get_arr(ref, "tokenizer.ggml.scores", &sb) == HR_OK,
+              "scores");
+        CHECK(hr_gguf_get_arr(ours, "tokenizer.ggml.token_type", &ta) == HR_OK &&
+                  hr_gguf_get_arr(ref, "tokenizer.ggml.token_type", &tb) == HR_OK,
+              "types");
         int bad_s = 0, bad_t = 0;
         for (uint64_t i = 0; i < sa.n && i < sb.n && i < ta.n && i < tb.n; i++) {
             double x, y;
@@ -151,7 +159,8 @@ static void gguf_vocabulary_matches_the_llama_cpp_export(void) {
             bad_s += x != y, bad_t += u != v;
         }
         CHECK(bad_s == 0 && bad_t == 0, "%d scores and %d token types differ", bad_s, bad_t);
-        const char *k[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"};
+        const char *k[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                           "tokenizer.ggml.unknown_token_id"};
         for (int i = 0; i < 3; i++) {
             int64_t x = -1, y = -2;
             hr_gguf_get_i64(ours, k[i], &x), hr_gguf_get_i64(ref, k[i], &y);
@@ -179,7 +188,8 @@ static void gguf_vocabulary_matches_the_llama_cpp_export(void) {
 
 static bool same_str_arrays(const hr_gguf *a, const hr_gguf *b, const char *key) {
     hr_gguf_value x, y;
-    if (hr_gguf_get_arr(a, key, &x) != HR_OK || hr_gguf_get_arr(b, key, &y) != HR_OK || x.n != y.n || x.n == 0) return false;
+    if (hr_gguf_get_arr(a, key, &x) != HR_OK || hr_gguf_get_arr(b, key, &y) != HR_OK || x.n != y.n || x.n == 0)
+        return false;
     for (uint64_t i = 0; i < x.n; i++) {
         const char *s1, *s2;
         size_t l1, l2;
@@ -199,13 +209,15 @@ static void gguf_writes_bpe_tokens_and_merges_like_the_source(void) {
     CHECK(hr_tokenizer_load(src, &tok) == HR_OK, "%s", hr_last_error());
     CHECK(m && tok && hr_model_save_gguf(m, tok, tmp_path("bpe.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
     hr_gguf *ours = NULL, *ref = NULL;
-    CHECK(hr_gguf_open(tmp_path("bpe.gguf"), &ours) == HR_OK && hr_gguf_open(src, &ref) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_gguf_open(tmp_path("bpe.gguf"), &ours) == HR_OK && hr_gguf_open(src, &ref) == HR_OK, "%s",
+          hr_last_error());
     if (ours && ref) {
         CHECK(same_str_arrays(ours, ref, "tokenizer.ggml.tokens"), "tokens equal");
         CHECK(same_str_arrays(ours, ref, "tokenizer.ggml.merges"), "merges equal, in rank order");
         const char *mdl;
         size_t len;
-        CHECK(hr_gguf_get_str(ours, "tokenizer.ggml.model", &mdl, &len) == HR_OK && len == 4 && !memcmp(mdl, "gpt2", 4), "model gpt2");
+        CHECK(hr_gguf_get_str(ours, "tokenizer.ggml.model", &mdl, &len) == HR_OK && len == 4 && !memcmp(mdl, "gpt2", 4),
+              "model gpt2");
     }
     hr_tokenizer *back = NULL;
     CHECK(ours && hr_tokenizer_from_gguf(ours, &back) == HR_OK, "%s", hr_last_error());
@@ -216,7 +228,8 @@ static void gguf_writes_bpe_tokens_and_merges_like_the_source(void) {
         int32_t *x = NULL, *y = NULL;
         size_t nx = 0, ny = 0;
         CHECK(hr_tokenizer_encode(tok, text, strlen(text), &p, &x, &nx) == HR_OK &&
-                  hr_tokenizer_encode(back, text, strlen(text), &p, &y, &ny) == HR_OK, "%s", hr_last_error());
+                  hr_tokenizer_encode(back, text, strlen(text), &p, &y, &ny) == HR_OK,
+              "%s", hr_last_error());
         CHECK(nx == ny && nx > 0 && memcmp(x, y, nx * sizeof *x) == 0, "encodings differ (%zu vs %zu ids)", nx, ny);
         free(x), free(y);
     }
@@ -244,7 +257,8 @@ static void prune(hr_model *m) {
     c->n_head_kv[3] /= 2;
     float *wo = hr_model_alloc_owned(m, (size_t)c->dim * (size_t)(h * hd)); // (dim, h * hd)
     const float *old = m->w.layers[3].wo;
-    for (int r = 0; r < c->dim; r++) memcpy(wo + (size_t)r * h * hd, old + (size_t)r * 2 * h * hd, sizeof(float) * h * hd);
+    for (int r = 0; r < c->dim; r++)
+        memcpy(wo + (size_t)r * h * hd, old + (size_t)r * 2 * h * hd, sizeof(float) * h * hd);
     m->w.layers[3].wo = wo;
 }
 
@@ -257,7 +271,8 @@ static void pruned_model_is_written_as_deci_gguf_with_per_layer_arrays(void) {
     CHECK(hr_gguf_open(tmp_path("pruned.gguf"), &g) == HR_OK, "%s", hr_last_error());
     const char *arch = NULL;
     size_t len = 0;
-    CHECK(g && hr_gguf_get_str(g, "general.architecture", &arch, &len) == HR_OK && len == 4 && memcmp(arch, "deci", 4) == 0,
+    CHECK(g && hr_gguf_get_str(g, "general.architecture", &arch, &len) == HR_OK && len == 4 &&
+              memcmp(arch, "deci", 4) == 0,
           "architecture is deci");
     hr_gguf_value v;
     CHECK(g && hr_gguf_get_arr(g, "deci.attention.head_count", &v) == HR_OK && v.n == 5, "per-layer head counts");
@@ -267,7 +282,8 @@ static void pruned_model_is_written_as_deci_gguf_with_per_layer_arrays(void) {
     CHECK(c && c->n_head[1] == 0 && c->n_ff[2] == 0 && c->n_head[3] == 4 && c->n_head_kv[3] == 2 && c->n_head[0] == 8,
           "per-layer sizes read back");
     CHECK(diff_models("pruned in memory vs GGUF", m, back) <= 1e-6, "pruned logits differ");
-    CHECK(hr_model_save_hf(m, NULL, tmp_path("pruned_hf"), HR_DTYPE_F32) == HR_ERR_UNSUPPORTED, "HF refuses per-layer sizes");
+    CHECK(hr_model_save_hf(m, NULL, tmp_path("pruned_hf"), HR_DTYPE_F32) == HR_ERR_UNSUPPORTED,
+          "HF refuses per-layer sizes");
     struct stat sb;
     CHECK(stat(tmp_path("pruned_hf"), &sb) != 0, "nothing left behind by the refused HF write");
     hr_model_free(back);
@@ -319,7 +335,8 @@ static void llama3_rope_scaling_survives_gguf_and_hf(void) {
     hr_model *g = NULL, *h = NULL;
     CHECK(hr_model_save_gguf(m, NULL, tmp_path("rope.gguf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
     g = load(tmp_path("rope.gguf"));
-    CHECK(g && g->cfg.rope_scaling.llama3 && g->cfg.rope_scaling.factor == 8.0f && g->cfg.rope_scaling.original_ctx == 64,
+    CHECK(g && g->cfg.rope_scaling.llama3 && g->cfg.rope_scaling.factor == 8.0f &&
+              g->cfg.rope_scaling.original_ctx == 64,
           "GGUF keeps rope scaling");
     CHECK(g && hr_gguf_find_tensor(g->gguf, "rope_freqs.weight") != NULL, "llama.cpp's rope_freqs tensor is written");
     CHECK(g && hr_model_save_hf(g, NULL, tmp_path("rope_hf"), HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
@@ -357,7 +374,8 @@ static void llama3_scaling_is_recovered_from_rope_freqs_alone(void) {
     hr_model *g = load(tmp_path("freqs.gguf"));
     const hr_rope_scaling *rs = g ? &hr_model_config(g)->rope_scaling : NULL;
     CHECK(rs && rs->llama3 && rs->factor == 32.0f && rs->low_freq_factor == 1.0f && rs->high_freq_factor == 4.0f &&
-              rs->original_ctx == 8192, "scaling recovered");
+              rs->original_ctx == 8192,
+          "scaling recovered");
     CHECK(diff_models("llama3 from rope_freqs vs in memory", m, g) <= 1e-6, "logits differ");
     hr_model_free(g);
     /* Factors that fit no llama3 setting are refused, not ignored. */
@@ -381,7 +399,8 @@ static void hf_write_refuses_a_non_empty_folder_and_leaves_it_alone(void) {
     if (fp) fclose(fp);
     CHECK(m && hr_model_save_hf(m, NULL, dir, HR_DTYPE_F32) == HR_ERR_IO, "non-empty folder refused");
     CHECK(access(f, F_OK) == 0, "existing file kept");
-    CHECK(m && hr_model_save_gguf(m, NULL, "/nonexistent-dir/x.gguf", HR_DTYPE_F32) == HR_ERR_IO, "unwritable path is an I/O error");
+    CHECK(m && hr_model_save_gguf(m, NULL, "/nonexistent-dir/x.gguf", HR_DTYPE_F32) == HR_ERR_IO,
+          "unwritable path is an I/O error");
     unlink(f);
     hr_model_free(m);
 }
@@ -412,8 +431,7 @@ static void a_stopped_writer_leaves_no_output(void) {
     CHECK(access(hf, F_OK) != 0, "a stopped HF write left %s", hf);
     DIR *d = opendir(g_dir);
     struct dirent *e;
-    while (d && (e = readdir(d)))
-        CHECK(!strstr(e->d_name, "stopped"), "left behind: %s", e->d_name);
+    while (d && (e = readdir(d))) CHECK(!strstr(e->d_name, "stopped"), "left behind: %s", e->d_name);
     if (d) closedir(d);
     int64_t last = 0;
     hr_set_progress_callback(count_tensors, &last);
@@ -444,8 +462,7 @@ static double stories_ppl(const hr_model *m, const hr_tokenizer *tok) {
     if (m && len && hr_calib_tokens(tok, text, len, 0, &ids, &n) == HR_OK && hr_context_new(m, &cp, &ctx) == HR_OK &&
         hr_perplexity(ctx, ids, n, &pp, &r) == HR_OK)
         ppl = r.ppl;
-    else
-        fprintf(stderr, "    perplexity: %s\n", hr_last_error());
+    else fprintf(stderr, "    perplexity: %s\n", hr_last_error());
     hr_context_free(ctx);
     hr_free(ids);
     free(text);
@@ -536,7 +553,8 @@ static void q8_0_blocks_with_non_finite_scales_are_refused_at_load(void) {
         hr_model *x = NULL;
         hr_status st = hr_model_load(bad, &x);
         const char *e = hr_last_error();
-        CHECK(st == HR_ERR_FORMAT && strstr(e, "blk.1.attn_k.weight") && strstr(e, "non-finite") && strstr(e, "block 3"),
+        CHECK(st == HR_ERR_FORMAT && strstr(e, "blk.1.attn_k.weight") && strstr(e, "non-finite") &&
+                  strstr(e, "block 3"),
               "status %d: %s", (int)st, e);
         hr_model_free(x);
     }
@@ -555,13 +573,15 @@ static void q8_0_is_refused_where_it_cannot_be_written(void) {
           hr_last_error());
     const char *names[] = {"blk.0.attn_q.weight", "blk.2.ffn_down.weight"};
     CHECK(m && hr_gguf_save_mixed(m, NULL, out, HR_DTYPE_F32, names, 2) == HR_ERR_INVALID_ARG &&
-              strstr(hr_last_error(), "blk.2.ffn_down.weight") && access(out, F_OK) != 0, "%s", hr_last_error());
+              strstr(hr_last_error(), "blk.2.ffn_down.weight") && access(out, F_OK) != 0,
+          "%s", hr_last_error());
     const char *missing[] = {"blk.9.attn_q.weight"};
     CHECK(m && hr_gguf_save_mixed(m, NULL, out, HR_DTYPE_F32, missing, 1) == HR_ERR_INVALID_ARG, "%s", hr_last_error());
     CHECK(m && hr_gguf_save_mixed(m, NULL, out, HR_DTYPE_F32, names, 1) == HR_OK, "%s", hr_last_error());
     hr_gguf *g = NULL;
     if (hr_gguf_open(out, &g) == HR_OK) {
-        const hr_gguf_tensor *q = hr_gguf_find_tensor(g, "blk.0.attn_q.weight"), *k = hr_gguf_find_tensor(g, "blk.0.attn_k.weight");
+        const hr_gguf_tensor *q = hr_gguf_find_tensor(g, "blk.0.attn_q.weight"),
+                             *k = hr_gguf_find_tensor(g, "blk.0.attn_k.weight");
         CHECK(q && k && q->type == HR_GGML_Q8_0 && k->type == HR_GGML_F32, "only the named matrix is Q8_0");
     }
     hr_gguf_close(g);
@@ -574,7 +594,8 @@ static void q8_0_is_refused_where_it_cannot_be_written(void) {
         }
         remove(out);
         CHECK(hr_model_save_gguf(m, NULL, out, HR_DTYPE_Q8_0) == HR_ERR_INVALID_ARG &&
-                  strstr(hr_last_error(), "blk.3.attn_v.weight") && access(out, F_OK) != 0, "%s", hr_last_error());
+                  strstr(hr_last_error(), "blk.3.attn_v.weight") && access(out, F_OK) != 0,
+              "%s", hr_last_error());
     }
     remove(out);
     hr_model_free(m);

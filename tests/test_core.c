@@ -115,7 +115,10 @@ static void shuffles_are_permutations_and_every_order_is_equally_likely(void) {
     printf("    orders of 3: chi-square %.2f over 5 degrees of freedom (p = 0.001 critical value 20.52)\n", x);
     CHECK(x < 20.52, "shuffle is not uniform");
     /* Larger elements move as wholes. */
-    struct { double a; int b; } e[50];
+    struct {
+        double a;
+        int b;
+    } e[50];
     for (int i = 0; i < 50; i++) e[i].a = i, e[i].b = -i;
     hr_rng_shuffle(&r, e, 50, sizeof e[0]);
     bool seen[50] = {false}, whole = true, moved = false;

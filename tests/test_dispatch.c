@@ -222,11 +222,11 @@ static void every_kernel_gives_the_same_bits_on_every_path(void) {
 
 /* ---- whole model ---- */
 
-static const int32_t k_tokens[] = {1, 403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
-                                   284, 266, 292, 343, 261, 378, 429, 360, 370, 300, 322, 411, 290, 268, 407, 270,
-                                   301, 280, 290, 300, 310, 320, 330, 340, 350, 360, 370, 380, 390, 400, 410, 420,
-                                   430, 440, 450, 460, 470, 480, 490, 500, 260, 270, 280, 290, 300, 310, 320, 330,
-                                   340, 350, 360, 370, 380, 390};
+static const int32_t k_tokens[] = {1,   403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412,
+                                   439, 259, 284, 266, 292, 343, 261, 378, 429, 360, 370, 300, 322, 411,
+                                   290, 268, 407, 270, 301, 280, 290, 300, 310, 320, 330, 340, 350, 360,
+                                   370, 380, 390, 400, 410, 420, 430, 440, 450, 460, 470, 480, 490, 500,
+                                   260, 270, 280, 290, 300, 310, 320, 330, 340, 350, 360, 370, 380, 390};
 enum { N_TOK = sizeof k_tokens / sizeof k_tokens[0] };
 
 /* All-position logits (prefill, or one token at a time), optional gates. */
@@ -265,7 +265,8 @@ static void stories260k_logits_prefill_decode_and_pruning_agree_on_every_path(vo
     float *first = NULL;
     for (int k = HR_CPU_N_PATHS - 1; k >= 0 && pruned; k--) {
         if (hr_cpu_force((hr_cpu_kind)k) != HR_OK) continue;
-        float *pre = logits(m, NULL, 0), *dec = logits(m, NULL, 1), *gp = logits(m, gates, 0), *pp = logits(pruned, NULL, 0);
+        float *pre = logits(m, NULL, 0), *dec = logits(m, NULL, 1), *gp = logits(m, gates, 0),
+              *pp = logits(pruned, NULL, 0);
         CHECK(pre && dec && gp && pp, "%s: forward failed: %s", k_names[k], hr_last_error());
         if (pre && dec && gp && pp) {
             printf("    %s:\n", k_names[k]);

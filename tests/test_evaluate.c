@@ -117,9 +117,11 @@ static void malformed_task_lines_are_reported_with_their_number(void) {
     hr_mc_task_free(t);
     const char *bad[] = {
         "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": \"a\", \"choices\": [\" b\"",
-        "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 2}",
+        "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": \"a\", \"choices\": [\" b\", "
+        "\" c\"], \"gold\": 2}",
         "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n[1, 2]",
-        "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": 3, \"choices\": [\" b\", \" c\"], \"gold\": 0}",
+        "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": 3, \"choices\": [\" b\", \" "
+        "c\"], \"gold\": 0}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         t = NULL;
@@ -132,8 +134,9 @@ static void malformed_task_lines_are_reported_with_their_number(void) {
 static void multiple_choice_prefers_the_story_continuation(void) {
     fixture f;
     setup(&f);
-    const char *tasks = "{\"context\": \"Once upon a time, there was a little\", \"choices\": [\" girl\", \" qxz\"], \"gold\": 0}\n"
-                        "{\"context\": \"Lily and her mom went to the\", \"choices\": [\" zzv kq\", \" park\"], \"gold\": 1}\n";
+    const char *tasks =
+        "{\"context\": \"Once upon a time, there was a little\", \"choices\": [\" girl\", \" qxz\"], \"gold\": 0}\n"
+        "{\"context\": \"Lily and her mom went to the\", \"choices\": [\" zzv kq\", \" park\"], \"gold\": 1}\n";
     hr_mc_task *t = NULL;
     CHECK(hr_mc_parse(tasks, strlen(tasks), &t) == HR_OK, "%s", hr_last_error());
     hr_mc_result r;
@@ -193,7 +196,9 @@ static void an_eval_run_scores_its_token_budget_and_flags_nothing_for_itself(voi
     p.max_tokens = 0;
     CHECK(hr_eval_run(f.m, f.m, f.tok, &p, &r) == HR_OK, "%s", hr_last_error());
     s = hr_eval_result_summary(r);
-    if (s) CHECK(s->cmp.n_tokens == s->text_tokens - 1, "%lld of %lld", (long long)s->cmp.n_tokens, (long long)s->text_tokens);
+    if (s)
+        CHECK(s->cmp.n_tokens == s->text_tokens - 1, "%lld of %lld", (long long)s->cmp.n_tokens,
+              (long long)s->text_tokens);
     hr_eval_result_free(r);
     /* refused before any work */
     p.fdtm_gen = 40;
@@ -254,7 +259,8 @@ static void progress_names_phases_and_a_callback_can_stop_perplexity_and_evaluat
     char text[6000];
     size_t n = strlen("Once upon a time there was a little girl named Lily. She loved to play outside. ");
     text[0] = 0;
-    for (int i = 0; i < 20; i++) strcat(text, "Once upon a time there was a little girl named Lily. She loved to play outside. ");
+    for (int i = 0; i < 20; i++)
+        strcat(text, "Once upon a time there was a little girl named Lily. She loved to play outside. ");
     p.text = text;
     p.text_len = 20 * n;
     p.n_ctx = 64;

@@ -100,37 +100,71 @@ static buf tensor_file(const tspec *t, int nt, bool has_align, uint32_t align, s
 static buf small_file(void) {
     buf b = {0};
     put_header(&b, 3, 2, 22);
-    put_key(&b, "general.alignment", HR_GGUF_UINT32); put_u32(&b, SMALL_ALIGN);
-    put_key(&b, "v.u8", HR_GGUF_UINT8); put_u8(&b, 200);
-    put_key(&b, "v.i8", HR_GGUF_INT8); put_u8(&b, (uint8_t)(int8_t)-100);
-    put_key(&b, "v.u16", HR_GGUF_UINT16); put_u16(&b, 60000);
-    put_key(&b, "v.i16", HR_GGUF_INT16); put_u16(&b, (uint16_t)(int16_t)-30000);
-    put_key(&b, "v.u32", HR_GGUF_UINT32); put_u32(&b, 4000000000u);
-    put_key(&b, "v.i32", HR_GGUF_INT32); put_u32(&b, (uint32_t)(int32_t)-2000000000);
-    put_key(&b, "v.f32", HR_GGUF_FLOAT32); put_f32(&b, 1.5f);
-    put_key(&b, "v.bool", HR_GGUF_BOOL); put_u8(&b, 1);
-    put_key(&b, "v.false", HR_GGUF_BOOL); put_u8(&b, 0);
-    put_key(&b, "v.str", HR_GGUF_STRING); put_str(&b, "héllo");
-    put_key(&b, "v.empty_str", HR_GGUF_STRING); put_str(&b, "");
-    put_key(&b, "v.u64", HR_GGUF_UINT64); put_u64(&b, 12345678901234ull);
-    put_key(&b, "v.u64_big", HR_GGUF_UINT64); put_u64(&b, (1ull << 63) + 5);
-    put_key(&b, "v.i64", HR_GGUF_INT64); put_u64(&b, (uint64_t)(int64_t)-1099511627776ll);
-    put_key(&b, "v.f64", HR_GGUF_FLOAT64); put_f64(&b, -2.5e300);
-    put_key(&b, "a.i32", HR_GGUF_ARRAY); put_arr_head(&b, HR_GGUF_INT32, 3);
-    put_u32(&b, 1); put_u32(&b, (uint32_t)-2); put_u32(&b, 3);
-    put_key(&b, "a.f32", HR_GGUF_ARRAY); put_arr_head(&b, HR_GGUF_FLOAT32, 2);
-    put_f32(&b, 0.25f); put_f32(&b, -1.0f);
-    put_key(&b, "a.str", HR_GGUF_ARRAY); put_arr_head(&b, HR_GGUF_STRING, 3);
-    put_str(&b, "a"); put_str(&b, ""); put_str(&b, "ccc");
-    put_key(&b, "a.empty", HR_GGUF_ARRAY); put_arr_head(&b, HR_GGUF_UINT8, 0);
+    put_key(&b, "general.alignment", HR_GGUF_UINT32);
+    put_u32(&b, SMALL_ALIGN);
+    put_key(&b, "v.u8", HR_GGUF_UINT8);
+    put_u8(&b, 200);
+    put_key(&b, "v.i8", HR_GGUF_INT8);
+    put_u8(&b, (uint8_t)(int8_t)-100);
+    put_key(&b, "v.u16", HR_GGUF_UINT16);
+    put_u16(&b, 60000);
+    put_key(&b, "v.i16", HR_GGUF_INT16);
+    put_u16(&b, (uint16_t)(int16_t)-30000);
+    put_key(&b, "v.u32", HR_GGUF_UINT32);
+    put_u32(&b, 4000000000u);
+    put_key(&b, "v.i32", HR_GGUF_INT32);
+    put_u32(&b, (uint32_t)(int32_t)-2000000000);
+    put_key(&b, "v.f32", HR_GGUF_FLOAT32);
+    put_f32(&b, 1.5f);
+    put_key(&b, "v.bool", HR_GGUF_BOOL);
+    put_u8(&b, 1);
+    put_key(&b, "v.false", HR_GGUF_BOOL);
+    put_u8(&b, 0);
+    put_key(&b, "v.str", HR_GGUF_STRING);
+    put_str(&b, "héllo");
+    put_key(&b, "v.empty_str", HR_GGUF_STRING);
+    put_str(&b, "");
+    put_key(&b, "v.u64", HR_GGUF_UINT64);
+    put_u64(&b, 12345678901234ull);
+    put_key(&b, "v.u64_big", HR_GGUF_UINT64);
+    put_u64(&b, (1ull << 63) + 5);
+    put_key(&b, "v.i64", HR_GGUF_INT64);
+    put_u64(&b, (uint64_t)(int64_t)-1099511627776ll);
+    put_key(&b, "v.f64", HR_GGUF_FLOAT64);
+    put_f64(&b, -2.5e300);
+    put_key(&b, "a.i32", HR_GGUF_ARRAY);
+    put_arr_head(&b, HR_GGUF_INT32, 3);
+    put_u32(&b, 1);
+    put_u32(&b, (uint32_t)-2);
+    put_u32(&b, 3);
+    put_key(&b, "a.f32", HR_GGUF_ARRAY);
+    put_arr_head(&b, HR_GGUF_FLOAT32, 2);
+    put_f32(&b, 0.25f);
+    put_f32(&b, -1.0f);
+    put_key(&b, "a.str", HR_GGUF_ARRAY);
+    put_arr_head(&b, HR_GGUF_STRING, 3);
+    put_str(&b, "a");
+    put_str(&b, "");
+    put_str(&b, "ccc");
+    put_key(&b, "a.empty", HR_GGUF_ARRAY);
+    put_arr_head(&b, HR_GGUF_UINT8, 0);
     /* [[7, 8] (u16), ["x", "yz"], [[0.5] (f64)], [] (bool)] */
-    put_key(&b, "a.nested", HR_GGUF_ARRAY); put_arr_head(&b, HR_GGUF_ARRAY, 4);
-    put_arr_head(&b, HR_GGUF_UINT16, 2); put_u16(&b, 7); put_u16(&b, 8);
-    put_arr_head(&b, HR_GGUF_STRING, 2); put_str(&b, "x"); put_str(&b, "yz");
-    put_arr_head(&b, HR_GGUF_ARRAY, 1); put_arr_head(&b, HR_GGUF_FLOAT64, 1); put_f64(&b, 0.5);
+    put_key(&b, "a.nested", HR_GGUF_ARRAY);
+    put_arr_head(&b, HR_GGUF_ARRAY, 4);
+    put_arr_head(&b, HR_GGUF_UINT16, 2);
+    put_u16(&b, 7);
+    put_u16(&b, 8);
+    put_arr_head(&b, HR_GGUF_STRING, 2);
+    put_str(&b, "x");
+    put_str(&b, "yz");
+    put_arr_head(&b, HR_GGUF_ARRAY, 1);
+    put_arr_head(&b, HR_GGUF_FLOAT64, 1);
+    put_f64(&b, 0.5);
     put_arr_head(&b, HR_GGUF_BOOL, 0);
-    put_key(&b, "a.u64", HR_GGUF_ARRAY); put_arr_head(&b, HR_GGUF_UINT64, 2);
-    put_u64(&b, 9); put_u64(&b, UINT64_MAX);
+    put_key(&b, "a.u64", HR_GGUF_ARRAY);
+    put_arr_head(&b, HR_GGUF_UINT64, 2);
+    put_u64(&b, 9);
+    put_u64(&b, UINT64_MAX);
     tspec w = {"w", 2, {4, 3}, HR_GGML_F32, 0};
     tspec q = {"q", 1, {32}, HR_GGML_Q8_0, 64};
     put_tensor_info(&b, &w);
@@ -273,10 +307,13 @@ static void gguf_reads_stories260K_hyperparameters_matching_the_llama2c_header(v
     hr_gguf *g = NULL;
     hr_status st = hr_gguf_open(SHARED("models/stories260K/stories260K.gguf"), &g);
     CHECK(st == HR_OK, "open: %s", hr_last_error());
-    if (!g || !w) { hr_gguf_close(g); free(owner); return; }
+    if (!g || !w) {
+        hr_gguf_close(g);
+        free(owner);
+        return;
+    }
     CHECK(hr_gguf_version(g) == 3, "version %u", hr_gguf_version(g));
-    CHECK(hr_gguf_alignment(g) == 32, "no general.alignment key means the default 32, got %u",
-          hr_gguf_alignment(g));
+    CHECK(hr_gguf_alignment(g) == 32, "no general.alignment key means the default 32, got %u", hr_gguf_alignment(g));
     CHECK(hr_gguf_data_offset(g) % 32 == 0, "data offset %zu", hr_gguf_data_offset(g));
     const char *s;
     size_t n;
@@ -291,18 +328,19 @@ static void gguf_reads_stories260K_hyperparameters_matching_the_llama2c_header(v
     CHECK(get_int(g, "llama.context_length") > 0, "context length");
     CHECK(get_int(g, "llama.rope.dimension_count") == c.dim / c.n_heads, "rope dims = head size");
     double eps = 0;
-    CHECK(hr_gguf_get_f64(g, "llama.attention.layer_norm_rms_epsilon", &eps) == HR_OK &&
-          fabs(eps - 1e-5) < 1e-9, "rms epsilon %g (llama2.c uses 1e-5)", eps);
+    CHECK(hr_gguf_get_f64(g, "llama.attention.layer_norm_rms_epsilon", &eps) == HR_OK && fabs(eps - 1e-5) < 1e-9,
+          "rms epsilon %g (llama2.c uses 1e-5)", eps);
     hr_gguf_value toks;
-    CHECK(hr_gguf_get_arr(g, "tokenizer.ggml.tokens", &toks) == HR_OK &&
-          toks.elem_type == HR_GGUF_STRING && toks.n == (uint64_t)c.vocab,
+    CHECK(hr_gguf_get_arr(g, "tokenizer.ggml.tokens", &toks) == HR_OK && toks.elem_type == HR_GGUF_STRING &&
+              toks.n == (uint64_t)c.vocab,
           "token count %llu vs vocab %d", (unsigned long long)toks.n, c.vocab);
     /* Wrong-type and missing lookups name the key. */
     int64_t iv;
     CHECK(hr_gguf_get_i64(g, "general.architecture", &iv) == HR_ERR_FORMAT &&
-          strstr(hr_last_error(), "general.architecture"), "type mismatch: %s", hr_last_error());
-    CHECK(hr_gguf_get_i64(g, "no.such.key", &iv) == HR_ERR_NOT_FOUND &&
-          strstr(hr_last_error(), "no.such.key"), "missing key: %s", hr_last_error());
+              strstr(hr_last_error(), "general.architecture"),
+          "type mismatch: %s", hr_last_error());
+    CHECK(hr_gguf_get_i64(g, "no.such.key", &iv) == HR_ERR_NOT_FOUND && strstr(hr_last_error(), "no.such.key"),
+          "missing key: %s", hr_last_error());
     hr_gguf_close(g);
     free(owner);
 }
@@ -312,12 +350,11 @@ static void check_shape(const hr_gguf *g, const char *name, uint32_t n_dims, int
     CHECK(t != NULL, "tensor %s missing", name);
     if (!t) return;
     CHECK(t->n_dims == n_dims && t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == 1 && t->ne[3] == 1,
-          "%s: n_dims %u ne {%lld, %lld}, want %u {%lld, %lld}", name, t->n_dims,
-          (long long)t->ne[0], (long long)t->ne[1], n_dims, (long long)ne0, (long long)ne1);
-    CHECK(t->type == HR_GGML_F32 && t->nbytes == (size_t)(ne0 * ne1) * 4 && t->data != NULL,
-          "%s: type %s nbytes %zu", name, hr_ggml_type_name(t->type), t->nbytes);
-    CHECK(t->offset % hr_gguf_alignment(g) == 0, "%s offset %llu unaligned", name,
-          (unsigned long long)t->offset);
+          "%s: n_dims %u ne {%lld, %lld}, want %u {%lld, %lld}", name, t->n_dims, (long long)t->ne[0],
+          (long long)t->ne[1], n_dims, (long long)ne0, (long long)ne1);
+    CHECK(t->type == HR_GGML_F32 && t->nbytes == (size_t)(ne0 * ne1) * 4 && t->data != NULL, "%s: type %s nbytes %zu",
+          name, hr_ggml_type_name(t->type), t->nbytes);
+    CHECK(t->offset % hr_gguf_alignment(g) == 0, "%s offset %llu unaligned", name, (unsigned long long)t->offset);
 }
 
 static bool data_is(const hr_gguf *g, const char *name, const float *want, size_t n) {
@@ -330,12 +367,14 @@ static void gguf_stories260K_tensors_have_llama2c_shapes_and_weights(void) {
     l2c_config c;
     const float *w = l2c_load(&c, &owner);
     hr_gguf *g = NULL;
-    CHECK(hr_gguf_open(SHARED("models/stories260K/stories260K.gguf"), &g) == HR_OK, "open: %s",
-          hr_last_error());
-    if (!g || !w) { hr_gguf_close(g); free(owner); return; }
+    CHECK(hr_gguf_open(SHARED("models/stories260K/stories260K.gguf"), &g) == HR_OK, "open: %s", hr_last_error());
+    if (!g || !w) {
+        hr_gguf_close(g);
+        free(owner);
+        return;
+    }
     int dim = c.dim, hid = c.hidden, L = c.n_layers, kv = c.dim / c.n_heads * c.n_kv_heads;
-    CHECK(hr_gguf_n_tensors(g) == 3 + 9 * (uint64_t)L, "tensor count %llu",
-          (unsigned long long)hr_gguf_n_tensors(g));
+    CHECK(hr_gguf_n_tensors(g) == 3 + 9 * (uint64_t)L, "tensor count %llu", (unsigned long long)hr_gguf_n_tensors(g));
     check_shape(g, "token_embd.weight", 2, dim, c.vocab);
     check_shape(g, "output.weight", 2, dim, c.vocab);
     check_shape(g, "output_norm.weight", 1, dim, 1);
@@ -346,13 +385,20 @@ static void gguf_stories260K_tensors_have_llama2c_shapes_and_weights(void) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, sq[k]);
             check_shape(g, name, 2, dim, dim);
         }
-        snprintf(name, sizeof name, "blk.%d.attn_k.weight", l); check_shape(g, name, 2, dim, kv);
-        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l); check_shape(g, name, 2, dim, kv);
-        snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", l); check_shape(g, name, 2, dim, hid);
-        snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l); check_shape(g, name, 2, dim, hid);
-        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l); check_shape(g, name, 2, hid, dim);
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l); check_shape(g, name, 1, dim, 1);
-        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l); check_shape(g, name, 1, dim, 1);
+        snprintf(name, sizeof name, "blk.%d.attn_k.weight", l);
+        check_shape(g, name, 2, dim, kv);
+        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+        check_shape(g, name, 2, dim, kv);
+        snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", l);
+        check_shape(g, name, 2, dim, hid);
+        snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l);
+        check_shape(g, name, 2, dim, hid);
+        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+        check_shape(g, name, 2, hid, dim);
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+        check_shape(g, name, 1, dim, 1);
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+        check_shape(g, name, 1, dim, 1);
     }
     CHECK(hr_gguf_find_tensor(g, "blk.5.attn_q.weight") == NULL, "one layer too many");
     CHECK(hr_gguf_find_tensor(g, "token_embd") == NULL, "prefix of a name is not a name");
@@ -396,14 +442,12 @@ static void gguf_stories260K_vocab_matches_the_llama2c_tokenizer(void) {
     size_t tn = 0;
     uint8_t *tb = read_whole(SHARED("models/stories260K/tok512.bin"), &tn);
     hr_gguf *g = NULL;
-    CHECK(hr_gguf_open(SHARED("models/stories260K/stories260K.gguf"), &g) == HR_OK, "open: %s",
-          hr_last_error());
+    CHECK(hr_gguf_open(SHARED("models/stories260K/stories260K.gguf"), &g) == HR_OK, "open: %s", hr_last_error());
     hr_gguf_value toks = {0}, scores = {0};
     CHECK(g && hr_gguf_get_arr(g, "tokenizer.ggml.tokens", &toks) == HR_OK, "no tokens");
     CHECK(g && hr_gguf_get_arr(g, "tokenizer.ggml.scores", &scores) == HR_OK, "no scores");
     if (!g || !tb || toks.n != 512 || scores.n != 512) {
-        CHECK(0, "cannot compare (tok512 %s, %llu tokens)", tb ? "read" : "missing",
-              (unsigned long long)toks.n);
+        CHECK(0, "cannot compare (tok512 %s, %llu tokens)", tb ? "read" : "missing", (unsigned long long)toks.n);
         hr_gguf_close(g);
         free(tb);
         return;
@@ -420,7 +464,10 @@ static void gguf_stories260K_vocab_matches_the_llama2c_tokenizer(void) {
         const char *ref = (const char *)tb + pos;
         size_t ref_n = (size_t)len;
         pos += (size_t)len;
-        if (ref_n >= 2 && ref[0] == '\n' && ref[ref_n - 1] == '\n') { ref++; ref_n -= 2; }
+        if (ref_n >= 2 && ref[0] == '\n' && ref[ref_n - 1] == '\n') {
+            ref++;
+            ref_n -= 2;
+        }
         const char *s = NULL;
         size_t n = 0;
         double sc = 0;
@@ -429,8 +476,10 @@ static void gguf_stories260K_vocab_matches_the_llama2c_tokenizer(void) {
         char conv[256]; /* GGUF token with U+2581 turned back into ' ' */
         size_t cn = 0;
         for (size_t k = 0; k < n && cn < sizeof conv; k++) {
-            if (k + 2 < n && memcmp(s + k, "\xe2\x96\x81", 3) == 0) { conv[cn++] = ' '; k += 2; }
-            else conv[cn++] = s[k];
+            if (k + 2 < n && memcmp(s + k, "\xe2\x96\x81", 3) == 0) {
+                conv[cn++] = ' ';
+                k += 2;
+            } else conv[cn++] = s[k];
         }
         if (cn != ref_n || memcmp(conv, ref, cn) != 0) bad_str++;
         if ((float)sc != score) bad_score++;
@@ -450,27 +499,30 @@ static bool token_is(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, const
 
 static void gguf_reads_the_llama_spm_vocab(void) {
     hr_gguf *g = NULL;
-    CHECK(hr_gguf_open(SHARED("models/gguf-vocab/ggml-vocab-llama-spm.gguf"), &g) == HR_OK,
-          "open: %s", hr_last_error());
+    CHECK(hr_gguf_open(SHARED("models/gguf-vocab/ggml-vocab-llama-spm.gguf"), &g) == HR_OK, "open: %s",
+          hr_last_error());
     if (!g) return;
     CHECK(hr_gguf_n_tensors(g) == 0, "vocab-only file has no tensors");
     hr_gguf_value toks = {0}, scores = {0}, types = {0};
     CHECK(hr_gguf_get_arr(g, "tokenizer.ggml.tokens", &toks) == HR_OK && toks.n == 32000,
           "Llama has 32000 tokens, got %llu", (unsigned long long)toks.n);
     CHECK(hr_gguf_get_arr(g, "tokenizer.ggml.scores", &scores) == HR_OK && scores.n == 32000 &&
-          scores.elem_type == HR_GGUF_FLOAT32, "scores");
-    CHECK(hr_gguf_get_arr(g, "tokenizer.ggml.token_type", &types) == HR_OK && types.n == 32000,
-          "token types");
+              scores.elem_type == HR_GGUF_FLOAT32,
+          "scores");
+    CHECK(hr_gguf_get_arr(g, "tokenizer.ggml.token_type", &types) == HR_OK && types.n == 32000, "token types");
     CHECK(get_int(g, "llama.vocab_size") == 32000, "vocab_size key");
     CHECK(get_int(g, "tokenizer.ggml.bos_token_id") == 1, "bos");
     CHECK(get_int(g, "tokenizer.ggml.eos_token_id") == 2, "eos");
     bool add_bos = false, add_eos = true;
     CHECK(hr_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos) == HR_OK && add_bos, "add_bos");
     CHECK(hr_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &add_eos) == HR_OK && !add_eos, "add_eos");
-    if (toks.n != 32000) { hr_gguf_close(g); return; }
+    if (toks.n != 32000) {
+        hr_gguf_close(g);
+        return;
+    }
     /* Well-known ids of the Llama sentencepiece vocabulary. */
-    CHECK(token_is(g, &toks, 0, "<unk>") && token_is(g, &toks, 1, "<s>") &&
-          token_is(g, &toks, 2, "</s>"), "special tokens");
+    CHECK(token_is(g, &toks, 0, "<unk>") && token_is(g, &toks, 1, "<s>") && token_is(g, &toks, 2, "</s>"),
+          "special tokens");
     CHECK(token_is(g, &toks, 13, "<0x0A>"), "newline byte token");
     CHECK(token_is(g, &toks, 29871, "\xe2\x96\x81"), "29871 is the lone space piece");
     CHECK(token_is(g, &toks, 15043, "\xe2\x96\x81Hello"), "15043 is ' Hello'");
@@ -481,15 +533,14 @@ static void gguf_reads_the_llama_spm_vocab(void) {
         snprintf(want, sizeof want, "<0x%02X>", b);
         int64_t ty = 0;
         double sc = 1;
-        if (!token_is(g, &toks, 3 + (uint64_t)b, want) ||
-            hr_gguf_arr_i64(g, &types, 3 + (uint64_t)b, &ty) != HR_OK || ty != 6 ||
-            hr_gguf_arr_f64(g, &scores, 3 + (uint64_t)b, &sc) != HR_OK || sc != 0)
+        if (!token_is(g, &toks, 3 + (uint64_t)b, want) || hr_gguf_arr_i64(g, &types, 3 + (uint64_t)b, &ty) != HR_OK ||
+            ty != 6 || hr_gguf_arr_f64(g, &scores, 3 + (uint64_t)b, &sc) != HR_OK || sc != 0)
             bad_bytes++;
     }
     CHECK(bad_bytes == 0, "%d of the 256 byte tokens are not <0xNN> with type 6 (byte), score 0", bad_bytes);
     double s_first = 0, s_last = 0;
-    CHECK(hr_gguf_arr_f64(g, &scores, 260, &s_first) == HR_OK &&
-          hr_gguf_arr_f64(g, &scores, 31999, &s_last) == HR_OK && s_first > s_last && s_last < 0,
+    CHECK(hr_gguf_arr_f64(g, &scores, 260, &s_first) == HR_OK && hr_gguf_arr_f64(g, &scores, 31999, &s_last) == HR_OK &&
+              s_first > s_last && s_last < 0,
           "sentencepiece scores fall with the id (%g .. %g)", s_first, s_last);
     const char *s;
     size_t n;
@@ -500,8 +551,7 @@ static void gguf_reads_the_llama_spm_vocab(void) {
 
 static void gguf_reads_the_gpt2_vocab_and_merges(void) {
     hr_gguf *g = NULL;
-    CHECK(hr_gguf_open(SHARED("models/gguf-vocab/ggml-vocab-gpt-2.gguf"), &g) == HR_OK, "open: %s",
-          hr_last_error());
+    CHECK(hr_gguf_open(SHARED("models/gguf-vocab/ggml-vocab-gpt-2.gguf"), &g) == HR_OK, "open: %s", hr_last_error());
     if (!g) return;
     const char *s;
     size_t n;
@@ -510,21 +560,28 @@ static void gguf_reads_the_gpt2_vocab_and_merges(void) {
     CHECK(hr_gguf_get_arr(g, "tokenizer.ggml.tokens", &toks) == HR_OK && toks.n == 50257,
           "GPT-2 has 50257 tokens, got %llu", (unsigned long long)toks.n);
     CHECK(hr_gguf_get_arr(g, "tokenizer.ggml.merges", &merges) == HR_OK && merges.n == 50000 &&
-          merges.elem_type == HR_GGUF_STRING, "GPT-2 has 50000 merges, got %llu",
-          (unsigned long long)merges.n);
-    if (toks.n != 50257 || merges.n != 50000) { hr_gguf_close(g); return; }
+              merges.elem_type == HR_GGUF_STRING,
+          "GPT-2 has 50000 merges, got %llu", (unsigned long long)merges.n);
+    if (toks.n != 50257 || merges.n != 50000) {
+        hr_gguf_close(g);
+        return;
+    }
     CHECK(token_is(g, &toks, 0, "!") && token_is(g, &toks, 262, "\xc4\xa0the") &&
-          token_is(g, &toks, 995, "\xc4\xa0world") && token_is(g, &toks, 15496, "Hello") &&
-          token_is(g, &toks, 50256, "<|endoftext|>"), "well-known GPT-2 ids");
+              token_is(g, &toks, 995, "\xc4\xa0world") && token_is(g, &toks, 15496, "Hello") &&
+              token_is(g, &toks, 50256, "<|endoftext|>"),
+          "well-known GPT-2 ids");
     CHECK(token_is(g, &merges, 0, "\xc4\xa0 t") && token_is(g, &merges, 1, "\xc4\xa0 a") &&
-          token_is(g, &merges, 2, "h e"), "first merges");
+              token_is(g, &merges, 2, "h e"),
+          "first merges");
     /* GPT-2 token 256 + i is the result of merge i. */
     int bad = 0;
     for (uint64_t i = 0; i < 50000; i++) {
         const char *m, *t;
         size_t mn, tn;
-        if (hr_gguf_arr_str(g, &merges, i, &m, &mn) != HR_OK ||
-            hr_gguf_arr_str(g, &toks, 256 + i, &t, &tn) != HR_OK) { bad++; continue; }
+        if (hr_gguf_arr_str(g, &merges, i, &m, &mn) != HR_OK || hr_gguf_arr_str(g, &toks, 256 + i, &t, &tn) != HR_OK) {
+            bad++;
+            continue;
+        }
         const char *sp = memchr(m, ' ', mn);
         if (!sp || mn - 1 != tn || memcmp(m, t, (size_t)(sp - m)) != 0 ||
             memcmp(sp + 1, t + (sp - m), mn - (size_t)(sp - m) - 1) != 0)
@@ -560,7 +617,10 @@ static void gguf_round_trips_every_value_type_of_a_built_file(void) {
     buf b = small_file();
     hr_gguf *g = NULL;
     CHECK(hr_gguf_open_memory(b.p, b.n, &g) == HR_OK, "open: %s", hr_last_error());
-    if (!g) { free(b.p); return; }
+    if (!g) {
+        free(b.p);
+        return;
+    }
     CHECK(hr_gguf_n_kv(g) == 22 && hr_gguf_alignment(g) == SMALL_ALIGN, "kv %llu align %u",
           (unsigned long long)hr_gguf_n_kv(g), hr_gguf_alignment(g));
     CHECK(get_int(g, "v.u8") == 200 && get_int(g, "v.i8") == -100, "8-bit");
@@ -595,42 +655,44 @@ static void gguf_round_trips_every_value_type_of_a_built_file(void) {
     CHECK(hr_gguf_get_arr(g, "a.i32", &a) == HR_OK && a.elem_type == HR_GGUF_INT32 && a.n == 3, "a.i32");
     int64_t e0 = 0, e1 = 0, e2 = 0;
     CHECK(hr_gguf_arr_i64(g, &a, 0, &e0) == HR_OK && hr_gguf_arr_i64(g, &a, 1, &e1) == HR_OK &&
-          hr_gguf_arr_i64(g, &a, 2, &e2) == HR_OK && e0 == 1 && e1 == -2 && e2 == 3, "i32 elements");
+              hr_gguf_arr_i64(g, &a, 2, &e2) == HR_OK && e0 == 1 && e1 == -2 && e2 == 3,
+          "i32 elements");
     CHECK(hr_gguf_arr_i64(g, &a, 3, &e0) == HR_ERR_RANGE, "i32 index 3");
-    CHECK(hr_gguf_get_arr(g, "a.f32", &a) == HR_OK && hr_gguf_arr_f64(g, &a, 1, &dv) == HR_OK &&
-          dv == -1.0, "f32 element");
-    CHECK(hr_gguf_get_arr(g, "a.u64", &a) == HR_OK && hr_gguf_arr_i64(g, &a, 0, &e0) == HR_OK &&
-          e0 == 9 && hr_gguf_arr_i64(g, &a, 1, &e0) == HR_ERR_RANGE, "u64 elements");
-    CHECK(hr_gguf_get_arr(g, "a.str", &a) == HR_OK && a.n == 3 && token_is(g, &a, 0, "a") &&
-          token_is(g, &a, 1, "") && token_is(g, &a, 2, "ccc"), "string elements");
-    CHECK(hr_gguf_get_arr(g, "a.empty", &a) == HR_OK && a.n == 0 &&
-          hr_gguf_arr_i64(g, &a, 0, &e0) == HR_ERR_RANGE, "empty array");
+    CHECK(hr_gguf_get_arr(g, "a.f32", &a) == HR_OK && hr_gguf_arr_f64(g, &a, 1, &dv) == HR_OK && dv == -1.0,
+          "f32 element");
+    CHECK(hr_gguf_get_arr(g, "a.u64", &a) == HR_OK && hr_gguf_arr_i64(g, &a, 0, &e0) == HR_OK && e0 == 9 &&
+              hr_gguf_arr_i64(g, &a, 1, &e0) == HR_ERR_RANGE,
+          "u64 elements");
+    CHECK(hr_gguf_get_arr(g, "a.str", &a) == HR_OK && a.n == 3 && token_is(g, &a, 0, "a") && token_is(g, &a, 1, "") &&
+              token_is(g, &a, 2, "ccc"),
+          "string elements");
+    CHECK(hr_gguf_get_arr(g, "a.empty", &a) == HR_OK && a.n == 0 && hr_gguf_arr_i64(g, &a, 0, &e0) == HR_ERR_RANGE,
+          "empty array");
     CHECK(hr_gguf_get_arr(g, "v.u8", &a) == HR_ERR_FORMAT, "scalars are not arrays");
 
     hr_gguf_value nest, sub, subsub;
-    CHECK(hr_gguf_get_arr(g, "a.nested", &nest) == HR_OK && nest.elem_type == HR_GGUF_ARRAY &&
-          nest.n == 4, "nested");
-    CHECK(hr_gguf_arr_arr(g, &nest, 0, &sub) == HR_OK && sub.elem_type == HR_GGUF_UINT16 &&
-          sub.n == 2 && hr_gguf_arr_i64(g, &sub, 1, &e0) == HR_OK && e0 == 8, "nested u16");
-    CHECK(hr_gguf_arr_arr(g, &nest, 1, &sub) == HR_OK && sub.elem_type == HR_GGUF_STRING &&
-          token_is(g, &sub, 0, "x") && token_is(g, &sub, 1, "yz"), "nested strings");
+    CHECK(hr_gguf_get_arr(g, "a.nested", &nest) == HR_OK && nest.elem_type == HR_GGUF_ARRAY && nest.n == 4, "nested");
+    CHECK(hr_gguf_arr_arr(g, &nest, 0, &sub) == HR_OK && sub.elem_type == HR_GGUF_UINT16 && sub.n == 2 &&
+              hr_gguf_arr_i64(g, &sub, 1, &e0) == HR_OK && e0 == 8,
+          "nested u16");
+    CHECK(hr_gguf_arr_arr(g, &nest, 1, &sub) == HR_OK && sub.elem_type == HR_GGUF_STRING && token_is(g, &sub, 0, "x") &&
+              token_is(g, &sub, 1, "yz"),
+          "nested strings");
     CHECK(hr_gguf_arr_arr(g, &nest, 2, &sub) == HR_OK && hr_gguf_arr_arr(g, &sub, 0, &subsub) == HR_OK &&
-          subsub.elem_type == HR_GGUF_FLOAT64 && hr_gguf_arr_f64(g, &subsub, 0, &dv) == HR_OK &&
-          dv == 0.5, "doubly nested f64");
-    CHECK(hr_gguf_arr_arr(g, &nest, 3, &sub) == HR_OK && sub.elem_type == HR_GGUF_BOOL && sub.n == 0,
-          "nested empty");
+              subsub.elem_type == HR_GGUF_FLOAT64 && hr_gguf_arr_f64(g, &subsub, 0, &dv) == HR_OK && dv == 0.5,
+          "doubly nested f64");
+    CHECK(hr_gguf_arr_arr(g, &nest, 3, &sub) == HR_OK && sub.elem_type == HR_GGUF_BOOL && sub.n == 0, "nested empty");
     CHECK(hr_gguf_arr_arr(g, &nest, 4, &sub) == HR_ERR_RANGE, "nested index 4");
     CHECK(hr_gguf_arr_str(g, &nest, 0, &s, &n) == HR_ERR_FORMAT, "arrays are not strings");
 
     const hr_gguf_tensor *w = hr_gguf_find_tensor(g, "w"), *q = hr_gguf_find_tensor(g, "q");
-    CHECK(w && w->n_dims == 2 && w->ne[0] == 4 && w->ne[1] == 3 && w->nbytes == 48 && w->data,
-          "tensor w");
+    CHECK(w && w->n_dims == 2 && w->ne[0] == 4 && w->ne[1] == 3 && w->nbytes == 48 && w->data, "tensor w");
     CHECK(w && w->data && ((const float *)w->data)[11] == 11.0f, "w data");
-    CHECK(q && q->type == HR_GGML_Q8_0 && q->nbytes == 34 && q->data &&
-          (const uint8_t *)q->data + 34 == b.p + b.n, "tensor q ends the file");
+    CHECK(q && q->type == HR_GGML_Q8_0 && q->nbytes == 34 && q->data && (const uint8_t *)q->data + 34 == b.p + b.n,
+          "tensor q ends the file");
     CHECK(hr_gguf_tensor_at(g, 2) == NULL && hr_gguf_tensor_at(g, 0) == w, "tensor_at");
-    CHECK(hr_gguf_data_offset(g) % SMALL_ALIGN == 0 && w && (const uint8_t *)w->data ==
-          b.p + hr_gguf_data_offset(g), "data section aligned");
+    CHECK(hr_gguf_data_offset(g) % SMALL_ALIGN == 0 && w && (const uint8_t *)w->data == b.p + hr_gguf_data_offset(g),
+          "data section aligned");
     hr_gguf_close(g);
     free(b.p);
 }
@@ -657,9 +719,10 @@ static void gguf_keeps_tensors_of_unknown_ggml_types_without_data(void) {
     CHECK(k && k->data == NULL && k->nbytes == 0 && k->type == 12, "unknown type kept without data");
     CHECK(f && f->nbytes == 16 && f->data, "f16 tensor");
     CHECK(strcmp(hr_ggml_type_name(12), "q4_K") == 0 && strcmp(hr_ggml_type_name(30), "bf16") == 0 &&
-          strcmp(hr_ggml_type_name(1000), "unknown") == 0, "type names");
+              strcmp(hr_ggml_type_name(1000), "unknown") == 0,
+          "type names");
     CHECK(hr_ggml_type_nbytes(HR_GGML_Q8_0, 64) == 68 && hr_ggml_type_nbytes(HR_GGML_Q8_0, 33) == 0 &&
-          hr_ggml_type_nbytes(HR_GGML_BF16, 3) == 6 && hr_ggml_type_nbytes(12, 256) == 0,
+              hr_ggml_type_nbytes(HR_GGML_BF16, 3) == 6 && hr_ggml_type_nbytes(12, 256) == 0,
           "type byte sizes");
     hr_gguf_close(g);
     free(b.p);
@@ -678,12 +741,12 @@ static void gguf_rejects_empty_and_missing_files(void) {
     if (f) fclose(f);
     hr_gguf *g = NULL;
     clear_error();
-    CHECK(hr_gguf_open(path, &g) == HR_ERR_FORMAT && g == NULL && strstr(hr_last_error(), path),
-          "empty file: %s", hr_last_error());
+    CHECK(hr_gguf_open(path, &g) == HR_ERR_FORMAT && g == NULL && strstr(hr_last_error(), path), "empty file: %s",
+          hr_last_error());
     remove(path);
     clear_error();
-    CHECK(hr_gguf_open(HR_BINARY_DIR "/no/such.gguf", &g) == HR_ERR_IO && hr_last_error()[0],
-          "missing file: %s", hr_last_error());
+    CHECK(hr_gguf_open(HR_BINARY_DIR "/no/such.gguf", &g) == HR_ERR_IO && hr_last_error()[0], "missing file: %s",
+          hr_last_error());
     CHECK(!hr_gguf_is_gguf("GGU", 3) && hr_gguf_is_gguf("GGUFxx", 6), "magic detection");
     hr_gguf_close(NULL);
 }
@@ -858,15 +921,17 @@ static void gguf_rejects_arrays_nested_too_deep(void) {
 }
 
 static void gguf_rejects_bad_dimension_counts_and_sizes(void) {
-    struct { tspec t; const char *what; } cases[] = {
+    struct {
+        tspec t;
+        const char *what;
+    } cases[] = {
         {{"t", 0, {0}, HR_GGML_F32, 0}, "n_dims 0"},
         {{"t", 5, {1, 1, 1, 1, 1}, HR_GGML_F32, 0}, "n_dims 5"},
         {{"t", 2, {4, 0}, HR_GGML_F32, 0}, "ne 0"},
         {{"t", 2, {1ull << 62, 4}, HR_GGML_F32, 0}, "ne product overflowing int64"},
         {{"t", 2, {UINT64_MAX, 1}, HR_GGML_F32, 0}, "ne above INT64_MAX"},
         {{"t", 2, {1ull << 62, 1}, HR_GGML_F32, 0}, "byte size overflowing size_t"},
-        {{"t", 4, {1ull << 20, 1ull << 20, 1ull << 20, 1ull << 2}, HR_GGML_F32, 0},
-         "byte size 2^64 over four dims"},
+        {{"t", 4, {1ull << 20, 1ull << 20, 1ull << 20, 1ull << 2}, HR_GGML_F32, 0}, "byte size 2^64 over four dims"},
         {{"t", 1, {1ull << 40}, HR_GGML_F32, 0}, "tensor far larger than the file"},
         {{"t", 1, {16}, HR_GGML_Q8_0, 0}, "q8_0 row not a multiple of 32"},
     };
@@ -937,8 +1002,10 @@ static void gguf_rejects_duplicate_tensor_names_and_keys(void) {
     free(b.p);
     buf k = {0};
     put_header(&k, 3, 0, 2);
-    put_key(&k, "dup", HR_GGUF_UINT8); put_u8(&k, 1);
-    put_key(&k, "dup", HR_GGUF_UINT32); put_u32(&k, 2);
+    put_key(&k, "dup", HR_GGUF_UINT8);
+    put_u8(&k, 1);
+    put_key(&k, "dup", HR_GGUF_UINT32);
+    put_u32(&k, 2);
     expect_rejected(&k, HR_ERR_FORMAT, "duplicate key");
     CHECK(strstr(hr_last_error(), "dup") != NULL, "message names the key: %s", hr_last_error());
     free(k.p);
@@ -953,7 +1020,9 @@ static void gguf_survives_random_corruption_of_a_built_file(void) {
         memcpy(m, b.p, b.n);
         int flips = 1 + iter % 4;
         for (int f = 0; f < flips; f++) {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
             size_t at = (size_t)(x % b.n);
             /* Alternate random bytes with values that stress counts. */
             static const uint8_t vals[] = {0x00, 0xFF, 0x7F, 0x80, 0x01, 0x0D};

@@ -14,7 +14,7 @@
 
 #define MODEL SHARED("models/stories260K/stories260K.bin")
 
-static const int32_t k_tokens[] = {1, 403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
+static const int32_t k_tokens[] = {1,   403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
                                    284, 266, 292, 343, 261, 378, 429, 360, 370, 300, 322, 411, 290, 268, 407, 270};
 enum { N_TOK = sizeof k_tokens / sizeof k_tokens[0] };
 
@@ -121,7 +121,8 @@ static void asym_grouping_finds_heads_with_the_same_activations(void) {
     for (int l = 0; l < c->n_layers; l++)
         CHECK(groups[l * K] == groups[l * K + 3] && groups[l * K + 1] == groups[l * K + 2] &&
                   groups[l * K] != groups[l * K + 1],
-              "layer %d grouped %d %d %d %d", l, groups[l * K], groups[l * K + 1], groups[l * K + 2], groups[l * K + 3]);
+              "layer %d grouped %d %d %d %d", l, groups[l * K], groups[l * K + 1], groups[l * K + 2],
+              groups[l * K + 3]);
     hr_model *a = NULL, *n = NULL;
     CHECK(hr_gqa_convert(m, 2, groups, &a) == HR_OK, "%s", hr_last_error());
     hr_gqa_groups(m, 2, HR_GQA_NEIGHBOUR, NULL, ng);

@@ -39,8 +39,10 @@ static hr_model *random_gqa(void) {
     const char *tools = getenv("HR_TOOLS_DIR");
     snprintf(g_rand_path, sizeof g_rand_path, "%s/test_grad_gqa_%d.bin", HR_BINARY_DIR, (int)getpid());
     char cmd[768];
-    snprintf(cmd, sizeof cmd, "'%s/hr_make_random' --dim 64 --hidden 96 --layers 2 --heads 8 --kv-heads 2 --vocab 97 "
-             "--seq 64 --seed 3 --untied '%s'", tools ? tools : HR_BINARY_DIR, g_rand_path);
+    snprintf(cmd, sizeof cmd,
+             "'%s/hr_make_random' --dim 64 --hidden 96 --layers 2 --heads 8 --kv-heads 2 --vocab 97 "
+             "--seq 64 --seed 3 --untied '%s'",
+             tools ? tools : HR_BINARY_DIR, g_rand_path);
     if (system(cmd) != 0) {
         fprintf(stderr, "hr_make_random failed\n");
         return NULL;
@@ -124,8 +126,8 @@ static void check_loss_against_inference(const char *label, const hr_model *m, c
     double rel = fabs(loss - want) / fabs(want);
     size_t bad = 0;
     for (size_t i = 0; i < (size_t)(n - 1) * vocab; i++) bad += memcmp(&got[i], &ref[i], sizeof(float)) != 0;
-    printf("    %s: training loss %.9f, inference NLL %.9f, relative difference %.3g; %zu of %zu logits differ\n", label,
-           loss, want, rel, bad, (size_t)(n - 1) * vocab);
+    printf("    %s: training loss %.9f, inference NLL %.9f, relative difference %.3g; %zu of %zu logits differ\n",
+           label, loss, want, rel, bad, (size_t)(n - 1) * vocab);
     CHECK(rel <= 1e-5, "%s: relative loss difference %g", label, rel);
     CHECK(bad == 0, "%s: training logits are not bit-identical to hr_forward's (%zu differ)", label, bad);
     hr_grad_free(g);
@@ -195,7 +197,8 @@ static void check_finite_differences(const char *label, const hr_model *m, const
         hr_params_info(P, i, &in);
         float *d = hr_params_data_mut(P, i);
         uint32_t s = 77 + (uint32_t)i;
-        for (int64_t k = 0; d && (in.kind == HR_PARAM_LORA_B || in.kind >= HR_PARAM_HEAD_GATE) && k < in.rows * in.cols; k++) {
+        for (int64_t k = 0; d && (in.kind == HR_PARAM_LORA_B || in.kind >= HR_PARAM_HEAD_GATE) && k < in.rows * in.cols;
+             k++) {
             s = s * 1664525u + 1013904223u;
             float u = (float)(s >> 8) / 16777216.0f - 0.5f;
             if (in.kind == HR_PARAM_LORA_B) d[k] = 0.2f * u;
@@ -221,7 +224,8 @@ static void check_finite_differences(const char *label, const hr_model *m, const
             size_t k = picks[s];
             double num = fd_grad(g, P, i, k, tok, n, FD_STEP);
             double err = fabs(num - gr[k]), tol = FD_REL * fabs(num) + FD_ABS;
-            if (err > tol) printf("    %-28s [%6zu] analytic % .6e  numeric % .6e  |diff| %.2g\n", in.name, k, gr[k], num, err);
+            if (err > tol)
+                printf("    %-28s [%6zu] analytic % .6e  numeric % .6e  |diff| %.2g\n", in.name, k, gr[k], num, err);
             if (err / tol > worst) worst = err / tol;
             CHECK(err <= tol, "%s %s[%zu]: analytic %g vs numeric %g", label, in.name, k, gr[k], num);
             checked++;
@@ -243,10 +247,10 @@ static void gradients_match_central_finite_differences(void) {
 /* ---- determinism and equivalences ---- */
 
 typedef struct {
-    int n;           /* tensors */
-    float **g;       /* (n) copies, NULL where not selected */
-    size_t *len;     /* (n) */
-    float *input;    /* input-embedding gradient or NULL */
+    int n;        /* tensors */
+    float **g;    /* (n) copies, NULL where not selected */
+    size_t *len;  /* (n) */
+    float *input; /* input-embedding gradient or NULL */
     size_t input_len;
 } grad_copy;
 
@@ -331,8 +335,11 @@ static void gradients_are_bit_identical_for_1_2_and_3_threads_and_with_recomputa
         int threads;
         bool recompute;
         const char *what;
-    } runs[] = {{2, false, "2 threads"}, {3, false, "3 threads"}, {3, false, "3 threads again"},
-                {2, true, "2 threads, recomputing activations"}, {1, true, "1 thread, recomputing activations"}};
+    } runs[] = {{2, false, "2 threads"},
+                {3, false, "3 threads"},
+                {3, false, "3 threads again"},
+                {2, true, "2 threads, recomputing activations"},
+                {1, true, "1 thread, recomputing activations"}};
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         grad_copy c = run_all(P, tok, 48, runs[r].threads, runs[r].recompute);
         size_t bad = bits_differ(&ref, &c);
@@ -361,7 +368,8 @@ static void selecting_fewer_tensors_leaves_their_gradients_unchanged(void) {
         grad_copy c = snapshot(g, P);
         size_t bad = 0, n = 0;
         for (int i = 0; i < c.n; i++)
-            for (size_t k = 0; c.g[i] && k < c.len[i]; k++, n++) bad += memcmp(&c.g[i][k], &all.g[i][k], sizeof(float)) != 0;
+            for (size_t k = 0; c.g[i] && k < c.len[i]; k++, n++)
+                bad += memcmp(&c.g[i][k], &all.g[i][k], sizeof(float)) != 0;
         printf("    kinds 0x%llx: %zu of %zu entries differ from the all-tensor run\n", (unsigned long long)subsets[s],
                bad, n);
         CHECK(n > 0 && bad == 0, "subset %zu: %zu of %zu differ", s, bad, n);
@@ -379,7 +387,8 @@ static void selecting_fewer_tensors_leaves_their_gradients_unchanged(void) {
     for (int w = 0; g && w < 2; w++) hr_grad_accumulate(g, tok + w * 48, 48, 0.5f, NULL);
     size_t bad = 0, selected = 0;
     for (int i = 0; g && i < nt; i++) selected += hr_grad_tensor(g, i) != NULL;
-    for (size_t k = 0; g && k < all.len[one]; k++) bad += memcmp(&hr_grad_tensor(g, one)[k], &all.g[one][k], sizeof(float)) != 0;
+    for (size_t k = 0; g && k < all.len[one]; k++)
+        bad += memcmp(&hr_grad_tensor(g, one)[k], &all.g[one][k], sizeof(float)) != 0;
     CHECK(selected == 1 && bad == 0, "select[]: %zu tensors selected, %zu entries differ", selected, bad);
     hr_grad_free(g);
     free(sel);
@@ -416,8 +425,8 @@ static void accumulating_two_windows_equals_the_mean_of_their_gradients(void) {
         }
         if (sc > 0) worst = fmax(worst, d / sc);
     }
-    printf("    accumulated vs mean of single windows: worst relative difference %.3g (losses %.6f, %.6f)\n", worst,
-           l0, l1);
+    printf("    accumulated vs mean of single windows: worst relative difference %.3g (losses %.6f, %.6f)\n", worst, l0,
+           l1);
     CHECK(worst < 1e-5, "accumulation: %g", worst);
     snapshot_free(&a), snapshot_free(&b), snapshot_free(&s);
     hr_grad_free(g);
@@ -499,9 +508,10 @@ static void pruned_models_with_uneven_layers_have_exact_gradients(void) {
     CHECK(hr_prune_apply(m, spec, &pm) == HR_OK, "%s", hr_last_error());
     if (pm) {
         const hr_config *c = hr_model_config(pm);
-        printf("    heads per layer %d %d %d %d %d, FFN %d %d %d %d %d\n", hr_config_n_head(c, 0), hr_config_n_head(c, 1),
-               hr_config_n_head(c, 2), hr_config_n_head(c, 3), hr_config_n_head(c, 4), hr_config_n_ff(c, 0),
-               hr_config_n_ff(c, 1), hr_config_n_ff(c, 2), hr_config_n_ff(c, 3), hr_config_n_ff(c, 4));
+        printf("    heads per layer %d %d %d %d %d, FFN %d %d %d %d %d\n", hr_config_n_head(c, 0),
+               hr_config_n_head(c, 1), hr_config_n_head(c, 2), hr_config_n_head(c, 3), hr_config_n_head(c, 4),
+               hr_config_n_ff(c, 0), hr_config_n_ff(c, 1), hr_config_n_ff(c, 2), hr_config_n_ff(c, 3),
+               hr_config_n_ff(c, 4));
         int32_t tok[40];
         int n = story_tokens(tok, 32);
         check_loss_against_inference("pruned stories260K, 32 tokens", pm, tok, n);
@@ -545,7 +555,8 @@ static void bad_windows_and_arguments_fail_with_a_message(void) {
           "%s", hr_grad_last_error(g));
     tok[3] = 97;
     CHECK(hr_grad_loss(g, tok, 8, &loss, NULL) == HR_ERR_INVALID_ARG &&
-              strstr(hr_grad_last_error(g), "outside the vocabulary"), "%s", hr_grad_last_error(g));
+              strstr(hr_grad_last_error(g), "outside the vocabulary"),
+          "%s", hr_grad_last_error(g));
     tok[3] = -1;
     CHECK(hr_grad_accumulate(g, tok, 8, 1.0f, &loss) == HR_ERR_INVALID_ARG, "negative id");
     tok[3] = 4;
@@ -559,7 +570,8 @@ static void bad_windows_and_arguments_fail_with_a_message(void) {
     CHECK(hr_grad_input(g, NULL) == NULL, "no input gradient unless asked");
     CHECK(hr_grad_accumulate(g, tok, 8, 1.0f, &loss) == HR_OK && isfinite(loss), "valid window after errors");
     double l2, l16; /* the shortest window, then a longer one than any before (buffers grow) */
-    CHECK(hr_grad_accumulate(g, tok, 2, 1.0f, &l2) == HR_OK && isfinite(l2), "2-token window: %s", hr_grad_last_error(g));
+    CHECK(hr_grad_accumulate(g, tok, 2, 1.0f, &l2) == HR_OK && isfinite(l2), "2-token window: %s",
+          hr_grad_last_error(g));
     CHECK(hr_grad_accumulate(g, tok, 16, 1.0f, &l16) == HR_OK && isfinite(l16), "16 tokens: %s", hr_grad_last_error(g));
     hr_grad_free(g);
     hr_params_free(P);
@@ -603,7 +615,8 @@ static int write_planted(const char *path) {
     int ok = f != NULL;
     if (ok) {
         size_t nf = PL_SEQ * PL_HD / 2;
-        ok &= fwrite(hdr, 4, 7, f) == 7 && fwrite(emb, 4, PL_V * D, f) == PL_V * D && fwrite(ones, 4, L * D, f) == L * D;
+        ok &=
+            fwrite(hdr, 4, 7, f) == 7 && fwrite(emb, 4, PL_V * D, f) == PL_V * D && fwrite(ones, 4, L * D, f) == L * D;
         ok &= fwrite(wq, 4, L * sq, f) == L * sq && fwrite(wk, 4, L * sq, f) == L * sq;
         ok &= fwrite(wv, 4, L * sq, f) == L * sq && fwrite(wo, 4, L * sq, f) == L * sq;
         ok &= fwrite(ones, 4, L * D, f) == L * D;

@@ -42,7 +42,7 @@ static double rel_diff(const char *label, const float *a, const float *b, size_t
 
 /* (m, k, nc): token edges, column edges (not multiples of 16 / 32), K beyond
  * one 128-block, a single row and column. */
-static const int gemm_shapes[][3] = {{1, 1, 1},     {7, 13, 5},    {8, 64, 32},   {9, 130, 33}, {64, 172, 64},
+static const int gemm_shapes[][3] = {{1, 1, 1},     {7, 13, 5},     {8, 64, 32},    {9, 130, 33}, {64, 172, 64},
                                      {65, 64, 172}, {130, 300, 48}, {17, 257, 100}, {3, 512, 576}};
 
 static void gemm_matches_the_fmaf_chain_bit_for_bit_for_every_layout_and_thread_count(void) {
@@ -206,8 +206,8 @@ static void attention_backward_equals_the_double_reference(void) {
             hr_attn_fwd(p + j * hs, ldp, o + j * hd, qs, q + j * hd, qs, kt, vt, ldp, hd, n, mid, n, scale);
             hr_attn_bwd_rows(ds + j * hs, dq + j * hd, qs, p + j * hs, ldp, dout + j * hd, qs, kt, vt, ldp, hd, n, 0,
                              mid, scale);
-            hr_attn_bwd_rows(ds + j * hs, dq + j * hd, qs, p + j * hs, ldp, dout + j * hd, qs, kt, vt, ldp, hd, n,
-                             mid, n, scale);
+            hr_attn_bwd_rows(ds + j * hs, dq + j * hd, qs, p + j * hs, ldp, dout + j * hd, qs, kt, vt, ldp, hd, n, mid,
+                             n, scale);
         }
         for (int s0 = 0; s0 < n; s0 += 16)
             hr_attn_bwd_keys(dk, dv, (size_t)hd, ds, p, hs, ldp, nq, q, qs, dout, qs, hd, n, s0, s0 + 16, scale);
@@ -225,7 +225,7 @@ static void attention_backward_equals_the_double_reference(void) {
 static void activation_backwards_equal_their_references(void) {
     int n = 1000;
     float *gate = rand_buf((size_t)n, 30), *up = rand_buf((size_t)n, 31), *dh = rand_buf((size_t)n, 32);
-    for (int i = 0; i < n; i++) gate[i] *= 12, up[i] *= 3; /* far into both tails */
+    for (int i = 0; i < n; i++) gate[i] *= 12, up[i] *= 3;        /* far into both tails */
     gate[0] = 0, gate[1] = -100, gate[2] = 100, gate[3] = 1e-30f; /* sigmoid = silu / gate at its edges */
     float *dg = malloc(sizeof(float) * n), *du = malloc(sizeof(float) * n), *rg = malloc(sizeof(float) * n);
     float *ru = malloc(sizeof(float) * n);

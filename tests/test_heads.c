@@ -537,8 +537,8 @@ static void cost_estimates_count_the_forward_work_the_runs_do(void) {
         bool skipped = false;
         for (int i = 0; i < n; i++) skipped |= sel[i] && hr_heads_result_note(r, i)[0];
         for (int k = 0; k < lg.n_phases && k < 2; k++)
-            CHECK(lg.done[k] == lg.total[k] || (k == 0 && skipped), "%s: phase '%s' ended at %lld of %lld",
-                  row->phase, lg.phase[k], (long long)lg.done[k], (long long)lg.total[k]);
+            CHECK(lg.done[k] == lg.total[k] || (k == 0 && skipped), "%s: phase '%s' ended at %lld of %lld", row->phase,
+                  lg.phase[k], (long long)lg.done[k], (long long)lg.total[k]);
         hr_heads_result_free(r);
     }
     f.p.progress_phase = NULL;
@@ -650,7 +650,9 @@ static void method_lists_are_parsed_strictly(void) {
 
 /* ---- successor heads' mod-10 probe ---- */
 
-static float unit_noise(unsigned *s) { return (float)((*s = *s * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0f - 0.5f; }
+static float unit_noise(unsigned *s) {
+    return (float)((*s = *s * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0f - 0.5f;
+}
 
 /* Leave-one-out accuracy by brute force: the primal ridge probe
  * w = (X^T X + lambda I)^-1 X^T Y on [x, 1] refitted without each number
@@ -686,7 +688,8 @@ static double brute_loo(const float *x, const int *v, int n, int dim, double rid
         double bv = -1e300;
         for (int k = 0; k < 10; k++) {
             double y = 0;
-            for (int r = 0; r < D; r++) y += (r < dim ? x[out * dim + r] : 1.0) * a[r * (D + 10) + D + k] / a[r * (D + 10) + r];
+            for (int r = 0; r < D; r++)
+                y += (r < dim ? x[out * dim + r] : 1.0) * a[r * (D + 10) + D + k] / a[r * (D + 10) + r];
             if (y > bv) bv = y, best = k;
         }
         right += best == v[out] % 10;
@@ -735,7 +738,8 @@ static void stories260k_has_only_the_digits_as_single_number_tokens(void) {
     hr_context *ctx = NULL;
     CHECK(hr_model_load(SHARED("models/stories260K/stories260K.bin"), &m) == HR_OK &&
               hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) == HR_OK &&
-              hr_context_new(m, NULL, &ctx) == HR_OK, "%s", hr_last_error());
+              hr_context_new(m, NULL, &ctx) == HR_OK,
+          "%s", hr_last_error());
     int values[101];
     hr_mod10_probe pr;
     if (ctx && tok) {

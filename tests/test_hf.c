@@ -14,41 +14,49 @@
 
 static hr_status parse(const char *json, hr_config *c) { return hr_hf_parse_config(json, strlen(json), c, NULL); }
 
-#define LLAMA_BASE "\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4," \
-                   "\"intermediate_size\":96,\"max_position_embeddings\":128,\"vocab_size\":100"
-#define GPT2_BASE "\"model_type\":\"gpt2\",\"n_embd\":64,\"n_layer\":2,\"n_head\":4,\"n_positions\":32,\"vocab_size\":50"
+#define LLAMA_BASE                                                                                                     \
+    "\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"                   \
+    "\"intermediate_size\":96,\"max_position_embeddings\":128,\"vocab_size\":100"
+#define GPT2_BASE                                                                                                      \
+    "\"model_type\":\"gpt2\",\"n_embd\":64,\"n_layer\":2,\"n_head\":4,\"n_positions\":32,\"vocab_size\":50"
 
 static void llama3_config_reads_every_field(void) {
     hr_config c;
     hr_hf_extra ex;
-    const char *j = "{\"model_type\":\"llama\",\"hidden_size\":2048,\"num_hidden_layers\":16,\"num_attention_heads\":32,"
-                    "\"num_key_value_heads\":8,\"head_dim\":64,\"intermediate_size\":8192,\"max_position_embeddings\":131072,"
-                    "\"rms_norm_eps\":1e-05,\"rope_theta\":500000.0,\"vocab_size\":128256,\"tie_word_embeddings\":true,"
-                    "\"bos_token_id\":128000,\"eos_token_id\":[128001,128008],\"hidden_act\":\"silu\","
-                    "\"rope_scaling\":{\"factor\":32.0,\"high_freq_factor\":4.0,\"low_freq_factor\":1.0,"
-                    "\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"}}";
+    const char *j =
+        "{\"model_type\":\"llama\",\"hidden_size\":2048,\"num_hidden_layers\":16,\"num_attention_heads\":32,"
+        "\"num_key_value_heads\":8,\"head_dim\":64,\"intermediate_size\":8192,\"max_position_embeddings\":131072,"
+        "\"rms_norm_eps\":1e-05,\"rope_theta\":500000.0,\"vocab_size\":128256,\"tie_word_embeddings\":true,"
+        "\"bos_token_id\":128000,\"eos_token_id\":[128001,128008],\"hidden_act\":\"silu\","
+        "\"rope_scaling\":{\"factor\":32.0,\"high_freq_factor\":4.0,\"low_freq_factor\":1.0,"
+        "\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"}}";
     CHECK(hr_hf_parse_config(j, strlen(j), &c, &ex) == HR_OK, "%s", hr_last_error());
     CHECK(c.arch == HR_ARCH_LLAMA && c.dim == 2048 && c.n_layers == 16 && c.n_head[15] == 32 && c.n_head_kv[0] == 8 &&
-              c.head_dim == 64 && c.n_ff[3] == 8192 && c.seq_len == 131072 && c.vocab_size == 128256, "sizes");
+              c.head_dim == 64 && c.n_ff[3] == 8192 && c.seq_len == 131072 && c.vocab_size == 128256,
+          "sizes");
     CHECK(c.norm_eps == 1e-5f && c.rope_theta == 500000.0f && c.tied_classifier, "floats and tie");
     CHECK(c.rope_scaling.llama3 && c.rope_scaling.factor == 32.0f && c.rope_scaling.low_freq_factor == 1.0f &&
-              c.rope_scaling.high_freq_factor == 4.0f && c.rope_scaling.original_ctx == 8192, "rope scaling");
+              c.rope_scaling.high_freq_factor == 4.0f && c.rope_scaling.original_ctx == 8192,
+          "rope scaling");
     CHECK(ex.bos_id == 128000 && ex.eos_id == 128001, "bos %d eos %d", ex.bos_id, ex.eos_id);
     CHECK(c.norm == HR_NORM_RMS && !c.qkv_bias, "llama traits");
 }
 
 static void qwen2_mistral_and_gpt2_configs_set_their_traits(void) {
     hr_config c;
-    const char *q = "{\"model_type\":\"qwen2\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
-                    "\"num_key_value_heads\":2,\"intermediate_size\":96,\"max_position_embeddings\":64,\"vocab_size\":97}";
+    const char *q =
+        "{\"model_type\":\"qwen2\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+        "\"num_key_value_heads\":2,\"intermediate_size\":96,\"max_position_embeddings\":64,\"vocab_size\":97}";
     CHECK(parse(q, &c) == HR_OK && c.arch == HR_ARCH_QWEN2 && c.qkv_bias && !c.out_bias && c.head_dim == 16 &&
-              c.norm_eps == 1e-6f && !c.tied_classifier, "qwen2: %s", hr_last_error());
+              c.norm_eps == 1e-6f && !c.tied_classifier,
+          "qwen2: %s", hr_last_error());
     const char *mi = "{\"model_type\":\"mistral\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
                      "\"intermediate_size\":96,\"max_position_embeddings\":128,\"vocab_size\":100}";
     CHECK(parse(mi, &c) == HR_OK && c.arch == HR_ARCH_LLAMA && c.n_head_kv[0] == 4, "mistral: %s", hr_last_error());
     const char *g = "{" GPT2_BASE ",\"n_inner\":null,\"n_ctx\":32,\"layer_norm_epsilon\":1e-5}";
     CHECK(parse(g, &c) == HR_OK && c.arch == HR_ARCH_GPT2 && c.n_ff[0] == 256 && c.seq_len == 32 && c.tied_classifier &&
-              c.norm == HR_NORM_LAYER && c.pos == HR_POS_LEARNED && c.mlp_bias, "gpt2: %s", hr_last_error());
+              c.norm == HR_NORM_LAYER && c.pos == HR_POS_LEARNED && c.mlp_bias,
+          "gpt2: %s", hr_last_error());
     const char *lb = "{" LLAMA_BASE ",\"attention_bias\":true}";
     CHECK(parse(lb, &c) == HR_OK && c.qkv_bias && c.out_bias, "llama attention_bias");
 }
@@ -70,24 +78,33 @@ static void hostile_or_incomplete_configs_fail_clearly(void) {
     expect(HR_ERR_FORMAT, "{\"model_type\":\"llama\",\"hidden_size\":64.5}", "not an integer");
     expect(HR_ERR_FORMAT, "{\"model_type\":\"llama\",\"hidden_size\":-64}", "out of range");
     expect(HR_ERR_FORMAT, "{" LLAMA_BASE ",\"num_key_value_heads\":3}", "cannot share");
-    expect(HR_ERR_FORMAT, "{\"model_type\":\"llama\",\"hidden_size\":65,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
-                          "\"intermediate_size\":96,\"max_position_embeddings\":128,\"vocab_size\":100}", "not a multiple");
+    expect(HR_ERR_FORMAT,
+           "{\"model_type\":\"llama\",\"hidden_size\":65,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+           "\"intermediate_size\":96,\"max_position_embeddings\":128,\"vocab_size\":100}",
+           "not a multiple");
     expect(HR_ERR_FORMAT, "{" LLAMA_BASE ",\"num_hidden_layers\":3}", "gives 'num_hidden_layers' twice");
-    expect(HR_ERR_FORMAT, "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":100000}", "num_hidden_layers");
-    expect(HR_ERR_FORMAT, "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
-                          "\"intermediate_size\":96,\"max_position_embeddings\":128}", "vocab_size");
+    expect(HR_ERR_FORMAT, "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":100000}",
+           "num_hidden_layers");
+    expect(HR_ERR_FORMAT,
+           "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+           "\"intermediate_size\":96,\"max_position_embeddings\":128}",
+           "vocab_size");
     expect(HR_ERR_FORMAT, "{" LLAMA_BASE ",\"rms_norm_eps\":\"small\"}", "rms_norm_eps");
     expect(HR_ERR_FORMAT, "{" LLAMA_BASE ",\"tie_word_embeddings\":1}", "true/false");
     expect(HR_ERR_UNSUPPORTED, "{" LLAMA_BASE ",\"hidden_act\":\"relu\"}", "hidden_act");
     expect(HR_ERR_UNSUPPORTED, "{" LLAMA_BASE ",\"mlp_bias\":true}", "mlp_bias");
     expect(HR_ERR_UNSUPPORTED, "{" LLAMA_BASE ",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}}", "yarn");
-    expect(HR_ERR_FORMAT, "{" LLAMA_BASE ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8}}", "low_freq_factor");
-    expect(HR_ERR_FORMAT, "{" LLAMA_BASE ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":4,"
-                          "\"high_freq_factor\":1,\"original_max_position_embeddings\":8192}}", "invalid");
+    expect(HR_ERR_FORMAT, "{" LLAMA_BASE ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8}}",
+           "low_freq_factor");
+    expect(HR_ERR_FORMAT,
+           "{" LLAMA_BASE ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":4,"
+           "\"high_freq_factor\":1,\"original_max_position_embeddings\":8192}}",
+           "invalid");
     expect(HR_ERR_FORMAT, "{" LLAMA_BASE ",\"rope_scaling\":[1]}", "not an object");
     expect(HR_ERR_FORMAT, "{" GPT2_BASE ",\"hidden_size\":32}", "contradicts");
     expect(HR_ERR_FORMAT, "{" GPT2_BASE ",\"n_ctx\":64}", "contradicts");
-    expect(HR_ERR_FORMAT, "{\"model_type\":\"gpt2\",\"n_embd\":64,\"n_layer\":2,\"n_head\":4,\"vocab_size\":50}", "n_positions");
+    expect(HR_ERR_FORMAT, "{\"model_type\":\"gpt2\",\"n_embd\":64,\"n_layer\":2,\"n_head\":4,\"vocab_size\":50}",
+           "n_positions");
     expect(HR_ERR_UNSUPPORTED, "{" GPT2_BASE ",\"activation_function\":\"relu\"}", "activation_function");
     char deep[300];
     memset(deep, '[', 100);
@@ -145,7 +162,8 @@ static void folders_without_config_or_weights_are_rejected(void) {
     expect_load_error(d, HR_ERR_NOT_FOUND, "neither model.safetensors");
     const char *d2 = make_folder("rawfile");
     hr_model *m = NULL;
-    CHECK(hr_model_load(path_in(d2, "model.safetensors"), &m) == HR_ERR_FORMAT && strstr(hr_last_error(), "Hugging Face folder"),
+    CHECK(hr_model_load(path_in(d2, "model.safetensors"), &m) == HR_ERR_FORMAT &&
+              strstr(hr_last_error(), "Hugging Face folder"),
           "a bare safetensors file points at its folder: %s", hr_last_error());
 }
 

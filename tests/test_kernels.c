@@ -32,8 +32,8 @@ static size_t n_bits_differ(const float *a, const float *b, size_t n) {
 /* Shapes cover one token (GEMV), 2-3 tokens (per-token chains), partial
  * 8-token tiles, odd panel counts, d_out not a multiple of 16 and d_in
  * beyond one 256-wide K block. */
-static const int shapes[][3] = {{1, 64, 64},   {1, 67, 13},     {1, 576, 1536}, {3, 64, 172},  {17, 100, 33},
-                                {64, 576, 192}, {9, 600, 48},   {130, 300, 80}, {8, 513, 16}, {21, 1536, 40}};
+static const int shapes[][3] = {{1, 64, 64},    {1, 67, 13},  {1, 576, 1536}, {3, 64, 172}, {17, 100, 33},
+                                {64, 576, 192}, {9, 600, 48}, {130, 300, 80}, {8, 513, 16}, {21, 1536, 40}};
 
 static void matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit(void) {
     for (int threads = 1; threads <= 3; threads++) {
@@ -42,7 +42,8 @@ static void matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit(void)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int n = shapes[s][0], din = shapes[s][1], dout = shapes[s][2];
             float *x = rand_buf((size_t)n * din, 1), *w = rand_buf((size_t)dout * din, 2), *wp = packed(w, dout, din);
-            float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4), *yc = calloc((size_t)n * dout, 4);
+            float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4),
+                  *yc = calloc((size_t)n * dout, 4);
             hr_matmul(pool, y, x, wp, n, din, dout);
             hr_matmul_ref(yr, x, w, n, din, dout);
             hr_matmul_packed_ref(yc, x, wp, n, din, dout);
@@ -232,7 +233,8 @@ static void vectorised_exp_sums_and_log_probabilities_match_references(void) {
         free(x), free(y);
     }
     printf("    max differences: sum_exp %.3g (relative, vs libm), logsumexp %.3g, llama.cpp NLL %.3g, dot %.3g "
-           "(vs long double)\n", worst_sum, worst_lse, worst_nll, worst_dot);
+           "(vs long double)\n",
+           worst_sum, worst_lse, worst_nll, worst_dot);
     float small[19]; /* terms below the cut-off are 0 in the vector lanes and the tail; e^0 is exact */
     for (int i = 0; i < 19; i++) small[i] = -800;
     small[5] = 0;
@@ -244,7 +246,8 @@ static void attention_scores_and_values_on_transposed_cache_match_references(voi
     for (int c = 0; c < 4; c++) {
         int hd = cases[c][0], ld = cases[c][1], len = cases[c][2];
         float *q = rand_buf((size_t)hd, 30), *kt = rand_buf((size_t)hd * ld, 31);
-        float *s = calloc((size_t)ld, 4), *r = calloc((size_t)ld, 4), *o = calloc((size_t)hd, 4), *od = calloc((size_t)hd, 4);
+        float *s = calloc((size_t)ld, 4), *r = calloc((size_t)ld, 4), *o = calloc((size_t)hd, 4),
+              *od = calloc((size_t)hd, 4);
         hr_attn_scores(s, q, kt, ld, hd, len, 0.5f);
         hr_attn_scores_ref(r, q, kt, ld, hd, len, 0.5f);
         CHECK(hr_t_maxdiff("attention scores", s, r, (size_t)len) < 1e-5, "case %d", c);
@@ -272,7 +275,8 @@ static void multi_query_attention_equals_one_query_at_a_time_bit_for_bit(void) {
                 hr_attn_scores(s1, q + (size_t)i * hd, kt, ld, hd, len[i], 0.3f);
                 hr_softmax(s1, len[i]);
                 hr_attn_values(o1, s1, vt, ld, hd, len[i]);
-                bad += n_bits_differ(s + (size_t)i * ctx, s1, (size_t)len[i]) + n_bits_differ(o + (size_t)i * hd, o1, (size_t)hd);
+                bad += n_bits_differ(s + (size_t)i * ctx, s1, (size_t)len[i]) +
+                       n_bits_differ(o + (size_t)i * hd, o1, (size_t)hd);
             }
             CHECK(bad == 0, "%d queries from length %d: %zu values differ", nq, base + 1, bad);
             free(s), free(o), free(s1);

@@ -27,8 +27,7 @@ static float *run(const hr_kv_plan *plan, bool decode, size_t *kv_bytes) {
     hr_status st = hr_context_new(model, &p, &ctx);
     if (st == HR_OK && decode)
         for (int t = 0; t < N && st == HR_OK; t++) st = hr_forward(ctx, &toks[t], 1, lg + (size_t)t * V, false);
-    else if (st == HR_OK)
-        st = hr_forward(ctx, toks, N, lg, true);
+    else if (st == HR_OK) st = hr_forward(ctx, toks, N, lg, true);
     if (st != HR_OK) {
         fprintf(stderr, "run failed: %s\n", hr_last_error());
         free(lg);
@@ -152,7 +151,8 @@ static void heavy_hitter_cache_stays_within_its_budget(void) {
     CHECK(a != NULL, "heavy run failed");
     if (a) {
         CHECK(hr_t_maxdiff("heavy first 24 positions vs full", a, full, (size_t)24 * V) <= 1e-6, "differ early");
-        double d = hr_t_maxdiff("heavy later positions vs full", a + (size_t)60 * V, full + (size_t)60 * V, (size_t)60 * V);
+        double d =
+            hr_t_maxdiff("heavy later positions vs full", a + (size_t)60 * V, full + (size_t)60 * V, (size_t)60 * V);
         CHECK(d > 1e-4 && isfinite(d), "eviction changed nothing or broke the logits");
     }
     /* 24 instead of 256 slots; the gather buffer holds n_batch (256) batch rows per KV head
@@ -174,7 +174,8 @@ static char *write_temp(const char *text) {
 
 static void plan_files_round_trip_and_bad_plans_are_rejected(void) {
     hr_kv_plan *p = NULL;
-    const char *good = "# mixed\ndefault streaming sink=4 window=32\nlayer 2 full\nhead 4 1 heavy budget=20 window=10\n";
+    const char *good =
+        "# mixed\ndefault streaming sink=4 window=32\nlayer 2 full\nhead 4 1 heavy budget=20 window=10\n";
     char *path = write_temp(good);
     CHECK(hr_kv_plan_load(path, cfg, &p) == HR_OK, "%s", hr_last_error());
     if (p) {
@@ -187,17 +188,21 @@ static void plan_files_round_trip_and_bad_plans_are_rejected(void) {
         for (int l = 0; q && l < cfg->n_layers; l++)
             for (int g = 0; g < cfg->n_head_kv[l]; g++)
                 CHECK(memcmp(&(hr_kv_policy){hr_kv_plan_get(p, l, g).kind, hr_kv_plan_get(p, l, g).sink,
-                                              hr_kv_plan_get(p, l, g).window, hr_kv_plan_get(p, l, g).budget},
+                                             hr_kv_plan_get(p, l, g).window, hr_kv_plan_get(p, l, g).budget},
                              &(hr_kv_policy){hr_kv_plan_get(q, l, g).kind, hr_kv_plan_get(q, l, g).sink,
-                                              hr_kv_plan_get(q, l, g).window, hr_kv_plan_get(q, l, g).budget},
+                                             hr_kv_plan_get(q, l, g).window, hr_kv_plan_get(q, l, g).budget},
                              sizeof(hr_kv_policy)) == 0,
                       "layer %d head %d differs after save/load", l, g);
         hr_kv_plan_free(q);
         hr_kv_plan_free(p);
     }
     if (path) unlink(path);
-    const char *bad[] = {"default fancy\n", "head 9 0 full\n", "head 0 7 full\n", "layer 0 streaming window=abc\n",
-                         "layer 0 streaming colour=3\n", "nonsense\n"};
+    const char *bad[] = {"default fancy\n",
+                         "head 9 0 full\n",
+                         "head 0 7 full\n",
+                         "layer 0 streaming window=abc\n",
+                         "layer 0 streaming colour=3\n",
+                         "nonsense\n"};
     for (int i = 0; i < 6; i++) {
         p = NULL;
         path = write_temp(bad[i]);
@@ -305,10 +310,11 @@ static void ref_forward(ref_run *R) {
     double *x = calloc((size_t)RN * D, sizeof(double)), *xb = calloc((size_t)D, sizeof(double));
     double *q = calloc((size_t)RN * H * hd, sizeof(double)), *att = calloc((size_t)RN * H * hd, sizeof(double));
     double *K = calloc(LN * KV * hd, sizeof(double)), *Vc = calloc(LN * KV * hd, sizeof(double)); // (L, RN, KV*hd)
-    double *acc = calloc(LN * KV, sizeof(double));      // (L, KV, RN) accumulated attention per position
-    int *held = calloc(LN * KV, sizeof(int));           // (L, KV, RN) held positions, ascending
+    double *acc = calloc(LN * KV, sizeof(double)); // (L, KV, RN) accumulated attention per position
+    int *held = calloc(LN * KV, sizeof(int));      // (L, KV, RN) held positions, ascending
     int *n_held = calloc((size_t)L * KV, sizeof(int));
-    double *p = calloc(RN, sizeof(double)), *bacc = calloc(RN, sizeof(double)), *hbuf = calloc((size_t)F, sizeof(double));
+    double *p = calloc(RN, sizeof(double)), *bacc = calloc(RN, sizeof(double)),
+           *hbuf = calloc((size_t)F, sizeof(double));
     int *S = calloc(RN, sizeof(int));
     R->min_margin = INFINITY;
     R->evictions = 0;
@@ -393,7 +399,8 @@ static void ref_forward(ref_run *R) {
             }
             for (int t = 0; t < n; t++) {
                 double *xt = x + (size_t)t * D;
-                for (int i = 0; i < D; i++) xt[i] += dot_wd(lw->wo + (size_t)i * H * hd, att + (size_t)t * H * hd, H * hd);
+                for (int i = 0; i < D; i++)
+                    xt[i] += dot_wd(lw->wo + (size_t)i * H * hd, att + (size_t)t * H * hd, H * hd);
                 rmsnorm_d(xb, xt, lw->ffn_norm, D, c->norm_eps);
                 for (int j = 0; j < F; j++) {
                     double gt = dot_wd(lw->w_gate + (size_t)j * D, xb, D), up = dot_wd(lw->w_up + (size_t)j * D, xb, D);
@@ -404,7 +411,8 @@ static void ref_forward(ref_run *R) {
         }
         for (int t = 0; t < n; t++) {
             rmsnorm_d(xb, x + (size_t)t * D, w->out_norm, D, c->norm_eps);
-            for (int v = 0; v < Vv; v++) R->logits[(size_t)(p0 + t) * Vv + v] = dot_wd(w->output + (size_t)v * D, xb, D);
+            for (int v = 0; v < Vv; v++)
+                R->logits[(size_t)(p0 + t) * Vv + v] = dot_wd(w->output + (size_t)v * D, xb, D);
         }
     }
     free(x), free(xb), free(q), free(att), free(K), free(Vc), free(acc), free(held), free(n_held);
@@ -488,8 +496,8 @@ static void check_against_reference(const char *name, const hr_kv_plan *plan, bo
                "another support; %d evictions, smallest eviction margin %.3g\n",
                name, Bs[k], dm, sp.mismatched, sp.rows, R.evictions, R.min_margin);
         CHECK(dm > 1e-2, "%s: the mask changes nothing (%.3g), the comparison proves nothing", name, dm);
-        CHECK(sp.rows == (long)RN * (long)LH && sp.mismatched == 0, "%s batch %d: %ld of %ld rows see other keys",
-              name, Bs[k], sp.mismatched, sp.rows);
+        CHECK(sp.rows == (long)RN * (long)LH && sp.mismatched == 0, "%s batch %d: %ld of %ld rows see other keys", name,
+              Bs[k], sp.mismatched, sp.rows);
         if (expect_evictions) {
             CHECK(R.evictions > 0, "%s: no heavy-hitter eviction happened", name);
             /* A decision closer than float accumulation could resolve would make the replay ambiguous. */
@@ -592,7 +600,8 @@ static void kv_bytes_are_the_stores_plus_the_gather_buffer_by_formula(void) {
     hr_kv_plan_set(mixed, 0, 0, (hr_kv_policy){HR_KV_STREAMING, 4, 40, 0});
     hr_kv_plan_set(mixed, 2, 3, (hr_kv_policy){HR_KV_HEAVY, 0, 8, 12});
     size_t want = expected_kv_bytes(cfg, mixed, 256, 32), got = engine_kv_bytes(model, mixed, 256, 32);
-    printf("    mixed plan (1 streaming, 1 heavy, 18 full KV heads), ctx 256, batch 32: %zu bytes (formula %zu)\n", got, want);
+    printf("    mixed plan (1 streaming, 1 heavy, 18 full KV heads), ctx 256, batch 32: %zu bytes (formula %zu)\n", got,
+           want);
     CHECK(got == want, "mixed: %zu bytes, formula %zu", got, want);
     hr_kv_plan_free(mixed);
 }

@@ -126,7 +126,8 @@ static void expect_load_failure(const unsigned char *data, size_t len, const cha
 }
 
 static void truncated_and_hostile_model_files_fail_with_a_message(void) {
-    const char *files[] = {SHARED("models/stories260K/stories260K.bin"), SHARED("models/stories260K/stories260K_q8.bin"),
+    const char *files[] = {SHARED("models/stories260K/stories260K.bin"),
+                           SHARED("models/stories260K/stories260K_q8.bin"),
                            SHARED("models/stories260K/stories260K.gguf")};
     for (int f = 0; f < 3; f++) {
         size_t len = 0;
@@ -142,10 +143,14 @@ static void truncated_and_hostile_model_files_fail_with_a_message(void) {
         free(b);
     }
     /* llama2.c headers with absurd or overflowing dimensions. */
-    int32_t hdrs[][7] = {{1 << 30, 172, 5, 8, 4, 512, 512},   {64, 172, 1 << 30, 8, 4, 512, 512},
-                         {64, 172, 5, 8, 4, 1 << 30, 512},    {64, 1 << 30, 5, 8, 4, 512, 512},
-                         {64, 172, 5, 0, 4, 512, 512},        {64, 172, 5, 8, 3, 512, 512},
-                         {64, 172, 5, 8, 4, INT32_MIN, 512},  {64, 172, 5, 8, 4, 512, -1},
+    int32_t hdrs[][7] = {{1 << 30, 172, 5, 8, 4, 512, 512},
+                         {64, 172, 1 << 30, 8, 4, 512, 512},
+                         {64, 172, 5, 8, 4, 1 << 30, 512},
+                         {64, 1 << 30, 5, 8, 4, 512, 512},
+                         {64, 172, 5, 0, 4, 512, 512},
+                         {64, 172, 5, 8, 3, 512, 512},
+                         {64, 172, 5, 8, 4, INT32_MIN, 512},
+                         {64, 172, 5, 8, 4, 512, -1},
                          {65536, 262143, 256, 1024, 1024, 4194303, 4194303}};
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
         unsigned char buf[64] = {0};
@@ -219,7 +224,8 @@ static void every_architecture_row_names_each_of_its_weights_once(void) {
     for (int a = 0; hr_arch_info_of((hr_arch)a); a++, rows++) {
         const hr_arch_info *ai = hr_arch_info_of((hr_arch)a);
         CHECK(ai->arch == (hr_arch)a && strcmp(hr_arch_name((hr_arch)a), ai->name) == 0, "row %d id/name", a);
-        CHECK(ai->gguf_names[0] && ai->hf_model_types[0] && ai->hf_class && ai->hf_prefix && ai->hf_layer, "%s: names", ai->name);
+        CHECK(ai->gguf_names[0] && ai->hf_model_types[0] && ai->hf_class && ai->hf_prefix && ai->hf_layer, "%s: names",
+              ai->name);
         hr_config c;
         memset(&c, 0, sizeof c);
         hr_config_set_arch(&c, (hr_arch)a);
@@ -242,12 +248,14 @@ static void every_architecture_row_names_each_of_its_weights_once(void) {
         for (int s = HR_SLOT_TOK_EMBD; s < HR_SLOT_OUTPUT; s++) want += hr_slot_expected(&c, -1, (hr_slot)s);
         CHECK(model_slots == want, "%s: %d of %d model tensors named (lm_head aside)", ai->name, model_slots, want);
         for (int k = 0; k < 4 && ai->gguf_names[k]; k++) {
-            for (int i = 0; i < n_gguf; i++) CHECK(strcmp(seen_gguf[i], ai->gguf_names[k]) != 0, "GGUF name '%s' twice", seen_gguf[i]);
+            for (int i = 0; i < n_gguf; i++)
+                CHECK(strcmp(seen_gguf[i], ai->gguf_names[k]) != 0, "GGUF name '%s' twice", seen_gguf[i]);
             if (n_gguf < 32) seen_gguf[n_gguf++] = ai->gguf_names[k];
             CHECK(hr_arch_by_gguf_name(ai->gguf_names[k]) == ai, "GGUF name %s", ai->gguf_names[k]);
         }
         for (int k = 0; k < 4 && ai->hf_model_types[k]; k++) {
-            for (int i = 0; i < n_hf; i++) CHECK(strcmp(seen_hf[i], ai->hf_model_types[k]) != 0, "model_type '%s' twice", seen_hf[i]);
+            for (int i = 0; i < n_hf; i++)
+                CHECK(strcmp(seen_hf[i], ai->hf_model_types[k]) != 0, "model_type '%s' twice", seen_hf[i]);
             if (n_hf < 32) seen_hf[n_hf++] = ai->hf_model_types[k];
             CHECK(hr_arch_by_hf_model_type(ai->hf_model_types[k]) == ai, "model_type %s", ai->hf_model_types[k]);
         }

@@ -15,7 +15,7 @@
 
 #define MODEL SHARED("models/stories260K/stories260K.bin")
 
-static const int32_t k_tokens[] = {1, 403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
+static const int32_t k_tokens[] = {1,   403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
                                    284, 266, 292, 343, 261, 378, 429, 360, 370, 300, 322, 411, 290, 268, 407, 270};
 enum { N_TOK = sizeof k_tokens / sizeof k_tokens[0] };
 
@@ -63,8 +63,7 @@ static float *gates_all_one(const hr_model *m) {
 static void compare(const char *label, const hr_model *a, const float *ga, const hr_model *b, const float *gb) {
     float *la = run_logits(a, ga), *lb = run_logits(b, gb);
     CHECK(la && lb, "forward failed: %s", hr_last_error());
-    if (la && lb)
-    {
+    if (la && lb) {
         size_t n = (size_t)N_TOK * hr_model_config(a)->vocab_size;
         /* The products skip a removed column exactly as they add a zeroed
          * input (src/engine/kernels.h), so the criterion (1e-5) is met
@@ -308,8 +307,7 @@ static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(vo
     CHECK(removed == 4, "removed %d", removed);
     hr_prune_layer_result res[HR_MAX_LAYERS];
     CHECK(hr_prune_check(m, s, res) == HR_OK, "plan not applicable: %s", hr_last_error());
-    CHECK(res[0].n_head == 4 && res[1].n_head == 8, "layer 0 keeps %d, layer 1 keeps %d", res[0].n_head,
-          res[1].n_head);
+    CHECK(res[0].n_head == 4 && res[1].n_head == 8, "layer 0 keeps %d, layer 1 keeps %d", res[0].n_head, res[1].n_head);
     hr_prune_spec_free(s);
     /* over budget: more than can go while every layer keeps a head */
     hr_prune_spec_new(m, &s);
@@ -328,7 +326,8 @@ static void the_planner_removes_the_lowest_scored_heads_and_keeps_groups_even(vo
     CHECK(plan_heads(m, sc, imp, 8, HR_BUDGET_CFSP, s, &removed) == HR_OK, "%s", hr_last_error());
     CHECK(hr_prune_check(m, s, res) == HR_OK, "%s", hr_last_error());
     for (int l = 0; l < L; l++)
-        if (l != 3) CHECK(res[3].n_head < res[l].n_head, "layer 3 keeps %d, layer %d %d", res[3].n_head, l, res[l].n_head);
+        if (l != 3)
+            CHECK(res[3].n_head < res[l].n_head, "layer 3 keeps %d, layer %d %d", res[3].n_head, l, res[l].n_head);
     hr_prune_spec_free(s);
     free(sc);
     hr_model_free(m);
@@ -456,8 +455,8 @@ static void the_planner_removes_exactly_what_even_groups_allow(void) {
     struct {
         int L, nh[3], nkv[3];
     } shapes[] = {
-        {3, {8, 8, 8}, {4, 4, 4}}, {2, {8, 8}, {2, 2}}, {3, {6, 6, 4}, {2, 2, 4}}, {3, {6, 8, 4}, {3, 4, 1}},
-        {2, {4, 4}, {1, 1}},
+        {3, {8, 8, 8}, {4, 4, 4}}, {2, {8, 8}, {2, 2}}, {3, {6, 6, 4}, {2, 2, 4}},
+        {3, {6, 8, 4}, {3, 4, 1}}, {2, {4, 4}, {1, 1}},
     };
     int cases = 0, exact = 0, nearest = 0, refused = 0, failures_before = hr_t_failures;
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
@@ -495,7 +494,8 @@ static void the_planner_removes_exactly_what_even_groups_allow(void) {
                         if (hr_prune_spec_keeps_head(s, l, h)) kept++, keep += sc[l * mh + h];
                 int removed = max_t + L - kept;
                 if (strict && want != n) {
-                    CHECK(st == HR_ERR_RANGE && removed == 0, "shape %zu n %d strict: status %d, %d removed", k, n, st, removed);
+                    CHECK(st == HR_ERR_RANGE && removed == 0, "shape %zu n %d strict: status %d, %d removed", k, n, st,
+                          removed);
                     refused++;
                     hr_prune_spec_free(s);
                     continue;
@@ -519,8 +519,9 @@ static void the_planner_removes_exactly_what_even_groups_allow(void) {
             }
         free(m);
     }
-    printf("    %d plans against brute force: %d exact, %d nearest with a reason, %d refused (strict), %d failed checks\n",
-           cases, exact, nearest, refused, hr_t_failures - failures_before);
+    printf(
+        "    %d plans against brute force: %d exact, %d nearest with a reason, %d refused (strict), %d failed checks\n",
+        cases, exact, nearest, refused, hr_t_failures - failures_before);
 }
 
 static void neuron_amounts_are_exact_unless_uniform_needs_a_multiple_of_the_layers(void) {
@@ -536,20 +537,22 @@ static void neuron_amounts_are_exact_unless_uniform_needs_a_multiple_of_the_laye
     hr_prune_spec *s = NULL;
     hr_prune_spec_new(m, &s);
     CHECK(hr_prune_plan_ff(m, (const float *const *)sc, NULL, 101, &pp, s, &r) == HR_OK && r.removed == 101 &&
-              !r.reason[0], "global 101: %lld, %s", (long long)r.removed, hr_last_error());
+              !r.reason[0],
+          "global 101: %lld, %s", (long long)r.removed, hr_last_error());
     hr_prune_spec_free(s);
     pp.budget = HR_BUDGET_PER_LAYER;
     pp.uniform = true;
     hr_prune_spec_new(m, &s);
     /* 5 layers: 101 is not a multiple, 100 is the nearest */
     CHECK(hr_prune_plan_ff(m, (const float *const *)sc, NULL, 101, &pp, s, &r) == HR_OK && r.removed == 100 &&
-              strstr(r.reason, "every one of the 5 layers loses the same number"), "uniform 101: %lld, '%s' %s",
-          (long long)r.removed, r.reason, hr_last_error());
+              strstr(r.reason, "every one of the 5 layers loses the same number"),
+          "uniform 101: %lld, '%s' %s", (long long)r.removed, r.reason, hr_last_error());
     hr_prune_spec_free(s);
     pp.strict = true;
     hr_prune_spec_new(m, &s);
     CHECK(hr_prune_plan_ff(m, (const float *const *)sc, NULL, 101, &pp, s, &r) == HR_ERR_RANGE &&
-              strstr(hr_last_error(), "cannot remove exactly 101 neurons"), "%s", hr_last_error());
+              strstr(hr_last_error(), "cannot remove exactly 101 neurons"),
+          "%s", hr_last_error());
     hr_prune_spec_free(s);
     for (int l = 0; l < c->n_layers; l++) free(sc[l]);
     hr_model_free(m);
@@ -594,8 +597,8 @@ static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_remove
     hr_prune_result *r = NULL;
     CHECK(hr_prune_run(m, NULL, &p, &r) == HR_OK, "%s", hr_last_error());
     const hr_prune_plan_result *h = hr_prune_result_heads(r);
-    CHECK(h && h->requested == 10 && h->removed == 10, "25%%: asked %lld, removed %lld", h ? (long long)h->requested : -1,
-          h ? (long long)h->removed : -1);
+    CHECK(h && h->requested == 10 && h->removed == 10, "25%%: asked %lld, removed %lld",
+          h ? (long long)h->requested : -1, h ? (long long)h->removed : -1);
     int kept = 0;
     for (int l = 0; r && l < 5; l++) kept += hr_config_n_head(hr_model_config(hr_prune_result_model(r)), l);
     CHECK(kept == 30, "the pruned model keeps %d heads", kept);
@@ -604,7 +607,8 @@ static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_remove
     CHECK(hr_prune_report_json(r, &meta, &json) == HR_OK && json, "%s", hr_last_error());
     CHECK(json && strstr(json, "\"format\":\t\"headroom.prune\"") && strstr(json, "\"heads_requested\":\t\"25%\"") &&
               strstr(json, "\"heads_requested_count\":\t10") && strstr(json, "\"heads_removed\":\t10") &&
-              !strstr(json, "heads_reason"), "report: %.400s", json ? json : "");
+              !strstr(json, "heads_reason"),
+          "report: %.400s", json ? json : "");
     hr_free(json);
     hr_prune_result_free(r);
     hr_model_free(m);
@@ -620,8 +624,8 @@ static float rnd(unsigned *s) { return (float)((*s = *s * 1103515245u + 12345u) 
  * uniform in +-scale/2. */
 static int write_random_model(const char *path) {
     size_t D = R_DIM, L = R_LAYERS, V = R_VOCAB, H = R_HID, hd = R_DIM / R_HEADS;
-    size_t sizes[] = {V * D, L * D, L * D * D, L * D * D, L * D * D, L * D * D, L * D, L * H * D, L * D * H, L * H * D,
-                      D, R_SEQ * hd / 2, R_SEQ * hd / 2, V * D};
+    size_t sizes[] = {V * D,     L * D,     L * D * D, L * D * D, L * D * D,      L * D * D,      L * D,
+                      L * H * D, L * D * H, L * H * D, D,         R_SEQ * hd / 2, R_SEQ * hd / 2, V * D};
     int norm[] = {0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 2, 2, 0}; /* 1: norm weights (1 + noise), 2: unused RoPE table */
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -753,8 +757,8 @@ static void sublayer_pools_choose_what_a_brute_force_recomputation_chooses(void)
                     double gap = fabs((iterative ? v[j] : first[j]) - (iterative ? v[best] : first[best]));
                     min_gap = gap < min_gap ? gap : min_gap;
                 }
-            CHECK(order[i] == best, "%s step %d: chose sublayer %d, the brute force %d", iterative ? "iterative" : "one-shot",
-                  i + 1, order[i], best);
+            CHECK(order[i] == best, "%s step %d: chose sublayer %d, the brute force %d",
+                  iterative ? "iterative" : "one-shot", i + 1, order[i], best);
             drop[best] = 1;
         }
         printf("    %s: order", iterative ? "iterative" : "one-shot");
@@ -768,7 +772,8 @@ static void sublayer_pools_choose_what_a_brute_force_recomputation_chooses(void)
         /* the whole pool is too much */
         hr_prune_spec_new(m, &s);
         CHECK(hr_prune_plan_sublayers(ctx, toks, R_TOK, 0, J, iterative, s, NULL, NULL) == HR_ERR_RANGE &&
-                  strstr(hr_last_error(), "at least one must stay"), "k = %d: %s", J, hr_last_error());
+                  strstr(hr_last_error(), "at least one must stay"),
+              "k = %d: %s", J, hr_last_error());
         hr_prune_spec_free(s);
     }
     hr_context_free(ctx);
@@ -805,7 +810,8 @@ static void a_run_drops_sublayers_from_one_pool_and_records_the_order(void) {
     char *json = NULL;
     if (r && hr_prune_report_json(r, NULL, &json) == HR_OK) {
         CHECK(strstr(json, "\"sublayer_drops\"") && strstr(json, "re-scored after each removal") &&
-                  strstr(json, "\"candidates\""), "prune.json: %.300s", json);
+                  strstr(json, "\"candidates\""),
+              "prune.json: %.300s", json);
         int dropped = 0;
         for (int l = 0; l < 5; l++)
             dropped += hr_prune_spec_dropped(hr_prune_result_spec(r), l, HR_PRUNE_ATTN) +
@@ -825,7 +831,8 @@ static void a_run_drops_sublayers_from_one_pool_and_records_the_order(void) {
     cp.n_ctx = 256;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (n == 2 && hr_context_new(m, &cp, &ctx) == HR_OK && hr_calib_tokens(tok, text, len, 512, &ids, &n_ids) == HR_OK &&
+    if (n == 2 && hr_context_new(m, &cp, &ctx) == HR_OK &&
+        hr_calib_tokens(tok, text, len, 512, &ids, &n_ids) == HR_OK &&
         hr_prune_layer_importance(ctx, ids, n_ids, 0, NULL, attn, mlp) == HR_OK) {
         double all[10];
         for (int l = 0; l < 5; l++) all[2 * l] = attn[l], all[2 * l + 1] = mlp[l];
@@ -834,8 +841,7 @@ static void a_run_drops_sublayers_from_one_pool_and_records_the_order(void) {
         CHECK(lower0 == 0 && lower1 == 1, "joint drop chose %d (%d lower) and %d (%d lower)", sub[0], lower0, sub[1],
               lower1);
         CHECK(fabs(sc[0] - all[sub[0]]) < 1e-6, "score %g vs metric %g", sc[0], all[sub[0]]);
-    } else
-        CHECK(0, "joint drop: %d steps, %s", n, hr_last_error());
+    } else CHECK(0, "joint drop: %d steps, %s", n, hr_last_error());
     free(ids);
     hr_context_free(ctx);
     hr_prune_result_free(r);

@@ -45,8 +45,8 @@ static hr_model *planted_model(void) {
     if (hr_model_load(STORIES, &m) != HR_OK) return NULL;
     const hr_config *c = hr_model_config(m);
     int dim = c->dim, ff = c->n_ff[2];
-    float *norm = hr_model_alloc_owned(m, (size_t)dim);          // (dim)
-    float *gate = hr_model_alloc_owned(m, (size_t)ff * dim);     // (n_ff, dim)
+    float *norm = hr_model_alloc_owned(m, (size_t)dim);      // (dim)
+    float *gate = hr_model_alloc_owned(m, (size_t)ff * dim); // (n_ff, dim)
     if (!norm || !gate) {
         hr_model_free(m);
         return NULL;
@@ -87,12 +87,14 @@ static int brute_force_mismatches(const hr_quantize_result *r, hr_quant_by by, d
     int n = s->n_components, bad = 0;
     bool *used = calloc((size_t)n, 1);
     int64_t eligible = 0, taken = 0;
-    for (int i = 0; i < n; i++) eligible += hr_quantize_component(r, i)->eligible ? hr_quantize_component(r, i)->params : 0;
+    for (int i = 0; i < n; i++)
+        eligible += hr_quantize_component(r, i)->eligible ? hr_quantize_component(r, i)->params : 0;
     bad += eligible != s->params_eligible;
     for (int rank = 0; used && rank < s->n_eligible; rank++) {
         int best = -1;
         for (int i = 0; i < n; i++) {
-            const hr_quant_component *c = hr_quantize_component(r, i), *b = best >= 0 ? hr_quantize_component(r, best) : NULL;
+            const hr_quant_component *c = hr_quantize_component(r, i),
+                                     *b = best >= 0 ? hr_quantize_component(r, best) : NULL;
             if (!c->eligible || used[i]) continue;
             bool better = !b || (by == HR_QUANT_BY_FDTM && c->fdtm > b->fdtm) ||
                           ((by != HR_QUANT_BY_FDTM || c->fdtm == b->fdtm) && c->dppl < b->dppl);
@@ -132,9 +134,10 @@ static void both_scores_find_the_planted_matrix_and_the_choice_follows_the_rule(
             if (c->fdtm < worst_other_fdtm) worst_other_fdtm = c->fdtm;
             if (c->dppl > worst_other_dppl) worst_other_dppl = c->dppl;
         }
-        printf("    by %s: planted fdtm %.2f dppl %+.4f; others fdtm >= %.2f, dppl <= %+.4f; int8 %.1f %% of eligible\n",
-               hr_quant_by_name(bys[k]), pl ? pl->fdtm : NAN, pl ? pl->dppl : NAN, worst_other_fdtm, worst_other_dppl,
-               100.0 * (double)s->params_int8 / (double)s->params_eligible);
+        printf(
+            "    by %s: planted fdtm %.2f dppl %+.4f; others fdtm >= %.2f, dppl <= %+.4f; int8 %.1f %% of eligible\n",
+            hr_quant_by_name(bys[k]), pl ? pl->fdtm : NAN, pl ? pl->dppl : NAN, worst_other_fdtm, worst_other_dppl,
+            100.0 * (double)s->params_int8 / (double)s->params_eligible);
         CHECK(pl && pl->eligible && pl->fdtm < worst_other_fdtm && pl->dppl > worst_other_dppl,
               "the planted matrix is the most sensitive by both scores");
         CHECK(pl && pl->rank == s->n_eligible - 1 && !pl->chosen, "the planted matrix is ranked last and kept");
@@ -228,7 +231,8 @@ static void the_output_holds_exactly_the_chosen_matrices_as_q8_0(void) {
           s->n_chosen);
     char *json = NULL;
     CHECK(hr_quantize_result_json(r1, STORIES, NULL, path, &json) == HR_OK && strstr(json, "\"format_version\":\t1") &&
-              strstr(json, "\"fdtm\":\tnull"), "%s", json ? json : hr_last_error());
+              strstr(json, "\"fdtm\":\tnull"),
+          "%s", json ? json : hr_last_error());
     hr_free(json);
     remove(path);
 done:
@@ -244,8 +248,8 @@ static void bad_input_is_refused_before_any_work(void) {
     for (int i = 0; i < 5 && m; i++) {
         hr_quantize_params p = params(HR_QUANT_BY_FDTM, bad[i]);
         hr_quantize_result *r = NULL;
-        CHECK(hr_quantize_run(m, tok, &p, &r) == HR_ERR_RANGE && !r && strstr(hr_last_error(), "(0, 100)"),
-              "%g %%: %s", bad[i], hr_last_error());
+        CHECK(hr_quantize_run(m, tok, &p, &r) == HR_ERR_RANGE && !r && strstr(hr_last_error(), "(0, 100)"), "%g %%: %s",
+              bad[i], hr_last_error());
     }
     hr_quantize_params p = params(HR_QUANT_BY_FDTM, 80);
     p.text = NULL;
@@ -261,7 +265,8 @@ static void bad_input_is_refused_before_any_work(void) {
           hr_last_error());
     hr_quant_by by;
     CHECK(hr_quant_by_from_name("size", &by) == HR_ERR_INVALID_ARG && hr_quant_by_from_name("ppl", &by) == HR_OK &&
-              by == HR_QUANT_BY_PPL, "ranking names");
+              by == HR_QUANT_BY_PPL,
+          "ranking names");
     hr_quantize_result_free(NULL);
     hr_tokenizer_free(tok);
     hr_model_free(m);

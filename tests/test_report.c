@@ -124,7 +124,8 @@ static void png_heatmap_maps_min_to_first_colour_max_to_last_and_nan_to_grey(voi
     CHECK(same_rgb(lo, first), "min cell %d,%d,%d", lo[0], lo[1], lo[2]);
     CHECK(same_rgb(hi, last), "max cell %d,%d,%d", hi[0], hi[1], hi[2]);
     /* independent of our table: viridis starts dark purple and ends yellow */
-    CHECK(lo[2] > lo[0] && lo[0] > lo[1] && luminance(lo) < 40, "min is not dark purple: %d,%d,%d", lo[0], lo[1], lo[2]);
+    CHECK(lo[2] > lo[0] && lo[0] > lo[1] && luminance(lo) < 40, "min is not dark purple: %d,%d,%d", lo[0], lo[1],
+          lo[2]);
     CHECK(hi[0] > 200 && hi[1] > 200 && hi[2] < 100, "max is not yellow: %d,%d,%d", hi[0], hi[1], hi[2]);
     CHECK(nan[0] == nan[1] && nan[1] == nan[2], "NaN cell is not grey: %d,%d,%d", nan[0], nan[1], nan[2]);
     CHECK(nan[0] == HR_NAN_R, "NaN grey %d", nan[0]);
@@ -339,7 +340,8 @@ static void labelled_heatmap_keeps_cells_in_its_plot_rectangle_and_carries_its_l
     unsigned char *png = NULL;
     size_t len = 0;
     CHECK(hr_png_heatmap_mem(big, 200, 100, &p, &png, &len) == HR_OK, "%s", hr_last_error());
-    CHECK(png && hr_png_read_info(png, len, &info) == HR_OK && info.plot[3] <= 600 && info.plot[3] == 200 * (info.plot[3] / 200),
+    CHECK(png && hr_png_read_info(png, len, &info) == HR_OK && info.plot[3] <= 600 &&
+              info.plot[3] == 200 * (info.plot[3] / 200),
           "200 rows drawn %d px high", info.plot[3]);
     hr_png_info_free(&info);
     free(png);
@@ -369,7 +371,10 @@ static void the_bitmap_font_draws_every_character_differently(void) {
     }
     CHECK(blank == 0 && same == 0, "%d blank glyphs, %d pairs drawn alike", blank, same);
     CHECK(!memcmp(px[96], px['?' - 32], sizeof px[96]), "a broken UTF-8 sequence is not drawn as '?'");
-    CHECK(hr_font_chars("a\xc2\xb7" "b") == 3 && hr_font_width("abc", 2) == (3 * HR_FONT_ADVANCE - 1) * 2, "widths");
+    CHECK(hr_font_chars("a\xc2\xb7"
+                        "b") == 3 &&
+              hr_font_width("abc", 2) == (3 * HR_FONT_ADVANCE - 1) * 2,
+          "widths");
     /* upright text: the same ink, turned */
     unsigned char flat[8 * 8 * 3], up[8 * 8 * 3];
     memset(flat, 255, sizeof flat);
@@ -402,8 +407,10 @@ static void findings_equal_a_brute_force_reading_of_the_documents(void) {
     for (int i = 0; i < hr_heads_n_classes(); i++)
         if (!strcmp(hr_heads_class_info(i)->id, "sink")) sink_th = hr_heads_class_info(i)->threshold;
     CHECK(sink_th > 0, "no sink class");
-    cJSON *h = cJSON_CreateObject(), *ms = cJSON_AddArrayToObject(h, "methods"), *hs = cJSON_AddArrayToObject(h, "heads");
-    const char *ids[3] = {"ablation", "sink", "retrieval"}, *higher[3] = {"more important", "more sink", "more retrieval"};
+    cJSON *h = cJSON_CreateObject(), *ms = cJSON_AddArrayToObject(h, "methods"),
+          *hs = cJSON_AddArrayToObject(h, "heads");
+    const char *ids[3] = {"ablation", "sink", "retrieval"},
+               *higher[3] = {"more important", "more sink", "more retrieval"};
     for (int m = 0; m < 3; m++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", ids[m]);
@@ -412,7 +419,8 @@ static void findings_equal_a_brute_force_reading_of_the_documents(void) {
     }
     for (int i = 0; i < NL * NH; i++) {
         abl[i] = rnd_unit(&seed), sink[i] = rnd_unit(&seed);
-        cJSON *o = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(o, "scores"), *c = cJSON_AddArrayToObject(o, "classes");
+        cJSON *o = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(o, "scores"),
+              *c = cJSON_AddArrayToObject(o, "classes");
         cJSON_AddNumberToObject(o, "layer", i / NH);
         cJSON_AddNumberToObject(o, "head", i % NH);
         cJSON_AddNumberToObject(s, "ablation", abl[i]);
@@ -442,7 +450,8 @@ static void findings_equal_a_brute_force_reading_of_the_documents(void) {
             if (!used[i] && (best < 0 || abl[i] > abl[best])) best = i;
         used[best] = true;
         const cJSON *t = cJSON_GetArrayItem(top, k);
-        CHECK(t && cJSON_GetObjectItem(t, "layer")->valueint == best / NH && cJSON_GetObjectItem(t, "head")->valueint == best % NH,
+        CHECK(t && cJSON_GetObjectItem(t, "layer")->valueint == best / NH &&
+                  cJSON_GetObjectItem(t, "head")->valueint == best % NH,
               "important head %d is not %d.%d", k, best / NH, best % NH);
     }
     CHECK(cJSON_GetArraySize(top) == 5, "%d important heads", cJSON_GetArraySize(top));
@@ -450,17 +459,20 @@ static void findings_equal_a_brute_force_reading_of_the_documents(void) {
     int members = 0;
     for (int i = 0; i < NL * NH; i++) members += sink[i] >= sink_th;
     const cJSON *c, *sink_row = NULL;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(f, "classes")) if (!strcmp(cJSON_GetObjectItem(c, "class")->valuestring, "sink")) sink_row = c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(f, "classes")) if (!strcmp(cJSON_GetObjectItem(c, "class")->valuestring,
+                                                                         "sink")) sink_row = c;
     CHECK(sink_row && cJSON_GetObjectItem(sink_row, "count")->valueint == members &&
               strstr(cJSON_GetObjectItem(sink_row, "rule")->valuestring, "0.5"),
           "sink class: %d members by hand", members);
     /* flat: retrieval only */
     const cJSON *flat = cJSON_GetObjectItem(f, "flat");
-    CHECK(cJSON_GetArraySize(flat) == 1 && !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(flat, 0), "method")->valuestring, "retrieval"),
+    CHECK(cJSON_GetArraySize(flat) == 1 &&
+              !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(flat, 0), "method")->valuestring, "retrieval"),
           "flat methods: %d", cJSON_GetArraySize(flat));
     /* layers: attention candidates lowest first, layer 4 droppable (0.01 <= 0.05) */
     const cJSON *attn = NULL;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(f, "layers")) if (!strcmp(cJSON_GetObjectItem(c, "kind")->valuestring, "attention")) attn = c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(f, "layers")) if (!strcmp(cJSON_GetObjectItem(c, "kind")->valuestring,
+                                                                        "attention")) attn = c;
     const cJSON *cand = cJSON_GetObjectItem(attn, "candidates");
     double prev = -1;
     bool sorted = cJSON_GetArraySize(cand) == 3;
@@ -473,7 +485,8 @@ static void findings_equal_a_brute_force_reading_of_the_documents(void) {
     }
     CHECK(attn && sorted, "attention candidates are not the 3 lowest attn_kl in order");
     const cJSON *first = cJSON_GetArrayItem(cand, 0);
-    CHECK(first && cJSON_GetObjectItem(first, "layer")->valueint == 4 && cJSON_IsTrue(cJSON_GetObjectItem(first, "droppable")) &&
+    CHECK(first && cJSON_GetObjectItem(first, "layer")->valueint == 4 &&
+              cJSON_IsTrue(cJSON_GetObjectItem(first, "droppable")) &&
               cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetArrayItem(cand, 1), "droppable")),
           "layer 4 (KL 0.01) droppable, the next not");
     cJSON_Delete(f);
@@ -492,14 +505,17 @@ static const char *k_heads =
     " \"methods\": [{\"id\": \"ablation\", \"name\": \"Ablation\", \"paper\": \"Michel et al. 2019\","
     " \"formula\": \"loss(-h) - loss\", \"good_for\": \"importance\", \"higher\": \"more important\"}],"
     " \"heads\": ["
-    "  {\"layer\": 0, \"head\": 0, \"scores\": {\"ablation\": 0.5}, \"ranks\": {\"ablation\": 2}, \"classes\": [\"prev-token\"]},"
+    "  {\"layer\": 0, \"head\": 0, \"scores\": {\"ablation\": 0.5}, \"ranks\": {\"ablation\": 2}, \"classes\": "
+    "[\"prev-token\"]},"
     "  {\"layer\": 0, \"head\": 1, \"scores\": {\"ablation\": null}, \"ranks\": {\"ablation\": null}, \"classes\": []},"
     "  {\"layer\": 1, \"head\": 0, \"scores\": {\"ablation\": 0.9}, \"ranks\": {\"ablation\": 1}, \"classes\": []},"
-    "  {\"layer\": 1, \"head\": 1, \"scores\": {\"ablation\": 0.1}, \"ranks\": {\"ablation\": 3}, \"classes\": [\"<b>x</b>\"]}"
+    "  {\"layer\": 1, \"head\": 1, \"scores\": {\"ablation\": 0.1}, \"ranks\": {\"ablation\": 3}, \"classes\": "
+    "[\"<b>x</b>\"]}"
     " ]}";
 
-static const char *k_layers = "{\"metrics\": [{\"id\": \"drop\", \"name\": \"Layer drop\", \"paper\": \"p\", \"formula\": \"f\"}],"
-                              " \"layers\": [{\"layer\": 0, \"scores\": {\"drop\": 1.5}}, {\"layer\": 1, \"scores\": {\"drop\": null}}]}";
+static const char *k_layers =
+    "{\"metrics\": [{\"id\": \"drop\", \"name\": \"Layer drop\", \"paper\": \"p\", \"formula\": \"f\"}],"
+    " \"layers\": [{\"layer\": 0, \"scores\": {\"drop\": 1.5}}, {\"layer\": 1, \"scores\": {\"drop\": null}}]}";
 
 static int write_method_png(const char *path) {
     float v[4] = {0.5f, NAN, 0.9f, 0.1f}; // (2 layers, 2 heads)
@@ -562,7 +578,8 @@ static void report_is_self_contained_and_embeds_images_exactly(void) {
     if (uri && png_bytes && png_len > 0) {
         unsigned char *dec = malloc((size_t)png_len + 16);
         size_t n = b64decode(uri + strlen("data:image/png;base64,"), dec, (size_t)png_len + 16);
-        CHECK(n == (size_t)png_len && !memcmp(dec, png_bytes, n), "embedded image differs (%zu vs %ld bytes)", n, png_len);
+        CHECK(n == (size_t)png_len && !memcmp(dec, png_bytes, n), "embedded image differs (%zu vs %ld bytes)", n,
+              png_len);
         free(dec);
     }
     /* the embedded heads document still parses and holds all 4 heads */
@@ -665,8 +682,10 @@ static int write_png_claiming_rows(const char *path, const char *rows) {
     png_set_IHDR(png, info, 4, 2, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
     png_text t[5] = {
-        {.key = "headroom:rows", .text = (char *)rows},  {.key = "headroom:cols", .text = "2"},
-        {.key = "headroom:vmin", .text = "0"},           {.key = "headroom:vmax", .text = "1"},
+        {.key = "headroom:rows", .text = (char *)rows},
+        {.key = "headroom:cols", .text = "2"},
+        {.key = "headroom:vmin", .text = "0"},
+        {.key = "headroom:vmax", .text = "1"},
         {.key = "headroom:colormap", .text = "sequential"},
     };
     for (int i = 0; i < 5; i++) t[i].compression = PNG_TEXT_COMPRESSION_NONE;

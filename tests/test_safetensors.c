@@ -64,7 +64,8 @@ static void valid_file_reads_tensors_metadata_and_converts_halves(void) {
         float out[4];
         CHECK(ta && hr_st_to_f32(ta, out) == HR_OK && memcmp(out, a, 16) == 0, "f32 read back");
         CHECK(tb && hr_st_to_f32(tb, out) == HR_OK && out[0] == 1.0f && out[1] == -2.0f &&
-                  fabsf(out[2] - 0.333251953125f) == 0, "f16 converted: %g %g %g", out[0], out[1], out[2]);
+                  fabsf(out[2] - 0.333251953125f) == 0,
+              "f16 converted: %g %g %g", out[0], out[1], out[2]);
         CHECK(tc && hr_st_to_f32(tc, out) == HR_OK && out[0] == 1.0f && out[1] == -3.0f, "bf16 converted");
     }
     hr_st_close(st);
@@ -100,11 +101,14 @@ static void hostile_headers_fail_with_clear_messages(void) {
     expect_format_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8, "shape[0]");
     expect_format_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,8]}}", 8,
                         "overflows");
-    expect_format_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, "dimensions");
+    expect_format_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+                        "dimensions");
     expect_format_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                        "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlap");
+                        "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                        12, "overlap");
     expect_format_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                        "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "twice");
+                        "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                        8, "twice");
     expect_format_error("{\"__metadata__\":{\"k\":1}}", 0, "not a string");
     expect_format_error("{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "empty name");
     expect_format_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e300]}}", 4, "data_offsets");
@@ -201,7 +205,8 @@ static void opening_a_file_maps_it_and_names_it_in_errors(void) {
     fd = open(path, O_WRONLY | O_TRUNC);
     CHECK(write(fd, b, 20) == 20, "write");
     close(fd);
-    CHECK(hr_st_open(path, &st) == HR_ERR_FORMAT && strstr(hr_last_error(), path), "error names the file: %s", hr_last_error());
+    CHECK(hr_st_open(path, &st) == HR_ERR_FORMAT && strstr(hr_last_error(), path), "error names the file: %s",
+          hr_last_error());
     unlink(path);
     free(b);
 }

@@ -30,8 +30,7 @@ static void softmax_ref(const float *logits, int n, double t, double *p) {
 static void check_frequencies(const long *count, const double *p, int n, const char *what) {
     for (int i = 0; i < n; i++) {
         double f = (double)count[i] / N_DRAWS, sd = sqrt(p[i] * (1 - p[i]) / N_DRAWS);
-        CHECK(fabs(f - p[i]) <= 5 * sd + 1e-9, "%s: token %d drawn %.5f of the time, expected %.5f", what, i, f,
-              p[i]);
+        CHECK(fabs(f - p[i]) <= 5 * sd + 1e-9, "%s: token %d drawn %.5f of the time, expected %.5f", what, i, f, p[i]);
     }
 }
 

@@ -37,7 +37,8 @@ static void setup(void) {
     p.max_tokens = 96;
     CHECK(hr_heads_run(ctx, &p, sel, &g_res) == HR_OK, "lab: %s", hr_last_error());
     hr_heads_meta meta = {"model.bin", NULL, "text.txt", 0};
-    if (g_res) CHECK(hr_heads_to_json(g_res, g_model, &meta, &g_heads, &g_layers, NULL) == HR_OK, "%s", hr_last_error());
+    if (g_res)
+        CHECK(hr_heads_to_json(g_res, g_model, &meta, &g_heads, &g_layers, NULL) == HR_OK, "%s", hr_last_error());
     free(sel);
     hr_context_free(ctx);
 }
@@ -61,7 +62,8 @@ static void a_lab_result_round_trips_through_json_exactly(void) {
         for (int l = 0; l < hr_config_n_layers(cfg()); l++)
             for (int h = 0; h < hr_config_n_head(cfg(), l); h++, compared++) {
                 double want = hr_heads_score(g_res, i, l, h);
-                differ += !same(hr_scores_head(fromfile, a, l, h), want) || !same(hr_scores_head(direct, b, l, h), want);
+                differ +=
+                    !same(hr_scores_head(fromfile, a, l, h), want) || !same(hr_scores_head(direct, b, l, h), want);
             }
     }
     printf("    %d head scores compared, %d differ (bit for bit)\n", compared, differ);
@@ -111,7 +113,9 @@ static void head_dim16(cJSON *r) { cJSON_ReplaceItemInObject(model_of(r), "head_
 static void drop_ten(cJSON *r) {
     for (int i = 0; i < 10; i++) cJSON_DeleteItemFromArray(cJSON_GetObjectItem(r, "heads"), 30);
 }
-static void duplicate(cJSON *r) { cJSON_AddItemToArray(cJSON_GetObjectItem(r, "heads"), cJSON_Duplicate(head_rec(r, 5), 1)); }
+static void duplicate(cJSON *r) {
+    cJSON_AddItemToArray(cJSON_GetObjectItem(r, "heads"), cJSON_Duplicate(head_rec(r, 5), 1));
+}
 static void version2(cJSON *r) { cJSON_ReplaceItemInObject(r, "format_version", cJSON_CreateNumber(2)); }
 static void version0(cJSON *r) { cJSON_ReplaceItemInObject(r, "format_version", cJSON_CreateNumber(0)); }
 static void version_text(cJSON *r) { cJSON_ReplaceItemInObject(r, "format_version", cJSON_CreateString("1")); }
@@ -126,7 +130,9 @@ static void layer_fraction(cJSON *r) { cJSON_ReplaceItemInObject(head_rec(r, 3),
 static void heads_object(cJSON *r) { cJSON_ReplaceItemInObject(r, "heads", cJSON_CreateObject()); }
 static void head_nine(cJSON *r) { cJSON_ReplaceItemInObject(head_rec(r, 0), "head", cJSON_CreateNumber(9)); }
 static void unlisted(cJSON *r) { cJSON_AddNumberToObject(scores_of(r, 4), "magic", 1); }
-static void no_higher(cJSON *r) { cJSON_DeleteItemFromObject(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "methods"), 1), "higher"); }
+static void no_higher(cJSON *r) {
+    cJSON_DeleteItemFromObject(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "methods"), 1), "higher");
+}
 static void no_scores(cJSON *r) { cJSON_DeleteItemFromObject(head_rec(r, 7), "scores"); }
 static void layers_four(cJSON *r) { cJSON_ReplaceItemInObject(model_of(r), "n_layers", cJSON_CreateNumber(4)); }
 static void layers_drop(cJSON *r) { cJSON_DeleteItemFromArray(cJSON_GetObjectItem(r, "layers"), 4); }
@@ -143,19 +149,23 @@ static void hostile_or_inconsistent_files_are_refused_naming_the_cause(void) {
         bool heads;
         const char *want;
     } cases[] = {
-        {"another layer count", four_layers, true, "heads.json was scored on a model of a different shape (4 layers; this model has 5)"},
+        {"another layer count", four_layers, true,
+         "heads.json was scored on a model of a different shape (4 layers; this model has 5)"},
         {"other head counts", six_heads, true, "different shape (layer 2 has 6 heads there, 8 here)"},
         {"other KV heads", eight_kv, true, "different shape (layer 1 has 8 KV heads there, 4 here)"},
         {"another head_dim", head_dim16, true, "different shape (head_dim 16 there, 8 here)"},
-        {"missing heads", drop_ten, true, "heads.json: 30 of 40 heads present; missing 3.6, 3.7, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5, ..."},
+        {"missing heads", drop_ten, true,
+         "heads.json: 30 of 40 heads present; missing 3.6, 3.7, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5, ..."},
         {"a duplicate record", duplicate, true, "heads.json: head 0.5 appears twice"},
         {"a newer format_version", version2, true, "format_version 2; this headroom reads version 1"},
-        {"an older format_version", version0, true, "format_version 0: written by an older headroom; rerun headroom heads"},
+        {"an older format_version", version0, true,
+         "format_version 0: written by an older headroom; rerun headroom heads"},
         {"a format_version string", version_text, true, "format_version is not an integer"},
         {"no format_version", no_version, true, "has no format_version: written by an older headroom"},
         {"a file of an older headroom", old_file, true, "written by an older headroom; rerun headroom heads"},
         {"another kind of file", prune_format, true, "heads.json is a 'headroom.prune' file, not a heads.json"},
-        {"a score of the wrong type", score_text, true, "head 0.3: the score for 'entropy' is a string, not a number or null"},
+        {"a score of the wrong type", score_text, true,
+         "head 0.3: the score for 'entropy' is a string, not a number or null"},
         {"a fractional layer", layer_fraction, true, "\"heads\"[3] has no integer \"layer\" and \"head\""},
         {"heads not an array", heads_object, true, "heads.json has no \"heads\" array"},
         {"a head outside the model", head_nine, true, "names head 0.9, which this model does not have"},
@@ -182,19 +192,22 @@ static void hostile_or_inconsistent_files_are_refused_naming_the_cause(void) {
     hr_scores *s = NULL;
     hr_scores_new(cfg(), &s);
     CHECK(hr_scores_parse_heads(s, "{\"format\": ", 11, "heads.json") == HR_ERR_FORMAT &&
-              strstr(hr_last_error(), "heads.json") && strstr(hr_last_error(), "not valid JSON"), "%s", hr_last_error());
+              strstr(hr_last_error(), "heads.json") && strstr(hr_last_error(), "not valid JSON"),
+          "%s", hr_last_error());
     enum { DEEP = HR_JSON_MAX_DEPTH + 36 };
     char deep[2 * DEEP + 64];
     size_t n = (size_t)snprintf(deep, sizeof deep, "{\"format\": \"headroom.heads\", \"x\": ");
     for (int i = 0; i < DEEP; i++) deep[n++] = '[';
     for (int i = 0; i < DEEP; i++) deep[n++] = ']';
     deep[n++] = '}';
-    CHECK(hr_scores_parse_heads(s, deep, n, "heads.json") == HR_ERR_FORMAT && strstr(hr_last_error(), "heads.json") && strstr(hr_last_error(), "nests deeper than"),
+    CHECK(hr_scores_parse_heads(s, deep, n, "heads.json") == HR_ERR_FORMAT && strstr(hr_last_error(), "heads.json") &&
+              strstr(hr_last_error(), "nests deeper than"),
           "%s", hr_last_error());
     /* a second heads.json into one table */
     CHECK(hr_scores_parse_heads(s, g_heads, strlen(g_heads), "a.json") == HR_OK, "%s", hr_last_error());
     CHECK(hr_scores_parse_heads(s, g_heads, strlen(g_heads), "b.json") == HR_ERR_INVALID_ARG &&
-              strstr(hr_last_error(), "already holds head scores (from a.json)"), "%s", hr_last_error());
+              strstr(hr_last_error(), "already holds head scores (from a.json)"),
+          "%s", hr_last_error());
     hr_scores_free(s);
 }
 
@@ -214,19 +227,23 @@ static void null_scores_are_refused_only_when_asked_for(void) {
     CHECK(parse_edited(g_heads, set_null, true, &s) == HR_OK, "a null score refused at read: %s", hr_last_error());
     CHECK(hr_scores_keep_order(s, "sink", false, v) == HR_OK, "%s", hr_last_error());
     CHECK(hr_scores_keep_order(s, "entropy", false, v) == HR_ERR_FORMAT &&
-              strstr(hr_last_error(), "heads.json: head 1.5 has no score for 'entropy' (null)"), "%s", hr_last_error());
+              strstr(hr_last_error(), "heads.json: head 1.5 has no score for 'entropy' (null)"),
+          "%s", hr_last_error());
     CHECK(hr_scores_keep_order(s, "induction", false, v) == HR_ERR_NOT_FOUND &&
-              strstr(hr_last_error(), "no scores for method 'induction' (it has: ablation, fdtm, entropy, sink, streaming)"),
+              strstr(hr_last_error(),
+                     "no scores for method 'induction' (it has: ablation, fdtm, entropy, sink, streaming)"),
           "%s", hr_last_error());
     hr_scores_free(s);
     CHECK(parse_edited(g_heads, all_null, true, &s) == HR_OK, "%s", hr_last_error());
     CHECK(hr_scores_keep_order(s, "sink", false, v) == HR_ERR_FORMAT &&
-              strstr(hr_last_error(), "method 'sink' has no score for any head"), "%s", hr_last_error());
+              strstr(hr_last_error(), "method 'sink' has no score for any head"),
+          "%s", hr_last_error());
     hr_scores_free(s);
     float lm[HR_MAX_LAYERS];
     CHECK(parse_edited(g_layers, layer_null, false, &s) == HR_OK, "%s", hr_last_error());
     CHECK(hr_scores_layer_metric(s, "attn_kl", lm) == HR_ERR_FORMAT &&
-              strstr(hr_last_error(), "layers.json: layer 3 has no 'attn_kl' value (null)"), "%s", hr_last_error());
+              strstr(hr_last_error(), "layers.json: layer 3 has no 'attn_kl' value (null)"),
+          "%s", hr_last_error());
     CHECK(hr_scores_layer_metric(s, "mlp_kl", lm) == HR_OK, "%s", hr_last_error());
     hr_scores_free(s);
     free(v);

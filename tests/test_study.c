@@ -13,9 +13,17 @@ static void amounts_are_shares_rounded_to_the_nearest_unit_or_counts(void) {
         const char *text;
         int64_t eligible, want;
     } ok[] = {
-        {"25%", 40, 10}, {"2.5%", 40, 1}, {"40%", 40, 16}, {"12.5%", 4, 1} /* 0.5 rounds up */,
-        {"37.5%", 4, 2} /* 1.5 rounds up */, {"10%", 36, 4} /* 3.6 */, {"12.%", 40, 5} /* 4.8 */,
-        {".5%", 400, 2}, {"39", 40, 39}, {"1", 2, 1}, {"99%", 1000, 990},
+        {"25%", 40, 10},
+        {"2.5%", 40, 1},
+        {"40%", 40, 16},
+        {"12.5%", 4, 1} /* 0.5 rounds up */,
+        {"37.5%", 4, 2} /* 1.5 rounds up */,
+        {"10%", 36, 4} /* 3.6 */,
+        {"12.%", 40, 5} /* 4.8 */,
+        {".5%", 400, 2},
+        {"39", 40, 39},
+        {"1", 2, 1},
+        {"99%", 1000, 990},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         int64_t got = -1;
@@ -83,7 +91,8 @@ static void calibration_text_starts_with_bos_and_respects_the_budget(void) {
     hr_free(all);
     ids = NULL;
     CHECK(hr_calib_tokens(tok, "Once", 4, 0, &ids, &n) == HR_ERR_RANGE && !ids &&
-              strstr(hr_last_error(), "at least 8 are needed"), "%s", hr_last_error());
+              strstr(hr_last_error(), "at least 8 are needed"),
+          "%s", hr_last_error());
     hr_tokenizer_free(tok);
 }
 

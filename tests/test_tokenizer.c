@@ -25,8 +25,8 @@
 #define LLAMA2_MODEL SHARED("data/tokenizers/llama2/tokenizer.model")
 #define LLAMA2_BIN SHARED("data/tokenizers/llama2/tokenizer.bin")
 
-static hr_status encode(const hr_tokenizer *t, const char *s, size_t len, bool bos, int prefix,
-                        int32_t **ids, size_t *n) {
+static hr_status encode(const hr_tokenizer *t, const char *s, size_t len, bool bos, int prefix, int32_t **ids,
+                        size_t *n) {
     hr_encode_params p = hr_encode_default_params();
     p.add_bos = bos;
     p.add_space_prefix = prefix;
@@ -73,8 +73,8 @@ static void round_trips_tinystories(const char *vocab) {
     char *back = NULL;
     st = hr_tokenizer_decode(t, ids, n, true, &back, &out_len);
     CHECK(st == HR_OK, "decode: %s", hr_last_error());
-    CHECK(back && out_len == len && memcmp(back, text, len) == 0, "round trip differs (%zu vs %zu bytes)",
-          out_len, len);
+    CHECK(back && out_len == len && memcmp(back, text, len) == 0, "round trip differs (%zu vs %zu bytes)", out_len,
+          len);
     printf("    %s: %zu bytes -> %zu ids\n", strrchr(vocab, '/') + 1, len, n);
     free(back);
     free(ids);
@@ -176,8 +176,8 @@ static void llama_spm_vectors_pass(const char *vocab) {
         hr_status st = encode(t, texts[i], lens[i], false, -1, &ids, &nids);
         bool same = st == HR_OK && nids == (size_t)nw && (nw == 0 || memcmp(ids, want, (size_t)nw * 4) == 0);
         CHECK(same, "vector %d ('%.*s'): got %zu ids (first %d), want %d (first %d); %s", i,
-              (int)(lens[i] > 40 ? 40 : lens[i]), texts[i], nids, nids ? ids[0] : -1, nw,
-              nw ? want[0] : -1, st ? hr_last_error() : "");
+              (int)(lens[i] > 40 ? 40 : lens[i]), texts[i], nids, nids ? ids[0] : -1, nw, nw ? want[0] : -1,
+              st ? hr_last_error() : "");
         passed += same;
         free(ids);
     }
@@ -200,7 +200,10 @@ static void invalid_utf8_is_a_format_error_naming_the_byte_offset(void) {
         const char *what, *s;
         size_t offset;
     } cases[] = {
-        {"lone continuation byte", "ab\x80" "c", 2},
+        {"lone continuation byte",
+         "ab\x80"
+         "c",
+         2},
         {"truncated 3-byte sequence", "abc\xE2\x96", 3},
         {"3-byte lead followed by ASCII", "x\xE2\x96y", 1},
         {"overlong 2-byte slash", "\xC0\xAF", 0},
@@ -217,8 +220,8 @@ static void invalid_utf8_is_a_format_error_naming_the_byte_offset(void) {
         char want[64];
         snprintf(want, sizeof want, "offset %zu", cases[i].offset);
         CHECK(st == HR_ERR_FORMAT, "%s: status %d", cases[i].what, st);
-        CHECK(strstr(hr_last_error(), want) != NULL, "%s: message '%s' lacks '%s'", cases[i].what,
-              hr_last_error(), want);
+        CHECK(strstr(hr_last_error(), want) != NULL, "%s: message '%s' lacks '%s'", cases[i].what, hr_last_error(),
+              want);
         CHECK(ids == NULL && n == 0, "%s: output not cleared", cases[i].what);
         free(ids);
     }
@@ -313,8 +316,8 @@ static void hostile_bin_vocabularies_are_rejected(void) {
     unsigned char bad[4 + 8] = {8, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
     char *path = write_bytes(bad, sizeof bad);
     hr_tokenizer *t = NULL;
-    CHECK(hr_tokenizer_load(path, &t) == HR_ERR_FORMAT && strstr(hr_last_error(), "length -1"),
-          "negative length: '%s'", hr_last_error());
+    CHECK(hr_tokenizer_load(path, &t) == HR_ERR_FORMAT && strstr(hr_last_error(), "length -1"), "negative length: '%s'",
+          hr_last_error());
     unlink(path);
     free(path);
     /* a model checkpoint is not a tokenizer */
@@ -445,8 +448,8 @@ static void special_pieces_that_are_not_whole_characters_never_cut_a_character(v
     size_t n = 0;
     const char *emoji = "\xf0\x9f\x98\x80";
     hr_status st = hr_tokenizer_encode(t, emoji, 4, &p, &ids, &n);
-    CHECK(st == HR_OK && n == 4 && ids[0] == 3 && ids[1] == 4 && ids[2] == 5 && ids[3] == 6,
-          "status %d (%s), %zu ids", st, st ? hr_last_error() : "", n);
+    CHECK(st == HR_OK && n == 4 && ids[0] == 3 && ids[1] == 4 && ids[2] == 5 && ids[3] == 6, "status %d (%s), %zu ids",
+          st, st ? hr_last_error() : "", n);
     char *text = NULL;
     size_t len = 0;
     if (st == HR_OK && hr_tokenizer_decode(t, ids, n, false, &text, &len) == HR_OK)
@@ -569,10 +572,10 @@ static void pieces_are_returned_as_stored_and_spaces_normalise_identically(void)
     CHECK(hr_tokenizer_piece(a, 512, &la) == NULL && hr_tokenizer_piece(a, -1, NULL) == NULL, "out of range");
     char buf[16];
     size_t l1 = 0, l2 = 0;
-    CHECK(hr_tokenizer_decode_one(a, 5, 259, buf, sizeof buf, &l1) == HR_OK && l1 == 2 &&
-              memcmp(buf, " t", 2) == 0, "tok512 decode_one");
-    CHECK(hr_tokenizer_decode_one(b, 5, 259, buf, sizeof buf, &l2) == HR_OK && l2 == 2 &&
-              memcmp(buf, " t", 2) == 0, "gguf decode_one");
+    CHECK(hr_tokenizer_decode_one(a, 5, 259, buf, sizeof buf, &l1) == HR_OK && l1 == 2 && memcmp(buf, " t", 2) == 0,
+          "tok512 decode_one");
+    CHECK(hr_tokenizer_decode_one(b, 5, 259, buf, sizeof buf, &l2) == HR_OK && l2 == 2 && memcmp(buf, " t", 2) == 0,
+          "gguf decode_one");
 done:
     hr_tokenizer_free(a);
     hr_tokenizer_free(b);
@@ -587,8 +590,8 @@ static void decode_one_drops_the_leading_space_only_after_bos(void) {
     char out[64] = {0}, buf[32];
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        CHECK(hr_tokenizer_decode_one(t, i ? ids[i - 1] : -1, ids[i], buf, sizeof buf, &len) == HR_OK,
-              "%s", hr_last_error());
+        CHECK(hr_tokenizer_decode_one(t, i ? ids[i - 1] : -1, ids[i], buf, sizeof buf, &len) == HR_OK, "%s",
+              hr_last_error());
         memcpy(out + o, buf, len);
         o += len;
     }
@@ -632,12 +635,12 @@ static void gguf_vocabulary_reads_special_ids_and_flags(void) {
 
 static void find_for_model_locates_the_vocabulary_or_names_the_places_searched(void) {
     char buf[4096];
-    CHECK(hr_tokenizer_find_for_model(STORIES_BIN, NULL, buf, sizeof buf) == HR_OK &&
-              strcmp(buf, TOK512) == 0, "for stories260K.bin got '%s' (%s)", buf, hr_last_error());
-    CHECK(hr_tokenizer_find_for_model(STORIES_GGUF, NULL, buf, sizeof buf) == HR_OK &&
-              strcmp(buf, STORIES_GGUF) == 0, "for the gguf got '%s' (%s)", buf, hr_last_error());
-    CHECK(hr_tokenizer_find_for_model(STORIES_BIN, SPM_GGUF, buf, sizeof buf) == HR_OK &&
-              strcmp(buf, SPM_GGUF) == 0, "explicit path not used: '%s'", buf);
+    CHECK(hr_tokenizer_find_for_model(STORIES_BIN, NULL, buf, sizeof buf) == HR_OK && strcmp(buf, TOK512) == 0,
+          "for stories260K.bin got '%s' (%s)", buf, hr_last_error());
+    CHECK(hr_tokenizer_find_for_model(STORIES_GGUF, NULL, buf, sizeof buf) == HR_OK && strcmp(buf, STORIES_GGUF) == 0,
+          "for the gguf got '%s' (%s)", buf, hr_last_error());
+    CHECK(hr_tokenizer_find_for_model(STORIES_BIN, SPM_GGUF, buf, sizeof buf) == HR_OK && strcmp(buf, SPM_GGUF) == 0,
+          "explicit path not used: '%s'", buf);
     CHECK(hr_tokenizer_find_for_model(STORIES_BIN, "/nonexistent/tok.bin", buf, sizeof buf) == HR_ERR_NOT_FOUND,
           "missing explicit path accepted");
     CHECK(hr_tokenizer_find_for_model(STORIES_BIN, NULL, buf, 8) == HR_ERR_RANGE, "tiny buffer accepted");

@@ -103,8 +103,8 @@ static void every_way_of_naming_the_gpt2_files_loads_the_same_tokenizer(void) {
         CHECK(same_ids(dir, enc, s, strlen(s), 0) && same_ids(dir, bpe, s, strlen(s), 0) &&
                   same_ids(dir, gguf, s, strlen(s), 0),
               "the four loads disagree");
-        CHECK(hr_tokenizer_bos(dir) == 50256 && hr_tokenizer_eos(dir) == 50256, "bos %d eos %d",
-              hr_tokenizer_bos(dir), hr_tokenizer_eos(dir));
+        CHECK(hr_tokenizer_bos(dir) == 50256 && hr_tokenizer_eos(dir) == 50256, "bos %d eos %d", hr_tokenizer_bos(dir),
+              hr_tokenizer_eos(dir));
         CHECK(!hr_tokenizer_add_bos_default(dir), "GPT-2 does not add BOS");
     }
     hr_tokenizer_free(dir);
@@ -175,7 +175,8 @@ static void mistral_tokenizer_json_matches_the_score_based_spm_encoder_on_every_
     char *bin = spm_bin_from_tokenizer_json();
     hr_tokenizer *b = bin ? load(bin) : NULL;
     size_t inp_len = 0, len = 0;
-    char *inp = read_all(VEC("llama-spm") ".inp", &inp_len), *text = read_all(SHARED("data/text/tinystories_val.txt"), &len);
+    char *inp = read_all(VEC("llama-spm") ".inp", &inp_len),
+         *text = read_all(SHARED("data/text/tinystories_val.txt"), &len);
     if (a && b && inp && text) {
         printf("    %s\n", hr_tokenizer_kind(a));
         char *texts[256];
@@ -220,8 +221,8 @@ static double round_trip(const hr_tokenizer *t, const char *path, size_t *bytes,
     CHECK(st == HR_OK, "decode %s: %s", path, hr_last_error());
     size_t diff = 0;
     while (diff < len && diff < back_len && text[diff] == back[diff]) diff++;
-    CHECK(!st && back_len == len && diff == len, "%s: round trip differs at byte %zu (%zu vs %zu bytes)", path,
-          diff, back_len, len);
+    CHECK(!st && back_len == len && diff == len, "%s: round trip differs at byte %zu (%zu vs %zu bytes)", path, diff,
+          back_len, len);
     CHECK(st || *n_ids < len / 2, "%s: %zu ids for %zu bytes: merges did not happen", path, *n_ids, len);
     *bytes = len;
     free(text);
@@ -247,8 +248,8 @@ static void qwen3_tokenizer_json_round_trips_every_text_file(void) {
         total_bytes += bytes;
         printf("    %-22s %8zu bytes -> %7zu ids in %.3f s (%.1f MB/s)\n", files[i], bytes, n, dt, bytes / dt / 1e6);
     }
-    printf("    all: %zu bytes in %.3f s (speed is measured by bench/bench_tokenizer.sh, not asserted)\n",
-           total_bytes, total);
+    printf("    all: %zu bytes in %.3f s (speed is measured by bench/bench_tokenizer.sh, not asserted)\n", total_bytes,
+           total);
     hr_tokenizer_free(t);
 }
 
@@ -365,7 +366,9 @@ static void hostile_tokenizer_json_files_are_clear_errors(void) {
     CHECK(load_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":2000000000},\"merges\":[]}}", &t) == HR_ERR_FORMAT,
           "huge id: '%s'", hr_last_error());
     CHECK(load_text("{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},"
-                    "\"merges\":[]}}", &t) == HR_ERR_UNSUPPORTED && strstr(hr_last_error(), "Whitespace"),
+                    "\"merges\":[]}}",
+                    &t) == HR_ERR_UNSUPPORTED &&
+              strstr(hr_last_error(), "Whitespace"),
           "unknown pre-tokenizer: '%s'", hr_last_error());
     /* 100000 nested arrays: rejected before the parser recurses */
     enum { DEPTH = 100000 };
@@ -390,13 +393,15 @@ static void replace_normalizers_that_multiply_the_text_are_refused_on_load(void)
     char json[1024];
     snprintf(json, sizeof json,
              "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[%s,%s]},\"model\":{\"type\":\"BPE\","
-             "\"vocab\":{\"a\":0},\"merges\":[]}}", repl, repl);
+             "\"vocab\":{\"a\":0},\"merges\":[]}}",
+             repl, repl);
     CHECK(load_text(json, &t) == HR_ERR_UNSUPPORTED && strstr(hr_last_error(), "100-fold"),
           "two 10-fold replacements: '%s'", hr_last_error());
     hr_tokenizer_free(t);
     snprintf(json, sizeof json,
              "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[%s]},\"model\":{\"type\":\"BPE\","
-             "\"vocab\":{\"a\":0,\" \":1},\"merges\":[]}}", repl);
+             "\"vocab\":{\"a\":0,\" \":1},\"merges\":[]}}",
+             repl);
     CHECK(load_text(json, &t) == HR_OK, "one 10-fold replacement: '%s'", hr_last_error());
     int32_t *ids = NULL;
     size_t n = 0;
@@ -411,8 +416,8 @@ static void invalid_utf8_text_is_a_format_error_for_bpe_tokenizers(void) {
     int32_t *ids = NULL;
     size_t n = 0;
     const char *bad = "fine \xC3\x28 here";
-    CHECK(encode(g, bad, strlen(bad), false, &ids, &n) == HR_ERR_FORMAT && strstr(hr_last_error(), "offset 5"),
-          "'%s'", hr_last_error());
+    CHECK(encode(g, bad, strlen(bad), false, &ids, &n) == HR_ERR_FORMAT && strstr(hr_last_error(), "offset 5"), "'%s'",
+          hr_last_error());
     CHECK(ids == NULL && n == 0, "output not cleared");
     hr_tokenizer_free(g);
 }

@@ -345,7 +345,8 @@ static void bin_to_hf_folder_carries_a_tokenizer_that_encodes_identically(void) 
     size_t len = 0;
     char *cfg = read_all(tmp_path("stories_hf/tokenizer_config.json"), &len);
     cJSON *j = cfg ? cJSON_ParseWithLength(cfg, len) : NULL;
-    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(j, "bos_token"), *eos = cJSON_GetObjectItemCaseSensitive(j, "eos_token");
+    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(j, "bos_token"),
+                *eos = cJSON_GetObjectItemCaseSensitive(j, "eos_token");
     CHECK(cJSON_IsString(bos) && strcmp(bos->valuestring, "<s>") == 0 && cJSON_IsString(eos) &&
               strcmp(eos->valuestring, "</s>") == 0,
           "tokenizer_config.json names <s> and </s>");
@@ -383,7 +384,8 @@ static void pieces_json_cannot_hold_are_refused_and_nothing_is_left_behind(void)
     CHECK(access(out, F_OK) != 0, "no tokenizer.json written");
     CHECK(t && hr_tokenizer_save_json(t, "/nonexistent-dir/tokenizer.json") != HR_OK, "unwritable path fails");
     hr_tokenizer *good = load(TOK512);
-    CHECK(good && hr_tokenizer_save_json(good, "/nonexistent-dir/tokenizer.json") == HR_ERR_IO, "'%s'", hr_last_error());
+    CHECK(good && hr_tokenizer_save_json(good, "/nonexistent-dir/tokenizer.json") == HR_ERR_IO, "'%s'",
+          hr_last_error());
     CHECK(hr_tokenizer_save_json(NULL, out) == HR_ERR_INVALID_ARG, "NULL tokenizer");
     hr_tokenizer_free(good);
     hr_tokenizer_free(t);

@@ -79,30 +79,47 @@ static const struct {
     const char *s;
     float score;
 } k_normal[] = {
-    {"\xE2\x96\x81t", -1}, {"he", -2}, {"\xE2\x96\x81the", -3}, {"\xE2\x96\x81", -4}, {"t", -5},
-    {"h", -6},             {"e", -7},  {"a", -8},                {"\xE2\x96\x81" "a", -9},
+    {"\xE2\x96\x81t", -1},
+    {"he", -2},
+    {"\xE2\x96\x81the", -3},
+    {"\xE2\x96\x81", -4},
+    {"t", -5},
+    {"h", -6},
+    {"e", -7},
+    {"a", -8},
+    {"\xE2\x96\x81"
+     "a",
+     -9},
 };
 enum { ID_T_ = 259, ID_HE, ID_THE, ID_SP, ID_T, ID_H, ID_E, ID_A, ID_A_ };
 #define BYTE_ID(b) (3 + (b))
 
 typedef struct {
-    int model_type;      /* 2 = BPE */
+    int model_type; /* 2 = BPE */
     int byte_fallback;
     int dummy_prefix;
-    int remove_ws;       /* -1 = field absent (default true) */
-    int escape_ws;       /* -1 = absent (default true) */
+    int remove_ws; /* -1 = field absent (default true) */
+    int escape_ws; /* -1 = absent (default true) */
     int ws_suffix;
     int64_t unk, bos, eos;
     const char *norm_name;
     const char *charsmap; /* NULL = absent */
     bool no_trainer, no_normalizer;
-    bool unknown_fields;  /* sprinkle fields SentencePiece does not define */
-    int skip_byte;        /* leave out piece <0xNN> (-1 = none) */
+    bool unknown_fields; /* sprinkle fields SentencePiece does not define */
+    int skip_byte;       /* leave out piece <0xNN> (-1 = none) */
 } spec;
 
 static spec default_spec(void) {
-    return (spec){.model_type = 2, .byte_fallback = 1, .dummy_prefix = 1, .remove_ws = 0, .escape_ws = 1,
-                  .unk = 0, .bos = 1, .eos = 2, .norm_name = "identity", .skip_byte = -1};
+    return (spec){.model_type = 2,
+                  .byte_fallback = 1,
+                  .dummy_prefix = 1,
+                  .remove_ws = 0,
+                  .escape_ws = 1,
+                  .unk = 0,
+                  .bos = 1,
+                  .eos = 2,
+                  .norm_name = "identity",
+                  .skip_byte = -1};
 }
 
 static void add_piece(pbw *b, const char *s, float score, int type, bool extra) {
@@ -130,7 +147,8 @@ static pbw build_model(const spec *s) {
     for (size_t i = 0; i < sizeof k_normal / sizeof k_normal[0]; i++)
         add_piece(&b, k_normal[i].s, k_normal[i].score, 1, s->unknown_fields && i == 2);
     if (!s->no_trainer) {
-        if (s->unknown_fields) w_str(&m, 1, "corpus.txt"), w_int(&m, 4, 268), w_int(&m, 41, 5); /* bos later overridden */
+        if (s->unknown_fields)
+            w_str(&m, 1, "corpus.txt"), w_int(&m, 4, 268), w_int(&m, 41, 5); /* bos later overridden */
         w_int(&m, 3, s->model_type);
         if (s->ws_suffix) w_int(&m, 24, 1);
         w_int(&m, 35, s->byte_fallback);
@@ -203,8 +221,8 @@ static bool reads(const char *bytes, size_t n, uint64_t want_v, int want_wire, u
     pb_reader r = pb_reader_of((const uint8_t *)bytes, n);
     pb_field f;
     bool more;
-    return pb_next(&r, &f, &more) == HR_OK && more && f.v == want_v && f.wire == want_wire &&
-           f.number == want_field && r.p == r.end;
+    return pb_next(&r, &f, &more) == HR_OK && more && f.v == want_v && f.wire == want_wire && f.number == want_field &&
+           r.p == r.end;
 }
 
 static void wire_reader_decodes_the_protobuf_documentation_examples(void) {
@@ -250,7 +268,10 @@ static void wire_reader_rejects_what_the_format_does_not_allow(void) {
         {"group end", "\x0C", 1, "group"},
         {"wire type 6", "\x0E", 1, "does not exist"},
         {"wire type 7", "\x0F\x00", 2, "does not exist"},
-        {"length past the end", "\x0A\x05" "abc", 5, "declares 5 bytes but only 3 remain"},
+        {"length past the end",
+         "\x0A\x05"
+         "abc",
+         5, "declares 5 bytes but only 3 remain"},
         {"huge length", "\x0A\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\x7F", 10, "declares"},
         {"short fixed32", "\x0D\x00\x00", 3, "needs 4 bytes"},
         {"short fixed64", "\x09\x00\x00\x00\x00", 5, "needs 8 bytes"},
@@ -260,8 +281,8 @@ static void wire_reader_rejects_what_the_format_does_not_allow(void) {
         pb_field f;
         bool more = true;
         hr_status st = pb_next(&r, &f, &more);
-        CHECK(st == HR_ERR_FORMAT && strstr(hr_last_error(), cases[i].msg), "%s: status %d, '%s'", cases[i].what,
-              st, hr_last_error());
+        CHECK(st == HR_ERR_FORMAT && strstr(hr_last_error(), cases[i].msg), "%s: status %d, '%s'", cases[i].what, st,
+              hr_last_error());
     }
     /* an int32 field holding 2^40; a varint where a float belongs */
     pb_reader r = pb_reader_of((const uint8_t *)"\x08\x80\x80\x80\x80\x80\x20", 7);
@@ -280,8 +301,8 @@ static void wire_reader_rejects_what_the_format_does_not_allow(void) {
     r = pb_reader_of(nested, sizeof nested);
     CHECK(pb_next(&r, &f, &more) == HR_OK, "outer field");
     pb_reader sub = pb_sub(&r, &f);
-    CHECK(pb_next(&sub, &f, &more) == HR_ERR_FORMAT && strstr(hr_last_error(), "at byte 3"),
-          "nested offset: '%s'", hr_last_error());
+    CHECK(pb_next(&sub, &f, &more) == HR_ERR_FORMAT && strstr(hr_last_error(), "at byte 3"), "nested offset: '%s'",
+          hr_last_error());
 }
 
 static void small_bpe_model_encodes_as_worked_out_by_hand(void) {

@@ -38,7 +38,8 @@ static int tensors_differ(const hr_params *pa, const hr_params *pb) {
     for (int i = 0; i < hr_params_n_tensors(pa); i++) {
         hr_param_info in;
         hr_params_info(pa, i, &in);
-        differ += memcmp(hr_params_data(pa, i), hr_params_data(pb, i), sizeof(float) * (size_t)(in.rows * in.cols)) != 0;
+        differ +=
+            memcmp(hr_params_data(pa, i), hr_params_data(pb, i), sizeof(float) * (size_t)(in.rows * in.cols)) != 0;
     }
     return differ;
 }
@@ -104,8 +105,8 @@ static void checkpoints_of_another_model_or_mode_or_corrupt_ones_are_refused(voi
     hr_train_free(t);
     t = NULL;
     /* another model shape */
-    hr_random_model_params rp = {.dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 4, .hidden = 96, .vocab = 512,
-                                 .seq_len = 64, .seed = 1};
+    hr_random_model_params rp = {
+        .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 4, .hidden = 96, .vocab = 512, .seq_len = 64, .seed = 1};
     hr_model *other = NULL;
     CHECK(hr_model_random(&rp, &other) == HR_OK, "%s", hr_last_error());
     p.resume = ck;
@@ -192,8 +193,8 @@ static void only_leaves_every_other_weight_bit_identical(void) {
         const float *x = hr_params_data(a, i), *y = hr_params_data(b, i);
         for (int64_t r = 0; r < in.rows; r++)
             for (int64_t c = 0; c < in.cols; c++) {
-                bool part = (in.layer == 2 && (in.kind == HR_PARAM_W_GATE || in.kind == HR_PARAM_W_UP ||
-                                               in.kind == HR_PARAM_W_DOWN)) ||
+                bool part = (in.layer == 2 &&
+                             (in.kind == HR_PARAM_W_GATE || in.kind == HR_PARAM_W_UP || in.kind == HR_PARAM_W_DOWN)) ||
                             (in.layer == 1 && in.kind == HR_PARAM_WQ && r / hd == 3) ||
                             (in.layer == 1 && in.kind == HR_PARAM_WO && c / hd == 3) ||
                             (in.layer == 4 && in.kind == HR_PARAM_WQ && r / hd == 0) ||
@@ -232,12 +233,14 @@ static void bad_parameters_fail_before_any_work(void) {
     hr_train *t = NULL;
     hr_train_params p = small_params();
     p.lr = 0;
-    CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_RANGE && strstr(hr_last_error(), "learning rate"), "%s", hr_last_error());
+    CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_RANGE && strstr(hr_last_error(), "learning rate"), "%s",
+          hr_last_error());
     p.lr = NAN;
     CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_RANGE, "NaN lr: %s", hr_last_error());
     p = small_params();
     p.lora_rank = 1000;
-    CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_RANGE && strstr(hr_last_error(), "larger"), "%s", hr_last_error());
+    CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_RANGE && strstr(hr_last_error(), "larger"), "%s",
+          hr_last_error());
     printf("    %s\n", hr_last_error());
     p = small_params();
     p.lora_rank = 0, p.full = true, p.only = "heads:0.99";
@@ -246,7 +249,8 @@ static void bad_parameters_fail_before_any_work(void) {
     p.only = "mlp:77";
     CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_INVALID_ARG, "%s", hr_last_error());
     p = small_params();
-    CHECK(hr_train_new(g_model, g_ids, 50, &p, &t) == HR_ERR_RANGE && strstr(hr_last_error(), "too short"), "%s", hr_last_error());
+    CHECK(hr_train_new(g_model, g_ids, 50, &p, &t) == HR_ERR_RANGE && strstr(hr_last_error(), "too short"), "%s",
+          hr_last_error());
     printf("    %s\n", hr_last_error());
     p.full = true;
     CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_INVALID_ARG, "full and LoRA: %s", hr_last_error());
@@ -278,8 +282,8 @@ static void a_non_finite_loss_stops_the_run_without_changing_anything(void) {
 }
 
 static void random_initialisation_is_deterministic_and_trains(void) {
-    hr_random_model_params rp = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden = 64, .vocab = 512,
-                                 .seq_len = 64, .seed = 9};
+    hr_random_model_params rp = {
+        .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden = 64, .vocab = 512, .seq_len = 64, .seed = 9};
     hr_model *a = NULL, *b = NULL;
     CHECK(hr_model_random(&rp, &a) == HR_OK && hr_model_random(&rp, &b) == HR_OK, "%s", hr_last_error());
     if (!a || !b) return;

@@ -138,9 +138,9 @@ HR_API int hr_pairs_count(const hr_pairs *ps);
 typedef struct {
     const int32_t *clean, *corrupt; /* (n_tokens) each, borrowed */
     int n_tokens;
-    int32_t answer, wrong;          /* the tokens scored */
+    int32_t answer, wrong;           /* the tokens scored */
     int answer_tokens, wrong_tokens; /* tokens the answers have (1 for ids) */
-    int line;                       /* JSONL line (0 when added by ids) */
+    int line;                        /* JSONL line (0 when added by ids) */
 } hr_pair;
 
 HR_API hr_status hr_pairs_get(const hr_pairs *ps, int i, hr_pair *out);
@@ -156,8 +156,8 @@ HR_API hr_status hr_pairs_to_jsonl(const hr_pairs *ps, char **out);
  * name. At most max_pairs (seeded choice among the recall task's
  * recurrences, hr_recall_task_build in evaluate.h). No pair found is
  * HR_ERR_RANGE. */
-HR_API hr_status hr_pairs_name_recall(const hr_tokenizer *tok, const char *text, size_t len, int max_ctx,
-                                      int max_pairs, uint64_t seed, hr_pairs **out);
+HR_API hr_status hr_pairs_name_recall(const hr_tokenizer *tok, const char *text, size_t len, int max_ctx, int max_pairs,
+                                      uint64_t seed, hr_pairs **out);
 
 /* "Correct letter" pairs from multiple-choice items (as eval --tasks reads
  * them): the prompt lists the choices as "A. ...", "B. ..." after the
@@ -170,11 +170,11 @@ HR_API hr_status hr_pairs_from_choices(const hr_tokenizer *tok, const hr_mc_task
 /* ---- running the studies ---- */
 
 typedef enum {
-    HR_PATCH_HEADS = 1u << 0,    /* each head's output, all positions: (n_layers, max_heads) */
-    HR_PATCH_ATTN = 1u << 1,     /* attention sublayer output per position: (n_layers, n_positions) */
-    HR_PATCH_MLP = 1u << 2,      /* MLP output per position: (n_layers, n_positions) */
-    HR_PATCH_RESID = 1u << 3,    /* residual entering each layer per position: (n_layers, n_positions) */
-    HR_PATCH_HEAD_POS = 1u << 4  /* each head at each position: (n_layers, max_heads, n_positions) */
+    HR_PATCH_HEADS = 1u << 0,   /* each head's output, all positions: (n_layers, max_heads) */
+    HR_PATCH_ATTN = 1u << 1,    /* attention sublayer output per position: (n_layers, n_positions) */
+    HR_PATCH_MLP = 1u << 2,     /* MLP output per position: (n_layers, n_positions) */
+    HR_PATCH_RESID = 1u << 3,   /* residual entering each layer per position: (n_layers, n_positions) */
+    HR_PATCH_HEAD_POS = 1u << 4 /* each head at each position: (n_layers, max_heads, n_positions) */
 } hr_patch_what;
 
 typedef enum { HR_METRIC_LOGIT_DIFF = 0, HR_METRIC_PROB = 1, HR_METRIC_KL = 2 } hr_patch_metric;
@@ -194,8 +194,8 @@ typedef struct {
     const hr_head_mask *heads;    /* heads masked in every run (study.h); NULL = none (borrowed) */
     const int32_t *calib_tokens;  /* text (BOS first) for the means of mean-ablated heads (borrowed) */
     size_t n_calib_tokens;
-    int n_threads;                /* 0 = all cores */
-    hr_progress_fn progress;      /* called after every forward pass: (done, total); NULL = none */
+    int n_threads;           /* 0 = all cores */
+    hr_progress_fn progress; /* called after every forward pass: (done, total); NULL = none */
     void *progress_user_data;
 } hr_patch_params;
 
@@ -205,7 +205,7 @@ HR_API hr_patch_params hr_patch_default_params(void);
  * hr_patch_what bits ("layers" = HR_PATCH_ATTN, "positions" =
  * HR_PATCH_HEAD_POS, "none" = 0). Unknown words: HR_ERR_INVALID_ARG. */
 HR_API hr_status hr_patch_parse_what(const char *list, unsigned *what);
-HR_API hr_status hr_patch_parse_metric(const char *name, hr_patch_metric *out);  /* logit-diff, prob, kl */
+HR_API hr_status hr_patch_parse_metric(const char *name, hr_patch_metric *out); /* logit-diff, prob, kl */
 HR_API const char *hr_patch_metric_name(hr_patch_metric m);
 /* Checks a path or knockout specification against a model (the errors
  * hr_patch_run gives before any work). */
@@ -221,34 +221,34 @@ typedef struct {
     int n_pairs, n_layers, max_heads, n_positions;
     hr_patch_metric metric;
     hr_patch_direction direction;
-    const int32_t *labels;     /* (n_positions) the clean tokens of the first longest pair */
-    double clean, corrupt;     /* mean raw metric of the clean and corrupt runs */
+    const int32_t *labels;                   /* (n_positions) the clean tokens of the first longest pair */
+    double clean, corrupt;                   /* mean raw metric of the clean and corrupt runs */
     const double *pair_clean, *pair_corrupt; /* (n_pairs) raw metric of each */
-    const double *heads;       /* (n_layers, max_heads) */
-    const double *attn, *mlp, *resid; /* (n_layers, n_positions) */
-    const double *head_pos;    /* (n_layers, max_heads, n_positions) */
+    const double *heads;                     /* (n_layers, max_heads) */
+    const double *attn, *mlp, *resid;        /* (n_layers, n_positions) */
+    const double *head_pos;                  /* (n_layers, max_heads, n_positions) */
     /* direct logit attribution (means over pairs, logit-difference units) */
     bool has_dla;
     bool has_attn_bias, has_norm_bias;
-    double dla_total;          /* mean logit difference of the clean runs (from the engine's logits) */
-    double dla_sum;            /* mean sum of the parts below */
+    double dla_total; /* mean logit difference of the clean runs (from the engine's logits) */
+    double dla_sum;   /* mean sum of the parts below */
     double dla_embed, dla_norm_bias;
-    const double *dla_heads;   /* (n_layers, max_heads) */
+    const double *dla_heads;               /* (n_layers, max_heads) */
     const double *dla_attn_bias, *dla_mlp; /* (n_layers) */
     /* logit lens */
     bool has_lens;
     int lens_top, lens_pairs;
     const double *lens_logit_diff, *lens_prob, *lens_rank; /* (n_layers) means after each block */
-    const int32_t *lens_tokens; /* (lens_pairs, n_layers, lens_top) */
+    const int32_t *lens_tokens;                            /* (lens_pairs, n_layers, lens_top) */
     /* path patching and knockout */
     const char *path, *knockout; /* as given, NULL when not run */
     const double *path_heads;    /* (n_layers, max_heads) when senders were "*", else NULL */
     double path_value;           /* the sender list's value (NaN for "*") */
     const double *knockout_heads;
     double knockout_value;
-    int64_t forward_passes;      /* runs: each pair's two, one per intervention (a variant run side by side
+    int64_t forward_passes; /* runs: each pair's two, one per intervention (a variant run side by side
                                     with others counts as one), the lens's; the progress callback's units */
-    char warning[192];           /* "" or why the normalised values mean little: the clean and corrupt
+    char warning[192];      /* "" or why the normalised values mean little: the clean and corrupt
                                     metrics (means) differ by less than 1% of their size (+ 1) */
 } hr_patch_summary;
 
@@ -257,7 +257,7 @@ typedef struct {
  * before any work. *out owned: hr_patch_result_free(). */
 HR_API hr_status hr_patch_run(const hr_model *m, const hr_pairs *pairs, const hr_patch_params *p,
                               hr_patch_result **out);
-HR_API void hr_patch_result_free(hr_patch_result *r); /* NULL ok */
+HR_API void hr_patch_result_free(hr_patch_result *r);                             /* NULL ok */
 HR_API const hr_patch_summary *hr_patch_result_summary(const hr_patch_result *r); /* borrowed */
 
 typedef struct {

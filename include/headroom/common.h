@@ -54,12 +54,7 @@ HR_API const char *hr_status_str(hr_status s);
  * until the next failing call on the same thread. */
 HR_API const char *hr_last_error(void);
 
-typedef enum {
-    HR_LOG_ERROR = 0,
-    HR_LOG_WARN = 1,
-    HR_LOG_INFO = 2,
-    HR_LOG_DEBUG = 3
-} hr_log_level;
+typedef enum { HR_LOG_ERROR = 0, HR_LOG_WARN = 1, HR_LOG_INFO = 2, HR_LOG_DEBUG = 3 } hr_log_level;
 
 typedef void (*hr_log_fn)(hr_log_level level, const char *msg, void *user_data);
 
@@ -84,11 +79,11 @@ HR_API void hr_set_log_callback(hr_log_fn fn, void *user_data);
  * what to show is the callback's business (the headroom CLI draws one line
  * per phase). */
 typedef struct {
-    const char *phase;  /* what runs now, e.g. "ablation sweep" (borrowed; never NULL) */
-    const char *unit;   /* what one item is, e.g. "head ablations", "windows", "tensors" (never NULL) */
-    int64_t done;       /* items of this phase finished: 0 at its start, total at its end */
-    int64_t total;      /* items of this phase (>= 1) */
-    int step, n_steps;  /* this phase is step `step` (1-based) of the run's n_steps; n_steps 0 = unknown */
+    const char *phase; /* what runs now, e.g. "ablation sweep" (borrowed; never NULL) */
+    const char *unit;  /* what one item is, e.g. "head ablations", "windows", "tensors" (never NULL) */
+    int64_t done;      /* items of this phase finished: 0 at its start, total at its end */
+    int64_t total;     /* items of this phase (>= 1) */
+    int step, n_steps; /* this phase is step `step` (1-based) of the run's n_steps; n_steps 0 = unknown */
 } hr_progress_info;
 
 /* Phase-aware progress callback. Return non-zero to abort. */
@@ -124,12 +119,12 @@ HR_API hr_status hr_read_file(const char *path, char **out, size_t *len);
 HR_API hr_status hr_write_file_atomic(const char *path, const void *data, size_t len);
 
 typedef enum {
-    HR_OUT_FILE = 0,      /* any file; an existing one must start with `format` (when given) */
-    HR_OUT_GGUF = 1,      /* a model file; an existing one must be a GGUF written by headroom */
-    HR_OUT_JSON = 2,      /* an existing file must be a JSON object whose "format" equals `format` */
-    HR_OUT_TEXT = 3,      /* an existing file must start with `format` (e.g. "# headroom KV plan") */
-    HR_OUT_FOLDER = 4,    /* several files; an existing folder must be empty or hold the file `format` */
-    HR_OUT_HF_FOLDER = 5  /* a Hugging Face folder: must not exist or be empty */
+    HR_OUT_FILE = 0,     /* any file; an existing one must start with `format` (when given) */
+    HR_OUT_GGUF = 1,     /* a model file; an existing one must be a GGUF written by headroom */
+    HR_OUT_JSON = 2,     /* an existing file must be a JSON object whose "format" equals `format` */
+    HR_OUT_TEXT = 3,     /* an existing file must start with `format` (e.g. "# headroom KV plan") */
+    HR_OUT_FOLDER = 4,   /* several files; an existing folder must be empty or hold the file `format` */
+    HR_OUT_HF_FOLDER = 5 /* a Hugging Face folder: must not exist or be empty */
 } hr_output_kind;
 
 typedef struct {
@@ -137,7 +132,7 @@ typedef struct {
     const char *format;        /* marker of an earlier output of the kind (see above); may be NULL */
     const char *const *inputs; /* paths the command reads (models, folders, texts, scores); NULL entries skipped */
     int n_inputs;
-    bool force;                /* replace / write into outputs that are not headroom's */
+    bool force; /* replace / write into outputs that are not headroom's */
 } hr_output_params;
 
 HR_API hr_output_params hr_output_default_params(void);

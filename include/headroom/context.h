@@ -34,11 +34,11 @@ extern "C" {
 typedef struct hr_context hr_context;
 
 typedef struct {
-    int n_ctx;     /* KV cache length; 0 = the model's seq_len */
-    int n_threads; /* 0 = all cores */
-    int n_batch;   /* max tokens per internal batch; 0 = min(n_ctx, 512) */
+    int n_ctx;                 /* KV cache length; 0 = the model's seq_len */
+    int n_threads;             /* 0 = all cores */
+    int n_batch;               /* max tokens per internal batch; 0 = min(n_ctx, 512) */
     const hr_kv_plan *kv_plan; /* per-head KV policies; NULL = all full (copied at creation) */
-    bool blas_prefill; /* batched products through OpenBLAS sgemm: faster prefill, but batched and
+    bool blas_prefill;         /* batched products through OpenBLAS sgemm: faster prefill, but batched and
                           one-token logits then differ by float rounding (default false: the
                           exact GEMM makes them bit-identical). Such a context sets OpenBLAS to
                           one thread for the whole process (openblas_set_num_threads; its
@@ -130,7 +130,7 @@ HR_API void hr_context_set_hook(hr_context *ctx, hr_hook_fn fn, uint32_t mask, v
  * per-head ablation sweeps cheap. KV entries of later layers are
  * overwritten. logits as in hr_forward. n <= n_past. */
 HR_API hr_status hr_forward_from(hr_context *ctx, int layer, int sublayer, const float *x, int n, float *logits,
-                          bool all_logits);
+                                 bool all_logits);
 
 /* hr_forward_from with the rows' positions given: row i is cached in its
  * own slot (n_past - n + i) but rotated by RoPE as position positions[i]

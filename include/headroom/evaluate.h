@@ -42,38 +42,38 @@ extern "C" {
 #endif
 
 typedef struct {
-    int64_t n_tokens;     /* scored positions */
-    double kl;            /* mean KL(base || cand), nats */
-    double kl_max;        /* largest per-token KL */
-    double top1;          /* fraction of positions with the same argmax */
+    int64_t n_tokens;          /* scored positions */
+    double kl;                 /* mean KL(base || cand), nats */
+    double kl_max;             /* largest per-token KL */
+    double top1;               /* fraction of positions with the same argmax */
     double nll_base, nll_cand; /* mean NLL of the next token */
-    int n_windows;        /* windows compared */
+    int n_windows;             /* windows compared */
 } hr_compare_result;
 
 /* tokens: the text with BOS first. Windows of n_ctx tokens (the first is
  * tokens[0..n_ctx), later ones start with BOS = tokens[0] followed by the
  * next n_ctx-1 text tokens), at most max_windows (0 = all). Both contexts
  * must have n_ctx <= their n_ctx and the same vocabulary size. */
-HR_API hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens, int n_ctx,
-                            int max_windows, hr_compare_result *out);
+HR_API hr_status hr_compare_logits(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens,
+                                   int n_ctx, int max_windows, hr_compare_result *out);
 
 /* Mean first divergent token over n_prompts prompts of prompt_len tokens
  * (BOS + text tokens from random offsets, seeded) continued greedily for
  * gen_len tokens. */
-HR_API hr_status hr_compare_fdtm(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens, int n_prompts,
-                          int prompt_len, int gen_len, uint64_t seed, double *fdtm);
+HR_API hr_status hr_compare_fdtm(hr_context *base, hr_context *cand, const int32_t *tokens, size_t n_tokens,
+                                 int n_prompts, int prompt_len, int gen_len, uint64_t seed, double *fdtm);
 
 typedef struct {
-    int length;     /* prompt length in tokens */
+    int length; /* prompt length in tokens */
     int trials;
-    double exact;   /* fraction of trials with the whole needle rest right */
-    double token;   /* fraction of needle tokens right */
+    double exact; /* fraction of trials with the whole needle rest right */
+    double token; /* fraction of needle tokens right */
 } hr_passkey_result;
 
 /* Passkey trials of total prompt length `length` (<= the context's n_ctx).
  * tokens: text tokens (BOS first is skipped if equal to bos). */
-HR_API hr_status hr_passkey(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int32_t bos, int length, int trials,
-                     int needle_len, uint64_t seed, hr_passkey_result *out);
+HR_API hr_status hr_passkey(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int32_t bos, int length,
+                            int trials, int needle_len, uint64_t seed, hr_passkey_result *out);
 
 typedef struct {
     char *context;
@@ -105,7 +105,7 @@ HR_API hr_status hr_mc_eval(hr_context *ctx, const hr_tokenizer *tok, const hr_m
  * n_decode single-token steps after it; tokens/second of each. tokens must
  * hold n_prefill + n_decode ids. */
 HR_API hr_status hr_measure_speed(hr_context *ctx, const int32_t *tokens, int n_prefill, int n_decode, int reps,
-                           double *prefill_tps, double *decode_tps);
+                                  double *prefill_tps, double *decode_tps);
 
 /* K and V bytes one token occupies in an f32 cache: sum over layers of
  * 2 * n_head_kv * head_dim * 4. */
@@ -183,21 +183,21 @@ typedef struct {
 typedef int (*hr_influence_fn)(const hr_influence_doc *doc, void *user_data); /* non-zero aborts */
 
 typedef struct {
-    const char *text;            /* the documents (borrowed) */
+    const char *text; /* the documents (borrowed) */
     size_t text_len;
     const char *split;           /* separator line; NULL = blank lines (default) */
     const hr_head_mask *heads;   /* the heads masked (required; borrowed) */
     const int32_t *calib_tokens; /* BOS-first text for mean-ablated heads' means; NULL = the whole text */
     size_t n_calib_tokens;
-    int max_tokens;              /* per document incl. BOS; 0 = the model's context (default 0) */
-    int first_doc;               /* resume: start at this document (default 0) */
-    int max_docs;                /* stop after this many documents scored; 0 = all */
+    int max_tokens; /* per document incl. BOS; 0 = the model's context (default 0) */
+    int first_doc;  /* resume: start at this document (default 0) */
+    int max_docs;   /* stop after this many documents scored; 0 = all */
     int n_threads;
-    hr_influence_fn on_doc;      /* required */
+    hr_influence_fn on_doc; /* required */
     void *user_data;
-    hr_progress_fn progress;     /* (documents done, documents in the text) */
+    hr_progress_fn progress; /* (documents done, documents in the text) */
     void *progress_user_data;
-    const hr_corpus *corpus;     /* the documents instead of text / split (borrowed); mean-ablated heads
+    const hr_corpus *corpus; /* the documents instead of text / split (borrowed); mean-ablated heads
                                     then need calib_tokens. NULL = text (default) */
 } hr_influence_params;
 
@@ -240,30 +240,30 @@ HR_API hr_status hr_influence_resume(const char *text, size_t len, const char *h
  * max(1, max_tokens / n_ctx) windows, or the whole text when max_tokens is
  * 0. Default: HR_EVAL_TOKENS tokens (headroom/study.h). */
 typedef struct {
-    const char *text;          /* evaluation text (borrowed), tokenized with BOS */
+    const char *text; /* evaluation text (borrowed), tokenized with BOS */
     size_t text_len;
-    int n_ctx;                 /* window length; 0 = hr_calib_window(the smaller seq_len) */
-    int windows;               /* windows to score; 0 = from max_tokens (default 0) */
-    int64_t max_tokens;        /* token budget when windows == 0; 0 = the whole text (default HR_EVAL_TOKENS) */
-    int fdtm_prompts;          /* default 8 */
-    int fdtm_prompt_len;       /* tokens per FDTM prompt incl. BOS (default 16) */
-    int fdtm_gen;              /* FDTM continuation (default 32) */
-    bool passkey;              /* passkey retrieval (default false) */
-    int passkey_trials;        /* prompts per length (default 20) */
-    const hr_mc_task *tasks;   /* multiple-choice tasks; NULL = none (borrowed) */
-    bool speed;                /* measure prefill / decode speed (default true) */
-    uint64_t seed;             /* prompts and passkeys (default 0) */
-    int n_threads;             /* 0 = all cores */
+    int n_ctx;                      /* window length; 0 = hr_calib_window(the smaller seq_len) */
+    int windows;                    /* windows to score; 0 = from max_tokens (default 0) */
+    int64_t max_tokens;             /* token budget when windows == 0; 0 = the whole text (default HR_EVAL_TOKENS) */
+    int fdtm_prompts;               /* default 8 */
+    int fdtm_prompt_len;            /* tokens per FDTM prompt incl. BOS (default 16) */
+    int fdtm_gen;                   /* FDTM continuation (default 32) */
+    bool passkey;                   /* passkey retrieval (default false) */
+    int passkey_trials;             /* prompts per length (default 20) */
+    const hr_mc_task *tasks;        /* multiple-choice tasks; NULL = none (borrowed) */
+    bool speed;                     /* measure prefill / decode speed (default true) */
+    uint64_t seed;                  /* prompts and passkeys (default 0) */
+    int n_threads;                  /* 0 = all cores */
     const hr_kv_plan *cand_kv_plan; /* the candidate's KV-cache plan; NULL = full cache (borrowed) */
-    double cand_kv_random;     /* >= 0: the candidate gets hr_kv_plan_random(fraction, streaming sink 4
+    double cand_kv_random;          /* >= 0: the candidate gets hr_kv_plan_random(fraction, streaming sink 4
                                   window 64, seed): the random baseline of a --kv-from plan keeping that
                                   fraction of KV heads full (default -1: none; not with cand_kv_plan) */
     const hr_head_mask *cand_heads; /* heads masked in the candidate (study.h), NULL = none (borrowed);
                                   mean-ablated heads take their means from calib_tokens, else the text */
     const int32_t *calib_tokens;    /* BOS-first tokens for those means; NULL = the evaluation text */
     size_t n_calib_tokens;
-    bool recall;               /* the natural retrieval task (hr_recall_task_build on the text) for both */
-    int recall_items;          /* its items (default 200) */
+    bool recall;      /* the natural retrieval task (hr_recall_task_build on the text) for both */
+    int recall_items; /* its items (default 200) */
     const char *base_path, *cand_path, *text_path, *tasks_path; /* named and hashed in the result; may be NULL */
     hr_progress_phase_fn progress_phase; /* phases: hashing, KL / top-1 windows, FDTM prompts, passkey trials per
                                             length and model, tasks per model, speed (common.h); NULL = the
@@ -274,8 +274,8 @@ typedef struct {
 HR_API hr_eval_params hr_eval_default_params(void);
 
 typedef struct {
-    const char *path;   /* as given ("" when none); owned by the result */
-    char sha256[65];    /* lower-case hex digest of the file ("" when no path) */
+    const char *path; /* as given ("" when none); owned by the result */
+    char sha256[65];  /* lower-case hex digest of the file ("" when no path) */
 } hr_eval_source;
 
 enum { HR_EVAL_PASSKEY_LENGTHS = 4 };
@@ -290,7 +290,7 @@ typedef struct {
     double ppl_base, ppl_cand; /* exp(mean NLL) */
     double fdtm;
     int fdtm_prompts, fdtm_gen;
-    int n_passkey;             /* lengths run (those <= n_ctx) */
+    int n_passkey; /* lengths run (those <= n_ctx) */
     int passkey_length[HR_EVAL_PASSKEY_LENGTHS];
     hr_passkey_result passkey[HR_EVAL_PASSKEY_LENGTHS][2]; /* [length][base, candidate] */
     bool has_tasks;
@@ -300,8 +300,8 @@ typedef struct {
     int64_t params[2], weight_bytes[2], kv_bytes_per_token[2], kv_bytes_allocated[2];
     bool has_speed;
     double prefill_tps[2], decode_tps[2];
-    char warning[256];         /* "" or what the numbers call for (perplexity > 10x the base's) */
-    double kv_random;          /* the candidate's random KV plan fraction, -1 when none */
+    char warning[256]; /* "" or what the numbers call for (perplexity > 10x the base's) */
+    double kv_random;  /* the candidate's random KV plan fraction, -1 when none */
 } hr_eval_summary;
 
 typedef struct hr_eval_result hr_eval_result;
@@ -313,7 +313,7 @@ typedef struct hr_eval_result hr_eval_result;
  * before any work. *out owned by caller: hr_eval_result_free(). */
 HR_API hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_tokenizer *tok,
                              const hr_eval_params *p, hr_eval_result **out);
-HR_API void hr_eval_result_free(hr_eval_result *r); /* NULL ok */
+HR_API void hr_eval_result_free(hr_eval_result *r);                            /* NULL ok */
 HR_API const hr_eval_summary *hr_eval_result_summary(const hr_eval_result *r); /* borrowed */
 /* eval.json ("format": "headroom.eval", "format_version": 1). *out owned
  * by caller: hr_free(). */
@@ -360,38 +360,35 @@ HR_API hr_status hr_eval_result_json(const hr_eval_result *r, char **out);
  * Windows/chunks are fed to hr_forward in pieces of at most 512 tokens so the
  * logits buffer stays (512, vocab) floats whatever n_ctx is.
  */
-typedef enum {
-    HR_PPL_SLIDING = 0,
-    HR_PPL_LLAMACPP = 1
-} hr_ppl_protocol;
+typedef enum { HR_PPL_SLIDING = 0, HR_PPL_LLAMACPP = 1 } hr_ppl_protocol;
 
 typedef struct {
-    int n_ctx;                /* window / chunk length; 0 = the context's n_ctx (default 0) */
-    int stride;               /* sliding only; 0 = n_ctx / 2 (default 0) */
-    hr_ppl_protocol protocol; /* default HR_PPL_SLIDING */
-    int32_t bos;              /* llama.cpp only: id written over each chunk's first
+    int n_ctx;                           /* window / chunk length; 0 = the context's n_ctx (default 0) */
+    int stride;                          /* sliding only; 0 = n_ctx / 2 (default 0) */
+    hr_ppl_protocol protocol;            /* default HR_PPL_SLIDING */
+    int32_t bos;                         /* llama.cpp only: id written over each chunk's first
                                  token; < 0 = keep it (default -1) */
-    hr_progress_fn progress;  /* called after each window/chunk; NULL = none */
-    void *progress_user_data; /* of both callbacks */
+    hr_progress_fn progress;             /* called after each window/chunk; NULL = none */
+    void *progress_user_data;            /* of both callbacks */
     hr_progress_phase_fn progress_phase; /* phase "perplexity", items = windows / chunks (common.h);
                                             NULL = the thread's callback */
-    const hr_head_mask *heads; /* heads masked for the run (study.h; set on ctx with hr_head_mask_apply and
+    const hr_head_mask *heads;           /* heads masked for the run (study.h; set on ctx with hr_head_mask_apply and
                                   left there), NULL = the context as it is (borrowed) */
-    const int32_t *calib_tokens; /* BOS-first text for mean-ablated heads' means; NULL = the tokens scored */
+    const int32_t *calib_tokens;         /* BOS-first text for mean-ablated heads' means; NULL = the tokens scored */
     size_t n_calib_tokens;
 } hr_ppl_params;
 
 HR_API hr_ppl_params hr_ppl_default_params(void);
 
 typedef struct {
-    int64_t n_scored;     /* tokens whose NLL was summed */
-    int64_t n_evaluated;  /* tokens run through the model (windows overlap) */
-    int n_windows;        /* windows (sliding) or chunks (llama.cpp) */
-    double mean_nll;      /* nats per scored token */
-    double ppl;           /* exp(mean_nll) */
-    double ppl_stderr;    /* ppl * stderr(NLL), see above */
-    double seconds;       /* wall time of the evaluation */
-    double tokens_per_s;  /* n_evaluated / seconds */
+    int64_t n_scored;    /* tokens whose NLL was summed */
+    int64_t n_evaluated; /* tokens run through the model (windows overlap) */
+    int n_windows;       /* windows (sliding) or chunks (llama.cpp) */
+    double mean_nll;     /* nats per scored token */
+    double ppl;          /* exp(mean_nll) */
+    double ppl_stderr;   /* ppl * stderr(NLL), see above */
+    double seconds;      /* wall time of the evaluation */
+    double tokens_per_s; /* n_evaluated / seconds */
 } hr_ppl_result;
 
 /* Perplexity of tokens[0..n_tokens) with ctx (its model gives the

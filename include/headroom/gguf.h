@@ -54,20 +54,20 @@ typedef enum {
 typedef enum {
     HR_GGML_F32 = 0,
     HR_GGML_F16 = 1,
-    HR_GGML_Q8_0 = 8,  /* blocks of 32: f16 scale + 32 int8 */
+    HR_GGML_Q8_0 = 8, /* blocks of 32: f16 scale + 32 int8 */
     HR_GGML_BF16 = 30
 } hr_ggml_type;
 
 typedef struct hr_gguf hr_gguf;
 
 typedef struct {
-    const char *name;     /* NUL-terminated copy, owned by the hr_gguf */
-    uint32_t n_dims;      /* 1..4 */
-    int64_t ne[4];        /* ne[0] innermost; unused dims are 1 */
-    uint32_t type;        /* ggml type id (hr_ggml_type) */
-    uint64_t offset;      /* relative to the data section */
-    size_t nbytes;        /* validated: offset + nbytes <= data size */
-    const void *data;     /* into the mapping; NULL if the type is unknown */
+    const char *name; /* NUL-terminated copy, owned by the hr_gguf */
+    uint32_t n_dims;  /* 1..4 */
+    int64_t ne[4];    /* ne[0] innermost; unused dims are 1 */
+    uint32_t type;    /* ggml type id (hr_ggml_type) */
+    uint64_t offset;  /* relative to the data section */
+    size_t nbytes;    /* validated: offset + nbytes <= data size */
+    const void *data; /* into the mapping; NULL if the type is unknown */
 } hr_gguf_tensor;
 
 /* A view of one metadata value. Arrays expose their elements through

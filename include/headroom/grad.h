@@ -61,32 +61,32 @@ extern "C" {
 /* ---- trainable parameters ---- */
 
 typedef enum {
-    HR_PARAM_TOK_EMBD = 0,  /* (vocab, dim); also the classifier when tied */
-    HR_PARAM_POS_EMBD,      /* (seq_len, dim) GPT-2 */
-    HR_PARAM_ATTN_NORM,     /* (1, dim) */
-    HR_PARAM_ATTN_NORM_B,   /* (1, dim) LayerNorm */
-    HR_PARAM_WQ,            /* (n_head * head_dim, dim); rows in the interleaved RoPE layout */
-    HR_PARAM_BQ,            /* (1, n_head * head_dim) */
-    HR_PARAM_WK,            /* (n_head_kv * head_dim, dim) */
+    HR_PARAM_TOK_EMBD = 0, /* (vocab, dim); also the classifier when tied */
+    HR_PARAM_POS_EMBD,     /* (seq_len, dim) GPT-2 */
+    HR_PARAM_ATTN_NORM,    /* (1, dim) */
+    HR_PARAM_ATTN_NORM_B,  /* (1, dim) LayerNorm */
+    HR_PARAM_WQ,           /* (n_head * head_dim, dim); rows in the interleaved RoPE layout */
+    HR_PARAM_BQ,           /* (1, n_head * head_dim) */
+    HR_PARAM_WK,           /* (n_head_kv * head_dim, dim) */
     HR_PARAM_BK,
-    HR_PARAM_WV,            /* (n_head_kv * head_dim, dim) */
+    HR_PARAM_WV, /* (n_head_kv * head_dim, dim) */
     HR_PARAM_BV,
-    HR_PARAM_WO,            /* (dim, n_head * head_dim) */
-    HR_PARAM_BO,            /* (1, dim) */
+    HR_PARAM_WO, /* (dim, n_head * head_dim) */
+    HR_PARAM_BO, /* (1, dim) */
     HR_PARAM_FFN_NORM,
     HR_PARAM_FFN_NORM_B,
-    HR_PARAM_W_GATE,        /* (n_ff, dim) SwiGLU */
-    HR_PARAM_W_UP,          /* (n_ff, dim) */
-    HR_PARAM_B_UP,          /* (1, n_ff) */
-    HR_PARAM_W_DOWN,        /* (dim, n_ff) */
-    HR_PARAM_B_DOWN,        /* (1, dim) */
-    HR_PARAM_OUT_NORM,      /* (1, dim) */
-    HR_PARAM_OUT_NORM_B,    /* (1, dim) */
-    HR_PARAM_OUTPUT,        /* (vocab, dim) untied classifier only */
-    HR_PARAM_HEAD_GATE,     /* (1, n_head) per layer, initially 1 */
-    HR_PARAM_NEURON_GATE,   /* (1, n_ff) per layer, initially 1 */
-    HR_PARAM_LORA_A,        /* (r, d_in) per layer and target */
-    HR_PARAM_LORA_B,        /* (d_out, r) per layer and target, initially 0 */
+    HR_PARAM_W_GATE,      /* (n_ff, dim) SwiGLU */
+    HR_PARAM_W_UP,        /* (n_ff, dim) */
+    HR_PARAM_B_UP,        /* (1, n_ff) */
+    HR_PARAM_W_DOWN,      /* (dim, n_ff) */
+    HR_PARAM_B_DOWN,      /* (1, dim) */
+    HR_PARAM_OUT_NORM,    /* (1, dim) */
+    HR_PARAM_OUT_NORM_B,  /* (1, dim) */
+    HR_PARAM_OUTPUT,      /* (vocab, dim) untied classifier only */
+    HR_PARAM_HEAD_GATE,   /* (1, n_head) per layer, initially 1 */
+    HR_PARAM_NEURON_GATE, /* (1, n_ff) per layer, initially 1 */
+    HR_PARAM_LORA_A,      /* (r, d_in) per layer and target */
+    HR_PARAM_LORA_B,      /* (d_out, r) per layer and target, initially 0 */
     HR_PARAM_KIND_COUNT
 } hr_param_kind;
 
@@ -109,12 +109,12 @@ typedef enum {
 } hr_lora_target;
 
 typedef struct {
-    bool copy_weights;      /* own a mutable f32 copy of every weight (training); false (default) borrows the
+    bool copy_weights;     /* own a mutable f32 copy of every weight (training); false (default) borrows the
                                model's weights read-only: no copy, e.g. for gradient importance */
-    int lora_rank;          /* r of every adapter; 0 (default) = no adapters */
-    float lora_alpha;       /* adapter scale = alpha / r; 0 = r (scale 1) */
-    uint32_t lora_targets;  /* OR of hr_lora_target; 0 with lora_rank > 0 = HR_LORA_ALL */
-    uint64_t seed;          /* LoRA A ~ N(0, 1/d_in) from this seed; B = 0 (the adapted model starts equal) */
+    int lora_rank;         /* r of every adapter; 0 (default) = no adapters */
+    float lora_alpha;      /* adapter scale = alpha / r; 0 = r (scale 1) */
+    uint32_t lora_targets; /* OR of hr_lora_target; 0 with lora_rank > 0 = HR_LORA_ALL */
+    uint64_t seed;         /* LoRA A ~ N(0, 1/d_in) from this seed; B = 0 (the adapted model starts equal) */
 } hr_params_params;
 
 HR_API hr_params_params hr_params_default_params(void);
@@ -129,12 +129,12 @@ HR_API void hr_params_free(hr_params *p); /* NULL ok */
 HR_API const hr_model *hr_params_model(const hr_params *p); /* borrowed */
 
 typedef struct {
-    char name[64];          /* GGUF-style: "blk.0.attn_q.weight", "blk.0.head_gate", "blk.0.attn_q.lora_a" */
+    char name[64]; /* GGUF-style: "blk.0.attn_q.weight", "blk.0.head_gate", "blk.0.attn_q.lora_a" */
     hr_param_kind kind;
-    int layer;              /* -1 for global tensors */
-    hr_lora_target target;  /* LoRA tensors; 0 otherwise */
-    int64_t rows, cols;     /* row-major (rows, cols); vectors have rows = 1 */
-    bool writable;          /* hr_params_data_mut gives a pointer */
+    int layer;             /* -1 for global tensors */
+    hr_lora_target target; /* LoRA tensors; 0 otherwise */
+    int64_t rows, cols;    /* row-major (rows, cols); vectors have rows = 1 */
+    bool writable;         /* hr_params_data_mut gives a pointer */
 } hr_param_info;
 
 /* Tensors in a fixed order: the model's weights in hr_model_tensor_info
@@ -159,12 +159,12 @@ HR_API void hr_params_touch(hr_params *p);
 /* ---- gradients ---- */
 
 typedef struct {
-    int n_threads;          /* 0 = all cores */
-    int max_tokens;         /* longest window accepted; 0 = the model's seq_len */
-    uint64_t kinds;         /* OR of HR_GRAD_KIND(kind): which tensors get gradients (default HR_GRAD_WEIGHTS) */
-    const bool *select;     /* (hr_params_n_tensors) per-tensor choice overriding kinds; NULL = use kinds */
-    bool input_grad;        /* keep dL/d(input embeddings) of the last window (hr_grad_input) */
-    bool recompute;         /* keep only each layer's input, recompute the rest in backward (same gradients, bit
+    int n_threads;      /* 0 = all cores */
+    int max_tokens;     /* longest window accepted; 0 = the model's seq_len */
+    uint64_t kinds;     /* OR of HR_GRAD_KIND(kind): which tensors get gradients (default HR_GRAD_WEIGHTS) */
+    const bool *select; /* (hr_params_n_tensors) per-tensor choice overriding kinds; NULL = use kinds */
+    bool input_grad;    /* keep dL/d(input embeddings) of the last window (hr_grad_input) */
+    bool recompute;     /* keep only each layer's input, recompute the rest in backward (same gradients, bit
                                for bit; less memory, ~1 more forward of time) */
 } hr_grad_params;
 

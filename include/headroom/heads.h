@@ -65,26 +65,26 @@ HR_API const hr_layer_metric_info *hr_heads_layer_metric_info(int i);
 typedef struct {
     const int32_t *tokens; /* calibration text tokens without BOS (borrowed) */
     size_t n_tokens;
-    int32_t bos;           /* BOS id starting every window and prompt (>= 0) */
-    int window;            /* tokens per calibration window incl. BOS; 0 = hr_calib_window(n_ctx, 0) */
-    int max_tokens;        /* calibration tokens used, whole windows (fewer than one window is
+    int32_t bos;    /* BOS id starting every window and prompt (>= 0) */
+    int window;     /* tokens per calibration window incl. BOS; 0 = hr_calib_window(n_ctx, 0) */
+    int max_tokens; /* calibration tokens used, whole windows (fewer than one window is
                               HR_ERR_RANGE; a remainder or a shorter text is logged as a warning);
                               0 = HR_CALIB_HEADS_TOKENS (headroom/study.h) */
     uint64_t seed;
-    bool mean_ablation;    /* ablation: replace a head by its mean output instead of 0 */
-    const hr_tokenizer *tok; /* optional: the successor method needs it */
-    int rep_len;           /* repeated sequences: k random tokens per half; 0 = min(48, (n_ctx-1)/2) */
-    int rep_seqs;          /* number of repeated sequences; 0 = 4 */
-    int n_needles;         /* retrieval prompts; 0 = 4 (natural: 16) */
-    int needle_len;        /* needle tokens; 0 = 8 (natural: 4) */
-    bool natural_needles;  /* retrieval on natural needles: spans of needle_len calibration tokens that
+    bool mean_ablation;                  /* ablation: replace a head by its mean output instead of 0 */
+    const hr_tokenizer *tok;             /* optional: the successor method needs it */
+    int rep_len;                         /* repeated sequences: k random tokens per half; 0 = min(48, (n_ctx-1)/2) */
+    int rep_seqs;                        /* number of repeated sequences; 0 = 4 */
+    int n_needles;                       /* retrieval prompts; 0 = 4 (natural: 16) */
+    int needle_len;                      /* needle tokens; 0 = 8 (natural: 4) */
+    bool natural_needles;                /* retrieval on natural needles: spans of needle_len calibration tokens that
                               recur (once before, >= 16 tokens earlier) in a window; the prompt is the
                               window up to 2 tokens into the recurrence (default false: random tokens) */
-    int fdtm_prompts;      /* FDTM prompts; 0 = 4 */
-    int fdtm_prompt_len;   /* tokens per FDTM prompt incl. BOS; 0 = 16 */
-    int fdtm_gen;          /* greedy continuation length; 0 = 16 */
-    hr_progress_fn progress; /* optional; units are arbitrary, monotone */
-    void *progress_ud;       /* of both callbacks */
+    int fdtm_prompts;                    /* FDTM prompts; 0 = 4 */
+    int fdtm_prompt_len;                 /* tokens per FDTM prompt incl. BOS; 0 = 16 */
+    int fdtm_gen;                        /* greedy continuation length; 0 = 16 */
+    hr_progress_fn progress;             /* optional; units are arbitrary, monotone */
+    void *progress_ud;                   /* of both callbacks */
     hr_progress_phase_fn progress_phase; /* optional: one phase per group of methods that share their work, then
                                             "layer metrics" (common.h); NULL = the thread's callback */
 } hr_heads_params;
@@ -115,27 +115,27 @@ typedef struct {
 } hr_heads_work;
 
 typedef struct {
-    char label[256];    /* the methods that share this work ("ablation, ablation_kl"), or "layer metrics" */
-    char phase[48];     /* the progress phase that runs it */
-    bool selected;      /* part of the run asked for (the layer metrics always are) */
-    bool exact;         /* the run does exactly this work */
-    bool bound;         /* not exact, but at most this work (fdtm stops at the first divergent token);
+    char label[256]; /* the methods that share this work ("ablation, ablation_kl"), or "layer metrics" */
+    char phase[48];  /* the progress phase that runs it */
+    bool selected;   /* part of the run asked for (the layer metrics always are) */
+    bool exact;      /* the run does exactly this work */
+    bool bound;      /* not exact, but at most this work (fdtm stops at the first divergent token);
                            neither: about this (ablation_greedy: where the surviving heads sit) */
     hr_heads_work work;
-    double passes;      /* forward-pass equivalents: the work's multiply-adds over those of one forward of
+    double passes;  /* forward-pass equivalents: the work's multiply-adds over those of one forward of
                            a calibration window with every position's logits */
-    double seconds;     /* at the measured speed (0 when not measured) */
+    double seconds; /* at the measured speed (0 when not measured) */
 } hr_heads_cost;
 
 enum { HR_HEADS_MAX_COSTS = 32 };
 
 typedef struct {
-    int n;                                  /* rows used: one per group of methods sharing their work, selected
+    int n; /* rows used: one per group of methods sharing their work, selected
                                                or not, in registry order, then the layer metrics */
     hr_heads_cost rows[HR_HEADS_MAX_COSTS];
-    hr_heads_cost total;                    /* sum of the selected rows */
-    int window, n_windows;                  /* the calibration the run would use */
-    double window_seconds;                  /* measured: one window forward with every position's logits */
+    hr_heads_cost total;   /* sum of the selected rows */
+    int window, n_windows; /* the calibration the run would use */
+    double window_seconds; /* measured: one window forward with every position's logits */
 } hr_heads_estimate;
 
 /* What hr_heads_run(ctx, p, selected) would cost, before running it. With
@@ -174,8 +174,8 @@ typedef struct {
     const char *id;     /* "sink", "prev_token", ... */
     const char *method; /* the score it reads */
     double threshold;
-    bool below;         /* a member scores <= threshold (else >= threshold) */
-    const char *rule;   /* the rule in words, e.g. "sink >= 0.5" */
+    bool below;       /* a member scores <= threshold (else >= threshold) */
+    const char *rule; /* the rule in words, e.g. "sink >= 0.5" */
 } hr_head_class_info;
 HR_API int hr_heads_n_classes(void);
 HR_API const hr_head_class_info *hr_heads_class_info(int i); /* NULL when out of range */
@@ -193,8 +193,8 @@ typedef struct {
 /* Serialises results (numbers as the shortest decimal that reads back as
  * the same double, NaN as null; heads.csv keeps %.9g). Each output is
  * malloc'ed (caller frees); any pointer may be NULL to skip that output. */
-HR_API hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta, char **heads_json,
-                           char **layers_json, char **csv);
+HR_API hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta,
+                                  char **heads_json, char **layers_json, char **csv);
 
 /* Attention pattern of one head on tokens (n <= n_ctx; the context is
  * cleared first): out receives (n, n) probabilities, row = query. */

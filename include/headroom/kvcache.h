@@ -40,10 +40,10 @@ extern "C" {
 #endif
 
 typedef enum {
-    HR_KV_FULL = 0,      /* the default of every KV head */
+    HR_KV_FULL = 0, /* the default of every KV head */
     HR_KV_STREAMING = 1,
     HR_KV_HEAVY = 2,
-    HR_KV_POLICY_COUNT   /* built-in policies */
+    HR_KV_POLICY_COUNT /* built-in policies */
 } hr_kv_kind;
 
 typedef struct {
@@ -77,10 +77,11 @@ HR_API hr_status hr_kv_plan_save(const hr_kv_plan *p, const char *path);
  * (scores: n_layers × max_heads, query heads; higher = more retrieval-like)
  * ranks in the top `fraction` stay full, the rest get `rest`. */
 HR_API hr_status hr_kv_plan_from_scores(const hr_config *c, const float *scores, float fraction, hr_kv_policy rest,
-                                 hr_kv_plan **out);
+                                        hr_kv_plan **out);
 /* The same number of full KV heads as hr_kv_plan_from_scores would keep,
  * chosen at random (seeded): the baseline a head-aware plan must beat. */
-HR_API hr_status hr_kv_plan_random(const hr_config *c, float fraction, hr_kv_policy rest, uint64_t seed, hr_kv_plan **out);
+HR_API hr_status hr_kv_plan_random(const hr_config *c, float fraction, hr_kv_policy rest, uint64_t seed,
+                                   hr_kv_plan **out);
 /* KV heads that are not full, out of all KV heads. */
 HR_API int hr_kv_plan_n_reduced(const hr_kv_plan *p);
 

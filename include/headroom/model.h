@@ -47,12 +47,7 @@ extern "C" {
  * row; this enum names the built-in rows). Llama covers Llama 2/3, Mistral,
  * SmolLM, TinyLlama; Qwen2 adds Q/K/V biases; GPT-2 has LayerNorm, learned
  * positions, GELU MLP and biases everywhere. */
-typedef enum {
-    HR_ARCH_LLAMA = 0,
-    HR_ARCH_QWEN2 = 1,
-    HR_ARCH_GPT2 = 2,
-    HR_ARCH_COUNT
-} hr_arch;
+typedef enum { HR_ARCH_LLAMA = 0, HR_ARCH_QWEN2 = 1, HR_ARCH_GPT2 = 2, HR_ARCH_COUNT } hr_arch;
 
 typedef enum { HR_NORM_RMS = 0, HR_NORM_LAYER = 1 } hr_norm_type;
 typedef enum { HR_MLP_SWIGLU = 0, HR_MLP_GELU = 1 } hr_mlp_type;
@@ -60,18 +55,18 @@ typedef enum { HR_POS_ROPE = 0, HR_POS_LEARNED = 1 } hr_pos_type;
 
 /* RoPE frequency scaling (Llama 3.x "llama3" rope_scaling). */
 typedef struct {
-    bool llama3;            /* false = plain RoPE */
+    bool llama3; /* false = plain RoPE */
     float factor;
     float low_freq_factor;
     float high_freq_factor;
-    int original_ctx;       /* original_max_position_embeddings */
+    int original_ctx; /* original_max_position_embeddings */
 } hr_rope_scaling;
 
 typedef enum {
     HR_FORMAT_LLAMA2C = 0,    /* llama2.c v0 float32 */
     HR_FORMAT_LLAMA2C_Q8 = 1, /* llama2.c runq v2 int8 */
     HR_FORMAT_GGUF = 2,
-    HR_FORMAT_HF = 3          /* Hugging Face folder: config.json + safetensors */
+    HR_FORMAT_HF = 3 /* Hugging Face folder: config.json + safetensors */
 } hr_format;
 
 /* Hyper-parameters of a model, read through the accessors below (the
@@ -80,7 +75,7 @@ typedef enum {
 typedef struct hr_config hr_config;
 
 HR_API hr_arch hr_config_arch(const hr_config *c);
-HR_API int hr_config_dim(const hr_config *c);        /* residual width */
+HR_API int hr_config_dim(const hr_config *c); /* residual width */
 HR_API int hr_config_n_layers(const hr_config *c);
 HR_API int hr_config_head_dim(const hr_config *c);
 /* Query heads / KV heads / MLP hidden size of a layer (0 = no attention /
@@ -89,16 +84,16 @@ HR_API int hr_config_n_head(const hr_config *c, int layer);
 HR_API int hr_config_n_head_kv(const hr_config *c, int layer);
 HR_API int hr_config_n_ff(const hr_config *c, int layer);
 HR_API int hr_config_vocab_size(const hr_config *c);
-HR_API int hr_config_seq_len(const hr_config *c);    /* maximum context */
+HR_API int hr_config_seq_len(const hr_config *c); /* maximum context */
 HR_API float hr_config_rope_theta(const hr_config *c);
 HR_API float hr_config_norm_eps(const hr_config *c);
 HR_API bool hr_config_tied_classifier(const hr_config *c); /* output weights shared with the embedding */
 HR_API hr_norm_type hr_config_norm(const hr_config *c);
 HR_API hr_mlp_type hr_config_mlp(const hr_config *c);
 HR_API hr_pos_type hr_config_pos(const hr_config *c);
-HR_API bool hr_config_qkv_bias(const hr_config *c);  /* biases on Q, K, V projections */
-HR_API bool hr_config_out_bias(const hr_config *c);  /* bias on the attention output projection */
-HR_API bool hr_config_mlp_bias(const hr_config *c);  /* biases on MLP projections */
+HR_API bool hr_config_qkv_bias(const hr_config *c); /* biases on Q, K, V projections */
+HR_API bool hr_config_out_bias(const hr_config *c); /* bias on the attention output projection */
+HR_API bool hr_config_mlp_bias(const hr_config *c); /* biases on MLP projections */
 HR_API hr_rope_scaling hr_config_rope_scaling(const hr_config *c);
 
 /* Architecture from its name ("llama", "mistral", "qwen2", "gpt2", ...). */
@@ -130,7 +125,7 @@ HR_API bool hr_config_uniform(const hr_config *c);
 
 /* Describes tensor i (0 <= i < hr_model_n_tensors) for listings. */
 typedef struct {
-    char name[64];     /* GGUF-style name, e.g. "blk.0.attn_q.weight" */
+    char name[64];      /* GGUF-style name, e.g. "blk.0.attn_q.weight" */
     int64_t rows, cols; /* (rows, cols) row-major; vectors have rows = 1 */
     int n_dims;         /* 1 for vectors (norm weights, biases: cols values), else 2 */
 } hr_tensor_info;

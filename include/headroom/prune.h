@@ -145,7 +145,7 @@ HR_API hr_status hr_prune_plan_ff(const hr_model *m, const float *const *scores,
  * sublayers or whole blocks). Already dropped layers are not counted
  * twice. Dropping every block is HR_ERR_RANGE. */
 HR_API hr_status hr_prune_plan_layers(const hr_model *m, const float *layer_scores, int k, hr_prune_part part,
-                               hr_prune_spec *s);
+                                      hr_prune_spec *s);
 
 /* Attention and MLP sublayers as one pool (FinerCut, Zhang et al. 2024):
  * marks k sublayers of ctx's model for dropping in s (on top of what s
@@ -177,14 +177,14 @@ HR_API hr_status hr_prune_plan_sublayers(hr_context *ctx, const int32_t *tokens,
  * context's n_ctx is HR_ERR_RANGE).
  * out[l] must hold n_ff[l] floats. */
 HR_API hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
-                                     float *const *out);
+                                            float *const *out);
 
 /* Layer importance on calibration tokens (ShortGPT block influence and the
  * sublayer change of "What Matters in Transformers"): mean over tokens of
  * 1 - cos(x_in, x_out) of the block (block[l]), of the attention sublayer
  * (attn[l]) and of the MLP sublayer (mlp[l]). Any output may be NULL. */
 HR_API hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
-                                    float *block, float *attn, float *mlp);
+                                           float *block, float *attn, float *mlp);
 
 /* ---- A whole pruning run ----
  *
@@ -209,26 +209,26 @@ HR_API hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *token
  * allow (hr_prune_plan_heads) and the result says what was asked, what was
  * removed and why they differ. */
 typedef struct {
-    const hr_scores *scores;  /* head scores and/or layer metrics; may be NULL (borrowed) */
-    const char *method;       /* head score method of `scores`, or "random"; needed with heads */
-    bool invert;              /* remove the highest-ranked heads first (trait scores such as sink) */
-    uint64_t seed;            /* of method "random" (default 0) */
-    const char *heads;        /* amount of query heads to remove, "25%" or "10" (hr_parse_amount); NULL = none */
-    const char *mlp;          /* amount of MLP neurons to remove; NULL = none (needs text) */
-    const char *mlp_method;   /* neuron importance: NULL or "amp" (default) | "taylor" (see above) */
+    const hr_scores *scores; /* head scores and/or layer metrics; may be NULL (borrowed) */
+    const char *method;      /* head score method of `scores`, or "random"; needed with heads */
+    bool invert;             /* remove the highest-ranked heads first (trait scores such as sink) */
+    uint64_t seed;           /* of method "random" (default 0) */
+    const char *heads;       /* amount of query heads to remove, "25%" or "10" (hr_parse_amount); NULL = none */
+    const char *mlp;         /* amount of MLP neurons to remove; NULL = none (needs text) */
+    const char *mlp_method;  /* neuron importance: NULL or "amp" (default) | "taylor" (see above) */
     int drop_attn, drop_mlp, drop_blocks; /* sublayers / blocks to drop, least important first */
-    const char *layer_metric; /* layer metric of `scores` for every drop and cfsp; NULL = attn_kl (else
+    const char *layer_metric;             /* layer metric of `scores` for every drop and cfsp; NULL = attn_kl (else
                                  attn_sim), mlp_kl (else mlp_sim), block_influence */
-    hr_prune_budget budget;   /* default HR_BUDGET_GLOBAL */
-    bool uniform;             /* same loss in every layer (needs HR_BUDGET_PER_LAYER) */
-    bool strict;              /* an amount that cannot be met exactly is an error (see hr_prune_plan_heads) */
-    bool uneven_duplicate;    /* uneven GQA groups by duplicating K/V rows instead of keeping groups even */
-    const char *text;         /* calibration text: neuron importance, and layer importance when `scores`
+    hr_prune_budget budget;               /* default HR_BUDGET_GLOBAL */
+    bool uniform;                         /* same loss in every layer (needs HR_BUDGET_PER_LAYER) */
+    bool strict;           /* an amount that cannot be met exactly is an error (see hr_prune_plan_heads) */
+    bool uneven_duplicate; /* uneven GQA groups by duplicating K/V rows instead of keeping groups even */
+    const char *text;      /* calibration text: neuron importance, and layer importance when `scores`
                                  holds no layer metrics; NULL = none (borrowed) */
     size_t text_len;
-    int64_t max_tokens;       /* calibration tokens; 0 = HR_CALIB_SURGERY_TOKENS */
-    int window;               /* calibration window; 0 = hr_calib_window() */
-    int n_threads;            /* 0 = all cores */
+    int64_t max_tokens;                  /* calibration tokens; 0 = HR_CALIB_SURGERY_TOKENS */
+    int window;                          /* calibration window; 0 = hr_calib_window() */
+    int n_threads;                       /* 0 = all cores */
     hr_progress_phase_fn progress_phase; /* phases "layer importance" and "neuron importance" when they run
                                             (common.h); NULL = the thread's callback */
     void *progress_user_data;

@@ -54,18 +54,18 @@ HR_API hr_status hr_quant_by_from_name(const char *name, hr_quant_by *out);
 HR_API const char *hr_quant_by_name(hr_quant_by b);
 
 typedef struct {
-    hr_quant_by by;          /* ranking (default HR_QUANT_BY_FDTM) */
-    double int8_percent;     /* share of the eligible parameters to quantize, in (0, 100) (default 80) */
-    const char *text;        /* scoring text (borrowed), tokenized with BOS; required for fdtm and ppl;
+    hr_quant_by by;      /* ranking (default HR_QUANT_BY_FDTM) */
+    double int8_percent; /* share of the eligible parameters to quantize, in (0, 100) (default 80) */
+    const char *text;    /* scoring text (borrowed), tokenized with BOS; required for fdtm and ppl;
                                 with random it adds the scores to the report */
     size_t text_len;
-    int64_t max_tokens;      /* text tokens for the perplexity change (default 4096; 0 = all) */
-    int n_ctx;               /* window; 0 = hr_calib_window(seq_len) */
-    int fdtm_prompts;        /* FDTM prompts (default 32) */
-    int fdtm_prompt_len;     /* tokens per prompt incl. BOS (default 16) */
-    int fdtm_gen;            /* greedy continuation (default 32) */
-    uint64_t seed;           /* FDTM prompts and the random order (default 0) */
-    int n_threads;           /* 0 = all cores */
+    int64_t max_tokens;                  /* text tokens for the perplexity change (default 4096; 0 = all) */
+    int n_ctx;                           /* window; 0 = hr_calib_window(seq_len) */
+    int fdtm_prompts;                    /* FDTM prompts (default 32) */
+    int fdtm_prompt_len;                 /* tokens per prompt incl. BOS (default 16) */
+    int fdtm_gen;                        /* greedy continuation (default 32) */
+    uint64_t seed;                       /* FDTM prompts and the random order (default 0) */
+    int n_threads;                       /* 0 = all cores */
     hr_progress_phase_fn progress_phase; /* phases: "scoring components" (components), NULL = the thread's */
     void *progress_user_data;
 } hr_quantize_params;
@@ -73,16 +73,16 @@ typedef struct {
 HR_API hr_quantize_params hr_quantize_default_params(void);
 
 typedef struct {
-    const char *name;   /* GGUF tensor name, e.g. "blk.0.attn_q.weight" (owned by the result) */
-    int layer;          /* -1 for the embedding and the output matrix */
-    int64_t params;     /* values of the matrix */
-    bool eligible;      /* Q8_0 can hold it */
-    bool chosen;        /* written as Q8_0 */
-    int rank;           /* position in the ranking (0 = first), -1 when not eligible */
-    double fdtm;        /* NAN when not scored */
-    double ppl;         /* perplexity with only this matrix quantized; NAN when not scored */
-    double dppl;        /* ppl - the model's perplexity */
-    double kl;          /* mean KL(base || cand), nats */
+    const char *name; /* GGUF tensor name, e.g. "blk.0.attn_q.weight" (owned by the result) */
+    int layer;        /* -1 for the embedding and the output matrix */
+    int64_t params;   /* values of the matrix */
+    bool eligible;    /* Q8_0 can hold it */
+    bool chosen;      /* written as Q8_0 */
+    int rank;         /* position in the ranking (0 = first), -1 when not eligible */
+    double fdtm;      /* NAN when not scored */
+    double ppl;       /* perplexity with only this matrix quantized; NAN when not scored */
+    double dppl;      /* ppl - the model's perplexity */
+    double kl;        /* mean KL(base || cand), nats */
 } hr_quant_component;
 
 typedef struct {
@@ -105,7 +105,7 @@ typedef struct hr_quantize_result hr_quantize_result;
  * hr_quantize_result_free(). */
 HR_API hr_status hr_quantize_run(const hr_model *m, const hr_tokenizer *tok, const hr_quantize_params *p,
                                  hr_quantize_result **out);
-HR_API void hr_quantize_result_free(hr_quantize_result *r); /* NULL ok */
+HR_API void hr_quantize_result_free(hr_quantize_result *r);                                /* NULL ok */
 HR_API const hr_quantize_summary *hr_quantize_result_summary(const hr_quantize_result *r); /* borrowed */
 /* Component i (0 <= i < n_components) in the model's listing order; NULL
  * outside. Borrowed. */

@@ -39,9 +39,9 @@ extern "C" {
 #endif
 
 typedef struct {
-    int cell_px;         /* pixels per cell (default 24; clamped so the image stays < 4096 px) */
-    int diverging;       /* 0 = sequential colormap (viridis-like), 1 = diverging around 0 */
-    float vmin, vmax;    /* colour range; vmin == vmax = use the data's min/max (NaN cells drawn grey) */
+    int cell_px;      /* pixels per cell (default 24; clamped so the image stays < 4096 px) */
+    int diverging;    /* 0 = sequential colormap (viridis-like), 1 = diverging around 0 */
+    float vmin, vmax; /* colour range; vmin == vmax = use the data's min/max (NaN cells drawn grey) */
     /* Labels. With any of them set the PNG is a labelled plot that reads on
      * its own: the title above, the y label and tick labels left of the
      * cells, x tick labels (turned upright when they are words that do not
@@ -49,11 +49,11 @@ typedef struct {
      * right, in a built-in 5x7 bitmap font (printable ASCII; the middle dot
      * U+00B7 marks spaces; other characters draw as '?'). Without them the
      * PNG is the bare cells, cols x rows x cell_px pixels. */
-    const char *title;          /* may be NULL */
+    const char *title;           /* may be NULL */
     const char *xlabel, *ylabel; /* axis titles of the columns and rows; may be NULL */
-    const char *const *xticks;  /* cols labels (borrowed); NULL = column numbers */
-    const char *const *yticks;  /* rows labels; NULL = row numbers */
-    int max_plot_px;            /* labelled: cells shrink so the cells' longer side stays <= this (default 600) */
+    const char *const *xticks;   /* cols labels (borrowed); NULL = column numbers */
+    const char *const *yticks;   /* rows labels; NULL = row numbers */
+    int max_plot_px;             /* labelled: cells shrink so the cells' longer side stays <= this (default 600) */
 } hr_heatmap_params;
 
 HR_API hr_heatmap_params hr_heatmap_default_params(void);
@@ -74,7 +74,7 @@ HR_API hr_status hr_png_heatmap(const char *path, const float *values, int rows,
 
 /* Same, encoded into a malloc'ed PNG buffer (caller frees). */
 HR_API hr_status hr_png_heatmap_mem(const float *values, int rows, int cols, const hr_heatmap_params *p,
-                             unsigned char **png, size_t *len);
+                                    unsigned char **png, size_t *len);
 
 /* One embedded picture in the report. An image in section "methods" is shown
  * beside the method whose id or name its title starts with (longest match);
@@ -93,7 +93,7 @@ typedef struct {
  * heads_json / layers_json are the documents above (layers_json may be
  * NULL). Atomic write. */
 HR_API hr_status hr_report_write_html(const char *path, const char *title, const char *heads_json,
-                               const char *layers_json, const hr_report_image *images, int n_images);
+                                      const char *layers_json, const hr_report_image *images, int n_images);
 
 /* Everything `headroom heads` writes, into the existing folder dir:
  * heads.json, heads.csv, layers.json (hr_heads_to_json), one labelled
@@ -109,14 +109,14 @@ HR_API hr_status hr_report_write_html(const char *path, const char *title, const
 typedef struct {
     const char *model_path, *text_path; /* named in heads.json */
     uint64_t seed;
-    int top;                            /* attention patterns drawn (default 4) */
-    const int32_t *text_tokens;         /* the calibration text without BOS (borrowed) */
+    int top;                    /* attention patterns drawn (default 4) */
+    const int32_t *text_tokens; /* the calibration text without BOS (borrowed) */
     size_t n_text_tokens;
     int32_t bos;
-    const int32_t *pattern_tokens;      /* the pattern prompt without BOS (borrowed); NULL = the calibration
+    const int32_t *pattern_tokens; /* the pattern prompt without BOS (borrowed); NULL = the calibration
                                            text's first tokens */
     size_t n_pattern_tokens;
-    const hr_tokenizer *tok;            /* labels the patterns' axes with the tokens (NULL = positions) */
+    const hr_tokenizer *tok; /* labels the patterns' axes with the tokens (NULL = positions) */
 } hr_lab_report_params;
 
 HR_API hr_lab_report_params hr_lab_report_default_params(void);

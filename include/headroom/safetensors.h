@@ -46,14 +46,14 @@ typedef enum {
 #define HR_ST_MAX_DIMS 8
 
 typedef struct {
-    const char *name;          /* NUL-terminated, owned by the handle */
+    const char *name; /* NUL-terminated, owned by the handle */
     hr_st_dtype dtype;
-    int n_dims;                /* 0 (scalar) .. HR_ST_MAX_DIMS */
+    int n_dims; /* 0 (scalar) .. HR_ST_MAX_DIMS */
     int64_t shape[HR_ST_MAX_DIMS];
-    uint64_t n_elements;       /* product of shape (1 for a scalar) */
-    size_t nbytes;             /* == n_elements × dtype size */
-    size_t offset;             /* from the start of the file */
-    const void *data;          /* into the mapping (may be unaligned) */
+    uint64_t n_elements; /* product of shape (1 for a scalar) */
+    size_t nbytes;       /* == n_elements × dtype size */
+    size_t offset;       /* from the start of the file */
+    const void *data;    /* into the mapping (may be unaligned) */
 } hr_st_tensor;
 
 typedef struct hr_safetensors hr_safetensors;
@@ -65,7 +65,7 @@ HR_API hr_status hr_st_open_memory(const void *data, size_t size, hr_safetensors
 HR_API void hr_st_close(hr_safetensors *st); /* NULL ok */
 
 HR_API size_t hr_st_n_tensors(const hr_safetensors *st);
-HR_API const hr_st_tensor *hr_st_tensor_at(const hr_safetensors *st, size_t i); /* NULL if out of range */
+HR_API const hr_st_tensor *hr_st_tensor_at(const hr_safetensors *st, size_t i);    /* NULL if out of range */
 HR_API const hr_st_tensor *hr_st_find(const hr_safetensors *st, const char *name); /* NULL if absent */
 /* "__metadata__" value of key (borrowed, NUL-terminated) or NULL. */
 HR_API const char *hr_st_metadata(const hr_safetensors *st, const char *key);

@@ -109,8 +109,7 @@ HR_API void hr_tokenizer_free(hr_tokenizer *t); /* NULL ok */
  * Face model folder: its tokenizer.json, else its tokenizer.model). Writes
  * a path into buf. HR_ERR_NOT_FOUND with a message naming the places
  * searched when none exists. */
-HR_API hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path,
-                                      char *buf, size_t cap);
+HR_API hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path, char *buf, size_t cap);
 
 HR_API int hr_tokenizer_vocab_size(const hr_tokenizer *t);
 /* Short description of the tokenizer model and source, e.g.
@@ -123,10 +122,10 @@ HR_API int32_t hr_tokenizer_eos(const hr_tokenizer *t); /* -1 if none */
 HR_API bool hr_tokenizer_add_bos_default(const hr_tokenizer *t);
 
 typedef struct {
-    bool add_bos;          /* prepend BOS (default true) */
-    bool add_eos;          /* append EOS (default false) */
-    int add_space_prefix;  /* -1 = the vocabulary's default (default), 0/1 */
-    bool parse_special;    /* match special-token text (e.g. "<|im_start|>")
+    bool add_bos;         /* prepend BOS (default true) */
+    bool add_eos;         /* append EOS (default false) */
+    int add_space_prefix; /* -1 = the vocabulary's default (default), 0/1 */
+    bool parse_special;   /* match special-token text (e.g. "<|im_start|>")
                               in the input and emit its id (default false) */
 } hr_encode_params;
 
@@ -136,14 +135,14 @@ HR_API hr_encode_params hr_encode_default_params(void);
  * free()); *n_ids its length. Invalid UTF-8 is HR_ERR_FORMAT with the byte
  * offset in the message. Empty text gives only the requested BOS/EOS.
  * Thread-safe: t is only read (caches live for one call). */
-HR_API hr_status hr_tokenizer_encode(const hr_tokenizer *t, const char *text, size_t len,
-                              const hr_encode_params *p, int32_t **ids, size_t *n_ids);
+HR_API hr_status hr_tokenizer_encode(const hr_tokenizer *t, const char *text, size_t len, const hr_encode_params *p,
+                                     int32_t **ids, size_t *n_ids);
 
 /* Decodes ids into malloc'ed NUL-terminated text (caller frees). BOS/EOS are
  * skipped; the leading-space rule is undone for the first piece when
  * strip_leading_space is true (it is what encode added). */
-HR_API hr_status hr_tokenizer_decode(const hr_tokenizer *t, const int32_t *ids, size_t n,
-                              bool strip_leading_space, char **text, size_t *len);
+HR_API hr_status hr_tokenizer_decode(const hr_tokenizer *t, const int32_t *ids, size_t n, bool strip_leading_space,
+                                     char **text, size_t *len);
 
 /* Raw piece of one id as stored in the vocabulary (borrowed), or NULL. */
 HR_API const char *hr_tokenizer_piece(const hr_tokenizer *t, int32_t id, size_t *len);
@@ -151,8 +150,8 @@ HR_API const char *hr_tokenizer_piece(const hr_tokenizer *t, int32_t id, size_t 
 /* Streaming decode of one token for printing: bytes of `id` given the
  * previous id (the leading space after BOS is dropped, as llama2.c does).
  * Writes up to cap bytes into buf; returns the byte count via *len. */
-HR_API hr_status hr_tokenizer_decode_one(const hr_tokenizer *t, int32_t prev, int32_t id,
-                                  char *buf, size_t cap, size_t *len);
+HR_API hr_status hr_tokenizer_decode_one(const hr_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap,
+                                         size_t *len);
 
 /* ---- The vocabulary as writers see it (GGUF, tokenizer.json) ---- */
 
@@ -161,16 +160,16 @@ typedef enum {
     HR_TOKEN_UNDEFINED = 0,
     HR_TOKEN_NORMAL = 1,
     HR_TOKEN_UNKNOWN = 2,
-    HR_TOKEN_CONTROL = 3,       /* BOS, EOS, special added tokens */
-    HR_TOKEN_USER_DEFINED = 4,  /* non-special added tokens */
+    HR_TOKEN_CONTROL = 3,      /* BOS, EOS, special added tokens */
+    HR_TOKEN_USER_DEFINED = 4, /* non-special added tokens */
     HR_TOKEN_UNUSED = 5,
-    HR_TOKEN_BYTE = 6           /* <0xNN> byte-fallback pieces */
+    HR_TOKEN_BYTE = 6 /* <0xNN> byte-fallback pieces */
 } hr_token_type;
 
 typedef enum {
-    HR_TOKENIZER_SPM = 0,        /* SentencePiece BPE by piece score (llama2.c .bin, .model, GGUF "llama") */
-    HR_TOKENIZER_BPE_BYTES = 1,  /* byte-level BPE by merge rank (GPT-2 family, GGUF "gpt2") */
-    HR_TOKENIZER_BPE_CHARS = 2   /* character BPE by merge rank, SentencePiece-style
+    HR_TOKENIZER_SPM = 0,       /* SentencePiece BPE by piece score (llama2.c .bin, .model, GGUF "llama") */
+    HR_TOKENIZER_BPE_BYTES = 1, /* byte-level BPE by merge rank (GPT-2 family, GGUF "gpt2") */
+    HR_TOKENIZER_BPE_CHARS = 2  /* character BPE by merge rank, SentencePiece-style
                                     (Llama / Mistral tokenizer.json: ▁ for spaces, byte fallback) */
 } hr_tokenizer_model_type;
 

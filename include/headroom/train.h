@@ -76,26 +76,26 @@ typedef struct {
     uint32_t lora_targets; /* OR of hr_lora_target; 0 = all */
     const char *only;      /* "heads:L.H,...;mlp:L,..." part of the weights (needs full); NULL = all */
     /* optimiser */
-    int steps;             /* optimiser steps (>= 1) */
-    float lr;              /* peak learning rate (> 0; default 1e-3) */
-    float min_lr_ratio;    /* final lr / peak lr of the cosine (default 0.1) */
-    int warmup;            /* linear warm-up steps (default 0) */
+    int steps;               /* optimiser steps (>= 1) */
+    float lr;                /* peak learning rate (> 0; default 1e-3) */
+    float min_lr_ratio;      /* final lr / peak lr of the cosine (default 0.1) */
+    int warmup;              /* linear warm-up steps (default 0) */
     float beta1, beta2, eps; /* default 0.9, 0.999, 1e-8 */
-    float weight_decay;    /* decoupled, on 2-D tensors (default 0) */
-    float clip;            /* global gradient-norm clip; 0 = none (default 1) */
+    float weight_decay;      /* decoupled, on 2-D tensors (default 0) */
+    float clip;              /* global gradient-norm clip; 0 = none (default 1) */
     /* data */
-    int window;            /* tokens per window (2..seq_len; 0 = min(seq_len, HR_CALIB_WINDOW)) */
-    int batch, accum;      /* windows per micro-batch, micro-batches per step (default 1, 1) */
-    float heldout;         /* held-out share of the text (0 < h < 1; default 0.1) */
-    int eval_every;        /* held-out evaluation every N steps; 0 = only at the end */
-    int eval_windows;      /* held-out windows evaluated (default 16) */
-    uint64_t seed;         /* data stream and LoRA initialisation */
-    int n_threads;         /* 0 = all cores */
+    int window;       /* tokens per window (2..seq_len; 0 = min(seq_len, HR_CALIB_WINDOW)) */
+    int batch, accum; /* windows per micro-batch, micro-batches per step (default 1, 1) */
+    float heldout;    /* held-out share of the text (0 < h < 1; default 0.1) */
+    int eval_every;   /* held-out evaluation every N steps; 0 = only at the end */
+    int eval_windows; /* held-out windows evaluated (default 16) */
+    uint64_t seed;    /* data stream and LoRA initialisation */
+    int n_threads;    /* 0 = all cores */
     /* checkpoints and control */
     const char *checkpoint; /* written on stop and every checkpoint_every steps; NULL = none */
-    int checkpoint_every;  /* 0 = only on stop and at the end */
-    const char *resume;    /* checkpoint to continue from; NULL = start fresh */
-    volatile int *stop;    /* non-zero asks the run to stop after the current step (e.g. from SIGINT); may be NULL */
+    int checkpoint_every;   /* 0 = only on stop and at the end */
+    const char *resume;     /* checkpoint to continue from; NULL = start fresh */
+    volatile int *stop;     /* non-zero asks the run to stop after the current step (e.g. from SIGINT); may be NULL */
     hr_progress_phase_fn progress_phase; /* NULL = the thread's callback */
     void *progress_user_data;
 } hr_train_params;
@@ -125,12 +125,12 @@ HR_API hr_status hr_train_eval(hr_train *t, double *loss);
 HR_API hr_status hr_train_save(const hr_train *t, const char *path);
 
 typedef struct {
-    int step;              /* optimiser steps done */
-    double loss;           /* mean training loss of the last step (NaN before the first) */
-    double heldout_loss;   /* last held-out evaluation (NaN before the first) */
-    double lr;             /* learning rate of the last step */
-    double grad_norm;      /* global gradient norm of the last step, before clipping */
-    double tokens_per_s;   /* training tokens per second of the last step */
+    int step;                             /* optimiser steps done */
+    double loss;                          /* mean training loss of the last step (NaN before the first) */
+    double heldout_loss;                  /* last held-out evaluation (NaN before the first) */
+    double lr;                            /* learning rate of the last step */
+    double grad_norm;                     /* global gradient norm of the last step, before clipping */
+    double tokens_per_s;                  /* training tokens per second of the last step */
     int64_t train_tokens, heldout_tokens; /* the split of the text */
 } hr_train_info;
 

@@ -117,7 +117,8 @@ hr_status hr_read_file(const char *path, char **out, size_t *len) {
     *out = NULL;
     if (len) *len = 0;
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return hr_err(HR_ERR_IO, "'%s' is a folder, expected a file", path);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return hr_err(HR_ERR_IO, "'%s' is a folder, expected a file", path);
     FILE *fp = fopen(path, "rb");
     if (!fp) return hr_err(HR_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;

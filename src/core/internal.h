@@ -25,12 +25,8 @@ void hr_err_prefix(const char *fmt, ...) HR_PRINTF(1, 2);
 void hr_log(hr_log_level level, const char *fmt, ...) HR_PRINTF(2, 3);
 
 /* Overflow-checked size arithmetic: return false on overflow. */
-static inline bool hr_mul_size(size_t a, size_t b, size_t *out) {
-    return !__builtin_mul_overflow(a, b, out);
-}
-static inline bool hr_add_size(size_t a, size_t b, size_t *out) {
-    return !__builtin_add_overflow(a, b, out);
-}
+static inline bool hr_mul_size(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline bool hr_add_size(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
 
 /* A read-only memory map of a whole file (or a heap copy when mmap fails). */
 typedef struct {
@@ -46,9 +42,9 @@ void hr_unmap_file(hr_mapped_file *f);
 
 /* Atomic output: write to "<path>.tmp.<pid>", then rename over path. */
 typedef struct {
-    void *fp;     /* FILE* */
-    char *tmp;    /* temporary path, owned */
-    char *final;  /* destination path, owned */
+    void *fp;    /* FILE* */
+    char *tmp;   /* temporary path, owned */
+    char *final; /* destination path, owned */
     int failed;
 } hr_atomic_file;
 
@@ -71,9 +67,9 @@ int hr_n_cores(void);
 
 /* SHA-256 (FIPS 180-4), streaming. */
 typedef struct {
-    uint32_t h[8];     /* chaining state */
-    uint64_t n_bytes;  /* message length so far */
-    uint8_t buf[64];   /* (fill) bytes of the next block */
+    uint32_t h[8];    /* chaining state */
+    uint64_t n_bytes; /* message length so far */
+    uint8_t buf[64];  /* (fill) bytes of the next block */
     size_t fill;
 } hr_sha256_ctx;
 void hr_sha256_init(hr_sha256_ctx *s);

@@ -54,7 +54,8 @@ hr_status hr_json_parse(const char *text, size_t len, cJSON **root) {
     for (const char *p = end; p && p < text + len; p++)
         if (!is_space(*p)) {
             cJSON_Delete(j);
-            return hr_err(HR_ERR_FORMAT, "not valid JSON (trailing bytes after the value at byte %zu)", (size_t)(p - text));
+            return hr_err(HR_ERR_FORMAT, "not valid JSON (trailing bytes after the value at byte %zu)",
+                          (size_t)(p - text));
         }
     *root = j;
     return HR_OK;

@@ -98,8 +98,7 @@ static bool is_own_output(const char *path, const hr_output_params *p) {
     case HR_OUT_FILE:
         own = p->format && n >= strlen(p->format) && strncmp(buf, p->format, strlen(p->format)) == 0;
         break;
-    default:
-        break;
+    default: break;
     }
     free(buf);
     return own;
@@ -178,7 +177,8 @@ hr_status hr_output_check(const char *path, const hr_output_params *p) {
         struct stat is;
         if (!realpath(in, rin) || stat(in, &is) != 0) continue; /* a missing input is its reader's error */
         bool same = strcmp(rin, out) == 0 || (out_stat && os.st_dev == is.st_dev && os.st_ino == is.st_ino);
-        if (same) return hr_err(HR_ERR_INVALID_ARG, "output '%s' is the input '%s': refusing to replace an input", path, in);
+        if (same)
+            return hr_err(HR_ERR_INVALID_ARG, "output '%s' is the input '%s': refusing to replace an input", path, in);
         if (S_ISDIR(is.st_mode) && inside(out, rin))
             return hr_err(HR_ERR_INVALID_ARG, "output '%s' lies inside the input folder '%s': refusing to write there",
                           path, in);
@@ -190,15 +190,16 @@ hr_status hr_output_check(const char *path, const hr_output_params *p) {
     }
     if (p->kind == HR_OUT_FOLDER || p->kind == HR_OUT_HF_FOLDER) return check_folder(path, p);
     /* A file output. */
-    if (out_stat && S_ISDIR(os.st_mode)) return hr_err(HR_ERR_INVALID_ARG, "output '%s' is a folder, expected a file path", path);
+    if (out_stat && S_ISDIR(os.st_mode))
+        return hr_err(HR_ERR_INVALID_ARG, "output '%s' is a folder, expected a file path", path);
     if (exists && out_stat && !S_ISREG(os.st_mode))
         return hr_err(HR_ERR_INVALID_ARG, "output '%s' exists and is not a regular file", path);
     if (exists && !out_stat) /* a dangling symbolic link */
         return hr_err(HR_ERR_INVALID_ARG, "output '%s' is a symbolic link to nothing; remove it first", path);
     if (out_stat && !p->force && !is_own_output(path, p))
-        return hr_err(HR_ERR_INVALID_ARG,
-                      "output '%s' exists and is not an earlier headroom output of this kind; give --force to replace it",
-                      path);
+        return hr_err(
+            HR_ERR_INVALID_ARG,
+            "output '%s' exists and is not an earlier headroom output of this kind; give --force to replace it", path);
     char dir[PATH_MAX];
     const char *base;
     split_path(out, dir, sizeof dir, &base);

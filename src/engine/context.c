@@ -16,7 +16,7 @@
 #include "model/model_internal.h"
 
 enum { MAX_CHUNKS = 8 }; /* token chunks per head in attention tasks */
-enum { ATT_Q = 4 };       /* queries of a head sharing each key/value load */
+enum { ATT_Q = 4 };      /* queries of a head sharing each key/value load */
 
 struct hr_context {
     const hr_model *model;
@@ -30,28 +30,28 @@ struct hr_context {
     /* One store per KV head, keys/values transposed (head_dim, slots) so
      * attention runs along positions with contiguous vector loads; each
      * follows its policy (engine/kv/policy.h) through the store functions. */
-    hr_kv_store *kv[HR_MAX_LAYERS]; /* (n_head_kv[l]) */
+    hr_kv_store *kv[HR_MAX_LAYERS];   /* (n_head_kv[l]) */
     bool layer_direct[HR_MAX_LAYERS]; /* every store of the layer keeps all positions */
-    bool has_policies;              /* some store evicts */
-    hr_kv_gather_buf gather;        /* per KV head: visible keys/values of evicting stores, gathered */
-    size_t kv_bytes;                /* stores + gather buffer (hr_context_kv_bytes) */
-    float *rope_cos, *rope_sin;    /* (n_ctx, head_dim/2) */
+    bool has_policies;                /* some store evicts */
+    hr_kv_gather_buf gather;          /* per KV head: visible keys/values of evicting stores, gathered */
+    size_t kv_bytes;                  /* stores + gather buffer (hr_context_kv_bytes) */
+    float *rope_cos, *rope_sin;       /* (n_ctx, head_dim/2) */
 
-    float *x;      /* (n_batch, dim) residual stream */
-    float *xb;     /* (n_batch, dim) normed sublayer input */
-    float *q;      /* (n_batch, q_dim) queries */
-    float *k, *v;  /* (n_batch, kv_dim) new keys / values */
-    float *att;    /* (n_batch, q_dim) per-head attention output, before Wo */
-    float *proj;   /* (n_batch, dim) sublayer output */
-    float *hb;     /* (n_batch, max_ff) gate, then silu(gate)*up */
-    float *hb2;    /* (n_batch, max_ff) up */
-    float *last_logits; /* (vocab) */
-    float *scores; /* (max_heads * MAX_CHUNKS * ATT_Q, n_ctx) attention scratch per task */
-    float *probs;  /* (max_heads, n_batch, n_ctx) kept only while a probs hook listens */
-    float *gates;  /* (n_layers, max_heads) head output multipliers */
-    float *head_means; /* (n_layers, max_heads, head_dim) or NULL: what a gated-off head is replaced by */
-    uint8_t **attn_mask; /* (n_layers * max_heads) per head NULL or (n_ctx, n_ctx) blocked keys; NULL = none */
-    uint8_t *attn_mask_all; /* (n_ctx, n_ctx) blocked keys of every head without a mask of its own, or NULL */
+    float *x;                /* (n_batch, dim) residual stream */
+    float *xb;               /* (n_batch, dim) normed sublayer input */
+    float *q;                /* (n_batch, q_dim) queries */
+    float *k, *v;            /* (n_batch, kv_dim) new keys / values */
+    float *att;              /* (n_batch, q_dim) per-head attention output, before Wo */
+    float *proj;             /* (n_batch, dim) sublayer output */
+    float *hb;               /* (n_batch, max_ff) gate, then silu(gate)*up */
+    float *hb2;              /* (n_batch, max_ff) up */
+    float *last_logits;      /* (vocab) */
+    float *scores;           /* (max_heads * MAX_CHUNKS * ATT_Q, n_ctx) attention scratch per task */
+    float *probs;            /* (max_heads, n_batch, n_ctx) kept only while a probs hook listens */
+    float *gates;            /* (n_layers, max_heads) head output multipliers */
+    float *head_means;       /* (n_layers, max_heads, head_dim) or NULL: what a gated-off head is replaced by */
+    uint8_t **attn_mask;     /* (n_layers * max_heads) per head NULL or (n_ctx, n_ctx) blocked keys; NULL = none */
+    uint8_t *attn_mask_all;  /* (n_ctx, n_ctx) blocked keys of every head without a mask of its own, or NULL */
     const int32_t *rope_pos; /* (n_ctx) RoPE position of each cache slot during hr_forward_from_at, or NULL */
 
     hr_hook_fn hook;
@@ -88,8 +88,9 @@ void hr_context_free(hr_context *ctx) {
         free(ctx->kv[l]);
     }
     hr_kv_gather_buf_free(&ctx->gather);
-    float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x, ctx->xb, ctx->q, ctx->k, ctx->v, ctx->att,
-                     ctx->proj, ctx->hb, ctx->hb2, ctx->last_logits, ctx->scores, ctx->probs, ctx->gates, ctx->head_means};
+    float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x,     ctx->xb,        ctx->q,   ctx->k,
+                     ctx->v,        ctx->att,      ctx->proj,  ctx->hb,        ctx->hb2, ctx->last_logits,
+                     ctx->scores,   ctx->probs,    ctx->gates, ctx->head_means};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     hr_context_clear_attn_masks(ctx);
     hr_pool_free(ctx->pool);
@@ -146,7 +147,8 @@ static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
     ctx->hb = alloc_floats(nb, (size_t)(ctx->max_ff ? ctx->max_ff : 1), NULL);
     ctx->hb2 = alloc_floats(nb, (size_t)(ctx->max_ff ? ctx->max_ff : 1), NULL);
     ctx->last_logits = alloc_floats((size_t)c->vocab_size, 1, NULL);
-    ctx->scores = alloc_floats((size_t)(ctx->max_heads ? ctx->max_heads : 1) * MAX_CHUNKS * ATT_Q, (size_t)ctx->n_ctx, NULL);
+    ctx->scores =
+        alloc_floats((size_t)(ctx->max_heads ? ctx->max_heads : 1) * MAX_CHUNKS * ATT_Q, (size_t)ctx->n_ctx, NULL);
     ctx->gates = alloc_floats((size_t)c->n_layers, (size_t)(ctx->max_heads ? ctx->max_heads : 1), NULL);
     if (!ctx->rope_cos || !ctx->rope_sin || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att ||
         !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->last_logits || !ctx->scores || !ctx->gates)
@@ -154,8 +156,8 @@ static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
     double *freqs = malloc(sizeof(double) * (hd / 2 + 1));
     if (!freqs) return hr_err(HR_ERR_NOMEM, "out of memory");
     const hr_rope_scaling *rs = &c->rope_scaling;
-    hr_rope_freqs(freqs, (int)hd, c->rope_theta, rs->llama3 ? rs->factor : 0, rs->low_freq_factor,
-                  rs->high_freq_factor, rs->original_ctx);
+    hr_rope_freqs(freqs, (int)hd, c->rope_theta, rs->llama3 ? rs->factor : 0, rs->low_freq_factor, rs->high_freq_factor,
+                  rs->original_ctx);
     for (int p = 0; p < ctx->n_ctx; p++)
         hr_rope_table(ctx->rope_cos + (size_t)p * (hd / 2), ctx->rope_sin + (size_t)p * (hd / 2), freqs, (int)hd, p);
     free(freqs);
@@ -173,7 +175,8 @@ hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_conte
     if (p->n_ctx < 0 || p->n_ctx > c->seq_len)
         return hr_err(HR_ERR_RANGE, "context of %d tokens is beyond the model's context length %d", p->n_ctx,
                       c->seq_len);
-    if (p->n_threads < 0 || p->n_threads > 1024) return hr_err(HR_ERR_RANGE, "thread count %d out of range", p->n_threads);
+    if (p->n_threads < 0 || p->n_threads > 1024)
+        return hr_err(HR_ERR_RANGE, "thread count %d out of range", p->n_threads);
     if (p->n_batch < 0) return hr_err(HR_ERR_RANGE, "batch size %d out of range", p->n_batch);
     hr_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return hr_err(HR_ERR_NOMEM, "out of memory");
@@ -207,9 +210,11 @@ size_t hr_context_kv_bytes(const hr_context *ctx) { return ctx->kv_bytes; }
 
 hr_status hr_context_truncate(hr_context *ctx, int n_past) {
     if (n_past < 0 || n_past > ctx->n_past)
-        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "cannot truncate to %d tokens (cache holds %d)", n_past, ctx->n_past));
+        return ctx_fail(ctx,
+                        hr_err(HR_ERR_RANGE, "cannot truncate to %d tokens (cache holds %d)", n_past, ctx->n_past));
     if (ctx->has_policies && n_past != 0 && n_past != ctx->n_past)
-        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "a KV plan that evicts tokens can only be cleared, not truncated"));
+        return ctx_fail(ctx,
+                        hr_err(HR_ERR_UNSUPPORTED, "a KV plan that evicts tokens can only be cleared, not truncated"));
     if (n_past == 0)
         for (int l = 0; l < ctx->c->n_layers; l++)
             for (int g = 0; g < ctx->c->n_head_kv[l]; g++) hr_kv_store_reset(&ctx->kv[l][g]);
@@ -266,7 +271,8 @@ hr_status hr_context_set_attn_mask(hr_context *ctx, int layer, int head, const u
     if (!all && (layer < 0 || layer >= ctx->c->n_layers || head < 0 || head >= ctx->c->n_head[layer]))
         return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "no head %d.%d to mask", layer, head));
     if (blocked && ctx->has_policies)
-        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "attention masks need a full KV cache (the plan evicts tokens)"));
+        return ctx_fail(ctx,
+                        hr_err(HR_ERR_UNSUPPORTED, "attention masks need a full KV cache (the plan evicts tokens)"));
     size_t slot = (size_t)(all ? 0 : layer) * ctx->max_heads + (all ? 0 : head), n = (size_t)ctx->n_ctx * ctx->n_ctx;
     if (all) {
         if (!blocked) {
@@ -362,7 +368,7 @@ static void residual_range(hr_context *ctx, void *vp, int t0, int t1) {
 }
 
 static void swiglu_range(hr_context *ctx, void *vp, int t0, int t1) {
-    size_t ff = (size_t)*(const int *)vp, off = (size_t)t0 * ff;
+    size_t ff = (size_t) * (const int *)vp, off = (size_t)t0 * ff;
     hr_swiglu(ctx->hb + off, ctx->hb + off, ctx->hb2 + off, (int)((size_t)(t1 - t0) * ff));
 }
 
@@ -585,8 +591,7 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
 
 /* Runs the blocks from (layer0, sublayer0) to the end and the classifier on
  * ctx->x, n rows at positions pos0.. (sublayer 0 = attention, 1 = MLP). */
-static hr_status run_from(hr_context *ctx, int layer0, int sublayer0, int n, int pos0, float *logits,
-                          bool all_logits) {
+static hr_status run_from(hr_context *ctx, int layer0, int sublayer0, int n, int pos0, float *logits, bool all_logits) {
     const hr_config *c = ctx->c;
     const hr_weights *w = &ctx->model->w;
     int dim = c->dim;
@@ -610,7 +615,8 @@ static hr_status run_from(hr_context *ctx, int layer0, int sublayer0, int n, int
     norm_rows(ctx, ctx->xb + (size_t)first * dim, ctx->x + (size_t)first * dim, w->out_norm, w->out_norm_b, rows);
     if (emit(ctx, HR_HOOK_FINAL, c->n_layers, -1, rows, pos0 + first, dim, dim, ctx->xb + (size_t)first * dim))
         return hr_err(HR_ERR_ABORTED, "forward aborted by hook");
-    if (logits) matmul(ctx, logits, ctx->xb + (size_t)first * dim, w->output, ctx->packed->output, rows, dim, c->vocab_size);
+    if (logits)
+        matmul(ctx, logits, ctx->xb + (size_t)first * dim, w->output, ctx->packed->output, rows, dim, c->vocab_size);
     return HR_OK;
 }
 
@@ -641,7 +647,8 @@ hr_status hr_forward_from_at(hr_context *ctx, int layer, int sublayer, const flo
     if (!ctx || !x || n <= 0) return hr_err(HR_ERR_INVALID_ARG, "invalid forward_from arguments");
     if (!positions) return forward_from(ctx, layer, sublayer, x, n, logits, all_logits);
     if (ctx->c->pos != HR_POS_ROPE)
-        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "explicit positions need RoPE (learned positions are in the residual)"));
+        return ctx_fail(
+            ctx, hr_err(HR_ERR_UNSUPPORTED, "explicit positions need RoPE (learned positions are in the residual)"));
     if (n > ctx->n_past)
         return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "re-running %d tokens but only %d are cached", n, ctx->n_past));
     int32_t *slots = malloc(sizeof(int32_t) * (size_t)ctx->n_ctx); /* (n_ctx) RoPE position per cache slot */
@@ -651,8 +658,8 @@ hr_status hr_forward_from_at(hr_context *ctx, int layer, int sublayer, const flo
     for (int i = 0; i < n; i++) {
         if (positions[i] < 0 || positions[i] >= ctx->n_ctx) {
             free(slots);
-            return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "position %d of row %d is outside the context of %d", positions[i], i,
-                                        ctx->n_ctx));
+            return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "position %d of row %d is outside the context of %d",
+                                        positions[i], i, ctx->n_ctx));
         }
         slots[pos0 + i] = positions[i];
     }
@@ -671,7 +678,8 @@ static hr_status forward_from(hr_context *ctx, int layer, int sublayer, const fl
     if (n > ctx->n_past)
         return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "re-running %d tokens but only %d are cached", n, ctx->n_past));
     if (ctx->has_policies)
-        return ctx_fail(ctx, hr_err(HR_ERR_UNSUPPORTED, "re-running layers needs a full KV cache (the plan evicts tokens)"));
+        return ctx_fail(ctx,
+                        hr_err(HR_ERR_UNSUPPORTED, "re-running layers needs a full KV cache (the plan evicts tokens)"));
     size_t vocab = (size_t)c->vocab_size;
     int pos0 = ctx->n_past - n;
     for (int done = 0; done < n;) {
@@ -691,8 +699,8 @@ hr_status hr_forward(hr_context *ctx, const int32_t *tokens, int n, float *logit
     if (!ctx || (!tokens && n > 0) || n < 0) return hr_err(HR_ERR_INVALID_ARG, "invalid forward arguments");
     if (n == 0) return HR_OK;
     if (n > ctx->n_ctx - ctx->n_past)
-        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "%d tokens after %d cached exceed the context of %d", n,
-                                    ctx->n_past, ctx->n_ctx));
+        return ctx_fail(ctx, hr_err(HR_ERR_RANGE, "%d tokens after %d cached exceed the context of %d", n, ctx->n_past,
+                                    ctx->n_ctx));
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= ctx->c->vocab_size)
             return ctx_fail(ctx, hr_err(HR_ERR_INVALID_ARG, "token id %d at index %d is outside the vocabulary (%d)",

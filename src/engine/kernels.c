@@ -62,7 +62,7 @@ typedef struct {
     int n_outs;
     const float *x;
     int n, d_in;
-    int blas; /* n > 1 through OpenBLAS sgemm */
+    int blas;                  /* n > 1 through OpenBLAS sgemm */
     const hr_kernel_table *kt; /* one path for the whole job */
 } matmul_job;
 
@@ -80,7 +80,8 @@ static void matmul_task(void *vp, int i) {
         hr_sgemm_nt(o->y + r0, o->d_out, j->x, o->w + (size_t)r0 * j->d_in, j->n, j->d_in, r1 - r0);
     } else if (j->n < 4) { /* too few tokens to fill a tile: same chains, one token at a time */
         for (int t = 0; t < j->n; t++)
-            j->kt->gemv_panels(o->y + (size_t)t * o->d_out, j->x + (size_t)t * j->d_in, o->wp, j->d_in, o->d_out, p0, p1);
+            j->kt->gemv_panels(o->y + (size_t)t * o->d_out, j->x + (size_t)t * j->d_in, o->wp, j->d_in, o->d_out, p0,
+                               p1);
     } else {
         j->kt->gemm_panels(o->y, j->x, o->wp, j->n, j->d_in, o->d_out, p0, p1);
     }
@@ -103,8 +104,7 @@ static void run_matmul(hr_pool *pool, matmul_job *j) {
     hr_pool_run(pool, matmul_task, j, j->first_task[j->n_outs]);
 }
 
-void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs,
-                     bool blas) {
+void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas) {
     matmul_job j;
     memset(&j, 0, sizeof j);
     for (int m = 0; m < n_outs && m < HR_MATMUL_MAX_OUTS; m++) j.out[j.n_outs++] = outs[m];
@@ -277,13 +277,13 @@ void hr_attn_values(float *o, const float *s, const float *vt, int ld, int head_
     hr_kernels()->attn_values_multi(o, 0, s, 0, 1, vt, ld, head_dim, &len);
 }
 
-void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld,
-                          int head_dim, int len, float scale) {
+void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld, int head_dim,
+                          int len, float scale) {
     hr_kernels()->attn_scores_multi(s, ss, q, qs, nq, kt, ld, head_dim, len, scale);
 }
 
-void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld,
-                          int head_dim, const int *len) {
+void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld, int head_dim,
+                          const int *len) {
     hr_kernels()->attn_values_multi(o, os, s, ss, nq, vt, ld, head_dim, len);
 }
 
@@ -339,8 +339,7 @@ static void select_path(void) {
             snprintf(g_env_error, sizeof g_env_error,
                      "HEADROOM_CPU=%s: this CPU (or build) lacks it; the widest path it runs is %s", want,
                      k_tables[k]->name);
-        else
-            k = (hr_cpu_kind)found;
+        else k = (hr_cpu_kind)found;
     }
     atomic_store(&g_table, k_tables[k]);
 }

@@ -44,8 +44,7 @@ typedef struct {
     const float *wp; /* packed */
     int d_out;
 } hr_matmul_out;
-void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs,
-                     bool blas);
+void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas);
 
 float hr_dot(const float *a, const float *b, int n);
 /* y += a * x */
@@ -117,10 +116,10 @@ void hr_attn_values_ref(float *o, const float *s, const float *vt, int ld, int h
  * head): rows of q, s and o have strides qs, ss, os; query i sees len[i]
  * positions (the scores are computed over len, the largest). Bit-identical
  * per query to the one-query kernels, which decode uses. */
-void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld,
-                          int head_dim, int len, float scale);
-void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld,
-                          int head_dim, const int *len);
+void hr_attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, int nq, const float *kt, int ld, int head_dim,
+                          int len, float scale);
+void hr_attn_values_multi(float *o, size_t os, const float *s, size_t ss, int nq, const float *vt, int ld, int head_dim,
+                          const int *len);
 /* h = silu(gate) * up, n values (vectorised exp; the ref uses libm's). */
 void hr_swiglu(float *h, const float *gate, const float *up, int n);
 void hr_swiglu_ref(float *h, const float *gate, const float *up, int n);

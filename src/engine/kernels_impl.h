@@ -27,9 +27,18 @@
 /* The exp polynomials, highest power first (Horner, one FMA per step):
  * e^r for |r| <= ln2/2 by degree 6 (float) and 13 (double) Taylor terms. */
 static const float k_exp_ps_c[7] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
-static const double k_exp_pd_c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                      1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                                      1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
+static const double k_exp_pd_c[13] = {1.0 / 479001600.0,
+                                      1.0 / 39916800.0,
+                                      1.0 / 3628800.0,
+                                      1.0 / 362880.0,
+                                      1.0 / 40320.0,
+                                      1.0 / 5040.0,
+                                      1.0 / 720.0,
+                                      1.0 / 120.0,
+                                      1.0 / 24.0,
+                                      1.0 / 6.0,
+                                      0.5,
+                                      1.0,
                                       1.0};
 
 /* ---- the vector types and their lane operations ---- */
@@ -41,7 +50,9 @@ static const double k_exp_pd_c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 /
 enum { GEMM_MR = 8, GEMM_NP = 2, ATT_MAXQ = 4, ATT_NB = 4, ATT_ND = 4, GM_MR = 8, GM_NV = 2, KEYS_ND = 8 };
 typedef __m512 v16;
 typedef __m512d v8d;
-static inline __mmask16 prefix16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+static inline __mmask16 prefix16(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
 static inline v16 v_zero(void) { return _mm512_setzero_ps(); }
 static inline v16 v_set1(float a) { return _mm512_set1_ps(a); }
 static inline v16 v_load(const float *p) { return _mm512_loadu_ps(p); }
@@ -128,7 +139,9 @@ static inline void v_store_n(float *p, v16 a, int n) {
     }
     _mm256_maskstore_ps(p, lanes_lt(n, 0), a.lo), _mm256_maskstore_ps(p + 8, lanes_lt(n, 8), a.hi);
 }
-static inline v16 v_fma(v16 a, v16 b, v16 c) { return v_make(_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)); }
+static inline v16 v_fma(v16 a, v16 b, v16 c) {
+    return v_make(_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi));
+}
 static inline v16 v_add(v16 a, v16 b) { return v_make(_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)); }
 static inline v16 v_sub(v16 a, v16 b) { return v_make(_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)); }
 static inline v16 v_mul(v16 a, v16 b) { return v_make(_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)); }
@@ -181,7 +194,9 @@ static inline v8d d_set1(double a) { return d_make(_mm256_set1_pd(a), _mm256_set
 static inline v8d d_from_f32(const float *p) {
     return d_make(_mm256_cvtps_pd(_mm_loadu_ps(p)), _mm256_cvtps_pd(_mm_loadu_ps(p + 4)));
 }
-static inline v8d d_fma(v8d a, v8d b, v8d c) { return d_make(_mm256_fmadd_pd(a.lo, b.lo, c.lo), _mm256_fmadd_pd(a.hi, b.hi, c.hi)); }
+static inline v8d d_fma(v8d a, v8d b, v8d c) {
+    return d_make(_mm256_fmadd_pd(a.lo, b.lo, c.lo), _mm256_fmadd_pd(a.hi, b.hi, c.hi));
+}
 static inline v8d d_add(v8d a, v8d b) { return d_make(_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)); }
 static inline v8d d_sub(v8d a, v8d b) { return d_make(_mm256_sub_pd(a.lo, b.lo), _mm256_sub_pd(a.hi, b.hi)); }
 /* _mm512_reduce_add_pd's tree: pairs at distance 4, 2, 1. */
@@ -398,8 +413,8 @@ static inline __attribute__((always_inline)) void tile(float *c, size_t ldc, con
         for (int j = 0; j < np; j++) v_store(c + (size_t)i * ldc + 16 * j, a[i][j]);
 }
 
-static void tile_np(float *c, size_t ldc, const float *x, size_t ldx, const float *w0, const float *w1, int np,
-                    int k0, int k1, int first) {
+static void tile_np(float *c, size_t ldc, const float *x, size_t ldx, const float *w0, const float *w1, int np, int k0,
+                    int k1, int first) {
     if (GEMM_NP > 1 && np == 2) tile(c, ldc, x, ldx, w0, w1, 2, k0, k1, first);
     else tile(c, ldc, x, ldx, w0, w1, 1, k0, k1, first);
 }
@@ -414,7 +429,8 @@ static void tile_edge(float *y, const float *x, const float *w0, const float *w1
     int c0 = p * 16, cols = d_out - c0 < 16 * np ? d_out - c0 : 16 * np;
     memset(cbuf, 0, sizeof cbuf);
     if (!first)
-        for (int i = 0; i < mr; i++) memcpy(cbuf + i * CW, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
+        for (int i = 0; i < mr; i++)
+            memcpy(cbuf + i * CW, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
     if (mr == GEMM_MR) {
         tile_np(cbuf, CW, x + (size_t)t * d_in, (size_t)d_in, w0, w1, np, k0, k1, first);
     } else {
@@ -444,8 +460,7 @@ static void gemm_panels(float *y, const float *x, const float *wp, int n, int d_
                     if (mr == GEMM_MR && cols_ok)
                         tile_np(y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, x + (size_t)t * d_in,
                                 (size_t)d_in, w0, w1, np, k0, k1, first);
-                    else
-                        tile_edge(y, x, w0, w1, np, mr, t, p, d_in, d_out, k0, k1, first);
+                    else tile_edge(y, x, w0, w1, np, mr, t, p, d_in, d_out, k0, k1, first);
                 }
             }
         }
@@ -584,9 +599,9 @@ static void attn_scores_multi(float *s, size_t ss, const float *q, size_t qs, in
  * A(i + 4j) (A0..A15 in argument order). Each sum uses exactly the tree of
  * _mm512_reduce_add_ps (pairs at distance 8, 4, 2, 1), so results are
  * bit-identical to v_hsum on each vector alone. */
-static inline __m512 reduce16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6,
-                              __m512 a7, __m512 a8, __m512 a9, __m512 a10, __m512 a11, __m512 a12, __m512 a13,
-                              __m512 a14, __m512 a15) {
+static inline __m512 reduce16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6, __m512 a7,
+                              __m512 a8, __m512 a9, __m512 a10, __m512 a11, __m512 a12, __m512 a13, __m512 a14,
+                              __m512 a15) {
 #define HALVES(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE))
 #define QUARTERS(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD))
     /* distance 8: b_k = [A(2k) s8 | A(2k+1) s8] */
@@ -707,8 +722,8 @@ static inline __attribute__((always_inline)) void gemm_tile(float *c, size_t ldc
 }
 
 /* One 16-column tile (or two with GM_NV = 2) of a (kc, 32) B slice. */
-static void gemm_tile_any(float *c, size_t ldc, const float *a, size_t ai, size_t ap, const float *b, int mr,
-                          int width, int kc, bool from_c) {
+static void gemm_tile_any(float *c, size_t ldc, const float *a, size_t ai, size_t ap, const float *b, int mr, int width,
+                          int kc, bool from_c) {
     int n0 = width < 16 ? width : 16, n1 = width - 16;
     if (GM_NV == 1 || width <= 16) {
         for (int h = 0; h < (width > 16 ? 2 : 1); h++) {
@@ -810,7 +825,9 @@ static void attn_bwd_keys(float *dk, float *dv, size_t kvs, const float *ds, con
 }
 
 const hr_kernel_table HR_SFX(hr_kernels) = {
-    .name = HR_ISA == 2 ? "avx512" : HR_ISA == 1 ? "avx2" : "scalar",
+    .name = HR_ISA == 2   ? "avx512"
+            : HR_ISA == 1 ? "avx2"
+                          : "scalar",
     .gemv_panels = gemv_panels,
     .gemm_panels = gemm_panels,
     .dot = dot,

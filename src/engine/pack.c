@@ -10,10 +10,10 @@
 enum { MAX_MATS = 7 * HR_MAX_LAYERS + 1, PANELS_PER_TASK = 64 };
 
 typedef struct {
-    const float *w;  /* (rows, cols) row-major source */
-    float *dst;      /* packed destination */
+    const float *w; /* (rows, cols) row-major source */
+    float *dst;     /* packed destination */
     int rows, cols;
-    int first_task;  /* index of this matrix's first task */
+    int first_task; /* index of this matrix's first task */
 } pack_mat;
 
 typedef struct {
@@ -112,4 +112,3 @@ hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weig
     pthread_mutex_unlock(&lock);
     return st;
 }
-

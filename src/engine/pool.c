@@ -20,11 +20,11 @@ struct hr_pool {
      * claim an index of that job's counter and check it against the next
      * job's count, running a task twice.) Between jobs the count is 0. */
     _Atomic uint64_t ticket;
-    atomic_int remaining;   /* tasks not yet finished */
-    atomic_int sleeping;    /* workers blocked on `wake` */
+    atomic_int remaining; /* tasks not yet finished */
+    atomic_int sleeping;  /* workers blocked on `wake` */
     hr_pool_task task;
     void *arg;
-    atomic_int quit;        /* set once by hr_pool_free; workers read it outside the mutex too */
+    atomic_int quit; /* set once by hr_pool_free; workers read it outside the mutex too */
 };
 
 static void drain(hr_pool *p) {
@@ -59,8 +59,7 @@ static void *worker(void *vp) {
         if (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleeping, 1);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit))
-                pthread_cond_wait(&p->wake, &p->mu);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->mu);
             atomic_fetch_sub(&p->sleeping, 1);
             int quit = atomic_load(&p->quit);
             pthread_mutex_unlock(&p->mu);

@@ -15,9 +15,9 @@ typedef struct {
 struct hr_sampler {
     hr_sampler_params p;
     int n_vocab;
-    hr_rng rng;     /* the documented stream (core/rng.h) */
-    float *probs;   /* (n_vocab) softmax of logits / temperature */
-    hr_cand *cand;  /* (n_vocab) nucleus candidates, most probable first */
+    hr_rng rng;    /* the documented stream (core/rng.h) */
+    float *probs;  /* (n_vocab) softmax of logits / temperature */
+    hr_cand *cand; /* (n_vocab) nucleus candidates, most probable first */
 };
 
 hr_sampler_params hr_sampler_default_params(void) {
@@ -30,7 +30,8 @@ hr_status hr_sampler_new(const hr_sampler_params *p, int n_vocab, hr_sampler **o
     hr_sampler_params d = p ? *p : hr_sampler_default_params();
     if (n_vocab <= 0) return hr_err(HR_ERR_INVALID_ARG, "sampler: vocabulary size %d must be positive", n_vocab);
     if (!(d.temperature >= 0.0f) || !isfinite(d.temperature))
-        return hr_err(HR_ERR_INVALID_ARG, "sampler: temperature %g must be a finite number >= 0", (double)d.temperature);
+        return hr_err(HR_ERR_INVALID_ARG, "sampler: temperature %g must be a finite number >= 0",
+                      (double)d.temperature);
     if (!(d.top_p > 0.0f && d.top_p <= 1.0f))
         return hr_err(HR_ERR_INVALID_ARG, "sampler: top_p %g must be in (0, 1]", (double)d.top_p);
     hr_sampler *s = calloc(1, sizeof *s);

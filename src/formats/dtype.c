@@ -50,9 +50,9 @@ uint16_t hr_f32_to_f16(float f) {
     memcpy(&x, &f, 4);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
     uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) return sign | 0x7e00;           /* NaN */
-    if (ax >= 0x477ff000u) return sign | 0x7c00;          /* rounds to >= 65520: inf */
-    if (ax < 0x38800000u) {                               /* below 2^-14: subnormal or zero */
+    if (ax > 0x7f800000u) return sign | 0x7e00;  /* NaN */
+    if (ax >= 0x477ff000u) return sign | 0x7c00; /* rounds to >= 65520: inf */
+    if (ax < 0x38800000u) {                      /* below 2^-14: subnormal or zero */
         float a;
         memcpy(&a, &ax, 4);
         /* a * 2^24 is the subnormal's integer mantissa; rint rounds to even. */
@@ -95,9 +95,7 @@ void hr_q8_0_round_trip(const float *src, float *dst, size_t n) {
 hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n) {
     const uint8_t *s = src;
     switch (type) {
-    case HR_GGML_F32:
-        memcpy(dst, src, n * sizeof(float));
-        return HR_OK;
+    case HR_GGML_F32: memcpy(dst, src, n * sizeof(float)); return HR_OK;
     case HR_GGML_F16:
     case HR_GGML_BF16:
         for (size_t i = 0; i < n; i++) {

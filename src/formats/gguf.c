@@ -13,52 +13,52 @@
 #endif
 
 #define GGUF_MAGIC_BYTES "GGUF"
-#define GGUF_HEADER_BYTES 24u      /* magic, version, n_tensors, n_kv */
+#define GGUF_HEADER_BYTES 24u /* magic, version, n_tensors, n_kv */
 #define GGUF_DEFAULT_ALIGNMENT 32u
 #define GGUF_MAX_DIMS 4
 /* Smallest encodings, used to reject counts before allocating for them. */
-#define GGUF_MIN_KV_BYTES 13u      /* empty key (8) + type (4) + 1-byte value */
-#define GGUF_MIN_TENSOR_BYTES 32u  /* empty name (8) + n_dims + 1 dim + type + offset */
+#define GGUF_MIN_KV_BYTES 13u     /* empty key (8) + type (4) + 1-byte value */
+#define GGUF_MIN_TENSOR_BYTES 32u /* empty name (8) + n_dims + 1 dim + type + offset */
 #define GGUF_MIN_STRING_BYTES 8u
-#define GGUF_MIN_ARRAY_BYTES 12u   /* elem type (4) + count (8) */
-#define KEY_SHOWN 80               /* key characters quoted in messages */
+#define GGUF_MIN_ARRAY_BYTES 12u /* elem type (4) + count (8) */
+#define KEY_SHOWN 80             /* key characters quoted in messages */
 
 /* One array value. Strings are located through g->strs, nested arrays are
  * child nodes stored contiguously so element i is node first + i. */
 typedef struct {
-    uint64_t n;           /* element count */
-    const uint8_t *raw;   /* first element in the mapping */
-    uint64_t first;       /* string arrays: index into strs; arrays of arrays: first child */
+    uint64_t n;         /* element count */
+    const uint8_t *raw; /* first element in the mapping */
+    uint64_t first;     /* string arrays: index into strs; arrays of arrays: first child */
     hr_gguf_type elem;
 } gguf_node;
 
 typedef struct {
-    char *key;            /* NUL-terminated copy */
+    char *key; /* NUL-terminated copy */
     hr_gguf_type type;
-    uint64_t n;           /* string length */
-    const uint8_t *raw;   /* scalar or string bytes */
-    uint32_t node;        /* arrays: index into nodes */
+    uint64_t n;         /* string length */
+    const uint8_t *raw; /* scalar or string bytes */
+    uint32_t node;      /* arrays: index into nodes */
 } gguf_kv;
 
 /* Open-addressing hash of names; slots hold index + 1 (0 = empty). */
 typedef struct {
-    uint32_t *slots;      /* (mask + 1) */
+    uint32_t *slots; /* (mask + 1) */
     size_t mask;
 } name_index;
 
 struct hr_gguf {
-    hr_mapped_file map;   /* empty when opened on a caller buffer */
+    hr_mapped_file map; /* empty when opened on a caller buffer */
     const uint8_t *base;
     size_t size;
     uint32_t version;
     uint32_t alignment;
-    size_t data_off;      /* start of the data section */
-    size_t data_size;     /* bytes from data_off to the end of the file */
+    size_t data_off;  /* start of the data section */
+    size_t data_size; /* bytes from data_off to the end of the file */
     uint64_t n_kv;
-    gguf_kv *kv;          /* (n_kv) */
+    gguf_kv *kv; /* (n_kv) */
     uint64_t n_tensors;
     hr_gguf_tensor *tensors; /* (n_tensors) */
-    gguf_node *nodes;     /* (n_nodes) */
+    gguf_node *nodes;        /* (n_nodes) */
     size_t n_nodes, cap_nodes;
     const uint8_t **strs; /* (n_strs) each points at a string's u64 length prefix */
     size_t n_strs, cap_strs;
@@ -76,31 +76,36 @@ typedef struct {
 
 static size_t scalar_size(hr_gguf_type t) {
     switch (t) {
-    case HR_GGUF_UINT8: case HR_GGUF_INT8: case HR_GGUF_BOOL: return 1;
-    case HR_GGUF_UINT16: case HR_GGUF_INT16: return 2;
-    case HR_GGUF_UINT32: case HR_GGUF_INT32: case HR_GGUF_FLOAT32: return 4;
-    case HR_GGUF_UINT64: case HR_GGUF_INT64: case HR_GGUF_FLOAT64: return 8;
+    case HR_GGUF_UINT8:
+    case HR_GGUF_INT8:
+    case HR_GGUF_BOOL: return 1;
+    case HR_GGUF_UINT16:
+    case HR_GGUF_INT16: return 2;
+    case HR_GGUF_UINT32:
+    case HR_GGUF_INT32:
+    case HR_GGUF_FLOAT32: return 4;
+    case HR_GGUF_UINT64:
+    case HR_GGUF_INT64:
+    case HR_GGUF_FLOAT64: return 8;
     default: return 0;
     }
 }
 
 const char *hr_gguf_type_name(uint32_t t) {
-    static const char *names[HR_GGUF_TYPE_COUNT] = {
-        "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
-        "bool", "string", "array", "uint64", "int64", "float64"};
+    static const char *names[HR_GGUF_TYPE_COUNT] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
+                                                    "int32",  "float32", "bool",   "string", "array",
+                                                    "uint64", "int64",   "float64"};
     return t < HR_GGUF_TYPE_COUNT ? names[t] : "unknown";
 }
 
 const char *hr_ggml_type_name(uint32_t type) {
     static const char *names[] = {
-        [0] = "f32", [1] = "f16", [2] = "q4_0", [3] = "q4_1", [6] = "q5_0",
-        [7] = "q5_1", [8] = "q8_0", [9] = "q8_1", [10] = "q2_K", [11] = "q3_K",
-        [12] = "q4_K", [13] = "q5_K", [14] = "q6_K", [15] = "q8_K",
-        [16] = "iq2_xxs", [17] = "iq2_xs", [18] = "iq3_xxs", [19] = "iq1_s",
-        [20] = "iq4_nl", [21] = "iq3_s", [22] = "iq2_s", [23] = "iq4_xs",
-        [24] = "i8", [25] = "i16", [26] = "i32", [27] = "i64", [28] = "f64",
-        [29] = "iq1_m", [30] = "bf16", [34] = "tq1_0", [35] = "tq2_0",
-        [39] = "mxfp4"};
+        [0] = "f32",     [1] = "f16",    [2] = "q4_0",     [3] = "q4_1",    [6] = "q5_0",     [7] = "q5_1",
+        [8] = "q8_0",    [9] = "q8_1",   [10] = "q2_K",    [11] = "q3_K",   [12] = "q4_K",    [13] = "q5_K",
+        [14] = "q6_K",   [15] = "q8_K",  [16] = "iq2_xxs", [17] = "iq2_xs", [18] = "iq3_xxs", [19] = "iq1_s",
+        [20] = "iq4_nl", [21] = "iq3_s", [22] = "iq2_s",   [23] = "iq4_xs", [24] = "i8",      [25] = "i16",
+        [26] = "i32",    [27] = "i64",   [28] = "f64",     [29] = "iq1_m",  [30] = "bf16",    [34] = "tq1_0",
+        [35] = "tq2_0",  [39] = "mxfp4"};
     if (type >= sizeof names / sizeof names[0] || !names[type]) return "unknown";
     return names[type];
 }
@@ -108,9 +113,19 @@ const char *hr_ggml_type_name(uint32_t type) {
 /* Block size (elements) and bytes per block of the types headroom reads. */
 static bool ggml_block(uint32_t type, uint64_t *blk, size_t *bytes) {
     switch (type) {
-    case HR_GGML_F32: *blk = 1; *bytes = 4; return true;
-    case HR_GGML_F16: case HR_GGML_BF16: *blk = 1; *bytes = 2; return true;
-    case HR_GGML_Q8_0: *blk = 32; *bytes = 34; return true;
+    case HR_GGML_F32:
+        *blk = 1;
+        *bytes = 4;
+        return true;
+    case HR_GGML_F16:
+    case HR_GGML_BF16:
+        *blk = 1;
+        *bytes = 2;
+        return true;
+    case HR_GGML_Q8_0:
+        *blk = 32;
+        *bytes = 34;
+        return true;
     default: return false;
     }
 }
@@ -135,9 +150,8 @@ static size_t rd_left(const reader *r) { return r->size - r->pos; }
 
 static hr_status rd_need(const reader *r, uint64_t n, const char *what) {
     if (n > rd_left(r))
-        return hr_err(HR_ERR_FORMAT,
-                      "GGUF truncated at byte %zu: %s needs %llu bytes but only %zu remain",
-                      r->pos, what, (unsigned long long)n, rd_left(r));
+        return hr_err(HR_ERR_FORMAT, "GGUF truncated at byte %zu: %s needs %llu bytes but only %zu remain", r->pos,
+                      what, (unsigned long long)n, rd_left(r));
     return HR_OK;
 }
 
@@ -162,9 +176,8 @@ static hr_status rd_string(reader *r, const uint8_t **bytes, uint64_t *len, cons
     hr_status st = rd_u64(r, len, what);
     if (st < 0) return st;
     if (*len > rd_left(r))
-        return hr_err(HR_ERR_FORMAT,
-                      "GGUF %s at byte %zu has length %llu but only %zu bytes remain",
-                      what, r->pos - 8, (unsigned long long)*len, rd_left(r));
+        return hr_err(HR_ERR_FORMAT, "GGUF %s at byte %zu has length %llu but only %zu bytes remain", what, r->pos - 8,
+                      (unsigned long long)*len, rd_left(r));
     *bytes = r->p + r->pos;
     r->pos += (size_t)*len;
     return HR_OK;
@@ -177,8 +190,7 @@ static hr_status rd_name(reader *r, char **out, const char *what) {
     hr_status st = rd_string(r, &b, &len, what);
     if (st < 0) return st;
     if (memchr(b, 0, (size_t)len))
-        return hr_err(HR_ERR_FORMAT, "GGUF %s at byte %zu contains a NUL byte", what,
-                      (size_t)(b - r->p));
+        return hr_err(HR_ERR_FORMAT, "GGUF %s at byte %zu contains a NUL byte", what, (size_t)(b - r->p));
     char *s = malloc((size_t)len + 1);
     if (!s) return hr_err(HR_ERR_NOMEM, "out of memory copying a GGUF %s", what);
     memcpy(s, b, (size_t)len);
@@ -237,8 +249,7 @@ static const char *kv_name(const hr_gguf *g, size_t i) { return g->kv[i].key; }
 static const char *tensor_name(const hr_gguf *g, size_t i) { return g->tensors[i].name; }
 
 /* Slot holding name, or the empty slot where it would go. */
-static uint32_t *index_slot(const hr_gguf *g, const name_index *ix, name_fn get,
-                            const char *name) {
+static uint32_t *index_slot(const hr_gguf *g, const name_index *ix, name_fn get, const char *name) {
     size_t n = strlen(name);
     size_t at = (size_t)hash_name(name, n) & ix->mask;
     for (;;) {
@@ -263,11 +274,9 @@ static hr_status bad_type(const char *key, uint32_t t, const char *where) {
 
 static hr_status parse_array(hr_gguf *g, reader *r, const char *key, int depth, uint64_t slot);
 
-static hr_status parse_string_elems(hr_gguf *g, reader *r, const char *key, uint64_t n,
-                                    uint64_t slot) {
+static hr_status parse_string_elems(hr_gguf *g, reader *r, const char *key, uint64_t n, uint64_t slot) {
     if (n > rd_left(r) / GGUF_MIN_STRING_BYTES)
-        return hr_err(HR_ERR_FORMAT,
-                      "GGUF key '%.*s': array of %llu strings cannot fit in the %zu bytes left",
+        return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s': array of %llu strings cannot fit in the %zu bytes left",
                       KEY_SHOWN, key, (unsigned long long)n, rd_left(r));
     size_t need = g->n_strs + (size_t)n;
     hr_status st = grow((void **)&g->strs, &g->cap_strs, need, sizeof *g->strs);
@@ -287,11 +296,9 @@ static hr_status parse_string_elems(hr_gguf *g, reader *r, const char *key, uint
     return HR_OK;
 }
 
-static hr_status parse_array_elems(hr_gguf *g, reader *r, const char *key, int depth,
-                                   uint64_t n, uint64_t slot) {
+static hr_status parse_array_elems(hr_gguf *g, reader *r, const char *key, int depth, uint64_t n, uint64_t slot) {
     if (n > rd_left(r) / GGUF_MIN_ARRAY_BYTES)
-        return hr_err(HR_ERR_FORMAT,
-                      "GGUF key '%.*s': array of %llu arrays cannot fit in the %zu bytes left",
+        return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s': array of %llu arrays cannot fit in the %zu bytes left",
                       KEY_SHOWN, key, (unsigned long long)n, rd_left(r));
     uint64_t first = 0;
     hr_status st = reserve_nodes(g, n, &first);
@@ -307,8 +314,8 @@ static hr_status parse_array_elems(hr_gguf *g, reader *r, const char *key, int d
 /* Parses "elem_type | n | elements" into node slot (already reserved). */
 static hr_status parse_array(hr_gguf *g, reader *r, const char *key, int depth, uint64_t slot) {
     if (depth > HR_GGUF_MAX_ARRAY_DEPTH)
-        return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s': arrays nested deeper than %d levels",
-                      KEY_SHOWN, key, HR_GGUF_MAX_ARRAY_DEPTH);
+        return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s': arrays nested deeper than %d levels", KEY_SHOWN, key,
+                      HR_GGUF_MAX_ARRAY_DEPTH);
     uint32_t et = 0;
     uint64_t n = 0;
     hr_status st = rd_u32(r, &et, "array element type");
@@ -325,8 +332,7 @@ static hr_status parse_array(hr_gguf *g, reader *r, const char *key, int depth, 
     if (et == HR_GGUF_ARRAY) return parse_array_elems(g, r, key, depth, n, slot);
     size_t es = scalar_size((hr_gguf_type)et);
     if (n > rd_left(r) / es)
-        return hr_err(HR_ERR_FORMAT,
-                      "GGUF key '%.*s': array of %llu %s values needs more than the %zu bytes left",
+        return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s': array of %llu %s values needs more than the %zu bytes left",
                       KEY_SHOWN, key, (unsigned long long)n, hr_gguf_type_name(et), rd_left(r));
     r->pos += (size_t)n * es;
     return HR_OK;
@@ -369,8 +375,7 @@ static hr_status parse_kvs(hr_gguf *g, reader *r) {
             return st;
         }
         uint32_t *slot = index_slot(g, &g->kv_index, kv_name, kv->key);
-        if (*slot)
-            return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s' appears twice", KEY_SHOWN, kv->key);
+        if (*slot) return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s' appears twice", KEY_SHOWN, kv->key);
         *slot = (uint32_t)i + 1;
         st = parse_value(g, r, kv);
         if (st < 0) return st;
@@ -385,13 +390,48 @@ static hr_status parse_kvs(hr_gguf *g, reader *r) {
 static bool int_value(hr_gguf_type t, const uint8_t *p, bool *fits, int64_t *out) {
     *fits = true;
     switch (t) {
-    case HR_GGUF_UINT8: { uint8_t v; memcpy(&v, p, 1); *out = v; return true; }
-    case HR_GGUF_INT8: { int8_t v; memcpy(&v, p, 1); *out = v; return true; }
-    case HR_GGUF_UINT16: { uint16_t v; memcpy(&v, p, 2); *out = v; return true; }
-    case HR_GGUF_INT16: { int16_t v; memcpy(&v, p, 2); *out = v; return true; }
-    case HR_GGUF_UINT32: { uint32_t v; memcpy(&v, p, 4); *out = v; return true; }
-    case HR_GGUF_INT32: { int32_t v; memcpy(&v, p, 4); *out = v; return true; }
-    case HR_GGUF_INT64: { int64_t v; memcpy(&v, p, 8); *out = v; return true; }
+    case HR_GGUF_UINT8: {
+        uint8_t v;
+        memcpy(&v, p, 1);
+        *out = v;
+        return true;
+    }
+    case HR_GGUF_INT8: {
+        int8_t v;
+        memcpy(&v, p, 1);
+        *out = v;
+        return true;
+    }
+    case HR_GGUF_UINT16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        *out = v;
+        return true;
+    }
+    case HR_GGUF_INT16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        *out = v;
+        return true;
+    }
+    case HR_GGUF_UINT32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        *out = v;
+        return true;
+    }
+    case HR_GGUF_INT32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        *out = v;
+        return true;
+    }
+    case HR_GGUF_INT64: {
+        int64_t v;
+        memcpy(&v, p, 8);
+        *out = v;
+        return true;
+    }
     case HR_GGUF_UINT64: {
         uint64_t v;
         memcpy(&v, p, 8);
@@ -404,8 +444,16 @@ static bool int_value(hr_gguf_type t, const uint8_t *p, bool *fits, int64_t *out
 }
 
 static bool float_value(hr_gguf_type t, const uint8_t *p, double *out) {
-    if (t == HR_GGUF_FLOAT32) { float v; memcpy(&v, p, 4); *out = v; return true; }
-    if (t == HR_GGUF_FLOAT64) { memcpy(out, p, 8); return true; }
+    if (t == HR_GGUF_FLOAT32) {
+        float v;
+        memcpy(&v, p, 4);
+        *out = v;
+        return true;
+    }
+    if (t == HR_GGUF_FLOAT64) {
+        memcpy(out, p, 8);
+        return true;
+    }
     return false;
 }
 
@@ -417,11 +465,9 @@ static hr_status alignment_from_kv(hr_gguf *g) {
     bool fits = false;
     int64_t a = 0;
     if (!int_value(kv->type, kv->raw, &fits, &a))
-        return hr_err(HR_ERR_FORMAT, "GGUF general.alignment is a %s, not an integer",
-                      hr_gguf_type_name(kv->type));
+        return hr_err(HR_ERR_FORMAT, "GGUF general.alignment is a %s, not an integer", hr_gguf_type_name(kv->type));
     if (!fits || a <= 0 || a > HR_GGUF_MAX_ALIGNMENT || (a & (a - 1)) != 0)
-        return hr_err(HR_ERR_FORMAT,
-                      "GGUF general.alignment must be a non-zero power of two, got %lld",
+        return hr_err(HR_ERR_FORMAT, "GGUF general.alignment must be a non-zero power of two, got %lld",
                       fits ? (long long)a : -1LL);
     g->alignment = (uint32_t)a;
     return HR_OK;
@@ -442,8 +488,7 @@ static hr_status parse_dims(reader *r, hr_gguf_tensor *t) {
         st = rd_u64(r, &ne, "tensor dimension");
         if (st < 0) return st;
         if (ne < 1 || ne > (uint64_t)INT64_MAX)
-            return hr_err(HR_ERR_FORMAT, "invalid ne[%u] = %llu (must be 1..2^63-1)", d,
-                          (unsigned long long)ne);
+            return hr_err(HR_ERR_FORMAT, "invalid ne[%u] = %llu (must be 1..2^63-1)", d, (unsigned long long)ne);
         t->ne[d] = (int64_t)ne;
         if (__builtin_mul_overflow(count, t->ne[d], &count))
             return hr_err(HR_ERR_FORMAT, "element count overflows int64");
@@ -458,8 +503,7 @@ static hr_status parse_tensor_info(hr_gguf *g, reader *r, uint64_t i) {
     if (st < 0) return st;
     t->name = name;
     uint32_t *slot = index_slot(g, &g->tensor_index, tensor_name, name);
-    if (*slot)
-        return hr_err(HR_ERR_FORMAT, "GGUF tensor name '%.*s' appears twice", KEY_SHOWN, name);
+    if (*slot) return hr_err(HR_ERR_FORMAT, "GGUF tensor name '%.*s' appears twice", KEY_SHOWN, name);
     *slot = (uint32_t)i + 1;
     st = parse_dims(r, t);
     if (st >= 0) st = rd_u32(r, &t->type, "tensor type");
@@ -471,26 +515,28 @@ static hr_status parse_tensor_info(hr_gguf *g, reader *r, uint64_t i) {
 /* Byte size and data pointer, checked against the data section. */
 static hr_status place_tensor(hr_gguf *g, hr_gguf_tensor *t) {
     if (t->offset % g->alignment != 0)
-        return hr_err(HR_ERR_FORMAT, "GGUF tensor '%.*s' offset %llu is not a multiple of the alignment %u",
-                      KEY_SHOWN, t->name, (unsigned long long)t->offset, g->alignment);
+        return hr_err(HR_ERR_FORMAT, "GGUF tensor '%.*s' offset %llu is not a multiple of the alignment %u", KEY_SHOWN,
+                      t->name, (unsigned long long)t->offset, g->alignment);
     if (t->offset > g->data_size)
-        return hr_err(HR_ERR_FORMAT, "GGUF tensor '%.*s' offset %llu is past the end of the file (data section is %zu bytes)",
+        return hr_err(HR_ERR_FORMAT,
+                      "GGUF tensor '%.*s' offset %llu is past the end of the file (data section is %zu bytes)",
                       KEY_SHOWN, t->name, (unsigned long long)t->offset, g->data_size);
     uint64_t blk = 0;
     size_t bsz = 0;
     if (!ggml_block(t->type, &blk, &bsz)) return HR_OK; /* kept, but without data */
     if ((uint64_t)t->ne[0] % blk != 0)
         return hr_err(HR_ERR_FORMAT, "GGUF tensor '%.*s': ne[0] = %lld is not a multiple of the %s block size %llu",
-                      KEY_SHOWN, t->name, (long long)t->ne[0], hr_ggml_type_name(t->type),
-                      (unsigned long long)blk);
+                      KEY_SHOWN, t->name, (long long)t->ne[0], hr_ggml_type_name(t->type), (unsigned long long)blk);
     uint64_t count = 1;
     for (int d = 0; d < GGUF_MAX_DIMS; d++) count *= (uint64_t)t->ne[d]; /* checked in parse_dims */
     size_t nbytes = hr_ggml_type_nbytes(t->type, count);
     if (nbytes == 0)
-        return hr_err(HR_ERR_FORMAT, "GGUF tensor '%.*s': byte size of %llu %s elements overflows",
-                      KEY_SHOWN, t->name, (unsigned long long)count, hr_ggml_type_name(t->type));
+        return hr_err(HR_ERR_FORMAT, "GGUF tensor '%.*s': byte size of %llu %s elements overflows", KEY_SHOWN, t->name,
+                      (unsigned long long)count, hr_ggml_type_name(t->type));
     if (nbytes > g->data_size - (size_t)t->offset)
-        return hr_err(HR_ERR_FORMAT, "GGUF tensor '%.*s' (%zu bytes at offset %llu) extends past the end of the file (data section is %zu bytes)",
+        return hr_err(HR_ERR_FORMAT,
+                      "GGUF tensor '%.*s' (%zu bytes at offset %llu) extends past the end of the file (data section is "
+                      "%zu bytes)",
                       KEY_SHOWN, t->name, nbytes, (unsigned long long)t->offset, g->data_size);
     t->nbytes = nbytes;
     t->data = g->base + g->data_off + t->offset;
@@ -507,8 +553,7 @@ static hr_status parse_tensors(hr_gguf *g, reader *r) {
     /* The data section starts at the header end rounded up to the alignment;
      * a file without tensors may stop right after its header. */
     size_t a = g->alignment, off;
-    if (!hr_add_size(r->pos, a - 1, &off))
-        return hr_err(HR_ERR_FORMAT, "GGUF data section offset overflows");
+    if (!hr_add_size(r->pos, a - 1, &off)) return hr_err(HR_ERR_FORMAT, "GGUF data section offset overflows");
     g->data_off = off / a * a;
     g->data_size = g->data_off < g->size ? g->size - g->data_off : 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -526,16 +571,14 @@ static hr_status parse_header(hr_gguf *g, reader *r) {
     if (r->size < 4 || !hr_gguf_is_gguf(r->p, r->size))
         return hr_err(HR_ERR_FORMAT, "not a GGUF file: the first bytes are not the magic 'GGUF'");
     if (r->size < GGUF_HEADER_BYTES)
-        return hr_err(HR_ERR_FORMAT, "GGUF header truncated: file has %zu bytes, the header needs %u",
-                      r->size, GGUF_HEADER_BYTES);
+        return hr_err(HR_ERR_FORMAT, "GGUF header truncated: file has %zu bytes, the header needs %u", r->size,
+                      GGUF_HEADER_BYTES);
     r->pos = 4;
     (void)rd_u32(r, &g->version, "version");
     uint32_t swapped = __builtin_bswap32(g->version);
-    if (swapped == 2 || swapped == 3)
-        return hr_err(HR_ERR_UNSUPPORTED, "big-endian GGUF files are not supported");
+    if (swapped == 2 || swapped == 3) return hr_err(HR_ERR_UNSUPPORTED, "big-endian GGUF files are not supported");
     if (g->version != 2 && g->version != 3)
-        return hr_err(HR_ERR_UNSUPPORTED, "GGUF version %u is not supported (only versions 2 and 3)",
-                      g->version);
+        return hr_err(HR_ERR_UNSUPPORTED, "GGUF version %u is not supported (only versions 2 and 3)", g->version);
     (void)rd_u64(r, &g->n_tensors, "tensor count");
     (void)rd_u64(r, &g->n_kv, "metadata count");
     size_t left = rd_left(r);
@@ -546,7 +589,8 @@ static hr_status parse_header(hr_gguf *g, reader *r) {
         return hr_err(HR_ERR_FORMAT, "GGUF claims %llu tensors, more than the %zu bytes left can hold",
                       (unsigned long long)g->n_tensors, left);
     if (g->n_kv * GGUF_MIN_KV_BYTES + g->n_tensors * GGUF_MIN_TENSOR_BYTES > left)
-        return hr_err(HR_ERR_FORMAT, "GGUF claims %llu metadata entries and %llu tensors, more than the %zu bytes left can hold",
+        return hr_err(HR_ERR_FORMAT,
+                      "GGUF claims %llu metadata entries and %llu tensors, more than the %zu bytes left can hold",
                       (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors, left);
     if (g->n_kv >= UINT32_MAX || g->n_tensors >= UINT32_MAX)
         return hr_err(HR_ERR_UNSUPPORTED, "GGUF has too many entries");
@@ -628,13 +672,9 @@ size_t hr_gguf_data_offset(const hr_gguf *g) { return g ? g->data_off : 0; }
 uint64_t hr_gguf_n_kv(const hr_gguf *g) { return g ? g->n_kv : 0; }
 uint64_t hr_gguf_n_tensors(const hr_gguf *g) { return g ? g->n_tensors : 0; }
 
-const char *hr_gguf_key(const hr_gguf *g, uint64_t i) {
-    return g && i < g->n_kv ? g->kv[i].key : NULL;
-}
+const char *hr_gguf_key(const hr_gguf *g, uint64_t i) { return g && i < g->n_kv ? g->kv[i].key : NULL; }
 
-int64_t hr_gguf_find(const hr_gguf *g, const char *key) {
-    return g ? index_find(g, &g->kv_index, kv_name, key) : -1;
-}
+int64_t hr_gguf_find(const hr_gguf *g, const char *key) { return g ? index_find(g, &g->kv_index, kv_name, key) : -1; }
 
 static hr_gguf_value node_value(const hr_gguf *g, uint64_t node) {
     const gguf_node *nd = &g->nodes[node];
@@ -663,8 +703,7 @@ static hr_status lookup(const hr_gguf *g, const char *key, const gguf_kv **kv) {
 }
 
 static hr_status mismatch(const char *key, hr_gguf_type t, const char *want) {
-    return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s' is a %s, not %s", KEY_SHOWN, key,
-                  hr_gguf_type_name(t), want);
+    return hr_err(HR_ERR_FORMAT, "GGUF key '%.*s' is a %s, not %s", KEY_SHOWN, key, hr_gguf_type_name(t), want);
 }
 
 hr_status hr_gguf_get_i64(const hr_gguf *g, const char *key, int64_t *out) {
@@ -715,14 +754,13 @@ hr_status hr_gguf_get_arr(const hr_gguf *g, const char *key, hr_gguf_value *out)
 
 /* The validated node behind v, with i in range; the caller's copy of the
  * view is only trusted for its node index. */
-static hr_status arr_node(const hr_gguf *g, const hr_gguf_value *v, uint64_t i,
-                          const gguf_node **nd) {
+static hr_status arr_node(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, const gguf_node **nd) {
     if (!g || !v || v->type != HR_GGUF_ARRAY || v->node >= g->n_nodes)
         return hr_err(HR_ERR_INVALID_ARG, "GGUF array access on a value that is not an array");
     *nd = &g->nodes[v->node];
     if (i >= (*nd)->n)
-        return hr_err(HR_ERR_RANGE, "GGUF array index %llu out of range (length %llu)",
-                      (unsigned long long)i, (unsigned long long)(*nd)->n);
+        return hr_err(HR_ERR_RANGE, "GGUF array index %llu out of range (length %llu)", (unsigned long long)i,
+                      (unsigned long long)(*nd)->n);
     return HR_OK;
 }
 
@@ -736,10 +774,8 @@ hr_status hr_gguf_arr_i64(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, 
     if (st < 0) return st;
     bool fits = false;
     size_t es = scalar_size(nd->elem);
-    if (!es || !int_value(nd->elem, nd->raw + (size_t)i * es, &fits, out))
-        return elem_mismatch(nd->elem, "integers");
-    if (!fits) return hr_err(HR_ERR_RANGE, "GGUF array element %llu does not fit in int64",
-                             (unsigned long long)i);
+    if (!es || !int_value(nd->elem, nd->raw + (size_t)i * es, &fits, out)) return elem_mismatch(nd->elem, "integers");
+    if (!fits) return hr_err(HR_ERR_RANGE, "GGUF array element %llu does not fit in int64", (unsigned long long)i);
     return HR_OK;
 }
 
@@ -748,13 +784,11 @@ hr_status hr_gguf_arr_f64(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, 
     hr_status st = arr_node(g, v, i, &nd);
     if (st < 0) return st;
     size_t es = scalar_size(nd->elem);
-    if (!es || !float_value(nd->elem, nd->raw + (size_t)i * es, out))
-        return elem_mismatch(nd->elem, "floats");
+    if (!es || !float_value(nd->elem, nd->raw + (size_t)i * es, out)) return elem_mismatch(nd->elem, "floats");
     return HR_OK;
 }
 
-hr_status hr_gguf_arr_str(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, const char **s,
-                          size_t *len) {
+hr_status hr_gguf_arr_str(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, const char **s, size_t *len) {
     const gguf_node *nd = NULL;
     hr_status st = arr_node(g, v, i, &nd);
     if (st < 0) return st;
@@ -767,8 +801,7 @@ hr_status hr_gguf_arr_str(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, 
     return HR_OK;
 }
 
-hr_status hr_gguf_arr_arr(const hr_gguf *g, const hr_gguf_value *v, uint64_t i,
-                          hr_gguf_value *out) {
+hr_status hr_gguf_arr_arr(const hr_gguf *g, const hr_gguf_value *v, uint64_t i, hr_gguf_value *out) {
     const gguf_node *nd = NULL;
     hr_status st = arr_node(g, v, i, &nd);
     if (st < 0) return st;

@@ -23,26 +23,27 @@
 #define MAX_JSON_INT 9007199254740992.0
 
 struct hr_safetensors {
-    hr_mapped_file file;     /* owned mapping (empty for open_memory) */
+    hr_mapped_file file; /* owned mapping (empty for open_memory) */
     const uint8_t *base;
     size_t size;
-    size_t data_start;       /* 8 + header_len */
-    hr_st_tensor *tensors;   /* (n) sorted by name */
+    size_t data_start;     /* 8 + header_len */
+    hr_st_tensor *tensors; /* (n) sorted by name */
     size_t n;
     char **meta_keys, **meta_vals; /* (n_meta) */
     size_t n_meta;
 };
 
-static const struct { const char *name; size_t size; } k_dtypes[HR_ST_DTYPE_COUNT] = {
-    [HR_ST_F64] = {"F64", 8},   [HR_ST_F32] = {"F32", 4},          [HR_ST_F16] = {"F16", 2},
-    [HR_ST_BF16] = {"BF16", 2}, [HR_ST_I64] = {"I64", 8},          [HR_ST_I32] = {"I32", 4},
-    [HR_ST_I16] = {"I16", 2},   [HR_ST_I8] = {"I8", 1},            [HR_ST_U8] = {"U8", 1},
+static const struct {
+    const char *name;
+    size_t size;
+} k_dtypes[HR_ST_DTYPE_COUNT] = {
+    [HR_ST_F64] = {"F64", 8},   [HR_ST_F32] = {"F32", 4},         [HR_ST_F16] = {"F16", 2},
+    [HR_ST_BF16] = {"BF16", 2}, [HR_ST_I64] = {"I64", 8},         [HR_ST_I32] = {"I32", 4},
+    [HR_ST_I16] = {"I16", 2},   [HR_ST_I8] = {"I8", 1},           [HR_ST_U8] = {"U8", 1},
     [HR_ST_BOOL] = {"BOOL", 1}, [HR_ST_F8_E4M3] = {"F8_E4M3", 1}, [HR_ST_F8_E5M2] = {"F8_E5M2", 1},
 };
 
-const char *hr_st_dtype_name(hr_st_dtype d) {
-    return (unsigned)d < HR_ST_DTYPE_COUNT ? k_dtypes[d].name : "unknown";
-}
+const char *hr_st_dtype_name(hr_st_dtype d) { return (unsigned)d < HR_ST_DTYPE_COUNT ? k_dtypes[d].name : "unknown"; }
 size_t hr_st_dtype_size(hr_st_dtype d) { return (unsigned)d < HR_ST_DTYPE_COUNT ? k_dtypes[d].size : 0; }
 int hr_st_dtype_from_name(const char *name) {
     for (int i = 0; i < HR_ST_DTYPE_COUNT; i++)
@@ -198,21 +199,22 @@ static hr_status parse_header(hr_safetensors *st, const char *json, size_t len) 
         s = hr_err(HR_ERR_NOMEM, "out of memory");
     const cJSON *e;
     if (s == HR_OK) cJSON_ArrayForEach(e, root) {
-        if (e->string && strcmp(e->string, "__metadata__") == 0) {
-            if (st->meta_keys) s = hr_err(HR_ERR_FORMAT, "safetensors header has __metadata__ twice");
-            else s = parse_metadata(st, e);
-        } else {
-            s = parse_entry(st, e, &st->tensors[st->n]);
-            if (s == HR_OK) st->n++;
+            if (e->string && strcmp(e->string, "__metadata__") == 0) {
+                if (st->meta_keys) s = hr_err(HR_ERR_FORMAT, "safetensors header has __metadata__ twice");
+                else s = parse_metadata(st, e);
+            } else {
+                s = parse_entry(st, e, &st->tensors[st->n]);
+                if (s == HR_OK) st->n++;
+            }
+            if (s != HR_OK) break;
         }
-        if (s != HR_OK) break;
-    }
     cJSON_Delete(root);
     return s == HR_OK ? check_layout(st) : s;
 }
 
 static hr_status open_buffer(hr_safetensors *st) {
-    if (st->size < 8) return hr_err(HR_ERR_FORMAT, "safetensors file of %zu bytes is too short for its header length", st->size);
+    if (st->size < 8)
+        return hr_err(HR_ERR_FORMAT, "safetensors file of %zu bytes is too short for its header length", st->size);
     uint64_t hlen;
     memcpy(&hlen, st->base, 8);
     if (hlen < 2 || hlen > HR_MAX_SAFETENSORS_HEADER_BYTES || hlen > st->size - 8)
@@ -259,9 +261,7 @@ hr_status hr_st_open(const char *path, hr_safetensors **out) {
 
 size_t hr_st_n_tensors(const hr_safetensors *st) { return st->n; }
 
-const hr_st_tensor *hr_st_tensor_at(const hr_safetensors *st, size_t i) {
-    return i < st->n ? &st->tensors[i] : NULL;
-}
+const hr_st_tensor *hr_st_tensor_at(const hr_safetensors *st, size_t i) { return i < st->n ? &st->tensors[i] : NULL; }
 
 const hr_st_tensor *hr_st_find(const hr_safetensors *st, const char *name) {
     hr_st_tensor key = {.name = name};
@@ -278,12 +278,9 @@ hr_status hr_st_to_f32(const hr_st_tensor *t, float *dst) {
     const uint8_t *s = t->data;
     size_t n = t->n_elements;
     switch (t->dtype) {
-    case HR_ST_F32:
-        return hr_dequant_to_f32(HR_GGML_F32, s, dst, n);
-    case HR_ST_F16:
-        return hr_dequant_to_f32(HR_GGML_F16, s, dst, n);
-    case HR_ST_BF16:
-        return hr_dequant_to_f32(HR_GGML_BF16, s, dst, n);
+    case HR_ST_F32: return hr_dequant_to_f32(HR_GGML_F32, s, dst, n);
+    case HR_ST_F16: return hr_dequant_to_f32(HR_GGML_F16, s, dst, n);
+    case HR_ST_BF16: return hr_dequant_to_f32(HR_GGML_BF16, s, dst, n);
     case HR_ST_F64:
         for (size_t i = 0; i < n; i++) {
             double d;

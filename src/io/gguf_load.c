@@ -15,8 +15,8 @@
 
 /* Reads "<arch>.<suffix>" as a per-layer int: either a scalar (same for all
  * layers) or an array of n_layers ints (deci, pruned models). */
-static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *suffix, int n_layers,
-                               int *out, bool required, int dflt) {
+static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *suffix, int n_layers, int *out,
+                               bool required, int dflt) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     int64_t idx = hr_gguf_find(g, key);
@@ -28,13 +28,14 @@ static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *s
     hr_gguf_value v = hr_gguf_get(g, (uint64_t)idx);
     if (v.type == HR_GGUF_ARRAY) {
         if (v.n != (uint64_t)n_layers)
-            return hr_err(HR_ERR_FORMAT, "GGUF key '%s' has %llu entries for %d layers", key,
-                          (unsigned long long)v.n, n_layers);
+            return hr_err(HR_ERR_FORMAT, "GGUF key '%s' has %llu entries for %d layers", key, (unsigned long long)v.n,
+                          n_layers);
         for (int l = 0; l < n_layers; l++) {
             int64_t x;
             hr_status st = hr_gguf_arr_i64(g, &v, (uint64_t)l, &x);
             if (st != HR_OK) return st;
-            if (x < 0 || x > HR_MAX_FF) return hr_err(HR_ERR_FORMAT, "GGUF key '%s'[%d] = %lld out of range", key, l, (long long)x);
+            if (x < 0 || x > HR_MAX_FF)
+                return hr_err(HR_ERR_FORMAT, "GGUF key '%s'[%d] = %lld out of range", key, l, (long long)x);
             out[l] = (int)x;
         }
         return HR_OK;
@@ -47,8 +48,8 @@ static hr_status per_layer_int(const hr_gguf *g, const char *arch, const char *s
     return HR_OK;
 }
 
-static hr_status get_int(const hr_gguf *g, const char *arch, const char *suffix, int *out, bool required,
-                         int dflt, int64_t max) {
+static hr_status get_int(const hr_gguf *g, const char *arch, const char *suffix, int *out, bool required, int dflt,
+                         int64_t max) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     int64_t x;
@@ -84,7 +85,8 @@ static hr_status read_rope_scaling(const hr_gguf *g, hr_config *c) {
     size_t ty_len;
     if (hr_gguf_get_str(g, "headroom.rope_scaling.type", &ty, &ty_len) != HR_OK) return HR_OK;
     if (ty_len != 6 || memcmp(ty, "llama3", 6) != 0)
-        return hr_err(HR_ERR_UNSUPPORTED, "headroom.rope_scaling.type '%.*s' is not supported", (int)(ty_len < 64 ? ty_len : 64), ty);
+        return hr_err(HR_ERR_UNSUPPORTED, "headroom.rope_scaling.type '%.*s' is not supported",
+                      (int)(ty_len < 64 ? ty_len : 64), ty);
     hr_rope_scaling *rs = &c->rope_scaling;
     double f = 0, lo = 0, hi = 0;
     int64_t orig = 0;
@@ -114,8 +116,7 @@ static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_
     snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
     if (hr_gguf_find(g, key) >= 0)
         st = per_layer_int(g, arch, "attention.head_count_kv", c->n_layers, c->n_head_kv, true, 0);
-    else
-        memcpy(c->n_head_kv, c->n_head, sizeof c->n_head);
+    else memcpy(c->n_head_kv, c->n_head, sizeof c->n_head);
     if (st != HR_OK) return st;
     /* A model whose every attention sublayer was dropped (LLM-Drop) has no
      * head size to derive: it must say so with attention.key_length. */
@@ -153,7 +154,8 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
         return hr_err(HR_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
                       (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
                       (long long)cols, (long long)rows);
-    if (!t->data) return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' has unsupported type %s", name, hr_ggml_type_name(t->type));
+    if (!t->data)
+        return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' has unsupported type %s", name, hr_ggml_type_name(t->type));
     size_t n = (size_t)rows * (size_t)cols;
     if (strcmp(m->source_dtype, "") == 0 || (strcmp(m->source_dtype, "f32") == 0 && t->type != HR_GGML_F32))
         snprintf(m->source_dtype, sizeof m->source_dtype, "%s", hr_ggml_type_name(t->type));
@@ -201,7 +203,8 @@ static hr_status load_fused_qkv(hr_model *m, int l) {
 }
 
 static bool is_qkv(hr_slot s) {
-    return s == HR_SLOT_Q || s == HR_SLOT_K || s == HR_SLOT_V || s == HR_SLOT_Q_B || s == HR_SLOT_K_B || s == HR_SLOT_V_B;
+    return s == HR_SLOT_Q || s == HR_SLOT_K || s == HR_SLOT_V || s == HR_SLOT_Q_B || s == HR_SLOT_K_B ||
+           s == HR_SLOT_V_B;
 }
 
 /* Every slot the architecture has, in canonical order. */
@@ -254,7 +257,8 @@ hr_status hr_load_gguf(hr_model *m, const char *path) {
     hr_config *c = &m->cfg;
     const hr_gguf_tensor *emb = hr_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb) return hr_err(HR_ERR_FORMAT, "GGUF is missing the tensor 'token_embd.weight'");
-    if (emb->ne[1] <= 0 || emb->ne[1] > HR_MAX_VOCAB) return hr_err(HR_ERR_FORMAT, "token_embd.weight has an invalid vocabulary dimension");
+    if (emb->ne[1] <= 0 || emb->ne[1] > HR_MAX_VOCAB)
+        return hr_err(HR_ERR_FORMAT, "token_embd.weight has an invalid vocabulary dimension");
     c->vocab_size = (int)emb->ne[1];
     st = hr_config_validate(c);
     if (st != HR_OK) return st;

@@ -354,15 +354,19 @@ static hr_status assign_types(tensor_list *L, hr_dtype dtype, const char *const 
         if (i == L->n) return hr_err(HR_ERR_INVALID_ARG, "no tensor '%s' to write as Q8_0", q8_names[k]);
         const out_tensor *o = &L->t[i];
         if (!hr_gguf_q8_eligible(o->name, o->vec ? 1 : o->rows, o->cols))
-            return hr_err(HR_ERR_INVALID_ARG, "tensor '%s' (%lld x %lld) cannot be Q8_0: rows must hold a multiple of "
-                          "32 values", o->name, (long long)(o->vec ? 1 : o->rows), (long long)o->cols);
+            return hr_err(HR_ERR_INVALID_ARG,
+                          "tensor '%s' (%lld x %lld) cannot be Q8_0: rows must hold a multiple of "
+                          "32 values",
+                          o->name, (long long)(o->vec ? 1 : o->rows), (long long)o->cols);
     }
     int fallback = 0;
     for (int i = 0; dtype == HR_DTYPE_Q8_0 && i < L->n; i++)
         if (!L->t[i].vec && L->t[i].type != HR_GGML_Q8_0) {
-            hr_log(HR_LOG_INFO, "tensor '%s' (%lld x %lld) stays %s in a Q8_0 file (rows of %lld values are not a "
-                                "multiple of 32)", L->t[i].name, (long long)L->t[i].rows, (long long)L->t[i].cols,
-                   hr_ggml_type_name(L->t[i].type), (long long)L->t[i].cols);
+            hr_log(HR_LOG_INFO,
+                   "tensor '%s' (%lld x %lld) stays %s in a Q8_0 file (rows of %lld values are not a "
+                   "multiple of 32)",
+                   L->t[i].name, (long long)L->t[i].rows, (long long)L->t[i].cols, hr_ggml_type_name(L->t[i].type),
+                   (long long)L->t[i].cols);
             fallback++;
         }
     if (fallback) hr_log(HR_LOG_WARN, "%d weight matrices are not Q8_0 (see the info lines)", fallback);
@@ -434,7 +438,8 @@ hr_status hr_gguf_save_mixed(const hr_model *m, const hr_tokenizer *tok, const c
     if (tok) write_tokenizer_kv(&kv, tok);
     tensor_list L = {0};
     float *rope_freqs = malloc(sizeof(float) * (size_t)(c->head_dim / 2 + 1)); // (head_dim / 2)
-    hr_status st = kv.b.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, ai, &L, rope_freqs);
+    hr_status st =
+        kv.b.failed || !rope_freqs ? hr_err(HR_ERR_NOMEM, "out of memory") : plan_tensors(m, ai, &L, rope_freqs);
     if (st == HR_OK) st = assign_types(&L, dtype, q8_names, n_q8);
     hr_progress_run run;
     hr_progress_enter(&run, NULL, NULL, 1);
@@ -447,10 +452,12 @@ hr_status hr_gguf_save_mixed(const hr_model *m, const hr_tokenizer *tok, const c
 }
 
 hr_status hr_dtype_from_name(const char *name, hr_dtype *out) {
-    static const struct { const char *n; hr_dtype d; } names[] = {
-        {"f32", HR_DTYPE_F32}, {"float32", HR_DTYPE_F32}, {"f16", HR_DTYPE_F16},
-        {"float16", HR_DTYPE_F16}, {"bf16", HR_DTYPE_BF16}, {"bfloat16", HR_DTYPE_BF16},
-        {"q8_0", HR_DTYPE_Q8_0}, {"Q8_0", HR_DTYPE_Q8_0}};
+    static const struct {
+        const char *n;
+        hr_dtype d;
+    } names[] = {{"f32", HR_DTYPE_F32},     {"float32", HR_DTYPE_F32}, {"f16", HR_DTYPE_F16},
+                 {"float16", HR_DTYPE_F16}, {"bf16", HR_DTYPE_BF16},   {"bfloat16", HR_DTYPE_BF16},
+                 {"q8_0", HR_DTYPE_Q8_0},   {"Q8_0", HR_DTYPE_Q8_0}};
     for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].n) == 0) {
             *out = names[i].d;

@@ -38,15 +38,14 @@ static hr_status get_int(const cfg_reader *r, const char *name, int *out, bool r
 }
 
 /* The first present of two synonymous fields; both present must agree. */
-static hr_status get_int2(const cfg_reader *r, const char *a, const char *b, int *out, bool required, int dflt,
-                          int lo, int hi) {
+static hr_status get_int2(const cfg_reader *r, const char *a, const char *b, int *out, bool required, int dflt, int lo,
+                          int hi) {
     int va = 0, vb = 0;
     bool ha = field(r, a) != NULL, hb = b && field(r, b) != NULL;
     hr_status st = get_int(r, a, &va, false, 0, lo, hi);
     if (st == HR_OK && b) st = get_int(r, b, &vb, false, 0, lo, hi);
     if (st != HR_OK) return st;
-    if (ha && hb && va != vb)
-        return hr_err(HR_ERR_FORMAT, "config.json '%s' = %d contradicts '%s' = %d", a, va, b, vb);
+    if (ha && hb && va != vb) return hr_err(HR_ERR_FORMAT, "config.json '%s' = %d contradicts '%s' = %d", a, va, b, vb);
     if (ha || hb) {
         *out = ha ? va : vb;
         return HR_OK;
@@ -109,10 +108,12 @@ static hr_status parse_rope_scaling(const cfg_reader *r, hr_config *c) {
     if (st == HR_OK) st = get_float(r, rs, "original_max_position_embeddings", &orig, true, 0);
     if (st != HR_OK) return st;
     if (!(s->factor >= 1 && s->factor < 1e6f) || !(s->low_freq_factor > 0) ||
-        !(s->high_freq_factor > s->low_freq_factor) || !(orig >= 1 && orig <= HR_MAX_ROPE_ORIGINAL_CTX) || floorf(orig) != orig)
-        return hr_err(HR_ERR_FORMAT, "config.json rope_scaling llama3 parameters are invalid (factor %g, low %g, "
-                      "high %g, original %g)", (double)s->factor, (double)s->low_freq_factor,
-                      (double)s->high_freq_factor, (double)orig);
+        !(s->high_freq_factor > s->low_freq_factor) || !(orig >= 1 && orig <= HR_MAX_ROPE_ORIGINAL_CTX) ||
+        floorf(orig) != orig)
+        return hr_err(HR_ERR_FORMAT,
+                      "config.json rope_scaling llama3 parameters are invalid (factor %g, low %g, "
+                      "high %g, original %g)",
+                      (double)s->factor, (double)s->low_freq_factor, (double)s->high_freq_factor, (double)orig);
     s->original_ctx = (int)orig;
     s->llama3 = true;
     return HR_OK;
@@ -141,10 +142,13 @@ static hr_status parse_llama_like(const cfg_reader *r, const hr_arch_info *ai, h
     if (st == HR_OK) st = check_activation(r, "hidden_act", acts);
     if (st != HR_OK) return st;
     if (heads % kv != 0)
-        return hr_err(HR_ERR_FORMAT, "config.json: %d attention heads cannot share %d key/value heads evenly", heads, kv);
+        return hr_err(HR_ERR_FORMAT, "config.json: %d attention heads cannot share %d key/value heads evenly", heads,
+                      kv);
     if (!field(r, "head_dim") && c->dim % heads != 0)
-        return hr_err(HR_ERR_FORMAT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d and "
-                      "no head_dim is given", c->dim, heads);
+        return hr_err(HR_ERR_FORMAT,
+                      "config.json: hidden_size %d is not a multiple of num_attention_heads %d and "
+                      "no head_dim is given",
+                      c->dim, heads);
     st = get_int(r, "head_dim", &c->head_dim, false, c->dim / heads, 2, HR_MAX_HEAD_DIM);
     if (st != HR_OK) return st;
     fill_layers(c, heads, kv, ff);
@@ -216,7 +220,8 @@ static hr_status parse_root(const cJSON *root, hr_config *c, hr_hf_extra *extra)
     const cJSON *eos = field(&r, "eos_token_id");
     if (st == HR_OK && cJSON_IsArray(eos)) {
         const cJSON *e0 = cJSON_GetArrayItem(eos, 0);
-        if (cJSON_IsNumber(e0) && e0->valuedouble >= 0 && e0->valuedouble < HR_MAX_VOCAB) ex.eos_id = (int)e0->valuedouble;
+        if (cJSON_IsNumber(e0) && e0->valuedouble >= 0 && e0->valuedouble < HR_MAX_VOCAB)
+            ex.eos_id = (int)e0->valuedouble;
     } else if (st == HR_OK) {
         st = get_int(&r, "eos_token_id", &ex.eos_id, false, -1, 0, HR_MAX_VOCAB);
     }

@@ -28,9 +28,7 @@ hr_status hr_hf_parse_config(const char *json, size_t len, hr_config *c, hr_hf_e
 void hr_qk_to_interleaved(float *w, int n_heads, int head_dim, size_t cols, float *tmp /* (head_dim * cols) */);
 void hr_qk_to_rotate_half(float *w, int n_heads, int head_dim, size_t cols, float *tmp /* (head_dim * cols) */);
 /* Row of the rotate-half layout stored at interleaved row r (within a head). */
-static inline int hr_qk_rotate_half_src(int r, int head_dim) {
-    return (r % 2) * (head_dim / 2) + r / 2;
-}
+static inline int hr_qk_rotate_half_src(int r, int head_dim) { return (r % 2) * (head_dim / 2) + r / 2; }
 
 /* llama.cpp's rope_freqs.weight: the divisor of each RoPE frequency under
  * llama3 scaling (div holds head_dim / 2 floats). */
@@ -45,14 +43,14 @@ hr_status hr_rope_scaling_from_divisors(hr_config *c, const float *div);
  * rotate-half per head (perm_heads > 0) and/or transposed. */
 typedef struct {
     char name[96];
-    int64_t rows, cols;   /* headroom layout (vectors: rows = 1) */
+    int64_t rows, cols; /* headroom layout (vectors: rows = 1) */
     bool vec;
     const float *part[3];
     int64_t part_rows[3]; /* rows (vectors: elements) of each part */
     int n_parts;
     int perm_heads;
-    bool transpose;       /* written as (cols, rows) */
-    uint32_t type;        /* writer's dtype id */
+    bool transpose; /* written as (cols, rows) */
+    uint32_t type;  /* writer's dtype id */
     uint64_t offset;
     size_t nbytes;
 } hr_wtensor;

@@ -57,12 +57,12 @@ static hr_status open_index(hr_model *m, const char *dir, const char *json, size
     int k = 0;
     const cJSON *e;
     if (st == HR_OK) cJSON_ArrayForEach(e, wm) {
-        if (!cJSON_IsString(e)) {
-            st = hr_err(HR_ERR_FORMAT, "weight_map entry '%s' is not a file name", e->string);
-            break;
+            if (!cJSON_IsString(e)) {
+                st = hr_err(HR_ERR_FORMAT, "weight_map entry '%s' is not a file name", e->string);
+                break;
+            }
+            files[k++] = e->valuestring;
         }
-        files[k++] = e->valuestring;
-    }
     if (st == HR_OK && k == 0) st = hr_err(HR_ERR_FORMAT, "model.safetensors.index.json weight_map is empty");
     if (st == HR_OK) qsort(files, (size_t)k, sizeof *files, cmp_str);
     for (int i = 0; i < k && st == HR_OK; i++)
@@ -89,8 +89,10 @@ static hr_status open_weights(hr_model *m, const char *dir) {
         return st;
     }
     if (file_exists(dir, "model.safetensors", path, sizeof path)) return add_shard(m, dir, "model.safetensors");
-    return hr_err(HR_ERR_NOT_FOUND, "'%s' has neither model.safetensors nor model.safetensors.index.json "
-                  "(PyTorch .bin checkpoints are not read)", dir);
+    return hr_err(HR_ERR_NOT_FOUND,
+                  "'%s' has neither model.safetensors nor model.safetensors.index.json "
+                  "(PyTorch .bin checkpoints are not read)",
+                  dir);
 }
 
 /* The tensor called name in any shard; NULL if none. A name in two shards is
@@ -115,7 +117,7 @@ typedef struct {
     const char *name;   /* without prefix */
     int64_t rows, cols; /* shape as stored (vectors: rows = 1, stored 1-D) */
     transform tf;
-    int n_heads;        /* PERMUTE_QK */
+    int n_heads; /* PERMUTE_QK */
     bool optional;
 } tensor_req;
 
@@ -126,7 +128,8 @@ static hr_status check_shape(const hr_st_tensor *t, const char *name, int64_t ro
     char got[96] = "";
     for (int i = 0; i < t->n_dims && i < 4; i++)
         snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    if (rows == 1) return hr_err(HR_ERR_FORMAT, "tensor '%s' has shape [%s], expected [%lld]", name, got, (long long)cols);
+    if (rows == 1)
+        return hr_err(HR_ERR_FORMAT, "tensor '%s' has shape [%s], expected [%lld]", name, got, (long long)cols);
     return hr_err(HR_ERR_FORMAT, "tensor '%s' has shape [%s], expected [%lld, %lld]", name, got, (long long)rows,
                   (long long)cols);
 }
@@ -136,7 +139,8 @@ static void note_dtype(hr_model *m, const hr_st_tensor *t) {
     snprintf(d, sizeof d, "%s", hr_st_dtype_name(t->dtype));
     for (char *p = d; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     if (!m->source_dtype[0]) snprintf(m->source_dtype, sizeof m->source_dtype, "%s", d);
-    else if (strcmp(m->source_dtype, d) != 0 && t->n_dims == 2) snprintf(m->source_dtype, sizeof m->source_dtype, "mixed");
+    else if (strcmp(m->source_dtype, d) != 0 && t->n_dims == 2)
+        snprintf(m->source_dtype, sizeof m->source_dtype, "mixed");
 }
 
 /* Loads one tensor as f32 in headroom's layout: in place when it is aligned
@@ -169,7 +173,8 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         if (!tmp) return hr_err(HR_ERR_NOMEM, "out of memory converting '%s'", name);
         st = hr_st_to_f32(t, tmp);
         for (int64_t r = 0; st == HR_OK && r < rq->rows; r++)
-            for (int64_t c = 0; c < rq->cols; c++) dst[(size_t)c * (size_t)rq->rows + (size_t)r] = tmp[(size_t)r * (size_t)rq->cols + (size_t)c];
+            for (int64_t c = 0; c < rq->cols; c++)
+                dst[(size_t)c * (size_t)rq->rows + (size_t)r] = tmp[(size_t)r * (size_t)rq->cols + (size_t)c];
         free(tmp);
     } else {
         st = hr_st_to_f32(t, dst);
@@ -272,6 +277,7 @@ hr_status hr_load_hf(hr_model *m, const char *dir) {
     if (st != HR_OK) return st;
     loader ld = {m, hr_arch_info_of(m->cfg.arch), ""};
     if (!ld.ai || !ld.ai->hf_layer_tensors)
-        return hr_err(HR_ERR_UNSUPPORTED, "architecture %s has no Hugging Face tensor names", hr_arch_name(m->cfg.arch));
+        return hr_err(HR_ERR_UNSUPPORTED, "architecture %s has no Hugging Face tensor names",
+                      hr_arch_name(m->cfg.arch));
     return load_weights(&ld);
 }

@@ -47,7 +47,7 @@ static hr_wtensor *add(wlist *L, const char *name, int64_t rows, int64_t cols, c
 static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_hf_tensor *list, int layer, wlist *L) {
     const hr_config *c = &m->cfg;
     hr_weights *w = (hr_weights *)&m->w; /* read only */
-    int li = layer < 0 ? 0 : layer; /* per-layer sizes are read only for layer tensors */
+    int li = layer < 0 ? 0 : layer;      /* per-layer sizes are read only for layer tensors */
     for (const hr_hf_tensor *t = list; t->name; t++) {
         bool stacked = t->slot == HR_SLOT_QKV || t->slot == HR_SLOT_QKV_B;
         const hr_layer_weights *lw = &m->w.layers[li];
@@ -262,12 +262,15 @@ static void remove_tree_files(const char *dir) {
 
 static hr_status check_writable(const hr_config *c, const hr_arch_info *ai, const char *dir) {
     if (!ai || !ai->hf_layer_tensors)
-        return hr_err(HR_ERR_UNSUPPORTED, "architecture %s cannot be written as a Hugging Face folder", hr_arch_name(c->arch));
+        return hr_err(HR_ERR_UNSUPPORTED, "architecture %s cannot be written as a Hugging Face folder",
+                      hr_arch_name(c->arch));
     for (int l = 0; l < c->n_layers; l++)
         if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0] ||
             c->n_head[l] == 0 || c->n_ff[l] == 0)
-            return hr_err(HR_ERR_UNSUPPORTED, "layer %d differs in size from layer 0: a Hugging Face %s config cannot "
-                          "describe per-layer sizes (write GGUF instead)", l, hr_arch_name(c->arch));
+            return hr_err(HR_ERR_UNSUPPORTED,
+                          "layer %d differs in size from layer 0: a Hugging Face %s config cannot "
+                          "describe per-layer sizes (write GGUF instead)",
+                          l, hr_arch_name(c->arch));
     struct stat sb;
     if (stat(dir, &sb) == 0) {
         if (!S_ISDIR(sb.st_mode)) return hr_err(HR_ERR_IO, "'%s' exists and is not a folder", dir);
@@ -309,7 +312,8 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
     if (st == HR_OK) st = write_safetensors(m, &L, dtype, path);
     hr_progress_leave(&run);
     if (st == HR_OK && tok) st = write_tokenizer(tok, tmp, m->cfg.seq_len);
-    if (st == HR_OK && rename(tmp, dir) != 0) st = hr_err(HR_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, dir, strerror(errno));
+    if (st == HR_OK && rename(tmp, dir) != 0)
+        st = hr_err(HR_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, dir, strerror(errno));
     if (st != HR_OK) remove_tree_files(tmp);
     free(cfg);
     free(L.t);

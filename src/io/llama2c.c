@@ -14,12 +14,12 @@ typedef struct {
 static hr_status header_to_config(const llama2c_header *h, hr_config *c) {
     memset(c, 0, sizeof *c);
     /* Check the raw ints before any arithmetic on them. */
-    if (h->dim <= 0 || h->hidden <= 0 || h->n_layers <= 0 || h->n_heads <= 0 || h->n_kv_heads <= 0 ||
-        h->seq_len <= 0 || h->vocab == 0 || h->vocab == INT32_MIN)
+    if (h->dim <= 0 || h->hidden <= 0 || h->n_layers <= 0 || h->n_heads <= 0 || h->n_kv_heads <= 0 || h->seq_len <= 0 ||
+        h->vocab == 0 || h->vocab == INT32_MIN)
         return hr_err(HR_ERR_FORMAT,
                       "llama2.c header has invalid dimensions (dim %d, hidden %d, layers %d, heads %d, "
-                      "kv heads %d, vocab %d, seq %d)", h->dim, h->hidden, h->n_layers, h->n_heads,
-                      h->n_kv_heads, h->vocab, h->seq_len);
+                      "kv heads %d, vocab %d, seq %d)",
+                      h->dim, h->hidden, h->n_layers, h->n_heads, h->n_kv_heads, h->vocab, h->seq_len);
     if (h->n_layers > HR_MAX_LAYERS)
         return hr_err(HR_ERR_FORMAT, "llama2.c header claims %d layers (max %d)", h->n_layers, HR_MAX_LAYERS);
     if (h->dim % h->n_heads != 0)
@@ -47,8 +47,12 @@ typedef struct {
 } dims;
 
 static dims dims_of(const hr_config *c) {
-    dims d = {(size_t)c->dim, (size_t)c->n_head[0] * c->head_dim, (size_t)c->n_head_kv[0] * c->head_dim,
-              (size_t)c->n_ff[0], (size_t)c->vocab_size, (size_t)c->n_layers};
+    dims d = {(size_t)c->dim,
+              (size_t)c->n_head[0] * c->head_dim,
+              (size_t)c->n_head_kv[0] * c->head_dim,
+              (size_t)c->n_ff[0],
+              (size_t)c->vocab_size,
+              (size_t)c->n_layers};
     return d;
 }
 
@@ -72,22 +76,31 @@ hr_status hr_load_llama2c(hr_model *m) {
         !hr_mul_size(total, sizeof(float), &total) || !hr_add_size(total, sizeof h, &total))
         return hr_err(HR_ERR_FORMAT, "llama2.c header dimensions overflow");
     if (size != total)
-        return hr_err(HR_ERR_FORMAT,
-                      "llama2.c file size %zu does not match its header (expected %zu bytes%s)", size,
+        return hr_err(HR_ERR_FORMAT, "llama2.c file size %zu does not match its header (expected %zu bytes%s)", size,
                       total, size < total ? ": file is truncated" : "");
     const float *p = (const float *)(base + sizeof h);
     hr_weights *w = &m->w;
     w->tok_embd = p, p += d.vocab * d.dim;
-    const float *rms_att = p; p += d.L * d.dim;
-    const float *wq = p; p += d.L * d.q * d.dim;
-    const float *wk = p; p += d.L * d.kv * d.dim;
-    const float *wv = p; p += d.L * d.kv * d.dim;
-    const float *wo = p; p += d.L * d.dim * d.q;
-    const float *rms_ffn = p; p += d.L * d.dim;
-    const float *w1 = p; p += d.L * d.ff * d.dim;
-    const float *w2 = p; p += d.L * d.dim * d.ff;
-    const float *w3 = p; p += d.L * d.ff * d.dim;
-    w->out_norm = p; p += d.dim;
+    const float *rms_att = p;
+    p += d.L * d.dim;
+    const float *wq = p;
+    p += d.L * d.q * d.dim;
+    const float *wk = p;
+    p += d.L * d.kv * d.dim;
+    const float *wv = p;
+    p += d.L * d.kv * d.dim;
+    const float *wo = p;
+    p += d.L * d.dim * d.q;
+    const float *rms_ffn = p;
+    p += d.L * d.dim;
+    const float *w1 = p;
+    p += d.L * d.ff * d.dim;
+    const float *w2 = p;
+    p += d.L * d.dim * d.ff;
+    const float *w3 = p;
+    p += d.L * d.ff * d.dim;
+    w->out_norm = p;
+    p += d.dim;
     p += (size_t)m->cfg.seq_len * hd; /* freq_cis_real + imag: recomputed, not read */
     w->output = m->cfg.tied_classifier ? w->tok_embd : p;
     for (size_t l = 0; l < d.L; l++) {
@@ -129,8 +142,7 @@ static hr_status take_f32(cursor *c, size_t n, const float **out, hr_model *m) {
 static hr_status take_q8(cursor *c, size_t n, size_t gs, const float **out, hr_model *m) {
     size_t groups = n / gs, sbytes;
     if (n % gs != 0) return hr_err(HR_ERR_FORMAT, "tensor of %zu values is not a multiple of group size %zu", n, gs);
-    if (!hr_mul_size(groups, 4, &sbytes) || (size_t)(c->end - c->p) < n ||
-        (size_t)(c->end - c->p) - n < sbytes)
+    if (!hr_mul_size(groups, 4, &sbytes) || (size_t)(c->end - c->p) < n || (size_t)(c->end - c->p) - n < sbytes)
         return hr_err(HR_ERR_FORMAT, "int8 model file is truncated");
     const int8_t *q = (const int8_t *)c->p;
     const uint8_t *s = c->p + n;
@@ -177,7 +189,9 @@ hr_status hr_load_llama2c_q8(hr_model *m) {
         w->layers[l].ffn_norm = rms_ffn + l * d.dim;
     }
     /* Order of the export: every layer's wq, then every wk, ... */
-    struct { size_t offset, n; } kinds[7] = {
+    struct {
+        size_t offset, n;
+    } kinds[7] = {
         {offsetof(hr_layer_weights, wq), d.q * d.dim},      {offsetof(hr_layer_weights, wk), d.kv * d.dim},
         {offsetof(hr_layer_weights, wv), d.kv * d.dim},     {offsetof(hr_layer_weights, wo), d.dim * d.q},
         {offsetof(hr_layer_weights, w_gate), d.ff * d.dim}, {offsetof(hr_layer_weights, w_down), d.dim * d.ff},

@@ -27,8 +27,10 @@ static hr_status detect_and_load(hr_model *m, const char *path) {
     /* safetensors: u64 header length (high half zero) then '{'; llama2.c
      * never has a zero second int (hidden_dim). */
     if (n >= 9 && d[8] == '{' && !d[4] && !d[5] && !d[6] && !d[7])
-        return hr_err(HR_ERR_FORMAT, "'%s' looks like a safetensors file: pass the Hugging Face folder that "
-                      "holds it and its config.json", path);
+        return hr_err(HR_ERR_FORMAT,
+                      "'%s' looks like a safetensors file: pass the Hugging Face folder that "
+                      "holds it and its config.json",
+                      path);
     if (magic == LLAMA2C_Q8_MAGIC) {
         m->format = HR_FORMAT_LLAMA2C_Q8;
         return hr_load_llama2c_q8(m);
@@ -40,8 +42,8 @@ static hr_status detect_and_load(hr_model *m, const char *path) {
     }
     return hr_err(HR_ERR_FORMAT,
                   "'%s' is not a model headroom can read (not GGUF, not llama2.c v0 or int8 v2: "
-                  "first bytes %02x %02x %02x %02x)", path, n > 0 ? d[0] : 0, n > 1 ? d[1] : 0,
-                  n > 2 ? d[2] : 0, n > 3 ? d[3] : 0);
+                  "first bytes %02x %02x %02x %02x)",
+                  path, n > 0 ? d[0] : 0, n > 1 ? d[1] : 0, n > 2 ? d[2] : 0, n > 3 ? d[3] : 0);
 }
 
 hr_status hr_model_load(const char *path, hr_model **out) {
@@ -67,4 +69,3 @@ hr_status hr_model_load(const char *path, hr_model **out) {
     *out = m;
     return HR_OK;
 }
-

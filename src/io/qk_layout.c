@@ -55,7 +55,8 @@ hr_status hr_wtensor_gather(int head_dim, const hr_wtensor *o, const float **out
     if (o->perm_heads) hr_qk_to_rotate_half(buf, o->perm_heads, head_dim, row, scratch);
     if (o->transpose) {
         for (size_t r = 0; r < (size_t)o->rows; r++)
-            for (size_t c = 0; c < (size_t)o->cols; c++) scratch[c * (size_t)o->rows + r] = buf[r * (size_t)o->cols + c];
+            for (size_t c = 0; c < (size_t)o->cols; c++)
+                scratch[c * (size_t)o->rows + r] = buf[r * (size_t)o->cols + c];
         free(buf);
         buf = scratch;
         scratch = NULL;
@@ -84,7 +85,8 @@ hr_status hr_rope_scaling_from_divisors(hr_config *c, const float *div) {
     int half = c->head_dim / 2;
     float factor = 1.0f;
     for (int i = 0; i < half; i++) {
-        if (!(div[i] >= 1.0f && div[i] < 1e6f)) return hr_err(HR_ERR_FORMAT, "rope_freqs.weight[%d] = %g is invalid", i, (double)div[i]);
+        if (!(div[i] >= 1.0f && div[i] < 1e6f))
+            return hr_err(HR_ERR_FORMAT, "rope_freqs.weight[%d] = %g is invalid", i, (double)div[i]);
         if (div[i] > factor) factor = div[i];
     }
     if (factor == 1.0f) return HR_OK; /* no scaling at all */

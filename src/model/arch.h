@@ -22,12 +22,12 @@ typedef enum {
 /* How a Hugging Face tensor stores a slot. */
 typedef enum {
     HR_HF_AS_IS = 0,
-    HR_HF_CONV1D = 1,      /* stored (in, out): transposed on load and save */
-    HR_HF_ROTATE_HALF = 2  /* Q/K rows (and biases) in the rotate-half RoPE layout: permuted per head */
+    HR_HF_CONV1D = 1,     /* stored (in, out): transposed on load and save */
+    HR_HF_ROTATE_HALF = 2 /* Q/K rows (and biases) in the rotate-half RoPE layout: permuted per head */
 } hr_hf_layout;
 
 typedef struct {
-    const char *name;    /* after the prefix (and the layer part for layer tensors) */
+    const char *name; /* after the prefix (and the layer part for layer tensors) */
     hr_slot slot;
     hr_hf_layout layout;
 } hr_hf_tensor;
@@ -45,16 +45,16 @@ typedef struct {
     const char *gguf_per_layer_name; /* written instead when layer sizes differ (llama.cpp's "deci");
                                         NULL: gguf_names[0] (llama.cpp may not load it) */
     bool gguf_fused_qkv;             /* Q/K/V written as one attn_qkv tensor (separate ones are read too) */
-    bool gguf_qk_rotate_half;        /* Q/K rows stored rotate-half (llama.cpp's NEOX RoPE): permuted on load and save */
+    bool gguf_qk_rotate_half; /* Q/K rows stored rotate-half (llama.cpp's NEOX RoPE): permuted on load and save */
     /* Hugging Face */
-    const char *hf_model_types[4];   /* config.json model_type values read */
-    const char *hf_class;            /* "architectures" written */
+    const char *hf_model_types[4]; /* config.json model_type values read */
+    const char *hf_class;          /* "architectures" written */
     hr_hf_config_dialect hf_config;
-    bool hf_attention_bias;          /* config.json attention_bias switches on Q/K/V/O biases (written back) */
-    const char *hf_prefix;           /* tensor-name prefix written; optional when read ("model.") */
-    const char *hf_layer;            /* the layer part of a layer tensor's name ("layers.%d.") */
-    const hr_hf_tensor *hf_head;     /* model tensors before the layers, then after them, and each */
-    const hr_hf_tensor *hf_tail;     /* layer's, in written order; NULL-name terminated. The classifier */
+    bool hf_attention_bias;               /* config.json attention_bias switches on Q/K/V/O biases (written back) */
+    const char *hf_prefix;                /* tensor-name prefix written; optional when read ("model.") */
+    const char *hf_layer;                 /* the layer part of a layer tensor's name ("layers.%d.") */
+    const hr_hf_tensor *hf_head;          /* model tensors before the layers, then after them, and each */
+    const hr_hf_tensor *hf_tail;          /* layer's, in written order; NULL-name terminated. The classifier */
     const hr_hf_tensor *hf_layer_tensors; /* is "lm_head.weight", unprefixed, for every family. */
 } hr_arch_info;
 

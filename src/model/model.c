@@ -31,7 +31,8 @@ hr_status hr_config_validate(const hr_config *c) {
     if (c->n_layers <= 0 || c->n_layers > HR_MAX_LAYERS)
         return hr_err(HR_ERR_FORMAT, "layer count %d is out of range (1..%d)", c->n_layers, HR_MAX_LAYERS);
     if (c->head_dim <= 0 || c->head_dim > HR_MAX_HEAD_DIM || c->head_dim % 2)
-        return hr_err(HR_ERR_FORMAT, "head dimension %d is invalid (must be even, 2..%d)", c->head_dim, HR_MAX_HEAD_DIM);
+        return hr_err(HR_ERR_FORMAT, "head dimension %d is invalid (must be even, 2..%d)", c->head_dim,
+                      HR_MAX_HEAD_DIM);
     if (c->vocab_size <= 0 || c->vocab_size > HR_MAX_VOCAB)
         return hr_err(HR_ERR_FORMAT, "vocabulary size %d is out of range (1..%d)", c->vocab_size, HR_MAX_VOCAB);
     if (c->seq_len <= 0 || c->seq_len > HR_MAX_SEQ)
@@ -111,15 +112,17 @@ int hr_config_max_ff(const hr_config *c) { return max_over_layers(c, c->n_ff); }
 
 bool hr_config_uniform(const hr_config *c) {
     for (int l = 1; l < c->n_layers; l++)
-        if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0]) return false;
+        if (c->n_head[l] != c->n_head[0] || c->n_head_kv[l] != c->n_head_kv[0] || c->n_ff[l] != c->n_ff[0])
+            return false;
     return c->n_layers > 0 && c->n_head[0] > 0 && c->n_ff[0] > 0;
 }
 
 /* Every weight slot, GGUF-named, with its shape (hr_slot order). */
 typedef struct {
     const char *name;
-    int layer_offset;         /* of the pointer in hr_layer_weights; -1 for model slots and QKV */
-    int rows_kind, cols_kind; /* 0 = 1, 1 = dim, 2 = q_dim, 3 = kv_dim, 4 = n_ff, 5 = q_dim + 2 kv_dim, 6 = vocab, 7 = seq_len */
+    int layer_offset; /* of the pointer in hr_layer_weights; -1 for model slots and QKV */
+    int rows_kind,
+        cols_kind; /* 0 = 1, 1 = dim, 2 = q_dim, 3 = kv_dim, 4 = n_ff, 5 = q_dim + 2 kv_dim, 6 = vocab, 7 = seq_len */
 } slot_info;
 
 #define LW(f) (int)offsetof(hr_layer_weights, f)
@@ -154,7 +157,8 @@ static const slot_info slots[] = {
 const char *hr_slot_gguf_name(hr_slot s) { return slots[s].name; }
 
 static int64_t slot_dim(const hr_config *c, int l, int kind) {
-    int64_t q = l >= 0 ? (int64_t)c->n_head[l] * c->head_dim : 0, kv = l >= 0 ? (int64_t)c->n_head_kv[l] * c->head_dim : 0;
+    int64_t q = l >= 0 ? (int64_t)c->n_head[l] * c->head_dim : 0,
+            kv = l >= 0 ? (int64_t)c->n_head_kv[l] * c->head_dim : 0;
     switch (kind) {
     case 1: return c->dim;
     case 2: return q;
@@ -175,16 +179,27 @@ void hr_slot_shape(const hr_config *c, int layer, hr_slot s, int64_t *rows, int6
 bool hr_slot_expected(const hr_config *c, int l, hr_slot s) {
     bool attn = l >= 0 && c->n_head[l] > 0, mlp = l >= 0 && c->n_ff[l] > 0, ln = c->norm == HR_NORM_LAYER;
     switch (s) {
-    case HR_SLOT_ATTN_NORM: case HR_SLOT_Q: case HR_SLOT_K: case HR_SLOT_V: case HR_SLOT_O: case HR_SLOT_QKV:
-        return attn;
+    case HR_SLOT_ATTN_NORM:
+    case HR_SLOT_Q:
+    case HR_SLOT_K:
+    case HR_SLOT_V:
+    case HR_SLOT_O:
+    case HR_SLOT_QKV: return attn;
     case HR_SLOT_ATTN_NORM_B: return attn && ln;
-    case HR_SLOT_Q_B: case HR_SLOT_K_B: case HR_SLOT_V_B: case HR_SLOT_QKV_B: return attn && c->qkv_bias;
+    case HR_SLOT_Q_B:
+    case HR_SLOT_K_B:
+    case HR_SLOT_V_B:
+    case HR_SLOT_QKV_B: return attn && c->qkv_bias;
     case HR_SLOT_O_B: return attn && c->out_bias;
-    case HR_SLOT_FFN_NORM: case HR_SLOT_UP: case HR_SLOT_DOWN: return mlp;
+    case HR_SLOT_FFN_NORM:
+    case HR_SLOT_UP:
+    case HR_SLOT_DOWN: return mlp;
     case HR_SLOT_FFN_NORM_B: return mlp && ln;
     case HR_SLOT_GATE: return mlp && c->mlp == HR_MLP_SWIGLU;
-    case HR_SLOT_UP_B: case HR_SLOT_DOWN_B: return mlp && c->mlp_bias;
-    case HR_SLOT_TOK_EMBD: case HR_SLOT_OUT_NORM: return true;
+    case HR_SLOT_UP_B:
+    case HR_SLOT_DOWN_B: return mlp && c->mlp_bias;
+    case HR_SLOT_TOK_EMBD:
+    case HR_SLOT_OUT_NORM: return true;
     case HR_SLOT_POS_EMBD: return c->pos == HR_POS_LEARNED;
     case HR_SLOT_OUT_NORM_B: return ln;
     case HR_SLOT_OUTPUT: return !c->tied_classifier;
@@ -209,21 +224,19 @@ int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap) {
     hr_weights *w = (hr_weights *)&m->w; /* read only: hr_slot_ptr serves loaders too */
     int n = 0;
     static const hr_slot pre[] = {HR_SLOT_TOK_EMBD, HR_SLOT_POS_EMBD}, post[] = {HR_SLOT_OUT_NORM, HR_SLOT_OUT_NORM_B};
-#define ADD(slot, lay)                                                             \
-    do {                                                                           \
-        const float *p_ = *hr_slot_ptr(w, (lay) < 0 ? 0 : (lay), (slot));           \
-        if (p_) {                                                                  \
-            if (n < cap) {                                                         \
-                if ((lay) >= 0)                                                    \
-                    snprintf(out[n].name, sizeof out[n].name, "blk.%d.%s", (lay), slots[slot].name); \
-                else                                                               \
-                    snprintf(out[n].name, sizeof out[n].name, "%s", slots[slot].name); \
-                hr_slot_shape(c, (lay), (slot), &out[n].rows, &out[n].cols);       \
-                out[n].n_dims = slots[slot].rows_kind == 0 ? 1 : 2;                \
-                out[n].data = p_, out[n].layer = (lay);                            \
-            }                                                                      \
-            n++;                                                                   \
-        }                                                                          \
+#define ADD(slot, lay)                                                                                                 \
+    do {                                                                                                               \
+        const float *p_ = *hr_slot_ptr(w, (lay) < 0 ? 0 : (lay), (slot));                                              \
+        if (p_) {                                                                                                      \
+            if (n < cap) {                                                                                             \
+                if ((lay) >= 0) snprintf(out[n].name, sizeof out[n].name, "blk.%d.%s", (lay), slots[slot].name);       \
+                else snprintf(out[n].name, sizeof out[n].name, "%s", slots[slot].name);                                \
+                hr_slot_shape(c, (lay), (slot), &out[n].rows, &out[n].cols);                                           \
+                out[n].n_dims = slots[slot].rows_kind == 0 ? 1 : 2;                                                    \
+                out[n].data = p_, out[n].layer = (lay);                                                                \
+            }                                                                                                          \
+            n++;                                                                                                       \
+        }                                                                                                              \
     } while (0)
     for (int i = 0; i < 2; i++) ADD(pre[i], -1);
     for (int l = 0; l < c->n_layers; l++)

@@ -32,8 +32,8 @@ typedef struct {
 } hr_layer_weights;
 
 typedef struct {
-    const float *tok_embd;   /* (vocab, dim) */
-    const float *pos_embd;   /* (seq_len, dim) learned positions only */
+    const float *tok_embd; /* (vocab, dim) */
+    const float *pos_embd; /* (seq_len, dim) learned positions only */
     hr_layer_weights layers[HR_MAX_LAYERS];
     const float *out_norm;   /* (dim) */
     const float *out_norm_b; /* (dim) LayerNorm only */
@@ -45,11 +45,11 @@ struct hr_model {
     hr_weights w;
     hr_format format;
     char source_dtype[32];
-    hr_mapped_file file; /* keeps mmapped f32 weights alive (llama2.c) */
-    struct hr_gguf *gguf; /* keeps mmapped f32 weights alive (GGUF) */
+    hr_mapped_file file;            /* keeps mmapped f32 weights alive (llama2.c) */
+    struct hr_gguf *gguf;           /* keeps mmapped f32 weights alive (GGUF) */
     struct hr_safetensors **shards; /* keep mmapped f32 weights alive (HF) */
     size_t n_shards;
-    void **owned;        /* buffers of dequantized weights */
+    void **owned; /* buffers of dequantized weights */
     size_t n_owned, cap_owned;
     /* Built and owned by the engine (src/engine/pack.c), freed with the
      * model through packed_free: the model layer does not know its type. */

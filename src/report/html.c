@@ -89,8 +89,8 @@ static hr_status check_records(const cJSON *root, const char *name, const char *
     cJSON_ArrayForEach(rec, arr) {
         if (!cJSON_IsObject(rec) || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rec, "layer")) ||
             (need_head && !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rec, "head"))))
-            return hr_err(HR_ERR_FORMAT, "%s: %s[%d] is not an object with a numeric \"layer\"%s", name,
-                          array_key, i, need_head ? " and \"head\"" : "");
+            return hr_err(HR_ERR_FORMAT, "%s: %s[%d] is not an object with a numeric \"layer\"%s", name, array_key, i,
+                          need_head ? " and \"head\"" : "");
         i++;
     }
     const cJSON *methods = cJSON_GetObjectItemCaseSensitive(root, "methods");
@@ -151,8 +151,9 @@ static void add_meta(cJSON *o, const hr_png_info *info) {
 static hr_status describe_image(const hr_report_image *im, int idx, cJSON *list) {
     if (!im->png_path || !*im->png_path) return hr_err(HR_ERR_INVALID_ARG, "report image %d has no png_path", idx);
     if (!im->section || !known_section(im->section))
-        return hr_err(HR_ERR_INVALID_ARG, "report image %d ('%s'): section must be \"methods\", \"patterns\" or \"layers\"",
-                      idx, im->png_path);
+        return hr_err(HR_ERR_INVALID_ARG,
+                      "report image %d ('%s'): section must be \"methods\", \"patterns\" or \"layers\"", idx,
+                      im->png_path);
     char *png;
     size_t len;
     hr_status st = hr_read_file(im->png_path, &png, &len);
@@ -230,39 +231,39 @@ static hr_status report_data(const hr_report_image *images, int n_images, cJSON 
 
 static void put_page(hr_strbuf *b, const char *title, const char *heads, const char *layers, const char *data) {
     hr_strbuf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                    /* The page must never reach out: forbid every fetch but inline code and data: images. */
-                    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-                    "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n<title>");
+                      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                      /* The page must never reach out: forbid every fetch but inline code and data: images. */
+                      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+                      "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n<title>");
     put_html_text(b, title);
     hr_strbuf_puts(b, "</title>\n<style>\n");
     hr_strbuf_puts(b, hr_report_css);
     hr_strbuf_puts(b, "</style>\n</head>\n<body>\n<header>\n<h1 id=\"title\">");
     put_html_text(b, title);
     hr_strbuf_puts(b,
-                 "</h1>\n<p class=\"sub\" id=\"summary-line\">Attention-head analysis by headroom.</p>\n"
-                 "<nav><a href=\"#findings\">Findings</a><a href=\"#methods\">Methods</a><a href=\"#heads\">Heads</a>"
-                 "<a href=\"#layers\">Layers</a><a href=\"#patterns\">Attention patterns</a><a "
-                 "href=\"#summary\">Run</a></nav>\n</header>\n<main>\n"
-                 "<section id=\"findings\"><h2>Key findings</h2><div id=\"findings-body\"></div></section>\n"
-                 "<section id=\"methods\"><h2>Methods</h2><p class=\"hint\">Each heatmap shows one score per "
-                 "head: layers top to bottom, heads left to right, the colour bar on its right. Hover a cell to "
-                 "read its value.</p><div id=\"methods-body\"></div></section>\n"
-                 "<section id=\"heads\"><h2>Heads</h2><p class=\"hint\">One row per head, one column per method "
-                 "(the score, and its rank: #1 is the highest). Click a column header to sort (again to "
-                 "reverse).</p><div class=\"toolbar\"><input id=\"heads-filter\" type=\"search\" "
-                 "placeholder=\"filter: layer, score, class\" aria-label=\"filter heads\"><select "
-                 "id=\"heads-class\" aria-label=\"show one class\"><option value=\"\">every class</option></select>"
-                 "<span id=\"heads-count\"></span></div>"
-                 "<div class=\"table-wrap\"><table id=\"heads-table\"></table></div></section>\n"
-                 "<section id=\"layers\"><h2>Layers</h2><div id=\"layers-body\"></div></section>\n"
-                 "<section id=\"patterns\"><h2>Attention patterns</h2><p class=\"hint\">Attention weights of "
-                 "single heads: each token (row) over the tokens before it (columns), tokens on both axes.</p>"
-                 "<div id=\"patterns-body\"></div></section>\n"
-                 "<section id=\"summary\"><h2>Run</h2><div id=\"summary-body\"></div></section>\n</main>\n"
-                 "<noscript><p>The tables and figures of this report are drawn by its inline script; enable "
-                 "JavaScript to see them.</p></noscript>\n"
-                 "<script type=\"application/json\" id=\"heads-data\">");
+                   "</h1>\n<p class=\"sub\" id=\"summary-line\">Attention-head analysis by headroom.</p>\n"
+                   "<nav><a href=\"#findings\">Findings</a><a href=\"#methods\">Methods</a><a href=\"#heads\">Heads</a>"
+                   "<a href=\"#layers\">Layers</a><a href=\"#patterns\">Attention patterns</a><a "
+                   "href=\"#summary\">Run</a></nav>\n</header>\n<main>\n"
+                   "<section id=\"findings\"><h2>Key findings</h2><div id=\"findings-body\"></div></section>\n"
+                   "<section id=\"methods\"><h2>Methods</h2><p class=\"hint\">Each heatmap shows one score per "
+                   "head: layers top to bottom, heads left to right, the colour bar on its right. Hover a cell to "
+                   "read its value.</p><div id=\"methods-body\"></div></section>\n"
+                   "<section id=\"heads\"><h2>Heads</h2><p class=\"hint\">One row per head, one column per method "
+                   "(the score, and its rank: #1 is the highest). Click a column header to sort (again to "
+                   "reverse).</p><div class=\"toolbar\"><input id=\"heads-filter\" type=\"search\" "
+                   "placeholder=\"filter: layer, score, class\" aria-label=\"filter heads\"><select "
+                   "id=\"heads-class\" aria-label=\"show one class\"><option value=\"\">every class</option></select>"
+                   "<span id=\"heads-count\"></span></div>"
+                   "<div class=\"table-wrap\"><table id=\"heads-table\"></table></div></section>\n"
+                   "<section id=\"layers\"><h2>Layers</h2><div id=\"layers-body\"></div></section>\n"
+                   "<section id=\"patterns\"><h2>Attention patterns</h2><p class=\"hint\">Attention weights of "
+                   "single heads: each token (row) over the tokens before it (columns), tokens on both axes.</p>"
+                   "<div id=\"patterns-body\"></div></section>\n"
+                   "<section id=\"summary\"><h2>Run</h2><div id=\"summary-body\"></div></section>\n</main>\n"
+                   "<noscript><p>The tables and figures of this report are drawn by its inline script; enable "
+                   "JavaScript to see them.</p></noscript>\n"
+                   "<script type=\"application/json\" id=\"heads-data\">");
     put_script_json(b, heads);
     hr_strbuf_puts(b, "</script>\n<script type=\"application/json\" id=\"layers-data\">");
     put_script_json(b, layers ? layers : "null");
@@ -316,8 +317,8 @@ static hr_status load_docs(const char *heads_json, const char *layers_json, char
     return st;
 }
 
-hr_status hr_report_write_html(const char *path, const char *title, const char *heads_json,
-                               const char *layers_json, const hr_report_image *images, int n_images) {
+hr_status hr_report_write_html(const char *path, const char *title, const char *heads_json, const char *layers_json,
+                               const hr_report_image *images, int n_images) {
     if (!path || !*path) return hr_err(HR_ERR_INVALID_ARG, "report output path is empty");
     if (!heads_json) return hr_err(HR_ERR_INVALID_ARG, "report needs heads.json (got NULL)");
     if (n_images < 0 || (n_images > 0 && !images))

@@ -115,8 +115,8 @@ static hr_status patterns(const char *dir, const hr_heads_result *r, hr_context 
     if (!src || n_src < 1) return hr_err(HR_ERR_INVALID_ARG, "attention patterns need a prompt of at least one token");
     int n = n_src + 1 < HR_PATTERN_TOKENS ? (int)n_src + 1 : HR_PATTERN_TOKENS;
     if (n > hr_context_n_ctx(ctx)) n = hr_context_n_ctx(ctx);
-    int32_t win[HR_PATTERN_TOKENS];               // (n) BOS + the prompt's first n-1 tokens
-    char labels[HR_PATTERN_TOKENS][48];           // (n) axis labels
+    int32_t win[HR_PATTERN_TOKENS];     // (n) BOS + the prompt's first n-1 tokens
+    char labels[HR_PATTERN_TOKENS][48]; // (n) axis labels
     const char *ticks[HR_PATTERN_TOKENS];
     float *map = malloc(sizeof(float) * (size_t)n * n); // (n, n) queries x keys
     hr_status st = map ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");

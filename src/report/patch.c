@@ -104,8 +104,9 @@ static void summary(page *pg, const hr_patch_meta *meta) {
     snprintf(v, sizeof v, "%d (%d positions, aligned at the end)", s->n_pairs, s->n_positions);
     dd(b, "pair count", v);
     dd(b, "metric", hr_patch_metric_name(s->metric));
-    dd(b, "direction", s->direction == HR_PATCH_NOISE ? "noising (clean run, corrupt activation)"
-                                                      : "denoising (corrupt run, clean activation)");
+    dd(b, "direction",
+       s->direction == HR_PATCH_NOISE ? "noising (clean run, corrupt activation)"
+                                      : "denoising (corrupt run, clean activation)");
     snprintf(v, sizeof v, "%.6g clean, %.6g corrupt (means over pairs)", s->clean, s->corrupt);
     dd(b, "metric of the runs", v);
     dd(b, "normalised value", "(mean patched - mean corrupt) / (mean clean - mean corrupt): 0 = corrupt, 1 = clean");
@@ -182,8 +183,9 @@ static void lens_table(page *pg) {
                       "class=\"num\">logit diff</th><th class=\"num\">p(answer)</th><th class=\"num\">rank</th>"
                       "<th>top tokens (pair 1)</th></tr></thead><tbody>");
     for (int l = 0; l < s->n_layers; l++) {
-        hr_strbuf_printf(b, "<tr class=\"lens-row\"><td>%d</td><td class=\"num\">%.4g</td><td class=\"num\">%.4g</td>"
-                            "<td class=\"num\">%.1f</td><td>",
+        hr_strbuf_printf(b,
+                         "<tr class=\"lens-row\"><td>%d</td><td class=\"num\">%.4g</td><td class=\"num\">%.4g</td>"
+                         "<td class=\"num\">%.1f</td><td>",
                          l, s->lens_logit_diff[l], s->lens_prob[l], s->lens_rank[l]);
         for (int k = 0; s->lens_pairs > 0 && k < s->lens_top; k++) {
             char lab[LABEL_MAX + 8];
@@ -235,8 +237,8 @@ static hr_status sections(page *pg) {
         st = figure(pg, "patch_layers.png", "attention outputs (layers x positions)",
                     "The attention sublayer's output patched at one position.", s->attn, L, P, true);
     if (st == HR_OK)
-        st = figure(pg, "patch_mlp.png", "MLP outputs (layers x positions)", "The MLP's output patched at one position.",
-                    s->mlp, L, P, true);
+        st = figure(pg, "patch_mlp.png", "MLP outputs (layers x positions)",
+                    "The MLP's output patched at one position.", s->mlp, L, P, true);
     if (st == HR_OK)
         st = figure(pg, "patch_resid.png", "residual stream (layers x positions)",
                     "The residual entering the layer patched at one position.", s->resid, L, P, true);
@@ -250,8 +252,9 @@ static hr_status sections(page *pg) {
                         "Each head's effect through the receivers only.", s->path_heads, s->path_value);
     if (st == HR_OK && s->knockout)
         st = head_study(pg, "knockout", "Attention knockout", s->knockout, "knockout_heads.png",
-                        "heads knocked out (layers x heads)", "Each head's attention blocked on its own (1 = no effect).",
-                        s->knockout_heads, s->knockout_value);
+                        "heads knocked out (layers x heads)",
+                        "Each head's attention blocked on its own (1 = no effect).", s->knockout_heads,
+                        s->knockout_value);
     if (st == HR_OK) st = dla_bars(pg);
     if (st == HR_OK) lens_table(pg);
     return st;

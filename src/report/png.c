@@ -67,11 +67,10 @@ static hr_status resolve_range(const float *v, size_t n, const hr_heatmap_params
         if (v[i] > mx) mx = v[i];
     }
     if (isnan(p->vmin) || isnan(p->vmax) || isinf(p->vmin) || isinf(p->vmax))
-        return hr_err(HR_ERR_INVALID_ARG, "heatmap colour range must be finite (got %g..%g)",
-                      (double)p->vmin, (double)p->vmax);
-    if (p->vmin > p->vmax)
-        return hr_err(HR_ERR_INVALID_ARG, "heatmap vmin %g is above vmax %g", (double)p->vmin,
+        return hr_err(HR_ERR_INVALID_ARG, "heatmap colour range must be finite (got %g..%g)", (double)p->vmin,
                       (double)p->vmax);
+    if (p->vmin > p->vmax)
+        return hr_err(HR_ERR_INVALID_ARG, "heatmap vmin %g is above vmax %g", (double)p->vmin, (double)p->vmax);
     if (p->vmin < p->vmax) {
         r->lo = p->vmin, r->hi = p->vmax;
         return HR_OK;
@@ -122,7 +121,8 @@ static int plot_text(const heat_job *j, png_text *t, char *s_plot, size_t cap) {
     t[n++] = (png_text){.compression = PNG_TEXT_COMPRESSION_NONE, .key = "headroom:plot", .text = s_plot};
     for (int i = 0; i < 5; i++)
         if (vals[i])
-            t[n++] = (png_text){.compression = PNG_ITXT_COMPRESSION_NONE, .key = (char *)keys[i], .text = (char *)vals[i]};
+            t[n++] =
+                (png_text){.compression = PNG_ITXT_COMPRESSION_NONE, .key = (char *)keys[i], .text = (char *)vals[i]};
     return n;
 }
 
@@ -146,7 +146,12 @@ static void encode_rows(png_structp png, png_infop info, const heat_job *j) {
          .key = "headroom:colormap",
          .text = j->r.diverging ? "diverging" : "sequential"},
         {.compression = PNG_TEXT_COMPRESSION_NONE, .key = "headroom:nan_cells", .text = s_nan},
-        {0}, {0}, {0}, {0}, {0}, {0}, /* a labelled plot's */
+        {0},
+        {0},
+        {0},
+        {0},
+        {0},
+        {0}, /* a labelled plot's */
     };
     int n_text = 7;
     char s_plot[64];
@@ -197,13 +202,12 @@ static hr_status check_shape(const float *values, int rows, int cols, const hr_h
     if (rows > HR_HEATMAP_MAX_SIDE || cols > HR_HEATMAP_MAX_SIDE)
         return hr_err(HR_ERR_RANGE, "heatmap shape %d x %d is too large (at most %d per side)", rows, cols,
                       HR_HEATMAP_MAX_SIDE);
-    if (p->cell_px <= 0)
-        return hr_err(HR_ERR_INVALID_ARG, "heatmap cell_px must be positive (got %d)", p->cell_px);
+    if (p->cell_px <= 0) return hr_err(HR_ERR_INVALID_ARG, "heatmap cell_px must be positive (got %d)", p->cell_px);
     return HR_OK;
 }
 
-hr_status hr_png_heatmap_mem(const float *values, int rows, int cols, const hr_heatmap_params *p,
-                             unsigned char **png, size_t *len) {
+hr_status hr_png_heatmap_mem(const float *values, int rows, int cols, const hr_heatmap_params *p, unsigned char **png,
+                             size_t *len) {
     if (!png || !len) return hr_err(HR_ERR_INVALID_ARG, "hr_png_heatmap_mem: NULL output");
     *png = NULL;
     *len = 0;
@@ -286,8 +290,7 @@ static void read_text_meta(png_structp png, png_infop info, hr_png_info *o) {
         const char *k = text[i].key, *v = text[i].text ? text[i].text : "";
         if (strncmp(k, "headroom:", 9) != 0) continue;
         k += 9;
-        if (!strcmp(k, "plot"))
-            has_plot = sscanf(v, "%d %d %d %d", &plot[0], &plot[1], &plot[2], &plot[3]) == 4;
+        if (!strcmp(k, "plot")) has_plot = sscanf(v, "%d %d %d %d", &plot[0], &plot[1], &plot[2], &plot[3]) == 4;
         else if (!strcmp(k, "title")) snprintf(o->title, sizeof o->title, "%s", v);
         else if (!strcmp(k, "xlabel")) snprintf(o->xlabel, sizeof o->xlabel, "%s", v);
         else if (!strcmp(k, "ylabel")) snprintf(o->ylabel, sizeof o->ylabel, "%s", v);
@@ -303,8 +306,8 @@ static void read_text_meta(png_structp png, png_infop info, hr_png_info *o) {
     /* Trusted only when consistent with the pixels (each cell at least one
      * pixel): the page draws one axis label per cell. */
     o->has_meta = found == 5 && o->rows > 0 && o->cols > 0 && o->rows <= HR_HEATMAP_MAX_SIDE &&
-                  o->cols <= HR_HEATMAP_MAX_SIDE && o->rows <= o->height && o->cols <= o->width &&
-                  isfinite(o->vmin) && isfinite(o->vmax) && o->vmin <= o->vmax;
+                  o->cols <= HR_HEATMAP_MAX_SIDE && o->rows <= o->height && o->cols <= o->width && isfinite(o->vmin) &&
+                  isfinite(o->vmax) && o->vmin <= o->vmax;
     /* the cells' rectangle: inside the image, at least a pixel per cell */
     o->plot[0] = 0, o->plot[1] = 0, o->plot[2] = o->width, o->plot[3] = o->height;
     if (has_plot && plot[0] >= 0 && plot[1] >= 0 && plot[2] >= o->cols && plot[3] >= o->rows &&

@@ -25,13 +25,13 @@ void hr_colormap_value(int diverging, double lo, double hi, float v, unsigned ch
 
 /* What a heatmap PNG says about itself (from its tEXt chunks). */
 typedef struct {
-    int width, height;   /* pixels */
-    int has_meta;        /* 1 if the headroom:* chunks were found */
-    int rows, cols;      /* cells */
-    double vmin, vmax;   /* colour range */
+    int width, height; /* pixels */
+    int has_meta;      /* 1 if the headroom:* chunks were found */
+    int rows, cols;    /* cells */
+    double vmin, vmax; /* colour range */
     int diverging;
     long nan_cells;
-    int plot[4];         /* x, y, w, h of the cells (the whole image for a bare heatmap) */
+    int plot[4];                             /* x, y, w, h of the cells (the whole image for a bare heatmap) */
     char title[160], xlabel[64], ylabel[64]; /* a labelled plot's ("" when none) */
     char *xticks, *yticks; /* its tick labels, one per line (malloc'ed, NULL when none): hr_png_info_free */
 } hr_png_info;

@@ -77,8 +77,7 @@ hr_status hr_parse_amount(const char *text, int64_t eligible, int64_t *out) {
     if (eligible < 2) return hr_err(HR_ERR_RANGE, "only %lld units can take part: none can go", (long long)eligible);
     double x = strtod(text, NULL);
     if (pct) {
-        if (x >= 100)
-            return hr_err(HR_ERR_RANGE, "%s would remove everything (the amount must be below 100%%)", text);
+        if (x >= 100) return hr_err(HR_ERR_RANGE, "%s would remove everything (the amount must be below 100%%)", text);
         int64_t k = (int64_t)llround(x / 100.0 * (double)eligible);
         if (k == 0) {
             if (x == 0) return hr_err(HR_ERR_RANGE, "%s removes nothing", text);

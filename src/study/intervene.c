@@ -62,7 +62,7 @@ hr_status hr_parse_head_list(const hr_config *c, const char *list, const char *w
 /* ---- head means ---- */
 
 typedef struct {
-    float *sum; /* (L, H, hd) */
+    float *sum;  /* (L, H, hd) */
     double *acc; /* (L, H, hd) running sums in double */
     int H, hd;
 } mean_acc;
@@ -105,7 +105,8 @@ hr_status hr_head_means(hr_context *ctx, const int32_t *tokens, size_t n_tokens,
     if (!ctx || !tokens || !means) return hr_err(HR_ERR_INVALID_ARG, "head means need a context, tokens and a buffer");
     if (max_tokens && n_tokens > max_tokens) n_tokens = max_tokens;
     int W = window > 0 ? window : hr_calib_window(hr_context_n_ctx(ctx), 0);
-    if (W > hr_context_n_ctx(ctx)) return hr_err(HR_ERR_RANGE, "window %d exceeds the context %d", W, hr_context_n_ctx(ctx));
+    if (W > hr_context_n_ctx(ctx))
+        return hr_err(HR_ERR_RANGE, "window %d exceeds the context %d", W, hr_context_n_ctx(ctx));
     if (W < 2 || n_tokens < (size_t)W)
         return hr_err(HR_ERR_RANGE, "head means need one window of %d tokens; the text gives %zu", W, n_tokens);
     int n_windows = (int)((n_tokens - 1) / (size_t)(W - 1));
@@ -168,7 +169,8 @@ static hr_status gates_line(const hr_config *c, const char *name, int line_no, c
     char head[64], val[64], extra[8];
     int k = sscanf(line, "%63s %63s %7s", head, val, extra);
     if (k <= 0) return HR_OK;
-    if (k != 2) return hr_err(HR_ERR_FORMAT, "%s line %d: expected 'LAYER.HEAD VALUE' or 'default VALUE'", name, line_no);
+    if (k != 2)
+        return hr_err(HR_ERR_FORMAT, "%s line %d: expected 'LAYER.HEAD VALUE' or 'default VALUE'", name, line_no);
     char *end;
     errno = 0;
     double v = strtod(val, &end);
@@ -215,7 +217,8 @@ static hr_status read_gates(const hr_config *c, const char *text, const char *na
         pos = end + 1;
     }
     for (size_t i = 0; st == HR_OK && i < n; i++) {
-        if (listed[i] && taken[i]) return hr_err(HR_ERR_INVALID_ARG, "%s: a head it sets is also set by another option", name);
+        if (listed[i] && taken[i])
+            return hr_err(HR_ERR_INVALID_ARG, "%s: a head it sets is also set by another option", name);
         if (!listed[i] && has_dflt && !taken[i]) gates[i] = dflt;
     }
     for (size_t i = 0; i < n; i++) taken[i] |= listed[i] || has_dflt;
@@ -299,7 +302,8 @@ hr_status hr_head_mask_describe(const hr_head_mask *mk, char **out) {
     hr_strbuf b = {0};
     for (int i = 0; i < mk->L * mk->H; i++) {
         if (mk->mean[i]) hr_strbuf_printf(&b, "%s%d.%d=mean", b.len ? " " : "", i / mk->H, i % mk->H);
-        else if (mk->gates[i] != 1.0f) hr_strbuf_printf(&b, "%s%d.%d=%g", b.len ? " " : "", i / mk->H, i % mk->H, mk->gates[i]);
+        else if (mk->gates[i] != 1.0f)
+            hr_strbuf_printf(&b, "%s%d.%d=%g", b.len ? " " : "", i / mk->H, i % mk->H, mk->gates[i]);
     }
     if (b.failed) {
         hr_strbuf_free(&b);

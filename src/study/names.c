@@ -91,7 +91,8 @@ hr_status hr_names_recurrences(const hr_name_index *ix, const char *t, size_t le
                                hr_rng *rng, hr_recurrence **out, size_t *n) {
     *out = NULL;
     *n = 0;
-    size_t *last = malloc(sizeof(size_t) * (size_t)(ix->n_names ? ix->n_names : 1)); /* (n_names) previous occurrence + 1 */
+    size_t *last =
+        malloc(sizeof(size_t) * (size_t)(ix->n_names ? ix->n_names : 1)); /* (n_names) previous occurrence + 1 */
     hr_recurrence *r = malloc(sizeof(hr_recurrence) * (ix->n_occ ? ix->n_occ : 1));
     if (!last || !r) {
         free(last);

@@ -20,10 +20,10 @@
 #include <stddef.h>
 
 typedef struct {
-    char **names;     /* (n_names) distinct names, first-seen order */
+    char **names; /* (n_names) distinct names, first-seen order */
     int n_names;
-    size_t *occ;      /* (n_occ) byte offsets of every occurrence of a name */
-    int *occ_name;    /* (n_occ) which name */
+    size_t *occ;   /* (n_occ) byte offsets of every occurrence of a name */
+    int *occ_name; /* (n_occ) which name */
     size_t n_occ;
 } hr_name_index;
 

@@ -23,8 +23,8 @@ static float rd_f32(const uint8_t *p) {
 }
 
 /* Walks the records; with spans/scores NULL it only validates and counts. */
-static hr_status walk_records(const uint8_t *data, size_t size, int32_t max_len, int32_t *n_out,
-                              tok_span *spans, float *scores) {
+static hr_status walk_records(const uint8_t *data, size_t size, int32_t max_len, int32_t *n_out, tok_span *spans,
+                              float *scores) {
     size_t off = 4;
     int32_t n = 0;
     while (off < size) {
@@ -37,14 +37,13 @@ static hr_status walk_records(const uint8_t *data, size_t size, int32_t max_len,
         int32_t len = rd_i32(data + off + 4);
         if (isnan(score)) return hr_err(HR_ERR_FORMAT, "entry %d (byte %zu) has a NaN score", (int)n, off);
         if (len < 0 || len > max_len)
-            return hr_err(HR_ERR_FORMAT,
-                          "entry %d (byte %zu) has length %d, outside 0..max_token_length=%d",
-                          (int)n, off, (int)len, (int)max_len);
+            return hr_err(HR_ERR_FORMAT, "entry %d (byte %zu) has length %d, outside 0..max_token_length=%d", (int)n,
+                          off, (int)len, (int)max_len);
         off += 8;
         if (size - off < (size_t)len)
             return hr_err(HR_ERR_FORMAT,
-                          "truncated file: entry %d needs %d piece bytes at byte %zu but only %zu remain",
-                          (int)n, (int)len, off, size - off);
+                          "truncated file: entry %d needs %d piece bytes at byte %zu but only %zu remain", (int)n,
+                          (int)len, off, size - off);
         if (spans) {
             spans[n].s = (const char *)data + off;
             spans[n].len = (size_t)len;
@@ -68,18 +67,15 @@ static void classify(int32_t n, const tok_span *spans, uint8_t *types) {
 }
 
 hr_status tok_load_bin(const uint8_t *data, size_t size, hr_tokenizer **out) {
-    if (size < 4)
-        return hr_err(HR_ERR_FORMAT, "file is %zu bytes, too short for a llama2.c tokenizer header", size);
+    if (size < 4) return hr_err(HR_ERR_FORMAT, "file is %zu bytes, too short for a llama2.c tokenizer header", size);
     int32_t max_len = rd_i32(data);
     if (max_len <= 0 || max_len > HR_MAX_TOKEN_BYTES)
-        return hr_err(HR_ERR_FORMAT,
-                      "max_token_length %d is outside 1..%d: not a llama2.c tokenizer .bin",
+        return hr_err(HR_ERR_FORMAT, "max_token_length %d is outside 1..%d: not a llama2.c tokenizer .bin",
                       (int)max_len, HR_MAX_TOKEN_BYTES);
     int32_t n = 0;
     hr_status st = walk_records(data, size, max_len, &n, NULL, NULL);
     if (st) return st;
-    if (n < 3)
-        return hr_err(HR_ERR_FORMAT, "only %d entries; ids 0..2 (<unk>, <s>, </s>) are required", (int)n);
+    if (n < 3) return hr_err(HR_ERR_FORMAT, "only %d entries; ids 0..2 (<unk>, <s>, </s>) are required", (int)n);
     tok_span *spans = malloc((size_t)n * sizeof *spans);
     float *scores = malloc((size_t)n * sizeof *scores);
     uint8_t *types = malloc((size_t)n);

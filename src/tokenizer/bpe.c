@@ -55,14 +55,14 @@ static void merge_record(hr_tokenizer *t, int32_t l, int32_t r, int32_t rank, in
 }
 
 /* Text a merge side is matched by: byte-level sides are unmapped. */
-static hr_status side_id(const hr_tokenizer *t, bool byte_level, tok_span side, char *buf, size_t i,
-                         const char *which, int32_t *id) {
+static hr_status side_id(const hr_tokenizer *t, bool byte_level, tok_span side, char *buf, size_t i, const char *which,
+                         int32_t *id) {
     long n = byte_level ? tok_byte_unmap(side.s, side.len, buf) : (long)side.len;
     *id = n < 0 ? -1 : tok_lookup(t, byte_level ? buf : side.s, (size_t)n);
     if (*id < 0)
-        return hr_err(HR_ERR_FORMAT, "merge %zu ('%.*s' + ...) references the unknown token '%.*s' as its %s side",
-                      i, (int)(side.len > 64 ? 64 : side.len), side.s, (int)(side.len > 64 ? 64 : side.len),
-                      side.s, which);
+        return hr_err(HR_ERR_FORMAT, "merge %zu ('%.*s' + ...) references the unknown token '%.*s' as its %s side", i,
+                      (int)(side.len > 64 ? 64 : side.len), side.s, (int)(side.len > 64 ? 64 : side.len), side.s,
+                      which);
     return HR_OK;
 }
 
@@ -79,7 +79,7 @@ static hr_status build_merges(hr_tokenizer *t, const tok_bpe_spec *spec) {
         if (spec->merge_l[i].len > max_side) max_side = spec->merge_l[i].len;
         if (spec->merge_r[i].len > max_side) max_side = spec->merge_r[i].len;
     }
-    char *buf = malloc(2 * max_side + 2); /* both sides, then their concatenation */
+    char *buf = malloc(2 * max_side + 2);                      /* both sides, then their concatenation */
     bool *scored = calloc((size_t)t->n_vocab, sizeof *scored); // (n_vocab)
     t->merge_list = malloc((spec->n_merges ? spec->n_merges : 1) * sizeof *t->merge_list); // (n_merges, 2)
     if (!buf || !scored || !t->merge_list) {
@@ -98,11 +98,10 @@ static hr_status build_merges(hr_tokenizer *t, const tok_bpe_spec *spec) {
         memcpy(buf + ll, t->norm + t->norm_off[r], rl);
         int32_t id = tok_lookup(t, buf, ll + rl);
         if (id < 0)
-            st = hr_err(HR_ERR_FORMAT, "merge %zu ('%.*s' + '%.*s') produces a token that is not in the vocabulary",
-                        i, (int)(spec->merge_l[i].len > 64 ? 64 : spec->merge_l[i].len), spec->merge_l[i].s,
+            st = hr_err(HR_ERR_FORMAT, "merge %zu ('%.*s' + '%.*s') produces a token that is not in the vocabulary", i,
+                        (int)(spec->merge_l[i].len > 64 ? 64 : spec->merge_l[i].len), spec->merge_l[i].s,
                         (int)(spec->merge_r[i].len > 64 ? 64 : spec->merge_r[i].len), spec->merge_r[i].s);
-        else if (merge_insert(t, l, r, (int32_t)i, id))
-            merge_record(t, l, r, (int32_t)i, id, scored);
+        else if (merge_insert(t, l, r, (int32_t)i, id)) merge_record(t, l, r, (int32_t)i, id, scored);
     }
     /* pieces no merge produces rank below every merged one */
     for (int32_t id = 0; id < t->n_vocab; id++)
@@ -123,8 +122,8 @@ static hr_status byte_level_views(const tok_bpe_spec *spec, char **blob, tok_spa
     size_t o = 0, plain = 0;
     for (int32_t i = 0; i < spec->n; i++) {
         const tok_span *p = &spec->pieces[i];
-        long n = spec->types[i] == TOK_CONTROL || spec->types[i] == TOK_USER ? -1
-                                                                              : tok_byte_unmap(p->s, p->len, *blob + o);
+        long n =
+            spec->types[i] == TOK_CONTROL || spec->types[i] == TOK_USER ? -1 : tok_byte_unmap(p->s, p->len, *blob + o);
         if (n < 0) {
             plain += spec->types[i] != TOK_CONTROL && spec->types[i] != TOK_USER;
             if (p->len) memcpy(*blob + o, p->s, p->len);
@@ -301,8 +300,7 @@ static hr_status byte_symbols(const hr_tokenizer *t, bpe_scratch *s, const char 
         int32_t id = t->byte_tok[(uint8_t)w[i]];
         if (id < 0) id = t->unk;
         if (id < 0)
-            return hr_err(HR_ERR_UNSUPPORTED, "byte 0x%02X has no piece in this byte-level vocabulary",
-                          (uint8_t)w[i]);
+            return hr_err(HR_ERR_UNSUPPORTED, "byte 0x%02X has no piece in this byte-level vocabulary", (uint8_t)w[i]);
         if (!add_sym(s, n, id)) return hr_err(HR_ERR_NOMEM, "out of memory while encoding");
     }
     return HR_OK;
@@ -317,8 +315,8 @@ static hr_status char_symbols(const hr_tokenizer *t, bpe_scratch *s, const char 
         bool bytes = id < 0 && t->byte_fallback;
         for (size_t k = 0; bytes && k < cl; k++) bytes = t->byte_id[(uint8_t)w[i + k]] >= 0;
         if (id < 0 && !bytes && t->unk < 0)
-            return hr_err(HR_ERR_UNSUPPORTED, "character '%.*s' is not in the vocabulary, which has no <unk>",
-                          (int)cl, w + i);
+            return hr_err(HR_ERR_UNSUPPORTED, "character '%.*s' is not in the vocabulary, which has no <unk>", (int)cl,
+                          w + i);
         for (size_t k = 0; k < (bytes ? cl : 1); k++)
             if (!add_sym(s, n, id >= 0 ? id : bytes ? t->byte_id[(uint8_t)w[i + k]] : t->unk))
                 return hr_err(HR_ERR_NOMEM, "out of memory while encoding");
@@ -379,8 +377,7 @@ static bool cache_grow(bpe_scratch *s) {
 /* Remembers the ids just appended to out for word w (best effort: a full
  * or failed cache only costs speed). */
 static void cache_put(bpe_scratch *s, uint64_t h, const char *w, size_t len, const int32_t *ids, size_t n) {
-    if (s->n_ents >= CACHE_MAX_ENTRIES || s->words_n + len > CACHE_MAX_BYTES || len > UINT32_MAX ||
-        n > UINT32_MAX)
+    if (s->n_ents >= CACHE_MAX_ENTRIES || s->words_n + len > CACHE_MAX_BYTES || len > UINT32_MAX || n > UINT32_MAX)
         return;
     if ((s->n_ents + 1) * 2 > (s->ents ? s->ent_mask + 1 : 0) && !cache_grow(s)) return;
     if (s->words_n + len > s->words_cap) {

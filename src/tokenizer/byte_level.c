@@ -76,18 +76,21 @@ static const struct {
 } k_pre[] = {
     {"gpt-2", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"},
     {"llama-bpe", CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
-                  "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+                               "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
     {"qwen2", CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
-              "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+                           "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
 };
 
 /* Other names llama.cpp gives the same three regexes. */
 static const struct {
     const char *alias, *name;
 } k_alias[] = {
-    {"gpt2", "gpt-2"},     {"mpt", "gpt-2"},         {"olmo", "gpt-2"},  {"jais", "gpt-2"},
-    {"llama3", "llama-bpe"}, {"dbrx", "llama-bpe"},  {"smaug-bpe", "llama-bpe"},
-    {"qwen2.5", "qwen2"},  {"qwen-2.5", "qwen2"},    {"deepseek-r1-qwen", "qwen2"}, {"stablelm2", "qwen2"},
+    {"gpt2", "gpt-2"},          {"mpt", "gpt-2"},
+    {"olmo", "gpt-2"},          {"jais", "gpt-2"},
+    {"llama3", "llama-bpe"},    {"dbrx", "llama-bpe"},
+    {"smaug-bpe", "llama-bpe"}, {"qwen2.5", "qwen2"},
+    {"qwen-2.5", "qwen2"},      {"deepseek-r1-qwen", "qwen2"},
+    {"stablelm2", "qwen2"},
 };
 
 const char *tok_pre_regex(const char *name, size_t len) {

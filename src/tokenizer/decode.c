@@ -20,8 +20,8 @@ static hr_status check_ids(const hr_tokenizer *t, const int32_t *ids, size_t n, 
     *total = 0;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab)
-            return hr_err(HR_ERR_RANGE, "token id %d at position %zu is outside the vocabulary (0..%d)",
-                          (int)ids[i], i, (int)t->n_vocab - 1);
+            return hr_err(HR_ERR_RANGE, "token id %d at position %zu is outside the vocabulary (0..%d)", (int)ids[i], i,
+                          (int)t->n_vocab - 1);
         size_t len;
         dec_text(t, ids[i], &len);
         if (!hr_add_size(*total, len, total)) return hr_err(HR_ERR_NOMEM, "decoded text too large");
@@ -29,8 +29,8 @@ static hr_status check_ids(const hr_tokenizer *t, const int32_t *ids, size_t n, 
     return HR_OK;
 }
 
-hr_status hr_tokenizer_decode(const hr_tokenizer *t, const int32_t *ids, size_t n,
-                              bool strip_leading_space, char **text, size_t *len) {
+hr_status hr_tokenizer_decode(const hr_tokenizer *t, const int32_t *ids, size_t n, bool strip_leading_space,
+                              char **text, size_t *len) {
     if (!t || !text || (!ids && n)) return hr_err(HR_ERR_INVALID_ARG, "hr_tokenizer_decode: NULL argument");
     *text = NULL;
     if (len) *len = 0;
@@ -57,8 +57,7 @@ hr_status hr_tokenizer_decode(const hr_tokenizer *t, const int32_t *ids, size_t 
     return HR_OK;
 }
 
-hr_status hr_tokenizer_decode_one(const hr_tokenizer *t, int32_t prev, int32_t id,
-                                  char *buf, size_t cap, size_t *len) {
+hr_status hr_tokenizer_decode_one(const hr_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap, size_t *len) {
     if (!t || !len || (!buf && cap)) return hr_err(HR_ERR_INVALID_ARG, "hr_tokenizer_decode_one: NULL argument");
     *len = 0;
     if (id < 0 || id >= t->n_vocab)

@@ -11,8 +11,14 @@ size_t tok_utf8_seq(const uint8_t *s, size_t n, const char **why) {
     if (c < 0x80) return 1;
     size_t len;
     uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c < 0xC0) { *why = "unexpected continuation byte"; return 0; }
-    if (c < 0xC2) { *why = "overlong 2-byte sequence"; return 0; }
+    if (c < 0xC0) {
+        *why = "unexpected continuation byte";
+        return 0;
+    }
+    if (c < 0xC2) {
+        *why = "overlong 2-byte sequence";
+        return 0;
+    }
     if (c < 0xE0) len = 2;
     else if (c < 0xF0) {
         len = 3;
@@ -22,21 +28,31 @@ size_t tok_utf8_seq(const uint8_t *s, size_t n, const char **why) {
         len = 4;
         if (c == 0xF0) lo = 0x90;      /* below: overlong */
         else if (c == 0xF4) hi = 0x8F; /* above: beyond U+10FFFF */
-    } else { *why = "byte 0xF5..0xFF never occurs in UTF-8"; return 0; }
-    if (n < len) { *why = "sequence truncated by the end of the text"; return 0; }
+    } else {
+        *why = "byte 0xF5..0xFF never occurs in UTF-8";
+        return 0;
+    }
+    if (n < len) {
+        *why = "sequence truncated by the end of the text";
+        return 0;
+    }
     if (s[1] < lo || s[1] > hi) {
         *why = (s[1] & 0xC0) != 0x80 ? "sequence truncated (missing continuation byte)"
-               : c == 0xED ? "UTF-16 surrogate code point"
-               : c == 0xF4 ? "code point beyond U+10FFFF" : "overlong encoding";
+               : c == 0xED           ? "UTF-16 surrogate code point"
+               : c == 0xF4           ? "code point beyond U+10FFFF"
+                                     : "overlong encoding";
         return 0;
     }
     for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) { *why = "sequence truncated (missing continuation byte)"; return 0; }
+        if ((s[i] & 0xC0) != 0x80) {
+            *why = "sequence truncated (missing continuation byte)";
+            return 0;
+        }
     return len;
 }
 
 typedef struct {
-    int32_t prev, next; /* live neighbours, -1 at the ends */
+    int32_t prev, next;  /* live neighbours, -1 at the ends */
     uint32_t start, len; /* bytes in the normalised text; len 0 = merged away */
     int32_t id;          /* vocabulary id of the symbol's text, -1 if none */
 } tok_sym;
@@ -131,8 +147,8 @@ static bool drain(tok_state *s) {
  * characters)? Only if some piece contains that character pair. */
 static bool crossable(const tok_state *s, int32_t i) {
     const tok_sym *a = &s->sym[i], *b = &s->sym[i + 1];
-    uint64_t key = (uint64_t)tok_char_code(s->text + a->start, a->len) << 32 |
-                   tok_char_code(s->text + b->start, b->len);
+    uint64_t key =
+        (uint64_t)tok_char_code(s->text + a->start, a->len) << 32 | tok_char_code(s->text + b->start, b->len);
     return tok_pair_possible(s->t, key);
 }
 
@@ -149,8 +165,8 @@ static hr_status merge_all(tok_state *s, int32_t n_sym) {
 }
 
 /* Appends character c[0..clen) to the normalised text as symbol n. */
-static void add_symbol(const hr_tokenizer *t, const char *c, size_t clen, char *out, uint32_t *o,
-                       tok_sym *sym, int32_t n) {
+static void add_symbol(const hr_tokenizer *t, const char *c, size_t clen, char *out, uint32_t *o, tok_sym *sym,
+                       int32_t n) {
     sym[n].start = *o;
     if (clen == 1 && *c == ' ') {
         memcpy(out + *o, TOK_SPACE_MARK, TOK_SPACE_MARK_LEN);
@@ -167,8 +183,7 @@ static void add_symbol(const hr_tokenizer *t, const char *c, size_t clen, char *
 
 /* Writes the normalised text (leading space if asked, ' ' -> U+2581) and
  * one symbol per UTF-8 character. Input is already validated. */
-static int32_t split_symbols(const hr_tokenizer *t, const char *in, size_t len, bool prefix, char *out,
-                             tok_sym *sym) {
+static int32_t split_symbols(const hr_tokenizer *t, const char *in, size_t len, bool prefix, char *out, tok_sym *sym) {
     uint32_t o = 0;
     int32_t n = 0;
     if (prefix) add_symbol(t, " ", 1, out, &o, sym, n++);
@@ -183,8 +198,7 @@ static int32_t split_symbols(const hr_tokenizer *t, const char *in, size_t len, 
 
 /* Appends the ids of one final symbol: its piece, else one <0xNN> per byte,
  * else <unk> for the whole character (SentencePiece without byte pieces). */
-static hr_status emit_symbol(const hr_tokenizer *t, const char *text, const tok_sym *s, int32_t *ids,
-                             size_t *n) {
+static hr_status emit_symbol(const hr_tokenizer *t, const char *text, const tok_sym *s, int32_t *ids, size_t *n) {
     if (s->id >= 0) {
         ids[(*n)++] = s->id;
         return HR_OK;
@@ -197,8 +211,8 @@ static hr_status emit_symbol(const hr_tokenizer *t, const char *text, const tok_
     }
     if (t->unk < 0)
         return hr_err(HR_ERR_UNSUPPORTED,
-                      "character '%.*s' is not in the vocabulary, which has neither byte pieces nor <unk>",
-                      (int)s->len, text + s->start);
+                      "character '%.*s' is not in the vocabulary, which has neither byte pieces nor <unk>", (int)s->len,
+                      text + s->start);
     ids[(*n)++] = t->unk;
     return HR_OK;
 }

@@ -44,14 +44,13 @@ static hr_status find_in_folder(const char *dir, char *buf, size_t cap) {
                   dir);
 }
 
-hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path,
-                                      char *buf, size_t cap) {
+hr_status hr_tokenizer_find_for_model(const char *model_path, const char *explicit_path, char *buf, size_t cap) {
     if (!buf || !cap) return hr_err(HR_ERR_INVALID_ARG, "hr_tokenizer_find_for_model: no output buffer");
     buf[0] = 0;
     if (explicit_path) {
         if (access(explicit_path, R_OK) != 0)
-            return hr_err(errno == ENOENT ? HR_ERR_NOT_FOUND : HR_ERR_IO, "tokenizer '%s': %s",
-                          explicit_path, strerror(errno));
+            return hr_err(errno == ENOENT ? HR_ERR_NOT_FOUND : HR_ERR_IO, "tokenizer '%s': %s", explicit_path,
+                          strerror(errno));
         return put_path(buf, cap, explicit_path);
     }
     if (!model_path) return hr_err(HR_ERR_INVALID_ARG, "no model path and no tokenizer path given");

@@ -9,8 +9,8 @@
 
 /* Array key of the expected element type and count; absent is allowed when
  * required is false (then v->n is set to 0). */
-static hr_status get_array(const hr_gguf *g, const char *key, bool is_string, uint64_t n,
-                           bool required, hr_gguf_value *v) {
+static hr_status get_array(const hr_gguf *g, const char *key, bool is_string, uint64_t n, bool required,
+                           hr_gguf_value *v) {
     hr_status st = hr_gguf_get_arr(g, key, v);
     if (st == HR_ERR_NOT_FOUND && !required) {
         v->n = 0;
@@ -22,8 +22,8 @@ static hr_status get_array(const hr_gguf *g, const char *key, bool is_string, ui
         return hr_err(HR_ERR_FORMAT, "'%s' has element type %d, expected %s", key, (int)v->elem_type,
                       is_string ? "string" : "a number");
     if (n && v->n != n)
-        return hr_err(HR_ERR_FORMAT, "'%s' has %llu entries but the vocabulary has %llu", key,
-                      (unsigned long long)v->n, (unsigned long long)n);
+        return hr_err(HR_ERR_FORMAT, "'%s' has %llu entries but the vocabulary has %llu", key, (unsigned long long)v->n,
+                      (unsigned long long)n);
     return HR_OK;
 }
 
@@ -41,8 +41,7 @@ static hr_status get_special(const hr_gguf *g, const char *key, int32_t dflt, in
         return HR_OK;
     }
     if (v < 0 || v >= n)
-        return hr_err(HR_ERR_FORMAT, "'%s' = %lld is outside the vocabulary (0..%d)", key, (long long)v,
-                      (int)n - 1);
+        return hr_err(HR_ERR_FORMAT, "'%s' = %lld is outside the vocabulary (0..%d)", key, (long long)v, (int)n - 1);
     *out = (int32_t)v;
     return HR_OK;
 }
@@ -126,7 +125,8 @@ static hr_status read_merges(const hr_gguf *g, tok_span **ml, tok_span **mr, siz
     hr_gguf_value mv;
     hr_status st = get_array(g, "tokenizer.ggml.merges", true, 0, true, &mv);
     if (st) return st;
-    if (mv.n > INT32_MAX) return hr_err(HR_ERR_FORMAT, "tokenizer.ggml.merges has %llu entries", (unsigned long long)mv.n);
+    if (mv.n > INT32_MAX)
+        return hr_err(HR_ERR_FORMAT, "tokenizer.ggml.merges has %llu entries", (unsigned long long)mv.n);
     *n = (size_t)mv.n;
     *ml = malloc((*n ? *n : 1) * sizeof **ml);
     *mr = malloc((*n ? *n : 1) * sizeof **mr);

@@ -160,9 +160,9 @@ static hr_status collect_json_merges(const cJSON *merges, vocab_parts *p) {
 
 typedef struct {
     bool byte_level, byte_fallback, ignore_merges, dec_strip, prefix_if_no_space, nfc;
-    const char *regex;   /* borrowed from the JSON or a static table */
-    const char *prefix;  /* borrowed */
-    const char *unk;     /* unk_token text */
+    const char *regex;  /* borrowed from the JSON or a static table */
+    const char *prefix; /* borrowed */
+    const char *unk;    /* unk_token text */
     int n_repl;
     const char *repl_from[TOK_MAX_REPLACE], *repl_to[TOK_MAX_REPLACE];
     const char *bos, *eos; /* special token texts */
@@ -185,9 +185,12 @@ static hr_status add_normalizer(const cJSON *n, hf_pipeline *pl) {
     }
     if (type_is(n, "Replace")) {
         const char *from = str_of(cJSON_GetObjectItemCaseSensitive(n, "pattern"), "String"), *to = str_of(n, "content");
-        if (!from || !to) return hr_err(HR_ERR_UNSUPPORTED, "tokenizer.json Replace normalizer with a regex pattern is not supported");
+        if (!from || !to)
+            return hr_err(HR_ERR_UNSUPPORTED,
+                          "tokenizer.json Replace normalizer with a regex pattern is not supported");
         if (!*from) return hr_err(HR_ERR_FORMAT, "Replace normalizer with an empty pattern");
-        if (pl->n_repl == TOK_MAX_REPLACE) return hr_err(HR_ERR_UNSUPPORTED, "more than %d Replace normalizers", TOK_MAX_REPLACE);
+        if (pl->n_repl == TOK_MAX_REPLACE)
+            return hr_err(HR_ERR_UNSUPPORTED, "more than %d Replace normalizers", TOK_MAX_REPLACE);
         pl->repl_from[pl->n_repl] = from;
         pl->repl_to[pl->n_repl++] = to;
         return HR_OK;
@@ -285,7 +288,8 @@ static hr_status read_model_flags(const cJSON *model, hf_pipeline *pl) {
         return hr_err(HR_ERR_UNSUPPORTED, "tokenizer.json model has no type and no merges: not a BPE model");
     const char *cont = str_of(model, "continuing_subword_prefix"), *suffix = str_of(model, "end_of_word_suffix");
     if ((cont && *cont) || (suffix && *suffix))
-        return hr_err(HR_ERR_UNSUPPORTED, "BPE with a continuing_subword_prefix or end_of_word_suffix is not supported");
+        return hr_err(HR_ERR_UNSUPPORTED,
+                      "BPE with a continuing_subword_prefix or end_of_word_suffix is not supported");
     pl->byte_fallback = bool_of(model, "byte_fallback", false);
     pl->ignore_merges = bool_of(model, "ignore_merges", false);
     pl->unk = str_of(model, "unk_token");
@@ -305,8 +309,10 @@ static hr_status check_norm_growth(const hf_pipeline *pl) {
     }
     for (int i = 0; i < pl->n_repl && worst <= HF_MAX_NORM_GROWTH; i++) worst *= grow;
     if (worst > HF_MAX_NORM_GROWTH)
-        return hr_err(HR_ERR_UNSUPPORTED, "tokenizer.json Replace normalizers can grow the text %zu-fold (at most "
-                      "%d-fold is supported)", worst, HF_MAX_NORM_GROWTH);
+        return hr_err(HR_ERR_UNSUPPORTED,
+                      "tokenizer.json Replace normalizers can grow the text %zu-fold (at most "
+                      "%d-fold is supported)",
+                      worst, HF_MAX_NORM_GROWTH);
     return HR_OK;
 }
 
@@ -485,8 +491,8 @@ static hr_status vocab_merges_root(const cJSON *root, const char *vocab_path, co
         goto done;
     }
     /* GPT-2's one special token; it is both BOS and EOS, never added */
-    hf_pipeline pl = {.byte_level = true, .regex = tok_pre_regex("gpt-2", 5), .bos = "<|endoftext|>",
-                      .eos = "<|endoftext|>"};
+    hf_pipeline pl = {
+        .byte_level = true, .regex = tok_pre_regex("gpt-2", 5), .bos = "<|endoftext|>", .eos = "<|endoftext|>"};
     int32_t eot = find_piece(&p, "<|endoftext|>");
     if (eot >= 0) p.types[eot] = TOK_CONTROL;
     if (!(st = build_from_parts(&p, &pl, out))) (*out)->kind = "bpe (byte-level, vocab.json + merges.txt)";
@@ -517,8 +523,10 @@ static hr_status merges_beside(const char *path, char *buf, size_t cap) {
         int k = snprintf(buf, cap, "%.*s%s", dl, path, names[i]);
         if (k >= 0 && (size_t)k < cap && access(buf, R_OK) == 0) return HR_OK;
     }
-    return hr_err(HR_ERR_NOT_FOUND, "'%s' is a vocabulary without a tokenizer pipeline and there is no merges.txt "
-                                    "or vocab.bpe beside it", path);
+    return hr_err(HR_ERR_NOT_FOUND,
+                  "'%s' is a vocabulary without a tokenizer pipeline and there is no merges.txt "
+                  "or vocab.bpe beside it",
+                  path);
 }
 
 hr_status tok_load_json(const char *path, const uint8_t *data, size_t size, hr_tokenizer **out) {

@@ -33,8 +33,8 @@ static hr_status find_beside(const char *path, const char *const *names, size_t 
     size_t dl = dir_len_of(path);
     for (size_t i = 0; i < n_names; i++)
         if (join(buf, cap, dl ? path : ".", dl ? dl : 1, names[i]) && readable(buf)) return HR_OK;
-    return hr_err(HR_ERR_NOT_FOUND, "no %s or %s beside '%s' (a BPE vocabulary needs both files)", names[0],
-                  names[1], path);
+    return hr_err(HR_ERR_NOT_FOUND, "no %s or %s beside '%s' (a BPE vocabulary needs both files)", names[0], names[1],
+                  path);
 }
 
 static const char *const k_vocab_names[] = {"vocab.json", "encoder.json"};
@@ -84,11 +84,11 @@ static const struct {
     bool (*detect)(const tok_file *f);
     hr_status (*load)(const tok_file *f, hr_tokenizer **out);
 } k_formats[] = {
-    {is_gguf, load_gguf},                 /* GGUF tokenizer.ggml.* ("llama", "gpt2") */
-    {starts_with_brace, load_json},       /* tokenizer.json; vocab.json / encoder.json + merges */
-    {is_merges_txt, load_merges_txt},     /* merges.txt / vocab.bpe + vocab */
-    {is_spm_model, load_spm_model},       /* SentencePiece .model (protobuf ModelProto) */
-    {always, load_bin},                   /* llama2.c tokenizer .bin */
+    {is_gguf, load_gguf},             /* GGUF tokenizer.ggml.* ("llama", "gpt2") */
+    {starts_with_brace, load_json},   /* tokenizer.json; vocab.json / encoder.json + merges */
+    {is_merges_txt, load_merges_txt}, /* merges.txt / vocab.bpe + vocab */
+    {is_spm_model, load_spm_model},   /* SentencePiece .model (protobuf ModelProto) */
+    {always, load_bin},               /* llama2.c tokenizer .bin */
 };
 
 static hr_status load_file(const char *path, hr_tokenizer **out) {
@@ -107,7 +107,7 @@ static hr_status load_file(const char *path, hr_tokenizer **out) {
 
 /* A directory: a Hugging Face model or tokenizer folder. */
 static hr_status load_dir(const char *dir, hr_tokenizer **out) {
-    static const char *const names[] = {"tokenizer.json", "vocab.json",  "encoder.json",
+    static const char *const names[] = {"tokenizer.json", "vocab.json", "encoder.json",
                                         "tokenizer.bin",  "tok512.bin", "tokenizer.model"};
     char buf[4096];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

@@ -13,8 +13,8 @@ static hr_status read_varint(pb_reader *r, uint64_t *out, const char *what) {
     uint64_t v = 0;
     for (int i = 0; i < 10; i++) {
         if (r->p == r->end)
-            return hr_err(HR_ERR_FORMAT, "truncated varint (%s) at byte %zu: its message ends after %d byte%s",
-                          what, offset_of(r, start), i, i == 1 ? "" : "s");
+            return hr_err(HR_ERR_FORMAT, "truncated varint (%s) at byte %zu: its message ends after %d byte%s", what,
+                          offset_of(r, start), i, i == 1 ? "" : "s");
         uint8_t b = *r->p++;
         if (i == 9 && b > 1)
             return hr_err(HR_ERR_FORMAT, "varint (%s) at byte %zu does not fit in 64 bits", what, offset_of(r, start));
@@ -43,15 +43,13 @@ hr_status pb_next(pb_reader *r, pb_field *f, bool *more) {
     if (st) return st;
     uint64_t number = tag >> 3;
     if (number == 0 || number > (1u << 29) - 1)
-        return hr_err(HR_ERR_FORMAT, "field number %llu at byte %zu is outside 1..2^29-1",
-                      (unsigned long long)number, f->offset);
+        return hr_err(HR_ERR_FORMAT, "field number %llu at byte %zu is outside 1..2^29-1", (unsigned long long)number,
+                      f->offset);
     f->number = (uint32_t)number;
     f->wire = (int)(tag & 7);
     size_t left;
     switch (f->wire) {
-    case PB_VARINT:
-        st = read_varint(r, &f->v, "field value");
-        break;
+    case PB_VARINT: st = read_varint(r, &f->v, "field value"); break;
     case PB_FIXED64:
     case PB_FIXED32: {
         int n = f->wire == PB_FIXED64 ? 8 : 4;
@@ -88,8 +86,7 @@ hr_status pb_next(pb_reader *r, pb_field *f, bool *more) {
 }
 
 hr_status pb_expect(const pb_field *f, int wire, const char *what) {
-    static const char *const names[] = {"varint", "fixed64", "length-delimited", "group start", "group end",
-                                        "fixed32"};
+    static const char *const names[] = {"varint", "fixed64", "length-delimited", "group start", "group end", "fixed32"};
     if (f->wire == wire) return HR_OK;
     return hr_err(HR_ERR_FORMAT, "%s (field %u at byte %zu) is %s, expected %s", what, f->number, f->offset,
                   names[f->wire], names[wire]);

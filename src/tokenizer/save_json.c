@@ -25,8 +25,10 @@ static hr_status token_string(const hr_tokenizer *t, int32_t id, char **out) {
     size_t len;
     const char *s = hr_tokenizer_token_text(t, id, &len);
     if (memchr(s, 0, len) || tok_validate_utf8(s, len) != HR_OK)
-        return hr_err(HR_ERR_UNSUPPORTED, "token %d is not valid UTF-8 text without NUL bytes, which a JSON "
-                                          "vocabulary cannot hold", (int)id);
+        return hr_err(HR_ERR_UNSUPPORTED,
+                      "token %d is not valid UTF-8 text without NUL bytes, which a JSON "
+                      "vocabulary cannot hold",
+                      (int)id);
     if (!(*out = malloc(len + 1))) return hr_err(HR_ERR_NOMEM, "out of memory");
     memcpy(*out, s, len);
     (*out)[len] = 0;
@@ -84,7 +86,8 @@ static hr_status derive_merges(const hr_tokenizer *t, int32_t (**out)[2], size_t
     size_t count = 0;
     for (int pass = 0; pass < 2; pass++) {
         cand *c = NULL;
-        if (pass && !(c = malloc((count ? count : 1) * sizeof *c))) return hr_err(HR_ERR_NOMEM, "out of memory for merges");
+        if (pass && !(c = malloc((count ? count : 1) * sizeof *c)))
+            return hr_err(HR_ERR_NOMEM, "out of memory for merges");
         size_t k = 0;
         for (int32_t id = 0; id < t->n_vocab; id++) {
             if (!mergeable(t->types[id])) continue;

@@ -62,8 +62,14 @@ typedef struct {
 } spm_spec;
 
 static const spm_spec k_spec_defaults = {
-    .model_type = SPM_UNIGRAM, .unk = 0, .bos = 1, .eos = 2, .pad = -1,
-    .dummy_prefix = true, .remove_extra_ws = true, .escape_ws = true,
+    .model_type = SPM_UNIGRAM,
+    .unk = 0,
+    .bos = 1,
+    .eos = 2,
+    .pad = -1,
+    .dummy_prefix = true,
+    .remove_extra_ws = true,
+    .escape_ws = true,
 };
 
 bool tok_is_spm_model(const uint8_t *data, size_t size) {
@@ -206,8 +212,9 @@ static hr_status check_spec(const spm_spec *s, int32_t n, const tok_span *pieces
     /* without them every setting would be a default (UNIGRAM, ...): a file
      * cut after its pieces is still well-formed protobuf */
     if (!s->have_trainer || !s->have_normalizer)
-        return hr_err(HR_ERR_FORMAT, "no %s (field %d) after the %d pieces: the file is truncated or not a "
-                                     "complete SentencePiece model",
+        return hr_err(HR_ERR_FORMAT,
+                      "no %s (field %d) after the %d pieces: the file is truncated or not a "
+                      "complete SentencePiece model",
                       s->have_trainer ? "normalizer_spec" : "trainer_spec", s->have_trainer ? 3 : 2, (int)n);
     if (s->model_type < SPM_UNIGRAM || s->model_type > SPM_CHAR)
         return hr_err(HR_ERR_FORMAT, "trainer_spec.model_type %d is not a SentencePiece model type (1..4)",
@@ -229,8 +236,7 @@ static hr_status check_spec(const spm_spec *s, int32_t n, const tok_span *pieces
     if (!s->escape_ws)
         return hr_err(HR_ERR_UNSUPPORTED, "normalizer_spec.escape_whitespaces is off (pieces with plain spaces "
                                           "are not supported)");
-    if (s->ws_suffix)
-        return hr_err(HR_ERR_UNSUPPORTED, "trainer_spec.treat_whitespace_as_suffix is not supported");
+    if (s->ws_suffix) return hr_err(HR_ERR_UNSUPPORTED, "trainer_spec.treat_whitespace_as_suffix is not supported");
     hr_status st;
     if ((st = check_id("unk_id", s->unk, n)) || (st = check_id("bos_id", s->bos, n)) ||
         (st = check_id("eos_id", s->eos, n)) || (st = check_id("pad_id", s->pad, n)))
@@ -262,8 +268,7 @@ static hr_status load_model(const uint8_t *data, size_t size, hr_tokenizer **out
         st = hr_err(HR_ERR_NOMEM, "out of memory for %d pieces", (int)n);
         goto done;
     }
-    if ((st = read_model(data, size, pieces, scores, types, &spec)) ||
-        (st = check_spec(&spec, n, pieces, types)))
+    if ((st = read_model(data, size, pieces, scores, types, &spec)) || (st = check_spec(&spec, n, pieces, types)))
         goto done;
     if (!(t = calloc(1, sizeof *t))) {
         st = hr_err(HR_ERR_NOMEM, "out of memory");

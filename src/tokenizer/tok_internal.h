@@ -57,8 +57,7 @@ static inline bool tok_ids_push(tok_ids *v, int32_t id) {
  * releases it. */
 typedef struct tok_model {
     const char *name;
-    hr_status (*encode)(const hr_tokenizer *t, const char *text, size_t len, bool prefix, tok_ids *out,
-                        void **scratch);
+    hr_status (*encode)(const hr_tokenizer *t, const char *text, size_t len, bool prefix, tok_ids *out, void **scratch);
     void (*scratch_free)(void *scratch);
 } tok_model;
 
@@ -83,7 +82,7 @@ typedef struct {
 
 struct hr_tokenizer {
     const tok_model *model;
-    const char *kind;     /* human-readable, e.g. "bpe (byte-level, qwen2)" */
+    const char *kind; /* human-readable, e.g. "bpe (byte-level, qwen2)" */
     int32_t n_vocab;
     /* Three views of every piece, each a blob of NUL-terminated strings with
      * n_vocab + 1 offsets: raw = as stored in the file (hr_tokenizer_piece);
@@ -92,30 +91,30 @@ struct hr_tokenizer {
      * dec = the bytes decoding emits (U+2581 -> space, <0xNN> -> byte,
      * control -> nothing). */
     char *raw;
-    size_t *raw_off;  /* (n_vocab + 1) */
+    size_t *raw_off; /* (n_vocab + 1) */
     char *norm;
     size_t *norm_off; /* (n_vocab + 1) */
     char *dec;
-    size_t *dec_off;  /* (n_vocab + 1) */
-    float *scores;    /* (n_vocab) */
-    uint8_t *types;   /* (n_vocab) TOK_* */
+    size_t *dec_off;      /* (n_vocab + 1) */
+    float *scores;        /* (n_vocab) */
+    uint8_t *types;       /* (n_vocab) TOK_* */
     int32_t byte_id[256]; /* id of piece <0xNN>, -1 when absent */
     /* Open-addressing hash of the pieces merging may produce (normal, user,
      * unused, undefined types): norm text -> id. */
-    int32_t *slots;   /* (slot_mask + 1), -1 = empty */
+    int32_t *slots; /* (slot_mask + 1), -1 = empty */
     size_t slot_mask;
     size_t max_norm_len; /* longest hashed piece, in bytes */
     /* SentencePiece only: set of adjacent character pairs (tok_char_code
      * of each, packed hi|lo) occurring inside hashed pieces. A boundary
      * between two characters that is not in the set can never lie inside a
      * merged symbol, so the text is merged segment by segment there. */
-    uint64_t *pairs;  /* (pair_mask + 1), TOK_NO_PAIR = empty */
+    uint64_t *pairs; /* (pair_mask + 1), TOK_NO_PAIR = empty */
     size_t pair_mask;
     int32_t bos, eos, unk;
     bool add_space_prefix;
     bool add_bos;
     bool add_eos;
-    bool dec_strip;   /* decoding may drop the space the prefix rule added */
+    bool dec_strip; /* decoding may drop the space the prefix rule added */
     /* Special / added tokens matched in the text when parse_special is on
      * (CONTROL and USER pieces), longest first. */
     int32_t *specials; /* (n_specials) */
@@ -124,12 +123,12 @@ struct hr_tokenizer {
     /* BPE by merge rank (tok_model_bpe). */
     tok_merge *merges; /* (merge_mask + 1) */
     size_t merge_mask;
-    bool byte_level;    /* symbols start as bytes (GPT-2); else as characters */
-    bool byte_fallback; /* char-level: unknown characters -> <0xNN> pieces */
-    bool ignore_merges; /* a whole word that is a piece is taken as is */
+    bool byte_level;       /* symbols start as bytes (GPT-2); else as characters */
+    bool byte_fallback;    /* char-level: unknown characters -> <0xNN> pieces */
+    bool ignore_merges;    /* a whole word that is a piece is taken as is */
     int32_t byte_tok[256]; /* byte-level: id of the piece for each byte */
-    void *pre_re;       /* pcre2_code_8 *: pre-tokenizer split, NULL = none */
-    char *prefix;       /* prepended to each text fragment when the prefix rule applies */
+    void *pre_re;          /* pcre2_code_8 *: pre-tokenizer split, NULL = none */
+    char *prefix;          /* prepended to each text fragment when the prefix rule applies */
     size_t prefix_len;
     bool prefix_if_no_space; /* byte-level add_prefix_space: only when the text lacks one */
     tok_replace repl[TOK_MAX_REPLACE];
@@ -138,9 +137,9 @@ struct hr_tokenizer {
      * hr_tokenizer_pre_name, hr_tokenizer_save_json). */
     int32_t (*merge_list)[2]; /* (n_merge_list, 2) distinct merges, rank order */
     size_t n_merge_list;
-    char *pre_pattern;        /* the split regex as given, NUL-terminated */
-    const char *pre_name;     /* llama.cpp's name for it ("gpt-2", ...), or NULL */
-    bool nfc;                 /* tokenizer.json named an NFC normalizer (kept, not applied) */
+    char *pre_pattern;    /* the split regex as given, NUL-terminated */
+    const char *pre_name; /* llama.cpp's name for it ("gpt-2", ...), or NULL */
+    bool nfc;             /* tokenizer.json named an NFC normalizer (kept, not applied) */
 };
 
 #define TOK_NO_PAIR UINT64_MAX /* 0xFF never occurs in UTF-8 */
@@ -153,9 +152,7 @@ static inline uint32_t tok_char_code(const char *s, size_t clen) {
     return c;
 }
 
-static inline size_t tok_char_len(uint8_t lead) {
-    return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
-}
+static inline size_t tok_char_len(uint8_t lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
 
 bool tok_pair_possible(const hr_tokenizer *t, uint64_t key);
 
@@ -175,8 +172,8 @@ typedef enum {
 /* Copies n pieces into t (which must be zeroed). types may be NULL (all
  * normal); scores may be NULL (all 0); given is used with TOK_VIEW_GIVEN
  * and must be no longer than the raw piece. */
-hr_status tok_build(hr_tokenizer *t, int32_t n, const tok_span *pieces, const float *scores,
-                    const uint8_t *types, tok_view_mode mode, const tok_span *given);
+hr_status tok_build(hr_tokenizer *t, int32_t n, const tok_span *pieces, const float *scores, const uint8_t *types,
+                    tok_view_mode mode, const tok_span *given);
 
 /* Id of the hashed piece whose norm text is s[0..len), or -1. */
 int32_t tok_lookup(const hr_tokenizer *t, const char *s, size_t len);
@@ -216,9 +213,9 @@ const char *tok_pre_name_of(const char *pattern, size_t len);
 
 /* Everything a BPE loader collects before tok_bpe_build. */
 typedef struct {
-    int32_t n;               /* vocabulary size (ids 0..n-1) */
-    const tok_span *pieces;  /* (n) raw text as in the file; len 0 = hole */
-    uint8_t *types;          /* (n) TOK_*; may be adjusted */
+    int32_t n;              /* vocabulary size (ids 0..n-1) */
+    const tok_span *pieces; /* (n) raw text as in the file; len 0 = hole */
+    uint8_t *types;         /* (n) TOK_*; may be adjusted */
     size_t n_merges;
     const tok_span *merge_l, *merge_r; /* (n_merges) raw text of both sides */
     bool byte_level;

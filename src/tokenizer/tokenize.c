@@ -24,8 +24,8 @@ static hr_status encode_fragment(const hr_tokenizer *t, const char *s, size_t le
 
 /* Text between special tokens is encoded as separate fragments, each with
  * the leading-space rule (what llama.cpp and HF tokenizers do). */
-static hr_status encode_body(const hr_tokenizer *t, const char *text, size_t len, bool prefix,
-                             bool parse_special, tok_ids *out, void **scratch) {
+static hr_status encode_body(const hr_tokenizer *t, const char *text, size_t len, bool prefix, bool parse_special,
+                             tok_ids *out, void **scratch) {
     if (!parse_special || !t->n_specials) return encode_fragment(t, text, len, prefix, out, scratch);
     size_t start = 0;
     for (size_t i = 0; i < len;) {
@@ -43,10 +43,9 @@ static hr_status encode_body(const hr_tokenizer *t, const char *text, size_t len
     return encode_fragment(t, text + start, len - start, prefix, out, scratch);
 }
 
-hr_status hr_tokenizer_encode(const hr_tokenizer *t, const char *text, size_t len,
-                              const hr_encode_params *p, int32_t **ids, size_t *n_ids) {
-    if (!t || !ids || !n_ids || (!text && len))
-        return hr_err(HR_ERR_INVALID_ARG, "hr_tokenizer_encode: NULL argument");
+hr_status hr_tokenizer_encode(const hr_tokenizer *t, const char *text, size_t len, const hr_encode_params *p,
+                              int32_t **ids, size_t *n_ids) {
+    if (!t || !ids || !n_ids || (!text && len)) return hr_err(HR_ERR_INVALID_ARG, "hr_tokenizer_encode: NULL argument");
     *ids = NULL;
     *n_ids = 0;
     hr_encode_params dp = hr_encode_default_params();

@@ -19,9 +19,10 @@ int tok_parse_byte_piece(const char *s, size_t len) {
     int v = 0;
     for (int i = 3; i < 5; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0'
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -30,9 +31,7 @@ int tok_parse_byte_piece(const char *s, size_t len) {
 
 /* Types whose pieces can come out of merging text: control, unknown and
  * byte pieces never do (they are produced only by id). */
-static bool tok_mergeable(uint8_t type) {
-    return type != TOK_CONTROL && type != TOK_UNKNOWN && type != TOK_BYTE;
-}
+static bool tok_mergeable(uint8_t type) { return type != TOK_CONTROL && type != TOK_UNKNOWN && type != TOK_BYTE; }
 
 int32_t tok_lookup(const hr_tokenizer *t, const char *s, size_t len) {
     if (len == 0 || len > t->max_norm_len) return -1;
@@ -107,8 +106,7 @@ static hr_status alloc_views(hr_tokenizer *t, int32_t n, const tok_span *pieces)
     t->dec_off = malloc(offs);
     t->scores = malloc((size_t)n * sizeof(float) + 1);
     t->types = malloc((size_t)n + 1);
-    if (!t->raw || !t->norm || !t->dec || !t->raw_off || !t->norm_off || !t->dec_off ||
-        !t->scores || !t->types)
+    if (!t->raw || !t->norm || !t->dec || !t->raw_off || !t->norm_off || !t->dec_off || !t->scores || !t->types)
         return hr_err(HR_ERR_NOMEM, "out of memory for a vocabulary of %d pieces", (int)n);
     return HR_OK;
 }
@@ -201,8 +199,8 @@ static void build_views(hr_tokenizer *t, int32_t id, const tok_span *piece, uint
     t->norm[(*m)++] = 0;
 }
 
-hr_status tok_build(hr_tokenizer *t, int32_t n, const tok_span *pieces, const float *scores,
-                    const uint8_t *types, tok_view_mode mode, const tok_span *given) {
+hr_status tok_build(hr_tokenizer *t, int32_t n, const tok_span *pieces, const float *scores, const uint8_t *types,
+                    tok_view_mode mode, const tok_span *given) {
     if (n <= 0) return hr_err(HR_ERR_FORMAT, "vocabulary is empty");
     hr_status st = alloc_views(t, n, pieces);
     if (st) return st;
@@ -315,8 +313,7 @@ hr_status tok_collect_specials(hr_tokenizer *t) {
     t->n_specials = 0;
     memset(t->special_first, 0, sizeof t->special_first);
     size_t n = 0;
-    for (int32_t id = 0; id < t->n_vocab; id++)
-        n += matchable_special(t, id);
+    for (int32_t id = 0; id < t->n_vocab; id++) n += matchable_special(t, id);
     if (!n) return HR_OK;
     t->specials = malloc(n * sizeof *t->specials);
     special_key *keys = malloc(n * sizeof *keys);

@@ -54,8 +54,9 @@ int main(int argc, char **argv) {
             if (isnan(d)) max_diff = INFINITY;
             else if (d > max_diff) max_diff = d;
         }
-        printf("version %s; %d tokens x %d logits; max |diff| vs the in-tree build %.3g (tolerance 0); %zu not finite\n",
-               hr_version(), N, vocab, max_diff, non_finite);
+        printf(
+            "version %s; %d tokens x %d logits; max |diff| vs the in-tree build %.3g (tolerance 0); %zu not finite\n",
+            hr_version(), N, vocab, max_diff, non_finite);
         if (non_finite || max_diff != 0) fails++;
     }
     free(logits);

@@ -41,24 +41,23 @@ int main(void) {
         F(hr_heads_params, window), F(hr_heads_params, max_tokens), F(hr_heads_params, seed),
         F(hr_heads_params, mean_ablation), F(hr_heads_params, tok), F(hr_heads_params, rep_len),
         F(hr_heads_params, rep_seqs), F(hr_heads_params, n_needles), F(hr_heads_params, needle_len),
-        F(hr_heads_params, natural_needles),
-        F(hr_heads_params, fdtm_prompts), F(hr_heads_params, fdtm_prompt_len), F(hr_heads_params, fdtm_gen),
-        F(hr_heads_params, progress), F(hr_heads_params, progress_ud), F(hr_heads_params, progress_phase);
+        F(hr_heads_params, natural_needles), F(hr_heads_params, fdtm_prompts), F(hr_heads_params, fdtm_prompt_len),
+        F(hr_heads_params, fdtm_gen), F(hr_heads_params, progress), F(hr_heads_params, progress_ud),
+        F(hr_heads_params, progress_phase);
     S(hr_heads_meta), F(hr_heads_meta, model_path), F(hr_heads_meta, arch), F(hr_heads_meta, text_path),
         F(hr_heads_meta, seed);
     S(hr_lab_report_params), F(hr_lab_report_params, model_path), F(hr_lab_report_params, text_path),
         F(hr_lab_report_params, seed), F(hr_lab_report_params, top), F(hr_lab_report_params, text_tokens),
-        F(hr_lab_report_params, n_text_tokens), F(hr_lab_report_params, bos),
-        F(hr_lab_report_params, pattern_tokens), F(hr_lab_report_params, n_pattern_tokens), F(hr_lab_report_params, tok);
+        F(hr_lab_report_params, n_text_tokens), F(hr_lab_report_params, bos), F(hr_lab_report_params, pattern_tokens),
+        F(hr_lab_report_params, n_pattern_tokens), F(hr_lab_report_params, tok);
     S(hr_kv_policy), F(hr_kv_policy, kind), F(hr_kv_policy, sink), F(hr_kv_policy, window), F(hr_kv_policy, budget);
     S(hr_prune_params), F(hr_prune_params, scores), F(hr_prune_params, method), F(hr_prune_params, invert),
         F(hr_prune_params, seed), F(hr_prune_params, heads), F(hr_prune_params, mlp), F(hr_prune_params, mlp_method),
-        F(hr_prune_params, drop_attn),
-        F(hr_prune_params, drop_mlp), F(hr_prune_params, drop_blocks), F(hr_prune_params, layer_metric),
-        F(hr_prune_params, budget), F(hr_prune_params, uniform), F(hr_prune_params, strict),
-        F(hr_prune_params, uneven_duplicate), F(hr_prune_params, text), F(hr_prune_params, text_len),
-        F(hr_prune_params, max_tokens), F(hr_prune_params, window), F(hr_prune_params, n_threads),
-        F(hr_prune_params, progress_phase), F(hr_prune_params, progress_user_data),
+        F(hr_prune_params, drop_attn), F(hr_prune_params, drop_mlp), F(hr_prune_params, drop_blocks),
+        F(hr_prune_params, layer_metric), F(hr_prune_params, budget), F(hr_prune_params, uniform),
+        F(hr_prune_params, strict), F(hr_prune_params, uneven_duplicate), F(hr_prune_params, text),
+        F(hr_prune_params, text_len), F(hr_prune_params, max_tokens), F(hr_prune_params, window),
+        F(hr_prune_params, n_threads), F(hr_prune_params, progress_phase), F(hr_prune_params, progress_user_data),
         F(hr_prune_params, drop_sublayers), F(hr_prune_params, iterative), F(hr_prune_params, sublayers_by_output);
     S(hr_mod10_probe), F(hr_mod10_probe, n), F(hr_mod10_probe, n_classes), F(hr_mod10_probe, train_accuracy),
         F(hr_mod10_probe, loo_accuracy), F(hr_mod10_probe, chance);
@@ -82,8 +81,8 @@ int main(void) {
         F(hr_head_mask_params, seed);
     S(hr_params_params), F(hr_params_params, copy_weights), F(hr_params_params, lora_rank),
         F(hr_params_params, lora_alpha), F(hr_params_params, lora_targets), F(hr_params_params, seed);
-    S(hr_param_info), F(hr_param_info, name), F(hr_param_info, kind), F(hr_param_info, layer),
-        F(hr_param_info, target), F(hr_param_info, rows), F(hr_param_info, cols), F(hr_param_info, writable);
+    S(hr_param_info), F(hr_param_info, name), F(hr_param_info, kind), F(hr_param_info, layer), F(hr_param_info, target),
+        F(hr_param_info, rows), F(hr_param_info, cols), F(hr_param_info, writable);
     S(hr_grad_params), F(hr_grad_params, n_threads), F(hr_grad_params, max_tokens), F(hr_grad_params, kinds),
         F(hr_grad_params, select), F(hr_grad_params, input_grad), F(hr_grad_params, recompute);
     S(hr_pairs_params), F(hr_pairs_params, answers);
@@ -115,7 +114,7 @@ int main(void) {
         F(hr_influence_params, split), F(hr_influence_params, heads), F(hr_influence_params, calib_tokens),
         F(hr_influence_params, n_calib_tokens), F(hr_influence_params, max_tokens), F(hr_influence_params, first_doc),
         F(hr_influence_params, max_docs), F(hr_influence_params, n_threads), F(hr_influence_params, on_doc),
-        F(hr_influence_params, user_data), F(hr_influence_params, progress),
-        F(hr_influence_params, progress_user_data), F(hr_influence_params, corpus);
+        F(hr_influence_params, user_data), F(hr_influence_params, progress), F(hr_influence_params, progress_user_data),
+        F(hr_influence_params, corpus);
     return 0;
 }

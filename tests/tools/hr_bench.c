@@ -42,8 +42,8 @@ static int cmp_double(const void *a, const void *b) {
 static void report(const char *phase, int n, double *t, int reps) {
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
     double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
-    printf("RESULT impl=headroom%s phase=%s n=%d best_s=%.6f median_s=%.6f tok_s=%.2f\n",
-           g_blas ? "-blas" : "", phase, n, t[0], med, n / t[0]);
+    printf("RESULT impl=headroom%s phase=%s n=%d best_s=%.6f median_s=%.6f tok_s=%.2f\n", g_blas ? "-blas" : "", phase,
+           n, t[0], med, n / t[0]);
     fflush(stdout);
 }
 
@@ -78,7 +78,8 @@ static hr_status bench(const options *o, hr_context *ctx, const int32_t *tok, fl
     if (o->decode > 0 && st == HR_OK) {
         double warm;
         st = time_decode(ctx, tok, o->prompt, o->decode, logits, &warm);
-        for (int r = 0; r < o->repeats && st == HR_OK; r++) st = time_decode(ctx, tok, o->prompt, o->decode, logits, &t[r]);
+        for (int r = 0; r < o->repeats && st == HR_OK; r++)
+            st = time_decode(ctx, tok, o->prompt, o->decode, logits, &t[r]);
         if (st == HR_OK) report("decode", o->decode, t, o->repeats);
     }
     free(t);
@@ -133,11 +134,13 @@ static int parse_list(const char *s, options *o) {
 }
 
 static int parse_args(int argc, char **argv, options *o) {
-    *o = (options){.threads = 2, .repeats = 5, .prompt = 64, .decode = 64,
-                   .prefill = {128, 512}, .n_prefill = 2};
+    *o = (options){.threads = 2, .repeats = 5, .prompt = 64, .decode = 64, .prefill = {128, 512}, .n_prefill = 2};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (a[0] != '-') { o->model = a; continue; }
+        if (a[0] != '-') {
+            o->model = a;
+            continue;
+        }
         if (i + 1 >= argc) return -1;
         const char *v = argv[++i];
         if (strcmp(a, "--threads") == 0) o->threads = atoi(v);
@@ -145,8 +148,9 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (strcmp(a, "--repeats") == 0) o->repeats = atoi(v);
         else if (strcmp(a, "--prompt") == 0) o->prompt = atoi(v);
         else if (strcmp(a, "--decode") == 0) o->decode = atoi(v);
-        else if (strcmp(a, "--prefill") == 0) { if (parse_list(v, o) < 0) return -1; }
-        else return -1;
+        else if (strcmp(a, "--prefill") == 0) {
+            if (parse_list(v, o) < 0) return -1;
+        } else return -1;
     }
     if (!o->model || o->repeats < 1 || o->prompt < 1 || o->decode < 0 || o->threads < 0) return -1;
     return 0;

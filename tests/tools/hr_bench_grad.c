@@ -125,7 +125,10 @@ int main(int argc, char **argv) {
     int W = 128, K = 1, threads = 2, repeats = 3, bos = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (a[0] != '-') { model = a; continue; }
+        if (a[0] != '-') {
+            model = a;
+            continue;
+        }
         if (i + 1 >= argc) goto usage;
         const char *v = argv[++i];
         if (!strcmp(a, "--ids")) ids_path = v;
@@ -187,8 +190,8 @@ int main(int argc, char **argv) {
             if (r > 0 && s < best) best = s;
             if (r > 0 && cs < best_cpu) best_cpu = cs;
         }
-        printf("RESULT what=%s seconds=%.4f cpu_seconds=%.4f per_window_ms=%.2f bytes=%zu\n", items[it], best,
-               best_cpu, 1e3 * best / K, g ? hr_grad_bytes(g) : (size_t)0);
+        printf("RESULT what=%s seconds=%.4f cpu_seconds=%.4f per_window_ms=%.2f bytes=%zu\n", items[it], best, best_cpu,
+               1e3 * best / K, g ? hr_grad_bytes(g) : (size_t)0);
         fflush(stdout);
         hr_grad_free(g);
     }

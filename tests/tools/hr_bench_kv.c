@@ -34,7 +34,8 @@ static long rss_kib(void) {
 static int run(const hr_model *m, const hr_kv_plan *plan, const char *name, int prompt, int decode, int threads) {
     const hr_config *c = hr_model_config(m);
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(prompt + decode));
-    for (int i = 0; i < prompt + decode; i++) tok[i] = (int32_t)(((uint64_t)i * 2654435761ull + 7) % (uint64_t)c->vocab_size);
+    for (int i = 0; i < prompt + decode; i++)
+        tok[i] = (int32_t)(((uint64_t)i * 2654435761ull + 7) % (uint64_t)c->vocab_size);
     float *logits = malloc(sizeof(float) * (size_t)c->vocab_size);
     hr_context_params p = hr_context_default_params();
     p.n_ctx = prompt + decode;

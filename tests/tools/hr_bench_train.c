@@ -27,7 +27,10 @@ int main(int argc, char **argv) {
     const char *model = NULL, *ids_path = NULL;
     int W = 256, K = 4, bos = 1, threads = 2, repeats = 3;
     for (int i = 1; i < argc; i++) {
-        if (argv[i][0] != '-') { model = argv[i]; continue; }
+        if (argv[i][0] != '-') {
+            model = argv[i];
+            continue;
+        }
         if (i + 1 >= argc) goto usage;
         const char *a = argv[i], *v = argv[++i];
         if (!strcmp(a, "--ids")) ids_path = v;

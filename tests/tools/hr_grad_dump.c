@@ -47,10 +47,10 @@ static int parse_ids(const char *s, int32_t **out) {
     return n;
 }
 
-static const char *kind_names[] = {"tok_embd", "pos_embd", "attn_norm", "attn_norm_b", "wq", "bq", "wk", "bk", "wv",
-                                   "bv", "wo", "bo", "ffn_norm", "ffn_norm_b", "w_gate", "w_up", "b_up", "w_down",
-                                   "b_down", "out_norm", "out_norm_b", "output", "head_gate", "neuron_gate", "lora_a",
-                                   "lora_b"};
+static const char *kind_names[] = {
+    "tok_embd", "pos_embd", "attn_norm",  "attn_norm_b", "wq",         "bq",          "wk",     "bk",    "wv",
+    "bv",       "wo",       "bo",         "ffn_norm",    "ffn_norm_b", "w_gate",      "w_up",   "b_up",  "w_down",
+    "b_down",   "out_norm", "out_norm_b", "output",      "head_gate",  "neuron_gate", "lora_a", "lora_b"};
 
 /* Appends n floats to the binary file; returns their offset in floats. */
 static long put(FILE *f, const float *x, size_t n, long *at) {
@@ -117,7 +117,10 @@ int main(int argc, char **argv) {
     float alpha = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (a[0] != '-') { model = a; continue; }
+        if (a[0] != '-') {
+            model = a;
+            continue;
+        }
         if (i + 1 >= argc) goto usage;
         const char *v = argv[++i];
         if (!strcmp(a, "--ids")) ids_s = v;
@@ -166,7 +169,8 @@ int main(int argc, char **argv) {
     if (hr_grad_new(P, &gp, &g) != HR_OK) return fail("grad");
     double *losses = malloc(sizeof(double) * (size_t)K); // (K)
     for (int w = 0; w < K; w++)
-        if (hr_grad_accumulate(g, win + (size_t)w * W, W, 1.0f / (float)K, &losses[w]) != HR_OK) return fail("accumulate");
+        if (hr_grad_accumulate(g, win + (size_t)w * W, W, 1.0f / (float)K, &losses[w]) != HR_OK)
+            return fail("accumulate");
     /* scores on the unmodified model */
     int n_heads = 0, ffm = hr_config_max_ff(c);
     for (int l = 0; l < hr_config_n_layers(c); l++) n_heads += hr_config_n_head(c, l);
@@ -185,7 +189,8 @@ int main(int argc, char **argv) {
     FILE *fb = fopen(pb, "wb"), *fj = fopen(pj, "w");
     if (!fb || !fj) return fail("cannot write outputs");
     long at = 0;
-    fprintf(fj, "{\n  \"arch\": \"%s\", \"dim\": %d, \"n_layers\": %d, \"head_dim\": %d, \"vocab\": %d, \"seq_len\": %d,\n",
+    fprintf(fj,
+            "{\n  \"arch\": \"%s\", \"dim\": %d, \"n_layers\": %d, \"head_dim\": %d, \"vocab\": %d, \"seq_len\": %d,\n",
             hr_arch_name(hr_config_arch(c)), hr_config_dim(c), hr_config_n_layers(c), hr_config_head_dim(c),
             hr_config_vocab_size(c), hr_config_seq_len(c));
     hr_rope_scaling rs = hr_config_rope_scaling(c);
@@ -194,8 +199,9 @@ int main(int argc, char **argv) {
             hr_config_pos(c) == HR_POS_LEARNED ? "learned" : "rope", hr_config_norm_eps(c), hr_config_rope_theta(c));
     fprintf(fj, "  \"rope_scaling\": %s", rs.llama3 ? "" : "null,\n");
     if (rs.llama3)
-        fprintf(fj, "{\"rope_type\": \"llama3\", \"factor\": %.9g, \"low_freq_factor\": %.9g, \"high_freq_factor\": "
-                    "%.9g, \"original_max_position_embeddings\": %d},\n",
+        fprintf(fj,
+                "{\"rope_type\": \"llama3\", \"factor\": %.9g, \"low_freq_factor\": %.9g, \"high_freq_factor\": "
+                "%.9g, \"original_max_position_embeddings\": %d},\n",
                 rs.factor, rs.low_freq_factor, rs.high_freq_factor, rs.original_ctx);
     fprintf(fj, "  \"tied\": %s, \"lora_scale\": %.9g,\n", hr_config_tied_classifier(c) ? "true" : "false",
             rank ? (alpha > 0 ? alpha : (float)rank) / (float)rank : 0.0);
@@ -218,8 +224,9 @@ int main(int argc, char **argv) {
         long vo = put(fb, hr_params_data(P, i), n, &at);
         const float *gr = hr_grad_tensor(g, i);
         long go = gr ? put(fb, gr, n, &at) : -1;
-        fprintf(fj, "    {\"name\": \"%s\", \"kind\": \"%s\", \"layer\": %d, \"target\": %u, \"rows\": %lld, \"cols\": "
-                    "%lld, \"value\": %ld, \"grad\": %ld}%s\n",
+        fprintf(fj,
+                "    {\"name\": \"%s\", \"kind\": \"%s\", \"layer\": %d, \"target\": %u, \"rows\": %lld, \"cols\": "
+                "%lld, \"value\": %ld, \"grad\": %ld}%s\n",
                 in.name, kind_names[in.kind], in.layer, (unsigned)in.target, (long long)in.rows, (long long)in.cols, vo,
                 go, i + 1 < hr_params_n_tensors(P) ? "," : "");
     }

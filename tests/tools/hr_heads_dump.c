@@ -69,11 +69,12 @@ typedef struct {
 } options;
 
 static void usage(void) {
-    fprintf(stderr, "usage: hr_heads_dump MODEL --ids FILE --out FILE [--methods LIST[;LIST...]] [--bos ID]\n"
-                    "         [--window W] [--tokens N] [--seed S] [--rep-len K] [--rep-seqs N]\n"
-                    "         [--needles N] [--needle-len K] [--natural-needles 0|1] [--fdtm-prompts N] [--fdtm-len N]\n"
-                    "         [--fdtm-gen N] [--threads N]\n"
-                    "  --ids: calibration token ids without BOS, separated by blanks\n");
+    fprintf(stderr,
+            "usage: hr_heads_dump MODEL --ids FILE --out FILE [--methods LIST[;LIST...]] [--bos ID]\n"
+            "         [--window W] [--tokens N] [--seed S] [--rep-len K] [--rep-seqs N]\n"
+            "         [--needles N] [--needle-len K] [--natural-needles 0|1] [--fdtm-prompts N] [--fdtm-len N]\n"
+            "         [--fdtm-gen N] [--threads N]\n"
+            "  --ids: calibration token ids without BOS, separated by blanks\n");
 }
 
 static int parse_args(int argc, char **argv, options *o) {
@@ -173,7 +174,7 @@ static hr_status run(options *o) {
     int32_t *ids = NULL;
     size_t n_ids = 0;
     bool *sel = calloc((size_t)hr_heads_n_methods(), sizeof *sel); // (n_methods)
-    char *groups = strdup(o->methods);                              // split in place at ';'
+    char *groups = strdup(o->methods);                             // split in place at ';'
     hr_status st = sel && groups ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     if (st == HR_OK) st = read_ids(o->ids, &ids, &n_ids);
     if (st == HR_OK) st = hr_model_load(o->model, &m);

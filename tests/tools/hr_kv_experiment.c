@@ -36,8 +36,8 @@ typedef struct {
 
 typedef struct {
     size_t kv_bytes;
-    double nll;        /* mean over all scored positions */
-    double recall;     /* top-1 accuracy on long-range positions */
+    double nll;    /* mean over all scored positions */
+    double recall; /* top-1 accuracy on long-range positions */
     int n_recall;
 } outcome;
 
@@ -153,7 +153,8 @@ int main(int argc, char **argv) {
     int32_t *eval = malloc(sizeof(int32_t) * (size_t)o.windows * o.ctx);
     for (int w = 0; w < o.windows; w++) {
         eval[(size_t)w * o.ctx] = bos;
-        memcpy(eval + (size_t)w * o.ctx + 1, ids + o.calib + (size_t)w * (o.ctx - 1), sizeof(int32_t) * (size_t)(o.ctx - 1));
+        memcpy(eval + (size_t)w * o.ctx + 1, ids + o.calib + (size_t)w * (o.ctx - 1),
+               sizeof(int32_t) * (size_t)(o.ctx - 1));
     }
     const hr_config *c = hr_model_config(m);
     int mh = hr_config_max_heads(c);

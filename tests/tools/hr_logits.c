@@ -22,9 +22,8 @@ typedef struct {
 } options;
 
 static void usage(void) {
-    fprintf(stderr,
-            "usage: hr_logits MODEL --tokens 1,2,3 --out FILE [--mode prefill|decode|chunked]\n"
-            "         [--chunk N] [--batch N] [--threads N] [--n-ctx N]\n");
+    fprintf(stderr, "usage: hr_logits MODEL --tokens 1,2,3 --out FILE [--mode prefill|decode|chunked]\n"
+                    "         [--chunk N] [--batch N] [--threads N] [--n-ctx N]\n");
 }
 
 /* Parses "1,2,3" into a malloc'ed array; returns count or -1. */
@@ -42,7 +41,10 @@ static int parse_tokens(const char *s, int32_t **out) {
         if (n == cap) {
             cap *= 2;
             int32_t *nt = realloc(t, (size_t)cap * sizeof *t);
-            if (!nt) { free(t); return -1; }
+            if (!nt) {
+                free(t);
+                return -1;
+            }
             t = nt;
         }
         t[n++] = (int32_t)v;
@@ -56,7 +58,10 @@ static int parse_args(int argc, char **argv, options *o) {
     *o = (options){.mode = "prefill", .chunk = 7};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (a[0] != '-') { o->model = a; continue; }
+        if (a[0] != '-') {
+            o->model = a;
+            continue;
+        }
         if (i + 1 >= argc) return -1;
         const char *v = argv[++i];
         if (strcmp(a, "--tokens") == 0) o->tokens = v;

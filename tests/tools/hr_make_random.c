@@ -34,9 +34,7 @@ typedef struct {
 static uint64_t rng_next(rng *r) { return hr_splitmix64(&r->state); }
 
 /* Uniform in (0, 1]: never 0, so log() below is finite. */
-static double rng_uniform(rng *r) {
-    return ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-}
+static double rng_uniform(rng *r) { return ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0); }
 
 /* Box-Muller; the second value of each pair is kept for the next call. */
 static double rng_normal(rng *r) {
@@ -89,24 +87,23 @@ static hr_status write_model(const shape *s, const char *path) {
     size_t hd = d / (size_t)s->heads;
     size_t qd = hd * (size_t)s->heads, kvd = hd * (size_t)s->kv_heads;
     rng r = {s->seed * 0x2545F4914F6CDD1Dull + 1, 0, 0};
-    int32_t hdr[7] = {s->dim, s->hidden, s->layers, s->heads, s->kv_heads,
-                      s->untied ? -s->vocab : s->vocab, s->seq};
+    int32_t hdr[7] = {s->dim, s->hidden, s->layers, s->heads, s->kv_heads, s->untied ? -s->vocab : s->vocab, s->seq};
     double emb_std = 2.0 / sqrt((double)d);
     hr_atomic_file af;
     hr_status st = hr_atomic_open(path, &af);
     if (st < 0) return st;
     if (st == HR_OK) st = hr_atomic_write(&af, hdr, sizeof hdr);
-    if (st == HR_OK) st = write_normal(&af, &r, (size_t)s->vocab * d, 0, emb_std);  // tok_emb
-    if (st == HR_OK) st = write_normal(&af, &r, L * d, 1, 0.1);                       // rms_att
-    if (st == HR_OK) st = write_normal(&af, &r, L * qd * d, 0, 1 / sqrt((double)d));  // wq
-    if (st == HR_OK) st = write_normal(&af, &r, L * kvd * d, 0, 1 / sqrt((double)d)); // wk
-    if (st == HR_OK) st = write_normal(&af, &r, L * kvd * d, 0, 1 / sqrt((double)d)); // wv
-    if (st == HR_OK) st = write_normal(&af, &r, L * d * qd, 0, 1 / sqrt((double)qd)); // wo
-    if (st == HR_OK) st = write_normal(&af, &r, L * d, 1, 0.1);                       // rms_ffn
-    if (st == HR_OK) st = write_normal(&af, &r, L * hid * d, 0, 1 / sqrt((double)d)); // w1
+    if (st == HR_OK) st = write_normal(&af, &r, (size_t)s->vocab * d, 0, emb_std);      // tok_emb
+    if (st == HR_OK) st = write_normal(&af, &r, L * d, 1, 0.1);                         // rms_att
+    if (st == HR_OK) st = write_normal(&af, &r, L * qd * d, 0, 1 / sqrt((double)d));    // wq
+    if (st == HR_OK) st = write_normal(&af, &r, L * kvd * d, 0, 1 / sqrt((double)d));   // wk
+    if (st == HR_OK) st = write_normal(&af, &r, L * kvd * d, 0, 1 / sqrt((double)d));   // wv
+    if (st == HR_OK) st = write_normal(&af, &r, L * d * qd, 0, 1 / sqrt((double)qd));   // wo
+    if (st == HR_OK) st = write_normal(&af, &r, L * d, 1, 0.1);                         // rms_ffn
+    if (st == HR_OK) st = write_normal(&af, &r, L * hid * d, 0, 1 / sqrt((double)d));   // w1
     if (st == HR_OK) st = write_normal(&af, &r, L * d * hid, 0, 1 / sqrt((double)hid)); // w2
-    if (st == HR_OK) st = write_normal(&af, &r, L * hid * d, 0, 1 / sqrt((double)d)); // w3
-    if (st == HR_OK) st = write_normal(&af, &r, d, 1, 0.1);                           // rms_final
+    if (st == HR_OK) st = write_normal(&af, &r, L * hid * d, 0, 1 / sqrt((double)d));   // w3
+    if (st == HR_OK) st = write_normal(&af, &r, d, 1, 0.1);                             // rms_final
     if (st == HR_OK) st = write_freq_cis(&af, s, 0);
     if (st == HR_OK) st = write_freq_cis(&af, s, 1);
     if (st == HR_OK && s->untied) st = write_normal(&af, &r, (size_t)s->vocab * d, 0, emb_std);
@@ -118,10 +115,9 @@ static hr_status write_model(const shape *s, const char *path) {
 }
 
 static void usage(void) {
-    fprintf(stderr,
-            "usage: hr_make_random [--preset tiny|smollm-135m] [--dim N] [--hidden N]\n"
-            "         [--layers N] [--heads N] [--kv-heads N] [--vocab N] [--seq N]\n"
-            "         [--seed N] [--untied] OUT.bin\n");
+    fprintf(stderr, "usage: hr_make_random [--preset tiny|smollm-135m] [--dim N] [--hidden N]\n"
+                    "         [--layers N] [--heads N] [--kv-heads N] [--vocab N] [--seq N]\n"
+                    "         [--seed N] [--untied] OUT.bin\n");
 }
 
 static int parse_int(const char *s, int *out) {
@@ -167,15 +163,30 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int *field = NULL;
-        if (strcmp(a, "--untied") == 0) { s.untied = 1; continue; }
-        if (a[0] != '-') { out = a; continue; }
-        if (i + 1 >= argc) { usage(); return 2; }
-        const char *v = argv[++i];
-        if (strcmp(a, "--preset") == 0) {
-            if (apply_preset(v, &s) < 0) { usage(); return 2; }
+        if (strcmp(a, "--untied") == 0) {
+            s.untied = 1;
             continue;
         }
-        if (strcmp(a, "--seed") == 0) { s.seed = strtoull(v, NULL, 10); continue; }
+        if (a[0] != '-') {
+            out = a;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            usage();
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--preset") == 0) {
+            if (apply_preset(v, &s) < 0) {
+                usage();
+                return 2;
+            }
+            continue;
+        }
+        if (strcmp(a, "--seed") == 0) {
+            s.seed = strtoull(v, NULL, 10);
+            continue;
+        }
         if (strcmp(a, "--dim") == 0) field = &s.dim;
         else if (strcmp(a, "--hidden") == 0) field = &s.hidden;
         else if (strcmp(a, "--layers") == 0) field = &s.layers;
@@ -189,7 +200,10 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!out) { usage(); return 2; }
+    if (!out) {
+        usage();
+        return 2;
+    }
     if (check_shape(&s) < 0) return 2;
     hr_status st = write_model(&s, out);
     if (st < 0) {

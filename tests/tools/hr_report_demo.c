@@ -35,8 +35,8 @@ static const method k_methods[] = {
     {"ablation", "Ablation", "Michel, Levy & Neubig 2019, Are Sixteen Heads Really Better than One?",
      "L(model with head h zeroed) - L(model)", "finding heads the model cannot do without", "more important", 1},
     {"entropy", "Attention entropy", "Clark et al. 2019, What Does BERT Look At?",
-     "mean over queries of -sum_k a(q,k) log a(q,k)", "telling broad (averaging) heads from sharp ones",
-     "more diffuse", 0},
+     "mean over queries of -sum_k a(q,k) log a(q,k)", "telling broad (averaging) heads from sharp ones", "more diffuse",
+     0},
     {"prev_token", "Previous-token score", "Olsson et al. 2022, In-context Learning and Induction Heads",
      "mean over queries q of a(q, q-1)", "spotting heads that copy from the previous token", "more previous-token", 0},
 };
@@ -72,7 +72,7 @@ static char *heads_doc(int nl, int nh, float *scores /* (N_METHODS, nl * nh) */)
         scores[1 * n + h] = 0.3f + 2.2f * frand();
         scores[2 * n + h] = (h % 5 == 1) ? 0.7f + 0.3f * frand() : 0.2f * frand();
     }
-    scores[1] = NAN; /* one missing score: drawn grey, shown as a dash */
+    scores[1] = NAN;                                         /* one missing score: drawn grey, shown as a dash */
     int *rank = malloc(sizeof(int) * (size_t)n * N_METHODS); // (N_METHODS, n)
     for (int m = 0; m < N_METHODS; m++) ranks_of(scores + m * n, n, rank + m * n);
 
@@ -161,7 +161,9 @@ static void pattern(float *a, int t, int prev_token) {
     for (int q = 0; q < t; q++) {
         float sum = 0;
         for (int k = 0; k < t; k++) {
-            float w = k > q ? NAN : prev_token ? (k == q - 1 || (q == 0 && k == 0) ? 8.f : 0.2f * frand()) : (k == 0 ? 3.f : 0.5f + frand());
+            float w = k > q        ? NAN
+                      : prev_token ? (k == q - 1 || (q == 0 && k == 0) ? 8.f : 0.2f * frand())
+                                   : (k == 0 ? 3.f : 0.5f + frand());
             a[q * t + k] = w;
             if (!isnan(w)) sum += w;
         }
@@ -173,7 +175,7 @@ static int demo(const char *dir, int nl, int nh) {
     char p[12][1024];
     int n = nl * nh;
     float *scores = malloc(sizeof(float) * (size_t)n * N_METHODS); // (N_METHODS, nl, nh)
-    float lm[2 * 64];                                            // (nl, 2)
+    float lm[2 * 64];                                              // (nl, 2)
     enum { T = 24 };
     float att[T * T]; // (T, T)
     char *hj = heads_doc(nl, nh, scores), *lj = layers_doc(nl, lm);
@@ -182,9 +184,9 @@ static int demo(const char *dir, int nl, int nh) {
     int ok = write_text(p[0], hj) && write_text(p[1], lj);
     hr_report_image ims[8];
     const char *titles[N_METHODS] = {"Ablation (loss increase)", "Attention entropy (nats)", "Previous-token score"};
-    const char *caps[N_METHODS] = {"How much the loss rises when the head's output is zeroed; red = needed, blue = harmful.",
-                                   "Low entropy = the head looks at few tokens.",
-                                   "Share of attention on the token just before the query."};
+    const char *caps[N_METHODS] = {
+        "How much the loss rises when the head's output is zeroed; red = needed, blue = harmful.",
+        "Low entropy = the head looks at few tokens.", "Share of attention on the token just before the query."};
     int ni = 0;
     for (int m = 0; ok && m < N_METHODS; m++, ni++) {
         hr_heatmap_params hp = hr_heatmap_default_params();
@@ -195,7 +197,8 @@ static int demo(const char *dir, int nl, int nh) {
     }
     snprintf(p[6], sizeof p[6], "%s/layers.png", dir);
     if (ok) ok = hr_png_heatmap(p[6], lm, nl, 2, NULL) == HR_OK;
-    ims[ni++] = (hr_report_image){"Layer metrics (drop, cosine)", "Columns: layer drop, residual cosine.", p[6], "layers"};
+    ims[ni++] =
+        (hr_report_image){"Layer metrics (drop, cosine)", "Columns: layer drop, residual cosine.", p[6], "layers"};
     for (int k = 0; ok && k < 2; k++) {
         pattern(att, T, k == 0);
         hr_heatmap_params hp = hr_heatmap_default_params();
@@ -203,9 +206,9 @@ static int demo(const char *dir, int nl, int nh) {
         hp.vmin = 0.f, hp.vmax = 1.f;
         snprintf(p[7 + k], sizeof p[7 + k], "%s/pattern_%d.png", dir, k);
         ok = hr_png_heatmap(p[7 + k], att, T, T, &hp) == HR_OK;
-        ims[ni++] = (hr_report_image){k == 0 ? "Layer 0 head 1: previous token" : "Layer 1 head 0: first-token sink",
-                                      "Attention weights on a 24-token sample; grey = masked (future).", p[7 + k],
-                                      "patterns"};
+        ims[ni++] =
+            (hr_report_image){k == 0 ? "Layer 0 head 1: previous token" : "Layer 1 head 0: first-token sink",
+                              "Attention weights on a 24-token sample; grey = masked (future).", p[7 + k], "patterns"};
     }
     snprintf(p[9], sizeof p[9], "%s/report.html", dir);
     if (ok) ok = hr_report_write_html(p[9], "Head lab: demo (synthetic data)", hj, lj, ims, ni) == HR_OK;
@@ -227,7 +230,7 @@ static int png_stats(const char *path) {
     }
     im.format = PNG_FORMAT_RGB;
     unsigned char *px = malloc(PNG_IMAGE_SIZE(im)); // (height, width, 3)
-    uint8_t *seen = calloc(1u << 21, 1);             // one bit per 24-bit colour
+    uint8_t *seen = calloc(1u << 21, 1);            // one bit per 24-bit colour
     if (!px || !seen || !png_image_finish_read(&im, NULL, px, 0, NULL)) {
         fprintf(stderr, "hr_report_demo: cannot decode %s\n", path);
         free(px);

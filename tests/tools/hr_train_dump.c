@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kinds[] = {"tok_embd", "pos_embd", "attn_norm", "attn_norm_b", "wq", "bq", "wk", "bk", "wv",
-                              "bv", "wo", "bo", "ffn_norm", "ffn_norm_b", "w_gate", "w_up", "b_up", "w_down",
-                              "b_down", "out_norm", "out_norm_b", "output", "head_gate", "neuron_gate", "lora_a",
-                              "lora_b"};
+static const char *kinds[] = {"tok_embd", "pos_embd",  "attn_norm",   "attn_norm_b", "wq",     "bq",       "wk",
+                              "bk",       "wv",        "bv",          "wo",          "bo",     "ffn_norm", "ffn_norm_b",
+                              "w_gate",   "w_up",      "b_up",        "w_down",      "b_down", "out_norm", "out_norm_b",
+                              "output",   "head_gate", "neuron_gate", "lora_a",      "lora_b"};
 
 static int die(const char *what) {
     fprintf(stderr, "hr_train_dump: %s: %s\n", what, hr_last_error());
@@ -34,8 +34,14 @@ int main(int argc, char **argv) {
     p.heldout = 0.2f, p.n_threads = 2, p.eval_windows = 4;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (a[0] != '-') { model = a; continue; }
-        if (!strcmp(a, "--full")) { p.full = true; continue; }
+        if (a[0] != '-') {
+            model = a;
+            continue;
+        }
+        if (!strcmp(a, "--full")) {
+            p.full = true;
+            continue;
+        }
         if (i + 1 >= argc) goto usage;
         const char *v = argv[++i];
         if (!strcmp(a, "--ids")) ids_s = v;
@@ -86,9 +92,10 @@ int main(int argc, char **argv) {
         at += (long)fwrite(hr_params_data(P, i), sizeof(float), (size_t)(in.rows * in.cols), fb);
     }
     const hr_config *c = hr_model_config(m);
-    fprintf(fj, "{\"arch\": \"%s\", \"dim\": %d, \"n_layers\": %d, \"head_dim\": %d, \"vocab\": %d, \"seq_len\": %d, "
-                "\"norm\": \"rms\", \"mlp\": \"swiglu\", \"pos\": \"rope\", \"norm_eps\": %.9g, \"rope_theta\": %.9g, "
-                "\"rope_scaling\": null, \"tied\": %s, \"lora_scale\": %.9g,\n",
+    fprintf(fj,
+            "{\"arch\": \"%s\", \"dim\": %d, \"n_layers\": %d, \"head_dim\": %d, \"vocab\": %d, \"seq_len\": %d, "
+            "\"norm\": \"rms\", \"mlp\": \"swiglu\", \"pos\": \"rope\", \"norm_eps\": %.9g, \"rope_theta\": %.9g, "
+            "\"rope_scaling\": null, \"tied\": %s, \"lora_scale\": %.9g,\n",
             hr_arch_name(hr_config_arch(c)), hr_config_dim(c), hr_config_n_layers(c), hr_config_head_dim(c),
             hr_config_vocab_size(c), hr_config_seq_len(c), hr_config_norm_eps(c), hr_config_rope_theta(c),
             hr_config_tied_classifier(c) ? "true" : "false",
@@ -100,8 +107,9 @@ int main(int argc, char **argv) {
         for (int l = 0; l < hr_config_n_layers(c); l++) fprintf(fj, "%s%d", l ? ", " : "", fns[k](c, l));
         fprintf(fj, "],");
     }
-    fprintf(fj, "\n \"window\": %d, \"lr\": %.9g, \"min_lr_ratio\": %.9g, \"warmup\": %d, \"steps\": %d, \"clip\": "
-                "%.9g, \"weight_decay\": %.9g, \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"only\": %s%s%s,\n",
+    fprintf(fj,
+            "\n \"window\": %d, \"lr\": %.9g, \"min_lr_ratio\": %.9g, \"warmup\": %d, \"steps\": %d, \"clip\": "
+            "%.9g, \"weight_decay\": %.9g, \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"only\": %s%s%s,\n",
             t ? p.window : 0, p.lr, p.min_lr_ratio, p.warmup, p.steps, p.clip, p.weight_decay, p.beta1, p.beta2, p.eps,
             p.only ? "\"" : "", p.only ? p.only : "null", p.only ? "\"" : "");
     fprintf(fj, " \"ids\": [");
@@ -123,8 +131,9 @@ int main(int argc, char **argv) {
         hr_params_info(P, i, &in);
         long fin = at;
         at += (long)fwrite(hr_params_data(P, i), sizeof(float), (size_t)(in.rows * in.cols), fb);
-        fprintf(fj, "  {\"name\": \"%s\", \"kind\": \"%s\", \"layer\": %d, \"rows\": %lld, \"cols\": %lld, \"value\": "
-                    "%ld, \"final\": %ld}%s\n",
+        fprintf(fj,
+                "  {\"name\": \"%s\", \"kind\": \"%s\", \"layer\": %d, \"rows\": %lld, \"cols\": %lld, \"value\": "
+                "%ld, \"final\": %ld}%s\n",
                 in.name, kinds[in.kind], in.layer, (long long)in.rows, (long long)in.cols, init[i], fin,
                 i + 1 < nt ? "," : "");
     }

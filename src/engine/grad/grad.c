@@ -18,17 +18,17 @@ enum { ROWS_PER_TASK = 8, ATT_CHUNK = 32, KEY_CHUNK = 64 };
 /* Activations of one layer kept for its backward (n = tokens of the window;
  * widths are this layer's: qd = n_head*hd, kvd = n_head_kv*hd, ff = n_ff). */
 typedef struct {
-    float *xb;     /* (n, dim) normed attention input */
-    float *q;      /* (n, qd) queries after bias, LoRA and RoPE */
-    float *kt;     /* (nkv, hd, ldk) keys after RoPE, transposed */
-    float *vt;     /* (nkv, hd, ldk) values, transposed */
-    float *p;      /* (nh, cap, ldp) attention probabilities, zero above the diagonal */
-    float *o;      /* (n, qd) head outputs before the gates */
-    float *xm;     /* (n, dim) residual after the attention sublayer */
-    float *xb2;    /* (n, dim) normed MLP input */
-    float *hg;     /* (n, ff) SwiGLU gate pre-activation */
-    float *hu;     /* (n, ff) up projection (GELU: its pre-activation, bias included) */
-    float *ha;     /* (n, ff) hidden activation before the neuron gates */
+    float *xb;                    /* (n, dim) normed attention input */
+    float *q;                     /* (n, qd) queries after bias, LoRA and RoPE */
+    float *kt;                    /* (nkv, hd, ldk) keys after RoPE, transposed */
+    float *vt;                    /* (nkv, hd, ldk) values, transposed */
+    float *p;                     /* (nh, cap, ldp) attention probabilities, zero above the diagonal */
+    float *o;                     /* (n, qd) head outputs before the gates */
+    float *xm;                    /* (n, dim) residual after the attention sublayer */
+    float *xb2;                   /* (n, dim) normed MLP input */
+    float *hg;                    /* (n, ff) SwiGLU gate pre-activation */
+    float *hu;                    /* (n, ff) up projection (GELU: its pre-activation, bias included) */
+    float *ha;                    /* (n, ff) hidden activation before the neuron gates */
     float *lu[HR_LORA_N_TARGETS]; /* (n, r) adapter bottlenecks (alpha/r) A x, or NULL */
 } layer_acts;
 
@@ -40,7 +40,7 @@ struct hr_grad {
     bool own_pool;
     int max_tokens;
     int qd_max, kvd_max, ff_max, nh_max, lora_w; /* widest layer; widest adapter side */
-    float **grad;      /* (n_tensors) gradient buffers; NULL = not selected */
+    float **grad;                                /* (n_tensors) gradient buffers; NULL = not selected */
     /* What the backward must produce, from the selection. */
     bool attn_sel[HR_MAX_LAYERS], attn_inner[HR_MAX_LAYERS]; /* some attention parameter / one before Wo */
     bool mlp_sel[HR_MAX_LAYERS], mlp_inner[HR_MAX_LAYERS];   /* some MLP parameter / one before W_down */
@@ -50,31 +50,31 @@ struct hr_grad {
      * when those are selected, else written to one shared scratch. */
     bool keep_xb[HR_MAX_LAYERS], keep_xb2[HR_MAX_LAYERS], keep_ha[HR_MAX_LAYERS];
     /* Window buffers for up to cap tokens. */
-    int cap, ldp;      /* ldp: row stride of probability / score rows and of transposed keys / values */
+    int cap, ldp; /* ldp: row stride of probability / score rows and of transposed keys / values */
     int n_acts;
-    layer_acts *acts;  /* (n_layers), or (1) reused by every layer with recompute */
-    float *xin;        /* (n_layers + 1, cap, dim) residual entering each layer; [L] leaves the last */
-    float *xf;         /* (cap, dim) final normed hidden state */
-    float *logits;     /* (cap, vocab) logits, then their gradient */
-    double *row_nll;   /* (cap) */
+    layer_acts *acts;           /* (n_layers), or (1) reused by every layer with recompute */
+    float *xin;                 /* (n_layers + 1, cap, dim) residual entering each layer; [L] leaves the last */
+    float *xf;                  /* (cap, dim) final normed hidden state */
+    float *logits;              /* (cap, vocab) logits, then their gradient */
+    double *row_nll;            /* (cap) */
     float *rope_cos, *rope_sin; /* (cap, hd/2) */
-    float *kbuf, *vbuf;/* (cap, kvd_max) new keys / values, row-major */
-    float *att;        /* (cap, qd_max) gated head outputs */
-    float *proj;       /* (cap, dim) sublayer output */
-    float *hgated;     /* (cap, ff_max) gated hidden activation */
-    float *xtmp;       /* (cap, dim) layer output when recomputing */
-    float *xs;         /* (cap, dim) normed sublayer inputs not kept */
-    float *has;        /* (cap, ff_max) hidden activations not kept */
-    float *dx;         /* (cap, dim) gradient of the residual stream */
-    float *dxb;        /* (cap, dim) gradient of a normed sublayer input */
-    float *datt;       /* (cap, qd_max) gradient of the gated head outputs, then of o */
-    float *dq;         /* (cap, qd_max) */
-    float *dk, *dv;    /* (cap, kvd_max) */
-    float *ds;         /* (nh_max, cap, ldp) score gradients */
-    float *dh1, *dh2;  /* (cap, ff_max) hidden gradients */
-    float *lora_t;     /* (lora_w * r) an adapter matrix, transposed */
-    float *dlu;        /* (cap, r) adapter bottleneck gradient */
-    float *dinput;     /* (cap, dim) input-embedding gradient (input_grad) */
+    float *kbuf, *vbuf;         /* (cap, kvd_max) new keys / values, row-major */
+    float *att;                 /* (cap, qd_max) gated head outputs */
+    float *proj;                /* (cap, dim) sublayer output */
+    float *hgated;              /* (cap, ff_max) gated hidden activation */
+    float *xtmp;                /* (cap, dim) layer output when recomputing */
+    float *xs;                  /* (cap, dim) normed sublayer inputs not kept */
+    float *has;                 /* (cap, ff_max) hidden activations not kept */
+    float *dx;                  /* (cap, dim) gradient of the residual stream */
+    float *dxb;                 /* (cap, dim) gradient of a normed sublayer input */
+    float *datt;                /* (cap, qd_max) gradient of the gated head outputs, then of o */
+    float *dq;                  /* (cap, qd_max) */
+    float *dk, *dv;             /* (cap, kvd_max) */
+    float *ds;                  /* (nh_max, cap, ldp) score gradients */
+    float *dh1, *dh2;           /* (cap, ff_max) hidden gradients */
+    float *lora_t;              /* (lora_w * r) an adapter matrix, transposed */
+    float *dlu;                 /* (cap, r) adapter bottleneck gradient */
+    float *dinput;              /* (cap, dim) input-embedding gradient (input_grad) */
     int dinput_n;
     void *win_mem, *grad_mem; /* the arenas holding every window buffer / every gradient */
     size_t win_bytes, grad_bytes;
@@ -162,7 +162,8 @@ static bool has_lora(const hr_grad *g, int l, int i) { return g->P->lora[l][i][0
 static void lay_out_acts(hr_grad *g, arena *A, layer_acts *a, int l, size_t cap) {
     const hr_config *c = g->c;
     size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim, ldp = (size_t)g->ldp;
-    size_t nh = (size_t)(l < 0 ? g->nh_max : c->n_head[l]), nkv = (size_t)(l < 0 ? hr_config_max_kv_heads(c) : c->n_head_kv[l]);
+    size_t nh = (size_t)(l < 0 ? g->nh_max : c->n_head[l]),
+           nkv = (size_t)(l < 0 ? hr_config_max_kv_heads(c) : c->n_head_kv[l]);
     size_t ff = (size_t)(l < 0 ? g->ff_max : c->n_ff[l]), r = (size_t)g->P->p.lora_rank;
     bool any = l < 0; /* recompute: one set for every layer, so keep all */
     if (nh > 0) {
@@ -246,8 +247,8 @@ static hr_status ensure_cap(hr_grad *g, int n) {
         return hr_err(HR_ERR_NOMEM, "out of memory");
     }
     const hr_rope_scaling *rs = &c->rope_scaling;
-    hr_rope_freqs(freqs, (int)hd, c->rope_theta, rs->llama3 ? rs->factor : 0, rs->low_freq_factor,
-                  rs->high_freq_factor, rs->original_ctx);
+    hr_rope_freqs(freqs, (int)hd, c->rope_theta, rs->llama3 ? rs->factor : 0, rs->low_freq_factor, rs->high_freq_factor,
+                  rs->original_ctx);
     for (int p = 0; p < n; p++) /* the inference context's tables, position by position */
         hr_rope_table(g->rope_cos + (size_t)p * (hd / 2), g->rope_sin + (size_t)p * (hd / 2), freqs, (int)hd, p);
     free(freqs);
@@ -265,7 +266,7 @@ static bool kind_in(hr_param_kind k, const hr_param_kind *set, int n) {
 /* Which sublayer parts each selected tensor needs (see struct hr_grad). */
 static void plan_backward(hr_grad *g) {
     static const hr_param_kind attn_in[] = {HR_PARAM_ATTN_NORM, HR_PARAM_ATTN_NORM_B, HR_PARAM_WQ, HR_PARAM_BQ,
-                                            HR_PARAM_WK, HR_PARAM_BK, HR_PARAM_WV, HR_PARAM_BV};
+                                            HR_PARAM_WK,        HR_PARAM_BK,          HR_PARAM_WV, HR_PARAM_BV};
     static const hr_param_kind attn_out[] = {HR_PARAM_WO, HR_PARAM_BO, HR_PARAM_HEAD_GATE};
     static const hr_param_kind mlp_in[] = {HR_PARAM_FFN_NORM, HR_PARAM_FFN_NORM_B, HR_PARAM_W_GATE, HR_PARAM_W_UP,
                                            HR_PARAM_B_UP};
@@ -281,7 +282,7 @@ static void plan_backward(hr_grad *g) {
         if (l < 0) continue;
         if (k == HR_PARAM_LORA_A || k == HR_PARAM_LORA_B) {
             int t = __builtin_ctz((unsigned)in->target); /* q k v | o | gate up | down */
-            if (k == HR_PARAM_LORA_A) { /* dA = du^T x needs the adapter's input */
+            if (k == HR_PARAM_LORA_A) {                  /* dA = du^T x needs the adapter's input */
                 g->keep_xb[l] |= t <= 2;
                 g->keep_xb2[l] |= t == 4 || t == 5;
                 g->keep_ha[l] |= t == 6;
@@ -333,9 +334,11 @@ hr_status hr_grad_new_on_pool(hr_params *P, const hr_grad_params *gp, hr_pool *p
     hr_grad_params dp = hr_grad_default_params();
     if (!gp) gp = &dp;
     const hr_config *c = P->c;
-    if (gp->n_threads < 0 || gp->n_threads > 1024) return hr_err(HR_ERR_RANGE, "thread count %d out of range", gp->n_threads);
+    if (gp->n_threads < 0 || gp->n_threads > 1024)
+        return hr_err(HR_ERR_RANGE, "thread count %d out of range", gp->n_threads);
     if (gp->max_tokens < 0 || gp->max_tokens > c->seq_len)
-        return hr_err(HR_ERR_RANGE, "max_tokens %d is beyond the model's context length %d", gp->max_tokens, c->seq_len);
+        return hr_err(HR_ERR_RANGE, "max_tokens %d is beyond the model's context length %d", gp->max_tokens,
+                      c->seq_len);
     hr_grad *g = calloc(1, sizeof *g);
     if (!g) return hr_err(HR_ERR_NOMEM, "out of memory");
     g->P = P, g->c = c, g->gp = *gp;
@@ -453,7 +456,8 @@ static void norm_bwd_range(void *vp, int t0, int t1) {
     int dim = a->c->dim;
     for (int t = t0; t < t1; t++) {
         size_t o = (size_t)t * dim;
-        if (a->c->norm == HR_NORM_LAYER) hr_layernorm_bwd(a->y + o, a->dy + o, a->x + o, a->w, dim, a->c->norm_eps, a->accumulate);
+        if (a->c->norm == HR_NORM_LAYER)
+            hr_layernorm_bwd(a->y + o, a->dy + o, a->x + o, a->w, dim, a->c->norm_eps, a->accumulate);
         else hr_rmsnorm_bwd(a->y + o, a->dy + o, a->x + o, a->w, dim, a->c->norm_eps, a->accumulate);
     }
 }
@@ -619,8 +623,7 @@ static void add_rows(hr_grad *g, float *out, const float *a, const float *b, int
 }
 
 static void gate_heads(hr_grad *g, int l, int n, const float *o, float *att) {
-    scale_cols(g, att, o, param_values(g, HR_PARAM_HEAD_GATE, l), n, g->c->n_head[l] * g->c->head_dim,
-               g->c->head_dim);
+    scale_cols(g, att, o, param_values(g, HR_PARAM_HEAD_GATE, l), n, g->c->n_head[l] * g->c->head_dim, g->c->head_dim);
 }
 
 static void gate_neurons(hr_grad *g, int l, int n, const float *ha, float *out) {
@@ -629,8 +632,8 @@ static void gate_neurons(hr_grad *g, int l, int n, const float *ha, float *out) 
 
 typedef struct {
     const hr_grad *g;
-    float *q, *k, *v;   /* (n, qd), (n, kvd) rows; v only when transposing */
-    float *kt, *vt;     /* (nkv, hd, ldp) transposed keys / values, or NULL */
+    float *q, *k, *v; /* (n, qd), (n, kvd) rows; v only when transposing */
+    float *kt, *vt;   /* (nkv, hd, ldp) transposed keys / values, or NULL */
     int nh, nkv, hd;
     bool bwd;
 } rope_arg;
@@ -743,7 +746,8 @@ static layer_acts *acts_of(const hr_grad *g, int l) { return &g->acts[g->gp.reco
 
 static hr_status check_window(hr_grad *g, const int32_t *tokens, int n) {
     if (!tokens) return hr_err(HR_ERR_INVALID_ARG, "no tokens given");
-    if (n < 2) return hr_err(HR_ERR_RANGE, "a window needs at least 2 tokens (got %d): the loss predicts tokens[1..n)", n);
+    if (n < 2)
+        return hr_err(HR_ERR_RANGE, "a window needs at least 2 tokens (got %d): the loss predicts tokens[1..n)", n);
     if (n > g->max_tokens)
         return hr_err(HR_ERR_RANGE, "a window of %d tokens is longer than max_tokens %d", n, g->max_tokens);
     for (int i = 0; i < n; i++)
@@ -800,8 +804,8 @@ static void attn_rows_task(void *vp, int i) {
     head_chunk(j, i, &h, &kv, &t0, &t1);
     size_t hs = (size_t)g->cap * g->ldp, ks = (size_t)j->hd * g->ldp, qd = (size_t)j->nh * j->hd;
     hr_attn_bwd_rows(g->ds + h * hs, g->dq + (size_t)h * j->hd, qd, j->a->p + h * hs, g->ldp,
-                     g->datt + (size_t)h * j->hd, qd, j->a->kt + kv * ks, j->a->vt + kv * ks, g->ldp, j->hd, j->n,
-                     t0, t1, j->scale);
+                     g->datt + (size_t)h * j->hd, qd, j->a->kt + kv * ks, j->a->vt + kv * ks, g->ldp, j->hd, j->n, t0,
+                     t1, j->scale);
 }
 
 static void attn_keys_task(void *vp, int i) {

@@ -22,15 +22,15 @@ struct hr_params {
     const hr_config *c;
     hr_params_params p;
     int n;
-    hr_param_tensor *t;  /* (n) in hr_params_n_tensors order */
-    hr_weights w;        /* the base weights the forward reads (borrowed or owned) */
+    hr_param_tensor *t; /* (n) in hr_params_n_tensors order */
+    hr_weights w;       /* the base weights the forward reads (borrowed or owned) */
     /* Tensor index per (kind, layer) for base weights and gates (global
      * tensors at layer 0), per (layer, target, A/B) for LoRA; -1 = absent. */
     int idx[HR_PARAM_KIND_COUNT][HR_MAX_LAYERS];
     int lora[HR_MAX_LAYERS][HR_LORA_N_TARGETS][2];
-    float lora_scale;    /* alpha / r */
+    float lora_scale;              /* alpha / r */
     hr_packed_weights *own_packed; /* packed copy of owned weights, or NULL */
-    bool dirty;          /* owned weights changed since own_packed was built */
+    bool dirty;                    /* owned weights changed since own_packed was built */
 };
 
 /* Index of (kind, layer) in p, -1 when absent (global kinds: any layer). */

@@ -125,8 +125,7 @@ void hr_rmsnorm_bwd_ref(float *dx, const float *dy, const float *x, const float 
     }
 }
 
-void hr_layernorm_bwd(float *dx, const float *dy, const float *x, const float *g, int dim, float eps,
-                      bool accumulate) {
+void hr_layernorm_bwd(float *dx, const float *dy, const float *x, const float *g, int dim, float eps, bool accumulate) {
     /* dx = inv (u - mean(u) - xhat mean(u xhat)), u = dy * g */
     float mean, inv;
     ln_stats(x, dim, eps, &mean, &inv);
@@ -238,17 +237,18 @@ void hr_attn_bwd_keys(float *dk, float *dv, size_t kvs, const float *ds, const f
 void hr_attn_bwd_ref(float *dq, float *dk, float *dv, const float *q, size_t qs, const float *k, const float *v,
                      size_t kvs, const float *dout, size_t dos, int n_q, int head_dim, int n, float scale) {
     size_t nn = (size_t)(n > 0 ? n : 1), nd = nn * (size_t)head_dim;
-    double *pr = malloc(sizeof(double) * nn);  /* (n) one query row's probabilities */
-    double *dp = malloc(sizeof(double) * nn);  /* (n) its do . v */
-    double *ak = calloc(nd, sizeof(double));   /* (n, head_dim) dk */
-    double *av = calloc(nd, sizeof(double));   /* (n, head_dim) dv */
+    double *pr = malloc(sizeof(double) * nn); /* (n) one query row's probabilities */
+    double *dp = malloc(sizeof(double) * nn); /* (n) its do . v */
+    double *ak = calloc(nd, sizeof(double));  /* (n, head_dim) dk */
+    double *av = calloc(nd, sizeof(double));  /* (n, head_dim) dv */
     if (!pr || !dp || !ak || !av) {
         free(pr), free(dp), free(ak), free(av);
         return;
     }
     for (int j = 0; j < n_q; j++)
         for (int t = 0; t < n; t++) {
-            const float *qt = q + (size_t)t * qs + (size_t)j * head_dim, *ot = dout + (size_t)t * dos + (size_t)j * head_dim;
+            const float *qt = q + (size_t)t * qs + (size_t)j * head_dim,
+                        *ot = dout + (size_t)t * dos + (size_t)j * head_dim;
             double mx = -INFINITY, z = 0, dsum = 0;
             for (int s = 0; s <= t; s++) {
                 double a = 0, b = 0;

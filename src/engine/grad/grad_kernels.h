@@ -46,8 +46,7 @@ void hr_bias_bwd(float *db, const float *dy, int n, int d);
  * accumulate. The statistics are recomputed from x exactly as the forward
  * computes them. */
 void hr_rmsnorm_bwd(float *dx, const float *dy, const float *x, const float *g, int dim, float eps, bool accumulate);
-void hr_layernorm_bwd(float *dx, const float *dy, const float *x, const float *g, int dim, float eps,
-                      bool accumulate);
+void hr_layernorm_bwd(float *dx, const float *dy, const float *x, const float *g, int dim, float eps, bool accumulate);
 /* Weight (and bias) gradients over n rows (dy, x: (n, dim)):
  * dg[i] += sum_t dy[t,i] * xhat[t,i], db[i] += sum_t dy[t,i] (db may be NULL;
  * xhat = the normalised x before g is applied), rows in order. */

@@ -18,21 +18,32 @@ static const struct {
     const char *suffix;
     hr_param_kind kind;
 } weight_names[] = {
-    {"token_embd.weight", HR_PARAM_TOK_EMBD},    {"position_embd.weight", HR_PARAM_POS_EMBD},
-    {"attn_norm.weight", HR_PARAM_ATTN_NORM},    {"attn_norm.bias", HR_PARAM_ATTN_NORM_B},
-    {"attn_q.weight", HR_PARAM_WQ},              {"attn_q.bias", HR_PARAM_BQ},
-    {"attn_k.weight", HR_PARAM_WK},              {"attn_k.bias", HR_PARAM_BK},
-    {"attn_v.weight", HR_PARAM_WV},              {"attn_v.bias", HR_PARAM_BV},
-    {"attn_output.weight", HR_PARAM_WO},         {"attn_output.bias", HR_PARAM_BO},
-    {"ffn_norm.weight", HR_PARAM_FFN_NORM},      {"ffn_norm.bias", HR_PARAM_FFN_NORM_B},
-    {"ffn_gate.weight", HR_PARAM_W_GATE},        {"ffn_up.weight", HR_PARAM_W_UP},
-    {"ffn_up.bias", HR_PARAM_B_UP},              {"ffn_down.weight", HR_PARAM_W_DOWN},
-    {"ffn_down.bias", HR_PARAM_B_DOWN},          {"output_norm.weight", HR_PARAM_OUT_NORM},
-    {"output_norm.bias", HR_PARAM_OUT_NORM_B},   {"output.weight", HR_PARAM_OUTPUT},
+    {"token_embd.weight", HR_PARAM_TOK_EMBD},
+    {"position_embd.weight", HR_PARAM_POS_EMBD},
+    {"attn_norm.weight", HR_PARAM_ATTN_NORM},
+    {"attn_norm.bias", HR_PARAM_ATTN_NORM_B},
+    {"attn_q.weight", HR_PARAM_WQ},
+    {"attn_q.bias", HR_PARAM_BQ},
+    {"attn_k.weight", HR_PARAM_WK},
+    {"attn_k.bias", HR_PARAM_BK},
+    {"attn_v.weight", HR_PARAM_WV},
+    {"attn_v.bias", HR_PARAM_BV},
+    {"attn_output.weight", HR_PARAM_WO},
+    {"attn_output.bias", HR_PARAM_BO},
+    {"ffn_norm.weight", HR_PARAM_FFN_NORM},
+    {"ffn_norm.bias", HR_PARAM_FFN_NORM_B},
+    {"ffn_gate.weight", HR_PARAM_W_GATE},
+    {"ffn_up.weight", HR_PARAM_W_UP},
+    {"ffn_up.bias", HR_PARAM_B_UP},
+    {"ffn_down.weight", HR_PARAM_W_DOWN},
+    {"ffn_down.bias", HR_PARAM_B_DOWN},
+    {"output_norm.weight", HR_PARAM_OUT_NORM},
+    {"output_norm.bias", HR_PARAM_OUT_NORM_B},
+    {"output.weight", HR_PARAM_OUTPUT},
 };
 
 /* LoRA targets: the matrix's name and which of its sizes are d_in / d_out. */
-static const char *const lora_names[HR_LORA_N_TARGETS] = {"attn_q", "attn_k", "attn_v", "attn_output",
+static const char *const lora_names[HR_LORA_N_TARGETS] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                           "ffn_gate", "ffn_up", "ffn_down"};
 
 /* The slot of the forward's weight view that a base-weight kind fills. */
@@ -133,7 +144,8 @@ static uint64_t mix64(uint64_t *s) {
 }
 
 static double normal01(uint64_t *s) {
-    double u1 = ((double)(mix64(s) >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(mix64(s) >> 11) / 9007199254740992.0;
+    double u1 = ((double)(mix64(s) >> 11) + 1.0) / 9007199254740993.0,
+           u2 = (double)(mix64(s) >> 11) / 9007199254740992.0;
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
@@ -149,8 +161,8 @@ static hr_status add_lora(hr_params *p, int cap) {
             if (!(targets & (1u << i)) || d_in == 0) continue;
             char name[64];
             snprintf(name, sizeof name, "blk.%d.%s.lora_a", l, lora_names[i]);
-            hr_status st = add_tensor(p, cap, name, HR_PARAM_LORA_A, l, (hr_lora_target)(1u << i), r, d_in, NULL,
-                                      false, 0.0f);
+            hr_status st =
+                add_tensor(p, cap, name, HR_PARAM_LORA_A, l, (hr_lora_target)(1u << i), r, d_in, NULL, false, 0.0f);
             if (st != HR_OK) return st;
             p->lora[l][i][0] = p->n - 1;
             float *a = p->t[p->n - 1].owned;
@@ -170,7 +182,8 @@ hr_status hr_params_new(const hr_model *m, const hr_params_params *pp, hr_params
     if (!m) return hr_err(HR_ERR_INVALID_ARG, "no model given");
     hr_params_params dp = hr_params_default_params();
     if (!pp) pp = &dp;
-    if (pp->lora_rank < 0 || pp->lora_rank > 4096) return hr_err(HR_ERR_RANGE, "LoRA rank %d out of range", pp->lora_rank);
+    if (pp->lora_rank < 0 || pp->lora_rank > 4096)
+        return hr_err(HR_ERR_RANGE, "LoRA rank %d out of range", pp->lora_rank);
     if (pp->lora_targets & ~(uint32_t)HR_LORA_ALL)
         return hr_err(HR_ERR_INVALID_ARG, "unknown LoRA targets 0x%x", pp->lora_targets);
     if (!isfinite(pp->lora_alpha) || pp->lora_alpha < 0)
@@ -187,7 +200,8 @@ hr_status hr_params_new(const hr_model *m, const hr_params_params *pp, hr_params
         return hr_err(HR_ERR_NOMEM, "out of memory");
     }
     p->model = m, p->c = c, p->p = *pp;
-    p->lora_scale = pp->lora_rank > 0 ? (pp->lora_alpha > 0 ? pp->lora_alpha : (float)pp->lora_rank) / (float)pp->lora_rank : 0;
+    p->lora_scale =
+        pp->lora_rank > 0 ? (pp->lora_alpha > 0 ? pp->lora_alpha : (float)pp->lora_rank) / (float)pp->lora_rank : 0;
     memset(p->idx, 0xff, sizeof p->idx);
     memset(p->lora, 0xff, sizeof p->lora);
     hr_model_tensors(m, refs, n_w);
@@ -230,7 +244,8 @@ int hr_params_n_tensors(const hr_params *p) { return p ? p->n : 0; }
 
 hr_status hr_params_info(const hr_params *p, int i, hr_param_info *out) {
     if (!p || !out) return hr_err(HR_ERR_INVALID_ARG, "no parameters or output given");
-    if (i < 0 || i >= p->n) return hr_err(HR_ERR_RANGE, "parameter tensor %d out of range (%d tensors)", i, p ? p->n : 0);
+    if (i < 0 || i >= p->n)
+        return hr_err(HR_ERR_RANGE, "parameter tensor %d out of range (%d tensors)", i, p ? p->n : 0);
     *out = p->t[i].info;
     return HR_OK;
 }

@@ -47,8 +47,9 @@ hr_status hr_grad_taylor_heads(const hr_grad *g, int l, double *out) {
     if ((st = pair(g, HR_PARAM_WQ, l, &wq, &gq)) != HR_OK || (st = pair(g, HR_PARAM_BQ, l, &bq, &gbq)) != HR_OK ||
         (st = pair(g, HR_PARAM_WO, l, &wo, &go)) != HR_OK)
         return st;
-    if (mha && ((st = pair(g, HR_PARAM_WK, l, &wk, &gk)) != HR_OK || (st = pair(g, HR_PARAM_BK, l, &bk, &gbk)) != HR_OK ||
-                (st = pair(g, HR_PARAM_WV, l, &wv, &gv)) != HR_OK || (st = pair(g, HR_PARAM_BV, l, &bv, &gbv)) != HR_OK))
+    if (mha &&
+        ((st = pair(g, HR_PARAM_WK, l, &wk, &gk)) != HR_OK || (st = pair(g, HR_PARAM_BK, l, &bk, &gbk)) != HR_OK ||
+         (st = pair(g, HR_PARAM_WV, l, &wv, &gv)) != HR_OK || (st = pair(g, HR_PARAM_BV, l, &bv, &gbv)) != HR_OK))
         return st;
     for (int h = 0; h < nh; h++) {
         int r0 = h * hd, r1 = r0 + hd;
@@ -80,8 +81,8 @@ hr_status hr_grad_taylor_neurons(const hr_grad *g, int l, double *out) {
     return HR_OK;
 }
 
-hr_status hr_taylor_neuron_scores(const hr_model *m, const int32_t *windows, int n_windows, int window,
-                                  int n_threads, double *scores) {
+hr_status hr_taylor_neuron_scores(const hr_model *m, const int32_t *windows, int n_windows, int window, int n_threads,
+                                  double *scores) {
     if (!m || !windows || !scores) return hr_err(HR_ERR_INVALID_ARG, "no model, windows or output given");
     if (n_windows < 1) return hr_err(HR_ERR_RANGE, "no calibration windows (%d)", n_windows);
     const hr_config *c = hr_model_config(m);

@@ -33,8 +33,8 @@ static hr_status heavy_validate(const hr_kv_policy *p, int n_ctx) {
         return hr_err(HR_ERR_INVALID_ARG, "heavy policy needs budget >= 1 and window >= 1 (got %d, %d)", p->budget,
                       p->window);
     if (p->window > n_ctx || p->budget > n_ctx)
-        return hr_err(HR_ERR_RANGE, "heavy window %d / budget %d is larger than the context (%d)", p->window,
-                      p->budget, n_ctx);
+        return hr_err(HR_ERR_RANGE, "heavy window %d / budget %d is larger than the context (%d)", p->window, p->budget,
+                      n_ctx);
     return HR_OK;
 }
 

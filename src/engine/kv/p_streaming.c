@@ -31,8 +31,8 @@ static hr_status streaming_validate(const hr_kv_policy *p, int n_ctx) {
         return hr_err(HR_ERR_INVALID_ARG, "streaming policy needs sink >= 0 and window >= 1 (got %d, %d)", p->sink,
                       p->window);
     if (p->window > n_ctx || p->sink > n_ctx)
-        return hr_err(HR_ERR_RANGE, "streaming window %d / sink %d is larger than the context (%d)", p->window,
-                      p->sink, n_ctx);
+        return hr_err(HR_ERR_RANGE, "streaming window %d / sink %d is larger than the context (%d)", p->window, p->sink,
+                      n_ctx);
     return HR_OK;
 }
 

@@ -101,7 +101,8 @@ static hr_status parse_policy(char **w, int n, hr_kv_policy *out, const char *wh
     if (k == hr_kv_n_policies) {
         char names[256] = "";
         for (int i = 0; i < hr_kv_n_policies; i++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", hr_kv_policies[i]->name);
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     hr_kv_policies[i]->name);
         return hr_err(HR_ERR_FORMAT, "%s: unknown KV policy '%s' (%s)", where, w[0], names);
     }
     const hr_kv_policy_ops *ops = hr_kv_policies[k];
@@ -157,8 +158,7 @@ static hr_status apply_line(hr_kv_plan *p, const hr_config *c, char *line, const
         return HR_OK;
     }
     if (strcmp(w[0], "head") == 0 && n >= 4) {
-        if (!parse_int(w[1], &a) || a < 0 || a >= c->n_layers || !parse_int(w[2], &b) || b < 0 ||
-            b >= c->n_head_kv[a])
+        if (!parse_int(w[1], &a) || a < 0 || a >= c->n_layers || !parse_int(w[2], &b) || b < 0 || b >= c->n_head_kv[a])
             return hr_err(HR_ERR_FORMAT, "%s: KV head '%s %s' is outside the model", where, w[1], w[2]);
         if ((st = parse_policy(w + 3, n - 3, &pol, where)) != HR_OK) return st;
         p->pol[a][b] = pol;
@@ -246,7 +246,8 @@ static int n_full_for(int total, float fraction) {
 
 static hr_status fill_mixed(const hr_config *c, ranked *r, int total, float fraction, hr_kv_policy rest,
                             hr_kv_plan **out) {
-    if (!(fraction >= 0 && fraction <= 1)) return hr_err(HR_ERR_RANGE, "retrieval fraction %g is not in [0, 1]", (double)fraction);
+    if (!(fraction >= 0 && fraction <= 1))
+        return hr_err(HR_ERR_RANGE, "retrieval fraction %g is not in [0, 1]", (double)fraction);
     hr_status st = hr_kv_policy_validate(&rest, c->seq_len);
     if (st != HR_OK) return st;
     hr_kv_plan *p;

@@ -112,7 +112,11 @@ void hr_kv_gather_buf_free(hr_kv_gather_buf *g) {
 
 hr_kv_scratch hr_kv_gather_buf_head(const hr_kv_gather_buf *g, int h) {
     size_t c = (size_t)g->cap, kv = (size_t)h * g->head_dim * c;
-    hr_kv_scratch s = {g->cap, g->gk + kv, g->gv + kv, g->gs + (size_t)h * c, g->gpos + (size_t)h * c,
+    hr_kv_scratch s = {g->cap,
+                       g->gk + kv,
+                       g->gv + kv,
+                       g->gs + (size_t)h * c,
+                       g->gpos + (size_t)h * c,
                        g->batch_acc ? g->batch_acc + (size_t)h * g->n_batch : NULL};
     return s;
 }

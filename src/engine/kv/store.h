@@ -34,26 +34,26 @@ typedef struct {
 typedef struct {
     const float *k, *v; /* row t at k + t * stride: this KV head's head_dim values */
     size_t stride;
-    int n, pos0;        /* rows, position of row 0 */
+    int n, pos0; /* rows, position of row 0 */
 } hr_kv_batch;
 
 /* One KV head's gather scratch. */
 typedef struct {
-    int cap;           /* columns of gk/gv, entries of gs/gpos */
-    float *gk, *gv;    /* (head_dim, cap) visible keys / values, gathered */
-    float *gs;         /* (cap) scores over them, then probabilities */
-    int32_t *gpos;     /* (cap) where each came from: >= 0 store slot, < 0: -1 - batch row */
-    float *batch_acc;  /* (n_batch) attention received by the batch rows; NULL if no policy observes */
+    int cap;          /* columns of gk/gv, entries of gs/gpos */
+    float *gk, *gv;   /* (head_dim, cap) visible keys / values, gathered */
+    float *gs;        /* (cap) scores over them, then probabilities */
+    int32_t *gpos;    /* (cap) where each came from: >= 0 store slot, < 0: -1 - batch row */
+    float *batch_acc; /* (n_batch) attention received by the batch rows; NULL if no policy observes */
 } hr_kv_scratch;
 
 /* Gather scratch for every KV head of the widest layer, shared by the
  * layers (they run one after another). */
 typedef struct {
     int n_heads, head_dim, cap, n_batch;
-    float *gk, *gv;    /* (n_heads, head_dim, cap) */
-    float *gs;         /* (n_heads, cap) */
-    int32_t *gpos;     /* (n_heads, cap) */
-    float *batch_acc;  /* (n_heads, n_batch) or NULL */
+    float *gk, *gv;   /* (n_heads, head_dim, cap) */
+    float *gs;        /* (n_heads, cap) */
+    int32_t *gpos;    /* (n_heads, cap) */
+    float *batch_acc; /* (n_heads, n_batch) or NULL */
 } hr_kv_gather_buf;
 
 /* Allocates the store for pol (validated) and adds the bytes it allocated

@@ -39,11 +39,11 @@ typedef struct {
 } receiver;
 
 typedef struct {
-    bool all_senders;  /* "*": each head on its own */
-    uint8_t *senders;  /* (n_layers, max_heads) the listed heads */
-    int first_sender;  /* lowest sender layer (list) */
-    bool logits;       /* receiver "logits" */
-    receiver *recv;    /* (n_recv) */
+    bool all_senders; /* "*": each head on its own */
+    uint8_t *senders; /* (n_layers, max_heads) the listed heads */
+    int first_sender; /* lowest sender layer (list) */
+    bool logits;      /* receiver "logits" */
+    receiver *recv;   /* (n_recv) */
     int n_recv;
     int first_recv, last_recv; /* layers */
 } path_spec;

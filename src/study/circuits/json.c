@@ -50,7 +50,8 @@ static cJSON *pieces(const hr_tokenizer *tok, const int32_t *v, int n) {
 }
 
 /* {"rows": "...", "cols": "...", "values": [[...]]} */
-static void add_matrix(cJSON *o, const char *name, const char *rows, const char *cols, const double *v, int nr, int nc) {
+static void add_matrix(cJSON *o, const char *name, const char *rows, const char *cols, const double *v, int nr,
+                       int nc) {
     if (!v) return;
     cJSON *m = cJSON_AddObjectToObject(o, name);
     cJSON_AddStringToObject(m, "rows", rows);

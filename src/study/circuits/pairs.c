@@ -126,7 +126,8 @@ static hr_status text_or_ids(const line_ctx *lc, const cJSON *j, const char *nam
         return HR_OK;
     }
     *a = NULL;
-    if (!lc->tok) return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is text but no tokenizer was given", lc->line, name);
+    if (!lc->tok)
+        return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is text but no tokenizer was given", lc->line, name);
     if (!*(*t)->valuestring) return hr_err(HR_ERR_FORMAT, "pairs line %d: \"%s\" is empty", lc->line, name);
     return HR_OK;
 }
@@ -313,7 +314,8 @@ static hr_status recall_pair(hr_pairs *ps, const hr_tokenizer *tok, const hr_nam
         if (st == HR_OK) st = encode_prompt(tok, cor_text, cor_len, &corrupt, &nr);
         if (st == HR_OK) st = first_answer_token(tok, ctxt, clen, ix->names[other], &wrong, &nw);
         free(cor_text);
-        if (st == HR_OK && nr == nc && wrong != answer) return push(ps, clean, corrupt, (int)nc, answer, wrong, na, nw, 0);
+        if (st == HR_OK && nr == nc && wrong != answer)
+            return push(ps, clean, corrupt, (int)nc, answer, wrong, na, nw, 0);
         free(corrupt);
     }
     free(clean);
@@ -325,7 +327,8 @@ hr_status hr_pairs_name_recall(const hr_tokenizer *tok, const char *text, size_t
     if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
     *out = NULL;
     if (!tok || !text || max_ctx < 8 || max_pairs < 1)
-        return hr_err(HR_ERR_INVALID_ARG, "name-recall pairs need a tokenizer, a text, max_ctx >= 8 and max_pairs >= 1");
+        return hr_err(HR_ERR_INVALID_ARG,
+                      "name-recall pairs need a tokenizer, a text, max_ctx >= 8 and max_pairs >= 1");
     hr_recall_params rp = hr_recall_default_params();
     hr_name_index ix;
     hr_status st = hr_names_scan(text, len, &ix);
@@ -398,11 +401,13 @@ static hr_status choice_pair(hr_pairs *ps, const hr_tokenizer *tok, const hr_mc_
 hr_status hr_pairs_from_choices(const hr_tokenizer *tok, const hr_mc_task *task, int max_ctx, hr_pairs **out) {
     if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
     *out = NULL;
-    if (!tok || !task || max_ctx < 8) return hr_err(HR_ERR_INVALID_ARG, "letter pairs need a tokenizer, items and max_ctx >= 8");
+    if (!tok || !task || max_ctx < 8)
+        return hr_err(HR_ERR_INVALID_ARG, "letter pairs need a tokenizer, items and max_ctx >= 8");
     hr_pairs *ps;
     hr_status st = hr_pairs_new(&ps);
     for (int i = 0; st == HR_OK && i < task->n_items; i++) st = choice_pair(ps, tok, &task->items[i], max_ctx);
-    if (st == HR_OK && ps->n == 0) st = hr_err(HR_ERR_RANGE, "no item gives a letter pair of equal lengths within %d tokens", max_ctx);
+    if (st == HR_OK && ps->n == 0)
+        st = hr_err(HR_ERR_RANGE, "no item gives a letter pair of equal lengths within %d tokens", max_ctx);
     if (st != HR_OK) {
         hr_pairs_free(ps);
         return st;

@@ -31,22 +31,22 @@ typedef struct {
     const float *set; /* rows written into the event (cache slot p <-> buffer row row0 + p - lo, ld floats apart) */
     float *record;    /* rows saved from the event before `set` is written */
     int ld;
-    int lo, hi;       /* the cache slots acted on, inclusive */
-    int row0;         /* buffer row of slot lo */
+    int lo, hi; /* the cache slots acted on, inclusive */
+    int row0;   /* buffer row of slot lo */
 } action;
 
 typedef struct {
     int L, H;
-    action *slot;     /* (K_COUNT, L, H) */
-    int *touched;     /* (n_touched) slot indices in use */
+    action *slot; /* (K_COUNT, L, H) */
+    int *touched; /* (n_touched) slot indices in use */
     int n_touched, cap;
-    uint32_t mask;    /* hook points with an action */
-    int stop_after;   /* abort the forward after this layer's residual (-1: never) */
+    uint32_t mask;  /* hook points with an action */
+    int stop_after; /* abort the forward after this layer's residual (-1: never) */
 } actions;
 
-static const hr_hook_point k_points[K_COUNT] = {HR_HOOK_HEAD_OUT,   HR_HOOK_ATTN_OUT, HR_HOOK_MLP_OUT,
-                                                HR_HOOK_RESID_PRE,  HR_HOOK_RESID_POST, HR_HOOK_Q,
-                                                HR_HOOK_K,          HR_HOOK_V};
+static const hr_hook_point k_points[K_COUNT] = {HR_HOOK_HEAD_OUT,  HR_HOOK_ATTN_OUT,   HR_HOOK_MLP_OUT,
+                                                HR_HOOK_RESID_PRE, HR_HOOK_RESID_POST, HR_HOOK_Q,
+                                                HR_HOOK_K,         HR_HOOK_V};
 
 static int kind_of(hr_hook_point p) {
     for (int k = 0; k < K_COUNT; k++)
@@ -55,8 +55,8 @@ static int kind_of(hr_hook_point p) {
 }
 
 /* Slots lo..hi <-> buffer rows row0.. */
-static void act_range(actions *a, int kind, int layer, int head, const float *set, float *record, int ld, int lo, int hi,
-                      int row0) {
+static void act_range(actions *a, int kind, int layer, int head, const float *set, float *record, int ld, int lo,
+                      int hi, int row0) {
     int i = (kind * a->L + layer) * a->H + (head < 0 ? 0 : head);
     if (!a->slot[i].set && !a->slot[i].record) a->touched[a->n_touched++] = i;
     a->slot[i] = (action){set, record, ld, lo, hi, row0};
@@ -109,7 +109,7 @@ typedef struct {
     const hr_patch_params *p;
     hr_context *ctx;
     int L, H, hd, dim, V, Tmax, npos;
-    run_cache run[2];   /* [0] clean, [1] corrupt */
+    run_cache run[2]; /* [0] clean, [1] corrupt */
     run_cache *base, *src;
     float *mid;         /* (L, Tmax, dim) base resid + attention output: the MLP's input residual */
     float *xbuf;        /* (max(Tmax, L), dim) scratch rows */
@@ -119,7 +119,7 @@ typedef struct {
     actions act;
     const pair_rec *pair;
     int T;
-    int p0;             /* first position where clean and corrupt differ: rows before it are the same in both
+    int p0; /* first position where clean and corrupt differ: rows before it are the same in both
                            runs (causal attention, deterministic kernels), so patches there change nothing */
     path_spec path;
     knock_spec knock;
@@ -138,9 +138,9 @@ struct hr_patch_result {
     hr_patch_summary s;
     int32_t *labels;
     double *pair_clean, *pair_corrupt;
-    double *acc[5];      /* heads (L,H); attn, mlp, resid (L,npos); head_pos (L,H,npos): sums of the metric */
+    double *acc[5]; /* heads (L,H); attn, mlp, resid (L,npos); head_pos (L,H,npos): sums of the metric */
     double *col_clean, *col_corrupt, *col_n; /* (npos) sums over the pairs reaching a column */
-    double *out[5];      /* normalised */
+    double *out[5];                          /* normalised */
     double *dla_heads, *dla_attn_bias, *dla_mlp;
     double *lens_ld, *lens_prob, *lens_rank;
     int32_t *lens_tokens;
@@ -161,9 +161,7 @@ hr_patch_params hr_patch_default_params(void) {
 
 static const char *k_metric_names[3] = {"logit-diff", "prob", "kl"};
 
-const char *hr_patch_metric_name(hr_patch_metric m) {
-    return (unsigned)m < 3 ? k_metric_names[m] : "?";
-}
+const char *hr_patch_metric_name(hr_patch_metric m) { return (unsigned)m < 3 ? k_metric_names[m] : "?"; }
 
 hr_status hr_patch_parse_metric(const char *name, hr_patch_metric *out) {
     for (int i = 0; name && i < 3; i++)
@@ -178,8 +176,12 @@ hr_status hr_patch_parse_what(const char *list, unsigned *what) {
     static const struct {
         const char *name;
         unsigned bits;
-    } k[] = {{"heads", HR_PATCH_HEADS}, {"layers", HR_PATCH_ATTN}, {"attn", HR_PATCH_ATTN},
-             {"mlp", HR_PATCH_MLP},     {"resid", HR_PATCH_RESID},  {"positions", HR_PATCH_HEAD_POS},
+    } k[] = {{"heads", HR_PATCH_HEADS},
+             {"layers", HR_PATCH_ATTN},
+             {"attn", HR_PATCH_ATTN},
+             {"mlp", HR_PATCH_MLP},
+             {"resid", HR_PATCH_RESID},
+             {"positions", HR_PATCH_HEAD_POS},
              {"none", 0},
              {"all", HR_PATCH_HEADS | HR_PATCH_ATTN | HR_PATCH_MLP | HR_PATCH_RESID | HR_PATCH_HEAD_POS}};
     *what = 0;
@@ -189,8 +191,8 @@ hr_status hr_patch_parse_what(const char *list, unsigned *what) {
         for (size_t i = 0; i < sizeof k / sizeof k[0] && !found; i++)
             if (strlen(k[i].name) == n && strncmp(s, k[i].name, n) == 0) *what |= k[i].bits, found = true;
         if (!found)
-            return hr_err(HR_ERR_INVALID_ARG, "unknown component kind '%.*s' (heads, layers, mlp, resid, positions, all)",
-                          (int)n, s);
+            return hr_err(HR_ERR_INVALID_ARG,
+                          "unknown component kind '%.*s' (heads, layers, mlp, resid, positions, all)", (int)n, s);
         s += n + (s[n] == ',');
     }
     return HR_OK;
@@ -327,7 +329,8 @@ static hr_status heads_batch(circ *s, hr_patch_result *r, int l, const int *head
     for (int v = 0; st == HR_OK && v < g; v++) /* each variant's last row through the final norm and classifier */
         memcpy(s->xbuf + (size_t)v * dim, s->post + (size_t)(pos0 + (v + 1) * m - 1) * dim, sizeof(float) * dim);
     if (st == HR_OK) st = hr_forward_from(s->ctx, s->L, 0, s->xbuf, g, s->logits, true);
-    for (int v = 0; st == HR_OK && v < g; v++) r->acc[0][(size_t)l * s->H + heads[v]] += metric_of(s, s->logits + (size_t)v * s->V);
+    for (int v = 0; st == HR_OK && v < g; v++)
+        r->acc[0][(size_t)l * s->H + heads[v]] += metric_of(s, s->logits + (size_t)v * s->V);
     for (int v = 0; st == HR_OK && v < g; v++) st = step(s);
     return st;
 }
@@ -382,7 +385,8 @@ static hr_status sweep_positions(circ *s, hr_patch_result *r) {
             if ((w & HR_PATCH_ATTN) && s->c->n_head[l] > 0) {
                 /* the MLP's input residual with this row's attention output patched: the engine's x += proj */
                 memcpy(s->xbuf, mid, sizeof(float) * dim * (size_t)(s->T - t));
-                const float *x = resid_at(s, s->base, l) + (size_t)t * dim, *o = attn_at(s, s->src, l) + (size_t)t * dim;
+                const float *x = resid_at(s, s->base, l) + (size_t)t * dim,
+                            *o = attn_at(s, s->src, l) + (size_t)t * dim;
                 for (size_t i = 0; i < dim; i++) s->xbuf[i] = x[i] + o[i];
                 st = rerun(s, l, 1, s->xbuf, t, &m);
                 if (st == HR_OK) r->acc[1][cell] += m;
@@ -422,7 +426,8 @@ static hr_status path_once(circ *s, const uint8_t *sel, int first_sender, double
     /* step 1: senders from the source, every other head (and MLP) frozen at the base run */
     for (int l = start; l < s->L; l++) {
         for (int h = 0; h < s->c->n_head[l]; h++)
-            act_put(&s->act, K_HEAD, l, h, head_at(s, sel[(size_t)l * s->H + h] ? s->src : s->base, l, h), NULL, s->hd, -1);
+            act_put(&s->act, K_HEAD, l, h, head_at(s, sel[(size_t)l * s->H + h] ? s->src : s->base, l, h), NULL, s->hd,
+                    -1);
         if (freeze_mlp && s->c->n_ff[l] > 0) act_put(&s->act, K_MLP, l, -1, mlp_at(s, s->base, l), NULL, s->dim, -1);
     }
     size_t slab = (size_t)s->Tmax * s->dim;
@@ -456,8 +461,8 @@ typedef hr_status (*heads_run_fn)(circ *s, const uint8_t *sel, int first_layer, 
 
 /* A study of a head list (one run, into acc[0]) or, with `all`, of every
  * head on its own whose layer is eligible (into acc[layer * H + head]). */
-static hr_status list_or_each(circ *s, bool all, const uint8_t *list, int first_layer, bool (*eligible)(const circ *, int),
-                              heads_run_fn fn, double *acc) {
+static hr_status list_or_each(circ *s, bool all, const uint8_t *list, int first_layer,
+                              bool (*eligible)(const circ *, int), heads_run_fn fn, double *acc) {
     double m;
     if (!all) {
         hr_status st = fn(s, list, first_layer, &m);
@@ -572,7 +577,8 @@ static hr_status dla_pair(circ *s, hr_patch_result *r) {
             float g = s->gates ? s->gates[(size_t)l * s->H + h] : 1.0f;
             const float *mean = s->means ? s->means + ((size_t)l * s->H + h) * hd : NULL;
             double c = 0;
-            for (int j = 0; j < hd; j++) c += (double)(o[j] * g + (mean ? (1.0f - g) * mean[j] : 0.0f)) * wd[h * hd + j];
+            for (int j = 0; j < hd; j++)
+                c += (double)(o[j] * g + (mean ? (1.0f - g) * mean[j] : 0.0f)) * wd[h * hd + j];
             r->dla_heads[(size_t)l * s->H + h] += c, sum += c;
         }
         if (lw->bo && nh) {
@@ -644,8 +650,7 @@ static hr_status clean_probs(circ *s) {
 static hr_status start_pair(circ *s, const pair_rec *pr) {
     s->pair = pr;
     s->T = pr->n;
-    for (s->p0 = 0; s->p0 < s->T && pr->clean[s->p0] == pr->corrupt[s->p0]; s->p0++) {
-    }
+    for (s->p0 = 0; s->p0 < s->T && pr->clean[s->p0] == pr->corrupt[s->p0]; s->p0++) {}
     bool noise = s->p->direction == HR_PATCH_NOISE;
     s->base = &s->run[noise ? 0 : 1];
     s->src = &s->run[noise ? 1 : 0];
@@ -702,7 +707,7 @@ static int64_t runs_per_pair(const circ *s, const pair_rec *pr) {
     unsigned w = p->what;
     if (w & (HR_PATCH_ATTN | HR_PATCH_MLP | HR_PATCH_RESID | HR_PATCH_HEAD_POS))
         n += 1 + (T - p0) * ((w & HR_PATCH_ATTN ? attn : 0) + (w & HR_PATCH_MLP ? ff : 0) +
-                               (w & HR_PATCH_RESID ? s->L : 0) + (w & HR_PATCH_HEAD_POS ? heads : 0));
+                             (w & HR_PATCH_RESID ? s->L : 0) + (w & HR_PATCH_HEAD_POS ? heads : 0));
     return n;
 }
 
@@ -742,8 +747,8 @@ static hr_status circ_new(const hr_model *m, const hr_pairs *pairs, const hr_pat
     s->dim = c->dim, s->V = c->vocab_size;
     s->act.stop_after = -1;
     if (pairs->n < 1) return hr_err(HR_ERR_INVALID_ARG, "no prompt pairs");
-    if ((unsigned)p->metric > HR_METRIC_KL || (unsigned)p->direction > HR_PATCH_NOISE ||
-        (p->what & ~31u) || p->lens_top < 1 || p->lens_top > 100 || p->lens_pairs < 0 || p->n_threads < 0)
+    if ((unsigned)p->metric > HR_METRIC_KL || (unsigned)p->direction > HR_PATCH_NOISE || (p->what & ~31u) ||
+        p->lens_top < 1 || p->lens_top > 100 || p->lens_pairs < 0 || p->n_threads < 0)
         return hr_err(HR_ERR_RANGE, "patching parameter out of range");
     for (int i = 0; i < pairs->n; i++) {
         const pair_rec *pr = &pairs->p[i];
@@ -893,13 +898,15 @@ static void finish(const circ *s, hr_patch_result *r, int n_pairs) {
             if (r->out[0]) r->out[0][i] = has ? norm_value(r->acc[0][i] / n, q->clean, q->corrupt) : NAN;
             if (r->path_heads)
                 r->path_heads[i] = has && hr_circ_path_reaches(&s->path, l)
-                                       ? norm_value(r->path_acc[i] / n, q->clean, q->corrupt) : NAN;
+                                       ? norm_value(r->path_acc[i] / n, q->clean, q->corrupt)
+                                       : NAN;
             if (r->knock_heads) r->knock_heads[i] = has ? norm_value(r->knock_acc[i] / n, q->clean, q->corrupt) : NAN;
             if (r->dla_heads) r->dla_heads[i] = has ? r->dla_heads[i] / n : NAN;
             for (int c = 0; r->out[4] && c < P; c++) {
                 size_t k = i * P + c;
                 double cn = r->col_n[c];
-                r->out[4][k] = has && cn ? norm_value(r->acc[4][k] / cn, r->col_clean[c] / cn, r->col_corrupt[c] / cn) : NAN;
+                r->out[4][k] =
+                    has && cn ? norm_value(r->acc[4][k] / cn, r->col_clean[c] / cn, r->col_corrupt[c] / cn) : NAN;
             }
         }
     for (int k = 1; k <= 3; k++)
@@ -908,7 +915,8 @@ static void finish(const circ *s, hr_patch_result *r, int n_pairs) {
                 size_t i = (size_t)l * P + c;
                 double cn = r->col_n[c];
                 bool has = k == 1 ? s->c->n_head[l] > 0 : k == 2 ? s->c->n_ff[l] > 0 : true;
-                r->out[k][i] = has && cn ? norm_value(r->acc[k][i] / cn, r->col_clean[c] / cn, r->col_corrupt[c] / cn) : NAN;
+                r->out[k][i] =
+                    has && cn ? norm_value(r->acc[k][i] / cn, r->col_clean[c] / cn, r->col_corrupt[c] / cn) : NAN;
             }
     q->path_value = r->path && !r->path_heads ? norm_value(r->path_acc[0] / n, q->clean, q->corrupt) : NAN;
     q->knockout_value = r->knockout && !r->knock_heads ? norm_value(r->knock_acc[0] / n, q->clean, q->corrupt) : NAN;
@@ -981,18 +989,22 @@ static hr_status patch_comps(circ *s, const hr_component *comps, int n, float **
         size_t slot = ((size_t)kind_of_comp[cp->kind] * s->L + cp->layer) * s->H + head;
         const float *base, *src;
         switch (cp->kind) {
-        case HR_COMP_HEAD: base = head_at(s, s->base, cp->layer, head), src = head_at(s, s->src, cp->layer, head); break;
+        case HR_COMP_HEAD:
+            base = head_at(s, s->base, cp->layer, head), src = head_at(s, s->src, cp->layer, head);
+            break;
         case HR_COMP_ATTN: base = attn_at(s, s->base, cp->layer), src = attn_at(s, s->src, cp->layer); break;
         case HR_COMP_MLP: base = mlp_at(s, s->base, cp->layer), src = mlp_at(s, s->src, cp->layer); break;
         default: base = resid_at(s, s->base, cp->layer), src = resid_at(s, s->src, cp->layer); break;
         }
         if (!bufs[slot]) {
-            if (!(bufs[slot] = malloc(sizeof(float) * (size_t)s->Tmax * ld))) return hr_err(HR_ERR_NOMEM, "out of memory");
+            if (!(bufs[slot] = malloc(sizeof(float) * (size_t)s->Tmax * ld)))
+                return hr_err(HR_ERR_NOMEM, "out of memory");
             memcpy(bufs[slot], base, sizeof(float) * (size_t)s->T * ld);
             act_put(&s->act, kind_of_comp[cp->kind], cp->layer, head, bufs[slot], NULL, ld, -1);
         }
         for (int t = 0; t < s->T; t++)
-            if (cp->pos < 0 || cp->pos == t) memcpy(bufs[slot] + (size_t)t * ld, src + (size_t)t * ld, sizeof(float) * ld);
+            if (cp->pos < 0 || cp->pos == t)
+                memcpy(bufs[slot] + (size_t)t * ld, src + (size_t)t * ld, sizeof(float) * ld);
         if (cp->layer < *first) *first = cp->layer;
     }
     return HR_OK;

@@ -34,7 +34,8 @@ static hr_status split(const char *s, const char *sep, const char *what, char **
 }
 
 /* A list of heads or "*" into sel; *first receives the lowest layer. */
-static hr_status heads_or_all(const hr_config *c, const char *s, const char *what, bool *all, uint8_t *sel, int *first) {
+static hr_status heads_or_all(const hr_config *c, const char *s, const char *what, bool *all, uint8_t *sel,
+                              int *first) {
     *all = strcmp(s, "*") == 0;
     *first = 0;
     if (*all) return HR_OK;
@@ -86,7 +87,8 @@ static hr_status receiver_word(const hr_config *c, const char *w, size_t len, pa
     if (end == rest || h < 0)
         return hr_err(HR_ERR_INVALID_ARG, "--path: unknown receiver '%s' (write L.Hq, L.Hk, L.Hv, L.H or L.mlp)", buf);
     if (h >= c->n_head[l])
-        return hr_err(HR_ERR_INVALID_ARG, "--path: unknown receiver '%s' (layer %ld has %d heads)", buf, l, c->n_head[l]);
+        return hr_err(HR_ERR_INVALID_ARG, "--path: unknown receiver '%s' (layer %ld has %d heads)", buf, l,
+                      c->n_head[l]);
     const char *suf = *end ? end : "qkv";
     int group = c->n_head[l] / c->n_head_kv[l];
     for (const char *k = suf; *k; k++) {
@@ -129,7 +131,8 @@ hr_status hr_circ_parse_path(const hr_config *c, const char *spec, path_spec *p)
         if (len) st = receiver_word(c, s, len, p);
         s += len;
     }
-    if (st == HR_OK && !p->logits && p->n_recv == 0) st = hr_err(HR_ERR_INVALID_ARG, "--path '%s' names no receiver", spec);
+    if (st == HR_OK && !p->logits && p->n_recv == 0)
+        st = hr_err(HR_ERR_INVALID_ARG, "--path '%s' names no receiver", spec);
     if (st == HR_OK && p->logits && p->n_recv)
         st = hr_err(HR_ERR_INVALID_ARG, "--path '%s': 'logits' cannot be combined with other receivers", spec);
     p->first_recv = c->n_layers;
@@ -141,8 +144,9 @@ hr_status hr_circ_parse_path(const hr_config *c, const char *spec, path_spec *p)
     int mh = hr_config_max_heads(c);
     for (int i = 0; st == HR_OK && !p->all_senders && i < (int)n; i++)
         if (p->senders[i] && !hr_circ_path_reaches(p, i / mh))
-            st = hr_err(HR_ERR_INVALID_ARG, "--path '%s': sender %d.%d has no path to the receivers (it comes after them)",
-                        spec, i / mh, i % mh);
+            st = hr_err(HR_ERR_INVALID_ARG,
+                        "--path '%s': sender %d.%d has no path to the receivers (it comes after them)", spec, i / mh,
+                        i % mh);
     free(left), free(right);
     if (st != HR_OK) hr_circ_path_free(p);
     return st;
@@ -161,7 +165,8 @@ static hr_status parse_positions(const char *s, const char *what, pos_set *out) 
         if (!*q) break;
         char *end;
         long a = strtol(q, &end, 10), b;
-        if (end == q) return hr_err(HR_ERR_INVALID_ARG, "--knockout %s '%s': expected positions (3, -1, 2..5 or *)", what, s);
+        if (end == q)
+            return hr_err(HR_ERR_INVALID_ARG, "--knockout %s '%s': expected positions (3, -1, 2..5 or *)", what, s);
         b = a;
         if (strncmp(end, "..", 2) == 0) {
             const char *r = end + 2;

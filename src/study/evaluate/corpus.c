@@ -12,10 +12,10 @@
 
 struct hr_corpus {
     int n, cap;
-    char **text;   /* (n) owned document texts, NUL-terminated */
-    size_t *len;   /* (n) their lengths */
-    char **name;   /* (n) "file.txt" or "line N" */
-    char sha[65];  /* SHA-256 of the documents' SHA-256 hex strings, each followed by '\n' */
+    char **text;  /* (n) owned document texts, NUL-terminated */
+    size_t *len;  /* (n) their lengths */
+    char **name;  /* (n) "file.txt" or "line N" */
+    char sha[65]; /* SHA-256 of the documents' SHA-256 hex strings, each followed by '\n' */
 };
 
 void hr_corpus_free(hr_corpus *c) {

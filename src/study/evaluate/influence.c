@@ -42,7 +42,8 @@ static hr_status split_docs(const char *t, size_t len, const char *split, doc_ra
     for (;;) {
         const char *nl = pos < len ? memchr(t + pos, '\n', len - pos) : NULL;
         size_t end = nl ? (size_t)(nl - t) : len;
-        bool sep = split ? (end - pos == strlen(split) && memcmp(t + pos, split, end - pos) == 0) : blank(t + pos, end - pos);
+        bool sep =
+            split ? (end - pos == strlen(split) && memcmp(t + pos, split, end - pos) == 0) : blank(t + pos, end - pos);
         bool last = end >= len;
         if (sep || last) {
             size_t stop = sep ? pos : len;
@@ -110,7 +111,7 @@ static hr_status prepare(const hr_model *m, const hr_tokenizer *tok, const hr_in
     const hr_config *c = hr_model_config(m);
     if (!tok || !p || (!p->text && !p->corpus) || !p->heads || !p->on_doc)
         return hr_err(HR_ERR_INVALID_ARG, "influence needs a tokenizer, a text or corpus, the heads to mask and a "
-                      "callback");
+                                          "callback");
     if (p->text && p->corpus) return hr_err(HR_ERR_INVALID_ARG, "influence takes a text or a corpus, not both");
     if (p->max_tokens < 0 || p->max_tokens == 1 || p->max_tokens > c->seq_len || p->first_doc < 0 || p->max_docs < 0)
         return hr_err(HR_ERR_RANGE, "influence: max_tokens %d (the model's context is %d), first_doc %d, max_docs %d",
@@ -164,7 +165,8 @@ hr_status hr_influence_run(const hr_model *m, const hr_tokenizer *tok, const hr_
         if (st == HR_OK) st = doc_loss(r.ctx[1], ids, d.n_tokens, r.logits, vocab, &d.loss_masked);
         free(ids);
         d.influence = (d.loss_masked - d.loss_base) / d.loss_base;
-        if (st == HR_OK && p->on_doc(&d, p->user_data)) st = hr_err(HR_ERR_ABORTED, "influence stopped by its callback");
+        if (st == HR_OK && p->on_doc(&d, p->user_data))
+            st = hr_err(HR_ERR_ABORTED, "influence stopped by its callback");
         if (st == HR_OK && p->progress && p->progress(i + 1, r.n_docs, p->progress_user_data))
             st = hr_err(HR_ERR_ABORTED, "influence aborted by the progress callback");
         scored++;
@@ -242,13 +244,16 @@ hr_status hr_influence_resume(const char *text, size_t len, const char *header, 
             st = hr_err(HR_ERR_INVALID_ARG, "line %d of the file is not a document record", *n_done + 2);
             break;
         }
-        const cJSON *doc = cJSON_GetObjectItemCaseSensitive(j, "doc"), *sha = cJSON_GetObjectItemCaseSensitive(j, "sha256");
+        const cJSON *doc = cJSON_GetObjectItemCaseSensitive(j, "doc"),
+                    *sha = cJSON_GetObjectItemCaseSensitive(j, "sha256");
         char want[65] = "";
         if (*n_done < n) hr_sha256_hex(docs[*n_done].text, docs[*n_done].len, want);
-        bool ok = cJSON_IsNumber(doc) && doc->valuedouble == *n_done && cJSON_IsString(sha) && !strcmp(sha->valuestring, want);
+        bool ok = cJSON_IsNumber(doc) && doc->valuedouble == *n_done && cJSON_IsString(sha) &&
+                  !strcmp(sha->valuestring, want);
         cJSON_Delete(j);
         if (!ok) {
-            st = hr_err(HR_ERR_INVALID_ARG, "line %d of the file is not document %d of this text", *n_done + 2, *n_done);
+            st =
+                hr_err(HR_ERR_INVALID_ARG, "line %d of the file is not document %d of this text", *n_done + 2, *n_done);
             break;
         }
         ++*n_done;

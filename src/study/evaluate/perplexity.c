@@ -83,8 +83,8 @@ static int64_t sliding_n_windows(size_t n, size_t n_ctx, size_t stride) {
     }
 }
 
-static hr_status ppl_sliding(ppl_acc *a, const int32_t *tokens, size_t n, int n_ctx, int stride,
-                             const hr_ppl_params *p, int *n_windows) {
+static hr_status ppl_sliding(ppl_acc *a, const int32_t *tokens, size_t n, int n_ctx, int stride, const hr_ppl_params *p,
+                             int *n_windows) {
     int64_t total = sliding_n_windows(n, (size_t)n_ctx, (size_t)stride);
     size_t prev_end = 1; /* token 0 has no context: never a target */
     int64_t k = 0;
@@ -154,16 +154,17 @@ static hr_status check_params(hr_context *ctx, const hr_model *m, size_t n, cons
     if (p->protocol == HR_PPL_SLIDING) {
         if (nc < 2) return hr_err(HR_ERR_RANGE, "perplexity: n_ctx %d must be at least 2", nc);
         int s = p->stride ? p->stride : nc / 2;
-        if (s < 1 || s > nc)
-            return hr_err(HR_ERR_RANGE, "perplexity: stride %d must be between 1 and n_ctx %d", s, nc);
+        if (s < 1 || s > nc) return hr_err(HR_ERR_RANGE, "perplexity: stride %d must be between 1 and n_ctx %d", s, nc);
         if (n < 2) return hr_err(HR_ERR_INVALID_ARG, "perplexity: need at least 2 tokens, got %zu", n);
         if (s == nc && n > (size_t)nc)
             return hr_err(HR_ERR_INVALID_ARG,
                           "perplexity: stride %d equals n_ctx, which leaves each later window's first token "
-                          "without context; use a stride below n_ctx", s);
+                          "without context; use a stride below n_ctx",
+                          s);
         *stride = s;
     } else if (p->protocol == HR_PPL_LLAMACPP) {
-        if (nc < 3) return hr_err(HR_ERR_RANGE, "perplexity: n_ctx %d must be at least 3 for the llama.cpp protocol", nc);
+        if (nc < 3)
+            return hr_err(HR_ERR_RANGE, "perplexity: n_ctx %d must be at least 3 for the llama.cpp protocol", nc);
         if (n < 2 * (size_t)nc)
             return hr_err(HR_ERR_INVALID_ARG,
                           "perplexity: the llama.cpp protocol needs at least 2*n_ctx = %zu tokens; the text has %zu",

@@ -57,7 +57,8 @@ static hr_status source(hr_eval_result *r, int i, const char *path, hr_eval_sour
 /* Everything that can be refused before the work. */
 static hr_status check(const hr_model *base, const hr_model *cand, const hr_tokenizer *tok, const hr_eval_params *p,
                        int *n_ctx) {
-    if (!base || !cand || !tok || !p || !p->text) return hr_err(HR_ERR_INVALID_ARG, "evaluation needs two models, a tokenizer and a text");
+    if (!base || !cand || !tok || !p || !p->text)
+        return hr_err(HR_ERR_INVALID_ARG, "evaluation needs two models, a tokenizer and a text");
     const hr_config *cb = &base->cfg, *cc = &cand->cfg;
     if (cb->vocab_size != cc->vocab_size)
         return hr_err(HR_ERR_INVALID_ARG, "the models do not share a vocabulary (%d and %d tokens)", cb->vocab_size,
@@ -98,11 +99,12 @@ static hr_status contexts(const hr_model *base, const hr_model *cand, const hr_e
     return st;
 }
 
-static hr_status measure(hr_context **c, const int32_t *ids, size_t n_ids,
-                         const hr_eval_params *p, hr_eval_summary *s) {
+static hr_status measure(hr_context **c, const int32_t *ids, size_t n_ids, const hr_eval_params *p,
+                         hr_eval_summary *s) {
     hr_status st = hr_compare_logits(c[0], c[1], ids, n_ids, s->n_ctx, p->windows, &s->cmp);
     if (st == HR_OK)
-        st = hr_compare_fdtm(c[0], c[1], ids, n_ids, p->fdtm_prompts, p->fdtm_prompt_len, p->fdtm_gen, p->seed, &s->fdtm);
+        st = hr_compare_fdtm(c[0], c[1], ids, n_ids, p->fdtm_prompts, p->fdtm_prompt_len, p->fdtm_gen, p->seed,
+                             &s->fdtm);
     s->ppl_base = exp(s->cmp.nll_base);
     s->ppl_cand = exp(s->cmp.nll_cand);
     for (int k = 0; st == HR_OK && p->passkey && k < HR_EVAL_PASSKEY_LENGTHS && k_passkey_lengths[k] <= s->n_ctx; k++) {
@@ -162,7 +164,8 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
     s->fdtm_gen = p->fdtm_gen;
     s->windows_asked = p->windows;
     s->kv_random = p->cand_kv_random;
-    st = p->cand_heads ? hr_head_mask_describe(p->cand_heads, &r->heads) : ((r->heads = calloc(1, 1)) ? HR_OK : HR_ERR_NOMEM);
+    st = p->cand_heads ? hr_head_mask_describe(p->cand_heads, &r->heads)
+                       : ((r->heads = calloc(1, 1)) ? HR_OK : HR_ERR_NOMEM);
     if (st != HR_OK) {
         hr_eval_result_free(r);
         return hr_err(HR_ERR_NOMEM, "out of memory");
@@ -183,7 +186,8 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
     s->text_tokens = (int64_t)n_ids;
     int n_passkey = 0;
     for (int k = 0; p->passkey && k < HR_EVAL_PASSKEY_LENGTHS; k++) n_passkey += k_passkey_lengths[k] <= n_ctx;
-    hr_progress_run run; /* hashing, KL / top-1, FDTM, passkey per length and model, tasks and recall per model, speed */
+    hr_progress_run
+        run; /* hashing, KL / top-1, FDTM, passkey per length and model, tasks and recall per model, speed */
     hr_progress_enter(&run, p->progress_phase, p->progress_user_data,
                       3 + 2 * n_passkey + (p->tasks ? 2 : 0) + (p->recall ? 2 : 0) + (p->speed ? 1 : 0));
     const char *paths[4] = {p->base_path, p->cand_path, p->text_path, p->tasks_path};
@@ -198,9 +202,10 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
     if (st == HR_OK) st = tasks_and_speed(m, c, tok, ids, p, s);
     hr_progress_leave(&run);
     if (st == HR_OK && s->ppl_cand > 10 * s->ppl_base)
-        snprintf(s->warning, sizeof s->warning,
-                 "the candidate's perplexity (%.4g) is %.1fx the base's (%.4g): it needs recovery fine-tuning before use",
-                 s->ppl_cand, s->ppl_cand / s->ppl_base, s->ppl_base);
+        snprintf(
+            s->warning, sizeof s->warning,
+            "the candidate's perplexity (%.4g) is %.1fx the base's (%.4g): it needs recovery fine-tuning before use",
+            s->ppl_cand, s->ppl_cand / s->ppl_base, s->ppl_base);
     free(ids);
     for (int i = 0; i < 2; i++) hr_context_free(c[i]);
     if (st != HR_OK) {

@@ -183,7 +183,8 @@ static hr_status score_choice(hr_context *ctx, const hr_tokenizer *tok, const hr
     size_t nc = 0, nw = 0;
     hr_status st = hr_tokenizer_encode(tok, it->context, lc, &ep, &ci, &nc);
     if (st == HR_OK) st = hr_tokenizer_encode(tok, whole, lc + lch, &ep, &wi, &nw);
-    if (st == HR_OK && nw <= nc) st = hr_err(HR_ERR_FORMAT, "choice '%s' adds no tokens to its context", it->choices[c]);
+    if (st == HR_OK && nw <= nc)
+        st = hr_err(HR_ERR_FORMAT, "choice '%s' adds no tokens to its context", it->choices[c]);
     if (st == HR_OK) st = score_sequence(ctx, wi, (int)nw, (int)(nw - nc), ll);
     free(whole);
     free(ci);

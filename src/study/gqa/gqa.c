@@ -23,8 +23,8 @@ const char *hr_gqa_grouping_name(hr_gqa_grouping g) { return g == HR_GQA_ASYM ? 
 
 typedef struct {
     const hr_model *m;
-    int K;             /* max KV heads: stride of sim */
-    double *sum;       /* (L, K, K) sums of cos(k) + cos(v) */
+    int K;       /* max KV heads: stride of sim */
+    double *sum; /* (L, K, K) sums of cos(k) + cos(v) */
     int64_t rows;
     float *xn, *k, *v; /* (cap, dim), (cap, max kv_dim) x2 */
     int cap;
@@ -102,8 +102,8 @@ hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_
     if (!r.sum) return hr_err(HR_ERR_NOMEM, "out of memory");
     hr_progress_run run;
     hr_progress_enter(&run, NULL, NULL, 1);
-    hr_status st = hr_calib_run_windows(ctx, tokens, n_tokens, window, sim_hook, HR_HOOK_RESID_PRE, &r,
-                                        "key/value similarity");
+    hr_status st =
+        hr_calib_run_windows(ctx, tokens, n_tokens, window, sim_hook, HR_HOOK_RESID_PRE, &r, "key/value similarity");
     hr_progress_leave(&run);
     if (r.oom) st = hr_err(HR_ERR_NOMEM, "out of memory recording key/value activations");
     for (size_t i = 0; st == HR_OK && i < n; i++) sim[i] = (float)(r.sum[i] / (double)(r.rows ? r.rows : 1));
@@ -162,7 +162,8 @@ static hr_status check_groups(const int *gl, int kv, int n_kv, int l) {
     int count[1024] = {0};
     for (int i = 0; i < kv; i++) {
         if (gl[i] < 0 || gl[i] >= n_kv)
-            return hr_err(HR_ERR_INVALID_ARG, "layer %d: KV head %d has group %d, outside 0..%d", l, i, gl[i], n_kv - 1);
+            return hr_err(HR_ERR_INVALID_ARG, "layer %d: KV head %d has group %d, outside 0..%d", l, i, gl[i],
+                          n_kv - 1);
         count[gl[i]]++;
     }
     for (int j = 0; j < n_kv; j++)

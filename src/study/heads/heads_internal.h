@@ -14,16 +14,16 @@
 
 /* Which generated input an attention-statistic method reads. */
 typedef enum {
-    LAB_INPUT_NONE = 0,   /* method runs its own compute() */
-    LAB_INPUT_CALIB = 1,  /* calibration windows */
-    LAB_INPUT_REPEAT = 2  /* [BOS, r1..rk, r1..rk] */
+    LAB_INPUT_NONE = 0,  /* method runs its own compute() */
+    LAB_INPUT_CALIB = 1, /* calibration windows */
+    LAB_INPUT_REPEAT = 2 /* [BOS, r1..rk, r1..rk] */
 } lab_input;
 
 /* One head's attention on one input sequence. */
 typedef struct {
     const float *P; /* (n, stride) probabilities, row = query position */
     int n, stride;
-    int rep_k;      /* LAB_INPUT_REPEAT: half length k; else 0 */
+    int rep_k; /* LAB_INPUT_REPEAT: half length k; else 0 */
 } lab_attn;
 
 typedef struct hr_lab hr_lab;
@@ -63,8 +63,10 @@ typedef struct {
  * or LAB_INPUT_REPEAT use these as their work). */
 void lab_cost_calib_pass(const hr_lab *lab, lab_cost *out);
 void lab_cost_repeat_pass(const hr_lab *lab, lab_cost *out);
-#define LAB_WORK_CALIB {"attention statistics", "windows", lab_cost_calib_pass}
-#define LAB_WORK_REPEAT {"repeated sequences", "sequences", lab_cost_repeat_pass}
+#define LAB_WORK_CALIB                                                                                                 \
+    { "attention statistics", "windows", lab_cost_calib_pass }
+#define LAB_WORK_REPEAT                                                                                                \
+    { "repeated sequences", "sequences", lab_cost_repeat_pass }
 
 /* Sum over heads of the share of layers a forward from the head's layer
  * runs: sum_l n_head[l] * (L - l) / L. */
@@ -82,8 +84,8 @@ struct hr_lab {
     const hr_model *model;
     const hr_config *c;
     hr_heads_params p;
-    int L, H;             /* layers, max heads */
-    int W;                /* window length incl. BOS */
+    int L, H; /* layers, max heads */
+    int W;    /* window length incl. BOS */
     int n_windows;
     int32_t *windows;     /* (n_windows, W) calibration windows */
     double *scores;       /* (n_methods, L, H) */
@@ -117,8 +119,8 @@ void lab_base_probs(hr_lab *lab, float *x, double *negent, int n, int vocab);
 /* Mean NLL (nats) of predicting tokens[1..n) from logits rows 0..n-2 and,
  * when base_p != NULL, mean KL(base || this) over the same rows.
  * logits (n, vocab); base_p (n, vocab) from lab_base_probs; n <= lab->W. */
-void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const double *base_negent,
-                const int32_t *tokens, int n, int vocab, double *nll, double *kl);
+void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const double *base_negent, const int32_t *tokens,
+                int n, int vocab, double *nll, double *kl);
 
 /* Greedy continuation: feeds prompt (n tokens) from an empty cache and
  * generates up to gen tokens into out; stops early after the first token
@@ -172,16 +174,7 @@ extern const hr_head_method hr_method_ablation, hr_method_ablation_kl, hr_method
     hr_method_successor, hr_method_fdtm, hr_method_ablation_greedy, hr_method_grad, hr_method_taylor;
 
 /* Layer metric indices (registry order). */
-enum {
-    LM_BLOCK_INFLUENCE = 0,
-    LM_ATTN_SIM,
-    LM_MLP_SIM,
-    LM_ATTN_KL,
-    LM_MLP_KL,
-    LM_FDTM_ATTN,
-    LM_FDTM_MLP,
-    LM_COUNT
-};
+enum { LM_BLOCK_INFLUENCE = 0, LM_ATTN_SIM, LM_MLP_SIM, LM_ATTN_KL, LM_MLP_KL, LM_FDTM_ATTN, LM_FDTM_MLP, LM_COUNT };
 
 /* Successor heads (m_successor.c; mod10.c): the id of word as a single
  * token (trying " word" then "word"), or -1; effective token embeddings

@@ -85,8 +85,8 @@ static void heads_doc(hr_strbuf *b, const hr_heads_result *r, const hr_model *m,
     hr_strbuf_printf(b, "], \"head_dim\": %d},\n  \"text\": {\"path\": ", c->head_dim);
     sb_str(b, meta ? meta->text_path : "");
     hr_strbuf_printf(b, ", \"n_tokens\": %d, \"window\": %d, \"seed\": %llu},\n  \"methods\": [",
-           hr_heads_result_n_calib_tokens(r), hr_heads_result_window(r),
-           (unsigned long long)(meta ? meta->seed : 0));
+                     hr_heads_result_n_calib_tokens(r), hr_heads_result_window(r),
+                     (unsigned long long)(meta ? meta->seed : 0));
     int first = 1;
     for (int i = 0; i < nm; i++) {
         const hr_head_method_info *mi = hr_heads_method_info(i);
@@ -141,8 +141,11 @@ static void heads_doc(hr_strbuf *b, const hr_heads_result *r, const hr_model *m,
 
 static void layers_doc(hr_strbuf *b, const hr_heads_result *r) {
     int L = hr_heads_result_n_layers(r), nm = hr_heads_n_layer_metrics();
-    hr_strbuf_printf(b, "{\n  \"format\": \"headroom.layers\",\n  \"format_version\": 1,\n  \"model\": {\"n_layers\": %d},\n"
-                        "  \"metrics\": [", L);
+    hr_strbuf_printf(
+        b,
+        "{\n  \"format\": \"headroom.layers\",\n  \"format_version\": 1,\n  \"model\": {\"n_layers\": %d},\n"
+        "  \"metrics\": [",
+        L);
     for (int i = 0; i < nm; i++) {
         const hr_layer_metric_info *mi = hr_heads_layer_metric_info(i);
         hr_strbuf_printf(b, "%s\n    {\"id\": ", i ? "," : "");

@@ -89,7 +89,7 @@ typedef struct {
     const double *negent; /* (n) */
     const int32_t *tokens;
     int vocab;
-    double *nll, *kl;     /* (n - 1) per row; lab_base_probs: negent out in nll */
+    double *nll, *kl; /* (n - 1) per row; lab_base_probs: negent out in nll */
     bool to_probs;
 } rows_job;
 
@@ -124,8 +124,8 @@ void lab_base_probs(hr_lab *lab, float *x, double *negent, int n, int vocab) {
     run_rows(lab, &j, n - 1);
 }
 
-void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const double *base_negent,
-                const int32_t *tokens, int n, int vocab, double *nll, double *kl) {
+void lab_nll_kl(hr_lab *lab, const float *logits, const float *base_p, const double *base_negent, const int32_t *tokens,
+                int n, int vocab, double *nll, double *kl) {
     int rows = n > 1 ? n - 1 : 0;
     double *row_nll = lab->row_scratch, *row_kl = lab->row_scratch + lab->W, s_nll = 0, s_kl = 0;
     rows_job j = {(float *)logits, base_p, base_negent, tokens, vocab, row_nll, row_kl, false};
@@ -156,7 +156,8 @@ static int removal_hook(const hr_hook_event *ev, void *ud) {
     int hit = (ev->point == HR_HOOK_ATTN_OUT && ev->layer == r->attn_layer) ||
               (ev->point == HR_HOOK_MLP_OUT && ev->layer == r->mlp_layer);
     if (hit)
-        for (int t = 0; t < ev->n_tokens; t++) memset(ev->data + (size_t)t * ev->stride, 0, (size_t)ev->n_cols * sizeof(float));
+        for (int t = 0; t < ev->n_tokens; t++)
+            memset(ev->data + (size_t)t * ev->stride, 0, (size_t)ev->n_cols * sizeof(float));
     return 0;
 }
 
@@ -184,9 +185,9 @@ hr_status lab_grad_new(hr_lab *lab, uint64_t kinds, hr_params **params, hr_grad 
 typedef struct {
     hr_lab *lab;
     lab_input input;
-    int n, rep_k;       /* current sequence */
-    double *sum, *wt;   /* (n_methods, L, H) */
-    float **partial;    /* (L*H) lazily allocated (n, n) buffers when batches split a sequence */
+    int n, rep_k;     /* current sequence */
+    double *sum, *wt; /* (n_methods, L, H) */
+    float **partial;  /* (L*H) lazily allocated (n, n) buffers when batches split a sequence */
     bool oom;
 } attn_pass;
 
@@ -248,8 +249,14 @@ static void make_repeat(hr_lab *lab, hr_rng *rng, int k, int32_t *seq) {
 
 hr_status lab_run_attn_methods(hr_lab *lab, lab_input input) {
     size_t n_all = (size_t)hr_head_methods_count * lab->L * lab->H;
-    attn_pass ap = {lab, input, 0, 0, calloc(n_all, sizeof(double)), calloc(n_all, sizeof(double)),
-                    calloc((size_t)lab->L * lab->H, sizeof(float *)), false};
+    attn_pass ap = {lab,
+                    input,
+                    0,
+                    0,
+                    calloc(n_all, sizeof(double)),
+                    calloc(n_all, sizeof(double)),
+                    calloc((size_t)lab->L * lab->H, sizeof(float *)),
+                    false};
     int n_ctx = hr_context_n_ctx(lab->ctx);
     int k = lab_rep_len(lab);
     int n_seqs = input == LAB_INPUT_CALIB ? lab->n_windows : lab_rep_seqs(lab);
@@ -321,7 +328,8 @@ hr_status lab_validate(hr_context *ctx, const hr_heads_params *p) {
     if (!ctx || !p) return hr_err(HR_ERR_INVALID_ARG, "no context or parameters given");
     const hr_config *c = hr_model_config(hr_context_model(ctx));
     if (!p->tokens && p->n_tokens) return hr_err(HR_ERR_INVALID_ARG, "no calibration tokens given");
-    if (p->bos < 0 || p->bos >= c->vocab_size) return hr_err(HR_ERR_INVALID_ARG, "BOS id %d outside the vocabulary", p->bos);
+    if (p->bos < 0 || p->bos >= c->vocab_size)
+        return hr_err(HR_ERR_INVALID_ARG, "BOS id %d outside the vocabulary", p->bos);
     for (size_t i = 0; i < p->n_tokens; i++)
         if (p->tokens[i] < 0 || p->tokens[i] >= c->vocab_size)
             return hr_err(HR_ERR_INVALID_ARG, "calibration token %d at index %zu is outside the vocabulary (%d)",
@@ -349,8 +357,10 @@ hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p, const
         return hr_err(HR_ERR_RANGE, "calibration text has %zu tokens, shorter than one window of %d", p->n_tokens,
                       lab->W);
     if (max_tok < (size_t)lab->W)
-        return hr_err(HR_ERR_RANGE, "%zu calibration tokens are fewer than one window of %d (ask for at least %d "
-                      "tokens, or a shorter window)", max_tok, lab->W, lab->W);
+        return hr_err(HR_ERR_RANGE,
+                      "%zu calibration tokens are fewer than one window of %d (ask for at least %d "
+                      "tokens, or a shorter window)",
+                      max_tok, lab->W, lab->W);
     size_t nw = p->n_tokens / per, want = max_tok / (size_t)lab->W;
     lab->n_windows = (int)(nw < want ? nw : want);
     if ((size_t)lab->n_windows * lab->W != max_tok && warn)

@@ -112,8 +112,8 @@ hr_status lab_layer_metrics(hr_lab *lab) {
     float *logits = malloc(sizeof(float) * n_log), *base_p = malloc(sizeof(float) * n_log);
     float *x = malloc(sizeof(float) * W * dim);
     double *negent = malloc(sizeof(double) * W);
-    hr_status st = r.pre && r.attn && r.mlp && logits && base_p && x && negent ? HR_OK
-                                                                             : hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st =
+        r.pre && r.attn && r.mlp && logits && base_p && x && negent ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     /* Layers without attention or MLP emit nothing: their change is 0. */
     if (st == HR_OK) {
         memset(r.attn, 0, sizeof(float) * n_rec);

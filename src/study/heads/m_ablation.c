@@ -11,7 +11,7 @@
 #include <string.h>
 
 typedef struct {
-    float *buf;   /* (L, W, dim) residual entering each layer */
+    float *buf; /* (L, W, dim) residual entering each layer */
     int W, dim;
 } abl_rec;
 
@@ -44,8 +44,8 @@ typedef struct {
 } sweep_bufs;
 
 typedef struct {
-    const float *alive;   /* (L, H) base gates: 0 = already removed; NULL = all 1 */
-    double *loss, *kl;    /* (L, H) outputs, added to (mean over windows) */
+    const float *alive; /* (L, H) base gates: 0 = already removed; NULL = all 1 */
+    double *loss, *kl;  /* (L, H) outputs, added to (mean over windows) */
     int64_t prog_done, prog_total;
 } sweep_req;
 
@@ -89,8 +89,8 @@ hr_status lab_ablation_sweep(hr_lab *lab, const float *alive, double *loss, doub
     size_t dim = (size_t)lab->c->dim, n_resid, n_logits;
     if (!hr_mul_size(lh ? (size_t)lab->L : 1, W * dim, &n_resid) || !hr_mul_size(W, vocab, &n_logits))
         return hr_err(HR_ERR_NOMEM, "ablation buffers overflow");
-    sweep_bufs b = {malloc(n_resid * sizeof(float)), malloc(n_logits * sizeof(float)),
-                    malloc(n_logits * sizeof(float)), malloc(W * sizeof(double)), malloc((lh ? lh : 1) * sizeof(float))};
+    sweep_bufs b = {malloc(n_resid * sizeof(float)), malloc(n_logits * sizeof(float)), malloc(n_logits * sizeof(float)),
+                    malloc(W * sizeof(double)), malloc((lh ? lh : 1) * sizeof(float))};
     float *means = NULL;
     hr_status st = HR_OK;
     if (!b.resid || !b.logits || !b.base_p || !b.negent || !b.gates)
@@ -140,8 +140,8 @@ static hr_status run_sweep(hr_lab *lab) {
 static void ablation_cost(const hr_lab *lab, lab_cost *out) {
     double NW = (double)lab->n_windows * lab->W;
     int heads = lab_n_heads(lab);
-    out->work = (hr_heads_work){NW * (1 + lab_heads_depth(lab)) + (lab->p.mean_ablation ? NW : 0), 0,
-                                NW * (1 + heads), 0};
+    out->work =
+        (hr_heads_work){NW * (1 + lab_heads_depth(lab)) + (lab->p.mean_ablation ? NW : 0), 0, NW * (1 + heads), 0};
     out->items = (int64_t)heads * lab->n_windows;
     out->exact = true;
 }
@@ -172,7 +172,10 @@ const hr_head_method hr_method_ablation = {
      "the ground truth of head importance for the calibration text; the reference other (cheaper) scores are "
      "judged against",
      "more important", true},
-    LAB_INPUT_NONE, NULL, ablation_compute, {"ablation sweep", "head ablations", ablation_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    ablation_compute,
+    {"ablation sweep", "head ablations", ablation_cost}};
 
 const hr_head_method hr_method_ablation_kl = {
     {"ablation_kl", "ablation: KL divergence",
@@ -181,4 +184,7 @@ const hr_head_method hr_method_ablation_kl = {
      "importance that also counts changes which do not move the loss (e.g. redistributing probability among "
      "wrong tokens); always >= 0",
      "more important", true},
-    LAB_INPUT_NONE, NULL, ablation_kl_compute, {"ablation sweep", "head ablations", ablation_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    ablation_kl_compute,
+    {"ablation sweep", "head ablations", ablation_cost}};

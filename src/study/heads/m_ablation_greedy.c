@@ -104,4 +104,7 @@ const hr_head_method hr_method_ablation_greedy = {
      "choosing which heads to prune when many go: it sees heads that stand in for each other, which "
      "single-head ablation does not; about 10 sweeps of cost",
      "more important", true},
-    LAB_INPUT_NONE, NULL, greedy_compute, {"greedy elimination", "head ablations", greedy_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    greedy_compute,
+    {"greedy elimination", "head ablations", greedy_cost}};

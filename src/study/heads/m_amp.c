@@ -67,4 +67,7 @@ const hr_head_method hr_method_amp = {
      "a one-forward-pass importance estimate for structured pruning: heads that write little into the "
      "residual stream are cheap to remove",
      "more important", false},
-    LAB_INPUT_NONE, NULL, amp_compute, {"amp", "windows", amp_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    amp_compute,
+    {"amp", "windows", amp_cost}};

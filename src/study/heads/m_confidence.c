@@ -19,4 +19,7 @@ const hr_head_method hr_method_confidence = {
      "a cheap importance proxy: confident heads were the ones that survived pruning in Voita et al.; note that "
      "sink heads are confident too",
      "more confident", false},
-    LAB_INPUT_CALIB, confidence_attn, NULL, LAB_WORK_CALIB};
+    LAB_INPUT_CALIB,
+    confidence_attn,
+    NULL,
+    LAB_WORK_CALIB};

@@ -23,4 +23,7 @@ const hr_head_method hr_method_distance = {
      "local (small distance: phrase-level, chunking) vs global heads (large: reach far back); local heads suit "
      "sliding-window KV caches",
      "more global", false},
-    LAB_INPUT_CALIB, distance_attn, NULL, LAB_WORK_CALIB};
+    LAB_INPUT_CALIB,
+    distance_attn,
+    NULL,
+    LAB_WORK_CALIB};

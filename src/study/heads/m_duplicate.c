@@ -16,4 +16,7 @@ const hr_head_method hr_method_duplicate = {
      "token",
      "finding heads that detect repeated tokens (used by IOI-style circuits and repetition suppression)",
      "more duplicate", false},
-    LAB_INPUT_REPEAT, duplicate_attn, NULL, LAB_WORK_REPEAT};
+    LAB_INPUT_REPEAT,
+    duplicate_attn,
+    NULL,
+    LAB_WORK_REPEAT};

@@ -19,4 +19,7 @@ const hr_head_method hr_method_entropy = {
      "telling broad, averaging heads (high) from focused ones (low); low-entropy heads are candidates for "
      "specialised roles",
      "more diffuse", false},
-    LAB_INPUT_CALIB, entropy_attn, NULL, LAB_WORK_CALIB};
+    LAB_INPUT_CALIB,
+    entropy_attn,
+    NULL,
+    LAB_WORK_CALIB};

@@ -56,8 +56,8 @@ static hr_status fdtm_measure(hr_lab *lab, fdtm_set *s, double *out) {
     for (int i = 0; i < s->n; i++) {
         const int32_t *ref = s->ref + (size_t)i * s->gen;
         int got;
-        hr_status st = lab_greedy(lab->ctx, s->prompts + (size_t)i * s->plen, s->plen, s->gen, ref, s->out, &got,
-                                  s->logits);
+        hr_status st =
+            lab_greedy(lab->ctx, s->prompts + (size_t)i * s->plen, s->plen, s->gen, ref, s->out, &got, s->logits);
         if (st != HR_OK) return st;
         acc += got > 0 && s->out[got - 1] != ref[got - 1] ? got - 1 : s->gen;
     }
@@ -134,4 +134,7 @@ const hr_head_method hr_method_fdtm = {
      "a generation-level robustness check: low values mark heads whose removal changes what the model writes "
      "almost at once; higher = safer to prune",
      "more harmless", true},
-    LAB_INPUT_NONE, NULL, fdtm_compute, {"fdtm", "heads and sublayers", fdtm_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    fdtm_compute,
+    {"fdtm", "heads and sublayers", fdtm_cost}};

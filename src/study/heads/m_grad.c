@@ -21,7 +21,8 @@ static hr_status grad_compute(hr_lab *lab, int method, double *scores) {
         st = hr_grad_accumulate(g, lab->windows + (size_t)w * lab->W, lab->W, 1.0f, NULL);
         for (int l = 0; st == HR_OK && l < lab->L; l++) {
             const float *gr = hr_grad_tensor(g, hr_params_find(P, HR_PARAM_HEAD_GATE, l, 0));
-            for (int h = 0; gr && h < lab->c->n_head[l]; h++) scores[lab_idx(lab, l, h)] += fabs(gr[h]) / lab->n_windows;
+            for (int h = 0; gr && h < lab->c->n_head[l]; h++)
+                scores[lab_idx(lab, l, h)] += fabs(gr[h]) / lab->n_windows;
         }
         if (st == HR_OK) st = lab_progress(lab, w + 1, lab->n_windows);
     }
@@ -49,4 +50,7 @@ const hr_head_method hr_method_grad = {
      "a cheap first-order proxy of ablation: all heads from one backward pass per window instead of one forward per "
      "head; the score Michel et al. prune by",
      "more important", false},
-    LAB_INPUT_NONE, NULL, grad_compute, {"gradients", "windows", grad_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    grad_compute,
+    {"gradients", "windows", grad_cost}};

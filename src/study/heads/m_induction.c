@@ -17,4 +17,7 @@ const hr_head_method hr_method_induction = {
      "finding the in-context copying circuit (prefix matching + copying); removing induction heads breaks "
      "in-context learning",
      "more induction", false},
-    LAB_INPUT_REPEAT, induction_attn, NULL, LAB_WORK_REPEAT};
+    LAB_INPUT_REPEAT,
+    induction_attn,
+    NULL,
+    LAB_WORK_REPEAT};

@@ -27,4 +27,7 @@ const hr_head_method hr_method_influence = {
      "finding global heads that anchor many later tokens on one earlier (non-BOS) token; high values mark "
      "anchor/planning tokens that a KV cache must keep",
      "more anchoring", false},
-    LAB_INPUT_CALIB, influence_attn, NULL, LAB_WORK_CALIB};
+    LAB_INPUT_CALIB,
+    influence_attn,
+    NULL,
+    LAB_WORK_CALIB};

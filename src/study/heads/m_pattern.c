@@ -52,4 +52,7 @@ const hr_head_method hr_method_pattern = {
      "choosing per-head KV compression: structural heads (> 0.3) keep a local band, contextual heads (< -0.3) "
      "keep a few heavy columns",
      "more structural", false},
-    LAB_INPUT_CALIB, pattern_attn, NULL, LAB_WORK_CALIB};
+    LAB_INPUT_CALIB,
+    pattern_attn,
+    NULL,
+    LAB_WORK_CALIB};

@@ -56,8 +56,8 @@ static int32_t argmax_tok(const float *x, int n) {
 
 /* Generates the rest of the needle and credits heads whose strongest
  * attention sits on the needle token the model copies at that step. */
-static hr_status run_needle(hr_lab *lab, ret_pass *rp, const int32_t *pr, int len, int at, const int32_t *needle,
-                            int k, float *logits, double *hits) {
+static hr_status run_needle(hr_lab *lab, ret_pass *rp, const int32_t *pr, int len, int at, const int32_t *needle, int k,
+                            float *logits, double *hits) {
     hr_status st = hr_context_truncate(lab->ctx, 0);
     if (st == HR_OK) st = hr_forward(lab->ctx, pr, len, logits, false);
     for (int j = PREFIX; st == HR_OK && j < k; j++) {
@@ -121,8 +121,8 @@ static hr_status natural_needles(hr_lab *lab, int method, int k, int n, ret_pass
     hr_status st = natural_recurrences(lab, k, &rec, &n_rec);
     if (st != HR_OK) return st;
     if (n_rec == 0) {
-        lab_note(lab, method, "no span of %d calibration tokens recurs %d+ tokens after its only earlier occurrence",
-                 k, NATURAL_GAP);
+        lab_note(lab, method, "no span of %d calibration tokens recurs %d+ tokens after its only earlier occurrence", k,
+                 NATURAL_GAP);
         free(rec);
         return HR_OK;
     }
@@ -209,4 +209,7 @@ const hr_head_method hr_method_retrieval = {
      "finding the sparse heads that copy facts from long context (removing them breaks needle-in-a-haystack "
      "recall); they need the full KV cache",
      "more retrieval", false},
-    LAB_INPUT_NONE, NULL, retrieval_compute, {"retrieval", "needle prompts", retrieval_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    retrieval_compute,
+    {"retrieval", "needle prompts", retrieval_cost}};

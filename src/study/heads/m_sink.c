@@ -15,4 +15,7 @@ const hr_head_method hr_method_sink = {
      "finding heads that dump attention on the first token (no-op heads); they must keep the sink token in "
      "KV-cache eviction and are often cheap to remove",
      "more sink", false},
-    LAB_INPUT_CALIB, sink_attn, NULL, LAB_WORK_CALIB};
+    LAB_INPUT_CALIB,
+    sink_attn,
+    NULL,
+    LAB_WORK_CALIB};

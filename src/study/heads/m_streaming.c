@@ -23,4 +23,7 @@ const hr_head_method hr_method_streaming = {
      "separating streaming heads (score near 1: a sink+recent KV cache loses nothing) from retrieval heads "
      "that need the full cache",
      "more streaming", false},
-    LAB_INPUT_CALIB, streaming_attn, NULL, LAB_WORK_CALIB};
+    LAB_INPUT_CALIB,
+    streaming_attn,
+    NULL,
+    LAB_WORK_CALIB};

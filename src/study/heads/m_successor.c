@@ -15,10 +15,10 @@ static const char *const k_classes[][MAX_CLASS] = {
     {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", NULL},
     {"first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", NULL},
     {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", NULL},
-    {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-     "November", "December", NULL},
-    {"A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U",
-     "V", "W", "X", "Y", "Z", NULL},
+    {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+     "December", NULL},
+    {"A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N",
+     "O", "P", "Q", "R", "S", "T", "U", "V", "W", "X", "Y", "Z", NULL},
 };
 enum { N_CLASSES = sizeof k_classes / sizeof k_classes[0] };
 
@@ -75,7 +75,8 @@ hr_status successor_effective_embeddings(hr_context *ctx, const int32_t *toks, i
     int dim = model->cfg.dim;
     float *x = malloc(sizeof(float) * (size_t)n * dim); // (n, dim) token embeddings
     if (!x) return hr_err(HR_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++) memcpy(x + (size_t)i * dim, model->w.tok_embd + (size_t)toks[i] * dim, sizeof(float) * dim);
+    for (int i = 0; i < n; i++)
+        memcpy(x + (size_t)i * dim, model->w.tok_embd + (size_t)toks[i] * dim, sizeof(float) * dim);
     eff_pass e = {eff, dim};
     hr_status st = hr_context_truncate(ctx, 0);
     if (st == HR_OK) st = hr_forward(ctx, toks, n, NULL, false);
@@ -152,7 +153,8 @@ static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
         else idx[i] = -1;
     float *eff = malloc(sizeof(float) * (size_t)m * dim);
     float *scratch = malloc(sizeof(float) * (size_t)(3 * dim + lab->c->head_dim));
-    hr_status st = eff && scratch ? successor_effective_embeddings(lab->ctx, toks, m, eff) : hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st =
+        eff && scratch ? successor_effective_embeddings(lab->ctx, toks, m, eff) : hr_err(HR_ERR_NOMEM, "out of memory");
     for (int l = 0; st == HR_OK && l < lab->L; l++) {
         for (int h = 0; h < lab->c->n_head[l]; h++) {
             int good = 0, total = 0;
@@ -180,4 +182,7 @@ const hr_head_method hr_method_successor = {
      "finding heads that increment ordinal concepts (Monday -> Tuesday); skipped when the vocabulary lacks "
      "single-token ordinals",
      "more successor", false},
-    LAB_INPUT_NONE, NULL, successor_compute, {"successor", "layers", successor_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    successor_compute,
+    {"successor", "layers", successor_cost}};

@@ -56,4 +56,7 @@ const hr_head_method hr_method_taylor = {
      "LLM-Pruner's estimate of the loss change when the head's weights are removed; one backward pass per window "
      "for every head",
      "more important", false},
-    LAB_INPUT_NONE, NULL, taylor_compute, {"taylor gradients", "windows", taylor_cost}};
+    LAB_INPUT_NONE,
+    NULL,
+    taylor_compute,
+    {"taylor gradients", "windows", taylor_cost}};

@@ -48,18 +48,19 @@ static int argmax10(const double *v) {
 
 hr_status hr_probe_mod10(const float *x, const int *values, int n, int dim, double ridge, hr_mod10_probe *out) {
     if (!x || !values || !out) return hr_err(HR_ERR_INVALID_ARG, "no embeddings, values or output given");
-    if (n < 2 || dim < 1 || !(ridge > 0)) return hr_err(HR_ERR_RANGE, "probe: %d numbers, dim %d, ridge %g", n, dim, ridge);
+    if (n < 2 || dim < 1 || !(ridge > 0))
+        return hr_err(HR_ERR_RANGE, "probe: %d numbers, dim %d, ridge %g", n, dim, ridge);
     memset(out, 0, sizeof *out);
     int count[10] = {0};
     for (int i = 0; i < n; i++) {
         if (values[i] < 0) return hr_err(HR_ERR_RANGE, "probe: value %d is negative", values[i]);
         count[values[i] % 10]++;
     }
-    double *k = malloc(sizeof(double) * (size_t)n * n);   // (n, n) Gram matrix of [x, 1], then its factor
-    double *kk = malloc(sizeof(double) * (size_t)n * n);  // (n, n) the Gram matrix kept
-    double *a = malloc(sizeof(double) * (size_t)n * 10);  // (10, n) dual coefficients per class
-    double *hd = malloc(sizeof(double) * (size_t)n);      // (n) diagonal of the hat matrix K (K + lambda I)^-1
-    double *e = malloc(sizeof(double) * (size_t)n);       // (n) scratch
+    double *k = malloc(sizeof(double) * (size_t)n * n);  // (n, n) Gram matrix of [x, 1], then its factor
+    double *kk = malloc(sizeof(double) * (size_t)n * n); // (n, n) the Gram matrix kept
+    double *a = malloc(sizeof(double) * (size_t)n * 10); // (10, n) dual coefficients per class
+    double *hd = malloc(sizeof(double) * (size_t)n);     // (n) diagonal of the hat matrix K (K + lambda I)^-1
+    double *e = malloc(sizeof(double) * (size_t)n);      // (n) scratch
     if (!k || !kk || !a || !hd || !e) {
         free(k), free(kk), free(a), free(hd), free(e);
         return hr_err(HR_ERR_NOMEM, "out of memory");

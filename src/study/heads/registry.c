@@ -4,11 +4,11 @@
 #include <string.h>
 
 const hr_head_method *const hr_head_methods[] = {
-    &hr_method_ablation,  &hr_method_ablation_kl, &hr_method_ablation_greedy, &hr_method_amp, &hr_method_fdtm,
-    &hr_method_grad,      &hr_method_taylor,
-    &hr_method_entropy,   &hr_method_confidence,  &hr_method_sink,      &hr_method_streaming,
-    &hr_method_distance,  &hr_method_influence,   &hr_method_pattern,   &hr_method_induction,
-    &hr_method_prev_token, &hr_method_duplicate,  &hr_method_retrieval, &hr_method_successor,
+    &hr_method_ablation,   &hr_method_ablation_kl, &hr_method_ablation_greedy, &hr_method_amp,
+    &hr_method_fdtm,       &hr_method_grad,        &hr_method_taylor,          &hr_method_entropy,
+    &hr_method_confidence, &hr_method_sink,        &hr_method_streaming,       &hr_method_distance,
+    &hr_method_influence,  &hr_method_pattern,     &hr_method_induction,       &hr_method_prev_token,
+    &hr_method_duplicate,  &hr_method_retrieval,   &hr_method_successor,
 };
 const int hr_head_methods_count = (int)(sizeof hr_head_methods / sizeof hr_head_methods[0]);
 /* hr_heads_estimate_cost has a row per method at most, plus the layer metrics. */

@@ -29,8 +29,8 @@ const float *hr_surgery_rows(hr_model *m, const float *src, int cols, const int 
     return dst;
 }
 
-const float *hr_surgery_cols(hr_model *m, const float *src, int n_rows_total, int src_cols, const int *cols,
-                             int n_cols, bool *ok) {
+const float *hr_surgery_cols(hr_model *m, const float *src, int n_rows_total, int src_cols, const int *cols, int n_cols,
+                             bool *ok) {
     if (!src) return NULL;
     float *dst = hr_model_alloc_owned(m, (size_t)n_rows_total * (size_t)n_cols);
     if (!dst) {

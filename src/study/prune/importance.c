@@ -15,15 +15,15 @@
 
 typedef struct {
     const hr_model *m;
-    int dim, cap;          /* rows the buffers hold */
-    float *h;              /* (cap, dim) residual entering the MLP */
-    float *x;              /* (cap, dim) residual entering the block */
-    float *a;              /* (cap, dim) attention output */
-    float *xn;             /* (cap, dim) normed MLP input */
-    float *gate, *up;      /* (cap, max_ff) */
-    double **acc;          /* per layer (n_ff) sums of |act| */
+    int dim, cap;            /* rows the buffers hold */
+    float *h;                /* (cap, dim) residual entering the MLP */
+    float *x;                /* (cap, dim) residual entering the block */
+    float *a;                /* (cap, dim) attention output */
+    float *xn;               /* (cap, dim) normed MLP input */
+    float *gate, *up;        /* (cap, max_ff) */
+    double **acc;            /* per layer (n_ff) sums of |act| */
     double *blk, *att, *mlp; /* (L) sums of 1 - cos */
-    int64_t n_rows;        /* tokens accumulated (per layer) */
+    int64_t n_rows;          /* tokens accumulated (per layer) */
     bool oom;
 } calib;
 
@@ -157,8 +157,8 @@ hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, siz
     return st;
 }
 
-hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
-                                    float *block, float *attn, float *mlp) {
+hr_status hr_prune_layer_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, float *block,
+                                    float *attn, float *mlp) {
     const hr_model *m = hr_context_model(ctx);
     int L = m->cfg.n_layers;
     calib c = {.m = m, .dim = m->cfg.dim};

@@ -131,8 +131,8 @@ static unit *collect_units(const hr_prune_spec *s, int L, const int *n, const fl
 
 typedef struct {
     int L;
-    int n[HR_MAX_LAYERS];            /* units per layer (0 = layer not taking part) */
-    const float *sc[HR_MAX_LAYERS];  /* (n[l]) scores */
+    int n[HR_MAX_LAYERS];           /* units per layer (0 = layer not taking part) */
+    const float *sc[HR_MAX_LAYERS]; /* (n[l]) scores */
     int64_t size[HR_MAX_LAYERS], cap[HR_MAX_LAYERS], q[HR_MAX_LAYERS];
 } plan_job;
 
@@ -150,7 +150,8 @@ static hr_status plan_common(hr_prune_spec *s, plan_job *j, bool heads, const fl
     if (n_remove > total_cap)
         return hr_err(HR_ERR_RANGE,
                       "removing %lld %s would empty a layer: at most %lld can go while every layer keeps one "
-                      "(drop sublayers or blocks explicitly instead)", (long long)n_remove, what, (long long)total_cap);
+                      "(drop sublayers or blocks explicitly instead)",
+                      (long long)n_remove, what, (long long)total_cap);
     size_t n_units = 0;
     unit *u = collect_units(s, j->L, j->n, j->sc, heads, &n_units);
     if (!u) return hr_err(HR_ERR_NOMEM, "out of memory");
@@ -318,14 +319,14 @@ typedef struct {
     const hr_config *c;
     hr_prune_spec *s;
     bool heads;
-    int P;                         /* layers taking part */
-    int layer[HR_MAX_LAYERS];      /* their indices */
-    option *opt[HR_MAX_LAYERS];    /* (n_opt[i]) per layer taking part */
+    int P;                      /* layers taking part */
+    int layer[HR_MAX_LAYERS];   /* their indices */
+    option *opt[HR_MAX_LAYERS]; /* (n_opt[i]) per layer taking part */
     int n_opt[HR_MAX_LAYERS];
-    bool even[HR_MAX_LAYERS];      /* options are GQA-even shapes */
+    bool even[HR_MAX_LAYERS]; /* options are GQA-even shapes */
     const float *sc[HR_MAX_LAYERS];
-    const int64_t *q;              /* per model layer: the budget's quota */
-    bool deviation;                /* minimise sum |r - q| before maximising the score kept */
+    const int64_t *q; /* per model layer: the budget's quota */
+    bool deviation;   /* minimise sum |r - q| before maximising the score kept */
 } search;
 
 static void search_free(search *x) {
@@ -380,7 +381,8 @@ static hr_status best_combination(const search *x, int64_t T, int *choice) {
         memcpy(dev, ndev, sizeof(double) * W);
         memcpy(keep, nkeep, sizeof(double) * W);
     }
-    if (st == HR_OK && dev[T] == INFINITY) st = hr_err(HR_ERR_RANGE, "no combination of layer shapes removes %lld", (long long)T);
+    if (st == HR_OK && dev[T] == INFINITY)
+        st = hr_err(HR_ERR_RANGE, "no combination of layer shapes removes %lld", (long long)T);
     for (int i = x->P - 1, t = (int)T; st == HR_OK && i >= 0; i--) {
         choice[i] = pick[(size_t)i * W + (size_t)t];
         t -= (int)x->opt[i][choice[i]].r;
@@ -406,7 +408,8 @@ static void explain(const search *x, bool uniform, const int64_t *totals, int n_
         if (x->even[i]) first_even = i;
     if (uniform) {
         value_list(totals, n_totals, 1, list, sizeof list);
-        snprintf(buf, cap, "every one of the %d layers loses the same number%s, so the total can be %s; %lld is the nearest",
+        snprintf(buf, cap,
+                 "every one of the %d layers loses the same number%s, so the total can be %s; %lld is the nearest",
                  x->P, first_even >= 0 ? " and keeps its GQA groups even" : "", list, (long long)got);
         return;
     }
@@ -414,9 +417,10 @@ static void explain(const search *x, bool uniform, const int64_t *totals, int n_
     int64_t r[HR_MAX_HEADS];
     int m = distinct_r(x->opt[first_even], x->n_opt[first_even], r);
     value_list(r, m, 1, list, sizeof list);
-    snprintf(buf, cap, "GQA groups stay even (%d query heads per KV head), so a layer of %d %s can lose only %s of "
-             "them; %lld is the nearest total that can go", x->c->n_head[l] / x->c->n_head_kv[l], x->c->n_head[l],
-             units, list, (long long)got);
+    snprintf(buf, cap,
+             "GQA groups stay even (%d query heads per KV head), so a layer of %d %s can lose only %s of "
+             "them; %lld is the nearest total that can go",
+             x->c->n_head[l] / x->c->n_head_kv[l], x->c->n_head[l], units, list, (long long)got);
 }
 
 /* Uniform: one count (and, in GQA-even layers, one shape) for every layer. */
@@ -425,10 +429,13 @@ static hr_status plan_uniform(search *x, int64_t n, bool strict, hr_prune_plan_r
     for (int i = 1; i < x->P; i++) {
         bool same = x->n_opt[i] == x->n_opt[0] && x->even[i] == x->even[0];
         for (int o = 0; same && o < x->n_opt[0]; o++)
-            same = x->opt[i][o].r == x->opt[0][o].r && x->opt[i][o].k == x->opt[0][o].k && x->opt[i][o].c == x->opt[0][o].c;
+            same = x->opt[i][o].r == x->opt[0][o].r && x->opt[i][o].k == x->opt[0][o].k &&
+                   x->opt[i][o].c == x->opt[0][o].c;
         if (!same)
-            return hr_err(HR_ERR_INVALID_ARG, "uniform pruning needs the layers taking part to have the same shape "
-                          "(layer %d differs from layer %d)", x->layer[i], x->layer[0]);
+            return hr_err(HR_ERR_INVALID_ARG,
+                          "uniform pruning needs the layers taking part to have the same shape "
+                          "(layer %d differs from layer %d)",
+                          x->layer[i], x->layer[0]);
     }
     int n_o = x->n_opt[0], best = -1;
     int64_t *totals = malloc(sizeof(int64_t) * ((size_t)n_o + 1)); // (n_t) distinct totals, ascending
@@ -455,8 +462,10 @@ static hr_status plan_uniform(search *x, int64_t n, bool strict, hr_prune_plan_r
         char list[256];
         value_list(totals, n_t, 1, list, sizeof list);
         free(totals);
-        return hr_err(HR_ERR_RANGE, "cannot remove exactly %lld %s: every one of the %d layers loses the same number, "
-                      "so the total can be %s", (long long)n, x->heads ? "heads" : "neurons", x->P, list);
+        return hr_err(HR_ERR_RANGE,
+                      "cannot remove exactly %lld %s: every one of the %d layers loses the same number, "
+                      "so the total can be %s",
+                      (long long)n, x->heads ? "heads" : "neurons", x->P, list);
     }
     free(totals);
     for (int i = 0; i < x->P; i++) apply_option(x, i, &x->opt[i][best]);
@@ -473,7 +482,9 @@ static hr_status plan_exact(search *x, int64_t n, int64_t total_cap, bool strict
     }
     int64_t got = nearest_total(reach, total_cap, n);
     free(reach);
-    if (got < 0) return hr_err(HR_ERR_RANGE, "no even group shapes remove %lld %s", (long long)n, x->heads ? "heads" : "neurons");
+    if (got < 0)
+        return hr_err(HR_ERR_RANGE, "no even group shapes remove %lld %s", (long long)n,
+                      x->heads ? "heads" : "neurons");
     if (got != n) {
         explain(x, false, NULL, 0, got, out->reason, sizeof out->reason);
         if (strict)
@@ -497,8 +508,7 @@ static hr_status plan_units(hr_prune_spec *s, const hr_config *c, plan_job *j, b
                             const hr_prune_plan_params *p, int64_t total_cap, hr_prune_plan_result *out) {
     search *x = calloc(1, sizeof *x);
     if (!x) return hr_err(HR_ERR_NOMEM, "out of memory");
-    *x = (search){.c = c, .s = s, .heads = heads, .q = j->q,
-                  .deviation = p->budget != HR_BUDGET_GLOBAL};
+    *x = (search){.c = c, .s = s, .heads = heads, .q = j->q, .deviation = p->budget != HR_BUDGET_GLOBAL};
     bool any_even = false;
     hr_status st = HR_OK;
     for (int l = 0; l < j->L && st == HR_OK; l++) {
@@ -521,8 +531,9 @@ static hr_status plan_units(hr_prune_spec *s, const hr_config *c, plan_job *j, b
         if (p->uniform) st = plan_uniform(x, n_remove, p->strict, out);
         else if (any_even) st = plan_exact(x, n_remove, total_cap, p->strict, out);
         else {
-            for (int i = 0; i < x->P; i++) select_lowest(heads ? s->keep_head[x->layer[i]] : s->keep_ff[x->layer[i]],
-                                                         j->n[x->layer[i]], j->sc[x->layer[i]], j->q[x->layer[i]]);
+            for (int i = 0; i < x->P; i++)
+                select_lowest(heads ? s->keep_head[x->layer[i]] : s->keep_ff[x->layer[i]], j->n[x->layer[i]],
+                              j->sc[x->layer[i]], j->q[x->layer[i]]);
             out->removed = n_remove;
         }
     }

@@ -123,7 +123,8 @@ static hr_status check_attention(const hr_config *c, const hr_prune_spec *s, int
     if (!even && !s->uneven_duplicate)
         return hr_err(HR_ERR_INVALID_ARG,
                       "layer %d: its KV groups would keep different numbers of query heads; keep them even or "
-                      "allow duplicated K/V rows (uneven_duplicate)", l);
+                      "allow duplicated K/V rows (uneven_duplicate)",
+                      l);
     r->n_head = kept;
     r->n_kv_distinct = distinct;
     r->n_head_kv = even ? distinct : kept / gg;
@@ -167,8 +168,8 @@ static int *head_rows(const int *list, int n, int hd) {
 
 /* Kept query heads (r->n_head) and the base KV head of each new KV head
  * (r->n_head_kv), duplicates included. */
-static void attention_lists(const hr_config *c, const hr_prune_spec *s, int l, const hr_prune_layer_result *r,
-                            int *q, int *kv) {
+static void attention_lists(const hr_config *c, const hr_prune_spec *s, int l, const hr_prune_layer_result *r, int *q,
+                            int *kv) {
     int nq = 0, g = c->n_head[l] / c->n_head_kv[l], per = r->n_head / r->n_head_kv;
     for (int h = 0; h < c->n_head[l]; h++)
         if (s->keep_head[l][h]) q[nq++] = h;
@@ -210,8 +211,7 @@ static bool copy_attention(hr_model *dst, const hr_model *src, const hr_prune_sp
     return ok;
 }
 
-static bool copy_mlp(hr_model *dst, const hr_model *src, const hr_prune_spec *s, int l, int n_ff,
-                     hr_layer_weights *o) {
+static bool copy_mlp(hr_model *dst, const hr_model *src, const hr_prune_spec *s, int l, int n_ff, hr_layer_weights *o) {
     const hr_config *c = &src->cfg;
     const hr_layer_weights *w = &src->w.layers[l];
     int dim = c->dim, nf = 0;
@@ -270,7 +270,8 @@ hr_status hr_prune_budget_from_name(const char *name, hr_prune_budget *out) {
     if (name && strcmp(name, "global") == 0) *out = HR_BUDGET_GLOBAL;
     else if (name && (strcmp(name, "per-layer") == 0 || strcmp(name, "layer") == 0)) *out = HR_BUDGET_PER_LAYER;
     else if (name && strcmp(name, "cfsp") == 0) *out = HR_BUDGET_CFSP;
-    else return hr_err(HR_ERR_INVALID_ARG, "unknown budget '%s' (expected global, per-layer or cfsp)", name ? name : "");
+    else
+        return hr_err(HR_ERR_INVALID_ARG, "unknown budget '%s' (expected global, per-layer or cfsp)", name ? name : "");
     return HR_OK;
 }
 

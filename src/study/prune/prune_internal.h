@@ -7,26 +7,26 @@
 #include "study/prune/surgery_internal.h"
 
 struct hr_prune_result {
-    const hr_model *base;          /* borrowed: the model pruned */
-    hr_model *pruned;              /* owned */
-    hr_prune_spec *spec;           /* owned: what went */
-    hr_prune_params params;        /* as given, without the borrowed pointers */
+    const hr_model *base;                     /* borrowed: the model pruned */
+    hr_model *pruned;                         /* owned */
+    hr_prune_spec *spec;                      /* owned: what went */
+    hr_prune_params params;                   /* as given, without the borrowed pointers */
     char *method, *heads_amount, *mlp_amount; /* owned copies; NULL = not asked */
     char heads_source[512], layers_source[512];
-    hr_score_kind score_kind;      /* of the head method (random: importance) */
-    float *head_raw;               /* (n_layers, max_heads) head scores as stored; NULL without heads */
-    float *head_order;             /* (n_layers, max_heads) keep order the planner used */
-    float *ff_scores[HR_MAX_LAYERS]; /* per layer (n_ff[l]) neuron importance; NULL without MLP */
-    bool mlp_taylor;               /* neurons by first-order Taylor (else AMP) */
+    hr_score_kind score_kind;          /* of the head method (random: importance) */
+    float *head_raw;                   /* (n_layers, max_heads) head scores as stored; NULL without heads */
+    float *head_order;                 /* (n_layers, max_heads) keep order the planner used */
+    float *ff_scores[HR_MAX_LAYERS];   /* per layer (n_ff[l]) neuron importance; NULL without MLP */
+    bool mlp_taylor;                   /* neurons by first-order Taylor (else AMP) */
     int taylor_windows, taylor_window; /* the Taylor gradient's windows: how many, tokens each */
-    float lay[3][HR_MAX_LAYERS];   /* attention, MLP, block importance per base layer */
-    char lay_name[3][64];          /* their metric; "" = none */
+    float lay[3][HR_MAX_LAYERS];       /* attention, MLP, block importance per base layer */
+    char lay_name[3][64];              /* their metric; "" = none */
     hr_prune_plan_result heads, neurons;
-    int n_sub;                     /* drop_sublayers steps taken */
-    int *sub_order;                /* (n_sub) sublayer j = 2 * layer + part chosen at each step */
-    double *sub_step_scores;       /* (n_sub, 2 n_layers) every candidate's score at each step; NaN = gone */
-    double *sub_score;             /* (n_sub) the chosen one's */
-    char sub_criterion[256];       /* what the scores are */
+    int n_sub;               /* drop_sublayers steps taken */
+    int *sub_order;          /* (n_sub) sublayer j = 2 * layer + part chosen at each step */
+    double *sub_step_scores; /* (n_sub, 2 n_layers) every candidate's score at each step; NaN = gone */
+    double *sub_score;       /* (n_sub) the chosen one's */
+    char sub_criterion[256]; /* what the scores are */
 };
 
 /* "What Matters in Transformers"' joint layer drop: the k sublayers with

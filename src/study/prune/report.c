@@ -140,8 +140,10 @@ hr_status hr_prune_report_json(const hr_prune_result *r, const hr_prune_report_m
     cJSON_AddStringToObject(j, "gqa_groups", p->uneven_duplicate ? "duplicate" : "even");
     char mm[256] = "";
     if (r->mlp_amount && r->mlp_taylor)
-        snprintf(mm, sizeof mm, "taylor: |sum of w * dL/dw over the neuron's W_gate/W_up rows and W_down column|, "
-                 "gradient averaged over %d windows of %d calibration tokens", r->taylor_windows, r->taylor_window);
+        snprintf(mm, sizeof mm,
+                 "taylor: |sum of w * dL/dw over the neuron's W_gate/W_up rows and W_down column|, "
+                 "gradient averaged over %d windows of %d calibration tokens",
+                 r->taylor_windows, r->taylor_window);
     else if (r->mlp_amount) snprintf(mm, sizeof mm, "amp: mean |act| * ||W_down column|| on calibration text");
     cJSON_AddStringToObject(j, "mlp_method", mm);
     add_path(j, "text", meta->text);

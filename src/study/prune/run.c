@@ -48,7 +48,9 @@ int hr_prune_result_sublayers(const hr_prune_result *r, const int **sublayer, co
     return r ? r->n_sub : 0;
 }
 
-static bool by_output(const hr_prune_params *p) { return p->drop_sublayers && (p->iterative || p->sublayers_by_output); }
+static bool by_output(const hr_prune_params *p) {
+    return p->drop_sublayers && (p->iterative || p->sublayers_by_output);
+}
 
 static bool has_layers(const hr_scores *s) { return s && hr_scores_layers_source(s)[0]; }
 static bool taylor_neurons(const hr_prune_params *p) { return p->mlp_method && strcmp(p->mlp_method, "taylor") == 0; }
@@ -57,18 +59,19 @@ static bool taylor_neurons(const hr_prune_params *p) { return p->mlp_method && s
 static hr_status check_params(const hr_prune_params *p, const hr_tokenizer *tok) {
     if (!p->heads && !p->mlp && !p->drop_attn && !p->drop_mlp && !p->drop_blocks && !p->drop_sublayers)
         return hr_err(HR_ERR_INVALID_ARG, "nothing to prune: ask for heads, MLP neurons, attention / MLP sublayers "
-                      "or blocks");
+                                          "or blocks");
     if (p->drop_attn < 0 || p->drop_mlp < 0 || p->drop_blocks < 0 || p->drop_sublayers < 0 || p->max_tokens < 0 ||
         p->window < 0)
         return hr_err(HR_ERR_RANGE, "negative pruning parameter");
     if ((p->iterative || p->sublayers_by_output) && !p->drop_sublayers)
         return hr_err(HR_ERR_INVALID_ARG, "iterative or output-ranked sublayer drops need a number of sublayers to "
-                      "drop (drop_sublayers)");
+                                          "drop (drop_sublayers)");
     if (by_output(p) && !p->text)
         return hr_err(HR_ERR_INVALID_ARG, "FinerCut's output criterion (iterative sublayer drops) needs calibration "
-                      "text");
+                                          "text");
     if (p->heads && !p->method)
-        return hr_err(HR_ERR_INVALID_ARG, "pruning heads needs a score method (a method of the head scores, or random)");
+        return hr_err(HR_ERR_INVALID_ARG,
+                      "pruning heads needs a score method (a method of the head scores, or random)");
     bool random = p->method && strcmp(p->method, "random") == 0;
     if (p->heads && !random && !hr_scores_heads_source(p->scores)[0])
         return hr_err(HR_ERR_INVALID_ARG, "method '%s' needs head scores (heads.json from headroom heads)", p->method);
@@ -81,7 +84,7 @@ static hr_status check_params(const hr_prune_params *p, const hr_tokenizer *tok)
                        (p->drop_sublayers && !by_output(p));
     if (need_layers && !has_layers(p->scores) && !p->text)
         return hr_err(HR_ERR_INVALID_ARG, "dropping sublayers or blocks and the cfsp budget need layer metrics "
-                      "(layers.json from headroom heads) or calibration text");
+                                          "(layers.json from headroom heads) or calibration text");
     if (p->uniform && p->budget != HR_BUDGET_PER_LAYER)
         return hr_err(HR_ERR_INVALID_ARG, "uniform pruning needs the per-layer budget");
     if (p->text && !tok) return hr_err(HR_ERR_INVALID_ARG, "calibration text needs a tokenizer");
@@ -119,7 +122,8 @@ static hr_status head_scores(hr_prune_result *r, const hr_prune_params *p) {
 static hr_status table_layer_scores(hr_prune_result *r, const hr_prune_params *p) {
     static const char *defaults[3][2] = {{"attn_kl", "attn_sim"}, {"mlp_kl", "mlp_sim"}, {"block_influence", NULL}};
     for (int k = 0; k < 3; k++) {
-        const char *cand[2] = {p->layer_metric ? p->layer_metric : defaults[k][0], p->layer_metric ? NULL : defaults[k][1]};
+        const char *cand[2] = {p->layer_metric ? p->layer_metric : defaults[k][0],
+                               p->layer_metric ? NULL : defaults[k][1]};
         hr_status first = HR_OK;
         char first_msg[1024] = "";
         for (int t = 0; t < 2 && cand[t] && !r->lay_name[k][0]; t++) {
@@ -140,13 +144,14 @@ static hr_status table_layer_scores(hr_prune_result *r, const hr_prune_params *p
 static hr_status calibrate(hr_prune_result *r, const hr_prune_params *p, const hr_tokenizer *tok, hr_context **ctx,
                            int32_t **ids, size_t *n_ids) {
     const hr_config *c = &r->base->cfg;
-    hr_status st = hr_calib_tokens(tok, p->text, p->text_len, p->max_tokens ? p->max_tokens : HR_CALIB_SURGERY_TOKENS,
-                                   ids, n_ids);
+    hr_status st =
+        hr_calib_tokens(tok, p->text, p->text_len, p->max_tokens ? p->max_tokens : HR_CALIB_SURGERY_TOKENS, ids, n_ids);
     if (st != HR_OK) return st;
     hr_context_params cp = hr_context_default_params();
     cp.n_ctx = hr_calib_window(c->seq_len, p->window);
     if (cp.n_ctx > c->seq_len)
-        return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the model's context length %d", cp.n_ctx, c->seq_len);
+        return hr_err(HR_ERR_RANGE, "calibration window %d exceeds the model's context length %d", cp.n_ctx,
+                      c->seq_len);
     cp.n_threads = p->n_threads;
     if ((st = hr_context_new(r->base, &cp, ctx)) != HR_OK) return st;
     if (has_layers(p->scores)) return HR_OK;
@@ -176,20 +181,23 @@ static hr_status amount(const char *text, int64_t n_units, const char *what, int
 static hr_status plan_sublayers(hr_prune_result *r, const hr_prune_params *p, hr_context *ctx, const int32_t *ids,
                                 size_t n_ids) {
     int k = p->drop_sublayers, J = 2 * r->base->cfg.n_layers;
-    r->sub_order = malloc(sizeof(int) * (size_t)k);                     // (k)
-    r->sub_score = malloc(sizeof(double) * (size_t)k);                  // (k)
+    r->sub_order = malloc(sizeof(int) * (size_t)k);                      // (k)
+    r->sub_score = malloc(sizeof(double) * (size_t)k);                   // (k)
     r->sub_step_scores = malloc(sizeof(double) * (size_t)k * (size_t)J); // (k, 2 n_layers)
     if (!r->sub_order || !r->sub_score || !r->sub_step_scores) return hr_err(HR_ERR_NOMEM, "out of memory");
     hr_status st;
     if (by_output(p)) {
         st = hr_prune_plan_sublayers(ctx, ids, n_ids, 0, k, p->iterative, r->spec, r->sub_order, r->sub_step_scores);
-        snprintf(r->sub_criterion, sizeof r->sub_criterion, "finercut: mean Jensen-Shannon divergence (nats) of the "
-                 "next-token distributions from the base model's, %s", p->iterative ? "re-scored after each removal"
-                 : "ranked once");
+        snprintf(r->sub_criterion, sizeof r->sub_criterion,
+                 "finercut: mean Jensen-Shannon divergence (nats) of the "
+                 "next-token distributions from the base model's, %s",
+                 p->iterative ? "re-scored after each removal" : "ranked once");
     } else {
         st = hr_prune_joint_drop(r->base, r->lay[0], r->lay[1], k, r->spec, r->sub_order, r->sub_step_scores);
-        snprintf(r->sub_criterion, sizeof r->sub_criterion, "joint layer drop (What Matters in Transformers): "
-                 "layer metrics %s / %s, ranked once", r->lay_name[0], r->lay_name[1]);
+        snprintf(r->sub_criterion, sizeof r->sub_criterion,
+                 "joint layer drop (What Matters in Transformers): "
+                 "layer metrics %s / %s, ranked once",
+                 r->lay_name[0], r->lay_name[1]);
     }
     if (st != HR_OK) return st;
     r->n_sub = k;
@@ -233,7 +241,8 @@ static hr_status plan(hr_prune_result *r, const hr_prune_params *p, hr_context *
         st = hr_prune_plan_heads(m, r->head_order, imp, n, &pp, s, &r->heads);
     if (st != HR_OK || !p->mlp) return st;
     for (int l = 0; l < c->n_layers; l++)
-        if (!(r->ff_scores[l] = malloc(sizeof(float) * ((size_t)c->n_ff[l] + 1)))) return hr_err(HR_ERR_NOMEM, "out of memory");
+        if (!(r->ff_scores[l] = malloc(sizeof(float) * ((size_t)c->n_ff[l] + 1))))
+            return hr_err(HR_ERR_NOMEM, "out of memory");
     if ((st = amount(p->mlp, eligible(c, s, false), "MLP neurons", &n)) != HR_OK) return st;
     st = taylor_neurons(p) ? taylor_neuron_scores(r, p, ids, n_ids)
                            : hr_prune_neuron_importance(ctx, ids, n_ids, 0, r->ff_scores);
@@ -265,7 +274,8 @@ hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prun
     hr_context *ctx = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    hr_progress_run run; /* calibration phases: layer importance (without layers.json), neuron importance, sublayer search */
+    hr_progress_run
+        run; /* calibration phases: layer importance (without layers.json), neuron importance, sublayer search */
     hr_progress_enter(&run, p->progress_phase, p->progress_user_data,
                       (p->text && !has_layers(p->scores)) + (p->mlp != NULL) + by_output(p));
     st = hr_prune_spec_new(m, &r->spec);

@@ -51,9 +51,9 @@ typedef struct {
     int L, V, window;
     const int32_t *tokens;
     size_t n_tokens;
-    uint8_t *drop;  /* (L, 2) dropped now, candidates included while they are scored */
-    float *base;    /* (window, V) the base model's log-probabilities of the current window */
-    float *logits;  /* (PIECE, V) */
+    uint8_t *drop; /* (L, 2) dropped now, candidates included while they are scored */
+    float *base;   /* (window, V) the base model's log-probabilities of the current window */
+    float *logits; /* (PIECE, V) */
     int64_t done;
 } search;
 
@@ -167,15 +167,16 @@ hr_status hr_prune_plan_sublayers(hr_context *ctx, const int32_t *tokens, size_t
     if (!s.drop) return hr_err(HR_ERR_NOMEM, "out of memory");
     int avail = init_drops(c, spec, s.drop);
     hr_status st = check_k(k, avail);
-    s.base = malloc(sizeof(float) * (size_t)s.window * s.V);   // (window, V)
-    s.logits = malloc(sizeof(float) * (size_t)PIECE * s.V);     // (PIECE, V)
-    double *row = malloc(sizeof(double) * (size_t)J);           // (2 L) scores of one pass
+    s.base = malloc(sizeof(float) * (size_t)s.window * s.V); // (window, V)
+    s.logits = malloc(sizeof(float) * (size_t)PIECE * s.V);  // (PIECE, V)
+    double *row = malloc(sizeof(double) * (size_t)J);        // (2 L) scores of one pass
     if (st == HR_OK && (!s.base || !s.logits || !row)) st = hr_err(HR_ERR_NOMEM, "out of memory");
     int64_t windows = (int64_t)((n_tokens + (size_t)s.window - 1) / (size_t)s.window), work = 0;
     for (int i = 0; i < (iterative ? k : (k > 0)); i++) work += (int64_t)(avail - i) * windows;
     hr_progress_run run;
     hr_progress_enter(&run, NULL, NULL, 1);
-    if (st == HR_OK) st = hr_progress_phase(iterative ? "sublayer search (iterative)" : "sublayer scores", "runs", work);
+    if (st == HR_OK)
+        st = hr_progress_phase(iterative ? "sublayer search (iterative)" : "sublayer scores", "runs", work);
     for (int i = 0; st == HR_OK && i < k; i++) {
         if (i == 0 || iterative) st = score_candidates(&s, c, row); /* one shot: the first pass's scores */
         int best = st == HR_OK ? argmin_alive(row, J) : -1;

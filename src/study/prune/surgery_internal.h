@@ -11,12 +11,12 @@
 struct hr_prune_spec {
     int n_layers;
     int n_head[HR_MAX_LAYERS], n_ff[HR_MAX_LAYERS]; /* the base model's sizes */
-    uint8_t *keep_head[HR_MAX_LAYERS]; /* (n_head[l]) 1 = keep query head; owned by the spec */
-    uint8_t *keep_ff[HR_MAX_LAYERS];   /* (n_ff[l]) 1 = keep neuron; owned by the spec */
-    bool drop_attn[HR_MAX_LAYERS];     /* remove the attention sublayer */
-    bool drop_mlp[HR_MAX_LAYERS];      /* remove the MLP sublayer */
-    bool drop_block[HR_MAX_LAYERS];    /* remove the whole layer */
-    bool uneven_duplicate;             /* make uneven KV groups even by duplicating K/V rows */
+    uint8_t *keep_head[HR_MAX_LAYERS];              /* (n_head[l]) 1 = keep query head; owned by the spec */
+    uint8_t *keep_ff[HR_MAX_LAYERS];                /* (n_ff[l]) 1 = keep neuron; owned by the spec */
+    bool drop_attn[HR_MAX_LAYERS];                  /* remove the attention sublayer */
+    bool drop_mlp[HR_MAX_LAYERS];                   /* remove the MLP sublayer */
+    bool drop_block[HR_MAX_LAYERS];                 /* remove the whole layer */
+    bool uneven_duplicate;                          /* make uneven KV groups even by duplicating K/V rows */
 };
 
 /* A spec that keeps everything of m. *out owned by caller: hr_prune_spec_free(). */
@@ -40,6 +40,6 @@ const float *hr_surgery_rows(hr_model *m, const float *src, int cols, const int 
 
 /* Owned (n_rows_total, n_cols) matrix whose column j is column cols[j] of
  * src (n_rows_total, src_cols). */
-const float *hr_surgery_cols(hr_model *m, const float *src, int n_rows_total, int src_cols, const int *cols,
-                             int n_cols, bool *ok);
+const float *hr_surgery_cols(hr_model *m, const float *src, int n_rows_total, int src_cols, const int *cols, int n_cols,
+                             bool *ok);
 #endif

@@ -44,9 +44,10 @@ hr_status hr_quantize_result_json(const hr_quantize_result *r, const char *model
     cJSON_AddStringToObject(j, "by", hr_quant_by_name(p->by));
     cJSON_AddNumberToObject(j, "int8_percent", p->int8_percent);
     cJSON_AddStringToObject(j, "int8_format", "GGUF Q8_0 (blocks of 32: f16 scale max|x|/127, int8 round(x/scale))");
-    cJSON_AddStringToObject(j, "scoring", "only this matrix Q8_0 quantize-dequantized, f32 forward; "
-                                          "fdtm: mean first divergent token of greedy continuations (higher = later); "
-                                          "dppl: perplexity change on the text's windows (lower = less sensitive)");
+    cJSON_AddStringToObject(j, "scoring",
+                            "only this matrix Q8_0 quantize-dequantized, f32 forward; "
+                            "fdtm: mean first divergent token of greedy continuations (higher = later); "
+                            "dppl: perplexity change on the text's windows (lower = less sensitive)");
     cJSON_AddBoolToObject(j, "scored", s->scored);
     cJSON_AddNumberToObject(j, "seed", (double)p->seed);
     if (s->scored) {
@@ -61,8 +62,10 @@ hr_status hr_quantize_result_json(const hr_quantize_result *r, const char *model
     cJSON_AddNumberToObject(j, "params_total", (double)s->params_total);
     cJSON_AddNumberToObject(j, "params_eligible", (double)s->params_eligible);
     cJSON_AddNumberToObject(j, "params_int8", (double)s->params_int8);
-    cJSON_AddNumberToObject(j, "int8_share_of_eligible", s->params_eligible ? (double)s->params_int8 / (double)s->params_eligible : 0);
-    cJSON_AddNumberToObject(j, "int8_share_of_all", s->params_total ? (double)s->params_int8 / (double)s->params_total : 0);
+    cJSON_AddNumberToObject(j, "int8_share_of_eligible",
+                            s->params_eligible ? (double)s->params_int8 / (double)s->params_eligible : 0);
+    cJSON_AddNumberToObject(j, "int8_share_of_all",
+                            s->params_total ? (double)s->params_int8 / (double)s->params_total : 0);
     cJSON_AddNumberToObject(j, "n_chosen", s->n_chosen);
     cJSON *arr = cJSON_AddArrayToObject(j, "components");
     for (int i = 0; i < r->n; i++) cJSON_AddItemToArray(arr, component(&r->comp[i].pub));

@@ -248,7 +248,8 @@ static hr_status choose(hr_quantize_result *r) {
     }
     free(order);
     if (r->sum.n_chosen == 0)
-        return hr_err(HR_ERR_RANGE, "%g %% of the %lld eligible parameters holds no whole matrix (the smallest has %lld)",
+        return hr_err(HR_ERR_RANGE,
+                      "%g %% of the %lld eligible parameters holds no whole matrix (the smallest has %lld)",
                       r->params.int8_percent, (long long)r->sum.params_eligible, (long long)smallest(r));
     return HR_OK;
 }
@@ -258,7 +259,8 @@ static hr_status check_params(const hr_model *m, const hr_tokenizer *tok, const 
         return hr_err(HR_ERR_RANGE, "the int8 share must lie in (0, 100) %%, got %g %%", p->int8_percent);
     if ((unsigned)p->by > HR_QUANT_BY_RANDOM) return hr_err(HR_ERR_INVALID_ARG, "unknown ranking %d", (int)p->by);
     if (p->by != HR_QUANT_BY_RANDOM && !p->text)
-        return hr_err(HR_ERR_INVALID_ARG, "ranking by %s needs a text to score the components on", hr_quant_by_name(p->by));
+        return hr_err(HR_ERR_INVALID_ARG, "ranking by %s needs a text to score the components on",
+                      hr_quant_by_name(p->by));
     if (p->text && !tok) return hr_err(HR_ERR_INVALID_ARG, "scoring needs a tokenizer");
     if (p->max_tokens < 0 || p->n_ctx < 0 || p->n_threads < 0) return hr_err(HR_ERR_RANGE, "negative size or count");
     if (p->fdtm_prompts < 1 || p->fdtm_prompt_len < 2 || p->fdtm_gen < 1)
@@ -297,7 +299,8 @@ hr_status hr_quantize_run(const hr_model *m, const hr_tokenizer *tok, const hr_q
         if (r->comp[i].pub.eligible) r->sum.n_eligible++, r->sum.params_eligible += r->comp[i].pub.params;
     r->sum.n_components = r->n;
     if (st == HR_OK && r->sum.n_eligible == 0)
-        st = hr_err(HR_ERR_UNSUPPORTED, "no weight matrix of this model can be Q8_0 (rows must hold a multiple of 32 values)");
+        st = hr_err(HR_ERR_UNSUPPORTED,
+                    "no weight matrix of this model can be Q8_0 (rows must hold a multiple of 32 values)");
     hr_progress_run run;
     hr_progress_enter(&run, p->progress_phase, p->progress_user_data, p->text ? 1 : 0);
     if (st == HR_OK && p->text) {

@@ -42,18 +42,23 @@ static hr_status check_header(const cJSON *root, const char *name, const char *k
     if (!f && !v)
         return hr_err(HR_ERR_FORMAT,
                       "%s has no \"format\" or \"format_version\": written by an older headroom; rerun headroom "
-                      "heads", name);
+                      "heads",
+                      name);
     if (!cJSON_IsString(f)) return hr_err(HR_ERR_FORMAT, "%s: \"format\" is a %s, not a string", name, type_name(f));
     if (strcmp(f->valuestring, want) != 0)
         return hr_err(HR_ERR_FORMAT, "%s is a '%.64s' file, not a %s.json ('%s')", name, f->valuestring, kind, want);
-    if (!v) return hr_err(HR_ERR_FORMAT, "%s has no format_version: written by an older headroom; rerun headroom heads", name);
+    if (!v)
+        return hr_err(HR_ERR_FORMAT, "%s has no format_version: written by an older headroom; rerun headroom heads",
+                      name);
     if (!as_int(v, &version)) return hr_err(HR_ERR_FORMAT, "%s: format_version is not an integer", name);
     if (version < FORMAT_VERSION)
         return hr_err(HR_ERR_FORMAT, "%s has format_version %d: written by an older headroom; rerun headroom heads",
                       name, version);
     if (version > FORMAT_VERSION)
-        return hr_err(HR_ERR_FORMAT, "%s has format_version %d; this headroom reads version %d (written by a newer "
-                      "headroom)", name, version, FORMAT_VERSION);
+        return hr_err(HR_ERR_FORMAT,
+                      "%s has format_version %d; this headroom reads version %d (written by a newer "
+                      "headroom)",
+                      name, version, FORMAT_VERSION);
     return HR_OK;
 }
 
@@ -64,18 +69,20 @@ static hr_status int_array(const cJSON *o, const char *key, int n, int *out, con
         return hr_err(HR_ERR_FORMAT, "%s: \"model\".%s is not an array of %d integers", name, key, n);
     int i = 0;
     const cJSON *x;
-    cJSON_ArrayForEach(x, a) if (!as_int(x, &out[i++]))
-        return hr_err(HR_ERR_FORMAT, "%s: \"model\".%s[%d] is not an integer", name, key, i - 1);
+    cJSON_ArrayForEach(x, a) if (!as_int(x, &out[i++])) return hr_err(
+        HR_ERR_FORMAT, "%s: \"model\".%s[%d] is not an integer", name, key, i - 1);
     return HR_OK;
 }
 
 static hr_status check_n_layers(const cJSON *model, const hr_scores *s, const char *name) {
     int L;
     if (!cJSON_IsObject(model)) return hr_err(HR_ERR_FORMAT, "%s has no \"model\" object", name);
-    if (!as_int(get(model, "n_layers"), &L)) return hr_err(HR_ERR_FORMAT, "%s: \"model\".n_layers is not an integer", name);
+    if (!as_int(get(model, "n_layers"), &L))
+        return hr_err(HR_ERR_FORMAT, "%s: \"model\".n_layers is not an integer", name);
     if (L != s->n_layers)
-        return hr_err(HR_ERR_INVALID_ARG, "%s was scored on a model of a different shape (%d layers; this model has %d)",
-                      name, L, s->n_layers);
+        return hr_err(HR_ERR_INVALID_ARG,
+                      "%s was scored on a model of a different shape (%d layers; this model has %d)", name, L,
+                      s->n_layers);
     return HR_OK;
 }
 
@@ -86,14 +93,19 @@ static hr_status check_shape(const cJSON *model, const hr_scores *s, const char 
     if ((st = int_array(model, "n_heads", L, heads, name)) != HR_OK ||
         (st = int_array(model, "n_kv_heads", L, kv, name)) != HR_OK)
         return st;
-    if (!as_int(get(model, "head_dim"), &hd)) return hr_err(HR_ERR_FORMAT, "%s: \"model\".head_dim is not an integer", name);
+    if (!as_int(get(model, "head_dim"), &hd))
+        return hr_err(HR_ERR_FORMAT, "%s: \"model\".head_dim is not an integer", name);
     for (int l = 0; l < L; l++) {
         if (heads[l] != s->n_head[l])
-            return hr_err(HR_ERR_INVALID_ARG, "%s was scored on a model of a different shape (layer %d has %d heads "
-                          "there, %d here)", name, l, heads[l], s->n_head[l]);
+            return hr_err(HR_ERR_INVALID_ARG,
+                          "%s was scored on a model of a different shape (layer %d has %d heads "
+                          "there, %d here)",
+                          name, l, heads[l], s->n_head[l]);
         if (kv[l] != s->n_head_kv[l])
-            return hr_err(HR_ERR_INVALID_ARG, "%s was scored on a model of a different shape (layer %d has %d KV "
-                          "heads there, %d here)", name, l, kv[l], s->n_head_kv[l]);
+            return hr_err(HR_ERR_INVALID_ARG,
+                          "%s was scored on a model of a different shape (layer %d has %d KV "
+                          "heads there, %d here)",
+                          name, l, kv[l], s->n_head_kv[l]);
     }
     if (hd != s->head_dim)
         return hr_err(HR_ERR_INVALID_ARG, "%s was scored on a model of a different shape (head_dim %d there, %d here)",
@@ -129,7 +141,8 @@ static hr_status read_ids(const cJSON *root, const char *key, hr_scores *t, cons
         bool dup = heads ? hr_scores_method_index(t, id->valuestring) >= 0 : false;
         for (int k = 0; !heads && k < t->n_metrics; k++) dup |= strcmp(t->metrics[k].id, id->valuestring) == 0;
         if (dup) return hr_err(HR_ERR_FORMAT, "%s: \"%s\" lists '%s' twice", name, key, id->valuestring);
-        int k = heads ? hr_scores_add_method(t, id->valuestring, higher->valuestring) : hr_scores_add_metric(t, id->valuestring);
+        int k = heads ? hr_scores_add_method(t, id->valuestring, higher->valuestring)
+                      : hr_scores_add_metric(t, id->valuestring);
         if (k < 0) return hr_err(HR_ERR_NOMEM, "out of memory");
         i++;
     }
@@ -255,8 +268,8 @@ static hr_status parse_into(hr_scores *s, const char *json, size_t len, const ch
     if (!s || !json) return hr_err(HR_ERR_INVALID_ARG, "no score table or text given");
     if (!name) name = heads ? "heads.json" : "layers.json";
     if ((heads ? s->heads_source : s->layers_source)[0])
-        return hr_err(HR_ERR_INVALID_ARG, "the table already holds %s (from %s)", heads ? "head scores" : "layer metrics",
-                      heads ? s->heads_source : s->layers_source);
+        return hr_err(HR_ERR_INVALID_ARG, "the table already holds %s (from %s)",
+                      heads ? "head scores" : "layer metrics", heads ? s->heads_source : s->layers_source);
     cJSON *root;
     hr_status st = hr_json_parse(json, len, &root);
     if (st != HR_OK) {

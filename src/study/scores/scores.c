@@ -115,7 +115,8 @@ hr_status hr_scores_from_heads(const hr_heads_result *r, const hr_config *c, hr_
             break;
         }
         for (int l = 0; l < c->n_layers; l++)
-            for (int h = 0; h < c->n_head[l]; h++) s->methods[k].v[(size_t)l * s->max_heads + h] = hr_heads_score(r, i, l, h);
+            for (int h = 0; h < c->n_head[l]; h++)
+                s->methods[k].v[(size_t)l * s->max_heads + h] = hr_heads_score(r, i, l, h);
     }
     for (int i = 0; st == HR_OK && i < hr_heads_n_layer_metrics(); i++) {
         int k = hr_scores_add_metric(s, hr_heads_layer_metric_info(i)->id);
@@ -202,7 +203,8 @@ hr_status hr_scores_find_method(const hr_scores *s, const char *method, int *ind
                 n_null++;
             }
     if (n_null && n_null == n_all)
-        return hr_err(HR_ERR_FORMAT, "%s: method '%s' has no score for any head (null everywhere: the head lab skipped it)",
+        return hr_err(HR_ERR_FORMAT,
+                      "%s: method '%s' has no score for any head (null everywhere: the head lab skipped it)",
                       s->heads_source, method);
     if (n_null)
         return hr_err(HR_ERR_FORMAT, "%s: head %d.%d has no score for '%s' (null)%s", s->heads_source,

@@ -8,20 +8,20 @@
 
 typedef struct {
     char id[64];
-    char higher[64];   /* the file's "higher" text */
+    char higher[64]; /* the file's "higher" text */
     hr_score_kind kind;
-    double *v;         /* (n_layers, max_heads) NaN = null */
+    double *v; /* (n_layers, max_heads) NaN = null */
 } score_method;
 
 typedef struct {
     char id[64];
-    double *v;         /* (n_layers) NaN = null */
+    double *v; /* (n_layers) NaN = null */
 } score_metric;
 
 struct hr_scores {
     int n_layers, max_heads, head_dim;
     int n_head[HR_MAX_LAYERS], n_head_kv[HR_MAX_LAYERS]; /* the model shape */
-    score_method *methods; /* (n_methods) */
+    score_method *methods;                               /* (n_methods) */
     int n_methods;
     score_metric *metrics; /* (n_metrics) */
     int n_metrics;

@@ -21,7 +21,8 @@ uint64_t hr_train_fnv(uint64_t h, const void *data, size_t n) {
 /* The header: what a checkpoint must match (model shape, mode, part). */
 static void put_header(const hr_train *t, hr_strbuf *b) {
     const hr_config *c = hr_model_config(t->model);
-    int32_t h[9] = {(int32_t)c->arch, c->dim, c->n_layers, c->head_dim, c->vocab_size, c->seq_len,
+    int32_t h[9] = {(int32_t)c->arch,  c->dim,         c->n_layers,
+                    c->head_dim,       c->vocab_size,  c->seq_len,
                     t->p.full ? 1 : 0, t->p.lora_rank, (int32_t)(t->p.lora_targets ? t->p.lora_targets : HR_LORA_ALL)};
     hr_strbuf_append(b, h, sizeof h);
     for (int l = 0; l < c->n_layers; l++) {
@@ -95,8 +96,7 @@ hr_status hr_train_load(hr_train *t, const char *path) {
         why = "not a headroom training checkpoint (bad magic)";
     else if (memcpy(&sum, data + len - 8, 8), sum != hr_train_fnv(FNV0, data, len - 8))
         why = "corrupt (checksum mismatch)";
-    else if (!take(data, len - 8, &at, &ver, 4) || ver != CKPT_VERSION)
-        why = "unsupported checkpoint version";
+    else if (!take(data, len - 8, &at, &ver, 4) || ver != CKPT_VERSION) why = "unsupported checkpoint version";
     else if (!take(data, len - 8, &at, &hlen, 4) || hlen != hd.len || hlen > len - 8 - at ||
              memcmp(data + at, hd.p, hd.len) != 0)
         why = "from another model shape or training mode (LoRA rank / targets, full, --only part)";
@@ -124,7 +124,8 @@ hr_status hr_train_load(hr_train *t, const char *path) {
             break;
         }
         float *w = hr_params_data_mut(t->params, x->index);
-        ok = ok && take(data, len - 8, &at, w, x->n * sizeof(float)) && take(data, len - 8, &at, x->m, x->n * sizeof(float)) &&
+        ok = ok && take(data, len - 8, &at, w, x->n * sizeof(float)) &&
+             take(data, len - 8, &at, x->m, x->n * sizeof(float)) &&
              take(data, len - 8, &at, x->v, x->n * sizeof(float));
     }
     if (ok && !why && at != len - 8) why = "trailing bytes";

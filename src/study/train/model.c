@@ -10,7 +10,7 @@
 #include <string.h>
 
 /* Slot of a LoRA target (bit i of hr_lora_target). */
-static const hr_slot k_lora_slot[HR_LORA_N_TARGETS] = {HR_SLOT_Q, HR_SLOT_K, HR_SLOT_V, HR_SLOT_O,
+static const hr_slot k_lora_slot[HR_LORA_N_TARGETS] = {HR_SLOT_Q,    HR_SLOT_K,  HR_SLOT_V,   HR_SLOT_O,
                                                        HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
 
 /* Gives every present slot of m an owned buffer: a copy of src's slot when

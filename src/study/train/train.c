@@ -84,7 +84,8 @@ static char *dup_str(const char *s) {
 
 static hr_status check_params(const hr_model *m, const hr_train_params *p, size_t n_tokens, int *window) {
     const hr_config *c = hr_model_config(m);
-    if (!(p->lr > 0) || !isfinite(p->lr)) return hr_err(HR_ERR_RANGE, "learning rate must be a finite number > 0 (got %g)", p->lr);
+    if (!(p->lr > 0) || !isfinite(p->lr))
+        return hr_err(HR_ERR_RANGE, "learning rate must be a finite number > 0 (got %g)", p->lr);
     if (p->steps < 1) return hr_err(HR_ERR_RANGE, "steps must be >= 1 (got %d)", p->steps);
     if (p->warmup < 0 || p->warmup > p->steps)
         return hr_err(HR_ERR_RANGE, "warm-up must be between 0 and the steps (%d; got %d)", p->steps, p->warmup);
@@ -96,7 +97,8 @@ static hr_status check_params(const hr_model *m, const hr_train_params *p, size_
     if (!(p->clip >= 0) || !isfinite(p->clip)) return hr_err(HR_ERR_RANGE, "gradient clip must be >= 0 (0 = none)");
     if (p->batch < 1 || p->accum < 1 || (int64_t)p->batch * p->accum > 65536)
         return hr_err(HR_ERR_RANGE, "batch and accum must be >= 1 (batch * accum <= 65536)");
-    if (!(p->heldout > 0 && p->heldout < 1)) return hr_err(HR_ERR_RANGE, "held-out share must be in (0, 1) (got %g)", p->heldout);
+    if (!(p->heldout > 0 && p->heldout < 1))
+        return hr_err(HR_ERR_RANGE, "held-out share must be in (0, 1) (got %g)", p->heldout);
     if (p->eval_every < 0 || p->eval_windows < 1 || p->checkpoint_every < 0)
         return hr_err(HR_ERR_RANGE, "eval_every and checkpoint_every must be >= 0, eval_windows >= 1");
     if (p->full == (p->lora_rank > 0))
@@ -108,8 +110,10 @@ static hr_status check_params(const hr_model *m, const hr_train_params *p, size_
     int64_t held = (int64_t)llround((double)p->heldout * (double)n_tokens);
     if (held < W) held = W;
     if ((int64_t)n_tokens - held < W)
-        return hr_err(HR_ERR_RANGE, "the text gives %zu tokens: too short for one training window and one held-out "
-                                    "window of %d tokens", n_tokens, W);
+        return hr_err(HR_ERR_RANGE,
+                      "the text gives %zu tokens: too short for one training window and one held-out "
+                      "window of %d tokens",
+                      n_tokens, W);
     if (p->lora_rank > 0) {
         uint32_t tg = p->lora_targets ? p->lora_targets : HR_LORA_ALL;
         if ((tg & HR_LORA_GATE) && c->mlp != HR_MLP_SWIGLU && p->lora_targets)
@@ -161,8 +165,7 @@ static hr_status parse_only(const hr_config *c, const char *only, uint8_t *heads
                                   c->n_layers);
                 mlp[l] = 1, any = true;
             }
-        } else
-            return hr_err(HR_ERR_INVALID_ARG, "only: '%s' is neither heads:L.H,... nor mlp:L,...", part);
+        } else return hr_err(HR_ERR_INVALID_ARG, "only: '%s' is neither heads:L.H,... nor mlp:L,...", part);
     }
     if (!any) return hr_err(HR_ERR_INVALID_ARG, "only: names no head or MLP");
     return HR_OK;
@@ -194,9 +197,11 @@ static uint8_t *only_mask(const hr_config *c, const hr_param_info *in, const uin
         int64_t q0 = (int64_t)h * hd, k0 = (int64_t)(h / G) * hd;
         switch (in->kind) {
         case HR_PARAM_WQ: mask_rows(mk, in->cols, q0, q0 + hd); break;
-        case HR_PARAM_WK: case HR_PARAM_WV: mask_rows(mk, in->cols, k0, k0 + hd); break;
+        case HR_PARAM_WK:
+        case HR_PARAM_WV: mask_rows(mk, in->cols, k0, k0 + hd); break;
         case HR_PARAM_BQ: memset(mk + q0, 1, (size_t)hd); break;
-        case HR_PARAM_BK: case HR_PARAM_BV: memset(mk + k0, 1, (size_t)hd); break;
+        case HR_PARAM_BK:
+        case HR_PARAM_BV: memset(mk + k0, 1, (size_t)hd); break;
         case HR_PARAM_WO: mask_cols(mk, in->rows, in->cols, q0, q0 + hd); break;
         default: break;
         }
@@ -261,7 +266,8 @@ hr_status hr_train_new(const hr_model *m, const int32_t *tokens, size_t n_tokens
     const hr_config *c = hr_model_config(m);
     for (size_t i = 0; i < n_tokens; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-            return hr_err(HR_ERR_RANGE, "token %zu (id %d) is outside the vocabulary (%d)", i, tokens[i], c->vocab_size);
+            return hr_err(HR_ERR_RANGE, "token %zu (id %d) is outside the vocabulary (%d)", i, tokens[i],
+                          c->vocab_size);
     int W = 0;
     hr_status st = check_params(m, pp, n_tokens, &W);
     if (st != HR_OK) return st;
@@ -299,7 +305,8 @@ static int64_t draw_start(const hr_train *t, hr_rng *r) {
 }
 
 hr_status hr_train_peek_starts(const hr_train *t, int step, int64_t *starts) {
-    if (!t || !starts || step < t->info.step) return hr_err(HR_ERR_INVALID_ARG, "bad arguments (step before the current one?)");
+    if (!t || !starts || step < t->info.step)
+        return hr_err(HR_ERR_INVALID_ARG, "bad arguments (step before the current one?)");
     hr_rng r = t->rng;
     for (int s = t->info.step; s < step; s++)
         for (int k = 0; k < t->per_step; k++) draw_start(t, &r);
@@ -354,8 +361,10 @@ hr_status hr_train_step(hr_train *t) {
         hr_status st = hr_grad_accumulate(t->grad, t->tokens + s0, t->window, scale, &loss);
         if (st != HR_OK) return hr_err(st, "training step %d: %s", t->info.step + 1, hr_grad_last_error(t->grad));
         if (!isfinite(loss))
-            return hr_err(HR_ERR_RANGE, "training step %d: the loss is not finite (%g); stopped before changing "
-                                        "anything (lower the learning rate?)", t->info.step + 1, loss);
+            return hr_err(HR_ERR_RANGE,
+                          "training step %d: the loss is not finite (%g); stopped before changing "
+                          "anything (lower the learning rate?)",
+                          t->info.step + 1, loss);
         loss_sum += loss;
     }
     double norm = grad_norm(t);
@@ -378,7 +387,8 @@ hr_status hr_train_eval(hr_train *t, double *loss) {
     if (!t || !loss) return hr_err(HR_ERR_INVALID_ARG, "no training run or output given");
     double sum = 0;
     int n = 0;
-    for (int64_t s0 = t->n_train; n < t->p.eval_windows && s0 + t->window <= (int64_t)t->n_tokens; s0 += t->window, n++) {
+    for (int64_t s0 = t->n_train; n < t->p.eval_windows && s0 + t->window <= (int64_t)t->n_tokens;
+         s0 += t->window, n++) {
         double l = 0;
         hr_status st = hr_grad_loss(t->grad, t->tokens + s0, t->window, &l, NULL);
         if (st != HR_OK) return hr_err(st, "held-out evaluation: %s", hr_grad_last_error(t->grad));
@@ -421,7 +431,8 @@ hr_status hr_train_run(hr_train *t) {
         set_unit(t);
         bool stop = t->p.stop && *t->p.stop;
         st = hr_progress_update(t->info.step);
-        if (st == HR_OK && stop && !last) st = hr_err(HR_ERR_ABORTED, "training stopped after step %d of %d", t->info.step, t->p.steps);
+        if (st == HR_OK && stop && !last)
+            st = hr_err(HR_ERR_ABORTED, "training stopped after step %d of %d", t->info.step, t->p.steps);
         if (st == HR_ERR_ABORTED && t->checkpoint && !last) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", hr_last_error());

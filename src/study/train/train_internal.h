@@ -9,29 +9,29 @@
 #include "engine/grad/grad_internal.h"
 
 typedef struct {
-    int index;      /* tensor index in the hr_params */
-    size_t n;       /* rows * cols */
-    float *m, *v;   /* (n) Adam moments */
-    uint8_t *mask;  /* (n) 1 = this element trains; NULL = every element */
-    bool decay;     /* 2-D tensor: weight decay applies */
+    int index;     /* tensor index in the hr_params */
+    size_t n;      /* rows * cols */
+    float *m, *v;  /* (n) Adam moments */
+    uint8_t *mask; /* (n) 1 = this element trains; NULL = every element */
+    bool decay;    /* 2-D tensor: weight decay applies */
 } hr_train_tensor;
 
 struct hr_train {
     const hr_model *model;
     hr_train_params p;
-    char *only;              /* owned copy of p.only */
-    char *checkpoint;        /* owned copy of p.checkpoint */
-    const int32_t *tokens;   /* (n_tokens) borrowed */
+    char *only;            /* owned copy of p.only */
+    char *checkpoint;      /* owned copy of p.checkpoint */
+    const int32_t *tokens; /* (n_tokens) borrowed */
     size_t n_tokens;
-    int64_t n_train;         /* tokens [0, n_train) train; [n_train, n_tokens) are held out */
-    int window, per_step;    /* tokens per window; windows per step (batch * accum) */
+    int64_t n_train;      /* tokens [0, n_train) train; [n_train, n_tokens) are held out */
+    int window, per_step; /* tokens per window; windows per step (batch * accum) */
     hr_params *params;
     hr_grad *grad;
-    hr_train_tensor *tt;     /* (n_tt) trainable tensors */
+    hr_train_tensor *tt; /* (n_tt) trainable tensors */
     int n_tt;
-    hr_rng rng;              /* data stream: window starts */
+    hr_rng rng; /* data stream: window starts */
     hr_train_info info;
-    char unit[128];          /* progress unit text (loss, held-out, tokens/s) */
+    char unit[128]; /* progress unit text (loss, held-out, tokens/s) */
 };
 
 /* Hash of the checkpoint header fields that must match (FNV-1a 64). */
