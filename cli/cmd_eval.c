@@ -200,9 +200,9 @@ static void print_table(const hr_eval_summary *s) {
     for (int k = 0; k < s->n_passkey; k++) {
         char name[64];
         snprintf(name, sizeof name, "passkey@%d token acc", s->passkey_length[k]);
-        row(name, s->passkey[k][0].token, s->passkey[k][1].token, "%.3f");
+        row(name, s->passkey[2 * k].token, s->passkey[2 * k + 1].token, "%.3f");
         snprintf(name, sizeof name, "passkey@%d exact", s->passkey_length[k]);
-        row(name, s->passkey[k][0].exact, s->passkey[k][1].exact, "%.3f");
+        row(name, s->passkey[2 * k].exact, s->passkey[2 * k + 1].exact, "%.3f");
     }
     if (s->has_recall) {
         row("recall acc (chance 0.25)", s->recall_result[0].acc, s->recall_result[1].acc, "%.4f");

@@ -181,17 +181,18 @@ static void estimate_row(const hr_heads_cost *c) {
  * before the work (not with --quiet). */
 static void print_estimate(const heads_opts *o, const hr_heads_estimate *e) {
     char t[24];
-    cli_format_seconds(e->window_seconds, t, sizeof t);
+    cli_format_seconds(hr_heads_estimate_window_seconds(e), t, sizeof t);
     fprintf(stderr,
             "heads: cost estimate: %d windows of %d tokens; one window forward with every logit takes %s here\n",
-            e->n_windows, e->window, t);
+            hr_heads_estimate_n_windows(e), hr_heads_estimate_window(e), t);
     fprintf(stderr, "  %-22s %-9s %-9s %s\n", "phase", "passes", "time", "methods");
-    for (int i = 0; i < e->n; i++)
-        if (e->rows[i].selected) estimate_row(&e->rows[i]);
-    estimate_row(&e->total);
+    int n_rows = hr_heads_estimate_n_rows(e);
+    for (int i = 0; i < n_rows; i++)
+        if (hr_heads_estimate_row(e, i)->selected) estimate_row(hr_heads_estimate_row(e, i));
+    estimate_row(hr_heads_estimate_total(e));
     bool first = true;
-    for (int i = 0; i < e->n; i++) {
-        const hr_heads_cost *c = &e->rows[i];
+    for (int i = 0; i < n_rows; i++) {
+        const hr_heads_cost *c = hr_heads_estimate_row(e, i);
         if (c->selected) continue;
         char n[24];
         format_count(c->passes, n, sizeof n);
@@ -216,10 +217,11 @@ static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
     p.natural_needles = o->natural_needles;
     p.tok = s->tok;
     if (cli_progress_enabled()) {
-        hr_heads_estimate e;
+        hr_heads_estimate *e = NULL;
         if (hr_heads_estimate_cost(s->ctx, &p, selected, true, &e) != HR_OK)
             return cli_lib_error("head analysis failed");
-        print_estimate(o, &e);
+        print_estimate(o, e);
+        hr_heads_estimate_free(e);
     }
     if (hr_heads_run(s->ctx, &p, selected, &s->res) != HR_OK) return cli_lib_error("head analysis failed");
     for (int i = 0; i < hr_heads_n_methods(); i++)

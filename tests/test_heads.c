@@ -480,14 +480,18 @@ static void cost_estimates_count_the_forward_work_the_runs_do(void) {
     }
     int n = hr_heads_n_methods();
     bool *none = calloc((size_t)n, sizeof(bool)), *sel = calloc((size_t)n, sizeof(bool));
-    hr_heads_estimate all;
+    hr_heads_estimate *all = NULL;
     for (int i = 0; i < n; i++) sel[i] = true;
     CHECK(hr_heads_estimate_cost(f.ctx, &f.p, sel, false, &all) == HR_OK, "%s", hr_last_error());
-    const hr_heads_cost *layers = &all.rows[all.n - 1];
+    int n_rows = hr_heads_estimate_n_rows(all);
+    const hr_heads_cost *layers = hr_heads_estimate_row(all, n_rows - 1);
     CHECK(strcmp(layers->label, "layer metrics") == 0 && layers->exact, "last row: %s", layers->label);
-    CHECK(all.window == FIX_W && all.n_windows == 2, "calibration %d x %d", all.n_windows, all.window);
-    for (int g = 0; g < all.n - 1; g++) {
-        const hr_heads_cost *row = &all.rows[g];
+    CHECK(hr_heads_estimate_window(all) == FIX_W && hr_heads_estimate_n_windows(all) == 2, "calibration %d x %d",
+          hr_heads_estimate_n_windows(all), hr_heads_estimate_window(all));
+    CHECK(hr_heads_estimate_row(all, n_rows) == NULL && hr_heads_estimate_row(all, -1) == NULL,
+          "rows outside the estimate are NULL");
+    for (int g = 0; g < n_rows - 1; g++) {
+        const hr_heads_cost *row = hr_heads_estimate_row(all, g);
         /* select the row's methods */
         char ids[256];
         snprintf(ids, sizeof ids, "%s", row->label);
@@ -544,6 +548,7 @@ static void cost_estimates_count_the_forward_work_the_runs_do(void) {
     f.p.progress_phase = NULL;
     f.p.progress_ud = NULL;
     free(none), free(sel);
+    hr_heads_estimate_free(all);
     fixture_close(&f);
 }
 

@@ -290,9 +290,9 @@ typedef struct {
     double ppl_base, ppl_cand; /* exp(mean NLL) */
     double fdtm;
     int fdtm_prompts, fdtm_gen;
-    int n_passkey; /* lengths run (those <= n_ctx) */
-    int passkey_length[HR_EVAL_PASSKEY_LENGTHS];
-    hr_passkey_result passkey[HR_EVAL_PASSKEY_LENGTHS][2]; /* [length][base, candidate] */
+    int n_passkey;                    /* lengths run (those <= n_ctx) */
+    const int *passkey_length;        /* (n_passkey) prompt lengths; borrowed from the result */
+    const hr_passkey_result *passkey; /* (n_passkey, 2): [2 k] base, [2 k + 1] candidate; borrowed */
     bool has_tasks;
     hr_mc_result tasks_result[2];
     bool has_recall;
@@ -300,8 +300,8 @@ typedef struct {
     int64_t params[2], weight_bytes[2], kv_bytes_per_token[2], kv_bytes_allocated[2];
     bool has_speed;
     double prefill_tps[2], decode_tps[2];
-    char warning[256]; /* "" or what the numbers call for (perplexity > 10x the base's) */
-    double kv_random;  /* the candidate's random KV plan fraction, -1 when none */
+    const char *warning; /* "" or what the numbers call for (perplexity > 10x the base's); borrowed */
+    double kv_random;    /* the candidate's random KV plan fraction, -1 when none */
 } hr_eval_summary;
 
 typedef struct hr_eval_result hr_eval_result;

@@ -115,35 +115,37 @@ typedef struct {
 } hr_heads_work;
 
 typedef struct {
-    char label[256]; /* the methods that share this work ("ablation, ablation_kl"), or "layer metrics" */
-    char phase[48];  /* the progress phase that runs it */
-    bool selected;   /* part of the run asked for (the layer metrics always are) */
-    bool exact;      /* the run does exactly this work */
-    bool bound;      /* not exact, but at most this work (fdtm stops at the first divergent token);
-                           neither: about this (ablation_greedy: where the surviving heads sit) */
+    const char *label; /* the methods that share this work ("ablation, ablation_kl"), or "layer metrics";
+                          borrowed from the estimate */
+    const char *phase; /* the progress phase that runs it (borrowed) */
+    bool selected;     /* part of the run asked for (the layer metrics always are) */
+    bool exact;        /* the run does exactly this work */
+    bool bound;        /* not exact, but at most this work (fdtm stops at the first divergent token);
+                          neither: about this (ablation_greedy: where the surviving heads sit) */
     hr_heads_work work;
     double passes;  /* forward-pass equivalents: the work's multiply-adds over those of one forward of
                            a calibration window with every position's logits */
     double seconds; /* at the measured speed (0 when not measured) */
 } hr_heads_cost;
 
-enum { HR_HEADS_MAX_COSTS = 32 };
+/* An estimate (opaque): rows, one per group of methods sharing their work,
+ * selected or not, in registry order, then the layer metrics; their total;
+ * the calibration the run would use. */
+typedef struct hr_heads_estimate hr_heads_estimate;
 
-typedef struct {
-    int n; /* rows used: one per group of methods sharing their work, selected
-                                               or not, in registry order, then the layer metrics */
-    hr_heads_cost rows[HR_HEADS_MAX_COSTS];
-    hr_heads_cost total;   /* sum of the selected rows */
-    int window, n_windows; /* the calibration the run would use */
-    double window_seconds; /* measured: one window forward with every position's logits */
-} hr_heads_estimate;
-
-/* What hr_heads_run(ctx, p, selected) would cost, before running it. With
- * measure, one calibration window and a few one-token steps are timed on
- * ctx (about three window forwards) to turn the work into seconds. The
- * parameters are checked as hr_heads_run checks them. */
 HR_API hr_status hr_heads_estimate_cost(hr_context *ctx, const hr_heads_params *p, const bool *selected, bool measure,
-                                        hr_heads_estimate *out);
+                                        hr_heads_estimate **out); /* *out owned by caller */
+HR_API void hr_heads_estimate_free(hr_heads_estimate *e);         /* NULL ok */
+HR_API int hr_heads_estimate_n_rows(const hr_heads_estimate *e);
+/* Row i (0 <= i < n_rows; NULL otherwise), borrowed from e. */
+HR_API const hr_heads_cost *hr_heads_estimate_row(const hr_heads_estimate *e, int i);
+/* The sum of the selected rows, borrowed from e. */
+HR_API const hr_heads_cost *hr_heads_estimate_total(const hr_heads_estimate *e);
+/* The calibration the run would use: window length, windows. */
+HR_API int hr_heads_estimate_window(const hr_heads_estimate *e);
+HR_API int hr_heads_estimate_n_windows(const hr_heads_estimate *e);
+/* Measured: one window forward with every position's logits, seconds (0 when not measured). */
+HR_API double hr_heads_estimate_window_seconds(const hr_heads_estimate *e);
 
 /* Runs the selected methods (hr_heads_n_methods() bools; NULL = all) and all
  * layer metrics on ctx's model. The context's hook, gates and means are

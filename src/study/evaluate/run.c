@@ -16,7 +16,10 @@ enum { PASSKEY_NEEDLE = 16 };
 static const int k_passkey_lengths[HR_EVAL_PASSKEY_LENGTHS] = {64, 128, 256, 512};
 
 struct hr_eval_result {
-    hr_eval_summary s;
+    hr_eval_summary s;                                     /* its pointers point into the fields below */
+    int passkey_length[HR_EVAL_PASSKEY_LENGTHS];           /* (HR_EVAL_PASSKEY_LENGTHS) */
+    hr_passkey_result passkey[HR_EVAL_PASSKEY_LENGTHS][2]; /* [length][base, candidate] */
+    char warning[256];
     char *paths[4]; /* owned copies: base, candidate, text, tasks */
     char *heads;    /* hr_head_mask_describe of the candidate's mask, "" for none */
 };
@@ -99,8 +102,8 @@ static hr_status contexts(const hr_model *base, const hr_model *cand, const hr_e
     return st;
 }
 
-static hr_status measure(hr_context **c, const int32_t *ids, size_t n_ids, const hr_eval_params *p,
-                         hr_eval_summary *s) {
+static hr_status measure(hr_context **c, const int32_t *ids, size_t n_ids, const hr_eval_params *p, hr_eval_result *r) {
+    hr_eval_summary *s = &r->s;
     hr_status st = hr_compare_logits(c[0], c[1], ids, n_ids, s->n_ctx, p->windows, &s->cmp);
     if (st == HR_OK)
         st = hr_compare_fdtm(c[0], c[1], ids, n_ids, p->fdtm_prompts, p->fdtm_prompt_len, p->fdtm_gen, p->seed,
@@ -110,8 +113,8 @@ static hr_status measure(hr_context **c, const int32_t *ids, size_t n_ids, const
     for (int k = 0; st == HR_OK && p->passkey && k < HR_EVAL_PASSKEY_LENGTHS && k_passkey_lengths[k] <= s->n_ctx; k++) {
         for (int i = 0; st == HR_OK && i < 2; i++)
             st = hr_passkey(c[i], ids, n_ids, ids[0], k_passkey_lengths[k], p->passkey_trials, PASSKEY_NEEDLE, p->seed,
-                            &s->passkey[k][i]);
-        s->passkey_length[k] = k_passkey_lengths[k];
+                            &r->passkey[k][i]);
+        r->passkey_length[k] = k_passkey_lengths[k];
         s->n_passkey = k + 1;
     }
     return st;
@@ -159,6 +162,9 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
     hr_eval_result *r = calloc(1, sizeof *r);
     if (!r) return hr_err(HR_ERR_NOMEM, "out of memory");
     hr_eval_summary *s = &r->s;
+    s->passkey_length = r->passkey_length;
+    s->passkey = &r->passkey[0][0];
+    s->warning = r->warning;
     s->n_ctx = n_ctx;
     s->fdtm_prompts = p->fdtm_prompts;
     s->fdtm_gen = p->fdtm_gen;
@@ -198,12 +204,12 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
         if (st == HR_OK) st = hr_progress_update(i + 1);
     }
     if (st == HR_OK) st = contexts(base, cand, p, n_ctx, ids, n_ids, c);
-    if (st == HR_OK) st = measure(c, ids, n_ids, &q, s);
+    if (st == HR_OK) st = measure(c, ids, n_ids, &q, r);
     if (st == HR_OK) st = tasks_and_speed(m, c, tok, ids, p, s);
     hr_progress_leave(&run);
     if (st == HR_OK && s->ppl_cand > 10 * s->ppl_base)
         snprintf(
-            s->warning, sizeof s->warning,
+            r->warning, sizeof r->warning,
             "the candidate's perplexity (%.4g) is %.1fx the base's (%.4g): it needs recovery fine-tuning before use",
             s->ppl_cand, s->ppl_cand / s->ppl_base, s->ppl_base);
     free(ids);
@@ -251,11 +257,11 @@ hr_status hr_eval_result_json(const hr_eval_result *r, char **out) {
         for (int k = 0; k < s->n_passkey; k++) {
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "length", s->passkey_length[k]);
-            cJSON_AddNumberToObject(e, "trials", s->passkey[k][0].trials);
-            cJSON_AddNumberToObject(e, "token_acc_base", s->passkey[k][0].token);
-            cJSON_AddNumberToObject(e, "token_acc_candidate", s->passkey[k][1].token);
-            cJSON_AddNumberToObject(e, "exact_base", s->passkey[k][0].exact);
-            cJSON_AddNumberToObject(e, "exact_candidate", s->passkey[k][1].exact);
+            cJSON_AddNumberToObject(e, "trials", s->passkey[2 * k].trials);
+            cJSON_AddNumberToObject(e, "token_acc_base", s->passkey[2 * k].token);
+            cJSON_AddNumberToObject(e, "token_acc_candidate", s->passkey[2 * k + 1].token);
+            cJSON_AddNumberToObject(e, "exact_base", s->passkey[2 * k].exact);
+            cJSON_AddNumberToObject(e, "exact_candidate", s->passkey[2 * k + 1].exact);
             cJSON_AddItemToArray(pk, e);
         }
     }

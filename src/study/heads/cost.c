@@ -9,6 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A row as the estimate stores it (hr_heads_cost is its view, with the
+ * strings borrowed from here). */
+typedef struct {
+    char label[256];
+    char phase[48];
+    bool selected, exact, bound;
+    hr_heads_work work;
+    double passes, seconds;
+} cost_row;
+
+struct hr_heads_estimate {
+    int n;                                      /* rows used */
+    cost_row rows[HR_HEADS_MAX_COSTS];          /* (n) */
+    cost_row total;                             /* sum of the selected rows */
+    int window, n_windows;                      /* the calibration the run would use */
+    double window_seconds;                      /* measured: one window forward with every logit */
+    hr_heads_cost view[HR_HEADS_MAX_COSTS + 1]; /* (n + 1) the public rows, then the total */
+};
+
+static void make_view(hr_heads_cost *v, const cost_row *c) {
+    *v = (hr_heads_cost){c->label, c->phase, c->selected, c->exact, c->bound, c->work, c->passes, c->seconds};
+}
+
 /* Multiply-adds of one token through every layer (projections, MLP and
  * attention over half a window of keys on average) and of one row through
  * the classifier. */
@@ -100,7 +123,7 @@ static void add_work(hr_heads_work *a, const hr_heads_work *b) {
     a->decode_logit_rows += b->decode_logit_rows;
 }
 
-static void weigh(hr_heads_cost *c, const hr_lab *lab, const rates *r) {
+static void weigh(cost_row *c, const hr_lab *lab, const rates *r) {
     double per_token, per_row;
     flops(lab, &per_token, &per_row);
     const hr_heads_work *w = &c->work;
@@ -112,7 +135,7 @@ static void weigh(hr_heads_cost *c, const hr_lab *lab, const rates *r) {
                    : 0;
 }
 
-static void append_label(hr_heads_cost *c, const char *id) {
+static void append_label(cost_row *c, const char *id) {
     size_t at = strlen(c->label);
     snprintf(c->label + at, sizeof c->label - at, "%s%s", at ? ", " : "", id);
 }
@@ -127,7 +150,7 @@ static void method_rows(const hr_lab *lab, hr_heads_estimate *out) {
             if (hm->work.cost && hr_head_methods[i]->work.cost == hm->work.cost) g = row_of[i];
         if (g < 0) {
             g = out->n++;
-            hr_heads_cost *c = &out->rows[g];
+            cost_row *c = &out->rows[g];
             lab_cost lc = {{0, 0, 0, 0}, 0, false, false};
             if (hm->work.cost) hm->work.cost(lab, &lc);
             c->work = lc.work;
@@ -136,14 +159,14 @@ static void method_rows(const hr_lab *lab, hr_heads_estimate *out) {
             snprintf(c->phase, sizeof c->phase, "%s", hm->work.phase ? hm->work.phase : hm->info.id);
         }
         row_of[m] = g;
-        hr_heads_cost *c = &out->rows[g];
+        cost_row *c = &out->rows[g];
         c->selected |= lab->selected[m];
         /* the label lists the selected methods of a selected group, else all of them */
         if (lab->selected[m] || !c->selected) append_label(c, hm->info.id);
     }
     /* a group selected late drops the unselected ids listed before */
     for (int g = 0; g < out->n; g++) {
-        hr_heads_cost *c = &out->rows[g];
+        cost_row *c = &out->rows[g];
         if (!c->selected) continue;
         c->label[0] = 0;
         for (int m = 0; m < hr_head_methods_count; m++)
@@ -152,11 +175,13 @@ static void method_rows(const hr_lab *lab, hr_heads_estimate *out) {
 }
 
 hr_status hr_heads_estimate_cost(hr_context *ctx, const hr_heads_params *p, const bool *selected, bool do_measure,
-                                 hr_heads_estimate *out) {
-    if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
-    memset(out, 0, sizeof *out);
+                                 hr_heads_estimate **res) {
+    if (!res) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
+    *res = NULL;
     hr_status st = lab_validate(ctx, p);
     if (st != HR_OK) return st;
+    hr_heads_estimate *out = calloc(1, sizeof *out);
+    if (!out) return hr_err(HR_ERR_NOMEM, "out of memory");
     hr_lab lab;
     memset(&lab, 0, sizeof lab);
     st = lab_init(&lab, ctx, p, selected, false);
@@ -164,10 +189,10 @@ hr_status hr_heads_estimate_cost(hr_context *ctx, const hr_heads_params *p, cons
     if (st == HR_OK && do_measure) st = measure(&lab, &r, &out->window_seconds);
     if (st == HR_OK) {
         method_rows(&lab, out);
-        hr_heads_cost *c = &out->rows[out->n++];
+        cost_row *c = &out->rows[out->n++];
         lab_cost lc;
         lab_cost_layer_metrics(&lab, &lc);
-        *c = (hr_heads_cost){"layer metrics", "layer metrics", true, lc.exact, false, lc.work, 0, 0};
+        *c = (cost_row){"layer metrics", "layer metrics", true, lc.exact, false, lc.work, 0, 0};
         snprintf(out->total.phase, sizeof out->total.phase, "total");
         out->total.exact = true;
         for (int i = 0; i < out->n; i++) {
@@ -180,7 +205,21 @@ hr_status hr_heads_estimate_cost(hr_context *ctx, const hr_heads_params *p, cons
         weigh(&out->total, &lab, do_measure ? &r : NULL);
         out->window = lab.W;
         out->n_windows = lab.n_windows;
+        for (int i = 0; i < out->n; i++) make_view(&out->view[i], &out->rows[i]);
+        make_view(&out->view[out->n], &out->total);
     }
     lab_release(&lab);
+    if (st == HR_OK) *res = out;
+    else free(out);
     return st;
 }
+
+void hr_heads_estimate_free(hr_heads_estimate *e) { free(e); }
+int hr_heads_estimate_n_rows(const hr_heads_estimate *e) { return e ? e->n : 0; }
+const hr_heads_cost *hr_heads_estimate_row(const hr_heads_estimate *e, int i) {
+    return e && i >= 0 && i < e->n ? &e->view[i] : NULL;
+}
+const hr_heads_cost *hr_heads_estimate_total(const hr_heads_estimate *e) { return e ? &e->view[e->n] : NULL; }
+int hr_heads_estimate_window(const hr_heads_estimate *e) { return e ? e->window : 0; }
+int hr_heads_estimate_n_windows(const hr_heads_estimate *e) { return e ? e->n_windows : 0; }
+double hr_heads_estimate_window_seconds(const hr_heads_estimate *e) { return e ? e->window_seconds : 0; }

@@ -176,6 +176,10 @@ extern const hr_head_method hr_method_ablation, hr_method_ablation_kl, hr_method
 /* Layer metric indices (registry order). */
 enum { LM_BLOCK_INFLUENCE = 0, LM_ATTN_SIM, LM_MLP_SIM, LM_ATTN_KL, LM_MLP_KL, LM_FDTM_ATTN, LM_FDTM_MLP, LM_COUNT };
 
+/* Rows an estimate holds at most: one per method plus the layer metrics
+ * (registry.c checks the registry fits). */
+enum { HR_HEADS_MAX_COSTS = 32 };
+
 /* Successor heads (m_successor.c; mod10.c): the id of word as a single
  * token (trying " word" then "word"), or -1; effective token embeddings
  * e = embedding + MLP0(embedding) as in the paper, (n, dim) into eff, by
