@@ -95,8 +95,10 @@ def finetune(model, text, lora_rank=None, lora_alpha=None, lora_targets=None, fu
     losses, heldout, err = [], {}, []
     ti = _lib.TrainInfo()
 
-    def on_progress(info_p, _ud):  # after each step (done = steps so far): record its loss
+    def on_progress(info_p, _ud):  # phase "training", after each step (done = steps so far): record its loss
         try:
+            if info_p.contents.phase != b"training":
+                return 0
             done, total = int(info_p.contents.done), int(info_p.contents.total)
             if done > len(losses):
                 lib.hr_train_get_info(t, ctypes.byref(ti))
