@@ -11,6 +11,7 @@ Python, over libheadroom (C). No weight copies, NumPy arrays in and out
     small = headroom.prune(m, lab, by="ablation", heads="25%")
     print(headroom.eval(m, small, pathlib.Path("tinystories_val.txt"), windows=8)["ppl_candidate"])
     g = headroom.grad(m, ids, wrt=["head_gates"])          # dL/d(gate), (layers, heads)
+    ft = headroom.finetune(m, pathlib.Path("story.txt"), lora_rank=8, steps=100)  # LoRA merged
 """
 from ._lib import (Error, InvalidArgument, FormatError, Unsupported, OutOfMemory, RangeError, NotFound, Aborted,
                    version as _version)
@@ -20,6 +21,7 @@ from .study import (HeadsResult, Scores, KvPlan, PrunedModel, heads, methods, la
                     prune, evaluate, convert)
 from .gradients import Gradients, grad
 from .circuits import Influence, Pairs, PatchResult, influence, patch
+from .train import FinetunedModel, finetune
 
 eval = evaluate  # noqa: A001  (headroom.eval, as the CLI command)
 
@@ -27,5 +29,5 @@ __version__ = _version()
 
 __all__ = ["Model", "Cache", "Config", "NAMES", "HeadsResult", "Scores", "KvPlan", "PrunedModel", "heads", "methods",
            "layer_metrics", "kv_plan_from_scores", "prune", "eval", "evaluate", "convert", "grad", "Gradients", "Pairs",
-           "PatchResult", "patch", "Influence", "influence", "Error", "InvalidArgument", "IOError", "FormatError",
-           "Unsupported", "OutOfMemory", "RangeError", "NotFound", "Aborted", "__version__"]
+           "PatchResult", "patch", "Influence", "influence", "finetune", "FinetunedModel", "Error", "InvalidArgument",
+           "IOError", "FormatError", "Unsupported", "OutOfMemory", "RangeError", "NotFound", "Aborted", "__version__"]

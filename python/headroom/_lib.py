@@ -330,6 +330,30 @@ class InfluenceParams(Structure):  # hr_influence_params
                 ("user_data", c_void_p), ("progress", PROGRESS_FN), ("progress_user_data", c_void_p), ("corpus", P)]
 
 
+class ProgressInfo(Structure):  # hr_progress_info (common.h)
+    _fields_ = [("phase", c_char_p), ("unit", c_char_p), ("done", c_int64), ("total", c_int64), ("step", c_int),
+                ("n_steps", c_int)]
+
+
+PROGRESS_PHASE_FN = CFUNCTYPE(c_int, POINTER(ProgressInfo), c_void_p)  # hr_progress_phase_fn
+
+
+class TrainParams(Structure):  # hr_train_params (train.h)
+    _fields_ = [("full", c_bool), ("lora_rank", c_int), ("lora_alpha", c_float), ("lora_targets", c_uint32),
+                ("only", c_char_p), ("steps", c_int), ("lr", c_float), ("min_lr_ratio", c_float), ("warmup", c_int),
+                ("beta1", c_float), ("beta2", c_float), ("eps", c_float), ("weight_decay", c_float),
+                ("clip", c_float), ("window", c_int), ("batch", c_int), ("accum", c_int), ("heldout", c_float),
+                ("eval_every", c_int), ("eval_windows", c_int), ("seed", c_uint64), ("n_threads", c_int),
+                ("checkpoint", c_char_p), ("checkpoint_every", c_int), ("resume", c_char_p), ("stop", c_void_p),
+                ("progress_phase", PROGRESS_PHASE_FN), ("progress_user_data", c_void_p)]
+
+
+class TrainInfo(Structure):  # hr_train_info
+    _fields_ = [("step", c_int), ("loss", c_double), ("heldout_loss", c_double), ("lr", c_double),
+                ("grad_norm", c_double), ("tokens_per_s", c_double), ("train_tokens", c_int64),
+                ("heldout_tokens", c_int64)]
+
+
 STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests
     "hr_hook_event": HookEvent, "hr_context_params": ContextParams, "hr_encode_params": EncodeParams,
     "hr_sampler_params": SamplerParams, "hr_output_params": OutputParams, "hr_ppl_params": PplParams,
@@ -341,7 +365,8 @@ STRUCTS = {  # C name -> ctypes struct, for the ABI check in python/tests
     "hr_head_mask_params": HeadMaskParams, "hr_params_params": ParamsParams, "hr_param_info": ParamInfo,
     "hr_grad_params": GradParams, "hr_pairs_params": PairsParams, "hr_pair": Pair, "hr_patch_params": PatchParams,
     "hr_patch_summary": PatchSummary, "hr_patch_meta": PatchMeta, "hr_influence_doc": InfluenceDoc,
-    "hr_influence_params": InfluenceParams,
+    "hr_influence_params": InfluenceParams, "hr_progress_info": ProgressInfo, "hr_train_params": TrainParams,
+    "hr_train_info": TrainInfo,
 }
 
 # ---------------------------------------------------------------- prototypes
@@ -545,6 +570,16 @@ _fn("hr_patch_run", _, P, P, POINTER(PatchParams), OUT(P))
 _fn("hr_patch_result_free", None, P)
 _fn("hr_patch_result_summary", POINTER(PatchSummary), P)
 _fn("hr_patch_result_json", _, P, P, POINTER(PatchMeta), OUT(c_void_p))
+# train.h
+_fn("hr_train_default_params", TrainParams)
+_fn("hr_train_new", _, P, POINTER(c_int32), c_size_t, POINTER(TrainParams), OUT(P))
+_fn("hr_train_free", None, P)
+_fn("hr_train_step", _, P)
+_fn("hr_train_run", _, P)
+_fn("hr_train_eval", _, P, OUT(c_double))
+_fn("hr_train_get_info", None, P, POINTER(TrainInfo))
+_fn("hr_lora_targets_parse", _, c_char_p, OUT(c_uint32))
+_fn("hr_train_model", _, P, OUT(P))
 
 HOOK = {"pattern": 1 << 0, "head_out": 1 << 1, "resid_pre": 1 << 2, "attn_out": 1 << 3, "mlp_out": 1 << 4,
         "resid_post": 1 << 5, "final": 1 << 6}  # hr_hook_point

@@ -7,6 +7,7 @@
  * added to a header fails the Python tests instead of corrupting memory.
  */
 #include "headroom/headroom.h"
+#include "headroom/train.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -116,5 +117,19 @@ int main(void) {
         F(hr_influence_params, max_docs), F(hr_influence_params, n_threads), F(hr_influence_params, on_doc),
         F(hr_influence_params, user_data), F(hr_influence_params, progress), F(hr_influence_params, progress_user_data),
         F(hr_influence_params, corpus);
+    S(hr_progress_info), F(hr_progress_info, phase), F(hr_progress_info, unit), F(hr_progress_info, done),
+        F(hr_progress_info, total), F(hr_progress_info, step), F(hr_progress_info, n_steps);
+    S(hr_train_params), F(hr_train_params, full), F(hr_train_params, lora_rank), F(hr_train_params, lora_alpha),
+        F(hr_train_params, lora_targets), F(hr_train_params, only), F(hr_train_params, steps), F(hr_train_params, lr),
+        F(hr_train_params, min_lr_ratio), F(hr_train_params, warmup), F(hr_train_params, beta1),
+        F(hr_train_params, beta2), F(hr_train_params, eps), F(hr_train_params, weight_decay), F(hr_train_params, clip),
+        F(hr_train_params, window), F(hr_train_params, batch), F(hr_train_params, accum), F(hr_train_params, heldout),
+        F(hr_train_params, eval_every), F(hr_train_params, eval_windows), F(hr_train_params, seed),
+        F(hr_train_params, n_threads), F(hr_train_params, checkpoint), F(hr_train_params, checkpoint_every),
+        F(hr_train_params, resume), F(hr_train_params, stop), F(hr_train_params, progress_phase),
+        F(hr_train_params, progress_user_data);
+    S(hr_train_info), F(hr_train_info, step), F(hr_train_info, loss), F(hr_train_info, heldout_loss),
+        F(hr_train_info, lr), F(hr_train_info, grad_norm), F(hr_train_info, tokens_per_s),
+        F(hr_train_info, train_tokens), F(hr_train_info, heldout_tokens);
     return 0;
 }
