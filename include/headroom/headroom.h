@@ -19,6 +19,8 @@
 #include "headroom/prune.h"
 #include "headroom/gqa.h"
 #include "headroom/evaluate.h"
+#include "headroom/circuits.h"
+#include "headroom/train.h"
 #include "headroom/quantize.h"
 #include "headroom/report.h"
 
