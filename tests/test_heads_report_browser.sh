@@ -9,17 +9,11 @@
 # error, and the screenshot is not blank.
 set -u
 cli=${HR_CLI:?}; tools=${HR_TOOLS_DIR:?}; shared=${HR_SHARED_DIR:?}
-CHROME="${HR_CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
-[ -x "$CHROME" ] || { echo "FAIL: chromium not found; install it with scripts/setup.sh"; exit 1; }
 . "$(dirname "$0")/cli_prelude.sh"
 fails=0; passes=0
 ok() { passes=$((passes + 1)); echo "ok   $*"; }
 fail() { fails=$((fails + 1)); echo "FAIL $*"; }
-chrome() {
-  timeout -k 5 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage \
-    --disable-extensions --hide-scrollbars --user-data-dir="$(mktemp -d "$T/profile.XXXXXX")" "$@"
-}
+. "$(dirname "$0")/browser_prelude.sh"
 head -c 40000 "$shared/data/text/tinystories_val.txt" > "$T/text.txt"
 PROMPT="Once upon a time, there was a little girl named Lily. She loved to play outside."
 if ! "$cli" heads --text "$T/text.txt" --tokens 512 --top 3 --out "$T/out" --pattern-prompt "$PROMPT" -q \

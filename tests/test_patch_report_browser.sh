@@ -9,17 +9,7 @@ set -u
 
 : "${HR_TOOLS_DIR:?HR_TOOLS_DIR must point at the build directory with hr_report_demo}"
 . "$(dirname "$0")/cli_prelude.sh"
-DEMO="$HR_TOOLS_DIR/hr_report_demo"
-CHROME="${HR_CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
-if [ ! -x "$CHROME" ]; then
-  echo "FAIL: chromium not found (looked for '$CHROME'); install it with scripts/setup.sh (apt-get install chromium)"
-  exit 1
-fi
-chrome() {
-  timeout -k 5 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage \
-    --disable-extensions --hide-scrollbars --user-data-dir="$(mktemp -d "$T/profile.XXXXXX")" "$@"
-}
+. "$(dirname "$0")/browser_prelude.sh"
 
 # Two pairs of one length, so every position column is labelled by a token.
 printf '%s\n' '{"clean": "Lily had a red ball. She gave the ball to", "corrupt": "Lily had a red cat. She gave the ball to", "answer": " Tom", "wrong": " Sue"}' \
@@ -57,15 +47,7 @@ else
   else fail "the BOS label is missing"; fi
 fi
 
-chrome --window-size=1280,2000 --screenshot="$T/shot.png" "file://$REPORT" >/dev/null 2>"$T/chrome2.err"
-rc=$?
-if [ "$rc" -ne 0 ] || [ ! -s "$T/shot.png" ]; then
-  fail "chromium --screenshot exited $rc"; tail -5 "$T/chrome2.err"
-else
-  read -r w h colours < <("$DEMO" --png-stats "$T/shot.png")
-  [ "${w:-0}" -eq 1280 ] && [ "${h:-0}" -eq 2000 ] && ok "screenshot ${w}x${h}" || fail "screenshot is ${w:-?}x${h:-?}"
-  [ "${colours:-0}" -ge 100 ] && ok "screenshot has $colours distinct colours" || fail "screenshot looks blank ($colours colours)"
-fi
+screenshot_not_blank "$REPORT"
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]

@@ -6,13 +6,6 @@
 set -u
 
 : "${HR_TOOLS_DIR:?HR_TOOLS_DIR must point at the build directory with hr_report_demo}"
-DEMO="$HR_TOOLS_DIR/hr_report_demo"
-CHROME="${HR_CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
-if [ ! -x "$CHROME" ]; then
-  echo "FAIL: chromium not found (looked for '$CHROME'); install it with scripts/setup.sh (apt-get install chromium)"
-  exit 1
-fi
-[ -x "$DEMO" ] || { echo "FAIL: $DEMO not built"; exit 1; }
 
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -20,12 +13,7 @@ failures=0
 fail() { echo "  FAIL: $*"; failures=$((failures + 1)); }
 ok() { echo "ok   $*"; }
 
-# Offline and bounded: no network services, no first-run work, 60 s at most.
-chrome() {
-  timeout -k 5 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage \
-    --disable-extensions --hide-scrollbars --user-data-dir="$(mktemp -d "$T/profile.XXXXXX")" "$@"
-}
+. "$(dirname "$0")/browser_prelude.sh"
 
 mkdir -p "$T/out"
 if ! "$DEMO" "$T/out" 5 8 >"$T/demo.log" 2>&1; then
@@ -90,17 +78,7 @@ got=$(grep -o 'data-desc-first="[^"]*" data-desc-last="[^"]*" data-asc-first="[^
 [ -n "$expected" ] && [ "$got" = "$expected" ] && ok "clicking a header sorts (desc, then asc; missing scores last)" \
   || fail "sorting: got '$got', expected '$expected'"
 
-chrome --window-size=1280,2000 --screenshot="$T/shot.png" "file://$REPORT" >/dev/null 2>"$T/chrome2.err"
-rc=$?
-if [ "$rc" -ne 0 ] || [ ! -s "$T/shot.png" ]; then
-  fail "chromium --screenshot exited $rc"; tail -5 "$T/chrome2.err"
-else
-  read -r w h colours < <("$DEMO" --png-stats "$T/shot.png")
-  [ "${w:-0}" -eq 1280 ] && [ "${h:-0}" -eq 2000 ] && ok "screenshot ${w}x${h}" || fail "screenshot is ${w:-?}x${h:-?}"
-  # Text, viridis and diverging heatmaps give hundreds of colours; a blank or
-  # unstyled page gives a handful.
-  [ "${colours:-0}" -ge 100 ] && ok "screenshot has $colours distinct colours" || fail "screenshot looks blank ($colours colours)"
-fi
+screenshot_not_blank "$REPORT"
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]
