@@ -33,14 +33,6 @@ static const cli_spec k_spec = {
     .max_positional = 2,
 };
 
-/* Default dtype: keep f16/bf16 sources as they are (Q8_0 ones too when the
- * output is a GGUF), everything else f32. */
-static hr_dtype default_dtype(const hr_model *m, bool gguf) {
-    hr_dtype d;
-    if (hr_dtype_from_name(hr_model_source_dtype(m), &d) == HR_OK && (gguf || d != HR_DTYPE_Q8_0)) return d;
-    return HR_DTYPE_F32;
-}
-
 /* The tokenizer is optional: a missing one is a warning, not a failure. */
 static hr_tokenizer *find_tokenizer(const char *in, const hr_model *m, const char *explicit_path) {
     char path[PATH_MAX + 256];
@@ -70,7 +62,7 @@ int cmd_convert(int argc, char **argv) {
     const char *to = cli_value(&k_spec, &a, "to");
     if (!to || (strcmp(to, "gguf") != 0 && strcmp(to, "hf") != 0)) return cli_error("--to must be gguf or hf");
     const char *dt = cli_value(&k_spec, &a, "dtype");
-    hr_dtype dtype = HR_DTYPE_F32;
+    hr_dtype dtype = HR_DTYPE_KEEP; /* the source's (hr_dtype_for_model) */
     if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
     bool gguf = strcmp(to, "gguf") == 0;
     if (!gguf && dtype == HR_DTYPE_Q8_0)
@@ -80,7 +72,7 @@ int cmd_convert(int argc, char **argv) {
         return CLI_FAIL;
     hr_model *m = NULL;
     if (cli_load_model(in, &m) != CLI_OK) return CLI_FAIL;
-    if (!dt) dtype = default_dtype(m, gguf);
+    dtype = hr_dtype_for_model(m, dtype, gguf);
     hr_tokenizer *t =
         cli_value(&k_spec, &a, "no-tokenizer") ? NULL : find_tokenizer(in, m, cli_value(&k_spec, &a, "tokenizer"));
     hr_status st = gguf ? hr_model_save_gguf(m, t, out, dtype) : hr_model_save_hf(m, t, out, dtype);

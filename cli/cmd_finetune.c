@@ -47,13 +47,12 @@ int cmd_finetune(int argc, char **argv) {
     hr_train_params p = hr_train_default_params();
     if (cli_train_read(&k_spec, &a, &p)) return CLI_FAIL;
     const char *text = cli_value(&k_spec, &a, "text"), *out = cli_value(&k_spec, &a, "out");
-    const char *hf = cli_value(&k_spec, &a, "hf"), *tk = cli_value(&k_spec, &a, "tokenizer"),
-               *dt = cli_value(&k_spec, &a, "dtype");
+    const char *hf = cli_value(&k_spec, &a, "hf"), *tk = cli_value(&k_spec, &a, "tokenizer");
     if (!text) return cli_error("--text FILE is required (see 'headroom finetune --help')");
     if (!p.full && p.lora_rank == 0) return cli_error("choose --lora-rank R or --full");
     if (p.full && p.lora_rank > 0) return cli_error("--lora-rank and --full exclude each other");
-    hr_dtype dtype = HR_DTYPE_F32;
-    if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
+    hr_dtype dtype;
+    if (cli_get_dtype(&k_spec, &a, &dtype)) return CLI_FAIL;
     char path[PATH_MAX + 64];
     const char *inputs[] = {text, tk, p.resume, NULL};
     if (cli_resolve_model(&a, path, sizeof path) ||

@@ -114,8 +114,8 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
         cli_lib_error("cannot write the Hugging Face folder");
         goto out;
     }
-    printf("converted %s -> %s: %d KV heads per layer, %s grouping\n", path, out_path, (int)kv,
-           hr_gqa_grouping_name(grouping));
+    printf("converted %s -> %s (%s): %d KV heads per layer, %s grouping\n", path, out_path,
+           hr_dtype_name(hr_dtype_for_model(g, dtype, true)), (int)kv, hr_gqa_grouping_name(grouping));
     print_groups(m, (int)kv, groups);
     printf("parameters: %lld -> %lld\n", (long long)hr_model_n_params(m), (long long)hr_model_n_params(g));
     rc = CLI_OK;
@@ -149,10 +149,7 @@ int cmd_gqa(int argc, char **argv) {
     if (hr_gqa_grouping_from_name(gname ? gname : "neighbour", &grouping) != HR_OK)
         return cli_lib_error("bad --grouping");
     if (grouping == HR_GQA_ASYM && !text) return cli_error("--grouping asym needs --text FILE");
-    const char *dt = cli_value(&k_spec, &a, "dtype");
-    hr_dtype dtype = HR_DTYPE_F32;
-    if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
-    if (dtype == HR_DTYPE_Q8_0 && cli_value(&k_spec, &a, "hf"))
-        return cli_error("--dtype q8_0 is GGUF only: a Hugging Face folder (--hf) holds f32, f16 or bf16");
+    hr_dtype dtype;
+    if (cli_get_dtype(&k_spec, &a, &dtype)) return CLI_FAIL;
     return convert(&a, kv, grouping, text, tokens, threads, dtype);
 }

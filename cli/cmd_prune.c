@@ -124,17 +124,13 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     p->sublayers_by_output = cli_value(&k_spec, a, "by-output") != NULL;
     p->max_tokens = tokens;
     p->n_threads = (int)threads;
-    const char *b = cli_value(&k_spec, a, "budget"), *u = cli_value(&k_spec, a, "uneven"),
-               *dt = cli_value(&k_spec, a, "dtype");
+    const char *b = cli_value(&k_spec, a, "budget"), *u = cli_value(&k_spec, a, "uneven");
     if (hr_prune_budget_from_name(b ? b : p->uniform ? "per-layer" : "global", &p->budget) != HR_OK)
         return cli_lib_error("bad --budget");
     if (u && strcmp(u, "duplicate") != 0 && strcmp(u, "even") != 0)
         return cli_error("unknown --uneven '%s' (expected even or duplicate)", u);
     p->uneven_duplicate = u && strcmp(u, "duplicate") == 0;
-    o->dtype = HR_DTYPE_F32;
-    if (dt && hr_dtype_from_name(dt, &o->dtype) != HR_OK) return cli_lib_error("bad --dtype");
-    if (o->dtype == HR_DTYPE_Q8_0 && o->hf)
-        return cli_error("--dtype q8_0 is GGUF only: a Hugging Face folder (--hf) holds f32, f16 or bf16");
+    if (cli_get_dtype(&k_spec, a, &o->dtype)) return CLI_FAIL;
     if (!o->out) return cli_error("--out OUT.gguf is required (see 'headroom prune --help')");
     long rsteps = 0;
     o->recover = hr_train_default_params();
@@ -230,7 +226,7 @@ static int write_outputs(const prune_opts *o, prune_state *st) {
     warn_amount("--heads", o->p.heads, h, o->p.uniform);
     warn_amount("--mlp", o->p.mlp, n, o->p.uniform);
     int64_t before = hr_model_n_params(st->m), after = hr_model_n_params(p);
-    printf("pruned %s -> %s\n", st->model_path, o->out);
+    printf("pruned %s -> %s (%s)\n", st->model_path, o->out, hr_dtype_name(hr_dtype_for_model(p, o->dtype, true)));
     printf("heads removed: %lld (asked %lld), neurons removed: %lld (asked %lld), layers: %d -> %d\n",
            (long long)h->removed, (long long)h->requested, (long long)n->removed, (long long)n->requested,
            hr_config_n_layers(hr_model_config(st->m)), hr_config_n_layers(hr_model_config(p)));

@@ -24,6 +24,7 @@ static const cli_opt k_opts[] = {
     {"seed", 's', "S", "seed of the FDTM prompts and of --by random (default 0)"},
     {"out", 'o', "OUT.gguf", "output GGUF (required); quantize.json goes to OUT.quantize.json"},
     {"report", 0, "FILE", "where to write quantize.json (default OUT.quantize.json)"},
+    {"dtype", 0, "f32|f16|bf16", "the matrices not quantized (default: the input's; f32 for a q8_0 input)"},
     CLI_TOKENIZER_OPTION,
     CLI_THREADS_OPTION,
     CLI_FORCE_OPTION,
@@ -84,6 +85,8 @@ static int read_opts(const cli_args *a, quant_opts *o) {
         cli_get_int(&k_spec, a, "threads", 0, 4096, &threads) || cli_get_u64(&k_spec, a, "seed", &p->seed))
         return CLI_FAIL;
     p->max_tokens = tokens, p->n_ctx = (int)ctx, p->fdtm_prompts = (int)prompts, p->n_threads = (int)threads;
+    if (cli_get_dtype(&k_spec, a, &p->dtype)) return CLI_FAIL;
+    if (p->dtype == HR_DTYPE_Q8_0) return cli_error("--dtype q8_0: the matrices not chosen are f32, f16 or bf16");
     if (!o->out) return cli_error("--out OUT.gguf is required (see 'headroom quantize --help')");
     const char *rep = cli_value(&k_spec, a, "report");
     if (rep) snprintf(o->report, sizeof o->report, "%s", rep);

@@ -84,14 +84,13 @@ int cmd_train(int argc, char **argv) {
     hr_random_model_params rp;
     char tok_path[PATH_MAX];
     const char *cfg = cli_value(&k_spec, &a, "config"), *text = cli_value(&k_spec, &a, "text");
-    const char *out = cli_value(&k_spec, &a, "out"), *hf = cli_value(&k_spec, &a, "hf"),
-               *dt = cli_value(&k_spec, &a, "dtype");
+    const char *out = cli_value(&k_spec, &a, "out"), *hf = cli_value(&k_spec, &a, "hf");
     if (cli_train_read(&k_spec, &a, &p)) return CLI_FAIL;
     if (!cfg || !text) return cli_error("--config and --text are required (see 'headroom train --help')");
     if (parse_config(cfg, &rp, tok_path, sizeof tok_path)) return CLI_FAIL;
     rp.seed = p.seed;
-    hr_dtype dtype = HR_DTYPE_F32;
-    if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
+    hr_dtype dtype; /* a random initialisation is f32: that is what HR_DTYPE_KEEP writes */
+    if (cli_get_dtype(&k_spec, &a, &dtype)) return CLI_FAIL;
     const char *inputs[] = {text, tok_path, p.resume, NULL};
     if (cli_train_check_outputs(out, hf, &p, cli_value(&k_spec, &a, "force") != NULL, NULL, inputs)) return CLI_FAIL;
     hr_tokenizer *tok = NULL;

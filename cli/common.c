@@ -227,6 +227,15 @@ int cli_get_float(const cli_spec *spec, const cli_args *a, const char *name, dou
     return CLI_OK;
 }
 
+int cli_get_dtype(const cli_spec *spec, const cli_args *a, hr_dtype *out) {
+    const char *v = cli_value(spec, a, "dtype");
+    *out = HR_DTYPE_KEEP;
+    if (v && hr_dtype_from_name(v, out) != HR_OK) return cli_lib_error("bad --dtype");
+    if (*out == HR_DTYPE_Q8_0 && cli_value(spec, a, "hf"))
+        return cli_error("--dtype q8_0 is GGUF only: a Hugging Face folder (--hf) holds f32, f16 or bf16");
+    return CLI_OK;
+}
+
 /* ---- model and tokenizer ---- */
 
 static bool readable(const char *path) { return access(path, R_OK) == 0; }

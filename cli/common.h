@@ -5,6 +5,7 @@
 
 #include "headroom/common.h"
 #include "headroom/model.h"
+#include "headroom/save.h"
 #include "headroom/tokenizer.h"
 
 #include <stdbool.h>
@@ -55,7 +56,7 @@ char cli_short_letter(const char *long_name);
 #define CLI_FORCE_OPTION                                                                                               \
     { "force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind" }
 #define CLI_DTYPE_OPTION                                                                                               \
-    { "dtype", 0, "f32|f16|bf16|q8_0", "output dtype (default f32; q8_0: GGUF only)" }
+    { "dtype", 0, "f32|f16|bf16|q8_0", "output dtype (default: the input model's; q8_0: GGUF only)" }
 
 /* Process exit codes. */
 enum { CLI_OK = 0, CLI_FAIL = 1 };
@@ -111,6 +112,9 @@ const char *cli_value(const cli_spec *spec, const cli_args *a, const char *name)
 int cli_get_int(const cli_spec *spec, const cli_args *a, const char *name, long min, long max, long *out);
 int cli_get_u64(const cli_spec *spec, const cli_args *a, const char *name, uint64_t *out);
 int cli_get_float(const cli_spec *spec, const cli_args *a, const char *name, double min, double max, double *out);
+/* --dtype: absent, HR_DTYPE_KEEP (the writers keep the input model's
+ * dtype, hr_dtype_for_model); q8_0 together with --hf is an error. */
+int cli_get_dtype(const cli_spec *spec, const cli_args *a, hr_dtype *out);
 
 /* Model path: the positional argument, else $HEADROOM_MODEL, else the
  * default stories260K.bin next to the repository. Writes into buf. */

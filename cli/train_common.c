@@ -117,6 +117,7 @@ int cli_train_write(const hr_model *m, const hr_tokenizer *tok, const char *out,
         remove(out);
         return cli_lib_error("cannot write the Hugging Face folder");
     }
-    printf("wrote %s%s%s\n", out, hf ? " and " : "", hf ? hf : "");
+    printf("wrote %s (%s)%s%s\n", out, hr_dtype_name(hr_dtype_for_model(m, dtype, true)), hf ? " and " : "",
+           hf ? hf : "");
     return CLI_OK;
 }

@@ -29,14 +29,17 @@
  * (of the eligible and of all parameters) are reported.
  *
  * The written model (hr_quantize_save_gguf) holds the chosen matrices as
- * Q8_0 and every other tensor as the input holds it (f32, f16 or bf16;
- * other sources f32), norms and biases f32.
+ * Q8_0 and every other matrix in `dtype` (default HR_DTYPE_KEEP: as the
+ * input holds it, hr_dtype_for_model — f32, f16 or bf16; a q8_0 input's
+ * other matrices f32, which holds their values exactly; other sources f32),
+ * norms and biases f32.
  */
 #ifndef HEADROOM_QUANTIZE_H
 #define HEADROOM_QUANTIZE_H
 
 #include "headroom/common.h"
 #include "headroom/model.h"
+#include "headroom/save.h"
 #include "headroom/tokenizer.h"
 
 #include <stdbool.h>
@@ -68,6 +71,7 @@ typedef struct {
     int n_threads;                       /* 0 = all cores */
     hr_progress_phase_fn progress_phase; /* phases: "scoring components" (components), NULL = the thread's */
     void *progress_user_data;
+    hr_dtype dtype; /* the other matrices: f32, f16, bf16 or HR_DTYPE_KEEP (default; q8_0 is HR_ERR_INVALID_ARG) */
 } hr_quantize_params;
 
 HR_API hr_quantize_params hr_quantize_default_params(void);

@@ -1,7 +1,8 @@
 /* headroom — writing models: GGUF files and Hugging Face folders.
  *
  * Both writers take any loaded model (llama2.c, GGUF, HF; pruned or not)
- * and write its f32 weights converted to the requested dtype. Output
+ * and write its f32 weights converted to the requested dtype; asked for
+ * HR_DTYPE_KEEP, they write the model's own (hr_dtype_for_model). Output
  * appears atomically: a GGUF file is written to a temporary name and
  * renamed; an HF folder is built in a temporary folder and renamed.
  *
@@ -45,11 +46,26 @@ extern "C" {
  * line names each), the learned position embedding f32, norms and biases
  * f32. A matrix with a non-finite value is HR_ERR_INVALID_ARG. Readers
  * refuse Q8_0 blocks whose scale is not finite. */
-typedef enum { HR_DTYPE_F32 = 0, HR_DTYPE_F16 = 1, HR_DTYPE_BF16 = 2, HR_DTYPE_Q8_0 = 3 } hr_dtype;
+typedef enum {
+    HR_DTYPE_F32 = 0,
+    HR_DTYPE_F16 = 1,
+    HR_DTYPE_BF16 = 2,
+    HR_DTYPE_Q8_0 = 3,
+    HR_DTYPE_KEEP = 4 /* writers: the model's own dtype, hr_dtype_for_model() */
+} hr_dtype;
 
 /* "f32" / "f16" / "bf16" / "q8_0" (also "float32", "float16", "bfloat16", "Q8_0"). */
 HR_API hr_status hr_dtype_from_name(const char *name, hr_dtype *out);
-HR_API const char *hr_dtype_name(hr_dtype d);
+HR_API const char *hr_dtype_name(hr_dtype d); /* "keep" for HR_DTYPE_KEEP */
+
+/* The dtype a writer uses for m when asked for `requested` (gguf: a GGUF
+ * file, else an HF folder): requested itself, unless it is HR_DTYPE_KEEP:
+ * then the model's source dtype (hr_model_source_dtype: for a mixed file
+ * the dtype of most matrix parameters; a pruned, GQA-converted or
+ * fine-tuned model keeps its input's) when it is f32, f16, bf16 or q8_0
+ * and the format holds it; else f32 (llama2.c int8 sources; a q8_0 source
+ * written as an HF folder, whose f32 holds every Q8_0 value exactly). */
+HR_API hr_dtype hr_dtype_for_model(const hr_model *m, hr_dtype requested, bool gguf);
 
 /* Writes m (and tok's vocabulary when tok is non-NULL) as GGUF at path. */
 HR_API hr_status hr_model_save_gguf(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype);

@@ -151,7 +151,9 @@ HR_API hr_params *hr_train_parameters_mut(hr_train *t);
 
 /* The trained model: the base weights with the updates and, for LoRA, the
  * adapters merged (W + (alpha/r) B A), as a new model writable with
- * hr_model_save_gguf / _hf. *out owned by caller: hr_model_free(). */
+ * hr_model_save_gguf / _hf; it keeps the base model's source dtype, so
+ * writers asked for HR_DTYPE_KEEP write the base's dtype. *out owned by
+ * caller: hr_model_free(). */
 HR_API hr_status hr_train_model(const hr_train *t, hr_model **out);
 
 /* A model with random weights for training from scratch: llama-style

@@ -442,6 +442,7 @@ _fn("hr_sampler_free", None, P)
 _fn("hr_sampler_sample", c_int32, P, POINTER(c_float))
 # save.h
 _fn("hr_dtype_from_name", _, c_char_p, OUT(c_int))
+_fn("hr_dtype_for_model", c_int, P, c_int, c_bool)
 _fn("hr_model_save_gguf", _, P, P, c_char_p, c_int)
 _fn("hr_model_save_hf", _, P, P, c_char_p, c_int)
 # evaluate.h: perplexity and the whole evaluation
@@ -585,6 +586,7 @@ HOOK = {"pattern": 1 << 0, "head_out": 1 << 1, "resid_pre": 1 << 2, "attn_out": 
         "resid_post": 1 << 5, "final": 1 << 6}  # hr_hook_point
 HOOK_NAME = {v: k for k, v in HOOK.items()}
 OUT_FILE, OUT_GGUF, OUT_JSON, OUT_TEXT, OUT_FOLDER, OUT_HF_FOLDER = range(6)  # hr_output_kind
+DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0, DTYPE_KEEP = range(5)  # hr_dtype
 KV_KINDS = {"full": 0, "streaming": 1, "heavy": 2}  # hr_kv_kind
 
 

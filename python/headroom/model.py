@@ -784,19 +784,16 @@ class Model(Owner):
     def save(self, path, format="gguf", dtype=None, tokenizer=True, force=False):
         """Writes the model as a GGUF file or a Hugging Face folder (format
         "hf", uniform models only), with its tokenizer unless tokenizer=False.
-        dtype "f32" | "f16" | "bf16" | "q8_0" (GGUF only; default: the source's
-        when one of those and the format holds it, else f32). The output is checked first as the CLI checks it (never an
+        dtype "f32" | "f16" | "bf16" | "q8_0" (GGUF only; default: the library's
+        hr_dtype_for_model — the source's when one of those and the format
+        holds it, else f32; a pruned or fine-tuned model keeps its input's). The output is checked first as the CLI checks it (never an
         input, never a foreign file unless force) and appears atomically."""
         if format not in ("gguf", "hf"):
             raise ValueError(f"format must be 'gguf' or 'hf', got {format!r}")
         m = self._model()
-        d = ctypes.c_int(0)  # hr_dtype
+        d = ctypes.c_int(_lib.DTYPE_KEEP)  # hr_dtype: the writers resolve HR_DTYPE_KEEP
         if dtype is not None:
             check(lib.hr_dtype_from_name(str(dtype).encode(), ctypes.byref(d)))
-        elif lib.hr_dtype_from_name(self.config.source_dtype.encode(), ctypes.byref(d)) != 0:
-            d.value = 0  # sources in other dtypes (int8) are written as f32
-        elif format == "hf" and d.value == 3:
-            d.value = 0  # HR_DTYPE_Q8_0: HF folders hold f32 for a q8_0 source
         _lib.output_check(path, _lib.OUT_GGUF if format == "gguf" else _lib.OUT_HF_FOLDER, None,
                           self._inputs(), force)
         tok = self._th.get() if (tokenizer and self._th is not None) else None

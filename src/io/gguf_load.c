@@ -157,8 +157,7 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
     if (!t->data)
         return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' has unsupported type %s", name, hr_ggml_type_name(t->type));
     size_t n = (size_t)rows * (size_t)cols;
-    if (strcmp(m->source_dtype, "") == 0 || (strcmp(m->source_dtype, "f32") == 0 && t->type != HR_GGML_F32))
-        snprintf(m->source_dtype, sizeof m->source_dtype, "%s", hr_ggml_type_name(t->type));
+    hr_model_note_dtype(m, hr_ggml_type_name(t->type), (int64_t)n, rows > 1);
     if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads) {
         *out = t->data;
         return HR_OK;

@@ -422,7 +422,8 @@ hr_status hr_gguf_save_mixed(const hr_model *m, const hr_tokenizer *tok, const c
                              const char *const *q8_names, int n_q8) {
     if (!m || !path) return hr_err(HR_ERR_INVALID_ARG, "no model or output path given");
     if (n_q8 < 0 || (n_q8 > 0 && !q8_names)) return hr_err(HR_ERR_INVALID_ARG, "bad list of Q8_0 tensors");
-    if ((unsigned)dtype > HR_DTYPE_Q8_0) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
+    if ((unsigned)dtype > HR_DTYPE_KEEP) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
+    dtype = hr_dtype_for_model(m, dtype, true);
     const hr_config *c = &m->cfg;
     const hr_arch_info *ai = hr_arch_info_of(c->arch);
     if (!ai) return hr_err(HR_ERR_UNSUPPORTED, "unknown architecture id %d", (int)c->arch);
@@ -467,5 +468,17 @@ hr_status hr_dtype_from_name(const char *name, hr_dtype *out) {
 }
 
 const char *hr_dtype_name(hr_dtype d) {
-    return d == HR_DTYPE_F16 ? "f16" : d == HR_DTYPE_BF16 ? "bf16" : d == HR_DTYPE_Q8_0 ? "q8_0" : "f32";
+    return d == HR_DTYPE_F16    ? "f16"
+           : d == HR_DTYPE_BF16 ? "bf16"
+           : d == HR_DTYPE_Q8_0 ? "q8_0"
+           : d == HR_DTYPE_KEEP ? "keep"
+                                : "f32";
+}
+
+hr_dtype hr_dtype_for_model(const hr_model *m, hr_dtype requested, bool gguf) {
+    if (requested != HR_DTYPE_KEEP) return requested;
+    hr_dtype d;
+    if (!m || hr_dtype_from_name(hr_model_source_dtype(m), &d) != HR_OK || (!gguf && d == HR_DTYPE_Q8_0))
+        return HR_DTYPE_F32;
+    return d;
 }

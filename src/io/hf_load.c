@@ -138,9 +138,7 @@ static void note_dtype(hr_model *m, const hr_st_tensor *t) {
     char d[16];
     snprintf(d, sizeof d, "%s", hr_st_dtype_name(t->dtype));
     for (char *p = d; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    if (!m->source_dtype[0]) snprintf(m->source_dtype, sizeof m->source_dtype, "%s", d);
-    else if (strcmp(m->source_dtype, d) != 0 && t->n_dims == 2)
-        snprintf(m->source_dtype, sizeof m->source_dtype, "mixed");
+    hr_model_note_dtype(m, d, (int64_t)t->n_elements, t->n_dims == 2);
 }
 
 /* Loads one tensor as f32 in headroom's layout: in place when it is aligned

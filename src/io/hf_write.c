@@ -281,6 +281,7 @@ static hr_status check_writable(const hr_config *c, const hr_arch_info *ai, cons
 
 hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype) {
     if (!m || !dir) return hr_err(HR_ERR_INVALID_ARG, "no model or output folder given");
+    dtype = hr_dtype_for_model(m, dtype, false);
     if (dtype == HR_DTYPE_Q8_0)
         return hr_err(HR_ERR_UNSUPPORTED, "a Hugging Face folder holds f32, f16 or bf16 weights; q8_0 is GGUF only");
     if ((unsigned)dtype > HR_DTYPE_BF16) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);

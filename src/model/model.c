@@ -89,6 +89,25 @@ hr_rope_scaling hr_config_rope_scaling(const hr_config *c) { return c->rope_scal
 hr_format hr_model_format(const hr_model *m) { return m->format; }
 const char *hr_model_source_dtype(const hr_model *m) { return m->source_dtype; }
 
+void hr_model_note_dtype(hr_model *m, const char *dtype, int64_t n, bool matrix) {
+    if (!matrix) {
+        if (!m->source_dtype[0]) snprintf(m->source_dtype, sizeof m->source_dtype, "%s", dtype);
+        return;
+    }
+    int i = 0;
+    while (i < m->n_dtypes && strcmp(m->dtypes[i].name, dtype) != 0) i++;
+    if (i == m->n_dtypes) {
+        if (i == (int)(sizeof m->dtypes / sizeof m->dtypes[0])) return; /* more dtypes than any file holds */
+        snprintf(m->dtypes[i].name, sizeof m->dtypes[i].name, "%s", dtype);
+        m->n_dtypes++;
+    }
+    m->dtypes[i].params += n;
+    int best = 0;
+    for (int k = 1; k < m->n_dtypes; k++)
+        if (m->dtypes[k].params > m->dtypes[best].params) best = k;
+    snprintf(m->source_dtype, sizeof m->source_dtype, "%s", m->dtypes[best].name);
+}
+
 const char *hr_format_name(hr_format f) {
     switch (f) {
     case HR_FORMAT_LLAMA2C: return "llama2.c v0 (float32)";

@@ -44,7 +44,12 @@ struct hr_model {
     hr_config cfg;
     hr_weights w;
     hr_format format;
-    char source_dtype[32];
+    char source_dtype[32]; /* the dtype of most matrix parameters (hr_model_note_dtype) */
+    struct {
+        char name[16];  /* "bf16", "q8_0", ... */
+        int64_t params; /* matrix parameters stored in it */
+    } dtypes[8];        /* (n_dtypes) in the order loaders met them */
+    int n_dtypes;
     hr_mapped_file file;            /* keeps mmapped f32 weights alive (llama2.c) */
     struct hr_gguf *gguf;           /* keeps mmapped f32 weights alive (GGUF) */
     struct hr_safetensors **shards; /* keep mmapped f32 weights alive (HF) */
@@ -56,6 +61,12 @@ struct hr_model {
     void *packed;
     void (*packed_free)(void *packed);
 };
+
+/* Loaders report each tensor they read: its stored dtype, its values and
+ * whether it is a matrix. source_dtype becomes the dtype holding most matrix
+ * parameters (ties: the one met first); until a matrix is seen, the first
+ * tensor's. */
+void hr_model_note_dtype(hr_model *m, const char *dtype, int64_t n, bool matrix);
 
 /* Weight slots: the layer's in canonical (GGUF listing) order, then
  * stacked Q/K/V of fused checkpoints, then the model-level ones. */

@@ -56,7 +56,8 @@ hr_status hr_surgery_new_model(const hr_model *src, const hr_config *c, hr_model
     if (!m) return hr_err(HR_ERR_NOMEM, "out of memory");
     m->cfg = *c;
     m->format = src->format;
-    snprintf(m->source_dtype, sizeof m->source_dtype, "f32");
+    /* The input's dtype stays the model's: writers keep it (HR_DTYPE_KEEP). */
+    snprintf(m->source_dtype, sizeof m->source_dtype, "%s", src->source_dtype);
     const hr_weights *sw = &src->w;
     size_t vd = (size_t)c->vocab_size * c->dim;
     bool ok = true;

@@ -30,6 +30,7 @@ hr_quantize_params hr_quantize_default_params(void) {
     p.fdtm_prompts = 32;
     p.fdtm_prompt_len = 16;
     p.fdtm_gen = 32;
+    p.dtype = HR_DTYPE_KEEP;
     return p;
 }
 
@@ -255,6 +256,9 @@ static hr_status choose(hr_quantize_result *r) {
 }
 
 static hr_status check_params(const hr_model *m, const hr_tokenizer *tok, const hr_quantize_params *p, int *n_ctx) {
+    if (p->dtype == HR_DTYPE_Q8_0)
+        return hr_err(HR_ERR_INVALID_ARG, "the matrices not chosen are written f32, f16 or bf16, not q8_0");
+    if ((unsigned)p->dtype > HR_DTYPE_KEEP) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)p->dtype);
     if (!(p->int8_percent > 0 && p->int8_percent < 100))
         return hr_err(HR_ERR_RANGE, "the int8 share must lie in (0, 100) %%, got %g %%", p->int8_percent);
     if ((unsigned)p->by > HR_QUANT_BY_RANDOM) return hr_err(HR_ERR_INVALID_ARG, "unknown ranking %d", (int)p->by);
@@ -290,8 +294,8 @@ hr_status hr_quantize_run(const hr_model *m, const hr_tokenizer *tok, const hr_q
     r->ctx_len = n_ctx > p->fdtm_prompt_len + p->fdtm_gen ? n_ctx : p->fdtm_prompt_len + p->fdtm_gen;
     r->sum.base_ppl = NAN;
     r->sum.params_total = hr_model_n_params(m);
-    hr_dtype kept;
-    if (hr_dtype_from_name(m->source_dtype, &kept) != HR_OK || kept == HR_DTYPE_Q8_0) kept = HR_DTYPE_F32;
+    hr_dtype kept = hr_dtype_for_model(m, p->dtype, true);
+    if (p->dtype == HR_DTYPE_KEEP && kept == HR_DTYPE_Q8_0) kept = HR_DTYPE_F32;
     r->kept = kept;
     snprintf(r->sum.kept_dtype, sizeof r->sum.kept_dtype, "%s", hr_dtype_name(kept));
     st = list_components(r);

@@ -43,7 +43,8 @@ hr_status hr_train_model(const hr_train *t, hr_model **out) {
     if (!m) return hr_err(HR_ERR_NOMEM, "out of memory");
     m->cfg = t->model->cfg;
     m->format = t->model->format;
-    snprintf(m->source_dtype, sizeof m->source_dtype, "f32");
+    /* The trained model keeps the dtype of the model it started from (writers: HR_DTYPE_KEEP). */
+    snprintf(m->source_dtype, sizeof m->source_dtype, "%s", t->model->source_dtype);
     hr_weights w = P->w;
     if (!own_slots(m, &w)) {
         hr_model_free(m);
