@@ -601,10 +601,51 @@ static void q8_0_is_refused_where_it_cannot_be_written(void) {
     hr_model_free(m);
 }
 
+/* A file's source dtype is the dtype of most of its matrix parameters, not
+ * the first tensor's: stories260K as bf16 with only the token embedding
+ * Q8_0 (32,768 of 259,328 matrix parameters; it is read first) is bf16; as
+ * f16 with the embedding, every ffn_gate and ffn_up Q8_0 (142,848) it is
+ * q8_0. hr_dtype_for_model keeps that dtype where the format holds it
+ * (q8_0 becomes f32 in an HF folder; llama2.c int8 f32), and an explicit
+ * dtype wins. */
+static void mixed_files_take_the_dtype_of_most_matrix_parameters(void) {
+    hr_model *m = load(STORIES);
+    const char *a = tmp_path("mixed_bf16.gguf"), *b = tmp_path("mixed_q8.gguf");
+    const char *emb[] = {"token_embd.weight"};
+    char names[11][32];
+    const char *many[11];
+    snprintf(names[0], sizeof names[0], "token_embd.weight");
+    for (int l = 0; l < 5; l++) {
+        snprintf(names[1 + 2 * l], sizeof names[0], "blk.%d.ffn_gate.weight", l);
+        snprintf(names[2 + 2 * l], sizeof names[0], "blk.%d.ffn_up.weight", l);
+    }
+    for (int i = 0; i < 11; i++) many[i] = names[i];
+    CHECK(m && hr_gguf_save_mixed(m, NULL, a, HR_DTYPE_BF16, emb, 1) == HR_OK &&
+              hr_gguf_save_mixed(m, NULL, b, HR_DTYPE_F16, many, 11) == HR_OK,
+          "%s", hr_last_error());
+    hr_model *ma = load(a), *mb = load(b), *q = load(SHARED("models/stories260K/stories260K_q8.bin"));
+    CHECK(ma && strcmp(hr_model_source_dtype(ma), "bf16") == 0, "bf16 + Q8_0 embedding: %s",
+          ma ? hr_model_source_dtype(ma) : "-");
+    CHECK(mb && strcmp(hr_model_source_dtype(mb), "q8_0") == 0, "f16 + Q8_0 majority: %s",
+          mb ? hr_model_source_dtype(mb) : "-");
+    CHECK(ma && hr_dtype_for_model(ma, HR_DTYPE_KEEP, true) == HR_DTYPE_BF16 &&
+              hr_dtype_for_model(ma, HR_DTYPE_KEEP, false) == HR_DTYPE_BF16 &&
+              hr_dtype_for_model(ma, HR_DTYPE_F16, true) == HR_DTYPE_F16,
+          "bf16 kept in GGUF and HF; explicit f16 wins");
+    CHECK(mb && hr_dtype_for_model(mb, HR_DTYPE_KEEP, true) == HR_DTYPE_Q8_0 &&
+              hr_dtype_for_model(mb, HR_DTYPE_KEEP, false) == HR_DTYPE_F32,
+          "q8_0 kept in GGUF, f32 in HF");
+    CHECK(q && strncmp(hr_model_source_dtype(q), "int8", 4) == 0 &&
+              hr_dtype_for_model(q, HR_DTYPE_KEEP, true) == HR_DTYPE_F32,
+          "llama2.c int8 (%s) is written f32", q ? hr_model_source_dtype(q) : "-");
+    hr_model_free(ma), hr_model_free(mb), hr_model_free(q), hr_model_free(m);
+    remove(a), remove(b);
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/stories260K.gguf",
-                        "models/stories260K/tok512.bin", "models/gguf-vocab/ggml-vocab-gpt-2.gguf",
-                        "data/text/tinystories_val.txt");
+                        "models/stories260K/tok512.bin", "models/stories260K/stories260K_q8.bin",
+                        "models/gguf-vocab/ggml-vocab-gpt-2.gguf", "data/text/tinystories_val.txt");
     if (hr_t_scratch_dir(g_dir, sizeof g_dir, "test_convert")) return 1;
     RUN(stories_bin_to_hf_to_gguf_and_back_keeps_logits_identical);
     RUN(half_precision_round_trips_are_close_then_exact);
@@ -619,6 +660,7 @@ int main(void) {
     RUN(q8_0_gguf_reads_back_the_quantized_weights_and_keeps_perplexity);
     RUN(q8_0_blocks_with_non_finite_scales_are_refused_at_load);
     RUN(q8_0_is_refused_where_it_cannot_be_written);
+    RUN(mixed_files_take_the_dtype_of_most_matrix_parameters);
     hr_t_rm_rf(g_dir);
     TEST_MAIN_END();
 }

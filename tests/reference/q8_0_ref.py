@@ -81,6 +81,8 @@ class Reader:
             v = np.frombuffer(b, "<f4").astype(np.float64)
         elif ty == GGML_F16:
             v = np.frombuffer(b, "<f2").astype(np.float64)
+        elif ty == GGML_BF16:  # the upper 16 bits of a float32
+            v = (np.frombuffer(b, "<u2").astype(np.uint32) << 16).view(np.float32).astype(np.float64)
         elif ty == GGML_Q8_0:
             d, q = split_q8_0(b)
             v = (d.astype(np.float32)[:, None] * q.astype(np.float32)).astype(np.float64).reshape(-1)
