@@ -92,6 +92,16 @@ void hr_q8_0_round_trip(const float *src, float *dst, size_t n) {
     }
 }
 
+size_t hr_q8_0_first_bad_scale(const void *blocks, size_t n_blocks) {
+    const uint8_t *s = blocks;
+    for (size_t b = 0; b < n_blocks; b++) {
+        uint16_t h;
+        memcpy(&h, s + b * 34, 2);
+        if ((h & 0x7c00) == 0x7c00) return b; /* exponent all ones: inf or NaN */
+    }
+    return n_blocks;
+}
+
 hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n) {
     const uint8_t *s = src;
     switch (type) {

@@ -21,6 +21,9 @@ void hr_quantize_q8_0(const float *src, uint8_t *dst, size_t n);
 /* dst = dequantize(quantize_q8_0(src)): what a Q8_0 file holds, as f32
  * (n a multiple of 32; dst may equal src). */
 void hr_q8_0_round_trip(const float *src, float *dst, size_t n);
+/* The first of n_blocks Q8_0 blocks (34 bytes each) whose f16 scale is
+ * not finite, or n_blocks when every scale is finite. */
+size_t hr_q8_0_first_bad_scale(const void *blocks, size_t n_blocks);
 /* Converts n values of a ggml type (HR_GGML_*, gguf.h) to f32 (dst holds n floats). */
 hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n);
 

@@ -139,8 +139,36 @@ static hr_status read_config(const hr_gguf *g, const char *arch, hr_arch id, hr_
     return st;
 }
 
-/* Finds a tensor, checks its shape (ne0 = cols, ne1 = rows) and returns it
- * as f32: mmapped when stored as f32, else dequantized into an owned copy. */
+/* The checks before a tensor is used: a ggml type headroom reads (the
+ * container keeps others without data), the shape (ne0 = cols, ne1 =
+ * rows), finite Q8_0 scales. (Q8_0 rows that are not a multiple of 32
+ * values are refused when the file is opened.) */
+static hr_status check_tensor(const hr_gguf_tensor *t, const char *name, int64_t rows, int64_t cols) {
+    if (!t->data) {
+        const char *tn = hr_ggml_type_name(t->type);
+        char ty[64];
+        if (strcmp(tn, "unknown") != 0) snprintf(ty, sizeof ty, "%s (%u)", tn, (unsigned)t->type);
+        else snprintf(ty, sizeof ty, "%u (no ggml type headroom knows)", (unsigned)t->type);
+        return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' has ggml type %s; headroom reads f32, f16, bf16 and q8_0", name,
+                      ty);
+    }
+    bool shape_ok = t->ne[0] == cols && t->ne[1] == rows && t->ne[2] == 1 && t->ne[3] == 1;
+    if (!shape_ok)
+        return hr_err(HR_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                      (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                      (long long)cols, (long long)rows);
+    size_t n_blocks = t->type == HR_GGML_Q8_0 ? t->nbytes / 34 : 0, bad = hr_q8_0_first_bad_scale(t->data, n_blocks);
+    if (bad < n_blocks) {
+        uint16_t h;
+        memcpy(&h, (const uint8_t *)t->data + bad * 34, 2);
+        return hr_err(HR_ERR_FORMAT, "tensor '%s': Q8_0 block %zu (row %zu) has a non-finite scale (f16 0x%04x)", name,
+                      bad, bad * 32 / (size_t)cols, (unsigned)h);
+    }
+    return HR_OK;
+}
+
+/* Finds a tensor, checks it (check_tensor) and returns it as f32: mmapped
+ * when stored as f32, else dequantized into an owned copy. */
 static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int64_t cols, const float **out,
                                bool optional, int perm_heads) {
     *out = NULL;
@@ -149,13 +177,8 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
         if (optional) return HR_OK;
         return hr_err(HR_ERR_FORMAT, "GGUF is missing the tensor '%s'", name);
     }
-    bool shape_ok = t->ne[0] == cols && t->ne[1] == rows && t->ne[2] == 1 && t->ne[3] == 1;
-    if (!shape_ok)
-        return hr_err(HR_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
-                      (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                      (long long)cols, (long long)rows);
-    if (!t->data)
-        return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' has unsupported type %s", name, hr_ggml_type_name(t->type));
+    hr_status st = check_tensor(t, name, rows, cols);
+    if (st != HR_OK) return st;
     size_t n = (size_t)rows * (size_t)cols;
     hr_model_note_dtype(m, hr_ggml_type_name(t->type), (int64_t)n, rows > 1);
     if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads) {
@@ -164,7 +187,7 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
     }
     float *dst = hr_model_alloc_owned(m, n);
     if (!dst) return hr_err(HR_ERR_NOMEM, "out of memory converting '%s'", name);
-    hr_status st = hr_dequant_to_f32(t->type, t->data, dst, n);
+    st = hr_dequant_to_f32(t->type, t->data, dst, n);
     if (st != HR_OK) hr_err_prefix("tensor '%s'", name);
     if (st == HR_OK && perm_heads) { /* a rotate-half GGUF (qwen2) keeps HF's Q/K row order */
         size_t row = rows == 1 ? 1 : (size_t)cols;

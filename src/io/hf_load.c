@@ -134,6 +134,13 @@ static hr_status check_shape(const hr_st_tensor *t, const char *name, int64_t ro
                   (long long)cols);
 }
 
+/* The dtypes hr_st_to_f32 converts; others are refused naming the tensor. */
+static hr_status check_dtype(const hr_st_tensor *t, const char *name) {
+    if (t->dtype == HR_ST_F32 || t->dtype == HR_ST_F16 || t->dtype == HR_ST_BF16 || t->dtype == HR_ST_F64) return HR_OK;
+    return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' has dtype %s; headroom reads F32, F16, BF16 and F64", name,
+                  hr_st_dtype_name(t->dtype));
+}
+
 static void note_dtype(hr_model *m, const hr_st_tensor *t) {
     char d[16];
     snprintf(d, sizeof d, "%s", hr_st_dtype_name(t->dtype));
@@ -156,7 +163,8 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         return hr_err(HR_ERR_FORMAT, "checkpoint is missing the tensor '%s'", name);
     }
     if (dup) return hr_err(HR_ERR_FORMAT, "tensor '%s' appears in more than one shard", name);
-    hr_status st = check_shape(t, name, rq->rows, rq->cols);
+    hr_status st = check_dtype(t, name);
+    if (st == HR_OK) st = check_shape(t, name, rq->rows, rq->cols);
     if (st != HR_OK) return st;
     note_dtype(m, t);
     if (t->dtype == HR_ST_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0) {
