@@ -21,9 +21,10 @@ weights as f32 (`convert X --dtype f32`, exact). Then:
     decode) vs the float64 PyTorch reference (llama_ref) run on the rounded
     weights: max abs diff <= 1e-4 (the tolerance of check_reference.py);
   - --dtype overrides: the bf16 input pruned with --dtype f32 equals pF;
-  - gqa, finetune (2 LoRA steps) and quantize (--by random) of the bf16
-    input write bf16 matrices (quantize: the chosen ones Q8_0, the rest
-    bf16; with --dtype f32 the rest f32).
+  - gqa, finetune (2 LoRA steps), prune --recover (2 steps) and quantize
+    (--by random) of the bf16 input write bf16 matrices (quantize: the
+    chosen ones Q8_0, the rest bf16; with --dtype f32 the rest f32); the
+    bf16 input converted to an HF folder (bf16 kept) and pruned writes bf16.
 Prints every count and max diff; exits 1 on any failure.
 """
 
@@ -206,6 +207,15 @@ def check_other_writers(cli, tmp, text):
              "-o", ft)
     types = set(matrix_types(ft).values()) if ok else None
     check("finetune of the bf16 input writes bf16 matrices", types == {bf16}, str(types))
+    rec = os.path.join(tmp, "rec.gguf")
+    ok = run(cli, "prune", x, "--by", "random", "--heads", "50%", "--recover", "2", "--recover-text", text, "-o", rec)
+    types = set(matrix_types(rec).values()) if ok else None
+    check("prune --recover of the bf16 input writes bf16 matrices", types == {bf16}, str(types))
+    hf, php = os.path.join(tmp, "x-bf16-hf"), os.path.join(tmp, "p-from-hf.gguf")
+    ok = run(cli, "convert", x, hf, "--to", "hf") and run(cli, "prune", hf, "--by", "random", "--heads", "50%", "-o",
+                                                          php)
+    types = set(matrix_types(php).values()) if ok else None
+    check("an HF folder kept bf16 by convert, pruned, writes bf16 matrices", types == {bf16}, str(types))
     for out, extra, rest in ((q, [], bf16), (q32, ["--dtype", "f32"], q8_0_ref.GGML_F32)):
         ok = run(cli, "quantize", x, "--by", "random", "--int8", "50%", "--seed", "1", "-o", out, *extra)
         if not ok:
