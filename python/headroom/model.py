@@ -786,8 +786,9 @@ class Model(Owner):
         "hf", uniform models only), with its tokenizer unless tokenizer=False.
         dtype "f32" | "f16" | "bf16" | "q8_0" (GGUF only; default: the library's
         hr_dtype_for_model — the source's when one of those and the format
-        holds it, else f32; a pruned or fine-tuned model keeps its input's). The output is checked first as the CLI checks it (never an
-        input, never a foreign file unless force) and appears atomically."""
+        holds it, else f32; a pruned or fine-tuned model keeps its input's).
+        The output is checked first as the CLI checks it (never an input,
+        never a foreign file unless force) and appears atomically."""
         if format not in ("gguf", "hf"):
             raise ValueError(f"format must be 'gguf' or 'hf', got {format!r}")
         m = self._model()

@@ -115,17 +115,19 @@ hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n
         }
         return HR_OK;
     case HR_GGML_Q8_0: /* blocks: f16 scale + 32 int8 */
+    {
         if (n % 32) return hr_err(HR_ERR_FORMAT, "Q8_0 tensor of %zu values is not a multiple of 32", n);
+        size_t bad = hr_q8_0_first_bad_scale(s, n / 32);
+        if (bad < n / 32) return hr_err(HR_ERR_FORMAT, "Q8_0 block %zu has a non-finite scale", bad);
         for (size_t b = 0; b < n / 32; b++) {
             const uint8_t *blk = s + b * 34;
             uint16_t h;
             memcpy(&h, blk, 2);
             float d = hr_f16_to_f32(h);
-            if (!isfinite(d))
-                return hr_err(HR_ERR_FORMAT, "Q8_0 block %zu has a non-finite scale (f16 0x%04x)", b, (unsigned)h);
             for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)blk[2 + i];
         }
         return HR_OK;
+    }
     }
     return hr_err(HR_ERR_UNSUPPORTED, "tensor type %s (%u) is not supported", hr_ggml_type_name(type), type);
 }
