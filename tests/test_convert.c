@@ -520,7 +520,7 @@ static void q8_0_gguf_reads_back_the_quantized_weights_and_keeps_perplexity(void
  * agree exactly (measured 0); the tolerance leaves room for computing from
  * the Q8_0 blocks with 8-bit activations (ggml's Q8_0 x Q8_0 dot product).
  * Not vacuous: the dequantized weights are not the original ones (the
- * original f32 model's perplexity differs). */
+ * perplexity of the original, 3.9417, is in the test above). */
 static void q8_0_gguf_has_the_perplexity_of_its_dequantized_weights(void) {
     hr_model *orig = load(STORIES), *q = NULL, *d = NULL;
     hr_tokenizer *tok = NULL;
@@ -531,11 +531,14 @@ static void q8_0_gguf_has_the_perplexity_of_its_dequantized_weights(void) {
     CHECK(q && hr_model_save_gguf(q, NULL, deq, HR_DTYPE_F32) == HR_OK, "%s", hr_last_error());
     d = load(deq);
     CHECK(d && strcmp(hr_model_source_dtype(d), "f32") == 0, "dequantized copy is f32");
-    double p8 = stories_ppl(q, tok), pd = stories_ppl(d, tok), p32 = stories_ppl(orig, tok);
-    printf("    perplexity Q8_0 file %.6f, its weights dequantized (f32) %.6f (%+.4f %%); original f32 %.6f\n", p8, pd,
-           100.0 * (p8 - pd) / pd, p32);
+    bool differ = orig && d &&
+                  memcmp(orig->w.tok_embd, d->w.tok_embd,
+                         (size_t)orig->cfg.vocab_size * (size_t)orig->cfg.dim * sizeof(float)) != 0;
+    CHECK(differ, "the dequantized weights differ from the original");
+    double p8 = stories_ppl(q, tok), pd = stories_ppl(d, tok);
+    printf("    perplexity Q8_0 file %.6f, its weights dequantized (f32) %.6f (%+.4f %%)\n", p8, pd,
+           100.0 * (p8 - pd) / pd);
     CHECK(fabs(p8 - pd) / pd <= 0.005, "Q8_0 %g vs dequantized %g (tolerance 0.5 %%)", p8, pd);
-    CHECK(pd != p32, "the dequantized weights differ from the original");
     hr_model_free(orig), hr_model_free(q), hr_model_free(d);
     hr_tokenizer_free(tok);
     remove(q8), remove(deq);
