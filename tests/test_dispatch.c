@@ -18,6 +18,7 @@
 #include "headroom/prune.h"
 #include "model/config.h"
 #include "study/prune/surgery_internal.h"
+#include "typed_util.h"
 
 static const char *const k_names[HR_CPU_N_PATHS] = {"scalar", "avx2", "avx512"};
 static uint32_t g_seed = 12345;
@@ -98,11 +99,31 @@ static void run_kernels(outbuf *o, const char *path) {
     int sizes[] = {1, 2, 3, 4, 7, 8, NT};
     for (int i = 0; i < 7; i++) {
         int n = sizes[i];
-        hr_matmul(pool, y, x, wp, n, D_IN, D_OUT);
+        hr_matmul(pool, y, x, hr_panels_f32(wp), n, D_IN, D_OUT);
         hr_matmul_packed_ref(yr, x, wp, n, D_IN, D_OUT);
         size_t bad = n_bits_differ(y, yr, (size_t)n * D_OUT);
         CHECK(bad == 0, "%s: matmul of %d tokens: %zu outputs differ from the fmaf chain", path, n, bad);
         put(o, y, (size_t)n * D_OUT);
+    }
+    /* typed panels (bf16, f16, Q8_0 of the same weights, d_in 320): the typed
+     * scalar reference, bit for bit, for every batch size */
+    for (int t = HR_WT_BF16; t <= HR_WT_Q8_0; t++) {
+        enum { TD_IN = 320 };
+        float *tw = rand_buf((size_t)D_OUT * TD_IN, 1.0f), *tx = rand_buf((size_t)NT * TD_IN, 1.0f);
+        float *deq = malloc((size_t)D_OUT * TD_IN * sizeof(float));
+        unsigned char *enc = NULL;
+        size_t rb = hr_t_encode((hr_wtype)t, tw, D_OUT, TD_IN, &enc, deq);
+        hr_panels tp = {hr_t_pack_typed((hr_wtype)t, enc, rb, 0, 0, D_OUT, TD_IN), (hr_wtype)t};
+        for (int i = 0; i < 7; i++) {
+            int n = sizes[i];
+            hr_matmul(pool, y, tx, tp, n, TD_IN, D_OUT);
+            hr_matmul_panels_ref(yr, tx, tp, n, TD_IN, D_OUT);
+            size_t bad = n_bits_differ(y, yr, (size_t)n * D_OUT);
+            CHECK(bad == 0, "%s: %s matmul of %d tokens: %zu outputs differ from the typed chain", path,
+                  hr_wtype_name((hr_wtype)t), n, bad);
+            put(o, y, (size_t)n * D_OUT);
+        }
+        free(tw), free(tx), free(deq), free(enc), free((void *)tp.p);
     }
     /* dot: 16 lanes + tree, vs double (|err| <= 1e-5 relative to sum |a b|) */
     double ref = 0, mag = 0;

@@ -477,7 +477,7 @@ static void attn_group_task(void *vp, int g) {
 
 /* y (n, d_out) = x (n, d_in) · W^T through the packed copy wp, or OpenBLAS
  * on the row-major w for batches when the context asked for it. */
-static void matmul(hr_context *ctx, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
+static void matmul(hr_context *ctx, float *y, const float *x, const float *w, hr_panels wp, int n, int d_in,
                    int d_out) {
     hr_matmul_out o = {y, w, wp, d_out};
     hr_matmul_multi(ctx->pool, x, n, d_in, &o, 1, ctx->blas);

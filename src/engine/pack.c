@@ -33,14 +33,14 @@ static void pack_task(void *vp, int i) {
 
 /* Sizing pass (base NULL): only advances *off. Filling pass: records the
  * matrix, its destination and its tasks. */
-static void add_mat(pack_job *j, float *base, const float *w, int rows, int cols, const float **slot, size_t *off) {
+static void add_mat(pack_job *j, float *base, const float *w, int rows, int cols, hr_panels *slot, size_t *off) {
     if (!w || rows <= 0 || cols <= 0) return;
     if (base) {
         pack_mat *pm = &j->mats[j->n_mats++];
         pm->w = w, pm->rows = rows, pm->cols = cols, pm->dst = base + *off;
         pm->first_task = j->n_tasks;
         j->n_tasks += ((rows + 15) / 16 + PANELS_PER_TASK - 1) / PANELS_PER_TASK;
-        *slot = pm->dst;
+        *slot = hr_panels_f32(pm->dst);
     }
     *off += hr_packed_floats(rows, cols);
 }
@@ -80,7 +80,7 @@ hr_status hr_pack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool
         free(pw), free(j);
         return hr_err(HR_ERR_NOMEM, "out of memory packing the weights (%zu MB)", n * sizeof(float) >> 20);
     }
-    pw->n_floats = lay_out(c, w, j, pw, pw->buf);
+    pw->n_bytes = lay_out(c, w, j, pw, pw->buf) * sizeof(float);
     hr_pool_run(pool, pack_task, j, j->n_tasks);
     free(j);
     *out = pw;

@@ -4,6 +4,7 @@
 #define HR_ENGINE_PACK_H
 
 #include "model/model_internal.h"
+#include "engine/kernels.h"
 #include "engine/pool.h"
 
 /* Panel-packed copies of the matrices the forward pass multiplies by (the
@@ -11,14 +12,14 @@
  * has no such matrix. The row-major weights stay for everything else
  * (analysis, surgery, writers). */
 typedef struct {
-    const float *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
+    hr_panels wq, wk, wv, wo, w_gate, w_up, w_down;
 } hr_layer_packed;
 
 typedef struct hr_packed_weights {
     hr_layer_packed layers[HR_MAX_LAYERS];
-    const float *output; /* (vocab, dim) classifier, packed */
-    float *buf;          /* one allocation holding every panel */
-    size_t n_floats;
+    hr_panels output; /* (vocab, dim) classifier, packed */
+    void *buf;        /* one allocation holding every panel */
+    size_t n_bytes;
 } hr_packed_weights;
 
 /* The model's packed matrices, packed on first use (in parallel on pool)
