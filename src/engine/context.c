@@ -626,7 +626,7 @@ static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, fl
     int pos0 = ctx->n_past, dim = ctx->c->dim;
     for (int t = 0; t < n; t++) {
         float *xr = ctx->x + (size_t)t * dim;
-        memcpy(xr, w->tok_embd + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
+        hr_model_embed_row(ctx->model, tokens[t], xr); /* one row, converted from a typed embedding */
         if (w->pos_embd) hr_axpy(xr, 1.0f, w->pos_embd + (size_t)(pos0 + t) * dim, dim);
     }
     hr_status st = run_from(ctx, 0, 0, n, pos0, logits, all_logits);

@@ -11,7 +11,7 @@
 #include "core/internal.h"
 #include "engine/blas.h"
 #include "formats/dtype.h"
-#include "io/hf_internal.h"
+#include "model/model_internal.h"
 
 #include "engine/kernels_isa.h"
 #include "headroom/context.h"
@@ -54,16 +54,6 @@ void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int 
 /* ---- typed panels (kernels.h) ---- */
 
 enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* one panel's 32-block: 16 f16 scales, (32, 16) int8 */
-
-const char *hr_wtype_name(hr_wtype t) {
-    static const char *const names[HR_WT_N] = {"f32", "bf16", "f16", "q8_0"};
-    return t >= 0 && t < HR_WT_N ? names[t] : "?";
-}
-
-size_t hr_wtype_row_bytes(hr_wtype t, int d_in) {
-    if (t == HR_WT_Q8_0) return d_in % 32 ? 0 : (size_t)(d_in / 32) * 34;
-    return (size_t)d_in * (t == HR_WT_F32 ? 4 : 2);
-}
 
 size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in) {
     size_t panels = (size_t)((d_out + 15) / 16);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "engine/pool.h"
+#include "formats/dtype.h"
 
 /* y (n, d_out) = x (n, d_in) · W^T; W (d_out, d_in); double accumulation. */
 void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, int d_out);
@@ -44,7 +45,6 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  * when the removed columns are whole 32-blocks of every row (the kept
  * blocks and their scales are then unchanged); a pruned Q8_0 matrix that
  * is re-quantized has new scales and is a different model. */
-typedef enum { HR_WT_F32 = 0, HR_WT_BF16 = 1, HR_WT_F16 = 2, HR_WT_Q8_0 = 3, HR_WT_N = 4 } hr_wtype;
 /* One packed matrix: panels in dtype t. */
 typedef struct {
     const void *p;
@@ -54,12 +54,8 @@ static inline hr_panels hr_panels_f32(const float *p) {
     hr_panels r = {p, HR_WT_F32};
     return r;
 }
-/* "f32", "bf16", "f16", "q8_0". */
-const char *hr_wtype_name(hr_wtype t);
-/* Bytes of one stored row of d_in weights in the file encoding (Q8_0: GGUF
- * blocks of 34 bytes), and of the packed panels of a (d_out, d_in) matrix;
- * 0 when Q8_0 and d_in is not a multiple of 32. */
-size_t hr_wtype_row_bytes(hr_wtype t, int d_in);
+/* Bytes of the packed panels of a (d_out, d_in) matrix in dtype t (hr_wtype:
+ * formats/dtype.h); 0 when Q8_0 and d_in is not a multiple of 32. */
 size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in);
 size_t hr_packed_floats(int d_out, int d_in);
 /* Packs panels [p0, p1) of W into wp (hr_packed_floats(d_out, d_in) floats). */

@@ -21,6 +21,20 @@ void hr_quantize_q8_0(const float *src, uint8_t *dst, size_t n);
 /* dst = dequantize(quantize_q8_0(src)): what a Q8_0 file holds, as f32
  * (n a multiple of 32; dst may equal src). */
 void hr_q8_0_round_trip(const float *src, float *dst, size_t n);
+/* The number formats the compute kernels read in place (engine/kernels.h's
+ * typed panels): weights keep their file's format. */
+typedef enum { HR_WT_F32 = 0, HR_WT_BF16 = 1, HR_WT_F16 = 2, HR_WT_Q8_0 = 3, HR_WT_N = 4 } hr_wtype;
+/* "f32", "bf16", "f16", "q8_0". */
+const char *hr_wtype_name(hr_wtype t);
+/* The ggml type (HR_GGML_*) of t; and t of a ggml type (-1: none). */
+uint32_t hr_wtype_ggml(hr_wtype t);
+int hr_wtype_of_ggml(uint32_t ggml_type);
+/* Bytes of one stored row of d_in weights in the file encoding (Q8_0: GGUF
+ * blocks of 34 bytes); 0 when Q8_0 and d_in is not a multiple of 32. */
+size_t hr_wtype_row_bytes(hr_wtype t, int d_in);
+/* HR_ERR_FORMAT naming the first of n_blocks Q8_0 blocks at src whose f16
+ * scale is not finite. */
+hr_status hr_q8_0_check_scales(const void *src, size_t n_blocks);
 /* Converts n values of a ggml type (HR_GGML_*, gguf.h) to f32 (dst holds n floats). */
 hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n);
 

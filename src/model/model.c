@@ -1,6 +1,7 @@
 /* Model handle: shared validation, accessors, tensor listing. */
 #include "model/model_internal.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,75 @@ float *hr_model_alloc_owned(hr_model *m, size_t n) {
     float *buf = malloc(bytes ? bytes : 1);
     if (!buf) return NULL;
     m->owned[m->n_owned++] = buf;
+    m->owned_bytes += bytes;
     return buf;
+}
+
+/* ---- typed sources (model_internal.h) ---- */
+
+static hr_mat_src *src_at(const hr_model *m, int layer, hr_slot s) {
+    if (!m->src || (s < HR_N_LAYER_SLOTS && (layer < 0 || layer >= m->cfg.n_layers))) return NULL;
+    int row = s < HR_N_LAYER_SLOTS ? layer : m->cfg.n_layers;
+    return &m->src[(size_t)row * HR_N_SLOTS + s];
+}
+
+hr_status hr_model_set_src(hr_model *m, int layer, hr_slot s, hr_mat_src src) {
+    if (!m->src) {
+        m->src = calloc((size_t)(m->cfg.n_layers + 1) * HR_N_SLOTS, sizeof *m->src);
+        if (!m->src) return hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    *src_at(m, layer, s) = src;
+    return HR_OK;
+}
+
+const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s) {
+    if (s == HR_SLOT_OUTPUT && m->cfg.tied_classifier) s = HR_SLOT_TOK_EMBD;
+    const hr_mat_src *p = src_at(m, layer, s);
+    return p && p->data ? p : NULL;
+}
+
+void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float *out) {
+    int sr = row;
+    if (s->perm_heads) sr = row / head_dim * head_dim + hr_qk_rotate_half_src(row % head_dim, head_dim);
+    /* types and Q8_0 scales were checked at load: the conversion cannot fail */
+    (void)hr_dequant_to_f32(hr_wtype_ggml(s->type), (const char *)s->data + (size_t)sr * s->row_bytes, out,
+                            (size_t)cols);
+}
+
+void hr_model_embed_row(const hr_model *m, int tok, float *out) {
+    int dim = m->cfg.dim;
+    const hr_mat_src *s = m->w.tok_embd ? NULL : hr_model_src(m, -1, HR_SLOT_TOK_EMBD);
+    if (s) hr_mat_src_row(s, m->cfg.head_dim, tok, dim, out);
+    else memcpy(out, m->w.tok_embd + (size_t)tok * dim, sizeof(float) * (size_t)dim);
+}
+
+hr_status hr_model_need_f32(const hr_model *cm) {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    hr_model *m = (hr_model *)cm; /* the f32 rows are a cache of the model's value */
+    hr_status st = HR_OK;
+    pthread_mutex_lock(&lock);
+    const hr_config *c = &m->cfg;
+    for (int l = -1; l < c->n_layers && !m->f32_ready && st == HR_OK; l++)
+        for (int s = 0; s < HR_N_SLOTS && st == HR_OK; s++) {
+            if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || s == HR_SLOT_QKV || s == HR_SLOT_QKV_B) continue;
+            const hr_mat_src *src = src_at(m, l, (hr_slot)s);
+            const float **dst = hr_slot_ptr(&m->w, l < 0 ? 0 : l, (hr_slot)s);
+            if (!src || !src->data || *dst) continue;
+            int64_t rows, cols;
+            hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
+            float *buf = hr_model_alloc_owned(m, (size_t)rows * (size_t)cols); // (rows, cols)
+            if (!buf) {
+                st = hr_err(HR_ERR_NOMEM, "out of memory converting the weights to f32 (%lld x %lld)", (long long)rows,
+                            (long long)cols);
+                break;
+            }
+            for (int64_t r = 0; r < rows; r++) hr_mat_src_row(src, c->head_dim, (int)r, (int)cols, buf + r * cols);
+            *dst = buf;
+        }
+    if (st == HR_OK && c->tied_classifier) m->w.output = m->w.tok_embd;
+    if (st == HR_OK) m->f32_ready = 1;
+    pthread_mutex_unlock(&lock);
+    return st;
 }
 
 hr_status hr_config_validate(const hr_config *c) {
@@ -57,6 +126,7 @@ void hr_model_free(hr_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    free(m->src);
     if (m->packed && m->packed_free) m->packed_free(m->packed);
     hr_unmap_file(&m->file);
     hr_gguf_close(m->gguf);
@@ -227,7 +297,7 @@ int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap) {
 #define ADD(slot, lay)                                                                                                 \
     do {                                                                                                               \
         const float *p_ = *hr_slot_ptr(w, (lay) < 0 ? 0 : (lay), (slot));                                              \
-        if (p_) {                                                                                                      \
+        if (p_ || hr_model_src(m, (lay), (slot))) {                                                                    \
             if (n < cap) {                                                                                             \
                 if ((lay) >= 0) snprintf(out[n].name, sizeof out[n].name, "blk.%d.%s", (lay), slots[slot].name);       \
                 else snprintf(out[n].name, sizeof out[n].name, "%s", slots[slot].name);                                \
