@@ -18,10 +18,14 @@ float *hr_model_alloc_owned(hr_model *m, size_t n) {
         void **p = realloc(m->owned, cap * sizeof *p);
         if (!p) return NULL;
         m->owned = p;
+        size_t *q = realloc(m->owned_n, cap * sizeof *q);
+        if (!q) return NULL;
+        m->owned_n = q;
         m->cap_owned = cap;
     }
     float *buf = malloc(bytes ? bytes : 1);
     if (!buf) return NULL;
+    m->owned_n[m->n_owned] = bytes;
     m->owned[m->n_owned++] = buf;
     m->owned_bytes += bytes;
     return buf;
@@ -126,6 +130,7 @@ void hr_model_free(hr_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    free(m->owned_n);
     free(m->src);
     if (m->packed && m->packed_free) m->packed_free(m->packed);
     hr_unmap_file(&m->file);
@@ -341,4 +346,68 @@ int64_t hr_model_n_params(const hr_model *m) {
         if (hr_model_tensor_info(m, i, &ti) == HR_OK) total += ti.rows * ti.cols;
     }
     return total;
+}
+
+/* Is p inside a buffer the model owns? */
+static bool is_owned(const hr_model *m, const void *p) {
+    for (size_t i = 0; i < m->n_owned; i++)
+        if ((const char *)p >= (const char *)m->owned[i] && (const char *)p < (const char *)m->owned[i] + m->owned_n[i])
+            return true;
+    return false;
+}
+
+static bool is_packed_matrix(const hr_config *c, int layer, hr_slot s) {
+    switch (s) {
+    case HR_SLOT_Q:
+    case HR_SLOT_K:
+    case HR_SLOT_V:
+    case HR_SLOT_O:
+    case HR_SLOT_GATE:
+    case HR_SLOT_UP:
+    case HR_SLOT_DOWN: return layer >= 0;
+    case HR_SLOT_OUTPUT: return true;
+    case HR_SLOT_TOK_EMBD: return c->tied_classifier; /* packed as the classifier */
+    default: return false;
+    }
+}
+
+int64_t hr_model_weight_bytes(const hr_model *m) {
+    if (!m) return 0;
+    const hr_config *c = &m->cfg;
+    size_t total = m->packed_bytes + m->owned_bytes;
+    for (int l = -1; l < c->n_layers; l++)
+        for (int s = 0; s < HR_N_SLOTS; s++) {
+            if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || s == HR_SLOT_QKV || s == HR_SLOT_QKV_B) continue;
+            if (s == HR_SLOT_OUTPUT && c->tied_classifier) continue;
+            int64_t rows, cols;
+            hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
+            const hr_mat_src *src = hr_model_src(m, l, (hr_slot)s);
+            const float *p = *hr_slot_ptr((hr_weights *)&m->w, l < 0 ? 0 : l, (hr_slot)s);
+            bool released = m->packed && is_packed_matrix(c, l, (hr_slot)s);
+            if (p && is_owned(m, p)) continue; /* in owned_bytes */
+            if (src && !released) total += src->row_bytes * (size_t)rows;
+            else if (!src && p && !released) total += (size_t)rows * (size_t)cols * sizeof(float); /* mapped f32 */
+        }
+    return (int64_t)total;
+}
+
+const char *hr_model_tensor_dtype(const hr_model *m, int i) {
+    int n = hr_model_n_tensors(m);
+    if (!m || i < 0 || i >= n) return NULL;
+    hr_tensor_ref *refs = malloc(sizeof *refs * (size_t)n);
+    if (!refs) return NULL;
+    hr_model_tensors(m, refs, n);
+    const char *name = strchr(refs[i].name, '.');
+    int layer = refs[i].layer;
+    const char *dt = "f32";
+    for (int s = 0; s < HR_N_SLOTS; s++) {
+        const char *sn = hr_slot_gguf_name((hr_slot)s);
+        bool match = layer >= 0 ? name && strcmp(strchr(name + 1, '.') + 1, sn) == 0 : strcmp(refs[i].name, sn) == 0;
+        if (!match || (layer >= 0) != (s < HR_N_LAYER_SLOTS)) continue;
+        const hr_mat_src *src = hr_model_src(m, layer, (hr_slot)s);
+        if (src) dt = hr_wtype_name(src->type);
+        break;
+    }
+    free(refs);
+    return dt;
 }

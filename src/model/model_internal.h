@@ -73,7 +73,8 @@ struct hr_model {
     struct hr_gguf *gguf;           /* keeps mmapped f32 weights alive (GGUF) */
     struct hr_safetensors **shards; /* keep mmapped f32 weights alive (HF) */
     size_t n_shards;
-    void **owned; /* buffers of dequantized weights */
+    void **owned;    /* buffers of dequantized weights */
+    size_t *owned_n; /* (cap_owned) their sizes in bytes */
     size_t n_owned, cap_owned;
     size_t owned_bytes;
     hr_mat_src *src;  /* (n_layers + 1, HR_N_SLOTS) typed sources; row n_layers: model-level slots; may be NULL */
