@@ -336,6 +336,10 @@ static void typed_models_compute_like_their_f32_dequantization_on_every_path(voi
     gates[1 * mh + 0] = gates[1 * mh + 1] = 0;
     static const hr_dtype dts[] = {HR_DTYPE_BF16, HR_DTYPE_F16, HR_DTYPE_Q8_0};
     static const char *const names[] = {"bf16", "f16", "q8_0"};
+    /* the rounding of each format against the original f32 model (a loose
+     * bound, for the record: RESULTS §5 has the table) */
+    static const double tol[] = {0.3, 0.03, 1.0};
+    float *orig = logits(m, NULL, 0);
     for (int d = 0; d < 3; d++) {
         hr_model *t = NULL, *deq = NULL, *f = NULL, *pruned = NULL;
         CHECK(hr_model_save_gguf(m, NULL, typed_path, dts[d]) == HR_OK, "save: %s", hr_last_error());
@@ -369,6 +373,9 @@ static void typed_models_compute_like_their_f32_dequantization_on_every_path(voi
                       "%s %s: prefill != decode", names[d], k_names[k]);
                 CHECK(hr_t_maxdiff("pruned vs gated", pp, gp, n) == 0 && n_bits_differ(pp, gp, n) == 0,
                       "%s %s: pruned != gated", names[d], k_names[k]);
+                if (orig && k == (int)hr_cpu_best())
+                    CHECK(hr_t_maxdiff("vs the original f32 model", pre, orig, n) <= tol[d], "%s: %g", names[d],
+                          tol[d]);
             }
             free(pre), free(dec), free(ref), free(gp), free(pp);
         }
@@ -377,7 +384,7 @@ static void typed_models_compute_like_their_f32_dequantization_on_every_path(voi
         hr_model_free(t), hr_model_free(t2), hr_model_free(deq), hr_model_free(f), hr_model_free(pruned);
     }
     remove(typed_path), remove(f32_path);
-    free(gates);
+    free(gates), free(orig);
     hr_model_free(m);
     hr_cpu_force(hr_cpu_best());
 }
