@@ -315,24 +315,18 @@ static inline float v_hmax(v16 a) {
     return w0 > w1 ? w0 : w1;
 }
 #define V_KEEP(v) (void)0
-static inline v16 v_from_bf16(const void *p) {
+/* 16 uint16 halves at p through conv (hr_bf16_to_f32 / hr_f16_to_f32). */
+static inline v16 v_from_u16(const void *p, float (*conv)(uint16_t)) {
     v16 r;
     V_LANES(i) {
         uint16_t h;
         memcpy(&h, (const char *)p + 2 * i, 2);
-        r.v[i] = hr_bf16_to_f32(h);
+        r.v[i] = conv(h);
     }
     return r;
 }
-static inline v16 v_from_f16(const void *p) {
-    v16 r;
-    V_LANES(i) {
-        uint16_t h;
-        memcpy(&h, (const char *)p + 2 * i, 2);
-        r.v[i] = hr_f16_to_f32(h);
-    }
-    return r;
-}
+static inline v16 v_from_bf16(const void *p) { return v_from_u16(p, hr_bf16_to_f32); }
+static inline v16 v_from_f16(const void *p) { return v_from_u16(p, hr_f16_to_f32); }
 static inline v16 v_from_i8(const void *p) {
     v16 r;
     V_LANES(i) r.v[i] = (float)((const int8_t *)p)[i];
