@@ -47,7 +47,7 @@ typedef struct {
 } source;
 static source source_of(const hr_model *m, const float *w, int layer, hr_slot s, int cols) {
     const hr_mat_src *ts = m ? hr_model_src(m, layer, s) : NULL;
-    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0}, ts != NULL};
+    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL}, ts != NULL};
     if (ts) r.src = *ts;
     return r;
 }

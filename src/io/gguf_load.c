@@ -158,7 +158,7 @@ static bool keep_typed(hr_model *m, const hr_gguf_tensor *t, const char *name, i
             return true;
         }
     }
-    hr_mat_src src = {t->data, hr_wtype_row_bytes((hr_wtype)wt, (int)cols), (hr_wtype)wt, perm_heads};
+    hr_mat_src src = {t->data, hr_wtype_row_bytes((hr_wtype)wt, (int)cols), (hr_wtype)wt, perm_heads, NULL};
     *st = hr_model_set_src(m, layer, slot, src);
     bool in_place = wt == HR_WT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads;
     *out = in_place ? t->data : NULL;

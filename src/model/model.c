@@ -51,7 +51,9 @@ hr_status hr_model_set_src(hr_model *m, int layer, hr_slot s, hr_mat_src src) {
 const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s) {
     if (s == HR_SLOT_OUTPUT && m->cfg.tied_classifier) s = HR_SLOT_TOK_EMBD;
     const hr_mat_src *p = src_at(m, layer, s);
-    return p && p->data ? p : NULL;
+    if (!p || !p->data) return NULL;
+    const float *w = *hr_slot_ptr((hr_weights *)&m->w, layer < 0 ? 0 : layer, s);
+    return !w || (const void *)w == p->data || w == p->f32 ? p : NULL;
 }
 
 void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float *out) {
@@ -78,9 +80,9 @@ hr_status hr_model_need_f32(const hr_model *cm) {
     for (int l = -1; l < c->n_layers && !m->f32_ready && st == HR_OK; l++)
         for (int s = 0; s < HR_N_SLOTS && st == HR_OK; s++) {
             if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || s == HR_SLOT_QKV || s == HR_SLOT_QKV_B) continue;
-            const hr_mat_src *src = src_at(m, l, (hr_slot)s);
+            hr_mat_src *src = src_at(m, l, (hr_slot)s);
             const float **dst = hr_slot_ptr(&m->w, l < 0 ? 0 : l, (hr_slot)s);
-            if (!src || !src->data || *dst) continue;
+            if (!src || !src->data || *dst || !hr_slot_expected(c, l, (hr_slot)s)) continue;
             int64_t rows, cols;
             hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
             float *buf = hr_model_alloc_owned(m, (size_t)rows * (size_t)cols); // (rows, cols)
@@ -90,7 +92,7 @@ hr_status hr_model_need_f32(const hr_model *cm) {
                 break;
             }
             for (int64_t r = 0; r < rows; r++) hr_mat_src_row(src, c->head_dim, (int)r, (int)cols, buf + r * cols);
-            *dst = buf;
+            *dst = src->f32 = buf;
         }
     if (st == HR_OK && c->tied_classifier) m->w.output = m->w.tok_embd;
     if (st == HR_OK) m->f32_ready = 1;
@@ -302,7 +304,7 @@ int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap) {
 #define ADD(slot, lay)                                                                                                 \
     do {                                                                                                               \
         const float *p_ = *hr_slot_ptr(w, (lay) < 0 ? 0 : (lay), (slot));                                              \
-        if (p_ || hr_model_src(m, (lay), (slot))) {                                                                    \
+        if (p_ || (hr_slot_expected(c, (lay), (slot)) && hr_model_src(m, (lay), (slot)))) {                            \
             if (n < cap) {                                                                                             \
                 if ((lay) >= 0) snprintf(out[n].name, sizeof out[n].name, "blk.%d.%s", (lay), slots[slot].name);       \
                 else snprintf(out[n].name, sizeof out[n].name, "%s", slots[slot].name);                                \

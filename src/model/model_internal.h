@@ -57,6 +57,7 @@ typedef struct {
     size_t row_bytes;
     hr_wtype type;
     int perm_heads;
+    const float *f32; /* the rows hr_model_need_f32 made from it, or NULL */
 } hr_mat_src;
 
 /* Row of the rotate-half layout stored at interleaved row r (within a head). */
@@ -147,7 +148,9 @@ int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap);
 
 /* Records the typed source of a matrix slot (layer -1: a model-level slot). */
 hr_status hr_model_set_src(hr_model *m, int layer, hr_slot s, hr_mat_src src);
-/* The typed source of a slot, or NULL when it has none. The tied
+/* The typed source of a slot, or NULL when it has none — or when the
+ * slot's f32 pointer was replaced by something else than the source's own
+ * floats or its hr_model_need_f32 rows (a stale source). The tied
  * classifier's is the embedding's. */
 const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s);
 /* Converts row `row` of a typed source (cols values) into out. */
