@@ -52,7 +52,8 @@ const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s) {
     if (s == HR_SLOT_OUTPUT && m->cfg.tied_classifier) s = HR_SLOT_TOK_EMBD;
     const hr_mat_src *p = src_at(m, layer, s);
     if (!p || !p->data) return NULL;
-    const float *w = *hr_slot_ptr((hr_weights *)&m->w, layer < 0 ? 0 : layer, s);
+    const float **pw = hr_slot_ptr((hr_weights *)&m->w, layer < 0 ? 0 : layer, s); /* NULL for fused QKV */
+    const float *w = pw ? *pw : NULL;
     return !w || (const void *)w == p->data || w == p->f32 ? p : NULL;
 }
 
