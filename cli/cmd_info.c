@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 static const cli_opt k_opts[] = {
     {"tokenizer", 0, "PATH", "tokenizer to describe (default: found beside the model, or the GGUF itself)"},
@@ -23,12 +24,38 @@ static const cli_spec k_spec = {
     .max_positional = 1,
 };
 
+/* The number format each kind of matrix is kept in for compute, and the
+ * weight bytes the model holds (before a context packs the matrices). */
+static void print_weight_dtypes(const hr_model *m) {
+    static const char *const kinds[] = {"token_embd", "attn_q", "attn_k",   "attn_v", "attn_output",
+                                        "ffn_gate",   "ffn_up", "ffn_down", "output"};
+    char line[512] = "";
+    size_t at = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        const char *dt = NULL;
+        for (int i = 0; i < hr_model_n_tensors(m) && !dt; i++) {
+            hr_tensor_info ti;
+            if (hr_model_tensor_info(m, i, &ti) != HR_OK) continue;
+            const char *base = strrchr(ti.name, '.'), *start = ti.name;
+            if (strncmp(ti.name, "blk.", 4) == 0) start = strchr(ti.name + 4, '.') + 1;
+            if (base && (size_t)(base - start) == strlen(kinds[k]) && strncmp(start, kinds[k], strlen(kinds[k])) == 0)
+                dt = hr_model_tensor_dtype(m, i);
+        }
+        if (dt && at < sizeof line)
+            at += (size_t)snprintf(line + at, sizeof line - at, "%s%s %s", at ? ", " : "", kinds[k], dt);
+    }
+    printf("compute dtypes:    %s\n", line);
+    printf("weight bytes:      %.1f MB (held now; the first context packs each matrix once)\n",
+           hr_model_weight_bytes(m) / 1e6);
+}
+
 static void print_config(const hr_model *m) {
     const hr_config *c = hr_model_config(m);
     printf("format:            %s\n", hr_format_name(hr_model_format(m)));
     printf("architecture:      %s\n", hr_arch_name(hr_config_arch(c)));
     printf("source dtype:      %s\n", hr_model_source_dtype(m));
     printf("parameters:        %lld\n", (long long)hr_model_n_params(m));
+    print_weight_dtypes(m);
     printf("dim:               %d\n", hr_config_dim(c));
     printf("n_layers:          %d\n", hr_config_n_layers(c));
     printf("head_dim:          %d\n", hr_config_head_dim(c));

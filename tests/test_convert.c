@@ -482,6 +482,7 @@ static void q8_0_gguf_reads_back_the_quantized_weights_and_keeps_perplexity(void
     q = load(tmp_path("q8.gguf"));
     CHECK(q && strcmp(hr_model_source_dtype(q), "q8_0") == 0, "source dtype %s", q ? hr_model_source_dtype(q) : "-");
     int n = orig ? hr_model_tensors(orig, NULL, 0) : 0, n_q8 = 0, n_f16 = 0, bad = 0;
+    CHECK(!q || hr_model_need_f32(q) == HR_OK, "f32 rows: %s", hr_last_error()); /* kept Q8_0 until asked */
     hr_tensor_ref *a = calloc((size_t)n + 1, sizeof *a), *b = calloc((size_t)n + 1, sizeof *b);
     if (q && a && b && hr_model_tensors(q, b, n) == n) {
         hr_model_tensors(orig, a, n);

@@ -5,8 +5,10 @@
  * other bit for bit; stories260K's logits are the same bits on every path,
  * and prefill = decode and pruned = gated hold on each. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "engine/grad/grad_kernels.h"
@@ -16,8 +18,11 @@
 #include "headroom/context.h"
 #include "headroom/model.h"
 #include "headroom/prune.h"
+#include "headroom/save.h"
 #include "model/config.h"
+#include "model/model_internal.h"
 #include "study/prune/surgery_internal.h"
+#include "typed_util.h"
 
 static const char *const k_names[HR_CPU_N_PATHS] = {"scalar", "avx2", "avx512"};
 static uint32_t g_seed = 12345;
@@ -98,11 +103,31 @@ static void run_kernels(outbuf *o, const char *path) {
     int sizes[] = {1, 2, 3, 4, 7, 8, NT};
     for (int i = 0; i < 7; i++) {
         int n = sizes[i];
-        hr_matmul(pool, y, x, wp, n, D_IN, D_OUT);
+        hr_matmul(pool, y, x, hr_panels_f32(wp), n, D_IN, D_OUT);
         hr_matmul_packed_ref(yr, x, wp, n, D_IN, D_OUT);
         size_t bad = n_bits_differ(y, yr, (size_t)n * D_OUT);
         CHECK(bad == 0, "%s: matmul of %d tokens: %zu outputs differ from the fmaf chain", path, n, bad);
         put(o, y, (size_t)n * D_OUT);
+    }
+    /* typed panels (bf16, f16, Q8_0 of the same weights, d_in 320): the typed
+     * scalar reference, bit for bit, for every batch size */
+    for (int t = HR_WT_BF16; t <= HR_WT_Q8_0; t++) {
+        enum { TD_IN = 320 };
+        float *tw = rand_buf((size_t)D_OUT * TD_IN, 1.0f), *tx = rand_buf((size_t)NT * TD_IN, 1.0f);
+        float *deq = malloc((size_t)D_OUT * TD_IN * sizeof(float));
+        unsigned char *enc = NULL;
+        size_t rb = hr_t_encode((hr_wtype)t, tw, D_OUT, TD_IN, &enc, deq);
+        hr_panels tp = {hr_t_pack_typed((hr_wtype)t, enc, rb, 0, 0, D_OUT, TD_IN), (hr_wtype)t};
+        for (int i = 0; i < 7; i++) {
+            int n = sizes[i];
+            hr_matmul(pool, y, tx, tp, n, TD_IN, D_OUT);
+            hr_matmul_panels_ref(yr, tx, tp, n, TD_IN, D_OUT);
+            size_t bad = n_bits_differ(y, yr, (size_t)n * D_OUT);
+            CHECK(bad == 0, "%s: %s matmul of %d tokens: %zu outputs differ from the typed chain", path,
+                  hr_wtype_name((hr_wtype)t), n, bad);
+            put(o, y, (size_t)n * D_OUT);
+        }
+        free(tw), free(tx), free(deq), free(enc), free((void *)tp.p);
     }
     /* dot: 16 lanes + tree, vs double (|err| <= 1e-5 relative to sum |a b|) */
     double ref = 0, mag = 0;
@@ -290,11 +315,86 @@ static void stories260k_logits_prefill_decode_and_pruning_agree_on_every_path(vo
     hr_cpu_force(hr_cpu_best());
 }
 
+/* stories260K written as bf16, f16 and Q8_0 GGUF: the forward pass reads
+ * the typed weights in place (no f32 rows are made) and its logits equal,
+ * bit for bit on every path, those of the same file's weights dequantized
+ * to f32 (hr_model_need_f32, written as an f32 GGUF, loaded: the f32
+ * kernels); prefill = decode and pruned (f32 surgery of the dequantized
+ * weights) = gated hold on the typed model. */
+static void typed_models_compute_like_their_f32_dequantization_on_every_path(void) {
+    hr_model *m = NULL;
+    CHECK(hr_model_load(SHARED("models/stories260K/stories260K.bin"), &m) == HR_OK, "load: %s", hr_last_error());
+    if (!m) return;
+    const hr_config *c = hr_model_config(m);
+    int V = c->vocab_size, mh = hr_config_max_heads(c);
+    size_t n = (size_t)N_TOK * V;
+    char typed_path[64], f32_path[64];
+    snprintf(typed_path, sizeof typed_path, "/tmp/hr_dispatch_typed_%d.gguf", (int)getpid());
+    snprintf(f32_path, sizeof f32_path, "/tmp/hr_dispatch_f32_%d.gguf", (int)getpid());
+    float *gates = malloc(sizeof(float) * (size_t)c->n_layers * mh);
+    for (int i = 0; i < c->n_layers * mh; i++) gates[i] = 1.0f;
+    gates[1 * mh + 0] = gates[1 * mh + 1] = 0;
+    static const hr_dtype dts[] = {HR_DTYPE_BF16, HR_DTYPE_F16, HR_DTYPE_Q8_0};
+    static const char *const names[] = {"bf16", "f16", "q8_0"};
+    /* the rounding of each format against the original f32 model (a loose
+     * bound, for the record: RESULTS §5 has the table) */
+    static const double tol[] = {0.3, 0.03, 1.0};
+    float *orig = logits(m, NULL, 0);
+    for (int d = 0; d < 3; d++) {
+        hr_model *t = NULL, *deq = NULL, *f = NULL, *pruned = NULL;
+        CHECK(hr_model_save_gguf(m, NULL, typed_path, dts[d]) == HR_OK, "save: %s", hr_last_error());
+        CHECK(hr_model_load(typed_path, &t) == HR_OK && hr_model_load(typed_path, &deq) == HR_OK, "load: %s",
+              hr_last_error());
+        CHECK(deq && hr_model_need_f32(deq) == HR_OK, "f32 rows: %s", hr_last_error());
+        CHECK(deq && hr_model_save_gguf(deq, NULL, f32_path, HR_DTYPE_F32) == HR_OK, "save f32: %s", hr_last_error());
+        CHECK(hr_model_load(f32_path, &f) == HR_OK, "load f32: %s", hr_last_error());
+        hr_prune_spec *s = NULL;
+        if (t) hr_prune_spec_new(t, &s);
+        if (s) s->keep_head[1][0] = s->keep_head[1][1] = 0;
+        CHECK(s && hr_prune_apply(t, s, &pruned) == HR_OK, "prune: %s", hr_last_error());
+        hr_prune_spec_free(s);
+        if (!t || !f || !pruned) {
+            hr_model_free(t), hr_model_free(deq), hr_model_free(f), hr_model_free(pruned);
+            continue;
+        }
+        hr_model *t2 = NULL; /* a fresh typed model: pruning above made t's f32 rows */
+        CHECK(hr_model_load(typed_path, &t2) == HR_OK, "load: %s", hr_last_error());
+        for (int k = HR_CPU_N_PATHS - 1; k >= 0 && t2; k--) {
+            if (hr_cpu_force((hr_cpu_kind)k) != HR_OK) continue;
+            float *pre = logits(t2, NULL, 0), *dec = logits(t2, NULL, 1), *ref = logits(f, NULL, 0),
+                  *gp = logits(t2, gates, 0), *pp = logits(pruned, NULL, 0);
+            CHECK(pre && dec && ref && gp && pp, "%s: forward failed: %s", k_names[k], hr_last_error());
+            if (pre && dec && ref && gp && pp) {
+                printf("    %s, %s:\n", names[d], k_names[k]);
+                CHECK(hr_t_maxdiff("typed vs f32 of the dequantized weights", pre, ref, n) == 0 &&
+                          n_bits_differ(pre, ref, n) == 0,
+                      "%s %s: typed != f32", names[d], k_names[k]);
+                CHECK(hr_t_maxdiff("prefill vs decode", pre, dec, n) == 0 && n_bits_differ(pre, dec, n) == 0,
+                      "%s %s: prefill != decode", names[d], k_names[k]);
+                CHECK(hr_t_maxdiff("pruned vs gated", pp, gp, n) == 0 && n_bits_differ(pp, gp, n) == 0,
+                      "%s %s: pruned != gated", names[d], k_names[k]);
+                if (orig && k == (int)hr_cpu_best())
+                    CHECK(hr_t_maxdiff("vs the original f32 model", pre, orig, n) <= tol[d], "%s: %g", names[d],
+                          tol[d]);
+            }
+            free(pre), free(dec), free(ref), free(gp), free(pp);
+        }
+        CHECK(t2 && !t2->f32_ready && !t2->w.layers[0].wq && !t2->w.tok_embd,
+              "%s: the forward pass made f32 rows of the typed weights", names[d]);
+        hr_model_free(t), hr_model_free(t2), hr_model_free(deq), hr_model_free(f), hr_model_free(pruned);
+    }
+    remove(typed_path), remove(f32_path);
+    free(gates), free(orig);
+    hr_model_free(m);
+    hr_cpu_force(hr_cpu_best());
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     printf("    %d kernel paths on this CPU\n", n_supported());
     RUN(each_supported_path_can_be_forced_and_others_are_refused);
     RUN(every_kernel_gives_the_same_bits_on_every_path);
     RUN(stories260k_logits_prefill_decode_and_pruning_agree_on_every_path);
+    RUN(typed_models_compute_like_their_f32_dequantization_on_every_path);
     TEST_MAIN_END();
 }

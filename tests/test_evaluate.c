@@ -154,7 +154,30 @@ static void sizes_follow_the_shapes(void) {
     for (int l = 0; l < c->n_layers; l++) kv += 2 * c->n_head_kv[l] * c->head_dim * 4;
     CHECK(hr_model_kv_bytes_per_token(f.m) == kv, "kv bytes %lld", (long long)hr_model_kv_bytes_per_token(f.m));
     CHECK(hr_model_kv_bytes_per_token(f.pruned) == kv - 2 * c->n_head_kv[2] * c->head_dim * 4, "pruned kv bytes");
-    CHECK(hr_model_weight_bytes(f.m) == 4 * hr_model_n_params(f.m), "weight bytes");
+    /* resident weight bytes: a fresh f32 model holds its mapped floats; once a
+     * context packed it, the panels (rows padded to 16, each matrix 64-byte
+     * aligned: kernels.h) and the vectors, the matrices' pages released */
+    hr_model *fresh = NULL;
+    CHECK(hr_model_load(SHARED("models/stories260K/stories260K.bin"), &fresh) == HR_OK, "%s", hr_last_error());
+    CHECK(fresh && hr_model_weight_bytes(fresh) == 4 * hr_model_n_params(fresh), "fresh weight bytes %lld",
+          fresh ? (long long)hr_model_weight_bytes(fresh) : 0LL);
+    hr_model_free(fresh);
+    int64_t want = 0, mats = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        int64_t q = (int64_t)c->n_head[l] * c->head_dim, kvd = (int64_t)c->n_head_kv[l] * c->head_dim, d = c->dim;
+        int64_t ff = c->n_ff[l], r[7][2] = {{q, d}, {kvd, d}, {kvd, d}, {d, q}, {ff, d}, {ff, d}, {d, ff}};
+        for (int i = 0; i < 7; i++) {
+            want += ((r[i][0] + 15) / 16 * 16 * r[i][1] * 4 + 63) / 64 * 64;
+            mats += r[i][0] * r[i][1];
+        }
+    }
+    want += ((c->vocab_size + 15) / 16 * 16 * (int64_t)c->dim * 4 + 63) / 64 * 64; /* the classifier */
+    mats += (int64_t)c->vocab_size * c->dim * (hr_config_tied_classifier(c) ? 1 : 2);
+    want += 4 * (hr_model_n_params(f.m) - mats); /* norms */
+    printf("    weight bytes after packing: %lld (expected %lld)\n", (long long)hr_model_weight_bytes(f.m),
+           (long long)want);
+    CHECK(hr_model_weight_bytes(f.m) == want, "weight bytes %lld, expected %lld", (long long)hr_model_weight_bytes(f.m),
+          (long long)want);
     double pre = 0, dec = 0;
     CHECK(hr_measure_speed(f.a, f.ids, 64, 16, 2, &pre, &dec) == HR_OK && pre > 0 && dec > 0, "%s", hr_last_error());
     teardown(&f);

@@ -1,10 +1,13 @@
 /* Optimised kernels against their naive references. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "engine/kernels.h"
 #include "engine/pool.h"
+#include "io/hf_internal.h"
+#include "typed_util.h"
 
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
@@ -44,7 +47,7 @@ static void matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit(void)
             float *x = rand_buf((size_t)n * din, 1), *w = rand_buf((size_t)dout * din, 2), *wp = packed(w, dout, din);
             float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4),
                   *yc = calloc((size_t)n * dout, 4);
-            hr_matmul(pool, y, x, wp, n, din, dout);
+            hr_matmul(pool, y, x, hr_panels_f32(wp), n, din, dout);
             hr_matmul_ref(yr, x, w, n, din, dout);
             hr_matmul_packed_ref(yc, x, wp, n, din, dout);
             char label[64];
@@ -65,10 +68,10 @@ static void batched_rows_equal_one_token_products_bit_for_bit(void) {
     int n = 37, din = 333, dout = 70;
     float *x = rand_buf((size_t)n * din, 5), *w = rand_buf((size_t)dout * din, 6), *wp = packed(w, dout, din);
     float *y = calloc((size_t)n * dout, 4), *y1 = calloc((size_t)dout, 4);
-    hr_matmul(pool, y, x, wp, n, din, dout);
+    hr_matmul(pool, y, x, hr_panels_f32(wp), n, din, dout);
     size_t bad = 0;
     for (int t = 0; t < n; t++) {
-        hr_matmul(pool, y1, x + (size_t)t * din, wp, 1, din, dout);
+        hr_matmul(pool, y1, x + (size_t)t * din, hr_panels_f32(wp), 1, din, dout);
         bad += n_bits_differ(y + (size_t)t * dout, y1, (size_t)dout);
     }
     CHECK(bad == 0, "%zu outputs of the batch differ from one-token products", bad);
@@ -86,8 +89,8 @@ static void one_job_for_several_products_equals_separate_calls(void) {
         for (int m = 0; m < 3; m++) {
             w[m] = rand_buf((size_t)dims[m] * din, 41 + m), wp[m] = packed(w[m], dims[m], din);
             y[m] = calloc((size_t)n * dims[m], 4), ys[m] = calloc((size_t)n * dims[m], 4);
-            outs[m] = (hr_matmul_out){y[m], w[m], wp[m], dims[m]};
-            hr_matmul(pool, ys[m], x, wp[m], n, din, dims[m]);
+            outs[m] = (hr_matmul_out){y[m], w[m], hr_panels_f32(wp[m]), dims[m]};
+            hr_matmul(pool, ys[m], x, hr_panels_f32(wp[m]), n, din, dims[m]);
         }
         hr_matmul_multi(pool, x, n, din, outs, 3, false);
         size_t bad = 0;
@@ -119,8 +122,8 @@ static void removing_columns_equals_zeroing_their_inputs_bit_for_bit(void) {
         for (int j = 0; j < n_keep; j++) ws[(size_t)r * n_keep + j] = w[(size_t)r * din + keep[j]];
     float *wp = packed(w, dout, din), *wsp = packed(ws, dout, n_keep);
     float *y = calloc((size_t)n * dout, 4), *ys = calloc((size_t)n * dout, 4);
-    hr_matmul(pool, y, x, wp, n, din, dout);
-    hr_matmul(pool, ys, xs, wsp, n, n_keep, dout);
+    hr_matmul(pool, y, x, hr_panels_f32(wp), n, din, dout);
+    hr_matmul(pool, ys, xs, hr_panels_f32(wsp), n, n_keep, dout);
     hr_t_maxdiff("zeroed vs removed columns", y, ys, (size_t)n * dout);
     CHECK(n_bits_differ(y, ys, (size_t)n * dout) == 0, "removed columns change the result");
     free(x), free(w), free(xs), free(ws), free(wp), free(wsp), free(y), free(ys);
@@ -323,8 +326,71 @@ static void back_to_back_tiny_jobs_run_each_task_once_before_returning(void) {
     hr_pool_free(pool);
 }
 
+/* bf16, f16 and Q8_0 panels: the product (every batch size, 1-3 threads)
+ * equals, bit for bit, the f32 product over the loader's dequantized
+ * weights (hr_dequant_to_f32), and the scalar typed reference; the rotate-
+ * half row permutation at packing equals the loader's hr_qk_to_interleaved.
+ * Weights include f16 subnormals and zeros (tiny entries). */
+static void typed_panels_equal_the_f32_product_over_dequantized_weights(void) {
+    static const int tshapes[][3] = {{1, 64, 64}, {2, 320, 40}, {3, 96, 13}, {4, 288, 50}, {19, 544, 33}, {9, 64, 16}};
+    for (int t = HR_WT_BF16; t <= HR_WT_Q8_0; t++) {
+        double worst = 0;
+        size_t bad = 0, bad_ref = 0, bad_perm = 0;
+        for (int threads = 1; threads <= 3; threads += 2) {
+            hr_pool *pool = NULL;
+            hr_pool_new(threads, &pool);
+            for (size_t s = 0; s < sizeof tshapes / sizeof tshapes[0]; s++) {
+                int n = tshapes[s][0], din = tshapes[s][1], dout = tshapes[s][2];
+                float *x = rand_buf((size_t)n * din, 7), *w = rand_buf((size_t)dout * din, 8);
+                for (size_t i = 0; i < (size_t)dout * din; i += 7) w[i] *= i % 2 ? 1e-6f : 0.0f;
+                float *deq = malloc((size_t)dout * din * sizeof(float));
+                unsigned char *enc = NULL;
+                size_t rb = hr_t_encode((hr_wtype)t, w, dout, din, &enc, deq);
+                void *tp = hr_t_pack_typed((hr_wtype)t, enc, rb, 0, 0, dout, din);
+                float *fp = packed(deq, dout, din);
+                float *y = calloc((size_t)n * dout, 4), *yf = calloc((size_t)n * dout, 4),
+                      *yt = calloc((size_t)n * dout, 4);
+                hr_panels p = {tp, (hr_wtype)t};
+                hr_matmul(pool, y, x, p, n, din, dout);
+                hr_matmul_packed_ref(yf, x, fp, n, din, dout);
+                hr_matmul_panels_ref(yt, x, p, n, din, dout);
+                for (size_t i = 0; i < (size_t)n * dout; i++) {
+                    double d = fabs((double)y[i] - yf[i]);
+                    worst = d > worst ? d : worst;
+                }
+                bad += n_bits_differ(y, yf, (size_t)n * dout);
+                bad_ref += n_bits_differ(yt, yf, (size_t)n * dout);
+                if (dout % 16 == 0) { /* rotate-half Q/K rows of heads of 16 */
+                    void *pp = hr_t_pack_typed((hr_wtype)t, enc, rb, dout / 16, 16, dout, din);
+                    float *tmp = malloc((size_t)16 * din * sizeof(float));
+                    hr_qk_to_interleaved(deq, dout / 16, 16, (size_t)din, tmp);
+                    float *fpp = packed(deq, dout, din);
+                    hr_panels pq = {pp, (hr_wtype)t};
+                    hr_matmul(pool, y, x, pq, n, din, dout);
+                    hr_matmul_packed_ref(yf, x, fpp, n, din, dout);
+                    bad_perm += n_bits_differ(y, yf, (size_t)n * dout);
+                    free(pp), free(tmp), free(fpp);
+                }
+                free(x), free(w), free(deq), free(enc), free(tp), free(fp), free(y), free(yf), free(yt);
+            }
+            hr_pool_free(pool);
+        }
+        printf("    %-4s panels vs f32 over the dequantized weights: max |diff| %g, %zu outputs differ "
+               "(typed ref %zu, permuted %zu)\n",
+               hr_wtype_name((hr_wtype)t), worst, bad, bad_ref, bad_perm);
+        CHECK(worst == 0 && bad == 0, "%s: typed product differs from the f32 one", hr_wtype_name((hr_wtype)t));
+        CHECK(bad_ref == 0, "%s: typed reference differs", hr_wtype_name((hr_wtype)t));
+        CHECK(bad_perm == 0, "%s: permuted rows differ", hr_wtype_name((hr_wtype)t));
+    }
+    CHECK(hr_packed_bytes(HR_WT_Q8_0, 16, 48) == 0 && hr_wtype_row_bytes(HR_WT_Q8_0, 48) == 0,
+          "Q8_0 rows must hold whole 32-blocks");
+    CHECK(hr_packed_bytes(HR_WT_Q8_0, 17, 64) == 2 * 2 * 544 && hr_packed_bytes(HR_WT_BF16, 17, 64) == 2 * 16 * 64 * 2,
+          "panel sizes");
+}
+
 int main(void) {
     RUN(matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit);
+    RUN(typed_panels_equal_the_f32_product_over_dequantized_weights);
     RUN(batched_rows_equal_one_token_products_bit_for_bit);
     RUN(removing_columns_equals_zeroing_their_inputs_bit_for_bit);
     RUN(one_job_for_several_products_equals_separate_calls);

@@ -110,8 +110,7 @@ HR_API hr_status hr_measure_speed(hr_context *ctx, const int32_t *tokens, int n_
 /* K and V bytes one token occupies in an f32 cache: sum over layers of
  * 2 * n_head_kv * head_dim * 4. */
 HR_API int64_t hr_model_kv_bytes_per_token(const hr_model *m);
-/* Bytes of the weights as f32. */
-HR_API int64_t hr_model_weight_bytes(const hr_model *m);
+/* Weight bytes: hr_model_weight_bytes (model.h). */
 
 /* ---- the natural retrieval task ----
  *

@@ -115,6 +115,17 @@ HR_API int hr_arch_count(void);
 /* dtype the weights were stored in ("f32", "f16", "bf16", "q8_0", "int8-g4"...). */
 HR_API const char *hr_model_source_dtype(const hr_model *m);
 HR_API int64_t hr_model_n_params(const hr_model *m);
+/* Bytes of weight memory the model holds now: its packed panels (built by
+ * the first context, each matrix in its own number format: f32, bf16, f16
+ * or Q8_0), the f32 buffers it owns (conversions at load, f32 rows made
+ * for analysis or surgery), and the file-mapped tensors the forward pass
+ * still reads in place (vectors; matrices only until they are packed, after
+ * which their pages are released). An upper bound on what is resident:
+ * mapped pages count before they are touched. */
+HR_API int64_t hr_model_weight_bytes(const hr_model *m);
+/* The number format tensor i (hr_model_tensor_info's order) is kept in for
+ * the forward pass: "f32", "bf16", "f16" or "q8_0"; NULL out of range. */
+HR_API const char *hr_model_tensor_dtype(const hr_model *m, int i);
 /* Largest n_head / n_head_kv / n_ff over layers. */
 HR_API int hr_config_max_heads(const hr_config *c);
 HR_API int hr_config_max_kv_heads(const hr_config *c);

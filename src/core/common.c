@@ -104,6 +104,13 @@ hr_status hr_map_file(const char *path, hr_mapped_file *out) {
     return HR_OK;
 }
 
+void hr_release_pages(const void *p, size_t n) {
+    if (!p || n == 0) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void hr_unmap_file(hr_mapped_file *f) {
     if (!f) return;
     if (f->data) {

@@ -38,6 +38,10 @@ typedef struct {
 /* Maps path read-only. Empty files map to size 0 with data NULL. */
 hr_status hr_map_file(const char *path, hr_mapped_file *out);
 void hr_unmap_file(hr_mapped_file *f);
+/* Drops the resident pages wholly inside [p, p + n) of a read-only file
+ * mapping (madvise MADV_DONTNEED): they leave the process's memory and are
+ * read from the file again if touched. Only for memory-mapped files. */
+void hr_release_pages(const void *p, size_t n);
 
 
 /* Atomic output: write to "<path>.tmp.<pid>", then rename over path. */

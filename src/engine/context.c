@@ -477,7 +477,7 @@ static void attn_group_task(void *vp, int g) {
 
 /* y (n, d_out) = x (n, d_in) · W^T through the packed copy wp, or OpenBLAS
  * on the row-major w for batches when the context asked for it. */
-static void matmul(hr_context *ctx, float *y, const float *x, const float *w, const float *wp, int n, int d_in,
+static void matmul(hr_context *ctx, float *y, const float *x, const float *w, hr_panels wp, int n, int d_in,
                    int d_out) {
     hr_matmul_out o = {y, w, wp, d_out};
     hr_matmul_multi(ctx->pool, x, n, d_in, &o, 1, ctx->blas);
@@ -626,7 +626,7 @@ static hr_status forward_batch(hr_context *ctx, const int32_t *tokens, int n, fl
     int pos0 = ctx->n_past, dim = ctx->c->dim;
     for (int t = 0; t < n; t++) {
         float *xr = ctx->x + (size_t)t * dim;
-        memcpy(xr, w->tok_embd + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
+        hr_model_embed_row(ctx->model, tokens[t], xr); /* one row, converted from a typed embedding */
         if (w->pos_embd) hr_axpy(xr, 1.0f, w->pos_embd + (size_t)(pos0 + t) * dim, dim);
     }
     hr_status st = run_from(ctx, 0, 0, n, pos0, logits, all_logits);

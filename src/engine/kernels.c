@@ -10,6 +10,8 @@
 
 #include "core/internal.h"
 #include "engine/blas.h"
+#include "formats/dtype.h"
+#include "model/model_internal.h"
 
 #include "engine/kernels_isa.h"
 #include "headroom/context.h"
@@ -49,6 +51,75 @@ void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int 
         }
 }
 
+/* ---- typed panels (kernels.h) ---- */
+
+enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* one panel's 32-block: 16 f16 scales, (32, 16) int8 */
+
+size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in) {
+    size_t panels = (size_t)((d_out + 15) / 16);
+    if (t == HR_WT_Q8_0) return d_in % 32 ? 0 : panels * (size_t)(d_in / 32) * Q8_BLOCK_BYTES;
+    return panels * 16 * (size_t)d_in * (t == HR_WT_F32 ? 4 : 2);
+}
+
+void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int perm_heads, int head_dim, int d_out,
+                      int d_in, int p0, int p1) {
+    size_t ps = hr_packed_bytes(t, 16, d_in);
+    for (int p = p0; p < p1; p++) {
+        unsigned char *dst = (unsigned char *)wp + (size_t)p * ps;
+        for (int j = 0; j < 16; j++) {
+            int r = p * 16 + j, sr = r;
+            if (r < d_out && perm_heads) sr = r / head_dim * head_dim + hr_qk_rotate_half_src(r % head_dim, head_dim);
+            const unsigned char *src = r < d_out ? (const unsigned char *)w + (size_t)sr * row_bytes : NULL;
+            if (t == HR_WT_Q8_0) {
+                for (int b = 0; b < d_in / 32; b++) {
+                    unsigned char *blk = dst + (size_t)b * Q8_BLOCK_BYTES;
+                    const unsigned char *sb = src ? src + (size_t)b * 34 : NULL;
+                    blk[2 * j] = sb ? sb[0] : 0, blk[2 * j + 1] = sb ? sb[1] : 0;
+                    for (int kk = 0; kk < 32; kk++) blk[32 + kk * 16 + j] = sb ? sb[2 + kk] : 0;
+                }
+            } else {
+                size_t es = t == HR_WT_F32 ? 4 : 2; /* element size */
+                for (int k = 0; k < d_in; k++) {
+                    unsigned char *d = dst + ((size_t)k * 16 + j) * es;
+                    if (src) memcpy(d, src + (size_t)k * es, es);
+                    else memset(d, 0, es);
+                }
+            }
+        }
+    }
+}
+
+float hr_panels_get(hr_panels wp, int d_in, int r, int k) {
+    const unsigned char *pan = (const unsigned char *)wp.p + (size_t)(r / 16) * hr_packed_bytes(wp.t, 16, d_in);
+    int j = r % 16;
+    uint16_t h;
+    switch (wp.t) {
+    case HR_WT_BF16:
+    case HR_WT_F16:
+        memcpy(&h, pan + ((size_t)k * 16 + j) * 2, 2);
+        return wp.t == HR_WT_BF16 ? hr_bf16_to_f32(h) : hr_f16_to_f32(h);
+    case HR_WT_Q8_0: {
+        const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
+        memcpy(&h, blk + 2 * j, 2);
+        return hr_f16_to_f32(h) * (float)(int8_t)blk[32 + (k % 32) * 16 + j];
+    }
+    default: {
+        float f;
+        memcpy(&f, pan + ((size_t)k * 16 + j) * 4, 4);
+        return f;
+    }
+    }
+}
+
+void hr_matmul_panels_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out) {
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < d_out; r++) {
+            float acc = 0.0f;
+            for (int k = 0; k < d_in; k++) acc = fmaf(x[(size_t)t * d_in + k], hr_panels_get(wp, d_in, r, k), acc);
+            y[(size_t)t * d_out + r] = acc;
+        }
+}
+
 void hr_axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -75,15 +146,15 @@ static void matmul_task(void *vp, int i) {
     int p0 = (i - j->first_task[m]) * j->per[m], p1 = p0 + j->per[m];
     if (p1 > n_panels) p1 = n_panels;
     if (p0 >= p1) return;
-    if (j->blas) {
+    if (j->blas && o->w) {
         int r0 = p0 * 16, r1 = p1 * 16 < o->d_out ? p1 * 16 : o->d_out;
         hr_sgemm_nt(o->y + r0, o->d_out, j->x, o->w + (size_t)r0 * j->d_in, j->n, j->d_in, r1 - r0);
     } else if (j->n < 4) { /* too few tokens to fill a tile: same chains, one token at a time */
         for (int t = 0; t < j->n; t++)
-            j->kt->gemv_panels(o->y + (size_t)t * o->d_out, j->x + (size_t)t * j->d_in, o->wp, j->d_in, o->d_out, p0,
-                               p1);
+            j->kt->gemv_panels(o->y + (size_t)t * o->d_out, j->x + (size_t)t * j->d_in, o->wp.p, o->wp.t, j->d_in,
+                               o->d_out, p0, p1);
     } else {
-        j->kt->gemm_panels(o->y, j->x, o->wp, j->n, j->d_in, o->d_out, p0, p1);
+        j->kt->gemm_panels(o->y, j->x, o->wp.p, o->wp.t, j->n, j->d_in, o->d_out, p0, p1);
     }
 }
 
@@ -112,7 +183,7 @@ void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_ma
     run_matmul(pool, &j);
 }
 
-void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, int d_in, int d_out) {
+void hr_matmul(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int d_in, int d_out) {
     hr_matmul_out o = {y, NULL, wp, d_out};
     hr_matmul_multi(pool, x, n, d_in, &o, 1, false);
 }
@@ -308,7 +379,8 @@ int hr_cpu_supports(hr_cpu_kind k) {
     switch (k) {
     case HR_CPU_SCALAR: return 1;
 #if HR_KERNELS_X86
-    case HR_CPU_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case HR_CPU_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     case HR_CPU_AVX512:
         return hr_cpu_supports(HR_CPU_AVX2) && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&

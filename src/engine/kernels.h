@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "engine/pool.h"
+#include "formats/dtype.h"
 
 /* y (n, d_out) = x (n, d_in) · W^T; W (d_out, d_in); double accumulation. */
 void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, int d_out);
@@ -23,25 +24,67 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  * - batched prefill equals one-token decode bit for bit, and
  * - an input that is exactly zero adds exactly nothing: a model whose
  *   columns were removed (pruned heads, neurons) equals, bit for bit, the
- *   model with those inputs gated to zero. */
+ *   model with those inputs gated to zero.
+ *
+ * Typed panels keep the weights in their file's number format, in the same
+ * panel order:
+ * - HR_WT_F32: the floats above (4 bytes a weight);
+ * - HR_WT_BF16, HR_WT_F16: one uint16 per weight at element (p*d_in + k)*16
+ *   + j (2 bytes a weight);
+ * - HR_WT_Q8_0: GGUF Q8_0 (a row's 32 consecutive k share one f16 scale,
+ *   d_in a multiple of 32); panel p is d_in/32 blocks of 544 bytes, block b
+ *   = 16 f16 scales (row 16p + j's scale for k in [32b, 32b + 32)) then 32
+ *   x 16 int8 (k-major, 16 rows per k): 17 bytes per 16 weights, the
+ *   file's 34 per 32.
+ * The kernels convert each weight to f32 exactly as the dequantizer does
+ * (bf16 / f16 -> f32 is exact; Q8_0: (float)scale * (float)q, which is exact
+ * too: an 11-bit by 8-bit product) and run the same chain, so a typed
+ * product equals, bit for bit, the f32 product over the dequantized weights
+ * (for finite weights). Prefill = decode and thread independence therefore
+ * hold per dtype; pruned = gated holds for bf16 / f16 always, and for Q8_0
+ * when the removed columns are whole 32-blocks of every row (the kept
+ * blocks and their scales are then unchanged); a pruned Q8_0 matrix that
+ * is re-quantized has new scales and is a different model. */
+/* One packed matrix: panels in dtype t. */
+typedef struct {
+    const void *p;
+    hr_wtype t;
+} hr_panels;
+static inline hr_panels hr_panels_f32(const float *p) {
+    hr_panels r = {p, HR_WT_F32};
+    return r;
+}
+/* Bytes of the packed panels of a (d_out, d_in) matrix in dtype t (hr_wtype:
+ * formats/dtype.h); 0 when Q8_0 and d_in is not a multiple of 32. */
+size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in);
 size_t hr_packed_floats(int d_out, int d_in);
 /* Packs panels [p0, p1) of W into wp (hr_packed_floats(d_out, d_in) floats). */
 void hr_pack_panels(float *wp, const float *w, int d_out, int d_in, int p0, int p1);
+/* Packs panels [p0, p1) of a matrix stored row-major in dtype t's file
+ * encoding (row r's bytes at w + src_row(r) * row_bytes, src_row(r) = r
+ * when perm_heads is 0, else rotate-half rows of perm_heads heads of
+ * head_dim read as interleaved pairs) into wp (hr_packed_bytes). */
+void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int perm_heads, int head_dim, int d_out,
+                      int d_in, int p0, int p1);
+/* Weight (r, k) of typed panels as the kernels see it (the dequantized f32). */
+float hr_panels_get(hr_panels wp, int d_in, int r, int k);
 /* The plain chain per output, scalar fmaf: the bit-exact reference. */
 void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int d_in, int d_out);
+/* The same over typed panels: each weight by hr_panels_get. */
+void hr_matmul_panels_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out);
 /* Same, parallel over panels: a vectorised GEMV for up to 3 tokens, a
  * register-tiled, K-blocked GEMM for more, both bit-identical to the ref. */
-void hr_matmul(hr_pool *pool, float *y, const float *x, const float *wp, int n, int d_in, int d_out);
+void hr_matmul(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int d_in, int d_out);
 
 /* Several products of the same x (n, d_in) in one pool job: out[m].y (n,
  * out[m].d_out) = x · W_m^T from the packed out[m].wp, or with blas (n > 1)
- * OpenBLAS sgemm on the row-major out[m].w (not bit-identical to decode).
- * Same results as separate calls. */
+ * OpenBLAS sgemm on the row-major out[m].w (not bit-identical to decode;
+ * only when w is not NULL, else the panels). Same results as separate calls. */
 enum { HR_MATMUL_MAX_OUTS = 3 };
 typedef struct {
     float *y;
-    const float *w;  /* row-major (d_out, d_in); only for blas */
-    const float *wp; /* packed */
+    const float *w; /* row-major (d_out, d_in); only for blas, may be NULL */
+    hr_panels wp;   /* packed */
     int d_out;
 } hr_matmul_out;
 void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas);

@@ -15,7 +15,9 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "engine/kernels.h"
 #include "engine/kernels_isa.h"
+#include "formats/dtype.h"
 
 #if HR_ISA > 0
 #include <immintrin.h>
@@ -70,6 +72,15 @@ static inline float v_hmax(v16 a) { return _mm512_reduce_max_ps(a); }
 /* Keeps a loaded value in a register (stops the compiler from folding the
  * load into each FMA that uses it, which would multiply the loads). */
 #define V_KEEP(v) __asm__("" : "+v"(v))
+/* 16 weights of a typed panel as floats (exact conversions). */
+static inline v16 v_from_bf16(const void *p) {
+    __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+static inline v16 v_from_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+static inline v16 v_from_i8(const void *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
 
 /* exp for x <= 0 (softmax arguments): x = k ln2 + r, |r| <= ln2/2, degree-6
  * polynomial for e^r, then scale by 2^k. Relative error ~2e-7. */
@@ -162,6 +173,19 @@ static inline float v_hmax(v16 a) {
     return w0 > w1 ? w0 : w1;
 }
 #define V_KEEP(v) __asm__("" : "+x"((v).lo), "+x"((v).hi))
+static inline __m256 bf16x8(const void *p) {
+    __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+}
+static inline v16 v_from_bf16(const void *p) { return v_make(bf16x8(p), bf16x8((const char *)p + 16)); }
+static inline v16 v_from_f16(const void *p) {
+    return v_make(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
+                  _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)p + 16))));
+}
+static inline v16 v_from_i8(const void *p) {
+    __m128i lo = _mm_loadl_epi64((const __m128i *)p), hi = _mm_loadl_epi64((const __m128i *)((const char *)p + 8));
+    return v_make(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)));
+}
 
 /* p * 2^k for integral k >= -126 as _mm512_scalef_ps computes it: two exact
  * power-of-two products (k split in halves), one rounding at most. */
@@ -291,6 +315,23 @@ static inline float v_hmax(v16 a) {
     return w0 > w1 ? w0 : w1;
 }
 #define V_KEEP(v) (void)0
+/* 16 uint16 halves at p through conv (hr_bf16_to_f32 / hr_f16_to_f32). */
+static inline v16 v_from_u16(const void *p, float (*conv)(uint16_t)) {
+    v16 r;
+    V_LANES(i) {
+        uint16_t h;
+        memcpy(&h, (const char *)p + 2 * i, 2);
+        r.v[i] = conv(h);
+    }
+    return r;
+}
+static inline v16 v_from_bf16(const void *p) { return v_from_u16(p, hr_bf16_to_f32); }
+static inline v16 v_from_f16(const void *p) { return v_from_u16(p, hr_f16_to_f32); }
+static inline v16 v_from_i8(const void *p) {
+    v16 r;
+    V_LANES(i) r.v[i] = (float)((const int8_t *)p)[i];
+    return r;
+}
 
 /* The same exp, lane by lane (rintf rounds to nearest even, as roundscale
  * does; ldexpf rounds once, as scalef does). */
@@ -363,67 +404,122 @@ static inline void store_panel(float *y, int p, int d_out, v16 a) {
     else v_store_n(y + r, a, d_out - r);
 }
 
+/* ---- typed panels (kernels.h's hr_wtype) ---- */
+
+enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* 16 f16 scales, (32, 16) int8 */
+
+static inline size_t w_panel_bytes(int dt, int d_in) {
+    return dt == HR_WT_F32    ? (size_t)d_in * 64
+           : dt == HR_WT_Q8_0 ? (size_t)(d_in / 32) * Q8_BLOCK_BYTES
+                              : (size_t)d_in * 32;
+}
+/* A panel's weights from k0 on (k0 a multiple of 32). */
+static inline const unsigned char *w_from(int dt, const unsigned char *pw, int k0) {
+    return pw + (dt == HR_WT_Q8_0 ? (size_t)(k0 / 32) * Q8_BLOCK_BYTES : (size_t)k0 * (dt == HR_WT_F32 ? 64 : 32));
+}
+/* The scales of the 32-block at blk (Q8_0 only). */
+static inline v16 w_scale(int dt, const unsigned char *blk) { return dt == HR_WT_Q8_0 ? v_from_f16(blk) : v_zero(); }
+/* The 16 weights at k = block start + kk, as the dequantizer's floats. */
+static inline v16 w_load(int dt, const unsigned char *blk, int kk, v16 scale) {
+    switch (dt) {
+    case HR_WT_BF16: return v_from_bf16(blk + (size_t)kk * 32);
+    case HR_WT_F16: return v_from_f16(blk + (size_t)kk * 32);
+    case HR_WT_Q8_0: return v_mul(scale, v_from_i8(blk + 32 + (size_t)kk * 16));
+    default: return v_load((const float *)blk + (size_t)kk * 16);
+    }
+}
+
 /* y[panels p0..p1) = W x for one token; four panels at once hide the FMA
- * latency of the four independent chains. */
-static void gemv_panels(float *y, const float *x, const float *wp, int d_in, int d_out, int p0, int p1) {
-    const size_t ps = (size_t)d_in * 16;
+ * latency of the four independent chains. k runs in blocks of 32 (the
+ * Q8_0 scale blocks), each output's chain still over k in order. */
+static inline __attribute__((always_inline)) void gemv_t(int dt, float *y, const float *x, const unsigned char *wp,
+                                                         int d_in, int d_out, int p0, int p1) {
+    const size_t ps = w_panel_bytes(dt, d_in);
     int p = p0;
     for (; p + 4 <= p1; p += 4) {
-        const float *w0 = wp + (size_t)p * ps, *w1 = w0 + ps, *w2 = w1 + ps, *w3 = w2 + ps;
+        const unsigned char *w0 = wp + (size_t)p * ps;
         v16 a0 = v_zero(), a1 = a0, a2 = a0, a3 = a0;
-        for (int k = 0; k < d_in; k++) {
-            v16 xv = v_set1(x[k]);
-            a0 = v_fma(xv, v_load(w0 + (size_t)k * 16), a0);
-            a1 = v_fma(xv, v_load(w1 + (size_t)k * 16), a1);
-            a2 = v_fma(xv, v_load(w2 + (size_t)k * 16), a2);
-            a3 = v_fma(xv, v_load(w3 + (size_t)k * 16), a3);
+        for (int kb = 0; kb < d_in; kb += 32) {
+            int kn = d_in - kb < 32 ? d_in - kb : 32;
+            const unsigned char *b0 = w_from(dt, w0, kb), *b1 = b0 + ps, *b2 = b1 + ps, *b3 = b2 + ps;
+            v16 s0 = w_scale(dt, b0), s1 = w_scale(dt, b1), s2 = w_scale(dt, b2), s3 = w_scale(dt, b3);
+            for (int kk = 0; kk < kn; kk++) {
+                v16 xv = v_set1(x[kb + kk]);
+                a0 = v_fma(xv, w_load(dt, b0, kk, s0), a0);
+                a1 = v_fma(xv, w_load(dt, b1, kk, s1), a1);
+                a2 = v_fma(xv, w_load(dt, b2, kk, s2), a2);
+                a3 = v_fma(xv, w_load(dt, b3, kk, s3), a3);
+            }
         }
         store_panel(y, p, d_out, a0), store_panel(y, p + 1, d_out, a1);
         store_panel(y, p + 2, d_out, a2), store_panel(y, p + 3, d_out, a3);
     }
     for (; p < p1; p++) {
-        const float *w0 = wp + (size_t)p * ps;
+        const unsigned char *w0 = wp + (size_t)p * ps;
         v16 a0 = v_zero();
-        for (int k = 0; k < d_in; k++) a0 = v_fma(v_set1(x[k]), v_load(w0 + (size_t)k * 16), a0);
+        for (int kb = 0; kb < d_in; kb += 32) {
+            int kn = d_in - kb < 32 ? d_in - kb : 32;
+            const unsigned char *b0 = w_from(dt, w0, kb);
+            v16 s0 = w_scale(dt, b0);
+            for (int kk = 0; kk < kn; kk++) a0 = v_fma(v_set1(x[kb + kk]), w_load(dt, b0, kk, s0), a0);
+        }
         store_panel(y, p, d_out, a0);
+    }
+}
+
+static void gemv_panels(float *y, const float *x, const void *wp, int wt, int d_in, int d_out, int p0, int p1) {
+    switch (wt) {
+    case HR_WT_BF16: gemv_t(HR_WT_BF16, y, x, wp, d_in, d_out, p0, p1); break;
+    case HR_WT_F16: gemv_t(HR_WT_F16, y, x, wp, d_in, d_out, p0, p1); break;
+    case HR_WT_Q8_0: gemv_t(HR_WT_Q8_0, y, x, wp, d_in, d_out, p0, p1); break;
+    default: gemv_t(HR_WT_F32, y, x, wp, d_in, d_out, p0, p1); break;
     }
 }
 
 enum { GEMM_KC = 256, GEMM_MC = 128 };
 
 /* The register tile: c (GEMM_MR rows of stride ldc) x np panels (np <=
- * GEMM_NP, constant after inlining) over k in [k0, k1), starting from zero
- * when first, else continuing the chains stored in c. x rows have stride ldx. */
-static inline __attribute__((always_inline)) void tile(float *c, size_t ldc, const float *x, size_t ldx,
-                                                       const float *w0, const float *w1, int np, int k0, int k1,
-                                                       int first) {
+ * GEMM_NP, constant after inlining) over k in [k0, k1) (k0 a multiple of
+ * 32), starting from zero when first, else continuing the chains stored in
+ * c. x rows have stride ldx; w0, w1 are the panels' starts. */
+static inline __attribute__((always_inline)) void tile(int dt, float *c, size_t ldc, const float *x, size_t ldx,
+                                                       const unsigned char *w0, const unsigned char *w1, int np, int k0,
+                                                       int k1, int first) {
     v16 a[GEMM_MR][GEMM_NP];
     for (int i = 0; i < GEMM_MR; i++)
         for (int j = 0; j < np; j++) a[i][j] = first ? v_zero() : v_load(c + (size_t)i * ldc + 16 * j);
-    for (int k = k0; k < k1; k++) {
-        v16 b0 = v_load(w0 + (size_t)k * 16), b1 = np > 1 ? v_load(w1 + (size_t)k * 16) : b0;
+    for (int kb = k0; kb < k1; kb += 32) {
+        int kn = k1 - kb < 32 ? k1 - kb : 32;
+        const unsigned char *c0 = w_from(dt, w0, kb), *c1 = np > 1 ? w_from(dt, w1, kb) : c0;
+        v16 s0 = w_scale(dt, c0), s1 = np > 1 ? w_scale(dt, c1) : s0;
+        for (int kk = 0; kk < kn; kk++) {
+            int k = kb + kk;
+            v16 b0 = w_load(dt, c0, kk, s0), b1 = np > 1 ? w_load(dt, c1, kk, s1) : b0;
 #pragma GCC unroll 8
-        for (int i = 0; i < GEMM_MR; i++) {
-            v16 xv = v_set1(x[(size_t)i * ldx + k]);
-            a[i][0] = v_fma(xv, b0, a[i][0]);
-            if (np > 1) a[i][GEMM_NP - 1] = v_fma(xv, b1, a[i][GEMM_NP - 1]);
+            for (int i = 0; i < GEMM_MR; i++) {
+                v16 xv = v_set1(x[(size_t)i * ldx + k]);
+                a[i][0] = v_fma(xv, b0, a[i][0]);
+                if (np > 1) a[i][GEMM_NP - 1] = v_fma(xv, b1, a[i][GEMM_NP - 1]);
+            }
         }
     }
     for (int i = 0; i < GEMM_MR; i++)
         for (int j = 0; j < np; j++) v_store(c + (size_t)i * ldc + 16 * j, a[i][j]);
 }
 
-static void tile_np(float *c, size_t ldc, const float *x, size_t ldx, const float *w0, const float *w1, int np, int k0,
-                    int k1, int first) {
-    if (GEMM_NP > 1 && np == 2) tile(c, ldc, x, ldx, w0, w1, 2, k0, k1, first);
-    else tile(c, ldc, x, ldx, w0, w1, 1, k0, k1, first);
+static inline __attribute__((always_inline)) void tile_np(int dt, float *c, size_t ldc, const float *x, size_t ldx,
+                                                          const unsigned char *w0, const unsigned char *w1, int np,
+                                                          int k0, int k1, int first) {
+    if (GEMM_NP > 1 && np == 2) tile(dt, c, ldc, x, ldx, w0, w1, 2, k0, k1, first);
+    else tile(dt, c, ldc, x, ldx, w0, w1, 1, k0, k1, first);
 }
 
 /* A tile with fewer than GEMM_MR tokens or panels past d_out: the same tile
  * runs on a zero-padded copy of C (and of x when tokens are missing), so
  * every chain is the same as in a full tile. */
-static void tile_edge(float *y, const float *x, const float *w0, const float *w1, int np, int mr, int t, int p,
-                      int d_in, int d_out, int k0, int k1, int first) {
+static inline __attribute__((always_inline)) void tile_edge(int dt, float *y, const float *x, const unsigned char *w0,
+                                                            const unsigned char *w1, int np, int mr, int t, int p,
+                                                            int d_in, int d_out, int k0, int k1, int first) {
     enum { CW = 16 * GEMM_NP };
     float cbuf[GEMM_MR * CW], xbuf[GEMM_MR * GEMM_KC]; /* (GEMM_MR, CW), (GEMM_MR, GEMM_KC) */
     int c0 = p * 16, cols = d_out - c0 < 16 * np ? d_out - c0 : 16 * np;
@@ -432,38 +528,48 @@ static void tile_edge(float *y, const float *x, const float *w0, const float *w1
         for (int i = 0; i < mr; i++)
             memcpy(cbuf + i * CW, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
     if (mr == GEMM_MR) {
-        tile_np(cbuf, CW, x + (size_t)t * d_in, (size_t)d_in, w0, w1, np, k0, k1, first);
+        tile_np(dt, cbuf, CW, x + (size_t)t * d_in, (size_t)d_in, w0, w1, np, k0, k1, first);
     } else {
         memset(xbuf, 0, sizeof xbuf);
         for (int i = 0; i < mr; i++)
             memcpy(xbuf + i * GEMM_KC, x + (size_t)(t + i) * d_in + k0, sizeof(float) * (size_t)(k1 - k0));
-        const float *v0 = w0 + (size_t)k0 * 16, *v1 = np > 1 ? w1 + (size_t)k0 * 16 : v0;
-        tile_np(cbuf, CW, xbuf, GEMM_KC, v0, v1, np, 0, k1 - k0, first);
+        const unsigned char *v0 = w_from(dt, w0, k0), *v1 = np > 1 ? w_from(dt, w1, k0) : v0;
+        tile_np(dt, cbuf, CW, xbuf, GEMM_KC, v0, v1, np, 0, k1 - k0, first);
     }
     for (int i = 0; i < mr; i++) memcpy(y + (size_t)(t + i) * d_out + c0, cbuf + i * CW, sizeof(float) * (size_t)cols);
 }
 
 /* y (n, d_out) columns of panels [p0, p1): K-blocks of 256 keep the weight
  * panels of a tile in L1 while up to 128 tokens of x stay in L2. */
-static void gemm_panels(float *y, const float *x, const float *wp, int n, int d_in, int d_out, int p0, int p1) {
-    const size_t ps = (size_t)d_in * 16;
+static inline __attribute__((always_inline)) void gemm_t(int dt, float *y, const float *x, const unsigned char *wp,
+                                                         int n, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = w_panel_bytes(dt, d_in);
     for (int k0 = 0; k0 < d_in; k0 += GEMM_KC) {
         int k1 = k0 + GEMM_KC < d_in ? k0 + GEMM_KC : d_in, first = k0 == 0;
         for (int t0 = 0; t0 < n; t0 += GEMM_MC) {
             int t1 = t0 + GEMM_MC < n ? t0 + GEMM_MC : n;
             for (int p = p0; p < p1; p += GEMM_NP) {
                 int np = p1 - p < GEMM_NP ? p1 - p : GEMM_NP;
-                const float *w0 = wp + (size_t)p * ps, *w1 = w0 + ps;
+                const unsigned char *w0 = wp + (size_t)p * ps, *w1 = w0 + ps;
                 bool cols_ok = (p + np) * 16 <= d_out;
                 for (int t = t0; t < t1; t += GEMM_MR) {
                     int mr = t1 - t < GEMM_MR ? t1 - t : GEMM_MR;
                     if (mr == GEMM_MR && cols_ok)
-                        tile_np(y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, x + (size_t)t * d_in,
+                        tile_np(dt, y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, x + (size_t)t * d_in,
                                 (size_t)d_in, w0, w1, np, k0, k1, first);
-                    else tile_edge(y, x, w0, w1, np, mr, t, p, d_in, d_out, k0, k1, first);
+                    else tile_edge(dt, y, x, w0, w1, np, mr, t, p, d_in, d_out, k0, k1, first);
                 }
             }
         }
+    }
+}
+
+static void gemm_panels(float *y, const float *x, const void *wp, int wt, int n, int d_in, int d_out, int p0, int p1) {
+    switch (wt) {
+    case HR_WT_BF16: gemm_t(HR_WT_BF16, y, x, wp, n, d_in, d_out, p0, p1); break;
+    case HR_WT_F16: gemm_t(HR_WT_F16, y, x, wp, n, d_in, d_out, p0, p1); break;
+    case HR_WT_Q8_0: gemm_t(HR_WT_Q8_0, y, x, wp, n, d_in, d_out, p0, p1); break;
+    default: gemm_t(HR_WT_F32, y, x, wp, n, d_in, d_out, p0, p1); break;
     }
 }
 

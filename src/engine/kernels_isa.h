@@ -4,7 +4,7 @@
  * SwiGLU, the log-probability reductions, the training GEMM and key/value
  * gradients) are one source, src/engine/kernels_impl.h, compiled three times:
  * kernels_avx512.c (-mavx512f/bw/dq/vl -mavx2 -mfma), kernels_avx2.c
- * (-mavx2 -mfma) and kernels_scalar.c (no ISA flags: plain C with fmaf, also
+ * (-mavx2 -mfma -mf16c) and kernels_scalar.c (no ISA flags: plain C with fmaf, also
  * the only path off x86-64). Each defines one table of function pointers;
  * hr_kernels() returns the table chosen once per process (pthread_once):
  * HEADROOM_CPU=avx512|avx2|scalar when set and supported, else the widest
@@ -27,9 +27,10 @@ typedef enum { HR_CPU_SCALAR = 0, HR_CPU_AVX2 = 1, HR_CPU_AVX512 = 2, HR_CPU_N_P
 
 typedef struct {
     const char *name; /* "avx512", "avx2", "scalar" */
-    /* y[panels p0..p1) of one token / of n tokens (kernels.h's packed layout) */
-    void (*gemv_panels)(float *y, const float *x, const float *wp, int d_in, int d_out, int p0, int p1);
-    void (*gemm_panels)(float *y, const float *x, const float *wp, int n, int d_in, int d_out, int p0, int p1);
+    /* y[panels p0..p1) of one token / of n tokens (kernels.h's packed
+     * layout, panels in dtype wt: an hr_wtype) */
+    void (*gemv_panels)(float *y, const float *x, const void *wp, int wt, int d_in, int d_out, int p0, int p1);
+    void (*gemm_panels)(float *y, const float *x, const void *wp, int wt, int n, int d_in, int d_out, int p0, int p1);
     float (*dot)(const float *a, const float *b, int n);
     void (*softmax)(float *x, int n);
     float (*max_f32)(const float *x, int n);

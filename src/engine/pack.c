@@ -1,5 +1,8 @@
-/* Panel-packed weight copies for the forward pass (see model_internal.h). */
+/* Panel-packed weights for the forward pass (see pack.h): each matrix
+ * packed once, in its own number format, from the model's typed source in
+ * the mapped file (whose pages are then released) or from its f32 rows. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -10,81 +13,126 @@
 enum { MAX_MATS = 7 * HR_MAX_LAYERS + 1, PANELS_PER_TASK = 64 };
 
 typedef struct {
-    const float *w; /* (rows, cols) row-major source */
-    float *dst;     /* packed destination */
+    hr_mat_src src;     /* row-major source in its file encoding */
+    unsigned char *dst; /* packed destination */
     int rows, cols;
     int first_task; /* index of this matrix's first task */
+    int layer;      /* -1: the classifier */
+    bool mapped;    /* a typed source of the model, in its mapped file */
 } pack_mat;
 
 typedef struct {
     pack_mat mats[MAX_MATS];
     int n_mats, n_tasks;
+    int head_dim;
+    int m0, t0; /* the batch being packed: its first matrix and task */
 } pack_job;
 
 static void pack_task(void *vp, int i) {
     const pack_job *j = vp;
-    int m = 0;
+    i += j->t0;
+    int m = j->m0;
     while (m + 1 < j->n_mats && j->mats[m + 1].first_task <= i) m++;
     const pack_mat *pm = &j->mats[m];
     int n_panels = (pm->rows + 15) / 16, p0 = (i - pm->first_task) * PANELS_PER_TASK;
     int p1 = p0 + PANELS_PER_TASK < n_panels ? p0 + PANELS_PER_TASK : n_panels;
-    hr_pack_panels(pm->dst, pm->w, pm->rows, pm->cols, p0, p1);
+    hr_pack_panels_t(pm->src.type, pm->dst, pm->src.data, pm->src.row_bytes, pm->src.perm_heads, j->head_dim, pm->rows,
+                     pm->cols, p0, p1);
+}
+
+/* The source of one matrix: the model's typed one, else its f32 rows. */
+typedef struct {
+    hr_mat_src src;
+    bool mapped;
+} source;
+static source source_of(const hr_model *m, const float *w, int layer, hr_slot s, int cols) {
+    const hr_mat_src *ts = m ? hr_model_src(m, layer, s) : NULL;
+    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL}, ts != NULL};
+    if (ts) r.src = *ts;
+    return r;
 }
 
 /* Sizing pass (base NULL): only advances *off. Filling pass: records the
  * matrix, its destination and its tasks. */
-static void add_mat(pack_job *j, float *base, const float *w, int rows, int cols, const float **slot, size_t *off) {
-    if (!w || rows <= 0 || cols <= 0) return;
+static void add_mat(pack_job *j, unsigned char *base, source so, int rows, int cols, int layer, hr_panels *slot,
+                    size_t *off) {
+    hr_mat_src src = so.src;
+    if (!src.data || rows <= 0 || cols <= 0) return;
     if (base) {
         pack_mat *pm = &j->mats[j->n_mats++];
-        pm->w = w, pm->rows = rows, pm->cols = cols, pm->dst = base + *off;
+        pm->src = src, pm->rows = rows, pm->cols = cols, pm->dst = base + *off, pm->layer = layer;
+        pm->mapped = so.mapped;
         pm->first_task = j->n_tasks;
         j->n_tasks += ((rows + 15) / 16 + PANELS_PER_TASK - 1) / PANELS_PER_TASK;
-        *slot = pm->dst;
+        slot->p = pm->dst, slot->t = src.type;
     }
-    *off += hr_packed_floats(rows, cols);
+    *off += (hr_packed_bytes(src.type, rows, cols) + 63) & ~(size_t)63; /* each matrix 64-byte aligned */
 }
 
-static size_t lay_out(const hr_config *c, const hr_weights *mw, pack_job *j, hr_packed_weights *pw, float *base) {
+static size_t lay_out(const hr_config *c, const hr_weights *mw, const hr_model *m, pack_job *j, hr_packed_weights *pw,
+                      unsigned char *base) {
     size_t off = 0;
     for (int l = 0; l < c->n_layers; l++) {
         const hr_layer_weights *w = &mw->layers[l];
         hr_layer_packed *p = &pw->layers[l];
-        int qd = c->n_head[l] * c->head_dim, kvd = c->n_head_kv[l] * c->head_dim, ff = c->n_ff[l];
+        int qd = c->n_head[l] * c->head_dim, kvd = c->n_head_kv[l] * c->head_dim, ff = c->n_ff[l], d = c->dim;
         if (qd > 0) {
-            add_mat(j, base, w->wq, qd, c->dim, &p->wq, &off);
-            add_mat(j, base, w->wk, kvd, c->dim, &p->wk, &off);
-            add_mat(j, base, w->wv, kvd, c->dim, &p->wv, &off);
-            add_mat(j, base, w->wo, c->dim, qd, &p->wo, &off);
+            add_mat(j, base, source_of(m, w->wq, l, HR_SLOT_Q, d), qd, d, l, &p->wq, &off);
+            add_mat(j, base, source_of(m, w->wk, l, HR_SLOT_K, d), kvd, d, l, &p->wk, &off);
+            add_mat(j, base, source_of(m, w->wv, l, HR_SLOT_V, d), kvd, d, l, &p->wv, &off);
+            add_mat(j, base, source_of(m, w->wo, l, HR_SLOT_O, qd), d, qd, l, &p->wo, &off);
         }
         if (ff > 0) {
-            add_mat(j, base, w->w_gate, ff, c->dim, &p->w_gate, &off);
-            add_mat(j, base, w->w_up, ff, c->dim, &p->w_up, &off);
-            add_mat(j, base, w->w_down, c->dim, ff, &p->w_down, &off);
+            add_mat(j, base, source_of(m, w->w_gate, l, HR_SLOT_GATE, d), ff, d, l, &p->w_gate, &off);
+            add_mat(j, base, source_of(m, w->w_up, l, HR_SLOT_UP, d), ff, d, l, &p->w_up, &off);
+            add_mat(j, base, source_of(m, w->w_down, l, HR_SLOT_DOWN, ff), d, ff, l, &p->w_down, &off);
         }
     }
-    add_mat(j, base, mw->output, c->vocab_size, c->dim, &pw->output, &off);
+    add_mat(j, base, source_of(m, mw->output, -1, HR_SLOT_OUTPUT, c->dim), c->vocab_size, c->dim, -1, &pw->output,
+            &off);
     return off;
 }
 
-hr_status hr_pack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool, hr_packed_weights **out) {
+/* Packs layer by layer; after each layer the mapped pages of its typed
+ * sources are released, so the file's pages and the panels are not both
+ * resident (only the model's own typed sources: others are not mapped). */
+static hr_status pack(const hr_config *c, const hr_weights *w, const hr_model *m, hr_pool *pool,
+                      hr_packed_weights **out) {
     hr_packed_weights *pw = calloc(1, sizeof *pw);
     pack_job *j = calloc(1, sizeof *j);
     size_t n = 0;
     if (pw && j) {
-        n = lay_out(c, w, j, pw, NULL);
-        pw->buf = aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
+        n = lay_out(c, w, m, j, pw, NULL);
+        pw->buf = aligned_alloc(64, n + 64);
     }
     if (!pw || !j || !pw->buf) {
         if (pw) free(pw->buf);
         free(pw), free(j);
-        return hr_err(HR_ERR_NOMEM, "out of memory packing the weights (%zu MB)", n * sizeof(float) >> 20);
+        return hr_err(HR_ERR_NOMEM, "out of memory packing the weights (%zu MB)", n >> 20);
     }
-    pw->n_floats = lay_out(c, w, j, pw, pw->buf);
-    hr_pool_run(pool, pack_task, j, j->n_tasks);
+    pw->n_bytes = lay_out(c, w, m, j, pw, pw->buf);
+    j->head_dim = c->head_dim;
+    for (int m0 = 0; m0 < j->n_mats;) {
+        int m1 = m0;
+        while (m1 < j->n_mats && j->mats[m1].layer == j->mats[m0].layer) m1++;
+        int t1 = m1 < j->n_mats ? j->mats[m1].first_task : j->n_tasks;
+        j->m0 = m0, j->t0 = j->mats[m0].first_task;
+        hr_pool_run(pool, pack_task, j, t1 - j->t0);
+        for (int i = m0; i < m1; i++)
+            if (j->mats[i].mapped) hr_release_pages(j->mats[i].src.data, j->mats[i].src.row_bytes * j->mats[i].rows);
+        m0 = m1;
+    }
     free(j);
     *out = pw;
     return HR_OK;
+}
+
+hr_status hr_pack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool, hr_packed_weights **out) {
+    return pack(c, w, NULL, pool, out);
+}
+
+static hr_status hr_pack_weights_of(const hr_model *m, hr_pool *pool, hr_packed_weights **out) {
+    return pack(&m->cfg, &m->w, m, pool, out);
 }
 
 void hr_packed_weights_free(hr_packed_weights *p) {
@@ -102,10 +150,11 @@ hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weig
     hr_model *mm = (hr_model *)m; /* the cache is not part of the model's value */
     if (!mm->packed) {
         hr_packed_weights *pw = NULL;
-        st = hr_pack_weights(&m->cfg, &m->w, pool, &pw);
+        st = hr_pack_weights_of(m, pool, &pw);
         if (st == HR_OK) {
             mm->packed = pw;
             mm->packed_free = packed_free;
+            mm->packed_bytes = pw->n_bytes;
         }
     }
     *out = mm->packed;

@@ -4,24 +4,29 @@
 #define HR_ENGINE_PACK_H
 
 #include "model/model_internal.h"
+#include "engine/kernels.h"
 #include "engine/pool.h"
 
 /* Panel-packed copies of the matrices the forward pass multiplies by (the
- * layout of hr_pack_panels in src/engine/kernels.h), NULL where the model
- * has no such matrix. The row-major weights stay for everything else
- * (analysis, surgery, writers). */
+ * layout of hr_pack_panels_t in src/engine/kernels.h), each in its own
+ * number format (a model's typed sources keep theirs: bf16, f16, Q8_0;
+ * f32 rows pack as f32); p NULL where the model has no such matrix. The
+ * mapped pages of typed sources are released after packing (read again
+ * from the file if something asks for them: hr_model_need_f32, the
+ * embedding lookup); row-major f32 that the model owns stays. */
 typedef struct {
-    const float *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
+    hr_panels wq, wk, wv, wo, w_gate, w_up, w_down;
 } hr_layer_packed;
 
 typedef struct hr_packed_weights {
     hr_layer_packed layers[HR_MAX_LAYERS];
-    const float *output; /* (vocab, dim) classifier, packed */
-    float *buf;          /* one allocation holding every panel */
-    size_t n_floats;
+    hr_panels output; /* (vocab, dim) classifier, packed */
+    void *buf;        /* one allocation holding every panel */
+    size_t n_bytes;   /* its size */
 } hr_packed_weights;
 
-/* The model's packed matrices, packed on first use (in parallel on pool)
+/* The model's packed matrices, packed on first use (in parallel on pool,
+ * layer by layer, from its typed sources where it has them)
  * and kept until hr_model_free (which calls the free function the engine
  * registered on the model); safe to call from several threads. The
  * model's weights must not change afterwards (they never do: surgery

@@ -131,3 +131,27 @@ hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n
     }
     return hr_err(HR_ERR_UNSUPPORTED, "tensor type %s (%u) is not supported", hr_ggml_type_name(type), type);
 }
+
+const char *hr_wtype_name(hr_wtype t) {
+    static const char *const names[HR_WT_N] = {"f32", "bf16", "f16", "q8_0"};
+    return t >= 0 && t < HR_WT_N ? names[t] : "?";
+}
+
+uint32_t hr_wtype_ggml(hr_wtype t) {
+    return t == HR_WT_BF16 ? HR_GGML_BF16 : t == HR_WT_F16 ? HR_GGML_F16 : t == HR_WT_Q8_0 ? HR_GGML_Q8_0 : HR_GGML_F32;
+}
+
+int hr_wtype_of_ggml(uint32_t ggml_type) {
+    switch (ggml_type) {
+    case HR_GGML_F32: return HR_WT_F32;
+    case HR_GGML_BF16: return HR_WT_BF16;
+    case HR_GGML_F16: return HR_WT_F16;
+    case HR_GGML_Q8_0: return HR_WT_Q8_0;
+    default: return -1;
+    }
+}
+
+size_t hr_wtype_row_bytes(hr_wtype t, int d_in) {
+    if (t == HR_WT_Q8_0) return d_in % 32 ? 0 : (size_t)(d_in / 32) * 34;
+    return (size_t)d_in * (t == HR_WT_F32 ? 4 : 2);
+}

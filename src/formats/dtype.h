@@ -24,6 +24,17 @@ void hr_q8_0_round_trip(const float *src, float *dst, size_t n);
 /* The first of n_blocks Q8_0 blocks (34 bytes each) whose f16 scale is
  * not finite, or n_blocks when every scale is finite. */
 size_t hr_q8_0_first_bad_scale(const void *blocks, size_t n_blocks);
+/* The number formats the compute kernels read in place (engine/kernels.h's
+ * typed panels): weights keep their file's format. */
+typedef enum { HR_WT_F32 = 0, HR_WT_BF16 = 1, HR_WT_F16 = 2, HR_WT_Q8_0 = 3, HR_WT_N = 4 } hr_wtype;
+/* "f32", "bf16", "f16", "q8_0". */
+const char *hr_wtype_name(hr_wtype t);
+/* The ggml type (HR_GGML_*) of t; and t of a ggml type (-1: none). */
+uint32_t hr_wtype_ggml(hr_wtype t);
+int hr_wtype_of_ggml(uint32_t ggml_type);
+/* Bytes of one stored row of d_in weights in the file encoding (Q8_0: GGUF
+ * blocks of 34 bytes); 0 when Q8_0 and d_in is not a multiple of 32. */
+size_t hr_wtype_row_bytes(hr_wtype t, int d_in);
 /* Converts n values of a ggml type (HR_GGML_*, gguf.h) to f32 (dst holds n floats). */
 hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n);
 

@@ -295,10 +295,6 @@ hr_status hr_st_to_f32(const hr_st_tensor *t, float *dst) {
 }
 
 void hr_st_release(const hr_safetensors *st, const hr_st_tensor *t) {
-    if (!st->file.is_mmap || t->nbytes == 0) return;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     /* Only whole pages inside the tensor: neighbours may still be in use. */
-    uintptr_t lo = ((uintptr_t)t->data + page - 1) / page * page;
-    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    if (st->file.is_mmap) hr_release_pages(t->data, t->nbytes);
 }

@@ -6,6 +6,7 @@
 #include "model/model_internal.h"
 #include "model/arch.h"
 #include "io/hf_internal.h"
+#include "formats/dtype.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,10 +168,29 @@ static hr_status check_tensor(const hr_gguf_tensor *t, const char *name, int64_t
     return HR_OK;
 }
 
-/* Finds a tensor, checks it (check_tensor) and returns it as f32: mmapped
- * when stored as f32, else dequantized into an owned copy. */
+/* A matrix of a type the kernels read in place (f32, bf16, f16, Q8_0)
+ * stays in the mapped file as the typed source of (layer, slot), with *out the in-place floats for aligned f32 in
+ * headroom's row order, else NULL (hr_model_need_f32 converts). Returns
+ * false when the tensor is not such a matrix. */
+static bool keep_typed(hr_model *m, const hr_gguf_tensor *t, const char *name, int64_t rows, int64_t cols,
+                       int perm_heads, int layer, hr_slot slot, const float **out, hr_status *st) {
+    int wt = hr_wtype_of_ggml(t->type);
+    if (slot == (hr_slot)-1 || rows < 2 || wt < 0 || hr_wtype_row_bytes((hr_wtype)wt, (int)cols) == 0) return false;
+    if (perm_heads && (int64_t)perm_heads * m->cfg.head_dim != rows) return false; /* the error path below says why */
+    if (wt == HR_WT_Q8_0) /* check_tensor read the scales: drop those pages again */
+        hr_release_pages(t->data, hr_wtype_row_bytes(HR_WT_Q8_0, (int)cols) * (size_t)rows);
+    hr_mat_src src = {t->data, hr_wtype_row_bytes((hr_wtype)wt, (int)cols), (hr_wtype)wt, perm_heads, NULL};
+    *st = hr_model_set_src(m, layer, slot, src);
+    bool in_place = wt == HR_WT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads;
+    *out = in_place ? t->data : NULL;
+    return true;
+}
+
+/* Finds a tensor, checks it (check_tensor) and returns it
+ * as f32: mmapped when stored as f32, else dequantized into an owned copy —
+ * or, for the matrix slots (slot >= 0), kept typed (keep_typed). */
 static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int64_t cols, const float **out,
-                               bool optional, int perm_heads) {
+                               bool optional, int perm_heads, int layer, hr_slot slot) {
     *out = NULL;
     const hr_gguf_tensor *t = hr_gguf_find_tensor(m->gguf, name);
     if (!t) {
@@ -181,6 +201,8 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
     if (st != HR_OK) return st;
     size_t n = (size_t)rows * (size_t)cols;
     hr_model_note_dtype(m, hr_ggml_type_name(t->type), (int64_t)n, rows > 1);
+    hr_status kst = HR_OK;
+    if (keep_typed(m, t, name, rows, cols, perm_heads, layer, slot, out, &kst)) return kst;
     if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads) {
         *out = t->data;
         return HR_OK;
@@ -204,7 +226,7 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
 
 static hr_status load_tensor(hr_model *m, const char *name, int64_t rows, int64_t cols, const float **out,
                              bool optional) {
-    return load_tensor_p(m, name, rows, cols, out, optional, 0);
+    return load_tensor_p(m, name, rows, cols, out, optional, 0, -1, (hr_slot)-1);
 }
 
 /* attn_qkv (q + 2 kv rows, biases likewise) split into Q, K, V views. */
@@ -216,10 +238,20 @@ static hr_status load_fused_qkv(hr_model *m, int l) {
     snprintf(nw, sizeof nw, "blk.%d.%s", l, hr_slot_gguf_name(HR_SLOT_QKV));
     snprintf(nb, sizeof nb, "blk.%d.%s", l, hr_slot_gguf_name(HR_SLOT_QKV_B));
     const float *wt, *bt = NULL;
-    hr_status st = load_tensor(m, nw, q + 2 * kv, dim, &wt, false);
+    hr_status st = load_tensor_p(m, nw, q + 2 * kv, dim, &wt, false, 0, l, HR_SLOT_QKV);
     if (st == HR_OK && c->qkv_bias) st = load_tensor(m, nb, 1, q + 2 * kv, &bt, false);
     if (st != HR_OK) return st;
-    w->wq = wt, w->wk = wt + q * dim, w->wv = wt + (q + kv) * dim;
+    const hr_mat_src *fs = hr_model_src(m, l, HR_SLOT_QKV);
+    if (fs) { /* kept typed: Q, K and V are row ranges of it */
+        hr_mat_src sq = *fs, sk = *fs, sv = *fs;
+        sk.data = (const char *)fs->data + (size_t)q * fs->row_bytes;
+        sv.data = (const char *)fs->data + (size_t)(q + kv) * fs->row_bytes;
+        st = hr_model_set_src(m, l, HR_SLOT_Q, sq);
+        if (st == HR_OK) st = hr_model_set_src(m, l, HR_SLOT_K, sk);
+        if (st == HR_OK) st = hr_model_set_src(m, l, HR_SLOT_V, sv);
+        if (st != HR_OK) return st;
+    }
+    if (wt) w->wq = wt, w->wk = wt + q * dim, w->wv = wt + (q + kv) * dim;
     if (bt) w->bq = bt, w->bk = bt + q, w->bv = bt + q + kv;
     return HR_OK;
 }
@@ -251,7 +283,7 @@ static hr_status load_layer(hr_model *m, const hr_arch_info *ai, int l) {
         hr_slot_shape(c, l, s, &rows, &cols);
         char name[96];
         snprintf(name, sizeof name, "blk.%d.%s", l, hr_slot_gguf_name(s));
-        hr_status st = load_tensor_p(m, name, rows, cols, hr_slot_ptr(&m->w, l, s), false, perm);
+        hr_status st = load_tensor_p(m, name, rows, cols, hr_slot_ptr(&m->w, l, s), false, perm, l, s);
         if (st != HR_OK) return st;
     }
     return HR_OK;
@@ -295,15 +327,16 @@ hr_status hr_load_gguf(hr_model *m, const char *path) {
         free(div);
         if (st != HR_OK) return st;
     }
-    st = load_tensor(m, "token_embd.weight", c->vocab_size, c->dim, &m->w.tok_embd, false);
+    st = load_tensor_p(m, "token_embd.weight", c->vocab_size, c->dim, &m->w.tok_embd, false, 0, -1, HR_SLOT_TOK_EMBD);
     if (st == HR_OK) st = load_tensor(m, "output_norm.weight", 1, c->dim, &m->w.out_norm, false);
     if (st == HR_OK && c->norm == HR_NORM_LAYER)
         st = load_tensor(m, "output_norm.bias", 1, c->dim, &m->w.out_norm_b, false);
     if (st == HR_OK && c->pos == HR_POS_LEARNED)
         st = load_tensor(m, "position_embd.weight", c->seq_len, c->dim, &m->w.pos_embd, false);
-    if (st == HR_OK) st = load_tensor(m, "output.weight", c->vocab_size, c->dim, &m->w.output, true);
+    if (st == HR_OK)
+        st = load_tensor_p(m, "output.weight", c->vocab_size, c->dim, &m->w.output, true, 0, -1, HR_SLOT_OUTPUT);
     if (st != HR_OK) return st;
-    c->tied_classifier = m->w.output == NULL;
+    c->tied_classifier = hr_gguf_find_tensor(m->gguf, "output.weight") == NULL;
     if (c->tied_classifier) m->w.output = m->w.tok_embd;
     for (int l = 0; l < c->n_layers && st == HR_OK; l++) st = load_layer(m, ai, l);
     return st;

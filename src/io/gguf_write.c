@@ -231,6 +231,8 @@ static out_tensor *add_fused(tensor_list *L, const hr_model *m, const hr_tensor_
 }
 
 static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, tensor_list *L, float *rope_freqs) {
+    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     const hr_config *c = &m->cfg;
     int n = hr_model_tensors(m, NULL, 0);
     hr_tensor_ref *refs = malloc((size_t)(n ? n : 1) * sizeof *refs); // (n)

@@ -119,6 +119,8 @@ typedef struct {
     transform tf;
     int n_heads; /* PERMUTE_QK */
     bool optional;
+    int layer; /* with slot: where a matrix kept typed is recorded */
+    int slot;  /* hr_slot of a matrix the kernels may read in place; -1: always f32 */
 } tensor_req;
 
 static hr_status check_shape(const hr_st_tensor *t, const char *name, int64_t rows, int64_t cols) {
@@ -167,6 +169,18 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
     if (st == HR_OK) st = check_shape(t, name, rq->rows, rq->cols);
     if (st != HR_OK) return st;
     note_dtype(m, t);
+    int wt = t->dtype == HR_ST_F32    ? HR_WT_F32
+             : t->dtype == HR_ST_BF16 ? HR_WT_BF16
+             : t->dtype == HR_ST_F16  ? HR_WT_F16
+                                      : -1;
+    if (rq->slot >= 0 && wt >= 0 && rq->rows > 1 && rq->tf != TRANSPOSE) {
+        /* a matrix in f32 / bf16 / f16 stays in the mapped shard (model_internal.h's typed source) */
+        hr_mat_src src = {t->data, hr_wtype_row_bytes((hr_wtype)wt, (int)rq->cols), (hr_wtype)wt,
+                          rq->tf == PERMUTE_QK ? rq->n_heads : 0, NULL};
+        bool in_place = wt == HR_WT_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0;
+        *out = in_place ? t->data : NULL;
+        return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);
+    }
     if (t->dtype == HR_ST_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0) {
         *out = t->data;
         return HR_OK;
@@ -212,7 +226,11 @@ static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
     int at = layer >= 0 ? snprintf(name, sizeof name, ld->ai->hf_layer, layer) : 0;
     snprintf(name + at, sizeof name - (size_t)at, "%s", t->name);
     bool conv = t->layout == HR_HF_CONV1D && rows > 1;
-    tensor_req rq = {name, conv ? cols : rows, conv ? rows : cols, conv ? TRANSPOSE : AS_IS, 0, false};
+    bool matrix = t->slot == HR_SLOT_Q || t->slot == HR_SLOT_K || t->slot == HR_SLOT_V || t->slot == HR_SLOT_O ||
+                  t->slot == HR_SLOT_GATE || t->slot == HR_SLOT_UP || t->slot == HR_SLOT_DOWN ||
+                  t->slot == HR_SLOT_QKV || t->slot == HR_SLOT_TOK_EMBD;
+    tensor_req rq = {name,  conv ? cols : rows,        conv ? rows : cols, conv ? TRANSPOSE : AS_IS, 0, false,
+                     layer, matrix ? (int)t->slot : -1};
     if (t->layout == HR_HF_ROTATE_HALF) {
         rq.tf = PERMUTE_QK;
         rq.n_heads = t->slot == HR_SLOT_Q || t->slot == HR_SLOT_Q_B ? c->n_head[li] : c->n_head_kv[li];
@@ -224,6 +242,16 @@ static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
         hr_layer_weights *w = &m->w.layers[li];
         size_t row = t->slot == HR_SLOT_QKV ? (size_t)c->dim : 1;
         size_t q = (size_t)c->n_head[li] * c->head_dim, kv = (size_t)c->n_head_kv[li] * c->head_dim;
+        const hr_mat_src *fs = t->slot == HR_SLOT_QKV ? hr_model_src(m, li, HR_SLOT_QKV) : NULL;
+        if (fs) { /* kept typed: Q, K and V are row ranges of it */
+            hr_mat_src sq = *fs, sk = *fs, sv = *fs;
+            sk.data = (const char *)fs->data + q * fs->row_bytes;
+            sv.data = (const char *)fs->data + (q + kv) * fs->row_bytes;
+            st = hr_model_set_src(m, li, HR_SLOT_Q, sq);
+            if (st == HR_OK) st = hr_model_set_src(m, li, HR_SLOT_K, sk);
+            if (st == HR_OK) st = hr_model_set_src(m, li, HR_SLOT_V, sv);
+            if (st != HR_OK || !p) return st;
+        }
         const float **dst = t->slot == HR_SLOT_QKV ? &w->wq : &w->bq;
         const float **dk = t->slot == HR_SLOT_QKV ? &w->wk : &w->bk, **dv = t->slot == HR_SLOT_QKV ? &w->wv : &w->bv;
         *dst = p, *dk = p + q * row, *dv = p + (q + kv) * row;
@@ -251,7 +279,7 @@ static hr_status load_classifier(loader *ld) {
         return HR_OK;
     }
     ld->prefix = "";
-    tensor_req head = {HR_HF_LM_HEAD, m->cfg.vocab_size, m->cfg.dim, AS_IS, 0, false};
+    tensor_req head = {HR_HF_LM_HEAD, m->cfg.vocab_size, m->cfg.dim, AS_IS, 0, false, -1, HR_SLOT_OUTPUT};
     return load(ld, &head, &m->w.output);
 }
 

@@ -76,6 +76,8 @@ static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_h
 }
 
 static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *L) {
+    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     hr_status st = plan_list(m, ai, ai->hf_head, -1, L);
     for (int l = 0; l < m->cfg.n_layers && st == HR_OK; l++) st = plan_list(m, ai, ai->hf_layer_tensors, l, L);
     if (st == HR_OK) st = plan_list(m, ai, ai->hf_tail, -1, L);

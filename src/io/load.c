@@ -46,6 +46,27 @@ static hr_status detect_and_load(hr_model *m, const char *path) {
                   path, n > 0 ? d[0] : 0, n > 1 ? d[1] : 0, n > 2 ? d[2] : 0, n > 3 ? d[3] : 0);
 }
 
+/* llama2.c v0's matrices are f32 in the mapped file: recorded as typed
+ * sources too, so that packing releases their pages like the others'. */
+static hr_status mapped_f32_sources(hr_model *m) {
+    const hr_config *c = &m->cfg;
+    const char *lo = (const char *)m->file.data, *hi = lo + m->file.size;
+    static const hr_slot mats[] = {HR_SLOT_Q, HR_SLOT_K, HR_SLOT_V, HR_SLOT_O, HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
+    hr_status st = HR_OK;
+    for (int l = -1; l < c->n_layers && st == HR_OK && m->file.is_mmap; l++)
+        for (int i = 0; i < (l < 0 ? 2 : 7) && st == HR_OK; i++) {
+            hr_slot s = l < 0 ? (i ? HR_SLOT_OUTPUT : HR_SLOT_TOK_EMBD) : mats[i];
+            if (s == HR_SLOT_OUTPUT && c->tied_classifier) continue;
+            const char *p = (const char *)*hr_slot_ptr(&m->w, l < 0 ? 0 : l, s);
+            int64_t rows, cols;
+            hr_slot_shape(c, l, s, &rows, &cols);
+            if (!p || p < lo || p >= hi || hr_model_src(m, l, s)) continue;
+            hr_mat_src src = {p, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL};
+            st = hr_model_set_src(m, l, s, src);
+        }
+    return st;
+}
+
 hr_status hr_model_load(const char *path, hr_model **out) {
     *out = NULL;
     if (!path) return hr_err(HR_ERR_INVALID_ARG, "no model path given");
@@ -61,6 +82,7 @@ hr_status hr_model_load(const char *path, hr_model **out) {
         st = detect_and_load(m, path);
     }
     if (st == HR_OK) st = hr_config_validate(&m->cfg);
+    if (st == HR_OK && m->format == HR_FORMAT_LLAMA2C) st = mapped_f32_sources(m);
     if (st != HR_OK) {
         if (strstr(hr_last_error(), path) == NULL) hr_err_prefix("loading '%s'", path);
         hr_model_free(m);

@@ -1,6 +1,7 @@
 /* Model handle: shared validation, accessors, tensor listing. */
 #include "model/model_internal.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +18,87 @@ float *hr_model_alloc_owned(hr_model *m, size_t n) {
         void **p = realloc(m->owned, cap * sizeof *p);
         if (!p) return NULL;
         m->owned = p;
+        size_t *q = realloc(m->owned_n, cap * sizeof *q);
+        if (!q) return NULL;
+        m->owned_n = q;
         m->cap_owned = cap;
     }
     float *buf = malloc(bytes ? bytes : 1);
     if (!buf) return NULL;
+    m->owned_n[m->n_owned] = bytes;
     m->owned[m->n_owned++] = buf;
+    m->owned_bytes += bytes;
     return buf;
+}
+
+/* ---- typed sources (model_internal.h) ---- */
+
+static hr_mat_src *src_at(const hr_model *m, int layer, hr_slot s) {
+    if (!m->src || (s < HR_N_LAYER_SLOTS && (layer < 0 || layer >= m->cfg.n_layers))) return NULL;
+    int row = s < HR_N_LAYER_SLOTS ? layer : m->cfg.n_layers;
+    return &m->src[(size_t)row * HR_N_SLOTS + s];
+}
+
+hr_status hr_model_set_src(hr_model *m, int layer, hr_slot s, hr_mat_src src) {
+    if (!m->src) {
+        m->src = calloc((size_t)(m->cfg.n_layers + 1) * HR_N_SLOTS, sizeof *m->src);
+        if (!m->src) return hr_err(HR_ERR_NOMEM, "out of memory");
+    }
+    *src_at(m, layer, s) = src;
+    return HR_OK;
+}
+
+const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s) {
+    if (s == HR_SLOT_OUTPUT && m->cfg.tied_classifier) s = HR_SLOT_TOK_EMBD;
+    const hr_mat_src *p = src_at(m, layer, s);
+    if (!p || !p->data) return NULL;
+    const float **pw = hr_slot_ptr((hr_weights *)&m->w, layer < 0 ? 0 : layer, s); /* NULL for fused QKV */
+    const float *w = pw ? *pw : NULL;
+    return !w || (const void *)w == p->data || w == p->f32 ? p : NULL;
+}
+
+void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float *out) {
+    int sr = row;
+    if (s->perm_heads) sr = row / head_dim * head_dim + hr_qk_rotate_half_src(row % head_dim, head_dim);
+    /* types and Q8_0 scales were checked at load: the conversion cannot fail */
+    (void)hr_dequant_to_f32(hr_wtype_ggml(s->type), (const char *)s->data + (size_t)sr * s->row_bytes, out,
+                            (size_t)cols);
+}
+
+void hr_model_embed_row(const hr_model *m, int tok, float *out) {
+    int dim = m->cfg.dim;
+    const hr_mat_src *s = m->w.tok_embd ? NULL : hr_model_src(m, -1, HR_SLOT_TOK_EMBD);
+    if (s) hr_mat_src_row(s, m->cfg.head_dim, tok, dim, out);
+    else memcpy(out, m->w.tok_embd + (size_t)tok * dim, sizeof(float) * (size_t)dim);
+}
+
+hr_status hr_model_need_f32(const hr_model *cm) {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    hr_model *m = (hr_model *)cm; /* the f32 rows are a cache of the model's value */
+    hr_status st = HR_OK;
+    pthread_mutex_lock(&lock);
+    const hr_config *c = &m->cfg;
+    for (int l = -1; l < c->n_layers && !m->f32_ready && st == HR_OK; l++)
+        for (int s = 0; s < HR_N_SLOTS && st == HR_OK; s++) {
+            if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || s == HR_SLOT_QKV || s == HR_SLOT_QKV_B) continue;
+            hr_mat_src *src = src_at(m, l, (hr_slot)s);
+            const float **dst = hr_slot_ptr(&m->w, l < 0 ? 0 : l, (hr_slot)s);
+            if (!src || !src->data || *dst || !hr_slot_expected(c, l, (hr_slot)s)) continue;
+            int64_t rows, cols;
+            hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
+            float *buf = hr_model_alloc_owned(m, (size_t)rows * (size_t)cols); // (rows, cols)
+            if (!buf) {
+                st = hr_err(HR_ERR_NOMEM, "out of memory converting the weights to f32 (%lld x %lld)", (long long)rows,
+                            (long long)cols);
+                break;
+            }
+            for (int64_t r = 0; r < rows; r++) hr_mat_src_row(src, c->head_dim, (int)r, (int)cols, buf + r * cols);
+            *dst = src->f32 = buf;
+        }
+    if (st == HR_OK && c->tied_classifier) m->w.output = m->w.tok_embd;
+    if (st == HR_OK) m->f32_ready = 1;
+    pthread_mutex_unlock(&lock);
+    return st;
 }
 
 hr_status hr_config_validate(const hr_config *c) {
@@ -57,6 +133,8 @@ void hr_model_free(hr_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    free(m->owned_n);
+    free(m->src);
     if (m->packed && m->packed_free) m->packed_free(m->packed);
     hr_unmap_file(&m->file);
     hr_gguf_close(m->gguf);
@@ -246,7 +324,7 @@ int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap) {
 #define ADD(slot, lay)                                                                                                 \
     do {                                                                                                               \
         const float *p_ = *hr_slot_ptr(w, (lay) < 0 ? 0 : (lay), (slot));                                              \
-        if (p_) {                                                                                                      \
+        if (p_ || (hr_slot_expected(c, (lay), (slot)) && hr_model_src(m, (lay), (slot)))) {                            \
             if (n < cap) {                                                                                             \
                 if ((lay) >= 0) snprintf(out[n].name, sizeof out[n].name, "blk.%d.%s", (lay), slots[slot].name);       \
                 else snprintf(out[n].name, sizeof out[n].name, "%s", slots[slot].name);                                \
@@ -290,4 +368,68 @@ int64_t hr_model_n_params(const hr_model *m) {
         if (hr_model_tensor_info(m, i, &ti) == HR_OK) total += ti.rows * ti.cols;
     }
     return total;
+}
+
+/* Is p inside a buffer the model owns? */
+static bool is_owned(const hr_model *m, const void *p) {
+    for (size_t i = 0; i < m->n_owned; i++)
+        if ((const char *)p >= (const char *)m->owned[i] && (const char *)p < (const char *)m->owned[i] + m->owned_n[i])
+            return true;
+    return false;
+}
+
+static bool is_packed_matrix(const hr_config *c, int layer, hr_slot s) {
+    switch (s) {
+    case HR_SLOT_Q:
+    case HR_SLOT_K:
+    case HR_SLOT_V:
+    case HR_SLOT_O:
+    case HR_SLOT_GATE:
+    case HR_SLOT_UP:
+    case HR_SLOT_DOWN: return layer >= 0;
+    case HR_SLOT_OUTPUT: return true;
+    case HR_SLOT_TOK_EMBD: return c->tied_classifier; /* packed as the classifier */
+    default: return false;
+    }
+}
+
+int64_t hr_model_weight_bytes(const hr_model *m) {
+    if (!m) return 0;
+    const hr_config *c = &m->cfg;
+    size_t total = m->packed_bytes + m->owned_bytes;
+    for (int l = -1; l < c->n_layers; l++)
+        for (int s = 0; s < HR_N_SLOTS; s++) {
+            if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || s == HR_SLOT_QKV || s == HR_SLOT_QKV_B) continue;
+            if (s == HR_SLOT_OUTPUT && c->tied_classifier) continue;
+            int64_t rows, cols;
+            hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
+            const hr_mat_src *src = hr_model_src(m, l, (hr_slot)s);
+            const float *p = *hr_slot_ptr((hr_weights *)&m->w, l < 0 ? 0 : l, (hr_slot)s);
+            bool released = m->packed && is_packed_matrix(c, l, (hr_slot)s);
+            if (p && is_owned(m, p)) continue; /* in owned_bytes */
+            if (src && !released) total += src->row_bytes * (size_t)rows;
+            else if (!src && p && !released) total += (size_t)rows * (size_t)cols * sizeof(float); /* mapped f32 */
+        }
+    return (int64_t)total;
+}
+
+const char *hr_model_tensor_dtype(const hr_model *m, int i) {
+    int n = hr_model_n_tensors(m);
+    if (!m || i < 0 || i >= n) return NULL;
+    hr_tensor_ref *refs = malloc(sizeof *refs * (size_t)n);
+    if (!refs) return NULL;
+    hr_model_tensors(m, refs, n);
+    const char *name = strchr(refs[i].name, '.');
+    int layer = refs[i].layer;
+    const char *dt = "f32";
+    for (int s = 0; s < HR_N_SLOTS; s++) {
+        const char *sn = hr_slot_gguf_name((hr_slot)s);
+        bool match = layer >= 0 ? name && strcmp(strchr(name + 1, '.') + 1, sn) == 0 : strcmp(refs[i].name, sn) == 0;
+        if (!match || (layer >= 0) != (s < HR_N_LAYER_SLOTS)) continue;
+        const hr_mat_src *src = hr_model_src(m, layer, (hr_slot)s);
+        if (src) dt = hr_wtype_name(src->type);
+        break;
+    }
+    free(refs);
+    return dt;
 }

@@ -1,5 +1,10 @@
 /* Internal view of hr_model shared by library modules (context, analysis,
- * pruning). Weights are f32, row-major (n_out, n_in), read-only. */
+ * pruning). Weights are f32, row-major (n_out, n_in), read-only — except
+ * that the weight matrices of GGUF and safetensors files in f32, bf16, f16
+ * or Q8_0 stay in the file (memory-mapped, typed sources: hr_mat_src) and
+ * their f32 pointers are NULL until something calls hr_model_need_f32.
+ * The forward pass never does: it packs from the typed sources
+ * (engine/pack.c) and looks embeddings up row by row (hr_model_embed_row). */
 #ifndef HR_MODEL_INTERNAL_H
 #define HR_MODEL_INTERNAL_H
 
@@ -7,6 +12,7 @@
 #include "model/config.h"
 #include "core/internal.h"
 #include "core/limits.h"
+#include "formats/dtype.h"
 
 /* Q/K rows are in the interleaved-pair RoPE layout (llama2.c, GGUF llama);
  * loaders of rotate-half layouts (HF llama/qwen2) permute them on load.
@@ -40,6 +46,25 @@ typedef struct {
     const float *output;     /* (vocab, dim); == tok_embd when tied */
 } hr_weights;
 
+/* A weight matrix in its file's number format, memory-mapped: row r (in
+ * headroom's interleaved Q/K order) is stored at data + src_row(r) *
+ * row_bytes, src_row(r) = r, or when perm_heads > 0 (rotate-half Q/K rows
+ * of perm_heads heads) h * head_dim + hr_qk_rotate_half_src(r % head_dim)
+ * for h = r / head_dim. data NULL: no typed source (the f32 pointer is the
+ * weight: an owned conversion or a surgery result). */
+typedef struct {
+    const void *data;
+    size_t row_bytes;
+    hr_wtype type;
+    int perm_heads;
+    const float *f32; /* the rows hr_model_need_f32 made from it, or NULL */
+} hr_mat_src;
+
+/* Row of the rotate-half layout stored at interleaved row r (within a head). */
+static inline int hr_qk_rotate_half_src(int r, int head_dim) { return (r % 2) * (head_dim / 2) + r / 2; }
+
+enum { HR_N_SLOTS = 24 }; /* hr_slot values, HR_SLOT_OUTPUT + 1 */
+
 struct hr_model {
     hr_config cfg;
     hr_weights w;
@@ -54,12 +79,18 @@ struct hr_model {
     struct hr_gguf *gguf;           /* keeps mmapped f32 weights alive (GGUF) */
     struct hr_safetensors **shards; /* keep mmapped f32 weights alive (HF) */
     size_t n_shards;
-    void **owned; /* buffers of dequantized weights */
+    void **owned;    /* buffers of dequantized weights */
+    size_t *owned_n; /* (cap_owned) their sizes in bytes */
     size_t n_owned, cap_owned;
+    size_t owned_bytes;
+    hr_mat_src *src;  /* (n_layers + 1, HR_N_SLOTS) typed sources; row n_layers: model-level slots; may be NULL */
+    int f32_ready;    /* hr_model_need_f32 has run */
+    int src_released; /* the mapped pages of the sources were released after packing */
     /* Built and owned by the engine (src/engine/pack.c), freed with the
      * model through packed_free: the model layer does not know its type. */
     void *packed;
     void (*packed_free)(void *packed);
+    size_t packed_bytes;
 };
 
 /* Loaders report each tensor they read: its stored dtype, its values and
@@ -97,6 +128,7 @@ typedef enum {
     HR_SLOT_OUT_NORM_B,
     HR_SLOT_OUTPUT
 } hr_slot;
+_Static_assert(HR_SLOT_OUTPUT + 1 == HR_N_SLOTS, "HR_N_SLOTS counts the slots");
 
 /* GGUF name of a slot ("attn_q.weight", "token_embd.weight"; layer slots
  * without the "blk.N." part). */
@@ -111,7 +143,8 @@ bool hr_slot_expected(const hr_config *c, int layer, hr_slot s);
  * NULL for the stacked QKV pseudo-slots. */
 const float **hr_slot_ptr(hr_weights *w, int layer, hr_slot s);
 
-/* One present weight tensor, GGUF-named, f32 row-major (rows, cols). */
+/* One present weight tensor, GGUF-named, f32 row-major (rows, cols);
+ * data is NULL for a matrix kept typed until hr_model_need_f32 ran. */
 typedef struct {
     char name[64];
     int64_t rows, cols;
@@ -123,6 +156,24 @@ typedef struct {
 /* Lists the model's present tensors in canonical order into out (up to
  * cap); returns how many there are. out may be NULL with cap 0. */
 int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap);
+
+/* Records the typed source of a matrix slot (layer -1: a model-level slot). */
+hr_status hr_model_set_src(hr_model *m, int layer, hr_slot s, hr_mat_src src);
+/* The typed source of a slot, or NULL when it has none — or when the
+ * slot's f32 pointer was replaced by something else than the source's own
+ * floats or its hr_model_need_f32 rows (a stale source). The tied
+ * classifier's is the embedding's. */
+const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s);
+/* Converts row `row` of a typed source (cols values) into out. */
+void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float *out);
+/* The embedding of token tok (dim floats) into out, from the f32 rows or
+ * converted from the typed source. */
+void hr_model_embed_row(const hr_model *m, int tok, float *out);
+/* Makes every f32 weight pointer valid: converts the matrices kept typed
+ * into owned f32 rows (once; thread-safe). Costs their f32 memory: only
+ * code that needs f32 rows calls it (analysis of weights, surgery,
+ * writers, training), never the forward pass. */
+hr_status hr_model_need_f32(const hr_model *m);
 
 /* Allocates an owned f32 buffer of n floats tracked by the model. */
 float *hr_model_alloc_owned(hr_model *m, size_t n);

@@ -180,6 +180,8 @@ hr_status hr_params_new(const hr_model *m, const hr_params_params *pp, hr_params
     if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
     *out = NULL;
     if (!m) return hr_err(HR_ERR_INVALID_ARG, "no model given");
+    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     hr_params_params dp = hr_params_default_params();
     if (!pp) pp = &dp;
     if (pp->lora_rank < 0 || pp->lora_rank > 4096)

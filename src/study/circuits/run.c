@@ -550,6 +550,8 @@ static double dot_fd(const float *v, const double *d, int n) {
 }
 
 static hr_status dla_pair(circ *s, hr_patch_result *r) {
+    hr_status need_ = hr_model_need_f32(s->m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     const hr_weights *w = &s->m->w;
     const run_cache *cl = &s->run[0];
     int last = s->T - 1, dim = s->dim, hd = s->hd;

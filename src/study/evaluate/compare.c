@@ -202,5 +202,3 @@ int64_t hr_model_kv_bytes_per_token(const hr_model *m) {
     for (int l = 0; l < m->cfg.n_layers; l++) b += 2LL * m->cfg.n_head_kv[l] * m->cfg.head_dim * (int64_t)sizeof(float);
     return b;
 }
-
-int64_t hr_model_weight_bytes(const hr_model *m) { return hr_model_n_params(m) * (int64_t)sizeof(float); }

@@ -94,6 +94,8 @@ static int sim_hook(const hr_hook_event *ev, void *ud) {
 
 hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, float *sim) {
     const hr_model *m = hr_context_model(ctx);
+    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     const hr_config *c = &m->cfg;
     if (n_tokens < 1) return hr_err(HR_ERR_RANGE, "no calibration tokens");
     sim_rec r = {.m = m, .K = hr_config_max_kv_heads(c)};
@@ -242,6 +244,8 @@ static hr_status convert_layer(hr_model *p, const hr_model *m, int l, int n_kv, 
 
 hr_status hr_gqa_convert(const hr_model *m, int n_kv, const int *groups, hr_model **out) {
     *out = NULL;
+    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     const hr_config *c = &m->cfg;
     int K = hr_config_max_kv_heads(c);
     if (n_kv < 1) return hr_err(HR_ERR_INVALID_ARG, "the number of KV heads must be at least 1");

@@ -31,6 +31,8 @@ static int amp_hook(const hr_hook_event *ev, void *ud) {
 
 static hr_status amp_compute(hr_lab *lab, int method, double *scores) {
     (void)method;
+    hr_status need_ = hr_model_need_f32(lab->model); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     size_t lh = (size_t)lab->L * lab->H;
     amp_pass a = {lab, calloc(lh ? lh : 1, sizeof(double)), calloc(lh ? lh : 1, sizeof(double))};
     hr_status st = a.sum && a.count ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");

@@ -75,8 +75,7 @@ hr_status successor_effective_embeddings(hr_context *ctx, const int32_t *toks, i
     int dim = model->cfg.dim;
     float *x = malloc(sizeof(float) * (size_t)n * dim); // (n, dim) token embeddings
     if (!x) return hr_err(HR_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++)
-        memcpy(x + (size_t)i * dim, model->w.tok_embd + (size_t)toks[i] * dim, sizeof(float) * dim);
+    for (int i = 0; i < n; i++) hr_model_embed_row(model, toks[i], x + (size_t)i * dim);
     eff_pass e = {eff, dim};
     hr_status st = hr_context_truncate(ctx, 0);
     if (st == HR_OK) st = hr_forward(ctx, toks, n, NULL, false);
@@ -136,6 +135,8 @@ static void successor_cost(const hr_lab *lab, lab_cost *out) {
 }
 
 static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
+    hr_status need_ = hr_model_need_f32(lab->model); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     if (!lab->p.tok) {
         lab_note(lab, method, "no tokenizer given");
         return HR_OK;

@@ -47,6 +47,8 @@ const float *hr_surgery_cols(hr_model *m, const float *src, int n_rows_total, in
 
 hr_status hr_surgery_new_model(const hr_model *src, const hr_config *c, hr_model **out) {
     *out = NULL;
+    hr_status need_ = hr_model_need_f32(src); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     const hr_config *sc = &src->cfg;
     if (c->dim != sc->dim || c->vocab_size != sc->vocab_size || c->seq_len != sc->seq_len)
         return hr_err(HR_ERR_INVALID_ARG, "surgery cannot change dim, vocabulary or context length");

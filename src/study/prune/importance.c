@@ -137,6 +137,8 @@ static void calib_free(calib *c) {
 hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
                                      float *const *out) {
     const hr_model *m = hr_context_model(ctx);
+    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     const hr_config *cf = &m->cfg;
     calib c = {.m = m, .dim = cf->dim};
     c.acc = calloc((size_t)cf->n_layers, sizeof(double *));

@@ -233,6 +233,8 @@ static bool copy_mlp(hr_model *dst, const hr_model *src, const hr_prune_spec *s,
 
 hr_status hr_prune_apply(const hr_model *m, const hr_prune_spec *s, hr_model **out) {
     *out = NULL;
+    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     const hr_config *c = &m->cfg;
     hr_prune_layer_result *res = malloc(sizeof *res * (size_t)c->n_layers);
     if (!res) return hr_err(HR_ERR_NOMEM, "out of memory");

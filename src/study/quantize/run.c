@@ -283,6 +283,8 @@ hr_status hr_quantize_run(const hr_model *m, const hr_tokenizer *tok, const hr_q
     if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
     *out = NULL;
     if (!m || !p) return hr_err(HR_ERR_INVALID_ARG, "no model or parameters given");
+    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+    if (need_ != HR_OK) return need_;
     int n_ctx = 0;
     hr_status st = check_params(m, tok, p, &n_ctx);
     if (st != HR_OK) return st;
