@@ -172,8 +172,8 @@ static hr_status check_tensor(const hr_gguf_tensor *t, const char *name, int64_t
  * stays in the mapped file as the typed source of (layer, slot), with *out the in-place floats for aligned f32 in
  * headroom's row order, else NULL (hr_model_need_f32 converts). Returns
  * false when the tensor is not such a matrix. */
-static bool keep_typed(hr_model *m, const hr_gguf_tensor *t, const char *name, int64_t rows, int64_t cols,
-                       int perm_heads, int layer, hr_slot slot, const float **out, hr_status *st) {
+static bool keep_typed(hr_model *m, const hr_gguf_tensor *t, int64_t rows, int64_t cols, int perm_heads, int layer,
+                       hr_slot slot, const float **out, hr_status *st) {
     int wt = hr_wtype_of_ggml(t->type);
     if (slot == (hr_slot)-1 || rows < 2 || wt < 0 || hr_wtype_row_bytes((hr_wtype)wt, (int)cols) == 0) return false;
     if (perm_heads && (int64_t)perm_heads * m->cfg.head_dim != rows) return false; /* the error path below says why */
@@ -202,7 +202,7 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
     size_t n = (size_t)rows * (size_t)cols;
     hr_model_note_dtype(m, hr_ggml_type_name(t->type), (int64_t)n, rows > 1);
     hr_status kst = HR_OK;
-    if (keep_typed(m, t, name, rows, cols, perm_heads, layer, slot, out, &kst)) return kst;
+    if (keep_typed(m, t, rows, cols, perm_heads, layer, slot, out, &kst)) return kst;
     if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads) {
         *out = t->data;
         return HR_OK;
