@@ -250,6 +250,7 @@ static hr_status setup_tensors(hr_train *t) {
         hr_grad_params gp = hr_grad_default_params();
         gp.n_threads = t->p.n_threads;
         gp.max_tokens = t->window;
+        gp.recompute = t->p.recompute;
         gp.select = sel;
         gp.kinds = 0;
         st = hr_grad_new(t->params, &gp, &t->grad);
