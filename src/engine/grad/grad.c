@@ -387,13 +387,31 @@ hr_status hr_grad_new(hr_params *p, const hr_grad_params *gp, hr_grad **out) {
     return hr_grad_new_on_pool(p, gp, NULL, out);
 }
 
+enum { ZERO_BLOCK = 1 << 16 }; /* floats per task of hr_grad_zero */
+
+typedef struct {
+    float *p;
+    size_t n;
+} zero_job;
+
+static void zero_task(void *vp, int i) {
+    const zero_job *j = vp;
+    size_t a = (size_t)i * ZERO_BLOCK, b = a + ZERO_BLOCK < j->n ? a + ZERO_BLOCK : j->n;
+    memset(j->p + a, 0, sizeof(float) * (b - a));
+}
+
 void hr_grad_zero(hr_grad *g) {
     if (!g) return;
-    for (int i = 0; i < g->P->n; i++)
-        if (g->grad[i]) memset(g->grad[i], 0, sizeof(float) * (size_t)(g->P->t[i].info.rows * g->P->t[i].info.cols));
+    for (int i = 0; i < g->P->n; i++) /* in blocks on the pool: the gradients of a 135M model are 540 MB */
+        if (g->grad[i]) {
+            zero_job j = {g->grad[i], (size_t)(g->P->t[i].info.rows * g->P->t[i].info.cols)};
+            hr_pool_run(g->pool, zero_task, &j, (int)((j.n + ZERO_BLOCK - 1) / ZERO_BLOCK));
+        }
 }
 
 const hr_params *hr_grad_owner(const hr_grad *g) { return g->P; }
+
+hr_pool *hr_grad_pool(const hr_grad *g) { return g->pool; }
 
 const float *hr_grad_tensor(const hr_grad *g, int i) { return g && i >= 0 && i < g->P->n ? g->grad[i] : NULL; }
 
