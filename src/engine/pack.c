@@ -87,6 +87,22 @@ hr_status hr_pack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool
     return HR_OK;
 }
 
+hr_status hr_repack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool, hr_packed_weights *pw) {
+    pack_job *j = calloc(1, sizeof *j);
+    if (!j) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_packed_weights again = {0};
+    size_t n = lay_out(c, w, j, &again, NULL);
+    if (n != pw->n_floats) {
+        free(j);
+        return hr_err(HR_ERR_INVALID_ARG, "repacking weights of another shape (%zu floats, packed %zu)", n,
+                      pw->n_floats);
+    }
+    lay_out(c, w, j, pw, pw->buf);
+    hr_pool_run(pool, pack_task, j, j->n_tasks);
+    free(j);
+    return HR_OK;
+}
+
 void hr_packed_weights_free(hr_packed_weights *p) {
     if (!p) return;
     free(p->buf);
