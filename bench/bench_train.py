@@ -26,7 +26,15 @@ def main(argv):
     if not r:
         return 2
     a, wins, m = r
-    params = list({id(t): t for k, t in m.w.items() if not k.startswith("freq_cis")}.values())
+    # One leaf tensor per layer and matrix, as a PyTorch model's nn.Linear
+    # weights are: the reference stores each kind stacked (n_layers, ...),
+    # and training slices of a stacked leaf makes autograd materialise a
+    # gradient of the whole stack for every slice (n_layers x the work; a
+    # SmolLM-135M-shape step took ~100 s instead of seconds).
+    for k in ("rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3"):
+        m.w[k] = [t.clone() for t in m.w[k].unbind(0)]
+    leaves = [t for k, v in m.w.items() if not k.startswith("freq_cis") for t in (v if isinstance(v, list) else [v])]
+    params = list({id(t): t for t in leaves}.values())  # the tied classifier once
     for t in params:
         t.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)

@@ -42,6 +42,7 @@ int cli_train_read(const cli_spec *spec, const cli_args *a, hr_train_params *p) 
     p->n_threads = (int)threads;
     const char *tg = has(spec, "lora-targets") ? cli_value(spec, a, "lora-targets") : NULL;
     if (tg && hr_lora_targets_parse(tg, &p->lora_targets) != HR_OK) return cli_lib_error("bad --lora-targets");
+    if (has(spec, "recompute")) p->recompute = cli_value(spec, a, "recompute") != NULL;
     if (has(spec, "full")) p->full = cli_value(spec, a, "full") != NULL;
     if (has(spec, "only")) p->only = cli_value(spec, a, "only");
     if (has(spec, "checkpoint")) p->checkpoint = cli_value(spec, a, "checkpoint");

@@ -20,7 +20,8 @@
         {"clip", 0, "C", "clip the gradient's global norm at C; 0 = off (default 1)"},                                 \
         {"eval-every", 0, "N", "held-out loss every N steps (default: at the end)"},                                   \
         {"checkpoint", 0, "FILE", "checkpoint written every --checkpoint-every steps, at the end and on Ctrl-C"},      \
-        {"checkpoint-every", 0, "N", "steps between checkpoints (default: only at the end / on Ctrl-C)"}, {            \
+        {"checkpoint-every", 0, "N", "steps between checkpoints (default: only at the end / on Ctrl-C)"},              \
+        {"recompute", 0, NULL, "keep only each layer's input, recompute the rest in the backward (less memory)"}, {    \
         "resume", 0, "FILE", "continue exactly from a checkpoint of the same model, mode and text"                     \
     }
 

@@ -43,6 +43,9 @@ expect_ok "train from random initialisation" train --config "$CFG" -f "$T/big.tx
 grep -q "held-out loss 6\.[0-9]* -> [0-5]\." "$T/out" && ok "a random model learns ($(grep held-out "$T/out"))" || fail "no learning: $(cat "$T/out")"
 expect_ok "same seed again" train --config "$CFG" -f "$T/big.txt" --steps 60 --lr 1e-2 --window 32 -q -o "$T/r2.gguf"
 cmp -s "$T/r1.gguf" "$T/r2.gguf" && ok "train is deterministic from --seed" || fail "two runs differ"
+expect_ok "the same run with --recompute" train --config "$CFG" -f "$T/big.txt" --steps 60 --lr 1e-2 --window 32 -q \
+  --recompute -o "$T/r3.gguf"
+cmp -s "$T/r1.gguf" "$T/r3.gguf" && ok "--recompute trains the same model byte for byte" || fail "--recompute changed the model"
 expect_ok "trained model runs" ppl "$T/r1.gguf" -f "$T/text.txt"
 
 # recovery after pruning: LoRA fine-tune of the pruned model, merged

@@ -91,6 +91,9 @@ typedef struct {
     int eval_windows; /* held-out windows evaluated (default 16) */
     uint64_t seed;    /* data stream and LoRA initialisation */
     int n_threads;    /* 0 = all cores */
+    bool recompute;   /* keep only each layer's input and recompute its activations in the backward
+                         (hr_grad_params.recompute): the same updates bit for bit, activation memory cut to
+                         about one layer's, ~1 more forward per window of time (default false) */
     /* checkpoints and control */
     const char *checkpoint; /* written on stop and every checkpoint_every steps; NULL = none */
     int checkpoint_every;   /* 0 = only on stop and at the end */

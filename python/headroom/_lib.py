@@ -344,7 +344,7 @@ class TrainParams(Structure):  # hr_train_params (train.h)
                 ("beta1", c_float), ("beta2", c_float), ("eps", c_float), ("weight_decay", c_float),
                 ("clip", c_float), ("window", c_int), ("batch", c_int), ("accum", c_int), ("heldout", c_float),
                 ("eval_every", c_int), ("eval_windows", c_int), ("seed", c_uint64), ("n_threads", c_int),
-                ("checkpoint", c_char_p), ("checkpoint_every", c_int), ("resume", c_char_p), ("stop", c_void_p),
+                ("recompute", c_bool), ("checkpoint", c_char_p), ("checkpoint_every", c_int), ("resume", c_char_p), ("stop", c_void_p),
                 ("progress_phase", PROGRESS_PHASE_FN), ("progress_user_data", c_void_p)]
 
 

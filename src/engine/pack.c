@@ -131,6 +131,23 @@ hr_status hr_pack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool
     return pack(c, w, NULL, pool, out);
 }
 
+
+hr_status hr_repack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool, hr_packed_weights *pw) {
+    pack_job *j = calloc(1, sizeof *j);
+    if (!j) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_packed_weights again = {0};
+    size_t n = lay_out(c, w, NULL, j, &again, NULL);
+    if (n != pw->n_bytes) {
+        free(j);
+        return hr_err(HR_ERR_INVALID_ARG, "repacking weights of another shape (%zu bytes, packed %zu)", n, pw->n_bytes);
+    }
+    lay_out(c, w, NULL, j, pw, pw->buf);
+    j->head_dim = c->head_dim;
+    hr_pool_run(pool, pack_task, j, j->n_tasks);
+    free(j);
+    return HR_OK;
+}
+
 static hr_status hr_pack_weights_of(const hr_model *m, hr_pool *pool, hr_packed_weights **out) {
     return pack(&m->cfg, &m->w, m, pool, out);
 }

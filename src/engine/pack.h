@@ -38,5 +38,10 @@ hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weig
  * hr_packed_weights_free (NULL ok). */
 hr_status hr_pack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool, hr_packed_weights **out);
 void hr_packed_weights_free(hr_packed_weights *p);
+/* Packs w again into pw's existing buffer (w of the shape pw was packed
+ * from; HR_ERR_INVALID_ARG otherwise): a training loop's weights after each
+ * update, without a fresh allocation (whose first touch of a 135M model's
+ * 540 MB costs more than the packing on a virtual machine). */
+hr_status hr_repack_weights(const hr_config *c, const hr_weights *w, hr_pool *pool, hr_packed_weights *pw);
 
 #endif

@@ -22,7 +22,8 @@ typedef struct {
     float *q;                     /* (n, qd) queries after bias, LoRA and RoPE */
     float *kt;                    /* (nkv, hd, ldk) keys after RoPE, transposed */
     float *vt;                    /* (nkv, hd, ldk) values, transposed */
-    float *p;                     /* (nh, cap, ldp) attention probabilities, zero above the diagonal */
+    float *p;                     /* (nh, cap, ldp) attention probabilities: the shared g->prob, recomputed in
+                                     the backward (rows s <= t written) */
     float *o;                     /* (n, qd) head outputs before the gates */
     float *xm;                    /* (n, dim) residual after the attention sublayer */
     float *xb2;                   /* (n, dim) normed MLP input */
@@ -64,6 +65,7 @@ struct hr_grad {
     float *hgated;              /* (cap, ff_max) gated hidden activation */
     float *xtmp;                /* (cap, dim) layer output when recomputing */
     float *xs;                  /* (cap, dim) normed sublayer inputs not kept */
+    float *prob;                /* (nh_max, cap, ldp) attention probabilities of the layer being computed */
     float *has;                 /* (cap, ff_max) hidden activations not kept */
     float *dx;                  /* (cap, dim) gradient of the residual stream */
     float *dxb;                 /* (cap, dim) gradient of a normed sublayer input */
@@ -171,7 +173,7 @@ static void lay_out_acts(hr_grad *g, arena *A, layer_acts *a, int l, size_t cap)
         a->q = carve(A, cap, nh * hd);
         a->kt = carve(A, nkv * hd, ldp);
         a->vt = carve(A, nkv * hd, ldp);
-        a->p = carve(A, nh * cap, ldp);
+        a->p = g->prob;
         a->o = carve(A, cap, nh * hd);
     }
     a->xm = carve(A, cap, dim);
@@ -194,6 +196,7 @@ static void lay_out_window(hr_grad *g, arena *A, size_t cap) {
     size_t dim = (size_t)c->dim, hd = (size_t)c->head_dim, L = (size_t)c->n_layers, r = (size_t)g->P->p.lora_rank;
     g->xs = carve(A, cap, dim);
     g->has = carve(A, cap, (size_t)g->ff_max + 1);
+    g->prob = carve(A, (size_t)(g->nh_max ? g->nh_max : 1) * cap, (size_t)g->ldp);
     for (int i = 0; i < g->n_acts; i++) lay_out_acts(g, A, &g->acts[i], g->gp.recompute ? -1 : i, cap);
     g->xin = carve(A, (L + 1) * cap, dim);
     g->xf = carve(A, cap, dim);
@@ -384,13 +387,31 @@ hr_status hr_grad_new(hr_params *p, const hr_grad_params *gp, hr_grad **out) {
     return hr_grad_new_on_pool(p, gp, NULL, out);
 }
 
+enum { ZERO_BLOCK = 1 << 16 }; /* floats per task of hr_grad_zero */
+
+typedef struct {
+    float *p;
+    size_t n;
+} zero_job;
+
+static void zero_task(void *vp, int i) {
+    const zero_job *j = vp;
+    size_t a = (size_t)i * ZERO_BLOCK, b = a + ZERO_BLOCK < j->n ? a + ZERO_BLOCK : j->n;
+    memset(j->p + a, 0, sizeof(float) * (b - a));
+}
+
 void hr_grad_zero(hr_grad *g) {
     if (!g) return;
-    for (int i = 0; i < g->P->n; i++)
-        if (g->grad[i]) memset(g->grad[i], 0, sizeof(float) * (size_t)(g->P->t[i].info.rows * g->P->t[i].info.cols));
+    for (int i = 0; i < g->P->n; i++) /* in blocks on the pool: the gradients of a 135M model are 540 MB */
+        if (g->grad[i]) {
+            zero_job j = {g->grad[i], (size_t)(g->P->t[i].info.rows * g->P->t[i].info.cols)};
+            hr_pool_run(g->pool, zero_task, &j, (int)((j.n + ZERO_BLOCK - 1) / ZERO_BLOCK));
+        }
 }
 
 const hr_params *hr_grad_owner(const hr_grad *g) { return g->P; }
+
+hr_pool *hr_grad_pool(const hr_grad *g) { return g->pool; }
 
 const float *hr_grad_tensor(const hr_grad *g, int i) { return g && i >= 0 && i < g->P->n ? g->grad[i] : NULL; }
 
@@ -595,6 +616,13 @@ typedef struct {
 
 static void scale_cols_range(void *vp, int t0, int t1) {
     const cols_arg *a = vp;
+    if (a->group == 1) { /* a scale per column (neuron gates): one plain loop per row */
+        for (int t = t0; t < t1; t++) {
+            size_t o = (size_t)t * a->d;
+            for (int c = 0; c < a->d; c++) a->out[o + c] = a->in[o + c] * a->scale[c] + 0.0f;
+        }
+        return;
+    }
     for (int t = t0; t < t1; t++)
         for (int c0 = 0; c0 < a->d; c0 += a->group) {
             size_t o = (size_t)t * a->d + c0;
@@ -887,6 +915,10 @@ static void attention_bwd(hr_grad *g, int l, int n, layer_acts *a) {
     if (!inner) return;
     scale_cols(g, datt, datt, gate, n, qd, hd); /* dL/do = gate * dL/d(gated o) */
     attn_job j = {g, a, n, nh, nkv, nh / nkv, hd, 1.0f / sqrtf((float)hd)};
+    /* The probabilities are not kept per layer (n_head * n * n floats each, a third of the activations at 512
+     * tokens): the forward's kernel recomputes them from the kept q, k, v, bit for bit (and rewrites o with
+     * the same values); with recompute the layer's forward has just done so. */
+    if (!g->gp.recompute) hr_pool_run(g->pool, attn_fwd_task, &j, nh * ((n + ATT_CHUNK - 1) / ATT_CHUNK));
     hr_pool_run(g->pool, attn_rows_task, &j, nh * ((n + ATT_CHUNK - 1) / ATT_CHUNK));
     hr_pool_run(g->pool, attn_keys_task, &j, nkv * ((n + KEY_CHUNK - 1) / KEY_CHUNK));
     rope_arg ra = {g, g->dq, g->dk, NULL, NULL, NULL, nh, nkv, hd, true};

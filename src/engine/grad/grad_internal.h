@@ -44,5 +44,8 @@ hr_status hr_params_packed(hr_params *p, hr_pool *pool, const hr_packed_weights 
 hr_status hr_grad_new_on_pool(hr_params *p, const hr_grad_params *gp, hr_pool *pool, hr_grad **out);
 /* The parameters g differentiates (borrowed). */
 const hr_params *hr_grad_owner(const hr_grad *g);
+/* The pool g runs on (borrowed; free while g does not compute), for the
+ * optimiser's element-wise passes over its gradients. */
+hr_pool *hr_grad_pool(const hr_grad *g);
 
 #endif

@@ -21,16 +21,21 @@ void hr_gemm_ref(float *c, size_t ldc, const float *a, size_t ai, size_t ap, con
         }
 }
 
-/* Tasks own fixed blocks of C (128 rows x 64 columns, independent of the
- * thread count); the kernels' gemm_block (kernels_impl.h) packs B slices and
- * runs register tiles over them. Every chain is unchanged by the blocking. */
-enum { GM_MB = 128, GM_NB = 64 };
+/* Tasks own blocks of C (up to 128 rows x 64 columns); the kernels'
+ * gemm_block (kernels_impl.h) packs B slices and runs register tiles over
+ * them. Every chain is unchanged by the blocking, so the block shape only
+ * moves work between threads: a product with few row blocks (the backward's
+ * dx = dy W over one window's tokens, e.g. 128 x 576) is cut into 32-column
+ * blocks, so that 2 threads share 18 tasks instead of 9 (less time waiting
+ * for the last task). Long products (the classifier's, k = vocabulary) keep
+ * 64 columns: their B rows stream better in 256-byte pieces than in 128. */
+enum { GM_MB = 128, GM_NB = 64, GM_NB_MIN = 32, GM_MIN_TASKS = 16, GM_K_SPLIT = 4096 };
 
 typedef struct {
     float *c;
     size_t ldc, ai, ap, ldb;
     const float *a, *b;
-    int m, k, nc, nbn;
+    int m, k, nc, nb, nbn; /* nb: columns per block; nbn: column blocks */
     bool accumulate;
     const hr_kernel_table *kt; /* one path for the whole product */
 } gemm_job;
@@ -44,7 +49,7 @@ static void gemm_task(void *vp, int t) {
     const gemm_job *j = vp;
     int bi = t / j->nbn, bj = t % j->nbn;
     int i0 = bi * GM_MB, i1 = i0 + GM_MB < j->m ? i0 + GM_MB : j->m;
-    int j0 = bj * GM_NB, j1 = j0 + GM_NB < j->nc ? j0 + GM_NB : j->nc;
+    int j0 = bj * j->nb, j1 = j0 + j->nb < j->nc ? j0 + j->nb : j->nc;
     gemm_block(j, i0, i1, j0, j1);
 }
 
@@ -56,8 +61,10 @@ void hr_gemm(hr_pool *pool, float *c, size_t ldc, const float *a, size_t ai, siz
             for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)nc);
         return;
     }
-    gemm_job j = {c, ldc, ai, ap, ldb, a, b, m, k, nc, (nc + GM_NB - 1) / GM_NB, accumulate, hr_kernels()};
-    int n_tasks = (m + GM_MB - 1) / GM_MB * j.nbn;
+    int mb = (m + GM_MB - 1) / GM_MB;
+    int nb = mb * ((nc + GM_NB - 1) / GM_NB) < GM_MIN_TASKS && k <= GM_K_SPLIT ? GM_NB_MIN : GM_NB;
+    gemm_job j = {c, ldc, ai, ap, ldb, a, b, m, k, nc, nb, (nc + nb - 1) / nb, accumulate, hr_kernels()};
+    int n_tasks = mb * j.nbn;
     if (pool && n_tasks > 1) hr_pool_run(pool, gemm_task, &j, n_tasks);
     else
         for (int t = 0; t < n_tasks; t++) gemm_task(&j, t);

@@ -284,9 +284,12 @@ void hr_params_touch(hr_params *p) {
 
 hr_status hr_params_packed(hr_params *p, hr_pool *pool, const hr_packed_weights **out) {
     if (!p->p.copy_weights) return hr_model_packed(p->model, pool, out);
-    if (p->dirty || !p->own_packed) {
-        hr_packed_weights_free(p->own_packed);
-        p->own_packed = NULL;
+    if (p->own_packed && p->dirty) { /* the weights changed in place: same shape, same buffer */
+        hr_status st = hr_repack_weights(p->c, &p->w, pool, p->own_packed);
+        if (st != HR_OK) return st;
+        p->dirty = false;
+    }
+    if (!p->own_packed) {
         hr_status st = hr_pack_weights(p->c, &p->w, pool, &p->own_packed);
         if (st != HR_OK) return st;
         p->dirty = false;

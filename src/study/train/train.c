@@ -250,6 +250,7 @@ static hr_status setup_tensors(hr_train *t) {
         hr_grad_params gp = hr_grad_default_params();
         gp.n_threads = t->p.n_threads;
         gp.max_tokens = t->window;
+        gp.recompute = t->p.recompute;
         gp.select = sel;
         gp.kinds = 0;
         st = hr_grad_new(t->params, &gp, &t->grad);
@@ -314,37 +315,84 @@ hr_status hr_train_peek_starts(const hr_train *t, int step, int64_t *starts) {
     return HR_OK;
 }
 
-/* Global norm of the (masked) gradient, in double. */
-static double grad_norm(const hr_train *t) {
+/* The optimiser's passes run on the gradient engine's pool in blocks of
+ * OPT_BLOCK elements of a tensor: fixed blocks, so results do not depend on
+ * the thread count (a 135M-parameter model has 540 MB each of weights,
+ * gradients and both moments: one thread would take most of a step). */
+enum { OPT_BLOCK = 1 << 15 };
+
+typedef struct {
+    const hr_train *t;
+    const hr_train_tensor *x;
+    const float *g; /* (x->n) gradient */
+    float *w;       /* (x->n) weights (adamw) */
+    double *part;   /* (blocks) sums of squares (norm) */
+    float coef, b1, b2, eps, step_size, bc2_sqrt, decay;
+} opt_job;
+
+static int n_blocks(size_t n) { return (int)((n + OPT_BLOCK - 1) / OPT_BLOCK); }
+
+static void block_range(const opt_job *j, int b, size_t *k0, size_t *k1) {
+    *k0 = (size_t)b * OPT_BLOCK;
+    *k1 = *k0 + OPT_BLOCK < j->x->n ? *k0 + OPT_BLOCK : j->x->n;
+}
+
+static void norm_task(void *vp, int b) {
+    const opt_job *j = vp;
+    size_t k0, k1;
+    block_range(j, b, &k0, &k1);
+    double s = 0;
+    for (size_t k = k0; k < k1; k++)
+        if (!j->x->mask || j->x->mask[k]) s += (double)j->g[k] * (double)j->g[k];
+    j->part[b] = s;
+}
+
+/* Global norm of the (masked) gradient, in double: per block in order, the
+ * blocks' sums in order. */
+static double grad_norm(const hr_train *t, double *part) {
     double s = 0;
     for (int i = 0; i < t->n_tt; i++) {
-        const hr_train_tensor *x = &t->tt[i];
-        const float *g = hr_grad_tensor(t->grad, x->index); // (rows, cols)
-        for (size_t k = 0; k < x->n; k++)
-            if (!x->mask || x->mask[k]) s += (double)g[k] * (double)g[k];
+        opt_job j = {.t = t, .x = &t->tt[i], .g = hr_grad_tensor(t->grad, t->tt[i].index), .part = part};
+        int nb = n_blocks(j.x->n);
+        hr_pool_run(hr_grad_pool(t->grad), norm_task, &j, nb);
+        for (int b = 0; b < nb; b++) s += part[b];
     }
     return sqrt(s);
+}
+
+static void adamw_task(void *vp, int b) {
+    const opt_job *j = vp;
+    hr_train_tensor *x = (hr_train_tensor *)j->x;
+    size_t k0, k1;
+    block_range(j, b, &k0, &k1);
+    for (size_t k = k0; k < k1; k++) {
+        if (x->mask && !x->mask[k]) continue;
+        float gk = j->g[k] * j->coef;
+        if (x->decay && j->t->p.weight_decay > 0) j->w[k] *= j->decay;
+        x->m[k] = j->b1 * x->m[k] + (1 - j->b1) * gk;
+        x->v[k] = j->b2 * x->v[k] + (1 - j->b2) * gk * gk;
+        j->w[k] -= j->step_size * x->m[k] / (sqrtf(x->v[k]) / j->bc2_sqrt + j->eps);
+    }
 }
 
 /* AdamW (torch.optim.AdamW's single-tensor update) on every trainable element. */
 static void adamw(hr_train *t, double lr, float coef, int step) {
     const hr_train_params *p = &t->p;
-    float b1 = p->beta1, b2 = p->beta2, eps = p->eps;
-    double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
-    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float decay = (float)(1.0 - lr * p->weight_decay);
+    double bc1 = 1.0 - pow(p->beta1, step), bc2 = 1.0 - pow(p->beta2, step);
     for (int i = 0; i < t->n_tt; i++) {
-        hr_train_tensor *x = &t->tt[i];
-        const float *g = hr_grad_tensor(t->grad, x->index); // (rows, cols)
-        float *w = hr_params_data_mut(t->params, x->index); // (rows, cols)
-        for (size_t k = 0; k < x->n; k++) {
-            if (x->mask && !x->mask[k]) continue;
-            float gk = g[k] * coef;
-            if (x->decay && p->weight_decay > 0) w[k] *= decay;
-            x->m[k] = b1 * x->m[k] + (1 - b1) * gk;
-            x->v[k] = b2 * x->v[k] + (1 - b2) * gk * gk;
-            w[k] -= step_size * x->m[k] / (sqrtf(x->v[k]) / bc2_sqrt + eps);
-        }
+        opt_job j = {t,
+                     &t->tt[i],
+                     hr_grad_tensor(t->grad, t->tt[i].index),
+                     hr_params_data_mut(t->params, t->tt[i].index),
+                     NULL,
+                     coef,
+                     p->beta1,
+                     p->beta2,
+                     p->eps,
+                     (float)(lr / bc1),
+                     (float)sqrt(bc2),
+                     (float)(1.0 - lr * p->weight_decay)};
+        hr_pool_run(hr_grad_pool(t->grad), adamw_task, &j, n_blocks(j.x->n));
     }
     hr_params_touch(t->params);
 }
@@ -367,7 +415,12 @@ hr_status hr_train_step(hr_train *t) {
                           t->info.step + 1, loss);
         loss_sum += loss;
     }
-    double norm = grad_norm(t);
+    size_t most = 0; /* blocks of the largest tensor: the norm's partial sums */
+    for (int i = 0; i < t->n_tt; i++) most = t->tt[i].n > most ? t->tt[i].n : most;
+    double *part = malloc(sizeof(double) * (size_t)n_blocks(most ? most : 1)); // (blocks)
+    if (!part) return hr_err(HR_ERR_NOMEM, "out of memory");
+    double norm = grad_norm(t, part);
+    free(part);
     if (!isfinite(norm))
         return hr_err(HR_ERR_RANGE, "training step %d: the gradient is not finite; stopped before changing anything",
                       t->info.step + 1);
