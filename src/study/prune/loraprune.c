@@ -158,7 +158,8 @@ static hr_status remove_share(hr_prune_result *r, hr_params *P, bool heads, cons
         st = hr_prune_plan_heads(r->base, r->head_order, NULL, want, &pp, r->spec, pr);
     } else {
         for (int l = 0; l < c->n_layers; l++)
-            for (int j = 0; j < c->n_ff[l]; j++) r->ff_scores[l][j] = (float)imp[(size_t)l * mf + j];
+            for (int j = 0; j < c->n_ff[l]; j++) /* removed neurons keep their score at removal */
+                if (hr_prune_spec_keeps_neuron(r->spec, l, j)) r->ff_scores[l][j] = (float)imp[(size_t)l * mf + j];
         st = hr_prune_plan_ff(r->base, (const float *const *)r->ff_scores, NULL, want, &pp, r->spec, pr);
     }
     if (st != HR_OK) return st;
@@ -175,8 +176,10 @@ static hr_status remove_share(hr_prune_result *r, hr_params *P, bool heads, cons
     return HR_OK;
 }
 
-/* Records what iteration k removed: the units newly gone from the spec. */
-static hr_status record(hr_prune_result *r, int k, int step, const uint8_t *was_h, const uint8_t *was_n) {
+/* Records what iteration k removed (the units newly gone from the spec)
+ * with their moving-average scores at that moment (avg_h, avg_n). */
+static hr_status record(hr_prune_result *r, int k, int step, const uint8_t *was_h, const uint8_t *was_n,
+                        const double *avg_h, const double *avg_n) {
     const hr_config *c = &r->base->cfg;
     int mh = hr_config_max_heads(c), mf = hr_config_max_ff(c);
     hr_loraprune_iter *it = &r->lp_iters[k];
@@ -186,11 +189,15 @@ static hr_status record(hr_prune_result *r, int k, int step, const uint8_t *was_
     if (!it->heads || !it->neurons) return hr_err(HR_ERR_NOMEM, "out of memory");
     for (int l = 0; l < c->n_layers; l++) {
         for (int h = 0; h < c->n_head[l]; h++)
-            if (was_h[(size_t)l * mh + h] && !hr_prune_spec_keeps_head(r->spec, l, h))
+            if (was_h[(size_t)l * mh + h] && !hr_prune_spec_keeps_head(r->spec, l, h)) {
                 it->heads[2 * it->n_heads] = l, it->heads[2 * it->n_heads + 1] = h, it->n_heads++;
+                r->head_raw[(size_t)l * mh + h] = (float)avg_h[(size_t)l * mh + h];
+            }
         for (int j = 0; j < c->n_ff[l]; j++)
-            if (was_n[(size_t)l * mf + j] && !hr_prune_spec_keeps_neuron(r->spec, l, j))
+            if (was_n[(size_t)l * mf + j] && !hr_prune_spec_keeps_neuron(r->spec, l, j)) {
                 it->neurons[2 * it->n_neurons] = l, it->neurons[2 * it->n_neurons + 1] = j, it->n_neurons++;
+                r->ff_scores[l][j] = (float)avg_n[(size_t)l * mf + j];
+            }
     }
     return HR_OK;
 }
@@ -244,7 +251,7 @@ static hr_status lp_loop(hr_prune_result *r, const hr_loraprune_params *p, lp_st
             st = remove_share(r, P, true, s->avg_h, target(n_h, K, k) - r->heads.removed, &ph);
             if (st == HR_OK) st = remove_share(r, P, false, s->avg_n, target(n_n, K, k) - r->neurons.removed, &pn);
             if (st == HR_OK) r->heads.removed += ph.removed, r->neurons.removed += pn.removed;
-            if (st == HR_OK) st = record(r, k - 1, step, s->kh, s->kn);
+            if (st == HR_OK) st = record(r, k - 1, step, s->kh, s->kn, s->avg_h, s->avg_n);
             if (st == HR_OK) {
                 hr_train_info info;
                 hr_train_get_info(s->t, &info);
@@ -255,12 +262,15 @@ static hr_status lp_loop(hr_prune_result *r, const hr_loraprune_params *p, lp_st
         if (st == HR_OK) st = hr_progress_update(step);
     }
     if (st != HR_OK) return st;
-    /* the last moving averages are the scores the report shows */
+    /* kept units: the last moving averages (removed ones keep theirs at removal) */
     int mh = hr_config_max_heads(c), mf = hr_config_max_ff(c);
-    for (size_t i = 0; n_h && i < nh; i++) r->head_raw[i] = (float)s->avg_h[i];
-    for (int l = 0; n_n && l < c->n_layers; l++)
-        for (int j = 0; j < c->n_ff[l]; j++) r->ff_scores[l][j] = (float)s->avg_n[(size_t)l * mf + j];
-    (void)mh;
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int h = 0; n_h && h < c->n_head[l]; h++)
+            if (hr_prune_spec_keeps_head(r->spec, l, h))
+                r->head_raw[(size_t)l * mh + h] = (float)s->avg_h[(size_t)l * mh + h];
+        for (int j = 0; n_n && j < c->n_ff[l]; j++)
+            if (hr_prune_spec_keeps_neuron(r->spec, l, j)) r->ff_scores[l][j] = (float)s->avg_n[(size_t)l * mf + j];
+    }
     double hl = 0;
     st = hr_train_eval(s->t, &hl);
     r->lp_heldout = hl;
