@@ -33,13 +33,7 @@ threads=${THREADS:-2}
 hr="$build/headroom"
 M="$shared/models/stories260K/stories260K.bin"
 mkdir -p "$work"
-/usr/bin/python3 - "$shared/data/text/tinystories_val.txt" "$work" <<'PY'
-import sys
-d = open(sys.argv[1], "rb").read()
-cut = d.rfind(b"\n", 0, int(len(d) * 0.9)) + 1
-open(sys.argv[2] + "/train.txt", "wb").write(d[:cut])
-open(sys.argv[2] + "/heldout.txt", "wb").write(d[cut:])
-PY
+/usr/bin/python3 "$here/split_text.py" "$shared/data/text/tinystories_val.txt" "$work" > /dev/null
 ppl() { "$hr" ppl "$1" -f "$work/heldout.txt" -q --threads "$threads" | sed -n 's/.*perplexity[: ]*\([0-9.]*\).*/\1/p' | head -1; }
 rows="$work/rows.tsv"
 printf 'seed\tvariant\tpruned\trecovered\tparams\n' > "$rows"
@@ -85,10 +79,11 @@ def ms(v):
     return "%.2f ± %.2f" % (st.mean(v), st.stdev(v) if len(v) > 1 else 0.0)
 print("base stories260K: held-out perplexity %s; %s recovery steps; seeds %s" % (sys.argv[2], sys.argv[3],
       " ".join(sorted({r[0] for r in rows}))))
-print("| variant | pruned (before recovery) | after recovery | parameters |")
+print("| variant | pruned (before recovery) | after recovery | parameters (mean) |")
 print("|---|---|---|---|")
 for v in order:
     sel = [r for r in rows if r[1] == v]
-    print("| %s | %s | %s | %s |" % (v, ms(r[2] for r in sel), ms(r[3] for r in sel), sel[0][4]))
+    print("| %s | %s | %s | %d |" % (v, ms(r[2] for r in sel), ms(r[3] for r in sel),
+                                    round(st.mean(int(r[4]) for r in sel))))
 PY
 echo "minutes: $(( ($(date +%s) - start) / 60 ))"
