@@ -19,7 +19,10 @@ static const cli_opt k_opts[] = {
     {"scores", 0, "heads.json", "head scores from 'headroom heads' (needed for --heads unless --by random)"},
     {"by", 0, "METHOD",
      "score method id in heads.json, or 'random'; ranked by its \"higher\" field (keep first);\n"
-     "'taylor' also scores --mlp neurons by first-order Taylor on --text"},
+     "'taylor' also scores --mlp neurons by first-order Taylor on --text;\n"
+     "'loraprune': LoRAPrune, iterative pruning by LoRA-guided importance while fine-tuning\n"
+     "LoRA on --text for --recover STEPS"},
+    {"iterations", 0, "K", "LoRAPrune iterations: each removes a share, the last reaches the amount (default 4)"},
     {"heads", 0, "P%|N", "query heads to remove: a percentage of all heads (rounded) or a count"},
     {"mlp", 0, "P%|N",
      "MLP neurons to remove (AMP importance on --text, or Taylor with --by taylor): a percentage or a count"},
@@ -44,11 +47,16 @@ static const cli_opt k_opts[] = {
     {"uniform", 0, NULL, "same loss in every layer (per-layer budget, same shapes: HF-writable)"},
     {"invert", 0, NULL, "remove the highest-ranked heads first (for trait scores like sink)"},
     {"strict", 0, NULL, "fail when the amount cannot be removed exactly (default: the nearest, with a warning)"},
-    {"seed", 's', "S", "seed of --by random (default 0)"},
+    {"seed", 's', "S", "seed of --by random and of --recover's LoRA initialisation and windows (default 0)"},
     {"out", 'o', "OUT.gguf", "output GGUF (required); prune.json goes to OUT.prune.json"},
     {"report", 0, "FILE", "where to write prune.json (default OUT.prune.json)"},
     {"hf", 0, "DIR", "also write a Hugging Face folder (uniform results only)"},
-    {"recover", 0, "STEPS", "after the surgery, LoRA fine-tune STEPS steps on --recover-text and merge"},
+    {"recover", 0, "STEPS",
+     "after the surgery, LoRA fine-tune STEPS steps on --recover-text and merge (with --by\n"
+     "loraprune: the whole step budget, spread over the iterations)"},
+    {"recover-budget", 0, "MODE",
+     "uniform | cfsp: LoRA rank per layer by block importance (CFSP; default cfsp with\n"
+     "--budget cfsp, else uniform)"},
     {"recover-text", 0, "FILE", "recovery text (default --text; its last 10% held out)"},
     {"lora-rank", 0, "R", "LoRA rank of --recover (default 8)"},
     {"lr", 0, "LR", "learning rate of --recover (default 1e-3; warm-up 10%, cosine, clip 1)"},
@@ -78,18 +86,39 @@ static const cli_spec k_spec = {
         "  headroom prune --scores lab/heads.json --by ablation --heads 25% --out p25.gguf\n"
         "  headroom prune --mlp 30% --drop-blocks 1 -f ../shared/data/text/tinystories_val.txt -o small.gguf\n"
         "  headroom prune --drop-sublayers 3 --iterative -f ../shared/data/text/tinystories_val.txt -o fc3.gguf\n"
-        "  headroom prune --mlp 25% --by taylor -f ../shared/data/text/tinystories_val.txt -o taylor.gguf",
+        "  headroom prune --mlp 25% --by taylor -f ../shared/data/text/tinystories_val.txt -o taylor.gguf\n"
+        "  headroom prune --by loraprune --heads 50% --mlp 25% --iterations 4 --recover 400 \\\n"
+        "      -f ../shared/data/text/tinystories_val.txt -o lp.gguf",
     .max_positional = 1,
 };
 
 typedef struct {
     const char *scores, *layers, *text, *out, *hf, *tokenizer, *recover_text;
     hr_train_params recover; /* steps 0 = no recovery */
+    bool loraprune, cfsp_recover;
+    int iterations;
     char report[PATH_MAX + 32];
     hr_dtype dtype;
     bool force;
     hr_prune_params p;
 } prune_opts;
+
+/* --by loraprune: what it needs, and the options it does not take. */
+static int read_loraprune(const cli_args *a, prune_opts *o, long steps) {
+    static const char *no[] = {"scores",         "layers",       "drop-attn", "drop-mlp", "drop-blocks",
+                               "drop-sublayers", "iterative",    "by-output", "uniform",  "invert",
+                               "strict",         "layer-metric", "tokens"};
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (cli_value(&k_spec, a, no[i]))
+            return cli_error("--by loraprune scores heads and neurons itself while fine-tuning; it does not take --%s",
+                             no[i]);
+    if (!o->p.heads && !o->p.mlp) return cli_error("--by loraprune needs --heads P%% and/or --mlp P%%");
+    if (!o->text && !o->recover_text) return cli_error("--by loraprune fine-tunes on text: give --text FILE");
+    if (!steps) return cli_error("--by loraprune needs its LoRA step budget: --recover STEPS");
+    if (o->p.budget == HR_BUDGET_PER_LAYER)
+        return cli_error("--by loraprune ranks units over the whole model; --budget per-layer does not apply");
+    return CLI_OK;
+}
 
 static int read_opts(const cli_args *a, prune_opts *o) {
     memset(o, 0, sizeof *o);
@@ -140,9 +169,21 @@ static int read_opts(const cli_args *a, prune_opts *o) {
     o->recover.steps = (int)rsteps, o->recover.warmup = (int)(rsteps / 10);
     o->recover_text = cli_value(&k_spec, a, "recover-text");
     if (!o->recover_text) o->recover_text = o->text;
+    o->loraprune = p->method && strcmp(p->method, "loraprune") == 0;
+    if (o->loraprune && read_loraprune(a, o, rsteps)) return CLI_FAIL;
     if (rsteps && !o->recover_text) return cli_error("--recover needs --recover-text FILE (or --text)");
     if (!rsteps && cli_value(&k_spec, a, "recover-text")) return cli_error("--recover-text needs --recover STEPS");
-    if (p->mlp && !o->text)
+    long iters = 4;
+    if (cli_get_int(&k_spec, a, "iterations", 1, INT_MAX, &iters)) return CLI_FAIL;
+    o->iterations = (int)iters;
+    const char *rb = cli_value(&k_spec, a, "recover-budget");
+    if (rb && strcmp(rb, "uniform") != 0 && strcmp(rb, "cfsp") != 0)
+        return cli_error("unknown --recover-budget '%s' (expected uniform or cfsp)", rb);
+    o->cfsp_recover = rb ? strcmp(rb, "cfsp") == 0 : p->budget == HR_BUDGET_CFSP;
+    if (rb && !rsteps) return cli_error("--recover-budget needs --recover STEPS");
+    if (!o->loraprune && cli_value(&k_spec, a, "iterations"))
+        return cli_error("--iterations is LoRAPrune's: it needs --by loraprune");
+    if (p->mlp && !o->text && !o->loraprune)
         return cli_error("--mlp needs calibration text: --text FILE (%s)",
                          strcmp(p->mlp_method, "taylor") == 0 ? "--by taylor takes the gradients of the loss on it"
                                                               : "AMP importance is measured on it");
@@ -191,7 +232,7 @@ static int load_inputs(const cli_args *a, prune_opts *o, prune_state *st) {
         return CLI_OK;
     }
     if (cli_load_tokenizer(st->model_path, st->m, o->tokenizer, &st->tok) ||
-        (o->text && cli_read_text(o->text, &st->text, &o->p.text_len)))
+        (o->text && !o->loraprune && cli_read_text(o->text, &st->text, &o->p.text_len)))
         return CLI_FAIL;
     o->p.text = st->text;
     return CLI_OK;
@@ -241,6 +282,56 @@ static int write_outputs(const prune_opts *o, prune_state *st) {
     return CLI_OK;
 }
 
+/* CFSP's recovery budget for --recover: LoRA ranks per layer of the pruned
+ * model from its block influence on the recovery text (library). */
+static int cfsp_ranks(const prune_state *st, const prune_opts *o, hr_train_params *tp, int *ranks) {
+    const hr_model *m = hr_prune_result_model(st->res);
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int32_t *ids = NULL;
+    hr_context *ctx = NULL;
+    hr_context_params cp = hr_context_default_params();
+    cp.n_threads = tp->n_threads;
+    if (cli_read_text(o->recover_text, &text, &len)) return CLI_FAIL;
+    hr_status s = hr_calib_tokens(st->tok, text, len, HR_CALIB_SURGERY_TOKENS, &ids, &n);
+    if (s == HR_OK) s = hr_context_new(m, &cp, &ctx);
+    if (s == HR_OK) s = hr_prune_cfsp_recovery(ctx, ids, n, 0, tp->lora_rank, 0, ranks, NULL);
+    hr_context_free(ctx);
+    hr_free(ids);
+    free(text);
+    if (s != HR_OK) return cli_lib_error("cannot compute the CFSP recovery budget");
+    int mx = 1, L = hr_config_n_layers(hr_model_config(m));
+    printf("cfsp recovery ranks per layer:");
+    for (int l = 0; l < L; l++) printf(" %d", ranks[l]), mx = ranks[l] > mx ? ranks[l] : mx;
+    printf("\n");
+    tp->lora_layer_ranks = ranks, tp->lora_rank = mx;
+    return CLI_OK;
+}
+
+/* --by loraprune: the whole run in the library. */
+static int run_loraprune(prune_opts *o, prune_state *st) {
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_text(o->recover_text, &text, &len)) return CLI_FAIL;
+    hr_loraprune_params lp = hr_loraprune_default_params();
+    lp.heads = o->p.heads, lp.mlp = o->p.mlp, lp.iterations = o->iterations;
+    lp.train = o->recover;
+    lp.cfsp_ranks = o->cfsp_recover;
+    lp.uneven_duplicate = o->p.uneven_duplicate;
+    lp.text = text, lp.text_len = len;
+    int rc = CLI_OK;
+    if (hr_loraprune_run(st->m, st->tok, &lp, &st->res) != HR_OK) rc = cli_lib_error("LoRAPrune failed");
+    free(text);
+    int K = rc == CLI_OK ? hr_prune_result_iterations(st->res, NULL, NULL, NULL) : 0;
+    int *v = calloc(3 * (size_t)K + 1, sizeof(int)); // (3, K) steps, heads, neurons
+    if (v) hr_prune_result_iterations(st->res, v, v + K, v + 2 * K);
+    for (int k = 0; v && k < K; k++)
+        printf("loraprune iteration %d after step %d: %d heads, %d neurons removed\n", k + 1, v[k], v[K + k],
+               v[2 * K + k]);
+    free(v);
+    return rc;
+}
+
 int cmd_prune(int argc, char **argv) {
     cli_args a;
     if (cli_parse(&k_spec, argc, argv, &a) != CLI_OK) return CLI_FAIL;
@@ -253,10 +344,17 @@ int cmd_prune(int argc, char **argv) {
     memset(&st, 0, sizeof st);
     int rc = read_opts(&a, &o);
     if (rc == CLI_OK) rc = load_inputs(&a, &o, &st);
-    if (rc == CLI_OK && hr_prune_run(st.m, st.tok, &o.p, &st.res) != HR_OK) rc = cli_lib_error("pruning failed");
-    if (rc == CLI_OK && o.recover.steps)
+    if (rc == CLI_OK && o.loraprune) rc = run_loraprune(&o, &st);
+    else if (rc == CLI_OK && hr_prune_run(st.m, st.tok, &o.p, &st.res) != HR_OK) rc = cli_lib_error("pruning failed");
+    int *ranks = NULL; // (n_layers) CFSP recovery ranks
+    if (rc == CLI_OK && o.recover.steps && !o.loraprune && o.cfsp_recover) {
+        ranks = calloc((size_t)hr_config_n_layers(hr_model_config(hr_prune_result_model(st.res))) + 1, sizeof(int));
+        rc = ranks ? cfsp_ranks(&st, &o, &o.recover, ranks) : cli_error("out of memory");
+    }
+    if (rc == CLI_OK && o.recover.steps && !o.loraprune)
         rc = cli_train_run(hr_prune_result_model(st.res), st.tok, o.recover_text, o.out, &o.recover, &st.recovered);
     if (rc == CLI_OK) rc = write_outputs(&o, &st);
+    free(ranks);
     hr_model_free(st.recovered);
     hr_prune_result_free(st.res);
     hr_scores_free(st.scores);

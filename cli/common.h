@@ -91,7 +91,7 @@ typedef struct {
 /* Parsed command line: values[i] is the argument of opts[i] (NULL when
  * absent; "" for a given flag). */
 typedef struct {
-    const char *values[32];
+    const char *values[48];
     const char *positional[4];
     int n_positional;
     bool help;

@@ -5,6 +5,7 @@
 #include "headroom/save.h"
 #include "headroom/prune.h"
 #include "headroom/study.h"
+#include "headroom/tokenizer.h"
 #include "study/prune/surgery_internal.h"
 #include "model/model_internal.h"
 
@@ -850,6 +851,165 @@ static void a_run_drops_sublayers_from_one_pool_and_records_the_order(void) {
     hr_model_free(m);
 }
 
+
+/* ---- LoRAPrune and CFSP's recovery budget ---- */
+
+static char *read_text(size_t max, size_t *len) {
+    FILE *f = fopen(SHARED("data/text/tinystories_val.txt"), "rb");
+    char *t = malloc(max + 1);
+    *len = f && t ? fread(t, 1, max, f) : 0;
+    if (t) t[*len] = 0;
+    if (f) fclose(f);
+    return t;
+}
+
+static hr_loraprune_params lp_params(const char *text, size_t len) {
+    hr_loraprune_params p = hr_loraprune_default_params();
+    p.heads = "50%", p.mlp = "25%", p.iterations = 3;
+    p.train.steps = 24, p.train.window = 64, p.train.n_threads = 2, p.train.seed = 5;
+    p.text = text, p.text_len = len;
+    return p;
+}
+
+static void loraprune_reaches_the_amount_in_k_equal_shares(void) {
+    hr_model *m = load_base();
+    hr_tokenizer *tok = NULL;
+    CHECK(hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) == HR_OK, "%s", hr_last_error());
+    size_t len = 0;
+    char *text = read_text(20000, &len);
+    hr_loraprune_params p = lp_params(text, len);
+    hr_prune_result *r = NULL;
+    CHECK(hr_loraprune_run(m, tok, &p, &r) == HR_OK, "%s", hr_last_error());
+    int steps[3] = {0}, heads[3] = {0}, neurons[3] = {0};
+    int K = hr_prune_result_iterations(r, steps, heads, neurons);
+    /* 24 steps in 4 parts: removals after steps 6, 12, 18; cumulative
+     * round(n k / 3) of 20 heads (7, 13, 20) and 215 neurons (72, 143, 215) */
+    int want_s[3] = {6, 12, 18}, want_h[3] = {7, 6, 7}, want_n[3] = {72, 71, 72};
+    CHECK(K == 3, "%d iterations", K);
+    for (int k = 0; k < 3; k++)
+        CHECK(steps[k] == want_s[k] && heads[k] == want_h[k] && neurons[k] == want_n[k],
+              "iteration %d: after step %d, %d heads, %d neurons (want %d, %d, %d)", k + 1, steps[k], heads[k],
+              neurons[k], want_s[k], want_h[k], want_n[k]);
+    const hr_prune_plan_result *h = hr_prune_result_heads(r), *n = hr_prune_result_neurons(r);
+    CHECK(h && n && h->requested == 20 && h->removed == 20 && n->requested == 215 && n->removed == 215,
+          "heads %lld of %lld, neurons %lld of %lld", h ? (long long)h->removed : -1, h ? (long long)h->requested : -1,
+          n ? (long long)n->removed : -1, n ? (long long)n->requested : -1);
+    int kept_h = 0, kept_n = 0;
+    const hr_config *pc = r ? hr_model_config(hr_prune_result_model(r)) : NULL;
+    for (int l = 0; pc && l < 5; l++) kept_h += hr_config_n_head(pc, l), kept_n += hr_config_n_ff(pc, l);
+    CHECK(kept_h == 20 && kept_n == 860 - 215, "the pruned model keeps %d heads, %d neurons", kept_h, kept_n);
+    char *json = NULL;
+    CHECK(r && hr_prune_report_json(r, NULL, &json) == HR_OK && json && strstr(json, "\"loraprune\"") &&
+              strstr(json, "\"after_step\":\t12") && strstr(json, "\"head_method\":\t\"loraprune\""),
+          "report: %.300s", json ? json : "");
+    hr_free(json);
+    hr_prune_result_free(r);
+
+    struct {
+        const char *label, *want;
+        hr_loraprune_params p;
+        bool no_tok;
+    } bad[] = {
+        {"zero iterations", "iterations must be >= 1", lp_params(text, len), false},
+        {"no text", "fine-tunes on text", lp_params(NULL, 0), false},
+        {"no tokenizer", "fine-tunes on text", lp_params(text, len), true},
+        {"full training", "trains LoRA adapters only", lp_params(text, len), false},
+        {"fewer steps than parts", "cannot be split over 3 iterations", lp_params(text, len), false},
+        {"nothing to prune", "nothing to prune", lp_params(text, len), false},
+        {"a moving average of 1", "moving-average factor", lp_params(text, len), false},
+    };
+    bad[0].p.iterations = 0;
+    bad[3].p.train.full = true, bad[3].p.train.lora_rank = 0;
+    bad[4].p.train.steps = 3;
+    bad[5].p.heads = bad[5].p.mlp = NULL;
+    bad[6].p.ema = 1;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = NULL;
+        hr_status st = hr_loraprune_run(m, bad[i].no_tok ? NULL : tok, &bad[i].p, &r);
+        CHECK(st != HR_OK && !r && strstr(hr_last_error(), bad[i].want), "%s: '%s'", bad[i].label, hr_last_error());
+    }
+    free(text);
+    hr_tokenizer_free(tok);
+    hr_model_free(m);
+}
+
+/* Sum over layers of |r_l - q_l|, q the proportional quotas. */
+static double alloc_cost(const float *imp, int L, int total, const int *r) {
+    double sum = 0, c = 0;
+    for (int l = 0; l < L; l++) sum += imp[l];
+    for (int l = 0; l < L; l++) c += fabs(r[l] - (sum > 0 ? (double)total * imp[l] / sum : (double)total / L));
+    return c;
+}
+
+/* The least cost of any allocation with ranks in 1..max summing to total. */
+static double brute_alloc(const float *imp, int L, int total, int max, int *r, int l) {
+    if (l == L) {
+        int s = 0;
+        for (int i = 0; i < L; i++) s += r[i];
+        return s == total ? alloc_cost(imp, L, total, r) : INFINITY;
+    }
+    double best = INFINITY;
+    for (int v = 1; v <= max; v++) {
+        r[l] = v;
+        double c = brute_alloc(imp, L, total, max, r, l + 1);
+        best = c < best ? c : best;
+    }
+    return best;
+}
+
+static void cfsp_recovery_ranks_follow_block_importance_and_sum_to_the_budget(void) {
+    unsigned seed = 7;
+    for (int trial = 0; trial < 40; trial++) {
+        int L = 2 + trial % 4, rank = 1 + trial % 5, max = rank + 1 + trial % 4, r[8], b[8];
+        float imp[8];
+        for (int l = 0; l < L; l++) imp[l] = trial % 7 == 0 ? 0.3f : rnd(&seed) + 0.5f;
+        if (trial % 9 == 1) imp[0] = 0; /* a layer that changes nothing still gets rank 1 */
+        CHECK(hr_prune_recovery_ranks(imp, L, (int64_t)rank * L, max, r) == HR_OK, "%s", hr_last_error());
+        int sum = 0;
+        bool order = true;
+        for (int l = 0; l < L; l++) {
+            sum += r[l];
+            order &= r[l] >= 1 && r[l] <= max;
+            for (int k = 0; k < L; k++) order &= !(imp[l] > imp[k] && r[l] < r[k]);
+        }
+        double got = alloc_cost(imp, L, rank * L, r), want = brute_alloc(imp, L, rank * L, max, b, 0);
+        CHECK(sum == rank * L && order && fabs(got - want) < 1e-9,
+              "trial %d (%d layers, rank %d, max %d): sum %d, ordered %d, cost %.6f, brute force %.6f", trial, L, rank,
+              max, sum, order, got, want);
+        if (trial % 7 == 0 && trial % 9 != 1)
+            for (int l = 0; l < L; l++)
+                CHECK(r[l] == rank, "equal importance: layer %d gets %d, not %d", l, r[l], rank);
+    }
+    float imp[3] = {1, 1, 1};
+    int r[3];
+    CHECK(hr_prune_recovery_ranks(imp, 3, 2, 4, r) == HR_ERR_RANGE, "a budget below one rank per layer");
+    CHECK(hr_prune_recovery_ranks(imp, 3, 13, 4, r) == HR_ERR_RANGE, "a budget above the cap");
+    imp[1] = NAN;
+    CHECK(hr_prune_recovery_ranks(imp, 3, 6, 4, r) == HR_ERR_RANGE, "a NaN importance");
+
+    /* on stories260K: the block influence it reports is the library's, and
+     * the ranks are the brute-force allocation of it */
+    hr_model *m = load_base();
+    hr_context *ctx = NULL;
+    hr_context_params cp = hr_context_default_params();
+    cp.n_threads = 2;
+    CHECK(hr_context_new(m, &cp, &ctx) == HR_OK, "%s", hr_last_error());
+    int ranks[5], br[5];
+    float bimp[5], ref[5];
+    CHECK(hr_prune_cfsp_recovery(ctx, k_tokens, N_TOK, 0, 8, 0, ranks, bimp) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_prune_layer_importance(ctx, k_tokens, N_TOK, 0, ref, NULL, NULL) == HR_OK, "%s", hr_last_error());
+    int sum = 0;
+    for (int l = 0; l < 5; l++) {
+        sum += ranks[l];
+        CHECK(bimp[l] == ref[l], "layer %d: %g vs %g", l, bimp[l], ref[l]);
+    }
+    double got = alloc_cost(bimp, 5, 40, ranks), want = brute_alloc(bimp, 5, 40, 16, br, 0);
+    CHECK(sum == 40 && fabs(got - want) < 1e-9, "stories260K ranks %d %d %d %d %d (sum %d), cost %.6f vs %.6f",
+          ranks[0], ranks[1], ranks[2], ranks[3], ranks[4], sum, got, want);
+    hr_context_free(ctx);
+    hr_model_free(m);
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(pruning_nothing_is_the_identity);
@@ -869,5 +1029,7 @@ int main(void) {
     RUN(neuron_importance_ranks_neurons_that_matter);
     RUN(sublayer_pools_choose_what_a_brute_force_recomputation_chooses);
     RUN(a_run_drops_sublayers_from_one_pool_and_records_the_order);
+    RUN(loraprune_reaches_the_amount_in_k_equal_shares);
+    RUN(cfsp_recovery_ranks_follow_block_importance_and_sum_to_the_budget);
     TEST_MAIN_END();
 }

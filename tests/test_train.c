@@ -305,6 +305,55 @@ static void a_non_finite_loss_stops_the_run_without_changing_anything(void) {
     hr_train_free(t);
 }
 
+/* Per-layer ranks: layer l's adapters change only in their first r_l rows
+ * of A / columns of B, the rest of A is zero and of B stays zero, so each
+ * merged update W' - W has rank <= r_l (its B has r_l non-zero columns);
+ * ranks outside 0..lora_rank and a checkpoint of other ranks are refused. */
+static void per_layer_ranks_train_only_the_first_ranks_of_each_layer(void) {
+    hr_train_params p = small_params();
+    int ranks[5] = {4, 2, 1, 0, 3};
+    p.lora_layer_ranks = ranks;
+    hr_train *t = NULL;
+    CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_OK, "%s", hr_last_error());
+    CHECK(t && hr_train_run(t) == HR_OK, "%s", hr_last_error());
+    const hr_params *P = hr_train_parameters(t);
+    for (int l = 0; P && l < 5; l++)
+        for (int tg = 0; tg < 7; tg++) {
+            int ia = hr_params_find(P, HR_PARAM_LORA_A, l, (hr_lora_target)(1u << tg));
+            int ib = hr_params_find(P, HR_PARAM_LORA_B, l, (hr_lora_target)(1u << tg));
+            if (ia < 0 || ib < 0) continue;
+            hr_param_info a, b;
+            hr_params_info(P, ia, &a), hr_params_info(P, ib, &b);
+            const float *A = hr_params_data(P, ia), *B = hr_params_data(P, ib);
+            int moved = 0, stray = 0;
+            for (int64_t i = 0; i < b.rows; i++)
+                for (int64_t k = 0; k < b.cols; k++) {
+                    float v = B[i * b.cols + k];
+                    if (k < ranks[l]) moved += v != 0;
+                    else stray += v != 0;
+                }
+            for (int64_t k = ranks[l] ? ranks[l] : a.rows; k < a.rows; k++)
+                for (int64_t j = 0; j < a.cols; j++) stray += A[k * a.cols + j] != 0;
+            CHECK(stray == 0 && (ranks[l] == 0 ? moved == 0 : moved > 0),
+                  "layer %d target %d (rank %d): %d trained B entries, %d outside the rank", l, tg, ranks[l], moved,
+                  stray);
+        }
+    char ck[512];
+    tmp_path(ck, sizeof ck, "ranks.ckpt");
+    CHECK(t && hr_train_save(t, ck) == HR_OK, "%s", hr_last_error());
+    hr_train_free(t);
+    t = NULL;
+    ranks[1] = 3;
+    p.resume = ck;
+    CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_FORMAT, "other ranks resumed: %s", hr_last_error());
+    unlink(ck);
+    p.resume = NULL;
+    ranks[1] = 5;
+    CHECK(hr_train_new(g_model, g_ids, g_n, &p, &t) == HR_ERR_RANGE && strstr(hr_last_error(), "outside 0..4"), "%s",
+          hr_last_error());
+    CHECK(t == NULL, "no run created");
+}
+
 static void random_initialisation_is_deterministic_and_trains(void) {
     hr_random_model_params rp = {
         .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden = 64, .vocab = 512, .seq_len = 64, .seed = 9};
@@ -352,6 +401,7 @@ int main(void) {
     RUN(bad_parameters_fail_before_any_work);
     RUN(a_non_finite_loss_stops_the_run_without_changing_anything);
     RUN(random_initialisation_is_deterministic_and_trains);
+    RUN(per_layer_ranks_train_only_the_first_ranks_of_each_layer);
     hr_free(g_ids);
     hr_free(text);
     hr_tokenizer_free(tok);

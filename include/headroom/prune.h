@@ -30,16 +30,21 @@
  * or MLP only through drop_attn / drop_mlp / drop_block.
  *
  * hr_prune_run does all of it as one call (what `headroom prune` does) and
- * hr_prune_report_json describes the result (prune.json).
+ * hr_prune_report_json describes the result (prune.json). hr_loraprune_run
+ * prunes iteratively while fine-tuning LoRA adapters (LoRAPrune), and
+ * hr_prune_cfsp_recovery spreads a recovery LoRA budget by block importance
+ * (CFSP); both are at the end of this header.
  */
 #ifndef HEADROOM_PRUNE_H
 #define HEADROOM_PRUNE_H
 
 #include "headroom/common.h"
 #include "headroom/context.h"
+#include "headroom/grad.h"
 #include "headroom/model.h"
 #include "headroom/scores.h"
 #include "headroom/tokenizer.h"
+#include "headroom/train.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -280,6 +285,106 @@ typedef struct {
  * KV heads, removed neurons, dropped sublayers / block and the layer
  * scores. *out owned by caller: hr_free(). */
 HR_API hr_status hr_prune_report_json(const hr_prune_result *r, const hr_prune_report_meta *meta, char **out);
+
+/* ---- Recovery budget (CFSP) ----
+ *
+ * CFSP (Wang et al. 2024, "An Efficient Structured Pruning Framework for
+ * LLMs with Coarse-to-Fine Activation Information") spends its recovery
+ * fine-tuning (LoRA) unevenly: its coarse, block-level importance (the
+ * angular change a block makes to its input's activations) decides how much
+ * trainable capacity each block gets. headroom's reading: the block
+ * importance is ShortGPT's block influence, mean over tokens of
+ * 1 - cos(x_in, x_out) (hr_prune_layer_importance), and the budget is the
+ * LoRA rank: a total of rank × n_layers is spread over the layers in
+ * proportion to their importance (more important blocks get more rank),
+ * each layer between 1 and max_rank. The allocation is the integer vector
+ * nearest the proportional quotas q_l = total · imp_l / Σ imp: it minimises
+ * Σ |r_l - q_l| subject to Σ r_l = total and the bounds (ties: lower layers
+ * first); a uniform rank is what equal importances give. */
+
+/* ranks (n_layers) from imp (n_layers, >= 0, finite; all 0 = equal).
+ * total must lie in [n_layers, n_layers × max_rank]. */
+HR_API hr_status hr_prune_recovery_ranks(const float *imp, int n_layers, int64_t total, int max_rank, int *ranks);
+
+/* CFSP's recovery ranks for ctx's model from the block influence on tokens
+ * (fed in windows of `window`, 0 = hr_calib_window): ranks (n_layers) with
+ * a total of rank × n_layers, each at most max_rank (0 = 2 × rank, capped
+ * by the smallest adapted matrix); imp (n_layers, may be NULL) receives the
+ * block importances. */
+HR_API hr_status hr_prune_cfsp_recovery(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, int rank,
+                                        int max_rank, int *ranks, float *imp);
+
+/* ---- LoRAPrune ----
+ *
+ * Zhang et al. 2023, "LoRAPrune: Structured Pruning Meets Low-Rank
+ * Parameter-Efficient Fine-Tuning". The importance of a weight is the
+ * first-order (squared Taylor) estimate of the loss change when it is
+ * removed, (dL/dW_ij · W_ij)^2, but without the full gradient dL/dW: it is
+ * estimated from the LoRA adapters alone. One SGD step of unit size on A
+ * and B changes the adapted product by -(G_B A + B G_A - G_B G_A), so with
+ * LoRA's scale s = alpha / r (headroom's reading of the paper, which writes
+ * it for s = 1) every element of an adapted matrix W (d_out, d_in) scores
+ *   G = s (G_B A + B G_A - G_B G_A),   W' = W + s B A,   I_ij = (G_ij W'_ij)^2
+ * with A (r, d_in), B (d_out, r) and G_A, G_B their gradients. A group's
+ * importance is the sum over its elements in adapted matrices:
+ *  - query head h of layer l: its rows of Wq, its columns of Wo, and when
+ *    it is alone in its KV group (multi-head attention) its K/V rows;
+ *  - MLP neuron j: row j of W_gate and W_up, column j of W_down.
+ * The paper smooths the score over steps with a moving average,
+ * Ī_t = λ Ī_{t-1} + (1 - λ) I_t (the first step starts it). */
+
+/* LoRAPrune importance from g's accumulated gradients (g must select the
+ * LoRA tensors) and its parameters' current values. heads: (n_layers ×
+ * max_heads), neurons: (n_layers × max_ff) row-major (unused entries 0);
+ * either may be NULL. Parameters without adapters are HR_ERR_INVALID_ARG. */
+HR_API hr_status hr_loraprune_importance(const hr_grad *g, double *heads, double *neurons);
+
+/* The iterative run. LoRA adapters are trained on the text (the training
+ * loop of headroom/train.h with `train`'s settings; train.steps is the
+ * whole budget) and the budget is cut into iterations + 1 equal parts: after
+ * part k (k = 1..K, the step floor(steps · k / (K + 1))) the units with the
+ * lowest moving-average importance among those still kept go until
+ * round(n · k / K) of the n requested are gone (the planner's global budget
+ * with even GQA groups, hr_prune_plan_heads / _ff), so K iterations remove
+ * exactly the amount asked where the groups allow. Removed units are gated
+ * to zero (their head / neuron gate) and training continues with them off;
+ * the last part fine-tunes the fully pruned model. At the end the adapters
+ * are merged (W + s B A) and the units cut out of the merged model: the
+ * result holds the smaller model, and its prune.json records the
+ * iterations (step, training loss, what each removed) and the final
+ * moving-average scores. With cfsp_ranks the LoRA rank per layer follows
+ * CFSP's recovery budget (hr_prune_cfsp_recovery on the text's first
+ * HR_CALIB_SURGERY_TOKENS tokens). Progress: phases "layer importance"
+ * (cfsp_ranks) and "loraprune" (steps). */
+typedef struct {
+    const char *heads;     /* query heads to remove, "50%" or "20" (hr_parse_amount); NULL = none */
+    const char *mlp;       /* MLP neurons to remove; NULL = none */
+    int iterations;        /* K >= 1 (default 4) */
+    float ema;             /* λ of the moving average, [0, 1) (default 0.9) */
+    hr_train_params train; /* the LoRA run (lora_rank >= 1, default 8; steps >= iterations + 1); its
+                              progress fields are ignored (the run's are below) */
+    bool cfsp_ranks;       /* per-layer LoRA ranks by CFSP's recovery budget (default false) */
+    bool uneven_duplicate; /* uneven GQA groups by duplicating K/V rows instead of keeping groups even */
+    const char *text;      /* training text (borrowed; required) */
+    size_t text_len;
+    int64_t max_tokens;                  /* training tokens of the text; 0 = all */
+    hr_progress_phase_fn progress_phase; /* NULL = the thread's callback */
+    void *progress_user_data;
+} hr_loraprune_params;
+
+HR_API hr_loraprune_params hr_loraprune_default_params(void);
+
+/* Runs LoRAPrune on m (tok tokenizes the text). Every parameter is checked
+ * before any work (nothing to prune, iterations < 1, no text, full
+ * training or no LoRA rank, fewer steps than iterations + 1, a bad amount).
+ * m must outlive the result. *out owned by caller: hr_prune_result_free(). */
+HR_API hr_status hr_loraprune_run(const hr_model *m, const hr_tokenizer *tok, const hr_loraprune_params *p,
+                                  hr_prune_result **out);
+
+/* LoRAPrune's iterations (returns their number; 0 for other runs): per
+ * iteration i the step after which it removed (steps), how many heads and
+ * neurons it removed; any array (iterations) may be NULL. */
+HR_API int hr_prune_result_iterations(const hr_prune_result *r, int *steps, int *heads, int *neurons);
 
 #ifdef __cplusplus
 }

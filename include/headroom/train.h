@@ -31,12 +31,19 @@
  * bias of those layers (both may be given, separated by ';'). Elements
  * outside the part get no update at all (bit-identical).
  *
+ * Per-layer ranks (lora_layer_ranks, e.g. CFSP's recovery budget,
+ * hr_prune_recovery_ranks): adapters are allocated at lora_rank and layer
+ * l trains only the first r_l rows of A and columns of B; the rest of A is
+ * zeroed and, like B's, never changes, so layer l's update is exactly a
+ * rank-r_l product. The scale stays alpha / lora_rank in every layer.
+ *
  * Checkpoints (hr_train_save / hr_train_params.resume): a binary file
  * written atomically:
  *   "HRTRAIN1" | u32 version 1 | u32 header bytes | header | state | u64 FNV-1a of all before
  *   header: arch, dim, n_layers, head_dim, vocab, seq_len, per-layer
  *           n_head, n_head_kv, n_ff (i32), lora rank, lora targets, mode,
- *           the `only` text's hash, number of trainable tensors
+ *           the hash of the `only` text and of the per-layer ranks,
+ *           number of trainable tensors
  *   state:  step, rng state, data token count, then per trainable tensor
  *           its name[64], rows, cols and f32 values, Adam m, Adam v
  * A checkpoint of another model shape, another mode / rank / part, or a
@@ -101,6 +108,8 @@ typedef struct {
     volatile int *stop;     /* non-zero asks the run to stop after the current step (e.g. from SIGINT); may be NULL */
     hr_progress_phase_fn progress_phase; /* NULL = the thread's callback */
     void *progress_user_data;
+    const int *lora_layer_ranks; /* (n_layers) LoRA rank of each layer, 0..lora_rank (0 = no adapter trains
+                                    there); NULL = lora_rank everywhere. Borrowed; see "Per-layer ranks" */
 } hr_train_params;
 
 HR_API hr_train_params hr_train_default_params(void);

@@ -345,7 +345,8 @@ class TrainParams(Structure):  # hr_train_params (train.h)
                 ("clip", c_float), ("window", c_int), ("batch", c_int), ("accum", c_int), ("heldout", c_float),
                 ("eval_every", c_int), ("eval_windows", c_int), ("seed", c_uint64), ("n_threads", c_int),
                 ("recompute", c_bool), ("checkpoint", c_char_p), ("checkpoint_every", c_int), ("resume", c_char_p), ("stop", c_void_p),
-                ("progress_phase", PROGRESS_PHASE_FN), ("progress_user_data", c_void_p)]
+                ("progress_phase", PROGRESS_PHASE_FN), ("progress_user_data", c_void_p),
+                ("lora_layer_ranks", c_void_p)]
 
 
 class TrainInfo(Structure):  # hr_train_info

@@ -22,14 +22,7 @@ shared=${HR_SHARED_DIR:-$here/../../../shared}
 hr="$build/headroom"
 M="$shared/models/stories260K/stories260K.bin"
 mkdir -p "$work"
-/usr/bin/python3 - "$shared/data/text/tinystories_val.txt" "$work" <<'PY'
-import sys
-d = open(sys.argv[1], "rb").read()
-cut = d.rfind(b"\n", 0, int(len(d) * 0.9)) + 1
-open(sys.argv[2] + "/train.txt", "wb").write(d[:cut])
-open(sys.argv[2] + "/heldout.txt", "wb").write(d[cut:])
-print("train.txt %d bytes, heldout.txt %d bytes" % (cut, len(d) - cut))
-PY
+/usr/bin/python3 "$here/split_text.py" "$shared/data/text/tinystories_val.txt" "$work"
 ppl() { "$hr" ppl "$1" -f "$work/heldout.txt" -q | sed -n 's/.*perplexity[: ]*\([0-9.]*\).*/\1/p' | head -1; }
 
 if [ "$what" != recover ]; then

@@ -16,6 +16,13 @@ max |torch| of the tensor, but at least FLOOR times the largest gradient of
 the model — a tensor whose exact gradient vanishes (GPT-2's key bias: adding
 q.b_k to a whole row of scores leaves the softmax unchanged) is held to float
 rounding of the model's gradients, not to 1e-4 of zero.
+It recomputes LoRAPrune's importance (hr_loraprune_importance) of every
+head and neuron from the float64 autograd gradients of the LoRA matrices
+and the dumped values, written from the paper's criterion: per adapted
+matrix W, G = s (G_B A + B G_A - G_B G_A), W' = W + s B A, element
+importance (G W')^2, summed over a head's Wq rows and Wo columns (and K/V
+rows when it is alone in its KV group) and over a neuron's W_gate / W_up
+rows and W_down column (same tolerance, relative to the largest score).
 It also recomputes, on the unmodified model, the head lab's `grad` scores
 (mean over windows of |dL/dgate|), its `taylor` scores (|sum over the head's
 weight group of w dL/dw|) and hr_taylor_neuron_scores, with the same
@@ -99,6 +106,35 @@ def head_group_sum(cfg, T, G, l, h):
     return abs(float(s))
 
 
+def loraprune_scores(cfg, values, G, heads):
+    """LoRAPrune's group importance (Zhang et al. 2023), float64, flattened
+    (layer, max_heads) or (layer, max_ff)."""
+    L, hd, s = cfg["n_layers"], cfg["head_dim"], cfg["lora_scale"]
+    width = cfg["max_heads"] if heads else cfg["max_ff"]
+    out = np.zeros((L, width))
+    for l in range(L):
+        p = "blk.%d." % l
+        for m in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
+            if p + m + ".lora_a" not in values:
+                continue
+            W, A, B = values[p + m + ".weight"], values[p + m + ".lora_a"], values[p + m + ".lora_b"]
+            GA, GB = G[p + m + ".lora_a"], G[p + m + ".lora_b"]
+            Ghat = s * (GB @ A + B @ GA - GB @ GA)
+            imp = (Ghat * (W + s * B @ A)) ** 2
+            rows, cols = imp.sum(1), imp.sum(0)
+            if heads and m == "attn_q":
+                out[l, :len(rows) // hd] += rows.reshape(-1, hd).sum(1)
+            elif heads and m == "attn_output":
+                out[l, :len(cols) // hd] += cols.reshape(-1, hd).sum(1)
+            elif heads and m in ("attn_k", "attn_v") and cfg["n_head"][l] == cfg["n_head_kv"][l]:
+                out[l, :len(rows) // hd] += rows.reshape(-1, hd).sum(1)
+            elif not heads and m in ("ffn_gate", "ffn_up"):
+                out[l, :len(rows)] += rows
+            elif not heads and m == "ffn_down":
+                out[l, :len(cols)] += cols
+    return out.ravel()
+
+
 def check_case(label, model, vocab, tmp, tools, failures, worst):
     rng = np.random.default_rng(len(label))
     ids = [int(x) for x in rng.integers(2, vocab, WINDOWS * (WINDOW - 1))]
@@ -127,6 +163,10 @@ def check_case(label, model, vocab, tmp, tools, failures, worst):
     floor = FLOOR * max(float(np.max(np.abs(g))) for g in g_ref)
     for n, g in zip(names, g_ref):
         report(n, grads[n], g, floor)
+    report("LoRAPrune head importance", np.array(cfg["loraprune_heads"]),
+           loraprune_scores(cfg, values, dict(zip(names, g_ref)), True))
+    report("LoRAPrune neuron importance", np.array(cfg["loraprune_neurons"]),
+           loraprune_scores(cfg, values, dict(zip(names, g_ref)), False))
     losses = [float(ref.loss(w)) for w in windows]
     report("window losses", cfg["losses"], losses)
     box = {}

@@ -127,7 +127,8 @@ int main(void) {
         F(hr_train_params, eval_every), F(hr_train_params, eval_windows), F(hr_train_params, seed),
         F(hr_train_params, n_threads), F(hr_train_params, recompute), F(hr_train_params, checkpoint),
         F(hr_train_params, checkpoint_every), F(hr_train_params, resume), F(hr_train_params, stop),
-        F(hr_train_params, progress_phase), F(hr_train_params, progress_user_data);
+        F(hr_train_params, progress_phase), F(hr_train_params, progress_user_data),
+        F(hr_train_params, lora_layer_ranks);
     S(hr_train_info), F(hr_train_info, step), F(hr_train_info, loss), F(hr_train_info, heldout_loss),
         F(hr_train_info, lr), F(hr_train_info, grad_norm), F(hr_train_info, tokens_per_s),
         F(hr_train_info, train_tokens), F(hr_train_info, heldout_tokens);

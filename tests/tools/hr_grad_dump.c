@@ -16,12 +16,16 @@
  *  - input_grad: scale * dL/d(input embeddings) of the last window;
  *  - losses of the windows;
  *  - on the unmodified model (gates 1, no adapters): the head lab's `grad`
- *    and `taylor` scores (hr_heads_run) and hr_taylor_neuron_scores.
+ *    and `taylor` scores (hr_heads_run) and hr_taylor_neuron_scores;
+ *  - with adapters: LoRAPrune's importance of every head and neuron
+ *    (hr_loraprune_importance) from the perturbed model's LoRA values and
+ *    gradients.
  */
 #include "headroom/context.h"
 #include "headroom/grad.h"
 #include "headroom/heads.h"
 #include "headroom/model.h"
+#include "headroom/prune.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -178,6 +182,10 @@ int main(int argc, char **argv) {
     double *sn = calloc((size_t)hr_config_n_layers(c) * ffm + 1, sizeof(double));
     if (lab_scores(m, ids, n_ids, bos, W, K, threads, sg, st)) return 1;
     if (hr_taylor_neuron_scores(m, win, K, W, threads, sn) != HR_OK) return fail("neuron scores");
+    int mh = hr_config_max_heads(c);
+    double *lh = calloc((size_t)hr_config_n_layers(c) * mh + 1, sizeof(double));  // (n_layers, max_heads)
+    double *ln = calloc((size_t)hr_config_n_layers(c) * ffm + 1, sizeof(double)); // (n_layers, max_ff)
+    if (rank && hr_loraprune_importance(g, lh, ln) != HR_OK) return fail("loraprune importance");
 
     char pb[1024], pj[1024];
     snprintf(pb, sizeof pb, "%s.grad.bin", out);
@@ -236,14 +244,17 @@ int main(int argc, char **argv) {
     fprintf(fj, "  ],\n  \"input_grad\": %ld,\n", io);
     put_scores(fj, "grad_scores", sg, n_heads, false);
     put_scores(fj, "taylor_scores", st, n_heads, false);
-    put_scores(fj, "neuron_taylor", sn, hr_config_n_layers(c) * ffm, true);
+    put_scores(fj, "neuron_taylor", sn, hr_config_n_layers(c) * ffm, false);
+    fprintf(fj, "  \"max_heads\": %d, \"max_ff\": %d,\n", mh, ffm);
+    put_scores(fj, "loraprune_heads", lh, hr_config_n_layers(c) * mh, false);
+    put_scores(fj, "loraprune_neurons", ln, hr_config_n_layers(c) * ffm, true);
     fprintf(fj, "}\n");
     int bad = fclose(fb) != 0;
     bad |= fclose(fj) != 0;
     hr_grad_free(g);
     hr_params_free(P);
     hr_model_free(m);
-    free(ids), free(win), free(losses), free(sg), free(st), free(sn);
+    free(ids), free(win), free(losses), free(sg), free(st), free(sn), free(lh), free(ln);
     return bad;
 usage:
     fprintf(stderr, "usage: hr_grad_dump MODEL --ids 5,6,7 --bos B --window W --windows K [--lora-rank R] "

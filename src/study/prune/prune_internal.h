@@ -6,6 +6,14 @@
 #include "headroom/prune.h"
 #include "study/prune/surgery_internal.h"
 
+/* What one LoRAPrune iteration removed. */
+typedef struct {
+    int step;               /* optimiser step after which it removed */
+    double loss;            /* training loss of that step */
+    int n_heads, n_neurons; /* how many it removed */
+    int *heads, *neurons;   /* (n_heads, 2) / (n_neurons, 2): layer, head / layer, neuron */
+} hr_loraprune_iter;
+
 struct hr_prune_result {
     const hr_model *base;                     /* borrowed: the model pruned */
     hr_model *pruned;                         /* owned */
@@ -27,6 +35,14 @@ struct hr_prune_result {
     double *sub_step_scores; /* (n_sub, 2 n_layers) every candidate's score at each step; NaN = gone */
     double *sub_score;       /* (n_sub) the chosen one's */
     char sub_criterion[256]; /* what the scores are */
+    /* LoRAPrune (loraprune.c) */
+    bool lp;                       /* the result of hr_loraprune_run */
+    hr_loraprune_params lp_params; /* as given, without the borrowed pointers */
+    hr_loraprune_iter *lp_iters;   /* (lp_params.iterations) */
+    int lp_n_iters;                /* iterations done */
+    double lp_heldout;             /* held-out loss of the training text's held-out part at the end */
+    int lp_ranks[HR_MAX_LAYERS];   /* CFSP recovery ranks (lp_params.cfsp_ranks) */
+    int lp_rank_max;               /* the adapters' allocated rank with CFSP ranks */
 };
 
 /* "What Matters in Transformers"' joint layer drop: the k sublayers with

@@ -103,6 +103,43 @@ static void sublayer_steps(cJSON *j, const hr_prune_result *r) {
     }
 }
 
+/* "loraprune": the run's settings and every iteration with what it removed. */
+static void loraprune_steps(cJSON *j, const hr_prune_result *r) {
+    if (!r->lp) return;
+    const hr_loraprune_params *p = &r->lp_params;
+    cJSON *o = cJSON_AddObjectToObject(j, "loraprune");
+    cJSON_AddStringToObject(o, "criterion",
+                            "LoRAPrune (Zhang et al. 2023): sum over the unit's elements of adapted matrices of "
+                            "(G W')^2, G = s (G_B A + B G_A - G_B G_A), W' = W + s B A; moving average over steps");
+    cJSON_AddNumberToObject(o, "iterations", p->iterations);
+    cJSON_AddNumberToObject(o, "steps", p->train.steps);
+    cJSON_AddNumberToObject(o, "ema", p->ema);
+    cJSON_AddNumberToObject(o, "lora_rank", p->train.lora_rank);
+    cJSON_AddNumberToObject(o, "lr", p->train.lr);
+    cJSON_AddNumberToObject(o, "seed", (double)p->train.seed);
+    if (p->cfsp_ranks) {
+        cJSON *rk = cJSON_AddArrayToObject(o, "cfsp_layer_ranks");
+        for (int l = 0; l < r->base->cfg.n_layers; l++) cJSON_AddItemToArray(rk, cJSON_CreateNumber(r->lp_ranks[l]));
+    }
+    cJSON_AddNumberToObject(o, "heldout_loss", r->lp_heldout);
+    cJSON *arr = cJSON_AddArrayToObject(o, "schedule");
+    for (int i = 0; i < r->lp_n_iters; i++) {
+        const hr_loraprune_iter *it = &r->lp_iters[i];
+        cJSON *e = cJSON_CreateObject(), *h, *n;
+        cJSON_AddNumberToObject(e, "iteration", i + 1);
+        cJSON_AddNumberToObject(e, "after_step", it->step);
+        cJSON_AddNumberToObject(e, "loss", it->loss);
+        cJSON_AddNumberToObject(e, "heads_removed", it->n_heads);
+        cJSON_AddNumberToObject(e, "neurons_removed", it->n_neurons);
+        h = cJSON_AddArrayToObject(e, "heads");
+        for (int k = 0; k < it->n_heads; k++) cJSON_AddItemToArray(h, int_pair(it->heads[2 * k], it->heads[2 * k + 1]));
+        n = cJSON_AddArrayToObject(e, "neurons");
+        for (int k = 0; k < it->n_neurons; k++)
+            cJSON_AddItemToArray(n, int_pair(it->neurons[2 * k], it->neurons[2 * k + 1]));
+        cJSON_AddItemToArray(arr, e);
+    }
+}
+
 static void add_path(cJSON *j, const char *key, const char *path) {
     if (path) cJSON_AddStringToObject(j, key, path);
 }
@@ -144,6 +181,7 @@ hr_status hr_prune_report_json(const hr_prune_result *r, const hr_prune_report_m
                  "taylor: |sum of w * dL/dw over the neuron's W_gate/W_up rows and W_down column|, "
                  "gradient averaged over %d windows of %d calibration tokens",
                  r->taylor_windows, r->taylor_window);
+    else if (r->mlp_amount && r->lp) snprintf(mm, sizeof mm, "loraprune: LoRA-guided importance (see \"loraprune\")");
     else if (r->mlp_amount) snprintf(mm, sizeof mm, "amp: mean |act| * ||W_down column|| on calibration text");
     cJSON_AddStringToObject(j, "mlp_method", mm);
     add_path(j, "text", meta->text);
@@ -155,6 +193,7 @@ hr_status hr_prune_report_json(const hr_prune_result *r, const hr_prune_report_m
     amounts(j, "heads", "heads", r->heads_amount, &r->heads);
     amounts(j, "mlp", "neurons", r->mlp_amount, &r->neurons);
     sublayer_steps(j, r);
+    loraprune_steps(j, r);
     cJSON_AddNumberToObject(j, "params_before", (double)hr_model_n_params(r->base));
     cJSON_AddNumberToObject(j, "params_after", (double)hr_model_n_params(r->pruned));
     cJSON *arr = cJSON_AddArrayToObject(j, "layers");

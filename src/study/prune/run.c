@@ -34,6 +34,9 @@ void hr_prune_result_free(hr_prune_result *r) {
     free(r->sub_order);
     free(r->sub_step_scores);
     free(r->sub_score);
+    for (int i = 0; r->lp_iters && i < r->lp_params.iterations; i++)
+        free(r->lp_iters[i].heads), free(r->lp_iters[i].neurons);
+    free(r->lp_iters);
     free(r);
 }
 

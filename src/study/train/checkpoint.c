@@ -30,6 +30,7 @@ static void put_header(const hr_train *t, hr_strbuf *b) {
         hr_strbuf_append(b, s, sizeof s);
     }
     uint64_t oh = t->only ? hr_train_fnv(FNV0, t->only, strlen(t->only)) : 0;
+    if (t->ranks) oh = hr_train_fnv(oh ? oh : FNV0, t->ranks, sizeof(int) * (size_t)c->n_layers);
     int32_t n = t->n_tt;
     hr_strbuf_append(b, &oh, sizeof oh);
     hr_strbuf_append(b, &n, sizeof n);

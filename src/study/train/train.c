@@ -44,6 +44,7 @@ void hr_train_free(hr_train *t) {
     hr_params_free(t->params);
     free(t->only);
     free(t->checkpoint);
+    free(t->ranks);
     free(t);
 }
 
@@ -105,6 +106,11 @@ static hr_status check_params(const hr_model *m, const hr_train_params *p, size_
         return hr_err(HR_ERR_INVALID_ARG, p->full ? "choose full training or a LoRA rank, not both"
                                                   : "nothing to train: give a LoRA rank > 0 or full training");
     if (p->only && !p->full) return hr_err(HR_ERR_INVALID_ARG, "a part of the weights (only) needs full training");
+    if (p->lora_layer_ranks && p->full) return hr_err(HR_ERR_INVALID_ARG, "per-layer LoRA ranks need LoRA training");
+    for (int l = 0; p->lora_layer_ranks && l < c->n_layers; l++)
+        if (p->lora_layer_ranks[l] < 0 || p->lora_layer_ranks[l] > p->lora_rank)
+            return hr_err(HR_ERR_RANGE, "layer %d's LoRA rank %d is outside 0..%d (the adapters' rank)", l,
+                          p->lora_layer_ranks[l], p->lora_rank);
     int W = p->window > 0 ? p->window : hr_calib_window(c->seq_len, 0);
     if (W < 2 || W > c->seq_len) return hr_err(HR_ERR_RANGE, "window %d outside 2..%d (the context)", W, c->seq_len);
     int64_t held = (int64_t)llround((double)p->heldout * (double)n_tokens);
@@ -209,6 +215,20 @@ static uint8_t *only_mask(const hr_config *c, const hr_param_info *in, const uin
     return mk;
 }
 
+/* Layer rank r of a LoRA tensor at a larger rank: the first r rows of A
+ * (r_max, d_in) or columns of B (d_out, r_max) train; A's other rows are
+ * zeroed (B's are 0 from the start), so the update is a rank-r product. */
+static uint8_t *rank_mask(hr_params *P, int i, const hr_param_info *in, int r) {
+    uint8_t *mk = calloc((size_t)(in->rows * in->cols), 1); // (rows, cols)
+    if (!mk) return NULL;
+    if (in->kind == HR_PARAM_LORA_A) {
+        mask_rows(mk, in->cols, 0, r);
+        float *a = hr_params_data_mut(P, i); // (r_max, d_in)
+        memset(a + (size_t)r * (size_t)in->cols, 0, sizeof(float) * (size_t)((in->rows - r) * in->cols));
+    } else mask_cols(mk, in->rows, in->cols, 0, r);
+    return mk;
+}
+
 /* Picks the trainable tensors (and masks) and creates the gradient object. */
 static hr_status setup_tensors(hr_train *t) {
     const hr_config *c = hr_model_config(t->model);
@@ -236,6 +256,12 @@ static hr_status setup_tensors(hr_train *t) {
         if (heads) {
             mk = only_mask(c, &in, heads, mlp, max_h);
             if (!mk) continue;
+        }
+        if (lora && t->ranks) {
+            int r = t->ranks[in.layer];
+            if (r == 0) continue;
+            mk = rank_mask(t->params, i, &in, r);
+            if (!mk) st = hr_err(HR_ERR_NOMEM, "out of memory");
         }
         hr_train_tensor *x = &t->tt[t->n_tt++];
         x->index = i, x->n = (size_t)(in.rows * in.cols), x->mask = mk, x->decay = in.rows > 1;
@@ -276,6 +302,9 @@ hr_status hr_train_new(const hr_model *m, const int32_t *tokens, size_t n_tokens
     if (!t) return hr_err(HR_ERR_NOMEM, "out of memory");
     t->model = m, t->p = *pp, t->tokens = tokens, t->n_tokens = n_tokens, t->window = W;
     t->only = dup_str(pp->only), t->checkpoint = dup_str(pp->checkpoint);
+    if (pp->lora_layer_ranks && (t->ranks = malloc(sizeof(int) * (size_t)c->n_layers)))
+        memcpy(t->ranks, pp->lora_layer_ranks, sizeof(int) * (size_t)c->n_layers);
+    t->p.lora_layer_ranks = t->ranks;
     t->p.only = t->only, t->p.checkpoint = t->checkpoint, t->p.resume = NULL;
     t->per_step = pp->batch * pp->accum;
     int64_t held = (int64_t)llround((double)pp->heldout * (double)n_tokens);
@@ -288,7 +317,8 @@ hr_status hr_train_new(const hr_model *m, const int32_t *tokens, size_t n_tokens
     prm.lora_rank = pp->lora_rank, prm.lora_alpha = pp->lora_alpha;
     prm.lora_targets = pp->lora_targets ? pp->lora_targets : HR_LORA_ALL;
     prm.seed = pp->seed;
-    if ((pp->only && !t->only) || (pp->checkpoint && !t->checkpoint)) st = hr_err(HR_ERR_NOMEM, "out of memory");
+    if ((pp->only && !t->only) || (pp->checkpoint && !t->checkpoint) || (pp->lora_layer_ranks && !t->ranks))
+        st = hr_err(HR_ERR_NOMEM, "out of memory");
     if (st == HR_OK) st = hr_params_new(m, &prm, &t->params);
     if (st == HR_OK) st = setup_tensors(t);
     if (st == HR_OK && pp->resume) st = hr_train_load(t, pp->resume);

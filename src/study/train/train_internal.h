@@ -21,6 +21,7 @@ struct hr_train {
     hr_train_params p;
     char *only;            /* owned copy of p.only */
     char *checkpoint;      /* owned copy of p.checkpoint */
+    int *ranks;            /* (n_layers) owned copy of p.lora_layer_ranks; NULL = lora_rank everywhere */
     const int32_t *tokens; /* (n_tokens) borrowed */
     size_t n_tokens;
     int64_t n_train;      /* tokens [0, n_train) train; [n_train, n_tokens) are held out */
