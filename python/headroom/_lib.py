@@ -308,7 +308,8 @@ class PatchSummary(Structure):  # hr_patch_summary
                 ("has_lens", c_bool), ("lens_top", c_int), ("lens_pairs", c_int), ("lens_logit_diff", _DP),
                 ("lens_prob", _DP), ("lens_rank", _DP), ("lens_tokens", POINTER(c_int32)), ("path", c_char_p),
                 ("knockout", c_char_p), ("path_heads", _DP), ("path_value", c_double), ("knockout_heads", _DP),
-                ("knockout_value", c_double), ("forward_passes", c_int64), ("warning", c_char * 192)]
+                ("knockout_value", c_double), ("forward_passes", c_int64), ("warning", c_char * 192),
+                ("clean_top_answer", c_int), ("clean_top_wrong", c_int)]
 
 
 class PatchMeta(Structure):  # hr_patch_meta

@@ -15,6 +15,7 @@ const char *hr_score_kind_name(hr_score_kind k) {
     case HR_SCORE_IMPORTANCE: return "importance";
     case HR_SCORE_HARMLESSNESS: return "harmlessness";
     case HR_SCORE_TRAIT: return "trait";
+    case HR_SCORE_STEERING: return "steering";
     }
     return "unknown";
 }
@@ -22,6 +23,7 @@ const char *hr_score_kind_name(hr_score_kind k) {
 hr_score_kind hr_scores_kind_of(const char *higher) {
     if (higher && strcmp(higher, "more important") == 0) return HR_SCORE_IMPORTANCE;
     if (higher && strcmp(higher, "more harmless") == 0) return HR_SCORE_HARMLESSNESS;
+    if (higher && strncmp(higher, "prune first", 11) == 0) return HR_SCORE_STEERING;
     return HR_SCORE_TRAIT;
 }
 
@@ -219,7 +221,7 @@ hr_status hr_scores_keep_order(const hr_scores *s, const char *method, bool inve
     hr_status st = hr_scores_find_method(s, method, &i);
     if (st != HR_OK) return st;
     const score_method *m = &s->methods[i];
-    bool negate = (m->kind == HR_SCORE_HARMLESSNESS) != invert;
+    bool negate = (m->kind == HR_SCORE_HARMLESSNESS || m->kind == HR_SCORE_STEERING) != invert;
     for (int l = 0; l < s->n_layers; l++)
         for (int h = 0; h < s->max_heads; h++) {
             size_t k = (size_t)l * s->max_heads + h;
@@ -293,7 +295,10 @@ hr_status hr_scores_top_heads(const hr_scores *s, const char *method, int k, cha
         free(order), free(list);
         return hr_err(HR_ERR_NOMEM, "out of memory");
     }
-    hr_status st = hr_scores_keep_order(s, method, false, order);
+    /* a steering score's heads to remove come first: its highest scores */
+    int mi = hr_scores_method_index(s, method);
+    bool steering = mi >= 0 && s->methods[mi].kind == HR_SCORE_STEERING;
+    hr_status st = hr_scores_keep_order(s, method, steering, order);
     int avail = 0;
     for (size_t i = 0; st == HR_OK && i < n; i++) avail += !isnan(order[i]);
     if (st == HR_OK && (k < 1 || k > avail))
