@@ -43,6 +43,7 @@
 #include "headroom/heads.h"
 #include "headroom/kvcache.h"
 #include "headroom/model.h"
+#include "headroom/tokenizer.h"
 
 #include <stdbool.h>
 
@@ -69,6 +70,18 @@ HR_API void hr_scores_free(hr_scores *s); /* NULL ok */
 /* Every method the result holds (run, or skipped with a note) and every
  * layer metric. The result must be of c's shape. *out owned by caller. */
 HR_API hr_status hr_scores_from_heads(const hr_heads_result *r, const hr_config *c, hr_scores **out);
+
+/* The head lab run on the fly for one method, as a table: what `headroom
+ * heads --methods METHOD` writes and hr_scores_read_heads reads, without
+ * the file. The calibration tokens come from text (tokenized without BOS;
+ * every window starts with tok's BOS, as `heads` does); the other settings
+ * from p (NULL = hr_heads_default_params(): the same defaults as `heads`;
+ * p's tokens, n_tokens, bos and tok are ignored). An unknown method is
+ * HR_ERR_INVALID_ARG; the lab's errors (e.g. a text shorter than one
+ * window) as hr_heads_run gives them. n_threads 0 = all cores. *out owned
+ * by caller: hr_scores_free(). */
+HR_API hr_status hr_scores_compute(const hr_model *m, const hr_tokenizer *tok, const char *text, size_t len,
+                                   const hr_heads_params *p, const char *method, int n_threads, hr_scores **out);
 
 /* Reads heads.json / layers.json into s (checked as above); a second file
  * of the same kind is HR_ERR_INVALID_ARG. On failure s is unchanged. */
