@@ -48,8 +48,7 @@ static const cli_opt k_opts[] = {
 static const cli_spec k_spec = {
     .name = "patch",
     .usage = "[MODEL] (--pairs FILE.jsonl | --name-recall TEXT | --letters TASKS.jsonl | --conflict TEXT) --out DIR\n"
-             "       [--what LIST]"
-             "       [--metric M] [--direction D] [--path SPEC] [--knockout SPEC] [head masks]",
+             "       [--what LIST] [--metric M] [--direction D] [--path SPEC] [--knockout SPEC] [head masks]",
     .summary = "Activation patching over prompt pairs of equal token length: the corrupt prompt is run with one\n"
                "component's activation from the clean run (denoise; noise = the reverse) for every head output,\n"
                "attention output, MLP output and residual stream at every layer and position; the metric\n"

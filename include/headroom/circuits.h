@@ -181,7 +181,8 @@ HR_API hr_status hr_pairs_from_choices(const hr_tokenizer *tok, const hr_mc_task
  *   answer = X (context), wrong = M (memory).
  * Pairs whose clean and corrupt prompts tokenize to different lengths, or
  * exceed min(the model's context, 256) tokens, are skipped. At most
- * max_pairs. No pair is HR_ERR_RANGE. A pairs file written by hand follows
+ * max_pairs; m is run as loaded (no head mask). No pair is HR_ERR_RANGE.
+ * A pairs file written by hand follows
  * the same convention (answer = context answer, wrong = memory answer). */
 HR_API hr_status hr_pairs_conflict(const hr_model *m, const hr_tokenizer *tok, const char *text, size_t len,
                                    int max_pairs, float min_prob, uint64_t seed, hr_pairs **out);
