@@ -117,6 +117,9 @@ static int read_opts(const cli_args *a, patch_opts *o) {
                          "\"* -> logits\")");
     if (o->ph3 && metric && o->p.metric != HR_METRIC_LOGIT_DIFF)
         return cli_error("--conflict / --ph3 score logit(context) - logit(memory): --metric logit-diff only");
+    if (o->ph3 && o->p.direction != HR_PATCH_DENOISE)
+        return cli_error(
+            "--conflict / --ph3 patch the clean run's heads into the corrupt run: --direction denoise only");
     if (o->ph3) o->p.path = "* -> logits";
     o->p.knockout = cli_value(&k_spec, a, "knockout");
     if (mlps && !o->p.path) return cli_error("--path-mlps is for --path (it would do nothing)");

@@ -135,6 +135,7 @@ expect_error "--ph3 with pairs of unequal lengths" "clean and corrupt prompts ha
 expect_error "--ph3 with another path" "leave --path out" "$T/d18" --pairs "$T/multi.jsonl" --ph3 --path "4.4 -> logits"
 expect_error "--ph3 with another metric" "logit-diff only" "$T/d19" --pairs "$T/multi.jsonl" --ph3 --metric prob
 expect_error "--ph3 without --pairs" "give --pairs" "$T/d20" --name-recall "$TEXT" --ph3
+expect_error "--ph3 with noising" "denoise only" "$T/d23" --pairs "$T/multi.jsonl" --ph3 --direction noise
 expect_error "--min-prob without --conflict" "is for --conflict" "$T/d21" --pairs "$T/multi.jsonl" --min-prob 0.4
 expect_error "--min-prob outside (0, 1]" "min-prob" "$T/d22" --conflict "$TEXT" --min-prob 1.5
 

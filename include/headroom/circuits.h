@@ -294,8 +294,8 @@ HR_API hr_status hr_patch_result_json(const hr_patch_result *r, const hr_model *
                                       char **out);
 
 /* Memory vs context heads (PH3) from a run over conflict pairs (answer =
- * context answer, wrong = memory answer) with path = "* -> logits" and the
- * logit-diff metric: each head's path effect v into the logits on
+ * context answer, wrong = memory answer) with path = "* -> logits", the
+ * logit-diff metric and denoising: each head's path effect v into the logits on
  * d = logit(context) - logit(memory), in logit units: the mean over the
  * pairs of d in the path-patched run minus d in the corrupt run (the
  * corrupt run, where the context agrees with memory, with the head's output

@@ -243,10 +243,11 @@ hr_status hr_patch_ph3_json(const hr_patch_result *r, const hr_model *m, const h
     *out = NULL;
     const hr_patch_summary *s = hr_patch_result_summary(r);
     if (!s || !m) return hr_err(HR_ERR_INVALID_ARG, "no patching result or model given");
-    if (!s->path_heads || strstr(s->path, "logits") == NULL || s->metric != HR_METRIC_LOGIT_DIFF)
+    if (!s->path_heads || strstr(s->path, "logits") == NULL || s->metric != HR_METRIC_LOGIT_DIFF ||
+        s->direction != HR_PATCH_DENOISE)
         return hr_err(HR_ERR_INVALID_ARG,
                       "memory / context heads need path patching of every head into the logits (\"* -> logits\") "
-                      "with the logit-diff metric");
+                      "with the logit-diff metric, denoising");
     const hr_config *c = hr_model_config(m);
     if (c->n_layers != s->n_layers) return hr_err(HR_ERR_INVALID_ARG, "the result comes from a model of another shape");
     int L = s->n_layers;
