@@ -571,6 +571,8 @@ _fn("hr_patch_run", _, P, P, POINTER(PatchParams), OUT(P))
 _fn("hr_patch_result_free", None, P)
 _fn("hr_patch_result_summary", POINTER(PatchSummary), P)
 _fn("hr_patch_result_json", _, P, P, POINTER(PatchMeta), OUT(c_void_p))
+_fn("hr_patch_ph3_json", _, P, P, POINTER(PatchMeta), OUT(c_void_p))
+_fn("hr_pairs_conflict", _, P, P, c_char_p, c_size_t, c_int, c_float, c_uint64, OUT(P))
 # train.h
 _fn("hr_train_default_params", TrainParams)
 _fn("hr_train_new", _, P, POINTER(c_int32), c_size_t, POINTER(TrainParams), OUT(P))
