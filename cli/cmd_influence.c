@@ -22,8 +22,11 @@ static const cli_opt k_opts[] = {
     {"split", 0, "MARKER", "documents are separated by lines that are exactly MARKER instead"},
     {"corpus", 0, "DIR|FILE.jsonl", "the documents: a folder of .txt files, or JSONL with a \"text\" field a line"},
     {"mask-top", 0, "K", "mask the K heads --by ranks first in --scores (e.g. --by retrieval)"},
-    {"by", 0, "METHOD", "head-lab method of --mask-top"},
-    {"scores", 0, "heads.json", "head scores of --mask-top (from 'headroom heads')"},
+    {"by", 0, "METHOD", "head-lab method of --mask-top (or a method of --scores, e.g. ph3-memory)"},
+    {"scores", 0, "heads.json",
+     "head scores of --mask-top (from 'headroom heads'; default: the head lab runs METHOD on the\n"
+     "text, or --calib, with the defaults of 'headroom heads')"},
+    {"needles", 0, "KIND", "--mask-top without --scores: retrieval needles, random (default) or natural"},
     {"out", 'o', "FILE.jsonl", "output: a header line, then one line per document (required)"},
     {"resume", 0, NULL, "continue an --out file an earlier, interrupted run wrote"},
     {"ctx", 'c', "N", "tokens per document incl. BOS, longer ones are cut (default: the model's context)"},
@@ -37,7 +40,7 @@ static const cli_opt k_opts[] = {
 static const cli_spec k_spec = {
     .name = "influence",
     .usage = "[MODEL] --text FILE|--corpus DIR|FILE.jsonl --mask-heads L.H,...|--mask-top K --by METHOD\n"
-             "       --scores heads.json --out FILE.jsonl [--resume] [--max-docs N]",
+             "       [--scores heads.json] --out FILE.jsonl [--resume] [--max-docs N]",
     .summary = "AttentionInfluence (Hua et al. 2025): for every document of the text, the mean NLL of its tokens\n"
                "with the model as it is and with the given heads masked (e.g. the retrieval heads of\n"
                "'headroom heads --needles natural'), and influence = (masked - base) / base: how much the\n"
@@ -123,19 +126,49 @@ typedef struct {
     char model_path[PATH_MAX + 64];
 } influence_state;
 
-/* --mask-top K --by METHOD --scores heads.json: the K heads the method
+/* The scores of --mask-top without --scores: the head lab runs METHOD on
+ * the text (or --calib) with the defaults of `headroom heads`. */
+static int compute_scores(const cli_args *a, influence_state *s, const char *by, hr_scores **sc) {
+    const char *calib = cli_value(&k_spec, a, "calib"), *path = calib ? calib : cli_value(&k_spec, a, "text");
+    const char *needles = cli_value(&k_spec, a, "needles");
+    if (!path) return cli_error("--mask-top without --scores runs the head lab on a text: give --calib FILE");
+    if (hr_heads_method_index(by) < 0)
+        return cli_error("--by '%s' is not a head-lab method: give the file that scores it with --scores", by);
+    hr_heads_params hp = hr_heads_default_params();
+    hp.natural_needles = needles && !strcmp(needles, "natural");
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_text(path, &text, &len)) return CLI_FAIL;
+    fprintf(stderr,
+            "influence: no --scores: computing '%s' with the head lab on %s (the defaults of 'headroom heads'%s)\n", by,
+            path, hp.natural_needles ? ", natural needles" : "");
+    int rc = hr_scores_compute(s->model, s->tok, text, len, &hp, by, 0, sc) == HR_OK ? CLI_OK
+                                                                                     : cli_lib_error("--mask-top --by");
+    free(text);
+    return rc;
+}
+
+/* --mask-top K --by METHOD [--scores heads.json]: the K heads the method
  * ranks first (hr_scores_top_heads), gated to 0. */
 static int mask_top(const cli_args *a, influence_state *s, long k) {
     const char *by = cli_value(&k_spec, a, "by"), *path = cli_value(&k_spec, a, "scores");
-    if (!by || !path) return cli_error("--mask-top needs --by METHOD and --scores heads.json");
+    const char *needles = cli_value(&k_spec, a, "needles");
+    if (!by) return cli_error("--mask-top needs --by METHOD (and --scores heads.json, or the method is computed)");
     if (cli_value(&k_spec, a, "mask-heads") || cli_value(&k_spec, a, "mean-heads") || cli_value(&k_spec, a, "gates"))
         return cli_error("--mask-top replaces --mask-heads, --mean-heads and --gates: give one of them");
+    if (needles && path) return cli_error("--needles is for the head lab run on the fly, not for --scores");
+    if (needles && strcmp(needles, "random") && strcmp(needles, "natural"))
+        return cli_error("--needles '%s': random or natural", needles);
     hr_scores *sc = NULL;
     char *list = NULL;
     int rc = CLI_OK;
-    if (hr_scores_new(hr_model_config(s->model), &sc) != HR_OK || hr_scores_read_heads(sc, path) != HR_OK ||
-        hr_scores_top_heads(sc, by, (int)k, &list) != HR_OK)
+    if (!path) {
+        rc = compute_scores(a, s, by, &sc);
+        if (rc == CLI_OK && hr_scores_top_heads(sc, by, (int)k, &list) != HR_OK) rc = cli_lib_error("--mask-top");
+    } else if (hr_scores_new(hr_model_config(s->model), &sc) != HR_OK || hr_scores_read_heads(sc, path) != HR_OK ||
+               hr_scores_top_heads(sc, by, (int)k, &list) != HR_OK) {
         rc = cli_lib_error("--mask-top");
+    }
     hr_head_mask_params mp = hr_head_mask_default_params();
     mp.mask_heads = list;
     if (rc == CLI_OK && hr_head_mask_new(hr_model_config(s->model), &mp, &s->mask) != HR_OK)
@@ -158,8 +191,8 @@ static int setup(const cli_args *a, hr_influence_params *p, influence_state *s) 
         return cli_error("--text FILE or --corpus DIR|FILE.jsonl, and --out FILE.jsonl, are required "
                          "(see 'headroom influence --help')");
     if (corpus && cli_value(&k_spec, a, "split")) return cli_error("--split applies to --text, not to --corpus");
-    if ((cli_value(&k_spec, a, "by") || cli_value(&k_spec, a, "scores")) && !top)
-        return cli_error("--by and --scores choose the heads of --mask-top K");
+    if ((cli_value(&k_spec, a, "by") || cli_value(&k_spec, a, "scores") || cli_value(&k_spec, a, "needles")) && !top)
+        return cli_error("--by, --scores and --needles choose the heads of --mask-top K");
     p->split = cli_value(&k_spec, a, "split");
     p->max_tokens = (int)ctx, p->max_docs = (int)max_docs, p->n_threads = (int)threads;
     bool resume = cli_value(&k_spec, a, "resume") != NULL;

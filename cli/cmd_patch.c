@@ -8,6 +8,7 @@
 
 #include "headroom/circuits.h"
 #include "headroom/report.h"
+#include "headroom/scores.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -22,8 +23,12 @@ static const cli_opt k_opts[] = {
     {"pairs", 0, "FILE.jsonl", "prompt pairs: {\"clean\", \"corrupt\", \"answer\", \"wrong\"} per line (or *_ids)"},
     {"name-recall", 0, "TEXT", "build name-recall pairs from a text instead (see --n-pairs)"},
     {"letters", 0, "TASKS.jsonl", "build correct-letter pairs from multiple-choice items instead"},
-    {"n-pairs", 0, "N", "with --name-recall: pairs to build (default 100)"},
-    {"seed", 's', "S", "with --name-recall: seed of the choice (default 0)"},
+    {"conflict", 0, "TEXT",
+     "build knowledge-conflict pairs from a text instead (PH3: memory vs context heads -> ph3.json)"},
+    {"ph3", 0, NULL, "--pairs are conflict pairs (answer = context, wrong = memory): write ph3.json"},
+    {"min-prob", 0, "P", "with --conflict: the memory answer's least probability without the context (default 0.5)"},
+    {"n-pairs", 0, "N", "with --name-recall / --conflict: pairs to build (default 100)"},
+    {"seed", 's', "S", "with --name-recall / --conflict: seed of the choice (default 0)"},
     {"what", 0, "LIST", "heads,layers,mlp,resid,positions, all or none (default heads)"},
     {"metric", 0, "NAME", "logit-diff, prob or kl (default logit-diff)"},
     {"direction", 0, "DIR", "denoise (corrupt run, clean activation; default) or noise"},
@@ -42,27 +47,32 @@ static const cli_opt k_opts[] = {
 
 static const cli_spec k_spec = {
     .name = "patch",
-    .usage = "[MODEL] (--pairs FILE.jsonl | --name-recall TEXT | --letters TASKS.jsonl) --out DIR [--what LIST]\n"
-             "       [--metric M] [--direction D] [--path SPEC] [--knockout SPEC] [head masks]",
+    .usage = "[MODEL] (--pairs FILE.jsonl | --name-recall TEXT | --letters TASKS.jsonl | --conflict TEXT) --out DIR\n"
+             "       [--what LIST] [--metric M] [--direction D] [--path SPEC] [--knockout SPEC] [head masks]",
     .summary = "Activation patching over prompt pairs of equal token length: the corrupt prompt is run with one\n"
                "component's activation from the clean run (denoise; noise = the reverse) for every head output,\n"
                "attention output, MLP output and residual stream at every layer and position; the metric\n"
                "(answer - wrong logit difference, answer probability or -KL to the clean run) is normalised so\n"
                "0 = corrupt and 1 = clean. Also path patching (a sender's effect through chosen receivers\n"
                "only), attention knockout, direct logit attribution (frozen final-norm scale) and the logit\n"
-               "lens. Writes patch.json, heatmaps, pairs.jsonl (the pairs used, by ids) and report.html.\n"
+               "lens. Writes patch.json, heatmaps, pairs.jsonl (the pairs used, by ids) and report.html; with\n"
+               "--conflict (or --ph3) also ph3.json: memory vs context heads by path patching into the logits,\n"
+               "a heads.json-style score file for prune / eval / influence --by ph3-memory|ph3-context.\n"
                "Progress goes to stderr when stderr is a terminal.",
     .opts = k_opts,
     .n_opts = sizeof k_opts / sizeof k_opts[0],
     .example = "  headroom patch --name-recall ../shared/data/text/tinystories_val.txt --n-pairs 50 \\\n"
                "      --what heads,resid --path \"* -> logits\" --out patch-out\n"
-               "  headroom patch model.gguf --pairs ioi.jsonl --what all --knockout \"*: -1 -> 2..4\" -o out",
+               "  headroom patch model.gguf --pairs ioi.jsonl --what all --knockout \"*: -1 -> 2..4\" -o out\n"
+               "  headroom patch --conflict ../shared/data/text/tinystories_val.txt --what none -o conflict",
     .max_positional = 1,
 };
 
 typedef struct {
-    const char *pairs, *recall, *letters, *out, *tokenizer;
+    const char *pairs, *recall, *letters, *conflict, *out, *tokenizer;
     long n_pairs, threads;
+    double min_prob;
+    bool ph3;
     uint64_t seed;
     bool force;
     hr_patch_params p;
@@ -76,6 +86,9 @@ static int read_opts(const cli_args *a, patch_opts *o) {
     o->pairs = cli_value(&k_spec, a, "pairs");
     o->recall = cli_value(&k_spec, a, "name-recall");
     o->letters = cli_value(&k_spec, a, "letters");
+    o->conflict = cli_value(&k_spec, a, "conflict");
+    o->ph3 = o->conflict || cli_value(&k_spec, a, "ph3");
+    o->min_prob = 0.5;
     o->out = cli_value(&k_spec, a, "out");
     o->tokenizer = cli_value(&k_spec, a, "tokenizer");
     o->force = cli_value(&k_spec, a, "force") != NULL;
@@ -83,8 +96,12 @@ static int read_opts(const cli_args *a, patch_opts *o) {
     if (cli_get_int(&k_spec, a, "n-pairs", 1, 100000, &o->n_pairs) ||
         cli_get_int(&k_spec, a, "threads", 0, 4096, &o->threads) || cli_get_u64(&k_spec, a, "seed", &o->seed))
         return CLI_FAIL;
-    if (!!o->pairs + !!o->recall + !!o->letters != 1)
-        return cli_error("give one source of pairs: --pairs FILE, --name-recall TEXT or --letters TASKS");
+    if (cli_get_float(&k_spec, a, "min-prob", 1e-6, 1, &o->min_prob)) return CLI_FAIL;
+    if (!!o->pairs + !!o->recall + !!o->letters + !!o->conflict != 1)
+        return cli_error(
+            "give one source of pairs: --pairs FILE, --name-recall TEXT, --letters TASKS or --conflict TEXT");
+    if (cli_value(&k_spec, a, "ph3") && !o->pairs) return cli_error("--ph3 says what --pairs FILE holds: give --pairs");
+    if (cli_value(&k_spec, a, "min-prob") && !o->conflict) return cli_error("--min-prob is for --conflict TEXT");
     if (!o->out) return cli_error("--out DIR is required (see 'headroom patch --help')");
     const char *what = cli_value(&k_spec, a, "what"), *metric = cli_value(&k_spec, a, "metric");
     const char *dir = cli_value(&k_spec, a, "direction"), *mlps = cli_value(&k_spec, a, "path-mlps");
@@ -95,6 +112,15 @@ static int read_opts(const cli_args *a, patch_opts *o) {
         return cli_error("--direction '%s': denoise or noise", dir);
     o->p.direction = dir && !strcmp(dir, "noise") ? HR_PATCH_NOISE : HR_PATCH_DENOISE;
     o->p.path = cli_value(&k_spec, a, "path");
+    if (o->ph3 && o->p.path && strcmp(o->p.path, "* -> logits") != 0)
+        return cli_error("--conflict / --ph3 path-patch every head into the logits: leave --path out (or give "
+                         "\"* -> logits\")");
+    if (o->ph3 && metric && o->p.metric != HR_METRIC_LOGIT_DIFF)
+        return cli_error("--conflict / --ph3 score logit(context) - logit(memory): --metric logit-diff only");
+    if (o->ph3 && o->p.direction != HR_PATCH_DENOISE)
+        return cli_error(
+            "--conflict / --ph3 patch the clean run's heads into the corrupt run: --direction denoise only");
+    if (o->ph3) o->p.path = "* -> logits";
     o->p.knockout = cli_value(&k_spec, a, "knockout");
     if (mlps && !o->p.path) return cli_error("--path-mlps is for --path (it would do nothing)");
     if (mlps && strcmp(mlps, "frozen") && strcmp(mlps, "recomputed"))
@@ -129,13 +155,18 @@ static void state_free(patch_state *s) {
 
 static int check_out_dir(const cli_args *a, const patch_opts *o, const patch_state *s) {
     const char *inputs[] = {
-        o->pairs, o->recall, o->letters, cli_value(&k_spec, a, "gates"), cli_value(&k_spec, a, "calib"), NULL};
+        o->pairs, o->recall, o->letters, o->conflict, cli_value(&k_spec, a, "gates"), cli_value(&k_spec, a, "calib"),
+        NULL};
     return cli_check_output(o->out, HR_OUT_FOLDER, "patch.json", o->force, s->model_path, o->tokenizer, inputs);
+}
+
+static const char *pairs_source(const patch_opts *o) {
+    return o->pairs ? o->pairs : o->recall ? o->recall : o->letters ? o->letters : o->conflict;
 }
 
 /* Reads or builds the pairs: every error names the file (and line). */
 static int load_pairs(const patch_opts *o, patch_state *s) {
-    const char *path = o->pairs ? o->pairs : o->recall ? o->recall : o->letters;
+    const char *path = pairs_source(o);
     char *text = NULL;
     size_t len = 0;
     if (cli_read_text(path, &text, &len)) return CLI_FAIL;
@@ -147,6 +178,8 @@ static int load_pairs(const patch_opts *o, patch_state *s) {
         st = HR_ERR_INVALID_ARG;
         hr_free(text);
         return cli_error("building pairs from %s needs a tokenizer (--tokenizer PATH)", path);
+    } else if (o->conflict) {
+        st = hr_pairs_conflict(s->model, s->tok, text, len, (int)o->n_pairs, (float)o->min_prob, o->seed, &s->pairs);
     } else if (o->recall) {
         st =
             hr_pairs_name_recall(s->tok, text, len, max_ctx < 192 ? max_ctx : 192, (int)o->n_pairs, o->seed, &s->pairs);
@@ -174,7 +207,8 @@ static int setup(const cli_args *a, const patch_opts *o, patch_state *s) {
         cli_load_tokenizer_optional(s->model_path, s->model, NULL, &s->tok);
     }
     if (check_out_dir(a, o, s) || load_pairs(o, s) ||
-        cli_head_mask(&k_spec, a, s->model, s->tok, o->recall, 0, 0, &s->mask, &s->calib, &s->n_calib))
+        cli_head_mask(&k_spec, a, s->model, s->tok, o->recall ? o->recall : o->conflict, 0, 0, &s->mask, &s->calib,
+                      &s->n_calib))
         return CLI_FAIL;
     /* everything the run needs is checked: now the folder may appear */
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
@@ -224,6 +258,10 @@ static int run(const patch_opts *o, patch_state *s) {
            hr_patch_metric_name(r->metric), r->direction == HR_PATCH_NOISE ? "noise" : "denoise", r->clean, r->corrupt,
            (long long)r->forward_passes, cli_now() - t0);
     if (r->warning[0]) fprintf(stderr, "headroom: warning: %s\n", r->warning);
+    if (o->ph3)
+        printf("conflict: clean prompts answered with the context answer %d, the memory answer %d, other %d (of %d)\n",
+               r->clean_top_answer, r->clean_top_wrong, r->n_pairs - r->clean_top_answer - r->clean_top_wrong,
+               r->n_pairs);
     print_top("heads (patched)", r->heads, r->n_layers, r->max_heads, 5);
     print_top("path senders", r->path_heads, r->n_layers, r->max_heads, 5);
     if (r->path && !r->path_heads) printf("%-24s %.4f\n", "path", r->path_value);
@@ -237,7 +275,7 @@ static int run(const patch_opts *o, patch_state *s) {
 }
 
 static int write_outputs(const patch_opts *o, patch_state *s) {
-    hr_patch_meta meta = {s->model_path, o->pairs ? o->pairs : o->recall ? o->recall : o->letters, s->tok};
+    hr_patch_meta meta = {s->model_path, pairs_source(o), s->tok};
     int n = 0;
     char *jsonl = NULL, path[PATH_MAX];
     if (hr_report_patch(o->out, s->res, s->model, &meta, &n) != HR_OK) return cli_lib_error("cannot write the report");
@@ -245,7 +283,26 @@ static int write_outputs(const patch_opts *o, patch_state *s) {
     if (hr_pairs_to_jsonl(s->pairs, &jsonl) != HR_OK) return cli_lib_error("cannot write the pairs");
     int rc = cli_write_file(path, jsonl);
     hr_free(jsonl);
-    if (rc == CLI_OK) printf("patch: wrote patch.json, pairs.jsonl, %d pictures and report.html to %s\n", n, o->out);
+    if (rc == CLI_OK && o->ph3) {
+        char *ph3 = NULL;
+        snprintf(path, sizeof path, "%s/ph3.json", o->out);
+        if (hr_patch_ph3_json(s->res, s->model, &meta, &ph3) != HR_OK) return cli_lib_error("cannot write ph3.json");
+        rc = cli_write_file(path, ph3);
+        hr_free(ph3);
+        if (rc == CLI_OK) {
+            hr_scores *sc = NULL;
+            char *mem = NULL, *ctx = NULL;
+            if (hr_scores_new(hr_model_config(s->model), &sc) == HR_OK && hr_scores_read_heads(sc, path) == HR_OK &&
+                hr_scores_top_heads(sc, "ph3-memory", 4, &mem) == HR_OK &&
+                hr_scores_top_heads(sc, "ph3-context", 4, &ctx) == HR_OK)
+                printf("ph3: top memory heads %s; top context heads %s\n", mem, ctx);
+            hr_free(mem), hr_free(ctx);
+            hr_scores_free(sc);
+        }
+    }
+    if (rc == CLI_OK)
+        printf("patch: wrote patch.json, pairs.jsonl,%s %d pictures and report.html to %s\n",
+               o->ph3 ? " ph3.json," : "", n, o->out);
     return rc;
 }
 

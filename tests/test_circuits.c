@@ -10,6 +10,7 @@
 #include "headroom/context.h"
 #include "headroom/evaluate.h"
 #include "headroom/model.h"
+#include "headroom/scores.h"
 #include "headroom/study.h"
 #include "headroom/tokenizer.h"
 
@@ -38,7 +39,13 @@ enum { C_DIM = 32, C_HID = 8, C_LAYERS = 2, C_HEADS = 2, C_VOCAB = 16, C_SEQ = 6
 
 static float noise(unsigned *s) { return (float)((*s = *s * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0f - 0.5f; }
 
-static int write_copy_model(const char *path) {
+static int write_model(const char *path, float memory);
+static int write_copy_model(const char *path) { return write_model(path, 0); }
+
+/* memory != 0 adds a memory path: the classifier reads the query token's
+ * one-hot (the embedding) into the logit of name 2, so without the copy
+ * head the model answers name 2 whatever the context states. */
+static int write_model(const char *path, float memory) {
     size_t D = C_DIM, L = C_LAYERS, V = C_VOCAB, QD = C_HEADS * C_HD;
     size_t n_emb = V * D, n_q = L * QD * D, n_vec = L * D, n_ff = L * C_HID * D;
     float *emb = calloc(n_emb, 4), *rms = calloc(n_vec, 4), *wq = calloc(n_q, 4), *wk = calloc(n_q, 4);
@@ -75,6 +82,7 @@ static int write_copy_model(const char *path) {
     for (size_t v = 0; v < V; v++)
         if (v < 2 || v > 5)
             for (size_t i = 0; i < D; i++) cls[v * D + i] = 0.1f * noise(&s);
+    cls[2 * D + 1 + C_Q] = memory;
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     int32_t hdr[7] = {C_DIM, C_HID, C_LAYERS, C_HEADS, C_HEADS, -C_VOCAB, C_SEQ};
@@ -140,6 +148,135 @@ static void a_planted_copy_head_is_found_by_patching_and_its_path_goes_into_the_
     CHECK(s && fabs(s->path_value) < 0.05, "indirect path %.4f", s ? s->path_value : NAN);
     hr_patch_result_free(r);
     hr_pairs_free(ps);
+}
+
+/* PH3 on the copy model with a memory path (name 2 from the embedding):
+ * conflict pairs state name 3, 4 or 5 at position 3 (clean) or name 2, the
+ * memory answer (corrupt). The copy head 0.0 is the top context head, and
+ * gating it flips every clean answer from the context's name to the memory
+ * answer; the score file reads back through scores.h. */
+static char scratch[64];
+
+static void a_planted_copy_head_is_a_context_head_and_gating_it_answers_from_memory(void) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/conflict.bin", scratch);
+    hr_model *m = NULL;
+    CHECK(write_model(path, 1.5f) == 0 && hr_model_load(path, &m) == HR_OK, "conflict model: %s", hr_last_error());
+    if (!m) return;
+    hr_pairs *ps = NULL;
+    hr_pairs_new(&ps);
+    for (int i = 0; i < 3; i++) {
+        int32_t clean[9] = {1, 7, 8, 3 + i, 9, 10 + i, 11, 12, C_Q}, corrupt[9];
+        memcpy(corrupt, clean, sizeof clean);
+        corrupt[3] = 2;
+        hr_pairs_add(ps, clean, corrupt, 9, 3 + i, 2);
+    }
+    hr_patch_params p = hr_patch_default_params();
+    p.what = 0;
+    p.path = "* -> logits";
+    hr_patch_result *r = NULL;
+    char *json = NULL, *top = NULL, *mem = NULL;
+    CHECK(hr_patch_run(m, ps, &p, &r) == HR_OK, "%s", hr_last_error());
+    const hr_patch_summary *s = hr_patch_result_summary(r);
+    CHECK(s && s->clean_top_answer == 3, "the clean prompts answer the context %d of 3", s ? s->clean_top_answer : -1);
+    CHECK(hr_patch_ph3_json(r, m, NULL, &json) == HR_OK, "%s", hr_last_error());
+    hr_scores *sc = NULL;
+    hr_scores_new(hr_model_config(m), &sc);
+    CHECK(json && hr_scores_parse_heads(sc, json, strlen(json), "ph3.json") == HR_OK, "%s", hr_last_error());
+    CHECK(hr_scores_top_heads(sc, "ph3-context", 1, &top) == HR_OK && !strcmp(top, "0.0"), "top context head %s",
+          top ? top : "(none)");
+    CHECK(hr_scores_top_heads(sc, "ph3-memory", 1, &mem) == HR_OK && strcmp(mem, "0.0") != 0, "top memory head %s",
+          mem ? mem : "(none)");
+    int i = hr_scores_method_index(sc, "ph3-context");
+    double v00 = hr_scores_head(sc, i, 0, 0), expect = s ? s->path_heads[0] * (s->clean - s->corrupt) : NAN;
+    printf("    clean %.3f, corrupt %.3f; ph3-context of 0.0 %.4f (path %.4f); top memory head %s\n",
+           s ? s->clean : NAN, s ? s->corrupt : NAN, v00, s ? s->path_heads[0] : NAN, mem ? mem : "?");
+    CHECK(hr_scores_method_kind(sc, i) == HR_SCORE_STEERING, "ph3 scores are steering scores");
+    CHECK(fabs(v00 - expect) <= 1e-6 * (1 + fabs(expect)), "ph3-context %.9g != path x gap %.9g", v00, expect);
+    for (int l = 0; l < C_LAYERS; l++)
+        for (int h = 0; h < C_HEADS; h++)
+            CHECK(fabs(hr_scores_head(sc, hr_scores_method_index(sc, "ph3-memory"), l, h) +
+                       hr_scores_head(sc, i, l, h)) == 0,
+                  "ph3-memory != -ph3-context at %d.%d", l, h);
+    hr_patch_result_free(r), r = NULL;
+    /* gating the top context head: every clean prompt answers from memory */
+    hr_head_mask_params mp = hr_head_mask_default_params();
+    mp.mask_heads = top;
+    hr_head_mask *mask = NULL;
+    CHECK(hr_head_mask_new(hr_model_config(m), &mp, &mask) == HR_OK, "%s", hr_last_error());
+    p.path = NULL, p.heads = mask;
+    CHECK(hr_patch_run(m, ps, &p, &r) == HR_OK, "%s", hr_last_error());
+    s = hr_patch_result_summary(r);
+    if (s)
+        printf("    gated %s: clean answers memory %d of 3, context %d\n", top, s->clean_top_wrong,
+               s->clean_top_answer);
+    CHECK(s && s->clean_top_wrong == 3 && s->clean_top_answer == 0,
+          "gating the context head does not flip the answers");
+    /* a result without the path into the logits has no PH3 scores */
+    hr_free(json), json = NULL;
+    CHECK(hr_patch_ph3_json(r, m, NULL, &json) == HR_ERR_INVALID_ARG && !json, "ph3 scores without a path");
+    hr_patch_result_free(r);
+    hr_head_mask_free(mask);
+    hr_scores_free(sc);
+    hr_free(top), hr_free(mem);
+    hr_pairs_free(ps);
+    hr_model_free(m);
+}
+
+/* Conflict pairs built from stories260K's memory on the text: answer (the
+ * context's word) and wrong (the model's top-1 on the prompt alone, p >=
+ * 0.5) differ; the memory prompt's top-1 is the wrong answer (brute force:
+ * a fresh forward pass on the prompt's tail after ". "); a text without a
+ * usable sentence is HR_ERR_RANGE. */
+static void conflict_pairs_state_another_word_than_the_models_memory(void) {
+    size_t len = 0;
+    char *text = NULL;
+    FILE *f = fopen(TEXT, "rb");
+    if (f) {
+        text = malloc(200001);
+        len = fread(text, 1, 200000, f);
+        fclose(f);
+    }
+    hr_pairs *ps = NULL;
+    CHECK(text && hr_pairs_conflict(stories, tok, text, len, 20, 0.5f, 7, &ps) == HR_OK, "%s", hr_last_error());
+    int n = hr_pairs_count(ps), agree = 0;
+    CHECK(n == 20, "%d conflict pairs of 20", n);
+    hr_context *ctx = NULL;
+    hr_context_new(stories, NULL, &ctx);
+    float *z = malloc(sizeof(float) * 512);
+    for (int i = 0; ctx && z && i < n; i++) {
+        hr_pair pr;
+        hr_pairs_get(ps, i, &pr);
+        CHECK(pr.answer != pr.wrong, "pair %d: answer = wrong", i);
+        /* the prompt's second half (after BOS) asks again: rerun it alone */
+        char *dec = NULL;
+        size_t dl = 0;
+        hr_tokenizer_decode(tok, pr.clean, (size_t)pr.n_tokens, true, &dec, &dl);
+        const char *q = dec ? strstr(dec, ". ") : NULL;
+        int32_t *ids = NULL;
+        size_t ni = 0;
+        hr_encode_params ep = hr_encode_default_params();
+        ep.add_bos = true;
+        if (q && hr_tokenizer_encode(tok, q + 2, strlen(q + 2), &ep, &ids, &ni) == HR_OK) {
+            hr_context_truncate(ctx, 0);
+            hr_forward(ctx, ids, (int)ni, z, false);
+            int32_t top = 0;
+            for (int v = 1; v < 512; v++)
+                if (z[v] > z[top]) top = v;
+            agree += top == pr.wrong;
+        }
+        hr_free(ids), hr_free(dec);
+    }
+    printf("    %d pairs; the memory prompt's top-1 is the wrong (memory) answer in %d\n", n, agree);
+    CHECK(agree >= n - 2, "memory answers agree with a fresh run in only %d of %d", agree, n);
+    free(z);
+    hr_context_free(ctx);
+    hr_pairs_free(ps), ps = NULL;
+    const char *none = "ok. no. yes.\n\n";
+    CHECK(hr_pairs_conflict(stories, tok, none, strlen(none), 5, 0.5f, 0, &ps) == HR_ERR_RANGE && !ps,
+          "a text without conflict pairs");
+    CHECK(hr_pairs_conflict(stories, tok, text, len, 5, 0, 0, &ps) == HR_ERR_INVALID_ARG, "min_prob 0 accepted");
+    free(text);
 }
 
 /* Random-token pairs on stories260K (two lengths), answer / wrong = the
@@ -532,6 +669,8 @@ int main(void) {
         return 1;
     }
     RUN(a_planted_copy_head_is_found_by_patching_and_its_path_goes_into_the_logits);
+    snprintf(scratch, sizeof scratch, "%s", dir);
+    RUN(a_planted_copy_head_is_a_context_head_and_gating_it_answers_from_memory);
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin", "models/stories260K/tok512.bin",
                         "data/text/tinystories_val.txt");
     if (hr_model_load(MODEL, &stories) != HR_OK || hr_tokenizer_load(TOKENIZER, &tok) != HR_OK) {
@@ -542,6 +681,7 @@ int main(void) {
     RUN(patching_every_head_of_a_layer_equals_patching_its_attention_output);
     RUN(sweeps_that_reuse_the_cache_equal_single_patches);
     RUN(dla_parts_sum_to_the_logit_difference_and_the_lens_ends_at_the_output);
+    RUN(conflict_pairs_state_another_word_than_the_models_memory);
     RUN(progress_counts_every_forward_pass_and_can_abort);
     RUN(bad_pairs_are_refused_with_the_line_named);
     RUN(bad_specifications_and_pairs_are_refused_before_any_work);

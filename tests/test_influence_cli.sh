@@ -8,8 +8,9 @@
 # mask, an output that is an input: one error line, the file untouched.
 # --corpus (a folder of .txt, JSONL with "text") gives the records of the
 # same documents as --text; --mask-top K --by retrieval masks the K heads
-# ranked first in heads.json (ranked independently here); empty corpora, a
-# JSONL line without text and bad --mask-top are one error line each.
+# ranked first in heads.json (ranked independently here), and without
+# --scores computes the method on the fly to the same heads; empty corpora,
+# a JSONL line without text and bad --mask-top are one error line each.
 set -u
 
 . "$(dirname "$0")/cli_prelude.sh"
@@ -110,6 +111,21 @@ if [ $? -eq 0 ] && cmp -s "$T/by_list.jsonl" "$T/by_top.jsonl"; then
   ok "--mask-top 3 --by retrieval masks the file's top 3 ($top)"
 else fail "--mask-top 3 (want $top)"; cat "$T/err"; fi
 
+# --mask-top without --scores: the head lab computes the method on the fly
+# (same calibration text and defaults as `headroom heads`): the same heads
+# as heads + --scores, and the same file
+"$HR_CLI" heads "$M" -f "$T/text.txt" -o "$T/lab2" -m retrieval --needles natural -q >/dev/null 2>&1 ||
+  fail "head lab (defaults) for --mask-top"
+"$HR_CLI" influence "$M" --text "$T/docs.txt" --mask-top 3 --by retrieval --scores "$T/lab2/heads.json" \
+  -o "$T/by_file.jsonl" >"$T/out" 2>"$T/err.file" || fail "--mask-top --scores lab2"
+"$HR_CLI" influence "$M" --text "$T/docs.txt" --mask-top 3 --by retrieval --needles natural --calib "$T/text.txt" \
+  -o "$T/by_fly.jsonl" >"$T/out" 2>"$T/err" || true
+want=$(sed -n 's/^influence: masking the top 3 heads by retrieval: //p' "$T/err.file")
+if [ -n "$want" ] && grep -q "no --scores: computing 'retrieval' with the head lab" "$T/err" &&
+  grep -q "masking the top 3 heads by retrieval: $want\$" "$T/err" && cmp -s "$T/by_file.jsonl" "$T/by_fly.jsonl"; then
+  ok "--mask-top 3 --by retrieval without --scores computes the heads of heads + --scores ($want) and the same file"
+else fail "--mask-top computed on the fly (want '$want')"; cat "$T/err"; fi
+
 : > "$T/empty.jsonl"
 mkdir -p "$T/emptydir"
 printf '{"text": "Once upon a time."}\n{"title": "no text"}\n' > "$T/notext.jsonl"
@@ -121,8 +137,15 @@ expect_error "a JSONL line without text" "notext.jsonl line 2: a corpus line is 
   "$T/none.jsonl" "$HR_CLI" influence "$M" --corpus "$T/notext.jsonl" "${MASK[@]}" -o "$T/none.jsonl"
 expect_error "--text and --corpus together" "--text FILE or --corpus" "$T/none.jsonl" \
   "$HR_CLI" influence "$M" --text "$T/docs.txt" --corpus "$T/corpus" "${MASK[@]}" -o "$T/none.jsonl"
-expect_error "--mask-top without scores" "--mask-top needs --by METHOD and --scores" "$T/none.jsonl" \
-  "$HR_CLI" influence "$M" --corpus "$T/corpus" --mask-top 2 --by retrieval -o "$T/none.jsonl"
+expect_error "--mask-top without --by" "--mask-top needs --by METHOD" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --corpus "$T/corpus" --mask-top 2 -o "$T/none.jsonl"
+expect_error "--mask-top computed over a corpus without --calib" "runs the head lab on a text: give --calib" \
+  "$T/none.jsonl" "$HR_CLI" influence "$M" --corpus "$T/corpus" --mask-top 2 --by retrieval -o "$T/none.jsonl"
+expect_error "--mask-top by an unknown method, computed" "--by 'nosuch' is not a head-lab method: give the file" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --text "$T/docs.txt" --mask-top 2 --by nosuch -o "$T/none.jsonl"
+expect_error "--needles with --scores" "--needles is for the head lab run on the fly" "$T/none.jsonl" \
+  "$HR_CLI" influence "$M" --text "$T/docs.txt" --mask-top 2 --by retrieval --scores "$T/lab/heads.json" \
+  --needles natural -o "$T/none.jsonl"
 expect_error "--mask-top beyond the heads" "top 41 heads by 'retrieval': the table scores 40 heads" "$T/none.jsonl" \
   "$HR_CLI" influence "$M" --corpus "$T/corpus" --mask-top 41 --by retrieval --scores "$T/lab/heads.json" -o "$T/none.jsonl"
 [ -e "$T/none.jsonl" ] && fail "a failed run wrote $T/none.jsonl"

@@ -4,7 +4,9 @@
 # change the run, and every bad input (unequal lengths, multi-token answers
 # under --single-token, unknown components in --path, a corpus without
 # names, bad options) fails with one "headroom: error:" line before
-# anything is written.
+# anything is written. PH3: --conflict writes ph3.json, prune --by
+# ph3-memory reads it, the pruned model answers as gating does; a text
+# without conflict pairs and bad --ph3 / --min-prob use are refused.
 set -u
 
 . "$(dirname "$0")/cli_prelude.sh"
@@ -91,6 +93,52 @@ expect_error "two sources of pairs" "one source of pairs" "$T/d12" --pairs "$T/m
 expect_error "--path-mlps without --path" "is for --path" "$T/d13" --pairs "$T/multi.jsonl" --path-mlps recomputed
 expect_error "bad --knockout" "expected positions" "$T/d14" --pairs "$T/multi.jsonl" --knockout "*: last -> 1"
 expect_error "--mask-heads outside the model" "no head 9.9" "$T/d15" --pairs "$T/multi.jsonl" --mask-heads 9.9
+# PH3: --conflict builds knowledge-conflict pairs and writes ph3.json, a
+# score file the one score reader takes: prune --by ph3-memory --heads 2
+# (--uneven duplicate: exactly those heads) removes the file's top 2 memory
+# heads (ranked here from the file), and patching the pruned model gives
+# what gating those heads gives (an independent path: the smaller model)
+run --conflict "$TEXT" --n-pairs 20 --what none --no-lens --out "$T/ph3"
+if [ "$rc" -eq 0 ] && [ -s "$T/ph3/ph3.json" ] && grep -q "^conflict: clean prompts answered with the context answer" "$T/out"
+then ok "--conflict writes ph3.json and the answer shares"
+else fail "--conflict (exit $rc)"; cat "$T/err"; fi
+top2=$(/usr/bin/python3 -c '
+import json, sys
+h = json.load(open(sys.argv[1]))["heads"]
+assert all(abs(r["scores"]["ph3-memory"] + r["scores"]["ph3-context"]) == 0 for r in h)
+best = sorted(h, key=lambda r: (-r["scores"]["ph3-memory"], r["layer"], r["head"]))[:2]
+print(",".join("%d.%d" % (r["layer"], r["head"]) for r in best))' "$T/ph3/ph3.json")
+"$HR_CLI" prune "$M" --scores "$T/ph3/ph3.json" --by ph3-memory --heads 2 --uneven duplicate -o "$T/p2.gguf" \
+  >/dev/null 2>"$T/err" || fail "prune --by ph3-memory"
+removed=$(/usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(",".join(sorted("%d.%d" % (l["layer"], h["head"]) for l in d["layers"] for h in l["removed_heads"])))' \
+  "$T/p2.gguf.prune.json" 2>/dev/null)
+[ "$removed" = "$(echo "$top2" | tr , '\n' | sort | paste -sd,)" ] && ok "prune --by ph3-memory removes the top 2 memory heads ($top2)" ||
+  fail "prune --by ph3-memory removed '$removed', want '$top2'"
+run --pairs "$T/ph3/pairs.jsonl" --what none --no-dla --no-lens --mask-heads "$top2" --out "$T/ph3g"
+"$HR_CLI" patch "$T/p2.gguf" --pairs "$T/ph3/pairs.jsonl" --what none --no-dla --no-lens --out "$T/ph3p" >/dev/null 2>&1
+/usr/bin/python3 -c '
+import json, sys
+a, b = (json.load(open(f))["pairs"] for f in sys.argv[1:3])
+d = max(abs(x - y) for x, y in zip(a["clean_metric"], b["clean_metric"]))
+print("    gated vs pruned: answers %d/%d vs %d/%d, max |diff| of the logit difference %.2g" % (
+    a["clean_top_answer"], a["clean_top_wrong"], b["clean_top_answer"], b["clean_top_wrong"], d))
+sys.exit(0 if d <= 1e-4 and a["clean_top_answer"] == b["clean_top_answer"] else 1)' "$T/ph3g/patch.json" \
+  "$T/ph3p/patch.json" && ok "the pruned model answers the conflict pairs as gating does (tolerance 1e-4)" ||
+  fail "pruned vs gated conflict answers"
+printf 'ok. no. yes.\n' > "$T/noconflict.txt"
+expect_error "a text without conflict pairs" "gives no conflict pair" "$T/d16" --conflict "$T/noconflict.txt"
+expect_error "--ph3 with pairs of unequal lengths" "clean and corrupt prompts have different lengths" "$T/d17" \
+  --pairs "$T/uneq.jsonl" --ph3
+expect_error "--ph3 with another path" "leave --path out" "$T/d18" --pairs "$T/multi.jsonl" --ph3 --path "4.4 -> logits"
+expect_error "--ph3 with another metric" "logit-diff only" "$T/d19" --pairs "$T/multi.jsonl" --ph3 --metric prob
+expect_error "--ph3 without --pairs" "give --pairs" "$T/d20" --name-recall "$TEXT" --ph3
+expect_error "--ph3 with noising" "denoise only" "$T/d23" --pairs "$T/multi.jsonl" --ph3 --direction noise
+expect_error "--min-prob without --conflict" "is for --conflict" "$T/d21" --pairs "$T/multi.jsonl" --min-prob 0.4
+expect_error "--min-prob outside (0, 1]" "min-prob" "$T/d22" --conflict "$TEXT" --min-prob 1.5
+
 cp "$T/multi.jsonl" "$T/multi.copy"
 expect_error "--out is an input" "input" "$T/multi.jsonl" --pairs "$T/multi.jsonl"
 cmp -s "$T/multi.jsonl" "$T/multi.copy" || fail "--out is an input: the input changed"

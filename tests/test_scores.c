@@ -279,6 +279,56 @@ static void keep_order_follows_each_methods_higher_field(void) {
     hr_scores_free(s);
 }
 
+/* A steering score ("higher": "prune first ...", as ph3.json writes it):
+ * keep order = -score, so pruning removes the highest first, and the top
+ * heads are the highest scores (the heads to mask). Scores l*10 + h, so the
+ * highest are the last layer's last heads (brute force). */
+static void a_steering_score_prunes_and_masks_its_highest_heads_first(void) {
+    const hr_config *c = cfg();
+    int L = hr_config_n_layers(c), mh = hr_config_max_heads(c);
+    char *j = malloc(65536);
+    size_t n = (size_t)snprintf(j, 65536,
+                                "{\"format\": \"headroom.heads\", \"format_version\": 1, \"model\": {\"n_layers\": %d, "
+                                "\"n_heads\": [",
+                                L);
+    for (int l = 0; l < L; l++) n += (size_t)snprintf(j + n, 65536 - n, "%s%d", l ? ", " : "", hr_config_n_head(c, l));
+    n += (size_t)snprintf(j + n, 65536 - n, "], \"n_kv_heads\": [");
+    for (int l = 0; l < L; l++)
+        n += (size_t)snprintf(j + n, 65536 - n, "%s%d", l ? ", " : "", hr_config_n_head_kv(c, l));
+    n +=
+        (size_t)snprintf(j + n, 65536 - n,
+                         "], \"head_dim\": %d}, \"methods\": [{\"id\": \"ph3-memory\", \"higher\": \"prune first (more "
+                         "memory)\"}], \"heads\": [",
+                         hr_config_head_dim(c));
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < hr_config_n_head(c, l); h++)
+            n += (size_t)snprintf(j + n, 65536 - n, "%s{\"layer\": %d, \"head\": %d, \"scores\": {\"ph3-memory\": %d}}",
+                                  l || h ? ", " : "", l, h, l * 10 + h);
+    snprintf(j + n, 65536 - n, "]}");
+    hr_scores *s = NULL;
+    hr_scores_new(c, &s);
+    CHECK(hr_scores_parse_heads(s, j, strlen(j), "ph3.json") == HR_OK, "%s", hr_last_error());
+    int i = hr_scores_method_index(s, "ph3-memory");
+    CHECK(hr_scores_method_kind(s, i) == HR_SCORE_STEERING &&
+              !strcmp(hr_score_kind_name(hr_scores_method_kind(s, i)), "steering"),
+          "kind %d", hr_scores_method_kind(s, i));
+    float *v = malloc(sizeof(float) * (size_t)L * mh);
+    CHECK(hr_scores_keep_order(s, "ph3-memory", false, v) == HR_OK, "%s", hr_last_error());
+    int bad = 0;
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < hr_config_n_head(c, l); h++) bad += v[l * mh + h] != -(float)(l * 10 + h);
+    CHECK(bad == 0, "%d heads not oriented as -score", bad);
+    char *top = NULL, want[64];
+    int nl = hr_config_n_head(c, L - 1);
+    snprintf(want, sizeof want, "%d.%d,%d.%d", L - 1, nl - 1, L - 1, nl - 2);
+    CHECK(hr_scores_top_heads(s, "ph3-memory", 2, &top) == HR_OK && !strcmp(top, want), "top 2 %s, want %s",
+          top ? top : "(none)", want);
+    hr_free(top);
+    free(v);
+    free(j);
+    hr_scores_free(s);
+}
+
 static void a_kv_plan_from_streaming_scores_keeps_the_least_streaming_heads_full(void) {
     const hr_config *c = cfg();
     hr_scores *s = NULL;
@@ -323,6 +373,7 @@ int main(void) {
     RUN(hostile_or_inconsistent_files_are_refused_naming_the_cause);
     RUN(null_scores_are_refused_only_when_asked_for);
     RUN(keep_order_follows_each_methods_higher_field);
+    RUN(a_steering_score_prunes_and_masks_its_highest_heads_first);
     RUN(a_kv_plan_from_streaming_scores_keeps_the_least_streaming_heads_full);
     free(g_heads);
     free(g_layers);

@@ -167,6 +167,26 @@ HR_API hr_status hr_pairs_name_recall(const hr_tokenizer *tok, const char *text,
  * longer than max_ctx tokens, are skipped. No pair is HR_ERR_RANGE. */
 HR_API hr_status hr_pairs_from_choices(const hr_tokenizer *tok, const hr_mc_task *task, int max_ctx, hr_pairs **out);
 
+/* Knowledge-conflict pairs from a text (PH3, Jin et al. 2024), with the
+ * model's own memory. For sentences of the text (split at . ! ? and
+ * newlines, visited in a seeded order, one pair per sentence at most):
+ *   memory prompt P = the sentence up to a word boundary (>= 3 tokens after
+ *     BOS) where the model's top-1 next token M, run on P alone (BOS + P),
+ *     starts a word (a space, then a letter) and has p(M | P) >= min_prob:
+ *     M is the memory answer;
+ *   context answer X = one of the 8 next most probable tokens after M that
+ *     starts a word (seeded choice), so p(X | P) < p(M | P);
+ *   clean   = P + X + ". " + P   (the context states X, then asks again),
+ *   corrupt = P + M + ". " + P   (the context agrees with memory),
+ *   answer = X (context), wrong = M (memory).
+ * Pairs whose clean and corrupt prompts tokenize to different lengths, or
+ * exceed min(the model's context, 256) tokens, are skipped. At most
+ * max_pairs; m is run as loaded (no head mask). No pair is HR_ERR_RANGE.
+ * A pairs file written by hand follows
+ * the same convention (answer = context answer, wrong = memory answer). */
+HR_API hr_status hr_pairs_conflict(const hr_model *m, const hr_tokenizer *tok, const char *text, size_t len,
+                                   int max_pairs, float min_prob, uint64_t seed, hr_pairs **out);
+
 /* ---- running the studies ---- */
 
 typedef enum {
@@ -250,6 +270,8 @@ typedef struct {
                                     with others counts as one), the lens's; the progress callback's units */
     char warning[192];      /* "" or why the normalised values mean little: the clean and corrupt
                                     metrics (means) differ by less than 1% of their size (+ 1) */
+    int clean_top_answer;   /* pairs whose clean run's top-1 token is the answer */
+    int clean_top_wrong;    /* ... is the wrong answer (for conflict pairs: context / memory wins) */
 } hr_patch_summary;
 
 /* Runs every study the params ask for over all pairs. Every parameter,
@@ -270,6 +292,25 @@ typedef struct {
  * labels, DLA, logit lens, path and knockout. *out owned: hr_free(). */
 HR_API hr_status hr_patch_result_json(const hr_patch_result *r, const hr_model *m, const hr_patch_meta *meta,
                                       char **out);
+
+/* Memory vs context heads (PH3) from a run over conflict pairs (answer =
+ * context answer, wrong = memory answer) with path = "* -> logits", the
+ * logit-diff metric and denoising: each head's path effect v into the logits on
+ * d = logit(context) - logit(memory), in logit units: the mean over the
+ * pairs of d in the path-patched run minus d in the corrupt run (the
+ * corrupt run, where the context agrees with memory, with the head's output
+ * from the clean run, where the context states the other answer, every
+ * other head and MLP frozen; = the normalised path value times
+ * (clean - corrupt), so its sign does not hang on that gap's). v > 0: a
+ * context head (it carries the context's answer to the
+ * output); v < 0: a memory head (given the conflict it pushes the memory
+ * answer). Written as a heads.json-style score file (scores.h) with two
+ * methods, "ph3-context" = v and "ph3-memory" = -v, both with "higher":
+ * "prune first (...)" (HR_SCORE_STEERING: pruning / masking the top heads of
+ * one steers the model to the other source), plus the pairs' clean /
+ * corrupt means and top-1 counts. Without such a path result:
+ * HR_ERR_INVALID_ARG. *out owned: hr_free(). */
+HR_API hr_status hr_patch_ph3_json(const hr_patch_result *r, const hr_model *m, const hr_patch_meta *meta, char **out);
 
 /* One intervention, for programs and tests: components patched together
  * into the base run of pair `pair` (direction as in p). */

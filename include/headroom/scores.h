@@ -28,6 +28,11 @@
  *   "more <trait>"    -> HR_SCORE_TRAIT        (keep order = the score; a
  *                        trait says what a head does, not whether it
  *                        matters: invert explicitly when low = keep)
+ *   "prune first ..." -> HR_SCORE_STEERING     (keep order = -score: heads
+ *                        whose removal steers the model, e.g. PH3's memory
+ *                        or context heads (hr_patch_ph3_json); pruning
+ *                        removes the highest first, hr_scores_top_heads
+ *                        names the highest)
  * so callers ask for the keep order (higher = keep) without knowing the
  * method.
  */
@@ -38,6 +43,7 @@
 #include "headroom/heads.h"
 #include "headroom/kvcache.h"
 #include "headroom/model.h"
+#include "headroom/tokenizer.h"
 
 #include <stdbool.h>
 
@@ -47,9 +53,14 @@ extern "C" {
 
 typedef struct hr_scores hr_scores;
 
-typedef enum { HR_SCORE_IMPORTANCE = 0, HR_SCORE_HARMLESSNESS = 1, HR_SCORE_TRAIT = 2 } hr_score_kind;
+typedef enum {
+    HR_SCORE_IMPORTANCE = 0,
+    HR_SCORE_HARMLESSNESS = 1,
+    HR_SCORE_TRAIT = 2,
+    HR_SCORE_STEERING = 3
+} hr_score_kind;
 
-/* "importance" | "harmlessness" | "trait". */
+/* "importance" | "harmlessness" | "trait" | "steering". */
 HR_API const char *hr_score_kind_name(hr_score_kind k);
 
 /* An empty table for c's shape. *out owned by caller: hr_scores_free(). */
@@ -59,6 +70,18 @@ HR_API void hr_scores_free(hr_scores *s); /* NULL ok */
 /* Every method the result holds (run, or skipped with a note) and every
  * layer metric. The result must be of c's shape. *out owned by caller. */
 HR_API hr_status hr_scores_from_heads(const hr_heads_result *r, const hr_config *c, hr_scores **out);
+
+/* The head lab run on the fly for one method, as a table: what `headroom
+ * heads --methods METHOD` writes and hr_scores_read_heads reads, without
+ * the file. The calibration tokens come from text (tokenized without BOS;
+ * every window starts with tok's BOS, as `heads` does); the other settings
+ * from p (NULL = hr_heads_default_params(): the same defaults as `heads`;
+ * p's tokens, n_tokens, bos and tok are ignored). An unknown method is
+ * HR_ERR_INVALID_ARG; the lab's errors (e.g. a text shorter than one
+ * window) as hr_heads_run gives them. n_threads 0 = all cores. *out owned
+ * by caller: hr_scores_free(). */
+HR_API hr_status hr_scores_compute(const hr_model *m, const hr_tokenizer *tok, const char *text, size_t len,
+                                   const hr_heads_params *p, const char *method, int n_threads, hr_scores **out);
 
 /* Reads heads.json / layers.json into s (checked as above); a second file
  * of the same kind is HR_ERR_INVALID_ARG. On failure s is unchanged. */
@@ -89,7 +112,8 @@ HR_API double hr_scores_head(const hr_scores *s, int i, int layer, int head);
 HR_API hr_status hr_scores_keep_order(const hr_scores *s, const char *method, bool invert, float *out);
 
 /* The k heads `method` ranks first in its keep order (the most important,
- * or the most of a trait such as retrieval), as a head list "L.H,L.H,..."
+ * or the most of a trait such as retrieval; for a steering score the
+ * highest scores, the heads to remove), as a head list "L.H,L.H,..."
  * for hr_head_mask_params.mask_heads, best first (ties: the lower layer,
  * then head). k outside 1 .. the heads scored is HR_ERR_RANGE; errors of
  * hr_scores_keep_order as there. *out owned by caller: hr_free(). */

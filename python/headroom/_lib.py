@@ -308,7 +308,8 @@ class PatchSummary(Structure):  # hr_patch_summary
                 ("has_lens", c_bool), ("lens_top", c_int), ("lens_pairs", c_int), ("lens_logit_diff", _DP),
                 ("lens_prob", _DP), ("lens_rank", _DP), ("lens_tokens", POINTER(c_int32)), ("path", c_char_p),
                 ("knockout", c_char_p), ("path_heads", _DP), ("path_value", c_double), ("knockout_heads", _DP),
-                ("knockout_value", c_double), ("forward_passes", c_int64), ("warning", c_char * 192)]
+                ("knockout_value", c_double), ("forward_passes", c_int64), ("warning", c_char * 192),
+                ("clean_top_answer", c_int), ("clean_top_wrong", c_int)]
 
 
 class PatchMeta(Structure):  # hr_patch_meta
@@ -572,6 +573,8 @@ _fn("hr_patch_run", _, P, P, POINTER(PatchParams), OUT(P))
 _fn("hr_patch_result_free", None, P)
 _fn("hr_patch_result_summary", POINTER(PatchSummary), P)
 _fn("hr_patch_result_json", _, P, P, POINTER(PatchMeta), OUT(c_void_p))
+_fn("hr_patch_ph3_json", _, P, P, POINTER(PatchMeta), OUT(c_void_p))
+_fn("hr_pairs_conflict", _, P, P, c_char_p, c_size_t, c_int, c_float, c_uint64, OUT(P))
 # train.h
 _fn("hr_train_default_params", TrainParams)
 _fn("hr_train_new", _, P, POINTER(c_int32), c_size_t, POINTER(TrainParams), OUT(P))

@@ -23,6 +23,7 @@ class Pairs(Owner):
         Pairs.from_ids([(clean_ids, corrupt_ids, answer_id, wrong_id), ...])
         Pairs.name_recall(m, text, n=100, seed=0)          as `--name-recall`
         Pairs.letters(m, tasks)                            as `--letters`
+        Pairs.conflict(m, text, n=100, min_prob=0.5, seed=0)  as `--conflict`
     len(p), p[i] (a dict of ids), p.to_jsonl() (the CLI's pairs.jsonl)."""
 
     _handles = ("_h",)
@@ -81,6 +82,19 @@ class Pairs(Owner):
         out = ctypes.c_void_p()
         st = lib.hr_pairs_name_recall(model._tokenizer(), data, len(data), max_ctx, int(n), int(seed),
                                       ctypes.byref(out))
+        if st != 0:
+            raise _lib.error(st, f"{path or 'text'}: {_lib.last_error()}")
+        return cls(Handle(out.value, lib.hr_pairs_free, "pairs"), path, text)
+
+    @classmethod
+    def conflict(cls, model, text, n=100, min_prob=0.5, seed=0):
+        """Knowledge-conflict pairs from a text with the model's own memory
+        (hr_pairs_conflict; answer = the context's word, wrong = the memory's),
+        as `headroom patch --conflict TEXT --n-pairs n --min-prob p --seed s`."""
+        data, path = text_bytes(text)
+        out = ctypes.c_void_p()
+        st = lib.hr_pairs_conflict(model._model(), model._tokenizer(), data, len(data), int(n), float(min_prob),
+                                   int(seed), ctypes.byref(out))
         if st != 0:
             raise _lib.error(st, f"{path or 'text'}: {_lib.last_error()}")
         return cls(Handle(out.value, lib.hr_pairs_free, "pairs"), path, text)
@@ -184,6 +198,7 @@ class PatchResult(Owner):
         self.knockout_heads, self.knockout_value = _arr(s.knockout_heads, (L, H)), s.knockout_value
         self.forward_passes = int(s.forward_passes)
         self.warning = s.warning.decode("utf-8", "replace")
+        self.clean_top_answer, self.clean_top_wrong = int(s.clean_top_answer), int(s.clean_top_wrong)
 
     def __repr__(self):
         return (f"headroom.PatchResult({self.n_pairs} pairs, metric {self.metric} ({self.direction}), "
@@ -197,6 +212,14 @@ class PatchResult(Owner):
 
     def to_dict(self):
         return json.loads(self.to_json())
+
+    def ph3_json(self):
+        """ph3.json (PH3's memory / context heads, hr_patch_ph3_json) of a run
+        over conflict pairs with path="* -> logits", as `headroom patch
+        --conflict` writes it."""
+        meta = _lib.PatchMeta(_lib.encode_path(self._model_path), _lib.encode_path(self._pairs_path),
+                              self._th.get() if self._th is not None else None)
+        return _out_string(lib.hr_patch_ph3_json, self._ptr(), self._m, ctypes.byref(meta))
 
 
 def _pairs_of(model, pairs, single_token):

@@ -197,3 +197,20 @@ def test_closed_objects_and_progress_errors_raise_never_crash(model, recall_run)
     for call in (lambda: headroom.patch(m, f), lambda: m.grad([1, 2, 3]), lambda: headroom.influence(m, "a b")):
         with pytest.raises(headroom.InvalidArgument, match="closed"):
             call()
+
+
+def test_conflict_pairs_and_ph3_scores_equal_the_cli(model, text, tmp_path):
+    """Pairs.conflict + patch(path="* -> logits") + ph3_json() give the CLI's
+    pairs.jsonl and ph3.json (`headroom patch --conflict`) byte for byte."""
+    d = tmp_path / "c"
+    cli("patch", MODEL, "--conflict", text, "--n-pairs", 6, "--seed", 3, "--what", "none", "--threads", 1,
+        "--out", d)
+    with headroom.Pairs.conflict(model, text, n=6, seed=3) as pairs:
+        assert pairs.to_jsonl() == (d / "pairs.jsonl").read_text()
+        with headroom.patch(model, pairs, what="none", path="* -> logits", threads=1) as r:
+            want = (d / "ph3.json").read_text()
+            assert r.ph3_json() == want
+            doc = json.loads(want)
+            assert (r.clean_top_answer, r.clean_top_wrong) == (doc["pairs"]["clean_top_answer"],
+                                                               doc["pairs"]["clean_top_wrong"])
+            print(f"ph3.json: {len(want)} bytes equal; context {r.clean_top_answer}, memory {r.clean_top_wrong} of 6")

@@ -107,7 +107,7 @@ int main(void) {
         F(hr_patch_summary, lens_rank), F(hr_patch_summary, lens_tokens), F(hr_patch_summary, path),
         F(hr_patch_summary, knockout), F(hr_patch_summary, path_heads), F(hr_patch_summary, path_value),
         F(hr_patch_summary, knockout_heads), F(hr_patch_summary, knockout_value), F(hr_patch_summary, forward_passes),
-        F(hr_patch_summary, warning);
+        F(hr_patch_summary, warning), F(hr_patch_summary, clean_top_answer), F(hr_patch_summary, clean_top_wrong);
     S(hr_patch_meta), F(hr_patch_meta, model_path), F(hr_patch_meta, pairs_path), F(hr_patch_meta, tok);
     S(hr_influence_doc), F(hr_influence_doc, index), F(hr_influence_doc, sha256), F(hr_influence_doc, n_tokens),
         F(hr_influence_doc, loss_base), F(hr_influence_doc, loss_masked), F(hr_influence_doc, influence);

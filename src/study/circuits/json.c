@@ -112,6 +112,8 @@ hr_status hr_patch_result_json(const hr_patch_result *r, const hr_model *m, cons
     cJSON_AddNumberToObject(pa, "count", s->n_pairs);
     cJSON_AddItemToObject(pa, "clean_metric", vector(s->pair_clean, s->n_pairs));
     cJSON_AddItemToObject(pa, "corrupt_metric", vector(s->pair_corrupt, s->n_pairs));
+    cJSON_AddNumberToObject(pa, "clean_top_answer", s->clean_top_answer);
+    cJSON_AddNumberToObject(pa, "clean_top_wrong", s->clean_top_wrong);
     cJSON_AddStringToObject(j, "metric", hr_patch_metric_name(s->metric));
     cJSON_AddStringToObject(j, "direction", s->direction == HR_PATCH_NOISE ? "noise" : "denoise");
     cJSON_AddStringToObject(j, "normalisation", "(mean patched - mean corrupt) / (mean clean - mean corrupt)");

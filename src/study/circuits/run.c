@@ -677,6 +677,11 @@ static hr_status do_pair(circ *s, hr_patch_result *r, const pair_rec *pr, int i)
     r->pair_clean[i] = s->run[0].metric;
     r->pair_corrupt[i] = s->run[1].metric;
     r->s.clean += s->run[0].metric;
+    int32_t top = 0;
+    for (int v = 1; v < s->V; v++)
+        if (s->run[0].logits[v] > s->run[0].logits[top]) top = v;
+    r->s.clean_top_answer += top == pr->answer;
+    r->s.clean_top_wrong += top == pr->wrong;
     r->s.corrupt += s->run[1].metric;
     const hr_patch_params *p = s->p;
     if (p->dla) st = dla_pair(s, r);

@@ -1,6 +1,7 @@
 /* The score table (see headroom/scores.h): built from a head-lab result or
  * read from heads.json / layers.json, shape-checked, oriented. */
 #include "headroom/scores.h"
+#include "headroom/context.h"
 #include "study/scores/scores_internal.h"
 #include "core/internal.h"
 #include "model/config.h"
@@ -15,6 +16,7 @@ const char *hr_score_kind_name(hr_score_kind k) {
     case HR_SCORE_IMPORTANCE: return "importance";
     case HR_SCORE_HARMLESSNESS: return "harmlessness";
     case HR_SCORE_TRAIT: return "trait";
+    case HR_SCORE_STEERING: return "steering";
     }
     return "unknown";
 }
@@ -22,6 +24,7 @@ const char *hr_score_kind_name(hr_score_kind k) {
 hr_score_kind hr_scores_kind_of(const char *higher) {
     if (higher && strcmp(higher, "more important") == 0) return HR_SCORE_IMPORTANCE;
     if (higher && strcmp(higher, "more harmless") == 0) return HR_SCORE_HARMLESSNESS;
+    if (higher && strncmp(higher, "prune first", 11) == 0) return HR_SCORE_STEERING;
     return HR_SCORE_TRAIT;
 }
 
@@ -90,6 +93,39 @@ int hr_scores_add_metric(hr_scores *s, const char *id) {
     if (!e->v) return -1;
     for (int l = 0; l < s->n_layers; l++) e->v[l] = NAN;
     return s->n_metrics++;
+}
+
+hr_status hr_scores_compute(const hr_model *m, const hr_tokenizer *tok, const char *text, size_t len,
+                            const hr_heads_params *p, const char *method, int n_threads, hr_scores **out) {
+    if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
+    *out = NULL;
+    if (!m || !tok || !text || !method) return hr_err(HR_ERR_INVALID_ARG, "no model, tokenizer, text or method given");
+    int n_methods = hr_heads_n_methods();
+    bool *selected = calloc((size_t)n_methods, sizeof(bool));
+    if (!selected) return hr_err(HR_ERR_NOMEM, "out of memory");
+    hr_status st = hr_heads_method_index(method) >= 0
+                       ? hr_heads_parse_methods(method, selected)
+                       : hr_err(HR_ERR_INVALID_ARG, "'%s' is not a head-lab method", method);
+    hr_heads_params hp = p ? *p : hr_heads_default_params();
+    hr_encode_params ep = hr_encode_default_params();
+    ep.add_bos = false;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (st == HR_OK) st = hr_tokenizer_encode(tok, text, len, &ep, &ids, &n_ids);
+    int32_t bos = hr_tokenizer_bos(tok);
+    hp.tokens = ids, hp.n_tokens = n_ids, hp.bos = bos >= 0 ? bos : 0, hp.tok = tok;
+    hr_context_params cp = hr_context_default_params();
+    cp.n_threads = n_threads;
+    hr_context *ctx = NULL;
+    hr_heads_result *r = NULL;
+    if (st == HR_OK) st = hr_context_new(m, &cp, &ctx);
+    if (st == HR_OK) st = hr_heads_run(ctx, &hp, selected, &r);
+    if (st == HR_OK) st = hr_scores_from_heads(r, hr_model_config(m), out);
+    hr_heads_result_free(r);
+    hr_context_free(ctx);
+    hr_free(ids);
+    free(selected);
+    return st;
 }
 
 hr_status hr_scores_from_heads(const hr_heads_result *r, const hr_config *c, hr_scores **out) {
@@ -219,7 +255,7 @@ hr_status hr_scores_keep_order(const hr_scores *s, const char *method, bool inve
     hr_status st = hr_scores_find_method(s, method, &i);
     if (st != HR_OK) return st;
     const score_method *m = &s->methods[i];
-    bool negate = (m->kind == HR_SCORE_HARMLESSNESS) != invert;
+    bool negate = (m->kind == HR_SCORE_HARMLESSNESS || m->kind == HR_SCORE_STEERING) != invert;
     for (int l = 0; l < s->n_layers; l++)
         for (int h = 0; h < s->max_heads; h++) {
             size_t k = (size_t)l * s->max_heads + h;
@@ -293,7 +329,10 @@ hr_status hr_scores_top_heads(const hr_scores *s, const char *method, int k, cha
         free(order), free(list);
         return hr_err(HR_ERR_NOMEM, "out of memory");
     }
-    hr_status st = hr_scores_keep_order(s, method, false, order);
+    /* a steering score's heads to remove come first: its highest scores */
+    int mi = hr_scores_method_index(s, method);
+    bool steering = mi >= 0 && s->methods[mi].kind == HR_SCORE_STEERING;
+    hr_status st = hr_scores_keep_order(s, method, steering, order);
     int avail = 0;
     for (size_t i = 0; st == HR_OK && i < n; i++) avail += !isnan(order[i]);
     if (st == HR_OK && (k < 1 || k > avail))
