@@ -10,10 +10,13 @@ checkpoints (GPT-2 Conv1D weights stored (in, out)).
 
 CLI:
   make_hf_random.py ARCH OUT [--seed N] [--dtype f32|f16|bf16] [--shards N]
-                    [--no-prefix] [--preset tiny|llama-3.2-1b]
+                    [--no-prefix] [--preset tiny|llama-3.2-1b|llama-3.1-8b]
   ARCH: gpt2, qwen2, llama (tiny llama: GQA + rope_scaling llama3)
 The llama-3.2-1b preset has Llama-3.2-1B's shape (hidden 2048, 16 layers,
-32 heads, 8 KV heads, intermediate 8192, vocab 128256, tied, rope llama3).
+32 heads, 8 KV heads, intermediate 8192, vocab 128256, tied, rope llama3);
+llama-3.1-8b Llama-3.1-8B's (hidden 4096, 32 layers, 32 heads, 8 KV heads,
+intermediate 14336, vocab 128256, untied, rope llama3): 16 GB in bf16, for
+the memory measurements of docs/RESULTS.md §5 (written in row blocks).
 """
 
 import argparse
@@ -115,6 +118,14 @@ def configs(arch, preset):
                 "tie_word_embeddings": True, "hidden_act": "silu", "torch_dtype": "bfloat16",
                 "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
                                  "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+    if preset == "llama-3.1-8b":
+        return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+                "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+                "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 131072,
+                "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "vocab_size": 128256,
+                "tie_word_embeddings": False, "hidden_act": "silu", "torch_dtype": "bfloat16",
+                "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                 "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
     return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
             "intermediate_size": 80, "num_hidden_layers": 2, "num_attention_heads": 4,
             "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 64, "rms_norm_eps": 1e-5,
@@ -157,7 +168,7 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--no-prefix", action="store_true")
-    ap.add_argument("--preset", choices=["tiny", "llama-3.2-1b"], default="tiny")
+    ap.add_argument("--preset", choices=["tiny", "llama-3.2-1b", "llama-3.1-8b"], default="tiny")
     ap.add_argument("--scale", type=float, default=0.0)
     a = ap.parse_args(argv)
     cfg = configs(a.arch, a.preset)
