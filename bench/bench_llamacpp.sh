@@ -24,6 +24,10 @@
 # is compared (uncontended capacity on a shared machine), medians printed too.
 # Peak RSS (kB) is /usr/bin/time's maximum resident set of each process (one
 # round, the whole run: load, warm-up, all repeats).
+# On a machine shared with other work, run the whole script at a raised
+# priority (e.g. `nice -n -15 bash bench/bench_llamacpp.sh`, as root): both
+# engines inherit it, and llama.cpp's spin-waiting threads suffer most from
+# being preempted.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -50,7 +54,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
 echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) cores; $(date -u '+%F %H:%M UTC'); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# llama.cpp: $ll ($("$ll/llama-bench" --version 2>&1 | head -1 || true)); headroom: $("$build/headroom" --version 2>&1 | head -1)"
+echo "# llama.cpp: $ll; headroom: $("$build/headroom" --version 2>&1 | head -1); nice $(nice)"
 echo "# threads $threads, prefill $prefill, decode $decode, $rounds rounds x $repeats repeats"
 
 # "tok/s" values of one llama-bench jsonl run: prints "pp S1 S2 ..." and "tg S1 ..."
@@ -83,11 +87,12 @@ for shape in $shapes; do
             /usr/bin/time -f "%M" -o "$T/ll_rss" "$ll/llama-bench" -m "$f" -p "$prefill" -n "$decode" -t "$threads" \
                 -r "$repeats" -o jsonl >"$T/ll.jsonl" 2>"$T/ll.err" ||
                 { echo "bench: llama-bench failed:" >&2; tail -5 "$T/ll.err" >&2; exit 1; }
-            ll_samples "$T/ll.jsonl" >>"$T/ll"
+            ll_samples "$T/ll.jsonl" >"$T/ll_round"
+            cat "$T/ll_round" >>"$T/ll"
             /usr/bin/time -f "%M" -o "$T/hr_rss" "$build/hr_bench" "$f" --prefill "$prefill" --decode "$decode" \
                 --prompt 1 --threads "$threads" --repeats "$repeats" >"$T/hr.out"
             grep RESULT "$T/hr.out" >>"$T/hr"
-            echo "round $r: llama.cpp $(tr '\n' ' ' <"$T/ll") | headroom $(grep -o 'phase=[a-z]* n=[0-9]* best_s=[0-9.]*' "$T/hr.out" | tr '\n' ' ')"
+            echo "round $r: llama.cpp $(tr '\n' ' ' <"$T/ll_round") | headroom $(grep -o 'phase=[a-z]* n=[0-9]* best_s=[0-9.]*' "$T/hr.out" | tr '\n' ' ')"
             echo "round $r: peak RSS kB llama.cpp $(cat "$T/ll_rss") headroom $(cat "$T/hr_rss")"
             echo "$(cat "$T/ll_rss") $(cat "$T/hr_rss")" >>"$T/rss"
         done

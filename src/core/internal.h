@@ -42,6 +42,9 @@ void hr_unmap_file(hr_mapped_file *f);
  * mapping (madvise MADV_DONTNEED): they leave the process's memory and are
  * read from the file again if touched. Only for memory-mapped files. */
 void hr_release_pages(const void *p, size_t n);
+/* Bytes of memory the system can still give without swapping (Linux:
+ * MemAvailable of /proc/meminfo; else free physical pages); 0 = unknown. */
+uint64_t hr_available_memory(void);
 
 
 /* Atomic output: write to "<path>.tmp.<pid>", then rename over path. */

@@ -78,23 +78,42 @@ hr_status hr_model_need_f32(const hr_model *cm) {
     hr_status st = HR_OK;
     pthread_mutex_lock(&lock);
     const hr_config *c = &m->cfg;
-    for (int l = -1; l < c->n_layers && !m->f32_ready && st == HR_OK; l++)
-        for (int s = 0; s < HR_N_SLOTS && st == HR_OK; s++) {
-            if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || s == HR_SLOT_QKV || s == HR_SLOT_QKV_B) continue;
-            hr_mat_src *src = src_at(m, l, (hr_slot)s);
-            const float **dst = hr_slot_ptr(&m->w, l < 0 ? 0 : l, (hr_slot)s);
-            if (!src || !src->data || *dst || !hr_slot_expected(c, l, (hr_slot)s)) continue;
-            int64_t rows, cols;
-            hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
-            float *buf = hr_model_alloc_owned(m, (size_t)rows * (size_t)cols); // (rows, cols)
-            if (!buf) {
-                st = hr_err(HR_ERR_NOMEM, "out of memory converting the weights to f32 (%lld x %lld)", (long long)rows,
-                            (long long)cols);
+    /* pass 0 sizes the conversion (refused up front when it cannot fit in
+     * memory: an 8B bf16 model needs 32 GB of f32 rows), pass 1 converts */
+    uint64_t need = 0;
+    for (int pass = 0; pass < 2 && !m->f32_ready && st == HR_OK; pass++) {
+        if (pass == 1) {
+            uint64_t avail = hr_available_memory();
+            if (avail && need > avail) {
+                st = hr_err(HR_ERR_NOMEM,
+                            "this needs the weight matrices as f32 rows (%.1f GB more; the forward pass computes "
+                            "from the file's %s in place), but only %.1f GB of memory is available",
+                            (double)need / 1e9, m->source_dtype[0] ? m->source_dtype : "dtype", (double)avail / 1e9);
                 break;
             }
-            for (int64_t r = 0; r < rows; r++) hr_mat_src_row(src, c->head_dim, (int)r, (int)cols, buf + r * cols);
-            *dst = src->f32 = buf;
         }
+        for (int l = -1; l < c->n_layers && st == HR_OK; l++)
+            for (int s = 0; s < HR_N_SLOTS && st == HR_OK; s++) {
+                if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || s == HR_SLOT_QKV || s == HR_SLOT_QKV_B) continue;
+                hr_mat_src *src = src_at(m, l, (hr_slot)s);
+                const float **dst = hr_slot_ptr(&m->w, l < 0 ? 0 : l, (hr_slot)s);
+                if (!src || !src->data || *dst || !hr_slot_expected(c, l, (hr_slot)s)) continue;
+                int64_t rows, cols;
+                hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
+                if (pass == 0) {
+                    need += (uint64_t)rows * (uint64_t)cols * sizeof(float);
+                    continue;
+                }
+                float *buf = hr_model_alloc_owned(m, (size_t)rows * (size_t)cols); // (rows, cols)
+                if (!buf) {
+                    st = hr_err(HR_ERR_NOMEM, "out of memory converting the weights to f32 (%lld x %lld)",
+                                (long long)rows, (long long)cols);
+                    break;
+                }
+                for (int64_t r = 0; r < rows; r++) hr_mat_src_row(src, c->head_dim, (int)r, (int)cols, buf + r * cols);
+                *dst = src->f32 = buf;
+            }
+    }
     if (st == HR_OK && c->tied_classifier) m->w.output = m->w.tok_embd;
     if (st == HR_OK) m->f32_ready = 1;
     pthread_mutex_unlock(&lock);
