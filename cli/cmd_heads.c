@@ -27,6 +27,9 @@ static const cli_opt k_opts[] = {
     {"seed", 's', "S", "seed of the generated inputs (default 0)"},
     {"mean-ablation", 0, NULL, "ablation replaces a head by its mean output instead of zero"},
     {"needles", 0, "KIND", "retrieval needles: random (tokens, default) or natural (recurring text spans)"},
+    {"no-layer-metrics", 0, NULL,
+     "skip the layer / sublayer metrics and layers.json (~2 forward passes per\n"
+     "                             sublayer: most of a cheap run's time on big models)"},
     CLI_THREADS_OPTION,
     {"top", 0, "K", "attention-pattern pictures of the K most important heads (default 4)"},
     {"pattern-prompt", 0, "TEXT",
@@ -61,7 +64,7 @@ typedef struct {
     const char *text_path, *out_dir, *tokenizer, *methods, *pattern_prompt;
     long tokens, window, threads, top;
     uint64_t seed;
-    bool mean_ablation, natural_needles;
+    bool mean_ablation, natural_needles, no_layer_metrics;
 } heads_opts;
 
 static int read_opts(const cli_args *a, heads_opts *o, bool *selected) {
@@ -77,6 +80,7 @@ static int read_opts(const cli_args *a, heads_opts *o, bool *selected) {
     o->tokens = HR_CALIB_HEADS_TOKENS;
     o->top = 4;
     o->mean_ablation = cli_value(&k_spec, a, "mean-ablation") != NULL;
+    o->no_layer_metrics = cli_value(&k_spec, a, "no-layer-metrics") != NULL;
     const char *needles = cli_value(&k_spec, a, "needles");
     if (needles && strcmp(needles, "random") && strcmp(needles, "natural"))
         return cli_error("--needles '%s': random or natural", needles);
@@ -193,7 +197,7 @@ static void print_estimate(const heads_opts *o, const hr_heads_estimate *e) {
     bool first = true;
     for (int i = 0; i < n_rows; i++) {
         const hr_heads_cost *c = hr_heads_estimate_row(e, i);
-        if (c->selected) continue;
+        if (c->selected || !strcmp(c->label, "layer metrics")) continue; /* skipped by --no-layer-metrics */
         char n[24];
         format_count(c->passes, n, sizeof n);
         cli_format_seconds(c->seconds, t, sizeof t);
@@ -202,6 +206,7 @@ static void print_estimate(const heads_opts *o, const hr_heads_estimate *e) {
         first = false;
     }
     if (!first) fprintf(stderr, " -- add them with --methods%s\n", o->methods ? "" : " default,ID or --methods all");
+    if (o->no_layer_metrics) fprintf(stderr, "layer metrics skipped (--no-layer-metrics)\n");
 }
 
 static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
@@ -214,6 +219,7 @@ static int analyse(const heads_opts *o, const bool *selected, heads_state *s) {
     p.max_tokens = (int)o->tokens;
     p.seed = o->seed;
     p.mean_ablation = o->mean_ablation;
+    p.no_layer_metrics = o->no_layer_metrics;
     p.natural_needles = o->natural_needles;
     p.tok = s->tok;
     if (cli_progress_enabled()) {
@@ -247,9 +253,10 @@ static int write_outputs(const heads_opts *o, heads_state *s) {
     int n_pictures = 0;
     if (hr_report_head_lab(o->out_dir, s->res, s->ctx, s->model, &rp, &n_pictures) != HR_OK)
         return cli_lib_error("cannot write the head-lab outputs");
-    printf("heads: %d calibration tokens (window %d); wrote heads.json, heads.csv, layers.json, %d pictures, "
+    printf("heads: %d calibration tokens (window %d); wrote heads.json, heads.csv, %s%d pictures, "
            "report.html to %s\n",
-           hr_heads_result_n_calib_tokens(s->res), hr_heads_result_window(s->res), n_pictures, o->out_dir);
+           hr_heads_result_n_calib_tokens(s->res), hr_heads_result_window(s->res),
+           hr_heads_result_has_layer_metrics(s->res) ? "layers.json, " : "", n_pictures, o->out_dir);
     return CLI_OK;
 }
 

@@ -52,6 +52,13 @@ if [ "$rc" -eq 0 ] && ! cmp -s "$T/a/heads.json" "$T/c/heads.json" && ! grep -q 
   ok "--methods restricts the methods"
 else fail "--methods induction,retrieval"; fi
 
+cp "$T/c/heads.json" "$T/c_heads.json"
+run --text "$T/text.txt" --out "$T/c" --seed 5 --methods induction,retrieval --no-layer-metrics "${FAST[@]}"
+if [ "$rc" -eq 0 ] && cmp -s "$T/c_heads.json" "$T/c/heads.json" && [ ! -e "$T/c/layers.json" ] &&
+   [ -s "$T/c/report.html" ] && ! grep -q "^heads \[.*layer metrics" "$T/err" && grep -q "layer metrics skipped" "$T/err" && ! grep -q "layers.json" "$T/out"; then
+  ok "--no-layer-metrics gives the same heads.json, no layer phase, and removes the earlier layers.json"
+else fail "--no-layer-metrics"; cat "$T/err"; fi
+
 printf 'Once upon a time.\n' > "$T/short.txt"
 expect_error "text shorter than one window" "shorter than one window" --text "$T/short.txt" --out "$T/d" "${FAST[@]}"
 [ -e "$T/d/heads.json" ] && fail "short text left heads.json"

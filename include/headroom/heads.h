@@ -87,6 +87,8 @@ typedef struct {
     void *progress_ud;                   /* of both callbacks */
     hr_progress_phase_fn progress_phase; /* optional: one phase per group of methods that share their work, then
                                             "layer metrics" (common.h); NULL = the thread's callback */
+    bool no_layer_metrics;               /* skip the layer / sublayer metrics (layers.json): on big models they
+                                            cost ~2 forward passes per sublayer (default false) */
 } hr_heads_params;
 
 HR_API hr_heads_params hr_heads_default_params(void);
@@ -118,7 +120,7 @@ typedef struct {
     const char *label; /* the methods that share this work ("ablation, ablation_kl"), or "layer metrics";
                           borrowed from the estimate */
     const char *phase; /* the progress phase that runs it (borrowed) */
-    bool selected;     /* part of the run asked for (the layer metrics always are) */
+    bool selected;     /* part of the run asked for (the layer metrics are unless no_layer_metrics) */
     bool exact;        /* the run does exactly this work */
     bool bound;        /* not exact, but at most this work (fdtm stops at the first divergent token);
                           neither: about this (ablation_greedy: where the surviving heads sit) */
@@ -164,6 +166,8 @@ HR_API const char *hr_heads_result_note(const hr_heads_result *r, int method);
 HR_API double hr_heads_score(const hr_heads_result *r, int method, int layer, int head);
 /* 1 = highest score among the model's heads; 0 when absent. */
 HR_API int hr_heads_rank(const hr_heads_result *r, int method, int layer, int head);
+/* Whether the run computed the layer metrics (not with no_layer_metrics). */
+HR_API bool hr_heads_result_has_layer_metrics(const hr_heads_result *r);
 /* Layer metric m of a layer; NaN when absent. */
 HR_API double hr_heads_layer_score(const hr_heads_result *r, int metric, int layer);
 /* Calibration tokens scored (windows × window). */
@@ -194,7 +198,8 @@ typedef struct {
 
 /* Serialises results (numbers as the shortest decimal that reads back as
  * the same double, NaN as null; heads.csv keeps %.9g). Each output is
- * malloc'ed (caller frees); any pointer may be NULL to skip that output. */
+ * malloc'ed (caller frees); any pointer may be NULL to skip that output.
+ * *layers_json is NULL when the run has no layer metrics. */
 HR_API hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr_heads_meta *meta,
                                   char **heads_json, char **layers_json, char **csv);
 

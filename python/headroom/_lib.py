@@ -198,7 +198,8 @@ class HeadsParams(Structure):  # hr_heads_params
                 ("rep_len", c_int), ("rep_seqs", c_int), ("n_needles", c_int), ("needle_len", c_int),
                 ("natural_needles", c_bool),
                 ("fdtm_prompts", c_int), ("fdtm_prompt_len", c_int), ("fdtm_gen", c_int),
-                ("progress", PROGRESS_FN), ("progress_ud", c_void_p), ("progress_phase", c_void_p)]
+                ("progress", PROGRESS_FN), ("progress_ud", c_void_p), ("progress_phase", c_void_p),
+                ("no_layer_metrics", c_bool)]
 
 
 class HeadsMeta(Structure):  # hr_heads_meta

@@ -4,6 +4,7 @@
 #include "core/internal.h"
 #include "report/report_internal.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +169,12 @@ hr_status hr_report_head_lab(const char *dir, const hr_heads_result *r, hr_conte
     hr_status st = hr_heads_to_json(r, m, &meta, &hj, &lj, &csv);
     if (st == HR_OK) st = write_text(dir, "heads.json", hj);
     if (st == HR_OK) st = write_text(dir, "heads.csv", csv);
-    if (st == HR_OK) st = write_text(dir, "layers.json", lj);
+    if (st == HR_OK && lj) st = write_text(dir, "layers.json", lj);
+    if (st == HR_OK && !lj) { /* an earlier run's layers.json would not describe this one */
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/layers.json", dir);
+        if (remove(path) != 0 && errno != ENOENT) st = hr_err(HR_ERR_IO, "cannot remove the earlier %s", path);
+    }
     image_list *il = calloc(1, sizeof *il);
     if (st == HR_OK && !il) st = hr_err(HR_ERR_NOMEM, "out of memory");
     if (st == HR_OK) st = heatmaps(dir, r, m, il);

@@ -44,7 +44,7 @@ int main(void) {
         F(hr_heads_params, rep_seqs), F(hr_heads_params, n_needles), F(hr_heads_params, needle_len),
         F(hr_heads_params, natural_needles), F(hr_heads_params, fdtm_prompts), F(hr_heads_params, fdtm_prompt_len),
         F(hr_heads_params, fdtm_gen), F(hr_heads_params, progress), F(hr_heads_params, progress_ud),
-        F(hr_heads_params, progress_phase);
+        F(hr_heads_params, progress_phase), F(hr_heads_params, no_layer_metrics);
     S(hr_heads_meta), F(hr_heads_meta, model_path), F(hr_heads_meta, arch), F(hr_heads_meta, text_path),
         F(hr_heads_meta, seed);
     S(hr_lab_report_params), F(hr_lab_report_params, model_path), F(hr_lab_report_params, text_path),

@@ -192,7 +192,7 @@ hr_status hr_heads_estimate_cost(hr_context *ctx, const hr_heads_params *p, cons
         cost_row *c = &out->rows[out->n++];
         lab_cost lc;
         lab_cost_layer_metrics(&lab, &lc);
-        *c = (cost_row){"layer metrics", "layer metrics", true, lc.exact, false, lc.work, 0, 0};
+        *c = (cost_row){"layer metrics", "layer metrics", !p->no_layer_metrics, lc.exact, false, lc.work, 0, 0};
         snprintf(out->total.phase, sizeof out->total.phase, "total");
         out->total.exact = true;
         for (int i = 0; i < out->n; i++) {

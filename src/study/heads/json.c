@@ -210,7 +210,7 @@ hr_status hr_heads_to_json(const hr_heads_result *r, const hr_model *m, const hr
     for (int i = 0; i < 3; i++)
         if (outs[i]) *outs[i] = NULL;
     for (int i = 0; i < 3; i++) {
-        if (!outs[i]) continue;
+        if (!outs[i] || (i == 1 && !hr_heads_result_has_layer_metrics(r))) continue;
         hr_strbuf b = {0};
         if (i == 0) heads_doc(&b, r, m, meta);
         else if (i == 1) layers_doc(&b, r);

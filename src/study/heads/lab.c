@@ -386,7 +386,7 @@ hr_status lab_init(hr_lab *lab, hr_context *ctx, const hr_heads_params *p, const
         dst[0] = p->bos;
         memcpy(dst + 1, p->tokens + (size_t)w * per, per * sizeof(int32_t));
     }
-    lab->prog_slots = 1;
+    lab->prog_slots = p->no_layer_metrics ? 0 : 1;
     for (size_t i = 0; i < n_m; i++) lab->prog_slots += sel[i];
     return HR_OK;
 }
@@ -402,7 +402,7 @@ bool lab_shares_earlier(const bool *sel, int m) {
 /* Progress phases of the selection: one per group sharing work, and the
  * layer metrics. */
 static int lab_n_phases(const hr_lab *lab) {
-    int n = 1;
+    int n = lab->p.no_layer_metrics ? 0 : 1;
     for (int m = 0; m < hr_head_methods_count; m++) n += lab->selected[m] && !lab_shares_earlier(lab->selected, m);
     return n;
 }
@@ -433,6 +433,7 @@ static hr_status lab_run_methods(hr_lab *lab) {
         if (st != HR_OK) hr_err_prefix("%s", hm->info.id);
         lab->prog_slot++;
     }
+    if (lab->p.no_layer_metrics) return st;
     if (st == HR_OK) st = start_phase(lab, &k_layer_work, "layer metrics");
     if (st == HR_OK) st = lab_layer_metrics(lab);
     return st;
@@ -502,6 +503,8 @@ int hr_heads_rank(const hr_heads_result *r, int m, int layer, int head) {
         }
     return rank;
 }
+
+bool hr_heads_result_has_layer_metrics(const hr_heads_result *r) { return r && !r->lab.p.no_layer_metrics; }
 
 double hr_heads_layer_score(const hr_heads_result *r, int metric, int layer) {
     if (metric < 0 || metric >= LM_COUNT || layer < 0 || layer >= r->lab.L) return NAN;
