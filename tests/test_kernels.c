@@ -416,13 +416,21 @@ static void *bf16_panels(const float *w, int dout, int din, float *deq) {
  * and -1e-40 as -0; pairs put x[2m] in the high half, and an odd d_in's
  * last low half is zero. */
 static void bf16_dot_rounds_activations_to_nearest_even_with_denormals_as_zero(void) {
-    float x[5] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 1e-40f, -1e-40f, -2.5f};
-    uint32_t q[3];
-    hr_bf16_pairs(q, x, 1, 5);
-    printf("    pairs %08x %08x %08x\n", (unsigned)q[0], (unsigned)q[1], (unsigned)q[2]);
-    CHECK(q[0] == (0x3F80u << 16 | 0x3F82u), "1 + 2^-8, 1 + 3 * 2^-8: %08x", (unsigned)q[0]);
-    CHECK(q[1] == (0x0000u << 16 | 0x8000u), "+-1e-40: %08x", (unsigned)q[1]);
-    CHECK(q[2] == (0xC020u << 16), "-2.5 and the zero pad: %08x", (unsigned)q[2]);
+    static const float v[5] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 1e-40f, -1e-40f, -2.5f};
+    static const uint32_t e[5] = {0x3F80, 0x3F82, 0x0000, 0x8000, 0xC020}; /* their bf16 bits */
+    float x[41];
+    uint32_t q[21];
+    for (int k = 0; k < 41; k++) x[k] = v[k % 5];
+    size_t bad = 0;
+    for (int din = 39; din <= 41; din++) { /* vector blocks of 16, then the tail; odd and even d_in */
+        hr_bf16_pairs(q, x, 1, din);
+        for (int m = 0; m < (din + 1) / 2; m++) {
+            uint32_t want = e[(2 * m) % 5] << 16 | (2 * m + 1 < din ? e[(2 * m + 1) % 5] : 0);
+            bad += q[m] != want;
+        }
+    }
+    printf("    pairs %08x %08x %08x ..., %zu wrong\n", (unsigned)q[0], (unsigned)q[1], (unsigned)q[2], bad);
+    CHECK(bad == 0, "%zu activation pairs differ from the hand-worked bits", bad);
 }
 
 /* The bf16 dot's kernels (the CPU's path: VDPBF16PS where it has

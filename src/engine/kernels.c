@@ -142,17 +142,7 @@ static uint16_t act_bf16(float f) {
     return hr_f32_to_bf16(f);
 }
 
-void hr_bf16_pairs(uint32_t *xq, const float *x, int n, int d_in) {
-    int n_pairs = (d_in + 1) / 2;
-    for (int t = 0; t < n; t++) {
-        const float *xr = x + (size_t)t * d_in;
-        uint32_t *q = xq + (size_t)t * n_pairs;
-        for (int m = 0; m < n_pairs; m++) {
-            uint32_t hi = act_bf16(xr[2 * m]), lo = 2 * m + 1 < d_in ? act_bf16(xr[2 * m + 1]) : 0;
-            q[m] = hi << 16 | lo;
-        }
-    }
-}
+void hr_bf16_pairs(uint32_t *xq, const float *x, int n, int d_in) { hr_kernels()->bf16_pairs(xq, x, n, d_in); }
 
 /* Denormals to zero of the same sign (DAZ on inputs, FTZ on results). */
 static float flush_denormal(float f) { return fabsf(f) < 0x1p-126f ? copysignf(0.0f, f) : f; }
@@ -246,7 +236,7 @@ void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_ma
     }
     j.x = x, j.n = n, j.d_in = d_in, j.blas = blas && n > 1, j.kt = hr_kernels();
     if (xq && any_bf16) {
-        hr_bf16_pairs(xq, x, n, d_in);
+        j.kt->bf16_pairs(xq, x, n, d_in);
         bool hw = hr_cpu_bf16_hw() && j.kt->gemm_bf16dot_hw;
         j.xq = xq;
         j.gemv_dot = hw ? j.kt->gemv_bf16dot_hw : j.kt->gemv_bf16dot;

@@ -764,6 +764,46 @@ gemm_dot_t(int hw, float *y, const uint32_t *xq, const unsigned char *wp, int n,
     }
 }
 
+/* An activation's bf16 bits in the high half (kernels.h: denormals to
+ * zero of the same sign, NaN quieted, else round to nearest even). */
+static inline uint32_t act_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t a = u & 0x7FFFFFFFu;
+    if (a < 0x00800000u) return u & 0x80000000u;
+    if (a > 0x7F800000u) return (u | 0x00400000u) & 0xFFFF0000u;
+    return (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+}
+
+/* Rows of x (n, d_in) as activation pairs xq (n, (d_in + 1) / 2). */
+static void bf16_pairs(uint32_t *xq, const float *x, int n, int d_in) {
+    int n_pairs = (d_in + 1) / 2;
+    for (int t = 0; t < n; t++) {
+        const float *xr = x + (size_t)t * d_in;
+        uint32_t *q = xq + (size_t)t * n_pairs;
+        int k = 0;
+#if HR_ISA == 2
+        const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), sign = _mm512_set1_epi32((int)0x80000000u);
+        const __m512i minn = _mm512_set1_epi32(0x00800000), inf = _mm512_set1_epi32(0x7F800000);
+        const __m512i quiet = _mm512_set1_epi32(0x00400000), bias = _mm512_set1_epi32(0x7FFF);
+        const __m512i one = _mm512_set1_epi32(1), hi = _mm512_set1_epi64((long long)0xFFFF0000);
+        for (; k + 16 <= d_in; k += 16) { /* 16 activations -> 8 pairs */
+            __m512i u = _mm512_loadu_si512(xr + k), a = _mm512_and_si512(u, absm);
+            __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+            r = _mm512_mask_or_epi32(r, _mm512_cmpgt_epi32_mask(a, inf), u, quiet);
+            r = _mm512_mask_and_epi32(r, _mm512_cmplt_epi32_mask(a, minn), u, sign);
+            /* qword m = (r[2m], r[2m + 1]): high half of r[2m] above that of r[2m + 1] */
+            __m512i pr = _mm512_or_si512(_mm512_and_si512(r, hi), _mm512_srli_epi64(r, 48));
+            _mm256_storeu_si256((__m256i *)(q + k / 2), _mm512_cvtepi64_epi32(pr));
+        }
+#endif
+        for (; k < d_in; k += 2) {
+            uint32_t h = act_bits(xr[k]), l = k + 1 < d_in ? act_bits(xr[k + 1]) : 0;
+            q[k / 2] = h | l >> 16;
+        }
+    }
+}
+
 static BF16_HW_ATTR void gemv_bf16dot(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0,
                                       int p1) {
     gemv_dot_t(0, y, xq, wp, d_in, d_out, p0, p1);
@@ -1146,6 +1186,7 @@ const hr_kernel_table HR_SFX(hr_kernels) = {
                           : "scalar",
     .gemv_panels = gemv_panels,
     .gemm_panels = gemm_panels,
+    .bf16_pairs = bf16_pairs,
     .gemv_bf16dot = gemv_bf16dot,
     .gemm_bf16dot = gemm_bf16dot,
 #if HR_ISA == 2

@@ -35,6 +35,7 @@ typedef struct {
     /* the same for the bf16 dot (kernels.h) over bf16 panels, activation
      * pairs xq (n, (d_in + 1) / 2): the emulated pair step, and on the
      * AVX-512 table VDPBF16PS (NULL elsewhere; only when hr_cpu_bf16_hw) */
+    void (*bf16_pairs)(uint32_t *xq, const float *x, int n, int d_in); /* hr_bf16_pairs */
     void (*gemv_bf16dot)(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0, int p1);
     void (*gemm_bf16dot)(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0, int p1);
     void (*gemv_bf16dot_hw)(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0, int p1);
