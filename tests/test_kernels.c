@@ -1,5 +1,6 @@
 /* Optimised kernels against their naive references. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,34 +103,6 @@ static void one_job_for_several_products_equals_separate_calls(void) {
         for (int m = 0; m < 3; m++) free(w[m]), free(wp[m]), free(y[m]), free(ys[m]);
         free(x);
     }
-    hr_pool_free(pool);
-}
-
-/* What makes pruning exact: zeroing inputs equals deleting their columns. */
-static void removing_columns_equals_zeroing_their_inputs_bit_for_bit(void) {
-    hr_pool *pool = NULL;
-    hr_pool_new(2, &pool);
-    int n = 19, din = 72, dout = 40, keep[72], n_keep = 0;
-    for (int k = 0; k < din; k++)
-        if (!(k >= 8 && k < 16) && k % 7 != 3) keep[n_keep++] = k; /* an 8-wide head and scattered neurons */
-    float *x = rand_buf((size_t)n * din, 7), *w = rand_buf((size_t)dout * din, 8);
-    float *xs = malloc(sizeof(float) * (size_t)n * n_keep), *ws = malloc(sizeof(float) * (size_t)dout * n_keep);
-    for (int t = 0; t < n; t++) {
-        int j = 0;
-        for (int k = 0; k < din; k++) {
-            if (j < n_keep && keep[j] == k) xs[(size_t)t * n_keep + j++] = x[(size_t)t * din + k];
-            else x[(size_t)t * din + k] = 0.0f;
-        }
-    }
-    for (int r = 0; r < dout; r++)
-        for (int j = 0; j < n_keep; j++) ws[(size_t)r * n_keep + j] = w[(size_t)r * din + keep[j]];
-    float *wp = packed(w, dout, din), *wsp = packed(ws, dout, n_keep);
-    float *y = calloc((size_t)n * dout, 4), *ys = calloc((size_t)n * dout, 4);
-    hr_matmul(pool, y, x, hr_panels_f32(wp), n, din, dout);
-    hr_matmul(pool, ys, xs, hr_panels_f32(wsp), n, n_keep, dout);
-    hr_t_maxdiff("zeroed vs removed columns", y, ys, (size_t)n * dout);
-    CHECK(n_bits_differ(y, ys, (size_t)n * dout) == 0, "removed columns change the result");
-    free(x), free(w), free(xs), free(ws), free(wp), free(wsp), free(y), free(ys);
     hr_pool_free(pool);
 }
 
@@ -488,16 +461,17 @@ static void bf16_dot_equals_its_scalar_reference_and_prefill_equals_decode(void)
     CHECK(worst_rel <= 0x1p-8, "bf16 dot vs the f32 product: %g", worst_rel);
 }
 
-/* Pruned = gated under the bf16 dot: removing columns anywhere (odd and
- * even k, so the pairs of the kept columns shift) equals zeroing their
- * inputs, bit for bit, because each output is one chain over k in order. */
-static void bf16_dot_removing_columns_equals_zeroing_their_inputs(void) {
+/* What makes pruning exact: zeroing inputs equals deleting their columns
+ * (an 8-wide head and scattered neurons), bit for bit, for the exact f32
+ * products and for the bf16 dot of bf16 panels (there the kept columns'
+ * k-pairs shift, and still each output is one chain over k in order). */
+static void removed_columns_vs_zeroed_inputs(bool bf16_dot) {
     hr_pool *pool = NULL;
     hr_pool_new(2, &pool);
     int n = 19, din = 72, dout = 40, keep[72], n_keep = 0;
     for (int k = 0; k < din; k++)
         if (!(k >= 8 && k < 16) && k % 7 != 3) keep[n_keep++] = k;
-    float *x = rand_buf((size_t)n * din, 27), *w = rand_buf((size_t)dout * din, 28);
+    float *x = rand_buf((size_t)n * din, 7), *w = rand_buf((size_t)dout * din, 8);
     float *xs = malloc(sizeof(float) * (size_t)n * n_keep), *ws = malloc(sizeof(float) * (size_t)dout * n_keep);
     for (int t = 0; t < n; t++) {
         int j = 0;
@@ -509,17 +483,27 @@ static void bf16_dot_removing_columns_equals_zeroing_their_inputs(void) {
     for (int r = 0; r < dout; r++)
         for (int j = 0; j < n_keep; j++) ws[(size_t)r * n_keep + j] = w[(size_t)r * din + keep[j]];
     float *deq = malloc(sizeof(float) * (size_t)dout * din), *deqs = malloc(sizeof(float) * (size_t)dout * n_keep);
-    hr_panels p = {bf16_panels(w, dout, din, deq), HR_WT_BF16}, ps = {bf16_panels(ws, dout, n_keep, deqs), HR_WT_BF16};
+    hr_panels p = hr_panels_f32(packed(w, dout, din)), ps = hr_panels_f32(packed(ws, dout, n_keep));
     float *y = calloc((size_t)n * dout, 4), *ys = calloc((size_t)n * dout, 4);
-    bf16dot(pool, y, x, p, n, din, dout);
-    bf16dot(pool, ys, xs, ps, n, n_keep, dout);
+    if (bf16_dot) {
+        free((void *)p.p), free((void *)ps.p);
+        p = (hr_panels){bf16_panels(w, dout, din, deq), HR_WT_BF16};
+        ps = (hr_panels){bf16_panels(ws, dout, n_keep, deqs), HR_WT_BF16};
+        bf16dot(pool, y, x, p, n, din, dout);
+        bf16dot(pool, ys, xs, ps, n, n_keep, dout);
+    } else {
+        hr_matmul(pool, y, x, p, n, din, dout);
+        hr_matmul(pool, ys, xs, ps, n, n_keep, dout);
+    }
     printf("    %d of %d columns kept\n", n_keep, din);
     hr_t_maxdiff("zeroed vs removed columns", y, ys, (size_t)n * dout);
-    CHECK(n_bits_differ(y, ys, (size_t)n * dout) == 0, "removed columns change the bf16 dot");
+    CHECK(n_bits_differ(y, ys, (size_t)n * dout) == 0, "removed columns change the result");
     free(x), free(w), free(xs), free(ws), free(deq), free(deqs), free((void *)p.p), free((void *)ps.p), free(y),
         free(ys);
     hr_pool_free(pool);
 }
+static void removing_columns_equals_zeroing_their_inputs_bit_for_bit(void) { removed_columns_vs_zeroed_inputs(false); }
+static void bf16_dot_removing_columns_equals_zeroing_their_inputs(void) { removed_columns_vs_zeroed_inputs(true); }
 
 /* Denormals as VDPBF16PS treats them, worked out by hand: weights that are
  * bf16 denormals read as zero (row 0: y = 0 although x w ~ 1e-19 and the
