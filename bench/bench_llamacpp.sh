@@ -12,6 +12,9 @@
 #        HR_BENCH_ROUNDS  interleaved rounds (default 2), HR_BENCH_REPEATS (default 3)
 #        HR_BENCH_THREADS (default 2), HR_BENCH_MODELS_DIR (default BUILD_DIR)
 #        HR_BENCH_PREFILL / HR_BENCH_DECODE tokens (default 512 / 64)
+#        HR_BENCH_BF16_DOT=1  on bf16 files also run hr_bench --bf16-dot 1 (the
+#                        AVX512-BF16 arithmetic, README "bf16 dot") each round:
+#                        a second headroom row "bf16 --bf16-dot" per phase
 #
 # What each side measures (the same work):
 #   prefill P: llama-bench ppP evaluates P tokens, logits of the last one;
@@ -42,6 +45,7 @@ threads=${HR_BENCH_THREADS:-2}
 models_dir=${HR_BENCH_MODELS_DIR:-$build}
 prefill=${HR_BENCH_PREFILL:-512}
 decode=${HR_BENCH_DECODE:-64}
+bf16_dot=${HR_BENCH_BF16_DOT:-0}
 python=/usr/bin/python3
 
 [[ -x $build/hr_bench ]] || { echo "bench: $build/hr_bench missing (build the Release tree first)" >&2; exit 1; }
@@ -82,7 +86,9 @@ for shape in $shapes; do
                 --vocab dummy --seed 1
         fi
         echo "## $shape $dt ($(du -m "$f" | cut -f1) MiB)"
-        : >"$T/ll"; : >"$T/hr"
+        : >"$T/ll"; : >"$T/hr"; : >"$T/hrd"
+        dot=0
+        [[ $bf16_dot == 1 && $dt == bf16 ]] && dot=1
         for r in $(seq 1 "$rounds"); do
             /usr/bin/time -f "%M" -o "$T/ll_rss" "$ll/llama-bench" -m "$f" -p "$prefill" -n "$decode" -t "$threads" \
                 -r "$repeats" -o jsonl >"$T/ll.jsonl" 2>"$T/ll.err" ||
@@ -95,8 +101,16 @@ for shape in $shapes; do
             echo "round $r: llama.cpp $(tr '\n' ' ' <"$T/ll_round") | headroom $(grep -o 'phase=[a-z]* n=[0-9]* best_s=[0-9.]*' "$T/hr.out" | tr '\n' ' ')"
             echo "round $r: peak RSS kB llama.cpp $(cat "$T/ll_rss") headroom $(cat "$T/hr_rss")"
             echo "$(cat "$T/ll_rss") $(cat "$T/hr_rss")" >>"$T/rss"
+            if [[ $dot == 1 ]]; then
+                /usr/bin/time -f "%M" -o "$T/hr_rss" "$build/hr_bench" "$f" --prefill "$prefill" --decode "$decode" \
+                    --prompt 1 --threads "$threads" --repeats "$repeats" --bf16-dot 1 >"$T/hrd.out"
+                grep RESULT "$T/hrd.out" >>"$T/hrd"
+                echo "round $r: headroom --bf16-dot $(grep -o 'phase=[a-z]* n=[0-9]* best_s=[0-9.]*' "$T/hrd.out" | tr '\n' ' ')($(grep -o 'bf16 dot ([A-Za-z0-9]*)' "$T/hrd.out")), peak RSS kB $(cat "$T/hr_rss")"
+                echo "$(cat "$T/ll_rss") $(cat "$T/hr_rss")" >>"$T/rssd"
+            fi
         done
-        "$python" - "$T/ll" "$T/hr" "$T/rss" "$shape" "$dt" "$prefill" "$decode" >>"$summary" <<'EOF'
+        rows() { # LLAMA-SAMPLES HEADROOM-RESULTS RSS DTYPE-LABEL
+            "$python" - "$1" "$2" "$3" "$shape" "$4" "$prefill" "$decode" >>"$summary" <<'EOF'
 import re, statistics, sys
 ll, hr = {"pp": [], "tg": []}, {"pp": [], "tg": []}
 for line in open(sys.argv[1]):
@@ -114,8 +128,11 @@ for k, name in (("pp", "prefill " + p), ("tg", "decode " + n)):
         shape, dt, name, lb, statistics.median(ll[k]), hb, statistics.median(hr[k]), hb / lb,
         max(r[0] for r in rss) // 1024, max(r[1] for r in rss) // 1024))
 EOF
-        rm -f "$T/rss"
-        tail -2 "$summary"
+        }
+        rows "$T/ll" "$T/hr" "$T/rss" "$dt"
+        if [[ $dot == 1 ]]; then rows "$T/ll" "$T/hrd" "$T/rssd" "$dt --bf16-dot"; fi
+        rm -f "$T/rss" "$T/rssd"
+        tail -$((2 + 2 * dot)) "$summary"
     done
 done
 echo

@@ -55,6 +55,8 @@ char cli_short_letter(const char *long_name);
     { "tokenizer", 0, "PATH", "tokenizer (default: beside the model, or the GGUF)" }
 #define CLI_FORCE_OPTION                                                                                               \
     { "force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind" }
+#define CLI_BF16_DOT_OPTION                                                                                            \
+    { "bf16-dot", 0, NULL, "bf16 weights: AVX512-BF16's arithmetic, activations rounded to bf16 (README, bf16 dot)" }
 #define CLI_DTYPE_OPTION                                                                                               \
     { "dtype", 0, "f32|f16|bf16|q8_0", "output dtype (default: the input model's; q8_0: GGUF only)" }
 

@@ -115,6 +115,22 @@ if expect_ok "ppl sliding" ppl "$BIN" --text "$T/slice.txt" --ctx 128; then
       awk '{ d = $3 - $6; if (d < 0) d = -d; exit !(d < 1e-4) }' || fail "ppl: .bin and .gguf NLL differ"
   fi
 fi
+# --bf16-dot: a bf16 file's NLL moves only by the activations' bf16 rounding
+# (|diff| < 1e-3; RESULTS §5: 2e-5 on the whole text); a model without bf16
+# weights is unaffected, to the printed digit
+if expect_ok "convert to bf16" convert "$BIN" "$T/s-bf16.gguf" --to gguf --dtype bf16; then
+  expect_ok "ppl bf16" ppl "$T/s-bf16.gguf" --text "$T/slice.txt" --ctx 128 && grep "^mean NLL:" "$T/out" >"$T/nll_exact"
+  if expect_ok "ppl bf16 --bf16-dot" ppl "$T/s-bf16.gguf" --text "$T/slice.txt" --ctx 128 --bf16-dot; then
+    paste "$T/nll_exact" <(grep "^mean NLL:" "$T/out") |
+      awk '{ d = $3 - $6; if (d < 0) d = -d; print "    bf16 NLL exact " $3 ", bf16 dot " $6; exit !(d < 1e-3) }' ||
+      fail "ppl --bf16-dot: NLL far from the exact products"
+  fi
+  expect_ok "ppl .bin" ppl "$BIN" --text "$T/slice.txt" --ctx 128 && grep "^mean NLL:" "$T/out" >"$T/nll_f32"
+  expect_ok "ppl .bin --bf16-dot" ppl "$BIN" --text "$T/slice.txt" --ctx 128 --bf16-dot &&
+    { grep "^mean NLL:" "$T/out" | cmp -s - "$T/nll_f32" || fail "ppl --bf16-dot changed an f32 model"; }
+  expect_ok "generate bf16 --bf16-dot" generate "$T/s-bf16.gguf" --tokenizer "$(dirname "$BIN")/tok512.bin" \
+    -p "Lily" -n 16 --temp 0 --bf16-dot
+fi
 
 # ---------- help ----------
 for cmd in "" info generate ppl; do

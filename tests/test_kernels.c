@@ -1,10 +1,14 @@
 /* Optimised kernels against their naive references. */
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "engine/kernels.h"
+#include "engine/kernels_isa.h"
+#include "headroom/context.h"
 #include "engine/pool.h"
 #include "io/hf_internal.h"
 #include "typed_util.h"
@@ -92,41 +96,13 @@ static void one_job_for_several_products_equals_separate_calls(void) {
             outs[m] = (hr_matmul_out){y[m], w[m], hr_panels_f32(wp[m]), dims[m]};
             hr_matmul(pool, ys[m], x, hr_panels_f32(wp[m]), n, din, dims[m]);
         }
-        hr_matmul_multi(pool, x, n, din, outs, 3, false);
+        hr_matmul_multi(pool, x, n, din, outs, 3, false, NULL);
         size_t bad = 0;
         for (int m = 0; m < 3; m++) bad += n_bits_differ(y[m], ys[m], (size_t)n * dims[m]);
         CHECK(bad == 0, "%d tokens: %zu outputs differ", n, bad);
         for (int m = 0; m < 3; m++) free(w[m]), free(wp[m]), free(y[m]), free(ys[m]);
         free(x);
     }
-    hr_pool_free(pool);
-}
-
-/* What makes pruning exact: zeroing inputs equals deleting their columns. */
-static void removing_columns_equals_zeroing_their_inputs_bit_for_bit(void) {
-    hr_pool *pool = NULL;
-    hr_pool_new(2, &pool);
-    int n = 19, din = 72, dout = 40, keep[72], n_keep = 0;
-    for (int k = 0; k < din; k++)
-        if (!(k >= 8 && k < 16) && k % 7 != 3) keep[n_keep++] = k; /* an 8-wide head and scattered neurons */
-    float *x = rand_buf((size_t)n * din, 7), *w = rand_buf((size_t)dout * din, 8);
-    float *xs = malloc(sizeof(float) * (size_t)n * n_keep), *ws = malloc(sizeof(float) * (size_t)dout * n_keep);
-    for (int t = 0; t < n; t++) {
-        int j = 0;
-        for (int k = 0; k < din; k++) {
-            if (j < n_keep && keep[j] == k) xs[(size_t)t * n_keep + j++] = x[(size_t)t * din + k];
-            else x[(size_t)t * din + k] = 0.0f;
-        }
-    }
-    for (int r = 0; r < dout; r++)
-        for (int j = 0; j < n_keep; j++) ws[(size_t)r * n_keep + j] = w[(size_t)r * din + keep[j]];
-    float *wp = packed(w, dout, din), *wsp = packed(ws, dout, n_keep);
-    float *y = calloc((size_t)n * dout, 4), *ys = calloc((size_t)n * dout, 4);
-    hr_matmul(pool, y, x, hr_panels_f32(wp), n, din, dout);
-    hr_matmul(pool, ys, xs, hr_panels_f32(wsp), n, n_keep, dout);
-    hr_t_maxdiff("zeroed vs removed columns", y, ys, (size_t)n * dout);
-    CHECK(n_bits_differ(y, ys, (size_t)n * dout) == 0, "removed columns change the result");
-    free(x), free(w), free(xs), free(ws), free(wp), free(wsp), free(y), free(ys);
     hr_pool_free(pool);
 }
 
@@ -388,10 +364,182 @@ static void typed_panels_equal_the_f32_product_over_dequantized_weights(void) {
           "panel sizes");
 }
 
+/* ---- the bf16 dot (kernels.h) ---- */
+
+/* The bf16 dot of bf16 panels in a pool job (hr_matmul_multi with xq). */
+static void bf16dot(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int din, int dout) {
+    uint32_t *xq = malloc(sizeof(uint32_t) * (size_t)n * (size_t)((din + 1) / 2));
+    hr_matmul_out o = {y, NULL, wp, dout};
+    hr_matmul_multi(pool, x, n, din, &o, 1, false, xq);
+    free(xq);
+}
+
+/* bf16 panels of w (dout, din) (free with free()); deq: their f32 values. */
+static void *bf16_panels(const float *w, int dout, int din, float *deq) {
+    unsigned char *enc = NULL;
+    size_t rb = hr_t_encode(HR_WT_BF16, w, dout, din, &enc, deq);
+    void *tp = hr_t_pack_typed(HR_WT_BF16, enc, rb, 0, 0, dout, din);
+    free(enc);
+    return tp;
+}
+
+/* Activations round to nearest even with denormals as zero, worked out by
+ * hand: bf16 keeps 8 significant bits, so 1 + 2^-8 is a tie to 1 (even)
+ * and 1 + 3 * 2^-8 a tie to 1 + 2^-6; 1e-40 (an f32 denormal) reads as 0
+ * and -1e-40 as -0; pairs put x[2m] in the high half, and an odd d_in's
+ * last low half is zero. */
+static void bf16_dot_rounds_activations_to_nearest_even_with_denormals_as_zero(void) {
+    static const float v[5] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 1e-40f, -1e-40f, -2.5f};
+    static const uint32_t e[5] = {0x3F80, 0x3F82, 0x0000, 0x8000, 0xC020}; /* their bf16 bits */
+    float x[41];
+    uint32_t q[21];
+    for (int k = 0; k < 41; k++) x[k] = v[k % 5];
+    size_t bad = 0;
+    for (int din = 39; din <= 41; din++) { /* vector blocks of 16, then the tail; odd and even d_in */
+        hr_bf16_pairs(q, x, 1, din);
+        for (int m = 0; m < (din + 1) / 2; m++) {
+            uint32_t want = e[(2 * m) % 5] << 16 | (2 * m + 1 < din ? e[(2 * m + 1) % 5] : 0);
+            bad += q[m] != want;
+        }
+    }
+    printf("    pairs %08x %08x %08x ..., %zu wrong\n", (unsigned)q[0], (unsigned)q[1], (unsigned)q[2], bad);
+    CHECK(bad == 0, "%zu activation pairs differ from the hand-worked bits", bad);
+}
+
+/* The bf16 dot's kernels (the CPU's path: VDPBF16PS where it has
+ * AVX512-BF16) equal hr_matmul_bf16dot_ref, the one-chain scalar fmaf
+ * statement of the arithmetic, bit for bit, for every batch size (GEMV and
+ * GEMM), 1 and 3 threads, odd d_in and partial panels; weights include
+ * zeros and bf16 denormals, activations zeros and f32 denormals. A batch
+ * equals its tokens one at a time (prefill = decode). Against the exact f32
+ * product over the same weights the error is the activations' rounding:
+ * |diff| <= 2^-8 * sum_k |x_k w_k| (bf16 rounds each x by at most 2^-9
+ * relative; the f32 chains add a few 2^-24). */
+static void bf16_dot_equals_its_scalar_reference_and_prefill_equals_decode(void) {
+    static const int bshapes[][3] = {{1, 64, 64},   {1, 67, 13}, {2, 301, 40},   {3, 96, 13},   {4, 288, 50},
+                                     {19, 545, 33}, {9, 64, 16}, {64, 576, 192}, {130, 513, 80}};
+    double worst_rel = 0;
+    size_t bad = 0, bad_dec = 0, total = 0;
+    for (int threads = 1; threads <= 3; threads += 2) {
+        hr_pool *pool = NULL;
+        hr_pool_new(threads, &pool);
+        for (size_t s = 0; s < sizeof bshapes / sizeof bshapes[0]; s++) {
+            int n = bshapes[s][0], din = bshapes[s][1], dout = bshapes[s][2];
+            float *x = rand_buf((size_t)n * din, 17), *w = rand_buf((size_t)dout * din, 18);
+            for (size_t i = 0; i < (size_t)dout * din; i += 7) w[i] *= i % 2 ? 1e-39f : 0.0f; /* bf16 denormals */
+            for (size_t i = 3; i < (size_t)n * din; i += 11) x[i] *= i % 2 ? 1e-39f : 0.0f;
+            float *deq = malloc((size_t)dout * din * sizeof(float));
+            hr_panels p = {bf16_panels(w, dout, din, deq), HR_WT_BF16};
+            float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4),
+                  *yd = calloc((size_t)n * dout, 4);
+            bf16dot(pool, y, x, p, n, din, dout);
+            hr_matmul_bf16dot_ref(yr, x, p, n, din, dout);
+            for (int t = 0; t < n; t++) bf16dot(pool, yd + (size_t)t * dout, x + (size_t)t * din, p, 1, din, dout);
+            bad += n_bits_differ(y, yr, (size_t)n * dout);
+            bad_dec += n_bits_differ(y, yd, (size_t)n * dout);
+            total += (size_t)n * dout;
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < dout; r++) {
+                    double exact = 0, mag = 0;
+                    for (int k = 0; k < din; k++) {
+                        double xw = (double)x[(size_t)t * din + k] * deq[(size_t)r * din + k];
+                        exact += xw, mag += fabs(xw);
+                    }
+                    double rel = mag > 0 ? fabs(y[(size_t)t * dout + r] - exact) / mag : 0;
+                    worst_rel = rel > worst_rel ? rel : worst_rel;
+                }
+            free(x), free(w), free(deq), free((void *)p.p), free(y), free(yr), free(yd);
+        }
+        hr_pool_free(pool);
+    }
+    printf("    kernels: %s%s\n", hr_cpu_path(), hr_cpu_bf16_hw() ? " with VDPBF16PS" : ", pair step emulated");
+    printf("    %zu outputs: %zu differ from the reference, %zu from one token at a time; "
+           "max |diff| vs the f32 product / sum |x w| = %.3g (bound 2^-8 = %.3g)\n",
+           total, bad, bad_dec, worst_rel, 0x1p-8);
+    CHECK(bad == 0, "the bf16 dot differs from its reference");
+    CHECK(bad_dec == 0, "batched bf16 dot differs from one token at a time");
+    CHECK(worst_rel <= 0x1p-8, "bf16 dot vs the f32 product: %g", worst_rel);
+}
+
+/* What makes pruning exact: zeroing inputs equals deleting their columns
+ * (an 8-wide head and scattered neurons), bit for bit, for the exact f32
+ * products and for the bf16 dot of bf16 panels (there the kept columns'
+ * k-pairs shift, and still each output is one chain over k in order). */
+static void removed_columns_vs_zeroed_inputs(bool bf16_dot) {
+    hr_pool *pool = NULL;
+    hr_pool_new(2, &pool);
+    int n = 19, din = 72, dout = 40, keep[72], n_keep = 0;
+    for (int k = 0; k < din; k++)
+        if (!(k >= 8 && k < 16) && k % 7 != 3) keep[n_keep++] = k;
+    float *x = rand_buf((size_t)n * din, 7), *w = rand_buf((size_t)dout * din, 8);
+    float *xs = malloc(sizeof(float) * (size_t)n * n_keep), *ws = malloc(sizeof(float) * (size_t)dout * n_keep);
+    for (int t = 0; t < n; t++) {
+        int j = 0;
+        for (int k = 0; k < din; k++) {
+            if (j < n_keep && keep[j] == k) xs[(size_t)t * n_keep + j++] = x[(size_t)t * din + k];
+            else x[(size_t)t * din + k] = 0.0f;
+        }
+    }
+    for (int r = 0; r < dout; r++)
+        for (int j = 0; j < n_keep; j++) ws[(size_t)r * n_keep + j] = w[(size_t)r * din + keep[j]];
+    float *deq = malloc(sizeof(float) * (size_t)dout * din), *deqs = malloc(sizeof(float) * (size_t)dout * n_keep);
+    hr_panels p = hr_panels_f32(packed(w, dout, din)), ps = hr_panels_f32(packed(ws, dout, n_keep));
+    float *y = calloc((size_t)n * dout, 4), *ys = calloc((size_t)n * dout, 4);
+    if (bf16_dot) {
+        free((void *)p.p), free((void *)ps.p);
+        p = (hr_panels){bf16_panels(w, dout, din, deq), HR_WT_BF16};
+        ps = (hr_panels){bf16_panels(ws, dout, n_keep, deqs), HR_WT_BF16};
+        bf16dot(pool, y, x, p, n, din, dout);
+        bf16dot(pool, ys, xs, ps, n, n_keep, dout);
+    } else {
+        hr_matmul(pool, y, x, p, n, din, dout);
+        hr_matmul(pool, ys, xs, ps, n, n_keep, dout);
+    }
+    printf("    %d of %d columns kept\n", n_keep, din);
+    hr_t_maxdiff("zeroed vs removed columns", y, ys, (size_t)n * dout);
+    CHECK(n_bits_differ(y, ys, (size_t)n * dout) == 0, "removed columns change the result");
+    free(x), free(w), free(xs), free(ws), free(deq), free(deqs), free((void *)p.p), free((void *)ps.p), free(y),
+        free(ys);
+    hr_pool_free(pool);
+}
+static void removing_columns_equals_zeroing_their_inputs_bit_for_bit(void) { removed_columns_vs_zeroed_inputs(false); }
+static void bf16_dot_removing_columns_equals_zeroing_their_inputs(void) { removed_columns_vs_zeroed_inputs(true); }
+
+/* Denormals as VDPBF16PS treats them, worked out by hand: weights that are
+ * bf16 denormals read as zero (row 0: y = 0 although x w ~ 1e-19 and the
+ * exact kernels give that), products below FLT_MIN flush each step (row 1:
+ * w, x ~ 2^-70, x w ~ 2^-140, y = 0), normal rows unchanged (row 2: w = 1,
+ * x = 2: y = 2 * d_in). Both the CPU's path and the reference. */
+static void bf16_dot_treats_denormal_weights_and_products_as_zero(void) {
+    enum { N = 3, DIN = 37, DOUT = 16 };
+    float w[DOUT * DIN], x[N * DIN], deq[DOUT * DIN], y[N * DOUT], yr[N * DOUT];
+    for (int r = 0; r < DOUT; r++)
+        for (int k = 0; k < DIN; k++) w[r * DIN + k] = r == 0 ? 1e-39f : r == 1 ? 0x1p-70f : 1.0f;
+    for (int t = 0; t < N; t++)
+        for (int k = 0; k < DIN; k++) x[t * DIN + k] = t == 0 ? 1e20f : t == 1 ? 0x1p-70f : 2.0f;
+    hr_pool *pool = NULL;
+    hr_pool_new(2, &pool);
+    hr_panels p = {bf16_panels(w, DOUT, DIN, deq), HR_WT_BF16};
+    bf16dot(pool, y, x, p, N, DIN, DOUT);
+    hr_matmul_bf16dot_ref(yr, x, p, N, DIN, DOUT);
+    printf("    y(x 1e20, w 1e-39) = %g, y(2^-70, 2^-70) = %g, y(2, 1) = %g; exact kernels' first: %g\n",
+           (double)y[0 * DOUT + 0], (double)y[1 * DOUT + 1], (double)y[2 * DOUT + 2], 1e20 * (double)deq[0] * DIN);
+    CHECK(deq[0] != 0.0f && y[0 * DOUT + 0] == 0.0f, "denormal weights must read as zero");
+    CHECK(y[1 * DOUT + 1] == 0.0f, "denormal products must flush");
+    CHECK(y[2 * DOUT + 2] == 2.0f * DIN, "normal row");
+    CHECK(n_bits_differ(y, yr, N * DOUT) == 0, "kernels vs reference");
+    free((void *)p.p);
+    hr_pool_free(pool);
+}
+
 int main(void) {
     RUN(matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit);
     RUN(typed_panels_equal_the_f32_product_over_dequantized_weights);
     RUN(batched_rows_equal_one_token_products_bit_for_bit);
+    RUN(bf16_dot_rounds_activations_to_nearest_even_with_denormals_as_zero);
+    RUN(bf16_dot_equals_its_scalar_reference_and_prefill_equals_decode);
+    RUN(bf16_dot_removing_columns_equals_zeroing_their_inputs);
+    RUN(bf16_dot_treats_denormal_weights_and_products_as_zero);
     RUN(removing_columns_equals_zeroing_their_inputs_bit_for_bit);
     RUN(one_job_for_several_products_equals_separate_calls);
     RUN(vectorised_swiglu_matches_libm_reference_including_extremes);

@@ -44,6 +44,14 @@ typedef struct {
                           one thread for the whole process (openblas_set_num_threads; its
                           products run inside the pool's tasks); other contexts leave OpenBLAS
                           alone. HR_ERR_UNSUPPORTED when the library was built without OpenBLAS. */
+    bool bf16_dot;             /* products of bf16 weight matrices in the bf16 dot (AVX512-BF16's arithmetic:
+                          activations rounded to bf16 once per row, each output one chain of
+                          exact bf16 products accumulated in f32, denormals flushed; VDPBF16PS
+                          where the CPU has it, the same bits emulated elsewhere). Faster on
+                          such CPUs, not the f32 result of the weights (README, "bf16 dot").
+                          Prefill = decode, thread independence and pruned = gated still hold.
+                          Default false: the exact f32-activation products. Other dtypes are
+                          unaffected. */
 } hr_context_params;
 
 HR_API hr_context_params hr_context_default_params(void);

@@ -26,6 +26,7 @@ struct hr_context {
     hr_pool *pool;
     const hr_packed_weights *packed; /* the model's panel-packed matrices */
     bool blas;                       /* batched products through OpenBLAS */
+    uint32_t *xq; /* (n_batch, (widest product input + 1) / 2) bf16 activation pairs (kernels.h's bf16 dot), or NULL */
 
     /* One store per KV head, keys/values transposed (head_dim, slots) so
      * attention runs along positions with contiguous vector loads; each
@@ -61,7 +62,7 @@ struct hr_context {
 };
 
 hr_context_params hr_context_default_params(void) {
-    hr_context_params p = {0, 0, 0, NULL, false};
+    hr_context_params p = {0, 0, 0, NULL, false, false};
     return p;
 }
 
@@ -92,6 +93,7 @@ void hr_context_free(hr_context *ctx) {
                      ctx->v,        ctx->att,      ctx->proj,  ctx->hb,        ctx->hb2, ctx->last_logits,
                      ctx->scores,   ctx->probs,    ctx->gates, ctx->head_means};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(ctx->xq);
     hr_context_clear_attn_masks(ctx);
     hr_pool_free(ctx->pool);
     free(ctx);
@@ -130,7 +132,7 @@ static hr_status alloc_kv(hr_context *ctx, const hr_kv_plan *plan) {
                                  observe, &ctx->kv_bytes);
 }
 
-static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
+static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan, bool bf16_dot) {
     const hr_config *c = ctx->c;
     size_t nb = (size_t)ctx->n_batch, hd = (size_t)c->head_dim;
     hr_status kst = alloc_kv(ctx, plan);
@@ -150,6 +152,12 @@ static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan) {
     ctx->scores =
         alloc_floats((size_t)(ctx->max_heads ? ctx->max_heads : 1) * MAX_CHUNKS * ATT_Q, (size_t)ctx->n_ctx, NULL);
     ctx->gates = alloc_floats((size_t)c->n_layers, (size_t)(ctx->max_heads ? ctx->max_heads : 1), NULL);
+    if (bf16_dot) {
+        int widest = c->dim > ctx->q_dim ? c->dim : ctx->q_dim;
+        widest = ctx->max_ff > widest ? ctx->max_ff : widest;
+        if (!(ctx->xq = malloc(sizeof(uint32_t) * nb * (size_t)((widest + 1) / 2))))
+            return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
+    }
     if (!ctx->rope_cos || !ctx->rope_sin || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att ||
         !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->last_logits || !ctx->scores || !ctx->gates)
         return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
@@ -195,7 +203,7 @@ hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_conte
     if (st == HR_OK) st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
     if (st == HR_OK) st = hr_model_packed(m, ctx->pool, &ctx->packed);
     if (st == HR_OK && p->kv_plan) st = hr_kv_plan_check(p->kv_plan, c);
-    if (st == HR_OK) st = alloc_state(ctx, p->kv_plan);
+    if (st == HR_OK) st = alloc_state(ctx, p->kv_plan, p->bf16_dot);
     if (st != HR_OK) {
         hr_context_free(ctx);
         return st;
@@ -476,11 +484,12 @@ static void attn_group_task(void *vp, int g) {
 }
 
 /* y (n, d_out) = x (n, d_in) · W^T through the packed copy wp, or OpenBLAS
- * on the row-major w for batches when the context asked for it. */
+ * on the row-major w for batches when the context asked for it; bf16
+ * panels by the bf16 dot when the context asked for that (ctx->xq). */
 static void matmul(hr_context *ctx, float *y, const float *x, const float *w, hr_panels wp, int n, int d_in,
                    int d_out) {
     hr_matmul_out o = {y, w, wp, d_out};
-    hr_matmul_multi(ctx->pool, x, n, d_in, &o, 1, ctx->blas);
+    hr_matmul_multi(ctx->pool, x, n, d_in, &o, 1, ctx->blas, ctx->xq);
 }
 
 static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
@@ -493,7 +502,7 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
      * into them only when this layer is narrower (pruned models). */
     const hr_layer_packed *pk = &ctx->packed->layers[l];
     hr_matmul_out qkv[3] = {{ctx->q, w->wq, pk->wq, qd}, {ctx->k, w->wk, pk->wk, kvd}, {ctx->v, w->wv, pk->wv, kvd}};
-    hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, qkv, 3, ctx->blas);
+    hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, qkv, 3, ctx->blas, ctx->xq);
     add_bias(ctx->q, w->bq, n, qd);
     add_bias(ctx->k, w->bk, n, kvd);
     add_bias(ctx->v, w->bv, n, kvd);
@@ -574,7 +583,7 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     norm_rows(ctx, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
     if (c->mlp == HR_MLP_SWIGLU) {
         hr_matmul_out gu[2] = {{ctx->hb, w->w_gate, pk->w_gate, ff}, {ctx->hb2, w->w_up, pk->w_up, ff}};
-        hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, gu, 2, ctx->blas);
+        hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, gu, 2, ctx->blas, ctx->xq);
         par_rows(ctx, n, swiglu_range, &ff);
     } else {
         matmul(ctx, ctx->hb, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);

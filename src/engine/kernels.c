@@ -16,6 +16,10 @@
 #include "engine/kernels_isa.h"
 #include "headroom/context.h"
 
+#if HR_KERNELS_X86
+#include <cpuid.h>
+#endif
+
 void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, int d_out) {
     for (int t = 0; t < n; t++)
         for (int r = 0; r < d_out; r++) {
@@ -58,8 +62,13 @@ enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* one panel's 32-block: 16 f16 scales, 
 size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in) {
     size_t panels = (size_t)((d_out + 15) / 16);
     if (t == HR_WT_Q8_0) return d_in % 32 ? 0 : panels * (size_t)(d_in / 32) * Q8_BLOCK_BYTES;
+    if (t == HR_WT_BF16) return panels * 16 * (size_t)(d_in + (d_in & 1)) * 2; /* whole k-pairs */
     return panels * 16 * (size_t)d_in * (t == HR_WT_F32 ? 4 : 2);
 }
+
+/* Byte offset of weight (row j of its panel, k) in a bf16 panel: k-pairs
+ * of 64 bytes, row j's pair at dword j with k (even) in the high half. */
+static size_t bf16_offset(int j, int k) { return ((size_t)(k / 2) * 32 + 2 * (size_t)j + (size_t)(1 - (k & 1))) * 2; }
 
 void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int perm_heads, int head_dim, int d_out,
                       int d_in, int p0, int p1) {
@@ -76,6 +85,12 @@ void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int
                     const unsigned char *sb = src ? src + (size_t)b * 34 : NULL;
                     blk[2 * j] = sb ? sb[0] : 0, blk[2 * j + 1] = sb ? sb[1] : 0;
                     for (int kk = 0; kk < 32; kk++) blk[32 + kk * 16 + j] = sb ? sb[2 + kk] : 0;
+                }
+            } else if (t == HR_WT_BF16) {
+                for (int k = 0; k < d_in + (d_in & 1); k++) { /* the odd k past d_in: zero */
+                    unsigned char *d = dst + bf16_offset(j, k);
+                    if (src && k < d_in) memcpy(d, src + (size_t)k * 2, 2);
+                    else memset(d, 0, 2);
                 }
             } else {
                 size_t es = t == HR_WT_F32 ? 4 : 2; /* element size */
@@ -94,10 +109,8 @@ float hr_panels_get(hr_panels wp, int d_in, int r, int k) {
     int j = r % 16;
     uint16_t h;
     switch (wp.t) {
-    case HR_WT_BF16:
-    case HR_WT_F16:
-        memcpy(&h, pan + ((size_t)k * 16 + j) * 2, 2);
-        return wp.t == HR_WT_BF16 ? hr_bf16_to_f32(h) : hr_f16_to_f32(h);
+    case HR_WT_BF16: memcpy(&h, pan + bf16_offset(j, k), 2); return hr_bf16_to_f32(h);
+    case HR_WT_F16: memcpy(&h, pan + ((size_t)k * 16 + j) * 2, 2); return hr_f16_to_f32(h);
     case HR_WT_Q8_0: {
         const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
         memcpy(&h, blk + 2 * j, 2);
@@ -120,6 +133,33 @@ void hr_matmul_panels_ref(float *y, const float *x, hr_panels wp, int n, int d_i
         }
 }
 
+/* ---- bf16 dot (kernels.h) ---- */
+
+/* An activation as the bf16 dot rounds it: denormals to zero of the same
+ * sign, then round to nearest even (hr_f32_to_bf16; NaN stays NaN). */
+static uint16_t act_bf16(float f) {
+    if (fabsf(f) < 0x1p-126f) f = copysignf(0.0f, f);
+    return hr_f32_to_bf16(f);
+}
+
+void hr_bf16_pairs(uint32_t *xq, const float *x, int n, int d_in) { hr_kernels()->bf16_pairs(xq, x, n, d_in); }
+
+/* Denormals to zero of the same sign (DAZ on inputs, FTZ on results). */
+static float flush_denormal(float f) { return fabsf(f) < 0x1p-126f ? copysignf(0.0f, f) : f; }
+
+void hr_matmul_bf16dot_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out) {
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < d_out; r++) {
+            float acc = 0.0f;
+            for (int k = 0; k < d_in; k++) {
+                float xk = hr_bf16_to_f32(act_bf16(x[(size_t)t * d_in + k]));
+                float wk = flush_denormal(hr_panels_get(wp, d_in, r, k));
+                acc = flush_denormal(fmaf(xk, wk, acc));
+            }
+            y[(size_t)t * d_out + r] = acc;
+        }
+}
+
 void hr_axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -134,7 +174,10 @@ typedef struct {
     const float *x;
     int n, d_in;
     int blas;                  /* n > 1 through OpenBLAS sgemm */
+    const uint32_t *xq;        /* (n, (d_in + 1) / 2) activation pairs: bf16 panels by the bf16 dot; NULL = exact */
     const hr_kernel_table *kt; /* one path for the whole job */
+    void (*gemv_dot)(float *, const uint32_t *, const void *, int, int, int, int);
+    void (*gemm_dot)(float *, const uint32_t *, const void *, int, int, int, int, int);
 } matmul_job;
 
 static void matmul_task(void *vp, int i) {
@@ -146,7 +189,14 @@ static void matmul_task(void *vp, int i) {
     int p0 = (i - j->first_task[m]) * j->per[m], p1 = p0 + j->per[m];
     if (p1 > n_panels) p1 = n_panels;
     if (p0 >= p1) return;
-    if (j->blas && o->w) {
+    if (j->xq && o->wp.t == HR_WT_BF16) {
+        int n_pairs = (j->d_in + 1) / 2;
+        if (j->n < 4)
+            for (int t = 0; t < j->n; t++)
+                j->gemv_dot(o->y + (size_t)t * o->d_out, j->xq + (size_t)t * n_pairs, o->wp.p, j->d_in, o->d_out, p0,
+                            p1);
+        else j->gemm_dot(o->y, j->xq, o->wp.p, j->n, j->d_in, o->d_out, p0, p1);
+    } else if (j->blas && o->w) {
         int r0 = p0 * 16, r1 = p1 * 16 < o->d_out ? p1 * 16 : o->d_out;
         hr_sgemm_nt(o->y + r0, o->d_out, j->x, o->w + (size_t)r0 * j->d_in, j->n, j->d_in, r1 - r0);
     } else if (j->n < 4) { /* too few tokens to fill a tile: same chains, one token at a time */
@@ -175,17 +225,29 @@ static void run_matmul(hr_pool *pool, matmul_job *j) {
     hr_pool_run(pool, matmul_task, j, j->first_task[j->n_outs]);
 }
 
-void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas) {
+void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas,
+                     uint32_t *xq) {
     matmul_job j;
     memset(&j, 0, sizeof j);
-    for (int m = 0; m < n_outs && m < HR_MATMUL_MAX_OUTS; m++) j.out[j.n_outs++] = outs[m];
+    bool any_bf16 = false;
+    for (int m = 0; m < n_outs && m < HR_MATMUL_MAX_OUTS; m++) {
+        j.out[j.n_outs++] = outs[m];
+        any_bf16 |= outs[m].wp.t == HR_WT_BF16;
+    }
     j.x = x, j.n = n, j.d_in = d_in, j.blas = blas && n > 1, j.kt = hr_kernels();
+    if (xq && any_bf16) {
+        j.kt->bf16_pairs(xq, x, n, d_in);
+        bool hw = hr_cpu_bf16_hw() && j.kt->gemm_bf16dot_hw;
+        j.xq = xq;
+        j.gemv_dot = hw ? j.kt->gemv_bf16dot_hw : j.kt->gemv_bf16dot;
+        j.gemm_dot = hw ? j.kt->gemm_bf16dot_hw : j.kt->gemm_bf16dot;
+    }
     run_matmul(pool, &j);
 }
 
 void hr_matmul(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int d_in, int d_out) {
     hr_matmul_out o = {y, NULL, wp, d_out};
-    hr_matmul_multi(pool, x, n, d_in, &o, 1, false);
+    hr_matmul_multi(pool, x, n, d_in, &o, 1, false, NULL);
 }
 
 void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps) {
@@ -373,6 +435,7 @@ static const hr_kernel_table *const k_tables[HR_CPU_N_PATHS] = {
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static _Atomic(const hr_kernel_table *) g_table;
+static atomic_int g_bf16_hw;  /* VDPBF16PS allowed (set with the table) */
 static char g_env_error[200]; /* why HEADROOM_CPU was refused ("" = accepted or unset) */
 
 int hr_cpu_supports(hr_cpu_kind k) {
@@ -388,6 +451,19 @@ int hr_cpu_supports(hr_cpu_kind k) {
 #endif
     default: return 0;
     }
+}
+
+/* AVX512-BF16: cpuid leaf 7 subleaf 1, EAX bit 5 (with the AVX-512 path's
+ * own checks, which include the OS's zmm state). */
+static int cpu_has_avx512bf16(void) {
+#if HR_KERNELS_X86
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!hr_cpu_supports(HR_CPU_AVX512) || __get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 5) & 1;
+#else
+    return 0;
+#endif
 }
 
 hr_cpu_kind hr_cpu_best(void) {
@@ -413,6 +489,8 @@ static void select_path(void) {
                      k_tables[k]->name);
         else k = (hr_cpu_kind)found;
     }
+    const char *hw = getenv("HEADROOM_BF16_HW");
+    atomic_store(&g_bf16_hw, cpu_has_avx512bf16() && !(hw && strcmp(hw, "0") == 0));
     atomic_store(&g_table, k_tables[k]);
 }
 
@@ -428,6 +506,16 @@ hr_status hr_cpu_force(hr_cpu_kind k) {
         return hr_err(HR_ERR_UNSUPPORTED, "kernel path %d is not supported by this CPU or build", (int)k);
     (void)hr_kernels();
     atomic_store(&g_table, k_tables[k]);
+    return HR_OK;
+}
+
+int hr_cpu_bf16_hw(void) { return hr_kernels()->gemm_bf16dot_hw != NULL && atomic_load(&g_bf16_hw); }
+
+hr_status hr_cpu_force_bf16_hw(int on) {
+    if (on && !cpu_has_avx512bf16())
+        return hr_err(HR_ERR_UNSUPPORTED, "this CPU (or build) lacks AVX512-BF16 (VDPBF16PS)");
+    (void)hr_kernels();
+    atomic_store(&g_bf16_hw, on != 0);
     return HR_OK;
 }
 

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "engine/pool.h"
 #include "formats/dtype.h"
@@ -29,8 +30,14 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  * Typed panels keep the weights in their file's number format, in the same
  * panel order:
  * - HR_WT_F32: the floats above (4 bytes a weight);
- * - HR_WT_BF16, HR_WT_F16: one uint16 per weight at element (p*d_in + k)*16
- *   + j (2 bytes a weight);
+ * - HR_WT_F16: one uint16 per weight at element (p*d_in + k)*16 + j (2
+ *   bytes a weight);
+ * - HR_WT_BF16: k in pairs (2m, 2m + 1), the layout VDPBF16PS reads: panel
+ *   p is ceil(d_in/2) blocks of 16 dwords, dword j of block m = row 16p +
+ *   j's pair, k = 2m in the high half and 2m + 1 in the low half (uint16
+ *   element (p*d_in' + 2m)*16 + 2j + 1 and + 2j, d_in' = d_in rounded up to
+ *   even; an odd d_in's last low halves zero). 2 bytes a weight; the exact
+ *   kernels and the bf16 dot read the same copy;
  * - HR_WT_Q8_0: GGUF Q8_0 (a row's 32 consecutive k share one f16 scale,
  *   d_in a multiple of 32); panel p is d_in/32 blocks of 544 bytes, block b
  *   = 16 f16 scales (row 16p + j's scale for k in [32b, 32b + 32)) then 32
@@ -76,10 +83,34 @@ void hr_matmul_panels_ref(float *y, const float *x, hr_panels wp, int n, int d_i
  * register-tiled, K-blocked GEMM for more, both bit-identical to the ref. */
 void hr_matmul(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int d_in, int d_out);
 
+/* The bf16 dot: an opt-in arithmetic for bf16 panels (hr_context_params.
+ * bf16_dot), AVX512-BF16's. Activations are rounded to bf16 once per row
+ * (denormals to zero of the same sign, then round to nearest even, as
+ * VCVTNE2PS2BF16), and each output is one chain over k = 0 .. d_in-1 from
+ * zero: acc = FTZ(fma(x[k], w[k], acc)) with denormal inputs as zero, FTZ
+ * flushing a denormal result to zero of its sign. This is VDPBF16PS's
+ * arithmetic on the pair layout above (per pair, the high half, k = 2m,
+ * then k = 2m + 1, each accumulation rounded to nearest even; bf16
+ * products are exact in f32), which the AVX-512 path runs when the CPU has
+ * it and every other path emulates, so the paths agree bit for bit. The
+ * chain is over k in order whatever the pairing, so prefill = decode,
+ * thread independence and pruned = gated (a zero activation adds a zero
+ * product) hold as for the exact kernels; the results differ from the
+ * exact product by the activations' rounding (relative 2^-9 each). */
+/* Rounds x (n, d_in) to bf16 activation pairs xq (n, (d_in + 1) / 2):
+ * x[2m] in the high half of dword m, x[2m + 1] (0 past d_in) in the low. */
+void hr_bf16_pairs(uint32_t *xq, const float *x, int n, int d_in);
+/* The bf16 dot per output in scalar fmaf over hr_panels_get's weights: the
+ * bit-exact reference (wp bf16 panels). */
+void hr_matmul_bf16dot_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out);
+
 /* Several products of the same x (n, d_in) in one pool job: out[m].y (n,
  * out[m].d_out) = x · W_m^T from the packed out[m].wp, or with blas (n > 1)
  * OpenBLAS sgemm on the row-major out[m].w (not bit-identical to decode;
- * only when w is not NULL, else the panels). Same results as separate calls. */
+ * only when w is not NULL, else the panels). Same results as separate calls.
+ * With xq (scratch of n * ((d_in + 1) / 2) uint32, written here; NULL =
+ * exact) the bf16 panels among the outs are multiplied by the bf16 dot
+ * below (hr_matmul_bf16dot_ref's bits), the others as without it. */
 enum { HR_MATMUL_MAX_OUTS = 3 };
 typedef struct {
     float *y;
@@ -87,7 +118,8 @@ typedef struct {
     hr_panels wp;   /* packed */
     int d_out;
 } hr_matmul_out;
-void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas);
+void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas,
+                     uint32_t *xq);
 
 float hr_dot(const float *a, const float *b, int n);
 /* y += a * x */

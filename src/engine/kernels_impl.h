@@ -73,11 +73,19 @@ static inline float v_hmax(v16 a) { return _mm512_reduce_max_ps(a); }
  * load into each FMA that uses it, which would multiply the loads). */
 #define V_KEEP(v) __asm__("" : "+v"(v))
 /* 16 weights of a typed panel as floats (exact conversions). */
-static inline v16 v_from_bf16(const void *p) {
-    __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
-}
 static inline v16 v_from_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+/* 16 bf16 weights of a k-pair block (16 dwords, kernels.h): the high halves
+ * (hi = 1, the even k) or the low halves, as floats. */
+static inline v16 v_bf16_half(const void *p, int hi) {
+    __m512i u = _mm512_loadu_si512(p);
+    return _mm512_castsi512_ps(hi ? _mm512_and_si512(u, _mm512_set1_epi32((int)0xFFFF0000u))
+                                  : _mm512_slli_epi32(u, 16));
+}
+/* Denormal lanes to zero of the same sign (DAZ / FTZ). */
+static inline v16 v_flush(v16 a) {
+    __mmask16 tiny = _mm512_cmp_ps_mask(_mm512_abs_ps(a), _mm512_set1_ps(0x1p-126f), _CMP_LT_OQ);
+    return _mm512_mask_and_ps(a, tiny, a, _mm512_set1_ps(-0.0f));
+}
 static inline v16 v_from_i8(const void *p) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
 }
@@ -173,11 +181,20 @@ static inline float v_hmax(v16 a) {
     return w0 > w1 ? w0 : w1;
 }
 #define V_KEEP(v) __asm__("" : "+x"((v).lo), "+x"((v).hi))
-static inline __m256 bf16x8(const void *p) {
-    __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+static inline __m256 bf16half8(const void *p, int hi) {
+    __m256i u = _mm256_loadu_si256((const __m256i *)p);
+    return _mm256_castsi256_ps(hi ? _mm256_and_si256(u, _mm256_set1_epi32((int)0xFFFF0000u))
+                                  : _mm256_slli_epi32(u, 16));
 }
-static inline v16 v_from_bf16(const void *p) { return v_make(bf16x8(p), bf16x8((const char *)p + 16)); }
+static inline v16 v_bf16_half(const void *p, int hi) {
+    return v_make(bf16half8(p, hi), bf16half8((const char *)p + 32, hi));
+}
+static inline __m256 flush8(__m256 a) {
+    __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 tiny = _mm256_cmp_ps(_mm256_andnot_ps(sign, a), _mm256_set1_ps(0x1p-126f), _CMP_LT_OQ);
+    return _mm256_blendv_ps(a, _mm256_and_ps(a, sign), tiny);
+}
+static inline v16 v_flush(v16 a) { return v_make(flush8(a.lo), flush8(a.hi)); }
 static inline v16 v_from_f16(const void *p) {
     return v_make(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)p + 16))));
@@ -315,7 +332,7 @@ static inline float v_hmax(v16 a) {
     return w0 > w1 ? w0 : w1;
 }
 #define V_KEEP(v) (void)0
-/* 16 uint16 halves at p through conv (hr_bf16_to_f32 / hr_f16_to_f32). */
+/* 16 uint16 halves at p through conv (hr_f16_to_f32). */
 static inline v16 v_from_u16(const void *p, float (*conv)(uint16_t)) {
     v16 r;
     V_LANES(i) {
@@ -325,8 +342,21 @@ static inline v16 v_from_u16(const void *p, float (*conv)(uint16_t)) {
     }
     return r;
 }
-static inline v16 v_from_bf16(const void *p) { return v_from_u16(p, hr_bf16_to_f32); }
 static inline v16 v_from_f16(const void *p) { return v_from_u16(p, hr_f16_to_f32); }
+static inline v16 v_bf16_half(const void *p, int hi) {
+    v16 r;
+    V_LANES(i) {
+        uint32_t u;
+        memcpy(&u, (const char *)p + 4 * i, 4);
+        u = hi ? u & 0xFFFF0000u : u << 16;
+        memcpy(&r.v[i], &u, 4);
+    }
+    return r;
+}
+static inline v16 v_flush(v16 a) {
+    V_LANES(i) if (fabsf(a.v[i]) < 0x1p-126f) a.v[i] = copysignf(0.0f, a.v[i]);
+    return a;
+}
 static inline v16 v_from_i8(const void *p) {
     v16 r;
     V_LANES(i) r.v[i] = (float)((const int8_t *)p)[i];
@@ -411,6 +441,7 @@ enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* 16 f16 scales, (32, 16) int8 */
 static inline size_t w_panel_bytes(int dt, int d_in) {
     return dt == HR_WT_F32    ? (size_t)d_in * 64
            : dt == HR_WT_Q8_0 ? (size_t)(d_in / 32) * Q8_BLOCK_BYTES
+           : dt == HR_WT_BF16 ? (size_t)(d_in + (d_in & 1)) * 32 /* whole k-pairs */
                               : (size_t)d_in * 32;
 }
 /* A panel's weights from k0 on (k0 a multiple of 32). */
@@ -422,7 +453,7 @@ static inline v16 w_scale(int dt, const unsigned char *blk) { return dt == HR_WT
 /* The 16 weights at k = block start + kk, as the dequantizer's floats. */
 static inline v16 w_load(int dt, const unsigned char *blk, int kk, v16 scale) {
     switch (dt) {
-    case HR_WT_BF16: return v_from_bf16(blk + (size_t)kk * 32);
+    case HR_WT_BF16: return v_bf16_half(blk + (size_t)(kk >> 1) * 64, !(kk & 1));
     case HR_WT_F16: return v_from_f16(blk + (size_t)kk * 32);
     case HR_WT_Q8_0: return v_mul(scale, v_from_i8(blk + 32 + (size_t)kk * 16));
     default: return v_load((const float *)blk + (size_t)kk * 16);
@@ -572,6 +603,225 @@ static void gemm_panels(float *y, const float *x, const void *wp, int wt, int n,
     default: gemm_t(HR_WT_F32, y, x, wp, n, d_in, d_out, p0, p1); break;
     }
 }
+
+/* ---- bf16 dot (kernels.h): bf16 panels times activations rounded to bf16 ----
+ *
+ * Activations come as k-pairs xq (kernels.h: x[2m] in the high half of
+ * dword m, x[2m+1] in the low half), the weights as the bf16 panels' pair
+ * blocks. Each output is one chain over k in order from zero: acc =
+ * FTZ(fma(x[k], w[k], acc)), weights and activations denormal-as-zero. On
+ * the AVX-512 path with AVX512-BF16 (the _hw kernels) one VDPBF16PS does
+ * the two steps of a pair (the high halves first); everywhere else the
+ * pair step is emulated lane by lane with the same operations, so all
+ * paths agree bit for bit. */
+#if HR_ISA == 2
+#define BF16_HW_ATTR __attribute__((target("avx512bf16")))
+#else
+#define BF16_HW_ATTR
+#endif
+
+/* One k-pair of a panel's 16 rows. */
+typedef struct {
+#if HR_ISA == 2
+    __m512i raw; /* the 16 dwords as stored (hw) */
+#endif
+    v16 even, odd; /* the weights at k = 2m, 2m + 1 as floats, denormals as zero (emulation) */
+} bpair;
+
+static inline __attribute__((always_inline)) BF16_HW_ATTR bpair bp_load(int hw, const unsigned char *p) {
+    bpair b;
+#if HR_ISA == 2
+    if (hw) {
+        b.raw = _mm512_loadu_si512(p);
+        b.even = b.odd = v_zero();
+        return b;
+    }
+    b.raw = _mm512_setzero_si512();
+#endif
+    (void)hw;
+    b.even = v_flush(v_bf16_half(p, 1)), b.odd = v_flush(v_bf16_half(p, 0));
+    return b;
+}
+
+static inline float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* acc after the pair step of activation pair xp with weights b. */
+static inline __attribute__((always_inline)) BF16_HW_ATTR v16 bp_dot(int hw, v16 acc, bpair b, uint32_t xp) {
+#if HR_ISA == 2
+    if (hw) return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32((int)xp), (__m512bh)b.raw);
+#endif
+    (void)hw;
+    acc = v_flush(v_fma(v_set1(bits_f32(xp & 0xFFFF0000u)), b.even, acc));
+    return v_flush(v_fma(v_set1(bits_f32(xp << 16)), b.odd, acc));
+}
+
+/* y[panels p0..p1) of one token, four panels at once as gemv_t. */
+static inline __attribute__((always_inline)) BF16_HW_ATTR void
+gemv_dot_t(int hw, float *y, const uint32_t *xq, const unsigned char *wp, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = w_panel_bytes(HR_WT_BF16, d_in);
+    const int n_pairs = (d_in + 1) / 2;
+    int p = p0;
+    for (; p + 4 <= p1; p += 4) {
+        const unsigned char *w0 = wp + (size_t)p * ps;
+        v16 a0 = v_zero(), a1 = a0, a2 = a0, a3 = a0;
+        for (int m = 0; m < n_pairs; m++) {
+            const unsigned char *b = w0 + (size_t)m * 64;
+            uint32_t xp = xq[m];
+            a0 = bp_dot(hw, a0, bp_load(hw, b), xp);
+            a1 = bp_dot(hw, a1, bp_load(hw, b + ps), xp);
+            a2 = bp_dot(hw, a2, bp_load(hw, b + 2 * ps), xp);
+            a3 = bp_dot(hw, a3, bp_load(hw, b + 3 * ps), xp);
+        }
+        store_panel(y, p, d_out, a0), store_panel(y, p + 1, d_out, a1);
+        store_panel(y, p + 2, d_out, a2), store_panel(y, p + 3, d_out, a3);
+    }
+    for (; p < p1; p++) {
+        const unsigned char *w0 = wp + (size_t)p * ps;
+        v16 a0 = v_zero();
+        for (int m = 0; m < n_pairs; m++) a0 = bp_dot(hw, a0, bp_load(hw, w0 + (size_t)m * 64), xq[m]);
+        store_panel(y, p, d_out, a0);
+    }
+}
+
+/* The register tile of tile() over pairs [m0, m1): xq rows of stride ldq
+ * (pairs), w0 / w1 the panels' starts. */
+static inline __attribute__((always_inline)) BF16_HW_ATTR void dtile(int hw, float *c, size_t ldc, const uint32_t *xq,
+                                                                     size_t ldq, const unsigned char *w0,
+                                                                     const unsigned char *w1, int np, int m0, int m1,
+                                                                     int first) {
+    v16 a[GEMM_MR][GEMM_NP];
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < np; j++) a[i][j] = first ? v_zero() : v_load(c + (size_t)i * ldc + 16 * j);
+    for (int m = m0; m < m1; m++) {
+        bpair b0 = bp_load(hw, w0 + (size_t)m * 64), b1 = np > 1 ? bp_load(hw, w1 + (size_t)m * 64) : b0;
+#pragma GCC unroll 8
+        for (int i = 0; i < GEMM_MR; i++) {
+            uint32_t xp = xq[(size_t)i * ldq + m];
+            a[i][0] = bp_dot(hw, a[i][0], b0, xp);
+            if (np > 1) a[i][GEMM_NP - 1] = bp_dot(hw, a[i][GEMM_NP - 1], b1, xp);
+        }
+    }
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < np; j++) v_store(c + (size_t)i * ldc + 16 * j, a[i][j]);
+}
+
+static inline __attribute__((always_inline)) BF16_HW_ATTR void
+dtile_np(int hw, float *c, size_t ldc, const uint32_t *xq, size_t ldq, const unsigned char *w0, const unsigned char *w1,
+         int np, int m0, int m1, int first) {
+    if (GEMM_NP > 1 && np == 2) dtile(hw, c, ldc, xq, ldq, w0, w1, 2, m0, m1, first);
+    else dtile(hw, c, ldc, xq, ldq, w0, w1, 1, m0, m1, first);
+}
+
+/* tile_edge for the bf16 dot: zero-padded copies of C and of xq. */
+static inline __attribute__((always_inline)) BF16_HW_ATTR void
+dtile_edge(int hw, float *y, const uint32_t *xq, const unsigned char *w0, const unsigned char *w1, int np, int mr,
+           int t, int p, int n_pairs, int d_out, int m0, int m1, int first) {
+    enum { CW = 16 * GEMM_NP, QC = GEMM_KC / 2 };
+    float cbuf[GEMM_MR * CW];    /* (GEMM_MR, CW) */
+    uint32_t qbuf[GEMM_MR * QC]; /* (GEMM_MR, QC) activation pairs */
+    int c0 = p * 16, cols = d_out - c0 < 16 * np ? d_out - c0 : 16 * np;
+    memset(cbuf, 0, sizeof cbuf);
+    if (!first)
+        for (int i = 0; i < mr; i++)
+            memcpy(cbuf + i * CW, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
+    if (mr == GEMM_MR) {
+        dtile_np(hw, cbuf, CW, xq + (size_t)t * n_pairs, (size_t)n_pairs, w0, w1, np, m0, m1, first);
+    } else {
+        memset(qbuf, 0, sizeof qbuf);
+        for (int i = 0; i < mr; i++)
+            memcpy(qbuf + i * QC, xq + (size_t)(t + i) * n_pairs + m0, sizeof(uint32_t) * (size_t)(m1 - m0));
+        dtile_np(hw, cbuf, CW, qbuf, QC, w0 + (size_t)m0 * 64, w1 + (size_t)m0 * 64, np, 0, m1 - m0, first);
+    }
+    for (int i = 0; i < mr; i++) memcpy(y + (size_t)(t + i) * d_out + c0, cbuf + i * CW, sizeof(float) * (size_t)cols);
+}
+
+/* y (n, d_out) columns of panels [p0, p1), blocked as gemm_t. */
+static inline __attribute__((always_inline)) BF16_HW_ATTR void
+gemm_dot_t(int hw, float *y, const uint32_t *xq, const unsigned char *wp, int n, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = w_panel_bytes(HR_WT_BF16, d_in);
+    const int n_pairs = (d_in + 1) / 2;
+    for (int m0 = 0; m0 < n_pairs; m0 += GEMM_KC / 2) {
+        int m1 = m0 + GEMM_KC / 2 < n_pairs ? m0 + GEMM_KC / 2 : n_pairs, first = m0 == 0;
+        for (int t0 = 0; t0 < n; t0 += GEMM_MC) {
+            int t1 = t0 + GEMM_MC < n ? t0 + GEMM_MC : n;
+            for (int p = p0; p < p1; p += GEMM_NP) {
+                int np = p1 - p < GEMM_NP ? p1 - p : GEMM_NP;
+                const unsigned char *w0 = wp + (size_t)p * ps, *w1 = w0 + ps;
+                bool cols_ok = (p + np) * 16 <= d_out;
+                for (int t = t0; t < t1; t += GEMM_MR) {
+                    int mr = t1 - t < GEMM_MR ? t1 - t : GEMM_MR;
+                    if (mr == GEMM_MR && cols_ok)
+                        dtile_np(hw, y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, xq + (size_t)t * n_pairs,
+                                 (size_t)n_pairs, w0, w1, np, m0, m1, first);
+                    else dtile_edge(hw, y, xq, w0, w1, np, mr, t, p, n_pairs, d_out, m0, m1, first);
+                }
+            }
+        }
+    }
+}
+
+/* An activation's bf16 bits in the high half (kernels.h: denormals to
+ * zero of the same sign, NaN quieted, else round to nearest even). */
+static inline uint32_t act_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t a = u & 0x7FFFFFFFu;
+    if (a < 0x00800000u) return u & 0x80000000u;
+    if (a > 0x7F800000u) return (u | 0x00400000u) & 0xFFFF0000u;
+    return (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+}
+
+/* Rows of x (n, d_in) as activation pairs xq (n, (d_in + 1) / 2). */
+static void bf16_pairs(uint32_t *xq, const float *x, int n, int d_in) {
+    int n_pairs = (d_in + 1) / 2;
+    for (int t = 0; t < n; t++) {
+        const float *xr = x + (size_t)t * d_in;
+        uint32_t *q = xq + (size_t)t * n_pairs;
+        int k = 0;
+#if HR_ISA == 2
+        const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), sign = _mm512_set1_epi32((int)0x80000000u);
+        const __m512i minn = _mm512_set1_epi32(0x00800000), inf = _mm512_set1_epi32(0x7F800000);
+        const __m512i quiet = _mm512_set1_epi32(0x00400000), bias = _mm512_set1_epi32(0x7FFF);
+        const __m512i one = _mm512_set1_epi32(1), hi = _mm512_set1_epi64((long long)0xFFFF0000);
+        for (; k + 16 <= d_in; k += 16) { /* 16 activations -> 8 pairs */
+            __m512i u = _mm512_loadu_si512(xr + k), a = _mm512_and_si512(u, absm);
+            __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+            r = _mm512_mask_or_epi32(r, _mm512_cmpgt_epi32_mask(a, inf), u, quiet);
+            r = _mm512_mask_and_epi32(r, _mm512_cmplt_epi32_mask(a, minn), u, sign);
+            /* qword m = (r[2m], r[2m + 1]): high half of r[2m] above that of r[2m + 1] */
+            __m512i pr = _mm512_or_si512(_mm512_and_si512(r, hi), _mm512_srli_epi64(r, 48));
+            _mm256_storeu_si256((__m256i *)(q + k / 2), _mm512_cvtepi64_epi32(pr));
+        }
+#endif
+        for (; k < d_in; k += 2) {
+            uint32_t h = act_bits(xr[k]), l = k + 1 < d_in ? act_bits(xr[k + 1]) : 0;
+            q[k / 2] = h | l >> 16;
+        }
+    }
+}
+
+static BF16_HW_ATTR void gemv_bf16dot(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0,
+                                      int p1) {
+    gemv_dot_t(0, y, xq, wp, d_in, d_out, p0, p1);
+}
+static BF16_HW_ATTR void gemm_bf16dot(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0,
+                                      int p1) {
+    gemm_dot_t(0, y, xq, wp, n, d_in, d_out, p0, p1);
+}
+#if HR_ISA == 2
+static BF16_HW_ATTR void gemv_bf16dot_hw(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0,
+                                         int p1) {
+    gemv_dot_t(1, y, xq, wp, d_in, d_out, p0, p1);
+}
+static BF16_HW_ATTR void gemm_bf16dot_hw(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out,
+                                         int p0, int p1) {
+    gemm_dot_t(1, y, xq, wp, n, d_in, d_out, p0, p1);
+}
+#endif
 
 /* ---- dot products, softmax, log-probability reductions ---- */
 
@@ -936,6 +1186,13 @@ const hr_kernel_table HR_SFX(hr_kernels) = {
                           : "scalar",
     .gemv_panels = gemv_panels,
     .gemm_panels = gemm_panels,
+    .bf16_pairs = bf16_pairs,
+    .gemv_bf16dot = gemv_bf16dot,
+    .gemm_bf16dot = gemm_bf16dot,
+#if HR_ISA == 2
+    .gemv_bf16dot_hw = gemv_bf16dot_hw,
+    .gemm_bf16dot_hw = gemm_bf16dot_hw,
+#endif
     .dot = dot,
     .softmax = softmax,
     .max_f32 = max_f32,

@@ -20,6 +20,7 @@
 #define HR_KERNELS_ISA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "headroom/common.h"
 
@@ -31,6 +32,14 @@ typedef struct {
      * layout, panels in dtype wt: an hr_wtype) */
     void (*gemv_panels)(float *y, const float *x, const void *wp, int wt, int d_in, int d_out, int p0, int p1);
     void (*gemm_panels)(float *y, const float *x, const void *wp, int wt, int n, int d_in, int d_out, int p0, int p1);
+    /* the same for the bf16 dot (kernels.h) over bf16 panels, activation
+     * pairs xq (n, (d_in + 1) / 2): the emulated pair step, and on the
+     * AVX-512 table VDPBF16PS (NULL elsewhere; only when hr_cpu_bf16_hw) */
+    void (*bf16_pairs)(uint32_t *xq, const float *x, int n, int d_in); /* hr_bf16_pairs */
+    void (*gemv_bf16dot)(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0, int p1);
+    void (*gemm_bf16dot)(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0, int p1);
+    void (*gemv_bf16dot_hw)(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0, int p1);
+    void (*gemm_bf16dot_hw)(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0, int p1);
     float (*dot)(const float *a, const float *b, int n);
     void (*softmax)(float *x, int n);
     float (*max_f32)(const float *x, int n);
@@ -68,5 +77,12 @@ int hr_cpu_supports(hr_cpu_kind k);
 hr_status hr_cpu_force(hr_cpu_kind k);
 /* The widest path this CPU supports. */
 hr_cpu_kind hr_cpu_best(void);
+/* Whether the bf16 dot runs on VDPBF16PS: the AVX-512 path is in use, the
+ * CPU has AVX512-BF16 (cpuid leaf 7 subleaf 1, EAX bit 5) and neither
+ * HEADROOM_BF16_HW=0 nor hr_cpu_force_bf16_hw(0) turned it off. */
+int hr_cpu_bf16_hw(void);
+/* Tests: allow (on = 1, HR_ERR_UNSUPPORTED when the CPU lacks it) or stop
+ * (on = 0: the emulated pair step) VDPBF16PS for later kernel calls. */
+hr_status hr_cpu_force_bf16_hw(int on);
 
 #endif

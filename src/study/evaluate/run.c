@@ -87,6 +87,7 @@ static hr_status contexts(const hr_model *base, const hr_model *cand, const hr_e
     hr_context_params cp = hr_context_default_params();
     cp.n_ctx = n_ctx;
     cp.n_threads = p->n_threads;
+    cp.bf16_dot = p->bf16_dot;
     hr_kv_plan *rnd = NULL;
     hr_status st = hr_context_new(base, &cp, &c[0]);
     if (st == HR_OK && p->cand_kv_random >= 0) {
