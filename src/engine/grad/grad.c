@@ -431,6 +431,10 @@ void hr_grad_zero(hr_grad *g) {
         }
 }
 
+void hr_grad_release_window(hr_grad *g) {
+    if (g) free_window(g);
+}
+
 const hr_params *hr_grad_owner(const hr_grad *g) { return g->P; }
 
 hr_pool *hr_grad_pool(const hr_grad *g) { return g->pool; }
