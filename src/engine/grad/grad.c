@@ -127,8 +127,9 @@ enum { HUGE_PAGE = 2 << 20, HUGE_ARENA = 8 << 20 };
  * development VM: 0.24 s for the 117 MiB of a 128-token SmolLM-135M-shape
  * window, as long as the pass itself). A large arena is aligned to 2 MiB and
  * asks for transparent huge pages (MADV_HUGEPAGE; used where the system's
- * setting is "madvise" or "always"): 60 faults instead of 30 000, so a fresh
- * window costs about what a reused one does. Released with arena_free. */
+ * setting is "madvise" or "always"): 60 faults instead of 30 000. Measured
+ * gain (RESULTS "Gradient importance: cost") clear with 1 thread, not
+ * shown with 2 on the loaded VM. Released with arena_free. */
 static bool arena_alloc(arena *A, size_t *bytes) {
     size_t size;
     if (!A->ok || !hr_add_size(A->off, 4095, &size)) return false;
