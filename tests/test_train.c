@@ -248,6 +248,11 @@ static void fine_tuning_stories260k_lowers_its_held_out_loss(void) {
     hr_train_eval(t, &before);
     CHECK(hr_train_run(t) == HR_OK, "%s", hr_last_error());
     hr_train_eval(t, &after);
+    hr_train_info info;
+    hr_train_get_info(t, &info);
+    /* the run gives back its window buffers when done: an evaluation after it rebuilds them, same loss */
+    CHECK(after == info.heldout_loss, "held-out loss after the run %.9g, the run's last evaluation %.9g", after,
+          info.heldout_loss);
     printf("    held-out loss %.4f -> %.4f after %d LoRA steps\n", before, after, p.steps);
     CHECK(after < before - 0.01, "held-out loss %.4f -> %.4f", before, after);
     hr_train_free(t);
@@ -374,6 +379,11 @@ static void random_initialisation_is_deterministic_and_trains(void) {
     CHECK(fabs(l0 - log(512.0)) < 0.1, "initial held-out loss %.4f, log(vocab) %.4f", l0, log(512.0));
     CHECK(hr_train_run(t) == HR_OK, "%s", hr_last_error());
     hr_train_eval(t, &l1);
+    hr_train_info info;
+    hr_train_get_info(t, &info);
+    /* window buffers and the packed copy of the trained weights are rebuilt after the run: same loss */
+    CHECK(l1 == info.heldout_loss, "held-out loss after the run %.9g, the run's last evaluation %.9g", l1,
+          info.heldout_loss);
     printf("    random model: held-out loss %.4f -> %.4f in %d steps\n", l0, l1, p.steps);
     CHECK(l1 < l0 - 0.5, "no learning: %.4f -> %.4f", l0, l1);
     hr_train_free(t);

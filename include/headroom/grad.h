@@ -46,7 +46,10 @@
  * a layer's activations are recomputed during the backward pass — the same
  * code, so gradients are bit-identical, for about one more forward of cost.
  * Gradient buffers exist only for selected tensors. Buffers grow to the
- * longest window seen. hr_grad_bytes() reports the total.
+ * longest window seen; they are filled in before the first window (large
+ * ones with transparent huge pages where the system allows them: far fewer
+ * page faults for a fresh object's first window).
+ * hr_grad_bytes() reports the total.
  */
 #ifndef HEADROOM_GRAD_H
 #define HEADROOM_GRAD_H

@@ -53,7 +53,8 @@ def _targets(lora_targets):
 
 
 def finetune(model, text, lora_rank=None, lora_alpha=None, lora_targets=None, full=False, only=None, steps=100,
-             lr=1e-3, batch=1, accum=1, warmup=0, window=None, seed=0, threads=None, progress=None):
+             lr=1e-3, batch=1, accum=1, warmup=0, window=None, seed=0, threads=None, recompute=False,
+             progress=None):
     """Fine-tunes model on text (str, or pathlib.Path of a UTF-8 file) as
     `headroom finetune` does (train.h): exact gradients, AdamW, warm-up then
     cosine learning rate, gradient clipping at 1; the text's last 10% is held
@@ -67,6 +68,10 @@ def finetune(model, text, lora_rank=None, lora_alpha=None, lora_targets=None, fu
       steps, lr, batch, accum, warmup, window (None = min(context, 256)), seed
                     as the CLI's options of the same names
       threads       None = the model's
+      recompute     keep only each layer's input and recompute its activations
+                    in the backward (the CLI's --recompute): the same weights,
+                    bit for bit, with less activation memory, for ~1 more
+                    forward per step
       progress      fn(done_steps, total_steps); raising in it stops the run
                     (the exception is re-raised)
     Same options and text give the same weights, bit for bit, as the CLI.
@@ -88,6 +93,7 @@ def finetune(model, text, lora_rank=None, lora_alpha=None, lora_targets=None, fu
     p.window = 0 if window is None else int(window)
     p.seed = int(seed)
     p.n_threads = model._threads if threads is None else _threads(threads)
+    p.recompute = bool(recompute)
     data, text_path = text_bytes(text)
     ids, n = ctypes.POINTER(ctypes.c_int32)(), ctypes.c_size_t()
     check(lib.hr_calib_tokens(model._th.get(), data, len(data), 0, ctypes.byref(ids), ctypes.byref(n)))

@@ -35,6 +35,35 @@ def test_the_python_finetuned_model_is_the_cli_gguf_byte_for_byte(model, text, t
     assert a == b
 
 
+@pytest.mark.parametrize("py_opts", [
+    dict(lora_rank=4, steps=4, lr=2e-3, seed=5),
+    dict(full=True, steps=3, lr=1e-3, batch=2, window=64, seed=2),
+], ids=["lora", "full"])
+def test_recompute_gives_the_same_merged_weights_bit_for_bit_as_the_cli(model, text, tmp_path, py_opts):
+    """recompute=True (hr_train_params.recompute) recomputes activations in
+    the backward with the same code: the C side guarantees the same updates,
+    so the saved model equals the one trained with kept activations, and the
+    CLI's with --recompute, byte for byte."""
+    out = {}
+    for rc in (False, True):
+        ft = headroom.finetune(model, text, threads=1, recompute=rc, **py_opts)
+        try:
+            ft.save(tmp_path / f"rc{int(rc)}.gguf")
+        finally:
+            ft.close()
+        out[rc] = (tmp_path / f"rc{int(rc)}.gguf").read_bytes()
+    opts = ["--full"] if py_opts.get("full") else ["--lora-rank", py_opts["lora_rank"]]
+    for k in ("steps", "lr", "batch", "window", "seed"):
+        if k in py_opts:
+            opts += ["--" + k, py_opts[k]]
+    cli("finetune", MODEL, "--text", text, *opts, "--recompute", "--threads", 1, "--out", tmp_path / "cli.gguf")
+    c = (tmp_path / "cli.gguf").read_bytes()
+    print(f"kept {len(out[False])} bytes, recompute {len(out[True])} bytes, CLI --recompute {len(c)} bytes; first "
+          f"difference {next((i for i, (x, y) in enumerate(zip(out[False], out[True])) if x != y), None)}")
+    assert out[True] == out[False]
+    assert out[True] == c
+
+
 def test_the_held_out_loss_goes_down_measured_by_perplexity_on_the_held_out_tail(model, tmp_path):
     require(SHAKESPEARE)
     data = SHAKESPEARE.read_text()[:200000]  # TinyStories model, Shakespeare text: room to learn

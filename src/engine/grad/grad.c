@@ -4,6 +4,7 @@
 #include "engine/grad/grad_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,9 +100,7 @@ const char *hr_grad_last_error(const hr_grad *g) { return g ? g->err : ""; }
 
 /* ---- buffers ----
  * Buffers are carved from one allocation (an arena), sized by a first pass
- * over the layout (base NULL) and carved by a second. (Transparent huge
- * pages would save the first-touch page faults of a fresh window, but made
- * every later pass 2x slower on the development machine: not used.) */
+ * over the layout (base NULL) and carved by a second. */
 
 typedef struct {
     char *base;
@@ -119,16 +118,40 @@ static float *carve(arena *A, size_t a, size_t b) {
     return A->base ? (float *)(A->base + at) : NULL;
 }
 
+/* Arenas of at least this size are backed by transparent huge pages. */
+enum { HUGE_PAGE = 2 << 20, HUGE_ARENA = 8 << 20 };
+
 /* Allocates the sized arena (*bytes: its size) and rewinds it for carving.
- * Mapped with MAP_POPULATE where available: the kernel fills in every page
- * at once, instead of one page fault per 4 KiB at first touch (expensive on
- * virtual machines); released with arena_free. */
+ * Every page is filled in before use, in one kernel call, instead of one
+ * page fault per 4 KiB at first touch (page faults cost ~8 us each on the
+ * development VM: 0.24 s for the 117 MiB of a 128-token SmolLM-135M-shape
+ * window, as long as the pass itself). A large arena is aligned to 2 MiB and
+ * asks for transparent huge pages (MADV_HUGEPAGE; used where the system's
+ * setting is "madvise" or "always"): 60 faults instead of 30 000. Measured
+ * gain (RESULTS "Gradient importance: cost") clear with 1 thread, not
+ * shown with 2 on the loaded VM. Released with arena_free. */
 static bool arena_alloc(arena *A, size_t *bytes) {
     size_t size;
     if (!A->ok || !hr_add_size(A->off, 4095, &size)) return false;
     size = (size & ~(size_t)4095) + 4096;
 #if defined(MAP_POPULATE)
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void *p = MAP_FAILED;
+#if defined(MADV_HUGEPAGE) && defined(MADV_POPULATE_WRITE)
+    if (size >= HUGE_ARENA) {
+        size_t huge = (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1), map = huge + HUGE_PAGE;
+        char *m = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) { /* keep the 2 MiB-aligned middle */
+            char *q = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+            if (q > m) munmap(m, (size_t)(q - m));
+            if (q + huge < m + map) munmap(q + huge, (size_t)(m + map - (q + huge)));
+            madvise(q, huge, MADV_HUGEPAGE); /* advice: 4 KiB pages where refused */
+            if (madvise(q, huge, MADV_POPULATE_WRITE) == 0) p = q, size = huge;
+            else munmap(q, huge); /* kernel before 5.14: populate below */
+        }
+    }
+#endif
+    if (p == MAP_FAILED)
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     A->base = p == MAP_FAILED ? NULL : p;
 #else
     A->base = aligned_alloc(4096, size);
@@ -407,6 +430,10 @@ void hr_grad_zero(hr_grad *g) {
             zero_job j = {g->grad[i], (size_t)(g->P->t[i].info.rows * g->P->t[i].info.cols)};
             hr_pool_run(g->pool, zero_task, &j, (int)((j.n + ZERO_BLOCK - 1) / ZERO_BLOCK));
         }
+}
+
+void hr_grad_release_window(hr_grad *g) {
+    if (g) free_window(g);
 }
 
 const hr_params *hr_grad_owner(const hr_grad *g) { return g->P; }

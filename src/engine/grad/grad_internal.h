@@ -39,6 +39,14 @@ int hr_params_index(const hr_params *p, hr_param_kind kind, int layer);
  * ones when borrowed, else packed on pool (again after a change). */
 hr_status hr_params_packed(hr_params *p, hr_pool *pool, const hr_packed_weights **out);
 
+/* Frees the packed copy of owned weights (rebuilt by the next forward):
+ * memory given back once training is over. */
+void hr_params_release_packed(hr_params *p);
+
+/* Frees g's window buffers (activations, scratch; sized again by the next
+ * window), keeping its gradients. */
+void hr_grad_release_window(hr_grad *g);
+
 /* hr_grad_new on a pool the caller owns (borrowed; it must outlive g and
  * not run other work while g computes). */
 hr_status hr_grad_new_on_pool(hr_params *p, const hr_grad_params *gp, hr_pool *pool, hr_grad **out);

@@ -282,6 +282,12 @@ void hr_params_touch(hr_params *p) {
     if (p) p->dirty = true;
 }
 
+void hr_params_release_packed(hr_params *p) {
+    if (!p) return;
+    hr_packed_weights_free(p->own_packed);
+    p->own_packed = NULL;
+}
+
 hr_status hr_params_packed(hr_params *p, hr_pool *pool, const hr_packed_weights **out) {
     if (!p->p.copy_weights) return hr_model_packed(p->model, pool, out);
     if (p->own_packed && p->dirty) { /* the weights changed in place: same shape, same buffer */

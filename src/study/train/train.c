@@ -526,6 +526,11 @@ hr_status hr_train_run(hr_train *t) {
     }
     double hl;
     if (st == HR_OK && !isfinite(t->info.heldout_loss)) st = hr_train_eval(t, &hl); /* resumed at the end */
+    /* Training is over: the window buffers and the packed copy of trained weights are given back before
+     * hr_train_model copies the weights (peak memory of a LoRA merge or full save); both are rebuilt if
+     * the run is evaluated or continued. */
+    hr_grad_release_window(t->grad);
+    hr_params_release_packed(t->params);
     hr_progress_leave(&saved);
     return st;
 }
