@@ -29,6 +29,10 @@ ev --random-heads 3 --seed 4 --json "$T/r1.json" >"$T/o1" 2>"$T/err" && ev --ran
 if cmp -s "$T/r1.json" "$T/r2.json" && grep -q '"candidate_heads":[[:space:]]*"[0-9]\.[0-9]=0 [0-9]\.[0-9]=0 [0-9]\.[0-9]=0"' "$T/r1.json"; then
   ok "eval of one model with --random-heads: same seed, same heads and numbers"
 else fail "eval --random-heads"; cat "$T/err"; fi
+sum=$(sha256sum "$M" | cut -c1-64)
+if /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d['base']['sha256'] == d['candidate']['sha256'] == sys.argv[2] else 1)" "$T/r1.json" "$sum"; then
+  ok "eval of one model names it twice with its sha256 (hashed once)"
+else fail "eval of one model: sha256 of base / candidate"; fi
 ev --random-heads 3 --seed 5 --json "$T/r3.json" >/dev/null 2>&1
 cmp -s "$T/r1.json" "$T/r3.json" && fail "seeds 4 and 5 gave the same eval" || ok "another seed draws other heads"
 if ev --kv-random 0.25 --seed 1 >"$T/o4" 2>"$T/err" && grep -q 'KV bytes allocated' "$T/o4"; then

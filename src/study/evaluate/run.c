@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { PASSKEY_NEEDLE = 16 };
 static const int k_passkey_lengths[HR_EVAL_PASSKEY_LENGTHS] = {64, 128, 256, 512};
@@ -55,6 +56,13 @@ static hr_status source(hr_eval_result *r, int i, const char *path, hr_eval_sour
     if (!(r->paths[i] = strdup(path))) return hr_err(HR_ERR_NOMEM, "out of memory");
     out->path = r->paths[i];
     return hr_sha256_path(path, out->sha256);
+}
+
+/* Whether a and b name the same file or folder (an 8B model's 16 GB take
+ * minutes to hash). */
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 /* Everything that can be refused before the work. */
@@ -201,7 +209,13 @@ hr_status hr_eval_run(const hr_model *base, const hr_model *cand, const hr_token
     hr_eval_source *srcs[4] = {&s->base, &s->cand, &s->text, &s->tasks};
     if (st == HR_OK) st = hr_progress_phase("hashing inputs", "files", 4);
     for (int i = 0; st == HR_OK && i < 4; i++) {
-        st = source(r, i, paths[i], srcs[i]);
+        if (i == 1 && same_file(paths[0], paths[1])) { /* masked heads / KV plan on BASE: hash it once */
+            if (!(r->paths[1] = strdup(paths[1]))) st = hr_err(HR_ERR_NOMEM, "out of memory");
+            else {
+                s->cand.path = r->paths[1];
+                memcpy(s->cand.sha256, s->base.sha256, sizeof s->cand.sha256);
+            }
+        } else st = source(r, i, paths[i], srcs[i]);
         if (st == HR_OK) st = hr_progress_update(i + 1);
     }
     if (st == HR_OK) st = contexts(base, cand, p, n_ctx, ids, n_ids, c);
