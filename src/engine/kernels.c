@@ -438,12 +438,24 @@ static _Atomic(const hr_kernel_table *) g_table;
 static atomic_int g_bf16_hw;  /* VDPBF16PS allowed (set with the table) */
 static char g_env_error[200]; /* why HEADROOM_CPU was refused ("" = accepted or unset) */
 
+/* F16C: cpuid leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not
+ * know "f16c", so it is read directly). */
+static int cpu_has_f16c(void) {
+#if HR_KERNELS_X86
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c >> 29) & 1;
+#else
+    return 0;
+#endif
+}
+
 int hr_cpu_supports(hr_cpu_kind k) {
     switch (k) {
     case HR_CPU_SCALAR: return 1;
 #if HR_KERNELS_X86
     case HR_CPU_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     case HR_CPU_AVX512:
         return hr_cpu_supports(HR_CPU_AVX2) && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
