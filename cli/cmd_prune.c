@@ -11,6 +11,7 @@
 #include "headroom/study.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ static const cli_opt k_opts[] = {
     {"recover-text", 0, "FILE", "recovery text (default --text; its last 10% held out)"},
     {"lora-rank", 0, "R", "LoRA rank of --recover (default 8)"},
     {"lr", 0, "LR", "learning rate of --recover (default 1e-3; warm-up 10%, cosine, clip 1)"},
+    {"eval-every", 0, "N", "held-out loss of --recover / LoRAPrune every N steps, shown in the progress (default: at the end)"},
     CLI_DTYPE_OPTION,
     CLI_TOKENIZER_OPTION,
     CLI_THREADS_OPTION,
@@ -320,8 +322,14 @@ static int run_loraprune(prune_opts *o, prune_state *st) {
     lp.uneven_duplicate = o->p.uneven_duplicate;
     lp.text = text, lp.text_len = len;
     int rc = CLI_OK;
-    if (hr_loraprune_run(st->m, st->tok, &lp, &st->res) != HR_OK) rc = cli_lib_error("LoRAPrune failed");
+    cli_train_stop_on_sigint(&lp.train, true);
+    hr_status s = hr_loraprune_run(st->m, st->tok, &lp, &st->res);
+    cli_train_stop_on_sigint(&lp.train, false);
+    if (s != HR_OK) rc = cli_lib_error("LoRAPrune failed");
     free(text);
+    double before = 0, after = 0;
+    if (rc == CLI_OK && hr_prune_result_heldout(st->res, &before, &after) == HR_OK)
+        printf("held-out loss %.4f -> %.4f (perplexity %.3f -> %.3f)\n", before, after, exp(before), exp(after));
     int K = rc == CLI_OK ? hr_prune_result_iterations(st->res, NULL, NULL, NULL) : 0;
     int *v = calloc(3 * (size_t)K + 1, sizeof(int)); // (3, K) steps, heads, neurons
     if (v) hr_prune_result_iterations(st->res, v, v + K, v + 2 * K);

@@ -17,6 +17,18 @@ static void on_sigint(int sig) {
     g_stop = 1;
 }
 
+static void (*g_old_handler)(int);
+
+void cli_train_stop_on_sigint(hr_train_params *p, bool on) {
+    if (on) {
+        g_stop = 0;
+        p->stop = &g_stop;
+        g_old_handler = signal(SIGINT, on_sigint);
+    } else {
+        signal(SIGINT, g_old_handler);
+    }
+}
+
 static bool has(const cli_spec *spec, const char *name) {
     for (int i = 0; i < spec->n_opts; i++)
         if (!strcmp(spec->opts[i].name, name)) return true;
@@ -77,10 +89,10 @@ int cli_train_run(const hr_model *m, const hr_tokenizer *tok, const char *text_p
     if (st != HR_OK) return cli_lib_error("cannot tokenize the text");
     bool own_ck = !p->checkpoint;
     if (own_ck) snprintf(ck, sizeof ck, "%s.ckpt", out_path), p->checkpoint = ck;
-    g_stop = 0;
-    p->stop = &g_stop;
     hr_train *t = NULL;
+    cli_train_stop_on_sigint(p, true); /* hr_train_new copies p, stop flag included */
     if (hr_train_new(m, ids, n_ids, p, &t) != HR_OK) {
+        cli_train_stop_on_sigint(p, false);
         hr_free(ids);
         return cli_lib_error("cannot start training");
     }
@@ -88,9 +100,8 @@ int cli_train_run(const hr_model *m, const hr_tokenizer *tok, const char *text_p
     hr_train_info info;
     hr_train_get_info(t, &info);
     if (info.step == 0 && hr_train_eval(t, &before) != HR_OK) st = HR_ERR_RANGE;
-    void (*old)(int) = signal(SIGINT, on_sigint);
     if (st == HR_OK) st = hr_train_run(t);
-    signal(SIGINT, old);
+    cli_train_stop_on_sigint(p, false);
     int rc = CLI_OK;
     hr_train_get_info(t, &info);
     if (st != HR_OK) rc = cli_lib_error("training failed");

@@ -42,6 +42,10 @@ int cli_train_read(const cli_spec *spec, const cli_args *a, hr_train_params *p);
 int cli_train_run(const hr_model *m, const hr_tokenizer *tok, const char *text_path, const char *out_path,
                   hr_train_params *p, hr_model **out);
 
+/* on: SIGINT (Ctrl-C) sets p->stop from now on (the run stops after its
+ * current step); off: the previous handler again. */
+void cli_train_stop_on_sigint(hr_train_params *p, bool on);
+
 /* Writes the trained model as GGUF at out (and an HF folder at hf, may be
  * NULL; the GGUF is removed when that fails) and prints what was written. */
 int cli_train_write(const hr_model *m, const hr_tokenizer *tok, const char *out, const char *hf, hr_dtype dtype);

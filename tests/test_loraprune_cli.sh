@@ -23,7 +23,32 @@ assert sum(e["neurons_removed"] for e in s) == r["neurons_removed"] == 215
 assert all(len(e["heads"]) == e["heads_removed"] for e in s)
 assert sum(len(l["removed_heads"]) for l in r["layers"]) == 20
 PY
+read -r a b < <(sed -n 's/^held-out loss \([0-9.]*\) -> \([0-9.]*\) .*/\1 \2/p' "$T/out")
+/usr/bin/python3 - "$T/lp.gguf.prune.json" "${a:-x}" "${b:-x}" <<'PY' && ok "held-out loss printed before and after ($a -> $b), as in prune.json" || fail "held-out loss: $(cat "$T/out")"
+import json, sys
+r = json.load(open(sys.argv[1]))["loraprune"]
+assert abs(float(sys.argv[2]) - r["heldout_loss_before"]) < 1e-4 and abs(float(sys.argv[3]) - r["heldout_loss"]) < 1e-4
+assert 0 < r["heldout_loss_before"] < 3  # the base model on in-domain text (perplexity ~5)
+PY
 expect_ok "LoRAPrune model loads" info "$T/lp.gguf"
+
+# held-out loss shown in the progress every --eval-every steps (stderr is not a terminal: a line per update)
+HEADROOM_PROGRESS_INTERVAL=0 "$HR_CLI" prune "$M" --by loraprune --heads 25% -f "$T/big.txt" --threads 2 \
+  --iterations 1 --recover 8 --eval-every 4 -o "$T/ev.gguf" >"$T/out" 2>"$T/err"
+grep -q "loraprune.*loss [0-9.]*, held-out [0-9.]*" "$T/err" && ok "progress shows training and held-out loss" ||
+  fail "no held-out loss in the progress: $(tail -c 600 "$T/err")"
+
+# Ctrl-C: a clean stop with one error line and nothing written
+HEADROOM_PROGRESS_INTERVAL=0 "$HR_CLI" prune "$M" --by loraprune --heads 50% -f "$T/big.txt" --threads 2 \
+  --iterations 2 --recover 100000 -o "$T/cut.gguf" >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 300); do grep -q "loraprune" "$T/err" && break; sleep 0.1; done # steps run: the handler is in place
+kill -INT $pid
+wait $pid
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "^headroom: error: LoRAPrune stopped after step [0-9]* of 100000; nothing written" "$T/err" &&
+   [ -z "$(ls "$T" | grep '^cut')" ]; then ok "Ctrl-C stops LoRAPrune cleanly, nothing written"
+else fail "Ctrl-C (exit $rc): $(cat "$T/err"); $(ls "$T")"; fi
 
 expect_ok "one-shot prune + CFSP recovery budget" prune "$M" --by random --heads 25% -f "$T/big.txt" \
   --recover 10 --recover-budget cfsp --threads 2 -q -o "$T/cfsp.gguf"

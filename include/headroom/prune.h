@@ -354,8 +354,12 @@ HR_API hr_status hr_loraprune_importance(const hr_grad *g, double *heads, double
  * iterations (step, training loss, what each removed) and the final
  * moving-average scores. With cfsp_ranks the LoRA rank per layer follows
  * CFSP's recovery budget (hr_prune_cfsp_recovery on the text's first
- * HR_CALIB_SURGERY_TOKENS tokens). Progress: phases "layer importance"
- * (cfsp_ranks) and "loraprune" (steps). */
+ * HR_CALIB_SURGERY_TOKENS tokens). The held-out part is evaluated before
+ * training, every train.eval_every steps and at the end. Progress: phases
+ * "layer importance" (cfsp_ranks) and "loraprune" (steps, with the last
+ * training and held-out loss and tokens/s in the unit text). train.stop
+ * (e.g. set from SIGINT) stops the run after the current step with
+ * HR_ERR_ABORTED and no result: LoRAPrune keeps no checkpoint. */
 typedef struct {
     const char *heads;     /* query heads to remove, "50%" or "20" (hr_parse_amount); NULL = none */
     const char *mlp;       /* MLP neurons to remove; NULL = none */
@@ -384,6 +388,11 @@ HR_API hr_status hr_loraprune_run(const hr_model *m, const hr_tokenizer *tok, co
 /* LoRAPrune's iterations (returns their number; 0 for other runs): per
  * iteration i the step after which it removed (steps), how many heads and
  * neurons it removed; any array (iterations) may be NULL. */
+/* LoRAPrune's held-out loss (the training text's held-out part, mean
+ * next-token cross-entropy in nats) before training (the base model) and at
+ * the end (the merged, pruned model). Errors for other runs. */
+HR_API hr_status hr_prune_result_heldout(const hr_prune_result *r, double *before, double *after);
+
 HR_API int hr_prune_result_iterations(const hr_prune_result *r, int *steps, int *heads, int *neurons);
 
 #ifdef __cplusplus

@@ -235,9 +235,14 @@ static hr_status lp_loop(hr_prune_result *r, const hr_loraprune_params *p, lp_st
     const hr_grad *g = s->t->grad;
     int S = p->train.steps, K = p->iterations, k = 1;
     double lam = p->ema;
-    hr_status st = hr_progress_phase("loraprune", "steps", S);
+    double hl = 0;
+    hr_status st = hr_train_eval(s->t, &hl); /* the base model's held-out loss (adapters start at zero) */
+    r->lp_heldout_before = hl;
+    if (st == HR_OK) st = hr_progress_phase("loraprune", s->t->unit, S);
     for (int step = 1; st == HR_OK && step <= S; step++) {
         st = hr_train_step(s->t);
+        if (st == HR_OK && step < S && p->train.eval_every > 0 && step % p->train.eval_every == 0)
+            st = hr_train_eval(s->t, &hl);
         if (st == HR_OK) st = hr_loraprune_importance(g, n_h ? s->imp_h : NULL, n_n ? s->imp_n : NULL);
         if (st != HR_OK) break;
         /* the paper's moving average; the first step starts it */
@@ -259,7 +264,13 @@ static hr_status lp_loop(hr_prune_result *r, const hr_loraprune_params *p, lp_st
                 r->lp_n_iters = k++;
             }
         }
-        if (st == HR_OK) st = hr_progress_update(step);
+        if (st != HR_OK) break;
+        hr_train_set_unit(s->t);
+        st = hr_progress_update(step);
+        /* Ctrl-C: stop cleanly; nothing is kept (LoRAPrune has no checkpoint to resume from) */
+        if (st == HR_OK && step < S && p->train.stop && *p->train.stop)
+            st = hr_err(HR_ERR_ABORTED, "LoRAPrune stopped after step %d of %d; nothing written (it keeps no checkpoint)",
+                        step, S);
     }
     if (st != HR_OK) return st;
     /* kept units: the last moving averages (removed ones keep theirs at removal) */
@@ -271,7 +282,6 @@ static hr_status lp_loop(hr_prune_result *r, const hr_loraprune_params *p, lp_st
         for (int j = 0; n_n && j < c->n_ff[l]; j++)
             if (hr_prune_spec_keeps_neuron(r->spec, l, j)) r->ff_scores[l][j] = (float)s->avg_n[(size_t)l * mf + j];
     }
-    double hl = 0;
     st = hr_train_eval(s->t, &hl);
     r->lp_heldout = hl;
     hr_model *merged = NULL;
@@ -375,6 +385,13 @@ hr_status hr_loraprune_run(const hr_model *m, const hr_tokenizer *tok, const hr_
         return st;
     }
     *out = r;
+    return HR_OK;
+}
+
+hr_status hr_prune_result_heldout(const hr_prune_result *r, double *before, double *after) {
+    if (!r || !before || !after) return hr_err(HR_ERR_INVALID_ARG, "no result or output given");
+    if (!r->lp) return hr_err(HR_ERR_INVALID_ARG, "not a LoRAPrune result");
+    *before = r->lp_heldout_before, *after = r->lp_heldout;
     return HR_OK;
 }
 

@@ -41,6 +41,7 @@ struct hr_prune_result {
     hr_loraprune_iter *lp_iters;   /* (lp_params.iterations) */
     int lp_n_iters;                /* iterations done */
     double lp_heldout;             /* held-out loss of the training text's held-out part at the end */
+    double lp_heldout_before;      /* the same before training (the base model) */
     int lp_ranks[HR_MAX_LAYERS];   /* CFSP recovery ranks (lp_params.cfsp_ranks) */
     int lp_rank_max;               /* the adapters' allocated rank with CFSP ranks */
 };

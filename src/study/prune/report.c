@@ -121,6 +121,7 @@ static void loraprune_steps(cJSON *j, const hr_prune_result *r) {
         cJSON *rk = cJSON_AddArrayToObject(o, "cfsp_layer_ranks");
         for (int l = 0; l < r->base->cfg.n_layers; l++) cJSON_AddItemToArray(rk, cJSON_CreateNumber(r->lp_ranks[l]));
     }
+    cJSON_AddNumberToObject(o, "heldout_loss_before", r->lp_heldout_before);
     cJSON_AddNumberToObject(o, "heldout_loss", r->lp_heldout);
     cJSON *arr = cJSON_AddArrayToObject(o, "schedule");
     for (int i = 0; i < r->lp_n_iters; i++) {

@@ -489,7 +489,7 @@ void hr_train_get_info(const hr_train *t, hr_train_info *out) {
 const hr_params *hr_train_parameters(const hr_train *t) { return t ? t->params : NULL; }
 hr_params *hr_train_parameters_mut(hr_train *t) { return t ? t->params : NULL; }
 
-static void set_unit(hr_train *t) {
+void hr_train_set_unit(hr_train *t) {
     char held[48] = "";
     if (isfinite(t->info.heldout_loss)) snprintf(held, sizeof held, ", held-out %.3f", t->info.heldout_loss);
     snprintf(t->unit, sizeof t->unit, "steps (loss %.3f%s, %.0f tokens/s)", t->info.loss, held, t->info.tokens_per_s);
@@ -511,7 +511,7 @@ hr_status hr_train_run(hr_train *t) {
         if (t->checkpoint && (last || (t->p.checkpoint_every > 0 && t->info.step % t->p.checkpoint_every == 0)))
             st = hr_train_save(t, t->checkpoint);
         if (st != HR_OK) break;
-        set_unit(t);
+        hr_train_set_unit(t);
         bool stop = t->p.stop && *t->p.stop;
         st = hr_progress_update(t->info.step);
         if (st == HR_OK && stop && !last)

@@ -40,4 +40,8 @@ uint64_t hr_train_fnv(uint64_t h, const void *data, size_t n);
 /* Loads path into t (same shape, mode and part, else an error). */
 hr_status hr_train_load(hr_train *t, const char *path);
 
+/* The progress unit text after a step: "steps (loss L, held-out H, N tokens/s)"
+ * (t->unit, which a progress phase may show). */
+void hr_train_set_unit(hr_train *t);
+
 #endif
