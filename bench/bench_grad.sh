@@ -54,7 +54,7 @@ minf() { "$python" -c "import sys; v=[float(x) for x in sys.argv[1:] if x]; prin
 # MODEL LABEL WINDOW N_WINDOWS
 cost() {
     local model=$1 label=$2 window=$3 nwin=$4 r cfg out s
-    local fw=() gr=() lg=() lt=() la=() th=() cfw=() cgr=() clg=() cth=()
+    local fw=() gr=() lg=() lt=() la=() th=() cfw=() cgr=() clg=() cth=() tc=() ctc=()
     for ((r = 0; r < rounds; r++)); do
         out=$T/hr-$label.out
         "$build/hr_bench_grad" "$model" --ids "$T/ids.txt" --window "$window" --windows "$nwin" --threads "$threads" \
@@ -71,7 +71,9 @@ cost() {
             s=$(OPENBLAS_NUM_THREADS=$2 "$python" "$here/bench_grad.py" "$model" --ids "$T/ids.txt" --window "$window" \
                 --windows "$nwin" --threads "$1" --repeats "$repeats" --csv "$T/torch-$label.csv" | grep RESULT)
             echo "# round $r: torch intra-op $1, OpenBLAS $2: $s"
-            th+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$s")") cth+=("$(sed -n 's/.*cpu_seconds=//p' <<<"$s")")
+            th+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$s")") cth+=("$(sed -n 's/.* cpu_seconds=//p' <<<"$s")")
+            tc+=("$(sed -n 's/.*cold_seconds=\([0-9.]*\).*/\1/p' <<<"$s")")
+            ctc+=("$(sed -n 's/.*cold_cpu_seconds=\([0-9.]*\).*/\1/p' <<<"$s")")
         done
     done
     local diff
@@ -84,16 +86,23 @@ EOF
 )
     "$python" - "$label" "$nwin" "$window" "$diff" "$(minf "${fw[@]}")" "$(minf "${gr[@]}")" "$(minf "${lg[@]}")" \
         "$(minf "${lt[@]}")" "$(minf "${la[@]}")" "$(minf "${th[@]}")" "$(minf "${cfw[@]}")" "$(minf "${cgr[@]}")" \
-        "$(minf "${clg[@]}")" "$(minf "${cth[@]}")" <<'EOF'
+        "$(minf "${clg[@]}")" "$(minf "${cth[@]}")" "$(minf "${tc[@]}")" "$(minf "${ctc[@]}")" <<'EOF'
 import sys
 label, nwin, window, diff = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-F, G, LG, LT, LA, TH, CF, CG, CLG, CTH = (float(x) for x in sys.argv[5:15])
+F, G, LG, LT, LA, TH, CF, CG, CLG, CTH, TC, CTC = (float(x) for x in sys.argv[5:17])
 print("RESULT model=%s tokens=%dx%d wall: forward_s=%.4f gate_grads_s=%.4f grad_over_forward=%.2f lab_grad_s=%.4f "
       "lab_taylor_s=%.4f lab_ablation_s=%.3f ablation_over_grad=%.1f torch_grad_s=%.4f torch_over_headroom=%.2f"
       % (label, nwin, window, F, G, G / F, LG, LT, LA, LA / LG, TH, TH / LG))
 print("RESULT model=%s tokens=%dx%d cpu: forward_s=%.4f gate_grads_s=%.4f grad_over_forward=%.2f lab_grad_s=%.4f "
       "torch_grad_s=%.4f torch_over_headroom=%.2f max_rel_score_diff=%s"
       % (label, nwin, window, CF, CG, CG / CF, CLG, CTH, CTH / CLG, diff))
+# both sides from a loaded model to the scores, setup included: the lab method against torch's first pass
+print("RESULT model=%s tokens=%dx%d cold: lab_grad_wall_s=%.4f torch_first_pass_wall_s=%.4f ratio_wall=%.2f "
+      "lab_grad_cpu_s=%.4f torch_first_pass_cpu_s=%.4f ratio_cpu=%.2f"
+      % (label, nwin, window, LG, TC, TC / LG, CLG, CTC, CTC / CLG))
+# steady state: the gate-gradient pass on warm buffers against torch's warm passes
+print("RESULT model=%s tokens=%dx%d warm: gate_grads_wall_s=%.4f torch_wall_s=%.4f ratio_wall=%.2f "
+      "gate_grads_cpu_s=%.4f torch_cpu_s=%.4f ratio_cpu=%.2f" % (label, nwin, window, G, TH, TH / G, CG, CTH, CTH / CG))
 EOF
 }
 

@@ -454,8 +454,7 @@ int hr_cpu_supports(hr_cpu_kind k) {
     switch (k) {
     case HR_CPU_SCALAR: return 1;
 #if HR_KERNELS_X86
-    case HR_CPU_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+    case HR_CPU_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     case HR_CPU_AVX512:
         return hr_cpu_supports(HR_CPU_AVX2) && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&

@@ -269,8 +269,8 @@ static hr_status lp_loop(hr_prune_result *r, const hr_loraprune_params *p, lp_st
         st = hr_progress_update(step);
         /* Ctrl-C: stop cleanly; nothing is kept (LoRAPrune has no checkpoint to resume from) */
         if (st == HR_OK && step < S && p->train.stop && *p->train.stop)
-            st = hr_err(HR_ERR_ABORTED, "LoRAPrune stopped after step %d of %d; nothing written (it keeps no checkpoint)",
-                        step, S);
+            st = hr_err(HR_ERR_ABORTED,
+                        "LoRAPrune stopped after step %d of %d; nothing written (it keeps no checkpoint)", step, S);
     }
     if (st != HR_OK) return st;
     /* kept units: the last moving averages (removed ones keep theirs at removal) */
