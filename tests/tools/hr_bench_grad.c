@@ -14,9 +14,9 @@
  *            head method's work: one forward + backward per window)
  * weights:   every weight tensor selected
  * recompute: gates, with recomputation instead of kept activations
- * lab:M      the head lab's method M alone (hr_heads_run with M selected,
- *            timed until its progress slot completes, so the layer metrics
- *            hr_heads_run adds afterwards are not counted), including the
+ * lab:M      the head lab's method M alone (hr_heads_run with M selected
+ *            and no layer metrics, timed until its progress slot
+ *            completes), including the
  *            method's setup (for grad: its parameters, buffers and the
  *            first-touch of its memory); with --csv the scores go to
  *            PREFIX-M.csv (layer,head,M)
@@ -93,6 +93,10 @@ static double time_lab(hr_context *ctx, const char *method, const int32_t *ids, 
                        const char *csv, double *cpu) {
     hr_heads_params hp = hr_heads_default_params();
     hp.tokens = ids, hp.n_tokens = n_ids, hp.bos = bos, hp.window = W, hp.max_tokens = W * K;
+    /* The method alone: the layer metrics (run after the methods, untimed) would only change the
+     * memory state the next repeat starts from (after them a fresh window's buffers cost up to
+     * 0.4 s more CPU on the SmolLM shape), which a CLI run, whose layer metrics come last, never sees. */
+    hp.no_layer_metrics = true;
     lab_clock lc = {hr_time_now(), 0, cpu_now(), 0};
     hp.progress = lab_progress, hp.progress_ud = &lc;
     bool sel[64] = {false};
