@@ -211,7 +211,7 @@ static void json_too_deep_malformed_or_with_trailing_bytes_is_refused(void) {
 
 #define MODEL SHARED("models/stories260K/stories260K.bin")
 
-static void sha256_matches_the_fips_example_vectors(void) {
+static void fips_vectors(void) {
     struct {
         const char *msg, *want;
     } v[] = {
@@ -239,7 +239,7 @@ static void sha256_matches_the_fips_example_vectors(void) {
     CHECK(strcmp(got, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0") == 0, "million a: %s", got);
 }
 
-static void sha256_of_a_file_matches_sha256sum(void) {
+static void file_vs_sha256sum(void) {
     char hex[65] = "", cmd[600], ref[65] = "";
     CHECK(hr_sha256_path(MODEL, hex) == HR_OK, "%s", hr_last_error());
     snprintf(cmd, sizeof cmd, "sha256sum '%s'", MODEL);
@@ -253,6 +253,46 @@ static void sha256_of_a_file_matches_sha256sum(void) {
     CHECK(hr_sha256_path("/nonexistent/file", hex) == HR_ERR_IO, "a missing file hashed");
 }
 
+/* Both implementations: the plain C rounds and, where the CPU has them, the
+ * x86 SHA extensions (without them the second pass is the C rounds again). */
+static void sha256_matches_the_fips_example_vectors_on_every_path(void) {
+    for (int generic = 1; generic >= 0; generic--) {
+        bool ni = hr_sha256_use_generic(generic);
+        printf("    %s\n", ni ? "SHA extensions" : "plain C rounds");
+        fips_vectors();
+    }
+}
+
+static void sha256_of_a_file_matches_sha256sum_on_every_path(void) {
+    for (int generic = 1; generic >= 0; generic--) {
+        hr_sha256_use_generic(generic);
+        file_vs_sha256sum();
+    }
+}
+
+/* Every length from 0 to 300 and pieces of every size: the two paths agree
+ * (the block loop, the buffered tail and the padding boundaries 55/56/64). */
+static void sha256_paths_agree_on_every_length_and_split(void) {
+    uint8_t data[300];
+    for (int i = 0; i < 300; i++) data[i] = (uint8_t)(i * 131 + 7);
+    int bad = 0;
+    for (int len = 0; len <= 300; len++)
+        for (int piece = 1; piece <= 130; piece += 43) {
+            uint8_t d[2][32];
+            for (int generic = 0; generic < 2; generic++) {
+                hr_sha256_use_generic(generic);
+                hr_sha256_ctx s;
+                hr_sha256_init(&s);
+                for (int off = 0; off < len; off += piece)
+                    hr_sha256_update(&s, data + off, (size_t)(len - off < piece ? len - off : piece));
+                hr_sha256_final(&s, d[generic]);
+            }
+            bad += memcmp(d[0], d[1], 32) != 0;
+        }
+    hr_sha256_use_generic(false);
+    CHECK(bad == 0, "%d of 1204 digests differ between the paths", bad);
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(splitmix64_gives_the_published_outputs);
@@ -263,7 +303,8 @@ int main(void) {
     RUN(the_string_builder_appends_text_and_bytes_and_grows);
     RUN(json_within_the_depth_limit_parses);
     RUN(json_too_deep_malformed_or_with_trailing_bytes_is_refused);
-    RUN(sha256_matches_the_fips_example_vectors);
-    RUN(sha256_of_a_file_matches_sha256sum);
+    RUN(sha256_matches_the_fips_example_vectors_on_every_path);
+    RUN(sha256_paths_agree_on_every_length_and_split);
+    RUN(sha256_of_a_file_matches_sha256sum_on_every_path);
     TEST_MAIN_END();
 }

@@ -82,6 +82,10 @@ typedef struct {
 void hr_sha256_init(hr_sha256_ctx *s);
 void hr_sha256_update(hr_sha256_ctx *s, const void *data, size_t len);
 void hr_sha256_final(hr_sha256_ctx *s, uint8_t digest[32]);
+/* Tests: true = use the plain C rounds, false = the SHA extensions where
+ * the CPU has them (the default). Returns whether the SHA extensions are in
+ * use now. Not for use while another thread hashes. */
+bool hr_sha256_use_generic(bool generic);
 /* Lower-case hex digest of a buffer. */
 void hr_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Digest of a file, or of a folder: its regular files (names not starting
