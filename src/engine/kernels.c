@@ -57,7 +57,11 @@ void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int 
 
 /* ---- typed panels (kernels.h) ---- */
 
-enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* one panel's 32-block: 16 f16 scales, (32, 16) int8 */
+enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* one panel's 32-block: 16 f16 scales, (8, 16, 4) u8 = q + 128 */
+
+/* Byte offset in a Q8_0 block of the weight of row j of its panel at k (k
+ * within the block): 4-k quads of 16 rows, row j's 4 k at dword j. */
+static size_t q8_offset(int j, int kk) { return 32 + (size_t)(kk / 4) * 64 + (size_t)j * 4 + (size_t)(kk % 4); }
 
 size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in) {
     size_t panels = (size_t)((d_out + 15) / 16);
@@ -84,7 +88,8 @@ void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int
                     unsigned char *blk = dst + (size_t)b * Q8_BLOCK_BYTES;
                     const unsigned char *sb = src ? src + (size_t)b * 34 : NULL;
                     blk[2 * j] = sb ? sb[0] : 0, blk[2 * j + 1] = sb ? sb[1] : 0;
-                    for (int kk = 0; kk < 32; kk++) blk[32 + kk * 16 + j] = sb ? sb[2 + kk] : 0;
+                    for (int kk = 0; kk < 32; kk++)
+                        blk[q8_offset(j, kk)] = (unsigned char)((sb ? sb[2 + kk] : 0) ^ 0x80);
                 }
             } else if (t == HR_WT_BF16) {
                 for (int k = 0; k < d_in + (d_in & 1); k++) { /* the odd k past d_in: zero */
@@ -114,7 +119,7 @@ float hr_panels_get(hr_panels wp, int d_in, int r, int k) {
     case HR_WT_Q8_0: {
         const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
         memcpy(&h, blk + 2 * j, 2);
-        return hr_f16_to_f32(h) * (float)(int8_t)blk[32 + (k % 32) * 16 + j];
+        return hr_f16_to_f32(h) * (float)(int8_t)(blk[q8_offset(j, k % 32)] ^ 0x80);
     }
     default: {
         float f;
@@ -454,8 +459,7 @@ int hr_cpu_supports(hr_cpu_kind k) {
     switch (k) {
     case HR_CPU_SCALAR: return 1;
 #if HR_KERNELS_X86
-    case HR_CPU_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+    case HR_CPU_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     case HR_CPU_AVX512:
         return hr_cpu_supports(HR_CPU_AVX2) && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&

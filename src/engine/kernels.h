@@ -40,9 +40,12 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  *   kernels and the bf16 dot read the same copy;
  * - HR_WT_Q8_0: GGUF Q8_0 (a row's 32 consecutive k share one f16 scale,
  *   d_in a multiple of 32); panel p is d_in/32 blocks of 544 bytes, block b
- *   = 16 f16 scales (row 16p + j's scale for k in [32b, 32b + 32)) then 32
- *   x 16 int8 (k-major, 16 rows per k): 17 bytes per 16 weights, the
- *   file's 34 per 32.
+ *   = 16 f16 scales (row 16p + j's scale for k in [32b, 32b + 32)) then 8
+ *   k-quads of 64 bytes, the layout VPDPBUSD reads: byte 4j + i of quad m
+ *   (dword j) is row 16p + j's weight at k = 32b + 4m + i, stored as the
+ *   unsigned byte q + 128 (q ^ 0x80; rows past d_out hold q = 0, scale 0).
+ *   17 bytes per 16 weights, the file's 34 per 32; the exact kernels and
+ *   the int8 dot read the same copy.
  * The kernels convert each weight to f32 exactly as the dequantizer does
  * (bf16 / f16 -> f32 is exact; Q8_0: (float)scale * (float)q, which is exact
  * too: an 11-bit by 8-bit product) and run the same chain, so a typed

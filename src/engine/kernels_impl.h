@@ -86,8 +86,19 @@ static inline v16 v_flush(v16 a) {
     __mmask16 tiny = _mm512_cmp_ps_mask(_mm512_abs_ps(a), _mm512_set1_ps(0x1p-126f), _CMP_LT_OQ);
     return _mm512_mask_and_ps(a, tiny, a, _mm512_set1_ps(-0.0f));
 }
-static inline v16 v_from_i8(const void *p) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+/* A Q8_0 k-quad (16 dwords of 4 bytes q + 128) with its bytes flipped back
+ * to int8 (q8_quad), and byte i of each dword as the float q * 2^24
+ * (q8_lane: one byte shuffle to the top of its dword, then the exact
+ * conversion; the kernels fold 2^-24 into the scale, kernels.h). */
+typedef __m512i q8raw;
+static inline q8raw q8_quad(const void *p) {
+    return _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set1_epi32((int)0x80808080u));
+}
+static inline v16 q8_lane(q8raw u, int i) {
+    const __m512i top = _mm512_broadcast_i32x4(
+        _mm_setr_epi32((int)(0x00808080u | (unsigned)i << 24), (int)(0x00808080u | (unsigned)(4 + i) << 24),
+                       (int)(0x00808080u | (unsigned)(8 + i) << 24), (int)(0x00808080u | (unsigned)(12 + i) << 24)));
+    return _mm512_cvtepi32_ps(_mm512_shuffle_epi8(u, top));
 }
 
 /* exp for x <= 0 (softmax arguments): x = k ln2 + r, |r| <= ln2/2, degree-6
@@ -199,10 +210,22 @@ static inline v16 v_from_f16(const void *p) {
     return v_make(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)p + 16))));
 }
-static inline v16 v_from_i8(const void *p) {
-    __m128i lo = _mm_loadl_epi64((const __m128i *)p), hi = _mm_loadl_epi64((const __m128i *)((const char *)p + 8));
-    return v_make(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)));
+typedef struct {
+    __m256i lo, hi;
+} q8raw;
+static inline q8raw q8_quad(const void *p) {
+    const __m256i flip = _mm256_set1_epi32((int)0x80808080u);
+    q8raw r = {_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), flip),
+               _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)((const char *)p + 32)), flip)};
+    return r;
 }
+static inline __m256 q8lane8(__m256i u, int i) {
+    const __m128i t =
+        _mm_setr_epi32((int)(0x00808080u | (unsigned)i << 24), (int)(0x00808080u | (unsigned)(4 + i) << 24),
+                       (int)(0x00808080u | (unsigned)(8 + i) << 24), (int)(0x00808080u | (unsigned)(12 + i) << 24));
+    return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(u, _mm256_set_m128i(t, t)));
+}
+static inline v16 q8_lane(q8raw u, int i) { return v_make(q8lane8(u.lo, i), q8lane8(u.hi, i)); }
 
 /* p * 2^k for integral k >= -126 as _mm512_scalef_ps computes it: two exact
  * power-of-two products (k split in halves), one rounding at most. */
@@ -357,9 +380,18 @@ static inline v16 v_flush(v16 a) {
     V_LANES(i) if (fabsf(a.v[i]) < 0x1p-126f) a.v[i] = copysignf(0.0f, a.v[i]);
     return a;
 }
-static inline v16 v_from_i8(const void *p) {
+typedef struct {
+    uint32_t v[16];
+} q8raw;
+static inline q8raw q8_quad(const void *p) {
+    q8raw r;
+    memcpy(r.v, p, sizeof r.v);
+    V_LANES(j) r.v[j] ^= 0x80808080u;
+    return r;
+}
+static inline v16 q8_lane(q8raw u, int i) {
     v16 r;
-    V_LANES(i) r.v[i] = (float)((const int8_t *)p)[i];
+    V_LANES(j) r.v[j] = (float)(int8_t)(u.v[j] >> (8 * i) & 0xFF) * 0x1p24f;
     return r;
 }
 
@@ -436,7 +468,7 @@ static inline void store_panel(float *y, int p, int d_out, v16 a) {
 
 /* ---- typed panels (kernels.h's hr_wtype) ---- */
 
-enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* 16 f16 scales, (32, 16) int8 */
+enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* 16 f16 scales, (8, 16, 4) u8 = q + 128: k-quads */
 
 static inline size_t w_panel_bytes(int dt, int d_in) {
     return dt == HR_WT_F32    ? (size_t)d_in * 64
@@ -448,14 +480,19 @@ static inline size_t w_panel_bytes(int dt, int d_in) {
 static inline const unsigned char *w_from(int dt, const unsigned char *pw, int k0) {
     return pw + (dt == HR_WT_Q8_0 ? (size_t)(k0 / 32) * Q8_BLOCK_BYTES : (size_t)k0 * (dt == HR_WT_F32 ? 64 : 32));
 }
-/* The scales of the 32-block at blk (Q8_0 only). */
-static inline v16 w_scale(int dt, const unsigned char *blk) { return dt == HR_WT_Q8_0 ? v_from_f16(blk) : v_zero(); }
+/* The scales of the 32-block at blk times 2^-24 (Q8_0 only; exact: f16
+ * scales are at least 2^-24, so the products stay normal f32), for
+ * q8_lane's q * 2^24: their product is scale * q exactly, the dequantizer's
+ * float. */
+static inline v16 w_scale(int dt, const unsigned char *blk) {
+    return dt == HR_WT_Q8_0 ? v_mul(v_from_f16(blk), v_set1(0x1p-24f)) : v_zero();
+}
 /* The 16 weights at k = block start + kk, as the dequantizer's floats. */
 static inline v16 w_load(int dt, const unsigned char *blk, int kk, v16 scale) {
     switch (dt) {
     case HR_WT_BF16: return v_bf16_half(blk + (size_t)(kk >> 1) * 64, !(kk & 1));
     case HR_WT_F16: return v_from_f16(blk + (size_t)kk * 32);
-    case HR_WT_Q8_0: return v_mul(scale, v_from_i8(blk + 32 + (size_t)kk * 16));
+    case HR_WT_Q8_0: return v_mul(scale, q8_lane(q8_quad(blk + 32 + (size_t)(kk >> 2) * 64), kk & 3));
     default: return v_load((const float *)blk + (size_t)kk * 16);
     }
 }
@@ -474,6 +511,21 @@ static inline __attribute__((always_inline)) void gemv_t(int dt, float *y, const
             int kn = d_in - kb < 32 ? d_in - kb : 32;
             const unsigned char *b0 = w_from(dt, w0, kb), *b1 = b0 + ps, *b2 = b1 + ps, *b3 = b2 + ps;
             v16 s0 = w_scale(dt, b0), s1 = w_scale(dt, b1), s2 = w_scale(dt, b2), s3 = w_scale(dt, b3);
+            if (dt == HR_WT_Q8_0) { /* a quad's bytes loaded once for its 4 k */
+                for (int m = 0; m < 8; m++) {
+                    size_t o = 32 + (size_t)m * 64;
+                    q8raw r0 = q8_quad(b0 + o), r1 = q8_quad(b1 + o), r2 = q8_quad(b2 + o), r3 = q8_quad(b3 + o);
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; i++) {
+                        v16 xv = v_set1(x[kb + 4 * m + i]);
+                        a0 = v_fma(xv, v_mul(s0, q8_lane(r0, i)), a0);
+                        a1 = v_fma(xv, v_mul(s1, q8_lane(r1, i)), a1);
+                        a2 = v_fma(xv, v_mul(s2, q8_lane(r2, i)), a2);
+                        a3 = v_fma(xv, v_mul(s3, q8_lane(r3, i)), a3);
+                    }
+                }
+                continue;
+            }
             for (int kk = 0; kk < kn; kk++) {
                 v16 xv = v_set1(x[kb + kk]);
                 a0 = v_fma(xv, w_load(dt, b0, kk, s0), a0);
@@ -509,6 +561,17 @@ static void gemv_panels(float *y, const float *x, const void *wp, int wt, int d_
 
 enum { GEMM_KC = 256, GEMM_MC = 128 };
 
+/* One k of the register tile: a[i][j] += x[i][k] * panel j's weights b. */
+static inline __attribute__((always_inline)) void tile_k(v16 a[GEMM_MR][GEMM_NP], const float *x, size_t ldx, int k,
+                                                         v16 b0, v16 b1, int np) {
+#pragma GCC unroll 8
+    for (int i = 0; i < GEMM_MR; i++) {
+        v16 xv = v_set1(x[(size_t)i * ldx + k]);
+        a[i][0] = v_fma(xv, b0, a[i][0]);
+        if (np > 1) a[i][GEMM_NP - 1] = v_fma(xv, b1, a[i][GEMM_NP - 1]);
+    }
+}
+
 /* The register tile: c (GEMM_MR rows of stride ldc) x np panels (np <=
  * GEMM_NP, constant after inlining) over k in [k0, k1) (k0 a multiple of
  * 32), starting from zero when first, else continuing the chains stored in
@@ -523,15 +586,20 @@ static inline __attribute__((always_inline)) void tile(int dt, float *c, size_t 
         int kn = k1 - kb < 32 ? k1 - kb : 32;
         const unsigned char *c0 = w_from(dt, w0, kb), *c1 = np > 1 ? w_from(dt, w1, kb) : c0;
         v16 s0 = w_scale(dt, c0), s1 = np > 1 ? w_scale(dt, c1) : s0;
-        for (int kk = 0; kk < kn; kk++) {
-            int k = kb + kk;
-            v16 b0 = w_load(dt, c0, kk, s0), b1 = np > 1 ? w_load(dt, c1, kk, s1) : b0;
-#pragma GCC unroll 8
-            for (int i = 0; i < GEMM_MR; i++) {
-                v16 xv = v_set1(x[(size_t)i * ldx + k]);
-                a[i][0] = v_fma(xv, b0, a[i][0]);
-                if (np > 1) a[i][GEMM_NP - 1] = v_fma(xv, b1, a[i][GEMM_NP - 1]);
+        if (dt == HR_WT_Q8_0) { /* a quad's bytes loaded once for its 4 k */
+            for (int m = 0; m < 8; m++) {
+                q8raw r0 = q8_quad(c0 + 32 + (size_t)m * 64), r1 = np > 1 ? q8_quad(c1 + 32 + (size_t)m * 64) : r0;
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++) {
+                    v16 b0 = v_mul(s0, q8_lane(r0, q)), b1 = np > 1 ? v_mul(s1, q8_lane(r1, q)) : b0;
+                    tile_k(a, x, ldx, kb + 4 * m + q, b0, b1, np);
+                }
             }
+            continue;
+        }
+        for (int kk = 0; kk < kn; kk++) {
+            v16 b0 = w_load(dt, c0, kk, s0), b1 = np > 1 ? w_load(dt, c1, kk, s1) : b0;
+            tile_k(a, x, ldx, kb + kk, b0, b1, np);
         }
     }
     for (int i = 0; i < GEMM_MR; i++)
