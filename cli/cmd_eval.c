@@ -36,6 +36,7 @@ static const cli_opt k_opts[] = {
     CLI_TOKENIZER_OPTION,
     CLI_THREADS_OPTION,
     CLI_BF16_DOT_OPTION,
+    CLI_INT8_DOT_OPTION,
     CLI_FORCE_OPTION,
     CLI_KV_OPTIONS,
     CLI_HEAD_MASK_OPTIONS,
@@ -92,6 +93,7 @@ static int read_opts(const cli_args *a, eval_opts *o) {
     p->recall = cli_value(&k_spec, a, "recall") != NULL;
     p->speed = cli_value(&k_spec, a, "no-speed") == NULL;
     p->bf16_dot = cli_value(&k_spec, a, "bf16-dot") != NULL;
+    p->int8_dot = cli_value(&k_spec, a, "int8-dot") != NULL;
     long ctx = 0, windows = -1, trials = p->passkey_trials, prompts = p->fdtm_prompts, gen = p->fdtm_gen, threads = 0;
     long recall = p->recall_items;
     if (cli_get_int(&k_spec, a, "ctx", 8, INT_MAX, &ctx) || cli_get_int(&k_spec, a, "windows", 0, INT_MAX, &windows) ||

@@ -22,6 +22,7 @@ static const cli_opt k_opts[] = {
     {"threads", 't', "K", "worker threads; 0 = all cores (default 0)"},
     {"tokenizer", 0, "PATH", "tokenizer file (default: tok512.bin / tokenizer.bin beside the model, or the GGUF)"},
     CLI_BF16_DOT_OPTION,
+    CLI_INT8_DOT_OPTION,
     CLI_KV_OPTIONS,
     CLI_HEAD_MASK_OPTIONS,
     CLI_FORCE_OPTION,
@@ -111,6 +112,7 @@ static int gen_setup(const cli_args *a, const gen_opts *o, gen_state *g) {
     cp.n_ctx = want < hr_config_seq_len(cfg) ? (int)want : hr_config_seq_len(cfg);
     cp.n_threads = (int)o->threads;
     cp.bf16_dot = cli_value(&k_spec, a, "bf16-dot") != NULL;
+    cp.int8_dot = cli_value(&k_spec, a, "int8-dot") != NULL;
     hr_kv_plan *plan = NULL;
     if (cli_kv_plan(&k_spec, a, path, g->model, &plan)) return CLI_FAIL;
     if (plan) cp.n_ctx = hr_config_seq_len(cfg); /* a plan's windows are sized for the model's context */

@@ -23,6 +23,7 @@ static const cli_opt k_opts[] = {
      "OpenBLAS sgemm for batched products: measured slower than the default kernels on a\n"
      "                             135M model (docs/RESULTS.md); logits differ from decode by rounding"},
     CLI_BF16_DOT_OPTION,
+    CLI_INT8_DOT_OPTION,
     CLI_KV_OPTIONS,
     CLI_HEAD_MASK_OPTIONS,
     CLI_FORCE_OPTION,
@@ -114,6 +115,7 @@ static int ppl_setup(const cli_args *a, ppl_opts *o, ppl_state *s) {
     cp.n_threads = (int)o->threads;
     cp.blas_prefill = cli_value(&k_spec, a, "blas") != NULL;
     cp.bf16_dot = cli_value(&k_spec, a, "bf16-dot") != NULL;
+    cp.int8_dot = cli_value(&k_spec, a, "int8-dot") != NULL;
     hr_kv_plan *plan = NULL;
     if (cli_kv_plan(&k_spec, a, path, s->model, &plan)) return CLI_FAIL;
     cp.kv_plan = plan;

@@ -57,6 +57,11 @@ char cli_short_letter(const char *long_name);
     { "force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind" }
 #define CLI_BF16_DOT_OPTION                                                                                            \
     { "bf16-dot", 0, NULL, "bf16 weights: AVX512-BF16's arithmetic, activations rounded to bf16 (README, bf16 dot)" }
+#define CLI_INT8_DOT_OPTION                                                                                            \
+    {                                                                                                                  \
+        "int8-dot", 0, NULL,                                                                                           \
+            "Q8_0 weights: llama.cpp's int8 arithmetic, activations quantized per 32 (README, int8 dot)"               \
+    }
 #define CLI_DTYPE_OPTION                                                                                               \
     { "dtype", 0, "f32|f16|bf16|q8_0", "output dtype (default: the input model's; q8_0: GGUF only)" }
 

@@ -91,6 +91,39 @@ static void put_d(outbuf *o, double v) {
 
 enum { D_IN = 300, D_OUT = 45, NT = 19, LEN = 83, HD = 20, LD = 96, VOC = 1000 };
 
+/* The bf16 dot (t bf16) or the int8 dot (t Q8_0) of D_OUT x din random
+ * weights: its scalar reference, bit for bit, for every batch size, with
+ * the hardware instruction (VDPBF16PS / VPDPBUSD, where the path and CPU
+ * have it) and with the emulation. */
+static void dot_matches_reference(outbuf *o, const char *path, hr_pool *pool, float *y, float *yr, const int *sizes,
+                                  hr_wtype t, int din) {
+    bool i8 = t == HR_WT_Q8_0;
+    float *tw = rand_buf((size_t)D_OUT * din, 1.0f), *tx = rand_buf((size_t)NT * din, 1.0f);
+    float *deq = malloc((size_t)D_OUT * din * sizeof(float));
+    uint32_t *xq = i8 ? NULL : malloc(sizeof(uint32_t) * NT * (size_t)((din + 1) / 2));
+    hr_q8_act *xa = i8 ? malloc(hr_q8_act_bytes(NT, din)) : NULL;
+    unsigned char *enc = NULL;
+    size_t rb = hr_t_encode(t, tw, D_OUT, din, &enc, deq);
+    hr_panels tp = {hr_t_pack_typed(t, enc, rb, 0, 0, D_OUT, din), t};
+    if (i8) memset(tx + 2 * din + 64, 0, 32 * sizeof(float)); /* a zero block */
+    for (int hw = 1; hw >= 0; hw--) {
+        (void)(i8 ? hr_cpu_force_int8_hw(hw) : hr_cpu_force_bf16_hw(hw)); /* refused: emulated either way */
+        for (int i = 0; i < 7; i++) {
+            int n = sizes[i];
+            hr_matmul_out mo = {y, NULL, tp, D_OUT};
+            hr_matmul_multi(pool, tx, n, din, &mo, 1, false, xq, xa);
+            if (i8) hr_matmul_int8dot_ref(yr, tx, tp, n, din, D_OUT);
+            else hr_matmul_bf16dot_ref(yr, tx, tp, n, din, D_OUT);
+            size_t bad = n_bits_differ(y, yr, (size_t)n * D_OUT);
+            CHECK(bad == 0, "%s%s: %s dot of %d tokens, d_in %d: %zu outputs differ from its reference", path,
+                  (i8 ? hr_cpu_int8_hw() : hr_cpu_bf16_hw()) ? " (hardware)" : "", i8 ? "int8" : "bf16", n, din, bad);
+            put(o, y, (size_t)n * D_OUT);
+        }
+    }
+    (void)(i8 ? hr_cpu_force_int8_hw(1) : hr_cpu_force_bf16_hw(1));
+    free(tw), free(tx), free(deq), free(enc), free(xq), free(xa), free((void *)tp.p);
+}
+
 static void run_kernels(outbuf *o, const char *path) {
     hr_pool *pool = NULL;
     hr_pool_new(3, &pool);
@@ -129,32 +162,10 @@ static void run_kernels(outbuf *o, const char *path) {
         }
         free(tw), free(tx), free(deq), free(enc), free((void *)tp.p);
     }
-    /* the bf16 dot (odd and even d_in): its scalar reference, bit for bit,
-     * for every batch size, with VDPBF16PS (where the path and CPU have it)
-     * and with the emulated pair step */
-    for (int din = 319; din <= 320; din++) {
-        float *tw = rand_buf((size_t)D_OUT * din, 1.0f), *tx = rand_buf((size_t)NT * din, 1.0f);
-        float *deq = malloc((size_t)D_OUT * din * sizeof(float));
-        uint32_t *xq = malloc(sizeof(uint32_t) * NT * (size_t)((din + 1) / 2));
-        unsigned char *enc = NULL;
-        size_t rb = hr_t_encode(HR_WT_BF16, tw, D_OUT, din, &enc, deq);
-        hr_panels tp = {hr_t_pack_typed(HR_WT_BF16, enc, rb, 0, 0, D_OUT, din), HR_WT_BF16};
-        for (int hw = 1; hw >= 0; hw--) {
-            (void)hr_cpu_force_bf16_hw(hw); /* refused without AVX512-BF16: emulated either way */
-            for (int i = 0; i < 7; i++) {
-                int n = sizes[i];
-                hr_matmul_out mo = {y, NULL, tp, D_OUT};
-                hr_matmul_multi(pool, tx, n, din, &mo, 1, false, xq);
-                hr_matmul_bf16dot_ref(yr, tx, tp, n, din, D_OUT);
-                size_t bad = n_bits_differ(y, yr, (size_t)n * D_OUT);
-                CHECK(bad == 0, "%s%s: bf16 dot of %d tokens, d_in %d: %zu outputs differ from its reference", path,
-                      hr_cpu_bf16_hw() ? " (VDPBF16PS)" : "", n, din, bad);
-                put(o, y, (size_t)n * D_OUT);
-            }
-        }
-        (void)hr_cpu_force_bf16_hw(1);
-        free(tw), free(tx), free(deq), free(enc), free(xq), free((void *)tp.p);
-    }
+    /* the bf16 dot (odd and even d_in) and the int8 dot (d_in 32 x odd
+     * and even, a zero block) */
+    for (int din = 319; din <= 320; din++) dot_matches_reference(o, path, pool, y, yr, sizes, HR_WT_BF16, din);
+    for (int din = 288; din <= 320; din += 32) dot_matches_reference(o, path, pool, y, yr, sizes, HR_WT_Q8_0, din);
     /* dot: 16 lanes + tree, vs double (|err| <= 1e-5 relative to sum |a b|) */
     double ref = 0, mag = 0;
     for (int k = 0; k < D_IN; k++) ref += (double)x[k] * w[k], mag += fabs((double)x[k] * w[k]);
@@ -280,14 +291,17 @@ static const int32_t k_tokens[] = {1,   403, 407, 261, 378, 429, 360, 365, 267, 
                                    260, 270, 280, 290, 300, 310, 320, 330, 340, 350, 360, 370, 380, 390};
 enum { N_TOK = sizeof k_tokens / sizeof k_tokens[0] };
 
-static bool g_bf16_dot; /* contexts of logits() use the bf16 dot */
+static bool g_bf16_dot;   /* contexts of logits() use the bf16 dot */
+static bool g_int8_dot;   /* contexts of logits() use the int8 dot */
+static int g_threads = 2; /* threads of logits()' contexts */
 
 /* All-position logits (prefill, or one token at a time), optional gates. */
 static float *logits(const hr_model *m, const float *gates, int decode) {
     hr_context *ctx = NULL;
     hr_context_params p = hr_context_default_params();
-    p.n_threads = 2;
+    p.n_threads = g_threads;
     p.bf16_dot = g_bf16_dot;
+    p.int8_dot = g_int8_dot;
     if (hr_context_new(m, &p, &ctx) != HR_OK) return NULL;
     int V = hr_model_config(m)->vocab_size;
     float *lg = malloc(sizeof(float) * N_TOK * V);
@@ -418,59 +432,74 @@ static void typed_models_compute_like_their_f32_dequantization_on_every_path(voi
     hr_cpu_force(hr_cpu_best());
 }
 
-/* stories260K as a bf16 GGUF under the bf16 dot (hr_context_params.
- * bf16_dot): prefill = decode and pruned (two heads of layer 1 removed,
- * saved as bf16 and reloaded, so its panels are bf16 too) = gated, bit for
- * bit, on every path, with and without VDPBF16PS, and all give the same
- * bits (thread independence: test_kernels). Against the exact products of
- * the same weights the logits move by the activations' bf16 rounding, the
- * same relative 2^-9 per value as the weights' rounding, so the bound is
- * that of bf16 weights against the f32 model above (0.3; the measured max
- * |diff| is printed, RESULTS §5 has it). */
-static void bf16_dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold(void) {
+/* stories260K under a dot: as a bf16 GGUF under the bf16 dot
+ * (hr_context_params.bf16_dot) or as a Q8_0 GGUF under the int8 dot
+ * (int8_dot): prefill = decode, 1 thread = 2 threads and pruned = gated,
+ * bit for bit, on every path, with the hardware instruction (VDPBF16PS /
+ * VPDPBUSD) and with the emulation, and all give the same bits. The pruned
+ * model (saved in the same dtype and reloaded, so its panels are typed
+ * too) loses heads 0-1 of layer 1 under the bf16 dot, heads 0-3 under the
+ * int8 dot (head_dim 8: W_o's input columns 0-31, one whole 32-block of
+ * every row; Q8_0 of dequantized Q8_0 is the same bytes, so the kept blocks
+ * and scales are the typed model's); the gated model zeroes the same heads.
+ * Against the exact products of the same weights the logits move by the
+ * activations' rounding (the measured max |diff| is printed; RESULTS §5 /
+ * §11 have it), bounded as the dtype's weights against the f32 model above
+ * (bf16 0.3, Q8_0 1.0). */
+static void dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold(bool i8) {
     hr_model *m = NULL, *t = NULL, *t2 = NULL, *pruned = NULL;
     CHECK(hr_model_load(SHARED("models/stories260K/stories260K.bin"), &m) == HR_OK, "load: %s", hr_last_error());
     if (!m) return;
     const hr_config *c = hr_model_config(m);
-    int V = c->vocab_size, mh = hr_config_max_heads(c);
+    int V = c->vocab_size, mh = hr_config_max_heads(c), n_cut = i8 ? 4 : 2;
     size_t n = (size_t)N_TOK * V;
+    hr_dtype dt = i8 ? HR_DTYPE_Q8_0 : HR_DTYPE_BF16;
     char typed_path[64], pruned_path[64];
-    snprintf(typed_path, sizeof typed_path, "/tmp/hr_dispatch_bf16dot_%d.gguf", (int)getpid());
-    snprintf(pruned_path, sizeof pruned_path, "/tmp/hr_dispatch_bf16dot_pruned_%d.gguf", (int)getpid());
-    CHECK(hr_model_save_gguf(m, NULL, typed_path, HR_DTYPE_BF16) == HR_OK, "save: %s", hr_last_error());
+    snprintf(typed_path, sizeof typed_path, "/tmp/hr_dispatch_dot%d_%d.gguf", (int)i8, (int)getpid());
+    snprintf(pruned_path, sizeof pruned_path, "/tmp/hr_dispatch_dot%d_pruned_%d.gguf", (int)i8, (int)getpid());
+    CHECK(hr_model_save_gguf(m, NULL, typed_path, dt) == HR_OK, "save: %s", hr_last_error());
     CHECK(hr_model_load(typed_path, &t) == HR_OK && hr_model_load(typed_path, &t2) == HR_OK, "load: %s",
           hr_last_error());
+    CHECK(!i8 || c->head_dim * 4 == 32, "stories260K's heads 0-3 are one 32-block");
     hr_prune_spec *s = NULL;
     if (t) hr_prune_spec_new(t, &s);
-    if (s) s->keep_head[1][0] = s->keep_head[1][1] = 0;
+    for (int h = 0; s && h < n_cut; h++) s->keep_head[1][h] = 0;
     hr_model *pf = NULL;
     CHECK(s && hr_prune_apply(t, s, &pf) == HR_OK, "prune: %s", hr_last_error());
-    CHECK(pf && hr_model_save_gguf(pf, NULL, pruned_path, HR_DTYPE_BF16) == HR_OK, "save: %s", hr_last_error());
+    CHECK(pf && hr_model_save_gguf(pf, NULL, pruned_path, dt) == HR_OK, "save: %s", hr_last_error());
     CHECK(hr_model_load(pruned_path, &pruned) == HR_OK, "load pruned: %s", hr_last_error());
     hr_prune_spec_free(s);
     hr_model_free(pf);
     float *gates = malloc(sizeof(float) * (size_t)c->n_layers * mh);
     for (int i = 0; i < c->n_layers * mh; i++) gates[i] = 1.0f;
-    gates[1 * mh + 0] = gates[1 * mh + 1] = 0;
+    for (int h = 0; h < n_cut; h++) gates[1 * mh + h] = 0;
     float *exact = t2 ? logits(t2, NULL, 0) : NULL, *first = NULL;
-    g_bf16_dot = true;
+    hr_status (*force_hw)(int) = i8 ? hr_cpu_force_int8_hw : hr_cpu_force_bf16_hw;
+    int (*has_hw)(void) = i8 ? hr_cpu_int8_hw : hr_cpu_bf16_hw;
+    *(i8 ? &g_int8_dot : &g_bf16_dot) = true;
     for (int k = HR_CPU_N_PATHS - 1; k >= 0 && t2 && pruned && exact; k--) {
         if (hr_cpu_force((hr_cpu_kind)k) != HR_OK) continue;
         for (int hw = 1; hw >= 0; hw--) {
-            if (hw && hr_cpu_force_bf16_hw(1) != HR_OK) continue;
-            if (!hw) hr_cpu_force_bf16_hw(0);
-            if (hw && !hr_cpu_bf16_hw()) continue; /* this path has no VDPBF16PS kernels */
+            if (hw && force_hw(1) != HR_OK) continue;
+            if (!hw) force_hw(0);
+            if (hw && !has_hw()) continue; /* this path (or CPU) has no such kernels */
             float *pre = logits(t2, NULL, 0), *dec = logits(t2, NULL, 1), *gp = logits(t2, gates, 0),
                   *pp = logits(pruned, NULL, 0);
-            CHECK(pre && dec && gp && pp, "%s: forward failed: %s", k_names[k], hr_last_error());
-            if (pre && dec && gp && pp) {
-                printf("    %s%s:\n", k_names[k], hw ? " with VDPBF16PS" : ", pair step emulated");
+            g_threads = 1;
+            float *one = logits(t2, NULL, 0);
+            g_threads = 2;
+            CHECK(pre && dec && gp && pp && one, "%s: forward failed: %s", k_names[k], hr_last_error());
+            if (pre && dec && gp && pp && one) {
+                printf("    %s dot, %s%s:\n", i8 ? "int8" : "bf16", k_names[k],
+                       hw ? (i8 ? " with VPDPBUSD" : " with VDPBF16PS") : ", emulated");
                 CHECK(hr_t_maxdiff("prefill vs decode", pre, dec, n) == 0 && n_bits_differ(pre, dec, n) == 0,
                       "%s: prefill != decode", k_names[k]);
+                CHECK(hr_t_maxdiff("1 vs 2 threads", pre, one, n) == 0 && n_bits_differ(pre, one, n) == 0,
+                      "%s: thread count changes the logits", k_names[k]);
                 CHECK(hr_t_maxdiff("pruned vs gated", pp, gp, n) == 0 && n_bits_differ(pp, gp, n) == 0,
                       "%s: pruned != gated", k_names[k]);
-                CHECK(hr_t_maxdiff("vs the exact products", pre, exact, n) <= 0.3, "%s: too far from exact",
-                      k_names[k]);
+                CHECK(hr_t_maxdiff("vs the exact products", pre, exact, n) <= (i8 ? 1.0 : 0.3),
+                      "%s: too far from exact", k_names[k]);
                 if (!first) {
                     first = pre, pre = NULL;
                 } else {
@@ -478,15 +507,21 @@ static void bf16_dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold(
                           "%s: logits differ from the first path", k_names[k]);
                 }
             }
-            free(pre), free(dec), free(gp), free(pp);
+            free(pre), free(dec), free(gp), free(pp), free(one);
         }
     }
-    g_bf16_dot = false;
-    hr_cpu_force_bf16_hw(1);
+    g_bf16_dot = g_int8_dot = false;
+    force_hw(1);
     remove(typed_path), remove(pruned_path);
     free(gates), free(exact), free(first);
     hr_model_free(t), hr_model_free(t2), hr_model_free(pruned), hr_model_free(m);
     hr_cpu_force(hr_cpu_best());
+}
+static void bf16_dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold(void) {
+    dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold(false);
+}
+static void int8_dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold(void) {
+    dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold(true);
 }
 
 int main(void) {
@@ -497,5 +532,6 @@ int main(void) {
     RUN(stories260k_logits_prefill_decode_and_pruning_agree_on_every_path);
     RUN(typed_models_compute_like_their_f32_dequantization_on_every_path);
     RUN(bf16_dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold);
+    RUN(int8_dot_logits_agree_on_every_path_and_prefill_decode_pruning_hold);
     TEST_MAIN_END();
 }

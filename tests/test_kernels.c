@@ -96,7 +96,7 @@ static void one_job_for_several_products_equals_separate_calls(void) {
             outs[m] = (hr_matmul_out){y[m], w[m], hr_panels_f32(wp[m]), dims[m]};
             hr_matmul(pool, ys[m], x, hr_panels_f32(wp[m]), n, din, dims[m]);
         }
-        hr_matmul_multi(pool, x, n, din, outs, 3, false, NULL);
+        hr_matmul_multi(pool, x, n, din, outs, 3, false, NULL, NULL);
         size_t bad = 0;
         for (int m = 0; m < 3; m++) bad += n_bits_differ(y[m], ys[m], (size_t)n * dims[m]);
         CHECK(bad == 0, "%d tokens: %zu outputs differ", n, bad);
@@ -366,19 +366,21 @@ static void typed_panels_equal_the_f32_product_over_dequantized_weights(void) {
 
 /* ---- the bf16 dot (kernels.h) ---- */
 
-/* The bf16 dot of bf16 panels in a pool job (hr_matmul_multi with xq). */
-static void bf16dot(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int din, int dout) {
-    uint32_t *xq = malloc(sizeof(uint32_t) * (size_t)n * (size_t)((din + 1) / 2));
+/* The bf16 dot of bf16 panels / the int8 dot of Q8_0 panels in a pool job
+ * (hr_matmul_multi with the scratch of wp's dot). */
+static void dot_product(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int din, int dout) {
+    uint32_t *xq = wp.t == HR_WT_BF16 ? malloc(sizeof(uint32_t) * (size_t)n * (size_t)((din + 1) / 2)) : NULL;
+    hr_q8_act *xa = wp.t == HR_WT_Q8_0 ? malloc(hr_q8_act_bytes(n, din)) : NULL;
     hr_matmul_out o = {y, NULL, wp, dout};
-    hr_matmul_multi(pool, x, n, din, &o, 1, false, xq);
-    free(xq);
+    hr_matmul_multi(pool, x, n, din, &o, 1, false, xq, xa);
+    free(xq), free(xa);
 }
 
-/* bf16 panels of w (dout, din) (free with free()); deq: their f32 values. */
-static void *bf16_panels(const float *w, int dout, int din, float *deq) {
+/* Panels of w (dout, din) in dtype t (free with free()); deq: their f32 values. */
+static void *typed_panels(hr_wtype t, const float *w, int dout, int din, float *deq) {
     unsigned char *enc = NULL;
-    size_t rb = hr_t_encode(HR_WT_BF16, w, dout, din, &enc, deq);
-    void *tp = hr_t_pack_typed(HR_WT_BF16, enc, rb, 0, 0, dout, din);
+    size_t rb = hr_t_encode(t, w, dout, din, &enc, deq);
+    void *tp = hr_t_pack_typed(t, enc, rb, 0, 0, dout, din);
     free(enc);
     return tp;
 }
@@ -429,12 +431,12 @@ static void bf16_dot_equals_its_scalar_reference_and_prefill_equals_decode(void)
             for (size_t i = 0; i < (size_t)dout * din; i += 7) w[i] *= i % 2 ? 1e-39f : 0.0f; /* bf16 denormals */
             for (size_t i = 3; i < (size_t)n * din; i += 11) x[i] *= i % 2 ? 1e-39f : 0.0f;
             float *deq = malloc((size_t)dout * din * sizeof(float));
-            hr_panels p = {bf16_panels(w, dout, din, deq), HR_WT_BF16};
+            hr_panels p = {typed_panels(HR_WT_BF16, w, dout, din, deq), HR_WT_BF16};
             float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4),
                   *yd = calloc((size_t)n * dout, 4);
-            bf16dot(pool, y, x, p, n, din, dout);
+            dot_product(pool, y, x, p, n, din, dout);
             hr_matmul_bf16dot_ref(yr, x, p, n, din, dout);
-            for (int t = 0; t < n; t++) bf16dot(pool, yd + (size_t)t * dout, x + (size_t)t * din, p, 1, din, dout);
+            for (int t = 0; t < n; t++) dot_product(pool, yd + (size_t)t * dout, x + (size_t)t * din, p, 1, din, dout);
             bad += n_bits_differ(y, yr, (size_t)n * dout);
             bad_dec += n_bits_differ(y, yd, (size_t)n * dout);
             total += (size_t)n * dout;
@@ -487,10 +489,10 @@ static void removed_columns_vs_zeroed_inputs(bool bf16_dot) {
     float *y = calloc((size_t)n * dout, 4), *ys = calloc((size_t)n * dout, 4);
     if (bf16_dot) {
         free((void *)p.p), free((void *)ps.p);
-        p = (hr_panels){bf16_panels(w, dout, din, deq), HR_WT_BF16};
-        ps = (hr_panels){bf16_panels(ws, dout, n_keep, deqs), HR_WT_BF16};
-        bf16dot(pool, y, x, p, n, din, dout);
-        bf16dot(pool, ys, xs, ps, n, n_keep, dout);
+        p = (hr_panels){typed_panels(HR_WT_BF16, w, dout, din, deq), HR_WT_BF16};
+        ps = (hr_panels){typed_panels(HR_WT_BF16, ws, dout, n_keep, deqs), HR_WT_BF16};
+        dot_product(pool, y, x, p, n, din, dout);
+        dot_product(pool, ys, xs, ps, n, n_keep, dout);
     } else {
         hr_matmul(pool, y, x, p, n, din, dout);
         hr_matmul(pool, ys, xs, ps, n, n_keep, dout);
@@ -519,8 +521,8 @@ static void bf16_dot_treats_denormal_weights_and_products_as_zero(void) {
         for (int k = 0; k < DIN; k++) x[t * DIN + k] = t == 0 ? 1e20f : t == 1 ? 0x1p-70f : 2.0f;
     hr_pool *pool = NULL;
     hr_pool_new(2, &pool);
-    hr_panels p = {bf16_panels(w, DOUT, DIN, deq), HR_WT_BF16};
-    bf16dot(pool, y, x, p, N, DIN, DOUT);
+    hr_panels p = {typed_panels(HR_WT_BF16, w, DOUT, DIN, deq), HR_WT_BF16};
+    dot_product(pool, y, x, p, N, DIN, DOUT);
     hr_matmul_bf16dot_ref(yr, x, p, N, DIN, DOUT);
     printf("    y(x 1e20, w 1e-39) = %g, y(2^-70, 2^-70) = %g, y(2, 1) = %g; exact kernels' first: %g\n",
            (double)y[0 * DOUT + 0], (double)y[1 * DOUT + 1], (double)y[2 * DOUT + 2], 1e20 * (double)deq[0] * DIN);
@@ -532,6 +534,135 @@ static void bf16_dot_treats_denormal_weights_and_products_as_zero(void) {
     hr_pool_free(pool);
 }
 
+/* ---- the int8 dot (kernels.h) ---- */
+
+/* Activation blocks worked out by hand: amax 127 gives d = 1, id = 1, so q
+ * is x rounded half away from zero (0.5 -> 1, -0.5 -> -1, 2.5 -> 3, -126.5
+ * -> -127, 0.49999997 -> 0); amax 254 gives d = 2 (q of 3 = 2: 1.5 rounds
+ * away); an all-zero block and one whose amax / 127 is below FLT_MIN give
+ * d = 0, q = 0; a block holding an inf gives d = NaN, q = 0. */
+static void int8_dot_quantizes_activations_per_block_as_llamacpp_rounds(void) {
+    float x[5 * 32] = {0};
+    static const float v0[9] = {127.0f, 0.5f, -0.5f, 2.5f, -126.5f, 0.49999997f, -1.5f, 3.0f, -0.0f};
+    static const int q0[9] = {127, 1, -1, 3, -127, 0, -2, 3, 0};
+    for (int i = 0; i < 9; i++) x[i] = v0[i];
+    x[32] = -254.0f, x[33] = 3.0f, x[34] = -1.0f;    /* d = 2: q -127, 2 (1.5 away), -1 (-0.5 away) */
+    for (int i = 0; i < 32; i++) x[96 + i] = 1e-37f; /* block 3: amax / 127 < FLT_MIN */
+    x[128 + 5] = INFINITY;
+    hr_q8_act a[5];
+    hr_q8_acts(a, x, 1, 5 * 32);
+    int bad = 0, sum0 = 0;
+    for (int i = 0; i < 9; i++) bad += a[0].q[i] != q0[i], sum0 += q0[i];
+    bad += a[0].d != 1.0f || a[0].sum != sum0;
+    bad += a[1].d != 2.0f || a[1].q[0] != -127 || a[1].q[1] != 2 || a[1].q[2] != -1 || a[1].sum != -126;
+    for (int b = 2; b < 5; b++)
+        for (int i = 0; i < 32; i++) bad += a[b].q[i] != 0;
+    bad += a[2].d != 0.0f || a[3].d != 0.0f || !isnan(a[4].d) || a[2].sum || a[3].sum || a[4].sum;
+    printf("    block 0: d %g, q %d %d %d %d %d %d, sum %d; block 1: d %g; zero / tiny / inf blocks: d %g %g %g; "
+           "%d wrong\n",
+           (double)a[0].d, a[0].q[0], a[0].q[1], a[0].q[2], a[0].q[3], a[0].q[4], a[0].q[5], (int)a[0].sum,
+           (double)a[1].d, (double)a[2].d, (double)a[3].d, (double)a[4].d, bad);
+    CHECK(bad == 0, "%d activation blocks differ from the hand-worked values", bad);
+}
+
+/* The int8 dot's kernels (the CPU's path, with VPDPBUSD where it has VNNI
+ * and with the exact emulation) equal hr_matmul_int8dot_ref bit for bit
+ * for every batch size (GEMV and GEMM, partial tiles), 1 and 3 threads,
+ * d_in = 32 x odd and even, d_out not a multiple of 16; activations include
+ * zero blocks. A batch equals its tokens one at a time (prefill = decode).
+ * Against the exact f32 product over the same dequantized weights each
+ * output is within its rounding bound: sum over blocks of d_x / 2 * sum
+ * |w| (each activation moves by at most d_x / 2) + 1e-5 * sum |x w| (the
+ * f32 chains), computed per output in double. */
+static void int8_dot_equals_its_scalar_reference_and_prefill_equals_decode(void) {
+    static const int ishapes[][3] = {{1, 32, 16},   {1, 96, 13}, {2, 160, 40},   {3, 96, 50},    {4, 288, 50},
+                                     {19, 544, 33}, {9, 64, 16}, {64, 576, 192}, {130, 480, 80}, {7, 224, 45}};
+    double worst_rel = 0, worst_abs = 0;
+    size_t bad = 0, bad_dec = 0, over = 0, total = 0;
+    for (int hw = 1; hw >= 0; hw--) {
+        if (hw && hr_cpu_force_int8_hw(1) != HR_OK) continue;
+        if (!hw) hr_cpu_force_int8_hw(0);
+        for (int threads = 1; threads <= 3; threads += 2) {
+            hr_pool *pool = NULL;
+            hr_pool_new(threads, &pool);
+            for (size_t s = 0; s < sizeof ishapes / sizeof ishapes[0]; s++) {
+                int n = ishapes[s][0], din = ishapes[s][1], dout = ishapes[s][2];
+                float *x = rand_buf((size_t)n * din, 27), *w = rand_buf((size_t)dout * din, 28);
+                for (int t = 0; t < n; t += 3) memset(x + (size_t)t * din + 32 * (t % (din / 32)), 0, 32 * 4);
+                float *deq = malloc((size_t)dout * din * sizeof(float));
+                hr_panels p = {typed_panels(HR_WT_Q8_0, w, dout, din, deq), HR_WT_Q8_0};
+                float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4),
+                      *yd = calloc((size_t)n * dout, 4);
+                dot_product(pool, y, x, p, n, din, dout);
+                hr_matmul_int8dot_ref(yr, x, p, n, din, dout);
+                for (int t = 0; t < n; t++)
+                    dot_product(pool, yd + (size_t)t * dout, x + (size_t)t * din, p, 1, din, dout);
+                bad += n_bits_differ(y, yr, (size_t)n * dout);
+                bad_dec += n_bits_differ(y, yd, (size_t)n * dout);
+                total += (size_t)n * dout;
+                for (int t = 0; t < n; t++)
+                    for (int r = 0; r < dout; r++) {
+                        double exact = 0, mag = 0, bound = 0;
+                        for (int b = 0; b < din / 32; b++) {
+                            double amax = 0, wsum = 0;
+                            for (int k = 32 * b; k < 32 * b + 32; k++) {
+                                double xw = (double)x[(size_t)t * din + k] * deq[(size_t)r * din + k];
+                                exact += xw, mag += fabs(xw);
+                                amax = fmax(amax, fabs(x[(size_t)t * din + k]));
+                                wsum += fabs(deq[(size_t)r * din + k]);
+                            }
+                            bound += amax / 127 / 2 * wsum;
+                        }
+                        double d = fabs(y[(size_t)t * dout + r] - exact);
+                        over += d > bound + 1e-5 * mag;
+                        worst_abs = d > worst_abs ? d : worst_abs;
+                        if (mag > 0) worst_rel = d / mag > worst_rel ? d / mag : worst_rel;
+                    }
+                free(x), free(w), free(deq), free((void *)p.p), free(y), free(yr), free(yd);
+            }
+            hr_pool_free(pool);
+        }
+        printf("    kernels: %s%s\n", hr_cpu_path(), hr_cpu_int8_hw() ? " with VPDPBUSD" : ", exact emulation");
+    }
+    hr_cpu_force_int8_hw(1);
+    printf("    %zu outputs: %zu differ from the reference, %zu from one token at a time; vs the f32 product: "
+           "max |diff| %.3g, max |diff| / sum |x w| %.3g, %zu over the rounding bound\n",
+           total, bad, bad_dec, worst_abs, worst_rel, over);
+    CHECK(bad == 0, "the int8 dot differs from its reference");
+    CHECK(bad_dec == 0, "batched int8 dot differs from one token at a time");
+    CHECK(over == 0, "%zu outputs beyond the activations' rounding bound", over);
+}
+
+/* Pruned = gated for the int8 dot: deleting whole 32-blocks of columns
+ * (the kept blocks and their scales unchanged) equals zeroing those inputs,
+ * bit for bit (a zero block quantizes to d = 0, q = 0 and adds nothing). */
+static void int8_dot_removing_whole_blocks_equals_zeroing_their_inputs(void) {
+    hr_pool *pool = NULL;
+    hr_pool_new(2, &pool);
+    enum { N = 19, DIN = 160, DOUT = 40, KEEP = 96 }; /* blocks 1 and 3 removed */
+    float *x = rand_buf((size_t)N * DIN, 37), *w = rand_buf((size_t)DOUT * DIN, 38);
+    float *xs = malloc(sizeof(float) * N * KEEP), *ws = malloc(sizeof(float) * DOUT * KEEP);
+    for (int t = 0; t < N; t++)
+        for (int k = 0, j = 0; k < DIN; k++) {
+            if ((k / 32) % 2 == 0) xs[t * KEEP + j++] = x[t * DIN + k];
+            else x[t * DIN + k] = 0.0f;
+        }
+    for (int r = 0; r < DOUT; r++)
+        for (int k = 0, j = 0; k < DIN; k++)
+            if ((k / 32) % 2 == 0) ws[r * KEEP + j++] = w[r * DIN + k];
+    float *deq = malloc(sizeof(float) * DOUT * DIN), *deqs = malloc(sizeof(float) * DOUT * KEEP);
+    hr_panels p = {typed_panels(HR_WT_Q8_0, w, DOUT, DIN, deq), HR_WT_Q8_0},
+              ps = {typed_panels(HR_WT_Q8_0, ws, DOUT, KEEP, deqs), HR_WT_Q8_0};
+    float *y = calloc(N * DOUT, 4), *ys = calloc(N * DOUT, 4);
+    dot_product(pool, y, x, p, N, DIN, DOUT);
+    dot_product(pool, ys, xs, ps, N, KEEP, DOUT);
+    hr_t_maxdiff("zeroed vs removed blocks", y, ys, N * DOUT);
+    CHECK(n_bits_differ(y, ys, N * DOUT) == 0, "removed blocks change the result");
+    free(x), free(w), free(xs), free(ws), free(deq), free(deqs), free((void *)p.p), free((void *)ps.p), free(y),
+        free(ys);
+    hr_pool_free(pool);
+}
+
 int main(void) {
     RUN(matmul_matches_double_reference_and_the_fmaf_chain_bit_for_bit);
     RUN(typed_panels_equal_the_f32_product_over_dequantized_weights);
@@ -540,6 +671,9 @@ int main(void) {
     RUN(bf16_dot_equals_its_scalar_reference_and_prefill_equals_decode);
     RUN(bf16_dot_removing_columns_equals_zeroing_their_inputs);
     RUN(bf16_dot_treats_denormal_weights_and_products_as_zero);
+    RUN(int8_dot_quantizes_activations_per_block_as_llamacpp_rounds);
+    RUN(int8_dot_equals_its_scalar_reference_and_prefill_equals_decode);
+    RUN(int8_dot_removing_whole_blocks_equals_zeroing_their_inputs);
     RUN(removing_columns_equals_zeroing_their_inputs_bit_for_bit);
     RUN(one_job_for_several_products_equals_separate_calls);
     RUN(vectorised_swiglu_matches_libm_reference_including_extremes);

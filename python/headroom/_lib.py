@@ -156,7 +156,7 @@ HOOK_FN = CFUNCTYPE(c_int, POINTER(HookEvent), c_void_p)     # hr_hook_fn
 
 class ContextParams(Structure):  # hr_context_params
     _fields_ = [("n_ctx", c_int), ("n_threads", c_int), ("n_batch", c_int), ("kv_plan", P), ("blas_prefill", c_bool),
-                ("bf16_dot", c_bool)]
+                ("bf16_dot", c_bool), ("int8_dot", c_bool)]
 
 
 class EncodeParams(Structure):  # hr_encode_params
@@ -253,7 +253,7 @@ class EvalParams(Structure):  # hr_eval_params
     _fields_ = [("text", c_char_p), ("text_len", c_size_t), ("n_ctx", c_int), ("windows", c_int),
                 ("max_tokens", c_int64), ("fdtm_prompts", c_int), ("fdtm_prompt_len", c_int), ("fdtm_gen", c_int),
                 ("passkey", c_bool), ("passkey_trials", c_int), ("tasks", P), ("speed", c_bool), ("seed", c_uint64),
-                ("n_threads", c_int), ("bf16_dot", c_bool), ("cand_kv_plan", P), ("cand_kv_random", c_double),
+                ("n_threads", c_int), ("bf16_dot", c_bool), ("int8_dot", c_bool), ("cand_kv_plan", P), ("cand_kv_random", c_double),
                 ("cand_heads", P),
                 ("calib_tokens", POINTER(c_int32)), ("n_calib_tokens", c_size_t), ("recall", c_bool),
                 ("recall_items", c_int), ("base_path", c_char_p), ("cand_path", c_char_p),

@@ -26,7 +26,8 @@ struct hr_context {
     hr_pool *pool;
     const hr_packed_weights *packed; /* the model's panel-packed matrices */
     bool blas;                       /* batched products through OpenBLAS */
-    uint32_t *xq; /* (n_batch, (widest product input + 1) / 2) bf16 activation pairs (kernels.h's bf16 dot), or NULL */
+    uint32_t *xq;  /* (n_batch, (widest product input + 1) / 2) bf16 activation pairs (kernels.h's bf16 dot), or NULL */
+    hr_q8_act *xa; /* (n_batch, (widest product input + 31) / 32) int8 activation blocks (the int8 dot), or NULL */
 
     /* One store per KV head, keys/values transposed (head_dim, slots) so
      * attention runs along positions with contiguous vector loads; each
@@ -62,7 +63,7 @@ struct hr_context {
 };
 
 hr_context_params hr_context_default_params(void) {
-    hr_context_params p = {0, 0, 0, NULL, false, false};
+    hr_context_params p = {0, 0, 0, NULL, false, false, false};
     return p;
 }
 
@@ -94,6 +95,7 @@ void hr_context_free(hr_context *ctx) {
                      ctx->scores,   ctx->probs,    ctx->gates, ctx->head_means};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(ctx->xq);
+    free(ctx->xa);
     hr_context_clear_attn_masks(ctx);
     hr_pool_free(ctx->pool);
     free(ctx);
@@ -132,7 +134,7 @@ static hr_status alloc_kv(hr_context *ctx, const hr_kv_plan *plan) {
                                  observe, &ctx->kv_bytes);
 }
 
-static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan, bool bf16_dot) {
+static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan, const hr_context_params *cp) {
     const hr_config *c = ctx->c;
     size_t nb = (size_t)ctx->n_batch, hd = (size_t)c->head_dim;
     hr_status kst = alloc_kv(ctx, plan);
@@ -152,12 +154,12 @@ static hr_status alloc_state(hr_context *ctx, const hr_kv_plan *plan, bool bf16_
     ctx->scores =
         alloc_floats((size_t)(ctx->max_heads ? ctx->max_heads : 1) * MAX_CHUNKS * ATT_Q, (size_t)ctx->n_ctx, NULL);
     ctx->gates = alloc_floats((size_t)c->n_layers, (size_t)(ctx->max_heads ? ctx->max_heads : 1), NULL);
-    if (bf16_dot) {
-        int widest = c->dim > ctx->q_dim ? c->dim : ctx->q_dim;
-        widest = ctx->max_ff > widest ? ctx->max_ff : widest;
-        if (!(ctx->xq = malloc(sizeof(uint32_t) * nb * (size_t)((widest + 1) / 2))))
-            return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
-    }
+    int widest = c->dim > ctx->q_dim ? c->dim : ctx->q_dim;
+    widest = ctx->max_ff > widest ? ctx->max_ff : widest;
+    if (cp->bf16_dot && !(ctx->xq = malloc(sizeof(uint32_t) * nb * (size_t)((widest + 1) / 2))))
+        return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
+    if (cp->int8_dot && !(ctx->xa = malloc(hr_q8_act_bytes((int)nb, widest + 31))))
+        return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
     if (!ctx->rope_cos || !ctx->rope_sin || !ctx->x || !ctx->xb || !ctx->q || !ctx->k || !ctx->v || !ctx->att ||
         !ctx->proj || !ctx->hb || !ctx->hb2 || !ctx->last_logits || !ctx->scores || !ctx->gates)
         return hr_err(HR_ERR_NOMEM, "out of memory for the run state");
@@ -203,7 +205,7 @@ hr_status hr_context_new(const hr_model *m, const hr_context_params *p, hr_conte
     if (st == HR_OK) st = hr_pool_new(p->n_threads ? p->n_threads : hr_n_cores(), &ctx->pool);
     if (st == HR_OK) st = hr_model_packed(m, ctx->pool, &ctx->packed);
     if (st == HR_OK && p->kv_plan) st = hr_kv_plan_check(p->kv_plan, c);
-    if (st == HR_OK) st = alloc_state(ctx, p->kv_plan, p->bf16_dot);
+    if (st == HR_OK) st = alloc_state(ctx, p->kv_plan, p);
     if (st != HR_OK) {
         hr_context_free(ctx);
         return st;
@@ -485,11 +487,12 @@ static void attn_group_task(void *vp, int g) {
 
 /* y (n, d_out) = x (n, d_in) · W^T through the packed copy wp, or OpenBLAS
  * on the row-major w for batches when the context asked for it; bf16
- * panels by the bf16 dot when the context asked for that (ctx->xq). */
+ * panels by the bf16 dot when the context asked for that (ctx->xq), Q8_0
+ * panels by the int8 dot when it asked for that (ctx->xa). */
 static void matmul(hr_context *ctx, float *y, const float *x, const float *w, hr_panels wp, int n, int d_in,
                    int d_out) {
     hr_matmul_out o = {y, w, wp, d_out};
-    hr_matmul_multi(ctx->pool, x, n, d_in, &o, 1, ctx->blas, ctx->xq);
+    hr_matmul_multi(ctx->pool, x, n, d_in, &o, 1, ctx->blas, ctx->xq, ctx->xa);
 }
 
 static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
@@ -502,7 +505,7 @@ static hr_status attention(hr_context *ctx, int l, int n, int pos0) {
      * into them only when this layer is narrower (pruned models). */
     const hr_layer_packed *pk = &ctx->packed->layers[l];
     hr_matmul_out qkv[3] = {{ctx->q, w->wq, pk->wq, qd}, {ctx->k, w->wk, pk->wk, kvd}, {ctx->v, w->wv, pk->wv, kvd}};
-    hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, qkv, 3, ctx->blas, ctx->xq);
+    hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, qkv, 3, ctx->blas, ctx->xq, ctx->xa);
     add_bias(ctx->q, w->bq, n, qd);
     add_bias(ctx->k, w->bk, n, kvd);
     add_bias(ctx->v, w->bv, n, kvd);
@@ -583,7 +586,7 @@ static hr_status mlp(hr_context *ctx, int l, int n, int pos0) {
     norm_rows(ctx, ctx->xb, ctx->x, w->ffn_norm, w->ffn_norm_b, n);
     if (c->mlp == HR_MLP_SWIGLU) {
         hr_matmul_out gu[2] = {{ctx->hb, w->w_gate, pk->w_gate, ff}, {ctx->hb2, w->w_up, pk->w_up, ff}};
-        hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, gu, 2, ctx->blas, ctx->xq);
+        hr_matmul_multi(ctx->pool, ctx->xb, n, c->dim, gu, 2, ctx->blas, ctx->xq, ctx->xa);
         par_rows(ctx, n, swiglu_range, &ff);
     } else {
         matmul(ctx, ctx->hb, ctx->xb, w->w_up, pk->w_up, n, c->dim, ff);

@@ -1,5 +1,6 @@
 #include "engine/kernels.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,7 +58,11 @@ void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int 
 
 /* ---- typed panels (kernels.h) ---- */
 
-enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* one panel's 32-block: 16 f16 scales, (32, 16) int8 */
+enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* one panel's 32-block: 16 f16 scales, (8, 16, 4) u8 = q + 128 */
+
+/* Byte offset in a Q8_0 block of the weight of row j of its panel at k (k
+ * within the block): 4-k quads of 16 rows, row j's 4 k at dword j. */
+static size_t q8_offset(int j, int kk) { return 32 + (size_t)(kk / 4) * 64 + (size_t)j * 4 + (size_t)(kk % 4); }
 
 size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in) {
     size_t panels = (size_t)((d_out + 15) / 16);
@@ -84,7 +89,8 @@ void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int
                     unsigned char *blk = dst + (size_t)b * Q8_BLOCK_BYTES;
                     const unsigned char *sb = src ? src + (size_t)b * 34 : NULL;
                     blk[2 * j] = sb ? sb[0] : 0, blk[2 * j + 1] = sb ? sb[1] : 0;
-                    for (int kk = 0; kk < 32; kk++) blk[32 + kk * 16 + j] = sb ? sb[2 + kk] : 0;
+                    for (int kk = 0; kk < 32; kk++)
+                        blk[q8_offset(j, kk)] = (unsigned char)((sb ? sb[2 + kk] : 0) ^ 0x80);
                 }
             } else if (t == HR_WT_BF16) {
                 for (int k = 0; k < d_in + (d_in & 1); k++) { /* the odd k past d_in: zero */
@@ -114,7 +120,7 @@ float hr_panels_get(hr_panels wp, int d_in, int r, int k) {
     case HR_WT_Q8_0: {
         const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
         memcpy(&h, blk + 2 * j, 2);
-        return hr_f16_to_f32(h) * (float)(int8_t)blk[32 + (k % 32) * 16 + j];
+        return hr_f16_to_f32(h) * (float)(int8_t)(blk[q8_offset(j, k % 32)] ^ 0x80);
     }
     default: {
         float f;
@@ -160,6 +166,51 @@ void hr_matmul_bf16dot_ref(float *y, const float *x, hr_panels wp, int n, int d_
         }
 }
 
+/* ---- int8 dot (kernels.h) ---- */
+
+size_t hr_q8_act_bytes(int n, int d_in) { return sizeof(hr_q8_act) * (size_t)n * (size_t)(d_in / 32); }
+
+void hr_q8_acts(hr_q8_act *xa, const float *x, int n, int d_in) { hr_kernels()->q8_acts(xa, x, n, d_in); }
+
+/* Row r's int8 weight q_w at k of Q8_0 panels, and its block's f16 scale as f32. */
+static int q8_weight(hr_panels wp, int d_in, int r, int k, float *dw) {
+    const unsigned char *blk = (const unsigned char *)wp.p + (size_t)(r / 16) * hr_packed_bytes(wp.t, 16, d_in) +
+                               (size_t)(k / 32) * Q8_BLOCK_BYTES;
+    uint16_t h;
+    memcpy(&h, blk + 2 * (r % 16), 2);
+    *dw = hr_f16_to_f32(h);
+    return (int8_t)(blk[q8_offset(r % 16, k % 32)] ^ 0x80);
+}
+
+void hr_matmul_int8dot_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out) {
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * d_in;
+        for (int r = 0; r < d_out; r++) {
+            float acc = 0.0f;
+            for (int b = 0; b < d_in / 32; b++) {
+                /* block b's activations: llama.cpp's quantize_row_q8_0 (reference), d kept in f32 */
+                float amax = 0.0f;
+                bool finite = true;
+                for (int i = 0; i < 32; i++) {
+                    finite = finite && isfinite(xt[32 * b + i]);
+                    amax = fmaxf(amax, fabsf(xt[32 * b + i]));
+                }
+                float dx = amax / 127.0f;
+                if (!finite) dx = NAN;
+                else if (dx < FLT_MIN) dx = 0.0f;
+                float id = dx > 0.0f ? 1.0f / dx : 0.0f, dw = 0.0f;
+                int32_t s = 0; /* sum of q_w q_x over the block */
+                for (int i = 0; i < 32; i++) {
+                    int32_t qx = dx > 0.0f ? (int32_t)roundf(xt[32 * b + i] * id) : 0;
+                    s += q8_weight(wp, d_in, r, 32 * b + i, &dw) * qx;
+                }
+                acc = fmaf((float)s, dw * dx, acc);
+            }
+            y[(size_t)t * d_out + r] = acc;
+        }
+    }
+}
+
 void hr_axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -178,6 +229,9 @@ typedef struct {
     const hr_kernel_table *kt; /* one path for the whole job */
     void (*gemv_dot)(float *, const uint32_t *, const void *, int, int, int, int);
     void (*gemm_dot)(float *, const uint32_t *, const void *, int, int, int, int, int);
+    const hr_q8_act *xa; /* (n, d_in / 32) int8 activation blocks: Q8_0 panels by the int8 dot; NULL = exact */
+    void (*gemv_i8)(float *, const hr_q8_act *, const void *, int, int, int, int);
+    void (*gemm_i8)(float *, const hr_q8_act *, const void *, int, int, int, int, int);
 } matmul_job;
 
 static void matmul_task(void *vp, int i) {
@@ -196,6 +250,12 @@ static void matmul_task(void *vp, int i) {
                 j->gemv_dot(o->y + (size_t)t * o->d_out, j->xq + (size_t)t * n_pairs, o->wp.p, j->d_in, o->d_out, p0,
                             p1);
         else j->gemm_dot(o->y, j->xq, o->wp.p, j->n, j->d_in, o->d_out, p0, p1);
+    } else if (j->xa && o->wp.t == HR_WT_Q8_0) {
+        int nb = j->d_in / 32;
+        if (j->n < 4)
+            for (int t = 0; t < j->n; t++)
+                j->gemv_i8(o->y + (size_t)t * o->d_out, j->xa + (size_t)t * nb, o->wp.p, j->d_in, o->d_out, p0, p1);
+        else j->gemm_i8(o->y, j->xa, o->wp.p, j->n, j->d_in, o->d_out, p0, p1);
     } else if (j->blas && o->w) {
         int r0 = p0 * 16, r1 = p1 * 16 < o->d_out ? p1 * 16 : o->d_out;
         hr_sgemm_nt(o->y + r0, o->d_out, j->x, o->w + (size_t)r0 * j->d_in, j->n, j->d_in, r1 - r0);
@@ -226,13 +286,14 @@ static void run_matmul(hr_pool *pool, matmul_job *j) {
 }
 
 void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas,
-                     uint32_t *xq) {
+                     uint32_t *xq, hr_q8_act *xa) {
     matmul_job j;
     memset(&j, 0, sizeof j);
-    bool any_bf16 = false;
+    bool any_bf16 = false, any_q8 = false;
     for (int m = 0; m < n_outs && m < HR_MATMUL_MAX_OUTS; m++) {
         j.out[j.n_outs++] = outs[m];
         any_bf16 |= outs[m].wp.t == HR_WT_BF16;
+        any_q8 |= outs[m].wp.t == HR_WT_Q8_0;
     }
     j.x = x, j.n = n, j.d_in = d_in, j.blas = blas && n > 1, j.kt = hr_kernels();
     if (xq && any_bf16) {
@@ -242,12 +303,19 @@ void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_ma
         j.gemv_dot = hw ? j.kt->gemv_bf16dot_hw : j.kt->gemv_bf16dot;
         j.gemm_dot = hw ? j.kt->gemm_bf16dot_hw : j.kt->gemm_bf16dot;
     }
+    if (xa && any_q8 && d_in % 32 == 0) {
+        j.kt->q8_acts(xa, x, n, d_in);
+        bool hw = hr_cpu_int8_hw() != 0;
+        j.xa = xa;
+        j.gemv_i8 = hw ? j.kt->gemv_int8dot_hw : j.kt->gemv_int8dot;
+        j.gemm_i8 = hw ? j.kt->gemm_int8dot_hw : j.kt->gemm_int8dot;
+    }
     run_matmul(pool, &j);
 }
 
 void hr_matmul(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int d_in, int d_out) {
     hr_matmul_out o = {y, NULL, wp, d_out};
-    hr_matmul_multi(pool, x, n, d_in, &o, 1, false, NULL);
+    hr_matmul_multi(pool, x, n, d_in, &o, 1, false, NULL, NULL);
 }
 
 void hr_rmsnorm(float *y, const float *x, const float *g, int dim, float eps) {
@@ -436,6 +504,8 @@ static const hr_kernel_table *const k_tables[HR_CPU_N_PATHS] = {
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static _Atomic(const hr_kernel_table *) g_table;
 static atomic_int g_bf16_hw;  /* VDPBF16PS allowed (set with the table) */
+static atomic_int g_int8_hw;  /* VPDPBUSD allowed (set with the table) */
+static int g_vnni[2];         /* the CPU has AVX-VNNI, AVX512-VNNI (set with the table) */
 static char g_env_error[200]; /* why HEADROOM_CPU was refused ("" = accepted or unset) */
 
 /* F16C: cpuid leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not
@@ -477,6 +547,31 @@ static int cpu_has_avx512bf16(void) {
 #endif
 }
 
+/* AVX512-VNNI: cpuid leaf 7, ECX bit 11; AVX-VNNI: leaf 7 subleaf 1, EAX
+ * bit 4 (each with its path's own checks, which include the OS's register
+ * state; read directly: clang 14's __builtin_cpu_supports lacks names). */
+static int cpu_has_avx512vnni(void) {
+#if HR_KERNELS_X86
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!hr_cpu_supports(HR_CPU_AVX512) || __get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c >> 11) & 1;
+#else
+    return 0;
+#endif
+}
+
+static int cpu_has_avxvnni(void) {
+#if HR_KERNELS_X86
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!hr_cpu_supports(HR_CPU_AVX2) || __get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 4) & 1;
+#else
+    return 0;
+#endif
+}
+
 hr_cpu_kind hr_cpu_best(void) {
     for (int k = HR_CPU_N_PATHS - 1; k > 0; k--)
         if (hr_cpu_supports((hr_cpu_kind)k)) return (hr_cpu_kind)k;
@@ -502,6 +597,9 @@ static void select_path(void) {
     }
     const char *hw = getenv("HEADROOM_BF16_HW");
     atomic_store(&g_bf16_hw, cpu_has_avx512bf16() && !(hw && strcmp(hw, "0") == 0));
+    const char *i8 = getenv("HEADROOM_INT8_HW");
+    g_vnni[0] = cpu_has_avxvnni(), g_vnni[1] = cpu_has_avx512vnni();
+    atomic_store(&g_int8_hw, !(i8 && strcmp(i8, "0") == 0));
     atomic_store(&g_table, k_tables[k]);
 }
 
@@ -527,6 +625,20 @@ hr_status hr_cpu_force_bf16_hw(int on) {
         return hr_err(HR_ERR_UNSUPPORTED, "this CPU (or build) lacks AVX512-BF16 (VDPBF16PS)");
     (void)hr_kernels();
     atomic_store(&g_bf16_hw, on != 0);
+    return HR_OK;
+}
+
+int hr_cpu_int8_hw(void) {
+    const hr_kernel_table *t = hr_kernels();
+    int feat = t == k_tables[HR_CPU_AVX512] ? g_vnni[1] : t == k_tables[HR_CPU_AVX2] ? g_vnni[0] : 0;
+    return t->gemm_int8dot_hw != NULL && atomic_load(&g_int8_hw) && feat;
+}
+
+hr_status hr_cpu_force_int8_hw(int on) {
+    if (on && !cpu_has_avx512vnni() && !cpu_has_avxvnni())
+        return hr_err(HR_ERR_UNSUPPORTED, "this CPU (or build) lacks AVX512-VNNI and AVX-VNNI (VPDPBUSD)");
+    (void)hr_kernels();
+    atomic_store(&g_int8_hw, on != 0);
     return HR_OK;
 }
 

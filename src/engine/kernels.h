@@ -40,9 +40,12 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  *   kernels and the bf16 dot read the same copy;
  * - HR_WT_Q8_0: GGUF Q8_0 (a row's 32 consecutive k share one f16 scale,
  *   d_in a multiple of 32); panel p is d_in/32 blocks of 544 bytes, block b
- *   = 16 f16 scales (row 16p + j's scale for k in [32b, 32b + 32)) then 32
- *   x 16 int8 (k-major, 16 rows per k): 17 bytes per 16 weights, the
- *   file's 34 per 32.
+ *   = 16 f16 scales (row 16p + j's scale for k in [32b, 32b + 32)) then 8
+ *   k-quads of 64 bytes, the layout VPDPBUSD reads: byte 4j + i of quad m
+ *   (dword j) is row 16p + j's weight at k = 32b + 4m + i, stored as the
+ *   unsigned byte q + 128 (q ^ 0x80; rows past d_out hold q = 0, scale 0).
+ *   17 bytes per 16 weights, the file's 34 per 32; the exact kernels and
+ *   the int8 dot read the same copy.
  * The kernels convert each weight to f32 exactly as the dequantizer does
  * (bf16 / f16 -> f32 is exact; Q8_0: (float)scale * (float)q, which is exact
  * too: an 11-bit by 8-bit product) and run the same chain, so a typed
@@ -104,13 +107,51 @@ void hr_bf16_pairs(uint32_t *xq, const float *x, int n, int d_in);
  * bit-exact reference (wp bf16 panels). */
 void hr_matmul_bf16dot_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out);
 
+/* The int8 dot: an opt-in arithmetic for Q8_0 panels (hr_context_params.
+ * int8_dot), llama.cpp's for Q8_0 weights. Each token's activations are
+ * quantized per 32-block b as llama.cpp's reference quantize_row_q8_0
+ * does, in f32: amax = max |x_k| over the block, d_x = amax / 127 (kept as
+ * f32; llama.cpp rounds it to f16), id = 1 / d_x, q_k = roundf(x_k * id)
+ * (half away from zero), sum_x = sum_k q_k; a block whose d_x is zero or
+ * below FLT_MIN gives d_x = 0, q = 0, and a block holding an inf or NaN
+ * d_x = NaN, q = 0 (its outputs are NaN). Each output row r is then
+ *   acc = 0; for b in order: s = sum_k q_w[r, k] q_k (an exact int32),
+ *   acc = fmaf((float)s, d_w[r, b] * d_x[b], acc)
+ * with d_w the row's f16 scale as f32 (one f32 multiply). s is exact on
+ * every path (VPDPBUSD's u8 (q_w + 128) x s8 products minus 128 sum_x
+ * where the CPU has AVX512-VNNI / AVX-VNNI, exact integer emulation
+ * elsewhere) and (float)s is exact (|s| < 2^24), so every path gives the
+ * same bits. Per token and per row the chain does not depend on the batch
+ * or the thread split (prefill = decode, thread independence); a block of
+ * zero activations adds exactly nothing, so a pruned model equals the gated
+ * one when whole 32-blocks of the inputs were removed (as for the exact
+ * Q8_0 products above). The results differ from the exact product by the
+ * activations' rounding (at most d_x / 2 per value). */
+/* One token's 32-block of activations for the int8 dot (40 bytes). */
+typedef struct {
+    int8_t q[32];
+    float d;     /* d_x */
+    int32_t sum; /* sum of q */
+} hr_q8_act;
+/* Bytes of the activation blocks of n rows of d_in values. */
+size_t hr_q8_act_bytes(int n, int d_in);
+/* Quantizes x (n, d_in; d_in a multiple of 32) to xa (n, d_in / 32). */
+void hr_q8_acts(hr_q8_act *xa, const float *x, int n, int d_in);
+/* The int8 dot from its definition in plain C (its own quantization,
+ * hr_panels_get's weights as (int8 q, f16 scale)): the bit-exact reference
+ * (wp Q8_0 panels). */
+void hr_matmul_int8dot_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out);
+
 /* Several products of the same x (n, d_in) in one pool job: out[m].y (n,
  * out[m].d_out) = x · W_m^T from the packed out[m].wp, or with blas (n > 1)
  * OpenBLAS sgemm on the row-major out[m].w (not bit-identical to decode;
  * only when w is not NULL, else the panels). Same results as separate calls.
  * With xq (scratch of n * ((d_in + 1) / 2) uint32, written here; NULL =
  * exact) the bf16 panels among the outs are multiplied by the bf16 dot
- * below (hr_matmul_bf16dot_ref's bits), the others as without it. */
+ * below (hr_matmul_bf16dot_ref's bits), the others as without it. With xa
+ * (scratch of hr_q8_act_bytes(n, d_in), written here; NULL = exact) the
+ * Q8_0 panels are multiplied by the int8 dot (hr_matmul_int8dot_ref's
+ * bits). */
 enum { HR_MATMUL_MAX_OUTS = 3 };
 typedef struct {
     float *y;
@@ -119,7 +160,7 @@ typedef struct {
     int d_out;
 } hr_matmul_out;
 void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_matmul_out *outs, int n_outs, bool blas,
-                     uint32_t *xq);
+                     uint32_t *xq, hr_q8_act *xa);
 
 float hr_dot(const float *a, const float *b, int n);
 /* y += a * x */

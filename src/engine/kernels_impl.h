@@ -11,6 +11,7 @@
 #error "define HR_ISA before including kernels_impl.h"
 #endif
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
@@ -49,7 +50,18 @@ static const double k_exp_pd_c[13] = {1.0 / 479001600.0,
 #define HR_SFX(name) HR_CAT(name, _avx512)
 /* Register blocking: GEMM tile rows x panels, attention queries per key
  * load, 16-position blocks per score step, head dims per values pass. */
-enum { GEMM_MR = 8, GEMM_NP = 2, ATT_MAXQ = 4, ATT_NB = 4, ATT_ND = 4, GM_MR = 8, GM_NV = 2, KEYS_ND = 8 };
+enum {
+    GEMM_MR = 8,
+    GEMM_NP = 2,
+    ATT_MAXQ = 4,
+    ATT_NB = 4,
+    ATT_ND = 4,
+    GM_MR = 8,
+    GM_NV = 2,
+    KEYS_ND = 8,
+    I8_MR = 6,
+    I8_NP = 2 /* the int8 dot's register tile: tokens x panels */
+};
 typedef __m512 v16;
 typedef __m512d v8d;
 static inline __mmask16 prefix16(int n) {
@@ -86,8 +98,19 @@ static inline v16 v_flush(v16 a) {
     __mmask16 tiny = _mm512_cmp_ps_mask(_mm512_abs_ps(a), _mm512_set1_ps(0x1p-126f), _CMP_LT_OQ);
     return _mm512_mask_and_ps(a, tiny, a, _mm512_set1_ps(-0.0f));
 }
-static inline v16 v_from_i8(const void *p) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+/* A Q8_0 k-quad (16 dwords of 4 bytes q + 128) with its bytes flipped back
+ * to int8 (q8_quad), and byte i of each dword as the float q * 2^24
+ * (q8_lane: one byte shuffle to the top of its dword, then the exact
+ * conversion; the kernels fold 2^-24 into the scale, kernels.h). */
+typedef __m512i q8raw;
+static inline q8raw q8_quad(const void *p) {
+    return _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set1_epi32((int)0x80808080u));
+}
+static inline v16 q8_lane(q8raw u, int i) {
+    const __m512i top = _mm512_broadcast_i32x4(
+        _mm_setr_epi32((int)(0x00808080u | (unsigned)i << 24), (int)(0x00808080u | (unsigned)(4 + i) << 24),
+                       (int)(0x00808080u | (unsigned)(8 + i) << 24), (int)(0x00808080u | (unsigned)(12 + i) << 24)));
+    return _mm512_cvtepi32_ps(_mm512_shuffle_epi8(u, top));
 }
 
 /* exp for x <= 0 (softmax arguments): x = k ln2 + r, |r| <= ln2/2, degree-6
@@ -129,7 +152,18 @@ static inline v8d d_exp(v8d x) {
 
 #elif HR_ISA == 1
 #define HR_SFX(name) HR_CAT(name, _avx2)
-enum { GEMM_MR = 6, GEMM_NP = 1, ATT_MAXQ = 2, ATT_NB = 2, ATT_ND = 2, GM_MR = 6, GM_NV = 1, KEYS_ND = 4 };
+enum {
+    GEMM_MR = 6,
+    GEMM_NP = 1,
+    ATT_MAXQ = 2,
+    ATT_NB = 2,
+    ATT_ND = 2,
+    GM_MR = 6,
+    GM_NV = 1,
+    KEYS_ND = 4,
+    I8_MR = 2,
+    I8_NP = 1
+};
 typedef struct {
     __m256 lo, hi; /* lanes 0..7, 8..15 */
 } v16;
@@ -199,10 +233,22 @@ static inline v16 v_from_f16(const void *p) {
     return v_make(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)p + 16))));
 }
-static inline v16 v_from_i8(const void *p) {
-    __m128i lo = _mm_loadl_epi64((const __m128i *)p), hi = _mm_loadl_epi64((const __m128i *)((const char *)p + 8));
-    return v_make(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)));
+typedef struct {
+    __m256i lo, hi;
+} q8raw;
+static inline q8raw q8_quad(const void *p) {
+    const __m256i flip = _mm256_set1_epi32((int)0x80808080u);
+    q8raw r = {_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), flip),
+               _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)((const char *)p + 32)), flip)};
+    return r;
 }
+static inline __m256 q8lane8(__m256i u, int i) {
+    const __m128i t =
+        _mm_setr_epi32((int)(0x00808080u | (unsigned)i << 24), (int)(0x00808080u | (unsigned)(4 + i) << 24),
+                       (int)(0x00808080u | (unsigned)(8 + i) << 24), (int)(0x00808080u | (unsigned)(12 + i) << 24));
+    return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(u, _mm256_set_m128i(t, t)));
+}
+static inline v16 q8_lane(q8raw u, int i) { return v_make(q8lane8(u.lo, i), q8lane8(u.hi, i)); }
 
 /* p * 2^k for integral k >= -126 as _mm512_scalef_ps computes it: two exact
  * power-of-two products (k split in halves), one rounding at most. */
@@ -270,7 +316,18 @@ static inline v8d d_exp(v8d x) { return d_make(exp4d(x.lo), exp4d(x.hi)); }
 
 #else
 #define HR_SFX(name) HR_CAT(name, _scalar)
-enum { GEMM_MR = 4, GEMM_NP = 1, ATT_MAXQ = 1, ATT_NB = 1, ATT_ND = 1, GM_MR = 4, GM_NV = 1, KEYS_ND = 4 };
+enum {
+    GEMM_MR = 4,
+    GEMM_NP = 1,
+    ATT_MAXQ = 1,
+    ATT_NB = 1,
+    ATT_ND = 1,
+    GM_MR = 4,
+    GM_NV = 1,
+    KEYS_ND = 4,
+    I8_MR = 1,
+    I8_NP = 1
+};
 typedef struct {
     float v[16];
 } v16;
@@ -357,9 +414,18 @@ static inline v16 v_flush(v16 a) {
     V_LANES(i) if (fabsf(a.v[i]) < 0x1p-126f) a.v[i] = copysignf(0.0f, a.v[i]);
     return a;
 }
-static inline v16 v_from_i8(const void *p) {
+typedef struct {
+    uint32_t v[16];
+} q8raw;
+static inline q8raw q8_quad(const void *p) {
+    q8raw r;
+    memcpy(r.v, p, sizeof r.v);
+    V_LANES(j) r.v[j] ^= 0x80808080u;
+    return r;
+}
+static inline v16 q8_lane(q8raw u, int i) {
     v16 r;
-    V_LANES(i) r.v[i] = (float)((const int8_t *)p)[i];
+    V_LANES(j) r.v[j] = (float)(int8_t)(u.v[j] >> (8 * i) & 0xFF) * 0x1p24f;
     return r;
 }
 
@@ -436,7 +502,7 @@ static inline void store_panel(float *y, int p, int d_out, v16 a) {
 
 /* ---- typed panels (kernels.h's hr_wtype) ---- */
 
-enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* 16 f16 scales, (32, 16) int8 */
+enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* 16 f16 scales, (8, 16, 4) u8 = q + 128: k-quads */
 
 static inline size_t w_panel_bytes(int dt, int d_in) {
     return dt == HR_WT_F32    ? (size_t)d_in * 64
@@ -448,14 +514,19 @@ static inline size_t w_panel_bytes(int dt, int d_in) {
 static inline const unsigned char *w_from(int dt, const unsigned char *pw, int k0) {
     return pw + (dt == HR_WT_Q8_0 ? (size_t)(k0 / 32) * Q8_BLOCK_BYTES : (size_t)k0 * (dt == HR_WT_F32 ? 64 : 32));
 }
-/* The scales of the 32-block at blk (Q8_0 only). */
-static inline v16 w_scale(int dt, const unsigned char *blk) { return dt == HR_WT_Q8_0 ? v_from_f16(blk) : v_zero(); }
+/* The scales of the 32-block at blk times 2^-24 (Q8_0 only; exact: f16
+ * scales are at least 2^-24, so the products stay normal f32), for
+ * q8_lane's q * 2^24: their product is scale * q exactly, the dequantizer's
+ * float. */
+static inline v16 w_scale(int dt, const unsigned char *blk) {
+    return dt == HR_WT_Q8_0 ? v_mul(v_from_f16(blk), v_set1(0x1p-24f)) : v_zero();
+}
 /* The 16 weights at k = block start + kk, as the dequantizer's floats. */
 static inline v16 w_load(int dt, const unsigned char *blk, int kk, v16 scale) {
     switch (dt) {
     case HR_WT_BF16: return v_bf16_half(blk + (size_t)(kk >> 1) * 64, !(kk & 1));
     case HR_WT_F16: return v_from_f16(blk + (size_t)kk * 32);
-    case HR_WT_Q8_0: return v_mul(scale, v_from_i8(blk + 32 + (size_t)kk * 16));
+    case HR_WT_Q8_0: return v_mul(scale, q8_lane(q8_quad(blk + 32 + (size_t)(kk >> 2) * 64), kk & 3));
     default: return v_load((const float *)blk + (size_t)kk * 16);
     }
 }
@@ -474,6 +545,21 @@ static inline __attribute__((always_inline)) void gemv_t(int dt, float *y, const
             int kn = d_in - kb < 32 ? d_in - kb : 32;
             const unsigned char *b0 = w_from(dt, w0, kb), *b1 = b0 + ps, *b2 = b1 + ps, *b3 = b2 + ps;
             v16 s0 = w_scale(dt, b0), s1 = w_scale(dt, b1), s2 = w_scale(dt, b2), s3 = w_scale(dt, b3);
+            if (dt == HR_WT_Q8_0) { /* a quad's bytes loaded once for its 4 k */
+                for (int m = 0; m < 8; m++) {
+                    size_t o = 32 + (size_t)m * 64;
+                    q8raw r0 = q8_quad(b0 + o), r1 = q8_quad(b1 + o), r2 = q8_quad(b2 + o), r3 = q8_quad(b3 + o);
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; i++) {
+                        v16 xv = v_set1(x[kb + 4 * m + i]);
+                        a0 = v_fma(xv, v_mul(s0, q8_lane(r0, i)), a0);
+                        a1 = v_fma(xv, v_mul(s1, q8_lane(r1, i)), a1);
+                        a2 = v_fma(xv, v_mul(s2, q8_lane(r2, i)), a2);
+                        a3 = v_fma(xv, v_mul(s3, q8_lane(r3, i)), a3);
+                    }
+                }
+                continue;
+            }
             for (int kk = 0; kk < kn; kk++) {
                 v16 xv = v_set1(x[kb + kk]);
                 a0 = v_fma(xv, w_load(dt, b0, kk, s0), a0);
@@ -509,6 +595,17 @@ static void gemv_panels(float *y, const float *x, const void *wp, int wt, int d_
 
 enum { GEMM_KC = 256, GEMM_MC = 128 };
 
+/* One k of the register tile: a[i][j] += x[i][k] * panel j's weights b. */
+static inline __attribute__((always_inline)) void tile_k(v16 a[GEMM_MR][GEMM_NP], const float *x, size_t ldx, int k,
+                                                         v16 b0, v16 b1, int np) {
+#pragma GCC unroll 8
+    for (int i = 0; i < GEMM_MR; i++) {
+        v16 xv = v_set1(x[(size_t)i * ldx + k]);
+        a[i][0] = v_fma(xv, b0, a[i][0]);
+        if (np > 1) a[i][GEMM_NP - 1] = v_fma(xv, b1, a[i][GEMM_NP - 1]);
+    }
+}
+
 /* The register tile: c (GEMM_MR rows of stride ldc) x np panels (np <=
  * GEMM_NP, constant after inlining) over k in [k0, k1) (k0 a multiple of
  * 32), starting from zero when first, else continuing the chains stored in
@@ -523,15 +620,20 @@ static inline __attribute__((always_inline)) void tile(int dt, float *c, size_t 
         int kn = k1 - kb < 32 ? k1 - kb : 32;
         const unsigned char *c0 = w_from(dt, w0, kb), *c1 = np > 1 ? w_from(dt, w1, kb) : c0;
         v16 s0 = w_scale(dt, c0), s1 = np > 1 ? w_scale(dt, c1) : s0;
-        for (int kk = 0; kk < kn; kk++) {
-            int k = kb + kk;
-            v16 b0 = w_load(dt, c0, kk, s0), b1 = np > 1 ? w_load(dt, c1, kk, s1) : b0;
-#pragma GCC unroll 8
-            for (int i = 0; i < GEMM_MR; i++) {
-                v16 xv = v_set1(x[(size_t)i * ldx + k]);
-                a[i][0] = v_fma(xv, b0, a[i][0]);
-                if (np > 1) a[i][GEMM_NP - 1] = v_fma(xv, b1, a[i][GEMM_NP - 1]);
+        if (dt == HR_WT_Q8_0) { /* a quad's bytes loaded once for its 4 k */
+            for (int m = 0; m < 8; m++) {
+                q8raw r0 = q8_quad(c0 + 32 + (size_t)m * 64), r1 = np > 1 ? q8_quad(c1 + 32 + (size_t)m * 64) : r0;
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++) {
+                    v16 b0 = v_mul(s0, q8_lane(r0, q)), b1 = np > 1 ? v_mul(s1, q8_lane(r1, q)) : b0;
+                    tile_k(a, x, ldx, kb + 4 * m + q, b0, b1, np);
+                }
             }
+            continue;
+        }
+        for (int kk = 0; kk < kn; kk++) {
+            v16 b0 = w_load(dt, c0, kk, s0), b1 = np > 1 ? w_load(dt, c1, kk, s1) : b0;
+            tile_k(a, x, ldx, kb + kk, b0, b1, np);
         }
     }
     for (int i = 0; i < GEMM_MR; i++)
@@ -615,9 +717,11 @@ static void gemm_panels(float *y, const float *x, const void *wp, int wt, int n,
  * pair step is emulated lane by lane with the same operations, so all
  * paths agree bit for bit. */
 #if HR_ISA == 2
-#define BF16_HW_ATTR __attribute__((target("avx512bf16")))
+#define DOT_HW_ATTR __attribute__((target("avx512bf16,avx512vnni")))
+#elif HR_ISA == 1
+#define DOT_HW_ATTR __attribute__((target("avxvnni")))
 #else
-#define BF16_HW_ATTR
+#define DOT_HW_ATTR
 #endif
 
 /* One k-pair of a panel's 16 rows. */
@@ -628,7 +732,7 @@ typedef struct {
     v16 even, odd; /* the weights at k = 2m, 2m + 1 as floats, denormals as zero (emulation) */
 } bpair;
 
-static inline __attribute__((always_inline)) BF16_HW_ATTR bpair bp_load(int hw, const unsigned char *p) {
+static inline __attribute__((always_inline)) DOT_HW_ATTR bpair bp_load(int hw, const unsigned char *p) {
     bpair b;
 #if HR_ISA == 2
     if (hw) {
@@ -650,7 +754,7 @@ static inline float bits_f32(uint32_t u) {
 }
 
 /* acc after the pair step of activation pair xp with weights b. */
-static inline __attribute__((always_inline)) BF16_HW_ATTR v16 bp_dot(int hw, v16 acc, bpair b, uint32_t xp) {
+static inline __attribute__((always_inline)) DOT_HW_ATTR v16 bp_dot(int hw, v16 acc, bpair b, uint32_t xp) {
 #if HR_ISA == 2
     if (hw) return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32((int)xp), (__m512bh)b.raw);
 #endif
@@ -660,7 +764,7 @@ static inline __attribute__((always_inline)) BF16_HW_ATTR v16 bp_dot(int hw, v16
 }
 
 /* y[panels p0..p1) of one token, four panels at once as gemv_t. */
-static inline __attribute__((always_inline)) BF16_HW_ATTR void
+static inline __attribute__((always_inline)) DOT_HW_ATTR void
 gemv_dot_t(int hw, float *y, const uint32_t *xq, const unsigned char *wp, int d_in, int d_out, int p0, int p1) {
     const size_t ps = w_panel_bytes(HR_WT_BF16, d_in);
     const int n_pairs = (d_in + 1) / 2;
@@ -689,10 +793,10 @@ gemv_dot_t(int hw, float *y, const uint32_t *xq, const unsigned char *wp, int d_
 
 /* The register tile of tile() over pairs [m0, m1): xq rows of stride ldq
  * (pairs), w0 / w1 the panels' starts. */
-static inline __attribute__((always_inline)) BF16_HW_ATTR void dtile(int hw, float *c, size_t ldc, const uint32_t *xq,
-                                                                     size_t ldq, const unsigned char *w0,
-                                                                     const unsigned char *w1, int np, int m0, int m1,
-                                                                     int first) {
+static inline __attribute__((always_inline)) DOT_HW_ATTR void dtile(int hw, float *c, size_t ldc, const uint32_t *xq,
+                                                                    size_t ldq, const unsigned char *w0,
+                                                                    const unsigned char *w1, int np, int m0, int m1,
+                                                                    int first) {
     v16 a[GEMM_MR][GEMM_NP];
     for (int i = 0; i < GEMM_MR; i++)
         for (int j = 0; j < np; j++) a[i][j] = first ? v_zero() : v_load(c + (size_t)i * ldc + 16 * j);
@@ -709,55 +813,287 @@ static inline __attribute__((always_inline)) BF16_HW_ATTR void dtile(int hw, flo
         for (int j = 0; j < np; j++) v_store(c + (size_t)i * ldc + 16 * j, a[i][j]);
 }
 
-static inline __attribute__((always_inline)) BF16_HW_ATTR void
-dtile_np(int hw, float *c, size_t ldc, const uint32_t *xq, size_t ldq, const unsigned char *w0, const unsigned char *w1,
-         int np, int m0, int m1, int first) {
-    if (GEMM_NP > 1 && np == 2) dtile(hw, c, ldc, xq, ldq, w0, w1, 2, m0, m1, first);
-    else dtile(hw, c, ldc, xq, ldq, w0, w1, 1, m0, m1, first);
+/* ---- int8 dot (kernels.h): Q8_0 panels times activations quantized per 32-block ----
+ *
+ * Per output row and 32-block the integer sum s = sum_k q_w q_x is exact:
+ * VPDPBUSD (the _hw kernels: zmm with AVX512-VNNI on the AVX-512 path, ymm
+ * with AVX-VNNI on the AVX2 path) adds the 4 products u8 (q_w + 128) x s8
+ * q_x of each dword, and the block's 128 * sum q_x is taken off at the end;
+ * the emulation (every other path) multiplies the sign-extended bytes in
+ * 16-bit pairs (VPMADDWD) or one by one (plain C). The float steps are the
+ * same everywhere: acc = fma((float)s, d_w * d_x, acc) over the blocks in
+ * order, so all paths give the same bits. */
+
+/* 16 int32 lanes: one panel's 16 rows. */
+#if HR_ISA == 2
+typedef __m512i vi16;
+static inline vi16 vi_zero(void) { return _mm512_setzero_si512(); }
+static inline v16 vi_float(vi16 s, int32_t sub) {
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_set1_epi32(sub)));
+}
+/* A k-quad of a Q8_0 block's 16 rows: as stored (hw), or its int8 bytes
+ * sign-extended in 16-bit halves, bytes 0 and 2 (even) and 1 and 3 (odd). */
+typedef struct {
+    __m512i raw, even, odd;
+} i8quad;
+static inline i8quad i8_split(__m512i raw, int flip) {
+    i8quad r;
+    __m512i u = flip ? _mm512_xor_si512(raw, _mm512_set1_epi32((int)0x80808080u)) : raw;
+    r.raw = raw, r.even = _mm512_srai_epi16(_mm512_slli_epi16(u, 8), 8), r.odd = _mm512_srai_epi16(u, 8);
+    return r;
+}
+static inline __attribute__((always_inline)) i8quad i8_wload(int hw, const unsigned char *p) {
+    __m512i raw = _mm512_loadu_si512(p);
+    if (hw) {
+        i8quad r = {raw, raw, raw};
+        return r;
+    }
+    return i8_split(raw, 1);
+}
+static inline __attribute__((always_inline)) i8quad i8_xset(int hw, int32_t xd) {
+    __m512i raw = _mm512_set1_epi32(xd);
+    if (hw) {
+        i8quad r = {raw, raw, raw};
+        return r;
+    }
+    return i8_split(raw, 0);
+}
+static inline __attribute__((always_inline)) DOT_HW_ATTR vi16 vi_dot(int hw, vi16 acc, i8quad w, i8quad x) {
+    if (hw) return _mm512_dpbusd_epi32(acc, w.raw, x.raw);
+    return _mm512_add_epi32(acc, _mm512_add_epi32(_mm512_madd_epi16(w.even, x.even), _mm512_madd_epi16(w.odd, x.odd)));
+}
+#elif HR_ISA == 1
+typedef struct {
+    __m256i lo, hi;
+} vi16;
+static inline vi16 vi_zero(void) {
+    vi16 r = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    return r;
+}
+static inline v16 vi_float(vi16 s, int32_t sub) {
+    __m256i k = _mm256_set1_epi32(sub);
+    return v_make(_mm256_cvtepi32_ps(_mm256_sub_epi32(s.lo, k)), _mm256_cvtepi32_ps(_mm256_sub_epi32(s.hi, k)));
+}
+typedef struct {
+    __m256i raw[2], even[2], odd[2];
+} i8quad;
+static inline void i8_split8(i8quad *r, int h, __m256i raw, int flip) {
+    __m256i u = flip ? _mm256_xor_si256(raw, _mm256_set1_epi32((int)0x80808080u)) : raw;
+    r->raw[h] = raw, r->even[h] = _mm256_srai_epi16(_mm256_slli_epi16(u, 8), 8), r->odd[h] = _mm256_srai_epi16(u, 8);
+}
+static inline __attribute__((always_inline)) i8quad i8_wload(int hw, const unsigned char *p) {
+    i8quad r;
+    for (int h = 0; h < 2; h++) {
+        __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 32 * h));
+        if (hw) r.raw[h] = r.even[h] = r.odd[h] = raw;
+        else i8_split8(&r, h, raw, 1);
+    }
+    return r;
+}
+static inline __attribute__((always_inline)) i8quad i8_xset(int hw, int32_t xd) {
+    i8quad r;
+    __m256i raw = _mm256_set1_epi32(xd);
+    if (hw) r.raw[0] = r.raw[1] = r.even[0] = r.even[1] = r.odd[0] = r.odd[1] = raw;
+    else i8_split8(&r, 0, raw, 0), r.raw[1] = r.raw[0], r.even[1] = r.even[0], r.odd[1] = r.odd[0];
+    return r;
+}
+static inline __attribute__((always_inline)) DOT_HW_ATTR __m256i vi_dot8(int hw, __m256i acc, const i8quad *w,
+                                                                         const i8quad *x, int h) {
+    if (hw) return _mm256_dpbusd_avx_epi32(acc, w->raw[h], x->raw[h]);
+    return _mm256_add_epi32(
+        acc, _mm256_add_epi32(_mm256_madd_epi16(w->even[h], x->even[h]), _mm256_madd_epi16(w->odd[h], x->odd[h])));
+}
+static inline __attribute__((always_inline)) DOT_HW_ATTR vi16 vi_dot(int hw, vi16 acc, i8quad w, i8quad x) {
+    acc.lo = vi_dot8(hw, acc.lo, &w, &x, 0), acc.hi = vi_dot8(hw, acc.hi, &w, &x, 1);
+    return acc;
+}
+#else
+typedef struct {
+    int32_t v[16];
+} vi16;
+static inline vi16 vi_zero(void) {
+    vi16 r;
+    V_LANES(i) r.v[i] = 0;
+    return r;
+}
+static inline v16 vi_float(vi16 s, int32_t sub) {
+    v16 r;
+    V_LANES(i) r.v[i] = (float)(s.v[i] - sub);
+    return r;
+}
+typedef struct {
+    int8_t b[64]; /* 16 dwords of 4 int8 (weights flipped back; an activation dword repeated) */
+} i8quad;
+static inline i8quad i8_wload(int hw, const unsigned char *p) {
+    i8quad r;
+    (void)hw;
+    for (int i = 0; i < 64; i++) r.b[i] = (int8_t)(p[i] ^ 0x80);
+    return r;
+}
+static inline i8quad i8_xset(int hw, int32_t xd) {
+    i8quad r;
+    (void)hw;
+    for (int i = 0; i < 16; i++) memcpy(r.b + 4 * i, &xd, 4);
+    return r;
+}
+static inline vi16 vi_dot(int hw, vi16 acc, i8quad w, i8quad x) {
+    (void)hw;
+    V_LANES(j) {
+        for (int i = 0; i < 4; i++) acc.v[j] += (int32_t)w.b[4 * j + i] * x.b[4 * j + i];
+    }
+    return acc;
+}
+#endif
+
+/* The 4 activations of quad m of a block as one dword. */
+static inline int32_t i8_xdword(const hr_q8_act *xb, int m) {
+    int32_t d;
+    memcpy(&d, xb->q + 4 * m, 4);
+    return d;
 }
 
-/* tile_edge for the bf16 dot: zero-padded copies of C and of xq. */
-static inline __attribute__((always_inline)) BF16_HW_ATTR void
-dtile_edge(int hw, float *y, const uint32_t *xq, const unsigned char *w0, const unsigned char *w1, int np, int mr,
-           int t, int p, int n_pairs, int d_out, int m0, int m1, int first) {
-    enum { CW = 16 * GEMM_NP, QC = GEMM_KC / 2 };
-    float cbuf[GEMM_MR * CW];    /* (GEMM_MR, CW) */
-    uint32_t qbuf[GEMM_MR * QC]; /* (GEMM_MR, QC) activation pairs */
+/* acc after block xb of one token: s (the quads' sums; minus 128 * sum q_x
+ * on hw, whose weights are q + 128) times d_w * d_x (blk's scales). */
+static inline __attribute__((always_inline)) v16 i8_fold(int hw, v16 acc, vi16 s, const hr_q8_act *xb,
+                                                         const unsigned char *blk) {
+    return v_fma(vi_float(s, hw ? 128 * xb->sum : 0), v_mul(v_from_f16(blk), v_set1(xb->d)), acc);
+}
+
+/* np (1 or 4) panels from w0 (stride ps) of one token's nb blocks xa. */
+static inline __attribute__((always_inline)) DOT_HW_ATTR void gemv_i8_np(int hw, float *y, const hr_q8_act *xa,
+                                                                         const unsigned char *w0, size_t ps, int nb,
+                                                                         int d_out, int p, int np) {
+    v16 a[4];
+    for (int j = 0; j < np; j++) a[j] = v_zero();
+    for (int b = 0; b < nb; b++) {
+        const unsigned char *blk = w0 + (size_t)b * Q8_BLOCK_BYTES;
+        vi16 s[4];
+        for (int j = 0; j < np; j++) s[j] = vi_zero();
+        for (int m = 0; m < 8; m++) {
+            i8quad xv = i8_xset(hw, i8_xdword(xa + b, m));
+            for (int j = 0; j < np; j++) s[j] = vi_dot(hw, s[j], i8_wload(hw, blk + j * ps + 32 + 64 * m), xv);
+        }
+        for (int j = 0; j < np; j++) a[j] = i8_fold(hw, a[j], s[j], xa + b, blk + j * ps);
+    }
+    for (int j = 0; j < np; j++) store_panel(y, p + j, d_out, a[j]);
+}
+
+/* y[panels p0..p1) of one token (activation blocks xa), four panels at once. */
+static inline __attribute__((always_inline)) DOT_HW_ATTR void
+gemv_i8_t(int hw, float *y, const hr_q8_act *xa, const unsigned char *wp, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = w_panel_bytes(HR_WT_Q8_0, d_in);
+    int p = p0;
+    for (; p + 4 <= p1; p += 4) gemv_i8_np(hw, y, xa, wp + (size_t)p * ps, ps, d_in / 32, d_out, p, 4);
+    for (; p < p1; p++) gemv_i8_np(hw, y, xa, wp + (size_t)p * ps, ps, d_in / 32, d_out, p, 1);
+}
+
+/* The int8 register tile: I8_MR tokens (activation rows of stride lda
+ * blocks) x np panels over blocks [b0, b1). */
+static inline __attribute__((always_inline)) DOT_HW_ATTR void i8tile(int hw, float *c, size_t ldc, const hr_q8_act *xa,
+                                                                     size_t lda, const unsigned char *w0,
+                                                                     const unsigned char *w1, int np, int b0, int b1,
+                                                                     int first) {
+    v16 a[I8_MR][I8_NP];
+    for (int i = 0; i < I8_MR; i++)
+        for (int j = 0; j < np; j++) a[i][j] = first ? v_zero() : v_load(c + (size_t)i * ldc + 16 * j);
+    for (int b = b0; b < b1; b++) {
+        const unsigned char *c0 = w0 + (size_t)b * Q8_BLOCK_BYTES, *c1 = w1 + (size_t)b * Q8_BLOCK_BYTES;
+        vi16 s[I8_MR][I8_NP];
+        for (int i = 0; i < I8_MR; i++)
+            for (int j = 0; j < np; j++) s[i][j] = vi_zero();
+        for (int m = 0; m < 8; m++) {
+            i8quad wa = i8_wload(hw, c0 + 32 + 64 * m), wb = np > 1 ? i8_wload(hw, c1 + 32 + 64 * m) : wa;
+#pragma GCC unroll 8
+            for (int i = 0; i < I8_MR; i++) {
+                i8quad xv = i8_xset(hw, i8_xdword(xa + (size_t)i * lda + b, m));
+                s[i][0] = vi_dot(hw, s[i][0], wa, xv);
+                if (np > 1) s[i][I8_NP - 1] = vi_dot(hw, s[i][I8_NP - 1], wb, xv);
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < I8_MR; i++) {
+            const hr_q8_act *xb = xa + (size_t)i * lda + b;
+            a[i][0] = i8_fold(hw, a[i][0], s[i][0], xb, c0);
+            if (np > 1) a[i][I8_NP - 1] = i8_fold(hw, a[i][I8_NP - 1], s[i][I8_NP - 1], xb, c1);
+        }
+    }
+    for (int i = 0; i < I8_MR; i++)
+        for (int j = 0; j < np; j++) v_store(c + (size_t)i * ldc + 16 * j, a[i][j]);
+}
+
+/* ---- the GEMM of both dots: bf16 pairs or int8 blocks as k-units ----
+ * mode: DOT_BF16 / DOT_I8, + 1 for the hardware instruction. */
+enum { DOT_BF16 = 0, DOT_I8 = 2 };
+enum { DOT_MAX_MR = GEMM_MR > I8_MR ? GEMM_MR : I8_MR, DOT_MAX_NP = GEMM_NP > I8_NP ? GEMM_NP : I8_NP };
+#define DOT_MR(mode) ((mode) >= DOT_I8 ? I8_MR : GEMM_MR)
+#define DOT_NP(mode) ((mode) >= DOT_I8 ? I8_NP : GEMM_NP)
+#define DOT_UNIT(mode) ((mode) >= DOT_I8 ? sizeof(hr_q8_act) : sizeof(uint32_t)) /* activation bytes a unit */
+#define DOT_WUNIT(mode) ((size_t)((mode) >= DOT_I8 ? Q8_BLOCK_BYTES : 64))       /* panel bytes a unit */
+#define DOT_KU(mode) ((mode) >= DOT_I8 ? GEMM_KC / 32 : GEMM_KC / 2)             /* units a K-block */
+
+static inline __attribute__((always_inline)) DOT_HW_ATTR void qtile_np(int mode, float *c, size_t ldc,
+                                                                       const unsigned char *xq, size_t ldq,
+                                                                       const unsigned char *w0, const unsigned char *w1,
+                                                                       int np, int u0, int u1, int first) {
+    if (mode >= DOT_I8) {
+        const hr_q8_act *xa = (const hr_q8_act *)(const void *)xq;
+        if (I8_NP > 1 && np == 2) i8tile(mode - DOT_I8, c, ldc, xa, ldq, w0, w1, 2, u0, u1, first);
+        else i8tile(mode - DOT_I8, c, ldc, xa, ldq, w0, w1, 1, u0, u1, first);
+    } else {
+        const uint32_t *xp = (const uint32_t *)(const void *)xq;
+        if (GEMM_NP > 1 && np == 2) dtile(mode, c, ldc, xp, ldq, w0, w1, 2, u0, u1, first);
+        else dtile(mode, c, ldc, xp, ldq, w0, w1, 1, u0, u1, first);
+    }
+}
+
+/* tile_edge for the dots: zero-padded copies of C and of the activation
+ * units (a zero int8 block has d = 0, q = 0, sum = 0). */
+static inline __attribute__((always_inline)) DOT_HW_ATTR void
+qtile_edge(int mode, float *y, const unsigned char *xq, const unsigned char *w0, const unsigned char *w1, int np,
+           int mr, int t, int p, int n_units, int d_out, int u0, int u1, int first) {
+    enum { CW = 16 * DOT_MAX_NP, QB = DOT_MAX_MR * GEMM_KC * 2 };
+    const size_t ub = DOT_UNIT(mode), qc = (size_t)DOT_KU(mode);
+    float cbuf[DOT_MAX_MR * CW];         /* (MR, CW) */
+    _Alignas(64) unsigned char qbuf[QB]; /* (MR, KU) activation units */
     int c0 = p * 16, cols = d_out - c0 < 16 * np ? d_out - c0 : 16 * np;
     memset(cbuf, 0, sizeof cbuf);
     if (!first)
         for (int i = 0; i < mr; i++)
             memcpy(cbuf + i * CW, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
-    if (mr == GEMM_MR) {
-        dtile_np(hw, cbuf, CW, xq + (size_t)t * n_pairs, (size_t)n_pairs, w0, w1, np, m0, m1, first);
+    if (mr == DOT_MR(mode)) {
+        qtile_np(mode, cbuf, CW, xq + (size_t)t * n_units * ub, (size_t)n_units, w0, w1, np, u0, u1, first);
     } else {
         memset(qbuf, 0, sizeof qbuf);
         for (int i = 0; i < mr; i++)
-            memcpy(qbuf + i * QC, xq + (size_t)(t + i) * n_pairs + m0, sizeof(uint32_t) * (size_t)(m1 - m0));
-        dtile_np(hw, cbuf, CW, qbuf, QC, w0 + (size_t)m0 * 64, w1 + (size_t)m0 * 64, np, 0, m1 - m0, first);
+            memcpy(qbuf + i * qc * ub, xq + ((size_t)(t + i) * n_units + u0) * ub, ub * (size_t)(u1 - u0));
+        size_t wo = (size_t)u0 * DOT_WUNIT(mode);
+        qtile_np(mode, cbuf, CW, qbuf, qc, w0 + wo, w1 + wo, np, 0, u1 - u0, first);
     }
     for (int i = 0; i < mr; i++) memcpy(y + (size_t)(t + i) * d_out + c0, cbuf + i * CW, sizeof(float) * (size_t)cols);
 }
 
-/* y (n, d_out) columns of panels [p0, p1), blocked as gemm_t. */
-static inline __attribute__((always_inline)) BF16_HW_ATTR void
-gemm_dot_t(int hw, float *y, const uint32_t *xq, const unsigned char *wp, int n, int d_in, int d_out, int p0, int p1) {
-    const size_t ps = w_panel_bytes(HR_WT_BF16, d_in);
-    const int n_pairs = (d_in + 1) / 2;
-    for (int m0 = 0; m0 < n_pairs; m0 += GEMM_KC / 2) {
-        int m1 = m0 + GEMM_KC / 2 < n_pairs ? m0 + GEMM_KC / 2 : n_pairs, first = m0 == 0;
+/* y (n, d_out) columns of panels [p0, p1), blocked as gemm_t: K-blocks of
+ * 256 k (128 pairs, 8 int8 blocks), 128 tokens, register tiles. */
+static inline __attribute__((always_inline)) DOT_HW_ATTR void
+gemm_q_t(int mode, float *y, const void *xqv, const unsigned char *wp, int n, int d_in, int d_out, int p0, int p1) {
+    const unsigned char *xq = xqv;
+    const int i8 = mode >= DOT_I8, MR = DOT_MR(mode), NP = DOT_NP(mode), KU = DOT_KU(mode);
+    const size_t ps = w_panel_bytes(i8 ? HR_WT_Q8_0 : HR_WT_BF16, d_in), ub = DOT_UNIT(mode);
+    const int n_units = i8 ? d_in / 32 : (d_in + 1) / 2;
+    for (int u0 = 0; u0 < n_units; u0 += KU) {
+        int u1 = u0 + KU < n_units ? u0 + KU : n_units, first = u0 == 0;
         for (int t0 = 0; t0 < n; t0 += GEMM_MC) {
             int t1 = t0 + GEMM_MC < n ? t0 + GEMM_MC : n;
-            for (int p = p0; p < p1; p += GEMM_NP) {
-                int np = p1 - p < GEMM_NP ? p1 - p : GEMM_NP;
+            for (int p = p0; p < p1; p += NP) {
+                int np = p1 - p < NP ? p1 - p : NP;
                 const unsigned char *w0 = wp + (size_t)p * ps, *w1 = w0 + ps;
                 bool cols_ok = (p + np) * 16 <= d_out;
-                for (int t = t0; t < t1; t += GEMM_MR) {
-                    int mr = t1 - t < GEMM_MR ? t1 - t : GEMM_MR;
-                    if (mr == GEMM_MR && cols_ok)
-                        dtile_np(hw, y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, xq + (size_t)t * n_pairs,
-                                 (size_t)n_pairs, w0, w1, np, m0, m1, first);
-                    else dtile_edge(hw, y, xq, w0, w1, np, mr, t, p, n_pairs, d_out, m0, m1, first);
+                for (int t = t0; t < t1; t += MR) {
+                    int mr = t1 - t < MR ? t1 - t : MR;
+                    if (mr == MR && cols_ok)
+                        qtile_np(mode, y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out,
+                                 xq + (size_t)t * n_units * ub, (size_t)n_units, w0, w1, np, u0, u1, first);
+                    else qtile_edge(mode, y, xq, w0, w1, np, mr, t, p, n_units, d_out, u0, u1, first);
                 }
             }
         }
@@ -804,24 +1140,104 @@ static void bf16_pairs(uint32_t *xq, const float *x, int n, int d_in) {
     }
 }
 
-static BF16_HW_ATTR void gemv_bf16dot(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0,
-                                      int p1) {
+static DOT_HW_ATTR void gemv_bf16dot(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0,
+                                     int p1) {
     gemv_dot_t(0, y, xq, wp, d_in, d_out, p0, p1);
 }
-static BF16_HW_ATTR void gemm_bf16dot(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0,
-                                      int p1) {
-    gemm_dot_t(0, y, xq, wp, n, d_in, d_out, p0, p1);
+static DOT_HW_ATTR void gemm_bf16dot(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0,
+                                     int p1) {
+    gemm_q_t(DOT_BF16, y, xq, wp, n, d_in, d_out, p0, p1);
 }
 #if HR_ISA == 2
-static BF16_HW_ATTR void gemv_bf16dot_hw(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0,
-                                         int p1) {
+static DOT_HW_ATTR void gemv_bf16dot_hw(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0,
+                                        int p1) {
     gemv_dot_t(1, y, xq, wp, d_in, d_out, p0, p1);
 }
-static BF16_HW_ATTR void gemm_bf16dot_hw(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out,
-                                         int p0, int p1) {
-    gemm_dot_t(1, y, xq, wp, n, d_in, d_out, p0, p1);
+static DOT_HW_ATTR void gemm_bf16dot_hw(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out,
+                                        int p0, int p1) {
+    gemm_q_t(DOT_BF16 + 1, y, xq, wp, n, d_in, d_out, p0, p1);
 }
 #endif
+
+static DOT_HW_ATTR void gemv_int8dot(float *y, const hr_q8_act *xa, const void *wp, int d_in, int d_out, int p0,
+                                     int p1) {
+    gemv_i8_t(0, y, xa, wp, d_in, d_out, p0, p1);
+}
+static DOT_HW_ATTR void gemm_int8dot(float *y, const hr_q8_act *xa, const void *wp, int n, int d_in, int d_out, int p0,
+                                     int p1) {
+    gemm_q_t(DOT_I8, y, xa, wp, n, d_in, d_out, p0, p1);
+}
+#if HR_ISA > 0
+static DOT_HW_ATTR void gemv_int8dot_hw(float *y, const hr_q8_act *xa, const void *wp, int d_in, int d_out, int p0,
+                                        int p1) {
+    gemv_i8_t(1, y, xa, wp, d_in, d_out, p0, p1);
+}
+static DOT_HW_ATTR void gemm_int8dot_hw(float *y, const hr_q8_act *xa, const void *wp, int n, int d_in, int d_out,
+                                        int p0, int p1) {
+    gemm_q_t(DOT_I8 + 1, y, xa, wp, n, d_in, d_out, p0, p1);
+}
+#endif
+
+/* Rows of x (n, d_in; d_in a multiple of 32) as int8 activation blocks xa
+ * (n, d_in / 32), kernels.h's arithmetic: amax by comparisons (exact in any
+ * order), d = amax / 127, id = 1 / d, q = roundf(x * id) (half away from
+ * zero: trunc, then +-1 where the exact remainder is >= 0.5). */
+#if HR_ISA == 2
+/* 16 activations times id as int8 q (stored at q), returning their q as int32. */
+static inline __m512i q8_round16(const float *v, float id, int8_t *q) {
+    __m512 r = _mm512_mul_ps(_mm512_loadu_ps(v), _mm512_set1_ps(id));
+    __m512 tr = _mm512_roundscale_ps(r, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(r, tr)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(r, _mm512_set1_ps(-0.0f))); /* +-1 as r's sign */
+    __m512i qi = _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, one));
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(qi));
+    return qi;
+}
+#endif
+
+static void q8_acts(hr_q8_act *xa, const float *x, int n, int d_in) {
+    const int nb = d_in / 32;
+    for (int t = 0; t < n; t++)
+        for (int b = 0; b < nb; b++) {
+            const float *v = x + (size_t)t * d_in + 32 * b;
+            hr_q8_act *o = xa + (size_t)t * nb + b;
+            float amax = 0.0f;
+            int finite = 1;
+#if HR_ISA == 2
+            __m512 a0 = _mm512_abs_ps(_mm512_loadu_ps(v)), a1 = _mm512_abs_ps(_mm512_loadu_ps(v + 16));
+            __m512 big = _mm512_set1_ps(FLT_MAX);
+            finite = (__mmask16)(_mm512_cmp_ps_mask(a0, big, _CMP_LE_OQ) & _mm512_cmp_ps_mask(a1, big, _CMP_LE_OQ)) ==
+                     0xFFFF;
+            amax = finite ? _mm512_reduce_max_ps(_mm512_max_ps(a0, a1)) : 0.0f;
+#else
+            for (int i = 0; i < 32; i++) {
+                float a = fabsf(v[i]);
+                finite &= a <= FLT_MAX;
+                amax = a > amax ? a : amax;
+            }
+#endif
+            float d = amax / 127.0f;
+            o->sum = 0;
+            if (!finite || !(d >= FLT_MIN)) { /* inf / NaN: d = NaN; tiny or zero: d = 0; q = 0 */
+                o->d = finite ? 0.0f : NAN;
+                memset(o->q, 0, sizeof o->q);
+                continue;
+            }
+            float id = 1.0f / d;
+            o->d = d;
+#if HR_ISA == 2
+            o->sum =
+                _mm512_reduce_add_epi32(_mm512_add_epi32(q8_round16(v, id, o->q), q8_round16(v + 16, id, o->q + 16)));
+            continue;
+#endif
+            for (int i = 0; i < 32; i++) {
+                float r = v[i] * id, tr = truncf(r);
+                int q = (int)tr + (fabsf(r - tr) >= 0.5f ? (r < 0 ? -1 : 1) : 0);
+                o->q[i] = (int8_t)q;
+                o->sum += q;
+            }
+        }
+}
 
 /* ---- dot products, softmax, log-probability reductions ---- */
 
@@ -1192,6 +1608,13 @@ const hr_kernel_table HR_SFX(hr_kernels) = {
 #if HR_ISA == 2
     .gemv_bf16dot_hw = gemv_bf16dot_hw,
     .gemm_bf16dot_hw = gemm_bf16dot_hw,
+#endif
+    .q8_acts = q8_acts,
+    .gemv_int8dot = gemv_int8dot,
+    .gemm_int8dot = gemm_int8dot,
+#if HR_ISA > 0
+    .gemv_int8dot_hw = gemv_int8dot_hw,
+    .gemm_int8dot_hw = gemm_int8dot_hw,
 #endif
     .dot = dot,
     .softmax = softmax,

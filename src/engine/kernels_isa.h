@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/kernels.h"
 #include "headroom/common.h"
 
 typedef enum { HR_CPU_SCALAR = 0, HR_CPU_AVX2 = 1, HR_CPU_AVX512 = 2, HR_CPU_N_PATHS = 3 } hr_cpu_kind;
@@ -40,6 +41,15 @@ typedef struct {
     void (*gemm_bf16dot)(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0, int p1);
     void (*gemv_bf16dot_hw)(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0, int p1);
     void (*gemm_bf16dot_hw)(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0, int p1);
+    /* the int8 dot (kernels.h) over Q8_0 panels, activation blocks xa (n,
+     * d_in / 32): exact integer emulation, and VPDPBUSD on the AVX-512
+     * (AVX512-VNNI, zmm) and AVX2 (AVX-VNNI, ymm) tables (NULL on the scalar
+     * one; only when hr_cpu_int8_hw) */
+    void (*q8_acts)(hr_q8_act *xa, const float *x, int n, int d_in); /* hr_q8_acts */
+    void (*gemv_int8dot)(float *y, const hr_q8_act *xa, const void *wp, int d_in, int d_out, int p0, int p1);
+    void (*gemm_int8dot)(float *y, const hr_q8_act *xa, const void *wp, int n, int d_in, int d_out, int p0, int p1);
+    void (*gemv_int8dot_hw)(float *y, const hr_q8_act *xa, const void *wp, int d_in, int d_out, int p0, int p1);
+    void (*gemm_int8dot_hw)(float *y, const hr_q8_act *xa, const void *wp, int n, int d_in, int d_out, int p0, int p1);
     float (*dot)(const float *a, const float *b, int n);
     void (*softmax)(float *x, int n);
     float (*max_f32)(const float *x, int n);
@@ -84,5 +94,13 @@ int hr_cpu_bf16_hw(void);
 /* Tests: allow (on = 1, HR_ERR_UNSUPPORTED when the CPU lacks it) or stop
  * (on = 0: the emulated pair step) VDPBF16PS for later kernel calls. */
 hr_status hr_cpu_force_bf16_hw(int on);
+/* Whether the int8 dot runs on VPDPBUSD: the path in use has such kernels
+ * and the CPU its instructions (AVX-512 path: AVX512-VNNI, cpuid leaf 7
+ * ECX bit 11; AVX2 path: AVX-VNNI, leaf 7 subleaf 1 EAX bit 4), and
+ * neither HEADROOM_INT8_HW=0 nor hr_cpu_force_int8_hw(0) turned it off. */
+int hr_cpu_int8_hw(void);
+/* Tests: allow (on = 1, HR_ERR_UNSUPPORTED when neither VNNI is there) or
+ * stop (on = 0: the exact emulation) VPDPBUSD for later kernel calls. */
+hr_status hr_cpu_force_int8_hw(int on);
 
 #endif

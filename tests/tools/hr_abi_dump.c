@@ -20,7 +20,8 @@ int main(void) {
         F(hr_hook_event, n_tokens), F(hr_hook_event, pos0), F(hr_hook_event, n_cols), F(hr_hook_event, stride),
         F(hr_hook_event, data);
     S(hr_context_params), F(hr_context_params, n_ctx), F(hr_context_params, n_threads), F(hr_context_params, n_batch),
-        F(hr_context_params, kv_plan), F(hr_context_params, blas_prefill), F(hr_context_params, bf16_dot);
+        F(hr_context_params, kv_plan), F(hr_context_params, blas_prefill), F(hr_context_params, bf16_dot),
+        F(hr_context_params, int8_dot);
     S(hr_encode_params), F(hr_encode_params, add_bos), F(hr_encode_params, add_eos),
         F(hr_encode_params, add_space_prefix), F(hr_encode_params, parse_special);
     S(hr_sampler_params), F(hr_sampler_params, temperature), F(hr_sampler_params, top_p), F(hr_sampler_params, seed);
@@ -72,11 +73,12 @@ int main(void) {
         F(hr_eval_params, windows), F(hr_eval_params, max_tokens), F(hr_eval_params, fdtm_prompts),
         F(hr_eval_params, fdtm_prompt_len), F(hr_eval_params, fdtm_gen), F(hr_eval_params, passkey),
         F(hr_eval_params, passkey_trials), F(hr_eval_params, tasks), F(hr_eval_params, speed), F(hr_eval_params, seed),
-        F(hr_eval_params, n_threads), F(hr_eval_params, bf16_dot), F(hr_eval_params, cand_kv_plan),
-        F(hr_eval_params, cand_kv_random), F(hr_eval_params, cand_heads), F(hr_eval_params, calib_tokens),
-        F(hr_eval_params, n_calib_tokens), F(hr_eval_params, recall), F(hr_eval_params, recall_items),
-        F(hr_eval_params, base_path), F(hr_eval_params, cand_path), F(hr_eval_params, text_path),
-        F(hr_eval_params, tasks_path), F(hr_eval_params, progress_phase), F(hr_eval_params, progress_user_data);
+        F(hr_eval_params, n_threads), F(hr_eval_params, bf16_dot), F(hr_eval_params, int8_dot),
+        F(hr_eval_params, cand_kv_plan), F(hr_eval_params, cand_kv_random), F(hr_eval_params, cand_heads),
+        F(hr_eval_params, calib_tokens), F(hr_eval_params, n_calib_tokens), F(hr_eval_params, recall),
+        F(hr_eval_params, recall_items), F(hr_eval_params, base_path), F(hr_eval_params, cand_path),
+        F(hr_eval_params, text_path), F(hr_eval_params, tasks_path), F(hr_eval_params, progress_phase),
+        F(hr_eval_params, progress_user_data);
     S(hr_head_mask_params), F(hr_head_mask_params, mask_heads), F(hr_head_mask_params, mean_heads),
         F(hr_head_mask_params, gates_text), F(hr_head_mask_params, gates_name), F(hr_head_mask_params, random_heads),
         F(hr_head_mask_params, seed);

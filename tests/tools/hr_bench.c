@@ -23,7 +23,7 @@
 
 typedef struct {
     const char *model;
-    int threads, repeats, prompt, decode, blas, bf16_dot;
+    int threads, repeats, prompt, decode, blas, bf16_dot, int8_dot;
     int prefill[MAX_PREFILL];
     int n_prefill;
 } options;
@@ -35,6 +35,7 @@ static int32_t bench_token(int i, int vocab) {
 
 static int g_blas;     /* labels results of the OpenBLAS-prefill variant */
 static int g_bf16_dot; /* labels results of the bf16-dot variant */
+static int g_int8_dot; /* labels results of the int8-dot variant */
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -44,8 +45,8 @@ static int cmp_double(const void *a, const void *b) {
 static void report(const char *phase, int n, double *t, int reps) {
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
     double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
-    printf("RESULT impl=headroom%s%s phase=%s n=%d best_s=%.6f median_s=%.6f tok_s=%.2f\n", g_blas ? "-blas" : "",
-           g_bf16_dot ? "-bf16dot" : "", phase, n, t[0], med, n / t[0]);
+    printf("RESULT impl=headroom%s%s%s phase=%s n=%d best_s=%.6f median_s=%.6f tok_s=%.2f\n", g_blas ? "-blas" : "",
+           g_bf16_dot ? "-bf16dot" : "", g_int8_dot ? "-int8dot" : "", phase, n, t[0], med, n / t[0]);
     fflush(stdout);
 }
 
@@ -106,6 +107,7 @@ static hr_status run(const options *o) {
     p.n_threads = o->threads;
     p.blas_prefill = o->blas != 0;
     p.bf16_dot = o->bf16_dot != 0;
+    p.int8_dot = o->int8_dot != 0;
     p.n_ctx = n_tok;
     st = hr_context_new(m, &p, &ctx);
     tok = malloc((size_t)n_tok * sizeof *tok);
@@ -113,8 +115,9 @@ static hr_status run(const options *o) {
     if (st == HR_OK && (!tok || !logits)) st = hr_err(HR_ERR_NOMEM, "out of memory");
     if (st == HR_OK) {
         for (int i = 0; i < n_tok; i++) tok[i] = bench_token(i, c->vocab_size);
-        printf("# headroom: %s, %d threads, n_ctx %d%s\n", o->model, o->threads, n_tok,
-               o->bf16_dot ? (hr_cpu_bf16_hw() ? ", bf16 dot (VDPBF16PS)" : ", bf16 dot (emulated)") : "");
+        printf("# headroom: %s, %d threads, n_ctx %d%s%s\n", o->model, o->threads, n_tok,
+               o->bf16_dot ? (hr_cpu_bf16_hw() ? ", bf16 dot (VDPBF16PS)" : ", bf16 dot (emulated)") : "",
+               o->int8_dot ? (hr_cpu_int8_hw() ? ", int8 dot (VPDPBUSD)" : ", int8 dot (emulated)") : "");
         st = bench(o, ctx, tok, logits);
     }
     free(logits);
@@ -150,6 +153,7 @@ static int parse_args(int argc, char **argv, options *o) {
         if (strcmp(a, "--threads") == 0) o->threads = atoi(v);
         else if (strcmp(a, "--blas") == 0) o->blas = atoi(v);
         else if (strcmp(a, "--bf16-dot") == 0) o->bf16_dot = atoi(v);
+        else if (strcmp(a, "--int8-dot") == 0) o->int8_dot = atoi(v);
         else if (strcmp(a, "--repeats") == 0) o->repeats = atoi(v);
         else if (strcmp(a, "--prompt") == 0) o->prompt = atoi(v);
         else if (strcmp(a, "--decode") == 0) o->decode = atoi(v);
@@ -165,11 +169,12 @@ int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o) < 0) {
         fprintf(stderr, "usage: hr_bench MODEL [--threads 2] [--prefill 128,512] [--prompt 64]\n"
-                        "         [--decode 64] [--repeats 5] [--blas 0|1] [--bf16-dot 0|1]\n");
+                        "         [--decode 64] [--repeats 5] [--blas 0|1] [--bf16-dot 0|1] [--int8-dot 0|1]\n");
         return 2;
     }
     g_blas = o.blas;
     g_bf16_dot = o.bf16_dot;
+    g_int8_dot = o.int8_dot;
     hr_status st = run(&o);
     if (st < 0) {
         fprintf(stderr, "hr_bench: %s: %s\n", hr_status_str(st), hr_last_error());

@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
         double best = 1e30;
         for (int r = 0; r < repeats; r++) {
             double t0 = hr_time_now();
-            hr_matmul_multi(pool, x, n, d_in, &o, 1, false, mode ? xq : NULL);
+            hr_matmul_multi(pool, x, n, d_in, &o, 1, false, mode ? xq : NULL, NULL);
             double t = hr_time_now() - t0;
             best = t < best ? t : best;
         }

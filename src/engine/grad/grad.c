@@ -726,7 +726,7 @@ static void attention_fwd(hr_grad *g, int l, int n, layer_acts *a, const float *
     int hd = c->head_dim, nh = c->n_head[l], nkv = c->n_head_kv[l], qd = nh * hd, kvd = nkv * hd, dim = c->dim;
     norm_rows(g, a->xb, x_in, w->attn_norm, w->attn_norm_b, n);
     hr_matmul_out qkv[3] = {{a->q, w->wq, lp->wq, qd}, {g->kbuf, w->wk, lp->wk, kvd}, {g->vbuf, w->wv, lp->wv, kvd}};
-    hr_matmul_multi(g->pool, a->xb, n, dim, qkv, 3, false, NULL);
+    hr_matmul_multi(g->pool, a->xb, n, dim, qkv, 3, false, NULL, NULL);
     add_bias(a->q, w->bq, n, qd);
     add_bias(g->kbuf, w->bk, n, kvd);
     add_bias(g->vbuf, w->bv, n, kvd);
@@ -766,7 +766,7 @@ static void mlp_fwd(hr_grad *g, int l, int n, layer_acts *a, float *x, const hr_
     norm_rows(g, a->xb2, x, w->ffn_norm, w->ffn_norm_b, n);
     if (c->mlp == HR_MLP_SWIGLU) {
         hr_matmul_out gu[2] = {{a->hg, w->w_gate, lp->w_gate, ff}, {a->hu, w->w_up, lp->w_up, ff}};
-        hr_matmul_multi(g->pool, a->xb2, n, dim, gu, 2, false, NULL);
+        hr_matmul_multi(g->pool, a->xb2, n, dim, gu, 2, false, NULL, NULL);
         lora_fwd(g, l, 4, a->xb2, n, a->hg, a->lu[4]);
         lora_fwd(g, l, 5, a->xb2, n, a->hu, a->lu[5]);
         act_arg aa = {a->ha, a->hg, a->hu, NULL, NULL, ff, false};

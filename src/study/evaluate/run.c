@@ -96,6 +96,7 @@ static hr_status contexts(const hr_model *base, const hr_model *cand, const hr_e
     cp.n_ctx = n_ctx;
     cp.n_threads = p->n_threads;
     cp.bf16_dot = p->bf16_dot;
+    cp.int8_dot = p->int8_dot;
     hr_kv_plan *rnd = NULL;
     hr_status st = hr_context_new(base, &cp, &c[0]);
     if (st == HR_OK && p->cand_kv_random >= 0) {
