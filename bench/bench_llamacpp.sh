@@ -15,6 +15,9 @@
 #        HR_BENCH_BF16_DOT=1  on bf16 files also run hr_bench --bf16-dot 1 (the
 #                        AVX512-BF16 arithmetic, README "bf16 dot") each round:
 #                        a second headroom row "bf16 --bf16-dot" per phase
+#        HR_BENCH_INT8_DOT=1  the same for q8_0 files with --int8-dot 1 (README
+#                        "int8 dot": activations quantized per 32-block as
+#                        llama.cpp's own Q8_0 path does): a row "q8_0 --int8-dot"
 #
 # What each side measures (the same work):
 #   prefill P: llama-bench ppP evaluates P tokens, logits of the last one;
@@ -46,6 +49,7 @@ models_dir=${HR_BENCH_MODELS_DIR:-$build}
 prefill=${HR_BENCH_PREFILL:-512}
 decode=${HR_BENCH_DECODE:-64}
 bf16_dot=${HR_BENCH_BF16_DOT:-0}
+int8_dot=${HR_BENCH_INT8_DOT:-0}
 python=/usr/bin/python3
 
 [[ -x $build/hr_bench ]] || { echo "bench: $build/hr_bench missing (build the Release tree first)" >&2; exit 1; }
@@ -87,8 +91,9 @@ for shape in $shapes; do
         fi
         echo "## $shape $dt ($(du -m "$f" | cut -f1) MiB)"
         : >"$T/ll"; : >"$T/hr"; : >"$T/hrd"
-        dot=0
-        [[ $bf16_dot == 1 && $dt == bf16 ]] && dot=1
+        dot=0 dotopt= dotname=
+        [[ $bf16_dot == 1 && $dt == bf16 ]] && dot=1 dotopt=--bf16-dot dotname="bf16 dot"
+        [[ $int8_dot == 1 && $dt == q8_0 ]] && dot=1 dotopt=--int8-dot dotname="int8 dot"
         for r in $(seq 1 "$rounds"); do
             /usr/bin/time -f "%M" -o "$T/ll_rss" "$ll/llama-bench" -m "$f" -p "$prefill" -n "$decode" -t "$threads" \
                 -r "$repeats" -o jsonl >"$T/ll.jsonl" 2>"$T/ll.err" ||
@@ -103,9 +108,9 @@ for shape in $shapes; do
             echo "$(cat "$T/ll_rss") $(cat "$T/hr_rss")" >>"$T/rss"
             if [[ $dot == 1 ]]; then
                 /usr/bin/time -f "%M" -o "$T/hr_rss" "$build/hr_bench" "$f" --prefill "$prefill" --decode "$decode" \
-                    --prompt 1 --threads "$threads" --repeats "$repeats" --bf16-dot 1 >"$T/hrd.out"
+                    --prompt 1 --threads "$threads" --repeats "$repeats" "$dotopt" 1 >"$T/hrd.out"
                 grep RESULT "$T/hrd.out" >>"$T/hrd"
-                echo "round $r: headroom --bf16-dot $(grep -o 'phase=[a-z]* n=[0-9]* best_s=[0-9.]*' "$T/hrd.out" | tr '\n' ' ')($(grep -o 'bf16 dot ([A-Za-z0-9]*)' "$T/hrd.out")), peak RSS kB $(cat "$T/hr_rss")"
+                echo "round $r: headroom $dotopt $(grep -o 'phase=[a-z]* n=[0-9]* best_s=[0-9.]*' "$T/hrd.out" | tr '\n' ' ')($(grep -o "$dotname ([A-Za-z0-9-]*)" "$T/hrd.out")), peak RSS kB $(cat "$T/hr_rss")"
                 echo "$(cat "$T/ll_rss") $(cat "$T/hr_rss")" >>"$T/rssd"
             fi
         done
@@ -130,7 +135,7 @@ for k, name in (("pp", "prefill " + p), ("tg", "decode " + n)):
 EOF
         }
         rows "$T/ll" "$T/hr" "$T/rss" "$dt"
-        if [[ $dot == 1 ]]; then rows "$T/ll" "$T/hrd" "$T/rssd" "$dt --bf16-dot"; fi
+        if [[ $dot == 1 ]]; then rows "$T/ll" "$T/hrd" "$T/rssd" "$dt $dotopt"; fi
         rm -f "$T/rss" "$T/rssd"
         tail -$((2 + 2 * dot)) "$summary"
     done
