@@ -55,10 +55,15 @@ static const hr_mat_src *typed_of(const hr_model *m, int layer, hr_slot s) {
     return p ? NULL : hr_model_src(m, layer, s);
 }
 
-/* Records an owned typed buffer (rows in headroom's order) as dst's source. */
-static void set_owned(hr_model *dst, int layer, hr_slot s, const void *buf, size_t row_bytes, hr_wtype t, bool *ok) {
+/* Records an owned typed buffer (rows in headroom's order) as dst's source
+ * and releases the mapped pages of the source matrix it was cut from
+ * (src_rows of it), as packing does (engine/pack.c): the file's pages and
+ * the cut are not both resident; a later reader maps them in again. */
+static void set_owned(hr_model *dst, int layer, hr_slot s, const void *buf, size_t row_bytes, hr_wtype t,
+                      const hr_mat_src *from, int64_t src_rows, bool *ok) {
     hr_mat_src o = {buf, row_bytes, t, 0, NULL, true};
     if (*ok && hr_model_set_src(dst, layer, s, o) != HR_OK) *ok = false;
+    if (!from->owned) hr_release_pages(from->data, from->row_bytes * (size_t)src_rows);
 }
 
 const float *hr_surgery_rows_any(hr_model *dst, int dl, const hr_model *src, int sl, hr_slot s, int cols,
@@ -79,7 +84,9 @@ const float *hr_surgery_rows_any(hr_model *dst, int dl, const hr_model *src, int
         size_t sr = hr_mat_src_stored_row(ts, src->cfg.head_dim, rows ? rows[i] : i);
         memcpy(buf + (size_t)i * rb, (const uint8_t *)ts->data + sr * rb, rb);
     }
-    set_owned(dst, dl, s, buf, rb, ts->type, ok);
+    int64_t src_rows, src_cols;
+    hr_slot_shape(&src->cfg, sl, s, &src_rows, &src_cols);
+    set_owned(dst, dl, s, buf, rb, ts->type, ts, src_rows, ok);
     return NULL;
 }
 
@@ -133,7 +140,7 @@ const float *hr_surgery_cols_any(hr_model *dst, int dl, const hr_model *src, int
         }
     }
     free(row);
-    set_owned(dst, dl, s, buf, rb, t, ok);
+    set_owned(dst, dl, s, buf, rb, t, ts, n_rows, ok);
     return NULL;
 }
 
