@@ -1,6 +1,7 @@
 /* MHA -> GQA conversion: identity cases, exact merges of identical heads,
  * activation-informed grouping, round trip, bad arguments. */
 #include "check.h"
+#include "story_util.h"
 #include "headroom/context.h"
 #include "headroom/save.h"
 #include "headroom/gqa.h"
@@ -14,24 +15,6 @@
 
 #define MODEL SHARED("models/stories260K/stories260K.bin")
 
-static const int32_t k_tokens[] = {1,   403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
-                                   284, 266, 292, 343, 261, 378, 429, 360, 370, 300, 322, 411, 290, 268, 407, 270};
-enum { N_TOK = sizeof k_tokens / sizeof k_tokens[0] };
-
-static float *run_logits(const hr_model *m) {
-    hr_context *ctx = NULL;
-    hr_context_params p = hr_context_default_params();
-    p.n_ctx = 64;
-    p.n_threads = 1;
-    if (hr_context_new(m, &p, &ctx) != HR_OK) return NULL;
-    float *lg = malloc(sizeof(float) * N_TOK * hr_model_config(m)->vocab_size);
-    if (hr_forward(ctx, k_tokens, N_TOK, lg, true) != HR_OK) {
-        free(lg);
-        lg = NULL;
-    }
-    hr_context_free(ctx);
-    return lg;
-}
 
 /* Largest |logit|: reordering or merging heads changes the order of float
  * sums, so "exact" means equal to 1e-5 relative to the logits' scale. */

@@ -18,7 +18,7 @@ typedef struct {
     int rows, cols;
     int first_task; /* index of this matrix's first task */
     int layer;      /* -1: the classifier */
-    bool mapped;    /* a typed source of the model, in its mapped file */
+    bool mapped;    /* a typed source of the model, in its mapped file (not an owned surgery result) */
 } pack_mat;
 
 typedef struct {
@@ -47,7 +47,7 @@ typedef struct {
 } source;
 static source source_of(const hr_model *m, const float *w, int layer, hr_slot s, int cols) {
     const hr_mat_src *ts = m ? hr_model_src(m, layer, s) : NULL;
-    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL}, ts != NULL};
+    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false}, ts != NULL && !ts->owned};
     if (ts) r.src = *ts;
     return r;
 }

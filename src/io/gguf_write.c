@@ -225,14 +225,17 @@ static out_tensor *add_fused(tensor_list *L, const hr_model *m, const hr_tensor_
     o->n_parts = 3;
     o->part[1] = bias ? w->bk : w->wk;
     o->part[2] = bias ? w->bv : w->wv;
+    static const hr_slot qkv[3] = {HR_SLOT_Q, HR_SLOT_K, HR_SLOT_V};
+    for (int p = 0; p < 3 && !bias; p++)
+        if (!o->part[p]) o->tpart[p] = hr_model_src(m, r->layer, qkv[p]);
     /* rows of the weight; elements of the bias */
     o->part_rows[0] = q, o->part_rows[1] = kv, o->part_rows[2] = kv;
     return o;
 }
 
+/* Matrices kept typed are written from their typed sources (write_typed):
+ * no f32 copy of the model. */
 static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, tensor_list *L, float *rope_freqs) {
-    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     const hr_config *c = &m->cfg;
     int n = hr_model_tensors(m, NULL, 0);
     hr_tensor_ref *refs = malloc((size_t)(n ? n : 1) * sizeof *refs); // (n)
@@ -250,6 +253,7 @@ static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, tensor_
             continue;
         } else {
             o = add_tensor(L, r->name, vec ? 1 : r->rows, r->cols, vec, r->data);
+            if (o && !r->data && !vec) o->tpart[0] = hr_model_src(m, r->layer, r->wslot);
             /* llama.cpp's NEOX-RoPE families (qwen2): undo the load permutation. */
             if (o && ai->gguf_qk_rotate_half && r->layer >= 0) {
                 if (strstr(r->name, ".attn_q.")) o->perm_heads = c->n_head[r->layer];
@@ -320,6 +324,50 @@ static hr_status check_finite(const out_tensor *o, const float *src, size_t n) {
     return HR_OK;
 }
 
+/* A matrix with typed parts, row by row in the order hr_wtensor_gather
+ * would give: rows whose source has the written type are copied as raw
+ * bytes, others converted through a one-row f32 scratch and encoded.
+ * chunk (CHUNK * 4 bytes) buffers the writes. */
+static hr_status write_typed(const hr_model *m, hr_atomic_file *af, const out_tensor *o, uint8_t *chunk) {
+    int hd = m->cfg.head_dim;
+    size_t cols = (size_t)o->cols, ob = type_bytes(o->type, cols), cap = CHUNK * 4, fill = 0;
+    int *inv = malloc(sizeof(int) * (size_t)hd); // (head_dim) rotate-half row -> interleaved row
+    float *row = malloc(sizeof(float) * cols);   // (cols) one row as f32
+    uint8_t *big = ob > cap ? malloc(ob) : NULL; // (ob) one encoded row longer than the chunk
+    if (!inv || !row || (ob > cap && !big)) {
+        free(inv), free(row), free(big);
+        return hr_err(HR_ERR_NOMEM, "out of memory writing '%s'", o->name);
+    }
+    for (int r = 0; r < hd; r++) inv[hr_qk_rotate_half_src(r, hd)] = r;
+    hr_status st = HR_OK;
+    for (int64_t w = 0; st == HR_OK && w < o->rows; w++) {
+        int64_t r = w;
+        if (o->perm_heads && w < (int64_t)o->perm_heads * hd) r = w / hd * hd + inv[w % hd];
+        int p = 0;
+        while (p + 1 < o->n_parts && r >= o->part_rows[p]) r -= o->part_rows[p++];
+        if (fill + ob > cap) {
+            st = hr_atomic_write(af, chunk, fill);
+            fill = 0;
+        }
+        uint8_t *dst = big ? big : chunk + fill;
+        const hr_mat_src *ts = o->tpart[p];
+        if (ts && hr_wtype_ggml(ts->type) == o->type && ts->row_bytes == ob) {
+            memcpy(dst, (const uint8_t *)ts->data + hr_mat_src_stored_row(ts, hd, (int)r) * ob, ob);
+        } else {
+            if (ts) hr_mat_src_row(ts, hd, (int)r, (int)cols, row);
+            else if (o->part[p]) memcpy(row, o->part[p] + (size_t)r * cols, cols * sizeof(float));
+            else st = hr_err(HR_ERR_INVALID_ARG, "tensor '%s' has no weights to write", o->name);
+            if (st == HR_OK) st = check_finite(o, row, cols);
+            if (st == HR_OK) encode(o->type, row, cols, dst);
+        }
+        if (st == HR_OK && big) st = hr_atomic_write(af, big, ob);
+        else fill += ob;
+    }
+    if (st == HR_OK && fill) st = hr_atomic_write(af, chunk, fill);
+    free(inv), free(row), free(big);
+    return st;
+}
+
 static hr_status write_data(const hr_model *m, hr_atomic_file *af, const tensor_list *L, uint8_t *chunk) {
     static const uint8_t zeros[ALIGN] = {0};
     uint64_t pos = 0;
@@ -328,6 +376,13 @@ static hr_status write_data(const hr_model *m, hr_atomic_file *af, const tensor_
         const out_tensor *o = &L->t[i];
         hr_status st = HR_OK;
         if (o->offset > pos) st = hr_atomic_write(af, zeros, (size_t)(o->offset - pos));
+        if (st == HR_OK && (o->tpart[0] || o->tpart[1] || o->tpart[2])) {
+            st = write_typed(m, af, o, chunk);
+            if (st != HR_OK) return st;
+            pos = o->offset + o->nbytes;
+            pst = hr_progress_update(i + 1);
+            continue;
+        }
         const float *src = NULL;
         float *tmp = NULL;
         if (st == HR_OK) st = hr_wtensor_gather(m->cfg.head_dim, o, &src, &tmp);

@@ -39,13 +39,16 @@ hr_status hr_rope_scaling_from_divisors(hr_config *c, const float *div);
 
 /* A tensor to write: up to 3 f32 sources stacked by rows (vectors: by
  * elements), optionally with Q/K rows turned from interleaved into
- * rotate-half per head (perm_heads > 0) and/or transposed. */
+ * rotate-half per head (perm_heads > 0) and/or transposed. A matrix part
+ * kept typed has part[p] NULL and its typed source in tpart[p] (the GGUF
+ * writer reads it row by row; the HF writer converts the model first). */
 typedef struct {
     char name[96];
     int64_t rows, cols; /* headroom layout (vectors: rows = 1) */
     bool vec;
     const float *part[3];
-    int64_t part_rows[3]; /* rows (vectors: elements) of each part */
+    const hr_mat_src *tpart[3]; /* the model's typed source of a part with no f32 rows, or NULL */
+    int64_t part_rows[3];       /* rows (vectors: elements) of each part */
     int n_parts;
     int perm_heads;
     bool transpose; /* written as (cols, rows) */

@@ -175,8 +175,9 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
                                       : -1;
     if (rq->slot >= 0 && wt >= 0 && rq->rows > 1 && rq->tf != TRANSPOSE) {
         /* a matrix in f32 / bf16 / f16 stays in the mapped shard (model_internal.h's typed source) */
-        hr_mat_src src = {t->data, hr_wtype_row_bytes((hr_wtype)wt, (int)rq->cols), (hr_wtype)wt,
-                          rq->tf == PERMUTE_QK ? rq->n_heads : 0, NULL};
+        hr_mat_src src = {t->data,      hr_wtype_row_bytes((hr_wtype)wt, (int)rq->cols),
+                          (hr_wtype)wt, rq->tf == PERMUTE_QK ? rq->n_heads : 0,
+                          NULL,         false};
         bool in_place = wt == HR_WT_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0;
         *out = in_place ? t->data : NULL;
         return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);

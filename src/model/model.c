@@ -13,6 +13,10 @@
 float *hr_model_alloc_owned(hr_model *m, size_t n) {
     size_t bytes;
     if (!hr_mul_size(n, sizeof(float), &bytes)) return NULL;
+    return hr_model_alloc_owned_bytes(m, bytes);
+}
+
+void *hr_model_alloc_owned_bytes(hr_model *m, size_t bytes) {
     if (m->n_owned == m->cap_owned) {
         size_t cap = m->cap_owned ? m->cap_owned * 2 : 64;
         void **p = realloc(m->owned, cap * sizeof *p);
@@ -23,7 +27,7 @@ float *hr_model_alloc_owned(hr_model *m, size_t n) {
         m->owned_n = q;
         m->cap_owned = cap;
     }
-    float *buf = malloc(bytes ? bytes : 1);
+    void *buf = malloc(bytes ? bytes : 1);
     if (!buf) return NULL;
     m->owned_n[m->n_owned] = bytes;
     m->owned[m->n_owned++] = buf;
@@ -58,11 +62,9 @@ const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s) {
 }
 
 void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float *out) {
-    int sr = row;
-    if (s->perm_heads) sr = row / head_dim * head_dim + hr_qk_rotate_half_src(row % head_dim, head_dim);
+    size_t sr = hr_mat_src_stored_row(s, head_dim, row);
     /* types and Q8_0 scales were checked at load: the conversion cannot fail */
-    (void)hr_dequant_to_f32(hr_wtype_ggml(s->type), (const char *)s->data + (size_t)sr * s->row_bytes, out,
-                            (size_t)cols);
+    (void)hr_dequant_to_f32(hr_wtype_ggml(s->type), (const char *)s->data + sr * s->row_bytes, out, (size_t)cols);
 }
 
 void hr_model_embed_row(const hr_model *m, int tok, float *out) {
@@ -349,7 +351,7 @@ int hr_model_tensors(const hr_model *m, hr_tensor_ref *out, int cap) {
                 else snprintf(out[n].name, sizeof out[n].name, "%s", slots[slot].name);                                \
                 hr_slot_shape(c, (lay), (slot), &out[n].rows, &out[n].cols);                                           \
                 out[n].n_dims = slots[slot].rows_kind == 0 ? 1 : 2;                                                    \
-                out[n].data = p_, out[n].layer = (lay);                                                                \
+                out[n].data = p_, out[n].layer = (lay), out[n].wslot = (hr_slot)(slot);                                \
             }                                                                                                          \
             n++;                                                                                                       \
         }                                                                                                              \
@@ -425,7 +427,7 @@ int64_t hr_model_weight_bytes(const hr_model *m) {
             const hr_mat_src *src = hr_model_src(m, l, (hr_slot)s);
             const float *p = *hr_slot_ptr((hr_weights *)&m->w, l < 0 ? 0 : l, (hr_slot)s);
             bool released = m->packed && is_packed_matrix(c, l, (hr_slot)s);
-            if (p && is_owned(m, p)) continue; /* in owned_bytes */
+            if ((p && is_owned(m, p)) || (src && src->owned)) continue; /* in owned_bytes */
             if (src && !released) total += src->row_bytes * (size_t)rows;
             else if (!src && p && !released) total += (size_t)rows * (size_t)cols * sizeof(float); /* mapped f32 */
         }

@@ -51,17 +51,26 @@ typedef struct {
  * row_bytes, src_row(r) = r, or when perm_heads > 0 (rotate-half Q/K rows
  * of perm_heads heads) h * head_dim + hr_qk_rotate_half_src(r % head_dim)
  * for h = r / head_dim. data NULL: no typed source (the f32 pointer is the
- * weight: an owned conversion or a surgery result). */
+ * weight: an owned conversion or an f32 surgery result). owned: data is a
+ * buffer the model owns (a typed surgery result, study/prune/build.c), not
+ * pages of a mapped file — nobody may release its pages. */
 typedef struct {
     const void *data;
     size_t row_bytes;
     hr_wtype type;
     int perm_heads;
     const float *f32; /* the rows hr_model_need_f32 made from it, or NULL */
+    bool owned;
 } hr_mat_src;
 
 /* Row of the rotate-half layout stored at interleaved row r (within a head). */
 static inline int hr_qk_rotate_half_src(int r, int head_dim) { return (r % 2) * (head_dim / 2) + r / 2; }
+
+/* Stored row (index into data) of headroom row `row` of a typed source. */
+static inline size_t hr_mat_src_stored_row(const hr_mat_src *s, int head_dim, int row) {
+    if (!s->perm_heads) return (size_t)row;
+    return (size_t)(row / head_dim * head_dim + hr_qk_rotate_half_src(row % head_dim, head_dim));
+}
 
 enum { HR_N_SLOTS = 24 }; /* hr_slot values, HR_SLOT_OUTPUT + 1 */
 
@@ -86,6 +95,7 @@ struct hr_model {
     hr_mat_src *src;  /* (n_layers + 1, HR_N_SLOTS) typed sources; row n_layers: model-level slots; may be NULL */
     int f32_ready;    /* hr_model_need_f32 has run */
     int src_released; /* the mapped pages of the sources were released after packing */
+    int64_t requantized_rows; /* Q8_0 rows a typed surgery re-quantized (study/prune/build.c) */
     /* Built and owned by the engine (src/engine/pack.c), freed with the
      * model through packed_free: the model layer does not know its type. */
     void *packed;
@@ -150,7 +160,8 @@ typedef struct {
     int64_t rows, cols;
     int n_dims; /* 1 for vectors (rows = 1), else 2 */
     const float *data;
-    int layer; /* -1 for global tensors */
+    int layer;     /* -1 for global tensors */
+    hr_slot wslot; /* its weight slot (hr_model_src(m, layer, wslot): the typed source when data is NULL) */
 } hr_tensor_ref;
 
 /* Lists the model's present tensors in canonical order into out (up to
@@ -177,6 +188,8 @@ hr_status hr_model_need_f32(const hr_model *m);
 
 /* Allocates an owned f32 buffer of n floats tracked by the model. */
 float *hr_model_alloc_owned(hr_model *m, size_t n);
+/* Allocates an owned buffer of n bytes (typed rows) tracked by the model. */
+void *hr_model_alloc_owned_bytes(hr_model *m, size_t n);
 
 /* Checks the config for sane, overflow-free sizes (shared by all loaders). */
 hr_status hr_config_validate(const hr_config *c);

@@ -16,7 +16,9 @@ weights as f32 (`convert X --dtype f32`, exact). Then:
   - the HF folder holds BF16 / F16 for a bf16 / f16 input and F32 for a Q8_0
     one (an HF folder has no Q8_0; f32 holds every Q8_0 value exactly), with
     bytes equal to the same rounding (Q/K rows taken back from HF's
-    rotate-half order);
+    rotate-half order); a Q8_0 input is pruned in Q8_0 (rows copied,
+    attn_output columns re-quantized, study/prune/build.c), so its HF
+    folder holds the values of the pruned GGUF (the Q8_0 rounding);
   - headroom's logits of both outputs (tests/tools/hr_logits, prefill and
     decode) vs the float64 PyTorch reference (llama_ref) run on the rounded
     weights: max abs diff <= 1e-4 (the tolerance of check_reference.py);
@@ -171,9 +173,12 @@ def check_pruned(cli, tools, src, c, tmp, dtype, tokens):
             print("    %s: type %d (want %d), bytes %s" % (name, got_ty, ty, "equal" if got == want else "differ"))
         # The HF folder: every tensor in one dtype, vectors too.
         hd = {"F32": "f32", "F16": "f16", "BF16": "bf16"}[hf_dtype]
-        _, hb, hf_vals[name] = rounded(want32, hd, True)
+        # A Q8_0 input is pruned in Q8_0 (rows copied, columns re-quantized):
+        # the pruned model, so its HF folder, holds the pruned GGUF's values.
+        hsrc = gguf_vals[name].astype(np.float32) if dtype == "q8_0" else want32
+        _, hb, hf_vals[name] = rounded(hsrc, hd, True)
         if sec in ("wq", "wk"):
-            _, hb, _ = rounded(rotate_half(want32, c.head_dim), hd, True)
+            _, hb, _ = rounded(rotate_half(hsrc, c.head_dim), hd, True)
         e = st.get(hf_name(name))
         if e is None or e[0] != hf_dtype or e[2] != hb:
             hf_bad += 1

@@ -177,8 +177,10 @@ static void attention_lists(const hr_config *c, const hr_prune_spec *s, int l, c
     for (int i = 0; i < r->n_head_kv; i++) kv[i] = q[i * per] / g;
 }
 
+/* Layer l of src becomes layer ol of dst (weights o); matrices kept typed
+ * in src stay typed (hr_surgery_rows_any / hr_surgery_cols_any). */
 static bool copy_attention(hr_model *dst, const hr_model *src, const hr_prune_spec *s, int l,
-                           const hr_prune_layer_result *r, hr_layer_weights *o) {
+                           const hr_prune_layer_result *r, int ol, hr_layer_weights *o) {
     const hr_config *c = &src->cfg;
     const hr_layer_weights *w = &src->w.layers[l];
     int hd = c->head_dim, dim = c->dim;
@@ -195,13 +197,13 @@ static bool copy_attention(hr_model *dst, const hr_model *src, const hr_prune_sp
         int nq = r->n_head * hd, nk = r->n_head_kv * hd;
         o->attn_norm = hr_surgery_copy(dst, w->attn_norm, (size_t)dim, &ok);
         o->attn_norm_b = hr_surgery_copy(dst, w->attn_norm_b, (size_t)dim, &ok);
-        o->wq = hr_surgery_rows(dst, w->wq, dim, qr, nq, &ok);
+        o->wq = hr_surgery_rows_any(dst, ol, src, l, HR_SLOT_Q, dim, qr, nq, &ok);
         o->bq = hr_surgery_rows(dst, w->bq, 1, qr, nq, &ok);
-        o->wk = hr_surgery_rows(dst, w->wk, dim, kr, nk, &ok);
+        o->wk = hr_surgery_rows_any(dst, ol, src, l, HR_SLOT_K, dim, kr, nk, &ok);
         o->bk = hr_surgery_rows(dst, w->bk, 1, kr, nk, &ok);
-        o->wv = hr_surgery_rows(dst, w->wv, dim, kr, nk, &ok);
+        o->wv = hr_surgery_rows_any(dst, ol, src, l, HR_SLOT_V, dim, kr, nk, &ok);
         o->bv = hr_surgery_rows(dst, w->bv, 1, kr, nk, &ok);
-        o->wo = hr_surgery_cols(dst, w->wo, dim, c->n_head[l] * hd, qr, nq, &ok);
+        o->wo = hr_surgery_cols_any(dst, ol, src, l, HR_SLOT_O, dim, c->n_head[l] * hd, qr, nq, &ok);
         o->bo = hr_surgery_copy(dst, w->bo, (size_t)dim, &ok);
     }
     free(q);
@@ -211,7 +213,8 @@ static bool copy_attention(hr_model *dst, const hr_model *src, const hr_prune_sp
     return ok;
 }
 
-static bool copy_mlp(hr_model *dst, const hr_model *src, const hr_prune_spec *s, int l, int n_ff, hr_layer_weights *o) {
+static bool copy_mlp(hr_model *dst, const hr_model *src, const hr_prune_spec *s, int l, int n_ff, int ol,
+                     hr_layer_weights *o) {
     const hr_config *c = &src->cfg;
     const hr_layer_weights *w = &src->w.layers[l];
     int dim = c->dim, nf = 0;
@@ -222,10 +225,10 @@ static bool copy_mlp(hr_model *dst, const hr_model *src, const hr_prune_spec *s,
     bool ok = true;
     o->ffn_norm = hr_surgery_copy(dst, w->ffn_norm, (size_t)dim, &ok);
     o->ffn_norm_b = hr_surgery_copy(dst, w->ffn_norm_b, (size_t)dim, &ok);
-    o->w_gate = hr_surgery_rows(dst, w->w_gate, dim, keep, nf, &ok);
-    o->w_up = hr_surgery_rows(dst, w->w_up, dim, keep, nf, &ok);
+    o->w_gate = hr_surgery_rows_any(dst, ol, src, l, HR_SLOT_GATE, dim, keep, nf, &ok);
+    o->w_up = hr_surgery_rows_any(dst, ol, src, l, HR_SLOT_UP, dim, keep, nf, &ok);
     o->b_up = hr_surgery_rows(dst, w->b_up, 1, keep, nf, &ok);
-    o->w_down = hr_surgery_cols(dst, w->w_down, dim, c->n_ff[l], keep, nf, &ok);
+    o->w_down = hr_surgery_cols_any(dst, ol, src, l, HR_SLOT_DOWN, dim, c->n_ff[l], keep, nf, &ok);
     o->b_down = hr_surgery_copy(dst, w->b_down, (size_t)dim, &ok);
     free(keep);
     return ok;
@@ -233,8 +236,7 @@ static bool copy_mlp(hr_model *dst, const hr_model *src, const hr_prune_spec *s,
 
 hr_status hr_prune_apply(const hr_model *m, const hr_prune_spec *s, hr_model **out) {
     *out = NULL;
-    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
+    /* No hr_model_need_f32: matrices kept typed are cut in their dtype. */
     const hr_config *c = &m->cfg;
     hr_prune_layer_result *res = malloc(sizeof *res * (size_t)c->n_layers);
     if (!res) return hr_err(HR_ERR_NOMEM, "out of memory");
@@ -253,10 +255,11 @@ hr_status hr_prune_apply(const hr_model *m, const hr_prune_spec *s, hr_model **o
     if (st == HR_OK) st = hr_surgery_new_model(m, &nc, &p);
     for (int l = 0, o = 0; st == HR_OK && l < c->n_layers; l++) {
         if (s->drop_block[l]) continue;
-        hr_layer_weights *ow = &p->w.layers[o++];
+        int ol = o++;
+        hr_layer_weights *ow = &p->w.layers[ol];
         bool ok = true;
-        if (res[l].n_head > 0) ok = copy_attention(p, m, s, l, &res[l], ow);
-        if (ok && res[l].n_ff > 0) ok = copy_mlp(p, m, s, l, res[l].n_ff, ow);
+        if (res[l].n_head > 0) ok = copy_attention(p, m, s, l, &res[l], ol, ow);
+        if (ok && res[l].n_ff > 0) ok = copy_mlp(p, m, s, l, res[l].n_ff, ol, ow);
         if (!ok) st = hr_err(HR_ERR_NOMEM, "out of memory copying layer %d", l);
     }
     free(res);

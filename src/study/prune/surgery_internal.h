@@ -27,7 +27,8 @@ void hr_prune_spec_free(hr_prune_spec *s); /* NULL ok */
 /* A model with config c (validated) and no weights yet; format and source
  * dtype copied from src. Global tensors (embeddings, final norm,
  * classifier) are copied from src, which must have the same dim, vocab and
- * seq_len. *out owned by caller. */
+ * seq_len; typed embeddings / classifier stay typed (hr_surgery_rows_any).
+ * *out owned by caller. */
 hr_status hr_surgery_new_model(const hr_model *src, const hr_config *c, hr_model **out);
 
 /* Owned copy of n floats of src (NULL src gives NULL). Sets *ok = false on
@@ -42,4 +43,21 @@ const float *hr_surgery_rows(hr_model *m, const float *src, int cols, const int 
  * src (n_rows_total, src_cols). */
 const float *hr_surgery_cols(hr_model *m, const float *src, int n_rows_total, int src_cols, const int *cols, int n_cols,
                              bool *ok);
+
+/* hr_surgery_rows / hr_surgery_cols of slot s of src's layer sl (-1: a
+ * model-level slot) into slot s of dst's layer dl. A slot with f32 rows:
+ * the f32 result is returned (rows NULL: every row, a copy). A slot kept
+ * typed (f32 pointer NULL, a typed source; model_internal.h): no f32 copy;
+ * the result becomes dst's typed source of the slot, an owned buffer in the
+ * same dtype, rows in headroom's order (perm_heads 0), and NULL is
+ * returned. Rows and bf16 / f16 / f32 columns are copied exactly; Q8_0
+ * columns that are whole 32-blocks copy blocks, others dequantize the row,
+ * drop the columns and re-quantize it (counted in dst->requantized_rows; hr_quantize_q8_0: the bytes the
+ * GGUF writer makes of today's f32 result), or keep it f32 when the new
+ * row length is not a multiple of 32. Sets *ok = false on allocation
+ * failure. */
+const float *hr_surgery_rows_any(hr_model *dst, int dl, const hr_model *src, int sl, hr_slot s, int cols,
+                                 const int *rows, int n_rows, bool *ok);
+const float *hr_surgery_cols_any(hr_model *dst, int dl, const hr_model *src, int sl, hr_slot s, int n_rows,
+                                 int src_cols, const int *cols, int n_cols, bool *ok);
 #endif
