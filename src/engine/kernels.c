@@ -534,43 +534,26 @@ int hr_cpu_supports(hr_cpu_kind k) {
     }
 }
 
-/* AVX512-BF16: cpuid leaf 7 subleaf 1, EAX bit 5 (with the AVX-512 path's
- * own checks, which include the OS's zmm state). */
-static int cpu_has_avx512bf16(void) {
+/* Bit `bit` of cpuid leaf 7 subleaf `sub` (register EAX when eax, else ECX),
+ * on top of path k's own checks (which include the OS's register state);
+ * read directly: clang 14's __builtin_cpu_supports lacks these names. */
+static int cpu_leaf7_bit(hr_cpu_kind k, unsigned sub, bool eax, int bit) {
 #if HR_KERNELS_X86
     unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!hr_cpu_supports(HR_CPU_AVX512) || __get_cpuid_max(0, NULL) < 7) return 0;
-    __cpuid_count(7, 1, a, b, c, d);
-    return (a >> 5) & 1;
+    if (!hr_cpu_supports(k) || __get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, sub, a, b, c, d);
+    return ((eax ? a : c) >> bit) & 1;
 #else
+    (void)k, (void)sub, (void)eax, (void)bit;
     return 0;
 #endif
 }
 
-/* AVX512-VNNI: cpuid leaf 7, ECX bit 11; AVX-VNNI: leaf 7 subleaf 1, EAX
- * bit 4 (each with its path's own checks, which include the OS's register
- * state; read directly: clang 14's __builtin_cpu_supports lacks names). */
-static int cpu_has_avx512vnni(void) {
-#if HR_KERNELS_X86
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!hr_cpu_supports(HR_CPU_AVX512) || __get_cpuid_max(0, NULL) < 7) return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    return (c >> 11) & 1;
-#else
-    return 0;
-#endif
-}
-
-static int cpu_has_avxvnni(void) {
-#if HR_KERNELS_X86
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!hr_cpu_supports(HR_CPU_AVX2) || __get_cpuid_max(0, NULL) < 7) return 0;
-    __cpuid_count(7, 1, a, b, c, d);
-    return (a >> 4) & 1;
-#else
-    return 0;
-#endif
-}
+/* AVX512-BF16: leaf 7 subleaf 1, EAX bit 5; AVX512-VNNI: leaf 7, ECX bit 11;
+ * AVX-VNNI: leaf 7 subleaf 1, EAX bit 4. */
+static int cpu_has_avx512bf16(void) { return cpu_leaf7_bit(HR_CPU_AVX512, 1, true, 5); }
+static int cpu_has_avx512vnni(void) { return cpu_leaf7_bit(HR_CPU_AVX512, 0, false, 11); }
+static int cpu_has_avxvnni(void) { return cpu_leaf7_bit(HR_CPU_AVX2, 1, true, 4); }
 
 hr_cpu_kind hr_cpu_best(void) {
     for (int k = HR_CPU_N_PATHS - 1; k > 0; k--)
