@@ -10,9 +10,11 @@
 
 static const cli_opt k_opts[] = {
     {"to", 0, "gguf|hf", "output format (required)"},
-    {"dtype", 0, "f32|f16|bf16|q8_0",
-     "weight dtype of the output (default: the source's when f32/f16/bf16, or q8_0 for a GGUF, else f32); q8_0:\n"
-     "GGUF only, ggml's Q8_0 for every weight matrix whose rows hold a multiple of 32 values (others f16)"},
+    {"dtype", 0, "f32|f16|bf16|q8_0|int8",
+     "weight dtype of the output (default: the source's when f32/f16/bf16, q8_0 for a GGUF, int8 for an HF folder,\n"
+     "else f32); q8_0: GGUF only, ggml's Q8_0 for every weight matrix whose rows hold a multiple of 32 values\n"
+     "(others f16); int8: HF only, compressed-tensors per-channel int8 projections (one f32 scale a row), the rest "
+     "f32"},
     {"tokenizer", 0, "PATH", "tokenizer to embed in a GGUF (default: found beside the model, or the GGUF itself)"},
     {"no-tokenizer", 0, NULL, "write no tokenizer metadata"},
     {"force", 0, NULL, "replace an existing output that is not an earlier headroom output of the same kind"},
@@ -29,7 +31,8 @@ static const cli_spec k_spec = {
     .n_opts = sizeof k_opts / sizeof k_opts[0],
     .example = "  headroom convert ../shared/models/stories260K/stories260K.bin /tmp/s.gguf --to gguf\n"
                "  headroom convert /tmp/s.gguf /tmp/s-hf --to hf --dtype bf16\n"
-               "  headroom convert ../shared/models/stories260K/stories260K.bin /tmp/s-q8.gguf --to gguf --dtype q8_0",
+               "  headroom convert ../shared/models/stories260K/stories260K.bin /tmp/s-q8.gguf --to gguf --dtype q8_0\n"
+               "  headroom convert ../shared/models/stories260K/stories260K.bin /tmp/s-int8 --to hf --dtype int8",
     .max_positional = 2,
 };
 
@@ -66,7 +69,9 @@ int cmd_convert(int argc, char **argv) {
     if (dt && hr_dtype_from_name(dt, &dtype) != HR_OK) return cli_lib_error("bad --dtype");
     bool gguf = strcmp(to, "gguf") == 0;
     if (!gguf && dtype == HR_DTYPE_Q8_0)
-        return cli_error("--dtype q8_0 is for --to gguf (HF folders hold f32, f16 or bf16)");
+        return cli_error("--dtype q8_0 is for --to gguf (HF folders hold f32, f16, bf16 or int8)");
+    if (gguf && dtype == HR_DTYPE_INT8)
+        return cli_error("--dtype int8 (per-channel) is for --to hf; GGUF's 8-bit type is q8_0");
     if (cli_check_output(out, gguf ? HR_OUT_GGUF : HR_OUT_HF_FOLDER, NULL, cli_value(&k_spec, &a, "force") != NULL, in,
                          cli_value(&k_spec, &a, "tokenizer"), NULL))
         return CLI_FAIL;

@@ -232,7 +232,9 @@ int cli_get_dtype(const cli_spec *spec, const cli_args *a, hr_dtype *out) {
     *out = HR_DTYPE_KEEP;
     if (v && hr_dtype_from_name(v, out) != HR_OK) return cli_lib_error("bad --dtype");
     if (*out == HR_DTYPE_Q8_0 && cli_value(spec, a, "hf"))
-        return cli_error("--dtype q8_0 is GGUF only: a Hugging Face folder (--hf) holds f32, f16 or bf16");
+        return cli_error("--dtype q8_0 is GGUF only: a Hugging Face folder (--hf) holds f32, f16, bf16 or int8");
+    if (*out == HR_DTYPE_INT8 && !cli_value(spec, a, "hf"))
+        return cli_error("--dtype int8 (per-channel) is for Hugging Face folders (--hf); GGUF's 8-bit type is q8_0");
     return CLI_OK;
 }
 

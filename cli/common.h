@@ -60,10 +60,14 @@ char cli_short_letter(const char *long_name);
 #define CLI_INT8_DOT_OPTION                                                                                            \
     {                                                                                                                  \
         "int8-dot", 0, NULL,                                                                                           \
-            "Q8_0 weights: llama.cpp's int8 arithmetic, activations quantized per 32 (README, int8 dot)"               \
+            "Q8_0 / int8 weights: llama.cpp's int8 arithmetic, activations quantized per 32 (README, int8 dot)"        \
     }
 #define CLI_DTYPE_OPTION                                                                                               \
-    { "dtype", 0, "f32|f16|bf16|q8_0", "output dtype (default: the input model's; q8_0: GGUF only)" }
+    {                                                                                                                  \
+        "dtype", 0, "f32|f16|bf16|q8_0|int8",                                                                          \
+            "output dtype (default: the input model's; q8_0: GGUF only; int8: per-channel, the --hf folder only, "     \
+            "the GGUF then keeps the input's, f32 for an int8 input)"                                                  \
+    }
 
 /* Process exit codes. */
 enum { CLI_OK = 0, CLI_FAIL = 1 };
@@ -120,7 +124,8 @@ int cli_get_int(const cli_spec *spec, const cli_args *a, const char *name, long 
 int cli_get_u64(const cli_spec *spec, const cli_args *a, const char *name, uint64_t *out);
 int cli_get_float(const cli_spec *spec, const cli_args *a, const char *name, double min, double max, double *out);
 /* --dtype: absent, HR_DTYPE_KEEP (the writers keep the input model's
- * dtype, hr_dtype_for_model); q8_0 together with --hf is an error. */
+ * dtype, hr_dtype_for_model); q8_0 together with --hf, and int8 without
+ * it, are errors. */
 int cli_get_dtype(const cli_spec *spec, const cli_args *a, hr_dtype *out);
 
 /* Model path: the positional argument, else $HEADROOM_MODEL, else the

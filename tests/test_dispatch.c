@@ -91,13 +91,13 @@ static void put_d(outbuf *o, double v) {
 
 enum { D_IN = 300, D_OUT = 45, NT = 19, LEN = 83, HD = 20, LD = 96, VOC = 1000 };
 
-/* The bf16 dot (t bf16) or the int8 dot (t Q8_0) of D_OUT x din random
+/* The bf16 dot (t bf16) or the int8 dot (t Q8_0 / int8) of D_OUT x din random
  * weights: its scalar reference, bit for bit, for every batch size, with
  * the hardware instruction (VDPBF16PS / VPDPBUSD, where the path and CPU
  * have it) and with the emulation. */
 static void dot_matches_reference(outbuf *o, const char *path, hr_pool *pool, float *y, float *yr, const int *sizes,
                                   hr_wtype t, int din) {
-    bool i8 = t == HR_WT_Q8_0;
+    bool i8 = t == HR_WT_Q8_0 || t == HR_WT_I8;
     float *tw = rand_buf((size_t)D_OUT * din, 1.0f), *tx = rand_buf((size_t)NT * din, 1.0f);
     float *deq = malloc((size_t)D_OUT * din * sizeof(float));
     uint32_t *xq = i8 ? NULL : malloc(sizeof(uint32_t) * NT * (size_t)((din + 1) / 2));
@@ -142,9 +142,9 @@ static void run_kernels(outbuf *o, const char *path) {
         CHECK(bad == 0, "%s: matmul of %d tokens: %zu outputs differ from the fmaf chain", path, n, bad);
         put(o, y, (size_t)n * D_OUT);
     }
-    /* typed panels (bf16, f16, Q8_0 of the same weights, d_in 320): the typed
-     * scalar reference, bit for bit, for every batch size */
-    for (int t = HR_WT_BF16; t <= HR_WT_Q8_0; t++) {
+    /* typed panels (bf16, f16, Q8_0, int8 of the same weights, d_in 320):
+     * the typed scalar reference, bit for bit, for every batch size */
+    for (int t = HR_WT_BF16; t <= HR_WT_I8; t++) {
         enum { TD_IN = 320 };
         float *tw = rand_buf((size_t)D_OUT * TD_IN, 1.0f), *tx = rand_buf((size_t)NT * TD_IN, 1.0f);
         float *deq = malloc((size_t)D_OUT * TD_IN * sizeof(float));
@@ -166,6 +166,7 @@ static void run_kernels(outbuf *o, const char *path) {
      * and even, a zero block) */
     for (int din = 319; din <= 320; din++) dot_matches_reference(o, path, pool, y, yr, sizes, HR_WT_BF16, din);
     for (int din = 288; din <= 320; din += 32) dot_matches_reference(o, path, pool, y, yr, sizes, HR_WT_Q8_0, din);
+    for (int din = 288; din <= 320; din += 32) dot_matches_reference(o, path, pool, y, yr, sizes, HR_WT_I8, din);
     /* dot: 16 lanes + tree, vs double (|err| <= 1e-5 relative to sum |a b|) */
     double ref = 0, mag = 0;
     for (int k = 0; k < D_IN; k++) ref += (double)x[k] * w[k], mag += fabs((double)x[k] * w[k]);

@@ -9,9 +9,6 @@
 # a failure, not a skip.
 set -euo pipefail
 : "${HR_CLI:?}" "${HR_TOOLS_DIR:?}" "${HR_SHARED_DIR:?}" "${HR_SOURCE_DIR:?}"
-python=/usr/bin/python3
-if ! "$python" -c 'import torch, numpy' 2>/dev/null; then
-    echo "test_heads_reference: $python cannot import torch/numpy (apt install python3-torch python3-numpy)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/python_prelude.sh"
+need_python "torch numpy"
 exec "$python" "$HR_SOURCE_DIR/tests/reference/check_heads_reference.py"

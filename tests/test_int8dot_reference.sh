@@ -6,9 +6,6 @@
 # failure, not a skip.
 set -euo pipefail
 : "${HR_TOOLS_DIR:?}" "${HR_SOURCE_DIR:?}"
-python=/usr/bin/python3
-if ! "$python" -c 'import numpy' 2>/dev/null; then
-    echo "test_int8dot_reference: $python cannot import numpy (apt install python3-numpy)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/python_prelude.sh"
+need_python "numpy"
 exec "$python" "$HR_SOURCE_DIR/tests/reference/check_int8dot_reference.py"

@@ -302,14 +302,15 @@ static void back_to_back_tiny_jobs_run_each_task_once_before_returning(void) {
     hr_pool_free(pool);
 }
 
-/* bf16, f16 and Q8_0 panels: the product (every batch size, 1-3 threads)
+/* bf16, f16, Q8_0 and per-channel int8 panels: the product (every batch size, 1-3 threads)
  * equals, bit for bit, the f32 product over the loader's dequantized
  * weights (hr_dequant_to_f32), and the scalar typed reference; the rotate-
  * half row permutation at packing equals the loader's hr_qk_to_interleaved.
- * Weights include f16 subnormals and zeros (tiny entries). */
+ * Weights include f16 subnormals and zeros (tiny entries); int8 rows get
+ * scales from 2^-90 to 2^40 (their products scale * q round). */
 static void typed_panels_equal_the_f32_product_over_dequantized_weights(void) {
     static const int tshapes[][3] = {{1, 64, 64}, {2, 320, 40}, {3, 96, 13}, {4, 288, 50}, {19, 544, 33}, {9, 64, 16}};
-    for (int t = HR_WT_BF16; t <= HR_WT_Q8_0; t++) {
+    for (int t = HR_WT_BF16; t <= HR_WT_I8; t++) {
         double worst = 0;
         size_t bad = 0, bad_ref = 0, bad_perm = 0;
         for (int threads = 1; threads <= 3; threads += 2) {
@@ -319,6 +320,8 @@ static void typed_panels_equal_the_f32_product_over_dequantized_weights(void) {
                 int n = tshapes[s][0], din = tshapes[s][1], dout = tshapes[s][2];
                 float *x = rand_buf((size_t)n * din, 7), *w = rand_buf((size_t)dout * din, 8);
                 for (size_t i = 0; i < (size_t)dout * din; i += 7) w[i] *= i % 2 ? 1e-6f : 0.0f;
+                for (int r = 0; t == HR_WT_I8 && r < dout; r++) /* rows of very different sizes */
+                    for (int k = 0; k < din; k++) w[(size_t)r * din + k] *= ldexpf(1.0f, (r * 37) % 131 - 90);
                 float *deq = malloc((size_t)dout * din * sizeof(float));
                 unsigned char *enc = NULL;
                 size_t rb = hr_t_encode((hr_wtype)t, w, dout, din, &enc, deq);
@@ -360,6 +363,8 @@ static void typed_panels_equal_the_f32_product_over_dequantized_weights(void) {
     }
     CHECK(hr_packed_bytes(HR_WT_Q8_0, 16, 48) == 0 && hr_wtype_row_bytes(HR_WT_Q8_0, 48) == 0,
           "Q8_0 rows must hold whole 32-blocks");
+    CHECK(hr_packed_bytes(HR_WT_I8, 16, 48) == 0 && hr_packed_bytes(HR_WT_I8, 17, 64) == 2 * (64 + 2 * 512),
+          "int8 panel sizes");
     CHECK(hr_packed_bytes(HR_WT_Q8_0, 17, 64) == 2 * 2 * 544 && hr_packed_bytes(HR_WT_BF16, 17, 64) == 2 * 16 * 64 * 2,
           "panel sizes");
 }
@@ -370,7 +375,7 @@ static void typed_panels_equal_the_f32_product_over_dequantized_weights(void) {
  * (hr_matmul_multi with the scratch of wp's dot). */
 static void dot_product(hr_pool *pool, float *y, const float *x, hr_panels wp, int n, int din, int dout) {
     uint32_t *xq = wp.t == HR_WT_BF16 ? malloc(sizeof(uint32_t) * (size_t)n * (size_t)((din + 1) / 2)) : NULL;
-    hr_q8_act *xa = wp.t == HR_WT_Q8_0 ? malloc(hr_q8_act_bytes(n, din)) : NULL;
+    hr_q8_act *xa = wp.t == HR_WT_Q8_0 || wp.t == HR_WT_I8 ? malloc(hr_q8_act_bytes(n, din)) : NULL;
     hr_matmul_out o = {y, NULL, wp, dout};
     hr_matmul_multi(pool, x, n, din, &o, 1, false, xq, xa);
     free(xq), free(xa);
@@ -574,11 +579,12 @@ static void int8_dot_quantizes_activations_per_block_as_llamacpp_rounds(void) {
  * output is within its rounding bound: sum over blocks of d_x / 2 * sum
  * |w| (each activation moves by at most d_x / 2) + 1e-5 * sum |x w| (the
  * f32 chains), computed per output in double. */
-static void int8_dot_equals_its_scalar_reference_and_prefill_equals_decode(void) {
+static void int8_dot_over(hr_wtype dt) {
     static const int ishapes[][3] = {{1, 32, 16},   {1, 96, 13}, {2, 160, 40},   {3, 96, 50},    {4, 288, 50},
                                      {19, 544, 33}, {9, 64, 16}, {64, 576, 192}, {130, 480, 80}, {7, 224, 45}};
     double worst_rel = 0, worst_abs = 0;
     size_t bad = 0, bad_dec = 0, over = 0, total = 0;
+    printf("    %s weights\n", hr_wtype_name(dt));
     for (int hw = 1; hw >= 0; hw--) {
         if (hw && hr_cpu_force_int8_hw(1) != HR_OK) continue;
         if (!hw) hr_cpu_force_int8_hw(0);
@@ -590,7 +596,7 @@ static void int8_dot_equals_its_scalar_reference_and_prefill_equals_decode(void)
                 float *x = rand_buf((size_t)n * din, 27), *w = rand_buf((size_t)dout * din, 28);
                 for (int t = 0; t < n; t += 3) memset(x + (size_t)t * din + 32 * (t % (din / 32)), 0, 32 * 4);
                 float *deq = malloc((size_t)dout * din * sizeof(float));
-                hr_panels p = {typed_panels(HR_WT_Q8_0, w, dout, din, deq), HR_WT_Q8_0};
+                hr_panels p = {typed_panels(dt, w, dout, din, deq), dt};
                 float *y = calloc((size_t)n * dout, 4), *yr = calloc((size_t)n * dout, 4),
                       *yd = calloc((size_t)n * dout, 4);
                 dot_product(pool, y, x, p, n, din, dout);
@@ -631,6 +637,56 @@ static void int8_dot_equals_its_scalar_reference_and_prefill_equals_decode(void)
     CHECK(bad == 0, "the int8 dot differs from its reference");
     CHECK(bad_dec == 0, "batched int8 dot differs from one token at a time");
     CHECK(over == 0, "%zu outputs beyond the activations' rounding bound", over);
+}
+static void int8_dot_equals_its_scalar_reference_and_prefill_equals_decode(void) { int8_dot_over(HR_WT_Q8_0); }
+static void per_channel_int8_dot_equals_its_scalar_reference_and_prefill_equals_decode(void) {
+    int8_dot_over(HR_WT_I8);
+}
+
+/* Per-channel int8 pruning keeps each row's scale: the int8 bytes of the
+ * kept columns with the same scales. Exact product: any columns (a head of
+ * 8, scattered ones) removed equals zeroing those inputs bit for bit; the
+ * int8 dot: whole 32-blocks removed (other cuts regroup the activation
+ * blocks). */
+static void per_channel_int8_removing_columns_equals_zeroing_their_inputs(void) {
+    hr_pool *pool = NULL;
+    hr_pool_new(2, &pool);
+    enum { N = 19, DIN = 160, DOUT = 40 };
+    for (int dot = 0; dot <= 1; dot++) {
+        int keep[DIN], n_keep = 0;
+        for (int k = 0; k < DIN; k++)
+            if (dot ? (k / 32) % 2 == 0 : !(k >= 8 && k < 16) && k % 7 != 3 && n_keep < 128) /* 128 of 130 */
+                keep[n_keep++] = k;
+        float *x = rand_buf((size_t)N * DIN, 47), *w = rand_buf((size_t)DOUT * DIN, 48);
+        float *xs = malloc(sizeof(float) * N * n_keep), *deq = malloc(sizeof(float) * DOUT * DIN);
+        for (int t = 0; t < N; t++)
+            for (int k = 0, j = 0; k < DIN; k++) {
+                if (j < n_keep && keep[j] == k) xs[t * n_keep + j++] = x[t * DIN + k];
+                else x[t * DIN + k] = 0.0f;
+            }
+        unsigned char *enc = NULL;
+        size_t rb = hr_t_encode(HR_WT_I8, w, DOUT, DIN, &enc, deq);
+        unsigned char *cut = malloc((size_t)DOUT * n_keep + sizeof(float) * DOUT);
+        for (int r = 0; r < DOUT; r++)
+            for (int j = 0; j < n_keep; j++) cut[r * n_keep + j] = enc[r * rb + (size_t)keep[j]];
+        memcpy(cut + (size_t)DOUT * n_keep, enc + rb * DOUT, sizeof(float) * DOUT); /* the same scales */
+        hr_panels p = {hr_t_pack_typed(HR_WT_I8, enc, rb, 0, 0, DOUT, DIN), HR_WT_I8},
+                  ps = {hr_t_pack_typed(HR_WT_I8, cut, (size_t)n_keep, 0, 0, DOUT, n_keep), HR_WT_I8};
+        float *y = calloc(N * DOUT, 4), *ys = calloc(N * DOUT, 4);
+        if (dot) {
+            dot_product(pool, y, x, p, N, DIN, DOUT);
+            dot_product(pool, ys, xs, ps, N, n_keep, DOUT);
+        } else {
+            hr_matmul(pool, y, x, p, N, DIN, DOUT);
+            hr_matmul(pool, ys, xs, ps, N, n_keep, DOUT);
+        }
+        printf("    %s: %d of %d columns kept\n", dot ? "int8 dot" : "exact", n_keep, DIN);
+        hr_t_maxdiff("zeroed vs removed columns", y, ys, N * DOUT);
+        CHECK(n_bits_differ(y, ys, N * DOUT) == 0, "removed columns change the result (%s)", dot ? "dot" : "exact");
+        free(x), free(w), free(xs), free(deq), free(enc), free(cut), free((void *)p.p), free((void *)ps.p), free(y),
+            free(ys);
+    }
+    hr_pool_free(pool);
 }
 
 /* Pruned = gated for the int8 dot: deleting whole 32-blocks of columns
@@ -674,6 +730,8 @@ int main(void) {
     RUN(int8_dot_quantizes_activations_per_block_as_llamacpp_rounds);
     RUN(int8_dot_equals_its_scalar_reference_and_prefill_equals_decode);
     RUN(int8_dot_removing_whole_blocks_equals_zeroing_their_inputs);
+    RUN(per_channel_int8_dot_equals_its_scalar_reference_and_prefill_equals_decode);
+    RUN(per_channel_int8_removing_columns_equals_zeroing_their_inputs);
     RUN(removing_columns_equals_zeroing_their_inputs_bit_for_bit);
     RUN(one_job_for_several_products_equals_separate_calls);
     RUN(vectorised_swiglu_matches_libm_reference_including_extremes);

@@ -6,9 +6,6 @@
 set -euo pipefail
 : "${HR_TOOLS_DIR:?}" "${HR_SHARED_DIR:?}" "${HR_SOURCE_DIR:?}"
 . "$(dirname "$0")/cli_prelude.sh" "$HR_SHARED_DIR/models/stories260K/stories260K.gguf"
-python=/usr/bin/python3
-if ! "$python" -c 'import torch, numpy' 2>/dev/null; then
-    echo "test_reference: $python cannot import torch/numpy (apt install python3-torch python3-numpy)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/python_prelude.sh"
+need_python "torch numpy"
 "$python" "$HR_SOURCE_DIR/tests/reference/check_reference.py" # not exec: the prelude's trap removes $T

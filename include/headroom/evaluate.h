@@ -255,7 +255,7 @@ typedef struct {
     int n_threads;                  /* 0 = all cores */
     bool bf16_dot;                  /* both models' contexts multiply bf16 weights by the bf16 dot
                                   (hr_context_params.bf16_dot; default false) */
-    bool int8_dot;                  /* both models' contexts multiply Q8_0 weights by the int8 dot
+    bool int8_dot;                  /* both models' contexts multiply Q8_0 / int8 weights by the int8 dot
                                   (hr_context_params.int8_dot; default false) */
     const hr_kv_plan *cand_kv_plan; /* the candidate's KV-cache plan; NULL = full cache (borrowed) */
     double cand_kv_random;          /* >= 0: the candidate gets hr_kv_plan_random(fraction, streaming sink 4

@@ -51,10 +51,22 @@ typedef enum {
     HR_DTYPE_F16 = 1,
     HR_DTYPE_BF16 = 2,
     HR_DTYPE_Q8_0 = 3,
-    HR_DTYPE_KEEP = 4 /* writers: the model's own dtype, hr_dtype_for_model() */
+    HR_DTYPE_KEEP = 4, /* writers: the model's own dtype, hr_dtype_for_model() */
+    HR_DTYPE_INT8 = 5  /* HF folders only: per-channel int8, see below */
 } hr_dtype;
+/* HR_DTYPE_INT8 (Hugging Face folders only; GGUF has no per-channel int8
+ * type: HR_ERR_UNSUPPORTED): compressed-tensors' "int-quantized" layout,
+ * which transformers (with the compressed-tensors package) and vLLM load:
+ * each attention and MLP projection (q/k/v/o, gate/up/down; not GPT-2's
+ * Conv1D) as NAME.weight I8 (rows, cols) plus NAME.weight_scale F32
+ * (rows, 1), weight = scale * q; config.json gets the matching
+ * quantization_config (symmetric 8-bit int weights, strategy "channel").
+ * A matrix held per-channel int8 is copied as it is (bytes and scales);
+ * others are quantized per row: scale = max |row| / 127, q = round half to
+ * even (x / scale) (hr_quantize_i8_row in src/formats/dtype.h). The other
+ * tensors (embeddings, lm_head, norms, biases) are written f32. */
 
-/* "f32" / "f16" / "bf16" / "q8_0" (also "float32", "float16", "bfloat16", "Q8_0"). */
+/* "f32" / "f16" / "bf16" / "q8_0" / "int8" (also "float32", "float16", "bfloat16", "Q8_0"). */
 HR_API hr_status hr_dtype_from_name(const char *name, hr_dtype *out);
 HR_API const char *hr_dtype_name(hr_dtype d); /* "keep" for HR_DTYPE_KEEP */
 
@@ -62,9 +74,10 @@ HR_API const char *hr_dtype_name(hr_dtype d); /* "keep" for HR_DTYPE_KEEP */
  * file, else an HF folder): requested itself, unless it is HR_DTYPE_KEEP:
  * then the model's source dtype (hr_model_source_dtype: for a mixed file
  * the dtype of most matrix parameters; a pruned, GQA-converted or
- * fine-tuned model keeps its input's) when it is f32, f16, bf16 or q8_0
- * and the format holds it; else f32 (llama2.c int8 sources; a q8_0 source
- * written as an HF folder, whose f32 holds every Q8_0 value exactly). */
+ * fine-tuned model keeps its input's) when it is f32, f16, bf16, q8_0 or
+ * int8 and the format holds it; else f32 (llama2.c int8 sources; a q8_0
+ * source written as an HF folder or a per-channel int8 one written as
+ * GGUF, whose f32 holds every value exactly). */
 HR_API hr_dtype hr_dtype_for_model(const hr_model *m, hr_dtype requested, bool gguf);
 
 /* Writes m (and tok's vocabulary when tok is non-NULL) as GGUF at path. */

@@ -784,9 +784,11 @@ class Model(Owner):
     def save(self, path, format="gguf", dtype=None, tokenizer=True, force=False):
         """Writes the model as a GGUF file or a Hugging Face folder (format
         "hf", uniform models only), with its tokenizer unless tokenizer=False.
-        dtype "f32" | "f16" | "bf16" | "q8_0" (GGUF only; default: the library's
-        hr_dtype_for_model — the source's when one of those and the format
-        holds it, else f32; a pruned or fine-tuned model keeps its input's).
+        dtype "f32" | "f16" | "bf16" | "q8_0" (GGUF only) | "int8" (HF only:
+        compressed-tensors per-channel int8 projections; default: the
+        library's hr_dtype_for_model — the source's when one of those and the
+        format holds it, else f32; a pruned or fine-tuned model keeps its
+        input's).
         The output is checked first as the CLI checks it (never an input,
         never a foreign file unless force) and appears atomically."""
         if format not in ("gguf", "hf"):

@@ -58,15 +58,20 @@ void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int 
 
 /* ---- typed panels (kernels.h) ---- */
 
-enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* one panel's 32-block: 16 f16 scales, (8, 16, 4) u8 = q + 128 */
+/* One panel's 32-block: Q8_0 16 f16 scales, (8, 16, 4) u8 = q + 128; per-channel
+ * int8 the same k-quads after a panel header of 16 f32 row scales. */
+enum { Q8_BLOCK_BYTES = 32 + 32 * 16, I8_HDR = 64, I8_BLOCK_BYTES = 32 * 16 };
 
 /* Byte offset in a Q8_0 block of the weight of row j of its panel at k (k
  * within the block): 4-k quads of 16 rows, row j's 4 k at dword j. */
 static size_t q8_offset(int j, int kk) { return 32 + (size_t)(kk / 4) * 64 + (size_t)j * 4 + (size_t)(kk % 4); }
+/* The same in a per-channel int8 panel, from the panel's start. */
+static size_t i8_offset(int j, int k) { return I8_HDR + (size_t)(k / 32) * I8_BLOCK_BYTES + q8_offset(j, k % 32) - 32; }
 
 size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in) {
     size_t panels = (size_t)((d_out + 15) / 16);
     if (t == HR_WT_Q8_0) return d_in % 32 ? 0 : panels * (size_t)(d_in / 32) * Q8_BLOCK_BYTES;
+    if (t == HR_WT_I8) return d_in % 32 ? 0 : panels * (I8_HDR + (size_t)(d_in / 32) * I8_BLOCK_BYTES);
     if (t == HR_WT_BF16) return panels * 16 * (size_t)(d_in + (d_in & 1)) * 2; /* whole k-pairs */
     return panels * 16 * (size_t)d_in * (t == HR_WT_F32 ? 4 : 2);
 }
@@ -75,8 +80,8 @@ size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in) {
  * of 64 bytes, row j's pair at dword j with k (even) in the high half. */
 static size_t bf16_offset(int j, int k) { return ((size_t)(k / 2) * 32 + 2 * (size_t)j + (size_t)(1 - (k & 1))) * 2; }
 
-void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int perm_heads, int head_dim, int d_out,
-                      int d_in, int p0, int p1) {
+void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, const float *row_scale, size_t row_bytes, int perm_heads,
+                      int head_dim, int d_out, int d_in, int p0, int p1) {
     size_t ps = hr_packed_bytes(t, 16, d_in);
     for (int p = p0; p < p1; p++) {
         unsigned char *dst = (unsigned char *)wp + (size_t)p * ps;
@@ -84,7 +89,11 @@ void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int
             int r = p * 16 + j, sr = r;
             if (r < d_out && perm_heads) sr = r / head_dim * head_dim + hr_qk_rotate_half_src(r % head_dim, head_dim);
             const unsigned char *src = r < d_out ? (const unsigned char *)w + (size_t)sr * row_bytes : NULL;
-            if (t == HR_WT_Q8_0) {
+            if (t == HR_WT_I8) {
+                float sc = src ? row_scale[sr] : 0.0f;
+                memcpy(dst + 4 * (size_t)j, &sc, 4);
+                for (int k = 0; k < d_in; k++) dst[i8_offset(j, k)] = (unsigned char)((src ? src[k] : 0) ^ 0x80);
+            } else if (t == HR_WT_Q8_0) {
                 for (int b = 0; b < d_in / 32; b++) {
                     unsigned char *blk = dst + (size_t)b * Q8_BLOCK_BYTES;
                     const unsigned char *sb = src ? src + (size_t)b * 34 : NULL;
@@ -121,6 +130,11 @@ float hr_panels_get(hr_panels wp, int d_in, int r, int k) {
         const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
         memcpy(&h, blk + 2 * j, 2);
         return hr_f16_to_f32(h) * (float)(int8_t)(blk[q8_offset(j, k % 32)] ^ 0x80);
+    }
+    case HR_WT_I8: {
+        float sc;
+        memcpy(&sc, pan + 4 * (size_t)j, 4);
+        return sc * (float)(int8_t)(pan[i8_offset(j, k)] ^ 0x80);
     }
     default: {
         float f;
@@ -172,10 +186,15 @@ size_t hr_q8_act_bytes(int n, int d_in) { return sizeof(hr_q8_act) * (size_t)n *
 
 void hr_q8_acts(hr_q8_act *xa, const float *x, int n, int d_in) { hr_kernels()->q8_acts(xa, x, n, d_in); }
 
-/* Row r's int8 weight q_w at k of Q8_0 panels, and its block's f16 scale as f32. */
+/* Row r's int8 weight q_w at k of Q8_0 panels, and its block's f16 scale as
+ * f32; of per-channel int8 panels, and the row's f32 scale. */
 static int q8_weight(hr_panels wp, int d_in, int r, int k, float *dw) {
-    const unsigned char *blk = (const unsigned char *)wp.p + (size_t)(r / 16) * hr_packed_bytes(wp.t, 16, d_in) +
-                               (size_t)(k / 32) * Q8_BLOCK_BYTES;
+    const unsigned char *pan = (const unsigned char *)wp.p + (size_t)(r / 16) * hr_packed_bytes(wp.t, 16, d_in);
+    if (wp.t == HR_WT_I8) {
+        memcpy(dw, pan + 4 * (size_t)(r % 16), 4);
+        return (int8_t)(pan[i8_offset(r % 16, k)] ^ 0x80);
+    }
+    const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
     uint16_t h;
     memcpy(&h, blk + 2 * (r % 16), 2);
     *dw = hr_f16_to_f32(h);
@@ -229,9 +248,9 @@ typedef struct {
     const hr_kernel_table *kt; /* one path for the whole job */
     void (*gemv_dot)(float *, const uint32_t *, const void *, int, int, int, int);
     void (*gemm_dot)(float *, const uint32_t *, const void *, int, int, int, int, int);
-    const hr_q8_act *xa; /* (n, d_in / 32) int8 activation blocks: Q8_0 panels by the int8 dot; NULL = exact */
-    void (*gemv_i8)(float *, const hr_q8_act *, const void *, int, int, int, int);
-    void (*gemm_i8)(float *, const hr_q8_act *, const void *, int, int, int, int, int);
+    const hr_q8_act *xa; /* (n, d_in / 32) int8 activation blocks: Q8_0 / int8 panels by the int8 dot; NULL = exact */
+    void (*gemv_i8)(float *, const hr_q8_act *, const void *, int, int, int, int, int);
+    void (*gemm_i8)(float *, const hr_q8_act *, const void *, int, int, int, int, int, int);
 } matmul_job;
 
 static void matmul_task(void *vp, int i) {
@@ -250,12 +269,13 @@ static void matmul_task(void *vp, int i) {
                 j->gemv_dot(o->y + (size_t)t * o->d_out, j->xq + (size_t)t * n_pairs, o->wp.p, j->d_in, o->d_out, p0,
                             p1);
         else j->gemm_dot(o->y, j->xq, o->wp.p, j->n, j->d_in, o->d_out, p0, p1);
-    } else if (j->xa && o->wp.t == HR_WT_Q8_0) {
+    } else if (j->xa && (o->wp.t == HR_WT_Q8_0 || o->wp.t == HR_WT_I8)) {
         int nb = j->d_in / 32;
         if (j->n < 4)
             for (int t = 0; t < j->n; t++)
-                j->gemv_i8(o->y + (size_t)t * o->d_out, j->xa + (size_t)t * nb, o->wp.p, j->d_in, o->d_out, p0, p1);
-        else j->gemm_i8(o->y, j->xa, o->wp.p, j->n, j->d_in, o->d_out, p0, p1);
+                j->gemv_i8(o->y + (size_t)t * o->d_out, j->xa + (size_t)t * nb, o->wp.p, o->wp.t, j->d_in, o->d_out, p0,
+                           p1);
+        else j->gemm_i8(o->y, j->xa, o->wp.p, o->wp.t, j->n, j->d_in, o->d_out, p0, p1);
     } else if (j->blas && o->w) {
         int r0 = p0 * 16, r1 = p1 * 16 < o->d_out ? p1 * 16 : o->d_out;
         hr_sgemm_nt(o->y + r0, o->d_out, j->x, o->w + (size_t)r0 * j->d_in, j->n, j->d_in, r1 - r0);
@@ -293,7 +313,7 @@ void hr_matmul_multi(hr_pool *pool, const float *x, int n, int d_in, const hr_ma
     for (int m = 0; m < n_outs && m < HR_MATMUL_MAX_OUTS; m++) {
         j.out[j.n_outs++] = outs[m];
         any_bf16 |= outs[m].wp.t == HR_WT_BF16;
-        any_q8 |= outs[m].wp.t == HR_WT_Q8_0;
+        any_q8 |= outs[m].wp.t == HR_WT_Q8_0 || outs[m].wp.t == HR_WT_I8;
     }
     j.x = x, j.n = n, j.d_in = d_in, j.blas = blas && n > 1, j.kt = hr_kernels();
     if (xq && any_bf16) {

@@ -44,14 +44,24 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  *   k-quads of 64 bytes, the layout VPDPBUSD reads: byte 4j + i of quad m
  *   (dword j) is row 16p + j's weight at k = 32b + 4m + i, stored as the
  *   unsigned byte q + 128 (q ^ 0x80; rows past d_out hold q = 0, scale 0).
+
  *   17 bytes per 16 weights, the file's 34 per 32; the exact kernels and
  *   the int8 dot read the same copy.
+ * - HR_WT_I8: per-channel int8 (one f32 scale per row, d_in a multiple of
+ *   32): panel p is a header of 64 bytes, the 16 rows' scales as f32 (0
+ *   past d_out), then d_in/32 blocks of the Q8_0 k-quads above without
+ *   their scales (512 bytes). Weight = (float)q * scale rounded once to
+ *   f32. Scales must be finite and zero or at least 2^-100 in magnitude
+ *   (the loaders refuse others), which keeps the kernels' scaled products
+ *   normal. 1 byte a weight plus 4 a row.
  * The kernels convert each weight to f32 exactly as the dequantizer does
  * (bf16 / f16 -> f32 is exact; Q8_0: (float)scale * (float)q, which is exact
- * too: an 11-bit by 8-bit product) and run the same chain, so a typed
+ * too: an 11-bit by 8-bit product; int8: scale * (float)q, one rounding)
+ * and run the same chain, so a typed
  * product equals, bit for bit, the f32 product over the dequantized weights
  * (for finite weights). Prefill = decode and thread independence therefore
- * hold per dtype; pruned = gated holds for bf16 / f16 always, and for Q8_0
+ * hold per dtype; pruned = gated holds for bf16 / f16 / int8 always (an
+ * int8 row keeps its scale when columns are cut), and for Q8_0
  * when the removed columns are whole 32-blocks of every row (the kept
  * blocks and their scales are then unchanged); a pruned Q8_0 matrix that
  * is re-quantized has new scales and is a different model. */
@@ -73,9 +83,10 @@ void hr_pack_panels(float *wp, const float *w, int d_out, int d_in, int p0, int 
 /* Packs panels [p0, p1) of a matrix stored row-major in dtype t's file
  * encoding (row r's bytes at w + src_row(r) * row_bytes, src_row(r) = r
  * when perm_heads is 0, else rotate-half rows of perm_heads heads of
- * head_dim read as interleaved pairs) into wp (hr_packed_bytes). */
-void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, size_t row_bytes, int perm_heads, int head_dim, int d_out,
-                      int d_in, int p0, int p1);
+ * head_dim read as interleaved pairs) into wp (hr_packed_bytes). HR_WT_I8:
+ * rows of d_in int8, row_scale[src_row(r)] their scales (NULL otherwise). */
+void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, const float *row_scale, size_t row_bytes, int perm_heads,
+                      int head_dim, int d_out, int d_in, int p0, int p1);
 /* Weight (r, k) of typed panels as the kernels see it (the dequantized f32). */
 float hr_panels_get(hr_panels wp, int d_in, int r, int k);
 /* The plain chain per output, scalar fmaf: the bit-exact reference. */
@@ -107,8 +118,8 @@ void hr_bf16_pairs(uint32_t *xq, const float *x, int n, int d_in);
  * bit-exact reference (wp bf16 panels). */
 void hr_matmul_bf16dot_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out);
 
-/* The int8 dot: an opt-in arithmetic for Q8_0 panels (hr_context_params.
- * int8_dot), llama.cpp's for Q8_0 weights. Each token's activations are
+/* The int8 dot: an opt-in arithmetic for Q8_0 and per-channel int8 panels
+ * (hr_context_params.int8_dot), llama.cpp's for Q8_0 weights. Each token's activations are
  * quantized per 32-block b as llama.cpp's reference quantize_row_q8_0
  * does, in f32: amax = max |x_k| over the block, d_x = amax / 127 (kept as
  * f32; llama.cpp rounds it to f16), id = 1 / d_x, q_k = roundf(x_k * id)
@@ -117,7 +128,8 @@ void hr_matmul_bf16dot_ref(float *y, const float *x, hr_panels wp, int n, int d_
  * d_x = NaN, q = 0 (its outputs are NaN). Each output row r is then
  *   acc = 0; for b in order: s = sum_k q_w[r, k] q_k (an exact int32),
  *   acc = fmaf((float)s, d_w[r, b] * d_x[b], acc)
- * with d_w the row's f16 scale as f32 (one f32 multiply). s is exact on
+ * with d_w the row's f16 scale of block b as f32 (per-channel int8: the
+ * row's f32 scale, the same for every block; one f32 multiply). s is exact on
  * every path (VPDPBUSD's u8 (q_w + 128) x s8 products minus 128 sum_x
  * where the CPU has AVX512-VNNI / AVX-VNNI, exact integer emulation
  * elsewhere) and (float)s is exact (|s| < 2^24), so every path gives the

@@ -502,31 +502,47 @@ static inline void store_panel(float *y, int p, int d_out, v16 a) {
 
 /* ---- typed panels (kernels.h's hr_wtype) ---- */
 
-enum { Q8_BLOCK_BYTES = 32 + 32 * 16 }; /* 16 f16 scales, (8, 16, 4) u8 = q + 128: k-quads */
+/* Q8_0: a panel is d_in / 32 blocks of 16 f16 scales then (8, 16, 4) u8 =
+ * q + 128 (k-quads). Per-channel int8 (HR_WT_I8): a header of the 16 rows'
+ * f32 scales, then d_in / 32 blocks of the same k-quads without scales. */
+enum { Q8_BLOCK_BYTES = 32 + 32 * 16, I8_HDR = 64, I8_BLOCK_BYTES = 32 * 16 };
+
+/* Whether dt's panels are 8-bit k-quads (Q8_0, per-channel int8). */
+static inline bool w_is_q8(int dt) { return dt == HR_WT_Q8_0 || dt == HR_WT_I8; }
+/* Bytes of one 32-block of a q8 panel, and the offset of its k-quads. */
+static inline size_t q8_block_bytes(int dt) { return dt == HR_WT_Q8_0 ? Q8_BLOCK_BYTES : I8_BLOCK_BYTES; }
+static inline size_t q8_quads_at(int dt) { return dt == HR_WT_Q8_0 ? 32 : 0; }
 
 static inline size_t w_panel_bytes(int dt, int d_in) {
     return dt == HR_WT_F32    ? (size_t)d_in * 64
            : dt == HR_WT_Q8_0 ? (size_t)(d_in / 32) * Q8_BLOCK_BYTES
+           : dt == HR_WT_I8   ? I8_HDR + (size_t)(d_in / 32) * I8_BLOCK_BYTES
            : dt == HR_WT_BF16 ? (size_t)(d_in + (d_in & 1)) * 32 /* whole k-pairs */
                               : (size_t)d_in * 32;
 }
-/* A panel's weights from k0 on (k0 a multiple of 32). */
+/* The panel at pw's weights from k0 on (k0 a multiple of 32). */
 static inline const unsigned char *w_from(int dt, const unsigned char *pw, int k0) {
-    return pw + (dt == HR_WT_Q8_0 ? (size_t)(k0 / 32) * Q8_BLOCK_BYTES : (size_t)k0 * (dt == HR_WT_F32 ? 64 : 32));
+    if (w_is_q8(dt)) return pw + (dt == HR_WT_I8 ? I8_HDR : 0) + (size_t)(k0 / 32) * q8_block_bytes(dt);
+    return pw + (size_t)k0 * (dt == HR_WT_F32 ? 64 : 32);
 }
-/* The scales of the 32-block at blk times 2^-24 (Q8_0 only; exact: f16
- * scales are at least 2^-24, so the products stay normal f32), for
- * q8_lane's q * 2^24: their product is scale * q exactly, the dequantizer's
- * float. */
-static inline v16 w_scale(int dt, const unsigned char *blk) {
-    return dt == HR_WT_Q8_0 ? v_mul(v_from_f16(blk), v_set1(0x1p-24f)) : v_zero();
+/* The scales of the 32-block at blk of the panel at pan times 2^-24 (Q8_0:
+ * the block's f16 scales, at least 2^-24; per-channel int8: the rows' f32
+ * scales from the header, zero or at least 2^-100 in magnitude (the
+ * loaders' check); so the products stay normal f32), for q8_lane's
+ * q * 2^24: their product is scale * q rounded once, the dequantizer's
+ * float (exact for Q8_0: an 11-bit by 8-bit product). */
+static inline v16 w_scale(int dt, const unsigned char *pan, const unsigned char *blk) {
+    if (dt == HR_WT_Q8_0) return v_mul(v_from_f16(blk), v_set1(0x1p-24f));
+    if (dt == HR_WT_I8) return v_mul(v_load((const float *)(const void *)pan), v_set1(0x1p-24f));
+    return v_zero();
 }
 /* The 16 weights at k = block start + kk, as the dequantizer's floats. */
 static inline v16 w_load(int dt, const unsigned char *blk, int kk, v16 scale) {
     switch (dt) {
     case HR_WT_BF16: return v_bf16_half(blk + (size_t)(kk >> 1) * 64, !(kk & 1));
     case HR_WT_F16: return v_from_f16(blk + (size_t)kk * 32);
-    case HR_WT_Q8_0: return v_mul(scale, q8_lane(q8_quad(blk + 32 + (size_t)(kk >> 2) * 64), kk & 3));
+    case HR_WT_Q8_0:
+    case HR_WT_I8: return v_mul(scale, q8_lane(q8_quad(blk + q8_quads_at(dt) + (size_t)(kk >> 2) * 64), kk & 3));
     default: return v_load((const float *)blk + (size_t)kk * 16);
     }
 }
@@ -544,10 +560,11 @@ static inline __attribute__((always_inline)) void gemv_t(int dt, float *y, const
         for (int kb = 0; kb < d_in; kb += 32) {
             int kn = d_in - kb < 32 ? d_in - kb : 32;
             const unsigned char *b0 = w_from(dt, w0, kb), *b1 = b0 + ps, *b2 = b1 + ps, *b3 = b2 + ps;
-            v16 s0 = w_scale(dt, b0), s1 = w_scale(dt, b1), s2 = w_scale(dt, b2), s3 = w_scale(dt, b3);
-            if (dt == HR_WT_Q8_0) { /* a quad's bytes loaded once for its 4 k */
+            v16 s0 = w_scale(dt, w0, b0), s1 = w_scale(dt, w0 + ps, b1), s2 = w_scale(dt, w0 + 2 * ps, b2),
+                s3 = w_scale(dt, w0 + 3 * ps, b3);
+            if (w_is_q8(dt)) { /* a quad's bytes loaded once for its 4 k */
                 for (int m = 0; m < 8; m++) {
-                    size_t o = 32 + (size_t)m * 64;
+                    size_t o = q8_quads_at(dt) + (size_t)m * 64;
                     q8raw r0 = q8_quad(b0 + o), r1 = q8_quad(b1 + o), r2 = q8_quad(b2 + o), r3 = q8_quad(b3 + o);
 #pragma GCC unroll 4
                     for (int i = 0; i < 4; i++) {
@@ -577,7 +594,7 @@ static inline __attribute__((always_inline)) void gemv_t(int dt, float *y, const
         for (int kb = 0; kb < d_in; kb += 32) {
             int kn = d_in - kb < 32 ? d_in - kb : 32;
             const unsigned char *b0 = w_from(dt, w0, kb);
-            v16 s0 = w_scale(dt, b0);
+            v16 s0 = w_scale(dt, w0, b0);
             for (int kk = 0; kk < kn; kk++) a0 = v_fma(v_set1(x[kb + kk]), w_load(dt, b0, kk, s0), a0);
         }
         store_panel(y, p, d_out, a0);
@@ -589,6 +606,7 @@ static void gemv_panels(float *y, const float *x, const void *wp, int wt, int d_
     case HR_WT_BF16: gemv_t(HR_WT_BF16, y, x, wp, d_in, d_out, p0, p1); break;
     case HR_WT_F16: gemv_t(HR_WT_F16, y, x, wp, d_in, d_out, p0, p1); break;
     case HR_WT_Q8_0: gemv_t(HR_WT_Q8_0, y, x, wp, d_in, d_out, p0, p1); break;
+    case HR_WT_I8: gemv_t(HR_WT_I8, y, x, wp, d_in, d_out, p0, p1); break;
     default: gemv_t(HR_WT_F32, y, x, wp, d_in, d_out, p0, p1); break;
     }
 }
@@ -609,31 +627,33 @@ static inline __attribute__((always_inline)) void tile_k(v16 a[GEMM_MR][GEMM_NP]
 /* The register tile: c (GEMM_MR rows of stride ldc) x np panels (np <=
  * GEMM_NP, constant after inlining) over k in [k0, k1) (k0 a multiple of
  * 32), starting from zero when first, else continuing the chains stored in
- * c. x rows have stride ldx; w0, w1 are the panels' starts. */
+ * c. x rows have stride ldx and hold k from xk0 on; w0, w1 are the panels'
+ * starts. */
 static inline __attribute__((always_inline)) void tile(int dt, float *c, size_t ldc, const float *x, size_t ldx,
-                                                       const unsigned char *w0, const unsigned char *w1, int np, int k0,
-                                                       int k1, int first) {
+                                                       int xk0, const unsigned char *w0, const unsigned char *w1,
+                                                       int np, int k0, int k1, int first) {
     v16 a[GEMM_MR][GEMM_NP];
     for (int i = 0; i < GEMM_MR; i++)
         for (int j = 0; j < np; j++) a[i][j] = first ? v_zero() : v_load(c + (size_t)i * ldc + 16 * j);
     for (int kb = k0; kb < k1; kb += 32) {
         int kn = k1 - kb < 32 ? k1 - kb : 32;
         const unsigned char *c0 = w_from(dt, w0, kb), *c1 = np > 1 ? w_from(dt, w1, kb) : c0;
-        v16 s0 = w_scale(dt, c0), s1 = np > 1 ? w_scale(dt, c1) : s0;
-        if (dt == HR_WT_Q8_0) { /* a quad's bytes loaded once for its 4 k */
+        v16 s0 = w_scale(dt, w0, c0), s1 = np > 1 ? w_scale(dt, w1, c1) : s0;
+        if (w_is_q8(dt)) { /* a quad's bytes loaded once for its 4 k */
             for (int m = 0; m < 8; m++) {
-                q8raw r0 = q8_quad(c0 + 32 + (size_t)m * 64), r1 = np > 1 ? q8_quad(c1 + 32 + (size_t)m * 64) : r0;
+                size_t o = q8_quads_at(dt) + (size_t)m * 64;
+                q8raw r0 = q8_quad(c0 + o), r1 = np > 1 ? q8_quad(c1 + o) : r0;
 #pragma GCC unroll 4
                 for (int q = 0; q < 4; q++) {
                     v16 b0 = v_mul(s0, q8_lane(r0, q)), b1 = np > 1 ? v_mul(s1, q8_lane(r1, q)) : b0;
-                    tile_k(a, x, ldx, kb + 4 * m + q, b0, b1, np);
+                    tile_k(a, x, ldx, kb - xk0 + 4 * m + q, b0, b1, np);
                 }
             }
             continue;
         }
         for (int kk = 0; kk < kn; kk++) {
             v16 b0 = w_load(dt, c0, kk, s0), b1 = np > 1 ? w_load(dt, c1, kk, s1) : b0;
-            tile_k(a, x, ldx, kb + kk, b0, b1, np);
+            tile_k(a, x, ldx, kb - xk0 + kk, b0, b1, np);
         }
     }
     for (int i = 0; i < GEMM_MR; i++)
@@ -641,10 +661,10 @@ static inline __attribute__((always_inline)) void tile(int dt, float *c, size_t 
 }
 
 static inline __attribute__((always_inline)) void tile_np(int dt, float *c, size_t ldc, const float *x, size_t ldx,
-                                                          const unsigned char *w0, const unsigned char *w1, int np,
-                                                          int k0, int k1, int first) {
-    if (GEMM_NP > 1 && np == 2) tile(dt, c, ldc, x, ldx, w0, w1, 2, k0, k1, first);
-    else tile(dt, c, ldc, x, ldx, w0, w1, 1, k0, k1, first);
+                                                          int xk0, const unsigned char *w0, const unsigned char *w1,
+                                                          int np, int k0, int k1, int first) {
+    if (GEMM_NP > 1 && np == 2) tile(dt, c, ldc, x, ldx, xk0, w0, w1, 2, k0, k1, first);
+    else tile(dt, c, ldc, x, ldx, xk0, w0, w1, 1, k0, k1, first);
 }
 
 /* A tile with fewer than GEMM_MR tokens or panels past d_out: the same tile
@@ -661,13 +681,12 @@ static inline __attribute__((always_inline)) void tile_edge(int dt, float *y, co
         for (int i = 0; i < mr; i++)
             memcpy(cbuf + i * CW, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
     if (mr == GEMM_MR) {
-        tile_np(dt, cbuf, CW, x + (size_t)t * d_in, (size_t)d_in, w0, w1, np, k0, k1, first);
+        tile_np(dt, cbuf, CW, x + (size_t)t * d_in, (size_t)d_in, 0, w0, w1, np, k0, k1, first);
     } else {
         memset(xbuf, 0, sizeof xbuf);
         for (int i = 0; i < mr; i++)
             memcpy(xbuf + i * GEMM_KC, x + (size_t)(t + i) * d_in + k0, sizeof(float) * (size_t)(k1 - k0));
-        const unsigned char *v0 = w_from(dt, w0, k0), *v1 = np > 1 ? w_from(dt, w1, k0) : v0;
-        tile_np(dt, cbuf, CW, xbuf, GEMM_KC, v0, v1, np, 0, k1 - k0, first);
+        tile_np(dt, cbuf, CW, xbuf, GEMM_KC, k0, w0, w1, np, k0, k1, first);
     }
     for (int i = 0; i < mr; i++) memcpy(y + (size_t)(t + i) * d_out + c0, cbuf + i * CW, sizeof(float) * (size_t)cols);
 }
@@ -689,7 +708,7 @@ static inline __attribute__((always_inline)) void gemm_t(int dt, float *y, const
                     int mr = t1 - t < GEMM_MR ? t1 - t : GEMM_MR;
                     if (mr == GEMM_MR && cols_ok)
                         tile_np(dt, y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out, x + (size_t)t * d_in,
-                                (size_t)d_in, w0, w1, np, k0, k1, first);
+                                (size_t)d_in, 0, w0, w1, np, k0, k1, first);
                     else tile_edge(dt, y, x, w0, w1, np, mr, t, p, d_in, d_out, k0, k1, first);
                 }
             }
@@ -702,6 +721,7 @@ static void gemm_panels(float *y, const float *x, const void *wp, int wt, int n,
     case HR_WT_BF16: gemm_t(HR_WT_BF16, y, x, wp, n, d_in, d_out, p0, p1); break;
     case HR_WT_F16: gemm_t(HR_WT_F16, y, x, wp, n, d_in, d_out, p0, p1); break;
     case HR_WT_Q8_0: gemm_t(HR_WT_Q8_0, y, x, wp, n, d_in, d_out, p0, p1); break;
+    case HR_WT_I8: gemm_t(HR_WT_I8, y, x, wp, n, d_in, d_out, p0, p1); break;
     default: gemm_t(HR_WT_F32, y, x, wp, n, d_in, d_out, p0, p1); break;
     }
 }
@@ -792,9 +812,9 @@ gemv_dot_t(int hw, float *y, const uint32_t *xq, const unsigned char *wp, int d_
 }
 
 /* The register tile of tile() over pairs [m0, m1): xq rows of stride ldq
- * (pairs), w0 / w1 the panels' starts. */
+ * (pairs) holding pairs from xm0 on, w0 / w1 the panels' starts. */
 static inline __attribute__((always_inline)) DOT_HW_ATTR void dtile(int hw, float *c, size_t ldc, const uint32_t *xq,
-                                                                    size_t ldq, const unsigned char *w0,
+                                                                    size_t ldq, int xm0, const unsigned char *w0,
                                                                     const unsigned char *w1, int np, int m0, int m1,
                                                                     int first) {
     v16 a[GEMM_MR][GEMM_NP];
@@ -804,7 +824,7 @@ static inline __attribute__((always_inline)) DOT_HW_ATTR void dtile(int hw, floa
         bpair b0 = bp_load(hw, w0 + (size_t)m * 64), b1 = np > 1 ? bp_load(hw, w1 + (size_t)m * 64) : b0;
 #pragma GCC unroll 8
         for (int i = 0; i < GEMM_MR; i++) {
-            uint32_t xp = xq[(size_t)i * ldq + m];
+            uint32_t xp = xq[(size_t)i * ldq + (m - xm0)];
             a[i][0] = bp_dot(hw, a[i][0], b0, xp);
             if (np > 1) a[i][GEMM_NP - 1] = bp_dot(hw, a[i][GEMM_NP - 1], b1, xp);
         }
@@ -952,69 +972,78 @@ static inline int32_t i8_xdword(const hr_q8_act *xb, int m) {
     return d;
 }
 
+/* The weights' scales d_w of the 32-block at blk of the panel at pan:
+ * Q8_0's f16 block scales, or the per-channel rows' f32 scales. */
+static inline v16 i8_wscale(int dt, const unsigned char *pan, const unsigned char *blk) {
+    return dt == HR_WT_I8 ? v_load((const float *)(const void *)pan) : v_from_f16(blk);
+}
 /* acc after block xb of one token: s (the quads' sums; minus 128 * sum q_x
- * on hw, whose weights are q + 128) times d_w * d_x (blk's scales). */
-static inline __attribute__((always_inline)) v16 i8_fold(int hw, v16 acc, vi16 s, const hr_q8_act *xb,
-                                                         const unsigned char *blk) {
-    return v_fma(vi_float(s, hw ? 128 * xb->sum : 0), v_mul(v_from_f16(blk), v_set1(xb->d)), acc);
+ * on hw, whose weights are q + 128) times d_w * d_x. */
+static inline __attribute__((always_inline)) v16 i8_fold(int hw, v16 acc, vi16 s, const hr_q8_act *xb, v16 dw) {
+    return v_fma(vi_float(s, hw ? 128 * xb->sum : 0), v_mul(dw, v_set1(xb->d)), acc);
 }
 
-/* np (1 or 4) panels from w0 (stride ps) of one token's nb blocks xa. */
-static inline __attribute__((always_inline)) DOT_HW_ATTR void gemv_i8_np(int hw, float *y, const hr_q8_act *xa,
+/* np (1 or 4) panels from w0 (stride ps; dt Q8_0 or per-channel int8) of
+ * one token's nb blocks xa. */
+static inline __attribute__((always_inline)) DOT_HW_ATTR void gemv_i8_np(int hw, int dt, float *y, const hr_q8_act *xa,
                                                                          const unsigned char *w0, size_t ps, int nb,
                                                                          int d_out, int p, int np) {
     v16 a[4];
     for (int j = 0; j < np; j++) a[j] = v_zero();
+    const size_t qo = q8_quads_at(dt);
     for (int b = 0; b < nb; b++) {
-        const unsigned char *blk = w0 + (size_t)b * Q8_BLOCK_BYTES;
+        const unsigned char *blk = w_from(dt, w0, 32 * b);
         vi16 s[4];
         for (int j = 0; j < np; j++) s[j] = vi_zero();
         for (int m = 0; m < 8; m++) {
             i8quad xv = i8_xset(hw, i8_xdword(xa + b, m));
-            for (int j = 0; j < np; j++) s[j] = vi_dot(hw, s[j], i8_wload(hw, blk + j * ps + 32 + 64 * m), xv);
+            for (int j = 0; j < np; j++) s[j] = vi_dot(hw, s[j], i8_wload(hw, blk + j * ps + qo + 64 * m), xv);
         }
-        for (int j = 0; j < np; j++) a[j] = i8_fold(hw, a[j], s[j], xa + b, blk + j * ps);
+        for (int j = 0; j < np; j++) a[j] = i8_fold(hw, a[j], s[j], xa + b, i8_wscale(dt, w0 + j * ps, blk + j * ps));
     }
     for (int j = 0; j < np; j++) store_panel(y, p + j, d_out, a[j]);
 }
 
 /* y[panels p0..p1) of one token (activation blocks xa), four panels at once. */
 static inline __attribute__((always_inline)) DOT_HW_ATTR void
-gemv_i8_t(int hw, float *y, const hr_q8_act *xa, const unsigned char *wp, int d_in, int d_out, int p0, int p1) {
-    const size_t ps = w_panel_bytes(HR_WT_Q8_0, d_in);
+gemv_i8_t(int hw, int dt, float *y, const hr_q8_act *xa, const unsigned char *wp, int d_in, int d_out, int p0, int p1) {
+    const size_t ps = w_panel_bytes(dt, d_in);
     int p = p0;
-    for (; p + 4 <= p1; p += 4) gemv_i8_np(hw, y, xa, wp + (size_t)p * ps, ps, d_in / 32, d_out, p, 4);
-    for (; p < p1; p++) gemv_i8_np(hw, y, xa, wp + (size_t)p * ps, ps, d_in / 32, d_out, p, 1);
+    for (; p + 4 <= p1; p += 4) gemv_i8_np(hw, dt, y, xa, wp + (size_t)p * ps, ps, d_in / 32, d_out, p, 4);
+    for (; p < p1; p++) gemv_i8_np(hw, dt, y, xa, wp + (size_t)p * ps, ps, d_in / 32, d_out, p, 1);
 }
 
 /* The int8 register tile: I8_MR tokens (activation rows of stride lda
- * blocks) x np panels over blocks [b0, b1). */
-static inline __attribute__((always_inline)) DOT_HW_ATTR void i8tile(int hw, float *c, size_t ldc, const hr_q8_act *xa,
-                                                                     size_t lda, const unsigned char *w0,
-                                                                     const unsigned char *w1, int np, int b0, int b1,
-                                                                     int first) {
+ * blocks, holding blocks from xb0 on) x np panels (starts w0, w1) over
+ * blocks [b0, b1). */
+static inline __attribute__((always_inline)) DOT_HW_ATTR void i8tile(int hw, int dt, float *c, size_t ldc,
+                                                                     const hr_q8_act *xa, size_t lda, int xb0,
+                                                                     const unsigned char *w0, const unsigned char *w1,
+                                                                     int np, int b0, int b1, int first) {
     v16 a[I8_MR][I8_NP];
     for (int i = 0; i < I8_MR; i++)
         for (int j = 0; j < np; j++) a[i][j] = first ? v_zero() : v_load(c + (size_t)i * ldc + 16 * j);
+    const size_t qo = q8_quads_at(dt);
     for (int b = b0; b < b1; b++) {
-        const unsigned char *c0 = w0 + (size_t)b * Q8_BLOCK_BYTES, *c1 = w1 + (size_t)b * Q8_BLOCK_BYTES;
+        const unsigned char *c0 = w_from(dt, w0, 32 * b), *c1 = w_from(dt, w1, 32 * b);
         vi16 s[I8_MR][I8_NP];
         for (int i = 0; i < I8_MR; i++)
             for (int j = 0; j < np; j++) s[i][j] = vi_zero();
         for (int m = 0; m < 8; m++) {
-            i8quad wa = i8_wload(hw, c0 + 32 + 64 * m), wb = np > 1 ? i8_wload(hw, c1 + 32 + 64 * m) : wa;
+            i8quad wa = i8_wload(hw, c0 + qo + 64 * m), wb = np > 1 ? i8_wload(hw, c1 + qo + 64 * m) : wa;
 #pragma GCC unroll 8
             for (int i = 0; i < I8_MR; i++) {
-                i8quad xv = i8_xset(hw, i8_xdword(xa + (size_t)i * lda + b, m));
+                i8quad xv = i8_xset(hw, i8_xdword(xa + (size_t)i * lda + (b - xb0), m));
                 s[i][0] = vi_dot(hw, s[i][0], wa, xv);
                 if (np > 1) s[i][I8_NP - 1] = vi_dot(hw, s[i][I8_NP - 1], wb, xv);
             }
         }
+        v16 d0 = i8_wscale(dt, w0, c0), d1 = np > 1 ? i8_wscale(dt, w1, c1) : d0;
 #pragma GCC unroll 8
         for (int i = 0; i < I8_MR; i++) {
-            const hr_q8_act *xb = xa + (size_t)i * lda + b;
-            a[i][0] = i8_fold(hw, a[i][0], s[i][0], xb, c0);
-            if (np > 1) a[i][I8_NP - 1] = i8_fold(hw, a[i][I8_NP - 1], s[i][I8_NP - 1], xb, c1);
+            const hr_q8_act *xb = xa + (size_t)i * lda + (b - xb0);
+            a[i][0] = i8_fold(hw, a[i][0], s[i][0], xb, d0);
+            if (np > 1) a[i][I8_NP - 1] = i8_fold(hw, a[i][I8_NP - 1], s[i][I8_NP - 1], xb, d1);
         }
     }
     for (int i = 0; i < I8_MR; i++)
@@ -1028,29 +1057,30 @@ enum { DOT_MAX_MR = GEMM_MR > I8_MR ? GEMM_MR : I8_MR, DOT_MAX_NP = GEMM_NP > I8
 #define DOT_MR(mode) ((mode) >= DOT_I8 ? I8_MR : GEMM_MR)
 #define DOT_NP(mode) ((mode) >= DOT_I8 ? I8_NP : GEMM_NP)
 #define DOT_UNIT(mode) ((mode) >= DOT_I8 ? sizeof(hr_q8_act) : sizeof(uint32_t)) /* activation bytes a unit */
-#define DOT_WUNIT(mode) ((size_t)((mode) >= DOT_I8 ? Q8_BLOCK_BYTES : 64))       /* panel bytes a unit */
 #define DOT_KU(mode) ((mode) >= DOT_I8 ? GEMM_KC / 32 : GEMM_KC / 2)             /* units a K-block */
 
-static inline __attribute__((always_inline)) DOT_HW_ATTR void qtile_np(int mode, float *c, size_t ldc,
-                                                                       const unsigned char *xq, size_t ldq,
+/* The dots' register tiles over units [u0, u1) (dt: the int8 dot's panel
+ * dtype); xq rows of stride ldq units holding units from xu0 on. */
+static inline __attribute__((always_inline)) DOT_HW_ATTR void qtile_np(int mode, int dt, float *c, size_t ldc,
+                                                                       const unsigned char *xq, size_t ldq, int xu0,
                                                                        const unsigned char *w0, const unsigned char *w1,
                                                                        int np, int u0, int u1, int first) {
     if (mode >= DOT_I8) {
         const hr_q8_act *xa = (const hr_q8_act *)(const void *)xq;
-        if (I8_NP > 1 && np == 2) i8tile(mode - DOT_I8, c, ldc, xa, ldq, w0, w1, 2, u0, u1, first);
-        else i8tile(mode - DOT_I8, c, ldc, xa, ldq, w0, w1, 1, u0, u1, first);
+        if (I8_NP > 1 && np == 2) i8tile(mode - DOT_I8, dt, c, ldc, xa, ldq, xu0, w0, w1, 2, u0, u1, first);
+        else i8tile(mode - DOT_I8, dt, c, ldc, xa, ldq, xu0, w0, w1, 1, u0, u1, first);
     } else {
         const uint32_t *xp = (const uint32_t *)(const void *)xq;
-        if (GEMM_NP > 1 && np == 2) dtile(mode, c, ldc, xp, ldq, w0, w1, 2, u0, u1, first);
-        else dtile(mode, c, ldc, xp, ldq, w0, w1, 1, u0, u1, first);
+        if (GEMM_NP > 1 && np == 2) dtile(mode, c, ldc, xp, ldq, xu0, w0, w1, 2, u0, u1, first);
+        else dtile(mode, c, ldc, xp, ldq, xu0, w0, w1, 1, u0, u1, first);
     }
 }
 
 /* tile_edge for the dots: zero-padded copies of C and of the activation
  * units (a zero int8 block has d = 0, q = 0, sum = 0). */
 static inline __attribute__((always_inline)) DOT_HW_ATTR void
-qtile_edge(int mode, float *y, const unsigned char *xq, const unsigned char *w0, const unsigned char *w1, int np,
-           int mr, int t, int p, int n_units, int d_out, int u0, int u1, int first) {
+qtile_edge(int mode, int dt, float *y, const unsigned char *xq, const unsigned char *w0, const unsigned char *w1,
+           int np, int mr, int t, int p, int n_units, int d_out, int u0, int u1, int first) {
     enum { CW = 16 * DOT_MAX_NP, QB = DOT_MAX_MR * GEMM_KC * 2 };
     const size_t ub = DOT_UNIT(mode), qc = (size_t)DOT_KU(mode);
     float cbuf[DOT_MAX_MR * CW];         /* (MR, CW) */
@@ -1061,24 +1091,24 @@ qtile_edge(int mode, float *y, const unsigned char *xq, const unsigned char *w0,
         for (int i = 0; i < mr; i++)
             memcpy(cbuf + i * CW, y + (size_t)(t + i) * d_out + c0, sizeof(float) * (size_t)cols);
     if (mr == DOT_MR(mode)) {
-        qtile_np(mode, cbuf, CW, xq + (size_t)t * n_units * ub, (size_t)n_units, w0, w1, np, u0, u1, first);
+        qtile_np(mode, dt, cbuf, CW, xq + (size_t)t * n_units * ub, (size_t)n_units, 0, w0, w1, np, u0, u1, first);
     } else {
         memset(qbuf, 0, sizeof qbuf);
         for (int i = 0; i < mr; i++)
             memcpy(qbuf + i * qc * ub, xq + ((size_t)(t + i) * n_units + u0) * ub, ub * (size_t)(u1 - u0));
-        size_t wo = (size_t)u0 * DOT_WUNIT(mode);
-        qtile_np(mode, cbuf, CW, qbuf, qc, w0 + wo, w1 + wo, np, 0, u1 - u0, first);
+        qtile_np(mode, dt, cbuf, CW, qbuf, qc, u0, w0, w1, np, u0, u1, first);
     }
     for (int i = 0; i < mr; i++) memcpy(y + (size_t)(t + i) * d_out + c0, cbuf + i * CW, sizeof(float) * (size_t)cols);
 }
 
 /* y (n, d_out) columns of panels [p0, p1), blocked as gemm_t: K-blocks of
  * 256 k (128 pairs, 8 int8 blocks), 128 tokens, register tiles. */
-static inline __attribute__((always_inline)) DOT_HW_ATTR void
-gemm_q_t(int mode, float *y, const void *xqv, const unsigned char *wp, int n, int d_in, int d_out, int p0, int p1) {
+static inline __attribute__((always_inline)) DOT_HW_ATTR void gemm_q_t(int mode, int dt, float *y, const void *xqv,
+                                                                       const unsigned char *wp, int n, int d_in,
+                                                                       int d_out, int p0, int p1) {
     const unsigned char *xq = xqv;
     const int i8 = mode >= DOT_I8, MR = DOT_MR(mode), NP = DOT_NP(mode), KU = DOT_KU(mode);
-    const size_t ps = w_panel_bytes(i8 ? HR_WT_Q8_0 : HR_WT_BF16, d_in), ub = DOT_UNIT(mode);
+    const size_t ps = w_panel_bytes(dt, d_in), ub = DOT_UNIT(mode);
     const int n_units = i8 ? d_in / 32 : (d_in + 1) / 2;
     for (int u0 = 0; u0 < n_units; u0 += KU) {
         int u1 = u0 + KU < n_units ? u0 + KU : n_units, first = u0 == 0;
@@ -1091,9 +1121,9 @@ gemm_q_t(int mode, float *y, const void *xqv, const unsigned char *wp, int n, in
                 for (int t = t0; t < t1; t += MR) {
                     int mr = t1 - t < MR ? t1 - t : MR;
                     if (mr == MR && cols_ok)
-                        qtile_np(mode, y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out,
-                                 xq + (size_t)t * n_units * ub, (size_t)n_units, w0, w1, np, u0, u1, first);
-                    else qtile_edge(mode, y, xq, w0, w1, np, mr, t, p, n_units, d_out, u0, u1, first);
+                        qtile_np(mode, dt, y + (size_t)t * d_out + (size_t)p * 16, (size_t)d_out,
+                                 xq + (size_t)t * n_units * ub, (size_t)n_units, 0, w0, w1, np, u0, u1, first);
+                    else qtile_edge(mode, dt, y, xq, w0, w1, np, mr, t, p, n_units, d_out, u0, u1, first);
                 }
             }
         }
@@ -1146,7 +1176,7 @@ static DOT_HW_ATTR void gemv_bf16dot(float *y, const uint32_t *xq, const void *w
 }
 static DOT_HW_ATTR void gemm_bf16dot(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0,
                                      int p1) {
-    gemm_q_t(DOT_BF16, y, xq, wp, n, d_in, d_out, p0, p1);
+    gemm_q_t(DOT_BF16, HR_WT_BF16, y, xq, wp, n, d_in, d_out, p0, p1);
 }
 #if HR_ISA == 2
 static DOT_HW_ATTR void gemv_bf16dot_hw(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0,
@@ -1155,26 +1185,31 @@ static DOT_HW_ATTR void gemv_bf16dot_hw(float *y, const uint32_t *xq, const void
 }
 static DOT_HW_ATTR void gemm_bf16dot_hw(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out,
                                         int p0, int p1) {
-    gemm_q_t(DOT_BF16 + 1, y, xq, wp, n, d_in, d_out, p0, p1);
+    gemm_q_t(DOT_BF16 + 1, HR_WT_BF16, y, xq, wp, n, d_in, d_out, p0, p1);
 }
 #endif
 
-static DOT_HW_ATTR void gemv_int8dot(float *y, const hr_q8_act *xa, const void *wp, int d_in, int d_out, int p0,
+/* wt: HR_WT_Q8_0 or HR_WT_I8 (one instantiation each). */
+static DOT_HW_ATTR void gemv_int8dot(float *y, const hr_q8_act *xa, const void *wp, int wt, int d_in, int d_out, int p0,
                                      int p1) {
-    gemv_i8_t(0, y, xa, wp, d_in, d_out, p0, p1);
+    if (wt == HR_WT_I8) gemv_i8_t(0, HR_WT_I8, y, xa, wp, d_in, d_out, p0, p1);
+    else gemv_i8_t(0, HR_WT_Q8_0, y, xa, wp, d_in, d_out, p0, p1);
 }
-static DOT_HW_ATTR void gemm_int8dot(float *y, const hr_q8_act *xa, const void *wp, int n, int d_in, int d_out, int p0,
-                                     int p1) {
-    gemm_q_t(DOT_I8, y, xa, wp, n, d_in, d_out, p0, p1);
+static DOT_HW_ATTR void gemm_int8dot(float *y, const hr_q8_act *xa, const void *wp, int wt, int n, int d_in, int d_out,
+                                     int p0, int p1) {
+    if (wt == HR_WT_I8) gemm_q_t(DOT_I8, HR_WT_I8, y, xa, wp, n, d_in, d_out, p0, p1);
+    else gemm_q_t(DOT_I8, HR_WT_Q8_0, y, xa, wp, n, d_in, d_out, p0, p1);
 }
 #if HR_ISA > 0
-static DOT_HW_ATTR void gemv_int8dot_hw(float *y, const hr_q8_act *xa, const void *wp, int d_in, int d_out, int p0,
-                                        int p1) {
-    gemv_i8_t(1, y, xa, wp, d_in, d_out, p0, p1);
-}
-static DOT_HW_ATTR void gemm_int8dot_hw(float *y, const hr_q8_act *xa, const void *wp, int n, int d_in, int d_out,
+static DOT_HW_ATTR void gemv_int8dot_hw(float *y, const hr_q8_act *xa, const void *wp, int wt, int d_in, int d_out,
                                         int p0, int p1) {
-    gemm_q_t(DOT_I8 + 1, y, xa, wp, n, d_in, d_out, p0, p1);
+    if (wt == HR_WT_I8) gemv_i8_t(1, HR_WT_I8, y, xa, wp, d_in, d_out, p0, p1);
+    else gemv_i8_t(1, HR_WT_Q8_0, y, xa, wp, d_in, d_out, p0, p1);
+}
+static DOT_HW_ATTR void gemm_int8dot_hw(float *y, const hr_q8_act *xa, const void *wp, int wt, int n, int d_in,
+                                        int d_out, int p0, int p1) {
+    if (wt == HR_WT_I8) gemm_q_t(DOT_I8 + 1, HR_WT_I8, y, xa, wp, n, d_in, d_out, p0, p1);
+    else gemm_q_t(DOT_I8 + 1, HR_WT_Q8_0, y, xa, wp, n, d_in, d_out, p0, p1);
 }
 #endif
 

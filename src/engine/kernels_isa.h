@@ -41,15 +41,17 @@ typedef struct {
     void (*gemm_bf16dot)(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0, int p1);
     void (*gemv_bf16dot_hw)(float *y, const uint32_t *xq, const void *wp, int d_in, int d_out, int p0, int p1);
     void (*gemm_bf16dot_hw)(float *y, const uint32_t *xq, const void *wp, int n, int d_in, int d_out, int p0, int p1);
-    /* the int8 dot (kernels.h) over Q8_0 panels, activation blocks xa (n,
-     * d_in / 32): exact integer emulation, and VPDPBUSD on the AVX-512
-     * (AVX512-VNNI, zmm) and AVX2 (AVX-VNNI, ymm) tables (NULL on the scalar
-     * one; only when hr_cpu_int8_hw) */
+    /* the int8 dot (kernels.h) over Q8_0 or per-channel int8 panels (wt),
+     * activation blocks xa (n, d_in / 32): exact integer emulation, and
+     * VPDPBUSD on the AVX-512 (AVX512-VNNI, zmm) and AVX2 (AVX-VNNI, ymm)
+     * tables (NULL on the scalar one; only when hr_cpu_int8_hw) */
     void (*q8_acts)(hr_q8_act *xa, const float *x, int n, int d_in); /* hr_q8_acts */
-    void (*gemv_int8dot)(float *y, const hr_q8_act *xa, const void *wp, int d_in, int d_out, int p0, int p1);
-    void (*gemm_int8dot)(float *y, const hr_q8_act *xa, const void *wp, int n, int d_in, int d_out, int p0, int p1);
-    void (*gemv_int8dot_hw)(float *y, const hr_q8_act *xa, const void *wp, int d_in, int d_out, int p0, int p1);
-    void (*gemm_int8dot_hw)(float *y, const hr_q8_act *xa, const void *wp, int n, int d_in, int d_out, int p0, int p1);
+    void (*gemv_int8dot)(float *y, const hr_q8_act *xa, const void *wp, int wt, int d_in, int d_out, int p0, int p1);
+    void (*gemm_int8dot)(float *y, const hr_q8_act *xa, const void *wp, int wt, int n, int d_in, int d_out, int p0,
+                         int p1);
+    void (*gemv_int8dot_hw)(float *y, const hr_q8_act *xa, const void *wp, int wt, int d_in, int d_out, int p0, int p1);
+    void (*gemm_int8dot_hw)(float *y, const hr_q8_act *xa, const void *wp, int wt, int n, int d_in, int d_out, int p0,
+                            int p1);
     float (*dot)(const float *a, const float *b, int n);
     void (*softmax)(float *x, int n);
     float (*max_f32)(const float *x, int n);

@@ -36,8 +36,8 @@ static void pack_task(void *vp, int i) {
     const pack_mat *pm = &j->mats[m];
     int n_panels = (pm->rows + 15) / 16, p0 = (i - pm->first_task) * PANELS_PER_TASK;
     int p1 = p0 + PANELS_PER_TASK < n_panels ? p0 + PANELS_PER_TASK : n_panels;
-    hr_pack_panels_t(pm->src.type, pm->dst, pm->src.data, pm->src.row_bytes, pm->src.perm_heads, j->head_dim, pm->rows,
-                     pm->cols, p0, p1);
+    hr_pack_panels_t(pm->src.type, pm->dst, pm->src.data, pm->src.scale, pm->src.row_bytes, pm->src.perm_heads,
+                     j->head_dim, pm->rows, pm->cols, p0, p1);
 }
 
 /* The source of one matrix: the model's typed one, else its f32 rows. */
@@ -47,7 +47,7 @@ typedef struct {
 } source;
 static source source_of(const hr_model *m, const float *w, int layer, hr_slot s, int cols) {
     const hr_mat_src *ts = m ? hr_model_src(m, layer, s) : NULL;
-    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false}, ts != NULL && !ts->owned};
+    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false, NULL}, ts != NULL && !ts->owned};
     if (ts) r.src = *ts;
     return r;
 }

@@ -133,11 +133,12 @@ hr_status hr_dequant_to_f32(uint32_t type, const void *src, float *dst, size_t n
 }
 
 const char *hr_wtype_name(hr_wtype t) {
-    static const char *const names[HR_WT_N] = {"f32", "bf16", "f16", "q8_0"};
+    static const char *const names[HR_WT_N] = {"f32", "bf16", "f16", "q8_0", "int8"};
     return t >= 0 && t < HR_WT_N ? names[t] : "?";
 }
 
 uint32_t hr_wtype_ggml(hr_wtype t) {
+    if (t == HR_WT_I8) return UINT32_MAX;
     return t == HR_WT_BF16 ? HR_GGML_BF16 : t == HR_WT_F16 ? HR_GGML_F16 : t == HR_WT_Q8_0 ? HR_GGML_Q8_0 : HR_GGML_F32;
 }
 
@@ -153,5 +154,24 @@ int hr_wtype_of_ggml(uint32_t ggml_type) {
 
 size_t hr_wtype_row_bytes(hr_wtype t, int d_in) {
     if (t == HR_WT_Q8_0) return d_in % 32 ? 0 : (size_t)(d_in / 32) * 34;
+    if (t == HR_WT_I8) return d_in % 32 ? 0 : (size_t)d_in;
     return (size_t)d_in * (t == HR_WT_F32 ? 4 : 2);
+}
+
+bool hr_i8_scale_ok(float s) { return isfinite(s) && (s == 0.0f || fabsf(s) >= HR_I8_MIN_SCALE); }
+
+void hr_dequant_i8(const int8_t *q, float scale, float *dst, size_t n) {
+    for (size_t k = 0; k < n; k++) dst[k] = scale * (float)q[k];
+}
+
+float hr_quantize_i8_row(const float *src, int8_t *q, size_t n) {
+    float amax = 0.0f;
+    for (size_t k = 0; k < n; k++) amax = fmaxf(amax, fabsf(src[k]));
+    float scale = amax / 127.0f;
+    if (scale < HR_I8_MIN_SCALE) scale = 0.0f;
+    for (size_t k = 0; k < n; k++) {
+        float v = scale > 0.0f ? nearbyintf(src[k] / scale) : 0.0f; /* the default rounding: half to even */
+        q[k] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+    }
+    return scale;
 }

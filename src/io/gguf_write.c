@@ -479,6 +479,9 @@ hr_status hr_gguf_save_mixed(const hr_model *m, const hr_tokenizer *tok, const c
                              const char *const *q8_names, int n_q8) {
     if (!m || !path) return hr_err(HR_ERR_INVALID_ARG, "no model or output path given");
     if (n_q8 < 0 || (n_q8 > 0 && !q8_names)) return hr_err(HR_ERR_INVALID_ARG, "bad list of Q8_0 tensors");
+    if (dtype == HR_DTYPE_INT8)
+        return hr_err(HR_ERR_UNSUPPORTED,
+                      "GGUF has no per-channel int8 type: write int8 to a Hugging Face folder, or use q8_0 for GGUF");
     if ((unsigned)dtype > HR_DTYPE_KEEP) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
     dtype = hr_dtype_for_model(m, dtype, true);
     const hr_config *c = &m->cfg;
@@ -515,13 +518,13 @@ hr_status hr_dtype_from_name(const char *name, hr_dtype *out) {
         hr_dtype d;
     } names[] = {{"f32", HR_DTYPE_F32},     {"float32", HR_DTYPE_F32}, {"f16", HR_DTYPE_F16},
                  {"float16", HR_DTYPE_F16}, {"bf16", HR_DTYPE_BF16},   {"bfloat16", HR_DTYPE_BF16},
-                 {"q8_0", HR_DTYPE_Q8_0},   {"Q8_0", HR_DTYPE_Q8_0}};
+                 {"q8_0", HR_DTYPE_Q8_0},   {"Q8_0", HR_DTYPE_Q8_0},   {"int8", HR_DTYPE_INT8}};
     for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].n) == 0) {
             *out = names[i].d;
             return HR_OK;
         }
-    return hr_err(HR_ERR_INVALID_ARG, "unknown dtype '%s' (f32, f16, bf16, q8_0)", name ? name : "");
+    return hr_err(HR_ERR_INVALID_ARG, "unknown dtype '%s' (f32, f16, bf16, q8_0, int8)", name ? name : "");
 }
 
 const char *hr_dtype_name(hr_dtype d) {
@@ -529,13 +532,15 @@ const char *hr_dtype_name(hr_dtype d) {
            : d == HR_DTYPE_BF16 ? "bf16"
            : d == HR_DTYPE_Q8_0 ? "q8_0"
            : d == HR_DTYPE_KEEP ? "keep"
+           : d == HR_DTYPE_INT8 ? "int8"
                                 : "f32";
 }
 
 hr_dtype hr_dtype_for_model(const hr_model *m, hr_dtype requested, bool gguf) {
     if (requested != HR_DTYPE_KEEP) return requested;
     hr_dtype d;
-    if (!m || hr_dtype_from_name(hr_model_source_dtype(m), &d) != HR_OK || (!gguf && d == HR_DTYPE_Q8_0))
+    if (!m || hr_dtype_from_name(hr_model_source_dtype(m), &d) != HR_OK || (!gguf && d == HR_DTYPE_Q8_0) ||
+        (gguf && d == HR_DTYPE_INT8))
         return HR_DTYPE_F32;
     return d;
 }

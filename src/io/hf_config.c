@@ -191,6 +191,52 @@ static hr_status parse_gpt2(const cfg_reader *r, const hr_arch_info *ai, hr_conf
     return HR_OK;
 }
 
+static bool str_is(const cJSON *o, const char *key, const char *want) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(j) && strcmp(j->valuestring, want) == 0;
+}
+
+/* quantization_config: absent, or compressed-tensors "int-quantized" whose
+ * every group quantizes weights to symmetric 8-bit integers per channel
+ * (hf_load.c reads those; activations' settings are not applied: headroom
+ * computes with f32 activations, or its --int8-dot). Anything else
+ * (bitsandbytes, GPTQ, AWQ, fp8, int4, group or tensor scales) is refused
+ * by name before any weight is read. */
+static hr_status check_quantization(const cfg_reader *r) {
+    const cJSON *q = field(r, "quantization_config");
+    if (!q) return HR_OK;
+    if (!cJSON_IsObject(q)) return hr_err(HR_ERR_FORMAT, "config.json 'quantization_config' is not an object");
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(q, "quant_method");
+    const char *mname = cJSON_IsString(method) ? method->valuestring : "?";
+    if (strcmp(mname, "compressed-tensors") != 0)
+        return hr_err(HR_ERR_UNSUPPORTED,
+                      "config.json quantization_config quant_method '%s' is not supported (headroom reads "
+                      "compressed-tensors per-channel int8, and GGUF Q8_0)",
+                      mname);
+    if (!str_is(q, "format", "int-quantized"))
+        return hr_err(HR_ERR_UNSUPPORTED,
+                      "config.json quantization_config: compressed-tensors format other than 'int-quantized' is not "
+                      "supported");
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(q, "config_groups"), *g;
+    if (!cJSON_IsObject(groups) || !groups->child)
+        return hr_err(HR_ERR_FORMAT, "config.json quantization_config has no config_groups");
+    cJSON_ArrayForEach(g, groups) {
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(g, "weights"), *nb, *sym, *gs;
+        if (!cJSON_IsObject(w)) continue; /* activations only */
+        nb = cJSON_GetObjectItemCaseSensitive(w, "num_bits");
+        sym = cJSON_GetObjectItemCaseSensitive(w, "symmetric");
+        gs = cJSON_GetObjectItemCaseSensitive(w, "group_size");
+        bool ok = cJSON_IsNumber(nb) && nb->valuedouble == 8 && str_is(w, "type", "int") &&
+                  str_is(w, "strategy", "channel") && (!sym || cJSON_IsTrue(sym)) && (!gs || cJSON_IsNull(gs));
+        if (!ok)
+            return hr_err(HR_ERR_UNSUPPORTED,
+                          "config.json quantization_config group '%s': only symmetric 8-bit int weights with "
+                          "strategy 'channel' are supported",
+                          g->string ? g->string : "?");
+    }
+    return HR_OK;
+}
+
 static hr_status parse_root(const cJSON *root, hr_config *c, hr_hf_extra *extra) {
     cfg_reader r = {root};
     if (!cJSON_IsObject(root)) return hr_err(HR_ERR_FORMAT, "config.json is not a JSON object");
@@ -212,7 +258,8 @@ static hr_status parse_root(const cJSON *root, hr_config *c, hr_hf_extra *extra)
     /* one reader per config dialect, indexed by the row's */
     static hr_status (*const dialects[])(const cfg_reader *, const hr_arch_info *, hr_config *) = {
         [HR_HF_CONFIG_LLAMA] = parse_llama_like, [HR_HF_CONFIG_GPT2] = parse_gpt2};
-    hr_status st = dialects[ai->hf_config](&r, ai, c);
+    hr_status st = check_quantization(&r);
+    if (st == HR_OK) st = dialects[ai->hf_config](&r, ai, c);
     if (st == HR_OK) st = get_int(&r, "vocab_size", &c->vocab_size, true, 0, 1, HR_MAX_VOCAB);
     hr_hf_extra ex = {-1, -1};
     if (st == HR_OK) st = get_int(&r, "bos_token_id", &ex.bos_id, false, -1, 0, HR_MAX_VOCAB);

@@ -4,7 +4,17 @@
  * q_proj.weight with Q/K rows in the rotate-half layout (permuted per head
  * to interleaved pairs), GPT-2's transformer.h.N.attn.c_attn.weight (fused
  * QKV, Conv1D stored (in, out), transposed). The prefix ("model.",
- * "transformer.") may be absent; lm_head.weight is absent when tied. */
+ * "transformer.") may be absent; lm_head.weight is absent when tied.
+ *
+ * Per-channel int8 (compressed-tensors "int-quantized" checkpoints, checked
+ * in config.json's quantization_config by hf_config.c): a matrix NAME.weight
+ * stored as I8 (rows, cols) comes with NAME.weight_scale, (rows, 1) or
+ * (rows), F32 / BF16 / F16, and optionally NAME.weight_zero_point (all
+ * zero: symmetric). Weight = scale * q. Scales must be finite and zero or
+ * at least 2^-100 in magnitude. A matrix the kernels can read in place
+ * (cols a multiple of 32) stays int8 in the mapped shard with its scales
+ * as f32 (HR_WT_I8); others are converted to f32 (scale * q, the same
+ * values). */
 #include "io/hf_internal.h"
 #include "model/arch.h"
 
@@ -150,6 +160,81 @@ static void note_dtype(hr_model *m, const hr_st_tensor *t) {
     hr_model_note_dtype(m, d, (int64_t)t->n_elements, t->n_dims == 2);
 }
 
+/* The f32 scales (rows) of the int8 matrix `name` (NAME.weight) from
+ * NAME.weight_scale, checked (see the top of this file); *out owned by m. */
+static hr_status i8_scales(loader *ld, const char *name, int64_t rows, float **out) {
+    hr_model *m = ld->m;
+    char sn[192];
+    snprintf(sn, sizeof sn, "%s_scale", name);
+    const hr_safetensors *sh = NULL;
+    bool dup;
+    const hr_st_tensor *s = find(m, sn, &sh, &dup);
+    if (!s)
+        return hr_err(HR_ERR_FORMAT,
+                      "tensor '%s' is I8 but the checkpoint has no '%s' (per-channel int8 needs its scales)", name, sn);
+    if (dup) return hr_err(HR_ERR_FORMAT, "tensor '%s' appears in more than one shard", sn);
+    bool shape_ok =
+        (s->n_dims == 1 && s->shape[0] == rows) || (s->n_dims == 2 && s->shape[0] == rows && s->shape[1] == 1);
+    if (!shape_ok)
+        return hr_err(HR_ERR_UNSUPPORTED,
+                      "tensor '%s' is not one scale per row of '%s' (%lld rows): only per-channel int8 is read", sn,
+                      name, (long long)rows);
+    if (s->dtype != HR_ST_F32 && s->dtype != HR_ST_BF16 && s->dtype != HR_ST_F16)
+        return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' has dtype %s; int8 scales are read from F32, BF16 or F16", sn,
+                      hr_st_dtype_name(s->dtype));
+    float *sc = hr_model_alloc_owned(m, (size_t)rows); // (rows)
+    if (!sc) return hr_err(HR_ERR_NOMEM, "out of memory reading '%s'", sn);
+    hr_status st = hr_st_to_f32(s, sc);
+    for (int64_t r = 0; st == HR_OK && r < rows; r++)
+        if (!hr_i8_scale_ok(sc[r]))
+            st = hr_err(HR_ERR_FORMAT, "tensor '%s' row %lld: scale %g is not finite or below 2^-100 and nonzero", sn,
+                        (long long)r, (double)sc[r]);
+    snprintf(sn, sizeof sn, "%s_zero_point", name);
+    const hr_st_tensor *z = st == HR_OK ? find(m, sn, &sh, &dup) : NULL;
+    if (z) {
+        const unsigned char *zb = z->data;
+        size_t nb = z->nbytes;
+        for (size_t i = 0; i < nb && st == HR_OK; i++)
+            if (zb[i]) st = hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' is not zero: only symmetric int8 is read", sn);
+    }
+    *out = sc;
+    return st;
+}
+
+/* An I8 tensor t (rows, cols) as headroom's matrix: kept int8 (typed
+ * source) when the kernels can read it, else scale * q in an owned f32
+ * buffer (Q/K rows permuted). */
+static hr_status load_i8(loader *ld, const tensor_req *rq, const hr_st_tensor *t, const char *name, const float **out) {
+    hr_model *m = ld->m;
+    if (rq->rows < 2 || rq->tf == TRANSPOSE || rq->slot < 0)
+        return hr_err(HR_ERR_UNSUPPORTED, "tensor '%s' is I8: headroom reads int8 only for Linear weight matrices",
+                      name);
+    float *sc = NULL;
+    hr_status st = i8_scales(ld, name, rq->rows, &sc);
+    if (st != HR_OK) return st;
+    hr_model_note_dtype(m, "int8", (int64_t)t->n_elements, true);
+    if (hr_wtype_row_bytes(HR_WT_I8, (int)rq->cols)) {
+        hr_mat_src src = {t->data, (size_t)rq->cols, HR_WT_I8, rq->tf == PERMUTE_QK ? rq->n_heads : 0, NULL, false, sc};
+        *out = NULL;
+        return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);
+    }
+    size_t n = (size_t)rq->rows * (size_t)rq->cols;
+    float *dst = hr_model_alloc_owned(m, n); // (rows, cols)
+    if (!dst) return hr_err(HR_ERR_NOMEM, "out of memory converting '%s'", name);
+    for (int64_t r = 0; r < rq->rows; r++)
+        hr_dequant_i8((const int8_t *)t->data + (size_t)r * (size_t)rq->cols, sc[r], dst + (size_t)r * (size_t)rq->cols,
+                      (size_t)rq->cols);
+    if (rq->tf == PERMUTE_QK) {
+        int hd = m->cfg.head_dim;
+        float *tmp = malloc((size_t)hd * (size_t)rq->cols * sizeof(float)); // (head_dim, cols)
+        if (!tmp) return hr_err(HR_ERR_NOMEM, "out of memory permuting '%s'", name);
+        hr_qk_to_interleaved(dst, rq->n_heads, hd, (size_t)rq->cols, tmp);
+        free(tmp);
+    }
+    *out = dst;
+    return HR_OK;
+}
+
 /* Loads one tensor as f32 in headroom's layout: in place when it is aligned
  * f32 needing no change, else converted into an owned buffer. */
 static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
@@ -165,6 +250,10 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         return hr_err(HR_ERR_FORMAT, "checkpoint is missing the tensor '%s'", name);
     }
     if (dup) return hr_err(HR_ERR_FORMAT, "tensor '%s' appears in more than one shard", name);
+    if (t->dtype == HR_ST_I8) {
+        hr_status st = check_shape(t, name, rq->rows, rq->cols);
+        return st == HR_OK ? load_i8(ld, rq, t, name, out) : st;
+    }
     hr_status st = check_dtype(t, name);
     if (st == HR_OK) st = check_shape(t, name, rq->rows, rq->cols);
     if (st != HR_OK) return st;
@@ -177,7 +266,8 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         /* a matrix in f32 / bf16 / f16 stays in the mapped shard (model_internal.h's typed source) */
         hr_mat_src src = {t->data,      hr_wtype_row_bytes((hr_wtype)wt, (int)rq->cols),
                           (hr_wtype)wt, rq->tf == PERMUTE_QK ? rq->n_heads : 0,
-                          NULL,         false};
+                          NULL,         false,
+                          NULL};
         bool in_place = wt == HR_WT_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0;
         *out = in_place ? t->data : NULL;
         return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);
@@ -248,6 +338,7 @@ static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
             hr_mat_src sq = *fs, sk = *fs, sv = *fs;
             sk.data = (const char *)fs->data + q * fs->row_bytes;
             sv.data = (const char *)fs->data + (q + kv) * fs->row_bytes;
+            if (fs->scale) sk.scale = fs->scale + q, sv.scale = fs->scale + q + kv;
             st = hr_model_set_src(m, li, HR_SLOT_Q, sq);
             if (st == HR_OK) st = hr_model_set_src(m, li, HR_SLOT_K, sk);
             if (st == HR_OK) st = hr_model_set_src(m, li, HR_SLOT_V, sv);

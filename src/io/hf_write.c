@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "io/hf_internal.h"
 #include "core/progress.h"
+#include "formats/dtype.h"
 #include "model/arch.h"
 #include "model/config.h"
 
@@ -44,7 +46,16 @@ static hr_wtensor *add(wlist *L, const char *name, int64_t rows, int64_t cols, c
 
 /* The row's tensors from a {NULL}-ended list that the model holds (layer
  * -1: model tensors), named and laid out as the family's checkpoints are. */
-static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_hf_tensor *list, int layer, wlist *L) {
+/* The projections HR_DTYPE_INT8 writes as per-channel int8. */
+static bool int8_slot(hr_slot s) {
+    return s == HR_SLOT_Q || s == HR_SLOT_K || s == HR_SLOT_V || s == HR_SLOT_O || s == HR_SLOT_GATE ||
+           s == HR_SLOT_UP || s == HR_SLOT_DOWN;
+}
+
+/* Plans the row's tensors, each written in dtype (HR_DTYPE_INT8: the
+ * projections int8, the rest f32) in its `type`. */
+static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_hf_tensor *list, int layer, wlist *L,
+                           hr_dtype dtype) {
     const hr_config *c = &m->cfg;
     hr_weights *w = (hr_weights *)&m->w; /* read only */
     int li = layer < 0 ? 0 : layer;      /* per-layer sizes are read only for layer tensors */
@@ -71,19 +82,50 @@ static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_h
         if (t->layout == HR_HF_CONV1D && rows > 1) o->transpose = true;
         if (t->layout == HR_HF_ROTATE_HALF)
             o->perm_heads = t->slot == HR_SLOT_Q || t->slot == HR_SLOT_Q_B ? c->n_head[li] : c->n_head_kv[li];
+        o->type = dtype;
+        if (dtype == HR_DTYPE_INT8) {
+            bool q8 = int8_slot(t->slot) && !stacked && !o->transpose && !o->vec;
+            o->type = q8 ? HR_DTYPE_INT8 : HR_DTYPE_F32;
+            if (q8) o->tpart[0] = hr_model_src(m, li, t->slot); /* int8 sources are copied as they are */
+        }
     }
     return HR_OK;
 }
 
-static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *L) {
+static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *L, hr_dtype dtype) {
     hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
     if (need_ != HR_OK) return need_;
-    hr_status st = plan_list(m, ai, ai->hf_head, -1, L);
-    for (int l = 0; l < m->cfg.n_layers && st == HR_OK; l++) st = plan_list(m, ai, ai->hf_layer_tensors, l, L);
-    if (st == HR_OK) st = plan_list(m, ai, ai->hf_tail, -1, L);
-    if (st == HR_OK && !m->cfg.tied_classifier && !add(L, HR_HF_LM_HEAD, m->cfg.vocab_size, m->cfg.dim, m->w.output))
+    hr_status st = plan_list(m, ai, ai->hf_head, -1, L, dtype);
+    for (int l = 0; l < m->cfg.n_layers && st == HR_OK; l++) st = plan_list(m, ai, ai->hf_layer_tensors, l, L, dtype);
+    if (st == HR_OK) st = plan_list(m, ai, ai->hf_tail, -1, L, dtype);
+    hr_wtensor *lm = NULL;
+    if (st == HR_OK && !m->cfg.tied_classifier &&
+        !(lm = add(L, HR_HF_LM_HEAD, m->cfg.vocab_size, m->cfg.dim, m->w.output)))
         st = HR_ERR_NOMEM;
+    if (lm) lm->type = dtype == HR_DTYPE_INT8 ? HR_DTYPE_F32 : dtype;
     return st;
+}
+
+/* compressed-tensors' description of HR_DTYPE_INT8 (save.h). */
+static void add_quantization_config(cJSON *j) {
+    cJSON *q = cJSON_AddObjectToObject(j, "quantization_config");
+    cJSON_AddStringToObject(q, "quant_method", "compressed-tensors");
+    cJSON_AddStringToObject(q, "format", "int-quantized");
+    cJSON_AddStringToObject(q, "quantization_status", "compressed");
+    cJSON *ign = cJSON_AddArrayToObject(q, "ignore");
+    cJSON_AddItemToArray(ign, cJSON_CreateString("lm_head"));
+    cJSON *g = cJSON_AddObjectToObject(cJSON_AddObjectToObject(q, "config_groups"), "group_0");
+    cJSON *tg = cJSON_AddArrayToObject(g, "targets");
+    cJSON_AddItemToArray(tg, cJSON_CreateString("Linear"));
+    cJSON_AddNullToObject(g, "input_activations");
+    cJSON_AddNullToObject(g, "output_activations");
+    cJSON *w = cJSON_AddObjectToObject(g, "weights");
+    cJSON_AddNumberToObject(w, "num_bits", 8);
+    cJSON_AddStringToObject(w, "type", "int");
+    cJSON_AddBoolToObject(w, "symmetric", true);
+    cJSON_AddStringToObject(w, "strategy", "channel");
+    cJSON_AddNullToObject(w, "group_size");
+    cJSON_AddBoolToObject(w, "dynamic", false);
 }
 
 /* Shortest decimal that reads back as the same float (config.json
@@ -100,7 +142,7 @@ static cJSON *float_json(float v) {
 
 static char *config_json(const hr_model *m, const hr_arch_info *ai, const hr_tokenizer *tok, hr_dtype dtype) {
     const hr_config *c = &m->cfg;
-    static const char *const torch_dtype[] = {"float32", "float16", "bfloat16"};
+    static const char *const torch_dtype[] = {"float32", "float16", "bfloat16", "float32", "float32", "float32"};
     cJSON *j = cJSON_CreateObject();
     cJSON *archs = cJSON_AddArrayToObject(j, "architectures");
     cJSON_AddItemToArray(archs, cJSON_CreateString(ai->hf_class));
@@ -140,22 +182,29 @@ static char *config_json(const hr_model *m, const hr_arch_info *ai, const hr_tok
     if (tok && hr_tokenizer_bos(tok) >= 0) cJSON_AddNumberToObject(j, "bos_token_id", hr_tokenizer_bos(tok));
     if (tok && hr_tokenizer_eos(tok) >= 0) cJSON_AddNumberToObject(j, "eos_token_id", hr_tokenizer_eos(tok));
     cJSON_AddStringToObject(j, "torch_dtype", torch_dtype[dtype]);
+    if (dtype == HR_DTYPE_INT8) add_quantization_config(j);
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
     return s;
 }
 
-static const char *st_dtype(hr_dtype d) { return d == HR_DTYPE_F16 ? "F16" : d == HR_DTYPE_BF16 ? "BF16" : "F32"; }
+static const char *st_dtype(hr_dtype d) {
+    return d == HR_DTYPE_F16 ? "F16" : d == HR_DTYPE_BF16 ? "BF16" : d == HR_DTYPE_INT8 ? "I8" : "F32";
+}
+static size_t st_esize(hr_dtype d) { return d == HR_DTYPE_F32 ? 4 : d == HR_DTYPE_INT8 ? 1 : 2; }
 
-/* JSON header: tensors in list order, contiguous; padded with spaces so the
- * data section starts 8-byte aligned. */
-static char *st_header(const wlist *L, hr_dtype dtype, size_t esize, size_t *len) {
+/* JSON header: tensors in list order, contiguous (an int8 tensor followed
+ * by its NAME_scale, F32 (rows, 1)); padded with spaces so the data section
+ * starts 8-byte aligned. */
+static char *st_header(const wlist *L, size_t *len) {
     cJSON *j = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(j, "__metadata__");
     cJSON_AddStringToObject(meta, "format", "pt");
     size_t off = 0;
     for (int i = 0; i < L->n; i++) {
         const hr_wtensor *o = &L->t[i];
+        hr_dtype dtype = (hr_dtype)o->type;
+        size_t esize = st_esize(dtype);
         cJSON *e = cJSON_AddObjectToObject(j, o->name);
         cJSON_AddStringToObject(e, "dtype", st_dtype(dtype));
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
@@ -170,6 +219,19 @@ static char *st_header(const wlist *L, hr_dtype dtype, size_t esize, size_t *len
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + nb)));
         off += nb;
+        if (dtype == HR_DTYPE_INT8) {
+            char sn[112];
+            snprintf(sn, sizeof sn, "%s_scale", o->name);
+            cJSON *s = cJSON_AddObjectToObject(j, sn);
+            cJSON_AddStringToObject(s, "dtype", "F32");
+            cJSON *ss = cJSON_AddArrayToObject(s, "shape");
+            cJSON_AddItemToArray(ss, cJSON_CreateNumber((double)o->rows));
+            cJSON_AddItemToArray(ss, cJSON_CreateNumber(1));
+            cJSON *so = cJSON_AddArrayToObject(s, "data_offsets");
+            cJSON_AddItemToArray(so, cJSON_CreateNumber((double)off));
+            cJSON_AddItemToArray(so, cJSON_CreateNumber((double)(off + 4 * (size_t)o->rows)));
+            off += 4 * (size_t)o->rows;
+        }
     }
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -186,9 +248,47 @@ static char *st_header(const wlist *L, hr_dtype dtype, size_t esize, size_t *len
     return out;
 }
 
-static hr_status write_safetensors(const hr_model *m, const wlist *L, hr_dtype dtype, const char *path) {
-    size_t es = dtype == HR_DTYPE_F32 ? 4 : 2, hlen = 0;
-    char *hdr = st_header(L, dtype, es, &hlen);
+/* An int8 tensor: its rows (src: the f32 rows in written order) as int8,
+ * then its scales. Rows whose source is per-channel int8 (o->tpart[0]) are
+ * copied with their scales; others quantized (hr_quantize_i8_row). */
+static hr_status write_int8(const hr_model *m, hr_atomic_file *af, const hr_wtensor *o, const float *src) {
+    int hd = m->cfg.head_dim;
+    size_t cols = (size_t)o->cols;
+    const hr_mat_src *ts = o->tpart[0] && o->tpart[0]->type == HR_WT_I8 ? o->tpart[0] : NULL;
+    int8_t *q = malloc(cols + 1);                               // (cols) one row
+    float *sc = malloc(sizeof(float) * (size_t)o->rows);        // (rows) scales
+    int *inv = malloc(sizeof(int) * (size_t)(hd > 0 ? hd : 1)); // (head_dim) rotate-half row -> interleaved row
+    if (!q || !sc || !inv) {
+        free(q), free(sc), free(inv);
+        return hr_err(HR_ERR_NOMEM, "out of memory writing '%s'", o->name);
+    }
+    for (int r = 0; r < hd; r++) inv[hr_qk_rotate_half_src(r, hd)] = r;
+    hr_status st = HR_OK;
+    for (int64_t w = 0; st == HR_OK && w < o->rows; w++) {
+        if (ts) {
+            int64_t r = w; /* headroom's row written at w */
+            if (o->perm_heads && w < (int64_t)o->perm_heads * hd) r = w / hd * hd + inv[w % hd];
+            size_t sr = hr_mat_src_stored_row(ts, hd, (int)r);
+            memcpy(q, (const int8_t *)ts->data + sr * ts->row_bytes, cols);
+            sc[w] = ts->scale[sr];
+        } else {
+            const float *row = src + (size_t)w * cols;
+            for (size_t k = 0; k < cols && st == HR_OK; k++)
+                if (!isfinite(row[k]))
+                    st = hr_err(HR_ERR_INVALID_ARG, "tensor '%s' holds a non-finite value: int8 cannot store it",
+                                o->name);
+            sc[w] = hr_quantize_i8_row(row, q, cols);
+        }
+        if (st == HR_OK) st = hr_atomic_write(af, q, cols);
+    }
+    if (st == HR_OK) st = hr_atomic_write(af, sc, sizeof(float) * (size_t)o->rows);
+    free(q), free(sc), free(inv);
+    return st;
+}
+
+static hr_status write_safetensors(const hr_model *m, const wlist *L, const char *path) {
+    size_t hlen = 0;
+    char *hdr = st_header(L, &hlen);
     uint8_t *chunk = malloc(CHUNK * 4); // (CHUNK) encoded values
     if (!hdr || !chunk) {
         free(hdr);
@@ -209,8 +309,14 @@ static hr_status write_safetensors(const hr_model *m, const wlist *L, hr_dtype d
     for (int i = 0; i < L->n && st == HR_OK; i++) {
         const float *src = NULL;
         float *tmp = NULL;
+        hr_dtype dtype = (hr_dtype)L->t[i].type;
+        size_t es = st_esize(dtype);
         st = hr_wtensor_gather(m->cfg.head_dim, &L->t[i], &src, &tmp);
         size_t n = (size_t)L->t[i].rows * (size_t)L->t[i].cols;
+        if (st == HR_OK && dtype == HR_DTYPE_INT8) {
+            st = write_int8(m, &af, &L->t[i], src);
+            n = 0;
+        }
         for (size_t at = 0; st == HR_OK && at < n; at += CHUNK) {
             size_t k = n - at < CHUNK ? n - at : CHUNK;
             for (size_t e = 0; e < k; e++) {
@@ -285,13 +391,15 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
     if (!m || !dir) return hr_err(HR_ERR_INVALID_ARG, "no model or output folder given");
     dtype = hr_dtype_for_model(m, dtype, false);
     if (dtype == HR_DTYPE_Q8_0)
-        return hr_err(HR_ERR_UNSUPPORTED, "a Hugging Face folder holds f32, f16 or bf16 weights; q8_0 is GGUF only");
-    if ((unsigned)dtype > HR_DTYPE_BF16) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
+        return hr_err(HR_ERR_UNSUPPORTED,
+                      "a Hugging Face folder holds f32, f16, bf16 or per-channel int8 weights; q8_0 is GGUF only");
+    if ((unsigned)dtype > HR_DTYPE_BF16 && dtype != HR_DTYPE_INT8)
+        return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)dtype);
     const hr_arch_info *ai = hr_arch_info_of(m->cfg.arch);
     hr_status st = check_writable(&m->cfg, ai, dir);
     if (st != HR_OK) return st;
     wlist L = {0};
-    st = plan_tensors(m, ai, &L);
+    st = plan_tensors(m, ai, &L, dtype);
     if (st != HR_OK) {
         free(L.t);
         return hr_err(HR_ERR_NOMEM, "out of memory");
@@ -312,7 +420,7 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     hr_progress_run run;
     hr_progress_enter(&run, NULL, NULL, 1);
-    if (st == HR_OK) st = write_safetensors(m, &L, dtype, path);
+    if (st == HR_OK) st = write_safetensors(m, &L, path);
     hr_progress_leave(&run);
     if (st == HR_OK && tok) st = write_tokenizer(tok, tmp, m->cfg.seq_len);
     if (st == HR_OK && rename(tmp, dir) != 0)

@@ -61,7 +61,7 @@ static hr_status mapped_f32_sources(hr_model *m) {
             int64_t rows, cols;
             hr_slot_shape(c, l, s, &rows, &cols);
             if (!p || p < lo || p >= hi || hr_model_src(m, l, s)) continue;
-            hr_mat_src src = {p, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false};
+            hr_mat_src src = {p, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false, NULL};
             st = hr_model_set_src(m, l, s, src);
         }
     return st;

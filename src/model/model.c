@@ -63,6 +63,10 @@ const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s) {
 
 void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float *out) {
     size_t sr = hr_mat_src_stored_row(s, head_dim, row);
+    if (s->type == HR_WT_I8) {
+        hr_dequant_i8((const int8_t *)s->data + sr * s->row_bytes, s->scale[sr], out, (size_t)cols);
+        return;
+    }
     /* types and Q8_0 scales were checked at load: the conversion cannot fail */
     (void)hr_dequant_to_f32(hr_wtype_ggml(s->type), (const char *)s->data + sr * s->row_bytes, out, (size_t)cols);
 }

@@ -53,7 +53,8 @@ typedef struct {
  * for h = r / head_dim. data NULL: no typed source (the f32 pointer is the
  * weight: an owned conversion or an f32 surgery result). owned: data is a
  * buffer the model owns (a typed surgery result, study/prune/build.c), not
- * pages of a mapped file — nobody may release its pages. */
+ * pages of a mapped file — nobody may release its pages. HR_WT_I8 rows
+ * are d_in int8 with scale[stored row] beside them. */
 typedef struct {
     const void *data;
     size_t row_bytes;
@@ -61,6 +62,7 @@ typedef struct {
     int perm_heads;
     const float *f32; /* the rows hr_model_need_f32 made from it, or NULL */
     bool owned;
+    const float *scale; /* (stored rows) HR_WT_I8 only: each stored row's scale (owned by the model) */
 } hr_mat_src;
 
 /* Row of the rotate-half layout stored at interleaved row r (within a head). */

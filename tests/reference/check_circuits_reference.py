@@ -13,7 +13,6 @@ more than TOL (or NaN / non-NaN cells disagree)."""
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import circuits_ref  # noqa: E402
 import make_hf_random  # noqa: E402
 
@@ -38,11 +38,7 @@ RUNS = [
 ]
 
 
-def run(cmd):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
-    return r.stdout
+run = refcheck.run
 
 
 def make_pairs(model, path, seed):

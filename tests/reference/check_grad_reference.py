@@ -34,7 +34,6 @@ Exit status 1 when anything differs by more than TOL.
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import grad_ref  # noqa: E402
 import make_hf_random  # noqa: E402
 
@@ -50,11 +50,7 @@ FLOOR = 1e-3
 WINDOW, WINDOWS, RANK, ALPHA = 20, 2, 4, 8.0
 
 
-def run(cmd):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
-    return r.stdout
+run = refcheck.run
 
 
 def load_dump(prefix):

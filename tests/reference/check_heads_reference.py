@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import heads_ref  # noqa: E402
 import llama_ref  # noqa: E402
 import planted_heads  # noqa: E402
@@ -313,11 +314,7 @@ def main():
                      "--needle-len", 6], bos=planted_heads.BOS, planted=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("all head-lab reference checks passed")
-    return 0
+    return refcheck.finish(failures, "head-lab reference checks")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ Exit status 1 when any logits differ by more than TOL.
 """
 
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import gpt2_ref  # noqa: E402
 import hf_folder  # noqa: E402
 import make_hf_random  # noqa: E402
@@ -28,14 +28,13 @@ CASES = [
     ("gpt2-f16-prefix", "gpt2", ["--dtype", "f16", "--seed", "7"], gpt2_ref),
     ("qwen2-bf16-sharded", "qwen2", ["--dtype", "bf16", "--shards", "2", "--seed", "3"], qwen2_ref),
     ("llama-gqa-llama3rope", "llama", ["--dtype", "f32", "--seed", "5"], qwen2_ref),
+    # compressed-tensors per-channel int8 (llama: down_proj rows of 80 are read as f32)
+    ("llama-int8-channel", "llama", ["--dtype", "int8", "--seed", "9"], qwen2_ref),
+    ("qwen2-int8-sharded", "qwen2", ["--dtype", "int8", "--shards", "3", "--seed", "11"], qwen2_ref),
 ]
 
 
-def run(cmd):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
-    return r.stdout
+run = refcheck.run
 
 
 def c_logits(tools, model, tokens, out, mode="prefill"):

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""headroom's int8 dot (kernels.h) against numpy's computation of its definition.
+"""headroom's int8 dot (kernels.h) against numpy's computation of its definition,
+for Q8_0 and per-channel int8 weights.
 
 Run by tests/test_int8dot_reference.sh. tests/tools/hr_int8dot_dump writes
 random activations, a random matrix as GGUF Q8_0 rows and headroom's
@@ -9,8 +10,10 @@ VNNI) and with the exact emulation (HEADROOM_INT8_HW=0). numpy computes
 the definition independently: each token's 32-blocks quantized in float32
 as llama.cpp's quantize_row_q8_0 (amax, d = amax / 127 kept in float32,
 id = 1 / d, q = x * id rounded half away from zero), then in float64
-y = sum over blocks of (sum_k q_w q_x) * (d_w * d_x), d_w the f16 scale and
-d_w * d_x rounded to float32 as the definition's one f32 multiply.
+y = sum over blocks of (sum_k q_w q_x) * (d_w * d_x), d_w the f16 scale (per-
+channel int8: the row's f32 scale, the same for every block; rows of very
+different sizes) and d_w * d_x rounded to float32 as the definition's one
+f32 multiply.
 Checked: the activations' q equal headroom's rounding rule exactly (by
 construction of the same float32 ops), and |y - y_numpy| <= 1e-5 * sum over
 blocks |s d_w d_x| per output (headroom's f32 chain vs float64). Prints
@@ -25,6 +28,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import q8_0_ref  # noqa: E402
 
 TOL = 1e-5
@@ -44,28 +48,34 @@ def quantize_acts(x):
     return q.astype(np.int64), d
 
 
-def check(tool, n, d_in, d_out, seed, env_extra, label):
+def check(tool, n, d_in, d_out, seed, env_extra, label, channel):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "dump.bin")
         env = dict(os.environ, **env_extra)
         r = subprocess.run([tool, "--n", str(n), "--d-in", str(d_in), "--d-out", str(d_out), "--seed", str(seed),
-                            "--out", path], env=env, capture_output=True, text=True)
+                            "--out", path, "--channel", str(channel)], env=env, capture_output=True, text=True)
         if r.returncode != 0:
             failures.append(label)
             print("  FAIL %s: %s" % (label, r.stderr.strip()))
             return
         buf = open(path, "rb").read()
-    hdr = np.frombuffer(buf[:12], "<i4")
-    assert tuple(hdr) == (n, d_in, d_out)
-    off = 12
+    hdr = np.frombuffer(buf[:16], "<i4")
+    assert tuple(hdr) == (n, d_in, d_out, channel)
+    off = 16
     x = np.frombuffer(buf[off:off + 4 * n * d_in], "<f4").reshape(n, d_in)
     off += 4 * n * d_in
     nb = d_in // 32
-    dw, qw = q8_0_ref.split_q8_0(buf[off:off + 34 * nb * d_out])
-    off += 34 * nb * d_out
+    if channel:
+        qw = np.frombuffer(buf[off:off + d_out * d_in], "i1").astype(np.int64).reshape(d_out, nb, 32)
+        off += d_out * d_in
+        dw = np.repeat(np.frombuffer(buf[off:off + 4 * d_out], "<f4").reshape(d_out, 1), nb, axis=1)
+        off += 4 * d_out
+    else:
+        dw, qw = q8_0_ref.split_q8_0(buf[off:off + 34 * nb * d_out])
+        off += 34 * nb * d_out
+        dw = dw.astype(np.float32).reshape(d_out, nb)
+        qw = qw.astype(np.int64).reshape(d_out, nb, 32)
     y = np.frombuffer(buf[off:off + 4 * n * d_out], "<f4").reshape(n, d_out).astype(np.float64)
-    dw = dw.astype(np.float32).reshape(d_out, nb)
-    qw = qw.astype(np.int64).reshape(d_out, nb, 32)
     qx, dx = quantize_acts(x)
     s = np.einsum("rbk,tbk->trb", qw, qx)  # exact integer block sums (n, d_out, nb)
     sc = (dw[None, :, :] * dx[:, None, :]).astype(np.float32).astype(np.float64)  # one f32 multiply
@@ -87,15 +97,13 @@ def main():
         print("check_int8dot_reference: HR_TOOLS_DIR must be set", file=sys.stderr)
         return 1
     tool = os.path.join(tools, "hr_int8dot_dump")
-    for n, d_in, d_out in [(1, 96, 45), (13, 288, 70), (70, 320, 33)]:
-        for hw in ("1", "0"):
-            check(tool, n, d_in, d_out, n + d_in, {"HEADROOM_INT8_HW": hw},
-                  "%d x %d x %d, %s" % (n, d_in, d_out, "VPDPBUSD if the CPU has it" if hw == "1" else "emulated"))
-    if failures:
-        print("check_int8dot_reference: %d failed" % len(failures))
-        return 1
-    print("check_int8dot_reference: all passed")
-    return 0
+    for channel in (0, 1):
+        for n, d_in, d_out in [(1, 96, 45), (13, 288, 70), (70, 320, 33)]:
+            for hw in ("1", "0"):
+                check(tool, n, d_in, d_out, n + d_in, {"HEADROOM_INT8_HW": hw},
+                      "%s %d x %d x %d, %s" % ("int8" if channel else "Q8_0", n, d_in, d_out,
+                                               "VPDPBUSD if the CPU has it" if hw == "1" else "emulated"), channel)
+    return refcheck.finish(failures, "int8 dot reference checks")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ Env: HR_CLI, HR_TOOLS_DIR (hr_make_random), HR_SHARED_DIR.
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import grad_ref  # noqa: E402
 import llama_ref  # noqa: E402
 
@@ -46,11 +46,7 @@ TOL = 1e-4
 SHARE = 0.25
 
 
-def run(cmd):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
-    return r.stdout
+run = refcheck.run
 
 
 def reference_scores(model_path, ids):

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import llama_ref  # noqa: E402
 import q8_0_ref  # noqa: E402
 
@@ -175,11 +176,7 @@ def main():
                       "max abs diff %.3g (tol %.0e)" % (diff, REF_TOL))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("all Q8_0 reference checks passed")
-    return 0
+    return refcheck.finish(failures, "Q8_0 reference checks")
 
 
 if __name__ == "__main__":

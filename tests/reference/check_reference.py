@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import llama_ref  # noqa: E402
 
 REF_TOL = 1e-4
@@ -136,11 +137,7 @@ def main():
                 check_prompt(tools, tmp, name, path, ref, tokens, full)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("all reference checks passed")
-    return 0
+    return refcheck.finish(failures, "reference checks")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refcheck  # noqa: E402
 import llama_ref  # noqa: E402
 import q8_0_ref  # noqa: E402
 from check_q8_0_reference import gguf_names  # noqa: E402
@@ -260,11 +261,7 @@ def main():
         check_other_writers(cli, tmp, small)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("all keep-dtype checks passed")
-    return 0
+    return refcheck.finish(failures, "keep-dtype checks")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ def _decode(raw, dtype, shape):
         a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
     elif dtype == "BF16":
         a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+    elif dtype == "I8":
+        a = np.frombuffer(raw, dtype="i1").astype(np.float32)
     else:
         raise ValueError("dtype %s not handled" % dtype)
     return torch.from_numpy(a.astype(np.float64).reshape(shape))
@@ -50,6 +52,10 @@ def load(folder):
         files = ["model.safetensors"]
     for fn in files:
         tensors.update(read_safetensors(os.path.join(folder, fn)))
+    # compressed-tensors per-channel int8: weight = q * weight_scale (float64)
+    for name in [k for k in tensors if k.endswith(".weight_scale")]:
+        base = name[:-len("_scale")]
+        tensors[base] = tensors[base] * tensors.pop(name).reshape(-1, 1)
     return cfg, tensors
 
 

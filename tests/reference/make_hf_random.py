@@ -9,7 +9,7 @@ Tensor names and config fields follow transformers' GPT2 / Qwen2 / Llama
 checkpoints (GPT-2 Conv1D weights stored (in, out)).
 
 CLI:
-  make_hf_random.py ARCH OUT [--seed N] [--dtype f32|f16|bf16] [--shards N]
+  make_hf_random.py ARCH OUT [--seed N] [--dtype f32|f16|bf16|int8] [--shards N]
                     [--no-prefix] [--preset tiny|llama-3.2-1b|llama-3.1-8b]
   ARCH: gpt2, qwen2, llama (tiny llama: GQA + rope_scaling llama3)
 The llama-3.2-1b preset has Llama-3.2-1B's shape (hidden 2048, 16 layers,
@@ -17,6 +17,12 @@ The llama-3.2-1b preset has Llama-3.2-1B's shape (hidden 2048, 16 layers,
 llama-3.1-8b Llama-3.1-8B's (hidden 4096, 32 layers, 32 heads, 8 KV heads,
 intermediate 14336, vocab 128256, untied, rope llama3): 16 GB in bf16, for
 the memory measurements of docs/RESULTS.md §5 (written in row blocks).
+--dtype int8 (llama / qwen2): the attention and MLP projections as
+compressed-tensors "int-quantized" per-channel int8, the way llm-compressor
+writes W8A8 checkpoints: NAME.weight I8 (rows, cols), NAME.weight_scale
+BF16 (rows, 1), scale = bf16(max |row| / 127.5) (at least float32 eps),
+q = clip(rint(w / scale), -128, 127); quantization_config in config.json;
+other tensors f32. Row 0 of layer 0's q_proj is zero (scale eps).
 """
 
 import argparse
@@ -43,7 +49,7 @@ def encode(a, dtype):
 
 
 def dtype_size(dtype):
-    return 4 if dtype == "f32" else 2
+    return 4 if dtype in ("f32", "int8") else 2
 
 
 class Gen:
@@ -134,12 +140,48 @@ def configs(arch, preset):
                              "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}
 
 
+def int8_channel(w):
+    """compressed-tensors' symmetric per-channel int8 of w (rows, cols): (q int8, scale bf16 bits (rows, 1))."""
+    amax = np.max(np.abs(w), axis=1, keepdims=True).astype(np.float32)
+    scale = np.maximum(amax / np.float32(127.5), np.finfo(np.float32).eps).astype(np.float32)
+    sbits = np.frombuffer(encode(scale, "bf16"), dtype="<u2").reshape(scale.shape)
+    s = (sbits.astype(np.uint32) << 16).view(np.float32)
+    q = np.clip(np.rint(w / s), -128, 127).astype(np.int8)
+    return q, sbits
+
+
+def int8_spec(spec):
+    """Projection weights -> (name, shape, "q8w") + (name_scale, (rows, 1), "q8s")."""
+    out = []
+    for name, shape, kind in spec:
+        if kind == "w" and name.endswith("_proj.weight"):
+            out += [(name, shape, "q8w"), (name + "_scale", (shape[0], 1), "q8s")]
+        else:
+            out.append((name, shape, kind))
+    return out
+
+
+QUANT_CONFIG = {"quant_method": "compressed-tensors", "format": "int-quantized", "quantization_status": "compressed",
+                "ignore": ["lm_head"], "kv_cache_scheme": None,
+                "config_groups": {"group_0": {"targets": ["Linear"], "output_activations": None,
+                                              "input_activations": {"num_bits": 8, "type": "int", "symmetric": True,
+                                                                    "strategy": "token", "dynamic": True},
+                                              "weights": {"num_bits": 8, "type": "int", "symmetric": True,
+                                                          "strategy": "channel", "group_size": None,
+                                                          "dynamic": False, "observer": "minmax"}}}}
+
+
 def write_shard(path, entries, dtype, gen):
     """entries: (name, shape, kind). Data generated tensor by tensor."""
     header, off = {"__metadata__": {"format": "pt"}}, 0
-    for name, shape, _ in entries:
-        n = int(np.prod(shape)) * dtype_size(dtype)
-        header[name] = {"dtype": ST_DTYPE[dtype], "shape": list(shape), "data_offsets": [off, off + n]}
+    for name, shape, kind in entries:
+        st, size = ST_DTYPE.get(dtype, "F32"), dtype_size(dtype)
+        if kind == "q8w":
+            st, size = "I8", 1
+        elif kind == "q8s":
+            st, size = "BF16", 2
+        n = int(np.prod(shape)) * size
+        header[name] = {"dtype": st, "shape": list(shape), "data_offsets": [off, off + n]}
         off += n
     h = json.dumps(header).encode()
     h += b" " * (-len(h) % 8)
@@ -147,16 +189,24 @@ def write_shard(path, entries, dtype, gen):
         f.write(struct.pack("<Q", len(h)))
         f.write(h)
         for name, shape, kind in entries:
-            if kind == "w":
+            if kind == "q8w":
+                w = gen.w(*shape)
+                if ".layers.0.self_attn.q_proj" in "." + name:
+                    w[0, :] = 0.0
+                q, gen.pending_scale = int8_channel(w)
+                f.write(q.tobytes())
+            elif kind == "q8s":
+                f.write(gen.pending_scale.astype("<u2").tobytes())
+            elif kind == "w":
                 # Row blocks keep peak memory low for the 1B preset.
                 rows = shape[0]
                 step = max(1, (1 << 24) // max(1, int(np.prod(shape[1:]))))
                 for r in range(0, rows, step):
-                    f.write(encode(gen.w(min(step, rows - r), *shape[1:]), dtype))
+                    f.write(encode(gen.w(min(step, rows - r), *shape[1:]), "f32" if dtype == "int8" else dtype))
             elif kind == "norm":
-                f.write(encode(gen.norm(shape[0]), dtype))
+                f.write(encode(gen.norm(shape[0]), "f32" if dtype == "int8" else dtype))
             else:
-                f.write(encode(gen.bias(shape[0]), dtype))
+                f.write(encode(gen.bias(shape[0]), "f32" if dtype == "int8" else dtype))
     return off
 
 
@@ -165,7 +215,7 @@ def main(argv=None):
     ap.add_argument("arch", choices=["gpt2", "qwen2", "llama"])
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
+    ap.add_argument("--dtype", choices=["f32", "f16", "bf16", "int8"], default="f32")
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--no-prefix", action="store_true")
     ap.add_argument("--preset", choices=["tiny", "llama-3.2-1b", "llama-3.1-8b"], default="tiny")
@@ -174,6 +224,11 @@ def main(argv=None):
     cfg = configs(a.arch, a.preset)
     prefix = not a.no_prefix
     spec = gpt2_spec(cfg, prefix) if a.arch == "gpt2" else llama_spec(cfg, prefix, a.arch == "qwen2")
+    if a.dtype == "int8":
+        if a.arch == "gpt2":
+            sys.exit("make_hf_random: --dtype int8 is for llama / qwen2")
+        spec = int8_spec(spec)
+        cfg["quantization_config"] = QUANT_CONFIG
     gen = Gen(a.seed, a.scale or (0.02 if a.preset != "tiny" else 0.15))
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "config.json"), "w") as f:

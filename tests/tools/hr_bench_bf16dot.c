@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)n * d_in; i++) s = s * 1664525u + 1013904223u, x[i] = (float)(s >> 8) / 16777216.0f;
     for (size_t i = 0; i < (size_t)d_out * d_in; i++)
         s = s * 1664525u + 1013904223u, w[i] = hr_f32_to_bf16((float)(s >> 8) / 16777216.0f - 0.5f);
-    hr_pack_panels_t(HR_WT_BF16, wp, w, sizeof(uint16_t) * (size_t)d_in, 0, 0, d_out, d_in, 0, (d_out + 15) / 16);
+    hr_pack_panels_t(HR_WT_BF16, wp, w, NULL, sizeof(uint16_t) * (size_t)d_in, 0, 0, d_out, d_in, 0, (d_out + 15) / 16);
     hr_matmul_out o = {y, NULL, {wp, HR_WT_BF16}, d_out};
     printf("# %s path, 1 thread, n %d, d_in %d, d_out %d, best of %d\n", hr_cpu_path(), n, d_in, d_out, repeats);
     static const char *const names[3] = {"exact", "bf16dot-vdpbf16ps", "bf16dot-emulated"};

@@ -60,8 +60,8 @@ static const hr_mat_src *typed_of(const hr_model *m, int layer, hr_slot s) {
  * (src_rows of it), as packing does (engine/pack.c): the file's pages and
  * the cut are not both resident; a later reader maps them in again. */
 static void set_owned(hr_model *dst, int layer, hr_slot s, const void *buf, size_t row_bytes, hr_wtype t,
-                      const hr_mat_src *from, int64_t src_rows, bool *ok) {
-    hr_mat_src o = {buf, row_bytes, t, 0, NULL, true};
+                      const float *scale, const hr_mat_src *from, int64_t src_rows, bool *ok) {
+    hr_mat_src o = {buf, row_bytes, t, 0, NULL, true, scale};
     if (*ok && hr_model_set_src(dst, layer, s, o) != HR_OK) *ok = false;
     if (!from->owned) hr_release_pages(from->data, from->row_bytes * (size_t)src_rows);
 }
@@ -76,17 +76,19 @@ const float *hr_surgery_rows_any(hr_model *dst, int dl, const hr_model *src, int
     }
     size_t rb = ts->row_bytes;
     uint8_t *buf = *ok ? hr_model_alloc_owned_bytes(dst, (size_t)n_rows * rb) : NULL; // (n_rows, rb bytes)
-    if (!buf) {
+    float *sc = *ok && ts->scale ? hr_model_alloc_owned(dst, (size_t)n_rows) : NULL;  // (n_rows) int8 row scales
+    if (!buf || (ts->scale && !sc)) {
         *ok = false;
         return NULL;
     }
     for (int i = 0; i < n_rows; i++) {
         size_t sr = hr_mat_src_stored_row(ts, src->cfg.head_dim, rows ? rows[i] : i);
         memcpy(buf + (size_t)i * rb, (const uint8_t *)ts->data + sr * rb, rb);
+        if (sc) sc[i] = ts->scale[sr];
     }
     int64_t src_rows, src_cols;
     hr_slot_shape(&src->cfg, sl, s, &src_rows, &src_cols);
-    set_owned(dst, dl, s, buf, rb, ts->type, ts, src_rows, ok);
+    set_owned(dst, dl, s, buf, rb, ts->type, sc, ts, src_rows, ok);
     return NULL;
 }
 
@@ -110,16 +112,20 @@ const float *hr_surgery_cols_any(hr_model *dst, int dl, const hr_model *src, int
     }
     int hd = src->cfg.head_dim;
     bool q8 = ts->type == HR_WT_Q8_0, blocks = q8 && whole_blocks(cols, n_cols);
-    /* Q8_0 rows of a length that is not a multiple of 32 cannot be Q8_0:
-     * they become f32, exactly the dequantized values (small matrices only:
-     * every head or MLP size of a real model is a multiple of 32) */
-    hr_wtype t = q8 && n_cols % 32 ? HR_WT_F32 : ts->type;
+    /* Q8_0 and int8 rows of a length that is not a multiple of 32 cannot
+     * stay so: they become f32, exactly the dequantized values (small
+     * matrices only: every head or MLP size of a real model is a multiple
+     * of 32). An int8 row keeps its scale: its kept bytes are cut as they
+     * are (pruned = gated bit for bit). */
+    bool i8 = ts->type == HR_WT_I8, i8_f32 = i8 && n_cols % 32;
+    hr_wtype t = (q8 || i8) && n_cols % 32 ? HR_WT_F32 : ts->type;
     size_t rb = t == HR_WT_F32 ? (size_t)n_cols * sizeof(float) : hr_wtype_row_bytes(t, n_cols);
-    size_t es = q8 ? 0 : ts->row_bytes / (size_t)src_cols; /* element bytes of f32 / bf16 / f16 */
-    uint8_t *buf = *ok ? hr_model_alloc_owned_bytes(dst, (size_t)n_rows * rb) : NULL; // (n_rows, rb bytes)
-    float *row =
-        q8 && !blocks ? malloc(sizeof(float) * ((size_t)src_cols + (size_t)n_cols)) : NULL; // (src_cols + n_cols)
-    if (!buf || (q8 && !blocks && !row)) {
+    size_t es = q8 ? 0 : ts->row_bytes / (size_t)src_cols; /* element bytes of f32 / bf16 / f16 / int8 */
+    uint8_t *buf = *ok ? hr_model_alloc_owned_bytes(dst, (size_t)n_rows * rb) : NULL;    // (n_rows, rb bytes)
+    float *sc = *ok && t == HR_WT_I8 ? hr_model_alloc_owned(dst, (size_t)n_rows) : NULL; // (n_rows) row scales
+    bool need_row = (q8 && !blocks) || i8_f32;
+    float *row = need_row ? malloc(sizeof(float) * ((size_t)src_cols + (size_t)n_cols)) : NULL; // (src_cols + n_cols)
+    if (!buf || (need_row && !row) || (t == HR_WT_I8 && !sc)) {
         free(row);
         *ok = false;
         return NULL;
@@ -129,7 +135,7 @@ const float *hr_surgery_cols_any(hr_model *dst, int dl, const hr_model *src, int
         uint8_t *o = buf + (size_t)r * rb;
         if (blocks) {
             for (int b = 0; b < n_cols; b += 32) memcpy(o + (size_t)b / 32 * 34, in + (size_t)cols[b] / 32 * 34, 34);
-        } else if (q8) {
+        } else if (q8 || i8_f32) {
             hr_mat_src_row(ts, hd, r, src_cols, row);
             float *kept = row + src_cols; // (n_cols)
             for (int j = 0; j < n_cols; j++) kept[j] = row[cols[j]];
@@ -137,10 +143,11 @@ const float *hr_surgery_cols_any(hr_model *dst, int dl, const hr_model *src, int
             else hr_quantize_q8_0(kept, o, (size_t)n_cols), dst->requantized_rows++;
         } else {
             for (int j = 0; j < n_cols; j++) memcpy(o + (size_t)j * es, in + (size_t)cols[j] * es, es);
+            if (sc) sc[r] = ts->scale[hr_mat_src_stored_row(ts, hd, r)];
         }
     }
     free(row);
-    set_owned(dst, dl, s, buf, rb, t, ts, n_rows, ok);
+    set_owned(dst, dl, s, buf, rb, t, sc, ts, n_rows, ok);
     return NULL;
 }
 

@@ -258,6 +258,8 @@ static hr_status choose(hr_quantize_result *r) {
 static hr_status check_params(const hr_model *m, const hr_tokenizer *tok, const hr_quantize_params *p, int *n_ctx) {
     if (p->dtype == HR_DTYPE_Q8_0)
         return hr_err(HR_ERR_INVALID_ARG, "the matrices not chosen are written f32, f16 or bf16, not q8_0");
+    if (p->dtype == HR_DTYPE_INT8)
+        return hr_err(HR_ERR_INVALID_ARG, "the matrices not chosen are written f32, f16 or bf16, not int8");
     if ((unsigned)p->dtype > HR_DTYPE_KEEP) return hr_err(HR_ERR_INVALID_ARG, "unknown dtype %d", (int)p->dtype);
     if (!(p->int8_percent > 0 && p->int8_percent < 100))
         return hr_err(HR_ERR_RANGE, "the int8 share must lie in (0, 100) %%, got %g %%", p->int8_percent);
