@@ -7,7 +7,9 @@
 # each pruned (--by random, 50% of the heads) as it is and as its f32
 # conversion written in the same dtype: the two files must be equal byte
 # for byte (the typed cut copies bf16 elements, Q8_0 rows and whole blocks;
-# tests/test_prune_typed.c covers re-quantized columns).
+# tests/test_prune_typed.c covers re-quantized columns). The same typed
+# files written as HF folders (row by row from the typed sources) equal,
+# byte for byte, their f32 copies written in the same dtype.
 set -u
 
 . "$(dirname "$0")/cli_prelude.sh"
@@ -27,6 +29,15 @@ for arch in gpt2 qwen2; do
       --dtype "$dt" -o "$T/pf.gguf" || continue
     cmp -s "$T/px.gguf" "$T/pf.gguf" && ok "$arch $dt: pruned GGUFs equal ($(wc -c <"$T/px.gguf") bytes)" ||
       fail "$arch $dt: the typed prune's GGUF differs from the f32 path's"
+    # the HF writer reads typed matrices row by row (GPT-2: fused QKV parts,
+    # transposed Conv1D; Qwen2: rotate-half rows): the same bytes as from f32
+    hd=$([ "$dt" = q8_0 ] && echo f32 || echo "$dt")
+    rm -rf "$T/hx" "$T/hf32"
+    expect_ok "$arch $dt: typed model to HF" convert "$x" "$T/hx" --to hf --no-tokenizer || continue
+    expect_ok "$arch $dt: its f32 copy to HF $hd" convert "$f" "$T/hf32" --to hf --dtype "$hd" --no-tokenizer || continue
+    cmp -s "$T/hx/model.safetensors" "$T/hf32/model.safetensors" &&
+      ok "$arch $dt: HF folders from typed rows and from f32 equal ($(wc -c <"$T/hx/model.safetensors") bytes)" ||
+      fail "$arch $dt: the HF writer's typed rows differ from the f32 path's"
   done
 done
 echo "$failures failures"

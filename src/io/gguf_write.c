@@ -331,20 +331,17 @@ static hr_status check_finite(const out_tensor *o, const float *src, size_t n) {
 static hr_status write_typed(const hr_model *m, hr_atomic_file *af, const out_tensor *o, uint8_t *chunk) {
     int hd = m->cfg.head_dim;
     size_t cols = (size_t)o->cols, ob = type_bytes(o->type, cols), cap = CHUNK * 4, fill = 0;
-    int *inv = malloc(sizeof(int) * (size_t)hd); // (head_dim) rotate-half row -> interleaved row
     float *row = malloc(sizeof(float) * cols);   // (cols) one row as f32
     uint8_t *big = ob > cap ? malloc(ob) : NULL; // (ob) one encoded row longer than the chunk
-    if (!inv || !row || (ob > cap && !big)) {
-        free(inv), free(row), free(big);
+    if (!row || (ob > cap && !big)) {
+        free(row), free(big);
         return hr_err(HR_ERR_NOMEM, "out of memory writing '%s'", o->name);
     }
-    for (int r = 0; r < hd; r++) inv[hr_qk_rotate_half_src(r, hd)] = r;
     hr_status st = HR_OK;
     for (int64_t w = 0; st == HR_OK && w < o->rows; w++) {
-        int64_t r = w;
-        if (o->perm_heads && w < (int64_t)o->perm_heads * hd) r = w / hd * hd + inv[w % hd];
-        int p = 0;
-        while (p + 1 < o->n_parts && r >= o->part_rows[p]) r -= o->part_rows[p++];
+        int p;
+        int64_t r;
+        hr_wtensor_locate(hd, o, w, &p, &r);
         if (fill + ob > cap) {
             st = hr_atomic_write(af, chunk, fill);
             fill = 0;
@@ -354,9 +351,7 @@ static hr_status write_typed(const hr_model *m, hr_atomic_file *af, const out_te
         if (ts && hr_wtype_ggml(ts->type) == o->type && ts->row_bytes == ob) {
             memcpy(dst, (const uint8_t *)ts->data + hr_mat_src_stored_row(ts, hd, (int)r) * ob, ob);
         } else {
-            if (ts) hr_mat_src_row(ts, hd, (int)r, (int)cols, row);
-            else if (o->part[p]) memcpy(row, o->part[p] + (size_t)r * cols, cols * sizeof(float));
-            else st = hr_err(HR_ERR_INVALID_ARG, "tensor '%s' has no weights to write", o->name);
+            st = hr_wtensor_row(hd, o, w, row);
             if (st == HR_OK) st = check_finite(o, row, cols);
             if (st == HR_OK) encode(o->type, row, cols, dst);
         }
@@ -364,7 +359,7 @@ static hr_status write_typed(const hr_model *m, hr_atomic_file *af, const out_te
         else fill += ob;
     }
     if (st == HR_OK && fill) st = hr_atomic_write(af, chunk, fill);
-    free(inv), free(row), free(big);
+    free(row), free(big);
     return st;
 }
 

@@ -58,7 +58,15 @@ typedef struct {
 } hr_wtensor;
 
 /* The tensor as one contiguous f32 array in its written layout: the source
- * itself, or a malloc'ed copy returned in *tmp (caller frees). */
+ * itself, or a malloc'ed copy returned in *tmp (caller frees). Parts kept
+ * typed are converted (one matrix at a time). */
 hr_status hr_wtensor_gather(int head_dim, const hr_wtensor *o, const float **out, float **tmp);
+/* Written row w of a matrix tensor (not transposed): its part *p and the
+ * row *r of that part in headroom's order (Q/K rows turned back from
+ * rotate-half when perm_heads). */
+void hr_wtensor_locate(int head_dim, const hr_wtensor *o, int64_t w, int *p, int64_t *r);
+/* Written row w of a matrix tensor (not transposed) as f32 (cols floats),
+ * from its f32 part or converted from its typed one. */
+hr_status hr_wtensor_row(int head_dim, const hr_wtensor *o, int64_t w, float *row);
 
 #endif

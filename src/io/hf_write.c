@@ -63,7 +63,10 @@ static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_h
         bool stacked = t->slot == HR_SLOT_QKV || t->slot == HR_SLOT_QKV_B;
         const hr_layer_weights *lw = &m->w.layers[li];
         const float *p = stacked ? (t->slot == HR_SLOT_QKV ? lw->wq : lw->bq) : *hr_slot_ptr(w, li, t->slot);
-        if (!p) continue;
+        /* a matrix kept typed: written from its typed source, row by row */
+        const hr_mat_src *ts = !p && !stacked ? hr_model_src(m, layer, t->slot) : NULL;
+        bool typed_qkv = !p && t->slot == HR_SLOT_QKV && hr_model_src(m, li, HR_SLOT_Q);
+        if (!p && !ts && !typed_qkv) continue;
         char nm[160];
         int at = snprintf(nm, sizeof nm, "%s", ai->hf_prefix);
         if (layer >= 0) at += snprintf(nm + at, sizeof nm - (size_t)at, ai->hf_layer, layer);
@@ -72,12 +75,16 @@ static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_h
         hr_slot_shape(c, layer, t->slot, &rows, &cols);
         hr_wtensor *o = add(L, nm, rows, cols, p);
         if (!o) return HR_ERR_NOMEM;
+        o->tpart[0] = ts;
         if (stacked) { /* Q, K, V rows (bias elements) one after another */
             int64_t q = (int64_t)c->n_head[li] * c->head_dim, kv = (int64_t)c->n_head_kv[li] * c->head_dim;
             o->n_parts = 3;
             o->part[1] = t->slot == HR_SLOT_QKV ? lw->wk : lw->bk;
             o->part[2] = t->slot == HR_SLOT_QKV ? lw->wv : lw->bv;
             o->part_rows[0] = q, o->part_rows[1] = kv, o->part_rows[2] = kv;
+            static const hr_slot qkv[3] = {HR_SLOT_Q, HR_SLOT_K, HR_SLOT_V};
+            for (int k = 0; k < 3 && t->slot == HR_SLOT_QKV; k++)
+                if (!o->part[k]) o->tpart[k] = hr_model_src(m, li, qkv[k]);
         }
         if (t->layout == HR_HF_CONV1D && rows > 1) o->transpose = true;
         if (t->layout == HR_HF_ROTATE_HALF)
@@ -86,15 +93,16 @@ static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_h
         if (dtype == HR_DTYPE_INT8) {
             bool q8 = int8_slot(t->slot) && !stacked && !o->transpose && !o->vec;
             o->type = q8 ? HR_DTYPE_INT8 : HR_DTYPE_F32;
-            if (q8) o->tpart[0] = hr_model_src(m, li, t->slot); /* int8 sources are copied as they are */
+            if (q8) o->tpart[0] = hr_model_src(m, layer, t->slot); /* int8 sources are copied as they are */
         }
     }
     return HR_OK;
 }
 
+/* Matrices kept typed are written from their typed sources (no f32 copy
+ * of the model: one row, or for GPT-2's transposed Conv1D one matrix, at a
+ * time). */
 static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *L, hr_dtype dtype) {
-    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     hr_status st = plan_list(m, ai, ai->hf_head, -1, L, dtype);
     for (int l = 0; l < m->cfg.n_layers && st == HR_OK; l++) st = plan_list(m, ai, ai->hf_layer_tensors, l, L, dtype);
     if (st == HR_OK) st = plan_list(m, ai, ai->hf_tail, -1, L, dtype);
@@ -103,6 +111,8 @@ static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *
         !(lm = add(L, HR_HF_LM_HEAD, m->cfg.vocab_size, m->cfg.dim, m->w.output)))
         st = HR_ERR_NOMEM;
     if (lm) lm->type = dtype == HR_DTYPE_INT8 ? HR_DTYPE_F32 : dtype;
+    if (lm && !lm->part[0]) lm->tpart[0] = hr_model_src(m, -1, HR_SLOT_OUTPUT);
+    if (lm && !lm->part[0] && !lm->tpart[0]) st = hr_err(HR_ERR_INVALID_ARG, "the model has no output matrix");
     return st;
 }
 
@@ -248,41 +258,63 @@ static char *st_header(const wlist *L, size_t *len) {
     return out;
 }
 
-/* An int8 tensor: its rows (src: the f32 rows in written order) as int8,
- * then its scales. Rows whose source is per-channel int8 (o->tpart[0]) are
- * copied with their scales; others quantized (hr_quantize_i8_row). */
-static hr_status write_int8(const hr_model *m, hr_atomic_file *af, const hr_wtensor *o, const float *src) {
+/* n values of src in dtype d (f32, f16 or bf16; round to nearest even) at dst. */
+static void encode_vals(hr_dtype d, const float *src, size_t n, uint8_t *dst) {
+    for (size_t e = 0; e < n; e++) {
+        if (d == HR_DTYPE_F32) {
+            memcpy(dst + 4 * e, &src[e], 4);
+        } else {
+            uint16_t h = d == HR_DTYPE_F16 ? hr_f32_to_f16(src[e]) : hr_f32_to_bf16(src[e]);
+            memcpy(dst + 2 * e, &h, 2);
+        }
+    }
+}
+
+/* A matrix (not transposed) row by row in written order: f32 / f16 /
+ * bf16 elements, or for HR_DTYPE_INT8 the int8 rows then their scales
+ * (rows of a per-channel int8 source copied with their scales, others
+ * quantized by hr_quantize_i8_row). chunk holds CHUNK * 4 bytes. */
+static hr_status write_rows(const hr_model *m, hr_atomic_file *af, const hr_wtensor *o, uint8_t *chunk) {
     int hd = m->cfg.head_dim;
-    size_t cols = (size_t)o->cols;
-    const hr_mat_src *ts = o->tpart[0] && o->tpart[0]->type == HR_WT_I8 ? o->tpart[0] : NULL;
-    int8_t *q = malloc(cols + 1);                               // (cols) one row
-    float *sc = malloc(sizeof(float) * (size_t)o->rows);        // (rows) scales
-    int *inv = malloc(sizeof(int) * (size_t)(hd > 0 ? hd : 1)); // (head_dim) rotate-half row -> interleaved row
-    if (!q || !sc || !inv) {
-        free(q), free(sc), free(inv);
+    hr_dtype dtype = (hr_dtype)o->type;
+    size_t cols = (size_t)o->cols, es = st_esize(dtype), fill = 0;
+    float *row = malloc(sizeof(float) * cols);                                           // (cols) one row
+    float *sc = dtype == HR_DTYPE_INT8 ? malloc(sizeof(float) * (size_t)o->rows) : NULL; // (rows) int8 scales
+    uint8_t *big = cols * es > CHUNK * 4 ? malloc(cols * es) : NULL;                     // one row over the chunk
+    if (!row || (dtype == HR_DTYPE_INT8 && !sc) || (cols * es > CHUNK * 4 && !big)) {
+        free(row), free(sc), free(big);
         return hr_err(HR_ERR_NOMEM, "out of memory writing '%s'", o->name);
     }
-    for (int r = 0; r < hd; r++) inv[hr_qk_rotate_half_src(r, hd)] = r;
     hr_status st = HR_OK;
     for (int64_t w = 0; st == HR_OK && w < o->rows; w++) {
-        if (ts) {
-            int64_t r = w; /* headroom's row written at w */
-            if (o->perm_heads && w < (int64_t)o->perm_heads * hd) r = w / hd * hd + inv[w % hd];
+        if (fill + cols * es > CHUNK * 4) {
+            st = hr_atomic_write(af, chunk, fill);
+            fill = 0;
+        }
+        uint8_t *dst = big ? big : chunk + fill;
+        int p;
+        int64_t r;
+        hr_wtensor_locate(hd, o, w, &p, &r);
+        const hr_mat_src *ts = o->tpart[p];
+        if (st == HR_OK && dtype == HR_DTYPE_INT8 && ts && ts->type == HR_WT_I8) {
             size_t sr = hr_mat_src_stored_row(ts, hd, (int)r);
-            memcpy(q, (const int8_t *)ts->data + sr * ts->row_bytes, cols);
+            memcpy(dst, (const int8_t *)ts->data + sr * ts->row_bytes, cols);
             sc[w] = ts->scale[sr];
-        } else {
-            const float *row = src + (size_t)w * cols;
-            for (size_t k = 0; k < cols && st == HR_OK; k++)
+        } else if (st == HR_OK) {
+            st = hr_wtensor_row(hd, o, w, row);
+            for (size_t k = 0; k < cols && st == HR_OK && dtype == HR_DTYPE_INT8; k++)
                 if (!isfinite(row[k]))
                     st = hr_err(HR_ERR_INVALID_ARG, "tensor '%s' holds a non-finite value: int8 cannot store it",
                                 o->name);
-            sc[w] = hr_quantize_i8_row(row, q, cols);
+            if (st == HR_OK && dtype == HR_DTYPE_INT8) sc[w] = hr_quantize_i8_row(row, (int8_t *)dst, cols);
+            else if (st == HR_OK) encode_vals(dtype, row, cols, dst);
         }
-        if (st == HR_OK) st = hr_atomic_write(af, q, cols);
+        if (st == HR_OK && big) st = hr_atomic_write(af, big, cols * es);
+        else fill += cols * es;
     }
-    if (st == HR_OK) st = hr_atomic_write(af, sc, sizeof(float) * (size_t)o->rows);
-    free(q), free(sc), free(inv);
+    if (st == HR_OK && fill) st = hr_atomic_write(af, chunk, fill);
+    if (st == HR_OK && sc) st = hr_atomic_write(af, sc, sizeof(float) * (size_t)o->rows);
+    free(row), free(sc), free(big);
     return st;
 }
 
@@ -310,23 +342,16 @@ static hr_status write_safetensors(const hr_model *m, const wlist *L, const char
         const float *src = NULL;
         float *tmp = NULL;
         hr_dtype dtype = (hr_dtype)L->t[i].type;
-        size_t es = st_esize(dtype);
-        st = hr_wtensor_gather(m->cfg.head_dim, &L->t[i], &src, &tmp);
-        size_t n = (size_t)L->t[i].rows * (size_t)L->t[i].cols;
-        if (st == HR_OK && dtype == HR_DTYPE_INT8) {
-            st = write_int8(m, &af, &L->t[i], src);
-            n = 0;
+        size_t es = st_esize(dtype), n = 0;
+        if (!L->t[i].vec && !L->t[i].transpose) {
+            st = write_rows(m, &af, &L->t[i], chunk);
+        } else {
+            st = hr_wtensor_gather(m->cfg.head_dim, &L->t[i], &src, &tmp);
+            n = (size_t)L->t[i].rows * (size_t)L->t[i].cols;
         }
         for (size_t at = 0; st == HR_OK && at < n; at += CHUNK) {
             size_t k = n - at < CHUNK ? n - at : CHUNK;
-            for (size_t e = 0; e < k; e++) {
-                if (dtype == HR_DTYPE_F32) {
-                    memcpy(chunk + 4 * e, &src[at + e], 4);
-                } else {
-                    uint16_t h = dtype == HR_DTYPE_F16 ? hr_f32_to_f16(src[at + e]) : hr_f32_to_bf16(src[at + e]);
-                    memcpy(chunk + 2 * e, &h, 2);
-                }
-            }
+            encode_vals(dtype, src + at, k, chunk);
             st = hr_atomic_write(&af, chunk, k * es);
         }
         free(tmp);

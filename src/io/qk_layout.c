@@ -28,9 +28,32 @@ void hr_qk_to_rotate_half(float *w, int n_heads, int head_dim, size_t cols, floa
     permute_heads(w, n_heads, head_dim, cols, tmp, 0);
 }
 
+void hr_wtensor_locate(int head_dim, const hr_wtensor *o, int64_t w, int *p, int64_t *r) {
+    int64_t x = w;
+    if (o->perm_heads && w < (int64_t)o->perm_heads * head_dim) {
+        int j = (int)(w % head_dim), i = 0; /* the interleaved row whose rotate-half row is j */
+        while (hr_qk_rotate_half_src(i, head_dim) != j) i++;
+        x = w / head_dim * head_dim + i;
+    }
+    int k = 0;
+    while (k + 1 < o->n_parts && x >= o->part_rows[k]) x -= o->part_rows[k++];
+    *p = k, *r = x;
+}
+
+hr_status hr_wtensor_row(int head_dim, const hr_wtensor *o, int64_t w, float *row) {
+    int p;
+    int64_t r;
+    hr_wtensor_locate(head_dim, o, w, &p, &r);
+    size_t cols = (size_t)o->cols;
+    if (o->part[p]) memcpy(row, o->part[p] + (size_t)r * cols, cols * sizeof(float));
+    else if (o->tpart[p]) hr_mat_src_row(o->tpart[p], head_dim, (int)r, (int)cols, row);
+    else return hr_err(HR_ERR_INVALID_ARG, "tensor '%s' has no weights to write", o->name);
+    return HR_OK;
+}
+
 hr_status hr_wtensor_gather(int head_dim, const hr_wtensor *o, const float **out, float **tmp) {
     *tmp = NULL;
-    if (o->n_parts == 1 && !o->perm_heads && !o->transpose) {
+    if (o->n_parts == 1 && !o->perm_heads && !o->transpose && o->part[0]) {
         *out = o->part[0];
         return HR_OK;
     }
@@ -40,7 +63,15 @@ hr_status hr_wtensor_gather(int head_dim, const hr_wtensor *o, const float **out
     size_t row = o->vec ? 1 : (size_t)o->cols, at = 0;
     for (int p = 0; p < o->n_parts; p++) {
         size_t k = (size_t)o->part_rows[p] * row;
-        memcpy(buf + at, o->part[p], k * sizeof(float));
+        if (o->part[p]) {
+            memcpy(buf + at, o->part[p], k * sizeof(float));
+        } else if (o->tpart[p] && !o->vec) { /* typed: converted row by row, headroom's order */
+            for (int64_t r = 0; r < o->part_rows[p]; r++)
+                hr_mat_src_row(o->tpart[p], head_dim, (int)r, (int)row, buf + at + (size_t)r * row);
+        } else {
+            free(buf);
+            return hr_err(HR_ERR_INVALID_ARG, "tensor '%s' has no weights to write", o->name);
+        }
         at += k;
     }
     float *scratch = NULL;

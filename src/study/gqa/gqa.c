@@ -175,27 +175,39 @@ static hr_status check_groups(const int *gl, int kv, int n_kv, int l) {
     return HR_OK;
 }
 
-/* Mean of the member heads' rows: dst (n_kv*hd, cols) from src (kv*hd, cols). */
-static float *merge_rows(hr_model *p, const float *src, const int *gl, int kv, int n_kv, int hd, int cols) {
-    if (!src) return NULL;
+/* Mean of the member heads' rows: dst (n_kv*hd, cols) from src (kv*hd,
+ * cols): f32 rows, or (src NULL) the typed source ts converted one row at
+ * a time (the same floats hr_model_need_f32 would make). f32 result. */
+static float *merge_rows(hr_model *p, const float *src, const hr_mat_src *ts, const int *gl, int kv, int n_kv, int hd,
+                         int cols) {
+    if (!src && !ts) return NULL;
     float *dst = hr_model_alloc_owned(p, (size_t)n_kv * hd * cols);
-    if (!dst) return NULL;
+    float *row = ts ? malloc(sizeof(float) * (size_t)cols) : NULL; // (cols) one typed row as f32
+    if (!dst || (ts && !row)) {
+        free(row);
+        return NULL;
+    }
     memset(dst, 0, sizeof(float) * (size_t)n_kv * hd * cols);
     float inv = (float)n_kv / (float)kv;
     for (int a = 0; a < kv; a++)
         for (int d = 0; d < hd; d++) {
-            const float *s = src + ((size_t)a * hd + d) * cols;
+            const float *s = src ? src + ((size_t)a * hd + d) * cols : row;
+            if (ts) hr_mat_src_row(ts, hd, a * hd + d, cols, row);
             float *o = dst + ((size_t)gl[a] * hd + d) * cols;
             for (int i = 0; i < cols; i++) o[i] += s[i] * inv;
         }
+    free(row);
     return dst;
 }
 
+/* Matrices are copied or cut in their own dtype where the model keeps
+ * them typed (hr_surgery_rows_any / _cols_any: no f32 copy); the merged
+ * K / V rows are f32 (averages), written in the kept dtype by the writers. */
 static hr_status convert_layer(hr_model *p, const hr_model *m, int l, int n_kv, const int *gl) {
     const hr_config *c = &m->cfg;
     const hr_layer_weights *w = &m->w.layers[l];
     hr_layer_weights *o = &p->w.layers[l];
-    int kv = c->n_head_kv[l], nh = c->n_head[l], hd = c->head_dim, dim = c->dim, g = nh / kv;
+    int kv = c->n_head_kv[l], nh = c->n_head[l], hd = c->head_dim, dim = c->dim, g = nh / kv, ff = c->n_ff[l];
     bool ok = true;
     memset(o, 0, sizeof *o);
     o->attn_norm = hr_surgery_copy(p, w->attn_norm, (size_t)dim, &ok);
@@ -203,21 +215,21 @@ static hr_status convert_layer(hr_model *p, const hr_model *m, int l, int n_kv, 
     o->bo = hr_surgery_copy(p, w->bo, (size_t)dim, &ok);
     o->ffn_norm = hr_surgery_copy(p, w->ffn_norm, (size_t)dim, &ok);
     o->ffn_norm_b = hr_surgery_copy(p, w->ffn_norm_b, (size_t)dim, &ok);
-    o->w_gate = hr_surgery_copy(p, w->w_gate, (size_t)c->n_ff[l] * dim, &ok);
-    o->w_up = hr_surgery_copy(p, w->w_up, (size_t)c->n_ff[l] * dim, &ok);
-    o->b_up = hr_surgery_copy(p, w->b_up, (size_t)c->n_ff[l], &ok);
-    o->w_down = hr_surgery_copy(p, w->w_down, (size_t)c->n_ff[l] * dim, &ok);
+    o->w_gate = ff ? hr_surgery_rows_any(p, l, m, l, HR_SLOT_GATE, dim, NULL, ff, &ok) : NULL;
+    o->w_up = ff ? hr_surgery_rows_any(p, l, m, l, HR_SLOT_UP, dim, NULL, ff, &ok) : NULL;
+    o->b_up = hr_surgery_copy(p, w->b_up, (size_t)ff, &ok);
+    o->w_down = ff ? hr_surgery_rows_any(p, l, m, l, HR_SLOT_DOWN, ff, NULL, dim, &ok) : NULL;
     o->b_down = hr_surgery_copy(p, w->b_down, (size_t)dim, &ok);
     if (nh == 0) return ok ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     if (kv == n_kv) {
         size_t q = (size_t)nh * hd, k = (size_t)kv * hd;
-        o->wq = hr_surgery_copy(p, w->wq, q * dim, &ok);
+        o->wq = hr_surgery_rows_any(p, l, m, l, HR_SLOT_Q, dim, NULL, (int)q, &ok);
         o->bq = hr_surgery_copy(p, w->bq, q, &ok);
-        o->wk = hr_surgery_copy(p, w->wk, k * dim, &ok);
+        o->wk = hr_surgery_rows_any(p, l, m, l, HR_SLOT_K, dim, NULL, (int)k, &ok);
         o->bk = hr_surgery_copy(p, w->bk, k, &ok);
-        o->wv = hr_surgery_copy(p, w->wv, k * dim, &ok);
+        o->wv = hr_surgery_rows_any(p, l, m, l, HR_SLOT_V, dim, NULL, (int)k, &ok);
         o->bv = hr_surgery_copy(p, w->bv, k, &ok);
-        o->wo = hr_surgery_copy(p, w->wo, q * dim, &ok);
+        o->wo = hr_surgery_rows_any(p, l, m, l, HR_SLOT_O, (int)q, NULL, dim, &ok);
         return ok ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     }
     hr_status st = check_groups(gl, kv, n_kv, l);
@@ -230,22 +242,22 @@ static hr_status convert_layer(hr_model *p, const hr_model *m, int l, int n_kv, 
         for (int a = 0; a < kv; a++)
             if (gl[a] == j)
                 for (int i = 0; i < g * hd; i++) rows[r++] = a * g * hd + i;
-    o->wq = hr_surgery_rows(p, w->wq, dim, rows, nh * hd, &ok);
+    o->wq = hr_surgery_rows_any(p, l, m, l, HR_SLOT_Q, dim, rows, nh * hd, &ok);
     o->bq = hr_surgery_rows(p, w->bq, 1, rows, nh * hd, &ok);
-    o->wo = hr_surgery_cols(p, w->wo, dim, nh * hd, rows, nh * hd, &ok);
+    o->wo = hr_surgery_cols_any(p, l, m, l, HR_SLOT_O, dim, nh * hd, rows, nh * hd, &ok);
     free(rows);
-    o->wk = merge_rows(p, w->wk, gl, kv, n_kv, hd, dim);
-    o->wv = merge_rows(p, w->wv, gl, kv, n_kv, hd, dim);
-    o->bk = merge_rows(p, w->bk, gl, kv, n_kv, hd, 1);
-    o->bv = merge_rows(p, w->bv, gl, kv, n_kv, hd, 1);
+    const hr_mat_src *tk = w->wk ? NULL : hr_model_src(m, l, HR_SLOT_K),
+                     *tv = w->wv ? NULL : hr_model_src(m, l, HR_SLOT_V);
+    o->wk = merge_rows(p, w->wk, tk, gl, kv, n_kv, hd, dim);
+    o->wv = merge_rows(p, w->wv, tv, gl, kv, n_kv, hd, dim);
+    o->bk = merge_rows(p, w->bk, NULL, gl, kv, n_kv, hd, 1);
+    o->bv = merge_rows(p, w->bv, NULL, gl, kv, n_kv, hd, 1);
     ok = ok && o->wk && o->wv && (!w->bk || o->bk) && (!w->bv || o->bv);
     return ok ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
 }
 
 hr_status hr_gqa_convert(const hr_model *m, int n_kv, const int *groups, hr_model **out) {
     *out = NULL;
-    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     const hr_config *c = &m->cfg;
     int K = hr_config_max_kv_heads(c);
     if (n_kv < 1) return hr_err(HR_ERR_INVALID_ARG, "the number of KV heads must be at least 1");

@@ -50,7 +50,9 @@ const float *hr_surgery_cols(hr_model *m, const float *src, int n_rows_total, in
  * typed (f32 pointer NULL, a typed source; model_internal.h): no f32 copy;
  * the result becomes dst's typed source of the slot, an owned buffer in the
  * same dtype, rows in headroom's order (perm_heads 0), and NULL is
- * returned. Rows and bf16 / f16 / f32 columns are copied exactly; Q8_0
+ * returned. Rows and bf16 / f16 / f32 / int8 columns are copied exactly
+ * (int8 rows keep their scale; int8 rows whose new length is not a
+ * multiple of 32 become f32, scale * q); Q8_0
  * columns that are whole 32-blocks copy blocks, others dequantize the row,
  * drop the columns and re-quantize it (counted in dst->requantized_rows; hr_quantize_q8_0: the bytes the
  * GGUF writer makes of today's f32 result), or keep it f32 when the new
