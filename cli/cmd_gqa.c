@@ -105,7 +105,7 @@ static int convert(const cli_args *a, long kv, hr_gqa_grouping grouping, const c
         cli_error("the converted model differs across layers; write only the GGUF");
         goto out;
     }
-    if (hr_model_save_gguf(g, tok, out_path, dtype) != HR_OK) {
+    if (hr_model_save_gguf(g, tok, out_path, cli_gguf_dtype(dtype)) != HR_OK) {
         cli_lib_error("cannot write the GGUF");
         goto out;
     }

@@ -258,7 +258,8 @@ static int write_outputs(const prune_opts *o, prune_state *st) {
     char *json = NULL;
     if (hr_prune_report_json(st->res, &meta, &json) != HR_OK) return cli_lib_error("cannot build prune.json");
     int rc = CLI_OK;
-    if (hr_model_save_gguf(p, st->tok, o->out, o->dtype) != HR_OK) rc = cli_lib_error("cannot write the GGUF");
+    if (hr_model_save_gguf(p, st->tok, o->out, cli_gguf_dtype(o->dtype)) != HR_OK)
+        rc = cli_lib_error("cannot write the GGUF");
     if (rc == CLI_OK && o->hf && hr_model_save_hf(p, st->tok, o->hf, o->dtype) != HR_OK) {
         remove(o->out);
         rc = cli_lib_error("cannot write the Hugging Face folder");

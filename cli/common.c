@@ -227,6 +227,8 @@ int cli_get_float(const cli_spec *spec, const cli_args *a, const char *name, dou
     return CLI_OK;
 }
 
+hr_dtype cli_gguf_dtype(hr_dtype d) { return d == HR_DTYPE_INT8 ? HR_DTYPE_KEEP : d; }
+
 int cli_get_dtype(const cli_spec *spec, const cli_args *a, hr_dtype *out) {
     const char *v = cli_value(spec, a, "dtype");
     *out = HR_DTYPE_KEEP;

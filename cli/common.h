@@ -126,6 +126,10 @@ int cli_get_float(const cli_spec *spec, const cli_args *a, const char *name, dou
 /* --dtype: absent, HR_DTYPE_KEEP (the writers keep the input model's
  * dtype, hr_dtype_for_model); q8_0 together with --hf, and int8 without
  * it, are errors. */
+/* The dtype for the GGUF of a command that writes a GGUF and maybe an HF
+ * folder: d, except int8 (HF only): HR_DTYPE_KEEP (the input's; f32 for
+ * an int8 input: GGUF has no per-channel int8). */
+hr_dtype cli_gguf_dtype(hr_dtype d);
 int cli_get_dtype(const cli_spec *spec, const cli_args *a, hr_dtype *out);
 
 /* Model path: the positional argument, else $HEADROOM_MODEL, else the

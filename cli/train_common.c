@@ -124,7 +124,7 @@ int cli_train_run(const hr_model *m, const hr_tokenizer *tok, const char *text_p
 }
 
 int cli_train_write(const hr_model *m, const hr_tokenizer *tok, const char *out, const char *hf, hr_dtype dtype) {
-    if (hr_model_save_gguf(m, tok, out, dtype) != HR_OK) return cli_lib_error("cannot write the GGUF");
+    if (hr_model_save_gguf(m, tok, out, cli_gguf_dtype(dtype)) != HR_OK) return cli_lib_error("cannot write the GGUF");
     if (hf && hr_model_save_hf(m, tok, hf, dtype) != HR_OK) {
         remove(out);
         return cli_lib_error("cannot write the Hugging Face folder");

@@ -52,8 +52,8 @@ typedef struct {
                           Prefill = decode, thread independence and pruned = gated still hold.
                           Default false: the exact f32-activation products. Other dtypes are
                           unaffected. */
-    bool int8_dot; /* products of Q8_0 and per-channel int8 weight matrices in the int8 dot (llama.cpp's Q8_0
-                          arithmetic: activations quantized to int8 per token and 32-block as
+    bool int8_dot;             /* products of Q8_0 and per-channel int8 weight matrices in the int8
+                          dot (llama.cpp's Q8_0 arithmetic: activations quantized to int8 per token and 32-block as
                           llama.cpp's quantize_row_q8_0 does, with the scale kept in f32; exact
                           int32 block sums; one f32 chain over the blocks; VPDPBUSD where the
                           CPU has AVX512-VNNI / AVX-VNNI, the same bits emulated elsewhere).

@@ -28,6 +28,17 @@
  * the result quantizes at most P %, usually slightly less; both shares
  * (of the eligible and of all parameters) are reported.
  *
+ * Format (`format`): HR_QUANT_Q8_0 (default) as above; HR_QUANT_INT8:
+ * per-channel int8 (one f32 scale a row: scale = max |row| / 127, q =
+ * round half to even (x / scale), hr_quantize_i8_row), the quantization
+ * the DTM paper's int8 stands for (per-row absmax, no outlier handling).
+ * Eligible then: the attention and MLP projections (W_q, W_k, W_v, W_o,
+ * W_gate, W_up, W_down, rows a multiple of 4 values; not the embedding,
+ * the output matrix or GPT-2's Conv1D), scored by their per-row int8 quantize-dequantize; the
+ * result is written as a Hugging Face folder (hr_quantize_save_hf) in
+ * compressed-tensors' per-channel int8 layout (save.h's HR_DTYPE_INT8)
+ * for the chosen matrices, every other tensor in `dtype`.
+ *
  * The written model (hr_quantize_save_gguf) holds the chosen matrices as
  * Q8_0 and every other matrix in `dtype` (default HR_DTYPE_KEEP: as the
  * input holds it, hr_dtype_for_model — f32, f16 or bf16; a q8_0 input's
@@ -51,6 +62,11 @@ extern "C" {
 #endif
 
 typedef enum { HR_QUANT_BY_FDTM = 0, HR_QUANT_BY_PPL = 1, HR_QUANT_BY_RANDOM = 2 } hr_quant_by;
+typedef enum { HR_QUANT_Q8_0 = 0, HR_QUANT_INT8 = 1 } hr_quant_format;
+
+/* "q8_0" | "int8". */
+HR_API hr_status hr_quant_format_from_name(const char *name, hr_quant_format *out);
+HR_API const char *hr_quant_format_name(hr_quant_format f);
 
 /* "fdtm" | "ppl" | "random". */
 HR_API hr_status hr_quant_by_from_name(const char *name, hr_quant_by *out);
@@ -72,6 +88,7 @@ typedef struct {
     hr_progress_phase_fn progress_phase; /* phases: "scoring components" (components), NULL = the thread's */
     void *progress_user_data;
     hr_dtype dtype; /* the other matrices: f32, f16, bf16 or HR_DTYPE_KEEP (default; q8_0 is HR_ERR_INVALID_ARG) */
+    hr_quant_format format; /* what a chosen matrix becomes (default HR_QUANT_Q8_0) */
 } hr_quantize_params;
 
 HR_API hr_quantize_params hr_quantize_default_params(void);
@@ -80,8 +97,8 @@ typedef struct {
     const char *name; /* GGUF tensor name, e.g. "blk.0.attn_q.weight" (owned by the result) */
     int layer;        /* -1 for the embedding and the output matrix */
     int64_t params;   /* values of the matrix */
-    bool eligible;    /* Q8_0 can hold it */
-    bool chosen;      /* written as Q8_0 */
+    bool eligible;    /* the format can hold it (above) */
+    bool chosen;      /* written in the format */
     int rank;         /* position in the ranking (0 = first), -1 when not eligible */
     double fdtm;      /* NAN when not scored */
     double ppl;       /* perplexity with only this matrix quantized; NAN when not scored */
@@ -116,12 +133,18 @@ HR_API const hr_quantize_summary *hr_quantize_result_summary(const hr_quantize_r
 HR_API const hr_quant_component *hr_quantize_component(const hr_quantize_result *r, int i);
 
 /* Writes the model with the chosen matrices as Q8_0 (above) and tok's
- * vocabulary when non-NULL, atomically. */
+ * vocabulary when non-NULL, atomically. An HR_QUANT_INT8 result is
+ * HR_ERR_INVALID_ARG (GGUF has no per-channel int8). */
 HR_API hr_status hr_quantize_save_gguf(const hr_quantize_result *r, const hr_tokenizer *tok, const char *path);
+/* Writes an HR_QUANT_INT8 result as a Hugging Face folder (the chosen
+ * matrices per-channel int8, the rest in the kept dtype; uniform models
+ * only), with tok's tokenizer files when non-NULL, atomically. A Q8_0
+ * result is HR_ERR_INVALID_ARG. */
+HR_API hr_status hr_quantize_save_hf(const hr_quantize_result *r, const hr_tokenizer *tok, const char *dir);
 
 /* quantize.json: {"format": "headroom.quantize", "format_version": 1,
  * "model", "text", "output" (paths as given, "" when none), "by",
- * "int8_percent", the scoring settings, "base_ppl", the parameter counts
+ * "int8_percent", "int8_format" (a description of the format), the scoring settings, "base_ppl", the parameter counts
  * and shares, "kept_dtype", and "components": [{"name", "layer", "params",
  * "eligible", "chosen", "rank", "fdtm", "ppl", "dppl", "kl"}] (scores null
  * when not scored)}. *out owned by caller: hr_free(). */

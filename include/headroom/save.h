@@ -62,9 +62,15 @@ typedef enum {
  * (rows, 1), weight = scale * q; config.json gets the matching
  * quantization_config (symmetric 8-bit int weights, strategy "channel").
  * A matrix held per-channel int8 is copied as it is (bytes and scales);
- * others are quantized per row: scale = max |row| / 127, q = round half to
- * even (x / scale) (hr_quantize_i8_row in src/formats/dtype.h). The other
- * tensors (embeddings, lm_head, norms, biases) are written f32. */
+ * others — including int8 inputs the loader read as f32 (rows not a
+ * multiple of 32 values) — are quantized per row: scale = max |row| / 127,
+ * q = round half to even (x / scale) (hr_quantize_i8_row in
+ * src/formats/dtype.h). Projections whose rows are not a multiple of 4
+ * values stay in f32 (so every tensor after an I8 one stays 4-byte
+ * aligned; safetensors allows no padding) and are listed in the config's
+ * "ignore". The other tensors (embeddings, lm_head, norms, biases) are
+ * written f32. A model with no such projection (GPT-2's are Conv1D) is
+ * HR_ERR_UNSUPPORTED. */
 
 /* "f32" / "f16" / "bf16" / "q8_0" / "int8" (also "float32", "float16", "bfloat16", "Q8_0"). */
 HR_API hr_status hr_dtype_from_name(const char *name, hr_dtype *out);

@@ -593,7 +593,7 @@ HOOK = {"pattern": 1 << 0, "head_out": 1 << 1, "resid_pre": 1 << 2, "attn_out": 
         "resid_post": 1 << 5, "final": 1 << 6}  # hr_hook_point
 HOOK_NAME = {v: k for k, v in HOOK.items()}
 OUT_FILE, OUT_GGUF, OUT_JSON, OUT_TEXT, OUT_FOLDER, OUT_HF_FOLDER = range(6)  # hr_output_kind
-DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0, DTYPE_KEEP = range(5)  # hr_dtype
+DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0, DTYPE_KEEP, DTYPE_INT8 = range(6)  # hr_dtype
 KV_KINDS = {"full": 0, "streaming": 1, "heavy": 2}  # hr_kv_kind
 
 

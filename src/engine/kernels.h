@@ -44,7 +44,6 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  *   k-quads of 64 bytes, the layout VPDPBUSD reads: byte 4j + i of quad m
  *   (dword j) is row 16p + j's weight at k = 32b + 4m + i, stored as the
  *   unsigned byte q + 128 (q ^ 0x80; rows past d_out hold q = 0, scale 0).
-
  *   17 bytes per 16 weights, the file's 34 per 32; the exact kernels and
  *   the int8 dot read the same copy.
  * - HR_WT_I8: per-channel int8 (one f32 scale per row, d_in a multiple of

@@ -40,8 +40,9 @@ hr_status hr_rope_scaling_from_divisors(hr_config *c, const float *div);
 /* A tensor to write: up to 3 f32 sources stacked by rows (vectors: by
  * elements), optionally with Q/K rows turned from interleaved into
  * rotate-half per head (perm_heads > 0) and/or transposed. A matrix part
- * kept typed has part[p] NULL and its typed source in tpart[p] (the GGUF
- * writer reads it row by row; the HF writer converts the model first). */
+ * kept typed has part[p] NULL and its typed source in tpart[p] (both
+ * writers read it row by row; the HF writer converts a transposed GPT-2
+ * Conv1D one matrix at a time). */
 typedef struct {
     char name[96];
     int64_t rows, cols; /* headroom layout (vectors: rows = 1) */
@@ -52,6 +53,7 @@ typedef struct {
     int n_parts;
     int perm_heads;
     bool transpose; /* written as (cols, rows) */
+    bool linear;    /* an attention / MLP projection (a compressed-tensors "Linear" target) */
     uint32_t type;  /* writer's dtype id */
     uint64_t offset;
     size_t nbytes;

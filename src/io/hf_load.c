@@ -191,7 +191,9 @@ static hr_status i8_scales(loader *ld, const char *name, int64_t rows, float **o
                         (long long)r, (double)sc[r]);
     snprintf(sn, sizeof sn, "%s_zero_point", name);
     const hr_st_tensor *z = st == HR_OK ? find(m, sn, &sh, &dup) : NULL;
-    if (z) {
+    if (z && (dup || z->n_elements != (uint64_t)rows))
+        st = hr_err(HR_ERR_FORMAT, "tensor '%s' is not one zero point per row of '%s' (or appears twice)", sn, name);
+    if (z && st == HR_OK) {
         const unsigned char *zb = z->data;
         size_t nb = z->nbytes;
         for (size_t i = 0; i < nb && st == HR_OK; i++)

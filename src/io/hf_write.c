@@ -52,10 +52,28 @@ static bool int8_slot(hr_slot s) {
            s == HR_SLOT_UP || s == HR_SLOT_DOWN;
 }
 
-/* Plans the row's tensors, each written in dtype (HR_DTYPE_INT8: the
- * projections int8, the rest f32) in its `type`. */
+/* Which projections become int8: every one (names NULL) or those whose
+ * GGUF names are listed (used[i] set when names[i] is met). */
+typedef struct {
+    const char *const *names;
+    int n;
+    bool *used; /* (n) */
+} int8_choice;
+
+static bool int8_chosen(const int8_choice *ch, int layer, hr_slot s) {
+    if (!ch->names) return true;
+    char g[96];
+    snprintf(g, sizeof g, "blk.%d.%s", layer, hr_slot_gguf_name(s));
+    for (int i = 0; i < ch->n; i++)
+        if (strcmp(ch->names[i], g) == 0) return ch->used[i] = true;
+    return false;
+}
+
+/* Plans the row's tensors, each written in dtype in its `type`; with
+ * int8 (HR_DTYPE_INT8 or a choice) the projections chosen int8, the rest
+ * in dtype (f32 when dtype is int8). */
 static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_hf_tensor *list, int layer, wlist *L,
-                           hr_dtype dtype) {
+                           hr_dtype dtype, const int8_choice *ch) {
     const hr_config *c = &m->cfg;
     hr_weights *w = (hr_weights *)&m->w; /* read only */
     int li = layer < 0 ? 0 : layer;      /* per-layer sizes are read only for layer tensors */
@@ -89,11 +107,11 @@ static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_h
         if (t->layout == HR_HF_CONV1D && rows > 1) o->transpose = true;
         if (t->layout == HR_HF_ROTATE_HALF)
             o->perm_heads = t->slot == HR_SLOT_Q || t->slot == HR_SLOT_Q_B ? c->n_head[li] : c->n_head_kv[li];
-        o->type = dtype;
-        if (dtype == HR_DTYPE_INT8) {
-            bool q8 = int8_slot(t->slot) && !stacked && !o->transpose && !o->vec;
-            o->type = q8 ? HR_DTYPE_INT8 : HR_DTYPE_F32;
-            if (q8) o->tpart[0] = hr_model_src(m, layer, t->slot); /* int8 sources are copied as they are */
+        o->linear = int8_slot(t->slot) && !stacked && !o->transpose && !o->vec && cols % 4 == 0;
+        o->type = dtype == HR_DTYPE_INT8 ? HR_DTYPE_F32 : dtype;
+        if (o->linear && ch && int8_chosen(ch, layer, t->slot)) {
+            o->type = HR_DTYPE_INT8;
+            o->tpart[0] = hr_model_src(m, layer, t->slot); /* int8 sources are copied as they are */
         }
     }
     return HR_OK;
@@ -102,10 +120,12 @@ static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_h
 /* Matrices kept typed are written from their typed sources (no f32 copy
  * of the model: one row, or for GPT-2's transposed Conv1D one matrix, at a
  * time). */
-static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *L, hr_dtype dtype) {
-    hr_status st = plan_list(m, ai, ai->hf_head, -1, L, dtype);
-    for (int l = 0; l < m->cfg.n_layers && st == HR_OK; l++) st = plan_list(m, ai, ai->hf_layer_tensors, l, L, dtype);
-    if (st == HR_OK) st = plan_list(m, ai, ai->hf_tail, -1, L, dtype);
+static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *L, hr_dtype dtype,
+                              const int8_choice *ch) {
+    hr_status st = plan_list(m, ai, ai->hf_head, -1, L, dtype, ch);
+    for (int l = 0; l < m->cfg.n_layers && st == HR_OK; l++)
+        st = plan_list(m, ai, ai->hf_layer_tensors, l, L, dtype, ch);
+    if (st == HR_OK) st = plan_list(m, ai, ai->hf_tail, -1, L, dtype, ch);
     hr_wtensor *lm = NULL;
     if (st == HR_OK && !m->cfg.tied_classifier &&
         !(lm = add(L, HR_HF_LM_HEAD, m->cfg.vocab_size, m->cfg.dim, m->w.output)))
@@ -116,14 +136,23 @@ static hr_status plan_tensors(const hr_model *m, const hr_arch_info *ai, wlist *
     return st;
 }
 
-/* compressed-tensors' description of HR_DTYPE_INT8 (save.h). */
-static void add_quantization_config(cJSON *j) {
+/* compressed-tensors' description of HR_DTYPE_INT8 (save.h); the Linear
+ * modules left unquantized (projections not int8, lm_head) are ignored. */
+static void add_quantization_config(cJSON *j, const wlist *L) {
     cJSON *q = cJSON_AddObjectToObject(j, "quantization_config");
     cJSON_AddStringToObject(q, "quant_method", "compressed-tensors");
     cJSON_AddStringToObject(q, "format", "int-quantized");
     cJSON_AddStringToObject(q, "quantization_status", "compressed");
     cJSON *ign = cJSON_AddArrayToObject(q, "ignore");
     cJSON_AddItemToArray(ign, cJSON_CreateString("lm_head"));
+    for (int i = 0; i < L->n; i++)
+        if (L->t[i].linear && L->t[i].type != HR_DTYPE_INT8) {
+            char mod[96];
+            snprintf(mod, sizeof mod, "%s", L->t[i].name);
+            char *dot = strrchr(mod, '.'); /* NAME.weight -> the module NAME */
+            if (dot) *dot = 0;
+            cJSON_AddItemToArray(ign, cJSON_CreateString(mod));
+        }
     cJSON *g = cJSON_AddObjectToObject(cJSON_AddObjectToObject(q, "config_groups"), "group_0");
     cJSON *tg = cJSON_AddArrayToObject(g, "targets");
     cJSON_AddItemToArray(tg, cJSON_CreateString("Linear"));
@@ -150,7 +179,8 @@ static cJSON *float_json(float v) {
     return cJSON_CreateRaw(buf);
 }
 
-static char *config_json(const hr_model *m, const hr_arch_info *ai, const hr_tokenizer *tok, hr_dtype dtype) {
+static char *config_json(const hr_model *m, const hr_arch_info *ai, const hr_tokenizer *tok, hr_dtype dtype,
+                         const wlist *L) {
     const hr_config *c = &m->cfg;
     static const char *const torch_dtype[] = {"float32", "float16", "bfloat16", "float32", "float32", "float32"};
     cJSON *j = cJSON_CreateObject();
@@ -192,7 +222,9 @@ static char *config_json(const hr_model *m, const hr_arch_info *ai, const hr_tok
     if (tok && hr_tokenizer_bos(tok) >= 0) cJSON_AddNumberToObject(j, "bos_token_id", hr_tokenizer_bos(tok));
     if (tok && hr_tokenizer_eos(tok) >= 0) cJSON_AddNumberToObject(j, "eos_token_id", hr_tokenizer_eos(tok));
     cJSON_AddStringToObject(j, "torch_dtype", torch_dtype[dtype]);
-    if (dtype == HR_DTYPE_INT8) add_quantization_config(j);
+    bool any_int8 = false;
+    for (int i = 0; i < L->n; i++) any_int8 |= L->t[i].type == HR_DTYPE_INT8;
+    if (any_int8) add_quantization_config(j, L);
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
     return s;
@@ -412,7 +444,8 @@ static hr_status check_writable(const hr_config *c, const hr_arch_info *ai, cons
     return HR_OK;
 }
 
-hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype) {
+static hr_status save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype,
+                         const int8_choice *ch) {
     if (!m || !dir) return hr_err(HR_ERR_INVALID_ARG, "no model or output folder given");
     dtype = hr_dtype_for_model(m, dtype, false);
     if (dtype == HR_DTYPE_Q8_0)
@@ -424,10 +457,22 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
     hr_status st = check_writable(&m->cfg, ai, dir);
     if (st != HR_OK) return st;
     wlist L = {0};
-    st = plan_tensors(m, ai, &L, dtype);
+    int8_choice all = {NULL, 0, NULL};
+    if (!ch && dtype == HR_DTYPE_INT8) ch = &all;
+    st = plan_tensors(m, ai, &L, dtype, ch);
+    for (int i = 0; st == HR_OK && ch && ch->names && i < ch->n; i++)
+        if (!ch->used[i])
+            st = hr_err(HR_ERR_INVALID_ARG,
+                        "'%s' is not an attention or MLP projection of this model (with rows of a multiple of 4)",
+                        ch->names[i]);
+    bool any_linear = false;
+    for (int i = 0; i < L.n; i++) any_linear |= L.t[i].linear;
+    if (st == HR_OK && ch && !any_linear)
+        st = hr_err(HR_ERR_UNSUPPORTED, "this model has no Linear attention or MLP projection to write as per-channel "
+                                        "int8 (GPT-2's are Conv1D)");
     if (st != HR_OK) {
         free(L.t);
-        return hr_err(HR_ERR_NOMEM, "out of memory");
+        return st;
     }
     char tmp[PATH_MAX], path[PATH_MAX + 32];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid()) >= sizeof tmp) {
@@ -438,7 +483,7 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
         free(L.t);
         return hr_err(HR_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
     }
-    char *cfg = config_json(m, ai, tok, dtype);
+    char *cfg = config_json(m, ai, tok, dtype, &L);
     st = cfg ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory building config.json");
     snprintf(path, sizeof path, "%s/config.json", tmp);
     if (st == HR_OK) st = write_text(path, cfg);
@@ -453,5 +498,23 @@ hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const cha
     if (st != HR_OK) remove_tree_files(tmp);
     free(cfg);
     free(L.t);
+    return st;
+}
+
+hr_status hr_model_save_hf(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype) {
+    return save_hf(m, tok, dir, dtype, NULL);
+}
+
+hr_status hr_hf_save_int8_mixed(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype,
+                                const char *const *int8_names, int n_int8) {
+    if (n_int8 < 0 || (n_int8 > 0 && !int8_names)) return hr_err(HR_ERR_INVALID_ARG, "bad list of int8 tensors");
+    if (dtype == HR_DTYPE_INT8 || dtype == HR_DTYPE_Q8_0)
+        return hr_err(HR_ERR_INVALID_ARG, "the tensors not chosen are written f32, f16 or bf16");
+    bool *used = calloc((size_t)n_int8 + 1, sizeof *used); // (n_int8)
+    if (!used) return hr_err(HR_ERR_NOMEM, "out of memory");
+    static const char *const none[1] = {""};
+    int8_choice ch = {n_int8 ? int8_names : none, n_int8, used};
+    hr_status st = save_hf(m, tok, dir, dtype, &ch);
+    free(used);
     return st;
 }

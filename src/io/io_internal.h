@@ -20,6 +20,14 @@ hr_status hr_load_hf(hr_model *m, const char *dir);
  * HR_ERR_INVALID_ARG before anything is written. */
 hr_status hr_gguf_save_mixed(const hr_model *m, const hr_tokenizer *tok, const char *path, hr_dtype dtype,
                              const char *const *q8_names, int n_q8);
+/* hr_model_save_hf with the attention / MLP projections named in
+ * int8_names (GGUF names, e.g. "blk.0.attn_q.weight") as per-channel int8
+ * (save.h's HR_DTYPE_INT8) and every other tensor in dtype (f32, f16,
+ * bf16 or HR_DTYPE_KEEP); config.json's quantization_config ignores the
+ * projections not named. A name that is not such a projection of the
+ * model is HR_ERR_INVALID_ARG before anything is written. */
+hr_status hr_hf_save_int8_mixed(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype,
+                                const char *const *int8_names, int n_int8);
 /* Can the GGUF tensor `name` of shape (rows, cols) be Q8_0: a matrix (not
  * the learned position embedding) whose rows hold a multiple of 32 values. */
 bool hr_gguf_q8_eligible(const char *name, int64_t rows, int64_t cols);

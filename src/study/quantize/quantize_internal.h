@@ -14,6 +14,7 @@ typedef struct {
     const float *part[3];
     size_t part_n[3]; /* values of each part */
     int n_parts;
+    int cols; /* values a row (the same in every part) */
 } hr_qcomp;
 
 struct hr_quantize_result {

@@ -43,7 +43,11 @@ hr_status hr_quantize_result_json(const hr_quantize_result *r, const char *model
     cJSON_AddStringToObject(j, "output", output_path ? output_path : "");
     cJSON_AddStringToObject(j, "by", hr_quant_by_name(p->by));
     cJSON_AddNumberToObject(j, "int8_percent", p->int8_percent);
-    cJSON_AddStringToObject(j, "int8_format", "GGUF Q8_0 (blocks of 32: f16 scale max|x|/127, int8 round(x/scale))");
+    cJSON_AddStringToObject(j, "int8_format",
+                            r->params.format == HR_QUANT_INT8
+                                ? "per-channel int8 (compressed-tensors: f32 scale max|row|/127 a row, int8 "
+                                  "round-half-even(x/scale)), Hugging Face folder"
+                                : "GGUF Q8_0 (blocks of 32: f16 scale max|x|/127, int8 round(x/scale))");
     cJSON_AddStringToObject(j, "scoring",
                             "only this matrix Q8_0 quantize-dequantized, f32 forward; "
                             "fdtm: mean first divergent token of greedy continuations (higher = later); "

@@ -48,6 +48,26 @@ const char *hr_quant_by_name(hr_quant_by b) {
     return b == HR_QUANT_BY_PPL ? "ppl" : b == HR_QUANT_BY_RANDOM ? "random" : "fdtm";
 }
 
+hr_status hr_quant_format_from_name(const char *name, hr_quant_format *out) {
+    if (name && strcmp(name, "q8_0") == 0) *out = HR_QUANT_Q8_0;
+    else if (name && strcmp(name, "int8") == 0) *out = HR_QUANT_INT8;
+    else return hr_err(HR_ERR_INVALID_ARG, "unknown format '%s' (q8_0, int8)", name ? name : "");
+    return HR_OK;
+}
+
+const char *hr_quant_format_name(hr_quant_format f) { return f == HR_QUANT_INT8 ? "int8" : "q8_0"; }
+
+/* Per-channel int8 eligibility: the attention and MLP projections, by GGUF name. */
+static bool int8_eligible(const char *name) {
+    static const char *const kinds[] = {".attn_q.weight",   ".attn_k.weight", ".attn_v.weight",  ".attn_output.weight",
+                                        ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t n = strlen(name), k = strlen(kinds[i]);
+        if (n > k && strcmp(name + n - k, kinds[i]) == 0) return true;
+    }
+    return false;
+}
+
 void hr_quantize_result_free(hr_quantize_result *r) {
     if (!r) return;
     for (int i = 0; i < r->n; i++) free((char *)r->comp[i].pub.name);
@@ -106,28 +126,47 @@ static hr_status list_components(hr_quantize_result *r) {
         if ((st = add_component(r, &cap, name, t->layer)) != HR_OK) break;
         hr_qcomp *c = &r->comp[r->n - 1];
         c->part[0] = t->data, c->part_n[0] = (size_t)t->rows * (size_t)t->cols, c->n_parts = 1;
+        c->cols = (int)t->cols;
         c->pub.params = t->rows * t->cols;
-        c->pub.eligible = hr_gguf_q8_eligible(name, t->rows, t->cols);
+        /* int8: not GPT-2's family (fused QKV in GGUF, Conv1D in HF: no Linear layout) */
+        bool conv1d = ai && ai->gguf_fused_qkv;
+        c->pub.eligible = r->params.format == HR_QUANT_INT8 ? !conv1d && int8_eligible(name) && t->cols % 4 == 0
+                                                            : hr_gguf_q8_eligible(name, t->rows, t->cols);
     }
     free(refs);
     return st;
 }
 
+/* A part's quantize-dequantize in the study's format into dst (q: scratch
+ * of cols bytes for int8). */
+static void round_trip(hr_quant_format f, const float *src, float *dst, size_t n, int cols, int8_t *q) {
+    if (f == HR_QUANT_Q8_0) {
+        hr_q8_0_round_trip(src, dst, n);
+        return;
+    }
+    for (size_t at = 0; at < n; at += (size_t)cols) {
+        float s = hr_quantize_i8_row(src + at, q, (size_t)cols);
+        hr_dequant_i8(q, s, dst + at, (size_t)cols);
+    }
+}
+
 /* A model that borrows every weight of m except the component's, which it
- * holds as its Q8_0 quantize-dequantize. */
-static hr_status quantized_view(const hr_model *m, const hr_qcomp *c, hr_model **out) {
+ * holds as its quantize-dequantize (Q8_0 or per-channel int8). */
+static hr_status quantized_view(const hr_model *m, const hr_qcomp *c, hr_quant_format f, hr_model **out) {
     *out = NULL;
     hr_model *v = calloc(1, sizeof *v);
     if (!v) return hr_err(HR_ERR_NOMEM, "out of memory");
     v->cfg = m->cfg, v->w = m->w, v->format = m->format;
     snprintf(v->source_dtype, sizeof v->source_dtype, "%s", m->source_dtype);
+    int8_t *row = malloc((size_t)c->cols + 1); // (cols) one int8 row
     for (int k = 0; k < c->n_parts; k++) {
-        float *q = hr_model_alloc_owned(v, c->part_n[k]); // (rows, cols) of the part
+        float *q = row ? hr_model_alloc_owned(v, c->part_n[k]) : NULL; // (rows, cols) of the part
         if (!q) {
+            free(row);
             hr_model_free(v);
             return hr_err(HR_ERR_NOMEM, "out of memory quantizing '%s'", c->pub.name);
         }
-        hr_q8_0_round_trip(c->part[k], q, c->part_n[k]);
+        round_trip(f, c->part[k], q, c->part_n[k], c->cols, row);
         /* every slot pointing at the matrix: a tied classifier shares the embedding */
         for (int l = -1; l < m->cfg.n_layers; l++)
             for (int s = l < 0 ? HR_SLOT_TOK_EMBD : 0; s < (l < 0 ? HR_SLOT_OUTPUT + 1 : HR_N_LAYER_SLOTS); s++) {
@@ -135,6 +174,7 @@ static hr_status quantized_view(const hr_model *m, const hr_qcomp *c, hr_model *
                 if (pp && *pp == c->part[k]) *pp = q;
             }
     }
+    free(row);
     *out = v;
     return HR_OK;
 }
@@ -158,7 +198,7 @@ static hr_status score(hr_quantize_result *r, hr_qcomp *c, hr_context *base, con
     const hr_quantize_params *p = &r->params;
     hr_model *v = NULL;
     hr_context *cand = NULL;
-    hr_status st = quantized_view(r->base, c, &v);
+    hr_status st = quantized_view(r->base, c, p->format, &v);
     if (st == HR_OK) st = new_context(v, r->ctx_len, p->n_threads, &cand);
     hr_compare_result cr;
     hr_progress_run inner;
@@ -264,6 +304,7 @@ static hr_status check_params(const hr_model *m, const hr_tokenizer *tok, const 
     if (!(p->int8_percent > 0 && p->int8_percent < 100))
         return hr_err(HR_ERR_RANGE, "the int8 share must lie in (0, 100) %%, got %g %%", p->int8_percent);
     if ((unsigned)p->by > HR_QUANT_BY_RANDOM) return hr_err(HR_ERR_INVALID_ARG, "unknown ranking %d", (int)p->by);
+    if ((unsigned)p->format > HR_QUANT_INT8) return hr_err(HR_ERR_INVALID_ARG, "unknown format %d", (int)p->format);
     if (p->by != HR_QUANT_BY_RANDOM && !p->text)
         return hr_err(HR_ERR_INVALID_ARG, "ranking by %s needs a text to score the components on",
                       hr_quant_by_name(p->by));
@@ -307,8 +348,11 @@ hr_status hr_quantize_run(const hr_model *m, const hr_tokenizer *tok, const hr_q
         if (r->comp[i].pub.eligible) r->sum.n_eligible++, r->sum.params_eligible += r->comp[i].pub.params;
     r->sum.n_components = r->n;
     if (st == HR_OK && r->sum.n_eligible == 0)
-        st = hr_err(HR_ERR_UNSUPPORTED,
-                    "no weight matrix of this model can be Q8_0 (rows must hold a multiple of 32 values)");
+        st = p->format == HR_QUANT_INT8
+                 ? hr_err(HR_ERR_UNSUPPORTED, "this model has no attention or MLP projection that per-channel int8 "
+                                              "can hold (GPT-2's fused Conv1D matrices are not)")
+                 : hr_err(HR_ERR_UNSUPPORTED,
+                          "no weight matrix of this model can be Q8_0 (rows must hold a multiple of 32 values)");
     hr_progress_run run;
     hr_progress_enter(&run, p->progress_phase, p->progress_user_data, p->text ? 1 : 0);
     if (st == HR_OK && p->text) {
@@ -326,14 +370,28 @@ hr_status hr_quantize_run(const hr_model *m, const hr_tokenizer *tok, const hr_q
     return HR_OK;
 }
 
-hr_status hr_quantize_save_gguf(const hr_quantize_result *r, const hr_tokenizer *tok, const char *path) {
+/* Writes r to path as GGUF (Q8_0 results) or an HF folder (int8 ones). */
+static hr_status save(const hr_quantize_result *r, const hr_tokenizer *tok, const char *path, hr_quant_format f) {
     if (!r || !path) return hr_err(HR_ERR_INVALID_ARG, "no result or output path given");
+    if (r->params.format != f)
+        return hr_err(HR_ERR_INVALID_ARG, "a %s result is written as %s", hr_quant_format_name(r->params.format),
+                      r->params.format == HR_QUANT_INT8 ? "a Hugging Face folder (hr_quantize_save_hf)"
+                                                        : "GGUF (hr_quantize_save_gguf)");
     const char **names = malloc(sizeof(char *) * (size_t)(r->sum.n_chosen + 1)); // (n_chosen)
     if (!names) return hr_err(HR_ERR_NOMEM, "out of memory");
     int k = 0;
     for (int i = 0; i < r->n; i++)
         if (r->comp[i].pub.chosen) names[k++] = r->comp[i].pub.name;
-    hr_status st = hr_gguf_save_mixed(r->base, tok, path, r->kept, names, k);
+    hr_status st = f == HR_QUANT_INT8 ? hr_hf_save_int8_mixed(r->base, tok, path, r->kept, names, k)
+                                      : hr_gguf_save_mixed(r->base, tok, path, r->kept, names, k);
     free(names);
     return st;
+}
+
+hr_status hr_quantize_save_gguf(const hr_quantize_result *r, const hr_tokenizer *tok, const char *path) {
+    return save(r, tok, path, HR_QUANT_Q8_0);
+}
+
+hr_status hr_quantize_save_hf(const hr_quantize_result *r, const hr_tokenizer *tok, const char *dir) {
+    return save(r, tok, dir, HR_QUANT_INT8);
 }
