@@ -35,6 +35,17 @@ grep -q "asks for 1; removed 2: GQA groups stay even (2 query heads per KV head)
 expect_ok "--uneven duplicate removes exactly 1" prune "$M" --by random --heads 2.5% --uneven duplicate -o "$T/p1d.gguf"
 grep -q '^heads removed: 1 (asked 1)' "$T/out" && ok "duplicate mode meets 1 exactly" || fail "duplicate 2.5%: $(cat "$T/out")"
 expect_ok "gqa asym to 2 KV heads" gqa "$M" --kv-heads 2 --grouping asym -f "$T/text.txt" --tokens 256 -o "$T/g.gguf"
+# gqa of a bf16 model reads its typed K / V one matrix at a time (no f32
+# copy of the model): the same groups and bytes as from its f32 copy
+expect_ok "stories260K as bf16 GGUF" convert "$M" "$T/b.gguf" --to gguf --dtype bf16
+expect_ok "its f32 copy" convert "$T/b.gguf" "$T/bf.gguf" --to gguf --dtype f32
+expect_ok "gqa asym of the bf16 model" gqa "$T/b.gguf" --kv-heads 2 --grouping asym -f "$T/text.txt" --tokens 256 \
+  -o "$T/gb.gguf"
+cp "$T/out" "$T/gb.out"
+expect_ok "gqa asym of its f32 copy, written bf16" gqa "$T/bf.gguf" --kv-heads 2 --grouping asym -f "$T/text.txt" \
+  --tokens 256 --dtype bf16 -o "$T/gf.gguf"
+diff <(grep "^layer" "$T/gb.out") <(grep "^layer" "$T/out") >/dev/null && grep -q "^layer 0: {" "$T/out" && cmp -s "$T/gb.gguf" "$T/gf.gguf" &&
+  ok "typed gqa asym: groups and GGUF bytes equal the f32 path's" || fail "typed gqa asym differs from the f32 path"
 expect_ok "eval model against itself" eval "$M" "$M" -f "$T/text.txt" --windows 2 --fdtm-prompts 2 --fdtm-gen 8 \
   --no-speed --json "$T/self.json"
 python_ok=$(/usr/bin/python3 -c "import json,sys; d=json.load(open('$T/self.json')); print(int(d['kl']<1e-9 and d['top1_agreement']==1 and d['fdtm']==8))" 2>/dev/null)

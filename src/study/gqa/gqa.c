@@ -28,8 +28,22 @@ typedef struct {
     int64_t rows;
     float *xn, *k, *v; /* (cap, dim), (cap, max kv_dim) x2 */
     int cap;
+    float *wtmp; /* (max kv_dim, dim) a typed K or V matrix of the current layer as f32 */
     bool oom;
 } sim_rec;
+
+/* Slot s (K or V, rows x dim) of layer l as f32 rows: the model's own, or
+ * its typed source converted into r->wtmp (one matrix at a time: no f32
+ * copy of the model). NULL when out of memory. */
+static const float *kv_rows(sim_rec *r, int l, hr_slot s, const float *w, int rows, int dim) {
+    if (w) return w;
+    const hr_mat_src *ts = hr_model_src(r->m, l, s);
+    if (!ts) return NULL;
+    if (!r->wtmp) r->wtmp = malloc(sizeof(float) * (size_t)r->K * r->m->cfg.head_dim * (size_t)dim);
+    if (!r->wtmp) return NULL;
+    for (int i = 0; i < rows; i++) hr_mat_src_row(ts, r->m->cfg.head_dim, i, dim, r->wtmp + (size_t)i * dim);
+    return r->wtmp;
+}
 
 static double cosine(const float *a, const float *b, int n) {
     double ab = 0, aa = 0, bb = 0;
@@ -77,8 +91,14 @@ static int sim_hook(const hr_hook_event *ev, void *ud) {
         else hr_rmsnorm(y, x, w->attn_norm, dim, c->norm_eps);
     }
     int kd = kv * hd;
-    project(r->k, r->xn, w->wk, w->bk, n, dim, kd);
-    project(r->v, r->xn, w->wv, w->bv, n, dim, kd);
+    const float *wk = kv_rows(r, l, HR_SLOT_K, w->wk, kd, dim);
+    if (wk) project(r->k, r->xn, wk, w->bk, n, dim, kd);
+    const float *wv = wk ? kv_rows(r, l, HR_SLOT_V, w->wv, kd, dim) : NULL;
+    if (wv) project(r->v, r->xn, wv, w->bv, n, dim, kd);
+    if (!wk || !wv) {
+        r->oom = true;
+        return 1;
+    }
     double *s = r->sum + (size_t)l * r->K * r->K;
     for (int t = 0; t < n; t++) {
         const float *kt = r->k + (size_t)t * kd, *vt = r->v + (size_t)t * kd;
@@ -94,8 +114,6 @@ static int sim_hook(const hr_hook_event *ev, void *ud) {
 
 hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window, float *sim) {
     const hr_model *m = hr_context_model(ctx);
-    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     const hr_config *c = &m->cfg;
     if (n_tokens < 1) return hr_err(HR_ERR_RANGE, "no calibration tokens");
     sim_rec r = {.m = m, .K = hr_config_max_kv_heads(c)};
@@ -113,6 +131,7 @@ hr_status hr_gqa_kv_similarity(hr_context *ctx, const int32_t *tokens, size_t n_
     free(r.xn);
     free(r.k);
     free(r.v);
+    free(r.wtmp);
     return st;
 }
 
