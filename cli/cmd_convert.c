@@ -11,8 +11,9 @@
 static const cli_opt k_opts[] = {
     {"to", 0, "gguf|hf", "output format (required)"},
     {"dtype", 0, "f32|f16|bf16|q8_0|int8",
-     "weight dtype of the output (default: the source's when f32/f16/bf16, q8_0 for a GGUF, int8 for an HF folder,\n"
-     "else f32); q8_0: GGUF only, ggml's Q8_0 for every weight matrix whose rows hold a multiple of 32 values\n"
+     "weight dtype of the output (default: the source's when the format holds it (f32/f16/bf16, q8_0 in a\n"
+     "GGUF, int8 in an HF folder), else f32; q8_0: GGUF only, ggml's Q8_0 for every weight matrix whose rows hold a "
+     "multiple of 32 values\n"
      "(others f16); int8: HF only, compressed-tensors per-channel int8 projections (one f32 scale a row), the rest "
      "f32"},
     {"tokenizer", 0, "PATH", "tokenizer to embed in a GGUF (default: found beside the model, or the GGUF itself)"},

@@ -40,9 +40,10 @@ static const cli_opt k_opts[] = {
 static const cli_spec k_spec = {
     .name = "quantize",
     .usage = "[MODEL] --by fdtm|ppl|random --int8 P% [--format q8_0|int8] [-f FILE] --out OUT [options]",
-    .summary = "Chooses which weight matrices go to 8 bits (GGUF Q8_0) and writes the model with them quantized,\n"
-               "the rest in the input's precision. Each matrix whose rows hold a multiple of 32 values is\n"
-               "scored by quantizing only it (quantize-dequantize, f32 forward): the FDTM (mean first\n"
+    .summary = "Chooses which weight matrices go to 8 bits (GGUF Q8_0, or with --format int8 per-channel int8 in a\n"
+               "Hugging Face folder) and writes the model with them quantized, the rest in the input's precision.\n"
+               "Each eligible matrix (Q8_0: rows of a multiple of 32 values; int8: the attention and MLP\n"
+               "projections) is scored by quantizing only it (quantize-dequantize, f32 forward): the FDTM (mean first\n"
                "divergent token of greedy continuations vs the model as it is; Divergent Token Metrics,\n"
                "Deiseroth et al. 2023) and the perplexity change on the text. Matrices are taken in\n"
                "ranking order while the total stays within P % of the eligible parameters.",
