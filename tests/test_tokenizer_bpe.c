@@ -410,6 +410,33 @@ static void replace_normalizers_that_multiply_the_text_are_refused_on_load(void)
     hr_tokenizer_free(t);
 }
 
+/* Found by fuzz/fuzz_tokenizer_json (session 8): a pre-tokenizer regex
+ * that matches the empty string at the end of the text (\z) read one byte
+ * past it. Now an empty match at the end leaves the rest as one word: "ab"
+ * encodes as the merged piece, "a b" as its three characters' pieces. */
+static void a_pre_tokenizer_regex_matching_empty_at_the_end_stays_inside_the_text(void) {
+    hr_tokenizer *t = NULL;
+    CHECK(load_text("{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\z\"},"
+                    "\"behavior\":\"Isolated\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\" \":2,"
+                    "\"ab\":3},\"merges\":[\"a b\"]}}",
+                    &t) == HR_OK,
+          "load: '%s'", hr_last_error());
+    static const struct {
+        const char *text;
+        int n;
+        int32_t ids[3];
+    } cases[] = {{"ab", 1, {3}}, {"a b", 3, {0, 2, 1}}, {"b", 1, {1}}};
+    for (size_t i = 0; t && i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        hr_status st = encode(t, cases[i].text, strlen(cases[i].text), false, &ids, &n);
+        CHECK(st == HR_OK && n == (size_t)cases[i].n && memcmp(ids, cases[i].ids, sizeof(int32_t) * n) == 0,
+              "'%s': status %d, %zu ids (%s)", cases[i].text, st, n, hr_last_error());
+        free(ids);
+    }
+    hr_tokenizer_free(t);
+}
+
 static void invalid_utf8_text_is_a_format_error_for_bpe_tokenizers(void) {
     hr_tokenizer *g = load(GPT2_GGUF);
     if (!g) return;
@@ -463,6 +490,7 @@ int main(void) {
     RUN(merges_apply_in_rank_order_not_vocabulary_order);
     RUN(hostile_tokenizer_json_files_are_clear_errors);
     RUN(replace_normalizers_that_multiply_the_text_are_refused_on_load);
+    RUN(a_pre_tokenizer_regex_matching_empty_at_the_end_stays_inside_the_text);
     RUN(invalid_utf8_text_is_a_format_error_for_bpe_tokenizers);
     RUN(vocab_json_without_merges_beside_it_names_the_missing_file);
     RUN(find_for_model_uses_the_tokenizer_json_of_a_model_folder);

@@ -485,8 +485,10 @@ static hr_status split_words(const hr_tokenizer *t, bpe_scratch *s, const char *
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
         size_t a = ov[0], b = ov[1];
-        if (b == a) { /* an empty match splits nothing: step over one character */
+        if (b == a) {            /* an empty match splits nothing: step over one character */
+            if (a >= len) break; /* empty at the end (e.g. \z): the rest is one word, below */
             b = a + tok_char_len((uint8_t)text[a]);
+            if (b > len) b = len;
             if ((st = encode_word(t, s, text + off, b - off, out))) return st;
             off = b;
             continue;
