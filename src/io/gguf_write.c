@@ -317,11 +317,7 @@ static void encode(uint32_t type, const float *src, size_t n, uint8_t *dst) {
 /* Q8_0 scales come from each block's largest |x|: a non-finite weight
  * would give a block that readers refuse. */
 static hr_status check_finite(const out_tensor *o, const float *src, size_t n) {
-    for (size_t i = 0; o->type == HR_GGML_Q8_0 && i < n; i++)
-        if (!isfinite(src[i]))
-            return hr_err(HR_ERR_INVALID_ARG, "tensor '%s' holds a non-finite value at %zu: Q8_0 cannot store it",
-                          o->name, i);
-    return HR_OK;
+    return o->type == HR_GGML_Q8_0 ? hr_check_finite(o->name, "Q8_0", src, n) : HR_OK;
 }
 
 /* A matrix with typed parts, row by row in the order hr_wtensor_gather

@@ -67,6 +67,10 @@ hr_status hr_wtensor_gather(int head_dim, const hr_wtensor *o, const float **out
  * row *r of that part in headroom's order (Q/K rows turned back from
  * rotate-half when perm_heads). */
 void hr_wtensor_locate(int head_dim, const hr_wtensor *o, int64_t w, int *p, int64_t *r);
+/* HR_ERR_INVALID_ARG naming the tensor and the first index when one of n
+ * values is not finite: 8-bit formats (Q8_0 blocks, per-channel int8 rows)
+ * take their scales from the largest |x| and cannot store it. */
+hr_status hr_check_finite(const char *tensor, const char *format, const float *v, size_t n);
 /* Written row w of a matrix tensor (not transposed) as f32 (cols floats),
  * from its f32 part or converted from its typed one. */
 hr_status hr_wtensor_row(int head_dim, const hr_wtensor *o, int64_t w, float *row);

@@ -160,6 +160,18 @@ static void note_dtype(hr_model *m, const hr_st_tensor *t) {
     hr_model_note_dtype(m, d, (int64_t)t->n_elements, t->n_dims == 2);
 }
 
+/* Q/K rows of an f32 matrix (rows, cols; a bias: cols 1) from rotate-half
+ * to interleaved pairs, in place. */
+static hr_status permute_qk(const hr_model *m, const tensor_req *rq, float *dst, const char *name) {
+    int hd = m->cfg.head_dim;
+    size_t cols = rq->rows == 1 ? 1 : (size_t)rq->cols;
+    float *tmp = malloc((size_t)hd * cols * sizeof(float)); // (head_dim, cols)
+    if (!tmp) return hr_err(HR_ERR_NOMEM, "out of memory permuting '%s'", name);
+    hr_qk_to_interleaved(dst, rq->n_heads, hd, cols, tmp);
+    free(tmp);
+    return HR_OK;
+}
+
 /* The f32 scales (rows) of the int8 matrix `name` (NAME.weight) from
  * NAME.weight_scale, checked (see the top of this file); *out owned by m. */
 static hr_status i8_scales(loader *ld, const char *name, int64_t rows, float **out) {
@@ -226,15 +238,8 @@ static hr_status load_i8(loader *ld, const tensor_req *rq, const hr_st_tensor *t
     for (int64_t r = 0; r < rq->rows; r++)
         hr_dequant_i8((const int8_t *)t->data + (size_t)r * (size_t)rq->cols, sc[r], dst + (size_t)r * (size_t)rq->cols,
                       (size_t)rq->cols);
-    if (rq->tf == PERMUTE_QK) {
-        int hd = m->cfg.head_dim;
-        float *tmp = malloc((size_t)hd * (size_t)rq->cols * sizeof(float)); // (head_dim, cols)
-        if (!tmp) return hr_err(HR_ERR_NOMEM, "out of memory permuting '%s'", name);
-        hr_qk_to_interleaved(dst, rq->n_heads, hd, (size_t)rq->cols, tmp);
-        free(tmp);
-    }
     *out = dst;
-    return HR_OK;
+    return rq->tf == PERMUTE_QK ? permute_qk(m, rq, dst, name) : HR_OK;
 }
 
 /* Loads one tensor as f32 in headroom's layout: in place when it is aligned
@@ -292,14 +297,7 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
     } else {
         st = hr_st_to_f32(t, dst);
     }
-    if (st == HR_OK && rq->tf == PERMUTE_QK) {
-        int hd = m->cfg.head_dim;
-        size_t cols = rq->rows == 1 ? 1 : (size_t)rq->cols;
-        float *tmp = malloc((size_t)hd * cols * sizeof(float)); // (head_dim, cols)
-        if (!tmp) return hr_err(HR_ERR_NOMEM, "out of memory permuting '%s'", name);
-        hr_qk_to_interleaved(dst, rq->n_heads, hd, cols, tmp);
-        free(tmp);
-    }
+    if (st == HR_OK && rq->tf == PERMUTE_QK) st = permute_qk(m, rq, dst, name);
     if (st != HR_OK) hr_err_prefix("tensor '%s'", name);
     hr_st_release(shard, t);
     *out = dst;

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,24 +43,23 @@ static hr_wtensor *add(wlist *L, const char *name, int64_t rows, int64_t cols, c
     return o;
 }
 
-/* The row's tensors from a {NULL}-ended list that the model holds (layer
- * -1: model tensors), named and laid out as the family's checkpoints are. */
-/* The projections HR_DTYPE_INT8 writes as per-channel int8. */
-static bool int8_slot(hr_slot s) {
-    return s == HR_SLOT_Q || s == HR_SLOT_K || s == HR_SLOT_V || s == HR_SLOT_O || s == HR_SLOT_GATE ||
-           s == HR_SLOT_UP || s == HR_SLOT_DOWN;
+bool hr_int8_channel_eligible(hr_slot s, int64_t cols) {
+    bool proj = s == HR_SLOT_Q || s == HR_SLOT_K || s == HR_SLOT_V || s == HR_SLOT_O || s == HR_SLOT_GATE ||
+                s == HR_SLOT_UP || s == HR_SLOT_DOWN;
+    return proj && cols % 4 == 0;
 }
 
-/* Which projections become int8: every one (names NULL) or those whose
- * GGUF names are listed (used[i] set when names[i] is met). */
+/* Which projections become int8: every one (all) or those whose GGUF
+ * names are listed (used[i] set when names[i] is met). */
 typedef struct {
-    const char *const *names;
+    bool all;
+    const char *const *names; /* (n) */
     int n;
     bool *used; /* (n) */
 } int8_choice;
 
 static bool int8_chosen(const int8_choice *ch, int layer, hr_slot s) {
-    if (!ch->names) return true;
+    if (ch->all) return true;
     char g[96];
     snprintf(g, sizeof g, "blk.%d.%s", layer, hr_slot_gguf_name(s));
     for (int i = 0; i < ch->n; i++)
@@ -69,7 +67,9 @@ static bool int8_chosen(const int8_choice *ch, int layer, hr_slot s) {
     return false;
 }
 
-/* Plans the row's tensors, each written in dtype in its `type`; with
+/* The row's tensors from a {NULL}-ended list that the model holds (layer
+ * -1: model tensors), named and laid out as the family's checkpoints are.
+ * Each is written in dtype (its `type`); with
  * int8 (HR_DTYPE_INT8 or a choice) the projections chosen int8, the rest
  * in dtype (f32 when dtype is int8). */
 static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_hf_tensor *list, int layer, wlist *L,
@@ -107,7 +107,7 @@ static hr_status plan_list(const hr_model *m, const hr_arch_info *ai, const hr_h
         if (t->layout == HR_HF_CONV1D && rows > 1) o->transpose = true;
         if (t->layout == HR_HF_ROTATE_HALF)
             o->perm_heads = t->slot == HR_SLOT_Q || t->slot == HR_SLOT_Q_B ? c->n_head[li] : c->n_head_kv[li];
-        o->linear = int8_slot(t->slot) && !stacked && !o->transpose && !o->vec && cols % 4 == 0;
+        o->linear = hr_int8_channel_eligible(t->slot, cols) && !stacked && !o->transpose && !o->vec;
         o->type = dtype == HR_DTYPE_INT8 ? HR_DTYPE_F32 : dtype;
         if (o->linear && ch && int8_chosen(ch, layer, t->slot)) {
             o->type = HR_DTYPE_INT8;
@@ -334,10 +334,7 @@ static hr_status write_rows(const hr_model *m, hr_atomic_file *af, const hr_wten
             sc[w] = ts->scale[sr];
         } else if (st == HR_OK) {
             st = hr_wtensor_row(hd, o, w, row);
-            for (size_t k = 0; k < cols && st == HR_OK && dtype == HR_DTYPE_INT8; k++)
-                if (!isfinite(row[k]))
-                    st = hr_err(HR_ERR_INVALID_ARG, "tensor '%s' holds a non-finite value: int8 cannot store it",
-                                o->name);
+            if (st == HR_OK && dtype == HR_DTYPE_INT8) st = hr_check_finite(o->name, "int8", row, cols);
             if (st == HR_OK && dtype == HR_DTYPE_INT8) sc[w] = hr_quantize_i8_row(row, (int8_t *)dst, cols);
             else if (st == HR_OK) encode_vals(dtype, row, cols, dst);
         }
@@ -457,10 +454,10 @@ static hr_status save_hf(const hr_model *m, const hr_tokenizer *tok, const char 
     hr_status st = check_writable(&m->cfg, ai, dir);
     if (st != HR_OK) return st;
     wlist L = {0};
-    int8_choice all = {NULL, 0, NULL};
+    int8_choice all = {true, NULL, 0, NULL};
     if (!ch && dtype == HR_DTYPE_INT8) ch = &all;
     st = plan_tensors(m, ai, &L, dtype, ch);
-    for (int i = 0; st == HR_OK && ch && ch->names && i < ch->n; i++)
+    for (int i = 0; st == HR_OK && ch && i < ch->n; i++)
         if (!ch->used[i])
             st = hr_err(HR_ERR_INVALID_ARG,
                         "'%s' is not an attention or MLP projection of this model (with rows of a multiple of 4)",
@@ -512,8 +509,7 @@ hr_status hr_hf_save_int8_mixed(const hr_model *m, const hr_tokenizer *tok, cons
         return hr_err(HR_ERR_INVALID_ARG, "the tensors not chosen are written f32, f16 or bf16");
     bool *used = calloc((size_t)n_int8 + 1, sizeof *used); // (n_int8)
     if (!used) return hr_err(HR_ERR_NOMEM, "out of memory");
-    static const char *const none[1] = {""};
-    int8_choice ch = {n_int8 ? int8_names : none, n_int8, used};
+    int8_choice ch = {false, int8_names, n_int8, used};
     hr_status st = save_hf(m, tok, dir, dtype, &ch);
     free(used);
     return st;

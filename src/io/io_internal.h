@@ -28,6 +28,12 @@ hr_status hr_gguf_save_mixed(const hr_model *m, const hr_tokenizer *tok, const c
  * model is HR_ERR_INVALID_ARG before anything is written. */
 hr_status hr_hf_save_int8_mixed(const hr_model *m, const hr_tokenizer *tok, const char *dir, hr_dtype dtype,
                                 const char *const *int8_names, int n_int8);
+/* Can the matrix of slot s, rows of cols values, be written per-channel
+ * int8 (save.h's HR_DTYPE_INT8): an attention or MLP projection (W_q, W_k,
+ * W_v, W_o, W_gate, W_up, W_down) whose rows hold a multiple of 4 values
+ * (every later safetensors tensor stays 4-byte aligned). The one rule for
+ * the HF writer and `quantize --format int8`. */
+bool hr_int8_channel_eligible(hr_slot s, int64_t cols);
 /* Can the GGUF tensor `name` of shape (rows, cols) be Q8_0: a matrix (not
  * the learned position embedding) whose rows hold a multiple of 32 values. */
 bool hr_gguf_q8_eligible(const char *name, int64_t rows, int64_t cols);

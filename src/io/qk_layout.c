@@ -40,6 +40,14 @@ void hr_wtensor_locate(int head_dim, const hr_wtensor *o, int64_t w, int *p, int
     *p = k, *r = x;
 }
 
+hr_status hr_check_finite(const char *tensor, const char *format, const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return hr_err(HR_ERR_INVALID_ARG, "tensor '%s' holds a non-finite value at %zu: %s cannot store it", tensor,
+                          i, format);
+    return HR_OK;
+}
+
 hr_status hr_wtensor_row(int head_dim, const hr_wtensor *o, int64_t w, float *row) {
     int p;
     int64_t r;

@@ -57,17 +57,6 @@ hr_status hr_quant_format_from_name(const char *name, hr_quant_format *out) {
 
 const char *hr_quant_format_name(hr_quant_format f) { return f == HR_QUANT_INT8 ? "int8" : "q8_0"; }
 
-/* Per-channel int8 eligibility: the attention and MLP projections, by GGUF name. */
-static bool int8_eligible(const char *name) {
-    static const char *const kinds[] = {".attn_q.weight",   ".attn_k.weight", ".attn_v.weight",  ".attn_output.weight",
-                                        ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        size_t n = strlen(name), k = strlen(kinds[i]);
-        if (n > k && strcmp(name + n - k, kinds[i]) == 0) return true;
-    }
-    return false;
-}
-
 void hr_quantize_result_free(hr_quantize_result *r) {
     if (!r) return;
     for (int i = 0; i < r->n; i++) free((char *)r->comp[i].pub.name);
@@ -130,7 +119,7 @@ static hr_status list_components(hr_quantize_result *r) {
         c->pub.params = t->rows * t->cols;
         /* int8: not GPT-2's family (fused QKV in GGUF, Conv1D in HF: no Linear layout) */
         bool conv1d = ai && ai->gguf_fused_qkv;
-        c->pub.eligible = r->params.format == HR_QUANT_INT8 ? !conv1d && int8_eligible(name) && t->cols % 4 == 0
+        c->pub.eligible = r->params.format == HR_QUANT_INT8 ? !conv1d && hr_int8_channel_eligible(t->wslot, t->cols)
                                                             : hr_gguf_q8_eligible(name, t->rows, t->cols);
     }
     free(refs);
