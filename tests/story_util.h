@@ -4,9 +4,12 @@
 #define HR_TEST_STORY_UTIL_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "headroom/context.h"
+#include "headroom/save.h"
 #include "model/config.h"
 
 static const int32_t k_tokens[] = {1,   403, 407, 261, 378, 429, 360, 365, 267, 265, 281, 304, 292, 412, 439, 259,
@@ -27,6 +30,19 @@ static inline float *run_logits(const hr_model *m) {
     }
     hr_context_free(ctx);
     return lg;
+}
+
+/* The model at path written as a GGUF in dtype d and loaded back (its
+ * matrices typed: bf16, f16, Q8_0), or NULL with hr_last_error() set; the
+ * file (tag names it) is removed. */
+static inline hr_model *typed_copy(const char *path, hr_dtype d, const char *tag) {
+    hr_model *f = NULL, *m = NULL;
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "/tmp/hr_test_%s_%d_%s.gguf", tag, (int)getpid(), hr_dtype_name(d));
+    if (hr_model_load(path, &f) == HR_OK && hr_model_save_gguf(f, NULL, tmp, d) == HR_OK) hr_model_load(tmp, &m);
+    hr_model_free(f);
+    unlink(tmp);
+    return m;
 }
 
 #endif

@@ -40,14 +40,8 @@ static void tmp_path(char *out, size_t n, const char *what, hr_dtype d) {
 
 /* stories260K written in dtype d and loaded back: its matrices typed. */
 static hr_model *typed_model(hr_dtype d) {
-    hr_model *f = NULL, *m = NULL;
-    char path[256];
-    tmp_path(path, sizeof path, "in", d);
-    CHECK(hr_model_load(MODEL, &f) == HR_OK, "load: %s", hr_last_error());
-    if (f) CHECK(hr_model_save_gguf(f, NULL, path, d) == HR_OK, "save %s: %s", hr_dtype_name(d), hr_last_error());
-    if (f) CHECK(hr_model_load(path, &m) == HR_OK, "load %s: %s", hr_dtype_name(d), hr_last_error());
-    hr_model_free(f);
-    unlink(path);
+    hr_model *m = typed_copy(MODEL, d, "prune_typed_in");
+    CHECK(m != NULL, "stories260K as %s: %s", hr_dtype_name(d), hr_last_error());
     return m;
 }
 

@@ -153,7 +153,11 @@ HR_API hr_status hr_params_info(const hr_params *p, int i, hr_param_info *out);
  * global tensors). */
 HR_API int hr_params_find(const hr_params *p, hr_param_kind kind, int layer, hr_lora_target target);
 /* The tensor's values (rows * cols floats), borrowed; NULL when i is out of
- * range. */
+ * range. A borrowed weight the model keeps in its file's dtype (bf16, f16,
+ * 8-bit: no f32 rows; the gradient engine reads those one layer at a
+ * time) gets them here: the first such call converts the model's matrices
+ * to f32 rows once (their f32 memory on top; NULL with the error set when
+ * that cannot fit). */
 HR_API const float *hr_params_data(const hr_params *p, int i);
 /* Writable values of an owned tensor (gates, LoRA, and weights with
  * copy_weights); NULL for a borrowed weight or a bad index. Taking the

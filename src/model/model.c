@@ -78,6 +78,46 @@ void hr_model_embed_row(const hr_model *m, int tok, float *out) {
     else memcpy(out, m->w.tok_embd + (size_t)tok * dim, sizeof(float) * (size_t)dim);
 }
 
+/* The model's own f32 rows of a matrix slot, or NULL (kept typed). */
+static const float *own_rows(const hr_model *m, int layer, hr_slot s) {
+    const float *const *p = hr_slot_ptr((hr_weights *)&m->w, layer < 0 ? 0 : layer, s);
+    const float *f = p ? *p : NULL;
+    if (!f && s == HR_SLOT_OUTPUT && m->cfg.tied_classifier) f = m->w.tok_embd;
+    return f;
+}
+
+const float *hr_model_rows(const hr_model *m, int layer, hr_slot s, int r0, int n, float *buf) {
+    int64_t rows, cols;
+    hr_slot_shape(&m->cfg, layer < 0 ? 0 : layer, s, &rows, &cols);
+    const float *f = own_rows(m, layer, s);
+    if (f) return f + (size_t)r0 * (size_t)cols;
+    const hr_mat_src *src = hr_model_src(m, layer, s);
+    if (!src || r0 < 0 || n < 0 || r0 + (int64_t)n > rows) return NULL;
+    for (int r = 0; r < n; r++) hr_mat_src_row(src, m->cfg.head_dim, r0 + r, (int)cols, buf + (size_t)r * (size_t)cols);
+    return buf;
+}
+
+const float *hr_model_matrix_f32(const hr_model *m, int layer, hr_slot s, float **owned) {
+    *owned = NULL;
+    const float *f = own_rows(m, layer, s);
+    if (f) return f;
+    int64_t rows, cols;
+    hr_slot_shape(&m->cfg, layer < 0 ? 0 : layer, s, &rows, &cols);
+    if (!hr_model_src(m, layer, s)) {
+        hr_err(HR_ERR_INVALID_ARG, "the model has no %s matrix", hr_slot_gguf_name(s));
+        return NULL;
+    }
+    size_t n;
+    float *buf = hr_mul_size((size_t)rows, (size_t)cols, &n) && hr_mul_size(n, sizeof(float), &n) ? malloc(n) : NULL;
+    if (!buf) {
+        hr_err(HR_ERR_NOMEM, "out of memory converting %s (%lld x %lld) to f32", hr_slot_gguf_name(s), (long long)rows,
+               (long long)cols);
+        return NULL;
+    }
+    *owned = buf;
+    return hr_model_rows(m, layer, s, 0, (int)rows, buf);
+}
+
 hr_status hr_model_need_f32(const hr_model *cm) {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     hr_model *m = (hr_model *)cm; /* the f32 rows are a cache of the model's value */

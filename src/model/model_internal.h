@@ -182,6 +182,19 @@ void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float 
 /* The embedding of token tok (dim floats) into out, from the f32 rows or
  * converted from the typed source. */
 void hr_model_embed_row(const hr_model *m, int tok, float *out);
+/* Rows [r0, r0 + n) of matrix slot s of `layer` (-1 for the model-level
+ * slots; the tied classifier reads the embedding) as f32: a pointer into
+ * the model's own f32 rows when it has them, else those rows converted
+ * from the typed source into buf (n * cols floats, caller-owned) — the
+ * floats hr_model_need_f32 would make, one row at a time, without
+ * converting the model. NULL when the model has no such matrix. */
+const float *hr_model_rows(const hr_model *m, int layer, hr_slot s, int r0, int n, float *buf);
+/* The whole matrix slot s of `layer` as f32 rows: the model's own (*owned
+ * NULL), or converted from its typed source into a new buffer (*owned =
+ * it; the caller frees it) — memory for one matrix, not the model. NULL
+ * with the error set when that buffer cannot be allocated or the model
+ * has no such matrix. */
+const float *hr_model_matrix_f32(const hr_model *m, int layer, hr_slot s, float **owned);
 /* Makes every f32 weight pointer valid: converts the matrices kept typed
  * into owned f32 rows (once; thread-safe). Costs their f32 memory: only
  * code that needs f32 rows calls it (analysis of weights, surgery,

@@ -79,6 +79,14 @@ struct hr_grad {
     float *dlu;                 /* (cap, r) adapter bottleneck gradient */
     float *dinput;              /* (cap, dim) input-embedding gradient (input_grad) */
     int dinput_n;
+    /* Matrices the model keeps typed (borrowed weights, no f32 rows): the
+     * backward's W products read f32 rows converted one layer at a time
+     * (lw: the parameters' view of layer lw_layer with them filled in) and
+     * the classifier's once (cls). */
+    hr_layer_weights lw;
+    int lw_layer;             /* -1: none converted */
+    float *lw_owned[7];       /* (rows, cols) of each converted matrix of lw, or NULL */
+    float *cls_owned;         /* (vocab, dim) the classifier converted, or NULL */
     void *win_mem, *grad_mem; /* the arenas holding every window buffer / every gradient */
     size_t win_bytes, grad_bytes;
     char err[512];
@@ -349,6 +357,8 @@ void hr_grad_free(hr_grad *g) {
     free_window(g);
     arena_free(g->grad_mem, g->grad_bytes);
     free(g->grad);
+    for (int k = 0; k < 7; k++) free(g->lw_owned[k]);
+    free(g->cls_owned);
     if (g->own_pool) hr_pool_free(g->pool);
     free(g);
 }
@@ -368,6 +378,7 @@ hr_status hr_grad_new_on_pool(hr_params *P, const hr_grad_params *gp, hr_pool *p
     hr_grad *g = calloc(1, sizeof *g);
     if (!g) return hr_err(HR_ERR_NOMEM, "out of memory");
     g->P = P, g->c = c, g->gp = *gp;
+    g->lw_layer = -1;
     g->max_tokens = gp->max_tokens ? gp->max_tokens : c->seq_len;
     g->nh_max = hr_config_max_heads(c);
     g->qd_max = g->nh_max * c->head_dim;
@@ -604,6 +615,73 @@ static const float *param_values(const hr_grad *g, hr_param_kind k, int l) {
     return i >= 0 ? g->P->t[i].data : NULL;
 }
 
+/* ---- weights the model keeps typed ---- */
+
+/* The matrix slots of a layer the backward multiplies by, and where the
+ * parameters' view holds each. */
+static const hr_slot k_bwd_slots[7] = {HR_SLOT_Q,    HR_SLOT_K,  HR_SLOT_V,   HR_SLOT_O,
+                                       HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
+static const float **bwd_slot_ptr(hr_layer_weights *w, int k) {
+    const float **p[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+    return p[k];
+}
+
+/* Layer l's weights for the backward: the parameters' view, with every
+ * matrix the model keeps typed converted to f32 rows — one layer at a time,
+ * held until another layer is asked for (model_internal.h
+ * hr_model_matrix_f32). NULL with the error set when that cannot be
+ * allocated. */
+static const hr_layer_weights *bwd_weights(hr_grad *g, int l) {
+    const hr_layer_weights *w = &g->P->w.layers[l];
+    if (g->lw_layer == l) return &g->lw;
+    for (int k = 0; k < 7; k++) free(g->lw_owned[k]), g->lw_owned[k] = NULL;
+    g->lw = *w;
+    g->lw_layer = l;
+    for (int k = 0; k < 7; k++) {
+        const float **pp = bwd_slot_ptr(&g->lw, k);
+        if (*pp || !hr_slot_expected(g->c, l, k_bwd_slots[k])) continue;
+        *pp = hr_model_matrix_f32(g->P->model, l, k_bwd_slots[k], &g->lw_owned[k]);
+        if (!*pp) {
+            g->lw_layer = -1;
+            return NULL;
+        }
+    }
+    return &g->lw;
+}
+
+/* The classifier's f32 rows (vocab, dim): the parameters' own, or
+ * converted once and kept for the object's life. NULL with the error set. */
+static const float *bwd_classifier(hr_grad *g) {
+    if (g->P->w.output) return g->P->w.output;
+    if (g->cls_owned) return g->cls_owned;
+    return hr_model_matrix_f32(g->P->model, -1, HR_SLOT_OUTPUT, &g->cls_owned);
+}
+
+/* x (n, dim) = token embeddings (+ learned positions): from the parameters'
+ * rows, or row by row from the model's typed ones. */
+static hr_status embed_fwd(hr_grad *g, float *x, const int32_t *tokens, int n) {
+    const hr_weights *w = &g->P->w;
+    int dim = g->c->dim;
+    bool pos = hr_slot_expected(g->c, -1, HR_SLOT_POS_EMBD);
+    if (w->tok_embd && (w->pos_embd || !pos)) {
+        hr_embed_fwd(x, tokens, n, w->tok_embd, w->pos_embd, dim);
+        return HR_OK;
+    }
+    float *row = malloc(sizeof(float) * (size_t)dim); // (dim) one converted position row
+    if (!row) return hr_err(HR_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < n; t++) {
+        float *xr = x + (size_t)t * dim;
+        if (w->tok_embd) memcpy(xr, w->tok_embd + (size_t)tokens[t] * dim, sizeof(float) * (size_t)dim);
+        else hr_model_embed_row(g->P->model, tokens[t], xr);
+        const float *pr = !pos          ? NULL
+                          : w->pos_embd ? w->pos_embd + (size_t)t * dim
+                                        : hr_model_rows(g->P->model, -1, HR_SLOT_POS_EMBD, t, 1, row);
+        if (pr) hr_axpy(xr, 1.0f, pr, dim);
+    }
+    free(row);
+    return HR_OK;
+}
+
 /* ---- forward ---- */
 
 typedef struct {
@@ -820,7 +898,8 @@ static hr_status forward(hr_grad *g, const int32_t *tokens, int n, const hr_pack
     if (st == HR_OK) st = hr_params_packed(g->P, g->pool, &pk);
     if (st != HR_OK) return st;
     const hr_weights *w = &g->P->w;
-    hr_embed_fwd(xin_at(g, 0), tokens, n, w->tok_embd, w->pos_embd, c->dim);
+    st = embed_fwd(g, xin_at(g, 0), tokens, n);
+    if (st != HR_OK) return st;
     for (int l = 0; l < c->n_layers; l++) layer_fwd(g, l, n, acts_of(g, l), xin_at(g, l), xin_at(g, l + 1), pk);
     norm_rows(g, g->xf, xin_at(g, c->n_layers), w->out_norm, w->out_norm_b, n - 1);
     hr_matmul(g->pool, g->logits, g->xf, pk->output, n - 1, c->dim, c->vocab_size);
@@ -883,9 +962,8 @@ static void act_bwd_range(void *vp, int t0, int t1) {
 
 /* MLP of layer l: g->dx holds dL/d(block output); becomes dL/d(xm) when
  * the gradient must go further down. */
-static void mlp_bwd(hr_grad *g, int l, int n, layer_acts *a) {
+static void mlp_bwd(hr_grad *g, int l, int n, layer_acts *a, const hr_layer_weights *w) {
     const hr_config *c = g->c;
-    const hr_layer_weights *w = &g->P->w.layers[l];
     int ff = c->n_ff[l], dim = c->dim;
     bool upper = g->attn_sel[l] || g->below[l]; /* the residual gradient continues under the MLP */
     bool inner = g->mlp_inner[l] || upper;
@@ -919,9 +997,8 @@ static void mlp_bwd(hr_grad *g, int l, int n, layer_acts *a) {
 
 /* Attention of layer l: g->dx holds dL/d(xm); becomes dL/d(x_in) when the
  * gradient must go further down. */
-static void attention_bwd(hr_grad *g, int l, int n, layer_acts *a) {
+static void attention_bwd(hr_grad *g, int l, int n, layer_acts *a, const hr_layer_weights *w) {
     const hr_config *c = g->c;
-    const hr_layer_weights *w = &g->P->w.layers[l];
     int hd = c->head_dim, nh = c->n_head[l], nkv = c->n_head_kv[l], qd = nh * hd, kvd = nkv * hd, dim = c->dim;
     bool below = g->below[l], inner = g->attn_inner[l] || below;
     float *ggate = gbuf(g, HR_PARAM_HEAD_GATE, l), *gwo = gbuf(g, HR_PARAM_WO, l);
@@ -962,7 +1039,7 @@ static void attention_bwd(hr_grad *g, int l, int n, layer_acts *a) {
 }
 
 /* From the cross-entropy gradient in g->logits down to what is selected. */
-static void backward(hr_grad *g, const int32_t *tokens, int n, const hr_packed_weights *pk) {
+static hr_status backward(hr_grad *g, const int32_t *tokens, int n, const hr_packed_weights *pk) {
     const hr_config *c = g->c;
     const hr_weights *w = &g->P->w;
     int L = c->n_layers, dim = c->dim, m = n - 1;
@@ -970,24 +1047,29 @@ static void backward(hr_grad *g, const int32_t *tokens, int n, const hr_packed_w
     if (gcls) hr_matmul_bwd_w(g->pool, gcls, g->logits, g->xf, m, dim, c->vocab_size);
     float *gn = gbuf(g, HR_PARAM_OUT_NORM, -1), *gnb = gbuf(g, HR_PARAM_OUT_NORM_B, -1);
     bool down = g->below[L];
-    if (!down && !gn && !gnb) return;
-    hr_matmul_bwd_x(g->pool, g->dxb, g->logits, w->output, m, dim, c->vocab_size, false);
+    if (!down && !gn && !gnb) return HR_OK;
+    const float *cls = bwd_classifier(g);
+    if (!cls) return HR_ERR_NOMEM; /* the message is hr_model_matrix_f32's */
+    hr_matmul_bwd_x(g->pool, g->dxb, g->logits, cls, m, dim, c->vocab_size, false);
     memset(g->dx, 0, sizeof(float) * (size_t)n * dim); /* the last position predicts nothing */
     norm_bwd(g, g->dx, g->dxb, xin_at(g, L), w->out_norm, gn, gnb, m, down);
-    if (!down) return;
+    if (!down) return HR_OK;
     for (int l = L - 1; l >= 0; l--) {
         if (!g->attn_sel[l] && !g->mlp_sel[l] && !g->below[l]) break; /* nothing needed here or below */
         layer_acts *a = acts_of(g, l);
         if (g->gp.recompute) layer_fwd(g, l, n, a, xin_at(g, l), g->xtmp, pk);
-        if (c->n_ff[l] > 0 && (g->mlp_sel[l] || g->attn_sel[l] || g->below[l])) mlp_bwd(g, l, n, a);
-        if (c->n_head[l] > 0 && (g->attn_sel[l] || g->below[l])) attention_bwd(g, l, n, a);
+        const hr_layer_weights *lw = bwd_weights(g, l);
+        if (!lw) return HR_ERR_NOMEM; /* the message is hr_model_matrix_f32's */
+        if (c->n_ff[l] > 0 && (g->mlp_sel[l] || g->attn_sel[l] || g->below[l])) mlp_bwd(g, l, n, a, lw);
+        if (c->n_head[l] > 0 && (g->attn_sel[l] || g->below[l])) attention_bwd(g, l, n, a, lw);
     }
-    if (!g->below[0]) return;
+    if (!g->below[0]) return HR_OK;
     if (g->dinput) {
         memcpy(g->dinput, g->dx, sizeof(float) * (size_t)n * dim);
         g->dinput_n = n;
     }
     hr_embed_bwd(gbuf(g, HR_PARAM_TOK_EMBD, -1), gbuf(g, HR_PARAM_POS_EMBD, -1), g->dx, tokens, n, dim);
+    return HR_OK;
 }
 
 /* ---- API ---- */
@@ -1012,6 +1094,6 @@ hr_status hr_grad_accumulate(hr_grad *g, const int32_t *tokens, int n, float sca
     if (st != HR_OK) return grad_fail(g, st);
     double l = xent(g, tokens, n, scale);
     if (loss) *loss = l;
-    backward(g, tokens, n, pk);
-    return HR_OK;
+    st = backward(g, tokens, n, pk);
+    return st == HR_OK ? HR_OK : grad_fail(g, st);
 }

@@ -119,7 +119,9 @@ static hr_status add_tensor(hr_params *p, int cap, const char *name, hr_param_ki
     t->info.rows = rows, t->info.cols = cols;
     size_t n;
     if (!hr_mul_size((size_t)rows, (size_t)cols, &n)) return hr_err(HR_ERR_NOMEM, "tensor %s too large", name);
-    if (!data || copy) {
+    if (!data && !copy && kind < HR_PARAM_HEAD_GATE) {
+        /* a borrowed matrix the model keeps typed: no f32 rows (yet) */
+    } else if (!data || copy) {
         t->owned = malloc(n * sizeof(float) + 1); /* (rows, cols) */
         if (!t->owned) return hr_err(HR_ERR_NOMEM, "out of memory for %s (%zu floats)", name, n);
         if (data) memcpy(t->owned, data, n * sizeof(float));
@@ -180,10 +182,16 @@ hr_status hr_params_new(const hr_model *m, const hr_params_params *pp, hr_params
     if (!out) return hr_err(HR_ERR_INVALID_ARG, "no output pointer");
     *out = NULL;
     if (!m) return hr_err(HR_ERR_INVALID_ARG, "no model given");
-    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     hr_params_params dp = hr_params_default_params();
     if (!pp) pp = &dp;
+    /* Copied weights are trained: they need f32 rows. Borrowed ones stay as
+     * the model holds them: matrices kept typed have NULL data here, the
+     * gradient engine packs from the model and converts one layer at a time
+     * for the backward (grad.c bwd_weights), Taylor scores likewise. */
+    if (pp->copy_weights) {
+        hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
+        if (need_ != HR_OK) return need_;
+    }
     if (pp->lora_rank < 0 || pp->lora_rank > 4096)
         return hr_err(HR_ERR_RANGE, "LoRA rank %d out of range", pp->lora_rank);
     if (pp->lora_targets & ~(uint32_t)HR_LORA_ALL)
@@ -270,7 +278,32 @@ int hr_params_find(const hr_params *p, hr_param_kind kind, int layer, hr_lora_ta
     return target ? -1 : hr_params_index(p, kind, layer);
 }
 
-const float *hr_params_data(const hr_params *p, int i) { return p && i >= 0 && i < p->n ? p->t[i].data : NULL; }
+/* A borrowed weight the model keeps typed has no f32 rows: the first ask
+ * for its values converts the model's matrices (hr_model_need_f32, once)
+ * and points every borrowed weight at them. */
+static bool borrowed_to_f32(hr_params *p) {
+    if (hr_model_need_f32(p->model) != HR_OK) return false;
+    int n_w = hr_model_tensors(p->model, NULL, 0);
+    hr_tensor_ref *refs = malloc(sizeof *refs * (size_t)(n_w ? n_w : 1)); // (n_w)
+    if (!refs) return false;
+    hr_model_tensors(p->model, refs, n_w);
+    for (int j = 0; j < n_w && j < p->n; j++) {
+        hr_param_tensor *t = &p->t[j];
+        if (t->owned || t->info.kind >= HR_PARAM_HEAD_GATE || strcmp(t->info.name, refs[j].name) != 0) continue;
+        t->data = refs[j].data;
+        *weight_slot(&p->w, t->info.kind, t->info.layer) = refs[j].data;
+    }
+    if (p->c->tied_classifier) p->w.output = p->w.tok_embd;
+    free(refs);
+    return true;
+}
+
+const float *hr_params_data(const hr_params *cp, int i) {
+    if (!cp || i < 0 || i >= cp->n) return NULL;
+    hr_params *p = (hr_params *)cp; /* f32 rows of borrowed weights are a cache of their value */
+    if (!p->t[i].data && !p->t[i].owned && p->t[i].info.kind < HR_PARAM_HEAD_GATE && !borrowed_to_f32(p)) return NULL;
+    return p->t[i].data;
+}
 
 float *hr_params_data_mut(hr_params *p, int i) {
     if (!p || i < 0 || i >= p->n || !p->t[i].owned) return NULL;

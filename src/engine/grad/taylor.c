@@ -6,16 +6,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Matrices converted for one layer's scores, freed together. */
+typedef struct {
+    float *buf[8];
+    int n;
+} held;
+
+static void held_free(held *h) {
+    for (int i = 0; i < h->n; i++) free(h->buf[i]);
+    h->n = 0;
+}
+
+/* The model slot of a base matrix kind (HR_N_SLOTS for vectors). */
+static hr_slot matrix_slot(hr_param_kind k) {
+    switch (k) {
+    case HR_PARAM_WQ: return HR_SLOT_Q;
+    case HR_PARAM_WK: return HR_SLOT_K;
+    case HR_PARAM_WV: return HR_SLOT_V;
+    case HR_PARAM_WO: return HR_SLOT_O;
+    case HR_PARAM_W_GATE: return HR_SLOT_GATE;
+    case HR_PARAM_W_UP: return HR_SLOT_UP;
+    case HR_PARAM_W_DOWN: return HR_SLOT_DOWN;
+    default: return (hr_slot)HR_N_SLOTS;
+    }
+}
+
 /* Values and gradient of (kind, layer): both NULL when the model has no
- * such tensor; an error when it has one whose gradient was not selected. */
-static hr_status pair(const hr_grad *g, hr_param_kind k, int l, const float **w, const float **gr) {
+ * such tensor; an error when it has one whose gradient was not selected.
+ * A matrix the model keeps typed (borrowed, no f32 rows) is converted for
+ * this layer only into h (model_internal.h hr_model_matrix_f32). */
+static hr_status pair(const hr_grad *g, hr_param_kind k, int l, const float **w, const float **gr, held *h) {
     const hr_params *P = hr_grad_owner(g);
     int i = hr_params_index(P, k, l);
     *w = *gr = NULL;
     if (i < 0) return HR_OK;
-    *w = P->t[i].data;
     *gr = hr_grad_tensor(g, i);
     if (!*gr) return hr_err(HR_ERR_INVALID_ARG, "Taylor scores need the gradient of %s (select it)", P->t[i].info.name);
+    *w = P->t[i].data;
+    if (!*w && matrix_slot(k) != (hr_slot)HR_N_SLOTS) {
+        float *owned = NULL;
+        *w = hr_model_matrix_f32(P->model, l, matrix_slot(k), &owned);
+        if (!*w) return HR_ERR_NOMEM; /* the message is hr_model_matrix_f32's */
+        if (owned) h->buf[h->n++] = owned;
+    }
     return HR_OK;
 }
 
@@ -44,22 +77,27 @@ hr_status hr_grad_taylor_heads(const hr_grad *g, int l, double *out) {
     const float *wq, *gq, *bq, *gbq, *wo, *go;
     const float *wk = NULL, *gk = NULL, *bk = NULL, *gbk = NULL, *wv = NULL, *gv = NULL, *bv = NULL, *gbv = NULL;
     bool mha = nh == nkv; /* only then does removing a head remove its KV head */
-    if ((st = pair(g, HR_PARAM_WQ, l, &wq, &gq)) != HR_OK || (st = pair(g, HR_PARAM_BQ, l, &bq, &gbq)) != HR_OK ||
-        (st = pair(g, HR_PARAM_WO, l, &wo, &go)) != HR_OK)
+    held h = {{NULL}, 0};
+    if ((st = pair(g, HR_PARAM_WQ, l, &wq, &gq, &h)) != HR_OK ||
+        (st = pair(g, HR_PARAM_BQ, l, &bq, &gbq, &h)) != HR_OK ||
+        (st = pair(g, HR_PARAM_WO, l, &wo, &go, &h)) != HR_OK ||
+        (mha && ((st = pair(g, HR_PARAM_WK, l, &wk, &gk, &h)) != HR_OK ||
+                 (st = pair(g, HR_PARAM_BK, l, &bk, &gbk, &h)) != HR_OK ||
+                 (st = pair(g, HR_PARAM_WV, l, &wv, &gv, &h)) != HR_OK ||
+                 (st = pair(g, HR_PARAM_BV, l, &bv, &gbv, &h)) != HR_OK))) {
+        held_free(&h);
         return st;
-    if (mha &&
-        ((st = pair(g, HR_PARAM_WK, l, &wk, &gk)) != HR_OK || (st = pair(g, HR_PARAM_BK, l, &bk, &gbk)) != HR_OK ||
-         (st = pair(g, HR_PARAM_WV, l, &wv, &gv)) != HR_OK || (st = pair(g, HR_PARAM_BV, l, &bv, &gbv)) != HR_OK))
-        return st;
-    for (int h = 0; h < nh; h++) {
-        int r0 = h * hd, r1 = r0 + hd;
+    }
+    for (int hh = 0; hh < nh; hh++) {
+        int r0 = hh * hd, r1 = r0 + hd;
         double s = wg_block(wq, gq, (size_t)dim, r0, r1, 0, dim) + wg_block(bq, gbq, (size_t)nh * hd, 0, 1, r0, r1) +
                    wg_block(wo, go, (size_t)nh * hd, 0, dim, r0, r1);
         if (mha)
             s += wg_block(wk, gk, (size_t)dim, r0, r1, 0, dim) + wg_block(bk, gbk, (size_t)nkv * hd, 0, 1, r0, r1) +
                  wg_block(wv, gv, (size_t)dim, r0, r1, 0, dim) + wg_block(bv, gbv, (size_t)nkv * hd, 0, 1, r0, r1);
-        out[h] = fabs(s);
+        out[hh] = fabs(s);
     }
+    held_free(&h);
     return HR_OK;
 }
 
@@ -70,14 +108,20 @@ hr_status hr_grad_taylor_neurons(const hr_grad *g, int l, double *out) {
     int ff = c->n_ff[l], dim = c->dim;
     if (ff == 0) return HR_OK;
     const float *wg, *gg, *wu, *gu, *bu, *gbu, *wd, *gd;
-    if ((st = pair(g, HR_PARAM_W_GATE, l, &wg, &gg)) != HR_OK || (st = pair(g, HR_PARAM_W_UP, l, &wu, &gu)) != HR_OK ||
-        (st = pair(g, HR_PARAM_B_UP, l, &bu, &gbu)) != HR_OK || (st = pair(g, HR_PARAM_W_DOWN, l, &wd, &gd)) != HR_OK)
+    held h = {{NULL}, 0};
+    if ((st = pair(g, HR_PARAM_W_GATE, l, &wg, &gg, &h)) != HR_OK ||
+        (st = pair(g, HR_PARAM_W_UP, l, &wu, &gu, &h)) != HR_OK ||
+        (st = pair(g, HR_PARAM_B_UP, l, &bu, &gbu, &h)) != HR_OK ||
+        (st = pair(g, HR_PARAM_W_DOWN, l, &wd, &gd, &h)) != HR_OK) {
+        held_free(&h);
         return st;
+    }
     for (int j = 0; j < ff; j++) {
         double s = wg_block(wg, gg, (size_t)dim, j, j + 1, 0, dim) + wg_block(wu, gu, (size_t)dim, j, j + 1, 0, dim) +
                    wg_block(bu, gbu, (size_t)ff, 0, 1, j, j + 1) + wg_block(wd, gd, (size_t)ff, 0, dim, j, j + 1);
         out[j] = fabs(s);
     }
+    held_free(&h);
     return HR_OK;
 }
 

@@ -523,9 +523,10 @@ static hr_status sweep_knockout(circ *s, hr_patch_result *r) {
 /* d (dim): the direction whose dot product with a part of the final
  * residual is that part's contribution to the logit difference (see
  * circuits.h); *norm_bias = the LayerNorm bias's contribution. */
-static void dla_direction(const circ *s, const float *x, double *d, double *norm_bias) {
+static void dla_direction(const circ *s, const float *x, double *d, double *norm_bias, float *rowbuf) {
     const hr_weights *w = &s->m->w;
-    const float *ua = w->output + (size_t)s->pair->answer * s->dim, *uw = w->output + (size_t)s->pair->wrong * s->dim;
+    const float *ua = hr_model_rows(s->m, -1, HR_SLOT_OUTPUT, s->pair->answer, 1, rowbuf);
+    const float *uw = hr_model_rows(s->m, -1, HR_SLOT_OUTPUT, s->pair->wrong, 1, rowbuf + s->dim);
     bool ln = s->c->norm == HR_NORM_LAYER;
     double mean = 0, var = 0;
     for (int i = 0; i < s->dim; i++) mean += x[i];
@@ -549,22 +550,26 @@ static double dot_fd(const float *v, const double *d, int n) {
     return a;
 }
 
+/* Weight rows come from the model's f32 rows or are converted from its
+ * typed sources one row at a time (model_internal.h hr_model_rows): the
+ * classifier's two rows, the embedding rows, W_o row by row. */
 static hr_status dla_pair(circ *s, hr_patch_result *r) {
-    hr_status need_ = hr_model_need_f32(s->m); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     const hr_weights *w = &s->m->w;
     const run_cache *cl = &s->run[0];
     int last = s->T - 1, dim = s->dim, hd = s->hd;
+    size_t nbuf = (size_t)(2 * dim > s->H * hd ? 2 * dim : s->H * hd);
     double *d = malloc(sizeof(double) * (size_t)dim), *wd = malloc(sizeof(double) * (size_t)s->H * hd);
     float *part = malloc(sizeof(float) * (size_t)dim); /* (dim) */
-    if (!d || !wd || !part) {
-        free(d), free(wd), free(part);
+    float *rowbuf = malloc(sizeof(float) * nbuf);      /* (max(2 dim, H hd)) converted weight rows */
+    if (!d || !wd || !part || !rowbuf) {
+        free(d), free(wd), free(part), free(rowbuf);
         return hr_err(HR_ERR_NOMEM, "out of memory");
     }
     double norm_bias, sum = 0;
-    dla_direction(s, resid_at(s, cl, s->L) + (size_t)last * dim, d, &norm_bias);
-    memcpy(part, w->tok_embd + (size_t)s->pair->clean[last] * dim, sizeof(float) * (size_t)dim);
-    if (w->pos_embd) hr_axpy(part, 1.0f, w->pos_embd + (size_t)last * dim, dim);
+    dla_direction(s, resid_at(s, cl, s->L) + (size_t)last * dim, d, &norm_bias, rowbuf);
+    hr_model_embed_row(s->m, s->pair->clean[last], part);
+    const float *pe = hr_model_rows(s->m, -1, HR_SLOT_POS_EMBD, last, 1, rowbuf);
+    if (pe) hr_axpy(part, 1.0f, pe, dim);
     double e = dot_fd(part, d, dim);
     r->s.dla_embed += e, sum += e;
     r->s.dla_norm_bias += norm_bias, sum += norm_bias;
@@ -572,8 +577,10 @@ static hr_status dla_pair(circ *s, hr_patch_result *r) {
         const hr_layer_weights *lw = &w->layers[l];
         int nh = s->c->n_head[l], qd = nh * hd;
         memset(wd, 0, sizeof(double) * (size_t)qd);
-        for (int i = 0; i < dim && nh; i++) /* wd = W_o^T d */
-            for (int j = 0; j < qd; j++) wd[j] += lw->wo[(size_t)i * qd + j] * d[i];
+        for (int i = 0; i < dim && nh; i++) { /* wd = W_o^T d */
+            const float *wo = hr_model_rows(s->m, l, HR_SLOT_O, i, 1, rowbuf);
+            for (int j = 0; j < qd; j++) wd[j] += wo[j] * d[i];
+        }
         for (int h = 0; h < nh; h++) {
             const float *o = head_at(s, cl, l, h) + (size_t)last * hd;
             float g = s->gates ? s->gates[(size_t)l * s->H + h] : 1.0f;
@@ -594,7 +601,7 @@ static hr_status dla_pair(circ *s, hr_patch_result *r) {
     }
     r->s.dla_sum += sum;
     r->s.dla_total += (double)cl->logits[s->pair->answer] - cl->logits[s->pair->wrong];
-    free(d), free(wd), free(part);
+    free(d), free(wd), free(part), free(rowbuf);
     return HR_OK;
 }
 

@@ -8,22 +8,54 @@
 
 typedef struct {
     hr_lab *lab;
-    double *sum;   /* (L, H) */
-    double *count; /* (L, H) */
+    double *sum;     /* (L, H) */
+    double *count;   /* (L, H) */
+    int wo_layer;    /* the layer wo holds, -1 before the first */
+    const float *wo; /* (dim, n_head * head_dim) that layer's W_o as f32 rows */
+    float *wo_owned; /* wo converted from a typed source (one matrix), or NULL */
+    hr_status st;    /* a failure inside the hook */
+    float *y;        /* (n_tokens, dim) |W_o^h o_t| of one event */
+    size_t cap;      /* floats y holds */
 } amp_pass;
 
-/* ||W_o[:, head] o||_1 summed over the event's rows. */
+/* ||W_o[:, head] o||_1 summed over the event's rows. A typed model's W_o
+ * is converted one layer at a time (model_internal.h hr_model_matrix_f32),
+ * never the whole model. */
 static int amp_hook(const hr_hook_event *ev, void *ud) {
     amp_pass *a = ud;
     const hr_config *c = a->lab->c;
     int l = ev->layer, h = ev->head, hd = c->head_dim, dim = c->dim;
     size_t qd = (size_t)c->n_head[l] * hd;
-    const float *wo = a->lab->model->w.layers[l].wo + (size_t)h * hd; /* column block of head h */
-    double acc = 0;
-    for (int t = 0; t < ev->n_tokens; t++) {
-        const float *o = ev->data + (size_t)t * ev->stride;
-        for (int i = 0; i < dim; i++) acc += fabsf(hr_dot(wo + (size_t)i * qd, o, hd));
+    if (a->wo_layer != l) {
+        free(a->wo_owned);
+        a->wo_layer = l;
+        a->wo = hr_model_matrix_f32(a->lab->model, l, HR_SLOT_O, &a->wo_owned);
+        if (!a->wo) {
+            a->st = HR_ERR_NOMEM;
+            return 1;
+        }
     }
+    const float *wo = a->wo + (size_t)h * hd; /* column block of head h */
+    size_t need = (size_t)ev->n_tokens * dim;
+    if (need > a->cap) {
+        free(a->y);
+        a->cap = 0;
+        if (!(a->y = malloc(sizeof(float) * need))) {
+            a->st = HR_ERR_NOMEM;
+            return 1;
+        }
+        a->cap = need;
+    }
+    /* each row of the block read once for every token (the block does not
+     * stay in cache from one token to the next on big models), then summed
+     * in token-major order as before */
+    for (int i = 0; i < dim; i++) {
+        const float *row = wo + (size_t)i * qd;
+        for (int t = 0; t < ev->n_tokens; t++)
+            a->y[(size_t)t * dim + i] = fabsf(hr_dot(row, ev->data + (size_t)t * ev->stride, hd));
+    }
+    double acc = 0;
+    for (size_t k = 0; k < need; k++) acc += a->y[k];
     a->sum[lab_idx(a->lab, l, h)] += acc;
     a->count[lab_idx(a->lab, l, h)] += ev->n_tokens;
     return 0;
@@ -31,18 +63,22 @@ static int amp_hook(const hr_hook_event *ev, void *ud) {
 
 static hr_status amp_compute(hr_lab *lab, int method, double *scores) {
     (void)method;
-    hr_status need_ = hr_model_need_f32(lab->model); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     size_t lh = (size_t)lab->L * lab->H;
-    amp_pass a = {lab, calloc(lh ? lh : 1, sizeof(double)), calloc(lh ? lh : 1, sizeof(double))};
+    amp_pass a = {
+        lab, calloc(lh ? lh : 1, sizeof(double)), calloc(lh ? lh : 1, sizeof(double)), -1, NULL, NULL, HR_OK, NULL, 0};
     hr_status st = a.sum && a.count ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     hr_context_set_hook(lab->ctx, amp_hook, HR_HOOK_HEAD_OUT, &a);
     for (int w = 0; st == HR_OK && w < lab->n_windows; w++) {
         st = hr_context_truncate(lab->ctx, 0);
         if (st == HR_OK) st = hr_forward(lab->ctx, lab->windows + (size_t)w * lab->W, lab->W, NULL, false);
+        if (st == HR_ERR_ABORTED && a.st != HR_OK)
+            st = hr_err(a.st, "out of memory in amp at layer %d (its attn_output as f32, the head products)",
+                        a.wo_layer);
         if (st == HR_OK) st = lab_progress(lab, w + 1, lab->n_windows);
     }
     hr_context_set_hook(lab->ctx, NULL, 0, NULL);
+    free(a.wo_owned);
+    free(a.y);
     for (int l = 0; st == HR_OK && l < lab->L; l++)
         for (int h = 0; h < lab->c->n_head[l]; h++) {
             size_t i = lab_idx(lab, l, h);

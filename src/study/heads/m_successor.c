@@ -94,24 +94,34 @@ static void norm_vec(const hr_config *c, float *y, const float *x, const float *
     else hr_rmsnorm(y, x, g, c->dim, c->norm_eps);
 }
 
+/* One layer's matrices as f32 rows and the classifier rows of the set's
+ * tokens: the model's own, or converted from typed sources one layer at
+ * a time (model_internal.h), never the whole model. */
+typedef struct {
+    const float *wv, *wo; /* (n_head_kv * hd, dim), (dim, n_head * hd) */
+    float *wv_owned, *wo_owned;
+    float *unemb; /* (MAX_TOK, dim) classifier row of each set token */
+} ov_mats;
+
 /* Unembedded OV output of head (l, h) for the effective embedding e, at
  * the vocabulary ids of set members of class cls: argmax member index. */
-static int ov_top(hr_lab *lab, int l, int h, const float *e, const ord_set *s, int cls, float *scratch) {
+static int ov_top(hr_lab *lab, const ov_mats *mt, int l, int h, const float *e, const ord_set *s, int cls,
+                  float *scratch) {
     const hr_config *c = lab->c;
     const hr_layer_weights *w = &lab->model->w.layers[l];
     int dim = c->dim, hd = c->head_dim, g = h / (c->n_head[l] / c->n_head_kv[l]);
     float *xn = scratch, *v = scratch + dim, *o = v + hd, *on = o + dim;
     norm_vec(c, xn, e, w->attn_norm, w->attn_norm_b);
     for (int d = 0; d < hd; d++)
-        v[d] = hr_dot(w->wv + ((size_t)g * hd + d) * dim, xn, dim) + (w->bv ? w->bv[g * hd + d] : 0.0f);
+        v[d] = hr_dot(mt->wv + ((size_t)g * hd + d) * dim, xn, dim) + (w->bv ? w->bv[g * hd + d] : 0.0f);
     size_t qd = (size_t)c->n_head[l] * hd;
-    for (int i = 0; i < dim; i++) o[i] = hr_dot(w->wo + (size_t)i * qd + (size_t)h * hd, v, hd);
+    for (int i = 0; i < dim; i++) o[i] = hr_dot(mt->wo + (size_t)i * qd + (size_t)h * hd, v, hd);
     norm_vec(c, on, o, lab->model->w.out_norm, lab->model->w.out_norm_b);
     int best = -1;
     float best_v = 0;
     for (int i = 0; i < s->n; i++) {
         if (s->cls[i] != cls || s->tok[i] < 0) continue;
-        float lv = hr_dot(lab->model->w.output + (size_t)s->tok[i] * dim, on, dim);
+        float lv = hr_dot(mt->unemb + (size_t)i * dim, on, dim);
         if (best < 0 || lv > best_v) best = i, best_v = lv;
     }
     return best;
@@ -135,8 +145,6 @@ static void successor_cost(const hr_lab *lab, lab_cost *out) {
 }
 
 static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
-    hr_status need_ = hr_model_need_f32(lab->model); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     if (!lab->p.tok) {
         lab_note(lab, method, "no tokenizer given");
         return HR_OK;
@@ -154,20 +162,34 @@ static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
         else idx[i] = -1;
     float *eff = malloc(sizeof(float) * (size_t)m * dim);
     float *scratch = malloc(sizeof(float) * (size_t)(3 * dim + lab->c->head_dim));
-    hr_status st =
-        eff && scratch ? successor_effective_embeddings(lab->ctx, toks, m, eff) : hr_err(HR_ERR_NOMEM, "out of memory");
+    ov_mats mt = {NULL, NULL, NULL, NULL, malloc(sizeof(float) * (size_t)s.n * dim)};
+    hr_status st = eff && scratch && mt.unemb ? successor_effective_embeddings(lab->ctx, toks, m, eff)
+                                              : hr_err(HR_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == HR_OK && i < s.n; i++) {
+        if (s.tok[i] < 0) continue;
+        const float *r = hr_model_rows(lab->model, -1, HR_SLOT_OUTPUT, s.tok[i], 1, mt.unemb + (size_t)i * dim);
+        if (r != mt.unemb + (size_t)i * dim) memcpy(mt.unemb + (size_t)i * dim, r, sizeof(float) * (size_t)dim);
+    }
     for (int l = 0; st == HR_OK && l < lab->L; l++) {
+        free(mt.wv_owned), free(mt.wo_owned);
+        mt.wv = hr_model_matrix_f32(lab->model, l, HR_SLOT_V, &mt.wv_owned);
+        mt.wo = mt.wv ? hr_model_matrix_f32(lab->model, l, HR_SLOT_O, &mt.wo_owned) : NULL;
+        if (!mt.wo) {
+            st = HR_ERR_NOMEM; /* the message is hr_model_matrix_f32's */
+            break;
+        }
         for (int h = 0; h < lab->c->n_head[l]; h++) {
             int good = 0, total = 0;
             for (int i = 1; i < s.n; i++) {
                 if (s.cls[i] != s.cls[i - 1] || idx[i] < 0 || idx[i - 1] < 0) continue;
                 total++;
-                good += ov_top(lab, l, h, eff + (size_t)idx[i - 1] * dim, &s, s.cls[i], scratch) == i;
+                good += ov_top(lab, &mt, l, h, eff + (size_t)idx[i - 1] * dim, &s, s.cls[i], scratch) == i;
             }
             scores[lab_idx(lab, l, h)] = total ? (double)good / total : NAN;
         }
         st = lab_progress(lab, l + 1, lab->L);
     }
+    free(mt.wv_owned), free(mt.wo_owned), free(mt.unemb);
     free(eff);
     free(scratch);
     return st;

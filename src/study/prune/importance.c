@@ -55,20 +55,38 @@ static double one_minus_cos(const float *a, const float *b, int n) {
     return aa > 0 && bb > 0 ? 1.0 - ab / sqrt(aa * bb) : 0.0;
 }
 
+/* out (n, n_ff) = xn · W^T for MLP matrix slot s of layer l: the model's
+ * f32 rows, or the matrix converted for this product when the model keeps
+ * it typed (one matrix at a time). false (c->oom) when that cannot be
+ * allocated. */
+static bool mlp_product(calib *c, int l, hr_slot s, float *out, int n) {
+    int ff = c->m->cfg.n_ff[l];
+    float *owned = NULL;
+    const float *w = hr_model_matrix_f32(c->m, l, s, &owned);
+    if (!w) {
+        c->oom = true;
+        return false;
+    }
+    hr_sgemm_nt(out, ff, c->xn, w, n, c->dim, ff);
+    free(owned);
+    return true;
+}
+
 /* |act| of every neuron for the n rows of h, added to acc. */
 static void accumulate_neurons(calib *c, int l, int n) {
     const hr_config *cf = &c->m->cfg;
     const hr_layer_weights *w = &c->m->w.layers[l];
     int dim = c->dim, ff = cf->n_ff[l];
+    if (!ff) return;
     for (int t = 0; t < n; t++) {
         const float *hr = c->h + (size_t)t * dim;
         float *y = c->xn + (size_t)t * dim;
         if (cf->norm == HR_NORM_LAYER) hr_layernorm(y, hr, w->ffn_norm, w->ffn_norm_b, dim, cf->norm_eps);
         else hr_rmsnorm(y, hr, w->ffn_norm, dim, cf->norm_eps);
     }
-    hr_sgemm_nt(c->up, ff, c->xn, w->w_up, n, dim, ff);
+    if (!mlp_product(c, l, HR_SLOT_UP, c->up, n)) return;
     if (cf->mlp == HR_MLP_SWIGLU) {
-        hr_sgemm_nt(c->gate, ff, c->xn, w->w_gate, n, dim, ff);
+        if (!mlp_product(c, l, HR_SLOT_GATE, c->gate, n)) return;
         hr_swiglu(c->up, c->gate, c->up, n * ff);
     } else {
         for (int t = 0; t < n && w->b_up; t++)
@@ -103,6 +121,7 @@ static int calib_hook(const hr_hook_event *ev, void *ud) {
         }
     }
     if (ev->point == HR_HOOK_MLP_OUT && c->acc) accumulate_neurons(c, l, n);
+    if (c->oom) return 1;
     if (ev->point == HR_HOOK_RESID_POST && l == 0) c->n_rows += n;
     return 0;
 }
@@ -115,7 +134,8 @@ static hr_status run_windows(hr_context *ctx, calib *c, const int32_t *tokens, s
     hr_progress_enter(&run, NULL, NULL, 1);
     hr_status st = hr_calib_run_windows(ctx, tokens, n_tokens, window, calib_hook, mask, c, phase);
     hr_progress_leave(&run);
-    if (c->oom) return hr_err(HR_ERR_NOMEM, "out of memory recording calibration activations");
+    if (c->oom)
+        return hr_err(HR_ERR_NOMEM, "out of memory recording calibration activations or converting an MLP matrix");
     return st;
 }
 
@@ -137,8 +157,6 @@ static void calib_free(calib *c) {
 hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, size_t n_tokens, int window,
                                      float *const *out) {
     const hr_model *m = hr_context_model(ctx);
-    hr_status need_ = hr_model_need_f32(m); /* reads f32 rows (model_internal.h) */
-    if (need_ != HR_OK) return need_;
     const hr_config *cf = &m->cfg;
     calib c = {.m = m, .dim = cf->dim};
     c.acc = calloc((size_t)cf->n_layers, sizeof(double *));
@@ -146,15 +164,28 @@ hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, siz
     for (int l = 0; ok && l < cf->n_layers; l++) ok = (c.acc[l] = calloc((size_t)cf->n_ff[l] + 1, sizeof(double)));
     hr_status st = ok ? run_windows(ctx, &c, tokens, n_tokens, window, "neuron importance")
                       : hr_err(HR_ERR_NOMEM, "out of memory");
+    /* column norms of W_down, its rows read one at a time (converted from
+     * a typed source when the model keeps it typed); each column's sum
+     * still runs over the rows in order */
+    double *norm = NULL;
+    float *row = NULL;
     for (int l = 0; st == HR_OK && l < cf->n_layers; l++) {
-        const float *wd = m->w.layers[l].w_down;
         int ff = cf->n_ff[l];
-        for (int j = 0; j < ff; j++) {
-            double norm = 0;
-            for (int i = 0; i < cf->dim; i++) norm += (double)wd[(size_t)i * ff + j] * wd[(size_t)i * ff + j];
-            out[l][j] = (float)(c.acc[l][j] / (double)(c.n_rows ? c.n_rows : 1) * sqrt(norm));
+        free(norm), free(row);
+        norm = calloc((size_t)ff + 1, sizeof(double));  // (ff)
+        row = malloc(sizeof(float) * ((size_t)ff + 1)); // (ff) one row of W_down
+        if (!norm || !row) {
+            st = hr_err(HR_ERR_NOMEM, "out of memory");
+            break;
         }
+        for (int i = 0; i < cf->dim && ff; i++) {
+            const float *wd = hr_model_rows(m, l, HR_SLOT_DOWN, i, 1, row);
+            for (int j = 0; j < ff; j++) norm[j] += (double)wd[j] * wd[j];
+        }
+        for (int j = 0; j < ff; j++)
+            out[l][j] = (float)(c.acc[l][j] / (double)(c.n_rows ? c.n_rows : 1) * sqrt(norm[j]));
     }
+    free(norm), free(row);
     calib_free(&c);
     return st;
 }

@@ -319,6 +319,8 @@ hr_status hr_train_new(const hr_model *m, const int32_t *tokens, size_t n_tokens
     prm.seed = pp->seed;
     if ((pp->only && !t->only) || (pp->checkpoint && !t->checkpoint) || (pp->lora_layer_ranks && !t->ranks))
         st = hr_err(HR_ERR_NOMEM, "out of memory");
+    /* training reads and writes base weights as f32 rows (a LoRA merge too) */
+    if (st == HR_OK) st = hr_model_need_f32(m);
     if (st == HR_OK) st = hr_params_new(m, &prm, &t->params);
     if (st == HR_OK) st = setup_tensors(t);
     if (st == HR_OK && pp->resume) st = hr_train_load(t, pp->resume);
