@@ -6,8 +6,10 @@
  * converting the model to f32. The independent reference is the path the
  * f32 computation takes: the same file loaded again and converted to f32
  * rows (hr_model_need_f32), whose floats are the dequantizer's, so every
- * score must be equal bit for bit. Checks, per dtype: the typed model is
- * never converted (f32_ready 0) and its resident weight bytes do not grow;
+ * score must be equal bit for bit. Also on the two pruned the same way
+ * (a layer without attention, one without MLP), and LoRA adapters exist
+ * alike. Checks, per dtype: the typed model is never converted (f32_ready
+ * 0) and the weight bytes it holds (hr_model_weight_bytes) do not grow;
  * every score equals the f32 twin's (max |diff| printed, tolerance 0). */
 #include "check.h"
 #include "story_util.h"
@@ -19,6 +21,7 @@
 #include "headroom/save.h"
 #include "headroom/tokenizer.h"
 #include "model/model_internal.h"
+#include "study/prune/surgery_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -185,10 +188,29 @@ static double *param_values(const hr_model *m, int *n_out) {
 typedef double *(*study_fn)(const hr_model *m, int *n_out);
 
 /* One study on the typed model and on its f32 twin. */
+/* m pruned: layer 1 without its attention, layer 3 without its MLP (a
+ * typed model is cut in its dtype and stays typed); m is freed. */
+static hr_model *pruned(hr_model *m) {
+    hr_prune_spec *s = NULL;
+    hr_model *p = NULL;
+    CHECK(hr_prune_spec_new(m, &s) == HR_OK, "spec: %s", hr_last_error());
+    if (s) {
+        s->drop_attn[1] = s->drop_mlp[3] = true;
+        CHECK(hr_prune_apply(m, s, &p) == HR_OK, "prune: %s", hr_last_error());
+    }
+    hr_prune_spec_free(s);
+    hr_model_free(m);
+    return p;
+}
+
+static bool g_pruned; /* the twins are pruned() first */
+
 static void same_as_f32(hr_dtype d, const char *what, study_fn fn) {
     hr_model *t = typed_model(d), *r = typed_model(d);
     if (!t || !r) goto done;
     CHECK(hr_model_need_f32(r) == HR_OK, "need_f32: %s", hr_last_error());
+    if (g_pruned) t = pruned(t), r = pruned(r);
+    if (!t || !r) goto done;
     hr_context_free(context_of(t)); /* the first context packs the panels: count from there */
     int64_t before = hr_model_weight_bytes(t);
     int nt = 0, nr = 0;
@@ -196,8 +218,9 @@ static void same_as_f32(hr_dtype d, const char *what, study_fn fn) {
     int64_t after = hr_model_weight_bytes(t);
     CHECK(a && b && nt == nr && nt > 0, "%s %s: no scores", hr_dtype_name(d), what);
     double dd = a && b && nt == nr ? max_diff(a, b, (size_t)nt) : INFINITY;
-    printf("    %s %s: %d scores, max |typed - f32| %.3g; typed model converted: %s; weight bytes %lld -> %lld\n",
-           hr_dtype_name(d), what, nt, dd, t->f32_ready ? "yes" : "no", (long long)before, (long long)after);
+    printf("    %s%s %s: %d scores, max |typed - f32| %.3g; typed model converted: %s; weight bytes %lld -> %lld\n",
+           g_pruned ? "pruned " : "", hr_dtype_name(d), what, nt, dd, t->f32_ready ? "yes" : "no", (long long)before,
+           (long long)after);
     CHECK(dd == 0, "%s %s: scores differ by %.3g (tolerance 0)", hr_dtype_name(d), what, dd);
     if (fn == param_values) { /* asking for a borrowed weight's values converts, once */
         CHECK(t->f32_ready, "%s %s: the typed model's values came without f32 rows", hr_dtype_name(d), what);
@@ -234,6 +257,42 @@ static void taylor_neuron_importance_of_a_typed_model_equals_its_f32_twins_witho
         same_as_f32(k_dtypes[i], "taylor neurons", taylor_neuron_scores);
 }
 
+/* Shapes of every parameter tensor with LoRA adapters of rank 4 (the
+ * adapters exist for a typed model's matrices too). */
+static double *lora_shapes(const hr_model *m, int *n_out) {
+    hr_params_params pp = hr_params_default_params();
+    pp.lora_rank = 4;
+    hr_params *P = NULL;
+    CHECK(hr_params_new(m, &pp, &P) == HR_OK, "params: %s", hr_last_error());
+    int n = P ? hr_params_n_tensors(P) : 0, lora = 0;
+    double *out = malloc(sizeof(double) * (size_t)(2 * n + 1));
+    for (int i = 0; i < n; i++) {
+        hr_param_info info;
+        hr_params_info(P, i, &info);
+        out[2 * i] = (double)info.rows, out[2 * i + 1] = (double)info.cols;
+        lora += info.kind == HR_PARAM_LORA_A;
+    }
+    CHECK(lora > 0, "no LoRA adapters");
+    hr_params_free(P);
+    *n_out = 2 * n;
+    return out;
+}
+
+static void a_typed_model_gets_the_same_lora_adapters_as_its_f32_twin(void) {
+    for (size_t i = 0; i < sizeof k_dtypes / sizeof *k_dtypes; i++) same_as_f32(k_dtypes[i], "lora", lora_shapes);
+}
+
+static void the_same_holds_for_a_pruned_typed_model_with_a_layer_without_attention_and_one_without_mlp(void) {
+    g_pruned = true;
+    for (size_t i = 0; i < sizeof k_dtypes / sizeof *k_dtypes; i++) {
+        same_as_f32(k_dtypes[i], "amp+successor+grad+taylor", head_scores);
+        same_as_f32(k_dtypes[i], "dla", dla_scores);
+        same_as_f32(k_dtypes[i], "neurons", neuron_scores);
+        same_as_f32(k_dtypes[i], "taylor neurons", taylor_neuron_scores);
+    }
+    g_pruned = false;
+}
+
 static void a_typed_models_borrowed_weights_are_converted_when_their_values_are_asked_for(void) {
     for (size_t i = 0; i < sizeof k_dtypes / sizeof *k_dtypes; i++) same_as_f32(k_dtypes[i], "params", param_values);
 }
@@ -258,6 +317,8 @@ int main(void) {
         RUN(direct_logit_attribution_of_a_typed_model_equals_its_f32_twins_without_converting_it);
         RUN(mlp_neuron_importance_of_a_typed_model_equals_its_f32_twins_without_converting_it);
         RUN(taylor_neuron_importance_of_a_typed_model_equals_its_f32_twins_without_converting_it);
+        RUN(a_typed_model_gets_the_same_lora_adapters_as_its_f32_twin);
+        RUN(the_same_holds_for_a_pruned_typed_model_with_a_layer_without_attention_and_one_without_mlp);
         RUN(a_typed_models_borrowed_weights_are_converted_when_their_values_are_asked_for);
     }
     free(ids);

@@ -202,7 +202,11 @@ HR_API hr_status hr_grad_loss(hr_grad *g, const int32_t *tokens, int n, double *
 
 /* Forward + backward over one window: adds scale * dL/dθ to the gradient
  * of every selected tensor (scale = 1/K averages K windows); *loss (may be
- * NULL) receives the window's loss. Same argument rules as hr_grad_loss. */
+ * NULL) receives the window's loss. Same argument rules as hr_grad_loss.
+ * With borrowed weights a model keeps typed (bf16, f16, 8-bit), the
+ * backward converts one layer's matrices to f32 at a time and the
+ * classifier once (kept with g): when that memory cannot be had, the call
+ * fails with some gradients already added — hr_grad_zero before reuse. */
 HR_API hr_status hr_grad_accumulate(hr_grad *g, const int32_t *tokens, int n, float scale, double *loss);
 
 /* Accumulated gradient of tensor i (same shape as the tensor), borrowed;

@@ -225,11 +225,20 @@ def weights(model):
     """The model's weight tensors by GGUF-style name ("token_embd.weight",
     "blk.0.attn_q.weight", ...; hr_params order), as read-only zero-copy
     float32 views of the library's weights (Q/K rows in the interleaved RoPE
-    layout the engine uses). Each array keeps the weights alive."""
+    layout the engine uses). Each array keeps the weights alive. A model
+    whose matrices stay in their file's dtype (bf16, f16, 8-bit) gets f32
+    copies of them here, once (their f32 memory on top)."""
     ph = _params(model)
     try:
-        return {name: _view(ph, lib.hr_params_data(ph.ptr, i), shape)
-                for i, (name, kind, _, shape) in enumerate(_tensors(ph.ptr)) if kind < HR_PARAM_HEAD_GATE}
+        out = {}
+        for i, (name, kind, _, shape) in enumerate(_tensors(ph.ptr)):
+            if kind >= HR_PARAM_HEAD_GATE:
+                continue
+            ptr = lib.hr_params_data(ph.ptr, i)
+            if not ptr:  # a typed model's f32 copy did not fit: the library's error
+                raise _lib.OutOfMemory(_lib.last_error(), -5)
+            out[name] = _view(ph, ptr, shape)
+        return out
     finally:
         ph.release()
 

@@ -117,20 +117,24 @@ def test_heads_with_grad_and_taylor_write_the_cli_heads_json(model, text, tmp_pa
         assert all(rec["scores"]["grad"] >= 0 for rec in doc["heads"])
 
 
+def check_gate_identity(weights, g, label):
+    """Analytic identity (gates at 1): dL/d(gate h) = sum over head h's W_o
+    columns of w * dL/dw, every layer of stories260K (8 heads of 8 dims)."""
+    for l in range(5):
+        w, gw = weights[f"blk.{l}.attn_output.weight"].astype(np.float64), g[f"blk.{l}.attn_output.weight"]
+        sums = [float(np.sum(w[:, h * 8:(h + 1) * 8] * gw[:, h * 8:(h + 1) * 8])) for h in range(8)]
+        r, d = rel(sums, g["head_gates"][l])
+        print(f"{label} layer {l}: W_o term vs gate gradient: relative {r:.2e} (max |diff| {d:.2e})")
+        assert r <= 1e-4
+
+
 def test_weight_gradients_are_zero_copy_and_outlive_close(ids):
     m = headroom.Model.load(MODEL, threads=1)
     g = m.grad(ids, wrt=["blk.*.attn_output.weight", "head_gates"])
     a = g["blk.2.attn_output.weight"]
     assert a.shape == (64, 64) and not a.flags.writeable and not a.flags.owndata
     assert len(g) == 6 and "blk.4.attn_output.weight" in g and "blk.0.attn_q.weight" not in g
-    # analytic identity (gates at 1): dL/d(gate h) = sum over head h's W_o columns of w * dL/dw
-    wo = {n: v for n, v in m.weights().items() if n.endswith("attn_output.weight")}
-    for l in range(5):
-        w, gw = wo[f"blk.{l}.attn_output.weight"].astype(np.float64), g[f"blk.{l}.attn_output.weight"]
-        sums = [float(np.sum(w[:, h * 8:(h + 1) * 8] * gw[:, h * 8:(h + 1) * 8])) for h in range(8)]
-        r, d = rel(sums, g["head_gates"][l])
-        print(f"layer {l}: W_o term vs gate gradient: relative {r:.2e} (max |diff| {d:.2e})")
-        assert r <= 1e-4
+    check_gate_identity(m.weights(), g, "f32")
     before = a.copy()
     g.close()
     m.close()
@@ -168,3 +172,29 @@ def test_bad_grad_arguments_are_clear_errors(model, ids):
             model.grad(ids)
     finally:
         model.set_head_means(None)
+
+
+def bf16_round(a):
+    """float32 -> bf16 -> float32, round to nearest even (numpy, from the format's definition)."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32)
+
+
+def test_a_bf16_models_gradients_come_from_its_typed_weights_and_weights_gives_their_f32_values(ids, tmp_path):
+    """A bf16 GGUF: the backward reads its matrices one layer at a time; its
+    gate gradients still equal sum(w * dL/dw) over each head's W_o columns, and
+    weights() (which converts, once) holds the f32 weights rounded to bf16."""
+    f32 = headroom.Model.load(MODEL, threads=1)
+    path = tmp_path / "bf16.gguf"
+    f32.save(str(path), dtype="bf16", tokenizer=False)
+    m = headroom.Model.load(str(path), threads=1)
+    g = m.grad(ids, wrt=["blk.*.attn_output.weight", "head_gates"])
+    w32, wbf = f32.weights(), m.weights()
+    for name, v in w32.items():
+        want = bf16_round(v) if v.ndim == 2 else v
+        assert np.array_equal(wbf[name], want), name
+    check_gate_identity(wbf, g, "bf16")
+    g.close()
+    m.close()
+    f32.close()

@@ -76,6 +76,16 @@ void hr_log(hr_log_level level, const char *fmt, ...) {
     g_log_fn(level, buf, g_log_ud);
 }
 
+int hr_held_err_keep(hr_held_err *e, hr_status st) {
+    e->st = st;
+    snprintf(e->msg, sizeof e->msg, "%s", hr_last_error());
+    return 1;
+}
+
+hr_status hr_held_err_raise(const hr_held_err *e, hr_status st) {
+    return st == HR_ERR_ABORTED && e->st != HR_OK ? hr_err(e->st, "%s", e->msg) : st;
+}
+
 hr_status hr_map_file(const char *path, hr_mapped_file *out) {
     memset(out, 0, sizeof *out);
     if (!path) return hr_err(HR_ERR_INVALID_ARG, "no file path given");

@@ -22,13 +22,26 @@ hr_status hr_err(hr_status st, const char *fmt, ...) HR_PRINTF(2, 3);
 /* Prefixes the current last-error message ("loading x: <old message>"). */
 void hr_err_prefix(const char *fmt, ...) HR_PRINTF(1, 2);
 
+/* A failure inside a forward-pass hook: the forward's own "aborted by hook"
+ * replaces the last error, so the hook keeps it (hr_held_err_keep, which
+ * returns 1: the hook's "stop") and the caller raises it again after the
+ * forward (hr_held_err_raise: st unless the forward was aborted by it). */
+typedef struct {
+    hr_status st; /* HR_OK: nothing held */
+    char msg[256];
+} hr_held_err;
+int hr_held_err_keep(hr_held_err *e, hr_status st);
+hr_status hr_held_err_raise(const hr_held_err *e, hr_status st);
+
 void hr_log(hr_log_level level, const char *fmt, ...) HR_PRINTF(2, 3);
 
 /* Overflow-checked size arithmetic: return false on overflow. */
 static inline bool hr_mul_size(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 static inline bool hr_add_size(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
 
-/* A read-only memory map of a whole file (or a heap copy when mmap fails). */
+/* A read-only memory map of a whole file (never a heap copy: typed weight
+ * sources that are not owned buffers are such mappings, and their pages
+ * are released with madvise, engine/pack.c, model/model.c). */
 typedef struct {
     const uint8_t *data;
     size_t size;

@@ -90,6 +90,7 @@ void hr_context_free(hr_context *ctx) {
         free(ctx->kv[l]);
     }
     hr_kv_gather_buf_free(&ctx->gather);
+    if (ctx->packed) hr_model_packed_release(ctx->model);
     float *bufs[] = {ctx->rope_cos, ctx->rope_sin, ctx->x,     ctx->xb,        ctx->q,   ctx->k,
                      ctx->v,        ctx->att,      ctx->proj,  ctx->hb,        ctx->hb2, ctx->last_logits,
                      ctx->scores,   ctx->probs,    ctx->gates, ctx->head_means};

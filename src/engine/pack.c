@@ -160,10 +160,11 @@ void hr_packed_weights_free(hr_packed_weights *p) {
 
 static void packed_free(void *vp) { hr_packed_weights_free(vp); }
 
+static pthread_mutex_t g_packed_lock = PTHREAD_MUTEX_INITIALIZER; /* every model's panels and holders */
+
 hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weights **out) {
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     hr_status st = HR_OK;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&g_packed_lock);
     hr_model *mm = (hr_model *)m; /* the cache is not part of the model's value */
     if (!mm->packed) {
         hr_packed_weights *pw = NULL;
@@ -174,7 +175,29 @@ hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weig
             mm->packed_bytes = pw->n_bytes;
         }
     }
+    if (st == HR_OK) mm->packed_users++;
     *out = mm->packed;
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&g_packed_lock);
     return st;
+}
+
+void hr_model_packed_release(const hr_model *m) {
+    pthread_mutex_lock(&g_packed_lock);
+    hr_model *mm = (hr_model *)m;
+    if (mm->packed_users > 0) mm->packed_users--;
+    pthread_mutex_unlock(&g_packed_lock);
+}
+
+bool hr_model_packed_drop_unused(const hr_model *m) {
+    pthread_mutex_lock(&g_packed_lock);
+    hr_model *mm = (hr_model *)m;
+    bool drop = mm->packed && mm->packed_users == 0;
+    if (drop) {
+        mm->packed_free(mm->packed);
+        mm->packed = NULL;
+        mm->packed_free = NULL;
+        mm->packed_bytes = 0;
+    }
+    pthread_mutex_unlock(&g_packed_lock);
+    return drop;
 }

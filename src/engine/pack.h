@@ -32,6 +32,14 @@ typedef struct hr_packed_weights {
  * model's weights must not change afterwards (they never do: surgery
  * builds new models). *out is owned by the model. */
 hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weights **out);
+/* Each successful hr_model_packed is one holder of the panels (a context,
+ * a parameter set); the holder lets go with hr_model_packed_release. */
+void hr_model_packed_release(const hr_model *m);
+/* Frees the model's panels when nobody holds them (the next
+ * hr_model_packed packs again, from the mapped file): a study that
+ * calibrated on the model and now builds a new one from it gives the
+ * memory back first. Whether they were freed. */
+bool hr_model_packed_drop_unused(const hr_model *m);
 
 /* Packs weights that are not a model's own (a trainable copy, see
  * engine/grad/): *out owned by the caller, released with

@@ -89,33 +89,42 @@ static const float *own_rows(const hr_model *m, int layer, hr_slot s) {
 const float *hr_model_rows(const hr_model *m, int layer, hr_slot s, int r0, int n, float *buf) {
     int64_t rows, cols;
     hr_slot_shape(&m->cfg, layer < 0 ? 0 : layer, s, &rows, &cols);
+    if (r0 < 0 || n < 0 || r0 + (int64_t)n > rows) return NULL;
     const float *f = own_rows(m, layer, s);
     if (f) return f + (size_t)r0 * (size_t)cols;
     const hr_mat_src *src = hr_model_src(m, layer, s);
-    if (!src || r0 < 0 || n < 0 || r0 + (int64_t)n > rows) return NULL;
+    if (!src) return NULL;
     for (int r = 0; r < n; r++) hr_mat_src_row(src, m->cfg.head_dim, r0 + r, (int)cols, buf + (size_t)r * (size_t)cols);
     return buf;
 }
 
-const float *hr_model_matrix_f32(const hr_model *m, int layer, hr_slot s, float **owned) {
+hr_status hr_model_matrix_f32(const hr_model *m, int layer, hr_slot s, const float **rows_out, float **owned) {
     *owned = NULL;
-    const float *f = own_rows(m, layer, s);
-    if (f) return f;
+    *rows_out = own_rows(m, layer, s);
+    if (*rows_out) return HR_OK;
     int64_t rows, cols;
     hr_slot_shape(&m->cfg, layer < 0 ? 0 : layer, s, &rows, &cols);
-    if (!hr_model_src(m, layer, s)) {
-        hr_err(HR_ERR_INVALID_ARG, "the model has no %s matrix", hr_slot_gguf_name(s));
-        return NULL;
-    }
+    if (!hr_model_src(m, layer, s))
+        return layer < 0 ? hr_err(HR_ERR_INVALID_ARG, "the model has no %s matrix", hr_slot_gguf_name(s))
+                         : hr_err(HR_ERR_INVALID_ARG, "the model has no blk.%d.%s matrix", layer, hr_slot_gguf_name(s));
     size_t n;
     float *buf = hr_mul_size((size_t)rows, (size_t)cols, &n) && hr_mul_size(n, sizeof(float), &n) ? malloc(n) : NULL;
-    if (!buf) {
-        hr_err(HR_ERR_NOMEM, "out of memory converting %s (%lld x %lld) to f32", hr_slot_gguf_name(s), (long long)rows,
-               (long long)cols);
-        return NULL;
-    }
+    if (!buf)
+        return hr_err(HR_ERR_NOMEM, "out of memory converting %s of layer %d (%lld x %lld) to f32",
+                      hr_slot_gguf_name(s), layer, (long long)rows, (long long)cols);
     *owned = buf;
-    return hr_model_rows(m, layer, s, 0, (int)rows, buf);
+    *rows_out = hr_model_rows(m, layer, s, 0, (int)rows, buf);
+    hr_model_release_rows(m, layer, s);
+    return HR_OK;
+}
+
+void hr_model_release_rows(const hr_model *m, int layer, hr_slot s) {
+    if (own_rows(m, layer, s)) return;
+    const hr_mat_src *src = hr_model_src(m, layer, s);
+    int64_t rows, cols;
+    hr_slot_shape(&m->cfg, layer < 0 ? 0 : layer, s, &rows, &cols);
+    /* typed sources that are not owned buffers are the file's mapped pages (engine/pack.c releases them alike) */
+    if (src && !src->owned) hr_release_pages(src->data, src->row_bytes * (size_t)rows);
 }
 
 hr_status hr_model_need_f32(const hr_model *cm) {

@@ -103,6 +103,7 @@ struct hr_model {
     void *packed;
     void (*packed_free)(void *packed);
     size_t packed_bytes;
+    int packed_users; /* contexts and parameter sets holding packed (engine/pack.c, under its lock) */
 };
 
 /* Loaders report each tensor they read: its stored dtype, its values and
@@ -189,12 +190,18 @@ void hr_model_embed_row(const hr_model *m, int tok, float *out);
  * floats hr_model_need_f32 would make, one row at a time, without
  * converting the model. NULL when the model has no such matrix. */
 const float *hr_model_rows(const hr_model *m, int layer, hr_slot s, int r0, int n, float *buf);
-/* The whole matrix slot s of `layer` as f32 rows: the model's own (*owned
- * NULL), or converted from its typed source into a new buffer (*owned =
- * it; the caller frees it) — memory for one matrix, not the model. NULL
- * with the error set when that buffer cannot be allocated or the model
- * has no such matrix. */
-const float *hr_model_matrix_f32(const hr_model *m, int layer, hr_slot s, float **owned);
+/* The whole matrix slot s of `layer` as f32 rows (*rows): the model's own
+ * (*owned NULL), or converted from its typed source into a new buffer
+ * (*owned = *rows; the caller frees it) — memory for one matrix, not the
+ * model; the source's mapped pages are given back after.
+ * HR_ERR_INVALID_ARG when the model has no such matrix, HR_ERR_NOMEM when
+ * the buffer cannot be allocated. */
+hr_status hr_model_matrix_f32(const hr_model *m, int layer, hr_slot s, const float **rows, float **owned);
+/* Gives back the pages of a typed source read through hr_model_rows (a
+ * mapped file's: they leave the process's resident memory, re-read from
+ * the file if asked again); no-op for f32 rows and owned buffers.
+ * hr_model_matrix_f32 does this itself. */
+void hr_model_release_rows(const hr_model *m, int layer, hr_slot s);
 /* Makes every f32 weight pointer valid: converts the matrices kept typed
  * into owned f32 rows (once; thread-safe). Costs their f32 memory: only
  * code that needs f32 rows calls it (analysis of weights, surgery,

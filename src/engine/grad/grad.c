@@ -83,11 +83,11 @@ struct hr_grad {
      * backward's W products read f32 rows converted one layer at a time
      * (lw: the parameters' view of layer lw_layer with them filled in) and
      * the classifier's once (cls). */
-    hr_layer_weights lw;
-    int lw_layer;             /* -1: none converted */
-    float *lw_owned[7];       /* (rows, cols) of each converted matrix of lw, or NULL */
-    float *cls_owned;         /* (vocab, dim) the classifier converted, or NULL */
-    void *win_mem, *grad_mem; /* the arenas holding every window buffer / every gradient */
+    hr_weights lw;                     /* layer lw_layer's slots only */
+    int lw_layer;                      /* -1: none converted */
+    float *lw_owned[HR_N_LAYER_SLOTS]; /* (rows, cols) of each converted matrix of lw, or NULL */
+    float *cls_owned;                  /* (vocab, dim) the classifier converted, or NULL */
+    void *win_mem, *grad_mem;          /* the arenas holding every window buffer / every gradient */
     size_t win_bytes, grad_bytes;
     char err[512];
 };
@@ -357,7 +357,7 @@ void hr_grad_free(hr_grad *g) {
     free_window(g);
     arena_free(g->grad_mem, g->grad_bytes);
     free(g->grad);
-    for (int k = 0; k < 7; k++) free(g->lw_owned[k]);
+    for (int s = 0; s < HR_N_LAYER_SLOTS; s++) free(g->lw_owned[s]);
     free(g->cls_owned);
     if (g->own_pool) hr_pool_free(g->pool);
     free(g);
@@ -617,69 +617,47 @@ static const float *param_values(const hr_grad *g, hr_param_kind k, int l) {
 
 /* ---- weights the model keeps typed ---- */
 
-/* The matrix slots of a layer the backward multiplies by, and where the
- * parameters' view holds each. */
-static const hr_slot k_bwd_slots[7] = {HR_SLOT_Q,    HR_SLOT_K,  HR_SLOT_V,   HR_SLOT_O,
-                                       HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
-static const float **bwd_slot_ptr(hr_layer_weights *w, int k) {
-    const float **p[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
-    return p[k];
-}
-
-/* Layer l's weights for the backward: the parameters' view, with every
- * matrix the model keeps typed converted to f32 rows — one layer at a time,
- * held until another layer is asked for (model_internal.h
- * hr_model_matrix_f32). NULL with the error set when that cannot be
- * allocated. */
-static const hr_layer_weights *bwd_weights(hr_grad *g, int l) {
-    const hr_layer_weights *w = &g->P->w.layers[l];
-    if (g->lw_layer == l) return &g->lw;
-    for (int k = 0; k < 7; k++) free(g->lw_owned[k]), g->lw_owned[k] = NULL;
-    g->lw = *w;
-    g->lw_layer = l;
-    for (int k = 0; k < 7; k++) {
-        const float **pp = bwd_slot_ptr(&g->lw, k);
-        if (*pp || !hr_slot_expected(g->c, l, k_bwd_slots[k])) continue;
-        *pp = hr_model_matrix_f32(g->P->model, l, k_bwd_slots[k], &g->lw_owned[k]);
-        if (!*pp) {
-            g->lw_layer = -1;
-            return NULL;
-        }
+/* Layer l's weights for the backward (*out): the parameters' view, with
+ * every matrix the model keeps typed converted to f32 rows — one layer at a
+ * time, held until another layer is asked for (model_internal.h
+ * hr_model_matrix_f32, whose error this returns). */
+static hr_status bwd_weights(hr_grad *g, int l, const hr_layer_weights **out) {
+    *out = &g->lw.layers[l];
+    if (g->lw_layer == l) return HR_OK;
+    for (int s = 0; s < HR_N_LAYER_SLOTS; s++) free(g->lw_owned[s]), g->lw_owned[s] = NULL;
+    g->lw_layer = -1;
+    g->lw.layers[l] = g->P->w.layers[l];
+    for (int s = 0; s < HR_N_LAYER_SLOTS; s++) {
+        const float **pp = hr_slot_ptr(&g->lw, l, (hr_slot)s);
+        if (!pp || *pp || !hr_model_src(g->P->model, l, (hr_slot)s)) continue; /* f32 rows, or no such matrix */
+        hr_status st = hr_model_matrix_f32(g->P->model, l, (hr_slot)s, pp, &g->lw_owned[s]);
+        if (st != HR_OK) return st;
     }
-    return &g->lw;
+    g->lw_layer = l;
+    return HR_OK;
 }
 
-/* The classifier's f32 rows (vocab, dim): the parameters' own, or
- * converted once and kept for the object's life. NULL with the error set. */
-static const float *bwd_classifier(hr_grad *g) {
-    if (g->P->w.output) return g->P->w.output;
-    if (g->cls_owned) return g->cls_owned;
-    return hr_model_matrix_f32(g->P->model, -1, HR_SLOT_OUTPUT, &g->cls_owned);
+/* The classifier's f32 rows (vocab, dim) into *out: the parameters' own, or
+ * converted once and kept for the object's life. */
+static hr_status bwd_classifier(hr_grad *g, const float **out) {
+    *out = g->P->w.output ? g->P->w.output : g->cls_owned;
+    return *out ? HR_OK : hr_model_matrix_f32(g->P->model, -1, HR_SLOT_OUTPUT, out, &g->cls_owned);
 }
 
-/* x (n, dim) = token embeddings (+ learned positions): from the parameters'
- * rows, or row by row from the model's typed ones. */
-static hr_status embed_fwd(hr_grad *g, float *x, const int32_t *tokens, int n) {
+/* x (n, dim) = token embeddings (+ learned positions, always f32 rows):
+ * from the parameters' rows, or row by row from the model's typed ones. */
+static void embed_fwd(hr_grad *g, float *x, const int32_t *tokens, int n) {
     const hr_weights *w = &g->P->w;
     int dim = g->c->dim;
-    bool pos = hr_slot_expected(g->c, -1, HR_SLOT_POS_EMBD);
-    if (w->tok_embd && (w->pos_embd || !pos)) {
+    if (w->tok_embd) {
         hr_embed_fwd(x, tokens, n, w->tok_embd, w->pos_embd, dim);
-        return HR_OK;
+        return;
     }
-    float *row = malloc(sizeof(float) * (size_t)dim); // (dim) one converted position row
-    if (!row) return hr_err(HR_ERR_NOMEM, "out of memory");
     for (int t = 0; t < n; t++) {
         float *xr = x + (size_t)t * dim;
-        if (w->tok_embd) memcpy(xr, w->tok_embd + (size_t)tokens[t] * dim, sizeof(float) * (size_t)dim);
-        else hr_model_embed_row(g->P->model, tokens[t], xr);
-        const float *pr = !pos          ? NULL
-                          : w->pos_embd ? w->pos_embd + (size_t)t * dim
-                                        : hr_model_rows(g->P->model, -1, HR_SLOT_POS_EMBD, t, 1, row);
-        if (pr) hr_axpy(xr, 1.0f, pr, dim);
+        hr_model_embed_row(g->P->model, tokens[t], xr);
+        if (w->pos_embd) hr_axpy(xr, 1.0f, w->pos_embd + (size_t)t * dim, dim);
     }
-    free(row);
-    return HR_OK;
 }
 
 /* ---- forward ---- */
@@ -898,8 +876,7 @@ static hr_status forward(hr_grad *g, const int32_t *tokens, int n, const hr_pack
     if (st == HR_OK) st = hr_params_packed(g->P, g->pool, &pk);
     if (st != HR_OK) return st;
     const hr_weights *w = &g->P->w;
-    st = embed_fwd(g, xin_at(g, 0), tokens, n);
-    if (st != HR_OK) return st;
+    embed_fwd(g, xin_at(g, 0), tokens, n);
     for (int l = 0; l < c->n_layers; l++) layer_fwd(g, l, n, acts_of(g, l), xin_at(g, l), xin_at(g, l + 1), pk);
     norm_rows(g, g->xf, xin_at(g, c->n_layers), w->out_norm, w->out_norm_b, n - 1);
     hr_matmul(g->pool, g->logits, g->xf, pk->output, n - 1, c->dim, c->vocab_size);
@@ -1044,12 +1021,13 @@ static hr_status backward(hr_grad *g, const int32_t *tokens, int n, const hr_pac
     const hr_weights *w = &g->P->w;
     int L = c->n_layers, dim = c->dim, m = n - 1;
     float *gcls = c->tied_classifier ? gbuf(g, HR_PARAM_TOK_EMBD, -1) : gbuf(g, HR_PARAM_OUTPUT, -1);
-    if (gcls) hr_matmul_bwd_w(g->pool, gcls, g->logits, g->xf, m, dim, c->vocab_size);
     float *gn = gbuf(g, HR_PARAM_OUT_NORM, -1), *gnb = gbuf(g, HR_PARAM_OUT_NORM_B, -1);
     bool down = g->below[L];
+    const float *cls = NULL;
+    hr_status st = down || gn || gnb ? bwd_classifier(g, &cls) : HR_OK; /* before any gradient is touched */
+    if (st != HR_OK) return st;
+    if (gcls) hr_matmul_bwd_w(g->pool, gcls, g->logits, g->xf, m, dim, c->vocab_size);
     if (!down && !gn && !gnb) return HR_OK;
-    const float *cls = bwd_classifier(g);
-    if (!cls) return HR_ERR_NOMEM; /* the message is hr_model_matrix_f32's */
     hr_matmul_bwd_x(g->pool, g->dxb, g->logits, cls, m, dim, c->vocab_size, false);
     memset(g->dx, 0, sizeof(float) * (size_t)n * dim); /* the last position predicts nothing */
     norm_bwd(g, g->dx, g->dxb, xin_at(g, L), w->out_norm, gn, gnb, m, down);
@@ -1058,8 +1036,8 @@ static hr_status backward(hr_grad *g, const int32_t *tokens, int n, const hr_pac
         if (!g->attn_sel[l] && !g->mlp_sel[l] && !g->below[l]) break; /* nothing needed here or below */
         layer_acts *a = acts_of(g, l);
         if (g->gp.recompute) layer_fwd(g, l, n, a, xin_at(g, l), g->xtmp, pk);
-        const hr_layer_weights *lw = bwd_weights(g, l);
-        if (!lw) return HR_ERR_NOMEM; /* the message is hr_model_matrix_f32's */
+        const hr_layer_weights *lw;
+        if ((st = bwd_weights(g, l, &lw)) != HR_OK) return st;
         if (c->n_ff[l] > 0 && (g->mlp_sel[l] || g->attn_sel[l] || g->below[l])) mlp_bwd(g, l, n, a, lw);
         if (c->n_head[l] > 0 && (g->attn_sel[l] || g->below[l])) attention_bwd(g, l, n, a, lw);
     }

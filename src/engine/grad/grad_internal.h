@@ -28,10 +28,16 @@ struct hr_params {
      * tensors at layer 0), per (layer, target, A/B) for LoRA; -1 = absent. */
     int idx[HR_PARAM_KIND_COUNT][HR_MAX_LAYERS];
     int lora[HR_MAX_LAYERS][HR_LORA_N_TARGETS][2];
-    float lora_scale;              /* alpha / r */
-    hr_packed_weights *own_packed; /* packed copy of owned weights, or NULL */
-    bool dirty;                    /* owned weights changed since own_packed was built */
+    float lora_scale;                      /* alpha / r */
+    hr_packed_weights *own_packed;         /* packed copy of owned weights, or NULL */
+    const hr_packed_weights *model_packed; /* the model's panels, held (borrowed weights), or NULL */
+    bool dirty;                            /* owned weights changed since own_packed was built */
 };
+
+/* The model slot each LoRA target adapts (q, k, v, o, gate, up, down). */
+extern const hr_slot hr_lora_slot[HR_LORA_N_TARGETS];
+/* The model slot of a base-weight kind; HR_N_SLOTS for gates and adapters. */
+hr_slot hr_param_slot(hr_param_kind k);
 
 /* Index of (kind, layer) in p, -1 when absent (global kinds: any layer). */
 int hr_params_index(const hr_params *p, hr_param_kind kind, int layer);

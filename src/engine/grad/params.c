@@ -46,34 +46,41 @@ static const struct {
 static const char *const lora_names[HR_LORA_N_TARGETS] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                           "ffn_gate", "ffn_up", "ffn_down"};
 
+const hr_slot hr_lora_slot[HR_LORA_N_TARGETS] = {HR_SLOT_Q,    HR_SLOT_K,  HR_SLOT_V,   HR_SLOT_O,
+                                                 HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
+
+hr_slot hr_param_slot(hr_param_kind k) {
+    static const hr_slot slots[HR_PARAM_HEAD_GATE] = {
+        [HR_PARAM_TOK_EMBD] = HR_SLOT_TOK_EMBD,
+        [HR_PARAM_POS_EMBD] = HR_SLOT_POS_EMBD,
+        [HR_PARAM_ATTN_NORM] = HR_SLOT_ATTN_NORM,
+        [HR_PARAM_ATTN_NORM_B] = HR_SLOT_ATTN_NORM_B,
+        [HR_PARAM_WQ] = HR_SLOT_Q,
+        [HR_PARAM_BQ] = HR_SLOT_Q_B,
+        [HR_PARAM_WK] = HR_SLOT_K,
+        [HR_PARAM_BK] = HR_SLOT_K_B,
+        [HR_PARAM_WV] = HR_SLOT_V,
+        [HR_PARAM_BV] = HR_SLOT_V_B,
+        [HR_PARAM_WO] = HR_SLOT_O,
+        [HR_PARAM_BO] = HR_SLOT_O_B,
+        [HR_PARAM_FFN_NORM] = HR_SLOT_FFN_NORM,
+        [HR_PARAM_FFN_NORM_B] = HR_SLOT_FFN_NORM_B,
+        [HR_PARAM_W_GATE] = HR_SLOT_GATE,
+        [HR_PARAM_W_UP] = HR_SLOT_UP,
+        [HR_PARAM_B_UP] = HR_SLOT_UP_B,
+        [HR_PARAM_W_DOWN] = HR_SLOT_DOWN,
+        [HR_PARAM_B_DOWN] = HR_SLOT_DOWN_B,
+        [HR_PARAM_OUT_NORM] = HR_SLOT_OUT_NORM,
+        [HR_PARAM_OUT_NORM_B] = HR_SLOT_OUT_NORM_B,
+        [HR_PARAM_OUTPUT] = HR_SLOT_OUTPUT,
+    };
+    return k >= 0 && k < HR_PARAM_HEAD_GATE ? slots[k] : (hr_slot)HR_N_SLOTS;
+}
+
 /* The slot of the forward's weight view that a base-weight kind fills. */
 static const float **weight_slot(hr_weights *w, hr_param_kind k, int layer) {
-    hr_layer_weights *L = &w->layers[layer >= 0 ? layer : 0];
-    switch (k) {
-    case HR_PARAM_TOK_EMBD: return &w->tok_embd;
-    case HR_PARAM_POS_EMBD: return &w->pos_embd;
-    case HR_PARAM_ATTN_NORM: return &L->attn_norm;
-    case HR_PARAM_ATTN_NORM_B: return &L->attn_norm_b;
-    case HR_PARAM_WQ: return &L->wq;
-    case HR_PARAM_BQ: return &L->bq;
-    case HR_PARAM_WK: return &L->wk;
-    case HR_PARAM_BK: return &L->bk;
-    case HR_PARAM_WV: return &L->wv;
-    case HR_PARAM_BV: return &L->bv;
-    case HR_PARAM_WO: return &L->wo;
-    case HR_PARAM_BO: return &L->bo;
-    case HR_PARAM_FFN_NORM: return &L->ffn_norm;
-    case HR_PARAM_FFN_NORM_B: return &L->ffn_norm_b;
-    case HR_PARAM_W_GATE: return &L->w_gate;
-    case HR_PARAM_W_UP: return &L->w_up;
-    case HR_PARAM_B_UP: return &L->b_up;
-    case HR_PARAM_W_DOWN: return &L->w_down;
-    case HR_PARAM_B_DOWN: return &L->b_down;
-    case HR_PARAM_OUT_NORM: return &w->out_norm;
-    case HR_PARAM_OUT_NORM_B: return &w->out_norm_b;
-    case HR_PARAM_OUTPUT: return &w->output;
-    default: return NULL;
-    }
+    hr_slot s = hr_param_slot(k);
+    return s == (hr_slot)HR_N_SLOTS ? NULL : hr_slot_ptr(w, layer >= 0 ? layer : 0, s);
 }
 
 static hr_param_kind kind_of(const char *name) {
@@ -88,13 +95,12 @@ static hr_param_kind kind_of(const char *name) {
 }
 
 /* d_in / d_out of LoRA target i in layer l (0 when the matrix is absent). */
-static void lora_dims(const hr_config *c, const hr_weights *w, int l, int i, int *d_in, int *d_out) {
+static void lora_dims(const hr_config *c, int l, int i, int *d_in, int *d_out) {
     int qd = c->n_head[l] * c->head_dim, kvd = c->n_head_kv[l] * c->head_dim, ff = c->n_ff[l], dim = c->dim;
-    const hr_layer_weights *L = &w->layers[l];
-    const float *m[HR_LORA_N_TARGETS] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
     int in[HR_LORA_N_TARGETS] = {dim, dim, dim, qd, dim, dim, ff};
     int out[HR_LORA_N_TARGETS] = {qd, kvd, kvd, dim, ff, ff, dim};
-    bool ok = m[i] && in[i] > 0 && out[i] > 0;
+    /* present by the config (a matrix kept typed has no f32 pointer) */
+    bool ok = hr_slot_expected(c, l, hr_lora_slot[i]) && in[i] > 0 && out[i] > 0;
     *d_in = ok ? in[i] : 0;
     *d_out = ok ? out[i] : 0;
 }
@@ -104,6 +110,7 @@ void hr_params_free(hr_params *p) {
     for (int i = 0; p->t && i < p->n; i++) free(p->t[i].owned);
     free(p->t);
     hr_packed_weights_free(p->own_packed);
+    if (p->model_packed) hr_model_packed_release(p->model);
     free(p);
 }
 
@@ -159,7 +166,7 @@ static hr_status add_lora(hr_params *p, int cap) {
     for (int l = 0; l < c->n_layers; l++)
         for (int i = 0; i < HR_LORA_N_TARGETS; i++) {
             int d_in, d_out;
-            lora_dims(c, &p->w, l, i, &d_in, &d_out);
+            lora_dims(c, l, i, &d_in, &d_out);
             if (!(targets & (1u << i)) || d_in == 0) continue;
             char name[64];
             snprintf(name, sizeof name, "blk.%d.%s.lora_a", l, lora_names[i]);
@@ -278,31 +285,17 @@ int hr_params_find(const hr_params *p, hr_param_kind kind, int layer, hr_lora_ta
     return target ? -1 : hr_params_index(p, kind, layer);
 }
 
-/* A borrowed weight the model keeps typed has no f32 rows: the first ask
- * for its values converts the model's matrices (hr_model_need_f32, once)
- * and points every borrowed weight at them. */
-static bool borrowed_to_f32(hr_params *p) {
-    if (hr_model_need_f32(p->model) != HR_OK) return false;
-    int n_w = hr_model_tensors(p->model, NULL, 0);
-    hr_tensor_ref *refs = malloc(sizeof *refs * (size_t)(n_w ? n_w : 1)); // (n_w)
-    if (!refs) return false;
-    hr_model_tensors(p->model, refs, n_w);
-    for (int j = 0; j < n_w && j < p->n; j++) {
-        hr_param_tensor *t = &p->t[j];
-        if (t->owned || t->info.kind >= HR_PARAM_HEAD_GATE || strcmp(t->info.name, refs[j].name) != 0) continue;
-        t->data = refs[j].data;
-        *weight_slot(&p->w, t->info.kind, t->info.layer) = refs[j].data;
-    }
-    if (p->c->tied_classifier) p->w.output = p->w.tok_embd;
-    free(refs);
-    return true;
-}
-
-const float *hr_params_data(const hr_params *cp, int i) {
-    if (!cp || i < 0 || i >= cp->n) return NULL;
-    hr_params *p = (hr_params *)cp; /* f32 rows of borrowed weights are a cache of their value */
-    if (!p->t[i].data && !p->t[i].owned && p->t[i].info.kind < HR_PARAM_HEAD_GATE && !borrowed_to_f32(p)) return NULL;
-    return p->t[i].data;
+/* A borrowed weight the model keeps typed has no f32 rows here: asking for
+ * its values converts the model's matrices (hr_model_need_f32, once, under
+ * its lock) and answers with the model's rows; the parameters themselves
+ * are not changed (the gradient engine keeps reading them one layer at a
+ * time). */
+const float *hr_params_data(const hr_params *p, int i) {
+    if (!p || i < 0 || i >= p->n) return NULL;
+    const hr_param_tensor *t = &p->t[i];
+    if (t->data || t->owned || t->info.kind >= HR_PARAM_HEAD_GATE) return t->data;
+    if (hr_model_need_f32(p->model) != HR_OK) return NULL;
+    return *weight_slot((hr_weights *)&p->model->w, t->info.kind, t->info.layer);
 }
 
 float *hr_params_data_mut(hr_params *p, int i) {
@@ -322,7 +315,11 @@ void hr_params_release_packed(hr_params *p) {
 }
 
 hr_status hr_params_packed(hr_params *p, hr_pool *pool, const hr_packed_weights **out) {
-    if (!p->p.copy_weights) return hr_model_packed(p->model, pool, out);
+    if (!p->p.copy_weights) { /* held from the first forward until hr_params_free */
+        hr_status st = p->model_packed ? HR_OK : hr_model_packed(p->model, pool, &p->model_packed);
+        *out = p->model_packed;
+        return st;
+    }
     if (p->own_packed && p->dirty) { /* the weights changed in place: same shape, same buffer */
         hr_status st = hr_repack_weights(p->c, &p->w, pool, p->own_packed);
         if (st != HR_OK) return st;

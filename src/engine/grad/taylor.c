@@ -8,27 +8,13 @@
 
 /* Matrices converted for one layer's scores, freed together. */
 typedef struct {
-    float *buf[8];
+    float *buf[4]; /* (rows, cols) each: q, o, k, v of heads; gate, up, down of neurons */
     int n;
 } held;
 
 static void held_free(held *h) {
     for (int i = 0; i < h->n; i++) free(h->buf[i]);
     h->n = 0;
-}
-
-/* The model slot of a base matrix kind (HR_N_SLOTS for vectors). */
-static hr_slot matrix_slot(hr_param_kind k) {
-    switch (k) {
-    case HR_PARAM_WQ: return HR_SLOT_Q;
-    case HR_PARAM_WK: return HR_SLOT_K;
-    case HR_PARAM_WV: return HR_SLOT_V;
-    case HR_PARAM_WO: return HR_SLOT_O;
-    case HR_PARAM_W_GATE: return HR_SLOT_GATE;
-    case HR_PARAM_W_UP: return HR_SLOT_UP;
-    case HR_PARAM_W_DOWN: return HR_SLOT_DOWN;
-    default: return (hr_slot)HR_N_SLOTS;
-    }
 }
 
 /* Values and gradient of (kind, layer): both NULL when the model has no
@@ -43,13 +29,11 @@ static hr_status pair(const hr_grad *g, hr_param_kind k, int l, const float **w,
     *gr = hr_grad_tensor(g, i);
     if (!*gr) return hr_err(HR_ERR_INVALID_ARG, "Taylor scores need the gradient of %s (select it)", P->t[i].info.name);
     *w = P->t[i].data;
-    if (!*w && matrix_slot(k) != (hr_slot)HR_N_SLOTS) {
-        float *owned = NULL;
-        *w = hr_model_matrix_f32(P->model, l, matrix_slot(k), &owned);
-        if (!*w) return HR_ERR_NOMEM; /* the message is hr_model_matrix_f32's */
-        if (owned) h->buf[h->n++] = owned;
-    }
-    return HR_OK;
+    if (*w) return HR_OK;
+    float *owned = NULL;
+    hr_status st = hr_model_matrix_f32(P->model, l, hr_param_slot(k), w, &owned);
+    if (owned) h->buf[h->n++] = owned; /* at most 4 a layer: the callers below */
+    return st;
 }
 
 /* sum over rows [r0, r1) x columns [c0, c1) of w * g, matrices with `cols` columns */

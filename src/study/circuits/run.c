@@ -581,6 +581,7 @@ static hr_status dla_pair(circ *s, hr_patch_result *r) {
             const float *wo = hr_model_rows(s->m, l, HR_SLOT_O, i, 1, rowbuf);
             for (int j = 0; j < qd; j++) wd[j] += wo[j] * d[i];
         }
+        hr_model_release_rows(s->m, l, HR_SLOT_O);
         for (int h = 0; h < nh; h++) {
             const float *o = head_at(s, cl, l, h) + (size_t)last * hd;
             float g = s->gates ? s->gates[(size_t)l * s->H + h] : 1.0f;

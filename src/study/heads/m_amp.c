@@ -1,10 +1,11 @@
 /* amp: AMP's activation-projection importance of a head. */
 #include "study/heads/heads_internal.h"
 
-#include "engine/kernels.h"
+#include "engine/blas.h"
 #include "model/config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     hr_lab *lab;
@@ -13,8 +14,8 @@ typedef struct {
     int wo_layer;    /* the layer wo holds, -1 before the first */
     const float *wo; /* (dim, n_head * head_dim) that layer's W_o as f32 rows */
     float *wo_owned; /* wo converted from a typed source (one matrix), or NULL */
-    hr_status st;    /* a failure inside the hook */
-    float *y;        /* (n_tokens, dim) |W_o^h o_t| of one event */
+    hr_held_err err; /* a failure inside the hook */
+    float *y;        /* (n_tokens, dim) W_o^h o_t of one event, then its operands */
     size_t cap;      /* floats y holds */
 } amp_pass;
 
@@ -29,33 +30,27 @@ static int amp_hook(const hr_hook_event *ev, void *ud) {
     if (a->wo_layer != l) {
         free(a->wo_owned);
         a->wo_layer = l;
-        a->wo = hr_model_matrix_f32(a->lab->model, l, HR_SLOT_O, &a->wo_owned);
-        if (!a->wo) {
-            a->st = HR_ERR_NOMEM;
-            return 1;
-        }
+        hr_status st = hr_model_matrix_f32(a->lab->model, l, HR_SLOT_O, &a->wo, &a->wo_owned);
+        if (st != HR_OK) return hr_held_err_keep(&a->err, st);
     }
     const float *wo = a->wo + (size_t)h * hd; /* column block of head h */
-    size_t need = (size_t)ev->n_tokens * dim;
+    int n = ev->n_tokens;
+    size_t ny = (size_t)n * dim, need = ny + (size_t)n * hd + (size_t)dim * hd;
     if (need > a->cap) {
         free(a->y);
         a->cap = 0;
-        if (!(a->y = malloc(sizeof(float) * need))) {
-            a->st = HR_ERR_NOMEM;
-            return 1;
-        }
+        if (!(a->y = malloc(sizeof(float) * need)))
+            return hr_held_err_keep(&a->err, hr_err(HR_ERR_NOMEM, "out of memory (amp's head products)"));
         a->cap = need;
     }
-    /* each row of the block read once for every token (the block does not
-     * stay in cache from one token to the next on big models), then summed
-     * in token-major order as before */
-    for (int i = 0; i < dim; i++) {
-        const float *row = wo + (size_t)i * qd;
-        for (int t = 0; t < ev->n_tokens; t++)
-            a->y[(size_t)t * dim + i] = fabsf(hr_dot(row, ev->data + (size_t)t * ev->stride, hd));
-    }
+    /* y (n, dim) = O_h (n, hd) · W_o^h (dim, hd)^T as one matrix product
+     * over contiguous copies of the head's outputs and column block */
+    float *ob = a->y + ny, *wb = ob + (size_t)n * hd; // (n, hd), (dim, hd)
+    for (int t = 0; t < n; t++) memcpy(ob + (size_t)t * hd, ev->data + (size_t)t * ev->stride, sizeof(float) * hd);
+    for (int i = 0; i < dim; i++) memcpy(wb + (size_t)i * hd, wo + (size_t)i * qd, sizeof(float) * hd);
+    hr_sgemm_nt(a->y, dim, ob, wb, n, hd, dim);
     double acc = 0;
-    for (size_t k = 0; k < need; k++) acc += a->y[k];
+    for (size_t k = 0; k < ny; k++) acc += fabsf(a->y[k]);
     a->sum[lab_idx(a->lab, l, h)] += acc;
     a->count[lab_idx(a->lab, l, h)] += ev->n_tokens;
     return 0;
@@ -64,16 +59,21 @@ static int amp_hook(const hr_hook_event *ev, void *ud) {
 static hr_status amp_compute(hr_lab *lab, int method, double *scores) {
     (void)method;
     size_t lh = (size_t)lab->L * lab->H;
-    amp_pass a = {
-        lab, calloc(lh ? lh : 1, sizeof(double)), calloc(lh ? lh : 1, sizeof(double)), -1, NULL, NULL, HR_OK, NULL, 0};
+    amp_pass a = {lab,
+                  calloc(lh ? lh : 1, sizeof(double)),
+                  calloc(lh ? lh : 1, sizeof(double)),
+                  -1,
+                  NULL,
+                  NULL,
+                  {HR_OK, ""},
+                  NULL,
+                  0};
     hr_status st = a.sum && a.count ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
     hr_context_set_hook(lab->ctx, amp_hook, HR_HOOK_HEAD_OUT, &a);
     for (int w = 0; st == HR_OK && w < lab->n_windows; w++) {
         st = hr_context_truncate(lab->ctx, 0);
         if (st == HR_OK) st = hr_forward(lab->ctx, lab->windows + (size_t)w * lab->W, lab->W, NULL, false);
-        if (st == HR_ERR_ABORTED && a.st != HR_OK)
-            st = hr_err(a.st, "out of memory in amp at layer %d (its attn_output as f32, the head products)",
-                        a.wo_layer);
+        st = hr_held_err_raise(&a.err, st);
         if (st == HR_OK) st = lab_progress(lab, w + 1, lab->n_windows);
     }
     hr_context_set_hook(lab->ctx, NULL, 0, NULL);

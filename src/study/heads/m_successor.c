@@ -100,7 +100,7 @@ static void norm_vec(const hr_config *c, float *y, const float *x, const float *
 typedef struct {
     const float *wv, *wo; /* (n_head_kv * hd, dim), (dim, n_head * hd) */
     float *wv_owned, *wo_owned;
-    float *unemb; /* (MAX_TOK, dim) classifier row of each set token */
+    float *unemb; /* (s.n, dim) classifier row of each set token */
 } ov_mats;
 
 /* Unembedded OV output of head (l, h) for the effective embedding e, at
@@ -172,11 +172,11 @@ static hr_status successor_compute(hr_lab *lab, int method, double *scores) {
     }
     for (int l = 0; st == HR_OK && l < lab->L; l++) {
         free(mt.wv_owned), free(mt.wo_owned);
-        mt.wv = hr_model_matrix_f32(lab->model, l, HR_SLOT_V, &mt.wv_owned);
-        mt.wo = mt.wv ? hr_model_matrix_f32(lab->model, l, HR_SLOT_O, &mt.wo_owned) : NULL;
-        if (!mt.wo) {
-            st = HR_ERR_NOMEM; /* the message is hr_model_matrix_f32's */
-            break;
+        mt.wv_owned = mt.wo_owned = NULL;
+        if (lab->c->n_head[l] > 0) { /* a layer without attention has no OV circuit */
+            st = hr_model_matrix_f32(lab->model, l, HR_SLOT_V, &mt.wv, &mt.wv_owned);
+            if (st == HR_OK) st = hr_model_matrix_f32(lab->model, l, HR_SLOT_O, &mt.wo, &mt.wo_owned);
+            if (st != HR_OK) break;
         }
         for (int h = 0; h < lab->c->n_head[l]; h++) {
             int good = 0, total = 0;

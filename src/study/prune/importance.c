@@ -24,7 +24,7 @@ typedef struct {
     double **acc;            /* per layer (n_ff) sums of |act| */
     double *blk, *att, *mlp; /* (L) sums of 1 - cos */
     int64_t n_rows;          /* tokens accumulated (per layer) */
-    bool oom;
+    hr_held_err err;         /* a failure inside the hook */
 } calib;
 
 static bool ensure_rows(calib *c, int n) {
@@ -57,14 +57,14 @@ static double one_minus_cos(const float *a, const float *b, int n) {
 
 /* out (n, n_ff) = xn · W^T for MLP matrix slot s of layer l: the model's
  * f32 rows, or the matrix converted for this product when the model keeps
- * it typed (one matrix at a time). false (c->oom) when that cannot be
- * allocated. */
+ * it typed (one matrix at a time). false (c->err) when that fails. */
 static bool mlp_product(calib *c, int l, hr_slot s, float *out, int n) {
     int ff = c->m->cfg.n_ff[l];
     float *owned = NULL;
-    const float *w = hr_model_matrix_f32(c->m, l, s, &owned);
-    if (!w) {
-        c->oom = true;
+    const float *w = NULL;
+    hr_status st = hr_model_matrix_f32(c->m, l, s, &w, &owned);
+    if (st != HR_OK) {
+        hr_held_err_keep(&c->err, st);
         return false;
     }
     hr_sgemm_nt(out, ff, c->xn, w, n, c->dim, ff);
@@ -100,10 +100,8 @@ static void accumulate_neurons(calib *c, int l, int n) {
 static int calib_hook(const hr_hook_event *ev, void *ud) {
     calib *c = ud;
     int n = ev->n_tokens, dim = c->dim, l = ev->layer;
-    if (!ensure_rows(c, n)) {
-        c->oom = true;
-        return 1;
-    }
+    if (!ensure_rows(c, n))
+        return hr_held_err_keep(&c->err, hr_err(HR_ERR_NOMEM, "out of memory recording calibration activations"));
     for (int t = 0; t < n; t++) {
         const float *src = ev->data + (size_t)t * ev->stride;
         float *x = c->x + (size_t)t * dim, *a = c->a + (size_t)t * dim, *h = c->h + (size_t)t * dim;
@@ -121,7 +119,7 @@ static int calib_hook(const hr_hook_event *ev, void *ud) {
         }
     }
     if (ev->point == HR_HOOK_MLP_OUT && c->acc) accumulate_neurons(c, l, n);
-    if (c->oom) return 1;
+    if (c->err.st != HR_OK) return 1;
     if (ev->point == HR_HOOK_RESID_POST && l == 0) c->n_rows += n;
     return 0;
 }
@@ -134,9 +132,7 @@ static hr_status run_windows(hr_context *ctx, calib *c, const int32_t *tokens, s
     hr_progress_enter(&run, NULL, NULL, 1);
     hr_status st = hr_calib_run_windows(ctx, tokens, n_tokens, window, calib_hook, mask, c, phase);
     hr_progress_leave(&run);
-    if (c->oom)
-        return hr_err(HR_ERR_NOMEM, "out of memory recording calibration activations or converting an MLP matrix");
-    return st;
+    return hr_held_err_raise(&c->err, st);
 }
 
 static void calib_free(calib *c) {
@@ -182,6 +178,7 @@ hr_status hr_prune_neuron_importance(hr_context *ctx, const int32_t *tokens, siz
             const float *wd = hr_model_rows(m, l, HR_SLOT_DOWN, i, 1, row);
             for (int j = 0; j < ff; j++) norm[j] += (double)wd[j] * wd[j];
         }
+        hr_model_release_rows(m, l, HR_SLOT_DOWN);
         for (int j = 0; j < ff; j++)
             out[l][j] = (float)(c.acc[l][j] / (double)(c.n_rows ? c.n_rows : 1) * sqrt(norm[j]));
     }

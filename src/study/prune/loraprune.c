@@ -72,8 +72,13 @@ hr_status hr_loraprune_importance(const hr_grad *g, double *heads, double *neuro
             hr_params_info(P, iw, &w_in);
             int d_out = (int)w_in.rows, d_in = (int)w_in.cols, r = (int)ia_in.rows;
             memset(rows, 0, sizeof(double) * big), memset(cols, 0, sizeof(double) * big);
-            lora_matrix_importance(hr_params_data(P, iw), hr_params_data(P, ia), hr_params_data(P, ib), GA, GB, d_out,
-                                   d_in, r, P->lora_scale, rows, cols);
+            const float *W = hr_params_data(P, iw); /* a typed model's: converted on this first ask */
+            if (!W) {
+                free(rows), free(cols);
+                return HR_ERR_NOMEM; /* hr_model_need_f32 said why */
+            }
+            lora_matrix_importance(W, hr_params_data(P, ia), hr_params_data(P, ib), GA, GB, d_out, d_in, r,
+                                   P->lora_scale, rows, cols);
             any = true;
             double *hrow = heads ? heads + (size_t)l * mh : NULL, *nrow = neurons ? neurons + (size_t)l * mf : NULL;
             switch (kinds[t]) {

@@ -1,6 +1,7 @@
 /* A whole pruning run (hr_prune_run, see prune.h): checks the parameters,
  * gathers head / neuron / layer scores, plans drops and amounts, builds
  * the pruned model. prune.json is written from the result (report.c). */
+#include "engine/pack.h"
 #include "headroom/grad.h"
 #include "headroom/prune.h"
 #include "headroom/study.h"
@@ -287,10 +288,14 @@ hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prun
     if (st == HR_OK && has_layers(p->scores)) st = table_layer_scores(r, p);
     if (st == HR_OK && p->text) st = calibrate(r, p, tok, &ctx, &ids, &n_ids);
     if (st == HR_OK) st = plan(r, p, ctx, ids, n_ids);
+    /* calibration is over: its context goes, and with it the model's panels
+     * unless someone else holds them (as big as the model: an 8B model's
+     * would not fit beside the pruned one on 24 GB) */
+    hr_context_free(ctx);
+    hr_model_packed_drop_unused(m);
     if (st == HR_OK) st = hr_prune_apply(m, r->spec, &r->pruned);
     hr_progress_leave(&run);
     free(ids);
-    hr_context_free(ctx);
     if (st != HR_OK) {
         hr_prune_result_free(r);
         return st;

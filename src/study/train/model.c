@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Slot of a LoRA target (bit i of hr_lora_target). */
-static const hr_slot k_lora_slot[HR_LORA_N_TARGETS] = {HR_SLOT_Q,    HR_SLOT_K,  HR_SLOT_V,   HR_SLOT_O,
-                                                       HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
-
 /* Gives every present slot of m an owned buffer: a copy of src's slot when
  * src is non-NULL, else uninitialised. Tied classifiers share tok_embd. */
 static bool own_slots(hr_model *m, hr_weights *src) {
@@ -56,7 +52,7 @@ hr_status hr_train_model(const hr_train *t, hr_model **out) {
             if (ia < 0 || ib < 0) continue;
             const float *A = P->t[ia].data, *B = P->t[ib].data; // A (r, d_in), B (d_out, r)
             int r = (int)P->t[ia].info.rows, d_in = (int)P->t[ia].info.cols, d_out = (int)P->t[ib].info.rows;
-            float *W = (float *)*hr_slot_ptr(&m->w, l, k_lora_slot[i]); // (d_out, d_in), owned
+            float *W = (float *)*hr_slot_ptr(&m->w, l, hr_lora_slot[i]); // (d_out, d_in), owned
             for (int o = 0; o < d_out; o++)
                 for (int j = 0; j < d_in; j++) {
                     double s = 0;
