@@ -615,6 +615,47 @@ static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_remove
     hr_model_free(m);
 }
 
+/* A run that calibrates packs the model's panels (as big as the model) for
+ * its context; before it builds the pruned model it lets them go unless
+ * someone else holds them (engine/pack.c hr_model_packed_drop_unused): an
+ * 8B bf16 model's panels and its pruned copy do not fit in 24 GB together.
+ * A context the caller holds keeps them, and still runs afterwards. */
+static void a_calibrating_run_gives_the_models_panels_back_unless_a_context_holds_them(void) {
+    hr_model *m = load_base();
+    hr_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_read_file(SHARED("data/text/tinystories_val.txt"), &text, &len) == HR_OK, "%s", hr_last_error());
+    hr_prune_params p = hr_prune_default_params();
+    p.mlp = "10%", p.text = text, p.text_len = len, p.max_tokens = 256;
+    hr_prune_result *r = NULL;
+    CHECK(hr_prune_run(m, tok, &p, &r) == HR_OK, "%s", hr_last_error());
+    printf("    nobody else holding them: panels %s after the run\n", m->packed ? "kept" : "freed");
+    CHECK(!m->packed && m->packed_users == 0, "the panels were kept (%d holders)", m->packed_users);
+    hr_prune_result_free(r);
+    hr_context *ctx = NULL;
+    hr_context_params cp = hr_context_default_params();
+    cp.n_ctx = 64;
+    CHECK(hr_context_new(m, &cp, &ctx) == HR_OK, "%s", hr_last_error());
+    const void *before = m->packed;
+    r = NULL;
+    CHECK(hr_prune_run(m, tok, &p, &r) == HR_OK, "%s", hr_last_error());
+    printf("    a context holding them: panels %s after the run\n", m->packed == before ? "kept" : "changed");
+    CHECK(before && m->packed == before && m->packed_users == 1, "the held panels changed (%d holders)",
+          m->packed_users);
+    float *lg = malloc(sizeof(float) * 512); // (vocab)
+    const int32_t toks[3] = {1, 403, 407};
+    CHECK(hr_forward(ctx, toks, 3, lg, false) == HR_OK, "the held context: %s", hr_last_error());
+    free(lg);
+    hr_context_free(ctx);
+    CHECK(m->packed_users == 0, "%d holders after the context went", m->packed_users);
+    hr_prune_result_free(r);
+    hr_tokenizer_free(tok);
+    hr_free(text);
+    hr_model_free(m);
+}
+
 /* ---- Sublayers as one pool (FinerCut / joint layer drop) ---- */
 
 enum { R_DIM = 32, R_HID = 64, R_LAYERS = 3, R_HEADS = 4, R_VOCAB = 48, R_SEQ = 64, R_TOK = 100, R_WIN = 32 };
@@ -1025,6 +1066,7 @@ int main(void) {
     RUN(the_planner_removes_exactly_what_even_groups_allow);
     RUN(neuron_amounts_are_exact_unless_uniform_needs_a_multiple_of_the_layers);
     RUN(a_pruning_run_checks_its_parameters_first_and_reports_what_it_removed);
+    RUN(a_calibrating_run_gives_the_models_panels_back_unless_a_context_holds_them);
     RUN(layer_plans_drop_the_least_important_layers);
     RUN(neuron_importance_ranks_neurons_that_matter);
     RUN(sublayer_pools_choose_what_a_brute_force_recomputation_chooses);
