@@ -1441,7 +1441,8 @@ static inline __attribute__((always_inline)) void values_q(float *o, size_t os, 
         int nd = head_dim - d < ATT_ND ? head_dim - d : ATT_ND;
         const float *v[ATT_ND];
         for (int r = 0; r < ATT_ND; r++) v[r] = vt + (size_t)(d + (r < nd ? r : 0)) * ld; /* spare rows repeat row d */
-        v16 a[ATT_MAXQ][ATT_ND];
+        v16 a[ATT_MAXQ][ATT_ND]; /* registers: every loop over i and r is unrolled (nq is a constant here) */
+#pragma GCC unroll 4
         for (int i = 0; i < nq; i++)
             for (int r = 0; r < ATT_ND; r++) a[i][r] = v_zero();
         for (int k = 0; k < common; k += 16) {
@@ -1456,6 +1457,7 @@ static inline __attribute__((always_inline)) void values_q(float *o, size_t os, 
                 for (int r = 0; r < ATT_ND; r++) a[i][r] = v_fma(sv, vv[r], a[i][r]);
             }
         }
+#pragma GCC unroll 4
         for (int i = 0; i < nq; i++) {
             const float *si = s + (size_t)i * ss;
             for (int k = common; k < len[i]; k += 16) {
@@ -1465,10 +1467,17 @@ static inline __attribute__((always_inline)) void values_q(float *o, size_t os, 
         }
         float sums[ATT_MAXQ * ATT_ND]; /* (nq, ATT_ND) */
 #if HR_ISA == 2
-        if (nq == 4) { /* lane 4i + r = query i, dim d + r */
-            _mm512_storeu_ps(sums, reduce16(a[0][0], a[1][0], a[2][0], a[3][0], a[0][1], a[1][1], a[2][1], a[3][1],
-                                            a[0][2], a[1][2], a[2][2], a[3][2], a[0][3], a[1][3], a[2][3], a[3][3]));
-        } else
+        if (nq == 4) { /* lane 4i + r = query i, dim d + r; stored from the register (the 16 sums stored at once
+                          and read back in pieces stalled store-to-load forwarding) */
+            __m512 r16 = reduce16(a[0][0], a[1][0], a[2][0], a[3][0], a[0][1], a[1][1], a[2][1], a[3][1], a[0][2],
+                                  a[1][2], a[2][2], a[3][2], a[0][3], a[1][3], a[2][3], a[3][3]);
+            __mmask8 dm = (__mmask8)((1u << nd) - 1);
+            _mm_mask_storeu_ps(o + d, dm, _mm512_extractf32x4_ps(r16, 0));
+            _mm_mask_storeu_ps(o + os + d, dm, _mm512_extractf32x4_ps(r16, 1));
+            _mm_mask_storeu_ps(o + 2 * os + d, dm, _mm512_extractf32x4_ps(r16, 2));
+            _mm_mask_storeu_ps(o + 3 * os + d, dm, _mm512_extractf32x4_ps(r16, 3));
+            continue;
+        }
 #endif
         {
             for (int i = 0; i < nq; i++)
