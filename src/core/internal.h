@@ -28,7 +28,7 @@ void hr_err_prefix(const char *fmt, ...) HR_PRINTF(1, 2);
  * forward (hr_held_err_raise: st unless the forward was aborted by it). */
 typedef struct {
     hr_status st; /* HR_OK: nothing held */
-    char msg[256];
+    char msg[1024];
 } hr_held_err;
 int hr_held_err_keep(hr_held_err *e, hr_status st);
 hr_status hr_held_err_raise(const hr_held_err *e, hr_status st);

@@ -162,9 +162,9 @@ static void packed_free(void *vp) { hr_packed_weights_free(vp); }
 
 static pthread_mutex_t g_packed_lock = PTHREAD_MUTEX_INITIALIZER; /* every model's panels and holders */
 
-hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weights **out) {
+/* The model's panels (packed on first use), one more holder; the lock held. */
+static hr_status packed_locked(const hr_model *m, hr_pool *pool, const hr_packed_weights **out) {
     hr_status st = HR_OK;
-    pthread_mutex_lock(&g_packed_lock);
     hr_model *mm = (hr_model *)m; /* the cache is not part of the model's value */
     if (!mm->packed) {
         hr_packed_weights *pw = NULL;
@@ -177,6 +177,19 @@ hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weig
     }
     if (st == HR_OK) mm->packed_users++;
     *out = mm->packed;
+    return st;
+}
+
+hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weights **out) {
+    pthread_mutex_lock(&g_packed_lock);
+    hr_status st = packed_locked(m, pool, out);
+    pthread_mutex_unlock(&g_packed_lock);
+    return st;
+}
+
+hr_status hr_model_packed_hold(const hr_model *m, hr_pool *pool, const hr_packed_weights **slot) {
+    pthread_mutex_lock(&g_packed_lock);
+    hr_status st = *slot ? HR_OK : packed_locked(m, pool, slot);
     pthread_mutex_unlock(&g_packed_lock);
     return st;
 }

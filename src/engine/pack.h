@@ -35,6 +35,10 @@ hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weig
 /* Each successful hr_model_packed is one holder of the panels (a context,
  * a parameter set); the holder lets go with hr_model_packed_release. */
 void hr_model_packed_release(const hr_model *m);
+/* hr_model_packed for a holder that keeps the panels in *slot: packs and
+ * becomes a holder only when *slot is NULL, all under the panels' lock, so
+ * several threads sharing one holder count it once. */
+hr_status hr_model_packed_hold(const hr_model *m, hr_pool *pool, const hr_packed_weights **slot);
 /* Frees the model's panels when nobody holds them (the next
  * hr_model_packed packs again, from the mapped file): a study that
  * calibrated on the model and now builds a new one from it gives the

@@ -316,7 +316,7 @@ void hr_params_release_packed(hr_params *p) {
 
 hr_status hr_params_packed(hr_params *p, hr_pool *pool, const hr_packed_weights **out) {
     if (!p->p.copy_weights) { /* held from the first forward until hr_params_free */
-        hr_status st = p->model_packed ? HR_OK : hr_model_packed(p->model, pool, &p->model_packed);
+        hr_status st = hr_model_packed_hold(p->model, pool, &p->model_packed);
         *out = p->model_packed;
         return st;
     }

@@ -291,8 +291,11 @@ hr_status hr_prune_run(const hr_model *m, const hr_tokenizer *tok, const hr_prun
     /* calibration is over: its context goes, and with it the model's panels
      * unless someone else holds them (as big as the model: an 8B model's
      * would not fit beside the pruned one on 24 GB) */
-    hr_context_free(ctx);
-    hr_model_packed_drop_unused(m);
+    if (ctx) { /* only panels this run packed for itself, not ones a caller's earlier context left */
+        hr_context_free(ctx);
+        ctx = NULL;
+        hr_model_packed_drop_unused(m);
+    }
     if (st == HR_OK) st = hr_prune_apply(m, r->spec, &r->pruned);
     hr_progress_leave(&run);
     free(ids);
