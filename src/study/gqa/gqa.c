@@ -33,16 +33,15 @@ typedef struct {
 } sim_rec;
 
 /* Slot s (K or V, rows x dim) of layer l as f32 rows: the model's own, or
- * its typed source converted into r->wtmp (one matrix at a time: no f32
- * copy of the model). NULL when out of memory. */
+ * converted from its typed source into r->wtmp (model_internal.h
+ * hr_model_rows: one matrix at a time, no f32 copy of the model; its
+ * mapped pages given back after). NULL when out of memory. */
 static const float *kv_rows(sim_rec *r, int l, hr_slot s, const float *w, int rows, int dim) {
     if (w) return w;
-    const hr_mat_src *ts = hr_model_src(r->m, l, s);
-    if (!ts) return NULL;
     if (!r->wtmp) r->wtmp = malloc(sizeof(float) * (size_t)r->K * r->m->cfg.head_dim * (size_t)dim);
-    if (!r->wtmp) return NULL;
-    for (int i = 0; i < rows; i++) hr_mat_src_row(ts, r->m->cfg.head_dim, i, dim, r->wtmp + (size_t)i * dim);
-    return r->wtmp;
+    const float *out = r->wtmp ? hr_model_rows(r->m, l, s, 0, rows, r->wtmp) : NULL;
+    hr_model_release_rows(r->m, l, s);
+    return out;
 }
 
 static double cosine(const float *a, const float *b, int n) {
@@ -194,15 +193,20 @@ static hr_status check_groups(const int *gl, int kv, int n_kv, int l) {
     return HR_OK;
 }
 
-/* Mean of the member heads' rows: dst (n_kv*hd, cols) from src (kv*hd,
- * cols): f32 rows, or (src NULL) the typed source ts converted one row at
- * a time (the same floats hr_model_need_f32 would make). f32 result. */
-static float *merge_rows(hr_model *p, const float *src, const hr_mat_src *ts, const int *gl, int kv, int n_kv, int hd,
+/* Mean of the member heads' rows: dst (n_kv*hd, cols) from slot s of
+ * layer l of m (kv*hd, cols; a bias: one row of kv*hd), read row by row
+ * through hr_model_rows (the model's f32 rows, or its typed source
+ * converted: the floats hr_model_need_f32 would make). f32 result; NULL
+ * when m has no such weight or out of memory. */
+static float *merge_rows(hr_model *p, const hr_model *m, int l, hr_slot s, const int *gl, int kv, int n_kv, int hd,
                          int cols) {
-    if (!src && !ts) return NULL;
-    float *dst = hr_model_alloc_owned(p, (size_t)n_kv * hd * cols);
-    float *row = ts ? malloc(sizeof(float) * (size_t)cols) : NULL; // (cols) one typed row as f32
-    if (!dst || (ts && !row)) {
+    int64_t rows_of, cols_of;
+    hr_slot_shape(&m->cfg, l, s, &rows_of, &cols_of);
+    bool bias = rows_of == 1;                             /* (1, kv*hd): head a's values are columns a*hd .. */
+    float *row = malloc(sizeof(float) * (size_t)cols_of); // (cols_of) one row as f32
+    const float *r0 = row ? hr_model_rows(m, l, s, 0, 1, row) : NULL;
+    float *dst = r0 ? hr_model_alloc_owned(p, (size_t)n_kv * hd * cols) : NULL;
+    if (!dst) {
         free(row);
         return NULL;
     }
@@ -210,11 +214,11 @@ static float *merge_rows(hr_model *p, const float *src, const hr_mat_src *ts, co
     float inv = (float)n_kv / (float)kv;
     for (int a = 0; a < kv; a++)
         for (int d = 0; d < hd; d++) {
-            const float *s = src ? src + ((size_t)a * hd + d) * cols : row;
-            if (ts) hr_mat_src_row(ts, hd, a * hd + d, cols, row);
+            const float *src = bias ? r0 + (size_t)a * hd + d : hr_model_rows(m, l, s, a * hd + d, 1, row);
             float *o = dst + ((size_t)gl[a] * hd + d) * cols;
-            for (int i = 0; i < cols; i++) o[i] += s[i] * inv;
+            for (int i = 0; i < cols; i++) o[i] += src[i] * inv;
         }
+    hr_model_release_rows(m, l, s);
     free(row);
     return dst;
 }
@@ -265,12 +269,10 @@ static hr_status convert_layer(hr_model *p, const hr_model *m, int l, int n_kv, 
     o->bq = hr_surgery_rows(p, w->bq, 1, rows, nh * hd, &ok);
     o->wo = hr_surgery_cols_any(p, l, m, l, HR_SLOT_O, dim, nh * hd, rows, nh * hd, &ok);
     free(rows);
-    const hr_mat_src *tk = w->wk ? NULL : hr_model_src(m, l, HR_SLOT_K),
-                     *tv = w->wv ? NULL : hr_model_src(m, l, HR_SLOT_V);
-    o->wk = merge_rows(p, w->wk, tk, gl, kv, n_kv, hd, dim);
-    o->wv = merge_rows(p, w->wv, tv, gl, kv, n_kv, hd, dim);
-    o->bk = merge_rows(p, w->bk, NULL, gl, kv, n_kv, hd, 1);
-    o->bv = merge_rows(p, w->bv, NULL, gl, kv, n_kv, hd, 1);
+    o->wk = merge_rows(p, m, l, HR_SLOT_K, gl, kv, n_kv, hd, dim);
+    o->wv = merge_rows(p, m, l, HR_SLOT_V, gl, kv, n_kv, hd, dim);
+    o->bk = w->bk ? merge_rows(p, m, l, HR_SLOT_K_B, gl, kv, n_kv, hd, 1) : NULL;
+    o->bv = w->bv ? merge_rows(p, m, l, HR_SLOT_V_B, gl, kv, n_kv, hd, 1) : NULL;
     ok = ok && o->wk && o->wv && (!w->bk || o->bk) && (!w->bv || o->bv);
     return ok ? HR_OK : hr_err(HR_ERR_NOMEM, "out of memory");
 }
