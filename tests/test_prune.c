@@ -615,6 +615,12 @@ static void a_pruning_run_checks_its_parameters_first_and_reports_what_it_remove
     hr_model_free(m);
 }
 
+/* stories260K's tokenizer and the whole calibration text (hr_free it). */
+static void load_calibration(hr_tokenizer **tok, char **text, size_t *len) {
+    CHECK(hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), tok) == HR_OK, "%s", hr_last_error());
+    CHECK(hr_read_file(SHARED("data/text/tinystories_val.txt"), text, len) == HR_OK, "%s", hr_last_error());
+}
+
 /* A run that calibrates packs the model's panels (as big as the model) for
  * its context; before it builds the pruned model it lets them go unless
  * someone else holds them (engine/pack.c hr_model_packed_drop_unused): an
@@ -625,8 +631,7 @@ static void a_calibrating_run_gives_the_models_panels_back_unless_a_context_hold
     hr_tokenizer *tok = NULL;
     char *text = NULL;
     size_t len = 0;
-    CHECK(hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) == HR_OK, "%s", hr_last_error());
-    CHECK(hr_read_file(SHARED("data/text/tinystories_val.txt"), &text, &len) == HR_OK, "%s", hr_last_error());
+    load_calibration(&tok, &text, &len);
     hr_prune_params p = hr_prune_default_params();
     p.mlp = "10%", p.text = text, p.text_len = len, p.max_tokens = 256;
     hr_prune_result *r = NULL;
@@ -830,8 +835,7 @@ static void a_run_drops_sublayers_from_one_pool_and_records_the_order(void) {
     hr_tokenizer *tok = NULL;
     char *text = NULL;
     size_t len = 0;
-    CHECK(hr_tokenizer_load(SHARED("models/stories260K/tok512.bin"), &tok) == HR_OK, "%s", hr_last_error());
-    CHECK(hr_read_file(SHARED("data/text/tinystories_val.txt"), &text, &len) == HR_OK, "%s", hr_last_error());
+    load_calibration(&tok, &text, &len);
     hr_prune_params p = hr_prune_default_params();
     p.drop_sublayers = 2, p.iterative = true;
     hr_prune_result *r = NULL;
