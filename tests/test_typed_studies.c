@@ -10,7 +10,9 @@
  * (a layer without attention, one without MLP), and LoRA adapters exist
  * alike. Checks, per dtype: the typed model is never converted (f32_ready
  * 0) and the weight bytes it holds (hr_model_weight_bytes) do not grow;
- * every score equals the f32 twin's (max |diff| printed, tolerance 0). */
+ * every score equals the f32 twin's (max |diff| printed, tolerance 0).
+ * hr_grad_bytes counts the f32 rows the backward converted (the classifier
+ * and one layer), checked against the bytes the shapes give. */
 #include "check.h"
 #include "story_util.h"
 #include "headroom/circuits.h"
@@ -297,6 +299,50 @@ static void a_typed_models_borrowed_weights_are_converted_when_their_values_are_
     for (size_t i = 0; i < sizeof k_dtypes / sizeof *k_dtypes; i++) same_as_f32(k_dtypes[i], "params", param_values);
 }
 
+/* hr_grad_bytes of a gradient object over a typed model's borrowed
+ * weights minus that of its f32 twin's, after one window with gradients
+ * down to the embedding: the f32 rows the backward converted, which are
+ * the classifier (the tied embedding, vocab x dim) and the last layer it
+ * read, layer 0 (q_dim x dim, 2 kv_dim x dim, dim x q_dim, 3 n_ff x dim),
+ * counted from the shapes. */
+static size_t grad_bytes_after_a_window(const hr_model *m) {
+    hr_params *P = NULL;
+    hr_params_params pp = hr_params_default_params();
+    CHECK(hr_params_new(m, &pp, &P) == HR_OK, "params: %s", hr_last_error());
+    hr_grad *g = NULL;
+    hr_grad_params gp = hr_grad_default_params();
+    gp.n_threads = 2;
+    gp.kinds = HR_GRAD_KIND(HR_PARAM_TOK_EMBD) | HR_GRAD_GATES;
+    CHECK(P && hr_grad_new(P, &gp, &g) == HR_OK, "grad: %s", hr_last_error());
+    double loss = 0;
+    CHECK(g && hr_grad_accumulate(g, calib, 64, 1.0f, &loss) == HR_OK, "accumulate: %s", hr_last_error());
+    size_t b = hr_grad_bytes(g);
+    hr_grad_free(g);
+    hr_params_free(P);
+    return b;
+}
+
+static void a_typed_models_gradient_object_counts_the_f32_rows_its_backward_converted(void) {
+    for (size_t i = 0; i < sizeof k_dtypes / sizeof *k_dtypes; i++) {
+        hr_model *t = typed_model(k_dtypes[i]), *r = typed_model(k_dtypes[i]);
+        if (!t || !r) goto done;
+        CHECK(hr_model_need_f32(r) == HR_OK, "need_f32: %s", hr_last_error());
+        const hr_config *c = hr_model_config(t);
+        size_t qd = (size_t)c->n_head[0] * c->head_dim, kvd = (size_t)c->n_head_kv[0] * c->head_dim,
+               dim = (size_t)c->dim, ff = (size_t)c->n_ff[0];
+        size_t want =
+            sizeof(float) * ((size_t)c->vocab_size * dim + qd * dim + 2 * kvd * dim + dim * qd + 3 * ff * dim);
+        size_t bt = grad_bytes_after_a_window(t), br = grad_bytes_after_a_window(r);
+        printf("    %s: hr_grad_bytes typed %zu, f32 twin %zu, difference %lld, expected %zu\n",
+               hr_dtype_name(k_dtypes[i]), bt, br, (long long)bt - (long long)br, want);
+        CHECK(bt == br + want, "%s: hr_grad_bytes typed %zu != f32 twin's %zu + converted %zu",
+              hr_dtype_name(k_dtypes[i]), bt, br, want);
+    done:
+        hr_model_free(t);
+        hr_model_free(r);
+    }
+}
+
 int main(void) {
     CHECK(hr_tokenizer_load(TOKENIZER, &tok) == HR_OK, "tokenizer: %s", hr_last_error());
     FILE *f = fopen(TEXT, "rb");
@@ -320,6 +366,7 @@ int main(void) {
         RUN(a_typed_model_gets_the_same_lora_adapters_as_its_f32_twin);
         RUN(the_same_holds_for_a_pruned_typed_model_with_a_layer_without_attention_and_one_without_mlp);
         RUN(a_typed_models_borrowed_weights_are_converted_when_their_values_are_asked_for);
+        RUN(a_typed_models_gradient_object_counts_the_f32_rows_its_backward_converted);
     }
     free(ids);
     hr_tokenizer_free(tok);

@@ -215,7 +215,9 @@ HR_API const float *hr_grad_tensor(const hr_grad *g, int i);
 /* scale * dL/d(input embeddings) of the last hr_grad_accumulate window,
  * (n, dim) with n written to *n (may be NULL); NULL unless input_grad. */
 HR_API const float *hr_grad_input(const hr_grad *g, int *n);
-/* Bytes allocated (activations, gradients, scratch). */
+/* Bytes allocated (activations, gradients, scratch, and the f32 rows of a
+ * model's typed matrices the backward converted: one layer's and the
+ * classifier). */
 HR_API size_t hr_grad_bytes(const hr_grad *g);
 
 /* ---- first-order (Taylor) importance from accumulated gradients ----

@@ -160,7 +160,6 @@ void hr_packed_weights_free(hr_packed_weights *p) {
 
 static void packed_free(void *vp) { hr_packed_weights_free(vp); }
 
-static pthread_mutex_t g_packed_lock = PTHREAD_MUTEX_INITIALIZER; /* every model's panels and holders */
 
 /* The model's panels (packed on first use), one more holder; the lock held. */
 static hr_status packed_locked(const hr_model *m, hr_pool *pool, const hr_packed_weights **out) {
@@ -181,28 +180,28 @@ static hr_status packed_locked(const hr_model *m, hr_pool *pool, const hr_packed
 }
 
 hr_status hr_model_packed(const hr_model *m, hr_pool *pool, const hr_packed_weights **out) {
-    pthread_mutex_lock(&g_packed_lock);
+    hr_model_packed_lock();
     hr_status st = packed_locked(m, pool, out);
-    pthread_mutex_unlock(&g_packed_lock);
+    hr_model_packed_unlock();
     return st;
 }
 
 hr_status hr_model_packed_hold(const hr_model *m, hr_pool *pool, const hr_packed_weights **slot) {
-    pthread_mutex_lock(&g_packed_lock);
+    hr_model_packed_lock();
     hr_status st = *slot ? HR_OK : packed_locked(m, pool, slot);
-    pthread_mutex_unlock(&g_packed_lock);
+    hr_model_packed_unlock();
     return st;
 }
 
 void hr_model_packed_release(const hr_model *m) {
-    pthread_mutex_lock(&g_packed_lock);
+    hr_model_packed_lock();
     hr_model *mm = (hr_model *)m;
     if (mm->packed_users > 0) mm->packed_users--;
-    pthread_mutex_unlock(&g_packed_lock);
+    hr_model_packed_unlock();
 }
 
 bool hr_model_packed_drop_unused(const hr_model *m) {
-    pthread_mutex_lock(&g_packed_lock);
+    hr_model_packed_lock();
     hr_model *mm = (hr_model *)m;
     bool drop = mm->packed && mm->packed_users == 0;
     if (drop) {
@@ -211,6 +210,6 @@ bool hr_model_packed_drop_unused(const hr_model *m) {
         mm->packed_free = NULL;
         mm->packed_bytes = 0;
     }
-    pthread_mutex_unlock(&g_packed_lock);
+    hr_model_packed_unlock();
     return drop;
 }

@@ -467,10 +467,18 @@ static bool is_packed_matrix(const hr_config *c, int layer, hr_slot s) {
     }
 }
 
+static pthread_mutex_t g_packed_lock = PTHREAD_MUTEX_INITIALIZER; /* every model's panels and holders */
+
+void hr_model_packed_lock(void) { pthread_mutex_lock(&g_packed_lock); }
+void hr_model_packed_unlock(void) { pthread_mutex_unlock(&g_packed_lock); }
+
 int64_t hr_model_weight_bytes(const hr_model *m) {
     if (!m) return 0;
     const hr_config *c = &m->cfg;
+    hr_model_packed_lock(); /* another thread's context may be packing */
+    bool packed = m->packed != NULL;
     size_t total = m->packed_bytes + m->owned_bytes;
+    hr_model_packed_unlock();
     for (int l = -1; l < c->n_layers; l++)
         for (int s = 0; s < HR_N_SLOTS; s++) {
             if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || s == HR_SLOT_QKV || s == HR_SLOT_QKV_B) continue;
@@ -479,7 +487,7 @@ int64_t hr_model_weight_bytes(const hr_model *m) {
             hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
             const hr_mat_src *src = hr_model_src(m, l, (hr_slot)s);
             const float *p = *hr_slot_ptr((hr_weights *)&m->w, l < 0 ? 0 : l, (hr_slot)s);
-            bool released = m->packed && is_packed_matrix(c, l, (hr_slot)s);
+            bool released = packed && is_packed_matrix(c, l, (hr_slot)s);
             if ((p && is_owned(m, p)) || (src && src->owned)) continue; /* in owned_bytes */
             if (src && !released) total += src->row_bytes * (size_t)rows;
             else if (!src && p && !released) total += (size_t)rows * (size_t)cols * sizeof(float); /* mapped f32 */

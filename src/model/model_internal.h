@@ -103,8 +103,14 @@ struct hr_model {
     void *packed;
     void (*packed_free)(void *packed);
     size_t packed_bytes;
-    int packed_users; /* contexts and parameter sets holding packed (engine/pack.c, under its lock) */
+    int packed_users; /* contexts and parameter sets holding packed (engine/pack.c, under hr_model_packed_lock) */
 };
+
+/* The one lock of every model's packed, packed_bytes and packed_users:
+ * the engine packs and counts holders under it, hr_model_weight_bytes
+ * reads under it. */
+void hr_model_packed_lock(void);
+void hr_model_packed_unlock(void);
 
 /* Loaders report each tensor they read: its stored dtype, its values and
  * whether it is a matrix. source_dtype becomes the dtype holding most matrix

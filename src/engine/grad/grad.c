@@ -87,6 +87,7 @@ struct hr_grad {
     int lw_layer;                      /* -1: none converted */
     float *lw_owned[HR_N_LAYER_SLOTS]; /* (rows, cols) of each converted matrix of lw, or NULL */
     float *cls_owned;                  /* (vocab, dim) the classifier converted, or NULL */
+    size_t lw_bytes, cls_bytes;        /* bytes of lw_owned's matrices and of cls_owned */
     void *win_mem, *grad_mem;          /* the arenas holding every window buffer / every gradient */
     size_t win_bytes, grad_bytes;
     char err[512];
@@ -458,7 +459,9 @@ const float *hr_grad_input(const hr_grad *g, int *n) {
     return g && g->dinput_n > 0 ? g->dinput : NULL;
 }
 
-size_t hr_grad_bytes(const hr_grad *g) { return g ? g->win_bytes + g->grad_bytes + sizeof *g : 0; }
+size_t hr_grad_bytes(const hr_grad *g) {
+    return g ? g->win_bytes + g->grad_bytes + g->lw_bytes + g->cls_bytes + sizeof *g : 0;
+}
 
 /* ---- row-parallel helpers ---- */
 
@@ -617,6 +620,13 @@ static const float *param_values(const hr_grad *g, hr_param_kind k, int l) {
 
 /* ---- weights the model keeps typed ---- */
 
+/* Bytes of slot s of layer l as f32 rows. */
+static size_t slot_bytes(const hr_config *c, int l, hr_slot s) {
+    int64_t rows, cols;
+    hr_slot_shape(c, l < 0 ? 0 : l, s, &rows, &cols);
+    return (size_t)rows * (size_t)cols * sizeof(float);
+}
+
 /* Layer l's weights for the backward (*out): the parameters' view, with
  * every matrix the model keeps typed converted to f32 rows — one layer at a
  * time, held until another layer is asked for (model_internal.h
@@ -626,12 +636,14 @@ static hr_status bwd_weights(hr_grad *g, int l, const hr_layer_weights **out) {
     if (g->lw_layer == l) return HR_OK;
     for (int s = 0; s < HR_N_LAYER_SLOTS; s++) free(g->lw_owned[s]), g->lw_owned[s] = NULL;
     g->lw_layer = -1;
+    g->lw_bytes = 0;
     g->lw.layers[l] = g->P->w.layers[l];
     for (int s = 0; s < HR_N_LAYER_SLOTS; s++) {
         const float **pp = hr_slot_ptr(&g->lw, l, (hr_slot)s);
         if (!pp || *pp || !hr_model_src(g->P->model, l, (hr_slot)s)) continue; /* f32 rows, or no such matrix */
         hr_status st = hr_model_matrix_f32(g->P->model, l, (hr_slot)s, pp, &g->lw_owned[s]);
         if (st != HR_OK) return st;
+        if (g->lw_owned[s]) g->lw_bytes += slot_bytes(g->c, l, (hr_slot)s);
     }
     g->lw_layer = l;
     return HR_OK;
@@ -641,7 +653,10 @@ static hr_status bwd_weights(hr_grad *g, int l, const hr_layer_weights **out) {
  * converted once and kept for the object's life. */
 static hr_status bwd_classifier(hr_grad *g, const float **out) {
     *out = g->P->w.output ? g->P->w.output : g->cls_owned;
-    return *out ? HR_OK : hr_model_matrix_f32(g->P->model, -1, HR_SLOT_OUTPUT, out, &g->cls_owned);
+    if (*out) return HR_OK;
+    hr_status st = hr_model_matrix_f32(g->P->model, -1, HR_SLOT_OUTPUT, out, &g->cls_owned);
+    if (g->cls_owned) g->cls_bytes = slot_bytes(g->c, -1, HR_SLOT_OUTPUT);
+    return st;
 }
 
 /* x (n, dim) = token embeddings (+ learned positions, always f32 rows):
