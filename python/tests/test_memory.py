@@ -6,6 +6,10 @@ measured, 200 kept stories260K models grow RSS by ~680 MiB and 1,000 kept
 4-token logits arrays by ~8 MiB."""
 import gc
 import os
+import pathlib
+import subprocess
+
+import numpy as np
 
 import pytest
 
@@ -90,3 +94,63 @@ def test_gradients_and_patch_runs_dropped_without_close_do_not_grow_memory(model
     grown = growth(cycle, 50, 300)
     print(f"300 grad + patch calls dropped without close: RSS grew {grown / 2**20:.2f} MiB (bound 8 MiB)")
     assert grown < 8 * 2**20
+
+
+def file_pages_mapped(path):
+    """Bytes of each page of `path` mapped into this process, as a set of
+    file offsets (/proc/self/maps for the mapping, /proc/self/pagemap's
+    present bit, bit 63, for each page)."""
+    real = os.path.realpath(path)
+    offsets = set()
+    with open("/proc/self/maps") as maps, open("/proc/self/pagemap", "rb") as pm:
+        for line in maps:
+            f = line.split()
+            if len(f) < 6 or os.path.realpath(f[5]) != real:
+                continue
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            pm.seek(lo // PAGE * 8)
+            entries = pm.read((hi - lo) // PAGE * 8)
+            base = int(f[2], 16)
+            for i in range(len(entries) // 8):
+                if int.from_bytes(entries[8 * i:8 * i + 8], "little") >> 63:
+                    offsets.add(base + i * PAGE)
+    return offsets
+
+
+def test_a_forward_pass_maps_back_none_of_the_weight_pages_packing_gave_back(tmp_path):
+    """A bf16 GGUF of ~18 MB (6 layers of ~1.7 MB after an 8 MB embedding):
+    after the first context packs the matrices (their mapped pages given
+    back) and a forward over 8 tokens, the pages of the file mapped into
+    the process lie in the header and the embedding (rows looked up), not
+    in the layers. Reading a norm vector in place used to map its whole
+    page-cache folio (MBs of the layer's weights) back: on the SmolLM-135M
+    shape 110 of 270 MB. Bound: 1 MiB of the layers' bytes (the file is
+    written in one piece: in large page-cache folios, as a downloaded file
+    is; 8.2 MiB of the layers were mapped before the fix)."""
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests" / "reference"))
+    import q8_0_ref
+    from conftest import CLI, TOOLS
+    require(TOOLS / "hr_make_random", CLI)
+    binp, gguf = tmp_path / "m.bin", tmp_path / "m.gguf"
+    subprocess.run([str(TOOLS / "hr_make_random"), "--dim", "256", "--hidden", "768", "--layers", "6", "--heads", "4",
+                    "--kv-heads", "4", "--vocab", "16000", "--seq", "64", str(binp)], check=True)
+    subprocess.run([str(CLI), "convert", str(binp), str(gguf), "--to", "gguf", "--dtype", "bf16", "--no-tokenizer",
+                    "-q"], check=True)
+    # copied in one write, as a downloaded file is written: the page cache
+    # then holds it in large folios (the writer's row-sized writes make small ones)
+    data = gguf.read_bytes()
+    gguf = tmp_path / "copy.gguf"
+    gguf.write_bytes(data)
+    r = q8_0_ref.Reader(str(gguf))
+    layers = [(r.data + off, r.data + off + int(np.prod(ne)) * 2) for name, (ne, ty, off) in r.tensors.items()
+              if name.startswith("blk.") and len(ne) == 2]
+    lo, hi = min(a for a, _ in layers), max(b for _, b in layers)
+    m = headroom.Model.load(gguf, threads=1)
+    m.logits([1, 2, 3, 4, 5, 6, 7, 8])
+    mapped = file_pages_mapped(gguf)
+    in_layers = sum(PAGE for o in mapped if lo <= o < hi)
+    print(f"file pages mapped after a forward: {len(mapped) * PAGE / 2**20:.2f} MiB, of which in the layers' "
+          f"{(hi - lo) / 2**20:.1f} MiB: {in_layers / 2**20:.2f} MiB (bound 1 MiB)")
+    m.close()
+    assert in_layers <= 2**20

@@ -204,7 +204,11 @@ static hr_status load_tensor_p(hr_model *m, const char *name, int64_t rows, int6
     hr_model_note_dtype(m, hr_ggml_type_name(t->type), (int64_t)n, rows > 1);
     hr_status kst = HR_OK;
     if (keep_typed(m, t, rows, cols, perm_heads, layer, slot, out, &kst)) return kst;
-    if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads) {
+    /* f32 matrices (GPT-2's positions) are read in place; vectors (norms,
+     * biases) are copied below: the forward reads them every token, and
+     * reading a mapped page can map its whole page-cache folio, MBs of the
+     * weights around it that packing had given back */
+    if (t->type == HR_GGML_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads && rows > 1) {
         *out = t->data;
         return HR_OK;
     }

@@ -279,7 +279,8 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         *out = in_place ? t->data : NULL;
         return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);
     }
-    if (t->dtype == HR_ST_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0) {
+    /* vectors (norms, biases) are copied: see gguf_load.c's load_tensor_p */
+    if (t->dtype == HR_ST_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0 && rq->rows > 1) {
         *out = t->data;
         return HR_OK;
     }
