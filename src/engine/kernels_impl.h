@@ -577,6 +577,29 @@ static inline __attribute__((always_inline)) void gemv_t(int dt, float *y, const
                 }
                 continue;
             }
+            if (dt == HR_WT_BF16) { /* a k-pair's 64 bytes loaded once for its 2 k, in order: even k, then odd */
+                int kk = 0;
+                for (; kk + 2 <= kn; kk += 2) {
+                    size_t o = (size_t)(kk >> 1) * 64;
+                    v16 xe = v_set1(x[kb + kk]), xo = v_set1(x[kb + kk + 1]);
+                    a0 = v_fma(xe, v_bf16_half(b0 + o, 1), a0);
+                    a1 = v_fma(xe, v_bf16_half(b1 + o, 1), a1);
+                    a2 = v_fma(xe, v_bf16_half(b2 + o, 1), a2);
+                    a3 = v_fma(xe, v_bf16_half(b3 + o, 1), a3);
+                    a0 = v_fma(xo, v_bf16_half(b0 + o, 0), a0);
+                    a1 = v_fma(xo, v_bf16_half(b1 + o, 0), a1);
+                    a2 = v_fma(xo, v_bf16_half(b2 + o, 0), a2);
+                    a3 = v_fma(xo, v_bf16_half(b3 + o, 0), a3);
+                }
+                if (kk < kn) { /* an odd d_in's last k */
+                    v16 xv = v_set1(x[kb + kk]);
+                    a0 = v_fma(xv, w_load(dt, b0, kk, s0), a0);
+                    a1 = v_fma(xv, w_load(dt, b1, kk, s1), a1);
+                    a2 = v_fma(xv, w_load(dt, b2, kk, s2), a2);
+                    a3 = v_fma(xv, w_load(dt, b3, kk, s3), a3);
+                }
+                continue;
+            }
             for (int kk = 0; kk < kn; kk++) {
                 v16 xv = v_set1(x[kb + kk]);
                 a0 = v_fma(xv, w_load(dt, b0, kk, s0), a0);
