@@ -270,12 +270,8 @@ static void multi_query_case(int hd) {
  * each query's row keep their sentinel. */
 static void multi_query_attention_equals_one_query_at_a_time_bit_for_bit(void) {
     static const int hds[] = {24, 64, 2, 6, 10, 66};
-    for (size_t h = 0; h < sizeof hds / sizeof *hds; h++) {
-        int hd = hds[h];
-        multi_query_case(hd);
-    }
+    for (size_t h = 0; h < sizeof hds / sizeof *hds; h++) multi_query_case(hds[h]);
 }
-
 
 static void pool_runs_every_task_exactly_once(void) {
     hr_pool *pool = NULL;

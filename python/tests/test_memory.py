@@ -6,8 +6,8 @@ measured, 200 kept stories260K models grow RSS by ~680 MiB and 1,000 kept
 4-token logits arrays by ~8 MiB."""
 import gc
 import os
-import pathlib
 import subprocess
+import sys
 
 import numpy as np
 
@@ -15,7 +15,7 @@ import pytest
 
 import headroom
 
-from conftest import ASAN, MODEL, require
+from conftest import ASAN, CLI, MODEL, REPO, TOOLS, require
 
 pytestmark = pytest.mark.skipif(ASAN, reason="ASan's quarantine and shadow memory make RSS meaningless")
 
@@ -127,10 +127,8 @@ def test_a_forward_pass_maps_back_none_of_the_weight_pages_packing_gave_back(tmp
     shape 110 of 270 MB. Bound: 1 MiB of the layers' bytes (the file is
     written in one piece: in large page-cache folios, as a downloaded file
     is; 8.2 MiB of the layers were mapped before the fix)."""
-    import sys
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests" / "reference"))
+    sys.path.insert(0, str(REPO / "tests" / "reference"))
     import q8_0_ref
-    from conftest import CLI, TOOLS
     require(TOOLS / "hr_make_random", CLI)
     binp, gguf = tmp_path / "m.bin", tmp_path / "m.gguf"
     subprocess.run([str(TOOLS / "hr_make_random"), "--dim", "256", "--hidden", "768", "--layers", "6", "--heads", "4",

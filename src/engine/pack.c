@@ -1,7 +1,6 @@
 /* Panel-packed weights for the forward pass (see pack.h): each matrix
  * packed once, in its own number format, from the model's typed source in
  * the mapped file (whose pages are then released) or from its f32 rows. */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -159,7 +158,6 @@ void hr_packed_weights_free(hr_packed_weights *p) {
 }
 
 static void packed_free(void *vp) { hr_packed_weights_free(vp); }
-
 
 /* The model's panels (packed on first use), one more holder; the lock held. */
 static hr_status packed_locked(const hr_model *m, hr_pool *pool, const hr_packed_weights **out) {

@@ -214,10 +214,7 @@ static float *merge_rows(hr_model *p, const hr_model *m, int l, hr_slot s, const
     float inv = (float)n_kv / (float)kv;
     for (int a = 0; a < kv; a++)
         for (int d = 0; d < hd; d++) {
-            /* row 0 is still in row (or r0 points at the model's own rows) */
-            const float *src = bias               ? r0 + (size_t)a * hd + d
-                               : a == 0 && d == 0 ? r0
-                                                  : hr_model_rows(m, l, s, a * hd + d, 1, row);
+            const float *src = bias ? r0 + (size_t)a * hd + d : hr_model_rows(m, l, s, a * hd + d, 1, row);
             float *o = dst + ((size_t)gl[a] * hd + d) * cols;
             for (int i = 0; i < cols; i++) o[i] += src[i] * inv;
         }
