@@ -7,6 +7,7 @@
 #include "headroom/gqa.h"
 #include "headroom/prune.h"
 #include "model/model_internal.h"
+#include "model_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -36,10 +37,8 @@ static double logit_diff(const char *label, const hr_model *a, const hr_model *b
 
 static hr_model *load_copy(void) {
     hr_model *m = NULL, *c = NULL;
-    hr_prune_spec *s = NULL;
     CHECK(hr_model_load(MODEL, &m) == HR_OK, "%s", hr_last_error());
-    if (m && hr_prune_spec_new(m, &s) == HR_OK) hr_prune_apply(m, s, &c);
-    hr_prune_spec_free(s);
+    if (m) c = hr_t_writable_copy(m);
     hr_model_free(m);
     return c;
 }
@@ -158,6 +157,33 @@ static void kv_counts_that_do_not_divide_are_rejected(void) {
     hr_model_free(m);
 }
 
+/* The converted model is built in memory: it holds its matrices once, as
+ * the panels its forward reads in place (hr_model_own_panels), so its
+ * first context adds no packed copy (it used to double the bytes). */
+static void a_converted_model_holds_its_matrices_once(void) {
+    hr_model *m = NULL, *g = NULL;
+    CHECK(hr_model_load(MODEL, &m) == HR_OK, "%s", hr_last_error());
+    int groups[HR_MAX_LAYERS * 8];
+    CHECK(m && hr_gqa_groups(m, 2, HR_GQA_NEIGHBOUR, NULL, groups) == HR_OK, "%s", hr_last_error());
+    CHECK(m && hr_gqa_convert(m, 2, groups, &g) == HR_OK, "%s", hr_last_error());
+    if (g) {
+        int64_t before = hr_model_weight_bytes(g);
+        hr_context *ctx = NULL;
+        hr_context_params p = hr_context_default_params();
+        p.n_ctx = 16;
+        CHECK(hr_context_new(g, &p, &ctx) == HR_OK, "%s", hr_last_error());
+        int64_t after = hr_model_weight_bytes(g);
+        const hr_mat_src *k = hr_model_src(g, 0, HR_SLOT_K);
+        printf("    weight bytes %lld before the first context, %lld after; merged K %s\n", (long long)before,
+               (long long)after, k && k->panels ? "as panels" : "as rows");
+        CHECK(after == before && k && k->panels && !g->w.layers[0].wk, "the context added %lld bytes",
+              (long long)(after - before));
+        hr_context_free(ctx);
+    }
+    hr_model_free(g);
+    hr_model_free(m);
+}
+
 int main(void) {
     HR_T_REQUIRE_SHARED("models/stories260K/stories260K.bin");
     RUN(groups_of_one_head_are_the_identity);
@@ -165,5 +191,6 @@ int main(void) {
     RUN(asym_grouping_finds_heads_with_the_same_activations);
     RUN(a_converted_model_round_trips_through_gguf);
     RUN(kv_counts_that_do_not_divide_are_rejected);
+    RUN(a_converted_model_holds_its_matrices_once);
     TEST_MAIN_END();
 }

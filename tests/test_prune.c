@@ -8,6 +8,7 @@
 #include "headroom/tokenizer.h"
 #include "study/prune/surgery_internal.h"
 #include "model/model_internal.h"
+#include "model_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -45,13 +46,7 @@ static float *run_logits(const hr_model *m, const float *gates) {
 }
 
 /* A writable f32 copy of m (pruning nothing copies every weight). */
-static hr_model *writable_copy(const hr_model *m) {
-    hr_prune_spec *s = NULL;
-    hr_model *c = NULL;
-    if (hr_prune_spec_new(m, &s) == HR_OK) hr_prune_apply(m, s, &c);
-    hr_prune_spec_free(s);
-    return c;
-}
+static hr_model *writable_copy(const hr_model *m) { return hr_t_writable_copy(m); }
 
 static float *gates_all_one(const hr_model *m) {
     const hr_config *c = hr_model_config(m);

@@ -25,6 +25,7 @@
 #include "headroom/save.h"
 #include "model/model_internal.h"
 #include "study/prune/surgery_internal.h"
+#include "model_util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -100,7 +101,7 @@ static void check_typed(const hr_model *p, hr_wtype want, const char *label) {
 /* Max |diff| of p's f32 rows (after hr_model_need_f32) against ref's, over
  * every matrix except attn_output of layer skip_o (-1: none). */
 static double weights_diff(const hr_model *p, const hr_model *ref, int skip_o, const char *label) {
-    CHECK(hr_model_need_f32(p) == HR_OK, "need_f32: %s", hr_last_error());
+    CHECK(hr_model_need_f32(p) == HR_OK && hr_model_need_f32(ref) == HR_OK, "need_f32: %s", hr_last_error());
     int n = hr_model_tensors(p, NULL, 0);
     hr_tensor_ref *a = malloc(sizeof *a * (size_t)n), *b = malloc(sizeof *b * (size_t)n); // (n)
     CHECK(hr_model_tensors(ref, NULL, 0) == n, "%s: tensor counts differ", label);
@@ -282,6 +283,73 @@ static void rotate_half_q_k_rows_are_cut_and_written_in_the_right_order(void) {
     hr_model_free(r);
 }
 
+/* Resident bytes of m's weights (hr_model_weight_bytes) before and after
+ * its first context: equal when the forward reads m's own panels in place. */
+static void one_copy(const hr_model *m, const char *label) {
+    int64_t before = hr_model_weight_bytes(m);
+    hr_context *ctx = NULL;
+    hr_context_params cp = hr_context_default_params();
+    cp.n_ctx = 32;
+    CHECK(hr_context_new(m, &cp, &ctx) == HR_OK, "%s: context: %s", label, hr_last_error());
+    int64_t after = hr_model_weight_bytes(m);
+    int panels = 0, rows = 0;
+    static const hr_slot mats[] = {HR_SLOT_Q, HR_SLOT_K, HR_SLOT_V, HR_SLOT_O, HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int i = 0; i < 7; i++) {
+            const hr_mat_src *src = hr_model_src(m, l, mats[i]);
+            if (src && src->panels) panels++;
+            else if (*hr_slot_ptr((hr_weights *)&m->w, l, mats[i]))
+                rows++, fprintf(stderr, "    %s: blk.%d.%s held as rows\n", label, l, hr_slot_gguf_name(mats[i]));
+        }
+    printf("    %s: weight bytes %lld before its first context, %lld after; %d matrices as panels, %d as rows\n", label,
+           (long long)before, (long long)after, panels, rows);
+    CHECK(after == before && panels > 0 && rows == 0, "%s: %lld bytes after the context, %lld before", label,
+          (long long)after, (long long)before);
+    hr_context_free(ctx);
+}
+
+/* A model built in memory (a prune of a typed GGUF, of the f32 llama2.c
+ * file, a prune of that prune) keeps each matrix once: as the panels its
+ * forward reads in place, not rows plus a packed copy (which doubled the
+ * bytes once a context existed). */
+static void a_model_built_in_memory_holds_one_copy_of_its_matrices_once_a_context_exists(void) {
+    hr_model *f = NULL;
+    CHECK(hr_model_load(MODEL, &f) == HR_OK, "load: %s", hr_last_error());
+    for (int i = -1; f && i < (int)(sizeof k_dtypes / sizeof *k_dtypes); i++) {
+        hr_model *t = i < 0 ? NULL : typed_model(k_dtypes[i]), *in = i < 0 ? f : t;
+        if (!in) continue;
+        char label[64];
+        snprintf(label, sizeof label, "%s prune", i < 0 ? "f32" : hr_dtype_name(k_dtypes[i]));
+        hr_prune_spec *s = spec_of(in, false);
+        hr_model *p = NULL, *pp = NULL;
+        CHECK(hr_prune_apply(in, s, &p) == HR_OK, "%s: %s", label, hr_last_error());
+        if (p) one_copy(p, label);
+        hr_prune_spec_free(s);
+        /* cut again from the panels: equals the same cut of the same model held as rows */
+        hr_prune_spec *s2 = NULL;
+        if (p && hr_prune_spec_new(p, &s2) == HR_OK) {
+            for (int h = 0; h < 4; h++) s2->keep_head[1][h] = 0;
+            for (int j = 0; j < 40; j++) s2->keep_ff[0][j] = 0;
+            hr_model *w = hr_t_writable_copy(p), *pw = NULL;
+            CHECK(w && hr_prune_apply(p, s2, &pp) == HR_OK && hr_prune_apply(w, s2, &pw) == HR_OK, "%s twice: %s",
+                  label, hr_last_error());
+            if (pp && pw) {
+                char l2[160];
+                snprintf(l2, sizeof l2, "%s of the prune, from panels vs from rows", label);
+                same_gguf(pp, pw, l2);
+                one_copy(pp, l2);
+            }
+            hr_model_free(w);
+            hr_model_free(pw);
+        }
+        hr_prune_spec_free(s2);
+        hr_model_free(pp);
+        hr_model_free(p);
+        hr_model_free(t);
+    }
+    hr_model_free(f);
+}
+
 int main(void) {
     if (access(MODEL, R_OK) != 0) {
         printf("skip: %s not found\n", MODEL);
@@ -290,5 +358,6 @@ int main(void) {
     RUN(pruning_typed_models_cuts_them_in_their_dtype_and_equals_todays_f32_path);
     RUN(q8_0_columns_that_are_no_whole_block_are_requantized_as_the_writer_would);
     RUN(rotate_half_q_k_rows_are_cut_and_written_in_the_right_order);
+    RUN(a_model_built_in_memory_holds_one_copy_of_its_matrices_once_a_context_exists);
     TEST_MAIN_END();
 }

@@ -121,6 +121,63 @@ void hr_release_pages(const void *p, size_t n) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+enum { HUGE_PAGE = 2 << 20, HUGE_REGION = 8 << 20 };
+
+void *hr_map_anon(size_t *bytes) {
+    size_t size;
+    if (*bytes == 0 || !hr_add_size(*bytes, 4095, &size)) return NULL;
+    size &= ~(size_t)4095;
+#if defined(MAP_POPULATE)
+    void *p = MAP_FAILED;
+#if defined(MADV_HUGEPAGE) && defined(MADV_POPULATE_WRITE)
+    size_t huge = 0, map = 0;
+    if (size >= HUGE_REGION && hr_add_size(size, HUGE_PAGE - 1, &huge) &&
+        hr_add_size(huge & ~(size_t)(HUGE_PAGE - 1), HUGE_PAGE, &map)) {
+        huge &= ~(size_t)(HUGE_PAGE - 1);
+        char *m = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) { /* keep the 2 MiB-aligned middle */
+            char *q = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+            if (q > m) munmap(m, (size_t)(q - m));
+            if (q + huge < m + map) munmap(q + huge, (size_t)(m + map - (q + huge)));
+            madvise(q, huge, MADV_HUGEPAGE); /* advice: 4 KiB pages where refused */
+            if (madvise(q, huge, MADV_POPULATE_WRITE) == 0) p = q, size = huge;
+            else munmap(q, huge); /* kernel before 5.14, or no memory: try below */
+        }
+    }
+#endif
+    if (p == MAP_FAILED)
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#else
+    void *p = aligned_alloc(4096, size);
+    if (!p) return NULL;
+    memset(p, 0, size);
+#endif
+    *bytes = size;
+    return p;
+}
+
+void hr_unmap_anon(void *p, size_t bytes) {
+    if (!p) return;
+#if defined(MAP_POPULATE)
+    munmap(p, bytes);
+#else
+    (void)bytes;
+    free(p);
+#endif
+}
+
+void hr_prefault_pages(const void *p, size_t n) {
+#if defined(MADV_POPULATE_READ)
+    if (!p || n == 0) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p / page * page, hi = ((uintptr_t)p + n + page - 1) / page * page;
+    madvise((void *)lo, hi - lo, MADV_POPULATE_READ); /* advice: faults as before where it fails */
+#else
+    (void)p, (void)n;
+#endif
+}
+
 uint64_t hr_available_memory(void) {
     FILE *f = fopen("/proc/meminfo", "r");
     char line[128];

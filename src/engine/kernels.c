@@ -56,93 +56,7 @@ void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int 
         }
 }
 
-/* ---- typed panels (kernels.h) ---- */
-
-/* One panel's 32-block: Q8_0 16 f16 scales, (8, 16, 4) u8 = q + 128; per-channel
- * int8 the same k-quads after a panel header of 16 f32 row scales. */
-enum { Q8_BLOCK_BYTES = 32 + 32 * 16, I8_HDR = 64, I8_BLOCK_BYTES = 32 * 16 };
-
-/* Byte offset in a Q8_0 block of the weight of row j of its panel at k (k
- * within the block): 4-k quads of 16 rows, row j's 4 k at dword j. */
-static size_t q8_offset(int j, int kk) { return 32 + (size_t)(kk / 4) * 64 + (size_t)j * 4 + (size_t)(kk % 4); }
-/* The same in a per-channel int8 panel, from the panel's start. */
-static size_t i8_offset(int j, int k) { return I8_HDR + (size_t)(k / 32) * I8_BLOCK_BYTES + q8_offset(j, k % 32) - 32; }
-
-size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in) {
-    size_t panels = (size_t)((d_out + 15) / 16);
-    if (t == HR_WT_Q8_0) return d_in % 32 ? 0 : panels * (size_t)(d_in / 32) * Q8_BLOCK_BYTES;
-    if (t == HR_WT_I8) return d_in % 32 ? 0 : panels * (I8_HDR + (size_t)(d_in / 32) * I8_BLOCK_BYTES);
-    if (t == HR_WT_BF16) return panels * 16 * (size_t)(d_in + (d_in & 1)) * 2; /* whole k-pairs */
-    return panels * 16 * (size_t)d_in * (t == HR_WT_F32 ? 4 : 2);
-}
-
-/* Byte offset of weight (row j of its panel, k) in a bf16 panel: k-pairs
- * of 64 bytes, row j's pair at dword j with k (even) in the high half. */
-static size_t bf16_offset(int j, int k) { return ((size_t)(k / 2) * 32 + 2 * (size_t)j + (size_t)(1 - (k & 1))) * 2; }
-
-void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, const float *row_scale, size_t row_bytes, int perm_heads,
-                      int head_dim, int d_out, int d_in, int p0, int p1) {
-    size_t ps = hr_packed_bytes(t, 16, d_in);
-    for (int p = p0; p < p1; p++) {
-        unsigned char *dst = (unsigned char *)wp + (size_t)p * ps;
-        for (int j = 0; j < 16; j++) {
-            int r = p * 16 + j, sr = r;
-            if (r < d_out && perm_heads) sr = r / head_dim * head_dim + hr_qk_rotate_half_src(r % head_dim, head_dim);
-            const unsigned char *src = r < d_out ? (const unsigned char *)w + (size_t)sr * row_bytes : NULL;
-            if (t == HR_WT_I8) {
-                float sc = src ? row_scale[sr] : 0.0f;
-                memcpy(dst + 4 * (size_t)j, &sc, 4);
-                for (int k = 0; k < d_in; k++) dst[i8_offset(j, k)] = (unsigned char)((src ? src[k] : 0) ^ 0x80);
-            } else if (t == HR_WT_Q8_0) {
-                for (int b = 0; b < d_in / 32; b++) {
-                    unsigned char *blk = dst + (size_t)b * Q8_BLOCK_BYTES;
-                    const unsigned char *sb = src ? src + (size_t)b * 34 : NULL;
-                    blk[2 * j] = sb ? sb[0] : 0, blk[2 * j + 1] = sb ? sb[1] : 0;
-                    for (int kk = 0; kk < 32; kk++)
-                        blk[q8_offset(j, kk)] = (unsigned char)((sb ? sb[2 + kk] : 0) ^ 0x80);
-                }
-            } else if (t == HR_WT_BF16) {
-                for (int k = 0; k < d_in + (d_in & 1); k++) { /* the odd k past d_in: zero */
-                    unsigned char *d = dst + bf16_offset(j, k);
-                    if (src && k < d_in) memcpy(d, src + (size_t)k * 2, 2);
-                    else memset(d, 0, 2);
-                }
-            } else {
-                size_t es = t == HR_WT_F32 ? 4 : 2; /* element size */
-                for (int k = 0; k < d_in; k++) {
-                    unsigned char *d = dst + ((size_t)k * 16 + j) * es;
-                    if (src) memcpy(d, src + (size_t)k * es, es);
-                    else memset(d, 0, es);
-                }
-            }
-        }
-    }
-}
-
-float hr_panels_get(hr_panels wp, int d_in, int r, int k) {
-    const unsigned char *pan = (const unsigned char *)wp.p + (size_t)(r / 16) * hr_packed_bytes(wp.t, 16, d_in);
-    int j = r % 16;
-    uint16_t h;
-    switch (wp.t) {
-    case HR_WT_BF16: memcpy(&h, pan + bf16_offset(j, k), 2); return hr_bf16_to_f32(h);
-    case HR_WT_F16: memcpy(&h, pan + ((size_t)k * 16 + j) * 2, 2); return hr_f16_to_f32(h);
-    case HR_WT_Q8_0: {
-        const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
-        memcpy(&h, blk + 2 * j, 2);
-        return hr_f16_to_f32(h) * (float)(int8_t)(blk[q8_offset(j, k % 32)] ^ 0x80);
-    }
-    case HR_WT_I8: {
-        float sc;
-        memcpy(&sc, pan + 4 * (size_t)j, 4);
-        return sc * (float)(int8_t)(pan[i8_offset(j, k)] ^ 0x80);
-    }
-    default: {
-        float f;
-        memcpy(&f, pan + ((size_t)k * 16 + j) * 4, 4);
-        return f;
-    }
-    }
-}
+/* ---- typed panels: the layout lives in formats/panels.c ---- */
 
 void hr_matmul_panels_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out) {
     for (int t = 0; t < n; t++)
@@ -186,21 +100,6 @@ size_t hr_q8_act_bytes(int n, int d_in) { return sizeof(hr_q8_act) * (size_t)n *
 
 void hr_q8_acts(hr_q8_act *xa, const float *x, int n, int d_in) { hr_kernels()->q8_acts(xa, x, n, d_in); }
 
-/* Row r's int8 weight q_w at k of Q8_0 panels, and its block's f16 scale as
- * f32; of per-channel int8 panels, and the row's f32 scale. */
-static int q8_weight(hr_panels wp, int d_in, int r, int k, float *dw) {
-    const unsigned char *pan = (const unsigned char *)wp.p + (size_t)(r / 16) * hr_packed_bytes(wp.t, 16, d_in);
-    if (wp.t == HR_WT_I8) {
-        memcpy(dw, pan + 4 * (size_t)(r % 16), 4);
-        return (int8_t)(pan[i8_offset(r % 16, k)] ^ 0x80);
-    }
-    const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
-    uint16_t h;
-    memcpy(&h, blk + 2 * (r % 16), 2);
-    *dw = hr_f16_to_f32(h);
-    return (int8_t)(blk[q8_offset(r % 16, k % 32)] ^ 0x80);
-}
-
 void hr_matmul_int8dot_ref(float *y, const float *x, hr_panels wp, int n, int d_in, int d_out) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * d_in;
@@ -221,7 +120,7 @@ void hr_matmul_int8dot_ref(float *y, const float *x, hr_panels wp, int n, int d_
                 int32_t s = 0; /* sum of q_w q_x over the block */
                 for (int i = 0; i < 32; i++) {
                     int32_t qx = dx > 0.0f ? (int32_t)roundf(xt[32 * b + i] * id) : 0;
-                    s += q8_weight(wp, d_in, r, 32 * b + i, &dw) * qx;
+                    s += hr_panels_get_int8(wp, d_in, r, 32 * b + i, &dw) * qx;
                 }
                 acc = fmaf((float)s, dw * dx, acc);
             }

@@ -13,6 +13,7 @@
 
 #include "engine/pool.h"
 #include "formats/dtype.h"
+#include "formats/panels.h"
 
 /* y (n, d_out) = x (n, d_in) · W^T; W (d_out, d_in); double accumulation. */
 void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, int d_out);
@@ -27,32 +28,8 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  *   columns were removed (pruned heads, neurons) equals, bit for bit, the
  *   model with those inputs gated to zero.
  *
- * Typed panels keep the weights in their file's number format, in the same
- * panel order:
- * - HR_WT_F32: the floats above (4 bytes a weight);
- * - HR_WT_F16: one uint16 per weight at element (p*d_in + k)*16 + j (2
- *   bytes a weight);
- * - HR_WT_BF16: k in pairs (2m, 2m + 1), the layout VDPBF16PS reads: panel
- *   p is ceil(d_in/2) blocks of 16 dwords, dword j of block m = row 16p +
- *   j's pair, k = 2m in the high half and 2m + 1 in the low half (uint16
- *   element (p*d_in' + 2m)*16 + 2j + 1 and + 2j, d_in' = d_in rounded up to
- *   even; an odd d_in's last low halves zero). 2 bytes a weight; the exact
- *   kernels and the bf16 dot read the same copy;
- * - HR_WT_Q8_0: GGUF Q8_0 (a row's 32 consecutive k share one f16 scale,
- *   d_in a multiple of 32); panel p is d_in/32 blocks of 544 bytes, block b
- *   = 16 f16 scales (row 16p + j's scale for k in [32b, 32b + 32)) then 8
- *   k-quads of 64 bytes, the layout VPDPBUSD reads: byte 4j + i of quad m
- *   (dword j) is row 16p + j's weight at k = 32b + 4m + i, stored as the
- *   unsigned byte q + 128 (q ^ 0x80; rows past d_out hold q = 0, scale 0).
- *   17 bytes per 16 weights, the file's 34 per 32; the exact kernels and
- *   the int8 dot read the same copy.
- * - HR_WT_I8: per-channel int8 (one f32 scale per row, d_in a multiple of
- *   32): panel p is a header of 64 bytes, the 16 rows' scales as f32 (0
- *   past d_out), then d_in/32 blocks of the Q8_0 k-quads above without
- *   their scales (512 bytes). Weight = (float)q * scale rounded once to
- *   f32. Scales must be finite and zero or at least 2^-100 in magnitude
- *   (the loaders refuse others), which keeps the kernels' scaled products
- *   normal. 1 byte a weight plus 4 a row.
+ * Typed panels keep the weights in their file's number format, in the
+ * layouts of formats/panels.h (f32, f16, bf16, Q8_0, per-channel int8).
  * The kernels convert each weight to f32 exactly as the dequantizer does
  * (bf16 / f16 -> f32 is exact; Q8_0: (float)scale * (float)q, which is exact
  * too: an 11-bit by 8-bit product; int8: scale * (float)q, one rounding)
@@ -64,30 +41,9 @@ void hr_matmul_ref(float *y, const float *x, const float *w, int n, int d_in, in
  * when the removed columns are whole 32-blocks of every row (the kept
  * blocks and their scales are then unchanged); a pruned Q8_0 matrix that
  * is re-quantized has new scales and is a different model. */
-/* One packed matrix: panels in dtype t. */
-typedef struct {
-    const void *p;
-    hr_wtype t;
-} hr_panels;
-static inline hr_panels hr_panels_f32(const float *p) {
-    hr_panels r = {p, HR_WT_F32};
-    return r;
-}
-/* Bytes of the packed panels of a (d_out, d_in) matrix in dtype t (hr_wtype:
- * formats/dtype.h); 0 when Q8_0 and d_in is not a multiple of 32. */
-size_t hr_packed_bytes(hr_wtype t, int d_out, int d_in);
 size_t hr_packed_floats(int d_out, int d_in);
 /* Packs panels [p0, p1) of W into wp (hr_packed_floats(d_out, d_in) floats). */
 void hr_pack_panels(float *wp, const float *w, int d_out, int d_in, int p0, int p1);
-/* Packs panels [p0, p1) of a matrix stored row-major in dtype t's file
- * encoding (row r's bytes at w + src_row(r) * row_bytes, src_row(r) = r
- * when perm_heads is 0, else rotate-half rows of perm_heads heads of
- * head_dim read as interleaved pairs) into wp (hr_packed_bytes). HR_WT_I8:
- * rows of d_in int8, row_scale[src_row(r)] their scales (NULL otherwise). */
-void hr_pack_panels_t(hr_wtype t, void *wp, const void *w, const float *row_scale, size_t row_bytes, int perm_heads,
-                      int head_dim, int d_out, int d_in, int p0, int p1);
-/* Weight (r, k) of typed panels as the kernels see it (the dequantized f32). */
-float hr_panels_get(hr_panels wp, int d_in, int r, int k);
 /* The plain chain per output, scalar fmaf: the bit-exact reference. */
 void hr_matmul_packed_ref(float *y, const float *x, const float *wp, int n, int d_in, int d_out);
 /* The same over typed panels: each weight by hr_panels_get. */

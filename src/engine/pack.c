@@ -1,6 +1,8 @@
 /* Panel-packed weights for the forward pass (see pack.h): each matrix
  * packed once, in its own number format, from the model's typed source in
- * the mapped file (whose pages are then released) or from its f32 rows. */
+ * the mapped file (whose pages are then released) or from its f32 rows;
+ * matrices the model holds as panels (hr_model_own_panels) are used in
+ * place. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,7 +48,7 @@ typedef struct {
 } source;
 static source source_of(const hr_model *m, const float *w, int layer, hr_slot s, int cols) {
     const hr_mat_src *ts = m ? hr_model_src(m, layer, s) : NULL;
-    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false, NULL}, ts != NULL && !ts->owned};
+    source r = {{w, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false, NULL, false}, ts != NULL && !ts->owned};
     if (ts) r.src = *ts;
     return r;
 }
@@ -57,6 +59,10 @@ static void add_mat(pack_job *j, unsigned char *base, source so, int rows, int c
                     size_t *off) {
     hr_mat_src src = so.src;
     if (!src.data || rows <= 0 || cols <= 0) return;
+    if (src.panels) { /* the model holds this matrix as panels already: used in place */
+        if (base) slot->p = src.data, slot->t = src.type;
+        return;
+    }
     if (base) {
         pack_mat *pm = &j->mats[j->n_mats++];
         pm->src = src, pm->rows = rows, pm->cols = cols, pm->dst = base + *off, pm->layer = layer;
@@ -102,10 +108,10 @@ static hr_status pack(const hr_config *c, const hr_weights *w, const hr_model *m
     size_t n = 0;
     if (pw && j) {
         n = lay_out(c, w, m, j, pw, NULL);
-        pw->buf = aligned_alloc(64, n + 64);
+        pw->map_bytes = n + 64;
+        pw->buf = hr_map_anon(&pw->map_bytes); /* filled in up front, not faulted page by page */
     }
     if (!pw || !j || !pw->buf) {
-        if (pw) free(pw->buf);
         free(pw), free(j);
         return hr_err(HR_ERR_NOMEM, "out of memory packing the weights (%zu MB)", n >> 20);
     }
@@ -116,6 +122,8 @@ static hr_status pack(const hr_config *c, const hr_weights *w, const hr_model *m
         while (m1 < j->n_mats && j->mats[m1].layer == j->mats[m0].layer) m1++;
         int t1 = m1 < j->n_mats ? j->mats[m1].first_task : j->n_tasks;
         j->m0 = m0, j->t0 = j->mats[m0].first_task;
+        for (int i = m0; i < m1; i++) /* the layer's file pages in one call each, not a fault a page */
+            if (j->mats[i].mapped) hr_prefault_pages(j->mats[i].src.data, j->mats[i].src.row_bytes * j->mats[i].rows);
         hr_pool_run(pool, pack_task, j, t1 - j->t0);
         for (int i = m0; i < m1; i++)
             if (j->mats[i].mapped) hr_release_pages(j->mats[i].src.data, j->mats[i].src.row_bytes * j->mats[i].rows);
@@ -153,7 +161,7 @@ static hr_status hr_pack_weights_of(const hr_model *m, hr_pool *pool, hr_packed_
 
 void hr_packed_weights_free(hr_packed_weights *p) {
     if (!p) return;
-    free(p->buf);
+    hr_unmap_anon(p->buf, p->map_bytes);
     free(p);
 }
 

@@ -13,7 +13,9 @@
  * f32 rows pack as f32); p NULL where the model has no such matrix. The
  * mapped pages of typed sources are released after packing (read again
  * from the file if something asks for them: hr_model_need_f32, the
- * embedding lookup); row-major f32 that the model owns stays. */
+ * embedding lookup); row-major f32 that the model owns stays. A matrix the
+ * model holds as panels of its own (a model built in memory:
+ * hr_model_own_panels) is not copied: its hr_panels point at the model's. */
 typedef struct {
     hr_panels wq, wk, wv, wo, w_gate, w_up, w_down;
 } hr_layer_packed;
@@ -21,8 +23,9 @@ typedef struct {
 typedef struct hr_packed_weights {
     hr_layer_packed layers[HR_MAX_LAYERS];
     hr_panels output; /* (vocab, dim) classifier, packed */
-    void *buf;        /* one allocation holding every panel */
-    size_t n_bytes;   /* its size */
+    void *buf;        /* one allocation holding every panel (hr_map_anon) */
+    size_t n_bytes;   /* the panels' bytes */
+    size_t map_bytes; /* the allocation's size (hr_unmap_anon) */
 } hr_packed_weights;
 
 /* The model's packed matrices, packed on first use (in parallel on pool,

@@ -179,8 +179,8 @@ static bool keep_typed(hr_model *m, const hr_gguf_tensor *t, int64_t rows, int64
     if (perm_heads && (int64_t)perm_heads * m->cfg.head_dim != rows) return false; /* the error path below says why */
     if (wt == HR_WT_Q8_0) /* check_tensor read the scales: drop those pages again */
         hr_release_pages(t->data, hr_wtype_row_bytes(HR_WT_Q8_0, (int)cols) * (size_t)rows);
-    hr_mat_src src = {t->data, hr_wtype_row_bytes((hr_wtype)wt, (int)cols), (hr_wtype)wt, perm_heads, NULL, false,
-                      NULL};
+    hr_mat_src src = {t->data, hr_wtype_row_bytes((hr_wtype)wt, (int)cols), (hr_wtype)wt, perm_heads, NULL, false, NULL,
+                      false};
     *st = hr_model_set_src(m, layer, slot, src);
     bool in_place = wt == HR_WT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0 && !perm_heads;
     *out = in_place ? t->data : NULL;

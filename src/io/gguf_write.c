@@ -345,7 +345,7 @@ static hr_status write_typed(const hr_model *m, hr_atomic_file *af, const out_te
         uint8_t *dst = big ? big : chunk + fill;
         const hr_mat_src *ts = o->tpart[p];
         if (ts && hr_wtype_ggml(ts->type) == o->type && ts->row_bytes == ob) {
-            memcpy(dst, (const uint8_t *)ts->data + hr_mat_src_stored_row(ts, hd, (int)r) * ob, ob);
+            hr_mat_src_raw_row(ts, hd, (int)r, (int)cols, dst, NULL);
         } else {
             st = hr_wtensor_row(hd, o, w, row);
             if (st == HR_OK) st = check_finite(o, row, cols);

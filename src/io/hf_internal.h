@@ -27,7 +27,7 @@ hr_status hr_hf_parse_config(const char *json, size_t len, hr_config *c, hr_hf_e
  * (i, i + hd/2); llama2.c/GGUF llama rotate (2i, 2i+1). */
 void hr_qk_to_interleaved(float *w, int n_heads, int head_dim, size_t cols, float *tmp /* (head_dim * cols) */);
 void hr_qk_to_rotate_half(float *w, int n_heads, int head_dim, size_t cols, float *tmp /* (head_dim * cols) */);
-/* hr_qk_rotate_half_src: model/model_internal.h. */
+/* hr_qk_rotate_half_src: formats/panels.h. */
 
 /* llama.cpp's rope_freqs.weight: the divisor of each RoPE frequency under
  * llama3 scaling (div holds head_dim / 2 floats). */

@@ -228,7 +228,8 @@ static hr_status load_i8(loader *ld, const tensor_req *rq, const hr_st_tensor *t
     if (st != HR_OK) return st;
     hr_model_note_dtype(m, "int8", (int64_t)t->n_elements, true);
     if (hr_wtype_row_bytes(HR_WT_I8, (int)rq->cols)) {
-        hr_mat_src src = {t->data, (size_t)rq->cols, HR_WT_I8, rq->tf == PERMUTE_QK ? rq->n_heads : 0, NULL, false, sc};
+        hr_mat_src src = {t->data, (size_t)rq->cols, HR_WT_I8, rq->tf == PERMUTE_QK ? rq->n_heads : 0, NULL, false, sc,
+                          false};
         *out = NULL;
         return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);
     }
@@ -274,7 +275,7 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         hr_mat_src src = {t->data,      hr_wtype_row_bytes((hr_wtype)wt, (int)rq->cols),
                           (hr_wtype)wt, rq->tf == PERMUTE_QK ? rq->n_heads : 0,
                           NULL,         false,
-                          NULL};
+                          NULL,         false};
         bool in_place = wt == HR_WT_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0;
         *out = in_place ? t->data : NULL;
         return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);

@@ -329,9 +329,7 @@ static hr_status write_rows(const hr_model *m, hr_atomic_file *af, const hr_wten
         hr_wtensor_locate(hd, o, w, &p, &r);
         const hr_mat_src *ts = o->tpart[p];
         if (st == HR_OK && dtype == HR_DTYPE_INT8 && ts && ts->type == HR_WT_I8) {
-            size_t sr = hr_mat_src_stored_row(ts, hd, (int)r);
-            memcpy(dst, (const int8_t *)ts->data + sr * ts->row_bytes, cols);
-            sc[w] = ts->scale[sr];
+            hr_mat_src_raw_row(ts, hd, (int)r, (int)cols, dst, &sc[w]);
         } else if (st == HR_OK) {
             st = hr_wtensor_row(hd, o, w, row);
             if (st == HR_OK && dtype == HR_DTYPE_INT8) st = hr_check_finite(o->name, "int8", row, cols);

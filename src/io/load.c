@@ -61,7 +61,7 @@ static hr_status mapped_f32_sources(hr_model *m) {
             int64_t rows, cols;
             hr_slot_shape(c, l, s, &rows, &cols);
             if (!p || p < lo || p >= hi || hr_model_src(m, l, s)) continue;
-            hr_mat_src src = {p, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false, NULL};
+            hr_mat_src src = {p, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, false, NULL, false};
             st = hr_model_set_src(m, l, s, src);
         }
     return st;
@@ -83,6 +83,9 @@ hr_status hr_model_load(const char *path, hr_model **out) {
     }
     if (st == HR_OK) st = hr_config_validate(&m->cfg);
     if (st == HR_OK && m->format == HR_FORMAT_LLAMA2C) st = mapped_f32_sources(m);
+    /* matrices a loader converted into rows of its own (llama2.c int8, GPT-2's
+     * transposed Conv1D): panels only, one copy */
+    if (st == HR_OK) st = hr_model_own_panels(m);
     if (st != HR_OK) {
         if (strstr(hr_last_error(), path) == NULL) hr_err_prefix("loading '%s'", path);
         hr_model_free(m);

@@ -25,14 +25,43 @@ void *hr_model_alloc_owned_bytes(hr_model *m, size_t bytes) {
         size_t *q = realloc(m->owned_n, cap * sizeof *q);
         if (!q) return NULL;
         m->owned_n = q;
+        q = realloc(m->owned_map, cap * sizeof *q);
+        if (!q) return NULL;
+        m->owned_map = q;
         m->cap_owned = cap;
     }
-    void *buf = malloc(bytes ? bytes : 1);
+    /* a matrix-sized buffer is filled in up front (hr_map_anon), not faulted page by page */
+    size_t map = bytes >= (8u << 20) ? bytes : 0;
+    void *buf = map ? hr_map_anon(&map) : NULL;
+    if (!buf) {
+        size_t padded = (bytes + 63) & ~(size_t)63; /* aligned_alloc: a multiple of the alignment */
+        buf = padded >= bytes ? aligned_alloc(64, padded ? padded : 64) : NULL;
+        map = 0;
+    }
     if (!buf) return NULL;
+    m->owned_map[m->n_owned] = map;
     m->owned_n[m->n_owned] = bytes;
     m->owned[m->n_owned++] = buf;
     m->owned_bytes += bytes;
     return buf;
+}
+
+static void owned_release(hr_model *m, size_t i) {
+    if (m->owned_map[i]) hr_unmap_anon(m->owned[i], m->owned_map[i]);
+    else free(m->owned[i]);
+}
+
+bool hr_model_free_owned(hr_model *m, const void *buf) {
+    for (size_t i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == buf) {
+            owned_release(m, i);
+            m->owned_bytes -= m->owned_n[i];
+            m->owned[i] = m->owned[m->n_owned - 1], m->owned_n[i] = m->owned_n[m->n_owned - 1];
+            m->owned_map[i] = m->owned_map[m->n_owned - 1];
+            m->n_owned--;
+            return true;
+        }
+    return false;
 }
 
 /* ---- typed sources (model_internal.h) ---- */
@@ -62,6 +91,11 @@ const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s) {
 }
 
 void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float *out) {
+    if (s->panels) {
+        hr_panels wp = {s->data, s->type};
+        hr_panels_row_f32(wp, cols, row, out);
+        return;
+    }
     size_t sr = hr_mat_src_stored_row(s, head_dim, row);
     if (s->type == HR_WT_I8) {
         hr_dequant_i8((const int8_t *)s->data + sr * s->row_bytes, s->scale[sr], out, (size_t)cols);
@@ -69,6 +103,17 @@ void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float 
     }
     /* types and Q8_0 scales were checked at load: the conversion cannot fail */
     (void)hr_dequant_to_f32(hr_wtype_ggml(s->type), (const char *)s->data + sr * s->row_bytes, out, (size_t)cols);
+}
+
+void hr_mat_src_raw_row(const hr_mat_src *s, int head_dim, int row, int cols, void *raw, float *scale) {
+    if (s->panels) {
+        hr_panels wp = {s->data, s->type};
+        hr_panels_row_raw(wp, cols, row, raw, scale);
+        return;
+    }
+    size_t sr = hr_mat_src_stored_row(s, head_dim, row);
+    memcpy(raw, (const char *)s->data + sr * s->row_bytes, s->row_bytes);
+    if (s->type == HR_WT_I8 && scale) *scale = s->scale[sr];
 }
 
 void hr_model_embed_row(const hr_model *m, int tok, float *out) {
@@ -205,9 +250,10 @@ hr_status hr_config_validate(const hr_config *c) {
 
 void hr_model_free(hr_model *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    for (size_t i = 0; i < m->n_owned; i++) owned_release(m, i);
     free(m->owned);
     free(m->owned_n);
+    free(m->owned_map);
     free(m->src);
     if (m->packed && m->packed_free) m->packed_free(m->packed);
     hr_unmap_file(&m->file);
@@ -465,6 +511,71 @@ static bool is_packed_matrix(const hr_config *c, int layer, hr_slot s) {
     case HR_SLOT_TOK_EMBD: return c->tied_classifier; /* packed as the classifier */
     default: return false;
     }
+}
+
+/* The owned buffer that is exactly [p, p + bytes), or -1. */
+static long owned_exactly(const hr_model *m, const void *p, size_t bytes) {
+    for (size_t i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == p && m->owned_n[i] == bytes) return (long)i;
+    return -1;
+}
+
+/* Does a slot other than (layer, s) point at p (a view, an untied
+ * classifier sharing the embedding's rows)? The tied classifier is the
+ * embedding itself. */
+static bool shared_ptr(const hr_model *m, const float *p, int layer, hr_slot s) {
+    for (int l = -1; l < m->cfg.n_layers; l++)
+        for (int k = l < 0 ? HR_SLOT_TOK_EMBD : 0; k < (l < 0 ? HR_N_SLOTS : HR_N_LAYER_SLOTS); k++) {
+            const float **q = hr_slot_ptr((hr_weights *)&m->w, l < 0 ? 0 : l, (hr_slot)k);
+            bool same = l == layer && k == (int)s;
+            bool tied = s == HR_SLOT_TOK_EMBD && k == HR_SLOT_OUTPUT && m->cfg.tied_classifier;
+            if (q && *q == p && !same && !tied) return true;
+        }
+    return false;
+}
+
+hr_status hr_model_own_panels(hr_model *m) {
+    const hr_config *c = &m->cfg;
+    if (m->f32_ready) return HR_OK; /* someone asked for the f32 rows: they stay */
+    for (int l = -1; l < c->n_layers; l++)
+        for (int s = 0; s < HR_N_SLOTS; s++) {
+            if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || !is_packed_matrix(c, l, (hr_slot)s)) continue;
+            if (s == HR_SLOT_OUTPUT && c->tied_classifier) continue; /* the embedding is the classifier */
+            const float **pp = hr_slot_ptr(&m->w, l < 0 ? 0 : l, (hr_slot)s);
+            hr_mat_src *src = src_at(m, l, (hr_slot)s);
+            int64_t rows, cols;
+            hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
+            hr_mat_src cur;
+            if (*pp) { /* f32 rows: only a buffer of the model's own, of this slot alone */
+                if ((src && src->data) || shared_ptr(m, *pp, l, (hr_slot)s) ||
+                    owned_exactly(m, *pp, (size_t)rows * (size_t)cols * sizeof(float)) < 0)
+                    continue;
+                cur = (hr_mat_src){*pp, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, true, NULL, false};
+            } else {
+                if (!src || !src->data || !src->owned || src->panels || src->perm_heads ||
+                    owned_exactly(m, src->data, (size_t)rows * src->row_bytes) < 0)
+                    continue;
+                cur = *src;
+            }
+            size_t nb = hr_packed_bytes(cur.type, (int)rows, (int)cols);
+            if (!nb) continue;
+            void *pan = hr_model_alloc_owned_bytes(m, nb);
+            hr_status st = pan ? hr_model_set_src(m, l, (hr_slot)s,
+                                                  (hr_mat_src){pan, cur.row_bytes, cur.type, 0, NULL, true, NULL, true})
+                               : HR_ERR_NOMEM;
+            if (st != HR_OK) {
+                if (pan) hr_model_free_owned(m, pan);
+                return hr_err(HR_ERR_NOMEM, "out of memory packing %s of layer %d (%lld x %lld)",
+                              hr_slot_gguf_name((hr_slot)s), l, (long long)rows, (long long)cols);
+            }
+            hr_pack_panels_t(cur.type, pan, cur.data, cur.scale, cur.row_bytes, 0, c->head_dim, (int)rows, (int)cols, 0,
+                             (int)((rows + 15) / 16));
+            if (*pp && s == HR_SLOT_TOK_EMBD && m->w.output == *pp) m->w.output = NULL; /* tied: the same matrix */
+            *pp = NULL;
+            hr_model_free_owned(m, cur.data);
+            if (cur.scale) hr_model_free_owned(m, cur.scale);
+        }
+    return HR_OK;
 }
 
 static pthread_mutex_t g_packed_lock = PTHREAD_MUTEX_INITIALIZER; /* every model's panels and holders */

@@ -2,9 +2,12 @@
  * pruning). Weights are f32, row-major (n_out, n_in), read-only — except
  * that the weight matrices of GGUF and safetensors files in f32, bf16, f16
  * or Q8_0 stay in the file (memory-mapped, typed sources: hr_mat_src) and
- * their f32 pointers are NULL until something calls hr_model_need_f32.
- * The forward pass never does: it packs from the typed sources
- * (engine/pack.c) and looks embeddings up row by row (hr_model_embed_row). */
+ * their f32 pointers are NULL until something calls hr_model_need_f32 —
+ * and that a model built in memory holds its matrices as panels of its own
+ * (hr_model_own_panels; f32 pointers NULL likewise). The forward pass
+ * never converts: it packs from the typed sources or uses the panels in
+ * place (engine/pack.c) and looks embeddings up row by row
+ * (hr_model_embed_row). */
 #ifndef HR_MODEL_INTERNAL_H
 #define HR_MODEL_INTERNAL_H
 
@@ -13,6 +16,7 @@
 #include "core/internal.h"
 #include "core/limits.h"
 #include "formats/dtype.h"
+#include "formats/panels.h"
 
 /* Q/K rows are in the interleaved-pair RoPE layout (llama2.c, GGUF llama);
  * loaders of rotate-half layouts (HF llama/qwen2) permute them on load.
@@ -54,7 +58,12 @@ typedef struct {
  * weight: an owned conversion or an f32 surgery result). owned: data is a
  * buffer the model owns (a typed surgery result, study/prune/build.c), not
  * pages of a mapped file — nobody may release its pages. HR_WT_I8 rows
- * are d_in int8 with scale[stored row] beside them. */
+ * are d_in int8 with scale[stored row] beside them. panels: data is not
+ * rows but the matrix packed in its dtype (formats/panels.h: the layout
+ * the forward multiplies by, used in place by engine/pack.c), owned by
+ * the model, perm_heads 0, scale NULL (int8 panels hold their scales);
+ * row_bytes is still one row's bytes in the file encoding. Read rows of
+ * any source through hr_mat_src_row / hr_mat_src_raw_row, never data. */
 typedef struct {
     const void *data;
     size_t row_bytes;
@@ -63,10 +72,9 @@ typedef struct {
     const float *f32; /* the rows hr_model_need_f32 made from it, or NULL */
     bool owned;
     const float *scale; /* (stored rows) HR_WT_I8 only: each stored row's scale (owned by the model) */
+    bool panels;        /* data is owned panels (hr_model_own_panels), not rows */
 } hr_mat_src;
 
-/* Row of the rotate-half layout stored at interleaved row r (within a head). */
-static inline int hr_qk_rotate_half_src(int r, int head_dim) { return (r % 2) * (head_dim / 2) + r / 2; }
 
 /* Stored row (index into data) of headroom row `row` of a typed source. */
 static inline size_t hr_mat_src_stored_row(const hr_mat_src *s, int head_dim, int row) {
@@ -90,8 +98,9 @@ struct hr_model {
     struct hr_gguf *gguf;           /* keeps mmapped f32 weights alive (GGUF) */
     struct hr_safetensors **shards; /* keep mmapped f32 weights alive (HF) */
     size_t n_shards;
-    void **owned;    /* buffers of dequantized weights */
-    size_t *owned_n; /* (cap_owned) their sizes in bytes */
+    void **owned;      /* buffers of dequantized weights */
+    size_t *owned_n;   /* (cap_owned) their sizes in bytes */
+    size_t *owned_map; /* (cap_owned) hr_map_anon's size for a mapped one, 0 for malloc's */
     size_t n_owned, cap_owned;
     size_t owned_bytes;
     hr_mat_src *src;  /* (n_layers + 1, HR_N_SLOTS) typed sources; row n_layers: model-level slots; may be NULL */
@@ -186,6 +195,10 @@ hr_status hr_model_set_src(hr_model *m, int layer, hr_slot s, hr_mat_src src);
 const hr_mat_src *hr_model_src(const hr_model *m, int layer, hr_slot s);
 /* Converts row `row` of a typed source (cols values) into out. */
 void hr_mat_src_row(const hr_mat_src *s, int head_dim, int row, int cols, float *out);
+/* Row `row` (headroom's order) of a typed source in its file encoding
+ * (s->row_bytes bytes) into raw; HR_WT_I8: *scale its scale (scale may be
+ * NULL for the other types). */
+void hr_mat_src_raw_row(const hr_mat_src *s, int head_dim, int row, int cols, void *raw, float *scale);
 /* The embedding of token tok (dim floats) into out, from the f32 rows or
  * converted from the typed source. */
 void hr_model_embed_row(const hr_model *m, int tok, float *out);
@@ -214,10 +227,27 @@ void hr_model_release_rows(const hr_model *m, int layer, hr_slot s);
  * writers, training), never the forward pass. */
 hr_status hr_model_need_f32(const hr_model *m);
 
+/* One copy of each matrix of a model built in memory (surgery, GQA,
+ * training; loaders' conversions): every matrix the forward multiplies by
+ * that the model holds as rows in a buffer of its own (f32 rows, or typed
+ * rows of a typed source) is packed into owned panels of its dtype
+ * (panels sources) and the rows are freed; its f32 pointer becomes NULL,
+ * as for a matrix kept typed in a file. Contexts then use the panels in
+ * place, and rows come back through hr_model_rows, hr_mat_src_raw_row and
+ * hr_model_need_f32. Matrices in a mapped file, shared buffers (a fused
+ * QKV) and models whose f32 rows were asked for (hr_model_need_f32) are
+ * left as they are. Only for a model nobody else uses yet (its builder's);
+ * HR_ERR_NOMEM leaves the model valid, partly converted. */
+hr_status hr_model_own_panels(hr_model *m);
+
 /* Allocates an owned f32 buffer of n floats tracked by the model. */
 float *hr_model_alloc_owned(hr_model *m, size_t n);
-/* Allocates an owned buffer of n bytes (typed rows) tracked by the model. */
+/* Allocates an owned buffer of n bytes (typed rows, panels) tracked by
+ * the model, 64-byte aligned. */
 void *hr_model_alloc_owned_bytes(hr_model *m, size_t n);
+/* Frees an owned buffer (as returned by hr_model_alloc_owned*) before the
+ * model goes; false when buf is not one. */
+bool hr_model_free_owned(hr_model *m, const void *buf);
 
 /* Checks the config for sane, overflow-free sizes (shared by all loaders). */
 hr_status hr_config_validate(const hr_config *c);

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "engine/grad/grad_kernels.h"
 #include "engine/kernels.h"
@@ -127,59 +126,24 @@ static float *carve(arena *A, size_t a, size_t b) {
     return A->base ? (float *)(A->base + at) : NULL;
 }
 
-/* Arenas of at least this size are backed by transparent huge pages. */
-enum { HUGE_PAGE = 2 << 20, HUGE_ARENA = 8 << 20 };
-
-/* Allocates the sized arena (*bytes: its size) and rewinds it for carving.
- * Every page is filled in before use, in one kernel call, instead of one
- * page fault per 4 KiB at first touch (page faults cost ~8 us each on the
+/* Allocates the sized arena (*bytes: its size) and rewinds it for carving:
+ * hr_map_anon, every page filled in before use in one kernel call and a
+ * large arena in transparent huge pages (page faults cost ~8 us each on the
  * development VM: 0.24 s for the 117 MiB of a 128-token SmolLM-135M-shape
- * window, as long as the pass itself). A large arena is aligned to 2 MiB and
- * asks for transparent huge pages (MADV_HUGEPAGE; used where the system's
- * setting is "madvise" or "always"): 60 faults instead of 30 000. Measured
- * gain (RESULTS "Gradient importance: cost") clear with 1 thread, not
- * shown with 2 on the loaded VM. Released with arena_free. */
+ * window, as long as the pass itself; measured gain in RESULTS "Gradient
+ * importance: cost", clear with 1 thread, not shown with 2 on the loaded
+ * VM). Released with arena_free. */
 static bool arena_alloc(arena *A, size_t *bytes) {
     size_t size;
-    if (!A->ok || !hr_add_size(A->off, 4095, &size)) return false;
-    size = (size & ~(size_t)4095) + 4096;
-#if defined(MAP_POPULATE)
-    void *p = MAP_FAILED;
-#if defined(MADV_HUGEPAGE) && defined(MADV_POPULATE_WRITE)
-    if (size >= HUGE_ARENA) {
-        size_t huge = (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1), map = huge + HUGE_PAGE;
-        char *m = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m != MAP_FAILED) { /* keep the 2 MiB-aligned middle */
-            char *q = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-            if (q > m) munmap(m, (size_t)(q - m));
-            if (q + huge < m + map) munmap(q + huge, (size_t)(m + map - (q + huge)));
-            madvise(q, huge, MADV_HUGEPAGE); /* advice: 4 KiB pages where refused */
-            if (madvise(q, huge, MADV_POPULATE_WRITE) == 0) p = q, size = huge;
-            else munmap(q, huge); /* kernel before 5.14: populate below */
-        }
-    }
-#endif
-    if (p == MAP_FAILED)
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    A->base = p == MAP_FAILED ? NULL : p;
-#else
-    A->base = aligned_alloc(4096, size);
-#endif
+    if (!A->ok || !hr_add_size(A->off, 4096, &size)) return false; /* a page of slack past the carving */
+    A->base = hr_map_anon(&size);
     if (!A->base) return false;
     *bytes = size;
     A->off = 0;
     return true;
 }
 
-static void arena_free(void *base, size_t bytes) {
-    if (!base) return;
-#if defined(MAP_POPULATE)
-    munmap(base, bytes);
-#else
-    (void)bytes;
-    free(base);
-#endif
-}
+static void arena_free(void *base, size_t bytes) { hr_unmap_anon(base, bytes); }
 
 static void free_window(hr_grad *g) {
     free(g->acts);

@@ -294,6 +294,7 @@ hr_status hr_gqa_convert(const hr_model *m, int n_kv, const int *groups, hr_mode
     hr_model *p = NULL;
     hr_status st = hr_surgery_new_model(m, &nc, &p);
     for (int l = 0; st == HR_OK && l < c->n_layers; l++) st = convert_layer(p, m, l, n_kv, groups + (size_t)l * K);
+    if (st == HR_OK) st = hr_model_own_panels(p); /* one copy: the panels the forward reads */
     if (st != HR_OK) {
         hr_model_free(p);
         return st;

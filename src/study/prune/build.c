@@ -61,7 +61,7 @@ static const hr_mat_src *typed_of(const hr_model *m, int layer, hr_slot s) {
  * the cut are not both resident; a later reader maps them in again. */
 static void set_owned(hr_model *dst, int layer, hr_slot s, const void *buf, size_t row_bytes, hr_wtype t,
                       const float *scale, const hr_mat_src *from, int64_t src_rows, bool *ok) {
-    hr_mat_src o = {buf, row_bytes, t, 0, NULL, true, scale};
+    hr_mat_src o = {buf, row_bytes, t, 0, NULL, true, scale, false};
     if (*ok && hr_model_set_src(dst, layer, s, o) != HR_OK) *ok = false;
     if (!from->owned) hr_release_pages(from->data, from->row_bytes * (size_t)src_rows);
 }
@@ -76,18 +76,17 @@ const float *hr_surgery_rows_any(hr_model *dst, int dl, const hr_model *src, int
     }
     size_t rb = ts->row_bytes;
     uint8_t *buf = *ok ? hr_model_alloc_owned_bytes(dst, (size_t)n_rows * rb) : NULL; // (n_rows, rb bytes)
-    float *sc = *ok && ts->scale ? hr_model_alloc_owned(dst, (size_t)n_rows) : NULL;  // (n_rows) int8 row scales
-    if (!buf || (ts->scale && !sc)) {
+    bool i8 = ts->type == HR_WT_I8;
+    float *sc = *ok && i8 ? hr_model_alloc_owned(dst, (size_t)n_rows) : NULL; // (n_rows) int8 row scales
+    if (!buf || (i8 && !sc)) {
         *ok = false;
         return NULL;
     }
-    for (int i = 0; i < n_rows; i++) {
-        size_t sr = hr_mat_src_stored_row(ts, src->cfg.head_dim, rows ? rows[i] : i);
-        memcpy(buf + (size_t)i * rb, (const uint8_t *)ts->data + sr * rb, rb);
-        if (sc) sc[i] = ts->scale[sr];
-    }
     int64_t src_rows, src_cols;
     hr_slot_shape(&src->cfg, sl, s, &src_rows, &src_cols);
+    for (int i = 0; i < n_rows; i++)
+        hr_mat_src_raw_row(ts, src->cfg.head_dim, rows ? rows[i] : i, (int)src_cols, buf + (size_t)i * rb,
+                           sc ? &sc[i] : NULL);
     set_owned(dst, dl, s, buf, rb, ts->type, sc, ts, src_rows, ok);
     return NULL;
 }
@@ -125,13 +124,15 @@ const float *hr_surgery_cols_any(hr_model *dst, int dl, const hr_model *src, int
     float *sc = *ok && t == HR_WT_I8 ? hr_model_alloc_owned(dst, (size_t)n_rows) : NULL; // (n_rows) row scales
     bool need_row = (q8 && !blocks) || i8_f32;
     float *row = need_row ? malloc(sizeof(float) * ((size_t)src_cols + (size_t)n_cols)) : NULL; // (src_cols + n_cols)
-    if (!buf || (need_row && !row) || (t == HR_WT_I8 && !sc)) {
-        free(row);
+    uint8_t *in = malloc(ts->row_bytes); // (row_bytes) one source row in its file encoding
+    if (!buf || (need_row && !row) || (t == HR_WT_I8 && !sc) || !in) {
+        free(row), free(in);
         *ok = false;
         return NULL;
     }
     for (int r = 0; r < n_rows; r++) {
-        const uint8_t *in = (const uint8_t *)ts->data + hr_mat_src_stored_row(ts, hd, r) * ts->row_bytes;
+        float in_scale = 0.0f;
+        if (!need_row) hr_mat_src_raw_row(ts, hd, r, src_cols, in, &in_scale);
         uint8_t *o = buf + (size_t)r * rb;
         if (blocks) {
             for (int b = 0; b < n_cols; b += 32) memcpy(o + (size_t)b / 32 * 34, in + (size_t)cols[b] / 32 * 34, 34);
@@ -143,10 +144,10 @@ const float *hr_surgery_cols_any(hr_model *dst, int dl, const hr_model *src, int
             else hr_quantize_q8_0(kept, o, (size_t)n_cols), dst->requantized_rows++;
         } else {
             for (int j = 0; j < n_cols; j++) memcpy(o + (size_t)j * es, in + (size_t)cols[j] * es, es);
-            if (sc) sc[r] = ts->scale[hr_mat_src_stored_row(ts, hd, r)];
+            if (sc) sc[r] = in_scale;
         }
     }
-    free(row);
+    free(row), free(in);
     set_owned(dst, dl, s, buf, rb, t, sc, ts, n_rows, ok);
     return NULL;
 }

@@ -263,6 +263,7 @@ hr_status hr_prune_apply(const hr_model *m, const hr_prune_spec *s, hr_model **o
         if (!ok) st = hr_err(HR_ERR_NOMEM, "out of memory copying layer %d", l);
     }
     free(res);
+    if (st == HR_OK) st = hr_model_own_panels(p); /* one copy: the panels the forward reads */
     if (st != HR_OK) {
         hr_model_free(p);
         return st;

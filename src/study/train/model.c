@@ -60,6 +60,11 @@ hr_status hr_train_model(const hr_train *t, hr_model **out) {
                     W[(size_t)o * d_in + j] += (float)(P->lora_scale * s);
                 }
         }
+    hr_status st = hr_model_own_panels(m); /* one copy: the panels the forward reads */
+    if (st != HR_OK) {
+        hr_model_free(m);
+        return st;
+    }
     *out = m;
     return HR_OK;
 }
@@ -109,6 +114,7 @@ hr_status hr_model_random(const hr_random_model_params *p, hr_model **out) {
             for (int64_t k = 0; k < rows * cols; k++) d[k] = norm ? 1.0f : (float)(sd * normal(&r));
         }
     }
+    /* rows, not panels (hr_model_own_panels): training reads them next */
     *out = m;
     return HR_OK;
 }
