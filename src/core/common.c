@@ -123,7 +123,7 @@ void hr_release_pages(const void *p, size_t n) {
 
 enum { HUGE_PAGE = 2 << 20, HUGE_REGION = 8 << 20 };
 
-void *hr_map_anon(size_t *bytes) {
+void *hr_map_anon(size_t *bytes, bool populate) {
     size_t size;
     if (*bytes == 0 || !hr_add_size(*bytes, 4095, &size)) return NULL;
     size &= ~(size_t)4095;
@@ -140,13 +140,14 @@ void *hr_map_anon(size_t *bytes) {
             if (q > m) munmap(m, (size_t)(q - m));
             if (q + huge < m + map) munmap(q + huge, (size_t)(m + map - (q + huge)));
             madvise(q, huge, MADV_HUGEPAGE); /* advice: 4 KiB pages where refused */
-            if (madvise(q, huge, MADV_POPULATE_WRITE) == 0) p = q, size = huge;
+            if (!populate || madvise(q, huge, MADV_POPULATE_WRITE) == 0) p = q, size = huge;
             else munmap(q, huge); /* kernel before 5.14, or no memory: try below */
         }
     }
 #endif
     if (p == MAP_FAILED)
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1,
+                 0);
     if (p == MAP_FAILED) return NULL;
 #else
     void *p = aligned_alloc(4096, size);

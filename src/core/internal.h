@@ -53,21 +53,24 @@ hr_status hr_map_file(const char *path, hr_mapped_file *out);
 void hr_unmap_file(hr_mapped_file *f);
 /* Drops the resident pages wholly inside [p, p + n) of a read-only file
  * mapping (madvise MADV_DONTNEED): they leave the process's memory and are
- * read from the file again if touched. Only for memory-mapped files. */
+ * read from the file again if touched. Only for memory-mapped files — or
+ * for hr_map_anon memory whose contents are no longer needed (they read
+ * back as zeros). */
 void hr_release_pages(const void *p, size_t n);
 /* Maps the pages of [p, p + n) of a read-only file mapping in one kernel
  * call (MADV_POPULATE_READ where the kernel has it, Linux 5.14) instead
  * of page fault by page fault as they are read; no-op elsewhere. */
 void hr_prefault_pages(const void *p, size_t n);
 /* Zero-filled anonymous memory of at least *bytes (0 < *bytes), 64-byte
- * aligned, filled in up front in one kernel call instead of one page fault
- * per 4 KiB at first touch (page faults cost ~8 us each on the development
- * VM: 4 s of the 4.5 s it took to pack a 2.2 GB model). From 8 MiB on the
- * region is 2 MiB-aligned and asks for transparent huge pages
- * (MADV_HUGEPAGE, used where the system's setting is "madvise" or
- * "always"). *bytes becomes the size to pass to hr_unmap_anon. NULL when
- * it cannot be had. */
-void *hr_map_anon(size_t *bytes);
+ * aligned. populate: filled in up front in one kernel call instead of one
+ * page fault per 4 KiB at first touch (page faults cost ~8 us each on the
+ * development VM: 4 s of the 4.5 s it took to pack a 2.2 GB model); else
+ * resident only as written (a buffer filled while another is given back).
+ * From 8 MiB on the region is 2 MiB-aligned and asks for transparent huge
+ * pages (MADV_HUGEPAGE, used where the system's setting is "madvise" or
+ * "always": one fault per 2 MiB). *bytes becomes the size to pass to
+ * hr_unmap_anon. NULL when it cannot be had. */
+void *hr_map_anon(size_t *bytes, bool populate);
 void hr_unmap_anon(void *p, size_t bytes);
 /* Bytes of memory the system can still give without swapping (Linux:
  * MemAvailable of /proc/meminfo; else free physical pages); 0 = unknown. */

@@ -109,7 +109,7 @@ static hr_status pack(const hr_config *c, const hr_weights *w, const hr_model *m
     if (pw && j) {
         n = lay_out(c, w, m, j, pw, NULL);
         pw->map_bytes = n + 64;
-        pw->buf = hr_map_anon(&pw->map_bytes); /* filled in up front, not faulted page by page */
+        pw->buf = hr_map_anon(&pw->map_bytes, true); /* filled in up front, not faulted page by page */
     }
     if (!pw || !j || !pw->buf) {
         free(pw), free(j);

@@ -16,7 +16,10 @@ float *hr_model_alloc_owned(hr_model *m, size_t n) {
     return hr_model_alloc_owned_bytes(m, bytes);
 }
 
-void *hr_model_alloc_owned_bytes(hr_model *m, size_t bytes) {
+/* An owned buffer; a matrix-sized one (8 MiB or more) from hr_map_anon:
+ * populated up front (not faulted page by page), or not (filled while the
+ * rows it replaces are given back: hr_model_own_panels). */
+static void *alloc_owned(hr_model *m, size_t bytes, bool populate) {
     if (m->n_owned == m->cap_owned) {
         size_t cap = m->cap_owned ? m->cap_owned * 2 : 64;
         void **p = realloc(m->owned, cap * sizeof *p);
@@ -30,9 +33,8 @@ void *hr_model_alloc_owned_bytes(hr_model *m, size_t bytes) {
         m->owned_map = q;
         m->cap_owned = cap;
     }
-    /* a matrix-sized buffer is filled in up front (hr_map_anon), not faulted page by page */
     size_t map = bytes >= (8u << 20) ? bytes : 0;
-    void *buf = map ? hr_map_anon(&map) : NULL;
+    void *buf = map ? hr_map_anon(&map, populate) : NULL;
     if (!buf) {
         size_t padded = (bytes + 63) & ~(size_t)63; /* aligned_alloc: a multiple of the alignment */
         buf = padded >= bytes ? aligned_alloc(64, padded ? padded : 64) : NULL;
@@ -45,6 +47,8 @@ void *hr_model_alloc_owned_bytes(hr_model *m, size_t bytes) {
     m->owned_bytes += bytes;
     return buf;
 }
+
+void *hr_model_alloc_owned_bytes(hr_model *m, size_t bytes) { return alloc_owned(m, bytes, true); }
 
 static void owned_release(hr_model *m, size_t i) {
     if (m->owned_map[i]) hr_unmap_anon(m->owned[i], m->owned_map[i]);
@@ -558,8 +562,10 @@ hr_status hr_model_own_panels(hr_model *m) {
                 cur = *src;
             }
             size_t nb = hr_packed_bytes(cur.type, (int)rows, (int)cols);
-            if (!nb) continue;
-            void *pan = hr_model_alloc_owned_bytes(m, nb);
+            long ri = owned_exactly(m, cur.data, (size_t)rows * cur.row_bytes);
+            if (!nb || ri < 0) continue;
+            bool mapped_rows = m->owned_map[ri] != 0;
+            void *pan = alloc_owned(m, nb, !mapped_rows);
             hr_status st = pan ? hr_model_set_src(m, l, (hr_slot)s,
                                                   (hr_mat_src){pan, cur.row_bytes, cur.type, 0, NULL, true, NULL, true})
                                : HR_ERR_NOMEM;
@@ -568,8 +574,17 @@ hr_status hr_model_own_panels(hr_model *m) {
                 return hr_err(HR_ERR_NOMEM, "out of memory packing %s of layer %d (%lld x %lld)",
                               hr_slot_gguf_name((hr_slot)s), l, (long long)rows, (long long)cols);
             }
-            hr_pack_panels_t(cur.type, pan, cur.data, cur.scale, cur.row_bytes, 0, c->head_dim, (int)rows, (int)cols, 0,
-                             (int)((rows + 15) / 16));
+            /* a chunk of panels at a time, the rows packed given back as it goes
+             * (anonymous pages: freed at once), so the two copies of a big
+             * matrix (a 1 GB classifier) are never both resident */
+            int n_panels = (int)((rows + 15) / 16), step = mapped_rows ? 128 : n_panels;
+            for (int p0 = 0; p0 < n_panels; p0 += step) {
+                int p1 = p0 + step < n_panels ? p0 + step : n_panels;
+                hr_pack_panels_t(cur.type, pan, cur.data, cur.scale, cur.row_bytes, 0, c->head_dim, (int)rows,
+                                 (int)cols, p0, p1);
+                size_t done = (size_t)p1 * 16 < (size_t)rows ? (size_t)p1 * 16 : (size_t)rows;
+                if (mapped_rows) hr_release_pages(cur.data, done * cur.row_bytes);
+            }
             if (*pp && s == HR_SLOT_TOK_EMBD && m->w.output == *pp) m->w.output = NULL; /* tied: the same matrix */
             *pp = NULL;
             hr_model_free_owned(m, cur.data);

@@ -136,7 +136,7 @@ static float *carve(arena *A, size_t a, size_t b) {
 static bool arena_alloc(arena *A, size_t *bytes) {
     size_t size;
     if (!A->ok || !hr_add_size(A->off, 4096, &size)) return false; /* a page of slack past the carving */
-    A->base = hr_map_anon(&size);
+    A->base = hr_map_anon(&size, true);
     if (!A->base) return false;
     *bytes = size;
     A->off = 0;
