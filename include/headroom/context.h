@@ -40,7 +40,9 @@ typedef struct {
     const hr_kv_plan *kv_plan; /* per-head KV policies; NULL = all full (copied at creation) */
     bool blas_prefill;         /* batched products through OpenBLAS sgemm: faster prefill, but batched and
                           one-token logits then differ by float rounding (default false: the
-                          exact GEMM makes them bit-identical). Such a context sets OpenBLAS to
+                          exact GEMM makes them bit-identical). Only matrices held as f32 rows
+                          (an f32 file's); matrices kept typed or held only as panels (a pruned,
+                          GQA or trained model) keep the exact products. Such a context sets OpenBLAS to
                           one thread for the whole process (openblas_set_num_threads; its
                           products run inside the pool's tasks); other contexts leave OpenBLAS
                           alone. HR_ERR_UNSUPPORTED when the library was built without OpenBLAS. */

@@ -117,10 +117,11 @@ HR_API const char *hr_model_source_dtype(const hr_model *m);
 HR_API int64_t hr_model_n_params(const hr_model *m);
 /* Bytes of weight memory the model holds now: its packed panels (built by
  * the first context, each matrix in its own number format: f32, bf16, f16
- * or Q8_0), the f32 buffers it owns (conversions at load, f32 rows made
- * for analysis or surgery), and the file-mapped tensors the forward pass
- * still reads in place (vectors; matrices only until they are packed, after
- * which their pages are released). An upper bound on what is resident:
+ * or Q8_0), the buffers it owns (the panels of a model built in memory —
+ * pruned, GQA, trained — which contexts use in place; conversions at load;
+ * f32 rows made for analysis or training), and the file-mapped tensors the
+ * forward pass still reads in place (vectors; matrices only until they are
+ * packed, after which their pages are released). An upper bound on what is resident:
  * mapped pages count before they are touched. */
 HR_API int64_t hr_model_weight_bytes(const hr_model *m);
 /* The number format tensor i (hr_model_tensor_info's order) is kept in for

@@ -8,7 +8,7 @@
 #include "engine/pool.h"
 
 /* Panel-packed copies of the matrices the forward pass multiplies by (the
- * layout of hr_pack_panels_t in src/engine/kernels.h), each in its own
+ * layout of hr_pack_panels_t in src/formats/panels.h), each in its own
  * number format (a model's typed sources keep theirs: bf16, f16, Q8_0;
  * f32 rows pack as f32); p NULL where the model has no such matrix. The
  * mapped pages of typed sources are released after packing (read again

@@ -38,27 +38,26 @@ static uint32_t load32(const unsigned char *p) {
 static void pack_whole_panel(hr_wtype t, unsigned char *dst, const unsigned char *const src[16], const float sc[16],
                              int d_in) {
     if (t == HR_WT_BF16) { /* dword j of pair m: k = 2m high, 2m + 1 low: the row's two bf16 swapped */
-        uint32_t *d = (uint32_t *)(void *)dst;
         int pairs = d_in / 2;
         for (int m = 0; m < pairs; m++)
             for (int j = 0; j < 16; j++) {
                 uint32_t v = load32(src[j] + 4 * (size_t)m);
-                d[(size_t)m * 16 + j] = v << 16 | v >> 16;
+                v = v << 16 | v >> 16;
+                memcpy(dst + ((size_t)m * 16 + (size_t)j) * 4, &v, 4);
             }
         if (d_in & 1)
             for (int j = 0; j < 16; j++) {
                 uint16_t h;
                 memcpy(&h, src[j] + 2 * (size_t)(d_in - 1), 2);
-                d[(size_t)pairs * 16 + j] = (uint32_t)h << 16;
+                uint32_t v = (uint32_t)h << 16;
+                memcpy(dst + ((size_t)pairs * 16 + (size_t)j) * 4, &v, 4);
             }
     } else if (t == HR_WT_F32) {
-        uint32_t *d = (uint32_t *)(void *)dst;
         for (int k = 0; k < d_in; k++)
-            for (int j = 0; j < 16; j++) d[(size_t)k * 16 + j] = load32(src[j] + 4 * (size_t)k);
+            for (int j = 0; j < 16; j++) memcpy(dst + ((size_t)k * 16 + (size_t)j) * 4, src[j] + 4 * (size_t)k, 4);
     } else if (t == HR_WT_F16) {
-        uint16_t *d = (uint16_t *)(void *)dst;
         for (int k = 0; k < d_in; k++)
-            for (int j = 0; j < 16; j++) memcpy(&d[(size_t)k * 16 + j], src[j] + 2 * (size_t)k, 2);
+            for (int j = 0; j < 16; j++) memcpy(dst + ((size_t)k * 16 + (size_t)j) * 2, src[j] + 2 * (size_t)k, 2);
     } else { /* Q8_0 blocks (scales, then k-quads), int8 (a scale header, then the quads) */
         bool q8 = t == HR_WT_Q8_0;
         if (!q8)
@@ -214,8 +213,19 @@ void hr_panels_row_f32(hr_panels wp, int d_in, int r, float *out) {
     case HR_WT_F16:
         for (int k = 0; k < d_in; k++) memcpy(&h, pan + ((size_t)k * 16 + j) * 2, 2), out[k] = hr_f16_to_f32(h);
         return;
-    default: /* Q8_0, int8: the dequantizers' products (hr_panels_get) */
-        for (int k = 0; k < d_in; k++) out[k] = hr_panels_get(wp, d_in, r, k);
+    case HR_WT_Q8_0: /* the dequantizer's product: (float)scale * (float)q */
+        for (int b = 0; b < d_in / 32; b++) {
+            const unsigned char *blk = pan + (size_t)b * Q8_BLOCK_BYTES;
+            memcpy(&h, blk + 2 * j, 2);
+            float d = hr_f16_to_f32(h);
+            for (int kk = 0; kk < 32; kk++) out[b * 32 + kk] = d * (float)(int8_t)(blk[q8_offset(j, kk)] ^ 0x80);
+        }
         return;
+    default: { /* int8: scale * (float)q */
+        float sc;
+        memcpy(&sc, pan + 4 * (size_t)j, 4);
+        for (int k = 0; k < d_in; k++) out[k] = sc * (float)(int8_t)(pan[i8_offset(j, k)] ^ 0x80);
+        return;
+    }
     }
 }

@@ -5,7 +5,8 @@
  * here, below the model, so a model that holds a matrix only as panels (a
  * model built in memory, model/model.c) can give its rows back.
  *
- * Layout: ceil(d_out/16) panels of (d_in, 16), 64-byte aligned; rows past
+ * Layout: ceil(d_out/16) panels of (d_in, 16), each matrix's first panel
+ * 64-byte aligned (a panel's size need not be a multiple of 64); rows past
  * d_out are zero.
  * - HR_WT_F32: wp[(p*d_in + k)*16 + j] = W[16p + j][k] (4 bytes a weight);
  * - HR_WT_F16: one uint16 per weight at element (p*d_in + k)*16 + j (2
@@ -28,7 +29,9 @@
  *   32): panel p is a header of 64 bytes, the 16 rows' scales as f32 (0
  *   past d_out), then d_in/32 blocks of the Q8_0 k-quads above without
  *   their scales (512 bytes). Weight = (float)q * scale rounded once to
- *   f32. 1 byte a weight plus 4 a row.
+ *   f32. Scales must be finite and zero or at least 2^-100 in magnitude
+ *   (HR_I8_MIN_SCALE; the loaders refuse others), which keeps the kernels'
+ *   scaled products normal. 1 byte a weight plus 4 a row.
  * Every layout is a lossless re-arrangement of the file's rows:
  * hr_panels_row_raw gives a row's file bytes back exactly. */
 #ifndef HR_FORMATS_PANELS_H

@@ -571,8 +571,10 @@ hr_status hr_model_own_panels(hr_model *m) {
                                : HR_ERR_NOMEM;
             if (st != HR_OK) {
                 if (pan) hr_model_free_owned(m, pan);
-                return hr_err(HR_ERR_NOMEM, "out of memory packing %s of layer %d (%lld x %lld)",
-                              hr_slot_gguf_name((hr_slot)s), l, (long long)rows, (long long)cols);
+                return l < 0 ? hr_err(HR_ERR_NOMEM, "out of memory packing %s (%lld x %lld)",
+                                      hr_slot_gguf_name((hr_slot)s), (long long)rows, (long long)cols)
+                             : hr_err(HR_ERR_NOMEM, "out of memory packing blk.%d.%s (%lld x %lld)", l,
+                                      hr_slot_gguf_name((hr_slot)s), (long long)rows, (long long)cols);
             }
             /* a chunk of panels at a time, the rows packed given back as it goes
              * (anonymous pages: freed at once), so the two copies of a big
