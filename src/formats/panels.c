@@ -140,15 +140,11 @@ float hr_panels_get(hr_panels wp, int d_in, int r, int k) {
     switch (wp.t) {
     case HR_WT_BF16: memcpy(&h, pan + bf16_offset(j, k), 2); return hr_bf16_to_f32(h);
     case HR_WT_F16: memcpy(&h, pan + ((size_t)k * 16 + j) * 2, 2); return hr_f16_to_f32(h);
-    case HR_WT_Q8_0: {
-        const unsigned char *blk = pan + (size_t)(k / 32) * Q8_BLOCK_BYTES;
-        memcpy(&h, blk + 2 * j, 2);
-        return hr_f16_to_f32(h) * (float)(int8_t)(blk[q8_offset(j, k % 32)] ^ 0x80);
-    }
-    case HR_WT_I8: {
+    case HR_WT_Q8_0:
+    case HR_WT_I8: { /* the dequantizers' product: scale * (float)q */
         float sc;
-        memcpy(&sc, pan + 4 * (size_t)j, 4);
-        return sc * (float)(int8_t)(pan[i8_offset(j, k)] ^ 0x80);
+        int q = hr_panels_get_int8(wp, d_in, r, k, &sc);
+        return sc * (float)q;
     }
     default: {
         float f;

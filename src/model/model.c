@@ -550,19 +550,15 @@ hr_status hr_model_own_panels(hr_model *m) {
             int64_t rows, cols;
             hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
             hr_mat_src cur;
-            if (*pp) { /* f32 rows: only a buffer of the model's own, of this slot alone */
-                if ((src && src->data) || shared_ptr(m, *pp, l, (hr_slot)s) ||
-                    owned_exactly(m, *pp, (size_t)rows * (size_t)cols * sizeof(float)) < 0)
-                    continue;
+            if (*pp) { /* f32 rows: only a buffer of the model's own (below), of this slot alone */
+                if ((src && src->data) || shared_ptr(m, *pp, l, (hr_slot)s)) continue;
                 cur = (hr_mat_src){*pp, (size_t)cols * sizeof(float), HR_WT_F32, 0, NULL, true, NULL, false};
             } else {
-                if (!src || !src->data || !src->owned || src->panels || src->perm_heads ||
-                    owned_exactly(m, src->data, (size_t)rows * src->row_bytes) < 0)
-                    continue;
+                if (!src || !src->data || !src->owned || src->panels || src->perm_heads) continue;
                 cur = *src;
             }
             size_t nb = hr_packed_bytes(cur.type, (int)rows, (int)cols);
-            long ri = owned_exactly(m, cur.data, (size_t)rows * cur.row_bytes);
+            long ri = owned_exactly(m, cur.data, (size_t)rows * cur.row_bytes); /* not a view into a bigger one */
             if (!nb || ri < 0) continue;
             bool mapped_rows = m->owned_map[ri] != 0;
             void *pan = alloc_owned(m, nb, !mapped_rows);

@@ -124,8 +124,8 @@ const float *hr_surgery_cols_any(hr_model *dst, int dl, const hr_model *src, int
     float *sc = *ok && t == HR_WT_I8 ? hr_model_alloc_owned(dst, (size_t)n_rows) : NULL; // (n_rows) row scales
     bool need_row = (q8 && !blocks) || i8_f32;
     float *row = need_row ? malloc(sizeof(float) * ((size_t)src_cols + (size_t)n_cols)) : NULL; // (src_cols + n_cols)
-    uint8_t *in = malloc(ts->row_bytes); // (row_bytes) one source row in its file encoding
-    if (!buf || (need_row && !row) || (t == HR_WT_I8 && !sc) || !in) {
+    uint8_t *in = need_row ? NULL : malloc(ts->row_bytes); // (row_bytes) one source row in its file encoding
+    if (!buf || (need_row && !row) || (t == HR_WT_I8 && !sc) || (!need_row && !in)) {
         free(row), free(in);
         *ok = false;
         return NULL;
