@@ -370,6 +370,18 @@ static void hostile_tokenizer_json_files_are_clear_errors(void) {
                     &t) == HR_ERR_UNSUPPORTED &&
               strstr(hr_last_error(), "Whitespace"),
           "unknown pre-tokenizer: '%s'", hr_last_error());
+    /* found by fuzz/fuzz_tokenizer_json: a normalizer's text cut a UTF-8
+     * character, and encoding read past the end of a word */
+    CHECK(load_text("{\"normalizer\":{\"type\":\"Prepend\",\"prepend\":\"\xE2\x96\xFF\"},"
+                    "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+                    &t) == HR_ERR_FORMAT &&
+              strstr(hr_last_error(), "UTF-8"),
+          "Prepend text not UTF-8: '%s'", hr_last_error());
+    CHECK(load_text("{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xE2\"},"
+                    "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+                    &t) == HR_ERR_FORMAT &&
+              strstr(hr_last_error(), "UTF-8"),
+          "Replace text not UTF-8: '%s'", hr_last_error());
     /* 100000 nested arrays: rejected before the parser recurses */
     enum { DEPTH = 100000 };
     char *deep = malloc(2 * DEPTH + 32);

@@ -311,6 +311,7 @@ static hr_status byte_symbols(const hr_tokenizer *t, bpe_scratch *s, const char 
 static hr_status char_symbols(const hr_tokenizer *t, bpe_scratch *s, const char *w, size_t len, int32_t *n) {
     for (size_t i = 0; i < len;) {
         size_t cl = tok_char_len((uint8_t)w[i]);
+        if (cl > len - i) cl = len - i; /* a cut character (checked at load: never in valid text) */
         int32_t id = tok_lookup(t, w + i, cl);
         bool bytes = id < 0 && t->byte_fallback;
         for (size_t k = 0; bytes && k < cl; k++) bytes = t->byte_id[(uint8_t)w[i + k]] >= 0;
