@@ -320,9 +320,10 @@ static void back_to_back_tiny_jobs_run_each_task_once_before_returning(void) {
  * scales from 2^-90 to 2^40 (their products scale * q round). */
 static void typed_panels_equal_the_f32_product_over_dequantized_weights(void) {
     /* {1, 67, 70}, {1, 67, 64}: one token (the GEMV), odd d_in over four panels at once and a fifth (bf16 and f16
-     * only: 8-bit rows are whole 32-blocks) */
-    static const int tshapes[][3] = {{1, 64, 64},   {2, 320, 40}, {3, 96, 13}, {4, 288, 50},
-                                     {19, 544, 33}, {9, 64, 16},  {1, 67, 70}, {1, 67, 64}};
+     * only: 8-bit rows are whole 32-blocks); {19, ..}, {37, ..}, {41, ..}: more tokens than two register tiles, so the
+     * GEMM unpacks each K-block to f32 once for them, with partial tiles, panels and K-blocks */
+    static const int tshapes[][3] = {{1, 64, 64}, {2, 320, 40}, {3, 96, 13}, {4, 288, 50},  {19, 544, 33},
+                                     {9, 64, 16}, {1, 67, 70},  {1, 67, 64}, {37, 288, 35}, {41, 291, 20}};
     for (int t = HR_WT_BF16; t <= HR_WT_I8; t++) {
         double worst = 0;
         size_t bad = 0, bad_ref = 0, bad_perm = 0;
