@@ -405,6 +405,7 @@ _fn("hr_format_name", c_char_p, c_int)
 _fn("hr_arch_name", c_char_p, c_int)
 _fn("hr_model_source_dtype", c_char_p, P)
 _fn("hr_model_n_params", c_int64, P)
+_fn("hr_model_weight_bytes", c_int64, P)
 for _n in ("hr_config_arch", "hr_config_dim", "hr_config_n_layers", "hr_config_head_dim", "hr_config_vocab_size",
            "hr_config_seq_len", "hr_config_norm", "hr_config_mlp", "hr_config_pos", "hr_config_max_heads",
            "hr_config_max_kv_heads", "hr_config_max_ff"):

@@ -320,6 +320,12 @@ class Model(Owner):
             self._push_gates()
         return self._ctx.ptr
 
+    def weight_bytes(self):
+        """Resident bytes of the weights: mapped file pages still in use, converted or packed buffers
+        (hr_model_weight_bytes; `headroom info` prints the same figure)."""
+        with self._lock:
+            return int(lib.hr_model_weight_bytes(self._model()))
+
     def kv_bytes(self):
         """Bytes of every KV-cache allocation of the context (hr_context_kv_bytes)."""
         with self._lock:

@@ -180,3 +180,26 @@ def test_a_pruned_model_holds_its_matrices_once_after_its_first_forward(tmp_path
           f"(pruned matrices {matrices / 2**20:.1f} MiB; bound 4 MiB)")
     p.close()
     assert grown < 4 * 2**20
+
+
+def test_an_hf_gpt2_holds_its_fused_attention_matrices_once_after_its_first_forward(tmp_path):
+    """A GPT-2 folder stores Q, K and V as one Conv1D matrix (c_attn, (in, out)),
+    which the loader transposes into memory it owns. Q, K and V used to be
+    views of that one buffer, so the first context packed them a second
+    time beside it; now they are three matrices the loader packs and whose
+    rows it frees. Measured: hr_model_weight_bytes before and after the first
+    forward (it counts owned buffers and the context's panels). Q, K and V
+    hold 96 KiB here (2 layers of 3 f32 64 x 64); the one change allowed is
+    the tied classifier's, packed from the file's pages into panels of 16
+    rows: 101 rows of bf16 grow by 1,408 bytes to 7 whole panels. Bound: 8 KiB."""
+    folder = tmp_path / "gpt2"
+    subprocess.run(["/usr/bin/python3", str(REPO / "tests" / "reference" / "make_hf_random.py"), "gpt2", str(folder),
+                    "--dtype", "bf16"], check=True)
+    m = headroom.Model.load(folder, threads=1)
+    before = m.weight_bytes()
+    m.logits([1, 2, 3, 4])
+    after = m.weight_bytes()
+    print(f"HF GPT-2 weight bytes: {before} before its first forward, {after} after (bound: + 8 KiB; "
+          f"Q, K and V are 96 KiB)")
+    m.close()
+    assert after - before < 8 * 1024

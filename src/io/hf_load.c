@@ -306,9 +306,30 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
     return st;
 }
 
+/* A fused QKV converted into one owned buffer p of (q + 2 kv) rows of row
+ * floats (GPT-2's transposed Conv1D) as three owned matrices: views into
+ * one buffer would stay rows plus panels once a context exists, three
+ * buffers are each packed once and their rows freed (hr_model_own_panels).
+ * Costs one more copy of this one matrix while it runs. */
+static hr_status split_qkv(hr_model *m, const float *p, size_t q, size_t kv, size_t row, const float **wq,
+                           const float **wk, const float **wv, const char *name) {
+    const size_t n[3] = {q, kv, kv};
+    const float **dst[3] = {wq, wk, wv};
+    float *b[3];
+    for (int i = 0, at = 0; i < 3; at += (int)n[i], i++) {
+        b[i] = hr_model_alloc_owned(m, n[i] * row); // (n[i], row)
+        if (!b[i]) return hr_err(HR_ERR_NOMEM, "out of memory splitting '%s'", name);
+        memcpy(b[i], p + (size_t)at * row, n[i] * row * sizeof(float));
+    }
+    hr_model_free_owned(m, p);
+    for (int i = 0; i < 3; i++) *dst[i] = b[i];
+    return HR_OK;
+}
+
 /* One of the row's tensors into its slot (layer -1: a model tensor):
  * stored shape from the slot's (Conv1D: transposed), Q/K rows permuted
- * from rotate-half, stacked Q/K/V split into views. */
+ * from rotate-half, stacked Q/K/V split: into three owned matrices when
+ * converted (split_qkv), into views of the file's rows when kept typed. */
 static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
     hr_model *m = ld->m;
     const hr_config *c = &m->cfg;
@@ -348,6 +369,7 @@ static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
         }
         const float **dst = t->slot == HR_SLOT_QKV ? &w->wq : &w->bq;
         const float **dk = t->slot == HR_SLOT_QKV ? &w->wk : &w->bk, **dv = t->slot == HR_SLOT_QKV ? &w->wv : &w->bv;
+        if (t->slot == HR_SLOT_QKV && rq.tf == TRANSPOSE) return split_qkv(m, p, q, kv, row, dst, dk, dv, name);
         *dst = p, *dk = p + q * row, *dv = p + (q + kv) * row;
         return HR_OK;
     }
