@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The compute ceiling of a prefill on this machine: bench/peak_fma.c's peak
 # f32 FMA and VDPBF16PS rates on T threads, divided by the FLOP a token of a
-# P-token prefill costs on the SmolLM-135M and TinyLlama-1.1B shapes (the
+# P-token prefill costs on the SmolLM-135M, TinyLlama-1.1B and Llama-3.1-8B shapes (the
 # shapes of hr_make_random's presets and of bench_llamacpp.sh's files:
 # 2 x the Q K V O gate up down weights, plus QK^T and AV over P/2 + 1/2 keys
 # on average; the classifier runs once per prefill, left out). An exact
@@ -24,7 +24,7 @@ f32=$(sed -n 's/.*f32_fma_gflops=//p' <<<"$out") bf16=$(sed -n 's/.*bf16_dot_gfl
 echo "| shape | GFLOP / token (prefill $prefill) | exact f32 ceiling tok/s | bf16-dot ceiling tok/s |"
 echo "|---|---:|---:|---:|"
 # name dim n_layers n_heads n_kv_heads head_dim hidden
-for s in "smollm-135m 576 30 9 3 64 1536" "tinyllama-1.1b 2048 22 32 4 64 5632"; do
+for s in "smollm-135m 576 30 9 3 64 1536" "tinyllama-1.1b 2048 22 32 4 64 5632" "llama-3.1-8b 4096 32 32 8 128 14336"; do
     read -r name dim nl nh nkv hd hid <<<"$s"
     awk -v name="$name" -v d="$dim" -v nl="$nl" -v nh="$nh" -v nkv="$nkv" -v hd="$hd" -v h="$hid" -v p="$prefill" \
         -v f32="$f32" -v bf="$bf16" 'BEGIN {
