@@ -74,25 +74,34 @@ static void add_mat(pack_job *j, unsigned char *base, source so, int rows, int c
     *off += (hr_packed_bytes(src.type, rows, cols) + 63) & ~(size_t)63; /* each matrix 64-byte aligned */
 }
 
+/* Where a packed layer slot's panels go. */
+static hr_panels *panels_of(hr_layer_packed *p, hr_slot s) {
+    switch (s) {
+    case HR_SLOT_Q: return &p->wq;
+    case HR_SLOT_K: return &p->wk;
+    case HR_SLOT_V: return &p->wv;
+    case HR_SLOT_O: return &p->wo;
+    case HR_SLOT_GATE: return &p->w_gate;
+    case HR_SLOT_UP: return &p->w_up;
+    default: return &p->w_down;
+    }
+}
+
+/* The matrices of hr_packed_layer_slots that the model has, layer by
+ * layer, then the classifier. */
 static size_t lay_out(const hr_config *c, const hr_weights *mw, const hr_model *m, pack_job *j, hr_packed_weights *pw,
                       unsigned char *base) {
     size_t off = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        const hr_layer_weights *w = &mw->layers[l];
-        hr_layer_packed *p = &pw->layers[l];
-        int qd = c->n_head[l] * c->head_dim, kvd = c->n_head_kv[l] * c->head_dim, ff = c->n_ff[l], d = c->dim;
-        if (qd > 0) {
-            add_mat(j, base, source_of(m, w->wq, l, HR_SLOT_Q, d), qd, d, l, &p->wq, &off);
-            add_mat(j, base, source_of(m, w->wk, l, HR_SLOT_K, d), kvd, d, l, &p->wk, &off);
-            add_mat(j, base, source_of(m, w->wv, l, HR_SLOT_V, d), kvd, d, l, &p->wv, &off);
-            add_mat(j, base, source_of(m, w->wo, l, HR_SLOT_O, qd), d, qd, l, &p->wo, &off);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int i = 0; i < HR_N_PACKED_LAYER_SLOTS; i++) {
+            hr_slot s = hr_packed_layer_slots[i];
+            if (!hr_slot_expected(c, l, s)) continue;
+            int64_t rows, cols;
+            hr_slot_shape(c, l, s, &rows, &cols);
+            const float *w = *hr_slot_ptr((hr_weights *)mw, l, s);
+            add_mat(j, base, source_of(m, w, l, s, (int)cols), (int)rows, (int)cols, l, panels_of(&pw->layers[l], s),
+                    &off);
         }
-        if (ff > 0) {
-            add_mat(j, base, source_of(m, w->w_gate, l, HR_SLOT_GATE, d), ff, d, l, &p->w_gate, &off);
-            add_mat(j, base, source_of(m, w->w_up, l, HR_SLOT_UP, d), ff, d, l, &p->w_up, &off);
-            add_mat(j, base, source_of(m, w->w_down, l, HR_SLOT_DOWN, ff), d, ff, l, &p->w_down, &off);
-        }
-    }
     add_mat(j, base, source_of(m, mw->output, -1, HR_SLOT_OUTPUT, c->dim), c->vocab_size, c->dim, -1, &pw->output,
             &off);
     return off;

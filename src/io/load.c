@@ -51,11 +51,10 @@ static hr_status detect_and_load(hr_model *m, const char *path) {
 static hr_status mapped_f32_sources(hr_model *m) {
     const hr_config *c = &m->cfg;
     const char *lo = (const char *)m->file.data, *hi = lo + m->file.size;
-    static const hr_slot mats[] = {HR_SLOT_Q, HR_SLOT_K, HR_SLOT_V, HR_SLOT_O, HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
     hr_status st = HR_OK;
     for (int l = -1; l < c->n_layers && st == HR_OK && m->file.is_mmap; l++)
-        for (int i = 0; i < (l < 0 ? 2 : 7) && st == HR_OK; i++) {
-            hr_slot s = l < 0 ? (i ? HR_SLOT_OUTPUT : HR_SLOT_TOK_EMBD) : mats[i];
+        for (int i = 0; i < (l < 0 ? 2 : HR_N_PACKED_LAYER_SLOTS) && st == HR_OK; i++) {
+            hr_slot s = l < 0 ? (i ? HR_SLOT_OUTPUT : HR_SLOT_TOK_EMBD) : hr_packed_layer_slots[i];
             if (s == HR_SLOT_OUTPUT && c->tied_classifier) continue;
             const char *p = (const char *)*hr_slot_ptr(&m->w, l < 0 ? 0 : l, s);
             int64_t rows, cols;

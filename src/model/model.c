@@ -502,19 +502,14 @@ static bool is_owned(const hr_model *m, const void *p) {
     return false;
 }
 
-static bool is_packed_matrix(const hr_config *c, int layer, hr_slot s) {
-    switch (s) {
-    case HR_SLOT_Q:
-    case HR_SLOT_K:
-    case HR_SLOT_V:
-    case HR_SLOT_O:
-    case HR_SLOT_GATE:
-    case HR_SLOT_UP:
-    case HR_SLOT_DOWN: return layer >= 0;
-    case HR_SLOT_OUTPUT: return true;
-    case HR_SLOT_TOK_EMBD: return c->tied_classifier; /* packed as the classifier */
-    default: return false;
-    }
+const hr_slot hr_packed_layer_slots[HR_N_PACKED_LAYER_SLOTS] = {HR_SLOT_Q,    HR_SLOT_K,  HR_SLOT_V,   HR_SLOT_O,
+                                                                HR_SLOT_GATE, HR_SLOT_UP, HR_SLOT_DOWN};
+
+bool hr_slot_packed(const hr_config *c, int layer, hr_slot s) {
+    if (layer < 0) return s == HR_SLOT_OUTPUT || (s == HR_SLOT_TOK_EMBD && c->tied_classifier); /* the classifier */
+    for (int i = 0; i < HR_N_PACKED_LAYER_SLOTS; i++)
+        if (hr_packed_layer_slots[i] == s) return true;
+    return false;
 }
 
 /* The owned buffer that is exactly [p, p + bytes), or -1. */
@@ -543,7 +538,7 @@ hr_status hr_model_own_panels(hr_model *m) {
     if (m->f32_ready) return HR_OK; /* someone asked for the f32 rows: they stay */
     for (int l = -1; l < c->n_layers; l++)
         for (int s = 0; s < HR_N_SLOTS; s++) {
-            if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || !is_packed_matrix(c, l, (hr_slot)s)) continue;
+            if ((l < 0) != (s >= HR_N_LAYER_SLOTS) || !hr_slot_packed(c, l, (hr_slot)s)) continue;
             if (s == HR_SLOT_OUTPUT && c->tied_classifier) continue; /* the embedding is the classifier */
             const float **pp = hr_slot_ptr(&m->w, l < 0 ? 0 : l, (hr_slot)s);
             hr_mat_src *src = src_at(m, l, (hr_slot)s);
@@ -611,7 +606,7 @@ int64_t hr_model_weight_bytes(const hr_model *m) {
             hr_slot_shape(c, l, (hr_slot)s, &rows, &cols);
             const hr_mat_src *src = hr_model_src(m, l, (hr_slot)s);
             const float *p = *hr_slot_ptr((hr_weights *)&m->w, l < 0 ? 0 : l, (hr_slot)s);
-            bool released = packed && is_packed_matrix(c, l, (hr_slot)s);
+            bool released = packed && hr_slot_packed(c, l, (hr_slot)s);
             if ((p && is_owned(m, p)) || (src && src->owned)) continue; /* in owned_bytes */
             if (src && !released) total += src->row_bytes * (size_t)rows;
             else if (!src && p && !released) total += (size_t)rows * (size_t)cols * sizeof(float); /* mapped f32 */

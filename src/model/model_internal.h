@@ -170,6 +170,16 @@ bool hr_slot_expected(const hr_config *c, int layer, hr_slot s);
 /* Where the slot's pointer lives (layer slots of `layer`, model slots);
  * NULL for the stacked QKV pseudo-slots. */
 const float **hr_slot_ptr(hr_weights *w, int layer, hr_slot s);
+/* The matrices the forward multiplies by as panels: each layer's Q K V O
+ * gate up down, in the order engine/pack.c lays them out, then the
+ * classifier (the embedding when tied). The one list for the packer, the
+ * model's own panels (hr_model_own_panels, hr_model_weight_bytes) and the
+ * loaders (io/load.c). */
+enum { HR_N_PACKED_LAYER_SLOTS = 7 };
+extern const hr_slot hr_packed_layer_slots[HR_N_PACKED_LAYER_SLOTS];
+/* Is (layer, s) one of them (layer -1: the model slots)? Whether this
+ * model has the weight is hr_slot_expected's question. */
+bool hr_slot_packed(const hr_config *c, int layer, hr_slot s);
 
 /* One present weight tensor, GGUF-named, f32 row-major (rows, cols);
  * data is NULL for a matrix kept typed until hr_model_need_f32 ran. */
