@@ -9,7 +9,9 @@
 # for byte (the typed cut copies bf16 elements, Q8_0 rows and whole blocks;
 # tests/test_prune_typed.c covers re-quantized columns). The same typed
 # files written as HF folders (row by row from the typed sources) equal,
-# byte for byte, their f32 copies written in the same dtype.
+# byte for byte, their f32 copies written in the same dtype; the bf16
+# folders, read back (GPT-2's Conv1D transposed in bf16) and written again
+# or pruned, give the same bytes again.
 set -u
 
 . "$(dirname "$0")/cli_prelude.sh"
@@ -38,6 +40,22 @@ for arch in gpt2 qwen2; do
     cmp -s "$T/hx/model.safetensors" "$T/hf32/model.safetensors" &&
       ok "$arch $dt: HF folders from typed rows and from f32 equal ($(wc -c <"$T/hx/model.safetensors") bytes)" ||
       fail "$arch $dt: the HF writer's typed rows differ from the f32 path's"
+    [ "$dt" = bf16 ] || continue
+    # that bf16 folder read back (GPT-2: Conv1D matrices transposed in bf16,
+    # the fused QKV split into three, all held as bf16 panels) and written
+    # again: the same bytes; pruned: the same GGUF as the prune of its
+    # conversion to a bf16 GGUF (read in place from the file)
+    rm -rf "$T/hx2"
+    expect_ok "$arch bf16 HF: written again" convert "$T/hx" "$T/hx2" --to hf --no-tokenizer || continue
+    cmp -s "$T/hx/model.safetensors" "$T/hx2/model.safetensors" &&
+      ok "$arch bf16 HF: read and written again, the same bytes" ||
+      fail "$arch bf16 HF: read and written again, the safetensors differ"
+    expect_ok "$arch bf16 HF: typed prune" prune "$T/hx" --by random --seed 2 --heads 50% -o "$T/phx.gguf" || continue
+    expect_ok "$arch bf16 HF: to a bf16 GGUF" convert "$T/hx" "$T/xh.gguf" --to gguf || continue
+    expect_ok "$arch bf16 HF: that GGUF pruned" prune "$T/xh.gguf" --by random --seed 2 --heads 50% \
+      -o "$T/pxh.gguf" || continue
+    cmp -s "$T/pxh.gguf" "$T/phx.gguf" && ok "$arch bf16 HF: pruned GGUF equals its bf16 GGUF's" ||
+      fail "$arch bf16 HF: the pruned GGUF differs from its bf16 GGUF's prune"
   done
 done
 echo "$failures failures"

@@ -3,7 +3,9 @@
  * architecture row's (model/arch.h): e.g. Llama's model.layers.N.self_attn.
  * q_proj.weight with Q/K rows in the rotate-half layout (permuted per head
  * to interleaved pairs), GPT-2's transformer.h.N.attn.c_attn.weight (fused
- * QKV, Conv1D stored (in, out), transposed). The prefix ("model.",
+ * QKV, Conv1D stored (in, out), transposed in its dtype: f32 rows, or
+ * bf16 / f16 rows as a typed source the model owns; the fused QKV split
+ * into three matrices). The prefix ("model.",
  * "transformer.") may be absent; lm_head.weight is absent when tied.
  *
  * Per-channel int8 (compressed-tensors "int-quantized" checkpoints, checked
@@ -280,6 +282,20 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         *out = in_place ? t->data : NULL;
         return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);
     }
+    if (rq->slot >= 0 && (wt == HR_WT_BF16 || wt == HR_WT_F16) && rq->rows > 1 && rq->tf == TRANSPOSE) {
+        /* a Conv1D matrix in bf16 / f16, stored (in, out): transposed in its
+         * dtype into a buffer of the model's (a typed source it owns, packed
+         * into panels of that dtype at the end of the load), not to f32 */
+        size_t in = (size_t)rq->rows, out_rows = (size_t)rq->cols;             /* headroom's rows: the outputs */
+        unsigned char *dst = hr_model_alloc_owned_bytes(m, in * out_rows * 2); // (out_rows, in) 16-bit
+        if (!dst) return hr_err(HR_ERR_NOMEM, "out of memory transposing '%s'", name);
+        const unsigned char *sp = t->data; /* (in, out_rows) 16-bit, as stored */
+        for (size_t r = 0; r < in; r++)
+            for (size_t c = 0; c < out_rows; c++) memcpy(dst + (c * in + r) * 2, sp + (r * out_rows + c) * 2, 2);
+        hr_st_release(shard, t);
+        hr_mat_src src = {dst, in * 2, (hr_wtype)wt, 0, NULL, true, NULL, false};
+        return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);
+    }
     /* vectors (norms, biases) are copied: see gguf_load.c's load_tensor_p */
     if (t->dtype == HR_ST_F32 && rq->tf == AS_IS && (uintptr_t)t->data % sizeof(float) == 0 && rq->rows > 1) {
         *out = t->data;
@@ -306,23 +322,21 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
     return st;
 }
 
-/* A fused QKV converted into one owned buffer p of (q + 2 kv) rows of row
- * floats (GPT-2's transposed Conv1D) as three owned matrices: views into
- * one buffer would stay rows plus panels once a context exists, three
- * buffers are each packed once and their rows freed (hr_model_own_panels).
- * Costs one more copy of this one matrix while it runs. */
-static hr_status split_qkv(hr_model *m, const float *p, size_t q, size_t kv, size_t row, const float **wq,
-                           const float **wk, const float **wv, const char *name) {
+/* A fused QKV the loader transposed into one owned buffer p of q + 2 kv
+ * rows of row_bytes (GPT-2's Conv1D, f32 or its bf16 / f16) as three owned
+ * buffers out (Q, K, V rows); p is freed. Views into one buffer would stay
+ * rows plus panels once a context exists; three buffers are each packed
+ * once and their rows freed (hr_model_own_panels). Costs one more copy of
+ * this one matrix while it runs. */
+static hr_status split_qkv(hr_model *m, const void *p, size_t q, size_t kv, size_t row_bytes, void *out[3],
+                           const char *name) {
     const size_t n[3] = {q, kv, kv};
-    const float **dst[3] = {wq, wk, wv};
-    float *b[3];
-    for (int i = 0, at = 0; i < 3; at += (int)n[i], i++) {
-        b[i] = hr_model_alloc_owned(m, n[i] * row); // (n[i], row)
-        if (!b[i]) return hr_err(HR_ERR_NOMEM, "out of memory splitting '%s'", name);
-        memcpy(b[i], p + (size_t)at * row, n[i] * row * sizeof(float));
+    for (size_t i = 0, at = 0; i < 3; at += n[i], i++) {
+        out[i] = hr_model_alloc_owned_bytes(m, n[i] * row_bytes); // (n[i], row_bytes)
+        if (!out[i]) return hr_err(HR_ERR_NOMEM, "out of memory splitting '%s'", name);
+        memcpy(out[i], (const unsigned char *)p + at * row_bytes, n[i] * row_bytes);
     }
     hr_model_free_owned(m, p);
-    for (int i = 0; i < 3; i++) *dst[i] = b[i];
     return HR_OK;
 }
 
@@ -357,7 +371,18 @@ static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
         size_t row = t->slot == HR_SLOT_QKV ? (size_t)c->dim : 1;
         size_t q = (size_t)c->n_head[li] * c->head_dim, kv = (size_t)c->n_head_kv[li] * c->head_dim;
         const hr_mat_src *fs = t->slot == HR_SLOT_QKV ? hr_model_src(m, li, HR_SLOT_QKV) : NULL;
-        if (fs) { /* kept typed: Q, K and V are row ranges of it */
+        if (fs && fs->owned) { /* transposed in its dtype: three typed buffers of the model's */
+            void *b[3];
+            hr_mat_src qkv = *fs;
+            st = split_qkv(m, qkv.data, q, kv, qkv.row_bytes, b, name);
+            static const hr_slot part[3] = {HR_SLOT_Q, HR_SLOT_K, HR_SLOT_V};
+            for (int i = 0; i < 3 && st == HR_OK; i++) {
+                hr_mat_src s = {b[i], qkv.row_bytes, qkv.type, 0, NULL, true, NULL, false};
+                st = hr_model_set_src(m, li, part[i], s);
+            }
+            return st == HR_OK ? hr_model_set_src(m, li, HR_SLOT_QKV, (hr_mat_src){0}) : st;
+        }
+        if (fs) { /* kept typed in the mapped shard: Q, K and V are row ranges of it */
             hr_mat_src sq = *fs, sk = *fs, sv = *fs;
             sk.data = (const char *)fs->data + q * fs->row_bytes;
             sv.data = (const char *)fs->data + (q + kv) * fs->row_bytes;
@@ -369,7 +394,12 @@ static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
         }
         const float **dst = t->slot == HR_SLOT_QKV ? &w->wq : &w->bq;
         const float **dk = t->slot == HR_SLOT_QKV ? &w->wk : &w->bk, **dv = t->slot == HR_SLOT_QKV ? &w->wv : &w->bv;
-        if (t->slot == HR_SLOT_QKV && rq.tf == TRANSPOSE) return split_qkv(m, p, q, kv, row, dst, dk, dv, name);
+        if (t->slot == HR_SLOT_QKV && rq.tf == TRANSPOSE) { /* converted to f32 by the loader */
+            void *b[3];
+            st = split_qkv(m, p, q, kv, row * sizeof(float), b, name);
+            if (st == HR_OK) *dst = b[0], *dk = b[1], *dv = b[2];
+            return st;
+        }
         *dst = p, *dk = p + q * row, *dv = p + (q + kv) * row;
         return HR_OK;
     }

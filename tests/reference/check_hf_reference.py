@@ -2,6 +2,10 @@
 """headroom vs the independent PyTorch references on random-weight HF
 folders (GPT-2, Qwen2, Llama with GQA + llama3 RoPE scaling), each read
 directly and after conversion HF -> GGUF -> HF with `headroom convert`.
+The folder's logits must also equal those of its f32 GGUF (the weights
+dequantized by the converter) bit for bit: bf16 / f16 / int8 matrices are
+computed in their dtype (GPT-2's Conv1D ones transposed in it), each
+weight converted exactly on the fly.
 
 Also `headroom gqa` of Qwen2 folders (K / V / their biases) in f32 and
 bf16: the reference merges the weights itself as the GQA paper defines
@@ -36,6 +40,7 @@ CASES = [
     # name, arch, generator flags, reference
     ("gpt2-f32-noprefix", "gpt2", ["--no-prefix", "--dtype", "f32"], gpt2_ref),
     ("gpt2-f16-prefix", "gpt2", ["--dtype", "f16", "--seed", "7"], gpt2_ref),
+    ("gpt2-bf16-prefix", "gpt2", ["--dtype", "bf16", "--seed", "19"], gpt2_ref),
     ("qwen2-bf16-sharded", "qwen2", ["--dtype", "bf16", "--shards", "2", "--seed", "3"], qwen2_ref),
     ("llama-gqa-llama3rope", "llama", ["--dtype", "f32", "--seed", "5"], qwen2_ref),
     # compressed-tensors per-channel int8 (llama: down_proj rows of 80 are read as f32)
@@ -130,14 +135,19 @@ def main():
             back = os.path.join(tmp, name + "-back")
             run([cli, "convert", folder, gguf, "--to", "gguf", "--no-tokenizer", "--dtype", "f32"])
             run([cli, "convert", gguf, back, "--to", "hf", "--no-tokenizer", "--dtype", "f32"])
+            got_by = {}
             for label, model, mode in [("HF", folder, "prefill"), ("HF decode", folder, "decode"),
                                        ("GGUF", gguf, "prefill"), ("GGUF -> HF", back, "prefill")]:
-                got = c_logits(tools, model, tokens, os.path.join(tmp, name + ".c"), mode)
+                got = got_by[label] = c_logits(tools, model, tokens, os.path.join(tmp, name + ".c"), mode)
                 d = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
                 ok = d <= TOL
                 failures += not ok
                 print("%-4s %-22s %-10s max |diff| %.3g (logit range %.2f)" % ("ok" if ok else "FAIL", name, label, d,
                       float(np.max(np.abs(want)))))
+            same = got_by["HF"].tobytes() == got_by["GGUF"].tobytes()
+            failures += not same
+            print("%-4s %-22s HF = its f32 GGUF bit for bit: %d of %d logits differ" % (
+                "ok" if same else "FAIL", name, int(np.sum(got_by["HF"] != got_by["GGUF"])), got_by["HF"].size))
         failures += check_gqa(cli, tools, tmp)
     return 1 if failures else 0
 
