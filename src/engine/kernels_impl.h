@@ -14,6 +14,8 @@
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/kernels.h"
@@ -549,12 +551,15 @@ static inline v16 w_load(int dt, const unsigned char *blk, int kk, v16 scale) {
 
 /* A decode reads each panel once, 4 panels side by side: their lines
  * W_AHEAD bytes on are asked for while this line's products run (measured:
- * TinyLlama-shape Q8_0 decode 38.7 -> 53 tokens/s on 2 threads, RESULTS).
- * A prefetch never faults, so reading ahead past a buffer's end is safe. */
+ * TinyLlama-shape Q8_0 decode 38.7 -> 53 tokens/s on 2 threads, RESULTS;
+ * the last panels of a range, fewer than four, are read without it). A
+ * prefetch never faults, so asking past a buffer's end is safe; the
+ * addresses are made as integers (no pointer past an object). */
 enum { W_AHEAD = 2048 };
 static inline void w_ahead4(const unsigned char *b, size_t ps) {
-    __builtin_prefetch(b + W_AHEAD), __builtin_prefetch(b + ps + W_AHEAD);
-    __builtin_prefetch(b + 2 * ps + W_AHEAD), __builtin_prefetch(b + 3 * ps + W_AHEAD);
+    uintptr_t a = (uintptr_t)b + W_AHEAD;
+    __builtin_prefetch((const void *)a), __builtin_prefetch((const void *)(a + ps));
+    __builtin_prefetch((const void *)(a + 2 * ps)), __builtin_prefetch((const void *)(a + 3 * ps));
 }
 
 /* y[panels p0..p1) = W x for one token; four panels at once hide the FMA
@@ -743,23 +748,29 @@ static inline __attribute__((always_inline)) void w_unpack(int dt, float *w, con
  * panels of a tile in L1 while up to 128 tokens of x stay in L2. A typed
  * panel's K-block is unpacked to f32 once for the block's tokens when they
  * fill more than two tiles (the conversion then costs once per 128 tokens,
- * not once per tile; the floats, so the results, are the same). */
+ * not once per tile; the floats, so the results, are the same). The
+ * unpacked blocks live on the heap, not the caller's stack (32 KiB); when
+ * that allocation fails the tiles convert in registers as before. */
 static inline __attribute__((always_inline)) void gemm_t(int dt, float *y, const float *x, const unsigned char *wp,
                                                          int n, int d_in, int d_out, int p0, int p1) {
     const size_t ps = w_panel_bytes(dt, d_in);
-    _Alignas(64) float wf[GEMM_NP][GEMM_KC * 16]; /* (GEMM_NP, GEMM_KC, 16) unpacked K-blocks */
+    float *wf = dt != HR_WT_F32 && n > 2 * GEMM_MR
+                    ? aligned_alloc(64, sizeof(float) * GEMM_NP * GEMM_KC * 16) /* (GEMM_NP, GEMM_KC, 16) */
+                    : NULL;
     for (int k0 = 0; k0 < d_in; k0 += GEMM_KC) {
         int k1 = k0 + GEMM_KC < d_in ? k0 + GEMM_KC : d_in, first = k0 == 0;
         for (int t0 = 0; t0 < n; t0 += GEMM_MC) {
             int t1 = t0 + GEMM_MC < n ? t0 + GEMM_MC : n;
-            bool unpack = dt != HR_WT_F32 && t1 - t0 > 2 * GEMM_MR;
+            bool unpack = wf && t1 - t0 > 2 * GEMM_MR;
             for (int p = p0; p < p1; p += GEMM_NP) {
                 int np = p1 - p < GEMM_NP ? p1 - p : GEMM_NP;
                 const unsigned char *w0 = wp + (size_t)p * ps, *w1 = w0 + ps;
                 bool cols_ok = (p + np) * 16 <= d_out;
                 if (unpack) {
-                    for (int j = 0; j < np; j++) w_unpack(dt, wf[j], w0 + (size_t)j * ps, k0, k1);
-                    const unsigned char *u0 = (const unsigned char *)wf[0], *u1 = (const unsigned char *)wf[np - 1];
+                    for (int j = 0; j < np; j++)
+                        w_unpack(dt, wf + (size_t)j * GEMM_KC * 16, w0 + (size_t)j * ps, k0, k1);
+                    const unsigned char *u0 = (const unsigned char *)wf,
+                                        *u1 = (const unsigned char *)(wf + (size_t)(np - 1) * GEMM_KC * 16);
                     for (int t = t0; t < t1; t += GEMM_MR) {
                         int mr = t1 - t < GEMM_MR ? t1 - t : GEMM_MR;
                         if (mr == GEMM_MR && cols_ok)
@@ -779,6 +790,7 @@ static inline __attribute__((always_inline)) void gemm_t(int dt, float *y, const
             }
         }
     }
+    free(wf);
 }
 
 static void gemm_panels(float *y, const float *x, const void *wp, int wt, int n, int d_in, int d_out, int p0, int p1) {

@@ -11,7 +11,7 @@
 #include "engine/pack.h"
 #include "model/config.h"
 
-enum { MAX_MATS = 7 * HR_MAX_LAYERS + 1, PANELS_PER_TASK = 64 };
+enum { MAX_MATS = HR_N_PACKED_LAYER_SLOTS * HR_MAX_LAYERS + 1, PANELS_PER_TASK = 64 };
 
 typedef struct {
     hr_mat_src src;     /* row-major source in its file encoding */

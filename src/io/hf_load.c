@@ -343,7 +343,9 @@ static hr_status split_qkv(hr_model *m, const void *p, size_t q, size_t kv, size
 /* One of the row's tensors into its slot (layer -1: a model tensor):
  * stored shape from the slot's (Conv1D: transposed), Q/K rows permuted
  * from rotate-half, stacked Q/K/V split: into three owned matrices when
- * converted (split_qkv), into views of the file's rows when kept typed. */
+ * the loader made the buffer (GPT-2's transposed Conv1D, in f32 or its own
+ * dtype: split_qkv), into views of the mapped rows otherwise (a fused QKV
+ * stored as is, (q + 2 kv, dim): no registered architecture has one). */
 static hr_status load_slot(loader *ld, const hr_hf_tensor *t, int layer) {
     hr_model *m = ld->m;
     const hr_config *c = &m->cfg;

@@ -56,8 +56,9 @@ typedef struct {
  * of perm_heads heads) h * head_dim + hr_qk_rotate_half_src(r % head_dim)
  * for h = r / head_dim. data NULL: no typed source (the f32 pointer is the
  * weight: an owned conversion or an f32 surgery result). owned: data is a
- * buffer the model owns (a typed surgery result, study/prune/build.c), not
- * pages of a mapped file — nobody may release its pages. HR_WT_I8 rows
+ * buffer the model owns (a typed surgery result, study/prune/build.c; an
+ * HF GPT-2's bf16 / f16 Conv1D matrix transposed at load), not pages of a
+ * mapped file — nobody may release its pages. HR_WT_I8 rows
  * are d_in int8 with scale[stored row] beside them. panels: data is not
  * rows but the matrix packed in its dtype (formats/panels.h: the layout
  * the forward multiplies by, used in place by engine/pack.c), owned by
