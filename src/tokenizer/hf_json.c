@@ -174,13 +174,12 @@ static hr_status unsupported(const char *what, const cJSON *o) {
     return hr_err(HR_ERR_UNSUPPORTED, "tokenizer.json %s '%s' is not supported", what, t ? t : "(no type)");
 }
 
-/* Is s whole UTF-8 characters? A normalizer's text goes into the text
- * the encoder splits by characters: it must be as valid as the input. */
-static bool valid_utf8(const char *s) {
-    const char *why;
-    for (size_t i = 0, n = strlen(s), l; i < n; i += l)
-        if (!(l = tok_utf8_seq((const uint8_t *)s + i, n - i, &why))) return false;
-    return true;
+/* A normalizer's text goes into the text the encoder splits by
+ * characters: it must be as valid UTF-8 as the input (tok_validate_utf8). */
+static hr_status check_utf8(const char *what, const char *s) {
+    hr_status st = tok_validate_utf8(s, strlen(s));
+    if (st != HR_OK) hr_err_prefix("%s normalizer text", what);
+    return st;
 }
 
 static hr_status add_normalizer(const cJSON *n, hf_pipeline *pl) {
@@ -190,8 +189,7 @@ static hr_status add_normalizer(const cJSON *n, hf_pipeline *pl) {
     }
     if (type_is(n, "Prepend")) {
         if (!(pl->prefix = str_of(n, "prepend"))) return hr_err(HR_ERR_FORMAT, "Prepend normalizer without text");
-        if (!valid_utf8(pl->prefix)) return hr_err(HR_ERR_FORMAT, "Prepend normalizer text is not valid UTF-8");
-        return HR_OK;
+        return check_utf8("Prepend", pl->prefix);
     }
     if (type_is(n, "Replace")) {
         const char *from = str_of(cJSON_GetObjectItemCaseSensitive(n, "pattern"), "String"), *to = str_of(n, "content");
@@ -199,8 +197,9 @@ static hr_status add_normalizer(const cJSON *n, hf_pipeline *pl) {
             return hr_err(HR_ERR_UNSUPPORTED,
                           "tokenizer.json Replace normalizer with a regex pattern is not supported");
         if (!*from) return hr_err(HR_ERR_FORMAT, "Replace normalizer with an empty pattern");
-        if (!valid_utf8(from) || !valid_utf8(to))
-            return hr_err(HR_ERR_FORMAT, "Replace normalizer text is not valid UTF-8");
+        hr_status st = check_utf8("Replace", from);
+        if (st == HR_OK) st = check_utf8("Replace", to);
+        if (st != HR_OK) return st;
         if (pl->n_repl == TOK_MAX_REPLACE)
             return hr_err(HR_ERR_UNSUPPORTED, "more than %d Replace normalizers", TOK_MAX_REPLACE);
         pl->repl_from[pl->n_repl] = from;
