@@ -245,6 +245,14 @@ static hr_status load_i8(loader *ld, const tensor_req *rq, const hr_st_tensor *t
     return rq->tf == PERMUTE_QK ? permute_qk(m, rq, dst, name) : HR_OK;
 }
 
+/* dst (cols, rows) = src (rows, cols) transposed, elements of elem bytes
+ * (Conv1D weights are stored (in, out)). */
+static void transpose(void *dst, const void *src, size_t rows, size_t cols, size_t elem) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++)
+            memcpy((char *)dst + (c * rows + r) * elem, (const char *)src + (r * cols + c) * elem, elem);
+}
+
 /* Loads one tensor as f32 in headroom's layout: in place when it is aligned
  * f32 needing no change, else converted into an owned buffer. */
 static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
@@ -289,9 +297,7 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         size_t in = (size_t)rq->rows, out_rows = (size_t)rq->cols;             /* headroom's rows: the outputs */
         unsigned char *dst = hr_model_alloc_owned_bytes(m, in * out_rows * 2); // (out_rows, in) 16-bit
         if (!dst) return hr_err(HR_ERR_NOMEM, "out of memory transposing '%s'", name);
-        const unsigned char *sp = t->data; /* (in, out_rows) 16-bit, as stored */
-        for (size_t r = 0; r < in; r++)
-            for (size_t c = 0; c < out_rows; c++) memcpy(dst + (c * in + r) * 2, sp + (r * out_rows + c) * 2, 2);
+        transpose(dst, t->data, in, out_rows, 2);
         hr_st_release(shard, t);
         hr_mat_src src = {dst, in * 2, (hr_wtype)wt, 0, NULL, true, NULL, false};
         return hr_model_set_src(m, rq->layer, (hr_slot)rq->slot, src);
@@ -308,9 +314,7 @@ static hr_status load(loader *ld, const tensor_req *rq, const float **out) {
         float *tmp = malloc(n * sizeof(float) + 1); // (rows, cols) as stored
         if (!tmp) return hr_err(HR_ERR_NOMEM, "out of memory converting '%s'", name);
         st = hr_st_to_f32(t, tmp);
-        for (int64_t r = 0; st == HR_OK && r < rq->rows; r++)
-            for (int64_t c = 0; c < rq->cols; c++)
-                dst[(size_t)c * (size_t)rq->rows + (size_t)r] = tmp[(size_t)r * (size_t)rq->cols + (size_t)c];
+        if (st == HR_OK) transpose(dst, tmp, (size_t)rq->rows, (size_t)rq->cols, sizeof(float));
         free(tmp);
     } else {
         st = hr_st_to_f32(t, dst);
